@@ -1,0 +1,143 @@
+# darvaza - one non-recursive Makefile.  `make demo` and `make test` do all
+# the set-up on a fresh Debian 12 machine (see README.md).
+#
+#   make            build everything (build/)
+#   make deps       apt-get what is missing (idempotent)
+#   make test       deps + normal and ASan/UBSan builds + every test
+#   make demo       deps + build + demo PKI + peers + gateway in the foreground
+#   make bench      gateway vs nginx with h2load (not part of make test)
+#   make fuzz       build the libFuzzer targets and run each briefly
+#   make lint       clang-format check
+
+BUILD    ?= build
+CC       ?= cc
+SANITIZE ?=
+
+DEB_PACKAGES := build-essential pkg-config libssl-dev libnghttp2-dev libev-dev \
+	libcurl4-openssl-dev libjansson-dev libyaml-dev libargon2-dev liboath-dev \
+	libqrencode-dev libsqlite3-dev libp11-dev libcmocka-dev softhsm2 opensc \
+	oathtool nghttp2-client curl nginx jq sqlite3 clang libclang-rt-14-dev \
+	zbar-tools valgrind
+
+PKGS := openssl libnghttp2 jansson yaml-0.1 libcurl libargon2 liboath libqrencode \
+	sqlite3 libp11
+
+WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+	-Wformat=2 -Wvla -Wimplicit-fallthrough -Wno-unused-parameter \
+	-Wno-deprecated-declarations
+HARDEN := -fstack-protector-strong -fPIE
+ifeq ($(SANITIZE),)
+HARDEN += -D_FORTIFY_SOURCE=2
+OPT    := -O2 -g
+else
+OPT    := -O1 -g -fno-omit-frame-pointer -fsanitize=$(SANITIZE) -fno-sanitize-recover=all
+endif
+
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+
+CFLAGS  += -std=c17 -D_GNU_SOURCE $(OPT) $(WARN) $(HARDEN) -Ilib -Igateway $(PKG_CFLAGS)
+LDFLAGS += -pie -Wl,-z,relro,-z,now -pthread $(if $(SANITIZE),-fsanitize=$(SANITIZE))
+LDLIBS  += $(PKG_LIBS) -lev -lm
+
+LIB_SRCS  := $(sort $(wildcard lib/*.c))
+GW_MAINS  := gateway/main.c $(wildcard gateway/cli*.c)
+GW_SRCS   := $(filter-out $(GW_MAINS),$(sort $(wildcard gateway/*.c)))
+CLI_SRCS  := $(sort $(wildcard gateway/cli*.c))
+PEER_SRCS := $(sort $(wildcard peers/*.c))
+CARD_SRCS := $(sort $(wildcard pkcs11/*.c))
+UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
+FUZZ_SRCS := $(sort $(wildcard tests/fuzz/fuzz_*.c))
+
+obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
+
+LIBDZ  := $(BUILD)/libdarvaza.a
+LIBGW  := $(BUILD)/libgateway.a
+BINS   := $(BUILD)/darvazad $(BUILD)/darvaza \
+	$(if $(PEER_SRCS),$(BUILD)/darvaza-peer) $(if $(CARD_SRCS),$(BUILD)/darvaza-card)
+UNITS  := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
+REPLAYS := $(patsubst tests/fuzz/%.c,$(BUILD)/tests/replay_%,$(FUZZ_SRCS))
+
+.PHONY: all deps test test-fast unit demo bench fuzz lint clean
+.DEFAULT_GOAL := all
+
+all: $(BINS) $(UNITS) $(REPLAYS)
+
+deps:
+	@missing=""; for p in $(DEB_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	else echo "all Debian packages present"; fi
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(LIBDZ): $(call obj,$(LIB_SRCS))
+	@rm -f $@; ar rcs $@ $^
+
+$(LIBGW): $(call obj,$(GW_SRCS))
+	@rm -f $@; ar rcs $@ $^
+
+$(BUILD)/darvazad: $(call obj,gateway/main.c) $(LIBGW) $(LIBDZ)
+	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+
+$(BUILD)/darvaza: $(call obj,$(CLI_SRCS)) $(LIBGW) $(LIBDZ)
+	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+
+$(BUILD)/darvaza-peer: $(call obj,$(PEER_SRCS)) $(LIBDZ)
+	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+
+$(BUILD)/darvaza-card: $(call obj,$(CARD_SRCS)) $(LIBDZ)
+	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+
+# Unit tests may #include the .c under test for its statics; they link
+# against both libraries (the linker takes only what is used).
+$(BUILD)/tests/test_%: $(call obj,tests/unit/test_%.c) $(LIBGW) $(LIBDZ)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) $^ $(LDLIBS) -lcmocka -o $@
+
+# Each fuzz target also builds, with any compiler, as a replayer of its corpus.
+$(BUILD)/tests/replay_%: $(call obj,tests/fuzz/%.c) $(call obj,tests/fuzz/replay_main.c) $(LIBGW) $(LIBDZ)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+
+unit: $(UNITS)
+	@for t in $(UNITS); do $$t || exit 1; done
+
+# make test: the normal build (used by the demo/bench) and the sanitizer build,
+# then every test against the sanitizer build.
+test: deps
+	$(MAKE) all
+	$(MAKE) BUILD=build/asan SANITIZE=address,undefined all
+	BUILD_DIR=build/asan tests/run.sh
+
+# Quicker loop for developers: no deps check, no ASan.
+test-fast: all
+	BUILD_DIR=$(BUILD) tests/run.sh
+
+demo: deps all
+	demo/run.sh
+
+bench: deps all
+	tests/bench/run.sh
+
+FUZZ_CFLAGS = -std=c17 -D_GNU_SOURCE -O1 -g -fsanitize=fuzzer,address,undefined -Ilib -Igateway $(PKG_CFLAGS)
+fuzz: deps
+	@mkdir -p $(BUILD)/fuzz
+	@for f in $(FUZZ_SRCS); do n=$$(basename $$f .c); \
+	  clang $(FUZZ_CFLAGS) $$f $(filter-out gateway/main.c,$(LIB_SRCS) $(GW_SRCS)) $(PKG_LIBS) -lev -lm -o $(BUILD)/fuzz/$$n || exit 1; \
+	  mkdir -p $(BUILD)/fuzz/corpus-$$n; \
+	  $(BUILD)/fuzz/$$n -max_total_time=$${FUZZ_SECONDS:-30} -max_len=65536 $(BUILD)/fuzz/corpus-$$n tests/fuzz/corpus/$${n#fuzz_} || exit 1; \
+	done
+
+lint:
+	clang-format --dry-run --Werror lib/*.[ch] gateway/*.[ch] peers/*.[ch] pkcs11/*.[ch] tests/unit/*.c tests/fuzz/*.c
+
+clean:
+	rm -rf build
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

@@ -1,0 +1,13 @@
+/*
+ * cli.h - subcommands of the `darvaza` operator tool.  Each takes the
+ * arguments after its name (argv[0] is the subcommand) and returns the
+ * process exit code: 0 success/valid, 1 invalid/failed check, 2 usage error.
+ */
+#ifndef DZ_CLI_H
+#define DZ_CLI_H
+
+int dz_cli_verify_assertion(int argc, char **argv); /* cli_assertion.c */
+int dz_cli_jwks(int argc, char **argv);             /* cli_assertion.c */
+int dz_cli_audit(int argc, char **argv);            /* cli_audit.c */
+
+#endif

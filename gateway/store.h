@@ -1,0 +1,81 @@
+/*
+ * store.h - the one interface for ephemeral state: sessions, nonces, QR and
+ * mobile sessions, failure counters, used OTP steps.
+ *
+ * Keys live in a namespace (a short constant string such as "sess") and are
+ * opaque bytes; values are opaque bytes with a time to live.  The in-process
+ * backend (store_mem.c) shards by key hash with one mutex per shard; a Redis
+ * backend can implement the same ops when instances multiply.  Callers store
+ * hashes of secrets, never secrets (a dump of the store yields nothing usable).
+ *
+ * All functions are thread-safe and never block for long (no I/O in the
+ * in-process backend), so they may be called from a loop thread.
+ */
+#ifndef DZ_STORE_H
+#define DZ_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct dz_buf;
+struct dz_store;
+
+enum dz_store_flags {
+    DZ_STORE_NX = 1 /* put only if absent: DZ_ERR_EXISTS otherwise */
+};
+
+struct dz_store_ops {
+    int (*put)(void *impl, const char *ns, const void *key, size_t key_len, const void *val,
+               size_t val_len, uint64_t ttl_ms, int flags);
+    int (*get)(void *impl, const char *ns, const void *key, size_t key_len, struct dz_buf *out);
+    int (*take)(void *impl, const char *ns, const void *key, size_t key_len, struct dz_buf *out);
+    int (*del)(void *impl, const char *ns, const void *key, size_t key_len);
+    int (*incr)(void *impl, const char *ns, const void *key, size_t key_len, uint64_t ttl_ms,
+                int64_t *out_value);
+    int (*ttl)(void *impl, const char *ns, const void *key, size_t key_len, uint64_t *out_ms);
+    int (*touch)(void *impl, const char *ns, const void *key, size_t key_len, uint64_t ttl_ms);
+    size_t (*count)(void *impl, const char *ns);
+    void (*free)(void *impl);
+};
+
+/* In-process backend. shards >= 1 (rounded up to a power of two). */
+int dz_store_mem_new(unsigned shards, struct dz_store **out);
+
+/* Store val under (ns,key) for ttl_ms (> 0).  0, DZ_ERR_EXISTS (with NX),
+ * DZ_ERR_NOMEM, DZ_ERR_TOOBIG (key or value over 64 KiB). */
+int dz_store_put(struct dz_store *s, const char *ns, const void *key, size_t key_len,
+                 const void *val, size_t val_len, uint64_t ttl_ms, int flags);
+
+/* Copy the live value into out (appended).  0 or DZ_ERR_NOTFOUND (absent or
+ * expired), DZ_ERR_NOMEM/TOOBIG from the buffer. */
+int dz_store_get(struct dz_store *s, const char *ns, const void *key, size_t key_len,
+                 struct dz_buf *out);
+
+/* Like get, and delete in the same step: exactly one caller can take a value
+ * (single-use nonces, one-time completions). */
+int dz_store_take(struct dz_store *s, const char *ns, const void *key, size_t key_len,
+                  struct dz_buf *out);
+
+/* Delete; 0 or DZ_ERR_NOTFOUND. */
+int dz_store_del(struct dz_store *s, const char *ns, const void *key, size_t key_len);
+
+/* Add one to a counter (created at 1 with ttl_ms if absent or expired; an
+ * existing counter keeps its expiry).  *out_value is the new value. */
+int dz_store_incr(struct dz_store *s, const char *ns, const void *key, size_t key_len,
+                  uint64_t ttl_ms, int64_t *out_value);
+
+/* Milliseconds left for a live key; DZ_ERR_NOTFOUND otherwise. */
+int dz_store_ttl(struct dz_store *s, const char *ns, const void *key, size_t key_len,
+                 uint64_t *out_ms);
+
+/* Set a new time to live on a live key; DZ_ERR_NOTFOUND otherwise. */
+int dz_store_touch(struct dz_store *s, const char *ns, const void *key, size_t key_len,
+                   uint64_t ttl_ms);
+
+/* Live keys in a namespace (for the sessions gauge). */
+size_t dz_store_count(struct dz_store *s, const char *ns);
+
+/* NULL is a no-op. */
+void dz_store_free(struct dz_store *s);
+
+#endif

@@ -1,0 +1,30 @@
+/*
+ * pool.h - a small bounded thread pool for work that blocks (argon2id,
+ * SQLite, PKCS#11 calls), so that no event loop ever waits.
+ *
+ * work(arg) runs on a pool thread; then done(arg) runs on the worker loop
+ * that submitted it (through dz_worker_post).  The queue is bounded: a full
+ * queue is DZ_ERR_UNAVAILABLE at once (the caller answers 503), never a wait.
+ */
+#ifndef DZ_POOL_H
+#define DZ_POOL_H
+
+#include <stddef.h>
+
+struct dz_pool;
+struct dz_worker;
+
+/* nthreads >= 1, queue_max >= 1.  Main thread. */
+int dz_pool_new(unsigned nthreads, size_t queue_max, struct dz_pool **out);
+
+/* Queue work. w may be NULL: done then runs on the pool thread right after
+ * work (for callers without a loop, e.g. tests).  Any thread.
+ * Returns 0, DZ_ERR_UNAVAILABLE (queue full or stopping), DZ_ERR_NOMEM; on
+ * error nothing was queued and the caller keeps arg. */
+int dz_pool_submit(struct dz_pool *p, struct dz_worker *w, void (*work)(void *arg),
+                   void (*done)(void *arg), void *arg);
+
+/* Finish queued work, join the threads, free. NULL is a no-op. */
+void dz_pool_free(struct dz_pool *p);
+
+#endif
