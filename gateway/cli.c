@@ -1,8 +1,45 @@
-/* cli.c - the darvaza operator command (placeholder until subcommands land). */
-#include <stdio.h>
+/*
+ * cli.c - `darvaza`, the operator tool: dispatches to one subcommand per file
+ * (cli_*.c).  Each subcommand prints its own usage and returns 0/1/2.
+ */
+#include "cli.h"
 
-int main(void)
+#include <stdio.h>
+#include <string.h>
+
+#include "compat.h"
+
+struct subcommand {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *summary;
+};
+
+static const struct subcommand subcommands[] = {
+    /* Subcommand files add their line here. */
+    {NULL, NULL, NULL},
+};
+
+static int usage(FILE *to)
 {
-    fputs("darvaza: not built yet\n", stderr);
-    return 1;
+    fputs("usage: darvaza COMMAND [ARGS]\n\ncommands:\n", to);
+    for (const struct subcommand *s = subcommands; s->name; s++)
+        fprintf(to, "  %-18s %s\n", s->name, s->summary);
+    return 2;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2)
+        return usage(stderr);
+    if (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
+        usage(stdout);
+        return 0;
+    }
+    for (const struct subcommand *s = subcommands; s->name; s++) {
+        if (strcmp(argv[1], s->name) == 0)
+            return s->run(argc - 1, argv + 1);
+    }
+    fprintf(stderr, "darvaza: unknown command '%s'\n", argv[1]);
+    return usage(stderr);
 }
