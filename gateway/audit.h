@@ -1,0 +1,192 @@
+/*
+ * audit.h - the hash-chained, group-committed audit log and its verifier.
+ *
+ * One JSON object per line.  Each line carries "seq" (1, 2, 3, ... = its line
+ * number), "time" (RFC 3339 UTC, milliseconds) and "prev" (lower-case hex
+ * SHA-256 of the previous line's bytes without its newline; 64 zeros on the
+ * first line), so changing or deleting any line breaks the chain at the line
+ * after it.  Lines are serialised compact with sorted keys and ASCII only,
+ * so a line's bytes are a function of its content.
+ *
+ * The writer owns one dedicated thread.  Callers queue records; the thread
+ * writes a batch of lines with one write(2), makes them durable with one
+ * fdatasync(2) (group commit) and only then reports each record's result, on
+ * the caller's worker loop, so the gateway answers after its line is on disk.
+ * Periodically (and at close) it appends a signed chain head:
+ *   {"type":"head","seq":S,"time":..,"prev":P,"head":P,"kid":K,"sig":B64URL}
+ * where "head" equals "prev" (the hash of line S-1) and "sig" is a raw ES256
+ * signature (r||s, base64url) over the ASCII string
+ *   "darvaza-audit-head|<S>|<head hex>".
+ * The writer knows nothing of keys: signing goes through a callback.
+ *
+ * Record fields (the caller's job; NEVER a password, PIN, OTP, token or key):
+ *   "type"  login | logout | session | forward | register (required; "head"
+ *           is reserved for the writer)
+ *   "rid"   request id            "fin"   the person's FIN
+ *   "means" login means           "service", "route" (policy rule id)
+ *   "tgt"   target FIN (cross-person lookups)   "pur" purpose
+ *   "decision" allow | deny       "status" HTTP status
+ *   "bdy"   base64url SHA-256 of the request body
+ *   "prf"   base64url SHA-256 of the login evidence
+ * "seq", "time" and "prev" are set by the writer and rejected from callers.
+ *
+ * See docs/internals/audit.md for the guarantees and their limits.
+ */
+#ifndef DZ_AUDIT_H
+#define DZ_AUDIT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+#include <openssl/evp.h>
+
+struct dz_audit;
+struct dz_worker;
+
+/* Defaults used by dz_audit_open. */
+#define DZ_AUDIT_QUEUE_MAX 8192    /* records waiting for the writer */
+#define DZ_AUDIT_BATCH_MAX 256     /* lines per write(2) + fdatasync(2) */
+#define DZ_AUDIT_LINE_MAX 65536    /* bytes per line, newline excluded */
+
+/* The ASCII string a head signature covers, at most this long with its NUL. */
+#define DZ_AUDIT_HEAD_MSG_MAX 128
+
+/*
+ * Open (or create, mode 0600) the audit log at path and start the writer
+ * thread.  An existing file is continued: its last line is read and checked
+ * (complete, a JSON object with a positive "seq" and a 64-hex "prev"), and
+ * the new lines chain from it.  The file is locked (flock) against a second
+ * writer.  A damaged tail is refused with a log line naming FILE:LINE and
+ * the reason; nothing is written then.
+ * Returns 0; DZ_ERR_IO (open/lock/read failed, or not a regular file; the
+ * log says which), DZ_ERR_PARSE (damaged tail), DZ_ERR_STATE (locked by
+ * another writer), DZ_ERR_NOMEM.  Main thread.
+ */
+int dz_audit_open(const char *path, struct dz_audit **out);
+
+/*
+ * Bounds: queue_max records may wait (>= 1), a batch holds at most
+ * batch_max lines (>= 1).  Any thread; takes effect for the next append /
+ * batch.  Returns 0 or DZ_ERR_INVAL.
+ */
+int dz_audit_set_limits(struct dz_audit *a, size_t queue_max, size_t batch_max);
+
+/*
+ * Sign the chain head every interval_ms (0: only at close) and at close,
+ * whenever lines were added since the last head.  sign(arg, data, len, sig)
+ * must write a raw ES256 signature (r||s) and return 0, or a negative
+ * dz_err; it runs on the writer thread only (it may block, e.g. PKCS#11).
+ * A failing signer is logged and retried at the next interval; it never
+ * stops records.  kid (copied, at most 127 bytes) names the key.  sign NULL
+ * turns signing off.  Any thread.  Returns 0 or DZ_ERR_INVAL.
+ */
+int dz_audit_set_head_signer(struct dz_audit *a,
+                             int (*sign)(void *arg, const void *data, size_t len,
+                                         unsigned char sig[64]),
+                             void *arg, const char *kid, uint32_t interval_ms);
+
+/*
+ * Queue one record (consumed in every case).  It must be a JSON object with
+ * a string "type" other than "head" and no "seq", "time" or "prev".
+ * On 0, done(arg, result) is called exactly once after the batch holding the
+ * line is durable (result 0) or failed (DZ_ERR_IO: the write or fdatasync
+ * failed, the line is not in the log; DZ_ERR_TOOBIG: line over
+ * DZ_AUDIT_LINE_MAX; DZ_ERR_INVAL: the record cannot be serialised).  done
+ * runs on w's loop thread via dz_worker_post, or on the writer thread when
+ * w is NULL.  If w refuses the post (it is stopping) done is NOT called and
+ * an error is logged; close the audit log after draining the workers.
+ * On error done is never called: DZ_ERR_UNAVAILABLE (queue full, at once,
+ * never a wait), DZ_ERR_INVAL (bad record), DZ_ERR_STATE (closing, or the
+ * log failed earlier and is read-only now: fail closed), DZ_ERR_NOMEM.
+ * Any thread; never blocks on I/O.
+ */
+int dz_audit_append(struct dz_audit *a, json_t *record, struct dz_worker *w,
+                    void (*done)(void *arg, int result), void *arg);
+
+/* Records queued and not yet written (approximate); usable as a gauge
+ * callback (arg is the struct dz_audit).  Any thread. */
+uint64_t dz_audit_gauge_queued(void *audit);
+
+/*
+ * Write what is queued, sign a final head (if a signer is set and lines were
+ * added since the last head), stop the writer thread, close the file, free.
+ * Blocks: main thread, after the workers are drained.  NULL is a no-op.
+ */
+void dz_audit_close(struct dz_audit *a);
+
+/* ------------------------------------------------------------------------
+ * Verification (audit_verify.c): pure over the bytes of a log; no writer.
+ */
+
+/* Key lookup for head signatures: return the borrowed public key for kid
+ * (an EC P-256 key), or NULL if unknown. */
+struct dz_audit_keys {
+    EVP_PKEY *(*find)(void *arg, const char *kid);
+    void *arg;
+};
+
+struct dz_audit_report {
+    uint64_t lines;           /* complete lines read (up to the first bad one) */
+    uint64_t first_bad_line;  /* 1-based; 0 when every line is good */
+    const char *reason;       /* static: NULL when good, else one of
+                               * "malformed_json" (not an audit line: bad JSON,
+                               *   missing/ill-typed seq, time, prev, or an
+                               *   incomplete last line or an overlong line),
+                               * "chain_broken" (prev is not the hash of the line
+                               *   before: that line was changed, or lines were
+                               *   deleted or inserted here),
+                               * "seq_gap" (prev matches but seq is not the
+                               *   previous seq + 1),
+                               * "head_mismatch" (a head line whose "head" is not
+                               *   the hash of the line before it),
+                               * "unknown_kid" (keys given, head kid not found),
+                               * "bad_head_signature" (signature does not verify) */
+    char detail[256];         /* human wording of the failure, "" when good */
+    uint64_t heads_seen;      /* head lines that passed the chain checks */
+    uint64_t heads_verified;  /* of which signatures verified (keys given) */
+    uint64_t last_seq;        /* seq of the last good line (0: empty log) */
+    uint64_t last_head_seq;   /* seq of the last head line seen (0: none) */
+    uint64_t unsigned_tail;   /* good lines after the last head line: their
+                               * deletion cannot be detected from the file */
+};
+
+#define DZ_AUDIT_VERIFY_LINE_MAX (1u << 20) /* longer lines are malformed */
+
+/*
+ * Verify the whole log in path.  keys NULL: head signatures are not checked
+ * (heads_verified stays 0).  The report is cleared on entry and filled in.
+ * Returns 0 when the file was read: the verdict is in out (first_bad_line
+ * 0 = intact); DZ_ERR_IO (cannot open or read; out->detail says why),
+ * DZ_ERR_NOMEM.  Any thread (blocking file I/O: not on a loop thread).
+ */
+int dz_audit_verify_file(const char *path, const struct dz_audit_keys *keys,
+                         struct dz_audit_report *out);
+
+/* Same over a buffer holding a whole log.  Pure; any thread.  Returns 0
+ * (verdict in out) or DZ_ERR_NOMEM. */
+int dz_audit_verify_buf(const void *data, size_t len, const struct dz_audit_keys *keys,
+                        struct dz_audit_report *out);
+
+/* One line's chain fields, as dz_audit_parse_line finds them. */
+struct dz_audit_line {
+    uint64_t seq;            /* >= 1 */
+    unsigned char prev[32];  /* decoded "prev" */
+    unsigned char hash[32];  /* SHA-256 of the line's bytes (no newline) */
+    bool is_head;            /* "type" is "head" */
+};
+
+/*
+ * Parse one line (no newline): a JSON object (no duplicate keys) with an
+ * integer "seq" >= 1, a string "time" and a 64-lower-hex "prev".  Used by
+ * the writer to continue a chain and by the verifier.  Pure; any thread.
+ * Returns 0 (out filled) or DZ_ERR_PARSE (out cleared).
+ */
+int dz_audit_parse_line(const char *line, size_t len, struct dz_audit_line *out);
+
+/* Write "darvaza-audit-head|<seq>|<head hex>" into buf (DZ_AUDIT_HEAD_MSG_MAX
+ * bytes); returns its length. */
+size_t dz_audit_head_message(uint64_t seq, const char *head_hex, char *buf);
+
+#endif
