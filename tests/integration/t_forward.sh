@@ -1,0 +1,185 @@
+#!/usr/bin/env bash
+# t_forward.sh - forwarding to back ends by policy (DESIGN §4.8, §4.9): the
+# released fields, the signed assertion (checked with the openssl CLI, not our
+# code), header hygiene, access rules, limits, upstream failures, an HTTP/1.1
+# back end, and nghttp as a client.
+. "$(dirname "$0")/lib.sh"
+
+plan 42
+stack_start
+start_echo || bail "the echo peer did not start on $ECHO_ADDR"
+
+# An HTTP/1.1 back end: nginx serving a 4 MiB file, logging protocol and assertion.
+mkdir -p "$WORK/www/api/files" "$WORK/ngx-tmp"
+head -c $((4 * 1024 * 1024)) /dev/urandom >"$WORK/www/api/files/blob.bin"
+cat >"$WORK/nginx.conf" <<EOF
+daemon off;
+master_process off;
+worker_processes 1;
+pid $WORK/nginx.pid;
+error_log $WORK/nginx-error.log;
+events { worker_connections 64; }
+http {
+    log_format probe '\$request|\$server_protocol|\$http_darvaza_assertion';
+    access_log $WORK/nginx-access.log probe;
+    client_body_temp_path $WORK/ngx-tmp/body;
+    proxy_temp_path $WORK/ngx-tmp/proxy;
+    fastcgi_temp_path $WORK/ngx-tmp/fastcgi;
+    uwsgi_temp_path $WORK/ngx-tmp/uwsgi;
+    scgi_temp_path $WORK/ngx-tmp/scgi;
+    server { listen 127.0.0.1:$H1_PORT; root $WORK/www; }
+}
+EOF
+nginx -e "$WORK/nginx-error.log" -p "$WORK" -c "$WORK/nginx.conf" &
+OWN_PIDS+=($!)
+
+A=$(pick_person registered 0)
+B=$(pick_person registered 1)
+P=$(pick_person unregistered 0)
+[ -n "$A" ] && [ -n "$B" ] && [ -n "$P" ] || bail "people.json lacks 2 registered and 1 unregistered person"
+login_person "$A"
+TOK_A=$LOGIN_TOKEN
+# A password-only (acr low) session: a freshly registered person before TOTP use.
+P_PW="Darvaza-forward-$$-password"
+gw_json POST /auth/register "$(jq -nc --arg f "$P" --arg d "$(person "$P" document)" --arg p "$P_PW" '{fin:$f,document:$d,password:$p}')"
+login "$P" "$P_PW"
+TOK_LOW=$LOGIN_TOKEN
+[ -n "$TOK_A" ] && [ -n "$TOK_LOW" ] || bail "cannot log in (A: $A, P: $P): $STATUS $BODY"
+diag "A=$A (password+TOTP) B=$B P=$P (password only)"
+
+# ---- the record and the assertion the registry received -------------------------------
+PROBE="probe-$$-1"
+gw GET "/api/registry/me?probe=$PROBE" -H "$(bearer "$TOK_A")" -H "$(probe_hdr "$PROBE")"
+is "$STATUS $(jb .fin)" "200 $A" "GET /api/registry/me -> 200 with the person's own record"
+is "$(jb '[keys[] | select(IN("fin","name","surname","patronymic","birth_date","birth_place","document","address") | not)] | join(",")')" "" \
+    "the record holds only released fields (no phones, no gender)"
+like "$(jb '.name // empty')" '.' "the record has the person's name"
+like "$(hdr darvaza-request-id)" '.' "the answer carries Darvaza-Request-Id"
+GW_RID=$(hdr darvaza-request-id)
+
+REQ=$(peer_request_with "$PROBE")
+is "$(jq -r '.verified' <<<"${REQ:-null}" 2>/dev/null)" true "the registry verified the assertion it received"
+is "$(jq -r '[.claims.sub, .claims.aud] | join(" ")' <<<"${REQ:-null}" 2>/dev/null)" "$A registry" \
+    "the registry saw sub = the FIN and aud = registry"
+TOKEN=$(jq -r '.headers["darvaza-assertion"] // empty' <<<"${REQ:-null}" 2>/dev/null)
+is "$(jws_part "$TOKEN" 0 | jq -r '[.alg, .typ, (.kid|type)] | join(" ")' 2>/dev/null)" "ES256 darvaza-assertion+jwt string" \
+    "the assertion's header: alg ES256, typ darvaza-assertion+jwt, a kid"
+CLAIMS=$(jws_part "$TOKEN" 1)
+[ -n "$CLAIMS" ] || CLAIMS='{}'
+ok "claims iss, iat, exp <= iat + 60, jti, sid, acr, amr, auth_time, htm, htu, no bdy" \
+    jq -e --arg sub "$A" --arg htu "/api/registry/me?probe=$PROBE" '
+        (.iss|type) == "string" and .sub == $sub and .aud == "registry"
+        and (.iat|type) == "number" and (.exp|type) == "number" and .exp > .iat and .exp - .iat <= 60
+        and (.iat - now | fabs) < 120
+        and (.jti|type) == "string" and (.jti|length) >= 8 and (.sid|type) == "string"
+        and .acr == "substantial" and .amr == ["pwd","otp"]
+        and (.auth_time|type) == "number" and .auth_time <= .iat
+        and .htm == "GET" and .htu == $htu and (has("bdy") | not)' <<<"$CLAIMS"
+[ "$CLAIMS" != '{}' ] || diag "no assertion found in the registry's view: ${REQ:-nothing}"
+
+gw GET /.well-known/jwks.json
+JWKS="$WORK/jwks.json"
+cp "$RESP_BODY_FILE" "$JWKS"
+ok "JWKS: 200, keys of kty EC / crv P-256 with kid, x, y and no private part" jq -e --argjson st "$STATUS" '
+    $st == 200 and (.keys | length) >= 1
+    and all(.keys[]; .kty == "EC" and .crv == "P-256" and (.kid|type) == "string" and (.x|type) == "string"
+                     and (.y|type) == "string" and (has("d") | not))' "$JWKS"
+ok "the assertion verifies with the openssl CLI against the published JWK" jws_verify_openssl "$TOKEN" "$JWKS"
+FORGED="$(printf '%s' "$TOKEN" | cut -d. -f1).$(jq -c --arg b "$B" '.sub = $b' <<<"$CLAIMS" | base64 -w0 | tr '+/' '-_' | tr -d '=').$(printf '%s' "$TOKEN" | cut -d. -f3)"
+if [ -n "$TOKEN" ]; then
+    nok "the same signature over a payload with another sub does not verify (openssl)" jws_verify_openssl "$FORGED" "$JWKS"
+else
+    fail "the same signature over a payload with another sub does not verify (openssl)" "no assertion to forge"
+fi
+ok "darvaza verify-assertion --jwks accepts the token" "$BUILD_DIR/darvaza" verify-assertion --jwks "$JWKS" "$TOKEN"
+if [ -n "$TOKEN" ]; then
+    nok "darvaza verify-assertion --jwks refuses the forged token" "$BUILD_DIR/darvaza" verify-assertion --jwks "$JWKS" "$FORGED"
+else
+    fail "darvaza verify-assertion --jwks refuses the forged token" "no assertion to forge"
+fi
+
+# ---- header hygiene ------------------------------------------------------------------------
+PROBE="probe-$$-2"
+gw GET "/api/registry/me?probe=$PROBE" -H "$(bearer "$TOK_A")" -H "$(probe_hdr "$PROBE")" \
+    -b "__Host-darvaza=$TOK_A; other=1" -H "Darvaza-Assertion: spoofed.assertion.value" \
+    -H "Darvaza-Subject: $B" -H "Darvaza-Request-Id: spoofed-rid-$$" -H "Darvaza-Purpose: spoofed"
+is "$STATUS $(jb .fin)" "200 $A" "with spoofed Darvaza-* headers the person still gets only their own record"
+RID=$(hdr darvaza-request-id)
+REQ=$(peer_request_with "$PROBE")
+H=$(jq -c '.headers // {}' <<<"${REQ:-null}" 2>/dev/null)
+[ -n "$H" ] || H='{}'
+is "$(jq -r 'if has("darvaza-assertion") then ([.["darvaza-subject"], .["darvaza-purpose"]] | map(select(. != null)) | length) else "no request seen" end' <<<"$H")" 0 \
+    "client Darvaza-Subject / Darvaza-Purpose never reach the back end"
+ok "the back end got the gateway's assertion, not the client's" bash -c '
+    a=$(jq -r ".[\"darvaza-assertion\"] // empty" <<<"$1"); [ -n "$a" ] && [ "$a" != spoofed.assertion.value ] &&
+    ! grep -q spoofed <<<"$a"' _ "$H"
+is "$(jq -r '.["darvaza-request-id"] // empty' <<<"$H")" "$RID" \
+    "the back end got the gateway's request id (the one the client sees), not the spoofed one"
+unlike "$RID$GW_RID" "spoofed" "the client's Darvaza-Request-Id is not echoed either"
+ok "no Authorization, no session cookie, no token reach the back end" bash -c '
+    jq -e "has(\"darvaza-assertion\")" <<<"$1" >/dev/null && ! jq -e "has(\"authorization\")" <<<"$1" >/dev/null && ! grep -qF -- "$2" <<<"$1" && ! grep -q "__Host-darvaza" <<<"$1"' _ "$H" "$TOK_A"
+like "$(jq -r '.forwarded // empty' <<<"$H")" 'for=' "the gateway adds Forwarded: for=..."
+
+# ---- access rules -------------------------------------------------------------------------------
+gw GET /api/registry/me
+problem 401 unauthenticated "no session -> 401 unauthenticated"
+gw GET /api/registry/me/phones -H "$(bearer "$TOK_LOW")"
+problem 403 insufficient_assurance "password-only session on the acr substantial route -> 403 insufficient_assurance"
+gw GET /api/registry/me/phones -H "$(bearer "$TOK_A")"
+is "$STATUS $(jb '.phones | type')" "200 array" "password + TOTP session on that route -> 200 with phones"
+gw GET "/api/registry/persons/$B" -H "$(bearer "$TOK_A")"
+like "$STATUS $(jb .code)" '^403 (forbidden|insufficient_assurance)$' "a citizen on the judges' cross-person route -> 403"
+gw GET "/api/registry/me?fin=$B" -H "$(bearer "$TOK_A")"
+ok "a query naming another FIN still gives only one's own record" bash -c '[ "$(jq -r .fin <<<"$1" 2>/dev/null)" = "$2" ] && ! grep -q "$3" <<<"$1"' _ "$BODY" "$A" "$B"
+gw GET "/api/registry/me/../persons/$B" --path-as-is -H "$(bearer "$TOK_A")"
+ok "a dot-dot path does not reach another's record ($STATUS)" bash -c '! grep -q "$1" <<<"$2"' _ "$B" "$BODY"
+gw GET /api/no-such-service/x -H "$(bearer "$TOK_A")"
+problem 404 not_found "a path no policy declares -> 404 not_found"
+
+# ---- the echo back end (h2c): body digest, limits, failures -----------------------------------
+PROBE="probe-$$-3"
+head -c 512 /dev/urandom | base64 -w0 | head -c 600 >"$WORK/small.txt"
+gw POST "/api/echo/post?probe=$PROBE" -H "$(bearer "$TOK_LOW")" -H "$(probe_hdr "$PROBE")" \
+    -H 'content-type: text/plain' --data-binary "@$WORK/small.txt"
+is "$STATUS" 200 "POST of 600 bytes to a route limited to 1 KiB -> 200"
+REQ=$(peer_request_with "$PROBE" echo)
+ECLAIMS=$(jws_part "$(jq -r '.headers["darvaza-assertion"] // empty' <<<"${REQ:-null}" 2>/dev/null)" 1)
+is "$(jq -r '[.aud, .htm, .htu, .bdy, .acr] | join(" ")' <<<"${ECLAIMS:-null}" 2>/dev/null)" \
+    "echo POST /api/echo/post?probe=$PROBE $(b64url_sha256 <"$WORK/small.txt") low" \
+    "the echo back end's assertion: aud echo, htm POST, htu, bdy = base64url(SHA-256(body)), acr low"
+PROBE="probe-$$-4"
+head -c 2048 /dev/urandom >"$WORK/big.bin"
+gw POST "/api/echo/post?probe=$PROBE" -H "$(bearer "$TOK_LOW")" -H "$(probe_hdr "$PROBE")" \
+    -H 'content-type: application/octet-stream' --data-binary "@$WORK/big.bin"
+problem 413 payload_too_large "POST of 2 KiB to that route -> 413 payload_too_large"
+ok "the refused body never reached the back end" jq -e --arg s "$PROBE" \
+    'length > 0 and (map(select(.headers["x-test-probe"] == $s or (.path | contains($s)))) | length == 0)' \
+    <<<"$(peer_requests echo)"
+t0=$(date +%s%N)
+gw GET "/api/echo/slow?delay_ms=3000" -H "$(bearer "$TOK_LOW")"
+ms=$((($(date +%s%N) - t0) / 1000000))
+problem 504 upstream_timeout "a back end slower than the route's 1 s timeout -> 504 upstream_timeout"
+ok "the 504 came after about the timeout ($ms ms), not after the back end's 3 s" test "$ms" -ge 900 -a "$ms" -lt 2900
+gw GET /api/echo/get -H "$(bearer "$TOK_LOW")"
+is "$STATUS" 200 "GET /api/echo/get -> 200 while the echo back end runs"
+stop_echo
+gw GET /api/echo/get -H "$(bearer "$TOK_LOW")"
+problem 502 upstream_unavailable "with the echo back end stopped -> 502 upstream_unavailable"
+
+# ---- HTTP/1.1 back end -------------------------------------------------------------------------
+wait_until 10 curl -s -o /dev/null "http://127.0.0.1:$H1_PORT/api/files/blob.bin" || diag "nginx did not start: $(cat "$WORK/nginx-error.log")"
+gw GET /api/files/blob.bin -H "$(bearer "$TOK_LOW")"
+is "$STATUS $(sha256sum <"$RESP_BODY_FILE" | cut -d' ' -f1)" "200 $(sha256sum <"$WORK/www/api/files/blob.bin" | cut -d' ' -f1)" \
+    "a 4 MiB file from an HTTP/1.1 back end streams through intact"
+ACC=$(grep -F 'GET /api/files/blob.bin' "$WORK/nginx-access.log" 2>/dev/null | tail -n 1)
+like "$ACC" '\|HTTP/1\.1\|[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$' "nginx got it over HTTP/1.1 with a Darvaza-Assertion"
+is "$(jws_part "${ACC##*|}" 1 | jq -r '[.aud, .sub] | join(" ")' 2>/dev/null)" "files $P" "that assertion names aud files and the person"
+
+# ---- nghttp as the client ------------------------------------------------------------------------
+NG=$(timeout 30 nghttp -H "authorization: Bearer $TOK_A" "$GW_URL/api/registry/me" 2>"$WORK/nghttp.err")
+is "$(jq -r .fin <<<"$NG" 2>/dev/null)" "$A" "nghttp (HTTP/2 client) gets the person's record"
+NGV=$(timeout 30 nghttp -v "$GW_URL/healthz" 2>&1)
+like "$NGV" ':status: 200' "nghttp -v /healthz -> :status 200"
+like "$NGV" 'darvaza-request-id: ' "with darvaza-request-id"
+
+finish

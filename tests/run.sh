@@ -1,0 +1,155 @@
+#!/usr/bin/env bash
+# tests/run.sh - runs every test of darvaza against one build and ends with
+# one summary line "N passed, M failed" (exit 1 if M > 0).
+#
+#   BUILD_DIR=build/asan tests/run.sh            (what `make test` runs)
+#   BUILD_DIR=build tests/run.sh t_login          (only integration scripts matching)
+#
+# What counts as one test:
+#   - a unit test binary $BUILD_DIR/tests/test_*   (by its exit code; cmocka prints its own lines)
+#   - a fuzz replayer $BUILD_DIR/tests/replay_fuzz_X over tests/fuzz/corpus/X/ (exit code)
+#   - each TAP line `ok N` / `not ok N` of tests/integration/t_*.sh; tests a script
+#     planned but never printed (it died, bailed out or timed out) count as failed,
+#     and so does `ok ... # SKIP` (a test that did not run proved nothing).
+# Each binary or script runs under a time bound; logs go to build/test-logs/.
+set -u
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT" || exit 2
+BUILD_DIR=${BUILD_DIR:-build}
+export BUILD_DIR
+FILTER=${1:-}
+LOGDIR="$ROOT/build/test-logs"
+mkdir -p "$LOGDIR"
+
+# Sanitizers: abort at the first error, leaks are errors.  The integration
+# library sends the daemons' reports to files and fails a test for any report.
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1:allocator_may_return_null=1}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+
+UNIT_TIMEOUT=${UNIT_TIMEOUT:-120}
+REPLAY_TIMEOUT=${REPLAY_TIMEOUT:-120}
+SCRIPT_TIMEOUT=${SCRIPT_TIMEOUT:-300}
+
+passed=0
+failed=0
+failures=()
+started=$(date +%s)
+
+record() { # record pass|fail NAME
+    if [ "$1" = pass ]; then
+        passed=$((passed + 1))
+    else
+        failed=$((failed + 1))
+        failures+=("$2")
+    fi
+}
+
+section() { printf '\n=== %s\n' "$*"; }
+
+# ---- unit tests --------------------------------------------------------------
+if [ -z "$FILTER" ]; then
+    section "unit tests ($BUILD_DIR/tests/test_*)"
+    for bin in "$BUILD_DIR"/tests/test_*; do
+        [ -x "$bin" ] || continue
+        name=$(basename "$bin")
+        log="$LOGDIR/$name.log"
+        timeout -k 5 "$UNIT_TIMEOUT" "$bin" >"$log" 2>&1
+        rc=$?
+        if [ $rc -eq 0 ]; then
+            record pass "$name"
+            printf 'PASS  %s\n' "$name"
+        else
+            record fail "unit $name (exit $rc)"
+            printf 'FAIL  %s (exit %d)\n' "$name" "$rc"
+            sed 's/^/    /' "$log" | tail -n 60
+        fi
+    done
+
+    # ---- fuzz corpora replayed -------------------------------------------------
+    section "fuzz corpus replays ($BUILD_DIR/tests/replay_fuzz_*)"
+    for bin in "$BUILD_DIR"/tests/replay_fuzz_*; do
+        [ -x "$bin" ] || continue
+        name=$(basename "$bin")
+        target=${name#replay_fuzz_}
+        corpus="tests/fuzz/corpus/$target"
+        log="$LOGDIR/$name.log"
+        if [ ! -d "$corpus" ] || [ -z "$(ls -A "$corpus" 2>/dev/null)" ]; then
+            record fail "replay $target (no seed corpus in $corpus)"
+            printf 'FAIL  %s (no seed corpus in %s)\n' "$name" "$corpus"
+            continue
+        fi
+        timeout -k 5 "$REPLAY_TIMEOUT" "$bin" "$corpus" >"$log" 2>&1
+        rc=$?
+        if [ $rc -eq 0 ]; then
+            record pass "$name"
+            printf 'PASS  %s (%s)\n' "$name" "$(tail -n 1 "$log")"
+        else
+            record fail "replay $target (exit $rc)"
+            printf 'FAIL  %s (exit %d)\n' "$name" "$rc"
+            sed 's/^/    /' "$log" | tail -n 60
+        fi
+    done
+fi
+
+# ---- integration scripts (TAP) -------------------------------------------------
+# Parses one script's TAP output; prints "passed failed" and appends the names
+# of failed tests to the file given.
+tap_count() { # tap_count LOG RC SCRIPT FAILFILE
+    awk -v rc="$2" -v script="$3" -v failfile="$4" '
+        /^1\.\.[0-9]+/ { plan = substr($1, 4) + 0; haveplan = 1; next }
+        /^not ok/ { seen++; bad++; print script ": " $0 >> failfile; next }
+        /^ok/ {
+            seen++
+            if ($0 ~ /#[ \t]*[Ss][Kk][Ii][Pp]/) { bad++; print script ": " $0 " (skipped counts as failed)" >> failfile }
+            else good++
+            next
+        }
+        /^Bail out!/ { print script ": " $0 >> failfile }
+        END {
+            if (!haveplan) { bad++; print script ": no TAP plan printed (exit " rc ")" >> failfile }
+            else if (seen < plan) {
+                bad += plan - seen
+                print script ": ran " seen " of " plan " planned tests (exit " rc "); the missing count as failed" >> failfile
+            } else if (seen > plan) {
+                bad++
+                print script ": printed " seen " tests but planned " plan >> failfile
+            }
+            if (rc != 0 && bad == 0) { bad++; print script ": exited " rc " although every test passed" >> failfile }
+            printf "%d %d\n", good, bad
+        }' "$1"
+}
+
+section "integration (tests/integration/t_*.sh, timeout ${SCRIPT_TIMEOUT}s each)"
+failfile="$LOGDIR/integration-failures.txt"
+: >"$failfile"
+for script in tests/integration/t_*.sh; do
+    [ -f "$script" ] || continue
+    name=$(basename "$script" .sh)
+    case "$name" in *"$FILTER"*) ;; *) continue ;; esac
+    log="$LOGDIR/$name.log"
+    t0=$(date +%s)
+    printf -- '--- %s\n' "$name"
+    # setsid: the script and everything it starts form one process group that
+    # timeout can end as a whole; the script's own trap stops the stack.
+    timeout -k 20 "$SCRIPT_TIMEOUT" setsid bash "$script" >"$log" 2>&1 </dev/null
+    rc=$?
+    [ $rc -eq 124 ] && echo "# TIMEOUT: $name ran longer than ${SCRIPT_TIMEOUT}s" >>"$log"
+    # Show the TAP lines and diagnostics; keep the noise in the log.
+    grep -E '^(ok|not ok|1\.\.|#|Bail out!)' "$log" | sed 's/^/    /'
+    read -r good bad < <(tap_count "$log" "$rc" "$name" "$failfile")
+    passed=$((passed + good))
+    failed=$((failed + bad))
+    printf -- '    (%s: %d passed, %d failed, %ds, log %s)\n' "$name" "$good" "$bad" \
+        "$(($(date +%s) - t0))" "${log#"$ROOT"/}"
+done
+while IFS= read -r line; do failures+=("$line"); done <"$failfile"
+
+# ---- summary -------------------------------------------------------------------
+printf '\n=== done in %ds\n' "$(($(date +%s) - started))"
+if [ ${#failures[@]} -gt 0 ]; then
+    echo "failures:"
+    for f in "${failures[@]}"; do printf '  - %s\n' "$f"; done
+fi
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
