@@ -65,8 +65,11 @@ struct dz_httpd_handlers {
     /* Optional: headers are complete.  The app may lower the body limit or
      * answer at once (then on_request is not called). */
     void (*on_headers)(struct dz_req *req, void *wdata);
-    /* Required: the whole request is here (or the body went over its limit:
-     * dz_req_body_overflow is then true and the body is incomplete). */
+    /* Required: the whole request is here, or the body went over its limit:
+     * dz_req_body_overflow is then true, the body is empty, and the call
+     * comes at once (when a content-length over the limit is declared, right
+     * after on_headers; else when the first byte over the limit arrives),
+     * not at END_STREAM; the rest of the body is discarded.  Answer 413. */
     void (*on_request)(struct dz_req *req, void *wdata);
 };
 
@@ -119,6 +122,14 @@ void *dz_worker_data(struct dz_worker *w);
  * caller still owns arg), or DZ_ERR_NOMEM. */
 int dz_worker_post(struct dz_worker *w, void (*fn)(void *arg), void *arg);
 
+/* Keep w's drain waiting for one more piece of outstanding work (e.g. a
+ * pool job whose done() must still run on w).  dz_worker_hold: any thread;
+ * dz_worker_release: w's loop thread, after the work's last step ran.  The
+ * drain waits for holds (and for every request reference) at most
+ * DZ_H2_DRAIN_GRACE_MS (2 s) past its own deadline, then stops anyway. */
+void dz_worker_hold(struct dz_worker *w);
+void dz_worker_release(struct dz_worker *w);
+
 /* --- requests (loop thread only) --- */
 struct dz_worker *dz_req_worker(struct dz_req *r);
 const char *dz_req_method(const struct dz_req *r);     /* ":method" */
@@ -155,8 +166,18 @@ void dz_req_on_close(struct dz_req *r, void (*cb)(struct dz_req *r, void *arg), 
 /* --- answering (loop thread only) ---
  * dz_req_respond sends a whole answer (headers and body are copied).
  * For streaming, dz_req_start, then dz_req_write any number of times, then
- * dz_req_end.  "content-length" is added by dz_req_respond.  Return 0, or
- * DZ_ERR_STATE if already answered, or DZ_ERR_NOMEM. Closed: 0, no-op. */
+ * dz_req_end.  "content-length" is added by dz_req_respond (one given by the
+ * app is replaced; none for 204/304; HEAD gets the length but no body).
+ * Return 0, or DZ_ERR_STATE if already answered (write/end: not started or
+ * already ended), DZ_ERR_INVAL (status outside 200..599, more than 128
+ * headers, a name that is not a lower-case token or is connection-specific
+ * such as "connection"/"transfer-encoding", a value with CR, LF or other
+ * control bytes), DZ_ERR_TOOBIG (more than 64 MiB waiting to be sent on the
+ * stream), or DZ_ERR_NOMEM.  Closed: 0, no-op.
+ * An answer given before the request is complete (in on_headers, or after a
+ * body overflow) ends the stream with RST_STREAM(NO_ERROR) once sent, as
+ * RFC 9113 8.1 asks.  Requests whose header fields exceed the limits are never
+ * shown to the app: the engine answers 431 itself. */
 int dz_req_respond(struct dz_req *r, int status, const struct dz_hdr *h, size_t n,
                    const void *body, size_t len);
 int dz_req_start(struct dz_req *r, int status, const struct dz_hdr *h, size_t n);

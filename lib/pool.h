@@ -18,13 +18,19 @@ struct dz_worker;
 int dz_pool_new(unsigned nthreads, size_t queue_max, struct dz_pool **out);
 
 /* Queue work. w may be NULL: done then runs on the pool thread right after
- * work (for callers without a loop, e.g. tests).  Any thread.
- * Returns 0, DZ_ERR_UNAVAILABLE (queue full or stopping), DZ_ERR_NOMEM; on
- * error nothing was queued and the caller keeps arg. */
+ * work (for callers without a loop, e.g. tests).  Any thread.  done may be
+ * NULL.  While the job is queued or running, w's drain waits for it
+ * (dz_worker_hold), so done still runs during a graceful stop.
+ * Returns 0, DZ_ERR_UNAVAILABLE (queue full or stopping), DZ_ERR_INVAL
+ * (p or work NULL); on error nothing was queued and the caller keeps arg.
+ * Never allocates (the queue is a fixed ring). */
 int dz_pool_submit(struct dz_pool *p, struct dz_worker *w, void (*work)(void *arg),
                    void (*done)(void *arg), void *arg);
 
-/* Finish queued work, join the threads, free. NULL is a no-op. */
+/* Finish queued work, join the threads, free. NULL is a no-op.  Blocks.
+ * Shutdown order: dz_httpd_drain, then dz_pool_free, then dz_httpd_free (a
+ * job whose worker has already stopped cannot run done: it is logged as
+ * "pool_done_lost" and its arg stays with the caller). */
 void dz_pool_free(struct dz_pool *p);
 
 #endif
