@@ -368,6 +368,23 @@ static void test_malformed(void **state)
         free(e63);
         free(e65);
     }
+    /* The real signature with one byte appended is not a signature. */
+    {
+        unsigned char *raw = NULL;
+        size_t raw_len = 0;
+        unsigned char s65[65];
+        char *e65;
+        assert_int_equal(dz_b64_decode(d2 + 1, strlen(d2 + 1), true, &raw, &raw_len), 0);
+        assert_int_equal(raw_len, 64);
+        memcpy(s65, raw, 64);
+        s65[64] = 0;
+        e65 = b64url(s65, 65);
+        snprintf(buf, sizeof(buf), "%.*s.%s", (int)(d2 - tok), tok, e65);
+        assert_int_equal(verify(buf, NULL, &reason), DZ_ERR_DENIED);
+        assert_string_equal(reason, "bad_signature");
+        free(e65);
+        free(raw);
+    }
     free(tok);
     /* A validly signed payload that is not a JSON object. */
     assert_int_equal(dz_jws_sign_payload(signer, "k1", NULL, "[1]", 3, &tok), 0);
