@@ -5,10 +5,11 @@
 #
 # OUTDIR gets the certificates and their TLS keys; KEYSDIR (default
 # OUTDIR/../keys) gets the gateway's assertion signing keys and seed.
-# Idempotent: when OUTDIR/root.pem exists nothing is done unless --force.
-# Everything is built in a temporary directory and moved into place with
-# root.pem last, so an interrupted run never leaves a half PKI that a later
-# run would take as complete.  Keys in KEYSDIR are created only when missing
+# Idempotent: when OUTDIR/root.pem and every component's CA exist nothing is
+# done unless --force; a missing component (a CA added by a later version of
+# this script) is made under the existing root.  Everything is built in a
+# temporary directory and moved into place with root.pem last, so an
+# interrupted run never leaves a half PKI that a later run takes as complete.  Keys in KEYSDIR are created only when missing
 # (also with --force): regenerating them would orphan what was made with
 # them (signed tokens, encrypted TOTP seeds); delete them to start over.
 #
@@ -19,11 +20,13 @@
 #   registry-tls.pem/.key  registry peer TLS server cert (leaf + gateway CA)
 #   peer-tls.pem/.key      TLS server cert for the other peers (echo, court, ...)
 #   gateway-client.pem/.key  the gateway's TLS client cert (clientAuth, CN darvaza-gateway)
+#   esign-ca.pem/.key      E-Signature CA under the root (smart cards)
+#   mobile-ca.pem/.key     Mobile Signature CA under the root
 #   KEYSDIR/assertion-k1.pem, assertion-k2.pem  EC P-256 assertion signing keys (0600)
 #   KEYSDIR/seed.key       64 hex characters (0600)
 #
-# Later CAs (e-signature cards, mobile signatures, OCSP, TSA) are one
-# make_ca call plus leaf issuers in main() and a profile in pki.cnf.
+# A later part (card and mobile certificates, OCSP, TSA) is one function
+# here, a line in COMPONENTS and its profiles in pki.cnf.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -105,6 +108,29 @@ make_gateway_pki() {
     issue_leaf gateway-client gateway-ca v3_tls_client "$ORG/CN=darvaza-gateway"
 }
 
+# make_esign_pki: the e-signature CA (smart cards).  Card holders' and
+# judges' certificates (policy 1.3.6.1.4.1.55555.1.1.1 / .1.2.1, FIN in
+# serialNumber "PNOAZ-<FIN>"), its OCSP responder and CRL come with the card
+# login; for now the CA exists so the gateway can name it as client CA.
+make_esign_pki() {
+    make_ca esign-ca root "Darvaza Demo E-Signature CA"
+}
+
+# make_mobile_pki: the mobile-signature CA (SIM-held keys, policy
+# 1.3.6.1.4.1.55555.1.1.2); leaves come with the mobile signature.
+make_mobile_pki() {
+    make_ca mobile-ca root "Darvaza Demo Mobile Signature CA"
+}
+
+# Components: "MARKER FUNCTION".  A component is made when OUTDIR/MARKER is
+# missing (or with --force, or when the root is new), so a PKI made before a
+# component existed gains it on the next run, signed by the same root.
+COMPONENTS=(
+    "gateway-ca.pem make_gateway_pki"
+    "esign-ca.pem make_esign_pki"
+    "mobile-ca.pem make_mobile_pki"
+)
+
 # make_keys DIR: the gateway's own secrets, each only when missing.
 make_keys() {
     local dir=$1 k
@@ -121,7 +147,7 @@ make_keys() {
 }
 
 main() {
-    local force=0 out="" keys=""
+    local force=0 out="" keys="" new_root=0 made=0 c marker fn f
     while [ $# -gt 0 ]; do
         case $1 in
         --force) force=1 ;;
@@ -139,24 +165,41 @@ main() {
     [ -n "$keys" ] || keys=$(dirname "$out")/keys
 
     make_keys "$keys"
-    if [ -f "$out/root.pem" ] && [ $force -eq 0 ]; then
-        echo "mkpki: $out/root.pem exists, nothing to do (--force to remake)"
-        return 0
+    if [ $force -eq 1 ] || [ ! -f "$out/root.pem" ] || [ ! -f "$out/root.key" ]; then
+        new_root=1
     fi
 
     work=$(mktemp -d "$out/.mkpki.XXXXXX")
     trap 'rm -rf "$work"' EXIT
-    make_root root "Darvaza Demo Root CA"
-    make_gateway_pki
+    if [ $new_root -eq 1 ]; then
+        make_root root "Darvaza Demo Root CA"
+    else
+        cp "$out/root.pem" "$out/root.key" "$work/"
+    fi
+    for c in "${COMPONENTS[@]}"; do
+        marker=${c%% *}
+        fn=${c#* }
+        if [ $new_root -eq 1 ] || [ ! -f "$out/$marker" ]; then
+            "$fn"
+            made=1
+        fi
+    done
+    if [ $new_root -eq 0 ] && [ $made -eq 0 ]; then
+        echo "mkpki: $out is complete, nothing to do (--force to remake)"
+        return 0
+    fi
 
     # Private keys stay 0600; certificates are public.
     chmod 644 "$work"/*.pem
-    rm -f "$out/root.pem"
-    local f
+    if [ $new_root -eq 1 ]; then
+        rm -f "$out/root.pem"
+    else
+        rm -f "$work/root.pem" "$work/root.key"
+    fi
     for f in "$work"/*; do
         [ "$(basename "$f")" = root.pem ] || mv -f "$f" "$out/"
     done
-    mv "$work/root.pem" "$out/root.pem"
+    [ $new_root -eq 0 ] || mv "$work/root.pem" "$out/root.pem"
     echo "mkpki: demo PKI in $out, keys in $keys"
 }
 
