@@ -377,6 +377,20 @@ out:
     return rc;
 }
 
+int dz_accounts_equalize(struct dz_accounts *a, const char *password, size_t pw_len)
+{
+    bool match = false;
+    int rc;
+
+    if (!a || (!password && pw_len))
+        return DZ_ERR_INVAL;
+    if (pw_len > DZ_PASSWORD_MAX)
+        pw_len = DZ_PASSWORD_MAX;
+    atomic_fetch_add(&a->dummy_count, 1);
+    rc = verify_hash(a->dummy_hash, password ? password : "", pw_len, &match);
+    return rc == DZ_ERR_NOMEM ? rc : 0;
+}
+
 int dz_accounts_delete(struct dz_accounts *a, const char *fin)
 {
     if (!a || !dz_fin_is_normal(fin))
