@@ -307,6 +307,9 @@ int dz_audit_set_head_signer(struct dz_audit *a, head_sign_fn sign, void *arg, c
     if (sign)
         memcpy(a->kid, kid, kid_len);
     a->interval_ms = interval_ms;
+    /* The first periodic head comes one interval from now. */
+    mono_now(&a->next_head);
+    ts_add_ms(&a->next_head, interval_ms);
     pthread_cond_signal(&a->cv);
     pthread_mutex_unlock(&a->mu);
     return 0;

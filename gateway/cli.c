@@ -17,6 +17,7 @@ struct subcommand {
 
 static const struct subcommand subcommands[] = {
     /* Subcommand files add their line here. */
+    {"audit", dz_cli_audit, "verify FILE: check the audit log's hash chain and signed heads"},
     {NULL, NULL, NULL},
 };
 
