@@ -212,6 +212,8 @@ static int parse_uri(const char *uri, struct p11_uri *u)
             return DZ_ERR_INVAL; /* trailing ';' */
     }
     if (q) {
+        if (q + 1 == end)
+            return DZ_ERR_INVAL; /* "?" with no attribute */
         for (p = q + 1; p < end;) {
             const char *amp = memchr(p, '&', (size_t)(end - p));
             const char *e = amp ? amp : end;
@@ -373,7 +375,6 @@ int dz_signer_pkcs11_open(const char *uri, const char *pin_file, struct dz_signe
     PKCS11_KEY *keys = NULL;
     PKCS11_KEY *key = NULL;
     unsigned int nkeys = 0;
-    EVP_PKEY *tok_pub = NULL;
     const char *module;
     const char *pin_path;
     char *pin = NULL;
@@ -486,13 +487,15 @@ int dz_signer_pkcs11_open(const char *uri, const char *pin_file, struct dz_signe
         goto out;
     }
     k->priv = PKCS11_get_private_key(key);
-    tok_pub = PKCS11_get_public_key(key);
-    if (!k->priv || !tok_pub) {
+    if (!k->priv) {
         dz_log_openssl("signer_pkcs11_key");
         rc = DZ_ERR_PKCS11;
         goto out;
     }
-    k->pub = public_copy(tok_pub);
+    /* libp11 fills in the public point of the private key's EVP_PKEY (from
+     * the matching public object); PKCS11_get_public_key would give the same
+     * point but leaks in libp11 0.4.12. */
+    k->pub = public_copy(k->priv);
     if (!k->pub) {
         dz_log_openssl("signer_pkcs11_key");
         rc = DZ_ERR_CRYPTO;
@@ -516,7 +519,6 @@ int dz_signer_pkcs11_open(const char *uri, const char *pin_file, struct dz_signe
     k = NULL; /* owned by the signer now, even on error */
 out:
     dz_secret_free_str(pin);
-    EVP_PKEY_free(tok_pub);
     p11_free(k);
     free(u);
     return rc;
