@@ -146,6 +146,14 @@ static void test_doc_custom_and_bad_patterns(void **state)
     dz_docpat_free(p);
     p = NULL;
 
+    /* a pattern the operator anchored already still works */
+    assert_int_equal(dz_docpat_compile("^AA[0-9]{7}$", &p, err, sizeof(err)), 0);
+    assert_int_equal(match(p, "AA1234567", out), 0);
+    assert_int_equal(match(p, "AA12345678", out), DZ_ERR_INVAL);
+    assert_int_equal(match(p, "XAA1234567", out), DZ_ERR_INVAL);
+    dz_docpat_free(p);
+    p = NULL;
+
     assert_int_equal(dz_docpat_compile("[A-Z", &p, err, sizeof(err)), DZ_ERR_INVAL);
     assert_null(p);
     assert_true(strlen(err) > 0);
