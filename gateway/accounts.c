@@ -103,8 +103,8 @@ static int verify_hash(const char *encoded, const void *pw, size_t pw_len, bool 
 }
 
 int dz_accounts_new(const struct dz_accounts_ops *ops, void *impl,
-                    const unsigned char seed_key[DZ_SEED_KEY_LEN],
-                    const struct dz_argon2_params *p, struct dz_accounts **out)
+                    const unsigned char seed_key[DZ_SEED_KEY_LEN], const struct dz_argon2_params *p,
+                    struct dz_accounts **out)
 {
     struct dz_accounts *a = NULL;
     unsigned char pw[32];
@@ -220,8 +220,7 @@ static int open_seed(const struct dz_accounts *a, const char *fin, const unsigne
     int rc = DZ_ERR_CRYPTO;
 
     *seed_len = 0;
-    if (blob_len < 1 + NONCE_LEN + 1 + TAG_LEN || blob_len > DZ_SEED_BLOB_MAX ||
-        blob[0] != BLOB_V1)
+    if (blob_len < 1 + NONCE_LEN + 1 + TAG_LEN || blob_len > DZ_SEED_BLOB_MAX || blob[0] != BLOB_V1)
         return DZ_ERR_CRYPTO;
     ct_len = blob_len - 1 - NONCE_LEN - TAG_LEN;
     memcpy(tag, blob + blob_len - TAG_LEN, TAG_LEN);
@@ -245,8 +244,8 @@ out:
     return rc;
 }
 
-int dz_accounts_create(struct dz_accounts *a, const char *fin, const char *password,
-                       size_t pw_len, const unsigned char *totp_seed, size_t seed_len)
+int dz_accounts_create(struct dz_accounts *a, const char *fin, const char *password, size_t pw_len,
+                       const unsigned char *totp_seed, size_t seed_len)
 {
     struct dz_account_rec rec;
     int rc;

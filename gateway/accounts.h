@@ -51,10 +51,10 @@ struct dz_argon2_params {
  * (for the config checker).  Any thread. */
 int dz_argon2_params_check(const struct dz_argon2_params *p);
 
-#define DZ_SEED_KEY_LEN 32        /* AES-256-GCM key for TOTP seeds */
-#define DZ_PASSWORD_MAX 1024      /* bytes; longer is never a valid password */
-#define DZ_PWD_HASH_MAX 256       /* encoded argon2id string, NUL included */
-#define DZ_ACCOUNT_SEED_MAX 64    /* raw TOTP seed bytes */
+#define DZ_SEED_KEY_LEN 32     /* AES-256-GCM key for TOTP seeds */
+#define DZ_PASSWORD_MAX 1024   /* bytes; longer is never a valid password */
+#define DZ_PWD_HASH_MAX 256    /* encoded argon2id string, NUL included */
+#define DZ_ACCOUNT_SEED_MAX 64 /* raw TOTP seed bytes */
 #define DZ_SEED_BLOB_MAX (1 + 12 + DZ_ACCOUNT_SEED_MAX + 16) /* ver|nonce|ct|tag */
 
 /* What the logic layer may tell its caller about an account whose password
@@ -124,8 +124,8 @@ int dz_accounts_open(const char *path, const unsigned char seed_key[DZ_SEED_KEY_
 /* Same over any backend; takes ownership of impl (freed with ops->free, on
  * failure too). */
 int dz_accounts_new(const struct dz_accounts_ops *ops, void *impl,
-                    const unsigned char seed_key[DZ_SEED_KEY_LEN],
-                    const struct dz_argon2_params *p, struct dz_accounts **out);
+                    const unsigned char seed_key[DZ_SEED_KEY_LEN], const struct dz_argon2_params *p,
+                    struct dz_accounts **out);
 
 /* Close the backend and wipe the key.  NULL is a no-op.  No call may be in
  * flight. */
@@ -141,8 +141,8 @@ void dz_accounts_close(struct dz_accounts *a);
  * pw_len 0 or over DZ_PASSWORD_MAX, seed_len over DZ_ACCOUNT_SEED_MAX),
  * DZ_ERR_CRYPTO, DZ_ERR_DB, DZ_ERR_NOMEM.
  */
-int dz_accounts_create(struct dz_accounts *a, const char *fin, const char *password,
-                       size_t pw_len, const unsigned char *totp_seed, size_t seed_len);
+int dz_accounts_create(struct dz_accounts *a, const char *fin, const char *password, size_t pw_len,
+                       const unsigned char *totp_seed, size_t seed_len);
 
 /*
  * Check a password.  *ok is false and *info cleared on entry; on a match *ok
@@ -159,10 +159,10 @@ int dz_accounts_verify_password(struct dz_accounts *a, const char *fin, const ch
 
 /* Outcome of a one-time code.  0 is the deny, so a cleared value refuses. */
 enum dz_accounts_otp {
-    DZ_ACCOUNTS_OTP_BAD = 0,     /* wrong, malformed, or outside the window */
-    DZ_ACCOUNTS_OTP_OK = 1,      /* accepted and consumed (TOTP now active) */
-    DZ_ACCOUNTS_OTP_REPLAYED = 2,/* right code, but its step was already used */
-    DZ_ACCOUNTS_OTP_NONE = 3     /* the account has no TOTP enrolled */
+    DZ_ACCOUNTS_OTP_BAD = 0,      /* wrong, malformed, or outside the window */
+    DZ_ACCOUNTS_OTP_OK = 1,       /* accepted and consumed (TOTP now active) */
+    DZ_ACCOUNTS_OTP_REPLAYED = 2, /* right code, but its step was already used */
+    DZ_ACCOUNTS_OTP_NONE = 3      /* the account has no TOTP enrolled */
 };
 
 /*

@@ -30,17 +30,16 @@
 #define SCHEMA_VERSION 1
 #define BUSY_TIMEOUT_MS 5000
 
-static const char schema_sql[] =
-    "CREATE TABLE IF NOT EXISTS accounts("
-    " fin TEXT PRIMARY KEY NOT NULL CHECK(length(fin) = 7),"
-    " pwd_hash TEXT NOT NULL,"
-    " totp_seed BLOB,"
-    " totp_active INTEGER NOT NULL DEFAULT 0,"
-    " totp_last_step INTEGER NOT NULL DEFAULT -1,"
-    " created_at INTEGER NOT NULL,"
-    " updated_at INTEGER NOT NULL"
-    ") WITHOUT ROWID;"
-    "PRAGMA user_version = 1;";
+static const char schema_sql[] = "CREATE TABLE IF NOT EXISTS accounts("
+                                 " fin TEXT PRIMARY KEY NOT NULL CHECK(length(fin) = 7),"
+                                 " pwd_hash TEXT NOT NULL,"
+                                 " totp_seed BLOB,"
+                                 " totp_active INTEGER NOT NULL DEFAULT 0,"
+                                 " totp_last_step INTEGER NOT NULL DEFAULT -1,"
+                                 " created_at INTEGER NOT NULL,"
+                                 " updated_at INTEGER NOT NULL"
+                                 ") WITHOUT ROWID;"
+                                 "PRAGMA user_version = 1;";
 
 enum { ST_GET, ST_INSERT, ST_ADVANCE, ST_REMOVE, ST_COUNT };
 

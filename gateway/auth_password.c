@@ -181,8 +181,8 @@ static bool ctx_ok(const struct dz_auth_password_ctx *ctx)
 }
 
 int dz_auth_password(const struct dz_auth_password_ctx *ctx, const char *fin_raw,
-                     const char *password, size_t pw_len, const char *otp,
-                     const char *client_ip, int64_t now_ms, struct dz_auth_password_result *out)
+                     const char *password, size_t pw_len, const char *otp, const char *client_ip,
+                     int64_t now_ms, struct dz_auth_password_result *out)
 {
     struct dz_account_info info;
     struct addr_key ak;
@@ -230,8 +230,8 @@ int dz_auth_password(const struct dz_auth_password_ctx *ctx, const char *fin_raw
     }
 
     /* 3. the password: argon2id, against a dummy hash for unknown FINs */
-    rc = dz_accounts_verify_password(ctx->accounts, out->fin, password ? password : "", pw_len,
-                                     &ok, &info);
+    rc = dz_accounts_verify_password(ctx->accounts, out->fin, password ? password : "", pw_len, &ok,
+                                     &info);
     if (rc < 0)
         goto out;
     if (!ok) {
@@ -499,8 +499,8 @@ int dz_auth_register_create(const struct dz_auth_password_ctx *ctx, const char *
     rc = dz_accounts_create(ctx->accounts, fin, password, pw_len, secret, sizeof(secret));
     if (rc == DZ_ERR_EXISTS) {
         out->reason = "account_exists";
-        rc = count_failure(ctx, NS_FAIL_IP, NS_LOCK_IP, ak.b, ak.len,
-                           ctx->lockout.address_attempts, now_ms);
+        rc = count_failure(ctx, NS_FAIL_IP, NS_LOCK_IP, ak.b, ak.len, ctx->lockout.address_attempts,
+                           now_ms);
         goto out;
     }
     if (rc < 0)

@@ -72,9 +72,9 @@ struct dz_auth_password_ctx {
     struct dz_accounts *accounts;
     struct dz_store *store;
     struct dz_auth_lockout lockout;
-    unsigned totp_window;            /* steps either side accepted; DESIGN says 1 */
-    unsigned password_min_length;    /* registration: characters (code points) */
-    const struct dz_docpat *docpat;  /* registration: document pattern */
+    unsigned totp_window;           /* steps either side accepted; DESIGN says 1 */
+    unsigned password_min_length;   /* registration: characters (code points) */
+    const struct dz_docpat *docpat; /* registration: document pattern */
 };
 
 #define DZ_PASSWORD_MAX_BYTES 1024 /* registration refuses longer passwords */
@@ -122,8 +122,8 @@ struct dz_auth_password_result {
  * Pool thread (blocks).
  */
 int dz_auth_password(const struct dz_auth_password_ctx *ctx, const char *fin_raw,
-                     const char *password, size_t pw_len, const char *otp,
-                     const char *client_ip, int64_t now_ms, struct dz_auth_password_result *out);
+                     const char *password, size_t pw_len, const char *otp, const char *client_ip,
+                     int64_t now_ms, struct dz_auth_password_result *out);
 
 enum dz_reg_decision {
     DZ_REG_REFUSED = 0, /* the cleared value is a refusal */
@@ -136,14 +136,14 @@ enum dz_reg_decision {
 };
 
 struct dz_auth_register_input {
-    enum dz_reg_decision decision;       /* VALID, INVALID_*, WEAK_PASSWORD, LOCKED */
-    char fin[DZ_FIN_LEN + 1];            /* normalised, for the registry query */
-    char document[DZ_DOC_MAX + 1];       /* normalised, for the registry query */
-    uint32_t retry_after;                /* LOCKED: seconds */
-    const char *reason;                  /* static; audit only: valid, invalid_fin,
-                                          * invalid_document, password_too_short,
-                                          * password_too_long, password_not_utf8,
-                                          * password_is_identifier, locked_address */
+    enum dz_reg_decision decision; /* VALID, INVALID_*, WEAK_PASSWORD, LOCKED */
+    char fin[DZ_FIN_LEN + 1];      /* normalised, for the registry query */
+    char document[DZ_DOC_MAX + 1]; /* normalised, for the registry query */
+    uint32_t retry_after;          /* LOCKED: seconds */
+    const char *reason;            /* static; audit only: valid, invalid_fin,
+                                    * invalid_document, password_too_short,
+                                    * password_too_long, password_not_utf8,
+                                    * password_is_identifier, locked_address */
 };
 
 /*
@@ -163,13 +163,13 @@ int dz_auth_register_validate(const struct dz_auth_password_ctx *ctx, const char
                               struct dz_auth_register_input *out);
 
 struct dz_auth_register_result {
-    enum dz_reg_decision decision;       /* CREATED or REFUSED */
-    const char *reason;                  /* audit only: created, document_mismatch,
-                                          * account_exists */
+    enum dz_reg_decision decision; /* CREATED or REFUSED */
+    const char *reason;            /* audit only: created, document_mismatch,
+                                    * account_exists */
     char fin[DZ_FIN_LEN + 1];
-    char secret_b32[DZ_TOTP_B32_MAX];    /* CREATED: base32 TOTP secret (a secret!) */
-    char *otpauth_uri;                   /* CREATED: malloc'd, contains the secret */
-    char *qr_svg;                        /* CREATED: malloc'd SVG of otpauth_uri */
+    char secret_b32[DZ_TOTP_B32_MAX]; /* CREATED: base32 TOTP secret (a secret!) */
+    char *otpauth_uri;                /* CREATED: malloc'd, contains the secret */
+    char *qr_svg;                     /* CREATED: malloc'd SVG of otpauth_uri */
 };
 
 /*

@@ -73,7 +73,7 @@ int dz_totp_generate(const unsigned char *secret, size_t len, int64_t now, unsig
 uint64_t dz_totp_step(int64_t now);
 
 /*
- * Validate code for time now within +-window steps (window <= 
+ * Validate code for time now within +-window steps (window <=
  * DZ_TOTP_WINDOW_MAX; the gateway uses 1).  The code must be exactly
  * `digits` ASCII digits; anything else is simply not valid.
  * Decision in *ok (false on entry); on a match *step (may be NULL) is the

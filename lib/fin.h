@@ -36,9 +36,9 @@ bool dz_fin_is_normal(const char *s);
  * at config load; a compiled pattern is immutable and may be shared by all
  * threads.
  */
-#define DZ_DOC_MAX 32          /* longest normalised document number */
-#define DZ_DOC_INPUT_MAX 64    /* longest raw input (spaces included) */
-#define DZ_DOCPAT_MAX 256      /* longest pattern accepted */
+#define DZ_DOC_MAX 32                              /* longest normalised document number */
+#define DZ_DOC_INPUT_MAX 64                        /* longest raw input (spaces included) */
+#define DZ_DOCPAT_MAX 256                          /* longest pattern accepted */
 #define DZ_DOCPAT_DEFAULT "AZE[0-9]{8}|AA[0-9]{7}" /* AZE12345678, AA1234567 */
 
 struct dz_docpat;

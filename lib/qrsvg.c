@@ -93,8 +93,8 @@ int dz_qrsvg_render(const char *text, char **out_svg)
             start = x;
             while (x < qr->width && dark(qr, x, y))
                 x++;
-            rc = dz_buf_appendf(&b, "M%d %dh%dv1h-%dz", start + DZ_QRSVG_QUIET,
-                                y + DZ_QRSVG_QUIET, x - start, x - start);
+            rc = dz_buf_appendf(&b, "M%d %dh%dv1h-%dz", start + DZ_QRSVG_QUIET, y + DZ_QRSVG_QUIET,
+                                x - start, x - start);
         }
     }
     if (rc == 0)

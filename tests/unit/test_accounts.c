@@ -56,8 +56,7 @@ static int teardown(void **state)
 
 static void test_params(void **state)
 {
-    struct dz_argon2_params p = {DZ_ARGON2_DEFAULT_M_KIB, DZ_ARGON2_DEFAULT_T,
-                                 DZ_ARGON2_DEFAULT_P};
+    struct dz_argon2_params p = {DZ_ARGON2_DEFAULT_M_KIB, DZ_ARGON2_DEFAULT_T, DZ_ARGON2_DEFAULT_P};
     struct fx *f = *state;
     struct dz_accounts *a = (struct dz_accounts *)1;
 
@@ -91,8 +90,8 @@ static void test_create_verify(void **state)
     assert_int_equal(dz_accounts_create(f->a, "NOTOTP1", "pw without totp", 15, NULL, 0), 0);
 
     d0 = dz_accounts_dummy_verifications(f->a);
-    assert_int_equal(
-        dz_accounts_verify_password(f->a, "ABC1234", "correct horse", 13, &ok, &info), 0);
+    assert_int_equal(dz_accounts_verify_password(f->a, "ABC1234", "correct horse", 13, &ok, &info),
+                     0);
     assert_true(ok);
     assert_string_equal(info.fin, "ABC1234");
     assert_true(info.has_totp);
@@ -101,19 +100,19 @@ static void test_create_verify(void **state)
     assert_int_equal(dz_accounts_dummy_verifications(f->a), d0);
 
     /* wrong password: same account path, no dummy */
-    assert_int_equal(
-        dz_accounts_verify_password(f->a, "ABC1234", "correct horsE", 13, &ok, &info), 0);
+    assert_int_equal(dz_accounts_verify_password(f->a, "ABC1234", "correct horsE", 13, &ok, &info),
+                     0);
     assert_false(ok);
     assert_string_equal(info.fin, "");
     assert_int_equal(dz_accounts_dummy_verifications(f->a), d0);
     /* a prefix is not the password (length is part of it) */
-    assert_int_equal(
-        dz_accounts_verify_password(f->a, "ABC1234", "correct horse", 12, &ok, &info), 0);
+    assert_int_equal(dz_accounts_verify_password(f->a, "ABC1234", "correct horse", 12, &ok, &info),
+                     0);
     assert_false(ok);
 
     /* unknown FIN: refused, and the dummy hash was verified */
-    assert_int_equal(
-        dz_accounts_verify_password(f->a, "ZZZ9999", "correct horse", 13, &ok, &info), 0);
+    assert_int_equal(dz_accounts_verify_password(f->a, "ZZZ9999", "correct horse", 13, &ok, &info),
+                     0);
     assert_false(ok);
     assert_int_equal(dz_accounts_dummy_verifications(f->a), d0 + 1);
     assert_int_equal(dz_accounts_verify_password(f->a, "ZZZ9999", "", 0, &ok, &info), 0);
@@ -139,8 +138,8 @@ static void test_create_verify(void **state)
         char big[DZ_PASSWORD_MAX + 2];
 
         memset(big, 'a', sizeof(big));
-        assert_int_equal(
-            dz_accounts_verify_password(f->a, "ABC1234", big, sizeof(big), &ok, &info), 0);
+        assert_int_equal(dz_accounts_verify_password(f->a, "ABC1234", big, sizeof(big), &ok, &info),
+                         0);
         assert_false(ok);
         assert_int_equal(dz_accounts_create(f->a, "NEW0002", big, DZ_PASSWORD_MAX, NULL, 0), 0);
         assert_int_equal(
@@ -238,8 +237,8 @@ static void test_seed_encrypted_at_rest(void **state)
                      SQLITE_OK);
     assert_int_equal(sqlite3_step(st), SQLITE_ROW);
     assert_int_equal(sqlite3_column_int(st, 0), 1 + 12 + 20 + 16);
-    assert_true(strncmp((const char *)sqlite3_column_text(st, 1), "$argon2id$v=19$m=64,t=1,p=1$",
-                        28) == 0);
+    assert_true(
+        strncmp((const char *)sqlite3_column_text(st, 1), "$argon2id$v=19$m=64,t=1,p=1$", 28) == 0);
     assert_int_equal(sqlite3_column_int(st, 2), 0);
     assert_int_equal(sqlite3_column_int(st, 3), -1);
     sqlite3_finalize(st);
@@ -344,9 +343,9 @@ static void test_totp_replay(void **state)
     assert_int_equal(dz_accounts_totp_check_and_consume(f->a, "NOONE00", code, t, 1, &v),
                      DZ_ERR_NOTFOUND);
     assert_int_equal(v, DZ_ACCOUNTS_OTP_BAD);
-    assert_int_equal(dz_accounts_totp_check_and_consume(f->a, "OTP0001", code, t,
-                                                        DZ_TOTP_WINDOW_MAX + 1, &v),
-                     DZ_ERR_INVAL);
+    assert_int_equal(
+        dz_accounts_totp_check_and_consume(f->a, "OTP0001", code, t, DZ_TOTP_WINDOW_MAX + 1, &v),
+        DZ_ERR_INVAL);
     assert_int_equal(dz_accounts_totp_check_and_consume(f->a, "OTP0001", NULL, t, 1, &v), 0);
     assert_int_equal(v, DZ_ACCOUNTS_OTP_BAD);
 }
@@ -415,18 +414,18 @@ static void test_corrupt_rows(void **state)
     bool ok = true;
 
     assert_int_equal(sqlite3_open_v2(f->path, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
-    assert_int_equal(sqlite3_exec(db,
-                                  "INSERT INTO accounts VALUES('BAD0001','not a hash',NULL,0,-1,0,0);"
-                                  "INSERT INTO accounts VALUES('BAD0002','$argon2id$x',"
-                                  "zeroblob(200),0,-1,0,0);",
-                                  NULL, NULL, NULL),
-                     SQLITE_OK);
+    assert_int_equal(
+        sqlite3_exec(db,
+                     "INSERT INTO accounts VALUES('BAD0001','not a hash',NULL,0,-1,0,0);"
+                     "INSERT INTO accounts VALUES('BAD0002','$argon2id$x',"
+                     "zeroblob(200),0,-1,0,0);",
+                     NULL, NULL, NULL),
+        SQLITE_OK);
     sqlite3_close(db);
     assert_int_equal(dz_accounts_verify_password(f->a, "BAD0001", "pw", 2, &ok, &info),
                      DZ_ERR_PARSE);
     assert_false(ok);
-    assert_int_equal(dz_accounts_verify_password(f->a, "BAD0002", "pw", 2, &ok, &info),
-                     DZ_ERR_DB);
+    assert_int_equal(dz_accounts_verify_password(f->a, "BAD0002", "pw", 2, &ok, &info), DZ_ERR_DB);
     assert_false(ok);
 
     /* an unknown schema version is refused at open */

@@ -394,8 +394,7 @@ static void test_bad_args(void **state)
     struct dz_auth_password_result r;
     struct dz_auth_password_ctx c = f->ctx;
 
-    assert_int_equal(dz_auth_password(&f->ctx, "ABC1234", "good password", 13, NULL, NULL, T0,
-                                      &r),
+    assert_int_equal(dz_auth_password(&f->ctx, "ABC1234", "good password", 13, NULL, NULL, T0, &r),
                      DZ_ERR_INVAL);
     assert_int_equal(r.decision, DZ_PWD_BAD_CREDENTIALS);
     assert_int_equal(dz_auth_password(&f->ctx, "ABC1234", "good password", 13, NULL, "", T0, &r),
@@ -404,8 +403,7 @@ static void test_bad_args(void **state)
     assert_int_equal(dz_auth_password(&c, "ABC1234", "good password", 13, NULL, IP, T0, &r),
                      DZ_ERR_INVAL);
     assert_int_equal(r.decision, DZ_PWD_BAD_CREDENTIALS);
-    assert_int_equal(dz_auth_password(&f->ctx, "ABC1234", NULL, 5, NULL, IP, T0, &r),
-                     DZ_ERR_INVAL);
+    assert_int_equal(dz_auth_password(&f->ctx, "ABC1234", NULL, 5, NULL, IP, T0, &r), DZ_ERR_INVAL);
     assert_int_equal(dz_auth_password(&f->ctx, "ABC1234", "x", 1, NULL, IP, T0, NULL),
                      DZ_ERR_INVAL);
     /* a lock entry that is not ours fails closed */
@@ -430,15 +428,15 @@ static void test_utf8(void **state)
     assert_int_equal(n, 13);
     assert_true(dz_auth_utf8_check("", 0, &n));
     assert_int_equal(n, 0);
-    assert_false(dz_auth_utf8_check("a\0b", 3, &n));            /* NUL */
-    assert_false(dz_auth_utf8_check("\xc0\xaf", 2, NULL));      /* overlong '/' */
-    assert_false(dz_auth_utf8_check("\xe0\x80\xaf", 3, NULL));  /* overlong */
+    assert_false(dz_auth_utf8_check("a\0b", 3, &n));           /* NUL */
+    assert_false(dz_auth_utf8_check("\xc0\xaf", 2, NULL));     /* overlong '/' */
+    assert_false(dz_auth_utf8_check("\xe0\x80\xaf", 3, NULL)); /* overlong */
     assert_false(dz_auth_utf8_check("\xf0\x80\x80\xaf", 4, NULL));
-    assert_false(dz_auth_utf8_check("\xed\xa0\x80", 3, NULL));  /* surrogate */
+    assert_false(dz_auth_utf8_check("\xed\xa0\x80", 3, NULL));     /* surrogate */
     assert_false(dz_auth_utf8_check("\xf4\x90\x80\x80", 4, NULL)); /* > U+10FFFF */
     assert_false(dz_auth_utf8_check("\xf5\x80\x80\x80", 4, NULL));
-    assert_false(dz_auth_utf8_check("\x80", 1, NULL));          /* lone continuation */
-    assert_false(dz_auth_utf8_check("\xc3", 1, NULL));          /* truncated */
+    assert_false(dz_auth_utf8_check("\x80", 1, NULL)); /* lone continuation */
+    assert_false(dz_auth_utf8_check("\xc3", 1, NULL)); /* truncated */
     assert_false(dz_auth_utf8_check("\xe2\x82", 2, NULL));
     assert_false(dz_auth_utf8_check("\xc3\x28", 2, NULL));
     assert_false(dz_auth_utf8_check("\xff", 1, NULL));
@@ -451,8 +449,7 @@ static struct dz_auth_register_input validate(struct fx *f, const char *fin, con
 {
     struct dz_auth_register_input in;
 
-    assert_int_equal(
-        dz_auth_register_validate(&f->ctx, fin, doc, pw, strlen(pw), ip, T0, &in), 0);
+    assert_int_equal(dz_auth_register_validate(&f->ctx, fin, doc, pw, strlen(pw), ip, T0, &in), 0);
     return in;
 }
 
@@ -515,9 +512,8 @@ static void test_register_create(void **state)
     uint64_t d0;
     const char *pw = "my new password";
 
-    assert_int_equal(dz_auth_register_create(&f->ctx, "NEW1234", pw, strlen(pw), true, IP, T0,
-                                             &res),
-                     0);
+    assert_int_equal(
+        dz_auth_register_create(&f->ctx, "NEW1234", pw, strlen(pw), true, IP, T0, &res), 0);
     assert_int_equal(res.decision, DZ_REG_CREATED);
     assert_string_equal(res.reason, "created");
     assert_string_equal(res.fin, "NEW1234");
@@ -547,9 +543,8 @@ static void test_register_create(void **state)
 
     /* existing account and document mismatch: the same refusal, same work */
     d0 = dz_accounts_dummy_verifications(f->a);
-    assert_int_equal(dz_auth_register_create(&f->ctx, "NEW1234", "other password", 14, true, IP,
-                                             T0, &res),
-                     0);
+    assert_int_equal(
+        dz_auth_register_create(&f->ctx, "NEW1234", "other password", 14, true, IP, T0, &res), 0);
     assert_int_equal(res.decision, DZ_REG_REFUSED);
     assert_string_equal(res.reason, "account_exists");
     assert_string_equal(res.secret_b32, "");
@@ -560,15 +555,14 @@ static void test_register_create(void **state)
     r = login(f, "NEW1234", "other password", NULL);
     assert_int_equal(r.decision, DZ_PWD_BAD_CREDENTIALS);
 
-    assert_int_equal(dz_auth_register_create(&f->ctx, "NEW5678", "some password", 13, false, IP,
-                                             T0, &res),
-                     0);
+    assert_int_equal(
+        dz_auth_register_create(&f->ctx, "NEW5678", "some password", 13, false, IP, T0, &res), 0);
     assert_int_equal(res.decision, DZ_REG_REFUSED);
     assert_string_equal(res.reason, "document_mismatch");
     assert_null(res.otpauth_uri);
     dz_auth_register_result_cleanup(&res);
     assert_int_equal(dz_accounts_dummy_verifications(f->a), d0 + 1); /* equalize ran */
-    r = login(f, "NEW5678", "some password", NULL); /* no account was made */
+    r = login(f, "NEW5678", "some password", NULL);                  /* no account was made */
     assert_int_equal(r.decision, DZ_PWD_BAD_CREDENTIALS);
 
     assert_int_equal(dz_auth_register_create(&f->ctx, "new5678", "x", 1, true, IP, T0, &res),

@@ -36,9 +36,24 @@ static void test_fin_good(void **state)
 static void test_fin_bad(void **state)
 {
     static const char *const bad[] = {
-        "",         "ABC123",    "ABC12345", " ABC1234", "ABC1234 ", "ABC 123",  "ABC-123",
-        "ABC_123",  "ABC.123",   "ABC\t123", "ABC\n123", "ÄBC1234",  "ABÇ123",   "ABC123\xff",
-        "ABC12\xc3\xa4", "АBC1234" /* Cyrillic A */, "ABC１23" /* fullwidth digit */, "%41BC1234",
+        "",
+        "ABC123",
+        "ABC12345",
+        " ABC1234",
+        "ABC1234 ",
+        "ABC 123",
+        "ABC-123",
+        "ABC_123",
+        "ABC.123",
+        "ABC\t123",
+        "ABC\n123",
+        "ÄBC1234",
+        "ABÇ123",
+        "ABC123\xff",
+        "ABC12\xc3\xa4",
+        "АBC1234" /* Cyrillic A */,
+        "ABC１23" /* fullwidth digit */,
+        "%41BC1234",
     };
     char out[DZ_FIN_LEN + 1];
     size_t i;

@@ -86,15 +86,14 @@ static void test_validate_window(void **state)
             assert_int_equal(step, 0);
         }
         /* window 0: only the current step */
-        assert_int_equal(dz_totp_validate(rfc_key, sizeof(rfc_key), code, now, 0, 6, &ok, NULL),
-                         0);
+        assert_int_equal(dz_totp_validate(rfc_key, sizeof(rfc_key), code, now, 0, 6, &ok, NULL), 0);
         assert_int_equal(ok, d == 0);
     }
 }
 
 static void test_validate_bad_codes(void **state)
 {
-    static const char *const bad[] = {"",        "12345",  "1234567", "12345a", " 123456",
+    static const char *const bad[] = {"",        "12345",  "1234567", "12345a",  " 123456",
                                       "123456 ", "+12345", "-12345",  "１23456", "12 456"};
     char code[DZ_TOTP_CODE_MAX + 1];
     char wrong[DZ_TOTP_CODE_MAX + 1];
@@ -115,8 +114,7 @@ static void test_validate_bad_codes(void **state)
     assert_int_equal(dz_totp_generate(rfc_key, sizeof(rfc_key), 1700000000, 6, code), 0);
     memcpy(wrong, code, sizeof(code));
     wrong[5] = (char)(wrong[5] == '9' ? '0' : wrong[5] + 1);
-    assert_int_equal(dz_totp_validate(rfc_key, sizeof(rfc_key), wrong, 1700000000, 1, 6, &ok,
-                                      NULL),
+    assert_int_equal(dz_totp_validate(rfc_key, sizeof(rfc_key), wrong, 1700000000, 1, 6, &ok, NULL),
                      0);
     assert_false(ok);
     /* the 8-digit code is not a 6-digit code */
@@ -154,9 +152,9 @@ static void test_base32(void **state)
     assert_int_equal(dz_totp_base32(rfc_key, sizeof(rfc_key), b32, 32), DZ_ERR_TOOBIG);
     assert_int_equal(dz_totp_base32(rfc_key, 0, b32, sizeof(b32)), DZ_ERR_INVAL);
 
-    assert_int_equal(dz_totp_base32_decode("gezd gnbv gy3t qojq gezd gnbv gy3t qojq", back,
-                                           sizeof(back), &n),
-                     0);
+    assert_int_equal(
+        dz_totp_base32_decode("gezd gnbv gy3t qojq gezd gnbv gy3t qojq", back, sizeof(back), &n),
+        0);
     assert_int_equal(n, 20);
     assert_memory_equal(back, rfc_key, 20);
     assert_int_equal(dz_totp_base32_decode("MZXW6YQ=", back, sizeof(back), &n), 0);
@@ -244,9 +242,9 @@ static void test_oathtool_interop(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_hotp_rfc4226),      cmocka_unit_test(test_totp_rfc6238),
-        cmocka_unit_test(test_validate_window),   cmocka_unit_test(test_validate_bad_codes),
-        cmocka_unit_test(test_base32),            cmocka_unit_test(test_uri),
+        cmocka_unit_test(test_hotp_rfc4226),     cmocka_unit_test(test_totp_rfc6238),
+        cmocka_unit_test(test_validate_window),  cmocka_unit_test(test_validate_bad_codes),
+        cmocka_unit_test(test_base32),           cmocka_unit_test(test_uri),
         cmocka_unit_test(test_oathtool_interop),
     };
 
