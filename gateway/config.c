@@ -929,31 +929,22 @@ static int check_accounts(struct ctx *c, void *base, const struct dz_yaml_node *
                           const char *path)
 {
     struct dz_config_accounts *a = base;
-    size_t len = strlen(a->document_pattern);
     char key[KEY_LEN];
     char why[128];
-    int rc;
 
     if (a->argon2_memory % 1024 != 0) {
         join_key(key, sizeof(key), path, "argon2_memory");
         return fail(c, line_of(map, "argon2_memory", 0), key, "must be a whole number of KiB");
     }
     join_key(key, sizeof(key), path, "document_pattern");
-    /* An unanchored pattern matches any string that merely contains a
-     * valid number, so "x; DROP...AZE12345678" would pass. */
-    if (len < 2 || a->document_pattern[0] != '^' || a->document_pattern[len - 1] != '$')
-        return fail(c, line_of(map, "document_pattern", 0), key,
-                    "must be anchored: start with ^ and end with $");
     if (ere_cost(a->document_pattern) > ERE_MAX_COST)
         return fail(c, line_of(map, "document_pattern", 0), key,
                     "too complex (repetition bounds multiply out too far)");
-    rc = regcomp(&a->document_re, a->document_pattern, REG_EXTENDED | REG_NOSUB);
-    if (rc != 0) {
-        regerror(rc, &a->document_re, why, sizeof(why));
+    /* dz_docpat_compile matches the whole input (it adds ^(...)$ itself),
+     * so a pattern written with or without anchors means the same. */
+    if (dz_docpat_compile(a->document_pattern, &a->document, why, sizeof(why)) != 0)
         return fail(c, line_of(map, "document_pattern", 0), key,
-                    "not a POSIX extended regular expression: %s", why);
-    }
-    a->has_document_re = true;
+                    "not a usable POSIX extended regular expression: %s", why);
     return 0;
 }
 
@@ -1323,8 +1314,7 @@ void dz_config_free(struct dz_config *c)
 {
     if (!c)
         return;
-    if (c->accounts.has_document_re)
-        regfree(&c->accounts.document_re);
+    dz_docpat_free(c->accounts.document);
     free_table(&root_table, c);
     free(c->path);
     free(c);

@@ -20,18 +20,18 @@
  *
  * Thread affinity: load/free/dump from any one thread; a loaded config is
  * read-only and may be read from every thread without locks
- * (accounts.document_re included: regexec on a const regex_t is thread-safe).
+ * (accounts.document included: dz_docpat_match is thread-safe).
  */
 #ifndef DZ_CONFIG_H
 #define DZ_CONFIG_H
 
-#include <regex.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <sys/socket.h>
 
+#include "fin.h"
 #include "log.h"
 
 #define DZ_CONFIG_MAX_LISTENERS 16
@@ -101,9 +101,8 @@ struct dz_config_accounts {
     uint64_t argon2_memory;       /* bytes, multiple of 1KiB; 8MiB..4GiB, default 64MiB */
     unsigned argon2_iterations;   /* 1..100, default 3 */
     unsigned argon2_parallelism;  /* 1..16, default 1 */
-    char *document_pattern;       /* POSIX ERE anchored with ^...$ */
-    regex_t document_re;          /* compiled REG_EXTENDED|REG_NOSUB */
-    bool has_document_re;         /* always true in a loaded config */
+    char *document_pattern;       /* POSIX ERE, matched whole (^(...)$ is added) */
+    struct dz_docpat *document;   /* compiled at load (fin.h): use dz_docpat_match */
 };
 
 /* lockout: */

@@ -185,23 +185,6 @@ static bool is_alnum(int c)
     return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
 }
 
-int dz_parse_fin(const char *s, size_t len, char out[8])
-{
-    out[0] = '\0';
-    if (!s || len != 7)
-        return DZ_ERR_PARSE;
-    for (size_t i = 0; i < 7; i++) {
-        if (!is_alnum((unsigned char)s[i]))
-            return DZ_ERR_PARSE;
-    }
-    for (size_t i = 0; i < 7; i++) {
-        char c = s[i];
-        out[i] = (c >= 'a' && c <= 'z') ? (char)(c - 'a' + 'A') : c;
-    }
-    out[7] = '\0';
-    return 0;
-}
-
 /* A DNS name: labels of [A-Za-z0-9-], 1..63 long, no '-' at either end,
  * 253 characters at most, and not all-numeric in its last label (which would
  * be a malformed IPv4 address such as "1.2.3" or "010.0.0.1"). */

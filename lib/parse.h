@@ -1,7 +1,7 @@
 /*
  * parse.h - strict, ranged parsers for the values found in configuration,
- * policies and requests: integers, sizes, durations, rates, booleans, URLs
- * and FINs.
+ * policies and requests: integers, sizes, durations, rates, booleans and
+ * URLs.  (FINs and document numbers are fin.h's.)
  *
  * Every parser is a pure function over a NUL-terminated string: no I/O, no
  * globals, no allocation, so all are thread-safe and fuzzable.  Each accepts
@@ -58,10 +58,6 @@ struct dz_url {
     size_t path_off;  /* offset of the path ('/' ...) in the input, or its length */
 };
 int dz_parse_url(const char *s, struct dz_url *out);
-
-/* A FIN: exactly 7 characters [0-9A-Za-z] (s need not be NUL-terminated).
- * out receives the upper-case form and a NUL.  DZ_ERR_PARSE otherwise. */
-int dz_parse_fin(const char *s, size_t len, char out[8]);
 
 /* Canonical text for a size ("16KiB", "1MiB", "1000B"...) and a duration
  * ("10s", "15m", "250ms"...): the largest unit that divides the value, so
