@@ -35,7 +35,7 @@ REGISTRY_PEER=${REGISTRY_PEER:-https://127.0.0.1:9101}
 ECHO_ADDR=${ECHO_ADDR:-127.0.0.1:9109}
 H1_PORT=${H1_PORT:-9110}
 
-STATE_DIR="$ROOT/build/test-stack-$SCRIPT_NAME-$$"
+STATE_DIR=${DZ_STATE_DIR:-"$ROOT/build/test-stack-$SCRIPT_NAME-$$"}   # DZ_STATE_DIR: the benchmark's
 SAN_DIR="$STATE_DIR.sanitizer"   # outside STATE_DIR: stack.sh may own that tree
 WORK="$STATE_DIR.work"           # this script's scratch files
 mkdir -p "$SAN_DIR" "$WORK"

@@ -5,7 +5,7 @@
 # back end, and nghttp as a client.
 . "$(dirname "$0")/lib.sh"
 
-plan 42
+plan 43
 stack_start
 start_echo || bail "the echo peer did not start on $ECHO_ADDR"
 
@@ -51,8 +51,16 @@ diag "A=$A (password+TOTP) B=$B P=$P (password only)"
 PROBE="probe-$$-1"
 gw GET "/api/registry/me?probe=$PROBE" -H "$(bearer "$TOK_A")" -H "$(probe_hdr "$PROBE")"
 is "$STATUS $(jb .fin)" "200 $A" "GET /api/registry/me -> 200 with the person's own record"
-is "$(jb '[keys[] | select(IN("fin","name","surname","patronymic","birth_date","birth_place","document","address") | not)] | join(",")')" "" \
-    "the record holds only released fields (no phones, no gender)"
+# The fields the route releases, as the policy in force says.
+RELEASE=$(awk '/^[[:space:]]*- path:/ { inroute = ($3 == "/api/registry/me") }
+               inroute && /^[[:space:]]*release:/ { sub(/^[^[]*\[/, ""); sub(/\].*/, ""); gsub(/[ ,]+/, " "); print; exit }' \
+          "$STATE_DIR/policies/registry.yaml")
+diag "released by policy for /api/registry/me: ${RELEASE:-nothing found}"
+RELJSON=$(jq -nc --arg r "$RELEASE" '$r | split(" ") | map(select(length > 0))')
+is "$(jb --argjson rel "$RELJSON" '[keys[] | select(. as $k | $rel | index($k) | not)] | join(",")')" "" \
+    "the record holds only the fields the policy releases"
+ok "phones are not released on /api/registry/me (policy and answer)" \
+    bash -c '! grep -qw phones <<<"$1" && [ -n "$1" ] && ! jq -e "has(\"phones\")" "$2" >/dev/null' _ "$RELEASE" "$RESP_BODY_FILE"
 like "$(jb '.name // empty')" '.' "the record has the person's name"
 like "$(hdr darvaza-request-id)" '.' "the answer carries Darvaza-Request-Id"
 GW_RID=$(hdr darvaza-request-id)

@@ -1,0 +1,243 @@
+#!/usr/bin/env bash
+# tests/bench/run.sh - `make bench`: darvaza against nginx, same machine, same run.
+#
+# One static back end (nginx, HTTP/1.1, a tiny JSON answer) behind three fronts,
+# all TLS + HTTP/2 on loopback with the same certificate:
+#   (a) nginx reverse proxy                          https://127.0.0.1:9443
+#   (b) nginx reverse proxy + auth_request (an auth  https://127.0.0.1:9444
+#       service that checks a header and answers 204)
+#   (c) darvaza forwarding an authenticated request   https://localhost:8443
+#       (bearer session, signed assertion, audit line; policy tests/bench/policies)
+# measured with h2load (BENCH_N requests, BENCH_C connections x BENCH_M streams,
+# one warm-up round, BENCH_ROUNDS rounds interleaved a,b,c; the median round by
+# req/s is reported with its p50/p99 latency from h2load's per-request log).
+# Also: password+TOTP logins per second (BENCH_LOGINS real logins, 4 clients
+# in parallel, a new TLS connection each) and memory per idle HTTP/2
+# connection (BENCH_IDLE connections held open, RSS before/after).
+# Results: build/bench/results.md (also printed).  Not part of `make test`.
+set -u
+BENCH_N=${BENCH_N:-20000}
+BENCH_C=${BENCH_C:-20}
+BENCH_M=${BENCH_M:-10}
+BENCH_ROUNDS=${BENCH_ROUNDS:-3}
+BENCH_LOGINS=${BENCH_LOGINS:-60}
+BENCH_IDLE=${BENCH_IDLE:-500}
+
+HERE=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+OUT="$ROOT/build/bench"
+NGX="$OUT/nginx"
+rm -rf "$NGX" "$OUT/stack" "$OUT/rounds"
+mkdir -p "$NGX/tmp" "$OUT/rounds"
+export DZ_STATE_DIR="$OUT/stack"
+EXTRA_POLICIES="$HERE/policies"
+BUILD_DIR=${BUILD_DIR:-build}
+# The integration library gives the stack, login and cleanup helpers.
+. "$ROOT/tests/integration/lib.sh"
+cd "$ROOT" || exit 2
+
+log() { printf '%s\n' "$*" >&2; }
+die() { log "bench: $*"; exit 1; }
+for t in nginx h2load curl jq oathtool python3 openssl; do
+    command -v "$t" >/dev/null || die "$t is missing (make deps)"
+done
+WORKERS=$(nproc)
+
+# ---- the gateway (optional: the nginx parts run without it) -----------------------------
+GW=0
+if [ -x "$BUILD_DIR/darvazad" ] && [ -x "$ROOT/demo/stack.sh" ]; then
+    log "starting the darvaza stack in ${STATE_DIR#"$ROOT"/} ..."
+    # Enough unregistered people for the login measurement (3 logins each).
+    if ( stack_start PEOPLE_TOTAL=$((8 + (BENCH_LOGINS + 2) / 3 + 2)) ) >"$OUT/stack-start.tap" 2>&1; then
+        STACK_UP=1
+        GW=1
+    else
+        STACK_UP=1 # stop whatever half started
+        log "the stack did not start (setup (c) skipped): $(tail -n 5 "$OUT/stack-start.tap")"
+    fi
+else
+    log "no $BUILD_DIR/darvazad or demo/stack.sh: setup (c) skipped"
+fi
+if [ "$GW" = 1 ]; then
+    CERT="$STATE_DIR/certs/gateway-tls.pem"
+    KEY="$STATE_DIR/certs/gateway-tls.key"
+    PEOPLE="$STATE_DIR/people.json"
+    WORKERS=$(awk '/^[[:space:]]+workers:/ {print $2; exit}' "$(find "$STATE_DIR" -maxdepth 2 -name 'darvaza*.yaml' | head -n 1)" 2>/dev/null)
+    WORKERS=${WORKERS:-$(nproc)}
+else
+    CERT="$NGX/cert.pem"
+    KEY="$NGX/key.pem"
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=localhost \
+        -addext subjectAltName=DNS:localhost,IP:127.0.0.1 -keyout "$KEY" -out "$CERT" 2>/dev/null ||
+        die "cannot make a certificate"
+fi
+
+# ---- nginx: static back end + auth service, and the TLS fronts -----------------------------
+for c in upstream proxy; do
+    sed -e "s|@DIR@|$NGX|g" -e "s|@CERT@|$CERT|g" -e "s|@KEY@|$KEY|g" -e "s|@WORKERS@|$WORKERS|g" \
+        "$HERE/$c.conf" >"$NGX/$c.conf"
+    nginx -e "$NGX/$c-error.log" -p "$NGX" -c "$NGX/$c.conf" || die "nginx ($c) did not start: $(cat "$NGX/$c-error.log")"
+    wait_until 5 test -s "$NGX/$c.pid" || die "nginx ($c) wrote no pid"
+    OWN_PIDS+=("$(cat "$NGX/$c.pid")")
+done
+PROXY_MASTER=$(cat "$NGX/proxy.pid")
+
+code() { curl -s -o /dev/null -w '%{http_code}' --max-time 5 -k "$@"; }
+[ "$(code https://127.0.0.1:9443/api/static/ping)" = 200 ] || die "(a) does not answer 200"
+[ "$(code -H 'authorization: Bearer bench-token' https://127.0.0.1:9444/api/static/ping)" = 200 ] || die "(b) does not answer 200"
+[ "$(code -H 'authorization: Bearer wrong' https://127.0.0.1:9444/api/static/ping)" = 401 ] || die "(b) does not check the header"
+
+TOKEN=
+if [ "$GW" = 1 ]; then
+    A=$(pick_person registered 0)
+    login_person "$A"
+    TOKEN=$LOGIN_TOKEN
+    [ -n "$TOKEN" ] || { log "cannot log in $A ($STATUS $BODY): setup (c) skipped"; GW=0; }
+fi
+if [ "$GW" = 1 ]; then
+    gw GET /api/static/ping -H "$(bearer "$TOKEN")"
+    [ "$STATUS $BODY" = '200 {"ok":true}' ] || { log "(c) answers $STATUS $BODY: setup (c) skipped"; GW=0; }
+    gw GET /api/static/ping
+    [ "$STATUS" = 401 ] || { log "(c) without a session answers $STATUS, not 401: setup (c) skipped"; GW=0; }
+fi
+
+# ---- memory per idle HTTP/2 connection (before any load, so freed memory is not reused) ---------
+rss_kb() { local t=0 p; for p in "$@"; do t=$((t + $(awk '/^VmRSS:/ {print $2}' "/proc/$p/status" 2>/dev/null || echo 0))); done; echo "$t"; }
+idle_cost() { # idle_cost PORT PID... -> "bytes_per_conn opened"
+    local port=$1 ready="$OUT/idle.ready" before after n pid
+    shift
+    rm -f "$ready"
+    before=$(rss_kb "$@")
+    "$HERE/idle_h2.sh" 127.0.0.1 "$port" "$BENCH_IDLE" 30 "$ready" 2>>"$OUT/idle.err" &
+    pid=$!
+    wait_until 60 test -s "$ready"
+    sleep 1
+    after=$(rss_kb "$@")
+    n=$(cat "$ready" 2>/dev/null || echo 0)
+    kill "$pid" 2>/dev/null
+    wait "$pid" 2>/dev/null
+    if [ "${n:-0}" -gt 0 ]; then echo "$(((after - before) * 1024 / n)) $n"; else echo "- 0"; fi
+}
+NGINX_WORKERS=$(ps -o pid= --ppid "$PROXY_MASTER" | tr -d ' ' | tr '\n' ' ')
+# shellcheck disable=SC2086
+read -r IDLE_NGX IDLE_NGX_N < <(idle_cost 9443 $NGINX_WORKERS)
+IDLE_GW="-" IDLE_GW_N=0
+if [ "$GW" = 1 ]; then
+    GW_PID=$(listener_pid 8443)
+    read -r IDLE_GW IDLE_GW_N < <(idle_cost 8443 "$GW_PID")
+fi
+log "idle HTTP/2 connection: nginx $IDLE_NGX B ($IDLE_NGX_N conns), darvaza $IDLE_GW B ($IDLE_GW_N conns)"
+
+# ---- h2load rounds ---------------------------------------------------------------------------
+url_of() { case $1 in a) echo https://127.0.0.1:9443/api/static/ping ;; b) echo https://127.0.0.1:9444/api/static/ping ;;
+    c) echo "$GW_URL/api/static/ping" ;; esac; }
+auth_of() { case $1 in c) echo "authorization: Bearer $TOKEN" ;; *) echo "authorization: Bearer bench-token" ;; esac; }
+SETUPS="a b"
+[ "$GW" = 1 ] && SETUPS="a b c"
+for r in warmup $(seq 1 "$BENCH_ROUNDS"); do
+    for s in $SETUPS; do
+        n=$BENCH_N
+        [ "$r" = warmup ] && n=$((BENCH_N / 4))
+        log "round $r, setup $s ..."
+        timeout 300 h2load -n "$n" -c "$BENCH_C" -m "$BENCH_M" -t 1 -H "$(auth_of "$s")" \
+            --log-file="$OUT/rounds/$s-$r.log" "$(url_of "$s")" >"$OUT/rounds/$s-$r.txt" 2>&1
+    done
+done
+# stats SETUP -> "rps p50_ms p99_ms ok_of_n round" of the median round by req/s
+stats() {
+    local s=$1 r rps best
+    for r in $(seq 1 "$BENCH_ROUNDS"); do
+        rps=$(grep -o 'finished in [^,]*, [0-9.]* req/s' "$OUT/rounds/$s-$r.txt" | awk '{print $4}')
+        echo "${rps:-0} $r"
+    done | sort -n | awk -v m=$(((BENCH_ROUNDS + 1) / 2)) 'NR == m' >"$OUT/rounds/$s.median"
+    read -r rps best <"$OUT/rounds/$s.median"
+    lat=$(awk -F'\t' '{print $3}' "$OUT/rounds/$s-$best.log" | sort -n | awk '
+        { v[NR] = $1 } END { if (NR) printf "%.2f %.2f", v[int(NR * 0.50 + 0.5)] / 1000, v[int(NR * 0.99 + 0.5)] / 1000; else print "- -" }')
+    okn=$(grep -o 'status codes: [0-9]* 2xx' "$OUT/rounds/$s-$best.txt" | awk '{print $3}')
+    echo "$rps $lat ${okn:-0} $best"
+}
+declare -A RPS P50 P99 OK
+for s in $SETUPS; do
+    read -r RPS[$s] P50[$s] P99[$s] OK[$s] _ < <(stats "$s")
+done
+ratio() { awk -v x="$1" -v y="$2" 'BEGIN { if (y > 0) printf "%.2f", x / y; else print "-" }'; }
+
+# ---- logins per second ----------------------------------------------------------------------
+LOGIN_RATE="-" LOGIN_OK=0 LOGIN_TRIED=0 ARGON="?"
+if [ "$GW" = 1 ]; then
+    # Fresh accounts (registration is not timed); each logs in with the codes
+    # of three consecutive TOTP steps, in order, so no code is a replay.
+    need=$(((BENCH_LOGINS + 2) / 3))
+    : >"$OUT/login-accounts"
+    i=0
+    while [ "$(wc -l <"$OUT/login-accounts")" -lt "$need" ]; do
+        f=$(pick_person unregistered "$i")
+        i=$((i + 1))
+        [ -n "$f" ] || break
+        pw="Bench-$$-password-$i"
+        gw_json POST /auth/register "$(jq -nc --arg f "$f" --arg d "$(person "$f" document)" --arg p "$pw" '{fin:$f,document:$d,password:$p}')"
+        [ "$STATUS" = 201 ] && echo "$f $pw $(jb .totp.secret)" >>"$OUT/login-accounts"
+    done
+    now=$(date +%s)
+    [ $((30 - now % 30)) -lt 20 ] && { log "waiting $((30 - now % 30)) s for a fresh TOTP step"; sleep $((30 - now % 30)); }
+    now=$(date +%s)
+    : >"$OUT/login-bodies"
+    while read -r f pw sec; do
+        line=""
+        for dt in -30 0 30; do
+            line+="$(jq -nc --arg f "$f" --arg p "$pw" --arg o "$(totp_at "$sec" $((now + dt)))" '{fin:$f,password:$p,otp:$o}' | base64 -w0) "
+        done
+        echo "$line" >>"$OUT/login-bodies"
+    done <"$OUT/login-accounts"
+    LOGIN_TRIED=$(($(wc -l <"$OUT/login-bodies") * 3))
+    t0=$(date +%s%N)
+    # One account per job (its three logins in order), four jobs at a time.
+    xargs -P 4 -L 1 bash -c 'for b in "$@"; do
+        printf %s "$b" | base64 -d | curl -s -o /dev/null -w "%{http_code}\n" --max-time 30 --cacert "'"$STATE_DIR"'/certs/root.pem" \
+            -H "content-type: application/json" --data-binary @- "'"$GW_URL"'/auth/password"; done' _ \
+        <"$OUT/login-bodies" >"$OUT/login-codes"
+    t1=$(date +%s%N)
+    LOGIN_OK=$(grep -c '^200$' "$OUT/login-codes")
+    LOGIN_RATE=$(awk -v n="$LOGIN_OK" -v ns=$((t1 - t0)) 'BEGIN { printf "%.1f", n / (ns / 1e9) }')
+    CONF=$(find "$STATE_DIR" -maxdepth 2 -name 'darvaza*.yaml' | head -n 1)
+    ARGON=$(awk '/argon2_(memory|iterations|parallelism):/ {printf "%s %s ", $1, $2}' "$CONF")
+fi
+
+# ---- results ----------------------------------------------------------------------------------
+{
+    echo "# darvaza benchmark"
+    echo
+    echo "$(date -u +%Y-%m-%dT%H:%M:%SZ), $(nproc) CPUs ($(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)),"
+    echo "$(nginx -v 2>&1 | sed 's/.*: //'), $(h2load --version 2>&1 | head -n 1), darvaza build: ${BUILD_DIR#"$ROOT"/}, $WORKERS workers each."
+    echo
+    echo "h2load -n $BENCH_N -c $BENCH_C -m $BENCH_M -t 1, TLS + HTTP/2 on loopback, one warm-up round then"
+    echo "$BENCH_ROUNDS rounds interleaved; the median round by req/s, with its latency percentiles."
+    echo "Back end: nginx on 127.0.0.1:9120 (HTTP/1.1, kept-alive connections) answering {\"ok\":true}."
+    echo
+    echo "| setup | req/s | p50 ms | p99 ms | 2xx of $BENCH_N |"
+    echo "| --- | ---: | ---: | ---: | ---: |"
+    for s in $SETUPS; do
+        case $s in a) name="(a) nginx reverse proxy" ;; b) name="(b) nginx + auth_request (HTTP auth service)" ;;
+            c) name="(c) darvaza (session, policy, signed assertion, audit line)" ;; esac
+        echo "| $name | ${RPS[$s]} | ${P50[$s]} | ${P99[$s]} | ${OK[$s]} |"
+    done
+    [ "$GW" = 1 ] || echo "| (c) darvaza | not run: the gateway or the stack is missing | | | |"
+    echo
+    if [ "$GW" = 1 ]; then
+        echo "Throughput ratios: c/a = $(ratio "${RPS[c]}" "${RPS[a]}"), c/b = $(ratio "${RPS[c]}" "${RPS[b]}")."
+        echo
+        echo "Password + TOTP logins: $LOGIN_RATE logins/s ($LOGIN_OK of $LOGIN_TRIED answered 200;"
+        echo "4 clients in parallel, a new TLS connection per login; $ARGON)."
+        echo
+    fi
+    echo "Memory per idle HTTP/2 connection (RSS growth with $BENCH_IDLE connections open, preface and"
+    echo "SETTINGS exchanged, no stream): nginx (a) $IDLE_NGX bytes ($IDLE_NGX_N open),"
+    echo "darvaza $IDLE_GW bytes ($IDLE_GW_N open)."
+    echo
+    echo "Raw h2load output: build/bench/rounds/."
+} >"$OUT/results.md"
+cat "$OUT/results.md"
+for s in $SETUPS; do
+    [ "${OK[$s]}" = "$BENCH_N" ] || { log "bench: setup $s had failed requests (see build/bench/rounds/$s-*.txt)"; exit 1; }
+done
+exit 0
