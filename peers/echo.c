@@ -1,0 +1,306 @@
+/*
+ * echo.c - `darvaza-peer echo`: a generic back end for tests.  Answers any
+ * request with what it received (method, path, headers, body digest) and
+ * how its Darvaza-Assertion was judged; ?delay_ms=N delays the answer on a
+ * libev timer, ?status=N picks the status, ?size=N streams N bytes instead.
+ * Owns only those answers.  It never refuses a request for its assertion
+ * (it reports the verdict), and never sleeps on the loop.
+ */
+#include "peer.h"
+
+#include <ev.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "err.h"
+#include "log.h"
+#include "parse.h"
+#include "peer_auth.h"
+#include "pool.h"
+#include "secret.h"
+#include "tls.h"
+
+#include "compat.h"
+
+#define ECHO_BODY_MAX ((size_t)16 << 20)
+#define ECHO_DELAY_MAX_MS 30000
+#define ECHO_SIZE_MAX ((long long)1 << 30)
+#define ECHO_CHUNK (16 * 1024)
+#define ECHO_PENDING_HIGH (256 * 1024) /* stop writing above this backlog */
+
+struct echo {
+    struct dz_peer_auth *auth; /* NULL: no --jwks-url, assertions not checked */
+};
+
+/* One answer being delayed or streamed.  Freed in on_close only, so the
+ * timer can never outlive it. */
+struct job {
+    struct dz_req *r; /* referenced */
+    ev_timer timer;
+    struct ev_loop *loop;
+    int status;
+    long long size;  /* >= 0: stream this many bytes; < 0: JSON answer */
+    long long sent;
+    char *json;      /* the JSON answer */
+    bool started;    /* headers sent */
+    bool done;       /* answer complete */
+};
+
+static void job_send(struct job *j);
+
+static void on_timer(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    struct job *j = t->data;
+
+    (void)loop;
+    (void)revents;
+    job_send(j);
+}
+
+static void on_close(struct dz_req *r, void *arg)
+{
+    struct job *j = arg;
+
+    ev_timer_stop(j->loop, &j->timer);
+    free(j->json);
+    free(j);
+    dz_req_unref(r);
+}
+
+static bool no_body_status(int status)
+{
+    return status == 204 || status == 304;
+}
+
+/* Write chunks while the backlog is small; come back on a short timer
+ * when it is not (the engine offers no "writable" event). */
+static void pump(struct job *j)
+{
+    static unsigned char chunk[ECHO_CHUNK];
+    static bool chunk_ready;
+
+    if (!chunk_ready) {
+        for (size_t i = 0; i < sizeof(chunk); i++)
+            chunk[i] = (unsigned char)('a' + i % 26);
+        chunk_ready = true;
+    }
+    while (j->sent < j->size && dz_req_pending(j->r) < ECHO_PENDING_HIGH) {
+        size_t n = (size_t)(j->size - j->sent < ECHO_CHUNK ? j->size - j->sent : ECHO_CHUNK);
+
+        if (dz_req_write(j->r, chunk, n) != 0) {
+            j->done = true;
+            dz_req_end(j->r);
+            return;
+        }
+        j->sent += (long long)n;
+    }
+    if (j->sent >= j->size) {
+        j->done = true;
+        dz_req_end(j->r);
+        return;
+    }
+    ev_timer_set(&j->timer, 0.002, 0.);
+    ev_timer_start(j->loop, &j->timer);
+}
+
+static void job_send(struct job *j)
+{
+    static const struct dz_hdr json_hdr[] = {{"content-type", "application/json"},
+                                             {"cache-control", "no-store"}};
+    static const struct dz_hdr bin_hdr[] = {{"content-type", "application/octet-stream"},
+                                            {"cache-control", "no-store"}};
+
+    if (j->done || dz_req_is_closed(j->r))
+        return;
+    if (j->size < 0) {
+        j->done = true;
+        if (no_body_status(j->status))
+            dz_req_respond(j->r, j->status, json_hdr, 1, NULL, 0);
+        else
+            dz_req_respond(j->r, j->status, json_hdr, 2, j->json, strlen(j->json));
+        return;
+    }
+    if (!j->started) {
+        j->started = true;
+        if (dz_req_start(j->r, j->status, bin_hdr, 2) != 0 || no_body_status(j->status)) {
+            j->done = true;
+            dz_req_end(j->r);
+            return;
+        }
+    }
+    pump(j);
+}
+
+static json_t *describe(struct dz_req *r, const json_t *claims, const char *reason)
+{
+    size_t len = 0;
+    const unsigned char *body = dz_req_body(r, &len);
+    unsigned char md[32];
+    char hex[65];
+
+    dz_sha256(len ? body : (const unsigned char *)"", len, md);
+    dz_hex(md, sizeof(md), hex);
+    return json_pack("{s:s, s:s?, s:o, s:s, s:I, s:O?, s:s?}", "method", dz_req_method(r),
+                     "path", dz_req_path(r), "headers", dz_peer_headers_json(r), "body_sha256",
+                     hex, "body_len", (json_int_t)len, "assertion", claims, "assertion_error",
+                     reason);
+}
+
+/* Query parameter name as an integer in [min, max]; absent: *out = dflt.
+ * Returns false on a bad value. */
+static bool query_int(struct dz_req *r, const char *name, long long min, long long max,
+                      long long dflt, long long *out)
+{
+    char buf[32];
+    int rc = dz_peer_query_param(r, name, buf, sizeof(buf));
+
+    *out = dflt;
+    if (rc == DZ_ERR_NOTFOUND)
+        return true;
+    return rc == 0 && dz_parse_int(buf, min, max, out) == 0;
+}
+
+static void auth_done(struct dz_req *r, void *arg, const json_t *claims, const char *reason)
+{
+    long long delay = 0, status = 200, size = -1;
+    struct job *j = NULL;
+    json_t *o = NULL;
+
+    (void)arg;
+    dz_peer_log_request(r, claims, reason, 0);
+    if (dz_req_is_closed(r))
+        return;
+    if (!query_int(r, "delay_ms", 0, ECHO_DELAY_MAX_MS, 0, &delay) ||
+        !query_int(r, "status", 200, 599, 200, &status) ||
+        !query_int(r, "size", 0, ECHO_SIZE_MAX, -1, &size)) {
+        dz_peer_problem(r, 400, "bad_request",
+                        "delay_ms 0..30000, status 200..599, size 0..1073741824", NULL);
+        return;
+    }
+    j = calloc(1, sizeof(*j));
+    o = describe(r, claims, reason);
+    if (!j || !o || !(j->json = json_dumps(o, JSON_COMPACT))) {
+        json_decref(o);
+        free(j);
+        dz_peer_problem(r, 500, "internal_error", "out of memory", NULL);
+        return;
+    }
+    json_decref(o);
+    j->r = r;
+    dz_req_ref(r);
+    j->status = (int)status;
+    j->size = size;
+    j->loop = dz_worker_loop(dz_req_worker(r));
+    ev_timer_init(&j->timer, on_timer, 0., 0.);
+    j->timer.data = j;
+    dz_req_on_close(r, on_close, j);
+    if (delay > 0) {
+        ev_timer_set(&j->timer, (double)delay / 1000.0, 0.);
+        ev_timer_start(j->loop, &j->timer);
+        return;
+    }
+    job_send(j);
+}
+
+static void *worker_init(struct dz_worker *w, void *app)
+{
+    (void)w;
+    return app;
+}
+
+static void worker_fini(struct dz_worker *w, void *wdata)
+{
+    (void)w;
+    (void)wdata;
+    dz_peer_log_clear();
+}
+
+static void on_request(struct dz_req *r, void *wdata)
+{
+    struct echo *app = wdata;
+    char pbuf[64];
+
+    if (strcmp(dz_peer_req_path(r, pbuf, sizeof(pbuf)), DZ_PEER_LOG_PATH) == 0) {
+        dz_peer_log_serve(r);
+        return;
+    }
+    if (dz_req_body_overflow(r)) {
+        dz_peer_log_request(r, NULL, NULL, 413);
+        dz_peer_problem(r, 413, "payload_too_large", "body too large", NULL);
+        return;
+    }
+    if (app->auth) {
+        dz_peer_auth_check(app->auth, r, auth_done, app);
+        return;
+    }
+    auth_done(r, app, NULL, dz_req_header(r, DZ_PEER_AUTH_HEADER) ? "not_verified" : NULL);
+}
+
+static int usage(FILE *to)
+{
+    fputs("usage: darvaza-peer echo --listen HOST:PORT (--h2c | --tls-cert F --tls-key F)\n"
+          "         [--jwks-url URL [--cacert F] [--iss ISS] [--aud AUD]]\n"
+          "  answers {method,path,headers,body_sha256,body_len,assertion,assertion_error};\n"
+          "  query: delay_ms=N (<= 30000), status=N, size=N (stream N bytes)\n",
+          to);
+    return 2;
+}
+
+int dz_peer_echo_main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"listen", required_argument, NULL, 'l'}, {"h2c", no_argument, NULL, 'p'},
+        {"tls-cert", required_argument, NULL, 'c'}, {"tls-key", required_argument, NULL, 'k'},
+        {"jwks-url", required_argument, NULL, 'j'}, {"cacert", required_argument, NULL, 'a'},
+        {"iss", required_argument, NULL, 'i'},      {"aud", required_argument, NULL, 'u'},
+        {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0}};
+    const char *listen = NULL, *cert = NULL, *key = NULL;
+    struct dz_peer_auth_conf ac = {.iss = "darvaza-demo", .aud = "echo"};
+    bool h2c = false;
+    struct echo app = {0};
+    struct dz_pool *pool = NULL;
+    struct dz_httpd_handlers h = {0};
+    SSL_CTX *tls = NULL;
+    char host[64];
+    uint16_t port = 0;
+    int c, status = 1;
+
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'l': listen = optarg; break;
+        case 'p': h2c = true; break;
+        case 'c': cert = optarg; break;
+        case 'k': key = optarg; break;
+        case 'j': ac.jwks_url = optarg; break;
+        case 'a': ac.cacert = optarg; break;
+        case 'i': ac.iss = optarg; break;
+        case 'u': ac.aud = optarg; break;
+        case 'h': usage(stdout); return 0;
+        default: return usage(stderr);
+        }
+    }
+    if (optind != argc || !listen || h2c == (cert && key) || (!h2c && (!cert || !key)))
+        return usage(stderr);
+    if (dz_peer_parse_listen(listen, host, sizeof(host), &port) != 0) {
+        fprintf(stderr, "echo: bad --listen '%s' (HOST:PORT)\n", listen);
+        return 2;
+    }
+    if (!h2c && dz_tls_server_ctx_new(cert, key, NULL, false, &tls) != 0)
+        goto out;
+    if (ac.jwks_url &&
+        (dz_pool_new(1, 16, &pool) != 0 || dz_peer_auth_new(&ac, pool, &app.auth) != 0))
+        goto out;
+    h.worker_init = worker_init;
+    h.worker_fini = worker_fini;
+    h.on_request = on_request;
+    if (dz_peer_serve("echo", host, port, tls, ECHO_BODY_MAX, &h, &app) == 0)
+        status = 0;
+out:
+    dz_pool_free(pool);
+    dz_peer_auth_free(app.auth);
+    SSL_CTX_free(tls);
+    return status;
+}

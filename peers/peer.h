@@ -1,0 +1,85 @@
+/*
+ * peer.h - the runtime shared by the modes of `darvaza-peer` (implemented in
+ * peers/main.c): command-line helpers, the server loop, JSON and problem
+ * answers, and the log of recent requests that tests read at
+ * GET /_peer/requests.
+ *
+ * Threading: a peer runs the HTTP/2 engine with ONE worker thread, so all
+ * per-request state (request log, assertion cache) is touched by that loop
+ * thread only and needs no lock.  Blocking work (SQLite, the JWKS fetch)
+ * goes to a lib/pool.h pool and comes back to the loop.
+ */
+#ifndef DZ_PEER_H
+#define DZ_PEER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+#include <openssl/ssl.h>
+
+#include "httpd.h"
+
+#define DZ_PEER_LOG_MAX 50 /* requests kept for GET /_peer/requests */
+#define DZ_PEER_LOG_PATH "/_peer/requests"
+
+/* Each mode: argv[0] is the mode name.  Returns the process exit code
+ * (0 ok, 1 failure, 2 usage). */
+int dz_peer_registry_main(int argc, char **argv);
+int dz_peer_echo_main(int argc, char **argv);
+
+/* "127.0.0.1:9101" or "[::1]:9101" into host (numeric, no brackets) and
+ * port 1..65535.  0 or DZ_ERR_PARSE. */
+int dz_peer_parse_listen(const char *s, char *host, size_t host_len, uint16_t *port);
+
+/* Run the engine with one listener and one worker until SIGTERM or SIGINT,
+ * then drain (bounded) and return 0; DZ_ERR_IO when it cannot bind or start.
+ * tls NULL means cleartext h2c.  The caller keeps its reference to tls.
+ * max_body is the request body cap.  Main thread; blocks.  name is used in
+ * the log. */
+int dz_peer_serve(const char *name, const char *host, uint16_t port, SSL_CTX *tls,
+                  size_t max_body, const struct dz_httpd_handlers *handlers, void *app);
+
+/* Answer with a JSON body (application/json).  Takes ownership of body;
+ * body NULL (out of memory upstream) answers 500. */
+int dz_peer_respond_json(struct dz_req *r, int status, json_t *body);
+
+/* Answer an RFC 9457 problem: {"type","title","status","detail","code"}
+ * plus, when reason is not NULL, "reason". */
+int dz_peer_problem(struct dz_req *r, int status, const char *code, const char *detail,
+                    const char *reason);
+
+/* The path of r without its query ("" never: at least "/"), into buf. */
+const char *dz_peer_req_path(const struct dz_req *r, char *buf, size_t len);
+
+/* The value of query parameter name in r's path, copied (not decoded) into
+ * buf[len].  0, DZ_ERR_NOTFOUND (absent), DZ_ERR_TOOBIG (longer than buf). */
+int dz_peer_query_param(const struct dz_req *r, const char *name, char *buf, size_t len);
+
+/* All regular headers of r as one JSON object; a name sent twice has its
+ * values joined with ", ".  NULL when out of memory. */
+json_t *dz_peer_headers_json(const struct dz_req *r);
+
+/* True when r came from the loopback interface (127.0.0.1 or ::1). */
+bool dz_peer_req_is_loopback(const struct dz_req *r);
+
+/* --- request log (loop thread only) --- */
+
+/* Record what arrived at r and how its assertion was judged: claims (may be
+ * NULL; borrowed, copied) or reason (may be NULL).  status is the answer
+ * the peer chose (0 when not known yet).  One entry:
+ *   {"time","method","path","authority","peer_ip","tls","headers":{...},
+ *    "verified":bool,"claims":{...}|null,"reason":str|null,"status":int}
+ * Never fails the request: an allocation failure only loses the entry. */
+void dz_peer_log_request(const struct dz_req *r, const json_t *claims, const char *reason,
+                         int status);
+
+/* Answer GET /_peer/requests: the log as a JSON array, oldest first.  Only
+ * to loopback clients; others get 404. */
+void dz_peer_log_serve(struct dz_req *r);
+
+/* Free the log (at worker stop). */
+void dz_peer_log_clear(void);
+
+#endif
