@@ -7,6 +7,7 @@
 #include "totp.h"
 
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -133,45 +134,70 @@ out:
     return rc;
 }
 
-/* RFC 3986 unreserved characters pass; everything else is %XX. */
-static int append_pct(struct dz_buf *out, const char *s)
+/* RFC 3986 unreserved characters pass; everything else is %XX.  Writes into
+ * out[*pos..size) and fails rather than truncate. */
+static int put_pct(char *out, size_t size, size_t *pos, const char *s)
 {
     static const char hex[] = "0123456789ABCDEF";
-    int rc = 0;
 
-    for (; *s && rc == 0; s++) {
+    for (; *s; s++) {
         unsigned char c = (unsigned char)*s;
 
         if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
             c == '-' || c == '.' || c == '_' || c == '~') {
-            rc = dz_buf_append(out, &c, 1);
+            if (size - *pos < 2)
+                return DZ_ERR_TOOBIG;
+            out[(*pos)++] = (char)c;
         } else {
-            char e[3] = {'%', hex[c >> 4], hex[c & 15]};
-
-            rc = dz_buf_append(out, e, 3);
+            if (size - *pos < 4)
+                return DZ_ERR_TOOBIG;
+            out[(*pos)++] = '%';
+            out[(*pos)++] = hex[c >> 4];
+            out[(*pos)++] = hex[c & 15];
         }
     }
-    return rc;
+    out[*pos] = '\0';
+    return 0;
+}
+
+static int put_str(char *out, size_t size, size_t *pos, const char *s)
+{
+    size_t n = strlen(s);
+
+    if (size - *pos < n + 1)
+        return DZ_ERR_TOOBIG;
+    memcpy(out + *pos, s, n + 1);
+    *pos += n;
+    return 0;
 }
 
 int dz_totp_uri(const char *account, const char *b32, struct dz_buf *out)
 {
+    /* Built on the stack and appended once: growing a heap buffer step by
+     * step would leave freed copies of the secret behind. */
+    char uri[DZ_TOTP_URI_MAX + 1];
+    char tail[64];
+    size_t pos = 0;
     int rc;
 
     if (!account || !*account || !b32 || !*b32)
         return DZ_ERR_INVAL;
+    snprintf(tail, sizeof(tail), "&issuer=%s&algorithm=SHA1&digits=%d&period=%d", DZ_TOTP_ISSUER,
+             DZ_TOTP_DIGITS, DZ_TOTP_STEP);
     /* The label is "issuer:account" with a literal colon (Key URI Format);
      * the issuer parameter repeats it for apps that read only that. */
-    rc = dz_buf_append_str(out, "otpauth://totp/" DZ_TOTP_ISSUER ":");
+    rc = put_str(uri, sizeof(uri), &pos, "otpauth://totp/" DZ_TOTP_ISSUER ":");
     if (rc == 0)
-        rc = append_pct(out, account);
+        rc = put_pct(uri, sizeof(uri), &pos, account);
     if (rc == 0)
-        rc = dz_buf_append_str(out, "?secret=");
+        rc = put_str(uri, sizeof(uri), &pos, "?secret=");
     if (rc == 0)
-        rc = append_pct(out, b32);
+        rc = put_pct(uri, sizeof(uri), &pos, b32);
     if (rc == 0)
-        rc = dz_buf_appendf(out, "&issuer=%s&algorithm=SHA1&digits=%d&period=%d", DZ_TOTP_ISSUER,
-                            DZ_TOTP_DIGITS, DZ_TOTP_STEP);
+        rc = put_str(uri, sizeof(uri), &pos, tail);
+    if (rc == 0)
+        rc = dz_buf_append(out, uri, pos);
+    dz_secret_wipe(uri, sizeof(uri));
     return rc;
 }
 

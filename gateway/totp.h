@@ -31,6 +31,7 @@ struct dz_buf;
 #define DZ_TOTP_WINDOW_MAX 10 /* widest validation window accepted (steps) */
 #define DZ_TOTP_B32_MAX 104   /* base32 of DZ_TOTP_SECRET_MAX bytes, plus NUL */
 #define DZ_TOTP_ISSUER "Darvaza"
+#define DZ_TOTP_URI_MAX 1024 /* longest otpauth URI built */
 
 /* Fill secret[DZ_TOTP_SECRET_LEN] from the CSPRNG.  0 or DZ_ERR_CRYPTO. */
 int dz_totp_secret_new(unsigned char secret[DZ_TOTP_SECRET_LEN]);
@@ -55,7 +56,8 @@ int dz_totp_base32_decode(const char *b32, unsigned char *out, size_t out_size, 
  *   otpauth://totp/Darvaza:<FIN>?secret=<b32>&issuer=Darvaza&algorithm=SHA1&digits=6&period=30
  * account and b32 are percent-encoded (RFC 3986 unreserved characters pass).
  * The URI contains the secret: wipe the buffer (dz_buf_wipe) after use.
- * 0, DZ_ERR_INVAL (empty argument), DZ_ERR_NOMEM / DZ_ERR_TOOBIG from out.
+ * 0, DZ_ERR_INVAL (empty argument), DZ_ERR_TOOBIG (URI over
+ * DZ_TOTP_URI_MAX, or over out's max), DZ_ERR_NOMEM.
  */
 int dz_totp_uri(const char *account, const char *b32, struct dz_buf *out);
 

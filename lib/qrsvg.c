@@ -7,7 +7,9 @@
 #include "qrsvg.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -19,7 +21,9 @@
 
 #include "compat.h"
 
-#define SVG_MAX (1024 * 1024) /* a version-40 symbol needs about 300 KiB */
+#define HEAD_MAX 320 /* the <svg> and <rect> text with five-digit numbers */
+#define RUN_MAX 20   /* "M181 181h177v1h-177z" */
+#define TAIL_MAX 16  /* closing "/></svg> and the NUL */
 
 static int encode(const char *text, QRcode **out)
 {
@@ -61,26 +65,54 @@ static bool dark(const QRcode *qr, int x, int y)
     return (qr->data[(size_t)y * (size_t)qr->width + (size_t)x] & 1) != 0;
 }
 
+/* Append with snprintf into svg[cap], failing rather than truncating. */
+static int put(char *svg, size_t cap, size_t *pos, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static int put(char *svg, size_t cap, size_t *pos, const char *fmt, ...)
+{
+    va_list ap;
+    int n;
+
+    va_start(ap, fmt);
+    n = vsnprintf(svg + *pos, cap - *pos, fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n >= cap - *pos)
+        return DZ_ERR_TOOBIG;
+    *pos += (size_t)n;
+    return 0;
+}
+
 int dz_qrsvg_render(const char *text, char **out_svg)
 {
     QRcode *qr = NULL;
-    struct dz_buf b;
+    char *svg = NULL;
+    size_t cap = 0;
+    size_t pos = 0;
     int full;
     int x;
     int y;
     int rc;
 
     *out_svg = NULL;
-    dz_buf_init(&b, SVG_MAX);
     rc = encode(text, &qr);
     if (rc < 0)
         goto out;
     full = qr->width + 2 * DZ_QRSVG_QUIET;
-    rc = dz_buf_appendf(&b,
-                        "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 %d %d\" "
-                        "width=\"%d\" height=\"%d\" shape-rendering=\"crispEdges\">"
-                        "<rect width=\"%d\" height=\"%d\" fill=\"#fff\"/><path fill=\"#000\" d=\"",
-                        full, full, full * DZ_QRSVG_PX, full * DZ_QRSVG_PX, full, full);
+    /* One allocation of a safe upper bound (a row has at most (w+1)/2 runs
+     * of at most RUN_MAX characters), not a growing buffer: the picture
+     * encodes the text, often a secret, and realloc would leave freed
+     * copies of it behind. */
+    cap = HEAD_MAX + (size_t)qr->width * (((size_t)qr->width + 1) / 2) * RUN_MAX + TAIL_MAX;
+    svg = malloc(cap);
+    if (!svg) {
+        rc = DZ_ERR_NOMEM;
+        goto out;
+    }
+    rc = put(svg, cap, &pos,
+             "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 %d %d\" "
+             "width=\"%d\" height=\"%d\" shape-rendering=\"crispEdges\">"
+             "<rect width=\"%d\" height=\"%d\" fill=\"#fff\"/><path fill=\"#000\" d=\"",
+             full, full, full * DZ_QRSVG_PX, full * DZ_QRSVG_PX, full, full);
     for (y = 0; y < qr->width && rc == 0; y++) {
         x = 0;
         while (x < qr->width && rc == 0) {
@@ -93,18 +125,21 @@ int dz_qrsvg_render(const char *text, char **out_svg)
             start = x;
             while (x < qr->width && dark(qr, x, y))
                 x++;
-            rc = dz_buf_appendf(&b, "M%d %dh%dv1h-%dz", start + DZ_QRSVG_QUIET, y + DZ_QRSVG_QUIET,
-                                x - start, x - start);
+            rc = put(svg, cap, &pos, "M%d %dh%dv1h-%dz", start + DZ_QRSVG_QUIET, y + DZ_QRSVG_QUIET,
+                     x - start, x - start);
         }
     }
     if (rc == 0)
-        rc = dz_buf_append_str(&b, "\"/></svg>");
+        rc = put(svg, cap, &pos, "\"/></svg>");
     if (rc < 0)
         goto out;
-    *out_svg = dz_buf_steal(&b, NULL);
-    rc = *out_svg ? 0 : DZ_ERR_NOMEM;
+    *out_svg = svg;
+    svg = NULL;
 out:
-    dz_buf_wipe(&b);
+    if (svg) {
+        dz_secret_wipe(svg, cap);
+        free(svg);
+    }
     release(qr);
     return rc;
 }

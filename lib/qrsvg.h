@@ -34,6 +34,8 @@ int dz_qrsvg_render(const char *text, char **out_svg);
  * Same symbol as a binary PBM (P4) image with the same quiet zone,
  * scale x scale pixels per module (1..DZ_QRSVG_SCALE_MAX), appended to out
  * (give it a max of at least 1 MiB).  Same return codes plus the buffer's.
+ * Meant for tools and tests: out grows by appends, so do not use it for
+ * secret text in a long-running process.
  */
 int dz_qrsvg_render_pbm(const char *text, int scale, struct dz_buf *out);
 

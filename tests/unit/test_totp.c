@@ -194,6 +194,17 @@ static void test_uri(void **state)
     dz_buf_reset(&b);
     assert_int_equal(dz_totp_uri("", "AB", &b), DZ_ERR_INVAL);
     dz_buf_cleanup(&b);
+    {
+        /* a label that would make the URI too long is refused, not cut */
+        char label[400];
+
+        memset(label, ' ', sizeof(label) - 1); /* each becomes %20 */
+        label[sizeof(label) - 1] = '\0';
+        dz_buf_init(&b, 4096);
+        assert_int_equal(dz_totp_uri(label, "AB", &b), DZ_ERR_TOOBIG);
+        assert_int_equal(b.len, 0);
+        dz_buf_cleanup(&b);
+    }
     dz_buf_init(&b, 16);
     assert_int_equal(dz_totp_uri("ABC1234", "AB", &b), DZ_ERR_TOOBIG);
     dz_buf_cleanup(&b);
