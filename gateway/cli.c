@@ -17,6 +17,8 @@ struct subcommand {
 
 static const struct subcommand subcommands[] = {
     /* Subcommand files add their line here. */
+    {"verify-assertion", dz_cli_verify_assertion, "check a Darvaza-Assertion, print its claims"},
+    {"jwks", dz_cli_jwks, "print the JWK set of signing keys (PEM or pkcs11: URI)"},
     {"audit", dz_cli_audit, "verify FILE: check the audit log's hash chain and signed heads"},
     {NULL, NULL, NULL},
 };
