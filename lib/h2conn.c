@@ -202,10 +202,13 @@ static void req_timeout_cb(struct ev_loop *loop, ev_timer *t, int revents)
     (void)revents;
     if (r->is_closed || !c->is_open)
         return;
-    if (!nghttp2_session_get_stream_remote_close(c->ngh, r->stream_id)) {
+    if (!nghttp2_session_get_stream_remote_close(c->ngh, r->stream_id) && !r->is_rst_sent) {
         dz_log(DZ_LOG_DEBUG, "h2_request_timeout", "%s: stream %d", c->peer_ip,
                (int)r->stream_id);
-        nghttp2_submit_rst_stream(c->ngh, NGHTTP2_FLAG_NONE, r->stream_id, NGHTTP2_CANCEL);
+        r->is_rst_sent = true;
+        /* After a complete answer the reset only stops the upload. */
+        nghttp2_submit_rst_stream(c->ngh, NGHTTP2_FLAG_NONE, r->stream_id,
+                                  r->is_end_sent ? NGHTTP2_NO_ERROR : NGHTTP2_CANCEL);
         dz_h2conn_mark_dirty(c);
     }
 }
@@ -288,10 +291,20 @@ static int on_data_chunk(nghttp2_session *s, uint8_t flags, int32_t stream_id, c
     struct dz_req *r = nghttp2_session_get_stream_user_data(s, stream_id);
 
     (void)flags;
-    /* After an answer or an overflow the rest of the body is discarded; the
-     * request timer still bounds how long the client may keep sending. */
-    if (!r || r->is_closed || r->is_delivered)
+    if (!r || r->is_closed)
         return 0;
+    if (r->is_delivered) {
+        /* After an answer or an overflow the rest of the body is read and
+         * dropped: clients (curl before 8.x among them) take a reset before
+         * their upload ends as a failure even after a complete answer.  The
+         * request timer bounds the time, DZ_H2_DISCARD_MAX the bytes. */
+        r->discarded += len;
+        if (r->is_end_sent && !r->is_rst_sent && r->discarded > DZ_H2_DISCARD_MAX) {
+            r->is_rst_sent = true;
+            nghttp2_submit_rst_stream(s, NGHTTP2_FLAG_NONE, stream_id, NGHTTP2_NO_ERROR);
+        }
+        return 0;
+    }
     dz_h2req_add_body(r, data, len);
     if (r->is_overflow)
         deliver(c, r);
@@ -318,10 +331,17 @@ static int on_frame_send(nghttp2_session *s, const nghttp2_frame *f, void *ud)
         !(f->hd.flags & NGHTTP2_FLAG_END_STREAM))
         return 0;
     r = nghttp2_session_get_stream_user_data(s, f->hd.stream_id);
-    /* Answered before the request was complete (431, 413, early answer):
-     * RFC 9113 8.1 says to reset the stream with NO_ERROR. */
-    if (r && !r->is_closed && !nghttp2_session_get_stream_remote_close(s, f->hd.stream_id))
+    if (!r || r->is_closed)
+        return 0;
+    r->is_end_sent = true;
+    /* Answered before the request was complete (431, 413, early answer)
+     * and the client keeps sending: RFC 9113 8.1 allows RST_STREAM(NO_ERROR);
+     * we first let up to DZ_H2_DISCARD_MAX bytes through (on_data_chunk). */
+    if (!r->is_rst_sent && r->discarded > DZ_H2_DISCARD_MAX &&
+        !nghttp2_session_get_stream_remote_close(s, f->hd.stream_id)) {
+        r->is_rst_sent = true;
         nghttp2_submit_rst_stream(s, NGHTTP2_FLAG_NONE, f->hd.stream_id, NGHTTP2_NO_ERROR);
+    }
     return 0;
 }
 
@@ -638,21 +658,24 @@ static void handshake(struct dz_h2conn *c)
     do_read(c);
 }
 
+/* The I/O callbacks hold a reference: a close inside may drop the last. */
 static void conn_read_cb(struct ev_loop *loop, ev_io *io, int revents)
 {
     struct dz_h2conn *c = io->data;
 
     (void)loop;
     (void)revents;
+    c->refs++;
     if (c->is_handshaking) {
         handshake(c);
-        return;
+    } else {
+        do_read(c);
+        if (c->is_open && c->tls_write_wants_read) {
+            c->tls_write_wants_read = false;
+            dz_h2conn_flush(c);
+        }
     }
-    do_read(c);
-    if (c->is_open && c->tls_write_wants_read) {
-        c->tls_write_wants_read = false;
-        dz_h2conn_flush(c);
-    }
+    dz_h2conn_unref(c);
 }
 
 static void conn_write_cb(struct ev_loop *loop, ev_io *io, int revents)
@@ -661,17 +684,17 @@ static void conn_write_cb(struct ev_loop *loop, ev_io *io, int revents)
 
     (void)loop;
     (void)revents;
+    c->refs++;
     if (c->is_handshaking) {
         handshake(c);
-        return;
+    } else {
+        if (c->tls_read_wants_write) {
+            c->tls_read_wants_write = false;
+            do_read(c);
+        }
+        dz_h2conn_flush(c); /* the backlog first, then more from nghttp2 */
     }
-    if (c->tls_read_wants_write) {
-        c->tls_read_wants_write = false;
-        do_read(c);
-        if (!c->is_open)
-            return;
-    }
-    dz_h2conn_flush(c); /* writes the backlog first, then asks nghttp2 */
+    dz_h2conn_unref(c);
 }
 
 /* ---------- timers ---------- */

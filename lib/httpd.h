@@ -175,8 +175,9 @@ void dz_req_on_close(struct dz_req *r, void (*cb)(struct dz_req *r, void *arg), 
  * control bytes), DZ_ERR_TOOBIG (more than 64 MiB waiting to be sent on the
  * stream), or DZ_ERR_NOMEM.  Closed: 0, no-op.
  * An answer given before the request is complete (in on_headers, or after a
- * body overflow) ends the stream with RST_STREAM(NO_ERROR) once sent, as
- * RFC 9113 8.1 asks.  Requests whose header fields exceed the limits are never
+ * body overflow): the rest of the body is read and dropped, up to 1 MiB past
+ * the answer and within the request timeout, then the stream is reset with
+ * RST_STREAM(NO_ERROR) (RFC 9113 8.1).  Requests whose header fields exceed the limits are never
  * shown to the app: the engine answers 431 itself. */
 int dz_req_respond(struct dz_req *r, int status, const struct dz_hdr *h, size_t n,
                    const void *body, size_t len);

@@ -35,7 +35,8 @@ enum {
     DZ_H2_STREAM_WINDOW = 256 * 1024,  /* SETTINGS_INITIAL_WINDOW_SIZE (upper bound) */
     DZ_H2_CONN_WINDOW = 1024 * 1024,   /* connection-level receive window */
     DZ_H2_RST_PER_SEC = 200,           /* rapid-reset defence: client RST_STREAM/s */
-    DZ_H2_DRAIN_GRACE_MS = 2000        /* wait for app references after the drain */
+    DZ_H2_DRAIN_GRACE_MS = 2000,       /* wait for app references after the drain */
+    DZ_H2_DISCARD_MAX = 1024 * 1024    /* body read and dropped after an early answer */
 };
 #define DZ_H2_REQ_OUT_MAX ((size_t)64 << 20) /* dz_req_write backlog bound */
 
@@ -131,6 +132,9 @@ struct dz_req {
     bool is_hdr_overflow;
     bool is_head;
     bool is_notified;
+    bool is_end_sent;    /* our END_STREAM went out */
+    bool is_rst_sent;
+    uint64_t discarded;  /* body bytes dropped (after an answer or overflow) */
     const char *method, *path, *scheme, *authority, *host;
     struct dz_h2field *fields;
     uint32_t nfields, fields_cap, field_bytes;

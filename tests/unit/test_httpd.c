@@ -1,0 +1,1433 @@
+/* test_httpd.c - the HTTP/2 engine (lib/httpd.c, lib/h2conn.c, lib/h2req.c)
+ * in-process on 127.0.0.1, driven by libcurl (h2c prior knowledge and TLS
+ * with ALPN h2) and by a raw nghttp2 client for the abuse cases curl cannot
+ * produce (rapid reset, stalled request, idle and handshake timeouts). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+#include <ev.h>
+#include <nghttp2/nghttp2.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+
+#include "buf.h"
+#include "err.h"
+#include "httpd.h"
+#include "httpd_int.h" /* dz_httpd_worker_at */
+#include "tls.h"
+
+/* ---------- certificates ---------- */
+
+static char g_dir[64];
+
+/* Self-signed (issuer == NULL) or issued by (issuer, ikey); EC P-256. */
+static void make_cert(const char *name, const char *cn, X509 *issuer, EVP_PKEY *ikey,
+                      X509 **out_cert, EVP_PKEY **out_key)
+{
+    char path[160];
+    EVP_PKEY *key = EVP_EC_gen("P-256");
+    X509 *x = X509_new();
+    X509_NAME *n;
+    FILE *f;
+
+    assert_non_null(key);
+    assert_non_null(x);
+    X509_set_version(x, 2);
+    ASN1_INTEGER_set(X509_get_serialNumber(x), (long)(rand() & 0x7fffffff) + 1);
+    X509_gmtime_adj(X509_getm_notBefore(x), -3600);
+    X509_gmtime_adj(X509_getm_notAfter(x), 86400);
+    X509_set_pubkey(x, key);
+    n = X509_get_subject_name(x);
+    X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_ASC, (const unsigned char *)cn, -1, -1, 0);
+    X509_set_issuer_name(x, issuer ? X509_get_subject_name(issuer) : n);
+    assert_true(X509_sign(x, ikey ? ikey : key, EVP_sha256()) > 0);
+
+    snprintf(path, sizeof(path), "%s/%s.crt", g_dir, name);
+    f = fopen(path, "w");
+    assert_non_null(f);
+    PEM_write_X509(f, x);
+    fclose(f);
+    snprintf(path, sizeof(path), "%s/%s.key", g_dir, name);
+    f = fopen(path, "w");
+    assert_non_null(f);
+    PEM_write_PrivateKey(f, key, NULL, NULL, 0, NULL, NULL);
+    fclose(f);
+    if (out_cert)
+        *out_cert = x;
+    else
+        X509_free(x);
+    if (out_key)
+        *out_key = key;
+    else
+        EVP_PKEY_free(key);
+}
+
+static SSL_CTX *ctx_for(const char *name, const char *client_ca)
+{
+    char crt[160], key[160], ca[160];
+    SSL_CTX *ctx = NULL;
+
+    snprintf(crt, sizeof(crt), "%s/%s.crt", g_dir, name);
+    snprintf(key, sizeof(key), "%s/%s.key", g_dir, name);
+    if (client_ca)
+        snprintf(ca, sizeof(ca), "%s/%s.crt", g_dir, client_ca);
+    assert_int_equal(dz_tls_server_ctx_new(crt, key, client_ca ? ca : NULL, true, &ctx), 0);
+    return ctx;
+}
+
+/* Handlers run on worker threads, where cmocka's longjmp cannot be used. */
+#define CHECK(x)                                                                                   \
+    do {                                                                                           \
+        if (!(x)) {                                                                                \
+            fprintf(stderr, "%s:%d: CHECK(%s) failed\n", __FILE__, __LINE__, #x);                  \
+            abort();                                                                               \
+        }                                                                                          \
+    } while (0)
+
+/* ---------- the application under test ---------- */
+
+static atomic_int n_worker_init, n_worker_fini, n_on_request, n_on_close, n_early_on_request;
+static atomic_int late_answer_rc = 12345, bad_hdr_rc = 12345;
+
+struct later {
+    ev_timer t;
+    struct dz_req *r;
+    int step;
+};
+
+static int query_int(const char *path, const char *key, int dflt)
+{
+    const char *q = strstr(path, key);
+    return q ? (int)strtol(q + strlen(key), NULL, 10) : dflt;
+}
+
+static void on_close_count(struct dz_req *r, void *arg)
+{
+    (void)r;
+    (void)arg;
+    atomic_fetch_add(&n_on_close, 1);
+}
+
+static void slow_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    struct later *l = (struct later *)t;
+    bool closed = dz_req_is_closed(l->r);
+    int rc = dz_req_respond(l->r, 200, NULL, 0, "slow", 4);
+
+    (void)loop;
+    (void)revents;
+    if (closed)
+        atomic_store(&late_answer_rc, rc);
+    dz_req_unref(l->r);
+    free(l);
+}
+
+static void stream_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    struct later *l = (struct later *)t;
+    char chunk[16];
+
+    (void)revents;
+    if (dz_req_is_closed(l->r) || l->step == 5) {
+        if (!dz_req_is_closed(l->r))
+            CHECK((dz_req_end(l->r)) == 0);
+        ev_timer_stop(loop, t);
+        dz_req_unref(l->r);
+        free(l);
+        return;
+    }
+    snprintf(chunk, sizeof(chunk), "chunk%d\n", l->step++);
+    CHECK((dz_req_write(l->r, chunk, strlen(chunk))) == 0);
+}
+
+static void async_answer(void *arg)
+{
+    struct dz_req *r = arg;
+
+    dz_req_respond(r, 200, NULL, 0, "async", 5);
+    dz_req_unref(r);
+}
+
+static void *async_thread(void *arg)
+{
+    struct dz_req *r = arg;
+    struct timespec ts = {0, 30 * 1000 * 1000};
+    struct dz_worker *w;
+
+    nanosleep(&ts, NULL);
+    /* dz_req_worker only reads a pointer that never changes. */
+    w = dz_req_worker(r);
+    if (dz_worker_post(w, async_answer, r) != 0)
+        abort();
+    return NULL;
+}
+
+static void on_headers(struct dz_req *r, void *wdata)
+{
+    (void)wdata;
+    if (strcmp(dz_req_path(r), "/early") == 0) {
+        CHECK((dz_req_respond(r, 401, NULL, 0, "no", 2)) == 0);
+        return;
+    }
+    if (strcmp(dz_req_path(r), "/small") == 0)
+        dz_req_set_body_limit(r, 10);
+}
+
+static void on_request(struct dz_req *r, void *wdata)
+{
+    const char *path = dz_req_path(r);
+    struct dz_hdr ct[] = {{"content-type", "text/plain"}};
+    struct ev_loop *loop = dz_worker_loop(dz_req_worker(r));
+    const unsigned char *body;
+    size_t len;
+
+    CHECK(wdata == dz_req_worker(r));
+    atomic_fetch_add(&n_on_request, 1);
+    if (strcmp(path, "/early") == 0)
+        atomic_fetch_add(&n_early_on_request, 1);
+    if (dz_req_body_overflow(r)) {
+        body = dz_req_body(r, &len);
+        CHECK((len) == 0);
+        CHECK((dz_req_respond(r, 413, ct, 1, "too large", 9)) == 0);
+        return;
+    }
+    if (strcmp(path, "/hello") == 0) {
+        CHECK((dz_req_respond(r, 200, ct, 1, "hello", 5)) == 0);
+        CHECK((dz_req_respond(r, 200, ct, 1, "hello", 5)) == DZ_ERR_STATE);
+    } else if (strcmp(path, "/echo") == 0 || strcmp(path, "/small") == 0) {
+        body = dz_req_body(r, &len);
+        CHECK((dz_req_respond(r, 200, ct, 1, body, len)) == 0);
+    } else if (strcmp(path, "/info") == 0) {
+        char info[512];
+        X509 *peer = dz_req_peer_cert(r);
+        char cn[64] = "-";
+        const char *x = dz_req_header(r, "x-test");
+        if (peer)
+            X509_NAME_get_text_by_NID(X509_get_subject_name(peer), NID_commonName, cn,
+                                      sizeof(cn));
+        snprintf(info, sizeof(info), "%s %s %s %s tls=%d peer=%s x=%s n=%zu tag=%d",
+                 dz_req_method(r), dz_req_scheme(r), dz_req_authority(r), dz_req_peer_ip(r),
+                 dz_req_is_tls(r), cn, x ? x : "-", dz_req_header_count(r),
+                 dz_req_listener_tag(r));
+        CHECK((dz_req_respond(r, 200, ct, 1, info, strlen(info))) == 0);
+    } else if (strcmp(path, "/badhdr") == 0) {
+        struct dz_hdr bad1[] = {{"Upper", "x"}};
+        struct dz_hdr bad2[] = {{"x-ok", "a\r\nb"}};
+        struct dz_hdr bad3[] = {{"connection", "close"}};
+        struct dz_hdr good[] = {{"x-a", "1"}, {"content-length", "999"}};
+        int rc1 = dz_req_respond(r, 200, bad1, 1, NULL, 0);
+        int rc2 = dz_req_respond(r, 200, bad2, 1, NULL, 0);
+        int rc3 = dz_req_respond(r, 200, bad3, 1, NULL, 0);
+        int rc4 = dz_req_respond(r, 99, NULL, 0, NULL, 0);
+        atomic_store(&bad_hdr_rc, (rc1 == DZ_ERR_INVAL && rc2 == DZ_ERR_INVAL &&
+                                   rc3 == DZ_ERR_INVAL && rc4 == DZ_ERR_INVAL)
+                                      ? 0
+                                      : -1);
+        /* The app's content-length is replaced by the real one. */
+        CHECK((dz_req_respond(r, 200, good, 2, "ok", 2)) == 0);
+    } else if (strcmp(path, "/async") == 0) {
+        pthread_t t;
+        dz_req_ref(r);
+        CHECK((pthread_create(&t, NULL, async_thread, r)) == 0);
+        pthread_detach(t);
+    } else if (strncmp(path, "/slow", 5) == 0) {
+        struct later *l = calloc(1, sizeof(*l));
+        CHECK(l != NULL);
+        l->r = r;
+        dz_req_ref(r);
+        dz_req_on_close(r, on_close_count, NULL);
+        ev_timer_init(&l->t, slow_cb, query_int(path, "ms=", 300) / 1000.0, 0.);
+        ev_timer_start(loop, &l->t);
+    } else if (strcmp(path, "/stream") == 0) {
+        struct later *l = calloc(1, sizeof(*l));
+        CHECK(l != NULL);
+        CHECK((dz_req_write(r, "x", 1)) == DZ_ERR_STATE); /* not started */
+        CHECK((dz_req_start(r, 200, ct, 1)) == 0);
+        CHECK((dz_req_write(r, "start\n", 6)) == 0);
+        CHECK(dz_req_pending(r) >= 6);
+        l->r = r;
+        dz_req_ref(r);
+        ev_timer_init(&l->t, stream_cb, 0.01, 0.01);
+        ev_timer_start(loop, &l->t);
+    } else if (strncmp(path, "/big", 4) == 0) {
+        size_t n = (size_t)query_int(path, "n=", 1 << 20);
+        unsigned char *b = malloc(n);
+        CHECK(b != NULL);
+        for (size_t i = 0; i < n; i++)
+            b[i] = (unsigned char)('a' + i % 26);
+        CHECK((dz_req_respond(r, 200, ct, 1, b, n)) == 0);
+        free(b);
+    } else {
+        CHECK((dz_req_respond(r, 404, ct, 1, "not found", 9)) == 0);
+    }
+}
+
+static void *worker_init(struct dz_worker *w, void *app)
+{
+    CHECK(app == &n_worker_init);
+    atomic_fetch_add(&n_worker_init, 1);
+    return w;
+}
+
+static void worker_fini(struct dz_worker *w, void *wdata)
+{
+    CHECK(w == wdata);
+    atomic_fetch_add(&n_worker_fini, 1);
+}
+
+/* ---------- server fixture ---------- */
+
+struct srv {
+    struct dz_httpd *h;
+    uint16_t h2c_port;
+    uint16_t tls_port;
+};
+
+static void test_limits(struct dz_httpd_limits *l)
+{
+    dz_httpd_limits_default(l);
+    l->max_body_bytes = 4096;
+    l->max_header_count = 30;
+    l->max_header_bytes = 4096;
+    l->handshake_timeout_ms = 2000;
+    l->idle_timeout_ms = 5000;
+    l->request_timeout_ms = 2000;
+}
+
+static void srv_start(struct srv *s, const struct dz_httpd_limits *lim, SSL_CTX *tls,
+                      unsigned workers)
+{
+    struct dz_listener_conf l[2] = {{"127.0.0.1", 0, NULL, 7}, {"127.0.0.1", 0, tls, 9}};
+    struct dz_httpd_conf c;
+
+    memset(&c, 0, sizeof(c));
+    c.listeners = l;
+    c.nlisteners = tls ? 2 : 1;
+    c.workers = workers;
+    c.limits = *lim;
+    c.handlers.worker_init = worker_init;
+    c.handlers.worker_fini = worker_fini;
+    c.handlers.on_headers = on_headers;
+    c.handlers.on_request = on_request;
+    c.app = &n_worker_init;
+    assert_int_equal(dz_httpd_new(&c, &s->h), 0);
+    s->h2c_port = dz_httpd_port(s->h, 0);
+    s->tls_port = tls ? dz_httpd_port(s->h, 1) : 0;
+    assert_true(s->h2c_port != 0);
+    assert_int_equal(dz_httpd_start(s->h), 0);
+}
+
+static void srv_stop(struct srv *s)
+{
+    int fini_before = atomic_load(&n_worker_fini);
+    unsigned workers = 0;
+
+    dz_httpd_drain(s->h, 1000);
+    workers = (unsigned)(atomic_load(&n_worker_fini) - fini_before);
+    assert_true(workers >= 1);
+    assert_int_equal(dz_httpd_open_connections(s->h), 0);
+    dz_httpd_free(s->h);
+    s->h = NULL;
+}
+
+/* ---------- curl helpers ---------- */
+
+struct resp {
+    CURLcode rc;
+    long status;
+    long version;
+    struct dz_buf body;
+    char subject[256];
+};
+
+static size_t on_body(char *p, size_t sz, size_t nm, void *ud)
+{
+    struct resp *r = ud;
+    return dz_buf_append(&r->body, p, sz * nm) == 0 ? sz * nm : 0;
+}
+
+struct upload {
+    const char *p;
+    size_t len;
+    size_t off;
+};
+
+static size_t on_read(char *buf, size_t sz, size_t nm, void *ud)
+{
+    struct upload *u = ud;
+    size_t n = sz * nm;
+
+    if (n > u->len - u->off)
+        n = u->len - u->off;
+    memcpy(buf, u->p + u->off, n);
+    u->off += n;
+    return n;
+}
+
+static CURL *easy_for(const char *url, bool tls, struct resp *out)
+{
+    CURL *e = curl_easy_init();
+
+    assert_non_null(e);
+    memset(out, 0, sizeof(*out));
+    dz_buf_init(&out->body, 8u << 20);
+    curl_easy_setopt(e, CURLOPT_URL, url);
+    curl_easy_setopt(e, CURLOPT_HTTP_VERSION,
+                     tls ? CURL_HTTP_VERSION_2TLS : CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, out);
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, 8000L);
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    if (tls) {
+        curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 0L);
+        curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 0L);
+        curl_easy_setopt(e, CURLOPT_CERTINFO, 1L);
+    }
+    return e;
+}
+
+static void easy_done(CURL *e, struct resp *out)
+{
+    struct curl_certinfo *ci = NULL;
+
+    curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &out->status);
+    curl_easy_getinfo(e, CURLINFO_HTTP_VERSION, &out->version);
+    if (curl_easy_getinfo(e, CURLINFO_CERTINFO, &ci) == CURLE_OK && ci && ci->num_of_certs > 0)
+        for (struct curl_slist *s = ci->certinfo[0]; s; s = s->next)
+            if (strncmp(s->data, "Subject:", 8) == 0)
+                snprintf(out->subject, sizeof(out->subject), "%s", s->data);
+}
+
+static void get(const char *url, bool tls, struct resp *out)
+{
+    CURL *e = easy_for(url, tls, out);
+
+    out->rc = curl_easy_perform(e);
+    easy_done(e, out);
+    curl_easy_cleanup(e);
+}
+
+static void post(const char *url, const void *body, size_t len, bool send_length,
+                 struct resp *out)
+{
+    CURL *e = easy_for(url, false, out);
+    struct upload u = {body, len, 0};
+
+    curl_easy_setopt(e, CURLOPT_POST, 1L);
+    curl_easy_setopt(e, CURLOPT_READFUNCTION, on_read);
+    curl_easy_setopt(e, CURLOPT_READDATA, &u);
+    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, send_length ? (curl_off_t)len : -1);
+    out->rc = curl_easy_perform(e);
+    easy_done(e, out);
+    curl_easy_cleanup(e);
+}
+
+static void url(char *buf, size_t n, bool tls, uint16_t port, const char *path)
+{
+    snprintf(buf, n, "%s://127.0.0.1:%u%s", tls ? "https" : "http", port, path);
+}
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+/* ---------- tests: basic requests ---------- */
+
+static void test_get_and_info(void **state)
+{
+    struct dz_httpd_limits lim;
+    struct srv s;
+    struct resp r;
+    char u[128];
+
+    (void)state;
+    test_limits(&lim);
+    srv_start(&s, &lim, NULL, 2);
+    url(u, sizeof(u), false, s.h2c_port, "/hello");
+    get(u, false, &r);
+    assert_int_equal(r.rc, CURLE_OK);
+    assert_int_equal(r.status, 200);
+    assert_int_equal(r.version, CURL_HTTP_VERSION_2_0);
+    assert_string_equal(dz_buf_cstr(&r.body), "hello");
+    dz_buf_cleanup(&r.body);
+
+    url(u, sizeof(u), false, s.h2c_port, "/info");
+    {
+        CURL *e = easy_for(u, false, &r);
+        struct curl_slist *hl = curl_slist_append(NULL, "X-Test: value-1");
+        curl_easy_setopt(e, CURLOPT_HTTPHEADER, hl);
+        r.rc = curl_easy_perform(e);
+        easy_done(e, &r);
+        curl_easy_cleanup(e);
+        curl_slist_free_all(hl);
+    }
+    assert_int_equal(r.status, 200);
+    {
+        char want[128];
+        snprintf(want, sizeof(want), "GET http 127.0.0.1:%u 127.0.0.1 tls=0 peer=- x=value-1",
+                 s.h2c_port);
+        assert_non_null(strstr(dz_buf_cstr(&r.body), want));
+        assert_non_null(strstr(dz_buf_cstr(&r.body), "tag=7"));
+    }
+    dz_buf_cleanup(&r.body);
+
+    url(u, sizeof(u), false, s.h2c_port, "/nowhere");
+    get(u, false, &r);
+    assert_int_equal(r.status, 404);
+    dz_buf_cleanup(&r.body);
+    srv_stop(&s);
+    assert_int_equal(atomic_load(&n_worker_init), atomic_load(&n_worker_fini));
+}
+
+static void test_post_echo_and_overflow(void **state)
+{
+    struct dz_httpd_limits lim;
+    struct srv s;
+    struct resp r;
+    char u[128];
+    char *big = malloc(100000);
+
+    (void)state;
+    assert_non_null(big);
+    for (size_t i = 0; i < 100000; i++)
+        big[i] = (char)('A' + i % 23);
+    test_limits(&lim);
+    srv_start(&s, &lim, NULL, 1);
+    url(u, sizeof(u), false, s.h2c_port, "/echo");
+
+    post(u, big, 4000, true, &r);
+    assert_int_equal(r.rc, CURLE_OK);
+    assert_int_equal(r.status, 200);
+    assert_int_equal(r.body.len, 4000);
+    assert_memory_equal(r.body.data, big, 4000);
+    dz_buf_cleanup(&r.body);
+
+    /* Without content-length (the limit is found while receiving). */
+    post(u, big, 3000, false, &r);
+    assert_int_equal(r.status, 200);
+    assert_int_equal(r.body.len, 3000);
+    dz_buf_cleanup(&r.body);
+
+    /* Declared length over the limit: 413 at once. */
+    post(u, big, 100000, true, &r);
+    assert_int_equal(r.rc, CURLE_OK);
+    assert_int_equal(r.status, 413);
+    assert_string_equal(dz_buf_cstr(&r.body), "too large");
+    dz_buf_cleanup(&r.body);
+
+    /* Unknown length over the limit: 413 when the limit is crossed. */
+    post(u, big, 100000, false, &r);
+    assert_int_equal(r.rc, CURLE_OK);
+    assert_int_equal(r.status, 413);
+    dz_buf_cleanup(&r.body);
+
+    /* on_headers lowered the limit for this path. */
+    url(u, sizeof(u), false, s.h2c_port, "/small");
+    post(u, big, 11, false, &r);
+    assert_int_equal(r.status, 413);
+    dz_buf_cleanup(&r.body);
+    post(u, big, 10, true, &r);
+    assert_int_equal(r.status, 200);
+    assert_int_equal(r.body.len, 10);
+    dz_buf_cleanup(&r.body);
+
+    /* The server is still fine. */
+    url(u, sizeof(u), false, s.h2c_port, "/hello");
+    get(u, false, &r);
+    assert_int_equal(r.status, 200);
+    dz_buf_cleanup(&r.body);
+    srv_stop(&s);
+    free(big);
+}
+
+static void test_early_answer_and_bad_headers(void **state)
+{
+    struct dz_httpd_limits lim;
+    struct srv s;
+    struct resp r;
+    char u[128];
+    char body[2000];
+
+    (void)state;
+    memset(body, 'z', sizeof(body));
+    test_limits(&lim);
+    srv_start(&s, &lim, NULL, 1);
+    atomic_store(&n_early_on_request, 0);
+    url(u, sizeof(u), false, s.h2c_port, "/early");
+    post(u, body, sizeof(body), true, &r);
+    assert_int_equal(r.rc, CURLE_OK);
+    assert_int_equal(r.status, 401);
+    assert_string_equal(dz_buf_cstr(&r.body), "no");
+    dz_buf_cleanup(&r.body);
+    get(u, false, &r);
+    assert_int_equal(r.status, 401);
+    dz_buf_cleanup(&r.body);
+    assert_int_equal(atomic_load(&n_early_on_request), 0);
+
+    atomic_store(&bad_hdr_rc, 12345);
+    url(u, sizeof(u), false, s.h2c_port, "/badhdr");
+    {
+        CURL *e = easy_for(u, false, &r);
+        curl_off_t cl = -1;
+        r.rc = curl_easy_perform(e);
+        easy_done(e, &r);
+        curl_easy_getinfo(e, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &cl);
+        curl_easy_cleanup(e);
+        assert_int_equal(cl, 2);
+    }
+    assert_int_equal(r.status, 200);
+    assert_string_equal(dz_buf_cstr(&r.body), "ok");
+    assert_int_equal(atomic_load(&bad_hdr_rc), 0);
+    dz_buf_cleanup(&r.body);
+    srv_stop(&s);
+}
+
+static void test_big_response(void **state)
+{
+    struct dz_httpd_limits lim;
+    struct srv s;
+    struct resp r;
+    char u[128];
+
+    (void)state;
+    test_limits(&lim);
+    srv_start(&s, &lim, NULL, 1);
+    url(u, sizeof(u), false, s.h2c_port, "/big?n=3000000");
+    get(u, false, &r);
+    assert_int_equal(r.rc, CURLE_OK);
+    assert_int_equal(r.status, 200);
+    assert_int_equal(r.body.len, 3000000);
+    for (size_t i = 0; i < r.body.len; i += 4099)
+        assert_int_equal((unsigned char)r.body.data[i], 'a' + i % 26);
+    dz_buf_cleanup(&r.body);
+    srv_stop(&s);
+}
+
+/* ---------- concurrency, async answers, streaming ---------- */
+
+static void test_many_streams(void **state)
+{
+    enum { N = 60 };
+    struct dz_httpd_limits lim;
+    struct srv s;
+    struct resp r[N];
+    CURL *e[N];
+    char bodies[N][64];
+    char u[128];
+    CURLM *m = curl_multi_init();
+    int running = 1;
+    long connects = 0;
+    SSL_CTX *tls;
+
+    (void)state;
+    test_limits(&lim);
+    lim.max_concurrent_streams = 20; /* more requests than streams: queued */
+    /* Over TLS: curl 7.88 cannot multiplex over h2c prior knowledge (its
+     * streams after the first fail with "Error in the HTTP2 framing layer",
+     * against nginx too). */
+    tls = ctx_for("first", NULL);
+    srv_start(&s, &lim, tls, 2);
+    SSL_CTX_free(tls);
+    url(u, sizeof(u), true, s.tls_port, "/echo");
+    curl_multi_setopt(m, CURLMOPT_PIPELINING, CURLPIPE_MULTIPLEX);
+    curl_multi_setopt(m, CURLMOPT_MAX_HOST_CONNECTIONS, 1L);
+    for (int i = 0; i < N; i++) {
+        snprintf(bodies[i], sizeof(bodies[i]), "body number %d", i);
+        e[i] = easy_for(u, true, &r[i]);
+        curl_easy_setopt(e[i], CURLOPT_POSTFIELDS, bodies[i]);
+        curl_easy_setopt(e[i], CURLOPT_PIPEWAIT, 1L);
+        curl_multi_add_handle(m, e[i]);
+    }
+    for (int spins = 0; running && spins < 100000; spins++) {
+        curl_multi_perform(m, &running);
+        if (running)
+            curl_multi_poll(m, NULL, 0, 100, NULL);
+    }
+    assert_int_equal(running, 0);
+    {
+        CURLMsg *msg;
+        int left;
+        while ((msg = curl_multi_info_read(m, &left)) != NULL)
+            for (int i = 0; i < N; i++)
+                if (msg->msg == CURLMSG_DONE && msg->easy_handle == e[i])
+                    r[i].rc = msg->data.result;
+    }
+    for (int i = 0; i < N; i++) {
+        long c = 0;
+        easy_done(e[i], &r[i]);
+        if (r[i].status != 200)
+            fprintf(stderr, "stream %d: status %ld rc %d\n", i, r[i].status, (int)r[i].rc);
+        assert_int_equal(r[i].status, 200);
+        assert_string_equal(dz_buf_cstr(&r[i].body), bodies[i]);
+        curl_easy_getinfo(e[i], CURLINFO_NUM_CONNECTS, &c);
+        connects += c;
+        curl_multi_remove_handle(m, e[i]);
+        curl_easy_cleanup(e[i]);
+        dz_buf_cleanup(&r[i].body);
+    }
+    assert_true(connects <= 2); /* multiplexed */
+    curl_multi_cleanup(m);
+    srv_stop(&s);
+}
+
+static void test_async_and_stream(void **state)
+{
+    struct dz_httpd_limits lim;
+    struct srv s;
+    struct resp r;
+    char u[128];
+
+    (void)state;
+    test_limits(&lim);
+    srv_start(&s, &lim, NULL, 2);
+    url(u, sizeof(u), false, s.h2c_port, "/async");
+    for (int i = 0; i < 3; i++) {
+        get(u, false, &r);
+        assert_int_equal(r.rc, CURLE_OK);
+        assert_int_equal(r.status, 200);
+        assert_string_equal(dz_buf_cstr(&r.body), "async");
+        dz_buf_cleanup(&r.body);
+    }
+    url(u, sizeof(u), false, s.h2c_port, "/stream");
+    get(u, false, &r);
+    assert_int_equal(r.rc, CURLE_OK);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(dz_buf_cstr(&r.body), "start\nchunk0\nchunk1\nchunk2\nchunk3\nchunk4\n");
+    dz_buf_cleanup(&r.body);
+    srv_stop(&s);
+}
+
+static void test_client_abort(void **state)
+{
+    struct dz_httpd_limits lim;
+    struct srv s;
+    struct resp r;
+    char u[128];
+    int closes;
+
+    (void)state;
+    test_limits(&lim);
+    srv_start(&s, &lim, NULL, 1);
+    closes = atomic_load(&n_on_close);
+    atomic_store(&late_answer_rc, 12345);
+    url(u, sizeof(u), false, s.h2c_port, "/slow?ms=400");
+    {
+        CURL *e = easy_for(u, false, &r);
+        curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, 100L);
+        r.rc = curl_easy_perform(e);
+        curl_easy_cleanup(e); /* closes the connection: the stream dies */
+    }
+    assert_int_equal(r.rc, CURLE_OPERATION_TIMEDOUT);
+    dz_buf_cleanup(&r.body);
+    for (int i = 0; i < 100 && atomic_load(&n_on_close) == closes; i++)
+        sleep_ms(10);
+    assert_int_equal(atomic_load(&n_on_close), closes + 1);
+    /* The app still holds its reference and answers later: a no-op. */
+    for (int i = 0; i < 100 && atomic_load(&late_answer_rc) == 12345; i++)
+        sleep_ms(10);
+    assert_int_equal(atomic_load(&late_answer_rc), 0);
+
+    /* A normal slow request: on_close runs once after the answer. */
+    closes = atomic_load(&n_on_close);
+    url(u, sizeof(u), false, s.h2c_port, "/slow?ms=50");
+    get(u, false, &r);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(dz_buf_cstr(&r.body), "slow");
+    dz_buf_cleanup(&r.body);
+    for (int i = 0; i < 100 && atomic_load(&n_on_close) == closes; i++)
+        sleep_ms(10);
+    assert_int_equal(atomic_load(&n_on_close), closes + 1);
+    srv_stop(&s);
+}
+
+struct bg_get {
+    char url[128];
+    struct resp r;
+};
+
+static void *bg_get_main(void *arg)
+{
+    struct bg_get *b = arg;
+    get(b->url, false, &b->r);
+    return NULL;
+}
+
+static void test_drain_finishes_inflight(void **state)
+{
+    struct dz_httpd_limits lim;
+    struct srv s;
+    struct bg_get b;
+    struct resp r;
+    pthread_t t;
+    char u[128];
+    struct timespec t0, t1;
+
+    (void)state;
+    test_limits(&lim);
+    srv_start(&s, &lim, NULL, 2);
+    url(b.url, sizeof(b.url), false, s.h2c_port, "/slow?ms=400");
+    assert_int_equal(pthread_create(&t, NULL, bg_get_main, &b), 0);
+    for (int i = 0; i < 200 && dz_httpd_open_connections(s.h) == 0; i++)
+        sleep_ms(5);
+    sleep_ms(50);
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    dz_httpd_drain(s.h, 5000);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    pthread_join(t, NULL);
+    assert_int_equal(b.r.rc, CURLE_OK);
+    assert_int_equal(b.r.status, 200);
+    assert_string_equal(dz_buf_cstr(&b.r.body), "slow");
+    dz_buf_cleanup(&b.r.body);
+    /* Drained as soon as the stream finished, not at the deadline. */
+    assert_true(t1.tv_sec - t0.tv_sec < 3);
+    /* Listeners are closed. */
+    url(u, sizeof(u), false, s.h2c_port, "/hello");
+    get(u, false, &r);
+    assert_int_not_equal(r.rc, CURLE_OK);
+    dz_buf_cleanup(&r.body);
+    assert_int_equal(dz_httpd_open_connections(s.h), 0);
+    dz_httpd_free(s.h);
+}
+
+static void test_drain_deadline_cuts(void **state)
+{
+    struct dz_httpd_limits lim;
+    struct srv s;
+    struct bg_get b;
+    pthread_t t;
+    int closes;
+
+    (void)state;
+    test_limits(&lim);
+    srv_start(&s, &lim, NULL, 1);
+    closes = atomic_load(&n_on_close);
+    url(b.url, sizeof(b.url), false, s.h2c_port, "/slow?ms=1500");
+    assert_int_equal(pthread_create(&t, NULL, bg_get_main, &b), 0);
+    for (int i = 0; i < 200 && dz_httpd_open_connections(s.h) == 0; i++)
+        sleep_ms(5);
+    sleep_ms(50);
+    /* The slow answer comes after the deadline: the stream is cut, on_close
+     * runs, and the worker waits for the app's reference (its timer). */
+    dz_httpd_drain(s.h, 100);
+    pthread_join(t, NULL);
+    assert_int_not_equal(b.r.rc, CURLE_OK);
+    dz_buf_cleanup(&b.r.body);
+    assert_int_equal(atomic_load(&n_on_close), closes + 1);
+    dz_httpd_free(s.h);
+}
+
+/* ---------- TLS ---------- */
+
+static void test_tls_and_swap(void **state)
+{
+    struct dz_httpd_limits lim;
+    struct srv s;
+    struct resp r;
+    char u[128];
+    SSL_CTX *a = ctx_for("first", NULL);
+    SSL_CTX *b = ctx_for("second", NULL);
+    CURL *keep;
+
+    (void)state;
+    test_limits(&lim);
+    srv_start(&s, &lim, a, 2);
+    SSL_CTX_free(a); /* the server holds its own reference */
+    url(u, sizeof(u), true, s.tls_port, "/info");
+    keep = easy_for(u, true, &r);
+    r.rc = curl_easy_perform(keep);
+    easy_done(keep, &r);
+    assert_int_equal(r.rc, CURLE_OK);
+    assert_int_equal(r.status, 200);
+    assert_int_equal(r.version, CURL_HTTP_VERSION_2_0);
+    assert_non_null(strstr(r.subject, "first"));
+    assert_non_null(strstr(dz_buf_cstr(&r.body), "GET https"));
+    assert_non_null(strstr(dz_buf_cstr(&r.body), "tls=1 peer=-"));
+    assert_non_null(strstr(dz_buf_cstr(&r.body), "tag=9"));
+    dz_buf_cleanup(&r.body);
+
+    assert_int_equal(dz_httpd_set_tls(s.h, 1, b), 0);
+    assert_int_equal(dz_httpd_set_tls(s.h, 0, b), DZ_ERR_INVAL); /* cleartext */
+    assert_int_equal(dz_httpd_set_tls(s.h, 5, b), DZ_ERR_INVAL);
+    SSL_CTX_free(b);
+    get(u, true, &r); /* a new connection */
+    assert_int_equal(r.rc, CURLE_OK);
+    assert_int_equal(r.status, 200);
+    assert_non_null(strstr(r.subject, "second"));
+    dz_buf_cleanup(&r.body);
+
+    /* The open connection keeps working on the old context. */
+    dz_buf_init(&r.body, 1 << 20);
+    r.rc = curl_easy_perform(keep);
+    assert_int_equal(r.rc, CURLE_OK);
+    assert_non_null(strstr(dz_buf_cstr(&r.body), "tls=1"));
+    dz_buf_cleanup(&r.body);
+    curl_easy_cleanup(keep);
+
+    /* A client that does not offer h2 is dropped after the handshake. */
+    {
+        CURL *e = easy_for(u, true, &r);
+        curl_easy_setopt(e, CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_1_1);
+        r.rc = curl_easy_perform(e);
+        curl_easy_cleanup(e);
+        assert_int_not_equal(r.rc, CURLE_OK);
+        dz_buf_cleanup(&r.body);
+    }
+    srv_stop(&s);
+}
+
+static void test_tls_client_cert_optional(void **state)
+{
+    struct dz_httpd_limits lim;
+    struct srv s;
+    struct resp r;
+    char u[128], crt[160], key[160];
+    SSL_CTX *ctx = ctx_for("first", "clientca");
+
+    (void)state;
+    test_limits(&lim);
+    srv_start(&s, &lim, ctx, 1);
+    SSL_CTX_free(ctx);
+    url(u, sizeof(u), true, s.tls_port, "/info");
+
+    /* No certificate: allowed, none exposed. */
+    get(u, true, &r);
+    assert_int_equal(r.rc, CURLE_OK);
+    assert_non_null(strstr(dz_buf_cstr(&r.body), "peer=-"));
+    dz_buf_cleanup(&r.body);
+
+    /* Issued by the CA, and one that does not verify (self-signed): both
+     * are accepted and handed to the application as sent. */
+    for (int i = 0; i < 2; i++) {
+        const char *name = i == 0 ? "goodclient" : "rogueclient";
+        CURL *e = easy_for(u, true, &r);
+        snprintf(crt, sizeof(crt), "%s/%s.crt", g_dir, name);
+        snprintf(key, sizeof(key), "%s/%s.key", g_dir, name);
+        curl_easy_setopt(e, CURLOPT_SSLCERT, crt);
+        curl_easy_setopt(e, CURLOPT_SSLKEY, key);
+        r.rc = curl_easy_perform(e);
+        easy_done(e, &r);
+        curl_easy_cleanup(e);
+        assert_int_equal(r.rc, CURLE_OK);
+        assert_int_equal(r.status, 200);
+        assert_non_null(strstr(dz_buf_cstr(&r.body), i == 0 ? "peer=Good Client"
+                                                              : "peer=Rogue Client"));
+        dz_buf_cleanup(&r.body);
+    }
+    srv_stop(&s);
+}
+
+/* ---------- limits ---------- */
+
+static void test_header_limits(void **state)
+{
+    struct dz_httpd_limits lim;
+    struct srv s;
+    struct resp r;
+    char u[128];
+    char *big = malloc(6000);
+    struct curl_slist *hl = NULL;
+
+    (void)state;
+    test_limits(&lim);
+    srv_start(&s, &lim, NULL, 1);
+    url(u, sizeof(u), false, s.h2c_port, "/info");
+
+    for (int i = 0; i < 40; i++) {
+        char h[32];
+        snprintf(h, sizeof(h), "X-Many-%d: v", i);
+        hl = curl_slist_append(hl, h);
+    }
+    {
+        CURL *e = easy_for(u, false, &r);
+        curl_easy_setopt(e, CURLOPT_HTTPHEADER, hl);
+        r.rc = curl_easy_perform(e);
+        easy_done(e, &r);
+        curl_easy_cleanup(e);
+    }
+    curl_slist_free_all(hl);
+    assert_int_equal(r.rc, CURLE_OK);
+    assert_int_equal(r.status, 431);
+    dz_buf_cleanup(&r.body);
+
+    assert_non_null(big);
+    memcpy(big, "X-Big: ", 7);
+    memset(big + 7, 'b', 5000);
+    big[5007] = '\0';
+    hl = curl_slist_append(NULL, big);
+    {
+        CURL *e = easy_for(u, false, &r);
+        curl_easy_setopt(e, CURLOPT_HTTPHEADER, hl);
+        r.rc = curl_easy_perform(e);
+        easy_done(e, &r);
+        curl_easy_cleanup(e);
+    }
+    curl_slist_free_all(hl);
+    free(big);
+    assert_int_equal(r.rc, CURLE_OK);
+    assert_int_equal(r.status, 431);
+    dz_buf_cleanup(&r.body);
+
+    /* Just under the count limit still works. */
+    hl = NULL;
+    for (int i = 0; i < 20; i++) {
+        char h[32];
+        snprintf(h, sizeof(h), "X-Many-%d: v", i);
+        hl = curl_slist_append(hl, h);
+    }
+    {
+        CURL *e = easy_for(u, false, &r);
+        curl_easy_setopt(e, CURLOPT_HTTPHEADER, hl);
+        r.rc = curl_easy_perform(e);
+        easy_done(e, &r);
+        curl_easy_cleanup(e);
+    }
+    curl_slist_free_all(hl);
+    assert_int_equal(r.status, 200);
+    dz_buf_cleanup(&r.body);
+    srv_stop(&s);
+}
+
+static void test_max_connections(void **state)
+{
+    struct dz_httpd_limits lim;
+    struct srv s;
+    struct sockaddr_in a;
+    int fds[3];
+    char c;
+
+    (void)state;
+    test_limits(&lim);
+    lim.max_connections = 2;
+    srv_start(&s, &lim, NULL, 1);
+    memset(&a, 0, sizeof(a));
+    a.sin_family = AF_INET;
+    a.sin_port = htons(s.h2c_port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    for (int i = 0; i < 3; i++) {
+        fds[i] = socket(AF_INET, SOCK_STREAM, 0);
+        assert_int_equal(connect(fds[i], (struct sockaddr *)&a, sizeof(a)), 0);
+        for (int k = 0; k < 200 && (int)dz_httpd_open_connections(s.h) < (i < 2 ? i + 1 : 2); k++)
+            sleep_ms(5);
+    }
+    sleep_ms(50);
+    assert_int_equal(dz_httpd_open_connections(s.h), 2);
+    /* The third was closed at once: EOF without any data. */
+    {
+        struct pollfd p = {fds[2], POLLIN, 0};
+        assert_int_equal(poll(&p, 1, 2000), 1);
+        assert_int_equal(recv(fds[2], &c, 1, 0), 0);
+    }
+    for (int i = 0; i < 3; i++)
+        close(fds[i]);
+    srv_stop(&s);
+}
+
+/* ---------- a raw nghttp2 client for what curl cannot do ---------- */
+
+struct raw {
+    int fd;
+    nghttp2_session *s;
+    bool eof;
+    bool goaway;
+    uint32_t goaway_code;
+    int n_rst_recv;
+    uint32_t last_rst_code;
+    int n_closed;
+    int n_status;
+    bool is_silent; /* never send anything (no preface) */
+};
+
+static int raw_on_frame_recv(nghttp2_session *s, const nghttp2_frame *f, void *ud)
+{
+    struct raw *r = ud;
+    (void)s;
+    if (f->hd.type == NGHTTP2_GOAWAY) {
+        r->goaway = true;
+        r->goaway_code = f->goaway.error_code;
+    } else if (f->hd.type == NGHTTP2_RST_STREAM) {
+        r->n_rst_recv++;
+        r->last_rst_code = f->rst_stream.error_code;
+    } else if (f->hd.type == NGHTTP2_HEADERS) {
+        r->n_status++;
+    }
+    return 0;
+}
+
+static int raw_on_close(nghttp2_session *s, int32_t id, uint32_t code, void *ud)
+{
+    struct raw *r = ud;
+    (void)s;
+    (void)id;
+    (void)code;
+    r->n_closed++;
+    return 0;
+}
+
+static void raw_flush(struct raw *r)
+{
+    const uint8_t *data;
+    ssize_t n;
+
+    while ((n = nghttp2_session_mem_send(r->s, &data)) > 0) {
+        ssize_t off = 0;
+        while (off < n) {
+            ssize_t k = send(r->fd, data + off, (size_t)(n - off), MSG_NOSIGNAL);
+            if (k <= 0)
+                return;
+            off += k;
+        }
+    }
+}
+
+static void raw_open(struct raw *r, uint16_t port, bool send_preface)
+{
+    struct sockaddr_in a;
+    nghttp2_session_callbacks *cb;
+
+    memset(r, 0, sizeof(*r));
+    memset(&a, 0, sizeof(a));
+    a.sin_family = AF_INET;
+    a.sin_port = htons(port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    r->fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(r->fd >= 0);
+    assert_int_equal(connect(r->fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    assert_int_equal(nghttp2_session_callbacks_new(&cb), 0);
+    nghttp2_session_callbacks_set_on_frame_recv_callback(cb, raw_on_frame_recv);
+    nghttp2_session_callbacks_set_on_stream_close_callback(cb, raw_on_close);
+    assert_int_equal(nghttp2_session_client_new(&r->s, cb, r), 0);
+    nghttp2_session_callbacks_del(cb);
+    if (send_preface) {
+        assert_int_equal(nghttp2_submit_settings(r->s, NGHTTP2_FLAG_NONE, NULL, 0), 0);
+        raw_flush(r);
+    }
+}
+
+/* Read and answer for up to ms, or until EOF / stop() is true. */
+static void raw_pump(struct raw *r, int ms, bool (*stop)(const struct raw *))
+{
+    struct timespec t0, now;
+    uint8_t buf[16384];
+
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (;;) {
+        struct pollfd p = {r->fd, POLLIN, 0};
+        long el;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        el = (now.tv_sec - t0.tv_sec) * 1000 + (now.tv_nsec - t0.tv_nsec) / 1000000;
+        if (el >= ms || r->eof || (stop && stop(r)))
+            return;
+        if (poll(&p, 1, (int)(ms - el)) <= 0)
+            continue;
+        ssize_t n = recv(r->fd, buf, sizeof(buf), 0);
+        if (n <= 0) {
+            r->eof = true;
+            return;
+        }
+        if (r->is_silent)
+            continue;
+        nghttp2_session_mem_recv(r->s, buf, (size_t)n);
+        raw_flush(r);
+    }
+}
+
+static void raw_close(struct raw *r)
+{
+    nghttp2_session_del(r->s);
+    close(r->fd);
+}
+
+static const nghttp2_nv req_nv[] = {
+    {(uint8_t *)":method", (uint8_t *)"GET", 7, 3, 0},
+    {(uint8_t *)":scheme", (uint8_t *)"http", 7, 4, 0},
+    {(uint8_t *)":authority", (uint8_t *)"x", 10, 1, 0},
+    {(uint8_t *)":path", (uint8_t *)"/hello", 5, 6, 0},
+};
+
+static const nghttp2_nv post_nv[] = {
+    {(uint8_t *)":method", (uint8_t *)"POST", 7, 4, 0},
+    {(uint8_t *)":scheme", (uint8_t *)"http", 7, 4, 0},
+    {(uint8_t *)":authority", (uint8_t *)"x", 10, 1, 0},
+    {(uint8_t *)":path", (uint8_t *)"/echo", 5, 5, 0},
+};
+
+static ssize_t never_read(nghttp2_session *s, int32_t id, uint8_t *buf, size_t len,
+                          uint32_t *flags, nghttp2_data_source *src, void *ud)
+{
+    (void)s;
+    (void)id;
+    (void)buf;
+    (void)len;
+    (void)flags;
+    (void)src;
+    (void)ud;
+    return NGHTTP2_ERR_DEFERRED;
+}
+
+static bool got_goaway(const struct raw *r)
+{
+    return r->goaway;
+}
+
+static bool got_rst(const struct raw *r)
+{
+    return r->n_rst_recv > 0;
+}
+
+static void test_rapid_reset(void **state)
+{
+    struct dz_httpd_limits lim;
+    struct srv s;
+    struct raw r;
+    struct resp ok;
+    char u[128];
+    nghttp2_data_provider never = {{0}, never_read};
+
+    (void)state;
+    test_limits(&lim);
+    srv_start(&s, &lim, NULL, 1);
+    raw_open(&r, s.h2c_port, true);
+    for (int round = 0; round < 8 && !r.goaway && !r.eof; round++) {
+        int32_t ids[50];
+        for (int i = 0; i < 50; i++) {
+            ids[i] = nghttp2_submit_request(r.s, NULL, post_nv, 4, &never, NULL);
+            assert_true(ids[i] > 0);
+        }
+        raw_flush(&r);
+        for (int i = 0; i < 50; i++)
+            nghttp2_submit_rst_stream(r.s, NGHTTP2_FLAG_NONE, ids[i], NGHTTP2_CANCEL);
+        raw_flush(&r);
+        raw_pump(&r, 20, got_goaway);
+    }
+    raw_pump(&r, 2000, got_goaway);
+    assert_true(r.goaway);
+    assert_int_equal(r.goaway_code, NGHTTP2_ENHANCE_YOUR_CALM);
+    raw_pump(&r, 2000, NULL);
+    assert_true(r.eof);
+    raw_close(&r);
+
+    url(u, sizeof(u), false, s.h2c_port, "/hello");
+    get(u, false, &ok);
+    assert_int_equal(ok.status, 200);
+    dz_buf_cleanup(&ok.body);
+    srv_stop(&s);
+}
+
+static void test_timeouts(void **state)
+{
+    struct dz_httpd_limits lim;
+    struct srv s;
+    struct raw r;
+    nghttp2_data_provider never = {{0}, never_read};
+    struct timespec t0, t1;
+    long el;
+
+    (void)state;
+    test_limits(&lim);
+    lim.handshake_timeout_ms = 300;
+    lim.request_timeout_ms = 300;
+    lim.idle_timeout_ms = 400;
+    srv_start(&s, &lim, NULL, 1);
+
+    /* Connection preface never sent: closed after the handshake timeout. */
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    raw_open(&r, s.h2c_port, false);
+    r.is_silent = true;
+    raw_pump(&r, 3000, NULL);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    el = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+    assert_true(r.eof);
+    assert_true(el >= 250 && el < 2000);
+    raw_close(&r);
+
+    /* A request whose body never comes: RST_STREAM(CANCEL) after the
+     * request timeout; then, with no stream left, GOAWAY on idle. */
+    raw_open(&r, s.h2c_port, true);
+    assert_true(nghttp2_submit_request(r.s, NULL, post_nv, 4, &never, NULL) > 0);
+    raw_flush(&r);
+    raw_pump(&r, 3000, got_rst);
+    assert_int_equal(r.n_rst_recv, 1);
+    assert_int_equal(r.last_rst_code, NGHTTP2_CANCEL);
+    assert_int_equal(r.n_status, 0);
+    raw_pump(&r, 3000, got_goaway);
+    assert_true(r.goaway);
+    assert_int_equal(r.goaway_code, NGHTTP2_NO_ERROR);
+    raw_pump(&r, 3000, NULL);
+    assert_true(r.eof);
+    raw_close(&r);
+
+    /* A normal request still works on a fresh connection. */
+    raw_open(&r, s.h2c_port, true);
+    assert_true(nghttp2_submit_request(r.s, NULL, req_nv, 4, NULL, NULL) > 0);
+    raw_flush(&r);
+    raw_pump(&r, 3000, NULL);
+    assert_int_equal(r.n_status, 1);
+    assert_true(r.goaway); /* idle afterwards */
+    raw_close(&r);
+    srv_stop(&s);
+}
+
+static void test_garbage_and_bad_args(void **state)
+{
+    struct dz_httpd_limits lim;
+    struct dz_httpd_conf c;
+    struct dz_httpd *h = (struct dz_httpd *)&c;
+    struct srv s;
+    struct raw r;
+    struct resp ok;
+    char u[128];
+    static const char junk[] = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+
+    (void)state;
+    test_limits(&lim);
+    memset(&c, 0, sizeof(c));
+    c.workers = 1;
+    c.limits = lim;
+    assert_int_equal(dz_httpd_new(&c, &h), DZ_ERR_INVAL); /* no on_request */
+    assert_null(h);
+    c.handlers.on_request = on_request;
+    c.workers = 0;
+    assert_int_equal(dz_httpd_new(&c, &h), DZ_ERR_INVAL);
+    c.workers = 1;
+    {
+        struct dz_listener_conf bad = {"localhost", 0, NULL, 0};
+        c.listeners = &bad;
+        c.nlisteners = 1;
+        assert_int_equal(dz_httpd_new(&c, &h), DZ_ERR_INVAL);
+    }
+    dz_httpd_free(NULL);
+
+    srv_start(&s, &lim, NULL, 1);
+    /* HTTP/1.1 on an h2c port: bad preface, closed. */
+    raw_open(&r, s.h2c_port, false);
+    assert_int_equal(send(r.fd, junk, sizeof(junk) - 1, 0), (ssize_t)sizeof(junk) - 1);
+    raw_pump(&r, 3000, NULL);
+    assert_true(r.eof);
+    raw_close(&r);
+    url(u, sizeof(u), false, s.h2c_port, "/hello");
+    get(u, false, &ok);
+    assert_int_equal(ok.status, 200);
+    dz_buf_cleanup(&ok.body);
+    srv_stop(&s);
+}
+
+/* ---------- posts ---------- */
+
+static atomic_int posted;
+
+static void post_fn(void *arg)
+{
+    atomic_fetch_add(&posted, *(int *)arg);
+}
+
+static void test_worker_post(void **state)
+{
+    struct dz_httpd_limits lim;
+    struct dz_httpd_conf c;
+    struct dz_httpd *h = NULL;
+    struct dz_worker *w;
+    static int one = 1;
+
+    (void)state;
+    test_limits(&lim);
+    memset(&c, 0, sizeof(c));
+    c.workers = 2;
+    c.limits = lim;
+    c.handlers.on_request = on_request;
+    c.handlers.worker_init = worker_init;
+    c.handlers.worker_fini = worker_fini;
+    c.app = &n_worker_init;
+    assert_int_equal(dz_httpd_new(&c, &h), 0);
+    w = dz_httpd_worker_at(h, 1);
+    assert_non_null(w);
+    assert_int_equal(dz_worker_index(w), 1);
+    atomic_store(&posted, 0);
+    /* Posts before start are kept and run once the loop runs. */
+    assert_int_equal(dz_worker_post(w, post_fn, &one), 0);
+    assert_int_equal(dz_httpd_start(h), 0);
+    assert_int_equal(dz_httpd_start(h), DZ_ERR_STATE);
+    for (int i = 0; i < 1000; i++)
+        assert_int_equal(dz_worker_post(w, post_fn, &one), 0);
+    for (int i = 0; i < 200 && atomic_load(&posted) < 1001; i++)
+        sleep_ms(5);
+    assert_int_equal(atomic_load(&posted), 1001);
+    dz_httpd_drain(h, 100);
+    assert_int_equal(dz_worker_post(w, post_fn, &one), DZ_ERR_STATE);
+    dz_httpd_free(h);
+}
+
+/* ---------- main ---------- */
+
+static int group_setup(void **state)
+{
+    X509 *ca = NULL;
+    EVP_PKEY *cakey = NULL;
+
+    (void)state;
+    memcpy(g_dir, "/tmp/test_httpd_XXXXXX", 23);
+    assert_non_null(mkdtemp(g_dir));
+    make_cert("first", "first.test", NULL, NULL, NULL, NULL);
+    make_cert("second", "second.test", NULL, NULL, NULL, NULL);
+    make_cert("clientca", "Client CA", NULL, NULL, &ca, &cakey);
+    make_cert("goodclient", "Good Client", ca, cakey, NULL, NULL);
+    make_cert("rogueclient", "Rogue Client", NULL, NULL, NULL, NULL);
+    X509_free(ca);
+    EVP_PKEY_free(cakey);
+    assert_int_equal(curl_global_init(CURL_GLOBAL_ALL), 0);
+    return 0;
+}
+
+static int group_teardown(void **state)
+{
+    char cmd[128];
+
+    (void)state;
+    curl_global_cleanup();
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", g_dir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_get_and_info),
+        cmocka_unit_test(test_post_echo_and_overflow),
+        cmocka_unit_test(test_early_answer_and_bad_headers),
+        cmocka_unit_test(test_big_response),
+        cmocka_unit_test(test_many_streams),
+        cmocka_unit_test(test_async_and_stream),
+        cmocka_unit_test(test_client_abort),
+        cmocka_unit_test(test_drain_finishes_inflight),
+        cmocka_unit_test(test_drain_deadline_cuts),
+        cmocka_unit_test(test_tls_and_swap),
+        cmocka_unit_test(test_tls_client_cert_optional),
+        cmocka_unit_test(test_header_limits),
+        cmocka_unit_test(test_max_connections),
+        cmocka_unit_test(test_rapid_reset),
+        cmocka_unit_test(test_timeouts),
+        cmocka_unit_test(test_garbage_and_bad_args),
+        cmocka_unit_test(test_worker_post),
+    };
+    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
