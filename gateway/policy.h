@@ -23,6 +23,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "assertion.h"
 #include "parse.h"
 
 #define DZ_POLICY_MAX_FILES 64      /* services (files) in a directory */
@@ -35,15 +36,7 @@
 /* Assurance levels (DESIGN §3), ordered. */
 enum dz_acr { DZ_ACR_NONE = 0, DZ_ACR_LOW = 1, DZ_ACR_SUBSTANTIAL = 2, DZ_ACR_HIGH = 3 };
 
-/* Authentication means (the assertion's amr), as bits. */
-enum dz_amr {
-    DZ_AMR_PWD = 1 << 0,
-    DZ_AMR_OTP = 1 << 1,
-    DZ_AMR_SC = 1 << 2,
-    DZ_AMR_PIN = 1 << 3,
-    DZ_AMR_MOB = 1 << 4,
-    DZ_AMR_QR = 1 << 5
-};
+/* Authentication means: enum dz_amr (DZ_AMR_* bits) from assertion.h. */
 
 enum dz_decision { DZ_DENY = 0, DZ_ALLOW = 1 };
 
@@ -154,9 +147,10 @@ struct dz_policy_set {
 
 /*
  * Load every "*.yaml" file of dir (sorted by name; names starting with '.'
- * skipped), one service per file, into a new set.  On success *out owns it;
- * on any error *out stays NULL, nothing else changes, and err reads
- * "file:line: key: reason".  Returns 0, DZ_ERR_INVAL (a policy error),
+ * skipped), one service per file, into a new set.  On success *out is set
+ * to the new set (the caller owns it; a set it held before is NOT freed).
+ * On any error *out is not touched (so the current set stays in force on a
+ * bad reload) and err reads "file:line: key: reason".  Returns 0, DZ_ERR_INVAL (a policy error),
  * DZ_ERR_PARSE (YAML syntax), DZ_ERR_IO, DZ_ERR_TOOBIG, DZ_ERR_NOMEM.
  * Blocking (reads files).
  */

@@ -26,20 +26,7 @@
 
 struct dz_store;
 
-/* Means of authentication (RFC 8176 style "amr" values), a bitmask.
- * lib/assertion.h owns this enum; this copy stands until it lands and must
- * stay identical (the guard lets whichever header comes first define it). */
-#ifndef DZ_AMR_DEFINED
-#define DZ_AMR_DEFINED
-enum dz_amr {
-    DZ_AMR_PWD = 1,
-    DZ_AMR_OTP = 2,
-    DZ_AMR_SC = 4,
-    DZ_AMR_PIN = 8,
-    DZ_AMR_MOB = 16,
-    DZ_AMR_QR = 32
-};
-#endif
+#include "assertion.h" /* enum dz_amr */
 
 #define DZ_SESSION_TOKEN_LEN 43 /* base64url characters of a token */
 #define DZ_SESSION_NS "sess"    /* store namespace */

@@ -40,7 +40,9 @@ struct dz_jwks;
 #define DZ_ASSERTION_LEEWAY_MAX 300  /* clock skew a verifier may allow */
 #define DZ_ASSERTION_RELEASE_MAX 64  /* fields in "rel" */
 
-/* Authentication methods (RFC 8176 names), as a bitmask. */
+/* Authentication methods (RFC 8176 names), as a bitmask: the one
+ * definition, used by sessions, policies and assertions alike. */
+#define DZ_AMR_DEFINED
 enum dz_amr {
     DZ_AMR_PWD = 1,
     DZ_AMR_OTP = 2,
