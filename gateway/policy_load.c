@@ -752,7 +752,6 @@ int dz_policy_load_buf(const char *name, const void *data, size_t len,
     unsigned reg_line = 0;
     int rc = DZ_ERR_NOMEM;
 
-    *out = NULL;
     if (err && err_len)
         err[0] = '\0';
     if (!name)
@@ -801,7 +800,8 @@ int dz_policy_load_dir(const char *dir, struct dz_policy_set **out, char *err, s
     DIR *d = NULL;
     int rc = DZ_ERR_IO;
 
-    *out = NULL;
+    /* *out is written only on success: a caller may pass its current set
+     * and keep it on a failed reload. */
     if (err && err_len)
         err[0] = '\0';
     d = opendir(dir);
