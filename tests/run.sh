@@ -110,7 +110,7 @@ tap_count() { # tap_count LOG RC SCRIPT FAILFILE
             if (!haveplan) { bad++; print script ": no TAP plan printed (exit " rc ")" >> failfile }
             else if (seen < plan) {
                 bad += plan - seen
-                print script ": ran " seen " of " plan " planned tests (exit " rc "); the missing count as failed" >> failfile
+                print script ": ran " seen + 0 " of " plan " planned tests (exit " rc "); the missing count as failed" >> failfile
             } else if (seen > plan) {
                 bad++
                 print script ": printed " seen " tests but planned " plan >> failfile

@@ -99,7 +99,8 @@ if [ -n "$TOKEN" ]; then
 else
     fail "the same signature over a payload with another sub does not verify (openssl)" "no assertion to forge"
 fi
-ok "darvaza verify-assertion --jwks accepts the token" "$BUILD_DIR/darvaza" verify-assertion --jwks "$JWKS" "$TOKEN"
+ok "darvaza verify-assertion --jwks --aud --htm --htu accepts the token" "$BUILD_DIR/darvaza" verify-assertion \
+    --jwks "$JWKS" --aud registry --htm GET --htu "/api/registry/me?probe=$PROBE" "$TOKEN"
 if [ -n "$TOKEN" ]; then
     nok "darvaza verify-assertion --jwks refuses the forged token" "$BUILD_DIR/darvaza" verify-assertion --jwks "$JWKS" "$FORGED"
 else
