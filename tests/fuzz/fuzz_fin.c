@@ -1,13 +1,16 @@
 /*
  * fuzz_fin.c - feeds arbitrary bytes to the FIN and document-number parsers
- * (lib/fin.c) and checks their promises: success means the normal form is
- * well formed and stable under a second pass; failure leaves "" behind.
+ * (lib/fin.c) and to the password UTF-8 check (gateway/auth_password.c), and
+ * checks their promises: success means the normal form is well formed and
+ * stable under a second pass; failure leaves "" behind; a text is valid
+ * UTF-8 exactly when the text written twice is, with twice the characters.
  * The first byte picks the document pattern (default or a looser one).
  */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "auth_password.h"
 #include "fin.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -59,6 +62,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     if (size > 0)
         check_doc(pats[data[0] & 1], in + 1, size - 1);
+    if (size <= 4096) {
+        static char twice[8192];
+        size_t n1 = 0;
+        size_t n2 = 0;
+        bool v1 = dz_auth_utf8_check(in, size, &n1);
+        bool v2;
+
+        memcpy(twice, in, size);
+        memcpy(twice + size, in, size);
+        v2 = dz_auth_utf8_check(twice, 2 * size, &n2);
+        if (v1 != v2 || (v1 && (n2 != 2 * n1 || n1 > size)) || (!v1 && (n1 || n2)))
+            abort();
+    }
     check_doc(pats[0], in, size);
     return 0;
 }
