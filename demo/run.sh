@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# run.sh - what `make demo` runs: the demo stack in build/demo (demo/stack.sh),
+# a copy-paste walk-through with a registered demo person, then waits in the
+# foreground until Ctrl-C or SIGTERM, and stops everything cleanly.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+STATE=build/demo
+export BUILD_DIR=${BUILD_DIR:-build}
+
+stopping=0
+stop() {
+    [ $stopping -eq 0 ] || return 0
+    stopping=1
+    echo
+    demo/stack.sh stop "$STATE" || true
+}
+trap stop EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+demo/stack.sh start "$STATE"
+
+CA=$STATE/certs/root.pem
+P=$(jq -c 'map(select(.registered == true))[0]' "$STATE/people.json")
+FIN=$(jq -r .fin <<<"$P")
+PASSWORD=$(jq -r .password <<<"$P")
+SECRET=$(jq -r .totp_secret <<<"$P")
+NAME="$(jq -r '.name + " " + .surname' <<<"$P")"
+U=$(jq -c 'map(select(.registered != true))[0]' "$STATE/people.json")
+
+cat <<EOF
+
+================================================================================
+ darvaza demo is up                                    (Ctrl-C stops everything)
+================================================================================
+ gateway   https://localhost:8443   (HTTP/2, TLS; trust anchor $CA)
+ registry  https://127.0.0.1:9101   (peer; only the gateway's client cert gets in)
+ state     $STATE  (logs/, people.json, audit.log)
+
+ A registered demo person: $NAME, FIN $FIN
+ (all demo people, with passwords and TOTP secrets: $STATE/people.json)
+
+# 0. shell variables for the steps below
+CA=$CA FIN=$FIN PASSWORD='$PASSWORD' SECRET=$SECRET
+GW=https://localhost:8443
+
+# 1. log in: FIN + password + one-time code (TOTP from oathtool)
+TOKEN=\$(curl -s --cacert \$CA -H "Origin: \$GW" -H 'content-type: application/json' \\
+  -d "{\"fin\":\"\$FIN\",\"password\":\"\$PASSWORD\",\"otp\":\"\$(oathtool --totp -b \$SECRET)\"}" \\
+  \$GW/auth/password | jq -r .token); echo "\$TOKEN"
+
+# 2. your own registry record, through the gateway (fields released by policies/registry.yaml)
+curl -s --cacert \$CA -H "Authorization: Bearer \$TOKEN" \$GW/api/registry/me | jq
+
+# 3. the session
+curl -s --cacert \$CA -H "Authorization: Bearer \$TOKEN" \$GW/auth/session | jq
+
+# 4. what the registry received: the signed Darvaza-Assertion and its verdict
+curl -s --cacert \$CA --cert $STATE/certs/gateway-client.pem --key $STATE/certs/gateway-client.key \\
+  https://127.0.0.1:9101/_peer/requests | jq '.[-1] | {path, verified, reason, claims}'
+
+# 5. the same over HTTP/2 with nghttp (-v shows the frames)
+nghttp -v -H "authorization: Bearer \$TOKEN" \$GW/api/registry/me
+
+# 6. the gateway's published keys, and log out
+curl -s --cacert \$CA \$GW/.well-known/jwks.json | jq
+curl -s --cacert \$CA -X POST -H "Origin: \$GW" -H "Authorization: Bearer \$TOKEN" \\
+  -o /dev/null -w '%{http_code}\n' \$GW/auth/logout        # 204
+curl -s --cacert \$CA -H "Authorization: Bearer \$TOKEN" \$GW/auth/session | jq   # 401
+
+# Register a person yourself (an unregistered demo person; answers the TOTP secret):
+curl -s --cacert \$CA -H "Origin: \$GW" -H 'content-type: application/json' \\
+  -d '{"fin":"$(jq -r .fin <<<"$U")","document":"$(jq -r .document <<<"$U")","password":"choose-a-long-one"}' \\
+  \$GW/auth/register | jq 'del(.totp.qr_svg)'
+================================================================================
+EOF
+
+# Wait in the foreground; leave (and stop the rest) if a process dies.
+while demo/stack.sh status "$STATE" >/dev/null 2>&1; do
+    sleep 2 &
+    wait $! || true
+done
+echo "run.sh: a process of the stack exited; see $STATE/logs/" >&2
+demo/stack.sh status "$STATE" >&2 || true
+exit 1
