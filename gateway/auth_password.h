@@ -51,11 +51,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "accounts.h"
 #include "assertion.h" /* enum dz_amr */
 #include "fin.h"
 #include "totp.h"
 
-struct dz_accounts;
 struct dz_store;
 struct dz_docpat;
 
@@ -77,8 +77,8 @@ struct dz_auth_password_ctx {
     const struct dz_docpat *docpat; /* registration: document pattern */
 };
 
-#define DZ_PASSWORD_MAX_BYTES 1024 /* registration refuses longer passwords */
-#define DZ_CLIENT_ADDR_MAX 64      /* longest client address string accepted */
+#define DZ_PASSWORD_MAX_BYTES DZ_PASSWORD_MAX /* registration refuses longer */
+#define DZ_CLIENT_ADDR_MAX 64                 /* longest client address string accepted */
 
 enum dz_pwd_decision {
     DZ_PWD_BAD_CREDENTIALS = 0, /* the cleared value is a refusal */
