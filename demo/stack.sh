@@ -30,9 +30,9 @@ PEER_BIN="$BUILD_DIR/darvaza-peer"
 GW_BIN="$BUILD_DIR/darvazad"
 
 REGISTRY_ADDR=127.0.0.1:9101
-GW_URL=https://localhost:8443
-GW_ORIGIN=https://localhost:8443
-GW_ISS=darvaza-demo
+GW_URL=          # from the config: https://localhost:<first listener port>
+GW_ORIGIN=       # gateway.origin
+GW_ISS=          # gateway.id
 READY_TIMEOUT=${READY_TIMEOUT:-30}
 STOP_TIMEOUT=${STOP_TIMEOUT:-10}
 PEOPLE_TOTAL=${PEOPLE_TOTAL:-12}
@@ -131,6 +131,12 @@ yaml_set() {
     mv "$tmp" "$file"
 }
 
+# yaml_get FILE SECTION KEY: the scalar value of "  KEY:" in top-level SECTION.
+yaml_get() {
+    awk -v s="$2" -v k="$3" '/^[^ #]/ { insec = ($0 ~ "^" s ":") }
+        insec && $1 == k ":" { print $2; exit }' "$1"
+}
+
 make_config() {
     local src="$ROOT/demo/darvaza.yaml" cfg="$STATE/darvaza.yaml" f kv
     [ -f "$src" ] || die "missing $src"
@@ -148,9 +154,13 @@ make_config() {
         [[ "$kv" =~ ^([a-z_]+)\.([a-z_]+)=(.+)$ ]] || die "CONFIG_SET item '$kv' is not section.key=value"
         yaml_set "$cfg" "${BASH_REMATCH[1]}" "${BASH_REMATCH[2]}" "${BASH_REMATCH[3]}"
     done
-    GW_ISS=$(awk '/^gateway:/ { g = 1; next } /^[^ #]/ { g = 0 }
-                  g && $1 == "id:" { print $2; exit }' "$cfg")
+    GW_ISS=$(yaml_get "$cfg" gateway id)
     [ -n "$GW_ISS" ] || die "no gateway.id in $cfg"
+    GW_ORIGIN=$(yaml_get "$cfg" gateway origin)
+    [ -n "$GW_ORIGIN" ] || die "no gateway.origin in $cfg"
+    # The first listener is the public TLS one; origin and certificate name
+    # it "localhost".
+    GW_URL="https://localhost:$(stack_ports | sed -n 2p)"
 
     # Policies: the repository's, plus EXTRA_POLICIES; stale ones removed.
     rm -rf "$STATE/policies"
@@ -280,8 +290,8 @@ do_stop() {
         else
             say "$name (pid $pid) stopped"
         fi
-        rm -f "$STATE/pids/$name.pid"
     done
+    for name in "${PROCS[@]}"; do rm -f "$STATE/pids/$name.pid"; done
     [ ${#pids[@]} -gt 0 ] || say "nothing runs for $STATE"
     return 0
 }
