@@ -1,0 +1,29 @@
+/*
+ * endpoints.h - the gateway's own endpoints and the forwarder.  Each handler
+ * gets a request context on the worker loop thread and answers it, now or
+ * after asynchronous work (holding a reference on the request).
+ */
+#ifndef DZ_ENDPOINTS_H
+#define DZ_ENDPOINTS_H
+
+#include "rctx.h"
+
+/* api_auth.c: §4.2-4.3 */
+void dz_ep_register(struct dz_rctx *c);
+void dz_ep_password(struct dz_rctx *c);
+void dz_ep_session(struct dz_rctx *c);
+void dz_ep_logout(struct dz_rctx *c);
+
+/* api_ops.c: health, readiness, metrics, published keys */
+void dz_ep_healthz(struct dz_rctx *c);
+void dz_ep_readyz(struct dz_rctx *c);
+void dz_ep_metrics(struct dz_rctx *c);
+void dz_ep_jwks(struct dz_rctx *c);
+
+/* forward.c: §4.8, every path the policies route */
+void dz_forward(struct dz_rctx *c);
+
+/* Session answer body (without the token) shared by every login path. */
+json_t *dz_session_answer(const struct dz_session *s, const char *token);
+
+#endif

@@ -1,0 +1,114 @@
+/*
+ * gen.c - building and releasing configuration generations (see gw.h).
+ * Runs on the main thread at start and on SIGHUP; a failure leaves nothing
+ * behind and the caller keeps the generation it has.
+ */
+#include "gw.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "err.h"
+#include "fin.h"
+#include "jws.h"
+#include "log.h"
+#include "signer.h"
+#include "tls.h"
+
+#include "compat.h"
+
+void dz_gen_ref(struct dz_gen *g)
+{
+    atomic_fetch_add(&g->refs, 1);
+}
+
+static void gen_free(struct dz_gen *g)
+{
+    for (size_t i = 0; i < g->nsigners; i++)
+        dz_signer_free(g->signers[i]);
+    for (size_t i = 0; i < DZ_GEN_MAX_LISTENERS; i++)
+        SSL_CTX_free(g->tls[i]);
+    free(g->jwks_json);
+    dz_policy_set_free(g->policies);
+    dz_config_free(g->config);
+    free(g);
+}
+
+void dz_gen_unref(struct dz_gen *g)
+{
+    if (g && atomic_fetch_sub(&g->refs, 1) == 1)
+        gen_free(g);
+}
+
+int dz_gen_load(const char *config_path, uint64_t number, struct dz_gen **out, char *err,
+                size_t err_len)
+{
+    struct dz_gen *g = calloc(1, sizeof(*g));
+    struct dz_jwks *jwks = NULL;
+    const struct dz_config *cf;
+    int rc = DZ_ERR_NOMEM;
+
+    *out = NULL;
+    if (!g) {
+        snprintf(err, err_len, "out of memory");
+        goto out;
+    }
+    atomic_init(&g->refs, 1);
+    g->number = number;
+    rc = dz_config_load(config_path, &g->config, err, err_len);
+    if (rc != 0)
+        goto out;
+    cf = g->config;
+    rc = dz_policy_load_dir(cf->policies, &g->policies, err, err_len);
+    if (rc != 0)
+        goto out;
+
+    rc = dz_jwks_new(&jwks);
+    if (rc != 0)
+        goto out;
+    for (size_t i = 0; i < cf->signing.n_keys && i < DZ_GEN_MAX_KEYS; i++) {
+        const struct dz_config_signing_key *k = &cf->signing.keys[i];
+        rc = dz_signer_open(k->key, k->pin_file, &g->signers[i]);
+        if (rc != 0) {
+            snprintf(err, err_len, "%s:%d: signing key %s: cannot open (%s)", cf->path, k->line,
+                     k->kid, dz_err_str(rc));
+            goto out;
+        }
+        g->nsigners++;
+        g->kids[i] = k->kid;
+        if (strcmp(k->kid, cf->signing.active) == 0)
+            g->active = i;
+        rc = dz_jwks_add(jwks, k->kid, dz_signer_public_key(g->signers[i]));
+        if (rc != 0)
+            goto out;
+    }
+    rc = dz_jwks_to_json(jwks, &g->jwks_json);
+    if (rc != 0)
+        goto out;
+
+    for (size_t i = 0; i < cf->n_listeners && i < DZ_GEN_MAX_LISTENERS; i++) {
+        const struct dz_config_listener *l = &cf->listeners[i];
+        bool optional = l->tls.client_auth == DZ_CLIENT_AUTH_OPTIONAL;
+        if (!l->tls.enabled)
+            continue;
+        rc = dz_tls_server_ctx_new(l->tls.certificate, l->tls.key,
+                                   optional ? l->tls.client_ca : NULL, optional, &g->tls[i]);
+        if (rc != 0) {
+            snprintf(err, err_len, "%s:%d: listener %s:%u: cannot load TLS certificate or key",
+                     cf->path, l->line, l->address, (unsigned)l->port);
+            goto out;
+        }
+    }
+    g->session_limits.idle_ms = cf->sessions.idle_ms;
+    g->session_limits.idle_high_ms = cf->sessions.idle_high_ms;
+    g->session_limits.absolute_ms = cf->sessions.absolute_ms;
+    *out = g;
+    g = NULL;
+    rc = 0;
+out:
+    dz_jwks_free(jwks);
+    if (g)
+        gen_free(g);
+    return rc;
+}

@@ -1,0 +1,70 @@
+/*
+ * problem.c - the table of problem codes (DESIGN.md §4.1).  Adding a code
+ * here is the only way to answer a new kind of error, so the set stays
+ * stable and documented (docs/api.md lists the same table).
+ */
+#include "problem.h"
+
+#include <string.h>
+
+#include "compat.h"
+
+struct problem_kind {
+    const char *code;
+    int status;
+    const char *title;
+};
+
+static const struct problem_kind kinds[] = {
+    {"invalid_json", 400, "The request body is not valid JSON"},
+    {"invalid_request", 400, "The request is malformed"},
+    {"invalid_fin", 400, "The FIN must be 7 Latin letters or digits"},
+    {"invalid_document", 400, "The identity document number is not valid"},
+    {"invalid_purpose", 400, "The Darvaza-Purpose header is not valid"},
+    {"purpose_required", 400, "This request needs a Darvaza-Purpose header"},
+    {"weak_password", 400, "The password does not meet the password rules"},
+    {"bad_credentials", 401, "The FIN, password or code is not correct"},
+    {"otp_required", 401, "A one-time code is required"},
+    {"unauthenticated", 401, "Sign in first"},
+    {"bad_origin", 403, "The request comes from another site"},
+    {"forbidden", 403, "You may not do this"},
+    {"insufficient_assurance", 403, "This needs a stronger way of signing in"},
+    {"not_found", 404, "Not found"},
+    {"method_not_allowed", 405, "Method not allowed"},
+    {"payload_too_large", 413, "The request body is too large"},
+    {"unsupported_media_type", 415, "The body must be application/json"},
+    {"registration_refused", 422, "Registration was refused"},
+    {"locked", 429, "Too many failed attempts; try again later"},
+    {"rate_limited", 429, "Too many requests; slow down"},
+    {"internal_error", 500, "Internal error"},
+    {"upstream_unavailable", 502, "The service is not reachable"},
+    {"service_unavailable", 503, "The gateway is busy; try again"},
+    {"upstream_timeout", 504, "The service did not answer in time"},
+};
+
+static const struct problem_kind *find(const char *code)
+{
+    for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
+        if (strcmp(kinds[i].code, code) == 0)
+            return &kinds[i];
+    }
+    return NULL;
+}
+
+int dz_problem_status(const char *code)
+{
+    const struct problem_kind *k = find(code);
+    return k ? k->status : 500;
+}
+
+json_t *dz_problem_new(const char *code, const char *detail)
+{
+    const struct problem_kind *k = find(code);
+    char type[128];
+
+    if (!k)
+        k = find("internal_error");
+    snprintf(type, sizeof(type), "urn:darvaza:problem:%s", k->code);
+    return json_pack("{s:s, s:s, s:i, s:s, s:s}", "type", type, "title", k->title, "status",
+                     k->status, "detail", detail ? detail : k->title, "code", k->code);
+}
