@@ -462,8 +462,7 @@ static int add_head(struct dz_audit *a, head_sign_fn sign, void *sign_arg, const
     msg_len = dz_audit_head_message(a->seq + 1, prev_hex, msg);
     rc = sign(sign_arg, msg, msg_len, sig);
     if (rc != 0) {
-        dz_log(DZ_LOG_ERROR, "audit_head", "signing the audit head failed: %s",
-               dz_err_str(rc));
+        dz_log(DZ_LOG_ERROR, "audit_head", "signing the audit head failed: %s", dz_err_str(rc));
         goto out;
     }
     dz_b64_encode_to(sig, sizeof(sig), true, sig_b64);
@@ -493,6 +492,43 @@ static ssize_t write_all(int fd, const char *p, size_t n)
     return (ssize_t)done;
 }
 
+static void set_failed(struct dz_audit *a)
+{
+    pthread_mutex_lock(&a->mu);
+    a->failed = true;
+    pthread_mutex_unlock(&a->mu);
+}
+
+/* One write(2) and one fdatasync(2) for the whole buffer.  0 or DZ_ERR_IO;
+ * marks the log failed when the state on disk is no longer known. */
+static int flush(struct dz_audit *a, const struct dz_buf *buf)
+{
+    if (write_all(a->fd, buf->data, buf->len) < 0) {
+        int err = errno;
+        bool lost = false;
+        /* Take back a partial batch so the file still ends on a whole
+         * line of a valid chain; if that fails the tail is uncertain. */
+        if (ftruncate(a->fd, a->size) != 0) {
+            set_failed(a);
+            lost = true;
+        }
+        dz_log(DZ_LOG_ERROR, "audit_write", "%s: write failed: %s%s", a->path, strerror(err),
+               lost ? "; the audit log is now closed to new lines" : "");
+        return DZ_ERR_IO;
+    }
+    if (fdatasync(a->fd) != 0) {
+        /* After a failed fdatasync the kernel may have dropped the dirty
+         * pages: what is on disk is unknown, so accept nothing more. */
+        dz_log(DZ_LOG_ERROR, "audit_write",
+               "%s: fdatasync failed: %s; the audit log is now closed to new lines", a->path,
+               strerror(errno));
+        set_failed(a);
+        return DZ_ERR_IO;
+    }
+    a->size += (off_t)buf->len;
+    return 0;
+}
+
 /* Write one batch (and a head when want_head) with one write(2) and one
  * fdatasync(2).  Sets every entry's result.  Writer thread. */
 static void commit(struct dz_audit *a, struct entry *batch, size_t n, bool want_head,
@@ -509,17 +545,14 @@ static void commit(struct dz_audit *a, struct entry *batch, size_t n, bool want_
 
     memcpy(prev0, a->prev, 32);
     dz_buf_init(&buf, (n + 1) * ((size_t)DZ_AUDIT_LINE_MAX + 1));
-    for (struct entry *e = batch; e; e = e->next) {
+    for (struct entry *e = batch; e && rc == 0; e = e->next) {
         size_t mark = buf.len;
         e->result = add_line(a, e->rec, &buf);
         json_decref(e->rec);
         e->rec = NULL;
-        if (e->result != 0 && buf.len < mark) {
-            /* dz_buf freed itself: the lines before are lost too. */
-            rc = e->result;
-            break;
-        }
-        if (e->result == 0)
+        if (e->result != 0 && buf.len < mark)
+            rc = e->result; /* dz_buf freed itself: earlier lines are lost too */
+        else if (e->result == 0)
             lines++;
     }
     if (rc == 0 && want_head && sign && (a->dirty || lines > 0)) {
@@ -530,58 +563,30 @@ static void commit(struct dz_audit *a, struct entry *batch, size_t n, bool want_
         else if (buf.len < mark)
             rc = hrc;
     }
-    if (rc != 0)
-        goto fail;
-    if (buf.len == 0)
-        goto out;
-    if (write_all(a->fd, buf.data, buf.len) < 0) {
-        int err = errno;
-        /* Take back a partial batch so the file still ends on a whole
-         * line of a valid chain; if that fails the tail is uncertain. */
-        if (ftruncate(a->fd, a->size) != 0) {
-            pthread_mutex_lock(&a->mu);
-            a->failed = true;
-            pthread_mutex_unlock(&a->mu);
+    if (rc == 0 && buf.len > 0)
+        rc = flush(a, &buf);
+
+    if (rc != 0) {
+        /* Nothing of this batch is in the file: the chain goes on from
+         * the last durable line. */
+        a->seq = seq0;
+        memcpy(a->prev, prev0, 32);
+        for (struct entry *e = batch; e; e = e->next) {
+            json_decref(e->rec);
+            e->rec = NULL;
+            if (e->result == 0)
+                e->result = rc;
         }
-        dz_log(DZ_LOG_ERROR, "audit_write", "%s: write failed: %s%s", a->path, strerror(err),
-               a->failed ? "; the audit log is now closed to new lines" : "");
-        rc = DZ_ERR_IO;
-        goto fail;
-    }
-    if (fdatasync(a->fd) != 0) {
-        /* After a failed fdatasync the kernel may have dropped the dirty
-         * pages: what is on disk is unknown, so accept nothing more. */
-        dz_log(DZ_LOG_ERROR, "audit_write",
-               "%s: fdatasync failed: %s; the audit log is now closed to new lines", a->path,
-               strerror(errno));
-        pthread_mutex_lock(&a->mu);
-        a->failed = true;
-        pthread_mutex_unlock(&a->mu);
-        rc = DZ_ERR_IO;
-        goto fail;
-    }
-    a->size += (off_t)buf.len;
-    if (has_head) {
+    } else if (has_head) {
         a->dirty = false;
         /* Shipped off the host with the other logs, these lines are the
          * reference that shows a truncated tail (see audit.md). */
         dz_logj(DZ_LOG_INFO, "audit_head",
-                json_pack("{s:s, s:I, s:s, s:s, s:s}", "file", a->path, "seq",
-                          (json_int_t)a->seq, "head", head_hex, "kid", kid, "sig", sig_b64));
+                json_pack("{s:s, s:I, s:s, s:s, s:s}", "file", a->path, "seq", (json_int_t)a->seq,
+                          "head", head_hex, "kid", kid, "sig", sig_b64));
     } else if (lines > 0) {
         a->dirty = true;
     }
-    goto out;
-fail:
-    a->seq = seq0;
-    memcpy(a->prev, prev0, 32);
-    for (struct entry *e = batch; e; e = e->next) {
-        json_decref(e->rec);
-        e->rec = NULL;
-        if (e->result == 0)
-            e->result = rc;
-    }
-out:
     dz_buf_cleanup(&buf);
 }
 

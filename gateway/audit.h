@@ -46,9 +46,9 @@ struct dz_audit;
 struct dz_worker;
 
 /* Defaults used by dz_audit_open. */
-#define DZ_AUDIT_QUEUE_MAX 8192    /* records waiting for the writer */
-#define DZ_AUDIT_BATCH_MAX 256     /* lines per write(2) + fdatasync(2) */
-#define DZ_AUDIT_LINE_MAX 65536    /* bytes per line, newline excluded */
+#define DZ_AUDIT_QUEUE_MAX 8192 /* records waiting for the writer */
+#define DZ_AUDIT_BATCH_MAX 256  /* lines per write(2) + fdatasync(2) */
+#define DZ_AUDIT_LINE_MAX 65536 /* bytes per line, newline excluded */
 
 /* The ASCII string a head signature covers, at most this long with its NUL. */
 #define DZ_AUDIT_HEAD_MSG_MAX 128
@@ -128,28 +128,29 @@ struct dz_audit_keys {
 };
 
 struct dz_audit_report {
-    uint64_t lines;           /* complete lines read (up to the first bad one) */
-    uint64_t first_bad_line;  /* 1-based; 0 when every line is good */
-    const char *reason;       /* static: NULL when good, else one of
-                               * "malformed_json" (not an audit line: bad JSON,
-                               *   missing/ill-typed seq, time, prev, or an
-                               *   incomplete last line or an overlong line),
-                               * "chain_broken" (prev is not the hash of the line
-                               *   before: that line was changed, or lines were
-                               *   deleted or inserted here),
-                               * "seq_gap" (prev matches but seq is not the
-                               *   previous seq + 1),
-                               * "head_mismatch" (a head line whose "head" is not
-                               *   the hash of the line before it),
-                               * "unknown_kid" (keys given, head kid not found),
-                               * "bad_head_signature" (signature does not verify) */
-    char detail[256];         /* human wording of the failure, "" when good */
-    uint64_t heads_seen;      /* head lines that passed the chain checks */
-    uint64_t heads_verified;  /* of which signatures verified (keys given) */
-    uint64_t last_seq;        /* seq of the last good line (0: empty log) */
-    uint64_t last_head_seq;   /* seq of the last head line seen (0: none) */
-    uint64_t unsigned_tail;   /* good lines after the last head line: their
-                               * deletion cannot be detected from the file */
+    uint64_t lines;          /* complete lines read (up to the first bad one) */
+    uint64_t first_bad_line; /* 1-based; 0 when every line is good */
+    const char *reason;      /* static: NULL when good, else one of
+                              * "malformed_json" (not an audit line: bad JSON,
+                              *   missing/ill-typed seq, time, prev, or an
+                              *   incomplete last line or an overlong line),
+                              * "chain_broken" (prev is not the hash of the line
+                              *   before: that line was changed, or lines were
+                              *   deleted or inserted here),
+                              * "seq_gap" (prev matches but seq is not the
+                              *   previous seq + 1),
+                              * "head_mismatch" (a head line whose "head" is not
+                              *   the hash of the line before it),
+                              * "unknown_kid" (keys given, head kid not found),
+                              * "bad_head_signature" (signature does not verify) */
+    char detail[256];        /* human wording of the failure, "" when good */
+    uint64_t heads_seen;     /* head lines that passed the chain checks */
+    uint64_t heads_verified; /* of which signatures verified (keys given) */
+    uint64_t last_seq;       /* seq of the last good line (0: empty log) */
+    uint64_t last_head_seq;  /* seq of the last head line seen (0: none) */
+    uint64_t unsigned_tail;  /* good lines after the last head line: cutting
+                              * them off cannot be seen in the file alone
+                              * (`darvaza audit verify --head` can) */
 };
 
 #define DZ_AUDIT_VERIFY_LINE_MAX (1u << 20) /* longer lines are malformed */
@@ -171,10 +172,10 @@ int dz_audit_verify_buf(const void *data, size_t len, const struct dz_audit_keys
 
 /* One line's chain fields, as dz_audit_parse_line finds them. */
 struct dz_audit_line {
-    uint64_t seq;            /* >= 1 */
-    unsigned char prev[32];  /* decoded "prev" */
-    unsigned char hash[32];  /* SHA-256 of the line's bytes (no newline) */
-    bool is_head;            /* "type" is "head" */
+    uint64_t seq;           /* >= 1 */
+    unsigned char prev[32]; /* decoded "prev" */
+    unsigned char hash[32]; /* SHA-256 of the line's bytes (no newline) */
+    bool is_head;           /* "type" is "head" */
 };
 
 /*

@@ -34,8 +34,8 @@ static const unsigned char zero_hash[32];
 
 size_t dz_audit_head_message(uint64_t seq, const char *head_hex, char *buf)
 {
-    int n = snprintf(buf, DZ_AUDIT_HEAD_MSG_MAX, "darvaza-audit-head|%" PRIu64 "|%.64s", seq,
-                     head_hex);
+    int n =
+        snprintf(buf, DZ_AUDIT_HEAD_MSG_MAX, "darvaza-audit-head|%" PRIu64 "|%.64s", seq, head_hex);
 
     return n < 0 ? 0 : (size_t)n;
 }
@@ -72,8 +72,7 @@ static int parse_obj(json_t *obj, struct dz_audit_line *out)
 
     if (!json_is_integer(seq) || json_integer_value(seq) < 1)
         return DZ_ERR_PARSE;
-    if (!json_is_string(when) || json_string_length(when) == 0 ||
-        json_string_length(when) > 64)
+    if (!json_is_string(when) || json_string_length(when) == 0 || json_string_length(when) > 64)
         return DZ_ERR_PARSE;
     if (!json_is_string(prev) ||
         hex32_decode(json_string_value(prev), json_string_length(prev), out->prev) != 0)
@@ -121,8 +120,8 @@ out:
 
 /* ES256 over msg with a raw r||s signature.  0, DZ_ERR_DENIED (does not
  * verify, or the key is not P-256), DZ_ERR_CRYPTO. */
-static int es256_verify(EVP_PKEY *pkey, const char *msg, size_t msg_len,
-                        const unsigned char *sig, size_t sig_len)
+static int es256_verify(EVP_PKEY *pkey, const char *msg, size_t msg_len, const unsigned char *sig,
+                        size_t sig_len)
 {
     ECDSA_SIG *es = NULL;
     BIGNUM *r = NULL;
@@ -174,8 +173,7 @@ struct vstate {
 };
 
 __attribute__((format(printf, 4, 5))) static void fail(struct vstate *v, uint64_t lineno,
-                                                       const char *reason, const char *fmt,
-                                                       ...)
+                                                       const char *reason, const char *fmt, ...)
 {
     va_list ap;
 
@@ -194,8 +192,7 @@ static void fail_chain(struct vstate *v, uint64_t lineno, uint64_t seq)
     if (lineno == 1) {
         if (seq > 1)
             fail(v, 1, "chain_broken",
-                 "the log starts at seq %" PRIu64 ": its first %" PRIu64
-                 " line(s) were deleted",
+                 "the log starts at seq %" PRIu64 ": its first %" PRIu64 " line(s) were deleted",
                  seq, seq - 1);
         else
             fail(v, 1, "chain_broken", "the first line's prev is not 64 zeros");
@@ -234,14 +231,13 @@ static void check_head(struct vstate *v, uint64_t lineno, json_t *obj,
     if (!json_is_string(head) ||
         hex32_decode(json_string_value(head), json_string_length(head), h) != 0 ||
         memcmp(h, v->prev_hash, 32) != 0) {
-        fail(v, lineno, "head_mismatch",
-             "signed head is not the hash of line %" PRIu64, lineno - 1);
+        fail(v, lineno, "head_mismatch", "signed head is not the hash of line %" PRIu64,
+             lineno - 1);
         return;
     }
     if (!json_is_string(kid) || json_string_length(kid) == 0 || json_string_length(kid) > 127 ||
         !json_is_string(sig) ||
-        dz_b64_decode(json_string_value(sig), json_string_length(sig), true, &raw, &raw_len) !=
-            0 ||
+        dz_b64_decode(json_string_value(sig), json_string_length(sig), true, &raw, &raw_len) != 0 ||
         raw_len != 64) {
         fail(v, lineno, "bad_head_signature", "head line has no well-formed kid and sig");
         goto out;
@@ -279,8 +275,7 @@ static void feed(struct vstate *v, const char *line, size_t len)
 
     memset(&l, 0, sizeof(l));
     if (len > DZ_AUDIT_VERIFY_LINE_MAX) {
-        fail(v, lineno, "malformed_json", "line longer than %u bytes",
-             DZ_AUDIT_VERIFY_LINE_MAX);
+        fail(v, lineno, "malformed_json", "line longer than %u bytes", DZ_AUDIT_VERIFY_LINE_MAX);
         return;
     }
     obj = load_line(line, len);

@@ -210,11 +210,9 @@ static int verify(int argc, char **argv)
                file, head_seq);
         goto out;
     }
-    printf("ok: %" PRIu64 " lines, %" PRIu64 " signed heads verified\n", r.lines,
-           r.heads_verified);
+    printf("ok: %" PRIu64 " lines, %" PRIu64 " signed heads verified\n", r.lines, r.heads_verified);
     if (!jwks_path && !key_path && r.heads_seen > 0)
-        fprintf(stderr,
-                "note: %" PRIu64 " head signature(s) not checked: give --jwks or --key\n",
+        fprintf(stderr, "note: %" PRIu64 " head signature(s) not checked: give --jwks or --key\n",
                 r.heads_seen);
     if (r.unsigned_tail > 0)
         fprintf(stderr,

@@ -33,8 +33,8 @@
 #define PAIR_SLOTS (2 * DZ_METRICS_PAIRS_MAX)
 #define NBUCKETS 14 /* 13 bounds and +Inf */
 
-static const uint64_t bucket_us[NBUCKETS - 1] = {1000,   2500,   5000,    10000,   25000,
-                                                 50000,  100000, 250000,  500000,  1000000,
+static const uint64_t bucket_us[NBUCKETS - 1] = {1000,    2500,    5000,    10000,  25000,
+                                                 50000,   100000,  250000,  500000, 1000000,
                                                  2500000, 5000000, 10000000};
 static const char *const bucket_le[NBUCKETS] = {"0.001", "0.0025", "0.005", "0.01", "0.025",
                                                 "0.05",  "0.1",    "0.25",  "0.5",  "1",
@@ -134,9 +134,8 @@ static long table_find(struct table *t, const char *key, bool force)
             mine = strdup(key);
             if (!mine)
                 return -1;
-            if (atomic_compare_exchange_strong_explicit(&t->keys[idx], &k, mine,
-                                                        memory_order_acq_rel,
-                                                        memory_order_acquire)) {
+            if (atomic_compare_exchange_strong_explicit(
+                    &t->keys[idx], &k, mine, memory_order_acq_rel, memory_order_acquire)) {
                 atomic_fetch_add_explicit(&t->count, 1, memory_order_relaxed);
                 return (long)idx;
             }
@@ -156,8 +155,7 @@ static bool label_ok(const char *s)
     if (!s)
         return false;
     for (; s[n]; n++) {
-        if (n >= DZ_METRICS_LABEL_MAX || (unsigned char)s[n] < 0x20 ||
-            (unsigned char)s[n] > 0x7e)
+        if (n >= DZ_METRICS_LABEL_MAX || (unsigned char)s[n] < 0x20 || (unsigned char)s[n] > 0x7e)
             return false;
     }
     return n > 0;
@@ -241,12 +239,10 @@ static void status_inc(struct route *r, int status)
         unsigned k = atomic_load_explicit(&r->st_key[idx], memory_order_acquire);
 
         if (k == 0) {
-            if (atomic_load_explicit(&r->st_count, memory_order_relaxed) >=
-                DZ_METRICS_STATUS_MAX)
+            if (atomic_load_explicit(&r->st_count, memory_order_relaxed) >= DZ_METRICS_STATUS_MAX)
                 break;
-            if (atomic_compare_exchange_strong_explicit(&r->st_key[idx], &k, key,
-                                                        memory_order_acq_rel,
-                                                        memory_order_acquire)) {
+            if (atomic_compare_exchange_strong_explicit(
+                    &r->st_key[idx], &k, key, memory_order_acq_rel, memory_order_acquire)) {
                 atomic_fetch_add_explicit(&r->st_count, 1, memory_order_relaxed);
                 k = key;
             }
@@ -259,8 +255,7 @@ static void status_inc(struct route *r, int status)
     add(&r->st_other, 1);
 }
 
-void dz_metrics_request(struct dz_metrics *m, const char *route, int status,
-                        uint64_t duration_us)
+void dz_metrics_request(struct dz_metrics *m, const char *route, int status, uint64_t duration_us)
 {
     struct route *r = &m->other;
     unsigned b = 0;
@@ -335,8 +330,7 @@ int dz_metrics_gauge_fn(struct dz_metrics *m, const char *name, const char *help
     size_t n;
     int rc = 0;
 
-    if (!m || !fn || !metric_name_ok(name) || !help || strlen(help) > 127 ||
-        strchr(help, '\n'))
+    if (!m || !fn || !metric_name_ok(name) || !help || strlen(help) > 127 || strchr(help, '\n'))
         return DZ_ERR_INVAL;
     pthread_mutex_lock(&m->gauge_mu);
     n = atomic_load_explicit(&m->ngauges, memory_order_relaxed);
@@ -488,8 +482,8 @@ static int render_requests(const struct named *v, size_t n, struct dz_buf *out)
         uint64_t other;
 
         for (unsigned s = 0; s < STATUS_SLOTS; s++) {
-            unsigned k = atomic_load_explicit((atomic_uint *)&v[i].r->st_key[s],
-                                              memory_order_acquire);
+            unsigned k =
+                atomic_load_explicit((atomic_uint *)&v[i].r->st_key[s], memory_order_acquire);
             if (k)
                 st[ns++] = (struct status_n){k - 1, load(&v[i].r->st_n[s])};
         }
@@ -532,17 +526,17 @@ static int render_durations(const struct named *v, size_t n, struct dz_buf *out)
                                 sum_us % 1000000);
         /* _count is the +Inf bucket as read above, so the two always agree. */
         if (rc == 0)
-            rc = put_sample(out, "darvaza_request_duration_seconds_count", "route", v[i].name,
-                            NULL, NULL, NULL, cum);
+            rc = put_sample(out, "darvaza_request_duration_seconds_count", "route", v[i].name, NULL,
+                            NULL, NULL, cum);
     }
     return rc;
 }
 
-static int render_pairs(const struct pairs *p, const char *name, const char *help,
-                        const char *l1, const char *l2, struct dz_buf *out)
+static int render_pairs(const struct pairs *p, const char *name, const char *help, const char *l1,
+                        const char *l2, struct dz_buf *out)
 {
     struct named *v = calloc(PAIR_SLOTS + 1, sizeof(*v));
-    char (*split)[2 * DZ_METRICS_LABEL_MAX + 2] = NULL;
+    char(*split)[2 * DZ_METRICS_LABEL_MAX + 2] = NULL;
     uint64_t full = load(&p->full);
     size_t n = 0;
     int rc = DZ_ERR_NOMEM;

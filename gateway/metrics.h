@@ -50,8 +50,7 @@ void dz_metrics_free(struct dz_metrics *m);
  * endpoint's name ("healthz", "login_password", ...), status the HTTP
  * status sent (0..999; others count as 0 = none sent), duration from the
  * request's arrival to its last byte queued.  Any thread; lock-free. */
-void dz_metrics_request(struct dz_metrics *m, const char *route, int status,
-                        uint64_t duration_us);
+void dz_metrics_request(struct dz_metrics *m, const char *route, int status, uint64_t duration_us);
 
 /* One login attempt: means "password" | "card" | "mobile" | "qr" ...,
  * result "ok" | "bad_credentials" | "locked" | "error" ...  Any thread. */

@@ -404,7 +404,9 @@ static void test_threads_chain(void **state)
 
     /* Each record appears exactly once, lines are compact with sorted keys. */
     buf = read_all(path, &len);
-    assert_non_null(strstr(buf, "\"prev\":\"" "0000000000000000000000000000000000000000000000000000000000000000\""));
+    assert_non_null(strstr(buf,
+                           "\"prev\":\""
+                           "0000000000000000000000000000000000000000000000000000000000000000\""));
     for (unsigned n = 1; n <= THREADS * PER; n++) {
         size_t off = line_off(buf, len, n);
         size_t ll = line_len(buf, len, off);
@@ -641,8 +643,8 @@ static char *head_line(uint64_t seq, const char *prev, const char *head, const c
     assert_int_equal(sign_with(k, msg, dz_audit_head_message(seq, head, msg), sig), 0);
     dz_b64_encode_to(sig, 64, true, b64);
     j = json_pack("{s:s, s:I, s:s, s:s, s:s, s:s, s:s}", "type", "head", "seq", (json_int_t)seq,
-                  "time", "2026-01-01T00:00:00.000Z", "prev", prev, "head", head, "kid", kid,
-                  "sig", b64);
+                  "time", "2026-01-01T00:00:00.000Z", "prev", prev, "head", head, "kid", kid, "sig",
+                  b64);
     s = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENSURE_ASCII);
     json_decref(j);
     return s;
@@ -823,14 +825,13 @@ static void test_bad_records(void **state)
                      DZ_ERR_INVAL);
     assert_int_equal(dz_audit_append(a, json_pack("{s:i}", "type", 1), NULL, on_done, NULL),
                      DZ_ERR_INVAL);
-    assert_int_equal(
-        dz_audit_append(a, json_pack("{s:s}", "type", "head"), NULL, on_done, NULL),
-        DZ_ERR_INVAL);
-    assert_int_equal(dz_audit_append(a, json_pack("{s:s, s:i}", "type", "login", "seq", 1), NULL,
-                                     on_done, NULL),
+    assert_int_equal(dz_audit_append(a, json_pack("{s:s}", "type", "head"), NULL, on_done, NULL),
                      DZ_ERR_INVAL);
-    assert_int_equal(dz_audit_append(a, json_pack("{s:s, s:s}", "type", "login", "prev", "0"),
-                                     NULL, on_done, NULL),
+    assert_int_equal(
+        dz_audit_append(a, json_pack("{s:s, s:i}", "type", "login", "seq", 1), NULL, on_done, NULL),
+        DZ_ERR_INVAL);
+    assert_int_equal(dz_audit_append(a, json_pack("{s:s, s:s}", "type", "login", "prev", "0"), NULL,
+                                     on_done, NULL),
                      DZ_ERR_INVAL);
     assert_int_equal(dz_audit_append(a, json_pack("{s:s}", "type", "login"), NULL, NULL, NULL),
                      DZ_ERR_INVAL);
@@ -846,11 +847,10 @@ static void test_bad_records(void **state)
     big = json_pack("{s:s, s:s}", "type", "login", "rid", s);
     free(s);
     assert_int_equal(dz_audit_append(a, big, NULL, on_done, (void *)(uintptr_t)1), 0);
-    assert_int_equal(dz_audit_append(a,
-                                     json_pack("{s:s, s:s}", "type", "login", "rid",
-                                               "a\nb\"c\xc3\xa9"),
-                                     NULL, on_done, (void *)(uintptr_t)2),
-                     0);
+    assert_int_equal(
+        dz_audit_append(a, json_pack("{s:s, s:s}", "type", "login", "rid", "a\nb\"c\xc3\xa9"), NULL,
+                        on_done, (void *)(uintptr_t)2),
+        0);
     wait_done(2);
     assert_int_equal(T.results[1], DZ_ERR_TOOBIG);
     assert_int_equal(T.results[2], 0);
@@ -1016,8 +1016,7 @@ static void test_verify_buf_bad_input(void **state)
 
     (void)state;
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        assert_int_equal(
-            dz_audit_verify_buf(cases[i].text, strlen(cases[i].text), NULL, &r), 0);
+        assert_int_equal(dz_audit_verify_buf(cases[i].text, strlen(cases[i].text), NULL, &r), 0);
         assert_int_equal(r.first_bad_line, cases[i].bad);
         if (cases[i].reason)
             assert_string_equal(r.reason, cases[i].reason);

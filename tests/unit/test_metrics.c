@@ -197,11 +197,11 @@ static void test_format_and_values(void **state)
 
     (void)state;
     assert_int_equal(dz_metrics_new(&m), 0);
-    dz_metrics_request(m, "healthz", 200, 500);       /* 0.0005 s */
-    dz_metrics_request(m, "healthz", 200, 1000);      /* exactly 0.001: le is inclusive */
-    dz_metrics_request(m, "healthz", 503, 20000000);  /* over 10 s */
+    dz_metrics_request(m, "healthz", 200, 500);      /* 0.0005 s */
+    dz_metrics_request(m, "healthz", 200, 1000);     /* exactly 0.001: le is inclusive */
+    dz_metrics_request(m, "healthz", 503, 20000000); /* over 10 s */
     dz_metrics_request(m, "court-notices", 403, 30000);
-    dz_metrics_request(m, "odd\"route\\x", 200, 1);   /* escaped */
+    dz_metrics_request(m, "odd\"route\\x", 200, 1); /* escaped */
     dz_metrics_login(m, "password", "ok");
     dz_metrics_login(m, "password", "ok");
     dz_metrics_login(m, "card", "certificate_revoked");
@@ -216,31 +216,26 @@ static void test_format_and_values(void **state)
     p = render(m);
     assert_int_equal(value_of(p, "darvaza_requests_total", "route=healthz,status=200,"), 2);
     assert_int_equal(value_of(p, "darvaza_requests_total", "route=healthz,status=503,"), 1);
-    assert_int_equal(value_of(p, "darvaza_requests_total", "route=court-notices,status=403,"),
-                     1);
-    assert_int_equal(value_of(p, "darvaza_requests_total", "route=odd\"route\\x,status=200,"),
-                     1);
+    assert_int_equal(value_of(p, "darvaza_requests_total", "route=court-notices,status=403,"), 1);
+    assert_int_equal(value_of(p, "darvaza_requests_total", "route=odd\"route\\x,status=200,"), 1);
     assert_int_equal(
         value_of(p, "darvaza_request_duration_seconds_bucket", "route=healthz,le=0.001,"), 2);
-    assert_int_equal(
-        value_of(p, "darvaza_request_duration_seconds_bucket", "route=healthz,le=10,"), 2);
+    assert_int_equal(value_of(p, "darvaza_request_duration_seconds_bucket", "route=healthz,le=10,"),
+                     2);
     assert_int_equal(
         value_of(p, "darvaza_request_duration_seconds_bucket", "route=healthz,le=+Inf,"), 3);
-    assert_int_equal(value_of(p, "darvaza_request_duration_seconds_count", "route=healthz,"),
-                     3);
+    assert_int_equal(value_of(p, "darvaza_request_duration_seconds_count", "route=healthz,"), 3);
     assert_string_equal(find(p, "darvaza_request_duration_seconds_sum", "route=healthz,")->value,
                         "20.001500");
-    assert_int_equal(value_of(p, "darvaza_request_duration_seconds_bucket",
-                              "route=court-notices,le=0.025,"),
-                     0);
-    assert_int_equal(value_of(p, "darvaza_request_duration_seconds_bucket",
-                              "route=court-notices,le=0.05,"),
-                     1);
+    assert_int_equal(
+        value_of(p, "darvaza_request_duration_seconds_bucket", "route=court-notices,le=0.025,"), 0);
+    assert_int_equal(
+        value_of(p, "darvaza_request_duration_seconds_bucket", "route=court-notices,le=0.05,"), 1);
     assert_int_equal(value_of(p, "darvaza_logins_total", "means=password,result=ok,"), 2);
-    assert_int_equal(
-        value_of(p, "darvaza_logins_total", "means=card,result=certificate_revoked,"), 1);
-    assert_int_equal(
-        value_of(p, "darvaza_upstream_errors_total", "service=registry,kind=timeout,"), 1);
+    assert_int_equal(value_of(p, "darvaza_logins_total", "means=card,result=certificate_revoked,"),
+                     1);
+    assert_int_equal(value_of(p, "darvaza_upstream_errors_total", "service=registry,kind=timeout,"),
+                     1);
     assert_int_equal(value_of(p, "darvaza_open_connections", ""), 42);
     assert_int_equal(value_of(p, "darvaza_sessions", ""), 7);
     assert_int_equal(p->type, 6);
@@ -269,9 +264,10 @@ static void test_exact_text(void **state)
                               "darvaza_requests_total{route=\"a\",status=\"200\"} 1\n"
                               "darvaza_requests_total{route=\"b\",status=\"200\"} 1\n"
                               "darvaza_requests_total{route=\"b\",status=\"404\"} 1\n"));
-    assert_non_null(strstr(t, "# TYPE darvaza_request_duration_seconds histogram\n"
-                              "darvaza_request_duration_seconds_bucket{route=\"a\",le=\"0.001\"} 0\n"
-                              "darvaza_request_duration_seconds_bucket{route=\"a\",le=\"0.0025\"} 1\n"));
+    assert_non_null(
+        strstr(t, "# TYPE darvaza_request_duration_seconds histogram\n"
+                  "darvaza_request_duration_seconds_bucket{route=\"a\",le=\"0.001\"} 0\n"
+                  "darvaza_request_duration_seconds_bucket{route=\"a\",le=\"0.0025\"} 1\n"));
     assert_non_null(strstr(t, "darvaza_request_duration_seconds_sum{route=\"b\"} 0.004000\n"
                               "darvaza_request_duration_seconds_count{route=\"b\"} 2\n"));
     assert_non_null(strstr(t, "# TYPE darvaza_logins_total counter\n"));
@@ -346,8 +342,7 @@ static void test_bounds(void **state)
     /* Gauges: bad names, duplicates, the cap. */
     assert_int_equal(dz_metrics_gauge_fn(m, "9bad", "h", answer_42, NULL), DZ_ERR_INVAL);
     assert_int_equal(dz_metrics_gauge_fn(m, "bad name", "h", answer_42, NULL), DZ_ERR_INVAL);
-    assert_int_equal(dz_metrics_gauge_fn(m, "ok", "two\nlines", answer_42, NULL),
-                     DZ_ERR_INVAL);
+    assert_int_equal(dz_metrics_gauge_fn(m, "ok", "two\nlines", answer_42, NULL), DZ_ERR_INVAL);
     assert_int_equal(dz_metrics_gauge_fn(m, "ok", "h", NULL, NULL), DZ_ERR_INVAL);
     for (int i = 0; i < DZ_METRICS_GAUGES_MAX; i++) {
         snprintf(name, sizeof(name), "g_%d", i);
@@ -419,8 +414,7 @@ static void test_threads(void **state)
     p = render(m);
     assert_int_equal(sum_of(p, "darvaza_requests_total"), THREADS * PER);
     assert_int_equal(sum_of(p, "darvaza_logins_total"), THREADS * (PER / 4));
-    assert_int_equal(value_of(p, "darvaza_upstream_errors_total",
-                              "service=registry,kind=timeout,"),
+    assert_int_equal(value_of(p, "darvaza_upstream_errors_total", "service=registry,kind=timeout,"),
                      THREADS * (PER / 10));
     for (size_t i = 0; i < p->n; i++) {
         if (strcmp(p->s[i].name, "darvaza_request_duration_seconds_bucket") == 0 &&
