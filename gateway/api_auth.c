@@ -173,6 +173,8 @@ static void login_done(struct dz_rctx *c, void *arg)
                     result, "ip", dz_req_peer_ip(c->req));
     /* The FIN is recorded for every attempt, including unknown ones: the
      * audit log is for the operator, who may see attempts. */
+    if (rec && op->rc == 0 && op->res.reason)
+        json_object_set_new(rec, "reason", json_string(op->res.reason));
     if (rec && op->fin[0])
         json_object_set_new(rec, "fin", json_string(op->res.fin[0] ? op->res.fin : op->fin));
     if (rec && op->rc == 0 && op->res.decision == DZ_PWD_OK) {

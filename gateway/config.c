@@ -218,8 +218,8 @@ static const struct kw lockout_kws[] = {
     {"fin_attempts", T_UINT, F_UINT(S, fin_attempts), 0, 1, 1000, "5", F_RELOADABLE, NULL},
     {"address_attempts", T_UINT, F_UINT(S, address_attempts), 0, 1, 100000, "20", F_RELOADABLE,
      NULL},
-    {"window", T_DURATION, F_U64(S, window_ms), 0, MIN, 24 * HOUR, "15m", F_RELOADABLE, NULL},
-    {"duration", T_DURATION, F_U64(S, duration_ms), 0, MIN, 24 * HOUR, "5m", F_RELOADABLE,
+    {"window", T_DURATION, F_U64(S, window_ms), 0, SEC, 24 * HOUR, "15m", F_RELOADABLE, NULL},
+    {"duration", T_DURATION, F_U64(S, duration_ms), 0, SEC, 24 * HOUR, "5m", F_RELOADABLE,
      NULL},
 };
 #undef S
