@@ -368,12 +368,21 @@ static bool is_printable(const char *s)
     return true;
 }
 
+/* The line to blame for a section as a whole: its key ("upstream_tls:"),
+ * or for a list entry the line of its first key ("- address: ..."). */
+static unsigned section_line(const struct dz_yaml_node *map)
+{
+    if (!map)
+        return 0;
+    return map->key ? map->key_line : map->line;
+}
+
 static unsigned line_of(const struct dz_yaml_node *map, const char *key, unsigned fallback)
 {
     const struct dz_yaml_node *n = dz_yaml_get(map, key);
     if (n)
         return n->key_line;
-    return map ? map->line : fallback;
+    return map ? section_line(map) : fallback;
 }
 
 static int check_fs(struct ctx *c, const struct kw *k, const char *path, unsigned line,
@@ -384,16 +393,20 @@ static int check_fs(struct ctx *c, const struct kw *k, const char *path, unsigne
     if (c->flags & DZ_CONFIG_NO_FS)
         return 0;
     if (k->flags & F_FILE) {
-        if (stat(path, &st) != 0 || access(path, R_OK) != 0)
+        if (stat(path, &st) != 0)
             return fail(c, line, key, "cannot read %s: %s", path, strerror(errno));
         if (!S_ISREG(st.st_mode))
             return fail(c, line, key, "%s is not a regular file", path);
+        if (access(path, R_OK) != 0)
+            return fail(c, line, key, "cannot read %s: %s", path, strerror(errno));
     }
     if (k->flags & F_DIR) {
-        if (stat(path, &st) != 0 || access(path, R_OK | X_OK) != 0)
+        if (stat(path, &st) != 0)
             return fail(c, line, key, "cannot read directory %s: %s", path, strerror(errno));
         if (!S_ISDIR(st.st_mode))
             return fail(c, line, key, "%s is not a directory", path);
+        if (access(path, R_OK | X_OK) != 0)
+            return fail(c, line, key, "cannot read directory %s: %s", path, strerror(errno));
     }
     if (k->flags & F_NEWFILE) {
         char dir[PATH_MAX];
@@ -1026,7 +1039,7 @@ static int check_upstream_tls(struct ctx *c, void *base, const struct dz_yaml_no
     if (!u->certificate != !u->key) {
         const char *missing = u->certificate ? "key" : "certificate";
         join_key(key, sizeof(key), path, missing);
-        return fail(c, map ? map->line : 0, key, "certificate and key go together");
+        return fail(c, section_line(map), key, "certificate and key go together");
     }
     return 0;
 }

@@ -109,8 +109,8 @@ struct dz_config_accounts {
 struct dz_config_lockout {
     unsigned fin_attempts;     /* 1..1000, default 5 */
     unsigned address_attempts; /* 1..100000, default 20 */
-    uint64_t window_ms;        /* 1m..24h, default 15m */
-    uint64_t duration_ms;      /* 1m..24h, default 5m */
+    uint64_t window_ms;        /* 1s..24h, default 15m */
+    uint64_t duration_ms;      /* 1s..24h, default 5m */
 };
 
 /* registry: */
