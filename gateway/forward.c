@@ -615,7 +615,7 @@ void dz_forward(struct dz_rctx *c)
     memcpy(pathbuf, path, plen);
     pathbuf[plen] = '\0';
     rc = dz_policy_match(c->gen->policies, method, pathbuf, &m);
-    switch (rc) {
+    switch (rc != 0 ? DZ_MATCH_NONE : m.status) {
     case DZ_MATCH_FOUND:
         break;
     case DZ_MATCH_INVALID_FIN:

@@ -202,7 +202,10 @@ static int check_in(const struct dz_assertion_in *in)
         return DZ_ERR_INVAL;
     if (in->pur && !text_ok(in->pur))
         return DZ_ERR_INVAL;
-    if (in->amr == 0 || (in->amr & ~DZ_AMR_ALL))
+    /* amr may be empty only on a service assertion (acr "none"): the gateway
+     * asking a back end on its own behalf, e.g. the registry at registration,
+     * where nobody has logged in yet.  Back ends see acr "none" and decide. */
+    if ((in->amr == 0 && strcmp(in->acr, "none") != 0) || (in->amr & ~DZ_AMR_ALL))
         return DZ_ERR_INVAL;
     if (in->ttl_s < 1 || in->ttl_s > DZ_ASSERTION_TTL_MAX)
         return DZ_ERR_INVAL;
@@ -339,7 +342,8 @@ int dz_assertion_check_claims(const json_t *claims, const struct dz_assertion_ex
         !str_claim(claims, "sid") || !str_claim(claims, "acr") ||
         !int_claim(claims, "iat", &iat) || !int_claim(claims, "exp", &exp) ||
         !int_claim(claims, "auth_time", &auth_time) ||
-        !str_array(json_object_get(claims, "amr"), false))
+        !str_array(json_object_get(claims, "amr"),
+                   strcmp(json_string_value(json_object_get(claims, "acr")), "none") == 0))
         goto out;
     if (!opt_str_ok(claims, "prf") || !opt_str_ok(claims, "bdy") ||
         !opt_str_ok(claims, "tgt") || !opt_str_ok(claims, "pur"))
