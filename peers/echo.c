@@ -41,11 +41,11 @@ struct job {
     ev_timer timer;
     struct ev_loop *loop;
     int status;
-    long long size;  /* >= 0: stream this many bytes; < 0: JSON answer */
+    long long size; /* >= 0: stream this many bytes; < 0: JSON answer */
     long long sent;
-    char *json;      /* the JSON answer */
-    bool started;    /* headers sent */
-    bool done;       /* answer complete */
+    char *json;   /* the JSON answer */
+    bool started; /* headers sent */
+    bool done;    /* answer complete */
 };
 
 static void job_send(struct job *j);
@@ -142,10 +142,9 @@ static json_t *describe(struct dz_req *r, const json_t *claims, const char *reas
 
     dz_sha256(len ? body : (const unsigned char *)"", len, md);
     dz_hex(md, sizeof(md), hex);
-    return json_pack("{s:s, s:s?, s:o, s:s, s:I, s:O?, s:s?}", "method", dz_req_method(r),
-                     "path", dz_req_path(r), "headers", dz_peer_headers_json(r), "body_sha256",
-                     hex, "body_len", (json_int_t)len, "assertion", claims, "assertion_error",
-                     reason);
+    return json_pack("{s:s, s:s?, s:o, s:s, s:I, s:O?, s:s?}", "method", dz_req_method(r), "path",
+                     dz_req_path(r), "headers", dz_peer_headers_json(r), "body_sha256", hex,
+                     "body_len", (json_int_t)len, "assertion", claims, "assertion_error", reason);
 }
 
 /* Query parameter name as an integer in [min, max]; absent: *out = dflt.
@@ -251,7 +250,7 @@ static int usage(FILE *to)
 int dz_peer_echo_main(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"listen", required_argument, NULL, 'l'}, {"h2c", no_argument, NULL, 'p'},
+        {"listen", required_argument, NULL, 'l'},   {"h2c", no_argument, NULL, 'p'},
         {"tls-cert", required_argument, NULL, 'c'}, {"tls-key", required_argument, NULL, 'k'},
         {"jwks-url", required_argument, NULL, 'j'}, {"cacert", required_argument, NULL, 'a'},
         {"iss", required_argument, NULL, 'i'},      {"aud", required_argument, NULL, 'u'},
@@ -270,16 +269,35 @@ int dz_peer_echo_main(int argc, char **argv)
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
-        case 'l': listen = optarg; break;
-        case 'p': h2c = true; break;
-        case 'c': cert = optarg; break;
-        case 'k': key = optarg; break;
-        case 'j': ac.jwks_url = optarg; break;
-        case 'a': ac.cacert = optarg; break;
-        case 'i': ac.iss = optarg; break;
-        case 'u': ac.aud = optarg; break;
-        case 'h': usage(stdout); return 0;
-        default: return usage(stderr);
+        case 'l':
+            listen = optarg;
+            break;
+        case 'p':
+            h2c = true;
+            break;
+        case 'c':
+            cert = optarg;
+            break;
+        case 'k':
+            key = optarg;
+            break;
+        case 'j':
+            ac.jwks_url = optarg;
+            break;
+        case 'a':
+            ac.cacert = optarg;
+            break;
+        case 'i':
+            ac.iss = optarg;
+            break;
+        case 'u':
+            ac.aud = optarg;
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            return usage(stderr);
         }
     }
     if (optind != argc || !listen || h2c == (cert && key) || (!h2c && (!cert || !key)))

@@ -43,13 +43,21 @@ int dz_peer_parse_listen(const char *s, char *host, size_t host_len, uint16_t *p
         hl = (size_t)(end - h);
         colon = end + 1;
     } else {
-        colon = strrchr(s, ':');
-        if (!colon)
+        colon = strchr(s, ':');
+        /* An IPv6 address needs brackets: "::1:80" is ambiguous. */
+        if (!colon || strchr(colon + 1, ':'))
             return DZ_ERR_PARSE;
         hl = (size_t)(colon - s);
     }
     if (hl == 0 || hl >= host_len || dz_parse_int(colon + 1, 1, 65535, &p) != 0)
         return DZ_ERR_PARSE;
+    for (size_t i = 0; i < hl; i++) {
+        char ch = h[i];
+
+        if (!((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+              ch == '.' || ch == ':' || ch == '-'))
+            return DZ_ERR_PARSE;
+    }
     memcpy(host, h, hl);
     host[hl] = '\0';
     *port = (uint16_t)p;
@@ -61,16 +69,26 @@ int dz_peer_parse_listen(const char *s, char *host, size_t host_len, uint16_t *p
 static const char *reason_phrase(int status)
 {
     switch (status) {
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 413: return "Content Too Large";
-    case 415: return "Unsupported Media Type";
-    case 500: return "Internal Server Error";
-    case 503: return "Service Unavailable";
-    default: return "Error";
+    case 400:
+        return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 413:
+        return "Content Too Large";
+    case 415:
+        return "Unsupported Media Type";
+    case 500:
+        return "Internal Server Error";
+    case 503:
+        return "Service Unavailable";
+    default:
+        return "Error";
     }
 }
 
@@ -135,15 +153,14 @@ const char *dz_peer_req_path(const struct dz_req *r, char *buf, size_t len)
     return buf;
 }
 
-int dz_peer_query_param(const struct dz_req *r, const char *name, char *buf, size_t len)
+int dz_peer_query_find(const char *target, const char *name, char *buf, size_t len)
 {
-    const char *p = dz_req_path(r);
-    const char *q = p ? strchr(p, '?') : NULL;
-    size_t nl = strlen(name);
+    const char *q = target ? strchr(target, '?') : NULL;
+    size_t nl = name ? strlen(name) : 0;
 
     if (len)
         buf[0] = '\0';
-    if (!q)
+    if (!q || nl == 0)
         return DZ_ERR_NOTFOUND;
     for (q++; *q;) {
         size_t item = strcspn(q, "&");
@@ -162,6 +179,11 @@ int dz_peer_query_param(const struct dz_req *r, const char *name, char *buf, siz
             q++;
     }
     return DZ_ERR_NOTFOUND;
+}
+
+int dz_peer_query_param(const struct dz_req *r, const char *name, char *buf, size_t len)
+{
+    return dz_peer_query_find(dz_req_path(r), name, buf, len);
 }
 
 json_t *dz_peer_headers_json(const struct dz_req *r)
@@ -236,12 +258,12 @@ void dz_peer_log_request(const struct dz_req *r, const json_t *claims, const cha
     json_t *path = json_string(dz_req_path(r));
 
     iso_now(now, sizeof(now));
-    e = json_pack("{s:s, s:s, s:o, s:s, s:s, s:b, s:o, s:b, s:o, s:o, s:i}", "time", now,
-                  "method", dz_req_method(r), "path", path ? path : json_string("<not utf-8>"),
-                  "authority", dz_req_authority(r), "peer_ip", dz_req_peer_ip(r), "tls",
-                  dz_req_is_tls(r), "headers", dz_peer_headers_json(r), "verified",
-                  claims != NULL, "claims", claims ? json_deep_copy(claims) : json_null(),
-                  "reason", reason ? json_string(reason) : json_null(), "status", status);
+    e = json_pack("{s:s, s:s, s:o, s:s, s:s, s:b, s:o, s:b, s:o, s:o, s:i}", "time", now, "method",
+                  dz_req_method(r), "path", path ? path : json_string("<not utf-8>"), "authority",
+                  dz_req_authority(r), "peer_ip", dz_req_peer_ip(r), "tls", dz_req_is_tls(r),
+                  "headers", dz_peer_headers_json(r), "verified", claims != NULL, "claims",
+                  claims ? json_deep_copy(claims) : json_null(), "reason",
+                  reason ? json_string(reason) : json_null(), "status", status);
     if (!e) {
         dz_log(DZ_LOG_WARN, "peer_log", "request not logged (out of memory)");
         return;
@@ -299,8 +321,8 @@ static sigset_t stop_signals(void)
     return set;
 }
 
-int dz_peer_serve(const char *name, const char *host, uint16_t port, SSL_CTX *tls,
-                  size_t max_body, const struct dz_httpd_handlers *handlers, void *app)
+int dz_peer_serve(const char *name, const char *host, uint16_t port, SSL_CTX *tls, size_t max_body,
+                  const struct dz_httpd_handlers *handlers, void *app)
 {
     struct dz_listener_conf lc = {.host = host, .port = port, .tls = tls, .tag = 0};
     struct dz_httpd_conf conf = {0};

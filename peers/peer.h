@@ -38,8 +38,8 @@ int dz_peer_parse_listen(const char *s, char *host, size_t host_len, uint16_t *p
  * tls NULL means cleartext h2c.  The caller keeps its reference to tls.
  * max_body is the request body cap.  Main thread; blocks.  name is used in
  * the log. */
-int dz_peer_serve(const char *name, const char *host, uint16_t port, SSL_CTX *tls,
-                  size_t max_body, const struct dz_httpd_handlers *handlers, void *app);
+int dz_peer_serve(const char *name, const char *host, uint16_t port, SSL_CTX *tls, size_t max_body,
+                  const struct dz_httpd_handlers *handlers, void *app);
 
 /* Answer with a JSON body (application/json).  Takes ownership of body;
  * body NULL (out of memory upstream) answers 500. */
@@ -53,8 +53,13 @@ int dz_peer_problem(struct dz_req *r, int status, const char *code, const char *
 /* The path of r without its query ("" never: at least "/"), into buf. */
 const char *dz_peer_req_path(const struct dz_req *r, char *buf, size_t len);
 
-/* The value of query parameter name in r's path, copied (not decoded) into
- * buf[len].  0, DZ_ERR_NOTFOUND (absent), DZ_ERR_TOOBIG (longer than buf). */
+/* The value of query parameter name (the first "name=" item) in target, a
+ * ":path" such as "/x?a=1&b=2", copied (not decoded) into buf[len].
+ * 0, DZ_ERR_NOTFOUND (absent, or no query, or name empty), DZ_ERR_TOOBIG
+ * (longer than buf; buf is then ""). Pure; any thread. */
+int dz_peer_query_find(const char *target, const char *name, char *buf, size_t len);
+
+/* The same for r's path. */
 int dz_peer_query_param(const struct dz_req *r, const char *name, char *buf, size_t len);
 
 /* All regular headers of r as one JSON object; a name sent twice has its

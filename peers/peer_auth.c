@@ -51,7 +51,7 @@ struct dz_peer_auth {
     struct dz_jwks *empty; /* stands in for jwks before that */
     bool has_fetched;
     bool fetching;
-    double last_fetch;     /* monotonic start time of the last fetch */
+    double last_fetch; /* monotonic start time of the last fetch */
     struct waiter *wait_head;
     struct waiter **wait_tail;
 
@@ -197,8 +197,7 @@ static const char *replay_note(struct dz_peer_auth *a, const char *jti)
 /* ---- verification ---- */
 
 /* Verify without touching the replay cache; *claims set on success. */
-static int verify(struct dz_peer_auth *a, struct dz_req *r, json_t **claims,
-                  const char **reason)
+static int verify(struct dz_peer_auth *a, struct dz_req *r, json_t **claims, const char **reason)
 {
     const char *token = dz_req_header(r, DZ_PEER_AUTH_HEADER);
     struct dz_assertion_expect e = {0};
@@ -223,8 +222,8 @@ static int verify(struct dz_peer_auth *a, struct dz_req *r, json_t **claims,
 
 /* Turn a verification result into the verdict (with the replay check for
  * a valid token) and call cb.  Takes claims. */
-static void finish(struct dz_peer_auth *a, struct dz_req *r, dz_peer_auth_cb cb, void *arg,
-                   int rc, json_t *claims, const char *reason)
+static void finish(struct dz_peer_auth *a, struct dz_req *r, dz_peer_auth_cb cb, void *arg, int rc,
+                   json_t *claims, const char *reason)
 {
     const char *jti;
 
@@ -284,8 +283,8 @@ static void fetch_work(void *arg)
         dz_log(DZ_LOG_WARN, "peer_jwks", "cannot fetch keys from %s: %s (HTTP %d)", a->url,
                dz_err_str(rc), status);
     else
-        dz_log(DZ_LOG_INFO, "peer_jwks", "fetched %zu keys from %s",
-               dz_jwks_count(job->result), a->url);
+        dz_log(DZ_LOG_INFO, "peer_jwks", "fetched %zu keys from %s", dz_jwks_count(job->result),
+               a->url);
     dz_buf_cleanup(&body);
 }
 
@@ -359,8 +358,7 @@ static int park(struct dz_peer_auth *a, struct dz_req *r, dz_peer_auth_cb cb, vo
     return 0;
 }
 
-void dz_peer_auth_check(struct dz_peer_auth *a, struct dz_req *r, dz_peer_auth_cb cb,
-                        void *arg)
+void dz_peer_auth_check(struct dz_peer_auth *a, struct dz_req *r, dz_peer_auth_cb cb, void *arg)
 {
     json_t *claims = NULL;
     const char *reason = NULL;

@@ -26,7 +26,7 @@ struct dz_pool;
 struct dz_req;
 struct dz_peer_auth;
 
-#define DZ_PEER_AUTH_REFETCH_S 5      /* at most one JWKS fetch per this */
+#define DZ_PEER_AUTH_REFETCH_S 5 /* at most one JWKS fetch per this */
 #define DZ_PEER_AUTH_FETCH_TIMEOUT_MS 3000
 #define DZ_PEER_AUTH_REPLAY_S 120     /* how long a jti is remembered */
 #define DZ_PEER_AUTH_REPLAY_MAX 65536 /* jti entries; beyond, tokens are refused */
@@ -59,7 +59,6 @@ typedef void (*dz_peer_auth_cb)(struct dz_req *r, void *arg, const json_t *claim
  * exactly once on r's loop: before this returns, or later after a key
  * fetch (a reference on r is held meanwhile; r may have been closed by the
  * peer by then - check dz_req_is_closed before answering).  Loop thread. */
-void dz_peer_auth_check(struct dz_peer_auth *a, struct dz_req *r, dz_peer_auth_cb cb,
-                        void *arg);
+void dz_peer_auth_check(struct dz_peer_auth *a, struct dz_req *r, dz_peer_auth_cb cb, void *arg);
 
 #endif

@@ -46,8 +46,8 @@ enum route { ROUTE_ME, ROUTE_PHONES, ROUTE_PERSON, ROUTE_DOC_CHECK };
 /* One request between its assertion check and its answer. */
 struct lookup {
     struct registry *app;
-    struct dz_req *r;  /* referenced */
-    json_t *claims;    /* referenced, for the request log */
+    struct dz_req *r; /* referenced */
+    json_t *claims;   /* referenced, for the request log */
     enum route route;
     char fin[DZ_FIN_LEN + 1];
     char doc[DZ_DOC_MAX + 1];
@@ -61,8 +61,8 @@ static void answer_problem(struct dz_req *r, const json_t *claims, const char *r
                            const char *code, const char *detail)
 {
     dz_peer_log_request(r, claims, reason, status);
-    dz_log(DZ_LOG_INFO, "registry_request", "%s %s -> %d %s%s%s", dz_req_method(r),
-           dz_req_path(r), status, code, reason ? " " : "", reason ? reason : "");
+    dz_log(DZ_LOG_INFO, "registry_request", "%s %s -> %d %s%s%s", dz_req_method(r), dz_req_path(r),
+           status, code, reason ? " " : "", reason ? reason : "");
     dz_peer_problem(r, status, code, detail, reason);
 }
 
@@ -140,8 +140,8 @@ static void lookup_done(void *arg)
         goto out;
     }
     if (lk->route == ROUTE_PHONES)
-        answer_json(r, lk->claims, json_pack("{s:s, s:o}", "fin", p->fin, "phones",
-                                             phones_json(p)));
+        answer_json(r, lk->claims,
+                    json_pack("{s:s, s:o}", "fin", p->fin, "phones", phones_json(p)));
     else
         answer_json(r, lk->claims, dz_person_to_json(p));
 out:
@@ -368,14 +368,19 @@ static int make_tls(const char *cert, const char *key, const char *client_ca, SS
 
 int dz_peer_registry_main(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"listen", required_argument, NULL, 'l'},   {"tls-cert", required_argument, NULL, 'c'},
-        {"tls-key", required_argument, NULL, 'k'},  {"client-ca", required_argument, NULL, 'C'},
-        {"db", required_argument, NULL, 'd'},       {"init-db", required_argument, NULL, 'n'},
-        {"seed", required_argument, NULL, 's'},     {"jwks-url", required_argument, NULL, 'j'},
-        {"cacert", required_argument, NULL, 'a'},   {"iss", required_argument, NULL, 'i'},
-        {"aud", required_argument, NULL, 'u'},      {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {{"listen", required_argument, NULL, 'l'},
+                                         {"tls-cert", required_argument, NULL, 'c'},
+                                         {"tls-key", required_argument, NULL, 'k'},
+                                         {"client-ca", required_argument, NULL, 'C'},
+                                         {"db", required_argument, NULL, 'd'},
+                                         {"init-db", required_argument, NULL, 'n'},
+                                         {"seed", required_argument, NULL, 's'},
+                                         {"jwks-url", required_argument, NULL, 'j'},
+                                         {"cacert", required_argument, NULL, 'a'},
+                                         {"iss", required_argument, NULL, 'i'},
+                                         {"aud", required_argument, NULL, 'u'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
     const char *listen = NULL, *cert = NULL, *key = NULL, *client_ca = NULL, *dbfile = NULL;
     struct dz_peer_auth_conf ac = {.iss = "darvaza-demo", .aud = "registry"};
     long long init_n = 0, seed = 1;
@@ -389,11 +394,21 @@ int dz_peer_registry_main(int argc, char **argv)
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
-        case 'l': listen = optarg; break;
-        case 'c': cert = optarg; break;
-        case 'k': key = optarg; break;
-        case 'C': client_ca = optarg; break;
-        case 'd': dbfile = optarg; break;
+        case 'l':
+            listen = optarg;
+            break;
+        case 'c':
+            cert = optarg;
+            break;
+        case 'k':
+            key = optarg;
+            break;
+        case 'C':
+            client_ca = optarg;
+            break;
+        case 'd':
+            dbfile = optarg;
+            break;
         case 'n':
             if (dz_parse_int(optarg, 1, DZ_PEOPLE_MAX, &init_n) != 0) {
                 fprintf(stderr, "registry: --init-db wants 1..%d\n", DZ_PEOPLE_MAX);
@@ -406,12 +421,23 @@ int dz_peer_registry_main(int argc, char **argv)
                 return 2;
             }
             break;
-        case 'j': ac.jwks_url = optarg; break;
-        case 'a': ac.cacert = optarg; break;
-        case 'i': ac.iss = optarg; break;
-        case 'u': ac.aud = optarg; break;
-        case 'h': usage(stdout); return 0;
-        default: return usage(stderr);
+        case 'j':
+            ac.jwks_url = optarg;
+            break;
+        case 'a':
+            ac.cacert = optarg;
+            break;
+        case 'i':
+            ac.iss = optarg;
+            break;
+        case 'u':
+            ac.aud = optarg;
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            return usage(stderr);
         }
     }
     if (optind != argc || !dbfile)
@@ -424,8 +450,8 @@ int dz_peer_registry_main(int argc, char **argv)
             dz_log(DZ_LOG_ERROR, "registry_db", "cannot create %s: %s", dbfile, dz_err_str(rc));
             return 1;
         } else {
-            dz_log(DZ_LOG_INFO, "registry_db", "created %s with %lld people (seed %lld)",
-                   dbfile, init_n, seed);
+            dz_log(DZ_LOG_INFO, "registry_db", "created %s with %lld people (seed %lld)", dbfile,
+                   init_n, seed);
         }
         if (!listen)
             return 0;

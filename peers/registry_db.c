@@ -27,25 +27,26 @@
 /* ---- tables ---- */
 
 static const char *const male_names[] = {
-    "Elvin", "Rəşad", "Tural", "Kamran", "Orxan", "Elnur", "Fuad", "Rauf", "Vüqar", "Anar",
-    "Murad", "Rövşən", "İlham", "Nicat", "Cavid", "Samir", "Emil", "Ramil", "Səbuhi", "Elçin",
-    "Əli", "Hüseyn", "Məmməd", "Həsən", "Vüsal", "Zaur", "Ülvi", "Kənan", "Teymur", "Nurlan",
-    "Namiq", "Fərid", "Arif", "Rəhim", "Cəlal", "Taleh", "Mehman", "Aqil", "Babək", "Cəmil",
-    "Eldar", "Fikrət", "Qabil", "Xəyal", "Yusif", "Zakir", "Şahin", "Toğrul", "Ayxan"};
+    "Elvin", "Rəşad",  "Tural",  "Kamran", "Orxan", "Elnur", "Fuad",   "Rauf",   "Vüqar",  "Anar",
+    "Murad", "Rövşən", "İlham",  "Nicat",  "Cavid", "Samir", "Emil",   "Ramil",  "Səbuhi", "Elçin",
+    "Əli",   "Hüseyn", "Məmməd", "Həsən",  "Vüsal", "Zaur",  "Ülvi",   "Kənan",  "Teymur", "Nurlan",
+    "Namiq", "Fərid",  "Arif",   "Rəhim",  "Cəlal", "Taleh", "Mehman", "Aqil",   "Babək",  "Cəmil",
+    "Eldar", "Fikrət", "Qabil",  "Xəyal",  "Yusif", "Zakir", "Şahin",  "Toğrul", "Ayxan"};
 
 static const char *const female_names[] = {
-    "Aynur", "Günel", "Nigar", "Leyla", "Aysel", "Səbinə", "Nərmin", "Lalə", "Gülnar", "Sevinc",
-    "Ülviyyə", "Könül", "Aytən", "Fidan", "Xədicə", "Zəhra", "Nərgiz", "Şəbnəm", "Türkan",
-    "Aygün", "Ləman", "Sevda", "Vüsalə", "Mehriban", "Nailə", "Ayşən", "Gülşən", "Səadət",
-    "Arzu", "Jalə", "Aidə", "Röya", "Təranə", "Zümrüd", "Esmira", "İlahə", "Sona", "Validə"};
+    "Aynur",  "Günel",  "Nigar",   "Leyla",  "Aysel", "Səbinə", "Nərmin", "Lalə",
+    "Gülnar", "Sevinc", "Ülviyyə", "Könül",  "Aytən", "Fidan",  "Xədicə", "Zəhra",
+    "Nərgiz", "Şəbnəm", "Türkan",  "Aygün",  "Ləman", "Sevda",  "Vüsalə", "Mehriban",
+    "Nailə",  "Ayşən",  "Gülşən",  "Səadət", "Arzu",  "Jalə",   "Aidə",   "Röya",
+    "Təranə", "Zümrüd", "Esmira",  "İlahə",  "Sona",  "Validə"};
 
 /* Male form; the female form adds "a" (Əliyev -> Əliyeva). */
 static const char *const surnames[] = {
-    "Əliyev",    "Məmmədov", "Həsənov",  "Hüseynov",   "Quliyev",   "İsmayılov", "Abbasov",
-    "Cəfərov",   "Rzayev",   "Süleymanov", "Kərimov",  "Nəsirov",   "Bağırov",   "Orucov",
-    "Mustafayev", "Əhmədov", "Hacıyev",  "Vəliyev",    "Qasımov",   "İbrahimov", "Novruzov",
-    "Babayev",   "Rəhimov",  "Sadıqov",  "Zeynalov",   "Salmanov",  "Ağayev",    "Mirzəyev",
-    "Allahverdiyev", "Nəbiyev", "Kazımov", "Əsədov"};
+    "Əliyev",        "Məmmədov", "Həsənov",    "Hüseynov", "Quliyev",  "İsmayılov", "Abbasov",
+    "Cəfərov",       "Rzayev",   "Süleymanov", "Kərimov",  "Nəsirov",  "Bağırov",   "Orucov",
+    "Mustafayev",    "Əhmədov",  "Hacıyev",    "Vəliyev",  "Qasımov",  "İbrahimov", "Novruzov",
+    "Babayev",       "Rəhimov",  "Sadıqov",    "Zeynalov", "Salmanov", "Ağayev",    "Mirzəyev",
+    "Allahverdiyev", "Nəbiyev",  "Kazımov",    "Əsədov"};
 
 struct place {
     const char *district;
@@ -83,21 +84,32 @@ struct residence {
 };
 
 static const struct residence residences[] = {
-    {"Bakı", "Nəsimi", 1000},     {"Bakı", "Səbail", 1005},   {"Bakı", "Xətai", 1025},
-    {"Bakı", "Nizami", 1029},     {"Bakı", "Suraxanı", 1043}, {"Bakı", "Xəzər", 1044},
-    {"Bakı", "Nərimanov", 1060},  {"Bakı", "Yasamal", 1073},  {"Bakı", "Sabunçu", 1080},
-    {"Bakı", "Binəqədi", 1110},   {"Sumqayıt", NULL, 5000},   {"Gəncə", NULL, 2000},
-    {"Şəki", NULL, 5500},         {"Lənkəran", NULL, 4200},   {"Mingəçevir", NULL, 4500},
-    {"Xırdalan", NULL, 100},      {"Quba", NULL, 4000},       {"Şirvan", NULL, 6000},
+    {"Bakı", "Nəsimi", 1000},    {"Bakı", "Səbail", 1005},   {"Bakı", "Xətai", 1025},
+    {"Bakı", "Nizami", 1029},    {"Bakı", "Suraxanı", 1043}, {"Bakı", "Xəzər", 1044},
+    {"Bakı", "Nərimanov", 1060}, {"Bakı", "Yasamal", 1073},  {"Bakı", "Sabunçu", 1080},
+    {"Bakı", "Binəqədi", 1110},  {"Sumqayıt", NULL, 5000},   {"Gəncə", NULL, 2000},
+    {"Şəki", NULL, 5500},        {"Lənkəran", NULL, 4200},   {"Mingəçevir", NULL, 4500},
+    {"Xırdalan", NULL, 100},     {"Quba", NULL, 4000},       {"Şirvan", NULL, 6000},
 };
 
-static const char *const streets[] = {
-    "Nizami küçəsi",          "Füzuli küçəsi",        "Üzeyir Hacıbəyov küçəsi",
-    "Səməd Vurğun küçəsi",    "Rəşid Behbudov küçəsi", "Azadlıq prospekti",
-    "Neftçilər prospekti",    "Atatürk prospekti",    "Cəfər Cabbarlı küçəsi",
-    "Xətai prospekti",        "Həsən bəy Zərdabi küçəsi", "Şərifzadə küçəsi",
-    "Mirzə Fətəli Axundov küçəsi", "Heydər Əliyev prospekti", "Zərifə Əliyeva küçəsi",
-    "Bakıxanov küçəsi",       "Yusif Səfərov küçəsi", "Qara Qarayev prospekti"};
+static const char *const streets[] = {"Nizami küçəsi",
+                                      "Füzuli küçəsi",
+                                      "Üzeyir Hacıbəyov küçəsi",
+                                      "Səməd Vurğun küçəsi",
+                                      "Rəşid Behbudov küçəsi",
+                                      "Azadlıq prospekti",
+                                      "Neftçilər prospekti",
+                                      "Atatürk prospekti",
+                                      "Cəfər Cabbarlı küçəsi",
+                                      "Xətai prospekti",
+                                      "Həsən bəy Zərdabi küçəsi",
+                                      "Şərifzadə küçəsi",
+                                      "Mirzə Fətəli Axundov küçəsi",
+                                      "Heydər Əliyev prospekti",
+                                      "Zərifə Əliyeva küçəsi",
+                                      "Bakıxanov küçəsi",
+                                      "Yusif Səfərov küçəsi",
+                                      "Qara Qarayev prospekti"};
 
 static const char *const mobile_prefixes[] = {"50", "51", "55", "70", "77"};
 
@@ -364,14 +376,13 @@ int dz_people_gen_next(struct dz_people_gen *g, struct dz_person *out)
         return rc;
 
     is_male = rng_below(r, 2) == 0;
-    first = is_male ? pick(r, male_names, N_OF(male_names))
-                    : pick(r, female_names, N_OF(female_names));
+    first =
+        is_male ? pick(r, male_names, N_OF(male_names)) : pick(r, female_names, N_OF(female_names));
     father = pick(r, male_names, N_OF(male_names));
     surname = pick(r, surnames, N_OF(surnames));
     snprintf(out->name, sizeof(out->name), "%s", first);
     snprintf(out->surname, sizeof(out->surname), "%s%s", surname, is_male ? "" : "a");
-    snprintf(out->patronymic, sizeof(out->patronymic), "%s %s", father,
-             is_male ? "oğlu" : "qızı");
+    snprintf(out->patronymic, sizeof(out->patronymic), "%s %s", father, is_male ? "oğlu" : "qızı");
     snprintf(out->gender, sizeof(out->gender), "%s", is_male ? "male" : "female");
     random_date(r, 1940, 2006, out->birth_date);
 
@@ -518,11 +529,10 @@ static int db_fail(sqlite3 *db, const char *what)
 static int insert_person(sqlite3 *db, sqlite3_stmt *ins, sqlite3_stmt *insph,
                          const struct dz_person *p)
 {
-    const char *cols[] = {p->fin,           p->name,           p->surname,
-                          p->patronymic,    p->birth_date,     p->gender,
-                          p->birth_country, p->birth_district, p->birth_city,
-                          p->birth_settlement, p->doc_series,  p->doc_number,
-                          p->doc_expiry,    p->address};
+    const char *cols[] = {
+        p->fin,        p->name,          p->surname,        p->patronymic, p->birth_date,
+        p->gender,     p->birth_country, p->birth_district, p->birth_city, p->birth_settlement,
+        p->doc_series, p->doc_number,    p->doc_expiry,     p->address};
 
     sqlite3_reset(ins);
     for (int i = 0; i < (int)N_OF(cols); i++) {
@@ -554,8 +564,8 @@ static int fill_db(sqlite3 *db, uint64_t seed, size_t n)
     rc = dz_people_gen_new(seed, &g);
     if (rc)
         goto out;
-    if (sqlite3_exec(db, "PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF;", NULL, NULL,
-                     NULL) != SQLITE_OK ||
+    if (sqlite3_exec(db, "PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF;", NULL, NULL, NULL) !=
+            SQLITE_OK ||
         sqlite3_exec(db, schema_sql, NULL, NULL, NULL) != SQLITE_OK ||
         sqlite3_exec(db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK) {
         rc = db_fail(db, "create schema");
@@ -565,10 +575,9 @@ static int fill_db(sqlite3 *db, uint64_t seed, size_t n)
                            "INSERT INTO person VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,"
                            "?13,?14)",
                            -1, &ins, NULL) != SQLITE_OK ||
-        sqlite3_prepare_v2(db, "INSERT INTO phone(number, fin, pos) VALUES(?1, ?2, ?3)", -1,
-                           &insph, NULL) != SQLITE_OK ||
-        sqlite3_prepare_v2(db, "INSERT INTO meta VALUES(?1, ?2)", -1, &meta, NULL) !=
-            SQLITE_OK) {
+        sqlite3_prepare_v2(db, "INSERT INTO phone(number, fin, pos) VALUES(?1, ?2, ?3)", -1, &insph,
+                           NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(db, "INSERT INTO meta VALUES(?1, ?2)", -1, &meta, NULL) != SQLITE_OK) {
         rc = db_fail(db, "prepare");
         goto out;
     }
@@ -614,8 +623,7 @@ int dz_regdb_create(const char *path, uint64_t seed, size_t n)
     if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", path, (long)getpid()) >= sizeof(tmp))
         return DZ_ERR_INVAL;
     unlink(tmp);
-    if (sqlite3_open_v2(tmp, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) !=
-        SQLITE_OK) {
+    if (sqlite3_open_v2(tmp, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) != SQLITE_OK) {
         rc = db_fail(db, "create");
         goto out;
     }

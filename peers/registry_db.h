@@ -26,7 +26,7 @@
 
 /* One registry record.  Every string is NUL-terminated UTF-8. */
 struct dz_person {
-    char fin[8];         /* 7 of [0-9A-Z] */
+    char fin[8]; /* 7 of [0-9A-Z] */
     char name[32];
     char surname[48];
     char patronymic[64]; /* "<father's name> oğlu|qızı" */
@@ -36,12 +36,12 @@ struct dz_person {
     char birth_district[48];
     char birth_city[48];
     char birth_settlement[64];
-    char doc_series[4];  /* "AZE" (8 digits follow) or "AA" (7 digits) */
+    char doc_series[4]; /* "AZE" (8 digits follow) or "AA" (7 digits) */
     char doc_number[9];
     char doc_expiry[11]; /* YYYY-MM-DD */
     char address[192];
     char phones[DZ_PERSON_PHONES_MAX][14]; /* "+994" + 9 digits */
-    unsigned nphones;    /* 1 or 2 */
+    unsigned nphones;                      /* 1 or 2 */
 };
 
 struct dz_people_gen;
