@@ -412,6 +412,16 @@ static int out_append(struct dz_h2conn *c, const uint8_t *p, size_t n)
     return 0;
 }
 
+static void resume_read(struct dz_h2conn *c)
+{
+    if (!c->is_read_paused)
+        return;
+    c->is_read_paused = false;
+    ev_io_start(c->w->loop, &c->rio);
+    /* TLS may hold decrypted bytes the socket will not signal again. */
+    ev_feed_event(c->w->loop, &c->rio, EV_READ);
+}
+
 /* 1: everything written; 0: the socket is full (write watcher armed, or
  * TLS wants to read first); <0: the connection is broken. */
 static int write_out(struct dz_h2conn *c)
@@ -436,6 +446,7 @@ static int write_out(struct dz_h2conn *c)
                 }
                 if (e == SSL_ERROR_WANT_READ) {
                     c->tls_write_wants_read = true;
+                    resume_read(c); /* the read side must be live for this */
                     return 0;
                 }
                 ERR_clear_error();
@@ -459,16 +470,6 @@ static int write_out(struct dz_h2conn *c)
     }
     c->out_off = c->out_len = 0;
     return 1;
-}
-
-static void resume_read(struct dz_h2conn *c)
-{
-    if (!c->is_read_paused)
-        return;
-    c->is_read_paused = false;
-    ev_io_start(c->w->loop, &c->rio);
-    /* TLS may hold decrypted bytes the socket will not signal again. */
-    ev_feed_event(c->w->loop, &c->rio, EV_READ);
 }
 
 void dz_h2conn_flush(struct dz_h2conn *c)
