@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <openssl/evp.h>
@@ -200,6 +201,58 @@ static void test_claims(void **state)
     json_decref(c);
     free(tok);
     free(tok2);
+}
+
+/* jti values stay distinct across refills of the per-thread random pool
+ * (32 per refill) and in a forked child (the pool is not inherited). */
+static void test_jti_unique(void **state)
+{
+    struct dz_assertion_in in = base_in();
+    struct dz_assertion_expect e = base_expect();
+    char jtis[80][23];
+    int fds[2];
+    pid_t pid;
+
+    (void)state;
+    for (int i = 0; i < 80; i++) {
+        char *tok = sign_in(&in);
+        json_t *c = NULL;
+        assert_int_equal(dz_assertion_verify(tok, jwks, &e, &c, NULL), 0);
+        snprintf(jtis[i], sizeof(jtis[i]), "%s", str(c, "jti"));
+        assert_int_equal(strlen(jtis[i]), 22);
+        for (int k = 0; k < i; k++)
+            assert_string_not_equal(jtis[k], jtis[i]);
+        json_decref(c);
+        free(tok);
+    }
+    /* Parent and child both sign right after the fork: different jti. */
+    assert_int_equal(pipe(fds), 0);
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        char *tok = NULL;
+        json_t *c = NULL;
+        int ok = dz_assertion_sign(signer, "gw-1", &in, &tok) == 0 &&
+                 dz_assertion_verify(tok, jwks, &e, &c, NULL) == 0;
+        if (ok && write(fds[1], json_string_value(json_object_get(c, "jti")), 22) != 22)
+            ok = 0;
+        _exit(ok ? 0 : 1);
+    }
+    {
+        char *tok = sign_in(&in);
+        json_t *c = NULL;
+        char child[23] = {0};
+        int st = 0;
+        assert_int_equal(dz_assertion_verify(tok, jwks, &e, &c, NULL), 0);
+        assert_int_equal(read(fds[0], child, 22), 22);
+        assert_int_equal(waitpid(pid, &st, 0), pid);
+        assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+        assert_string_not_equal(child, str(c, "jti"));
+        json_decref(c);
+        free(tok);
+    }
+    close(fds[0]);
+    close(fds[1]);
 }
 
 static void test_optional_claims_absent(void **state)
@@ -565,7 +618,8 @@ static void test_amr(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_claims),         cmocka_unit_test(test_optional_claims_absent),
+        cmocka_unit_test(test_claims),         cmocka_unit_test(test_jti_unique),
+        cmocka_unit_test(test_optional_claims_absent),
         cmocka_unit_test(test_escaping),       cmocka_unit_test(test_bad_input),
         cmocka_unit_test(test_request_binding), cmocka_unit_test(test_freshness),
         cmocka_unit_test(test_claim_checks),   cmocka_unit_test(test_signature_level),
