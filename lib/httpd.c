@@ -330,7 +330,10 @@ static void *worker_main(void *arg)
 
 /* ---------- server ---------- */
 
-static int bind_listener(struct dz_listener *l, int *out_fd)
+/* probe: bind once WITHOUT SO_REUSEPORT and close, so that a port another
+ * process already listens on is an error instead of silently sharing it
+ * (SO_REUSEPORT lets any process of the same user join a port). */
+static int bind_listener(struct dz_listener *l, bool probe, int *out_fd)
 {
     union {
         struct sockaddr_storage ss;
@@ -357,6 +360,18 @@ static int bind_listener(struct dz_listener *l, int *out_fd)
         return DZ_ERR_INVAL;
     }
     fd = socket(a.ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (probe && l->port != 0) {
+        if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
+            (a.ss.ss_family == AF_INET6 &&
+             setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) != 0) ||
+            bind(fd, (struct sockaddr *)&a, alen) != 0) {
+            dz_log(DZ_LOG_ERROR, "httpd_bind", "cannot listen on %s port %u: %s", l->host,
+                   (unsigned)l->port, strerror(errno));
+            goto out;
+        }
+        close(fd);
+        fd = socket(a.ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    }
     if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
         setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0 ||
         (a.ss.ss_family == AF_INET6 &&
@@ -470,7 +485,7 @@ int dz_httpd_new(const struct dz_httpd_conf *conf, struct dz_httpd **out)
     for (size_t li = 0; li < h->nlisteners; li++) {
         for (unsigned i = 0; i < h->nworkers; i++) {
             struct dz_worker *w = &h->workers[i];
-            rc = bind_listener(&h->listeners[li], &w->lfds[li]);
+            rc = bind_listener(&h->listeners[li], i == 0, &w->lfds[li]);
             if (rc != 0)
                 goto out;
             ev_io_init(&w->accept_w[li], accept_cb, w->lfds[li], EV_READ);

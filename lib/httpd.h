@@ -87,7 +87,8 @@ struct dz_httpd_conf {
 void dz_httpd_limits_default(struct dz_httpd_limits *l);
 
 /* Create the server and bind every listener (SO_REUSEPORT, one socket per
- * worker).  Errors: DZ_ERR_IO (bind failed, logged with the address),
+ * worker).  Errors: DZ_ERR_IO (bind failed, also when any other socket
+ * already listens on the port, logged with the address),
  * DZ_ERR_INVAL, DZ_ERR_NOMEM.  Main thread. */
 int dz_httpd_new(const struct dz_httpd_conf *conf, struct dz_httpd **out);
 

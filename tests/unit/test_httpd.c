@@ -1319,6 +1319,14 @@ static void test_garbage_and_bad_args(void **state)
     dz_httpd_free(NULL);
 
     srv_start(&s, &lim, NULL, 1);
+    {
+        /* The port is taken: an error, not a silent SO_REUSEPORT share. */
+        struct dz_listener_conf same = {"127.0.0.1", s.h2c_port, NULL, 0};
+        c.listeners = &same;
+        c.nlisteners = 1;
+        assert_int_equal(dz_httpd_new(&c, &h), DZ_ERR_IO);
+        assert_null(h);
+    }
     /* HTTP/1.1 on an h2c port: bad preface, closed. */
     raw_open(&r, s.h2c_port, false);
     assert_int_equal(send(r.fd, junk, sizeof(junk) - 1, 0), (ssize_t)sizeof(junk) - 1);
