@@ -401,14 +401,13 @@ int dz_assertion_check_claims(const json_t *claims, const struct dz_assertion_ex
     htm = str_claim(claims, "htm");
     htu = str_claim(claims, "htu");
     if (!iss || !sub || !aud || !htm || !htu || !str_claim(claims, "jti") ||
-        !str_claim(claims, "sid") || !str_claim(claims, "acr") ||
-        !int_claim(claims, "iat", &iat) || !int_claim(claims, "exp", &exp) ||
-        !int_claim(claims, "auth_time", &auth_time) ||
+        !str_claim(claims, "sid") || !str_claim(claims, "acr") || !int_claim(claims, "iat", &iat) ||
+        !int_claim(claims, "exp", &exp) || !int_claim(claims, "auth_time", &auth_time) ||
         !str_array(json_object_get(claims, "amr"),
                    strcmp(json_string_value(json_object_get(claims, "acr")), "none") == 0))
         goto out;
-    if (!opt_str_ok(claims, "prf") || !opt_str_ok(claims, "bdy") ||
-        !opt_str_ok(claims, "tgt") || !opt_str_ok(claims, "pur"))
+    if (!opt_str_ok(claims, "prf") || !opt_str_ok(claims, "bdy") || !opt_str_ok(claims, "tgt") ||
+        !opt_str_ok(claims, "pur"))
         goto out;
     if (json_object_get(claims, "rel") && !str_array(json_object_get(claims, "rel"), true))
         goto out;

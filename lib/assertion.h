@@ -36,9 +36,9 @@ struct dz_signer;
 struct dz_jwks;
 
 #define DZ_ASSERTION_TYP "darvaza-assertion+jwt"
-#define DZ_ASSERTION_TTL_MAX 60      /* seconds from iat to exp, at most */
-#define DZ_ASSERTION_LEEWAY_MAX 300  /* clock skew a verifier may allow */
-#define DZ_ASSERTION_RELEASE_MAX 64  /* fields in "rel" */
+#define DZ_ASSERTION_TTL_MAX 60     /* seconds from iat to exp, at most */
+#define DZ_ASSERTION_LEEWAY_MAX 300 /* clock skew a verifier may allow */
+#define DZ_ASSERTION_RELEASE_MAX 64 /* fields in "rel" */
 
 /* Authentication methods (RFC 8176 names), as a bitmask: the one
  * definition, used by sessions, policies and assertions alike. */
@@ -62,23 +62,23 @@ const char *dz_amr_name(unsigned bit);
 int dz_amr_to_json(unsigned amr, json_t **out);
 
 struct dz_assertion_in {
-    const char *iss;                /* gateway id */
-    const char *sub;                /* FIN, normalised (7 of [0-9A-Z]) */
-    const char *aud;                /* service name */
-    const char *sid_b64;            /* base64url hash of the session */
-    const char *acr;                /* "low" | "substantial" | "high" */
-    unsigned amr;                   /* enum dz_amr bits, at least one */
-    int64_t iat;                    /* now, seconds since the epoch */
-    int64_t auth_time;              /* login time, <= iat */
-    int ttl_s;                      /* 1..DZ_ASSERTION_TTL_MAX; exp = iat + ttl_s */
-    const unsigned char *prf;       /* 32-byte digest of the login evidence, or NULL */
-    const char *htm;                /* request method */
-    const char *htu;                /* request path and query */
-    const unsigned char *body;      /* request body; "bdy" only if body_len > 0 */
+    const char *iss;           /* gateway id */
+    const char *sub;           /* FIN, normalised (7 of [0-9A-Z]) */
+    const char *aud;           /* service name */
+    const char *sid_b64;       /* base64url hash of the session */
+    const char *acr;           /* "low" | "substantial" | "high" */
+    unsigned amr;              /* enum dz_amr bits, at least one */
+    int64_t iat;               /* now, seconds since the epoch */
+    int64_t auth_time;         /* login time, <= iat */
+    int ttl_s;                 /* 1..DZ_ASSERTION_TTL_MAX; exp = iat + ttl_s */
+    const unsigned char *prf;  /* 32-byte digest of the login evidence, or NULL */
+    const char *htm;           /* request method */
+    const char *htu;           /* request path and query */
+    const unsigned char *body; /* request body; "bdy" only if body_len > 0 */
     size_t body_len;
-    const char *tgt;                /* FIN looked up (cross-person lookups), or NULL */
-    const char *pur;                /* Darvaza-Purpose, or NULL */
-    const char *release;            /* "fin,name,..." -> claim "rel", or NULL */
+    const char *tgt;     /* FIN looked up (cross-person lookups), or NULL */
+    const char *pur;     /* Darvaza-Purpose, or NULL */
+    const char *release; /* "fin,name,..." -> claim "rel", or NULL */
 };
 
 /* Build the claims (with a fresh random jti) and sign them with
@@ -93,15 +93,15 @@ int dz_assertion_sign(struct dz_signer *s, const char *kid, const struct dz_asse
 
 /* What a back end expects of the request it received. */
 struct dz_assertion_expect {
-    const char *iss;      /* required issuer, or NULL to skip (tools only) */
-    const char *aud;      /* this service's name, or NULL to skip (tools only) */
-    const char *htm;      /* method received, or NULL to skip (tools only) */
-    const char *htu;      /* path and query received, or NULL to skip (tools only) */
-    const void *body;     /* body received (NULL with body_len 0 = empty) */
+    const char *iss;  /* required issuer, or NULL to skip (tools only) */
+    const char *aud;  /* this service's name, or NULL to skip (tools only) */
+    const char *htm;  /* method received, or NULL to skip (tools only) */
+    const char *htu;  /* path and query received, or NULL to skip (tools only) */
+    const void *body; /* body received (NULL with body_len 0 = empty) */
     size_t body_len;
-    bool skip_body;       /* do not check "bdy" at all (tools without the body) */
-    int64_t now;          /* seconds since the epoch; 0 = time(NULL) */
-    int leeway_s;         /* clock skew allowed, clamped to 0..DZ_ASSERTION_LEEWAY_MAX */
+    bool skip_body; /* do not check "bdy" at all (tools without the body) */
+    int64_t now;    /* seconds since the epoch; 0 = time(NULL) */
+    int leeway_s;   /* clock skew allowed, clamped to 0..DZ_ASSERTION_LEEWAY_MAX */
 };
 
 /* Verify token (NUL-terminated) against jwks and e: signature, typ, then the

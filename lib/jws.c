@@ -58,8 +58,8 @@ static bool token_word_ok(const char *s)
 
 /* ---- signing ---------------------------------------------------------- */
 
-int dz_jws_sign_payload(struct dz_signer *s, const char *kid, const char *typ,
-                        const void *payload, size_t payload_len, char **out_token)
+int dz_jws_sign_payload(struct dz_signer *s, const char *kid, const char *typ, const void *payload,
+                        size_t payload_len, char **out_token)
 {
     char header[64 + 2 * DZ_JWS_KID_MAX];
     unsigned char sig[SIG_LEN];
@@ -106,8 +106,8 @@ out:
     return rc;
 }
 
-int dz_jws_sign_es256(struct dz_signer *s, const char *kid, const char *typ,
-                      const json_t *claims, char **out_token)
+int dz_jws_sign_es256(struct dz_signer *s, const char *kid, const char *typ, const json_t *claims,
+                      char **out_token)
 {
     char *payload = NULL;
     int rc;
@@ -236,8 +236,8 @@ static int jwk_to_json(const struct jwk *k, json_t **out)
         return rc;
     dz_b64_encode_to(x, 32, true, xb);
     dz_b64_encode_to(y, 32, true, yb);
-    o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "kty", "EC", "crv", "P-256", "x", xb,
-                  "y", yb, "kid", k->kid, "use", "sig", "alg", "ES256");
+    o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "kty", "EC", "crv", "P-256", "x", xb, "y",
+                  yb, "kid", k->kid, "use", "sig", "alg", "ES256");
     if (!o)
         return DZ_ERR_NOMEM;
     *out = o;
@@ -309,8 +309,8 @@ static int ec_from_xy(const unsigned char x[32], const unsigned char y[32], EVP_
     pt[0] = 0x04;
     memcpy(pt + 1, x, 32);
     memcpy(pt + 33, y, 32);
-    params[0] = OSSL_PARAM_construct_utf8_string(OSSL_PKEY_PARAM_GROUP_NAME,
-                                                 (char *)"prime256v1", 0);
+    params[0] =
+        OSSL_PARAM_construct_utf8_string(OSSL_PKEY_PARAM_GROUP_NAME, (char *)"prime256v1", 0);
     params[1] = OSSL_PARAM_construct_octet_string(OSSL_PKEY_PARAM_PUB_KEY, pt, sizeof(pt));
     params[2] = OSSL_PARAM_construct_end();
     ctx = EVP_PKEY_CTX_new_from_name(NULL, "EC", NULL);
@@ -572,8 +572,8 @@ int dz_jws_verify_detail(const char *token, size_t len, const struct dz_jwks *jw
         goto out;
     }
     reason = "bad_signature";
-    if ((rc = dz_b64_decode(dot2 + 1, len - (size_t)(dot2 + 1 - token), true, &sig,
-                            &sig_len)) != 0) {
+    if ((rc = dz_b64_decode(dot2 + 1, len - (size_t)(dot2 + 1 - token), true, &sig, &sig_len)) !=
+        0) {
         if (rc == DZ_ERR_PARSE)
             reason = "malformed";
         goto out;

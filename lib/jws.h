@@ -38,14 +38,14 @@ struct dz_signer;
  * Returns 0, DZ_ERR_INVAL (bad kid/typ, claims not an object), DZ_ERR_TOOBIG
  * (token would exceed DZ_JWS_TOKEN_MAX), DZ_ERR_NOMEM, or the signer's error
  * (DZ_ERR_CRYPTO, DZ_ERR_PKCS11).  Any thread; blocks when the signer does. */
-int dz_jws_sign_es256(struct dz_signer *s, const char *kid, const char *typ,
-                      const json_t *claims, char **out_token);
+int dz_jws_sign_es256(struct dz_signer *s, const char *kid, const char *typ, const json_t *claims,
+                      char **out_token);
 
 /* The same for a payload the caller has already serialised (it must be a
  * JSON object in UTF-8; it is signed byte for byte).  Used by the assertion
  * builder, which writes its claims without building a jansson tree. */
-int dz_jws_sign_payload(struct dz_signer *s, const char *kid, const char *typ,
-                        const void *payload, size_t payload_len, char **out_token);
+int dz_jws_sign_payload(struct dz_signer *s, const char *kid, const char *typ, const void *payload,
+                        size_t payload_len, char **out_token);
 
 /* ---- key sets --------------------------------------------------------- */
 

@@ -86,8 +86,7 @@ int dz_signer_open(const char *spec, const char *pin_file, struct dz_signer **ou
     return dz_signer_file_open(spec, pin_file, out);
 }
 
-int dz_signer_sign_es256(struct dz_signer *s, const void *data, size_t len,
-                         unsigned char sig[64])
+int dz_signer_sign_es256(struct dz_signer *s, const void *data, size_t len, unsigned char sig[64])
 {
     unsigned char digest[32];
     unsigned int dlen = sizeof(digest);

@@ -47,8 +47,7 @@ int dz_signer_open(const char *spec, const char *pin_file, struct dz_signer **ou
  * big-endian) into sig.  sig is cleared on error.
  * Returns 0, DZ_ERR_CRYPTO, DZ_ERR_PKCS11 (token failure) or DZ_ERR_NOMEM.
  * Any thread; blocks when dz_signer_is_blocking(). */
-int dz_signer_sign_es256(struct dz_signer *s, const void *data, size_t len,
-                         unsigned char sig[64]);
+int dz_signer_sign_es256(struct dz_signer *s, const void *data, size_t len, unsigned char sig[64]);
 
 /* The public key, borrowed: valid until dz_signer_free.  It is an ordinary
  * OpenSSL (provider) key, never a handle on the token.  Any thread. */

@@ -33,9 +33,9 @@
 
 struct file_impl {
     EVP_PKEY *priv;
-    EVP_PKEY *pub;            /* public-only copy handed out */
-    EVP_PKEY_CTX *proto;      /* initialised for signing; duplicated on demand */
-    pthread_mutex_t lock;     /* guards idle[] only, never held while signing */
+    EVP_PKEY *pub;        /* public-only copy handed out */
+    EVP_PKEY_CTX *proto;  /* initialised for signing; duplicated on demand */
+    pthread_mutex_t lock; /* guards idle[] only, never held while signing */
     EVP_PKEY_CTX *idle[CTX_POOL];
     unsigned n_idle;
 };
@@ -160,8 +160,7 @@ static int read_pem(const char *path, unsigned char **out, size_t *out_len)
         goto out;
     }
     if (st.st_mode & (S_IRWXG | S_IRWXO))
-        dz_log(DZ_LOG_WARN, "signer_file", "%s: private key is readable by group or others",
-               path);
+        dz_log(DZ_LOG_WARN, "signer_file", "%s: private key is readable by group or others", path);
     p = malloc(PEM_MAX + 1);
     if (!p) {
         rc = DZ_ERR_NOMEM;

@@ -169,8 +169,8 @@ static int parse_attr(struct p11_uri *u, const char *a, size_t n, bool in_query)
             if (len > 0)
                 u->id_len = (size_t)len;
         } else {
-            len = pct_decode(eq + 1, n - name_len - 1, (unsigned char *)u + d->offset,
-                             ATTR_MAX, false);
+            len = pct_decode(eq + 1, n - name_len - 1, (unsigned char *)u + d->offset, ATTR_MAX,
+                             false);
             if (len >= 0)
                 ((char *)u + d->offset)[len] = '\0';
         }
@@ -449,8 +449,7 @@ int dz_signer_pkcs11_open(const char *uri, const char *pin_file, struct dz_signe
          * lock-out, which an operator must see, not a loop. */
         if (PKCS11_open_session(slot, 0) != 0 || PKCS11_login(slot, 0, pin) != 0) {
             dz_log_openssl("signer_pkcs11_login");
-            dz_log(DZ_LOG_ERROR, "signer_pkcs11", "login to token '%s' failed",
-                   slot->token->label);
+            dz_log(DZ_LOG_ERROR, "signer_pkcs11", "login to token '%s' failed", slot->token->label);
             rc = DZ_ERR_PKCS11;
             goto out;
         }

@@ -21,11 +21,10 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static const char JWKS[] =
-    "{\"keys\":[{\"kty\":\"EC\",\"crv\":\"P-256\","
-    "\"x\":\"td0uMreVUX25pwkg7umdfbR75YR59kvYI-j-GFNT_TI\","
-    "\"y\":\"P7RGhHcyTijeFhtTpi3LrPhOW5vcV3BdzL1yz3YWhrA\","
-    "\"kid\":\"fuzz-1\",\"use\":\"sig\",\"alg\":\"ES256\"}]}";
+static const char JWKS[] = "{\"keys\":[{\"kty\":\"EC\",\"crv\":\"P-256\","
+                           "\"x\":\"td0uMreVUX25pwkg7umdfbR75YR59kvYI-j-GFNT_TI\","
+                           "\"y\":\"P7RGhHcyTijeFhtTpi3LrPhOW5vcV3BdzL1yz3YWhrA\","
+                           "\"kid\":\"fuzz-1\",\"use\":\"sig\",\"alg\":\"ES256\"}]}";
 
 static struct dz_jwks *jwks;
 
@@ -54,7 +53,10 @@ static void fuzz_assertion(const uint8_t *data, size_t size)
 {
     char *s = malloc(size + 1);
     struct dz_assertion_expect e = {
-        .iss = "darvaza-fuzz", .aud = "registry", .now = 1800000010, .leeway_s = 5,
+        .iss = "darvaza-fuzz",
+        .aud = "registry",
+        .now = 1800000010,
+        .leeway_s = 5,
         .skip_body = true,
     };
     const char *reason = NULL;
@@ -84,8 +86,7 @@ static void fuzz_jwks(const uint8_t *data, size_t size)
         return;
     }
     if (dz_jwks_count(j) == 0 || dz_jwks_to_json(j, &json) != 0 ||
-        dz_jwks_parse(json, strlen(json), &again) != 0 ||
-        dz_jwks_count(again) != dz_jwks_count(j))
+        dz_jwks_parse(json, strlen(json), &again) != 0 || dz_jwks_count(again) != dz_jwks_count(j))
         abort();
     free(json);
     dz_jwks_free(again);
@@ -95,8 +96,12 @@ static void fuzz_jwks(const uint8_t *data, size_t size)
 static void fuzz_claims(const uint8_t *data, size_t size)
 {
     struct dz_assertion_expect e = {
-        .iss = "darvaza-fuzz", .aud = "registry", .htm = "GET", .htu = "/api/registry/me",
-        .now = 1800000010, .leeway_s = 5,
+        .iss = "darvaza-fuzz",
+        .aud = "registry",
+        .htm = "GET",
+        .htu = "/api/registry/me",
+        .now = 1800000010,
+        .leeway_s = 5,
     };
     json_error_t err;
     json_t *c = json_loadb((const char *)data, size, JSON_REJECT_DUPLICATES, &err);

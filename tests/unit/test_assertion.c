@@ -284,6 +284,18 @@ static void test_optional_claims_absent(void **state)
     assert_string_equal(json_string_value(json_array_get(json_object_get(c, "amr"), 1)), "otp");
     json_decref(c);
     free(tok);
+    /* A service assertion (acr "none", nobody logged in) may have no amr;
+     * any other acr needs at least one method. */
+    in.acr = "none";
+    in.amr = 0;
+    tok = sign_in(&in);
+    assert_int_equal(dz_assertion_verify(tok, jwks, &e, &c, NULL), 0);
+    assert_int_equal(json_array_size(json_object_get(c, "amr")), 0);
+    json_decref(c);
+    free(tok);
+    in.acr = "low";
+    assert_int_equal(dz_assertion_sign(signer, "gw-1", &in, &tok), DZ_ERR_INVAL);
+    in.amr = DZ_AMR_PWD;
     /* An empty release list is announced as an empty array. */
     in.release = "";
     tok = sign_in(&in);
@@ -320,12 +332,12 @@ static void test_bad_input(void **state)
     char *huge;
 
     (void)state;
-#define BAD(field, value, err)                                                                 \
-    do {                                                                                       \
-        in = base_in();                                                                        \
-        in.field = value;                                                                      \
-        assert_int_equal(dz_assertion_sign(signer, "gw-1", &in, &tok), err);                   \
-        assert_null(tok);                                                                      \
+#define BAD(field, value, err)                                                                     \
+    do {                                                                                           \
+        in = base_in();                                                                            \
+        in.field = value;                                                                          \
+        assert_int_equal(dz_assertion_sign(signer, "gw-1", &in, &tok), err);                       \
+        assert_null(tok);                                                                          \
     } while (0)
     BAD(ttl_s, 0, DZ_ERR_INVAL);
     BAD(ttl_s, 61, DZ_ERR_INVAL);
@@ -456,12 +468,11 @@ static void test_freshness(void **state)
  * member and signs the result with the real key, so only that is wrong. */
 static json_t *good_claims(void)
 {
-    json_t *c = json_pack("{s:s, s:s, s:s, s:I, s:I, s:s, s:s, s:s, s:[s], s:I, s:s, s:s}",
-                          "iss", "darvaza-test", "sub", "AB12CD3", "aud", "registry", "iat",
-                          (json_int_t)NOW, "exp", (json_int_t)NOW + 30, "jti",
-                          "AAAAAAAAAAAAAAAAAAAAAA", "sid", "s", "acr", "low", "amr", "pwd",
-                          "auth_time", (json_int_t)NOW, "htm", "POST", "htu",
-                          "/api/registry/persons/AB12CD3?x=1");
+    json_t *c = json_pack(
+        "{s:s, s:s, s:s, s:I, s:I, s:s, s:s, s:s, s:[s], s:I, s:s, s:s}", "iss", "darvaza-test",
+        "sub", "AB12CD3", "aud", "registry", "iat", (json_int_t)NOW, "exp", (json_int_t)NOW + 30,
+        "jti", "AAAAAAAAAAAAAAAAAAAAAA", "sid", "s", "acr", "low", "amr", "pwd", "auth_time",
+        (json_int_t)NOW, "htm", "POST", "htu", "/api/registry/persons/AB12CD3?x=1");
     assert_non_null(c);
     return c;
 }
@@ -496,7 +507,7 @@ static const char *with(const char *k, json_t *v)
 
 static void test_claim_checks(void **state)
 {
-    static const char *const required[] = {"iss", "sub", "aud", "iat", "exp", "jti",
+    static const char *const required[] = {"iss", "sub", "aud", "iat",       "exp", "jti",
                                            "sid", "acr", "amr", "auth_time", "htm", "htu"};
     json_t *c;
 
@@ -528,7 +539,7 @@ static void test_claim_checks(void **state)
     /* Mistyped claims. */
     assert_string_equal(with("iat", json_string("1800000000")), "malformed");
     assert_string_equal(with("iat", json_real(1800000000.5)), "malformed");
-    assert_string_equal(with("amr", json_array()), "malformed");
+    assert_string_equal(with("amr", json_array()), "malformed"); /* acr "low" */
     assert_string_equal(with("amr", json_string("pwd")), "malformed");
     assert_string_equal(with("amr", json_pack("[i]", 1)), "malformed");
     assert_string_equal(with("bdy", json_integer(7)), "malformed");
@@ -618,11 +629,15 @@ static void test_amr(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_claims),         cmocka_unit_test(test_jti_unique),
+        cmocka_unit_test(test_claims),
+        cmocka_unit_test(test_jti_unique),
         cmocka_unit_test(test_optional_claims_absent),
-        cmocka_unit_test(test_escaping),       cmocka_unit_test(test_bad_input),
-        cmocka_unit_test(test_request_binding), cmocka_unit_test(test_freshness),
-        cmocka_unit_test(test_claim_checks),   cmocka_unit_test(test_signature_level),
+        cmocka_unit_test(test_escaping),
+        cmocka_unit_test(test_bad_input),
+        cmocka_unit_test(test_request_binding),
+        cmocka_unit_test(test_freshness),
+        cmocka_unit_test(test_claim_checks),
+        cmocka_unit_test(test_signature_level),
         cmocka_unit_test(test_amr),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -136,8 +136,7 @@ static void test_round_trip(void **state)
     const char *reason = NULL;
 
     (void)state;
-    assert_int_equal(dz_jws_verify_detail(tok, strlen(tok), jwks, "test+jwt", &h, &c, &reason),
-                     0);
+    assert_int_equal(dz_jws_verify_detail(tok, strlen(tok), jwks, "test+jwt", &h, &c, &reason), 0);
     assert_string_equal(reason, "ok");
     assert_string_equal(json_string_value(json_object_get(h, "alg")), "ES256");
     assert_string_equal(json_string_value(json_object_get(h, "kid")), "k1");
@@ -315,8 +314,19 @@ static void test_malformed(void **state)
     char buf[1024];
     const char *reason;
     static const char *const junk[] = {
-        "", ".", "..", "...", "a", "a.b", "a.b.c.d", "eyJ9.e30.", ".e30.AAAA", "eyJ9..AAAA",
-        "!!!!.e30.AAAA", "W10.e30.AAAA", "bnVsbA.e30.AAAA",
+        "",
+        ".",
+        "..",
+        "...",
+        "a",
+        "a.b",
+        "a.b.c.d",
+        "eyJ9.e30.",
+        ".e30.AAAA",
+        "eyJ9..AAAA",
+        "!!!!.e30.AAAA",
+        "W10.e30.AAAA",
+        "bnVsbA.e30.AAAA",
     };
 
     (void)state;
@@ -350,8 +360,7 @@ static void test_malformed(void **state)
     assert_int_equal(verify(buf, NULL, &reason), DZ_ERR_PARSE);
     snprintf(buf, sizeof(buf), "%s\n", tok);
     assert_int_equal(verify(buf, NULL, &reason), DZ_ERR_PARSE);
-    assert_int_equal(dz_jws_verify(tok, strlen(tok) + 1, jwks, NULL, NULL, NULL),
-                     DZ_ERR_PARSE);
+    assert_int_equal(dz_jws_verify(tok, strlen(tok) + 1, jwks, NULL, NULL, NULL), DZ_ERR_PARSE);
     /* A signature part that is not base64url at all (5 mod 4 chars). */
     snprintf(buf, sizeof(buf), "%.*s.A", (int)(d2 - tok), tok);
     assert_int_equal(verify(buf, NULL, &reason), DZ_ERR_PARSE);
@@ -422,8 +431,7 @@ static void test_bounds_and_args(void **state)
         char longkid[DZ_JWS_KID_MAX + 2];
         memset(longkid, 'k', sizeof(longkid) - 1);
         longkid[sizeof(longkid) - 1] = '\0';
-        assert_int_equal(dz_jws_sign_payload(signer, longkid, "t", "{}", 2, &tok),
-                         DZ_ERR_INVAL);
+        assert_int_equal(dz_jws_sign_payload(signer, longkid, "t", "{}", 2, &tok), DZ_ERR_INVAL);
     }
     assert_int_equal(dz_jws_sign_es256(signer, "k1", "t", c, &tok), DZ_ERR_INVAL);
     assert_null(tok);
@@ -561,15 +569,14 @@ static void test_jwks_bad_input(void **state)
     assert_int_equal(parse_one(m), DZ_ERR_NOTFOUND);
     snprintf(m, sizeof(m), KEY(",\"kid\":\"a\",\"alg\":\"ES384\""), xb, yb);
     assert_int_equal(parse_one(m), DZ_ERR_NOTFOUND);
-    assert_int_equal(parse_one("\"kty\":\"EC\",\"crv\":\"P-384\",\"kid\":\"a\""),
-                     DZ_ERR_NOTFOUND);
+    assert_int_equal(parse_one("\"kty\":\"EC\",\"crv\":\"P-384\",\"kid\":\"a\""), DZ_ERR_NOTFOUND);
     assert_int_equal(parse_one("\"crv\":\"P-256\""), DZ_ERR_PARSE);
     /* Duplicate kid, duplicate member names. */
     {
         char buf[1024];
         snprintf(buf, sizeof(buf),
-                 "{\"keys\":[{" KEY(",\"kid\":\"a\"") "},{" KEY(",\"kid\":\"a\"") "}]}", xb, yb,
-                 xb, yb);
+                 "{\"keys\":[{" KEY(",\"kid\":\"a\"") "},{" KEY(",\"kid\":\"a\"") "}]}", xb, yb, xb,
+                 yb);
         assert_int_equal(dz_jwks_parse(buf, strlen(buf), &j), DZ_ERR_PARSE);
         snprintf(buf, sizeof(buf), "{\"keys\":[{" KEY(",\"kid\":\"a\",\"kid\":\"b\"") "}]}", xb,
                  yb);
@@ -775,18 +782,12 @@ static void test_file_signer_errors(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_round_trip),
-        cmocka_unit_test(test_tampering),
-        cmocka_unit_test(test_alg_confusion),
-        cmocka_unit_test(test_kid_typ_crit),
-        cmocka_unit_test(test_malformed),
-        cmocka_unit_test(test_bounds_and_args),
-        cmocka_unit_test(test_jwks_round_trip),
-        cmocka_unit_test(test_jwks_bad_input),
-        cmocka_unit_test(test_threads),
-        cmocka_unit_test(test_openssl_verifies_ours),
-        cmocka_unit_test(test_we_verify_openssl),
-        cmocka_unit_test(test_file_signer_errors),
+        cmocka_unit_test(test_round_trip),        cmocka_unit_test(test_tampering),
+        cmocka_unit_test(test_alg_confusion),     cmocka_unit_test(test_kid_typ_crit),
+        cmocka_unit_test(test_malformed),         cmocka_unit_test(test_bounds_and_args),
+        cmocka_unit_test(test_jwks_round_trip),   cmocka_unit_test(test_jwks_bad_input),
+        cmocka_unit_test(test_threads),           cmocka_unit_test(test_openssl_verifies_ours),
+        cmocka_unit_test(test_we_verify_openssl), cmocka_unit_test(test_file_signer_errors),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -137,25 +137,25 @@ static void test_uri_parse(void **state)
     assert_int_equal(parse_uri("pkcs11:id=%00", &u), 0); /* binary id may hold 0 */
 
     static const char *const bad[] = {
-        "pkcs11:",                                  /* nothing to find */
-        "pkcs11:token=t",                           /* no object or id */
-        "pkcs11:object=k;pin-value=1234",           /* PIN in the URI */
-        "pkcs11:object=k?pin-value=1234",           /* also in the query */
-        "pkcs11:object=k;object=l",                 /* twice */
-        "pkcs11:object=k;",                         /* trailing ';' */
-        "pkcs11:object=k;;token=t",                 /* empty attribute */
-        "pkcs11:object",                            /* no '=' */
-        "pkcs11:object=k;colour=red",               /* unknown */
-        "pkcs11:object=k?token=t",                  /* path attribute in the query */
-        "pkcs11:object=k?",                         /* empty query */
-        "pkcs11:object=k?module-path=/m.so&",       /* trailing '&' */
-        "pkcs11:object=k;type=public",              /* not a private key */
-        "pkcs11:object=a%zz",                       /* bad escape */
-        "pkcs11:object=a%2",                        /* truncated escape */
-        "pkcs11:object=a%00b",                      /* NUL in text */
-        "pkcs11:object=a b",                        /* raw space */
-        "pkcs11:id=",                               /* empty id */
-        "pkcs12:object=k",                          /* another scheme */
+        "pkcs11:",                            /* nothing to find */
+        "pkcs11:token=t",                     /* no object or id */
+        "pkcs11:object=k;pin-value=1234",     /* PIN in the URI */
+        "pkcs11:object=k?pin-value=1234",     /* also in the query */
+        "pkcs11:object=k;object=l",           /* twice */
+        "pkcs11:object=k;",                   /* trailing ';' */
+        "pkcs11:object=k;;token=t",           /* empty attribute */
+        "pkcs11:object",                      /* no '=' */
+        "pkcs11:object=k;colour=red",         /* unknown */
+        "pkcs11:object=k?token=t",            /* path attribute in the query */
+        "pkcs11:object=k?",                   /* empty query */
+        "pkcs11:object=k?module-path=/m.so&", /* trailing '&' */
+        "pkcs11:object=k;type=public",        /* not a private key */
+        "pkcs11:object=a%zz",                 /* bad escape */
+        "pkcs11:object=a%2",                  /* truncated escape */
+        "pkcs11:object=a%00b",                /* NUL in text */
+        "pkcs11:object=a b",                  /* raw space */
+        "pkcs11:id=",                         /* empty id */
+        "pkcs12:object=k",                    /* another scheme */
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         if (parse_uri(bad[i], &u) != DZ_ERR_INVAL)
@@ -190,8 +190,7 @@ static void test_sign_and_verify(void **state)
 
     (void)state;
     assert_int_equal(
-        dz_signer_open("pkcs11:token=dz-test;object=assert-key?module-path=" MODULE, pin_path,
-                       &s),
+        dz_signer_open("pkcs11:token=dz-test;object=assert-key?module-path=" MODULE, pin_path, &s),
         0);
     assert_non_null(s);
     assert_true(dz_signer_is_blocking(s));
@@ -233,8 +232,7 @@ static void test_find_by_id_env_module_pin_source(void **state)
     (void)state;
     /* By id, module from the environment. */
     setenv("DARVAZA_PKCS11_MODULE", MODULE, 1);
-    assert_int_equal(dz_signer_open("pkcs11:token=dz-test;id=%01;type=private", pin_path, &s),
-                     0);
+    assert_int_equal(dz_signer_open("pkcs11:token=dz-test;id=%01;type=private", pin_path, &s), 0);
     assert_int_equal(dz_signer_sign_es256(s, "x", 1, sig), 0);
     verify_raw(dz_signer_public_key(s), "x", 1, sig, 1);
     dz_signer_free(s);
@@ -243,9 +241,9 @@ static void test_find_by_id_env_module_pin_source(void **state)
     setenv("DARVAZA_PKCS11_MODULE", "/nonexistent/libnothing.so", 1);
     assert_int_equal(dz_signer_open("pkcs11:token=dz-test;object=assert-key", pin_path, &s),
                      DZ_ERR_PKCS11);
-    assert_int_equal(dz_signer_open("pkcs11:token=dz-test;object=assert-key?module-path=" MODULE,
-                                    pin_path, &s),
-                     0);
+    assert_int_equal(
+        dz_signer_open("pkcs11:token=dz-test;object=assert-key?module-path=" MODULE, pin_path, &s),
+        0);
     dz_signer_free(s);
     s = NULL;
     unsetenv("DARVAZA_PKCS11_MODULE");
@@ -288,8 +286,7 @@ static void test_wrong_pin_and_lookup_errors(void **state)
                      DZ_ERR_NOTFOUND);
     assert_int_equal(dz_signer_open("pkcs11:token=dz-test;object=nokey", pin_path, &s),
                      DZ_ERR_NOTFOUND);
-    assert_int_equal(dz_signer_open("pkcs11:token=dz-test;object=assert-key;id=%02", pin_path,
-                                    &s),
+    assert_int_equal(dz_signer_open("pkcs11:token=dz-test;object=assert-key;id=%02", pin_path, &s),
                      DZ_ERR_NOTFOUND);
     /* Keys that are not EC P-256. */
     assert_int_equal(dz_signer_open("pkcs11:token=dz-test;object=p384-key", pin_path, &s),
@@ -297,9 +294,9 @@ static void test_wrong_pin_and_lookup_errors(void **state)
     assert_int_equal(dz_signer_open("pkcs11:token=dz-test;object=rsa-key", pin_path, &s),
                      DZ_ERR_INVAL);
     /* A PIN in the URI is refused before anything is loaded. */
-    assert_int_equal(dz_signer_open("pkcs11:token=dz-test;object=assert-key?pin-value=123456",
-                                    NULL, &s),
-                     DZ_ERR_INVAL);
+    assert_int_equal(
+        dz_signer_open("pkcs11:token=dz-test;object=assert-key?pin-value=123456", NULL, &s),
+        DZ_ERR_INVAL);
     assert_null(s);
 }
 
@@ -322,8 +319,7 @@ static void *sign_many(void *p)
         int der_len;
         ECDSA_SIG_set0(es, BN_bin2bn(sig, 32, NULL), BN_bin2bn(sig + 32, 32, NULL));
         der_len = i2d_ECDSA_SIG(es, &der);
-        if (EVP_DigestVerifyInit(md, NULL, EVP_sha256(), NULL, dz_signer_public_key(shared)) ==
-                1 &&
+        if (EVP_DigestVerifyInit(md, NULL, EVP_sha256(), NULL, dz_signer_public_key(shared)) == 1 &&
             EVP_DigestVerify(md, der, (size_t)der_len, (unsigned char *)msg, strlen(msg)) == 1)
             (*ok)++;
         EVP_MD_CTX_free(md);
