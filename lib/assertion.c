@@ -424,6 +424,10 @@ int dz_assertion_check_claims(const json_t *claims, const struct dz_assertion_ex
     }
 
     now = e->now ? e->now : (int64_t)time(NULL);
+    if (now < 0 || now > INT64_MAX / 2) {
+        reason = "internal_error"; /* a clock we cannot reason with */
+        goto out;
+    }
     leeway = e->leeway_s < 0 ? 0 : e->leeway_s;
     if (leeway > DZ_ASSERTION_LEEWAY_MAX)
         leeway = DZ_ASSERTION_LEEWAY_MAX;

@@ -461,6 +461,11 @@ static void test_freshness(void **state)
     e.leeway_s = -10;
     e.now = NOW + 29;
     assert_string_equal(reason_of(tok, &e), "ok");
+    /* A clock the sums cannot handle is an error, not a pass. */
+    e.now = INT64_MAX;
+    assert_string_equal(reason_of(tok, &e), "internal_error");
+    e.now = -1;
+    assert_string_equal(reason_of(tok, &e), "internal_error");
     free(tok);
 }
 
