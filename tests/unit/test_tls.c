@@ -179,7 +179,7 @@ static void handshake(SSL_CTX *sctx, const struct client_opts *o, struct result 
         const unsigned char *a = NULL;
         unsigned alen = 0;
         SSL_get0_alpn_selected(s, &a, &alen);
-        if (alen < sizeof(res->alpn))
+        if (a && alen < sizeof(res->alpn))
             memcpy(res->alpn, a, alen);
         res->version = SSL_version(s);
         res->has_peer_cert = SSL_get0_peer_certificate(s) != NULL;
