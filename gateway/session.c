@@ -342,15 +342,6 @@ int dz_session_delete(struct dz_store *st, const char *token, size_t token_len)
     return dz_store_del(st, DZ_SESSION_NS, sid, sizeof(sid));
 }
 
-/* DESIGN §3 lists amr in this order: ["qr","mob","pin"], ["sc","pin"]. */
-static const struct {
-    unsigned bit;
-    const char *name;
-} AMR_NAMES[] = {
-    {DZ_AMR_PWD, "pwd"}, {DZ_AMR_OTP, "otp"}, {DZ_AMR_QR, "qr"},
-    {DZ_AMR_SC, "sc"},   {DZ_AMR_MOB, "mob"}, {DZ_AMR_PIN, "pin"},
-};
-
 static int rfc3339(int64_t unix_ms, char out[32])
 {
     time_t t = (time_t)(unix_ms / 1000);
@@ -368,7 +359,6 @@ int dz_session_to_json(const struct dz_session *s, json_t **out)
     json_t *amr = NULL;
     char when[32];
     int64_t exp;
-    size_t i;
     int rc = DZ_ERR_INVAL;
 
     *out = NULL;
@@ -382,13 +372,9 @@ int dz_session_to_json(const struct dz_session *s, json_t **out)
         goto out;
     rc = DZ_ERR_NOMEM;
     o = json_object();
-    amr = json_array();
-    if (!o || !amr)
+    /* One order for every amr array the gateway writes (assertion.c). */
+    if (!o || dz_amr_to_json(s->amr, &amr) != 0)
         goto out;
-    for (i = 0; i < sizeof(AMR_NAMES) / sizeof(AMR_NAMES[0]); i++)
-        if ((s->amr & AMR_NAMES[i].bit) &&
-            json_array_append_new(amr, json_string(AMR_NAMES[i].name)))
-            goto out;
     /* json_object_set_new takes the value even when it fails. */
     if (json_object_set_new(o, "amr", amr)) {
         amr = NULL;

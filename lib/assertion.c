@@ -28,6 +28,12 @@
 
 static const char *const amr_names[] = {"pwd", "otp", "sc", "pin", "mob", "qr"};
 #define AMR_COUNT (sizeof(amr_names) / sizeof(amr_names[0]))
+
+/* Bit indexes in the order amr arrays are written: DESIGN §3 lists
+ * ["pwd","otp"], ["sc","pin"], ["mob","pin"], ["qr","mob","pin"], and this
+ * one order gives each of them exactly. */
+static const unsigned amr_order[AMR_COUNT] = {5 /*qr*/, 0 /*pwd*/, 1 /*otp*/,
+                                              2 /*sc*/, 4 /*mob*/, 3 /*pin*/};
 #define RELEASE_ITEM_MAX 64
 
 const char *dz_amr_name(unsigned bit)
@@ -49,7 +55,8 @@ int dz_amr_to_json(unsigned amr, json_t **out)
     a = json_array();
     if (!a)
         return DZ_ERR_NOMEM;
-    for (unsigned i = 0; i < AMR_COUNT; i++) {
+    for (unsigned k = 0; k < AMR_COUNT; k++) {
+        unsigned i = amr_order[k];
         if ((amr & (1u << i)) && json_array_append_new(a, json_string(amr_names[i])) != 0) {
             json_decref(a);
             return DZ_ERR_NOMEM;
@@ -303,7 +310,8 @@ int dz_assertion_sign(struct dz_signer *s, const char *kid, const struct dz_asse
         goto out;
     if ((rc = put_key(&b, "amr")) != 0 || (rc = dz_buf_append(&b, "[", 1)) != 0)
         goto out;
-    for (unsigned i = 0, first = 1; i < AMR_COUNT; i++) {
+    for (unsigned k = 0, first = 1; k < AMR_COUNT; k++) {
+        unsigned i = amr_order[k];
         if (!(in->amr & (1u << i)))
             continue;
         if ((!first && (rc = dz_buf_append(&b, ",", 1)) != 0) ||

@@ -171,9 +171,10 @@ static void test_claims(void **state)
     assert_string_equal(str(c, "acr"), "high");
     amr = json_object_get(c, "amr");
     assert_int_equal(json_array_size(amr), 3);
-    assert_string_equal(json_string_value(json_array_get(amr, 0)), "pin");
+    /* DESIGN §3 writes a QR login as ["qr","mob","pin"]. */
+    assert_string_equal(json_string_value(json_array_get(amr, 0)), "qr");
     assert_string_equal(json_string_value(json_array_get(amr, 1)), "mob");
-    assert_string_equal(json_string_value(json_array_get(amr, 2)), "qr");
+    assert_string_equal(json_string_value(json_array_get(amr, 2)), "pin");
     dz_b64_encode_to(prf, 32, true, want);
     assert_string_equal(str(c, "prf"), want);
     assert_string_equal(str(c, "htm"), "POST");
