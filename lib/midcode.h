@@ -23,10 +23,10 @@
 
 #include <stddef.h>
 
-#define DZ_MID_HASH_MIN 20  /* shortest hash accepted (SHA-1 size, as Mobile-ID) */
-#define DZ_MID_HASH_MAX 64  /* longest (SHA-512) */
+#define DZ_MID_HASH_MIN 20 /* shortest hash accepted (SHA-1 size, as Mobile-ID) */
+#define DZ_MID_HASH_MAX 64 /* longest (SHA-512) */
 #define DZ_MID_CODE_MAX 8191
-#define DZ_MID_CODE_LEN 4   /* decimal digits; buffers are DZ_MID_CODE_LEN + 1 */
+#define DZ_MID_CODE_LEN 4 /* decimal digits; buffers are DZ_MID_CODE_LEN + 1 */
 
 /* The code (0..8191) of hash[0..len), or DZ_ERR_INVAL when hash is NULL or
  * len is outside DZ_MID_HASH_MIN..DZ_MID_HASH_MAX.  (Mobile-ID's client
