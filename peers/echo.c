@@ -142,9 +142,10 @@ static json_t *describe(struct dz_req *r, const json_t *claims, const char *reas
 
     dz_sha256(len ? body : (const unsigned char *)"", len, md);
     dz_hex(md, sizeof(md), hex);
-    return json_pack("{s:s, s:s?, s:o, s:s, s:I, s:O?, s:s?}", "method", dz_req_method(r), "path",
-                     dz_req_path(r), "headers", dz_peer_headers_json(r), "body_sha256", hex,
-                     "body_len", (json_int_t)len, "assertion", claims, "assertion_error", reason);
+    return json_pack("{s:s, s:o, s:o, s:s, s:I, s:O?, s:s?}", "method", dz_req_method(r), "path",
+                     dz_peer_json_text(dz_req_path(r)), "headers", dz_peer_headers_json(r),
+                     "body_sha256", hex, "body_len", (json_int_t)len, "assertion", claims,
+                     "assertion_error", reason);
 }
 
 /* Query parameter name as an integer in [min, max]; absent: *out = dflt.
@@ -168,16 +169,17 @@ static void auth_done(struct dz_req *r, void *arg, const json_t *claims, const c
     json_t *o = NULL;
 
     (void)arg;
-    dz_peer_log_request(r, claims, reason, 0);
-    if (dz_req_is_closed(r))
-        return;
     if (!query_int(r, "delay_ms", 0, ECHO_DELAY_MAX_MS, 0, &delay) ||
         !query_int(r, "status", 200, 599, 200, &status) ||
         !query_int(r, "size", 0, ECHO_SIZE_MAX, -1, &size)) {
+        dz_peer_log_request(r, claims, reason, 400);
         dz_peer_problem(r, 400, "bad_request",
                         "delay_ms 0..30000, status 200..599, size 0..1073741824", NULL);
         return;
     }
+    dz_peer_log_request(r, claims, reason, (int)status);
+    if (dz_req_is_closed(r))
+        return;
     j = calloc(1, sizeof(*j));
     o = describe(r, claims, reason);
     if (!j || !o || !(j->json = json_dumps(o, JSON_COMPACT))) {

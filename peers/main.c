@@ -186,6 +186,16 @@ int dz_peer_query_param(const struct dz_req *r, const char *name, char *buf, siz
     return dz_peer_query_find(dz_req_path(r), name, buf, len);
 }
 
+json_t *dz_peer_json_text(const char *s)
+{
+    json_t *v;
+
+    if (!s)
+        return json_null();
+    v = json_string(s);
+    return v ? v : json_string("<not utf-8>");
+}
+
 json_t *dz_peer_headers_json(const struct dz_req *r)
 {
     json_t *o = json_object();
@@ -207,14 +217,12 @@ json_t *dz_peer_headers_json(const struct dz_req *r)
 
             if (asprintf(&joined, "%s, %s", json_string_value(prev), value) < 0)
                 goto fail;
-            v = json_string(joined);
+            v = dz_peer_json_text(joined);
             free(joined);
         } else {
-            /* Header values are bytes; jansson wants UTF-8.  Keep what is
-             * valid and mark what is not rather than drop the header. */
-            v = json_string(value);
-            if (!v)
-                v = json_string("<not utf-8>");
+            /* Header values are bytes; keep what is valid UTF-8 and mark
+             * what is not rather than drop the header. */
+            v = dz_peer_json_text(value);
         }
         if (!v || json_object_set_new(o, name, v) != 0)
             goto fail;
@@ -255,14 +263,13 @@ void dz_peer_log_request(const struct dz_req *r, const json_t *claims, const cha
 {
     char now[40];
     json_t *e;
-    json_t *path = json_string(dz_req_path(r));
 
     iso_now(now, sizeof(now));
-    e = json_pack("{s:s, s:s, s:o, s:s, s:s, s:b, s:o, s:b, s:o, s:o, s:i}", "time", now, "method",
-                  dz_req_method(r), "path", path ? path : json_string("<not utf-8>"), "authority",
-                  dz_req_authority(r), "peer_ip", dz_req_peer_ip(r), "tls", dz_req_is_tls(r),
-                  "headers", dz_peer_headers_json(r), "verified", claims != NULL, "claims",
-                  claims ? json_deep_copy(claims) : json_null(), "reason",
+    e = json_pack("{s:s, s:s, s:o, s:o, s:s, s:b, s:o, s:b, s:o, s:o, s:i}", "time", now, "method",
+                  dz_req_method(r), "path", dz_peer_json_text(dz_req_path(r)), "authority",
+                  dz_peer_json_text(dz_req_authority(r)), "peer_ip", dz_req_peer_ip(r), "tls",
+                  dz_req_is_tls(r), "headers", dz_peer_headers_json(r), "verified", claims != NULL,
+                  "claims", claims ? json_deep_copy(claims) : json_null(), "reason",
                   reason ? json_string(reason) : json_null(), "status", status);
     if (!e) {
         dz_log(DZ_LOG_WARN, "peer_log", "request not logged (out of memory)");

@@ -62,6 +62,11 @@ int dz_peer_query_find(const char *target, const char *name, char *buf, size_t l
 /* The same for r's path. */
 int dz_peer_query_param(const struct dz_req *r, const char *name, char *buf, size_t len);
 
+/* s as a JSON string; bytes that are not UTF-8 (header values and paths
+ * are bytes) give the placeholder "<not utf-8>", NULL gives null.  NULL
+ * only when out of memory. */
+json_t *dz_peer_json_text(const char *s);
+
 /* All regular headers of r as one JSON object; a name sent twice has its
  * values joined with ", ".  NULL when out of memory. */
 json_t *dz_peer_headers_json(const struct dz_req *r);
