@@ -469,6 +469,12 @@ static int write_out(struct dz_h2conn *c)
         c->t_write = ev_now(c->w->loop);
     }
     c->out_off = c->out_len = 0;
+    /* Idle or bloated: give the memory back (thousands of connections). */
+    if (c->out_cap > 32 * 1024 || c->nstreams == 0) {
+        free(c->out);
+        c->out = NULL;
+        c->out_cap = 0;
+    }
     return 1;
 }
 

@@ -583,14 +583,14 @@ void dz_httpd_drain(struct dz_httpd *h, uint32_t timeout_ms)
     }
 }
 
-static void worker_cleanup(struct dz_worker *w)
+static void worker_cleanup(struct dz_worker *w, bool keep_lock)
 {
     struct dz_post *p;
 
     if (!w->h)
         return;
     if (w->loop) {
-        if (w->lfds)
+        if (w->lfds && w->accept_w)
             close_listeners(w);
         while (w->conns) /* never started: connections made by hand (tests) */
             dz_h2conn_close(w->conns);
@@ -603,21 +603,55 @@ static void worker_cleanup(struct dz_worker *w)
         free(p);
         p = next;
     }
+    w->post_head = w->post_tail = NULL;
     dz_h2req_freelist_clear(w);
-    pthread_mutex_destroy(&w->post_lock);
+    if (!keep_lock)
+        pthread_mutex_destroy(&w->post_lock);
     free(w->rbuf);
     free(w->lfds);
     free(w->accept_w);
 }
 
+/* Workers kept alive for late pool jobs stay reachable from here (a
+ * deliberate, bounded leak on an abnormal stop, not an accident). */
+static struct kept_workers {
+    struct kept_workers *next;
+    struct dz_worker *workers;
+} *kept;
+static pthread_mutex_t kept_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void keep_workers(struct dz_worker *workers)
+{
+    struct kept_workers *k = malloc(sizeof(*k));
+
+    if (!k)
+        return;
+    k->workers = workers;
+    pthread_mutex_lock(&kept_lock);
+    k->next = kept;
+    kept = k;
+    pthread_mutex_unlock(&kept_lock);
+}
+
 void dz_httpd_free(struct dz_httpd *h)
 {
+    unsigned held = 0;
+
     if (!h)
         return;
     if (h->is_started)
         dz_httpd_drain(h, 0);
+    for (unsigned i = 0; h->workers && i < h->nworkers; i++) {
+        struct dz_worker *w = &h->workers[i];
+        if (!w->h)
+            continue; /* never set up */
+        held += atomic_load(&w->holds);
+        pthread_mutex_lock(&w->post_lock);
+        w->posts_closed = true; /* never started: later posts fail cleanly */
+        pthread_mutex_unlock(&w->post_lock);
+    }
     for (unsigned i = 0; h->workers && i < h->nworkers; i++)
-        worker_cleanup(&h->workers[i]);
+        worker_cleanup(&h->workers[i], held > 0);
     for (size_t i = 0; h->listeners && i < h->nlisteners; i++) {
         SSL_CTX_free(h->listeners[i].tls);
         pthread_mutex_destroy(&h->listeners[i].tls_lock);
@@ -627,7 +661,16 @@ void dz_httpd_free(struct dz_httpd *h)
     if (h->h2opt)
         nghttp2_option_del(h->h2opt);
     free(h->listeners);
-    free(h->workers);
+    if (held) {
+        /* Pool jobs still hold workers (the drain's grace ran out): they
+         * will post to them, find them closed, and release.  The worker
+         * structures must outlive that, so they are left allocated. */
+        dz_log(DZ_LOG_WARN, "httpd_free", "%u job(s) still hold workers; keeping their memory",
+               held);
+        keep_workers(h->workers);
+    } else {
+        free(h->workers);
+    }
     free(h);
 }
 

@@ -148,7 +148,9 @@ void dz_req_set_body_limit(struct dz_req *r, size_t max);
 const char *dz_req_peer_ip(const struct dz_req *r);    /* "127.0.0.1" */
 bool dz_req_is_tls(const struct dz_req *r);
 /* The client certificate of a TLS connection, if one was sent and passed the
- * context's verify callback; borrowed, valid while r is. NULL otherwise. */
+ * context's verify callback; borrowed, valid while r is. NULL otherwise.
+ * The chain is what the client sent after its certificate (OpenSSL's server-
+ * side SSL_get_peer_cert_chain: the leaf is NOT in it). */
 X509 *dz_req_peer_cert(const struct dz_req *r);
 STACK_OF(X509) *dz_req_peer_chain(const struct dz_req *r);
 int dz_req_listener_tag(const struct dz_req *r);
@@ -161,7 +163,9 @@ void dz_req_ref(struct dz_req *r);
 void dz_req_unref(struct dz_req *r);
 bool dz_req_is_closed(const struct dz_req *r);
 /* Called once when the stream closes for any reason; r stays valid during
- * the call and for as long as references are held. */
+ * the call and for as long as references are held.  Register it while the
+ * request is open (in on_headers/on_request): registered after the close it
+ * is never called.  It runs from the loop, never inside nghttp2. */
 void dz_req_on_close(struct dz_req *r, void (*cb)(struct dz_req *r, void *arg), void *arg);
 
 /* --- answering (loop thread only) ---
