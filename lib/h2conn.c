@@ -203,8 +203,7 @@ static void req_timeout_cb(struct ev_loop *loop, ev_timer *t, int revents)
     if (r->is_closed || !c->is_open)
         return;
     if (!nghttp2_session_get_stream_remote_close(c->ngh, r->stream_id) && !r->is_rst_sent) {
-        dz_log(DZ_LOG_DEBUG, "h2_request_timeout", "%s: stream %d", c->peer_ip,
-               (int)r->stream_id);
+        dz_log(DZ_LOG_DEBUG, "h2_request_timeout", "%s: stream %d", c->peer_ip, (int)r->stream_id);
         r->is_rst_sent = true;
         /* After a complete answer the reset only stops the upload. */
         nghttp2_submit_rst_stream(c->ngh, NGHTTP2_FLAG_NONE, r->stream_id,
@@ -521,8 +520,8 @@ void dz_h2conn_flush(struct dz_h2conn *c)
         return;
     want_write = nghttp2_session_want_write(c->ngh) != 0;
     if (c->out_off == c->out_len) {
-        if (!want_write && (!nghttp2_session_want_read(c->ngh) ||
-                            (c->is_draining && c->nstreams == 0))) {
+        if (!want_write &&
+            (!nghttp2_session_want_read(c->ngh) || (c->is_draining && c->nstreams == 0))) {
             dz_h2conn_close(c); /* done: GOAWAY sent or received, nothing left */
             return;
         }
@@ -777,7 +776,7 @@ int dz_h2conn_new(struct dz_worker *w, const struct dz_listener *l, int fd, SSL 
         goto fail;
     win = lim->max_body_bytes < NGHTTP2_INITIAL_WINDOW_SIZE ? NGHTTP2_INITIAL_WINDOW_SIZE
           : lim->max_body_bytes > DZ_H2_STREAM_WINDOW       ? DZ_H2_STREAM_WINDOW
-                                                           : (uint32_t)lim->max_body_bytes;
+                                                            : (uint32_t)lim->max_body_bytes;
     iv[0].settings_id = NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS;
     iv[0].value = lim->max_concurrent_streams;
     iv[1].settings_id = NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE;
@@ -787,8 +786,7 @@ int dz_h2conn_new(struct dz_worker *w, const struct dz_listener *l, int fd, SSL 
     iv[3].settings_id = NGHTTP2_SETTINGS_NO_RFC7540_PRIORITIES;
     iv[3].value = 1;
     if (nghttp2_submit_settings(c->ngh, NGHTTP2_FLAG_NONE, iv, 4) != 0 ||
-        nghttp2_session_set_local_window_size(c->ngh, NGHTTP2_FLAG_NONE, 0,
-                                              DZ_H2_CONN_WINDOW) != 0)
+        nghttp2_session_set_local_window_size(c->ngh, NGHTTP2_FLAG_NONE, 0, DZ_H2_CONN_WINDOW) != 0)
         goto fail;
 
     c->w = w;
@@ -843,8 +841,8 @@ void dz_h2conn_goaway(struct dz_h2conn *c)
     }
     c->is_draining = true;
     nghttp2_submit_goaway(c->ngh, NGHTTP2_FLAG_NONE,
-                          nghttp2_session_get_last_proc_stream_id(c->ngh), NGHTTP2_NO_ERROR,
-                          NULL, 0);
+                          nghttp2_session_get_last_proc_stream_id(c->ngh), NGHTTP2_NO_ERROR, NULL,
+                          0);
     dz_h2conn_mark_dirty(c);
 }
 

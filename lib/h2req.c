@@ -283,7 +283,7 @@ X509 *dz_req_peer_cert(const struct dz_req *r)
     return r->c->ssl ? SSL_get0_peer_certificate(r->c->ssl) : NULL;
 }
 
-STACK_OF(X509) *dz_req_peer_chain(const struct dz_req *r)
+STACK_OF(X509) * dz_req_peer_chain(const struct dz_req *r)
 {
     return r->c->ssl ? SSL_get_peer_cert_chain(r->c->ssl) : NULL;
 }
@@ -339,8 +339,8 @@ static bool is_tchar(unsigned char ch)
 
 static bool name_valid(const char *s)
 {
-    static const char *const banned[] = {"connection", "keep-alive", "proxy-connection",
-                                         "transfer-encoding", "upgrade", "te"};
+    static const char *const banned[] = {"connection",        "keep-alive", "proxy-connection",
+                                         "transfer-encoding", "upgrade",    "te"};
     if (!s || !*s)
         return false;
     for (const unsigned char *p = (const unsigned char *)s; *p; p++)
@@ -494,8 +494,8 @@ static void answered(struct dz_req *r)
     dz_h2conn_mark_dirty(c);
 }
 
-int dz_req_respond(struct dz_req *r, int status, const struct dz_hdr *h, size_t n,
-                   const void *body, size_t len)
+int dz_req_respond(struct dz_req *r, int status, const struct dz_hdr *h, size_t n, const void *body,
+                   size_t len)
 {
     char cl[24];
     bool has_body;

@@ -400,8 +400,7 @@ static bool limits_valid(const struct dz_httpd_limits *l)
 {
     return l->max_header_bytes >= 256 && l->max_header_count >= 4 &&
            l->max_concurrent_streams >= 1 && l->max_connections >= 1 &&
-           l->handshake_timeout_ms >= 1 && l->idle_timeout_ms >= 1 &&
-           l->request_timeout_ms >= 1;
+           l->handshake_timeout_ms >= 1 && l->idle_timeout_ms >= 1 && l->request_timeout_ms >= 1;
 }
 
 static int worker_setup(struct dz_httpd *h, struct dz_worker *w, unsigned idx)
@@ -617,7 +616,7 @@ static void worker_cleanup(struct dz_worker *w, bool keep_lock)
 static struct kept_workers {
     struct kept_workers *next;
     struct dz_worker *workers;
-} *kept;
+} * kept;
 static pthread_mutex_t kept_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static void keep_workers(struct dz_worker *workers)

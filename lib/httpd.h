@@ -51,10 +51,10 @@ struct dz_httpd_limits {
 };
 
 struct dz_listener_conf {
-    const char *host;   /* numeric address, e.g. "127.0.0.1" or "::1" */
-    uint16_t port;      /* 0 = ephemeral (tests); see dz_httpd_port */
-    SSL_CTX *tls;       /* NULL: cleartext h2c; else the engine takes a reference */
-    int tag;            /* the application's number for this listener */
+    const char *host; /* numeric address, e.g. "127.0.0.1" or "::1" */
+    uint16_t port;    /* 0 = ephemeral (tests); see dz_httpd_port */
+    SSL_CTX *tls;     /* NULL: cleartext h2c; else the engine takes a reference */
+    int tag;          /* the application's number for this listener */
 };
 
 struct dz_httpd_handlers {
@@ -76,10 +76,10 @@ struct dz_httpd_handlers {
 struct dz_httpd_conf {
     const struct dz_listener_conf *listeners;
     size_t nlisteners;
-    unsigned workers;                  /* >= 1 */
+    unsigned workers; /* >= 1 */
     struct dz_httpd_limits limits;
     struct dz_httpd_handlers handlers;
-    void *app;                         /* passed to worker_init */
+    void *app; /* passed to worker_init */
 };
 
 /* Fill limits with safe defaults (16 KiB headers, 100 headers, 1 MiB body,
@@ -133,10 +133,10 @@ void dz_worker_release(struct dz_worker *w);
 
 /* --- requests (loop thread only) --- */
 struct dz_worker *dz_req_worker(struct dz_req *r);
-const char *dz_req_method(const struct dz_req *r);     /* ":method" */
-const char *dz_req_path(const struct dz_req *r);       /* ":path" as sent, with query */
-const char *dz_req_scheme(const struct dz_req *r);     /* ":scheme" or "" */
-const char *dz_req_authority(const struct dz_req *r);  /* ":authority" or "host", or "" */
+const char *dz_req_method(const struct dz_req *r);    /* ":method" */
+const char *dz_req_path(const struct dz_req *r);      /* ":path" as sent, with query */
+const char *dz_req_scheme(const struct dz_req *r);    /* ":scheme" or "" */
+const char *dz_req_authority(const struct dz_req *r); /* ":authority" or "host", or "" */
 /* First value of a header (name lower case) or NULL. */
 const char *dz_req_header(const struct dz_req *r, const char *name);
 size_t dz_req_header_count(const struct dz_req *r);
@@ -145,14 +145,14 @@ void dz_req_header_at(const struct dz_req *r, size_t i, const char **name, const
 const unsigned char *dz_req_body(const struct dz_req *r, size_t *len);
 bool dz_req_body_overflow(const struct dz_req *r);
 void dz_req_set_body_limit(struct dz_req *r, size_t max);
-const char *dz_req_peer_ip(const struct dz_req *r);    /* "127.0.0.1" */
+const char *dz_req_peer_ip(const struct dz_req *r); /* "127.0.0.1" */
 bool dz_req_is_tls(const struct dz_req *r);
 /* The client certificate of a TLS connection, if one was sent and passed the
  * context's verify callback; borrowed, valid while r is. NULL otherwise.
  * The chain is what the client sent after its certificate (OpenSSL's server-
  * side SSL_get_peer_cert_chain: the leaf is NOT in it). */
 X509 *dz_req_peer_cert(const struct dz_req *r);
-STACK_OF(X509) *dz_req_peer_chain(const struct dz_req *r);
+STACK_OF(X509) * dz_req_peer_chain(const struct dz_req *r);
 int dz_req_listener_tag(const struct dz_req *r);
 
 /* One application pointer per request. */
@@ -184,8 +184,8 @@ void dz_req_on_close(struct dz_req *r, void (*cb)(struct dz_req *r, void *arg), 
  * the answer and within the request timeout, then the stream is reset with
  * RST_STREAM(NO_ERROR) (RFC 9113 8.1).  Requests whose header fields exceed the limits are never
  * shown to the app: the engine answers 431 itself. */
-int dz_req_respond(struct dz_req *r, int status, const struct dz_hdr *h, size_t n,
-                   const void *body, size_t len);
+int dz_req_respond(struct dz_req *r, int status, const struct dz_hdr *h, size_t n, const void *body,
+                   size_t len);
 int dz_req_start(struct dz_req *r, int status, const struct dz_hdr *h, size_t n);
 int dz_req_write(struct dz_req *r, const void *p, size_t len);
 int dz_req_end(struct dz_req *r);

@@ -65,8 +65,8 @@ struct dz_worker {
     pthread_t thread;
     bool has_thread;
     void *wdata;
-    int *lfds;         /* one listening socket per listener, -1 once closed */
-    ev_io *accept_w;   /* one per listener */
+    int *lfds;             /* one listening socket per listener, -1 once closed */
+    ev_io *accept_w;       /* one per listener */
     ev_timer accept_pause; /* back-off after EMFILE/ENFILE */
     ev_async async;
     ev_prepare prepare; /* flush dirty connections before the loop sleeps */
@@ -117,24 +117,24 @@ struct dz_arena_chunk {
 
 struct dz_req {
     struct dz_h2conn *c;
-    struct dz_req *prev, *next;   /* c->streams while the stream is open */
-    struct dz_req *closed_next;   /* c->closed_* queue: on_close to run */
-    struct dz_req *free_next;     /* worker free list */
+    struct dz_req *prev, *next; /* c->streams while the stream is open */
+    struct dz_req *closed_next; /* c->closed_* queue: on_close to run */
+    struct dz_req *free_next;   /* worker free list */
     int32_t stream_id;
     unsigned refs;
     bool is_closed;
     bool is_headers_done;
-    bool is_delivered;   /* on_request called, or suppressed by an early answer */
-    bool is_answered;    /* response HEADERS submitted */
-    bool is_ended;       /* no more response bytes will be written */
-    bool is_deferred;    /* data provider returned NGHTTP2_ERR_DEFERRED */
+    bool is_delivered; /* on_request called, or suppressed by an early answer */
+    bool is_answered;  /* response HEADERS submitted */
+    bool is_ended;     /* no more response bytes will be written */
+    bool is_deferred;  /* data provider returned NGHTTP2_ERR_DEFERRED */
     bool is_overflow;
     bool is_hdr_overflow;
     bool is_head;
     bool is_notified;
-    bool is_end_sent;    /* our END_STREAM went out */
+    bool is_end_sent; /* our END_STREAM went out */
     bool is_rst_sent;
-    uint64_t discarded;  /* body bytes dropped (after an answer or overflow) */
+    uint64_t discarded; /* body bytes dropped (after an answer or overflow) */
     const char *method, *path, *scheme, *authority, *host;
     struct dz_h2field *fields;
     uint32_t nfields, fields_cap, field_bytes;

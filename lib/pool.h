@@ -28,9 +28,10 @@ int dz_pool_submit(struct dz_pool *p, struct dz_worker *w, void (*work)(void *ar
                    void (*done)(void *arg), void *arg);
 
 /* Finish queued work, join the threads, free. NULL is a no-op.  Blocks.
- * Shutdown order: dz_httpd_drain, then dz_pool_free, then dz_httpd_free (a
- * job whose worker has already stopped cannot run done: it is logged as
- * "pool_done_lost" and its arg stays with the caller). */
+ * Shutdown: dz_httpd_drain first (it waits, within its grace, for jobs
+ * submitted with a worker); then dz_pool_free and dz_httpd_free in either
+ * order.  A job whose worker has already stopped cannot run done: that is
+ * logged as "pool_done_lost" and its arg stays with the caller. */
 void dz_pool_free(struct dz_pool *p);
 
 #endif

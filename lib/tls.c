@@ -35,8 +35,8 @@ static int alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outle
 
     (void)ssl;
     (void)arg;
-    if (SSL_select_next_proto(&sel, &sel_len, dz_tls_alpn_h2, sizeof(dz_tls_alpn_h2), in,
-                              inlen) != OPENSSL_NPN_NEGOTIATED)
+    if (SSL_select_next_proto(&sel, &sel_len, dz_tls_alpn_h2, sizeof(dz_tls_alpn_h2), in, inlen) !=
+        OPENSSL_NPN_NEGOTIATED)
         /* No h2 offered: finish the handshake without ALPN; the engine
          * closes the connection once it sees nothing was selected. */
         return SSL_TLSEXT_ERR_NOACK;
@@ -128,8 +128,8 @@ int dz_tls_server_ctx_new(const char *cert_chain_file, const char *key_file,
         goto out;
     }
     if (SSL_CTX_check_private_key(ctx) != 1) {
-        dz_log(DZ_LOG_ERROR, "tls_config", "private key %s does not match certificate %s",
-               key_file, cert_chain_file);
+        dz_log(DZ_LOG_ERROR, "tls_config", "private key %s does not match certificate %s", key_file,
+               cert_chain_file);
         dz_log_openssl("tls_config");
         goto out;
     }

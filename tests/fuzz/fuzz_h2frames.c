@@ -151,7 +151,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (w->live_reqs != 0 || w->conns != NULL || w->dirty != NULL || n_closes != n_requests)
         abort();
     if (getenv("FUZZ_H2_VERBOSE"))
-        fprintf(stderr, "size %zu: %u request(s), %u overflow(s), %u close(s)\n", size,
-                n_requests, n_overflows, n_closes);
+        fprintf(stderr, "size %zu: %u request(s), %u overflow(s), %u close(s)\n", size, n_requests,
+                n_overflows, n_closes);
     return 0;
 }

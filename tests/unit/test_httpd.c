@@ -222,12 +222,10 @@ static void on_request(struct dz_req *r, void *wdata)
         char cn[64] = "-";
         const char *x = dz_req_header(r, "x-test");
         if (peer)
-            X509_NAME_get_text_by_NID(X509_get_subject_name(peer), NID_commonName, cn,
-                                      sizeof(cn));
+            X509_NAME_get_text_by_NID(X509_get_subject_name(peer), NID_commonName, cn, sizeof(cn));
         snprintf(info, sizeof(info), "%s %s %s %s tls=%d peer=%s x=%s n=%zu tag=%d",
                  dz_req_method(r), dz_req_scheme(r), dz_req_authority(r), dz_req_peer_ip(r),
-                 dz_req_is_tls(r), cn, x ? x : "-", dz_req_header_count(r),
-                 dz_req_listener_tag(r));
+                 dz_req_is_tls(r), cn, x ? x : "-", dz_req_header_count(r), dz_req_listener_tag(r));
         CHECK((dz_req_respond(r, 200, ct, 1, info, strlen(info))) == 0);
     } else if (strcmp(path, "/badhdr") == 0) {
         struct dz_hdr bad1[] = {{"Upper", "x"}};
@@ -426,8 +424,7 @@ static void get(const char *url, bool tls, struct resp *out)
     curl_easy_cleanup(e);
 }
 
-static void post(const char *url, const void *body, size_t len, bool send_length,
-                 struct resp *out)
+static void post(const char *url, const void *body, size_t len, bool send_length, struct resp *out)
 {
     CURL *e = easy_for(url, false, out);
     struct upload u = {body, len, 0};
@@ -930,8 +927,8 @@ static void test_tls_client_cert_optional(void **state)
         curl_easy_cleanup(e);
         assert_int_equal(r.rc, CURLE_OK);
         assert_int_equal(r.status, 200);
-        assert_non_null(strstr(dz_buf_cstr(&r.body), i == 0 ? "peer=Good Client"
-                                                              : "peer=Rogue Client"));
+        assert_non_null(
+            strstr(dz_buf_cstr(&r.body), i == 0 ? "peer=Good Client" : "peer=Rogue Client"));
         dz_buf_cleanup(&r.body);
     }
     srv_stop(&s);
@@ -1172,8 +1169,8 @@ static const nghttp2_nv post_nv[] = {
     {(uint8_t *)":path", (uint8_t *)"/echo", 5, 5, 0},
 };
 
-static ssize_t never_read(nghttp2_session *s, int32_t id, uint8_t *buf, size_t len,
-                          uint32_t *flags, nghttp2_data_source *src, void *ud)
+static ssize_t never_read(nghttp2_session *s, int32_t id, uint8_t *buf, size_t len, uint32_t *flags,
+                          nghttp2_data_source *src, void *ud)
 {
     (void)s;
     (void)id;

@@ -294,14 +294,10 @@ static void test_engine_without_listeners(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_bad_args),
-        cmocka_unit_test(test_no_loop),
-        cmocka_unit_test(test_done_on_loop),
-        cmocka_unit_test(test_full_queue),
-        cmocka_unit_test(test_free_drains),
-        cmocka_unit_test(test_drain_waits_for_work),
-        cmocka_unit_test(test_free_order_is_safe),
-        cmocka_unit_test(test_engine_without_listeners),
+        cmocka_unit_test(test_bad_args),           cmocka_unit_test(test_no_loop),
+        cmocka_unit_test(test_done_on_loop),       cmocka_unit_test(test_full_queue),
+        cmocka_unit_test(test_free_drains),        cmocka_unit_test(test_drain_waits_for_work),
+        cmocka_unit_test(test_free_order_is_safe), cmocka_unit_test(test_engine_without_listeners),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -103,11 +103,11 @@ static SSL_CTX *server_ctx(const char *client_ca, bool optional)
 }
 
 struct client_opts {
-    int max_version;       /* 0: default */
-    const char *ciphers;   /* TLS 1.2 list, NULL: default */
+    int max_version;     /* 0: default */
+    const char *ciphers; /* TLS 1.2 list, NULL: default */
     const unsigned char *alpn;
     unsigned alpn_len;
-    const char *cert;      /* name of a cert/key pair, or NULL */
+    const char *cert; /* name of a cert/key pair, or NULL */
 };
 
 struct result {
