@@ -172,8 +172,16 @@ static void headers_done(struct dz_h2conn *c, struct dz_req *r)
 
 static void request_done(struct dz_h2conn *c, struct dz_req *r)
 {
+    uint32_t resp_ms = limits_of(c)->response_timeout_ms;
+
     ev_timer_stop(c->w->loop, &r->timer);
+    r->is_remote_done = true;
     deliver(c, r);
+    /* From here the timer bounds the app: until the answer is complete. */
+    if (!r->is_ended && !r->is_closed && resp_ms) {
+        ev_timer_set(&r->timer, secs(resp_ms), 0.);
+        ev_timer_start(c->w->loop, &r->timer);
+    }
 }
 
 static void count_reset(struct dz_h2conn *c, nghttp2_session *s)
@@ -200,9 +208,21 @@ static void req_timeout_cb(struct ev_loop *loop, ev_timer *t, int revents)
 
     (void)loop;
     (void)revents;
-    if (r->is_closed || !c->is_open)
+    if (r->is_closed || !c->is_open || r->is_rst_sent)
         return;
-    if (!nghttp2_session_get_stream_remote_close(c->ngh, r->stream_id) && !r->is_rst_sent) {
+    if (r->is_remote_done) {
+        if (!r->is_ended) {
+            /* No path: it may carry a token in its query. */
+            dz_log(DZ_LOG_WARN, "h2_response_timeout", "%s: stream %d (%s): no answer in time",
+                   c->peer_ip, (int)r->stream_id, r->method);
+            r->is_rst_sent = true;
+            nghttp2_submit_rst_stream(c->ngh, NGHTTP2_FLAG_NONE, r->stream_id,
+                                      NGHTTP2_INTERNAL_ERROR);
+            dz_h2conn_mark_dirty(c);
+        }
+        return;
+    }
+    if (!nghttp2_session_get_stream_remote_close(c->ngh, r->stream_id)) {
         dz_log(DZ_LOG_DEBUG, "h2_request_timeout", "%s: stream %d", c->peer_ip, (int)r->stream_id);
         r->is_rst_sent = true;
         /* After a complete answer the reset only stops the upload. */

@@ -481,6 +481,14 @@ static int submit_headers(struct dz_req *r, int status, const struct dz_hdr *h, 
     return rc;
 }
 
+/* The response timer (running once the request is complete) has done its
+ * job; before that the timer still bounds the upload and stays. */
+static void answer_complete(struct dz_req *r)
+{
+    if (r->is_remote_done)
+        ev_timer_stop(r->c->w->loop, &r->timer);
+}
+
 /* Bookkeeping common to every answer. */
 static void answered(struct dz_req *r)
 {
@@ -523,6 +531,7 @@ int dz_req_respond(struct dz_req *r, int status, const struct dz_hdr *h, size_t 
     }
     r->is_ended = true;
     answered(r);
+    answer_complete(r);
     return 0;
 }
 
@@ -576,6 +585,7 @@ int dz_req_end(struct dz_req *r)
     if (!r->is_answered || r->is_ended)
         return DZ_ERR_STATE;
     r->is_ended = true;
+    answer_complete(r);
     resume(r);
     return 0;
 }

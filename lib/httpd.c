@@ -40,6 +40,7 @@ void dz_httpd_limits_default(struct dz_httpd_limits *l)
     l->handshake_timeout_ms = 10000;
     l->idle_timeout_ms = 60000;
     l->request_timeout_ms = 30000;
+    l->response_timeout_ms = 300000;
 }
 
 /* ---------- workers: posts and holds ---------- */

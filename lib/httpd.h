@@ -48,6 +48,10 @@ struct dz_httpd_limits {
     uint32_t handshake_timeout_ms;   /* TLS handshake + connection preface */
     uint32_t idle_timeout_ms;        /* connection with no open stream */
     uint32_t request_timeout_ms;     /* from stream open to the whole request received */
+    /* From the whole request received to the answer complete (dz_req_respond
+     * or dz_req_end); 0 = no limit.  A safety net for an app that never
+     * answers: the stream is reset (INTERNAL_ERROR) and logged. */
+    uint32_t response_timeout_ms;
 };
 
 struct dz_listener_conf {
@@ -83,7 +87,8 @@ struct dz_httpd_conf {
 };
 
 /* Fill limits with safe defaults (16 KiB headers, 100 headers, 1 MiB body,
- * 100 streams, 4096 connections, 10 s handshake, 60 s idle, 30 s request). */
+ * 100 streams, 4096 connections, 10 s handshake, 60 s idle, 30 s request,
+ * 300 s response). */
 void dz_httpd_limits_default(struct dz_httpd_limits *l);
 
 /* Create the server and bind every listener (SO_REUSEPORT, one socket per

@@ -132,7 +132,8 @@ struct dz_req {
     bool is_hdr_overflow;
     bool is_head;
     bool is_notified;
-    bool is_end_sent; /* our END_STREAM went out */
+    bool is_end_sent;    /* our END_STREAM went out */
+    bool is_remote_done; /* the client's END_STREAM came: timer = response timeout */
     bool is_rst_sent;
     uint64_t discarded; /* body bytes dropped (after an answer or overflow) */
     const char *method, *path, *scheme, *authority, *host;
@@ -143,7 +144,7 @@ struct dz_req {
     size_t body_limit;
     unsigned char *out; /* out_inline or heap */
     size_t out_len, out_off, out_cap;
-    ev_timer timer; /* request timeout: open -> request fully received */
+    ev_timer timer; /* request timeout, then response timeout */
     void *data;
     void (*on_close)(struct dz_req *r, void *arg);
     void *on_close_arg;

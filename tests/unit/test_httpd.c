@@ -227,6 +227,8 @@ static void on_request(struct dz_req *r, void *wdata)
                  dz_req_method(r), dz_req_scheme(r), dz_req_authority(r), dz_req_peer_ip(r),
                  dz_req_is_tls(r), cn, x ? x : "-", dz_req_header_count(r), dz_req_listener_tag(r));
         CHECK((dz_req_respond(r, 200, ct, 1, info, strlen(info))) == 0);
+    } else if (strcmp(path, "/never") == 0) {
+        /* no answer: the engine's response timeout must end it */
     } else if (strcmp(path, "/badhdr") == 0) {
         struct dz_hdr bad1[] = {{"Upper", "x"}};
         struct dz_hdr bad2[] = {{"x-ok", "a\r\nb"}};
@@ -1162,6 +1164,13 @@ static const nghttp2_nv req_nv[] = {
     {(uint8_t *)":path", (uint8_t *)"/hello", 5, 6, 0},
 };
 
+static const nghttp2_nv never_nv[] = {
+    {(uint8_t *)":method", (uint8_t *)"GET", 7, 3, 0},
+    {(uint8_t *)":scheme", (uint8_t *)"http", 7, 4, 0},
+    {(uint8_t *)":authority", (uint8_t *)"x", 10, 1, 0},
+    {(uint8_t *)":path", (uint8_t *)"/never", 5, 6, 0},
+};
+
 static const nghttp2_nv post_nv[] = {
     {(uint8_t *)":method", (uint8_t *)"POST", 7, 4, 0},
     {(uint8_t *)":scheme", (uint8_t *)"http", 7, 4, 0},
@@ -1245,6 +1254,7 @@ static void test_timeouts(void **state)
     lim.handshake_timeout_ms = 300;
     lim.request_timeout_ms = 300;
     lim.idle_timeout_ms = 400;
+    lim.response_timeout_ms = 300;
     srv_start(&s, &lim, NULL, 1);
 
     /* Connection preface never sent: closed after the handshake timeout. */
@@ -1272,6 +1282,17 @@ static void test_timeouts(void **state)
     assert_int_equal(r.goaway_code, NGHTTP2_NO_ERROR);
     raw_pump(&r, 3000, NULL);
     assert_true(r.eof);
+    raw_close(&r);
+
+    /* The app never answers: RST_STREAM(INTERNAL_ERROR) after the response
+     * timeout, and the request is closed (on_close would run). */
+    raw_open(&r, s.h2c_port, true);
+    assert_true(nghttp2_submit_request(r.s, NULL, never_nv, 4, NULL, NULL) > 0);
+    raw_flush(&r);
+    raw_pump(&r, 3000, got_rst);
+    assert_int_equal(r.n_rst_recv, 1);
+    assert_int_equal(r.last_rst_code, NGHTTP2_INTERNAL_ERROR);
+    assert_int_equal(r.n_status, 0);
     raw_close(&r);
 
     /* A normal request still works on a fresh connection. */
