@@ -189,7 +189,7 @@ gw() {
     STATUS=$("${CURL_GW[@]}" -X "$method" -o "$RESP_BODY_FILE" -D "$HDRS" -w '%{http_code}' \
         "$@" "$GW_URL$path" 2>"$WORK/curl.err") || true
     [ -n "$STATUS" ] || STATUS=000
-    BODY=$(cat "$RESP_BODY_FILE" 2>/dev/null)
+    BODY=$(tr -d '\0' <"$RESP_BODY_FILE" 2>/dev/null)
 }
 # gw_json METHOD PATH JSON [curl args...]
 gw_json() {

@@ -5,7 +5,7 @@
 # and no password, code, TOTP secret or token appears in any log.
 . "$(dirname "$0")/lib.sh"
 
-plan 18
+plan 20
 stack_start
 AUDIT="$STATE_DIR/audit.log"
 DZ="$BUILD_DIR/darvaza"
@@ -28,7 +28,9 @@ LOGIN_RID=$(hdr darvaza-request-id)
 LOGIN_LINE=$(grep -F "\"$LOGIN_RID\"" "$AUDIT" 2>/dev/null | head -n 1)
 is "$(jq -r '[.type, .fin] | join(" ")' <<<"${LOGIN_LINE:-null}" 2>/dev/null)" "login $A" \
     "the login's audit line (type login, the FIN) is on disk when the answer arrives"
-like "$(grep -F "\"$FAIL_RID\"" "$AUDIT" 2>/dev/null)" '"status":401' "the failed login is audited with status 401"
+FAIL_LINE=$(grep -F "\"$FAIL_RID\"" "$AUDIT" 2>/dev/null | head -n 1)
+is "$(jq -r '[.type, .fin, (if .status == 401 or .result == "bad_credentials" then "refused" else "?" end)] | join(" ")' <<<"${FAIL_LINE:-null}" 2>/dev/null)" \
+    "login $A refused" "the failed login is audited as refused (status 401 or result bad_credentials)"
 SECRETS+=("$TOK")
 
 gw GET /api/registry/me -H "$(bearer "$TOK")"
@@ -63,7 +65,14 @@ rc=$?
 is "$rc" 0 "darvaza audit verify: the untouched log is intact"
 like "$OUT" '^ok' "it says ok ($OUT)"
 OUT=$("$DZ" audit verify "$AUDIT" --jwks "$WORK/jwks.json" 2>&1)
-like "$? $OUT" '^0 ok: [0-9]+ lines, [1-9][0-9]* signed heads verified' "with --jwks the signed chain heads verify too"
+like "$?|$(grep '^ok:' <<<"$OUT")" '^0\|ok: [0-9]+ lines, [1-9][0-9]* signed heads verified' "with --jwks the signed chain heads verify too"
+# The latest signed head the gateway logged finds lines cut from the end.
+HEAD=$(jq -r 'select(.event == "audit_head") | "\(.seq):\(.head)"' "$(gw_log)" 2>/dev/null | tail -n 1)
+OUT=$("$DZ" audit verify "$AUDIT" --head "${HEAD:-none}" 2>&1)
+is "$?" 0 "with --head $HEAD (from the gateway's log) the whole log verifies"
+head -n -2 "$AUDIT" >"$WORK/cut.log"
+OUT=$("$DZ" audit verify "$WORK/cut.log" --head "${HEAD:-none}" 2>&1)
+is "$?" 1 "the log cut by its last 2 lines is detected with --head ($OUT)"
 LINES=$(wc -l <"$AUDIT")
 ok "the log has enough lines to edit one in the middle ($LINES)" test "$LINES" -ge 6
 

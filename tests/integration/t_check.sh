@@ -28,7 +28,6 @@ OUT=$(check "$WORK/badport.yaml" 2>&1)
 like "$? $OUT" "^[1-9][0-9]* .*badport\\.yaml:${PL:-x}([^0-9]|\$)" "--check refuses port 99999 naming badport.yaml:$PL ($OUT)"
 
 # A broken policy in a copy of the policies directory.
-POLDIR=$(awk -F': *' '/^policies:/ {print $2}' "$CONF" | tr -d '"'\')
 mkdir -p "$WORK/policies"
 cp "$STATE_DIR"/policies/*.yaml "$WORK/policies/" 2>/dev/null
 cat >"$WORK/policies/zz-broken.yaml" <<'EOF'
@@ -43,13 +42,11 @@ EOF
 sed "s|^policies:.*|policies: $WORK/policies|" "$CONF" >"$WORK/badpolicy.yaml"
 OUT=$(check "$WORK/badpolicy.yaml" 2>&1)
 like "$? $OUT" '^[1-9][0-9]* .*zz-broken\.yaml:7([^0-9]|$)' "--check refuses a policy with acr ultra-high naming zz-broken.yaml:7 ($OUT)"
-diag "policies of the stack: ${POLDIR:-?}"
 
 # --dump: the effective config, without secrets, loadable again.
 DUMP=$(check "$CONF" --dump 2>"$WORK/dump.err")
 is "$?" 0 "--check --dump exits 0"
-like "$DUMP" '(^|
-)gateway:' "the dump is the YAML config (has gateway:)"
+like "$DUMP" '^gateway:' "the dump is the YAML config (has gateway:)"
 ok "the dump holds no private key and no secret file's content" bash -c '
     ! grep -q "BEGIN" <<<"$1" || exit 1
     for f in "$2"/keys/* "$2"/certs/*.key; do

@@ -3,7 +3,7 @@
 # logout, as a browser or a curl user sees them (DESIGN §4.2, §4.3).
 . "$(dirname "$0")/lib.sh"
 
-plan 46
+plan 47
 stack_start
 
 U=$(pick_person unregistered 0)       # registers during this test
@@ -97,9 +97,16 @@ is "$STATUS $(jb .acr)" "200 substantial" "a code of the next step is accepted (
 totp_mark_used "$U" $((now + 30))
 
 # ---- wrong credentials look alike ------------------------------------------------------
+# R's first login with a code activates its TOTP; then a wrong password
+# without a code must not answer otp_required (that would confirm the FIN).
+login_person "$R"
+is "$STATUS $(jb .acr)" "200 substantial" "a person registered by the stack logs in with password + TOTP"
+TOK_R=$LOGIN_TOKEN
 pwlogin "$R" "wrong-$PW"
-problem 401 bad_credentials "wrong password (account with TOTP, no code) -> 401 bad_credentials, not otp_required"
+problem 401 bad_credentials "wrong password, no code, TOTP active -> 401 bad_credentials, not otp_required"
 WRONG_BODY=$BODY
+pwlogin "$R" "$R_PW"
+problem 401 otp_required "while the right password without a code -> 401 otp_required"
 UNKNOWN=Z9Z9Z9Z
 [ -z "$(person_json "$UNKNOWN")" ] || UNKNOWN=Y8Y8Y8Y
 pwlogin "$UNKNOWN" "wrong-$PW"
@@ -109,10 +116,6 @@ pwlogin "$R" "$R_PW" "$(totp_at "$R_SECRET" $(($(date +%s) - 90)))"
 problem 401 bad_credentials "a code three steps old -> 401 bad_credentials"
 pwlogin "abc123" "$R_PW"
 problem 400 invalid_fin "login with a 6-character FIN -> 400 invalid_fin"
-
-login_person "$R"
-is "$STATUS $(jb .acr)" "200 substantial" "a person registered by the stack logs in with password + TOTP"
-TOK_R=$LOGIN_TOKEN
 
 # ---- session ------------------------------------------------------------------------------
 gw GET /auth/session -H "$(bearer "$TOK_R")"

@@ -42,10 +42,8 @@ problem 401 bad_credentials "the same from the gateway's own Origin is judged no
 
 gw GET /metrics
 ok "GET /metrics -> 200 Prometheus text" test "$STATUS" = 200 -a -n "$(hdr content-type | grep '^text/plain')"
-like "$BODY" '(^|
-)darvaza_requests_total\{[^}]*\} [0-9]' "metrics have darvaza_requests_total by labels"
-like "$BODY" '(^|
-)darvaza_logins_total\{[^}]*\} [0-9]' "metrics have darvaza_logins_total by labels"
+like "$BODY" '^darvaza_requests_total\{[^}]*status="401"[^}]*\} [0-9]' "metrics count requests by route and status (a 401 is there)"
+like "$BODY" '^darvaza_logins_total\{[^}]*\} [0-9]' "metrics count logins by means and result"
 
 # ---- invalid FIN in a path ----------------------------------------------------------------------
 A=$(pick_person registered 0)
@@ -112,18 +110,20 @@ BEGIN {
         print "write-out = \"%{http_code}\\n\""
         if (m != "GET" && m != "OPTIONS") print "data-binary = \"@" body "\""
         print "header = \"content-type: " pick("application/json application/json text/plain application/x-www-form-urlencoded application/json;charset=latin1 */*") "\""
-        if (rand() < 0.5) print "header = \"authorization: " pick("Bearer Basic Bearer") " " junk(int(rand() * 60)) "\""
+        # (no value may end in a space: RFC 9113 makes that a malformed request,
+        # which the HTTP/2 layer rightly resets without an answer)
+        if (rand() < 0.5) print "header = \"authorization: " pick("Bearer Basic Bearer") " " junk(int(rand() * 60) + 1) "\""
         if (rand() < 0.3) print "header = \"cookie: __Host-darvaza=" junk(int(rand() * 50)) "\""
         if (rand() < 0.3) print "header = \"origin: " pick("https://evil.example null https://localhost:8443") "\""
         if (rand() < 0.2) print "header = \"darvaza-purpose: " junk(30) "\""
         if (i < n) print "next"
     }
 }' >"$WORK/rand.curl"
-timeout 240 curl -K "$WORK/rand.curl" >"$WORK/rand.codes" 2>"$WORK/rand.err"
+timeout 240 curl -S -K "$WORK/rand.curl" >"$WORK/rand.codes" 2>"$WORK/rand.err"
 CODES=$(sort "$WORK/rand.codes" | uniq -c | awk '{printf "%s×%s ", $2, $1}')
 diag "answers: $CODES"
 is "$(wc -l <"$WORK/rand.codes" | tr -d ' ')" 1000 "all 1000 random requests were answered"
-is "$(grep -cvE '^[234][0-9][0-9]$' "$WORK/rand.codes")" 0 "none of them got a 5xx or no answer"
+is "$(grep -cvE '^[234][0-9][0-9]$' "$WORK/rand.codes")" 0 "none of them got a 5xx or no answer (000)"
 gw GET /healthz
 is "$STATUS" 200 "after the random requests /healthz still answers"
 
