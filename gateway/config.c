@@ -359,10 +359,20 @@ static void index_key(char *out, size_t len, const char *key, size_t i)
         cat(out, len, num);
 }
 
-static bool is_printable(const char *s)
+/* No control characters: not ASCII ones, not C1 ones (U+0080..U+009F, NEL
+ * among them) and not the line and paragraph separators U+2028/U+2029,
+ * which YAML would read back as line breaks.  (The input is valid UTF-8:
+ * libyaml checked.) */
+static bool is_printable(const char *str)
 {
+    const unsigned char *s = (const unsigned char *)str;
+
     for (; *s; s++) {
-        if ((unsigned char)*s < 0x20 || *s == 0x7f)
+        if (*s < 0x20 || *s == 0x7f)
+            return false;
+        if (s[0] == 0xc2 && s[1] >= 0x80 && s[1] <= 0x9f)
+            return false;
+        if (s[0] == 0xe2 && s[1] == 0x80 && (s[2] == 0xa8 || s[2] == 0xa9))
             return false;
     }
     return true;
@@ -847,8 +857,9 @@ static int check_sessions(struct ctx *c, void *base, const struct dz_yaml_node *
 }
 
 /*
- * A rough size of what regcomp will build: bounded repetitions are expanded
- * by copying, so "((a{99}){99}){99}" is short text but a huge automaton.
+ * A rough size of what regcomp will build: bounded repetitions (and '+') are
+ * expanded by copying, so "((a{99}){99}){99}" or "a++++++++++++++++++++" is
+ * short text but a huge automaton.
  * Refuse anything whose expansion exceeds a few thousand atoms.
  */
 #define ERE_MAX_COST 4096
@@ -925,10 +936,17 @@ static size_t ere_cost(const char *p)
             p += 2;
             cur++;
             last = 1;
+        } else if (ch == '+') {
+            /* glibc builds "x+" as "xx*": the atom is copied once more. */
+            p++;
+            cur += last;
+            last *= 2;
+        } else if (ch == '*' || ch == '?') {
+            p++;
         } else {
             p++;
             cur++;
-            last = strchr("*+?|^$", ch) ? 0 : 1;
+            last = strchr("|^$", ch) ? 0 : 1;
         }
         if (cur > ERE_MAX_COST || last > ERE_MAX_COST)
             return SIZE_MAX;
