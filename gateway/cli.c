@@ -20,6 +20,7 @@ static const struct subcommand subcommands[] = {
     {"verify-assertion", dz_cli_verify_assertion, "check a Darvaza-Assertion, print its claims"},
     {"jwks", dz_cli_jwks, "print the JWK set of signing keys (PEM or pkcs11: URI)"},
     {"audit", dz_cli_audit, "verify FILE: check the audit log's hash chain and signed heads"},
+    {"cert", dz_cli_cert, "check CERT: validate a certificate as logins do (path, OCSP/CRL)"},
     {NULL, NULL, NULL},
 };
 

@@ -123,7 +123,8 @@ struct dz_x509_opts {
  *                        one is required, or the reverse)
  *   "bad_key_usage"      the leaf's keyUsage/EKU do not allow the purpose
  *   "no_fin"             o->require_fin and the subject has no FIN
- *   "bad_fin"            the subject serialNumber is not a FIN (always refused)
+ *   "bad_fin"            o->require_fin and the subject serialNumber is not a
+ *                        FIN (without require_fin: fin stays "")
  *   "revoked"            OCSP or a CRL says revoked (the gateway's
  *                        certificate_revoked)
  *   "revocation_unknown" revocation status could not be learned (fail closed)
