@@ -1,9 +1,10 @@
 /*
- * httpd_int.h - private structures of the HTTP/2 engine, shared by its three
+ * httpd_int.h - private structures of the HTTP/2 engine, shared by its four
  * files and by its unit test and fuzz target only:
  *   httpd.c   server, listeners, worker threads, accept, posts, drain
- *   h2conn.c  one connection: socket/TLS I/O, nghttp2 session and callbacks,
- *             timers, flushing, deferred close ("reap")
+ *   h2conn.c  one connection: socket/TLS I/O, timers, flushing, the
+ *             deferred close ("reap")
+ *   h2session.c  the nghttp2 callbacks: frames -> request events
  *   h2req.c   one request (stream): arena, headers, body, dz_req_* API,
  *             the response data provider
  * Nothing here is part of the contract in httpd.h; applications must not
@@ -188,10 +189,15 @@ struct dz_h2conn {
     char peer_ip[INET6_ADDRSTRLEN];
 };
 
-/* --- h2conn.c --- */
+/* --- h2session.c --- */
 /* nghttp2 objects shared by every session of a server (read-only after). */
 int dz_h2_callbacks_new(nghttp2_session_callbacks **out);
 int dz_h2_option_new(const struct dz_httpd_limits *l, nghttp2_option **out);
+/* Mark r closed, stop its timer, unlink it and queue it on c's closed list
+ * (on_close and the engine's unref happen when h2conn.c reaps). */
+void dz_h2conn_stream_closed(struct dz_h2conn *c, struct dz_req *r);
+
+/* --- h2conn.c --- */
 /* Take fd (may be -1: memory sink) and ssl (NULL: cleartext h2c); both are
  * released on failure.  The connection is registered with w and starts its
  * watchers.  0, DZ_ERR_NOMEM. */
