@@ -30,19 +30,15 @@
  * such a fresh connection is being made, a refused transfer tries reuse
  * again (PIPEWAIT makes it wait for that connection) a few times before it
  * opens its own, so a burst does not open one connection per transfer.
- */
-#define H2C_MAX_TRIES 3
-
-/*
- * libcurl 7.88 also loses track of an HTTP/2 stream once it has been paused
- * and resumed: data it has already read for the stream can sit in its
- * buffers until some unrelated timer runs the transfer (up to the connect
- * timeout later; curl issue #10988, fixed in 8.1).  Until the transfer
- * ends, every H2_NUDGE_S its pause state is toggled, which makes libcurl
+ *
+ * libcurl before 8.1 also loses track of an HTTP/2 stream once it has been
+ * paused and resumed: data it has already read for the stream can sit in
+ * its buffers until some unrelated timer runs the transfer (up to the
+ * connect timeout later; curl issue #10988).  Until such a transfer ends,
+ * every H2_NUDGE_S its pause state is toggled, which makes libcurl
  * run the transfer and deliver what is buffered.  Only transfers that were
  * actually paused pay for this.
  */
-#define H2_NUDGE_S 0.02
 #include "httpc.h"
 
 #include <pthread.h>
@@ -66,6 +62,8 @@
 #define MAX_REQ_HEADERS 256 /* request headers accepted */
 #define MAX_METHOD 32
 #define ARENA_FIRST 1024
+#define H2C_MAX_TRIES 3 /* refused reuse attempts before a fresh connection */
+#define H2_NUDGE_S 0.02 /* nudge period for once-paused HTTP/2 transfers */
 
 enum xstate { X_QUEUED, X_ACTIVE, X_CANCELLED, X_DONE, X_DELIVERING };
 
@@ -112,9 +110,8 @@ struct dz_httpc_xfer {
     uint8_t h2c_mode;    /* H2C_* below */
     bool refused_socket; /* reuse-only attempt wanted a new connection */
     uint8_t h2c_tries;   /* reuse-only attempts refused so far */
-    bool h2c_pending;
-    bool nudge;
-    /* an HTTP/2 transfer that was paused: nudged until done */ /* counted in c->h2c_pending */
+    bool h2c_pending;    /* counted in c->h2c_pending */
+    bool nudge;          /* an HTTP/2 transfer that was paused: nudged */
     /* Response headers: "name\0value\0" pairs in arena; pointers are made
      * once, when the head is delivered, after which the arena never moves
      * (later header lines are trailers and are ignored). */
@@ -152,7 +149,8 @@ struct dz_httpc {
 
 static pthread_once_t global_once = PTHREAD_ONCE_INIT;
 static CURLcode global_rc = CURLE_FAILED_INIT;
-static bool h2c_reuse_bug;
+static bool h2c_reuse_bug; /* before 8.0.0 */
+static bool h2_pause_bug;  /* before 8.1.0 */
 
 static void global_init(void)
 {
@@ -161,6 +159,7 @@ static void global_init(void)
     global_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
     v = curl_version_info(CURLVERSION_NOW);
     h2c_reuse_bug = v && v->version_num < 0x080000;
+    h2_pause_bug = v && v->version_num < 0x080100;
 }
 
 static int global_ready(void)
@@ -634,8 +633,7 @@ static size_t on_write(char *p, size_t size, size_t nmemb, void *ud)
             long v = 0;
 
             curl_easy_getinfo(x->easy, CURLINFO_HTTP_VERSION, &v);
-            if (v == CURL_HTTP_VERSION_2_0 &&
-                curl_version_info(CURLVERSION_NOW)->version_num < 0x080100) {
+            if (v == CURL_HTTP_VERSION_2_0 && h2_pause_bug) {
                 x->nudge = true;
                 if (x->c->nnudge++ == 0)
                     ev_timer_again(x->c->loop, &x->c->nudge);
