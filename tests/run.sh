@@ -98,8 +98,8 @@ fi
 tap_count() { # tap_count LOG RC SCRIPT FAILFILE
     awk -v rc="$2" -v script="$3" -v failfile="$4" '
         /^1\.\.[0-9]+/ { plan = substr($1, 4) + 0; haveplan = 1; next }
-        /^not ok/ { seen++; bad++; print script ": " $0 >> failfile; next }
-        /^ok/ {
+        /^not ok [0-9]+([ \t]|$)/ { seen++; bad++; print script ": " $0 >> failfile; next }
+        /^ok [0-9]+([ \t]|$)/ {
             seen++
             if ($0 ~ /#[ \t]*[Ss][Kk][Ii][Pp]/) { bad++; print script ": " $0 " (skipped counts as failed)" >> failfile }
             else good++

@@ -50,11 +50,13 @@ TAP_PLAN=0
 
 plan() { TAP_PLAN=$1; echo "1..$1"; }
 diag() { local l; while IFS= read -r l; do echo "# $l"; done <<<"$*"; }
-pass() { TAP_N=$((TAP_N + 1)); echo "ok $TAP_N - $*"; }
+# A description is one line: embedded newlines would forge TAP lines.
+one_line() { local s="$*"; s=${s//$'\r'/ }; printf '%s' "${s//$'\n'/ }"; }
+pass() { TAP_N=$((TAP_N + 1)); echo "ok $TAP_N - $(one_line "$*")"; }
 fail() {
     TAP_N=$((TAP_N + 1))
     TAP_FAILED=$((TAP_FAILED + 1))
-    echo "not ok $TAP_N - $1"
+    echo "not ok $TAP_N - $(one_line "$1")"
     shift
     [ $# -gt 0 ] && diag "$*"
     return 0
