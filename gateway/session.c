@@ -40,7 +40,6 @@ enum {
     REC_LEN = 118
 };
 
-#define AMR_ALL (DZ_AMR_PWD | DZ_AMR_OTP | DZ_AMR_SC | DZ_AMR_PIN | DZ_AMR_MOB | DZ_AMR_QR)
 #define CREATE_TRIES 3 /* a token collision is ~2^-256; retry only for form */
 
 void dz_session_limits_default(struct dz_session_limits *l)
@@ -90,7 +89,7 @@ static bool fields_ok(const struct dz_session *s)
 {
     return memchr(s->fin, '\0', sizeof(s->fin)) && dz_fin_is_normal(s->fin) &&
            str_in(s->method, sizeof(s->method), METHODS) && s->amr != 0 &&
-           (s->amr & ~(unsigned)AMR_ALL) == 0 && str_in(s->acr, sizeof(s->acr), ACRS) &&
+           (s->amr & ~(unsigned)DZ_AMR_ALL) == 0 && str_in(s->acr, sizeof(s->acr), ACRS) &&
            role_ok(s->role, sizeof(s->role)) && s->auth_time > 0;
 }
 
@@ -362,7 +361,7 @@ int dz_session_to_json(const struct dz_session *s, json_t **out)
     int rc = DZ_ERR_INVAL;
 
     *out = NULL;
-    if (!s || s->amr == 0 || (s->amr & ~(unsigned)AMR_ALL) || !memchr(s->fin, 0, 8) ||
+    if (!s || s->amr == 0 || (s->amr & ~(unsigned)DZ_AMR_ALL) || !memchr(s->fin, 0, 8) ||
         !memchr(s->method, 0, 16) || !memchr(s->acr, 0, 16))
         goto out;
     exp = s->expires_abs_ms;

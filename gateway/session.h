@@ -88,8 +88,8 @@ int dz_session_delete(struct dz_store *st, const char *token, size_t token_len);
  * The public view of a session, for GET /auth/session and the login answer:
  * {"fin","amr":[...],"acr","method","expires_at","auth_time"} where
  * expires_at is RFC 3339 UTC ("2026-11-22T10:00:00Z") of the earlier of the
- * idle and absolute expiry, and amr lists names in the order of DESIGN §3
- * ("pwd","otp","qr","sc","mob","pin").  Never contains the token.
+ * idle and absolute expiry, and amr is written by dz_amr_to_json (one order
+ * for every amr array the gateway writes).  Never contains the token.
  * *out is a new reference (caller json_decref's) or NULL on error.
  * Returns 0, DZ_ERR_INVAL (amr or times out of range), DZ_ERR_NOMEM.
  */
