@@ -16,6 +16,7 @@
 
 #include "err.h"
 #include "log.h"
+#include "mssp.h"
 #include "parse.h"
 
 #include "compat.h"
@@ -387,6 +388,8 @@ struct mode {
 static const struct mode modes[] = {
     {"registry", dz_peer_registry_main, "population registry over HTTP/2 (SQLite)"},
     {"echo", dz_peer_echo_main, "answers any request with what it received"},
+    {"mssp", dz_peer_mssp_main, "mobile signature service provider (Mobile-ID-like REST)"},
+    {"phone", dz_peer_phone_main, "a phone with a SIM signing key: answers the MSSP and QR codes"},
     {NULL, NULL, NULL},
 };
 
