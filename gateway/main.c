@@ -197,7 +197,9 @@ int main(int argc, char **argv)
     if (check) {
         if (dump)
             dz_config_dump(gw.gen->config, stdout);
-        printf("configuration OK: %zu listener(s), %zu policy service(s), %zu key(s)\n",
+        /* After a dump the line is a YAML comment, so the dump checks again. */
+        printf("%sconfiguration OK: %zu listener(s), %zu policy service(s), %zu key(s)\n",
+               dump ? "# " : "",
                gw.gen->config->n_listeners, dz_policy_service_count(gw.gen->policies),
                gw.gen->nsigners);
         dz_gen_unref(gw.gen);
