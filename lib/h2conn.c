@@ -467,13 +467,14 @@ int dz_h2conn_new(struct dz_worker *w, const struct dz_listener *l, int fd, SSL 
     nghttp2_settings_entry iv[4];
     uint32_t win;
     ev_tstamp now = ev_now(w->loop);
+    int rc = DZ_ERR_NOMEM;
 
     *out = NULL;
     c = calloc(1, sizeof(*c));
     if (!c)
-        goto fail;
+        goto out;
     if (nghttp2_session_server_new2(&c->ngh, w->h->h2cb, c, w->h->h2opt) != 0)
-        goto fail;
+        goto out;
     win = lim->max_body_bytes < NGHTTP2_INITIAL_WINDOW_SIZE ? NGHTTP2_INITIAL_WINDOW_SIZE
           : lim->max_body_bytes > DZ_H2_STREAM_WINDOW       ? DZ_H2_STREAM_WINDOW
                                                             : (uint32_t)lim->max_body_bytes;
@@ -487,7 +488,7 @@ int dz_h2conn_new(struct dz_worker *w, const struct dz_listener *l, int fd, SSL 
     iv[3].value = 1;
     if (nghttp2_submit_settings(c->ngh, NGHTTP2_FLAG_NONE, iv, 4) != 0 ||
         nghttp2_session_set_local_window_size(c->ngh, NGHTTP2_FLAG_NONE, 0, DZ_H2_CONN_WINDOW) != 0)
-        goto fail;
+        goto out;
 
     c->w = w;
     c->l = l;
@@ -518,8 +519,11 @@ int dz_h2conn_new(struct dz_worker *w, const struct dz_listener *l, int fd, SSL 
     if (!ssl)
         dz_h2conn_mark_dirty(c); /* our SETTINGS go out at once */
     *out = c;
-    return 0;
-fail:
+    c = NULL; /* now owned by w's list; fd and ssl by c */
+    fd = -1;
+    ssl = NULL;
+    rc = 0;
+out:
     if (c) {
         if (c->ngh)
             nghttp2_session_del(c->ngh);
@@ -528,7 +532,7 @@ fail:
     SSL_free(ssl);
     if (fd >= 0)
         close(fd);
-    return DZ_ERR_NOMEM;
+    return rc;
 }
 
 void dz_h2conn_goaway(struct dz_h2conn *c)

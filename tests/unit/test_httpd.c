@@ -685,7 +685,10 @@ static void test_many_streams(void **state)
         curl_easy_cleanup(e[i]);
         dz_buf_cleanup(&r[i].body);
     }
-    assert_true(connects <= 2); /* multiplexed */
+    /* Multiplexed: far fewer connections than transfers.  (curl may send
+     * more streams than our SETTINGS allow before it has read them; those
+     * are refused and curl retries them on a new connection.) */
+    assert_true(connects <= N / 4);
     curl_multi_cleanup(m);
     srv_stop(&s);
 }
