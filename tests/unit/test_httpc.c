@@ -1092,6 +1092,85 @@ static void test_free_with_transfers_in_flight(void **state)
     assert_int_equal(dz_httpc_new(loop, &cli), 0); /* for teardown */
 }
 
+/* ---- against darvaza's own HTTP/2 engine (lib/httpd.c), the server of
+ * the peers and of the gateway itself: h2c with prior knowledge only */
+
+static void engine_request(struct dz_req *r, void *wdata)
+{
+    char body[256];
+    size_t len = 0;
+    const struct dz_hdr h[] = {{"x-echo", "yes"}, {"content-type", "text/plain"}};
+    int n;
+
+    (void)wdata;
+    dz_req_body(r, &len);
+    n = snprintf(body, sizeof(body), "%s %s %zu", dz_req_method(r), dz_req_path(r), len);
+    dz_req_respond(r, 200, h, 2, body, (size_t)n);
+}
+
+static void test_against_darvaza_engine(void **state)
+{
+    enum { N = 100 };
+    struct dz_listener_conf lc = {.host = "127.0.0.1", .port = 0};
+    struct dz_httpd_conf conf = {.listeners = &lc, .nlisteners = 1, .workers = 1};
+    struct dz_httpd *h = NULL;
+    struct res *r = calloc(N + 1, sizeof(*r));
+    char path[64];
+    char want[96];
+    int port;
+    int i;
+
+    (void)state;
+    assert_non_null(r);
+    dz_httpd_limits_default(&conf.limits);
+    conf.handlers.on_request = engine_request;
+    assert_int_equal(dz_httpd_new(&conf, &h), 0);
+    assert_int_equal(dz_httpd_start(h), 0);
+    port = dz_httpd_port(h, 0);
+    for (i = 0; i < N; i++) {
+        struct dz_httpc_request q;
+
+        r_init(&r[i]);
+        snprintf(path, sizeof(path), "/e?i=%d", i);
+        q = req(url(port, false, path), DZ_HTTPC_H2C);
+        if (i % 2) {
+            q.method = "POST";
+            q.body = path;
+            q.body_len = strlen(path);
+        }
+        start_ok(&r[i], &q);
+    }
+    run(10000);
+    for (i = 0; i < N; i++) {
+        snprintf(path, sizeof(path), "/e?i=%d", i);
+        snprintf(want, sizeof(want), "%s %s %zu", i % 2 ? "POST" : "GET", path,
+                 i % 2 ? strlen(path) : 0);
+        assert_int_equal(r[i].result, 0);
+        assert_int_equal(r[i].status, 200);
+        assert_string_equal(r_header(&r[i], "x-echo", 0), "yes");
+        assert_string_equal(dz_buf_cstr(&r[i].body), want);
+        dz_buf_cleanup(&r[i].body);
+    }
+    /* the burst shared one connection, and a later request reuses it */
+    assert_int_equal(dz_httpd_open_connections(h), 1);
+    {
+        struct dz_httpc_request q = req(url(port, false, "/again"), DZ_HTTPC_H2C);
+
+        r_init(&r[N]);
+        start_ok(&r[N], &q);
+        run(5000);
+        assert_string_equal(dz_buf_cstr(&r[N].body), "GET /again 0");
+        assert_int_equal(dz_httpd_open_connections(h), 1);
+        dz_buf_cleanup(&r[N].body);
+    }
+    dz_httpc_free(cli); /* closes the connection before the server drains */
+    cli = NULL;
+    assert_int_equal(dz_httpc_new(loop, &cli), 0);
+    dz_httpd_drain(h, 2000);
+    dz_httpd_free(h);
+    free(r);
+}
+
 int main(void)
 {
     if (getenv("DZ_TEST_DEBUG"))
@@ -1117,6 +1196,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_blocking, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_requests, setup, teardown),
         cmocka_unit_test_setup_teardown(test_free_with_transfers_in_flight, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_against_darvaza_engine, setup, teardown),
     };
 
     return cmocka_run_group_tests(tests, start_nginx, stop_nginx);
