@@ -123,9 +123,11 @@ struct ev_loop *dz_worker_loop(struct dz_worker *w);
 unsigned dz_worker_index(const struct dz_worker *w);
 void *dz_worker_data(struct dz_worker *w);
 
-/* Run fn(arg) on w's loop thread, soon.  Thread-safe (ev_async).  Returns 0,
- * or DZ_ERR_STATE if the worker is stopping (fn is then not called and the
- * caller still owns arg), or DZ_ERR_NOMEM. */
+/* Run fn(arg) on w's loop thread, soon, in posting order.  Thread-safe
+ * (ev_async).  Posts made before dz_httpd_start run once the loop runs;
+ * during a drain they still run.  Returns 0, or DZ_ERR_STATE once the
+ * worker has stopped (fn is then not called and the caller still owns arg),
+ * DZ_ERR_INVAL (w or fn NULL), or DZ_ERR_NOMEM. */
 int dz_worker_post(struct dz_worker *w, void (*fn)(void *arg), void *arg);
 
 /* Keep w's drain waiting for one more piece of outstanding work (e.g. a
