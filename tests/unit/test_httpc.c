@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -94,6 +95,22 @@ static void sleep_ms(unsigned ms)
 
     while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
         ;
+}
+
+static int stop_nginx(void **state);
+
+static void show_nginx_log(void)
+{
+    char line[512];
+    char path[128];
+    FILE *f;
+
+    snprintf(path, sizeof(path), "%s/error.log", ng.dir);
+    f = fopen(path, "r");
+    while (f && fgets(line, sizeof(line), f))
+        fprintf(stderr, "nginx: %s", line);
+    if (f)
+        fclose(f);
 }
 
 static int start_nginx(void **state)
@@ -174,6 +191,8 @@ static int start_nginx(void **state)
         char errlog[128];
         int devnull = open("/dev/null", O_RDWR);
 
+        /* nginx must not outlive a crashed or killed test */
+        prctl(PR_SET_PDEATHSIG, SIGTERM);
         snprintf(errlog, sizeof(errlog), "%s/error.log", ng.dir);
         if (devnull >= 0) {
             dup2(devnull, 1);
@@ -187,13 +206,17 @@ static int start_nginx(void **state)
         if (port_open(ng.p1) && port_open(ng.p2) && port_open(ng.p3))
             return 0;
         if (waitpid(ng.pid, NULL, WNOHANG) == ng.pid) {
-            fprintf(stderr, "test_httpc: nginx exited at start (see %s/error.log)\n", ng.dir);
+            fprintf(stderr, "test_httpc: nginx exited at start\n");
+            show_nginx_log();
             ng.pid = -1;
+            stop_nginx(NULL);
             return -1;
         }
         sleep_ms(50);
     }
     fprintf(stderr, "test_httpc: nginx did not listen within 5 s\n");
+    show_nginx_log();
+    stop_nginx(NULL);
     return -1;
 }
 
