@@ -61,7 +61,8 @@ curl -s --cacert \$CA -H "Authorization: Bearer \$TOKEN" \$GW/auth/session | jq
 curl -s --cacert \$CA --cert $STATE/certs/gateway-client.pem --key $STATE/certs/gateway-client.key \\
   https://127.0.0.1:9101/_peer/requests | jq '.[-1] | {path, verified, reason, claims}'
 
-# 5. the same over HTTP/2 with nghttp (-v shows the frames)
+# 5. the same over HTTP/2 with nghttp (-v shows the frames; nghttp does not check
+#    the certificate, it only warns)
 nghttp -v -H "authorization: Bearer \$TOKEN" \$GW/api/registry/me
 
 # 6. the gateway's published keys, and log out
