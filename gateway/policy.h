@@ -26,12 +26,12 @@
 #include "assertion.h"
 #include "parse.h"
 
-#define DZ_POLICY_MAX_FILES 64      /* services (files) in a directory */
-#define DZ_POLICY_MAX_ROUTES 256    /* routes in one service */
-#define DZ_POLICY_MAX_TOTAL 1024    /* routes in a set */
-#define DZ_POLICY_MAX_SEGMENTS 32   /* path segments in a template or a request */
+#define DZ_POLICY_MAX_FILES 64    /* services (files) in a directory */
+#define DZ_POLICY_MAX_ROUTES 256  /* routes in one service */
+#define DZ_POLICY_MAX_TOTAL 1024  /* routes in a set */
+#define DZ_POLICY_MAX_SEGMENTS 32 /* path segments in a template or a request */
 #define DZ_POLICY_MAX_BYTES (256 * 1024)
-#define DZ_POLICY_PURPOSE_MAX 128   /* Darvaza-Purpose: printable ASCII, 1..128 */
+#define DZ_POLICY_PURPOSE_MAX 128 /* Darvaza-Purpose: printable ASCII, 1..128 */
 
 /* Assurance levels (DESIGN §3), ordered. */
 enum dz_acr { DZ_ACR_NONE = 0, DZ_ACR_LOW = 1, DZ_ACR_SUBSTANTIAL = 2, DZ_ACR_HIGH = 3 };
@@ -86,9 +86,9 @@ enum dz_rate_scope {
 };
 
 struct dz_policy_limits {
-    uint64_t body;                 /* bytes; 0 = unset: the config's limits.body applies */
-    uint64_t timeout_ms;           /* 0 = unset: the config's limits.request_timeout applies */
-    struct dz_rate rate;           /* rate.count 0 = no rate limit */
+    uint64_t body;       /* bytes; 0 = unset: the config's limits.body applies */
+    uint64_t timeout_ms; /* 0 = unset: the config's limits.request_timeout applies */
+    struct dz_rate rate; /* rate.count 0 = no rate limit */
     enum dz_rate_scope rate_scope;
 };
 
@@ -104,34 +104,34 @@ struct dz_policy_service;
 
 struct dz_policy_route {
     const struct dz_policy_service *service;
-    const char *path;                /* template as written: "/api/registry/persons/{fin}" */
-    unsigned methods;                /* DZ_METHOD_* bits */
-    enum dz_acr acr;                 /* minimum level (DZ_ACR_NONE only on public routes) */
-    unsigned means;                  /* DZ_AMR_* bits; the session needs one; 0 = any */
-    const char *role;                /* required subject role, or NULL */
+    const char *path; /* template as written: "/api/registry/persons/{fin}" */
+    unsigned methods; /* DZ_METHOD_* bits */
+    enum dz_acr acr;  /* minimum level (DZ_ACR_NONE only on public routes) */
+    unsigned means;   /* DZ_AMR_* bits; the session needs one; 0 = any */
+    const char *role; /* required subject role, or NULL */
     enum dz_policy_purpose purpose;
-    unsigned release;                /* DZ_RELEASE_* bits */
-    bool require_signed_body;        /* body must be a CAdES document signed by the subject */
-    bool self_only;                  /* the {fin} must be the subject's own FIN */
-    bool is_public;                  /* no session needed */
-    bool has_fin;                    /* the template has a {fin} segment */
-    struct dz_policy_limits limits;  /* effective: each field from the route, else the service */
-    const char *rule;                /* "registry.yaml:8 GET /api/registry/persons/{fin}" */
-    const char *file;                /* the policy file's path */
-    unsigned line;                   /* the route's line in it */
+    unsigned release;                 /* DZ_RELEASE_* bits */
+    bool require_signed_body;         /* body must be a CAdES document signed by the subject */
+    bool self_only;                   /* the {fin} must be the subject's own FIN */
+    bool is_public;                   /* no session needed */
+    bool has_fin;                     /* the template has a {fin} segment */
+    struct dz_policy_limits limits;   /* effective: each field from the route, else the service */
+    const char *rule;                 /* "registry.yaml:8 GET /api/registry/persons/{fin}" */
+    const char *file;                 /* the policy file's path */
+    unsigned line;                    /* the route's line in it */
     const struct dz_policy_seg *segs; /* compiled template */
     size_t n_segs;
 };
 
 struct dz_policy_service {
-    const char *name;                 /* [a-z0-9-]+, unique; the assertion's aud */
-    const char *registered_as;        /* state register entry, e.g. "DIS-0001", unique */
-    const char *upstream;             /* "https://127.0.0.1:9101" (no trailing '/') */
-    const char *upstream_host;        /* host part (no brackets) */
+    const char *name;          /* [a-z0-9-]+, unique; the assertion's aud */
+    const char *registered_as; /* state register entry, e.g. "DIS-0001", unique */
+    const char *upstream;      /* "https://127.0.0.1:9101" (no trailing '/') */
+    const char *upstream_host; /* host part (no brackets) */
     uint16_t upstream_port;
     bool upstream_is_https;
     enum dz_upstream_http upstream_http;
-    struct dz_policy_limits limits;   /* as written at service level (0 = unset) */
+    struct dz_policy_limits limits; /* as written at service level (0 = unset) */
     const struct dz_policy_route *routes;
     size_t n_routes;
     const char *file;
@@ -158,8 +158,8 @@ int dz_policy_load_dir(const char *dir, struct dz_policy_set **out, char *err, s
 
 /* The same for one policy text held in memory (name used in messages and
  * rule names); gives a one-service set.  For tests and the fuzzer. */
-int dz_policy_load_buf(const char *name, const void *data, size_t len,
-                       struct dz_policy_set **out, char *err, size_t err_len);
+int dz_policy_load_buf(const char *name, const void *data, size_t len, struct dz_policy_set **out,
+                       char *err, size_t err_len);
 
 /* Free a set; NULL is a no-op. */
 void dz_policy_set_free(struct dz_policy_set *s);
@@ -198,7 +198,7 @@ int dz_policy_match(const struct dz_policy_set *s, const char *method,
 
 /* Who is asking (from the session).  fin NULL or "" = no session. */
 struct dz_policy_subject {
-    const char *fin;  /* normalised upper-case FIN */
+    const char *fin; /* normalised upper-case FIN */
     enum dz_acr acr;
     unsigned amr;     /* DZ_AMR_* bits */
     const char *role; /* e.g. "judge", or NULL */
@@ -234,12 +234,12 @@ int dz_policy_eval(const struct dz_policy_route *r, const struct dz_policy_subje
 bool dz_policy_release_allows(const struct dz_policy_route *r, const char *field);
 
 /* Name tables (all return 0 / NULL for unknown input; no allocation). */
-unsigned dz_policy_release_bit(const char *field);  /* DZ_RELEASE_* or 0 */
-unsigned dz_policy_method_bit(const char *method);  /* DZ_METHOD_* or 0 */
-unsigned dz_policy_amr_bit(const char *name);       /* DZ_AMR_* or 0 */
-const char *dz_policy_amr_name(unsigned bit);       /* "pwd"..., NULL if not one bit */
+unsigned dz_policy_release_bit(const char *field);        /* DZ_RELEASE_* or 0 */
+unsigned dz_policy_method_bit(const char *method);        /* DZ_METHOD_* or 0 */
+unsigned dz_policy_amr_bit(const char *name);             /* DZ_AMR_* or 0 */
+const char *dz_policy_amr_name(unsigned bit);             /* "pwd"..., NULL if not one bit */
 int dz_policy_acr_parse(const char *s, enum dz_acr *out); /* "low"|"substantial"|"high" */
-const char *dz_policy_acr_name(enum dz_acr acr);    /* "none" for DZ_ACR_NONE */
-bool dz_policy_purpose_valid(const char *purpose);  /* printable ASCII, 1..128 */
+const char *dz_policy_acr_name(enum dz_acr acr);          /* "none" for DZ_ACR_NONE */
+bool dz_policy_purpose_valid(const char *purpose);        /* printable ASCII, 1..128 */
 
 #endif

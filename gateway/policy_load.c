@@ -60,8 +60,8 @@ static int check_keys(struct pctx *c, const struct dz_yaml_node *map, const char
         for (size_t i = 0; known[i] && !ok; i++)
             ok = strcmp(known[i], m->key) == 0;
         if (!ok) {
-            int n = snprintf(key, sizeof(key), "%s%s%s", prefix ? prefix : "",
-                             prefix ? "." : "", m->key);
+            int n = snprintf(key, sizeof(key), "%s%s%s", prefix ? prefix : "", prefix ? "." : "",
+                             m->key);
             if (n < 0)
                 key[0] = '\0';
             return perr(c, m->key_line, key, "unknown key");
@@ -186,8 +186,7 @@ static int load_limits(struct pctx *c, const struct dz_yaml_node *n, const char 
             rc = dz_parse_duration(s, 100, 10 * 60 * 1000, &l->timeout_ms);
             if (rc != 0)
                 return perr(c, m->key_line, key,
-                            "expected a duration from 100ms to 10m such as 10s, got \"%.40s\"",
-                            s);
+                            "expected a duration from 100ms to 10m such as 10s, got \"%.40s\"", s);
         } else {
             rc = parse_rate(c, m, key, l);
             if (rc != 0)
@@ -284,8 +283,7 @@ static bool is_role(const char *s)
 
 static int make_rule(struct dz_policy_route *r, const char *base)
 {
-    static const char *const names[] = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE",
-                                        "OPTIONS"};
+    static const char *const names[] = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"};
     char methods[64];
     size_t used = 0;
     size_t need;
@@ -326,9 +324,9 @@ static void inherit(struct dz_policy_limits *route, const struct dz_policy_limit
 static int load_route(struct pctx *c, const struct dz_yaml_node *map, size_t idx,
                       const struct dz_policy_service *svc, struct dz_policy_route *r)
 {
-    static const char *const known[] = {"path",    "methods", "acr",     "means",
-                                        "role",    "purpose", "release", "require_signed_body",
-                                        "self_only", "public", "limits",  NULL};
+    static const char *const known[] = {"path",      "methods", "acr",     "means",
+                                        "role",      "purpose", "release", "require_signed_body",
+                                        "self_only", "public",  "limits",  NULL};
     const struct dz_yaml_node *n;
     char prefix[KEY_LEN];
     char key[KEY_LEN];
@@ -405,7 +403,8 @@ static int load_route(struct pctx *c, const struct dz_yaml_node *map, size_t idx
         if (rc != 0)
             return rc;
         if (!is_role(s))
-            return perr(c, n->key_line, key, "expected a role name such as judge ([a-z][a-z0-9_-]*)");
+            return perr(c, n->key_line, key,
+                        "expected a role name such as judge ([a-z][a-z0-9_-]*)");
         r->role = strdup(s);
         if (!r->role)
             return perr(c, n->key_line, key, "out of memory");
@@ -424,8 +423,7 @@ static int load_route(struct pctx *c, const struct dz_yaml_node *map, size_t idx
         else if (strcmp(s, "none") == 0)
             r->purpose = DZ_PURPOSE_NONE;
         else
-            return perr(c, n->key_line, key, "expected required|optional|none, got \"%.40s\"",
-                        s);
+            return perr(c, n->key_line, key, "expected required|optional|none, got \"%.40s\"", s);
     }
 
     route_key(key, sizeof(key), idx, "release");
@@ -543,8 +541,7 @@ static int load_upstream(struct pctx *c, const struct dz_yaml_node *map,
                     "\"%.80s\"",
                     s);
     if (s[u.path_off] != '\0' && strcmp(s + u.path_off, "/") != 0)
-        return perr(c, n->key_line, "upstream",
-                    "no path: the request path is forwarded as it is");
+        return perr(c, n->key_line, "upstream", "no path: the request path is forwarded as it is");
     /* Cleartext to a back end crosses a network only if it is not loopback;
      * the assertion is a bearer token for its lifetime, so refuse that. */
     if (!u.is_https && !u.is_loopback)
@@ -617,8 +614,7 @@ static int load_service(struct pctx *c, const struct dz_yaml_doc *doc,
     if (rc != 0)
         return rc;
     if (!is_register_id(s))
-        return perr(c, n->key_line, "registered_as",
-                    "expected a register entry such as DIS-0001");
+        return perr(c, n->key_line, "registered_as", "expected a register entry such as DIS-0001");
     svc->registered_as = strdup(s);
     *reg_line = n->key_line;
     if (!svc->name || !svc->registered_as)
@@ -743,8 +739,8 @@ static int load_one(const char *path, const char *base, const void *data, size_t
     return rc;
 }
 
-int dz_policy_load_buf(const char *name, const void *data, size_t len,
-                       struct dz_policy_set **out, char *err, size_t err_len)
+int dz_policy_load_buf(const char *name, const void *data, size_t len, struct dz_policy_set **out,
+                       char *err, size_t err_len)
 {
     struct dz_policy_set *s = NULL;
     const char *base;
@@ -765,8 +761,8 @@ int dz_policy_load_buf(const char *name, const void *data, size_t len,
         goto out;
     }
     s->n_services = 1;
-    rc = load_one(name, base, data ? data : "", len, &s->services[0], &name_line, &reg_line,
-                  err, err_len);
+    rc = load_one(name, base, data ? data : "", len, &s->services[0], &name_line, &reg_line, err,
+                  err_len);
     if (rc == 0)
         rc = link_set(s, &name_line, &reg_line, err, err_len);
     if (rc == 0) {

@@ -111,20 +111,12 @@ static int parse_with_unit(const char *s, const struct unit *units, uint64_t min
 }
 
 static const struct unit size_units[] = {
-    {"", 1},
-    {"B", 1},
-    {"KiB", 1024ULL},
-    {"MiB", 1024ULL * 1024},
-    {"GiB", 1024ULL * 1024 * 1024},
+    {"", 1},   {"B", 1}, {"KiB", 1024ULL}, {"MiB", 1024ULL * 1024}, {"GiB", 1024ULL * 1024 * 1024},
     {NULL, 0},
 };
 
 static const struct unit duration_units[] = {
-    {"ms", 1},
-    {"s", 1000ULL},
-    {"m", 60ULL * 1000},
-    {"h", 3600ULL * 1000},
-    {NULL, 0},
+    {"ms", 1}, {"s", 1000ULL}, {"m", 60ULL * 1000}, {"h", 3600ULL * 1000}, {NULL, 0},
 };
 
 int dz_parse_size(const char *s, uint64_t min, uint64_t max, uint64_t *out)

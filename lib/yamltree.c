@@ -237,8 +237,8 @@ static int on_key(struct loader *L, const yaml_event_t *ev, unsigned line)
      * operator reading the file sees one value, the program uses another. */
     for (const struct dz_yaml_node *m = f->node->first; m; m = m->next) {
         if (strlen(m->key) == len && memcmp(m->key, s, len) == 0)
-            return fail(L, DZ_ERR_PARSE, line, "duplicate key \"%s\" (first at line %u)",
-                        m->key, m->key_line);
+            return fail(L, DZ_ERR_PARSE, line, "duplicate key \"%s\" (first at line %u)", m->key,
+                        m->key_line);
     }
     f->key = arena_strndup(L->doc, s, len);
     if (!f->key)
@@ -323,11 +323,11 @@ static int on_event(struct loader *L, const yaml_event_t *ev, bool *done)
     case YAML_SCALAR_EVENT:
         return on_scalar(L, ev, line);
     case YAML_SEQUENCE_START_EVENT:
-        return on_start(L, DZ_YAML_SEQ, ev->data.sequence_start.anchor,
-                        ev->data.sequence_start.tag, line);
+        return on_start(L, DZ_YAML_SEQ, ev->data.sequence_start.anchor, ev->data.sequence_start.tag,
+                        line);
     case YAML_MAPPING_START_EVENT:
-        return on_start(L, DZ_YAML_MAP, ev->data.mapping_start.anchor,
-                        ev->data.mapping_start.tag, line);
+        return on_start(L, DZ_YAML_MAP, ev->data.mapping_start.anchor, ev->data.mapping_start.tag,
+                        line);
     case YAML_SEQUENCE_END_EVENT:
     case YAML_MAPPING_END_EVENT:
         if (L->depth == 0)
@@ -400,8 +400,8 @@ out:
     return rc;
 }
 
-int dz_yaml_load_file(const char *path, const struct dz_yaml_limits *lim,
-                      struct dz_yaml_doc **out, char *err, size_t err_len)
+int dz_yaml_load_file(const char *path, const struct dz_yaml_limits *lim, struct dz_yaml_doc **out,
+                      char *err, size_t err_len)
 {
     const struct dz_yaml_limits *l = lim ? lim : &dz_yaml_default_limits;
     unsigned char *data = NULL;
@@ -504,9 +504,12 @@ bool dz_yaml_is_null(const struct dz_yaml_node *n)
 const char *dz_yaml_kind_name(enum dz_yaml_kind k)
 {
     switch (k) {
-    case DZ_YAML_SCALAR: return "a value";
-    case DZ_YAML_SEQ: return "a list";
-    case DZ_YAML_MAP: return "a mapping";
+    case DZ_YAML_SCALAR:
+        return "a value";
+    case DZ_YAML_SEQ:
+        return "a list";
+    case DZ_YAML_MAP:
+        return "a mapping";
     }
     return "a node";
 }

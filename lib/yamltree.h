@@ -60,8 +60,8 @@ struct dz_yaml_doc;
  * (cannot read), DZ_ERR_TOOBIG (a limit), DZ_ERR_PARSE (syntax or a refused
  * construct) or DZ_ERR_NOMEM.
  */
-int dz_yaml_load_file(const char *path, const struct dz_yaml_limits *lim,
-                      struct dz_yaml_doc **out, char *err, size_t err_len);
+int dz_yaml_load_file(const char *path, const struct dz_yaml_limits *lim, struct dz_yaml_doc **out,
+                      char *err, size_t err_len);
 int dz_yaml_load_buf(const char *name, const void *data, size_t len,
                      const struct dz_yaml_limits *lim, struct dz_yaml_doc **out, char *err,
                      size_t err_len);

@@ -89,8 +89,8 @@ static void instantiate(const struct dz_policy_route *r, char *out, size_t len)
 
 static void check_loaded(const struct dz_policy_set *s)
 {
-    static const char *const methods[] = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE",
-                                          "OPTIONS"};
+    static const char *const methods[] = {"GET",   "HEAD",   "POST",   "PUT",
+                                          "PATCH", "DELETE", "OPTIONS"};
     char path[1100];
 
     if (dz_policy_service_count(s) != 1)

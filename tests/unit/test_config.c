@@ -144,8 +144,8 @@ static int setup(void **state)
 
 static int teardown(void **state)
 {
-    static const char *const files[] = {"tls.pem",  "tls.key",    "ca.pem",     "seed.key",
-                                        "k2.pem",   "k1.pem",     "pin",        "root.pem",
+    static const char *const files[] = {"tls.pem",    "tls.key",    "ca.pem",    "seed.key",
+                                        "k2.pem",     "k1.pem",     "pin",       "root.pem",
                                         "client.pem", "client.key", "other.pem", "c.yaml"};
     char p[160];
 
@@ -393,8 +393,8 @@ static const struct bad_case bad_cases[] = {
      "accounts.document_pattern", "not a usable POSIX"},
     {25, 25, "  argon2_memory: 64MiB\n  document_pattern: \"^(((a{200}){200}){200})$\"", 26,
      "accounts.document_pattern", "too complex"},
-    {25, 25, "  argon2_memory: 64MiB\n  document_pattern: \"^v+++++++++++++++++++++++++v{3,}$\"", 26,
-     "accounts.document_pattern", "too complex"},
+    {25, 25, "  argon2_memory: 64MiB\n  document_pattern: \"^v+++++++++++++++++++++++++v{3,}$\"",
+     26, "accounts.document_pattern", "too complex"},
     /* files */
     {24, 24, "  seed_key_file: @D@/nope.key", 24, "accounts.seed_key_file", "cannot read"},
     {10, 10, "      certificate: @D@", 10, "listeners[0].tls.certificate", "not a regular file"},
@@ -455,8 +455,7 @@ static void test_syntax_errors(void **state)
     assert_int_equal(dz_config_load_buf("l.yaml", "- a\n", 4, 0, &c, err, sizeof(err)),
                      DZ_ERR_INVAL);
     expect_prefix(err, "l.yaml:1: ", "expected a mapping of sections");
-    assert_int_equal(dz_config_load("/nonexistent/darvaza.yaml", &c, err, sizeof(err)),
-                     DZ_ERR_IO);
+    assert_int_equal(dz_config_load("/nonexistent/darvaza.yaml", &c, err, sizeof(err)), DZ_ERR_IO);
     expect_prefix(err, "/nonexistent/darvaza.yaml: ", "cannot open");
     assert_null(c);
 }
@@ -545,9 +544,8 @@ static void test_sensitive_redaction(void **state)
     FILE *f;
 
     (void)state;
-    assert_int_equal(load_tsec("token: s3cr3t-value\npin: 24680\nplain: hello\n", &t, err,
-                               sizeof(err)),
-                     0);
+    assert_int_equal(
+        load_tsec("token: s3cr3t-value\npin: 24680\nplain: hello\n", &t, err, sizeof(err)), 0);
     assert_string_equal(t.token, "s3cr3t-value");
     assert_int_equal(t.pin, 24680);
     f = open_memstream(&text, &len);

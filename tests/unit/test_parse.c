@@ -24,8 +24,8 @@ static void test_int(void **state)
     assert_int_equal(dz_parse_int("9223372036854775807", 0, INT64_MAX, &v), 0);
     assert_true(v == INT64_MAX);
 
-    static const char *const bad[] = {"",   "+1", " 1",  "1 ",  "01", "-0", "1a", "0x10",
-                                      "-",  "1.0", "1e3", "--1", "٣",  "1_000"};
+    static const char *const bad[] = {"",     "+1", " 1",  "1 ",  "01",  "-0", "1a",
+                                      "0x10", "-",  "1.0", "1e3", "--1", "٣",  "1_000"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         v = 5;
         assert_int_equal(dz_parse_int(bad[i], -1000, 1000, &v), DZ_ERR_PARSE);
@@ -60,8 +60,9 @@ static void test_size(void **state)
     assert_int_equal(dz_parse_size("0", 0, max, &v), 0);
     assert_int_equal(v, 0);
 
-    static const char *const bad[] = {"10KB", "1M",  "1k",     "1KIB", "1.5MiB", "KiB", "-1KiB",
-                                      " 1KiB", "1 KiB", "01KiB", "1KiB ", "", "1MiBB", "0x1"};
+    static const char *const bad[] = {"10KB",  "1M",    "1k",    "1KIB",  "1.5MiB",
+                                      "KiB",   "-1KiB", " 1KiB", "1 KiB", "01KiB",
+                                      "1KiB ", "",      "1MiBB", "0x1"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         v = 1;
         assert_int_equal(dz_parse_size(bad[i], 0, max, &v), DZ_ERR_PARSE);
@@ -95,8 +96,8 @@ static void test_duration(void **state)
     assert_int_equal(dz_parse_duration("0s", 0, max, &v), 0);
     assert_int_equal(v, 0);
 
-    static const char *const bad[] = {"10",  "10S", "1d",  "ms",   "1.5s", "10 s", "-1s",
-                                      "s",   "",    "1sm", "10s ", "1M",   "1hr"};
+    static const char *const bad[] = {"10", "10S", "1d",  "ms",   "1.5s", "10 s", "-1s",
+                                      "s",  "",    "1sm", "10s ", "1M",   "1hr"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         v = 1;
         assert_int_equal(dz_parse_duration(bad[i], 0, max, &v), DZ_ERR_PARSE);
@@ -125,8 +126,8 @@ static void test_rate(void **state)
     assert_int_equal(r.period_ms, 3600000);
     assert_int_equal(dz_parse_rate("1000000/s", &r), 0);
 
-    static const char *const bad[] = {"20/d", "20", "/s", "20/s ", "20 /s", "20/", "a/s",
-                                      "20/S", "-1/s", "020/s", "", "20/ms"};
+    static const char *const bad[] = {"20/d", "20",   "/s",   "20/s ", "20 /s", "20/",
+                                      "a/s",  "20/S", "-1/s", "020/s", "",      "20/ms"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         assert_int_equal(dz_parse_rate(bad[i], &r), DZ_ERR_PARSE);
         assert_int_equal(r.count, 0);
@@ -187,12 +188,30 @@ static void test_url(void **state)
     assert_true(u.is_loopback);
 
     static const char *const bad[] = {
-        "ftp://x",        "https://",           "https://user@host",   "https://u:p@h/",
-        "https://h:x",    "https://h?q=1",      "https://h/#f",        "https://exa mple.com",
-        "https://-a.com", "https://a-.com",     "https://1.2.3",       "HTTPS://x",
-        "https://[::1",   "https://[fe80::1%25eth0]", "https://h:",    "https://h:99999",
-        "https://a..b",   "https://h/\x01",     "https://ü.az",        "//h",
-        "https://[::1]x", "http:/h",            "",                    "https://010.0.0.1",
+        "ftp://x",
+        "https://",
+        "https://user@host",
+        "https://u:p@h/",
+        "https://h:x",
+        "https://h?q=1",
+        "https://h/#f",
+        "https://exa mple.com",
+        "https://-a.com",
+        "https://a-.com",
+        "https://1.2.3",
+        "HTTPS://x",
+        "https://[::1",
+        "https://[fe80::1%25eth0]",
+        "https://h:",
+        "https://h:99999",
+        "https://a..b",
+        "https://h/\x01",
+        "https://ü.az",
+        "//h",
+        "https://[::1]x",
+        "http:/h",
+        "",
+        "https://010.0.0.1",
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         int rc = dz_parse_url(bad[i], &u);
@@ -206,10 +225,10 @@ static void test_url(void **state)
 
 static void test_format(void **state)
 {
-    static const uint64_t sizes[] = {0, 1, 512, 1000, 1024, 16384, 1048576, 1073741824ULL,
-                                     3 * 1073741824ULL, 1536, 1048577};
-    static const uint64_t durations[] = {0, 1, 250, 1000, 1500, 60000, 90000, 3600000, 43200000,
-                                         61000};
+    static const uint64_t sizes[] = {
+        0, 1, 512, 1000, 1024, 16384, 1048576, 1073741824ULL, 3 * 1073741824ULL, 1536, 1048577};
+    static const uint64_t durations[] = {0,     1,     250,     1000,     1500,
+                                         60000, 90000, 3600000, 43200000, 61000};
     char buf[32];
     uint64_t back;
 
@@ -243,9 +262,8 @@ static void test_format(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_int),      cmocka_unit_test(test_size),
-        cmocka_unit_test(test_duration), cmocka_unit_test(test_rate),
-        cmocka_unit_test(test_bool),     cmocka_unit_test(test_url),
+        cmocka_unit_test(test_int),    cmocka_unit_test(test_size), cmocka_unit_test(test_duration),
+        cmocka_unit_test(test_rate),   cmocka_unit_test(test_bool), cmocka_unit_test(test_url),
         cmocka_unit_test(test_format),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -241,8 +241,8 @@ static const struct bad_case bad_cases[] = {
     {10, 11, "    public: true", 10, "routes[1].public", "cannot name a person"},
     {10, 10, "    role: judge\n    require_signed_body: true", 11, "routes[1].require_signed_body",
      "needs a method with a body"},
-    {10, 10, "    role: judge\n    require_signed_body: maybe", 11,
-     "routes[1].require_signed_body", "expected true or false"},
+    {10, 10, "    role: judge\n    require_signed_body: maybe", 11, "routes[1].require_signed_body",
+     "expected true or false"},
     /* upstream */
     {3, 3, "upstream: ftp://127.0.0.1", 3, "upstream", "expected http(s)://host[:port]"},
     {3, 3, "upstream: http://10.0.0.5:80", 3, "upstream", "http only for a loopback host"},
@@ -311,8 +311,7 @@ static void test_bad_documents(void **state)
     (void)state;
     assert_int_equal(dz_policy_load_buf("e.yaml", "", 0, &s, err, sizeof(err)), DZ_ERR_INVAL);
     assert_string_equal(err, "e.yaml: empty policy");
-    assert_int_equal(dz_policy_load_buf("l.yaml", "- a\n", 4, &s, err, sizeof(err)),
-                     DZ_ERR_INVAL);
+    assert_int_equal(dz_policy_load_buf("l.yaml", "- a\n", 4, &s, err, sizeof(err)), DZ_ERR_INVAL);
     expect_prefix(err, "l.yaml:1: ", "expected a mapping");
     assert_int_equal(dz_policy_load_buf("n.yaml", "a: \"\\0\"", 7, &s, err, sizeof(err)),
                      DZ_ERR_PARSE);
@@ -470,9 +469,10 @@ static void test_dir_errors(void **state)
     assert_non_null(strstr(err, "a.yaml:5"));
 
     /* A broken file among good ones: its own file:line. */
-    write_file(bad, "b.yaml", "service: other\nregistered_as: DIS-0003\n"
-                              "upstream: https://127.0.0.1:1\nroutes:\n"
-                              "  - path: /api/x\n    methods: [GET]\n    acr: ultra-high\n");
+    write_file(bad, "b.yaml",
+               "service: other\nregistered_as: DIS-0003\n"
+               "upstream: https://127.0.0.1:1\nroutes:\n"
+               "  - path: /api/x\n    methods: [GET]\n    acr: ultra-high\n");
     assert_int_equal(dz_policy_load_dir(bad, &cur, err, sizeof(err)), DZ_ERR_INVAL);
     snprintf(want, sizeof(want), "%s/b.yaml:7: routes[0].acr: ", bad);
     expect_prefix(err, want, "expected low|substantial|high");
@@ -502,25 +502,24 @@ static const char match_policy[] = "service: t\n"
                                    "registered_as: T-1\n"
                                    "upstream: http://127.0.0.1:9000\n"
                                    "routes:\n"
-                                   "  - path: /a/me\n"               /* 5 */
+                                   "  - path: /a/me\n" /* 5 */
                                    "    methods: [GET]\n"
-                                   "  - path: /a/persons/{fin}\n"    /* 7 */
+                                   "  - path: /a/persons/{fin}\n" /* 7 */
                                    "    methods: [GET]\n"
-                                   "  - path: /a/persons/lookups\n"  /* 9: 7 letters, FIN-shaped */
+                                   "  - path: /a/persons/lookups\n" /* 9: 7 letters, FIN-shaped */
                                    "    methods: [GET, POST]\n"
-                                   "  - path: /a/files/*\n"          /* 11 */
+                                   "  - path: /a/files/*\n" /* 11 */
                                    "    methods: [GET]\n"
-                                   "  - path: /a/files/{fin}\n"      /* 13 */
+                                   "  - path: /a/files/{fin}\n" /* 13 */
                                    "    methods: [PUT]\n"
-                                   "  - path: /\n"                   /* 15 */
+                                   "  - path: /\n" /* 15 */
                                    "    methods: [GET]\n"
                                    "    public: true\n"
                                    "  - path: /a/self/{fin}/notes\n" /* 18 */
                                    "    methods: [GET]\n";
 
-static const struct dz_policy_route *expect_found(const struct dz_policy_set *s,
-                                                  const char *method, const char *path,
-                                                  unsigned line, const char *fin)
+static const struct dz_policy_route *expect_found(const struct dz_policy_set *s, const char *method,
+                                                  const char *path, unsigned line, const char *fin)
 {
     struct dz_policy_match m;
 
@@ -595,11 +594,10 @@ static void test_match(void **state)
 
     /* Paths that a back end might normalise are never matched. */
     static const char *const none[] = {
-        "/a/me/",        "//a/me",       "/a//me",        "a/me",
-        "",              "/a/me?x=1",    "/a/ME",         "/a/./me",
-        "/a/x/../me",    "/a/files/..",  "/a/files/.",    "/a/me/%2e%2e",
-        "/a/m%65",       "/a/files/",    "/a",            "/a/me/phones",
-        "/a/persons",    "/b/me",        "/a/me#x",       "/a/%2e%2e/me",
+        "/a/me/",       "//a/me",       "/a//me",  "a/me",       "",
+        "/a/me?x=1",    "/a/ME",        "/a/./me", "/a/x/../me", "/a/files/..",
+        "/a/files/.",   "/a/me/%2e%2e", "/a/m%65", "/a/files/",  "/a",
+        "/a/me/phones", "/a/persons",   "/b/me",   "/a/me#x",    "/a/%2e%2e/me",
     };
     for (size_t i = 0; i < sizeof(none) / sizeof(none[0]); i++)
         expect_status(s, "GET", none[i], DZ_MATCH_NONE);

@@ -111,7 +111,8 @@ static void test_refused(void **state)
     expect_error("a: 1\nb: *x\n", DZ_ERR_PARSE, "t.yaml:2:", "");
     expect_error("a: !!str 1\n", DZ_ERR_PARSE, "t.yaml:1:", "tags");
     expect_error("a: !custom {b: 1}\n", DZ_ERR_PARSE, "t.yaml:1:", "tags");
-    expect_error("a: 1\nb: 2\na: 3\n", DZ_ERR_PARSE, "t.yaml:3:", "duplicate key \"a\" (first at line 1)");
+    expect_error("a: 1\nb: 2\na: 3\n", DZ_ERR_PARSE,
+                 "t.yaml:3:", "duplicate key \"a\" (first at line 1)");
     expect_error("x:\n  k: 1\n  k: 2\n", DZ_ERR_PARSE, "t.yaml:3:", "duplicate key");
     expect_error("a: 1\n---\nb: 2\n", DZ_ERR_PARSE, "t.yaml:2:", "only one YAML document");
     expect_error("? [a, b]\n: 1\n", DZ_ERR_PARSE, "t.yaml:1:", "key must be a plain value");
@@ -235,9 +236,9 @@ static void test_error_format(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_tree),   cmocka_unit_test(test_empty),
-        cmocka_unit_test(test_refused), cmocka_unit_test(test_syntax),
-        cmocka_unit_test(test_limits), cmocka_unit_test(test_files),
+        cmocka_unit_test(test_tree),         cmocka_unit_test(test_empty),
+        cmocka_unit_test(test_refused),      cmocka_unit_test(test_syntax),
+        cmocka_unit_test(test_limits),       cmocka_unit_test(test_files),
         cmocka_unit_test(test_error_format),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
