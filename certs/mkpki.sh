@@ -122,6 +122,14 @@ make_mobile_pki() {
     make_ca mobile-ca root "Darvaza Demo Mobile Signature CA"
 }
 
+# make_chains: PEM bundles (issuing CA + root) that the gateway's cards: and
+# mobile: sections trust for client certificates.
+made_or_old() { if [ -f "$work/$1" ]; then echo "$work/$1"; else echo "$out/$1"; fi; }
+make_chains() {
+    cat "$(made_or_old esign-ca.pem)" "$work/root.pem" >"$work/esign-chain.pem"
+    cat "$(made_or_old mobile-ca.pem)" "$work/root.pem" >"$work/mobile-chain.pem"
+}
+
 # Components: "MARKER FUNCTION".  A component is made when OUTDIR/MARKER is
 # missing (or with --force, or when the root is new), so a PKI made before a
 # component existed gains it on the next run, signed by the same root.
@@ -129,6 +137,7 @@ COMPONENTS=(
     "gateway-ca.pem make_gateway_pki"
     "esign-ca.pem make_esign_pki"
     "mobile-ca.pem make_mobile_pki"
+    "esign-chain.pem make_chains"
 )
 
 # make_keys DIR: the gateway's own secrets, each only when missing.

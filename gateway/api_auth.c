@@ -19,6 +19,7 @@
 #include "err.h"
 #include "fin.h"
 #include "gwasync.h"
+#include "login.h"
 #include "httpc.h"
 #include "log.h"
 #include "metrics.h"
@@ -28,7 +29,7 @@
 #include "compat.h"
 
 #define MAX_PASSWORD 1024
-#define COOKIE_ATTRS "; Secure; HttpOnly; SameSite=Lax; Path=/"
+#define COOKIE_ATTRS "; Secure; HttpOnly; SameSite=Lax; Path=/" /* as login.c sets it */
 
 json_t *dz_session_answer(const struct dz_session *s, const char *token)
 {
@@ -69,8 +70,6 @@ struct login_op {
     char ip[64];
     int rc;
     struct dz_auth_password_result res;
-    char token[64];
-    struct dz_session sess;
 };
 
 static void login_free(struct login_op *op)
@@ -98,27 +97,15 @@ static void login_work(void *arg)
 static void login_answer(struct dz_rctx *c, int rc, void *arg)
 {
     struct login_op *op = arg;
-    char cookie[128];
     char retry[24];
-    json_t *body;
 
     if (c->closed)
         goto out;
     if (rc != 0) {
-        /* Fail closed: a login that could not be recorded did not happen. */
-        if (op->token[0]) {
-            dz_session_delete(c->gw->store, op->token, strlen(op->token));
-        }
         dz_rctx_problem(c, "service_unavailable", "audit log unavailable");
         goto out;
     }
     switch (op->rc != 0 ? DZ_PWD_BAD_CREDENTIALS : op->res.decision) {
-    case DZ_PWD_OK:
-        body = dz_session_answer(&op->sess, op->token);
-        snprintf(cookie, sizeof(cookie), "__Host-darvaza=%s" COOKIE_ATTRS, op->token);
-        dz_rctx_json(c, 200, body, &(struct dz_hdr){"set-cookie", cookie}, 1);
-        dz_secret_wipe(cookie, sizeof(cookie));
-        break;
     case DZ_PWD_INVALID_FIN:
         dz_rctx_problem(c, "invalid_fin", NULL);
         break;
@@ -154,35 +141,30 @@ static void login_done(struct dz_rctx *c, void *arg)
 {
     struct login_op *op = arg;
     const char *result = pwd_result_name(op->rc, &op->res);
-    json_t *rec;
+    json_t *rec = json_pack("{s:s, s:s, s:s}", "type", "login", "means", "password", "ip",
+                            dz_req_peer_ip(c->req));
 
-    dz_metrics_login(c->gw->metrics, "password", result);
-    if (op->rc == 0 && op->res.decision == DZ_PWD_OK) {
-        memset(&op->sess, 0, sizeof(op->sess));
-        memcpy(op->sess.fin, op->res.fin, sizeof(op->sess.fin));
-        snprintf(op->sess.method, sizeof(op->sess.method), "password");
-        op->sess.amr = op->res.amr;
-        snprintf(op->sess.acr, sizeof(op->sess.acr), "%s", op->res.acr);
-        op->sess.auth_time = dz_unix_ms() / 1000;
-        if (dz_session_create(c->gw->store, &c->gen->session_limits, &op->sess, op->token) != 0) {
-            op->rc = DZ_ERR_NOMEM;
-            result = "error";
-        }
-    }
-    rec = json_pack("{s:s, s:s, s:s, s:s}", "type", "login", "means", "password", "result",
-                    result, "ip", dz_req_peer_ip(c->req));
-    /* The FIN is recorded for every attempt, including unknown ones: the
-     * audit log is for the operator, who may see attempts. */
     if (rec && op->rc == 0 && op->res.reason)
         json_object_set_new(rec, "reason", json_string(op->res.reason));
+    /* The FIN is recorded for every attempt, including unknown ones: the
+     * audit log is for the operator, who may see attempts. */
     if (rec && op->fin[0])
         json_object_set_new(rec, "fin", json_string(op->res.fin[0] ? op->res.fin : op->fin));
-    if (rec && op->rc == 0 && op->res.decision == DZ_PWD_OK) {
-        char sid[64];
-        dz_b64_encode_to(op->sess.sid, sizeof(op->sess.sid), true, sid);
-        json_object_set_new(rec, "sid", json_string(sid));
-        json_object_set_new(rec, "acr", json_string(op->sess.acr));
+    if (op->rc == 0 && op->res.decision == DZ_PWD_OK) {
+        struct dz_session s;
+        memset(&s, 0, sizeof(s));
+        memcpy(s.fin, op->res.fin, sizeof(s.fin));
+        snprintf(s.method, sizeof(s.method), "password");
+        s.amr = op->res.amr;
+        snprintf(s.acr, sizeof(s.acr), "%s", op->res.acr);
+        s.auth_time = dz_unix_ms() / 1000;
+        login_free(op);
+        dz_login_complete(c, &s, "password", rec);
+        return;
     }
+    dz_metrics_login(c->gw->metrics, "password", result);
+    if (rec)
+        json_object_set_new(rec, "result", json_string(result));
     dz_gw_audit(c, rec, login_answer, op);
 }
 

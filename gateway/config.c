@@ -59,12 +59,12 @@ struct table;
 struct kw {
     const char *name;
     enum kw_type type;
-    size_t off;                   /* the field in the section struct */
-    size_t off2;                  /* lists: the size_t count; F_PRESENCE: the bool */
-    unsigned long long min, max;  /* numbers, sizes, durations; lists: entries; text: length */
-    const char *def;              /* default in config syntax, or NULL */
+    size_t off;                  /* the field in the section struct */
+    size_t off2;                 /* lists: the size_t count; F_PRESENCE: the bool */
+    unsigned long long min, max; /* numbers, sizes, durations; lists: entries; text: length */
+    const char *def;             /* default in config syntax, or NULL */
     unsigned flags;
-    const void *aux;              /* T_ENUM names, T_SECTION / T_LIST table */
+    const void *aux; /* T_ENUM names, T_SECTION / T_LIST table */
 };
 
 struct ctx {
@@ -89,13 +89,14 @@ struct table {
  * The field macros fail to compile if the member does not have the type the
  * keyword's kind writes, so the table cannot drift from the structs.
  */
-#define FIELD(T, s, m) (offsetof(s, m) + 0 * sizeof(char[_Generic(((s *)0)->m, T: 1)]))
+#define FIELD(T, s, m) (offsetof(s, m) + 0 * sizeof(char[_Generic(((s *)0)->m, T : 1)]))
 #define F_STR(s, m) FIELD(char *, s, m)
 #define F_UINT(s, m) FIELD(unsigned, s, m)
 #define F_U64(s, m) FIELD(uint64_t, s, m)
 #define F_BOOL(s, m) FIELD(bool, s, m)
 #define F_SIZET(s, m) FIELD(size_t, s, m)
-#define F_ENUM(s, m) (offsetof(s, m) + 0 * sizeof(char[sizeof(((s *)0)->m) == sizeof(int) ? 1 : -1]))
+#define F_ENUM(s, m)                                                                               \
+    (offsetof(s, m) + 0 * sizeof(char[sizeof(((s *)0)->m) == sizeof(int) ? 1 : -1]))
 #define F_ANY(s, m) offsetof(s, m)
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
@@ -129,8 +130,7 @@ static const struct kw gateway_kws[] = {
     {"blocking_threads", T_UINT, F_UINT(S, blocking_threads), 0, 1, 64, "2", 0, NULL},
     {"blocking_queue", T_UINT, F_UINT(S, blocking_queue), 0, 1, 65536, "1024", 0, NULL},
     {"log_level", T_ENUM, F_ENUM(S, log_level), 0, 0, 0, "info", F_RELOADABLE, log_level_names},
-    {"trust_forwarded", T_BOOL, F_BOOL(S, trust_forwarded), 0, 0, 0, "false", F_RELOADABLE,
-     NULL},
+    {"trust_forwarded", T_BOOL, F_BOOL(S, trust_forwarded), 0, 0, 0, "false", F_RELOADABLE, NULL},
 };
 #undef S
 static const struct table gateway_table = {gateway_kws, N(gateway_kws),
@@ -140,12 +140,10 @@ static const struct table gateway_table = {gateway_kws, N(gateway_kws),
 static const struct kw tls_kws[] = {
     {"certificate", T_PATH, F_STR(S, certificate), 0, 1, PATH_MAX, NULL,
      F_REQUIRED | F_FILE | F_RELOADABLE, NULL},
-    {"key", T_PATH, F_STR(S, key), 0, 1, PATH_MAX, NULL, F_REQUIRED | F_FILE | F_RELOADABLE,
-     NULL},
+    {"key", T_PATH, F_STR(S, key), 0, 1, PATH_MAX, NULL, F_REQUIRED | F_FILE | F_RELOADABLE, NULL},
     {"client_auth", T_ENUM, F_ENUM(S, client_auth), 0, 0, 0, "none", F_RELOADABLE,
      client_auth_names},
-    {"client_ca", T_PATH, F_STR(S, client_ca), 0, 1, PATH_MAX, NULL, F_FILE | F_RELOADABLE,
-     NULL},
+    {"client_ca", T_PATH, F_STR(S, client_ca), 0, 1, PATH_MAX, NULL, F_FILE | F_RELOADABLE, NULL},
 };
 #undef S
 static const struct table tls_table = {tls_kws, N(tls_kws), sizeof(struct dz_config_tls),
@@ -155,8 +153,7 @@ static const struct table tls_table = {tls_kws, N(tls_kws), sizeof(struct dz_con
 static const struct kw listener_kws[] = {
     {"address", T_STR, F_STR(S, address), 0, 1, 64, NULL, F_REQUIRED, NULL},
     {"port", T_UINT, F_UINT(S, port), 0, 1, 65535, NULL, F_REQUIRED, NULL},
-    {"tls", T_SECTION, F_ANY(S, tls), F_BOOL(S, tls.enabled), 0, 0, NULL, F_PRESENCE,
-     &tls_table},
+    {"tls", T_SECTION, F_ANY(S, tls), F_BOOL(S, tls.enabled), 0, 0, NULL, F_PRESENCE, &tls_table},
 };
 #undef S
 static const struct table listener_table = {listener_kws, N(listener_kws),
@@ -173,8 +170,8 @@ static const struct kw limits_kws[] = {
      F_RELOADABLE, NULL},
     {"idle_timeout", T_DURATION, F_U64(S, idle_timeout_ms), 0, SEC, HOUR, "60s", F_RELOADABLE,
      NULL},
-    {"request_timeout", T_DURATION, F_U64(S, request_timeout_ms), 0, SEC, HOUR, "30s",
-     F_RELOADABLE, NULL},
+    {"request_timeout", T_DURATION, F_U64(S, request_timeout_ms), 0, SEC, HOUR, "30s", F_RELOADABLE,
+     NULL},
 };
 #undef S
 static const struct table limits_table = {limits_kws, N(limits_kws),
@@ -183,10 +180,8 @@ static const struct table limits_table = {limits_kws, N(limits_kws),
 #define S struct dz_config_sessions
 static const struct kw sessions_kws[] = {
     {"idle", T_DURATION, F_U64(S, idle_ms), 0, MIN, 24 * HOUR, "30m", F_RELOADABLE, NULL},
-    {"idle_high", T_DURATION, F_U64(S, idle_high_ms), 0, MIN, 24 * HOUR, "15m", F_RELOADABLE,
-     NULL},
-    {"absolute", T_DURATION, F_U64(S, absolute_ms), 0, MIN, 168 * HOUR, "12h", F_RELOADABLE,
-     NULL},
+    {"idle_high", T_DURATION, F_U64(S, idle_high_ms), 0, MIN, 24 * HOUR, "15m", F_RELOADABLE, NULL},
+    {"absolute", T_DURATION, F_U64(S, absolute_ms), 0, MIN, 168 * HOUR, "12h", F_RELOADABLE, NULL},
 };
 #undef S
 static const struct table sessions_table = {sessions_kws, N(sessions_kws),
@@ -194,16 +189,14 @@ static const struct table sessions_table = {sessions_kws, N(sessions_kws),
 
 #define S struct dz_config_accounts
 static const struct kw accounts_kws[] = {
-    {"database", T_PATH, F_STR(S, database), 0, 1, PATH_MAX, NULL, F_REQUIRED | F_NEWFILE,
+    {"database", T_PATH, F_STR(S, database), 0, 1, PATH_MAX, NULL, F_REQUIRED | F_NEWFILE, NULL},
+    {"seed_key_file", T_PATH, F_STR(S, seed_key_file), 0, 1, PATH_MAX, NULL, F_REQUIRED | F_FILE,
      NULL},
-    {"seed_key_file", T_PATH, F_STR(S, seed_key_file), 0, 1, PATH_MAX, NULL,
-     F_REQUIRED | F_FILE, NULL},
-    {"password_min_length", T_UINT, F_UINT(S, password_min_length), 0, 8, 128, "10",
-     F_RELOADABLE, NULL},
-    {"argon2_memory", T_SIZE, F_U64(S, argon2_memory), 0, 8 * MIB, 4 * GIB, "64MiB",
-     F_RELOADABLE, NULL},
-    {"argon2_iterations", T_UINT, F_UINT(S, argon2_iterations), 0, 1, 100, "3", F_RELOADABLE,
+    {"password_min_length", T_UINT, F_UINT(S, password_min_length), 0, 8, 128, "10", F_RELOADABLE,
      NULL},
+    {"argon2_memory", T_SIZE, F_U64(S, argon2_memory), 0, 8 * MIB, 4 * GIB, "64MiB", F_RELOADABLE,
+     NULL},
+    {"argon2_iterations", T_UINT, F_UINT(S, argon2_iterations), 0, 1, 100, "3", F_RELOADABLE, NULL},
     {"argon2_parallelism", T_UINT, F_UINT(S, argon2_parallelism), 0, 1, 16, "1", F_RELOADABLE,
      NULL},
     {"document_pattern", T_STR, F_STR(S, document_pattern), 0, 2, 256,
@@ -219,8 +212,7 @@ static const struct kw lockout_kws[] = {
     {"address_attempts", T_UINT, F_UINT(S, address_attempts), 0, 1, 100000, "20", F_RELOADABLE,
      NULL},
     {"window", T_DURATION, F_U64(S, window_ms), 0, SEC, 24 * HOUR, "15m", F_RELOADABLE, NULL},
-    {"duration", T_DURATION, F_U64(S, duration_ms), 0, SEC, 24 * HOUR, "5m", F_RELOADABLE,
-     NULL},
+    {"duration", T_DURATION, F_U64(S, duration_ms), 0, SEC, 24 * HOUR, "5m", F_RELOADABLE, NULL},
 };
 #undef S
 static const struct table lockout_table = {lockout_kws, N(lockout_kws),
@@ -240,21 +232,19 @@ static const struct kw signing_key_kws[] = {
     {"kid", T_STR, F_STR(S, kid), 0, 1, 64, NULL, F_REQUIRED | F_RELOADABLE, NULL},
     {"key", T_KEYREF, F_STR(S, key), 0, 1, PATH_MAX, NULL, F_REQUIRED | F_FILE | F_RELOADABLE,
      NULL},
-    {"pin_file", T_PATH, F_STR(S, pin_file), 0, 1, PATH_MAX, NULL, F_FILE | F_RELOADABLE,
-     NULL},
+    {"pin_file", T_PATH, F_STR(S, pin_file), 0, 1, PATH_MAX, NULL, F_FILE | F_RELOADABLE, NULL},
 };
 #undef S
-static const struct table signing_key_table = {signing_key_kws, N(signing_key_kws),
-                                               sizeof(struct dz_config_signing_key),
-                                               check_signing_key};
+static const struct table signing_key_table = {
+    signing_key_kws, N(signing_key_kws), sizeof(struct dz_config_signing_key), check_signing_key};
 
 #define S struct dz_config_signing
 static const struct kw signing_kws[] = {
     {"active", T_STR, F_STR(S, active), 0, 1, 64, NULL, F_REQUIRED | F_RELOADABLE, NULL},
     {"keys", T_LIST, F_ANY(S, keys), F_SIZET(S, n_keys), 1, DZ_CONFIG_MAX_SIGNING_KEYS, NULL,
      F_REQUIRED | F_RELOADABLE, &signing_key_table},
-    {"assertion_ttl", T_DURATION, F_U64(S, assertion_ttl_ms), 0, SEC, 60 * SEC, "60s",
-     F_RELOADABLE, NULL},
+    {"assertion_ttl", T_DURATION, F_U64(S, assertion_ttl_ms), 0, SEC, 60 * SEC, "60s", F_RELOADABLE,
+     NULL},
 };
 #undef S
 static const struct table signing_table = {signing_kws, N(signing_kws),
@@ -282,11 +272,28 @@ static const struct kw audit_kws[] = {
 static const struct table audit_table = {audit_kws, N(audit_kws), sizeof(struct dz_config_audit),
                                          NULL};
 
+static const char *const revocation_names[] = {"ocsp", "crl", "none", NULL};
+
+#define S struct dz_config_cards
+static const struct kw cards_kws[] = {
+    {"ca", T_PATH, F_STR(S, ca), 0, 1, PATH_MAX, NULL, F_FILE | F_RELOADABLE, NULL},
+    {"crl", T_PATH, F_STR(S, crl), 0, 1, PATH_MAX, NULL, F_FILE | F_RELOADABLE, NULL},
+    {"policy", T_STR, F_STR(S, policy), 0, 3, 128, "1.3.6.1.4.1.55555.1.1.1", F_RELOADABLE, NULL},
+    {"revocation", T_ENUM, F_ENUM(S, revocation), 0, 0, 0, "ocsp", F_RELOADABLE, revocation_names},
+    {"fetch_timeout", T_DURATION, F_U64(S, fetch_timeout_ms), 0, 100, 30 * SEC, "3s", F_RELOADABLE,
+     NULL},
+    {"challenge_ttl", T_DURATION, F_U64(S, challenge_ttl_ms), 0, 10 * SEC, 5 * MIN, "5m",
+     F_RELOADABLE, NULL},
+};
+#undef S
+static const struct table cards_table = {cards_kws, N(cards_kws), sizeof(struct dz_config_cards),
+                                         NULL};
+
 #define S struct dz_config
 static const struct kw root_kws[] = {
     {"gateway", T_SECTION, F_ANY(S, gateway), 0, 0, 0, NULL, F_REQUIRED, &gateway_table},
-    {"listeners", T_LIST, F_ANY(S, listeners), F_SIZET(S, n_listeners), 1,
-     DZ_CONFIG_MAX_LISTENERS, NULL, F_REQUIRED, &listener_table},
+    {"listeners", T_LIST, F_ANY(S, listeners), F_SIZET(S, n_listeners), 1, DZ_CONFIG_MAX_LISTENERS,
+     NULL, F_REQUIRED, &listener_table},
     {"limits", T_SECTION, F_ANY(S, limits), 0, 0, 0, NULL, 0, &limits_table},
     {"sessions", T_SECTION, F_ANY(S, sessions), 0, 0, 0, NULL, 0, &sessions_table},
     {"accounts", T_SECTION, F_ANY(S, accounts), 0, 0, 0, NULL, F_REQUIRED, &accounts_table},
@@ -296,6 +303,7 @@ static const struct kw root_kws[] = {
     {"upstream_tls", T_SECTION, F_ANY(S, upstream_tls), 0, 0, 0, NULL, F_REQUIRED,
      &upstream_tls_table},
     {"audit", T_SECTION, F_ANY(S, audit), 0, 0, 0, NULL, F_REQUIRED, &audit_table},
+    {"cards", T_SECTION, F_ANY(S, cards), 0, 0, 0, NULL, 0, &cards_table},
     {"policies", T_PATH, F_STR(S, policies), 0, 1, PATH_MAX, NULL,
      F_REQUIRED | F_DIR | F_RELOADABLE, NULL},
 };
@@ -500,8 +508,8 @@ static void enum_list(const char *const *names, char *out, size_t len)
 }
 
 /* Parse one scalar into its field.  `shown` is what messages may quote. */
-static int set_value(struct ctx *c, const struct kw *k, void *base, const char *text,
-                     unsigned line, const char *key)
+static int set_value(struct ctx *c, const struct kw *k, void *base, const char *text, unsigned line,
+                     const char *key)
 {
     const char *shown = (k->flags & F_SENSITIVE) ? "<redacted>" : text;
     char lo[32];
@@ -551,8 +559,7 @@ static int set_value(struct ctx *c, const struct kw *k, void *base, const char *
         rc = dz_parse_size(text, k->min, k->max, &v);
         if (rc == DZ_ERR_PARSE)
             return fail(c, line, key,
-                        "expected a size such as 512, 16KiB, 1MiB or 1GiB, got \"%.40s\"",
-                        shown);
+                        "expected a size such as 512, 16KiB, 1MiB or 1GiB, got \"%.40s\"", shown);
         if (rc != 0) {
             dz_format_size(k->min, lo, sizeof(lo));
             dz_format_size(k->max, hi, sizeof(hi));
@@ -566,8 +573,7 @@ static int set_value(struct ctx *c, const struct kw *k, void *base, const char *
         rc = dz_parse_duration(text, k->min, k->max, &v);
         if (rc == DZ_ERR_PARSE)
             return fail(c, line, key,
-                        "expected a duration such as 250ms, 10s, 5m or 12h, got \"%.40s\"",
-                        shown);
+                        "expected a duration such as 250ms, 10s, 5m or 12h, got \"%.40s\"", shown);
         if (rc != 0) {
             dz_format_duration(k->min, lo, sizeof(lo));
             dz_format_duration(k->max, hi, sizeof(hi));
@@ -798,8 +804,7 @@ static int check_tls(struct ctx *c, void *base, const struct dz_yaml_node *map, 
         return fail(c, line_of(map, "client_auth", 0), key,
                     "required when client_auth is optional");
     if (t->client_auth == DZ_CLIENT_AUTH_NONE && t->client_ca)
-        return fail(c, line_of(map, "client_ca", 0), key,
-                    "only used with client_auth: optional");
+        return fail(c, line_of(map, "client_ca", 0), key, "only used with client_auth: optional");
     return 0;
 }
 
@@ -1062,8 +1067,7 @@ static int check_upstream_tls(struct ctx *c, void *base, const struct dz_yaml_no
     return 0;
 }
 
-static int check_root(struct ctx *c, void *base, const struct dz_yaml_node *map,
-                      const char *path)
+static int check_root(struct ctx *c, void *base, const struct dz_yaml_node *map, const char *path)
 {
     struct dz_config *cfg = base;
     char key[KEY_LEN];
@@ -1137,8 +1141,7 @@ static bool format_value(const struct kw *k, const void *base, struct dz_buf *ou
     return false;
 }
 
-static void dump_table(FILE *f, const struct table *t, const void *base, int indent,
-                       bool list_item)
+static void dump_table(FILE *f, const struct table *t, const void *base, int indent, bool list_item)
 {
     bool first = true;
 

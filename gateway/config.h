@@ -45,13 +45,13 @@ enum dz_client_auth {
 
 /* gateway: */
 struct dz_config_gateway {
-    char *id;                     /* assertion "iss"; required */
-    char *origin;                 /* "https://host[:port]" exactly as browsers send Origin */
-    unsigned workers;             /* 1..64, default: CPUs online */
-    unsigned blocking_threads;    /* 1..64, default 2 */
-    unsigned blocking_queue;      /* 1..65536, default 1024 */
-    enum dz_log_level log_level;  /* default info */
-    bool trust_forwarded;         /* take the client address from Forwarded; default false */
+    char *id;                    /* assertion "iss"; required */
+    char *origin;                /* "https://host[:port]" exactly as browsers send Origin */
+    unsigned workers;            /* 1..64, default: CPUs online */
+    unsigned blocking_threads;   /* 1..64, default 2 */
+    unsigned blocking_queue;     /* 1..65536, default 1024 */
+    enum dz_log_level log_level; /* default info */
+    bool trust_forwarded;        /* take the client address from Forwarded; default false */
 };
 
 /* listeners[i].tls: */
@@ -65,13 +65,13 @@ struct dz_config_tls {
 
 /* listeners[i]: */
 struct dz_config_listener {
-    char *address;              /* numeric IPv4 or IPv6, as written */
-    unsigned port;              /* 1..65535 */
+    char *address; /* numeric IPv4 or IPv6, as written */
+    unsigned port; /* 1..65535 */
     struct dz_config_tls tls;
     struct sockaddr_storage sa; /* address and port, ready for bind() */
     socklen_t sa_len;
     bool is_loopback;
-    unsigned line;              /* line of the entry, for messages */
+    unsigned line; /* line of the entry, for messages */
 };
 
 /* limits: */
@@ -130,8 +130,8 @@ struct dz_config_signing_key {
 
 /* signing: */
 struct dz_config_signing {
-    char *active;                                   /* kid used to sign */
-    struct dz_config_signing_key *keys;             /* 1..8, all published in the JWKS */
+    char *active;                       /* kid used to sign */
+    struct dz_config_signing_key *keys; /* 1..8, all published in the JWKS */
     size_t n_keys;
     const struct dz_config_signing_key *active_key; /* the entry named by active */
     uint64_t assertion_ttl_ms;                      /* 1s..60s, default 60s */
@@ -151,6 +151,21 @@ struct dz_config_audit {
     unsigned batch_max;        /* lines per fsync; 1..4096, default 256 */
 };
 
+/* cards: (optional; card login is off without a ca) */
+enum dz_config_revocation {
+    DZ_CONFIG_REV_OCSP = 0, /* OCSP from the certificate's AIA, then CRL; fail closed */
+    DZ_CONFIG_REV_CRL = 1,  /* the crl file only */
+    DZ_CONFIG_REV_NONE = 2  /* no revocation check: tests of other parts only */
+};
+struct dz_config_cards {
+    char *ca;                             /* PEM bundle: trust anchors and e-signature CAs */
+    char *crl;                            /* optional CRL file (fallback, or the only source) */
+    char *policy;                         /* certificate policy OID of card certificates */
+    enum dz_config_revocation revocation; /* default ocsp */
+    uint64_t fetch_timeout_ms;            /* each OCSP / CRL fetch, 100ms..30s, default 3s */
+    uint64_t challenge_ttl_ms;            /* nonce lifetime, 10s..5m, default 5m */
+};
+
 struct dz_config {
     char *path; /* the file this generation came from */
     struct dz_config_gateway gateway;
@@ -164,6 +179,7 @@ struct dz_config {
     struct dz_config_signing signing;
     struct dz_config_upstream_tls upstream_tls;
     struct dz_config_audit audit;
+    struct dz_config_cards cards;
     char *policies; /* directory of *.yaml policy files */
 };
 

@@ -14,6 +14,11 @@ void dz_ep_password(struct dz_rctx *c);
 void dz_ep_session(struct dz_rctx *c);
 void dz_ep_logout(struct dz_rctx *c);
 
+/* auth_card.c: §4.4 */
+void dz_ep_card_challenge(struct dz_rctx *c);
+void dz_ep_card(struct dz_rctx *c);
+void dz_ep_card_tls(struct dz_rctx *c);
+
 /* api_ops.c: health, readiness, metrics, published keys */
 void dz_ep_healthz(struct dz_rctx *c);
 void dz_ep_readyz(struct dz_rctx *c);

@@ -15,6 +15,7 @@
 #include "log.h"
 #include "signer.h"
 #include "tls.h"
+#include "x509check.h"
 
 #include "compat.h"
 
@@ -30,6 +31,7 @@ static void gen_free(struct dz_gen *g)
     for (size_t i = 0; i < DZ_GEN_MAX_LISTENERS; i++)
         SSL_CTX_free(g->tls[i]);
     free(g->jwks_json);
+    dz_x509_trust_free(g->card_trust);
     dz_policy_set_free(g->policies);
     dz_config_free(g->config);
     free(g);
@@ -97,6 +99,16 @@ int dz_gen_load(const char *config_path, uint64_t number, struct dz_gen **out, c
         if (rc != 0) {
             snprintf(err, err_len, "%s:%d: listener %s:%u: cannot load TLS certificate or key",
                      cf->path, l->line, l->address, (unsigned)l->port);
+            goto out;
+        }
+    }
+    if (cf->cards.ca) {
+        if ((rc = dz_x509_trust_new(&g->card_trust)) != 0 ||
+            (rc = dz_x509_trust_add_ca_file(g->card_trust, cf->cards.ca)) != 0 ||
+            (cf->cards.crl && (rc = dz_x509_trust_add_crl_file(g->card_trust, cf->cards.crl)) != 0)) {
+            snprintf(err, err_len, "%s: cards: cannot load %s (%s)", cf->path,
+                     rc != 0 && cf->cards.crl ? "the CA or CRL file" : "the CA file",
+                     dz_err_str(rc));
             goto out;
         }
     }

@@ -36,6 +36,8 @@ struct dz_pool;
 struct dz_signer;
 struct dz_store;
 struct dz_worker;
+struct dz_x509_trust;
+struct dz_ocsp_cache;
 
 #define DZ_GEN_MAX_KEYS 8
 #define DZ_GEN_MAX_LISTENERS 16
@@ -52,6 +54,7 @@ struct dz_gen {
     char *jwks_json;                   /* the published key set */
     SSL_CTX *tls[DZ_GEN_MAX_LISTENERS];/* per listener; NULL for h2c */
     struct dz_session_limits session_limits;
+    struct dz_x509_trust *card_trust;  /* NULL: card login off */
 };
 
 /* Build a generation from a config file; err gets `file:line: reason`.
@@ -69,6 +72,7 @@ struct dz_gw {
     struct dz_metrics *metrics;
     struct dz_pool *pool;
     struct dz_httpd *httpd;
+    struct dz_ocsp_cache *ocsp_cache;  /* shared by every generation */
     atomic_bool ready;
     atomic_bool draining;
     struct dz_gw_worker *workers[64];

@@ -22,6 +22,7 @@
 #include "httpd.h"
 #include "log.h"
 #include "metrics.h"
+#include "ocsp.h"
 #include "pool.h"
 #include "router.h"
 #include "secret.h"
@@ -220,6 +221,7 @@ int main(int argc, char **argv)
 
     const struct dz_config *cf = gw.gen->config;
     if ((rc = dz_store_mem_new(64, &gw.store)) != 0 ||
+        (rc = dz_ocsp_cache_new(10000, &gw.ocsp_cache)) != 0 ||
         (rc = dz_metrics_new(&gw.metrics)) != 0) {
         fprintf(stderr, "darvazad: out of memory\n");
         return 1;
@@ -319,6 +321,7 @@ int main(int argc, char **argv)
     dz_gen_unref(audit_gen);
     dz_accounts_close(gw.accounts);
     dz_store_free(gw.store);
+    dz_ocsp_cache_free(gw.ocsp_cache);
     dz_metrics_free(gw.metrics);
     dz_gen_unref(gw.gen);
     dz_log(DZ_LOG_INFO, "stopped", "bye");

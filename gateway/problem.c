@@ -26,6 +26,11 @@ static const struct problem_kind kinds[] = {
     {"bad_credentials", 401, "The FIN, password or code is not correct"},
     {"otp_required", 401, "A one-time code is required"},
     {"unauthenticated", 401, "Sign in first"},
+    {"invalid_nonce", 401, "The challenge is unknown, expired or already used"},
+    {"bad_signature", 401, "The signature does not verify"},
+    {"certificate_required", 401, "A certificate is required"},
+    {"certificate_invalid", 401, "The certificate is not accepted"},
+    {"certificate_revoked", 401, "The certificate is revoked"},
     {"bad_origin", 403, "The request comes from another site"},
     {"forbidden", 403, "You may not do this"},
     {"insufficient_assurance", 403, "This needs a stronger way of signing in"},
@@ -39,6 +44,7 @@ static const struct problem_kind kinds[] = {
     {"internal_error", 500, "Internal error"},
     {"upstream_unavailable", 502, "The service is not reachable"},
     {"service_unavailable", 503, "The gateway is busy; try again"},
+    {"revocation_unavailable", 503, "The certificate's revocation status cannot be learned now"},
     {"upstream_timeout", 504, "The service did not answer in time"},
 };
 

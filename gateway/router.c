@@ -35,6 +35,9 @@ static const struct endpoint endpoints[] = {
     {"POST", "/auth/password", "auth_password", dz_ep_password},
     {"GET", "/auth/session", "auth_session", dz_ep_session},
     {"POST", "/auth/logout", "auth_logout", dz_ep_logout},
+    {"POST", "/auth/card/challenge", "auth_card_challenge", dz_ep_card_challenge},
+    {"POST", "/auth/card", "auth_card", dz_ep_card},
+    {"POST", "/auth/card/tls", "auth_card_tls", dz_ep_card_tls},
 };
 
 void *dz_router_worker_init(struct dz_worker *w, void *app)
