@@ -1298,6 +1298,28 @@ static void test_timeouts(void **state)
     assert_int_equal(r.n_status, 0);
     raw_close(&r);
 
+    /* A client that asks for a big answer and never reads (its window
+     * stays shut): closed by the write-stall deadline (the idle timeout). */
+    {
+        static const nghttp2_nv big_nv[] = {
+            {(uint8_t *)":method", (uint8_t *)"GET", 7, 3, 0},
+            {(uint8_t *)":scheme", (uint8_t *)"http", 7, 4, 0},
+            {(uint8_t *)":authority", (uint8_t *)"x", 10, 1, 0},
+            {(uint8_t *)":path", (uint8_t *)"/big?n=2000000", 5, 14, 0},
+        };
+        raw_open(&r, s.h2c_port, true);
+        assert_true(nghttp2_submit_request(r.s, NULL, big_nv, 4, NULL, NULL) > 0);
+        raw_flush(&r);
+        r.is_silent = true; /* read and drop: no WINDOW_UPDATE ever */
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        raw_pump(&r, 4000, NULL);
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        el = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+        assert_true(r.eof);
+        assert_true(el >= 350 && el < 3000);
+        raw_close(&r);
+    }
+
     /* A normal request still works on a fresh connection. */
     raw_open(&r, s.h2c_port, true);
     assert_true(nghttp2_submit_request(r.s, NULL, req_nv, 4, NULL, NULL) > 0);
