@@ -560,46 +560,71 @@ static int set_h2c_mode(struct dz_httpc_xfer *x, uint8_t mode)
     return rc == CURLE_OK ? 0 : DZ_ERR_NOMEM;
 }
 
+enum dz_httpc_line dz_httpc_header_line(const char *p, size_t n, size_t *name_len,
+                                        const char **value, size_t *value_len)
+{
+    const char *colon;
+    const char *v;
+    const char *end;
+    size_t i;
+
+    *name_len = 0;
+    *value = NULL;
+    *value_len = 0;
+    if (n >= 5 && memcmp(p, "HTTP/", 5) == 0)
+        return DZ_HTTPC_LINE_STATUS;
+    while (n && (p[n - 1] == '\r' || p[n - 1] == '\n'))
+        n--;
+    if (n == 0 || p[0] == ' ' || p[0] == '\t')
+        return DZ_HTTPC_LINE_SKIP; /* end of a block, or obsolete folding */
+    colon = memchr(p, ':', n);
+    if (!colon || colon == p)
+        return DZ_HTTPC_LINE_SKIP;
+    for (i = 0; p + i < colon; i++)
+        if (!is_tchar((unsigned char)p[i]))
+            return DZ_HTTPC_LINE_SKIP;
+    v = colon + 1;
+    end = p + n;
+    while (v < end && (*v == ' ' || *v == '\t'))
+        v++;
+    while (end > v && (end[-1] == ' ' || end[-1] == '\t'))
+        end--;
+    /* A control character inside a value (a bare CR, a NUL) would be
+     * passed on to our own clients: such a header is dropped. */
+    for (i = 0; v + i < end; i++)
+        if (((unsigned char)v[i] < 0x20 && v[i] != '\t') || v[i] == 0x7f)
+            return DZ_HTTPC_LINE_SKIP;
+    *name_len = (size_t)(colon - p);
+    *value = v;
+    *value_len = (size_t)(end - v);
+    return DZ_HTTPC_LINE_HEADER;
+}
+
 /* libcurl hands over one header line at a time, the status line of each
  * response (HTTP/2 too) first.  Runs inside libcurl: no user callback. */
 static size_t on_header(char *p, size_t size, size_t nmemb, void *ud)
 {
     struct dz_httpc_xfer *x = ud;
     size_t n = size * nmemb;
-    size_t len = n;
-    size_t nl;
-    const char *colon;
-    const char *v;
-    const char *end;
+    size_t nl = 0;
+    size_t vl = 0;
+    const char *v = NULL;
 
     if (x->state != X_ACTIVE)
         return 0;
     if (x->head_done)
         return n; /* trailers */
-    if (len >= 5 && memcmp(p, "HTTP/", 5) == 0) {
+    switch (dz_httpc_header_line(p, n, &nl, &v, &vl)) {
+    case DZ_HTTPC_LINE_STATUS:
         x->nhdr = 0; /* a new response: forget any 1xx headers */
         x->arena_len = 0;
         return n;
-    }
-    while (len && (p[len - 1] == '\r' || p[len - 1] == '\n'))
-        len--;
-    if (len == 0 || p[0] == ' ' || p[0] == '\t')
-        return n; /* end of a block, or obsolete line folding: ignored */
-    colon = memchr(p, ':', len);
-    if (!colon || colon == p)
+    case DZ_HTTPC_LINE_SKIP:
         return n;
-    nl = (size_t)(colon - p);
-    for (size_t i = 0; i < nl; i++)
-        if (!is_tchar((unsigned char)p[i]))
-            return n;
-    v = colon + 1;
-    end = p + len;
-    while (v < end && (*v == ' ' || *v == '\t'))
-        v++;
-    while (end > v && (end[-1] == ' ' || end[-1] == '\t'))
-        end--;
-    if (x->nhdr == DZ_HTTPC_MAX_HEADERS ||
-        x->arena_len + nl + (size_t)(end - v) + 2 > DZ_HTTPC_MAX_HEADER_BYTES) {
+    case DZ_HTTPC_LINE_HEADER:
+        break;
+    }
+    if (x->nhdr == DZ_HTTPC_MAX_HEADERS || x->arena_len + nl + vl + 2 > DZ_HTTPC_MAX_HEADER_BYTES) {
         x->err = DZ_ERR_TOOBIG;
         return 0;
     }
@@ -607,7 +632,7 @@ static size_t on_header(char *p, size_t size, size_t nmemb, void *ud)
     if (!arena_add(x, p, nl, true))
         goto nomem;
     x->off[x->nhdr][1] = (uint32_t)x->arena_len;
-    if (!arena_add(x, v, (size_t)(end - v), false))
+    if (!arena_add(x, v, vl, false))
         goto nomem;
     x->nhdr++;
     return n;

@@ -145,6 +145,20 @@ int dz_httpc_fetch(struct dz_httpc *c, const struct dz_httpc_request *r, dz_http
                    void *arg, struct dz_httpc_xfer **out);
 
 /*
+ * The response-header line splitter the client uses on each line libcurl
+ * hands over (exposed so it can be fuzzed; pure, thread-safe).  Returns
+ * DZ_HTTPC_LINE_STATUS for a status line ("HTTP/..."), DZ_HTTPC_LINE_HEADER
+ * with the name (p[0..*name_len), a token) and the value (trimmed of
+ * spaces, tabs, CR and LF; *value points into p), or DZ_HTTPC_LINE_SKIP for
+ * an empty line, obsolete line folding, a name that is not a token or a
+ * value with a control character other than tab (such headers are
+ * dropped).
+ */
+enum dz_httpc_line { DZ_HTTPC_LINE_SKIP, DZ_HTTPC_LINE_STATUS, DZ_HTTPC_LINE_HEADER };
+enum dz_httpc_line dz_httpc_header_line(const char *p, size_t n, size_t *name_len,
+                                        const char **value, size_t *value_len);
+
+/*
  * Blocking fetch with libcurl's easy interface, for CLIs, peers and
  * start-up.  The body is appended to body (bounded by the buffer's own
  * maximum and by r->max_response_bytes when not 0).  *status is 0 until a

@@ -1115,6 +1115,61 @@ static void test_free_with_transfers_in_flight(void **state)
     assert_int_equal(dz_httpc_new(loop, &cli), 0); /* for teardown */
 }
 
+/* ---- the header line splitter (pure; also fuzzed) */
+
+static void test_header_line(void **state)
+{
+    static const struct {
+        const char *in;
+        enum dz_httpc_line kind;
+        const char *name;
+        const char *value;
+    } cases[] = {
+        {"HTTP/1.1 200 OK\r\n", DZ_HTTPC_LINE_STATUS, NULL, NULL},
+        {"HTTP/2 204 \r\n", DZ_HTTPC_LINE_STATUS, NULL, NULL},
+        {"Content-Type: text/plain\r\n", DZ_HTTPC_LINE_HEADER, "Content-Type", "text/plain"},
+        {"x:  \t padded \t \r\n", DZ_HTTPC_LINE_HEADER, "x", "padded"},
+        {"x:\r\n", DZ_HTTPC_LINE_HEADER, "x", ""},
+        {"x: a:b c\n", DZ_HTTPC_LINE_HEADER, "x", "a:b c"},
+        {"x: caf\xc3\xa9\r\n", DZ_HTTPC_LINE_HEADER, "x", "caf\xc3\xa9"},
+        {"\r\n", DZ_HTTPC_LINE_SKIP, NULL, NULL},
+        {"", DZ_HTTPC_LINE_SKIP, NULL, NULL},
+        {" folded continuation\r\n", DZ_HTTPC_LINE_SKIP, NULL, NULL},
+        {"\tfolded\r\n", DZ_HTTPC_LINE_SKIP, NULL, NULL},
+        {"no colon here\r\n", DZ_HTTPC_LINE_SKIP, NULL, NULL},
+        {": empty name\r\n", DZ_HTTPC_LINE_SKIP, NULL, NULL},
+        {"bad name: v\r\n", DZ_HTTPC_LINE_SKIP, NULL, NULL},
+        {"bad\x01: v\r\n", DZ_HTTPC_LINE_SKIP, NULL, NULL},
+        {"x: a\rb\r\n", DZ_HTTPC_LINE_SKIP, NULL, NULL},
+        {"x: a\x7f\r\n", DZ_HTTPC_LINE_SKIP, NULL, NULL},
+        {"x: a\x01b\r\n", DZ_HTTPC_LINE_SKIP, NULL, NULL},
+        {"HTTP", DZ_HTTPC_LINE_SKIP, NULL, NULL},
+    };
+    const char *v = (const char *)1;
+    size_t nl = 9;
+    size_t vl = 9;
+    size_t i;
+
+    (void)state;
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        enum dz_httpc_line k = dz_httpc_header_line(cases[i].in, strlen(cases[i].in), &nl, &v, &vl);
+
+        assert_int_equal(k, cases[i].kind);
+        if (k == DZ_HTTPC_LINE_HEADER) {
+            assert_int_equal(nl, strlen(cases[i].name));
+            assert_memory_equal(cases[i].in, cases[i].name, nl);
+            assert_int_equal(vl, strlen(cases[i].value));
+            assert_memory_equal(v, cases[i].value, vl);
+        } else {
+            assert_int_equal(nl, 0);
+            assert_int_equal(vl, 0);
+            assert_null(v);
+        }
+    }
+    /* a NUL inside the value (libcurl passes lengths, not strings) */
+    assert_int_equal(dz_httpc_header_line("x: a\0b\r\n", 8, &nl, &v, &vl), DZ_HTTPC_LINE_SKIP);
+}
+
 /* ---- against darvaza's own HTTP/2 engine (lib/httpd.c), the server of
  * the peers and of the gateway itself: h2c with prior knowledge only */
 
@@ -1220,6 +1275,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_bad_requests, setup, teardown),
         cmocka_unit_test_setup_teardown(test_free_with_transfers_in_flight, setup, teardown),
         cmocka_unit_test_setup_teardown(test_against_darvaza_engine, setup, teardown),
+        cmocka_unit_test(test_header_line),
     };
 
     return cmocka_run_group_tests(tests, start_nginx, stop_nginx);
