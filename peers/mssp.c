@@ -683,10 +683,6 @@ static void phone_answer(struct mssp *app, struct dz_req *r, struct phone *ph)
             dz_logj(DZ_LOG_WARN, "mssp_tampered",
                     json_pack("{s:s, s:s, s:s}", "session_id", s->id, "phone", ph->number, "mode",
                               ph->tamper == TAMPER_SIGNATURE ? "signature" : "certificate"));
-        ph->tamper = TAMPER_NONE;
-        free(ph->tamper_cert);
-        ph->tamper_cert = NULL;
-        ph->tamper_cert_len = 0;
         s->cert = malloc(cert_len);
         if (!s->cert) {
             dz_peer_problem(r, 500, "internal_error", "out of memory", NULL);
@@ -694,6 +690,11 @@ static void phone_answer(struct mssp *app, struct dz_req *r, struct phone *ph)
         }
         memcpy(s->cert, cert, cert_len);
         s->cert_len = cert_len;
+        /* One shot; cert may point into tamper_cert: only now let it go. */
+        ph->tamper = TAMPER_NONE;
+        free(ph->tamper_cert);
+        ph->tamper_cert = NULL;
+        ph->tamper_cert_len = 0;
     }
     respond_204(r);
     session_complete(s, a.result);

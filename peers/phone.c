@@ -526,15 +526,18 @@ static void set_mode(struct phone *p, struct dz_req *r)
     json_t *m = json_object_get(o, "mode");
     json_t *d = json_object_get(o, "delay_ms");
     enum mode mode = MODE_AUTO;
+    long delay = 0;
     bool ok = json_is_object(o) && (m || d) && json_object_size(o) == (size_t)(!!m + !!d);
 
     if (ok && m)
         ok = json_is_string(m) && parse_mode(json_string_value(m), &mode) == 0;
-    if (ok && d)
+    if (ok && d) {
         ok = json_is_integer(d) && json_integer_value(d) >= 0 &&
              json_integer_value(d) <= PHONE_DELAY_MAX;
-    json_decref(o);
+        delay = ok ? (long)json_integer_value(d) : 0;
+    }
     if (!ok) {
+        json_decref(o);
         dz_peer_problem(r, 400, "bad_request",
                         "{\"mode\":\"auto\"|\"refuse\"|\"ignore\"|\"wrong-pin\", "
                         "\"delay_ms\":0..600000} (either or both)",
@@ -545,8 +548,9 @@ static void set_mode(struct phone *p, struct dz_req *r)
     if (m)
         p->mode = mode;
     if (d)
-        p->delay_ms = (long)json_integer_value(d);
+        p->delay_ms = delay;
     pthread_mutex_unlock(&p->mu);
+    json_decref(o);
     dz_logj(DZ_LOG_INFO, "phone_mode", state_json(p));
     dz_peer_respond_json(r, 200, state_json(p));
 }
@@ -674,21 +678,29 @@ static int scan_usage(FILE *to)
 {
     fputs("usage: darvaza-peer phone scan (PAYLOAD | --image FILE.png) --gateway URL\n"
           "         [--cacert F] --key SIM.key (--pin PIN | --pin-file F) --cert SIM.pem\n"
-          "         [--origin ORIGIN]\n"
+          "         [--origin ORIGIN] [--print]\n"
           "  signs SHA-256(payload) || SHA-256(origin) with ES256 and posts\n"
-          "  /auth/qr/{id}/answer; prints the gateway's answer, exit 0 on 2xx.\n",
+          "  /auth/qr/{id}/answer; prints the gateway's answer, exit 0 on 2xx.\n"
+          "  --origin: default scheme://host[:port] of --gateway; --print: print the\n"
+          "  answer body instead of posting it.\n",
           to);
     return 2;
 }
 
 static int phone_scan(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"image", required_argument, NULL, 'i'},  {"gateway", required_argument, NULL, 'g'},
-        {"cacert", required_argument, NULL, 'a'}, {"key", required_argument, NULL, 'k'},
-        {"pin", required_argument, NULL, 'p'},    {"pin-file", required_argument, NULL, 'P'},
-        {"cert", required_argument, NULL, 'c'},   {"origin", required_argument, NULL, 'o'},
-        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {{"image", required_argument, NULL, 'i'},
+                                         {"gateway", required_argument, NULL, 'g'},
+                                         {"cacert", required_argument, NULL, 'a'},
+                                         {"key", required_argument, NULL, 'k'},
+                                         {"pin", required_argument, NULL, 'p'},
+                                         {"pin-file", required_argument, NULL, 'P'},
+                                         {"cert", required_argument, NULL, 'c'},
+                                         {"origin", required_argument, NULL, 'o'},
+                                         {"print", no_argument, NULL, 'x'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
+    bool print_only = false;
     const char *image = NULL, *gateway = NULL, *cacert = NULL, *key_file = NULL;
     const char *pin_arg = NULL, *pin_file = NULL, *cert_file = NULL, *origin_arg = NULL;
     char payload[DZ_QR_PAYLOAD_MAX + 2];
@@ -735,6 +747,9 @@ static int phone_scan(int argc, char **argv)
             break;
         case 'o':
             origin_arg = optarg;
+            break;
+        case 'x':
+            print_only = true;
             break;
         case 'h':
             scan_usage(stdout);
@@ -799,6 +814,11 @@ static int phone_scan(int argc, char **argv)
         goto out;
     snprintf(url, sizeof(url), "%.*s/auth/qr/%s/answer",
              (int)(strlen(gateway) - (gateway[strlen(gateway) - 1] == '/')), gateway, qr.id);
+    if (print_only) {
+        fprintf(stdout, "%s\n", text);
+        exit_code = 0;
+        goto out;
+    }
     dz_logj(DZ_LOG_INFO, "phone_scan",
             json_pack("{s:s, s:i, s:s, s:s}", "qr_id", qr.id, "t", (int)qr.t, "origin", origin,
                       "algorithm", alg));
