@@ -29,7 +29,7 @@
 #include "secret.h"
 #include "sigverify.h"
 #include "store.h"
-#include "x509check.h"
+#include "certcheck.h"
 
 #include "compat.h"
 
@@ -73,15 +73,9 @@ void dz_ep_card_challenge(struct dz_rctx *c)
 
 struct card_op {
     X509 *leaf;
-    STACK_OF(X509) *chain;     /* untrusted intermediates from TLS, or NULL */
     unsigned char *sig;
     size_t sig_len;
-    const char *means;         /* "card" or "card_tls" */
-    struct dz_x509_opts opts;
-    const char *policies[1];
-    struct dz_x509_result res;
-    int rc;
-    const struct dz_x509_trust *trust;
+    const char *means; /* "card" or "card_tls" */
 };
 
 static void card_op_free(struct card_op *op)
@@ -89,75 +83,43 @@ static void card_op_free(struct card_op *op)
     if (!op)
         return;
     X509_free(op->leaf);
-    sk_X509_pop_free(op->chain, X509_free);
     free(op->sig);
     free(op);
 }
 
-static void card_validate(void *arg)
+static void card_checked(struct dz_rctx *c, int rc, const struct dz_x509_result *res, void *arg)
 {
     struct card_op *op = arg;
-
-    op->rc = dz_x509_validate(op->trust, op->leaf, op->chain, &op->opts, &op->res);
-}
-
-static json_t *card_record(struct card_op *op)
-{
+    struct dz_session s;
     char hex[65];
     json_t *rec;
 
-    dz_hex(op->res.sha256, sizeof(op->res.sha256), hex);
+    (void)rc;
+    dz_hex(res->sha256, sizeof(res->sha256), hex);
     rec = json_pack("{s:s, s:s, s:s}", "type", "login", "means", op->means, "certificate_sha256",
                     hex);
-    if (rec && op->res.fin[0])
-        json_object_set_new(rec, "fin", json_string(op->res.fin));
-    if (rec && op->res.revocation_source)
-        json_object_set_new(rec, "revocation", json_string(op->res.revocation_source));
-    return rec;
-}
-
-static void card_validated(struct dz_rctx *c, void *arg)
-{
-    struct card_op *op = arg;
-    json_t *rec = card_record(op);
-    struct dz_session s;
-    unsigned char evidence[32 + 512 + 32];
-    size_t ev_len = 0;
-
-    if (op->rc != 0 || !op->res.valid) {
-        const char *reason = op->rc != 0 ? "internal_error" : op->res.reason;
-        const char *code = "certificate_invalid";
-        if (strcmp(reason, "revoked") == 0)
-            code = "certificate_revoked";
-        else if (strcmp(reason, "revocation_unknown") == 0)
-            code = "revocation_unavailable";
+    if (rec && res->fin[0])
+        json_object_set_new(rec, "fin", json_string(res->fin));
+    if (rec && res->revocation_source)
+        json_object_set_new(rec, "revocation", json_string(res->revocation_source));
+    if (!res->valid) {
         if (rec)
-            json_object_set_new(rec, "reason", json_string(reason));
-        dz_log(DZ_LOG_INFO, "card_refused", "%s: %s", reason, op->res.detail);
-        dz_login_refuse(c, op->means, rec, code, reason);
+            json_object_set_new(rec, "reason", json_string(res->reason));
+        dz_log(DZ_LOG_INFO, "card_refused", "%s: %s", res->reason, res->detail);
+        dz_login_refuse(c, op->means, rec, dz_certcheck_code(res), res->reason);
         card_op_free(op);
         return;
     }
     memset(&s, 0, sizeof(s));
-    memcpy(s.fin, op->res.fin, sizeof(s.fin));
+    memcpy(s.fin, res->fin, sizeof(s.fin));
     snprintf(s.method, sizeof(s.method), "card");
     s.amr = DZ_AMR_SC | DZ_AMR_PIN;
     snprintf(s.acr, sizeof(s.acr), "high");
-    snprintf(s.role, sizeof(s.role), "%s", op->res.role[0] ? op->res.role : "citizen");
+    snprintf(s.role, sizeof(s.role), "%s", res->role[0] ? res->role : "citizen");
     s.auth_time = dz_unix_ms() / 1000;
-    /* prf: the login evidence the audit log names - certificate, signature
-     * (challenge path), OCSP answer. */
-    memcpy(evidence, op->res.sha256, 32);
-    ev_len = 32;
-    if (op->sig && op->sig_len <= 512) {
-        memcpy(evidence + ev_len, op->sig, op->sig_len);
-        ev_len += op->sig_len;
-    }
-    if (op->res.has_ocsp) {
-        memcpy(evidence + ev_len, op->res.ocsp_sha256, 32);
-        ev_len += 32;
-    }
-    dz_sha256(evidence, ev_len, s.prf);
+    /* prf: the login evidence the audit line names - certificate, the
+     * challenge signature, the OCSP answer. */
+    dz_certcheck_prf(res, op->sig, op->sig_len, s.prf);
     s.has_prf = true;
     if (rec)
         json_object_set_new(rec, "role", json_string(s.role));
@@ -165,22 +127,12 @@ static void card_validated(struct dz_rctx *c, void *arg)
     dz_login_complete(c, &s, "card", rec);
 }
 
-static void start_validation(struct dz_rctx *c, struct card_op *op)
+static void start_validation(struct dz_rctx *c, struct card_op *op, STACK_OF(X509) *chain)
 {
     const struct dz_config_cards *cc = &c->gen->config->cards;
 
-    op->trust = c->gen->card_trust;
-    op->policies[0] = cc->policy;
-    op->opts.purpose = DZ_X509_PURPOSE_AUTH;
-    op->opts.policies = op->policies;
-    op->opts.npolicies = 1;
-    op->opts.revocation = cc->revocation == DZ_CONFIG_REV_NONE  ? DZ_X509_REV_NONE
-                          : cc->revocation == DZ_CONFIG_REV_CRL ? DZ_X509_REV_CRL_ONLY
-                                                                : DZ_X509_REV_OCSP_CRL;
-    op->opts.fetch_timeout_ms = (uint32_t)cc->fetch_timeout_ms;
-    op->opts.ocsp_cache = c->gw->ocsp_cache;
-    op->opts.require_fin = true;
-    if (dz_gw_blocking(c, card_validate, card_validated, op) != 0)
+    if (dz_certcheck_start(c, c->gen->card_trust, op->leaf, chain, cc->policy, cc->revocation,
+                           cc->fetch_timeout_ms, card_checked, op) != 0)
         card_op_free(op);
 }
 
@@ -260,7 +212,7 @@ void dz_ep_card(struct dz_rctx *c)
                         rc == DZ_ERR_INVAL ? "algorithm does not fit the key" : NULL);
         goto out;
     }
-    start_validation(c, op);
+    start_validation(c, op, NULL);
     op = NULL;
 out:
     dz_buf_cleanup(&taken);
@@ -292,18 +244,5 @@ void dz_ep_card_tls(struct dz_rctx *c)
     op->means = "card_tls";
     X509_up_ref(peer);
     op->leaf = peer;
-    if (chain) {
-        /* The peer chain starts with the leaf on a server: keep the rest as
-         * untrusted intermediates (bounded). */
-        op->chain = sk_X509_new_null();
-        for (int i = 0; op->chain && i < sk_X509_num(chain) && i < DZ_X509_MAX_UNTRUSTED; i++) {
-            X509 *x = sk_X509_value(chain, i);
-            if (X509_cmp(x, peer) == 0)
-                continue;
-            X509_up_ref(x);
-            if (!sk_X509_push(op->chain, x))
-                X509_free(x);
-        }
-    }
-    start_validation(c, op);
+    start_validation(c, op, chain);
 }

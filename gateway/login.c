@@ -20,6 +20,7 @@
 #define COOKIE_ATTRS "; Secure; HttpOnly; SameSite=Lax; Path=/"
 
 struct complete_op {
+    bool polled;
     struct dz_session sess;
     char token[DZ_SESSION_TOKEN_LEN + 1];
 };
@@ -36,16 +37,18 @@ static void complete_answer(struct dz_rctx *c, int rc, void *arg)
             dz_rctx_problem(c, "service_unavailable", "audit log unavailable");
     } else if (!c->closed) {
         snprintf(cookie, sizeof(cookie), "__Host-darvaza=%s" COOKIE_ATTRS, op->token);
-        dz_rctx_json(c, 200, dz_session_answer(&op->sess, op->token),
-                     &(struct dz_hdr){"set-cookie", cookie}, 1);
+        json_t *body = dz_session_answer(&op->sess, op->token);
+        if (body && op->polled)
+            json_object_set_new(body, "state", json_string("complete"));
+        dz_rctx_json(c, 200, body, &(struct dz_hdr){"set-cookie", cookie}, 1);
         dz_secret_wipe(cookie, sizeof(cookie));
     }
     dz_secret_wipe(op, sizeof(*op));
     free(op);
 }
 
-void dz_login_complete(struct dz_rctx *c, const struct dz_session *tmpl, const char *means,
-                       json_t *record)
+static void complete(struct dz_rctx *c, const struct dz_session *tmpl, const char *means,
+                     json_t *record, bool polled)
 {
     struct complete_op *op = calloc(1, sizeof(*op));
     char sid[64];
@@ -56,6 +59,7 @@ void dz_login_complete(struct dz_rctx *c, const struct dz_session *tmpl, const c
         dz_rctx_problem(c, "service_unavailable", NULL);
         return;
     }
+    op->polled = polled;
     op->sess = *tmpl;
     if (dz_session_create(c->gw->store, &c->gen->session_limits, &op->sess, op->token) != 0) {
         free(op);
@@ -70,6 +74,18 @@ void dz_login_complete(struct dz_rctx *c, const struct dz_session *tmpl, const c
     json_object_set_new(record, "acr", json_string(op->sess.acr));
     json_object_set_new(record, "result", json_string("ok"));
     dz_gw_audit(c, record, complete_answer, op);
+}
+
+void dz_login_complete(struct dz_rctx *c, const struct dz_session *tmpl, const char *means,
+                       json_t *record)
+{
+    complete(c, tmpl, means, record, false);
+}
+
+void dz_login_complete_polled(struct dz_rctx *c, const struct dz_session *tmpl, const char *means,
+                              json_t *record)
+{
+    complete(c, tmpl, means, record, true);
 }
 
 struct refuse_op {

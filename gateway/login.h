@@ -19,6 +19,11 @@
 void dz_login_complete(struct dz_rctx *c, const struct dz_session *tmpl, const char *means,
                        json_t *record);
 
+/* The same for the long-polled means (mobile, QR): the answer also carries
+ * "state":"complete". */
+void dz_login_complete_polled(struct dz_rctx *c, const struct dz_session *tmpl, const char *means,
+                              json_t *record);
+
 /* Record a refused login (consumed) and then answer with code (a static
  * string) and optional detail (copied). */
 void dz_login_refuse(struct dz_rctx *c, const char *means, json_t *record, const char *code,

@@ -26,10 +26,7 @@ struct dz_store {
 };
 
 /* Wrap a backend: ownership of impl moves to the store (ops->free releases
- * it, also here on failure).  Declared in store.h by request; until then the
- * backends carry the same prototype. */
-int dz_store_new(const struct dz_store_ops *ops, void *impl, struct dz_store **out);
-
+ * it, also here on failure). */
 int dz_store_new(const struct dz_store_ops *ops, void *impl, struct dz_store **out)
 {
     struct dz_store *s = NULL;

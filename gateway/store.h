@@ -38,6 +38,11 @@ struct dz_store_ops {
     void (*free)(void *impl);
 };
 
+/* For backends: wrap an ops table and its state.  Ownership of impl moves to
+ * the store (ops->free releases it, also on failure).  0, DZ_ERR_INVAL,
+ * DZ_ERR_NOMEM. */
+int dz_store_new(const struct dz_store_ops *ops, void *impl, struct dz_store **out);
+
 /* In-process backend. shards >= 1 (rounded up to a power of two). */
 int dz_store_mem_new(unsigned shards, struct dz_store **out);
 

@@ -31,7 +31,6 @@
 #include "compat.h"
 
 /* From store.c (see the note there). */
-int dz_store_new(const struct dz_store_ops *ops, void *impl, struct dz_store **out);
 
 #define MEM_MAX_ENTRIES 1000000u
 #define MEM_MAX_SHARDS 4096u
