@@ -22,6 +22,8 @@
 #   gateway-client.pem/.key  the gateway's TLS client cert (clientAuth, CN darvaza-gateway)
 #   esign-ca.pem/.key      E-Signature CA under the root (smart cards)
 #   mobile-ca.pem/.key     Mobile Signature CA under the root
+#   esign-ocsp.pem/.key    the E-Signature CA's delegated OCSP responder (EKU
+#                          OCSPSigning; leaf + CA), for `openssl ocsp -rsigner`
 #   KEYSDIR/assertion-k1.pem, assertion-k2.pem  EC P-256 assertion signing keys (0600)
 #   KEYSDIR/seed.key       64 hex characters (0600)
 #
@@ -110,10 +112,23 @@ make_gateway_pki() {
 
 # make_esign_pki: the e-signature CA (smart cards).  Card holders' and
 # judges' certificates (policy 1.3.6.1.4.1.55555.1.1.1 / .1.2.1, FIN in
-# serialNumber "PNOAZ-<FIN>"), its OCSP responder and CRL come with the card
-# login; for now the CA exists so the gateway can name it as client CA.
+# serialNumber "PNOAZ-<FIN>") and its CRL are made by certs/mkcards.sh with
+# the cards; here the CA and its OCSP responder.
 make_esign_pki() {
     make_ca esign-ca root "Darvaza Demo E-Signature CA"
+    make_esign_ocsp # a new CA needs a new responder
+}
+
+# make_esign_ocsp: the e-signature CA's delegated OCSP responder certificate
+# (demo/stack.sh runs `openssl ocsp` with it on 127.0.0.1:9105; the card
+# certificates themselves come from certs/mkcards.sh).  The CA may come from
+# an earlier run: use it from OUTDIR then.
+make_esign_ocsp() {
+    local f
+    for f in esign-ca.pem esign-ca.key; do
+        [ -f "$work/$f" ] || cp -p "$out/$f" "$work/$f" || die "no $f to issue the OCSP responder"
+    done
+    issue_leaf esign-ocsp esign-ca v3_ocsp "$ORG/OU=E-Signature CA/CN=Darvaza Demo E-Signature OCSP Responder"
 }
 
 # make_mobile_pki: the mobile-signature CA (SIM-held keys, policy
@@ -138,6 +153,7 @@ COMPONENTS=(
     "esign-ca.pem make_esign_pki"
     "mobile-ca.pem make_mobile_pki"
     "esign-chain.pem make_chains"
+    "esign-ocsp.pem make_esign_ocsp"
 )
 
 # make_keys DIR: the gateway's own secrets, each only when missing.
