@@ -121,15 +121,19 @@ out:
     return rc;
 }
 
-int dz_certid_extract(X509 *cert, struct dz_certid *out)
+static void clear(struct dz_certid *out)
+{
+    memset(out, 0, sizeof(*out));
+    memcpy(out->role, "citizen", sizeof("citizen"));
+}
+
+static int extract(X509 *cert, struct dz_certid *out)
 {
     const X509_NAME *subject;
     const ASN1_STRING *v = NULL;
     char text[64];
     int rc;
 
-    memset(out, 0, sizeof(*out));
-    memcpy(out->role, "citizen", sizeof("citizen"));
     if (cert == NULL)
         return DZ_ERR_INVAL;
     subject = X509_get_subject_name(cert);
@@ -168,14 +172,24 @@ int dz_certid_extract(X509 *cert, struct dz_certid *out)
     return 0;
 }
 
+int dz_certid_extract(X509 *cert, struct dz_certid *out)
+{
+    int rc;
+
+    clear(out);
+    rc = extract(cert, out);
+    if (rc != 0)
+        clear(out); /* a certificate we could not read names nobody: no role either */
+    return rc;
+}
+
 int dz_certid_from_der(const unsigned char *der, size_t len, struct dz_certid *out)
 {
     const unsigned char *p = der;
     X509 *cert = NULL;
     int rc;
 
-    memset(out, 0, sizeof(*out));
-    memcpy(out->role, "citizen", sizeof("citizen"));
+    clear(out);
     if (der == NULL || len == 0)
         return DZ_ERR_PARSE;
     if (len > DZ_CERTID_MAX_DER)

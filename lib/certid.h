@@ -50,7 +50,8 @@ struct dz_certid {
  * Returns 0 (with or without a FIN: see out->has_fin), DZ_ERR_PARSE when
  * the subject serialNumber is present but not a FIN in either form, or
  * appears more than once, or the certificatePolicies extension is
- * malformed (out->has_fin false, out->fin ""), DZ_ERR_INVAL (cert NULL).
+ * malformed, DZ_ERR_NOMEM, DZ_ERR_INVAL (cert NULL).  On any error *out
+ * is left cleared (no FIN, role "citizen", no name, no policies).
  * The caller keeps cert.
  */
 int dz_certid_extract(X509 *cert, struct dz_certid *out);

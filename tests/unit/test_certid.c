@@ -151,6 +151,10 @@ static void test_fin_bad(void **state)
     assert_int_equal(extract("PNOAZ-ABC1234\x01PNOAZ-XYZ9876", NULL, NULL, &id), DZ_ERR_PARSE);
     assert_false(id.has_fin);
     assert_int_equal(extract("PNOAZ-ABC1234\x01PNOAZ-ABC1234", NULL, NULL, &id), DZ_ERR_PARSE);
+    /* An unreadable identity carries no role either (found by fuzz_certid). */
+    assert_int_equal(extract("PNOAZ-JDG00", "Judge", DZ_CERTID_POLICY_JUDGE, &id), DZ_ERR_PARSE);
+    assert_string_equal(id.role, "citizen");
+    assert_false(id.has_judge_policy || id.has_judge_title);
 }
 
 static void test_fin_from_serial(void **state)
