@@ -1024,7 +1024,11 @@ static void on_request(struct dz_req *r, void *wdata)
         const char *what = "";
         struct phone *ph = phone_from_path(app, path, &what);
 
-        if (!ph) {
+        /* The phone side stands in for the mobile network and carries no
+         * credentials: only this machine's phone peers may use it. */
+        if (!dz_peer_req_is_loopback(r)) {
+            dz_peer_problem(r, 404, "not_found", "no such resource", NULL);
+        } else if (!ph) {
             dz_peer_problem(r, 404, "not_found", "no such phone", NULL);
         } else if (strcmp(what, "pending") == 0) {
             if (get)
