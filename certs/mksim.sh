@@ -5,7 +5,7 @@
 #
 #   certs/mksim.sh [--revoked HOLDER]... CERTDIR OUTDIR HOLDER...
 #
-#   HOLDER   FIN:PHONE:PIN[:Given Surname]   e.g. 1AB2C3D:+994501234567:1234:Aysel Mammadova
+#   HOLDER   FIN:PHONE:PIN[:Given Surname]   e.g. 1AB2C3D:+994501234567:1234:Aysel Məmmədova
 #   CERTDIR  holds mobile-ca.pem and mobile-ca.key (certs/mkpki.sh OUTDIR)
 #   --revoked HOLDER   one more holder whose certificate is issued and then
 #                      marked revoked (keyCompromise) in the index and the CRL
@@ -67,7 +67,11 @@ parse_holder() {
     H_FIN=$(printf '%s' "$H_FIN" | tr 'a-z' 'A-Z')
     [[ "$H_PHONE" =~ ^\+[1-9][0-9]{6,14}$ ]] || die "bad phone '$H_PHONE' for $H_FIN (+ and 7..15 digits)"
     [[ "$H_PIN" =~ ^[0-9]{4,8}$ ]] || die "bad PIN for $H_FIN (4..8 digits)"
-    [[ "$H_NAME" =~ ^[A-Za-z\ .\'-]{0,64}$ ]] || die "bad name for $H_FIN (letters, spaces, . ' -)"
+    # Any UTF-8 name (Azerbaijani letters included), but nothing that means
+    # something in an openssl -subj string, and no control characters.
+    [ "$(printf '%s' "$H_NAME" | wc -c)" -le 64 ] && [[ "$H_NAME" != *[/=+\\,:\"]* ]] &&
+        ! printf '%s' "$H_NAME" | LC_ALL=C grep -q '[[:cntrl:]]' ||
+        die "bad name for $H_FIN (at most 64 bytes, none of / = + \\ , : \" or control characters)"
     [ -n "$H_NAME" ] || H_NAME="Mobile Holder $H_FIN"
 }
 
