@@ -164,6 +164,10 @@ make_keys() {
     for k in assertion-k1 assertion-k2; do
         [ -f "$dir/$k.pem" ] || new_key "$dir/$k.pem" prime256v1
     done
+    if [ ! -f "$dir/mssp-rp.secret" ]; then
+        # The gateway's bearer secret at the demo MSSP (relying party).
+        (umask 077 && openssl rand -hex 24 >"$dir/mssp-rp.secret") || die "cannot make secret"
+    fi
     if [ ! -f "$dir/seed.key" ]; then
         (umask 077 && openssl rand -hex 32 >"$dir/seed.key.tmp") || die "cannot make seed"
         chmod 600 "$dir/seed.key.tmp"

@@ -289,6 +289,35 @@ static const struct kw cards_kws[] = {
 static const struct table cards_table = {cards_kws, N(cards_kws), sizeof(struct dz_config_cards),
                                          NULL};
 
+#define S struct dz_config_mobile
+static const struct kw mobile_kws[] = {
+    {"mssp_url", T_STR, F_STR(S, mssp_url), 0, 1, 1024, NULL, F_RELOADABLE, NULL},
+    {"relying_party", T_STR, F_STR(S, relying_party), 0, 1, 64, "darvaza", F_RELOADABLE, NULL},
+    {"rp_secret_file", T_PATH, F_STR(S, rp_secret_file), 0, 1, PATH_MAX, NULL,
+     F_FILE | F_RELOADABLE, NULL},
+    {"service_name", T_STR, F_STR(S, service_name), 0, 1, 100, "Darvaza", F_RELOADABLE, NULL},
+    {"ca", T_PATH, F_STR(S, ca), 0, 1, PATH_MAX, NULL, F_FILE | F_RELOADABLE, NULL},
+    {"crl", T_PATH, F_STR(S, crl), 0, 1, PATH_MAX, NULL, F_FILE | F_RELOADABLE, NULL},
+    {"policy", T_STR, F_STR(S, policy), 0, 3, 128, "1.3.6.1.4.1.55555.1.1.2", F_RELOADABLE,
+     NULL},
+    {"revocation", T_ENUM, F_ENUM(S, revocation), 0, 0, 0, "ocsp", F_RELOADABLE,
+     revocation_names},
+    {"fetch_timeout", T_DURATION, F_U64(S, fetch_timeout_ms), 0, 100, 30 * SEC, "3s",
+     F_RELOADABLE, NULL},
+    {"request_ttl", T_DURATION, F_U64(S, request_ttl_ms), 0, 2 * SEC, 5 * MIN, "2m",
+     F_RELOADABLE, NULL},
+    {"poll_max", T_DURATION, F_U64(S, poll_max_ms), 0, SEC, 30 * SEC, "25s", F_RELOADABLE,
+     NULL},
+    {"phone_rate", T_UINT, F_UINT(S, phone_rate), 0, 1, 100, "3", F_RELOADABLE, NULL},
+    {"qr_ttl", T_DURATION, F_U64(S, qr_ttl_ms), 0, 10 * SEC, 10 * MIN, "10m", F_RELOADABLE,
+     NULL},
+    {"qr_freshness", T_DURATION, F_U64(S, qr_freshness_ms), 0, SEC, 60 * SEC, "5s",
+     F_RELOADABLE, NULL},
+};
+#undef S
+static const struct table mobile_table = {mobile_kws, N(mobile_kws),
+                                          sizeof(struct dz_config_mobile), NULL};
+
 #define S struct dz_config
 static const struct kw root_kws[] = {
     {"gateway", T_SECTION, F_ANY(S, gateway), 0, 0, 0, NULL, F_REQUIRED, &gateway_table},
@@ -304,6 +333,7 @@ static const struct kw root_kws[] = {
      &upstream_tls_table},
     {"audit", T_SECTION, F_ANY(S, audit), 0, 0, 0, NULL, F_REQUIRED, &audit_table},
     {"cards", T_SECTION, F_ANY(S, cards), 0, 0, 0, NULL, 0, &cards_table},
+    {"mobile", T_SECTION, F_ANY(S, mobile), 0, 0, 0, NULL, 0, &mobile_table},
     {"policies", T_PATH, F_STR(S, policies), 0, 1, PATH_MAX, NULL,
      F_REQUIRED | F_DIR | F_RELOADABLE, NULL},
 };

@@ -19,6 +19,14 @@ void dz_ep_card_challenge(struct dz_rctx *c);
 void dz_ep_card(struct dz_rctx *c);
 void dz_ep_card_tls(struct dz_rctx *c);
 
+/* auth_mobile.c: §4.5 (id: the rest of the path after /auth/mobile/) */
+void dz_ep_mobile_start(struct dz_rctx *c);
+void dz_ep_mobile_poll(struct dz_rctx *c, const char *id);
+
+/* auth_qr.c: §4.6 (rest: the path after /auth/qr/) */
+void dz_ep_qr_start(struct dz_rctx *c);
+void dz_ep_qr_sub(struct dz_rctx *c, const char *rest);
+
 /* api_ops.c: health, readiness, metrics, published keys */
 void dz_ep_healthz(struct dz_rctx *c);
 void dz_ep_readyz(struct dz_rctx *c);

@@ -13,6 +13,7 @@
 #include "fin.h"
 #include "jws.h"
 #include "log.h"
+#include "secret.h"
 #include "signer.h"
 #include "tls.h"
 #include "x509check.h"
@@ -32,6 +33,8 @@ static void gen_free(struct dz_gen *g)
         SSL_CTX_free(g->tls[i]);
     free(g->jwks_json);
     dz_x509_trust_free(g->card_trust);
+    dz_x509_trust_free(g->mobile_trust);
+    dz_secret_free_str(g->mssp_secret);
     dz_policy_set_free(g->policies);
     dz_config_free(g->config);
     free(g);
@@ -109,6 +112,23 @@ int dz_gen_load(const char *config_path, uint64_t number, struct dz_gen **out, c
             snprintf(err, err_len, "%s: cards: cannot load %s (%s)", cf->path,
                      rc != 0 && cf->cards.crl ? "the CA or CRL file" : "the CA file",
                      dz_err_str(rc));
+            goto out;
+        }
+    }
+    if (cf->mobile.mssp_url) {
+        const struct dz_config_mobile *m = &cf->mobile;
+        if (!m->ca || !m->rp_secret_file) {
+            snprintf(err, err_len, "%s: mobile: ca and rp_secret_file are required with mssp_url",
+                     cf->path);
+            rc = DZ_ERR_INVAL;
+            goto out;
+        }
+        if ((rc = dz_x509_trust_new(&g->mobile_trust)) != 0 ||
+            (rc = dz_x509_trust_add_ca_file(g->mobile_trust, m->ca)) != 0 ||
+            (m->crl && (rc = dz_x509_trust_add_crl_file(g->mobile_trust, m->crl)) != 0) ||
+            (rc = dz_signer_read_secret(m->rp_secret_file, &g->mssp_secret)) != 0) {
+            snprintf(err, err_len, "%s: mobile: cannot load the CA, CRL or secret file (%s)",
+                     cf->path, dz_err_str(rc));
             goto out;
         }
     }

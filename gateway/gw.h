@@ -55,6 +55,8 @@ struct dz_gen {
     SSL_CTX *tls[DZ_GEN_MAX_LISTENERS];/* per listener; NULL for h2c */
     struct dz_session_limits session_limits;
     struct dz_x509_trust *card_trust;  /* NULL: card login off */
+    struct dz_x509_trust *mobile_trust;/* NULL: mobile and QR login off */
+    char *mssp_secret;                 /* relying-party secret (wiped on free) */
 };
 
 /* Build a generation from a config file; err gets `file:line: reason`.

@@ -162,15 +162,15 @@ const char *dz_json_str(const json_t *obj, const char *key, size_t max)
     return json_string_value(v);
 }
 
-static const char *cookie_value(const char *header, size_t *len)
+static const char *cookie_value(const char *header, const char *cname, size_t *len)
 {
     const char *p = header;
-    size_t nlen = strlen(COOKIE_NAME);
+    size_t nlen = strlen(cname);
 
     while (p && *p) {
         while (*p == ' ' || *p == ';')
             p++;
-        if (strncmp(p, COOKIE_NAME, nlen) == 0 && p[nlen] == '=') {
+        if (strncmp(p, cname, nlen) == 0 && p[nlen] == '=') {
             const char *v = p + nlen + 1;
             const char *end = strchr(v, ';');
             *len = end ? (size_t)(end - v) : strlen(v);
@@ -181,11 +181,37 @@ static const char *cookie_value(const char *header, size_t *len)
     return NULL;
 }
 
+const char *dz_rctx_cookie(struct dz_rctx *c, const char *name, char *buf, size_t buf_len,
+                           size_t *len)
+{
+    size_t count = dz_req_header_count(c->req);
+
+    *len = 0;
+    for (size_t i = 0; i < count; i++) {
+        const char *hname;
+        const char *value;
+        const char *v;
+        size_t vlen;
+
+        dz_req_header_at(c->req, i, &hname, &value);
+        if (strcmp(hname, "cookie") != 0)
+            continue;
+        v = cookie_value(value, name, &vlen);
+        if (v && vlen < buf_len) {
+            memcpy(buf, v, vlen);
+            buf[vlen] = '\0';
+            *len = vlen;
+            return buf;
+        }
+    }
+    return NULL;
+}
+
 const char *dz_rctx_token(struct dz_rctx *c, char *buf, size_t buf_len, size_t *len,
                           bool *via_cookie)
 {
     const char *auth = dz_req_header(c->req, "authorization");
-    size_t count = dz_req_header_count(c->req);
+    const char *v;
 
     *len = 0;
     *via_cookie = false;
@@ -194,25 +220,9 @@ const char *dz_rctx_token(struct dz_rctx *c, char *buf, size_t buf_len, size_t *
         *len = strlen(auth);
         return auth;
     }
-    for (size_t i = 0; i < count; i++) {
-        const char *name;
-        const char *value;
-        const char *v;
-        size_t vlen;
-
-        dz_req_header_at(c->req, i, &name, &value);
-        if (strcmp(name, "cookie") != 0)
-            continue;
-        v = cookie_value(value, &vlen);
-        if (v && vlen < buf_len) {
-            memcpy(buf, v, vlen);
-            buf[vlen] = '\0';
-            *len = vlen;
-            *via_cookie = true;
-            return buf;
-        }
-    }
-    return NULL;
+    v = dz_rctx_cookie(c, COOKIE_NAME, buf, buf_len, len);
+    *via_cookie = v != NULL;
+    return v;
 }
 
 int dz_rctx_authenticate(struct dz_rctx *c)

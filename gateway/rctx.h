@@ -73,6 +73,10 @@ int dz_rctx_body_json(struct dz_rctx *c, json_t **out);
 const char *dz_rctx_token(struct dz_rctx *c, char *buf, size_t buf_len, size_t *len,
                           bool *via_cookie);
 
+/* The value of cookie name (copied into buf), or NULL. */
+const char *dz_rctx_cookie(struct dz_rctx *c, const char *name, char *buf, size_t buf_len,
+                           size_t *len);
+
 /* Look up the session: fills c->session and c->has_session.  0 or
  * DZ_ERR_NOTFOUND (no or dead token). */
 int dz_rctx_authenticate(struct dz_rctx *c);

@@ -38,6 +38,8 @@ static const struct endpoint endpoints[] = {
     {"POST", "/auth/card/challenge", "auth_card_challenge", dz_ep_card_challenge},
     {"POST", "/auth/card", "auth_card", dz_ep_card},
     {"POST", "/auth/card/tls", "auth_card_tls", dz_ep_card_tls},
+    {"POST", "/auth/mobile", "auth_mobile", dz_ep_mobile_start},
+    {"POST", "/auth/qr", "auth_qr", dz_ep_qr_start},
 };
 
 void *dz_router_worker_init(struct dz_worker *w, void *app)
@@ -170,6 +172,25 @@ void dz_router_on_request(struct dz_req *req, void *wdata)
             return;
         }
         e->handler(c);
+        return;
+    }
+    /* The long-polled logins carry an id in the path. */
+    if (strncmp(path, "/auth/mobile/", 13) == 0 && strcmp(method, "GET") == 0) {
+        char id[64];
+        size_t n = strcspn(path + 13, "?/");
+        c->route = "auth_mobile_poll";
+        if (n == 0 || n >= sizeof(id) || (path[13 + n] != '\0' && path[13 + n] != '?')) {
+            dz_rctx_problem(c, "not_found", NULL);
+            return;
+        }
+        memcpy(id, path + 13, n);
+        id[n] = '\0';
+        dz_ep_mobile_poll(c, id);
+        return;
+    }
+    if (strncmp(path, "/auth/qr/", 9) == 0) {
+        c->route = "auth_qr_session";
+        dz_ep_qr_sub(c, path + 9);
         return;
     }
     dz_forward(c);
