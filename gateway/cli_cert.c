@@ -68,8 +68,9 @@ static int parse_time(const char *s, int64_t *out)
         *out = v;
         return 0;
     }
-    if (strlen(s) < 20 || sscanf(s, "%4d-%2d-%2d%*1[Tt]%2d:%2d:%2d%n", &y, &mo, &d, &h, &mi, &sec,
-                                 &used) != 6 || used != 19)
+    if (strlen(s) < 20 ||
+        sscanf(s, "%4d-%2d-%2d%*1[Tt]%2d:%2d:%2d%n", &y, &mo, &d, &h, &mi, &sec, &used) != 6 ||
+        used != 19)
         return DZ_ERR_INVAL;
     for (int i = 0; i < 19; i++) {
         if (i == 4 || i == 7 || i == 10 || i == 13 || i == 16)
@@ -277,8 +278,7 @@ static int run_check(struct check_args *a, struct dz_ocsp_cache *cache, const ch
     for (i = 0; i < a->nuntrusted; i++) {
         rc = dz_x509_load_file(a->untrusted[i], &more);
         if (rc != 0) {
-            fprintf(stderr, "darvaza cert: --untrusted %s: %s\n", a->untrusted[i],
-                    dz_err_str(rc));
+            fprintf(stderr, "darvaza cert: --untrusted %s: %s\n", a->untrusted[i], dz_err_str(rc));
             goto out;
         }
         while (sk_X509_num(more) > 0) {
@@ -295,8 +295,8 @@ static int run_check(struct check_args *a, struct dz_ocsp_cache *cache, const ch
     rc = dz_x509_validate(t, leaf, untrusted, &a->o, &res);
     if (rc == 0 && res.valid) {
         dz_hex(res.sha256, sizeof(res.sha256), hex);
-        printf("%svalid: FIN=%s role=%s sha256=%s\n", prefix, res.fin[0] ? res.fin : "-",
-               res.role, hex);
+        printf("%svalid: FIN=%s role=%s sha256=%s\n", prefix, res.fin[0] ? res.fin : "-", res.role,
+               hex);
         exit_code = 0;
     } else {
         printf("%sinvalid: %s: %s\n", prefix, res.reason, res.detail[0] ? res.detail : "-");

@@ -121,14 +121,13 @@ static bool responder_authorised(X509 *signer, X509 *issuer, int64_t now)
     if ((X509_get_extension_flags(signer) & EXFLAG_XKUSAGE) == 0 ||
         (X509_get_extended_key_usage(signer) & XKU_OCSP_SIGN) == 0)
         return false;
-    if (!asn1_unix(X509_get0_notBefore(signer), &nb) ||
-        !asn1_unix(X509_get0_notAfter(signer), &na))
+    if (!asn1_unix(X509_get0_notBefore(signer), &nb) || !asn1_unix(X509_get0_notAfter(signer), &na))
         return false;
     return nb <= now + DZ_OCSP_LEEWAY && now - DZ_OCSP_LEEWAY <= na;
 }
 
-int dz_ocsp_response_check(const unsigned char *der, size_t len, OCSP_REQUEST *req,
-                           X509 *leaf, X509 *issuer, int64_t now, struct dz_ocsp_answer *out)
+int dz_ocsp_response_check(const unsigned char *der, size_t len, OCSP_REQUEST *req, X509 *leaf,
+                           X509 *issuer, int64_t now, struct dz_ocsp_answer *out)
 {
     const unsigned char *p = der;
     OCSP_RESPONSE *resp = NULL;
@@ -331,8 +330,8 @@ int dz_ocsp_query(const char *url, X509 *leaf, X509 *issuer, uint32_t timeout_ms
         rc = DZ_ERR_UNAVAILABLE;
         goto out;
     }
-    rc = dz_ocsp_response_check((const unsigned char *)body.data, body.len, req, leaf, issuer,
-                                now, out);
+    rc = dz_ocsp_response_check((const unsigned char *)body.data, body.len, req, leaf, issuer, now,
+                                out);
     if (rc != 0)
         goto out;
     if (resp_der != NULL) {

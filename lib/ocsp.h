@@ -28,10 +28,10 @@
 
 #define DZ_OCSP_MAX_RESPONSE (64 * 1024) /* bytes of an OCSPResponse */
 #define DZ_OCSP_NONCE_LEN 16
-#define DZ_OCSP_LEEWAY 300                 /* seconds of clock skew allowed */
-#define DZ_OCSP_MAX_AGE 600                /* thisUpdate age without nextUpdate */
-#define DZ_OCSP_CACHE_DEFAULT 4096         /* entries */
-#define DZ_OCSP_CACHE_MAX_TTL (7 * 86400)  /* never keep an answer longer */
+#define DZ_OCSP_LEEWAY 300                /* seconds of clock skew allowed */
+#define DZ_OCSP_MAX_AGE 600               /* thisUpdate age without nextUpdate */
+#define DZ_OCSP_CACHE_DEFAULT 4096        /* entries */
+#define DZ_OCSP_CACHE_MAX_TTL (7 * 86400) /* never keep an answer longer */
 
 enum dz_ocsp_status {
     DZ_OCSP_GOOD,
@@ -41,10 +41,10 @@ enum dz_ocsp_status {
 
 struct dz_ocsp_answer {
     enum dz_ocsp_status status;
-    int64_t this_update; /* unix seconds */
-    int64_t next_update; /* 0: the responder gave none (not cacheable) */
-    int64_t revoked_at;  /* DZ_OCSP_REVOKED only */
-    int revocation_reason; /* CRLReason, -1 when absent */
+    int64_t this_update;      /* unix seconds */
+    int64_t next_update;      /* 0: the responder gave none (not cacheable) */
+    int64_t revoked_at;       /* DZ_OCSP_REVOKED only */
+    int revocation_reason;    /* CRLReason, -1 when absent */
     unsigned char sha256[32]; /* of the whole OCSPResponse DER */
 };
 
@@ -76,8 +76,8 @@ int dz_ocsp_request_new(X509 *leaf, X509 *issuer, OCSP_REQUEST **req, unsigned c
  * With req NULL no nonce is required (for tests of stored answers only; the
  * validator always passes req).  Any thread.
  */
-int dz_ocsp_response_check(const unsigned char *der, size_t len, OCSP_REQUEST *req,
-                           X509 *leaf, X509 *issuer, int64_t now, struct dz_ocsp_answer *out);
+int dz_ocsp_response_check(const unsigned char *der, size_t len, OCSP_REQUEST *req, X509 *leaf,
+                           X509 *issuer, int64_t now, struct dz_ocsp_answer *out);
 
 /*
  * Ask the responder at url (http:// or https://) about leaf: request,

@@ -32,9 +32,9 @@
 #define MAX_CDP_TRIES 2 /* CRL URLs fetched per validation at most */
 
 struct dz_x509_trust {
-    X509_STORE *store;             /* anchors only */
-    STACK_OF(X509) *intermediates; /* offered to every path build */
-    STACK_OF(X509_CRL) *crls;      /* given to every context (X509_STORE_CTX_set0_crls) */
+    X509_STORE *store;              /* anchors only */
+    STACK_OF(X509) * intermediates; /* offered to every path build */
+    STACK_OF(X509_CRL) * crls;      /* given to every context (X509_STORE_CTX_set0_crls) */
     size_t nanchors;
 };
 
@@ -101,7 +101,7 @@ static int cert_der_len(X509 *x)
     return n > DZ_X509_MAX_CERT_DER ? DZ_ERR_TOOBIG : 0;
 }
 
-static int parse_certs(const unsigned char *d, size_t n, STACK_OF(X509) **out)
+static int parse_certs(const unsigned char *d, size_t n, STACK_OF(X509) * *out)
 {
     STACK_OF(X509) *sk = NULL;
     BIO *bio = NULL;
@@ -154,7 +154,7 @@ out:
     return rc;
 }
 
-static int parse_crls(const unsigned char *d, size_t n, STACK_OF(X509_CRL) **out)
+static int parse_crls(const unsigned char *d, size_t n, STACK_OF(X509_CRL) * *out)
 {
     STACK_OF(X509_CRL) *sk = NULL;
     BIO *bio = NULL;
@@ -225,7 +225,7 @@ int dz_x509_from_der(const unsigned char *der, size_t len, X509 **out)
     return 0;
 }
 
-int dz_x509_load_file(const char *path, STACK_OF(X509) **out)
+int dz_x509_load_file(const char *path, STACK_OF(X509) * *out)
 {
     unsigned char *d = NULL;
     size_t n = 0;
@@ -464,8 +464,8 @@ struct run {
     const struct dz_x509_trust *t;
     const struct dz_x509_opts *o;
     X509 *leaf;
-    STACK_OF(X509) *untrusted; /* trust intermediates + caller's; shallow */
-    STACK_OF(ASN1_OBJECT) *initial;
+    STACK_OF(X509) * untrusted; /* trust intermediates + caller's; shallow */
+    STACK_OF(ASN1_OBJECT) * initial;
     int64_t now;
     int64_t at;
 };
@@ -476,8 +476,8 @@ struct run {
  * success), *depth its depth, *chain (if wanted) the validated chain.
  * Returns 0 or DZ_ERR_NOMEM / DZ_ERR_CRYPTO (could not run at all).
  */
-static int run_verify(const struct run *r, unsigned long crl_flags, STACK_OF(X509_CRL) *crls,
-                      enum crl_tolerance tol, int *err, int *depth, STACK_OF(X509) **chain)
+static int run_verify(const struct run *r, unsigned long crl_flags, STACK_OF(X509_CRL) * crls,
+                      enum crl_tolerance tol, int *err, int *depth, STACK_OF(X509) * *chain)
 {
     X509_STORE_CTX *ctx = NULL;
     X509_VERIFY_PARAM *param;
@@ -501,8 +501,8 @@ static int run_verify(const struct run *r, unsigned long crl_flags, STACK_OF(X50
     /* Strict DER/RFC 5280 rules; policy processing always on (RFC 5280
      * 6.1), with the caller's 6.1.1 inputs; indirect CRLs, IDPs and delta
      * CRLs understood (without them 15 PKITS CRL cases go wrong). */
-    flags = X509_V_FLAG_X509_STRICT | X509_V_FLAG_POLICY_CHECK |
-            X509_V_FLAG_EXTENDED_CRL_SUPPORT | X509_V_FLAG_USE_DELTAS | crl_flags;
+    flags = X509_V_FLAG_X509_STRICT | X509_V_FLAG_POLICY_CHECK | X509_V_FLAG_EXTENDED_CRL_SUPPORT |
+            X509_V_FLAG_USE_DELTAS | crl_flags;
     if (r->o->explicit_policy)
         flags |= X509_V_FLAG_EXPLICIT_POLICY;
     if (r->o->inhibit_policy_mapping)
@@ -624,7 +624,7 @@ static bool cdp_url(X509 *leaf, int skip, char *url, size_t url_size)
 
 /* Fetch CRLs from the leaf's CDP into extra (the signature and dates are
  * checked by OpenSSL when used).  Failures only mean fewer CRLs. */
-static void fetch_cdp(X509 *leaf, uint32_t timeout_ms, STACK_OF(X509_CRL) *extra)
+static void fetch_cdp(X509 *leaf, uint32_t timeout_ms, STACK_OF(X509_CRL) * extra)
 {
     char url[1024];
     int k;
@@ -663,7 +663,7 @@ static void fetch_cdp(X509 *leaf, uint32_t timeout_ms, STACK_OF(X509_CRL) *extra
 
 /* lastUpdate of the newest CRL in crls issued (and signed) by issuer for
  * the leaf's issuer name: the evidence time of a CRL decision. */
-static int64_t crl_time(STACK_OF(X509_CRL) *crls, X509 *leaf, X509 *issuer)
+static int64_t crl_time(STACK_OF(X509_CRL) * crls, X509 *leaf, X509 *issuer)
 {
     int64_t best = 0;
     int i;
@@ -688,8 +688,8 @@ static int64_t crl_time(STACK_OF(X509_CRL) *crls, X509 *leaf, X509 *issuer)
  * Decides out (valid stays false until the caller sets it) and returns
  * true when the status is GOOD.
  */
-static int leaf_revocation(const struct run *r, STACK_OF(X509) *chain,
-                           struct dz_x509_result *out, bool *good)
+static int leaf_revocation(const struct run *r, STACK_OF(X509) * chain, struct dz_x509_result *out,
+                           bool *good)
 {
     const struct dz_x509_opts *o = r->o;
     uint32_t timeout = o->fetch_timeout_ms ? o->fetch_timeout_ms : DZ_X509_FETCH_TIMEOUT_MS;
@@ -796,7 +796,7 @@ answered:
     return 0;
 }
 
-static int build_initial(const struct dz_x509_opts *o, STACK_OF(ASN1_OBJECT) **out)
+static int build_initial(const struct dz_x509_opts *o, STACK_OF(ASN1_OBJECT) * *out)
 {
     STACK_OF(ASN1_OBJECT) *sk = NULL;
     size_t i;
@@ -820,7 +820,7 @@ static int build_initial(const struct dz_x509_opts *o, STACK_OF(ASN1_OBJECT) **o
     return 0;
 }
 
-int dz_x509_validate(const struct dz_x509_trust *t, X509 *leaf, STACK_OF(X509) *untrusted,
+int dz_x509_validate(const struct dz_x509_trust *t, X509 *leaf, STACK_OF(X509) * untrusted,
                      const struct dz_x509_opts *o, struct dz_x509_result *out)
 {
     static const struct dz_x509_opts defaults = {.purpose = DZ_X509_PURPOSE_ANY};

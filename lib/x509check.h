@@ -37,9 +37,9 @@
 
 struct dz_ocsp_cache; /* lib/ocsp.h */
 
-#define DZ_X509_MAX_CERT_DER (16 * 1024)     /* one certificate */
-#define DZ_X509_MAX_UNTRUSTED 8              /* untrusted certificates per call */
-#define DZ_X509_MAX_DEPTH 10                 /* intermediates between leaf and anchor */
+#define DZ_X509_MAX_CERT_DER (16 * 1024) /* one certificate */
+#define DZ_X509_MAX_UNTRUSTED 8          /* untrusted certificates per call */
+#define DZ_X509_MAX_DEPTH 10             /* intermediates between leaf and anchor */
 #define DZ_X509_MAX_OCSP_RESPONSE (64 * 1024)
 #define DZ_X509_MAX_CRL (4 * 1024 * 1024) /* a CRL file or a fetched CRL */
 #define DZ_X509_MAX_FILE_CERTS 64         /* certificates in one --ca file */
@@ -96,8 +96,8 @@ struct dz_x509_opts {
                                   * these (card vs mobile); NULL/0: no requirement */
     size_t npolicies;
     enum dz_x509_revocation revocation;
-    int64_t at;                 /* validation time, unix seconds (0 = now) */
-    uint32_t fetch_timeout_ms;  /* each OCSP / CRL HTTP fetch; 0 = DZ_X509_FETCH_TIMEOUT_MS */
+    int64_t at;                       /* validation time, unix seconds (0 = now) */
+    uint32_t fetch_timeout_ms;        /* each OCSP / CRL HTTP fetch; 0 = DZ_X509_FETCH_TIMEOUT_MS */
     struct dz_ocsp_cache *ocsp_cache; /* optional; shared, thread-safe */
     /* RFC 5280 6.1.1 inputs (PKITS); all false/NULL for login paths. */
     bool explicit_policy;
@@ -135,9 +135,9 @@ struct dz_x509_result {
     bool valid;
     const char *reason;
     char detail[256];
-    char fin[8];     /* "" when the certificate has none */
-    char role[16];   /* "judge" | "citizen" ("" when refused before extraction) */
-    char name[128];  /* subject CN (see certid.h) */
+    char fin[8];              /* "" when the certificate has none */
+    char role[16];            /* "judge" | "citizen" ("" when refused before extraction) */
+    char name[128];           /* subject CN (see certid.h) */
     unsigned char sha256[32]; /* of the leaf DER (set whenever the leaf encodes) */
     /* Revocation evidence, for the audit log and the assertion's prf. */
     const char *revocation_source; /* "none" | "ocsp" | "ocsp_cache" | "crl" */
@@ -162,7 +162,7 @@ struct dz_x509_result {
  * from the gateway's blocking pool or a CLI, never a loop thread.
  * Thread-safe given an immutable trust (and a thread-safe cache).
  */
-int dz_x509_validate(const struct dz_x509_trust *t, X509 *leaf, STACK_OF(X509) *untrusted,
+int dz_x509_validate(const struct dz_x509_trust *t, X509 *leaf, STACK_OF(X509) * untrusted,
                      const struct dz_x509_opts *o, struct dz_x509_result *out);
 
 /*
@@ -179,6 +179,6 @@ int dz_x509_from_der(const unsigned char *der, size_t len, X509 **out);
  * sk_X509_pop_free(.., X509_free)).  Same returns as trust_add_ca_file.
  * Blocking file I/O: start-up, CLI or pool.
  */
-int dz_x509_load_file(const char *path, STACK_OF(X509) **out);
+int dz_x509_load_file(const char *path, STACK_OF(X509) * *out);
 
 #endif

@@ -52,7 +52,7 @@ static X509 *mk(const char *cn, const char *serial, const char *title, const cha
      * MBSTRING path enforces, as a hostile issuer could write it. */
     if (cn)
         assert_int_equal(X509_NAME_add_entry_by_NID(n, NID_commonName, V_ASN1_UTF8STRING,
-                                                     (const unsigned char *)cn, -1, -1, 0),
+                                                    (const unsigned char *)cn, -1, -1, 0),
                          1);
     while (serial) {
         const char *sep = strchr(serial, '\x01');
@@ -129,14 +129,12 @@ static void test_fin_missing(void **state)
 static void test_fin_bad(void **state)
 {
     static const char *const bad[] = {
-        "PNOAZ-ABC123",   /* 6 characters */
-        "PNOAZ-ABC12345", /* 8 */
-        "ABC123",         "ABC12345",
-        "PNOXX-ABC1234", /* another country */
-        "IDCAZ-ABC1234", /* a document number, not a FIN */
-        "pnoaz-ABC1234", /* the prefix is exact */
-        "PNOAZ ABC1234", "PNOAZ-ABC 234", "PNOAZ-ABC-234", "ABC 234",
-        "PNOAZ-",        "-",
+        "PNOAZ-ABC123",                                     /* 6 characters */
+        "PNOAZ-ABC12345",                                   /* 8 */
+        "ABC123",         "ABC12345",      "PNOXX-ABC1234", /* another country */
+        "IDCAZ-ABC1234",                                    /* a document number, not a FIN */
+        "pnoaz-ABC1234",                                    /* the prefix is exact */
+        "PNOAZ ABC1234",  "PNOAZ-ABC 234", "PNOAZ-ABC-234", "ABC 234", "PNOAZ-", "-",
     };
     struct dz_certid id;
     size_t i;
@@ -169,7 +167,10 @@ static void test_fin_from_serial(void **state)
     /* An embedded NUL is not a character of a FIN. */
     assert_int_equal(dz_certid_fin_from_serial("PNOAZ-7ZZ\0AB2", 13, fin), DZ_ERR_PARSE);
     assert_string_equal(fin, "");
-    assert_int_equal(dz_certid_fin_from_serial("ABC\xc3\xa7" "1234", 9, fin), DZ_ERR_PARSE);
+    assert_int_equal(dz_certid_fin_from_serial("ABC\xc3\xa7"
+                                               "1234",
+                                               9, fin),
+                     DZ_ERR_PARSE);
     assert_int_equal(dz_certid_fin_from_serial(NULL, 0, fin), DZ_ERR_PARSE);
     assert_int_equal(dz_certid_fin_from_serial("", 0, fin), DZ_ERR_PARSE);
 }
@@ -179,9 +180,9 @@ static void test_judge_needs_both(void **state)
     struct dz_certid id;
 
     (void)state;
-    assert_int_equal(extract("PNOAZ-JDG0001", "Judge",
-                             DZ_CERTID_POLICY_CARD "," DZ_CERTID_POLICY_JUDGE, &id),
-                     0);
+    assert_int_equal(
+        extract("PNOAZ-JDG0001", "Judge", DZ_CERTID_POLICY_CARD "," DZ_CERTID_POLICY_JUDGE, &id),
+        0);
     assert_string_equal(id.role, "judge");
     assert_true(id.has_card_policy && id.has_judge_policy && id.has_judge_title);
     assert_false(id.has_mobile_policy);
@@ -290,10 +291,14 @@ static void test_der(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_fin_forms),     cmocka_unit_test(test_fin_missing),
-        cmocka_unit_test(test_fin_bad),       cmocka_unit_test(test_fin_from_serial),
-        cmocka_unit_test(test_judge_needs_both), cmocka_unit_test(test_policies),
-        cmocka_unit_test(test_name),          cmocka_unit_test(test_der),
+        cmocka_unit_test(test_fin_forms),
+        cmocka_unit_test(test_fin_missing),
+        cmocka_unit_test(test_fin_bad),
+        cmocka_unit_test(test_fin_from_serial),
+        cmocka_unit_test(test_judge_needs_both),
+        cmocka_unit_test(test_policies),
+        cmocka_unit_test(test_name),
+        cmocka_unit_test(test_der),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -70,8 +70,7 @@ static int setup(void **state)
                                          "subjectKeyIdentifier=hash", NULL};
     static const char *const leaf_ext[] = {
         "keyUsage=critical,digitalSignature",
-        "authorityInfoAccess=OCSP;URI:http://127.0.0.1:1/ocsp,caIssuers;URI:http://x/ca",
-        NULL};
+        "authorityInfoAccess=OCSP;URI:http://127.0.0.1:1/ocsp,caIssuers;URI:http://x/ca", NULL};
     static const char *const ocsp_ext[] = {"keyUsage=critical,digitalSignature",
                                            "extendedKeyUsage=OCSPSigning", NULL};
     static const char *const noeku_ext[] = {"keyUsage=critical,digitalSignature", NULL};
@@ -93,8 +92,7 @@ static int setup(void **state)
     /* Same issuer name, other key: a look-alike CA's responder. */
     resp_foreign =
         mk("Responder", 202, resp_key, other_ca, other_key, T0 - 3600, T0 + 86400, ocsp_ext);
-    resp_expired =
-        mk("Responder", 203, resp_key, ca, ca_key, T0 - 86400 * 2, T0 - 86400, ocsp_ext);
+    resp_expired = mk("Responder", 203, resp_key, ca, ca_key, T0 - 86400 * 2, T0 - 86400, ocsp_ext);
     return 0;
 }
 
@@ -117,15 +115,15 @@ static int teardown(void **state)
 }
 
 struct rspec {
-    X509 *about;          /* the certificate answered for (default leaf) */
-    int status;           /* V_OCSP_CERTSTATUS_* */
-    int64_t this_off;     /* thisUpdate - T0 */
-    int64_t next_off;     /* nextUpdate - T0; 0: none */
-    X509 *signer;         /* default ca */
-    EVP_PKEY *skey;       /* default ca_key */
-    OCSP_REQUEST *nonce;  /* copy this request's nonce; NULL: none */
-    int resp_status;      /* OCSPResponseStatus; default successful */
-    bool nocerts;         /* send no certificate even for a delegate */
+    X509 *about;         /* the certificate answered for (default leaf) */
+    int status;          /* V_OCSP_CERTSTATUS_* */
+    int64_t this_off;    /* thisUpdate - T0 */
+    int64_t next_off;    /* nextUpdate - T0; 0: none */
+    X509 *signer;        /* default ca */
+    EVP_PKEY *skey;      /* default ca_key */
+    OCSP_REQUEST *nonce; /* copy this request's nonce; NULL: none */
+    int resp_status;     /* OCSPResponseStatus; default successful */
+    bool nocerts;        /* send no certificate even for a delegate */
 };
 
 static unsigned char *mkresp(const struct rspec *s, size_t *len)
@@ -143,9 +141,8 @@ static unsigned char *mkresp(const struct rspec *s, size_t *len)
 
     assert_non_null(bs);
     assert_non_null(id);
-    assert_non_null(
-        OCSP_basic_add1_status(bs, id, s->status, s->status == V_OCSP_CERTSTATUS_REVOKED ? 1 : -1,
-                               rev, thisupd, nextupd));
+    assert_non_null(OCSP_basic_add1_status(
+        bs, id, s->status, s->status == V_OCSP_CERTSTATUS_REVOKED ? 1 : -1, rev, thisupd, nextupd));
     if (s->nonce)
         assert_int_equal(OCSP_copy_nonce(bs, s->nonce), 1);
     if (signer != ca && !s->nocerts)
@@ -448,8 +445,7 @@ static void test_cache_expiry(void **state)
     a = answer(DZ_OCSP_GOOD, T0 + 10LL * DZ_OCSP_CACHE_MAX_TTL);
     assert_int_equal(dz_ocsp_cache_put(c, k2, &a, T0), 0);
     assert_int_equal(dz_ocsp_cache_get(c, k2, T0 + DZ_OCSP_CACHE_MAX_TTL - 1, &got), 0);
-    assert_int_equal(dz_ocsp_cache_get(c, k2, T0 + DZ_OCSP_CACHE_MAX_TTL, &got),
-                     DZ_ERR_NOTFOUND);
+    assert_int_equal(dz_ocsp_cache_get(c, k2, T0 + DZ_OCSP_CACHE_MAX_TTL, &got), DZ_ERR_NOTFOUND);
     dz_ocsp_cache_free(c);
     dz_ocsp_cache_free(NULL);
 }
@@ -474,7 +470,7 @@ static void test_cache_bounded(void **state)
     assert_int_equal(dz_ocsp_cache_count(c), 3);
     a = answer(DZ_OCSP_GOOD, T0 + 1000);
     assert_int_equal(dz_ocsp_cache_put(c, k[3], &a, T0), 0);
-    assert_int_equal(dz_ocsp_cache_count(c), 3); /* bounded */
+    assert_int_equal(dz_ocsp_cache_count(c), 3);                             /* bounded */
     assert_int_equal(dz_ocsp_cache_get(c, k[0], T0, &got), DZ_ERR_NOTFOUND); /* soonest out */
     assert_int_equal(dz_ocsp_cache_get(c, k[1], T0, &got), 0);
     assert_int_equal(dz_ocsp_cache_get(c, k[3], T0, &got), 0);

@@ -72,9 +72,9 @@ static X509 *mk(const char *subject, long serial, EVP_PKEY *key, X509 *issuer, E
             char *eq = strchr(f, '=');
             assert_non_null(eq);
             *eq = '\0';
-            assert_int_equal(X509_NAME_add_entry_by_txt(n, f, MBSTRING_UTF8,
-                                                        (unsigned char *)eq + 1, -1, -1, 0),
-                             1);
+            assert_int_equal(
+                X509_NAME_add_entry_by_txt(n, f, MBSTRING_UTF8, (unsigned char *)eq + 1, -1, -1, 0),
+                1);
         }
     }
     X509_set_subject_name(x, n);
@@ -205,8 +205,7 @@ static int setup(void **state)
     static const char *const root_ext[] = {"basicConstraints=critical,CA:true",
                                            "keyUsage=critical,keyCertSign,cRLSign", SKID, NULL};
     static const char *const ca_ext[] = {"basicConstraints=critical,CA:true,pathlen:0",
-                                         "keyUsage=critical,keyCertSign,cRLSign", SKID, AKID,
-                                         NULL};
+                                         "keyUsage=critical,keyCertSign,cRLSign", SKID, AKID, NULL};
     static const char *const resp_ext[] = {KU_AUTH, "extendedKeyUsage=OCSPSigning", SKID, AKID,
                                            NULL};
     static const long revoked[] = {SER_REVOKED};
@@ -246,9 +245,9 @@ static int setup(void **state)
 
 static int teardown(void **state)
 {
-    const char *names[] = {"root.pem", "ca.pem",  "resp.pem",     "resp.key",  "ca.crl",
-                           "root.crl", "both.pem", "ca_stale.crl", "index.txt", "junk.pem",
-                           "leaf.der", "ocsp.log", NULL};
+    const char *names[] = {
+        "root.pem",     "ca.pem",    "resp.pem", "resp.key", "ca.crl",   "root.crl", "both.pem",
+        "ca_stale.crl", "index.txt", "junk.pem", "leaf.der", "ocsp.log", NULL};
 
     (void)state;
     for (const char **n = names; *n; n++)
@@ -300,7 +299,7 @@ static struct dz_x509_opts login_opts(void)
 
 /* Validate and return the reason ("ok" when valid); checks the
  * valid/reason invariant on the way. */
-static const char *run(const struct dz_x509_trust *t, X509 *leaf, STACK_OF(X509) *untrusted,
+static const char *run(const struct dz_x509_trust *t, X509 *leaf, STACK_OF(X509) * untrusted,
                        const struct dz_x509_opts *o, struct dz_x509_result *res)
 {
     assert_int_equal(dz_x509_validate(t, leaf, untrusted, o, res), 0);
@@ -379,9 +378,8 @@ static void test_unknown_ca_and_signature(void **state)
     struct dz_x509_trust *empty = NULL;
     struct dz_x509_opts o = login_opts();
     struct dz_x509_result r;
-    X509 *stranger =
-        mk("CN=S/serialNumber=ABC1234", 5, leaf_key, other_root, other_key, T0 - 60, T0 + 3600,
-           exts);
+    X509 *stranger = mk("CN=S/serialNumber=ABC1234", 5, leaf_key, other_root, other_key, T0 - 60,
+                        T0 + 3600, exts);
     X509 *leaf = card(SER_GOOD, NULL);
     X509 *tampered = NULL;
     X509 *sloppy = person("CN=S/serialNumber=ABC1234", 6, -60, 3600, no_akid);
@@ -448,7 +446,7 @@ static void test_key_usage(void **state)
 
     (void)state;
     assert_string_equal(run(t, auth, NULL, &o, &r), "ok");
-    assert_string_equal(run(t, sign, NULL, &o, &r), "bad_key_usage"); /* signing key for login */
+    assert_string_equal(run(t, sign, NULL, &o, &r), "bad_key_usage");  /* signing key for login */
     assert_string_equal(run(t, email, NULL, &o, &r), "bad_key_usage"); /* EKU without clientAuth */
     assert_string_equal(run(t, noku, NULL, &o, &r), "bad_key_usage");
     o.purpose = DZ_X509_PURPOSE_SIGN;
@@ -516,10 +514,9 @@ static void test_policy(void **state)
 
 static void test_fin_and_role(void **state)
 {
-    const char *judge_ext[] = {KU_AUTH,
-                               "certificatePolicies=" DZ_CERTID_POLICY_CARD
-                               "," DZ_CERTID_POLICY_JUDGE,
-                               SKID, AKID, NULL};
+    const char *judge_ext[] = {
+        KU_AUTH, "certificatePolicies=" DZ_CERTID_POLICY_CARD "," DZ_CERTID_POLICY_JUDGE, SKID,
+        AKID, NULL};
     const char *ext[] = {KU_AUTH, POL_CARD, SKID, AKID, NULL};
     struct dz_x509_trust *t = trust(NULL, NULL);
     struct dz_x509_opts o = login_opts();
@@ -585,8 +582,10 @@ static void test_crl(void **state)
 
 static void test_ocsp_unreachable(void **state)
 {
-    const char *cdp_ext[] = {KU_AUTH, POL_CARD, SKID, AKID, AIA_DEAD,
-                             "crlDistributionPoints=URI:http://127.0.0.1:1/ca.crl", NULL};
+    const char *cdp_ext[] = {KU_AUTH,  POL_CARD,
+                             SKID,     AKID,
+                             AIA_DEAD, "crlDistributionPoints=URI:http://127.0.0.1:1/ca.crl",
+                             NULL};
     struct dz_x509_trust *nocrl = trust(NULL, NULL);
     struct dz_x509_trust *withcrl = trust("ca.crl", NULL);
     struct dz_x509_trust *stale = trust("ca_stale.crl", NULL);
@@ -662,9 +661,9 @@ static bool responder_ready(void)
 static pid_t start_responder(void)
 {
     char portstr[16];
-    char *argv[] = {"openssl", "ocsp",  "-index", NULL,  "-port", portstr, "-rsigner",
-                    NULL,      "-rkey", NULL,     "-CA", NULL,    "-nmin", "10",
-                    "-nrequest", "20",  NULL};
+    char *argv[] = {"openssl",  "ocsp", "-index",    NULL, "-port", portstr,
+                    "-rsigner", NULL,   "-rkey",     NULL, "-CA",   NULL,
+                    "-nmin",    "10",   "-nrequest", "20", NULL};
     posix_spawn_file_actions_t fa;
     FILE *f;
     pid_t pid = -1;
@@ -684,8 +683,7 @@ static pid_t start_responder(void)
     argv[9] = (char *)path("resp.key");
     argv[11] = (char *)path("ca.pem");
     posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 1, path("ocsp.log"), O_WRONLY | O_CREAT | O_TRUNC,
-                                     0600);
+    posix_spawn_file_actions_addopen(&fa, 1, path("ocsp.log"), O_WRONLY | O_CREAT | O_TRUNC, 0600);
     posix_spawn_file_actions_adddup2(&fa, 1, 2);
     if (posix_spawnp(&pid, "openssl", &fa, NULL, argv, environ) != 0)
         pid = -1;
