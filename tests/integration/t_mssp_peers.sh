@@ -247,7 +247,7 @@ ok "second queued signature verifies" verify_result "$WORK/q2.json" "$WORK/q2.bi
 is "$(shown "${A[4]}" .count)" $((n0 + 2)) "the phone was shown both, one after the other"
 ctl "${A[4]}" POST /mode '{"delay_ms":200}' >/dev/null
 codes=""
-for i in 1 2 3 4 5 6 7 8 9; do
+for _ in 1 2 3 4 5 6 7 8 9; do
     start authentication "${C[1]}" "${C[0]}" "$(new_hash qc)"
     codes+="$MST "
 done
