@@ -57,8 +57,8 @@ start() {
 state() { mc GET "/mid/session/$1?timeoutMs=${2:-0}" -H "$(auth "${3:-}")"; }
 # wait_complete SID: long-polls until COMPLETE (bounded); leaves the answer in MBODY.
 wait_complete() {
-    local i
-    for i in 1 2 3 4; do
+    local _
+    for _ in 1 2 3 4; do
         state "$1" 10000
         [ "$(jq -r .state <<<"$MBODY" 2>/dev/null)" = COMPLETE ] && return 0
     done
