@@ -125,13 +125,32 @@ demo: deps all
 bench: deps all
 	tests/bench/run.sh
 
-FUZZ_CFLAGS = -std=c17 -D_GNU_SOURCE -O1 -g -fsanitize=fuzzer,address,undefined -Ilib -Igateway $(PKG_CFLAGS)
+# libFuzzer builds: every source once with clang into build/fuzz/obj, then
+# each target linked with -fsanitize=fuzzer against that archive.
+FUZZ_BUILD  := $(BUILD)/fuzz
+FUZZ_CFLAGS := -std=c17 -D_GNU_SOURCE -O1 -g -fno-omit-frame-pointer \
+	-fsanitize=fuzzer-no-link,address,undefined -Ilib -Igateway $(PKG_CFLAGS)
+FUZZ_OBJS   := $(patsubst %.c,$(FUZZ_BUILD)/obj/%.o,$(LIB_SRCS) $(GW_SRCS))
+FUZZ_BINS   := $(patsubst tests/fuzz/%.c,$(FUZZ_BUILD)/%,$(FUZZ_SRCS))
+
+$(FUZZ_BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_CFLAGS) -c $< -o $@
+
+$(FUZZ_BUILD)/libfuzzdz.a: $(FUZZ_OBJS)
+	@rm -f $@; ar rcs $@ $^
+
+$(FUZZ_BUILD)/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_BUILD)/libfuzzdz.a
+	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer $< $(FUZZ_BUILD)/libfuzzdz.a $(PKG_LIBS) -lev -lm -o $@
+
+# Each target runs FUZZ_SECONDS (default 30) from its committed corpus.
 fuzz: deps
-	@mkdir -p $(BUILD)/fuzz
-	@for f in $(FUZZ_SRCS); do n=$$(basename $$f .c); \
-	  clang $(FUZZ_CFLAGS) $$f $(filter-out gateway/main.c,$(LIB_SRCS) $(GW_SRCS)) $(PKG_LIBS) -lev -lm -o $(BUILD)/fuzz/$$n || exit 1; \
-	  mkdir -p $(BUILD)/fuzz/corpus-$$n; \
-	  $(BUILD)/fuzz/$$n -max_total_time=$${FUZZ_SECONDS:-30} -max_len=65536 $(BUILD)/fuzz/corpus-$$n tests/fuzz/corpus/$${n#fuzz_} || exit 1; \
+	@$(MAKE) --no-print-directory $(FUZZ_BINS)
+	@for f in $(FUZZ_BINS); do n=$$(basename $$f); c=$${n#fuzz_}; \
+	  mkdir -p $(FUZZ_BUILD)/corpus-$$c; \
+	  echo "== $$n ($${FUZZ_SECONDS:-30} s)"; \
+	  $$f -max_total_time=$${FUZZ_SECONDS:-30} -max_len=65536 -print_final_stats=0 \
+	     $(FUZZ_BUILD)/corpus-$$c tests/fuzz/corpus/$$c 2>&1 | tail -3 || exit 1; \
 	done
 
 lint:
