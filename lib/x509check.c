@@ -684,9 +684,9 @@ static int64_t crl_time(STACK_OF(X509_CRL) * crls, X509 *leaf, X509 *issuer)
 }
 
 /*
- * Revocation of the leaf in OCSP_CRL mode, after the path is valid.
- * Decides out (valid stays false until the caller sets it) and returns
- * true when the status is GOOD.
+ * Revocation of the leaf in OCSP_CRL mode, after the path is valid: sets
+ * *good when the status is GOOD, else refuses in out (the caller sets
+ * valid).  Returns 0, or DZ_ERR_NOMEM / DZ_ERR_CRYPTO (a refusal too).
  */
 static int leaf_revocation(const struct run *r, STACK_OF(X509) * chain, struct dz_x509_result *out,
                            bool *good)
@@ -700,6 +700,8 @@ static int leaf_revocation(const struct run *r, STACK_OF(X509) * chain, struct d
     char url[1024];
     char ocsp_why[96] = "no OCSP URL in the certificate";
     bool have_key = false;
+    bool fetched;
+    int n;
     int err;
     int depth;
     int rc;
@@ -737,7 +739,8 @@ static int leaf_revocation(const struct run *r, STACK_OF(X509) * chain, struct d
         snprintf(ocsp_why, sizeof(ocsp_why), "OCSP URL too long");
     }
 
-    /* CRL fallback: the trust's CRL files, or the leaf's CDP. */
+    /* CRL fallback: the trust's CRL files; the leaf's CDP when they hold
+     * none for its issuer, or when theirs did not settle it (stale). */
     crls = sk_X509_CRL_dup(r->t->crls);
     if (crls == NULL)
         return DZ_ERR_NOMEM;
@@ -746,24 +749,21 @@ static int leaf_revocation(const struct run *r, STACK_OF(X509) * chain, struct d
                           X509_get_issuer_name(r->leaf)) == 0)
             break;
     }
-    if (i == sk_X509_CRL_num(crls)) {
-        STACK_OF(X509_CRL) *fetched = sk_X509_CRL_new_null();
-        if (fetched == NULL) {
-            sk_X509_CRL_free(crls);
-            return DZ_ERR_NOMEM;
-        }
-        fetch_cdp(r->leaf, timeout, fetched);
-        while (sk_X509_CRL_num(fetched) > 0) {
-            X509_CRL *c = sk_X509_CRL_shift(fetched);
-            if (!sk_X509_CRL_push(crls, c))
-                X509_CRL_free(c);
-            /* now owned by crls: freed below with the others we fetched */
-        }
-        sk_X509_CRL_free(fetched);
-    }
+    fetched = i == sk_X509_CRL_num(crls);
+    if (fetched)
+        fetch_cdp(r->leaf, timeout, crls);
     /* A second, strict pass: the leaf's CRL must exist, verify, be current
      * at the validation time and not list it. */
-    rc = run_verify(r, X509_V_FLAG_CRL_CHECK, crls, TOLERATE_NONE, &err, &depth, NULL);
+    for (;;) {
+        rc = run_verify(r, X509_V_FLAG_CRL_CHECK, crls, TOLERATE_NONE, &err, &depth, NULL);
+        if (rc != 0 || fetched || err == 0 || !is_crl_error(err))
+            break;
+        fetched = true;
+        n = sk_X509_CRL_num(crls);
+        fetch_cdp(r->leaf, timeout, crls);
+        if (sk_X509_CRL_num(crls) == n)
+            break; /* nothing new: the first answer stands */
+    }
     if (rc == 0) {
         if (err == 0) {
             out->revocation_source = "crl";

@@ -18,6 +18,7 @@
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
@@ -234,6 +235,7 @@ static int setup(void **state)
     write_crl("ca.crl", ca, ca_key, -600, 3600, revoked, 1);
     write_crl("root.crl", root, root_key, -86400, 3600, NULL, 0);
     write_crl("ca_stale.crl", ca, ca_key, -7200, -1800, NULL, 0);
+    write_crl("forged.crl", ca, other_key, -600, 3600, NULL, 0); /* the CA's name, not its key */
     /* root + CA in one PEM file */
     f = fopen(path("both.pem"), "w");
     assert_non_null(f);
@@ -245,9 +247,9 @@ static int setup(void **state)
 
 static int teardown(void **state)
 {
-    const char *names[] = {
-        "root.pem",     "ca.pem",    "resp.pem", "resp.key", "ca.crl",   "root.crl", "both.pem",
-        "ca_stale.crl", "index.txt", "junk.pem", "leaf.der", "ocsp.log", NULL};
+    const char *names[] = {"root.pem", "ca.pem",   "resp.pem",     "resp.key",  "ca.crl",
+                           "root.crl", "both.pem", "ca_stale.crl", "index.txt", "junk.pem",
+                           "leaf.der", "ocsp.log", "forged.crl",   NULL};
 
     (void)state;
     for (const char **n = names; *n; n++)
@@ -621,6 +623,131 @@ static void test_ocsp_unreachable(void **state)
     X509_free(cdp);
 }
 
+/* ---- a CRL distribution point: a tiny HTTP/1.0 server in a thread ---- */
+
+struct cdp_server {
+    int fd;
+    int port;
+    _Atomic int stop;
+    const char *_Atomic file; /* served for every request */
+    _Atomic int hits;         /* counted before the answer goes out */
+    pthread_t th;
+};
+
+static void *cdp_serve(void *arg)
+{
+    struct cdp_server *sv = arg;
+
+    while (!sv->stop) {
+        struct pollfd p = {.fd = sv->fd, .events = POLLIN};
+        char req[4096];
+        char body[65536];
+        char head[128];
+        size_t got = 0;
+        size_t n;
+        FILE *f;
+        int c;
+
+        if (poll(&p, 1, 100) <= 0)
+            continue;
+        c = accept(sv->fd, NULL, NULL);
+        if (c < 0)
+            continue;
+        while (got < sizeof(req) - 1) { /* the request head */
+            ssize_t k = read(c, req + got, sizeof(req) - 1 - got);
+            if (k <= 0)
+                break;
+            got += (size_t)k;
+            req[got] = '\0';
+            if (strstr(req, "\r\n\r\n"))
+                break;
+        }
+        sv->hits++;
+        f = fopen(sv->file, "rb");
+        n = f ? fread(body, 1, sizeof(body), f) : 0;
+        if (f)
+            fclose(f);
+        snprintf(head, sizeof(head), "HTTP/1.0 200 OK\r\nContent-Length: %zu\r\n\r\n", n);
+        if (write(c, head, strlen(head)) >= 0 && write(c, body, n) < 0)
+            n = 0; /* the client went away: nothing to do but close */
+        close(c);
+    }
+    return NULL;
+}
+
+static void cdp_start(struct cdp_server *sv, const char *file)
+{
+    struct sockaddr_in a;
+    socklen_t len = sizeof(a);
+
+    memset(sv, 0, sizeof(*sv));
+    sv->file = file;
+    sv->fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(sv->fd >= 0);
+    memset(&a, 0, sizeof(a));
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(bind(sv->fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    assert_int_equal(listen(sv->fd, 8), 0);
+    assert_int_equal(getsockname(sv->fd, (struct sockaddr *)&a, &len), 0);
+    sv->port = ntohs(a.sin_port);
+    assert_int_equal(pthread_create(&sv->th, NULL, cdp_serve, sv), 0);
+}
+
+static void cdp_stop(struct cdp_server *sv)
+{
+    sv->stop = 1;
+    pthread_join(sv->th, NULL);
+    close(sv->fd);
+}
+
+static void test_crl_from_cdp(void **state)
+{
+    struct dz_x509_trust *nocrl = trust(NULL, NULL);
+    struct dz_x509_trust *stale = trust("ca_stale.crl", NULL);
+    struct dz_x509_opts o = login_opts();
+    struct dz_x509_result r;
+    struct cdp_server sv;
+    char cdp[96];
+    X509 *good;
+    X509 *revoked;
+
+    (void)state;
+    cdp_start(&sv, path("ca.crl"));
+    snprintf(cdp, sizeof(cdp), "crlDistributionPoints=URI:http://127.0.0.1:%d/ca.crl", sv.port);
+    {
+        const char *exts[] = {KU_AUTH, POL_CARD, SKID, AKID, AIA_DEAD, cdp, NULL};
+        good = person("CN=A/serialNumber=ABC1234", SER_GOOD, -60, 3600, exts);
+        revoked = person("CN=A/serialNumber=ABC1234", SER_REVOKED, -60, 3600, exts);
+    }
+    o.revocation = DZ_X509_REV_OCSP_CRL;
+    /* OCSP refused; no CRL file: the CDP's CRL decides. */
+    assert_string_equal(run(nocrl, good, NULL, &o, &r), "ok");
+    assert_string_equal(r.revocation_source, "crl");
+    assert_true(r.revocation_checked_at > 0);
+    assert_string_equal(run(nocrl, revoked, NULL, &o, &r), "revoked");
+    assert_int_equal(sv.hits, 2);
+    /* A stale CRL file: the CDP is asked for a current one. */
+    assert_string_equal(run(stale, good, NULL, &o, &r), "ok");
+    assert_int_equal(sv.hits, 3);
+    /* The CDP serves a CRL in the CA's name signed by someone else, or
+     * garbage: unknown, refused. */
+    sv.file = path("forged.crl");
+    assert_string_equal(run(nocrl, good, NULL, &o, &r), "revocation_unknown");
+    sv.file = path("root.pem");
+    assert_string_equal(run(nocrl, good, NULL, &o, &r), "revocation_unknown");
+    /* CRL-only mode never fetches. */
+    o.revocation = DZ_X509_REV_CRL_ONLY;
+    sv.file = path("ca.crl");
+    assert_string_equal(run(nocrl, good, NULL, &o, &r), "revocation_unknown");
+    assert_int_equal(sv.hits, 5);
+    cdp_stop(&sv);
+    X509_free(good);
+    X509_free(revoked);
+    dz_x509_trust_free(nocrl);
+    dz_x509_trust_free(stale);
+}
+
 /* ---- a real responder: `openssl ocsp` on a free port ---- */
 
 static int free_port(void)
@@ -886,6 +1013,7 @@ int main(void)
         cmocka_unit_test(test_fin_and_role),
         cmocka_unit_test(test_crl),
         cmocka_unit_test(test_ocsp_unreachable),
+        cmocka_unit_test(test_crl_from_cdp),
         cmocka_unit_test(test_ocsp_responder),
         cmocka_unit_test(test_bounds_and_files),
         cmocka_unit_test(test_threads),
