@@ -17,8 +17,8 @@
 #                  subject C=AZ, GN/SN (when the name has two words), CN=name,
 #                  serialNumber=PNOAZ-<FIN>; policy 1.3.6.1.4.1.55555.1.1.2;
 #                  keyUsage critical digitalSignature, nonRepudiation;
-#                  AIA OCSP http://127.0.0.1:9105/;
-#                  CRL DP http://127.0.0.1:9105/mobile.crl
+#                  AIA OCSP http://127.0.0.1:9107/;
+#                  CRL DP http://127.0.0.1:9107/mobile.crl
 # and, for all of them together:
 #   phones.json        the MSSP's --phones file [{"phone","fin","cert_file"}],
 #                      every holder (the revoked one too: the MSSP does not
@@ -37,8 +37,8 @@
 set -euo pipefail
 
 POLICY_MOBILE=1.3.6.1.4.1.55555.1.1.2
-OCSP_URL=http://127.0.0.1:9105/
-CRL_URL=http://127.0.0.1:9105/mobile.crl
+OCSP_URL=http://127.0.0.1:9107/
+CRL_URL=http://127.0.0.1:9107/mobile.crl
 LEAF_DAYS=397
 CRL_DAYS=30
 
