@@ -111,7 +111,7 @@ like "$ext" "serialNumber=PNOAZ-${A[0]}" "SIM certificate subject carries serial
 like "$ext" "CN=Aysel Mammadova" "SIM certificate subject carries the holder's name"
 like "$ext" "Policy: 1\.3\.6\.1\.4\.1\.55555\.1\.1\.2" "SIM certificate has the mobile policy OID"
 like "$(tr '\n' ' ' <<<"$ext")" "critical.*Digital Signature, Non Repudiation" "keyUsage critical digitalSignature+nonRepudiation"
-like "$ext" "OCSP - URI:http://127\.0\.0\.1:9105/" "AIA names the OCSP responder"
+like "$ext" "OCSP - URI:http://127\.0\.0\.1:9107/" "AIA names the OCSP responder"
 like "$ext" "URI:http://127\.0\.0\.1:9107/mobile\.crl" "CRL distribution point"
 ok "SIM certificate chains to the demo root through the mobile CA" \
     openssl verify -CAfile "$CERTS/root.pem" -untrusted "$CERTS/mobile-ca.pem" "$SIM/sim-${A[0]}.pem"
