@@ -24,7 +24,7 @@ mkdir -p "$LOGDIR"
 
 # Sanitizers: abort at the first error, leaks are errors.  The integration
 # library sends the daemons' reports to files and fails a test for any report.
-export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1:allocator_may_return_null=1}
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 
 UNIT_TIMEOUT=${UNIT_TIMEOUT:-120}
