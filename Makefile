@@ -110,19 +110,23 @@ unit: $(UNITS)
 
 # make test: the normal build (used by the demo/bench) and the sanitizer build,
 # then every test against the sanitizer build.
+JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+
 test: deps
-	$(MAKE) all
-	$(MAKE) BUILD=build/asan SANITIZE=address,undefined all
+	$(MAKE) -j$(JOBS) all
+	$(MAKE) -j$(JOBS) BUILD=build/asan SANITIZE=address,undefined all
 	BUILD_DIR=build/asan tests/run.sh
 
 # Quicker loop for developers: no deps check, no ASan.
 test-fast: all
 	BUILD_DIR=$(BUILD) tests/run.sh
 
-demo: deps all
+demo: deps
+	$(MAKE) -j$(JOBS) all
 	demo/run.sh
 
-bench: deps all
+bench: deps
+	$(MAKE) -j$(JOBS) all
 	tests/bench/run.sh
 
 # libFuzzer builds: every source once with clang into build/fuzz/obj, then
