@@ -24,6 +24,8 @@
 #   mobile-ca.pem/.key     Mobile Signature CA under the root
 #   esign-ocsp.pem/.key    the E-Signature CA's delegated OCSP responder (EKU
 #                          OCSPSigning; leaf + CA), for `openssl ocsp -rsigner`
+#   mobile-ocsp.pem/.key   the Mobile Signature CA's delegated OCSP responder (same
+#                          profile), for the SIM certificates (port 9107)
 #   KEYSDIR/assertion-k1.pem, assertion-k2.pem  EC P-256 assertion signing keys (0600)
 #   KEYSDIR/seed.key       64 hex characters (0600)
 #
@@ -132,9 +134,22 @@ make_esign_ocsp() {
 }
 
 # make_mobile_pki: the mobile-signature CA (SIM-held keys, policy
-# 1.3.6.1.4.1.55555.1.1.2); leaves come with the mobile signature.
+# 1.3.6.1.4.1.55555.1.1.2) and its OCSP responder; the SIM certificates
+# come from certs/mksim.sh.
 make_mobile_pki() {
     make_ca mobile-ca root "Darvaza Demo Mobile Signature CA"
+    make_mobile_ocsp # a new CA needs a new responder
+}
+
+# make_mobile_ocsp: the mobile CA's delegated OCSP responder certificate
+# (demo/stack.sh runs `openssl ocsp` with it on 127.0.0.1:9107, the AIA of
+# the SIM certificates).  The CA may come from an earlier run.
+make_mobile_ocsp() {
+    local f
+    for f in mobile-ca.pem mobile-ca.key; do
+        [ -f "$work/$f" ] || cp -p "$out/$f" "$work/$f" || die "no $f to issue the OCSP responder"
+    done
+    issue_leaf mobile-ocsp mobile-ca v3_ocsp "$ORG/OU=Mobile Signature CA/CN=Darvaza Demo Mobile Signature OCSP Responder"
 }
 
 # make_chains: PEM bundles (issuing CA + root) that the gateway's cards: and
@@ -154,6 +169,7 @@ COMPONENTS=(
     "mobile-ca.pem make_mobile_pki"
     "esign-chain.pem make_chains"
     "esign-ocsp.pem make_esign_ocsp"
+    "mobile-ocsp.pem make_mobile_ocsp"
 )
 
 # make_keys DIR: the gateway's own secrets, each only when missing.
