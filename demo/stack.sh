@@ -7,6 +7,8 @@
 #   demo/stack.sh stop   STATE_DIR    SIGTERM every process, bounded wait, SIGKILL
 #   demo/stack.sh reload STATE_DIR    SIGHUP to the gateway
 #   demo/stack.sh status STATE_DIR    which processes run
+#   demo/stack.sh ocsp-stop STATE_DIR  stop the e-signature OCSP responder alone
+#   demo/stack.sh ocsp-start STATE_DIR start it again (demo/stack_cards.sh)
 #
 # Environment:
 #   BUILD_DIR          where the binaries are (build, build/asan; default build)
@@ -15,6 +17,8 @@
 #                      override the lockout section of the gateway config
 #   CONFIG_SET         more overrides: "section.key=value ..." (top-level sections)
 #   PEOPLE_TOTAL (12), PEOPLE_REGISTERED (8)
+#   CARDS (1)          0: no demo cards (STATE_DIR/cards/) and no e-signature OCSP
+#                      responder (port 9105); see demo/stack_cards.sh
 #
 # Ports: 9101 registry peer (h2, TLS, gateway client certificate required),
 #        8443 gateway (h2, TLS), plus every other port the config's listeners name.
@@ -44,9 +48,13 @@ say() { echo "stack: $*"; }
 die() { echo "stack: error: $*" >&2; exit 1; }
 
 usage() {
-    echo "usage: $0 start|stop|reload|status STATE_DIR" >&2
+    echo "usage: $0 start|stop|reload|status|ocsp-stop|ocsp-start STATE_DIR" >&2
     exit 2
 }
+
+# The e-signature card world: demo cards, their OCSP responder, the card
+# fields of people.json.
+. "$ROOT/demo/stack_cards.sh"
 
 # ---- processes ---------------------------------------------------------------
 
@@ -253,6 +261,8 @@ do_start() {
             >>"$STATE/logs/registry-init.log" 2>&1 ||
             { tail -n 20 "$STATE/logs/registry-init.log" >&2; die "cannot create the registry DB"; }
     fi
+    make_cards
+    start_card_ocsp
 
     launch registry "$PEER_BIN" registry --listen "$REGISTRY_ADDR" \
         --tls-cert "$STATE/certs/registry-tls.pem" --tls-key "$STATE/certs/registry-tls.key" \
@@ -270,6 +280,7 @@ do_start() {
     say "gateway on $GW_URL (pid $(pid_of darvazad))"
 
     make_people
+    card_people
     say "up: state in $STATE"
 }
 
@@ -321,5 +332,7 @@ start) do_start ;;
 stop) do_stop ;;
 reload) do_reload ;;
 status) do_status ;;
+ocsp-stop) stop_card_ocsp ;;
+ocsp-start) start_card_ocsp ;;
 *) usage ;;
 esac
