@@ -318,6 +318,17 @@ static const struct kw mobile_kws[] = {
 static const struct table mobile_table = {mobile_kws, N(mobile_kws),
                                           sizeof(struct dz_config_mobile), NULL};
 
+#define S struct dz_config_documents
+static const struct kw documents_kws[] = {
+    {"tsa_url", T_STR, F_STR(S, tsa_url), 0, 1, 1024, NULL, F_RELOADABLE, NULL},
+    {"tsa_ca", T_PATH, F_STR(S, tsa_ca), 0, 1, PATH_MAX, NULL, F_FILE | F_RELOADABLE, NULL},
+    {"tsa_timeout", T_DURATION, F_U64(S, tsa_timeout_ms), 0, 100, 30 * SEC, "5s", F_RELOADABLE,
+     NULL},
+};
+#undef S
+static const struct table documents_table = {documents_kws, N(documents_kws),
+                                             sizeof(struct dz_config_documents), NULL};
+
 #define S struct dz_config
 static const struct kw root_kws[] = {
     {"gateway", T_SECTION, F_ANY(S, gateway), 0, 0, 0, NULL, F_REQUIRED, &gateway_table},
@@ -334,6 +345,7 @@ static const struct kw root_kws[] = {
     {"audit", T_SECTION, F_ANY(S, audit), 0, 0, 0, NULL, F_REQUIRED, &audit_table},
     {"cards", T_SECTION, F_ANY(S, cards), 0, 0, 0, NULL, 0, &cards_table},
     {"mobile", T_SECTION, F_ANY(S, mobile), 0, 0, 0, NULL, 0, &mobile_table},
+    {"documents", T_SECTION, F_ANY(S, documents), 0, 0, 0, NULL, 0, &documents_table},
     {"policies", T_PATH, F_STR(S, policies), 0, 1, PATH_MAX, NULL,
      F_REQUIRED | F_DIR | F_RELOADABLE, NULL},
 };

@@ -184,6 +184,14 @@ struct dz_config_mobile {
     uint64_t qr_freshness_ms;       /* how old a scanned payload may be, default 5s */
 };
 
+/* documents: (optional; signed documents, DESIGN §4.7: level T and
+ * require_signed_body routes need tsa_url) */
+struct dz_config_documents {
+    char *tsa_url;           /* RFC 3161 TSA (http only on loopback), or NULL */
+    char *tsa_ca;            /* PEM: anchors for TSA certificates (required with tsa_url) */
+    uint64_t tsa_timeout_ms; /* each time-stamp request, 100ms..30s, default 5s */
+};
+
 struct dz_config {
     char *path; /* the file this generation came from */
     struct dz_config_gateway gateway;
@@ -199,6 +207,7 @@ struct dz_config {
     struct dz_config_audit audit;
     struct dz_config_cards cards;
     struct dz_config_mobile mobile;
+    struct dz_config_documents documents;
     char *policies; /* directory of *.yaml policy files */
 };
 

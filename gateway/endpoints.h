@@ -27,6 +27,9 @@ void dz_ep_mobile_poll(struct dz_rctx *c, const char *id);
 void dz_ep_qr_start(struct dz_rctx *c);
 void dz_ep_qr_sub(struct dz_rctx *c, const char *rest);
 
+/* api_documents.c: §4.7 validation report */
+void dz_ep_documents_verify(struct dz_rctx *c);
+
 /* api_ops.c: health, readiness, metrics, published keys */
 void dz_ep_healthz(struct dz_rctx *c);
 void dz_ep_readyz(struct dz_rctx *c);

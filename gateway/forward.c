@@ -4,7 +4,8 @@
  * Order of checks (fail closed at each): route match (default deny) ->
  * session -> policy (acr, means, role, self-only, purpose) -> Origin for
  * state-changing browser requests -> body limit -> rate per subject ->
- * signed assertion -> upstream.  The upstream never sees the client's
+ * signed body (require_signed_body routes: signed_body.c verifies,
+ * time-stamps and may replace the body) -> signed assertion -> upstream.  The upstream never sees the client's
  * Authorization, our cookie, hop-by-hop headers or any Darvaza-* header;
  * it gets Forwarded, Darvaza-Request-Id, Darvaza-Assertion and
  * Darvaza-Release.  The answer is streamed back, except on routes with a
@@ -25,6 +26,7 @@
 #include "assertion.h"
 #include "b64.h"
 #include "buf.h"
+#include "documents.h"
 #include "err.h"
 #include "gwasync.h"
 #include "httpc.h"
@@ -48,6 +50,7 @@ struct fwd {
     const char *purpose;
     char sid[48];
     struct dz_assertion_in in;
+    struct dz_signed_body *sb; /* require_signed_body: what is forwarded instead */
     char *assertion;
     char url[2048];
     char forwarded[256];
@@ -75,6 +78,7 @@ static void fwd_free(struct fwd *f)
     if (!f)
         return;
     free(f->assertion);
+    dz_signed_body_free(f->sb);
     free(f->cookie_rest);
     for (size_t i = 0; i < f->nrh; i++) {
         free((char *)f->rh[i].name);
@@ -528,6 +532,8 @@ static void signed_cb(struct dz_rctx *c, int rc, char *token, void *arg)
     add_hdr(f, "forwarded", f->forwarded);
     add_hdr(f, "darvaza-request-id", c->rid);
     add_hdr(f, "darvaza-assertion", f->assertion);
+    if (f->sb && f->sb->onward)
+        add_hdr(f, DZ_DOCUMENTS_ONWARD_HEADER, f->sb->onward);
     release_list(f->route, f->release, sizeof(f->release));
     if (f->release[0])
         add_hdr(f, "darvaza-release", f->release);
@@ -535,6 +541,10 @@ static void signed_cb(struct dz_rctx *c, int rc, char *token, void *arg)
     snprintf(f->url, sizeof(f->url), "%s%s", f->svc->upstream,
              dz_req_path(c->req));
     body = dz_req_body(c->req, &body_len);
+    if (f->sb) {
+        body = f->sb->body;
+        body_len = f->sb->body_len;
+    }
     memset(&r, 0, sizeof(r));
     r.method = dz_req_method(c->req);
     r.url = f->url;
@@ -590,6 +600,24 @@ static void deny_then(struct dz_rctx *c, int rc, void *arg)
     if (c->closed)
         return;
     dz_rctx_problem(c, rc == 0 ? code : "service_unavailable", NULL);
+}
+
+static void sign_assertion(struct dz_rctx *c, struct fwd *f, const unsigned char *body,
+                           size_t body_len);
+
+/* After signed_body.c: forward the envelope it built (its assertion's bdy
+ * covers those bytes), or nothing when it has answered. */
+static void signed_body_then(struct dz_rctx *c, struct dz_signed_body *sb, void *arg)
+{
+    struct fwd *f = arg;
+
+    if (!sb || c->closed) {
+        dz_signed_body_free(sb);
+        fwd_free(f);
+        return;
+    }
+    f->sb = sb;
+    sign_assertion(c, f, sb->body, sb->body_len);
 }
 
 void dz_forward(struct dz_rctx *c)
@@ -697,6 +725,19 @@ void dz_forward(struct dz_rctx *c)
         fwd_free(f);
         return;
     }
+
+    if (m.route->require_signed_body) {
+        dz_signed_body_start(c, m.route, f->purpose, body, body_len, signed_body_then, f);
+        return;
+    }
+    sign_assertion(c, f, body, body_len);
+}
+
+static void sign_assertion(struct dz_rctx *c, struct fwd *f, const unsigned char *body,
+                           size_t body_len)
+{
+    const char *method = dz_req_method(c->req);
+    const char *path = dz_req_path(c->req);
 
     f->in.iss = c->gen->config->gateway.id;
     f->in.sub = c->has_session ? c->session.fin : NULL;

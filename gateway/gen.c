@@ -16,6 +16,7 @@
 #include "secret.h"
 #include "signer.h"
 #include "tls.h"
+#include "tsp.h"
 #include "x509check.h"
 
 #include "compat.h"
@@ -35,6 +36,7 @@ static void gen_free(struct dz_gen *g)
     dz_x509_trust_free(g->card_trust);
     dz_x509_trust_free(g->mobile_trust);
     dz_secret_free_str(g->mssp_secret);
+    X509_STORE_free(g->tsa_trust);
     dz_policy_set_free(g->policies);
     dz_config_free(g->config);
     free(g);
@@ -129,6 +131,18 @@ int dz_gen_load(const char *config_path, uint64_t number, struct dz_gen **out, c
             (rc = dz_signer_read_secret(m->rp_secret_file, &g->mssp_secret)) != 0) {
             snprintf(err, err_len, "%s: mobile: cannot load the CA, CRL or secret file (%s)",
                      cf->path, dz_err_str(rc));
+            goto out;
+        }
+    }
+    if (cf->documents.tsa_url) {
+        if (!cf->documents.tsa_ca) {
+            snprintf(err, err_len, "%s: documents: tsa_ca is required with tsa_url", cf->path);
+            rc = DZ_ERR_INVAL;
+            goto out;
+        }
+        if ((rc = dz_tsp_trust_load(cf->documents.tsa_ca, &g->tsa_trust)) != 0) {
+            snprintf(err, err_len, "%s: documents: cannot load tsa_ca %s (%s)", cf->path,
+                     cf->documents.tsa_ca, dz_err_str(rc));
             goto out;
         }
     }

@@ -57,6 +57,7 @@ struct dz_gen {
     struct dz_x509_trust *card_trust;  /* NULL: card login off */
     struct dz_x509_trust *mobile_trust;/* NULL: mobile and QR login off */
     char *mssp_secret;                 /* relying-party secret (wiped on free) */
+    X509_STORE *tsa_trust;             /* documents.tsa_ca; NULL: no TSA (no level T) */
 };
 
 /* Build a generation from a config file; err gets `file:line: reason`.

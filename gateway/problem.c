@@ -42,6 +42,10 @@ static const struct problem_kind kinds[] = {
     {"method_not_allowed", 405, "Method not allowed"},
     {"payload_too_large", 413, "The request body is too large"},
     {"unsupported_media_type", 415, "The body must be application/json"},
+    {"signed_body_required", 400, "The body must be a document with its CAdES signature"},
+    {"malformed_signature", 400, "The signature is not a CMS SignedData"},
+    {"signature_rejected", 403, "The document's signature is not valid"},
+    {"signer_mismatch", 403, "The document is not signed by the person signed in"},
     {"registration_refused", 422, "Registration was refused"},
     {"request_pending", 429, "A request is already waiting on this phone"},
     {"locked", 429, "Too many failed attempts; try again later"},
@@ -50,6 +54,7 @@ static const struct problem_kind kinds[] = {
     {"upstream_unavailable", 502, "The service is not reachable"},
     {"service_unavailable", 503, "The gateway is busy; try again"},
     {"revocation_unavailable", 503, "The certificate's revocation status cannot be learned now"},
+    {"timestamp_unavailable", 503, "The time-stamping authority cannot be reached now"},
     {"upstream_timeout", 504, "The service did not answer in time"},
 };
 

@@ -40,6 +40,7 @@ static const struct endpoint endpoints[] = {
     {"POST", "/auth/card/tls", "auth_card_tls", dz_ep_card_tls},
     {"POST", "/auth/mobile", "auth_mobile", dz_ep_mobile_start},
     {"POST", "/auth/qr", "auth_qr", dz_ep_qr_start},
+    {"POST", "/api/documents/verify", "documents_verify", dz_ep_documents_verify},
 };
 
 void *dz_router_worker_init(struct dz_worker *w, void *app)
