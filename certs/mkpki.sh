@@ -26,6 +26,10 @@
 #                          OCSPSigning; leaf + CA), for `openssl ocsp -rsigner`
 #   mobile-ocsp.pem/.key   the Mobile Signature CA's delegated OCSP responder (same
 #                          profile), for the SIM certificates (port 9107)
+#   tsa.pem/.key           the demo time-stamping authority (EKU timeStamping,
+#                          critical; leaf + gateway CA), `darvaza-peer tsa`
+#   court-client.pem/.key  the e-court peer's TLS client cert towards the
+#                          registry (clientAuth, CN darvaza-court)
 #   KEYSDIR/assertion-k1.pem, assertion-k2.pem  EC P-256 assertion signing keys (0600)
 #   KEYSDIR/seed.key       64 hex characters (0600)
 #
@@ -152,6 +156,17 @@ make_mobile_ocsp() {
     issue_leaf mobile-ocsp mobile-ca v3_ocsp "$ORG/OU=Mobile Signature CA/CN=Darvaza Demo Mobile Signature OCSP Responder"
 }
 
+# make_tsa: the time-stamping authority and the e-court's client
+# certificate, both from the gateway CA (which may come from an earlier run).
+make_tsa() {
+    local f
+    for f in gateway-ca.pem gateway-ca.key; do
+        [ -f "$work/$f" ] || cp -p "$out/$f" "$work/$f" || die "no $f to issue the TSA"
+    done
+    issue_leaf tsa gateway-ca v3_tsa "$ORG/OU=Time-Stamping Authority/CN=Darvaza Demo TSA"
+    issue_leaf court-client gateway-ca v3_tls_client "$ORG/OU=E-Court/CN=darvaza-court"
+}
+
 # make_chains: PEM bundles (issuing CA + root) that the gateway's cards: and
 # mobile: sections trust for client certificates.
 made_or_old() { if [ -f "$work/$1" ]; then echo "$work/$1"; else echo "$out/$1"; fi; }
@@ -169,6 +184,7 @@ COMPONENTS=(
     "mobile-ca.pem make_mobile_pki"
     "esign-chain.pem make_chains"
     "esign-ocsp.pem make_esign_ocsp"
+    "tsa.pem make_tsa"
     "mobile-ocsp.pem make_mobile_ocsp"
 )
 

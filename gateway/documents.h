@@ -41,8 +41,8 @@ void dz_documents_opts(struct dz_rctx *c, struct dz_cades_verify_opts *o);
 struct dz_signed_body {
     unsigned char *body; /* the envelope with the level-T signature */
     size_t body_len;
-    char *onward;        /* Darvaza-Onward-Assertion value, or NULL */
-    char fin[8];         /* the signer (= the session's FIN) */
+    char *onward; /* Darvaza-Onward-Assertion value, or NULL */
+    char fin[8];  /* the signer (= the session's FIN) */
 };
 
 void dz_signed_body_free(struct dz_signed_body *sb);

@@ -334,8 +334,8 @@ void dz_signed_body_start(struct dz_rctx *c, const struct dz_policy_route *r, co
         dz_rctx_problem(c, "unauthenticated", NULL);
         goto fail;
     }
-    op->env = body && len ? json_loadb((const char *)body, len, JSON_REJECT_DUPLICATES, &jerr)
-                          : NULL;
+    op->env =
+        body && len ? json_loadb((const char *)body, len, JSON_REJECT_DUPLICATES, &jerr) : NULL;
     op->doc_b64 = op->env ? dz_json_str(op->env, "document", DZ_CADES_MAX_DOC / 3 * 4 + 4) : NULL;
     sig_b64 = op->env ? dz_json_str(op->env, "signature", DZ_CADES_MAX_SIG / 3 * 4 + 4) : NULL;
     if (!json_is_object(op->env) || !op->doc_b64 || !sig_b64) {

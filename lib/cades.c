@@ -505,8 +505,7 @@ static void check_signed_attrs(CMS_SignerInfo *si, const void *doc, size_t doc_l
         fail(v, "HASH_FAILURE");
         return;
     }
-    add_check(out, "message_digest", "passed", "%s of the document matches",
-              EVP_MD_get0_name(dig));
+    add_check(out, "message_digest", "passed", "%s of the document matches", EVP_MD_get0_name(dig));
 }
 
 static void check_ess(CMS_SignerInfo *si, X509 *signer, struct dz_cades_report *out,

@@ -32,8 +32,8 @@
 
 #include "x509check.h"
 
-#define DZ_CADES_MAX_SIG (64 * 1024)        /* one CMS signature (DER) */
-#define DZ_CADES_MAX_DOC (8 * 1024 * 1024)  /* one document */
+#define DZ_CADES_MAX_SIG (64 * 1024)       /* one CMS signature (DER) */
+#define DZ_CADES_MAX_DOC (8 * 1024 * 1024) /* one document */
 #define DZ_CADES_MAX_CHECKS 12
 #define DZ_CADES_MAX_ANCHORS 4
 #define DZ_CADES_TS_SKEW_S 300 /* signing-time may be this much after the time-stamp */

@@ -31,10 +31,10 @@
 #define DZ_TSP_TIMEOUT_MS 5000u         /* default fetch limit */
 
 struct dz_tsp_info {
-    int64_t gen_time;           /* TSTInfo genTime, unix seconds */
+    int64_t gen_time;             /* TSTInfo genTime, unix seconds */
     unsigned char tsa_sha256[32]; /* of the TSA signer's certificate DER */
-    char tsa_name[128];         /* TSA signer's subject CN ("" if none) */
-    char serial[64];            /* TSTInfo serialNumber, hex */
+    char tsa_name[128];           /* TSA signer's subject CN ("" if none) */
+    char serial[64];              /* TSTInfo serialNumber, hex */
 };
 
 /*

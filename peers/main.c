@@ -390,6 +390,8 @@ static const struct mode modes[] = {
     {"echo", dz_peer_echo_main, "answers any request with what it received"},
     {"mssp", dz_peer_mssp_main, "mobile signature service provider (Mobile-ID-like REST)"},
     {"phone", dz_peer_phone_main, "a phone with a SIM signing key: answers the MSSP and QR codes"},
+    {"tsa", dz_peer_tsa_main, "RFC 3161 time-stamping authority (timestamp-query over HTTP/2)"},
+    {"court", dz_peer_court_main, "e-court: judges' signed notices, outbox, the party's notices"},
     {NULL, NULL, NULL},
 };
 

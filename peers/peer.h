@@ -28,6 +28,8 @@
  * (0 ok, 1 failure, 2 usage). */
 int dz_peer_registry_main(int argc, char **argv);
 int dz_peer_echo_main(int argc, char **argv);
+int dz_peer_tsa_main(int argc, char **argv);   /* tsa.c: RFC 3161 time-stamping authority */
+int dz_peer_court_main(int argc, char **argv); /* court.c: e-court notices */
 
 /* "127.0.0.1:9101" or "[::1]:9101" into host (numeric, no brackets) and
  * port 1..65535.  0 or DZ_ERR_PARSE. */

@@ -168,13 +168,13 @@ static int setup(void **state)
     root = mk("CN=Test Root", 1, root_key, NULL, NULL, ca_ext);
     ca = mk("CN=Test E-Signature CA", 2, ca_key, root, root_key, sub_ext);
     other_root = mk("CN=Rogue Root", 3, other_key, NULL, NULL, ca_ext);
-    signer = mk("CN=Aygün Məmmədova/serialNumber=PNOAZ-5HK2J7Q", 10, leaf_key, ca, ca_key,
-                sign_ext);
-    revoked = mk("CN=Revoked Holder/serialNumber=PNOAZ-REV0001", 11, leaf_key, ca, ca_key,
-                 sign_ext);
+    signer =
+        mk("CN=Aygün Məmmədova/serialNumber=PNOAZ-5HK2J7Q", 10, leaf_key, ca, ca_key, sign_ext);
+    revoked =
+        mk("CN=Revoked Holder/serialNumber=PNOAZ-REV0001", 11, leaf_key, ca, ca_key, sign_ext);
     authonly = mk("CN=Auth Key/serialNumber=PNOAZ-AUTH001", 12, leaf_key, ca, ca_key, auth_ext);
-    stranger = mk("CN=Look Alike/serialNumber=PNOAZ-5HK2J7Q", 13, leaf_key, other_root,
-                  other_key, sign_ext);
+    stranger = mk("CN=Look Alike/serialNumber=PNOAZ-5HK2J7Q", 13, leaf_key, other_root, other_key,
+                  sign_ext);
     tsa = mk("CN=Test TSA", 20, tsa_key, root, root_key, tsa_ext);
     badtsa = mk("CN=Not A TSA", 21, tsa_key, root, root_key, badtsa_ext);
     write_pem("root.pem", root, NULL);
@@ -233,9 +233,9 @@ static void sign_doc(X509 *cert, const void *doc, size_t len, unsigned char **si
     STACK_OF(X509) *chain = sk_X509_new_null();
 
     sk_X509_push(chain, ca);
-    assert_int_equal(dz_cades_sign(doc, len, cert, chain, 0, dz_cades_sign_with_pkey, leaf_key,
-                                   sig, sig_len),
-                     0);
+    assert_int_equal(
+        dz_cades_sign(doc, len, cert, chain, 0, dz_cades_sign_with_pkey, leaf_key, sig, sig_len),
+        0);
     sk_X509_free(chain);
 }
 
@@ -520,9 +520,9 @@ static void test_level_t(void **state)
     }
 
     /* garbage tokens */
-    assert_int_equal(dz_tsp_verify_token((const unsigned char *)"0000", 4, d, NULL, tsa_store,
-                                         &info, NULL, 0),
-                     DZ_ERR_PARSE);
+    assert_int_equal(
+        dz_tsp_verify_token((const unsigned char *)"0000", 4, d, NULL, tsa_store, &info, NULL, 0),
+        DZ_ERR_PARSE);
     assert_int_equal(dz_cades_add_timestamp(sig, len, NULL, 0, &sig_t, &len_t), DZ_ERR_INVAL);
     OPENSSL_free(tok2);
     OPENSSL_free(tok);
