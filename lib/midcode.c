@@ -26,6 +26,11 @@ int dz_mid_verification_code_str(const unsigned char *hash, size_t len,
     out[0] = '\0';
     if (code < 0)
         return code;
-    snprintf(out, DZ_MID_CODE_LEN + 1, "%04d", code);
+    /* 0..8191: four digits, written by hand so no format can overflow. */
+    for (int i = DZ_MID_CODE_LEN - 1; i >= 0; i--) {
+        out[i] = (char)('0' + code % 10);
+        code /= 10;
+    }
+    out[DZ_MID_CODE_LEN] = '\0';
     return 0;
 }
