@@ -137,6 +137,17 @@ static const char *pwd_result_name(int rc, const struct dz_auth_password_result 
     }
 }
 
+static int pwd_status(int rc, const struct dz_auth_password_result *r)
+{
+    if (rc != 0)
+        return 401;
+    switch (r->decision) {
+    case DZ_PWD_INVALID_FIN: return 400;
+    case DZ_PWD_LOCKED: return 429;
+    default: return 401;
+    }
+}
+
 static void login_done(struct dz_rctx *c, void *arg)
 {
     struct login_op *op = arg;
@@ -163,8 +174,11 @@ static void login_done(struct dz_rctx *c, void *arg)
         return;
     }
     dz_metrics_login(c->gw->metrics, "password", result);
-    if (rec)
+    if (rec) {
         json_object_set_new(rec, "result", json_string(result));
+        json_object_set_new(rec, "decision", json_string("deny"));
+        json_object_set_new(rec, "status", json_integer(pwd_status(op->rc, &op->res)));
+    }
     dz_gw_audit(c, rec, login_answer, op);
 }
 

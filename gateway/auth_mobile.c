@@ -325,8 +325,9 @@ static void failed_answer(struct dz_rctx *c, int rc, void *arg)
 static void mobile_failed(struct dz_rctx *c, const struct mob_rec *rec, const char *result)
 {
     struct fail_op *f = malloc(sizeof(*f));
-    json_t *audit = json_pack("{s:s, s:s, s:s, s:s}", "type", "login", "means", "mobile", "fin",
-                              rec->fin, "result", result);
+    json_t *audit = json_pack("{s:s, s:s, s:s, s:s, s:s, s:i}", "type", "login", "means",
+                              "mobile", "fin", rec->fin, "result", result, "decision", "deny",
+                              "status", 200);
 
     dz_metrics_login(c->gw->metrics, "mobile", result);
     if (!f) {

@@ -13,6 +13,7 @@
 #include "err.h"
 #include "gwasync.h"
 #include "metrics.h"
+#include "problem.h"
 #include "secret.h"
 
 #include "compat.h"
@@ -73,6 +74,8 @@ static void complete(struct dz_rctx *c, const struct dz_session *tmpl, const cha
     json_object_set_new(record, "sid", json_string(sid));
     json_object_set_new(record, "acr", json_string(op->sess.acr));
     json_object_set_new(record, "result", json_string("ok"));
+    json_object_set_new(record, "decision", json_string("allow"));
+    json_object_set_new(record, "status", json_integer(200));
     dz_gw_audit(c, record, complete_answer, op);
 }
 
@@ -119,5 +122,7 @@ void dz_login_refuse(struct dz_rctx *c, const char *means, json_t *record, const
     if (detail)
         snprintf(op->detail, sizeof(op->detail), "%s", detail);
     json_object_set_new(record, "result", json_string(code));
+    json_object_set_new(record, "decision", json_string("deny"));
+    json_object_set_new(record, "status", json_integer(dz_problem_status(code)));
     dz_gw_audit(c, record, refuse_answer, op);
 }
