@@ -20,11 +20,19 @@
 #   CARDS (1)          0: no demo cards (STATE_DIR/cards/) and no e-signature OCSP
 #                      responder (port 9105); see demo/stack_cards.sh
 #
+#   SIM_ABSENT (4)     SIM holders whose phones are off (after 3 with phones
+#                      and 1 with a revoked SIM)
+#   MSSP_USER_TIMEOUT (120), MSSP_DELIVERY_TIMEOUT (10)   the MSSP's --user-timeout
+#                      and --delivery-timeout (seconds, or 1500ms, 2s, 2m)
+#   PHONE_DELAY_MS (1500)  how long a demo phone's user takes to answer
 # Ports: 9101 registry peer (h2, TLS, gateway client certificate required),
-#        8443 gateway (h2, TLS), plus every other port the config's listeners name.
+#        8443 gateway (h2, TLS), plus every other port the config's listeners name;
+#        mobile world: 9103 MSSP (h2, TLS), 9107 mobile CA's OCSP responder,
+#        9111..9114 the phones' control endpoints (h2c).
 # Layout of STATE_DIR: certs/ keys/ (certs/mkpki.sh), registry.db, darvaza.yaml,
 # policies/, logs/{registry,darvazad}.log, pids/{registry,darvazad}.pid,
-# people.json, and whatever the gateway keeps (accounts.db, audit.log).
+# people.json, and whatever the gateway keeps (accounts.db, audit.log);
+# sim/ (SIM keys, certificates and PINs, phones.json, mobile-index.txt).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -42,7 +50,9 @@ STOP_TIMEOUT=${STOP_TIMEOUT:-10}
 PEOPLE_TOTAL=${PEOPLE_TOTAL:-12}
 PEOPLE_REGISTERED=${PEOPLE_REGISTERED:-8}
 # Processes in start order; stop goes the other way.
-PROCS=(registry darvazad)
+# The mobile world's processes (see start_mobile).
+MOBILE_PROCS=(ocsp-mobile mssp phone1 phone2 phone3 phone4)
+PROCS=(registry "${MOBILE_PROCS[@]}" darvazad)
 
 say() { echo "stack: $*"; }
 die() { echo "stack: error: $*" >&2; exit 1; }
@@ -243,6 +253,135 @@ make_people() {
 
 do_start() {
     local name p
+# ---- the mobile world (DESIGN §4.5, §4.6; docs/mobile.md) -------------------------
+# SIM holders are people of the registry: the first SIM_HOLDERS hold a SIM
+# and a phone that approves by itself (phone1..phone3); the next one holds a
+# revoked SIM, and its phone (phone4) runs too, so that the gateway's
+# revocation check is what refuses it; the next SIM_ABSENT hold SIMs whose
+# phones are switched off (the MSSP ends their requests PHONE_ABSENT).  The
+# MSSP listens where the config's mobile.mssp_url points, the mobile CA's
+# OCSP responder (openssl ocsp) where the SIM certificates' AIA points.
+SIM_HOLDERS=3                    # fixed: PROCS names their phones
+SIM_ABSENT=${SIM_ABSENT:-4}
+MOBILE_OCSP_ADDR=127.0.0.1:9107  # certs/mksim.sh writes it into every SIM certificate
+PHONE_CONTROL_BASE=9111          # phoneN's control endpoint is 127.0.0.1:(9110 + N)
+MSSP_USER_TIMEOUT=${MSSP_USER_TIMEOUT:-120}
+MSSP_DELIVERY_TIMEOUT=${MSSP_DELIVERY_TIMEOUT:-10}
+PHONE_DELAY_MS=${PHONE_DELAY_MS:-1500}
+MSSP_ADDR=                       # from the config's mobile.mssp_url
+
+# mobile_rows: "FIN|PHONE|Name Surname" of every SIM holder, in registry
+# order: SIM_HOLDERS with phones, one revoked, SIM_ABSENT switched off.
+mobile_rows() {
+    sqlite3 -separator '|' "$STATE/registry.db" \
+        "SELECT p.fin, (SELECT number FROM phone WHERE fin = p.fin ORDER BY pos LIMIT 1),
+                p.name || ' ' || p.surname
+         FROM person p ORDER BY p.rowid LIMIT $((SIM_HOLDERS + 1 + SIM_ABSENT))"
+}
+
+# make_sims: SIM keys (PIN-protected) and certificates under the mobile CA,
+# the MSSP's phones.json and the OCSP index (certs/mksim.sh, idempotent);
+# each holder's PIN in sim/FIN.pin (0600), kept across starts.
+make_sims() {
+    local rows=() specs=() i fin phone name pin
+    mapfile -t rows < <(mobile_rows)
+    [ ${#rows[@]} -eq $((SIM_HOLDERS + 1 + SIM_ABSENT)) ] ||
+        die "the registry has too few people for $((SIM_HOLDERS + 1 + SIM_ABSENT)) SIM holders"
+    mkdir -p "$STATE/sim"
+    for i in "${!rows[@]}"; do
+        IFS='|' read -r fin phone name <<<"${rows[$i]}"
+        if [ ! -s "$STATE/sim/$fin.pin" ]; then
+            pin=$(od -An -N2 -tu2 /dev/urandom | tr -d ' ')
+            (umask 077 && printf '%04d\n' $((pin % 10000)) >"$STATE/sim/$fin.pin")
+        fi
+        pin=$(head -n 1 "$STATE/sim/$fin.pin")
+        if [ "$i" -eq "$SIM_HOLDERS" ]; then
+            specs+=(--revoked "$fin:$phone:$pin:$name")
+        else
+            specs+=("$fin:$phone:$pin:$name")
+        fi
+    done
+    "$ROOT/certs/mksim.sh" "$STATE/certs" "$STATE/sim" "${specs[@]}" \
+        >>"$STATE/logs/mksim.log" 2>&1 || { tail -n 5 "$STATE/logs/mksim.log" >&2; die "certs/mksim.sh failed"; }
+}
+
+# start_mobile: SIMs, the mobile OCSP responder, the MSSP and the phones;
+# nothing when the config has no mobile.mssp_url.
+start_mobile() {
+    local cfg="$STATE/darvaza.yaml" url rp secret p i fin phone name
+    url=$(yaml_get "$cfg" mobile mssp_url)
+    [ -n "$url" ] || { say "no mobile.mssp_url in the config: no MSSP, no phones"; return 0; }
+    [[ "$url" =~ ^https://127\.0\.0\.1:([0-9]+)/?$ ]] || die "mobile.mssp_url $url: the demo MSSP runs on https://127.0.0.1:PORT"
+    MSSP_ADDR=127.0.0.1:${BASH_REMATCH[1]}
+    rp=$(yaml_get "$cfg" mobile relying_party)
+    secret=$(yaml_get "$cfg" mobile rp_secret_file)
+    [ -n "$rp" ] && [ -s "$secret" ] || die "mobile.relying_party or rp_secret_file ($secret) missing"
+    for p in "${MSSP_ADDR##*:}" "${MOBILE_OCSP_ADDR##*:}" $(seq "$PHONE_CONTROL_BASE" $((PHONE_CONTROL_BASE + SIM_HOLDERS))); do
+        ! port_busy "$p" || die "port $p is busy (another stack or program listens on it)"
+    done
+    make_sims
+
+    # openssl ocsp rereads the index when it changes; argv[0] names it ours
+    # for pid_of.  -nmin: answers carry a nextUpdate, so the gateway caches
+    # them.  OpenSSL 3.0's -port takes a number only: it listens on every
+    # address (what it tells is public anyway, like the CRL); -timeout bounds
+    # a client that connects and sends nothing.
+    launch ocsp-mobile bash -c 'exec -a darvaza-ocsp-mobile openssl ocsp "$@"' darvaza-ocsp-mobile \
+        -index "$STATE/sim/mobile-index.txt" -port "${MOBILE_OCSP_ADDR##*:}" \
+        -rsigner "$STATE/certs/mobile-ocsp.pem" -rkey "$STATE/certs/mobile-ocsp.key" \
+        -CA "$STATE/certs/mobile-ca.pem" -nmin 60 -timeout 5 -ignore_err
+    # (not probed with a connection: openssl ocsp serves one at a time)
+    wait_for ocsp-mobile 10 grep -q 'waiting for OCSP client connections' "$STATE/logs/ocsp-mobile.log"
+    say "mobile CA's OCSP responder on $MOBILE_OCSP_ADDR (pid $(pid_of ocsp-mobile))"
+
+    launch mssp "$PEER_BIN" mssp --listen "$MSSP_ADDR" \
+        --tls-cert "$STATE/certs/peer-tls.pem" --tls-key "$STATE/certs/peer-tls.key" \
+        --phones "$STATE/sim/phones.json" --rp "$rp:@$secret" \
+        --user-timeout "$MSSP_USER_TIMEOUT" --delivery-timeout "$MSSP_DELIVERY_TIMEOUT"
+    wait_for mssp 10 curl -sf --http2 --max-time 2 --cacert "$STATE/certs/root.pem" \
+        "https://localhost:${MSSP_ADDR##*:}/_mssp/sessions"
+    say "MSSP on $MSSP_ADDR (pid $(pid_of mssp)), relying party $rp"
+
+    # One phone per holder with a phone: the SIM_HOLDERS, then the revoked one.
+    i=0
+    while IFS='|' read -r fin phone name && [ $i -le "$SIM_HOLDERS" ]; do
+        i=$((i + 1))
+        launch "phone$i" "$PEER_BIN" phone --mssp "https://localhost:${MSSP_ADDR##*:}" \
+            --cacert "$STATE/certs/root.pem" --phone "$phone" --key "$STATE/sim/sim-$fin.key" \
+            --pin-file "$STATE/sim/$fin.pin" --delay-ms "$PHONE_DELAY_MS" \
+            --control "127.0.0.1:$((PHONE_CONTROL_BASE + i - 1))"
+    done < <(mobile_rows)
+    for i in $(seq 1 $((SIM_HOLDERS + 1))); do
+        wait_for "phone$i" 10 curl -sf --http2-prior-knowledge --max-time 2 \
+            "http://127.0.0.1:$((PHONE_CONTROL_BASE + i - 1))/mode"
+    done
+    say "$((SIM_HOLDERS + 1)) phones (control 127.0.0.1:$PHONE_CONTROL_BASE..$((PHONE_CONTROL_BASE + SIM_HOLDERS))), $SIM_ABSENT SIM holders with their phones off"
+}
+
+# mobile_people: adds to people.json, for every SIM holder: "sim": true,
+# "phone" (the number the MSSP knows), "sim_pin", "sim_key", "sim_cert",
+# "sim_revoked", "phone_on" and "phone_control" (its control port, or
+# null); "sim": false for everyone else.  Run at every start.
+mobile_people() {
+    local out="$STATE/people.json" tmp m='{}' i=0 fin phone name ctl
+    [ -f "$STATE/sim/phones.json" ] && [ -s "$out" ] || return 0
+    while IFS='|' read -r fin phone name; do
+        ctl=null
+        [ $i -gt "$SIM_HOLDERS" ] || ctl=$((PHONE_CONTROL_BASE + i))
+        m=$(jq -c --arg f "$fin" --arg p "$phone" --arg pin "$(head -n 1 "$STATE/sim/$fin.pin")" \
+            --arg k "$STATE/sim/sim-$fin.key" --arg c "$STATE/sim/sim-$fin.pem" \
+            --argjson r "$([ $i -eq "$SIM_HOLDERS" ] && echo true || echo false)" --argjson ctl "$ctl" \
+            '. + {($f): {sim: true, phone: $p, sim_pin: $pin, sim_key: $k, sim_cert: $c,
+                         sim_revoked: $r, phone_on: ($ctl != null), phone_control: $ctl}}' <<<"$m")
+        i=$((i + 1))
+    done < <(mobile_rows)
+    tmp=$(mktemp "$out.XXXXXX")
+    jq --argjson m "$m" 'map(. + ($m[.fin] // {sim: false}))' "$out" >"$tmp" ||
+        { rm -f "$tmp"; die "cannot add the SIM holders to $out"; }
+    chmod 600 "$tmp"
+    mv "$tmp" "$out"
+}
+
     [ -x "$PEER_BIN" ] || die "no $PEER_BIN (make first, or set BUILD_DIR)"
     [ -x "$GW_BIN" ] || die "no $GW_BIN (make first, or set BUILD_DIR)"
     for name in "${PROCS[@]}"; do
@@ -278,6 +417,8 @@ do_start() {
     wait_for darvazad "$READY_TIMEOUT" curl -sf --max-time 2 --cacert "$STATE/certs/root.pem" \
         "$GW_URL/readyz"
     say "gateway on $GW_URL (pid $(pid_of darvazad))"
+    start_mobile
+
 
     make_people
     card_people
@@ -289,6 +430,7 @@ do_stop() {
     for ((i = ${#PROCS[@]} - 1; i >= 0; i--)); do
         name=${PROCS[$i]}
         pid=$(pid_of "$name")
+    mobile_people
         [ -n "$pid" ] || continue
         kill -TERM "$pid" 2>/dev/null || true
         pids+=("$name:$pid")
