@@ -19,12 +19,12 @@
 #   PEOPLE_TOTAL (12), PEOPLE_REGISTERED (8)
 #   CARDS (1)          0: no demo cards (STATE_DIR/cards/) and no e-signature OCSP
 #                      responder (port 9105); see demo/stack_cards.sh
-#
 #   SIM_ABSENT (4)     SIM holders whose phones are off (after 3 with phones
 #                      and 1 with a revoked SIM)
 #   MSSP_USER_TIMEOUT (120), MSSP_DELIVERY_TIMEOUT (10)   the MSSP's --user-timeout
 #                      and --delivery-timeout (seconds, or 1500ms, 2s, 2m)
 #   PHONE_DELAY_MS (1500)  how long a demo phone's user takes to answer
+#
 # Ports: 9101 registry peer (h2, TLS, gateway client certificate required),
 #        8443 gateway (h2, TLS), plus every other port the config's listeners name;
 #        mobile world: 9103 MSSP (h2, TLS), 9107 mobile CA's OCSP responder,
@@ -249,10 +249,6 @@ make_people() {
     say "registered $PEOPLE_REGISTERED of $PEOPLE_TOTAL demo people -> $out"
 }
 
-# ---- commands ------------------------------------------------------------------------
-
-do_start() {
-    local name p
 # ---- the mobile world (DESIGN §4.5, §4.6; docs/mobile.md) -------------------------
 # SIM holders are people of the registry: the first SIM_HOLDERS hold a SIM
 # and a phone that approves by itself (phone1..phone3); the next one holds a
@@ -382,6 +378,10 @@ mobile_people() {
     mv "$tmp" "$out"
 }
 
+# ---- commands ------------------------------------------------------------------------
+
+do_start() {
+    local name p
     [ -x "$PEER_BIN" ] || die "no $PEER_BIN (make first, or set BUILD_DIR)"
     [ -x "$GW_BIN" ] || die "no $GW_BIN (make first, or set BUILD_DIR)"
     for name in "${PROCS[@]}"; do
@@ -413,15 +413,16 @@ mobile_people() {
         "https://localhost:${REGISTRY_ADDR##*:}/_peer/requests"
     say "registry peer on $REGISTRY_ADDR (pid $(pid_of registry))"
 
+    start_mobile
+
     launch darvazad "$GW_BIN" -c "$STATE/darvaza.yaml"
     wait_for darvazad "$READY_TIMEOUT" curl -sf --max-time 2 --cacert "$STATE/certs/root.pem" \
         "$GW_URL/readyz"
     say "gateway on $GW_URL (pid $(pid_of darvazad))"
-    start_mobile
-
 
     make_people
     card_people
+    mobile_people
     say "up: state in $STATE"
 }
 
@@ -430,7 +431,6 @@ do_stop() {
     for ((i = ${#PROCS[@]} - 1; i >= 0; i--)); do
         name=${PROCS[$i]}
         pid=$(pid_of "$name")
-    mobile_people
         [ -n "$pid" ] || continue
         kill -TERM "$pid" 2>/dev/null || true
         pids+=("$name:$pid")
