@@ -72,14 +72,43 @@ struct login_op {
     struct dz_auth_password_result res;
 };
 
+/* A copy of a secret string that outlives the parsed body. */
+static char *secret_dup(const char *s, size_t len)
+{
+    char *p = malloc(len + 1);
+
+    if (p)
+        memcpy(p, s, len + 1);
+    return p;
+}
+
+static void secret_drop(char **p, size_t len)
+{
+    if (*p) {
+        dz_secret_wipe(*p, len);
+        free(*p);
+        *p = NULL;
+    }
+}
+
+/* Wipe the secret members of a parsed body, then free it. */
+static void body_drop(json_t *body)
+{
+    static const char *const secrets[] = {"password", "otp"};
+
+    for (size_t i = 0; body && i < sizeof(secrets) / sizeof(secrets[0]); i++) {
+        json_t *v = json_object_get(body, secrets[i]);
+        if (json_is_string(v))
+            dz_secret_wipe((void *)json_string_value(v), json_string_length(v));
+    }
+    json_decref(body);
+}
+
 static void login_free(struct login_op *op)
 {
     if (!op)
         return;
-    if (op->password) {
-        dz_secret_wipe(op->password, op->pw_len);
-        free(op->password);
-    }
+    secret_drop(&op->password, op->pw_len);
     dz_secret_wipe(op, sizeof(*op));
     free(op);
 }
@@ -207,12 +236,11 @@ void dz_ep_password(struct dz_rctx *c)
     fill_pwd_ctx(c, &op->actx);
     snprintf(op->fin, sizeof(op->fin), "%s", fin);
     op->pw_len = strlen(password);
-    op->password = malloc(op->pw_len + 1);
+    op->password = secret_dup(password, op->pw_len);
     if (!op->password) {
         dz_rctx_problem(c, "service_unavailable", NULL);
         goto out;
     }
-    memcpy(op->password, password, op->pw_len + 1);
     if (json_is_string(otp)) {
         /* A malformed code is just a wrong code: same answer, same count. */
         snprintf(op->otp, sizeof(op->otp), "%s", json_string_value(otp));
@@ -223,16 +251,7 @@ void dz_ep_password(struct dz_rctx *c)
         op = NULL;
 out:
     login_free(op);
-    if (body) {
-        /* Wipe the password inside the parsed JSON before freeing it. */
-        json_t *pw = json_object_get(body, "password");
-        if (json_is_string(pw))
-            dz_secret_wipe((void *)json_string_value(pw), json_string_length(pw));
-        pw = json_object_get(body, "otp");
-        if (json_is_string(pw))
-            dz_secret_wipe((void *)json_string_value(pw), json_string_length(pw));
-        json_decref(body);
-    }
+    body_drop(body);
 }
 
 /* ------------------------------------------------------------ session */
@@ -306,10 +325,7 @@ static void reg_free(struct reg_op *op)
 {
     if (!op)
         return;
-    if (op->password) {
-        dz_secret_wipe(op->password, op->pw_len);
-        free(op->password);
-    }
+    secret_drop(&op->password, op->pw_len);
     free(op->assertion);
     dz_auth_register_result_cleanup(&op->res);
     free(op);
@@ -515,7 +531,7 @@ void dz_ep_register(struct dz_rctx *c)
     memcpy(op->fin, vin.fin, sizeof(op->fin));
     snprintf(op->document, sizeof(op->document), "%s", vin.document);
     op->pw_len = strlen(password);
-    op->password = malloc(op->pw_len + 1);
+    op->password = secret_dup(password, op->pw_len);
     jb = json_pack("{s:s, s:s}", "fin", op->fin, "document", op->document);
     text = jb ? json_dumps(jb, JSON_COMPACT) : NULL;
     json_decref(jb);
@@ -524,7 +540,6 @@ void dz_ep_register(struct dz_rctx *c)
         dz_rctx_problem(c, "service_unavailable", NULL);
         goto out;
     }
-    memcpy(op->password, password, op->pw_len + 1);
     memcpy(op->body, text, strlen(text) + 1);
     free(text);
     /* The registry is asked under a service assertion: the subject is the
@@ -547,10 +562,5 @@ void dz_ep_register(struct dz_rctx *c)
     op = NULL;
 out:
     reg_free(op);
-    if (body) {
-        json_t *pw = json_object_get(body, "password");
-        if (json_is_string(pw))
-            dz_secret_wipe((void *)json_string_value(pw), json_string_length(pw));
-        json_decref(body);
-    }
+    body_drop(body);
 }

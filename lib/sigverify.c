@@ -66,6 +66,17 @@ out:
     return rc;
 }
 
+/* RSA padding for PS256 / RS256; nothing for EC. 1 on success. */
+static int set_padding(EVP_PKEY_CTX *ctx, const struct alg_info *a)
+{
+    if (!a->pad)
+        return 1;
+    if (EVP_PKEY_CTX_set_rsa_padding(ctx, a->pad) != 1)
+        return 0;
+    return a->pad != RSA_PKCS1_PSS_PADDING ||
+           EVP_PKEY_CTX_set_rsa_pss_saltlen(ctx, RSA_PSS_SALTLEN_DIGEST) == 1;
+}
+
 static int check(EVP_PKEY *pub, const struct alg_info *a, const unsigned char *sig,
                  size_t sig_len, unsigned char **der, int *der_len)
 {
@@ -96,11 +107,8 @@ int dz_sig_verify(EVP_PKEY *pub, const char *alg, const void *msg, size_t len,
         return rc;
     rc = DZ_ERR_DENIED;
     md = EVP_MD_CTX_new();
-    if (!md || EVP_DigestVerifyInit(md, &pctx, a->md(), NULL, pub) != 1)
-        goto out;
-    if (a->pad && (EVP_PKEY_CTX_set_rsa_padding(pctx, a->pad) != 1 ||
-                   (a->pad == RSA_PKCS1_PSS_PADDING &&
-                    EVP_PKEY_CTX_set_rsa_pss_saltlen(pctx, RSA_PSS_SALTLEN_DIGEST) != 1)))
+    if (!md || EVP_DigestVerifyInit(md, &pctx, a->md(), NULL, pub) != 1 ||
+        !set_padding(pctx, a))
         goto out;
     if (der)
         rc = EVP_DigestVerify(md, der, (size_t)der_len, msg, len) == 1 ? 0 : DZ_ERR_DENIED;
@@ -129,11 +137,8 @@ int dz_sig_verify_digest(EVP_PKEY *pub, const char *alg, const unsigned char *di
     }
     rc = DZ_ERR_DENIED;
     ctx = EVP_PKEY_CTX_new(pub, NULL);
-    if (!ctx || EVP_PKEY_verify_init(ctx) != 1 || EVP_PKEY_CTX_set_signature_md(ctx, a->md()) != 1)
-        goto out;
-    if (a->pad && (EVP_PKEY_CTX_set_rsa_padding(ctx, a->pad) != 1 ||
-                   (a->pad == RSA_PKCS1_PSS_PADDING &&
-                    EVP_PKEY_CTX_set_rsa_pss_saltlen(ctx, RSA_PSS_SALTLEN_DIGEST) != 1)))
+    if (!ctx || EVP_PKEY_verify_init(ctx) != 1 ||
+        EVP_PKEY_CTX_set_signature_md(ctx, a->md()) != 1 || !set_padding(ctx, a))
         goto out;
     if (der)
         rc = EVP_PKEY_verify(ctx, der, (size_t)der_len, digest, digest_len) == 1 ? 0 : DZ_ERR_DENIED;
