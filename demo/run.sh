@@ -29,6 +29,8 @@ PASSWORD=$(jq -r .password <<<"$P")
 SECRET=$(jq -r .totp_secret <<<"$P")
 NAME="$(jq -r '.name + " " + .surname' <<<"$P")"
 U=$(jq -c 'map(select(.registered != true))[0]' "$STATE/people.json")
+# A mobile-signature holder whose demo phone is on (approves by itself).
+M=$(jq -c 'map(select(.sim == true and .phone_on == true and .sim_revoked == false))[0]' "$STATE/people.json")
 
 cat <<EOF
 
@@ -70,6 +72,22 @@ curl -s --cacert \$CA \$GW/.well-known/jwks.json | jq
 curl -s --cacert \$CA -X POST -H "Origin: \$GW" -H "Authorization: Bearer \$TOKEN" \\
   -o /dev/null -w '%{http_code}\n' \$GW/auth/logout        # 204
 curl -s --cacert \$CA -H "Authorization: Bearer \$TOKEN" \$GW/auth/session | jq   # 401
+
+# 7. mobile-signature login ($(jq -r '.name + " " + .surname' <<<"$M"): the demo phone approves by
+#    itself after 1.5 s; compare the verification code with what the phone shows)
+MOB=\$(curl -s --cacert \$CA -H "Origin: \$GW" -H 'content-type: application/json' \\
+  -d '{"phone":"$(jq -r .phone <<<"$M")","fin":"$(jq -r .fin <<<"$M")"}' \$GW/auth/mobile); echo "\$MOB"
+curl -s --http2-prior-knowledge http://127.0.0.1:$(jq -r .phone_control <<<"$M")/shown | jq .verification_code
+curl -s --cacert \$CA "\$GW\$(jq -r .poll <<<"\$MOB")?wait=20" | jq 'del(.token)'
+
+# 8. QR login: a browser (cookie jar) opens it and shows the code; the phone scans it
+#    (the payload changes every second and is stale after 5 s; the code as an image:
+#    curl ... /code | jq -r .svg >qr.svg)
+JAR=\$(mktemp); Q=\$(curl -s --cacert \$CA -c \$JAR -H "Origin: \$GW" -X POST \$GW/auth/qr | jq -r .id)
+$BUILD_DIR/darvaza-peer phone scan "\$(curl -s --cacert \$CA -b \$JAR \$GW/auth/qr/\$Q/code | jq -r .payload)" \\
+  --gateway \$GW --cacert \$CA --key $(jq -r .sim_key <<<"$M") \\
+  --cert $(jq -r .sim_cert <<<"$M") --pin-file $STATE/sim/$(jq -r .fin <<<"$M").pin
+curl -s --cacert \$CA -b \$JAR "\$GW/auth/qr/\$Q?wait=10" | jq 'del(.token)'
 
 # Register a person yourself (an unregistered demo person; answers the TOTP secret):
 curl -s --cacert \$CA -H "Origin: \$GW" -H 'content-type: application/json' \\
