@@ -131,6 +131,7 @@ static const struct kw gateway_kws[] = {
     {"blocking_queue", T_UINT, F_UINT(S, blocking_queue), 0, 1, 65536, "1024", 0, NULL},
     {"log_level", T_ENUM, F_ENUM(S, log_level), 0, 0, 0, "info", F_RELOADABLE, log_level_names},
     {"trust_forwarded", T_BOOL, F_BOOL(S, trust_forwarded), 0, 0, 0, "false", F_RELOADABLE, NULL},
+    {"web_root", T_PATH, F_STR(S, web_root), 0, 1, PATH_MAX, NULL, F_DIR | F_RELOADABLE, NULL},
 };
 #undef S
 static const struct table gateway_table = {gateway_kws, N(gateway_kws),

@@ -52,6 +52,7 @@ struct dz_config_gateway {
     unsigned blocking_queue;     /* 1..65536, default 1024 */
     enum dz_log_level log_level; /* default info */
     bool trust_forwarded;        /* take the client address from Forwarded; default false */
+    char *web_root;              /* the portal's static files (web.h); NULL = no pages */
 };
 
 /* listeners[i].tls: */

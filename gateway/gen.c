@@ -17,6 +17,7 @@
 #include "signer.h"
 #include "tls.h"
 #include "tsp.h"
+#include "web.h"
 #include "x509check.h"
 
 #include "compat.h"
@@ -37,6 +38,7 @@ static void gen_free(struct dz_gen *g)
     dz_x509_trust_free(g->mobile_trust);
     dz_secret_free_str(g->mssp_secret);
     X509_STORE_free(g->tsa_trust);
+    dz_web_free(g->web);
     dz_policy_set_free(g->policies);
     dz_config_free(g->config);
     free(g);
@@ -145,6 +147,11 @@ int dz_gen_load(const char *config_path, uint64_t number, struct dz_gen **out, c
                      cf->documents.tsa_ca, dz_err_str(rc));
             goto out;
         }
+    }
+    if (cf->gateway.web_root) {
+        rc = dz_web_load(cf->gateway.web_root, &g->web, err, err_len);
+        if (rc != 0)
+            goto out;
     }
     g->session_limits.idle_ms = cf->sessions.idle_ms;
     g->session_limits.idle_high_ms = cf->sessions.idle_high_ms;

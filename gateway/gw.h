@@ -37,6 +37,7 @@ struct dz_signer;
 struct dz_store;
 struct dz_worker;
 struct dz_x509_trust;
+struct dz_web;
 struct dz_ocsp_cache;
 
 #define DZ_GEN_MAX_KEYS 8
@@ -58,6 +59,7 @@ struct dz_gen {
     struct dz_x509_trust *mobile_trust;/* NULL: mobile and QR login off */
     char *mssp_secret;                 /* relying-party secret (wiped on free) */
     X509_STORE *tsa_trust;             /* documents.tsa_ca; NULL: no TSA (no level T) */
+    struct dz_web *web;                /* the portal's pages (web.h); NULL: none */
 };
 
 /* Build a generation from a config file; err gets `file:line: reason`.

@@ -16,6 +16,7 @@
 #include "metrics.h"
 #include "rctx.h"
 #include "secret.h"
+#include "web.h"
 
 #include "compat.h"
 
@@ -192,6 +193,12 @@ void dz_router_on_request(struct dz_req *req, void *wdata)
     if (strncmp(path, "/auth/qr/", 9) == 0) {
         c->route = "auth_qr_session";
         dz_ep_qr_sub(c, path + 9);
+        return;
+    }
+    /* The portal's pages, when gateway.web_root is set (web.c). */
+    if (c->gen->web && ((plen == 1 && path[0] == '/') || strncmp(path, "/static/", 8) == 0)) {
+        c->route = "web";
+        dz_ep_web(c);
         return;
     }
     dz_forward(c);

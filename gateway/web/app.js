@@ -1,0 +1,849 @@
+// app.js - the portal page: sign in (FIN + password + code, mobile
+// signature, QR code, e-signature card), registration, and the signed-in
+// page.  Plain ES2020 module, no framework, no external resources; it only
+// talks to its own origin (the CSP allows nothing else).  The session token
+// lives in the HttpOnly cookie the gateway sets: this script never stores it.
+
+import { STRINGS, LANGS } from "./i18n.js";
+
+const LANG_KEY = "darvaza.lang";
+const POLL_WAIT = 20;              // seconds per long-poll
+const MOBILE_LIMIT_MS = 5 * 60e3;  // give up on a mobile request after this
+const $ = (id) => document.getElementById(id);
+
+// ---------------------------------------------------------------- i18n
+
+let lang = storedLang();
+
+function storedLang() {
+  try {
+    const l = localStorage.getItem(LANG_KEY);
+    if (LANGS.includes(l)) return l;
+  } catch (e) { /* storage blocked: default */ }
+  return "az";
+}
+
+function t(key, vars) {
+  let s = STRINGS[lang][key] ?? STRINGS.az[key] ?? key;
+  if (vars) s = s.replace(/\{(\w+)\}/g, (m, k) => (k in vars ? String(vars[k]) : m));
+  return s;
+}
+
+// A message element keeps its key so a language switch can re-render it.
+function setMsg(el, key, vars, ref) {
+  if (!key) {
+    delete el.dataset.msgKey;
+    delete el.dataset.msgVars;
+    delete el.dataset.msgRef;
+    el.textContent = "";
+    return;
+  }
+  el.dataset.msgKey = key;
+  el.dataset.msgVars = vars ? JSON.stringify(vars) : "";
+  if (ref) el.dataset.msgRef = ref; else delete el.dataset.msgRef;
+  renderMsg(el);
+}
+
+function renderMsg(el) {
+  const vars = el.dataset.msgVars ? JSON.parse(el.dataset.msgVars) : undefined;
+  el.textContent = t(el.dataset.msgKey, vars);
+  if (el.dataset.msgRef) {
+    const r = document.createElement("span");
+    r.className = "ref";
+    r.textContent = t("err.ref", { id: el.dataset.msgRef });
+    el.appendChild(r);
+  }
+}
+
+function applyLang() {
+  document.documentElement.lang = lang;
+  document.title = t("doc.title");
+  for (const el of document.querySelectorAll("[data-i18n]")) el.textContent = t(el.dataset.i18n);
+  for (const el of document.querySelectorAll("[data-i18n-label]"))
+    el.setAttribute("aria-label", t(el.dataset.i18nLabel));
+  for (const el of document.querySelectorAll("[data-i18n-alt]")) el.alt = t(el.dataset.i18nAlt);
+  for (const el of document.querySelectorAll("[data-msg-key]")) renderMsg(el);
+  for (const b of document.querySelectorAll(".lang-btn"))
+    b.setAttribute("aria-pressed", String(b.dataset.lang === lang));
+  if (!$("view-account").hidden) renderAccount();
+}
+
+function setLang(l) {
+  if (!LANGS.includes(l)) return;
+  lang = l;
+  try { localStorage.setItem(LANG_KEY, l); } catch (e) { /* not remembered */ }
+  applyLang();
+}
+
+// ---------------------------------------------------------------- API
+
+class ApiError extends Error {
+  constructor(code, status, problem, retryAfter, rid) {
+    super(code);
+    this.code = code;
+    this.status = status;
+    this.problem = problem;
+    this.retryAfter = retryAfter;
+    this.rid = rid;
+  }
+}
+
+async function api(method, path, body, signal) {
+  const opts = { method, headers: { accept: "application/json" }, credentials: "same-origin",
+                 cache: "no-store", signal };
+  if (body !== undefined) {
+    opts.headers["content-type"] = "application/json";
+    opts.body = JSON.stringify(body);
+  }
+  let res;
+  try {
+    res = await fetch(path, opts);
+  } catch (e) {
+    if (signal && signal.aborted) throw e;
+    throw new ApiError("network", 0);
+  }
+  let data = null;
+  const ct = res.headers.get("content-type") || "";
+  if (res.status !== 204 && /json/.test(ct)) {
+    try { data = await res.json(); } catch (e) { data = null; }
+  }
+  if (!res.ok) {
+    const code = data && typeof data.code === "string" ? data.code : "http_" + res.status;
+    throw new ApiError(code, res.status, data, res.headers.get("retry-after"),
+                       res.headers.get("darvaza-request-id"));
+  }
+  return { status: res.status, data };
+}
+
+const aborted = (e) => e && e.name === "AbortError";
+const transient = (e) => e instanceof ApiError &&
+  (e.code === "network" || e.code === "service_unavailable" || e.status === 502 || e.status === 504);
+const sleep = (ms, signal) => new Promise((resolve) => {
+  const tm = setTimeout(resolve, ms);
+  if (signal) signal.addEventListener("abort", () => { clearTimeout(tm); resolve(); }, { once: true });
+});
+
+// The message for an error: a key of i18n.js and its variables.
+function errorMsg(e) {
+  if (!(e instanceof ApiError)) return ["err.unknown"];
+  if (e.code === "network") return ["err.network"];
+  if (e.code === "locked") {
+    const s = parseInt(e.retryAfter, 10);
+    return s > 0 ? ["err.locked", { minutes: Math.max(1, Math.ceil(s / 60)) }] : ["err.locked.soon"];
+  }
+  if (("err." + e.code) in STRINGS.az) return ["err." + e.code];
+  return ["err.unknown"];
+}
+
+function showError(el, e) {
+  const [key, vars] = errorMsg(e);
+  // A reference helps support find the request in the log when it is our fault.
+  const ref = e instanceof ApiError && (e.status >= 500 || key === "err.unknown") ? e.rid : null;
+  setMsg(el, key, vars, ref);
+}
+
+// Which field an error is about (focus it, mark it invalid).
+const FIELD_OF = {
+  invalid_fin: "fin", invalid_document: "document", weak_password: "password",
+  invalid_phone: "phone", otp_required: "otp", bad_credentials: "password",
+};
+
+function markInvalid(form, name) {
+  for (const i of form.querySelectorAll("input")) i.removeAttribute("aria-invalid");
+  const input = name && form.elements[name];
+  if (input) {
+    input.setAttribute("aria-invalid", "true");
+    input.focus();
+    if (input.select) input.select();
+  }
+}
+
+function busy(form, on) {
+  form.setAttribute("aria-busy", String(on));
+  for (const b of form.querySelectorAll("button")) b.disabled = on;
+}
+
+// ---------------------------------------------------------------- input
+
+const normFin = (s) => s.trim().toUpperCase();
+const finOk = (s) => /^[0-9A-Z]{7}$/.test(s);
+
+// "+994 50 123-45-67", "050 123 45 67", "994501234567" -> "+994501234567"
+function normPhone(s) {
+  let d = s.replace(/[\s\-().]/g, "");
+  if (/^0\d{9}$/.test(d)) d = "+994" + d.slice(1);
+  else if (/^994\d{9}$/.test(d)) d = "+" + d;
+  else if (/^00994\d{9}$/.test(d)) d = "+" + d.slice(2);
+  return d;
+}
+
+function svgData(svg) {
+  const bytes = new TextEncoder().encode(svg);
+  let bin = "";
+  for (let i = 0; i < bytes.length; i += 0x8000)
+    bin += String.fromCharCode.apply(null, bytes.subarray(i, i + 0x8000));
+  return "data:image/svg+xml;base64," + btoa(bin);
+}
+
+// ---------------------------------------------------------------- views
+
+let session = null;      // the session answer, without the token
+let record = null;       // GET /api/registry/me
+let recordError = null;
+let notices = null;      // array, or null while loading
+let noticesError = null;
+const VIEWS = ["login", "register", "account"];
+
+function show(view, focus) {
+  for (const v of VIEWS) $("view-" + v).hidden = v !== view;
+  if (view !== "login") qrStop();
+  else if (selectedTab() === "tab-qr") qrStart();
+  if (focus) {
+    const h = $("view-" + view).querySelector("h1");
+    if (h) h.focus();
+  }
+}
+
+function flash(key) {
+  setMsg($("flash"), key);
+}
+
+// Go to a view by its address; the hashchange handler routes, or we do
+// when the address is already that.
+function go(hash) {
+  if (location.hash === hash || (hash === "#/" && location.hash === "")) route();
+  else location.hash = hash;
+}
+
+async function route(focus = true) {
+  const h = location.hash;
+  if (h === "#/register") {
+    show("register", focus);
+    return;
+  }
+  if (h === "#/account") {
+    if (!session) {
+      try {
+        session = (await api("GET", "/auth/session")).data;
+      } catch (e) {
+        session = null;
+      }
+    }
+    if (session) {
+      show("account", focus);
+      loadAccount();
+      return;
+    }
+    history.replaceState(null, "", "#/");
+  }
+  show("login", focus);
+}
+
+function signedIn(data) {
+  if (data) delete data.token; // the cookie carries it; never keep it here
+  session = data;
+  record = recordError = notices = noticesError = null;
+  for (const id of ["pw-password", "pw-otp"]) $(id).value = "";
+  flash(null);
+  mobileReset();
+  selectTab($("tab-password"), false);
+  go("#/account");
+}
+
+// ---------------------------------------------------------------- tabs
+
+const tabs = () => Array.from(document.querySelectorAll('[role="tab"]'));
+const selectedTab = () => {
+  const s = tabs().find((b) => b.getAttribute("aria-selected") === "true");
+  return s ? s.id : "tab-password";
+};
+
+function selectTab(tab, focus) {
+  for (const b of tabs()) {
+    const on = b === tab;
+    b.setAttribute("aria-selected", String(on));
+    b.tabIndex = on ? 0 : -1;
+    $(b.getAttribute("aria-controls")).hidden = !on;
+  }
+  if (focus) tab.focus();
+  if (tab.id === "tab-qr") qrStart();
+  else qrStop();
+}
+
+function tabKeys(e) {
+  const list = tabs();
+  const i = list.indexOf(e.currentTarget);
+  let j = null;
+  if (e.key === "ArrowRight") j = (i + 1) % list.length;
+  else if (e.key === "ArrowLeft") j = (i - 1 + list.length) % list.length;
+  else if (e.key === "Home") j = 0;
+  else if (e.key === "End") j = list.length - 1;
+  if (j === null) return;
+  e.preventDefault();
+  selectTab(list[j], true);
+}
+
+// ---------------------------------------------------------------- password
+
+async function onPassword(e) {
+  e.preventDefault();
+  const form = e.currentTarget;
+  const err = $("pw-error");
+  const fin = normFin($("pw-fin").value);
+  const password = $("pw-password").value;
+  const otp = $("pw-otp").value.replace(/\s/g, "");
+  setMsg(err, null);
+  $("pw-fin").value = fin;
+  if (!finOk(fin)) {
+    setMsg(err, "err.invalid_fin");
+    markInvalid(form, "fin");
+    return;
+  }
+  if (!password) {
+    setMsg(err, "err.invalid_request");
+    markInvalid(form, "password");
+    return;
+  }
+  if (otp && !/^\d{6}$/.test(otp)) {
+    setMsg(err, "err.bad_credentials");
+    markInvalid(form, "otp");
+    return;
+  }
+  const body = { fin, password };
+  if (otp) body.otp = otp;
+  busy(form, true);
+  try {
+    const r = await api("POST", "/auth/password", body);
+    markInvalid(form, null);
+    signedIn(r.data);
+  } catch (x) {
+    if (x instanceof ApiError && x.code === "otp_required") {
+      setMsg(err, "pw.otp_now");
+      markInvalid(form, "otp");
+    } else {
+      showError(err, x);
+      $("pw-otp").value = ""; // a code is good once
+      markInvalid(form, x instanceof ApiError ? FIELD_OF[x.code] : null);
+    }
+  } finally {
+    busy(form, false);
+  }
+}
+
+// ---------------------------------------------------------------- mobile
+
+let mobileCtl = null;
+
+function mobileReset() {
+  if (mobileCtl) mobileCtl.abort();
+  mobileCtl = null;
+  $("form-mobile").hidden = false;
+  $("mob-wait").hidden = true;
+  $("mob-code").textContent = "";
+}
+
+async function onMobile(e) {
+  e.preventDefault();
+  const form = e.currentTarget;
+  const err = $("mob-error");
+  const phone = normPhone($("mob-phone").value);
+  const fin = normFin($("mob-fin").value);
+  setMsg(err, null);
+  $("mob-fin").value = fin;
+  if (!/^\+994\d{9}$/.test(phone)) {
+    setMsg(err, "err.invalid_phone");
+    markInvalid(form, "phone");
+    return;
+  }
+  $("mob-phone").value = phone;
+  if (!finOk(fin)) {
+    setMsg(err, "err.invalid_fin");
+    markInvalid(form, "fin");
+    return;
+  }
+  markInvalid(form, null);
+  busy(form, true);
+  let start;
+  try {
+    start = (await api("POST", "/auth/mobile", { phone, fin })).data;
+  } catch (x) {
+    showError(err, x);
+    markInvalid(form, x instanceof ApiError ? FIELD_OF[x.code] : null);
+    return;
+  } finally {
+    busy(form, false);
+  }
+  const ctl = new AbortController();
+  mobileCtl = ctl;
+  form.hidden = true;
+  $("mob-code").textContent = start.verification_code || "";
+  $("mob-wait").hidden = false;
+  $("mob-cancel").focus();
+  const path = typeof start.poll === "string" && start.poll.startsWith("/auth/mobile/")
+    ? start.poll : "/auth/mobile/" + encodeURIComponent(start.id);
+  const until = Date.now() + MOBILE_LIMIT_MS;
+  let hiccups = 0;
+  while (!ctl.signal.aborted) {
+    if (Date.now() > until) {
+      mobileFailed("mob.timeout");
+      return;
+    }
+    let r;
+    try {
+      r = await api("GET", path + "?wait=" + POLL_WAIT, undefined, ctl.signal);
+    } catch (x) {
+      if (aborted(x) || ctl.signal.aborted) return;
+      if (transient(x) && ++hiccups < 5) {
+        await sleep(1500, ctl.signal);
+        continue;
+      }
+      mobileReset();
+      showError(err, x);
+      return;
+    }
+    const st = r.data && r.data.state;
+    if (st === "complete") {
+      mobileCtl = null;
+      signedIn(r.data);
+      return;
+    }
+    if (st === "failed") {
+      const key = "mob." + r.data.result;
+      mobileFailed(key in STRINGS.az ? key : "mob.failed");
+      return;
+    }
+  }
+}
+
+function mobileFailed(key) {
+  mobileReset();
+  setMsg($("mob-error"), key);
+  $("mob-submit").focus();
+}
+
+// ---------------------------------------------------------------- QR
+
+let qr = null; // {ctl, timer}
+
+function qrStop() {
+  if (!qr) return;
+  qr.ctl.abort();
+  clearTimeout(qr.timer);
+  qr = null;
+}
+
+function qrStatus(key, spin) {
+  const el = $("qr-status");
+  setMsg(el, key);
+  if (key && spin) {
+    const s = document.createElement("span");
+    s.className = "spinner";
+    s.setAttribute("aria-hidden", "true");
+    el.prepend(s);
+  }
+}
+
+function qrEnd(key, e) {
+  qrStop();
+  $("qr-img").hidden = true;
+  $("qr-img").removeAttribute("src");
+  qrStatus(key || null);
+  if (e) showError($("qr-error"), e);
+  $("qr-new").hidden = false;
+}
+
+async function qrStart() {
+  if (qr) return; // already running
+  const ctl = new AbortController();
+  const st = { ctl, timer: 0 };
+  qr = st;
+  const img = $("qr-img");
+  setMsg($("qr-error"), null);
+  $("qr-new").hidden = true;
+  img.hidden = true;
+  qrStatus("qr.starting", true);
+  let id;
+  try {
+    id = (await api("POST", "/auth/qr", undefined, ctl.signal)).data.id;
+  } catch (x) {
+    if (!ctl.signal.aborted) qrEnd(null, x);
+    return;
+  }
+  const base = "/auth/qr/" + encodeURIComponent(id);
+  let shown = false;
+
+  const refresh = async () => {
+    if (ctl.signal.aborted) return;
+    let next = 1000;
+    try {
+      const c = (await api("GET", base + "/code", undefined, ctl.signal)).data;
+      if (ctl.signal.aborted) return;
+      img.src = svgData(c.svg);
+      img.hidden = false;
+      if (!shown) {
+        shown = true;
+        qrStatus("qr.waiting", true);
+      }
+      next = Math.min(Math.max(Number(c.refresh_ms) || 1000, 50), 1000) + 20;
+    } catch (x) {
+      if (ctl.signal.aborted) return;
+      if (x instanceof ApiError && x.status === 404) { qrEnd("qr.expired"); return; }
+      if (!transient(x)) { qrEnd(null, x); return; }
+    }
+    st.timer = setTimeout(refresh, next);
+  };
+  refresh();
+
+  let hiccups = 0;
+  while (!ctl.signal.aborted) {
+    let r;
+    try {
+      r = await api("GET", base + "?wait=" + POLL_WAIT, undefined, ctl.signal);
+    } catch (x) {
+      if (ctl.signal.aborted) return;
+      if (x instanceof ApiError && x.status === 404) { qrEnd("qr.expired"); return; }
+      if (transient(x) && ++hiccups < 5) { await sleep(1500, ctl.signal); continue; }
+      qrEnd(null, x);
+      return;
+    }
+    if (r.data && r.data.state === "complete") {
+      qrStop();
+      img.hidden = true;
+      img.removeAttribute("src");
+      qrStatus(null);
+      signedIn(r.data);
+      return;
+    }
+  }
+}
+
+// ---------------------------------------------------------------- card
+
+async function onCardTls() {
+  const err = $("card-error");
+  const b = $("card-tls");
+  setMsg(err, null);
+  b.disabled = true;
+  try {
+    const r = await api("POST", "/auth/card/tls");
+    signedIn(r.data);
+  } catch (x) {
+    showError(err, x);
+  } finally {
+    b.disabled = false;
+  }
+}
+
+// ---------------------------------------------------------------- registration
+
+let registeredFin = null;
+
+async function onRegister(e) {
+  e.preventDefault();
+  const form = e.currentTarget;
+  const err = $("reg-error");
+  const fin = normFin($("reg-fin").value);
+  const document_ = $("reg-document").value.replace(/\s/g, "").toUpperCase();
+  const password = $("reg-password").value;
+  setMsg(err, null);
+  $("reg-fin").value = fin;
+  $("reg-document").value = document_;
+  if (!finOk(fin)) {
+    setMsg(err, "err.invalid_fin");
+    markInvalid(form, "fin");
+    return;
+  }
+  if (!document_) {
+    setMsg(err, "err.invalid_document");
+    markInvalid(form, "document");
+    return;
+  }
+  if (!password) {
+    setMsg(err, "err.weak_password");
+    markInvalid(form, "password");
+    return;
+  }
+  if (password !== $("reg-password2").value) {
+    setMsg(err, "reg.mismatch");
+    markInvalid(form, "password2");
+    return;
+  }
+  busy(form, true);
+  try {
+    const r = (await api("POST", "/auth/register", { fin, document: document_, password })).data;
+    markInvalid(form, null);
+    form.reset();
+    registeredFin = r.fin || fin;
+    $("reg-qr").src = svgData(r.totp.qr_svg);
+    $("reg-secret").textContent = (r.totp.secret || "").replace(/(.{4})(?=.)/g, "$1 ");
+    form.hidden = true;
+    $("reg-done").hidden = false;
+    $("reg-done-title").focus();
+  } catch (x) {
+    showError(err, x);
+    markInvalid(form, x instanceof ApiError ? FIELD_OF[x.code] : null);
+  } finally {
+    busy(form, false);
+  }
+}
+
+function registerReset() {
+  $("reg-done").hidden = true;
+  $("reg-qr").removeAttribute("src");
+  $("reg-secret").textContent = "";
+  $("form-register").hidden = false;
+}
+
+function onRegisterContinue() {
+  const fin = registeredFin;
+  registerReset();
+  selectTab($("tab-password"), false);
+  go("#/");
+  if (fin) {
+    $("pw-fin").value = fin;
+    setTimeout(() => $("pw-password").focus(), 0);
+  }
+}
+
+// ---------------------------------------------------------------- account
+
+async function loadAccount() {
+  renderAccount();
+  try {
+    session = (await api("GET", "/auth/session")).data;
+  } catch (x) {
+    if (x instanceof ApiError && x.code === "unauthenticated") {
+      session = null;
+      flash("err.unauthenticated");
+      go("#/");
+      return;
+    }
+  }
+  renderAccount();
+  const [rec, not] = await Promise.allSettled([
+    api("GET", "/api/registry/me"),
+    api("GET", "/api/court/my-notices"),
+  ]);
+  if (rec.status === "fulfilled") { record = rec.value.data || {}; recordError = null; }
+  else { record = {}; recordError = rec.reason; }
+  if (not.status === "fulfilled") {
+    const d = not.value.data;
+    notices = Array.isArray(d) ? d : (d && (d.notices || d.items)) || [];
+    noticesError = null;
+  } else if (not.reason instanceof ApiError && not.reason.status === 404) {
+    notices = []; // the court service is not connected here: nothing to show
+    noticesError = null;
+  } else {
+    notices = [];
+    noticesError = not.reason;
+  }
+  renderAccount();
+}
+
+function dl(el, rows) {
+  el.replaceChildren();
+  for (const [k, v] of rows) {
+    if (v === undefined || v === null || v === "") continue;
+    const dt = document.createElement("dt");
+    dt.textContent = k;
+    const dd = document.createElement("dd");
+    if (v instanceof Node) dd.append(v); else dd.textContent = String(v);
+    el.append(dt, dd);
+  }
+}
+
+// Dates by hand: Chromium's trimmed ICU formats "az" poorly ("1946 M05 7").
+const MONTHS = {
+  az: ["yanvar", "fevral", "mart", "aprel", "may", "iyun", "iyul", "avqust", "sentyabr",
+       "oktyabr", "noyabr", "dekabr"],
+  en: ["January", "February", "March", "April", "May", "June", "July", "August", "September",
+       "October", "November", "December"],
+};
+const two = (n) => String(n).padStart(2, "0");
+const dayText = (y, m, d) => `${d} ${MONTHS[lang][m]} ${y}`;
+
+function fmtTime(s) {
+  const d = typeof s === "number" ? new Date(s * 1000) : new Date(s);
+  if (isNaN(d)) return String(s);
+  return `${dayText(d.getFullYear(), d.getMonth(), d.getDate())}, ${two(d.getHours())}:${two(d.getMinutes())}`;
+}
+
+function fmtDate(s) {
+  const m = typeof s === "string" && /^(\d{4})-(\d{2})-(\d{2})$/.exec(s);
+  if (!m || +m[2] < 1 || +m[2] > 12) return s;
+  return dayText(+m[1], +m[2] - 1, +m[3]);
+}
+
+function methodText(s) {
+  const amr = Array.isArray(s.amr) ? s.amr : [];
+  if (s.method === "password") return t(amr.includes("otp") ? "method.password" : "method.password_only");
+  const key = "method." + s.method;
+  return key in STRINGS.az ? t(key) : s.method;
+}
+
+function recordValue(k, v) {
+  if (v === null || v === undefined) return null;
+  if (k === "birth_date") return fmtDate(v);
+  if (k === "gender") return ("rec.gender." + v) in STRINGS.az ? t("rec.gender." + v) : v;
+  if (k === "birth_place" && typeof v === "object")
+    return ["settlement", "city", "district", "country"].map((p) => v[p])
+      .filter((x, i, a) => x && a.indexOf(x) === i).join(", ");
+  if (k === "document" && typeof v === "object") {
+    const num = (v.series || "") + (v.number || "");
+    return v.expiry ? `${num} (${t("rec.document.expiry")} ${fmtDate(v.expiry)})` : num;
+  }
+  if (Array.isArray(v)) return v.join(", ");
+  if (typeof v === "object") return Object.values(v).filter((x) => typeof x !== "object").join(", ");
+  return String(v);
+}
+
+const RECORD_ORDER = ["fin", "name", "surname", "patronymic", "birth_date", "birth_place",
+                      "gender", "document", "address", "phones"];
+
+function renderAccount() {
+  if (!session) return;
+  const name = record && (record.name || record.surname)
+    ? [record.name, record.surname].filter(Boolean).join(" ") : session.fin;
+  $("acc-welcome").textContent = t("acc.welcome", { name });
+
+  const badge = document.createElement("span");
+  badge.className = "badge " + (session.acr || "");
+  badge.textContent = ("acr." + session.acr) in STRINGS.az ? t("acr." + session.acr) : session.acr;
+  dl($("acc-session"), [
+    [t("acc.fin"), session.fin],
+    [t("acc.method"), methodText(session)],
+    [t("acc.acr"), badge],
+    [t("acc.expires"), session.expires_at ? fmtTime(session.expires_at) : null],
+  ]);
+
+  const reg = $("acc-registry");
+  if (record === null) {
+    reg.setAttribute("aria-busy", "true");
+    reg.replaceChildren();
+  } else {
+    reg.setAttribute("aria-busy", "false");
+    const keys = RECORD_ORDER.filter((k) => k in record)
+      .concat(Object.keys(record).filter((k) => !RECORD_ORDER.includes(k)));
+    dl(reg, keys.map((k) => [("rec." + k) in STRINGS.az ? t("rec." + k) : k, recordValue(k, record[k])]));
+  }
+  if (recordError) showError($("acc-registry-error"), recordError);
+  else setMsg($("acc-registry-error"), null);
+
+  const box = $("acc-notices");
+  if (notices === null) {
+    box.setAttribute("aria-busy", "true");
+    const p = document.createElement("p");
+    p.className = "empty";
+    p.textContent = t("acc.loading");
+    box.replaceChildren(p);
+  } else {
+    box.setAttribute("aria-busy", "false");
+    box.replaceChildren(noticeList(notices));
+  }
+  if (noticesError) showError($("acc-notices-error"), noticesError);
+  else setMsg($("acc-notices-error"), null);
+}
+
+function pick(o, names) {
+  for (const n of names) if (o[n] !== undefined && o[n] !== null && o[n] !== "") return o[n];
+  return null;
+}
+
+function noticeList(list) {
+  if (!list.length) {
+    const p = document.createElement("p");
+    p.className = "empty";
+    p.id = "acc-notices-none";
+    p.textContent = t("acc.notices.none");
+    return p;
+  }
+  const ul = document.createElement("ul");
+  ul.className = "notices";
+  for (const n of list) {
+    if (!n || typeof n !== "object") continue;
+    const li = document.createElement("li");
+    const h = document.createElement("h3");
+    h.textContent = pick(n, ["title", "subject", "summary"]) || t("acc.notice.untitled");
+    li.append(h);
+    const meta = [];
+    const cs = pick(n, ["case_number", "case", "case_id"]);
+    if (cs) meta.push(`${t("acc.notice.case")}: ${cs}`);
+    const when = pick(n, ["delivered_at", "created_at", "signing_time", "date", "time"]);
+    if (when) meta.push(`${t("acc.notice.date")}: ${fmtTime(when)}`);
+    const from = pick(n, ["judge", "from", "sender", "court", "signer"]);
+    if (from) meta.push(`${t("acc.notice.from")}: ${typeof from === "object" ? (from.name || from.fin || "") : from}`);
+    if (meta.length) {
+      const p = document.createElement("p");
+      p.className = "meta";
+      p.textContent = meta.join(" · ");
+      li.append(p);
+    }
+    const text = pick(n, ["text", "body", "content", "message"]);
+    if (typeof text === "string") {
+      const p = document.createElement("p");
+      p.textContent = text;
+      li.append(p);
+    }
+    ul.append(li);
+  }
+  return ul;
+}
+
+async function onLogout() {
+  const b = $("logout");
+  b.disabled = true;
+  try {
+    await api("POST", "/auth/logout");
+  } catch (x) {
+    // 401: already gone; anything else: the cookie may still be good, but
+    // the page forgets it either way and the next request will tell.
+  } finally {
+    b.disabled = false;
+  }
+  session = null;
+  record = notices = recordError = noticesError = null;
+  go("#/");
+  flash("acc.logged_out");
+}
+
+// ---------------------------------------------------------------- start
+
+function init() {
+  applyLang();
+  for (const b of document.querySelectorAll(".lang-btn"))
+    b.addEventListener("click", () => setLang(b.dataset.lang));
+  for (const b of tabs()) {
+    b.addEventListener("click", () => selectTab(b, false));
+    b.addEventListener("keydown", tabKeys);
+  }
+  $("form-password").addEventListener("submit", onPassword);
+  $("form-mobile").addEventListener("submit", onMobile);
+  $("mob-cancel").addEventListener("click", () => {
+    mobileReset();
+    setMsg($("mob-error"), "mob.cancelled_here");
+    $("mob-submit").focus();
+  });
+  $("qr-new").addEventListener("click", () => { qrStop(); qrStart(); });
+  $("card-tls").addEventListener("click", onCardTls);
+  $("card-cli").textContent = `darvaza-card login --gateway ${location.origin}`;
+  $("form-register").addEventListener("submit", onRegister);
+  $("reg-continue").addEventListener("click", onRegisterContinue);
+  $("link-register").addEventListener("click", () => flash(null));
+  $("logout").addEventListener("click", onLogout);
+  window.addEventListener("hashchange", () => {
+    if (location.hash !== "#/register") registerReset();
+    route(true);
+  });
+
+  // Signed in already (the cookie)?  Then the account page, else sign-in.
+  api("GET", "/auth/session").then((r) => {
+    session = r.data;
+    if (location.hash !== "#/register") history.replaceState(null, "", "#/account");
+    route(false);
+  }, () => {
+    session = null;
+    route(false);
+  });
+}
+
+init();
