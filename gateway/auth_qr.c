@@ -392,12 +392,16 @@ static void wait_tick(struct ev_loop *loop, ev_timer *t, int revents)
 {
     struct wait_op *w = t->data;
     struct dz_rctx *c = w->c;
+    bool done;
 
     (void)revents;
     w->left -= POLL_STEP;
-    if (!try_complete(c, w->id) && w->left > 0)
+    done = try_complete(c, w->id);
+    if (!done && w->left > 0)
         return; /* the repeating timer looks again */
-    if (!c->answered)
+    /* done: try_complete answered, or will once the login's audit line is
+     * durable (c->answered is still false then: no "pending" over it). */
+    if (!done && !c->answered)
         dz_rctx_json(c, 200, json_pack("{s:s}", "state", "pending"), NULL, 0);
     ev_timer_stop(loop, t);
     c->op = NULL;
