@@ -39,6 +39,7 @@ cat <<EOF
 ================================================================================
  gateway   https://localhost:8443   (HTTP/2, TLS; trust anchor $CA)
  registry  https://127.0.0.1:9101   (peer; only the gateway's client cert gets in)
+ MSSP      https://127.0.0.1:9103   (peer; demo phones' control http://127.0.0.1:9111..9114)
  state     $STATE  (logs/, people.json, audit.log)
 
  A registered demo person: $NAME, FIN $FIN
