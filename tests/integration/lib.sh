@@ -395,3 +395,16 @@ jws_verify_openssl() {
     openssl asn1parse -genconf "$d/sig.cnf" -out "$d/sig.der" -noout >/dev/null || return 1
     printf '%s' "${tok%.*}" | openssl dgst -sha256 -verify "$d/pub.pem" -signature "$d/sig.der"
 }
+
+# ---- e-signature cards (demo/stack_cards.sh, docs/cards.md) ---------------------------
+# card_env: PKCS#11 clients (darvaza-card, pkcs11-tool, the OpenSSL pkcs11
+# engine that curl uses) see the stack's demo cards; CARDS_JSON lists them.
+card_env() {
+    export SOFTHSM2_CONF="$STATE_DIR/cards/softhsm2.conf"
+    export PKCS11_MODULE_PATH=${DARVAZA_PKCS11_MODULE:-/usr/lib/softhsm/libsofthsm2.so}
+    CARDS_JSON="$STATE_DIR/cards/cards.json"
+}
+# card_ocsp_stop / card_ocsp_start: the E-Signature CA's OCSP responder
+# down and up again (the gateway then has only its cache, or a CRL).
+card_ocsp_stop() { timeout 30 "$ROOT/demo/stack.sh" ocsp-stop "$STATE_DIR" >>"$WORK/stack-ocsp.log" 2>&1; }
+card_ocsp_start() { timeout 30 "$ROOT/demo/stack.sh" ocsp-start "$STATE_DIR" >>"$WORK/stack-ocsp.log" 2>&1; }
