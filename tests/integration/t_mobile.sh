@@ -36,7 +36,7 @@ diag "phones on: A=$A B=$B C=$C; revoked: D=$D; phones off: $E1 $E2 $E3 $E4"
 mob_start() {
     gw_json POST /auth/mobile "$(jq -nc --arg p "$1" --arg f "$2" '{phone:$p, fin:$f}')" \
         -H "Origin: $GW_ORIGIN"
-    MID= MCODE=
+    MID='' MCODE=''
     [ "$STATUS" = 202 ] && { MID=$(jb '.id // empty'); MCODE=$(jb '.verification_code // empty'); }
     return 0
 }
@@ -132,13 +132,13 @@ is "$(outcome)" "200 failed certificate_revoked" "revoked SIM certificate (OCSP 
 is "$(ctl "$D" GET /mode | jq -r .counts.approved)" 1 "the revoked holder's phone did approve: the gateway refused"
 
 # ---- MSSP down ----------------------------------------------------------------------------
+mode "$D" refuse
 is "$(hook /_mssp/down '{"seconds":30}')" 200 "MSSP down hook"
 mob_start "$(phone_of "$D")" "$D"
 problem 502 upstream_unavailable "MSSP down -> 502 upstream_unavailable"
 hook /_mssp/down '{"seconds":0}' >/dev/null
 mob_start "$(phone_of "$D")" "$D"
 is "$STATUS" 202 "MSSP back: the phone is not left locked by the failed request"
-mode "$D" refuse
 mob_wait "$MID"
 mode "$D" auto
 

@@ -6,7 +6,7 @@
 # reused, foreign and look-alike-origin answers refused.
 . "$(dirname "$0")/lib.sh"
 
-plan 40
+plan 41
 command -v rsvg-convert >/dev/null || bail "rsvg-convert is not installed (Debian package librsvg2-bin)"
 command -v zbarimg >/dev/null || bail "zbarimg is not installed (Debian package zbar-tools)"
 stack_start
@@ -124,10 +124,17 @@ scan "$A" "$PAYLOAD" --origin "$GW_ORIGIN" --print
 printf '%s' "$SCAN_OUT" >"$WORK/answer.json"
 gw POST "/auth/qr/$Q2/answer" -H 'content-type: application/json' --data-binary @"$WORK/answer.json"
 problem 400 qr_invalid "a payload from another QR session -> 400 qr_invalid"
+# This time the browser is already long-polling when the phone answers.
+"${CURL_GW[@]}" -b "$B1" -o "$WORK/longpoll.json" -D "$WORK/longpoll.hdr" "$GW_URL/auth/qr/$QID?wait=10" &
+LP=$!
+OWN_PIDS+=("$LP")
+sleep 1
 gw POST "/auth/qr/$QID/answer" -H 'content-type: application/json' --data-binary @"$WORK/answer.json"
 is "$STATUS $(jb .state)" "200 accepted" "the same answer at its own QR login is accepted"
-gw GET "/auth/qr/$QID?wait=5" -b "$B1"
-is "$STATUS $(jb .fin)" "200 $A" "and its browser logs in"
+wait "$LP"
+is "$(jq -r '.state + " " + .fin' "$WORK/longpoll.json" 2>/dev/null)" "complete $A" \
+    "the browser's long-poll in progress gets the session"
+ok "with its session cookie" grep -qi '^set-cookie: __Host-darvaza=' "$WORK/longpoll.hdr"
 
 qr_new "$B1"
 qr_code "$QID" "$B1"
