@@ -11,7 +11,9 @@
 #            `openssl ocsp -index` serves, and esign.crl (the CA's CRL, 30 days)
 #   CARDDIR  gets softhsm2.conf (export SOFTHSM2_CONF=CARDDIR/softhsm2.conf to
 #            see the cards), tokens/, the certificates, cards.json
-#   CARD     LABEL:KIND:FIN:GIVEN:SURNAME      (FIN empty for KIND nofin)
+#   CARD     LABEL:KIND:FIN:GIVEN:SURNAME[:KEY]  (FIN empty for KIND nofin)
+#   KEY      the card's key pairs: ec (P-256, the default), ec384 (P-384) or
+#            rsa (2048 bits)
 #
 # KIND     what the card holds (auth = id 01 label "auth", sign = id 02 "sign")
 #  citizen  auth: keyUsage digitalSignature, EKU clientAuth; sign: keyUsage
@@ -28,9 +30,10 @@
 #             1.3.6.1.4.1.55555.1.1.2 instead of the card policy (issued by
 #             the E-Signature CA so that only the policy differs)
 #
-# cards.json: [{"label","kind","fin","name","role","pin","so_pin","auth_cert",
-# "sign_cert","auth_serial","sign_serial","revoked"}] (mode 0600: it holds
-# the PINs).  PINs are 6 random digits, SO PINs 8.
+# cards.json: [{"label","kind","fin","name","role","key","pin","so_pin",
+# "auth_cert","sign_cert","auth_serial","sign_serial","revoked"}] (mode 0600:
+# it holds the PINs); key is ec-p256, ec-p384 or rsa-2048.  PINs are 6
+# random digits, SO PINs 8.
 #
 # No CRL distribution point is written into the certificates: revocation is
 # learned by OCSP from the AIA; esign.crl is for a gateway that names it in
@@ -197,10 +200,19 @@ card_env() {
     export SOFTHSM2_CONF="$d/softhsm2.conf"
 }
 
-# card_keys LABEL KIND FIN GIVEN SURNAME: token, both key pairs, both
+# key_type KEY: pkcs11-tool's --key-type for ec | ec384 | rsa.
+key_type() {
+    case $1 in
+    ec384) echo EC:secp384r1 ;;
+    rsa) echo rsa:2048 ;;
+    *) echo EC:prime256v1 ;;
+    esac
+}
+
+# card_keys LABEL KIND FIN GIVEN SURNAME KEY: token, both key pairs, both
 # requests signed on the token (proof of possession).  Runs in parallel.
 card_keys() {
-    local label=$1 kind=$2 fin=$3 given=$4 surname=$5 d="$WORK/$1" pin so subj use id
+    local label=$1 kind=$2 fin=$3 given=$4 surname=$5 key=$6 d="$WORK/$1" pin so subj use id
     card_env "$label"
     pin=$(digits 6)
     so=$(digits 8)
@@ -210,7 +222,7 @@ card_keys() {
     subj=$(subject "$kind" "$fin" "$given" "$surname")
     for use in auth sign; do
         if [ $use = auth ]; then id=01; else id=02; fi
-        p11 "$label" "$pin" --keypairgen --key-type EC:prime256v1 --label "$use" --id "$id" \
+        p11 "$label" "$pin" --keypairgen --key-type "$(key_type "$key")" --label "$use" --id "$id" \
             >/dev/null 2>&1 || die "cannot generate the $use key on $label"
         PKCS11_MODULE_PATH=$MODULE openssl req -new -config "$WORK/ca.cnf" -utf8 \
             -engine pkcs11 -keyform engine -key "pkcs11:token=$label;object=$use;type=private" \
@@ -269,13 +281,14 @@ card_store() {
     done
 }
 
-# card_line LABEL KIND FIN GIVEN SURNAME: the card's cards.json fields as
-# one tab-separated line (the names and PINs have no tabs).
+# card_line LABEL KIND FIN GIVEN SURNAME KEY: the card's cards.json fields
+# as one tab-separated line (the names and PINs have no tabs).
 card_line() {
-    local label=$1 kind=$2 fin=$3 given=$4 surname=$5 d="$WORK/$1" role=citizen revoked=false
+    local label=$1 kind=$2 fin=$3 given=$4 surname=$5 key=$6 d="$WORK/$1" role=citizen revoked=false
     case $kind in judge | unknownca) role=judge ;; esac
     [ "$kind" != revoked ] || revoked=true
-    printf '%s\t' "$label" "$kind" "$fin" "$given $surname" "$role" "$(cat "$d/pin")" \
+    case $key in ec384) key=ec-p384 ;; rsa) key=rsa-2048 ;; *) key=ec-p256 ;; esac
+    printf '%s\t' "$label" "$kind" "$fin" "$given $surname" "$role" "$key" "$(cat "$d/pin")" \
         "$(cat "$d/so_pin")" "$CARDDIR/$label-auth.pem" "$CARDDIR/$label-sign.pem" \
         "$(cat "$d/auth.serial")" "$(cat "$d/sign.serial")"
     printf '%s\n' "$revoked"
@@ -284,11 +297,11 @@ card_line() {
 # parallel FUNCTION SPEC...: FUNCTION for every card, JOBS at a time; fails
 # if any failed.
 parallel() {
-    local fn=$1 spec label kind fin given surname pids=() p rc=0
+    local fn=$1 spec label kind fin given surname key pids=() p rc=0
     shift
     for spec in "$@"; do
-        IFS=: read -r label kind fin given surname <<<"$spec"
-        ("$fn" "$label" "$kind" "$fin" "$given" "$surname") &
+        IFS=: read -r label kind fin given surname key <<<"$spec"
+        ("$fn" "$label" "$kind" "$fin" "$given" "$surname" "${key:-ec}") &
         pids+=($!)
         if [ ${#pids[@]} -ge "$JOBS" ]; then
             wait "${pids[0]}" || rc=1
@@ -309,7 +322,7 @@ all_tokens_present() {
 }
 
 main() {
-    local spec label kind fin given surname stamp labels=() rest
+    local spec label kind fin given surname key stamp labels=() rest
     [ $# -ge 3 ] || usage
     CERTDIR=$1
     CARDDIR=$2
@@ -327,8 +340,9 @@ main() {
     CARDDIR=$(cd "$CARDDIR" && pwd)
 
     for spec in "$@"; do
-        IFS=: read -r label kind fin given surname rest <<<"$spec"
-        [ -z "${rest:-}" ] || die "card '$spec': too many fields (LABEL:KIND:FIN:GIVEN:SURNAME)"
+        IFS=: read -r label kind fin given surname key rest <<<"$spec"
+        [ -z "${rest:-}" ] || die "card '$spec': too many fields (LABEL:KIND:FIN:GIVEN:SURNAME[:KEY])"
+        case ${key:-ec} in ec | ec384 | rsa) ;; *) die "card '$spec': unknown key '$key' (ec, ec384, rsa)" ;; esac
         [[ "$label" =~ ^[A-Za-z0-9._-]{1,32}$ ]] || die "card '$spec': bad label (1..32 of A-Za-z0-9._-)"
         case $kind in citizen | judge | revoked | expired | nofin | unknownca | mobilepolicy) ;;
         *) die "card '$spec': unknown kind '$kind'" ;;
@@ -385,19 +399,19 @@ EOF
 
     parallel card_keys "$@"
     for spec in "$@"; do
-        IFS=: read -r label kind fin given surname <<<"$spec"
+        IFS=: read -r label kind fin given surname key <<<"$spec"
         card_issue "$label" "$kind"
     done
     parallel card_store "$@"
     JSON="$WORK/cards.json"
     for spec in "$@"; do
-        IFS=: read -r label kind fin given surname <<<"$spec"
-        card_line "$label" "$kind" "$fin" "$given" "$surname"
+        IFS=: read -r label kind fin given surname key <<<"$spec"
+        card_line "$label" "$kind" "$fin" "$given" "$surname" "${key:-ec}"
         mv "$WORK/$label/tokens"/* "$CARDDIR/tokens/"
     done | jq -R -s 'split("\n") | map(select(length > 0) | split("\t")
         | {label: .[0], kind: .[1], fin: (if .[2] == "" then null else .[2] end), name: .[3],
-           role: .[4], pin: .[5], so_pin: .[6], auth_cert: .[7], sign_cert: .[8],
-           auth_serial: .[9], sign_serial: .[10], revoked: (.[11] == "true")})' >"$JSON" ||
+           role: .[4], key: .[5], pin: .[6], so_pin: .[7], auth_cert: .[8], sign_cert: .[9],
+           auth_serial: .[10], sign_serial: .[11], revoked: (.[12] == "true")})' >"$JSON" ||
         die "cannot write cards.json"
     openssl ca -config "$WORK/ca.cnf" -gencrl -crlexts crl_ext -out "$CERTDIR/esign.crl" \
         >/dev/null 2>&1 || die "cannot make the CRL"

@@ -4,7 +4,8 @@
 # fields of people.json.
 #
 # Cards (labels are "card-<FIN>" for people of the registry, in rowid order):
-#   rows 0..2   citizens            rows 8, 9  judges (title=Judge + judge policy)
+#   rows 0..2   citizens (EC P-256)  rows 8, 9  judges (title=Judge + judge policy)
+#   row 3       a citizen with an RSA-2048 card, row 4 one with an EC P-384 card
 #   row 10      a citizen whose card is revoked (both certificates)
 #   card-expired (row 11's FIN), card-mobile (row 11, mobile-signature policy),
 #   card-nofin (no FIN), card-unknownca (a judge look-alike from an unknown root)
@@ -32,9 +33,11 @@ card_specs() {
     mapfile -t rows < <(sqlite3 -separator '|' "$STATE/registry.db" \
         "SELECT fin, name, surname FROM person ORDER BY rowid LIMIT 12")
     [ ${#rows[@]} -eq 12 ] || die "the registry has fewer than 12 people: no demo cards"
-    for i in 0 1 2 8 9 10; do
+    for i in 0 1 2 3 4 8 9 10; do
         IFS='|' read -r fin name surname <<<"${rows[$i]}"
         case $i in
+        3) echo "card-$fin:citizen:$fin:$name:$surname:rsa" ;;
+        4) echo "card-$fin:citizen:$fin:$name:$surname:ec384" ;;
         8 | 9) echo "card-$fin:judge:$fin:$name:$surname" ;;
         10) echo "card-$fin:revoked:$fin:$name:$surname" ;;
         *) echo "card-$fin:citizen:$fin:$name:$surname" ;;

@@ -12,7 +12,7 @@
 # refused without purpose, for a citizen's card and for a password session.
 . "$(dirname "$0")/lib.sh"
 
-plan 83
+plan 86
 
 CARD="$BUILD_DIR/darvaza-card"
 ROOTCA="$STATE_DIR/certs/root.pem"
@@ -122,6 +122,15 @@ LINE=$(audit_last ".type == \"login\" and .means == \"card\" and .fin == \"$FIN1
 is "$(jq -r '[.revocation, .role, (.certificate_sha256 | length)] | join(" ")' <<<"$LINE" 2>/dev/null)" \
     "ocsp citizen 64" "audit: the card login with its certificate digest and OCSP evidence"
 unlike "$(cat "$AUDIT" "$(gw_log)")" "\"$(card_field "$CIT1" pin)\"" "the card PIN is in no log"
+
+# Other keys: an RSA card signs RS256, a P-384 card ES384.
+for k in rsa-2048 ec-p384; do
+    L=$(jq -r --arg k "$k" 'map(select(.kind == "citizen" and .key == $k))[0].label // empty' "$CARDS_JSON")
+    card_login "$L"
+    is "$RC $(sed -n 1p <<<"$OUT" | jq -r '[.fin, .acr] | join(" ")' 2>/dev/null)" "0 $(card_field "$L" fin) high" \
+        "a card with an $k key logs in${ERR:+ ($ERR)}"
+done
+is "$(signed "$L" AAAA | jq -r .algorithm)" ES384 "the P-384 card's answer says ES384"
 
 # ---- the PIN ------------------------------------------------------------------------
 BAD="$WORK/badpin"
