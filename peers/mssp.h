@@ -24,8 +24,8 @@
 /* Modes of darvaza-peer (argv[0] is the mode name; exit code 0/1/2).
  * Weak declarations: tests that include peers/main.c on its own (to reach
  * its static helpers) link without these modes; the binary always has them. */
-int dz_peer_mssp_main(int argc, char **argv) __attribute__((weak));
-int dz_peer_phone_main(int argc, char **argv) __attribute__((weak));
+int dz_peer_mssp_main(int argc, char **argv);
+int dz_peer_phone_main(int argc, char **argv);
 
 #define DZ_MSSP_PHONE_MAX 16  /* "+" and at most 15 digits (E.164) */
 #define DZ_MSSP_RP_MAX 64     /* relying party name */

@@ -12,6 +12,7 @@
 #ifndef DZ_PEER_H
 #define DZ_PEER_H
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -40,6 +41,10 @@ int dz_peer_parse_listen(const char *s, char *host, size_t host_len, uint16_t *p
  * tls NULL means cleartext h2c.  The caller keeps its reference to tls.
  * max_body is the request body cap.  Main thread; blocks.  name is used in
  * the log. */
+/* The signals that stop a peer (SIGINT, SIGTERM): main blocks them before
+ * any thread starts and dz_peer_serve waits for them. */
+sigset_t dz_peer_stop_signals(void);
+
 int dz_peer_serve(const char *name, const char *host, uint16_t port, SSL_CTX *tls, size_t max_body,
                   const struct dz_httpd_handlers *handlers, void *app);
 

@@ -12,26 +12,8 @@
 #include <string.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-int peer_main_unused(int argc, char **argv);
-
-#define main peer_main_unused
-#include "../../peers/main.c"
-#undef main
-
-/* main.c's dispatch table names the modes; they are not part of this target. */
-int dz_peer_registry_main(int argc, char **argv)
-{
-    (void)argc;
-    (void)argv;
-    return 0;
-}
-
-int dz_peer_echo_main(int argc, char **argv)
-{
-    (void)argc;
-    (void)argv;
-    return 0;
-}
+/* The peers' shared runtime, without the binary's main() and modes. */
+#include "../../peers/runtime.c"
 
 static void check_query(const char *target, const char *name)
 {

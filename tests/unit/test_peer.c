@@ -9,27 +9,11 @@
 
 #include <cmocka.h>
 
-/* main.c has the binary's main(); rename it out of the way, and stand in
- * for the modes it dispatches to. */
-int peer_main_unused(int argc, char **argv);
-#define main peer_main_unused
-#include "../../peers/main.c"
-#undef main
+/* The peers' shared runtime, without the binary's main() and modes. */
+#include "../../peers/runtime.c"
 #include "../../peers/peer_auth.c"
 
-int dz_peer_registry_main(int argc, char **argv)
-{
-    (void)argc;
-    (void)argv;
-    return 0;
-}
 
-int dz_peer_echo_main(int argc, char **argv)
-{
-    (void)argc;
-    (void)argv;
-    return 0;
-}
 
 static void test_query_find(void **state)
 {
