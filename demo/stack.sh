@@ -9,6 +9,7 @@
 #   demo/stack.sh status STATE_DIR    which processes run
 #   demo/stack.sh ocsp-stop STATE_DIR  stop the e-signature OCSP responder alone
 #   demo/stack.sh ocsp-start STATE_DIR start it again (demo/stack_cards.sh)
+#   demo/stack.sh tsa-stop|tsa-start STATE_DIR  the TSA alone (demo/stack_documents.sh)
 #
 # Environment:
 #   BUILD_DIR          where the binaries are (build, build/asan; default build)
@@ -58,13 +59,16 @@ say() { echo "stack: $*"; }
 die() { echo "stack: error: $*" >&2; exit 1; }
 
 usage() {
-    echo "usage: $0 start|stop|reload|status|ocsp-stop|ocsp-start STATE_DIR" >&2
+    echo "usage: $0 start|stop|reload|status|ocsp-stop|ocsp-start|tsa-stop|tsa-start STATE_DIR" >&2
     exit 2
 }
 
 # The e-signature card world: demo cards, their OCSP responder, the card
 # fields of people.json.
 . "$ROOT/demo/stack_cards.sh"
+
+# The signed-documents world: the TSA and the e-court (demo/stack_documents.sh).
+. "$ROOT/demo/stack_documents.sh"
 
 # ---- processes ---------------------------------------------------------------
 
@@ -415,6 +419,8 @@ do_start() {
 
     start_mobile
 
+    start_documents
+
     launch darvazad "$GW_BIN" -c "$STATE/darvaza.yaml"
     wait_for darvazad "$READY_TIMEOUT" curl -sf --max-time 2 --cacert "$STATE/certs/root.pem" \
         "$GW_URL/readyz"
@@ -476,5 +482,7 @@ reload) do_reload ;;
 status) do_status ;;
 ocsp-stop) stop_card_ocsp ;;
 ocsp-start) start_card_ocsp ;;
+tsa-stop) stop_tsa ;;
+tsa-start) start_tsa ;;
 *) usage ;;
 esac

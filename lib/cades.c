@@ -136,7 +136,7 @@ int dz_cades_sign_with_pkey(void *arg, const unsigned char *tbs, size_t tbs_len,
     if (EVP_DigestSignInit(md, NULL, EVP_sha256(), NULL, key) != 1 ||
         EVP_DigestSign(md, NULL, &n, tbs, tbs_len) != 1)
         goto out;
-    s = OPENSSL_malloc(n);
+    s = malloc(n); /* the caller frees with free() */
     if (!s || EVP_DigestSign(md, s, &n, tbs, tbs_len) != 1)
         goto out;
     *sig = s;
@@ -144,7 +144,7 @@ int dz_cades_sign_with_pkey(void *arg, const unsigned char *tbs, size_t tbs_len,
     s = NULL;
     rc = 0;
 out:
-    OPENSSL_free(s);
+    free(s);
     EVP_MD_CTX_free(md);
     ERR_clear_error();
     return rc;

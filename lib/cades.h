@@ -51,7 +51,7 @@ typedef int (*dz_cades_sign_fn)(void *arg, const unsigned char *tbs, size_t tbs_
  * Make a detached CAdES-B signature over doc with cert (the signer's; its
  * key usage is not checked here) and optional chain certificates (included
  * in the SignedData).  signing_time: unix seconds (0 = now).  *out (DER,
- * malloc'd, caller frees) on success.  0, DZ_ERR_INVAL, DZ_ERR_TOOBIG,
+ * caller frees with OPENSSL_free) on success.  0, DZ_ERR_INVAL, DZ_ERR_TOOBIG,
  * DZ_ERR_CRYPTO, DZ_ERR_NOMEM, or what fn returned.  fn is called once.
  */
 int dz_cades_sign(const void *doc, size_t doc_len, X509 *cert, STACK_OF(X509) * chain,
@@ -63,7 +63,7 @@ int dz_cades_sign_with_pkey(void *arg, const unsigned char *tbs, size_t tbs_len,
                             unsigned char **sig, size_t *sig_len);
 
 /* Raw r||s (P1363, as cards and phones return it; 2*n bytes) into a DER
- * ECDSA-Sig-Value (malloc'd).  0, DZ_ERR_INVAL, DZ_ERR_NOMEM. */
+ * ECDSA-Sig-Value (OPENSSL_free).  0, DZ_ERR_INVAL, DZ_ERR_NOMEM. */
 int dz_cades_ecdsa_raw_to_der(const unsigned char *raw, size_t len, unsigned char **out,
                               size_t *out_len);
 
@@ -78,7 +78,7 @@ int dz_cades_signature_digest(const unsigned char *cms, size_t len, unsigned cha
  * dz_cades_signature_digest) as the unsigned attribute
  * id-aa-signatureTimeStampToken; a signature that already has one is
  * refused (DZ_ERR_EXISTS).  *out is a new DER (malloc'd).  The token is
- * not checked here (dz_tsp_stamp checked it).  0, DZ_ERR_PARSE,
+ * not checked here (dz_tsp_stamp checked it).  *out: OPENSSL_free.  0, DZ_ERR_PARSE,
  * DZ_ERR_EXISTS, DZ_ERR_CRYPTO, DZ_ERR_NOMEM.
  */
 int dz_cades_add_timestamp(const unsigned char *cms, size_t len, const unsigned char *token,

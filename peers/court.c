@@ -29,6 +29,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/x509_vfy.h>
+#include <openssl/x509v3.h>
+
 #include "b64.h"
 #include "buf.h"
 #include "cades.h"
@@ -457,6 +460,25 @@ static int usage(FILE *to)
     return 2;
 }
 
+/* The gateway's client certificate is required and must chain to the given
+ * CA (the gateway CA, partial chain), as the registry does: the court
+ * trusts the gateway CA, not every CA under the root. */
+static int make_tls(const char *cert, const char *key, const char *client_ca, SSL_CTX **out)
+{
+    int rc = dz_tls_server_ctx_new(cert, key, client_ca, false, out);
+
+    if (rc || !client_ca)
+        return rc;
+    if (X509_STORE_set_flags(SSL_CTX_get_cert_store(*out), X509_V_FLAG_PARTIAL_CHAIN) != 1 ||
+        SSL_CTX_set_purpose(*out, X509_PURPOSE_SSL_CLIENT) != 1) {
+        dz_log_openssl("court_tls");
+        SSL_CTX_free(*out);
+        *out = NULL;
+        return DZ_ERR_CRYPTO;
+    }
+    return 0;
+}
+
 static int load_trust(const char *file, struct dz_x509_trust **out)
 {
     int rc = dz_x509_trust_new(out);
@@ -574,7 +596,7 @@ int dz_peer_court_main(int argc, char **argv)
         goto out;
     }
     if (dz_courtdb_open(dbfile, &app.db) != 0 ||
-        dz_tls_server_ctx_new(cert, key, client_ca, false, &tls) != 0 ||
+        make_tls(cert, key, client_ca, &tls) != 0 ||
         dz_pool_new(2, 256, &app.pool) != 0 || dz_peer_auth_new(&ac, app.pool, &app.auth) != 0)
         goto out;
     h.worker_init = worker_init;

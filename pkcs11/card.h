@@ -219,4 +219,12 @@ enum dz_card_outcome dz_card_login(const struct dz_card_login_opts *o, struct dz
  * for this origin and nonce, printed on one line.  0 or an error. */
 int dz_card_sign_challenge(struct dz_card_key *k, const char *origin, const char *nonce, FILE *to);
 
+/* ------------------------------------------------------------ card_sign.c */
+
+/* `darvaza-card sign FILE [-o OUT]` (detached CAdES-B with the card's
+ * non-repudiation key) and `darvaza-card verify FILE SIG --ca F` (prints
+ * the validation report).  argv[1] is the command.  Exit codes as main's. */
+int dz_card_cmd_sign(int argc, char **argv);
+int dz_card_cmd_verify(int argc, char **argv);
+
 #endif

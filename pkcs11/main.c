@@ -1,7 +1,7 @@
 /*
  * main.c - darvaza-card's command line (see card.h): `list`, `login`,
- * `sign-challenge`; `sign` and `verify` (CAdES, DESIGN §4.7) are not in this
- * version and say so.  Exit codes: 0 done, 1 refused or failed, 2 usage.
+ * `sign-challenge`, and `sign` / `verify` (CAdES, DESIGN §4.7, in
+ * card_sign.c).  Exit codes: 0 done, 1 refused or failed, 2 usage.
  * The PIN is never taken from argv or the environment: a file
  * (--pin-file) or the terminal; it is wiped as soon as the card has it.
  */
@@ -273,13 +273,10 @@ int main(int argc, char **argv)
         usage(stdout);
         return 0;
     }
-    if (argc >= 2 && (strcmp(argv[1], "sign") == 0 || strcmp(argv[1], "verify") == 0)) {
-        fprintf(stderr,
-                "darvaza-card: %s: CAdES document signatures are not available in this "
-                "version of darvaza-card\n",
-                argv[1]);
-        return EXIT_USAGE;
-    }
+    if (argc >= 2 && strcmp(argv[1], "sign") == 0)
+        return dz_card_cmd_sign(argc, argv);
+    if (argc >= 2 && strcmp(argv[1], "verify") == 0)
+        return dz_card_cmd_verify(argc, argv);
     if (parse_args(argc, argv, &a) != 0) {
         usage(stderr);
         return EXIT_USAGE;
