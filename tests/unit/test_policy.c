@@ -94,12 +94,12 @@ static void test_demo_policy(void **state)
     (void)state;
     if (dz_policy_load_dir("policies", &s, err, sizeof(err)) != 0)
         fail_msg("%s", err);
-    assert_int_equal(dz_policy_service_count(s), 1);
+    /* Every connected system has its file; the registry is one of them. */
+    assert_true(dz_policy_service_count(s) >= 1);
+    assert_null(dz_policy_service_at(s, dz_policy_service_count(s)));
+    assert_null(dz_policy_service_find(s, "no-such-service"));
     svc = dz_policy_service_find(s, "registry");
     assert_non_null(svc);
-    assert_ptr_equal(svc, dz_policy_service_at(s, 0));
-    assert_null(dz_policy_service_at(s, 1));
-    assert_null(dz_policy_service_find(s, "court"));
     assert_string_equal(svc->registered_as, "DIS-0001");
     assert_string_equal(svc->upstream, "https://127.0.0.1:9101");
     assert_string_equal(svc->upstream_host, "127.0.0.1");
