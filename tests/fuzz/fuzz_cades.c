@@ -1,0 +1,62 @@
+/*
+ * fuzz_cades.c - arbitrary bytes as a detached CAdES signature
+ * (dz_cades_verify over a fixed document, with an empty trust so that no
+ * chain can ever be found) or, when the first byte is 0x01, as an RFC 3161
+ * time-stamp token (dz_tsp_verify_token against an empty store) and as a
+ * level-B signature to which a token is added.  Promises checked: a report
+ * always has an indication; nothing is ever TOTAL_PASSED (no anchor exists);
+ * a token is never accepted (no TSA is trusted); no crash, no leak.
+ */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/x509_vfy.h>
+
+#include "cades.h"
+#include "err.h"
+#include "tsp.h"
+#include "x509check.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static const char DOC[] = "{\"case\":\"2-1/2025\",\"party\":\"5HK2J7Q\"}";
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    static struct dz_x509_trust *trust;
+    static X509_STORE *store;
+    struct dz_cades_verify_opts o;
+    struct dz_cades_report r;
+    struct dz_tsp_info info;
+    unsigned char d[32] = {0};
+    int rc;
+
+    if (!trust && dz_x509_trust_new(&trust) != 0)
+        abort();
+    if (!store && !(store = X509_STORE_new()))
+        abort();
+    if (size > 0 && data[0] == 0x01) {
+        unsigned char *out = NULL;
+        size_t out_len = 0;
+        if (dz_tsp_verify_token(data + 1, size - 1, d, NULL, store, &info, NULL, 0) == 0)
+            abort();
+        if (dz_cades_add_timestamp(data + 1, size - 1, data + 1, size - 1, &out, &out_len) == 0)
+            OPENSSL_free(out);
+        (void)dz_cades_signature_digest(data + 1, size - 1, d);
+        return 0;
+    }
+    memset(&o, 0, sizeof(o));
+    o.anchors[0].trust = trust;
+    o.nanchors = 1;
+    o.tsa_trust = store;
+    rc = dz_cades_verify(DOC, sizeof(DOC) - 1, data, size, &o, &r);
+    if (rc == 0) {
+        json_t *j;
+        if (!r.indication || strcmp(r.indication, "TOTAL_PASSED") == 0)
+            abort();
+        j = dz_cades_report_json(&r);
+        json_decref(j);
+    }
+    return 0;
+}
