@@ -749,6 +749,19 @@ function pick(o, names) {
   return null;
 }
 
+// The notice the judge signed, when the court hands it over (base64 JSON).
+function noticeDocument(n) {
+  if (typeof n.document !== "string") return {};
+  try {
+    const bin = atob(n.document);
+    const bytes = Uint8Array.from(bin, (ch) => ch.charCodeAt(0));
+    const d = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(bytes));
+    return d && typeof d === "object" ? d : {};
+  } catch (e) {
+    return {};
+  }
+}
+
 function noticeList(list) {
   if (!list.length) {
     const p = document.createElement("p");
@@ -761,16 +774,20 @@ function noticeList(list) {
   ul.className = "notices";
   for (const n of list) {
     if (!n || typeof n !== "object") continue;
+    const doc = noticeDocument(n);
+    const report = n.report && typeof n.report === "object" ? n.report : {};
     const li = document.createElement("li");
     const h = document.createElement("h3");
-    h.textContent = pick(n, ["title", "subject", "summary"]) || t("acc.notice.untitled");
+    h.textContent = pick(doc, ["title", "subject"]) || pick(n, ["title", "subject"]) ||
+      (n.id !== undefined ? t("acc.notice.numbered", { id: n.id }) : t("acc.notice.untitled"));
     li.append(h);
     const meta = [];
-    const cs = pick(n, ["case_number", "case", "case_id"]);
+    const cs = pick(n, ["case", "case_number"]) || pick(doc, ["case", "case_number"]);
     if (cs) meta.push(`${t("acc.notice.case")}: ${cs}`);
-    const when = pick(n, ["delivered_at", "created_at", "signing_time", "date", "time"]);
+    const when = pick(n, ["received_at", "delivered_at", "created_at", "date"]) || report.signing_time;
     if (when) meta.push(`${t("acc.notice.date")}: ${fmtTime(when)}`);
-    const from = pick(n, ["judge", "from", "sender", "court", "signer"]);
+    const signer = report.signer && typeof report.signer === "object" ? report.signer : {};
+    const from = pick(doc, ["court"]) || signer.name || pick(n, ["judge", "judge_fin", "from"]);
     if (from) meta.push(`${t("acc.notice.from")}: ${typeof from === "object" ? (from.name || from.fin || "") : from}`);
     if (meta.length) {
       const p = document.createElement("p");
@@ -778,11 +795,18 @@ function noticeList(list) {
       p.textContent = meta.join(" · ");
       li.append(p);
     }
-    const text = pick(n, ["text", "body", "content", "message"]);
+    const text = pick(doc, ["text", "body", "content"]) || pick(n, ["text", "body"]);
     if (typeof text === "string") {
       const p = document.createElement("p");
+      p.className = "notice-text";
       p.textContent = text;
       li.append(p);
+    }
+    if (report.indication === "TOTAL_PASSED") {
+      const b = document.createElement("span");
+      b.className = "badge high";
+      b.textContent = t("acc.notice.signed") + (report.level ? ` (${report.level})` : "");
+      li.append(b);
     }
     ul.append(li);
   }

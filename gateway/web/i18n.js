@@ -109,6 +109,7 @@ export const STRINGS = {
     "acc.notice.from": "Göndərən",
     "acc.notice.signed": "Elektron imza ilə imzalanıb",
     "acc.notice.untitled": "Bildiriş",
+    "acc.notice.numbered": "Bildiriş № {id}",
 
     "method.password": "FİN, şifrə və birdəfəlik kod",
     "method.password_only": "FİN və şifrə",
@@ -278,6 +279,7 @@ export const STRINGS = {
     "acc.notice.from": "From",
     "acc.notice.signed": "Signed with an e-signature",
     "acc.notice.untitled": "Notice",
+    "acc.notice.numbered": "Notice No. {id}",
 
     "method.password": "FIN, password and one-time code",
     "method.password_only": "FIN and password",

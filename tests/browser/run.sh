@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# tests/browser/run.sh - the portal page (gateway/web/, docs/portal.md) in a
+# real browser: Debian's chromium driven by playwright-core, against the demo
+# stack.  Prints TAP for tests/run.sh (tests/integration/t_browser.sh calls
+# this script), saves a screenshot of every step under build/browser/.
+#
+#   tests/browser/run.sh                 (BUILD_DIR=build/asan for the ASan daemons)
+#
+# 1. installs what is missing: chromium, nodejs, npm, zbar-tools, oathtool,
+#    fonts (apt-get, as root), and playwright-core from package-lock.json
+#    (npm ci; Playwright's own browser download is never used);
+# 2. starts the demo stack (demo/stack.sh through tests/integration/lib.sh)
+#    with gateway.web_root set to this tree's gateway/web;
+# 3. runs portal.test.mjs with node; its TAP lines are the tests, plus one
+#    for the daemons' sanitizer reports; the stack is stopped whatever happens.
+set -u
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+SHOT_DIR="$ROOT/build/browser"
+CHROMIUM=${CHROMIUM:-/usr/bin/chromium}
+NODE_TIMEOUT=${NODE_TIMEOUT:-220}
+
+mkdir -p "$SHOT_DIR"
+INSTALL_LOG="$SHOT_DIR/install.log"
+: >"$INSTALL_LOG"
+
+# ---- 1. what the tests need ------------------------------------------------------
+ensure_deps() {
+    local pkgs=()
+    [ -x "$CHROMIUM" ] || pkgs+=(chromium)
+    command -v node >/dev/null 2>&1 || pkgs+=(nodejs)
+    command -v npm >/dev/null 2>&1 || pkgs+=(npm)
+    command -v zbarimg >/dev/null 2>&1 || pkgs+=(zbar-tools)
+    command -v oathtool >/dev/null 2>&1 || pkgs+=(oathtool)
+    # Azerbaijani letters (ə, ş, ğ, İ) need a real font to be drawn.
+    fc-list 2>/dev/null | grep -qi dejavu || pkgs+=(fonts-dejavu-core)
+    if [ ${#pkgs[@]} -gt 0 ]; then
+        if [ "$(id -u)" != 0 ]; then
+            echo "Bail out! missing ${pkgs[*]} (run as root, or apt-get install them)"
+            exit 1
+        fi
+        echo "# installing ${pkgs[*]} (apt-get)"
+        if ! DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${pkgs[@]}" \
+            >>"$INSTALL_LOG" 2>&1; then
+            apt-get update >>"$INSTALL_LOG" 2>&1
+            DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${pkgs[@]}" \
+                >>"$INSTALL_LOG" 2>&1 ||
+                { echo "Bail out! apt-get install ${pkgs[*]} failed (see ${INSTALL_LOG#"$ROOT"/})"; exit 1; }
+        fi
+    fi
+    # playwright-core, exactly as locked; its browser download is never
+    # asked for (Debian's chromium is used through executablePath).
+    local want have
+    want=$(jq -r '.packages["node_modules/playwright-core"].version' "$HERE/package-lock.json")
+    have=$(jq -r '.version // empty' "$HERE/node_modules/playwright-core/package.json" 2>/dev/null)
+    if [ "$want" != "$have" ]; then
+        echo "# npm ci (playwright-core $want)"
+        (cd "$HERE" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 timeout 300 npm ci --prefer-offline --no-audit --no-fund) \
+            >>"$INSTALL_LOG" 2>&1 ||
+            { echo "Bail out! npm ci failed (see ${INSTALL_LOG#"$ROOT"/})"; exit 1; }
+    fi
+}
+ensure_deps
+
+# ---- 2. the stack -------------------------------------------------------------------
+export DZ_STATE_DIR="$ROOT/build/test-stack-browser-$$"
+# shellcheck source=tests/integration/lib.sh
+. "$ROOT/tests/integration/lib.sh"
+
+COUNT=$(node "$HERE/portal.test.mjs" --count 2>"$WORK/count.err") ||
+    bail "node cannot load portal.test.mjs: $(head -c 600 "$WORK/count.err")"
+plan $((COUNT + 1))
+rm -f "$SHOT_DIR"/*.png
+stack_start CONFIG_SET="gateway.web_root=$ROOT/gateway/web"
+
+# Chromium trusts exactly the gateway's key, nothing else of the demo PKI.
+SPKI=$(openssl x509 -in "$STATE_DIR/certs/gateway-tls.pem" -pubkey -noout |
+    openssl pkey -pubin -outform der | openssl dgst -sha256 -binary | base64)
+
+# ---- 3. the browser ------------------------------------------------------------------
+TAP_OUT="$WORK/browser.tap"
+GW_URL="$GW_URL" STATE_DIR="$STATE_DIR" SHOT_DIR="$SHOT_DIR" PEER_BIN="$BUILD_DIR/darvaza-peer" \
+    CHROMIUM="$CHROMIUM" GW_SPKI="$SPKI" \
+    timeout -k 10 "$NODE_TIMEOUT" node "$HERE/portal.test.mjs" 2>"$WORK/node.err" | tee "$TAP_OUT"
+# The node script numbered its tests; lib.sh's finish carries on from there.
+# shellcheck disable=SC2034
+TAP_N=$(grep -cE '^(not )?ok [0-9]+' "$TAP_OUT")
+# shellcheck disable=SC2034
+TAP_FAILED=$(grep -cE '^not ok [0-9]+' "$TAP_OUT")
+# Chromium's own chatter (D-Bus, GPU) goes to stderr: shown only when
+# something failed.
+if [ "$TAP_FAILED" -gt 0 ] || [ "$TAP_N" -ne "$COUNT" ]; then
+    [ -s "$WORK/node.err" ] && diag "node stderr: $(grep -v -e dbus -e 'Connection ' "$WORK/node.err" | head -c 2000)"
+fi
+diag "screenshots: ${SHOT_DIR#"$ROOT"/}/"
+finish
