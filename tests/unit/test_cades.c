@@ -436,7 +436,11 @@ static void make_token(X509 *cert, const unsigned char digest[32], unsigned char
     TS_RESP_CTX_set_signer_key(ctx, tsa_key);
     TS_RESP_CTX_set_signer_digest(ctx, EVP_sha256());
     TS_RESP_CTX_set_ess_cert_id_digest(ctx, EVP_sha256());
-    TS_RESP_CTX_set_def_policy(ctx, OBJ_txt2obj("1.3.6.1.4.1.55555.3.1", 1));
+    {
+        ASN1_OBJECT *pol = OBJ_txt2obj("1.3.6.1.4.1.55555.3.1", 1);
+        TS_RESP_CTX_set_def_policy(ctx, pol); /* copies */
+        ASN1_OBJECT_free(pol);
+    }
     TS_RESP_CTX_add_md(ctx, EVP_sha256());
     TS_RESP_CTX_set_serial_cb(ctx, serial_cb, NULL);
     in = BIO_new_mem_buf(req, (int)req_len);
