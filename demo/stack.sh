@@ -20,6 +20,7 @@
 #   PEOPLE_TOTAL (12), PEOPLE_REGISTERED (8)
 #   CARDS (1)          0: no demo cards (STATE_DIR/cards/) and no e-signature OCSP
 #                      responder (port 9105); see demo/stack_cards.sh
+#   MOBILE (1)         0: no mobile world (SIMs, MSSP, phones, mobile OCSP responder)
 #   SIM_ABSENT (4)     SIM holders whose phones are off (after 3 with phones
 #                      and 1 with a revoked SIM)
 #   MSSP_USER_TIMEOUT (120), MSSP_DELIVERY_TIMEOUT (10)   the MSSP's --user-timeout
@@ -51,8 +52,10 @@ STOP_TIMEOUT=${STOP_TIMEOUT:-10}
 PEOPLE_TOTAL=${PEOPLE_TOTAL:-12}
 PEOPLE_REGISTERED=${PEOPLE_REGISTERED:-8}
 # Processes in start order; stop goes the other way.
-# The mobile world's processes (see start_mobile).
+# The mobile world's processes (see start_mobile); none with MOBILE=0.
+MOBILE=${MOBILE:-1}
 MOBILE_PROCS=(ocsp-mobile mssp phone1 phone2 phone3 phone4)
+[ "$MOBILE" != 0 ] || MOBILE_PROCS=()
 PROCS=(registry "${MOBILE_PROCS[@]}" darvazad)
 
 say() { echo "stack: $*"; }
@@ -309,6 +312,7 @@ make_sims() {
 # nothing when the config has no mobile.mssp_url.
 start_mobile() {
     local cfg="$STATE/darvaza.yaml" url rp secret p i fin phone name
+    [ "$MOBILE" != 0 ] || return 0
     url=$(yaml_get "$cfg" mobile mssp_url)
     [ -n "$url" ] || { say "no mobile.mssp_url in the config: no MSSP, no phones"; return 0; }
     [[ "$url" =~ ^https://127\.0\.0\.1:([0-9]+)/?$ ]] || die "mobile.mssp_url $url: the demo MSSP runs on https://127.0.0.1:PORT"
@@ -364,7 +368,7 @@ start_mobile() {
 # null); "sim": false for everyone else.  Run at every start.
 mobile_people() {
     local out="$STATE/people.json" tmp m='{}' i=0 fin phone name ctl
-    [ -f "$STATE/sim/phones.json" ] && [ -s "$out" ] || return 0
+    [ "$MOBILE" != 0 ] && [ -f "$STATE/sim/phones.json" ] && [ -s "$out" ] || return 0
     while IFS='|' read -r fin phone name; do
         ctl=null
         [ $i -gt "$SIM_HOLDERS" ] || ctl=$((PHONE_CONTROL_BASE + i))
