@@ -436,26 +436,45 @@ do_start() {
     say "up: state in $STATE"
 }
 
-do_stop() {
-    local i name pid pids=() end
-    for ((i = ${#PROCS[@]} - 1; i >= 0; i--)); do
-        name=${PROCS[$i]}
-        pid=$(pid_of "$name")
-        [ -n "$pid" ] || continue
-        kill -TERM "$pid" 2>/dev/null || true
-        pids+=("$name:$pid")
-        # The gateway first, and alone: it may be forwarding to the peers.
-        end=$(($(date +%s) + STOP_TIMEOUT))
-        while kill -0 "$pid" 2>/dev/null && [ "$(date +%s)" -lt "$end" ]; do sleep 0.1; done
-        if kill -0 "$pid" 2>/dev/null; then
-            say "$name (pid $pid) did not stop in ${STOP_TIMEOUT}s: SIGKILL"
-            kill -KILL "$pid" 2>/dev/null || true
+# alive PID: the process runs (a zombie waiting for its reaper has stopped).
+alive() {
+    kill -0 "$1" 2>/dev/null && [ "$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null)" != Z ]
+}
+
+# stop_all NAME:PID...: SIGTERM them together, wait (bounded), SIGKILL the rest.
+stop_all() {
+    local np left end=$(($(date +%s) + STOP_TIMEOUT))
+    for np in "$@"; do kill -TERM "${np#*:}" 2>/dev/null || true; done
+    while :; do
+        left=0
+        for np in "$@"; do alive "${np#*:}" && left=1; done
+        [ $left -eq 1 ] && [ "$(date +%s)" -lt "$end" ] || break
+        sleep 0.1
+    done
+    for np in "$@"; do
+        if alive "${np#*:}"; then
+            say "${np%%:*} (pid ${np#*:}) did not stop in ${STOP_TIMEOUT}s: SIGKILL"
+            kill -KILL "${np#*:}" 2>/dev/null || true
         else
-            say "$name (pid $pid) stopped"
+            say "${np%%:*} (pid ${np#*:}) stopped"
         fi
     done
+}
+
+do_stop() {
+    local name pid gw=() peers=()
+    for name in "${PROCS[@]}"; do
+        pid=$(pid_of "$name")
+        [ -n "$pid" ] || continue
+        if [ "$name" = darvazad ]; then gw+=("$name:$pid"); else peers+=("$name:$pid"); fi
+    done
+    # The gateway first and alone (it drains what it forwards to the peers),
+    # then every peer at once: stopping them one by one made a stop outlast
+    # the callers' timeouts and leave peers behind.
+    [ ${#gw[@]} -eq 0 ] || stop_all "${gw[@]}"
+    [ ${#peers[@]} -eq 0 ] || stop_all "${peers[@]}"
     for name in "${PROCS[@]}"; do rm -f "$STATE/pids/$name.pid"; done
-    [ ${#pids[@]} -gt 0 ] || say "nothing runs for $STATE"
+    [ ${#gw[@]} -gt 0 ] || [ ${#peers[@]} -gt 0 ] || say "nothing runs for $STATE"
     return 0
 }
 
