@@ -55,8 +55,8 @@ static void usage(FILE *to)
           "                  it must be the gateway's configured origin\n"
           "  --timeout S     per request, 1..300 seconds (default 30)\n"
           "\n"
-          "  sign FILE / verify FILE SIG (CAdES document signatures) are not available in\n"
-          "  this version.\n"
+          "  sign FILE / verify FILE SIG: CAdES document signatures with the card's\n"
+          "  signing key (darvaza-card sign --help, darvaza-card verify --help).\n"
           "Exit: 0 done, 1 refused or failed, 2 usage.\n",
           to);
 }
