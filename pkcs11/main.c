@@ -56,7 +56,7 @@ static void usage(FILE *to)
           "  --timeout S     per request, 1..300 seconds (default 30)\n"
           "\n"
           "  sign FILE / verify FILE SIG: CAdES document signatures with the card's\n"
-          "  signing key (darvaza-card sign --help, darvaza-card verify --help).\n"
+          "  signing key (run `darvaza-card sign` or `darvaza-card verify` for their usage).\n"
           "Exit: 0 done, 1 refused or failed, 2 usage.\n",
           to);
 }
