@@ -31,6 +31,8 @@ NAME="$(jq -r '.name + " " + .surname' <<<"$P")"
 U=$(jq -c 'map(select(.registered != true))[0]' "$STATE/people.json")
 # A mobile-signature holder whose demo phone is on (approves by itself).
 M=$(jq -c 'map(select(.sim == true and .phone_on == true and .sim_revoked == false))[0]' "$STATE/people.json")
+# A judge with a demo card (a SoftHSM2 token), and the registered person as the party.
+J=$(jq -c 'map(select(.role == "judge" and .card_label != null))[0]' "$STATE/people.json")
 
 cat <<EOF
 
@@ -40,6 +42,8 @@ cat <<EOF
  gateway   https://localhost:8443   (HTTP/2, TLS; trust anchor $CA)
  registry  https://127.0.0.1:9101   (peer; only the gateway's client cert gets in)
  MSSP      https://127.0.0.1:9103   (peer; demo phones' control http://127.0.0.1:9111..9114)
+ court     https://127.0.0.1:9102   (peer; judges' signed notices)   TSA http://127.0.0.1:9104
+ portal    https://localhost:8443/  (open it in a browser that trusts $CA)
  state     $STATE  (logs/, people.json, audit.log)
 
  A registered demo person: $NAME, FIN $FIN
@@ -89,6 +93,32 @@ $BUILD_DIR/darvaza-peer phone scan "\$(curl -s --cacert \$CA -b \$JAR \$GW/auth/
   --gateway \$GW --cacert \$CA --key $(jq -r .sim_key <<<"$M") \\
   --cert $(jq -r .sim_cert <<<"$M") --pin-file $STATE/sim/$(jq -r .fin <<<"$M").pin
 curl -s --cacert \$CA -b \$JAR "\$GW/auth/qr/\$Q?wait=10" | jq 'del(.token)'
+
+# 9. a judge logs in with an e-signature card ($(jq -r '.name + " " + .surname' <<<"$J"), card
+#    $(jq -r .card_label <<<"$J"), PIN in people.json) and looks up a party's record for a case
+export SOFTHSM2_CONF=$STATE/cards/softhsm2.conf
+PIN=\$(mktemp); echo '$(jq -r .card_pin <<<"$J")' >\$PIN
+$BUILD_DIR/darvaza-card list
+JTOKEN=\$($BUILD_DIR/darvaza-card login --gateway \$GW --cacert \$CA --token $(jq -r .card_label <<<"$J") \
+  --pin-file \$PIN | tail -n 1); echo "\$JTOKEN"
+curl -s --cacert \$CA -H "Authorization: Bearer \$JTOKEN" -H 'Darvaza-Purpose: case 2-101/2026' \
+  \$GW/api/registry/persons/\$FIN | jq
+tail -n 3 $STATE/audit.log | jq -c '{type, fin, tgt, pur, decision, status}'
+
+# 10. the judge signs a court notice with the card (CAdES, non-repudiation key) and files it;
+#     the gateway checks and timestamps it, the court delivers it, the party reads it
+jq -nc --arg p "\$FIN" '{case:"2-101/2026", party:\$p, court:"Baku Administrative Court",
+  hearing:"2026-12-15T10:00:00+04:00", place:"room 4", text:"You are summoned."}' >notice.json
+$BUILD_DIR/darvaza-card sign notice.json --token $(jq -r .card_label <<<"$J") --pin-file \$PIN -o notice.p7s
+$BUILD_DIR/darvaza-card verify notice.json notice.p7s --ca $STATE/certs/esign-chain.pem | jq .indication
+jq -nc --arg d "\$(base64 -w0 <notice.json)" --arg s "\$(base64 -w0 <notice.p7s)" --arg p "\$FIN" \
+  '{document:\$d, signature:\$s, party:\$p}' | curl -s --cacert \$CA -H "Origin: \$GW" \
+  -H "Authorization: Bearer \$JTOKEN" -H 'Darvaza-Purpose: 2-101/2026' -H 'content-type: application/json' \
+  --data-binary @- \$GW/api/court/notices | jq
+TOKEN=\$(curl -s --cacert \$CA -H 'content-type: application/json' \
+  -d "{\"fin\":\"\$FIN\",\"password\":\"\$PASSWORD\",\"otp\":\"\$(oathtool --totp -b -N @\$((\$(date +%s) + 30)) \$SECRET)\"}" \
+  \$GW/auth/password | jq -r .token)    # the next step's code: each code counts once
+curl -s --cacert \$CA -H "Authorization: Bearer \$TOKEN" \$GW/api/court/my-notices | jq '.notices[] | {case, judge_fin, report: .report.indication}'
 
 # Register a person yourself (an unregistered demo person; answers the TOTP secret):
 curl -s --cacert \$CA -H "Origin: \$GW" -H 'content-type: application/json' \\
