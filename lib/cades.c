@@ -180,23 +180,21 @@ int dz_cades_ecdsa_raw_to_der(const unsigned char *raw, size_t len, unsigned cha
     return 0;
 }
 
-int dz_cades_sign(const void *doc, size_t doc_len, X509 *cert, STACK_OF(X509) * chain,
-                  int64_t signing_time, dz_cades_sign_fn fn, void *arg, unsigned char **out,
-                  size_t *out_len)
+/* The SignedData with one SignerInfo carrying the signed attributes and an
+ * empty signature value (CMS_PARTIAL); the caller frees *cms_out. */
+static int build_partial(const void *doc, size_t doc_len, X509 *cert, STACK_OF(X509) * chain,
+                         int64_t signing_time, CMS_ContentInfo **cms_out, CMS_SignerInfo **si_out)
 {
     CMS_ContentInfo *cms = NULL;
     CMS_SignerInfo *si;
     ASN1_TIME *t = NULL;
     unsigned char digest[32];
-    unsigned char *tbs = NULL, *sig = NULL, *der = NULL;
-    size_t tbs_len = 0, sig_len = 0;
     time_t when = signing_time > 0 ? (time_t)signing_time : time(NULL);
-    int n;
     int rc = DZ_ERR_CRYPTO;
 
-    *out = NULL;
-    *out_len = 0;
-    if (!doc || !cert || !fn || !X509_get0_pubkey(cert))
+    *cms_out = NULL;
+    *si_out = NULL;
+    if (!doc || !cert || !X509_get0_pubkey(cert))
         return DZ_ERR_INVAL;
     if (doc_len > DZ_CADES_MAX_DOC)
         return DZ_ERR_TOOBIG;
@@ -223,26 +221,133 @@ int dz_cades_sign(const void *doc, size_t doc_len, X509 *cert, STACK_OF(X509) * 
         CMS_signed_add1_attr_by_NID(si, NID_pkcs9_messageDigest, V_ASN1_OCTET_STRING, digest,
                                     sizeof(digest)) != 1)
         goto out;
+    *cms_out = cms;
+    *si_out = si;
+    cms = NULL;
+    rc = 0;
+out:
+    ASN1_TIME_free(t);
+    CMS_ContentInfo_free(cms);
+    return rc;
+}
+
+/* Put sig as the signature value of si and encode cms. */
+static int set_signature(CMS_ContentInfo *cms, CMS_SignerInfo *si, const unsigned char *sig,
+                         size_t sig_len, unsigned char **out, size_t *out_len)
+{
+    unsigned char *der = NULL;
+    int n;
+
+    if (!sig || sig_len == 0 || sig_len > DZ_CADES_MAX_SIG ||
+        ASN1_STRING_set(CMS_SignerInfo_get0_signature(si), sig, (int)sig_len) != 1)
+        return DZ_ERR_CRYPTO;
+    n = i2d_CMS_ContentInfo(cms, &der);
+    if (n <= 0)
+        return DZ_ERR_CRYPTO;
+    *out = der;
+    *out_len = (size_t)n;
+    return 0;
+}
+
+int dz_cades_sign(const void *doc, size_t doc_len, X509 *cert, STACK_OF(X509) * chain,
+                  int64_t signing_time, dz_cades_sign_fn fn, void *arg, unsigned char **out,
+                  size_t *out_len)
+{
+    CMS_ContentInfo *cms = NULL;
+    CMS_SignerInfo *si = NULL;
+    unsigned char *tbs = NULL, *sig = NULL;
+    size_t tbs_len = 0, sig_len = 0;
+    int rc;
+
+    *out = NULL;
+    *out_len = 0;
+    if (!fn)
+        return DZ_ERR_INVAL;
+    rc = build_partial(doc, doc_len, cert, chain, signing_time, &cms, &si);
+    if (rc)
+        goto out;
     rc = signed_attrs_der(si, &tbs, &tbs_len);
     if (rc)
         goto out;
     rc = fn(arg, tbs, tbs_len, &sig, &sig_len);
     if (rc)
         goto out;
-    rc = DZ_ERR_CRYPTO;
-    if (!sig || sig_len == 0 ||
-        ASN1_STRING_set(CMS_SignerInfo_get0_signature(si), sig, (int)sig_len) != 1)
-        goto out;
-    n = i2d_CMS_ContentInfo(cms, &der);
-    if (n <= 0)
-        goto out;
-    *out = der;
-    *out_len = (size_t)n;
-    rc = 0;
+    rc = set_signature(cms, si, sig, sig_len, out, out_len);
 out:
     OPENSSL_free(tbs);
     free(sig);
-    ASN1_TIME_free(t);
+    CMS_ContentInfo_free(cms);
+    ERR_clear_error();
+    return rc;
+}
+
+int dz_cades_prepare(const void *doc, size_t doc_len, X509 *cert, STACK_OF(X509) * chain,
+                     int64_t signing_time, unsigned char **partial, size_t *partial_len,
+                     unsigned char tbs_digest[32])
+{
+    CMS_ContentInfo *cms = NULL;
+    CMS_SignerInfo *si = NULL;
+    unsigned char *tbs = NULL, *der = NULL;
+    size_t tbs_len = 0;
+    int n;
+    int rc;
+
+    *partial = NULL;
+    *partial_len = 0;
+    rc = build_partial(doc, doc_len, cert, chain, signing_time, &cms, &si);
+    if (rc)
+        goto out;
+    rc = signed_attrs_der(si, &tbs, &tbs_len);
+    if (rc)
+        goto out;
+    rc = DZ_ERR_CRYPTO;
+    n = i2d_CMS_ContentInfo(cms, &der);
+    if (n <= 0)
+        goto out;
+    if ((size_t)n > DZ_CADES_MAX_SIG) {
+        OPENSSL_free(der);
+        rc = DZ_ERR_TOOBIG;
+        goto out;
+    }
+    dz_sha256(tbs, tbs_len, tbs_digest);
+    *partial = der;
+    *partial_len = (size_t)n;
+    rc = 0;
+out:
+    OPENSSL_free(tbs);
+    CMS_ContentInfo_free(cms);
+    ERR_clear_error();
+    return rc;
+}
+
+/* Parse exactly one detached SignedData with exactly one SignerInfo. */
+static int parse_cms(const unsigned char *der, size_t len, CMS_ContentInfo **cms_out,
+                     CMS_SignerInfo **si_out);
+
+int dz_cades_finish(const unsigned char *partial, size_t partial_len, const unsigned char *sig,
+                    size_t sig_len, unsigned char **out, size_t *out_len)
+{
+    CMS_ContentInfo *cms = NULL;
+    CMS_SignerInfo *si = NULL;
+    ASN1_OCTET_STRING *sv;
+    int rc;
+
+    *out = NULL;
+    *out_len = 0;
+    if (!sig || sig_len == 0 || sig_len > DZ_CADES_MAX_SIG)
+        return DZ_ERR_INVAL;
+    rc = parse_cms(partial, partial_len, &cms, &si);
+    if (rc == 0 && !si)
+        rc = DZ_ERR_PARSE;
+    if (rc)
+        goto out;
+    sv = CMS_SignerInfo_get0_signature(si);
+    if (!sv || ASN1_STRING_length(sv) != 0) {
+        rc = DZ_ERR_PARSE; /* not a prepared (unsigned) SignedData */
+        goto out;
+    }
+    rc = set_signature(cms, si, sig, sig_len, out, out_len);
+out:
     CMS_ContentInfo_free(cms);
     ERR_clear_error();
     return rc;
@@ -441,7 +546,8 @@ static void indet(struct verdict *v, const char *sub)
 }
 
 static void check_signed_attrs(CMS_SignerInfo *si, const void *doc, size_t doc_len,
-                               struct dz_cades_report *out, struct verdict *v)
+                               const unsigned char *doc_sha256, struct dz_cades_report *out,
+                               struct verdict *v)
 {
     bool rep = false;
     ASN1_TYPE *ct, *md, *st, *ess;
@@ -492,7 +598,10 @@ static void check_signed_attrs(CMS_SignerInfo *si, const void *doc, size_t doc_l
         fail(v, "FORMAT_FAILURE");
         return;
     }
-    if (EVP_Digest(doc, doc_len, h, &hlen, dig, NULL) != 1) {
+    if (doc_sha256 && EVP_MD_get_type(dig) == NID_sha256) {
+        memcpy(h, doc_sha256, 32); /* the caller hashed the document */
+        hlen = 32;
+    } else if (doc_sha256 || EVP_Digest(doc, doc_len, h, &hlen, dig, NULL) != 1) {
         add_check(out, "message_digest", "failed", "cannot hash the document");
         fail(v, "FORMAT_FAILURE");
         return;
@@ -643,8 +752,10 @@ static void check_certificate(X509 *signer, STACK_OF(X509) * others,
               res.revocation_source ? res.revocation_source : "none");
 }
 
-int dz_cades_verify(const void *doc, size_t doc_len, const unsigned char *cms_der, size_t cms_len,
-                    const struct dz_cades_verify_opts *o, struct dz_cades_report *out)
+/* doc_sha256 non-NULL: the document is known only by its SHA-256. */
+static int verify_impl(const void *doc, size_t doc_len, const unsigned char *doc_sha256,
+                       const unsigned char *cms_der, size_t cms_len,
+                       const struct dz_cades_verify_opts *o, struct dz_cades_report *out)
 {
     CMS_ContentInfo *cms = NULL;
     CMS_SignerInfo *si = NULL;
@@ -701,7 +812,7 @@ int dz_cades_verify(const void *doc, size_t doc_len, const unsigned char *cms_de
         snprintf(out->name, sizeof(out->name), "%s", id.name);
         snprintf(out->role, sizeof(out->role), "%s", id.role);
     }
-    check_signed_attrs(si, doc, doc_len, out, &v);
+    check_signed_attrs(si, doc, doc_len, doc_sha256, out, &v);
     check_ess(si, signer, out, &v);
     CMS_SignerInfo_set1_signer_cert(si, signer);
     if (CMS_SignerInfo_verify(si) == 1) {
@@ -730,6 +841,26 @@ done:
     CMS_ContentInfo_free(cms);
     ERR_clear_error();
     return 0;
+}
+
+int dz_cades_verify(const void *doc, size_t doc_len, const unsigned char *cms_der, size_t cms_len,
+                    const struct dz_cades_verify_opts *o, struct dz_cades_report *out)
+{
+    return verify_impl(doc, doc_len, NULL, cms_der, cms_len, o, out);
+}
+
+int dz_cades_verify_sha256(const unsigned char doc_sha256[32], const unsigned char *cms_der,
+                           size_t cms_len, const struct dz_cades_verify_opts *o,
+                           struct dz_cades_report *out)
+{
+    if (!doc_sha256) {
+        memset(out, 0, sizeof(*out));
+        out->indication = "TOTAL_FAILED";
+        out->sub_indication = "FORMAT_FAILURE";
+        out->level = 'B';
+        return DZ_ERR_INVAL;
+    }
+    return verify_impl("", 0, doc_sha256, cms_der, cms_len, o, out);
 }
 
 static json_t *time_json(int64_t t)

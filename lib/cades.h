@@ -58,6 +58,27 @@ int dz_cades_sign(const void *doc, size_t doc_len, X509 *cert, STACK_OF(X509) * 
                   int64_t signing_time, dz_cades_sign_fn fn, void *arg, unsigned char **out,
                   size_t *out_len);
 
+/*
+ * The same signature in two steps, for a signer that answers later (a phone
+ * through the MSSP): dz_cades_prepare builds the SignedData with the signed
+ * attributes and an EMPTY signature value, hands it back as *partial (DER,
+ * OPENSSL_free; at most DZ_CADES_MAX_SIG bytes, public data that may be
+ * kept in the store) and puts in tbs_digest the SHA-256 of the DER signed
+ * attributes: what the signer signs as a digest (ECDSA/RSA with SHA-256).
+ * dz_cades_finish sets sig (DER ECDSA-Sig-Value or PKCS#1 v1.5, see
+ * dz_cades_sign_fn) as the signature value and encodes the CAdES-B
+ * signature into *out (OPENSSL_free).  The signature is not verified here:
+ * the caller checks it over tbs_digest first.  prepare: 0, DZ_ERR_INVAL,
+ * DZ_ERR_TOOBIG, DZ_ERR_CRYPTO, DZ_ERR_NOMEM.  finish: 0, DZ_ERR_INVAL,
+ * DZ_ERR_PARSE (not a prepared SignedData, or already signed),
+ * DZ_ERR_TOOBIG, DZ_ERR_CRYPTO.
+ */
+int dz_cades_prepare(const void *doc, size_t doc_len, X509 *cert, STACK_OF(X509) * chain,
+                     int64_t signing_time, unsigned char **partial, size_t *partial_len,
+                     unsigned char tbs_digest[32]);
+int dz_cades_finish(const unsigned char *partial, size_t partial_len, const unsigned char *sig,
+                    size_t sig_len, unsigned char **out, size_t *out_len);
+
 /* A dz_cades_sign_fn for an in-memory key (arg: EVP_PKEY *): tests, CLIs. */
 int dz_cades_sign_with_pkey(void *arg, const unsigned char *tbs, size_t tbs_len,
                             unsigned char **sig, size_t *sig_len);
@@ -136,6 +157,13 @@ struct dz_cades_report {
  */
 int dz_cades_verify(const void *doc, size_t doc_len, const unsigned char *cms, size_t cms_len,
                     const struct dz_cades_verify_opts *o, struct dz_cades_report *out);
+
+/* dz_cades_verify for a document known only by its SHA-256 (it is not
+ * kept): a signature whose digest algorithm is not SHA-256 fails with
+ * HASH-related FORMAT_FAILURE.  Same returns; same blocking. */
+int dz_cades_verify_sha256(const unsigned char doc_sha256[32], const unsigned char *cms,
+                           size_t cms_len, const struct dz_cades_verify_opts *o,
+                           struct dz_cades_report *out);
 
 /* The report as the API's JSON:
  * {"indication","sub_indication"(null when passed),"signer":{"fin","name",

@@ -553,12 +553,70 @@ static void test_raw_to_der(void **state)
     assert_int_equal(dz_cades_ecdsa_raw_to_der(raw, 0, &der, &n), DZ_ERR_INVAL);
 }
 
+/* Two steps (the mobile signature's way): prepare, sign the digest
+ * elsewhere, finish; the result verifies like dz_cades_sign's. */
+static void test_prepare_finish(void **state)
+{
+    unsigned char *partial = NULL, *cms = NULL, *cms2 = NULL, *sig = NULL;
+    size_t partial_len = 0, cms_len = 0, cms2_len = 0, sig_len = 0;
+    unsigned char tbs[32], doc_hash[32];
+    EVP_PKEY_CTX *pc;
+    struct dz_cades_report r;
+    struct dz_cades_verify_opts o = opts(trust_plain);
+
+    (void)state;
+    assert_int_equal(dz_cades_prepare(DOC, strlen(DOC), signer, NULL, 0, &partial, &partial_len,
+                                      tbs),
+                     0);
+    /* Unsigned as prepared: verification fails on the signature. */
+    assert_int_equal(dz_cades_verify(DOC, strlen(DOC), partial, partial_len, &o, &r), 0);
+    assert_string_equal(r.indication, "TOTAL_FAILED");
+    pc = EVP_PKEY_CTX_new(leaf_key, NULL);
+    assert_non_null(pc);
+    assert_int_equal(EVP_PKEY_sign_init(pc), 1);
+    assert_int_equal(EVP_PKEY_sign(pc, NULL, &sig_len, tbs, sizeof(tbs)), 1);
+    sig = malloc(sig_len);
+    assert_non_null(sig);
+    assert_int_equal(EVP_PKEY_sign(pc, sig, &sig_len, tbs, sizeof(tbs)), 1);
+    EVP_PKEY_CTX_free(pc);
+    assert_int_equal(dz_cades_finish(partial, partial_len, sig, sig_len, &cms, &cms_len), 0);
+    assert_int_equal(dz_cades_verify(DOC, strlen(DOC), cms, cms_len, &o, &r), 0);
+    assert_string_equal(r.indication, "TOTAL_PASSED");
+    assert_string_equal(check_result(&r, "signature"), "passed");
+    /* By the document's hash alone. */
+    dz_sha256(DOC, strlen(DOC), doc_hash);
+    assert_int_equal(dz_cades_verify_sha256(doc_hash, cms, cms_len, &o, &r), 0);
+    assert_string_equal(r.indication, "TOTAL_PASSED");
+    doc_hash[0] ^= 1;
+    assert_int_equal(dz_cades_verify_sha256(doc_hash, cms, cms_len, &o, &r), 0);
+    assert_string_equal(r.sub_indication, "HASH_FAILURE");
+    /* A signature over another digest does not verify. */
+    assert_int_equal(dz_cades_finish(partial, partial_len, sig, sig_len - 1, &cms2, &cms2_len), 0);
+    assert_int_equal(dz_cades_verify(DOC, strlen(DOC), cms2, cms2_len, &o, &r), 0);
+    assert_string_equal(r.indication, "TOTAL_FAILED");
+    OPENSSL_free(cms2);
+    /* Finished once: a signed SignedData is not a prepared one. */
+    assert_int_equal(dz_cades_finish(cms, cms_len, sig, sig_len, &cms2, &cms2_len), DZ_ERR_PARSE);
+    assert_null(cms2);
+    assert_int_equal(dz_cades_finish((const unsigned char *)"junk", 4, sig, sig_len, &cms2,
+                                     &cms2_len),
+                     DZ_ERR_PARSE);
+    assert_int_equal(dz_cades_finish(partial, partial_len, sig, 0, &cms2, &cms2_len),
+                     DZ_ERR_INVAL);
+    assert_int_equal(dz_cades_prepare(NULL, 0, signer, NULL, 0, &cms2, &cms2_len, tbs),
+                     DZ_ERR_INVAL);
+    free(sig);
+    OPENSSL_free(cms);
+    OPENSSL_free(partial);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sign_verify_b), cmocka_unit_test(test_tampered),
         cmocka_unit_test(test_certificates),  cmocka_unit_test(test_garbage),
         cmocka_unit_test(test_level_t),       cmocka_unit_test(test_raw_to_der),
+        cmocka_unit_test(test_prepare_finish),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
