@@ -89,6 +89,32 @@ void dz_mobile_mssp_request(struct dz_rctx *c, struct dz_httpc_request *r, struc
     r->timeout_ms = 10000;
 }
 
+bool dz_mobile_phone_claim(struct dz_rctx *c, const char *phone)
+{
+    const struct dz_config_mobile *mc = &c->gen->config->mobile;
+    int64_t count = 0;
+
+    /* No push-bombing: a few requests per phone per minute, and one at a
+     * time (the lock lives as long as the request may wait). */
+    if (dz_store_incr(c->gw->store, RATE_NS, phone, strlen(phone), 60000, &count) != 0 ||
+        count > (int64_t)mc->phone_rate) {
+        dz_rctx_problem_h(c, "rate_limited", "too many requests for this phone",
+                          &(struct dz_hdr){"retry-after", "60"}, 1);
+        return false;
+    }
+    if (dz_store_put(c->gw->store, PHONE_NS, phone, strlen(phone), "1", 1, mc->request_ttl_ms,
+                     DZ_STORE_NX) != 0) {
+        dz_rctx_problem(c, "request_pending", "a request is already waiting on this phone");
+        return false;
+    }
+    return true;
+}
+
+void dz_mobile_phone_release(struct dz_rctx *c, const char *phone)
+{
+    dz_store_del(c->gw->store, PHONE_NS, phone, strlen(phone));
+}
+
 /* An MSSP call in flight for request c: cancelled if the client goes. */
 struct mssp_call {
     struct mob_rec rec;
@@ -102,7 +128,7 @@ struct mssp_call {
 static void call_free(struct dz_rctx *c, struct mssp_call *op, bool failed)
 {
     if (failed && op->holds_phone)
-        dz_store_del(c->gw->store, PHONE_NS, op->rec.phone, strlen(op->rec.phone));
+        dz_mobile_phone_release(c, op->rec.phone);
     dz_secret_wipe(op->auth, sizeof(op->auth));
     free(op);
 }
@@ -222,7 +248,6 @@ void dz_ep_mobile_start(struct dz_rctx *c)
     char hash_b64[64];
     char url[1100];
     char *text = NULL;
-    int64_t count = 0;
 
     if (!dz_mobile_on(c) || !dz_rctx_origin_ok(c) || dz_rctx_body_json(c, &body) != 0)
         goto out;
@@ -246,19 +271,8 @@ void dz_ep_mobile_start(struct dz_rctx *c)
         goto out;
     }
     snprintf(op->rec.phone, sizeof(op->rec.phone), "%s", phone);
-    /* No push-bombing: a few requests per phone per minute, and one at a
-     * time (the lock lives as long as the request may wait). */
-    if (dz_store_incr(c->gw->store, RATE_NS, phone, strlen(phone), 60000, &count) != 0 ||
-        count > (int64_t)mc->phone_rate) {
-        dz_rctx_problem_h(c, "rate_limited", "too many requests for this phone",
-                          &(struct dz_hdr){"retry-after", "60"}, 1);
+    if (!dz_mobile_phone_claim(c, phone))
         goto out;
-    }
-    if (dz_store_put(c->gw->store, PHONE_NS, phone, strlen(phone), "1", 1, mc->request_ttl_ms,
-                     DZ_STORE_NX) != 0) {
-        dz_rctx_problem(c, "request_pending", "a request is already waiting on this phone");
-        goto out;
-    }
     op->holds_phone = true;
     if (dz_random(op->rec.hash, sizeof(op->rec.hash)) != 0 || dz_random(rnd, sizeof(rnd)) != 0 ||
         dz_mid_verification_code_str(op->rec.hash, sizeof(op->rec.hash), op->code) != 0) {
@@ -380,7 +394,7 @@ static void mobile_checked(struct dz_rctx *c, int rc, const struct dz_x509_resul
     dz_login_complete_polled(c, &s, "mobile", rec);
 }
 
-static const char *mssp_result(const char *r)
+const char *dz_mobile_mssp_result(const char *r)
 {
     static const char *const map[][2] = {
         {"USER_CANCELLED", "user_cancelled"}, {"TIMEOUT", "timeout"},
@@ -427,10 +441,10 @@ static void polled(void *arg, int result, int status, const struct dz_hdr *h, si
         dz_rctx_problem(c, "not_found", "this request is finished");
         goto out;
     }
-    dz_store_del(c->gw->store, PHONE_NS, op->rec.phone, strlen(op->rec.phone));
+    dz_mobile_phone_release(c, op->rec.phone);
     res = dz_json_str(j, "result", 32);
     if (!res || strcmp(res, "OK") != 0) {
-        mobile_failed(c, &op->rec, mssp_result(res));
+        mobile_failed(c, &op->rec, dz_mobile_mssp_result(res));
         goto out;
     }
     v = calloc(1, sizeof(*v));
@@ -463,8 +477,7 @@ out:
     dz_rctx_release(c);
 }
 
-/* "wait" from the query string, in seconds, bounded by poll_max. */
-static uint32_t wait_ms(struct dz_rctx *c)
+uint32_t dz_mobile_wait_ms(struct dz_rctx *c)
 {
     const char *q = strchr(dz_req_path(c->req), '?');
     const char *w = q ? strstr(q, "wait=") : NULL;
@@ -484,7 +497,7 @@ void dz_ep_mobile_poll(struct dz_rctx *c, const char *id)
     struct mssp_call *op;
     struct dz_buf got;
     char url[1200];
-    uint32_t wait = wait_ms(c);
+    uint32_t wait = dz_mobile_wait_ms(c);
 
     if (!dz_mobile_on(c))
         return;

@@ -27,6 +27,11 @@ void dz_ep_mobile_poll(struct dz_rctx *c, const char *id);
 void dz_ep_qr_start(struct dz_rctx *c);
 void dz_ep_qr_sub(struct dz_rctx *c, const char *rest);
 
+/* sign_mobile.c: §4.7 document signing with a mobile signature (id: the
+ * rest of the path after /sign/mobile/) */
+void dz_ep_sign_mobile_start(struct dz_rctx *c);
+void dz_ep_sign_mobile_poll(struct dz_rctx *c, const char *id);
+
 /* api_documents.c: §4.7 validation report */
 void dz_ep_documents_verify(struct dz_rctx *c);
 

@@ -46,6 +46,7 @@ static const struct problem_kind kinds[] = {
     {"malformed_signature", 400, "The signature is not a CMS SignedData"},
     {"signature_rejected", 403, "The document's signature is not valid"},
     {"signer_mismatch", 403, "The document is not signed by the person signed in"},
+    {"not_mobile_client", 403, "This phone and FIN do not hold a mobile signature"},
     {"registration_refused", 422, "Registration was refused"},
     {"request_pending", 429, "A request is already waiting on this phone"},
     {"locked", 429, "Too many failed attempts; try again later"},

@@ -42,6 +42,7 @@ static const struct endpoint endpoints[] = {
     {"POST", "/auth/mobile", "auth_mobile", dz_ep_mobile_start},
     {"POST", "/auth/qr", "auth_qr", dz_ep_qr_start},
     {"POST", "/api/documents/verify", "documents_verify", dz_ep_documents_verify},
+    {"POST", "/sign/mobile", "sign_mobile", dz_ep_sign_mobile_start},
 };
 
 void *dz_router_worker_init(struct dz_worker *w, void *app)
@@ -188,6 +189,19 @@ void dz_router_on_request(struct dz_req *req, void *wdata)
         memcpy(id, path + 13, n);
         id[n] = '\0';
         dz_ep_mobile_poll(c, id);
+        return;
+    }
+    if (strncmp(path, "/sign/mobile/", 13) == 0 && strcmp(method, "GET") == 0) {
+        char id[64];
+        size_t n = strcspn(path + 13, "?/");
+        c->route = "sign_mobile_poll";
+        if (n == 0 || n >= sizeof(id) || (path[13 + n] != '\0' && path[13 + n] != '?')) {
+            dz_rctx_problem(c, "not_found", NULL);
+            return;
+        }
+        memcpy(id, path + 13, n);
+        id[n] = '\0';
+        dz_ep_sign_mobile_poll(c, id);
         return;
     }
     if (strncmp(path, "/auth/qr/", 9) == 0) {

@@ -522,6 +522,59 @@ static void start_session(struct mssp *app, struct dz_req *r, enum dz_mssp_kind 
         session_activate(s);
 }
 
+/* POST /mid/certificate {"relying_party","phone","fin"}: the holder's
+ * certificate before signing (Mobile-ID's certificate query), so that the
+ * relying party can build the signed attributes.  NOT_FOUND when the phone
+ * is unknown or its SIM is not that FIN's. */
+static void cert_query(struct mssp *app, struct dz_req *r)
+{
+    const struct rp *rp = authenticate(app, r);
+    size_t len = 0;
+    const unsigned char *body = dz_req_body(r, &len);
+    json_t *j = NULL;
+    const char *rpn, *phone, *fin;
+    struct phone *ph;
+    char *cert;
+
+    if (!rp) {
+        dz_peer_problem(r, 401, "unauthenticated",
+                        "relying party not authenticated (Authorization: Bearer <secret>)", NULL);
+        return;
+    }
+    j = body && len ? json_loadb((const char *)body, len, 0, NULL) : NULL;
+    rpn = json_string_value(json_object_get(j, "relying_party"));
+    phone = json_string_value(json_object_get(j, "phone"));
+    fin = json_string_value(json_object_get(j, "fin"));
+    if (!json_is_object(j) || !rpn || !phone || !fin || strlen(phone) > DZ_MSSP_PHONE_MAX ||
+        strlen(fin) > DZ_FIN_LEN) {
+        dz_peer_problem(r, 400, "bad_request", "give relying_party, phone and fin as strings",
+                        NULL);
+        goto out;
+    }
+    if (strcmp(rpn, rp->name) != 0) {
+        dz_peer_problem(r, 401, "unauthenticated", "relying_party does not match the credentials",
+                        NULL);
+        goto out;
+    }
+    ph = find_phone(app, phone);
+    dz_logj(DZ_LOG_INFO, "mssp_certificate",
+            json_pack("{s:s, s:s, s:s, s:b}", "relying_party", rp->name, "phone", phone, "fin",
+                      fin, "found", ph && strcmp(ph->fin, fin) == 0));
+    if (!ph || strcmp(ph->fin, fin) != 0 || !ph->cert) {
+        dz_peer_respond_json(r, 200, json_pack("{s:s}", "result", "NOT_FOUND"));
+        goto out;
+    }
+    cert = b64(ph->cert, ph->cert_len);
+    if (!cert) {
+        dz_peer_problem(r, 500, "internal_error", "out of memory", NULL);
+        goto out;
+    }
+    dz_peer_respond_json(r, 200, json_pack("{s:s, s:s}", "result", "OK", "cert", cert));
+    free(cert);
+out:
+    json_decref(j);
+}
+
 /* timeoutMs from the query: absent 0; 0..30000. */
 static bool wait_ms(struct dz_req *r, long long *out)
 {
@@ -1011,6 +1064,13 @@ static void on_request(struct dz_req *r, void *wdata)
             dz_peer_problem(r, 405, "method_not_allowed", "use POST", NULL);
         else
             start_session(app, r, path[5] == 'a' ? DZ_MSSP_AUTHENTICATION : DZ_MSSP_SIGNATURE);
+        return;
+    }
+    if (strcmp(path, "/mid/certificate") == 0) {
+        if (!post)
+            dz_peer_problem(r, 405, "method_not_allowed", "use POST", NULL);
+        else
+            cert_query(app, r);
         return;
     }
     if (strncmp(path, "/mid/session/", 13) == 0) {

@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# t_sign_mobile.sh - document signing with a mobile signature (DESIGN §4.7,
+# docs/signatures.md) through the demo stack's real MSSP, phones and TSA: a
+# SIM holder signs a document, the CAdES signature verifies with openssl and
+# with POST /api/documents/verify (TOTAL_PASSED, level T), the phone showed
+# the same code; refused on the phone, wrong FIN, one request per phone,
+# completes once, bad input.
+. "$(dirname "$0")/lib.sh"
+
+plan 28
+stack_start MSSP_USER_TIMEOUT=12 MSSP_DELIVERY_TIMEOUT=10 PHONE_DELAY_MS=400
+
+holders() { people | jq -r "map(select(.sim == true and $1)) | .[].fin"; }
+mapfile -t ON < <(holders '.phone_on and (.sim_revoked | not)')
+[ ${#ON[@]} -ge 2 ] || bail "people.json lacks two SIM holders with phones on"
+A=${ON[0]} B=${ON[1]}
+phone_of() { person "$1" phone; }
+ctl_of() { person "$1" phone_control; }
+ctl() {
+    curl -sS --http2-prior-knowledge --max-time 10 -X "$2" ${4:+-H 'content-type: application/json' --data-binary "$4"} \
+        "http://127.0.0.1:$(ctl_of "$1")$3"
+}
+mode() { ctl "$1" POST /mode "{\"mode\":\"$2\"}" >/dev/null; }
+diag "signers: A=$A B=$B"
+
+DOC="$WORK/notice.txt"
+printf 'Court notice 2-4321/2026\nThe hearing is on 12 January 2027 at 10:00.\n' >"$DOC"
+DOC_B64=$(base64 -w0 "$DOC")
+
+# sign_start PHONE FIN [DOC_B64]: POST /sign/mobile; SID and SCODE on 202.
+sign_start() {
+    gw_json POST /sign/mobile "$(jq -nc --arg p "$1" --arg f "$2" --arg d "${3-$DOC_B64}" \
+        '{phone:$p, fin:$f, document:$d}')" -H "Origin: $GW_ORIGIN"
+    SID='' SCODE=''
+    [ "$STATUS" = 202 ] && { SID=$(jb '.id // empty'); SCODE=$(jb '.verification_code // empty'); }
+    return 0
+}
+sign_wait() {
+    local _
+    for _ in 1 2 3; do
+        gw GET "/sign/mobile/$1?wait=10"
+        [ "$STATUS" = 200 ] && [ "$(jb .state)" = pending ] || return 0
+    done
+}
+outcome() { printf '%s %s %s' "$STATUS" "$(jb '.state // .code')" "$(jb '.result // empty')"; }
+
+# The signature carries the signer's certificate (CAdES-B); the mobile
+# signature CA comes from the verifier's own trust, as the gateway's does.
+# ---- approved ------------------------------------------------------------------------
+mode "$A" auto
+sign_start "$(phone_of "$A")" "$A"
+is "$STATUS" 202 "POST /sign/mobile -> 202"
+like "$SCODE" '^[0-9]{4}$' "the answer carries a 4-digit verification code"
+is "$(jb .poll)" "/sign/mobile/$SID" "and where to poll"
+like "$SID" '^[A-Za-z0-9_-]{22}$' "the request id is random base64url (128 bits)"
+A_ID=$SID A_CODE=$SCODE
+sign_start "$(phone_of "$A")" "$A"
+problem 429 request_pending "a second request to the same phone while one waits -> 429 request_pending"
+T0=$(date +%s)
+SID=$A_ID SCODE=$A_CODE
+sign_wait "$SID"
+is "$(outcome)" "200 complete " "approved on the phone -> complete"
+cp "$RESP_BODY_FILE" "$WORK/complete.json"
+jq -r .signature "$WORK/complete.json" | base64 -d >"$WORK/sig.p7s"
+is "$(jq -r '.report.indication + " " + .report.level + " " + .report.signer.fin' "$WORK/complete.json")" \
+    "TOTAL_PASSED T $A" "the report: TOTAL_PASSED, level T, the holder's FIN"
+is "$(ctl "$A" GET /shown | jq -r .verification_code)" "$SCODE" \
+    "the phone showed the same verification code"
+is "$(ctl "$A" GET /shown | jq -r .kind)" "signature" "the phone was asked for a signature, not a login"
+cat "$STATE_DIR/certs/root.pem" "$STATE_DIR/certs/mobile-ca.pem" >"$WORK/mobile-trust.pem"
+if out=$(openssl cms -verify -binary -content "$DOC" -inform DER -in "$WORK/sig.p7s" \
+    -CAfile "$WORK/mobile-trust.pem" -purpose any -out /dev/null 2>&1); then
+    pass "openssl cms -verify accepts the detached signature over the document"
+else
+    fail "openssl cms -verify accepts the detached signature over the document" "$out"
+fi
+openssl cms -cmsout -print -inform DER -in "$WORK/sig.p7s" >"$WORK/sig.txt" 2>&1
+for a in contentType signingTime messageDigest id-smime-aa-signingCertificateV2 id-smime-aa-timeStampToken; do
+    grep -q "$a" "$WORK/sig.txt" && pass "the signature carries $a" ||
+        fail "the signature carries $a" "$(head -c 400 "$WORK/sig.txt")"
+done
+gw_json POST /api/documents/verify "$(jq -nc --arg d "$DOC_B64" --rawfile s <(base64 -w0 "$WORK/sig.p7s") \
+    '{document:$d, signature:$s}')"
+is "$STATUS $(jb '.indication + " " + .level')" "200 TOTAL_PASSED T" \
+    "POST /api/documents/verify: TOTAL_PASSED at level T"
+gw_json POST /api/documents/verify "$(jq -nc --arg d "$(printf 'another document' | base64 -w0)" \
+    --rawfile s <(base64 -w0 "$WORK/sig.p7s") '{document:$d, signature:$s}')"
+is "$(jb '.indication + " " + .sub_indication')" "TOTAL_FAILED HASH_FAILURE" \
+    "the same signature over another document -> HASH_FAILURE"
+gw GET "/sign/mobile/$SID?wait=1"
+problem 404 not_found "a finished request completes once: the next poll is 404"
+SIGN_LINE=$(grep -F '"type":"sign"' "$STATE_DIR/audit.log" 2>/dev/null | grep -F "\"fin\":\"$A\"" | head -n 1)
+is "$(printf '%s' "$SIGN_LINE" | jq -r '.means + " " + .decision + " " + .level')" "mobile allow T" \
+    "the audit log has the sign line (mobile, allow, level T)"
+
+# ---- refused, wrong FIN, bad input ----------------------------------------------------
+mode "$B" refuse
+sign_start "$(phone_of "$B")" "$B"
+is "$STATUS" 202 "a request to B -> 202"
+sign_wait "$SID"
+is "$(outcome)" "200 failed user_cancelled" "refused on the phone -> failed user_cancelled"
+mode "$B" auto
+sign_start "$(phone_of "$B")" "$A"
+problem 403 not_mobile_client "a FIN that does not hold that phone's SIM -> 403 not_mobile_client"
+sign_start "$(phone_of "$B")" "$B" 'not base64!'
+problem 400 invalid_request "a document that is not base64 -> 400"
+sign_start "+99450" "$B"
+problem 400 invalid_phone "a malformed phone number -> 400 invalid_phone"
+gw_json POST /sign/mobile "$(jq -nc --arg p "$(phone_of "$B")" --arg f "$B" '{phone:$p, fin:$f, document:"eA=="}')" \
+    -H "Origin: https://evil.example"
+problem 403 bad_origin "another site's Origin -> 403"
+gw GET "/sign/mobile/AAAAAAAAAAAAAAAAAAAAAA?wait=1"
+problem 404 not_found "an unknown id -> 404"
+ok "the signing part of the run is quick" test $(($(date +%s) - T0)) -lt 60
+
+finish
