@@ -7,7 +7,7 @@
 # completes once, bad input.
 . "$(dirname "$0")/lib.sh"
 
-plan 28
+plan 30
 stack_start MSSP_USER_TIMEOUT=12 MSSP_DELIVERY_TIMEOUT=10 PHONE_DELAY_MS=400
 
 holders() { people | jq -r "map(select(.sim == true and $1)) | .[].fin"; }
@@ -111,6 +111,14 @@ gw_json POST /sign/mobile "$(jq -nc --arg p "$(phone_of "$B")" --arg f "$B" '{ph
 problem 403 bad_origin "another site's Origin -> 403"
 gw GET "/sign/mobile/AAAAAAAAAAAAAAAAAAAAAA?wait=1"
 problem 404 not_found "an unknown id -> 404"
+# The MSSP's certificate query is for authenticated relying parties only.
+MSSP_CERT_Q=$(jq -nc --arg p "$(phone_of "$A")" --arg f "$A" '{relying_party:"darvaza-demo", phone:$p, fin:$f}')
+is "$(curl -sS --http2 --max-time 10 --cacert "$STATE_DIR/certs/root.pem" -o /dev/null -w '%{http_code}' \
+    -H 'content-type: application/json' --data-binary "$MSSP_CERT_Q" https://localhost:9103/mid/certificate)" 401 \
+    "MSSP POST /mid/certificate without the relying party's secret -> 401"
+is "$(curl -sS --http2 --max-time 10 --cacert "$STATE_DIR/certs/root.pem" -o /dev/null -w '%{http_code}' \
+    -H 'authorization: Bearer wrong' -H 'content-type: application/json' --data-binary "$MSSP_CERT_Q" \
+    https://localhost:9103/mid/certificate)" 401 "MSSP POST /mid/certificate with a wrong secret -> 401"
 ok "the signing part of the run is quick" test $(($(date +%s) - T0)) -lt 60
 
 finish
