@@ -108,10 +108,10 @@ tail -n 3 $STATE/audit.log | jq -c '{type, fin, tgt, pur, decision, status}'
 # 10. the judge signs a court notice with the card (CAdES, non-repudiation key) and files it;
 #     the gateway checks and timestamps it, the court delivers it, the party reads it
 jq -nc --arg p "\$FIN" '{case:"2-101/2026", party:\$p, court:"Baku Administrative Court",
-  hearing:"2026-12-15T10:00:00+04:00", place:"room 4", text:"You are summoned."}' >notice.json
-$BUILD_DIR/darvaza-card sign notice.json --token $(jq -r .card_label <<<"$J") --pin-file \$PIN -o notice.p7s
-$BUILD_DIR/darvaza-card verify notice.json notice.p7s --ca $STATE/certs/esign-chain.pem | jq .indication
-jq -nc --arg d "\$(base64 -w0 <notice.json)" --arg s "\$(base64 -w0 <notice.p7s)" --arg p "\$FIN" \
+  hearing:"2026-12-15T10:00:00+04:00", place:"room 4", text:"You are summoned."}' >$STATE/notice.json
+$BUILD_DIR/darvaza-card sign $STATE/notice.json --token $(jq -r .card_label <<<"$J") --pin-file \$PIN -o $STATE/notice.p7s
+$BUILD_DIR/darvaza-card verify $STATE/notice.json $STATE/notice.p7s --ca $STATE/certs/esign-chain.pem | jq .indication
+jq -nc --arg d "\$(base64 -w0 <$STATE/notice.json)" --arg s "\$(base64 -w0 <$STATE/notice.p7s)" --arg p "\$FIN" \
   '{document:\$d, signature:\$s, party:\$p}' | curl -s --cacert \$CA -H "Origin: \$GW" \
   -H "Authorization: Bearer \$JTOKEN" -H 'Darvaza-Purpose: 2-101/2026' -H 'content-type: application/json' \
   --data-binary @- \$GW/api/court/notices | jq
