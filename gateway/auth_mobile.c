@@ -117,11 +117,10 @@ void dz_mobile_phone_release(struct dz_rctx *c, const char *phone)
 
 /* An MSSP call in flight for request c: cancelled if the client goes. */
 struct mssp_call {
+    struct dz_mssp_call call; /* c->op while it runs */
     struct mob_rec rec;
     char id[ID_LEN + 1];
     char code[DZ_MID_CODE_LEN + 1];
-    char auth[300];
-    struct dz_httpc_xfer *xfer;
     bool holds_phone; /* release the per-phone lock when this call fails */
 };
 
@@ -129,65 +128,26 @@ static void call_free(struct dz_rctx *c, struct mssp_call *op, bool failed)
 {
     if (failed && op->holds_phone)
         dz_mobile_phone_release(c, op->rec.phone);
-    dz_secret_wipe(op->auth, sizeof(op->auth));
     free(op);
 }
 
-static void call_cancel(struct dz_rctx *c)
+static void call_drop(struct dz_rctx *c, void *owner)
 {
-    struct mssp_call *op = c->op;
-
-    c->op = NULL;
-    c->cancel = NULL;
-    if (op && op->xfer) {
-        dz_httpc_cancel(op->xfer);
-        call_free(c, op, true);
-        dz_rctx_release(c);
-    }
+    call_free(c, owner, true);
 }
 
 static int call_start(struct dz_rctx *c, struct mssp_call *op, const char *method,
                       const char *url, const char *body, uint32_t timeout_ms,
                       dz_httpc_fetch_cb cb)
 {
-    struct dz_httpc_request r;
-    struct dz_hdr h[3];
-    struct dz_httpc_tls tls;
-
-    dz_mobile_mssp_request(c, &r, h, op->auth, sizeof(op->auth), &tls);
-    r.method = method;
-    r.url = url;
-    r.body = body;
-    r.body_len = body ? strlen(body) : 0;
-    if (timeout_ms)
-        r.timeout_ms = timeout_ms;
-    c->op = op;
-    c->cancel = call_cancel;
-    dz_rctx_hold(c);
-    if (dz_httpc_fetch(c->gw_worker->httpc, &r, cb, c, &op->xfer) != 0) {
-        c->op = NULL;
-        c->cancel = NULL;
-        dz_rctx_release(c);
-        return DZ_ERR_UNAVAILABLE;
-    }
-    return 0;
+    op->call.owner = op;
+    op->call.drop = call_drop;
+    return dz_mssp_call_start(c, &op->call, method, url, body, timeout_ms, cb);
 }
 
-/* Common head of an MSSP answer: the call is over; on failure answer. */
 static bool call_ok(struct dz_rctx *c, struct mssp_call *op, int result, int status)
 {
-    op->xfer = NULL;
-    c->op = NULL;
-    c->cancel = NULL;
-    if (result == 0 && status == 200)
-        return true;
-    dz_metrics_upstream_error(c->gw->metrics, "mssp",
-                              result == DZ_ERR_TIMEOUT ? "timeout" : "unavailable");
-    dz_log(DZ_LOG_WARN, "mssp", "MSSP answered %d (%s)", status, dz_err_str(result));
-    if (!c->closed)
-        dz_rctx_problem(c, result == DZ_ERR_TIMEOUT ? "upstream_timeout" : "upstream_unavailable",
-                        "the mobile signature service is not available");
-    return false;
+    return dz_mssp_call_done(c, &op->call, result, status);
 }
 
 /* ---------------------------------------------------------------- start */
@@ -196,7 +156,7 @@ static void started(void *arg, int result, int status, const struct dz_hdr *h, s
                     const unsigned char *body, size_t len)
 {
     struct dz_rctx *c = arg;
-    struct mssp_call *op = c->op;
+    struct mssp_call *op = dz_mssp_call_owner(c);
     uint64_t ttl = c->gen->config->mobile.request_ttl_ms + 30000;
     json_t *j;
     const char *sid;
@@ -412,7 +372,7 @@ static void polled(void *arg, int result, int status, const struct dz_hdr *h, si
                    const unsigned char *body, size_t len)
 {
     struct dz_rctx *c = arg;
-    struct mssp_call *op = c->op;
+    struct mssp_call *op = dz_mssp_call_owner(c);
     struct dz_buf taken;
     struct verify_op *v = NULL;
     json_t *j = NULL;

@@ -41,4 +41,30 @@ uint32_t dz_mobile_wait_ms(struct dz_rctx *c);
  * (user_cancelled, timeout, not_mobile_client, phone_absent); static. */
 const char *dz_mobile_mssp_result(const char *mssp_result);
 
+/* One call to the MSSP on behalf of request c (mssp_call.c).  While it
+ * runs, c->op is the call and a client that goes away cancels it: drop(c,
+ * owner) then frees the flow's state as failed. */
+struct dz_mssp_call {
+    char auth[300]; /* "Bearer <relying-party secret>", wiped when done */
+    struct dz_httpc_xfer *xfer;
+    void *owner;
+    void (*drop)(struct dz_rctx *c, void *owner);
+};
+
+/* Start method url with body (NULL: none); timeout_ms 0 keeps the default.
+ * cb gets c as its argument and must call dz_mssp_call_done first.  0, or
+ * DZ_ERR_UNAVAILABLE when nothing could be started (c not answered). */
+int dz_mssp_call_start(struct dz_rctx *c, struct dz_mssp_call *call, const char *method,
+                       const char *url, const char *body, uint32_t timeout_ms,
+                       dz_httpc_fetch_cb cb);
+
+/* In cb: the call is over (the hold it took is still the caller's to
+ * release at the end of cb).  True when the MSSP answered 200; otherwise
+ * counts and logs it, answers c 502/504 unless the client went, and returns
+ * false. */
+bool dz_mssp_call_done(struct dz_rctx *c, struct dz_mssp_call *call, int result, int status);
+
+/* The owner of the call in flight for c (inside cb, before _done). */
+void *dz_mssp_call_owner(const struct dz_rctx *c);
+
 #endif

@@ -60,14 +60,13 @@ struct sign_rec {
 
 /* One MSSP call in flight for c (cancelled when the client goes). */
 struct sign_call {
+    struct dz_mssp_call call; /* c->op while it runs */
     struct sign_rec rec;
     unsigned char *doc; /* POST: until prepared */
     size_t doc_len;
     unsigned char *partial; /* OPENSSL_malloc'd */
     char id[ID_LEN + 1];
     char code[DZ_MID_CODE_LEN + 1];
-    char auth[300];
-    struct dz_httpc_xfer *xfer;
     bool holds_phone;
 };
 
@@ -79,63 +78,26 @@ static void call_free(struct dz_rctx *c, struct sign_call *op, bool failed)
         dz_mobile_phone_release(c, op->rec.phone);
     free(op->doc);
     OPENSSL_free(op->partial);
-    dz_secret_wipe(op->auth, sizeof(op->auth));
     free(op);
 }
 
-static void call_cancel(struct dz_rctx *c)
+static void call_drop(struct dz_rctx *c, void *owner)
 {
-    struct sign_call *op = c->op;
-
-    c->op = NULL;
-    c->cancel = NULL;
-    if (op && op->xfer) {
-        dz_httpc_cancel(op->xfer);
-        call_free(c, op, true);
-        dz_rctx_release(c);
-    }
+    call_free(c, owner, true);
 }
 
 static int call_start(struct dz_rctx *c, struct sign_call *op, const char *method,
                       const char *url, const char *body, uint32_t timeout_ms,
                       dz_httpc_fetch_cb cb)
 {
-    struct dz_httpc_request r;
-    struct dz_hdr h[3];
-    struct dz_httpc_tls tls;
-
-    dz_mobile_mssp_request(c, &r, h, op->auth, sizeof(op->auth), &tls);
-    r.method = method;
-    r.url = url;
-    r.body = body;
-    r.body_len = body ? strlen(body) : 0;
-    if (timeout_ms)
-        r.timeout_ms = timeout_ms;
-    c->op = op;
-    c->cancel = call_cancel;
-    dz_rctx_hold(c);
-    if (dz_httpc_fetch(c->gw_worker->httpc, &r, cb, c, &op->xfer) != 0) {
-        c->op = NULL;
-        c->cancel = NULL;
-        dz_rctx_release(c);
-        return DZ_ERR_UNAVAILABLE;
-    }
-    return 0;
+    op->call.owner = op;
+    op->call.drop = call_drop;
+    return dz_mssp_call_start(c, &op->call, method, url, body, timeout_ms, cb);
 }
 
-/* The call is over; false (and c answered unless gone) when it failed. */
 static bool call_ok(struct dz_rctx *c, struct sign_call *op, int result, int status)
 {
-    op->xfer = NULL;
-    c->op = NULL;
-    c->cancel = NULL;
-    if (result == 0 && status == 200)
-        return true;
-    dz_log(DZ_LOG_WARN, "mssp", "MSSP answered %d (%s)", status, dz_err_str(result));
-    if (!c->closed)
-        dz_rctx_problem(c, result == DZ_ERR_TIMEOUT ? "upstream_timeout" : "upstream_unavailable",
-                        "the mobile signature service is not available");
-    return false;
+    return dz_mssp_call_done(c, &op->call, result, status);
 }
 
 /* ---------------------------------------------------------------- start */
@@ -144,7 +106,7 @@ static void started(void *arg, int result, int status, const struct dz_hdr *h, s
                     const unsigned char *body, size_t len)
 {
     struct dz_rctx *c = arg;
-    struct sign_call *op = c->op;
+    struct sign_call *op = dz_mssp_call_owner(c);
     uint64_t ttl = c->gen->config->mobile.request_ttl_ms + 30000;
     unsigned char *val = NULL;
     size_t val_len;
@@ -194,7 +156,7 @@ static void got_cert(void *arg, int result, int status, const struct dz_hdr *h, 
                      const unsigned char *body, size_t len)
 {
     struct dz_rctx *c = arg;
-    struct sign_call *op = c->op;
+    struct sign_call *op = dz_mssp_call_owner(c);
     const struct dz_config_mobile *mc = &c->gen->config->mobile;
     json_t *j = NULL;
     json_t *req = NULL;
@@ -516,7 +478,7 @@ static void polled(void *arg, int result, int status, const struct dz_hdr *h, si
                    const unsigned char *body, size_t len)
 {
     struct dz_rctx *c = arg;
-    struct sign_call *op = c->op;
+    struct sign_call *op = dz_mssp_call_owner(c);
     struct dz_buf taken;
     struct finish_op *f = NULL;
     json_t *j = NULL;
