@@ -136,20 +136,6 @@ static void call_drop(struct dz_rctx *c, void *owner)
     call_free(c, owner, true);
 }
 
-static int call_start(struct dz_rctx *c, struct mssp_call *op, const char *method,
-                      const char *url, const char *body, uint32_t timeout_ms,
-                      dz_httpc_fetch_cb cb)
-{
-    op->call.owner = op;
-    op->call.drop = call_drop;
-    return dz_mssp_call_start(c, &op->call, method, url, body, timeout_ms, cb);
-}
-
-static bool call_ok(struct dz_rctx *c, struct mssp_call *op, int result, int status)
-{
-    return dz_mssp_call_done(c, &op->call, result, status);
-}
-
 /* ---------------------------------------------------------------- start */
 
 static void started(void *arg, int result, int status, const struct dz_hdr *h, size_t n,
@@ -164,7 +150,7 @@ static void started(void *arg, int result, int status, const struct dz_hdr *h, s
 
     (void)h;
     (void)n;
-    if (!call_ok(c, op, result, status)) {
+    if (!dz_mssp_call_done(c, &op->call, result, status)) {
         call_free(c, op, true);
         dz_rctx_release(c);
         return;
@@ -188,10 +174,10 @@ static void started(void *arg, int result, int status, const struct dz_hdr *h, s
         return;
     }
     snprintf(poll, sizeof(poll), "/auth/mobile/%s", op->id);
-    dz_rctx_json(c, 202,
-                 json_pack("{s:s, s:s, s:s}", "id", op->id, "verification_code", op->code, "poll",
-                           poll),
-                 NULL, 0);
+    dz_rctx_json(
+        c, 202,
+        json_pack("{s:s, s:s, s:s}", "id", op->id, "verification_code", op->code, "poll", poll),
+        NULL, 0);
     call_free(c, op, false);
     dz_rctx_release(c);
 }
@@ -246,7 +232,8 @@ void dz_ep_mobile_start(struct dz_rctx *c)
                     "SHA256", "display_text", mc->service_name, "verification_code", op->code);
     text = req ? json_dumps(req, JSON_COMPACT) : NULL;
     snprintf(url, sizeof(url), "%s/mid/authentication", mc->mssp_url);
-    if (!text || call_start(c, op, "POST", url, text, 0, started) != 0) {
+    if (!text ||
+        dz_mssp_call_start(c, &op->call, op, call_drop, "POST", url, text, 0, started) != 0) {
         dz_rctx_problem(c, "upstream_unavailable", NULL);
         goto out;
     }
@@ -299,9 +286,8 @@ static void failed_answer(struct dz_rctx *c, int rc, void *arg)
 static void mobile_failed(struct dz_rctx *c, const struct mob_rec *rec, const char *result)
 {
     struct fail_op *f = malloc(sizeof(*f));
-    json_t *audit = json_pack("{s:s, s:s, s:s, s:s, s:s, s:i}", "type", "login", "means",
-                              "mobile", "fin", rec->fin, "result", result, "decision", "deny",
-                              "status", 200);
+    json_t *audit = json_pack("{s:s, s:s, s:s, s:s, s:s, s:i}", "type", "login", "means", "mobile",
+                              "fin", rec->fin, "result", result, "decision", "deny", "status", 200);
 
     dz_metrics_login(c->gw->metrics, "mobile", result);
     if (!f) {
@@ -357,7 +343,7 @@ static void mobile_checked(struct dz_rctx *c, int rc, const struct dz_x509_resul
 const char *dz_mobile_mssp_result(const char *r)
 {
     static const char *const map[][2] = {
-        {"USER_CANCELLED", "user_cancelled"}, {"TIMEOUT", "timeout"},
+        {"USER_CANCELLED", "user_cancelled"},    {"TIMEOUT", "timeout"},
         {"NOT_MID_CLIENT", "not_mobile_client"}, {"PHONE_ABSENT", "phone_absent"},
         {"DELIVERY_ERROR", "phone_absent"},
     };
@@ -386,7 +372,7 @@ static void polled(void *arg, int result, int status, const struct dz_hdr *h, si
     (void)h;
     (void)n;
     dz_buf_init(&taken, sizeof(struct mob_rec));
-    if (!call_ok(c, op, result, status))
+    if (!dz_mssp_call_done(c, &op->call, result, status))
         goto out;
     j = json_loadb((const char *)body, len, 0, NULL);
     state = dz_json_str(j, "state", 16);
@@ -410,8 +396,7 @@ static void polled(void *arg, int result, int status, const struct dz_hdr *h, si
     v = calloc(1, sizeof(*v));
     sig = dz_json_str(j, "signature", 1024);
     cert = dz_json_str(j, "cert", 24 * 1024);
-    if (!v || !sig || !cert ||
-        dz_b64_decode(sig, strlen(sig), false, &v->sig, &v->sig_len) != 0 ||
+    if (!v || !sig || !cert || dz_b64_decode(sig, strlen(sig), false, &v->sig, &v->sig_len) != 0 ||
         dz_b64_decode(cert, strlen(cert), false, &der, &der_len) != 0 ||
         dz_x509_from_der(der, der_len, &v->cert) != 0) {
         mobile_failed(c, &op->rec, "signature_invalid");
@@ -419,8 +404,8 @@ static void polled(void *arg, int result, int status, const struct dz_hdr *h, si
     }
     v->rec = op->rec;
     /* The phone signed our hash as is (ECDSA P-256, raw r||s). */
-    if (dz_sig_verify_digest(X509_get0_pubkey(v->cert), "ES256", v->rec.hash,
-                             sizeof(v->rec.hash), v->sig, v->sig_len) != 0) {
+    if (dz_sig_verify_digest(X509_get0_pubkey(v->cert), "ES256", v->rec.hash, sizeof(v->rec.hash),
+                             v->sig, v->sig_len) != 0) {
         mobile_failed(c, &op->rec, "signature_invalid");
         goto out;
     }
@@ -462,8 +447,7 @@ void dz_ep_mobile_poll(struct dz_rctx *c, const char *id)
     if (!dz_mobile_on(c))
         return;
     dz_buf_init(&got, sizeof(struct mob_rec));
-    if (strlen(id) != ID_LEN ||
-        dz_store_get(c->gw->store, REC_NS, id, ID_LEN, &got) != 0 ||
+    if (strlen(id) != ID_LEN || dz_store_get(c->gw->store, REC_NS, id, ID_LEN, &got) != 0 ||
         got.len != sizeof(struct mob_rec)) {
         dz_buf_cleanup(&got);
         dz_rctx_problem(c, "not_found", "no such mobile login (it may have finished or expired)");
@@ -480,7 +464,8 @@ void dz_ep_mobile_poll(struct dz_rctx *c, const char *id)
     memcpy(op->id, id, ID_LEN + 1);
     snprintf(url, sizeof(url), "%s/mid/session/%s?timeoutMs=%u", c->gen->config->mobile.mssp_url,
              op->rec.mssp_id, wait);
-    if (call_start(c, op, "GET", url, NULL, wait + 10000, polled) != 0) {
+    if (dz_mssp_call_start(c, &op->call, op, call_drop, "GET", url, NULL, wait + 10000, polled) !=
+        0) {
         dz_rctx_problem(c, "upstream_unavailable", NULL);
         call_free(c, op, false);
     }

@@ -54,7 +54,8 @@ struct dz_mssp_call {
 /* Start method url with body (NULL: none); timeout_ms 0 keeps the default.
  * cb gets c as its argument and must call dz_mssp_call_done first.  0, or
  * DZ_ERR_UNAVAILABLE when nothing could be started (c not answered). */
-int dz_mssp_call_start(struct dz_rctx *c, struct dz_mssp_call *call, const char *method,
+int dz_mssp_call_start(struct dz_rctx *c, struct dz_mssp_call *call, void *owner,
+                       void (*drop)(struct dz_rctx *c, void *owner), const char *method,
                        const char *url, const char *body, uint32_t timeout_ms,
                        dz_httpc_fetch_cb cb);
 

@@ -30,15 +30,17 @@ static void cancel(struct dz_rctx *c)
     }
 }
 
-int dz_mssp_call_start(struct dz_rctx *c, struct dz_mssp_call *call, const char *method,
-                       const char *url, const char *body, uint32_t timeout_ms,
-                       dz_httpc_fetch_cb cb)
+int dz_mssp_call_start(struct dz_rctx *c, struct dz_mssp_call *call, void *owner,
+                       void (*drop)(struct dz_rctx *c, void *owner), const char *method,
+                       const char *url, const char *body, uint32_t timeout_ms, dz_httpc_fetch_cb cb)
 {
     struct dz_httpc_request r;
     struct dz_hdr h[3];
     struct dz_httpc_tls tls;
     int rc;
 
+    call->owner = owner;
+    call->drop = drop;
     dz_mobile_mssp_request(c, &r, h, call->auth, sizeof(call->auth), &tls);
     r.method = method;
     r.url = url;

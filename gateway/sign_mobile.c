@@ -43,15 +43,15 @@
 
 #define SIGN_NS "mobsign"
 #define ID_BYTES 16
-#define ID_LEN 22                       /* base64url of 16 bytes */
-#define SIGN_DOC_MAX (1024 * 1024)      /* one document, decoded */
-#define SIGN_PARTIAL_MAX (48 * 1024)    /* the prepared SignedData in the store */
+#define ID_LEN 22                    /* base64url of 16 bytes */
+#define SIGN_DOC_MAX (1024 * 1024)   /* one document, decoded */
+#define SIGN_PARTIAL_MAX (48 * 1024) /* the prepared SignedData in the store */
 
 /* The fixed head of a stored request; the prepared SignedData follows. */
 struct sign_rec {
     char fin[8];
     char phone[20];
-    unsigned char tbs[32];      /* SHA-256 of the signed attributes: what the phone signs */
+    unsigned char tbs[32]; /* SHA-256 of the signed attributes: what the phone signs */
     unsigned char doc_sha256[32];
     unsigned char cert_sha256[32]; /* the certificate the attributes name */
     char mssp_id[64];
@@ -86,20 +86,6 @@ static void call_drop(struct dz_rctx *c, void *owner)
     call_free(c, owner, true);
 }
 
-static int call_start(struct dz_rctx *c, struct sign_call *op, const char *method,
-                      const char *url, const char *body, uint32_t timeout_ms,
-                      dz_httpc_fetch_cb cb)
-{
-    op->call.owner = op;
-    op->call.drop = call_drop;
-    return dz_mssp_call_start(c, &op->call, method, url, body, timeout_ms, cb);
-}
-
-static bool call_ok(struct dz_rctx *c, struct sign_call *op, int result, int status)
-{
-    return dz_mssp_call_done(c, &op->call, result, status);
-}
-
 /* ---------------------------------------------------------------- start */
 
 static void started(void *arg, int result, int status, const struct dz_hdr *h, size_t n,
@@ -117,7 +103,7 @@ static void started(void *arg, int result, int status, const struct dz_hdr *h, s
 
     (void)h;
     (void)n;
-    if (!call_ok(c, op, result, status))
+    if (!dz_mssp_call_done(c, &op->call, result, status))
         goto out;
     j = json_loadb((const char *)body, len, 0, NULL);
     sid = dz_json_str(j, "session_id", sizeof(op->rec.mssp_id) - 1);
@@ -139,10 +125,10 @@ static void started(void *arg, int result, int status, const struct dz_hdr *h, s
         goto out;
     }
     snprintf(poll, sizeof(poll), "/sign/mobile/%s", op->id);
-    dz_rctx_json(c, 202,
-                 json_pack("{s:s, s:s, s:s}", "id", op->id, "verification_code", op->code, "poll",
-                           poll),
-                 NULL, 0);
+    dz_rctx_json(
+        c, 202,
+        json_pack("{s:s, s:s, s:s}", "id", op->id, "verification_code", op->code, "poll", poll),
+        NULL, 0);
     failed = false;
 out:
     free(val);
@@ -173,7 +159,7 @@ static void got_cert(void *arg, int result, int status, const struct dz_hdr *h, 
 
     (void)h;
     (void)n;
-    if (!call_ok(c, op, result, status))
+    if (!dz_mssp_call_done(c, &op->call, result, status))
         goto fail;
     if (c->closed)
         goto fail;
@@ -214,7 +200,8 @@ static void got_cert(void *arg, int result, int status, const struct dz_hdr *h, 
                     "SHA256", "display_text", mc->service_name, "verification_code", op->code);
     text = req ? json_dumps(req, JSON_COMPACT) : NULL;
     snprintf(url, sizeof(url), "%s/mid/signature", mc->mssp_url);
-    if (!text || call_start(c, op, "POST", url, text, 0, started) != 0) {
+    if (!text ||
+        dz_mssp_call_start(c, &op->call, op, call_drop, "POST", url, text, 0, started) != 0) {
         dz_rctx_problem(c, "upstream_unavailable", NULL);
         goto fail;
     }
@@ -291,11 +278,12 @@ void dz_ep_sign_mobile_start(struct dz_rctx *c)
         goto out;
     }
     dz_b64_encode_to(rnd, sizeof(rnd), true, op->id);
-    req = json_pack("{s:s, s:s, s:s}", "relying_party", mc->relying_party, "phone",
-                    op->rec.phone, "fin", op->rec.fin);
+    req = json_pack("{s:s, s:s, s:s}", "relying_party", mc->relying_party, "phone", op->rec.phone,
+                    "fin", op->rec.fin);
     text = req ? json_dumps(req, JSON_COMPACT) : NULL;
     snprintf(url, sizeof(url), "%s/mid/certificate", mc->mssp_url);
-    if (!text || call_start(c, op, "POST", url, text, 0, got_cert) != 0) {
+    if (!text ||
+        dz_mssp_call_start(c, &op->call, op, call_drop, "POST", url, text, 0, got_cert) != 0) {
         dz_rctx_problem(c, "upstream_unavailable", NULL);
         goto out;
     }
@@ -365,8 +353,8 @@ static void sign_end(struct dz_rctx *c, struct finish_op *f, const char *result)
 {
     char hex[65];
     json_t *rec = json_pack("{s:s, s:s, s:s, s:s, s:s, s:i}", "type", "sign", "means", "mobile",
-                            "fin", f->rec.fin, "result", result ? result : "complete",
-                            "decision", result ? "deny" : "allow", "status", 200);
+                            "fin", f->rec.fin, "result", result ? result : "complete", "decision",
+                            result ? "deny" : "allow", "status", 200);
 
     f->result = result;
     if (rec) {
@@ -437,8 +425,8 @@ static void finish_done(struct dz_rctx *c, void *arg)
         sign_end(c, f, "signature_invalid");
         return;
     }
-    f->answer = json_pack("{s:s, s:s, s:o}", "state", "complete", "signature", b64, "report",
-                          report);
+    f->answer =
+        json_pack("{s:s, s:s, s:o}", "state", "complete", "signature", b64, "report", report);
     free(b64);
     sign_end(c, f, f->answer ? NULL : "signature_invalid");
 }
@@ -495,7 +483,7 @@ static void polled(void *arg, int result, int status, const struct dz_hdr *h, si
     (void)h;
     (void)n;
     dz_buf_init(&taken, sizeof(struct sign_rec) + SIGN_PARTIAL_MAX);
-    if (!call_ok(c, op, result, status))
+    if (!dz_mssp_call_done(c, &op->call, result, status))
         goto out;
     j = json_loadb((const char *)body, len, 0, NULL);
     state = dz_json_str(j, "state", 16);
@@ -530,7 +518,8 @@ static void polled(void *arg, int result, int status, const struct dz_hdr *h, si
     }
     sig = dz_json_str(j, "signature", 1024);
     cert = dz_json_str(j, "cert", 24 * 1024);
-    if (!sig || !cert || dz_b64_decode(sig, strlen(sig), false, &f->sig_raw, &f->sig_raw_len) != 0 ||
+    if (!sig || !cert ||
+        dz_b64_decode(sig, strlen(sig), false, &f->sig_raw, &f->sig_raw_len) != 0 ||
         dz_b64_decode(cert, strlen(cert), false, &der, &der_len) != 0 ||
         dz_x509_from_der(der, der_len, &f->cert) != 0) {
         sign_end(c, f, "signature_invalid");
@@ -544,8 +533,8 @@ static void polled(void *arg, int result, int status, const struct dz_hdr *h, si
         dz_sig_verify_digest(X509_get0_pubkey(f->cert), "ES256", f->rec.tbs, sizeof(f->rec.tbs),
                              f->sig_raw, f->sig_raw_len) != 0 ||
         dz_cades_ecdsa_raw_to_der(f->sig_raw, f->sig_raw_len, &sig_der, &sig_der_len) != 0 ||
-        dz_cades_finish((const unsigned char *)taken.data + sizeof(struct sign_rec), f->rec.partial_len, sig_der,
-                        sig_der_len, &f->cms_b, &f->cms_b_len) != 0) {
+        dz_cades_finish((const unsigned char *)taken.data + sizeof(struct sign_rec),
+                        f->rec.partial_len, sig_der, sig_der_len, &f->cms_b, &f->cms_b_len) != 0) {
         sign_end(c, f, "signature_invalid");
         f = NULL;
         goto out;
@@ -577,7 +566,8 @@ void dz_ep_sign_mobile_poll(struct dz_rctx *c, const char *id)
     if (strlen(id) != ID_LEN || dz_store_get(c->gw->store, SIGN_NS, id, ID_LEN, &got) != 0 ||
         got.len < sizeof(struct sign_rec)) {
         dz_buf_cleanup(&got);
-        dz_rctx_problem(c, "not_found", "no such signing request (it may have finished or expired)");
+        dz_rctx_problem(c, "not_found",
+                        "no such signing request (it may have finished or expired)");
         return;
     }
     op = calloc(1, sizeof(*op));
@@ -591,7 +581,8 @@ void dz_ep_sign_mobile_poll(struct dz_rctx *c, const char *id)
     memcpy(op->id, id, ID_LEN + 1);
     snprintf(url, sizeof(url), "%s/mid/session/%s?timeoutMs=%u", c->gen->config->mobile.mssp_url,
              op->rec.mssp_id, wait);
-    if (call_start(c, op, "GET", url, NULL, wait + 10000, polled) != 0) {
+    if (dz_mssp_call_start(c, &op->call, op, call_drop, "GET", url, NULL, wait + 10000, polled) !=
+        0) {
         dz_rctx_problem(c, "upstream_unavailable", NULL);
         call_free(c, op, false);
     }

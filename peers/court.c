@@ -418,19 +418,6 @@ static void auth_done(struct dz_req *r, void *arg, const json_t *claims, const c
     answer_problem(r, claims, 404, "not_found", "no such resource");
 }
 
-static void *worker_init(struct dz_worker *w, void *app)
-{
-    (void)w;
-    return app;
-}
-
-static void worker_fini(struct dz_worker *w, void *wdata)
-{
-    (void)w;
-    (void)wdata;
-    dz_peer_log_clear();
-}
-
 static void on_request(struct dz_req *r, void *wdata)
 {
     struct court *app = wdata;
@@ -458,25 +445,6 @@ static int usage(FILE *to)
           "  --registry-cert/-key    the court's TLS client certificate for the registry\n",
           to);
     return 2;
-}
-
-/* The gateway's client certificate is required and must chain to the given
- * CA (the gateway CA, partial chain), as the registry does: the court
- * trusts the gateway CA, not every CA under the root. */
-static int make_tls(const char *cert, const char *key, const char *client_ca, SSL_CTX **out)
-{
-    int rc = dz_tls_server_ctx_new(cert, key, client_ca, false, out);
-
-    if (rc || !client_ca)
-        return rc;
-    if (X509_STORE_set_flags(SSL_CTX_get_cert_store(*out), X509_V_FLAG_PARTIAL_CHAIN) != 1 ||
-        SSL_CTX_set_purpose(*out, X509_PURPOSE_SSL_CLIENT) != 1) {
-        dz_log_openssl("court_tls");
-        SSL_CTX_free(*out);
-        *out = NULL;
-        return DZ_ERR_CRYPTO;
-    }
-    return 0;
 }
 
 static int load_trust(const char *file, struct dz_x509_trust **out)
@@ -596,11 +564,11 @@ int dz_peer_court_main(int argc, char **argv)
         goto out;
     }
     if (dz_courtdb_open(dbfile, &app.db) != 0 ||
-        make_tls(cert, key, client_ca, &tls) != 0 ||
+        dz_peer_tls_gateway_client(cert, key, client_ca, "court_tls", &tls) != 0 ||
         dz_pool_new(2, 256, &app.pool) != 0 || dz_peer_auth_new(&ac, app.pool, &app.auth) != 0)
         goto out;
-    h.worker_init = worker_init;
-    h.worker_fini = worker_fini;
+    h.worker_init = dz_peer_worker_init;
+    h.worker_fini = dz_peer_worker_fini;
     h.on_request = on_request;
     if (dz_peer_serve("court", host, port, tls, COURT_BODY_MAX, &h, &app) == 0)
         status = 0;

@@ -205,19 +205,6 @@ static void auth_done(struct dz_req *r, void *arg, const json_t *claims, const c
     job_send(j);
 }
 
-static void *worker_init(struct dz_worker *w, void *app)
-{
-    (void)w;
-    return app;
-}
-
-static void worker_fini(struct dz_worker *w, void *wdata)
-{
-    (void)w;
-    (void)wdata;
-    dz_peer_log_clear();
-}
-
 static void on_request(struct dz_req *r, void *wdata)
 {
     struct echo *app = wdata;
@@ -313,8 +300,8 @@ int dz_peer_echo_main(int argc, char **argv)
     if (ac.jwks_url &&
         (dz_pool_new(1, 16, &pool) != 0 || dz_peer_auth_new(&ac, pool, &app.auth) != 0))
         goto out;
-    h.worker_init = worker_init;
-    h.worker_fini = worker_fini;
+    h.worker_init = dz_peer_worker_init;
+    h.worker_fini = dz_peer_worker_fini;
     h.on_request = on_request;
     if (dz_peer_serve("echo", host, port, tls, ECHO_BODY_MAX, &h, &app) == 0)
         status = 0;

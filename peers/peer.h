@@ -45,6 +45,18 @@ int dz_peer_parse_listen(const char *s, char *host, size_t host_len, uint16_t *p
  * any thread starts and dz_peer_serve waits for them. */
 sigset_t dz_peer_stop_signals(void);
 
+/* Worker hooks for modes with no per-worker state: the app is each
+ * worker's data; on stop the request log is cleared. */
+void *dz_peer_worker_init(struct dz_worker *w, void *app);
+void dz_peer_worker_fini(struct dz_worker *w, void *wdata);
+
+/* A TLS server context that requires the gateway's client certificate when
+ * client_ca is given: the chain may end at that CA (partial chain) and the
+ * certificate must be for TLS clients, so a peer trusts the gateway CA, not
+ * every CA under the root.  0 or a dz_err (logged under event). */
+int dz_peer_tls_gateway_client(const char *cert, const char *key, const char *client_ca,
+                               const char *event, SSL_CTX **out);
+
 int dz_peer_serve(const char *name, const char *host, uint16_t port, SSL_CTX *tls, size_t max_body,
                   const struct dz_httpd_handlers *handlers, void *app);
 

@@ -303,19 +303,6 @@ static void auth_done(struct dz_req *r, void *arg, const json_t *claims, const c
     route_request(app, r, claims);
 }
 
-static void *worker_init(struct dz_worker *w, void *app)
-{
-    (void)w;
-    return app;
-}
-
-static void worker_fini(struct dz_worker *w, void *wdata)
-{
-    (void)w;
-    (void)wdata;
-    dz_peer_log_clear();
-}
-
 static void on_request(struct dz_req *r, void *wdata)
 {
     struct registry *app = wdata;
@@ -345,25 +332,6 @@ static int usage(FILE *to)
           "                client certificate for TLS client auth is then required\n",
           to);
     return 2;
-}
-
-/* The gateway's client certificate is required and must chain to the
- * given CA, which may be the gateway CA itself (partial chain): so the
- * registry trusts the gateway CA, not every CA under the root. */
-static int make_tls(const char *cert, const char *key, const char *client_ca, SSL_CTX **out)
-{
-    int rc = dz_tls_server_ctx_new(cert, key, client_ca, false, out);
-
-    if (rc || !client_ca)
-        return rc;
-    if (X509_STORE_set_flags(SSL_CTX_get_cert_store(*out), X509_V_FLAG_PARTIAL_CHAIN) != 1 ||
-        SSL_CTX_set_purpose(*out, X509_PURPOSE_SSL_CLIENT) != 1) {
-        dz_log_openssl("registry_tls");
-        SSL_CTX_free(*out);
-        *out = NULL;
-        return DZ_ERR_CRYPTO;
-    }
-    return 0;
 }
 
 int dz_peer_registry_main(int argc, char **argv)
@@ -467,8 +435,8 @@ int dz_peer_registry_main(int argc, char **argv)
 
     if (dz_regdb_open(dbfile, &app.db) != 0 ||
         dz_docpat_compile(DZ_DOCPAT_DEFAULT, &app.docpat, NULL, 0) != 0 ||
-        make_tls(cert, key, client_ca, &tls) != 0 || dz_pool_new(2, 256, &app.pool) != 0 ||
-        dz_peer_auth_new(&ac, app.pool, &app.auth) != 0)
+        dz_peer_tls_gateway_client(cert, key, client_ca, "registry_tls", &tls) != 0 ||
+        dz_pool_new(2, 256, &app.pool) != 0 || dz_peer_auth_new(&ac, app.pool, &app.auth) != 0)
         goto out;
     {
         size_t n = 0;
@@ -476,8 +444,8 @@ int dz_peer_registry_main(int argc, char **argv)
         if (dz_regdb_count(app.db, &n) == 0)
             dz_log(DZ_LOG_INFO, "registry_db", "%s: %zu people", dbfile, n);
     }
-    h.worker_init = worker_init;
-    h.worker_fini = worker_fini;
+    h.worker_init = dz_peer_worker_init;
+    h.worker_fini = dz_peer_worker_fini;
     h.on_request = on_request;
     if (dz_peer_serve("registry", host, port, tls, REGISTRY_BODY_MAX, &h, &app) == 0)
         status = 0;

@@ -6,6 +6,10 @@
  */
 #include "peer.h"
 
+#include <openssl/ssl.h>
+#include <openssl/x509_vfy.h>
+#include <openssl/x509v3.h>
+
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -16,6 +20,7 @@
 #include "err.h"
 #include "log.h"
 #include "parse.h"
+#include "tls.h"
 
 #include "compat.h"
 
@@ -375,3 +380,32 @@ int dz_peer_serve(const char *name, const char *host, uint16_t port, SSL_CTX *tl
     return 0;
 }
 
+void *dz_peer_worker_init(struct dz_worker *w, void *app)
+{
+    (void)w;
+    return app;
+}
+
+void dz_peer_worker_fini(struct dz_worker *w, void *wdata)
+{
+    (void)w;
+    (void)wdata;
+    dz_peer_log_clear();
+}
+
+int dz_peer_tls_gateway_client(const char *cert, const char *key, const char *client_ca,
+                               const char *event, SSL_CTX **out)
+{
+    int rc = dz_tls_server_ctx_new(cert, key, client_ca, false, out);
+
+    if (rc || !client_ca)
+        return rc;
+    if (X509_STORE_set_flags(SSL_CTX_get_cert_store(*out), X509_V_FLAG_PARTIAL_CHAIN) != 1 ||
+        SSL_CTX_set_purpose(*out, X509_PURPOSE_SSL_CLIENT) != 1) {
+        dz_log_openssl(event);
+        SSL_CTX_free(*out);
+        *out = NULL;
+        return DZ_ERR_CRYPTO;
+    }
+    return 0;
+}

@@ -112,19 +112,6 @@ static void on_request(struct dz_req *r, void *wdata)
     BIO_free(in);
 }
 
-static void *worker_init(struct dz_worker *w, void *app)
-{
-    (void)w;
-    return app;
-}
-
-static void worker_fini(struct dz_worker *w, void *wdata)
-{
-    (void)w;
-    (void)wdata;
-    dz_peer_log_clear();
-}
-
 /* The signing context: leaf (first certificate of cert_path) + its key,
  * the rest of the file as the chain sent with tokens. */
 static int make_ctx(const char *cert_path, const char *key_path, TS_RESP_CTX **out)
@@ -252,8 +239,8 @@ int dz_peer_tsa_main(int argc, char **argv)
     }
     if (tls_cert && dz_tls_server_ctx_new(tls_cert, tls_key, NULL, false, &tls) != 0)
         goto out;
-    h.worker_init = worker_init;
-    h.worker_fini = worker_fini;
+    h.worker_init = dz_peer_worker_init;
+    h.worker_fini = dz_peer_worker_fini;
     h.on_request = on_request;
     if (dz_peer_serve("tsa", host, port, tls, TSA_BODY_MAX, &h, &app) == 0)
         status = 0;
