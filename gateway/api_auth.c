@@ -19,9 +19,9 @@
 #include "err.h"
 #include "fin.h"
 #include "gwasync.h"
-#include "login.h"
 #include "httpc.h"
 #include "log.h"
+#include "login.h"
 #include "metrics.h"
 #include "secret.h"
 #include "session.h"
@@ -158,11 +158,16 @@ static const char *pwd_result_name(int rc, const struct dz_auth_password_result 
     if (rc != 0)
         return "error";
     switch (r->decision) {
-    case DZ_PWD_OK: return "ok";
-    case DZ_PWD_OTP_REQUIRED: return "otp_required";
-    case DZ_PWD_LOCKED: return "locked";
-    case DZ_PWD_INVALID_FIN: return "invalid_fin";
-    default: return "bad_credentials";
+    case DZ_PWD_OK:
+        return "ok";
+    case DZ_PWD_OTP_REQUIRED:
+        return "otp_required";
+    case DZ_PWD_LOCKED:
+        return "locked";
+    case DZ_PWD_INVALID_FIN:
+        return "invalid_fin";
+    default:
+        return "bad_credentials";
     }
 }
 
@@ -171,9 +176,12 @@ static int pwd_status(int rc, const struct dz_auth_password_result *r)
     if (rc != 0)
         return 401;
     switch (r->decision) {
-    case DZ_PWD_INVALID_FIN: return 400;
-    case DZ_PWD_LOCKED: return 429;
-    default: return 401;
+    case DZ_PWD_INVALID_FIN:
+        return 400;
+    case DZ_PWD_LOCKED:
+        return 429;
+    default:
+        return 401;
     }
 }
 
@@ -267,8 +275,7 @@ void dz_ep_session(struct dz_rctx *c)
 
 static void logout_answer(struct dz_rctx *c, int rc, void *arg)
 {
-    static const struct dz_hdr clear = {
-        "set-cookie", "__Host-darvaza=; Max-Age=0" COOKIE_ATTRS};
+    static const struct dz_hdr clear = {"set-cookie", "__Host-darvaza=; Max-Age=0" COOKIE_ATTRS};
 
     (void)arg;
     if (c->closed)
@@ -361,9 +368,9 @@ static void reg_answer(struct dz_rctx *c, int rc, void *arg)
                         "the FIN and document do not match a person who can register");
         goto out;
     }
-    body = json_pack("{s:s, s:{s:s, s:s, s:s}}", "fin", op->fin, "totp", "secret",
-                     op->res.secret_b32, "otpauth_uri", op->res.otpauth_uri, "qr_svg",
-                     op->res.qr_svg);
+    body =
+        json_pack("{s:s, s:{s:s, s:s, s:s}}", "fin", op->fin, "totp", "secret", op->res.secret_b32,
+                  "otpauth_uri", op->res.otpauth_uri, "qr_svg", op->res.qr_svg);
     dz_rctx_json(c, 201, body, NULL, 0);
 out:
     reg_free(op);

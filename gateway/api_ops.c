@@ -19,10 +19,10 @@ void dz_ep_healthz(struct dz_rctx *c)
 void dz_ep_readyz(struct dz_rctx *c)
 {
     if (atomic_load(&c->gw->ready) && !atomic_load(&c->gw->draining)) {
-        dz_rctx_json(c, 200,
-                     json_pack("{s:s, s:I}", "status", "ready", "generation",
-                               (json_int_t)c->gen->number),
-                     NULL, 0);
+        dz_rctx_json(
+            c, 200,
+            json_pack("{s:s, s:I}", "status", "ready", "generation", (json_int_t)c->gen->number),
+            NULL, 0);
         return;
     }
     dz_rctx_problem(c, "service_unavailable", "not ready");

@@ -22,6 +22,7 @@
 
 #include "b64.h"
 #include "buf.h"
+#include "certcheck.h"
 #include "err.h"
 #include "gwasync.h"
 #include "log.h"
@@ -29,7 +30,6 @@
 #include "secret.h"
 #include "sigverify.h"
 #include "store.h"
-#include "certcheck.h"
 
 #include "compat.h"
 
@@ -65,7 +65,8 @@ void dz_ep_card_challenge(struct dz_rctx *c)
         dz_rctx_problem(c, "service_unavailable", NULL);
         return;
     }
-    dz_rctx_json(c, 200, json_pack("{s:s, s:I}", "nonce", b64, "expires_in", (json_int_t)(ttl / 1000)),
+    dz_rctx_json(c, 200,
+                 json_pack("{s:s, s:I}", "nonce", b64, "expires_in", (json_int_t)(ttl / 1000)),
                  NULL, 0);
 }
 
@@ -127,7 +128,7 @@ static void card_checked(struct dz_rctx *c, int rc, const struct dz_x509_result 
     dz_login_complete(c, &s, "card", rec);
 }
 
-static void start_validation(struct dz_rctx *c, struct card_op *op, STACK_OF(X509) *chain)
+static void start_validation(struct dz_rctx *c, struct card_op *op, STACK_OF(X509) * chain)
 {
     const struct dz_config_cards *cc = &c->gen->config->cards;
 

@@ -92,8 +92,8 @@ static void code_for(const struct qr_rec *r, const char *id, int64_t t, char hex
     unsigned int mac_len = sizeof(mac);
     int n = snprintf(msg, sizeof(msg), "darvaza-qr|1|%s|%" PRId64, id, t);
 
-    if (n < 0 || !HMAC(EVP_sha256(), r->secret, sizeof(r->secret), (unsigned char *)msg,
-                       (size_t)n, mac, &mac_len))
+    if (n < 0 || !HMAC(EVP_sha256(), r->secret, sizeof(r->secret), (unsigned char *)msg, (size_t)n,
+                       mac, &mac_len))
         memset(mac, 0, sizeof(mac));
     dz_hex(mac, sizeof(mac), hex);
     dz_secret_wipe(mac, sizeof(mac));
@@ -214,8 +214,8 @@ static void answer_checked(struct dz_rctx *c, int rc, const struct dz_x509_resul
     /* Single use, decided here, after every check: of two answers to one
      * code only the first that gets this far counts. */
     if (load(c, a->id, &r) != 0 ||
-        dz_store_put(c->gw->store, USED_NS, a->id, ID_LEN, "1", 1,
-                     c->gen->config->mobile.qr_ttl_ms, DZ_STORE_NX) != 0) {
+        dz_store_put(c->gw->store, USED_NS, a->id, ID_LEN, "1", 1, c->gen->config->mobile.qr_ttl_ms,
+                     DZ_STORE_NX) != 0) {
         refuse(c, "qr_used", "this QR login has already been answered");
         goto out;
     }
@@ -309,8 +309,7 @@ static void answer(struct dz_rctx *c, const char *id)
      * for a look-alike site does not verify here. */
     dz_sha256(payload, strlen(payload), msg);
     dz_sha256(origin, strlen(origin), msg + 32);
-    if (dz_sig_verify(X509_get0_pubkey(a->cert), alg, msg, sizeof(msg), a->sig, a->sig_len) !=
-        0) {
+    if (dz_sig_verify(X509_get0_pubkey(a->cert), alg, msg, sizeof(msg), a->sig, a->sig_len) != 0) {
         refuse(c, "bad_signature", NULL);
         goto out;
     }

@@ -15,7 +15,7 @@
 struct check_op {
     const struct dz_x509_trust *trust;
     X509 *leaf;
-    STACK_OF(X509) *chain;
+    STACK_OF(X509) * chain;
     const char *policies[1];
     struct dz_x509_opts opts;
     struct dz_x509_result res;
@@ -53,7 +53,7 @@ static void done(struct dz_rctx *c, void *p)
 }
 
 int dz_certcheck_start(struct dz_rctx *c, const struct dz_x509_trust *t, X509 *leaf,
-                       STACK_OF(X509) *chain, const char *policy,
+                       STACK_OF(X509) * chain, const char *policy,
                        enum dz_config_revocation revocation, uint64_t fetch_timeout_ms,
                        dz_certcheck_cb cb, void *arg)
 {

@@ -23,7 +23,7 @@ typedef void (*dz_certcheck_cb)(struct dz_rctx *c, int rc, const struct dz_x509_
  * verdict in res (or rc < 0 on an internal error: treat as refused).
  * Otherwise the client has been answered 503 and cb is never called. */
 int dz_certcheck_start(struct dz_rctx *c, const struct dz_x509_trust *t, X509 *leaf,
-                       STACK_OF(X509) *chain, const char *policy,
+                       STACK_OF(X509) * chain, const char *policy,
                        enum dz_config_revocation revocation, uint64_t fetch_timeout_ms,
                        dz_certcheck_cb cb, void *arg);
 

@@ -169,20 +169,20 @@ struct dz_config_cards {
 
 /* mobile: (optional; mobile and QR login are off without mssp_url) */
 struct dz_config_mobile {
-    char *mssp_url;                 /* the MSSP's REST API, e.g. https://127.0.0.1:9103 */
-    char *relying_party;            /* our name at the MSSP */
-    char *rp_secret_file;           /* file holding the relying-party secret (bearer) */
-    char *service_name;             /* shown on the phone with the code */
-    char *ca;                       /* PEM bundle: anchors and the mobile-signature CA */
-    char *crl;                      /* optional CRL file */
-    char *policy;                   /* certificate policy OID of SIM certificates */
+    char *mssp_url;       /* the MSSP's REST API, e.g. https://127.0.0.1:9103 */
+    char *relying_party;  /* our name at the MSSP */
+    char *rp_secret_file; /* file holding the relying-party secret (bearer) */
+    char *service_name;   /* shown on the phone with the code */
+    char *ca;             /* PEM bundle: anchors and the mobile-signature CA */
+    char *crl;            /* optional CRL file */
+    char *policy;         /* certificate policy OID of SIM certificates */
     enum dz_config_revocation revocation;
-    uint64_t fetch_timeout_ms;      /* OCSP / CRL fetch, default 3s */
-    uint64_t request_ttl_ms;        /* how long a request may wait for the phone, default 2m */
-    uint64_t poll_max_ms;           /* the longest long-poll, default 25s */
-    unsigned phone_rate;            /* requests per phone per minute, default 3 */
-    uint64_t qr_ttl_ms;             /* a QR session's life, default 10m */
-    uint64_t qr_freshness_ms;       /* how old a scanned payload may be, default 5s */
+    uint64_t fetch_timeout_ms; /* OCSP / CRL fetch, default 3s */
+    uint64_t request_ttl_ms;   /* how long a request may wait for the phone, default 2m */
+    uint64_t poll_max_ms;      /* the longest long-poll, default 25s */
+    unsigned phone_rate;       /* requests per phone per minute, default 3 */
+    uint64_t qr_ttl_ms;        /* a QR session's life, default 10m */
+    uint64_t qr_freshness_ms;  /* how old a scanned payload may be, default 5s */
 };
 
 /* documents: (optional; signed documents, DESIGN §4.7: level T and

@@ -5,13 +5,12 @@
  * session -> policy (acr, means, role, self-only, purpose) -> Origin for
  * state-changing browser requests -> body limit -> rate per subject ->
  * signed body (require_signed_body routes: signed_body.c verifies,
- * time-stamps and may replace the body) -> signed assertion -> upstream.  The upstream never sees the client's
- * Authorization, our cookie, hop-by-hop headers or any Darvaza-* header;
- * it gets Forwarded, Darvaza-Request-Id, Darvaza-Assertion and
- * Darvaza-Release.  The answer is streamed back, except on routes with a
- * `release` list, whose JSON answers are buffered (bounded) and stripped
- * of the fields the policy does not release.  The audit line is durable
- * before the first byte of the answer leaves.
+ * time-stamps and may replace the body) -> signed assertion -> upstream.  The upstream never sees
+ * the client's Authorization, our cookie, hop-by-hop headers or any Darvaza-* header; it gets
+ * Forwarded, Darvaza-Request-Id, Darvaza-Assertion and Darvaza-Release.  The answer is streamed
+ * back, except on routes with a `release` list, whose JSON answers are buffered (bounded) and
+ * stripped of the fields the policy does not release.  The audit line is durable before the first
+ * byte of the answer leaves.
  */
 #include "endpoints.h"
 
@@ -46,7 +45,7 @@ struct fwd {
     struct dz_rctx *c;
     const struct dz_policy_service *svc;
     const struct dz_policy_route *route;
-    char target[8];             /* captured {fin}, normalised */
+    char target[8]; /* captured {fin}, normalised */
     const char *purpose;
     char sid[48];
     struct dz_assertion_in in;
@@ -57,18 +56,18 @@ struct fwd {
     char release[256];
     struct dz_hdr hdrs[MAX_FWD_HEADERS];
     size_t nhdrs;
-    char *cookie_rest;          /* cookie header without ours */
+    char *cookie_rest; /* cookie header without ours */
     struct dz_httpc_xfer *xfer;
     /* answer */
     int status;
-    struct dz_hdr *rh;          /* response headers (copied) */
+    struct dz_hdr *rh; /* response headers (copied) */
     size_t nrh;
-    bool buffering;             /* release filter: whole body first */
-    bool audited;               /* audit line durable: may send */
-    bool started;               /* response headers sent */
+    bool buffering; /* release filter: whole body first */
+    bool audited;   /* audit line durable: may send */
+    bool started;   /* response headers sent */
     bool upstream_done;
     int upstream_result;
-    struct dz_buf body;         /* buffered or early data */
+    struct dz_buf body; /* buffered or early data */
     ev_timer resume;
     bool paused;
 };
@@ -92,9 +91,12 @@ static void fwd_free(struct fwd *f)
 static enum dz_httpc_version httpc_version(const struct dz_policy_service *svc)
 {
     switch (svc->upstream_http) {
-    case DZ_UPSTREAM_H2C: return DZ_HTTPC_H2C;
-    case DZ_UPSTREAM_HTTP1: return DZ_HTTPC_HTTP1;
-    default: return DZ_HTTPC_H2;
+    case DZ_UPSTREAM_H2C:
+        return DZ_HTTPC_H2C;
+    case DZ_UPSTREAM_HTTP1:
+        return DZ_HTTPC_HTTP1;
+    default:
+        return DZ_HTTPC_H2;
     }
 }
 
@@ -129,10 +131,11 @@ static void release_list(const struct dz_policy_route *r, char *out, size_t out_
 static bool is_hop_or_private(const char *name)
 {
     static const char *const drop[] = {
-        "connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding",
-        "upgrade", "host", "authorization", "content-length", "forwarded", "x-forwarded-for",
-        "x-forwarded-host", "x-forwarded-proto", "x-real-ip", "proxy-authorization", "cookie",
-        "http2-settings", "expect",
+        "connection",       "keep-alive",        "proxy-connection", "te",
+        "trailer",          "transfer-encoding", "upgrade",          "host",
+        "authorization",    "content-length",    "forwarded",        "x-forwarded-for",
+        "x-forwarded-host", "x-forwarded-proto", "x-real-ip",        "proxy-authorization",
+        "cookie",           "http2-settings",    "expect",
     };
 
     if (strncmp(name, "darvaza-", 8) == 0)
@@ -371,10 +374,10 @@ static void audit_then(struct dz_rctx *c, int rc, void *arg)
 
 static void audit_forward(struct dz_rctx *c, struct fwd *f, const char *decision, int status)
 {
-    json_t *rec = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:i}", "type", "forward", "decision",
-                            decision, "service", f->svc->name, "route",
-                            c->route ? c->route : "", "method", dz_req_method(c->req), "path",
-                            dz_req_path(c->req), "status", status);
+    json_t *rec =
+        json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:i}", "type", "forward", "decision", decision,
+                  "service", f->svc->name, "route", c->route ? c->route : "", "method",
+                  dz_req_method(c->req), "path", dz_req_path(c->req), "status", status);
 
     if (rec && c->has_session) {
         json_object_set_new(rec, "fin", json_string(c->session.fin));
@@ -538,8 +541,7 @@ static void signed_cb(struct dz_rctx *c, int rc, char *token, void *arg)
     if (f->release[0])
         add_hdr(f, "darvaza-release", f->release);
 
-    snprintf(f->url, sizeof(f->url), "%s%s", f->svc->upstream,
-             dz_req_path(c->req));
+    snprintf(f->url, sizeof(f->url), "%s%s", f->svc->upstream, dz_req_path(c->req));
     body = dz_req_body(c->req, &body_len);
     if (f->sb) {
         body = f->sb->body;
@@ -692,11 +694,11 @@ void dz_forward(struct dz_rctx *c)
         if (c->has_session) {
             /* A refused access by a known person is recorded before the
              * answer, like a granted one. */
-            json_t *rec = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:i, s:s}", "type",
-                                    "forward", "decision", "deny", "reason", code, "service",
-                                    f->svc->name, "route", c->route, "fin",
-                                    c->session.fin, "means", c->session.method, "status",
-                                    dz_problem_status(code), "sid", f->sid);
+            json_t *rec =
+                json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:i, s:s}", "type", "forward",
+                          "decision", "deny", "reason", code, "service", f->svc->name, "route",
+                          c->route, "fin", c->session.fin, "means", c->session.method, "status",
+                          dz_problem_status(code), "sid", f->sid);
             if (rec && f->target[0])
                 json_object_set_new(rec, "tgt", json_string(f->target));
             if (rec && f->purpose)

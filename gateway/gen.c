@@ -112,7 +112,8 @@ int dz_gen_load(const char *config_path, uint64_t number, struct dz_gen **out, c
     if (cf->cards.ca) {
         if ((rc = dz_x509_trust_new(&g->card_trust)) != 0 ||
             (rc = dz_x509_trust_add_ca_file(g->card_trust, cf->cards.ca)) != 0 ||
-            (cf->cards.crl && (rc = dz_x509_trust_add_crl_file(g->card_trust, cf->cards.crl)) != 0)) {
+            (cf->cards.crl &&
+             (rc = dz_x509_trust_add_crl_file(g->card_trust, cf->cards.crl)) != 0)) {
             snprintf(err, err_len, "%s: cards: cannot load %s (%s)", cf->path,
                      rc != 0 && cf->cards.crl ? "the CA or CRL file" : "the CA file",
                      dz_err_str(rc));

@@ -45,21 +45,21 @@ struct dz_ocsp_cache;
 
 struct dz_gen {
     atomic_int refs;
-    uint64_t number;                   /* 1, 2, ... one per successful load */
+    uint64_t number; /* 1, 2, ... one per successful load */
     struct dz_config *config;
     struct dz_policy_set *policies;
     struct dz_signer *signers[DZ_GEN_MAX_KEYS];
     const char *kids[DZ_GEN_MAX_KEYS]; /* borrowed from config */
     size_t nsigners;
-    size_t active;                     /* index of the signing key */
-    char *jwks_json;                   /* the published key set */
-    SSL_CTX *tls[DZ_GEN_MAX_LISTENERS];/* per listener; NULL for h2c */
+    size_t active;                      /* index of the signing key */
+    char *jwks_json;                    /* the published key set */
+    SSL_CTX *tls[DZ_GEN_MAX_LISTENERS]; /* per listener; NULL for h2c */
     struct dz_session_limits session_limits;
-    struct dz_x509_trust *card_trust;  /* NULL: card login off */
-    struct dz_x509_trust *mobile_trust;/* NULL: mobile and QR login off */
-    char *mssp_secret;                 /* relying-party secret (wiped on free) */
-    X509_STORE *tsa_trust;             /* documents.tsa_ca; NULL: no TSA (no level T) */
-    struct dz_web *web;                /* the portal's pages (web.h); NULL: none */
+    struct dz_x509_trust *card_trust;   /* NULL: card login off */
+    struct dz_x509_trust *mobile_trust; /* NULL: mobile and QR login off */
+    char *mssp_secret;                  /* relying-party secret (wiped on free) */
+    X509_STORE *tsa_trust;              /* documents.tsa_ca; NULL: no TSA (no level T) */
+    struct dz_web *web;                 /* the portal's pages (web.h); NULL: none */
 };
 
 /* Build a generation from a config file; err gets `file:line: reason`.
@@ -70,14 +70,14 @@ void dz_gen_ref(struct dz_gen *g);
 void dz_gen_unref(struct dz_gen *g);
 
 struct dz_gw {
-    struct dz_gen *gen;          /* main thread's current generation */
+    struct dz_gen *gen; /* main thread's current generation */
     struct dz_store *store;
     struct dz_accounts *accounts;
     struct dz_audit *audit;
     struct dz_metrics *metrics;
     struct dz_pool *pool;
     struct dz_httpd *httpd;
-    struct dz_ocsp_cache *ocsp_cache;  /* shared by every generation */
+    struct dz_ocsp_cache *ocsp_cache; /* shared by every generation */
     atomic_bool ready;
     atomic_bool draining;
     struct dz_gw_worker *workers[64];
@@ -88,9 +88,9 @@ struct dz_gw {
 struct dz_gw_worker {
     struct dz_gw *gw;
     struct dz_worker *worker;
-    struct dz_gen *gen;          /* this worker's reference */
-    struct dz_httpc *httpc;      /* outbound client on this loop */
-    char rid_prefix[13];         /* random per worker, so ids differ across restarts */
+    struct dz_gen *gen;     /* this worker's reference */
+    struct dz_httpc *httpc; /* outbound client on this loop */
+    char rid_prefix[13];    /* random per worker, so ids differ across restarts */
     uint64_t rid_counter;
 };
 

@@ -47,8 +47,7 @@ static int submit(struct dz_rctx *c, void (*work)(void *arg),
         return DZ_ERR_UNAVAILABLE;
     *op = (struct blocking_op){c, work, done, arg};
     dz_rctx_hold(c);
-    if (dz_pool_submit(c->gw->pool, c->gw_worker->worker, blocking_work, blocking_done, op) !=
-        0) {
+    if (dz_pool_submit(c->gw->pool, c->gw_worker->worker, blocking_work, blocking_done, op) != 0) {
         dz_rctx_release(c);
         free(op);
         return DZ_ERR_UNAVAILABLE;

@@ -112,7 +112,6 @@ static uint64_t gauge_sessions(void *arg)
     return dz_store_count(gw->store, "sess");
 }
 
-
 struct gen_handoff {
     struct dz_gw_worker *w;
     struct dz_gen *gen;
@@ -159,10 +158,11 @@ static void reload(struct dz_gw *gw, const char *config_path)
 
 int main(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"config", required_argument, NULL, 'c'}, {"check", no_argument, NULL, 'k'},
-        {"dump", no_argument, NULL, 'd'},         {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
+                                         {"check", no_argument, NULL, 'k'},
+                                         {"dump", no_argument, NULL, 'd'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
     const char *config_path = NULL;
     bool check = false;
     bool dump = false;
@@ -178,11 +178,21 @@ int main(int argc, char **argv)
 
     while ((opt = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
         switch (opt) {
-        case 'c': config_path = optarg; break;
-        case 'k': check = true; break;
-        case 'd': dump = true; break;
-        case 'h': usage(stdout); return 0;
-        default: usage(stderr); return 2;
+        case 'c':
+            config_path = optarg;
+            break;
+        case 'k':
+            check = true;
+            break;
+        case 'd':
+            dump = true;
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
         }
     }
     if (!config_path || optind != argc) {
@@ -200,9 +210,8 @@ int main(int argc, char **argv)
             dz_config_dump(gw.gen->config, stdout);
         /* After a dump the line is a YAML comment, so the dump checks again. */
         printf("%sconfiguration OK: %zu listener(s), %zu policy service(s), %zu key(s)\n",
-               dump ? "# " : "",
-               gw.gen->config->n_listeners, dz_policy_service_count(gw.gen->policies),
-               gw.gen->nsigners);
+               dump ? "# " : "", gw.gen->config->n_listeners,
+               dz_policy_service_count(gw.gen->policies), gw.gen->nsigners);
         dz_gen_unref(gw.gen);
         return 0;
     }
@@ -299,8 +308,8 @@ int main(int argc, char **argv)
         return 1;
     }
     atomic_store(&gw.ready, true);
-    dz_log(DZ_LOG_INFO, "started", "darvazad %s: %zu listener(s), %u worker(s)",
-           cf->gateway.id, cf->n_listeners, cf->gateway.workers);
+    dz_log(DZ_LOG_INFO, "started", "darvazad %s: %zu listener(s), %u worker(s)", cf->gateway.id,
+           cf->n_listeners, cf->gateway.workers);
 
     for (;;) {
         int sig = 0;

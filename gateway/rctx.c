@@ -72,8 +72,8 @@ static int respond_json(struct dz_rctx *c, int status, const char *ctype, json_t
         static const char fallback[] =
             "{\"type\":\"urn:darvaza:problem:internal_error\",\"title\":\"Internal error\","
             "\"status\":500,\"detail\":\"out of memory\",\"code\":\"internal_error\"}";
-        return dz_rctx_respond(c, 500, "application/problem+json", fallback,
-                               sizeof(fallback) - 1, NULL, 0);
+        return dz_rctx_respond(c, 500, "application/problem+json", fallback, sizeof(fallback) - 1,
+                               NULL, 0);
     }
     rc = dz_rctx_respond(c, status, ctype, text, strlen(text), extra, nextra);
     free(text);
@@ -93,8 +93,7 @@ int dz_rctx_problem_h(struct dz_rctx *c, const char *code, const char *detail,
 
     if (p)
         json_object_set_new(p, "instance", json_string(c->rid));
-    return respond_json(c, dz_problem_status(code), "application/problem+json", p, extra,
-                        nextra);
+    return respond_json(c, dz_problem_status(code), "application/problem+json", p, extra, nextra);
 }
 
 int dz_rctx_problem(struct dz_rctx *c, const char *code, const char *detail)

@@ -17,20 +17,20 @@
 #include "session.h"
 
 struct dz_rctx {
-    int refs;                      /* loop thread only; see dz_rctx_hold */
-    bool closed;                   /* the stream is gone: never answer */
+    int refs;    /* loop thread only; see dz_rctx_hold */
+    bool closed; /* the stream is gone: never answer */
     struct dz_req *req;
     struct dz_gw_worker *gw_worker;
     struct dz_gw *gw;
-    struct dz_gen *gen;            /* referenced for the request's lifetime */
+    struct dz_gen *gen; /* referenced for the request's lifetime */
     char rid[32];
     uint64_t start_us;
-    const char *route;             /* metrics label: builtin name or policy rule */
-    int status;                    /* what was answered */
+    const char *route; /* metrics label: builtin name or policy rule */
+    int status;        /* what was answered */
     bool answered;
     /* authentication, filled by dz_rctx_authenticate */
     bool has_session;
-    bool via_cookie;               /* the token came from the cookie (browser) */
+    bool via_cookie; /* the token came from the cookie (browser) */
     struct dz_session session;
     /* the asynchronous operation in flight, if any (for cancel on close) */
     void (*cancel)(struct dz_rctx *c);

@@ -113,8 +113,8 @@ static void on_close(struct dz_req *req, void *arg)
     c->closed = true;
     if (c->cancel)
         c->cancel(c);
-    dz_metrics_request(c->gw->metrics, c->route ? c->route : "other",
-                       c->answered ? c->status : 499, took);
+    dz_metrics_request(c->gw->metrics, c->route ? c->route : "other", c->answered ? c->status : 499,
+                       took);
     dz_req_set_data(req, NULL);
     dz_rctx_release(c); /* the stream's own hold */
 }
@@ -170,8 +170,8 @@ void dz_router_on_request(struct dz_req *req, void *wdata)
             continue;
         c->route = e->name;
         if (strcmp(e->method, method) != 0) {
-            dz_rctx_problem_h(c, "method_not_allowed", NULL,
-                              &(struct dz_hdr){"allow", e->method}, 1);
+            dz_rctx_problem_h(c, "method_not_allowed", NULL, &(struct dz_hdr){"allow", e->method},
+                              1);
             return;
         }
         e->handler(c);

@@ -13,10 +13,10 @@
 #include <stddef.h>
 
 struct dz_buf {
-    char *data;  /* NULL until the first append */
-    size_t len;  /* bytes used, excluding the trailing NUL */
-    size_t cap;  /* bytes allocated */
-    size_t max;  /* the most len may ever reach */
+    char *data; /* NULL until the first append */
+    size_t len; /* bytes used, excluding the trailing NUL */
+    size_t cap; /* bytes allocated */
+    size_t max; /* the most len may ever reach */
 };
 
 /* Start an empty buffer that may hold at most max bytes. */
@@ -26,8 +26,7 @@ void dz_buf_init(struct dz_buf *b, size_t max);
  * on error the buffer has been freed (len 0). */
 int dz_buf_append(struct dz_buf *b, const void *p, size_t n);
 int dz_buf_append_str(struct dz_buf *b, const char *s);
-int dz_buf_appendf(struct dz_buf *b, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+int dz_buf_appendf(struct dz_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int dz_buf_vappendf(struct dz_buf *b, const char *fmt, va_list ap)
     __attribute__((format(printf, 2, 0)));
 

@@ -13,10 +13,10 @@
 
 struct alg_info {
     const char *name;
-    int key_type;        /* EVP_PKEY_EC or EVP_PKEY_RSA */
+    int key_type; /* EVP_PKEY_EC or EVP_PKEY_RSA */
     const EVP_MD *(*md)(void);
-    int pad;             /* RSA padding; 0 for EC */
-    size_t ec_half;      /* bytes of r (and s) for EC */
+    int pad;        /* RSA padding; 0 for EC */
+    size_t ec_half; /* bytes of r (and s) for EC */
 };
 
 static const struct alg_info algs[] = {
@@ -36,8 +36,8 @@ static const struct alg_info *find_alg(const char *name)
 }
 
 /* r||s to DER.  *der is OPENSSL_malloc'd. */
-static int ec_raw_to_der(const unsigned char *sig, size_t sig_len, size_t half,
-                         unsigned char **der, int *der_len)
+static int ec_raw_to_der(const unsigned char *sig, size_t sig_len, size_t half, unsigned char **der,
+                         int *der_len)
 {
     ECDSA_SIG *es = NULL;
     BIGNUM *r = NULL;
@@ -77,8 +77,8 @@ static int set_padding(EVP_PKEY_CTX *ctx, const struct alg_info *a)
            EVP_PKEY_CTX_set_rsa_pss_saltlen(ctx, RSA_PSS_SALTLEN_DIGEST) == 1;
 }
 
-static int check(EVP_PKEY *pub, const struct alg_info *a, const unsigned char *sig,
-                 size_t sig_len, unsigned char **der, int *der_len)
+static int check(EVP_PKEY *pub, const struct alg_info *a, const unsigned char *sig, size_t sig_len,
+                 unsigned char **der, int *der_len)
 {
     if (!a || !pub || EVP_PKEY_get_base_id(pub) != a->key_type)
         return DZ_ERR_INVAL;
@@ -107,8 +107,7 @@ int dz_sig_verify(EVP_PKEY *pub, const char *alg, const void *msg, size_t len,
         return rc;
     rc = DZ_ERR_DENIED;
     md = EVP_MD_CTX_new();
-    if (!md || EVP_DigestVerifyInit(md, &pctx, a->md(), NULL, pub) != 1 ||
-        !set_padding(pctx, a))
+    if (!md || EVP_DigestVerifyInit(md, &pctx, a->md(), NULL, pub) != 1 || !set_padding(pctx, a))
         goto out;
     if (der)
         rc = EVP_DigestVerify(md, der, (size_t)der_len, msg, len) == 1 ? 0 : DZ_ERR_DENIED;
@@ -141,7 +140,8 @@ int dz_sig_verify_digest(EVP_PKEY *pub, const char *alg, const unsigned char *di
         EVP_PKEY_CTX_set_signature_md(ctx, a->md()) != 1 || !set_padding(ctx, a))
         goto out;
     if (der)
-        rc = EVP_PKEY_verify(ctx, der, (size_t)der_len, digest, digest_len) == 1 ? 0 : DZ_ERR_DENIED;
+        rc =
+            EVP_PKEY_verify(ctx, der, (size_t)der_len, digest, digest_len) == 1 ? 0 : DZ_ERR_DENIED;
     else
         rc = EVP_PKEY_verify(ctx, sig, sig_len, digest, digest_len) == 1 ? 0 : DZ_ERR_DENIED;
 out:

@@ -558,8 +558,8 @@ static void cert_query(struct mssp *app, struct dz_req *r)
     }
     ph = find_phone(app, phone);
     dz_logj(DZ_LOG_INFO, "mssp_certificate",
-            json_pack("{s:s, s:s, s:s, s:b}", "relying_party", rp->name, "phone", phone, "fin",
-                      fin, "found", ph && strcmp(ph->fin, fin) == 0));
+            json_pack("{s:s, s:s, s:s, s:b}", "relying_party", rp->name, "phone", phone, "fin", fin,
+                      "found", ph && strcmp(ph->fin, fin) == 0));
     if (!ph || strcmp(ph->fin, fin) != 0 || !ph->cert) {
         dz_peer_respond_json(r, 200, json_pack("{s:s}", "result", "NOT_FOUND"));
         goto out;

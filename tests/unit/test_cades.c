@@ -565,9 +565,8 @@ static void test_prepare_finish(void **state)
     struct dz_cades_verify_opts o = opts(trust_plain);
 
     (void)state;
-    assert_int_equal(dz_cades_prepare(DOC, strlen(DOC), signer, NULL, 0, &partial, &partial_len,
-                                      tbs),
-                     0);
+    assert_int_equal(
+        dz_cades_prepare(DOC, strlen(DOC), signer, NULL, 0, &partial, &partial_len, tbs), 0);
     /* Unsigned as prepared: verification fails on the signature. */
     assert_int_equal(dz_cades_verify(DOC, strlen(DOC), partial, partial_len, &o, &r), 0);
     assert_string_equal(r.indication, "TOTAL_FAILED");
@@ -598,11 +597,10 @@ static void test_prepare_finish(void **state)
     /* Finished once: a signed SignedData is not a prepared one. */
     assert_int_equal(dz_cades_finish(cms, cms_len, sig, sig_len, &cms2, &cms2_len), DZ_ERR_PARSE);
     assert_null(cms2);
-    assert_int_equal(dz_cades_finish((const unsigned char *)"junk", 4, sig, sig_len, &cms2,
-                                     &cms2_len),
-                     DZ_ERR_PARSE);
-    assert_int_equal(dz_cades_finish(partial, partial_len, sig, 0, &cms2, &cms2_len),
-                     DZ_ERR_INVAL);
+    assert_int_equal(
+        dz_cades_finish((const unsigned char *)"junk", 4, sig, sig_len, &cms2, &cms2_len),
+        DZ_ERR_PARSE);
+    assert_int_equal(dz_cades_finish(partial, partial_len, sig, 0, &cms2, &cms2_len), DZ_ERR_INVAL);
     assert_int_equal(dz_cades_prepare(NULL, 0, signer, NULL, 0, &cms2, &cms2_len, tbs),
                      DZ_ERR_INVAL);
     free(sig);
@@ -613,9 +611,9 @@ static void test_prepare_finish(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_sign_verify_b), cmocka_unit_test(test_tampered),
-        cmocka_unit_test(test_certificates),  cmocka_unit_test(test_garbage),
-        cmocka_unit_test(test_level_t),       cmocka_unit_test(test_raw_to_der),
+        cmocka_unit_test(test_sign_verify_b),  cmocka_unit_test(test_tampered),
+        cmocka_unit_test(test_certificates),   cmocka_unit_test(test_garbage),
+        cmocka_unit_test(test_level_t),        cmocka_unit_test(test_raw_to_der),
         cmocka_unit_test(test_prepare_finish),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

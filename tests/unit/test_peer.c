@@ -10,10 +10,8 @@
 #include <cmocka.h>
 
 /* The peers' shared runtime, without the binary's main() and modes. */
-#include "../../peers/runtime.c"
 #include "../../peers/peer_auth.c"
-
-
+#include "../../peers/runtime.c"
 
 static void test_query_find(void **state)
 {

@@ -16,7 +16,8 @@
 #include "err.h"
 #include "sigverify.h"
 
-static const unsigned char msg[64] = "hash(origin) || hash(nonce) stands in here: 64 bytes of it....";
+static const unsigned char msg[64] =
+    "hash(origin) || hash(nonce) stands in here: 64 bytes of it....";
 
 static EVP_PKEY *ec_key(const char *curve)
 {
