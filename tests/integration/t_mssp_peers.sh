@@ -55,11 +55,12 @@ start() {
 }
 # state SID [TIMEOUT_MS] [SECRET]: GET /mid/session/SID; result body in $WORK/m.body.
 state() { mc GET "/mid/session/$1?timeoutMs=${2:-0}" -H "$(auth "${3:-}")"; }
-# wait_complete SID: long-polls until COMPLETE (bounded); leaves the answer in MBODY.
+# wait_complete SID [SECRET]: long-polls until COMPLETE (bounded); leaves the
+# answer in MBODY.  SECRET is the relying party's that started the session.
 wait_complete() {
     local _
     for _ in 1 2 3 4; do
-        state "$1" 10000
+        state "$1" 10000 "${2:-}"
         [ "$(jq -r .state <<<"$MBODY" 2>/dev/null)" = COMPLETE ] && return 0
     done
     return 1
@@ -177,8 +178,7 @@ is "$MST $(jq -r .code <<<"$MBODY")" "409 session_complete" "an answer to a fini
 # Signature session with SHA-512, through the @FILE relying party.
 H=$(new_hash h2 64)
 start signature "${A[1]}" "${A[0]}" "$H" SHA512 "Sign notice 42" "$SECRET_COURT" court
-wait_complete "$SID" || true
-state "$SID" 0 "$SECRET_COURT"
+wait_complete "$SID" "$SECRET_COURT"
 cp "$WORK/m.body" "$WORK/r2.json"
 is "$(jq -r '.result + " " + .algorithm' "$WORK/r2.json")" "OK SHA512withECDSA" "signature session with SHA-512 (relying party secret from a file)"
 ok "the SHA-512 signature verifies over the 64-byte digest" verify_result "$WORK/r2.json" "$WORK/h2.bin"
