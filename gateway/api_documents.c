@@ -4,7 +4,9 @@
  * is the validation report of lib/cades.c (indication, sub-indication,
  * signer, signing and time-stamp times, level, checks).  Verification runs
  * on the blocking pool (it may fetch OCSP answers or CRLs).  It stores
- * nothing and never signs or time-stamps anything.
+ * nothing and never signs or time-stamps anything.  Being public and
+ * costly (a chain and revocation check per call), it is rate limited per
+ * client address: documents.verify_rate calls a minute.
  */
 #include "endpoints.h"
 
@@ -16,6 +18,7 @@
 #include "documents.h"
 #include "err.h"
 #include "gwasync.h"
+#include "store.h"
 
 #include "compat.h"
 
@@ -71,11 +74,36 @@ out:
     op_free(op);
 }
 
+#define VERIFY_RATE_NS "verify_rate"
+#define VERIFY_WINDOW_MS 60000
+
+/* Fixed one-minute windows per client address; fails closed. */
+static bool verify_rate_ok(struct dz_rctx *c)
+{
+    char key[80];
+    int64_t count = 0;
+    int n = snprintf(key, sizeof(key), "%s|%lld", dz_req_peer_ip(c->req),
+                     (long long)(dz_unix_ms() / VERIFY_WINDOW_MS));
+
+    if (n < 0 || (size_t)n >= sizeof(key) ||
+        dz_store_incr(c->gw->store, VERIFY_RATE_NS, key, (size_t)n, VERIFY_WINDOW_MS, &count) !=
+            0 ||
+        count > (int64_t)c->gen->config->documents.verify_rate) {
+        dz_rctx_problem_h(c, "rate_limited", "too many verification requests from this address",
+                          &(struct dz_hdr){"retry-after", "60"}, 1);
+        return false;
+    }
+    return true;
+}
+
 void dz_ep_documents_verify(struct dz_rctx *c)
 {
-    struct verify_op *op = calloc(1, sizeof(*op));
+    struct verify_op *op;
     const char *doc, *sig;
 
+    if (!verify_rate_ok(c))
+        return;
+    op = calloc(1, sizeof(*op));
     if (!op) {
         dz_rctx_problem(c, "service_unavailable", NULL);
         return;

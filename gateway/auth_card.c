@@ -132,8 +132,8 @@ static void start_validation(struct dz_rctx *c, struct card_op *op, STACK_OF(X50
 {
     const struct dz_config_cards *cc = &c->gen->config->cards;
 
-    if (dz_certcheck_start(c, c->gen->card_trust, op->leaf, chain, cc->policy, cc->revocation,
-                           cc->fetch_timeout_ms, card_checked, op) != 0)
+    if (dz_certcheck_start(c, c->gen->card_trust, op->leaf, chain, DZ_X509_PURPOSE_AUTH, cc->policy,
+                           cc->revocation, cc->fetch_timeout_ms, card_checked, op) != 0)
         card_op_free(op);
 }
 

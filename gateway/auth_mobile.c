@@ -409,8 +409,8 @@ static void polled(void *arg, int result, int status, const struct dz_hdr *h, si
         mobile_failed(c, &op->rec, "signature_invalid");
         goto out;
     }
-    if (dz_certcheck_start(c, c->gen->mobile_trust, v->cert, NULL, c->gen->config->mobile.policy,
-                           c->gen->config->mobile.revocation,
+    if (dz_certcheck_start(c, c->gen->mobile_trust, v->cert, NULL, DZ_X509_PURPOSE_AUTH,
+                           c->gen->config->mobile.policy, c->gen->config->mobile.revocation,
                            c->gen->config->mobile.fetch_timeout_ms, mobile_checked, v) == 0)
         v = NULL;
 out:

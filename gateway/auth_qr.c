@@ -313,8 +313,8 @@ static void answer(struct dz_rctx *c, const char *id)
         refuse(c, "bad_signature", NULL);
         goto out;
     }
-    if (dz_certcheck_start(c, c->gen->mobile_trust, a->cert, NULL, c->gen->config->mobile.policy,
-                           c->gen->config->mobile.revocation,
+    if (dz_certcheck_start(c, c->gen->mobile_trust, a->cert, NULL, DZ_X509_PURPOSE_AUTH,
+                           c->gen->config->mobile.policy, c->gen->config->mobile.revocation,
                            c->gen->config->mobile.fetch_timeout_ms, answer_checked, a) == 0)
         a = NULL;
 out:

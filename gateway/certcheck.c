@@ -53,7 +53,7 @@ static void done(struct dz_rctx *c, void *p)
 }
 
 int dz_certcheck_start(struct dz_rctx *c, const struct dz_x509_trust *t, X509 *leaf,
-                       STACK_OF(X509) * chain, const char *policy,
+                       STACK_OF(X509) * chain, enum dz_x509_purpose purpose, const char *policy,
                        enum dz_config_revocation revocation, uint64_t fetch_timeout_ms,
                        dz_certcheck_cb cb, void *arg)
 {
@@ -78,7 +78,7 @@ int dz_certcheck_start(struct dz_rctx *c, const struct dz_x509_trust *t, X509 *l
         }
     }
     op->policies[0] = policy;
-    op->opts.purpose = DZ_X509_PURPOSE_AUTH;
+    op->opts.purpose = purpose;
     op->opts.policies = op->policies;
     op->opts.npolicies = 1;
     op->opts.revocation = revocation == DZ_CONFIG_REV_NONE  ? DZ_X509_REV_NONE

@@ -18,12 +18,13 @@ typedef void (*dz_certcheck_cb)(struct dz_rctx *c, int rc, const struct dz_x509_
                                 void *arg);
 
 /* Validate leaf (a reference is taken) with optional untrusted chain
- * (copied) against t for authentication, requiring policy and a FIN.
+ * (copied) against t for purpose (login: AUTH, document signing: SIGN),
+ * requiring policy and a FIN.
  * Returns 0 when started: cb runs later on c's loop with rc 0 and the
  * verdict in res (or rc < 0 on an internal error: treat as refused).
  * Otherwise the client has been answered 503 and cb is never called. */
 int dz_certcheck_start(struct dz_rctx *c, const struct dz_x509_trust *t, X509 *leaf,
-                       STACK_OF(X509) * chain, const char *policy,
+                       STACK_OF(X509) * chain, enum dz_x509_purpose purpose, const char *policy,
                        enum dz_config_revocation revocation, uint64_t fetch_timeout_ms,
                        dz_certcheck_cb cb, void *arg);
 

@@ -321,6 +321,7 @@ static const struct kw documents_kws[] = {
     {"tsa_ca", T_PATH, F_STR(S, tsa_ca), 0, 1, PATH_MAX, NULL, F_FILE | F_RELOADABLE, NULL},
     {"tsa_timeout", T_DURATION, F_U64(S, tsa_timeout_ms), 0, 100, 30 * SEC, "5s", F_RELOADABLE,
      NULL},
+    {"verify_rate", T_UINT, F_UINT(S, verify_rate), 0, 1, 100000, "60", F_RELOADABLE, NULL},
 };
 #undef S
 static const struct table documents_table = {documents_kws, N(documents_kws),

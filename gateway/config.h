@@ -191,6 +191,7 @@ struct dz_config_documents {
     char *tsa_url;           /* RFC 3161 TSA (http only on loopback), or NULL */
     char *tsa_ca;            /* PEM: anchors for TSA certificates (required with tsa_url) */
     uint64_t tsa_timeout_ms; /* each time-stamp request, 100ms..30s, default 5s */
+    unsigned verify_rate;    /* /api/documents/verify calls per client address per minute */
 };
 
 struct dz_config {

@@ -151,6 +151,7 @@ static void got_cert(void *arg, int result, int status, const struct dz_hdr *h, 
     unsigned char *der = NULL;
     size_t der_len = 0;
     X509 *cert = NULL;
+    STACK_OF(X509) *chain = NULL;
     struct dz_certid id;
     size_t partial_len = 0;
     char hash_b64[64];
@@ -184,7 +185,10 @@ static void got_cert(void *arg, int result, int status, const struct dz_hdr *h, 
         goto fail;
     }
     dz_sha256(der, der_len, op->rec.cert_sha256);
-    if (dz_cades_prepare(op->doc, op->doc_len, cert, NULL, 0, &op->partial, &partial_len,
+    /* The signature carries the mobile CA too: a verifier then needs only
+     * the root. */
+    if (dz_x509_trust_issuer_chain(c->gen->mobile_trust, cert, &chain) != 0 ||
+        dz_cades_prepare(op->doc, op->doc_len, cert, chain, 0, &op->partial, &partial_len,
                          op->rec.tbs) != 0 ||
         partial_len > SIGN_PARTIAL_MAX ||
         dz_mid_verification_code_str(op->rec.tbs, sizeof(op->rec.tbs), op->code) != 0) {
@@ -212,6 +216,7 @@ fail:
     json_decref(req);
     json_decref(j);
     X509_free(cert);
+    sk_X509_pop_free(chain, X509_free);
     free(der);
     dz_rctx_release(c);
 }
@@ -539,8 +544,8 @@ static void polled(void *arg, int result, int status, const struct dz_hdr *h, si
         f = NULL;
         goto out;
     }
-    if (dz_certcheck_start(c, c->gen->mobile_trust, f->cert, NULL, c->gen->config->mobile.policy,
-                           c->gen->config->mobile.revocation,
+    if (dz_certcheck_start(c, c->gen->mobile_trust, f->cert, NULL, DZ_X509_PURPOSE_SIGN,
+                           c->gen->config->mobile.policy, c->gen->config->mobile.revocation,
                            c->gen->config->mobile.fetch_timeout_ms, cert_checked, f) == 0)
         f = NULL;
 out:

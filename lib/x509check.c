@@ -277,6 +277,41 @@ size_t dz_x509_trust_anchors(const struct dz_x509_trust *t)
     return t != NULL ? t->nanchors : 0;
 }
 
+int dz_x509_trust_issuer_chain(const struct dz_x509_trust *t, X509 *leaf, STACK_OF(X509) * *out)
+{
+    STACK_OF(X509) * sk;
+    X509 *cur = leaf;
+
+    *out = NULL;
+    if (t == NULL || leaf == NULL)
+        return DZ_ERR_INVAL;
+    if ((sk = sk_X509_new_null()) == NULL)
+        return DZ_ERR_NOMEM;
+    /* Bounded walk: a loop among intermediates cannot run forever. */
+    for (int depth = 0; depth < DZ_X509_MAX_DEPTH; depth++) {
+        X509 *issuer = NULL;
+
+        for (int i = 0; i < sk_X509_num(t->intermediates); i++) {
+            X509 *x = sk_X509_value(t->intermediates, i);
+            if (x != cur && X509_check_issued(x, cur) == X509_V_OK) {
+                issuer = x;
+                break;
+            }
+        }
+        if (issuer == NULL)
+            break;
+        if (!X509_up_ref(issuer) || !sk_X509_push(sk, issuer)) {
+            X509_free(issuer);
+            sk_X509_pop_free(sk, X509_free);
+            return DZ_ERR_NOMEM;
+        }
+        cur = issuer;
+    }
+    ERR_clear_error();
+    *out = sk;
+    return 0;
+}
+
 int dz_x509_trust_add_ca_file(struct dz_x509_trust *t, const char *path)
 {
     STACK_OF(X509) *sk = NULL;

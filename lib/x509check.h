@@ -87,6 +87,15 @@ int dz_x509_trust_add_crl_file(struct dz_x509_trust *t, const char *path);
 /* Number of anchors added so far (a trust with none validates nothing). */
 size_t dz_x509_trust_anchors(const struct dz_x509_trust *t);
 
+/*
+ * The intermediates of t that lead from leaf's issuer up to an anchor
+ * (nearest first, anchors excluded), as new references in *out (free with
+ * sk_X509_pop_free): what a signature should carry so that a verifier
+ * holding only the root can build the path.  0 (possibly an empty stack),
+ * DZ_ERR_INVAL, DZ_ERR_NOMEM.  Any thread.
+ */
+int dz_x509_trust_issuer_chain(const struct dz_x509_trust *t, X509 *leaf, STACK_OF(X509) * *out);
+
 /* NULL is a no-op.  No validation may be running on t. */
 void dz_x509_trust_free(struct dz_x509_trust *t);
 

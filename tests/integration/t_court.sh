@@ -9,8 +9,10 @@
 # a citizen, no signature, a TSA that is down are refused and store nothing.
 . "$(dirname "$0")/lib.sh"
 
-plan 27
-stack_start
+plan 29
+# A low verification rate, so that the rate limit is reached at the end.
+VERIFY_RATE=12
+stack_start CONFIG_SET="documents.verify_rate=$VERIFY_RATE"
 
 C="$STATE_DIR/certs"
 CARDS_JSON="$STATE_DIR/cards/cards.json"
@@ -182,5 +184,18 @@ post_notice "$J1_TOKEN" "$(envelope "$DOC" "$WORK/j1.p7s")"
 problem 503 timestamp_unavailable "court: TSA down is 503 timestamp_unavailable"
 timeout 30 "$ROOT/demo/stack.sh" tsa-start "$STATE_DIR" >>"$WORK/tsa.log" 2>&1
 is "$(notices) $(outbox_rows)" "$N1 $O1" "court: none of the refused notices was stored"
+
+# The public verification endpoint is rate limited per address: 2 x rate + 2
+# calls put more than the rate into one minute window whatever the clock.
+limited=""
+for _ in $(seq $((2 * VERIFY_RATE + 2))); do
+    gw_json POST /api/documents/verify '{}'
+    if [ "$STATUS" = 429 ]; then
+        limited=1
+        break
+    fi
+done
+problem 429 rate_limited "verify: more than documents.verify_rate calls a minute is 429 rate_limited"
+is "${limited:-no 429} $(hdr retry-after)" "1 60" "verify: the 429 says Retry-After: 60"
 
 finish

@@ -342,6 +342,36 @@ static void test_valid_card(void **state)
     dz_x509_trust_free(t);
 }
 
+/* The chain a signature should carry: the card CA, never the root. */
+static void test_issuer_chain(void **state)
+{
+    struct dz_x509_trust *t = trust(NULL, NULL);
+    struct dz_x509_trust *only_root = NULL;
+    STACK_OF(X509) *sk = NULL;
+    X509 *leaf = card(SER_GOOD, NULL);
+
+    (void)state;
+    assert_int_equal(dz_x509_trust_issuer_chain(t, leaf, &sk), 0);
+    assert_int_equal(sk_X509_num(sk), 1);
+    assert_int_equal(X509_cmp(sk_X509_value(sk, 0), ca), 0);
+    sk_X509_pop_free(sk, X509_free);
+    /* From the CA itself: nothing (its issuer is the anchor). */
+    assert_int_equal(dz_x509_trust_issuer_chain(t, ca, &sk), 0);
+    assert_int_equal(sk_X509_num(sk), 0);
+    sk_X509_pop_free(sk, X509_free);
+    /* A trust without the intermediate: an empty chain, not an error. */
+    assert_int_equal(dz_x509_trust_new(&only_root), 0);
+    assert_int_equal(dz_x509_trust_add_ca_file(only_root, path("root.pem")), 0);
+    assert_int_equal(dz_x509_trust_issuer_chain(only_root, leaf, &sk), 0);
+    assert_int_equal(sk_X509_num(sk), 0);
+    sk_X509_pop_free(sk, X509_free);
+    assert_int_equal(dz_x509_trust_issuer_chain(NULL, leaf, &sk), DZ_ERR_INVAL);
+    assert_null(sk);
+    X509_free(leaf);
+    dz_x509_trust_free(t);
+    dz_x509_trust_free(only_root);
+}
+
 static void test_validity_period(void **state)
 {
     const char *exts[] = {KU_AUTH, POL_CARD, SKID, AKID, NULL};
@@ -1006,6 +1036,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_valid_card),
+        cmocka_unit_test(test_issuer_chain),
         cmocka_unit_test(test_validity_period),
         cmocka_unit_test(test_unknown_ca_and_signature),
         cmocka_unit_test(test_key_usage),
