@@ -694,6 +694,40 @@ static void check_timestamp(CMS_SignerInfo *si, const struct dz_cades_verify_opt
               info.tsa_name[0] ? info.tsa_name : "the TSA");
 }
 
+/*
+ * A revoked signing certificate whose revocation time is known (EN 319
+ * 102-1, validation with time): a good time-stamp before the revocation is
+ * proof that the signature existed while the certificate was good, so it
+ * passes; a signing time the signer claims at or after the revocation fails
+ * (REVOKED); in between, nothing proves which came first (REVOKED_NO_POE).
+ * The chain, key usage and policy were checked before revocation, so the
+ * certificate is otherwise good.
+ */
+static void revoked_with_time(const struct dz_x509_result *res, struct dz_cades_report *out,
+                              struct verdict *v)
+{
+    char when[32];
+    struct tm tm;
+    time_t t = (time_t)res->revoked_at;
+
+    if (!gmtime_r(&t, &tm) || !strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm))
+        snprintf(when, sizeof(when), "%lld", (long long)res->revoked_at);
+    if (out->level == 'T' && out->timestamp_time > 0 && out->timestamp_time < res->revoked_at) {
+        add_check(out, "certificate", "passed",
+                  "revoked at %s, after the time-stamp proves the signature existed (%s)", when,
+                  res->revocation_source ? res->revocation_source : "revocation");
+        return;
+    }
+    if (out->signing_time > 0 && out->signing_time >= res->revoked_at) {
+        add_check(out, "certificate", "failed", "revoked at %s, before the signing time", when);
+        fail(v, "REVOKED");
+        return;
+    }
+    add_check(out, "certificate", "indeterminate",
+              "revoked at %s; no time-stamp proves the signature is older", when);
+    indet(v, "REVOKED_NO_POE");
+}
+
 static void check_certificate(X509 *signer, STACK_OF(X509) * others,
                               const struct dz_cades_verify_opts *o, struct dz_cades_report *out,
                               struct verdict *v)
@@ -736,6 +770,11 @@ static void check_certificate(X509 *signer, STACK_OF(X509) * others,
         snprintf(out->name, sizeof(out->name), "%s", res.name);
     if (res.role[0])
         snprintf(out->role, sizeof(out->role), "%s", res.role);
+    if (rc == 0 && !res.valid && res.reason && strcmp(res.reason, "revoked") == 0 &&
+        res.revoked_at > 0) {
+        revoked_with_time(&res, out, v);
+        return;
+    }
     if (rc != 0 || !res.valid) {
         const char *reason = rc ? "internal" : res.reason ? res.reason : "internal";
         sub = x509_sub_indication(reason, &total);

@@ -569,6 +569,10 @@ static int run_verify(const struct run *r, unsigned long crl_flags, STACK_OF(X50
         if (*err == X509_V_OK)
             *err = X509_V_ERR_UNSPECIFIED; /* failed before any check ran */
         *depth = X509_STORE_CTX_get_error_depth(ctx);
+        /* A revoked leaf: the path as built names its issuer, whose CRL
+         * gives the revocation date. */
+        if (chain != NULL && *err == X509_V_ERR_CERT_REVOKED)
+            *chain = X509_STORE_CTX_get1_chain(ctx);
     }
     rc = 0;
 out:
@@ -718,6 +722,29 @@ static int64_t crl_time(STACK_OF(X509_CRL) * crls, X509 *leaf, X509 *issuer)
     return best;
 }
 
+/* The earliest revocationDate of leaf in the CRLs signed by issuer; 0 when
+ * none lists it. */
+static int64_t crl_revoked_at(STACK_OF(X509_CRL) * crls, X509 *leaf, X509 *issuer)
+{
+    int64_t best = 0;
+
+    for (int i = 0; issuer != NULL && i < sk_X509_CRL_num(crls); i++) {
+        X509_CRL *c = sk_X509_CRL_value(crls, i);
+        X509_REVOKED *rev = NULL;
+        int64_t at;
+
+        if (X509_NAME_cmp(X509_CRL_get_issuer(c), X509_get_issuer_name(leaf)) != 0 ||
+            X509_CRL_verify(c, X509_get0_pubkey(issuer)) != 1 ||
+            X509_CRL_get0_by_cert(c, &rev, leaf) != 1 || rev == NULL)
+            continue;
+        at = asn1_unix(X509_REVOKED_get0_revocationDate(rev));
+        if (at > 0 && (best == 0 || at < best))
+            best = at;
+    }
+    ERR_clear_error();
+    return best;
+}
+
 /*
  * Revocation of the leaf in OCSP_CRL mode, after the path is valid: sets
  * *good when the status is GOOD, else refuses in out (the caller sets
@@ -807,6 +834,7 @@ static int leaf_revocation(const struct run *r, STACK_OF(X509) * chain, struct d
         } else if (err == X509_V_ERR_CERT_REVOKED) {
             out->revocation_source = "crl";
             out->revocation_checked_at = crl_time(crls, r->leaf, issuer);
+            out->revoked_at = crl_revoked_at(crls, r->leaf, issuer);
             refuse(out, "revoked", "the CRL lists the certificate");
         } else {
             refuse(out, "revocation_unknown", "%s; CRL: %s (depth %d)", ocsp_why,
@@ -826,6 +854,7 @@ answered:
     if (a.status == DZ_OCSP_GOOD) {
         *good = true;
     } else {
+        out->revoked_at = a.revoked_at;
         refuse(out, "revoked", "OCSP: revoked (reason %d)", a.revocation_reason);
     }
     return 0;
@@ -951,6 +980,8 @@ int dz_x509_validate(const struct dz_x509_trust *t, X509 *leaf, STACK_OF(X509) *
         goto out;
     if (err != 0) {
         refuse_verify(out, err, depth);
+        if (err == X509_V_ERR_CERT_REVOKED && depth == 0 && sk_X509_num(chain) >= 2)
+            out->revoked_at = crl_revoked_at(t->crls, leaf, sk_X509_value(chain, 1));
         goto out;
     }
 

@@ -151,6 +151,8 @@ struct dz_x509_result {
     /* Revocation evidence, for the audit log and the assertion's prf. */
     const char *revocation_source; /* "none" | "ocsp" | "ocsp_cache" | "crl" */
     int64_t revocation_checked_at; /* thisUpdate of the OCSP answer or CRL used; 0: none */
+    int64_t revoked_at;            /* reason "revoked" of the leaf: when (OCSP revocationTime or
+                                    * CRL revocationDate); 0: unknown or not the leaf */
     bool has_ocsp;
     unsigned char ocsp_sha256[32]; /* of the OCSPResponse DER that decided (fresh or cached) */
 };

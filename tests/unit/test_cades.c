@@ -408,6 +408,18 @@ static void test_garbage(void **state)
 
 /* ---- level T with an in-process TSA ---- */
 
+/* genTime of the tokens make_token makes; 0: now. */
+static long token_time;
+
+static int time_cb(TS_RESP_CTX *ctx, void *data, long *sec, long *usec)
+{
+    (void)ctx;
+    (void)data;
+    *sec = token_time ? token_time : (long)time(NULL);
+    *usec = 0;
+    return 1;
+}
+
 static ASN1_INTEGER *serial_cb(TS_RESP_CTX *ctx, void *data)
 {
     static long n = 100;
@@ -443,6 +455,7 @@ static void make_token(X509 *cert, const unsigned char digest[32], unsigned char
     }
     TS_RESP_CTX_add_md(ctx, EVP_sha256());
     TS_RESP_CTX_set_serial_cb(ctx, serial_cb, NULL);
+    TS_RESP_CTX_set_time_cb(ctx, time_cb, NULL);
     in = BIO_new_mem_buf(req, (int)req_len);
     resp = TS_RESP_create_response(ctx, in);
     assert_non_null(resp);
@@ -533,6 +546,57 @@ static void test_level_t(void **state)
     free(sig);
 }
 
+/* A revoked signing certificate (CRL: revoked at T0 - 600) judged by time
+ * (EN 319 102-1): a time-stamp older than the revocation proves the
+ * signature existed while the certificate was good. */
+static void test_revoked_after_poe(void **state)
+{
+    unsigned char *sig = NULL, *sig_t = NULL, *tok = NULL;
+    size_t len = 0, len_t = 0, tok_len = 0;
+    unsigned char d[32];
+    struct dz_cades_report r;
+    struct dz_cades_verify_opts o = opts(trust_crl);
+    STACK_OF(X509) *chain = sk_X509_new_null();
+
+    (void)state;
+    sk_X509_push(chain, ca);
+    /* Claimed signed an hour before the revocation, no time-stamp: nothing
+     * proves it, so neither pass nor fail. */
+    assert_int_equal(dz_cades_sign(DOC, strlen(DOC), revoked, chain, T0 - 3600,
+                                   dz_cades_sign_with_pkey, leaf_key, &sig, &len),
+                     0);
+    assert_int_equal(dz_cades_verify(DOC, strlen(DOC), sig, len, &o, &r), 0);
+    assert_string_equal(r.indication, "INDETERMINATE");
+    assert_string_equal(r.sub_indication, "REVOKED_NO_POE");
+    assert_string_equal(check_result(&r, "certificate"), "indeterminate");
+
+    /* The same signature time-stamped before the revocation: passes. */
+    assert_int_equal(dz_cades_signature_digest(sig, len, d), 0);
+    token_time = (long)(T0 - 1800);
+    make_token(tsa, d, &tok, &tok_len);
+    token_time = 0;
+    assert_int_equal(dz_cades_add_timestamp(sig, len, tok, tok_len, &sig_t, &len_t), 0);
+    assert_int_equal(dz_cades_verify(DOC, strlen(DOC), sig_t, len_t, &o, &r), 0);
+    assert_string_equal(r.indication, "TOTAL_PASSED");
+    assert_int_equal(r.level, 'T');
+    assert_string_equal(check_result(&r, "certificate"), "passed");
+    free(sig_t);
+    sig_t = NULL;
+    OPENSSL_free(tok);
+    tok = NULL;
+
+    /* Time-stamped only after the revocation: no proof again. */
+    make_token(tsa, d, &tok, &tok_len);
+    assert_int_equal(dz_cades_add_timestamp(sig, len, tok, tok_len, &sig_t, &len_t), 0);
+    assert_int_equal(dz_cades_verify(DOC, strlen(DOC), sig_t, len_t, &o, &r), 0);
+    assert_string_equal(r.indication, "INDETERMINATE");
+    assert_string_equal(r.sub_indication, "REVOKED_NO_POE");
+    free(sig_t);
+    OPENSSL_free(tok);
+    free(sig);
+    sk_X509_free(chain);
+}
+
 static void test_raw_to_der(void **state)
 {
     unsigned char raw[64];
@@ -611,10 +675,10 @@ static void test_prepare_finish(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_sign_verify_b),  cmocka_unit_test(test_tampered),
-        cmocka_unit_test(test_certificates),   cmocka_unit_test(test_garbage),
-        cmocka_unit_test(test_level_t),        cmocka_unit_test(test_raw_to_der),
-        cmocka_unit_test(test_prepare_finish),
+        cmocka_unit_test(test_sign_verify_b), cmocka_unit_test(test_tampered),
+        cmocka_unit_test(test_certificates),  cmocka_unit_test(test_garbage),
+        cmocka_unit_test(test_level_t),       cmocka_unit_test(test_revoked_after_poe),
+        cmocka_unit_test(test_raw_to_der),    cmocka_unit_test(test_prepare_finish),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
