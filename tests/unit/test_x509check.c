@@ -596,6 +596,9 @@ static void test_crl(void **state)
     assert_string_equal(r.revocation_source, "crl");
     assert_true(r.revocation_checked_at >= T0 - 601 && r.revocation_checked_at <= T0 - 599);
     assert_string_equal(run(t, revoked, NULL, &o, &r), "revoked");
+    assert_int_equal(r.revoked_at, T0 - 60); /* the CRL entry's revocationDate */
+    assert_string_equal(run(t, good, NULL, &o, &r), "ok");
+    assert_int_equal(r.revoked_at, 0);
     /* Fail closed: no CRL at all, no CRL for the CA (crl_check_all), or a
      * stale one. */
     assert_string_equal(run(nocrl, good, NULL, &o, &r), "revocation_unknown");
@@ -897,6 +900,7 @@ static void test_ocsp_responder(void **state)
     assert_string_equal(run(t, revoked, NULL, &o, &r), "revoked");
     assert_string_equal(r.revocation_source, "ocsp");
     assert_true(r.has_ocsp);
+    assert_int_equal(r.revoked_at, 1704067200); /* revocationTime 2024-01-01T00:00:00Z */
     assert_string_equal(run(t, revoked, NULL, &o, &r), "revoked"); /* cached revoked */
     assert_string_equal(r.revocation_source, "ocsp_cache");
     /* "unknown" from the responder and no CRL: refused. */
