@@ -15,6 +15,8 @@
 # in parallel, a new TLS connection each) and memory per idle HTTP/2
 # connection (BENCH_IDLE connections held open, RSS before/after).
 # Results: build/bench/results.md (also printed).  Not part of `make test`.
+# BENCH_PERF=1 also records a perf call-graph profile of the gateway during
+# the first measured round of (c): build/bench/perf.data.
 set -u
 BENCH_N=${BENCH_N:-20000}
 BENCH_C=${BENCH_C:-20}
@@ -139,8 +141,20 @@ for r in warmup $(seq 1 "$BENCH_ROUNDS"); do
         n=$BENCH_N
         [ "$r" = warmup ] && n=$((BENCH_N / 4))
         log "round $r, setup $s ..."
+        perf_pid=""
+        if [ -n "${BENCH_PERF:-}" ] && [ "$s" = c ] && [ "$r" = 1 ]; then
+            # BENCH_PERF=1: a call-graph profile of the gateway during round 1 of (c).
+            perf record -q -g -o "$OUT/perf.data" -p "$GW_PID" >"$OUT/perf.log" 2>&1 &
+            perf_pid=$!
+            sleep 0.5
+        fi
         timeout 300 h2load -n "$n" -c "$BENCH_C" -m "$BENCH_M" -t 1 -H "$(auth_of "$s")" \
             --log-file="$OUT/rounds/$s-$r.log" "$(url_of "$s")" >"$OUT/rounds/$s-$r.txt" 2>&1
+        if [ -n "$perf_pid" ]; then
+            kill -INT "$perf_pid" 2>/dev/null
+            wait "$perf_pid" 2>/dev/null
+            log "perf profile: $OUT/perf.data (perf report -i build/bench/perf.data --no-children)"
+        fi
     done
 done
 # stats SETUP -> "rps p50_ms p99_ms ok_of_n round" of the median round by req/s

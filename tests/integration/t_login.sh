@@ -74,7 +74,7 @@ ok "cookie is Secure; HttpOnly; SameSite=Lax; Path=/ and has no Domain" bash -c 
 # ±1 window and replay without waiting; first make sure no boundary comes
 # before the last of them is sent (a few logins later, slower under ASan).
 now=$(date +%s)
-[ $((30 - now % 30)) -le 10 ] && sleep $((30 - now % 30))
+[ $((30 - now % 30)) -le 15 ] && sleep $((30 - now % 30))
 now=$(date +%s)
 C_PREV=$(totp_at "$SECRET" $((now - 30)))
 C_CUR=$(totp_at "$SECRET" "$now")

@@ -214,7 +214,10 @@ stats=$(awk '{ print $2 }' "$WORK/healthz.times" | sort -n | awk '{ v[NR] = $1; 
 read -r p50 p99 pmax <<<"$stats"
 diag "healthz while $LOAD_POLLS mobile logins waited: $n requests, p50 ${p50}s p99 ${p99}s max ${pmax}s"
 is "$(awk '$1 != 200' "$WORK/healthz.times" | wc -l | tr -d ' ')" 0 "every /healthz answered 200 meanwhile"
-ok "/healthz p99 ${p99}s < 0.5s over $n requests" awk -v p="$p99" -v n="$n" 'BEGIN { exit !(p < 0.5 && n >= 20) }'
+# A loop blocked by a waiting login would hold /healthz for the whole wait
+# (LOAD_WAIT s); the bound is far from that and far above a loaded
+# machine's scheduling noise, so it tells blocking, not speed.
+ok "/healthz p99 ${p99}s < 2s over $n requests: no loop blocked" awk -v p="$p99" -v n="$n" 'BEGIN { exit !(p < 2 && n >= 10) }'
 is "$(awk '$1 == 200' "$WORK/load.out" | wc -l | tr -d ' ')" "$LOAD_POLLS" "all $LOAD_POLLS long-polls answered 200"
 is "$(cat "$WORK"/poll.* | jq -r .state | sort | uniq -c | awk '{ print $1, $2 }')" "$LOAD_POLLS pending" \
     "all of them pending: none was cut short"
