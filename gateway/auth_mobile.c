@@ -320,6 +320,8 @@ static void mobile_checked(struct dz_rctx *c, int rc, const struct dz_x509_resul
     if (strcmp(res->fin, v->rec.fin) != 0) {
         /* Another person's certificate: the MSSP cannot log anyone in as
          * the FIN that was typed. */
+        dz_log(DZ_LOG_WARN, "mobile_refused",
+               "the signature is good but the certificate's FIN is not the FIN given");
         mobile_failed(c, &v->rec, "signature_invalid");
         verify_free(v);
         return;

@@ -47,7 +47,7 @@
 #define MSSP_CERT_MAX (64 * 1024)
 #define MSSP_DOWN_MAX_S 3600
 
-enum tamper { TAMPER_NONE, TAMPER_SIGNATURE, TAMPER_CERTIFICATE };
+enum tamper { TAMPER_NONE, TAMPER_SIGNATURE, TAMPER_CERTIFICATE, TAMPER_HOLDER };
 
 struct mssp;
 struct session;
@@ -116,6 +116,7 @@ struct phone {
     enum tamper tamper;
     unsigned char *tamper_cert; /* owned; NULL: another holder's */
     size_t tamper_cert_len;
+    char tamper_fin[DZ_FIN_LEN + 1]; /* TAMPER_HOLDER: believed to hold this FIN too */
     int fail; /* -1, or the dz_mssp_result the next session ends with */
 };
 
@@ -510,7 +511,14 @@ static void start_session(struct mssp *app, struct dz_req *r, enum dz_mssp_kind 
                       "hash_type", dz_mssp_hash_name(s->hash_type), "verification_code", s->code));
     /* Answer first: completing at once (not a client) must not reorder. */
     dz_peer_respond_json(r, 200, json_pack("{s:s}", "session_id", s->id));
-    if (!ph || strcmp(ph->fin, s->fin) != 0) {
+    if (ph && ph->tamper == TAMPER_HOLDER && strcmp(ph->tamper_fin, s->fin) == 0) {
+        /* A mixed-up directory, once: the request for that FIN goes to a
+         * phone whose SIM is another person's, and the phone signs. */
+        ph->tamper = TAMPER_NONE;
+        dz_logj(DZ_LOG_WARN, "mssp_tampered",
+                json_pack("{s:s, s:s, s:s}", "session_id", s->id, "phone", ph->number, "mode",
+                          "holder"));
+    } else if (!ph || strcmp(ph->fin, s->fin) != 0) {
         session_complete(s, DZ_MSSP_NOT_MID_CLIENT);
         return;
     }
@@ -732,7 +740,9 @@ static void phone_answer(struct mssp *app, struct dz_req *r, struct phone *ph)
                 }
             }
         }
-        if (ph->tamper != TAMPER_NONE)
+        bool tampered = ph->tamper == TAMPER_SIGNATURE || ph->tamper == TAMPER_CERTIFICATE;
+
+        if (tampered)
             dz_logj(DZ_LOG_WARN, "mssp_tampered",
                     json_pack("{s:s, s:s, s:s}", "session_id", s->id, "phone", ph->number, "mode",
                               ph->tamper == TAMPER_SIGNATURE ? "signature" : "certificate"));
@@ -744,10 +754,12 @@ static void phone_answer(struct mssp *app, struct dz_req *r, struct phone *ph)
         memcpy(s->cert, cert, cert_len);
         s->cert_len = cert_len;
         /* One shot; cert may point into tamper_cert: only now let it go. */
-        ph->tamper = TAMPER_NONE;
-        free(ph->tamper_cert);
-        ph->tamper_cert = NULL;
-        ph->tamper_cert_len = 0;
+        if (tampered) {
+            ph->tamper = TAMPER_NONE;
+            free(ph->tamper_cert);
+            ph->tamper_cert = NULL;
+            ph->tamper_cert_len = 0;
+        }
     }
     respond_204(r);
     session_complete(s, a.result);
@@ -871,21 +883,24 @@ static void cert_job_done(void *arg)
     free(j);
 }
 
-/* POST /_mssp/tamper {"phone","mode","cert_file"?} */
+/* POST /_mssp/tamper {"phone","mode","cert_file"?,"fin"?} */
 static void hook_tamper(struct mssp *app, struct dz_req *r)
 {
-    static const char *const allowed[] = {"phone", "mode", "cert_file", NULL};
+    static const char *const allowed[] = {"phone", "mode", "cert_file", "fin", NULL};
     json_t *o = hook_body(r, allowed);
     const char *phone = json_string_value(json_object_get(o, "phone"));
     const char *mode = json_string_value(json_object_get(o, "mode"));
     json_t *cf = json_object_get(o, "cert_file");
+    const char *fin = json_string_value(json_object_get(o, "fin"));
     struct phone *ph = phone ? find_phone(app, phone) : NULL;
     struct cert_job *j = NULL;
 
-    if (!o || !mode || (cf && (!json_is_string(cf) || strcmp(mode, "certificate") != 0))) {
+    if (!o || !mode || (cf && (!json_is_string(cf) || strcmp(mode, "certificate") != 0)) ||
+        (json_object_get(o, "fin") && strcmp(mode, "holder") != 0) ||
+        (strcmp(mode, "holder") == 0 && (!fin || strlen(fin) != DZ_FIN_LEN))) {
         dz_peer_problem(r, 400, "bad_request",
-                        "{\"phone\",\"mode\":\"signature\"|\"certificate\"|\"none\","
-                        "\"cert_file\"? (certificate only)}",
+                        "{\"phone\",\"mode\":\"signature\"|\"certificate\"|\"holder\"|"
+                        "\"none\",\"cert_file\"? (certificate only),\"fin\" (holder only)}",
                         NULL);
         goto out;
     }
@@ -922,8 +937,15 @@ static void hook_tamper(struct mssp *app, struct dz_req *r)
         ph->tamper_cert = NULL;
         ph->tamper_cert_len = 0;
         ph->tamper = TAMPER_CERTIFICATE;
+    } else if (strcmp(mode, "holder") == 0) {
+        free(ph->tamper_cert);
+        ph->tamper_cert = NULL;
+        ph->tamper_cert_len = 0;
+        snprintf(ph->tamper_fin, sizeof(ph->tamper_fin), "%s", fin);
+        ph->tamper = TAMPER_HOLDER;
     } else {
-        dz_peer_problem(r, 400, "bad_request", "mode: signature, certificate or none", NULL);
+        dz_peer_problem(r, 400, "bad_request", "mode: signature, certificate, holder or none",
+                        NULL);
         goto out;
     }
     dz_peer_respond_json(r, 200, json_pack("{s:s, s:s}", "phone", ph->number, "mode", mode));

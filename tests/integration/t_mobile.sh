@@ -11,7 +11,7 @@ PHONE_RATE=5             # mobile.phone_rate: requests per phone per minute
 LOAD_POLLS=50            # browser long-polls waiting at once
 LOAD_WAIT=6              # their ?wait= (s); < USER_TIMEOUT and the delivery timeout (10 s)
 
-plan 47
+plan 51
 stack_start MSSP_USER_TIMEOUT=$USER_TIMEOUT MSSP_DELIVERY_TIMEOUT=10 PHONE_DELAY_MS=400 \
     CONFIG_SET="mobile.phone_rate=$PHONE_RATE"
 
@@ -123,6 +123,16 @@ hook /_mssp/tamper "$(jq -nc --arg p "$(phone_of "$A")" '{phone:$p, mode:"certif
 mob_start "$(phone_of "$A")" "$A"
 mob_wait "$MID"
 is "$(outcome)" "200 failed signature_invalid" "another holder's certificate -> failed signature_invalid"
+# A mixed-up MSSP directory: B's login goes to A's phone, which signs with
+# A's SIM; the signature and certificate are good, but not B's.
+is "$(hook /_mssp/tamper "$(jq -nc --arg p "$(phone_of "$A")" --arg f "$B" '{phone:$p, mode:"holder", fin:$f}')")" 200 \
+    "tamper hook: holder"
+shown0=$(ctl "$A" GET /shown | jq -r .count)
+mob_start "$(phone_of "$A")" "$B"
+mob_wait "$MID"
+is "$(outcome)" "200 failed signature_invalid" "B's login signed on A's phone with A's certificate -> failed signature_invalid"
+is "$(($(ctl "$A" GET /shown | jq -r .count) - shown0))" 1 "A's phone really was asked (and signed)"
+like "$(cat "$(gw_log)")" "certificate's FIN is not the FIN given" "the gateway refused on the FIN check, not before"
 mode "$B" auto
 
 # ---- revoked SIM --------------------------------------------------------------------------
