@@ -4,10 +4,11 @@
 # SIM holder signs a document, the CAdES signature verifies with openssl and
 # with POST /api/documents/verify (TOTAL_PASSED, level T), the phone showed
 # the same code; refused on the phone, wrong FIN, one request per phone,
-# completes once, bad input.
+# completes once, bad input, a revoked SIM certificate, ignored on the
+# phone, the TSA down.
 . "$(dirname "$0")/lib.sh"
 
-plan 30
+plan 36
 stack_start MSSP_USER_TIMEOUT=12 MSSP_DELIVERY_TIMEOUT=10 PHONE_DELAY_MS=400
 
 holders() { people | jq -r "map(select(.sim == true and $1)) | .[].fin"; }
@@ -120,5 +121,33 @@ is "$(curl -sS --http2 --max-time 10 --cacert "$STATE_DIR/certs/root.pem" -o /de
     -H 'authorization: Bearer wrong' -H 'content-type: application/json' --data-binary "$MSSP_CERT_Q" \
     https://localhost:9103/mid/certificate)" 401 "MSSP POST /mid/certificate with a wrong secret -> 401"
 ok "the signing part of the run is quick" test $(($(date +%s) - T0)) -lt 60
+
+# ---- revoked SIM, ignored on the phone, TSA down ----------------------------------------
+mapfile -t REV < <(holders '.phone_on and .sim_revoked')
+C=${ON[2]:-}
+if [ ${#REV[@]} -ge 1 ]; then
+    R=${REV[0]}
+    sign_start "$(phone_of "$R")" "$R"
+    is "$STATUS" 202 "a holder whose SIM certificate is revoked starts signing -> 202"
+    sign_wait "$SID"
+    is "$(outcome)" "200 failed certificate_revoked" "signed with a revoked SIM certificate -> failed certificate_revoked"
+else
+    fail "a revoked SIM holder with a phone" "people.json has none"
+    fail "signed with a revoked SIM certificate" "people.json has none"
+fi
+[ -n "$C" ] || bail "people.json lacks a third SIM holder with a phone on"
+mode "$C" ignore
+sign_start "$(phone_of "$C")" "$C"
+sign_wait "$SID"
+is "$(outcome)" "200 failed timeout" "ignored on the phone -> failed timeout (the MSSP's user timeout)"
+mode "$C" auto
+timeout 30 "$ROOT/demo/stack.sh" tsa-stop "$STATE_DIR" >>"$WORK/tsa.log" 2>&1
+sign_start "$(phone_of "$C")" "$C"
+is "$STATUS" 202 "with the TSA down a signing request still starts (the phone is asked first)"
+sign_wait "$SID"
+is "$(outcome)" "200 failed timestamp_unavailable" "TSA down when the phone has signed -> failed timestamp_unavailable, no signature"
+timeout 30 "$ROOT/demo/stack.sh" tsa-start "$STATE_DIR" >>"$WORK/tsa.log" 2>&1
+is "$(grep -F '"type":"sign"' "$STATE_DIR/audit.log" | grep -F "\"fin\":\"$C\"" | jq -r .result | sort | tr '\n' ' ')" \
+    "timeout timestamp_unavailable " "the audit log has both refusals of C's signing requests"
 
 finish
