@@ -77,7 +77,7 @@ out:
 #define VERIFY_RATE_NS "verify_rate"
 #define VERIFY_WINDOW_MS 60000
 
-/* Fixed one-minute windows per client address; fails closed. */
+/* Fixed one-minute windows per client address; fails closed (503). */
 static bool verify_rate_ok(struct dz_rctx *c)
 {
     char key[80];
@@ -87,8 +87,11 @@ static bool verify_rate_ok(struct dz_rctx *c)
 
     if (n < 0 || (size_t)n >= sizeof(key) ||
         dz_store_incr(c->gw->store, VERIFY_RATE_NS, key, (size_t)n, VERIFY_WINDOW_MS, &count) !=
-            0 ||
-        count > (int64_t)c->gen->config->documents.verify_rate) {
+            0) {
+        dz_rctx_problem(c, "service_unavailable", NULL);
+        return false;
+    }
+    if (count > (int64_t)c->gen->config->documents.verify_rate) {
         dz_rctx_problem_h(c, "rate_limited", "too many verification requests from this address",
                           &(struct dz_hdr){"retry-after", "60"}, 1);
         return false;

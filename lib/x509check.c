@@ -445,11 +445,13 @@ enum crl_tolerance {
 
 struct vstate {
     enum crl_tolerance tol;
+    bool note_leaf_revoked; /* a CRL revoking the leaf is noted, not fatal */
+    bool leaf_revoked;
 };
 
 static int verify_cb(int ok, X509_STORE_CTX *ctx)
 {
-    const struct vstate *st;
+    struct vstate *st;
     int e;
 
     if (ok)
@@ -463,6 +465,15 @@ static int verify_cb(int ok, X509_STORE_CTX *ctx)
     if (e == X509_V_ERR_CA_BCONS_NOT_CRITICAL)
         return 1;
     st = X509_STORE_CTX_get_app_data(ctx);
+    /* OpenSSL checks revocation before signatures, dates and policies: a
+     * revoked leaf is noted and the path is checked to its end, so that
+     * "revoked" (and its date) is only ever said of an otherwise good
+     * certificate. */
+    if (st != NULL && st->note_leaf_revoked && e == X509_V_ERR_CERT_REVOKED &&
+        X509_STORE_CTX_get_error_depth(ctx) == 0) {
+        st->leaf_revoked = true;
+        return 1;
+    }
     if (st == NULL || st->tol == TOLERATE_NONE)
         return 0;
     if (e == X509_V_ERR_UNABLE_TO_GET_CRL)
@@ -509,14 +520,17 @@ struct run {
  * One X509_verify_cert.  crl_flags: 0, or X509_V_FLAG_CRL_CHECK[_ALL];
  * crls: what the context may use.  On return *err is the X509_V_ERR (0 on
  * success), *depth its depth, *chain (if wanted) the validated chain.
- * Returns 0 or DZ_ERR_NOMEM / DZ_ERR_CRYPTO (could not run at all).
+ * leaf_revoked non-NULL: a CRL that revokes the leaf does not stop the
+ * validation but sets *leaf_revoked (the caller refuses after its own
+ * checks).  Returns 0 or DZ_ERR_NOMEM / DZ_ERR_CRYPTO (could not run).
  */
 static int run_verify(const struct run *r, unsigned long crl_flags, STACK_OF(X509_CRL) * crls,
-                      enum crl_tolerance tol, int *err, int *depth, STACK_OF(X509) * *chain)
+                      enum crl_tolerance tol, int *err, int *depth, STACK_OF(X509) * *chain,
+                      bool *leaf_revoked)
 {
     X509_STORE_CTX *ctx = NULL;
     X509_VERIFY_PARAM *param;
-    struct vstate st = {.tol = tol};
+    struct vstate st = {.tol = tol, .note_leaf_revoked = leaf_revoked != NULL};
     unsigned long flags;
     int rc = DZ_ERR_NOMEM;
     int ok;
@@ -569,11 +583,9 @@ static int run_verify(const struct run *r, unsigned long crl_flags, STACK_OF(X50
         if (*err == X509_V_OK)
             *err = X509_V_ERR_UNSPECIFIED; /* failed before any check ran */
         *depth = X509_STORE_CTX_get_error_depth(ctx);
-        /* A revoked leaf: the path as built names its issuer, whose CRL
-         * gives the revocation date. */
-        if (chain != NULL && *err == X509_V_ERR_CERT_REVOKED)
-            *chain = X509_STORE_CTX_get1_chain(ctx);
     }
+    if (leaf_revoked != NULL)
+        *leaf_revoked = st.leaf_revoked;
     rc = 0;
 out:
     ERR_clear_error();
@@ -817,7 +829,7 @@ static int leaf_revocation(const struct run *r, STACK_OF(X509) * chain, struct d
     /* A second, strict pass: the leaf's CRL must exist, verify, be current
      * at the validation time and not list it. */
     for (;;) {
-        rc = run_verify(r, X509_V_FLAG_CRL_CHECK, crls, TOLERATE_NONE, &err, &depth, NULL);
+        rc = run_verify(r, X509_V_FLAG_CRL_CHECK, crls, TOLERATE_NONE, &err, &depth, NULL, NULL);
         if (rc != 0 || fetched || err == 0 || !is_crl_error(err))
             break;
         fetched = true;
@@ -895,6 +907,7 @@ int dz_x509_validate(const struct dz_x509_trust *t, X509 *leaf, STACK_OF(X509) *
     unsigned long crl_flags = 0;
     enum crl_tolerance tol = TOLERATE_NONE;
     bool good = false;
+    bool leaf_revoked = false;
     int n;
     int err;
     int depth;
@@ -975,13 +988,12 @@ int dz_x509_validate(const struct dz_x509_trust *t, X509 *leaf, STACK_OF(X509) *
         crl_flags = X509_V_FLAG_CRL_CHECK | X509_V_FLAG_CRL_CHECK_ALL;
         tol = TOLERATE_LEAF_AND_MISSING;
     }
-    rc = run_verify(&r, crl_flags, crl_flags ? t->crls : NULL, tol, &err, &depth, &chain);
+    rc = run_verify(&r, crl_flags, crl_flags ? t->crls : NULL, tol, &err, &depth, &chain,
+                    crl_flags ? &leaf_revoked : NULL);
     if (rc != 0)
         goto out;
     if (err != 0) {
         refuse_verify(out, err, depth);
-        if (err == X509_V_ERR_CERT_REVOKED && depth == 0 && sk_X509_num(chain) >= 2)
-            out->revoked_at = crl_revoked_at(t->crls, leaf, sk_X509_value(chain, 1));
         goto out;
     }
 
@@ -1013,7 +1025,17 @@ int dz_x509_validate(const struct dz_x509_trust *t, X509 *leaf, STACK_OF(X509) *
         goto out;
     }
 
-    /* 3. Revocation of the leaf. */
+    /* 3. Revocation of the leaf: first what the trust's CRL files say
+     * (noted in step 1; the rest of the path is good by now). */
+    if (leaf_revoked) {
+        X509 *issuer = sk_X509_num(chain) > 1 ? sk_X509_value(chain, 1) : NULL;
+
+        out->revocation_source = "crl";
+        out->revocation_checked_at = crl_time(t->crls, leaf, issuer);
+        out->revoked_at = crl_revoked_at(t->crls, leaf, issuer);
+        refuse(out, "revoked", "the CRL lists the certificate");
+        goto out;
+    }
     switch (o->revocation) {
     case DZ_X509_REV_NONE:
         good = true;

@@ -229,7 +229,7 @@ n0=$(shown "${A[4]}" .count)
 Hq1=$(new_hash q1)
 Hq2=$(new_hash q2)
 # The phone takes 3 s over the first request, so the second one must queue
-# behind it; look while the first is delivered (not on a fixed sleep).
+# behind it; poll until the phone has fetched the first (not a fixed sleep).
 ctl "${A[4]}" POST /mode '{"delay_ms":3000}' >/dev/null
 start authentication "${A[1]}" "${A[0]}" "$Hq1"
 Q1=$SID
@@ -239,8 +239,7 @@ qstates=""
 for _ in $(seq 50); do
     mc GET "/_mssp/sessions?phone=%2B994500000001"
     qstates=$(jq -r --arg a "$Q1" --arg b "$Q2" '[.[] | select(.session_id == $a or .session_id == $b) | .state] | join(" ")' <<<"$MBODY")
-    [ "${qstates%% *}" = QUEUED ] || break
-    sleep 0.1
+    case $qstates in "ACTIVE "* | "QUEUED "* | "") sleep 0.1 ;; *) break ;; esac
 done
 ctl "${A[4]}" POST /mode '{"delay_ms":200}' >/dev/null
 is "$qstates" "DELIVERED QUEUED" "second request to a busy phone waits in its queue"

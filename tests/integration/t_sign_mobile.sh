@@ -45,8 +45,8 @@ sign_wait() {
 }
 outcome() { printf '%s %s %s' "$STATUS" "$(jb '.state // .code')" "$(jb '.result // empty')"; }
 
-# The signature carries the signer's certificate (CAdES-B); the mobile
-# signature CA comes from the verifier's own trust, as the gateway's does.
+# The signature carries the signer's certificate and the mobile signature
+# CA, so a verifier needs only the root.
 # ---- approved ------------------------------------------------------------------------
 mode "$A" auto
 sign_start "$(phone_of "$A")" "$A"

@@ -597,6 +597,63 @@ static void test_revoked_after_poe(void **state)
     sk_X509_free(chain);
 }
 
+/* cert signs DOC an hour before the CRL's revocation, time-stamped half an
+ * hour before it. */
+static void sign_t_before_revocation(X509 *cert, unsigned char **sig_t, size_t *len_t)
+{
+    unsigned char *sig = NULL, *tok = NULL;
+    size_t len = 0, tok_len = 0;
+    unsigned char d[32];
+    STACK_OF(X509) *chain = sk_X509_new_null();
+
+    sk_X509_push(chain, ca);
+    assert_int_equal(dz_cades_sign(DOC, strlen(DOC), cert, chain, T0 - 3600,
+                                   dz_cades_sign_with_pkey, leaf_key, &sig, &len),
+                     0);
+    assert_int_equal(dz_cades_signature_digest(sig, len, d), 0);
+    token_time = (long)(T0 - 1800);
+    make_token(tsa, d, &tok, &tok_len);
+    token_time = 0;
+    assert_int_equal(dz_cades_add_timestamp(sig, len, tok, tok_len, sig_t, len_t), 0);
+    OPENSSL_free(tok);
+    free(sig);
+    sk_X509_free(chain);
+}
+
+/* The time-stamp excuses the revocation only: everything else about the
+ * certificate is still checked (a revoked serial is no free pass). */
+static void test_revoked_poe_checks_the_rest(void **state)
+{
+    static const char *const auth_ext[] = {KU_AUTH, POL_CARD, SKID, AKID, NULL};
+    static const char *const sign_ext[] = {KU_SIGN, POL_CARD, SKID, AKID, NULL};
+    /* The revoked serial (11) on an authentication-only key, and on a
+     * certificate the CA never signed. */
+    X509 *auth_revoked =
+        mk("CN=Revoked Auth/serialNumber=PNOAZ-REV0002", 11, leaf_key, ca, ca_key, auth_ext);
+    X509 *forged =
+        mk("CN=Forged/serialNumber=PNOAZ-REV0003", 11, leaf_key, ca, other_key, sign_ext);
+    X509 *certs[] = {auth_revoked, forged};
+    struct dz_cades_verify_opts o = opts(trust_crl);
+    struct dz_cades_report r;
+
+    (void)state;
+    for (size_t i = 0; i < 2; i++) {
+        unsigned char *sig_t = NULL;
+        size_t len_t = 0;
+
+        sign_t_before_revocation(certs[i], &sig_t, &len_t);
+        assert_int_equal(dz_cades_verify(DOC, strlen(DOC), sig_t, len_t, &o, &r), 0);
+        assert_int_equal(r.level, 'T');
+        assert_string_not_equal(r.indication, "TOTAL_PASSED");
+        assert_string_not_equal(check_result(&r, "certificate"), "passed");
+        if (i == 0)
+            assert_string_equal(r.sub_indication, "CHAIN_CONSTRAINTS_FAILURE");
+        free(sig_t);
+    }
+    X509_free(auth_revoked);
+    X509_free(forged);
+}
+
 static void test_raw_to_der(void **state)
 {
     unsigned char raw[64];
@@ -675,10 +732,15 @@ static void test_prepare_finish(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_sign_verify_b), cmocka_unit_test(test_tampered),
-        cmocka_unit_test(test_certificates),  cmocka_unit_test(test_garbage),
-        cmocka_unit_test(test_level_t),       cmocka_unit_test(test_revoked_after_poe),
-        cmocka_unit_test(test_raw_to_der),    cmocka_unit_test(test_prepare_finish),
+        cmocka_unit_test(test_sign_verify_b),
+        cmocka_unit_test(test_tampered),
+        cmocka_unit_test(test_certificates),
+        cmocka_unit_test(test_garbage),
+        cmocka_unit_test(test_level_t),
+        cmocka_unit_test(test_revoked_after_poe),
+        cmocka_unit_test(test_revoked_poe_checks_the_rest),
+        cmocka_unit_test(test_raw_to_der),
+        cmocka_unit_test(test_prepare_finish),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
