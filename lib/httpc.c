@@ -38,6 +38,10 @@
  * every H2_NUDGE_S its pause state is toggled, which makes libcurl
  * run the transfer and deliver what is buffered.  Only transfers that were
  * actually paused pay for this.
+ *
+ * HTTP/1.1 to a back end named by an IP address over plain http does not go
+ * through libcurl at all: lib/h1client.c carries it (see there why), and a
+ * transfer here is then a thin wrapper on the "native" queue.
  */
 #include "httpc.h"
 
@@ -53,6 +57,7 @@
 
 #include "buf.h"
 #include "err.h"
+#include "h1client.h"
 #include "log.h"
 
 #include "compat.h"
@@ -122,6 +127,11 @@ struct dz_httpc_xfer {
     size_t nhdr;
     struct dz_hdr hdrs[DZ_HTTPC_MAX_HEADERS];
     struct dz_buf fbody; /* fetch: the body so far */
+    /* lib/h1client.c transfers: h1 until its on_done; the head it gives
+     * stays valid until then. */
+    bool native;
+    struct dz_h1c_xfer *h1;
+    const struct dz_hdr *native_hdrs;
 };
 
 struct dz_httpc {
@@ -139,6 +149,8 @@ struct dz_httpc {
     struct xq active;
     struct xq reap;
     struct xq done;
+    struct xq native; /* transfers carried by h1 */
+    struct dz_h1c *h1;
     struct dz_httpc_xfer *unpause;
     struct sock *socks;
     CURL *pool[EASY_POOL];
@@ -994,6 +1006,12 @@ int dz_httpc_new(struct ev_loop *loop, struct dz_httpc **out)
         free(c);
         return DZ_ERR_NOMEM;
     }
+    rc = dz_h1c_new(loop, &c->h1);
+    if (rc) {
+        curl_multi_cleanup(c->multi);
+        free(c);
+        return rc;
+    }
     ev_timer_init(&c->timer, on_timeout, 0., 0.);
     c->timer.data = c;
     ev_timer_init(&c->kick, on_kick, 0., 0.);
@@ -1023,6 +1041,8 @@ void dz_httpc_free(struct dz_httpc *c)
     if (!c)
         return;
     c->freeing = true;
+    dz_h1c_free(c->h1); /* no callback runs; the wrappers go below */
+    free_queue(c, &c->native, false);
     free_queue(c, &c->active, true);
     free_queue(c, &c->reap, true);
     free_queue(c, &c->queued, false);
@@ -1036,6 +1056,79 @@ void dz_httpc_free(struct dz_httpc *c)
     ev_timer_stop(c->loop, &c->kick);
     ev_timer_stop(c->loop, &c->nudge);
     free(c);
+}
+
+/* ---- transfers carried by lib/h1client.c */
+
+static void native_on_head(void *arg, int status, const struct dz_hdr *h, size_t n)
+{
+    struct dz_httpc_xfer *x = arg;
+
+    x->status = status;
+    x->head_done = true;
+    x->native_hdrs = h;
+    x->nhdr = n;
+    if (!x->fetch_done && x->cb.on_head)
+        x->cb.on_head(x->arg, status, h, n); /* x may be gone after this */
+}
+
+static void native_on_done(void *arg, int result);
+
+static void native_on_data(void *arg, const void *p, size_t n)
+{
+    struct dz_httpc_xfer *x = arg;
+    int rc;
+
+    if (!x->fetch_done) {
+        if (x->cb.on_data)
+            x->cb.on_data(x->arg, p, n); /* x may be gone after this */
+        return;
+    }
+    rc = dz_buf_append(&x->fbody, p, n);
+    if (rc) {
+        /* Stop the transfer (freed by h1client once we return) and end
+         * the fetch here: no on_done will come from it. */
+        dz_h1c_cancel(x->h1);
+        native_on_done(x, rc);
+    }
+}
+
+static void native_on_done(void *arg, int result)
+{
+    struct dz_httpc_xfer *x = arg;
+
+    x->state = X_DELIVERING;
+    x->h1 = NULL; /* h1client frees its part when this returns */
+    if (!x->cancel_req) {
+        if (x->fetch_done) {
+            if (result)
+                x->fetch_done(x->arg, result, 0, NULL, 0, NULL, 0);
+            else
+                x->fetch_done(x->arg, 0, x->status, x->native_hdrs, x->nhdr,
+                              (const unsigned char *)dz_buf_cstr(&x->fbody), x->fbody.len);
+        } else if (x->cb.on_done) {
+            x->cb.on_done(x->arg, result);
+        }
+    }
+    q_remove(&x->c->native, x);
+    xfer_free(x);
+}
+
+static int start_native(struct dz_httpc *c, const struct dz_httpc_request *r,
+                        struct dz_httpc_xfer *x)
+{
+    static const struct dz_httpc_callbacks cbs = {native_on_head, native_on_data, native_on_done};
+    struct dz_httpc_request nr = *r;
+    int rc;
+
+    x->native = true;
+    nr.max_response_bytes = x->max_body;
+    rc = dz_h1c_start(c->h1, &nr, &cbs, x, &x->h1);
+    if (rc)
+        return rc;
+    x->state = X_ACTIVE;
+    q_push(&c->native, x);
+    return 0;
 }
 
 static int start(struct dz_httpc *c, const struct dz_httpc_request *r,
@@ -1066,6 +1159,14 @@ static int start(struct dz_httpc *c, const struct dz_httpc_request *r,
         if (!x->max_body)
             x->max_body = DZ_HTTPC_FETCH_MAX;
         dz_buf_init(&x->fbody, x->max_body);
+    }
+    if (dz_h1c_takes(r)) {
+        rc = start_native(c, r, x);
+        if (rc)
+            goto fail;
+        if (out)
+            *out = x;
+        return 0;
     }
     rc = DZ_ERR_NOMEM;
     x->easy = c->npool ? c->pool[--c->npool] : curl_easy_init();
@@ -1143,6 +1244,16 @@ void dz_httpc_cancel(struct dz_httpc_xfer *x)
     if (!x)
         return;
     c = x->c;
+    if (x->native) {
+        if (x->state == X_DELIVERING) {
+            x->cancel_req = true;
+            return;
+        }
+        dz_h1c_cancel(x->h1);
+        q_remove(&c->native, x);
+        xfer_free(x);
+        return;
+    }
     switch (x->state) {
     case X_QUEUED:
         q_remove(&c->queued, x);
@@ -1178,6 +1289,8 @@ int dz_httpc_pause(struct dz_httpc_xfer *x, bool paused)
 
     if (!x || (x->state != X_ACTIVE && x->state != X_QUEUED))
         return DZ_ERR_STATE;
+    if (x->native)
+        return dz_h1c_pause(x->h1, paused);
     c = x->c;
     x->paused = paused;
     if (!paused && x->curl_paused && !x->want_unpause) {
