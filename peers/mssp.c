@@ -117,7 +117,7 @@ struct phone {
     unsigned char *tamper_cert; /* owned; NULL: another holder's */
     size_t tamper_cert_len;
     char tamper_fin[DZ_FIN_LEN + 1]; /* TAMPER_HOLDER: believed to hold this FIN too */
-    int fail; /* -1, or the dz_mssp_result the next session ends with */
+    int fail;                        /* -1, or the dz_mssp_result the next session ends with */
 };
 
 struct mssp {

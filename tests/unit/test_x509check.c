@@ -1039,18 +1039,12 @@ static void test_threads(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_valid_card),
-        cmocka_unit_test(test_issuer_chain),
-        cmocka_unit_test(test_validity_period),
-        cmocka_unit_test(test_unknown_ca_and_signature),
-        cmocka_unit_test(test_key_usage),
-        cmocka_unit_test(test_policy),
-        cmocka_unit_test(test_fin_and_role),
-        cmocka_unit_test(test_crl),
-        cmocka_unit_test(test_ocsp_unreachable),
-        cmocka_unit_test(test_crl_from_cdp),
-        cmocka_unit_test(test_ocsp_responder),
-        cmocka_unit_test(test_bounds_and_files),
+        cmocka_unit_test(test_valid_card),       cmocka_unit_test(test_issuer_chain),
+        cmocka_unit_test(test_validity_period),  cmocka_unit_test(test_unknown_ca_and_signature),
+        cmocka_unit_test(test_key_usage),        cmocka_unit_test(test_policy),
+        cmocka_unit_test(test_fin_and_role),     cmocka_unit_test(test_crl),
+        cmocka_unit_test(test_ocsp_unreachable), cmocka_unit_test(test_crl_from_cdp),
+        cmocka_unit_test(test_ocsp_responder),   cmocka_unit_test(test_bounds_and_files),
         cmocka_unit_test(test_threads),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
