@@ -179,21 +179,6 @@ bool dz_h1c_takes(const struct dz_httpc_request *r)
 
 /* ---- the request bytes */
 
-/* Framing and connection management are ours; a caller's copy of these
- * could contradict them or smuggle a second request (as in httpc.c). */
-static bool dropped_header(const char *name)
-{
-    static const char *const drop[] = {
-        "connection", "keep-alive",     "proxy-connection", "transfer-encoding", "te",
-        "upgrade",    "content-length", "expect",           "http2-settings",    "host",
-        NULL};
-
-    for (const char *const *d = drop; *d; d++)
-        if (strcasecmp(name, *d) == 0)
-            return true;
-    return false;
-}
-
 static bool has_body_method(const char *m)
 {
     return strcmp(m, "POST") == 0 || strcmp(m, "PUT") == 0 || strcmp(m, "PATCH") == 0;
@@ -238,7 +223,9 @@ static int build_request(struct dz_h1c_xfer *x, const struct dz_httpc_request *r
     PUT(host ? host : t->authority, host_len);
     PUTS("\r\n");
     for (size_t i = 0; i < r->nheaders; i++) {
-        if (dropped_header(r->headers[i].name))
+        /* Host was written above, from the caller's or the URL. */
+        if (dz_httpc_dropped_header(r->headers[i].name) ||
+            strcasecmp(r->headers[i].name, "host") == 0)
             continue;
         PUTS(r->headers[i].name);
         PUTS(": ");

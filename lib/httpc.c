@@ -275,10 +275,7 @@ static int check_request(const struct dz_httpc_request *r)
     return 0;
 }
 
-/* libcurl frames the request itself (length, chunking, connection
- * management, 100-continue); a caller's copy of these would contradict it
- * and, on HTTP/1.1, could smuggle a second request. */
-static bool dropped_header(const char *name)
+bool dz_httpc_dropped_header(const char *name)
 {
     static const char *const drop[] = {
         "connection", "keep-alive",     "proxy-connection", "transfer-encoding", "te",
@@ -305,7 +302,7 @@ static int build_headers(const struct dz_httpc_request *r, struct curl_slist **o
         const char *n = r->headers[i].name;
         const char *v = r->headers[i].value;
 
-        if (dropped_header(n))
+        if (dz_httpc_dropped_header(n))
             continue;
         need = strlen(n) + strlen(v) + 3;
         line = need <= sizeof(small) ? small : malloc(need);
@@ -897,6 +894,22 @@ static void harvest(struct dz_httpc *c)
     }
 }
 
+/* The last callback of a transfer (unless it was cancelled meanwhile). */
+static void deliver_end(struct dz_httpc_xfer *x, int result, const struct dz_hdr *hdrs)
+{
+    if (x->cancel_req)
+        return;
+    if (!x->fetch_done) {
+        if (x->cb.on_done)
+            x->cb.on_done(x->arg, result);
+    } else if (result) {
+        x->fetch_done(x->arg, result, 0, NULL, 0, NULL, 0);
+    } else {
+        x->fetch_done(x->arg, 0, x->status, hdrs, x->nhdr,
+                      (const unsigned char *)dz_buf_cstr(&x->fbody), x->fbody.len);
+    }
+}
+
 static void deliver_done(struct dz_httpc_xfer *x)
 {
     int result = x->err ? x->err : map_curl(x->cres);
@@ -906,17 +919,7 @@ static void deliver_done(struct dz_httpc_xfer *x)
         log_failure(x->easy, x->cres, result);
     if (result == 0 && !x->head_done)
         deliver_head(x); /* a response without a body */
-    if (!x->cancel_req) {
-        if (x->fetch_done) {
-            if (result)
-                x->fetch_done(x->arg, result, 0, NULL, 0, NULL, 0);
-            else
-                x->fetch_done(x->arg, 0, x->status, x->hdrs, x->nhdr,
-                              (const unsigned char *)dz_buf_cstr(&x->fbody), x->fbody.len);
-        } else if (x->cb.on_done) {
-            x->cb.on_done(x->arg, result);
-        }
-    }
+    deliver_end(x, result, x->hdrs);
     xfer_free(x);
 }
 
@@ -1099,17 +1102,7 @@ static void native_on_done(void *arg, int result)
 
     x->state = X_DELIVERING;
     x->h1 = NULL; /* h1client frees its part when this returns */
-    if (!x->cancel_req) {
-        if (x->fetch_done) {
-            if (result)
-                x->fetch_done(x->arg, result, 0, NULL, 0, NULL, 0);
-            else
-                x->fetch_done(x->arg, 0, x->status, x->native_hdrs, x->nhdr,
-                              (const unsigned char *)dz_buf_cstr(&x->fbody), x->fbody.len);
-        } else if (x->cb.on_done) {
-            x->cb.on_done(x->arg, result);
-        }
-    }
+    deliver_end(x, result, x->native_hdrs);
     q_remove(&x->c->native, x);
     xfer_free(x);
 }

@@ -158,6 +158,12 @@ enum dz_httpc_line { DZ_HTTPC_LINE_SKIP, DZ_HTTPC_LINE_STATUS, DZ_HTTPC_LINE_HEA
 enum dz_httpc_line dz_httpc_header_line(const char *p, size_t n, size_t *name_len,
                                         const char **value, size_t *value_len);
 
+/* Whether a request header is one the client drops because it frames the
+ * request itself (content-length, transfer-encoding, connection, expect,
+ * te, upgrade, ...): a caller's copy could contradict the framing and, on
+ * HTTP/1.1, smuggle a second request.  Case-insensitive.  Pure. */
+bool dz_httpc_dropped_header(const char *name);
+
 /*
  * Blocking fetch with libcurl's easy interface, for CLIs, peers and
  * start-up.  The body is appended to body (bounded by the buffer's own
