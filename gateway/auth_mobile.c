@@ -443,8 +443,6 @@ void dz_ep_mobile_poll(struct dz_rctx *c, const char *id)
 {
     struct mssp_call *op;
     struct dz_buf got;
-    char url[1200];
-    uint32_t wait = dz_mobile_wait_ms(c);
 
     if (!dz_mobile_on(c))
         return;
@@ -464,10 +462,7 @@ void dz_ep_mobile_poll(struct dz_rctx *c, const char *id)
     memcpy(&op->rec, got.data, sizeof(op->rec));
     dz_buf_cleanup(&got);
     memcpy(op->id, id, ID_LEN + 1);
-    snprintf(url, sizeof(url), "%s/mid/session/%s?timeoutMs=%u", c->gen->config->mobile.mssp_url,
-             op->rec.mssp_id, wait);
-    if (dz_mssp_call_start(c, &op->call, op, call_drop, "GET", url, NULL, wait + 10000, polled) !=
-        0) {
+    if (dz_mssp_call_poll(c, &op->call, op, call_drop, op->rec.mssp_id, polled) != 0) {
         dz_rctx_problem(c, "upstream_unavailable", NULL);
         call_free(c, op, false);
     }

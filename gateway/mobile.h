@@ -59,6 +59,12 @@ int dz_mssp_call_start(struct dz_rctx *c, struct dz_mssp_call *call, void *owner
                        const char *url, const char *body, uint32_t timeout_ms,
                        dz_httpc_fetch_cb cb);
 
+/* Long-poll the MSSP session mssp_id (GET /mid/session/ID?timeoutMs= the
+ * client's ?wait=, bounded), as dz_mssp_call_start does. */
+int dz_mssp_call_poll(struct dz_rctx *c, struct dz_mssp_call *call, void *owner,
+                      void (*drop)(struct dz_rctx *c, void *owner), const char *mssp_id,
+                      dz_httpc_fetch_cb cb);
+
 /* In cb: the call is over (the hold it took is still the caller's to
  * release at the end of cb).  True when the MSSP answered 200; otherwise
  * counts and logs it, answers c 502/504 unless the client went, and returns

@@ -63,6 +63,19 @@ int dz_mssp_call_start(struct dz_rctx *c, struct dz_mssp_call *call, void *owner
     return 0;
 }
 
+int dz_mssp_call_poll(struct dz_rctx *c, struct dz_mssp_call *call, void *owner,
+                      void (*drop)(struct dz_rctx *c, void *owner), const char *mssp_id,
+                      dz_httpc_fetch_cb cb)
+{
+    uint32_t wait = dz_mobile_wait_ms(c);
+    char url[1200];
+
+    snprintf(url, sizeof(url), "%s/mid/session/%s?timeoutMs=%u", c->gen->config->mobile.mssp_url,
+             mssp_id, wait);
+    /* The MSSP holds the poll up to wait: give the transfer room beyond. */
+    return dz_mssp_call_start(c, call, owner, drop, "GET", url, NULL, wait + 10000, cb);
+}
+
 void *dz_mssp_call_owner(const struct dz_rctx *c)
 {
     const struct dz_mssp_call *call = c->op;

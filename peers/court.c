@@ -455,15 +455,10 @@ static int load_trust(const char *file, struct dz_x509_trust **out)
 
 int dz_peer_court_main(int argc, char **argv)
 {
-    static const struct option opts[] = {{"listen", required_argument, NULL, 'l'},
-                                         {"tls-cert", required_argument, NULL, 'c'},
-                                         {"tls-key", required_argument, NULL, 'k'},
+    static const struct option opts[] = {DZ_PEER_LISTEN_OPTIONS,
                                          {"client-ca", required_argument, NULL, 'C'},
                                          {"db", required_argument, NULL, 'd'},
-                                         {"jwks-url", required_argument, NULL, 'j'},
-                                         {"cacert", required_argument, NULL, 'a'},
-                                         {"iss", required_argument, NULL, 'i'},
-                                         {"aud", required_argument, NULL, 'u'},
+                                         DZ_PEER_AUTH_OPTIONS,
                                          {"esign-ca", required_argument, NULL, 'E'},
                                          {"mobile-ca", required_argument, NULL, 'M'},
                                          {"tsa-ca", required_argument, NULL, 'T'},
@@ -473,7 +468,8 @@ int dz_peer_court_main(int argc, char **argv)
                                          {"registry-key", required_argument, NULL, 'y'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
-    const char *listen = NULL, *cert = NULL, *key = NULL, *client_ca = NULL, *dbfile = NULL;
+    struct dz_peer_listen_opts lo = {0};
+    const char *client_ca = NULL, *dbfile = NULL;
     const char *esign = NULL, *mobile = NULL, *tsa = NULL;
     struct dz_peer_auth_conf ac = {.iss = "darvaza-demo", .aud = "court"};
     struct court app = {0};
@@ -487,33 +483,15 @@ int dz_peer_court_main(int argc, char **argv)
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
-        case 'l':
-            listen = optarg;
-            break;
-        case 'c':
-            cert = optarg;
-            break;
-        case 'k':
-            key = optarg;
-            break;
         case 'C':
             client_ca = optarg;
             break;
         case 'd':
             dbfile = optarg;
             break;
-        case 'j':
-            ac.jwks_url = optarg;
-            break;
         case 'a':
             ac.cacert = optarg;
             app.registry_tls.ca_file = optarg;
-            break;
-        case 'i':
-            ac.iss = optarg;
-            break;
-        case 'u':
-            ac.aud = optarg;
             break;
         case 'E':
             esign = optarg;
@@ -547,14 +525,16 @@ int dz_peer_court_main(int argc, char **argv)
             usage(stdout);
             return 0;
         default:
-            return usage(stderr);
+            if (!dz_peer_listen_option(&lo, c, optarg) && !dz_peer_auth_option(&ac, c, optarg))
+                return usage(stderr);
+            break;
         }
     }
-    if (optind != argc || !listen || !cert || !key || !dbfile || !ac.jwks_url || !esign || !tsa ||
-        !app.registry_url)
+    if (optind != argc || !lo.listen || !lo.cert || !lo.key || !dbfile || !ac.jwks_url || !esign ||
+        !tsa || !app.registry_url)
         return usage(stderr);
-    if (dz_peer_parse_listen(listen, host, sizeof(host), &port) != 0) {
-        fprintf(stderr, "court: bad --listen '%s' (HOST:PORT)\n", listen);
+    if (dz_peer_parse_listen(lo.listen, host, sizeof(host), &port) != 0) {
+        fprintf(stderr, "court: bad --listen '%s' (HOST:PORT)\n", lo.listen);
         return 2;
     }
     if (load_trust(esign, &app.card_trust) != 0 ||
@@ -564,7 +544,7 @@ int dz_peer_court_main(int argc, char **argv)
         goto out;
     }
     if (dz_courtdb_open(dbfile, &app.db) != 0 ||
-        dz_peer_tls_gateway_client(cert, key, client_ca, "court_tls", &tls) != 0 ||
+        dz_peer_tls_gateway_client(lo.cert, lo.key, client_ca, "court_tls", &tls) != 0 ||
         dz_pool_new(2, 256, &app.pool) != 0 || dz_peer_auth_new(&ac, app.pool, &app.auth) != 0)
         goto out;
     h.worker_init = dz_peer_worker_init;

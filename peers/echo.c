@@ -238,13 +238,12 @@ static int usage(FILE *to)
 
 int dz_peer_echo_main(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"listen", required_argument, NULL, 'l'},   {"h2c", no_argument, NULL, 'p'},
-        {"tls-cert", required_argument, NULL, 'c'}, {"tls-key", required_argument, NULL, 'k'},
-        {"jwks-url", required_argument, NULL, 'j'}, {"cacert", required_argument, NULL, 'a'},
-        {"iss", required_argument, NULL, 'i'},      {"aud", required_argument, NULL, 'u'},
-        {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0}};
-    const char *listen = NULL, *cert = NULL, *key = NULL;
+    static const struct option opts[] = {DZ_PEER_LISTEN_OPTIONS,
+                                         {"h2c", no_argument, NULL, 'p'},
+                                         DZ_PEER_AUTH_OPTIONS,
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
+    struct dz_peer_listen_opts lo = {0};
     struct dz_peer_auth_conf ac = {.iss = "darvaza-demo", .aud = "echo"};
     bool h2c = false;
     struct echo app = {0};
@@ -258,44 +257,26 @@ int dz_peer_echo_main(int argc, char **argv)
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
-        case 'l':
-            listen = optarg;
-            break;
         case 'p':
             h2c = true;
-            break;
-        case 'c':
-            cert = optarg;
-            break;
-        case 'k':
-            key = optarg;
-            break;
-        case 'j':
-            ac.jwks_url = optarg;
-            break;
-        case 'a':
-            ac.cacert = optarg;
-            break;
-        case 'i':
-            ac.iss = optarg;
-            break;
-        case 'u':
-            ac.aud = optarg;
             break;
         case 'h':
             usage(stdout);
             return 0;
         default:
-            return usage(stderr);
+            if (!dz_peer_listen_option(&lo, c, optarg) && !dz_peer_auth_option(&ac, c, optarg))
+                return usage(stderr);
+            break;
         }
     }
-    if (optind != argc || !listen || h2c == (cert && key) || (!h2c && (!cert || !key)))
+    if (optind != argc || !lo.listen || h2c == (lo.cert && lo.key) ||
+        (!h2c && (!lo.cert || !lo.key)))
         return usage(stderr);
-    if (dz_peer_parse_listen(listen, host, sizeof(host), &port) != 0) {
-        fprintf(stderr, "echo: bad --listen '%s' (HOST:PORT)\n", listen);
+    if (dz_peer_parse_listen(lo.listen, host, sizeof(host), &port) != 0) {
+        fprintf(stderr, "echo: bad --listen '%s' (HOST:PORT)\n", lo.listen);
         return 2;
     }
-    if (!h2c && dz_tls_server_ctx_new(cert, key, NULL, false, &tls) != 0)
+    if (!h2c && dz_tls_server_ctx_new(lo.cert, lo.key, NULL, false, &tls) != 0)
         goto out;
     if (ac.jwks_url &&
         (dz_pool_new(1, 16, &pool) != 0 || dz_peer_auth_new(&ac, pool, &app.auth) != 0))

@@ -1317,10 +1317,8 @@ static int usage(FILE *to)
 
 int dz_peer_mssp_main(int argc, char **argv)
 {
-    static const struct option opts[] = {{"listen", required_argument, NULL, 'l'},
+    static const struct option opts[] = {DZ_PEER_LISTEN_OPTIONS,
                                          {"h2c", no_argument, NULL, 'p'},
-                                         {"tls-cert", required_argument, NULL, 'c'},
-                                         {"tls-key", required_argument, NULL, 'k'},
                                          {"phones", required_argument, NULL, 'f'},
                                          {"rp", required_argument, NULL, 'r'},
                                          {"user-timeout", required_argument, NULL, 'u'},
@@ -1328,7 +1326,8 @@ int dz_peer_mssp_main(int argc, char **argv)
                                          {"retention", required_argument, NULL, 'R'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
-    const char *listen = NULL, *cert = NULL, *key = NULL, *phones = NULL;
+    struct dz_peer_listen_opts lo = {0};
+    const char *phones = NULL;
     struct mssp app = {.user_timeout = 120, .delivery_timeout = 10, .retention = 300};
     struct dz_httpd_handlers h = {0};
     SSL_CTX *tls = NULL;
@@ -1341,17 +1340,8 @@ int dz_peer_mssp_main(int argc, char **argv)
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
-        case 'l':
-            listen = optarg;
-            break;
         case 'p':
             h2c = true;
-            break;
-        case 'c':
-            cert = optarg;
-            break;
-        case 'k':
-            key = optarg;
             break;
         case 'f':
             phones = optarg;
@@ -1390,22 +1380,26 @@ int dz_peer_mssp_main(int argc, char **argv)
             status = 0;
             goto out;
         default:
-            status = usage(stderr);
-            goto out;
+            if (!dz_peer_listen_option(&lo, c, optarg)) {
+                status = usage(stderr);
+                goto out;
+            }
+            break;
         }
     }
-    if (optind != argc || !listen || !phones || app.nrps == 0 || (!cert != !key) || (h2c && cert)) {
+    if (optind != argc || !lo.listen || !phones || app.nrps == 0 || (!lo.cert != !lo.key) ||
+        (h2c && lo.cert)) {
         status = usage(stderr);
         goto out;
     }
-    if (dz_peer_parse_listen(listen, host, sizeof(host), &port) != 0) {
-        fprintf(stderr, "mssp: bad --listen '%s' (HOST:PORT)\n", listen);
+    if (dz_peer_parse_listen(lo.listen, host, sizeof(host), &port) != 0) {
+        fprintf(stderr, "mssp: bad --listen '%s' (HOST:PORT)\n", lo.listen);
         status = 2;
         goto out;
     }
     if (load_phones(&app, phones) != 0)
         goto out;
-    if (cert && dz_tls_server_ctx_new(cert, key, NULL, false, &tls) != 0)
+    if (lo.cert && dz_tls_server_ctx_new(lo.cert, lo.key, NULL, false, &tls) != 0)
         goto out;
     if (dz_pool_new(1, 16, &app.pool) != 0)
         goto out;

@@ -32,6 +32,22 @@ int dz_peer_echo_main(int argc, char **argv);
 int dz_peer_tsa_main(int argc, char **argv);   /* tsa.c: RFC 3161 time-stamping authority */
 int dz_peer_court_main(int argc, char **argv); /* court.c: e-court notices */
 
+/* The listening options of a serving peer, for its getopt_long table:
+ * --listen HOST:PORT, --tls-cert F, --tls-key F (codes 'l', 'c', 'k'). */
+struct dz_peer_listen_opts {
+    const char *listen;
+    const char *cert;
+    const char *key;
+};
+#define DZ_PEER_LISTEN_OPTIONS                                                                     \
+    {"listen", required_argument, NULL, 'l'}, {"tls-cert", required_argument, NULL, 'c'},          \
+    {                                                                                              \
+        "tls-key", required_argument, NULL, 'k'                                                    \
+    }
+
+/* Take getopt code c with arg into o; false when c is not one of them. */
+bool dz_peer_listen_option(struct dz_peer_listen_opts *o, int c, const char *arg);
+
 /* "127.0.0.1:9101" or "[::1]:9101" into host (numeric, no brackets) and
  * port 1..65535.  0 or DZ_ERR_PARSE. */
 int dz_peer_parse_listen(const char *s, char *host, size_t host_len, uint16_t *port);

@@ -75,6 +75,26 @@ static double mono_now(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+bool dz_peer_auth_option(struct dz_peer_auth_conf *conf, int c, const char *arg)
+{
+    switch (c) {
+    case 'j':
+        conf->jwks_url = arg;
+        return true;
+    case 'a':
+        conf->cacert = arg;
+        return true;
+    case 'i':
+        conf->iss = arg;
+        return true;
+    case 'u':
+        conf->aud = arg;
+        return true;
+    default:
+        return false;
+    }
+}
+
 int dz_peer_auth_new(const struct dz_peer_auth_conf *conf, struct dz_pool *pool,
                      struct dz_peer_auth **out)
 {

@@ -18,6 +18,7 @@
 #ifndef DZ_PEER_AUTH_H
 #define DZ_PEER_AUTH_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include <jansson.h>
@@ -39,6 +40,19 @@ struct dz_peer_auth_conf {
     const char *iss;      /* expected issuer */
     const char *aud;      /* this service's name */
 };
+
+/* The options of a peer that checks assertions, for its getopt_long table:
+ * --jwks-url URL, --cacert F, --iss ISS, --aud AUD (codes 'j', 'a', 'i',
+ * 'u'). */
+#define DZ_PEER_AUTH_OPTIONS                                                                       \
+    {"jwks-url", required_argument, NULL, 'j'}, {"cacert", required_argument, NULL, 'a'},          \
+        {"iss", required_argument, NULL, 'i'},                                                     \
+    {                                                                                              \
+        "aud", required_argument, NULL, 'u'                                                        \
+    }
+
+/* Take getopt code c with arg into conf; false when c is not one of them. */
+bool dz_peer_auth_option(struct dz_peer_auth_conf *conf, int c, const char *arg);
 
 /* Strings are copied.  pool runs the fetch (borrowed; must outlive a).
  * 0, DZ_ERR_INVAL (missing url/iss/aud), DZ_ERR_NOMEM.  Main thread. */

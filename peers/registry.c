@@ -336,20 +336,16 @@ static int usage(FILE *to)
 
 int dz_peer_registry_main(int argc, char **argv)
 {
-    static const struct option opts[] = {{"listen", required_argument, NULL, 'l'},
-                                         {"tls-cert", required_argument, NULL, 'c'},
-                                         {"tls-key", required_argument, NULL, 'k'},
+    static const struct option opts[] = {DZ_PEER_LISTEN_OPTIONS,
                                          {"client-ca", required_argument, NULL, 'C'},
                                          {"db", required_argument, NULL, 'd'},
                                          {"init-db", required_argument, NULL, 'n'},
                                          {"seed", required_argument, NULL, 's'},
-                                         {"jwks-url", required_argument, NULL, 'j'},
-                                         {"cacert", required_argument, NULL, 'a'},
-                                         {"iss", required_argument, NULL, 'i'},
-                                         {"aud", required_argument, NULL, 'u'},
+                                         DZ_PEER_AUTH_OPTIONS,
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
-    const char *listen = NULL, *cert = NULL, *key = NULL, *client_ca = NULL, *dbfile = NULL;
+    struct dz_peer_listen_opts lo = {0};
+    const char *client_ca = NULL, *dbfile = NULL;
     struct dz_peer_auth_conf ac = {.iss = "darvaza-demo", .aud = "registry"};
     long long init_n = 0, seed = 1;
     struct registry app = {0};
@@ -362,15 +358,6 @@ int dz_peer_registry_main(int argc, char **argv)
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
-        case 'l':
-            listen = optarg;
-            break;
-        case 'c':
-            cert = optarg;
-            break;
-        case 'k':
-            key = optarg;
-            break;
         case 'C':
             client_ca = optarg;
             break;
@@ -389,23 +376,13 @@ int dz_peer_registry_main(int argc, char **argv)
                 return 2;
             }
             break;
-        case 'j':
-            ac.jwks_url = optarg;
-            break;
-        case 'a':
-            ac.cacert = optarg;
-            break;
-        case 'i':
-            ac.iss = optarg;
-            break;
-        case 'u':
-            ac.aud = optarg;
-            break;
         case 'h':
             usage(stdout);
             return 0;
         default:
-            return usage(stderr);
+            if (!dz_peer_listen_option(&lo, c, optarg) && !dz_peer_auth_option(&ac, c, optarg))
+                return usage(stderr);
+            break;
         }
     }
     if (optind != argc || !dbfile)
@@ -421,13 +398,13 @@ int dz_peer_registry_main(int argc, char **argv)
             dz_log(DZ_LOG_INFO, "registry_db", "created %s with %lld people (seed %lld)", dbfile,
                    init_n, seed);
         }
-        if (!listen)
+        if (!lo.listen)
             return 0;
     }
-    if (!listen || !cert || !key || !ac.jwks_url)
+    if (!lo.listen || !lo.cert || !lo.key || !ac.jwks_url)
         return usage(stderr);
-    if (dz_peer_parse_listen(listen, host, sizeof(host), &port) != 0) {
-        fprintf(stderr, "registry: bad --listen '%s' (HOST:PORT)\n", listen);
+    if (dz_peer_parse_listen(lo.listen, host, sizeof(host), &port) != 0) {
+        fprintf(stderr, "registry: bad --listen '%s' (HOST:PORT)\n", lo.listen);
         return 2;
     }
     if (!client_ca)
@@ -435,7 +412,7 @@ int dz_peer_registry_main(int argc, char **argv)
 
     if (dz_regdb_open(dbfile, &app.db) != 0 ||
         dz_docpat_compile(DZ_DOCPAT_DEFAULT, &app.docpat, NULL, 0) != 0 ||
-        dz_peer_tls_gateway_client(cert, key, client_ca, "registry_tls", &tls) != 0 ||
+        dz_peer_tls_gateway_client(lo.cert, lo.key, client_ca, "registry_tls", &tls) != 0 ||
         dz_pool_new(2, 256, &app.pool) != 0 || dz_peer_auth_new(&ac, app.pool, &app.auth) != 0)
         goto out;
     {

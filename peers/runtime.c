@@ -26,6 +26,23 @@
 
 /* ---- command line ---- */
 
+bool dz_peer_listen_option(struct dz_peer_listen_opts *o, int c, const char *arg)
+{
+    switch (c) {
+    case 'l':
+        o->listen = arg;
+        return true;
+    case 'c':
+        o->cert = arg;
+        return true;
+    case 'k':
+        o->key = arg;
+        return true;
+    default:
+        return false;
+    }
+}
+
 int dz_peer_parse_listen(const char *s, char *host, size_t host_len, uint16_t *port)
 {
     const char *colon;

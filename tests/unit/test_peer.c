@@ -93,6 +93,31 @@ static struct dz_peer_auth *new_auth(struct dz_pool **pool)
     return a;
 }
 
+/* The shared options land where each peer reads them, and a peer's own
+ * codes are left to it. */
+static void test_shared_options(void **state)
+{
+    struct dz_peer_listen_opts lo = {0};
+    struct dz_peer_auth_conf ac = {.iss = "darvaza-demo", .aud = "registry"};
+
+    (void)state;
+    assert_true(dz_peer_listen_option(&lo, 'l', "127.0.0.1:9101"));
+    assert_true(dz_peer_listen_option(&lo, 'c', "tls.pem"));
+    assert_true(dz_peer_listen_option(&lo, 'k', "tls.key"));
+    assert_string_equal(lo.listen, "127.0.0.1:9101");
+    assert_string_equal(lo.cert, "tls.pem");
+    assert_string_equal(lo.key, "tls.key");
+    assert_false(dz_peer_listen_option(&lo, 'C', "ca.pem"));
+    assert_true(dz_peer_auth_option(&ac, 'j', "https://localhost:8443/.well-known/jwks.json"));
+    assert_true(dz_peer_auth_option(&ac, 'a', "root.pem"));
+    assert_true(dz_peer_auth_option(&ac, 'u', "court"));
+    assert_string_equal(ac.cacert, "root.pem");
+    assert_string_equal(ac.aud, "court");
+    assert_string_equal(ac.iss, "darvaza-demo"); /* untouched default */
+    assert_false(dz_peer_auth_option(&ac, 'l', "x"));
+    assert_false(dz_peer_auth_option(&ac, 'd', "x"));
+}
+
 static void test_auth_new_needs_conf(void **state)
 {
     struct dz_peer_auth_conf c = {.jwks_url = "https://x/", .iss = "i"};
@@ -169,9 +194,13 @@ static void test_replay_full_fails_closed(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_query_find),          cmocka_unit_test(test_parse_listen),
-        cmocka_unit_test(test_auth_new_needs_conf), cmocka_unit_test(test_replay_once),
-        cmocka_unit_test(test_replay_expiry),       cmocka_unit_test(test_replay_full_fails_closed),
+        cmocka_unit_test(test_query_find),
+        cmocka_unit_test(test_parse_listen),
+        cmocka_unit_test(test_shared_options),
+        cmocka_unit_test(test_auth_new_needs_conf),
+        cmocka_unit_test(test_replay_once),
+        cmocka_unit_test(test_replay_expiry),
+        cmocka_unit_test(test_replay_full_fails_closed),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
