@@ -13,6 +13,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -627,6 +629,167 @@ static void test_timeout(void **state)
     assert_true(ev_time() - t0 >= 0.25);
     assert_true(ev_time() - t0 < 3.0);
     close(fd);
+}
+
+/* ---- a hostile HTTP/1.1 back end (the transport of lib/h1client.c) ----
+ * A thread that answers each connection's first request with a canned
+ * answer and keeps the connection open: a second request on it gets
+ * "reused", a request on a new connection gets "fresh". */
+struct rawsrv {
+    int fd;
+    int port;
+    const char *first; /* the canned answer to the first request */
+    int conns;
+    pthread_t th;
+};
+
+static bool read_request(int fd)
+{
+    char b[4096];
+    size_t n = 0;
+
+    while (n < sizeof(b) - 1) {
+        ssize_t k = recv(fd, b + n, sizeof(b) - 1 - n, 0);
+
+        if (k <= 0)
+            return false;
+        n += (size_t)k;
+        b[n] = '\0';
+        if (strstr(b, "\r\n\r\n"))
+            return true;
+    }
+    return false;
+}
+
+static void say(int fd, const char *s)
+{
+    ssize_t n = send(fd, s, strlen(s), MSG_NOSIGNAL);
+
+    (void)n;
+}
+
+static void *rawsrv_main(void *arg)
+{
+    static const char reused[] = "HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nreused";
+    static const char fresh[] = "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfresh";
+    struct rawsrv *sv = arg;
+
+    for (int i = 0; i < 2; i++) {
+        int c = accept(sv->fd, NULL, NULL);
+
+        if (c < 0)
+            return NULL;
+        sv->conns++;
+        if (read_request(c)) {
+            struct pollfd pf = {.fd = c, .events = POLLIN};
+
+            say(c, i == 0 ? sv->first : fresh);
+            /* Another request on this connection, or its end. */
+            if (i == 0 && poll(&pf, 1, 3000) == 1 && read_request(c))
+                say(c, reused);
+        }
+        close(c);
+    }
+    return NULL;
+}
+
+static void rawsrv_start(struct rawsrv *sv, const char *first)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t al = sizeof(a);
+
+    memset(sv, 0, sizeof(*sv));
+    sv->first = first;
+    sv->fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(sv->fd >= 0);
+    assert_int_equal(bind(sv->fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    assert_int_equal(listen(sv->fd, 8), 0);
+    assert_int_equal(getsockname(sv->fd, (struct sockaddr *)&a, &al), 0);
+    sv->port = ntohs(a.sin_port);
+    assert_int_equal(pthread_create(&sv->th, NULL, rawsrv_main, sv), 0);
+}
+
+static void rawsrv_stop(struct rawsrv *sv)
+{
+    shutdown(sv->fd, SHUT_RDWR); /* ends a pending accept */
+    pthread_join(sv->th, NULL);
+    close(sv->fd);
+}
+
+/* One GET to the raw server; the result, the body in r. */
+static void raw_get(struct rawsrv *sv, struct res *r)
+{
+    struct dz_httpc_request q = req(url(sv->port, false, "/"), DZ_HTTPC_HTTP1);
+
+    r_init(r);
+    q.timeout_ms = 5000;
+    start_ok(r, &q);
+    run(8000);
+}
+
+static void test_hostile_http1_answers(void **state)
+{
+    static const struct {
+        const char *answer;
+        int result;
+        bool head;
+    } cases[] = {
+        /* two lengths: which one would frame the next answer? */
+        {"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nabc", DZ_ERR_UNAVAILABLE,
+         false},
+        {"HTTP/1.1 200 OK\r\nContent-Length: 2, 2\r\n\r\nab", DZ_ERR_UNAVAILABLE, false},
+        {"HTTP/1.1 2xx OK\r\n\r\n", DZ_ERR_UNAVAILABLE, false},
+        {"SSH-2.0-OpenSSH\r\n\r\n", DZ_ERR_UNAVAILABLE, false},
+        {"HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\n\r\n", DZ_ERR_UNAVAILABLE, false},
+        /* a broken chunk after a good head */
+        {"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nabXY\r\n0\r\n\r\n",
+         DZ_ERR_UNAVAILABLE, true},
+        /* the server closes in the middle of the body */
+        {"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc", DZ_ERR_UNAVAILABLE, true},
+    };
+    struct rawsrv sv;
+    struct res r;
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        rawsrv_start(&sv, cases[i].answer);
+        raw_get(&sv, &r);
+        if (r.result != cases[i].result)
+            print_error("case %zu: result %d\n", i, r.result);
+        assert_int_equal(r.result, cases[i].result);
+        assert_int_equal(r.heads, cases[i].head ? 1 : 0);
+        dz_buf_cleanup(&r.body);
+        rawsrv_stop(&sv);
+    }
+}
+
+/* An answer followed by bytes nobody asked for (a smuggled second answer)
+ * is delivered alone, and its connection is never used again; a clean
+ * answer's connection is (the control: the test can see reuse). */
+static void test_http1_no_reuse_after_extra_bytes(void **state)
+{
+    static const char smuggled[] = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+                                   "HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\nsmuggled";
+    static const char clean[] = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+    const char *firsts[] = {smuggled, clean};
+    const char *seconds[] = {"fresh", "reused"};
+    struct rawsrv sv;
+    struct res r;
+
+    (void)state;
+    for (int i = 0; i < 2; i++) {
+        rawsrv_start(&sv, firsts[i]);
+        raw_get(&sv, &r);
+        assert_int_equal(r.result, 0);
+        assert_int_equal(r.body.len, 2);
+        assert_memory_equal(dz_buf_cstr(&r.body), "ok", 2);
+        dz_buf_cleanup(&r.body);
+        raw_get(&sv, &r);
+        assert_int_equal(r.result, 0);
+        assert_string_equal(dz_buf_cstr(&r.body), seconds[i]);
+        dz_buf_cleanup(&r.body);
+        rawsrv_stop(&sv);
+    }
 }
 
 static void test_refused(void **state)
@@ -1267,6 +1430,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_cancel_inside_callbacks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cancel_from_loop_and_at_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_many_concurrent, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_hostile_http1_answers, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_http1_no_reuse_after_extra_bytes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_h2_multiplexes_on_one_connection, setup, teardown),
         cmocka_unit_test_setup_teardown(test_keepalive_and_start_from_on_done, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pause_resume, setup, teardown),
