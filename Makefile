@@ -41,10 +41,10 @@ CFLAGS  += -std=c17 -D_GNU_SOURCE $(OPT) $(WARN) $(HARDEN) -Ilib -Igateway $(PKG
 LDFLAGS += -pie -Wl,-z,relro,-z,now -pthread $(if $(SANITIZE),-fsanitize=$(SANITIZE))
 LDLIBS  += $(PKG_LIBS) -lev -lm
 
-LIB_SRCS  := $(sort $(wildcard lib/*.c))
-GW_MAINS  := gateway/main.c $(wildcard gateway/cli*.c)
-GW_SRCS   := $(filter-out $(GW_MAINS),$(sort $(wildcard gateway/*.c)))
-CLI_SRCS  := $(sort $(wildcard gateway/cli*.c))
+LIB_SRCS  := $(sort $(wildcard lib/*/*.c))
+GW_MAINS  := gateway/daemon/main.c $(wildcard gateway/cli/*.c)
+GW_SRCS   := $(filter-out $(GW_MAINS),$(sort $(wildcard gateway/*/*.c)))
+CLI_SRCS  := $(sort $(wildcard gateway/cli/*.c))
 PEER_SRCS := $(sort $(wildcard peers/*.c))
 CARD_SRCS := $(sort $(wildcard pkcs11/*.c))
 UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
@@ -83,7 +83,7 @@ $(LIBDZ): $(call obj,$(LIB_SRCS))
 $(LIBGW): $(call obj,$(GW_SRCS))
 	@rm -f $@; ar rcs $@ $^
 
-$(BUILD)/darvazad: $(call obj,gateway/main.c) $(LIBGW) $(LIBDZ)
+$(BUILD)/darvazad: $(call obj,gateway/daemon/main.c) $(LIBGW) $(LIBDZ)
 	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
 
 $(BUILD)/darvaza: $(call obj,$(CLI_SRCS)) $(LIBGW) $(LIBDZ)
@@ -159,7 +159,7 @@ fuzz: deps
 	done
 
 lint:
-	clang-format --dry-run --Werror lib/*.[ch] gateway/*.[ch] peers/*.[ch] pkcs11/*.[ch] tests/unit/*.c tests/fuzz/*.c
+	clang-format --dry-run --Werror lib/*/*.[ch] gateway/*/*.[ch] peers/*.[ch] pkcs11/*.[ch] tests/unit/*.c tests/fuzz/*.c
 
 clean:
 	rm -rf build

@@ -32,22 +32,22 @@
 #include <openssl/x509_vfy.h>
 #include <openssl/x509v3.h>
 
-#include "b64.h"
-#include "buf.h"
-#include "cades.h"
-#include "certid.h"
+#include "base/b64.h"
+#include "base/buf.h"
+#include "base/err.h"
+#include "base/fin.h"
+#include "base/log.h"
 #include "court_db.h"
-#include "err.h"
-#include "fin.h"
-#include "httpc.h"
-#include "log.h"
+#include "http/httpc.h"
+#include "http/pool.h"
+#include "http/tls.h"
 #include "peer_auth.h"
-#include "pool.h"
-#include "tls.h"
-#include "tsp.h"
-#include "x509check.h"
+#include "pki/cades.h"
+#include "pki/certid.h"
+#include "pki/tsp.h"
+#include "pki/x509check.h"
 
-#include "compat.h"
+#include "base/compat.h"
 
 #define COURT_BODY_MAX (2 * 1024 * 1024)
 #define ONWARD_HEADER "darvaza-onward-assertion"

@@ -11,11 +11,11 @@
 
 #include <sqlite3.h>
 
-#include "b64.h"
-#include "err.h"
-#include "log.h"
+#include "base/b64.h"
+#include "base/err.h"
+#include "base/log.h"
 
-#include "compat.h"
+#include "base/compat.h"
 
 struct dz_courtdb {
     sqlite3 *db;

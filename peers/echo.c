@@ -14,15 +14,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "err.h"
-#include "log.h"
-#include "parse.h"
+#include "base/err.h"
+#include "base/log.h"
+#include "base/parse.h"
+#include "base/secret.h"
+#include "http/pool.h"
+#include "http/tls.h"
 #include "peer_auth.h"
-#include "pool.h"
-#include "secret.h"
-#include "tls.h"
 
-#include "compat.h"
+#include "base/compat.h"
 
 #define ECHO_BODY_MAX ((size_t)16 << 20)
 #define ECHO_DELAY_MAX_MS 30000

@@ -10,10 +10,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "log.h"
+#include "base/log.h"
 #include "mssp.h"
 
-#include "compat.h"
+#include "base/compat.h"
 
 /* ---- dispatch ---- */
 

@@ -26,17 +26,17 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
-#include "b64.h"
-#include "buf.h"
-#include "err.h"
-#include "log.h"
-#include "parse.h"
+#include "base/b64.h"
+#include "base/buf.h"
+#include "base/err.h"
+#include "base/log.h"
+#include "base/parse.h"
+#include "base/secret.h"
+#include "http/pool.h"
+#include "http/tls.h"
 #include "peer.h"
-#include "pool.h"
-#include "secret.h"
-#include "tls.h"
 
-#include "compat.h"
+#include "base/compat.h"
 
 #define MSSP_SESSIONS_MAX 4096 /* held at once, complete ones included */
 #define MSSP_QUEUE_MAX 8       /* sessions waiting for one phone, the active one included */

@@ -18,8 +18,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "fin.h"
-#include "midcode.h"
+#include "base/fin.h"
+#include "keys/midcode.h"
 
 /* Modes of darvaza-peer (argv[0] is the mode name; exit code 0/1/2).
  * Weak declarations: tests that include peers/main.c on its own (to reach

@@ -12,11 +12,11 @@
 
 #include <jansson.h>
 
-#include "b64.h"
-#include "err.h"
-#include "parse.h"
+#include "base/b64.h"
+#include "base/err.h"
+#include "base/parse.h"
 
-#include "compat.h"
+#include "base/compat.h"
 
 static const char *const hash_names[] = {"SHA256", "SHA384", "SHA512"};
 static const size_t hash_lens[] = {32, 48, 64};

@@ -20,7 +20,7 @@
 #include <jansson.h>
 #include <openssl/ssl.h>
 
-#include "httpd.h"
+#include "http/httpd.h"
 
 #define DZ_PEER_LOG_MAX 50 /* requests kept for GET /_peer/requests */
 #define DZ_PEER_LOG_PATH "/_peer/requests"

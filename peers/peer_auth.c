@@ -12,17 +12,17 @@
 #include <string.h>
 #include <time.h>
 
-#include "assertion.h"
-#include "buf.h"
-#include "err.h"
-#include "httpc.h"
-#include "httpd.h"
-#include "jws.h"
-#include "log.h"
-#include "pool.h"
-#include "secret.h"
+#include "base/buf.h"
+#include "base/err.h"
+#include "base/log.h"
+#include "base/secret.h"
+#include "http/httpc.h"
+#include "http/httpd.h"
+#include "http/pool.h"
+#include "keys/assertion.h"
+#include "keys/jws.h"
 
-#include "compat.h"
+#include "base/compat.h"
 
 #define REPLAY_BUCKETS 4096 /* power of two */
 

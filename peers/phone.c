@@ -34,16 +34,16 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
-#include "b64.h"
-#include "buf.h"
-#include "err.h"
-#include "httpc.h"
-#include "log.h"
-#include "parse.h"
+#include "base/b64.h"
+#include "base/buf.h"
+#include "base/err.h"
+#include "base/log.h"
+#include "base/parse.h"
+#include "base/secret.h"
+#include "http/httpc.h"
 #include "peer.h"
-#include "secret.h"
 
-#include "compat.h"
+#include "base/compat.h"
 
 #define PHONE_POLL_MS 3000 /* long-poll per request; also the stop latency */
 #define PHONE_DELAY_DEFAULT 1500

@@ -19,17 +19,17 @@
 #include <openssl/x509_vfy.h>
 #include <openssl/x509v3.h>
 
-#include "err.h"
-#include "fin.h"
-#include "log.h"
-#include "parse.h"
+#include "base/err.h"
+#include "base/fin.h"
+#include "base/log.h"
+#include "base/parse.h"
+#include "base/secret.h"
+#include "http/pool.h"
+#include "http/tls.h"
 #include "peer_auth.h"
-#include "pool.h"
 #include "registry_db.h"
-#include "secret.h"
-#include "tls.h"
 
-#include "compat.h"
+#include "base/compat.h"
 
 #define REGISTRY_BODY_MAX (64 * 1024)
 #define PERSONS_PREFIX "/api/registry/persons/"

@@ -16,11 +16,11 @@
 
 #include <sqlite3.h>
 
-#include "err.h"
-#include "fin.h"
-#include "log.h"
+#include "base/err.h"
+#include "base/fin.h"
+#include "base/log.h"
 
-#include "compat.h"
+#include "base/compat.h"
 
 #define N_OF(a) (sizeof(a) / sizeof((a)[0]))
 

@@ -17,12 +17,12 @@
 #include <string.h>
 #include <time.h>
 
-#include "err.h"
-#include "log.h"
-#include "parse.h"
-#include "tls.h"
+#include "base/err.h"
+#include "base/log.h"
+#include "base/parse.h"
+#include "http/tls.h"
 
-#include "compat.h"
+#include "base/compat.h"
 
 /* ---- command line ---- */
 

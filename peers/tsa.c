@@ -27,12 +27,12 @@
 #include <openssl/ts.h>
 #include <openssl/x509v3.h>
 
-#include "err.h"
-#include "log.h"
-#include "secret.h"
-#include "tls.h"
+#include "base/err.h"
+#include "base/log.h"
+#include "base/secret.h"
+#include "http/tls.h"
 
-#include "compat.h"
+#include "base/compat.h"
 
 #define TSA_BODY_MAX (16 * 1024)
 #define TSA_POLICY "1.3.6.1.4.1.55555.3.1" /* the demo TSA's policy */

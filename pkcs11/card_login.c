@@ -21,11 +21,11 @@
 
 #include <curl/curl.h>
 
-#include "buf.h"
-#include "err.h"
-#include "secret.h"
+#include "base/buf.h"
+#include "base/err.h"
+#include "base/secret.h"
 
-#include "compat.h"
+#include "base/compat.h"
 
 #define DEFAULT_TIMEOUT_MS 30000L
 

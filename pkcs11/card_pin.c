@@ -17,10 +17,10 @@
 #include <termios.h>
 #include <unistd.h>
 
-#include "err.h"
-#include "secret.h"
+#include "base/err.h"
+#include "base/secret.h"
 
-#include "compat.h"
+#include "base/compat.h"
 
 /* Copy p[0..len) into a new NUL-terminated buffer. */
 static int pin_dup(const char *p, size_t len, char **out)

@@ -18,12 +18,12 @@
 #include <openssl/crypto.h>
 #include <openssl/pem.h>
 
-#include "cades.h"
-#include "err.h"
-#include "tsp.h"
-#include "x509check.h"
+#include "base/err.h"
+#include "pki/cades.h"
+#include "pki/tsp.h"
+#include "pki/x509check.h"
 
-#include "compat.h"
+#include "base/compat.h"
 
 #define DOC_MAX DZ_CADES_MAX_DOC
 

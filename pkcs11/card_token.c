@@ -20,12 +20,12 @@
 #include <openssl/rsa.h>
 #include <openssl/x509v3.h>
 
-#include "certid.h"
-#include "err.h"
-#include "secret.h"
-#include "sigverify.h"
+#include "base/err.h"
+#include "base/secret.h"
+#include "keys/sigverify.h"
+#include "pki/certid.h"
 
-#include "compat.h"
+#include "base/compat.h"
 
 /* PKCS#11 return values libp11 reports as reasons of its CKR error library
  * (its header does not carry pkcs11.h). */

@@ -15,11 +15,11 @@
 
 #include <jansson.h>
 
-#include "b64.h"
-#include "err.h"
-#include "secret.h"
+#include "base/b64.h"
+#include "base/err.h"
+#include "base/secret.h"
 
-#include "compat.h"
+#include "base/compat.h"
 
 /* ---------------------------------------------------------------- origin */
 

@@ -15,11 +15,11 @@
 #include <openssl/crypto.h>
 #include <openssl/x509.h>
 
-#include "certid.h"
-#include "err.h"
-#include "log.h"
+#include "base/err.h"
+#include "base/log.h"
+#include "pki/certid.h"
 
-#include "compat.h"
+#include "base/compat.h"
 
 #define EXIT_REFUSED 1
 #define EXIT_USAGE 2

@@ -16,7 +16,7 @@
 
 #include <openssl/pem.h>
 
-#include "audit.h"
+#include "audit/audit.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

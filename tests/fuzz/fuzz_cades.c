@@ -13,10 +13,10 @@
 
 #include <openssl/x509_vfy.h>
 
-#include "cades.h"
-#include "err.h"
-#include "tsp.h"
-#include "x509check.h"
+#include "base/err.h"
+#include "pki/cades.h"
+#include "pki/tsp.h"
+#include "pki/x509check.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

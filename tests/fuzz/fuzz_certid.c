@@ -15,11 +15,11 @@
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 
-#include "certid.h"
-#include "err.h"
-#include "fin.h"
-#include "ocsp.h"
-#include "x509check.h"
+#include "base/err.h"
+#include "base/fin.h"
+#include "pki/certid.h"
+#include "pki/ocsp.h"
+#include "pki/x509check.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

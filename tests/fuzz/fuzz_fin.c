@@ -10,8 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "auth_password.h"
-#include "fin.h"
+#include "auth/auth_password.h"
+#include "base/fin.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

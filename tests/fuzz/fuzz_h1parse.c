@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "h1parse.h"
+#include "http/h1parse.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -22,7 +22,7 @@ static void check_head(const char *buf, size_t len, size_t hl)
 {
     if (hl == 0 || hl > len)
         abort();
-    if (head.status < 100 || head.status > 999 || head.nhdr > DZ_HTTPC_MAX_HEADERS)
+    if (head.status < 100 || head.status > 999 || head.nhdr > DZ_HTTP_MAX_RESPONSE_FIELDS)
         abort();
     for (size_t i = 0; i < head.nhdr; i++) {
         const struct dz_h1_field *f = &head.hdr[i];

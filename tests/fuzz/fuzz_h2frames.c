@@ -16,8 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "httpd.h"
-#include "httpd_int.h"
+#include "http/httpd.h"
+#include "http/httpd_int.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -1,7 +1,7 @@
 /*
  * fuzz_httpc_header.c - arbitrary bytes as the response-header lines a back
  * end sends, split at '\n' the way libcurl hands them to the client, through
- * dz_httpc_header_line.  Promises checked besides "no crash": a header's
+ * dz_http_header_line.  Promises checked besides "no crash": a header's
  * name is a non-empty token at the start of the line, its value lies inside
  * the line, has no surrounding space or tab and no control character but
  * tab; anything else is skipped, never half-parsed.
@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "httpc.h"
+#include "http/httpc.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -27,16 +27,16 @@ static void check_line(const char *p, size_t n)
     size_t vl = 0;
     size_t i;
 
-    switch (dz_httpc_header_line(p, n, &nl, &v, &vl)) {
-    case DZ_HTTPC_LINE_STATUS:
+    switch (dz_http_header_line(p, n, &nl, &v, &vl)) {
+    case DZ_HTTP_LINE_STATUS:
         if (n < 5 || memcmp(p, "HTTP/", 5) != 0)
             abort();
         break;
-    case DZ_HTTPC_LINE_SKIP:
+    case DZ_HTTP_LINE_SKIP:
         if (nl || vl || v)
             abort();
         break;
-    case DZ_HTTPC_LINE_HEADER:
+    case DZ_HTTP_LINE_HEADER:
         if (nl == 0 || nl >= n || p[nl] != ':' || !v || v < p + nl + 1 || v + vl > p + n)
             abort();
         for (i = 0; i < nl; i++)

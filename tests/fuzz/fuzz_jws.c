@@ -15,9 +15,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "assertion.h"
-#include "jws.h"
-#include "log.h"
+#include "base/log.h"
+#include "keys/assertion.h"
+#include "keys/jws.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -11,9 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "err.h"
-#include "session.h"
-#include "store.h"
+#include "base/err.h"
+#include "state/session.h"
+#include "state/store.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -14,9 +14,9 @@
 #include <cmocka.h>
 #include <sqlite3.h>
 
-#include "accounts.h"
-#include "err.h"
-#include "totp.h"
+#include "base/err.h"
+#include "state/accounts.h"
+#include "state/totp.h"
 
 static const struct dz_argon2_params cheap = {64, 1, 1};
 static const unsigned char rfc_key[20] = "12345678901234567890";

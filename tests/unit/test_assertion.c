@@ -19,12 +19,12 @@
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 
-#include "assertion.h"
-#include "b64.h"
-#include "err.h"
-#include "jws.h"
-#include "secret.h"
-#include "signer.h"
+#include "base/b64.h"
+#include "base/err.h"
+#include "base/secret.h"
+#include "keys/assertion.h"
+#include "keys/jws.h"
+#include "keys/signer.h"
 
 #define NOW 1800000000
 

@@ -28,13 +28,13 @@
 #include <openssl/ec.h>
 #include <openssl/evp.h>
 
-#include "audit.h"
-#include "b64.h"
-#include "buf.h"
-#include "err.h"
-#include "httpd.h"
-#include "log.h"
-#include "secret.h"
+#include "audit/audit.h"
+#include "base/b64.h"
+#include "base/buf.h"
+#include "base/err.h"
+#include "base/log.h"
+#include "base/secret.h"
+#include "http/httpd.h"
 
 /* ------------------------------------------------------------ helpers --- */
 

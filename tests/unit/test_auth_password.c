@@ -13,12 +13,12 @@
 
 #include <cmocka.h>
 
-#include "accounts.h"
-#include "auth_password.h"
-#include "err.h"
-#include "fin.h"
-#include "store.h"
-#include "totp.h"
+#include "auth/auth_password.h"
+#include "base/err.h"
+#include "base/fin.h"
+#include "state/accounts.h"
+#include "state/store.h"
+#include "state/totp.h"
 
 static const struct dz_argon2_params cheap = {64, 1, 1};
 static const unsigned char rfc_key[20] = "12345678901234567890";

@@ -26,12 +26,12 @@
 #include <openssl/ts.h>
 #include <openssl/x509v3.h>
 
-#include "cades.h"
-#include "certid.h"
-#include "err.h"
-#include "secret.h"
-#include "tsp.h"
-#include "x509check.h"
+#include "base/err.h"
+#include "base/secret.h"
+#include "pki/cades.h"
+#include "pki/certid.h"
+#include "pki/tsp.h"
+#include "pki/x509check.h"
 
 static char dir[] = "/tmp/test_cades.XXXXXX";
 static int64_t T0;

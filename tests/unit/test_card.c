@@ -20,7 +20,7 @@
 
 #include "../../pkcs11/card_pin.c"
 #include "../../pkcs11/card_util.c"
-#include "sigverify.h"
+#include "keys/sigverify.h"
 
 /* ------------------------------------------------------------------ origin */
 

@@ -14,8 +14,8 @@
 #include <openssl/evp.h>
 #include <openssl/x509v3.h>
 
-#include "certid.h"
-#include "err.h"
+#include "base/err.h"
+#include "pki/certid.h"
 
 static EVP_PKEY *key;
 

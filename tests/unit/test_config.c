@@ -5,7 +5,7 @@
  * dumps and messages, dump round trip, reload rules.  Includes config.c to
  * drive the keyword-table walker with a table of its own.
  */
-#include "../../gateway/config.c"
+#include "../../gateway/core/config.c"
 
 #include <setjmp.h>
 #include <stdarg.h>

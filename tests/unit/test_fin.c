@@ -7,8 +7,8 @@
 
 #include <cmocka.h>
 
-#include "err.h"
-#include "fin.h"
+#include "base/err.h"
+#include "base/fin.h"
 
 static int norm(const char *s, char out[DZ_FIN_LEN + 1])
 {

@@ -6,11 +6,12 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <cmocka.h>
 
-#include "h1parse.h"
+#include "http/h1parse.h"
 
 static struct dz_h1_head head;
 
@@ -72,7 +73,7 @@ static void test_too_many_fields(void **state)
 
     (void)state;
     n += (size_t)snprintf(r + n, sizeof(r) - n, "HTTP/1.1 200 OK\r\n");
-    for (int i = 0; i <= DZ_HTTPC_MAX_HEADERS; i++)
+    for (int i = 0; i <= DZ_HTTP_MAX_RESPONSE_FIELDS; i++)
         n += (size_t)snprintf(r + n, sizeof(r) - n, "X-%d: v\r\n", i);
     n += (size_t)snprintf(r + n, sizeof(r) - n, "\r\n");
     assert_int_equal(dz_h1_parse_head(r, n, sizeof(r), &head, &hl), DZ_H1_TOOBIG);

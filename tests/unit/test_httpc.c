@@ -28,10 +28,10 @@
 
 #include <ev.h>
 
-#include "buf.h"
-#include "err.h"
-#include "httpc.h"
-#include "log.h"
+#include "base/buf.h"
+#include "base/err.h"
+#include "base/log.h"
+#include "http/httpc.h"
 
 #define BIG_LEN (1024 * 1024)
 
@@ -1284,29 +1284,29 @@ static void test_header_line(void **state)
 {
     static const struct {
         const char *in;
-        enum dz_httpc_line kind;
+        enum dz_http_line kind;
         const char *name;
         const char *value;
     } cases[] = {
-        {"HTTP/1.1 200 OK\r\n", DZ_HTTPC_LINE_STATUS, NULL, NULL},
-        {"HTTP/2 204 \r\n", DZ_HTTPC_LINE_STATUS, NULL, NULL},
-        {"Content-Type: text/plain\r\n", DZ_HTTPC_LINE_HEADER, "Content-Type", "text/plain"},
-        {"x:  \t padded \t \r\n", DZ_HTTPC_LINE_HEADER, "x", "padded"},
-        {"x:\r\n", DZ_HTTPC_LINE_HEADER, "x", ""},
-        {"x: a:b c\n", DZ_HTTPC_LINE_HEADER, "x", "a:b c"},
-        {"x: caf\xc3\xa9\r\n", DZ_HTTPC_LINE_HEADER, "x", "caf\xc3\xa9"},
-        {"\r\n", DZ_HTTPC_LINE_SKIP, NULL, NULL},
-        {"", DZ_HTTPC_LINE_SKIP, NULL, NULL},
-        {" folded continuation\r\n", DZ_HTTPC_LINE_SKIP, NULL, NULL},
-        {"\tfolded\r\n", DZ_HTTPC_LINE_SKIP, NULL, NULL},
-        {"no colon here\r\n", DZ_HTTPC_LINE_SKIP, NULL, NULL},
-        {": empty name\r\n", DZ_HTTPC_LINE_SKIP, NULL, NULL},
-        {"bad name: v\r\n", DZ_HTTPC_LINE_SKIP, NULL, NULL},
-        {"bad\x01: v\r\n", DZ_HTTPC_LINE_SKIP, NULL, NULL},
-        {"x: a\rb\r\n", DZ_HTTPC_LINE_SKIP, NULL, NULL},
-        {"x: a\x7f\r\n", DZ_HTTPC_LINE_SKIP, NULL, NULL},
-        {"x: a\x01b\r\n", DZ_HTTPC_LINE_SKIP, NULL, NULL},
-        {"HTTP", DZ_HTTPC_LINE_SKIP, NULL, NULL},
+        {"HTTP/1.1 200 OK\r\n", DZ_HTTP_LINE_STATUS, NULL, NULL},
+        {"HTTP/2 204 \r\n", DZ_HTTP_LINE_STATUS, NULL, NULL},
+        {"Content-Type: text/plain\r\n", DZ_HTTP_LINE_HEADER, "Content-Type", "text/plain"},
+        {"x:  \t padded \t \r\n", DZ_HTTP_LINE_HEADER, "x", "padded"},
+        {"x:\r\n", DZ_HTTP_LINE_HEADER, "x", ""},
+        {"x: a:b c\n", DZ_HTTP_LINE_HEADER, "x", "a:b c"},
+        {"x: caf\xc3\xa9\r\n", DZ_HTTP_LINE_HEADER, "x", "caf\xc3\xa9"},
+        {"\r\n", DZ_HTTP_LINE_SKIP, NULL, NULL},
+        {"", DZ_HTTP_LINE_SKIP, NULL, NULL},
+        {" folded continuation\r\n", DZ_HTTP_LINE_SKIP, NULL, NULL},
+        {"\tfolded\r\n", DZ_HTTP_LINE_SKIP, NULL, NULL},
+        {"no colon here\r\n", DZ_HTTP_LINE_SKIP, NULL, NULL},
+        {": empty name\r\n", DZ_HTTP_LINE_SKIP, NULL, NULL},
+        {"bad name: v\r\n", DZ_HTTP_LINE_SKIP, NULL, NULL},
+        {"bad\x01: v\r\n", DZ_HTTP_LINE_SKIP, NULL, NULL},
+        {"x: a\rb\r\n", DZ_HTTP_LINE_SKIP, NULL, NULL},
+        {"x: a\x7f\r\n", DZ_HTTP_LINE_SKIP, NULL, NULL},
+        {"x: a\x01b\r\n", DZ_HTTP_LINE_SKIP, NULL, NULL},
+        {"HTTP", DZ_HTTP_LINE_SKIP, NULL, NULL},
     };
     const char *v = (const char *)1;
     size_t nl = 9;
@@ -1315,10 +1315,10 @@ static void test_header_line(void **state)
 
     (void)state;
     for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        enum dz_httpc_line k = dz_httpc_header_line(cases[i].in, strlen(cases[i].in), &nl, &v, &vl);
+        enum dz_http_line k = dz_http_header_line(cases[i].in, strlen(cases[i].in), &nl, &v, &vl);
 
         assert_int_equal(k, cases[i].kind);
-        if (k == DZ_HTTPC_LINE_HEADER) {
+        if (k == DZ_HTTP_LINE_HEADER) {
             assert_int_equal(nl, strlen(cases[i].name));
             assert_memory_equal(cases[i].in, cases[i].name, nl);
             assert_int_equal(vl, strlen(cases[i].value));
@@ -1330,7 +1330,7 @@ static void test_header_line(void **state)
         }
     }
     /* a NUL inside the value (libcurl passes lengths, not strings) */
-    assert_int_equal(dz_httpc_header_line("x: a\0b\r\n", 8, &nl, &v, &vl), DZ_HTTPC_LINE_SKIP);
+    assert_int_equal(dz_http_header_line("x: a\0b\r\n", 8, &nl, &v, &vl), DZ_HTTP_LINE_SKIP);
 }
 
 /* ---- against darvaza's own HTTP/2 engine (lib/httpd.c), the server of

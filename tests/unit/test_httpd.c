@@ -29,11 +29,11 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
-#include "buf.h"
-#include "err.h"
-#include "httpd.h"
-#include "httpd_int.h" /* dz_httpd_worker_at */
-#include "tls.h"
+#include "base/buf.h"
+#include "base/err.h"
+#include "http/httpd.h"
+#include "http/httpd_int.h" /* dz_httpd_worker_at */
+#include "http/tls.h"
 
 /* ---------- certificates ---------- */
 

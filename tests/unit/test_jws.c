@@ -24,10 +24,10 @@
 #include <openssl/hmac.h>
 #include <openssl/pem.h>
 
-#include "b64.h"
-#include "err.h"
-#include "jws.h"
-#include "signer.h"
+#include "base/b64.h"
+#include "base/err.h"
+#include "keys/jws.h"
+#include "keys/signer.h"
 
 /* ------------------------------------------------------------ helpers --- */
 

@@ -16,9 +16,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "buf.h"
-#include "err.h"
-#include "metrics.h"
+#include "base/buf.h"
+#include "base/err.h"
+#include "core/metrics.h"
 
 /* ---------------------------------------------- a small format parser --- */
 

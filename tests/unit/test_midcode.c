@@ -18,8 +18,8 @@
 #include <cmocka.h>
 #include <openssl/evp.h>
 
-#include "err.h"
-#include "midcode.h"
+#include "base/err.h"
+#include "keys/midcode.h"
 
 static size_t digest(const char *md, const char *text, unsigned char out[64])
 {

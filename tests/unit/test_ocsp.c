@@ -17,9 +17,9 @@
 #include <openssl/ocsp.h>
 #include <openssl/x509v3.h>
 
-#include "err.h"
-#include "ocsp.h"
-#include "secret.h"
+#include "base/err.h"
+#include "base/secret.h"
+#include "pki/ocsp.h"
 
 static int64_t T0; /* "now" of every check */
 

@@ -7,8 +7,8 @@
 
 #include <cmocka.h>
 
-#include "err.h"
-#include "parse.h"
+#include "base/err.h"
+#include "base/parse.h"
 
 static void test_int(void **state)
 {

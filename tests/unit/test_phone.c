@@ -19,7 +19,7 @@
 #include "../../peers/mssp_msg.c"
 #include "../../peers/phone.c"
 
-#include "qrsvg.h"
+#include "base/qrsvg.h"
 
 /* phone.c's server side uses the peer runtime (peers/main.c), which is not
  * under test here. */

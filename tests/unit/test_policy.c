@@ -16,8 +16,8 @@
 
 #include <cmocka.h>
 
-#include "err.h"
-#include "policy.h"
+#include "base/err.h"
+#include "policy/policy.h"
 
 /* ---- helpers ------------------------------------------------------------------ */
 

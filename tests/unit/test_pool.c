@@ -17,9 +17,9 @@
 #include <stdatomic.h>
 #include <time.h>
 
-#include "err.h"
-#include "httpd.h"
-#include "pool.h"
+#include "base/err.h"
+#include "http/httpd.h"
+#include "http/pool.h"
 
 static void sleep_ms(int ms)
 {

@@ -13,9 +13,9 @@
 
 #include <cmocka.h>
 
-#include "buf.h"
-#include "err.h"
-#include "qrsvg.h"
+#include "base/buf.h"
+#include "base/err.h"
+#include "base/qrsvg.h"
 
 #define GRID_MAX (177 + 2 * DZ_QRSVG_QUIET)
 

@@ -17,11 +17,11 @@
 #include <string.h>
 #include <time.h>
 
-#include "../../gateway/session.c"
-#include "../../gateway/store.c"
-#include "../../gateway/store_mem.c"
+#include "../../gateway/state/session.c"
+#include "../../gateway/state/store.c"
+#include "../../gateway/state/store_mem.c"
 
-#include "b64.h"
+#include "base/b64.h"
 
 static const struct dz_session_limits LIM = {
     .idle_ms = 30u * 60u * 1000u, .idle_high_ms = 15u * 60u * 1000u, .absolute_ms = 12u * 3600000u};

@@ -18,10 +18,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "../../lib/signer_pkcs11.c"
+#include "../../lib/keys/signer_pkcs11.c"
 
-#include "err.h"
-#include "jws.h"
+#include "base/err.h"
+#include "keys/jws.h"
 
 #define MODULE "/usr/lib/softhsm/libsofthsm2.so"
 #define TOOL "pkcs11-tool --module " MODULE " --login --pin 123456 --token-label dz-test "

@@ -13,8 +13,8 @@
 #include <openssl/evp.h>
 #include <openssl/rsa.h>
 
-#include "err.h"
-#include "sigverify.h"
+#include "base/err.h"
+#include "keys/sigverify.h"
 
 static const unsigned char msg[64] =
     "hash(origin) || hash(nonce) stands in here: 64 bytes of it....";

@@ -17,8 +17,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../../gateway/store.c"
-#include "../../gateway/store_mem.c"
+#include "../../gateway/state/store.c"
+#include "../../gateway/state/store_mem.c"
 
 static const char NS[] = "test";
 

@@ -22,8 +22,8 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
-#include "err.h"
-#include "tls.h"
+#include "base/err.h"
+#include "http/tls.h"
 
 static char g_dir[64];
 

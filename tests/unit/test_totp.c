@@ -11,9 +11,9 @@
 
 #include <cmocka.h>
 
-#include "buf.h"
-#include "err.h"
-#include "totp.h"
+#include "base/buf.h"
+#include "base/err.h"
+#include "state/totp.h"
 
 static const unsigned char rfc_key[20] = "12345678901234567890";
 

@@ -17,8 +17,8 @@
 
 #include <cmocka.h>
 
-#include "err.h"
-#include "web.h"
+#include "base/err.h"
+#include "core/web.h"
 
 static bool name_ok(const char *s)
 {

@@ -32,11 +32,11 @@
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
 
-#include "certid.h"
-#include "err.h"
-#include "ocsp.h"
-#include "secret.h"
-#include "x509check.h"
+#include "base/err.h"
+#include "base/secret.h"
+#include "pki/certid.h"
+#include "pki/ocsp.h"
+#include "pki/x509check.h"
 
 extern char **environ;
 

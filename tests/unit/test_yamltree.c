@@ -10,8 +10,8 @@
 
 #include <cmocka.h>
 
-#include "err.h"
-#include "yamltree.h"
+#include "base/err.h"
+#include "base/yamltree.h"
 
 static int load(const char *text, struct dz_yaml_doc **doc, char *err, size_t err_len)
 {

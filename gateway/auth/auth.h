@@ -1,0 +1,30 @@
+/*
+ * auth.h - the four ways in, as endpoints (DESIGN §4.2-4.6).  Each handler
+ * gets a request context on the worker loop thread and answers it, now or
+ * after asynchronous work (holding a reference on the request).
+ */
+#ifndef DZ_AUTH_H
+#define DZ_AUTH_H
+
+#include "core/rctx.h"
+
+/* api_auth.c: §4.2-4.3 */
+void dz_ep_register(struct dz_rctx *c);
+void dz_ep_password(struct dz_rctx *c);
+void dz_ep_session(struct dz_rctx *c);
+void dz_ep_logout(struct dz_rctx *c);
+
+/* auth_card.c: §4.4 */
+void dz_ep_card_challenge(struct dz_rctx *c);
+void dz_ep_card(struct dz_rctx *c);
+void dz_ep_card_tls(struct dz_rctx *c);
+
+/* auth_mobile.c: §4.5 (id: the rest of the path after /auth/mobile/) */
+void dz_ep_mobile_start(struct dz_rctx *c);
+void dz_ep_mobile_poll(struct dz_rctx *c, const char *id);
+
+/* auth_qr.c: §4.6 (rest: the path after /auth/qr/) */
+void dz_ep_qr_start(struct dz_rctx *c);
+void dz_ep_qr_sub(struct dz_rctx *c, const char *rest);
+
+#endif

@@ -1,0 +1,477 @@
+/*
+ * auth_qr.c - QR smartphone login (§4.6).  The browser opens a QR session
+ * and gets a pre-login cookie that binds the session to it; the code it
+ * shows changes every second: darvaza-qr:1:<id>:<t>:<code>, where code is
+ * HMAC-SHA256 (keyed with a per-session secret that never leaves the
+ * gateway) of darvaza-qr|1|<id>|<t>, so a photo of the code is useless a few
+ * seconds later.  The phone signs SHA-256(payload) || SHA-256(origin) with
+ * its mobile-signature key and posts the answer; the gateway checks
+ * freshness, the code, the signature, the certificate, and single use; only
+ * the browser holding the binding cookie can then collect the session.
+ */
+#include "auth/auth.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <ev.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
+#include "auth/login.h"
+#include "base/b64.h"
+#include "base/buf.h"
+#include "base/err.h"
+#include "base/qrsvg.h"
+#include "base/secret.h"
+#include "core/certcheck.h"
+#include "core/metrics.h"
+#include "keys/sigverify.h"
+#include "mssp/mssp.h"
+#include "state/store.h"
+
+#include "base/compat.h"
+
+#define REC_NS "qr"
+#define USED_NS "qrused"
+#define BIND_COOKIE "__Host-darvaza-qr"
+#define ID_BYTES 16
+#define ID_LEN 22
+#define POLL_STEP 0.2 /* seconds between looks at the store while a browser waits */
+
+enum qr_state { QR_PENDING = 0, QR_ANSWERED = 1 };
+
+/* The store's record of a QR session (internal, fixed layout). */
+struct qr_rec {
+    unsigned char secret[32];
+    unsigned char binding[32]; /* SHA-256 of the browser's cookie value */
+    int64_t start_ms;
+    int32_t state;
+    char fin[8];
+    unsigned char prf[32];
+    char browser_ip[48];
+};
+
+static int load(struct dz_rctx *c, const char *id, struct qr_rec *out)
+{
+    struct dz_buf b;
+    int rc;
+
+    dz_buf_init(&b, sizeof(*out));
+    rc = dz_store_get(c->gw->store, REC_NS, id, ID_LEN, &b);
+    if (rc == 0 && b.len == sizeof(*out))
+        memcpy(out, b.data, sizeof(*out));
+    else if (rc == 0)
+        rc = DZ_ERR_NOTFOUND;
+    dz_buf_wipe(&b);
+    return rc;
+}
+
+/* Only the browser that opened the session (its pre-login cookie). */
+static bool bound(struct dz_rctx *c, const struct qr_rec *r)
+{
+    char buf[128];
+    size_t len;
+    unsigned char h[32];
+    bool ok;
+
+    if (!dz_rctx_cookie(c, BIND_COOKIE, buf, sizeof(buf), &len))
+        return false;
+    dz_sha256(buf, len, h);
+    ok = dz_secret_equal(h, sizeof(h), r->binding, sizeof(r->binding));
+    dz_secret_wipe(buf, sizeof(buf));
+    return ok;
+}
+
+static void code_for(const struct qr_rec *r, const char *id, int64_t t, char hex[65])
+{
+    char msg[96];
+    unsigned char mac[32];
+    unsigned int mac_len = sizeof(mac);
+    int n = snprintf(msg, sizeof(msg), "darvaza-qr|1|%s|%" PRId64, id, t);
+
+    if (n < 0 || !HMAC(EVP_sha256(), r->secret, sizeof(r->secret), (unsigned char *)msg, (size_t)n,
+                       mac, &mac_len))
+        memset(mac, 0, sizeof(mac));
+    dz_hex(mac, sizeof(mac), hex);
+    dz_secret_wipe(mac, sizeof(mac));
+}
+
+/* ---------------------------------------------------------------- start */
+
+void dz_ep_qr_start(struct dz_rctx *c)
+{
+    struct qr_rec r;
+    unsigned char rnd[ID_BYTES];
+    unsigned char bind[32];
+    char id[ID_LEN + 1];
+    char bind_b64[48];
+    char cookie[160];
+    char poll[64];
+
+    if (!dz_mssp_enabled(c) || !dz_rctx_origin_ok(c))
+        return;
+    memset(&r, 0, sizeof(r));
+    if (dz_random(rnd, sizeof(rnd)) != 0 || dz_random(r.secret, sizeof(r.secret)) != 0 ||
+        dz_random(bind, sizeof(bind)) != 0) {
+        dz_rctx_problem(c, "service_unavailable", NULL);
+        return;
+    }
+    dz_b64_encode_to(rnd, sizeof(rnd), true, id);
+    dz_b64_encode_to(bind, sizeof(bind), true, bind_b64);
+    dz_sha256(bind_b64, strlen(bind_b64), r.binding);
+    r.start_ms = dz_unix_ms();
+    r.state = QR_PENDING;
+    snprintf(r.browser_ip, sizeof(r.browser_ip), "%s", dz_req_peer_ip(c->req));
+    if (dz_store_put(c->gw->store, REC_NS, id, ID_LEN, &r, sizeof(r),
+                     c->gen->config->mobile.qr_ttl_ms, DZ_STORE_NX) != 0) {
+        dz_rctx_problem(c, "service_unavailable", NULL);
+        goto out;
+    }
+    snprintf(cookie, sizeof(cookie), BIND_COOKIE "=%s; Secure; HttpOnly; SameSite=Strict; Path=/",
+             bind_b64);
+    snprintf(poll, sizeof(poll), "/auth/qr/%s", id);
+    dz_rctx_json(c, 201, json_pack("{s:s, s:s}", "id", id, "poll", poll),
+                 &(struct dz_hdr){"set-cookie", cookie}, 1);
+out:
+    dz_secret_wipe(&r, sizeof(r));
+    dz_secret_wipe(bind_b64, sizeof(bind_b64));
+    dz_secret_wipe(cookie, sizeof(cookie));
+}
+
+/* ----------------------------------------------------------------- code */
+
+static void code(struct dz_rctx *c, const char *id)
+{
+    struct qr_rec r;
+    int64_t now = dz_unix_ms();
+    int64_t t;
+    char hex[65];
+    char payload[160];
+    char *svg = NULL;
+
+    if (load(c, id, &r) != 0) {
+        dz_rctx_problem(c, "not_found", "no such QR login (it may have finished or expired)");
+        return;
+    }
+    if (!bound(c, &r)) {
+        dz_rctx_problem(c, "forbidden", "this QR login belongs to another browser");
+        goto out;
+    }
+    t = (now - r.start_ms) / 1000;
+    code_for(&r, id, t, hex);
+    snprintf(payload, sizeof(payload), "darvaza-qr:1:%s:%" PRId64 ":%s", id, t, hex);
+    if (dz_qrsvg_render(payload, &svg) != 0) {
+        dz_rctx_problem(c, "service_unavailable", NULL);
+        goto out;
+    }
+    dz_rctx_json(c, 200,
+                 json_pack("{s:s, s:s, s:I}", "payload", payload, "svg", svg, "refresh_ms",
+                           (json_int_t)(1000 - (now - r.start_ms) % 1000)),
+                 NULL, 0);
+    free(svg);
+out:
+    dz_secret_wipe(&r, sizeof(r));
+}
+
+/* --------------------------------------------------------------- answer */
+
+struct answer_op {
+    char id[ID_LEN + 1];
+    unsigned char *sig;
+    size_t sig_len;
+    X509 *cert;
+};
+
+static void answer_free(struct answer_op *a)
+{
+    if (!a)
+        return;
+    free(a->sig);
+    X509_free(a->cert);
+    free(a);
+}
+
+static void refuse(struct dz_rctx *c, const char *code_name, const char *detail)
+{
+    dz_login_refuse(c, "qr", json_pack("{s:s, s:s}", "type", "login", "means", "qr"), code_name,
+                    detail);
+}
+
+static void answer_checked(struct dz_rctx *c, int rc, const struct dz_x509_result *res, void *arg)
+{
+    struct answer_op *a = arg;
+    struct qr_rec r;
+    char hex[65];
+
+    (void)rc;
+    if (!res->valid) {
+        refuse(c, dz_certcheck_code(res), res->reason);
+        goto out;
+    }
+    /* Single use, decided here, after every check: of two answers to one
+     * code only the first that gets this far counts. */
+    if (load(c, a->id, &r) != 0 ||
+        dz_store_put(c->gw->store, USED_NS, a->id, ID_LEN, "1", 1, c->gen->config->mobile.qr_ttl_ms,
+                     DZ_STORE_NX) != 0) {
+        refuse(c, "qr_used", "this QR login has already been answered");
+        goto out;
+    }
+    r.state = QR_ANSWERED;
+    memcpy(r.fin, res->fin, sizeof(r.fin));
+    dz_certcheck_prf(res, a->sig, a->sig_len, r.prf);
+    if (dz_store_put(c->gw->store, REC_NS, a->id, ID_LEN, &r, sizeof(r),
+                     c->gen->config->mobile.qr_ttl_ms, 0) != 0) {
+        dz_rctx_problem(c, "service_unavailable", NULL);
+        goto out;
+    }
+    dz_hex(res->sha256, sizeof(res->sha256), hex);
+    dz_rctx_json(c, 200,
+                 json_pack("{s:s, s:s, s:s}", "state", "accepted", "service",
+                           c->gen->config->mobile.service_name, "browser", r.browser_ip),
+                 NULL, 0);
+out:
+    dz_secret_wipe(&r, sizeof(r));
+    answer_free(a);
+}
+
+static void answer(struct dz_rctx *c, const char *id)
+{
+    json_t *body = NULL;
+    struct answer_op *a = NULL;
+    struct qr_rec r;
+    const char *payload;
+    const char *alg;
+    const char *cert;
+    const char *sig;
+    unsigned char *der = NULL;
+    size_t der_len = 0;
+    char pid[ID_LEN + 2];
+    char pcode[70];
+    char want[65];
+    long long t = -1;
+    int consumed = 0;
+    int64_t now = dz_unix_ms();
+    unsigned char msg[64];
+    const char *origin = c->gen->config->gateway.origin;
+
+    memset(&r, 0, sizeof(r));
+    if (!dz_mssp_enabled(c) || dz_rctx_body_json(c, &body) != 0)
+        goto out;
+    payload = dz_json_str(body, "payload", 150);
+    alg = dz_json_str(body, "algorithm", 8);
+    cert = dz_json_str(body, "certificate", 24 * 1024);
+    sig = dz_json_str(body, "signature", 1024);
+    if (!payload || !alg || !cert || !sig) {
+        dz_rctx_problem(c, "invalid_request",
+                        "payload, certificate, algorithm and signature are required strings");
+        goto out;
+    }
+    /* darvaza-qr:1:<id>:<t>:<code>, exactly. */
+    if (sscanf(payload, "darvaza-qr:1:%22[A-Za-z0-9_-]:%lld:%64[0-9a-f]%n", pid, &t, pcode,
+               &consumed) != 3 ||
+        (size_t)consumed != strlen(payload) || strlen(pcode) != 64 || t < 0) {
+        refuse(c, "qr_invalid", "the payload is not a darvaza QR code");
+        goto out;
+    }
+    if (strcmp(pid, id) != 0) {
+        refuse(c, "qr_invalid", "the payload belongs to another QR login");
+        goto out;
+    }
+    if (load(c, id, &r) != 0) {
+        refuse(c, "qr_invalid", "no such QR login (it may have finished or expired)");
+        goto out;
+    }
+    code_for(&r, id, (int64_t)t, want);
+    if (!dz_secret_equal(want, 64, pcode, 64) || r.start_ms + t * 1000 > now + 1000) {
+        refuse(c, "qr_invalid", "the code does not match");
+        goto out;
+    }
+    if (now - (r.start_ms + t * 1000) > (int64_t)c->gen->config->mobile.qr_freshness_ms) {
+        refuse(c, "qr_expired", "the code is too old: scan the code on the screen again");
+        goto out;
+    }
+    if (r.state != QR_PENDING) {
+        refuse(c, "qr_used", "this QR login has already been answered");
+        goto out;
+    }
+    a = calloc(1, sizeof(*a));
+    if (!a || dz_b64_decode(sig, strlen(sig), false, &a->sig, &a->sig_len) != 0 ||
+        dz_b64_decode(cert, strlen(cert), false, &der, &der_len) != 0 ||
+        dz_x509_from_der(der, der_len, &a->cert) != 0) {
+        dz_rctx_problem(c, "invalid_request", "certificate and signature must be base64 DER");
+        goto out;
+    }
+    memcpy(a->id, id, ID_LEN + 1);
+    /* Bound to this payload and to this gateway's origin: an answer made
+     * for a look-alike site does not verify here. */
+    dz_sha256(payload, strlen(payload), msg);
+    dz_sha256(origin, strlen(origin), msg + 32);
+    if (dz_sig_verify(X509_get0_pubkey(a->cert), alg, msg, sizeof(msg), a->sig, a->sig_len) != 0) {
+        refuse(c, "bad_signature", NULL);
+        goto out;
+    }
+    if (dz_certcheck_start(c, c->gen->mobile_trust, a->cert, NULL, DZ_X509_PURPOSE_AUTH,
+                           c->gen->config->mobile.policy, c->gen->config->mobile.revocation,
+                           c->gen->config->mobile.fetch_timeout_ms, answer_checked, a) == 0)
+        a = NULL;
+out:
+    dz_secret_wipe(&r, sizeof(r));
+    dz_secret_wipe(want, sizeof(want));
+    answer_free(a);
+    free(der);
+    json_decref(body);
+}
+
+/* ---------------------------------------------------------- browser poll */
+
+struct wait_op {
+    struct dz_rctx *c;
+    char id[ID_LEN + 1];
+    ev_timer timer;
+    double left;
+};
+
+static bool try_complete(struct dz_rctx *c, const char *id)
+{
+    struct qr_rec r;
+    struct dz_buf b;
+    struct dz_session s;
+    bool done = false;
+
+    if (load(c, id, &r) != 0) {
+        dz_rctx_problem(c, "not_found", "no such QR login (it may have finished or expired)");
+        return true;
+    }
+    if (r.state != QR_ANSWERED)
+        goto out;
+    /* Complete once: the poll that takes the record opens the session. */
+    dz_buf_init(&b, sizeof(r));
+    if (dz_store_take(c->gw->store, REC_NS, id, ID_LEN, &b) != 0) {
+        dz_buf_wipe(&b);
+        dz_rctx_problem(c, "not_found", "this QR login is finished");
+        done = true;
+        goto out;
+    }
+    dz_buf_wipe(&b);
+    memset(&s, 0, sizeof(s));
+    memcpy(s.fin, r.fin, sizeof(s.fin));
+    snprintf(s.method, sizeof(s.method), "qr");
+    s.amr = DZ_AMR_QR | DZ_AMR_MOB | DZ_AMR_PIN;
+    snprintf(s.acr, sizeof(s.acr), "high");
+    snprintf(s.role, sizeof(s.role), "citizen");
+    s.auth_time = dz_unix_ms() / 1000;
+    memcpy(s.prf, r.prf, sizeof(s.prf));
+    s.has_prf = true;
+    dz_login_complete_polled(c, &s, "qr",
+                             json_pack("{s:s, s:s, s:s, s:s}", "type", "login", "means", "qr",
+                                       "fin", r.fin, "browser", r.browser_ip));
+    done = true;
+out:
+    dz_secret_wipe(&r, sizeof(r));
+    return done;
+}
+
+static void wait_cancel(struct dz_rctx *c)
+{
+    struct wait_op *w = c->op;
+
+    c->op = NULL;
+    c->cancel = NULL;
+    if (w) {
+        ev_timer_stop(dz_worker_loop(c->gw_worker->worker), &w->timer);
+        free(w);
+        dz_rctx_release(c);
+    }
+}
+
+static void wait_tick(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    struct wait_op *w = t->data;
+    struct dz_rctx *c = w->c;
+    bool done;
+
+    (void)revents;
+    w->left -= POLL_STEP;
+    done = try_complete(c, w->id);
+    if (!done && w->left > 0)
+        return; /* the repeating timer looks again */
+    /* done: try_complete answered, or will once the login's audit line is
+     * durable (c->answered is still false then: no "pending" over it). */
+    if (!done && !c->answered)
+        dz_rctx_json(c, 200, json_pack("{s:s}", "state", "pending"), NULL, 0);
+    ev_timer_stop(loop, t);
+    c->op = NULL;
+    c->cancel = NULL;
+    free(w);
+    dz_rctx_release(c);
+}
+
+static void browser_poll(struct dz_rctx *c, const char *id)
+{
+    struct qr_rec r;
+    struct wait_op *w;
+    const char *q = strchr(dz_req_path(c->req), '?');
+    const char *wp = q ? strstr(q, "wait=") : NULL;
+    double wait = 0;
+
+    if (load(c, id, &r) != 0) {
+        dz_rctx_problem(c, "not_found", "no such QR login (it may have finished or expired)");
+        return;
+    }
+    if (!bound(c, &r)) {
+        dz_secret_wipe(&r, sizeof(r));
+        dz_rctx_problem(c, "forbidden", "this QR login belongs to another browser");
+        return;
+    }
+    dz_secret_wipe(&r, sizeof(r));
+    if (try_complete(c, id))
+        return;
+    if (wp && (wp == q + 1 || wp[-1] == '&')) {
+        for (wp += 5; *wp >= '0' && *wp <= '9' && wait < 1000; wp++)
+            wait = wait * 10 + (*wp - '0');
+    }
+    if (wait * 1000 > (double)c->gen->config->mobile.poll_max_ms)
+        wait = (double)c->gen->config->mobile.poll_max_ms / 1000;
+    if (wait <= 0 || !(w = calloc(1, sizeof(*w)))) {
+        dz_rctx_json(c, 200, json_pack("{s:s}", "state", "pending"), NULL, 0);
+        return;
+    }
+    w->c = c;
+    memcpy(w->id, id, ID_LEN + 1);
+    w->left = wait;
+    ev_timer_init(&w->timer, wait_tick, POLL_STEP, POLL_STEP);
+    w->timer.data = w;
+    c->op = w;
+    c->cancel = wait_cancel;
+    dz_rctx_hold(c);
+    ev_timer_start(dz_worker_loop(c->gw_worker->worker), &w->timer);
+}
+
+void dz_ep_qr_sub(struct dz_rctx *c, const char *rest)
+{
+    const char *method = dz_req_method(c->req);
+    size_t idlen = strcspn(rest, "/?");
+    char id[ID_LEN + 1];
+    const char *tail = rest + idlen;
+
+    if (!dz_mssp_enabled(c))
+        return;
+    if (idlen != ID_LEN) {
+        dz_rctx_problem(c, "not_found", NULL);
+        return;
+    }
+    memcpy(id, rest, ID_LEN);
+    id[ID_LEN] = '\0';
+    if ((*tail == '\0' || *tail == '?') && strcmp(method, "GET") == 0)
+        browser_poll(c, id);
+    else if ((strncmp(tail, "/code", 5) == 0 && (tail[5] == '\0' || tail[5] == '?')) &&
+             strcmp(method, "GET") == 0)
+        code(c, id);
+    else if (strcmp(tail, "/answer") == 0 && strcmp(method, "POST") == 0)
+        answer(c, id);
+    else
+        dz_rctx_problem(c, "not_found", NULL);
+}

@@ -1,0 +1,138 @@
+/*
+ * login.c - see login.h.  The token exists only in this file's answer and
+ * the client's cookie; the store keeps its hash.
+ */
+#include "auth/login.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/b64.h"
+#include "base/err.h"
+#include "base/secret.h"
+#include "core/gwasync.h"
+#include "core/metrics.h"
+#include "core/problem.h"
+
+#include "base/compat.h"
+
+#define COOKIE_ATTRS "; Secure; HttpOnly; SameSite=Lax; Path=/"
+
+struct complete_op {
+    bool polled;
+    struct dz_session sess;
+    char token[DZ_SESSION_TOKEN_LEN + 1];
+};
+
+static void complete_answer(struct dz_rctx *c, int rc, void *arg)
+{
+    struct complete_op *op = arg;
+    char cookie[128];
+
+    if (rc != 0) {
+        /* A login that could not be recorded did not happen. */
+        dz_session_delete(c->gw->store, op->token, strlen(op->token));
+        if (!c->closed)
+            dz_rctx_problem(c, "service_unavailable", "audit log unavailable");
+    } else if (!c->closed) {
+        snprintf(cookie, sizeof(cookie), "__Host-darvaza=%s" COOKIE_ATTRS, op->token);
+        json_t *body = dz_session_answer(&op->sess, op->token);
+        if (body && op->polled)
+            json_object_set_new(body, "state", json_string("complete"));
+        dz_rctx_json(c, 200, body, &(struct dz_hdr){"set-cookie", cookie}, 1);
+        dz_secret_wipe(cookie, sizeof(cookie));
+    }
+    dz_secret_wipe(op, sizeof(*op));
+    free(op);
+}
+
+static void complete(struct dz_rctx *c, const struct dz_session *tmpl, const char *means,
+                     json_t *record, bool polled)
+{
+    struct complete_op *op = calloc(1, sizeof(*op));
+    char sid[64];
+
+    if (!op || !record) {
+        free(op);
+        json_decref(record);
+        dz_rctx_problem(c, "service_unavailable", NULL);
+        return;
+    }
+    op->polled = polled;
+    op->sess = *tmpl;
+    if (dz_session_create(c->gw->store, &c->gen->session_limits, &op->sess, op->token) != 0) {
+        free(op);
+        json_decref(record);
+        dz_metrics_login(c->gw->metrics, means, "error");
+        dz_rctx_problem(c, "service_unavailable", "could not open a session");
+        return;
+    }
+    dz_metrics_login(c->gw->metrics, means, "ok");
+    dz_b64_encode_to(op->sess.sid, sizeof(op->sess.sid), true, sid);
+    json_object_set_new(record, "sid", json_string(sid));
+    json_object_set_new(record, "acr", json_string(op->sess.acr));
+    json_object_set_new(record, "result", json_string("ok"));
+    json_object_set_new(record, "decision", json_string("allow"));
+    json_object_set_new(record, "status", json_integer(200));
+    dz_gw_audit(c, record, complete_answer, op);
+}
+
+void dz_login_complete(struct dz_rctx *c, const struct dz_session *tmpl, const char *means,
+                       json_t *record)
+{
+    complete(c, tmpl, means, record, false);
+}
+
+void dz_login_complete_polled(struct dz_rctx *c, const struct dz_session *tmpl, const char *means,
+                              json_t *record)
+{
+    complete(c, tmpl, means, record, true);
+}
+
+struct refuse_op {
+    const char *code;
+    char detail[256];
+};
+
+static void refuse_answer(struct dz_rctx *c, int rc, void *arg)
+{
+    struct refuse_op *op = arg;
+
+    if (!c->closed)
+        dz_rctx_problem(c, rc == 0 ? op->code : "service_unavailable",
+                        rc == 0 && op->detail[0] ? op->detail : NULL);
+    free(op);
+}
+
+void dz_login_refuse(struct dz_rctx *c, const char *means, json_t *record, const char *code,
+                     const char *detail)
+{
+    struct refuse_op *op = calloc(1, sizeof(*op));
+
+    dz_metrics_login(c->gw->metrics, means, code);
+    if (!op || !record) {
+        free(op);
+        json_decref(record);
+        dz_rctx_problem(c, "service_unavailable", NULL);
+        return;
+    }
+    op->code = code;
+    if (detail)
+        snprintf(op->detail, sizeof(op->detail), "%s", detail);
+    json_object_set_new(record, "result", json_string(code));
+    json_object_set_new(record, "decision", json_string("deny"));
+    json_object_set_new(record, "status", json_integer(dz_problem_status(code)));
+    dz_gw_audit(c, record, refuse_answer, op);
+}
+
+json_t *dz_session_answer(const struct dz_session *s, const char *token)
+{
+    json_t *j = NULL;
+
+    if (dz_session_to_json(s, &j) != 0)
+        return NULL;
+    if (token)
+        json_object_set_new(j, "token", json_string(token));
+    return j;
+}

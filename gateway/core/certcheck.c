@@ -1,0 +1,121 @@
+/* certcheck.c - see certcheck.h.  Fails closed: any error is a refusal. */
+#include "core/certcheck.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/evp.h>
+
+#include "base/err.h"
+#include "base/secret.h"
+#include "core/gwasync.h"
+
+#include "base/compat.h"
+
+struct check_op {
+    const struct dz_x509_trust *trust;
+    X509 *leaf;
+    STACK_OF(X509) * chain;
+    const char *policies[1];
+    struct dz_x509_opts opts;
+    struct dz_x509_result res;
+    int rc;
+    dz_certcheck_cb cb;
+    void *arg;
+};
+
+static void op_free(struct check_op *op)
+{
+    X509_free(op->leaf);
+    sk_X509_pop_free(op->chain, X509_free);
+    free(op);
+}
+
+static void work(void *p)
+{
+    struct check_op *op = p;
+
+    op->rc = dz_x509_validate(op->trust, op->leaf, op->chain, &op->opts, &op->res);
+    if (op->rc == 0 && !op->res.reason)
+        op->res.reason = op->res.valid ? "ok" : "invalid";
+}
+
+static void done(struct dz_rctx *c, void *p)
+{
+    struct check_op *op = p;
+
+    if (op->rc != 0) {
+        op->res.valid = false;
+        op->res.reason = "internal_error";
+    }
+    op->cb(c, op->rc, &op->res, op->arg);
+    op_free(op);
+}
+
+int dz_certcheck_start(struct dz_rctx *c, const struct dz_x509_trust *t, X509 *leaf,
+                       STACK_OF(X509) * chain, enum dz_x509_purpose purpose, const char *policy,
+                       enum dz_config_revocation revocation, uint64_t fetch_timeout_ms,
+                       dz_certcheck_cb cb, void *arg)
+{
+    struct check_op *op = calloc(1, sizeof(*op));
+
+    if (!op) {
+        dz_rctx_problem(c, "service_unavailable", NULL);
+        return DZ_ERR_NOMEM;
+    }
+    op->trust = t;
+    X509_up_ref(leaf);
+    op->leaf = leaf;
+    if (chain) {
+        op->chain = sk_X509_new_null();
+        for (int i = 0; op->chain && i < sk_X509_num(chain) && i < DZ_X509_MAX_UNTRUSTED; i++) {
+            X509 *x = sk_X509_value(chain, i);
+            if (X509_cmp(x, leaf) == 0)
+                continue;
+            X509_up_ref(x);
+            if (!sk_X509_push(op->chain, x))
+                X509_free(x);
+        }
+    }
+    op->policies[0] = policy;
+    op->opts.purpose = purpose;
+    op->opts.policies = op->policies;
+    op->opts.npolicies = 1;
+    op->opts.revocation = revocation == DZ_CONFIG_REV_NONE  ? DZ_X509_REV_NONE
+                          : revocation == DZ_CONFIG_REV_CRL ? DZ_X509_REV_CRL_ONLY
+                                                            : DZ_X509_REV_OCSP_CRL;
+    op->opts.fetch_timeout_ms = (uint32_t)fetch_timeout_ms;
+    op->opts.ocsp_cache = c->gw->ocsp_cache;
+    op->opts.require_fin = true;
+    op->cb = cb;
+    op->arg = arg;
+    if (dz_gw_blocking(c, work, done, op) != 0) {
+        op_free(op);
+        return DZ_ERR_UNAVAILABLE;
+    }
+    return 0;
+}
+
+const char *dz_certcheck_code(const struct dz_x509_result *res)
+{
+    if (res->reason && strcmp(res->reason, "revoked") == 0)
+        return "certificate_revoked";
+    if (res->reason && strcmp(res->reason, "revocation_unknown") == 0)
+        return "revocation_unavailable";
+    return "certificate_invalid";
+}
+
+void dz_certcheck_prf(const struct dz_x509_result *res, const unsigned char *sig, size_t sig_len,
+                      unsigned char out[32])
+{
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    unsigned int len = 32;
+
+    if (!md || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1 ||
+        EVP_DigestUpdate(md, res->sha256, sizeof(res->sha256)) != 1 ||
+        (sig && EVP_DigestUpdate(md, sig, sig_len) != 1) ||
+        (res->has_ocsp && EVP_DigestUpdate(md, res->ocsp_sha256, 32) != 1) ||
+        EVP_DigestFinal_ex(md, out, &len) != 1)
+        dz_sha256(res->sha256, sizeof(res->sha256), out);
+    EVP_MD_CTX_free(md);
+}

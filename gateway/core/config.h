@@ -1,0 +1,255 @@
+/*
+ * config.h - the gateway's configuration: one immutable generation loaded
+ * from a YAML file (darvaza.yaml), validated, then only read.
+ *
+ * Owns: the parsed values below and nothing else (no sockets, no keys, no
+ * file contents: it only checks that named files are readable).  Reload
+ * builds a new generation with dz_config_load, asks dz_config_reload_check
+ * whether the change can be applied live, and swaps a pointer; the old
+ * generation is freed when its last user lets go (the caller refcounts).
+ *
+ * Every key is described by a keyword table in config.c (name, type, range,
+ * default, flags SENSITIVE / RELOADABLE), like OpenSSH keywords[] and Redis
+ * static_configs[]; docs/internals/config.md and demo/darvaza.yaml list them.
+ * Unknown keys are errors.  Errors read "file:line: key: reason", keys
+ * written with their path ("listeners[0].tls.client_ca").
+ *
+ * Relative paths in the file are resolved against the current working
+ * directory at load time and stored absolute, so a later chdir() changes
+ * nothing.  Sizes are bytes, durations milliseconds (fields end in _ms).
+ *
+ * Thread affinity: load/free/dump from any one thread; a loaded config is
+ * read-only and may be read from every thread without locks
+ * (accounts.document included: dz_docpat_match is thread-safe).
+ */
+#ifndef DZ_CONFIG_H
+#define DZ_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/socket.h>
+
+#include "base/fin.h"
+#include "base/log.h"
+
+#define DZ_CONFIG_MAX_LISTENERS 16
+#define DZ_CONFIG_MAX_SIGNING_KEYS 8
+#define DZ_CONFIG_MAX_BYTES (64 * 1024)
+
+enum dz_client_auth {
+    DZ_CLIENT_AUTH_NONE = 0,    /* no client certificate asked */
+    DZ_CLIENT_AUTH_OPTIONAL = 1 /* asked, verified against client_ca when sent */
+};
+
+/* gateway: */
+struct dz_config_gateway {
+    char *id;                    /* assertion "iss"; required */
+    char *origin;                /* "https://host[:port]" exactly as browsers send Origin */
+    unsigned workers;            /* 1..64, default: CPUs online */
+    unsigned blocking_threads;   /* 1..64, default 2 */
+    unsigned blocking_queue;     /* 1..65536, default 1024 */
+    enum dz_log_level log_level; /* default info */
+    bool trust_forwarded;        /* take the client address from Forwarded; default false */
+    char *web_root;              /* the portal's static files (web.h); NULL = no pages */
+};
+
+/* listeners[i].tls: */
+struct dz_config_tls {
+    bool enabled;                    /* the tls: mapping is present; false = cleartext h2c */
+    char *certificate;               /* chain PEM path (required when enabled) */
+    char *key;                       /* private key PEM path (required when enabled) */
+    enum dz_client_auth client_auth; /* default none */
+    char *client_ca;                 /* PEM path; set iff client_auth is optional */
+};
+
+/* listeners[i]: */
+struct dz_config_listener {
+    char *address; /* numeric IPv4 or IPv6, as written */
+    unsigned port; /* 1..65535 */
+    struct dz_config_tls tls;
+    struct sockaddr_storage sa; /* address and port, ready for bind() */
+    socklen_t sa_len;
+    bool is_loopback;
+    unsigned line; /* line of the entry, for messages */
+};
+
+/* limits: */
+struct dz_config_limits {
+    uint64_t header_bytes;         /* 1KiB..1MiB, default 16KiB */
+    unsigned header_count;         /* 8..1000, default 100 */
+    uint64_t body;                 /* 1KiB..1GiB, default 1MiB: default route limit and cap */
+    unsigned streams;              /* 1..1000, default 100 (per connection) */
+    unsigned connections;          /* 1..1000000, default 4096 (per process) */
+    uint64_t handshake_timeout_ms; /* 100ms..5m, default 10s */
+    uint64_t idle_timeout_ms;      /* 1s..1h, default 60s */
+    uint64_t request_timeout_ms;   /* 1s..1h, default 30s */
+};
+
+/* sessions: (idle_high <= idle <= absolute) */
+struct dz_config_sessions {
+    uint64_t idle_ms;      /* 1m..24h, default 30m */
+    uint64_t idle_high_ms; /* acr high sessions; 1m..24h, default 15m */
+    uint64_t absolute_ms;  /* 1m..7d (168h), default 12h */
+};
+
+/* accounts: */
+struct dz_config_accounts {
+    char *database;               /* SQLite file (its directory must exist) */
+    char *seed_key_file;          /* 64 hex chars; read by the accounts module */
+    unsigned password_min_length; /* 8..128, default 10 */
+    uint64_t argon2_memory;       /* bytes, multiple of 1KiB; 8MiB..4GiB, default 64MiB */
+    unsigned argon2_iterations;   /* 1..100, default 3 */
+    unsigned argon2_parallelism;  /* 1..16, default 1 */
+    char *document_pattern;       /* POSIX ERE, matched whole (^(...)$ is added) */
+    struct dz_docpat *document;   /* compiled at load (fin.h): use dz_docpat_match */
+};
+
+/* lockout: */
+struct dz_config_lockout {
+    unsigned fin_attempts;     /* 1..1000, default 5 */
+    unsigned address_attempts; /* 1..100000, default 20 */
+    uint64_t window_ms;        /* 1s..24h, default 15m */
+    uint64_t duration_ms;      /* 1s..24h, default 5m */
+};
+
+/* registry: */
+struct dz_config_registry {
+    char *url;           /* http(s) URL (http only on loopback), no query */
+    uint64_t timeout_ms; /* 100ms..60s, default 5s */
+};
+
+/* signing.keys[i]: */
+struct dz_config_signing_key {
+    char *kid;      /* [A-Za-z0-9._-]{1,64}, unique */
+    char *key;      /* PEM path, or a PKCS#11 URI "pkcs11:..." (never with pin-value) */
+    bool is_pkcs11; /* key is a PKCS#11 URI */
+    char *pin_file; /* optional, only with PKCS#11: file holding the token PIN */
+    unsigned line;
+};
+
+/* signing: */
+struct dz_config_signing {
+    char *active;                       /* kid used to sign */
+    struct dz_config_signing_key *keys; /* 1..8, all published in the JWKS */
+    size_t n_keys;
+    const struct dz_config_signing_key *active_key; /* the entry named by active */
+    uint64_t assertion_ttl_ms;                      /* 1s..60s, default 60s */
+};
+
+/* upstream_tls: (certificate and key: both or neither) */
+struct dz_config_upstream_tls {
+    char *ca;          /* trust anchors for back ends (required) */
+    char *certificate; /* the gateway's client certificate, or NULL */
+    char *key;         /* its key, or NULL */
+};
+
+/* audit: */
+struct dz_config_audit {
+    char *file;                /* the audit log (its directory must exist) */
+    uint64_t head_interval_ms; /* signed chain head period; 1s..1h, default 60s */
+    unsigned batch_max;        /* lines per fsync; 1..4096, default 256 */
+};
+
+/* cards: (optional; card login is off without a ca) */
+enum dz_config_revocation {
+    DZ_CONFIG_REV_OCSP = 0, /* OCSP from the certificate's AIA, then CRL; fail closed */
+    DZ_CONFIG_REV_CRL = 1,  /* the crl file only */
+    DZ_CONFIG_REV_NONE = 2  /* no revocation check: tests of other parts only */
+};
+struct dz_config_cards {
+    char *ca;                             /* PEM bundle: trust anchors and e-signature CAs */
+    char *crl;                            /* optional CRL file (fallback, or the only source) */
+    char *policy;                         /* certificate policy OID of card certificates */
+    enum dz_config_revocation revocation; /* default ocsp */
+    uint64_t fetch_timeout_ms;            /* each OCSP / CRL fetch, 100ms..30s, default 3s */
+    uint64_t challenge_ttl_ms;            /* nonce lifetime, 10s..5m, default 5m */
+};
+
+/* mobile: (optional; mobile and QR login are off without mssp_url) */
+struct dz_config_mobile {
+    char *mssp_url;       /* the MSSP's REST API, e.g. https://127.0.0.1:9103 */
+    char *relying_party;  /* our name at the MSSP */
+    char *rp_secret_file; /* file holding the relying-party secret (bearer) */
+    char *service_name;   /* shown on the phone with the code */
+    char *ca;             /* PEM bundle: anchors and the mobile-signature CA */
+    char *crl;            /* optional CRL file */
+    char *policy;         /* certificate policy OID of SIM certificates */
+    enum dz_config_revocation revocation;
+    uint64_t fetch_timeout_ms; /* OCSP / CRL fetch, default 3s */
+    uint64_t request_ttl_ms;   /* how long a request may wait for the phone, default 2m */
+    uint64_t poll_max_ms;      /* the longest long-poll, default 25s */
+    unsigned phone_rate;       /* requests per phone per minute, default 3 */
+    uint64_t qr_ttl_ms;        /* a QR session's life, default 10m */
+    uint64_t qr_freshness_ms;  /* how old a scanned payload may be, default 5s */
+};
+
+/* documents: (optional; signed documents, DESIGN §4.7: level T and
+ * require_signed_body routes need tsa_url) */
+struct dz_config_documents {
+    char *tsa_url;           /* RFC 3161 TSA (http only on loopback), or NULL */
+    char *tsa_ca;            /* PEM: anchors for TSA certificates (required with tsa_url) */
+    uint64_t tsa_timeout_ms; /* each time-stamp request, 100ms..30s, default 5s */
+    unsigned verify_rate;    /* /api/documents/verify calls per client address per minute */
+};
+
+struct dz_config {
+    char *path; /* the file this generation came from */
+    struct dz_config_gateway gateway;
+    struct dz_config_listener *listeners; /* 1..16 */
+    size_t n_listeners;
+    struct dz_config_limits limits;
+    struct dz_config_sessions sessions;
+    struct dz_config_accounts accounts;
+    struct dz_config_lockout lockout;
+    struct dz_config_registry registry;
+    struct dz_config_signing signing;
+    struct dz_config_upstream_tls upstream_tls;
+    struct dz_config_audit audit;
+    struct dz_config_cards cards;
+    struct dz_config_mobile mobile;
+    struct dz_config_documents documents;
+    char *policies; /* directory of *.yaml policy files */
+};
+
+/* Flags for dz_config_load_flags / dz_config_load_buf. */
+enum dz_config_flags {
+    DZ_CONFIG_NO_FS = 1 /* skip the checks that named files and directories exist */
+};
+
+/*
+ * Load and validate a config file (at most DZ_CONFIG_MAX_BYTES).
+ * On success *out owns a new generation (free with dz_config_free).
+ * On failure *out stays NULL and err holds "file:line: key: reason".
+ * Returns 0, DZ_ERR_INVAL (a value or rule), DZ_ERR_PARSE (YAML syntax or a
+ * refused construct), DZ_ERR_IO (cannot read), DZ_ERR_TOOBIG, DZ_ERR_NOMEM.
+ * Blocking (file system): call at start-up or from the reload path, never
+ * on a loop thread.
+ */
+int dz_config_load(const char *path, struct dz_config **out, char *err, size_t err_len);
+int dz_config_load_flags(const char *path, unsigned flags, struct dz_config **out, char *err,
+                         size_t err_len);
+/* The same from memory; name is used in messages. */
+int dz_config_load_buf(const char *name, const void *data, size_t len, unsigned flags,
+                       struct dz_config **out, char *err, size_t err_len);
+
+/* Free a generation; NULL is a no-op. */
+void dz_config_free(struct dz_config *c);
+
+/*
+ * Print the effective configuration (defaults filled in, paths absolute) as
+ * YAML that dz_config_load accepts again; keys flagged SENSITIVE print as
+ * <redacted>.  For `darvazad --check --dump`.  0 or DZ_ERR_IO.
+ */
+int dz_config_dump(const struct dz_config *c, FILE *f);
+
+/*
+ * Can `next` replace `old` on SIGHUP?  0 when every changed key is
+ * RELOADABLE; DZ_ERR_INVAL with "key: changed, needs a restart" in err for
+ * the first one that is not (listeners, workers, database, ...).
+ */
+int dz_config_reload_check(const struct dz_config *old, const struct dz_config *next, char *err,
+                           size_t err_len);
+
+#endif

@@ -1,0 +1,163 @@
+/*
+ * gwasync.c - see gwasync.h.  The request reference taken here is what keeps
+ * c alive while work runs elsewhere; it is dropped after the callback.
+ */
+#include "core/gwasync.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "audit/audit.h"
+#include "base/err.h"
+#include "base/log.h"
+#include "http/pool.h"
+#include "keys/signer.h"
+
+#include "base/compat.h"
+
+struct blocking_op {
+    struct dz_rctx *c;
+    void (*work)(void *arg);
+    void (*done)(struct dz_rctx *c, void *arg);
+    void *arg;
+};
+
+static void blocking_work(void *p)
+{
+    struct blocking_op *op = p;
+    op->work(op->arg);
+}
+
+static void blocking_done(void *p)
+{
+    struct blocking_op *op = p;
+    struct dz_rctx *c = op->c;
+
+    op->done(c, op->arg);
+    free(op);
+    dz_rctx_release(c);
+}
+
+static int submit(struct dz_rctx *c, void (*work)(void *arg),
+                  void (*done)(struct dz_rctx *c, void *arg), void *arg)
+{
+    struct blocking_op *op = malloc(sizeof(*op));
+
+    if (!op)
+        return DZ_ERR_UNAVAILABLE;
+    *op = (struct blocking_op){c, work, done, arg};
+    dz_rctx_hold(c);
+    if (dz_pool_submit(c->gw->pool, c->gw_worker->worker, blocking_work, blocking_done, op) != 0) {
+        dz_rctx_release(c);
+        free(op);
+        return DZ_ERR_UNAVAILABLE;
+    }
+    return 0;
+}
+
+int dz_gw_blocking(struct dz_rctx *c, void (*work)(void *arg),
+                   void (*done)(struct dz_rctx *c, void *arg), void *arg)
+{
+    if (submit(c, work, done, arg) != 0) {
+        dz_rctx_problem(c, "service_unavailable", "the gateway is busy");
+        return DZ_ERR_UNAVAILABLE;
+    }
+    return 0;
+}
+
+struct audit_op {
+    struct dz_rctx *c;
+    void (*then)(struct dz_rctx *c, int rc, void *arg);
+    void *arg;
+};
+
+static void audit_done(void *p, int result)
+{
+    struct audit_op *op = p;
+    struct dz_rctx *c = op->c;
+
+    if (result != 0)
+        dz_log(DZ_LOG_ERROR, "audit_failed", "audit line not written: %s", dz_err_str(result));
+    op->then(c, result, op->arg);
+    free(op);
+    dz_rctx_release(c);
+}
+
+void dz_gw_audit(struct dz_rctx *c, json_t *record,
+                 void (*then)(struct dz_rctx *c, int rc, void *arg), void *arg)
+{
+    struct audit_op *op = malloc(sizeof(*op));
+    int rc;
+
+    if (!record || !op) {
+        json_decref(record);
+        free(op);
+        then(c, DZ_ERR_NOMEM, arg);
+        return;
+    }
+    json_object_set_new(record, "rid", json_string(c->rid));
+    *op = (struct audit_op){c, then, arg};
+    dz_rctx_hold(c);
+    rc = dz_audit_append(c->gw->audit, record, c->gw_worker->worker, audit_done, op);
+    if (rc != 0) {
+        dz_rctx_release(c);
+        free(op);
+        then(c, rc, arg);
+    }
+}
+
+struct sign_op {
+    struct dz_rctx *c;
+    struct dz_assertion_in in;
+    void (*then)(struct dz_rctx *c, int rc, char *token, void *arg);
+    void *arg;
+    int rc;
+    char *token;
+};
+
+static void sign_work(void *p)
+{
+    struct sign_op *op = p;
+    struct dz_gen *g = op->c->gen;
+
+    op->rc = dz_assertion_sign(g->signers[g->active], g->kids[g->active], &op->in, &op->token);
+}
+
+static void sign_done(struct dz_rctx *c, void *p)
+{
+    struct sign_op *op = p;
+
+    op->then(c, op->rc, op->token, op->arg);
+    free(op);
+}
+
+void dz_gw_sign(struct dz_rctx *c, const struct dz_assertion_in *in,
+                void (*then)(struct dz_rctx *c, int rc, char *token, void *arg), void *arg)
+{
+    struct dz_gen *g = c->gen;
+    struct dz_signer *s = g->signers[g->active];
+    struct sign_op *op;
+    char *token = NULL;
+    int rc;
+
+    if (!dz_signer_is_blocking(s)) {
+        /* A file key signs in tens of microseconds: cheaper than a trip
+         * through the pool. */
+        rc = dz_assertion_sign(s, g->kids[g->active], in, &token);
+        then(c, rc, token, arg);
+        return;
+    }
+    op = calloc(1, sizeof(*op));
+    if (!op) {
+        then(c, DZ_ERR_NOMEM, NULL, arg);
+        return;
+    }
+    op->c = c;
+    op->in = *in;
+    op->then = then;
+    op->arg = arg;
+    if (submit(c, sign_work, sign_done, op) != 0) {
+        free(op);
+        then(c, DZ_ERR_UNAVAILABLE, NULL, arg);
+    }
+}

@@ -1,0 +1,34 @@
+/*
+ * gwasync.h - the asynchronous steps every endpoint shares: run blocking
+ * work on the pool, append an audit line and wait until it is durable, sign
+ * an assertion (on the pool when the key is on a token).  Each step holds a
+ * reference on the request and calls back on its worker loop; if the client
+ * went away meanwhile, the callback still runs (to free what it owns) with
+ * dz_req_is_closed(c->req) true and must not answer.
+ */
+#ifndef DZ_GWASYNC_H
+#define DZ_GWASYNC_H
+
+#include <jansson.h>
+
+#include "core/rctx.h"
+#include "keys/assertion.h"
+
+/* Run work(arg) on the blocking pool, then done(c, arg) on c's loop.  When
+ * the pool is full, answers 503 service_unavailable and returns
+ * DZ_ERR_UNAVAILABLE without calling anything (the caller frees arg). */
+int dz_gw_blocking(struct dz_rctx *c, void (*work)(void *arg),
+                   void (*done)(struct dz_rctx *c, void *arg), void *arg);
+
+/* Append record (consumed; rid/fin context added here) to the audit log,
+ * then then(c, rc, arg) once the line is durable (rc 0) or failed. */
+void dz_gw_audit(struct dz_rctx *c, json_t *record,
+                 void (*then)(struct dz_rctx *c, int rc, void *arg), void *arg);
+
+/* Sign an assertion with the generation's active key; then(c, rc, token,
+ * arg) receives a malloc'd token (the callee frees it).  The pointers in in
+ * must stay valid until then runs (they normally point into c). */
+void dz_gw_sign(struct dz_rctx *c, const struct dz_assertion_in *in,
+                void (*then)(struct dz_rctx *c, int rc, char *token, void *arg), void *arg);
+
+#endif

@@ -1,0 +1,87 @@
+/*
+ * problem.c - the table of problem codes (DESIGN.md §4.1).  Adding a code
+ * here is the only way to answer a new kind of error, so the set stays
+ * stable and documented (docs/api.md lists the same table).
+ */
+#include "core/problem.h"
+
+#include <string.h>
+
+#include "base/compat.h"
+
+struct problem_kind {
+    const char *code;
+    int status;
+    const char *title;
+};
+
+static const struct problem_kind kinds[] = {
+    {"invalid_json", 400, "The request body is not valid JSON"},
+    {"invalid_request", 400, "The request is malformed"},
+    {"invalid_fin", 400, "The FIN must be 7 Latin letters or digits"},
+    {"invalid_document", 400, "The identity document number is not valid"},
+    {"invalid_purpose", 400, "The Darvaza-Purpose header is not valid"},
+    {"purpose_required", 400, "This request needs a Darvaza-Purpose header"},
+    {"invalid_phone", 400, "The phone number must be +994 and nine digits"},
+    {"weak_password", 400, "The password does not meet the password rules"},
+    {"bad_credentials", 401, "The FIN, password or code is not correct"},
+    {"otp_required", 401, "A one-time code is required"},
+    {"unauthenticated", 401, "Sign in first"},
+    {"qr_invalid", 400, "The QR code is not valid for this login"},
+    {"qr_expired", 401, "The QR code is too old; scan it again"},
+    {"qr_used", 409, "This QR login has already been answered"},
+    {"invalid_nonce", 401, "The challenge is unknown, expired or already used"},
+    {"bad_signature", 401, "The signature does not verify"},
+    {"certificate_required", 401, "A certificate is required"},
+    {"certificate_invalid", 401, "The certificate is not accepted"},
+    {"certificate_revoked", 401, "The certificate is revoked"},
+    {"bad_origin", 403, "The request comes from another site"},
+    {"forbidden", 403, "You may not do this"},
+    {"insufficient_assurance", 403, "This needs a stronger way of signing in"},
+    {"not_found", 404, "Not found"},
+    {"method_not_allowed", 405, "Method not allowed"},
+    {"payload_too_large", 413, "The request body is too large"},
+    {"unsupported_media_type", 415, "The body must be application/json"},
+    {"signed_body_required", 400, "The body must be a document with its CAdES signature"},
+    {"malformed_signature", 400, "The signature is not a CMS SignedData"},
+    {"signature_rejected", 403, "The document's signature is not valid"},
+    {"signer_mismatch", 403, "The document is not signed by the person signed in"},
+    {"not_mobile_client", 403, "This phone and FIN do not hold a mobile signature"},
+    {"registration_refused", 422, "Registration was refused"},
+    {"request_pending", 429, "A request is already waiting on this phone"},
+    {"locked", 429, "Too many failed attempts; try again later"},
+    {"rate_limited", 429, "Too many requests; slow down"},
+    {"internal_error", 500, "Internal error"},
+    {"upstream_unavailable", 502, "The service is not reachable"},
+    {"service_unavailable", 503, "The gateway is busy; try again"},
+    {"revocation_unavailable", 503, "The certificate's revocation status cannot be learned now"},
+    {"timestamp_unavailable", 503, "The time-stamping authority cannot be reached now"},
+    {"upstream_timeout", 504, "The service did not answer in time"},
+};
+
+static const struct problem_kind *find(const char *code)
+{
+    for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
+        if (strcmp(kinds[i].code, code) == 0)
+            return &kinds[i];
+    }
+    return NULL;
+}
+
+int dz_problem_status(const char *code)
+{
+    const struct problem_kind *k = find(code);
+    return k ? k->status : 500;
+}
+
+json_t *dz_problem_new(const char *code, const char *detail)
+{
+    const struct problem_kind *k = find(code);
+    char type[128];
+
+    if (!k)
+        k = find("internal_error");
+    snprintf(type, sizeof(type), "urn:darvaza:problem:%s", k->code);
+    return json_pack("{s:s, s:s, s:i, s:s, s:s}", "type", type, "title", k->title, "status",
+                     k->status, "detail", detail ? detail : k->title, "code", k->code);
+}

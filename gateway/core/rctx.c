@@ -1,0 +1,281 @@
+/*
+ * rctx.c - answering a request and reading what every endpoint needs (JSON
+ * body, session token, Origin).  Never logs a token or a body.
+ */
+#include "core/rctx.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "base/err.h"
+#include "base/secret.h"
+#include "core/gen.h"
+#include "core/problem.h"
+#include "state/session.h"
+
+#include "base/compat.h"
+
+#define COOKIE_NAME "__Host-darvaza"
+
+uint64_t dz_now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+int64_t dz_unix_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+size_t dz_rctx_common_headers(struct dz_rctx *c, struct dz_hdr *h)
+{
+    size_t n = 0;
+
+    h[n++] = (struct dz_hdr){"darvaza-request-id", c->rid};
+    h[n++] = (struct dz_hdr){"x-content-type-options", "nosniff"};
+    h[n++] = (struct dz_hdr){"cache-control", "no-store"};
+    if (dz_req_is_tls(c->req))
+        h[n++] = (struct dz_hdr){"strict-transport-security", "max-age=31536000"};
+    return n;
+}
+
+int dz_rctx_respond(struct dz_rctx *c, int status, const char *content_type, const void *body,
+                    size_t len, const struct dz_hdr *extra, size_t nextra)
+{
+    struct dz_hdr h[24];
+    size_t n = dz_rctx_common_headers(c, h);
+
+    if (content_type)
+        h[n++] = (struct dz_hdr){"content-type", content_type};
+    for (size_t i = 0; i < nextra && n < sizeof(h) / sizeof(h[0]); i++)
+        h[n++] = extra[i];
+    c->status = status;
+    c->answered = true;
+    return dz_req_respond(c->req, status, h, n, body, len);
+}
+
+static int respond_json(struct dz_rctx *c, int status, const char *ctype, json_t *body,
+                        const struct dz_hdr *extra, size_t nextra)
+{
+    char *text = NULL;
+    int rc;
+
+    if (body)
+        text = json_dumps(body, JSON_COMPACT);
+    json_decref(body);
+    if (!text) {
+        static const char fallback[] =
+            "{\"type\":\"urn:darvaza:problem:internal_error\",\"title\":\"Internal error\","
+            "\"status\":500,\"detail\":\"out of memory\",\"code\":\"internal_error\"}";
+        return dz_rctx_respond(c, 500, "application/problem+json", fallback, sizeof(fallback) - 1,
+                               NULL, 0);
+    }
+    rc = dz_rctx_respond(c, status, ctype, text, strlen(text), extra, nextra);
+    free(text);
+    return rc;
+}
+
+int dz_rctx_json(struct dz_rctx *c, int status, json_t *body, const struct dz_hdr *extra,
+                 size_t nextra)
+{
+    return respond_json(c, status, "application/json", body, extra, nextra);
+}
+
+int dz_rctx_problem_h(struct dz_rctx *c, const char *code, const char *detail,
+                      const struct dz_hdr *extra, size_t nextra)
+{
+    json_t *p = dz_problem_new(code, detail);
+
+    if (p)
+        json_object_set_new(p, "instance", json_string(c->rid));
+    return respond_json(c, dz_problem_status(code), "application/problem+json", p, extra, nextra);
+}
+
+int dz_rctx_problem(struct dz_rctx *c, const char *code, const char *detail)
+{
+    return dz_rctx_problem_h(c, code, detail, NULL, 0);
+}
+
+static bool is_json_type(const char *ct)
+{
+    size_t n = strlen("application/json");
+
+    if (!ct || strncasecmp(ct, "application/json", n) != 0)
+        return false;
+    ct += n;
+    while (*ct == ' ')
+        ct++;
+    return *ct == '\0' || *ct == ';';
+}
+
+int dz_rctx_body_json(struct dz_rctx *c, json_t **out)
+{
+    const unsigned char *body;
+    size_t len;
+    json_error_t jerr;
+    json_t *j;
+
+    *out = NULL;
+    if (dz_req_body_overflow(c->req)) {
+        dz_rctx_problem(c, "payload_too_large", NULL);
+        return DZ_ERR_INVAL;
+    }
+    if (!is_json_type(dz_req_header(c->req, "content-type"))) {
+        dz_rctx_problem(c, "unsupported_media_type", NULL);
+        return DZ_ERR_INVAL;
+    }
+    body = dz_req_body(c->req, &len);
+    /* jansson checks UTF-8 and nesting depth; duplicate keys are refused so
+     * two parsers can never read two different values from one body. */
+    j = json_loadb((const char *)body, len, JSON_REJECT_DUPLICATES, &jerr);
+    if (!j) {
+        char detail[200];
+        snprintf(detail, sizeof(detail), "line %d column %d: %s", jerr.line, jerr.column,
+                 jerr.text);
+        dz_rctx_problem(c, "invalid_json", detail);
+        return DZ_ERR_INVAL;
+    }
+    if (!json_is_object(j)) {
+        json_decref(j);
+        dz_rctx_problem(c, "invalid_json", "the body must be a JSON object");
+        return DZ_ERR_INVAL;
+    }
+    *out = j;
+    return 0;
+}
+
+const char *dz_json_str(const json_t *obj, const char *key, size_t max)
+{
+    const json_t *v = json_object_get(obj, key);
+
+    if (!json_is_string(v) || json_string_length(v) > max)
+        return NULL;
+    /* Embedded NULs would let two readers disagree about the value. */
+    if (strlen(json_string_value(v)) != json_string_length(v))
+        return NULL;
+    return json_string_value(v);
+}
+
+static const char *cookie_value(const char *header, const char *cname, size_t *len)
+{
+    const char *p = header;
+    size_t nlen = strlen(cname);
+
+    while (p && *p) {
+        while (*p == ' ' || *p == ';')
+            p++;
+        if (strncmp(p, cname, nlen) == 0 && p[nlen] == '=') {
+            const char *v = p + nlen + 1;
+            const char *end = strchr(v, ';');
+            *len = end ? (size_t)(end - v) : strlen(v);
+            return v;
+        }
+        p = strchr(p, ';');
+    }
+    return NULL;
+}
+
+const char *dz_rctx_cookie(struct dz_rctx *c, const char *name, char *buf, size_t buf_len,
+                           size_t *len)
+{
+    size_t count = dz_req_header_count(c->req);
+
+    *len = 0;
+    for (size_t i = 0; i < count; i++) {
+        const char *hname;
+        const char *value;
+        const char *v;
+        size_t vlen;
+
+        dz_req_header_at(c->req, i, &hname, &value);
+        if (strcmp(hname, "cookie") != 0)
+            continue;
+        v = cookie_value(value, name, &vlen);
+        if (v && vlen < buf_len) {
+            memcpy(buf, v, vlen);
+            buf[vlen] = '\0';
+            *len = vlen;
+            return buf;
+        }
+    }
+    return NULL;
+}
+
+const char *dz_rctx_token(struct dz_rctx *c, char *buf, size_t buf_len, size_t *len,
+                          bool *via_cookie)
+{
+    const char *auth = dz_req_header(c->req, "authorization");
+    const char *v;
+
+    *len = 0;
+    *via_cookie = false;
+    if (auth && strncasecmp(auth, "Bearer ", 7) == 0) {
+        auth += 7;
+        *len = strlen(auth);
+        return auth;
+    }
+    v = dz_rctx_cookie(c, COOKIE_NAME, buf, buf_len, len);
+    *via_cookie = v != NULL;
+    return v;
+}
+
+int dz_rctx_authenticate(struct dz_rctx *c)
+{
+    char buf[128];
+    size_t len;
+    bool via_cookie;
+    const char *tok = dz_rctx_token(c, buf, sizeof(buf), &len, &via_cookie);
+    int rc;
+
+    c->has_session = false;
+    if (!tok)
+        return DZ_ERR_NOTFOUND;
+    rc = dz_session_lookup(c->gw->store, &c->gen->session_limits, tok, len, &c->session);
+    dz_secret_wipe(buf, sizeof(buf));
+    if (rc != 0)
+        return DZ_ERR_NOTFOUND;
+    c->has_session = true;
+    c->via_cookie = via_cookie;
+    return 0;
+}
+
+bool dz_rctx_origin_ok(struct dz_rctx *c)
+{
+    const char *origin = dz_req_header(c->req, "origin");
+    const char *ours = c->gen->config->gateway.origin;
+
+    if (origin && strcmp(origin, ours) == 0)
+        return true;
+    /* No Origin: a non-browser client (curl, a service) with a bearer token,
+     * or a login; a browser always sends Origin on a cross-site POST, so a
+     * cookie-authenticated request without one is refused. */
+    if (!origin && !c->via_cookie)
+        return true;
+    dz_rctx_problem(c, "bad_origin", "Origin does not match this gateway");
+    return false;
+}
+
+/* The stream holds one reference and each asynchronous step another; the
+ * last release frees the context and gives back the generation it pinned. */
+void dz_rctx_hold(struct dz_rctx *c)
+{
+    c->refs++;
+    dz_req_ref(c->req);
+}
+
+void dz_rctx_release(struct dz_rctx *c)
+{
+    struct dz_req *req = c->req;
+
+    if (--c->refs == 0) {
+        dz_gen_unref(c->gen);
+        free(c);
+    }
+    dz_req_unref(req);
+}

@@ -1,0 +1,93 @@
+/*
+ * rctx.h - one request as the gateway sees it: its id, its generation, how
+ * it authenticated, and the helpers that answer it (JSON, problem+json,
+ * common headers).  Lives from on_request until the stream closes; owned by
+ * the worker loop thread, never touched elsewhere.
+ */
+#ifndef DZ_RCTX_H
+#define DZ_RCTX_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "core/gen.h"
+#include "http/httpd.h"
+#include "state/session.h"
+
+struct dz_rctx {
+    int refs;    /* loop thread only; see dz_rctx_hold */
+    bool closed; /* the stream is gone: never answer */
+    struct dz_req *req;
+    struct dz_gw_worker *gw_worker;
+    struct dz_gw *gw;
+    struct dz_gen *gen; /* referenced for the request's lifetime */
+    char rid[32];
+    uint64_t start_us;
+    const char *route; /* metrics label: builtin name or policy rule */
+    int status;        /* what was answered */
+    bool answered;
+    /* authentication, filled by dz_rctx_authenticate */
+    bool has_session;
+    bool via_cookie; /* the token came from the cookie (browser) */
+    struct dz_session session;
+    /* the asynchronous operation in flight, if any (for cancel on close) */
+    void (*cancel)(struct dz_rctx *c);
+    void *op;
+};
+
+/* Keep c (and its request) alive across asynchronous work; every hold is
+ * matched by one release on the loop thread.  The stream's own hold is
+ * released when it closes; c is freed with the last one. */
+void dz_rctx_hold(struct dz_rctx *c);
+void dz_rctx_release(struct dz_rctx *c);
+
+/* Monotonic microseconds. */
+uint64_t dz_now_us(void);
+/* Unix time in milliseconds / seconds. */
+int64_t dz_unix_ms(void);
+
+/* Answer with a JSON body (consumed).  extra may be NULL. */
+int dz_rctx_json(struct dz_rctx *c, int status, json_t *body, const struct dz_hdr *extra,
+                 size_t nextra);
+/* Answer with a problem document for code (status from the table). */
+int dz_rctx_problem(struct dz_rctx *c, const char *code, const char *detail);
+/* Same, with extra headers (e.g. Retry-After). */
+int dz_rctx_problem_h(struct dz_rctx *c, const char *code, const char *detail,
+                      const struct dz_hdr *extra, size_t nextra);
+/* Answer with a raw body and content type (NULL: none). */
+int dz_rctx_respond(struct dz_rctx *c, int status, const char *content_type, const void *body,
+                    size_t len, const struct dz_hdr *extra, size_t nextra);
+
+/* The common headers every answer carries (request id, no-sniff, HSTS on
+ * TLS).  Fills h (at least 6 slots) and returns how many. */
+size_t dz_rctx_common_headers(struct dz_rctx *c, struct dz_hdr *h);
+
+/* Parse the body as a JSON object: 0, or answers 415/400 itself and returns
+ * DZ_ERR_INVAL (the caller just returns). */
+int dz_rctx_body_json(struct dz_rctx *c, json_t **out);
+
+/* The session token sent with the request (Bearer, else the cookie), or
+ * NULL.  *via_cookie tells which.  Points into the request's headers or buf. */
+const char *dz_rctx_token(struct dz_rctx *c, char *buf, size_t buf_len, size_t *len,
+                          bool *via_cookie);
+
+/* The value of cookie name (copied into buf), or NULL. */
+const char *dz_rctx_cookie(struct dz_rctx *c, const char *name, char *buf, size_t buf_len,
+                           size_t *len);
+
+/* Look up the session: fills c->session and c->has_session.  0 or
+ * DZ_ERR_NOTFOUND (no or dead token). */
+int dz_rctx_authenticate(struct dz_rctx *c);
+
+/* Browser check for state-changing requests: an Origin header, when sent,
+ * must be our origin; a cookie-authenticated request must send one.
+ * Answers 403 bad_origin itself and returns false when refused. */
+bool dz_rctx_origin_ok(struct dz_rctx *c);
+
+/* Get a string member of a JSON object, bounded in length; NULL if absent,
+ * not a string, or longer than max. */
+const char *dz_json_str(const json_t *obj, const char *key, size_t max);
+
+#endif

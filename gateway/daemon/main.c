@@ -1,0 +1,338 @@
+/*
+ * main.c - darvazad: loads the configuration, opens the process-wide
+ * objects, starts the workers, then waits for signals on the main thread:
+ * SIGHUP reloads (config, certificates, keys, policies; a broken reload
+ * keeps the old state and says why), SIGTERM/SIGINT drain and exit.
+ * Fatal exits happen only here, at start-up.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include "audit/audit.h"
+#include "base/err.h"
+#include "base/log.h"
+#include "base/secret.h"
+#include "core/gen.h"
+#include "core/metrics.h"
+#include "daemon/router.h"
+#include "http/httpd.h"
+#include "http/pool.h"
+#include "keys/signer.h"
+#include "pki/ocsp.h"
+#include "state/accounts.h"
+#include "state/store.h"
+
+#include "base/compat.h"
+
+#define DRAIN_TIMEOUT_MS 10000
+
+static void usage(FILE *to)
+{
+    fputs("usage: darvazad -c FILE [--check [--dump]]\n"
+          "  -c, --config FILE  configuration (YAML)\n"
+          "      --check        validate the configuration and policies, then exit\n"
+          "      --dump         with --check: print the effective configuration\n",
+          to);
+}
+
+static int read_seed_key(const char *path, unsigned char key[32])
+{
+    char *text = NULL;
+    size_t len;
+    int rc = dz_signer_read_secret(path, &text);
+
+    if (rc != 0)
+        return rc;
+    len = strlen(text);
+    while (len && (text[len - 1] == '\n' || text[len - 1] == '\r'))
+        len--;
+    rc = DZ_ERR_INVAL;
+    if (len == 64) {
+        rc = 0;
+        for (size_t i = 0; i < 32; i++) {
+            unsigned v = 0;
+            for (int k = 0; k < 2; k++) {
+                char ch = text[2 * i + (size_t)k];
+                v <<= 4;
+                if (ch >= '0' && ch <= '9')
+                    v |= (unsigned)(ch - '0');
+                else if (ch >= 'a' && ch <= 'f')
+                    v |= (unsigned)(ch - 'a' + 10);
+                else if (ch >= 'A' && ch <= 'F')
+                    v |= (unsigned)(ch - 'A' + 10);
+                else
+                    rc = DZ_ERR_INVAL;
+            }
+            key[i] = (unsigned char)v;
+        }
+    }
+    dz_secret_free_str(text);
+    return rc;
+}
+
+static int head_sign(void *arg, const void *data, size_t len, unsigned char sig[64])
+{
+    /* The generation of start-up, held for the audit thread: a reload on
+     * the main thread never swaps the key under a head being signed. */
+    struct dz_gen *g = arg;
+
+    return dz_signer_sign_es256(g->signers[g->active], data, len, sig);
+}
+
+/* The engine's cap is the largest body any route accepts; each route's own
+ * limit is checked by the forwarder.  Reloads cannot raise it (the engine
+ * keeps its limits), which is logged by the reload if a policy asks more. */
+static size_t max_body(const struct dz_gen *g)
+{
+    uint64_t max = g->config->limits.body;
+
+    for (size_t i = 0; i < g->policies->n_routes; i++) {
+        if (g->policies->routes[i]->limits.body > max)
+            max = g->policies->routes[i]->limits.body;
+    }
+    return (size_t)max;
+}
+
+static uint64_t gauge_connections(void *arg)
+{
+    struct dz_gw *gw = arg;
+    return dz_httpd_open_connections(gw->httpd);
+}
+
+static uint64_t gauge_sessions(void *arg)
+{
+    struct dz_gw *gw = arg;
+    return dz_store_count(gw->store, "sess");
+}
+
+struct gen_handoff {
+    struct dz_gw_worker *w;
+    struct dz_gen *gen;
+};
+
+static void handoff_cb(void *arg)
+{
+    struct gen_handoff *h = arg;
+    dz_router_set_gen(h->w, h->gen);
+    free(h);
+}
+
+static void reload(struct dz_gw *gw, const char *config_path)
+{
+    struct dz_gen *g = NULL;
+    char err[1024] = "";
+    int rc = dz_gen_load(config_path, gw->gen->number + 1, &g, err, sizeof(err));
+
+    if (rc != 0) {
+        dz_log(DZ_LOG_ERROR, "reload_failed", "kept generation %llu: %s",
+               (unsigned long long)gw->gen->number, err);
+        return;
+    }
+    for (size_t i = 0; i < g->config->n_listeners && i < DZ_GEN_MAX_LISTENERS; i++) {
+        if (g->tls[i])
+            dz_httpd_set_tls(gw->httpd, i, g->tls[i]);
+    }
+    for (unsigned i = 0; i < gw->nworkers; i++) {
+        struct gen_handoff *h = malloc(sizeof(*h));
+        if (!h || !gw->workers[i])
+            continue;
+        h->w = gw->workers[i];
+        h->gen = g;
+        dz_gen_ref(g);
+        if (dz_worker_post(h->w->worker, handoff_cb, h) != 0) {
+            dz_gen_unref(g);
+            free(h);
+        }
+    }
+    dz_gen_unref(gw->gen);
+    gw->gen = g;
+    dz_log(DZ_LOG_INFO, "reloaded", "generation %llu in force", (unsigned long long)g->number);
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
+                                         {"check", no_argument, NULL, 'k'},
+                                         {"dump", no_argument, NULL, 'd'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
+    const char *config_path = NULL;
+    bool check = false;
+    bool dump = false;
+    struct dz_gw gw;
+    char err[1024] = "";
+    unsigned char seed_key[32];
+    struct dz_listener_conf lconf[DZ_GEN_MAX_LISTENERS];
+    struct dz_httpd_conf hconf;
+    sigset_t sigs;
+    struct dz_gen *audit_gen = NULL;
+    int opt;
+    int rc;
+
+    while ((opt = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
+        switch (opt) {
+        case 'c':
+            config_path = optarg;
+            break;
+        case 'k':
+            check = true;
+            break;
+        case 'd':
+            dump = true;
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (!config_path || optind != argc) {
+        usage(stderr);
+        return 2;
+    }
+    memset(&gw, 0, sizeof(gw));
+    rc = dz_gen_load(config_path, 1, &gw.gen, err, sizeof(err));
+    if (rc != 0) {
+        fprintf(stderr, "darvazad: %s\n", err);
+        return 1;
+    }
+    if (check) {
+        if (dump)
+            dz_config_dump(gw.gen->config, stdout);
+        /* After a dump the line is a YAML comment, so the dump checks again. */
+        printf("%sconfiguration OK: %zu listener(s), %zu policy service(s), %zu key(s)\n",
+               dump ? "# " : "", gw.gen->config->n_listeners,
+               dz_policy_service_count(gw.gen->policies), gw.gen->nsigners);
+        dz_gen_unref(gw.gen);
+        return 0;
+    }
+    dz_log_set_level(gw.gen->config->gateway.log_level);
+    /* Secrets must not end up in core files. */
+    prctl(PR_SET_DUMPABLE, 0);
+    setrlimit(RLIMIT_CORE, &(struct rlimit){0, 0});
+
+    /* Signals go to the main thread only: block them before any thread. */
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGHUP);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    const struct dz_config *cf = gw.gen->config;
+    if ((rc = dz_store_mem_new(64, &gw.store)) != 0 ||
+        (rc = dz_ocsp_cache_new(10000, &gw.ocsp_cache)) != 0 ||
+        (rc = dz_metrics_new(&gw.metrics)) != 0) {
+        fprintf(stderr, "darvazad: out of memory\n");
+        return 1;
+    }
+    rc = read_seed_key(cf->accounts.seed_key_file, seed_key);
+    if (rc != 0) {
+        fprintf(stderr, "darvazad: %s: cannot read the seed key (64 hex characters)\n",
+                cf->accounts.seed_key_file);
+        return 1;
+    }
+    {
+        struct dz_argon2_params ap = {(uint32_t)(cf->accounts.argon2_memory / 1024),
+                                      cf->accounts.argon2_iterations,
+                                      cf->accounts.argon2_parallelism};
+        rc = dz_accounts_open(cf->accounts.database, seed_key, &ap, &gw.accounts);
+    }
+    dz_secret_wipe(seed_key, sizeof(seed_key));
+    if (rc != 0) {
+        fprintf(stderr, "darvazad: %s: cannot open the accounts database (%s)\n",
+                cf->accounts.database, dz_err_str(rc));
+        return 1;
+    }
+    rc = dz_audit_open(cf->audit.file, &gw.audit);
+    if (rc != 0) {
+        fprintf(stderr, "darvazad: %s: cannot open the audit log (%s)\n", cf->audit.file,
+                dz_err_str(rc));
+        return 1;
+    }
+    audit_gen = gw.gen;
+    dz_gen_ref(audit_gen);
+    dz_audit_set_head_signer(gw.audit, head_sign, audit_gen, audit_gen->kids[audit_gen->active],
+                             (uint32_t)cf->audit.head_interval_ms);
+    rc = dz_pool_new(cf->gateway.blocking_threads, cf->gateway.blocking_queue, &gw.pool);
+    if (rc != 0) {
+        fprintf(stderr, "darvazad: cannot start the blocking pool\n");
+        return 1;
+    }
+
+    memset(&hconf, 0, sizeof(hconf));
+    for (size_t i = 0; i < cf->n_listeners && i < DZ_GEN_MAX_LISTENERS; i++) {
+        lconf[i].host = cf->listeners[i].address;
+        lconf[i].port = (uint16_t)cf->listeners[i].port;
+        lconf[i].tls = gw.gen->tls[i];
+        lconf[i].tag = (int)i;
+    }
+    hconf.listeners = lconf;
+    hconf.nlisteners = cf->n_listeners;
+    hconf.workers = cf->gateway.workers;
+    dz_httpd_limits_default(&hconf.limits);
+    hconf.limits.max_header_bytes = (uint32_t)cf->limits.header_bytes;
+    hconf.limits.max_header_count = (uint32_t)cf->limits.header_count;
+    hconf.limits.max_body_bytes = max_body(gw.gen);
+    hconf.limits.max_concurrent_streams = (uint32_t)cf->limits.streams;
+    hconf.limits.max_connections = (uint32_t)cf->limits.connections;
+    hconf.limits.handshake_timeout_ms = (uint32_t)cf->limits.handshake_timeout_ms;
+    hconf.limits.idle_timeout_ms = (uint32_t)cf->limits.idle_timeout_ms;
+    hconf.limits.request_timeout_ms = (uint32_t)cf->limits.request_timeout_ms;
+    hconf.handlers.worker_init = dz_router_worker_init;
+    hconf.handlers.worker_fini = dz_router_worker_fini;
+    hconf.handlers.on_headers = dz_router_on_headers;
+    hconf.handlers.on_request = dz_router_on_request;
+    hconf.app = &gw;
+    gw.nworkers = cf->gateway.workers;
+    rc = dz_httpd_new(&hconf, &gw.httpd);
+    if (rc != 0) {
+        fprintf(stderr, "darvazad: cannot listen (%s); see the log above\n", dz_err_str(rc));
+        return 1;
+    }
+    dz_metrics_gauge_fn(gw.metrics, "darvaza_open_connections", "Open client connections",
+                        gauge_connections, &gw);
+    dz_metrics_gauge_fn(gw.metrics, "darvaza_sessions", "Live sessions", gauge_sessions, &gw);
+    rc = dz_httpd_start(gw.httpd);
+    if (rc != 0) {
+        fprintf(stderr, "darvazad: cannot start workers\n");
+        return 1;
+    }
+    atomic_store(&gw.ready, true);
+    dz_log(DZ_LOG_INFO, "started", "darvazad %s: %zu listener(s), %u worker(s)", cf->gateway.id,
+           cf->n_listeners, cf->gateway.workers);
+
+    for (;;) {
+        int sig = 0;
+        if (sigwait(&sigs, &sig) != 0)
+            continue;
+        if (sig == SIGHUP) {
+            reload(&gw, config_path);
+            continue;
+        }
+        break;
+    }
+    dz_log(DZ_LOG_INFO, "draining", "stopping: finishing open requests");
+    atomic_store(&gw.draining, true);
+    dz_httpd_drain(gw.httpd, DRAIN_TIMEOUT_MS);
+    dz_httpd_free(gw.httpd);
+    dz_pool_free(gw.pool);
+    dz_audit_close(gw.audit);
+    dz_gen_unref(audit_gen);
+    dz_accounts_close(gw.accounts);
+    dz_store_free(gw.store);
+    dz_ocsp_cache_free(gw.ocsp_cache);
+    dz_metrics_free(gw.metrics);
+    dz_gen_unref(gw.gen);
+    dz_log(DZ_LOG_INFO, "stopped", "bye");
+    return 0;
+}

@@ -1,0 +1,205 @@
+/*
+ * router.c - from the engine to the gateway: one request context per
+ * stream, a fixed table of the gateway's own endpoints, everything else to
+ * the forwarder (which consults the policies: default deny).
+ */
+#include "daemon/router.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "auth/auth.h"
+#include "base/err.h"
+#include "base/log.h"
+#include "base/secret.h"
+#include "core/metrics.h"
+#include "core/rctx.h"
+#include "core/web.h"
+#include "forward/forward.h"
+#include "http/httpc.h"
+#include "ops/ops.h"
+#include "sign/sign.h"
+
+#include "base/compat.h"
+
+struct endpoint {
+    const char *method;
+    const char *path;
+    const char *name; /* metrics label */
+    void (*handler)(struct dz_rctx *c);
+};
+
+static const struct endpoint endpoints[] = {
+    {"GET", "/healthz", "healthz", dz_ep_healthz},
+    {"GET", "/readyz", "readyz", dz_ep_readyz},
+    {"GET", "/metrics", "metrics", dz_ep_metrics},
+    {"GET", "/.well-known/jwks.json", "jwks", dz_ep_jwks},
+    {"POST", "/auth/register", "auth_register", dz_ep_register},
+    {"POST", "/auth/password", "auth_password", dz_ep_password},
+    {"GET", "/auth/session", "auth_session", dz_ep_session},
+    {"POST", "/auth/logout", "auth_logout", dz_ep_logout},
+    {"POST", "/auth/card/challenge", "auth_card_challenge", dz_ep_card_challenge},
+    {"POST", "/auth/card", "auth_card", dz_ep_card},
+    {"POST", "/auth/card/tls", "auth_card_tls", dz_ep_card_tls},
+    {"POST", "/auth/mobile", "auth_mobile", dz_ep_mobile_start},
+    {"POST", "/auth/qr", "auth_qr", dz_ep_qr_start},
+    {"POST", "/api/documents/verify", "documents_verify", dz_ep_documents_verify},
+    {"POST", "/sign/mobile", "sign_mobile", dz_ep_sign_mobile_start},
+};
+
+void *dz_router_worker_init(struct dz_worker *w, void *app)
+{
+    struct dz_gw *gw = app;
+    struct dz_gw_worker *gww = calloc(1, sizeof(*gww));
+    unsigned char rnd[6];
+
+    if (!gww)
+        return NULL;
+    gww->gw = gw;
+    gww->worker = w;
+    if (dz_httpc_new(dz_worker_loop(w), &gww->httpc) != 0) {
+        free(gww);
+        return NULL;
+    }
+    dz_random(rnd, sizeof(rnd));
+    dz_hex(rnd, sizeof(rnd), gww->rid_prefix);
+    /* The main thread holds gw->gen until every worker has its own. */
+    gww->gen = gw->gen;
+    dz_gen_ref(gww->gen);
+    if (dz_worker_index(w) < sizeof(gw->workers) / sizeof(gw->workers[0]))
+        gw->workers[dz_worker_index(w)] = gww;
+    return gww;
+}
+
+void dz_router_worker_fini(struct dz_worker *w, void *wdata)
+{
+    struct dz_gw_worker *gww = wdata;
+
+    if (!gww)
+        return;
+    dz_httpc_free(gww->httpc);
+    dz_gen_unref(gww->gen);
+    free(gww);
+}
+
+void dz_router_set_gen(struct dz_gw_worker *gww, struct dz_gen *gen)
+{
+    struct dz_gen *old = gww->gen;
+
+    gww->gen = gen; /* the caller's reference moves here */
+    dz_gen_unref(old);
+}
+
+static void on_close(struct dz_req *req, void *arg)
+{
+    struct dz_rctx *c = arg;
+    uint64_t took = dz_now_us() - c->start_us;
+
+    c->closed = true;
+    if (c->cancel)
+        c->cancel(c);
+    dz_metrics_request(c->gw->metrics, c->route ? c->route : "other", c->answered ? c->status : 499,
+                       took);
+    dz_req_set_data(req, NULL);
+    dz_rctx_release(c); /* the stream's own hold */
+}
+
+static struct dz_rctx *rctx_new(struct dz_req *req, struct dz_gw_worker *gww)
+{
+    struct dz_rctx *c = calloc(1, sizeof(*c));
+
+    if (!c)
+        return NULL;
+    c->req = req;
+    c->gw_worker = gww;
+    c->gw = gww->gw;
+    c->gen = gww->gen;
+    dz_gen_ref(c->gen);
+    c->start_us = dz_now_us();
+    dz_rctx_hold(c); /* the stream's own hold, released in on_close */
+    snprintf(c->rid, sizeof(c->rid), "%s%012llx", gww->rid_prefix,
+             (unsigned long long)++gww->rid_counter);
+    dz_req_set_data(req, c);
+    dz_req_on_close(req, on_close, c);
+    return c;
+}
+
+void dz_router_on_headers(struct dz_req *req, void *wdata)
+{
+    struct dz_gw_worker *gww = wdata;
+
+    /* The engine's cap is the largest route limit; the forwarder checks the
+     * route's own limit once it knows the route. */
+    (void)gww;
+    (void)req;
+}
+
+void dz_router_on_request(struct dz_req *req, void *wdata)
+{
+    struct dz_gw_worker *gww = wdata;
+    struct dz_rctx *c;
+    const char *method = dz_req_method(req);
+    const char *path = dz_req_path(req);
+    size_t plen = strcspn(path, "?");
+
+    c = rctx_new(req, gww);
+    if (!c) {
+        static const struct dz_hdr h[] = {{"content-type", "application/problem+json"}};
+        static const char body[] = "{\"code\":\"internal_error\",\"status\":500}";
+        dz_req_respond(req, 500, h, 1, body, sizeof(body) - 1);
+        return;
+    }
+    for (size_t i = 0; i < sizeof(endpoints) / sizeof(endpoints[0]); i++) {
+        const struct endpoint *e = &endpoints[i];
+        if (strlen(e->path) != plen || strncmp(e->path, path, plen) != 0)
+            continue;
+        c->route = e->name;
+        if (strcmp(e->method, method) != 0) {
+            dz_rctx_problem_h(c, "method_not_allowed", NULL, &(struct dz_hdr){"allow", e->method},
+                              1);
+            return;
+        }
+        e->handler(c);
+        return;
+    }
+    /* The long-polled logins carry an id in the path. */
+    if (strncmp(path, "/auth/mobile/", 13) == 0 && strcmp(method, "GET") == 0) {
+        char id[64];
+        size_t n = strcspn(path + 13, "?/");
+        c->route = "auth_mobile_poll";
+        if (n == 0 || n >= sizeof(id) || (path[13 + n] != '\0' && path[13 + n] != '?')) {
+            dz_rctx_problem(c, "not_found", NULL);
+            return;
+        }
+        memcpy(id, path + 13, n);
+        id[n] = '\0';
+        dz_ep_mobile_poll(c, id);
+        return;
+    }
+    if (strncmp(path, "/sign/mobile/", 13) == 0 && strcmp(method, "GET") == 0) {
+        char id[64];
+        size_t n = strcspn(path + 13, "?/");
+        c->route = "sign_mobile_poll";
+        if (n == 0 || n >= sizeof(id) || (path[13 + n] != '\0' && path[13 + n] != '?')) {
+            dz_rctx_problem(c, "not_found", NULL);
+            return;
+        }
+        memcpy(id, path + 13, n);
+        id[n] = '\0';
+        dz_ep_sign_mobile_poll(c, id);
+        return;
+    }
+    if (strncmp(path, "/auth/qr/", 9) == 0) {
+        c->route = "auth_qr_session";
+        dz_ep_qr_sub(c, path + 9);
+        return;
+    }
+    /* The portal's pages, when gateway.web_root is set (web.c). */
+    if (c->gen->web && ((plen == 1 && path[0] == '/') || strncmp(path, "/static/", 8) == 0)) {
+        c->route = "web";
+        dz_ep_web(c);
+        return;
+    }
+    dz_forward(c);
+}

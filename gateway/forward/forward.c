@@ -1,0 +1,761 @@
+/*
+ * forward.c - §4.8: every request the policies route goes through here.
+ *
+ * Order of checks (fail closed at each): route match (default deny) ->
+ * session -> policy (acr, means, role, self-only, purpose) -> Origin for
+ * state-changing browser requests -> body limit -> rate per subject ->
+ * signed body (require_signed_body routes: signed_body.c verifies,
+ * time-stamps and may replace the body) -> signed assertion -> upstream.  The upstream never sees
+ * the client's Authorization, our cookie, hop-by-hop headers or any Darvaza-* header; it gets
+ * Forwarded, Darvaza-Request-Id, Darvaza-Assertion and Darvaza-Release.  The answer is streamed
+ * back, except on routes with a `release` list, whose JSON answers are buffered (bounded) and
+ * stripped of the fields the policy does not release.  The audit line is durable before the first
+ * byte of the answer leaves.
+ */
+#include "forward/forward.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <ev.h>
+
+#include "base/b64.h"
+#include "base/buf.h"
+#include "base/err.h"
+#include "base/log.h"
+#include "base/secret.h"
+#include "core/gwasync.h"
+#include "core/metrics.h"
+#include "core/problem.h"
+#include "http/httpc.h"
+#include "keys/assertion.h"
+#include "sign/signed_body.h"
+#include "state/store.h"
+
+#include "base/compat.h"
+
+#define MAX_FWD_HEADERS 64
+#define RELEASE_BUFFER_MAX (8u << 20)
+#define PENDING_HIGH (4u << 20)
+
+struct fwd {
+    struct dz_rctx *c;
+    const struct dz_policy_service *svc;
+    const struct dz_policy_route *route;
+    char target[8]; /* captured {fin}, normalised */
+    const char *purpose;
+    char sid[48];
+    struct dz_assertion_in in;
+    struct dz_signed_body *sb; /* require_signed_body: what is forwarded instead */
+    char *assertion;
+    char url[2048];
+    char forwarded[256];
+    char release[256];
+    struct dz_hdr hdrs[MAX_FWD_HEADERS];
+    size_t nhdrs;
+    char *cookie_rest; /* cookie header without ours */
+    struct dz_httpc_xfer *xfer;
+    /* answer */
+    int status;
+    struct dz_hdr *rh; /* response headers (copied) */
+    size_t nrh;
+    bool buffering; /* release filter: whole body first */
+    bool audited;   /* audit line durable: may send */
+    bool started;   /* response headers sent */
+    bool upstream_done;
+    int upstream_result;
+    struct dz_buf body; /* buffered or early data */
+    ev_timer resume;
+    bool paused;
+};
+
+static void fwd_free(struct fwd *f)
+{
+    if (!f)
+        return;
+    free(f->assertion);
+    dz_signed_body_free(f->sb);
+    free(f->cookie_rest);
+    for (size_t i = 0; i < f->nrh; i++) {
+        free((char *)f->rh[i].name);
+        free((char *)f->rh[i].value);
+    }
+    free(f->rh);
+    dz_buf_cleanup(&f->body);
+    free(f);
+}
+
+static enum dz_httpc_version httpc_version(const struct dz_policy_service *svc)
+{
+    switch (svc->upstream_http) {
+    case DZ_UPSTREAM_H2C:
+        return DZ_HTTPC_H2C;
+    case DZ_UPSTREAM_HTTP1:
+        return DZ_HTTPC_HTTP1;
+    default:
+        return DZ_HTTPC_H2;
+    }
+}
+
+static uint64_t route_timeout_ms(struct dz_rctx *c, const struct dz_policy_route *r)
+{
+    return r->limits.timeout_ms ? r->limits.timeout_ms : c->gen->config->limits.request_timeout_ms;
+}
+
+static uint64_t route_body_max(struct dz_rctx *c, const struct dz_policy_route *r)
+{
+    return r->limits.body ? r->limits.body : c->gen->config->limits.body;
+}
+
+/* "fin,name,..." in the order of the release table. */
+static void release_list(const struct dz_policy_route *r, char *out, size_t out_len)
+{
+    size_t used = 0;
+
+    out[0] = '\0';
+    for (unsigned i = 0; i < DZ_RELEASE_COUNT; i++) {
+        int n;
+        if (!(r->release & (1u << i)))
+            continue;
+        n = snprintf(out + used, out_len - used, "%s%s", used ? "," : "",
+                     dz_policy_release_names[i]);
+        if (n < 0 || (size_t)n >= out_len - used)
+            break;
+        used += (size_t)n;
+    }
+}
+
+static bool is_hop_or_private(const char *name)
+{
+    static const char *const drop[] = {
+        "connection",       "keep-alive",        "proxy-connection", "te",
+        "trailer",          "transfer-encoding", "upgrade",          "host",
+        "authorization",    "content-length",    "forwarded",        "x-forwarded-for",
+        "x-forwarded-host", "x-forwarded-proto", "x-real-ip",        "proxy-authorization",
+        "cookie",           "http2-settings",    "expect",
+    };
+
+    if (strncmp(name, "darvaza-", 8) == 0)
+        return true;
+    for (size_t i = 0; i < sizeof(drop) / sizeof(drop[0]); i++) {
+        if (strcmp(name, drop[i]) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* Keep the client's other cookies, drop ours: the session token must never
+ * reach a back end. */
+static char *cookies_without_ours(struct dz_req *req)
+{
+    struct dz_buf b;
+    size_t n = dz_req_header_count(req);
+
+    dz_buf_init(&b, 16384);
+    for (size_t i = 0; i < n; i++) {
+        const char *name;
+        const char *value;
+        char *copy;
+        char *save = NULL;
+
+        dz_req_header_at(req, i, &name, &value);
+        if (strcmp(name, "cookie") != 0)
+            continue;
+        copy = strdup(value);
+        if (!copy)
+            break;
+        for (char *p = strtok_r(copy, ";", &save); p; p = strtok_r(NULL, ";", &save)) {
+            while (*p == ' ')
+                p++;
+            if (strncmp(p, "__Host-darvaza=", 15) == 0 || *p == '\0')
+                continue;
+            if (b.len)
+                dz_buf_append_str(&b, "; ");
+            dz_buf_append_str(&b, p);
+        }
+        free(copy);
+    }
+    if (!b.len) {
+        dz_buf_cleanup(&b);
+        return NULL;
+    }
+    return dz_buf_steal(&b, NULL);
+}
+
+/* ----------------------------------------------------------- answering */
+
+static void fwd_cancel(struct dz_rctx *c)
+{
+    struct fwd *f = c->op;
+
+    c->op = NULL;
+    c->cancel = NULL;
+    if (!f)
+        return;
+    ev_timer_stop(dz_worker_loop(c->gw_worker->worker), &f->resume);
+    if (f->xfer) {
+        dz_httpc_cancel(f->xfer);
+        f->xfer = NULL;
+        /* The transfer's hold; the audit step, if pending, keeps its own. */
+        fwd_free(f);
+        dz_rctx_release(c);
+    }
+}
+
+static void finish(struct dz_rctx *c, struct fwd *f)
+{
+    /* Everything is sent; the transfer's hold goes. */
+    c->op = NULL;
+    c->cancel = NULL;
+    ev_timer_stop(dz_worker_loop(c->gw_worker->worker), &f->resume);
+    fwd_free(f);
+    dz_rctx_release(c);
+}
+
+static int filter_release(struct fwd *f, char **out, size_t *out_len)
+{
+    json_t *j = json_loadb(f->body.data ? f->body.data : "", f->body.len, 0, NULL);
+    json_t *items[1];
+    size_t count = 1;
+    json_t *arr = NULL;
+    int rc = DZ_ERR_PARSE;
+
+    *out = NULL;
+    if (!j)
+        return DZ_ERR_PARSE;
+    items[0] = j;
+    if (json_is_array(j)) {
+        arr = j;
+        count = json_array_size(j);
+    } else if (!json_is_object(j)) {
+        goto out;
+    }
+    for (size_t i = 0; i < count; i++) {
+        json_t *o = arr ? json_array_get(arr, i) : items[0];
+        const char *key;
+        json_t *val;
+        void *tmp;
+
+        if (!json_is_object(o))
+            goto out;
+        json_object_foreach_safe(o, tmp, key, val)
+        {
+            (void)val;
+            if (!dz_policy_release_allows(f->route, key))
+                json_object_del(o, key);
+        }
+    }
+    *out = json_dumps(j, JSON_COMPACT);
+    if (*out) {
+        *out_len = strlen(*out);
+        rc = 0;
+    } else {
+        rc = DZ_ERR_NOMEM;
+    }
+out:
+    json_decref(j);
+    return rc;
+}
+
+static size_t answer_headers(struct dz_rctx *c, struct fwd *f, struct dz_hdr *h, size_t max,
+                             bool skip_length)
+{
+    size_t n = dz_rctx_common_headers(c, h);
+
+    for (size_t i = 0; i < f->nrh && n < max; i++) {
+        const char *name = f->rh[i].name;
+        if (is_hop_or_private(name) || (skip_length && strcmp(name, "content-length") == 0))
+            continue;
+        /* The back end may not set our session cookie nor override ours. */
+        if (strcmp(name, "set-cookie") == 0 && strncmp(f->rh[i].value, "__Host-darvaza", 14) == 0)
+            continue;
+        if (strcmp(name, "cache-control") == 0 || strcmp(name, "x-content-type-options") == 0 ||
+            strcmp(name, "strict-transport-security") == 0)
+            continue;
+        h[n++] = f->rh[i];
+    }
+    return n;
+}
+
+static void send_buffered(struct dz_rctx *c, struct fwd *f)
+{
+    struct dz_hdr h[MAX_FWD_HEADERS + 8];
+    size_t n;
+    char *filtered = NULL;
+    size_t flen = 0;
+
+    if (f->buffering && f->status >= 200 && f->status < 300) {
+        if (filter_release(f, &filtered, &flen) != 0) {
+            /* A registry answer we cannot read is not passed on unfiltered. */
+            dz_metrics_upstream_error(c->gw->metrics, f->svc->name, "bad_answer");
+            dz_rctx_problem(c, "upstream_unavailable", "the service answered malformed JSON");
+            return;
+        }
+    }
+    n = answer_headers(c, f, h, sizeof(h) / sizeof(h[0]), true);
+    c->status = f->status;
+    c->answered = true;
+    if (filtered) {
+        dz_req_respond(c->req, f->status, h, n, filtered, flen);
+        free(filtered);
+    } else {
+        dz_req_respond(c->req, f->status, h, n, f->body.data, f->body.len);
+    }
+}
+
+static void start_streaming(struct dz_rctx *c, struct fwd *f)
+{
+    struct dz_hdr h[MAX_FWD_HEADERS + 8];
+    size_t n = answer_headers(c, f, h, sizeof(h) / sizeof(h[0]), false);
+
+    c->status = f->status;
+    c->answered = true;
+    f->started = true;
+    dz_req_start(c->req, f->status, h, n);
+    if (f->body.len)
+        dz_req_write(c->req, f->body.data, f->body.len);
+    dz_buf_reset(&f->body);
+}
+
+static void upstream_failed(struct dz_rctx *c, struct fwd *f, int result)
+{
+    const char *svc = f->svc->name;
+    bool timeout = result == DZ_ERR_TIMEOUT;
+
+    dz_metrics_upstream_error(c->gw->metrics, svc, timeout ? "timeout" : "unavailable");
+    if (f->started) {
+        /* Too late for a status: cut the stream so the client sees it. */
+        dz_req_end(c->req);
+        return;
+    }
+    if (result == DZ_ERR_TOOBIG) {
+        dz_rctx_problem(c, "upstream_unavailable", "the service answer is too large");
+        return;
+    }
+    dz_rctx_problem(c, timeout ? "upstream_timeout" : "upstream_unavailable", NULL);
+}
+
+static void audit_then(struct dz_rctx *c, int rc, void *arg)
+{
+    struct fwd *f = arg;
+
+    f->audited = true;
+    if (c->closed) {
+        if (f->upstream_done)
+            finish(c, f);
+        return;
+    }
+    if (rc != 0) {
+        /* No durable record, no answer: fail closed. */
+        dz_rctx_problem(c, "service_unavailable", "audit log unavailable");
+        if (f->xfer) {
+            dz_httpc_cancel(f->xfer);
+            f->xfer = NULL;
+        }
+        finish(c, f);
+        return;
+    }
+    if (f->upstream_done) {
+        if (f->upstream_result != 0)
+            upstream_failed(c, f, f->upstream_result);
+        else if (f->started)
+            dz_req_end(c->req);
+        else
+            send_buffered(c, f);
+        finish(c, f);
+        return;
+    }
+    if (!f->buffering)
+        start_streaming(c, f);
+}
+
+static void audit_forward(struct dz_rctx *c, struct fwd *f, const char *decision, int status)
+{
+    json_t *rec =
+        json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:i}", "type", "forward", "decision", decision,
+                  "service", f->svc->name, "route", c->route ? c->route : "", "method",
+                  dz_req_method(c->req), "path", dz_req_path(c->req), "status", status);
+
+    if (rec && c->has_session) {
+        json_object_set_new(rec, "fin", json_string(c->session.fin));
+        json_object_set_new(rec, "means", json_string(c->session.method));
+        json_object_set_new(rec, "sid", json_string(f->sid));
+    }
+    if (rec && f->target[0])
+        json_object_set_new(rec, "tgt", json_string(f->target));
+    if (rec && f->purpose)
+        json_object_set_new(rec, "pur", json_string(f->purpose));
+    if (rec && f->in.body_len) {
+        unsigned char d[32];
+        char b[48];
+        dz_sha256(f->in.body, f->in.body_len, d);
+        dz_b64_encode_to(d, sizeof(d), true, b);
+        json_object_set_new(rec, "bdy", json_string(b));
+    }
+    dz_gw_audit(c, rec, audit_then, f);
+}
+
+static void on_head(void *arg, int status, const struct dz_hdr *h, size_t n)
+{
+    struct dz_rctx *c = arg;
+    struct fwd *f = c->op;
+    const char *ctype = NULL;
+
+    f->status = status;
+    f->rh = calloc(n ? n : 1, sizeof(*f->rh));
+    for (size_t i = 0; f->rh && i < n && i < MAX_FWD_HEADERS; i++) {
+        f->rh[i].name = strdup(h[i].name);
+        f->rh[i].value = strdup(h[i].value);
+        if (!f->rh[i].name || !f->rh[i].value)
+            break;
+        f->nrh++;
+        if (strcmp(h[i].name, "content-type") == 0)
+            ctype = h[i].value;
+    }
+    /* Released fields are defined on JSON records: on such a route every
+     * successful answer is buffered and must parse, or it is refused
+     * (send_buffered) rather than passed on unchecked. */
+    (void)ctype;
+    f->buffering = (f->route->release != 0) && status >= 200 && status < 300;
+    dz_buf_init(&f->body, f->buffering ? RELEASE_BUFFER_MAX : PENDING_HIGH * 2);
+    audit_forward(c, f, "allow", status);
+}
+
+static void resume_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    struct fwd *f = t->data;
+
+    (void)loop;
+    (void)revents;
+    if (f->xfer && dz_req_pending(f->c->req) < PENDING_HIGH / 2) {
+        dz_httpc_pause(f->xfer, false);
+        f->paused = false;
+        ev_timer_stop(loop, t);
+    }
+}
+
+static void on_data(void *arg, const void *p, size_t n)
+{
+    struct dz_rctx *c = arg;
+    struct fwd *f = c->op;
+
+    if (c->closed)
+        return;
+    if (f->started) {
+        dz_req_write(c->req, p, n);
+        if (!f->paused && dz_req_pending(c->req) > PENDING_HIGH && f->xfer) {
+            /* The client reads slower than the back end writes: stop
+             * reading upstream until the output drains. */
+            dz_httpc_pause(f->xfer, true);
+            f->paused = true;
+            ev_timer_again(dz_worker_loop(c->gw_worker->worker), &f->resume);
+        }
+        return;
+    }
+    if (dz_buf_append(&f->body, p, n) != 0) {
+        /* Over the bound while buffering: mark so done answers 502. */
+        f->upstream_result = DZ_ERR_TOOBIG;
+    }
+}
+
+static void on_done(void *arg, int result)
+{
+    struct dz_rctx *c = arg;
+    struct fwd *f = c->op;
+
+    f->xfer = NULL;
+    f->upstream_done = true;
+    if (f->upstream_result == 0)
+        f->upstream_result = result;
+    if (result != 0 && !f->rh) {
+        /* Failed before any answer: record it, then answer 502/504. */
+        f->status = result == DZ_ERR_TIMEOUT ? 504 : 502;
+        audit_forward(c, f, "allow", f->status);
+        return;
+    }
+    if (!f->audited)
+        return; /* audit_then will finish */
+    if (!c->closed) {
+        if (f->upstream_result != 0)
+            upstream_failed(c, f, f->upstream_result);
+        else if (f->started)
+            dz_req_end(c->req);
+        else
+            send_buffered(c, f);
+    }
+    finish(c, f);
+}
+
+/* -------------------------------------------------------------- sending */
+
+static void add_hdr(struct fwd *f, const char *name, const char *value)
+{
+    if (f->nhdrs < MAX_FWD_HEADERS)
+        f->hdrs[f->nhdrs++] = (struct dz_hdr){name, value};
+}
+
+static void signed_cb(struct dz_rctx *c, int rc, char *token, void *arg)
+{
+    struct fwd *f = arg;
+    struct dz_httpc_request r;
+    const struct dz_config *cf = c->gen->config;
+    struct dz_httpc_tls tls = {cf->upstream_tls.ca, cf->upstream_tls.certificate,
+                               cf->upstream_tls.key};
+    size_t n = dz_req_header_count(c->req);
+    const unsigned char *body;
+    size_t body_len;
+
+    f->assertion = token;
+    if (c->closed) {
+        fwd_free(f);
+        return;
+    }
+    if (rc != 0) {
+        dz_log(DZ_LOG_ERROR, "assertion_sign", "signing failed: %s", dz_err_str(rc));
+        dz_rctx_problem(c, "service_unavailable", "could not sign the assertion");
+        fwd_free(f);
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const char *name;
+        const char *value;
+        dz_req_header_at(c->req, i, &name, &value);
+        if (!is_hop_or_private(name))
+            add_hdr(f, name, value);
+    }
+    f->cookie_rest = cookies_without_ours(c->req);
+    if (f->cookie_rest)
+        add_hdr(f, "cookie", f->cookie_rest);
+    snprintf(f->forwarded, sizeof(f->forwarded), "for=\"%s\";proto=%s;host=\"%s\"",
+             dz_req_peer_ip(c->req), dz_req_is_tls(c->req) ? "https" : "http",
+             dz_req_authority(c->req));
+    add_hdr(f, "forwarded", f->forwarded);
+    add_hdr(f, "darvaza-request-id", c->rid);
+    add_hdr(f, "darvaza-assertion", f->assertion);
+    if (f->sb && f->sb->onward)
+        add_hdr(f, DZ_DOCUMENTS_ONWARD_HEADER, f->sb->onward);
+    release_list(f->route, f->release, sizeof(f->release));
+    if (f->release[0])
+        add_hdr(f, "darvaza-release", f->release);
+
+    snprintf(f->url, sizeof(f->url), "%s%s", f->svc->upstream, dz_req_path(c->req));
+    body = dz_req_body(c->req, &body_len);
+    if (f->sb) {
+        body = f->sb->body;
+        body_len = f->sb->body_len;
+    }
+    memset(&r, 0, sizeof(r));
+    r.method = dz_req_method(c->req);
+    r.url = f->url;
+    r.headers = f->hdrs;
+    r.nheaders = f->nhdrs;
+    r.body = body;
+    r.body_len = body_len;
+    r.version = httpc_version(f->svc);
+    r.timeout_ms = (uint32_t)route_timeout_ms(c, f->route);
+    r.connect_timeout_ms = r.timeout_ms;
+    r.tls = strncmp(f->url, "https:", 6) == 0 ? &tls : NULL;
+    r.max_response_bytes = 0;
+    ev_init(&f->resume, resume_cb);
+    f->resume.repeat = 0.01;
+    f->resume.data = f;
+    f->c = c;
+    c->op = f;
+    c->cancel = fwd_cancel;
+    dz_rctx_hold(c);
+    static const struct dz_httpc_callbacks cbs = {on_head, on_data, on_done};
+    if (dz_httpc_start(c->gw_worker->httpc, &r, &cbs, c, &f->xfer) != 0) {
+        c->op = NULL;
+        c->cancel = NULL;
+        dz_rctx_release(c);
+        dz_rctx_problem(c, "upstream_unavailable", NULL);
+        fwd_free(f);
+    }
+}
+
+static bool rate_ok(struct dz_rctx *c, struct fwd *f)
+{
+    const struct dz_policy_limits *lim = &f->route->limits;
+    char key[96];
+    int64_t count = 0;
+    uint64_t window = lim->rate.period_ms ? lim->rate.period_ms : 1000;
+    bool per_subject = lim->rate_scope == DZ_RATE_PER_SUBJECT && c->has_session;
+    int n;
+
+    if (!lim->rate.count)
+        return true;
+    n = snprintf(key, sizeof(key), "%s|%s|%llu", f->svc->name,
+                 per_subject ? c->session.fin : dz_req_peer_ip(c->req),
+                 (unsigned long long)(dz_unix_ms() / (int64_t)window));
+    if (dz_store_incr(c->gw->store, "rate", key, (size_t)n, window, &count) != 0)
+        return false; /* fail closed */
+    return count <= (int64_t)lim->rate.count;
+}
+
+static void deny_then(struct dz_rctx *c, int rc, void *arg)
+{
+    const char *code = arg; /* a static string from the policy engine */
+
+    if (c->closed)
+        return;
+    dz_rctx_problem(c, rc == 0 ? code : "service_unavailable", NULL);
+}
+
+static void sign_assertion(struct dz_rctx *c, struct fwd *f, const unsigned char *body,
+                           size_t body_len);
+
+/* After signed_body.c: forward the envelope it built (its assertion's bdy
+ * covers those bytes), or nothing when it has answered. */
+static void signed_body_then(struct dz_rctx *c, struct dz_signed_body *sb, void *arg)
+{
+    struct fwd *f = arg;
+
+    if (!sb || c->closed) {
+        dz_signed_body_free(sb);
+        fwd_free(f);
+        return;
+    }
+    f->sb = sb;
+    sign_assertion(c, f, sb->body, sb->body_len);
+}
+
+void dz_forward(struct dz_rctx *c)
+{
+    struct dz_policy_match m;
+    struct dz_policy_subject subj;
+    enum dz_decision d = DZ_DENY;
+    const char *code = NULL;
+    const char *rule = NULL;
+    const char *method = dz_req_method(c->req);
+    const char *path = dz_req_path(c->req);
+    char pathbuf[2048];
+    size_t plen = strcspn(path, "?");
+    const unsigned char *body;
+    size_t body_len;
+    struct fwd *f;
+    int rc;
+
+    if (plen >= sizeof(pathbuf)) {
+        dz_rctx_problem(c, "not_found", NULL);
+        return;
+    }
+    memcpy(pathbuf, path, plen);
+    pathbuf[plen] = '\0';
+    rc = dz_policy_match(c->gen->policies, method, pathbuf, &m);
+    switch (rc != 0 ? DZ_MATCH_NONE : m.status) {
+    case DZ_MATCH_FOUND:
+        break;
+    case DZ_MATCH_INVALID_FIN:
+        c->route = "invalid_fin";
+        dz_rctx_problem(c, "invalid_fin", "the FIN in the path is not valid");
+        return;
+    case DZ_MATCH_METHOD:
+        c->route = "method_not_allowed";
+        dz_rctx_problem(c, "method_not_allowed", NULL);
+        return;
+    default:
+        c->route = "not_found";
+        dz_rctx_problem(c, "not_found", NULL);
+        return;
+    }
+    c->route = m.route->rule;
+    f = calloc(1, sizeof(*f));
+    if (!f) {
+        dz_rctx_problem(c, "service_unavailable", NULL);
+        return;
+    }
+    f->c = c;
+    f->svc = m.service;
+    f->route = m.route;
+    if (m.fin[0])
+        memcpy(f->target, m.fin, sizeof(f->target));
+    f->purpose = dz_req_header(c->req, "darvaza-purpose");
+
+    dz_rctx_authenticate(c);
+    memset(&subj, 0, sizeof(subj));
+    if (c->has_session) {
+        subj.fin = c->session.fin;
+        if (dz_policy_acr_parse(c->session.acr, &subj.acr) != 0)
+            subj.acr = DZ_ACR_NONE;
+        subj.amr = c->session.amr;
+        subj.role = c->session.role[0] ? c->session.role : NULL;
+        dz_b64_encode_to(c->session.sid, sizeof(c->session.sid), true, f->sid);
+    }
+    rc = dz_policy_eval(m.route, c->has_session ? &subj : NULL, f->purpose,
+                        f->target[0] ? f->target : NULL, &d, &code, &rule);
+    if (rc != 0 || d != DZ_ALLOW) {
+        if (!code)
+            code = "forbidden";
+        dz_log(DZ_LOG_INFO, "forward_denied", "%s %s: %s (%s)", method, pathbuf, code,
+               rule ? rule : "default deny");
+        if (c->has_session) {
+            /* A refused access by a known person is recorded before the
+             * answer, like a granted one. */
+            json_t *rec =
+                json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:i, s:s}", "type", "forward",
+                          "decision", "deny", "reason", code, "service", f->svc->name, "route",
+                          c->route, "fin", c->session.fin, "means", c->session.method, "status",
+                          dz_problem_status(code), "sid", f->sid);
+            if (rec && f->target[0])
+                json_object_set_new(rec, "tgt", json_string(f->target));
+            if (rec && f->purpose)
+                json_object_set_new(rec, "pur", json_string(f->purpose));
+            fwd_free(f);
+            dz_gw_audit(c, rec, deny_then, (void *)code);
+            return;
+        }
+        dz_rctx_problem(c, code, NULL);
+        fwd_free(f);
+        return;
+    }
+    if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0 &&
+        strcmp(method, "OPTIONS") != 0 && !dz_rctx_origin_ok(c)) {
+        fwd_free(f);
+        return;
+    }
+    body = dz_req_body(c->req, &body_len);
+    if (dz_req_body_overflow(c->req) || body_len > route_body_max(c, m.route)) {
+        dz_rctx_problem(c, "payload_too_large", NULL);
+        fwd_free(f);
+        return;
+    }
+    if (!rate_ok(c, f)) {
+        dz_rctx_problem_h(c, "rate_limited", NULL, &(struct dz_hdr){"retry-after", "1"}, 1);
+        fwd_free(f);
+        return;
+    }
+
+    if (m.route->require_signed_body) {
+        dz_signed_body_start(c, m.route, f->purpose, body, body_len, signed_body_then, f);
+        return;
+    }
+    sign_assertion(c, f, body, body_len);
+}
+
+static void sign_assertion(struct dz_rctx *c, struct fwd *f, const unsigned char *body,
+                           size_t body_len)
+{
+    const char *method = dz_req_method(c->req);
+    const char *path = dz_req_path(c->req);
+
+    f->in.iss = c->gen->config->gateway.id;
+    f->in.sub = c->has_session ? c->session.fin : NULL;
+    f->in.aud = f->svc->name;
+    f->in.sid_b64 = c->has_session ? f->sid : NULL;
+    f->in.acr = c->has_session ? c->session.acr : NULL;
+    f->in.amr = c->has_session ? c->session.amr : 0;
+    f->in.iat = dz_unix_ms() / 1000;
+    f->in.auth_time = c->has_session ? c->session.auth_time : 0;
+    f->in.ttl_s = (int)(c->gen->config->signing.assertion_ttl_ms / 1000);
+    f->in.prf = c->has_session && c->session.has_prf ? c->session.prf : NULL;
+    f->in.htm = method;
+    f->in.htu = path;
+    f->in.body = body;
+    f->in.body_len = body_len;
+    f->in.tgt = f->target[0] ? f->target : NULL;
+    f->in.pur = f->purpose && f->purpose[0] ? f->purpose : NULL;
+    dz_gw_sign(c, &f->in, signed_cb, f);
+}

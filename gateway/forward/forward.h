@@ -1,0 +1,13 @@
+/*
+ * forward.h - the forwarder (DESIGN §4.8): every path the policies route.
+ * Runs on the worker loop thread; holds the request while the assertion,
+ * the audit line and the upstream transfer are in flight.
+ */
+#ifndef DZ_FORWARD_H
+#define DZ_FORWARD_H
+
+#include "core/rctx.h"
+
+void dz_forward(struct dz_rctx *c);
+
+#endif

@@ -1,0 +1,79 @@
+/*
+ * mssp.h - darvaza as a relying party of the MSSP (mobile signature service
+ * provider), shared by mobile login, mobile document signing and QR login:
+ * whether it is configured, phone number syntax, the request skeleton, the
+ * per-phone limits (mssp_rp.c) and one call's lifecycle (mssp_call.c).
+ * Uses only the core; none of the flows that use it.  Loop thread only.
+ */
+#ifndef DZ_MSSP_H
+#define DZ_MSSP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "core/rctx.h"
+#include "http/httpc.h"
+
+/* True when mobile login is configured; otherwise answers 404 itself. */
+bool dz_mssp_enabled(struct dz_rctx *c);
+
+/* "+994" and nine digits. */
+bool dz_mssp_phone_valid(const char *phone);
+
+/* Fill r with what every MSSP call carries (bearer secret of the relying
+ * party, TLS towards the MSSP, bounds); h needs 3 slots, auth 300 bytes,
+ * and all of them must live until the call returns. */
+void dz_mssp_request_init(struct dz_rctx *c, struct dz_httpc_request *r, struct dz_hdr *h,
+                          char *auth, size_t auth_len, struct dz_httpc_tls *tls);
+
+/* Before a request to a phone (login or signing): at most
+ * mobile.phone_rate a minute, and one waiting at a time (the lock lives
+ * mobile.request_ttl_ms).  False when refused: c has been answered 429
+ * (rate_limited or request_pending). */
+bool dz_mssp_phone_claim(struct dz_rctx *c, const char *phone);
+
+/* Drop the one-at-a-time lock of phone (the request ended or failed). */
+void dz_mssp_phone_release(struct dz_rctx *c, const char *phone);
+
+/* "wait" from c's query string, in seconds, as milliseconds bounded by
+ * mobile.poll_max_ms; 0 when absent. */
+uint32_t dz_mssp_wait_ms(struct dz_rctx *c);
+
+/* An MSSP end result other than OK as the API's failed result
+ * (user_cancelled, timeout, not_mobile_client, phone_absent); static. */
+const char *dz_mssp_result_code(const char *mssp_result);
+
+/* One call to the MSSP on behalf of request c (mssp_call.c).  While it
+ * runs, c->op is the call and a client that goes away cancels it: drop(c,
+ * owner) then frees the flow's state as failed. */
+struct dz_mssp_call {
+    char auth[300]; /* "Bearer <relying-party secret>", wiped when done */
+    struct dz_httpc_xfer *xfer;
+    void *owner;
+    void (*drop)(struct dz_rctx *c, void *owner);
+};
+
+/* Start method url with body (NULL: none); timeout_ms 0 keeps the default.
+ * cb gets c as its argument and must call dz_mssp_call_done first.  0, or
+ * DZ_ERR_UNAVAILABLE when nothing could be started (c not answered). */
+int dz_mssp_call_start(struct dz_rctx *c, struct dz_mssp_call *call, void *owner,
+                       void (*drop)(struct dz_rctx *c, void *owner), const char *method,
+                       const char *url, const char *body, uint32_t timeout_ms,
+                       dz_httpc_fetch_cb cb);
+
+/* Long-poll the MSSP session mssp_id (GET /mid/session/ID?timeoutMs= the
+ * client's ?wait=, bounded), as dz_mssp_call_start does. */
+int dz_mssp_call_poll(struct dz_rctx *c, struct dz_mssp_call *call, void *owner,
+                      void (*drop)(struct dz_rctx *c, void *owner), const char *mssp_id,
+                      dz_httpc_fetch_cb cb);
+
+/* In cb: the call is over (the hold it took is still the caller's to
+ * release at the end of cb).  True when the MSSP answered 200; otherwise
+ * counts and logs it, answers c 502/504 unless the client went, and returns
+ * false. */
+bool dz_mssp_call_done(struct dz_rctx *c, struct dz_mssp_call *call, int result, int status);
+
+/* The owner of the call in flight for c (inside cb, before _done). */
+void *dz_mssp_call_owner(const struct dz_rctx *c);
+
+#endif

@@ -1,0 +1,50 @@
+/*
+ * api_ops.c - what operators and back ends poll: liveness, readiness,
+ * Prometheus metrics, and the published assertion keys (JWKS).
+ */
+#include "ops/ops.h"
+
+#include <string.h>
+
+#include "base/buf.h"
+#include "core/metrics.h"
+
+#include "base/compat.h"
+
+void dz_ep_healthz(struct dz_rctx *c)
+{
+    dz_rctx_json(c, 200, json_pack("{s:s}", "status", "ok"), NULL, 0);
+}
+
+void dz_ep_readyz(struct dz_rctx *c)
+{
+    if (atomic_load(&c->gw->ready) && !atomic_load(&c->gw->draining)) {
+        dz_rctx_json(
+            c, 200,
+            json_pack("{s:s, s:I}", "status", "ready", "generation", (json_int_t)c->gen->number),
+            NULL, 0);
+        return;
+    }
+    dz_rctx_problem(c, "service_unavailable", "not ready");
+}
+
+void dz_ep_metrics(struct dz_rctx *c)
+{
+    struct dz_buf b;
+
+    dz_buf_init(&b, 4u << 20);
+    if (dz_metrics_render(c->gw->metrics, &b) != 0) {
+        dz_buf_cleanup(&b);
+        dz_rctx_problem(c, "internal_error", "metrics");
+        return;
+    }
+    dz_rctx_respond(c, 200, "text/plain; version=0.0.4", b.data, b.len, NULL, 0);
+    dz_buf_cleanup(&b);
+}
+
+void dz_ep_jwks(struct dz_rctx *c)
+{
+    const char *j = c->gen->jwks_json;
+
+    dz_rctx_respond(c, 200, "application/jwk-set+json", j, strlen(j), NULL, 0);
+}

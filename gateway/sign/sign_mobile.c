@@ -1,0 +1,589 @@
+/*
+ * sign_mobile.c - document signing with a mobile signature (DESIGN §4.7,
+ * docs/signatures.md).  POST /sign/mobile asks the MSSP for the holder's
+ * certificate, checks its FIN, builds the CAdES signed attributes over the
+ * document with it (lib/cades.c prepare), and has the phone sign their
+ * digest through the MSSP like a login (§4.5: same verification code, same
+ * per-phone rate limit and one-at-a-time lock).  GET /sign/mobile/{id}
+ * long-polls; on the phone's answer the gateway checks the raw signature
+ * over that digest with the certificate it committed to, assembles the CMS,
+ * validates the certificate (mobile trust, chain, revocation), raises the
+ * signature to level T at the TSA and verifies the result on the blocking
+ * pool, and answers the signature with its validation report.  The
+ * document itself is never kept: the store holds its SHA-256 and the
+ * prepared (unsigned) SignedData.  The MSSP is not trusted with anything.
+ * A request completes once (store take).
+ */
+#include "sign/sign.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+
+#include "base/b64.h"
+#include "base/buf.h"
+#include "base/err.h"
+#include "base/fin.h"
+#include "base/log.h"
+#include "base/secret.h"
+#include "core/certcheck.h"
+#include "core/gwasync.h"
+#include "keys/midcode.h"
+#include "keys/sigverify.h"
+#include "mssp/mssp.h"
+#include "pki/cades.h"
+#include "pki/certid.h"
+#include "pki/tsp.h"
+#include "sign/signed_body.h"
+#include "state/store.h"
+
+#include "base/compat.h"
+
+#define SIGN_NS "mobsign"
+#define ID_BYTES 16
+#define ID_LEN 22                    /* base64url of 16 bytes */
+#define SIGN_DOC_MAX (1024 * 1024)   /* one document, decoded */
+#define SIGN_PARTIAL_MAX (48 * 1024) /* the prepared SignedData in the store */
+
+/* The fixed head of a stored request; the prepared SignedData follows. */
+struct sign_rec {
+    char fin[8];
+    char phone[20];
+    unsigned char tbs[32]; /* SHA-256 of the signed attributes: what the phone signs */
+    unsigned char doc_sha256[32];
+    unsigned char cert_sha256[32]; /* the certificate the attributes name */
+    char mssp_id[64];
+    uint32_t partial_len;
+};
+
+/* One MSSP call in flight for c (cancelled when the client goes). */
+struct sign_call {
+    struct dz_mssp_call call; /* c->op while it runs */
+    struct sign_rec rec;
+    unsigned char *doc; /* POST: until prepared */
+    size_t doc_len;
+    unsigned char *partial; /* OPENSSL_malloc'd */
+    char id[ID_LEN + 1];
+    char code[DZ_MID_CODE_LEN + 1];
+    bool holds_phone;
+};
+
+static void call_free(struct dz_rctx *c, struct sign_call *op, bool failed)
+{
+    if (!op)
+        return;
+    if (failed && op->holds_phone)
+        dz_mssp_phone_release(c, op->rec.phone);
+    free(op->doc);
+    OPENSSL_free(op->partial);
+    free(op);
+}
+
+static void call_drop(struct dz_rctx *c, void *owner)
+{
+    call_free(c, owner, true);
+}
+
+/* ---------------------------------------------------------------- start */
+
+static void started(void *arg, int result, int status, const struct dz_hdr *h, size_t n,
+                    const unsigned char *body, size_t len)
+{
+    struct dz_rctx *c = arg;
+    struct sign_call *op = dz_mssp_call_owner(c);
+    uint64_t ttl = c->gen->config->mobile.request_ttl_ms + 30000;
+    unsigned char *val = NULL;
+    size_t val_len;
+    json_t *j = NULL;
+    const char *sid;
+    char poll[64];
+    bool failed = true;
+
+    (void)h;
+    (void)n;
+    if (!dz_mssp_call_done(c, &op->call, result, status))
+        goto out;
+    j = json_loadb((const char *)body, len, 0, NULL);
+    sid = dz_json_str(j, "session_id", sizeof(op->rec.mssp_id) - 1);
+    if (!sid) {
+        dz_rctx_problem(c, "upstream_unavailable", "the mobile signature service answered badly");
+        goto out;
+    }
+    snprintf(op->rec.mssp_id, sizeof(op->rec.mssp_id), "%s", sid);
+    val_len = sizeof(op->rec) + op->rec.partial_len;
+    val = malloc(val_len);
+    if (!val) {
+        dz_rctx_problem(c, "service_unavailable", NULL);
+        goto out;
+    }
+    memcpy(val, &op->rec, sizeof(op->rec));
+    memcpy(val + sizeof(op->rec), op->partial, op->rec.partial_len);
+    if (dz_store_put(c->gw->store, SIGN_NS, op->id, ID_LEN, val, val_len, ttl, DZ_STORE_NX) != 0) {
+        dz_rctx_problem(c, "service_unavailable", NULL);
+        goto out;
+    }
+    snprintf(poll, sizeof(poll), "/sign/mobile/%s", op->id);
+    dz_rctx_json(
+        c, 202,
+        json_pack("{s:s, s:s, s:s}", "id", op->id, "verification_code", op->code, "poll", poll),
+        NULL, 0);
+    failed = false;
+out:
+    free(val);
+    json_decref(j);
+    call_free(c, op, failed);
+    dz_rctx_release(c);
+}
+
+/* The holder's certificate: check it, prepare the signature, ask the phone. */
+static void got_cert(void *arg, int result, int status, const struct dz_hdr *h, size_t n,
+                     const unsigned char *body, size_t len)
+{
+    struct dz_rctx *c = arg;
+    struct sign_call *op = dz_mssp_call_owner(c);
+    const struct dz_config_mobile *mc = &c->gen->config->mobile;
+    json_t *j = NULL;
+    json_t *req = NULL;
+    const char *res;
+    const char *cert_b64;
+    unsigned char *der = NULL;
+    size_t der_len = 0;
+    X509 *cert = NULL;
+    STACK_OF(X509) *chain = NULL;
+    struct dz_certid id;
+    size_t partial_len = 0;
+    char hash_b64[64];
+    char url[1100];
+    char *text = NULL;
+
+    (void)h;
+    (void)n;
+    if (!dz_mssp_call_done(c, &op->call, result, status))
+        goto fail;
+    if (c->closed)
+        goto fail;
+    j = json_loadb((const char *)body, len, 0, NULL);
+    res = dz_json_str(j, "result", 32);
+    if (res && strcmp(res, "NOT_FOUND") == 0) {
+        /* The phone is unknown or its SIM is not this FIN's. */
+        dz_rctx_problem(c, "not_mobile_client", NULL);
+        goto fail;
+    }
+    cert_b64 = dz_json_str(j, "cert", 24 * 1024);
+    if (!res || strcmp(res, "OK") != 0 || !cert_b64 ||
+        dz_b64_decode(cert_b64, strlen(cert_b64), false, &der, &der_len) != 0 ||
+        dz_x509_from_der(der, der_len, &cert) != 0) {
+        dz_rctx_problem(c, "upstream_unavailable", "the mobile signature service answered badly");
+        goto fail;
+    }
+    if (dz_certid_extract(cert, &id) != 0 || !id.has_fin || strcmp(id.fin, op->rec.fin) != 0) {
+        /* The MSSP named another person's certificate: never sign with it. */
+        dz_rctx_problem(c, "signer_mismatch",
+                        "the mobile signature certificate is not the FIN's given");
+        goto fail;
+    }
+    dz_sha256(der, der_len, op->rec.cert_sha256);
+    /* The signature carries the mobile CA too: a verifier then needs only
+     * the root. */
+    if (dz_x509_trust_issuer_chain(c->gen->mobile_trust, cert, &chain) != 0 ||
+        dz_cades_prepare(op->doc, op->doc_len, cert, chain, 0, &op->partial, &partial_len,
+                         op->rec.tbs) != 0 ||
+        partial_len > SIGN_PARTIAL_MAX ||
+        dz_mid_verification_code_str(op->rec.tbs, sizeof(op->rec.tbs), op->code) != 0) {
+        dz_rctx_problem(c, "service_unavailable", "could not prepare the signature");
+        goto fail;
+    }
+    op->rec.partial_len = (uint32_t)partial_len;
+    free(op->doc);
+    op->doc = NULL;
+    dz_b64_encode_to(op->rec.tbs, sizeof(op->rec.tbs), false, hash_b64);
+    req = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "relying_party", mc->relying_party,
+                    "phone", op->rec.phone, "fin", op->rec.fin, "hash", hash_b64, "hash_type",
+                    "SHA256", "display_text", mc->service_name, "verification_code", op->code);
+    text = req ? json_dumps(req, JSON_COMPACT) : NULL;
+    snprintf(url, sizeof(url), "%s/mid/signature", mc->mssp_url);
+    if (!text ||
+        dz_mssp_call_start(c, &op->call, op, call_drop, "POST", url, text, 0, started) != 0) {
+        dz_rctx_problem(c, "upstream_unavailable", NULL);
+        goto fail;
+    }
+    op = NULL; /* started() owns it */
+fail:
+    call_free(c, op, true);
+    free(text);
+    json_decref(req);
+    json_decref(j);
+    X509_free(cert);
+    sk_X509_pop_free(chain, X509_free);
+    free(der);
+    dz_rctx_release(c);
+}
+
+void dz_ep_sign_mobile_start(struct dz_rctx *c)
+{
+    const struct dz_config_mobile *mc = &c->gen->config->mobile;
+    const struct dz_config_documents *dc = &c->gen->config->documents;
+    json_t *body = NULL;
+    json_t *req = NULL;
+    struct sign_call *op = NULL;
+    const char *phone;
+    const char *fin;
+    const char *doc;
+    unsigned char rnd[ID_BYTES];
+    char url[1100];
+    char *text = NULL;
+
+    if (!dz_mssp_enabled(c) || !dz_rctx_origin_ok(c) || dz_rctx_body_json(c, &body) != 0)
+        goto out;
+    if (!dc->tsa_url || !c->gen->tsa_trust) {
+        dz_rctx_problem(c, "timestamp_unavailable", "no time-stamping authority is configured");
+        goto out;
+    }
+    phone = dz_json_str(body, "phone", 20);
+    fin = dz_json_str(body, "fin", 64);
+    doc = dz_json_str(body, "document", SIGN_DOC_MAX / 3 * 4 + 4);
+    if (!phone || !fin || !json_is_string(json_object_get(body, "document"))) {
+        dz_rctx_problem(c, "invalid_request", "phone, fin and document are required strings");
+        goto out;
+    }
+    if (!doc) {
+        dz_rctx_problem(c, "payload_too_large", "the document is larger than 1 MiB");
+        goto out;
+    }
+    if (!dz_mssp_phone_valid(phone)) {
+        dz_rctx_problem(c, "invalid_phone", NULL);
+        goto out;
+    }
+    op = calloc(1, sizeof(*op));
+    if (!op) {
+        dz_rctx_problem(c, "service_unavailable", NULL);
+        goto out;
+    }
+    if (dz_fin_normalize(fin, strlen(fin), op->rec.fin) != 0) {
+        dz_rctx_problem(c, "invalid_fin", NULL);
+        goto out;
+    }
+    if (dz_b64_decode(doc, strlen(doc), false, &op->doc, &op->doc_len) != 0) {
+        dz_rctx_problem(c, "invalid_request", "document must be base64");
+        goto out;
+    }
+    if (op->doc_len > SIGN_DOC_MAX) {
+        dz_rctx_problem(c, "payload_too_large", "the document is larger than 1 MiB");
+        goto out;
+    }
+    dz_sha256(op->doc, op->doc_len, op->rec.doc_sha256);
+    snprintf(op->rec.phone, sizeof(op->rec.phone), "%s", phone);
+    if (!dz_mssp_phone_claim(c, phone))
+        goto out;
+    op->holds_phone = true;
+    if (dz_random(rnd, sizeof(rnd)) != 0) {
+        dz_rctx_problem(c, "service_unavailable", NULL);
+        goto out;
+    }
+    dz_b64_encode_to(rnd, sizeof(rnd), true, op->id);
+    req = json_pack("{s:s, s:s, s:s}", "relying_party", mc->relying_party, "phone", op->rec.phone,
+                    "fin", op->rec.fin);
+    text = req ? json_dumps(req, JSON_COMPACT) : NULL;
+    snprintf(url, sizeof(url), "%s/mid/certificate", mc->mssp_url);
+    if (!text ||
+        dz_mssp_call_start(c, &op->call, op, call_drop, "POST", url, text, 0, got_cert) != 0) {
+        dz_rctx_problem(c, "upstream_unavailable", NULL);
+        goto out;
+    }
+    op = NULL;
+out:
+    call_free(c, op, true);
+    free(text);
+    json_decref(req);
+    json_decref(body);
+}
+
+/* ----------------------------------------------------------------- poll */
+
+/* From the phone's answer to the answer to the client. */
+struct finish_op {
+    struct sign_rec rec;
+    unsigned char *sig_raw;
+    size_t sig_raw_len;
+    unsigned char *cms_b; /* level B, OPENSSL_free */
+    size_t cms_b_len;
+    unsigned char *cms_t; /* level T, OPENSSL_free */
+    size_t cms_t_len;
+    X509 *cert;
+    /* pool */
+    struct dz_cades_verify_opts opts;
+    struct dz_cades_report rep;
+    const char *tsa_url;
+    const char *tsa_ca;
+    uint32_t tsa_timeout_ms;
+    int rc; /* 0, or the failed result below */
+    const char *result;
+    json_t *answer; /* the complete answer, until audited */
+};
+
+static void finish_free(struct finish_op *f)
+{
+    if (!f)
+        return;
+    free(f->sig_raw);
+    OPENSSL_free(f->cms_b);
+    OPENSSL_free(f->cms_t);
+    X509_free(f->cert);
+    json_decref(f->answer);
+    free(f);
+}
+
+static void audited(struct dz_rctx *c, int rc, void *arg)
+{
+    struct finish_op *f = arg;
+
+    if (!c->closed) {
+        if (rc != 0) {
+            dz_rctx_problem(c, "service_unavailable", "audit log unavailable");
+        } else if (f->result) {
+            dz_rctx_json(c, 200, json_pack("{s:s, s:s}", "state", "failed", "result", f->result),
+                         NULL, 0);
+        } else {
+            dz_rctx_json(c, 200, f->answer, NULL, 0);
+            f->answer = NULL;
+        }
+    }
+    finish_free(f);
+}
+
+/* Record the end (audit type "sign"), then answer. f is consumed. */
+static void sign_end(struct dz_rctx *c, struct finish_op *f, const char *result)
+{
+    char hex[65];
+    json_t *rec = json_pack("{s:s, s:s, s:s, s:s, s:s, s:i}", "type", "sign", "means", "mobile",
+                            "fin", f->rec.fin, "result", result ? result : "complete", "decision",
+                            result ? "deny" : "allow", "status", 200);
+
+    f->result = result;
+    if (rec) {
+        dz_hex(f->rec.doc_sha256, sizeof(f->rec.doc_sha256), hex);
+        json_object_set_new(rec, "document_sha256", json_string(hex));
+        dz_hex(f->rec.cert_sha256, sizeof(f->rec.cert_sha256), hex);
+        json_object_set_new(rec, "certificate_sha256", json_string(hex));
+        if (f->rep.indication && !result) {
+            json_object_set_new(rec, "indication", json_string(f->rep.indication));
+            json_object_set_new(rec, "level", json_stringn(&f->rep.level, 1));
+        }
+    }
+    dz_gw_audit(c, rec, audited, f);
+}
+
+/* Pool: the time-stamp (the TSA is a blocking fetch), then the report. */
+static void finish_work(void *arg)
+{
+    struct finish_op *f = arg;
+    unsigned char digest[32];
+    unsigned char *tok = NULL;
+    size_t tok_len = 0;
+    struct dz_tsp_info info;
+    struct dz_httpc_tls tls = {f->tsa_ca, NULL, NULL};
+    bool https = strncmp(f->tsa_url, "https:", 6) == 0;
+    char detail[160];
+
+    f->result = "timestamp_unavailable";
+    if (dz_cades_signature_digest(f->cms_b, f->cms_b_len, digest) != 0)
+        return;
+    if (dz_tsp_stamp(f->tsa_url, https ? &tls : NULL, https ? DZ_HTTPC_H2 : DZ_HTTPC_H2C,
+                     f->tsa_timeout_ms, f->opts.tsa_trust, digest, &tok, &tok_len, &info, detail,
+                     sizeof(detail)) != 0) {
+        dz_log(DZ_LOG_WARN, "tsa", "time-stamp for a mobile signature: %s", detail);
+        return;
+    }
+    f->rc = dz_cades_add_timestamp(f->cms_b, f->cms_b_len, tok, tok_len, &f->cms_t, &f->cms_t_len);
+    OPENSSL_free(tok);
+    if (f->rc)
+        return;
+    f->result = "signature_invalid";
+    if (dz_cades_verify_sha256(f->rec.doc_sha256, f->cms_t, f->cms_t_len, &f->opts, &f->rep) != 0)
+        return;
+    if (strcmp(f->rep.indication, "TOTAL_PASSED") != 0) {
+        dz_log(DZ_LOG_WARN, "sign_mobile", "the assembled signature did not verify: %s",
+               f->rep.sub_indication ? f->rep.sub_indication : "");
+        f->result = strcmp(f->rep.sub_indication ? f->rep.sub_indication : "", "REVOKED") == 0
+                        ? "certificate_revoked"
+                        : "signature_invalid";
+        return;
+    }
+    f->result = NULL;
+}
+
+static void finish_done(struct dz_rctx *c, void *arg)
+{
+    struct finish_op *f = arg;
+    json_t *report;
+    char *b64 = NULL;
+
+    if (f->result) {
+        sign_end(c, f, f->result);
+        return;
+    }
+    report = dz_cades_report_json(&f->rep);
+    if (!report || dz_b64_encode(f->cms_t, f->cms_t_len, false, &b64) != 0) {
+        json_decref(report);
+        sign_end(c, f, "signature_invalid");
+        return;
+    }
+    f->answer =
+        json_pack("{s:s, s:s, s:o}", "state", "complete", "signature", b64, "report", report);
+    free(b64);
+    sign_end(c, f, f->answer ? NULL : "signature_invalid");
+}
+
+static void cert_checked(struct dz_rctx *c, int rc, const struct dz_x509_result *res, void *arg)
+{
+    struct finish_op *f = arg;
+    const struct dz_config_documents *dc = &c->gen->config->documents;
+
+    if (rc != 0 || !res->valid) {
+        const char *code = rc != 0 ? "certificate_invalid" : dz_certcheck_code(res);
+        dz_log(DZ_LOG_INFO, "sign_mobile_refused", "%s: %s", rc ? "error" : res->reason,
+               rc ? "" : res->detail);
+        sign_end(c, f,
+                 strcmp(code, "certificate_revoked") == 0      ? "certificate_revoked"
+                 : strcmp(code, "revocation_unavailable") == 0 ? "revocation_unavailable"
+                                                               : "signature_invalid");
+        return;
+    }
+    if (strcmp(res->fin, f->rec.fin) != 0) {
+        sign_end(c, f, "signature_invalid");
+        return;
+    }
+    if (!dc->tsa_url || !c->gen->tsa_trust) {
+        sign_end(c, f, "timestamp_unavailable");
+        return;
+    }
+    dz_documents_opts(c, &f->opts);
+    f->tsa_url = dc->tsa_url;
+    f->tsa_ca = dc->tsa_ca;
+    f->tsa_timeout_ms = (uint32_t)dc->tsa_timeout_ms;
+    if (dz_gw_blocking(c, finish_work, finish_done, f) != 0)
+        finish_free(f); /* answered 503 */
+}
+
+static void polled(void *arg, int result, int status, const struct dz_hdr *h, size_t n,
+                   const unsigned char *body, size_t len)
+{
+    struct dz_rctx *c = arg;
+    struct sign_call *op = dz_mssp_call_owner(c);
+    struct dz_buf taken;
+    struct finish_op *f = NULL;
+    json_t *j = NULL;
+    const char *state;
+    const char *res;
+    const char *sig;
+    const char *cert;
+    const struct sign_rec *rec;
+    unsigned char *der = NULL;
+    unsigned char *sig_der = NULL;
+    size_t der_len = 0, sig_der_len = 0;
+    unsigned char cert_hash[32];
+
+    (void)h;
+    (void)n;
+    dz_buf_init(&taken, sizeof(struct sign_rec) + SIGN_PARTIAL_MAX);
+    if (!dz_mssp_call_done(c, &op->call, result, status))
+        goto out;
+    j = json_loadb((const char *)body, len, 0, NULL);
+    state = dz_json_str(j, "state", 16);
+    if (!state || strcmp(state, "COMPLETE") != 0) {
+        if (!c->closed)
+            dz_rctx_json(c, 200, json_pack("{s:s}", "state", "pending"), NULL, 0);
+        goto out;
+    }
+    /* Complete: exactly one poll takes the record and finishes. */
+    if (dz_store_take(c->gw->store, SIGN_NS, op->id, ID_LEN, &taken) != 0 ||
+        taken.len < sizeof(struct sign_rec)) {
+        dz_rctx_problem(c, "not_found", "this request is finished");
+        goto out;
+    }
+    rec = (const struct sign_rec *)(const void *)taken.data;
+    f = calloc(1, sizeof(*f));
+    if (!f) {
+        dz_rctx_problem(c, "service_unavailable", NULL);
+        goto out;
+    }
+    memcpy(&f->rec, rec, sizeof(f->rec));
+    dz_mssp_phone_release(c, f->rec.phone);
+    if (taken.len != sizeof(struct sign_rec) + f->rec.partial_len) {
+        dz_rctx_problem(c, "service_unavailable", NULL);
+        goto out;
+    }
+    res = dz_json_str(j, "result", 32);
+    if (!res || strcmp(res, "OK") != 0) {
+        sign_end(c, f, dz_mssp_result_code(res));
+        f = NULL;
+        goto out;
+    }
+    sig = dz_json_str(j, "signature", 1024);
+    cert = dz_json_str(j, "cert", 24 * 1024);
+    if (!sig || !cert ||
+        dz_b64_decode(sig, strlen(sig), false, &f->sig_raw, &f->sig_raw_len) != 0 ||
+        dz_b64_decode(cert, strlen(cert), false, &der, &der_len) != 0 ||
+        dz_x509_from_der(der, der_len, &f->cert) != 0) {
+        sign_end(c, f, "signature_invalid");
+        f = NULL;
+        goto out;
+    }
+    /* The phone must have signed with the certificate the signed
+     * attributes name, over their digest as is (ECDSA P-256, raw r||s). */
+    dz_sha256(der, der_len, cert_hash);
+    if (CRYPTO_memcmp(cert_hash, f->rec.cert_sha256, sizeof(cert_hash)) != 0 ||
+        dz_sig_verify_digest(X509_get0_pubkey(f->cert), "ES256", f->rec.tbs, sizeof(f->rec.tbs),
+                             f->sig_raw, f->sig_raw_len) != 0 ||
+        dz_cades_ecdsa_raw_to_der(f->sig_raw, f->sig_raw_len, &sig_der, &sig_der_len) != 0 ||
+        dz_cades_finish((const unsigned char *)taken.data + sizeof(struct sign_rec),
+                        f->rec.partial_len, sig_der, sig_der_len, &f->cms_b, &f->cms_b_len) != 0) {
+        sign_end(c, f, "signature_invalid");
+        f = NULL;
+        goto out;
+    }
+    if (dz_certcheck_start(c, c->gen->mobile_trust, f->cert, NULL, DZ_X509_PURPOSE_SIGN,
+                           c->gen->config->mobile.policy, c->gen->config->mobile.revocation,
+                           c->gen->config->mobile.fetch_timeout_ms, cert_checked, f) == 0)
+        f = NULL;
+out:
+    finish_free(f);
+    OPENSSL_free(sig_der);
+    free(der);
+    json_decref(j);
+    dz_buf_cleanup(&taken);
+    call_free(c, op, false);
+    dz_rctx_release(c);
+}
+
+void dz_ep_sign_mobile_poll(struct dz_rctx *c, const char *id)
+{
+    struct sign_call *op;
+    struct dz_buf got;
+
+    if (!dz_mssp_enabled(c))
+        return;
+    dz_buf_init(&got, sizeof(struct sign_rec) + SIGN_PARTIAL_MAX);
+    if (strlen(id) != ID_LEN || dz_store_get(c->gw->store, SIGN_NS, id, ID_LEN, &got) != 0 ||
+        got.len < sizeof(struct sign_rec)) {
+        dz_buf_cleanup(&got);
+        dz_rctx_problem(c, "not_found",
+                        "no such signing request (it may have finished or expired)");
+        return;
+    }
+    op = calloc(1, sizeof(*op));
+    if (!op) {
+        dz_buf_cleanup(&got);
+        dz_rctx_problem(c, "service_unavailable", NULL);
+        return;
+    }
+    memcpy(&op->rec, got.data, sizeof(op->rec));
+    dz_buf_cleanup(&got);
+    memcpy(op->id, id, ID_LEN + 1);
+    if (dz_mssp_call_poll(c, &op->call, op, call_drop, op->rec.mssp_id, polled) != 0) {
+        dz_rctx_problem(c, "upstream_unavailable", NULL);
+        call_free(c, op, false);
+    }
+}

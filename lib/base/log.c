@@ -1,0 +1,116 @@
+/* log.c - JSON lines on stderr; see log.h.  Never formats secrets itself. */
+#include "base/log.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/err.h>
+
+#include "base/buf.h"
+#include "base/err.h"
+
+static volatile int min_level = DZ_LOG_INFO;
+
+static const char *level_name[] = {"debug", "info", "warn", "error"};
+
+void dz_log_set_level(enum dz_log_level level)
+{
+    min_level = (int)level;
+}
+
+int dz_log_level_parse(const char *s, enum dz_log_level *out)
+{
+    for (int i = 0; i < 4; i++) {
+        if (strcmp(s, level_name[i]) == 0) {
+            *out = (enum dz_log_level)i;
+            return 0;
+        }
+    }
+    return DZ_ERR_INVAL;
+}
+
+static void emit(json_t *obj)
+{
+    char *line = json_dumps(obj, JSON_COMPACT | JSON_ENSURE_ASCII);
+    size_t len;
+    ssize_t w;
+
+    if (!line)
+        return;
+    len = strlen(line);
+    line[len] = '\n';
+    /* One write per line keeps lines whole across threads. */
+    w = write(STDERR_FILENO, line, len + 1);
+    (void)w;
+    free(line);
+}
+
+void dz_logj(enum dz_log_level level, const char *event, json_t *fields)
+{
+    struct timespec ts;
+    struct tm tm;
+    char when[80];
+    json_t *obj;
+
+    if ((int)level < min_level) {
+        json_decref(fields);
+        return;
+    }
+    clock_gettime(CLOCK_REALTIME, &ts);
+    gmtime_r(&ts.tv_sec, &tm);
+    snprintf(when, sizeof(when), "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ", tm.tm_year + 1900,
+             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000);
+    obj = json_object();
+    if (!obj) {
+        json_decref(fields);
+        return;
+    }
+    json_object_set_new(obj, "ts", json_string(when));
+    json_object_set_new(obj, "level", json_string(level_name[level]));
+    json_object_set_new(obj, "event", json_string(event));
+    if (fields && json_is_object(fields))
+        json_object_update(obj, fields);
+    json_decref(fields);
+    emit(obj);
+    json_decref(obj);
+}
+
+void dz_log(enum dz_log_level level, const char *event, const char *fmt, ...)
+{
+    struct dz_buf msg;
+    va_list ap;
+    json_t *fields;
+
+    if ((int)level < min_level)
+        return;
+    dz_buf_init(&msg, 4096);
+    va_start(ap, fmt);
+    dz_buf_vappendf(&msg, fmt, ap);
+    va_end(ap);
+    fields = json_object();
+    if (fields)
+        json_object_set_new(fields, "msg", json_stringn(dz_buf_cstr(&msg), msg.len));
+    dz_buf_cleanup(&msg);
+    dz_logj(level, event, fields);
+}
+
+void dz_log_openssl(const char *event)
+{
+    struct dz_buf msg;
+    unsigned long e;
+    char one[256];
+
+    dz_buf_init(&msg, 2048);
+    while ((e = ERR_get_error()) != 0) {
+        ERR_error_string_n(e, one, sizeof(one));
+        if (msg.len)
+            dz_buf_append_str(&msg, "; ");
+        dz_buf_append_str(&msg, one);
+    }
+    dz_log(DZ_LOG_WARN, event, "%s", msg.len ? dz_buf_cstr(&msg) : "openssl error");
+    dz_buf_cleanup(&msg);
+}

@@ -1,0 +1,348 @@
+/*
+ * h2session.c - the nghttp2 side of an engine connection: the session
+ * callbacks, the options every session gets, and how frames become request
+ * events (headers complete, body, request complete, overflow, timeouts, the
+ * rapid-reset count).  It runs inside nghttp2_session_mem_recv/mem_send, so
+ * it never frees anything and never does I/O: a closed stream is only queued
+ * (dz_h2conn_stream_closed) for h2conn.c to reap once nghttp2 has returned.
+ */
+#include "http/httpd_int.h"
+
+#include <stdint.h>
+
+#include "base/err.h"
+#include "base/log.h"
+
+#include "base/compat.h"
+
+static ev_tstamp secs(uint32_t ms)
+{
+    return (ev_tstamp)ms / 1000.0;
+}
+
+static const struct dz_httpd_limits *limits_of(const struct dz_h2conn *c)
+{
+    return &c->w->h->limits;
+}
+
+/* ---------- closing a stream (also used by the connection's teardown) ---------- */
+
+void dz_h2conn_stream_closed(struct dz_h2conn *c, struct dz_req *r)
+{
+    if (r->is_closed)
+        return;
+    r->is_closed = true;
+    ev_timer_stop(c->w->loop, &r->timer);
+    if (r->prev)
+        r->prev->next = r->next;
+    else
+        c->streams = r->next;
+    if (r->next)
+        r->next->prev = r->prev;
+    r->prev = r->next = NULL;
+    c->nstreams--;
+    if (r->is_answered)
+        c->nsending--;
+    if (c->nstreams == 0)
+        c->t_idle = ev_now(c->w->loop);
+    /* The response backlog can go now; the app may hold r much longer. */
+    if (r->out != r->out_inline)
+        free(r->out);
+    r->out = r->out_inline;
+    r->out_cap = sizeof(r->out_inline);
+    r->out_len = r->out_off = 0;
+    if (c->closed_tail)
+        c->closed_tail->closed_next = r;
+    else
+        c->closed_head = r;
+    c->closed_tail = r;
+}
+
+/* ---------- request flow (called from nghttp2 callbacks) ---------- */
+
+static void deliver(struct dz_h2conn *c, struct dz_req *r)
+{
+    if (r->is_delivered)
+        return;
+    r->is_delivered = true;
+    if (!r->is_answered)
+        c->w->h->handlers.on_request(r, c->w->wdata);
+}
+
+/* Strict decimal, as nghttp2 already checked; anything odd is "huge". */
+static uint64_t parse_cl(const char *s)
+{
+    uint64_t v = 0;
+
+    if (!*s)
+        return UINT64_MAX;
+    for (; *s; s++) {
+        if (*s < '0' || *s > '9' || v > (UINT64_MAX - 9) / 10)
+            return UINT64_MAX;
+        v = v * 10 + (uint64_t)(*s - '0');
+    }
+    return v;
+}
+
+static void headers_done(struct dz_h2conn *c, struct dz_req *r)
+{
+    const struct dz_httpd_handlers *hd = &c->w->h->handlers;
+    const char *cl;
+
+    r->is_headers_done = true;
+    if (r->is_hdr_overflow) {
+        dz_log(DZ_LOG_DEBUG, "h2_header_limit", "%s: stream %d: header fields over the limit",
+               c->peer_ip, (int)r->stream_id);
+        if (dz_req_respond(r, 431, NULL, 0, NULL, 0) != 0)
+            nghttp2_submit_rst_stream(c->ngh, NGHTTP2_FLAG_NONE, r->stream_id,
+                                      NGHTTP2_REFUSED_STREAM);
+        r->is_delivered = true;
+        return;
+    }
+    if (hd->on_headers)
+        hd->on_headers(r, c->w->wdata);
+    if (r->is_delivered || r->is_closed)
+        return;
+    /* A declared length over the limit is an overflow now: the app answers
+     * 413 before the client sends a byte of body. */
+    cl = dz_req_header(r, "content-length");
+    if (cl && parse_cl(cl) > r->body_limit) {
+        dz_buf_cleanup(&r->body);
+        r->is_overflow = true;
+        deliver(c, r);
+    }
+}
+
+static void request_done(struct dz_h2conn *c, struct dz_req *r)
+{
+    uint32_t resp_ms = limits_of(c)->response_timeout_ms;
+
+    ev_timer_stop(c->w->loop, &r->timer);
+    r->is_remote_done = true;
+    deliver(c, r);
+    /* From here the timer bounds the app: until the answer is complete. */
+    if (!r->is_ended && !r->is_closed && resp_ms) {
+        ev_timer_set(&r->timer, secs(resp_ms), 0.);
+        ev_timer_start(c->w->loop, &r->timer);
+    }
+}
+
+static void count_reset(struct dz_h2conn *c, nghttp2_session *s)
+{
+    ev_tstamp now = ev_now(c->w->loop);
+
+    if (now - c->rst_window >= 1.0) {
+        c->rst_window = now;
+        c->rst_count = 0;
+    }
+    if (++c->rst_count == DZ_H2_RST_PER_SEC + 1) {
+        /* Rapid reset (CVE-2023-44487): streams opened and cancelled at
+         * once cost us work but never count against the concurrency limit. */
+        dz_log(DZ_LOG_WARN, "h2_rapid_reset", "%s: over %d RST_STREAM per second, GOAWAY",
+               c->peer_ip, DZ_H2_RST_PER_SEC);
+        nghttp2_session_terminate_session(s, NGHTTP2_ENHANCE_YOUR_CALM);
+    }
+}
+
+static void req_timeout_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    struct dz_req *r = t->data;
+    struct dz_h2conn *c = r->c;
+
+    (void)loop;
+    (void)revents;
+    if (r->is_closed || !c->is_open || r->is_rst_sent)
+        return;
+    if (r->is_remote_done) {
+        if (!r->is_ended) {
+            /* No path: it may carry a token in its query. */
+            dz_log(DZ_LOG_WARN, "h2_response_timeout", "%s: stream %d (%s): no answer in time",
+                   c->peer_ip, (int)r->stream_id, r->method);
+            r->is_rst_sent = true;
+            nghttp2_submit_rst_stream(c->ngh, NGHTTP2_FLAG_NONE, r->stream_id,
+                                      NGHTTP2_INTERNAL_ERROR);
+            dz_h2conn_mark_dirty(c);
+        }
+        return;
+    }
+    if (!nghttp2_session_get_stream_remote_close(c->ngh, r->stream_id)) {
+        dz_log(DZ_LOG_DEBUG, "h2_request_timeout", "%s: stream %d", c->peer_ip, (int)r->stream_id);
+        r->is_rst_sent = true;
+        /* After a complete answer the reset only stops the upload. */
+        nghttp2_submit_rst_stream(c->ngh, NGHTTP2_FLAG_NONE, r->stream_id,
+                                  r->is_end_sent ? NGHTTP2_NO_ERROR : NGHTTP2_CANCEL);
+        dz_h2conn_mark_dirty(c);
+    }
+}
+
+/* ---------- nghttp2 callbacks ---------- */
+
+static int on_begin_headers(nghttp2_session *s, const nghttp2_frame *f, void *ud)
+{
+    struct dz_h2conn *c = ud;
+    struct dz_req *r;
+
+    if (f->hd.type != NGHTTP2_HEADERS || f->headers.cat != NGHTTP2_HCAT_REQUEST)
+        return 0;
+    r = dz_h2req_new(c, f->hd.stream_id);
+    if (!r)
+        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE; /* RST_STREAM */
+    nghttp2_session_set_stream_user_data(s, f->hd.stream_id, r);
+    r->next = c->streams;
+    if (c->streams)
+        c->streams->prev = r;
+    c->streams = r;
+    c->nstreams++;
+    ev_timer_init(&r->timer, req_timeout_cb, secs(limits_of(c)->request_timeout_ms), 0.);
+    r->timer.data = r;
+    ev_timer_start(c->w->loop, &r->timer);
+    return 0;
+}
+
+static int on_header(nghttp2_session *s, const nghttp2_frame *f, const uint8_t *name, size_t nlen,
+                     const uint8_t *value, size_t vlen, uint8_t flags, void *ud)
+{
+    struct dz_req *r;
+    int rc;
+
+    (void)flags;
+    (void)ud;
+    if (f->hd.type != NGHTTP2_HEADERS || f->headers.cat != NGHTTP2_HCAT_REQUEST)
+        return 0; /* trailers are dropped (nghttp2 bounds their size) */
+    r = nghttp2_session_get_stream_user_data(s, f->hd.stream_id);
+    if (!r || r->is_closed || r->is_hdr_overflow)
+        return 0;
+    rc = dz_h2req_add_field(r, name, nlen, value, vlen);
+    if (rc == DZ_ERR_TOOBIG) {
+        r->is_hdr_overflow = true; /* keep decoding (HPACK state), store nothing */
+        return 0;
+    }
+    return rc == 0 ? 0 : NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+}
+
+static int on_frame_recv(nghttp2_session *s, const nghttp2_frame *f, void *ud)
+{
+    struct dz_h2conn *c = ud;
+    struct dz_req *r = NULL;
+
+    c->is_established = true;
+    switch (f->hd.type) {
+    case NGHTTP2_HEADERS:
+    case NGHTTP2_DATA:
+        r = nghttp2_session_get_stream_user_data(s, f->hd.stream_id);
+        if (!r || r->is_closed)
+            break;
+        if (f->hd.type == NGHTTP2_HEADERS && f->headers.cat == NGHTTP2_HCAT_REQUEST)
+            headers_done(c, r);
+        if ((f->hd.flags & NGHTTP2_FLAG_END_STREAM) && !r->is_closed)
+            request_done(c, r);
+        break;
+    case NGHTTP2_RST_STREAM:
+        count_reset(c, s);
+        break;
+    default:
+        break;
+    }
+    return 0;
+}
+
+static int on_data_chunk(nghttp2_session *s, uint8_t flags, int32_t stream_id, const uint8_t *data,
+                         size_t len, void *ud)
+{
+    struct dz_h2conn *c = ud;
+    struct dz_req *r = nghttp2_session_get_stream_user_data(s, stream_id);
+
+    (void)flags;
+    if (!r || r->is_closed)
+        return 0;
+    if (r->is_delivered) {
+        /* After an answer or an overflow the rest of the body is read and
+         * dropped: clients (curl before 8.x among them) take a reset before
+         * their upload ends as a failure even after a complete answer.  The
+         * request timer bounds the time, DZ_H2_DISCARD_MAX the bytes. */
+        r->discarded += len;
+        if (r->is_end_sent && !r->is_rst_sent && r->discarded > DZ_H2_DISCARD_MAX) {
+            r->is_rst_sent = true;
+            nghttp2_submit_rst_stream(s, NGHTTP2_FLAG_NONE, stream_id, NGHTTP2_NO_ERROR);
+        }
+        return 0;
+    }
+    dz_h2req_add_body(r, data, len);
+    if (r->is_overflow)
+        deliver(c, r);
+    return 0;
+}
+
+static int on_stream_close(nghttp2_session *s, int32_t stream_id, uint32_t error_code, void *ud)
+{
+    struct dz_h2conn *c = ud;
+    struct dz_req *r = nghttp2_session_get_stream_user_data(s, stream_id);
+
+    (void)error_code;
+    if (r)
+        dz_h2conn_stream_closed(c, r); /* freed later, by the reap */
+    return 0;
+}
+
+static int on_frame_send(nghttp2_session *s, const nghttp2_frame *f, void *ud)
+{
+    struct dz_req *r;
+
+    (void)ud;
+    if ((f->hd.type != NGHTTP2_HEADERS && f->hd.type != NGHTTP2_DATA) ||
+        !(f->hd.flags & NGHTTP2_FLAG_END_STREAM))
+        return 0;
+    r = nghttp2_session_get_stream_user_data(s, f->hd.stream_id);
+    if (!r || r->is_closed)
+        return 0;
+    r->is_end_sent = true;
+    /* Answered before the request was complete (431, 413, early answer)
+     * and the client keeps sending: RFC 9113 8.1 allows RST_STREAM(NO_ERROR);
+     * we first let up to DZ_H2_DISCARD_MAX bytes through (on_data_chunk). */
+    if (!r->is_rst_sent && r->discarded > DZ_H2_DISCARD_MAX &&
+        !nghttp2_session_get_stream_remote_close(s, f->hd.stream_id)) {
+        r->is_rst_sent = true;
+        nghttp2_submit_rst_stream(s, NGHTTP2_FLAG_NONE, f->hd.stream_id, NGHTTP2_NO_ERROR);
+    }
+    return 0;
+}
+
+int dz_h2_callbacks_new(nghttp2_session_callbacks **out)
+{
+    nghttp2_session_callbacks *cb = NULL;
+
+    *out = NULL;
+    if (nghttp2_session_callbacks_new(&cb) != 0)
+        return DZ_ERR_NOMEM;
+    nghttp2_session_callbacks_set_on_begin_headers_callback(cb, on_begin_headers);
+    nghttp2_session_callbacks_set_on_header_callback(cb, on_header);
+    nghttp2_session_callbacks_set_on_frame_recv_callback(cb, on_frame_recv);
+    nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb, on_data_chunk);
+    nghttp2_session_callbacks_set_on_stream_close_callback(cb, on_stream_close);
+    nghttp2_session_callbacks_set_on_frame_send_callback(cb, on_frame_send);
+    *out = cb;
+    return 0;
+}
+
+int dz_h2_option_new(const struct dz_httpd_limits *l, nghttp2_option **out)
+{
+    nghttp2_option *opt = NULL;
+    size_t hb = l->max_header_bytes < 16384 ? 16384 : l->max_header_bytes;
+
+    *out = NULL;
+    if (nghttp2_option_new(&opt) != 0)
+        return DZ_ERR_NOMEM;
+    /* Our own answers: bounded header blocks. */
+    nghttp2_option_set_max_send_header_block_length(opt, hb * 4);
+    /* SETTINGS/PING floods: few entries, few queued ACKs. */
+    nghttp2_option_set_max_settings(opt, 16);
+    nghttp2_option_set_max_outbound_ack(opt, 128);
+    nghttp2_option_set_max_deflate_dynamic_table_size(opt, 4096);
+    nghttp2_option_set_no_closed_streams(opt, 1);
+    /* The Debian build of 1.52 also carries the CVE-2023-44487 and
+     * CVE-2024-28182 back-ports (stream reset rate limit, max CONTINUATION
+     * frames) with safe defaults; the rapid-reset count in count_reset()
+     * does not depend on them. */
+    *out = opt;
+    return 0;
+}

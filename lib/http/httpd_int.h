@@ -1,0 +1,237 @@
+/*
+ * httpd_int.h - private structures of the HTTP/2 engine, shared by its four
+ * files and by its unit test and fuzz target only:
+ *   httpd.c   server, listeners, worker threads, accept, posts, drain
+ *   h2conn.c  one connection: socket/TLS I/O, timers, flushing, the
+ *             deferred close ("reap")
+ *   h2session.c  the nghttp2 callbacks: frames -> request events
+ *   h2req.c   one request (stream): arena, headers, body, dz_req_* API,
+ *             the response data provider
+ * Nothing here is part of the contract in httpd.h; applications must not
+ * include this file.  Everything is loop-thread-only unless marked.
+ */
+#ifndef DZ_HTTPD_INT_H
+#define DZ_HTTPD_INT_H
+
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stddef.h>
+
+#include <ev.h>
+#include <nghttp2/nghttp2.h>
+
+#include "base/buf.h"
+#include "http/httpd.h"
+
+enum {
+    DZ_H2_READ_BUF = 32 * 1024,        /* per worker, shared by its connections */
+    DZ_H2_READS_PER_EVENT = 8,         /* fairness between connections */
+    DZ_H2_OUT_HIGH = 64 * 1024,        /* stop asking nghttp2 for frames above this */
+    DZ_H2_OUT_READ_PAUSE = 256 * 1024, /* stop reading while this much is unsent */
+    DZ_H2_ARENA_INLINE = 1536,         /* request arena bytes inside struct dz_req */
+    DZ_H2_OUT_INLINE = 1024,           /* response bytes inside struct dz_req */
+    DZ_H2_REQ_FREELIST = 256,          /* recycled requests kept per worker */
+    DZ_H2_MAX_RESP_HDRS = 128,         /* headers the app may pass to one answer */
+    DZ_H2_STREAM_WINDOW = 256 * 1024,  /* SETTINGS_INITIAL_WINDOW_SIZE (upper bound) */
+    DZ_H2_CONN_WINDOW = 1024 * 1024,   /* connection-level receive window */
+    DZ_H2_RST_PER_SEC = 200,           /* rapid-reset defence: client RST_STREAM/s */
+    DZ_H2_DRAIN_GRACE_MS = 2000,       /* wait for app references after the drain */
+    DZ_H2_DISCARD_MAX = 1024 * 1024    /* body read and dropped after an early answer */
+};
+#define DZ_H2_REQ_OUT_MAX ((size_t)64 << 20) /* dz_req_write backlog bound */
+
+struct dz_h2conn;
+
+/* One configured listener (shared by all workers). */
+struct dz_listener {
+    char host[INET6_ADDRSTRLEN];
+    uint16_t port;
+    int tag;
+    bool is_tls;
+    pthread_mutex_t tls_lock; /* guards tls (dz_httpd_set_tls vs accept) */
+    SSL_CTX *tls;
+};
+
+struct dz_post {
+    struct dz_post *next;
+    void (*fn)(void *arg);
+    void *arg;
+};
+
+struct dz_worker {
+    struct dz_httpd *h;
+    unsigned index;
+    struct ev_loop *loop;
+    pthread_t thread;
+    bool has_thread;
+    void *wdata;
+    int *lfds;             /* one listening socket per listener, -1 once closed */
+    ev_io *accept_w;       /* one per listener */
+    ev_timer accept_pause; /* back-off after EMFILE/ENFILE */
+    ev_async async;
+    ev_prepare prepare; /* flush dirty connections before the loop sleeps */
+    ev_timer drain_timer;
+    /* posts: the only cross-thread state */
+    pthread_mutex_t post_lock;
+    struct dz_post *post_head, *post_tail;
+    bool posts_closed;
+    atomic_uint holds;
+    atomic_uint_fast64_t nconns_pub; /* for dz_httpd_open_connections */
+    /* loop-thread state */
+    struct dz_h2conn *conns; /* open connections */
+    uint32_t nconns;
+    struct dz_h2conn *dirty; /* connections to flush (each holds a reference) */
+    struct dz_req *free_reqs;
+    unsigned nfree_reqs;
+    uint64_t live_reqs;
+    unsigned char *rbuf;
+    uint32_t drain_ms;
+    int drain_phase; /* 0 running, 1 GOAWAY sent, 2 connections closed */
+};
+
+struct dz_httpd {
+    struct dz_httpd_limits limits;
+    struct dz_httpd_handlers handlers;
+    void *app;
+    struct dz_listener *listeners;
+    size_t nlisteners;
+    struct dz_worker *workers;
+    unsigned nworkers;
+    nghttp2_session_callbacks *h2cb;
+    nghttp2_option *h2opt;
+    bool is_started;
+    bool is_stopped;
+};
+
+struct dz_h2field {
+    const char *name;
+    const char *value;
+};
+
+struct dz_arena_chunk {
+    struct dz_arena_chunk *next;
+    size_t cap;
+    size_t used;
+    max_align_t data[];
+};
+
+struct dz_req {
+    struct dz_h2conn *c;
+    struct dz_req *prev, *next; /* c->streams while the stream is open */
+    struct dz_req *closed_next; /* c->closed_* queue: on_close to run */
+    struct dz_req *free_next;   /* worker free list */
+    int32_t stream_id;
+    unsigned refs;
+    bool is_closed;
+    bool is_headers_done;
+    bool is_delivered; /* on_request called, or suppressed by an early answer */
+    bool is_answered;  /* response HEADERS submitted */
+    bool is_ended;     /* no more response bytes will be written */
+    bool is_deferred;  /* data provider returned NGHTTP2_ERR_DEFERRED */
+    bool is_overflow;
+    bool is_hdr_overflow;
+    bool is_head;
+    bool is_notified;
+    bool is_end_sent;    /* our END_STREAM went out */
+    bool is_remote_done; /* the client's END_STREAM came: timer = response timeout */
+    bool is_rst_sent;
+    uint64_t discarded; /* body bytes dropped (after an answer or overflow) */
+    const char *method, *path, *scheme, *authority, *host;
+    struct dz_h2field *fields;
+    uint32_t nfields, fields_cap, field_bytes;
+    uint32_t nall_fields; /* including pseudo-headers, for the count limit */
+    struct dz_buf body;
+    size_t body_limit;
+    unsigned char *out; /* out_inline or heap */
+    size_t out_len, out_off, out_cap;
+    ev_timer timer; /* request timeout, then response timeout */
+    void *data;
+    void (*on_close)(struct dz_req *r, void *arg);
+    void *on_close_arg;
+    size_t arena_used;
+    struct dz_arena_chunk *chunks;
+    /* Everything above is cleared when a request is recycled. */
+    unsigned char out_inline[DZ_H2_OUT_INLINE];
+    _Alignas(max_align_t) unsigned char arena[DZ_H2_ARENA_INLINE];
+};
+
+struct dz_h2conn {
+    struct dz_worker *w;
+    const struct dz_listener *l;
+    struct dz_h2conn *prev, *next; /* w->conns while open */
+    struct dz_h2conn *dirty_next;
+    unsigned refs; /* 1 while open, +1 per live request, +1 while dirty */
+    int fd;        /* -1: memory sink (fuzzing), output is discarded */
+    SSL *ssl;      /* kept until the last request goes (peer certificate) */
+    nghttp2_session *ngh;
+    ev_io rio, wio;
+    ev_timer timer; /* handshake, idle and write-stall deadlines */
+    bool is_open;
+    bool in_dirty;
+    bool in_ngh;          /* inside nghttp2_session_mem_recv/mem_send */
+    bool is_close_wanted; /* close once outside nghttp2 */
+    bool is_handshaking;  /* TLS handshake not finished */
+    bool is_established;  /* first client frame (after the preface) seen */
+    bool is_draining;     /* GOAWAY sent by us */
+    bool is_read_paused;
+    bool tls_read_wants_write;
+    bool tls_write_wants_read;
+    uint32_t nstreams; /* open streams */
+    uint32_t nsending; /* open streams with a response under way */
+    struct dz_req *streams;
+    struct dz_req *closed_head, *closed_tail;
+    unsigned char *out;
+    size_t out_len, out_off, out_cap;
+    ev_tstamp t_accept, t_idle, t_write;
+    ev_tstamp rst_window;
+    uint32_t rst_count;
+    char peer_ip[INET6_ADDRSTRLEN];
+};
+
+/* --- h2session.c --- */
+/* nghttp2 objects shared by every session of a server (read-only after). */
+int dz_h2_callbacks_new(nghttp2_session_callbacks **out);
+int dz_h2_option_new(const struct dz_httpd_limits *l, nghttp2_option **out);
+/* Mark r closed, stop its timer, unlink it and queue it on c's closed list
+ * (on_close and the engine's unref happen when h2conn.c reaps). */
+void dz_h2conn_stream_closed(struct dz_h2conn *c, struct dz_req *r);
+
+/* --- h2conn.c --- */
+/* Take fd (may be -1: memory sink) and ssl (NULL: cleartext h2c); both are
+ * released on failure.  The connection is registered with w and starts its
+ * watchers.  0, DZ_ERR_NOMEM. */
+int dz_h2conn_new(struct dz_worker *w, const struct dz_listener *l, int fd, SSL *ssl,
+                  const char *peer_ip, struct dz_h2conn **out);
+/* Feed received cleartext bytes to nghttp2 and run deferred work.
+ * 0 or DZ_ERR_PARSE (the connection must be closed). */
+int dz_h2conn_feed(struct dz_h2conn *c, const uint8_t *p, size_t n);
+void dz_h2conn_flush(struct dz_h2conn *c);
+void dz_h2conn_mark_dirty(struct dz_h2conn *c);
+/* GOAWAY now; the connection closes when its last stream has finished. */
+void dz_h2conn_goaway(struct dz_h2conn *c);
+/* Tear down now (or right after nghttp2 returns); every open request gets
+ * its on_close.  The memory goes with the last request reference. */
+void dz_h2conn_close(struct dz_h2conn *c);
+void dz_h2conn_unref(struct dz_h2conn *c);
+/* Flush every dirty connection of w (the prepare watcher). */
+void dz_worker_flush_dirty(struct dz_worker *w);
+
+/* --- h2req.c --- */
+/* New request for a stream, with one (engine) reference.  NULL: no memory. */
+struct dz_req *dz_h2req_new(struct dz_h2conn *c, int32_t stream_id);
+/* Store one received field; DZ_ERR_TOOBIG past the count/bytes limits. */
+int dz_h2req_add_field(struct dz_req *r, const uint8_t *name, size_t nlen, const uint8_t *value,
+                       size_t vlen);
+/* Buffer body bytes; past the limit sets is_overflow and drops the body. */
+void dz_h2req_add_body(struct dz_req *r, const uint8_t *p, size_t n);
+ssize_t dz_h2req_read_cb(nghttp2_session *s, int32_t stream_id, uint8_t *buf, size_t length,
+                         uint32_t *data_flags, nghttp2_data_source *source, void *user_data);
+/* Return the recycled requests of w to the allocator (worker stop). */
+void dz_h2req_freelist_clear(struct dz_worker *w);
+
+/* --- httpd.c --- */
+/* Worker i of h (tests and the fuzz target drive a worker by hand). */
+struct dz_worker *dz_httpd_worker_at(struct dz_httpd *h, unsigned i);
+
+#endif

@@ -1,0 +1,383 @@
+/*
+ * tsp.c - RFC 3161 client (see tsp.h): requests, the fetch, and the token
+ * check, all with OpenSSL's TS API.  It never trusts a token whose chain,
+ * EKU, imprint or nonce it has not checked, and never keeps any state.
+ */
+#include "pki/tsp.h"
+
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <openssl/bn.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/ts.h>
+#include <openssl/x509v3.h>
+
+#include "base/buf.h"
+#include "base/err.h"
+#include "base/secret.h"
+
+#include "base/compat.h"
+
+static void set_detail(char *d, size_t n, const char *what)
+{
+    unsigned long e = ERR_peek_last_error();
+    const char *r = e ? ERR_reason_error_string(e) : NULL;
+
+    if (!d || !n)
+        return;
+    if (r)
+        snprintf(d, n, "%s: %s", what, r);
+    else
+        snprintf(d, n, "%s", what);
+}
+
+int dz_tsp_trust_load(const char *pem_path, X509_STORE **out)
+{
+    X509_STORE *st = NULL;
+    FILE *f = NULL;
+    X509 *x = NULL;
+    int n = 0;
+    int rc = DZ_ERR_NOMEM;
+
+    *out = NULL;
+    f = fopen(pem_path, "r");
+    if (!f)
+        return DZ_ERR_IO;
+    st = X509_STORE_new();
+    if (!st)
+        goto out;
+    while ((x = PEM_read_X509(f, NULL, NULL, NULL)) != NULL) {
+        if (X509_STORE_add_cert(st, x) != 1) {
+            rc = DZ_ERR_CRYPTO;
+            goto out;
+        }
+        X509_free(x);
+        x = NULL;
+        if (++n > 64) {
+            rc = DZ_ERR_TOOBIG;
+            goto out;
+        }
+    }
+    ERR_clear_error();
+    if (n == 0) {
+        rc = DZ_ERR_PARSE;
+        goto out;
+    }
+    *out = st;
+    st = NULL;
+    rc = 0;
+out:
+    X509_free(x);
+    X509_STORE_free(st);
+    fclose(f);
+    return rc;
+}
+
+static TS_REQ *make_req(const unsigned char digest[32], unsigned char nonce[8])
+{
+    TS_REQ *req = TS_REQ_new();
+    TS_MSG_IMPRINT *mi = TS_MSG_IMPRINT_new();
+    X509_ALGOR *alg = X509_ALGOR_new();
+    BIGNUM *bn = NULL;
+    ASN1_INTEGER *n = NULL;
+    bool ok = false;
+
+    if (!req || !mi || !alg || dz_random(nonce, 8) != 0)
+        goto out;
+    nonce[0] &= 0x7f; /* a positive INTEGER of fixed size */
+    nonce[0] |= 0x01;
+    bn = BN_bin2bn(nonce, 8, NULL);
+    n = bn ? BN_to_ASN1_INTEGER(bn, NULL) : NULL;
+    if (!n || X509_ALGOR_set0(alg, OBJ_nid2obj(NID_sha256), V_ASN1_NULL, NULL) != 1 ||
+        TS_REQ_set_version(req, 1) != 1 || TS_MSG_IMPRINT_set_algo(mi, alg) != 1 ||
+        TS_MSG_IMPRINT_set_msg(mi, (unsigned char *)digest, 32) != 1 ||
+        TS_REQ_set_msg_imprint(req, mi) != 1 || TS_REQ_set_nonce(req, n) != 1 ||
+        TS_REQ_set_cert_req(req, 1) != 1)
+        goto out;
+    ok = true;
+out:
+    BN_free(bn);
+    ASN1_INTEGER_free(n);
+    X509_ALGOR_free(alg);
+    TS_MSG_IMPRINT_free(mi);
+    if (!ok) {
+        TS_REQ_free(req);
+        return NULL;
+    }
+    return req;
+}
+
+int dz_tsp_request_der(const unsigned char digest[32], unsigned char nonce[8], unsigned char **out,
+                       size_t *out_len)
+{
+    TS_REQ *req = make_req(digest, nonce);
+    unsigned char *der = NULL;
+    int len;
+
+    *out = NULL;
+    *out_len = 0;
+    if (!req)
+        return DZ_ERR_CRYPTO;
+    len = i2d_TS_REQ(req, &der);
+    TS_REQ_free(req);
+    if (len <= 0)
+        return DZ_ERR_CRYPTO;
+    *out = der;
+    *out_len = (size_t)len;
+    return 0;
+}
+
+static int64_t gtime_to_unix(const ASN1_GENERALIZEDTIME *t)
+{
+    struct tm tm;
+
+    memset(&tm, 0, sizeof(tm));
+    if (!t || ASN1_TIME_to_tm(t, &tm) != 1)
+        return 0;
+    return (int64_t)timegm(&tm);
+}
+
+static void fill_info(PKCS7 *tok, TS_TST_INFO *tst, X509_STORE *trust, struct dz_tsp_info *info)
+{
+    X509 *signer = NULL;
+    const ASN1_INTEGER *serial = TS_TST_INFO_get_serial(tst);
+    BIGNUM *bn = serial ? ASN1_INTEGER_to_BN(serial, NULL) : NULL;
+    char *hex = bn ? BN_bn2hex(bn) : NULL;
+
+    info->gen_time = gtime_to_unix(TS_TST_INFO_get_time(tst));
+    if (hex)
+        snprintf(info->serial, sizeof(info->serial), "%s", hex);
+    OPENSSL_free(hex);
+    BN_free(bn);
+    /* Already verified by TS_RESP_verify_token: this only finds the signer. */
+    if (TS_RESP_verify_signature(tok, NULL, trust, &signer) == 1 && signer) {
+        unsigned char *der = NULL;
+        int n = i2d_X509(signer, &der);
+        if (n > 0)
+            dz_sha256(der, (size_t)n, info->tsa_sha256);
+        OPENSSL_free(der);
+        X509_NAME_get_text_by_NID(X509_get_subject_name(signer), NID_commonName, info->tsa_name,
+                                  sizeof(info->tsa_name));
+    }
+    X509_free(signer);
+    ERR_clear_error();
+}
+
+/* The checks shared by fresh and stored tokens; ctx carries the imprint
+ * (and nonce) to compare with and is consumed. */
+static int verify_with(TS_VERIFY_CTX *ctx, PKCS7 *tok, X509_STORE *trust, struct dz_tsp_info *info,
+                       char *detail, size_t detail_len)
+{
+    TS_TST_INFO *tst = NULL;
+    const X509_ALGOR *alg;
+    const ASN1_OBJECT *oid = NULL;
+    int rc = DZ_ERR_DENIED;
+
+    X509_STORE_up_ref(trust); /* the context frees its store */
+    TS_VERIFY_CTX_set_store(ctx, trust);
+    tst = PKCS7_to_TS_TST_INFO(tok);
+    if (!tst) {
+        set_detail(detail, detail_len, "not a time-stamp token");
+        rc = DZ_ERR_PARSE;
+        goto out;
+    }
+    alg = TS_MSG_IMPRINT_get_algo(TS_TST_INFO_get_msg_imprint(tst));
+    if (alg)
+        X509_ALGOR_get0(&oid, NULL, NULL, alg);
+    if (!oid || OBJ_obj2nid(oid) != NID_sha256) {
+        set_detail(detail, detail_len, "the token's imprint is not SHA-256");
+        goto out;
+    }
+    if (TS_RESP_verify_token(ctx, tok) != 1) {
+        set_detail(detail, detail_len, "time-stamp token refused");
+        goto out;
+    }
+    fill_info(tok, tst, trust, info);
+    if (info->gen_time <= 0) {
+        set_detail(detail, detail_len, "the token's genTime cannot be read");
+        goto out;
+    }
+    rc = 0;
+out:
+    TS_TST_INFO_free(tst);
+    TS_VERIFY_CTX_free(ctx);
+    ERR_clear_error();
+    return rc;
+}
+
+static PKCS7 *token_parse(const unsigned char *token, size_t len)
+{
+    const unsigned char *p = token;
+    PKCS7 *tok;
+
+    if (!token || len == 0 || len > DZ_TSP_MAX_TOKEN)
+        return NULL;
+    tok = d2i_PKCS7(NULL, &p, (long)len);
+    if (tok && p != token + len) {
+        PKCS7_free(tok);
+        return NULL;
+    }
+    if (tok && !PKCS7_type_is_signed(tok)) {
+        PKCS7_free(tok);
+        return NULL;
+    }
+    return tok;
+}
+
+int dz_tsp_verify_token(const unsigned char *token, size_t len, const unsigned char digest[32],
+                        const unsigned char *nonce, X509_STORE *trust, struct dz_tsp_info *info,
+                        char *detail, size_t detail_len)
+{
+    PKCS7 *tok = NULL;
+    TS_VERIFY_CTX *ctx = NULL;
+    unsigned char *imp = NULL;
+    int rc;
+
+    memset(info, 0, sizeof(*info));
+    if (detail && detail_len)
+        detail[0] = '\0';
+    if (!digest || !trust)
+        return DZ_ERR_INVAL;
+    tok = token_parse(token, len);
+    if (!tok) {
+        set_detail(detail, detail_len, "not a time-stamp token");
+        ERR_clear_error();
+        return len > DZ_TSP_MAX_TOKEN ? DZ_ERR_TOOBIG : DZ_ERR_PARSE;
+    }
+    if (nonce) {
+        /* A fresh answer: build the context from the request it answers,
+         * so the nonce is compared too. */
+        unsigned char n8[8];
+        TS_REQ *req = make_req(digest, n8);
+        BIGNUM *bn = BN_bin2bn(nonce, 8, NULL);
+        ASN1_INTEGER *ai = bn ? BN_to_ASN1_INTEGER(bn, NULL) : NULL;
+
+        if (req && ai && TS_REQ_set_nonce(req, ai) == 1)
+            ctx = TS_REQ_to_TS_VERIFY_CTX(req, NULL);
+        TS_REQ_free(req);
+        ASN1_INTEGER_free(ai);
+        BN_free(bn);
+        if (ctx)
+            TS_VERIFY_CTX_set_flags(ctx, TS_VFY_VERSION | TS_VFY_SIGNATURE | TS_VFY_IMPRINT |
+                                             TS_VFY_NONCE);
+    } else {
+        ctx = TS_VERIFY_CTX_new();
+        imp = OPENSSL_memdup(digest, 32);
+        if (ctx && imp) {
+            TS_VERIFY_CTX_set_flags(ctx, TS_VFY_VERSION | TS_VFY_SIGNATURE | TS_VFY_IMPRINT);
+            TS_VERIFY_CTX_set_imprint(ctx, imp, 32);
+            imp = NULL;
+        }
+    }
+    if (!ctx) {
+        OPENSSL_free(imp);
+        PKCS7_free(tok);
+        return DZ_ERR_NOMEM;
+    }
+    rc = verify_with(ctx, tok, trust, info, detail, detail_len);
+    PKCS7_free(tok);
+    return rc;
+}
+
+int dz_tsp_stamp(const char *url, const struct dz_httpc_tls *tls, enum dz_httpc_version version,
+                 uint32_t timeout_ms, X509_STORE *trust, const unsigned char digest[32],
+                 unsigned char **token, size_t *token_len, struct dz_tsp_info *info, char *detail,
+                 size_t detail_len)
+{
+    static const struct dz_hdr hdrs[] = {{"content-type", "application/timestamp-query"},
+                                         {"accept", "application/timestamp-reply"}};
+    struct dz_httpc_request r;
+    struct dz_buf body;
+    unsigned char nonce[8];
+    unsigned char *req = NULL;
+    size_t req_len = 0;
+    TS_RESP *resp = NULL;
+    const unsigned char *p;
+    unsigned char *der = NULL;
+    int der_len;
+    int status = 0;
+    int rc;
+
+    *token = NULL;
+    *token_len = 0;
+    memset(info, 0, sizeof(*info));
+    if (detail && detail_len)
+        detail[0] = '\0';
+    if (!url || !trust || !digest)
+        return DZ_ERR_INVAL;
+    dz_buf_init(&body, DZ_TSP_MAX_RESPONSE);
+    rc = dz_tsp_request_der(digest, nonce, &req, &req_len);
+    if (rc)
+        goto out;
+    memset(&r, 0, sizeof(r));
+    r.method = "POST";
+    r.url = url;
+    r.headers = hdrs;
+    r.nheaders = 2;
+    r.body = req;
+    r.body_len = req_len;
+    r.version = version;
+    r.timeout_ms = timeout_ms ? timeout_ms : DZ_TSP_TIMEOUT_MS;
+    r.connect_timeout_ms = r.timeout_ms;
+    r.tls = tls;
+    r.max_response_bytes = DZ_TSP_MAX_RESPONSE;
+    rc = dz_http_fetch_blocking(&r, &status, &body);
+    if (rc) {
+        if (detail && detail_len)
+            snprintf(detail, detail_len, "the TSA cannot be reached: %s", dz_err_str(rc));
+        if (rc != DZ_ERR_TIMEOUT && rc != DZ_ERR_NOMEM)
+            rc = DZ_ERR_UNAVAILABLE;
+        goto out;
+    }
+    if (status != 200) {
+        if (detail && detail_len)
+            snprintf(detail, detail_len, "the TSA answered HTTP %d", status);
+        rc = DZ_ERR_UNAVAILABLE;
+        goto out;
+    }
+    p = (const unsigned char *)body.data;
+    resp = body.len ? d2i_TS_RESP(NULL, &p, (long)body.len) : NULL;
+    if (!resp || p != (const unsigned char *)body.data + body.len) {
+        set_detail(detail, detail_len, "the TSA's answer is not a TimeStampResp");
+        rc = DZ_ERR_PARSE;
+        goto out;
+    }
+    {
+        const ASN1_INTEGER *st = TS_STATUS_INFO_get0_status(TS_RESP_get_status_info(resp));
+        long s = st ? ASN1_INTEGER_get(st) : -1;
+        if (s != 0 && s != 1) {
+            if (detail && detail_len)
+                snprintf(detail, detail_len, "the TSA refused the request (status %ld)", s);
+            rc = DZ_ERR_UNAVAILABLE;
+            goto out;
+        }
+    }
+    if (!TS_RESP_get_token(resp)) {
+        set_detail(detail, detail_len, "the TSA granted but sent no token");
+        rc = DZ_ERR_PARSE;
+        goto out;
+    }
+    der_len = i2d_PKCS7(TS_RESP_get_token(resp), &der);
+    if (der_len <= 0) {
+        rc = DZ_ERR_CRYPTO;
+        goto out;
+    }
+    rc = dz_tsp_verify_token(der, (size_t)der_len, digest, nonce, trust, info, detail, detail_len);
+    if (rc)
+        goto out;
+    *token = der;
+    *token_len = (size_t)der_len;
+    der = NULL;
+out:
+    OPENSSL_free(der);
+    OPENSSL_free(req);
+    TS_RESP_free(resp);
+    dz_buf_cleanup(&body);
+    ERR_clear_error();
+    return rc;
+}
