@@ -25,7 +25,7 @@ PKGS := openssl libnghttp2 jansson yaml-0.1 libcurl libargon2 liboath libqrencod
 
 WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
 	-Wformat=2 -Wvla -Wimplicit-fallthrough -Wno-unused-parameter \
-	-Wno-deprecated-declarations
+	-Werror=deprecated-declarations
 HARDEN := -fstack-protector-strong -fPIE
 ifeq ($(SANITIZE),)
 HARDEN += -D_FORTIFY_SOURCE=2

@@ -54,8 +54,6 @@ static void on_timer(struct ev_loop *loop, ev_timer *t, int revents)
 {
     struct job *j = t->data;
 
-    (void)loop;
-    (void)revents;
     job_send(j);
 }
 
@@ -168,7 +166,6 @@ static void auth_done(struct dz_req *r, void *arg, const json_t *claims, const c
     struct job *j = NULL;
     json_t *o = NULL;
 
-    (void)arg;
     if (!query_int(r, "delay_ms", 0, ECHO_DELAY_MAX_MS, 0, &delay) ||
         !query_int(r, "status", 200, 599, 200, &status) ||
         !query_int(r, "size", 0, ECHO_SIZE_MAX, -1, &size)) {

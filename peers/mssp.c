@@ -207,8 +207,6 @@ static void waiter_timeout(struct ev_loop *loop, ev_timer *t, int revents)
 {
     struct waiter *w = t->data;
 
-    (void)loop;
-    (void)revents;
     waiter_unlink(w);
     if (w->s)
         dz_peer_respond_json(w->r, 200, session_state_json(w->s));
@@ -321,8 +319,6 @@ static void on_deadline(struct ev_loop *loop, ev_timer *t, int revents)
 {
     struct session *s = t->data;
 
-    (void)loop;
-    (void)revents;
     if (s->is_complete) {
         session_free(s); /* retention over */
         return;
@@ -335,8 +331,6 @@ static void on_delivery_timeout(struct ev_loop *loop, ev_timer *t, int revents)
 {
     struct session *s = t->data;
 
-    (void)loop;
-    (void)revents;
     if (!s->is_complete && !s->is_delivered)
         session_complete(s, DZ_MSSP_PHONE_ABSENT);
 }
@@ -1143,7 +1137,6 @@ static void worker_fini(struct dz_worker *w, void *wdata)
     struct mssp *app = wdata;
     struct session *s;
 
-    (void)w;
     while ((s = TAILQ_FIRST(&app->sessions)) != NULL)
         session_free(s);
 }

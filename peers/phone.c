@@ -82,7 +82,6 @@ static int pin_cb(char *buf, int size, int rwflag, void *u)
     struct pin_cb *p = u;
     size_t n = strlen(p->pin);
 
-    (void)rwflag;
     p->asked = true;
     if (n > (size_t)size)
         return -1;
@@ -580,7 +579,6 @@ static void control_request(struct dz_req *r, void *wdata)
 
 static void *control_init(struct dz_worker *w, void *app)
 {
-    (void)w;
     return app;
 }
 

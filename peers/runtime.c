@@ -399,14 +399,11 @@ int dz_peer_serve(const char *name, const char *host, uint16_t port, SSL_CTX *tl
 
 void *dz_peer_worker_init(struct dz_worker *w, void *app)
 {
-    (void)w;
     return app;
 }
 
 void dz_peer_worker_fini(struct dz_worker *w, void *wdata)
 {
-    (void)w;
-    (void)wdata;
     dz_peer_log_clear();
 }
 

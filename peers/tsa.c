@@ -48,7 +48,6 @@ static ASN1_INTEGER *serial_cb(TS_RESP_CTX *ctx, void *data)
     BIGNUM *bn = NULL;
     ASN1_INTEGER *s = NULL;
 
-    (void)data;
     if (dz_random(r, sizeof(r)) == 0) {
         r[0] &= 0x7f;
         bn = BN_bin2bn(r, sizeof(r), NULL);

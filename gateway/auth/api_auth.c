@@ -267,12 +267,10 @@ static void logout_answer(struct dz_rctx *c, int rc, void *arg)
 {
     static const struct dz_hdr clear = {"set-cookie", "__Host-darvaza=; Max-Age=0" COOKIE_ATTRS};
 
-    (void)arg;
     if (c->closed)
         return;
     /* The session is already gone; a failed audit line is logged by
      * dz_gw_audit and does not resurrect it. */
-    (void)rc;
     dz_rctx_respond(c, 204, NULL, NULL, 0, &clear, 1);
 }
 
@@ -397,8 +395,6 @@ static void reg_checked(void *arg, int result, int status, const struct dz_hdr *
     json_t *j = NULL;
     bool match = false;
 
-    (void)h;
-    (void)n;
     op->xfer = NULL;
     c->op = NULL;
     c->cancel = NULL;

@@ -95,7 +95,6 @@ static void card_checked(struct dz_rctx *c, int rc, const struct dz_x509_result 
     char hex[65];
     json_t *rec;
 
-    (void)rc;
     dz_hex(res->sha256, sizeof(res->sha256), hex);
     rec = json_pack("{s:s, s:s, s:s}", "type", "login", "means", op->means, "certificate_sha256",
                     hex);

@@ -77,8 +77,6 @@ static void started(void *arg, int result, int status, const struct dz_hdr *h, s
     const char *sid;
     char poll[64];
 
-    (void)h;
-    (void)n;
     if (!dz_mssp_call_done(c, &op->call, result, status)) {
         call_free(c, op, true);
         dz_rctx_release(c);
@@ -235,7 +233,6 @@ static void mobile_checked(struct dz_rctx *c, int rc, const struct dz_x509_resul
     char hex[65];
     json_t *rec;
 
-    (void)rc;
     if (!res->valid) {
         const char *code = dz_certcheck_code(res);
         dz_log(DZ_LOG_INFO, "mobile_refused", "%s: %s", res->reason, res->detail);
@@ -286,8 +283,6 @@ static void polled(void *arg, int result, int status, const struct dz_hdr *h, si
     unsigned char *der = NULL;
     size_t der_len = 0;
 
-    (void)h;
-    (void)n;
     dz_buf_init(&taken, sizeof(struct mob_rec));
     if (!dz_mssp_call_done(c, &op->call, result, status))
         goto out;

@@ -206,7 +206,6 @@ static void answer_checked(struct dz_rctx *c, int rc, const struct dz_x509_resul
     struct qr_rec r;
     char hex[65];
 
-    (void)rc;
     if (!res->valid) {
         refuse(c, dz_certcheck_code(res), res->reason);
         goto out;
@@ -393,7 +392,6 @@ static void wait_tick(struct ev_loop *loop, ev_timer *t, int revents)
     struct dz_rctx *c = w->c;
     bool done;
 
-    (void)revents;
     w->left -= POLL_STEP;
     done = try_complete(c, w->id);
     if (!done && w->left > 0)

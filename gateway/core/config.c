@@ -1127,10 +1127,13 @@ static int check_root(struct ctx *c, void *base, const struct dz_yaml_node *map,
 
 /* ---- formatting: dump and reload comparison ------------------------------ */
 
-/* The value of a scalar keyword in config syntax; false when unset. */
+/* The value of a scalar keyword in config syntax; false when unset or when
+ * the buffer could not take it (the dump then shows the key without a
+ * value rather than a cut one). */
 static bool format_value(const struct kw *k, const void *base, struct dz_buf *out)
 {
     char tmp[32];
+    bool ok = true;
 
     switch (k->type) {
     case T_STR:
@@ -1139,40 +1142,32 @@ static bool format_value(const struct kw *k, const void *base, struct dz_buf *ou
         const char *s = *CFIELDP(base, k->off, char *);
         if (!s)
             return false;
-        dz_buf_append_str(out, "\"");
-        for (; *s; s++) {
+        ok = dz_buf_append_str(out, "\"") == 0;
+        for (; ok && *s; s++) {
             if (*s == '"' || *s == '\\')
-                dz_buf_append_str(out, "\\");
-            dz_buf_append(out, s, 1);
+                ok = dz_buf_append_str(out, "\\") == 0;
+            ok = ok && dz_buf_append(out, s, 1) == 0;
         }
-        dz_buf_append_str(out, "\"");
-        return true;
+        return ok && dz_buf_append_str(out, "\"") == 0;
     }
     case T_UINT:
-        dz_buf_appendf(out, "%u", *CFIELDP(base, k->off, unsigned));
-        return true;
+        return dz_buf_appendf(out, "%u", *CFIELDP(base, k->off, unsigned)) == 0;
     case T_SIZE:
         dz_format_size(*CFIELDP(base, k->off, uint64_t), tmp, sizeof(tmp));
-        dz_buf_append_str(out, tmp);
-        return true;
+        return dz_buf_append_str(out, tmp) == 0;
     case T_DURATION:
         dz_format_duration(*CFIELDP(base, k->off, uint64_t), tmp, sizeof(tmp));
-        dz_buf_append_str(out, tmp);
-        return true;
+        return dz_buf_append_str(out, tmp) == 0;
     case T_BOOL:
-        dz_buf_append_str(out, *CFIELDP(base, k->off, bool) ? "true" : "false");
-        return true;
+        return dz_buf_append_str(out, *CFIELDP(base, k->off, bool) ? "true" : "false") == 0;
     case T_ENUM: {
         const char *const *names = k->aux;
         int v = *CFIELDP(base, k->off, int);
         for (int i = 0; names[i]; i++) {
-            if (i == v) {
-                dz_buf_append_str(out, names[i]);
-                return true;
-            }
+            if (i == v)
+                return dz_buf_append_str(out, names[i]) == 0;
         }
-        dz_buf_append_str(out, "?");
-        return true;
+        return dz_buf_append_str(out, "?") == 0;
     }
     case T_SECTION:
     case T_LIST:

@@ -127,12 +127,8 @@ static struct dz_rctx *rctx_new(struct dz_req *req, struct dz_gw_worker *gww)
 
 void dz_router_on_headers(struct dz_req *req, void *wdata)
 {
-    struct dz_gw_worker *gww = wdata;
-
     /* The engine's cap is the largest route limit; the forwarder checks the
      * route's own limit once it knows the route. */
-    (void)gww;
-    (void)req;
 }
 
 void dz_router_on_request(struct dz_req *req, void *wdata)

@@ -153,6 +153,7 @@ static char *cookies_without_ours(struct dz_req *req)
 {
     struct dz_buf b;
     size_t n = dz_req_header_count(req);
+    bool failed = false;
 
     dz_buf_init(&b, 16384);
     for (size_t i = 0; i < n; i++) {
@@ -172,13 +173,18 @@ static char *cookies_without_ours(struct dz_req *req)
                 p++;
             if (strncmp(p, "__Host-darvaza=", 15) == 0 || *p == '\0')
                 continue;
-            if (b.len)
-                dz_buf_append_str(&b, "; ");
-            dz_buf_append_str(&b, p);
+            /* A failed append frees the buffer: stop, and pass no
+             * cookie at all rather than a cut list. */
+            if ((b.len && dz_buf_append_str(&b, "; ") != 0) || dz_buf_append_str(&b, p) != 0) {
+                failed = true;
+                break;
+            }
         }
         free(copy);
+        if (failed)
+            break;
     }
-    if (!b.len) {
+    if (!b.len || failed) {
         dz_buf_cleanup(&b);
         return NULL;
     }
@@ -243,7 +249,6 @@ static int filter_release(struct fwd *f, char **out, size_t *out_len)
             goto out;
         json_object_foreach_safe(o, tmp, key, val)
         {
-            (void)val;
             if (!dz_policy_release_allows(f->route, key))
                 json_object_del(o, key);
         }
@@ -402,8 +407,6 @@ static void on_head(void *arg, int status, const struct dz_hdr *h, size_t n)
 {
     struct dz_rctx *c = arg;
     struct fwd *f = c->op;
-    const char *ctype = NULL;
-
     f->status = status;
     f->rh = calloc(n ? n : 1, sizeof(*f->rh));
     for (size_t i = 0; f->rh && i < n && i < MAX_FWD_HEADERS; i++) {
@@ -412,13 +415,10 @@ static void on_head(void *arg, int status, const struct dz_hdr *h, size_t n)
         if (!f->rh[i].name || !f->rh[i].value)
             break;
         f->nrh++;
-        if (strcmp(h[i].name, "content-type") == 0)
-            ctype = h[i].value;
     }
     /* Released fields are defined on JSON records: on such a route every
      * successful answer is buffered and must parse, or it is refused
      * (send_buffered) rather than passed on unchecked. */
-    (void)ctype;
     f->buffering = (f->route->release != 0) && status >= 200 && status < 300;
     dz_buf_init(&f->body, f->buffering ? RELEASE_BUFFER_MAX : PENDING_HIGH * 2);
     audit_forward(c, f, "allow", status);
@@ -428,8 +428,6 @@ static void resume_cb(struct ev_loop *loop, ev_timer *t, int revents)
 {
     struct fwd *f = t->data;
 
-    (void)loop;
-    (void)revents;
     if (f->xfer && dz_req_pending(f->c->req) < PENDING_HIGH / 2) {
         dz_httpc_pause(f->xfer, false);
         f->paused = false;

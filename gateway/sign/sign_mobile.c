@@ -101,8 +101,6 @@ static void started(void *arg, int result, int status, const struct dz_hdr *h, s
     char poll[64];
     bool failed = true;
 
-    (void)h;
-    (void)n;
     if (!dz_mssp_call_done(c, &op->call, result, status))
         goto out;
     j = json_loadb((const char *)body, len, 0, NULL);
@@ -158,8 +156,6 @@ static void got_cert(void *arg, int result, int status, const struct dz_hdr *h, 
     char url[1100];
     char *text = NULL;
 
-    (void)h;
-    (void)n;
     if (!dz_mssp_call_done(c, &op->call, result, status))
         goto fail;
     if (c->closed)
@@ -485,8 +481,6 @@ static void polled(void *arg, int result, int status, const struct dz_hdr *h, si
     size_t der_len = 0, sig_der_len = 0;
     unsigned char cert_hash[32];
 
-    (void)h;
-    (void)n;
     dz_buf_init(&taken, sizeof(struct sign_rec) + SIGN_PARTIAL_MAX);
     if (!dz_mssp_call_done(c, &op->call, result, status))
         goto out;

@@ -320,7 +320,6 @@ void dz_signed_body_start(struct dz_rctx *c, const struct dz_policy_route *r, co
     const char *sig_b64, *party;
     json_error_t jerr;
 
-    (void)r;
     if (!op) {
         dz_rctx_problem(c, "service_unavailable", NULL);
         cb(c, NULL, arg);

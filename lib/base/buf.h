@@ -23,11 +23,15 @@ struct dz_buf {
 void dz_buf_init(struct dz_buf *b, size_t max);
 
 /* Append n bytes. Returns 0, DZ_ERR_TOOBIG (max reached) or DZ_ERR_NOMEM;
- * on error the buffer has been freed (len 0). */
-int dz_buf_append(struct dz_buf *b, const void *p, size_t n);
-int dz_buf_append_str(struct dz_buf *b, const char *s);
-int dz_buf_appendf(struct dz_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-int dz_buf_vappendf(struct dz_buf *b, const char *fmt, va_list ap)
+ * on error the buffer has been freed (len 0).  The result must be looked
+ * at: a caller that goes on after a failed append sends a truncated answer
+ * or signs a truncated message. */
+#define DZ_MUST_CHECK __attribute__((warn_unused_result))
+DZ_MUST_CHECK int dz_buf_append(struct dz_buf *b, const void *p, size_t n);
+DZ_MUST_CHECK int dz_buf_append_str(struct dz_buf *b, const char *s);
+DZ_MUST_CHECK int dz_buf_appendf(struct dz_buf *b, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+DZ_MUST_CHECK int dz_buf_vappendf(struct dz_buf *b, const char *fmt, va_list ap)
     __attribute__((format(printf, 2, 0)));
 
 /* The contents as a C string: "" for an empty buffer, never NULL. */

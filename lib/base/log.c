@@ -89,7 +89,10 @@ void dz_log(enum dz_log_level level, const char *event, const char *fmt, ...)
         return;
     dz_buf_init(&msg, 4096);
     va_start(ap, fmt);
-    dz_buf_vappendf(&msg, fmt, ap);
+    /* A message over the bound is dropped whole, never logged cut short
+     * (a cut line could read as something else). */
+    if (dz_buf_vappendf(&msg, fmt, ap) != 0 && dz_buf_append_str(&msg, "(message too long)") != 0)
+        dz_buf_reset(&msg);
     va_end(ap);
     fields = json_object();
     if (fields)
@@ -107,10 +110,10 @@ void dz_log_openssl(const char *event)
     dz_buf_init(&msg, 2048);
     while ((e = ERR_get_error()) != 0) {
         ERR_error_string_n(e, one, sizeof(one));
-        if (msg.len)
-            dz_buf_append_str(&msg, "; ");
-        dz_buf_append_str(&msg, one);
+        if ((msg.len && dz_buf_append_str(&msg, "; ") != 0) || dz_buf_append_str(&msg, one) != 0)
+            break; /* the buffer is gone: log the fallback, drain the rest */
     }
+    ERR_clear_error();
     dz_log(DZ_LOG_WARN, event, "%s", msg.len ? dz_buf_cstr(&msg) : "openssl error");
     dz_buf_cleanup(&msg);
 }

@@ -274,8 +274,6 @@ static void on_idle_io(struct ev_loop *loop, ev_io *w, int revents)
 {
     struct conn *k = w->data;
 
-    (void)loop;
-    (void)revents;
     idle_unlink(k->c, k);
     conn_close(k);
 }
@@ -652,8 +650,6 @@ static void x_io(struct ev_loop *loop, ev_io *w, int revents)
     struct dz_h1c_xfer *x = w->data;
     int rc;
 
-    (void)loop;
-    (void)revents;
     switch (x->state) {
     case XS_CONNECTING: {
         int err = 0;
@@ -687,8 +683,6 @@ static void x_io(struct ev_loop *loop, ev_io *w, int revents)
 
 static void on_total(struct ev_loop *loop, ev_timer *w, int revents)
 {
-    (void)loop;
-    (void)revents;
     finish(w->data, DZ_ERR_TIMEOUT);
 }
 
@@ -696,8 +690,6 @@ static void on_later(struct ev_loop *loop, ev_timer *w, int revents)
 {
     struct dz_h1c_xfer *x = w->data;
 
-    (void)loop;
-    (void)revents;
     if (x->later_result) {
         fail(x, x->later_result);
         return;

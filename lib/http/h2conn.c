@@ -369,8 +369,6 @@ static void conn_read_cb(struct ev_loop *loop, ev_io *io, int revents)
 {
     struct dz_h2conn *c = io->data;
 
-    (void)loop;
-    (void)revents;
     c->refs++;
     if (c->is_handshaking) {
         handshake(c);
@@ -388,8 +386,6 @@ static void conn_write_cb(struct ev_loop *loop, ev_io *io, int revents)
 {
     struct dz_h2conn *c = io->data;
 
-    (void)loop;
-    (void)revents;
     c->refs++;
     if (c->is_handshaking) {
         handshake(c);
@@ -423,7 +419,6 @@ static void conn_timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
     ev_tstamp deadline;
     const char *what = NULL;
 
-    (void)revents;
     if (!c->is_open)
         return;
     if (c->is_handshaking || !c->is_established) {

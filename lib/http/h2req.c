@@ -407,9 +407,6 @@ ssize_t dz_h2req_read_cb(nghttp2_session *s, int32_t stream_id, uint8_t *buf, si
     size_t avail = r->out_len - r->out_off;
     size_t n = avail < length ? avail : length;
 
-    (void)s;
-    (void)stream_id;
-    (void)user_data;
     if (n) {
         memcpy(buf, r->out + r->out_off, n);
         r->out_off += n;

@@ -149,8 +149,6 @@ static void req_timeout_cb(struct ev_loop *loop, ev_timer *t, int revents)
     struct dz_req *r = t->data;
     struct dz_h2conn *c = r->c;
 
-    (void)loop;
-    (void)revents;
     if (r->is_closed || !c->is_open || r->is_rst_sent)
         return;
     if (r->is_remote_done) {
@@ -205,8 +203,6 @@ static int on_header(nghttp2_session *s, const nghttp2_frame *f, const uint8_t *
     struct dz_req *r;
     int rc;
 
-    (void)flags;
-    (void)ud;
     if (f->hd.type != NGHTTP2_HEADERS || f->headers.cat != NGHTTP2_HCAT_REQUEST)
         return 0; /* trailers are dropped (nghttp2 bounds their size) */
     r = nghttp2_session_get_stream_user_data(s, f->hd.stream_id);
@@ -252,7 +248,6 @@ static int on_data_chunk(nghttp2_session *s, uint8_t flags, int32_t stream_id, c
     struct dz_h2conn *c = ud;
     struct dz_req *r = nghttp2_session_get_stream_user_data(s, stream_id);
 
-    (void)flags;
     if (!r || r->is_closed)
         return 0;
     if (r->is_delivered) {
@@ -278,7 +273,6 @@ static int on_stream_close(nghttp2_session *s, int32_t stream_id, uint32_t error
     struct dz_h2conn *c = ud;
     struct dz_req *r = nghttp2_session_get_stream_user_data(s, stream_id);
 
-    (void)error_code;
     if (r)
         dz_h2conn_stream_closed(c, r); /* freed later, by the reap */
     return 0;
@@ -288,7 +282,6 @@ static int on_frame_send(nghttp2_session *s, const nghttp2_frame *f, void *ud)
 {
     struct dz_req *r;
 
-    (void)ud;
     if ((f->hd.type != NGHTTP2_HEADERS && f->hd.type != NGHTTP2_DATA) ||
         !(f->hd.flags & NGHTTP2_FLAG_END_STREAM))
         return 0;

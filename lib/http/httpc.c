@@ -637,7 +637,6 @@ static void on_io(struct ev_loop *loop, ev_io *w, int revents)
         ((revents & EV_READ) ? CURL_CSELECT_IN : 0) | ((revents & EV_WRITE) ? CURL_CSELECT_OUT : 0);
     int running = 0;
 
-    (void)loop;
     /* s may be freed inside (libcurl closes the socket): not used after. */
     c->in_curl++;
     curl_multi_socket_action(c->multi, s->fd, action, &running);
@@ -649,8 +648,6 @@ static void on_timeout(struct ev_loop *loop, ev_timer *w, int revents)
     struct dz_httpc *c = w->data;
     int running = 0;
 
-    (void)loop;
-    (void)revents;
     c->in_curl++;
     curl_multi_socket_action(c->multi, CURL_SOCKET_TIMEOUT, 0, &running);
     leave_curl(c);
@@ -662,8 +659,6 @@ static void on_nudge(struct ev_loop *loop, ev_timer *w, int revents)
     struct dz_httpc_xfer *x;
     struct dz_httpc_xfer *next;
 
-    (void)loop;
-    (void)revents;
     /* A pause toggle is the one call that makes libcurl 7.88 run a given
      * transfer and look at what it has buffered for it. */
     c->in_curl++;
@@ -679,8 +674,6 @@ static void on_nudge(struct ev_loop *loop, ev_timer *w, int revents)
 
 static void on_kick(struct ev_loop *loop, ev_timer *w, int revents)
 {
-    (void)loop;
-    (void)revents;
     run_deferred(w->data);
 }
 
@@ -711,7 +704,6 @@ static int on_socket(CURL *e, curl_socket_t fd, int what, void *ud, void *sp)
     struct sock *s = sp;
     int events;
 
-    (void)e;
     if (what == CURL_POLL_REMOVE) {
         if (s)
             sock_free(c, s);
@@ -744,7 +736,6 @@ static int on_timer_set(CURLM *m, long ms, void *ud)
 {
     struct dz_httpc *c = ud;
 
-    (void)m;
     ev_timer_stop(c->loop, &c->timer);
     if (ms >= 0) {
         ev_timer_set(&c->timer, (double)ms / 1000.0, 0.);

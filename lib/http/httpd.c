@@ -140,8 +140,6 @@ static void accept_pause_cb(struct ev_loop *loop, ev_timer *t, int revents)
 {
     struct dz_worker *w = t->data;
 
-    (void)loop;
-    (void)revents;
     if (!w->drain_phase)
         accept_start(w);
 }
@@ -194,7 +192,6 @@ static void accept_cb(struct ev_loop *loop, ev_io *io, int revents)
     size_t li = (size_t)(io - w->accept_w);
     const struct dz_listener *l = &w->h->listeners[li];
 
-    (void)revents;
     for (int i = 0; i < 64; i++) {
         struct sockaddr_storage ss;
         socklen_t sl = sizeof(ss);
@@ -234,7 +231,6 @@ static void drain_timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
 {
     struct dz_worker *w = t->data;
 
-    (void)revents;
     if (w->drain_phase == 1) {
         /* Deadline: whatever is still open is cut; on_close runs for each
          * request.  Then a short grace for references the app still holds
@@ -278,8 +274,6 @@ static void async_cb(struct ev_loop *loop, ev_async *a, int revents)
     struct dz_worker *w = a->data;
     bool drain;
 
-    (void)loop;
-    (void)revents;
     run_posts(w);
     pthread_mutex_lock(&w->post_lock);
     drain = w->drain_ms != UINT32_MAX;
@@ -294,7 +288,6 @@ static void prepare_cb(struct ev_loop *loop, ev_prepare *p, int revents)
 {
     struct dz_worker *w = p->data;
 
-    (void)revents;
     dz_worker_flush_dirty(w);
     if (w->drain_phase && !w->conns && w->live_reqs == 0 && atomic_load(&w->holds) == 0)
         ev_break(loop, EVBREAK_ALL);

@@ -123,7 +123,6 @@ static int pass_cb(char *buf, int size, int rwflag, void *u)
     const char *pass = u;
     size_t len;
 
-    (void)rwflag;
     if (!pass || size <= 0)
         return -1;
     len = strlen(pass);
