@@ -7,7 +7,7 @@
 #   make demo       deps + build + demo PKI + peers + gateway in the foreground
 #   make bench      gateway vs nginx with h2load (not part of make test)
 #   make fuzz       build the libFuzzer targets and run each briefly
-#   make lint       clang-format check
+#   make lint       clang-format check and the dependency check (tools/depcheck.py)
 
 BUILD    ?= build
 CC       ?= cc
@@ -116,6 +116,7 @@ JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 test: deps
 	$(MAKE) -j$(JOBS) all
 	$(MAKE) -j$(JOBS) BUILD=build/asan SANITIZE=address,undefined all
+	$(MAKE) lint
 	BUILD_DIR=build/asan tests/run.sh
 
 # Quicker loop for developers: no deps check, no ASan.
@@ -158,8 +159,13 @@ fuzz: deps
 	     $(FUZZ_BUILD)/corpus-$$c tests/fuzz/corpus/$$c 2>&1 | tail -3 || exit 1; \
 	done
 
-lint:
-	clang-format --dry-run --Werror lib/*/*.[ch] gateway/*/*.[ch] peers/*.[ch] pkcs11/*.[ch] tests/unit/*.c tests/fuzz/*.c
+# Layout and dependencies: the arrows between folders (tools/layers.conf)
+# are checked on the includes and on the built objects.
+LINT_SRCS = $(shell find lib gateway peers pkcs11 tests/unit tests/fuzz -name '*.[ch]' | sort)
+
+lint: $(BINS) $(UNITS)
+	clang-format --dry-run --Werror $(LINT_SRCS)
+	python3 tools/depcheck.py --objdir $(BUILD)/obj
 
 clean:
 	rm -rf build

@@ -130,7 +130,7 @@ void dz_ep_mobile_start(struct dz_rctx *c)
         dz_rctx_problem(c, "invalid_request", "phone and fin are required strings");
         goto out;
     }
-    if (!dz_mssp_phone_valid(phone)) {
+    if (!dz_mssp_az_phone_valid(phone)) {
         dz_rctx_problem(c, "invalid_phone", NULL);
         goto out;
     }

@@ -5,9 +5,9 @@
  * GET /static/<name> with a strict Content-Security-Policy.
  *
  * Owns: a struct dz_web (the files' names, bytes, content types and ETags)
- * and the two endpoints.  It never reads the disk on a request (SIGHUP
- * builds a new generation, and with it a new set), never serves a file that
- * was not in the directory at load, and never lists the directory.
+ * (the endpoint that serves them is gateway/portal/portal.c).  It never reads the disk on a request
+ * (SIGHUP builds a new generation, and with it a new set), never serves a file that was not in the
+ * directory at load, and never lists the directory.
  *
  * Bounds: at most DZ_WEB_MAX_FILES regular files of at most
  * DZ_WEB_MAX_FILE_BYTES each, names [a-z0-9._-]{1,64} not starting with
@@ -25,8 +25,6 @@
 
 #include <stdbool.h>
 #include <stddef.h>
-
-struct dz_rctx;
 
 #define DZ_WEB_MAX_FILES 64
 #define DZ_WEB_MAX_FILE_BYTES (1024 * 1024)
@@ -84,13 +82,5 @@ int dz_web_static_name(const char *path, char *out, size_t out_len);
 /* Does an If-None-Match header value (a list of entity tags, or "*") match
  * etag?  Weak tags (W/"...") compare by their opaque part. */
 bool dz_web_etag_match(const char *if_none_match, const char *etag);
-
-/* ---- endpoint (router.c; worker loop thread) -------------------------- */
-
-/* GET or HEAD / (index.html) and /static/<name>; other methods 405, other
- * names 404.  The router calls it only when the generation has pages
- * (gateway.web_root), so without them these paths go where they went
- * before (the forwarder, default deny). */
-void dz_ep_web(struct dz_rctx *c);
 
 #endif

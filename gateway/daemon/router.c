@@ -15,10 +15,10 @@
 #include "base/secret.h"
 #include "core/metrics.h"
 #include "core/rctx.h"
-#include "core/web.h"
 #include "forward/forward.h"
 #include "http/httpc.h"
 #include "ops/ops.h"
+#include "portal/portal.h"
 #include "sign/sign.h"
 
 #include "base/compat.h"

@@ -18,7 +18,7 @@
 bool dz_mssp_enabled(struct dz_rctx *c);
 
 /* "+994" and nine digits. */
-bool dz_mssp_phone_valid(const char *phone);
+bool dz_mssp_az_phone_valid(const char *phone);
 
 /* Fill r with what every MSSP call carries (bearer secret of the relying
  * party, TLS towards the MSSP, bounds); h needs 3 slots, auth 300 bytes,

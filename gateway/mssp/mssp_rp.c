@@ -30,7 +30,7 @@ bool dz_mssp_enabled(struct dz_rctx *c)
     return false;
 }
 
-bool dz_mssp_phone_valid(const char *p)
+bool dz_mssp_az_phone_valid(const char *p)
 {
     size_t n = p ? strlen(p) : 0;
 

@@ -248,7 +248,7 @@ void dz_ep_sign_mobile_start(struct dz_rctx *c)
         dz_rctx_problem(c, "payload_too_large", "the document is larger than 1 MiB");
         goto out;
     }
-    if (!dz_mssp_phone_valid(phone)) {
+    if (!dz_mssp_az_phone_valid(phone)) {
         dz_rctx_problem(c, "invalid_phone", NULL);
         goto out;
     }
