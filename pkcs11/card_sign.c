@@ -2,7 +2,7 @@
  * card_sign.c - `darvaza-card sign` and `darvaza-card verify` (DESIGN
  * §4.7): a detached CAdES-B signature made with the card's non-repudiation
  * key (label "sign", else id 02) through libp11, and the validation report
- * of a signature.  lib/cades.c builds the signed attributes (content-type,
+ * of a signature.  lib/pki/cades.c builds the signed attributes (content-type,
  * message-digest, signing-time, ESS signing-certificate-v2) and their DER
  * SET OF; the card signs it (C_Sign, the key never leaves the token) and the
  * raw r||s becomes the ECDSA-Sig-Value CMS wants.  The PIN comes from a

@@ -33,7 +33,7 @@
  * look and take alike.  `reason` strings are for the audit log and metrics
  * only and MAY distinguish these cases: never put them in a response.
  *
- * Lockout state lives in the ephemeral store (gateway/store.h), namespaces
+ * Lockout state lives in the ephemeral store (gateway/state/store.h), namespaces
  * "fail_fin", "fail_ip" (counters over lockout.window_ms) and "lock_fin",
  * "lock_ip" (8-byte big-endian lock-until time in ms since the epoch).
  * Addresses are keyed per IPv4 address and per IPv6 /64 (one host usually

@@ -2,7 +2,7 @@
  * sign_mobile.c - document signing with a mobile signature (DESIGN §4.7,
  * docs/signatures.md).  POST /sign/mobile asks the MSSP for the holder's
  * certificate, checks its FIN, builds the CAdES signed attributes over the
- * document with it (lib/cades.c prepare), and has the phone sign their
+ * document with it (lib/pki/cades.c prepare), and has the phone sign their
  * digest through the MSSP like a login (§4.5: same verification code, same
  * per-phone rate limit and one-at-a-time lock).  GET /sign/mobile/{id}
  * long-polls; on the phone's answer the gateway checks the raw signature

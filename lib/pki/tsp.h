@@ -8,7 +8,7 @@
  * signing-certificate attribute, the version, that the imprint is SHA-256
  * over exactly our digest, and (for a fresh answer) our nonce.
  *
- * Used by lib/cades.c (level T) and by the gateway's signed-body step.  It
+ * Used by lib/pki/cades.c (level T) and by the gateway's signed-body step.  It
  * never decides what a time-stamp means for a signature (cades.c does),
  * and it keeps no state.  Everything here is public data.
  *

@@ -1,5 +1,5 @@
 /* test_auth_password.c - the password login and registration decision table
- * (gateway/auth_password.c) over real accounts (SQLite in a temporary
+ * (gateway/auth/auth_password.c) over real accounts (SQLite in a temporary
  * directory, cheap argon2id) and the in-memory store, with an injected
  * clock. */
 #include <setjmp.h>

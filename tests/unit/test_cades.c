@@ -1,5 +1,5 @@
-/* test_cades.c - CAdES signatures (lib/cades.c) and RFC 3161 tokens
- * (lib/tsp.c) on a throwaway PKI made here: sign with a file key through the
+/* test_cades.c - CAdES signatures (lib/pki/cades.c) and RFC 3161 tokens
+ * (lib/pki/tsp.c) on a throwaway PKI made here: sign with a file key through the
  * callback, verify (TOTAL_PASSED level B), tamper with the document, the
  * signature, the signed attributes and the ESS attribute, an unknown CA, a
  * revoked certificate (CRL), a key without nonRepudiation, garbage input;

@@ -1,5 +1,5 @@
 /*
- * test_config.c - gateway configuration (gateway/config.c): a good config
+ * test_config.c - gateway configuration (gateway/core/config.c): a good config
  * with every kind of value, the demo config, one test per error class
  * checking the exact file:line: key prefix, redaction of SENSITIVE keys in
  * dumps and messages, dump round trip, reload rules.  Includes config.c to

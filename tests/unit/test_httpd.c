@@ -1,4 +1,4 @@
-/* test_httpd.c - the HTTP/2 engine (lib/httpd.c, lib/h2conn.c, lib/h2req.c)
+/* test_httpd.c - the HTTP/2 engine (lib/http/httpd.c, lib/http/h2conn.c, lib/http/h2req.c)
  * in-process on 127.0.0.1, driven by libcurl (h2c prior knowledge and TLS
  * with ALPN h2) and by a raw nghttp2 client for the abuse cases curl cannot
  * produce (rapid reset, stalled request, idle and handshake timeouts). */

@@ -1,5 +1,5 @@
 /*
- * test_policy.c - the policy engine (gateway/policy.c, policy_load.c):
+ * test_policy.c - the policy engine (gateway/policy/policy.c, policy_load.c):
  * loading good directories and the demo policy, one bad file per error
  * class with its exact file:line: key, cross-file rules, a bad reload
  * leaving the current set alone, matching, decisions and release.
