@@ -337,3 +337,16 @@ int dz_format_rate(const struct dz_rate *r, char *buf, size_t len)
     int n = snprintf(buf, len, "%u/%s", (unsigned)r->count, unit);
     return n < 0 || (size_t)n >= len ? DZ_ERR_TOOBIG : 0;
 }
+
+const char *dz_outbound_url_problem(const char *s, struct dz_url *out)
+{
+    struct dz_url u;
+
+    if (!s || dz_parse_url(s, &u) != 0)
+        return "expected an http(s)://host[:port][/path] URL without user info or query";
+    if (!u.is_https && !u.is_loopback)
+        return "must be https (http only for a loopback host)";
+    if (out)
+        *out = u;
+    return NULL;
+}

@@ -59,6 +59,14 @@ struct dz_url {
 };
 int dz_parse_url(const char *s, struct dz_url *out);
 
+/* The one rule for every URL darvaza calls out to (the registry, policy
+ * upstreams, the MSSP, the TSA, a peer's JWKS): dz_parse_url's syntax, and
+ * https, or plain http only to a loopback host, since what goes out (a
+ * bearer secret, a phone number, a FIN) must never cross a network in
+ * clear.  NULL when s is such a URL (*out filled when out is not NULL);
+ * otherwise why not, a static sentence for a config message. */
+const char *dz_outbound_url_problem(const char *s, struct dz_url *out);
+
 /* Canonical text for a size ("16KiB", "1MiB", "1000B"...) and a duration
  * ("10s", "15m", "250ms"...): the largest unit that divides the value, so
  * that parsing the text gives back the value.  buf should hold 32 bytes;
