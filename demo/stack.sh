@@ -16,6 +16,10 @@
 #   EXTRA_POLICIES     a directory whose *.yaml are added to the policies
 #   LOCKOUT_ATTEMPTS, LOCKOUT_ADDRESS_ATTEMPTS, LOCKOUT_WINDOW, LOCKOUT_DURATION
 #                      override the lockout section of the gateway config
+#   STARTS_PER_ADDRESS, QR_PENDING_PER_ADDRESS
+#                      override limits.starts_per_address and
+#                      mobile.qr_pending_per_address (the test stacks start many
+#                      logins from 127.0.0.1 and raise them)
 #   CONFIG_SET         more overrides: "section.key=value ..." (top-level sections)
 #   PEOPLE_TOTAL (12), PEOPLE_REGISTERED (8)
 #   CARDS (1)          0: no demo cards (STATE_DIR/cards/) and no e-signature OCSP
@@ -175,6 +179,10 @@ make_config() {
         yaml_set "$cfg" lockout address_attempts "$LOCKOUT_ADDRESS_ATTEMPTS"
     [ -z "${LOCKOUT_WINDOW:-}" ] || yaml_set "$cfg" lockout window "$LOCKOUT_WINDOW"
     [ -z "${LOCKOUT_DURATION:-}" ] || yaml_set "$cfg" lockout duration "$LOCKOUT_DURATION"
+    [ -z "${STARTS_PER_ADDRESS:-}" ] ||
+        yaml_set "$cfg" limits starts_per_address "$STARTS_PER_ADDRESS"
+    [ -z "${QR_PENDING_PER_ADDRESS:-}" ] ||
+        yaml_set "$cfg" mobile qr_pending_per_address "$QR_PENDING_PER_ADDRESS"
     for kv in ${CONFIG_SET:-}; do
         [[ "$kv" =~ ^([a-z_]+)\.([a-z_]+)=(.+)$ ]] || die "CONFIG_SET item '$kv' is not section.key=value"
         yaml_set "$cfg" "${BASH_REMATCH[1]}" "${BASH_REMATCH[2]}" "${BASH_REMATCH[3]}"

@@ -9,6 +9,7 @@
  */
 #include "auth/auth.h"
 #include "auth/login.h"
+#include "core/startlimit.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -124,7 +125,14 @@ static void login_answer(struct dz_rctx *c, int rc, void *arg)
         dz_rctx_problem(c, "service_unavailable", "audit log unavailable");
         goto out;
     }
-    switch (op->rc != 0 ? DZ_PWD_BAD_CREDENTIALS : op->res.decision) {
+    /* An attempt whose failure could not be counted (a full failure budget,
+     * a store or database error) is refused as such, never answered like
+     * a wrong password: that would let a guess go uncounted. */
+    if (op->rc != 0) {
+        dz_rctx_state_unavailable(c, op->rc);
+        goto out;
+    }
+    switch (op->res.decision) {
     case DZ_PWD_INVALID_FIN:
         dz_rctx_problem(c, "invalid_fin", NULL);
         break;
@@ -164,7 +172,7 @@ static const char *pwd_result_name(int rc, const struct dz_auth_password_result 
 static int pwd_status(int rc, const struct dz_auth_password_result *r)
 {
     if (rc != 0)
-        return 401;
+        return 503;
     switch (r->decision) {
     case DZ_PWD_INVALID_FIN:
         return 400;
@@ -351,7 +359,11 @@ static void reg_answer(struct dz_rctx *c, int rc, void *arg)
         dz_rctx_problem(c, "service_unavailable", "audit log unavailable");
         goto out;
     }
-    if (op->rc != 0 || op->res.decision != DZ_REG_CREATED) {
+    if (op->rc != 0 && op->res.decision != DZ_REG_CREATED) {
+        dz_rctx_state_unavailable(c, op->rc); /* never a refusal that was not counted */
+        goto out;
+    }
+    if (op->res.decision != DZ_REG_CREATED) {
         dz_rctx_problem(c, "registration_refused",
                         "the FIN and document do not match a person who can register");
         goto out;
@@ -478,7 +490,8 @@ void dz_ep_register(struct dz_rctx *c)
     json_t *jb;
     char *text;
 
-    if (!dz_rctx_origin_ok(c) || dz_rctx_body_json(c, &body) != 0)
+    if (!dz_rctx_origin_ok(c) || !dz_start_allowed(c, "register") ||
+        dz_rctx_body_json(c, &body) != 0)
         return;
     fin = dz_json_str(body, "fin", 64);
     document = dz_json_str(body, "document", 64);

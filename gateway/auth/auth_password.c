@@ -9,8 +9,6 @@
  */
 #include "auth/auth_password.h"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -27,54 +25,7 @@
 #define NS_FAIL_IP "fail_ip"
 #define NS_LOCK_FIN "lock_fin"
 #define NS_LOCK_IP "lock_ip"
-#define ADDR_KEY_MAX (1 + DZ_CLIENT_ADDR_MAX)
 #define URI_MAX 1024
-
-struct addr_key {
-    unsigned char b[ADDR_KEY_MAX];
-    size_t len;
-};
-
-/*
- * The failure-counting key of a client address: 4 bytes for IPv4 (also
- * IPv4-mapped IPv6), the /64 prefix for IPv6, else the text itself.  A tag
- * byte keeps the three kinds apart.
- */
-static int make_addr_key(const char *ip, struct addr_key *k)
-{
-    unsigned char a6[16];
-    struct in_addr a4;
-    size_t n;
-
-    k->len = 0;
-    if (!ip)
-        return DZ_ERR_INVAL;
-    n = strnlen(ip, DZ_CLIENT_ADDR_MAX + 1);
-    if (n == 0 || n > DZ_CLIENT_ADDR_MAX)
-        return DZ_ERR_INVAL;
-    if (inet_pton(AF_INET, ip, &a4) == 1) {
-        k->b[0] = '4';
-        memcpy(k->b + 1, &a4, 4);
-        k->len = 5;
-    } else if (inet_pton(AF_INET6, ip, a6) == 1) {
-        static const unsigned char mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-
-        if (memcmp(a6, mapped, sizeof(mapped)) == 0) {
-            k->b[0] = '4';
-            memcpy(k->b + 1, a6 + 12, 4);
-            k->len = 5;
-        } else {
-            k->b[0] = '6';
-            memcpy(k->b + 1, a6, 8);
-            k->len = 9;
-        }
-    } else {
-        k->b[0] = 's';
-        memcpy(k->b + 1, ip, n);
-        k->len = n + 1;
-    }
-    return 0;
-}
 
 static void put_be64(unsigned char *p, uint64_t v)
 {
@@ -162,7 +113,7 @@ static int count_failure(const struct dz_auth_password_ctx *ctx, const char *ns_
 }
 
 static int count_login_failure(const struct dz_auth_password_ctx *ctx, const char *fin,
-                               const struct addr_key *ak, int64_t now_ms)
+                               const struct dz_addr_key *ak, int64_t now_ms)
 {
     int rc;
 
@@ -185,7 +136,7 @@ int dz_auth_password(const struct dz_auth_password_ctx *ctx, const char *fin_raw
                      int64_t now_ms, struct dz_auth_password_result *out)
 {
     struct dz_account_info info;
-    struct addr_key ak;
+    struct dz_addr_key ak;
     enum dz_accounts_otp verdict = DZ_ACCOUNTS_OTP_BAD;
     uint64_t left_fin = 0;
     uint64_t left_ip = 0;
@@ -203,7 +154,7 @@ int dz_auth_password(const struct dz_auth_password_ctx *ctx, const char *fin_raw
         rc = DZ_ERR_INVAL;
         goto out;
     }
-    rc = make_addr_key(client_ip, &ak);
+    rc = dz_addr_key(client_ip, &ak);
     if (rc < 0)
         goto out;
 
@@ -375,7 +326,7 @@ int dz_auth_register_validate(const struct dz_auth_password_ctx *ctx, const char
                               const char *client_ip, int64_t now_ms,
                               struct dz_auth_register_input *out)
 {
-    struct addr_key ak;
+    struct dz_addr_key ak;
     uint64_t left = 0;
     size_t chars = 0;
     int rc;
@@ -388,7 +339,7 @@ int dz_auth_register_validate(const struct dz_auth_password_ctx *ctx, const char
     if (!ctx_ok(ctx) || !ctx->docpat || !fin_raw || !document_raw || (!password && pw_len) ||
         now_ms < 0)
         return DZ_ERR_INVAL;
-    rc = make_addr_key(client_ip, &ak);
+    rc = dz_addr_key(client_ip, &ak);
     if (rc < 0)
         return rc;
 
@@ -449,7 +400,7 @@ int dz_auth_register_create(const struct dz_auth_password_ctx *ctx, const char *
                             struct dz_auth_register_result *out)
 {
     unsigned char secret[DZ_TOTP_SECRET_LEN];
-    struct addr_key ak;
+    struct dz_addr_key ak;
     struct dz_buf uri;
     int rc;
 
@@ -464,7 +415,7 @@ int dz_auth_register_create(const struct dz_auth_password_ctx *ctx, const char *
         rc = DZ_ERR_INVAL;
         goto out;
     }
-    rc = make_addr_key(client_ip, &ak);
+    rc = dz_addr_key(client_ip, &ak);
     if (rc < 0)
         goto out;
     memcpy(out->fin, fin, DZ_FIN_LEN + 1);

@@ -52,6 +52,7 @@
 #include <stdint.h>
 
 #include "base/fin.h"
+#include "core/addrkey.h"   /* DZ_CLIENT_ADDR_MAX */
 #include "keys/assertion.h" /* enum dz_amr */
 #include "state/accounts.h"
 #include "state/totp.h"
@@ -78,7 +79,6 @@ struct dz_auth_password_ctx {
 };
 
 #define DZ_PASSWORD_MAX_BYTES DZ_PASSWORD_MAX /* registration refuses longer */
-#define DZ_CLIENT_ADDR_MAX 64                 /* longest client address string accepted */
 
 enum dz_pwd_decision {
     DZ_PWD_BAD_CREDENTIALS = 0, /* the cleared value is a refusal */

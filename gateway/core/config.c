@@ -174,10 +174,27 @@ static const struct kw limits_kws[] = {
      NULL},
     {"request_timeout", T_DURATION, F_U64(S, request_timeout_ms), 0, SEC, HOUR, "30s", F_RELOADABLE,
      NULL},
+    {"starts_per_address", T_UINT, F_UINT(S, starts_per_address), 0, 1, 100000, "30", F_RELOADABLE,
+     NULL},
+    {"starts_global", T_UINT, F_UINT(S, starts_global), 0, 1, 10000000, "6000", F_RELOADABLE, NULL},
 };
 #undef S
 static const struct table limits_table = {limits_kws, N(limits_kws),
                                           sizeof(struct dz_config_limits), NULL};
+
+/* Budgets are sized once, when the store is made: not reloadable. */
+#define S struct dz_config_store
+static const struct kw store_kws[] = {
+    {"sessions", T_UINT, F_UINT(S, sessions), 0, 10, 100000000, "500000", 0, NULL},
+    {"pending_qr", T_UINT, F_UINT(S, pending_qr), 0, 10, 100000000, "50000", 0, NULL},
+    {"pending_mobile", T_UINT, F_UINT(S, pending_mobile), 0, 10, 100000000, "20000", 0, NULL},
+    {"challenges", T_UINT, F_UINT(S, challenges), 0, 10, 100000000, "100000", 0, NULL},
+    {"failures", T_UINT, F_UINT(S, failures), 0, 10, 100000000, "200000", 0, NULL},
+    {"rates", T_UINT, F_UINT(S, rates), 0, 10, 100000000, "200000", 0, NULL},
+};
+#undef S
+static const struct table store_table = {store_kws, N(store_kws), sizeof(struct dz_config_store),
+                                         NULL};
 
 #define S struct dz_config_sessions
 static const struct kw sessions_kws[] = {
@@ -310,6 +327,8 @@ static const struct kw mobile_kws[] = {
     {"poll_max", T_DURATION, F_U64(S, poll_max_ms), 0, SEC, 30 * SEC, "25s", F_RELOADABLE, NULL},
     {"phone_rate", T_UINT, F_UINT(S, phone_rate), 0, 1, 100, "3", F_RELOADABLE, NULL},
     {"qr_ttl", T_DURATION, F_U64(S, qr_ttl_ms), 0, 10 * SEC, 10 * MIN, "10m", F_RELOADABLE, NULL},
+    {"qr_pending_per_address", T_UINT, F_UINT(S, qr_pending_per_address), 0, 1, 100000, "20",
+     F_RELOADABLE, NULL},
     {"qr_freshness", T_DURATION, F_U64(S, qr_freshness_ms), 0, SEC, 60 * SEC, "5s", F_RELOADABLE,
      NULL},
 };
@@ -335,6 +354,7 @@ static const struct kw root_kws[] = {
     {"listeners", T_LIST, F_ANY(S, listeners), F_SIZET(S, n_listeners), 1, DZ_CONFIG_MAX_LISTENERS,
      NULL, F_REQUIRED, &listener_table},
     {"limits", T_SECTION, F_ANY(S, limits), 0, 0, 0, NULL, 0, &limits_table},
+    {"store", T_SECTION, F_ANY(S, store), 0, 0, 0, NULL, 0, &store_table},
     {"sessions", T_SECTION, F_ANY(S, sessions), 0, 0, 0, NULL, 0, &sessions_table},
     {"accounts", T_SECTION, F_ANY(S, accounts), 0, 0, 0, NULL, F_REQUIRED, &accounts_table},
     {"lockout", T_SECTION, F_ANY(S, lockout), 0, 0, 0, NULL, 0, &lockout_table},

@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "base/err.h"
+#include "base/log.h"
 #include "base/secret.h"
 #include "core/gen.h"
 #include "core/problem.h"
@@ -100,6 +101,14 @@ int dz_rctx_problem_h(struct dz_rctx *c, const char *code, const char *detail,
 int dz_rctx_problem(struct dz_rctx *c, const char *code, const char *detail)
 {
     return dz_rctx_problem_h(c, code, detail, NULL, 0);
+}
+
+int dz_rctx_state_unavailable(struct dz_rctx *c, int rc)
+{
+    if (rc != DZ_ERR_FULL)
+        dz_log(DZ_LOG_WARN, "state_unavailable", "rid %s: the store failed: %s", c->rid,
+               dz_err_str(rc));
+    return dz_rctx_problem_h(c, "state_unavailable", NULL, &(struct dz_hdr){"retry-after", "5"}, 1);
 }
 
 static bool is_json_type(const char *ct)

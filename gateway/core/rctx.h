@@ -56,6 +56,11 @@ int dz_rctx_problem(struct dz_rctx *c, const char *code, const char *detail);
 /* Same, with extra headers (e.g. Retry-After). */
 int dz_rctx_problem_h(struct dz_rctx *c, const char *code, const char *detail,
                       const struct dz_hdr *extra, size_t nextra);
+/* 503 state_unavailable with Retry-After: the state this request needs (a
+ * failure count, a nonce, a pending login, a rate counter) cannot be read
+ * or recorded now — its budget is used up or the store failed (rc, for the
+ * log; a full budget is already logged by the store).  Nothing was done. */
+int dz_rctx_state_unavailable(struct dz_rctx *c, int rc);
 /* Answer with a raw body and content type (NULL: none). */
 int dz_rctx_respond(struct dz_rctx *c, int status, const char *content_type, const void *body,
                     size_t len, const struct dz_hdr *extra, size_t nextra);

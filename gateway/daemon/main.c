@@ -112,6 +112,20 @@ static uint64_t gauge_sessions(void *arg)
     return dz_store_count(gw->store, "sess");
 }
 
+/* One gauge per budget: creations refused because that kind was full. */
+struct refusal_gauge {
+    struct dz_gw *gw;
+    enum dz_store_kind kind;
+    char name[64];
+};
+static struct refusal_gauge refusal_gauges[DZ_STORE_KINDS];
+
+static uint64_t gauge_refusals(void *arg)
+{
+    const struct refusal_gauge *g = arg;
+    return dz_store_refusals(g->gw->store, g->kind);
+}
+
 struct gen_handoff {
     struct dz_gw_worker *w;
     struct dz_gen *gen;
@@ -229,7 +243,15 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
 
     const struct dz_config *cf = gw.gen->config;
-    if ((rc = dz_store_mem_new(64, &gw.store)) != 0 ||
+    struct dz_store_quotas quotas;
+    dz_store_quotas_default(&quotas);
+    quotas.max[DZ_STORE_SESSIONS] = cf->store.sessions;
+    quotas.max[DZ_STORE_PENDING_QR] = cf->store.pending_qr;
+    quotas.max[DZ_STORE_PENDING_MOBILE] = cf->store.pending_mobile;
+    quotas.max[DZ_STORE_CHALLENGES] = cf->store.challenges;
+    quotas.max[DZ_STORE_FAILURES] = cf->store.failures;
+    quotas.max[DZ_STORE_RATES] = cf->store.rates;
+    if ((rc = dz_store_mem_new(64, &quotas, &gw.store)) != 0 ||
         (rc = dz_ocsp_cache_new(10000, &gw.ocsp_cache)) != 0 ||
         (rc = dz_metrics_new(&gw.metrics)) != 0) {
         fprintf(stderr, "darvazad: out of memory\n");
@@ -302,6 +324,16 @@ int main(int argc, char **argv)
     dz_metrics_gauge_fn(gw.metrics, "darvaza_open_connections", "Open client connections",
                         gauge_connections, &gw);
     dz_metrics_gauge_fn(gw.metrics, "darvaza_sessions", "Live sessions", gauge_sessions, &gw);
+    for (int k = 0; k < DZ_STORE_KINDS; k++) {
+        struct refusal_gauge *g = &refusal_gauges[k];
+        g->gw = &gw;
+        g->kind = (enum dz_store_kind)k;
+        snprintf(g->name, sizeof(g->name), "darvaza_store_refusals_%s_total",
+                 dz_store_kind_name(g->kind));
+        dz_metrics_gauge_fn(gw.metrics, g->name,
+                            "New entries refused because this store budget was used up",
+                            gauge_refusals, g);
+    }
     rc = dz_httpd_start(gw.httpd);
     if (rc != 0) {
         fprintf(stderr, "darvazad: cannot start workers\n");

@@ -24,7 +24,8 @@ enum dz_err {
     DZ_ERR_STATE = -12,      /* call not valid in the object's state */
     DZ_ERR_DENIED = -13,     /* verification failed (signature, MAC, policy) */
     DZ_ERR_EXISTS = -14,     /* already present */
-    DZ_ERR_UNAVAILABLE = -15 /* a peer or a queue cannot take the work now */
+    DZ_ERR_UNAVAILABLE = -15, /* a peer or a queue cannot take the work now */
+    DZ_ERR_FULL = -16         /* a budget is used up (a store kind at its quota) */
 };
 
 /* Static English name of an error code ("nomem", "inval", ...); never NULL. */

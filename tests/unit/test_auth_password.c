@@ -46,7 +46,7 @@ static int setup(void **state)
     snprintf(f->path, sizeof(f->path), "%s/accounts.db", f->dir);
     memset(key, 7, sizeof(key));
     assert_int_equal(dz_accounts_open(f->path, key, &cheap, &f->a), 0);
-    assert_int_equal(dz_store_mem_new(4, &f->s), 0);
+    assert_int_equal(dz_store_mem_new(4, NULL, &f->s), 0);
     assert_int_equal(dz_docpat_compile(DZ_DOCPAT_DEFAULT, &f->dp, NULL, 0), 0);
     f->ctx.accounts = f->a;
     f->ctx.store = f->s;
