@@ -14,8 +14,8 @@
 
 #include "base/buf.h"
 #include "base/err.h"
-#include "base/parse.h"
 #include "base/log.h"
+#include "base/parse.h"
 #include "base/secret.h"
 #include "http/httpc.h"
 #include "http/httpd.h"
