@@ -40,7 +40,11 @@ static void fill_pwd_ctx(struct dz_rctx *c, struct dz_auth_password_ctx *a)
     memset(a, 0, sizeof(*a));
     a->accounts = c->gw->accounts;
     a->store = c->gw->store;
+    a->lockout.pair_attempts = cf->lockout.pair_attempts;
     a->lockout.fin_attempts = cf->lockout.fin_attempts;
+    a->lockout.fin_delay_ms = cf->lockout.fin_delay_ms;
+    a->lockout.fin_limit = cf->lockout.fin_limit;
+    a->lockout.fin_limit_window_ms = cf->lockout.fin_limit_window_ms;
     a->lockout.address_attempts = cf->lockout.address_attempts;
     a->lockout.window_ms = cf->lockout.window_ms;
     a->lockout.duration_ms = cf->lockout.duration_ms;

@@ -227,9 +227,15 @@ static const struct table accounts_table = {accounts_kws, N(accounts_kws),
 
 #define S struct dz_config_lockout
 static const struct kw lockout_kws[] = {
-    {"fin_attempts", T_UINT, F_UINT(S, fin_attempts), 0, 1, 1000, "5", F_RELOADABLE, NULL},
+    {"pair_attempts", T_UINT, F_UINT(S, pair_attempts), 0, 1, 1000, "5", F_RELOADABLE, NULL},
     {"address_attempts", T_UINT, F_UINT(S, address_attempts), 0, 1, 100000, "20", F_RELOADABLE,
      NULL},
+    {"fin_attempts", T_UINT, F_UINT(S, fin_attempts), 0, 1, 1000, "10", F_RELOADABLE, NULL},
+    {"fin_delay", T_DURATION, F_U64(S, fin_delay_ms), 0, 100, HOUR, "1s", F_RELOADABLE, NULL},
+    /* NIST SP 800-63B 5.2.2: no more than 100 consecutive failures. */
+    {"fin_limit", T_UINT, F_UINT(S, fin_limit), 0, 1, 100, "100", F_RELOADABLE, NULL},
+    {"fin_limit_window", T_DURATION, F_U64(S, fin_limit_window_ms), 0, HOUR, 90 * 24 * HOUR, "720h",
+     F_RELOADABLE, NULL},
     {"window", T_DURATION, F_U64(S, window_ms), 0, SEC, 24 * HOUR, "15m", F_RELOADABLE, NULL},
     {"duration", T_DURATION, F_U64(S, duration_ms), 0, SEC, 24 * HOUR, "5m", F_RELOADABLE, NULL},
 };

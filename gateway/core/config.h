@@ -120,12 +120,16 @@ struct dz_config_accounts {
     struct dz_docpat *document;   /* compiled at load (fin.h): use dz_docpat_match */
 };
 
-/* lockout: */
+/* lockout: (docs/api.md "Lockout") */
 struct dz_config_lockout {
-    unsigned fin_attempts;     /* 1..1000, default 5 */
-    unsigned address_attempts; /* 1..100000, default 20 */
-    uint64_t window_ms;        /* 1s..24h, default 15m */
-    uint64_t duration_ms;      /* 1s..24h, default 5m */
+    unsigned pair_attempts;       /* per (FIN, address): 1..1000, default 5 */
+    unsigned address_attempts;    /* per address: 1..100000, default 20 */
+    unsigned fin_attempts;        /* per FIN before delays: 1..1000, default 10 */
+    uint64_t fin_delay_ms;        /* first delay: 100ms..1h, default 1s */
+    unsigned fin_limit;           /* consecutive failures that close password login: 1..100 */
+    uint64_t fin_limit_window_ms; /* 1h..2160h (90 days), default 720h (30 days) */
+    uint64_t window_ms;           /* 1s..24h, default 15m */
+    uint64_t duration_ms;         /* 1s..24h, default 5m */
 };
 
 /* registry: */

@@ -223,7 +223,11 @@ static void test_good(void **state)
     assert_int_not_equal(dz_docpat_match(c->accounts.document, "AZE1234567", 10, doc, sizeof(doc)),
                          0);
 
-    assert_int_equal(c->lockout.fin_attempts, 5);
+    assert_int_equal(c->lockout.pair_attempts, 5);
+    assert_int_equal(c->lockout.fin_attempts, 10);
+    assert_int_equal(c->lockout.fin_delay_ms, 1000);
+    assert_int_equal(c->lockout.fin_limit, 100);
+    assert_int_equal(c->lockout.fin_limit_window_ms, 720ULL * 3600 * 1000);
     assert_int_equal(c->lockout.address_attempts, 20);
     assert_int_equal(c->lockout.window_ms, 15 * 60000);
     assert_int_equal(c->lockout.duration_ms, 5 * 60000);
