@@ -12,6 +12,7 @@
  * belongs on the gateway's blocking pool (dz_signer_is_blocking).
  */
 #include "keys/signer.h"
+#include "keys/signer_int.h"
 
 #include <pthread.h>
 #include <stddef.h>
@@ -271,21 +272,6 @@ static bool key_matches(const struct p11_uri *u, const PKCS11_KEY *k)
     return true;
 }
 
-static EVP_PKEY *public_copy(EVP_PKEY *k)
-{
-    unsigned char *der = NULL;
-    const unsigned char *p;
-    EVP_PKEY *pub = NULL;
-    int len = i2d_PUBKEY(k, &der);
-
-    if (len <= 0)
-        return NULL;
-    p = der;
-    pub = d2i_PUBKEY(NULL, &p, len);
-    OPENSSL_free(der);
-    return pub;
-}
-
 static int p11_sign(void *impl, const unsigned char digest[32], unsigned char sig[64])
 {
     struct p11_impl *k = impl;
@@ -494,7 +480,7 @@ int dz_signer_pkcs11_open(const char *uri, const char *pin_file, struct dz_signe
     /* libp11 fills in the public point of the private key's EVP_PKEY (from
      * the matching public object); PKCS11_get_public_key would give the same
      * point but leaks in libp11 0.4.12. */
-    k->pub = public_copy(k->priv);
+    k->pub = dz_signer_public_copy(k->priv);
     if (!k->pub) {
         dz_log_openssl("signer_pkcs11_key");
         rc = DZ_ERR_CRYPTO;

@@ -150,36 +150,6 @@ out:
     return rc;
 }
 
-int dz_cades_ecdsa_raw_to_der(const unsigned char *raw, size_t len, unsigned char **out,
-                              size_t *out_len)
-{
-    ECDSA_SIG *s = NULL;
-    BIGNUM *r = NULL, *ss = NULL;
-    unsigned char *der = NULL;
-    int n;
-
-    *out = NULL;
-    *out_len = 0;
-    if (!raw || len == 0 || len % 2 || len > 264)
-        return DZ_ERR_INVAL;
-    s = ECDSA_SIG_new();
-    r = BN_bin2bn(raw, (int)(len / 2), NULL);
-    ss = BN_bin2bn(raw + len / 2, (int)(len / 2), NULL);
-    if (!s || !r || !ss || ECDSA_SIG_set0(s, r, ss) != 1) {
-        BN_free(r);
-        BN_free(ss);
-        ECDSA_SIG_free(s);
-        return DZ_ERR_NOMEM;
-    }
-    n = i2d_ECDSA_SIG(s, &der);
-    ECDSA_SIG_free(s);
-    if (n <= 0)
-        return DZ_ERR_NOMEM;
-    *out = der;
-    *out_len = (size_t)n;
-    return 0;
-}
-
 /* The SignedData with one SignerInfo carrying the signed attributes and an
  * empty signature value (CMS_PARTIAL); the caller frees *cms_out. */
 static int build_partial(const void *doc, size_t doc_len, X509 *cert, STACK_OF(X509) * chain,
