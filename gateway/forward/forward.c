@@ -343,17 +343,37 @@ static void upstream_failed(struct dz_rctx *c, struct fwd *f, int result)
     dz_rctx_problem(c, timeout ? "upstream_timeout" : "upstream_unavailable", NULL);
 }
 
+/*
+ * The join of a forward's two halves, which end in either order: the audit
+ * line (audit_then) and the upstream transfer (on_done).  Whichever ends
+ * second comes here, delivers what is left of the answer and releases the
+ * forward.  The audit line is durable before the answer's first byte
+ * leaves: start_streaming runs only from audit_then on success, and
+ * send_buffered / dz_req_end / upstream_failed only here, once f->audited
+ * is set (a failed audit never gets here with the client still there:
+ * audit_then answers 503 and finishes instead).
+ */
+static void maybe_finish(struct dz_rctx *c, struct fwd *f)
+{
+    if (!f->audited || !f->upstream_done)
+        return;
+    if (!c->closed) {
+        if (f->upstream_result != 0)
+            upstream_failed(c, f, f->upstream_result);
+        else if (f->started)
+            dz_req_end(c->req);
+        else
+            send_buffered(c, f);
+    }
+    finish(c, f);
+}
+
 static void audit_then(struct dz_rctx *c, int rc, void *arg)
 {
     struct fwd *f = arg;
 
     f->audited = true;
-    if (c->closed) {
-        if (f->upstream_done)
-            finish(c, f);
-        return;
-    }
-    if (rc != 0) {
+    if (rc != 0 && !c->closed) {
         /* No durable record, no answer: fail closed. */
         dz_rctx_problem(c, "service_unavailable", "audit log unavailable");
         if (f->xfer) {
@@ -364,16 +384,11 @@ static void audit_then(struct dz_rctx *c, int rc, void *arg)
         return;
     }
     if (f->upstream_done) {
-        if (f->upstream_result != 0)
-            upstream_failed(c, f, f->upstream_result);
-        else if (f->started)
-            dz_req_end(c->req);
-        else
-            send_buffered(c, f);
-        finish(c, f);
+        maybe_finish(c, f);
         return;
     }
-    if (!f->buffering)
+    /* Upstream still running: stream from now on (the record is durable). */
+    if (!c->closed && !f->buffering)
         start_streaming(c, f);
 }
 
@@ -474,17 +489,7 @@ static void on_done(void *arg, int result)
         audit_forward(c, f, "allow", f->status);
         return;
     }
-    if (!f->audited)
-        return; /* audit_then will finish */
-    if (!c->closed) {
-        if (f->upstream_result != 0)
-            upstream_failed(c, f, f->upstream_result);
-        else if (f->started)
-            dz_req_end(c->req);
-        else
-            send_buffered(c, f);
-    }
-    finish(c, f);
+    maybe_finish(c, f); /* or audit_then will, when the record is durable */
 }
 
 /* -------------------------------------------------------------- sending */
