@@ -11,13 +11,12 @@
 #include "base/b64.h"
 #include "base/err.h"
 #include "base/secret.h"
+#include "core/cookies.h"
 #include "core/gwasync.h"
 #include "core/metrics.h"
 #include "core/problem.h"
 
 #include "base/compat.h"
-
-#define COOKIE_ATTRS "; Secure; HttpOnly; SameSite=Lax; Path=/"
 
 struct complete_op {
     bool polled;
@@ -36,7 +35,8 @@ static void complete_answer(struct dz_rctx *c, int rc, void *arg)
         if (!c->closed)
             dz_rctx_problem(c, "service_unavailable", "audit log unavailable");
     } else if (!c->closed) {
-        snprintf(cookie, sizeof(cookie), "__Host-darvaza=%s" COOKIE_ATTRS, op->token);
+        snprintf(cookie, sizeof(cookie), DZ_COOKIE_SESSION_EQ "%s" DZ_COOKIE_SESSION_ATTRS,
+                 op->token);
         json_t *body = dz_session_answer(&op->sess, op->token);
         if (body && op->polled)
             json_object_set_new(body, "state", json_string("complete"));

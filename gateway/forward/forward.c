@@ -27,6 +27,7 @@
 #include "base/err.h"
 #include "base/log.h"
 #include "base/secret.h"
+#include "core/cookies.h"
 #include "core/gwasync.h"
 #include "core/metrics.h"
 #include "core/problem.h"
@@ -171,7 +172,7 @@ static char *cookies_without_ours(struct dz_req *req)
         for (char *p = strtok_r(copy, ";", &save); p; p = strtok_r(NULL, ";", &save)) {
             while (*p == ' ')
                 p++;
-            if (strncmp(p, "__Host-darvaza=", 15) == 0 || *p == '\0')
+            if (strncmp(p, DZ_COOKIE_SESSION_EQ, DZ_COOKIE_SESSION_EQ_LEN) == 0 || *p == '\0')
                 continue;
             /* A failed append frees the buffer: stop, and pass no
              * cookie at all rather than a cut list. */
@@ -274,8 +275,9 @@ static size_t answer_headers(struct dz_rctx *c, struct fwd *f, struct dz_hdr *h,
         const char *name = f->rh[i].name;
         if (is_hop_or_private(name) || (skip_length && strcmp(name, "content-length") == 0))
             continue;
-        /* The back end may not set our session cookie nor override ours. */
-        if (strcmp(name, "set-cookie") == 0 && strncmp(f->rh[i].value, "__Host-darvaza", 14) == 0)
+        /* The back end may not set a cookie of ours (session or QR binding). */
+        if (strcmp(name, "set-cookie") == 0 &&
+            strncmp(f->rh[i].value, DZ_COOKIE_PREFIX, DZ_COOKIE_PREFIX_LEN) == 0)
             continue;
         if (strcmp(name, "cache-control") == 0 || strcmp(name, "x-content-type-options") == 0 ||
             strcmp(name, "strict-transport-security") == 0)
