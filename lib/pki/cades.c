@@ -293,6 +293,8 @@ out:
 /* Parse exactly one detached SignedData with exactly one SignerInfo. */
 static int parse_cms(const unsigned char *der, size_t len, CMS_ContentInfo **cms_out,
                      CMS_SignerInfo **si_out);
+static int parse_one_signer(const unsigned char *der, size_t len, CMS_ContentInfo **cms_out,
+                            CMS_SignerInfo **si_out);
 
 int dz_cades_finish(const unsigned char *partial, size_t partial_len, const unsigned char *sig,
                     size_t sig_len, unsigned char **out, size_t *out_len)
@@ -306,9 +308,7 @@ int dz_cades_finish(const unsigned char *partial, size_t partial_len, const unsi
     *out_len = 0;
     if (!sig || sig_len == 0 || sig_len > DZ_CADES_MAX_SIG)
         return DZ_ERR_INVAL;
-    rc = parse_cms(partial, partial_len, &cms, &si);
-    if (rc == 0 && !si)
-        rc = DZ_ERR_PARSE;
+    rc = parse_one_signer(partial, partial_len, &cms, &si);
     if (rc)
         goto out;
     sv = CMS_SignerInfo_get0_signature(si);
@@ -352,15 +352,24 @@ static int parse_cms(const unsigned char *der, size_t len, CMS_ContentInfo **cms
     return 0;
 }
 
+/* parse_cms for the steps that need the signer: a SignedData without
+ * exactly one SignerInfo is malformed input here (only the validator
+ * reports it as a finding instead). */
+static int parse_one_signer(const unsigned char *der, size_t len, CMS_ContentInfo **cms_out,
+                            CMS_SignerInfo **si_out)
+{
+    int rc = parse_cms(der, len, cms_out, si_out);
+
+    return rc == 0 && !*si_out ? DZ_ERR_PARSE : rc;
+}
+
 int dz_cades_signature_digest(const unsigned char *cms_der, size_t len, unsigned char digest[32])
 {
     CMS_ContentInfo *cms = NULL;
     CMS_SignerInfo *si = NULL;
     ASN1_OCTET_STRING *sv;
-    int rc = parse_cms(cms_der, len, &cms, &si);
+    int rc = parse_one_signer(cms_der, len, &cms, &si);
 
-    if (rc == 0 && !si)
-        rc = DZ_ERR_PARSE;
     if (rc == 0) {
         sv = CMS_SignerInfo_get0_signature(si);
         if (!sv || ASN1_STRING_length(sv) <= 0)
@@ -385,9 +394,7 @@ int dz_cades_add_timestamp(const unsigned char *cms_der, size_t len, const unsig
     *out_len = 0;
     if (!token || token_len == 0 || token_len > DZ_TSP_MAX_TOKEN)
         return DZ_ERR_INVAL;
-    rc = parse_cms(cms_der, len, &cms, &si);
-    if (rc == 0 && !si)
-        rc = DZ_ERR_PARSE;
+    rc = parse_one_signer(cms_der, len, &cms, &si);
     if (rc)
         goto out;
     if (CMS_unsigned_get_attr_by_NID(si, NID_id_smime_aa_timeStampToken, -1) >= 0) {
