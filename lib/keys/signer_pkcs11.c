@@ -26,6 +26,7 @@
 
 #include "base/err.h"
 #include "base/log.h"
+#include "base/parse.h"
 #include "base/secret.h"
 
 #include "base/compat.h"
@@ -74,17 +75,6 @@ struct p11_impl {
     EVP_PKEY_CTX *sctx; /* reused under the lock */
 };
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Percent-decode [v, v+n) into out (at most cap bytes).  Text values may not
  * decode to NUL; binary ones (id) may.  Returns the length or -1. */
 static long pct_decode(const char *v, size_t n, unsigned char *out, size_t cap, bool binary)
@@ -97,8 +87,8 @@ static long pct_decode(const char *v, size_t n, unsigned char *out, size_t cap, 
             int hi, lo;
             if (n - i < 3)
                 return -1;
-            hi = hexval(v[i + 1]);
-            lo = hexval(v[i + 2]);
+            hi = dz_hex_digit(v[i + 1]);
+            lo = dz_hex_digit(v[i + 2]);
             if (hi < 0 || lo < 0)
                 return -1;
             c = (unsigned char)(hi << 4 | lo);

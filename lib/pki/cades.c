@@ -29,16 +29,6 @@
 
 /* ------------------------------------------------------------ helpers */
 
-static int64_t asn1_time_unix(const ASN1_TIME *t)
-{
-    struct tm tm;
-
-    memset(&tm, 0, sizeof(tm));
-    if (!t || ASN1_TIME_to_tm(t, &tm) != 1)
-        return 0;
-    return (int64_t)timegm(&tm);
-}
-
 struct der_item {
     unsigned char *p;
     size_t n;
@@ -542,7 +532,7 @@ static void check_signed_attrs(CMS_SignerInfo *si, const void *doc, size_t doc_l
     }
     st = attr_value(si, NID_pkcs9_signingTime, true, &rep);
     if (st && (st->type == V_ASN1_UTCTIME || st->type == V_ASN1_GENERALIZEDTIME))
-        out->signing_time = asn1_time_unix(st->value.utctime);
+        out->signing_time = dz_tsp_time_unix(st->value.utctime);
     if (!out->signing_time) {
         add_check(out, "signed_attributes", "failed", "signing-time %s",
                   rep ? "repeated" : "missing or unreadable");
