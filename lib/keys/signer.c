@@ -1,8 +1,9 @@
 /*
  * signer.c - the backend-neutral half of the signer: picks a backend from the
  * spec, hashes the data, and holds what both backends share: DER signatures
- * into JOSE r || s, the public-only copy of a key, the PIN file read.  It never touches a private
- * key: only the backends do, and only through their sign_digest hook.
+ * into JOSE r || s, the public-only copy of a key, the PIN file read.  It
+ * never touches a private key: only the backends do, and only through their
+ * sign_digest hook.
  */
 #include "keys/signer.h"
 #include "keys/signer_int.h"
