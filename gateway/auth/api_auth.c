@@ -22,6 +22,7 @@
 #include "base/fin.h"
 #include "base/log.h"
 #include "base/secret.h"
+#include "core/cookies.h"
 #include "core/gwasync.h"
 #include "core/metrics.h"
 #include "http/httpc.h"
@@ -31,7 +32,6 @@
 #include "base/compat.h"
 
 #define MAX_PASSWORD 1024
-#define COOKIE_ATTRS "; Secure; HttpOnly; SameSite=Lax; Path=/" /* as login.c sets it */
 
 static void fill_pwd_ctx(struct dz_rctx *c, struct dz_auth_password_ctx *a)
 {
@@ -277,7 +277,8 @@ void dz_ep_session(struct dz_rctx *c)
 
 static void logout_answer(struct dz_rctx *c, int rc, void *arg)
 {
-    static const struct dz_hdr clear = {"set-cookie", "__Host-darvaza=; Max-Age=0" COOKIE_ATTRS};
+    static const struct dz_hdr clear = {"set-cookie",
+                                        DZ_COOKIE_SESSION_EQ "; Max-Age=0" DZ_COOKIE_SESSION_ATTRS};
 
     if (c->closed)
         return;

@@ -27,6 +27,7 @@
 #include "base/qrsvg.h"
 #include "base/secret.h"
 #include "core/certcheck.h"
+#include "core/cookies.h"
 #include "core/metrics.h"
 #include "keys/sigverify.h"
 #include "mssp/mssp.h"
@@ -40,7 +41,6 @@
 #define REC_NS "qr"
 #define USED_NS "qrused"
 #define PENDING_NS "lim_qrpending" /* QR starts per address within a QR lifetime */
-#define BIND_COOKIE "__Host-darvaza-qr"
 #define ID_BYTES 16
 #define ID_LEN 22
 #define POLL_STEP 0.2 /* seconds between looks at the store while a browser waits */
@@ -81,7 +81,7 @@ static bool bound(struct dz_rctx *c, const struct qr_rec *r)
     unsigned char h[32];
     bool ok;
 
-    if (!dz_rctx_cookie(c, BIND_COOKIE, buf, sizeof(buf), &len))
+    if (!dz_rctx_cookie(c, DZ_COOKIE_QR, buf, sizeof(buf), &len))
         return false;
     dz_sha256(buf, len, h);
     ok = dz_secret_equal(h, sizeof(h), r->binding, sizeof(r->binding));
@@ -165,8 +165,7 @@ void dz_ep_qr_start(struct dz_rctx *c)
         dz_rctx_state_unavailable(c, rc);
         goto out;
     }
-    snprintf(cookie, sizeof(cookie), BIND_COOKIE "=%s; Secure; HttpOnly; SameSite=Strict; Path=/",
-             bind_b64);
+    snprintf(cookie, sizeof(cookie), DZ_COOKIE_QR "=%s" DZ_COOKIE_QR_ATTRS, bind_b64);
     snprintf(poll, sizeof(poll), "/auth/qr/%s", id);
     dz_rctx_json(c, 201, json_pack("{s:s, s:s}", "id", id, "poll", poll),
                  &(struct dz_hdr){"set-cookie", cookie}, 1);

@@ -13,13 +13,12 @@
 #include "base/err.h"
 #include "base/log.h"
 #include "base/secret.h"
+#include "core/cookies.h"
 #include "core/gwasync.h"
 #include "core/metrics.h"
 #include "core/problem.h"
 
 #include "base/compat.h"
-
-#define COOKIE_ATTRS "; Secure; HttpOnly; SameSite=Lax; Path=/"
 
 struct complete_op {
     bool polled;
@@ -46,7 +45,8 @@ static void complete_answer(struct dz_rctx *c, int rc, void *arg)
                    c->rid);
     }
     if (rc == 0 && !c->closed) {
-        snprintf(cookie, sizeof(cookie), "__Host-darvaza=%s" COOKIE_ATTRS, op->token);
+        snprintf(cookie, sizeof(cookie), DZ_COOKIE_SESSION_EQ "%s" DZ_COOKIE_SESSION_ATTRS,
+                 op->token);
         json_t *body = dz_session_answer(&op->sess, op->token);
         if (body && op->polled)
             json_object_set_new(body, "state", json_string("complete"));

@@ -12,13 +12,12 @@
 #include "base/err.h"
 #include "base/log.h"
 #include "base/secret.h"
+#include "core/cookies.h"
 #include "core/gen.h"
 #include "core/problem.h"
 #include "state/session.h"
 
 #include "base/compat.h"
-
-#define COOKIE_NAME "__Host-darvaza"
 
 uint64_t dz_now_us(void)
 {
@@ -229,7 +228,7 @@ const char *dz_rctx_token(struct dz_rctx *c, char *buf, size_t buf_len, size_t *
         *len = strlen(auth);
         return auth;
     }
-    v = dz_rctx_cookie(c, COOKIE_NAME, buf, buf_len, len);
+    v = dz_rctx_cookie(c, DZ_COOKIE_SESSION, buf, buf_len, len);
     *via_cookie = v != NULL;
     return v;
 }

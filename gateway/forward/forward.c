@@ -27,6 +27,7 @@
 #include "base/err.h"
 #include "base/log.h"
 #include "base/secret.h"
+#include "core/cookies.h"
 #include "core/gwasync.h"
 #include "core/metrics.h"
 #include "core/problem.h"
@@ -171,7 +172,7 @@ static char *cookies_without_ours(struct dz_req *req)
         for (char *p = strtok_r(copy, ";", &save); p; p = strtok_r(NULL, ";", &save)) {
             while (*p == ' ')
                 p++;
-            if (strncmp(p, "__Host-darvaza=", 15) == 0 || *p == '\0')
+            if (strncmp(p, DZ_COOKIE_SESSION_EQ, DZ_COOKIE_SESSION_EQ_LEN) == 0 || *p == '\0')
                 continue;
             /* A failed append frees the buffer: stop, and pass no
              * cookie at all rather than a cut list. */
@@ -274,8 +275,9 @@ static size_t answer_headers(struct dz_rctx *c, struct fwd *f, struct dz_hdr *h,
         const char *name = f->rh[i].name;
         if (is_hop_or_private(name) || (skip_length && strcmp(name, "content-length") == 0))
             continue;
-        /* The back end may not set our session cookie nor override ours. */
-        if (strcmp(name, "set-cookie") == 0 && strncmp(f->rh[i].value, "__Host-darvaza", 14) == 0)
+        /* The back end may not set a cookie of ours (session or QR binding). */
+        if (strcmp(name, "set-cookie") == 0 &&
+            strncmp(f->rh[i].value, DZ_COOKIE_PREFIX, DZ_COOKIE_PREFIX_LEN) == 0)
             continue;
         if (strcmp(name, "cache-control") == 0 || strcmp(name, "x-content-type-options") == 0 ||
             strcmp(name, "strict-transport-security") == 0)
@@ -343,17 +345,37 @@ static void upstream_failed(struct dz_rctx *c, struct fwd *f, int result)
     dz_rctx_problem(c, timeout ? "upstream_timeout" : "upstream_unavailable", NULL);
 }
 
+/*
+ * The join of a forward's two halves, which end in either order: the audit
+ * line (audit_then) and the upstream transfer (on_done).  Whichever ends
+ * second comes here, delivers what is left of the answer and releases the
+ * forward.  The audit line is durable before the answer's first byte
+ * leaves: start_streaming runs only from audit_then on success, and
+ * send_buffered / dz_req_end / upstream_failed only here, once f->audited
+ * is set (a failed audit never gets here with the client still there:
+ * audit_then answers 503 and finishes instead).
+ */
+static void maybe_finish(struct dz_rctx *c, struct fwd *f)
+{
+    if (!f->audited || !f->upstream_done)
+        return;
+    if (!c->closed) {
+        if (f->upstream_result != 0)
+            upstream_failed(c, f, f->upstream_result);
+        else if (f->started)
+            dz_req_end(c->req);
+        else
+            send_buffered(c, f);
+    }
+    finish(c, f);
+}
+
 static void audit_then(struct dz_rctx *c, int rc, void *arg)
 {
     struct fwd *f = arg;
 
     f->audited = true;
-    if (c->closed) {
-        if (f->upstream_done)
-            finish(c, f);
-        return;
-    }
-    if (rc != 0) {
+    if (rc != 0 && !c->closed) {
         /* No durable record, no answer: fail closed. */
         dz_rctx_problem(c, "service_unavailable", "audit log unavailable");
         if (f->xfer) {
@@ -364,16 +386,11 @@ static void audit_then(struct dz_rctx *c, int rc, void *arg)
         return;
     }
     if (f->upstream_done) {
-        if (f->upstream_result != 0)
-            upstream_failed(c, f, f->upstream_result);
-        else if (f->started)
-            dz_req_end(c->req);
-        else
-            send_buffered(c, f);
-        finish(c, f);
+        maybe_finish(c, f);
         return;
     }
-    if (!f->buffering)
+    /* Upstream still running: stream from now on (the record is durable). */
+    if (!c->closed && !f->buffering)
         start_streaming(c, f);
 }
 
@@ -474,17 +491,7 @@ static void on_done(void *arg, int result)
         audit_forward(c, f, "allow", f->status);
         return;
     }
-    if (!f->audited)
-        return; /* audit_then will finish */
-    if (!c->closed) {
-        if (f->upstream_result != 0)
-            upstream_failed(c, f, f->upstream_result);
-        else if (f->started)
-            dz_req_end(c->req);
-        else
-            send_buffered(c, f);
-    }
-    finish(c, f);
+    maybe_finish(c, f); /* or audit_then will, when the record is durable */
 }
 
 /* -------------------------------------------------------------- sending */

@@ -158,6 +158,17 @@ int dz_parse_rate(const char *s, struct dz_rate *out)
     return 0;
 }
 
+int dz_hex_digit(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
 int dz_parse_bool(const char *s, bool *out)
 {
     *out = false;

@@ -42,6 +42,10 @@ int dz_parse_rate(const char *s, struct dz_rate *out);
 /* "true" or "false" (YAML 1.2 core schema; no yes/no/on/off). */
 int dz_parse_bool(const char *s, bool *out);
 
+/* The value of one hexadecimal digit (0-9, a-f, A-F), or -1 for any other
+ * character. */
+int dz_hex_digit(char c);
+
 /*
  * An absolute http(s) URL: scheme "http" or "https" (lower case), a host
  * (DNS name, dotted IPv4, or [IPv6] without zone), an optional port 1..65535,

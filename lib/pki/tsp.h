@@ -37,6 +37,10 @@ struct dz_tsp_info {
     char serial[64];              /* TSTInfo serialNumber, hex */
 };
 
+/* Seconds since the epoch of an ASN.1 time (UTCTime or GeneralizedTime: a
+ * token's genTime, a CMS signing-time); 0 when t is NULL or unreadable. */
+int64_t dz_tsp_time_unix(const ASN1_TIME *t);
+
 /*
  * Load a PEM bundle of trust anchors (and intermediates, which are added as
  * trusted too: give a TSA CA bundle, not a whole world) into a new store.

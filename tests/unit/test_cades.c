@@ -654,26 +654,6 @@ static void test_revoked_poe_checks_the_rest(void **state)
     X509_free(forged);
 }
 
-static void test_raw_to_der(void **state)
-{
-    unsigned char raw[64];
-    unsigned char *der = NULL;
-    size_t n = 0;
-    const unsigned char *p;
-    ECDSA_SIG *s;
-
-    (void)state;
-    memset(raw, 0x80, sizeof(raw));
-    assert_int_equal(dz_cades_ecdsa_raw_to_der(raw, sizeof(raw), &der, &n), 0);
-    p = der;
-    s = d2i_ECDSA_SIG(NULL, &p, (long)n);
-    assert_non_null(s);
-    ECDSA_SIG_free(s);
-    OPENSSL_free(der);
-    assert_int_equal(dz_cades_ecdsa_raw_to_der(raw, 63, &der, &n), DZ_ERR_INVAL);
-    assert_int_equal(dz_cades_ecdsa_raw_to_der(raw, 0, &der, &n), DZ_ERR_INVAL);
-}
-
 /* Two steps (the mobile signature's way): prepare, sign the digest
  * elsewhere, finish; the result verifies like dz_cades_sign's. */
 static void test_prepare_finish(void **state)
@@ -739,7 +719,6 @@ int main(void)
         cmocka_unit_test(test_level_t),
         cmocka_unit_test(test_revoked_after_poe),
         cmocka_unit_test(test_revoked_poe_checks_the_rest),
-        cmocka_unit_test(test_raw_to_der),
         cmocka_unit_test(test_prepare_finish),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
