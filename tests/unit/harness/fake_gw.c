@@ -171,8 +171,17 @@ int fake_gw_new(const struct fake_gw_opts *o, struct fake_gw **out)
         goto fail;
     {
         const char *const table[][2] = {{"@UPSTREAM@", g->upstream_url}, {"@DIR@", g->dir}};
-        if (o->policy_yaml) {
-            text = subst(o->policy_yaml, table, 2);
+        {
+            /* The loader wants at least one policy file. */
+            static const char default_policy[] = "service: backend\n"
+                                                 "registered_as: \"DIS-7000\"\n"
+                                                 "upstream: @UPSTREAM@\n"
+                                                 "upstream_http: http1\n"
+                                                 "routes:\n"
+                                                 "  - path: /api/default\n"
+                                                 "    methods: [GET]\n"
+                                                 "    acr: low\n";
+            text = subst(o->policy_yaml ? o->policy_yaml : default_policy, table, 2);
             if (write_file(g->dir, "policies/test.yaml", text) != 0)
                 goto fail;
             free(text);

@@ -40,7 +40,7 @@ struct fake_gw {
 };
 
 struct fake_gw_opts {
-    /* One policy file (NULL: none).  "@UPSTREAM@" is replaced by the fake
+    /* One policy file (NULL: a service "backend" with GET /api/default).  "@UPSTREAM@" is replaced by the fake
      * back end's URL, e.g. http://127.0.0.1:40123. */
     const char *policy_yaml;
     /* Extra top-level config sections (cards:, mobile:, documents:...).
