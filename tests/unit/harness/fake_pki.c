@@ -142,3 +142,56 @@ char *fake_pki_sign_es256_b64(EVP_PKEY *key, const unsigned char *msg, size_t le
     out = b64(raw, sizeof(raw));
     return out;
 }
+
+void fake_pki_ca_init(struct fake_pki_ca *ca, const char *name)
+{
+    static const char *const root_ext[] = {"basicConstraints=critical,CA:true",
+                                           "keyUsage=critical,keyCertSign,cRLSign",
+                                           "subjectKeyIdentifier=hash", NULL};
+    static const char *const ca_ext[] = {
+        "basicConstraints=critical,CA:true,pathlen:0", "keyUsage=critical,keyCertSign,cRLSign",
+        "subjectKeyIdentifier=hash", "authorityKeyIdentifier=keyid:always", NULL};
+    char subject[128];
+
+    ca->root_key = fake_pki_key();
+    ca->ca_key = fake_pki_key();
+    snprintf(subject, sizeof(subject), "CN=%s Root", name);
+    ca->root = fake_pki_cert(subject, 1, ca->root_key, NULL, NULL, root_ext);
+    snprintf(subject, sizeof(subject), "CN=%s CA", name);
+    ca->ca = fake_pki_cert(subject, 2, ca->ca_key, ca->root, ca->root_key, ca_ext);
+}
+
+void fake_pki_ca_cleanup(struct fake_pki_ca *ca)
+{
+    EVP_PKEY_free(ca->root_key);
+    EVP_PKEY_free(ca->ca_key);
+    X509_free(ca->root);
+    X509_free(ca->ca);
+    memset(ca, 0, sizeof(*ca));
+}
+
+void fake_pki_ca_write(const struct fake_pki_ca *ca, const char *path)
+{
+    fake_pki_write_cert(path, ca->root);
+    fake_pki_write_cert(path, ca->ca);
+}
+
+X509 *fake_pki_person(const struct fake_pki_ca *ca, EVP_PKEY *key, const char *fin,
+                      const char *policy_oid, bool judge, long serial)
+{
+    char policies[160];
+    char subject[256];
+    const char *exts[] = {"keyUsage=critical,digitalSignature",
+                          "extendedKeyUsage=clientAuth,emailProtection",
+                          policies,
+                          "subjectKeyIdentifier=hash",
+                          "authorityKeyIdentifier=keyid:always",
+                          NULL};
+
+    snprintf(policies, sizeof(policies), "certificatePolicies=%s%s%s", policy_oid, judge ? "," : "",
+             judge ? "1.3.6.1.4.1.55555.1.2.1" : "");
+    snprintf(subject, sizeof(subject),
+             "C=AZ/SN=Quliyeva/GN=Ayten/CN=Ayten Quliyeva%s/serialNumber=PNOAZ-%s",
+             judge ? "/title=Judge" : "", fin);
+    return fake_pki_cert(subject, serial, key, ca->ca, ca->ca_key, exts);
+}

@@ -7,6 +7,8 @@
 #ifndef DZ_TEST_FAKE_PKI_H
 #define DZ_TEST_FAKE_PKI_H
 
+#include <stdbool.h>
+
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 
@@ -23,5 +25,25 @@ void fake_pki_write_cert(const char *path, X509 *cert);
 char *fake_pki_cert_b64(X509 *cert);
 /* An ES256 signature (raw r||s, base64 standard, padded) over msg; free() it. */
 char *fake_pki_sign_es256_b64(EVP_PKEY *key, const unsigned char *msg, size_t len);
+
+/* A root and an issuing CA under it (as the demo's certs/mkpki.sh makes
+ * them): the card or mobile-signature trust of a test. */
+struct fake_pki_ca {
+    EVP_PKEY *root_key;
+    EVP_PKEY *ca_key;
+    X509 *root;
+    X509 *ca;
+};
+void fake_pki_ca_init(struct fake_pki_ca *ca, const char *name);
+void fake_pki_ca_cleanup(struct fake_pki_ca *ca);
+/* Root then CA, PEM, appended to path (a "ca:" bundle of the config). */
+void fake_pki_ca_write(const struct fake_pki_ca *ca, const char *path);
+/* A person's authentication certificate the way certs/mkcards.sh issues
+ * the citizen card's: keyUsage digitalSignature, EKU clientAuth, subject
+ * serialNumber PNOAZ-<fin>, certificatePolicies policy_oid (plus the judge
+ * policy and title=Judge when judge).  No AIA: revocation "none" in the
+ * tests' config, which are not about OCSP (test_x509check is). */
+X509 *fake_pki_person(const struct fake_pki_ca *ca, EVP_PKEY *key, const char *fin,
+                      const char *policy_oid, bool judge, long serial);
 
 #endif
