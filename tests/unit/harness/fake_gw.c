@@ -98,7 +98,7 @@ static char *subst(const char *text, const char *const (*table)[2], size_t n)
     return out;
 }
 
-static int write_file(const char *dir, const char *name, const char *text)
+int fake_gw_write_file(const char *dir, const char *name, const char *text, unsigned mode)
 {
     char path[256];
     FILE *f;
@@ -107,8 +107,17 @@ static int write_file(const char *dir, const char *name, const char *text)
     f = fopen(path, "w");
     if (!f)
         return -1;
+    if (fchmod(fileno(f), (mode_t)mode) != 0) {
+        fclose(f);
+        return -1;
+    }
     fputs(text, f);
     return fclose(f) == 0 ? 0 : -1;
+}
+
+static int write_file(const char *dir, const char *name, const char *text)
+{
+    return fake_gw_write_file(dir, name, text, 0600);
 }
 
 /* At the first byte of every answer, the audit log as it is on disk then:

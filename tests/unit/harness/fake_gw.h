@@ -40,8 +40,8 @@ struct fake_gw {
 };
 
 struct fake_gw_opts {
-    /* One policy file (NULL: a service "backend" with GET /api/default).  "@UPSTREAM@" is replaced by the fake
-     * back end's URL, e.g. http://127.0.0.1:40123. */
+    /* One policy file (NULL: a service "backend" with GET /api/default).  "@UPSTREAM@" is replaced
+     * by the fake back end's URL, e.g. http://127.0.0.1:40123. */
     const char *policy_yaml;
     /* Extra top-level config sections (cards:, mobile:, documents:...).
      * "@DIR@" is replaced by the temporary directory: write the files they
@@ -58,6 +58,10 @@ struct fake_gw_opts {
 
 #define FAKE_GW_ORIGIN "https://gw.test"
 #define FAKE_GW_TIMEOUT_MS 15000u
+
+/* Write text to dir/name with mode (e.g. 0600 for a secret); 0 or -1.
+ * For fake_gw_opts.prepare. */
+int fake_gw_write_file(const char *dir, const char *name, const char *text, unsigned mode);
 
 /* Build everything; 0, or -1 with the reason on stderr. */
 int fake_gw_new(const struct fake_gw_opts *o, struct fake_gw **out);
