@@ -35,6 +35,10 @@ static const char policy[] = "service: backend\n"
                              "    methods: [GET]\n"
                              "    means: [sc]\n"
                              "    role: judge\n"
+                             "  - path: /api/t/rated\n"
+                             "    methods: [GET]\n"
+                             "    acr: low\n"
+                             "    limits: { rate: 2/h per subject }\n"
                              "limits: { body: 1KiB, timeout: 10s }\n";
 
 #define FIN_A "5ABC123"
@@ -150,6 +154,57 @@ static void test_insufficient(void **state)
     assert_problem(r, 403, "forbidden");
     fake_req_free(r);
     assert_int_equal(fake_upstream_requests(g->up), 0);
+}
+
+/* Once the policy allows: the judge's card session on the judges' route;
+ * then the checks after the policy (Origin, body, rate), each answered
+ * without reaching the back end. */
+static void test_after_policy(void **state)
+{
+    struct fake_gw *g = *state;
+    char judge[64];
+    char low[64];
+    char cookie[96];
+    char big[2048];
+    struct dz_req *r;
+
+    fake_gw_session(g, FIN_A, "card", DZ_AMR_SC | DZ_AMR_PIN, "high", "judge", judge);
+    fake_gw_session(g, FIN_A, "password", DZ_AMR_PWD, "low", NULL, low);
+    fake_upstream_set_answer(g->up, 200, NULL, "ok");
+    r = get(g, "/api/t/judge", judge);
+    assert_int_equal(fake_req_status(r), 200);
+    assert_string_equal(fake_req_resp_body(r, NULL), "ok");
+    fake_req_free(r);
+    assert_int_equal(fake_upstream_requests(g->up), 1);
+
+    /* A browser (cookie) POST without our Origin. */
+    snprintf(cookie, sizeof(cookie), "__Host-darvaza=%s", low);
+    r = fake_gw_req(g, "POST", "/api/t/open");
+    fake_req_add_header(r, "cookie", cookie);
+    fake_req_set_json(r, "{}");
+    assert_true(fake_gw_roundtrip(g, r));
+    assert_problem(r, 403, "bad_origin");
+    fake_req_free(r);
+    /* A body over the service's 1 KiB. */
+    memset(big, 'x', sizeof(big));
+    r = fake_gw_req(g, "POST", "/api/t/open");
+    fake_req_bearer(r, low);
+    fake_req_set_body(r, big, sizeof(big));
+    assert_true(fake_gw_roundtrip(g, r));
+    assert_problem(r, 413, "payload_too_large");
+    fake_req_free(r);
+    /* Two an hour on /api/t/rated (a window the test never straddles in
+     * practice): the third is refused. */
+    for (int i = 0; i < 2; i++) {
+        r = get(g, "/api/t/rated", low);
+        assert_int_equal(fake_req_status(r), 200);
+        fake_req_free(r);
+    }
+    r = get(g, "/api/t/rated", low);
+    assert_problem(r, 429, "rate_limited");
+    assert_non_null(fake_req_resp_header(r, "retry-after"));
+    fake_req_free(r);
+    assert_int_equal(fake_upstream_requests(g->up), 3);
 }
 
 /* ------------------------------------------------------------ the join */
@@ -359,6 +414,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_no_route, setup, teardown),
         cmocka_unit_test_setup_teardown(test_no_session, setup, teardown),
         cmocka_unit_test_setup_teardown(test_insufficient, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_after_policy, setup, teardown),
         cmocka_unit_test_setup_teardown(test_allowed_audited_first, setup, teardown),
         cmocka_unit_test_setup_teardown(test_upstream_down, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reset_mid_transfer, setup, teardown),
