@@ -35,6 +35,10 @@ static const char policy[] = "service: backend\n"
                              "    methods: [GET]\n"
                              "    means: [sc]\n"
                              "    role: judge\n"
+                             "  - path: /api/t/record\n"
+                             "    methods: [GET]\n"
+                             "    acr: low\n"
+                             "    release: [fin, name]\n"
                              "  - path: /api/t/rated\n"
                              "    methods: [GET]\n"
                              "    acr: low\n"
@@ -294,6 +298,41 @@ static void test_upstream_down(void **state)
     assert_int_equal(fake_upstream_new(dz_worker_loop(g->w), &g->up), 0);
 }
 
+/* A route with a release list: the JSON answer is buffered and stripped of
+ * what the policy does not release; an answer that is not JSON is not
+ * passed on unchecked. */
+static void test_release_filter(void **state)
+{
+    struct fake_gw *g = *state;
+    char tok[64];
+    char buf[128];
+    struct dz_req *r;
+    json_t *j;
+
+    fake_gw_session(g, FIN_A, "password", DZ_AMR_PWD, "low", NULL, tok);
+    fake_upstream_set_answer(
+        g->up, 200, "content-type: application/json\r\n",
+        "{\"fin\":\"5ABC123\",\"name\":\"Ayten\",\"phones\":[\"+994501234567\"]}");
+    r = get(g, "/api/t/record", tok);
+    assert_int_equal(fake_req_status(r), 200);
+    assert_false(fake_req_streamed(r));
+    j = fake_req_json(r);
+    assert_non_null(j);
+    assert_string_equal(json_string_value(json_object_get(j, "fin")), "5ABC123");
+    assert_string_equal(json_string_value(json_object_get(j, "name")), "Ayten");
+    assert_null(json_object_get(j, "phones"));
+    json_decref(j);
+    assert_string_equal(fake_upstream_last_header(g->up, "darvaza-release", buf, sizeof(buf)),
+                        "fin,name");
+    fake_req_free(r);
+
+    fake_upstream_set_answer(g->up, 200, "content-type: application/json\r\n", "{\"fin\":");
+    r = get(g, "/api/t/record", tok);
+    assert_problem(r, 502, "upstream_unavailable");
+    assert_null(strstr(fake_req_resp_body(r, NULL), "fin\":"));
+    fake_req_free(r);
+}
+
 /* ------------------------------------------------- the client goes away */
 
 static bool body_started(void *arg)
@@ -417,6 +456,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_after_policy, setup, teardown),
         cmocka_unit_test_setup_teardown(test_allowed_audited_first, setup, teardown),
         cmocka_unit_test_setup_teardown(test_upstream_down, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_release_filter, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reset_mid_transfer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reset_before_answer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reset_during_audit, setup, teardown),
