@@ -225,7 +225,21 @@ int fake_gw_new(const struct fake_gw_opts *o, struct fake_gw **out)
     }
     dz_log_set_level(g->gw.gen->config->gateway.log_level);
     snprintf(g->audit_path, sizeof(g->audit_path), "%s", g->gw.gen->config->audit.file);
-    if (dz_store_mem_new(4, &g->gw.store) != 0 || dz_ocsp_cache_new(100, &g->gw.ocsp_cache) != 0 ||
+    {
+        /* The budgets from the config, as darvazad sets them. */
+        const struct dz_config *cf = g->gw.gen->config;
+        struct dz_store_quotas q;
+        dz_store_quotas_default(&q);
+        q.max[DZ_STORE_SESSIONS] = cf->store.sessions;
+        q.max[DZ_STORE_PENDING_QR] = cf->store.pending_qr;
+        q.max[DZ_STORE_PENDING_MOBILE] = cf->store.pending_mobile;
+        q.max[DZ_STORE_CHALLENGES] = cf->store.challenges;
+        q.max[DZ_STORE_FAILURES] = cf->store.failures;
+        q.max[DZ_STORE_RATES] = cf->store.rates;
+        if (dz_store_mem_new(4, &q, &g->gw.store) != 0)
+            g->gw.store = NULL;
+    }
+    if (!g->gw.store || dz_ocsp_cache_new(100, &g->gw.ocsp_cache) != 0 ||
         dz_metrics_new(&g->gw.metrics) != 0) {
         say("store, OCSP cache or metrics", NULL);
         goto fail;
