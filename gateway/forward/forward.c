@@ -63,9 +63,10 @@ struct fwd {
     int status;
     struct dz_hdr *rh; /* response headers (copied) */
     size_t nrh;
-    bool buffering; /* release filter: whole body first */
-    bool audited;   /* audit line durable: may send */
-    bool started;   /* response headers sent */
+    bool buffering;     /* release filter: whole body first */
+    bool audited;       /* audit line durable: may send */
+    bool audit_pending; /* audit_forward's step is in flight and holds f */
+    bool started;       /* response headers sent */
     bool upstream_done;
     int upstream_result;
     struct dz_buf body; /* buffered or early data */
@@ -206,7 +207,13 @@ static void fwd_cancel(struct dz_rctx *c)
     if (f->xfer) {
         dz_httpc_cancel(f->xfer);
         f->xfer = NULL;
-        /* The transfer's hold; the audit step, if pending, keeps its own. */
+        if (f->audit_pending) {
+            /* audit_then still gets f: it sees the stream closed and the
+             * transfer over, and frees f and drops the transfer's hold. */
+            f->upstream_done = true;
+            return;
+        }
+        /* The transfer's hold. */
         fwd_free(f);
         dz_rctx_release(c);
     }
@@ -374,6 +381,7 @@ static void audit_then(struct dz_rctx *c, int rc, void *arg)
 {
     struct fwd *f = arg;
 
+    f->audit_pending = false;
     f->audited = true;
     if (rc != 0 && !c->closed) {
         /* No durable record, no answer: fail closed. */
@@ -417,6 +425,7 @@ static void audit_forward(struct dz_rctx *c, struct fwd *f, const char *decision
         dz_b64_encode_to(d, sizeof(d), true, b);
         json_object_set_new(rec, "bdy", json_string(b));
     }
+    f->audit_pending = true;
     dz_gw_audit(c, rec, audit_then, f);
 }
 
