@@ -459,7 +459,7 @@ int dz_h2conn_new(struct dz_worker *w, const struct dz_listener *l, int fd, SSL 
 {
     const struct dz_httpd_limits *lim = &w->h->limits;
     struct dz_h2conn *c = NULL;
-    nghttp2_settings_entry iv[4];
+    nghttp2_settings_entry iv[3];
     uint32_t win;
     ev_tstamp now = ev_now(w->loop);
     int rc = DZ_ERR_NOMEM;
@@ -479,9 +479,12 @@ int dz_h2conn_new(struct dz_worker *w, const struct dz_listener *l, int fd, SSL 
     iv[1].value = win;
     iv[2].settings_id = NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE;
     iv[2].value = lim->max_header_bytes;
-    iv[3].settings_id = NGHTTP2_SETTINGS_NO_RFC7540_PRIORITIES;
-    iv[3].value = 1;
-    if (nghttp2_submit_settings(c->ngh, NGHTTP2_FLAG_NONE, iv, 4) != 0 ||
+    /* No SETTINGS_NO_RFC7540_PRIORITIES: with it nghttp2 skips PRIORITY
+     * frames unparsed, so one on stream 0 or depending on itself would not
+     * be the PROTOCOL_ERROR RFC 9113 5.3.1 and 6.3 require, and it keeps no
+     * closed streams (they live in the priority tree).  nghttp2 bounds the
+     * idle streams PRIORITY frames create like the closed ones. */
+    if (nghttp2_submit_settings(c->ngh, NGHTTP2_FLAG_NONE, iv, 3) != 0 ||
         nghttp2_session_set_local_window_size(c->ngh, NGHTTP2_FLAG_NONE, 0, DZ_H2_CONN_WINDOW) != 0)
         goto out;
 

@@ -331,7 +331,11 @@ int dz_h2_option_new(const struct dz_httpd_limits *l, nghttp2_option **out)
     nghttp2_option_set_max_settings(opt, 16);
     nghttp2_option_set_max_outbound_ack(opt, 128);
     nghttp2_option_set_max_deflate_dynamic_table_size(opt, 4096);
-    nghttp2_option_set_no_closed_streams(opt, 1);
+    /* Closed streams are remembered (no nghttp2_option_set_no_closed_streams):
+     * that is how nghttp2 tells a frame on a closed stream (RFC 9113 5.1,
+     * STREAM_CLOSED) from one on a stream it never saw.  nghttp2 keeps at most
+     * SETTINGS_MAX_CONCURRENT_STREAMS minus the open ones, oldest dropped
+     * first, so the memory stays bounded per connection. */
     /* The Debian build of 1.52 also carries the CVE-2023-44487 and
      * CVE-2024-28182 back-ports (stream reset rate limit, max CONTINUATION
      * frames) with safe defaults; the rapid-reset count in count_reset()
