@@ -26,6 +26,7 @@
 
 #include "base/err.h"
 #include "base/log.h"
+#include "base/secret.h"
 
 #include "base/compat.h"
 
@@ -51,12 +52,24 @@ void dz_h2conn_mark_dirty(struct dz_h2conn *c)
     c->w->dirty = c;
 }
 
+/* The connection buffer holds our answers in clear (before SSL_write):
+ * login answers carry session tokens, so it is wiped before it goes. */
+static void out_free(struct dz_h2conn *c)
+{
+    if (c->out) {
+        dz_secret_wipe(c->out, c->out_cap);
+        free(c->out);
+    }
+    c->out = NULL;
+    c->out_len = c->out_off = c->out_cap = 0;
+}
+
 void dz_h2conn_unref(struct dz_h2conn *c)
 {
     if (--c->refs > 0)
         return;
     SSL_free(c->ssl);
-    free(c->out);
+    out_free(c);
     free(c);
 }
 
@@ -92,6 +105,8 @@ static int out_append(struct dz_h2conn *c, const uint8_t *p, size_t n)
 
     if (c->out_off > 0 && c->out_cap - c->out_len < n) {
         memmove(c->out, c->out + c->out_off, pending);
+        /* The tail the move left behind is sent data: no copy stays. */
+        dz_secret_wipe(c->out + pending, c->out_len - pending);
         c->out_off = 0;
         c->out_len = pending;
     }
@@ -100,9 +115,15 @@ static int out_append(struct dz_h2conn *c, const uint8_t *p, size_t n)
         unsigned char *nb;
         while (cap - c->out_len < n)
             cap *= 2;
-        nb = realloc(c->out, cap);
+        nb = malloc(cap); /* not realloc: the old block is wiped first */
         if (!nb)
             return DZ_ERR_NOMEM;
+        if (c->out_len)
+            memcpy(nb, c->out, c->out_len);
+        if (c->out) {
+            dz_secret_wipe(c->out, c->out_cap);
+            free(c->out);
+        }
         c->out = nb;
         c->out_cap = cap;
     }
@@ -167,12 +188,12 @@ static int write_out(struct dz_h2conn *c)
         c->out_off += (size_t)n;
         c->t_write = ev_now(c->w->loop);
     }
-    c->out_off = c->out_len = 0;
     /* Idle or bloated: give the memory back (thousands of connections). */
     if (c->out_cap > 32 * 1024 || c->nstreams == 0) {
-        free(c->out);
-        c->out = NULL;
-        c->out_cap = 0;
+        out_free(c);
+    } else {
+        dz_secret_wipe(c->out, c->out_len); /* what was sent stays no longer */
+        c->out_off = c->out_len = 0;
     }
     return 1;
 }
@@ -274,6 +295,7 @@ static void do_read(struct dz_h2conn *c)
 
     for (int i = 0; i < DZ_H2_READS_PER_EVENT; i++) {
         ssize_t n;
+        int rc;
 
         if (c->ssl) {
             int k;
@@ -307,7 +329,11 @@ static void do_read(struct dz_h2conn *c)
                 return;
             }
         }
-        if (dz_h2conn_feed(c, buf, (size_t)n) != 0) {
+        rc = dz_h2conn_feed(c, buf, (size_t)n);
+        /* The worker's read buffer held this client's bytes in clear
+         * (passwords, bearer tokens): nghttp2 has copied what it keeps. */
+        dz_secret_wipe(buf, (size_t)n);
+        if (rc != 0) {
             dz_h2conn_close(c);
             return;
         }
@@ -579,9 +605,7 @@ void dz_h2conn_close(struct dz_h2conn *c)
     if (c->fd >= 0)
         close(c->fd);
     c->fd = -1;
-    free(c->out);
-    c->out = NULL;
-    c->out_len = c->out_off = c->out_cap = 0;
+    out_free(c);
     reap(c);
     dz_h2conn_unref(c);
 }

@@ -45,12 +45,9 @@ void dz_h2conn_stream_closed(struct dz_h2conn *c, struct dz_req *r)
         c->nsending--;
     if (c->nstreams == 0)
         c->t_idle = ev_now(c->w->loop);
-    /* The response backlog can go now; the app may hold r much longer. */
-    if (r->out != r->out_inline)
-        free(r->out);
-    r->out = r->out_inline;
-    r->out_cap = sizeof(r->out_inline);
-    r->out_len = r->out_off = 0;
+    /* The response backlog can go now (wiped: a login answer carries the
+     * session token); the app may hold r much longer. */
+    dz_h2req_wipe_out(r);
     if (c->closed_tail)
         c->closed_tail->closed_next = r;
     else
@@ -107,7 +104,7 @@ static void headers_done(struct dz_h2conn *c, struct dz_req *r)
      * 413 before the client sends a byte of body. */
     cl = dz_req_header(r, "content-length");
     if (cl && parse_cl(cl) > r->body_limit) {
-        dz_buf_cleanup(&r->body);
+        dz_buf_wipe(&r->body);
         r->is_overflow = true;
         deliver(c, r);
     }
