@@ -494,7 +494,7 @@ int dz_h2conn_new(struct dz_worker *w, const struct dz_listener *l, int fd, SSL 
     c = calloc(1, sizeof(*c));
     if (!c)
         goto out;
-    if (nghttp2_session_server_new2(&c->ngh, w->h->h2cb, c, w->h->h2opt) != 0)
+    if (nghttp2_session_server_new3(&c->ngh, w->h->h2cb, c, w->h->h2opt, dz_h2_mem()) != 0)
         goto out;
     win = lim->max_body_bytes < NGHTTP2_INITIAL_WINDOW_SIZE ? NGHTTP2_INITIAL_WINDOW_SIZE
           : lim->max_body_bytes > DZ_H2_STREAM_WINDOW       ? DZ_H2_STREAM_WINDOW

@@ -8,10 +8,14 @@
  */
 #include "http/httpd_int.h"
 
+#include <malloc.h>
 #include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "base/err.h"
 #include "base/log.h"
+#include "base/secret.h"
 
 #include "base/compat.h"
 
@@ -312,6 +316,59 @@ int dz_h2_callbacks_new(nghttp2_session_callbacks **out)
     nghttp2_session_callbacks_set_on_frame_send_callback(cb, on_frame_send);
     *out = cb;
     return 0;
+}
+
+/* ---------- nghttp2's memory: wiped when freed ---------- */
+
+/* nghttp2 holds request fields in clear: each decoded field passes through a
+ * refcounted buffer (freed after on_header), and the HPACK dynamic table
+ * keeps indexed fields (a client indexes its authorization header) until
+ * they are evicted or the session ends.  Every block nghttp2 frees is wiped;
+ * malloc_usable_size gives the length, so no size header is needed. */
+static void *h2_malloc(size_t n, void *ud)
+{
+    return malloc(n);
+}
+
+static void h2_free(void *p, void *ud)
+{
+    if (!p)
+        return;
+    dz_secret_wipe(p, malloc_usable_size(p));
+    free(p);
+}
+
+static void *h2_calloc(size_t nmemb, size_t size, void *ud)
+{
+    return calloc(nmemb, size);
+}
+
+/* Not realloc: the old block is wiped before it goes. */
+static void *h2_realloc(void *p, size_t n, void *ud)
+{
+    size_t old;
+    void *np;
+
+    if (!p)
+        return malloc(n);
+    if (n == 0) {
+        h2_free(p, ud);
+        return NULL;
+    }
+    np = malloc(n);
+    if (!np)
+        return NULL;
+    old = malloc_usable_size(p);
+    memcpy(np, p, old < n ? old : n);
+    h2_free(p, ud);
+    return np;
+}
+
+nghttp2_mem *dz_h2_mem(void)
+{
+    /* nghttp2 copies it into each session; never written. */
+    static nghttp2_mem mem = {NULL, h2_malloc, h2_free, h2_calloc, h2_realloc};
+    return &mem;
 }
 
 int dz_h2_option_new(const struct dz_httpd_limits *l, nghttp2_option **out)

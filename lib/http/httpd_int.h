@@ -194,6 +194,9 @@ struct dz_h2conn {
 /* nghttp2 objects shared by every session of a server (read-only after). */
 int dz_h2_callbacks_new(nghttp2_session_callbacks **out);
 int dz_h2_option_new(const struct dz_httpd_limits *l, nghttp2_option **out);
+/* The allocator every session gets: it wipes each block it frees (nghttp2
+ * holds request fields in clear).  Thread-safe, static. */
+nghttp2_mem *dz_h2_mem(void);
 /* Mark r closed, stop its timer, unlink it and queue it on c's closed list
  * (on_close and the engine's unref happen when h2conn.c reaps). */
 void dz_h2conn_stream_closed(struct dz_h2conn *c, struct dz_req *r);

@@ -1551,6 +1551,33 @@ static void test_recycled_request_wiped(void **state)
     dz_httpd_free(h);
 }
 
+/* The allocator the sessions get (wiping free, realloc by copy) behaves
+ * like malloc/realloc/free: contents kept on growth and shrink. */
+static void test_h2_mem(void **state)
+{
+    nghttp2_mem *m = dz_h2_mem();
+    unsigned char *p = m->malloc(16, m->mem_user_data);
+    unsigned char *z = m->calloc(4, 8, m->mem_user_data);
+
+    assert_non_null(p);
+    assert_non_null(z);
+    for (int i = 0; i < 32; i++)
+        assert_int_equal(z[i], 0);
+    memcpy(p, "0123456789abcdef", 16);
+    p = m->realloc(p, 4096, m->mem_user_data);
+    assert_non_null(p);
+    assert_memory_equal(p, "0123456789abcdef", 16);
+    p = m->realloc(p, 8, m->mem_user_data);
+    assert_non_null(p);
+    assert_memory_equal(p, "01234567", 8);
+    assert_null(m->realloc(p, 0, m->mem_user_data)); /* frees */
+    p = m->realloc(NULL, 8, m->mem_user_data);
+    assert_non_null(p);
+    m->free(p, m->mem_user_data);
+    m->free(z, m->mem_user_data);
+    m->free(NULL, m->mem_user_data);
+}
+
 static int group_setup(void **state)
 {
     X509 *ca = NULL;
@@ -1601,6 +1628,7 @@ int main(void)
         cmocka_unit_test(test_garbage_and_bad_args),
         cmocka_unit_test(test_worker_post),
         cmocka_unit_test(test_recycled_request_wiped),
+        cmocka_unit_test(test_h2_mem),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
