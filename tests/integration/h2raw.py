@@ -220,9 +220,9 @@ def case_headers_closed(c):
 
 
 def case_data_half_closed(c):
-    """RFC 9113 §5.1 half-closed (remote): the client ended the stream, the
-    answer is not complete yet... in practice the answer is quick, so this
-    sends DATA right behind the END_STREAM HEADERS in one write."""
+    """RFC 9113 §5.1 half-closed (remote): DATA after the client's own
+    END_STREAM.  Both go in one write, so the server reads the DATA before it
+    has sent its answer: the stream is still half-closed, not closed."""
     c.send(c.request(1) + frame(DATA, END_STREAM, 1, b"x"))
     print(answer(c.ping()))
 
