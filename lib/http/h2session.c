@@ -1,9 +1,10 @@
 /*
  * h2session.c - the nghttp2 side of an engine connection: the session
- * callbacks, the options every session gets, and how frames become request
- * events (headers complete, body, request complete, overflow, timeouts, the
- * rapid-reset count).  It runs inside nghttp2_session_mem_recv/mem_send, so
- * it never frees anything and never does I/O: a closed stream is only queued
+ * callbacks, the options and the wiping allocator every session gets, and
+ * how frames become request events (headers complete, body, request
+ * complete, overflow, timeouts, the rapid-reset count).  It runs inside
+ * nghttp2_session_mem_recv/mem_send, so it never frees a request or a
+ * connection and never does I/O: a closed stream is only queued
  * (dz_h2conn_stream_closed) for h2conn.c to reap once nghttp2 has returned.
  */
 #include "http/httpd_int.h"
