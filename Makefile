@@ -18,7 +18,7 @@ DEB_PACKAGES := build-essential pkg-config libssl-dev libnghttp2-dev libev-dev \
 	libqrencode-dev libsqlite3-dev libp11-dev libcmocka-dev softhsm2 opensc \
 	oathtool nghttp2-client curl nginx jq sqlite3 clang libclang-rt-14-dev \
 	zbar-tools valgrind librsvg2-bin libengine-pkcs11-openssl chromium nodejs \
-	fonts-dejavu-core python3 xxd
+	fonts-dejavu-core python3 python3-hpack xxd
 
 PKGS := openssl libnghttp2 jansson yaml-0.1 libcurl libargon2 liboath libqrencode \
 	sqlite3 libp11

@@ -4,7 +4,9 @@
  */
 #include "core/rctx.h"
 
+#include <malloc.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
@@ -120,6 +122,22 @@ static bool is_json_type(const char *ct)
     while (*ct == ' ')
         ct++;
     return *ct == '\0' || *ct == ';';
+}
+
+/* malloc_usable_size, not a size header of our own: every block jansson
+ * frees comes from malloc (ours or, before dz_json_wipe_frees, libc's), so
+ * the length is always known and wiping a little slack costs nothing. */
+static void json_wipe_free(void *p)
+{
+    if (!p)
+        return;
+    dz_secret_wipe(p, malloc_usable_size(p));
+    free(p);
+}
+
+void dz_json_wipe_frees(void)
+{
+    json_set_alloc_funcs(malloc, json_wipe_free);
 }
 
 int dz_rctx_body_json(struct dz_rctx *c, json_t **out)

@@ -21,6 +21,7 @@
 #include "base/secret.h"
 #include "core/gen.h"
 #include "core/metrics.h"
+#include "core/rctx.h"
 #include "daemon/router.h"
 #include "http/httpd.h"
 #include "http/pool.h"
@@ -233,6 +234,8 @@ int main(int argc, char **argv)
     /* Secrets must not end up in core files. */
     prctl(PR_SET_DUMPABLE, 0);
     setrlimit(RLIMIT_CORE, &(struct rlimit){0, 0});
+    /* Nor in freed memory: jansson's copies of request bodies are wiped. */
+    dz_json_wipe_frees();
 
     /* Signals go to the main thread only: block them before any thread. */
     sigemptyset(&sigs);
