@@ -500,7 +500,11 @@ void dz_ep_register(struct dz_rctx *c)
         return;
     fin = dz_json_str(body, "fin", 64);
     document = dz_json_str(body, "document", 64);
-    password = dz_json_str(body, "password", MAX_PASSWORD);
+    /* Any length is taken here (the body is bounded): a password over
+     * DZ_PASSWORD_MAX is a weak_password for the validation below to say,
+     * not a malformed request. */
+    jb = json_object_get(body, "password");
+    password = json_is_string(jb) ? json_string_value(jb) : NULL;
     if (!fin || !document || !password) {
         dz_rctx_problem(c, "invalid_request", "fin, document and password are required strings");
         goto out;

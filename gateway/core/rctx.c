@@ -57,6 +57,10 @@ int dz_rctx_respond(struct dz_rctx *c, int status, const char *content_type, con
         h[n++] = (struct dz_hdr){"content-type", content_type};
     for (size_t i = 0; i < nextra && n < sizeof(h) / sizeof(h[0]); i++)
         h[n++] = extra[i];
+    /* RFC 9110 15.5.2: a 401 names how to authenticate.  The API takes a
+     * bearer token (RFC 6750 2.1) or the session cookie a login sets. */
+    if (status == 401 && n < sizeof(h) / sizeof(h[0]))
+        h[n++] = (struct dz_hdr){"www-authenticate", "Bearer realm=\"darvaza\""};
     c->status = status;
     c->answered = true;
     return dz_req_respond(c->req, status, h, n, body, len);

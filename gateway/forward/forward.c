@@ -38,6 +38,9 @@
 
 #include "base/compat.h"
 
+/* The longest request target (path and query) forwarded: RFC 9110 4.1 asks
+ * for at least 8000 octets; the assertion carries it whole. */
+#define FORWARD_TARGET_MAX 8192
 #define MAX_FWD_HEADERS 64
 #define RELEASE_BUFFER_MAX (8u << 20)
 #define PENDING_HIGH (4u << 20)
@@ -173,7 +176,9 @@ static char *cookies_without_ours(struct dz_req *req)
         for (char *p = strtok_r(copy, ";", &save); p; p = strtok_r(NULL, ";", &save)) {
             while (*p == ' ')
                 p++;
-            if (strncmp(p, DZ_COOKIE_SESSION_EQ, DZ_COOKIE_SESSION_EQ_LEN) == 0 || *p == '\0')
+            /* Every cookie of ours (the session and the QR binding) stays
+             * here: none is a back end's business. */
+            if (strncmp(p, DZ_COOKIE_PREFIX, DZ_COOKIE_PREFIX_LEN) == 0 || *p == '\0')
                 continue;
             /* A failed append frees the buffer: stop, and pass no
              * cookie at all rather than a cut list. */
@@ -527,6 +532,11 @@ static void signed_cb(struct dz_rctx *c, int rc, char *token, void *arg)
         fwd_free(f);
         return;
     }
+    if (rc == DZ_ERR_TOOBIG) {
+        dz_rctx_problem(c, "uri_too_long", "the request does not fit in an assertion");
+        fwd_free(f);
+        return;
+    }
     if (rc != 0) {
         dz_log(DZ_LOG_ERROR, "assertion_sign", "signing failed: %s", dz_err_str(rc));
         dz_rctx_problem(c, "service_unavailable", "could not sign the assertion");
@@ -652,8 +662,11 @@ void dz_forward(struct dz_rctx *c)
     struct fwd *f;
     int rc;
 
-    if (plen >= sizeof(pathbuf)) {
-        dz_rctx_problem(c, "not_found", NULL);
+    /* A target longer than a forwarded request can carry (the assertion
+     * binds the whole target, in a token of bounded size) is the client's
+     * fault, said as such (RFC 9110 15.5.15), not a 503 from signing. */
+    if (plen >= sizeof(pathbuf) || strlen(path) > FORWARD_TARGET_MAX) {
+        dz_rctx_problem(c, "uri_too_long", NULL);
         return;
     }
     memcpy(pathbuf, path, plen);

@@ -95,7 +95,15 @@ static void headers_done(struct dz_h2conn *c, struct dz_req *r)
     if (r->is_hdr_overflow) {
         dz_log(DZ_LOG_DEBUG, "h2_header_limit", "%s: stream %d: header fields over the limit",
                c->peer_ip, (int)r->stream_id);
-        if (dz_req_respond(r, 431, NULL, 0, NULL, 0) != 0)
+        /* The same problem+json shape as every other refusal (RFC 9457),
+         * made here because no application code has seen the request. */
+        static const struct dz_hdr ct[] = {{"content-type", "application/problem+json"}};
+        static const char body[] =
+            "{\"type\":\"urn:darvaza:problem:header_fields_too_large\","
+            "\"title\":\"The request's header fields are too large\",\"status\":431,"
+            "\"detail\":\"too many or too long header fields\","
+            "\"code\":\"header_fields_too_large\"}";
+        if (dz_req_respond(r, 431, ct, 1, body, sizeof(body) - 1) != 0)
             nghttp2_submit_rst_stream(c->ngh, NGHTTP2_FLAG_NONE, r->stream_id,
                                       NGHTTP2_REFUSED_STREAM);
         r->is_delivered = true;

@@ -279,10 +279,23 @@ static int build_headers(const struct dz_httpc_request *r, struct curl_slist **o
         l = t;
     }
     if (r->body_len) {
+        bool has_type = false;
+
+        for (i = 0; i < r->nheaders; i++)
+            has_type = has_type || strcasecmp(r->headers[i].name, "content-type") == 0;
         t = curl_slist_append(l, "Expect:");
         if (!t)
             goto nomem;
         l = t;
+        /* With a body and no type, libcurl would add its own
+         * (application/x-www-form-urlencoded): a back end must see only
+         * what the client sent.  "Content-Type:" removes libcurl's. */
+        if (!has_type) {
+            t = curl_slist_append(l, "Content-Type:");
+            if (!t)
+                goto nomem;
+            l = t;
+        }
     }
     *out = l;
     return 0;
