@@ -404,7 +404,7 @@ do_start() {
         [ -z "$(pid_of "$name")" ] || die "$name already runs for $STATE (pid $(pid_of "$name")); stop it first"
     done
     mkdir -p "$STATE"/{certs,keys,logs,pids}
-    rm -f "$STATE"/pids/*.pid
+    rm -f "$STATE"/pids/*.pid "$STATE"/pids/*.stopped
 
     "$ROOT/certs/mkpki.sh" "$STATE/certs" "$STATE/keys" >/dev/null
     make_config
@@ -494,11 +494,24 @@ do_reload() {
     say "SIGHUP sent to darvazad (pid $pid)"
 }
 
+# A process stopped on purpose (ocsp-stop, tsa-stop: a test or an operator
+# showing what the gateway does without it) leaves pids/NAME.stopped, so
+# status, and the demo's watch on the stack, do not take it for a crash.
+mark_stopped() { : >"$STATE/pids/$1.stopped"; }
+unmark_stopped() { rm -f "$STATE/pids/$1.stopped"; }
+
 do_status() {
     local name pid rc=0
     for name in "${PROCS[@]}"; do
         pid=$(pid_of "$name")
-        if [ -n "$pid" ]; then say "$name runs (pid $pid)"; else say "$name is down"; rc=1; fi
+        if [ -n "$pid" ]; then
+            say "$name runs (pid $pid)"
+        elif [ -f "$STATE/pids/$name.stopped" ]; then
+            say "$name stopped on purpose (demo/stack.sh ocsp-start|tsa-start brings it back)"
+        else
+            say "$name is down"
+            rc=1
+        fi
     done
     return $rc
 }
@@ -511,9 +524,9 @@ start) do_start ;;
 stop) do_stop ;;
 reload) do_reload ;;
 status) do_status ;;
-ocsp-stop) stop_card_ocsp ;;
-ocsp-start) start_card_ocsp ;;
-tsa-stop) stop_tsa ;;
-tsa-start) start_tsa ;;
+ocsp-stop) stop_card_ocsp && mark_stopped ocsp-esign ;;
+ocsp-start) unmark_stopped ocsp-esign && start_card_ocsp ;;
+tsa-stop) stop_tsa && mark_stopped tsa ;;
+tsa-start) unmark_stopped tsa && start_tsa ;;
 *) usage ;;
 esac

@@ -9,7 +9,7 @@
 # content type the client never sent.
 . "$(dirname "$0")/lib.sh"
 
-plan 16
+plan 19
 stack_start
 start_echo || bail "the echo peer did not start on $ECHO_ADDR"
 
@@ -68,4 +68,13 @@ gw GET /api/echo/get -H "$(bearer "$TOK")" -H "$(probe_hdr "$PROBE")" -H 'Conten
 is "$STATUS" 200 "a GET with a body and no content type is forwarded"
 H=$(peer_request_with "$PROBE" echo | jq -c '.headers // {}')
 is "$(jq -r 'has("content-type")' <<<"$H")" false "the back end sees no content type the client never sent"
+
+# ---- the demo survives a responder stopped on purpose ---------------------------------------------
+card_ocsp_stop
+ok "after ocsp-stop, demo/stack.sh status still says the stack is up (make demo keeps running)" \
+    "$ROOT/demo/stack.sh" status "$STATE_DIR"
+like "$("$ROOT/demo/stack.sh" status "$STATE_DIR" 2>&1)" 'ocsp-esign stopped on purpose' "... naming the responder as stopped on purpose"
+card_ocsp_start
+gw GET /healthz
+is "$STATUS" 200 "after ocsp-start the stack is whole and the gateway answers"
 finish
