@@ -168,6 +168,8 @@ static const struct kw limits_kws[] = {
     {"body", T_SIZE, F_U64(S, body), 0, KIB, GIB, "1MiB", F_RELOADABLE, NULL},
     {"streams", T_UINT, F_UINT(S, streams), 0, 1, 1000, "100", F_RELOADABLE, NULL},
     {"connections", T_UINT, F_UINT(S, connections), 0, 1, 1000000, "4096", F_RELOADABLE, NULL},
+    {"connections_per_address", T_UINT, F_UINT(S, connections_per_address), 0, 1, 1000000, "1024",
+     F_RELOADABLE, NULL},
     {"handshake_timeout", T_DURATION, F_U64(S, handshake_timeout_ms), 0, 100, 5 * MIN, "10s",
      F_RELOADABLE, NULL},
     {"idle_timeout", T_DURATION, F_U64(S, idle_timeout_ms), 0, SEC, HOUR, "60s", F_RELOADABLE,

@@ -113,6 +113,18 @@ static uint64_t gauge_sessions(void *arg)
     return dz_store_count(gw->store, "sess");
 }
 
+static uint64_t gauge_refused_addr(void *arg)
+{
+    struct dz_gw *gw = arg;
+    return gw->httpd ? dz_httpd_refused_per_address(gw->httpd) : 0;
+}
+
+static uint64_t gauge_refused_full(void *arg)
+{
+    struct dz_gw *gw = arg;
+    return gw->httpd ? dz_httpd_refused_full(gw->httpd) : 0;
+}
+
 /* One gauge per budget: creations refused because that kind was full. */
 struct refusal_gauge {
     struct dz_gw *gw;
@@ -310,6 +322,7 @@ int main(int argc, char **argv)
     hconf.limits.max_body_bytes = max_body(gw.gen);
     hconf.limits.max_concurrent_streams = (uint32_t)cf->limits.streams;
     hconf.limits.max_connections = (uint32_t)cf->limits.connections;
+    hconf.limits.max_connections_per_address = (uint32_t)cf->limits.connections_per_address;
     hconf.limits.handshake_timeout_ms = (uint32_t)cf->limits.handshake_timeout_ms;
     hconf.limits.idle_timeout_ms = (uint32_t)cf->limits.idle_timeout_ms;
     hconf.limits.request_timeout_ms = (uint32_t)cf->limits.request_timeout_ms;
@@ -327,6 +340,13 @@ int main(int argc, char **argv)
     dz_metrics_gauge_fn(gw.metrics, "darvaza_open_connections", "Open client connections",
                         gauge_connections, &gw);
     dz_metrics_gauge_fn(gw.metrics, "darvaza_sessions", "Live sessions", gauge_sessions, &gw);
+    dz_metrics_gauge_fn(gw.metrics, "darvaza_connections_refused_per_address_total",
+                        "Connections closed at accept: their address had too many open",
+                        gauge_refused_addr, &gw);
+    dz_metrics_gauge_fn(
+        gw.metrics, "darvaza_connections_refused_full_total",
+        "Connections closed at accept: the process was full and nothing could be shed",
+        gauge_refused_full, &gw);
     for (int k = 0; k < DZ_STORE_KINDS; k++) {
         struct refusal_gauge *g = &refusal_gauges[k];
         g->gw = &gw;

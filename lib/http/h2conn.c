@@ -598,6 +598,11 @@ void dz_h2conn_close(struct dz_h2conn *c)
     c->prev = c->next = NULL;
     w->nconns--;
     atomic_fetch_sub_explicit(&w->nconns_pub, 1, memory_order_relaxed);
+    if (c->is_counted) {
+        c->is_counted = false;
+        atomic_fetch_sub_explicit(&w->h->nconns, 1, memory_order_relaxed);
+        atomic_fetch_sub_explicit(&w->h->addr_conns[c->addr_slot], 1, memory_order_relaxed);
+    }
     while (c->streams)
         dz_h2conn_stream_closed(c, c->streams);
     nghttp2_session_del(c->ngh);

@@ -90,8 +90,21 @@ struct dz_worker {
     int drain_phase; /* 0 running, 1 GOAWAY sent, 2 connections closed */
 };
 
+/* Open connections per client address are counted in a fixed table of
+ * slots indexed by a keyed hash of the address: no allocation and no lock
+ * on accept.  Two addresses may share a slot (and so a cap); the key is
+ * random per process, so a client cannot choose whom it shares with. */
+#define DZ_H2_ADDR_SLOTS 65536u
+/* Near the process cap, a new connection must finish its TLS handshake
+ * within this (or the configured timeout, if shorter). */
+#define DZ_H2_PRESSED_HANDSHAKE_MS 2000u
+
 struct dz_httpd {
     struct dz_httpd_limits limits;
+    atomic_uint_fast32_t nconns;                       /* open connections, all workers */
+    atomic_uint_fast32_t addr_conns[DZ_H2_ADDR_SLOTS]; /* open per address slot */
+    uint64_t addr_key[2];
+    atomic_uint_fast64_t refused_addr, refused_full;
     struct dz_httpd_handlers handlers;
     void *app;
     struct dz_listener *listeners;
@@ -178,6 +191,8 @@ struct dz_h2conn {
     bool is_read_paused;
     bool tls_read_wants_write;
     bool tls_write_wants_read;
+    bool is_counted; /* holds a process and an address slot (accept) */
+    uint32_t addr_slot;
     uint32_t nstreams; /* open streams */
     uint32_t nsending; /* open streams with a response under way */
     struct dz_req *streams;

@@ -11,10 +11,10 @@
 # per-address limits); each phase has its own loopback address.
 . "$(dirname "$0")/lib.sh"
 
-plan 23
+plan 28
 # (the stack itself registers its 8 people from 127.0.0.1, under the limit of 10)
 stack_start STARTS_PER_ADDRESS=10 QR_PENDING_PER_ADDRESS=3 \
-    CONFIG_SET="store.challenges=20 store.failures=10"
+    CONFIG_SET="store.challenges=20 store.failures=10 limits.connections=120 limits.connections_per_address=80"
 
 R=$(pick_person registered 0)
 [ -n "$R" ] || bail "people.json lacks a registered person"
@@ -108,6 +108,26 @@ as 11 POST /auth/password "$(jq -nc --arg f "$R" --arg p "$R_PW" --arg o "$(totp
 is "$STATUS" 200 "the right password and code still log in (a login needs no new failure entry)"
 like "$(metric darvaza_store_refusals_failures_total)" '^[1-9][0-9]*$' \
     "the refusals are counted (darvaza_store_refusals_failures_total)"
+# ---- connection floods: connections that never start TLS -----------------------------------
+# limits.connections=120, limits.connections_per_address=80.
+GW_PORT=${GW_URL##*:}
+/usr/bin/python3 "$ROOT/tests/integration/holdconns.py" 127.0.0.1 "$GW_PORT" 150 127.0.0.30 60 \
+    >"$WORK/flood30.out" 2>&1 &
+OWN_PIDS+=($!)
+# Wait for the state: the script reports again each time the server closes some.
+for _ in $(seq 1 300); do [ "$(tail -n 1 "$WORK/flood30.out")" = "open 80" ] && break; sleep 0.1; done
+is "$(tail -n 1 "$WORK/flood30.out")" "open 80" "one address flooding with 150 connections keeps only its 80"
+like "$(metric darvaza_connections_refused_per_address_total)" '^[1-9][0-9]*$' \
+    "the refused ones are counted (darvaza_connections_refused_per_address_total)"
+/usr/bin/python3 "$ROOT/tests/integration/holdconns.py" 127.0.0.1 "$GW_PORT" 100 127.0.0.31 60 \
+    >"$WORK/flood31.out" 2>&1 &
+OWN_PIDS+=($!)
+for _ in $(seq 1 200); do grep -q '^open' "$WORK/flood31.out" && break; sleep 0.1; done
+like "$(head -n 1 "$WORK/flood31.out")" '^open [0-9]+$' "a second address floods too, past the process's 120"
+gw GET /healthz --interface 127.0.0.32 --resolve "localhost:8443:127.0.0.1"
+is "$STATUS" 200 "with the process full of handshake-less connections, a third client's /healthz answers"
+is "$(metric darvaza_connections_refused_full_total)" 0 \
+    "no newcomer was turned away: a connection that never started TLS was shed for it"
 gw GET /healthz
 is "$STATUS" 200 "/healthz answers throughout"
 finish

@@ -1010,36 +1010,103 @@ static void test_header_limits(void **state)
     srv_stop(&s);
 }
 
+/* Reads (and drops) whatever the server sent until EOF; true if the
+ * server closed the connection within ms. */
+static bool closed_by_server(int fd, int ms)
+{
+    char buf[512];
+
+    for (;;) {
+        struct pollfd p = {fd, POLLIN, 0};
+        ssize_t n;
+
+        if (poll(&p, 1, ms) != 1)
+            return false;
+        n = recv(fd, buf, sizeof(buf), 0);
+        if (n == 0)
+            return true;
+        if (n < 0)
+            return errno == ECONNRESET;
+    }
+}
+
+static int connect_local(uint16_t port)
+{
+    struct sockaddr_in a;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+    memset(&a, 0, sizeof(a));
+    a.sin_family = AF_INET;
+    a.sin_port = htons(port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_true(fd >= 0);
+    assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    return fd;
+}
+
+static void wait_open(struct srv *s, uint64_t n)
+{
+    for (int k = 0; k < 400 && dz_httpd_open_connections(s->h) != n; k++)
+        sleep_ms(5);
+    assert_int_equal(dz_httpd_open_connections(s->h), n);
+}
+
+/* At the process cap a newcomer is let in by shedding the oldest
+ * connection that serves nobody (idle here: h2c has no handshake). */
 static void test_max_connections(void **state)
 {
     struct dz_httpd_limits lim;
     struct srv s;
-    struct sockaddr_in a;
     int fds[3];
-    char c;
 
     (void)state;
     test_limits(&lim);
     lim.max_connections = 2;
     srv_start(&s, &lim, NULL, 1);
-    memset(&a, 0, sizeof(a));
-    a.sin_family = AF_INET;
-    a.sin_port = htons(s.h2c_port);
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    for (int i = 0; i < 3; i++) {
-        fds[i] = socket(AF_INET, SOCK_STREAM, 0);
-        assert_int_equal(connect(fds[i], (struct sockaddr *)&a, sizeof(a)), 0);
-        for (int k = 0; k < 200 && (int)dz_httpd_open_connections(s.h) < (i < 2 ? i + 1 : 2); k++)
-            sleep_ms(5);
-    }
-    sleep_ms(50);
+    fds[0] = connect_local(s.h2c_port);
+    wait_open(&s, 1);
+    fds[1] = connect_local(s.h2c_port);
+    wait_open(&s, 2);
+    fds[2] = connect_local(s.h2c_port);
+    /* the oldest idle one goes; the newcomer stays; the count stays 2 */
+    assert_true(closed_by_server(fds[0], 2000));
+    wait_open(&s, 2);
+    assert_false(closed_by_server(fds[2], 100));
+    assert_int_equal(dz_httpd_refused_full(s.h), 0);
+    for (int i = 0; i < 3; i++)
+        close(fds[i]);
+    srv_stop(&s);
+}
+
+/* One address cannot hold more than its share: the next one is closed at
+ * accept (before the server says anything), and others are not affected. */
+static void test_connections_per_address(void **state)
+{
+    struct dz_httpd_limits lim;
+    struct srv s;
+    int fds[3];
+
+    (void)state;
+    test_limits(&lim);
+    lim.max_connections = 100;
+    lim.max_connections_per_address = 2;
+    srv_start(&s, &lim, NULL, 1);
+    fds[0] = connect_local(s.h2c_port);
+    fds[1] = connect_local(s.h2c_port);
+    wait_open(&s, 2);
+    fds[2] = connect_local(s.h2c_port);
+    assert_true(closed_by_server(fds[2], 2000));
+    for (int k = 0; k < 400 && dz_httpd_refused_per_address(s.h) == 0; k++)
+        sleep_ms(5);
+    assert_int_equal(dz_httpd_refused_per_address(s.h), 1);
     assert_int_equal(dz_httpd_open_connections(s.h), 2);
-    /* The third was closed at once: EOF without any data. */
-    {
-        struct pollfd p = {fds[2], POLLIN, 0};
-        assert_int_equal(poll(&p, 1, 2000), 1);
-        assert_int_equal(recv(fds[2], &c, 1, 0), 0);
-    }
+    assert_false(closed_by_server(fds[0], 100));
+    /* a slot comes back when one of them closes */
+    close(fds[0]);
+    wait_open(&s, 1);
+    fds[0] = connect_local(s.h2c_port);
+    wait_open(&s, 2);
+    assert_false(closed_by_server(fds[0], 100));
     for (int i = 0; i < 3; i++)
         close(fds[i]);
     srv_stop(&s);
@@ -1623,6 +1690,7 @@ int main(void)
         cmocka_unit_test(test_tls_client_cert_optional),
         cmocka_unit_test(test_header_limits),
         cmocka_unit_test(test_max_connections),
+        cmocka_unit_test(test_connections_per_address),
         cmocka_unit_test(test_rapid_reset),
         cmocka_unit_test(test_timeouts),
         cmocka_unit_test(test_garbage_and_bad_args),
