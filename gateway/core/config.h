@@ -83,13 +83,15 @@ struct dz_config_limits {
     unsigned streams;                 /* 1..1000, default 100 (per connection) */
     unsigned connections;             /* 1..1000000, default 4096 (per process) */
     unsigned connections_per_address; /* 1..1000000, default 1024 (an IPv6 /64 is one) */
-    uint64_t handshake_timeout_ms;    /* 100ms..5m, default 10s */
-    uint64_t idle_timeout_ms;         /* 1s..1h, default 60s */
-    uint64_t request_timeout_ms;      /* 1s..1h, default 30s */
-    unsigned starts_per_address;      /* 1..100000, default 30: a minute's unauthenticated
-                                       * starts (QR, mobile, card challenge, registration)
-                                       * per client address and endpoint */
-    unsigned starts_global;           /* 1..10000000, default 6000: the same, all addresses */
+    uint64_t answer_buffer_per_connection; /* unsent answer bytes: 64KiB..1GiB, default 8MiB */
+    uint64_t answer_buffer_total;          /* the same, whole process: default 256MiB */
+    uint64_t handshake_timeout_ms;         /* 100ms..5m, default 10s */
+    uint64_t idle_timeout_ms;              /* 1s..1h, default 60s */
+    uint64_t request_timeout_ms;           /* 1s..1h, default 30s */
+    unsigned starts_per_address;           /* 1..100000, default 30: a minute's unauthenticated
+                                            * starts (QR, mobile, card challenge, registration)
+                                            * per client address and endpoint */
+    unsigned starts_global;                /* 1..10000000, default 6000: the same, all addresses */
 };
 
 /* store: live entries per kind (state/store.h "Budgets"); read at start */

@@ -119,6 +119,12 @@ static uint64_t gauge_refused_addr(void *arg)
     return gw->httpd ? dz_httpd_refused_per_address(gw->httpd) : 0;
 }
 
+static uint64_t gauge_closed_stalled(void *arg)
+{
+    struct dz_gw *gw = arg;
+    return gw->httpd ? dz_httpd_closed_stalled(gw->httpd) : 0;
+}
+
 static uint64_t gauge_refused_full(void *arg)
 {
     struct dz_gw *gw = arg;
@@ -323,6 +329,8 @@ int main(int argc, char **argv)
     hconf.limits.max_concurrent_streams = (uint32_t)cf->limits.streams;
     hconf.limits.max_connections = (uint32_t)cf->limits.connections;
     hconf.limits.max_connections_per_address = (uint32_t)cf->limits.connections_per_address;
+    hconf.limits.max_buffered_per_connection = (size_t)cf->limits.answer_buffer_per_connection;
+    hconf.limits.max_buffered_total = (size_t)cf->limits.answer_buffer_total;
     hconf.limits.handshake_timeout_ms = (uint32_t)cf->limits.handshake_timeout_ms;
     hconf.limits.idle_timeout_ms = (uint32_t)cf->limits.idle_timeout_ms;
     hconf.limits.request_timeout_ms = (uint32_t)cf->limits.request_timeout_ms;
@@ -347,6 +355,9 @@ int main(int argc, char **argv)
         gw.metrics, "darvaza_connections_refused_full_total",
         "Connections closed at accept: the process was full and nothing could be shed",
         gauge_refused_full, &gw);
+    dz_metrics_gauge_fn(gw.metrics, "darvaza_connections_closed_stalled_total",
+                        "Connections closed for holding too many unsent answer bytes",
+                        gauge_closed_stalled, &gw);
     for (int k = 0; k < DZ_STORE_KINDS; k++) {
         struct refusal_gauge *g = &refusal_gauges[k];
         g->gw = &gw;

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "base/err.h"
+#include "base/log.h"
 #include "base/secret.h"
 #include "http/httpfield.h"
 
@@ -48,6 +49,56 @@ struct dz_req *dz_h2req_new(struct dz_h2conn *c, int32_t stream_id)
     return r;
 }
 
+void dz_h2req_out_account(struct dz_req *r)
+{
+    struct dz_h2conn *c = r->c;
+    size_t now = r->out_len - r->out_off;
+
+    if (now == r->out_counted)
+        return;
+    if (now > r->out_counted) {
+        c->out_buffered += now - r->out_counted;
+        atomic_fetch_add_explicit(&c->w->h->out_buffered, now - r->out_counted,
+                                  memory_order_relaxed);
+    } else {
+        c->out_buffered -= r->out_counted - now;
+        atomic_fetch_sub_explicit(&c->w->h->out_buffered, r->out_counted - now,
+                                  memory_order_relaxed);
+    }
+    r->out_counted = now;
+}
+
+/* A zero-window reader: every answer it is sent stays here.  Over the
+ * connection's budget, that connection goes; over the process's, the
+ * connection of this worker holding the most goes (the one stalling, not
+ * whoever answered last).  Returns true when r's own connection went. */
+static bool enforce_budgets(struct dz_req *r)
+{
+    struct dz_h2conn *c = r->c;
+    struct dz_worker *w = c->w;
+    const struct dz_httpd_limits *lim = &w->h->limits;
+    struct dz_h2conn *victim = NULL;
+
+    if (lim->max_buffered_per_connection && c->out_buffered > lim->max_buffered_per_connection) {
+        victim = c;
+    } else if (lim->max_buffered_total &&
+               atomic_load_explicit(&w->h->out_buffered, memory_order_relaxed) >
+                   lim->max_buffered_total) {
+        for (struct dz_h2conn *x = w->conns; x; x = x->next) {
+            if (!victim || x->out_buffered > victim->out_buffered)
+                victim = x;
+        }
+    }
+    if (!victim || victim->out_buffered == 0 || victim->is_close_wanted)
+        return false;
+    atomic_fetch_add_explicit(&w->h->closed_stalled, 1, memory_order_relaxed);
+    dz_log(DZ_LOG_WARN, "answer_buffer",
+           "%s: %zu unsent answer bytes (the client does not read): connection closed",
+           victim->peer_ip, victim->out_buffered);
+    dz_h2conn_close(victim);
+    return victim == c;
+}
+
 void dz_h2req_wipe_out(struct dz_req *r)
 {
     if (r->out != r->out_inline) {
@@ -59,6 +110,7 @@ void dz_h2req_wipe_out(struct dz_req *r)
     r->out = r->out_inline;
     r->out_cap = sizeof(r->out_inline);
     r->out_len = r->out_off = 0;
+    dz_h2req_out_account(r);
 }
 
 /* Everything the client sent (fields with their bearer tokens and cookies,
@@ -458,6 +510,9 @@ static int out_append(struct dz_req *r, const void *p, size_t len)
     r->out_len += len;
     if (r->out == r->out_inline && r->out_len > r->out_inline_used)
         r->out_inline_used = r->out_len;
+    dz_h2req_out_account(r);
+    if (enforce_budgets(r))
+        return DZ_ERR_TOOBIG; /* r's connection is gone */
     return 0;
 }
 
@@ -472,8 +527,10 @@ ssize_t dz_h2req_read_cb(nghttp2_session *s, int32_t stream_id, uint8_t *buf, si
         memcpy(buf, r->out + r->out_off, n);
         r->out_off += n;
     }
-    if (r->out_off == r->out_len) {
+    if (r->out_off == r->out_len)
         r->out_off = r->out_len = 0;
+    dz_h2req_out_account(r);
+    if (r->out_len == 0) {
         if (r->is_ended) {
             *data_flags |= NGHTTP2_DATA_FLAG_EOF;
         } else if (n == 0) {
@@ -574,6 +631,7 @@ int dz_req_respond(struct dz_req *r, int status, const struct dz_hdr *h, size_t 
     rc = submit_headers(r, status, h, n, status == 204 || status == 304 ? NULL : cl, has_body);
     if (rc != 0) {
         r->out_len = r->out_off = 0;
+        dz_h2req_out_account(r);
         return rc;
     }
     r->is_ended = true;

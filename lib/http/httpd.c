@@ -39,6 +39,8 @@ void dz_httpd_limits_default(struct dz_httpd_limits *l)
     l->max_concurrent_streams = 100;
     l->max_connections = 4096;
     l->max_connections_per_address = 1024;
+    l->max_buffered_per_connection = (size_t)8 << 20;
+    l->max_buffered_total = (size_t)256 << 20;
     l->handshake_timeout_ms = 10000;
     l->idle_timeout_ms = 60000;
     l->request_timeout_ms = 30000;
@@ -281,6 +283,11 @@ unreserve:
 uint64_t dz_httpd_refused_per_address(const struct dz_httpd *h)
 {
     return atomic_load_explicit(&((struct dz_httpd *)h)->refused_addr, memory_order_relaxed);
+}
+
+uint64_t dz_httpd_closed_stalled(const struct dz_httpd *h)
+{
+    return atomic_load_explicit(&((struct dz_httpd *)h)->closed_stalled, memory_order_relaxed);
 }
 
 uint64_t dz_httpd_refused_full(const struct dz_httpd *h)

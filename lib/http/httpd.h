@@ -46,9 +46,14 @@ struct dz_httpd_limits {
     uint32_t max_concurrent_streams;      /* SETTINGS_MAX_CONCURRENT_STREAMS, e.g. 100 */
     uint32_t max_connections;             /* per process (all workers): see accept in httpd.c */
     uint32_t max_connections_per_address; /* per client address (IPv6: a /64); 0 = no cap */
-    uint32_t handshake_timeout_ms;        /* TLS handshake + connection preface */
-    uint32_t idle_timeout_ms;             /* connection with no open stream */
-    uint32_t request_timeout_ms;          /* from stream open to the whole request received */
+    /* Answer bytes held for clients that do not take them (a reader that
+     * keeps its HTTP/2 window shut): per connection, and for the whole
+     * process; over either, a connection is closed (see h2req.c). */
+    size_t max_buffered_per_connection;
+    size_t max_buffered_total;
+    uint32_t handshake_timeout_ms; /* TLS handshake + connection preface */
+    uint32_t idle_timeout_ms;      /* connection with no open stream */
+    uint32_t request_timeout_ms;   /* from stream open to the whole request received */
     /* From the whole request received to the answer complete (dz_req_respond
      * or dz_req_end); 0 = no limit.  A safety net for an app that never
      * answers: the stream is reset (INTERNAL_ERROR) and logged. */
@@ -88,8 +93,9 @@ struct dz_httpd_conf {
 };
 
 /* Fill limits with safe defaults (16 KiB headers, 100 headers, 1 MiB body,
- * 100 streams, 4096 connections, 1024 per address, 10 s handshake, 60 s
- * idle, 30 s request, 300 s response). */
+ * 100 streams, 4096 connections, 1024 per address, 8 MiB of unsent answers
+ * per connection and 256 MiB in all, 10 s handshake, 60 s idle, 30 s
+ * request, 300 s response). */
 void dz_httpd_limits_default(struct dz_httpd_limits *l);
 
 /* Create the server and bind every listener (SO_REUSEPORT, one socket per
@@ -105,6 +111,8 @@ uint16_t dz_httpd_port(const struct dz_httpd *h, size_t listener);
  * process cap with nothing to shed.  Any thread. */
 uint64_t dz_httpd_refused_per_address(const struct dz_httpd *h);
 uint64_t dz_httpd_refused_full(const struct dz_httpd *h);
+/* Connections closed for holding too many unsent answer bytes. */
+uint64_t dz_httpd_closed_stalled(const struct dz_httpd *h);
 
 /* Start the worker threads. 0 or DZ_ERR_IO. Main thread. */
 int dz_httpd_start(struct dz_httpd *h);

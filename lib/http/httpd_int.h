@@ -104,7 +104,8 @@ struct dz_httpd {
     atomic_uint_fast32_t nconns;                       /* open connections, all workers */
     atomic_uint_fast32_t addr_conns[DZ_H2_ADDR_SLOTS]; /* open per address slot */
     uint64_t addr_key[2];
-    atomic_uint_fast64_t refused_addr, refused_full;
+    atomic_uint_fast64_t refused_addr, refused_full, closed_stalled;
+    atomic_size_t out_buffered; /* unsent answer bytes, all connections */
     struct dz_httpd_handlers handlers;
     void *app;
     struct dz_listener *listeners;
@@ -159,6 +160,7 @@ struct dz_req {
     unsigned char *out; /* out_inline or heap */
     size_t out_len, out_off, out_cap;
     size_t out_inline_used; /* high-water mark in out_inline: what to wipe */
+    size_t out_counted;     /* of out_len - out_off, what c and the process count */
     ev_timer timer;         /* request timeout, then response timeout */
     void *data;
     void (*on_close)(struct dz_req *r, void *arg);
@@ -191,7 +193,8 @@ struct dz_h2conn {
     bool is_read_paused;
     bool tls_read_wants_write;
     bool tls_write_wants_read;
-    bool is_counted; /* holds a process and an address slot (accept) */
+    bool is_counted;     /* holds a process and an address slot (accept) */
+    size_t out_buffered; /* unsent answer bytes of its requests */
     uint32_t addr_slot;
     uint32_t nstreams; /* open streams */
     uint32_t nsending; /* open streams with a response under way */
@@ -204,6 +207,11 @@ struct dz_h2conn {
     uint32_t rst_count;
     char peer_ip[INET6_ADDRSTRLEN];
 };
+
+/* --- h2req.c --- */
+/* Bring the connection's and the process's count of unsent answer bytes
+ * up to date with r's backlog (after any change to r->out_len/out_off). */
+void dz_h2req_out_account(struct dz_req *r);
 
 /* --- h2session.c --- */
 /* nghttp2 objects shared by every session of a server (read-only after). */

@@ -274,7 +274,10 @@ static void on_request(struct dz_req *r, void *wdata)
         CHECK(b != NULL);
         for (size_t i = 0; i < n; i++)
             b[i] = (unsigned char)('a' + i % 26);
-        CHECK((dz_req_respond(r, 200, ct, 1, b, n)) == 0);
+        int rc = dz_req_respond(r, 200, ct, 1, b, n);
+        /* TOOBIG: the answer took its connection over its budget of unsent
+         * bytes and the connection was closed (test_zero_window_budget). */
+        CHECK(rc == 0 || rc == DZ_ERR_TOOBIG);
         free(b);
     } else {
         CHECK((dz_req_respond(r, 404, ct, 1, "not found", 9)) == 0);
@@ -1271,6 +1274,87 @@ static bool got_rst(const struct raw *r)
     return r->n_rst_recv > 0;
 }
 
+static bool got_eof(const struct raw *r)
+{
+    return r->eof;
+}
+
+/* A client that never opens its window (SETTINGS_INITIAL_WINDOW_SIZE 0)
+ * keeps every answer it asks for in the server; past the connection's
+ * budget of unsent answer bytes the server closes it, and only it. */
+static void test_zero_window_budget(void **state)
+{
+    static const nghttp2_nv big_nv[] = {
+        {(uint8_t *)":method", (uint8_t *)"GET", 7, 3, 0},
+        {(uint8_t *)":scheme", (uint8_t *)"http", 7, 4, 0},
+        {(uint8_t *)":authority", (uint8_t *)"x", 10, 1, 0},
+        {(uint8_t *)":path", (uint8_t *)"/big?n=300000", 5, 13, 0},
+    };
+    nghttp2_settings_entry zero = {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, 0};
+    struct dz_httpd_limits lim;
+    struct srv s;
+    struct raw r;
+    struct resp ok;
+    char u[128];
+
+    (void)state;
+    test_limits(&lim);
+    lim.max_buffered_per_connection = 1 << 20;
+    srv_start(&s, &lim, NULL, 1);
+    raw_open(&r, s.h2c_port, false);
+    assert_int_equal(nghttp2_submit_settings(r.s, NGHTTP2_FLAG_NONE, &zero, 1), 0);
+    /* three answers (900 KB) fit in the budget: the connection stays */
+    for (int i = 0; i < 3; i++)
+        assert_true(nghttp2_submit_request(r.s, NULL, big_nv, 4, NULL, NULL) > 0);
+    raw_flush(&r);
+    for (int k = 0; k < 400 && dz_httpd_open_connections(s.h) != 1; k++)
+        sleep_ms(5);
+    raw_pump(&r, 300, got_eof);
+    assert_false(r.eof);
+    assert_int_equal(dz_httpd_closed_stalled(s.h), 0);
+    /* the fourth (1.2 MB unsent) is over it: closed */
+    assert_true(nghttp2_submit_request(r.s, NULL, big_nv, 4, NULL, NULL) > 0);
+    raw_flush(&r);
+    raw_pump(&r, 5000, got_eof);
+    assert_true(r.eof);
+    assert_int_equal(dz_httpd_closed_stalled(s.h), 1);
+    raw_close(&r);
+    /* a client that reads still gets a large answer in full */
+    url(u, sizeof(u), false, s.h2c_port, "/big?n=900000");
+    get(u, false, &ok);
+    assert_int_equal(ok.status, 200);
+    assert_int_equal(ok.body.len, 900000);
+    dz_buf_cleanup(&ok.body);
+    srv_stop(&s);
+
+    /* Over the process's budget, the connection holding the most goes, not
+     * the one whose answer tipped it over. */
+    test_limits(&lim);
+    lim.max_buffered_per_connection = 4 << 20;
+    lim.max_buffered_total = 1 << 20;
+    srv_start(&s, &lim, NULL, 1);
+    struct raw r2;
+    raw_open(&r, s.h2c_port, false);
+    assert_int_equal(nghttp2_submit_settings(r.s, NGHTTP2_FLAG_NONE, &zero, 1), 0);
+    for (int i = 0; i < 3; i++)
+        assert_true(nghttp2_submit_request(r.s, NULL, big_nv, 4, NULL, NULL) > 0);
+    raw_flush(&r);
+    raw_pump(&r, 300, got_eof);
+    assert_false(r.eof);
+    raw_open(&r2, s.h2c_port, false);
+    assert_int_equal(nghttp2_submit_settings(r2.s, NGHTTP2_FLAG_NONE, &zero, 1), 0);
+    assert_true(nghttp2_submit_request(r2.s, NULL, big_nv, 4, NULL, NULL) > 0);
+    raw_flush(&r2);
+    raw_pump(&r, 5000, got_eof);
+    assert_true(r.eof); /* 900 KB held: the worst */
+    raw_pump(&r2, 300, got_eof);
+    assert_false(r2.eof); /* 300 KB: stays */
+    assert_int_equal(dz_httpd_closed_stalled(s.h), 1);
+    raw_close(&r);
+    raw_close(&r2);
+    srv_stop(&s);
+}
+
 static void test_rapid_reset(void **state)
 {
     struct dz_httpd_limits lim;
@@ -1691,6 +1775,7 @@ int main(void)
         cmocka_unit_test(test_header_limits),
         cmocka_unit_test(test_max_connections),
         cmocka_unit_test(test_connections_per_address),
+        cmocka_unit_test(test_zero_window_budget),
         cmocka_unit_test(test_rapid_reset),
         cmocka_unit_test(test_timeouts),
         cmocka_unit_test(test_garbage_and_bad_args),
