@@ -151,6 +151,14 @@ struct dz_audit_report {
     uint64_t unsigned_tail;  /* good lines after the last head line: cutting
                               * them off cannot be seen in the file alone
                               * (`darvaza audit verify --head` can) */
+    /* The forward pair (docs/internals/audit.md): a "forward" line with
+     * "phase":"sent", written before the request left, and its
+     * "forward_result" line with the same rid, written after. */
+    uint64_t forwards_sent;     /* "sent" lines among the good lines */
+    uint64_t forwards_open;     /* of which no outcome follows (in flight at the
+                                 * end of the file, or cut short by a crash) */
+    uint64_t results_unmatched; /* outcomes whose "sent" line is not in this
+                                 * file (an earlier file held it) */
 };
 
 #define DZ_AUDIT_VERIFY_LINE_MAX (1u << 20) /* longer lines are malformed */

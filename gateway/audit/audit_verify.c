@@ -160,6 +160,7 @@ out:
 struct vstate {
     const struct dz_audit_keys *keys;
     struct dz_audit_report *r;
+    json_t *open_forwards; /* rid -> true: "sent" lines still without an outcome */
     uint64_t prev_seq;
     unsigned char prev_hash[32];
     bool stopped;
@@ -260,6 +261,26 @@ out:
 }
 
 /* One complete line (without its newline).  Stops at the first bad line. */
+/* Match each forward's "sent" line with its outcome by rid.  An unmatched
+ * pair is not a broken log (the chain says that): it is what was in flight
+ * when the file ended, or what a crash cut short, and is reported as such. */
+static void pair_forward(struct vstate *v, json_t *obj)
+{
+    const char *type = json_string_value(json_object_get(obj, "type"));
+    const char *rid = json_string_value(json_object_get(obj, "rid"));
+    const char *phase = json_string_value(json_object_get(obj, "phase"));
+
+    if (!type || !rid || !v->open_forwards)
+        return;
+    if (strcmp(type, "forward") == 0 && phase && strcmp(phase, "sent") == 0) {
+        v->r->forwards_sent++;
+        json_object_set_new(v->open_forwards, rid, json_true());
+    } else if (strcmp(type, "forward_result") == 0) {
+        if (json_object_del(v->open_forwards, rid) != 0)
+            v->r->results_unmatched++;
+    }
+}
+
 static void feed(struct vstate *v, const char *line, size_t len)
 {
     uint64_t lineno = v->r->lines + 1;
@@ -295,6 +316,7 @@ static void feed(struct vstate *v, const char *line, size_t len)
         if (v->stopped)
             goto out;
     }
+    pair_forward(v, obj);
     v->r->lines = lineno;
     v->r->last_seq = l.seq;
     v->r->unsigned_tail = l.is_head ? 0 : v->r->unsigned_tail + 1;
@@ -311,6 +333,14 @@ static void vstate_init(struct vstate *v, const struct dz_audit_keys *keys,
     memset(v, 0, sizeof(*v));
     v->keys = keys;
     v->r = out;
+    v->open_forwards = json_object(); /* NULL: pairs are not counted */
+}
+
+static void vstate_done(struct vstate *v)
+{
+    v->r->forwards_open = v->open_forwards ? json_object_size(v->open_forwards) : 0;
+    json_decref(v->open_forwards);
+    v->open_forwards = NULL;
 }
 
 static void incomplete(struct vstate *v)
@@ -336,6 +366,7 @@ int dz_audit_verify_buf(const void *data, size_t len, const struct dz_audit_keys
         feed(&v, p, (size_t)(nl - p));
         p = nl + 1;
     }
+    vstate_done(&v);
     return 0;
 }
 
@@ -397,6 +428,7 @@ int dz_audit_verify_file(const char *path, const struct dz_audit_keys *keys,
         }
     }
 out:
+    vstate_done(&v);
     dz_buf_cleanup(&line);
     if (fd >= 0)
         close(fd);

@@ -211,6 +211,10 @@ static int verify(int argc, char **argv)
         goto out;
     }
     printf("ok: %" PRIu64 " lines, %" PRIu64 " signed heads verified\n", r.lines, r.heads_verified);
+    if (r.forwards_sent > 0)
+        printf("forwards: %" PRIu64 " recorded before they left, %" PRIu64
+               " without an outcome line (in flight when the log ended, or cut by a crash)\n",
+               r.forwards_sent, r.forwards_open);
     if (!jwks_path && !key_path && r.heads_seen > 0)
         fprintf(stderr, "note: %" PRIu64 " head signature(s) not checked: give --jwks or --key\n",
                 r.heads_seen);

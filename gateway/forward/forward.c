@@ -66,10 +66,15 @@ struct fwd {
     int status;
     struct dz_hdr *rh; /* response headers (copied) */
     size_t nrh;
-    bool buffering;     /* release filter: whole body first */
-    bool audited;       /* audit line durable: may send */
-    bool audit_pending; /* audit_forward's step is in flight and holds f */
-    bool started;       /* response headers sent */
+    bool buffering;              /* release filter: whole body first */
+    bool audited;                /* the "sent" line is durable: the request may leave */
+    bool audit_pending;          /* the "sent" line is being written; f waits for it */
+    bool sent;                   /* the request went to the back end */
+    uint64_t bytes;              /* answer body bytes received from the back end */
+    char jti[48];                /* the assertion's jti, linking the audit lines */
+    struct dz_httpc_request req; /* kept from signing until the "sent" line is durable */
+    struct dz_httpc_tls tls;
+    bool started; /* response headers sent */
     bool upstream_done;
     int upstream_result;
     struct dz_buf body; /* buffered or early data */
@@ -200,6 +205,35 @@ static char *cookies_without_ours(struct dz_req *req)
 
 /* ----------------------------------------------------------- answering */
 
+static void audit_outcome(struct dz_rctx *c, struct fwd *f, const char *result);
+
+/* A stream that ends while the gateway drains was cut by the drain deadline
+ * (or by the client in the meantime: the log cannot tell, and says drain). */
+static bool drain_cut(const struct dz_rctx *c)
+{
+    return atomic_load(&c->gw->draining);
+}
+
+/* The jti of a signed assertion (its payload's "jti"), or "" when it cannot
+ * be read: it links the forward's two audit lines to what the back end saw. */
+static void jti_of(const char *token, char *out, size_t out_len)
+{
+    const char *p = token ? strchr(token, '.') : NULL;
+    const char *q = p ? strchr(p + 1, '.') : NULL;
+    unsigned char *dec = NULL;
+    size_t dec_len = 0;
+    json_t *j;
+
+    out[0] = '\0';
+    if (!q || dz_b64_decode(p + 1, (size_t)(q - p - 1), true, &dec, &dec_len) != 0)
+        return;
+    j = json_loadb((const char *)dec, dec_len, 0, NULL);
+    if (json_is_string(json_object_get(j, "jti")))
+        snprintf(out, out_len, "%s", json_string_value(json_object_get(j, "jti")));
+    json_decref(j);
+    free(dec);
+}
+
 static void fwd_cancel(struct dz_rctx *c)
 {
     struct fwd *f = c->op;
@@ -209,15 +243,14 @@ static void fwd_cancel(struct dz_rctx *c)
     if (!f)
         return;
     ev_timer_stop(dz_worker_loop(c->gw_worker->worker), &f->resume);
+    if (f->audit_pending)
+        return; /* sent_then sees the stream closed, records it and frees f */
     if (f->xfer) {
+        /* The client went while the back end was at work: the back end
+         * may act on the request all the same, so the log says so. */
         dz_httpc_cancel(f->xfer);
         f->xfer = NULL;
-        if (f->audit_pending) {
-            /* audit_then still gets f: it sees the stream closed and the
-             * transfer over, and frees f and drops the transfer's hold. */
-            f->upstream_done = true;
-            return;
-        }
+        audit_outcome(c, f, drain_cut(c) ? "drain_cut" : "client_gone");
         /* The transfer's hold. */
         fwd_free(f);
         dz_rctx_release(c);
@@ -357,15 +390,26 @@ static void upstream_failed(struct dz_rctx *c, struct fwd *f, int result)
     dz_rctx_problem(c, timeout ? "upstream_timeout" : "upstream_unavailable", NULL);
 }
 
+static const char *outcome_of(int result)
+{
+    switch (result) {
+    case 0:
+        return "ok";
+    case DZ_ERR_TIMEOUT:
+        return "upstream_timeout";
+    case DZ_ERR_TOOBIG:
+        return "too_large";
+    default:
+        return "upstream_error";
+    }
+}
+
 /*
- * The join of a forward's two halves, which end in either order: the audit
- * line (audit_then) and the upstream transfer (on_done).  Whichever ends
- * second comes here, delivers what is left of the answer and releases the
- * forward.  The audit line is durable before the answer's first byte
- * leaves: start_streaming runs only from audit_then on success, and
- * send_buffered / dz_req_end / upstream_failed only here, once f->audited
- * is set (a failed audit never gets here with the client still there:
- * audit_then answers 503 and finishes instead).
+ * The end of a forward: the upstream transfer is over (on_done).  The
+ * "sent" line was durable before the request left, so what is left of the
+ * answer goes now; then the outcome line (status, bytes, result) is
+ * written, linked to the first by the request id and the assertion's jti,
+ * and the forward is released.
  */
 static void maybe_finish(struct dz_rctx *c, struct fwd *f)
 {
@@ -379,40 +423,66 @@ static void maybe_finish(struct dz_rctx *c, struct fwd *f)
         else
             send_buffered(c, f);
     }
+    audit_outcome(c, f,
+                  c->closed ? (drain_cut(c) ? "drain_cut" : "client_gone")
+                            : outcome_of(f->upstream_result));
     finish(c, f);
 }
 
-static void audit_then(struct dz_rctx *c, int rc, void *arg)
+static void outcome_written(struct dz_rctx *c, int rc, void *arg)
+{
+    /* Nothing waits for it: the answer was not held back for this line
+     * (its request was recorded before it left).  A failure is logged by
+     * dz_gw_audit's writer. */
+}
+
+/* The second line of the pair: what came of a request that was sent (or,
+ * with sent false, was not after all). */
+static void audit_outcome(struct dz_rctx *c, struct fwd *f, const char *result)
+{
+    json_t *rec = json_pack("{s:s, s:s, s:s, s:i, s:I, s:b}", "type", "forward_result", "service",
+                            f->svc->name, "result", result, "status", f->status, "bytes",
+                            (json_int_t)f->bytes, "sent", f->sent);
+
+    if (rec && f->jti[0])
+        json_object_set_new(rec, "jti", json_string(f->jti));
+    dz_gw_audit(c, rec, outcome_written, NULL);
+}
+
+static void start_transfer(struct dz_rctx *c, struct fwd *f);
+
+/* The "sent" line is durable (or could not be written): only now may the
+ * request leave for the back end. */
+static void sent_then(struct dz_rctx *c, int rc, void *arg)
 {
     struct fwd *f = arg;
 
     f->audit_pending = false;
-    f->audited = true;
-    if (rc != 0 && !c->closed) {
-        /* No durable record, no answer: fail closed. */
-        dz_rctx_problem(c, "service_unavailable", "audit log unavailable");
-        if (f->xfer) {
-            dz_httpc_cancel(f->xfer);
-            f->xfer = NULL;
-        }
+    if (rc != 0) {
+        /* No durable record, no request: fail closed. */
+        if (!c->closed)
+            dz_rctx_problem(c, "service_unavailable", "audit log unavailable");
         finish(c, f);
         return;
     }
-    if (f->upstream_done) {
-        maybe_finish(c, f);
+    f->audited = true;
+    if (c->closed) {
+        /* The client went before the request left: it never will. */
+        audit_outcome(c, f, drain_cut(c) ? "drain_cut" : "client_gone");
+        finish(c, f);
         return;
     }
-    /* Upstream still running: stream from now on (the record is durable). */
-    if (!c->closed && !f->buffering)
-        start_streaming(c, f);
+    start_transfer(c, f);
 }
 
-static void audit_forward(struct dz_rctx *c, struct fwd *f, const char *decision, int status)
+/* The first line of the pair, before the request leaves: the decision,
+ * who, what, the body's digest and the assertion's jti. */
+static void audit_sent(struct dz_rctx *c, struct fwd *f)
 {
     json_t *rec =
-        json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:i}", "type", "forward", "decision", decision,
-                  "service", f->svc->name, "route", c->route ? c->route : "", "method",
-                  dz_req_method(c->req), "path", dz_req_path(c->req), "status", status);
+        json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "type", "forward", "phase", "sent",
+                  "decision", "allow", "service", f->svc->name, "route", c->route ? c->route : "",
+                  "method", dz_req_method(c->req), "path", dz_req_path(c->req));
 
     if (rec && c->has_session) {
         json_object_set_new(rec, "fin", json_string(c->session.fin));
@@ -423,6 +493,8 @@ static void audit_forward(struct dz_rctx *c, struct fwd *f, const char *decision
         json_object_set_new(rec, "tgt", json_string(f->target));
     if (rec && f->purpose)
         json_object_set_new(rec, "pur", json_string(f->purpose));
+    if (rec && f->jti[0])
+        json_object_set_new(rec, "jti", json_string(f->jti));
     if (rec && f->in.body_len) {
         unsigned char d[32];
         char b[48];
@@ -431,7 +503,7 @@ static void audit_forward(struct dz_rctx *c, struct fwd *f, const char *decision
         json_object_set_new(rec, "bdy", json_string(b));
     }
     f->audit_pending = true;
-    dz_gw_audit(c, rec, audit_then, f);
+    dz_gw_audit(c, rec, sent_then, f);
 }
 
 static void on_head(void *arg, int status, const struct dz_hdr *h, size_t n)
@@ -452,7 +524,9 @@ static void on_head(void *arg, int status, const struct dz_hdr *h, size_t n)
      * (send_buffered) rather than passed on unchecked. */
     f->buffering = (f->route->release != 0) && status >= 200 && status < 300;
     dz_buf_init(&f->body, f->buffering ? RELEASE_BUFFER_MAX : PENDING_HIGH * 2);
-    audit_forward(c, f, "allow", status);
+    /* The request is on record already: the answer may stream at once. */
+    if (!c->closed && !f->buffering)
+        start_streaming(c, f);
 }
 
 static void resume_cb(struct ev_loop *loop, ev_timer *t, int revents)
@@ -471,6 +545,7 @@ static void on_data(void *arg, const void *p, size_t n)
     struct dz_rctx *c = arg;
     struct fwd *f = c->op;
 
+    f->bytes += n;
     if (c->closed)
         return;
     if (f->started) {
@@ -499,13 +574,9 @@ static void on_done(void *arg, int result)
     f->upstream_done = true;
     if (f->upstream_result == 0)
         f->upstream_result = result;
-    if (result != 0 && !f->rh) {
-        /* Failed before any answer: record it, then answer 502/504. */
-        f->status = result == DZ_ERR_TIMEOUT ? 504 : 502;
-        audit_forward(c, f, "allow", f->status);
-        return;
-    }
-    maybe_finish(c, f); /* or audit_then will, when the record is durable */
+    if (result != 0 && !f->rh)
+        f->status = result == DZ_ERR_TIMEOUT ? 504 : 502; /* answered by upstream_failed */
+    maybe_finish(c, f);
 }
 
 /* -------------------------------------------------------------- sending */
@@ -519,7 +590,6 @@ static void add_hdr(struct fwd *f, const char *name, const char *value)
 static void signed_cb(struct dz_rctx *c, int rc, char *token, void *arg)
 {
     struct fwd *f = arg;
-    struct dz_httpc_request r;
     const struct dz_config *cf = c->gen->config;
     struct dz_httpc_tls tls = {cf->upstream_tls.ca, cf->upstream_tls.certificate,
                                cf->upstream_tls.key};
@@ -571,32 +641,43 @@ static void signed_cb(struct dz_rctx *c, int rc, char *token, void *arg)
         body = f->sb->body;
         body_len = f->sb->body_len;
     }
-    memset(&r, 0, sizeof(r));
-    r.method = dz_req_method(c->req);
-    r.url = f->url;
-    r.headers = f->hdrs;
-    r.nheaders = f->nhdrs;
-    r.body = body;
-    r.body_len = body_len;
-    r.version = httpc_version(f->svc);
-    r.timeout_ms = (uint32_t)route_timeout_ms(c, f->route);
-    r.connect_timeout_ms = r.timeout_ms;
-    r.tls = strncmp(f->url, "https:", 6) == 0 ? &tls : NULL;
-    r.max_response_bytes = 0;
+    f->tls = tls;
+    memset(&f->req, 0, sizeof(f->req));
+    f->req.method = dz_req_method(c->req);
+    f->req.url = f->url;
+    f->req.headers = f->hdrs;
+    f->req.nheaders = f->nhdrs;
+    f->req.body = body;
+    f->req.body_len = body_len;
+    f->req.version = httpc_version(f->svc);
+    f->req.timeout_ms = (uint32_t)route_timeout_ms(c, f->route);
+    f->req.connect_timeout_ms = f->req.timeout_ms;
+    f->req.tls = strncmp(f->url, "https:", 6) == 0 ? &f->tls : NULL;
+    f->req.max_response_bytes = 0;
     ev_init(&f->resume, resume_cb);
     f->resume.repeat = 0.01;
     f->resume.data = f;
     f->c = c;
     c->op = f;
     c->cancel = fwd_cancel;
-    dz_rctx_hold(c);
+    dz_rctx_hold(c); /* the forward's hold, released by finish */
+    jti_of(f->assertion, f->jti, sizeof(f->jti));
+    /* Audit before acting: the back end may act on what it receives, so the
+     * request is on record before it leaves, whatever the client does. */
+    audit_sent(c, f);
+}
+
+static void start_transfer(struct dz_rctx *c, struct fwd *f)
+{
     static const struct dz_httpc_callbacks cbs = {on_head, on_data, on_done};
-    if (dz_httpc_start(c->gw_worker->httpc, &r, &cbs, c, &f->xfer) != 0) {
-        c->op = NULL;
-        c->cancel = NULL;
-        dz_rctx_release(c);
-        dz_rctx_problem(c, "upstream_unavailable", NULL);
-        fwd_free(f);
+
+    f->sent = true;
+    if (dz_httpc_start(c->gw_worker->httpc, &f->req, &cbs, c, &f->xfer) != 0) {
+        f->sent = false;
+        f->upstream_done = true;
+        f->upstream_result = DZ_ERR_UNAVAILABLE;
+        f->status = 502;
+        maybe_finish(c, f);
     }
 }
 

@@ -34,9 +34,18 @@ is "$(jq -r '[.type, .fin, (if .status == 401 or .result == "bad_credentials" th
 SECRETS+=("$TOK")
 
 gw GET /api/registry/me -H "$(bearer "$TOK")"
-FWD_LINE=$(grep -F "\"$(hdr darvaza-request-id)\"" "$AUDIT" 2>/dev/null | head -n 1)
-is "$(jq -r '[.type, .fin, .service, .decision, .status] | map(tostring) | join(" ")' <<<"${FWD_LINE:-null}" 2>/dev/null)" \
-    "forward $A registry allow 200" "the forwarded request is audited: fin, service, decision, status"
+FWD_RID=$(hdr darvaza-request-id)
+FWD_LINE=$(grep -F "\"$FWD_RID\"" "$AUDIT" 2>/dev/null | head -n 1)
+is "$(jq -r '[.type, .phase, .fin, .service, .decision] | map(tostring) | join(" ")' <<<"${FWD_LINE:-null}" 2>/dev/null)" \
+    "forward sent $A registry allow" "the forwarded request was on record before it left: fin, service, decision"
+# Its outcome follows the answer; wait for it (bounded), never guess.
+for _ in $(seq 1 100); do
+    RES_LINE=$(grep -F "\"$FWD_RID\"" "$AUDIT" 2>/dev/null | grep -F '"forward_result"' | head -n 1)
+    [ -n "$RES_LINE" ] && break
+    sleep 0.1
+done
+is "$(jq -r '[.status, .result, .sent, (.jti == $j)] | map(tostring) | join(" ")' --arg j "$(jq -r .jti <<<"${FWD_LINE:-null}")" <<<"${RES_LINE:-null}" 2>/dev/null)" \
+    "200 ok true true" "and its outcome follows, linked by request id and the assertion's jti: 200 ok"
 gw GET /api/registry/persons/AB12CD3 -H "$(bearer "$TOK")"
 DENY_LINE=$(grep -F "\"$(hdr darvaza-request-id)\"" "$AUDIT" 2>/dev/null | head -n 1)
 is "$(jq -r '[.decision, .status] | map(tostring) | join(" ")' <<<"${DENY_LINE:-null}" 2>/dev/null)" "deny 403" \

@@ -296,8 +296,15 @@ is "$(jb -c 'keys - ["fin","name","surname","patronymic","address","phones"]')" 
 is "$(jb -c '[has("birth_date"), has("document"), has("gender")]')" "[false,false,false]" \
     "birth date, document and gender are not released"
 LINE=$(audit_last ".type == \"forward\" and .fin == \"$JFIN1\" and .tgt == \"$TARGET\"")
-is "$(jq -r '[.pur, .decision, (.status|tostring)] | join("|")' <<<"$LINE" 2>/dev/null)" "$PURPOSE|allow|200" \
-    "audit: the lookup with tgt (the person) and pur (the purpose)"
+L_RID=$(jq -r '.rid // empty' <<<"$LINE" 2>/dev/null)
+# The outcome line follows the answer (the request was on record before it left).
+for _ in $(seq 1 100); do
+    RES=$(audit_last ".type == \"forward_result\" and .rid == \"$L_RID\"")
+    [ -n "$RES" ] && break
+    sleep 0.1
+done
+is "$(jq -r '[.pur, .decision] | join("|")' <<<"$LINE" 2>/dev/null)|$(jq -r '.status|tostring' <<<"${RES:-null}" 2>/dev/null)" \
+    "$PURPOSE|allow|200" "audit: the lookup with tgt (the person) and pur (the purpose), and its outcome 200"
 CLAIMS=$(peer_request_with judge-lookup | jq -c '.claims // {}')
 is "$(jq -r '[.sub, .tgt, .pur, .acr] | join("|")' <<<"$CLAIMS")" "$JFIN1|$TARGET|$PURPOSE|high" \
     "the registry received an assertion with sub, tgt, pur and acr high"

@@ -9,7 +9,7 @@
 # content type the client never sent.
 . "$(dirname "$0")/lib.sh"
 
-plan 19
+plan 22
 stack_start
 start_echo || bail "the echo peer did not start on $ECHO_ADDR"
 
@@ -68,6 +68,34 @@ gw GET /api/echo/get -H "$(bearer "$TOK")" -H "$(probe_hdr "$PROBE")" -H 'Conten
 is "$STATUS" 200 "a GET with a body and no content type is forwarded"
 H=$(peer_request_with "$PROBE" echo | jq -c '.headers // {}')
 is "$(jq -r 'has("content-type")' <<<"$H")" false "the back end sees no content type the client never sent"
+
+# ---- audit before acting: a client that leaves mid-forward ----------------------------------
+# The client gives up (0.8 s) while the back end takes 3 s (the route's own
+# timeout is 1 s): the back end has the request, so the log must say so.
+AUDIT="$STATE_DIR/audit.log"
+ECHO_RID=
+for attempt in 1 2 3; do
+    PROBE="probe-$$-gone-$attempt"
+    curl --http2 -sS -o /dev/null --max-time 0.8 --cacert "$STATE_DIR/certs/root.pem" \
+        -H "$(bearer "$TOK")" -H "$(probe_hdr "$PROBE")" "$GW_URL/api/echo/slow?delay_ms=3000" 2>/dev/null
+    for _ in $(seq 1 50); do
+        ECHO_RID=$(peer_request_with "$PROBE" echo | jq -r '.headers["darvaza-request-id"] // empty')
+        [ -n "$ECHO_RID" ] && break
+        sleep 0.1
+    done
+    [ -n "$ECHO_RID" ] && break # else the client left before its request did: try again
+done
+ok "the back end got a request whose client then left (attempt $attempt)" test -n "$ECHO_RID"
+SENT=$(grep -F "\"$ECHO_RID\"" "$AUDIT" 2>/dev/null | grep -F '"phase":"sent"' | head -n 1)
+is "$(jq -r '[.type, .decision, .path] | join(" ")' <<<"${SENT:-null}" 2>/dev/null)" \
+    "forward allow /api/echo/slow?delay_ms=3000" "its sent line was in the log before it reached the back end"
+for _ in $(seq 1 100); do
+    GONE=$(grep -F "\"$ECHO_RID\"" "$AUDIT" 2>/dev/null | grep -F '"forward_result"' | head -n 1)
+    [ -n "$GONE" ] && break
+    sleep 0.1
+done
+is "$(jq -r '[.result, .sent] | map(tostring) | join(" ")' <<<"${GONE:-null}" 2>/dev/null)" "client_gone true" \
+    "and its outcome says the client went after the request was sent"
 
 # ---- the demo survives a responder stopped on purpose ---------------------------------------------
 card_ocsp_stop

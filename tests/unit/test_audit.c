@@ -227,6 +227,35 @@ static void verify_ok(const struct dz_audit_keys *keys, struct dz_audit_report *
     assert_null(r->reason);
 }
 
+/* The forward pair: a "sent" line before the request leaves, its
+ * "forward_result" after, matched by rid; a sent line with no outcome is
+ * counted as open (in flight when the file ended), an outcome without its
+ * sent line as unmatched; neither breaks the chain. */
+static void test_forward_pairs(void **state)
+{
+    struct dz_audit *a = open_ok();
+    struct dz_audit_report r;
+    const char *lines[][3] = {
+        {"forward", "sent", "p1"},      {"forward_result", NULL, "p1"}, {"forward", "sent", "p2"},
+        {"forward_result", NULL, "p0"}, {"forward", NULL, "p3"}, /* a deny: one line */
+    };
+
+    (void)state;
+    tally_reset(false);
+    for (unsigned i = 0; i < sizeof(lines) / sizeof(lines[0]); i++) {
+        json_t *j = json_pack("{s:s, s:s}", "type", lines[i][0], "rid", lines[i][2]);
+        if (lines[i][1])
+            json_object_set_new(j, "phase", json_string(lines[i][1]));
+        assert_int_equal(dz_audit_append(a, j, NULL, on_done, (void *)(uintptr_t)i), 0);
+    }
+    wait_done(sizeof(lines) / sizeof(lines[0]));
+    dz_audit_close(a);
+    verify_ok(NULL, &r);
+    assert_int_equal(r.forwards_sent, 2);
+    assert_int_equal(r.forwards_open, 1);     /* p2 */
+    assert_int_equal(r.results_unmatched, 1); /* p0 */
+}
+
 /* ----------------------------------------------------------- test key --- */
 
 static EVP_PKEY *test_key;
@@ -1093,6 +1122,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_threads_chain, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_forward_pairs, setup, teardown),
         cmocka_unit_test_setup_teardown(test_edit_middle, setup, teardown),
         cmocka_unit_test_setup_teardown(test_delete_line, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reopen_continues, setup, teardown),

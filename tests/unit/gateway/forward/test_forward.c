@@ -254,19 +254,32 @@ static void test_allowed_audited_first(void **state)
     assert_string_equal(fake_upstream_last_header(g->up, "cookie", buf, sizeof(buf)), "other=1");
     assert_null(strstr(fake_upstream_last_request(g->up), tok));
 
-    /* The audit line is in the file, and it was there at the first byte. */
+    /* Audit before acting: the "sent" line (decision, who, the assertion's
+     * jti) was in the file before the request left, so at the first byte
+     * of the answer too. */
     line = fake_gw_audit_find(g, rid, "forward");
     assert_non_null(line);
+    assert_string_equal(json_string_value(json_object_get(line, "phase")), "sent");
     assert_string_equal(json_string_value(json_object_get(line, "decision")), "allow");
     assert_string_equal(json_string_value(json_object_get(line, "service")), "backend");
     assert_string_equal(json_string_value(json_object_get(line, "fin")), FIN_A);
-    assert_int_equal(json_integer_value(json_object_get(line, "status")), 200);
+    assert_true(strlen(json_string_value(json_object_get(line, "jti"))) >= 16);
+    char jti[64];
+    snprintf(jti, sizeof(jti), "%s", json_string_value(json_object_get(line, "jti")));
     json_decref(line);
     assert_non_null(fake_req_note(r));
     assert_non_null(strstr(fake_req_note(r), rid));
 
     /* Every reference is back: only the test's own. */
     assert_true(fake_spin_idle(g->w, FAKE_GW_TIMEOUT_MS));
+    /* ... and the outcome followed, linked by the request id and the jti. */
+    line = fake_gw_audit_find(g, rid, "forward_result");
+    assert_non_null(line);
+    assert_int_equal(json_integer_value(json_object_get(line, "status")), 200);
+    assert_string_equal(json_string_value(json_object_get(line, "result")), "ok");
+    assert_true(json_is_true(json_object_get(line, "sent")));
+    assert_string_equal(json_string_value(json_object_get(line, "jti")), jti);
+    json_decref(line);
     assert_int_equal(fake_req_refs(r), 1);
     fake_req_free(r);
 }
@@ -290,9 +303,11 @@ static void test_upstream_down(void **state)
     g->up = NULL;
     r = get(g, "/api/t/open", tok);
     assert_problem(r, 502, "upstream_unavailable");
-    line = fake_gw_audit_find(g, fake_req_resp_header(r, "darvaza-request-id"), "forward");
+    assert_true(fake_spin_idle(g->w, FAKE_GW_TIMEOUT_MS));
+    line = fake_gw_audit_find(g, fake_req_resp_header(r, "darvaza-request-id"), "forward_result");
     assert_non_null(line);
     assert_int_equal(json_integer_value(json_object_get(line, "status")), 502);
+    assert_string_equal(json_string_value(json_object_get(line, "result")), "upstream_error");
     json_decref(line);
     fake_req_free(r);
     assert_int_equal(fake_upstream_new(dz_worker_loop(g->w), &g->up), 0);
@@ -358,6 +373,34 @@ static bool upstream_got_request(void *arg)
     return fake_upstream_requests(g->up) > 0;
 }
 
+/* The forward's outcome line for r: the client went, with the request
+ * sent to the back end or not. */
+static void assert_client_gone(struct fake_gw *g, struct dz_req *r, bool sent)
+{
+    /* (a reset request has no answer to read its id from: the test's only
+     * forward is the last one in the file) */
+    char *text = fake_gw_audit_text(g);
+    char *save = NULL;
+    json_t *line = NULL;
+
+    (void)r;
+    for (char *l = strtok_r(text, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+        json_t *j = json_loads(l, 0, NULL);
+        const char *t = json_string_value(json_object_get(j, "type"));
+        if (t && strcmp(t, "forward_result") == 0) {
+            json_decref(line);
+            line = j;
+        } else {
+            json_decref(j);
+        }
+    }
+    free(text);
+    assert_non_null(line);
+    assert_string_equal(json_string_value(json_object_get(line, "result")), "client_gone");
+    assert_int_equal(json_is_true(json_object_get(line, "sent")), sent);
+    json_decref(line);
+}
+
 /* Reset in the middle of the answer's body: the transfer is cancelled, the
  * back end's connection closed, every reference released. */
 static void test_reset_mid_transfer(void **state)
@@ -381,10 +424,11 @@ static void test_reset_mid_transfer(void **state)
 
     fake_req_reset(r);
     assert_true(fake_req_on_close_ran(r));
-    assert_int_equal(fake_req_refs(r), 1);
     assert_true(fake_spin(g->w, upstream_closed, g, FAKE_GW_TIMEOUT_MS));
     assert_true(fake_spin_idle(g->w, FAKE_GW_TIMEOUT_MS));
+    assert_int_equal(fake_req_refs(r), 1);
     assert_false(fake_req_complete(r));
+    assert_client_gone(g, r, true);
     fake_req_free(r);
 }
 
@@ -403,10 +447,12 @@ static void test_reset_before_answer(void **state)
     assert_true(fake_spin(g->w, upstream_got_request, g, FAKE_GW_TIMEOUT_MS));
     assert_false(fake_req_started(r));
     fake_req_reset(r);
-    assert_int_equal(fake_req_refs(r), 1);
     assert_true(fake_spin(g->w, upstream_closed, g, FAKE_GW_TIMEOUT_MS));
     assert_true(fake_spin_idle(g->w, FAKE_GW_TIMEOUT_MS));
+    assert_int_equal(fake_req_refs(r), 1);
     assert_int_equal(fake_req_status(r), 0);
+    /* the back end had the request: the log says the client went */
+    assert_client_gone(g, r, true);
     fake_req_free(r);
 }
 
@@ -417,10 +463,9 @@ static bool audit_delivery_waiting(void *arg)
     return fake_worker_posts_waiting(g->w) > 0;
 }
 
-/* Reset while the audit line of the answer is being written: the back end
- * has answered (on_head ran, the audit step holds the request) and the
- * transfer is still open.  The audit step's callback must still find what
- * it needs, and everything must be released. */
+/* Reset while the "sent" line is being written: the request has not left
+ * and never will; the outcome line says so (sent false), and everything is
+ * released. */
 static void test_reset_during_audit(void **state)
 {
     struct fake_gw *g = *state;
@@ -428,22 +473,20 @@ static void test_reset_during_audit(void **state)
     struct dz_req *r;
 
     fake_gw_session(g, FIN_A, "password", DZ_AMR_PWD, "low", NULL, tok);
-    fake_upstream_set_mode(g->up, FAKE_UP_HEAD_THEN_HOLD);
-    fake_upstream_set_answer(g->up, 200, NULL, "part");
     r = fake_gw_req(g, "GET", "/api/t/open");
     fake_req_bearer(r, tok);
     fake_worker_hold_posts(g->w, true);
     fake_gw_send(g, r);
     /* The audit writer has made the line durable and posted its result. */
     assert_true(fake_spin(g->w, audit_delivery_waiting, g, FAKE_GW_TIMEOUT_MS));
-    assert_false(fake_req_started(r));
-    assert_int_equal(fake_upstream_open(g->up), 1); /* the transfer is still open */
+    assert_int_equal(fake_upstream_requests(g->up), 0); /* nothing left yet */
     fake_req_reset(r);
     fake_worker_hold_posts(g->w, false);
     assert_true(fake_spin_idle(g->w, FAKE_GW_TIMEOUT_MS));
-    assert_true(fake_spin(g->w, upstream_closed, g, FAKE_GW_TIMEOUT_MS));
     assert_int_equal(fake_req_refs(r), 1);
     assert_false(fake_req_started(r));
+    assert_int_equal(fake_upstream_requests(g->up), 0); /* and never did */
+    assert_client_gone(g, r, false);
     fake_req_free(r);
 }
 
