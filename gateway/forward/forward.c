@@ -681,7 +681,9 @@ static void start_transfer(struct dz_rctx *c, struct fwd *f)
     }
 }
 
-static bool rate_ok(struct dz_rctx *c, struct fwd *f)
+/* 0: within the route's rate; 1: over it; < 0: the count could not be kept
+ * (the caller refuses: fail closed). */
+static int rate_check(struct dz_rctx *c, struct fwd *f)
 {
     const struct dz_policy_limits *lim = &f->route->limits;
     char key[96];
@@ -689,15 +691,17 @@ static bool rate_ok(struct dz_rctx *c, struct fwd *f)
     uint64_t window = lim->rate.period_ms ? lim->rate.period_ms : 1000;
     bool per_subject = lim->rate_scope == DZ_RATE_PER_SUBJECT && c->has_session;
     int n;
+    int rc;
 
     if (!lim->rate.count)
-        return true;
+        return 0;
     n = snprintf(key, sizeof(key), "%s|%s|%llu", f->svc->name,
                  per_subject ? c->session.fin : dz_req_peer_ip(c->req),
                  (unsigned long long)(dz_unix_ms() / (int64_t)window));
-    if (dz_store_incr(c->gw->store, "rate", key, (size_t)n, window, &count) != 0)
-        return false; /* fail closed */
-    return count <= (int64_t)lim->rate.count;
+    rc = dz_store_incr(c->gw->store, "rate", key, (size_t)n, window, &count);
+    if (rc != 0)
+        return rc;
+    return count <= (int64_t)lim->rate.count ? 0 : 1;
 }
 
 static void deny_then(struct dz_rctx *c, int rc, void *arg)
@@ -706,7 +710,60 @@ static void deny_then(struct dz_rctx *c, int rc, void *arg)
 
     if (c->closed)
         return;
-    dz_rctx_problem(c, rc == 0 ? code : "service_unavailable", NULL);
+    if (rc != 0)
+        dz_rctx_problem(c, "service_unavailable", NULL);
+    else if (strcmp(code, "rate_limited") == 0)
+        dz_rctx_problem_h(c, code, NULL, &(struct dz_hdr){"retry-after", "1"}, 1);
+    else
+        dz_rctx_problem(c, code, NULL);
+}
+
+/*
+ * Every refusal of a routed request is on record before it is answered.
+ * A known person refused by the policy always gets a line (who was kept
+ * from whose data matters to the person).  A flood cannot turn the log
+ * into its echo: rate-limited refusals, and refusals of clients without a
+ * session, are sampled — the first per (subject or address, service, code)
+ * and minute is written, marked "sampled":"first_in_minute", the rest are
+ * answered alike and counted in metrics only.
+ */
+static void refuse(struct dz_rctx *c, struct fwd *f, const char *code, const char *rule)
+{
+    bool sampled = !c->has_session || strcmp(code, "rate_limited") == 0;
+    json_t *rec;
+
+    if (sampled) {
+        char key[160];
+        int n = snprintf(key, sizeof(key), "%s|%s|%s|%lld", f->svc->name,
+                         c->has_session ? c->session.fin : dz_req_peer_ip(c->req), code,
+                         (long long)(dz_unix_ms() / 60000));
+        /* Not the first of its minute (or no room to tell): answer only. */
+        if (n < 0 || (size_t)n >= sizeof(key) ||
+            dz_store_put(c->gw->store, "lim_refusal_audit", key, (size_t)n, "1", 1, 60000,
+                         DZ_STORE_NX) != 0) {
+            fwd_free(f);
+            deny_then(c, 0, (void *)code);
+            return;
+        }
+    }
+    rec = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:i}", "type", "forward", "decision", "deny",
+                    "reason", code, "service", f->svc->name, "route", c->route ? c->route : "",
+                    "ip", dz_req_peer_ip(c->req), "status", dz_problem_status(code));
+    if (rec && c->has_session) {
+        json_object_set_new(rec, "fin", json_string(c->session.fin));
+        json_object_set_new(rec, "means", json_string(c->session.method));
+        json_object_set_new(rec, "sid", json_string(f->sid));
+    }
+    if (rec && rule)
+        json_object_set_new(rec, "rule", json_string(rule));
+    if (rec && sampled)
+        json_object_set_new(rec, "sampled", json_string("first_in_minute"));
+    if (rec && f->target[0])
+        json_object_set_new(rec, "tgt", json_string(f->target));
+    if (rec && f->purpose)
+        json_object_set_new(rec, "pur", json_string(f->purpose));
+    fwd_free(f);
+    dz_gw_audit(c, rec, deny_then, (void *)code);
 }
 
 static void sign_assertion(struct dz_rctx *c, struct fwd *f, const unsigned char *body,
@@ -799,24 +856,7 @@ void dz_forward(struct dz_rctx *c)
             code = "forbidden";
         dz_log(DZ_LOG_INFO, "forward_denied", "%s %s: %s (%s)", method, pathbuf, code,
                rule ? rule : "default deny");
-        if (c->has_session) {
-            /* A refused access by a known person is recorded before the
-             * answer, like a granted one. */
-            json_t *rec =
-                json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:i, s:s}", "type", "forward",
-                          "decision", "deny", "reason", code, "service", f->svc->name, "route",
-                          c->route, "fin", c->session.fin, "means", c->session.method, "status",
-                          dz_problem_status(code), "sid", f->sid);
-            if (rec && f->target[0])
-                json_object_set_new(rec, "tgt", json_string(f->target));
-            if (rec && f->purpose)
-                json_object_set_new(rec, "pur", json_string(f->purpose));
-            fwd_free(f);
-            dz_gw_audit(c, rec, deny_then, (void *)code);
-            return;
-        }
-        dz_rctx_problem(c, code, NULL);
-        fwd_free(f);
+        refuse(c, f, code, rule);
         return;
     }
     if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0 &&
@@ -830,9 +870,14 @@ void dz_forward(struct dz_rctx *c)
         fwd_free(f);
         return;
     }
-    if (!rate_ok(c, f)) {
-        dz_rctx_problem_h(c, "rate_limited", NULL, &(struct dz_hdr){"retry-after", "1"}, 1);
+    rc = rate_check(c, f);
+    if (rc < 0) {
         fwd_free(f);
+        dz_rctx_state_unavailable(c, rc);
+        return;
+    }
+    if (rc > 0) {
+        refuse(c, f, "rate_limited", NULL);
         return;
     }
 

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <cmocka.h>
 
@@ -204,9 +205,27 @@ static void test_after_policy(void **state)
         assert_int_equal(fake_req_status(r), 200);
         fake_req_free(r);
     }
+    time_t minute = time(NULL) / 60;
     r = get(g, "/api/t/rated", low);
     assert_problem(r, 429, "rate_limited");
     assert_non_null(fake_req_resp_header(r, "retry-after"));
+    /* The refusal is on record (sampled: the first of its minute)... */
+    json_t *line = fake_gw_audit_find(g, fake_req_resp_header(r, "darvaza-request-id"), "forward");
+    assert_non_null(line);
+    assert_string_equal(json_string_value(json_object_get(line, "decision")), "deny");
+    assert_string_equal(json_string_value(json_object_get(line, "reason")), "rate_limited");
+    assert_string_equal(json_string_value(json_object_get(line, "sampled")), "first_in_minute");
+    assert_string_equal(json_string_value(json_object_get(line, "fin")), FIN_A);
+    json_decref(line);
+    fake_req_free(r);
+    /* ... and the same refusal again within the minute is answered alike
+     * without another line (a flood does not become a log flood). */
+    r = get(g, "/api/t/rated", low);
+    assert_problem(r, 429, "rate_limited");
+    line = fake_gw_audit_find(g, fake_req_resp_header(r, "darvaza-request-id"), "forward");
+    if (time(NULL) / 60 == minute) /* (a new minute may start a new sample) */
+        assert_null(line);
+    json_decref(line);
     fake_req_free(r);
     assert_int_equal(fake_upstream_requests(g->up), 3);
 }
