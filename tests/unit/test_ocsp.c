@@ -180,7 +180,7 @@ static int check(struct rspec *s, bool no_nonce, int64_t at_off, struct dz_ocsp_
     assert_int_equal(dz_ocsp_request_new(leaf, ca, &req, &reqder, &reqlen), 0);
     s->nonce = no_nonce ? NULL : req;
     der = mkresp(s, &len);
-    rc = dz_ocsp_response_check(der, len, req, leaf, ca, T0 + at_off, a);
+    rc = dz_ocsp_response_check(der, len, req, leaf, ca, T0 + at_off, NULL, a);
     if (rc == 0) {
         unsigned char h[32];
         dz_sha256(der, len, h);
@@ -264,10 +264,10 @@ static void test_nonce(void **state)
     assert_int_not_equal(l1, 0);
     s.nonce = req1;
     der = mkresp(&s, &len);
-    assert_int_equal(dz_ocsp_response_check(der, len, req2, leaf, ca, T0, &a), DZ_ERR_DENIED);
-    assert_int_equal(dz_ocsp_response_check(der, len, req1, leaf, ca, T0, &a), 0);
+    assert_int_equal(dz_ocsp_response_check(der, len, req2, leaf, ca, T0, NULL, &a), DZ_ERR_DENIED);
+    assert_int_equal(dz_ocsp_response_check(der, len, req1, leaf, ca, T0, NULL, &a), 0);
     /* Without a request (stored answers) no nonce is asked for. */
-    assert_int_equal(dz_ocsp_response_check(der, len, NULL, leaf, ca, T0, &a), 0);
+    assert_int_equal(dz_ocsp_response_check(der, len, NULL, leaf, ca, T0, NULL, &a), 0);
     OPENSSL_free(der);
     OPENSSL_free(d1);
     OPENSSL_free(d2);
@@ -315,23 +315,26 @@ static void test_wrong_cert_and_garbage(void **state)
     (void)state;
     assert_int_equal(check(&s, false, 0, &a), DZ_ERR_PARSE); /* answers about another serial */
 
-    assert_int_equal(dz_ocsp_response_check(try_later, sizeof(try_later), NULL, leaf, ca, T0, &a),
-                     DZ_ERR_UNAVAILABLE);
+    assert_int_equal(
+        dz_ocsp_response_check(try_later, sizeof(try_later), NULL, leaf, ca, T0, NULL, &a),
+        DZ_ERR_UNAVAILABLE);
     s.resp_status = OCSP_RESPONSE_STATUS_UNAUTHORIZED;
     s.about = leaf;
     s.nonce = NULL; /* check() freed its request */
     der = mkresp(&s, &len);
-    assert_int_equal(dz_ocsp_response_check(der, len, NULL, leaf, ca, T0, &a), DZ_ERR_UNAVAILABLE);
+    assert_int_equal(dz_ocsp_response_check(der, len, NULL, leaf, ca, T0, NULL, &a),
+                     DZ_ERR_UNAVAILABLE);
     OPENSSL_free(der);
 
-    assert_int_equal(dz_ocsp_response_check(junk, sizeof(junk), NULL, leaf, ca, T0, &a),
+    assert_int_equal(dz_ocsp_response_check(junk, sizeof(junk), NULL, leaf, ca, T0, NULL, &a),
                      DZ_ERR_PARSE);
-    assert_int_equal(dz_ocsp_response_check(junk, 0, NULL, leaf, ca, T0, &a), DZ_ERR_PARSE);
-    assert_int_equal(dz_ocsp_response_check(NULL, 0, NULL, leaf, ca, T0, &a), DZ_ERR_INVAL);
+    assert_int_equal(dz_ocsp_response_check(junk, 0, NULL, leaf, ca, T0, NULL, &a), DZ_ERR_PARSE);
+    assert_int_equal(dz_ocsp_response_check(NULL, 0, NULL, leaf, ca, T0, NULL, &a), DZ_ERR_INVAL);
     big = calloc(1, DZ_OCSP_MAX_RESPONSE + 1);
     assert_non_null(big);
-    assert_int_equal(dz_ocsp_response_check(big, DZ_OCSP_MAX_RESPONSE + 1, NULL, leaf, ca, T0, &a),
-                     DZ_ERR_TOOBIG);
+    assert_int_equal(
+        dz_ocsp_response_check(big, DZ_OCSP_MAX_RESPONSE + 1, NULL, leaf, ca, T0, NULL, &a),
+        DZ_ERR_TOOBIG);
     free(big);
 
     /* A good answer with a byte flipped in its signature, and with a
@@ -339,15 +342,16 @@ static void test_wrong_cert_and_garbage(void **state)
     s.resp_status = 0;
     s.nonce = NULL;
     der = mkresp(&s, &len);
-    assert_int_equal(dz_ocsp_response_check(der, len, NULL, leaf, ca, T0, &a), 0);
+    assert_int_equal(dz_ocsp_response_check(der, len, NULL, leaf, ca, T0, NULL, &a), 0);
     der[len - 3] ^= 0x01;
-    assert_int_not_equal(dz_ocsp_response_check(der, len, NULL, leaf, ca, T0, &a), 0);
+    assert_int_not_equal(dz_ocsp_response_check(der, len, NULL, leaf, ca, T0, NULL, &a), 0);
     der[len - 3] ^= 0x01;
     big = malloc(len + 1);
     assert_non_null(big);
     memcpy(big, der, len);
     big[len] = 0;
-    assert_int_equal(dz_ocsp_response_check(big, len + 1, NULL, leaf, ca, T0, &a), DZ_ERR_PARSE);
+    assert_int_equal(dz_ocsp_response_check(big, len + 1, NULL, leaf, ca, T0, NULL, &a),
+                     DZ_ERR_PARSE);
     free(big);
     OPENSSL_free(der);
 }
@@ -381,12 +385,13 @@ static void test_query_unreachable(void **state)
 
     (void)state;
     /* Port 1 on loopback: refused at once. */
-    assert_int_equal(dz_ocsp_query("http://127.0.0.1:1/", leaf, ca, 2000, T0, &a, &der, &len),
+    assert_int_equal(dz_ocsp_query("http://127.0.0.1:1/", leaf, ca, 2000, T0, NULL, &a, &der, &len),
                      DZ_ERR_UNAVAILABLE);
     assert_null(der);
     assert_int_equal(len, 0);
     assert_int_equal(a.status, DZ_OCSP_UNKNOWN);
-    assert_int_equal(dz_ocsp_query("ftp://x/", leaf, ca, 2000, T0, &a, NULL, NULL), DZ_ERR_INVAL);
+    assert_int_equal(dz_ocsp_query("ftp://x/", leaf, ca, 2000, T0, NULL, &a, NULL, NULL),
+                     DZ_ERR_INVAL);
 }
 
 static struct dz_ocsp_answer answer(enum dz_ocsp_status st, int64_t next)

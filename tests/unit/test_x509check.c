@@ -492,7 +492,7 @@ static void test_key_usage(void **state)
     o.npolicies = 0;
     o.require_fin = false;
     sk_X509_push(chain, ca);
-    assert_string_equal(run(t, ca, NULL, &o, &r), "bad_key_usage");
+    assert_string_equal(run(t, ca, NULL, &o, &r), "not_end_entity");
     sk_X509_free(chain);
     X509_free(auth);
     X509_free(sign);
