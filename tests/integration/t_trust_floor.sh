@@ -4,7 +4,8 @@
 # programs.  Certificates are made here with the openssl CLI:
 #   1. `darvaza cert check` in the production profile (purpose auth, card
 #      policy, FIN required): RSA-512, RSA-1024, a chain under an RSA-1024
-#      root, P-192, P-224, secp256k1, SHA-1, MD5, a SHA-1-signed CA, cA=TRUE
+#      root, P-192, P-224, secp256k1, explicit P-256 parameters, SHA-1, MD5,
+#      a SHA-1-signed CA, cA=TRUE
 #      leaves, keyCertSign / cRLSign leaves, a v1 leaf, serial 0 are refused
 #      with their reason; RSA-2048, P-256, P-384 and a SHA-1 self-signed
 #      anchor above a good chain are valid; --min-rsa-bits / --min-ec-bits
@@ -21,7 +22,7 @@
 #      certificate_invalid (weak_key).
 . "$(dirname "$0")/lib.sh"
 
-plan 39
+plan 40
 
 DZ="$BUILD_DIR/darvaza"
 DZD="$BUILD_DIR/darvazad"
@@ -43,11 +44,14 @@ system_default = sys
 CipherString = DEFAULT:@SECLEVEL=0
 EOF
 
-# key NAME SPEC: a private key (SPEC: rsa:BITS or ec:CURVE).
+# key NAME SPEC: a private key (SPEC: rsa:BITS, ec:CURVE, or ecx:CURVE with
+# explicit curve parameters).
 key() {
     case "$2" in
     rsa:*) openssl genpkey -algorithm RSA -pkeyopt "rsa_keygen_bits:${2#rsa:}" -out "$P/$1.key" 2>/dev/null ;;
     ec:*) openssl genpkey -algorithm EC -pkeyopt "ec_paramgen_curve:${2#ec:}" -out "$P/$1.key" 2>/dev/null ;;
+    ecx:*) openssl genpkey -algorithm EC -pkeyopt "ec_paramgen_curve:${2#ecx:}" \
+        -pkeyopt ec_param_enc:explicit -out "$P/$1.key" 2>/dev/null ;;
     esac
 }
 # root NAME SPEC MD: a self-signed CA.
@@ -101,6 +105,7 @@ issue under1k rsa:2048 sha256 root1k leaf.ext
 issue p192 ec:P-192 sha256 ca leaf.ext
 issue p224 ec:P-224 sha256 ca leaf.ext
 issue k256 ec:secp256k1 sha256 ca leaf.ext
+issue p256x ecx:P-256 sha256 ca leaf.ext
 issue sha1 rsa:2048 sha1 ca leaf.ext
 issue md5 rsa:2048 md5 ca leaf.ext
 issue undercasha1 rsa:2048 sha256 casha1 leaf.ext
@@ -110,7 +115,7 @@ issue leafcakcs rsa:2048 sha256 ca leaf-ca-kcs.ext
 issue crlsign rsa:2048 sha256 ca leaf-crlsign.ext
 issue v1 rsa:2048 sha256 ca none.ext
 SERIAL=0 issue serial0 rsa:2048 sha256 ca leaf.ext
-for f in good-rsa good-p256 good-p384 rsa512 rsa1024 under1k p192 p224 k256 sha1 md5 undercasha1 \
+for f in good-rsa good-p256 good-p384 rsa512 rsa1024 under1k p192 p224 k256 p256x sha1 md5 undercasha1 \
     underrootsha1 leafca leafcakcs crlsign v1 serial0; do
     [ -s "$P/$f.pem" ] || bail "openssl could not make the $f certificate: $(cat "$P/$f.err")"
 done
@@ -151,6 +156,7 @@ refused under1k weak_key "a leaf under an RSA-1024 root"
 refused p192 weak_key "a P-192 leaf"
 refused p224 weak_key "a P-224 leaf (OpenSSL's security level 2 would pass it)"
 refused k256 weak_key "a secp256k1 leaf (not a NIST curve)"
+refused p256x weak_key "a P-256 key with explicit curve parameters"
 refused sha1 weak_signature "a leaf signed with SHA-1"
 refused md5 weak_signature "a leaf signed with MD5"
 refused undercasha1 weak_signature "a leaf under a CA certificate signed with SHA-1"
