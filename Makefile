@@ -18,7 +18,7 @@ DEB_PACKAGES := build-essential pkg-config libssl-dev libnghttp2-dev libev-dev \
 	libqrencode-dev libsqlite3-dev libp11-dev libcmocka-dev softhsm2 opensc \
 	oathtool nghttp2-client curl nginx jq sqlite3 clang libclang-rt-14-dev \
 	zbar-tools valgrind librsvg2-bin libengine-pkcs11-openssl chromium nodejs \
-	fonts-dejavu-core python3 xxd
+	fonts-dejavu-core python3 python3-hpack xxd
 
 PKGS := openssl libnghttp2 jansson yaml-0.1 libcurl libargon2 liboath libqrencode \
 	sqlite3 libp11
@@ -47,16 +47,23 @@ GW_SRCS   := $(filter-out $(GW_MAINS),$(sort $(wildcard gateway/*/*.c)))
 CLI_SRCS  := $(sort $(wildcard gateway/cli/*.c))
 PEER_SRCS := $(sort $(wildcard peers/*.c))
 CARD_SRCS := $(sort $(wildcard pkcs11/*.c))
-UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
+# Unit tests anywhere under tests/unit, mirroring the tree; each builds to
+# $(BUILD)/tests/<its file name> (tests/run.sh runs $(BUILD)/tests/test_*).
+UNIT_SRCS := $(sort $(shell find tests/unit -name 'test_*.c'))
+HARNESS_SRCS := $(sort $(wildcard tests/unit/harness/*.c))
 FUZZ_SRCS := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 
 LIBDZ  := $(BUILD)/libdarvaza.a
 LIBGW  := $(BUILD)/libgateway.a
+LIBTH  := $(BUILD)/libtestharness.a
 BINS   := $(BUILD)/darvazad $(BUILD)/darvaza \
 	$(if $(PEER_SRCS),$(BUILD)/darvaza-peer) $(if $(CARD_SRCS),$(BUILD)/darvaza-card)
-UNITS  := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
+UNITS  := $(foreach s,$(UNIT_SRCS),$(BUILD)/tests/$(basename $(notdir $(s))))
+ifneq ($(words $(UNITS)),$(words $(sort $(UNITS))))
+$(error two unit tests share a file name: $(sort $(notdir $(UNIT_SRCS))))
+endif
 REPLAYS := $(patsubst tests/fuzz/%.c,$(BUILD)/tests/replay_%,$(FUZZ_SRCS))
 
 .PHONY: all deps test test-fast unit demo bench fuzz lint clean
@@ -96,10 +103,22 @@ $(BUILD)/darvaza-card: $(call obj,$(CARD_SRCS)) $(LIBDZ)
 	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
 
 # Unit tests may #include the .c under test for its statics; they link
-# against both libraries (the linker takes only what is used).
-$(BUILD)/tests/test_%: $(call obj,tests/unit/test_%.c) $(LIBGW) $(LIBDZ)
-	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) $^ $(LDLIBS) -lcmocka -o $@
+# against both libraries (the linker takes only what is used).  A test that
+# includes "harness/..." (tests/unit/harness: fake dz_req_*/dz_worker_*, see
+# its README) links that archive first, so the fakes stand in for the
+# engine's h2req.o/httpd.o, which are then never pulled.
+$(BUILD)/obj/tests/%.o: CFLAGS += -Itests/unit
+HARNESS_USERS := $(shell grep -l '^\#include "harness/' $(UNIT_SRCS))
+
+$(LIBTH): $(call obj,$(HARNESS_SRCS))
+	@rm -f $@; ar rcs $@ $^
+
+define unit_test
+$(BUILD)/tests/$(basename $(notdir $(1))): $(call obj,$(1)) $(if $(filter $(1),$(HARNESS_USERS)),$(LIBTH)) $(LIBGW) $(LIBDZ)
+	@mkdir -p $$(dir $$@)
+	$$(CC) $$(LDFLAGS) $$^ $$(LDLIBS) -lcmocka -o $$@
+endef
+$(foreach s,$(UNIT_SRCS),$(eval $(call unit_test,$(s))))
 
 # Each fuzz target also builds, with any compiler, as a replayer of its corpus.
 $(BUILD)/tests/replay_%: $(call obj,tests/fuzz/%.c) $(call obj,tests/fuzz/replay_main.c) $(LIBGW) $(LIBDZ)

@@ -16,6 +16,10 @@
 #   EXTRA_POLICIES     a directory whose *.yaml are added to the policies
 #   LOCKOUT_ATTEMPTS, LOCKOUT_ADDRESS_ATTEMPTS, LOCKOUT_WINDOW, LOCKOUT_DURATION
 #                      override the lockout section of the gateway config
+#   STARTS_PER_ADDRESS, QR_PENDING_PER_ADDRESS
+#                      override limits.starts_per_address and
+#                      mobile.qr_pending_per_address (the test stacks start many
+#                      logins from 127.0.0.1 and raise them)
 #   CONFIG_SET         more overrides: "section.key=value ..." (top-level sections)
 #   PEOPLE_TOTAL (12), PEOPLE_REGISTERED (8)
 #   CARDS (1)          0: no demo cards (STATE_DIR/cards/) and no e-signature OCSP
@@ -175,6 +179,10 @@ make_config() {
         yaml_set "$cfg" lockout address_attempts "$LOCKOUT_ADDRESS_ATTEMPTS"
     [ -z "${LOCKOUT_WINDOW:-}" ] || yaml_set "$cfg" lockout window "$LOCKOUT_WINDOW"
     [ -z "${LOCKOUT_DURATION:-}" ] || yaml_set "$cfg" lockout duration "$LOCKOUT_DURATION"
+    [ -z "${STARTS_PER_ADDRESS:-}" ] ||
+        yaml_set "$cfg" limits starts_per_address "$STARTS_PER_ADDRESS"
+    [ -z "${QR_PENDING_PER_ADDRESS:-}" ] ||
+        yaml_set "$cfg" mobile qr_pending_per_address "$QR_PENDING_PER_ADDRESS"
     for kv in ${CONFIG_SET:-}; do
         [[ "$kv" =~ ^([a-z_]+)\.([a-z_]+)=(.+)$ ]] || die "CONFIG_SET item '$kv' is not section.key=value"
         yaml_set "$cfg" "${BASH_REMATCH[1]}" "${BASH_REMATCH[2]}" "${BASH_REMATCH[3]}"
@@ -396,7 +404,7 @@ do_start() {
         [ -z "$(pid_of "$name")" ] || die "$name already runs for $STATE (pid $(pid_of "$name")); stop it first"
     done
     mkdir -p "$STATE"/{certs,keys,logs,pids}
-    rm -f "$STATE"/pids/*.pid
+    rm -f "$STATE"/pids/*.pid "$STATE"/pids/*.stopped
 
     "$ROOT/certs/mkpki.sh" "$STATE/certs" "$STATE/keys" >/dev/null
     make_config
@@ -486,11 +494,24 @@ do_reload() {
     say "SIGHUP sent to darvazad (pid $pid)"
 }
 
+# A process stopped on purpose (ocsp-stop, tsa-stop: a test or an operator
+# showing what the gateway does without it) leaves pids/NAME.stopped, so
+# status, and the demo's watch on the stack, do not take it for a crash.
+mark_stopped() { : >"$STATE/pids/$1.stopped"; }
+unmark_stopped() { rm -f "$STATE/pids/$1.stopped"; }
+
 do_status() {
     local name pid rc=0
     for name in "${PROCS[@]}"; do
         pid=$(pid_of "$name")
-        if [ -n "$pid" ]; then say "$name runs (pid $pid)"; else say "$name is down"; rc=1; fi
+        if [ -n "$pid" ]; then
+            say "$name runs (pid $pid)"
+        elif [ -f "$STATE/pids/$name.stopped" ]; then
+            say "$name stopped on purpose (demo/stack.sh ocsp-start|tsa-start brings it back)"
+        else
+            say "$name is down"
+            rc=1
+        fi
     done
     return $rc
 }
@@ -503,9 +524,9 @@ start) do_start ;;
 stop) do_stop ;;
 reload) do_reload ;;
 status) do_status ;;
-ocsp-stop) stop_card_ocsp ;;
-ocsp-start) start_card_ocsp ;;
-tsa-stop) stop_tsa ;;
-tsa-start) start_tsa ;;
+ocsp-stop) stop_card_ocsp && mark_stopped ocsp-esign ;;
+ocsp-start) unmark_stopped ocsp-esign && start_card_ocsp ;;
+tsa-stop) stop_tsa && mark_stopped tsa ;;
+tsa-start) unmark_stopped tsa && start_tsa ;;
 *) usage ;;
 esac

@@ -2,7 +2,7 @@
  * court.c - `darvaza-peer court`: the e-court stand-in (DESIGN §5).
  *
  *   POST /api/court/notices  {"document","signature","party"} (the envelope
- *        of gateway/documents.h, forwarded by the gateway after its
+ *        of gateway/sign/signed_body.h, forwarded by the gateway after its
  *        require_signed_body step).  The court trusts nothing it has not
  *        checked itself: the Darvaza-Assertion (peer_auth.c), then the CAdES
  *        signature again with lib/cades (level T required, chain to the

@@ -7,7 +7,7 @@
  * Threading: a peer runs the HTTP/2 engine with ONE worker thread, so all
  * per-request state (request log, assertion cache) is touched by that loop
  * thread only and needs no lock.  Blocking work (SQLite, the JWKS fetch)
- * goes to a lib/pool.h pool and comes back to the loop.
+ * goes to a lib/http/pool.h pool and comes back to the loop.
  */
 #ifndef DZ_PEER_H
 #define DZ_PEER_H

@@ -15,6 +15,7 @@
 #include "base/buf.h"
 #include "base/err.h"
 #include "base/log.h"
+#include "base/parse.h"
 #include "base/secret.h"
 #include "http/httpc.h"
 #include "http/httpd.h"
@@ -103,6 +104,10 @@ int dz_peer_auth_new(const struct dz_peer_auth_conf *conf, struct dz_pool *pool,
 
     *out = NULL;
     if (!conf || !conf->jwks_url || !conf->iss || !conf->aud || !pool)
+        return DZ_ERR_INVAL;
+    /* The same rule as the gateway's outbound URLs: keys fetched in clear
+     * across a network could be swapped on the way. */
+    if (dz_outbound_url_problem(conf->jwks_url, NULL))
         return DZ_ERR_INVAL;
     a = calloc(1, sizeof(*a));
     if (!a)

@@ -2,7 +2,7 @@
  * peer_auth.h - how a peer (a back end behind the gateway) checks the
  * Darvaza-Assertion of a request: the gateway's key set fetched from its
  * JWKS URL, the assertion verified against the request actually received
- * (lib/assertion.h: issuer, audience, method, path, body digest, lifetime),
+ * (lib/keys/assertion.h: issuer, audience, method, path, body digest, lifetime),
  * and the jti remembered so a token is accepted once.
  *
  * Keys: fetched lazily at the first request that needs them, and again when

@@ -27,8 +27,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <openssl/bn.h>
-#include <openssl/ec.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
@@ -41,6 +39,7 @@
 #include "base/parse.h"
 #include "base/secret.h"
 #include "http/httpc.h"
+#include "keys/ecdsa_sig.h"
 #include "peer.h"
 
 #include "base/compat.h"
@@ -120,26 +119,17 @@ out:
     return rc;
 }
 
-/* DER ECDSA-Sig-Value into r || s, each the size of the curve order. */
+/* DER ECDSA-Sig-Value into r || s, each the size of the curve's field. */
 static int ecdsa_raw(const EVP_PKEY *k, const unsigned char *der, size_t der_len,
                      unsigned char *raw, size_t raw_max, size_t *raw_len)
 {
-    const unsigned char *p = der;
-    ECDSA_SIG *sig = d2i_ECDSA_SIG(NULL, &p, (long)der_len);
-    size_t n = ((size_t)EVP_PKEY_get_bits(k) + 7) / 8;
-    int rc = DZ_ERR_CRYPTO;
+    size_t n = dz_ecdsa_sig_field_len(k);
 
     *raw_len = 0;
-    if (!sig || 2 * n > raw_max)
-        goto out;
-    if (BN_bn2binpad(ECDSA_SIG_get0_r(sig), raw, (int)n) != (int)n ||
-        BN_bn2binpad(ECDSA_SIG_get0_s(sig), raw + n, (int)n) != (int)n)
-        goto out;
+    if (n == 0 || 2 * n > raw_max || dz_ecdsa_sig_der_to_raw(der, der_len, n, raw) != 0)
+        return DZ_ERR_CRYPTO;
     *raw_len = 2 * n;
-    rc = 0;
-out:
-    ECDSA_SIG_free(sig);
-    return rc;
+    return 0;
 }
 
 /* ECDSA over a digest given as is (Mobile-ID: the SIM signs the hash it is

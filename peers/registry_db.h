@@ -10,7 +10,7 @@
  *
  * Threading: a generator belongs to one thread.  A struct dz_regdb may be
  * shared by any threads (lookups are serialised inside); its calls block on
- * SQLite, so a loop thread must run them through lib/pool.h.
+ * SQLite, so a loop thread must run them through lib/http/pool.h.
  */
 #ifndef DZ_PEER_REGISTRY_DB_H
 #define DZ_PEER_REGISTRY_DB_H

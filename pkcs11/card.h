@@ -5,13 +5,11 @@
  *
  * The program is split by concern:
  *   card_util.c   pure functions: origin from a URL, the challenge message,
- *                 ECDSA DER -> r||s, parsing the gateway's answers, the
- *                 request body.  No I/O, no globals: unit-tested and fuzzed.
- *   card_pin.c    the card PIN: from a file, or typed at /dev/tty without
- *                 echo.  The PIN lives in one malloc'd buffer, wiped on
- *                 every path (dz_card_pin_free).
- *   card_token.c  libp11: the module, its tokens, a card's certificate and
- *                 private key, C_Login, C_Sign.  The private key never
+ *                 parsing the gateway's answers, the request body.  (ECDSA
+ *                 DER -> r||s is lib/keys/ecdsa_sig.c's, shared.)  No I/O, no globals: unit-tested
+ * and fuzzed. card_pin.c    the card PIN: from a file, or typed at /dev/tty without echo.  The PIN
+ * lives in one malloc'd buffer, wiped on every path (dz_card_pin_free). card_token.c  libp11: the
+ * module, its tokens, a card's certificate and private key, C_Login, C_Sign.  The private key never
  *                 leaves the token: libp11's EVP_PKEY only forwards C_Sign.
  *   card_login.c  HTTP/2 to the gateway (libcurl easy): challenge, answer,
  *                 session.
@@ -59,17 +57,6 @@ int dz_card_origin_from_url(const char *url, char *out, size_t cap);
 void dz_card_challenge_message(const char *origin, const char *nonce, unsigned char msg[64]);
 
 /*
- * An ECDSA-Sig-Value (DER SEQUENCE of two INTEGERs, as PKCS#11 via libp11
- * and OpenSSL produce) to the fixed-size r||s form (IEEE P1363, JOSE, Web
- * eID): out gets 2 * field_len bytes, each integer left-padded with zeros.
- * field_len: 32 (P-256), 48 (P-384) or 66 (P-521).  0, or DZ_ERR_PARSE for
- * anything but exactly one such SEQUENCE (trailing bytes, negative or
- * too-large integers, non-minimal encodings).
- */
-int dz_card_ecdsa_der_to_raw(const unsigned char *der, size_t der_len, size_t field_len,
-                             unsigned char *out);
-
-/*
  * The answer to POST /auth/card/challenge: {"nonce": base64 of 32 bytes,
  * "expires_in": seconds}.  nonce gets the string (at most
  * DZ_CARD_NONCE_MAX characters, strict base64 decoding to 32 bytes).
@@ -105,11 +92,13 @@ int dz_card_request_json(const unsigned char *cert_der, size_t cert_len, const c
 
 /* ------------------------------------------------------------- card_pin.c */
 
-/* Read a PIN from path: its first line (a trailing "\n" or "\r\n" is
- * dropped), 1..DZ_CARD_PIN_MAX bytes, no NUL or other line.  *out is
- * malloc'd; release it with dz_card_pin_free.  0, DZ_ERR_IO, DZ_ERR_INVAL
- * (empty, or more than one line), DZ_ERR_TOOBIG, DZ_ERR_NOMEM.  The
- * reason is written to stderr (never the PIN). */
+/* Read a PIN from path with dz_secret_file_read (base/secretfile.h): one
+ * line (a trailing "\n" or "\r\n" is dropped), 1..DZ_CARD_PIN_MAX bytes,
+ * no NUL; a file group or others can access is refused.  *out is
+ * malloc'd; release it with dz_card_pin_free.  0, DZ_ERR_IO, DZ_ERR_DENIED
+ * (mode too open), DZ_ERR_INVAL (empty, or more than one line),
+ * DZ_ERR_TOOBIG, DZ_ERR_NOMEM.  The reason is written to stderr (never
+ * the PIN). */
 int dz_card_pin_from_file(const char *path, char **out);
 
 /* Ask for a PIN on /dev/tty with echo off (restored on every path,

@@ -1,5 +1,6 @@
 /*
- * card_pin.c - the card PIN (see card.h): read from a file, or typed at the
+ * card_pin.c - the card PIN (see card.h): read from a file (the shared
+ * dz_secret_file_read: a file group or others can access is refused), or typed at the
  * terminal with echo off, in the manner of OpenBSD's readpassphrase: the
  * terminal is always given back its settings, also when a signal ends the
  * program while the PIN is being typed.  The PIN exists in one malloc'd
@@ -19,6 +20,7 @@
 
 #include "base/err.h"
 #include "base/secret.h"
+#include "base/secretfile.h"
 
 #include "base/compat.h"
 
@@ -45,58 +47,11 @@ void dz_card_pin_free(char *pin)
 
 int dz_card_pin_from_file(const char *path, char **out)
 {
-    char buf[DZ_CARD_PIN_MAX + 3];
-    size_t len = 0;
-    struct stat st;
-    int fd = -1;
-    int rc;
+    char why[512];
+    int rc = dz_secret_file_read(path, DZ_CARD_PIN_MAX, out, why, sizeof(why));
 
-    *out = NULL;
-    fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-    if (fd < 0) {
-        fprintf(stderr, "darvaza-card: %s: %s\n", path, strerror(errno));
-        return DZ_ERR_IO;
-    }
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        fprintf(stderr, "darvaza-card: %s: not a regular file\n", path);
-        rc = DZ_ERR_IO;
-        goto out;
-    }
-    if (st.st_mode & (S_IRWXG | S_IRWXO))
-        fprintf(stderr, "darvaza-card: warning: the PIN file %s can be read by others\n", path);
-    while (len < sizeof(buf)) {
-        ssize_t n = read(fd, buf + len, sizeof(buf) - len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
-            fprintf(stderr, "darvaza-card: %s: %s\n", path, strerror(errno));
-            rc = DZ_ERR_IO;
-            goto out;
-        }
-        if (n == 0)
-            break;
-        len += (size_t)n;
-    }
-    if (len > 0 && buf[len - 1] == '\n')
-        len--;
-    if (len > 0 && buf[len - 1] == '\r')
-        len--;
-    if (len > DZ_CARD_PIN_MAX) {
-        fprintf(stderr, "darvaza-card: %s: the PIN is longer than %d bytes\n", path,
-                DZ_CARD_PIN_MAX);
-        rc = DZ_ERR_TOOBIG;
-        goto out;
-    }
-    if (len == 0 || memchr(buf, '\0', len) || memchr(buf, '\n', len) || memchr(buf, '\r', len)) {
-        fprintf(stderr, "darvaza-card: %s: expected one line holding the PIN\n", path);
-        rc = DZ_ERR_INVAL;
-        goto out;
-    }
-    rc = pin_dup(buf, len, out);
-out:
-    dz_secret_wipe(buf, sizeof(buf));
-    if (fd >= 0)
-        close(fd);
+    if (rc != 0)
+        fprintf(stderr, "darvaza-card: %s\n", why[0] ? why : "cannot read the PIN file");
     return rc;
 }
 

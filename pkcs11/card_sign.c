@@ -2,7 +2,7 @@
  * card_sign.c - `darvaza-card sign` and `darvaza-card verify` (DESIGN
  * §4.7): a detached CAdES-B signature made with the card's non-repudiation
  * key (label "sign", else id 02) through libp11, and the validation report
- * of a signature.  lib/cades.c builds the signed attributes (content-type,
+ * of a signature.  lib/pki/cades.c builds the signed attributes (content-type,
  * message-digest, signing-time, ESS signing-certificate-v2) and their DER
  * SET OF; the card signs it (C_Sign, the key never leaves the token) and the
  * raw r||s becomes the ECDSA-Sig-Value CMS wants.  The PIN comes from a
@@ -19,6 +19,7 @@
 #include <openssl/pem.h>
 
 #include "base/err.h"
+#include "keys/ecdsa_sig.h"
 #include "pki/cades.h"
 #include "pki/tsp.h"
 #include "pki/x509check.h"
@@ -126,19 +127,18 @@ static int card_sign_cb(void *arg, const unsigned char *tbs, size_t tbs_len, uns
     if (rc)
         return rc;
     if (strcmp(s->alg, "ES256") == 0) {
-        unsigned char *der = NULL;
+        unsigned char der[DZ_ECDSA_SIG_DER_MAX];
         size_t der_len = 0;
-        rc = dz_cades_ecdsa_raw_to_der(raw, raw_len, &der, &der_len);
+        rc = dz_ecdsa_sig_raw_to_der(raw, raw_len, 32, der, sizeof(der), &der_len);
         if (rc)
             return rc;
         /* cades frees with free(): hand over a malloc'd copy. */
         *sig = malloc(der_len);
-        if (*sig) {
-            memcpy(*sig, der, der_len);
-            *sig_len = der_len;
-        }
-        OPENSSL_free(der);
-        return *sig ? 0 : DZ_ERR_NOMEM;
+        if (!*sig)
+            return DZ_ERR_NOMEM;
+        memcpy(*sig, der, der_len);
+        *sig_len = der_len;
+        return 0;
     }
     if (strcmp(s->alg, "RS256") == 0) {
         *sig = malloc(raw_len);

@@ -22,6 +22,7 @@
 
 #include "base/err.h"
 #include "base/secret.h"
+#include "keys/ecdsa_sig.h"
 #include "keys/sigverify.h"
 #include "pki/certid.h"
 
@@ -673,7 +674,7 @@ int dz_card_key_sign(struct dz_card_key *k, const unsigned char *msg, size_t len
         goto out;
     }
     if (field_len) {
-        if (dz_card_ecdsa_der_to_raw(der, der_len, field_len, sig) != 0) {
+        if (dz_ecdsa_sig_der_to_raw(der, der_len, field_len, sig) != 0) {
             fprintf(stderr, "darvaza-card: the card returned a malformed ECDSA signature\n");
             rc = DZ_ERR_PKCS11;
             goto out;

@@ -1,7 +1,7 @@
 /*
  * card_util.c - the pure parts of darvaza-card (see card.h): the origin a
- * gateway URL names, the challenge message, ECDSA DER -> r||s, the
- * gateway's JSON answers and the login request body.  No I/O, no globals,
+ * gateway URL names, the challenge message, the gateway's JSON answers and
+ * the login request body (ECDSA DER -> r||s is keys/ecdsa_sig.c's).  No I/O, no globals,
  * bounded input: everything here is unit-tested with bad input and fuzzed
  * (tests/unit/test_card.c, tests/fuzz/fuzz_card.c).  It never touches the
  * token or the PIN.
@@ -126,96 +126,6 @@ void dz_card_challenge_message(const char *origin, const char *nonce, unsigned c
 {
     dz_sha256(origin, strlen(origin), msg);
     dz_sha256(nonce, strlen(nonce), msg + 32);
-}
-
-/* ---------------------------------------------------------------- ECDSA */
-
-/* One DER length at p[0..end): short form, or long form 0x81 (>= 128) /
- * 0x82 (>= 256), minimal.  Returns the length, -1 on error. */
-static long der_len(const unsigned char **p, const unsigned char *end)
-{
-    const unsigned char *q = *p;
-    long len;
-
-    if (q >= end)
-        return -1;
-    if (*q < 0x80) {
-        len = *q++;
-    } else if (*q == 0x81) {
-        if (end - q < 2 || q[1] < 0x80)
-            return -1;
-        len = q[1];
-        q += 2;
-    } else if (*q == 0x82) {
-        if (end - q < 3 || q[1] == 0)
-            return -1;
-        len = (long)q[1] << 8 | q[2];
-        q += 3;
-    } else {
-        return -1;
-    }
-    if (len > end - q)
-        return -1;
-    *p = q;
-    return len;
-}
-
-/* One positive minimal INTEGER into out[0..field_len), left-padded. */
-static int der_uint(const unsigned char **p, const unsigned char *end, size_t field_len,
-                    unsigned char *out)
-{
-    const unsigned char *q = *p;
-    long len;
-    bool nonzero = false;
-
-    if (q >= end || *q++ != 0x02)
-        return DZ_ERR_PARSE;
-    len = der_len(&q, end);
-    if (len <= 0)
-        return DZ_ERR_PARSE;
-    if (q[0] & 0x80)
-        return DZ_ERR_PARSE; /* negative */
-    if (q[0] == 0x00) {
-        if (len == 1 || !(q[1] & 0x80))
-            return DZ_ERR_PARSE; /* zero, or a padding byte that was not needed */
-        q++;
-        len--;
-    }
-    if ((size_t)len > field_len)
-        return DZ_ERR_PARSE;
-    memset(out, 0, field_len);
-    memcpy(out + field_len - (size_t)len, q, (size_t)len);
-    for (long i = 0; i < len; i++)
-        nonzero |= q[i] != 0;
-    if (!nonzero)
-        return DZ_ERR_PARSE;
-    *p = q + len;
-    return 0;
-}
-
-int dz_card_ecdsa_der_to_raw(const unsigned char *der, size_t der_len_in, size_t field_len,
-                             unsigned char *out)
-{
-    const unsigned char *p = der;
-    const unsigned char *end;
-    long len;
-
-    if (!der || !out || (field_len != 32 && field_len != 48 && field_len != 66))
-        return DZ_ERR_PARSE;
-    if (der_len_in < 8 || der_len_in > 2 * (field_len + 4) + 4)
-        return DZ_ERR_PARSE;
-    end = der + der_len_in;
-    if (*p++ != 0x30)
-        return DZ_ERR_PARSE;
-    len = der_len(&p, end);
-    if (len < 0 || p + len != end)
-        return DZ_ERR_PARSE; /* trailing bytes, or a short SEQUENCE */
-    if (der_uint(&p, end, field_len, out) != 0 ||
-        der_uint(&p, end, field_len, out + field_len) != 0 || p != end) {
-        memset(out, 0, 2 * field_len);
-        return DZ_ERR_PARSE;
-    }
-    return 0;
 }
 
 /* ------------------------------------------------------------ the answers */

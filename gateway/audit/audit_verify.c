@@ -27,6 +27,7 @@
 #include "base/buf.h"
 #include "base/err.h"
 #include "base/secret.h"
+#include "keys/ecdsa_sig.h"
 
 #include "base/compat.h"
 
@@ -123,14 +124,11 @@ out:
 static int es256_verify(EVP_PKEY *pkey, const char *msg, size_t msg_len, const unsigned char *sig,
                         size_t sig_len)
 {
-    ECDSA_SIG *es = NULL;
-    BIGNUM *r = NULL;
-    BIGNUM *s = NULL;
-    unsigned char *der = NULL;
+    unsigned char der[DZ_ECDSA_SIG_DER_MAX];
+    size_t der_len = 0;
     EVP_MD_CTX *ctx = NULL;
     char group[64];
     size_t group_len = 0;
-    int der_len;
     int rc = DZ_ERR_DENIED;
 
     if (sig_len != 64 || !EVP_PKEY_is_a(pkey, "EC"))
@@ -139,28 +137,23 @@ static int es256_verify(EVP_PKEY *pkey, const char *msg, size_t msg_len, const u
                                         &group_len) ||
         strcmp(group, "prime256v1") != 0)
         goto out;
+    /* r or s zero or not below the order: it cannot verify. */
+    rc = dz_ecdsa_sig_raw_to_der(sig, sig_len, 32, der, sizeof(der), &der_len);
+    if (rc != 0) {
+        rc = rc == DZ_ERR_NOMEM ? DZ_ERR_CRYPTO : DZ_ERR_DENIED;
+        goto out;
+    }
     rc = DZ_ERR_CRYPTO;
-    es = ECDSA_SIG_new();
-    r = BN_bin2bn(sig, 32, NULL);
-    s = BN_bin2bn(sig + 32, 32, NULL);
-    if (!es || !r || !s || !ECDSA_SIG_set0(es, r, s))
-        goto out;
-    r = s = NULL; /* owned by es now */
-    der_len = i2d_ECDSA_SIG(es, &der);
     ctx = EVP_MD_CTX_new();
-    if (der_len <= 0 || !ctx || EVP_DigestVerifyInit(ctx, NULL, EVP_sha256(), NULL, pkey) != 1)
+    if (!ctx || EVP_DigestVerifyInit(ctx, NULL, EVP_sha256(), NULL, pkey) != 1)
         goto out;
-    rc = EVP_DigestVerify(ctx, der, (size_t)der_len, (const unsigned char *)msg, msg_len) == 1
+    rc = EVP_DigestVerify(ctx, der, der_len, (const unsigned char *)msg, msg_len) == 1
              ? 0
              : DZ_ERR_DENIED;
 out:
     /* A bad signature leaves errors on the queue; they are not ours to log. */
     ERR_clear_error();
     EVP_MD_CTX_free(ctx);
-    OPENSSL_free(der);
-    ECDSA_SIG_free(es);
-    BN_free(r);
-    BN_free(s);
     return rc;
 }
 

@@ -9,6 +9,7 @@
  */
 #include "auth/auth.h"
 #include "auth/login.h"
+#include "core/startlimit.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +22,7 @@
 #include "base/fin.h"
 #include "base/log.h"
 #include "base/secret.h"
+#include "core/cookies.h"
 #include "core/gwasync.h"
 #include "core/metrics.h"
 #include "http/httpc.h"
@@ -30,7 +32,6 @@
 #include "base/compat.h"
 
 #define MAX_PASSWORD 1024
-#define COOKIE_ATTRS "; Secure; HttpOnly; SameSite=Lax; Path=/" /* as login.c sets it */
 
 static void fill_pwd_ctx(struct dz_rctx *c, struct dz_auth_password_ctx *a)
 {
@@ -39,7 +40,11 @@ static void fill_pwd_ctx(struct dz_rctx *c, struct dz_auth_password_ctx *a)
     memset(a, 0, sizeof(*a));
     a->accounts = c->gw->accounts;
     a->store = c->gw->store;
+    a->lockout.pair_attempts = cf->lockout.pair_attempts;
     a->lockout.fin_attempts = cf->lockout.fin_attempts;
+    a->lockout.fin_delay_ms = cf->lockout.fin_delay_ms;
+    a->lockout.fin_limit = cf->lockout.fin_limit;
+    a->lockout.fin_limit_window_ms = cf->lockout.fin_limit_window_ms;
     a->lockout.address_attempts = cf->lockout.address_attempts;
     a->lockout.window_ms = cf->lockout.window_ms;
     a->lockout.duration_ms = cf->lockout.duration_ms;
@@ -124,7 +129,14 @@ static void login_answer(struct dz_rctx *c, int rc, void *arg)
         dz_rctx_problem(c, "service_unavailable", "audit log unavailable");
         goto out;
     }
-    switch (op->rc != 0 ? DZ_PWD_BAD_CREDENTIALS : op->res.decision) {
+    /* An attempt whose failure could not be counted (a full failure budget,
+     * a store or database error) is refused as such, never answered like
+     * a wrong password: that would let a guess go uncounted. */
+    if (op->rc != 0) {
+        dz_rctx_state_unavailable(c, op->rc);
+        goto out;
+    }
+    switch (op->res.decision) {
     case DZ_PWD_INVALID_FIN:
         dz_rctx_problem(c, "invalid_fin", NULL);
         break;
@@ -164,7 +176,7 @@ static const char *pwd_result_name(int rc, const struct dz_auth_password_result 
 static int pwd_status(int rc, const struct dz_auth_password_result *r)
 {
     if (rc != 0)
-        return 401;
+        return 503;
     switch (r->decision) {
     case DZ_PWD_INVALID_FIN:
         return 400;
@@ -265,7 +277,8 @@ void dz_ep_session(struct dz_rctx *c)
 
 static void logout_answer(struct dz_rctx *c, int rc, void *arg)
 {
-    static const struct dz_hdr clear = {"set-cookie", "__Host-darvaza=; Max-Age=0" COOKIE_ATTRS};
+    static const struct dz_hdr clear = {"set-cookie",
+                                        DZ_COOKIE_SESSION_EQ "; Max-Age=0" DZ_COOKIE_SESSION_ATTRS};
 
     if (c->closed)
         return;
@@ -351,7 +364,11 @@ static void reg_answer(struct dz_rctx *c, int rc, void *arg)
         dz_rctx_problem(c, "service_unavailable", "audit log unavailable");
         goto out;
     }
-    if (op->rc != 0 || op->res.decision != DZ_REG_CREATED) {
+    if (op->rc != 0 && op->res.decision != DZ_REG_CREATED) {
+        dz_rctx_state_unavailable(c, op->rc); /* never a refusal that was not counted */
+        goto out;
+    }
+    if (op->res.decision != DZ_REG_CREATED) {
         dz_rctx_problem(c, "registration_refused",
                         "the FIN and document do not match a person who can register");
         goto out;
@@ -478,11 +495,16 @@ void dz_ep_register(struct dz_rctx *c)
     json_t *jb;
     char *text;
 
-    if (!dz_rctx_origin_ok(c) || dz_rctx_body_json(c, &body) != 0)
+    if (!dz_rctx_origin_ok(c) || !dz_start_allowed(c, "register") ||
+        dz_rctx_body_json(c, &body) != 0)
         return;
     fin = dz_json_str(body, "fin", 64);
     document = dz_json_str(body, "document", 64);
-    password = dz_json_str(body, "password", MAX_PASSWORD);
+    /* Any length is taken here (the body is bounded): a password over
+     * DZ_PASSWORD_MAX is a weak_password for the validation below to say,
+     * not a malformed request. */
+    jb = json_object_get(body, "password");
+    password = json_is_string(jb) ? json_string_value(jb) : NULL;
     if (!fin || !document || !password) {
         dz_rctx_problem(c, "invalid_request", "fin, document and password are required strings");
         goto out;

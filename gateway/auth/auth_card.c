@@ -31,6 +31,8 @@
 #include "keys/sigverify.h"
 #include "state/store.h"
 
+#include "core/startlimit.h"
+
 #include "base/compat.h"
 
 #define NONCE_NS "cardnonce"
@@ -52,8 +54,9 @@ void dz_ep_card_challenge(struct dz_rctx *c)
     char b64[64];
     unsigned char key[32];
     uint64_t ttl = c->gen->config->cards.challenge_ttl_ms;
+    int rc;
 
-    if (!cards_on(c) || !dz_rctx_origin_ok(c))
+    if (!cards_on(c) || !dz_rctx_origin_ok(c) || !dz_start_allowed(c, "card_challenge"))
         return;
     if (dz_random(nonce, sizeof(nonce)) != 0) {
         dz_rctx_problem(c, "service_unavailable", NULL);
@@ -61,8 +64,9 @@ void dz_ep_card_challenge(struct dz_rctx *c)
     }
     dz_b64_encode_to(nonce, sizeof(nonce), false, b64);
     dz_sha256(b64, strlen(b64), key);
-    if (dz_store_put(c->gw->store, NONCE_NS, key, sizeof(key), "1", 1, ttl, DZ_STORE_NX) != 0) {
-        dz_rctx_problem(c, "service_unavailable", NULL);
+    rc = dz_store_put(c->gw->store, NONCE_NS, key, sizeof(key), "1", 1, ttl, DZ_STORE_NX);
+    if (rc != 0) {
+        dz_rctx_state_unavailable(c, rc);
         return;
     }
     dz_rctx_json(c, 200,

@@ -30,6 +30,8 @@
 #include "mssp/mssp.h"
 #include "state/store.h"
 
+#include "core/startlimit.h"
+
 #include "base/compat.h"
 
 #define REC_NS "mob"
@@ -122,7 +124,10 @@ void dz_ep_mobile_start(struct dz_rctx *c)
     char url[1100];
     char *text = NULL;
 
-    if (!dz_mssp_enabled(c) || !dz_rctx_origin_ok(c) || dz_rctx_body_json(c, &body) != 0)
+    /* Each start is a billed MSSP session: limited per address as well as
+     * per phone (dz_mssp_phone_claim). */
+    if (!dz_mssp_enabled(c) || !dz_rctx_origin_ok(c) || !dz_start_allowed(c, "mobile") ||
+        dz_rctx_body_json(c, &body) != 0)
         goto out;
     phone = dz_json_str(body, "phone", 20);
     fin = dz_json_str(body, "fin", 64);

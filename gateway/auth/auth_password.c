@@ -9,8 +9,6 @@
  */
 #include "auth/auth_password.h"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -27,54 +25,12 @@
 #define NS_FAIL_IP "fail_ip"
 #define NS_LOCK_FIN "lock_fin"
 #define NS_LOCK_IP "lock_ip"
-#define ADDR_KEY_MAX (1 + DZ_CLIENT_ADDR_MAX)
+#define NS_FAIL_PAIR "fail_pair"
+#define NS_LOCK_PAIR "lock_pair"
+#define NS_FAIL_CONSEC "fail_consec"
+#define NS_LOCK_HARD "lock_hard"
+#define PAIR_KEY_MAX (DZ_FIN_LEN + sizeof(((struct dz_addr_key *)0)->b))
 #define URI_MAX 1024
-
-struct addr_key {
-    unsigned char b[ADDR_KEY_MAX];
-    size_t len;
-};
-
-/*
- * The failure-counting key of a client address: 4 bytes for IPv4 (also
- * IPv4-mapped IPv6), the /64 prefix for IPv6, else the text itself.  A tag
- * byte keeps the three kinds apart.
- */
-static int make_addr_key(const char *ip, struct addr_key *k)
-{
-    unsigned char a6[16];
-    struct in_addr a4;
-    size_t n;
-
-    k->len = 0;
-    if (!ip)
-        return DZ_ERR_INVAL;
-    n = strnlen(ip, DZ_CLIENT_ADDR_MAX + 1);
-    if (n == 0 || n > DZ_CLIENT_ADDR_MAX)
-        return DZ_ERR_INVAL;
-    if (inet_pton(AF_INET, ip, &a4) == 1) {
-        k->b[0] = '4';
-        memcpy(k->b + 1, &a4, 4);
-        k->len = 5;
-    } else if (inet_pton(AF_INET6, ip, a6) == 1) {
-        static const unsigned char mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-
-        if (memcmp(a6, mapped, sizeof(mapped)) == 0) {
-            k->b[0] = '4';
-            memcpy(k->b + 1, a6 + 12, 4);
-            k->len = 5;
-        } else {
-            k->b[0] = '6';
-            memcpy(k->b + 1, a6, 8);
-            k->len = 9;
-        }
-    } else {
-        k->b[0] = 's';
-        memcpy(k->b + 1, ip, n);
-        k->len = n + 1;
-    }
-    return 0;
-}
 
 static void put_be64(unsigned char *p, uint64_t v)
 {
@@ -136,12 +92,22 @@ static uint32_t to_retry_after(uint64_t left_ms)
     return s > UINT32_MAX ? UINT32_MAX : (uint32_t)s;
 }
 
-/* Count one failure under (ns_fail, key); at limit, lock (ns_lock, key). */
+/* Lock (ns_lock, key) until now + ms. */
+static int put_lock(const struct dz_auth_password_ctx *ctx, const char *ns_lock, const void *key,
+                    size_t key_len, int64_t now_ms, uint64_t ms)
+{
+    unsigned char until[8];
+
+    put_be64(until, (uint64_t)now_ms + ms);
+    return dz_store_put(ctx->store, ns_lock, key, key_len, until, sizeof(until), ms, 0);
+}
+
+/* Count one failure under (ns_fail, key); at limit, lock (ns_lock, key)
+ * for lockout.duration_ms and start a fresh count. */
 static int count_failure(const struct dz_auth_password_ctx *ctx, const char *ns_fail,
                          const char *ns_lock, const void *key, size_t key_len, unsigned limit,
                          int64_t now_ms)
 {
-    unsigned char until[8];
     int64_t n = 0;
     int rc;
 
@@ -150,9 +116,7 @@ static int count_failure(const struct dz_auth_password_ctx *ctx, const char *ns_
         return rc;
     if (limit == 0 || n < (int64_t)limit)
         return 0;
-    put_be64(until, (uint64_t)now_ms + ctx->lockout.duration_ms);
-    rc = dz_store_put(ctx->store, ns_lock, key, key_len, until, sizeof(until),
-                      ctx->lockout.duration_ms, 0);
+    rc = put_lock(ctx, ns_lock, key, key_len, now_ms, ctx->lockout.duration_ms);
     if (rc < 0)
         return rc;
     /* A fresh count after the lock: the lock is the penalty, not a hair
@@ -161,16 +125,94 @@ static int count_failure(const struct dz_auth_password_ctx *ctx, const char *ns_
     return rc == DZ_ERR_NOTFOUND ? 0 : rc;
 }
 
-static int count_login_failure(const struct dz_auth_password_ctx *ctx, const char *fin,
-                               const struct addr_key *ak, int64_t now_ms)
+/* The FIN from everywhere: past fin_attempts failures in the window, each
+ * failure makes the FIN wait fin_delay_ms, doubled per failure, at most
+ * duration_ms.  Loose on purpose: anyone can fail for any FIN, so this
+ * only slows guessing; it never shuts the person out for long. */
+static int count_fin_failure(const struct dz_auth_password_ctx *ctx, const char *fin,
+                             int64_t now_ms)
 {
+    const struct dz_auth_lockout *l = &ctx->lockout;
+    uint64_t delay = l->fin_delay_ms;
+    int64_t n = 0;
     int rc;
 
-    rc = count_failure(ctx, NS_FAIL_FIN, NS_LOCK_FIN, fin, DZ_FIN_LEN, ctx->lockout.fin_attempts,
+    rc = dz_store_incr(ctx->store, NS_FAIL_FIN, fin, DZ_FIN_LEN, l->window_ms, &n);
+    if (rc < 0 || l->fin_attempts == 0 || n < (int64_t)l->fin_attempts || delay == 0)
+        return rc < 0 ? rc : 0;
+    for (int64_t i = l->fin_attempts; i < n && delay < l->duration_ms; i++)
+        delay *= 2;
+    if (delay > l->duration_ms)
+        delay = l->duration_ms;
+    return put_lock(ctx, NS_LOCK_FIN, fin, DZ_FIN_LEN, now_ms, delay);
+}
+
+/* The hard cap: fin_limit consecutive failures (no success in between,
+ * within fin_limit_window_ms) close password login for the FIN until the
+ * person signs in another way (dz_auth_password_forgive). */
+static int count_consecutive(const struct dz_auth_password_ctx *ctx, const char *fin,
+                             int64_t now_ms)
+{
+    const struct dz_auth_lockout *l = &ctx->lockout;
+    int64_t n = 0;
+    int rc;
+
+    if (l->fin_limit == 0 || l->fin_limit_window_ms == 0)
+        return 0;
+    rc = dz_store_incr(ctx->store, NS_FAIL_CONSEC, fin, DZ_FIN_LEN, l->fin_limit_window_ms, &n);
+    if (rc < 0 || n < (int64_t)l->fin_limit)
+        return rc < 0 ? rc : 0;
+    return put_lock(ctx, NS_LOCK_HARD, fin, DZ_FIN_LEN, now_ms, l->fin_limit_window_ms);
+}
+
+static size_t pair_key(const char *fin, const struct dz_addr_key *ak, unsigned char *out)
+{
+    memcpy(out, fin, DZ_FIN_LEN);
+    memcpy(out + DZ_FIN_LEN, ak->b, ak->len);
+    return DZ_FIN_LEN + ak->len;
+}
+
+/* Every counter a failure feeds.  Any that cannot be kept fails the whole
+ * attempt (the caller answers state_unavailable): a guess is never let
+ * through uncounted. */
+static int count_login_failure(const struct dz_auth_password_ctx *ctx, const char *fin,
+                               const struct dz_addr_key *ak, int64_t now_ms)
+{
+    unsigned char pk[PAIR_KEY_MAX];
+    size_t pk_len = pair_key(fin, ak, pk);
+    int rc;
+
+    rc = count_failure(ctx, NS_FAIL_PAIR, NS_LOCK_PAIR, pk, pk_len, ctx->lockout.pair_attempts,
                        now_ms);
     if (rc == 0)
         rc = count_failure(ctx, NS_FAIL_IP, NS_LOCK_IP, ak->b, ak->len,
                            ctx->lockout.address_attempts, now_ms);
+    if (rc == 0)
+        rc = count_fin_failure(ctx, fin, now_ms);
+    if (rc == 0)
+        rc = count_consecutive(ctx, fin, now_ms);
+    return rc;
+}
+
+static int del_quiet(struct dz_store *s, const char *ns, const void *key, size_t len)
+{
+    int rc = dz_store_del(s, ns, key, len);
+    return rc == DZ_ERR_NOTFOUND ? 0 : rc;
+}
+
+int dz_auth_password_forgive(struct dz_store *store, const char *fin)
+{
+    int rc;
+
+    if (!store || !dz_fin_is_normal(fin))
+        return DZ_ERR_INVAL;
+    rc = del_quiet(store, NS_FAIL_FIN, fin, DZ_FIN_LEN);
+    if (rc == 0)
+        rc = del_quiet(store, NS_LOCK_FIN, fin, DZ_FIN_LEN);
+    if (rc == 0)
+        rc = del_quiet(store, NS_FAIL_CONSEC, fin, DZ_FIN_LEN);
+    if (rc == 0)
+        rc = del_quiet(store, NS_LOCK_HARD, fin, DZ_FIN_LEN);
     return rc;
 }
 
@@ -185,10 +227,8 @@ int dz_auth_password(const struct dz_auth_password_ctx *ctx, const char *fin_raw
                      int64_t now_ms, struct dz_auth_password_result *out)
 {
     struct dz_account_info info;
-    struct addr_key ak;
+    struct dz_addr_key ak;
     enum dz_accounts_otp verdict = DZ_ACCOUNTS_OTP_BAD;
-    uint64_t left_fin = 0;
-    uint64_t left_ip = 0;
     bool ok = false;
     bool has_otp;
     int rc;
@@ -203,7 +243,7 @@ int dz_auth_password(const struct dz_auth_password_ctx *ctx, const char *fin_raw
         rc = DZ_ERR_INVAL;
         goto out;
     }
-    rc = make_addr_key(client_ip, &ak);
+    rc = dz_addr_key(client_ip, &ak);
     if (rc < 0)
         goto out;
 
@@ -217,16 +257,33 @@ int dz_auth_password(const struct dz_auth_password_ctx *ctx, const char *fin_raw
 
     /* 2. locks, before any password work.  Known and unknown FINs are
      * counted and locked alike, so LOCKED says nothing about accounts. */
-    rc = lock_left(ctx->store, NS_LOCK_FIN, out->fin, DZ_FIN_LEN, now_ms, &left_fin);
-    if (rc == 0)
-        rc = lock_left(ctx->store, NS_LOCK_IP, ak.b, ak.len, now_ms, &left_ip);
-    if (rc < 0)
-        goto out;
-    if (left_fin || left_ip) {
-        out->decision = DZ_PWD_LOCKED;
-        out->reason = left_fin >= left_ip ? "locked_fin" : "locked_address";
-        out->retry_after = to_retry_after(left_fin > left_ip ? left_fin : left_ip);
-        goto out;
+    {
+        unsigned char pk[PAIR_KEY_MAX];
+        size_t pk_len = pair_key(out->fin, &ak, pk);
+        static const char *const reasons[] = {"locked_fin_hard", "locked_pair", "locked_address",
+                                              "locked_fin"};
+        uint64_t left[4] = {0, 0, 0, 0};
+        size_t worst = 0;
+
+        rc = lock_left(ctx->store, NS_LOCK_HARD, out->fin, DZ_FIN_LEN, now_ms, &left[0]);
+        if (rc == 0)
+            rc = lock_left(ctx->store, NS_LOCK_PAIR, pk, pk_len, now_ms, &left[1]);
+        if (rc == 0)
+            rc = lock_left(ctx->store, NS_LOCK_IP, ak.b, ak.len, now_ms, &left[2]);
+        if (rc == 0)
+            rc = lock_left(ctx->store, NS_LOCK_FIN, out->fin, DZ_FIN_LEN, now_ms, &left[3]);
+        if (rc < 0)
+            goto out;
+        for (size_t i = 1; i < 4; i++) {
+            if (left[i] > left[worst])
+                worst = i;
+        }
+        if (left[worst]) {
+            out->decision = DZ_PWD_LOCKED;
+            out->reason = reasons[worst];
+            out->retry_after = to_retry_after(left[worst]);
+            goto out;
+        }
     }
 
     /* 3. the password: argon2id, against a dummy hash for unknown FINs */
@@ -277,9 +334,15 @@ int dz_auth_password(const struct dz_auth_password_ctx *ctx, const char *fin_raw
 
     /* Success forgets this FIN's failures.  The address's stay: one account
      * the attacker owns must not reset the count of guesses at others. */
-    rc = dz_store_del(ctx->store, NS_FAIL_FIN, out->fin, DZ_FIN_LEN);
-    if (rc == DZ_ERR_NOTFOUND)
-        rc = 0;
+    rc = del_quiet(ctx->store, NS_FAIL_FIN, out->fin, DZ_FIN_LEN);
+    if (rc == 0)
+        rc = del_quiet(ctx->store, NS_FAIL_CONSEC, out->fin, DZ_FIN_LEN);
+    if (rc == 0) {
+        unsigned char pk[PAIR_KEY_MAX];
+        size_t pk_len = pair_key(out->fin, &ak, pk);
+
+        rc = del_quiet(ctx->store, NS_FAIL_PAIR, pk, pk_len);
+    }
 out:
     if (rc < 0 && out) {
         /* fail closed: an error is never a login */
@@ -375,7 +438,7 @@ int dz_auth_register_validate(const struct dz_auth_password_ctx *ctx, const char
                               const char *client_ip, int64_t now_ms,
                               struct dz_auth_register_input *out)
 {
-    struct addr_key ak;
+    struct dz_addr_key ak;
     uint64_t left = 0;
     size_t chars = 0;
     int rc;
@@ -388,7 +451,7 @@ int dz_auth_register_validate(const struct dz_auth_password_ctx *ctx, const char
     if (!ctx_ok(ctx) || !ctx->docpat || !fin_raw || !document_raw || (!password && pw_len) ||
         now_ms < 0)
         return DZ_ERR_INVAL;
-    rc = make_addr_key(client_ip, &ak);
+    rc = dz_addr_key(client_ip, &ak);
     if (rc < 0)
         return rc;
 
@@ -449,7 +512,7 @@ int dz_auth_register_create(const struct dz_auth_password_ctx *ctx, const char *
                             struct dz_auth_register_result *out)
 {
     unsigned char secret[DZ_TOTP_SECRET_LEN];
-    struct addr_key ak;
+    struct dz_addr_key ak;
     struct dz_buf uri;
     int rc;
 
@@ -464,7 +527,7 @@ int dz_auth_register_create(const struct dz_auth_password_ctx *ctx, const char *
         rc = DZ_ERR_INVAL;
         goto out;
     }
-    rc = make_addr_key(client_ip, &ak);
+    rc = dz_addr_key(client_ip, &ak);
     if (rc < 0)
         goto out;
     memcpy(out->fin, fin, DZ_FIN_LEN + 1);

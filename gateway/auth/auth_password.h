@@ -33,11 +33,24 @@
  * look and take alike.  `reason` strings are for the audit log and metrics
  * only and MAY distinguish these cases: never put them in a response.
  *
- * Lockout state lives in the ephemeral store (gateway/store.h), namespaces
- * "fail_fin", "fail_ip" (counters over lockout.window_ms) and "lock_fin",
- * "lock_ip" (8-byte big-endian lock-until time in ms since the epoch).
- * Addresses are keyed per IPv4 address and per IPv6 /64 (one host usually
- * holds a whole /64).
+ * The lockout (docs/api.md "Lockout") is built so that an attacker cannot
+ * turn it on a victim: failures are counted per (FIN, address) and per
+ * address tightly (a lock for lockout.duration_ms after pair_attempts or
+ * address_attempts), per FIN from everywhere loosely (after fin_attempts,
+ * each further failure makes the FIN wait a delay that doubles from
+ * lockout.fin_delay_ms up to lockout.duration_ms), and per FIN with a hard
+ * cap of fin_limit consecutive failures (NIST SP 800-63B §5.2.2: at most
+ * 100), after which password login for that FIN stays closed until the
+ * person signs in with a card, a mobile signature or QR
+ * (dz_auth_password_forgive) or the count expires (fin_limit_window_ms).
+ * The person's other ways in are never locked.
+ *
+ * State lives in the ephemeral store (gateway/state/store.h), namespaces
+ * "fail_pair", "fail_ip", "fail_fin" (counters over lockout.window_ms),
+ * "fail_consec" (over fin_limit_window_ms) and "lock_pair", "lock_ip",
+ * "lock_fin", "lock_hard" (8-byte big-endian lock-until time in ms since
+ * the epoch).  Addresses are keyed per IPv4 address and per IPv6 /64 (one
+ * host usually holds a whole /64).
  *
  * THREADS: dz_auth_password and dz_auth_register_create BLOCK (argon2id,
  * SQLite): pool threads only.  dz_auth_register_validate does no I/O and may
@@ -52,6 +65,7 @@
 #include <stdint.h>
 
 #include "base/fin.h"
+#include "core/addrkey.h"   /* DZ_CLIENT_ADDR_MAX */
 #include "keys/assertion.h" /* enum dz_amr */
 #include "state/accounts.h"
 #include "state/totp.h"
@@ -61,10 +75,14 @@ struct dz_docpat;
 
 /* Same meaning and ranges as the config's lockout section. */
 struct dz_auth_lockout {
-    unsigned fin_attempts;     /* failures per FIN within window that lock it */
-    unsigned address_attempts; /* failures per client address within window */
-    uint64_t window_ms;        /* how long a failure counts */
-    uint64_t duration_ms;      /* how long a lock lasts */
+    unsigned pair_attempts;       /* failures per (FIN, address) within window that lock the pair */
+    unsigned address_attempts;    /* failures per client address within window */
+    unsigned fin_attempts;        /* failures per FIN within window before delays begin */
+    uint64_t fin_delay_ms;        /* the first delay; doubles with each failure after */
+    unsigned fin_limit;           /* consecutive failures per FIN that close password login */
+    uint64_t fin_limit_window_ms; /* how long that count lives without a success */
+    uint64_t window_ms;           /* how long a failure counts */
+    uint64_t duration_ms;         /* how long a lock lasts (and the longest delay) */
 };
 
 /* Shared by every call; read-only while calls run. */
@@ -78,7 +96,6 @@ struct dz_auth_password_ctx {
 };
 
 #define DZ_PASSWORD_MAX_BYTES DZ_PASSWORD_MAX /* registration refuses longer */
-#define DZ_CLIENT_ADDR_MAX 64                 /* longest client address string accepted */
 
 enum dz_pwd_decision {
     DZ_PWD_BAD_CREDENTIALS = 0, /* the cleared value is a refusal */
@@ -108,11 +125,13 @@ struct dz_auth_password_result {
  * the TOTP clock).  Order: FIN syntax -> locks (FIN and address; no argon2id
  * when locked) -> password (argon2id, dummy hash for unknown FINs) -> code.
  * Every wrong password, unknown FIN, wrong, replayed or unexpected code
- * counts one failure for the FIN and one for the address; reaching a limit
- * locks for lockout.duration_ms (the attempt that reaches it still answers
- * BAD_CREDENTIALS; the next ones answer LOCKED).  OTP_REQUIRED neither counts
- * nor clears.  Success clears the FIN's failure count (not the address's, so
- * one good account cannot launder guesses on others).
+ * counts one failure for the (FIN, address) pair, the address, the FIN and
+ * the FIN's consecutive count (see the lockout above; the attempt that
+ * reaches a limit still answers BAD_CREDENTIALS, the next ones LOCKED, with
+ * reason locked_pair, locked_address, locked_fin or locked_fin_hard).
+ * OTP_REQUIRED neither counts nor clears.  Success clears the FIN's and
+ * the pair's counts (not the address's, so one good account cannot launder
+ * guesses on others).
  * TOTP: active -> a code is required; enrolled but not yet active -> a code,
  * if given, is checked and activates it (acr substantial), no code is a
  * low-assurance login; a code for an account without TOTP is refused.
@@ -124,6 +143,11 @@ struct dz_auth_password_result {
 int dz_auth_password(const struct dz_auth_password_ctx *ctx, const char *fin_raw,
                      const char *password, size_t pw_len, const char *otp, const char *client_ip,
                      int64_t now_ms, struct dz_auth_password_result *out);
+
+/* A person proved who they are another way (card, mobile signature, QR):
+ * forget the FIN's failure counts and lift its delay and its hard lock.
+ * Loop or pool thread (the store does not block).  0 or the store error. */
+int dz_auth_password_forgive(struct dz_store *store, const char *fin);
 
 enum dz_reg_decision {
     DZ_REG_REFUSED = 0, /* the cleared value is a refusal */

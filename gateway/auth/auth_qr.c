@@ -27,16 +27,20 @@
 #include "base/qrsvg.h"
 #include "base/secret.h"
 #include "core/certcheck.h"
+#include "core/cookies.h"
 #include "core/metrics.h"
 #include "keys/sigverify.h"
 #include "mssp/mssp.h"
 #include "state/store.h"
 
+#include "core/addrkey.h"
+#include "core/startlimit.h"
+
 #include "base/compat.h"
 
 #define REC_NS "qr"
 #define USED_NS "qrused"
-#define BIND_COOKIE "__Host-darvaza-qr"
+#define PENDING_NS "lim_qrpending" /* QR starts per address within a QR lifetime */
 #define ID_BYTES 16
 #define ID_LEN 22
 #define POLL_STEP 0.2 /* seconds between looks at the store while a browser waits */
@@ -77,7 +81,7 @@ static bool bound(struct dz_rctx *c, const struct qr_rec *r)
     unsigned char h[32];
     bool ok;
 
-    if (!dz_rctx_cookie(c, BIND_COOKIE, buf, sizeof(buf), &len))
+    if (!dz_rctx_cookie(c, DZ_COOKIE_QR, buf, sizeof(buf), &len))
         return false;
     dz_sha256(buf, len, h);
     ok = dz_secret_equal(h, sizeof(h), r->binding, sizeof(r->binding));
@@ -101,9 +105,38 @@ static void code_for(const struct qr_rec *r, const char *id, int64_t t, char hex
 
 /* ---------------------------------------------------------------- start */
 
+/* At most mobile.qr_pending_per_address QR logins started from one address
+ * (an IPv6 /64) within one QR lifetime: the starts-per-minute limit alone
+ * would let an address hold minutes' worth of pending logins.  Answers
+ * 429 or 503 itself when it says no. */
+static bool pending_ok(struct dz_rctx *c)
+{
+    const struct dz_config_mobile *mc = &c->gen->config->mobile;
+    struct dz_addr_key ak;
+    int64_t n = 0;
+    char retry[24];
+    int rc;
+
+    rc = dz_addr_key(dz_req_peer_ip(c->req), &ak);
+    if (rc == 0)
+        rc = dz_store_incr(c->gw->store, PENDING_NS, ak.b, ak.len, mc->qr_ttl_ms, &n);
+    if (rc != 0) {
+        dz_rctx_state_unavailable(c, rc);
+        return false;
+    }
+    if (n > (int64_t)mc->qr_pending_per_address) {
+        snprintf(retry, sizeof(retry), "%llu", (unsigned long long)(mc->qr_ttl_ms / 1000));
+        dz_rctx_problem_h(c, "rate_limited", "too many QR logins waiting from this address",
+                          &(struct dz_hdr){"retry-after", retry}, 1);
+        return false;
+    }
+    return true;
+}
+
 void dz_ep_qr_start(struct dz_rctx *c)
 {
     struct qr_rec r;
+    int rc;
     unsigned char rnd[ID_BYTES];
     unsigned char bind[32];
     char id[ID_LEN + 1];
@@ -111,7 +144,8 @@ void dz_ep_qr_start(struct dz_rctx *c)
     char cookie[160];
     char poll[64];
 
-    if (!dz_mssp_enabled(c) || !dz_rctx_origin_ok(c))
+    if (!dz_mssp_enabled(c) || !dz_rctx_origin_ok(c) || !dz_start_allowed(c, "qr") ||
+        !pending_ok(c))
         return;
     memset(&r, 0, sizeof(r));
     if (dz_random(rnd, sizeof(rnd)) != 0 || dz_random(r.secret, sizeof(r.secret)) != 0 ||
@@ -125,13 +159,13 @@ void dz_ep_qr_start(struct dz_rctx *c)
     r.start_ms = dz_unix_ms();
     r.state = QR_PENDING;
     snprintf(r.browser_ip, sizeof(r.browser_ip), "%s", dz_req_peer_ip(c->req));
-    if (dz_store_put(c->gw->store, REC_NS, id, ID_LEN, &r, sizeof(r),
-                     c->gen->config->mobile.qr_ttl_ms, DZ_STORE_NX) != 0) {
-        dz_rctx_problem(c, "service_unavailable", NULL);
+    rc = dz_store_put(c->gw->store, REC_NS, id, ID_LEN, &r, sizeof(r),
+                      c->gen->config->mobile.qr_ttl_ms, DZ_STORE_NX);
+    if (rc != 0) {
+        dz_rctx_state_unavailable(c, rc);
         goto out;
     }
-    snprintf(cookie, sizeof(cookie), BIND_COOKIE "=%s; Secure; HttpOnly; SameSite=Strict; Path=/",
-             bind_b64);
+    snprintf(cookie, sizeof(cookie), DZ_COOKIE_QR "=%s" DZ_COOKIE_QR_ATTRS, bind_b64);
     snprintf(poll, sizeof(poll), "/auth/qr/%s", id);
     dz_rctx_json(c, 201, json_pack("{s:s, s:s}", "id", id, "poll", poll),
                  &(struct dz_hdr){"set-cookie", cookie}, 1);

@@ -8,19 +8,21 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "auth/auth_password.h"
 #include "base/b64.h"
 #include "base/err.h"
+#include "base/log.h"
 #include "base/secret.h"
+#include "core/cookies.h"
 #include "core/gwasync.h"
 #include "core/metrics.h"
 #include "core/problem.h"
 
 #include "base/compat.h"
 
-#define COOKIE_ATTRS "; Secure; HttpOnly; SameSite=Lax; Path=/"
-
 struct complete_op {
     bool polled;
+    bool forgives; /* a card, mobile or QR login: lifts the password lockout */
     struct dz_session sess;
     char token[DZ_SESSION_TOKEN_LEN + 1];
 };
@@ -35,8 +37,16 @@ static void complete_answer(struct dz_rctx *c, int rc, void *arg)
         dz_session_delete(c->gw->store, op->token, strlen(op->token));
         if (!c->closed)
             dz_rctx_problem(c, "service_unavailable", "audit log unavailable");
-    } else if (!c->closed) {
-        snprintf(cookie, sizeof(cookie), "__Host-darvaza=%s" COOKIE_ATTRS, op->token);
+    } else {
+        /* The person proved who they are without the password: guesses
+         * by others must not keep them out of password login. */
+        if (op->forgives && dz_auth_password_forgive(c->gw->store, op->sess.fin) != 0)
+            dz_log(DZ_LOG_WARN, "lockout_forgive", "rid %s: the password lockout was not lifted",
+                   c->rid);
+    }
+    if (rc == 0 && !c->closed) {
+        snprintf(cookie, sizeof(cookie), DZ_COOKIE_SESSION_EQ "%s" DZ_COOKIE_SESSION_ATTRS,
+                 op->token);
         json_t *body = dz_session_answer(&op->sess, op->token);
         if (body && op->polled)
             json_object_set_new(body, "state", json_string("complete"));
@@ -60,12 +70,14 @@ static void complete(struct dz_rctx *c, const struct dz_session *tmpl, const cha
         return;
     }
     op->polled = polled;
+    op->forgives = strcmp(means, "password") != 0;
     op->sess = *tmpl;
-    if (dz_session_create(c->gw->store, &c->gen->session_limits, &op->sess, op->token) != 0) {
+    int rc = dz_session_create(c->gw->store, &c->gen->session_limits, &op->sess, op->token);
+    if (rc != 0) {
         free(op);
         json_decref(record);
         dz_metrics_login(c->gw->metrics, means, "error");
-        dz_rctx_problem(c, "service_unavailable", "could not open a session");
+        dz_rctx_state_unavailable(c, rc);
         return;
     }
     dz_metrics_login(c->gw->metrics, means, "ok");

@@ -2,7 +2,7 @@
  * cli_assertion.c - two subcommands of the `darvaza` tool around the
  * Darvaza-Assertion:
  *   darvaza verify-assertion  checks a token the way a back end must
- *                             (lib/assertion.h) and prints its claims;
+ *                             (lib/keys/assertion.h) and prints its claims;
  *   darvaza jwks              prints the JWK set for the gateway's keys.
  * A CLI may block: the JWKS URL is fetched with libcurl's easy interface.
  * It never prints or logs a PIN or a private key; `jwks` only ever turns a

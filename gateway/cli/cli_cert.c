@@ -1,6 +1,6 @@
 /*
  * cli_cert.c - `darvaza cert check CERT [options]`: runs the gateway's own
- * certificate validator (lib/x509check.h) on a certificate from a file, so
+ * certificate validator (lib/pki/x509check.h) on a certificate from a file, so
  * an operator sees exactly what a login would decide, and the NIST PKITS
  * suite can be run through it (`--batch FILE`: one case per line, the
  * options of one check separated by blanks).  It only reads files and, for

@@ -1,7 +1,7 @@
 /*
  * certcheck.h - validating a login certificate off the event loop: the
  * chain, key usage, policy (card or mobile), revocation and FIN checks of
- * lib/x509check.c run on the blocking pool (they may fetch OCSP or a CRL),
+ * lib/pki/x509check.c run on the blocking pool (they may fetch OCSP or a CRL),
  * then the result comes back to the request's loop.  Shared by the card,
  * mobile and QR logins.
  */

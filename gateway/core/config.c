@@ -52,7 +52,9 @@ enum kw_flags {
     F_DIR = 1 << 4,        /* names a readable directory */
     F_NEWFILE = 1 << 5,    /* names a file we create: its directory must exist */
     F_NCPU = 1 << 6,       /* default: the number of CPUs online (clamped to range) */
-    F_PRESENCE = 1 << 7    /* sections: off2 is a bool set when the section is written */
+    F_PRESENCE = 1 << 7,   /* sections: off2 is a bool set when the section is written */
+    F_URL = 1 << 8,        /* strings: a URL darvaza calls out to (dz_outbound_url_problem) */
+    F_SECRET = 1 << 9      /* files: a secret nobody but the owner may read or write */
 };
 
 struct table;
@@ -117,7 +119,6 @@ static int check_tls(struct ctx *, void *, const struct dz_yaml_node *, const ch
 static int check_listener(struct ctx *, void *, const struct dz_yaml_node *, const char *);
 static int check_sessions(struct ctx *, void *, const struct dz_yaml_node *, const char *);
 static int check_accounts(struct ctx *, void *, const struct dz_yaml_node *, const char *);
-static int check_registry(struct ctx *, void *, const struct dz_yaml_node *, const char *);
 static int check_signing_key(struct ctx *, void *, const struct dz_yaml_node *, const char *);
 static int check_signing(struct ctx *, void *, const struct dz_yaml_node *, const char *);
 static int check_upstream_tls(struct ctx *, void *, const struct dz_yaml_node *, const char *);
@@ -168,16 +169,35 @@ static const struct kw limits_kws[] = {
     {"body", T_SIZE, F_U64(S, body), 0, KIB, GIB, "1MiB", F_RELOADABLE, NULL},
     {"streams", T_UINT, F_UINT(S, streams), 0, 1, 1000, "100", F_RELOADABLE, NULL},
     {"connections", T_UINT, F_UINT(S, connections), 0, 1, 1000000, "4096", F_RELOADABLE, NULL},
+    {"connections_per_address", T_UINT, F_UINT(S, connections_per_address), 0, 1, 1000000, "1024",
+     F_RELOADABLE, NULL},
     {"handshake_timeout", T_DURATION, F_U64(S, handshake_timeout_ms), 0, 100, 5 * MIN, "10s",
      F_RELOADABLE, NULL},
     {"idle_timeout", T_DURATION, F_U64(S, idle_timeout_ms), 0, SEC, HOUR, "60s", F_RELOADABLE,
      NULL},
     {"request_timeout", T_DURATION, F_U64(S, request_timeout_ms), 0, SEC, HOUR, "30s", F_RELOADABLE,
      NULL},
+    {"starts_per_address", T_UINT, F_UINT(S, starts_per_address), 0, 1, 100000, "30", F_RELOADABLE,
+     NULL},
+    {"starts_global", T_UINT, F_UINT(S, starts_global), 0, 1, 10000000, "6000", F_RELOADABLE, NULL},
 };
 #undef S
 static const struct table limits_table = {limits_kws, N(limits_kws),
                                           sizeof(struct dz_config_limits), NULL};
+
+/* Budgets are sized once, when the store is made: not reloadable. */
+#define S struct dz_config_store
+static const struct kw store_kws[] = {
+    {"sessions", T_UINT, F_UINT(S, sessions), 0, 10, 100000000, "500000", 0, NULL},
+    {"pending_qr", T_UINT, F_UINT(S, pending_qr), 0, 10, 100000000, "50000", 0, NULL},
+    {"pending_mobile", T_UINT, F_UINT(S, pending_mobile), 0, 10, 100000000, "20000", 0, NULL},
+    {"challenges", T_UINT, F_UINT(S, challenges), 0, 10, 100000000, "100000", 0, NULL},
+    {"failures", T_UINT, F_UINT(S, failures), 0, 10, 100000000, "200000", 0, NULL},
+    {"rates", T_UINT, F_UINT(S, rates), 0, 10, 100000000, "200000", 0, NULL},
+};
+#undef S
+static const struct table store_table = {store_kws, N(store_kws), sizeof(struct dz_config_store),
+                                         NULL};
 
 #define S struct dz_config_sessions
 static const struct kw sessions_kws[] = {
@@ -192,8 +212,8 @@ static const struct table sessions_table = {sessions_kws, N(sessions_kws),
 #define S struct dz_config_accounts
 static const struct kw accounts_kws[] = {
     {"database", T_PATH, F_STR(S, database), 0, 1, PATH_MAX, NULL, F_REQUIRED | F_NEWFILE, NULL},
-    {"seed_key_file", T_PATH, F_STR(S, seed_key_file), 0, 1, PATH_MAX, NULL, F_REQUIRED | F_FILE,
-     NULL},
+    {"seed_key_file", T_PATH, F_STR(S, seed_key_file), 0, 1, PATH_MAX, NULL,
+     F_REQUIRED | F_FILE | F_SECRET, NULL},
     {"password_min_length", T_UINT, F_UINT(S, password_min_length), 0, 8, 128, "10", F_RELOADABLE,
      NULL},
     {"argon2_memory", T_SIZE, F_U64(S, argon2_memory), 0, 8 * MIB, 4 * GIB, "64MiB", F_RELOADABLE,
@@ -210,9 +230,15 @@ static const struct table accounts_table = {accounts_kws, N(accounts_kws),
 
 #define S struct dz_config_lockout
 static const struct kw lockout_kws[] = {
-    {"fin_attempts", T_UINT, F_UINT(S, fin_attempts), 0, 1, 1000, "5", F_RELOADABLE, NULL},
+    {"pair_attempts", T_UINT, F_UINT(S, pair_attempts), 0, 1, 1000, "5", F_RELOADABLE, NULL},
     {"address_attempts", T_UINT, F_UINT(S, address_attempts), 0, 1, 100000, "20", F_RELOADABLE,
      NULL},
+    {"fin_attempts", T_UINT, F_UINT(S, fin_attempts), 0, 1, 1000, "10", F_RELOADABLE, NULL},
+    {"fin_delay", T_DURATION, F_U64(S, fin_delay_ms), 0, 100, HOUR, "1s", F_RELOADABLE, NULL},
+    /* NIST SP 800-63B 5.2.2: no more than 100 consecutive failures. */
+    {"fin_limit", T_UINT, F_UINT(S, fin_limit), 0, 1, 100, "100", F_RELOADABLE, NULL},
+    {"fin_limit_window", T_DURATION, F_U64(S, fin_limit_window_ms), 0, HOUR, 90 * 24 * HOUR, "720h",
+     F_RELOADABLE, NULL},
     {"window", T_DURATION, F_U64(S, window_ms), 0, SEC, 24 * HOUR, "15m", F_RELOADABLE, NULL},
     {"duration", T_DURATION, F_U64(S, duration_ms), 0, SEC, 24 * HOUR, "5m", F_RELOADABLE, NULL},
 };
@@ -222,19 +248,20 @@ static const struct table lockout_table = {lockout_kws, N(lockout_kws),
 
 #define S struct dz_config_registry
 static const struct kw registry_kws[] = {
-    {"url", T_STR, F_STR(S, url), 0, 1, 1024, NULL, F_REQUIRED | F_RELOADABLE, NULL},
+    {"url", T_STR, F_STR(S, url), 0, 1, 1024, NULL, F_REQUIRED | F_RELOADABLE | F_URL, NULL},
     {"timeout", T_DURATION, F_U64(S, timeout_ms), 0, 100, MIN, "5s", F_RELOADABLE, NULL},
 };
 #undef S
 static const struct table registry_table = {registry_kws, N(registry_kws),
-                                            sizeof(struct dz_config_registry), check_registry};
+                                            sizeof(struct dz_config_registry), NULL};
 
 #define S struct dz_config_signing_key
 static const struct kw signing_key_kws[] = {
     {"kid", T_STR, F_STR(S, kid), 0, 1, 64, NULL, F_REQUIRED | F_RELOADABLE, NULL},
-    {"key", T_KEYREF, F_STR(S, key), 0, 1, PATH_MAX, NULL, F_REQUIRED | F_FILE | F_RELOADABLE,
+    {"key", T_KEYREF, F_STR(S, key), 0, 1, PATH_MAX, NULL,
+     F_REQUIRED | F_FILE | F_SECRET | F_RELOADABLE, NULL},
+    {"pin_file", T_PATH, F_STR(S, pin_file), 0, 1, PATH_MAX, NULL, F_FILE | F_SECRET | F_RELOADABLE,
      NULL},
-    {"pin_file", T_PATH, F_STR(S, pin_file), 0, 1, PATH_MAX, NULL, F_FILE | F_RELOADABLE, NULL},
 };
 #undef S
 static const struct table signing_key_table = {
@@ -293,10 +320,10 @@ static const struct table cards_table = {cards_kws, N(cards_kws), sizeof(struct 
 
 #define S struct dz_config_mobile
 static const struct kw mobile_kws[] = {
-    {"mssp_url", T_STR, F_STR(S, mssp_url), 0, 1, 1024, NULL, F_RELOADABLE, NULL},
+    {"mssp_url", T_STR, F_STR(S, mssp_url), 0, 1, 1024, NULL, F_RELOADABLE | F_URL, NULL},
     {"relying_party", T_STR, F_STR(S, relying_party), 0, 1, 64, "darvaza", F_RELOADABLE, NULL},
     {"rp_secret_file", T_PATH, F_STR(S, rp_secret_file), 0, 1, PATH_MAX, NULL,
-     F_FILE | F_RELOADABLE, NULL},
+     F_FILE | F_SECRET | F_RELOADABLE, NULL},
     {"service_name", T_STR, F_STR(S, service_name), 0, 1, 100, "Darvaza", F_RELOADABLE, NULL},
     {"ca", T_PATH, F_STR(S, ca), 0, 1, PATH_MAX, NULL, F_FILE | F_RELOADABLE, NULL},
     {"crl", T_PATH, F_STR(S, crl), 0, 1, PATH_MAX, NULL, F_FILE | F_RELOADABLE, NULL},
@@ -309,6 +336,8 @@ static const struct kw mobile_kws[] = {
     {"poll_max", T_DURATION, F_U64(S, poll_max_ms), 0, SEC, 30 * SEC, "25s", F_RELOADABLE, NULL},
     {"phone_rate", T_UINT, F_UINT(S, phone_rate), 0, 1, 100, "3", F_RELOADABLE, NULL},
     {"qr_ttl", T_DURATION, F_U64(S, qr_ttl_ms), 0, 10 * SEC, 10 * MIN, "10m", F_RELOADABLE, NULL},
+    {"qr_pending_per_address", T_UINT, F_UINT(S, qr_pending_per_address), 0, 1, 100000, "20",
+     F_RELOADABLE, NULL},
     {"qr_freshness", T_DURATION, F_U64(S, qr_freshness_ms), 0, SEC, 60 * SEC, "5s", F_RELOADABLE,
      NULL},
 };
@@ -318,7 +347,7 @@ static const struct table mobile_table = {mobile_kws, N(mobile_kws),
 
 #define S struct dz_config_documents
 static const struct kw documents_kws[] = {
-    {"tsa_url", T_STR, F_STR(S, tsa_url), 0, 1, 1024, NULL, F_RELOADABLE, NULL},
+    {"tsa_url", T_STR, F_STR(S, tsa_url), 0, 1, 1024, NULL, F_RELOADABLE | F_URL, NULL},
     {"tsa_ca", T_PATH, F_STR(S, tsa_ca), 0, 1, PATH_MAX, NULL, F_FILE | F_RELOADABLE, NULL},
     {"tsa_timeout", T_DURATION, F_U64(S, tsa_timeout_ms), 0, 100, 30 * SEC, "5s", F_RELOADABLE,
      NULL},
@@ -347,6 +376,7 @@ static const struct kw root_kws[] = {
     {"listeners", T_LIST, F_ANY(S, listeners), F_SIZET(S, n_listeners), 1, DZ_CONFIG_MAX_LISTENERS,
      NULL, F_REQUIRED, &listener_table},
     {"limits", T_SECTION, F_ANY(S, limits), 0, 0, 0, NULL, 0, &limits_table},
+    {"store", T_SECTION, F_ANY(S, store), 0, 0, 0, NULL, 0, &store_table},
     {"sessions", T_SECTION, F_ANY(S, sessions), 0, 0, 0, NULL, 0, &sessions_table},
     {"accounts", T_SECTION, F_ANY(S, accounts), 0, 0, 0, NULL, F_REQUIRED, &accounts_table},
     {"lockout", T_SECTION, F_ANY(S, lockout), 0, 0, 0, NULL, 0, &lockout_table},
@@ -472,6 +502,11 @@ static int check_fs(struct ctx *c, const struct kw *k, const char *path, unsigne
             return fail(c, line, key, "%s is not a regular file", path);
         if (access(path, R_OK) != 0)
             return fail(c, line, key, "cannot read %s: %s", path, strerror(errno));
+        /* sshd's rule for private keys: a secret others can read is no
+         * longer one, and one others can write can be swapped. */
+        if ((k->flags & F_SECRET) && (st.st_mode & 077))
+            return fail(c, line, key, "%s is accessible by group or others (mode %04o); chmod 600",
+                        path, (unsigned)(st.st_mode & 07777));
     }
     if (k->flags & F_DIR) {
         if (stat(path, &st) != 0)
@@ -589,6 +624,11 @@ static int set_value(struct ctx *c, const struct kw *k, void *base, const char *
                 return rc;
             *field = strdup(text);
             return *field ? 0 : fail(c, line, key, "out of memory");
+        }
+        if (k->type == T_STR && (k->flags & F_URL)) {
+            const char *why = dz_outbound_url_problem(text, NULL);
+            if (why)
+                return fail(c, line, key, "%s", why);
         }
         if (k->type == T_STR) {
             *field = strdup(text);
@@ -1036,22 +1076,6 @@ static int check_accounts(struct ctx *c, void *base, const struct dz_yaml_node *
     if (dz_docpat_compile(a->document_pattern, &a->document, why, sizeof(why)) != 0)
         return fail(c, line_of(map, "document_pattern", 0), key,
                     "not a usable POSIX extended regular expression: %s", why);
-    return 0;
-}
-
-static int check_registry(struct ctx *c, void *base, const struct dz_yaml_node *map,
-                          const char *path)
-{
-    struct dz_config_registry *r = base;
-    struct dz_url u;
-    char key[KEY_LEN];
-
-    join_key(key, sizeof(key), path, "url");
-    if (dz_parse_url(r->url, &u) != 0)
-        return fail(c, line_of(map, "url", 0), key,
-                    "expected an http(s)://host[:port][/path] URL without user info or query");
-    if (!u.is_https && !u.is_loopback)
-        return fail(c, line_of(map, "url", 0), key, "must be https (http only for loopback)");
     return 0;
 }
 

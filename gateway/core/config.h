@@ -77,14 +77,29 @@ struct dz_config_listener {
 
 /* limits: */
 struct dz_config_limits {
-    uint64_t header_bytes;         /* 1KiB..1MiB, default 16KiB */
-    unsigned header_count;         /* 8..1000, default 100 */
-    uint64_t body;                 /* 1KiB..1GiB, default 1MiB: default route limit and cap */
-    unsigned streams;              /* 1..1000, default 100 (per connection) */
-    unsigned connections;          /* 1..1000000, default 4096 (per process) */
-    uint64_t handshake_timeout_ms; /* 100ms..5m, default 10s */
-    uint64_t idle_timeout_ms;      /* 1s..1h, default 60s */
-    uint64_t request_timeout_ms;   /* 1s..1h, default 30s */
+    uint64_t header_bytes;            /* 1KiB..1MiB, default 16KiB */
+    unsigned header_count;            /* 8..1000, default 100 */
+    uint64_t body;                    /* 1KiB..1GiB, default 1MiB: default route limit and cap */
+    unsigned streams;                 /* 1..1000, default 100 (per connection) */
+    unsigned connections;             /* 1..1000000, default 4096 (per process) */
+    unsigned connections_per_address; /* 1..1000000, default 1024 (an IPv6 /64 is one) */
+    uint64_t handshake_timeout_ms;    /* 100ms..5m, default 10s */
+    uint64_t idle_timeout_ms;         /* 1s..1h, default 60s */
+    uint64_t request_timeout_ms;      /* 1s..1h, default 30s */
+    unsigned starts_per_address;      /* 1..100000, default 30: a minute's unauthenticated
+                                       * starts (QR, mobile, card challenge, registration)
+                                       * per client address and endpoint */
+    unsigned starts_global;           /* 1..10000000, default 6000: the same, all addresses */
+};
+
+/* store: live entries per kind (state/store.h "Budgets"); read at start */
+struct dz_config_store {
+    unsigned sessions;       /* default 500000 */
+    unsigned pending_qr;     /* default 50000 */
+    unsigned pending_mobile; /* default 20000 */
+    unsigned challenges;     /* default 100000 */
+    unsigned failures;       /* default 200000 */
+    unsigned rates;          /* default 200000 */
 };
 
 /* sessions: (idle_high <= idle <= absolute) */
@@ -106,12 +121,16 @@ struct dz_config_accounts {
     struct dz_docpat *document;   /* compiled at load (fin.h): use dz_docpat_match */
 };
 
-/* lockout: */
+/* lockout: (docs/api.md "Lockout") */
 struct dz_config_lockout {
-    unsigned fin_attempts;     /* 1..1000, default 5 */
-    unsigned address_attempts; /* 1..100000, default 20 */
-    uint64_t window_ms;        /* 1s..24h, default 15m */
-    uint64_t duration_ms;      /* 1s..24h, default 5m */
+    unsigned pair_attempts;       /* per (FIN, address): 1..1000, default 5 */
+    unsigned address_attempts;    /* per address: 1..100000, default 20 */
+    unsigned fin_attempts;        /* per FIN before delays: 1..1000, default 10 */
+    uint64_t fin_delay_ms;        /* first delay: 100ms..1h, default 1s */
+    unsigned fin_limit;           /* consecutive failures that close password login: 1..100 */
+    uint64_t fin_limit_window_ms; /* 1h..2160h (90 days), default 720h (30 days) */
+    uint64_t window_ms;           /* 1s..24h, default 15m */
+    uint64_t duration_ms;         /* 1s..24h, default 5m */
 };
 
 /* registry: */
@@ -177,12 +196,13 @@ struct dz_config_mobile {
     char *crl;            /* optional CRL file */
     char *policy;         /* certificate policy OID of SIM certificates */
     enum dz_config_revocation revocation;
-    uint64_t fetch_timeout_ms; /* OCSP / CRL fetch, default 3s */
-    uint64_t request_ttl_ms;   /* how long a request may wait for the phone, default 2m */
-    uint64_t poll_max_ms;      /* the longest long-poll, default 25s */
-    unsigned phone_rate;       /* requests per phone per minute, default 3 */
-    uint64_t qr_ttl_ms;        /* a QR session's life, default 10m */
-    uint64_t qr_freshness_ms;  /* how old a scanned payload may be, default 5s */
+    uint64_t fetch_timeout_ms;       /* OCSP / CRL fetch, default 3s */
+    uint64_t request_ttl_ms;         /* how long a request may wait for the phone, default 2m */
+    uint64_t poll_max_ms;            /* the longest long-poll, default 25s */
+    unsigned phone_rate;             /* requests per phone per minute, default 3 */
+    uint64_t qr_ttl_ms;              /* a QR session's life, default 10m */
+    uint64_t qr_freshness_ms;        /* how old a scanned payload may be, default 5s */
+    unsigned qr_pending_per_address; /* QR starts per address within qr_ttl, default 20 */
 };
 
 /* documents: (optional; signed documents, DESIGN §4.7: level T and
@@ -208,6 +228,7 @@ struct dz_config {
     struct dz_config_listener *listeners; /* 1..16 */
     size_t n_listeners;
     struct dz_config_limits limits;
+    struct dz_config_store store;
     struct dz_config_sessions sessions;
     struct dz_config_accounts accounts;
     struct dz_config_lockout lockout;

@@ -1,5 +1,5 @@
 /*
- * gen.c - building and releasing configuration generations (see gw.h).
+ * gen.c - building and releasing configuration generations (see gen.h).
  * Runs on the main thread at start and on SIGHUP; a failure leaves nothing
  * behind and the caller keeps the generation it has.
  */

@@ -1,5 +1,5 @@
 /*
- * gw.h - the gateway's process-wide objects and its configuration
+ * gen.h - the gateway's process-wide objects and its configuration
  * generations.
  *
  * A generation (struct dz_gen) is everything a reload may change: the
@@ -13,8 +13,8 @@
  * Process-lifetime objects (store, accounts, audit, metrics, pool, httpd)
  * do not change on reload.
  */
-#ifndef DZ_GW_H
-#define DZ_GW_H
+#ifndef DZ_GEN_H
+#define DZ_GEN_H
 
 #include <stdatomic.h>
 #include <stdbool.h>

@@ -4,20 +4,22 @@
  */
 #include "core/rctx.h"
 
+#include <malloc.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
 
 #include "base/err.h"
+#include "base/log.h"
 #include "base/secret.h"
+#include "core/cookies.h"
 #include "core/gen.h"
 #include "core/problem.h"
 #include "state/session.h"
 
 #include "base/compat.h"
-
-#define COOKIE_NAME "__Host-darvaza"
 
 uint64_t dz_now_us(void)
 {
@@ -55,6 +57,10 @@ int dz_rctx_respond(struct dz_rctx *c, int status, const char *content_type, con
         h[n++] = (struct dz_hdr){"content-type", content_type};
     for (size_t i = 0; i < nextra && n < sizeof(h) / sizeof(h[0]); i++)
         h[n++] = extra[i];
+    /* RFC 9110 15.5.2: a 401 names how to authenticate.  The API takes a
+     * bearer token (RFC 6750 2.1) or the session cookie a login sets. */
+    if (status == 401 && n < sizeof(h) / sizeof(h[0]))
+        h[n++] = (struct dz_hdr){"www-authenticate", "Bearer realm=\"darvaza\""};
     c->status = status;
     c->answered = true;
     return dz_req_respond(c->req, status, h, n, body, len);
@@ -102,6 +108,14 @@ int dz_rctx_problem(struct dz_rctx *c, const char *code, const char *detail)
     return dz_rctx_problem_h(c, code, detail, NULL, 0);
 }
 
+int dz_rctx_state_unavailable(struct dz_rctx *c, int rc)
+{
+    if (rc != DZ_ERR_FULL)
+        dz_log(DZ_LOG_WARN, "state_unavailable", "rid %s: the store failed: %s", c->rid,
+               dz_err_str(rc));
+    return dz_rctx_problem_h(c, "state_unavailable", NULL, &(struct dz_hdr){"retry-after", "5"}, 1);
+}
+
 static bool is_json_type(const char *ct)
 {
     size_t n = strlen("application/json");
@@ -112,6 +126,22 @@ static bool is_json_type(const char *ct)
     while (*ct == ' ')
         ct++;
     return *ct == '\0' || *ct == ';';
+}
+
+/* malloc_usable_size, not a size header of our own: every block jansson
+ * frees comes from malloc (ours or, before dz_json_wipe_frees, libc's), so
+ * the length is always known and wiping a little slack costs nothing. */
+static void json_wipe_free(void *p)
+{
+    if (!p)
+        return;
+    dz_secret_wipe(p, malloc_usable_size(p));
+    free(p);
+}
+
+void dz_json_wipe_frees(void)
+{
+    json_set_alloc_funcs(malloc, json_wipe_free);
 }
 
 int dz_rctx_body_json(struct dz_rctx *c, json_t **out)
@@ -220,7 +250,7 @@ const char *dz_rctx_token(struct dz_rctx *c, char *buf, size_t buf_len, size_t *
         *len = strlen(auth);
         return auth;
     }
-    v = dz_rctx_cookie(c, COOKIE_NAME, buf, buf_len, len);
+    v = dz_rctx_cookie(c, DZ_COOKIE_SESSION, buf, buf_len, len);
     *via_cookie = v != NULL;
     return v;
 }

@@ -56,6 +56,11 @@ int dz_rctx_problem(struct dz_rctx *c, const char *code, const char *detail);
 /* Same, with extra headers (e.g. Retry-After). */
 int dz_rctx_problem_h(struct dz_rctx *c, const char *code, const char *detail,
                       const struct dz_hdr *extra, size_t nextra);
+/* 503 state_unavailable with Retry-After: the state this request needs (a
+ * failure count, a nonce, a pending login, a rate counter) cannot be read
+ * or recorded now — its budget is used up or the store failed (rc, for the
+ * log; a full budget is already logged by the store).  Nothing was done. */
+int dz_rctx_state_unavailable(struct dz_rctx *c, int rc);
 /* Answer with a raw body and content type (NULL: none). */
 int dz_rctx_respond(struct dz_rctx *c, int status, const char *content_type, const void *body,
                     size_t len, const struct dz_hdr *extra, size_t nextra);
@@ -65,8 +70,18 @@ int dz_rctx_respond(struct dz_rctx *c, int status, const char *content_type, con
 size_t dz_rctx_common_headers(struct dz_rctx *c, struct dz_hdr *h);
 
 /* Parse the body as a JSON object: 0, or answers 415/400 itself and returns
- * DZ_ERR_INVAL (the caller just returns). */
+ * DZ_ERR_INVAL (the caller just returns).  The parse's memory (the values,
+ * and jansson's own copies of the text) is wiped when freed once
+ * dz_json_wipe_frees() has run. */
 int dz_rctx_body_json(struct dz_rctx *c, json_t **out);
+
+/* Make jansson wipe every block it frees, process-wide (json_set_alloc_funcs):
+ * request bodies carry passwords and OTP codes, and jansson keeps copies of
+ * them (the lexer's token buffer, the string values) that json_decref would
+ * free as they are.  Call once at start-up, before the worker threads; it is
+ * safe at any time for memory jansson already holds (the free wipes
+ * malloc_usable_size bytes, so any malloc'd block may pass through it). */
+void dz_json_wipe_frees(void);
 
 /* The session token sent with the request (Bearer, else the cookie), or
  * NULL.  *via_cookie tells which.  Points into the request's headers or buf. */

@@ -21,6 +21,7 @@
 #include "base/secret.h"
 #include "core/gen.h"
 #include "core/metrics.h"
+#include "core/rctx.h"
 #include "daemon/router.h"
 #include "http/httpd.h"
 #include "http/pool.h"
@@ -110,6 +111,32 @@ static uint64_t gauge_sessions(void *arg)
 {
     struct dz_gw *gw = arg;
     return dz_store_count(gw->store, "sess");
+}
+
+static uint64_t gauge_refused_addr(void *arg)
+{
+    struct dz_gw *gw = arg;
+    return gw->httpd ? dz_httpd_refused_per_address(gw->httpd) : 0;
+}
+
+static uint64_t gauge_refused_full(void *arg)
+{
+    struct dz_gw *gw = arg;
+    return gw->httpd ? dz_httpd_refused_full(gw->httpd) : 0;
+}
+
+/* One gauge per budget: creations refused because that kind was full. */
+struct refusal_gauge {
+    struct dz_gw *gw;
+    enum dz_store_kind kind;
+    char name[64];
+};
+static struct refusal_gauge refusal_gauges[DZ_STORE_KINDS];
+
+static uint64_t gauge_refusals(void *arg)
+{
+    const struct refusal_gauge *g = arg;
+    return dz_store_refusals(g->gw->store, g->kind);
 }
 
 struct gen_handoff {
@@ -219,6 +246,8 @@ int main(int argc, char **argv)
     /* Secrets must not end up in core files. */
     prctl(PR_SET_DUMPABLE, 0);
     setrlimit(RLIMIT_CORE, &(struct rlimit){0, 0});
+    /* Nor in freed memory: jansson's copies of request bodies are wiped. */
+    dz_json_wipe_frees();
 
     /* Signals go to the main thread only: block them before any thread. */
     sigemptyset(&sigs);
@@ -229,7 +258,15 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
 
     const struct dz_config *cf = gw.gen->config;
-    if ((rc = dz_store_mem_new(64, &gw.store)) != 0 ||
+    struct dz_store_quotas quotas;
+    dz_store_quotas_default(&quotas);
+    quotas.max[DZ_STORE_SESSIONS] = cf->store.sessions;
+    quotas.max[DZ_STORE_PENDING_QR] = cf->store.pending_qr;
+    quotas.max[DZ_STORE_PENDING_MOBILE] = cf->store.pending_mobile;
+    quotas.max[DZ_STORE_CHALLENGES] = cf->store.challenges;
+    quotas.max[DZ_STORE_FAILURES] = cf->store.failures;
+    quotas.max[DZ_STORE_RATES] = cf->store.rates;
+    if ((rc = dz_store_mem_new(64, &quotas, &gw.store)) != 0 ||
         (rc = dz_ocsp_cache_new(10000, &gw.ocsp_cache)) != 0 ||
         (rc = dz_metrics_new(&gw.metrics)) != 0) {
         fprintf(stderr, "darvazad: out of memory\n");
@@ -285,6 +322,7 @@ int main(int argc, char **argv)
     hconf.limits.max_body_bytes = max_body(gw.gen);
     hconf.limits.max_concurrent_streams = (uint32_t)cf->limits.streams;
     hconf.limits.max_connections = (uint32_t)cf->limits.connections;
+    hconf.limits.max_connections_per_address = (uint32_t)cf->limits.connections_per_address;
     hconf.limits.handshake_timeout_ms = (uint32_t)cf->limits.handshake_timeout_ms;
     hconf.limits.idle_timeout_ms = (uint32_t)cf->limits.idle_timeout_ms;
     hconf.limits.request_timeout_ms = (uint32_t)cf->limits.request_timeout_ms;
@@ -302,6 +340,23 @@ int main(int argc, char **argv)
     dz_metrics_gauge_fn(gw.metrics, "darvaza_open_connections", "Open client connections",
                         gauge_connections, &gw);
     dz_metrics_gauge_fn(gw.metrics, "darvaza_sessions", "Live sessions", gauge_sessions, &gw);
+    dz_metrics_gauge_fn(gw.metrics, "darvaza_connections_refused_per_address_total",
+                        "Connections closed at accept: their address had too many open",
+                        gauge_refused_addr, &gw);
+    dz_metrics_gauge_fn(
+        gw.metrics, "darvaza_connections_refused_full_total",
+        "Connections closed at accept: the process was full and nothing could be shed",
+        gauge_refused_full, &gw);
+    for (int k = 0; k < DZ_STORE_KINDS; k++) {
+        struct refusal_gauge *g = &refusal_gauges[k];
+        g->gw = &gw;
+        g->kind = (enum dz_store_kind)k;
+        snprintf(g->name, sizeof(g->name), "darvaza_store_refusals_%s_total",
+                 dz_store_kind_name(g->kind));
+        dz_metrics_gauge_fn(gw.metrics, g->name,
+                            "New entries refused because this store budget was used up",
+                            gauge_refusals, g);
+    }
     rc = dz_httpd_start(gw.httpd);
     if (rc != 0) {
         fprintf(stderr, "darvazad: cannot start workers\n");

@@ -131,6 +131,32 @@ void dz_router_on_headers(struct dz_req *req, void *wdata)
      * route's own limit once it knows the route. */
 }
 
+/* Fields the gateway reads as one value.  Two copies are refused rather
+ * than resolved: whichever copy one part of the gateway took, a back end
+ * or a later check could take the other (an Origin check passed on the
+ * first Origin, a purpose audited from the first and forwarded as both). */
+static const char *duplicated_field(struct dz_req *req)
+{
+    /* (cookie is not here: HTTP/2 clients may split it into several fields,
+     * RFC 9113 8.2.3.) */
+    static const char *const single[] = {"origin", "darvaza-purpose", "authorization",
+                                         "content-type"};
+    size_t n = dz_req_header_count(req);
+    unsigned seen[sizeof(single) / sizeof(single[0])] = {0};
+
+    for (size_t i = 0; i < n; i++) {
+        const char *name;
+        const char *value;
+
+        dz_req_header_at(req, i, &name, &value);
+        for (size_t k = 0; k < sizeof(single) / sizeof(single[0]); k++) {
+            if (strcmp(name, single[k]) == 0 && ++seen[k] > 1)
+                return single[k];
+        }
+    }
+    return NULL;
+}
+
 void dz_router_on_request(struct dz_req *req, void *wdata)
 {
     struct dz_gw_worker *gww = wdata;
@@ -144,6 +170,14 @@ void dz_router_on_request(struct dz_req *req, void *wdata)
         static const struct dz_hdr h[] = {{"content-type", "application/problem+json"}};
         static const char body[] = "{\"code\":\"internal_error\",\"status\":500}";
         dz_req_respond(req, 500, h, 1, body, sizeof(body) - 1);
+        return;
+    }
+    const char *dup = duplicated_field(req);
+    if (dup) {
+        char detail[80];
+        snprintf(detail, sizeof(detail), "more than one %s header", dup);
+        c->route = "other";
+        dz_rctx_problem(c, "invalid_request", detail);
         return;
     }
     for (size_t i = 0; i < sizeof(endpoints) / sizeof(endpoints[0]); i++) {

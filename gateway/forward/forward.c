@@ -27,6 +27,7 @@
 #include "base/err.h"
 #include "base/log.h"
 #include "base/secret.h"
+#include "core/cookies.h"
 #include "core/gwasync.h"
 #include "core/metrics.h"
 #include "core/problem.h"
@@ -37,6 +38,9 @@
 
 #include "base/compat.h"
 
+/* The longest request target (path and query) forwarded: RFC 9110 4.1 asks
+ * for at least 8000 octets; the assertion carries it whole. */
+#define FORWARD_TARGET_MAX 8192
 #define MAX_FWD_HEADERS 64
 #define RELEASE_BUFFER_MAX (8u << 20)
 #define PENDING_HIGH (4u << 20)
@@ -62,9 +66,10 @@ struct fwd {
     int status;
     struct dz_hdr *rh; /* response headers (copied) */
     size_t nrh;
-    bool buffering; /* release filter: whole body first */
-    bool audited;   /* audit line durable: may send */
-    bool started;   /* response headers sent */
+    bool buffering;     /* release filter: whole body first */
+    bool audited;       /* audit line durable: may send */
+    bool audit_pending; /* audit_forward's step is in flight and holds f */
+    bool started;       /* response headers sent */
     bool upstream_done;
     int upstream_result;
     struct dz_buf body; /* buffered or early data */
@@ -171,7 +176,9 @@ static char *cookies_without_ours(struct dz_req *req)
         for (char *p = strtok_r(copy, ";", &save); p; p = strtok_r(NULL, ";", &save)) {
             while (*p == ' ')
                 p++;
-            if (strncmp(p, "__Host-darvaza=", 15) == 0 || *p == '\0')
+            /* Every cookie of ours (the session and the QR binding) stays
+             * here: none is a back end's business. */
+            if (strncmp(p, DZ_COOKIE_PREFIX, DZ_COOKIE_PREFIX_LEN) == 0 || *p == '\0')
                 continue;
             /* A failed append frees the buffer: stop, and pass no
              * cookie at all rather than a cut list. */
@@ -205,7 +212,13 @@ static void fwd_cancel(struct dz_rctx *c)
     if (f->xfer) {
         dz_httpc_cancel(f->xfer);
         f->xfer = NULL;
-        /* The transfer's hold; the audit step, if pending, keeps its own. */
+        if (f->audit_pending) {
+            /* audit_then still gets f: it sees the stream closed and the
+             * transfer over, and frees f and drops the transfer's hold. */
+            f->upstream_done = true;
+            return;
+        }
+        /* The transfer's hold. */
         fwd_free(f);
         dz_rctx_release(c);
     }
@@ -274,8 +287,9 @@ static size_t answer_headers(struct dz_rctx *c, struct fwd *f, struct dz_hdr *h,
         const char *name = f->rh[i].name;
         if (is_hop_or_private(name) || (skip_length && strcmp(name, "content-length") == 0))
             continue;
-        /* The back end may not set our session cookie nor override ours. */
-        if (strcmp(name, "set-cookie") == 0 && strncmp(f->rh[i].value, "__Host-darvaza", 14) == 0)
+        /* The back end may not set a cookie of ours (session or QR binding). */
+        if (strcmp(name, "set-cookie") == 0 &&
+            strncmp(f->rh[i].value, DZ_COOKIE_PREFIX, DZ_COOKIE_PREFIX_LEN) == 0)
             continue;
         if (strcmp(name, "cache-control") == 0 || strcmp(name, "x-content-type-options") == 0 ||
             strcmp(name, "strict-transport-security") == 0)
@@ -343,17 +357,38 @@ static void upstream_failed(struct dz_rctx *c, struct fwd *f, int result)
     dz_rctx_problem(c, timeout ? "upstream_timeout" : "upstream_unavailable", NULL);
 }
 
+/*
+ * The join of a forward's two halves, which end in either order: the audit
+ * line (audit_then) and the upstream transfer (on_done).  Whichever ends
+ * second comes here, delivers what is left of the answer and releases the
+ * forward.  The audit line is durable before the answer's first byte
+ * leaves: start_streaming runs only from audit_then on success, and
+ * send_buffered / dz_req_end / upstream_failed only here, once f->audited
+ * is set (a failed audit never gets here with the client still there:
+ * audit_then answers 503 and finishes instead).
+ */
+static void maybe_finish(struct dz_rctx *c, struct fwd *f)
+{
+    if (!f->audited || !f->upstream_done)
+        return;
+    if (!c->closed) {
+        if (f->upstream_result != 0)
+            upstream_failed(c, f, f->upstream_result);
+        else if (f->started)
+            dz_req_end(c->req);
+        else
+            send_buffered(c, f);
+    }
+    finish(c, f);
+}
+
 static void audit_then(struct dz_rctx *c, int rc, void *arg)
 {
     struct fwd *f = arg;
 
+    f->audit_pending = false;
     f->audited = true;
-    if (c->closed) {
-        if (f->upstream_done)
-            finish(c, f);
-        return;
-    }
-    if (rc != 0) {
+    if (rc != 0 && !c->closed) {
         /* No durable record, no answer: fail closed. */
         dz_rctx_problem(c, "service_unavailable", "audit log unavailable");
         if (f->xfer) {
@@ -364,16 +399,11 @@ static void audit_then(struct dz_rctx *c, int rc, void *arg)
         return;
     }
     if (f->upstream_done) {
-        if (f->upstream_result != 0)
-            upstream_failed(c, f, f->upstream_result);
-        else if (f->started)
-            dz_req_end(c->req);
-        else
-            send_buffered(c, f);
-        finish(c, f);
+        maybe_finish(c, f);
         return;
     }
-    if (!f->buffering)
+    /* Upstream still running: stream from now on (the record is durable). */
+    if (!c->closed && !f->buffering)
         start_streaming(c, f);
 }
 
@@ -400,6 +430,7 @@ static void audit_forward(struct dz_rctx *c, struct fwd *f, const char *decision
         dz_b64_encode_to(d, sizeof(d), true, b);
         json_object_set_new(rec, "bdy", json_string(b));
     }
+    f->audit_pending = true;
     dz_gw_audit(c, rec, audit_then, f);
 }
 
@@ -474,17 +505,7 @@ static void on_done(void *arg, int result)
         audit_forward(c, f, "allow", f->status);
         return;
     }
-    if (!f->audited)
-        return; /* audit_then will finish */
-    if (!c->closed) {
-        if (f->upstream_result != 0)
-            upstream_failed(c, f, f->upstream_result);
-        else if (f->started)
-            dz_req_end(c->req);
-        else
-            send_buffered(c, f);
-    }
-    finish(c, f);
+    maybe_finish(c, f); /* or audit_then will, when the record is durable */
 }
 
 /* -------------------------------------------------------------- sending */
@@ -508,6 +529,11 @@ static void signed_cb(struct dz_rctx *c, int rc, char *token, void *arg)
 
     f->assertion = token;
     if (c->closed) {
+        fwd_free(f);
+        return;
+    }
+    if (rc == DZ_ERR_TOOBIG) {
+        dz_rctx_problem(c, "uri_too_long", "the request does not fit in an assertion");
         fwd_free(f);
         return;
     }
@@ -636,8 +662,11 @@ void dz_forward(struct dz_rctx *c)
     struct fwd *f;
     int rc;
 
-    if (plen >= sizeof(pathbuf)) {
-        dz_rctx_problem(c, "not_found", NULL);
+    /* A target longer than a forwarded request can carry (the assertion
+     * binds the whole target, in a token of bounded size) is the client's
+     * fault, said as such (RFC 9110 15.5.15), not a 503 from signing. */
+    if (plen >= sizeof(pathbuf) || strlen(path) > FORWARD_TARGET_MAX) {
+        dz_rctx_problem(c, "uri_too_long", NULL);
         return;
     }
     memcpy(pathbuf, path, plen);

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "base/err.h"
 #include "core/config.h"
 #include "core/gen.h"
 #include "state/store.h"
@@ -69,18 +70,28 @@ bool dz_mssp_phone_claim(struct dz_rctx *c, const char *phone)
 {
     const struct dz_config_mobile *mc = &c->gen->config->mobile;
     int64_t count = 0;
+    int rc;
 
     /* No push-bombing: a few requests per phone per minute, and one at a
      * time (the lock lives as long as the request may wait). */
-    if (dz_store_incr(c->gw->store, RATE_NS, phone, strlen(phone), 60000, &count) != 0 ||
-        count > (int64_t)mc->phone_rate) {
+    rc = dz_store_incr(c->gw->store, RATE_NS, phone, strlen(phone), 60000, &count);
+    if (rc != 0) {
+        dz_rctx_state_unavailable(c, rc);
+        return false;
+    }
+    if (count > (int64_t)mc->phone_rate) {
         dz_rctx_problem_h(c, "rate_limited", "too many requests for this phone",
                           &(struct dz_hdr){"retry-after", "60"}, 1);
         return false;
     }
-    if (dz_store_put(c->gw->store, PHONE_NS, phone, strlen(phone), "1", 1, mc->request_ttl_ms,
-                     DZ_STORE_NX) != 0) {
+    rc = dz_store_put(c->gw->store, PHONE_NS, phone, strlen(phone), "1", 1, mc->request_ttl_ms,
+                      DZ_STORE_NX);
+    if (rc == DZ_ERR_EXISTS) {
         dz_rctx_problem(c, "request_pending", "a request is already waiting on this phone");
+        return false;
+    }
+    if (rc != 0) {
+        dz_rctx_state_unavailable(c, rc);
         return false;
     }
     return true;

@@ -527,6 +527,7 @@ static int load_upstream(struct pctx *c, const struct dz_yaml_node *map,
     const struct dz_yaml_node *n = dz_yaml_get(map, "upstream");
     const char *s = NULL;
     struct dz_url u;
+    const char *why;
     char *url;
     int rc;
 
@@ -535,17 +536,13 @@ static int load_upstream(struct pctx *c, const struct dz_yaml_node *map,
     rc = scalar(c, n, "upstream", &s);
     if (rc != 0)
         return rc;
-    if (dz_parse_url(s, &u) != 0)
-        return perr(c, n->key_line, "upstream",
-                    "expected http(s)://host[:port] without user info, path or query, got "
-                    "\"%.80s\"",
-                    s);
-    if (s[u.path_off] != '\0' && strcmp(s + u.path_off, "/") != 0)
-        return perr(c, n->key_line, "upstream", "no path: the request path is forwarded as it is");
     /* Cleartext to a back end crosses a network only if it is not loopback;
      * the assertion is a bearer token for its lifetime, so refuse that. */
-    if (!u.is_https && !u.is_loopback)
-        return perr(c, n->key_line, "upstream", "http only for a loopback host; use https");
+    why = dz_outbound_url_problem(s, &u);
+    if (why)
+        return perr(c, n->key_line, "upstream", "%s, got \"%.80s\"", why, s);
+    if (s[u.path_off] != '\0' && strcmp(s + u.path_off, "/") != 0)
+        return perr(c, n->key_line, "upstream", "no path: the request path is forwarded as it is");
     url = strndup(s, u.path_off);
     svc->upstream_host = strdup(u.host);
     svc->upstream = url;

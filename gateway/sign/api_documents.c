@@ -1,7 +1,7 @@
 /*
  * api_documents.c - POST /api/documents/verify (DESIGN §4.7): anyone may
  * ask whether a detached CAdES signature over a document holds; the answer
- * is the validation report of lib/cades.c (indication, sub-indication,
+ * is the validation report of lib/pki/cades.c (indication, sub-indication,
  * signer, signing and time-stamp times, level, checks).  Verification runs
  * on the blocking pool (it may fetch OCSP answers or CRLs).  It stores
  * nothing and never signs or time-stamps anything.  Being public and

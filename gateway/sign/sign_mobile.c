@@ -2,7 +2,7 @@
  * sign_mobile.c - document signing with a mobile signature (DESIGN §4.7,
  * docs/signatures.md).  POST /sign/mobile asks the MSSP for the holder's
  * certificate, checks its FIN, builds the CAdES signed attributes over the
- * document with it (lib/cades.c prepare), and has the phone sign their
+ * document with it (lib/pki/cades.c prepare), and has the phone sign their
  * digest through the MSSP like a login (§4.5: same verification code, same
  * per-phone rate limit and one-at-a-time lock).  GET /sign/mobile/{id}
  * long-polls; on the phone's answer the gateway checks the raw signature
@@ -30,6 +30,7 @@
 #include "base/secret.h"
 #include "core/certcheck.h"
 #include "core/gwasync.h"
+#include "keys/ecdsa_sig.h"
 #include "keys/midcode.h"
 #include "keys/sigverify.h"
 #include "mssp/mssp.h"
@@ -477,7 +478,7 @@ static void polled(void *arg, int result, int status, const struct dz_hdr *h, si
     const char *cert;
     const struct sign_rec *rec;
     unsigned char *der = NULL;
-    unsigned char *sig_der = NULL;
+    unsigned char sig_der[DZ_ECDSA_SIG_DER_MAX];
     size_t der_len = 0, sig_der_len = 0;
     unsigned char cert_hash[32];
 
@@ -531,7 +532,8 @@ static void polled(void *arg, int result, int status, const struct dz_hdr *h, si
     if (CRYPTO_memcmp(cert_hash, f->rec.cert_sha256, sizeof(cert_hash)) != 0 ||
         dz_sig_verify_digest(X509_get0_pubkey(f->cert), "ES256", f->rec.tbs, sizeof(f->rec.tbs),
                              f->sig_raw, f->sig_raw_len) != 0 ||
-        dz_cades_ecdsa_raw_to_der(f->sig_raw, f->sig_raw_len, &sig_der, &sig_der_len) != 0 ||
+        dz_ecdsa_sig_raw_to_der(f->sig_raw, f->sig_raw_len, 32, sig_der, sizeof(sig_der),
+                                &sig_der_len) != 0 ||
         dz_cades_finish((const unsigned char *)taken.data + sizeof(struct sign_rec),
                         f->rec.partial_len, sig_der, sig_der_len, &f->cms_b, &f->cms_b_len) != 0) {
         sign_end(c, f, "signature_invalid");
@@ -544,7 +546,6 @@ static void polled(void *arg, int result, int status, const struct dz_hdr *h, si
         f = NULL;
 out:
     finish_free(f);
-    OPENSSL_free(sig_der);
     free(der);
     json_decref(j);
     dz_buf_cleanup(&taken);

@@ -1,6 +1,6 @@
 /*
  * signed_body.c - the require_signed_body step of the forwarder (see
- * documents.h): read the envelope, verify the CAdES signature on the pool
+ * signed_body.h): read the envelope, verify the CAdES signature on the pool
  * (chain, revocation: it may fetch), require the signer to be the session's
  * person, time-stamp the signature at the TSA (level T), build the
  * envelope that is forwarded and, for a document about another person, the

@@ -1,5 +1,5 @@
 /*
- * documents.h - signed documents in the gateway (DESIGN §4.7): the
+ * signed_body.h - signed documents in the gateway (DESIGN §4.7): the
  * verification options every document check uses, and the
  * require_signed_body step of the forwarder.
  *
@@ -20,8 +20,8 @@
  *
  * Loop thread only; the blocking parts run on the pool.
  */
-#ifndef DZ_DOCUMENTS_H
-#define DZ_DOCUMENTS_H
+#ifndef DZ_SIGNED_BODY_H
+#define DZ_SIGNED_BODY_H
 
 #include <stddef.h>
 

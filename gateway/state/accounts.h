@@ -11,7 +11,7 @@
  *
  * THREADS: every dz_accounts_* call BLOCKS (argon2id takes tens of
  * milliseconds by design; SQLite does file I/O and may wait on its busy
- * timeout) and must run on a lib/pool.h thread, never on an event loop.
+ * timeout) and must run on a lib/http/pool.h thread, never on an event loop.
  * They are thread-safe: a struct dz_accounts is immutable after open except
  * for an atomic counter, and the SQLite backend serialises its single
  * connection with a mutex (argon2id runs outside that mutex).

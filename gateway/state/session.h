@@ -63,7 +63,7 @@ void dz_session_limits_default(struct dz_session_limits *l);
  * token_out holding the 43-character token + NUL, which the caller hands to
  * the client and then wipes.  On any error token_out is wiped to "".
  * Returns 0, DZ_ERR_INVAL, DZ_ERR_CRYPTO (no randomness), or the store's
- * DZ_ERR_NOMEM / DZ_ERR_TOOBIG (store full).
+ * DZ_ERR_NOMEM / DZ_ERR_FULL (the sessions budget is used up).
  */
 int dz_session_create(struct dz_store *st, const struct dz_session_limits *l, struct dz_session *s,
                       char token_out[DZ_SESSION_TOKEN_LEN + 1]);

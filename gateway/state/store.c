@@ -7,11 +7,14 @@
  */
 #include "state/store.h"
 
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "base/buf.h"
 #include "base/err.h"
+#include "base/log.h"
 
 #include "base/compat.h"
 
@@ -20,10 +23,104 @@
 #define VAL_MAX (64u * 1024u)
 #define NS_MAX 64u
 
+/* A refusal for lack of room is logged at most once per kind in this many
+ * seconds (a flood must not become a log flood); every one is counted. */
+#define FULL_LOG_INTERVAL_S 10
+
 struct dz_store {
     const struct dz_store_ops *ops;
     void *impl;
+    atomic_uint_fast64_t refusals[DZ_STORE_KINDS];
+    atomic_int_fast64_t last_log_s[DZ_STORE_KINDS];
 };
+
+static const char *const kind_names[DZ_STORE_KINDS] = {
+    [DZ_STORE_SESSIONS] = "sessions",
+    [DZ_STORE_PENDING_QR] = "pending_qr",
+    [DZ_STORE_PENDING_MOBILE] = "pending_mobile",
+    [DZ_STORE_CHALLENGES] = "challenges",
+    [DZ_STORE_FAILURES] = "failures",
+    [DZ_STORE_RATES] = "rates",
+    [DZ_STORE_OTHER] = "other",
+};
+
+/* Which budget each namespace of the gateway draws on.  A prefix ends in
+ * '_' or '*' matches every namespace that starts with it. */
+static const struct {
+    const char *ns;
+    enum dz_store_kind kind;
+} ns_kinds[] = {
+    {"sess", DZ_STORE_SESSIONS},
+    {"qr", DZ_STORE_PENDING_QR},
+    {"mob", DZ_STORE_PENDING_MOBILE},
+    {"mobsign", DZ_STORE_PENDING_MOBILE},
+    {"mobphone", DZ_STORE_PENDING_MOBILE},
+    {"cardnonce", DZ_STORE_CHALLENGES},
+    {"qrused", DZ_STORE_CHALLENGES},
+    {"fail_*", DZ_STORE_FAILURES},
+    {"lock_*", DZ_STORE_FAILURES},
+    {"rate", DZ_STORE_RATES},
+    {"mobrate", DZ_STORE_RATES},
+    {"verify_rate", DZ_STORE_RATES},
+    {"lim_*", DZ_STORE_RATES},
+};
+
+enum dz_store_kind dz_store_kind_of(const char *ns)
+{
+    for (size_t i = 0; ns && i < sizeof(ns_kinds) / sizeof(ns_kinds[0]); i++) {
+        const char *k = ns_kinds[i].ns;
+        size_t n = strlen(k);
+
+        if (k[n - 1] == '*' ? strncmp(ns, k, n - 1) == 0 : strcmp(ns, k) == 0)
+            return ns_kinds[i].kind;
+    }
+    return DZ_STORE_OTHER;
+}
+
+const char *dz_store_kind_name(enum dz_store_kind k)
+{
+    return (unsigned)k < DZ_STORE_KINDS ? kind_names[k] : "?";
+}
+
+void dz_store_quotas_default(struct dz_store_quotas *q)
+{
+    /* Sized for one instance of a national portal on the in-process store:
+     * about 0.5 KiB an entry, so the whole budget stays under 1 GiB. */
+    q->max[DZ_STORE_SESSIONS] = 500000;
+    q->max[DZ_STORE_PENDING_QR] = 50000;
+    q->max[DZ_STORE_PENDING_MOBILE] = 20000;
+    q->max[DZ_STORE_CHALLENGES] = 100000;
+    q->max[DZ_STORE_FAILURES] = 200000;
+    q->max[DZ_STORE_RATES] = 200000;
+    q->max[DZ_STORE_OTHER] = 10000;
+}
+
+uint64_t dz_store_refusals(const struct dz_store *s, enum dz_store_kind k)
+{
+    if (!s || (unsigned)k >= DZ_STORE_KINDS)
+        return 0;
+    return atomic_load_explicit(&s->refusals[k], memory_order_relaxed);
+}
+
+/* Count (always) and log (rate-limited) a creation refused for lack of room:
+ * an operator must see that a budget ran out, and which. */
+static int note_full(struct dz_store *s, enum dz_store_kind k, const char *ns, int rc)
+{
+    int_fast64_t now = (int_fast64_t)time(NULL);
+    int_fast64_t last;
+
+    if (rc != DZ_ERR_FULL)
+        return rc;
+    atomic_fetch_add_explicit(&s->refusals[k], 1, memory_order_relaxed);
+    last = atomic_load_explicit(&s->last_log_s[k], memory_order_relaxed);
+    if (now - last >= FULL_LOG_INTERVAL_S &&
+        atomic_compare_exchange_strong(&s->last_log_s[k], &last, now))
+        dz_log(DZ_LOG_WARN, "store_full",
+               "the %s budget is used up (namespace %s); new entries are refused, %llu so far",
+               kind_names[k], ns,
+               (unsigned long long)atomic_load_explicit(&s->refusals[k], memory_order_relaxed));
+    return rc;
+}
 
 /* Wrap a backend: ownership of impl moves to the store (ops->free releases
  * it, also here on failure). */
@@ -77,7 +174,9 @@ int dz_store_put(struct dz_store *s, const char *ns, const void *key, size_t key
         return DZ_ERR_TOOBIG;
     if ((val_len && !val) || ttl_ms == 0 || (flags & ~DZ_STORE_NX))
         return DZ_ERR_INVAL;
-    return s->ops->put(s->impl, ns, key, key_len, val, val_len, ttl_ms, flags);
+    enum dz_store_kind k = dz_store_kind_of(ns);
+    return note_full(s, k, ns,
+                     s->ops->put(s->impl, k, ns, key, key_len, val, val_len, ttl_ms, flags));
 }
 
 int dz_store_get(struct dz_store *s, const char *ns, const void *key, size_t key_len,
@@ -125,7 +224,8 @@ int dz_store_incr(struct dz_store *s, const char *ns, const void *key, size_t ke
         return rc;
     if (!out_value || ttl_ms == 0)
         return DZ_ERR_INVAL;
-    return s->ops->incr(s->impl, ns, key, key_len, ttl_ms, out_value);
+    enum dz_store_kind k = dz_store_kind_of(ns);
+    return note_full(s, k, ns, s->ops->incr(s->impl, k, ns, key, key_len, ttl_ms, out_value));
 }
 
 int dz_store_ttl(struct dz_store *s, const char *ns, const void *key, size_t key_len,

@@ -24,14 +24,51 @@ enum dz_store_flags {
     DZ_STORE_NX = 1 /* put only if absent: DZ_ERR_EXISTS otherwise */
 };
 
+/*
+ * Budgets.  Every namespace belongs to one kind, and each kind has its own
+ * quota of live entries, so that filling one kind (a flood of QR logins, of
+ * card challenges) never takes room from another (sessions, the failure
+ * counters the lockout needs).  A put or incr that would create an entry
+ * of a kind at its quota fails with DZ_ERR_FULL; a caller that cannot
+ * record security state (a failure, a lock, a used nonce) refuses the
+ * request rather than going on without it.  Every backend enforces the
+ * same quotas.
+ */
+enum dz_store_kind {
+    DZ_STORE_SESSIONS,       /* "sess" */
+    DZ_STORE_PENDING_QR,     /* "qr" */
+    DZ_STORE_PENDING_MOBILE, /* "mob", "mobsign", "mobphone" */
+    DZ_STORE_CHALLENGES,     /* single-use items: "cardnonce", "qrused" */
+    DZ_STORE_FAILURES,       /* failure counters and locks: "fail_*", "lock_*" */
+    DZ_STORE_RATES,          /* rate counters: "rate", "mobrate", "verify_rate", "lim_*" */
+    DZ_STORE_OTHER,          /* any other namespace */
+    DZ_STORE_KINDS
+};
+
+/* Live entries allowed per kind (each > 0). */
+struct dz_store_quotas {
+    size_t max[DZ_STORE_KINDS];
+};
+
+/* The kind a namespace belongs to (DZ_STORE_OTHER when not listed). */
+enum dz_store_kind dz_store_kind_of(const char *ns);
+
+/* A kind's name for logs and metric labels ("sessions", "pending_qr", ...). */
+const char *dz_store_kind_name(enum dz_store_kind k);
+
+/* Creations refused since start because kind k was at its quota. */
+uint64_t dz_store_refusals(const struct dz_store *s, enum dz_store_kind k);
+
+/* Backends: put and incr get the namespace's kind, to count a new entry
+ * against its quota (DZ_ERR_FULL when at it). */
 struct dz_store_ops {
-    int (*put)(void *impl, const char *ns, const void *key, size_t key_len, const void *val,
-               size_t val_len, uint64_t ttl_ms, int flags);
+    int (*put)(void *impl, enum dz_store_kind kind, const char *ns, const void *key, size_t key_len,
+               const void *val, size_t val_len, uint64_t ttl_ms, int flags);
     int (*get)(void *impl, const char *ns, const void *key, size_t key_len, struct dz_buf *out);
     int (*take)(void *impl, const char *ns, const void *key, size_t key_len, struct dz_buf *out);
     int (*del)(void *impl, const char *ns, const void *key, size_t key_len);
-    int (*incr)(void *impl, const char *ns, const void *key, size_t key_len, uint64_t ttl_ms,
-                int64_t *out_value);
+    int (*incr)(void *impl, enum dz_store_kind kind, const char *ns, const void *key,
+                size_t key_len, uint64_t ttl_ms, int64_t *out_value);
     int (*ttl)(void *impl, const char *ns, const void *key, size_t key_len, uint64_t *out_ms);
     int (*touch)(void *impl, const char *ns, const void *key, size_t key_len, uint64_t ttl_ms);
     size_t (*count)(void *impl, const char *ns);
@@ -43,11 +80,16 @@ struct dz_store_ops {
  * DZ_ERR_NOMEM. */
 int dz_store_new(const struct dz_store_ops *ops, void *impl, struct dz_store **out);
 
-/* In-process backend. shards >= 1 (rounded up to a power of two). */
-int dz_store_mem_new(unsigned shards, struct dz_store **out);
+/* The default quotas (docs/operations.md "Budgets"). */
+void dz_store_quotas_default(struct dz_store_quotas *q);
+
+/* In-process backend. shards >= 1 (rounded up to a power of two); quotas
+ * NULL: the defaults. */
+int dz_store_mem_new(unsigned shards, const struct dz_store_quotas *quotas, struct dz_store **out);
 
 /* Store val under (ns,key) for ttl_ms (> 0).  0, DZ_ERR_EXISTS (with NX),
- * DZ_ERR_NOMEM, DZ_ERR_TOOBIG (key or value over 64 KiB). */
+ * DZ_ERR_NOMEM, DZ_ERR_TOOBIG (key or value over 64 KiB), DZ_ERR_FULL (a
+ * new entry and the namespace's kind is at its quota). */
 int dz_store_put(struct dz_store *s, const char *ns, const void *key, size_t key_len,
                  const void *val, size_t val_len, uint64_t ttl_ms, int flags);
 
@@ -65,7 +107,8 @@ int dz_store_take(struct dz_store *s, const char *ns, const void *key, size_t ke
 int dz_store_del(struct dz_store *s, const char *ns, const void *key, size_t key_len);
 
 /* Add one to a counter (created at 1 with ttl_ms if absent or expired; an
- * existing counter keeps its expiry).  *out_value is the new value. */
+ * existing counter keeps its expiry).  *out_value is the new value.
+ * DZ_ERR_FULL as for put. */
 int dz_store_incr(struct dz_store *s, const char *ns, const void *key, size_t key_len,
                   uint64_t ttl_ms, int64_t *out_value);
 

@@ -32,7 +32,6 @@
 
 /* From store.c (see the note there). */
 
-#define MEM_MAX_ENTRIES 1000000u
 #define MEM_MAX_SHARDS 4096u
 #define MEM_INITIAL_BUCKETS 64u
 #define MEM_SWEEP_STEP 2u /* buckets examined per operation */
@@ -44,6 +43,7 @@ struct entry {
     uint64_t expires_ms; /* monotonic; live while now < expires_ms */
     unsigned char *val;  /* own allocation so a put can swap it in place */
     size_t val_len;
+    enum dz_store_kind kind; /* whose budget it counts against */
     size_t ns_len;
     size_t key_len;
     unsigned char k[]; /* ns bytes, then key bytes */
@@ -61,9 +61,9 @@ struct mem {
     struct shard *shards;
     unsigned nshards; /* power of two */
     unsigned shard_shift;
-    size_t max_entries;
-    atomic_size_t total;
-    uint64_t sk0, sk1; /* SipHash key */
+    size_t max[DZ_STORE_KINDS];          /* live entries allowed per kind */
+    atomic_size_t count[DZ_STORE_KINDS]; /* entries held per kind, live or not yet reaped */
+    uint64_t sk0, sk1;                   /* SipHash key */
 };
 
 /* ---- SipHash-2-4 (Aumasson & Bernstein), streaming so that the namespace
@@ -251,7 +251,7 @@ static void unlink_free(struct mem *m, struct shard *sh, struct entry **pp)
 
     *pp = e->next;
     sh->n--;
-    atomic_fetch_sub_explicit(&m->total, 1, memory_order_relaxed);
+    atomic_fetch_sub_explicit(&m->count[e->kind], 1, memory_order_relaxed);
     entry_free(e);
 }
 
@@ -337,21 +337,24 @@ static void maybe_grow(struct shard *sh)
     sh->cursor &= size - 1;
 }
 
-/* Count a new entry against the bound.  When full, sweep this shard (its
- * lock is held) before giving up; the caller may then sweep the others. */
-static bool reserve(struct mem *m, struct shard *sh, uint64_t now)
+/* Count a new entry against its kind's quota.  When full, sweep this shard
+ * (its lock is held) before giving up; the caller may then sweep the
+ * others.  Only the kind's own count is looked at: another kind's flood
+ * cannot make this one full. */
+static bool reserve(struct mem *m, struct shard *sh, enum dz_store_kind kind, uint64_t now)
 {
-    size_t t = atomic_load_explicit(&m->total, memory_order_relaxed);
+    atomic_size_t *count = &m->count[kind];
+    size_t t = atomic_load_explicit(count, memory_order_relaxed);
 
     for (int pass = 0; pass < 2; pass++) {
-        while (t < m->max_entries) {
-            if (atomic_compare_exchange_weak_explicit(&m->total, &t, t + 1, memory_order_relaxed,
+        while (t < m->max[kind]) {
+            if (atomic_compare_exchange_weak_explicit(count, &t, t + 1, memory_order_relaxed,
                                                       memory_order_relaxed))
                 return true;
         }
         if (pass == 0) {
             sweep_shard(m, sh, now);
-            t = atomic_load_explicit(&m->total, memory_order_relaxed);
+            t = atomic_load_explicit(count, memory_order_relaxed);
         }
     }
     return false;
@@ -385,8 +388,9 @@ static void sweep_all(struct mem *m)
 /* Internal result of an insert attempt that found the store full. */
 #define MEM_FULL 1
 
-static int put_once(struct mem *m, const char *ns, size_t ns_len, const void *key, size_t key_len,
-                    const void *val, size_t val_len, uint64_t ttl_ms, int flags)
+static int put_once(struct mem *m, enum dz_store_kind kind, const char *ns, size_t ns_len,
+                    const void *key, size_t key_len, const void *val, size_t val_len,
+                    uint64_t ttl_ms, int flags)
 {
     uint64_t hash = key_hash(m, ns, ns_len, key, key_len);
     struct shard *sh = shard_of(m, hash);
@@ -417,9 +421,10 @@ static int put_once(struct mem *m, const char *ns, size_t ns_len, const void *ke
             v = old; /* wiped and freed below, outside the lock */
             val_len = old_len;
         }
-    } else if (!reserve(m, sh, now)) {
+    } else if (!reserve(m, sh, kind, now)) {
         rc = MEM_FULL;
     } else {
+        fresh->kind = kind;
         fresh->val = v;
         fresh->val_len = val_len;
         fresh->expires_ms = deadline(now, ttl_ms);
@@ -436,18 +441,18 @@ out:
     return rc;
 }
 
-static int mem_put(void *impl, const char *ns, const void *key, size_t key_len, const void *val,
-                   size_t val_len, uint64_t ttl_ms, int flags)
+static int mem_put(void *impl, enum dz_store_kind kind, const char *ns, const void *key,
+                   size_t key_len, const void *val, size_t val_len, uint64_t ttl_ms, int flags)
 {
     struct mem *m = impl;
     size_t ns_len = strlen(ns);
-    int rc = put_once(m, ns, ns_len, key, key_len, val, val_len, ttl_ms, flags);
+    int rc = put_once(m, kind, ns, ns_len, key, key_len, val, val_len, ttl_ms, flags);
 
     if (rc == MEM_FULL) {
         sweep_all(m);
-        rc = put_once(m, ns, ns_len, key, key_len, val, val_len, ttl_ms, flags);
+        rc = put_once(m, kind, ns, ns_len, key, key_len, val, val_len, ttl_ms, flags);
     }
-    return rc == MEM_FULL ? DZ_ERR_TOOBIG : rc;
+    return rc == MEM_FULL ? DZ_ERR_FULL : rc;
 }
 
 static int get_or_take(struct mem *m, const char *ns, const void *key, size_t key_len,
@@ -525,8 +530,8 @@ static int parse_counter(const unsigned char *p, size_t n, int64_t *out)
     return 0;
 }
 
-static int incr_once(struct mem *m, const char *ns, size_t ns_len, const void *key, size_t key_len,
-                     uint64_t ttl_ms, int64_t *out_value)
+static int incr_once(struct mem *m, enum dz_store_kind kind, const char *ns, size_t ns_len,
+                     const void *key, size_t key_len, uint64_t ttl_ms, int64_t *out_value)
 {
     uint64_t hash = key_hash(m, ns, ns_len, key, key_len);
     struct shard *sh = shard_of(m, hash);
@@ -560,9 +565,10 @@ static int incr_once(struct mem *m, const char *ns, size_t ns_len, const void *k
             e->val_len = (size_t)len;
             v = old;
         }
-    } else if (!reserve(m, sh, now)) {
+    } else if (!reserve(m, sh, kind, now)) {
         rc = MEM_FULL;
     } else {
+        fresh->kind = kind;
         value = 1;
         v[0] = '1';
         fresh->val = v;
@@ -581,18 +587,18 @@ out:
     return rc;
 }
 
-static int mem_incr(void *impl, const char *ns, const void *key, size_t key_len, uint64_t ttl_ms,
-                    int64_t *out_value)
+static int mem_incr(void *impl, enum dz_store_kind kind, const char *ns, const void *key,
+                    size_t key_len, uint64_t ttl_ms, int64_t *out_value)
 {
     struct mem *m = impl;
     size_t ns_len = strlen(ns);
-    int rc = incr_once(m, ns, ns_len, key, key_len, ttl_ms, out_value);
+    int rc = incr_once(m, kind, ns, ns_len, key, key_len, ttl_ms, out_value);
 
     if (rc == MEM_FULL) {
         sweep_all(m);
-        rc = incr_once(m, ns, ns_len, key, key_len, ttl_ms, out_value);
+        rc = incr_once(m, kind, ns, ns_len, key, key_len, ttl_ms, out_value);
     }
-    return rc == MEM_FULL ? DZ_ERR_TOOBIG : rc;
+    return rc == MEM_FULL ? DZ_ERR_FULL : rc;
 }
 
 static int ttl_or_touch(struct mem *m, const char *ns, const void *key, size_t key_len,
@@ -699,7 +705,7 @@ static const struct dz_store_ops mem_ops = {
 
 /* The constructor with every knob; dz_store_mem_new uses the defaults.
  * Unit tests reach it by including this file. */
-static int mem_new(unsigned shards, size_t max_entries, struct dz_store **out)
+static int mem_new(unsigned shards, const struct dz_store_quotas *quotas, struct dz_store **out)
 {
     struct mem *m = NULL;
     unsigned char sk[16];
@@ -709,8 +715,12 @@ static int mem_new(unsigned shards, size_t max_entries, struct dz_store **out)
     int rc = 0;
 
     *out = NULL;
-    if (shards == 0 || shards > MEM_MAX_SHARDS || max_entries == 0)
+    if (shards == 0 || shards > MEM_MAX_SHARDS || !quotas)
         return DZ_ERR_INVAL;
+    for (i = 0; i < DZ_STORE_KINDS; i++) {
+        if (quotas->max[i] == 0)
+            return DZ_ERR_INVAL;
+    }
     while (n < shards) {
         n <<= 1;
         bits++;
@@ -735,8 +745,10 @@ static int mem_new(unsigned shards, size_t max_entries, struct dz_store **out)
         }
     }
     m->shard_shift = bits ? 64 - bits : 64;
-    m->max_entries = max_entries;
-    atomic_init(&m->total, 0);
+    for (i = 0; i < DZ_STORE_KINDS; i++) {
+        m->max[i] = quotas->max[i];
+        atomic_init(&m->count[i], 0);
+    }
     rc = dz_random(sk, sizeof(sk));
     if (rc)
         goto out;
@@ -750,7 +762,13 @@ out:
     return rc;
 }
 
-int dz_store_mem_new(unsigned shards, struct dz_store **out)
+int dz_store_mem_new(unsigned shards, const struct dz_store_quotas *quotas, struct dz_store **out)
 {
-    return mem_new(shards, MEM_MAX_ENTRIES, out);
+    struct dz_store_quotas q;
+
+    if (!quotas) {
+        dz_store_quotas_default(&q);
+        quotas = &q;
+    }
+    return mem_new(shards, quotas, out);
 }

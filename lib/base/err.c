@@ -36,6 +36,8 @@ const char *dz_err_str(int err)
         return "exists";
     case DZ_ERR_UNAVAILABLE:
         return "unavailable";
+    case DZ_ERR_FULL:
+        return "full";
     }
     return "unknown";
 }

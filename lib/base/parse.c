@@ -158,6 +158,17 @@ int dz_parse_rate(const char *s, struct dz_rate *out)
     return 0;
 }
 
+int dz_hex_digit(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
 int dz_parse_bool(const char *s, bool *out)
 {
     *out = false;
@@ -336,4 +347,17 @@ int dz_format_rate(const struct dz_rate *r, char *buf, size_t len)
     const char *unit = r->period_ms == 3600000 ? "h" : r->period_ms == 60000 ? "m" : "s";
     int n = snprintf(buf, len, "%u/%s", (unsigned)r->count, unit);
     return n < 0 || (size_t)n >= len ? DZ_ERR_TOOBIG : 0;
+}
+
+const char *dz_outbound_url_problem(const char *s, struct dz_url *out)
+{
+    struct dz_url u;
+
+    if (!s || dz_parse_url(s, &u) != 0)
+        return "expected an http(s)://host[:port][/path] URL without user info or query";
+    if (!u.is_https && !u.is_loopback)
+        return "must be https (http only for a loopback host)";
+    if (out)
+        *out = u;
+    return NULL;
 }

@@ -42,6 +42,10 @@ int dz_parse_rate(const char *s, struct dz_rate *out);
 /* "true" or "false" (YAML 1.2 core schema; no yes/no/on/off). */
 int dz_parse_bool(const char *s, bool *out);
 
+/* The value of one hexadecimal digit (0-9, a-f, A-F), or -1 for any other
+ * character. */
+int dz_hex_digit(char c);
+
 /*
  * An absolute http(s) URL: scheme "http" or "https" (lower case), a host
  * (DNS name, dotted IPv4, or [IPv6] without zone), an optional port 1..65535,
@@ -58,6 +62,14 @@ struct dz_url {
     size_t path_off;  /* offset of the path ('/' ...) in the input, or its length */
 };
 int dz_parse_url(const char *s, struct dz_url *out);
+
+/* The one rule for every URL darvaza calls out to (the registry, policy
+ * upstreams, the MSSP, the TSA, a peer's JWKS): dz_parse_url's syntax, and
+ * https, or plain http only to a loopback host, since what goes out (a
+ * bearer secret, a phone number, a FIN) must never cross a network in
+ * clear.  NULL when s is such a URL (*out filled when out is not NULL);
+ * otherwise why not, a static sentence for a config message. */
+const char *dz_outbound_url_problem(const char *s, struct dz_url *out);
 
 /* Canonical text for a size ("16KiB", "1MiB", "1000B"...) and a duration
  * ("10s", "15m", "250ms"...): the largest unit that divides the value, so

@@ -9,12 +9,12 @@
  * and allocates dozens of small blocks; on the forwarding path that was
  * about a sixth of the gateway's CPU (docs/performance.md).  This
  * transport keeps per-origin idle connections in a list, writes each
- * request with one send and parses the answer in place (lib/h1parse.c).
+ * request with one send and parses the answer in place (lib/http/h1parse.c).
  *
- * The contract is lib/httpc.h's (callbacks, results, pause, cancel,
+ * The contract is lib/http/httpc.h's (callbacks, results, pause, cancel,
  * re-entrancy: any function here may be called from a callback; on_done
  * is never called from inside dz_h1c_start and is the last call), with
- * dz_httpc_request's fields; lib/httpc.c has checked the request.  A
+ * dz_httpc_request's fields; lib/http/httpc.c has checked the request.  A
  * request that met a closed keep-alive connection before any byte of an
  * answer is sent again once on a new connection, as libcurl does.
  * Loop thread only.

@@ -4,6 +4,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "base/parse.h"
+
 /* The end of the line starting at p (the LF), or NULL. */
 static const char *line_end(const char *p, const char *end)
 {
@@ -174,17 +176,6 @@ bool dz_h1_chunked_done(const struct dz_h1_chunked *s)
     return s->state == CK_DONE;
 }
 
-static int hexval(char ch)
-{
-    if (ch >= '0' && ch <= '9')
-        return ch - '0';
-    if (ch >= 'a' && ch <= 'f')
-        return ch - 'a' + 10;
-    if (ch >= 'A' && ch <= 'F')
-        return ch - 'A' + 10;
-    return -1;
-}
-
 ssize_t dz_h1_chunked_step(struct dz_h1_chunked *s, const char *in, size_t len, const char **data,
                            size_t *data_len)
 {
@@ -197,10 +188,10 @@ ssize_t dz_h1_chunked_step(struct dz_h1_chunked *s, const char *in, size_t len, 
 
         switch (s->state) {
         case CK_SIZE:
-            if (hexval(ch) >= 0) {
+            if (dz_hex_digit(ch) >= 0) {
                 if (++s->digits > CK_MAX_DIGITS)
                     return -1;
-                s->left = s->left * 16 + (uint64_t)hexval(ch);
+                s->left = s->left * 16 + (uint64_t)dz_hex_digit(ch);
             } else if (s->digits == 0) {
                 return -1;
             } else if (ch == ';' || ch == ' ' || ch == '\t') {

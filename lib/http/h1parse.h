@@ -2,7 +2,7 @@
  * h1parse.h - the pieces of an HTTP/1.1 response a client must parse
  * (RFC 9112): the head (status line and header fields) and the chunked
  * transfer coding.  Pure functions over caller buffers, no allocation, so
- * they can be fuzzed on their own.  Used by lib/h1client.c; what the
+ * they can be fuzzed on their own.  Used by lib/http/h1client.c; what the
  * bytes come from (a back end) is outside input.
  */
 #ifndef DZ_H1PARSE_H

@@ -26,6 +26,7 @@
 
 #include "base/err.h"
 #include "base/log.h"
+#include "base/secret.h"
 
 #include "base/compat.h"
 
@@ -51,12 +52,24 @@ void dz_h2conn_mark_dirty(struct dz_h2conn *c)
     c->w->dirty = c;
 }
 
+/* The connection buffer holds our answers in clear (before SSL_write):
+ * login answers carry session tokens, so it is wiped before it goes. */
+static void out_free(struct dz_h2conn *c)
+{
+    if (c->out) {
+        dz_secret_wipe(c->out, c->out_cap);
+        free(c->out);
+    }
+    c->out = NULL;
+    c->out_len = c->out_off = c->out_cap = 0;
+}
+
 void dz_h2conn_unref(struct dz_h2conn *c)
 {
     if (--c->refs > 0)
         return;
     SSL_free(c->ssl);
-    free(c->out);
+    out_free(c);
     free(c);
 }
 
@@ -92,6 +105,8 @@ static int out_append(struct dz_h2conn *c, const uint8_t *p, size_t n)
 
     if (c->out_off > 0 && c->out_cap - c->out_len < n) {
         memmove(c->out, c->out + c->out_off, pending);
+        /* The tail the move left behind is sent data: no copy stays. */
+        dz_secret_wipe(c->out + pending, c->out_len - pending);
         c->out_off = 0;
         c->out_len = pending;
     }
@@ -100,9 +115,15 @@ static int out_append(struct dz_h2conn *c, const uint8_t *p, size_t n)
         unsigned char *nb;
         while (cap - c->out_len < n)
             cap *= 2;
-        nb = realloc(c->out, cap);
+        nb = malloc(cap); /* not realloc: the old block is wiped first */
         if (!nb)
             return DZ_ERR_NOMEM;
+        if (c->out_len)
+            memcpy(nb, c->out, c->out_len);
+        if (c->out) {
+            dz_secret_wipe(c->out, c->out_cap);
+            free(c->out);
+        }
         c->out = nb;
         c->out_cap = cap;
     }
@@ -167,12 +188,12 @@ static int write_out(struct dz_h2conn *c)
         c->out_off += (size_t)n;
         c->t_write = ev_now(c->w->loop);
     }
-    c->out_off = c->out_len = 0;
     /* Idle or bloated: give the memory back (thousands of connections). */
     if (c->out_cap > 32 * 1024 || c->nstreams == 0) {
-        free(c->out);
-        c->out = NULL;
-        c->out_cap = 0;
+        out_free(c);
+    } else {
+        dz_secret_wipe(c->out, c->out_len); /* what was sent stays no longer */
+        c->out_off = c->out_len = 0;
     }
     return 1;
 }
@@ -274,6 +295,7 @@ static void do_read(struct dz_h2conn *c)
 
     for (int i = 0; i < DZ_H2_READS_PER_EVENT; i++) {
         ssize_t n;
+        int rc;
 
         if (c->ssl) {
             int k;
@@ -307,7 +329,11 @@ static void do_read(struct dz_h2conn *c)
                 return;
             }
         }
-        if (dz_h2conn_feed(c, buf, (size_t)n) != 0) {
+        rc = dz_h2conn_feed(c, buf, (size_t)n);
+        /* The worker's read buffer held this client's bytes in clear
+         * (passwords, bearer tokens): nghttp2 has copied what it keeps. */
+        dz_secret_wipe(buf, (size_t)n);
+        if (rc != 0) {
             dz_h2conn_close(c);
             return;
         }
@@ -459,7 +485,7 @@ int dz_h2conn_new(struct dz_worker *w, const struct dz_listener *l, int fd, SSL 
 {
     const struct dz_httpd_limits *lim = &w->h->limits;
     struct dz_h2conn *c = NULL;
-    nghttp2_settings_entry iv[4];
+    nghttp2_settings_entry iv[3];
     uint32_t win;
     ev_tstamp now = ev_now(w->loop);
     int rc = DZ_ERR_NOMEM;
@@ -468,7 +494,7 @@ int dz_h2conn_new(struct dz_worker *w, const struct dz_listener *l, int fd, SSL 
     c = calloc(1, sizeof(*c));
     if (!c)
         goto out;
-    if (nghttp2_session_server_new2(&c->ngh, w->h->h2cb, c, w->h->h2opt) != 0)
+    if (nghttp2_session_server_new3(&c->ngh, w->h->h2cb, c, w->h->h2opt, dz_h2_mem()) != 0)
         goto out;
     win = lim->max_body_bytes < NGHTTP2_INITIAL_WINDOW_SIZE ? NGHTTP2_INITIAL_WINDOW_SIZE
           : lim->max_body_bytes > DZ_H2_STREAM_WINDOW       ? DZ_H2_STREAM_WINDOW
@@ -479,9 +505,12 @@ int dz_h2conn_new(struct dz_worker *w, const struct dz_listener *l, int fd, SSL 
     iv[1].value = win;
     iv[2].settings_id = NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE;
     iv[2].value = lim->max_header_bytes;
-    iv[3].settings_id = NGHTTP2_SETTINGS_NO_RFC7540_PRIORITIES;
-    iv[3].value = 1;
-    if (nghttp2_submit_settings(c->ngh, NGHTTP2_FLAG_NONE, iv, 4) != 0 ||
+    /* No SETTINGS_NO_RFC7540_PRIORITIES: with it nghttp2 skips PRIORITY
+     * frames unparsed, so one on stream 0 or depending on itself would not
+     * be the PROTOCOL_ERROR RFC 9113 5.3.1 and 6.3 require, and it keeps no
+     * closed streams (they live in the priority tree).  nghttp2 bounds the
+     * idle streams PRIORITY frames create like the closed ones. */
+    if (nghttp2_submit_settings(c->ngh, NGHTTP2_FLAG_NONE, iv, 3) != 0 ||
         nghttp2_session_set_local_window_size(c->ngh, NGHTTP2_FLAG_NONE, 0, DZ_H2_CONN_WINDOW) != 0)
         goto out;
 
@@ -569,6 +598,11 @@ void dz_h2conn_close(struct dz_h2conn *c)
     c->prev = c->next = NULL;
     w->nconns--;
     atomic_fetch_sub_explicit(&w->nconns_pub, 1, memory_order_relaxed);
+    if (c->is_counted) {
+        c->is_counted = false;
+        atomic_fetch_sub_explicit(&w->h->nconns, 1, memory_order_relaxed);
+        atomic_fetch_sub_explicit(&w->h->addr_conns[c->addr_slot], 1, memory_order_relaxed);
+    }
     while (c->streams)
         dz_h2conn_stream_closed(c, c->streams);
     nghttp2_session_del(c->ngh);
@@ -576,9 +610,7 @@ void dz_h2conn_close(struct dz_h2conn *c)
     if (c->fd >= 0)
         close(c->fd);
     c->fd = -1;
-    free(c->out);
-    c->out = NULL;
-    c->out_len = c->out_off = c->out_cap = 0;
+    out_free(c);
     reap(c);
     dz_h2conn_unref(c);
 }

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "base/err.h"
+#include "base/secret.h"
 #include "http/httpfield.h"
 
 #include "base/compat.h"
@@ -47,6 +48,24 @@ struct dz_req *dz_h2req_new(struct dz_h2conn *c, int32_t stream_id)
     return r;
 }
 
+void dz_h2req_wipe_out(struct dz_req *r)
+{
+    if (r->out != r->out_inline) {
+        dz_secret_wipe(r->out, r->out_cap);
+        free(r->out);
+    }
+    dz_secret_wipe(r->out_inline, r->out_inline_used);
+    r->out_inline_used = 0;
+    r->out = r->out_inline;
+    r->out_cap = sizeof(r->out_inline);
+    r->out_len = r->out_off = 0;
+}
+
+/* Everything the client sent (fields with their bearer tokens and cookies,
+ * the body with its password) and everything we answered (a login answer
+ * holds the session token) is wiped before the object is reused or freed:
+ * the next request on this worker, or a heap dump, must not find it.  Only
+ * the bytes used are wiped, so a small request costs a small wipe. */
 static void req_release(struct dz_req *r)
 {
     struct dz_h2conn *c = r->c;
@@ -55,12 +74,15 @@ static void req_release(struct dz_req *r)
 
     while (ch) {
         struct dz_arena_chunk *next = ch->next;
+        dz_secret_wipe(ch->data, ch->used);
         free(ch);
         ch = next;
     }
-    dz_buf_cleanup(&r->body);
-    if (r->out != r->out_inline)
-        free(r->out);
+    r->chunks = NULL;
+    dz_secret_wipe(r->arena, r->arena_used);
+    r->arena_used = 0;
+    dz_buf_wipe(&r->body);
+    dz_h2req_wipe_out(r);
     w->live_reqs--;
     if (w->nfree_reqs < DZ_H2_REQ_FREELIST) {
         r->free_next = w->free_reqs;
@@ -183,14 +205,49 @@ int dz_h2req_add_field(struct dz_req *r, const uint8_t *name, size_t nlen, const
     return 0;
 }
 
+/* dz_buf_append grows with realloc, which may leave a copy of the body (a
+ * password) in freed memory, and frees without wiping when the limit is
+ * passed: the body grows here, by hand, wiping what it leaves behind. */
+static int body_append(struct dz_buf *b, const uint8_t *p, size_t n)
+{
+    size_t need;
+    size_t cap;
+    char *nd;
+
+    if (n > b->max || b->len > b->max - n)
+        return DZ_ERR_TOOBIG;
+    need = b->len + n + 1;
+    if (need > b->cap) {
+        cap = b->cap ? b->cap : 256;
+        while (cap < need)
+            cap *= 2; /* need <= max + 1, and max is a body limit: no overflow */
+        if (cap > b->max + 1)
+            cap = b->max + 1;
+        nd = malloc(cap);
+        if (!nd)
+            return DZ_ERR_NOMEM;
+        if (b->len)
+            memcpy(nd, b->data, b->len);
+        if (b->data) {
+            dz_secret_wipe(b->data, b->cap);
+            free(b->data);
+        }
+        b->data = nd;
+        b->cap = cap;
+    }
+    /* Cannot fail now: the room is there. */
+    return dz_buf_append(b, p, n);
+}
+
 void dz_h2req_add_body(struct dz_req *r, const uint8_t *p, size_t n)
 {
     if (r->is_overflow || n == 0)
         return;
-    if (dz_buf_append(&r->body, p, n) != 0) {
+    if (body_append(&r->body, p, n) != 0) {
         /* Over the limit (or out of memory, handled the same way so the app
-         * answers 413 rather than seeing a truncated body): dz_buf has freed
-         * what it held, and nothing more is buffered. */
+         * answers 413 rather than seeing a truncated body): what was held is
+         * wiped, and nothing more is buffered. */
+        dz_buf_wipe(&r->body);
         r->is_overflow = true;
     }
 }
@@ -264,7 +321,7 @@ void dz_req_set_body_limit(struct dz_req *r, size_t max)
     r->body_limit = max;
     r->body.max = max;
     if (r->body.len > max) {
-        dz_buf_cleanup(&r->body);
+        dz_buf_wipe(&r->body);
         r->is_overflow = true;
     }
 }
@@ -383,20 +440,24 @@ static int out_append(struct dz_req *r, const void *p, size_t len)
         cap = r->out_cap;
         while (cap - r->out_len < len)
             cap *= 2;
-        if (r->out == r->out_inline) {
-            nb = malloc(cap);
-            if (nb && r->out_len)
-                memcpy(nb, r->out, r->out_len);
-        } else {
-            nb = realloc(r->out, cap);
-        }
+        /* Not realloc: the old block is wiped before it goes (an answer
+         * may carry a session token). */
+        nb = malloc(cap);
         if (!nb)
             return DZ_ERR_NOMEM;
+        if (r->out_len)
+            memcpy(nb, r->out, r->out_len);
+        if (r->out != r->out_inline) {
+            dz_secret_wipe(r->out, r->out_cap);
+            free(r->out);
+        }
         r->out = nb;
         r->out_cap = cap;
     }
     memcpy(r->out + r->out_len, p, len);
     r->out_len += len;
+    if (r->out == r->out_inline && r->out_len > r->out_inline_used)
+        r->out_inline_used = r->out_len;
     return 0;
 }
 

@@ -1,17 +1,22 @@
 /*
  * h2session.c - the nghttp2 side of an engine connection: the session
- * callbacks, the options every session gets, and how frames become request
- * events (headers complete, body, request complete, overflow, timeouts, the
- * rapid-reset count).  It runs inside nghttp2_session_mem_recv/mem_send, so
- * it never frees anything and never does I/O: a closed stream is only queued
+ * callbacks, the options and the wiping allocator every session gets, and
+ * how frames become request events (headers complete, body, request
+ * complete, overflow, timeouts, the rapid-reset count).  It runs inside
+ * nghttp2_session_mem_recv/mem_send, so it never frees a request or a
+ * connection and never does I/O: a closed stream is only queued
  * (dz_h2conn_stream_closed) for h2conn.c to reap once nghttp2 has returned.
  */
 #include "http/httpd_int.h"
 
+#include <malloc.h>
 #include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "base/err.h"
 #include "base/log.h"
+#include "base/secret.h"
 
 #include "base/compat.h"
 
@@ -45,12 +50,9 @@ void dz_h2conn_stream_closed(struct dz_h2conn *c, struct dz_req *r)
         c->nsending--;
     if (c->nstreams == 0)
         c->t_idle = ev_now(c->w->loop);
-    /* The response backlog can go now; the app may hold r much longer. */
-    if (r->out != r->out_inline)
-        free(r->out);
-    r->out = r->out_inline;
-    r->out_cap = sizeof(r->out_inline);
-    r->out_len = r->out_off = 0;
+    /* The response backlog can go now (wiped: a login answer carries the
+     * session token); the app may hold r much longer. */
+    dz_h2req_wipe_out(r);
     if (c->closed_tail)
         c->closed_tail->closed_next = r;
     else
@@ -93,7 +95,15 @@ static void headers_done(struct dz_h2conn *c, struct dz_req *r)
     if (r->is_hdr_overflow) {
         dz_log(DZ_LOG_DEBUG, "h2_header_limit", "%s: stream %d: header fields over the limit",
                c->peer_ip, (int)r->stream_id);
-        if (dz_req_respond(r, 431, NULL, 0, NULL, 0) != 0)
+        /* The same problem+json shape as every other refusal (RFC 9457),
+         * made here because no application code has seen the request. */
+        static const struct dz_hdr ct[] = {{"content-type", "application/problem+json"}};
+        static const char body[] =
+            "{\"type\":\"urn:darvaza:problem:header_fields_too_large\","
+            "\"title\":\"The request's header fields are too large\",\"status\":431,"
+            "\"detail\":\"too many or too long header fields\","
+            "\"code\":\"header_fields_too_large\"}";
+        if (dz_req_respond(r, 431, ct, 1, body, sizeof(body) - 1) != 0)
             nghttp2_submit_rst_stream(c->ngh, NGHTTP2_FLAG_NONE, r->stream_id,
                                       NGHTTP2_REFUSED_STREAM);
         r->is_delivered = true;
@@ -107,7 +117,7 @@ static void headers_done(struct dz_h2conn *c, struct dz_req *r)
      * 413 before the client sends a byte of body. */
     cl = dz_req_header(r, "content-length");
     if (cl && parse_cl(cl) > r->body_limit) {
-        dz_buf_cleanup(&r->body);
+        dz_buf_wipe(&r->body);
         r->is_overflow = true;
         deliver(c, r);
     }
@@ -317,6 +327,59 @@ int dz_h2_callbacks_new(nghttp2_session_callbacks **out)
     return 0;
 }
 
+/* ---------- nghttp2's memory: wiped when freed ---------- */
+
+/* nghttp2 holds request fields in clear: each decoded field passes through a
+ * refcounted buffer (freed after on_header), and the HPACK dynamic table
+ * keeps indexed fields (a client indexes its authorization header) until
+ * they are evicted or the session ends.  Every block nghttp2 frees is wiped;
+ * malloc_usable_size gives the length, so no size header is needed. */
+static void *h2_malloc(size_t n, void *ud)
+{
+    return malloc(n);
+}
+
+static void h2_free(void *p, void *ud)
+{
+    if (!p)
+        return;
+    dz_secret_wipe(p, malloc_usable_size(p));
+    free(p);
+}
+
+static void *h2_calloc(size_t nmemb, size_t size, void *ud)
+{
+    return calloc(nmemb, size);
+}
+
+/* Not realloc: the old block is wiped before it goes. */
+static void *h2_realloc(void *p, size_t n, void *ud)
+{
+    size_t old;
+    void *np;
+
+    if (!p)
+        return malloc(n);
+    if (n == 0) {
+        h2_free(p, ud);
+        return NULL;
+    }
+    np = malloc(n);
+    if (!np)
+        return NULL;
+    old = malloc_usable_size(p);
+    memcpy(np, p, old < n ? old : n);
+    h2_free(p, ud);
+    return np;
+}
+
+nghttp2_mem *dz_h2_mem(void)
+{
+    /* nghttp2 copies it into each session; never written. */
+    static nghttp2_mem mem = {NULL, h2_malloc, h2_free, h2_calloc, h2_realloc};
+    return &mem;
+}
+
 int dz_h2_option_new(const struct dz_httpd_limits *l, nghttp2_option **out)
 {
     nghttp2_option *opt = NULL;
@@ -331,7 +394,11 @@ int dz_h2_option_new(const struct dz_httpd_limits *l, nghttp2_option **out)
     nghttp2_option_set_max_settings(opt, 16);
     nghttp2_option_set_max_outbound_ack(opt, 128);
     nghttp2_option_set_max_deflate_dynamic_table_size(opt, 4096);
-    nghttp2_option_set_no_closed_streams(opt, 1);
+    /* Closed streams are remembered (no nghttp2_option_set_no_closed_streams):
+     * that is how nghttp2 tells a frame on a closed stream (RFC 9113 5.1,
+     * STREAM_CLOSED) from one on a stream it never saw.  nghttp2 keeps at most
+     * SETTINGS_MAX_CONCURRENT_STREAMS minus the open ones, oldest dropped
+     * first, so the memory stays bounded per connection. */
     /* The Debian build of 1.52 also carries the CVE-2023-44487 and
      * CVE-2024-28182 back-ports (stream reset rate limit, max CONTINUATION
      * frames) with safe defaults; the rapid-reset count in count_reset()

@@ -40,7 +40,7 @@
  * actually paused pay for this.
  *
  * HTTP/1.1 to a back end named by an IP address over plain http does not go
- * through libcurl at all: lib/h1client.c carries it (see there why), and a
+ * through libcurl at all: lib/http/h1client.c carries it (see there why), and a
  * transfer here is then a thin wrapper on the "native" queue.
  */
 #include "http/httpc.h"
@@ -128,7 +128,7 @@ struct dz_httpc_xfer {
     size_t nhdr;
     struct dz_hdr hdrs[DZ_HTTPC_MAX_HEADERS];
     struct dz_buf fbody; /* fetch: the body so far */
-    /* lib/h1client.c transfers: h1 until its on_done; the head it gives
+    /* lib/http/h1client.c transfers: h1 until its on_done; the head it gives
      * stays valid until then. */
     bool native;
     struct dz_h1c_xfer *h1;
@@ -279,10 +279,23 @@ static int build_headers(const struct dz_httpc_request *r, struct curl_slist **o
         l = t;
     }
     if (r->body_len) {
+        bool has_type = false;
+
+        for (i = 0; i < r->nheaders; i++)
+            has_type = has_type || strcasecmp(r->headers[i].name, "content-type") == 0;
         t = curl_slist_append(l, "Expect:");
         if (!t)
             goto nomem;
         l = t;
+        /* With a body and no type, libcurl would add its own
+         * (application/x-www-form-urlencoded): a back end must see only
+         * what the client sent.  "Content-Type:" removes libcurl's. */
+        if (!has_type) {
+            t = curl_slist_append(l, "Content-Type:");
+            if (!t)
+                goto nomem;
+            l = t;
+        }
     }
     *out = l;
     return 0;
@@ -970,7 +983,7 @@ void dz_httpc_free(struct dz_httpc *c)
     free(c);
 }
 
-/* ---- transfers carried by lib/h1client.c */
+/* ---- transfers carried by lib/http/h1client.c */
 
 static void native_on_head(void *arg, int status, const struct dz_hdr *h, size_t n)
 {

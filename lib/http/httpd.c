@@ -21,6 +21,7 @@
 
 #include "base/err.h"
 #include "base/log.h"
+#include "base/secret.h"
 #include "http/httpd_int.h"
 
 #include "base/compat.h"
@@ -37,6 +38,7 @@ void dz_httpd_limits_default(struct dz_httpd_limits *l)
     l->max_body_bytes = 1024 * 1024;
     l->max_concurrent_streams = 100;
     l->max_connections = 4096;
+    l->max_connections_per_address = 1024;
     l->handshake_timeout_ms = 10000;
     l->idle_timeout_ms = 60000;
     l->request_timeout_ms = 30000;
@@ -156,18 +158,93 @@ static void peer_string(const struct sockaddr_storage *ss, char *out, size_t len
         snprintf(out, len, "?");
 }
 
+/* The slot counting a client address: IPv4 (also IPv4-mapped IPv6) by its
+ * 32 bits, IPv6 by its /64 (one host holds a whole /64), through a hash
+ * keyed per process (see DZ_H2_ADDR_SLOTS). */
+static uint32_t addr_slot(const struct dz_httpd *h, const struct sockaddr_storage *ss)
+{
+    static const unsigned char mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    uint64_t x = 0;
+
+    if (ss->ss_family == AF_INET) {
+        x = ((const struct sockaddr_in *)ss)->sin_addr.s_addr;
+    } else if (ss->ss_family == AF_INET6) {
+        const unsigned char *a = ((const struct sockaddr_in6 *)ss)->sin6_addr.s6_addr;
+
+        if (memcmp(a, mapped, sizeof(mapped)) == 0)
+            memcpy(&x, a + 12, 4);
+        else
+            memcpy(&x, a, 8);
+        x ^= (uint64_t)ss->ss_family << 56; /* keep the two families apart */
+    }
+    /* Two rounds of a keyed multiply-xorshift: cheap, and without the key
+     * a client cannot line its addresses up with someone else's slot. */
+    x ^= h->addr_key[0];
+    x *= 0x9e3779b97f4a7c15ULL;
+    x ^= x >> 29;
+    x ^= h->addr_key[1];
+    x *= 0xbf58476d1ce4e5b9ULL;
+    x ^= x >> 32;
+    return (uint32_t)(x % DZ_H2_ADDR_SLOTS);
+}
+
+/* At the process cap, make room by closing this worker's oldest connection
+ * that does not serve anyone yet: one still in its TLS handshake first,
+ * else one idle (no stream).  A flood of connections that never start TLS
+ * then costs its own members their place, not the clients being served. */
+static bool shed_one(struct dz_worker *w)
+{
+    struct dz_h2conn *hs = NULL;
+    struct dz_h2conn *idle = NULL;
+
+    for (struct dz_h2conn *c = w->conns; c; c = c->next) {
+        if (!c->is_counted || c->is_close_wanted)
+            continue;
+        if (c->is_handshaking && (!hs || c->t_accept < hs->t_accept))
+            hs = c;
+        else if (!c->is_handshaking && c->nstreams == 0 && (!idle || c->t_idle < idle->t_idle))
+            idle = c;
+    }
+    if (!hs && !idle)
+        return false;
+    dz_h2conn_close(hs ? hs : idle);
+    return true;
+}
+
 static void accept_one(struct dz_worker *w, const struct dz_listener *l, int fd,
                        const struct sockaddr_storage *ss)
 {
+    struct dz_httpd *h = w->h;
+    const struct dz_httpd_limits *lim = &h->limits;
     struct dz_h2conn *c = NULL;
     char ip[INET6_ADDRSTRLEN];
     SSL *ssl = NULL;
     int one = 1;
+    uint32_t slot = addr_slot(h, ss);
+    uint_fast32_t n;
+    bool pressed;
 
-    if (w->nconns >= w->h->limits.max_connections || w->drain_phase) {
+    if (w->drain_phase) {
         close(fd);
         return;
     }
+    /* Per address first: one address cannot take the process's slots. */
+    n = atomic_fetch_add_explicit(&h->addr_conns[slot], 1, memory_order_relaxed);
+    if (lim->max_connections_per_address && n >= lim->max_connections_per_address) {
+        atomic_fetch_sub_explicit(&h->addr_conns[slot], 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&h->refused_addr, 1, memory_order_relaxed);
+        close(fd);
+        return;
+    }
+    n = atomic_fetch_add_explicit(&h->nconns, 1, memory_order_relaxed);
+    if (n >= lim->max_connections && !shed_one(w)) {
+        atomic_fetch_sub_explicit(&h->nconns, 1, memory_order_relaxed);
+        atomic_fetch_sub_explicit(&h->addr_conns[slot], 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&h->refused_full, 1, memory_order_relaxed);
+        close(fd);
+        return;
+    }
+    pressed = (uint64_t)n * 4 >= (uint64_t)lim->max_connections * 3;
     (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     peer_string(ss, ip, sizeof(ip));
     if (l->is_tls) {
@@ -177,13 +254,38 @@ static void accept_one(struct dz_worker *w, const struct dz_listener *l, int fd,
         if (!ssl || SSL_set_fd(ssl, fd) != 1) {
             dz_log_openssl("tls_accept");
             SSL_free(ssl);
+            ssl = NULL;
             close(fd);
-            return;
+            goto unreserve;
         }
         SSL_set_accept_state(ssl);
     }
-    if (dz_h2conn_new(w, l, fd, ssl, ip, &c) != 0)
+    if (dz_h2conn_new(w, l, fd, ssl, ip, &c) != 0) {
         dz_log(DZ_LOG_WARN, "httpd_accept", "out of memory for a connection from %s", ip);
+        goto unreserve;
+    }
+    c->is_counted = true;
+    c->addr_slot = slot;
+    /* Near the cap, a connection must prove itself quickly. */
+    if (pressed && c->is_handshaking && lim->handshake_timeout_ms > DZ_H2_PRESSED_HANDSHAKE_MS) {
+        ev_timer_stop(w->loop, &c->timer);
+        ev_timer_set(&c->timer, secs(DZ_H2_PRESSED_HANDSHAKE_MS), 0.);
+        ev_timer_start(w->loop, &c->timer);
+    }
+    return;
+unreserve:
+    atomic_fetch_sub_explicit(&h->nconns, 1, memory_order_relaxed);
+    atomic_fetch_sub_explicit(&h->addr_conns[slot], 1, memory_order_relaxed);
+}
+
+uint64_t dz_httpd_refused_per_address(const struct dz_httpd *h)
+{
+    return atomic_load_explicit(&((struct dz_httpd *)h)->refused_addr, memory_order_relaxed);
+}
+
+uint64_t dz_httpd_refused_full(const struct dz_httpd *h)
+{
+    return atomic_load_explicit(&((struct dz_httpd *)h)->refused_full, memory_order_relaxed);
 }
 
 static void accept_cb(struct ev_loop *loop, ev_io *io, int revents)
@@ -441,6 +543,10 @@ int dz_httpd_new(const struct dz_httpd_conf *conf, struct dz_httpd **out)
     if (!h)
         return DZ_ERR_NOMEM;
     h->limits = conf->limits;
+    if (dz_random(h->addr_key, sizeof(h->addr_key)) != 0) {
+        free(h);
+        return DZ_ERR_CRYPTO;
+    }
     h->handlers = conf->handlers;
     h->app = conf->app;
     h->nlisteners = conf->nlisteners;

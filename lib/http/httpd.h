@@ -40,14 +40,15 @@ struct dz_hdr {
 };
 
 struct dz_httpd_limits {
-    uint32_t max_header_bytes;       /* header list size (SETTINGS + enforced), e.g. 16384 */
-    uint32_t max_header_count;       /* e.g. 100 */
-    size_t max_body_bytes;           /* default cap per request; on_headers may lower it */
-    uint32_t max_concurrent_streams; /* SETTINGS_MAX_CONCURRENT_STREAMS, e.g. 100 */
-    uint32_t max_connections;        /* per worker; further accepts are closed at once */
-    uint32_t handshake_timeout_ms;   /* TLS handshake + connection preface */
-    uint32_t idle_timeout_ms;        /* connection with no open stream */
-    uint32_t request_timeout_ms;     /* from stream open to the whole request received */
+    uint32_t max_header_bytes;            /* header list size (SETTINGS + enforced), e.g. 16384 */
+    uint32_t max_header_count;            /* e.g. 100 */
+    size_t max_body_bytes;                /* default cap per request; on_headers may lower it */
+    uint32_t max_concurrent_streams;      /* SETTINGS_MAX_CONCURRENT_STREAMS, e.g. 100 */
+    uint32_t max_connections;             /* per process (all workers): see accept in httpd.c */
+    uint32_t max_connections_per_address; /* per client address (IPv6: a /64); 0 = no cap */
+    uint32_t handshake_timeout_ms;        /* TLS handshake + connection preface */
+    uint32_t idle_timeout_ms;             /* connection with no open stream */
+    uint32_t request_timeout_ms;          /* from stream open to the whole request received */
     /* From the whole request received to the answer complete (dz_req_respond
      * or dz_req_end); 0 = no limit.  A safety net for an app that never
      * answers: the stream is reset (INTERNAL_ERROR) and logged. */
@@ -87,8 +88,8 @@ struct dz_httpd_conf {
 };
 
 /* Fill limits with safe defaults (16 KiB headers, 100 headers, 1 MiB body,
- * 100 streams, 4096 connections, 10 s handshake, 60 s idle, 30 s request,
- * 300 s response). */
+ * 100 streams, 4096 connections, 1024 per address, 10 s handshake, 60 s
+ * idle, 30 s request, 300 s response). */
 void dz_httpd_limits_default(struct dz_httpd_limits *l);
 
 /* Create the server and bind every listener (SO_REUSEPORT, one socket per
@@ -99,6 +100,11 @@ int dz_httpd_new(const struct dz_httpd_conf *conf, struct dz_httpd **out);
 
 /* The bound port of listener i (useful with port 0). */
 uint16_t dz_httpd_port(const struct dz_httpd *h, size_t listener);
+
+/* Connections refused since start: over the per-address cap, and over the
+ * process cap with nothing to shed.  Any thread. */
+uint64_t dz_httpd_refused_per_address(const struct dz_httpd *h);
+uint64_t dz_httpd_refused_full(const struct dz_httpd *h);
 
 /* Start the worker threads. 0 or DZ_ERR_IO. Main thread. */
 int dz_httpd_start(struct dz_httpd *h);

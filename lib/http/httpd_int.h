@@ -90,8 +90,21 @@ struct dz_worker {
     int drain_phase; /* 0 running, 1 GOAWAY sent, 2 connections closed */
 };
 
+/* Open connections per client address are counted in a fixed table of
+ * slots indexed by a keyed hash of the address: no allocation and no lock
+ * on accept.  Two addresses may share a slot (and so a cap); the key is
+ * random per process, so a client cannot choose whom it shares with. */
+#define DZ_H2_ADDR_SLOTS 65536u
+/* Near the process cap, a new connection must finish its TLS handshake
+ * within this (or the configured timeout, if shorter). */
+#define DZ_H2_PRESSED_HANDSHAKE_MS 2000u
+
 struct dz_httpd {
     struct dz_httpd_limits limits;
+    atomic_uint_fast32_t nconns;                       /* open connections, all workers */
+    atomic_uint_fast32_t addr_conns[DZ_H2_ADDR_SLOTS]; /* open per address slot */
+    uint64_t addr_key[2];
+    atomic_uint_fast64_t refused_addr, refused_full;
     struct dz_httpd_handlers handlers;
     void *app;
     struct dz_listener *listeners;
@@ -145,7 +158,8 @@ struct dz_req {
     size_t body_limit;
     unsigned char *out; /* out_inline or heap */
     size_t out_len, out_off, out_cap;
-    ev_timer timer; /* request timeout, then response timeout */
+    size_t out_inline_used; /* high-water mark in out_inline: what to wipe */
+    ev_timer timer;         /* request timeout, then response timeout */
     void *data;
     void (*on_close)(struct dz_req *r, void *arg);
     void *on_close_arg;
@@ -177,6 +191,8 @@ struct dz_h2conn {
     bool is_read_paused;
     bool tls_read_wants_write;
     bool tls_write_wants_read;
+    bool is_counted; /* holds a process and an address slot (accept) */
+    uint32_t addr_slot;
     uint32_t nstreams; /* open streams */
     uint32_t nsending; /* open streams with a response under way */
     struct dz_req *streams;
@@ -193,6 +209,9 @@ struct dz_h2conn {
 /* nghttp2 objects shared by every session of a server (read-only after). */
 int dz_h2_callbacks_new(nghttp2_session_callbacks **out);
 int dz_h2_option_new(const struct dz_httpd_limits *l, nghttp2_option **out);
+/* The allocator every session gets: it wipes each block it frees (nghttp2
+ * holds request fields in clear).  Thread-safe, static. */
+nghttp2_mem *dz_h2_mem(void);
 /* Mark r closed, stop its timer, unlink it and queue it on c's closed list
  * (on_close and the engine's unref happen when h2conn.c reaps). */
 void dz_h2conn_stream_closed(struct dz_h2conn *c, struct dz_req *r);
@@ -227,6 +246,9 @@ int dz_h2req_add_field(struct dz_req *r, const uint8_t *name, size_t nlen, const
 void dz_h2req_add_body(struct dz_req *r, const uint8_t *p, size_t n);
 ssize_t dz_h2req_read_cb(nghttp2_session *s, int32_t stream_id, uint8_t *buf, size_t length,
                          uint32_t *data_flags, nghttp2_data_source *source, void *user_data);
+/* Wipe and drop the response bytes of r (heap backlog and what was used of
+ * the inline buffer); r->out is the empty inline buffer afterwards. */
+void dz_h2req_wipe_out(struct dz_req *r);
 /* Return the recycled requests of w to the allocator (worker stop). */
 void dz_h2req_freelist_clear(struct dz_worker *w);
 

@@ -1,5 +1,5 @@
 /*
- * tls.h - server-side OpenSSL contexts for the HTTP/2 engine (lib/httpd.h).
+ * tls.h - server-side OpenSSL contexts for the HTTP/2 engine (lib/http/httpd.h).
  *
  * One function builds an SSL_CTX that speaks only TLS 1.2 and 1.3 with
  * modern ciphers (TLS 1.2: ECDHE key exchange with AES-GCM or ChaCha20-

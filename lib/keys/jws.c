@@ -23,6 +23,7 @@
 #include "base/b64.h"
 #include "base/err.h"
 #include "base/log.h"
+#include "keys/ecdsa_sig.h"
 #include "keys/signer.h"
 
 #include "base/compat.h"
@@ -422,41 +423,19 @@ out:
 
 /* ---- verification ----------------------------------------------------- */
 
-/* r || s -> DER ECDSA-Sig-Value for OpenSSL's verifier. */
-static int sig_to_der(const unsigned char sig[SIG_LEN], unsigned char **der, int *der_len)
-{
-    ECDSA_SIG *es = ECDSA_SIG_new();
-    BIGNUM *r = BN_bin2bn(sig, 32, NULL);
-    BIGNUM *s = BN_bin2bn(sig + 32, 32, NULL);
-    int rc = DZ_ERR_NOMEM;
-
-    *der = NULL;
-    *der_len = 0;
-    if (!es || !r || !s || ECDSA_SIG_set0(es, r, s) != 1)
-        goto out;
-    r = s = NULL; /* owned by es */
-    *der_len = i2d_ECDSA_SIG(es, der);
-    if (*der_len <= 0) {
-        *der = NULL;
-        goto out;
-    }
-    rc = 0;
-out:
-    BN_free(r);
-    BN_free(s);
-    ECDSA_SIG_free(es);
-    return rc;
-}
-
 static int check_signature(EVP_PKEY *pub, const char *input, size_t input_len,
                            const unsigned char sig[SIG_LEN])
 {
     EVP_MD_CTX *md = NULL;
-    unsigned char *der = NULL;
-    int der_len = 0;
+    unsigned char der[DZ_ECDSA_SIG_DER_MAX];
+    size_t der_len = 0;
     int rc;
 
-    if ((rc = sig_to_der(sig, &der, &der_len)) != 0)
+    /* r or s zero or not below the order: a signature that cannot verify. */
+    rc = dz_ecdsa_sig_raw_to_der(sig, SIG_LEN, 32, der, sizeof(der), &der_len);
+    if (rc == DZ_ERR_PARSE)
+        rc = DZ_ERR_DENIED;
+    if (rc != 0)
         goto out;
     md = EVP_MD_CTX_new();
     if (!md) {
@@ -469,13 +448,12 @@ static int check_signature(EVP_PKEY *pub, const char *input, size_t input_len,
         goto out;
     }
     /* 1 valid, 0 invalid, < 0 e.g. r or s out of range: all but 1 deny. */
-    rc = EVP_DigestVerify(md, der, (size_t)der_len, (const unsigned char *)input, input_len) == 1
+    rc = EVP_DigestVerify(md, der, der_len, (const unsigned char *)input, input_len) == 1
              ? 0
              : DZ_ERR_DENIED;
     ERR_clear_error();
 out:
     EVP_MD_CTX_free(md);
-    OPENSSL_free(der);
     return rc;
 }
 

@@ -1,23 +1,22 @@
 /*
  * signer.c - the backend-neutral half of the signer: picks a backend from the
- * spec, hashes the data, turns DER signatures into JOSE r || s, and reads PIN
- * files.  It never touches a private key: only the backends do, and only
- * through their sign_digest hook.
+ * spec, hashes the data, and holds what both backends share: DER signatures
+ * into JOSE r || s, the public-only copy of a key, the PIN file read.  It
+ * never touches a private key: only the backends do, and only through their
+ * sign_digest hook.
  */
 #include "keys/signer.h"
+#include "keys/signer_int.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
-#include <openssl/core_names.h>
-#include <openssl/ec.h>
+#include <openssl/x509.h>
 
 #include "base/err.h"
 #include "base/log.h"
-#include "base/secret.h"
+#include "base/secretfile.h"
+#include "keys/ecdsa_sig.h"
 
 #include "base/compat.h"
 
@@ -129,83 +128,32 @@ void dz_signer_free(struct dz_signer *s)
 
 int dz_signer_sig_from_der(const unsigned char *der, size_t der_len, unsigned char sig[64])
 {
-    const unsigned char *p = der;
-    ECDSA_SIG *es = NULL;
-    const BIGNUM *r = NULL;
-    const BIGNUM *sv = NULL;
-    int rc = DZ_ERR_CRYPTO;
+    /* P-256 only (dz_signer_new refuses other keys); any malformed value a
+     * token or library returns is a crypto failure, never a signature. */
+    return dz_ecdsa_sig_der_to_raw(der, der_len, 32, sig) == 0 ? 0 : DZ_ERR_CRYPTO;
+}
 
-    memset(sig, 0, 64);
-    if (der_len > 128)
-        goto out;
-    es = d2i_ECDSA_SIG(NULL, &p, (long)der_len);
-    /* Trailing bytes after the SEQUENCE mean the token or library returned
-     * something we do not understand: refuse rather than guess. */
-    if (!es || p != der + der_len)
-        goto out;
-    ECDSA_SIG_get0(es, &r, &sv);
-    if (BN_bn2binpad(r, sig, 32) != 32 || BN_bn2binpad(sv, sig + 32, 32) != 32)
-        goto out;
-    rc = 0;
-out:
-    if (rc != 0)
-        memset(sig, 0, 64);
-    ECDSA_SIG_free(es);
-    return rc;
+EVP_PKEY *dz_signer_public_copy(EVP_PKEY *k)
+{
+    unsigned char *der = NULL;
+    const unsigned char *p;
+    EVP_PKEY *pub = NULL;
+    int len = i2d_PUBKEY(k, &der);
+
+    if (len <= 0)
+        return NULL;
+    p = der;
+    pub = d2i_PUBKEY(NULL, &p, len);
+    OPENSSL_free(der);
+    return pub;
 }
 
 int dz_signer_read_secret(const char *path, char **out)
 {
-    char buf[SECRET_MAX + 2];
-    size_t len = 0;
-    int fd = -1;
-    int rc;
+    char why[512];
+    int rc = dz_secret_file_read(path, SECRET_MAX, out, why, sizeof(why));
 
-    *out = NULL;
-    if (!path)
-        return DZ_ERR_INVAL;
-    fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        dz_log(DZ_LOG_ERROR, "secret_file", "%s: %s", path, strerror(errno));
-        return DZ_ERR_IO;
-    }
-    while (len < sizeof(buf)) {
-        ssize_t n = read(fd, buf + len, sizeof(buf) - len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
-            dz_log(DZ_LOG_ERROR, "secret_file", "%s: %s", path, strerror(errno));
-            rc = DZ_ERR_IO;
-            goto out;
-        }
-        if (n == 0)
-            break;
-        len += (size_t)n;
-    }
-    if (len > 0 && buf[len - 1] == '\n')
-        len--;
-    if (len > 0 && buf[len - 1] == '\r')
-        len--;
-    if (len > SECRET_MAX) {
-        dz_log(DZ_LOG_ERROR, "secret_file", "%s: longer than %d bytes", path, SECRET_MAX);
-        rc = DZ_ERR_TOOBIG;
-        goto out;
-    }
-    if (len == 0 || memchr(buf, '\0', len)) {
-        dz_log(DZ_LOG_ERROR, "secret_file", "%s: empty or contains a NUL byte", path);
-        rc = DZ_ERR_INVAL;
-        goto out;
-    }
-    *out = malloc(len + 1);
-    if (!*out) {
-        rc = DZ_ERR_NOMEM;
-        goto out;
-    }
-    memcpy(*out, buf, len);
-    (*out)[len] = '\0';
-    rc = 0;
-out:
-    dz_secret_wipe(buf, sizeof(buf));
-    close(fd);
+    if (rc != 0)
+        dz_log(DZ_LOG_ERROR, "secret_file", "%s", why[0] ? why : dz_err_str(rc));
     return rc;
 }

@@ -31,11 +31,12 @@ struct dz_signer;
  *             an EC P-256 private key.
  *   pin_file  file holding the token PIN (PKCS#11) or the PEM passphrase
  *             (file); NULL when none is needed.  One line; a trailing newline
- *             is ignored.  Its contents are wiped from memory after use and
- *             never logged.  A PIN in the URI itself ("pin-value") is refused.
- * On success *out owns the signer (dz_signer_free).  *out is NULL on error.
- * Returns 0, DZ_ERR_INVAL (bad spec, key not EC P-256, PIN needed but not
- * given), DZ_ERR_IO (a file could not be read; the path is logged),
+ *             is ignored.  Group or others must have no access to it (mode
+ *             0600 or stricter; see base/secretfile.h).  Its contents are
+ *             wiped from memory after use and never logged.  A PIN in the URI itself ("pin-value")
+ * is refused. On success *out owns the signer (dz_signer_free).  *out is NULL on error. Returns 0,
+ * DZ_ERR_INVAL (bad spec, key not EC P-256, PIN needed but not given), DZ_ERR_IO (a file could not
+ * be read; the path is logged), DZ_ERR_DENIED (the PIN file is open to group or others),
  * DZ_ERR_CRYPTO (the PEM could not be decoded), DZ_ERR_NOTFOUND (no such
  * token or key object), DZ_ERR_PKCS11 (module load, login - a wrong PIN is
  * tried exactly once - or another libp11 failure), DZ_ERR_TOOBIG, DZ_ERR_NOMEM.
@@ -64,37 +65,16 @@ const char *dz_signer_kind(const struct dz_signer *s);
  * thread may be signing with it. */
 void dz_signer_free(struct dz_signer *s);
 
-/* ---- for backends only (signer_*.c) ---------------------------------- */
-
-/* A backend signs a SHA-256 digest and writes r || s; impl is its own state. */
-struct dz_signer_ops {
-    const char *kind;
-    bool is_blocking;
-    int (*sign_digest)(void *impl, const unsigned char digest[32], unsigned char sig[64]);
-    EVP_PKEY *(*public_key)(const void *impl); /* borrowed, provider-native */
-    void (*free)(void *impl);
-};
-
-/* Wrap a backend.  On success the signer owns impl; on error impl is freed
- * through ops->free.  Returns 0, DZ_ERR_INVAL (public key not P-256),
- * DZ_ERR_NOMEM, DZ_ERR_CRYPTO. */
-int dz_signer_new(const struct dz_signer_ops *ops, void *impl, struct dz_signer **out);
-
-/* The two backends, called by dz_signer_open; same contract as it. */
-int dz_signer_file_open(const char *path, const char *pass_file, struct dz_signer **out);
-int dz_signer_pkcs11_open(const char *uri, const char *pin_file, struct dz_signer **out);
-
-/* Convert a DER ECDSA-Sig-Value (as OpenSSL and tokens via libp11 produce)
- * into the 64-byte JOSE r || s form.  0 or DZ_ERR_CRYPTO. */
-int dz_signer_sig_from_der(const unsigned char *der, size_t der_len, unsigned char sig[64]);
-
 /* True when pkey is an EC key on P-256 (prime256v1). */
 bool dz_signer_key_is_p256(const EVP_PKEY *pkey);
 
-/* Read a short secret (PIN, passphrase) from path: at most 255 bytes, one
- * trailing "\n" or "\r\n" dropped, no NUL inside, not empty.  *out is a
+/* Read a short secret (PIN, passphrase, seed key, bearer secret) from path
+ * with dz_secret_file_read (base/secretfile.h: a file group or others can
+ * access is refused; one line, one trailing newline dropped) at most 255
+ * bytes, and log the reason of a failure (never the content).  *out is a
  * malloc'd C string the caller must release with dz_secret_free_str.
- * Returns 0, DZ_ERR_IO (path logged), DZ_ERR_INVAL, DZ_ERR_TOOBIG, DZ_ERR_NOMEM. */
+ * Returns 0, DZ_ERR_IO, DZ_ERR_DENIED (mode too open), DZ_ERR_INVAL,
+ * DZ_ERR_TOOBIG, DZ_ERR_NOMEM. */
 int dz_signer_read_secret(const char *path, char **out);
 
 #endif

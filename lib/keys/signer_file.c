@@ -10,6 +10,7 @@
  * OpenSSL 3.0 (provider fetch), so contexts are reused across requests.
  */
 #include "keys/signer.h"
+#include "keys/signer_int.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -196,22 +197,6 @@ out:
     return rc;
 }
 
-/* A public-only copy, so that what we hand out can never sign. */
-static EVP_PKEY *public_copy(EVP_PKEY *priv)
-{
-    unsigned char *der = NULL;
-    const unsigned char *p;
-    EVP_PKEY *pub = NULL;
-    int len = i2d_PUBKEY(priv, &der);
-
-    if (len <= 0)
-        return NULL;
-    p = der;
-    pub = d2i_PUBKEY(NULL, &p, len);
-    OPENSSL_free(der);
-    return pub;
-}
-
 int dz_signer_file_open(const char *path, const char *pass_file, struct dz_signer **out)
 {
     struct file_impl *f = NULL;
@@ -250,7 +235,7 @@ int dz_signer_file_open(const char *path, const char *pass_file, struct dz_signe
         rc = DZ_ERR_INVAL;
         goto out;
     }
-    f->pub = public_copy(f->priv);
+    f->pub = dz_signer_public_copy(f->priv);
     f->proto = EVP_PKEY_CTX_new_from_pkey(NULL, f->priv, NULL);
     if (!f->pub || !f->proto || EVP_PKEY_sign_init(f->proto) != 1) {
         dz_log_openssl("signer_file_init");

@@ -12,6 +12,7 @@
  * belongs on the gateway's blocking pool (dz_signer_is_blocking).
  */
 #include "keys/signer.h"
+#include "keys/signer_int.h"
 
 #include <pthread.h>
 #include <stddef.h>
@@ -25,6 +26,7 @@
 
 #include "base/err.h"
 #include "base/log.h"
+#include "base/parse.h"
 #include "base/secret.h"
 
 #include "base/compat.h"
@@ -73,17 +75,6 @@ struct p11_impl {
     EVP_PKEY_CTX *sctx; /* reused under the lock */
 };
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Percent-decode [v, v+n) into out (at most cap bytes).  Text values may not
  * decode to NUL; binary ones (id) may.  Returns the length or -1. */
 static long pct_decode(const char *v, size_t n, unsigned char *out, size_t cap, bool binary)
@@ -96,8 +87,8 @@ static long pct_decode(const char *v, size_t n, unsigned char *out, size_t cap, 
             int hi, lo;
             if (n - i < 3)
                 return -1;
-            hi = hexval(v[i + 1]);
-            lo = hexval(v[i + 2]);
+            hi = dz_hex_digit(v[i + 1]);
+            lo = dz_hex_digit(v[i + 2]);
             if (hi < 0 || lo < 0)
                 return -1;
             c = (unsigned char)(hi << 4 | lo);
@@ -269,21 +260,6 @@ static bool key_matches(const struct p11_uri *u, const PKCS11_KEY *k)
         (k->id_len != u->id_len || !k->id || memcmp(k->id, u->id, u->id_len) != 0))
         return false;
     return true;
-}
-
-static EVP_PKEY *public_copy(EVP_PKEY *k)
-{
-    unsigned char *der = NULL;
-    const unsigned char *p;
-    EVP_PKEY *pub = NULL;
-    int len = i2d_PUBKEY(k, &der);
-
-    if (len <= 0)
-        return NULL;
-    p = der;
-    pub = d2i_PUBKEY(NULL, &p, len);
-    OPENSSL_free(der);
-    return pub;
 }
 
 static int p11_sign(void *impl, const unsigned char digest[32], unsigned char sig[64])
@@ -494,7 +470,7 @@ int dz_signer_pkcs11_open(const char *uri, const char *pin_file, struct dz_signe
     /* libp11 fills in the public point of the private key's EVP_PKEY (from
      * the matching public object); PKCS11_get_public_key would give the same
      * point but leaks in libp11 0.4.12. */
-    k->pub = public_copy(k->priv);
+    k->pub = dz_signer_public_copy(k->priv);
     if (!k->pub) {
         dz_log_openssl("signer_pkcs11_key");
         rc = DZ_ERR_CRYPTO;

@@ -4,10 +4,10 @@
 #include <string.h>
 
 #include <openssl/ec.h>
-#include <openssl/ecdsa.h>
 #include <openssl/rsa.h>
 
 #include "base/err.h"
+#include "keys/ecdsa_sig.h"
 
 #include "base/compat.h"
 
@@ -35,37 +35,6 @@ static const struct alg_info *find_alg(const char *name)
     return NULL;
 }
 
-/* r||s to DER.  *der is OPENSSL_malloc'd. */
-static int ec_raw_to_der(const unsigned char *sig, size_t sig_len, size_t half, unsigned char **der,
-                         int *der_len)
-{
-    ECDSA_SIG *es = NULL;
-    BIGNUM *r = NULL;
-    BIGNUM *s = NULL;
-    int rc = DZ_ERR_INVAL;
-
-    *der = NULL;
-    if (sig_len != 2 * half)
-        return DZ_ERR_INVAL;
-    es = ECDSA_SIG_new();
-    r = BN_bin2bn(sig, (int)half, NULL);
-    s = BN_bin2bn(sig + half, (int)half, NULL);
-    if (!es || !r || !s || !ECDSA_SIG_set0(es, r, s))
-        goto out;
-    r = s = NULL;
-    *der_len = i2d_ECDSA_SIG(es, der);
-    if (*der_len <= 0) {
-        *der = NULL;
-        goto out;
-    }
-    rc = 0;
-out:
-    BN_free(r);
-    BN_free(s);
-    ECDSA_SIG_free(es);
-    return rc;
-}
-
 /* RSA padding for PS256 / RS256; nothing for EC. 1 on success. */
 static int set_padding(EVP_PKEY_CTX *ctx, const struct alg_info *a)
 {
@@ -77,16 +46,21 @@ static int set_padding(EVP_PKEY_CTX *ctx, const struct alg_info *a)
            EVP_PKEY_CTX_set_rsa_pss_saltlen(ctx, RSA_PSS_SALTLEN_DIGEST) == 1;
 }
 
+/* The key fits the algorithm; for EC, sig (r || s) is turned into DER in der. */
 static int check(EVP_PKEY *pub, const struct alg_info *a, const unsigned char *sig, size_t sig_len,
-                 unsigned char **der, int *der_len)
+                 unsigned char der[DZ_ECDSA_SIG_DER_MAX], size_t *der_len)
 {
+    int rc;
+
     if (!a || !pub || EVP_PKEY_get_base_id(pub) != a->key_type)
         return DZ_ERR_INVAL;
     if (a->key_type == EVP_PKEY_EC) {
         /* The curve must fit the hash: P-256 with ES256, P-384 with ES384. */
         if ((size_t)(EVP_PKEY_get_bits(pub) + 7) / 8 != a->ec_half)
             return DZ_ERR_INVAL;
-        return ec_raw_to_der(sig, sig_len, a->ec_half, der, der_len);
+        rc = dz_ecdsa_sig_raw_to_der(sig, sig_len, a->ec_half, der, DZ_ECDSA_SIG_DER_MAX, der_len);
+        /* r or s zero or not below the order: it cannot verify. */
+        return rc == DZ_ERR_PARSE ? DZ_ERR_DENIED : rc;
     }
     if (EVP_PKEY_get_bits(pub) < 2048)
         return DZ_ERR_INVAL;
@@ -99,9 +73,9 @@ int dz_sig_verify(EVP_PKEY *pub, const char *alg, const void *msg, size_t len,
     const struct alg_info *a = find_alg(alg);
     EVP_MD_CTX *md = NULL;
     EVP_PKEY_CTX *pctx = NULL;
-    unsigned char *der = NULL;
-    int der_len = 0;
-    int rc = check(pub, a, sig, sig_len, &der, &der_len);
+    unsigned char der[DZ_ECDSA_SIG_DER_MAX];
+    size_t der_len = 0;
+    int rc = check(pub, a, sig, sig_len, der, &der_len);
 
     if (rc != 0)
         return rc;
@@ -109,13 +83,12 @@ int dz_sig_verify(EVP_PKEY *pub, const char *alg, const void *msg, size_t len,
     md = EVP_MD_CTX_new();
     if (!md || EVP_DigestVerifyInit(md, &pctx, a->md(), NULL, pub) != 1 || !set_padding(pctx, a))
         goto out;
-    if (der)
-        rc = EVP_DigestVerify(md, der, (size_t)der_len, msg, len) == 1 ? 0 : DZ_ERR_DENIED;
+    if (der_len)
+        rc = EVP_DigestVerify(md, der, der_len, msg, len) == 1 ? 0 : DZ_ERR_DENIED;
     else
         rc = EVP_DigestVerify(md, sig, sig_len, msg, len) == 1 ? 0 : DZ_ERR_DENIED;
 out:
     EVP_MD_CTX_free(md);
-    OPENSSL_free(der);
     return rc;
 }
 
@@ -124,28 +97,24 @@ int dz_sig_verify_digest(EVP_PKEY *pub, const char *alg, const unsigned char *di
 {
     const struct alg_info *a = find_alg(alg);
     EVP_PKEY_CTX *ctx = NULL;
-    unsigned char *der = NULL;
-    int der_len = 0;
-    int rc = check(pub, a, sig, sig_len, &der, &der_len);
+    unsigned char der[DZ_ECDSA_SIG_DER_MAX];
+    size_t der_len = 0;
+    int rc = check(pub, a, sig, sig_len, der, &der_len);
 
     if (rc != 0)
         return rc;
-    if (digest_len != (size_t)EVP_MD_get_size(a->md())) {
-        OPENSSL_free(der);
+    if (digest_len != (size_t)EVP_MD_get_size(a->md()))
         return DZ_ERR_INVAL;
-    }
     rc = DZ_ERR_DENIED;
     ctx = EVP_PKEY_CTX_new(pub, NULL);
     if (!ctx || EVP_PKEY_verify_init(ctx) != 1 ||
         EVP_PKEY_CTX_set_signature_md(ctx, a->md()) != 1 || !set_padding(ctx, a))
         goto out;
-    if (der)
-        rc =
-            EVP_PKEY_verify(ctx, der, (size_t)der_len, digest, digest_len) == 1 ? 0 : DZ_ERR_DENIED;
+    if (der_len)
+        rc = EVP_PKEY_verify(ctx, der, der_len, digest, digest_len) == 1 ? 0 : DZ_ERR_DENIED;
     else
         rc = EVP_PKEY_verify(ctx, sig, sig_len, digest, digest_len) == 1 ? 0 : DZ_ERR_DENIED;
 out:
     EVP_PKEY_CTX_free(ctx);
-    OPENSSL_free(der);
     return rc;
 }

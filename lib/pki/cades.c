@@ -30,16 +30,6 @@
 
 /* ------------------------------------------------------------ helpers */
 
-static int64_t asn1_time_unix(const ASN1_TIME *t)
-{
-    struct tm tm;
-
-    memset(&tm, 0, sizeof(tm));
-    if (!t || ASN1_TIME_to_tm(t, &tm) != 1)
-        return 0;
-    return (int64_t)timegm(&tm);
-}
-
 struct der_item {
     unsigned char *p;
     size_t n;
@@ -149,36 +139,6 @@ out:
     EVP_MD_CTX_free(md);
     ERR_clear_error();
     return rc;
-}
-
-int dz_cades_ecdsa_raw_to_der(const unsigned char *raw, size_t len, unsigned char **out,
-                              size_t *out_len)
-{
-    ECDSA_SIG *s = NULL;
-    BIGNUM *r = NULL, *ss = NULL;
-    unsigned char *der = NULL;
-    int n;
-
-    *out = NULL;
-    *out_len = 0;
-    if (!raw || len == 0 || len % 2 || len > 264)
-        return DZ_ERR_INVAL;
-    s = ECDSA_SIG_new();
-    r = BN_bin2bn(raw, (int)(len / 2), NULL);
-    ss = BN_bin2bn(raw + len / 2, (int)(len / 2), NULL);
-    if (!s || !r || !ss || ECDSA_SIG_set0(s, r, ss) != 1) {
-        BN_free(r);
-        BN_free(ss);
-        ECDSA_SIG_free(s);
-        return DZ_ERR_NOMEM;
-    }
-    n = i2d_ECDSA_SIG(s, &der);
-    ECDSA_SIG_free(s);
-    if (n <= 0)
-        return DZ_ERR_NOMEM;
-    *out = der;
-    *out_len = (size_t)n;
-    return 0;
 }
 
 /* The SignedData with one SignerInfo carrying the signed attributes and an
@@ -324,6 +284,8 @@ out:
 /* Parse exactly one detached SignedData with exactly one SignerInfo. */
 static int parse_cms(const unsigned char *der, size_t len, CMS_ContentInfo **cms_out,
                      CMS_SignerInfo **si_out);
+static int parse_one_signer(const unsigned char *der, size_t len, CMS_ContentInfo **cms_out,
+                            CMS_SignerInfo **si_out);
 
 int dz_cades_finish(const unsigned char *partial, size_t partial_len, const unsigned char *sig,
                     size_t sig_len, unsigned char **out, size_t *out_len)
@@ -337,9 +299,7 @@ int dz_cades_finish(const unsigned char *partial, size_t partial_len, const unsi
     *out_len = 0;
     if (!sig || sig_len == 0 || sig_len > DZ_CADES_MAX_SIG)
         return DZ_ERR_INVAL;
-    rc = parse_cms(partial, partial_len, &cms, &si);
-    if (rc == 0 && !si)
-        rc = DZ_ERR_PARSE;
+    rc = parse_one_signer(partial, partial_len, &cms, &si);
     if (rc)
         goto out;
     sv = CMS_SignerInfo_get0_signature(si);
@@ -383,15 +343,24 @@ static int parse_cms(const unsigned char *der, size_t len, CMS_ContentInfo **cms
     return 0;
 }
 
+/* parse_cms for the steps that need the signer: a SignedData without
+ * exactly one SignerInfo is malformed input here (only the validator
+ * reports it as a finding instead). */
+static int parse_one_signer(const unsigned char *der, size_t len, CMS_ContentInfo **cms_out,
+                            CMS_SignerInfo **si_out)
+{
+    int rc = parse_cms(der, len, cms_out, si_out);
+
+    return rc == 0 && !*si_out ? DZ_ERR_PARSE : rc;
+}
+
 int dz_cades_signature_digest(const unsigned char *cms_der, size_t len, unsigned char digest[32])
 {
     CMS_ContentInfo *cms = NULL;
     CMS_SignerInfo *si = NULL;
     ASN1_OCTET_STRING *sv;
-    int rc = parse_cms(cms_der, len, &cms, &si);
+    int rc = parse_one_signer(cms_der, len, &cms, &si);
 
-    if (rc == 0 && !si)
-        rc = DZ_ERR_PARSE;
     if (rc == 0) {
         sv = CMS_SignerInfo_get0_signature(si);
         if (!sv || ASN1_STRING_length(sv) <= 0)
@@ -416,9 +385,7 @@ int dz_cades_add_timestamp(const unsigned char *cms_der, size_t len, const unsig
     *out_len = 0;
     if (!token || token_len == 0 || token_len > DZ_TSP_MAX_TOKEN)
         return DZ_ERR_INVAL;
-    rc = parse_cms(cms_der, len, &cms, &si);
-    if (rc == 0 && !si)
-        rc = DZ_ERR_PARSE;
+    rc = parse_one_signer(cms_der, len, &cms, &si);
     if (rc)
         goto out;
     if (CMS_unsigned_get_attr_by_NID(si, NID_id_smime_aa_timeStampToken, -1) >= 0) {
@@ -571,7 +538,7 @@ static void check_signed_attrs(CMS_SignerInfo *si, const void *doc, size_t doc_l
     }
     st = attr_value(si, NID_pkcs9_signingTime, true, &rep);
     if (st && (st->type == V_ASN1_UTCTIME || st->type == V_ASN1_GENERALIZEDTIME))
-        out->signing_time = asn1_time_unix(st->value.utctime);
+        out->signing_time = dz_tsp_time_unix(st->value.utctime);
     if (!out->signing_time) {
         add_check(out, "signed_attributes", "failed", "signing-time %s",
                   rep ? "repeated" : "missing or unreadable");

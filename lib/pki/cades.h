@@ -41,7 +41,7 @@
 /*
  * The signer: sign tbs (the DER SET OF signed attributes) with the key of
  * the certificate and put a malloc'd signature in *sig: an ECDSA-Sig-Value
- * (DER, see dz_cades_ecdsa_raw_to_der) for EC keys, PKCS#1 v1.5 for RSA,
+ * (DER, see dz_ecdsa_sig_raw_to_der in keys/ecdsa_sig.h) for EC keys, PKCS#1 v1.5 for RSA,
  * both with SHA-256.  Return 0 or a negative dz_err (the signing fails).
  */
 typedef int (*dz_cades_sign_fn)(void *arg, const unsigned char *tbs, size_t tbs_len,
@@ -82,11 +82,6 @@ int dz_cades_finish(const unsigned char *partial, size_t partial_len, const unsi
 /* A dz_cades_sign_fn for an in-memory key (arg: EVP_PKEY *): tests, CLIs. */
 int dz_cades_sign_with_pkey(void *arg, const unsigned char *tbs, size_t tbs_len,
                             unsigned char **sig, size_t *sig_len);
-
-/* Raw r||s (P1363, as cards and phones return it; 2*n bytes) into a DER
- * ECDSA-Sig-Value (OPENSSL_free).  0, DZ_ERR_INVAL, DZ_ERR_NOMEM. */
-int dz_cades_ecdsa_raw_to_der(const unsigned char *raw, size_t len, unsigned char **out,
-                              size_t *out_len);
 
 /*
  * SHA-256 of the signature value of the one SignerInfo of cms: the

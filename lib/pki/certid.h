@@ -4,7 +4,7 @@
  *
  * The FIN is taken from the subject serialNumber attribute, written as an
  * ETSI EN 319 412-1 semantics identifier "PNOAZ-<FIN>" or as a bare FIN;
- * the FIN part is normalised to upper case (lib/fin.h).  A subject with no
+ * the FIN part is normalised to upper case (lib/base/fin.h).  A subject with no
  * serialNumber has no FIN; one with two serialNumber attributes, or a value
  * that is neither form, is malformed (never guessed at).
  *

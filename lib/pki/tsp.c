@@ -133,7 +133,7 @@ int dz_tsp_request_der(const unsigned char digest[32], unsigned char nonce[8], u
     return 0;
 }
 
-static int64_t gtime_to_unix(const ASN1_GENERALIZEDTIME *t)
+int64_t dz_tsp_time_unix(const ASN1_TIME *t)
 {
     struct tm tm;
 
@@ -150,7 +150,7 @@ static void fill_info(PKCS7 *tok, TS_TST_INFO *tst, X509_STORE *trust, struct dz
     BIGNUM *bn = serial ? ASN1_INTEGER_to_BN(serial, NULL) : NULL;
     char *hex = bn ? BN_bn2hex(bn) : NULL;
 
-    info->gen_time = gtime_to_unix(TS_TST_INFO_get_time(tst));
+    info->gen_time = dz_tsp_time_unix(TS_TST_INFO_get_time(tst));
     if (hex)
         snprintf(info->serial, sizeof(info->serial), "%s", hex);
     OPENSSL_free(hex);

@@ -8,7 +8,7 @@
  * signing-certificate attribute, the version, that the imprint is SHA-256
  * over exactly our digest, and (for a fresh answer) our nonce.
  *
- * Used by lib/cades.c (level T) and by the gateway's signed-body step.  It
+ * Used by lib/pki/cades.c (level T) and by the gateway's signed-body step.  It
  * never decides what a time-stamp means for a signature (cades.c does),
  * and it keeps no state.  Everything here is public data.
  *
@@ -36,6 +36,10 @@ struct dz_tsp_info {
     char tsa_name[128];           /* TSA signer's subject CN ("" if none) */
     char serial[64];              /* TSTInfo serialNumber, hex */
 };
+
+/* Seconds since the epoch of an ASN.1 time (UTCTime or GeneralizedTime: a
+ * token's genTime, a CMS signing-time); 0 when t is NULL or unreadable. */
+int64_t dz_tsp_time_unix(const ASN1_TIME *t);
 
 /*
  * Load a PEM bundle of trust anchors (and intermediates, which are added as

@@ -41,7 +41,7 @@
 
 #include "pki/keyfloor.h"
 
-struct dz_ocsp_cache; /* lib/ocsp.h */
+struct dz_ocsp_cache; /* lib/pki/ocsp.h */
 
 #define DZ_X509_MAX_CERT_DER (16 * 1024) /* one certificate */
 #define DZ_X509_MAX_UNTRUSTED 8          /* untrusted certificates per call */

@@ -1,7 +1,7 @@
 /*
  * fuzz_card.c - arbitrary bytes through darvaza-card's parsers of outside
- * input (pkcs11/card_util.c): the first byte picks the parser, the rest is
- * the input.
+ * input (pkcs11/card_util.c, and keys/ecdsa_sig.c for the card's
+ * signatures): the first byte picks the parser, the rest is the input.
  *   0  the gateway's challenge answer    3  an ECDSA DER signature (P-256)
  *   1  a problem document                4  the same for P-384
  *   2  a session answer                  5  a gateway URL -> origin
@@ -19,6 +19,7 @@
 #include <openssl/ecdsa.h>
 
 #include "../../pkcs11/card_util.c"
+#include "keys/ecdsa_sig.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -102,7 +103,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     case 4: {
         size_t field = data[0] % 6 == 3 ? 32 : 48;
         unsigned char raw[2 * 66];
-        if (dz_card_ecdsa_der_to_raw(data + 1, n, field, raw) == 0)
+        if (dz_ecdsa_sig_der_to_raw(data + 1, n, field, raw) == 0)
             reencode(data + 1, n, raw, field);
         break;
     }

@@ -1,5 +1,5 @@
 /*
- * fuzz_certid.c - arbitrary bytes as a client's certificate (lib/certid.c
+ * fuzz_certid.c - arbitrary bytes as a client's certificate (lib/pki/certid.c
  * through dz_certid_from_der, and dz_x509_from_der) or, when the first byte
  * is 0x01, as an OCSP responder's answer (dz_ocsp_response_check against a
  * fixed issuer and leaf).  Promises checked: a FIN is only ever reported in

@@ -1,6 +1,6 @@
 /*
  * fuzz_fin.c - feeds arbitrary bytes to the FIN and document-number parsers
- * (lib/fin.c) and to the password UTF-8 check (gateway/auth_password.c), and
+ * (lib/base/fin.c) and to the password UTF-8 check (gateway/auth/auth_password.c), and
  * checks their promises: success means the normal form is well formed and
  * stable under a second pass; failure leaves "" behind; a text is valid
  * UTF-8 exactly when the text written twice is, with twice the characters.

@@ -1,6 +1,6 @@
 /*
  * fuzz_h1parse.c - feeds arbitrary bytes, as a back end's answer, to the
- * HTTP/1.1 response parsing of lib/h1parse.c the way lib/h1client.c uses
+ * HTTP/1.1 response parsing of lib/http/h1parse.c the way lib/http/h1client.c uses
  * it: parse the head (skipping interim 1xx heads), decide the framing,
  * then decode a chunked body in pieces of sizes taken from the input.
  * Besides not crashing it checks the promises: a parsed head ends inside

@@ -1,6 +1,6 @@
 /*
  * fuzz_h2frames.c - arbitrary bytes as the client side of one cleartext
- * HTTP/2 connection of the engine (lib/h2conn.c, lib/h2req.c): the real
+ * HTTP/2 connection of the engine (lib/http/h2conn.c, lib/http/h2req.c): the real
  * nghttp2 server session and callbacks, the real request objects and
  * answering API, with no socket (fd -1: what the server writes is dropped).
  * The handler answers in every way the engine offers: at once, in

@@ -1,6 +1,6 @@
 /*
- * fuzz_jws.c - feeds arbitrary bytes to every parser of lib/jws.c and
- * lib/assertion.c that sees outside input: the compact JWS verifier (against
+ * fuzz_jws.c - feeds arbitrary bytes to every parser of lib/keys/jws.c and
+ * lib/keys/assertion.c that sees outside input: the compact JWS verifier (against
  * a fixed one-key JWKS whose private key is not in the tree), the assertion
  * verifier (same bytes as a C string), the JWKS parser, and the assertion
  * claim checker (bytes as JSON).  Besides not crashing, it checks their

@@ -34,7 +34,7 @@ static void setup(void)
     s.amr = DZ_AMR_PWD;
     s.auth_time = 1764000000;
     dz_session_limits_default(&lim);
-    if (dz_store_mem_new(1, &st) != 0 || dz_session_create(st, &lim, &s, token) != 0)
+    if (dz_store_mem_new(1, NULL, &st) != 0 || dz_session_create(st, &lim, &s, token) != 0)
         abort();
 }
 

@@ -1,6 +1,6 @@
 /*
  * fuzz_web.c - feeds arbitrary bytes to the portal's request-side parsers
- * (gateway/web.c): the /static/<name> path and the If-None-Match list, and
+ * (gateway/core/web.c): the /static/<name> path and the If-None-Match list, and
  * checks their promises: a name taken from a path is one the module would
  * serve (dz_web_name_ok, a content type, no '/', at most 64 bytes, and the
  * path really ends in it); an ETag list matches a tag that appears in it

@@ -114,10 +114,13 @@ trap 'exit 130' INT TERM
 # stack_start [VAR=VALUE...]: starts the demo stack (gateway + peers) into
 # STATE_DIR with EXTRA_POLICIES=tests/integration/policies; extra environment
 # (e.g. LOCKOUT_DURATION=5s) is passed to stack.sh.  Waits for /readyz.
+# Every script starts its logins from 127.0.0.1, so the per-address start
+# limits are raised unless the script sets its own (t_abuse does).
 stack_start() {
     local log="$WORK/stack-start.log" i
     STACK_UP=1
     if ! env BUILD_DIR="$BUILD_DIR" EXTRA_POLICIES="${EXTRA_POLICIES:-$ROOT/tests/integration/policies}" \
+        STARTS_PER_ADDRESS=100000 QR_PENDING_PER_ADDRESS=100000 \
         "$@" timeout 120 "$ROOT/demo/stack.sh" start "$STATE_DIR" >"$log" 2>&1; then
         diag "demo/stack.sh start failed:
 $(tail -n 30 "$log")"

@@ -32,7 +32,7 @@ is "$(jq -c '.keys[0] | [.kty, .crv, .kid, .use, .alg, has("d")]' "$W/jwks.json"
 export SOFTHSM2_CONF="$W/softhsm2.conf"
 mkdir -p "$W/tokens"
 printf 'directories.tokendir = %s/tokens\nobjectstore.backend = file\nlog.level = ERROR\n' "$W" >"$SOFTHSM2_CONF"
-echo 123456 >"$W/pin"
+(umask 077 && echo 123456 >"$W/pin")
 softhsm2-util --init-token --free --label dz-cli --pin 123456 --so-pin 12345678 >/dev/null 2>&1
 pkcs11-tool --module /usr/lib/softhsm/libsofthsm2.so --login --pin 123456 --token-label dz-cli \
     --keypairgen --key-type EC:prime256v1 --label assert-key --id 01 >/dev/null 2>&1
@@ -45,7 +45,7 @@ is "$(jq -c '[.keys[].kid]' "$W/jwks2.json" 2>/dev/null)" '["hsm-1","gw-1"]' \
 HX=$(jq -r '.keys[0].x' "$W/jwks2.json" | b64url_decode | xxd -p -c 256)
 HY=$(jq -r '.keys[0].y' "$W/jwks2.json" | b64url_decode | xxd -p -c 256)
 is "04$HX$HY" "$HSM_PUB" "darvaza jwks: the token key's JWK is the public object pkcs11-tool reads"
-echo 000000 >"$W/badpin"
+(umask 077 && echo 000000 >"$W/badpin")
 "$DZ" jwks --key "pkcs11:token=dz-cli;object=assert-key" --kid hsm-1 --pin-file "$W/badpin" \
     >/dev/null 2>"$W/badpin.err"
 rc=$?

@@ -6,13 +6,16 @@
 # push-bombing, and 50 logins waiting at once while /healthz stays fast.
 . "$(dirname "$0")/lib.sh"
 
-USER_TIMEOUT=12          # the MSSP's --user-timeout: an ignored request ends TIMEOUT
+USER_TIMEOUT=24          # the MSSP's --user-timeout: an ignored request ends TIMEOUT
+DELIVERY_TIMEOUT=24      # the MSSP's --delivery-timeout: a phone that is off ends PHONE_ABSENT
 PHONE_RATE=5             # mobile.phone_rate: requests per phone per minute
 LOAD_POLLS=50            # browser long-polls waiting at once
-LOAD_WAIT=6              # their ?wait= (s); < USER_TIMEOUT and the delivery timeout (10 s)
+LOAD_WAIT=6              # their ?wait= (s); the 8 requests they wait on must outlive the
+                         # whole load phase, so both timeouts are far above it (a loaded
+                         # machine spends seconds starting the 50 polls)
 
 plan 51
-stack_start MSSP_USER_TIMEOUT=$USER_TIMEOUT MSSP_DELIVERY_TIMEOUT=10 PHONE_DELAY_MS=400 \
+stack_start MSSP_USER_TIMEOUT=$USER_TIMEOUT MSSP_DELIVERY_TIMEOUT=$DELIVERY_TIMEOUT PHONE_DELAY_MS=400 \
     CONFIG_SET="mobile.phone_rate=$PHONE_RATE"
 
 MSSP=https://localhost:9103
@@ -179,11 +182,11 @@ problem 429 rate_limited "request $((PHONE_RATE + 1)) within the minute -> 429 r
 is "$(hdr retry-after)" 60 "with Retry-After"
 
 # ---- the long waits end ---------------------------------------------------------------------
-mob_wait "$C_ID" 3
+mob_wait "$C_ID" 4
 is "$(outcome)" "200 failed timeout" "ignored on the phone -> failed timeout"
 el=$(($(date +%s) - T_C))
 ok "the timeout came no sooner than the MSSP's user timeout (${el}s >= ${USER_TIMEOUT}s)" test "$el" -ge $((USER_TIMEOUT - 1))
-mob_wait "$E2_ID" 3
+mob_wait "$E2_ID" 4
 is "$(outcome)" "200 failed phone_absent" "phone switched off -> failed phone_absent"
 
 # ---- 50 logins waiting at once; the loops stay responsive -----------------------------------

@@ -1,5 +1,5 @@
-/* test_accounts.c - accounts over the SQLite backend (gateway/accounts.c,
- * gateway/accounts_sqlite.c) in a temporary directory, with cheap argon2id
+/* test_accounts.c - accounts over the SQLite backend (gateway/state/accounts.c,
+ * gateway/state/accounts_sqlite.c) in a temporary directory, with cheap argon2id
  * parameters. */
 #include <setjmp.h>
 #include <stdarg.h>

@@ -1,5 +1,5 @@
 /* test_auth_password.c - the password login and registration decision table
- * (gateway/auth_password.c) over real accounts (SQLite in a temporary
+ * (gateway/auth/auth_password.c) over real accounts (SQLite in a temporary
  * directory, cheap argon2id) and the in-memory store, with an injected
  * clock. */
 #include <setjmp.h>
@@ -46,11 +46,15 @@ static int setup(void **state)
     snprintf(f->path, sizeof(f->path), "%s/accounts.db", f->dir);
     memset(key, 7, sizeof(key));
     assert_int_equal(dz_accounts_open(f->path, key, &cheap, &f->a), 0);
-    assert_int_equal(dz_store_mem_new(4, &f->s), 0);
+    assert_int_equal(dz_store_mem_new(4, NULL, &f->s), 0);
     assert_int_equal(dz_docpat_compile(DZ_DOCPAT_DEFAULT, &f->dp, NULL, 0), 0);
     f->ctx.accounts = f->a;
     f->ctx.store = f->s;
+    f->ctx.lockout.pair_attempts = 3;
     f->ctx.lockout.fin_attempts = 3;
+    f->ctx.lockout.fin_delay_ms = 1000;
+    f->ctx.lockout.fin_limit = 100;
+    f->ctx.lockout.fin_limit_window_ms = 3600 * 1000;
     f->ctx.lockout.address_attempts = 5;
     f->ctx.lockout.window_ms = 15 * 60 * 1000;
     f->ctx.lockout.duration_ms = 5 * 60 * 1000;
@@ -172,6 +176,7 @@ static void test_totp_flow(void **state)
     char code[DZ_TOTP_CODE_MAX + 1];
 
     f->ctx.lockout.fin_attempts = 100; /* this test is about codes, not locks */
+    f->ctx.lockout.pair_attempts = 100;
     f->ctx.lockout.address_attempts = 100;
     /* enrolled, not active: a wrong code is refused and does not activate */
     r = login(f, "ABC1234", "good password", "000000");
@@ -220,7 +225,9 @@ static void test_totp_flow(void **state)
     assert_string_equal(r.reason, "otp_wrong");
 }
 
-static void test_fin_lockout(void **state)
+/* Failures of one FIN from one address lock that pair only: the attacker
+ * at that address, not the person elsewhere. */
+static void test_pair_lockout(void **state)
 {
     struct fx *f = *state;
     struct dz_auth_password_result r;
@@ -228,26 +235,29 @@ static void test_fin_lockout(void **state)
     uint64_t d0;
     int i;
 
-    f->ctx.lockout.address_attempts = 100; /* this test is about the FIN lock */
-    /* 3 failures lock the FIN; the 3rd still answers bad_credentials */
+    f->ctx.lockout.address_attempts = 100; /* this test is about the pair lock */
+    f->ctx.lockout.fin_attempts = 100;
+    /* 3 failures lock the pair; the 3rd still answers bad_credentials */
     for (i = 0; i < 3; i++) {
         r = login(f, "ABC1234", "nope", NULL);
         assert_int_equal(r.decision, DZ_PWD_BAD_CREDENTIALS);
     }
-    d0 = dz_accounts_dummy_verifications(f->a);
     r = login(f, "ABC1234", "good password", NULL); /* even the right password */
     assert_int_equal(r.decision, DZ_PWD_LOCKED);
-    assert_string_equal(r.reason, "locked_fin");
+    assert_string_equal(r.reason, "locked_pair");
     assert_int_equal(r.retry_after, dur / 1000);
     assert_int_equal(r.amr, 0);
     /* Retry-After counts down with the clock, rounding up */
-    r = login_at(f, "ABC1234", "good password", NULL, "198.51.100.1", T0 + 100500);
+    r = login_at(f, "ABC1234", "good password", NULL, IP, T0 + 100500);
     assert_int_equal(r.decision, DZ_PWD_LOCKED);
     assert_int_equal(r.retry_after, (dur - 100500 + 999) / 1000);
-    r = login_at(f, "ABC1234", "good password", NULL, "198.51.100.1", T0 + dur - 1);
+    r = login_at(f, "ABC1234", "good password", NULL, IP, T0 + dur - 1);
     assert_int_equal(r.decision, DZ_PWD_LOCKED);
     assert_int_equal(r.retry_after, 1);
-    /* after the lock: the right password works again */
+    /* the person, from another address, is not locked out meanwhile */
+    r = login_at(f, "ABC1234", "good password", NULL, "198.51.100.1", T0 + 1000);
+    assert_int_equal(r.decision, DZ_PWD_OK);
+    /* after the lock: the right password works from the first address too */
     r = login_at(f, "ABC1234", "good password", NULL, IP, T0 + dur);
     assert_int_equal(r.decision, DZ_PWD_OK);
 
@@ -260,12 +270,94 @@ static void test_fin_lockout(void **state)
     d0 = dz_accounts_dummy_verifications(f->a);
     r = login(f, "QQQ1111", "nope", NULL);
     assert_int_equal(r.decision, DZ_PWD_LOCKED);
-    assert_string_equal(r.reason, "locked_fin");
+    assert_string_equal(r.reason, "locked_pair");
     assert_int_equal(r.retry_after, dur / 1000);
     assert_int_equal(dz_accounts_dummy_verifications(f->a), d0);
     /* lower case is the same FIN */
     r = login(f, "qqq1111", "nope", NULL);
     assert_int_equal(r.decision, DZ_PWD_LOCKED);
+}
+
+/* The FIN from everywhere: past fin_attempts, each failure makes the FIN
+ * wait, 1 s doubling up to lockout.duration, whatever the address. */
+static void test_fin_delays(void **state)
+{
+    struct fx *f = *state;
+    struct dz_auth_password_result r;
+    const uint64_t dur = 300000;
+    int64_t t = T0;
+    char ip[32];
+    int i;
+
+    f->ctx.lockout.address_attempts = 1000;
+    f->ctx.lockout.pair_attempts = 1000;
+    /* three failures from three addresses: the third starts a 1 s delay */
+    for (i = 0; i < 3; i++) {
+        snprintf(ip, sizeof(ip), "192.0.2.%d", 100 + i);
+        r = login_at(f, "NOTOTP1", "nope", NULL, ip, t);
+        assert_int_equal(r.decision, DZ_PWD_BAD_CREDENTIALS);
+    }
+    r = login_at(f, "NOTOTP1", "good password", NULL, "192.0.2.200", t);
+    assert_int_equal(r.decision, DZ_PWD_LOCKED);
+    assert_string_equal(r.reason, "locked_fin");
+    assert_int_equal(r.retry_after, 1);
+    /* each further failure (once the delay is over) doubles it, up to the
+     * lock duration */
+    uint64_t delay = 1000;
+    for (i = 0; i < 10; i++) {
+        t += (int64_t)delay;
+        delay = delay * 2 > dur ? dur : delay * 2;
+        snprintf(ip, sizeof(ip), "198.51.100.%d", 10 + i);
+        r = login_at(f, "NOTOTP1", "nope", NULL, ip, t);
+        assert_int_equal(r.decision, DZ_PWD_BAD_CREDENTIALS);
+        r = login_at(f, "NOTOTP1", "good password", NULL, "203.0.113.99", t);
+        assert_int_equal(r.decision, DZ_PWD_LOCKED);
+        assert_int_equal(r.retry_after, delay / 1000);
+    }
+    assert_int_equal(delay, dur); /* capped */
+    /* after the delay the right password works and forgets the count */
+    r = login_at(f, "NOTOTP1", "good password", NULL, "203.0.113.99", t + (int64_t)delay);
+    assert_int_equal(r.decision, DZ_PWD_OK);
+    r = login_at(f, "NOTOTP1", "nope", NULL, "203.0.113.99", t + (int64_t)delay);
+    assert_int_equal(r.decision, DZ_PWD_BAD_CREDENTIALS);
+    r = login_at(f, "NOTOTP1", "good password", NULL, "203.0.113.99", t + (int64_t)delay);
+    assert_int_equal(r.decision, DZ_PWD_OK);
+}
+
+/* NIST SP 800-63B: a hard cap of consecutive failures closes password login
+ * for the FIN until the person proves who they are another way. */
+static void test_hard_limit(void **state)
+{
+    struct fx *f = *state;
+    struct dz_auth_password_result r;
+    char ip[32];
+    int i;
+
+    f->ctx.lockout.address_attempts = 1000;
+    f->ctx.lockout.pair_attempts = 1000;
+    f->ctx.lockout.fin_attempts = 1000;
+    f->ctx.lockout.fin_limit = 5;
+    /* a success in between starts the count again */
+    for (i = 0; i < 4; i++) {
+        snprintf(ip, sizeof(ip), "192.0.2.%d", 10 + i);
+        assert_int_equal(login_at(f, "NOTOTP1", "nope", NULL, ip, T0).decision,
+                         DZ_PWD_BAD_CREDENTIALS);
+    }
+    assert_int_equal(login(f, "NOTOTP1", "good password", NULL).decision, DZ_PWD_OK);
+    for (i = 0; i < 5; i++) {
+        snprintf(ip, sizeof(ip), "192.0.2.%d", 20 + i);
+        assert_int_equal(login_at(f, "NOTOTP1", "nope", NULL, ip, T0).decision,
+                         DZ_PWD_BAD_CREDENTIALS);
+    }
+    r = login_at(f, "NOTOTP1", "good password", NULL, "203.0.113.1", T0 + 60000);
+    assert_int_equal(r.decision, DZ_PWD_LOCKED);
+    assert_string_equal(r.reason, "locked_fin_hard");
+    assert_int_equal(r.retry_after, 3600 - 60);
+    /* a card, mobile or QR login forgives: password login opens again */
+    assert_int_equal(dz_auth_password_forgive(f->s, "NOTOTP1"), 0);
+    r = login_at(f, "NOTOTP1", "good password", NULL, "203.0.113.1", T0 + 60000);
+    assert_int_equal(r.decision, DZ_PWD_OK);
+    assert_int_equal(dz_auth_password_forgive(f->s, "not a fin"), DZ_ERR_INVAL);
 }
 
 static void test_success_resets_fin_count(void **state)
@@ -609,7 +701,9 @@ int main(void)
         FX(test_ok_low_and_bad),
         FX(test_invalid_fin),
         FX(test_totp_flow),
-        FX(test_fin_lockout),
+        FX(test_pair_lockout),
+        FX(test_fin_delays),
+        FX(test_hard_limit),
         FX(test_success_resets_fin_count),
         FX(test_otp_failures_count),
         FX(test_address_lockout),

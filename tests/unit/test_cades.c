@@ -1,5 +1,5 @@
-/* test_cades.c - CAdES signatures (lib/cades.c) and RFC 3161 tokens
- * (lib/tsp.c) on a throwaway PKI made here: sign with a file key through the
+/* test_cades.c - CAdES signatures (lib/pki/cades.c) and RFC 3161 tokens
+ * (lib/pki/tsp.c) on a throwaway PKI made here: sign with a file key through the
  * callback, verify (TOTAL_PASSED level B), tamper with the document, the
  * signature, the signed attributes and the ESS attribute, an unknown CA, a
  * revoked certificate (CRL), a key without nonRepudiation, garbage input;
@@ -803,26 +803,6 @@ static void test_revoked_poe_checks_the_rest(void **state)
     X509_free(forged);
 }
 
-static void test_raw_to_der(void **state)
-{
-    unsigned char raw[64];
-    unsigned char *der = NULL;
-    size_t n = 0;
-    const unsigned char *p;
-    ECDSA_SIG *s;
-
-    (void)state;
-    memset(raw, 0x80, sizeof(raw));
-    assert_int_equal(dz_cades_ecdsa_raw_to_der(raw, sizeof(raw), &der, &n), 0);
-    p = der;
-    s = d2i_ECDSA_SIG(NULL, &p, (long)n);
-    assert_non_null(s);
-    ECDSA_SIG_free(s);
-    OPENSSL_free(der);
-    assert_int_equal(dz_cades_ecdsa_raw_to_der(raw, 63, &der, &n), DZ_ERR_INVAL);
-    assert_int_equal(dz_cades_ecdsa_raw_to_der(raw, 0, &der, &n), DZ_ERR_INVAL);
-}
-
 /* Two steps (the mobile signature's way): prepare, sign the digest
  * elsewhere, finish; the result verifies like dz_cades_sign's. */
 static void test_prepare_finish(void **state)
@@ -890,7 +870,6 @@ int main(void)
         cmocka_unit_test(test_weak_signers),
         cmocka_unit_test(test_revoked_after_poe),
         cmocka_unit_test(test_revoked_poe_checks_the_rest),
-        cmocka_unit_test(test_raw_to_der),
         cmocka_unit_test(test_prepare_finish),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -1,8 +1,7 @@
 /* test_card.c - darvaza-card's pure parts (pkcs11/card_util.c) and its PIN
  * file reader (pkcs11/card_pin.c): the origin a gateway URL names, the
- * challenge message, ECDSA DER -> r||s against real OpenSSL signatures
- * (verified by the gateway's own verifier afterwards), the gateway's
- * answers, the request body; every one with bad input. */
+ * challenge message, the gateway's answers, the request body; every one
+ * with bad input.  (ECDSA DER -> r||s is tested in test_ecdsa_sig.c.) */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -15,12 +14,10 @@
 
 #include <cmocka.h>
 #include <jansson.h>
-#include <openssl/ec.h>
 #include <openssl/evp.h>
 
 #include "../../pkcs11/card_pin.c"
 #include "../../pkcs11/card_util.c"
-#include "keys/sigverify.h"
 
 /* ------------------------------------------------------------------ origin */
 
@@ -151,119 +148,6 @@ static void test_challenge_message(void **state)
     dz_card_challenge_message("https://localhost:8444", "n", other);
     assert_memory_not_equal(msg, other, 32);
     assert_memory_equal(msg + 32, other + 32, 32);
-}
-
-/* ----------------------------------------------------------------- ECDSA */
-
-static EVP_PKEY *ec_key(const char *curve)
-{
-    EVP_PKEY *k = EVP_EC_gen(curve);
-    assert_non_null(k);
-    return k;
-}
-
-/* Many real signatures: the raw form must verify with the gateway's
- * verifier (which re-encodes r||s), including short r or s. */
-static void roundtrip(const char *curve, const char *alg, size_t field, const EVP_MD *md)
-{
-    EVP_PKEY *k = ec_key(curve);
-    unsigned char msg[64];
-    unsigned char der[160];
-    unsigned char raw[2 * 66];
-    size_t der_len;
-    int short_seen = 0;
-
-    /* Until short integers were seen (about 1 in 128 signatures has one),
-     * at least 200 signatures, at most 20000. */
-    for (int i = 0; i < 20000 && (i < 200 || short_seen < 3); i++) {
-        EVP_MD_CTX *c = EVP_MD_CTX_new();
-        memset(msg, 0, sizeof(msg));
-        memcpy(msg, &i, sizeof(i));
-        der_len = sizeof(der);
-        assert_non_null(c);
-        assert_int_equal(EVP_DigestSignInit(c, NULL, md, NULL, k), 1);
-        assert_int_equal(EVP_DigestSign(c, der, &der_len, msg, sizeof(msg)), 1);
-        EVP_MD_CTX_free(c);
-        assert_int_equal(dz_card_ecdsa_der_to_raw(der, der_len, field, raw), 0);
-        if (raw[0] == 0 || raw[field] == 0)
-            short_seen++;
-        assert_int_equal(dz_sig_verify(k, alg, msg, sizeof(msg), raw, 2 * field), 0);
-        /* One flipped bit in r: no longer valid. */
-        raw[field - 1] ^= 1;
-        assert_int_not_equal(dz_sig_verify(k, alg, msg, sizeof(msg), raw, 2 * field), 0);
-    }
-    assert_true(short_seen >= 3);
-    EVP_PKEY_free(k);
-}
-
-static void test_der_to_raw_roundtrip(void **state)
-{
-    (void)state;
-    roundtrip("P-256", "ES256", 32, EVP_sha256());
-    roundtrip("P-384", "ES384", 48, EVP_sha384());
-}
-
-static void test_der_to_raw_bad(void **state)
-{
-    /* r = 1, s = 2, field 32: the smallest well-formed SEQUENCE. */
-    static const unsigned char good[] = {0x30, 0x06, 0x02, 0x01, 0x01, 0x02, 0x01, 0x02};
-    static const struct {
-        const char *why;
-        unsigned char der[16];
-        size_t len;
-    } bad[] = {
-        {"not a SEQUENCE", {0x31, 0x06, 0x02, 0x01, 0x01, 0x02, 0x01, 0x02}, 8},
-        {"SEQUENCE too short", {0x30, 0x05, 0x02, 0x01, 0x01, 0x02, 0x01, 0x02}, 8},
-        {"SEQUENCE too long", {0x30, 0x07, 0x02, 0x01, 0x01, 0x02, 0x01, 0x02}, 8},
-        {"trailing byte", {0x30, 0x06, 0x02, 0x01, 0x01, 0x02, 0x01, 0x02, 0x00}, 9},
-        {"third INTEGER", {0x30, 0x09, 0x02, 0x01, 0x01, 0x02, 0x01, 0x02, 0x02, 0x01, 0x03}, 11},
-        {"r not an INTEGER", {0x30, 0x06, 0x04, 0x01, 0x01, 0x02, 0x01, 0x02}, 8},
-        {"negative r", {0x30, 0x06, 0x02, 0x01, 0x81, 0x02, 0x01, 0x02}, 8},
-        {"zero r", {0x30, 0x06, 0x02, 0x01, 0x00, 0x02, 0x01, 0x02}, 8},
-        {"zero s (two bytes)", {0x30, 0x07, 0x02, 0x01, 0x01, 0x02, 0x02, 0x00, 0x00}, 9},
-        {"needless 00", {0x30, 0x07, 0x02, 0x02, 0x00, 0x01, 0x02, 0x01, 0x02}, 9},
-        {"empty r", {0x30, 0x05, 0x02, 0x00, 0x02, 0x01, 0x02, 0x00}, 8},
-        {"long form for a short length", {0x30, 0x81, 0x06, 0x02, 0x01, 0x01, 0x02, 0x01, 0x02}, 9},
-        {"indefinite length", {0x30, 0x80, 0x02, 0x01, 0x01, 0x02, 0x01, 0x02, 0, 0}, 10},
-        {"s runs past the end", {0x30, 0x06, 0x02, 0x01, 0x01, 0x02, 0x05, 0x02}, 8},
-        {"too short", {0x30, 0x00}, 2},
-    };
-    unsigned char raw[2 * 66];
-    unsigned char big[80];
-
-    (void)state;
-    assert_int_equal(dz_card_ecdsa_der_to_raw(good, sizeof(good), 32, raw), 0);
-    assert_int_equal(raw[31], 1);
-    assert_int_equal(raw[63], 2);
-    for (size_t i = 0; i < 31; i++)
-        assert_int_equal(raw[i], 0);
-    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-        if (dz_card_ecdsa_der_to_raw(bad[i].der, bad[i].len, 32, raw) != DZ_ERR_PARSE)
-            fail_msg("accepted: %s", bad[i].why);
-    }
-    /* Field sizes other than P-256/384/521, and NULLs. */
-    assert_int_equal(dz_card_ecdsa_der_to_raw(good, sizeof(good), 31, raw), DZ_ERR_PARSE);
-    assert_int_equal(dz_card_ecdsa_der_to_raw(good, sizeof(good), 0, raw), DZ_ERR_PARSE);
-    assert_int_equal(dz_card_ecdsa_der_to_raw(NULL, 8, 32, raw), DZ_ERR_PARSE);
-    assert_int_equal(dz_card_ecdsa_der_to_raw(good, sizeof(good), 32, NULL), DZ_ERR_PARSE);
-    /* r of 33 significant bytes does not fit P-256. */
-    memset(big, 0, sizeof(big));
-    big[0] = 0x30;
-    big[1] = 2 + 33 + 3;
-    big[2] = 0x02;
-    big[3] = 33;
-    memset(big + 4, 0x11, 33);
-    big[37] = 0x02;
-    big[38] = 1;
-    big[39] = 1;
-    assert_int_equal(dz_card_ecdsa_der_to_raw(big, 40, 32, raw), DZ_ERR_PARSE);
-    assert_int_equal(dz_card_ecdsa_der_to_raw(big, 40, 48, raw), 0);
-    /* r with its sign byte: 00 then 32 bytes with the top bit set fits. */
-    big[1] = 2 + 33 + 3;
-    big[4] = 0x00;
-    big[5] = 0x80;
-    assert_int_equal(dz_card_ecdsa_der_to_raw(big, 40, 32, raw), 0);
-    assert_int_equal(raw[0], 0x80);
 }
 
 /* -------------------------------------------------------------- answers */
@@ -508,8 +392,11 @@ static void test_pin_file(void **state)
     assert_int_equal(dz_card_pin_from_file("/nonexistent/pin", &pin), DZ_ERR_IO);
     assert_int_equal(dz_card_pin_from_file("/tmp", &pin), DZ_ERR_IO);
     assert_null(pin);
-    /* A PIN file others can read still works (with a warning on stderr). */
+    /* A PIN file others can read is refused (base/secretfile.h), 0600 is not. */
     pin_file("4321\n", 5, 0644);
+    assert_int_equal(dz_card_pin_from_file(pin_path, &pin), DZ_ERR_DENIED);
+    assert_null(pin);
+    chmod(pin_path, 0600);
     assert_int_equal(dz_card_pin_from_file(pin_path, &pin), 0);
     assert_string_equal(pin, "4321");
     dz_card_pin_free(pin);
@@ -519,16 +406,10 @@ static void test_pin_file(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_origin_good),
-        cmocka_unit_test(test_origin_bad),
-        cmocka_unit_test(test_origin_bounds),
-        cmocka_unit_test(test_challenge_message),
-        cmocka_unit_test(test_der_to_raw_roundtrip),
-        cmocka_unit_test(test_der_to_raw_bad),
-        cmocka_unit_test(test_parse_challenge),
-        cmocka_unit_test(test_parse_problem),
-        cmocka_unit_test(test_parse_session),
-        cmocka_unit_test(test_request_json),
+        cmocka_unit_test(test_origin_good),     cmocka_unit_test(test_origin_bad),
+        cmocka_unit_test(test_origin_bounds),   cmocka_unit_test(test_challenge_message),
+        cmocka_unit_test(test_parse_challenge), cmocka_unit_test(test_parse_problem),
+        cmocka_unit_test(test_parse_session),   cmocka_unit_test(test_request_json),
         cmocka_unit_test(test_pin_file),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,5 +1,5 @@
 /* test_certid.c - FIN, role, name and policies out of a certificate
- * (lib/certid.c): PNOAZ- and bare FINs, normalisation, malformed and
+ * (lib/pki/certid.c): PNOAZ- and bare FINs, normalisation, malformed and
  * repeated serialNumber, missing FIN, the judge role needing both marks. */
 #include <setjmp.h>
 #include <stdarg.h>

@@ -1,5 +1,5 @@
 /*
- * test_config.c - gateway configuration (gateway/config.c): a good config
+ * test_config.c - gateway configuration (gateway/core/config.c): a good config
  * with every kind of value, the demo config, one test per error class
  * checking the exact file:line: key prefix, redaction of SENSITIVE keys in
  * dumps and messages, dump round trip, reload rules.  Includes config.c to
@@ -117,6 +117,7 @@ static void touch(const char *name, const char *content)
     assert_non_null(f);
     fputs(content, f);
     fclose(f);
+    assert_int_equal(chmod(p, 0600), 0); /* secrets must be the owner's alone */
 }
 
 static int setup(void **state)
@@ -137,16 +138,19 @@ static int setup(void **state)
     touch("client.pem", "x");
     touch("client.key", "x");
     touch("other.pem", "x");
+    touch("open.key", "00");
     char p[160];
+    snprintf(p, sizeof(p), "%s/open.key", dir);
+    chmod(p, 0644); /* a seed key anyone may read: refused */
     snprintf(p, sizeof(p), "%s/policies", dir);
     return mkdir(p, 0700);
 }
 
 static int teardown(void **state)
 {
-    static const char *const files[] = {"tls.pem",    "tls.key",    "ca.pem",    "seed.key",
-                                        "k2.pem",     "k1.pem",     "pin",       "root.pem",
-                                        "client.pem", "client.key", "other.pem", "c.yaml"};
+    static const char *const files[] = {
+        "tls.pem",  "tls.key",    "ca.pem",     "seed.key",  "k2.pem", "k1.pem",  "pin",
+        "root.pem", "client.pem", "client.key", "other.pem", "c.yaml", "open.key"};
     char p[160];
 
     (void)state;
@@ -219,7 +223,11 @@ static void test_good(void **state)
     assert_int_not_equal(dz_docpat_match(c->accounts.document, "AZE1234567", 10, doc, sizeof(doc)),
                          0);
 
-    assert_int_equal(c->lockout.fin_attempts, 5);
+    assert_int_equal(c->lockout.pair_attempts, 5);
+    assert_int_equal(c->lockout.fin_attempts, 10);
+    assert_int_equal(c->lockout.fin_delay_ms, 1000);
+    assert_int_equal(c->lockout.fin_limit, 100);
+    assert_int_equal(c->lockout.fin_limit_window_ms, 720ULL * 3600 * 1000);
     assert_int_equal(c->lockout.address_attempts, 20);
     assert_int_equal(c->lockout.window_ms, 15 * 60000);
     assert_int_equal(c->lockout.duration_ms, 5 * 60000);
@@ -388,6 +396,15 @@ static const struct bad_case bad_cases[] = {
     {23, 23, "  database: \"@D@/a\\tb.db\"", 23, "accounts.database", "control characters"},
     {27, 27, "  url: http://10.0.0.1:9101", 27, "registry.url", "must be https"},
     {27, 27, "  url: https://u:p@10.0.0.1", 27, "registry.url", "without user info"},
+    /* every outbound URL under one rule: the MSSP and the TSA as the registry */
+    {27, 27, "  url: https://127.0.0.1:9101\nmobile:\n  mssp_url: ftp://127.0.0.1:9103", 29,
+     "mobile.mssp_url", "expected an http(s)://host"},
+    {27, 27, "  url: https://127.0.0.1:9101\nmobile:\n  mssp_url: http://mssp.example.az", 29,
+     "mobile.mssp_url", "must be https (http only for a loopback host)"},
+    {27, 27, "  url: https://127.0.0.1:9101\ndocuments:\n  tsa_url: http://10.0.0.7/tsa", 29,
+     "documents.tsa_url", "must be https (http only for a loopback host)"},
+    {27, 27, "  url: https://127.0.0.1:9101\ndocuments:\n  tsa_url: ftp://127.0.0.1/tsa", 29,
+     "documents.tsa_url", "expected an http(s)://host"},
     {39, 39, NULL, 36, "upstream_tls.key", "certificate and key go together"},
     {25, 25, "  argon2_memory: 64MiB\n  document_pattern: \"^(AZE[0-9]{8}$\"", 26,
      "accounts.document_pattern", "not a usable POSIX"},
@@ -397,6 +414,8 @@ static const struct bad_case bad_cases[] = {
      26, "accounts.document_pattern", "too complex"},
     /* files */
     {24, 24, "  seed_key_file: @D@/nope.key", 24, "accounts.seed_key_file", "cannot read"},
+    {24, 24, "  seed_key_file: @D@/open.key", 24, "accounts.seed_key_file",
+     "accessible by group or others (mode 0644); chmod 600"},
     {10, 10, "      certificate: @D@", 10, "listeners[0].tls.certificate", "not a regular file"},
     {42, 42, "policies: @D@/seed.key", 42, "policies", "is not a directory"},
     {23, 23, "  database: @D@/nodir/a.db", 23, "accounts.database", "does not exist"},

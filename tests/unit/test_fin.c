@@ -1,4 +1,4 @@
-/* test_fin.c - FIN and document-number syntax (lib/fin.c). */
+/* test_fin.c - FIN and document-number syntax (lib/base/fin.c). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>

@@ -1,5 +1,5 @@
 /* test_h1parse.c - the HTTP/1.1 response head parser, framing rules and
- * the chunked decoder of lib/h1parse.c (RFC 9112), including the inputs
+ * the chunked decoder of lib/http/h1parse.c (RFC 9112), including the inputs
  * a hostile back end would send to desynchronise a kept-alive
  * connection. */
 #include <setjmp.h>

@@ -631,7 +631,7 @@ static void test_timeout(void **state)
     close(fd);
 }
 
-/* ---- a hostile HTTP/1.1 back end (the transport of lib/h1client.c) ----
+/* ---- a hostile HTTP/1.1 back end (the transport of lib/http/h1client.c) ----
  * A thread that answers each connection's first request with a canned
  * answer and keeps the connection open: a second request on it gets
  * "reused", a request on a new connection gets "fresh". */
@@ -1333,7 +1333,7 @@ static void test_header_line(void **state)
     assert_int_equal(dz_http_header_line("x: a\0b\r\n", 8, &nl, &v, &vl), DZ_HTTP_LINE_SKIP);
 }
 
-/* ---- against darvaza's own HTTP/2 engine (lib/httpd.c), the server of
+/* ---- against darvaza's own HTTP/2 engine (lib/http/httpd.c), the server of
  * the peers and of the gateway itself: h2c with prior knowledge only */
 
 static void engine_request(struct dz_req *r, void *wdata)

@@ -1,4 +1,4 @@
-/* test_httpd.c - the HTTP/2 engine (lib/httpd.c, lib/h2conn.c, lib/h2req.c)
+/* test_httpd.c - the HTTP/2 engine (lib/http/httpd.c, lib/http/h2conn.c, lib/http/h2req.c)
  * in-process on 127.0.0.1, driven by libcurl (h2c prior knowledge and TLS
  * with ALPN h2) and by a raw nghttp2 client for the abuse cases curl cannot
  * produce (rapid reset, stalled request, idle and handshake timeouts). */
@@ -1010,36 +1010,103 @@ static void test_header_limits(void **state)
     srv_stop(&s);
 }
 
+/* Reads (and drops) whatever the server sent until EOF; true if the
+ * server closed the connection within ms. */
+static bool closed_by_server(int fd, int ms)
+{
+    char buf[512];
+
+    for (;;) {
+        struct pollfd p = {fd, POLLIN, 0};
+        ssize_t n;
+
+        if (poll(&p, 1, ms) != 1)
+            return false;
+        n = recv(fd, buf, sizeof(buf), 0);
+        if (n == 0)
+            return true;
+        if (n < 0)
+            return errno == ECONNRESET;
+    }
+}
+
+static int connect_local(uint16_t port)
+{
+    struct sockaddr_in a;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+    memset(&a, 0, sizeof(a));
+    a.sin_family = AF_INET;
+    a.sin_port = htons(port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_true(fd >= 0);
+    assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    return fd;
+}
+
+static void wait_open(struct srv *s, uint64_t n)
+{
+    for (int k = 0; k < 400 && dz_httpd_open_connections(s->h) != n; k++)
+        sleep_ms(5);
+    assert_int_equal(dz_httpd_open_connections(s->h), n);
+}
+
+/* At the process cap a newcomer is let in by shedding the oldest
+ * connection that serves nobody (idle here: h2c has no handshake). */
 static void test_max_connections(void **state)
 {
     struct dz_httpd_limits lim;
     struct srv s;
-    struct sockaddr_in a;
     int fds[3];
-    char c;
 
     (void)state;
     test_limits(&lim);
     lim.max_connections = 2;
     srv_start(&s, &lim, NULL, 1);
-    memset(&a, 0, sizeof(a));
-    a.sin_family = AF_INET;
-    a.sin_port = htons(s.h2c_port);
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    for (int i = 0; i < 3; i++) {
-        fds[i] = socket(AF_INET, SOCK_STREAM, 0);
-        assert_int_equal(connect(fds[i], (struct sockaddr *)&a, sizeof(a)), 0);
-        for (int k = 0; k < 200 && (int)dz_httpd_open_connections(s.h) < (i < 2 ? i + 1 : 2); k++)
-            sleep_ms(5);
-    }
-    sleep_ms(50);
+    fds[0] = connect_local(s.h2c_port);
+    wait_open(&s, 1);
+    fds[1] = connect_local(s.h2c_port);
+    wait_open(&s, 2);
+    fds[2] = connect_local(s.h2c_port);
+    /* the oldest idle one goes; the newcomer stays; the count stays 2 */
+    assert_true(closed_by_server(fds[0], 2000));
+    wait_open(&s, 2);
+    assert_false(closed_by_server(fds[2], 100));
+    assert_int_equal(dz_httpd_refused_full(s.h), 0);
+    for (int i = 0; i < 3; i++)
+        close(fds[i]);
+    srv_stop(&s);
+}
+
+/* One address cannot hold more than its share: the next one is closed at
+ * accept (before the server says anything), and others are not affected. */
+static void test_connections_per_address(void **state)
+{
+    struct dz_httpd_limits lim;
+    struct srv s;
+    int fds[3];
+
+    (void)state;
+    test_limits(&lim);
+    lim.max_connections = 100;
+    lim.max_connections_per_address = 2;
+    srv_start(&s, &lim, NULL, 1);
+    fds[0] = connect_local(s.h2c_port);
+    fds[1] = connect_local(s.h2c_port);
+    wait_open(&s, 2);
+    fds[2] = connect_local(s.h2c_port);
+    assert_true(closed_by_server(fds[2], 2000));
+    for (int k = 0; k < 400 && dz_httpd_refused_per_address(s.h) == 0; k++)
+        sleep_ms(5);
+    assert_int_equal(dz_httpd_refused_per_address(s.h), 1);
     assert_int_equal(dz_httpd_open_connections(s.h), 2);
-    /* The third was closed at once: EOF without any data. */
-    {
-        struct pollfd p = {fds[2], POLLIN, 0};
-        assert_int_equal(poll(&p, 1, 2000), 1);
-        assert_int_equal(recv(fds[2], &c, 1, 0), 0);
-    }
+    assert_false(closed_by_server(fds[0], 100));
+    /* a slot comes back when one of them closes */
+    close(fds[0]);
+    wait_open(&s, 1);
+    fds[0] = connect_local(s.h2c_port);
+    wait_open(&s, 2);
+    assert_false(closed_by_server(fds[0], 100));
     for (int i = 0; i < 3; i++)
         close(fds[i]);
     srv_stop(&s);
@@ -1430,6 +1497,154 @@ static void test_worker_post(void **state)
 
 /* ---------- main ---------- */
 
+/* ---------- secret hygiene: a recycled request keeps nothing ---------- */
+
+/* The bytes of one login-like exchange: a bearer token and a cookie in the
+ * fields (the arena), a password in the body, a session token in a small
+ * answer (the inline answer buffer). */
+#define WIPE_BEARER "Bearer WIPE-ME-bearer-0123456789abcdef"
+#define WIPE_COOKIE "__Host-darvaza=WIPE-ME-cookie-fedcba9876543210"
+#define WIPE_BODY "{\"fin\":\"AB12CD3\",\"password\":\"WIPE-ME-password\"}"
+#define WIPE_ANSWER "{\"token\":\"WIPE-ME-answer-token-00112233\"}"
+
+static struct dz_req *g_wipe_req;
+static bool g_wipe_seen_live; /* the secrets were in the object while live */
+
+static bool mem_has(const void *hay, size_t n, const char *needle)
+{
+    return memmem(hay, n, needle, strlen(needle)) != NULL;
+}
+
+static void wipe_on_request(struct dz_req *r, void *wdata)
+{
+    const unsigned char *body;
+    size_t len;
+
+    body = dz_req_body(r, &len);
+    g_wipe_req = r;
+    /* The fields live in the request object's inline arena: the test below
+     * would prove nothing if they did not. */
+    g_wipe_seen_live = mem_has(r, sizeof(*r), "WIPE-ME-bearer") &&
+                       mem_has(r, sizeof(*r), "WIPE-ME-cookie") && len == strlen(WIPE_BODY) &&
+                       memcmp(body, WIPE_BODY, len) == 0;
+    assert_int_equal(dz_req_respond(r, 200, NULL, 0, WIPE_ANSWER, strlen(WIPE_ANSWER)), 0);
+    g_wipe_seen_live = g_wipe_seen_live && mem_has(r, sizeof(*r), "WIPE-ME-answer-token");
+}
+
+static ssize_t wipe_body_read(nghttp2_session *s, int32_t id, uint8_t *buf, size_t length,
+                              uint32_t *flags, nghttp2_data_source *src, void *ud)
+{
+    size_t *off = src->ptr;
+    size_t left = strlen(WIPE_BODY) - *off;
+    size_t n = left < length ? left : length;
+
+    memcpy(buf, WIPE_BODY + *off, n);
+    *off += n;
+    if (*off == strlen(WIPE_BODY))
+        *flags |= NGHTTP2_DATA_FLAG_EOF;
+    return (ssize_t)n;
+}
+
+/* A client's bytes for one POST (the preface included), made by an nghttp2
+ * client session. */
+static void wipe_client_bytes(struct dz_buf *out)
+{
+    nghttp2_session_callbacks *cb;
+    nghttp2_session *s;
+    nghttp2_nv nv[] = {
+        {(uint8_t *)":method", (uint8_t *)"POST", 7, 4, 0},
+        {(uint8_t *)":scheme", (uint8_t *)"http", 7, 4, 0},
+        {(uint8_t *)":authority", (uint8_t *)"test", 10, 4, 0},
+        {(uint8_t *)":path", (uint8_t *)"/auth/password", 5, 14, 0},
+        {(uint8_t *)"authorization", (uint8_t *)WIPE_BEARER, 13, strlen(WIPE_BEARER), 0},
+        {(uint8_t *)"cookie", (uint8_t *)WIPE_COOKIE, 6, strlen(WIPE_COOKIE), 0},
+        {(uint8_t *)"content-type", (uint8_t *)"application/json", 12, 16, 0},
+    };
+    size_t off = 0;
+    nghttp2_data_provider prd = {.source.ptr = &off, .read_callback = wipe_body_read};
+    const uint8_t *data;
+    ssize_t n;
+
+    assert_int_equal(nghttp2_session_callbacks_new(&cb), 0);
+    assert_int_equal(nghttp2_session_client_new(&s, cb, NULL), 0);
+    assert_int_equal(nghttp2_submit_settings(s, NGHTTP2_FLAG_NONE, NULL, 0), 0);
+    assert_int_equal(nghttp2_submit_request(s, NULL, nv, sizeof(nv) / sizeof(nv[0]), &prd, NULL),
+                     1);
+    while ((n = nghttp2_session_mem_send(s, &data)) > 0)
+        assert_int_equal(dz_buf_append(out, data, (size_t)n), 0);
+    assert_int_equal(n, 0);
+    nghttp2_session_del(s);
+    nghttp2_session_callbacks_del(cb);
+}
+
+static void test_recycled_request_wiped(void **state)
+{
+    static const struct dz_listener lst = {.host = "test", .tag = 1};
+    struct dz_httpd_conf conf;
+    struct dz_httpd *h = NULL;
+    struct dz_worker *w;
+    struct dz_h2conn *c = NULL;
+    struct dz_buf in;
+
+    memset(&conf, 0, sizeof(conf));
+    conf.workers = 1;
+    dz_httpd_limits_default(&conf.limits);
+    conf.handlers.on_request = wipe_on_request;
+    assert_int_equal(dz_httpd_new(&conf, &h), 0);
+    /* Never started: this thread plays the worker's loop thread, and the
+     * connection is a memory sink (fd -1), as in fuzz_h2frames. */
+    w = dz_httpd_worker_at(h, 0);
+    dz_buf_init(&in, 1 << 16);
+    wipe_client_bytes(&in);
+    assert_int_equal(dz_h2conn_new(w, &lst, -1, NULL, "192.0.2.1", &c), 0);
+    g_wipe_req = NULL;
+    g_wipe_seen_live = false;
+    assert_int_equal(dz_h2conn_feed(c, (const uint8_t *)in.data, in.len), 0);
+    dz_worker_flush_dirty(w);
+    assert_non_null(g_wipe_req);
+    assert_true(g_wipe_seen_live);
+    dz_h2conn_close(c);
+    dz_worker_flush_dirty(w);
+    /* The request went back to the worker's free list (its memory is still
+     * ours to read) and holds none of the previous exchange's bytes. */
+    assert_int_equal(w->live_reqs, 0);
+    assert_ptr_equal(w->free_reqs, g_wipe_req);
+    assert_false(mem_has(g_wipe_req, sizeof(*g_wipe_req), "WIPE-ME-bearer"));
+    assert_false(mem_has(g_wipe_req, sizeof(*g_wipe_req), "WIPE-ME-cookie"));
+    assert_false(mem_has(g_wipe_req, sizeof(*g_wipe_req), "WIPE-ME-password"));
+    assert_false(mem_has(g_wipe_req, sizeof(*g_wipe_req), "WIPE-ME-answer-token"));
+    assert_false(mem_has(g_wipe_req, sizeof(*g_wipe_req), "AB12CD3"));
+    dz_buf_wipe(&in);
+    dz_httpd_free(h);
+}
+
+/* The allocator the sessions get (wiping free, realloc by copy) behaves
+ * like malloc/realloc/free: contents kept on growth and shrink. */
+static void test_h2_mem(void **state)
+{
+    nghttp2_mem *m = dz_h2_mem();
+    unsigned char *p = m->malloc(16, m->mem_user_data);
+    unsigned char *z = m->calloc(4, 8, m->mem_user_data);
+
+    assert_non_null(p);
+    assert_non_null(z);
+    for (int i = 0; i < 32; i++)
+        assert_int_equal(z[i], 0);
+    memcpy(p, "0123456789abcdef", 16);
+    p = m->realloc(p, 4096, m->mem_user_data);
+    assert_non_null(p);
+    assert_memory_equal(p, "0123456789abcdef", 16);
+    p = m->realloc(p, 8, m->mem_user_data);
+    assert_non_null(p);
+    assert_memory_equal(p, "01234567", 8);
+    assert_null(m->realloc(p, 0, m->mem_user_data)); /* frees */
+    p = m->realloc(NULL, 8, m->mem_user_data);
+    assert_non_null(p);
+    m->free(p, m->mem_user_data);
+    m->free(z, m->mem_user_data);
+    m->free(NULL, m->mem_user_data);
+}
+
 static int group_setup(void **state)
 {
     X509 *ca = NULL;
@@ -1475,10 +1690,13 @@ int main(void)
         cmocka_unit_test(test_tls_client_cert_optional),
         cmocka_unit_test(test_header_limits),
         cmocka_unit_test(test_max_connections),
+        cmocka_unit_test(test_connections_per_address),
         cmocka_unit_test(test_rapid_reset),
         cmocka_unit_test(test_timeouts),
         cmocka_unit_test(test_garbage_and_bad_args),
         cmocka_unit_test(test_worker_post),
+        cmocka_unit_test(test_recycled_request_wiped),
+        cmocka_unit_test(test_h2_mem),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -28,6 +28,7 @@
 #include "base/err.h"
 #include "keys/jws.h"
 #include "keys/signer.h"
+#include "keys/signer_int.h"
 
 /* ------------------------------------------------------------ helpers --- */
 
@@ -759,6 +760,11 @@ static void test_file_signer_errors(void **state)
     write_key(path, "P-256", "s3cret pass");
     snprintf(pass, sizeof(pass), "%s/pass", tmpdir);
     write_file(pass, "s3cret pass\n", 12);
+    /* A passphrase file others can read is refused (base/secretfile.h). */
+    assert_int_equal(chmod(pass, 0644), 0);
+    assert_int_equal(dz_signer_open(path, pass, &s), DZ_ERR_DENIED);
+    assert_null(s);
+    assert_int_equal(chmod(pass, 0600), 0);
     assert_int_equal(dz_signer_open(path, pass, &s), 0);
     dz_signer_free(s);
     s = NULL;

@@ -1,5 +1,5 @@
 /*
- * test_midcode.c - the Mobile-ID verification code (lib/midcode.c) against
+ * test_midcode.c - the Mobile-ID verification code (lib/keys/midcode.c) against
  * the vectors SK ID Solutions publishes with its reference client:
  *   SK-EID/mid-rest-java-client, src/test/java/ee/sk/mid/
  *   VerificationCodeCalculatorTest.java (commit 52f9c816):

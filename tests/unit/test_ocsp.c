@@ -1,5 +1,5 @@
 /* test_ocsp.c - OCSP requests, response checks and the answer cache
- * (lib/ocsp.c): who may sign, nonce echo, freshness, the CertID asked,
+ * (lib/pki/ocsp.c): who may sign, nonce echo, freshness, the CertID asked,
  * malformed and oversized answers, the key and signature floor on answers
  * and responders; cache expiry at nextUpdate and its bound.
  * Responses are made here with OpenSSL's responder API. */

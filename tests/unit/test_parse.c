@@ -1,4 +1,4 @@
-/* test_parse.c - strict value parsers (lib/parse.c): good, bad, overflow. */
+/* test_parse.c - strict value parsers (lib/base/parse.c): good, bad, overflow. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>

@@ -130,6 +130,15 @@ static void test_auth_new_needs_conf(void **state)
     assert_null(a);
     c.aud = "a";
     assert_int_equal(dz_peer_auth_new(&c, NULL, &a), DZ_ERR_INVAL); /* no pool */
+    /* keys only over https, or plain http on loopback */
+    c.jwks_url = "http://10.0.0.1/jwks.json";
+    assert_int_equal(dz_peer_auth_new(&c, pool, &a), DZ_ERR_INVAL);
+    assert_null(a);
+    c.jwks_url = "ftp://127.0.0.1/jwks.json";
+    assert_int_equal(dz_peer_auth_new(&c, pool, &a), DZ_ERR_INVAL);
+    c.jwks_url = "http://127.0.0.1:9100/jwks.json";
+    assert_int_equal(dz_peer_auth_new(&c, pool, &a), 0);
+    dz_peer_auth_free(a);
     dz_pool_free(pool);
 }
 

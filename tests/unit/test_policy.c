@@ -1,5 +1,5 @@
 /*
- * test_policy.c - the policy engine (gateway/policy.c, policy_load.c):
+ * test_policy.c - the policy engine (gateway/policy/policy.c, policy_load.c):
  * loading good directories and the demo policy, one bad file per error
  * class with its exact file:line: key, cross-file rules, a bad reload
  * leaving the current set alone, matching, decisions and release.
@@ -244,7 +244,7 @@ static const struct bad_case bad_cases[] = {
     {10, 10, "    role: judge\n    require_signed_body: maybe", 11, "routes[1].require_signed_body",
      "expected true or false"},
     /* upstream */
-    {3, 3, "upstream: ftp://127.0.0.1", 3, "upstream", "expected http(s)://host[:port]"},
+    {3, 3, "upstream: ftp://127.0.0.1", 3, "upstream", "expected an http(s)://host[:port]"},
     {3, 3, "upstream: http://10.0.0.5:80", 3, "upstream", "http only for a loopback host"},
     {3, 3, "upstream: https://127.0.0.1:9102/base", 3, "upstream", "no path"},
     {3, 3, "upstream: https://user@127.0.0.1", 3, "upstream", "without user info"},

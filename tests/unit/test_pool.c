@@ -1,4 +1,4 @@
-/* test_pool.c - the bounded blocking-work pool (lib/pool.c): work runs on a
+/* test_pool.c - the bounded blocking-work pool (lib/http/pool.c): work runs on a
  * pool thread, done() on the submitting worker's loop, a full queue is
  * DZ_ERR_UNAVAILABLE at once, dz_pool_free finishes what was queued, and a
  * drain of the HTTP engine waits for work in flight. */
@@ -273,7 +273,7 @@ static void test_free_order_is_safe(void **state)
     assert_int_equal(dz_pool_submit(p, w, work_fn, done_fn, &j), 0);
     dz_httpd_drain(h, 0); /* gives up on the job after the grace */
     assert_int_equal(atomic_load(&j.state), 0);
-    /* The engine goes first (gateway/main.c's order): the job later posts
+    /* The engine goes first (gateway/daemon/main.c's order): the job later posts
      * to a closed worker, which must not be freed memory (ASan). */
     dz_httpd_free(h);
     dz_pool_free(p);

@@ -1,4 +1,4 @@
-/* test_qrsvg.c - QR rendering (lib/qrsvg.c): the PBM decodes back to the
+/* test_qrsvg.c - QR rendering (lib/base/qrsvg.c): the PBM decodes back to the
  * text with zbarimg, and the SVG, parsed back into modules, is the same
  * matrix as the PBM. */
 #include <setjmp.h>

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -44,12 +45,17 @@ static int sh(const char *fmt, ...)
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
+/* A PIN file: 0600, as dz_secret_file_read requires. */
 static int write_text(const char *path, const char *text)
 {
     FILE *f = fopen(path, "w");
     if (!f)
         return -1;
     fputs(text, f);
+    if (fchmod(fileno(f), 0600) != 0) {
+        fclose(f);
+        return -1;
+    }
     return fclose(f);
 }
 

@@ -22,11 +22,21 @@
 
 static const char NS[] = "test";
 
+/* Every kind's quota set to n. */
+static const struct dz_store_quotas *quotas_all(size_t n)
+{
+    static struct dz_store_quotas q;
+
+    for (size_t i = 0; i < DZ_STORE_KINDS; i++)
+        q.max[i] = n;
+    return &q;
+}
+
 static struct dz_store *mk(void)
 {
     struct dz_store *s = NULL;
 
-    assert_int_equal(dz_store_mem_new(8, &s), 0);
+    assert_int_equal(dz_store_mem_new(8, NULL, &s), 0);
     assert_non_null(s);
     return s;
 }
@@ -147,10 +157,10 @@ static void test_bad_arguments(void **state)
     {
         struct dz_store *t = (struct dz_store *)1;
 
-        assert_int_equal(dz_store_mem_new(0, &t), DZ_ERR_INVAL);
+        assert_int_equal(dz_store_mem_new(0, NULL, &t), DZ_ERR_INVAL);
         assert_null(t);
-        assert_int_equal(dz_store_mem_new(MEM_MAX_SHARDS + 1, &t), DZ_ERR_INVAL);
-        assert_int_equal(dz_store_mem_new(3, &t), 0); /* rounded up to 4 */
+        assert_int_equal(dz_store_mem_new(MEM_MAX_SHARDS + 1, NULL, &t), DZ_ERR_INVAL);
+        assert_int_equal(dz_store_mem_new(3, NULL, &t), 0); /* rounded up to 4 */
         dz_store_free(t);
     }
     dz_store_free(NULL);
@@ -284,7 +294,7 @@ static void test_many_keys_and_bound(void **state)
 
     (void)state;
     /* growth: 20000 keys in 2 shards all come back */
-    assert_int_equal(mem_new(2, 100000, &s), 0);
+    assert_int_equal(mem_new(2, quotas_all(100000), &s), 0);
     for (i = 0; i < 20000; i++) {
         n = snprintf(k, sizeof(k), "key-%u", i);
         assert_int_equal(dz_store_put(s, NS, k, (size_t)n, &i, sizeof(i), 100000, 0), 0);
@@ -301,13 +311,13 @@ static void test_many_keys_and_bound(void **state)
     dz_store_free(s);
 
     /* the entry bound: the 101st live key is refused, replacing is fine */
-    assert_int_equal(mem_new(4, 100, &s), 0);
+    assert_int_equal(mem_new(4, quotas_all(100), &s), 0);
     for (i = 0; i < 100; i++) {
         n = snprintf(k, sizeof(k), "b-%u", i);
         assert_int_equal(dz_store_put(s, NS, k, (size_t)n, "v", 1, 60, 0), 0);
     }
-    assert_int_equal(dz_store_put(s, NS, "one-more", 8, "v", 1, 10000, 0), DZ_ERR_TOOBIG);
-    assert_int_equal(dz_store_incr(s, NS, "ctr", 3, 10000, &(int64_t){0}), DZ_ERR_TOOBIG);
+    assert_int_equal(dz_store_put(s, NS, "one-more", 8, "v", 1, 10000, 0), DZ_ERR_FULL);
+    assert_int_equal(dz_store_incr(s, NS, "ctr", 3, 10000, &(int64_t){0}), DZ_ERR_FULL);
     assert_int_equal(dz_store_put(s, NS, "b-7", 3, "w", 1, 60, 0), 0);
     /* once they expire, the full-store sweep makes room */
     sleep_ms(90);
@@ -317,14 +327,69 @@ static void test_many_keys_and_bound(void **state)
         assert_int_equal(dz_store_put(s, NS, k, (size_t)n, "v", 1, 10000, 0), 0);
     }
     assert_int_equal(dz_store_count(s, NS), 100);
-    assert_int_equal(dz_store_put(s, NS, "c-100", 5, "v", 1, 10000, 0), DZ_ERR_TOOBIG);
+    assert_int_equal(dz_store_put(s, NS, "c-100", 5, "v", 1, 10000, 0), DZ_ERR_FULL);
     {
         struct mem *m = s->impl;
 
-        assert_int_equal(atomic_load(&m->total), 100);
+        assert_int_equal(atomic_load(&m->count[DZ_STORE_OTHER]), 100);
     }
+    assert_int_equal(dz_store_refusals(s, DZ_STORE_OTHER), 3); /* one-more, ctr, c-100 */
     dz_buf_cleanup(&b);
     dz_store_free(s);
+}
+
+/* Each kind has its own budget: a flood of one kind (pending QR logins)
+ * fills that kind only; sessions, failure counters and single-use
+ * challenges still get room, and the refusals are counted per kind. */
+static void test_budgets_per_kind(void **state)
+{
+    struct dz_store_quotas q;
+    struct dz_store *s = NULL;
+    int64_t v = 0;
+    char k[32];
+    int n;
+
+    (void)state;
+    assert_int_equal(dz_store_kind_of("sess"), DZ_STORE_SESSIONS);
+    assert_int_equal(dz_store_kind_of("qr"), DZ_STORE_PENDING_QR);
+    assert_int_equal(dz_store_kind_of("qrused"), DZ_STORE_CHALLENGES);
+    assert_int_equal(dz_store_kind_of("cardnonce"), DZ_STORE_CHALLENGES);
+    assert_int_equal(dz_store_kind_of("mobsign"), DZ_STORE_PENDING_MOBILE);
+    assert_int_equal(dz_store_kind_of("fail_fin"), DZ_STORE_FAILURES);
+    assert_int_equal(dz_store_kind_of("lock_ip"), DZ_STORE_FAILURES);
+    assert_int_equal(dz_store_kind_of("lim_qr"), DZ_STORE_RATES);
+    assert_int_equal(dz_store_kind_of("rate"), DZ_STORE_RATES);
+    assert_int_equal(dz_store_kind_of("qrx"), DZ_STORE_OTHER);
+    assert_string_equal(dz_store_kind_name(DZ_STORE_PENDING_QR), "pending_qr");
+
+    dz_store_quotas_default(&q);
+    q.max[DZ_STORE_PENDING_QR] = 200;
+    assert_int_equal(dz_store_mem_new(4, &q, &s), 0);
+    for (int i = 0; i < 200; i++) {
+        n = snprintf(k, sizeof(k), "qr-%d", i);
+        assert_int_equal(dz_store_put(s, "qr", k, (size_t)n, "p", 1, 60000, 0), 0);
+    }
+    for (int i = 0; i < 50; i++) {
+        n = snprintf(k, sizeof(k), "more-%d", i);
+        assert_int_equal(dz_store_put(s, "qr", k, (size_t)n, "p", 1, 60000, 0), DZ_ERR_FULL);
+    }
+    assert_int_equal(dz_store_refusals(s, DZ_STORE_PENDING_QR), 50);
+    /* other kinds are untouched by the flood */
+    assert_int_equal(dz_store_put(s, "sess", "sid", 3, "s", 1, 60000, 0), 0);
+    assert_int_equal(dz_store_incr(s, "fail_fin", "AAAAAAA", 7, 60000, &v), 0);
+    assert_int_equal(v, 1);
+    assert_int_equal(dz_store_put(s, "cardnonce", "n1", 2, "c", 1, 60000, DZ_STORE_NX), 0);
+    assert_int_equal(dz_store_refusals(s, DZ_STORE_SESSIONS), 0);
+    assert_int_equal(dz_store_refusals(s, DZ_STORE_FAILURES), 0);
+    /* room comes back as pending entries end */
+    assert_int_equal(dz_store_del(s, "qr", "qr-7", 4), 0);
+    assert_int_equal(dz_store_put(s, "qr", "again", 5, "p", 1, 60000, 0), 0);
+    dz_store_free(s);
+
+    /* a zero quota is a configuration error, not a store that refuses all */
+    q.max[DZ_STORE_RATES] = 0;
+    assert_int_equal(dz_store_mem_new(4, &q, &s), DZ_ERR_INVAL);
+    assert_null(s);
 }
 
 /* ---- concurrency */
@@ -446,6 +511,7 @@ int main(void)
         cmocka_unit_test(test_incr),
         cmocka_unit_test(test_ttl_touch_expiry),
         cmocka_unit_test(test_many_keys_and_bound),
+        cmocka_unit_test(test_budgets_per_kind),
         cmocka_unit_test(test_concurrent_incr),
         cmocka_unit_test(test_take_single_use),
     };

@@ -1,4 +1,4 @@
-/* test_tls.c - the server SSL_CTX builder (lib/tls.c) on its own: bad files
+/* test_tls.c - the server SSL_CTX builder (lib/http/tls.c) on its own: bad files
  * and mismatched keys are errors, and handshakes through an in-memory BIO
  * pair show the policy: TLS 1.2/1.3 only, ECDHE+AEAD only in 1.2, ALPN h2 or
  * nothing, client certificates optional-and-unverified or required-and-

@@ -1,4 +1,4 @@
-/* test_totp.c - TOTP/HOTP helpers (gateway/totp.c) against the RFC 4226 and
+/* test_totp.c - TOTP/HOTP helpers (gateway/state/totp.c) against the RFC 4226 and
  * RFC 6238 SHA-1 vectors in shared/testdata/otp-vectors.md and oathtool. */
 #include <setjmp.h>
 #include <stdarg.h>

@@ -1,5 +1,5 @@
 /*
- * test_web.c - the portal's static files (gateway/web.c): names, content
+ * test_web.c - the portal's static files (gateway/core/web.c): names, content
  * types, request paths, ETag lists, and loading a directory: good sets,
  * hidden files skipped, and every refusal (bad name, unknown type,
  * subdirectory, FIFO, unreadable, too large, too many, no index.html, no

@@ -1,4 +1,4 @@
-/* test_x509check.c - the certificate validator (lib/x509check.c) against a
+/* test_x509check.c - the certificate validator (lib/pki/x509check.c) against a
  * throwaway PKI made here with OpenSSL: a root, a card CA and people's
  * certificates.  Expired, not yet valid, unknown CA, bad signature, key
  * usage for auth vs sign, card vs mobile policy, FIN and role, CRL

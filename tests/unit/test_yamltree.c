@@ -1,4 +1,4 @@
-/* test_yamltree.c - the bounded YAML tree loader (lib/yamltree.c). */
+/* test_yamltree.c - the bounded YAML tree loader (lib/base/yamltree.c). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>

@@ -1,0 +1,28 @@
+/*
+ * startlimit.h - limits on what anyone may start without signing in: a QR
+ * login, a mobile login, a card challenge, a registration.  Each creates
+ * state (and a mobile start a billed MSSP session), so each is counted per
+ * client address (core/addrkey.h: an IPv6 /64 counts as one) and for all
+ * addresses together, per endpoint and minute, in the store's rate budget.
+ * Loop thread only.
+ */
+#ifndef DZ_STARTLIMIT_H
+#define DZ_STARTLIMIT_H
+
+#include <stdbool.h>
+
+#include "core/rctx.h"
+
+/*
+ * May request c start one more `endpoint` (a short constant: "qr",
+ * "mobile", "card_challenge", "register")?  true: go on.  false: c has
+ * been answered — 429 rate_limited with Retry-After (the seconds left in
+ * the minute) when the address (limits.starts_per_address) or everyone
+ * (limits.starts_global) is over the limit, or 503 state_unavailable when
+ * the count cannot be kept (fail closed).  An address over its own limit
+ * is refused before it is counted globally, so one address cannot use up
+ * the global budget.
+ */
+bool dz_start_allowed(struct dz_rctx *c, const char *endpoint);
+
+#endif

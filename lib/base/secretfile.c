@@ -1,0 +1,113 @@
+/* secretfile.c - see secretfile.h. */
+#include "base/secretfile.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "base/err.h"
+#include "base/secret.h"
+
+#include "base/compat.h"
+
+__attribute__((format(printf, 3, 4))) static void say(char *why, size_t why_cap, const char *fmt,
+                                                      ...)
+{
+    va_list ap;
+
+    if (!why || why_cap == 0)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(why, why_cap, fmt, ap);
+    va_end(ap);
+}
+
+int dz_secret_file_read(const char *path, size_t max_len, char **out, char *why, size_t why_cap)
+{
+    /* max_len, a "\r\n" and one byte more to tell "too long" from "fits". */
+    size_t cap = max_len + 3;
+    unsigned char *buf = NULL;
+    struct stat st;
+    size_t len = 0;
+    int fd = -1;
+    int rc;
+
+    if (why && why_cap)
+        why[0] = '\0';
+    if (!out)
+        return DZ_ERR_INVAL;
+    *out = NULL;
+    if (!path || max_len == 0 || max_len > DZ_SECRET_FILE_MAX) {
+        say(why, why_cap, "no secret file, or a bad size limit");
+        return DZ_ERR_INVAL;
+    }
+    fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0) {
+        say(why, why_cap, "%s: %s", path, strerror(errno));
+        return DZ_ERR_IO;
+    }
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        say(why, why_cap, "%s: not a regular file", path);
+        rc = DZ_ERR_IO;
+        goto out;
+    }
+    if (st.st_mode & (S_IRWXG | S_IRWXO)) {
+        say(why, why_cap, "%s: group or others have access (mode %03o); chmod 600 it", path,
+            (unsigned)(st.st_mode & 0777));
+        rc = DZ_ERR_DENIED;
+        goto out;
+    }
+    buf = malloc(cap);
+    if (!buf) {
+        rc = DZ_ERR_NOMEM;
+        goto out;
+    }
+    while (len < cap) {
+        ssize_t n = read(fd, buf + len, cap - len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            say(why, why_cap, "%s: %s", path, strerror(errno));
+            rc = DZ_ERR_IO;
+            goto out;
+        }
+        if (n == 0)
+            break;
+        len += (size_t)n;
+    }
+    if (len > 0 && buf[len - 1] == '\n')
+        len--;
+    if (len > 0 && buf[len - 1] == '\r')
+        len--;
+    if (len > max_len) {
+        say(why, why_cap, "%s: longer than %zu bytes", path, max_len);
+        rc = DZ_ERR_TOOBIG;
+        goto out;
+    }
+    if (len == 0 || memchr(buf, '\0', len) || memchr(buf, '\n', len) || memchr(buf, '\r', len)) {
+        say(why, why_cap, "%s: expected one non-empty line without NUL bytes", path);
+        rc = DZ_ERR_INVAL;
+        goto out;
+    }
+    *out = malloc(len + 1);
+    if (!*out) {
+        rc = DZ_ERR_NOMEM;
+        goto out;
+    }
+    memcpy(*out, buf, len);
+    (*out)[len] = '\0';
+    rc = 0;
+out:
+    if (buf) {
+        dz_secret_wipe(buf, cap);
+        free(buf);
+    }
+    if (fd >= 0)
+        close(fd);
+    return rc;
+}

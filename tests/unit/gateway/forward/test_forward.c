@@ -1,0 +1,465 @@
+/*
+ * test_forward.c - the forwarder (gateway/forward/forward.c) through the
+ * router, on the request-layer harness: policy refusals with their problem
+ * codes, the audit line durable before the answer's first byte, and the
+ * client going away while the back end or the audit step is in flight.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "harness/fake_gw.h"
+#include "keys/assertion.h"
+
+static const char policy[] = "service: backend\n"
+                             "registered_as: \"DIS-7001\"\n"
+                             "upstream: @UPSTREAM@\n"
+                             "upstream_http: http1\n"
+                             "routes:\n"
+                             "  - path: /api/t/open\n"
+                             "    methods: [GET, POST]\n"
+                             "    acr: low\n"
+                             "  - path: /api/t/strong\n"
+                             "    methods: [GET]\n"
+                             "    acr: substantial\n"
+                             "  - path: /api/t/card\n"
+                             "    methods: [GET]\n"
+                             "    means: [sc]\n"
+                             "  - path: /api/t/judge\n"
+                             "    methods: [GET]\n"
+                             "    means: [sc]\n"
+                             "    role: judge\n"
+                             "  - path: /api/t/record\n"
+                             "    methods: [GET]\n"
+                             "    acr: low\n"
+                             "    release: [fin, name]\n"
+                             "  - path: /api/t/rated\n"
+                             "    methods: [GET]\n"
+                             "    acr: low\n"
+                             "    limits: { rate: 2/h per subject }\n"
+                             "limits: { body: 1KiB, timeout: 10s }\n";
+
+#define FIN_A "5ABC123"
+
+static int setup(void **state)
+{
+    struct fake_gw_opts o = {.policy_yaml = policy};
+    struct fake_gw *g;
+
+    assert_int_equal(fake_gw_new(&o, &g), 0);
+    *state = g;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fake_gw *g = *state;
+
+    /* false: a reference, a pool job or a post was left behind. */
+    assert_true(fake_gw_free(g));
+    return 0;
+}
+
+/* GET path with the token (NULL: none), answered; the caller frees r. */
+static struct dz_req *get(struct fake_gw *g, const char *path, const char *token)
+{
+    struct dz_req *r = fake_gw_req(g, "GET", path);
+
+    if (token)
+        fake_req_bearer(r, token);
+    assert_true(fake_gw_roundtrip(g, r));
+    assert_int_equal(fake_req_invalid_answers(r), 0);
+    return r;
+}
+
+static void assert_problem(struct dz_req *r, int status, const char *code)
+{
+    char buf[64];
+
+    assert_int_equal(fake_req_status(r), status);
+    assert_string_equal(fake_req_problem_code(r, buf, sizeof(buf)), code);
+}
+
+/* ------------------------------------------------------------ refusals */
+
+static void test_no_route(void **state)
+{
+    struct fake_gw *g = *state;
+    struct dz_req *r = get(g, "/api/nothing/here", NULL);
+
+    assert_problem(r, 404, "not_found");
+    fake_req_free(r);
+    r = get(g, "/api/t/strong?x=1", NULL);
+    assert_problem(r, 401, "unauthenticated");
+    fake_req_free(r);
+    /* A method the route does not list. */
+    r = fake_gw_req(g, "DELETE", "/api/t/open");
+    assert_true(fake_gw_roundtrip(g, r));
+    assert_problem(r, 405, "method_not_allowed");
+    fake_req_free(r);
+    assert_int_equal(fake_upstream_requests(g->up), 0);
+}
+
+static void test_no_session(void **state)
+{
+    struct fake_gw *g = *state;
+    struct dz_req *r = get(g, "/api/t/open", NULL);
+
+    assert_problem(r, 401, "unauthenticated");
+    fake_req_free(r);
+    /* A token that names no session is no session. */
+    r = get(g, "/api/t/open", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA");
+    assert_problem(r, 401, "unauthenticated");
+    fake_req_free(r);
+    assert_int_equal(fake_upstream_requests(g->up), 0);
+}
+
+static void test_insufficient(void **state)
+{
+    struct fake_gw *g = *state;
+    char low[64];
+    char card[64];
+    struct dz_req *r;
+    json_t *line;
+    const char *rid;
+
+    fake_gw_session(g, FIN_A, "password", DZ_AMR_PWD, "low", NULL, low);
+    fake_gw_session(g, FIN_A, "card", DZ_AMR_SC | DZ_AMR_PIN, "high", "citizen", card);
+
+    /* acr low on an acr substantial route */
+    r = get(g, "/api/t/strong", low);
+    assert_problem(r, 403, "insufficient_assurance");
+    /* A refusal to a known person is audited before the answer too. */
+    rid = fake_req_resp_header(r, "darvaza-request-id");
+    assert_non_null(rid);
+    line = fake_gw_audit_find(g, rid, "forward");
+    assert_non_null(line);
+    assert_string_equal(json_string_value(json_object_get(line, "decision")), "deny");
+    assert_string_equal(json_string_value(json_object_get(line, "reason")),
+                        "insufficient_assurance");
+    assert_string_equal(json_string_value(json_object_get(line, "fin")), FIN_A);
+    json_decref(line);
+    assert_non_null(strstr(fake_req_note(r), rid));
+    fake_req_free(r);
+
+    /* a password session on a card-only route (means) */
+    r = get(g, "/api/t/card", low);
+    assert_problem(r, 403, "insufficient_assurance");
+    fake_req_free(r);
+
+    /* a card session without the role */
+    r = get(g, "/api/t/judge", card);
+    assert_problem(r, 403, "forbidden");
+    fake_req_free(r);
+    assert_int_equal(fake_upstream_requests(g->up), 0);
+}
+
+/* Once the policy allows: the judge's card session on the judges' route;
+ * then the checks after the policy (Origin, body, rate), each answered
+ * without reaching the back end. */
+static void test_after_policy(void **state)
+{
+    struct fake_gw *g = *state;
+    char judge[64];
+    char low[64];
+    char cookie[96];
+    char big[2048];
+    struct dz_req *r;
+
+    fake_gw_session(g, FIN_A, "card", DZ_AMR_SC | DZ_AMR_PIN, "high", "judge", judge);
+    fake_gw_session(g, FIN_A, "password", DZ_AMR_PWD, "low", NULL, low);
+    fake_upstream_set_answer(g->up, 200, NULL, "ok");
+    r = get(g, "/api/t/judge", judge);
+    assert_int_equal(fake_req_status(r), 200);
+    assert_string_equal(fake_req_resp_body(r, NULL), "ok");
+    fake_req_free(r);
+    assert_int_equal(fake_upstream_requests(g->up), 1);
+
+    /* A browser (cookie) POST without our Origin. */
+    snprintf(cookie, sizeof(cookie), "__Host-darvaza=%s", low);
+    r = fake_gw_req(g, "POST", "/api/t/open");
+    fake_req_add_header(r, "cookie", cookie);
+    fake_req_set_json(r, "{}");
+    assert_true(fake_gw_roundtrip(g, r));
+    assert_problem(r, 403, "bad_origin");
+    fake_req_free(r);
+    /* A body over the service's 1 KiB. */
+    memset(big, 'x', sizeof(big));
+    r = fake_gw_req(g, "POST", "/api/t/open");
+    fake_req_bearer(r, low);
+    fake_req_set_body(r, big, sizeof(big));
+    assert_true(fake_gw_roundtrip(g, r));
+    assert_problem(r, 413, "payload_too_large");
+    fake_req_free(r);
+    /* Two an hour on /api/t/rated (a window the test never straddles in
+     * practice): the third is refused. */
+    for (int i = 0; i < 2; i++) {
+        r = get(g, "/api/t/rated", low);
+        assert_int_equal(fake_req_status(r), 200);
+        fake_req_free(r);
+    }
+    r = get(g, "/api/t/rated", low);
+    assert_problem(r, 429, "rate_limited");
+    assert_non_null(fake_req_resp_header(r, "retry-after"));
+    fake_req_free(r);
+    assert_int_equal(fake_upstream_requests(g->up), 3);
+}
+
+/* ------------------------------------------------------------ the join */
+
+static void test_allowed_audited_first(void **state)
+{
+    struct fake_gw *g = *state;
+    char tok[64];
+    char buf[4096];
+    struct dz_req *r;
+    const char *rid;
+    const char *body;
+    json_t *line;
+
+    fake_gw_session(g, FIN_A, "password", DZ_AMR_PWD | DZ_AMR_OTP, "substantial", NULL, tok);
+    fake_upstream_set_answer(g->up, 200, "content-type: text/plain\r\nx-backend: yes\r\n",
+                             "hello from the back end");
+    r = fake_gw_req(g, "GET", "/api/t/strong?q=1");
+    fake_req_bearer(r, tok);
+    fake_req_add_header(r, "cookie", "__Host-darvaza=secret; other=1");
+    fake_req_add_header(r, "darvaza-assertion", "spoofed");
+    assert_true(fake_gw_roundtrip(g, r));
+    assert_int_equal(fake_req_invalid_answers(r), 0);
+
+    /* The answer reached the client, whole. */
+    assert_int_equal(fake_req_status(r), 200);
+    body = fake_req_resp_body(r, NULL);
+    assert_string_equal(body, "hello from the back end");
+    assert_string_equal(fake_req_resp_header(r, "x-backend"), "yes");
+    rid = fake_req_resp_header(r, "darvaza-request-id");
+    assert_non_null(rid);
+
+    /* The back end got the request with our assertion, not the client's
+     * secrets. */
+    assert_int_equal(fake_upstream_requests(g->up), 1);
+    assert_non_null(strstr(fake_upstream_last_request(g->up), "GET /api/t/strong?q=1 HTTP/1.1"));
+    assert_non_null(fake_upstream_last_header(g->up, "darvaza-assertion", buf, sizeof(buf)));
+    assert_string_not_equal(buf, "spoofed");
+    assert_int_equal(strncmp(buf, "ey", 2), 0);
+    assert_string_equal(fake_upstream_last_header(g->up, "darvaza-request-id", buf, sizeof(buf)),
+                        rid);
+    assert_null(fake_upstream_last_header(g->up, "authorization", buf, sizeof(buf)));
+    assert_string_equal(fake_upstream_last_header(g->up, "cookie", buf, sizeof(buf)), "other=1");
+    assert_null(strstr(fake_upstream_last_request(g->up), tok));
+
+    /* The audit line is in the file, and it was there at the first byte. */
+    line = fake_gw_audit_find(g, rid, "forward");
+    assert_non_null(line);
+    assert_string_equal(json_string_value(json_object_get(line, "decision")), "allow");
+    assert_string_equal(json_string_value(json_object_get(line, "service")), "backend");
+    assert_string_equal(json_string_value(json_object_get(line, "fin")), FIN_A);
+    assert_int_equal(json_integer_value(json_object_get(line, "status")), 200);
+    json_decref(line);
+    assert_non_null(fake_req_note(r));
+    assert_non_null(strstr(fake_req_note(r), rid));
+
+    /* Every reference is back: only the test's own. */
+    assert_true(fake_spin_idle(g->w, FAKE_GW_TIMEOUT_MS));
+    assert_int_equal(fake_req_refs(r), 1);
+    fake_req_free(r);
+}
+
+static void test_upstream_down(void **state)
+{
+    struct fake_gw *g = *state;
+    char tok[64];
+    struct dz_req *r;
+    json_t *line;
+
+    fake_gw_session(g, FIN_A, "password", DZ_AMR_PWD, "low", NULL, tok);
+    /* The back end answers a 5xx: passed through as it is. */
+    fake_upstream_set_answer(g->up, 503, NULL, "busy");
+    r = get(g, "/api/t/open", tok);
+    assert_int_equal(fake_req_status(r), 503);
+    assert_string_equal(fake_req_resp_body(r, NULL), "busy");
+    fake_req_free(r);
+    /* Nobody listens: 502 upstream_unavailable, and still audited. */
+    fake_upstream_free(g->up);
+    g->up = NULL;
+    r = get(g, "/api/t/open", tok);
+    assert_problem(r, 502, "upstream_unavailable");
+    line = fake_gw_audit_find(g, fake_req_resp_header(r, "darvaza-request-id"), "forward");
+    assert_non_null(line);
+    assert_int_equal(json_integer_value(json_object_get(line, "status")), 502);
+    json_decref(line);
+    fake_req_free(r);
+    assert_int_equal(fake_upstream_new(dz_worker_loop(g->w), &g->up), 0);
+}
+
+/* A route with a release list: the JSON answer is buffered and stripped of
+ * what the policy does not release; an answer that is not JSON is not
+ * passed on unchecked. */
+static void test_release_filter(void **state)
+{
+    struct fake_gw *g = *state;
+    char tok[64];
+    char buf[128];
+    struct dz_req *r;
+    json_t *j;
+
+    fake_gw_session(g, FIN_A, "password", DZ_AMR_PWD, "low", NULL, tok);
+    fake_upstream_set_answer(
+        g->up, 200, "content-type: application/json\r\n",
+        "{\"fin\":\"5ABC123\",\"name\":\"Ayten\",\"phones\":[\"+994501234567\"]}");
+    r = get(g, "/api/t/record", tok);
+    assert_int_equal(fake_req_status(r), 200);
+    assert_false(fake_req_streamed(r));
+    j = fake_req_json(r);
+    assert_non_null(j);
+    assert_string_equal(json_string_value(json_object_get(j, "fin")), "5ABC123");
+    assert_string_equal(json_string_value(json_object_get(j, "name")), "Ayten");
+    assert_null(json_object_get(j, "phones"));
+    json_decref(j);
+    assert_string_equal(fake_upstream_last_header(g->up, "darvaza-release", buf, sizeof(buf)),
+                        "fin,name");
+    fake_req_free(r);
+
+    fake_upstream_set_answer(g->up, 200, "content-type: application/json\r\n", "{\"fin\":");
+    r = get(g, "/api/t/record", tok);
+    assert_problem(r, 502, "upstream_unavailable");
+    assert_null(strstr(fake_req_resp_body(r, NULL), "fin\":"));
+    fake_req_free(r);
+}
+
+/* ------------------------------------------------- the client goes away */
+
+static bool body_started(void *arg)
+{
+    struct dz_req *r = arg;
+    size_t len;
+
+    fake_req_resp_body(r, &len);
+    return fake_req_started(r) && len > 0;
+}
+
+static bool upstream_closed(void *arg)
+{
+    struct fake_gw *g = arg;
+
+    return fake_upstream_closed_by_client(g->up) > 0 && fake_upstream_open(g->up) == 0;
+}
+
+static bool upstream_got_request(void *arg)
+{
+    struct fake_gw *g = arg;
+
+    return fake_upstream_requests(g->up) > 0;
+}
+
+/* Reset in the middle of the answer's body: the transfer is cancelled, the
+ * back end's connection closed, every reference released. */
+static void test_reset_mid_transfer(void **state)
+{
+    struct fake_gw *g = *state;
+    char tok[64];
+    struct dz_req *r;
+
+    fake_gw_session(g, FIN_A, "password", DZ_AMR_PWD, "low", NULL, tok);
+    fake_upstream_set_mode(g->up, FAKE_UP_HEAD_THEN_HOLD);
+    fake_upstream_set_answer(g->up, 200, "content-type: text/plain\r\n", "the first part");
+    r = fake_gw_req(g, "GET", "/api/t/open");
+    fake_req_bearer(r, tok);
+    fake_gw_send(g, r);
+    assert_true(fake_spin(g->w, body_started, r, FAKE_GW_TIMEOUT_MS));
+    assert_true(fake_req_streamed(r));
+    assert_false(fake_req_complete(r));
+    assert_string_equal(fake_req_resp_body(r, NULL), "the first part");
+    assert_int_equal(fake_upstream_open(g->up), 1);
+    assert_true(fake_req_refs(r) > 2); /* the transfer holds the request */
+
+    fake_req_reset(r);
+    assert_true(fake_req_on_close_ran(r));
+    assert_int_equal(fake_req_refs(r), 1);
+    assert_true(fake_spin(g->w, upstream_closed, g, FAKE_GW_TIMEOUT_MS));
+    assert_true(fake_spin_idle(g->w, FAKE_GW_TIMEOUT_MS));
+    assert_false(fake_req_complete(r));
+    fake_req_free(r);
+}
+
+/* Reset before the back end answered anything. */
+static void test_reset_before_answer(void **state)
+{
+    struct fake_gw *g = *state;
+    char tok[64];
+    struct dz_req *r;
+
+    fake_gw_session(g, FIN_A, "password", DZ_AMR_PWD, "low", NULL, tok);
+    fake_upstream_set_mode(g->up, FAKE_UP_HOLD);
+    r = fake_gw_req(g, "GET", "/api/t/open");
+    fake_req_bearer(r, tok);
+    fake_gw_send(g, r);
+    assert_true(fake_spin(g->w, upstream_got_request, g, FAKE_GW_TIMEOUT_MS));
+    assert_false(fake_req_started(r));
+    fake_req_reset(r);
+    assert_int_equal(fake_req_refs(r), 1);
+    assert_true(fake_spin(g->w, upstream_closed, g, FAKE_GW_TIMEOUT_MS));
+    assert_true(fake_spin_idle(g->w, FAKE_GW_TIMEOUT_MS));
+    assert_int_equal(fake_req_status(r), 0);
+    fake_req_free(r);
+}
+
+static bool audit_delivery_waiting(void *arg)
+{
+    struct fake_gw *g = arg;
+
+    return fake_worker_posts_waiting(g->w) > 0;
+}
+
+/* Reset while the audit line of the answer is being written: the back end
+ * has answered (on_head ran, the audit step holds the request) and the
+ * transfer is still open.  The audit step's callback must still find what
+ * it needs, and everything must be released. */
+static void test_reset_during_audit(void **state)
+{
+    struct fake_gw *g = *state;
+    char tok[64];
+    struct dz_req *r;
+
+    fake_gw_session(g, FIN_A, "password", DZ_AMR_PWD, "low", NULL, tok);
+    fake_upstream_set_mode(g->up, FAKE_UP_HEAD_THEN_HOLD);
+    fake_upstream_set_answer(g->up, 200, NULL, "part");
+    r = fake_gw_req(g, "GET", "/api/t/open");
+    fake_req_bearer(r, tok);
+    fake_worker_hold_posts(g->w, true);
+    fake_gw_send(g, r);
+    /* The audit writer has made the line durable and posted its result. */
+    assert_true(fake_spin(g->w, audit_delivery_waiting, g, FAKE_GW_TIMEOUT_MS));
+    assert_false(fake_req_started(r));
+    assert_int_equal(fake_upstream_open(g->up), 1); /* the transfer is still open */
+    fake_req_reset(r);
+    fake_worker_hold_posts(g->w, false);
+    assert_true(fake_spin_idle(g->w, FAKE_GW_TIMEOUT_MS));
+    assert_true(fake_spin(g->w, upstream_closed, g, FAKE_GW_TIMEOUT_MS));
+    assert_int_equal(fake_req_refs(r), 1);
+    assert_false(fake_req_started(r));
+    fake_req_free(r);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_no_route, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_no_session, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_insufficient, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_after_policy, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_allowed_audited_first, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_upstream_down, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_release_filter, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reset_mid_transfer, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reset_before_answer, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reset_during_audit, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
