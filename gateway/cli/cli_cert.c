@@ -37,13 +37,17 @@ static void usage_text(FILE *to)
           "         [--at TIME] [--policy OID]... [--purpose auth|sign|any]\n"
           "         [--no-revocation | --ocsp] [--require-fin] [--timeout MS]\n"
           "         [--explicit-policy] [--inhibit-policy-mapping] [--inhibit-any-policy]\n"
-          "         [--initial-policy OID]...\n"
+          "         [--initial-policy OID]... [--min-rsa-bits N] [--min-ec-bits N]\n"
+          "         [--legacy-algorithms]\n"
           "       darvaza cert check --batch FILE\n"
           "  Validates CERT (PEM or DER; further certificates in the file are offered as\n"
           "  intermediates) against the --ca anchors, as the gateway's logins do.\n"
           "  Revocation: OCSP from the certificate's AIA, then CRL (files or its CDP);\n"
           "  with --crl and without --ocsp, CRL files only for every certificate of the path.\n"
           "  TIME: RFC 3339 (2011-04-15T00:00:00Z) or unix seconds.  --purpose default any.\n"
+          "  Key floor as the gateway's: RSA >= 2048 bits, EC P-256/P-384/P-521, no MD5 or\n"
+          "  SHA-1 signatures (raise with --min-rsa-bits / --min-ec-bits, as trust: in the\n"
+          "  config); --legacy-algorithms drops it, for conformance suites (PKITS) only.\n"
           "  Prints 'valid: FIN=... role=... sha256=...' (exit 0) or\n"
           "  'invalid: REASON: DETAIL' (exit 1); usage errors exit 2.\n"
           "  --batch: each line of FILE holds the options of one check (blank-separated,\n"
@@ -125,6 +129,7 @@ struct check_args {
     const char *initial[MAX_POLICIES];
     size_t ninitial;
     struct dz_x509_opts o;
+    struct dz_keyfloor floor; /* --min-rsa-bits, --min-ec-bits, --legacy-algorithms */
     bool no_revocation;
     bool ocsp;
 };
@@ -179,6 +184,21 @@ static int parse_args(int argc, char **argv, struct check_args *a)
                 fprintf(stderr, "darvaza cert: --purpose %s: auth, sign or any\n", v);
                 return DZ_ERR_INVAL;
             }
+        } else if ((strcmp(s, "--min-rsa-bits") == 0 || strcmp(s, "--min-ec-bits") == 0) && v) {
+            bool rsa = strcmp(s, "--min-rsa-bits") == 0;
+            long long bits;
+            /* Upwards only, as the gateway's trust: section. */
+            if (dz_parse_int(v, rsa ? DZ_KEYFLOOR_RSA_BITS : DZ_KEYFLOOR_EC_BITS,
+                             rsa ? DZ_KEYFLOOR_RSA_MAX : DZ_KEYFLOOR_EC_MAX, &bits) != 0) {
+                fprintf(stderr, "darvaza cert: %s %s: %u..%u\n", s, v,
+                        rsa ? DZ_KEYFLOOR_RSA_BITS : DZ_KEYFLOOR_EC_BITS,
+                        rsa ? DZ_KEYFLOOR_RSA_MAX : DZ_KEYFLOOR_EC_MAX);
+                return DZ_ERR_INVAL;
+            }
+            if (rsa)
+                a->floor.rsa_bits = (unsigned)bits;
+            else
+                a->floor.ec_bits = (unsigned)bits;
         } else if (strcmp(s, "--timeout") == 0 && v) {
             long long ms;
             if (dz_parse_int(v, 1, 600000, &ms) != 0) {
@@ -192,6 +212,8 @@ static int parse_args(int argc, char **argv, struct check_args *a)
                 a->no_revocation = true;
             else if (strcmp(s, "--ocsp") == 0)
                 a->ocsp = true;
+            else if (strcmp(s, "--legacy-algorithms") == 0)
+                a->floor.off = true;
             else if (strcmp(s, "--require-fin") == 0)
                 a->o.require_fin = true;
             else if (strcmp(s, "--explicit-policy") == 0)
@@ -249,7 +271,8 @@ static int run_check(struct check_args *a, struct dz_ocsp_cache *cache, const ch
     int rc;
 
     a->o.ocsp_cache = cache;
-    if (dz_x509_trust_new(&t) != 0 || (untrusted = sk_X509_new_null()) == NULL) {
+    if (dz_x509_trust_new(&t) != 0 || dz_x509_trust_set_floor(t, &a->floor) != 0 ||
+        (untrusted = sk_X509_new_null()) == NULL) {
         fprintf(stderr, "darvaza cert: out of memory\n");
         goto out;
     }

@@ -25,6 +25,7 @@
 #include "base/parse.h"
 #include "base/secret.h"
 #include "base/yamltree.h"
+#include "pki/keyfloor.h"
 
 #include "base/compat.h"
 
@@ -360,6 +361,19 @@ static const struct kw documents_kws[] = {
 static const struct table documents_table = {documents_kws, N(documents_kws),
                                              sizeof(struct dz_config_documents), NULL};
 
+/* The floor itself (2048 / 256) is the least a config may say: a lower
+ * value is refused with its file:line, never quietly raised. */
+#define S struct dz_config_trust
+static const struct kw trust_kws[] = {
+    {"min_rsa_bits", T_UINT, F_UINT(S, min_rsa_bits), 0, DZ_KEYFLOOR_RSA_BITS, DZ_KEYFLOOR_RSA_MAX,
+     "2048", F_RELOADABLE, NULL},
+    {"min_ec_bits", T_UINT, F_UINT(S, min_ec_bits), 0, DZ_KEYFLOOR_EC_BITS, DZ_KEYFLOOR_EC_MAX,
+     "256", F_RELOADABLE, NULL},
+};
+#undef S
+static const struct table trust_table = {trust_kws, N(trust_kws), sizeof(struct dz_config_trust),
+                                         NULL};
+
 #define S struct dz_config
 static const struct kw root_kws[] = {
     {"gateway", T_SECTION, F_ANY(S, gateway), 0, 0, 0, NULL, F_REQUIRED, &gateway_table},
@@ -378,6 +392,7 @@ static const struct kw root_kws[] = {
     {"cards", T_SECTION, F_ANY(S, cards), 0, 0, 0, NULL, 0, &cards_table},
     {"mobile", T_SECTION, F_ANY(S, mobile), 0, 0, 0, NULL, 0, &mobile_table},
     {"documents", T_SECTION, F_ANY(S, documents), 0, 0, 0, NULL, 0, &documents_table},
+    {"trust", T_SECTION, F_ANY(S, trust), 0, 0, 0, NULL, 0, &trust_table},
     {"policies", T_PATH, F_STR(S, policies), 0, 1, PATH_MAX, NULL,
      F_REQUIRED | F_DIR | F_RELOADABLE, NULL},
 };

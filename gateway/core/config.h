@@ -216,6 +216,14 @@ struct dz_config_documents {
     unsigned verify_rate;    /* /api/documents/verify calls per client address per minute */
 };
 
+/* trust: the key and signature floor under every certificate believed
+ * (lib/pki/keyfloor.h): card, mobile, signed documents, OCSP, TSA.  Only
+ * upwards: the config check refuses values under the fixed floor. */
+struct dz_config_trust {
+    unsigned min_rsa_bits; /* 2048..16384, default 2048 */
+    unsigned min_ec_bits;  /* 256..521 (P-256, P-384, P-521), default 256 */
+};
+
 struct dz_config {
     char *path; /* the file this generation came from */
     struct dz_config_gateway gateway;
@@ -233,6 +241,7 @@ struct dz_config {
     struct dz_config_cards cards;
     struct dz_config_mobile mobile;
     struct dz_config_documents documents;
+    struct dz_config_trust trust;
     char *policies; /* directory of *.yaml policy files */
 };
 

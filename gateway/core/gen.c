@@ -17,6 +17,7 @@
 #include "http/tls.h"
 #include "keys/jws.h"
 #include "keys/signer.h"
+#include "pki/keyfloor.h"
 #include "pki/tsp.h"
 #include "pki/x509check.h"
 
@@ -56,6 +57,7 @@ int dz_gen_load(const char *config_path, uint64_t number, struct dz_gen **out, c
     struct dz_gen *g = calloc(1, sizeof(*g));
     struct dz_jwks *jwks = NULL;
     const struct dz_config *cf;
+    struct dz_keyfloor floor;
     int rc = DZ_ERR_NOMEM;
 
     *out = NULL;
@@ -109,6 +111,11 @@ int dz_gen_load(const char *config_path, uint64_t number, struct dz_gen **out, c
             goto out;
         }
     }
+    /* The key and signature floor of every trust below (trust: section;
+     * the config check already refused values under the fixed floor). */
+    floor.rsa_bits = cf->trust.min_rsa_bits;
+    floor.ec_bits = cf->trust.min_ec_bits;
+    floor.off = false;
     if (cf->cards.ca) {
         if ((rc = dz_x509_trust_new(&g->card_trust)) != 0 ||
             (rc = dz_x509_trust_add_ca_file(g->card_trust, cf->cards.ca)) != 0 ||
@@ -119,6 +126,10 @@ int dz_gen_load(const char *config_path, uint64_t number, struct dz_gen **out, c
                      dz_err_str(rc));
             goto out;
         }
+    }
+    if (g->card_trust && (rc = dz_x509_trust_set_floor(g->card_trust, &floor)) != 0) {
+        snprintf(err, err_len, "%s: trust: cannot set the floor (%s)", cf->path, dz_err_str(rc));
+        goto out;
     }
     if (cf->mobile.mssp_url) {
         const struct dz_config_mobile *m = &cf->mobile;
@@ -136,6 +147,11 @@ int dz_gen_load(const char *config_path, uint64_t number, struct dz_gen **out, c
                      cf->path, dz_err_str(rc));
             goto out;
         }
+        if ((rc = dz_x509_trust_set_floor(g->mobile_trust, &floor)) != 0) {
+            snprintf(err, err_len, "%s: trust: cannot set the floor (%s)", cf->path,
+                     dz_err_str(rc));
+            goto out;
+        }
     }
     if (cf->documents.tsa_url) {
         if (!cf->documents.tsa_ca) {
@@ -146,6 +162,11 @@ int dz_gen_load(const char *config_path, uint64_t number, struct dz_gen **out, c
         if ((rc = dz_tsp_trust_load(cf->documents.tsa_ca, &g->tsa_trust)) != 0) {
             snprintf(err, err_len, "%s: documents: cannot load tsa_ca %s (%s)", cf->path,
                      cf->documents.tsa_ca, dz_err_str(rc));
+            goto out;
+        }
+        if ((rc = dz_keyfloor_store_set(g->tsa_trust, &floor)) != 0) {
+            snprintf(err, err_len, "%s: trust: cannot set the floor (%s)", cf->path,
+                     dz_err_str(rc));
             goto out;
         }
     }

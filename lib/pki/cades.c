@@ -23,6 +23,7 @@
 #include "base/err.h"
 #include "base/secret.h"
 #include "pki/certid.h"
+#include "pki/keyfloor.h"
 #include "pki/tsp.h"
 
 #include "base/compat.h"
@@ -467,8 +468,13 @@ static const char *x509_sub_indication(const char *reason, bool *total_failed)
         return "NOT_YET_VALID";
     if (strcmp(reason, "revocation_unknown") == 0)
         return "TRY_LATER";
-    if (strcmp(reason, "bad_key_usage") == 0 || strcmp(reason, "wrong_policy") == 0)
+    if (strcmp(reason, "bad_key_usage") == 0 || strcmp(reason, "wrong_policy") == 0 ||
+        strcmp(reason, "not_end_entity") == 0)
         return "CHAIN_CONSTRAINTS_FAILURE";
+    /* EN 319 102-1: an algorithm or key size no longer trusted, and no
+     * proof of existence from before it was broken. */
+    if (strcmp(reason, "weak_key") == 0 || strcmp(reason, "weak_signature") == 0)
+        return "CRYPTO_CONSTRAINTS_FAILURE_NO_POE";
     return "CERTIFICATE_CHAIN_GENERAL_FAILURE";
 }
 
@@ -770,6 +776,8 @@ static int verify_impl(const void *doc, size_t doc_len, const unsigned char *doc
     struct verdict v = {NULL, NULL};
     struct dz_certid id;
     ASN1_OCTET_STRING **pos;
+    X509_ALGOR *psig = NULL;
+    char why[160];
     int rc;
 
     memset(out, 0, sizeof(*out));
@@ -821,7 +829,14 @@ static int verify_impl(const void *doc, size_t doc_len, const unsigned char *doc
     check_signed_attrs(si, doc, doc_len, doc_sha256, out, &v);
     check_ess(si, signer, out, &v);
     CMS_SignerInfo_set1_signer_cert(si, signer);
-    if (CMS_SignerInfo_verify(si) == 1) {
+    /* The digest is held to SHA-256/384/512 above; the signature algorithm
+     * may name a hash of its own (sha1WithRSAEncryption, ecdsa-with-SHA1,
+     * PSS parameters): the floor (keyfloor.h) holds for it too. */
+    CMS_SignerInfo_get0_algs(si, NULL, NULL, NULL, &psig);
+    if (!dz_keyfloor_sigalg_ok(NULL, psig, true, why, sizeof(why))) {
+        add_check(out, "signature", "failed", "weak_signature: %s", why);
+        indet(&v, "CRYPTO_CONSTRAINTS_FAILURE_NO_POE");
+    } else if (CMS_SignerInfo_verify(si) == 1) {
         add_check(out, "signature", "passed", "the signature over the signed attributes verifies");
     } else {
         add_check(out, "signature", "failed",

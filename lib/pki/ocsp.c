@@ -127,7 +127,8 @@ static bool responder_authorised(X509 *signer, X509 *issuer, int64_t now)
 }
 
 int dz_ocsp_response_check(const unsigned char *der, size_t len, OCSP_REQUEST *req, X509 *leaf,
-                           X509 *issuer, int64_t now, struct dz_ocsp_answer *out)
+                           X509 *issuer, int64_t now, const struct dz_keyfloor *floor,
+                           struct dz_ocsp_answer *out)
 {
     const unsigned char *p = der;
     OCSP_RESPONSE *resp = NULL;
@@ -185,6 +186,23 @@ int dz_ocsp_response_check(const unsigned char *der, size_t len, OCSP_REQUEST *r
     if (!responder_authorised(signer, issuer, now)) {
         rc = DZ_ERR_DENIED;
         goto out;
+    }
+    /* The floor (keyfloor.h) holds for the answer too: the responder's
+     * key, a delegated responder certificate's signature, and the
+     * response's own signature algorithm.  A weak answer is no answer. */
+    if (!dz_keyfloor_key_ok(floor, X509_get0_pubkey(signer), NULL, 0) ||
+        !dz_keyfloor_sigalg_ok(floor, OCSP_resp_get0_tbs_sigalg(bs), false, NULL, 0)) {
+        rc = DZ_ERR_DENIED;
+        goto out;
+    }
+    if (X509_cmp(signer, issuer) != 0) {
+        const X509_ALGOR *alg = NULL;
+
+        X509_get0_signature(NULL, &alg, signer);
+        if (!dz_keyfloor_sigalg_ok(floor, alg, false, NULL, 0)) {
+            rc = DZ_ERR_DENIED;
+            goto out;
+        }
     }
     /* Signature by exactly that certificate: NOINTERN so OpenSSL cannot
      * pick another, NOVERIFY because the authorisation was decided above
@@ -282,7 +300,8 @@ int dz_ocsp_url(X509 *leaf, char *url, size_t url_size)
 }
 
 int dz_ocsp_query(const char *url, X509 *leaf, X509 *issuer, uint32_t timeout_ms, int64_t now,
-                  struct dz_ocsp_answer *out, unsigned char **resp_der, size_t *resp_len)
+                  const struct dz_keyfloor *floor, struct dz_ocsp_answer *out,
+                  unsigned char **resp_der, size_t *resp_len)
 {
     static const struct dz_hdr hdrs[] = {
         {"content-type", "application/ocsp-request"},
@@ -331,7 +350,7 @@ int dz_ocsp_query(const char *url, X509 *leaf, X509 *issuer, uint32_t timeout_ms
         goto out;
     }
     rc = dz_ocsp_response_check((const unsigned char *)body.data, body.len, req, leaf, issuer, now,
-                                out);
+                                floor, out);
     if (rc != 0)
         goto out;
     if (resp_der != NULL) {

@@ -26,6 +26,8 @@
 #include <openssl/ocsp.h>
 #include <openssl/x509.h>
 
+#include "pki/keyfloor.h"
+
 #define DZ_OCSP_MAX_RESPONSE (64 * 1024) /* bytes of an OCSPResponse */
 #define DZ_OCSP_NONCE_LEN 16
 #define DZ_OCSP_LEEWAY 300                /* seconds of clock skew allowed */
@@ -73,11 +75,16 @@ int dz_ocsp_request_new(X509 *leaf, X509 *issuer, OCSP_REQUEST **req, unsigned c
  * CertID), DZ_ERR_UNAVAILABLE (responseStatus not successful: tryLater,
  * internalError, ...), DZ_ERR_DENIED (signature, responder not authorised,
  * nonce missing or different), DZ_ERR_STATE (not fresh), DZ_ERR_INVAL.
+ * The answer must also meet floor (keyfloor.h; NULL: the fixed floor): the
+ * responder's key, a delegated responder certificate's signature
+ * algorithm and the response's signature algorithm; a weak one is
+ * DZ_ERR_DENIED.
  * With req NULL no nonce is required (for tests of stored answers only; the
  * validator always passes req).  Any thread.
  */
 int dz_ocsp_response_check(const unsigned char *der, size_t len, OCSP_REQUEST *req, X509 *leaf,
-                           X509 *issuer, int64_t now, struct dz_ocsp_answer *out);
+                           X509 *issuer, int64_t now, const struct dz_keyfloor *floor,
+                           struct dz_ocsp_answer *out);
 
 /*
  * Ask the responder at url (http:// or https://) about leaf: request,
@@ -88,7 +95,8 @@ int dz_ocsp_response_check(const unsigned char *der, size_t len, OCSP_REQUEST *r
  * BLOCKING (timeout_ms bounds the whole exchange): never a loop thread.
  */
 int dz_ocsp_query(const char *url, X509 *leaf, X509 *issuer, uint32_t timeout_ms, int64_t now,
-                  struct dz_ocsp_answer *out, unsigned char **resp_der, size_t *resp_len);
+                  const struct dz_keyfloor *floor, struct dz_ocsp_answer *out,
+                  unsigned char **resp_der, size_t *resp_len);
 
 /* The first http(s) OCSP URL of leaf's AIA into url[url_size].  0,
  * DZ_ERR_NOTFOUND (none), DZ_ERR_TOOBIG (longer than url_size - 1). */

@@ -20,6 +20,7 @@
 #include "base/buf.h"
 #include "base/err.h"
 #include "base/secret.h"
+#include "pki/keyfloor.h"
 
 #include "base/compat.h"
 
@@ -49,7 +50,7 @@ int dz_tsp_trust_load(const char *pem_path, X509_STORE **out)
     if (!f)
         return DZ_ERR_IO;
     st = X509_STORE_new();
-    if (!st)
+    if (!st || dz_keyfloor_store_set(st, &dz_keyfloor_default) != 0)
         goto out;
     while ((x = PEM_read_X509(f, NULL, NULL, NULL)) != NULL) {
         if (X509_STORE_add_cert(st, x) != 1) {
@@ -168,6 +169,65 @@ static void fill_info(PKCS7 *tok, TS_TST_INFO *tst, X509_STORE *trust, struct dz
     ERR_clear_error();
 }
 
+/*
+ * The floor (keyfloor.h) on a token that OpenSSL has verified: the token's
+ * own signature (digest and signature algorithm of its one SignerInfo) and
+ * every certificate from the TSA's signer up to the anchor (key; signature
+ * but the anchor's).  OpenSSL's security level on the store already
+ * refused the grossest cases during TS_RESP_verify_token.  0 or
+ * DZ_ERR_DENIED with detail.
+ */
+static int token_floor(PKCS7 *tok, X509_STORE *trust, char *detail, size_t detail_len)
+{
+    const struct dz_keyfloor *f = dz_keyfloor_store_get(trust);
+    STACK_OF(PKCS7_SIGNER_INFO) *sis = PKCS7_get_signer_info(tok);
+    PKCS7_SIGNER_INFO *si =
+        sk_PKCS7_SIGNER_INFO_num(sis) == 1 ? sk_PKCS7_SIGNER_INFO_value(sis, 0) : NULL;
+    X509_STORE_CTX *vc = NULL;
+    STACK_OF(X509) *chain = NULL;
+    X509 *signer = NULL;
+    const char *weak;
+    char why[160];
+    int depth = 0;
+    int rc = DZ_ERR_DENIED;
+
+    if (f->off)
+        return 0;
+    if (!si || !si->digest_alg || !dz_keyfloor_md_ok(f, OBJ_obj2nid(si->digest_alg->algorithm))) {
+        set_detail(detail, detail_len,
+                   "weak_signature: the token's digest is not SHA-224 or stronger");
+        goto out;
+    }
+    if (!dz_keyfloor_sigalg_ok(f, si->digest_enc_alg, true, why, sizeof(why))) {
+        if (detail && detail_len)
+            snprintf(detail, detail_len, "weak_signature: time-stamp token: %s", why);
+        goto out;
+    }
+    if (TS_RESP_verify_signature(tok, NULL, trust, &signer) != 1 || !signer) {
+        set_detail(detail, detail_len, "time-stamp token refused");
+        goto out;
+    }
+    vc = X509_STORE_CTX_new();
+    if (!vc || X509_STORE_CTX_init(vc, trust, signer, tok->d.sign->cert) != 1 ||
+        X509_verify_cert(vc) != 1 || !(chain = X509_STORE_CTX_get1_chain(vc))) {
+        set_detail(detail, detail_len, "time-stamp token refused");
+        goto out;
+    }
+    weak = dz_keyfloor_chain(f, chain, &depth, why, sizeof(why));
+    if (weak) {
+        if (detail && detail_len)
+            snprintf(detail, detail_len, "%s: TSA %s (depth %d)", weak, why, depth);
+        goto out;
+    }
+    rc = 0;
+out:
+    sk_X509_pop_free(chain, X509_free);
+    X509_STORE_CTX_free(vc);
+    X509_free(signer);
+    ERR_clear_error();
+    return rc;
+}
+
 /* The checks shared by fresh and stored tokens; ctx carries the imprint
  * (and nonce) to compare with and is consumed. */
 static int verify_with(TS_VERIFY_CTX *ctx, PKCS7 *tok, X509_STORE *trust, struct dz_tsp_info *info,
@@ -194,9 +254,24 @@ static int verify_with(TS_VERIFY_CTX *ctx, PKCS7 *tok, X509_STORE *trust, struct
         goto out;
     }
     if (TS_RESP_verify_token(ctx, tok) != 1) {
-        set_detail(detail, detail_len, "time-stamp token refused");
+        const char *data = NULL;
+        int eflags = 0;
+        unsigned long e = ERR_peek_last_error_data(&data, &eflags);
+
+        /* A TSA path refused by OpenSSL (its security level included) says
+         * why in the error data ("Verify error:EE certificate key too
+         * weak"). */
+        if (detail && detail_len && ERR_GET_LIB(e) == ERR_LIB_TS &&
+            ERR_GET_REASON(e) == TS_R_CERTIFICATE_VERIFY_ERROR && data && (eflags & ERR_TXT_STRING))
+            snprintf(detail, detail_len, "time-stamp token refused: %s", data);
+        else
+            set_detail(detail, detail_len, "time-stamp token refused");
         goto out;
     }
+    rc = token_floor(tok, trust, detail, detail_len);
+    if (rc != 0)
+        goto out;
+    rc = DZ_ERR_DENIED;
     fill_info(tok, tst, trust, info);
     if (info->gen_time <= 0) {
         set_detail(detail, detail_len, "the token's genTime cannot be read");

@@ -44,8 +44,10 @@ int64_t dz_tsp_time_unix(const ASN1_TIME *t);
 /*
  * Load a PEM bundle of trust anchors (and intermediates, which are added as
  * trusted too: give a TSA CA bundle, not a whole world) into a new store.
- * *out is the caller's (X509_STORE_free).  0, DZ_ERR_IO, DZ_ERR_PARSE (no
- * certificate), DZ_ERR_NOMEM.  Blocking file I/O: start-up or CLI.
+ * *out is the caller's (X509_STORE_free).  The store carries the fixed
+ * key and signature floor (keyfloor.h); raise it with
+ * dz_keyfloor_store_set.  0, DZ_ERR_IO, DZ_ERR_PARSE (no certificate),
+ * DZ_ERR_NOMEM.  Blocking file I/O: start-up or CLI.
  */
 int dz_tsp_trust_load(const char *pem_path, X509_STORE **out);
 
@@ -63,7 +65,9 @@ int dz_tsp_request_der(const unsigned char digest[32], unsigned char nonce[8], u
  * nonce NULL: no nonce check (a stored token).  *info is cleared on entry
  * and filled on success.  Returns 0 when the token is good, DZ_ERR_PARSE
  * (not a token), DZ_ERR_DENIED (signature, chain, EKU, imprint, algorithm
- * or nonce wrong: detail says which), DZ_ERR_INVAL, DZ_ERR_NOMEM.  detail
+ * or nonce wrong, or the token's signature or a key or signature of the
+ * TSA's path under trust's floor (keyfloor.h; detail then starts with
+ * "weak_key" or "weak_signature"): detail says which), DZ_ERR_INVAL, DZ_ERR_NOMEM.  detail
  * (may be NULL) gets a short English reason.  Pure; any thread.
  */
 int dz_tsp_verify_token(const unsigned char *token, size_t len, const unsigned char digest[32],

@@ -16,6 +16,7 @@
 #include <string.h>
 #include <time.h>
 
+#include <openssl/bn.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
@@ -25,6 +26,7 @@
 #include "base/secret.h"
 #include "http/httpc.h"
 #include "pki/certid.h"
+#include "pki/keyfloor.h"
 #include "pki/ocsp.h"
 
 #include "base/compat.h"
@@ -254,12 +256,25 @@ int dz_x509_trust_new(struct dz_x509_trust **out)
     t->store = X509_STORE_new();
     t->intermediates = sk_X509_new_null();
     t->crls = sk_X509_CRL_new_null();
-    if (t->store == NULL || t->intermediates == NULL || t->crls == NULL) {
+    if (t->store == NULL || t->intermediates == NULL || t->crls == NULL ||
+        dz_keyfloor_store_set(t->store, &dz_keyfloor_default) != 0) {
         dz_x509_trust_free(t);
         return DZ_ERR_NOMEM;
     }
     *out = t;
     return 0;
+}
+
+int dz_x509_trust_set_floor(struct dz_x509_trust *t, const struct dz_keyfloor *f)
+{
+    if (t == NULL || f == NULL)
+        return DZ_ERR_INVAL;
+    return dz_keyfloor_store_set(t->store, f);
+}
+
+const struct dz_keyfloor *dz_x509_trust_floor(const struct dz_x509_trust *t)
+{
+    return dz_keyfloor_store_get(t != NULL ? t->store : NULL);
 }
 
 void dz_x509_trust_free(struct dz_x509_trust *t)
@@ -427,6 +442,12 @@ static const char *reason_of(int e)
     case X509_V_ERR_ERROR_IN_CERT_NOT_BEFORE_FIELD:
     case X509_V_ERR_ERROR_IN_CERT_NOT_AFTER_FIELD:
         return "malformed";
+    case X509_V_ERR_EE_KEY_TOO_SMALL:
+    case X509_V_ERR_CA_KEY_TOO_SMALL:
+    case X509_V_ERR_EC_KEY_EXPLICIT_PARAMS:
+        return "weak_key"; /* the security level (keyfloor.h) or strict mode */
+    case X509_V_ERR_CA_MD_TOO_WEAK:
+        return "weak_signature";
     case X509_V_ERR_OUT_OF_MEM:
         return "internal";
     default:
@@ -561,6 +582,9 @@ static int run_verify(const struct run *r, unsigned long crl_flags, STACK_OF(X50
     X509_VERIFY_PARAM_set_flags(param, flags);
     X509_VERIFY_PARAM_set_time(param, (time_t)r->at);
     X509_VERIFY_PARAM_set_depth(param, DZ_X509_MAX_DEPTH);
+    /* OpenSSL's part of the key and signature floor (security level 2);
+     * dz_keyfloor_chain does the exact rest once the path is built. */
+    dz_keyfloor_param(dz_keyfloor_store_get(r->t->store), param);
     if (r->initial != NULL && X509_VERIFY_PARAM_set1_policies(param, r->initial) != 1) {
         rc = DZ_ERR_NOMEM;
         goto out;
@@ -598,6 +622,63 @@ static void refuse_verify(struct dz_x509_result *out, int err, int depth)
     refuse(out, reason_of(err), "%s (depth %d)", X509_verify_cert_error_string(err), depth);
 }
 
+/*
+ * RFC 5280 rules for a person's (end-entity) certificate that OpenSSL's
+ * path validation leaves open or only checks in part (docs/internals/
+ * x509check.md, rules X3, X7, X9, X10): it must be a v3 certificate, must
+ * not be a CA in any form (basicConstraints cA, keyCertSign or cRLSign,
+ * anything X509_check_ca calls a CA), must carry a positive serial number
+ * of at most 20 octets, and no extension twice.  OpenSSL accepts a leaf
+ * with cA=TRUE but no keyCertSign, a v1 leaf, serial 0 or a negative one.
+ */
+static bool end_entity_ok(X509 *leaf, struct dz_x509_result *out)
+{
+    const STACK_OF(X509_EXTENSION) *exts = X509_get0_extensions(leaf);
+    const ASN1_INTEGER *serial = X509_get0_serialNumber(leaf);
+    uint32_t flags = X509_get_extension_flags(leaf);
+    uint32_t ku = X509_get_key_usage(leaf);
+    BIGNUM *bn = NULL;
+    bool positive;
+    int octets;
+
+    if (X509_get_version(leaf) != X509_VERSION_3) {
+        refuse(out, "not_end_entity",
+               "a v%ld certificate cannot be a person's (no basicConstraints or keyUsage)",
+               X509_get_version(leaf) + 1);
+        return false;
+    }
+    if ((flags & EXFLAG_CA) != 0 || X509_check_ca(leaf) != 0) {
+        refuse(out, "not_end_entity",
+               "a CA certificate (basicConstraints cA) cannot be a person's");
+        return false;
+    }
+    if ((flags & EXFLAG_KUSAGE) != 0 && (ku & (KU_KEY_CERT_SIGN | KU_CRL_SIGN)) != 0) {
+        refuse(out, "not_end_entity", "keyUsage keyCertSign or cRLSign: a CA key, not a person's");
+        return false;
+    }
+    bn = serial != NULL ? ASN1_INTEGER_to_BN(serial, NULL) : NULL;
+    positive = bn != NULL && !BN_is_negative(bn) && !BN_is_zero(bn);
+    octets = bn != NULL ? BN_num_bytes(bn) + ((BN_num_bits(bn) % 8) == 0 ? 1 : 0) : 0;
+    BN_free(bn);
+    ERR_clear_error();
+    /* DER of a positive INTEGER whose top bit is set takes a leading zero
+     * octet: that octet counts towards the 20 (RFC 5280 4.1.2.2). */
+    if (!positive || octets > 20) {
+        refuse(out, "malformed", "serial number not a positive integer of at most 20 octets");
+        return false;
+    }
+    for (int i = 0; i < sk_X509_EXTENSION_num(exts); i++) {
+        const ASN1_OBJECT *a = X509_EXTENSION_get_object(sk_X509_EXTENSION_value(exts, i));
+        for (int j = i + 1; j < sk_X509_EXTENSION_num(exts); j++) {
+            if (OBJ_cmp(a, X509_EXTENSION_get_object(sk_X509_EXTENSION_value(exts, j))) == 0) {
+                refuse(out, "malformed", "an extension appears twice (RFC 5280 4.2)");
+                return false;
+            }
+        }
+    }
+    return true;
+}
+
 static bool key_usage_ok(X509 *leaf, enum dz_x509_purpose p, struct dz_x509_result *out)
 {
     uint32_t flags = X509_get_extension_flags(leaf);
@@ -605,10 +686,8 @@ static bool key_usage_ok(X509 *leaf, enum dz_x509_purpose p, struct dz_x509_resu
 
     if (p == DZ_X509_PURPOSE_ANY)
         return true;
-    if (X509_check_ca(leaf) != 0) {
-        refuse(out, "bad_key_usage", "a CA certificate cannot be used by a person");
+    if (!end_entity_ok(leaf, out))
         return false;
-    }
     /* A person's certificate always states its key usage; one that does
      * not is not accepted for login or signing (fail closed). */
     if ((flags & EXFLAG_KUSAGE) == 0) {
@@ -800,7 +879,8 @@ static int leaf_revocation(const struct run *r, STACK_OF(X509) * chain, struct d
     }
     rc = dz_ocsp_url(r->leaf, url, sizeof(url));
     if (rc == 0) {
-        rc = dz_ocsp_query(url, r->leaf, issuer, timeout, r->now, &a, NULL, NULL);
+        rc = dz_ocsp_query(url, r->leaf, issuer, timeout, r->now,
+                           dz_keyfloor_store_get(r->t->store), &a, NULL, NULL);
         if (rc == 0 && a.status != DZ_OCSP_UNKNOWN) {
             out->revocation_source = "ocsp";
             if (have_key)
@@ -997,7 +1077,21 @@ int dz_x509_validate(const struct dz_x509_trust *t, X509 *leaf, STACK_OF(X509) *
         goto out;
     }
 
-    /* 2. What the leaf is for, and who it names. */
+    /* 2. The floor: every key of the path, every signature but the
+     * anchor's own (keyfloor.h). */
+    {
+        const char *weak = dz_keyfloor_chain(dz_keyfloor_store_get(t->store), chain, &depth,
+                                             out->detail, sizeof(out->detail));
+        if (weak != NULL) {
+            char why[sizeof(out->detail)];
+
+            memcpy(why, out->detail, sizeof(why));
+            refuse(out, weak, "%s (depth %d)", why, depth);
+            goto out;
+        }
+    }
+
+    /* 3. What the leaf is for, and who it names. */
     if (!key_usage_ok(leaf, o->purpose, out))
         goto out;
     if (o->npolicies > 0) {
@@ -1025,7 +1119,7 @@ int dz_x509_validate(const struct dz_x509_trust *t, X509 *leaf, STACK_OF(X509) *
         goto out;
     }
 
-    /* 3. Revocation of the leaf: first what the trust's CRL files say
+    /* 4. Revocation of the leaf: first what the trust's CRL files say
      * (noted in step 1; the rest of the path is good by now). */
     if (leaf_revoked) {
         X509 *issuer = sk_X509_num(chain) > 1 ? sk_X509_value(chain, 1) : NULL;

@@ -9,10 +9,14 @@
  *      untrusted certificates);
  *   2. RFC 5280 path validation by OpenSSL's X509_verify_cert against the
  *      trust's anchors (X509_V_FLAG_X509_STRICT, policy processing with the
- *      PKITS inputs, extended CRL support and delta CRLs);
- *   3. the leaf's key usage for the purpose, its certificate policy (one of
- *      o->policies), its FIN (o->require_fin);
- *   4. revocation of the leaf: OCSP from its AIA (answers cached until
+ *      PKITS inputs, extended CRL support and delta CRLs, security level 2);
+ *   3. the trust's key and signature floor on every certificate of the
+ *      path (keyfloor.h);
+ *   4. for AUTH and SIGN, the leaf is an end-entity certificate (v3, not a
+ *      CA in any form, a positive serial of <= 20 octets, no duplicate
+ *      extension), its key usage fits the purpose, its certificate policy
+ *      is one of o->policies, its FIN (o->require_fin);
+ *   5. revocation of the leaf: OCSP from its AIA (answers cached until
  *      nextUpdate), else a CRL (trust files, or fetched from the CDP), and
  *      when neither gives an answer the certificate is refused
  *      ("revocation_unknown"): fail closed.
@@ -34,6 +38,8 @@
 #include <stdint.h>
 
 #include <openssl/x509.h>
+
+#include "pki/keyfloor.h"
 
 struct dz_ocsp_cache; /* lib/pki/ocsp.h */
 
@@ -84,6 +90,19 @@ int dz_x509_trust_add_ca_file(struct dz_x509_trust *t, const char *pem_or_der_pa
  */
 int dz_x509_trust_add_crl_file(struct dz_x509_trust *t, const char *path);
 
+/*
+ * Raise the trust's key and signature floor (keyfloor.h) above the fixed
+ * one (RSA 2048, P-256, no MD5/SHA-1), which every new trust has; it
+ * applies to every certificate of every path validated against t and to
+ * OCSP responders answering for them.  f->off is only for conformance
+ * suites.  0, DZ_ERR_INVAL (over DZ_KEYFLOOR_*_MAX), DZ_ERR_NOMEM.  Build
+ * time only.
+ */
+int dz_x509_trust_set_floor(struct dz_x509_trust *t, const struct dz_keyfloor *f);
+
+/* The floor of t (the fixed one when t is NULL).  Never NULL. */
+const struct dz_keyfloor *dz_x509_trust_floor(const struct dz_x509_trust *t);
+
 /* Number of anchors added so far (a trust with none validates nothing). */
 size_t dz_x509_trust_anchors(const struct dz_x509_trust *t);
 
@@ -121,7 +140,9 @@ struct dz_x509_opts {
  * Result.  reason is a static string, stable (tests and problem codes map
  * on it):
  *   "ok"                 valid
- *   "malformed"          input over a bound, unparsable, bad argument
+ *   "malformed"          input over a bound, unparsable, bad argument; for AUTH /
+ *                        SIGN also a serial number that is not positive or
+ *                        over 20 octets, or an extension present twice
  *   "expired" / "not_yet_valid"   leaf or a CA outside its validity at `at`
  *   "unknown_ca"         no path to an anchor of the trust
  *   "bad_signature"      a certificate's signature does not verify
@@ -130,6 +151,14 @@ struct dz_x509_opts {
  *   "wrong_policy"       policy processing failed, or the leaf carries none
  *                        of o->policies (a mobile certificate where a card
  *                        one is required, or the reverse)
+ *   "weak_key"           a key of the path is under the trust's floor (RSA
+ *                        bits, EC curve, key type)
+ *   "weak_signature"     a certificate of the path (not the anchor's own
+ *                        self-signature) is signed with MD5, SHA-1 or an
+ *                        unknown algorithm
+ *   "not_end_entity"     AUTH / SIGN: the leaf is a CA certificate in some
+ *                        form (basicConstraints cA, keyCertSign, cRLSign)
+ *                        or not v3
  *   "bad_key_usage"      the leaf's keyUsage/EKU do not allow the purpose
  *   "no_fin"             o->require_fin and the subject has no FIN
  *   "bad_fin"            o->require_fin and the subject serialNumber is not a

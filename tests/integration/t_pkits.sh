@@ -4,7 +4,9 @@
 # validator every login uses.  Each case becomes one line of a --batch file:
 # trust anchor as --ca, intermediates as --untrusted, CRLs as --crl (so
 # revocation is CRL-only, every certificate of the path), validation_time as
-# --at, the RFC 5280 6.1.1 inputs as flags, purpose any.  The result must
+# --at, the RFC 5280 6.1.1 inputs as flags, purpose any, and
+# --legacy-algorithms (PKITS is RSA-1024 and SHA-1 throughout: it tests path
+# logic, not the key floor, which t_trust_floor.sh covers).  The result must
 # agree with should_validate on at least 247 cases: OpenSSL's own figure
 # (4.1.5, DSA parameter inheritance, and 4.14.30, a cRLIssuer case, are its
 # known misses).  Every disagreement is printed as a diag line.
@@ -40,7 +42,7 @@ jq -r --arg p "$P" '
       "--ca", "\($p)/certs/\(.trust_anchor).crt",
       (.intermediates[] | ("--untrusted", "\($p)/certs/\(.).crt")),
       (.crls[] | ("--crl", "\($p)/crls/\(.).crl")),
-      "--at", .validation_time, "--purpose", "any",
+      "--at", .validation_time, "--purpose", "any", "--legacy-algorithms",
       (if .initial_explicit_policy then "--explicit-policy" else empty end),
       (if .initial_policy_mapping_inhibit then "--inhibit-policy-mapping" else empty end),
       (if .initial_inhibit_any_policy then "--inhibit-any-policy" else empty end),

@@ -30,6 +30,7 @@
 #include "base/secret.h"
 #include "pki/cades.h"
 #include "pki/certid.h"
+#include "pki/keyfloor.h"
 #include "pki/tsp.h"
 #include "pki/x509check.h"
 
@@ -431,9 +432,19 @@ static ASN1_INTEGER *serial_cb(TS_RESP_CTX *ctx, void *data)
     return s;
 }
 
+static void make_token_with(X509 *cert, EVP_PKEY *key, const EVP_MD *md,
+                            const unsigned char digest[32], unsigned char **tok, size_t *tok_len);
+
 /* A token over digest by cert/key (the TSA), through the real request path. */
 static void make_token(X509 *cert, const unsigned char digest[32], unsigned char **tok,
                        size_t *tok_len)
+{
+    make_token_with(cert, tsa_key, EVP_sha256(), digest, tok, tok_len);
+}
+
+/* The same by any TSA key, signing with md. */
+static void make_token_with(X509 *cert, EVP_PKEY *key, const EVP_MD *md,
+                            const unsigned char digest[32], unsigned char **tok, size_t *tok_len)
 {
     unsigned char nonce[8];
     unsigned char *req = NULL;
@@ -445,8 +456,8 @@ static void make_token(X509 *cert, const unsigned char digest[32], unsigned char
 
     assert_int_equal(dz_tsp_request_der(digest, nonce, &req, &req_len), 0);
     TS_RESP_CTX_set_signer_cert(ctx, cert);
-    TS_RESP_CTX_set_signer_key(ctx, tsa_key);
-    TS_RESP_CTX_set_signer_digest(ctx, EVP_sha256());
+    TS_RESP_CTX_set_signer_key(ctx, key);
+    TS_RESP_CTX_set_signer_digest(ctx, md);
     TS_RESP_CTX_set_ess_cert_id_digest(ctx, EVP_sha256());
     {
         ASN1_OBJECT *pol = OBJ_txt2obj("1.3.6.1.4.1.55555.3.1", 1);
@@ -544,6 +555,144 @@ static void test_level_t(void **state)
     OPENSSL_free(tok2);
     OPENSSL_free(tok);
     free(sig);
+}
+
+/* ---- the key and signature floor (keyfloor.h) on documents ---- */
+
+/* Time-stamp tokens: the TSA's key (RSA-1024: OpenSSL's security level on
+ * the store; P-224: our own walk), the token's own digest (SHA-1), and a
+ * store whose floor was raised.  A P-256 / SHA-256 token is the control. */
+static void test_weak_timestamps(void **state)
+{
+    static const char *const tsa_ext[] = {"keyUsage=critical,digitalSignature,nonRepudiation",
+                                          "extendedKeyUsage=critical,timeStamping", SKID, AKID,
+                                          NULL};
+    EVP_PKEY *k1024 = EVP_RSA_gen(1024);
+    EVP_PKEY *p224 = EVP_EC_gen("P-224");
+    X509 *tsa1024 = mk("CN=Weak TSA", 30, k1024, root, root_key, tsa_ext);
+    X509 *tsa224 = mk("CN=Small Curve TSA", 31, p224, root, root_key, tsa_ext);
+    const struct dz_keyfloor ec384 = {.ec_bits = 384};
+    X509_STORE *raised = NULL;
+    struct dz_tsp_info info;
+    unsigned char d[32];
+    unsigned char *tok = NULL;
+    size_t tok_len = 0;
+    char detail[160];
+
+    (void)state;
+    memset(d, 0x5a, sizeof(d));
+    make_token(tsa, d, &tok, &tok_len);
+    assert_int_equal(
+        dz_tsp_verify_token(tok, tok_len, d, NULL, tsa_store, &info, detail, sizeof(detail)), 0);
+    OPENSSL_free(tok);
+
+    make_token_with(tsa1024, k1024, EVP_sha256(), d, &tok, &tok_len);
+    assert_int_equal(
+        dz_tsp_verify_token(tok, tok_len, d, NULL, tsa_store, &info, detail, sizeof(detail)),
+        DZ_ERR_DENIED);
+    assert_non_null(strstr(detail, "key too weak"));
+    OPENSSL_free(tok);
+
+    make_token_with(tsa224, p224, EVP_sha256(), d, &tok, &tok_len);
+    assert_int_equal(
+        dz_tsp_verify_token(tok, tok_len, d, NULL, tsa_store, &info, detail, sizeof(detail)),
+        DZ_ERR_DENIED);
+    assert_non_null(strstr(detail, "weak_key"));
+    OPENSSL_free(tok);
+
+    make_token_with(tsa, tsa_key, EVP_sha1(), d, &tok, &tok_len);
+    assert_int_equal(
+        dz_tsp_verify_token(tok, tok_len, d, NULL, tsa_store, &info, detail, sizeof(detail)),
+        DZ_ERR_DENIED);
+    assert_non_null(strstr(detail, "weak_signature"));
+    OPENSSL_free(tok);
+
+    /* A raised floor on the TSA store refuses the P-256 TSA. */
+    assert_int_equal(dz_tsp_trust_load(path("root.pem"), &raised), 0);
+    assert_int_equal(dz_keyfloor_store_set(raised, &ec384), 0);
+    make_token(tsa, d, &tok, &tok_len);
+    assert_int_equal(
+        dz_tsp_verify_token(tok, tok_len, d, NULL, raised, &info, detail, sizeof(detail)),
+        DZ_ERR_DENIED);
+    assert_non_null(strstr(detail, "weak_key"));
+    OPENSSL_free(tok);
+
+    X509_STORE_free(raised);
+    X509_free(tsa1024);
+    X509_free(tsa224);
+    EVP_PKEY_free(k1024);
+    EVP_PKEY_free(p224);
+}
+
+/* Signed documents: a signer with an RSA-1024 key, a cA=TRUE signer, and a
+ * SignerInfo whose signatureAlgorithm names SHA-1 are never TOTAL_PASSED. */
+static void test_weak_signers(void **state)
+{
+    static const char *const sign_ext[] = {KU_SIGN, POL_CARD, SKID, AKID, NULL};
+    static const char *const ca_sign_ext[] = {
+        "basicConstraints=critical,CA:true", KU_SIGN, POL_CARD, SKID, AKID, NULL};
+    EVP_PKEY *k1024 = EVP_RSA_gen(1024);
+    X509 *weak = mk("CN=Weak Key/serialNumber=PNOAZ-WEAK001", 40, k1024, ca, ca_key, sign_ext);
+    X509 *caleaf =
+        mk("CN=CA Leaf/serialNumber=PNOAZ-CALEAF1", 41, leaf_key, ca, ca_key, ca_sign_ext);
+    struct dz_cades_verify_opts o = opts(trust_plain);
+    STACK_OF(X509) *chain = sk_X509_new_null();
+    struct dz_cades_report r;
+    unsigned char *sig = NULL;
+    size_t len = 0;
+
+    (void)state;
+    sk_X509_push(chain, ca);
+    assert_int_equal(
+        dz_cades_sign(DOC, strlen(DOC), weak, chain, 0, dz_cades_sign_with_pkey, k1024, &sig, &len),
+        0);
+    assert_int_equal(dz_cades_verify(DOC, strlen(DOC), sig, len, &o, &r), 0);
+    assert_string_equal(r.indication, "INDETERMINATE");
+    assert_string_equal(r.sub_indication, "CRYPTO_CONSTRAINTS_FAILURE_NO_POE");
+    free(sig);
+    sig = NULL;
+
+    assert_int_equal(dz_cades_sign(DOC, strlen(DOC), caleaf, chain, 0, dz_cades_sign_with_pkey,
+                                   leaf_key, &sig, &len),
+                     0);
+    assert_int_equal(dz_cades_verify(DOC, strlen(DOC), sig, len, &o, &r), 0);
+    assert_string_equal(r.indication, "INDETERMINATE");
+    assert_string_equal(r.sub_indication, "CHAIN_CONSTRAINTS_FAILURE");
+    free(sig);
+    sig = NULL;
+
+    /* signatureAlgorithm is not covered by the signature: rewrite it to
+     * ecdsa-with-SHA1 on a good signature (control: unchanged, passed). */
+    sign_doc(signer, DOC, strlen(DOC), &sig, &len);
+    assert_int_equal(dz_cades_verify(DOC, strlen(DOC), sig, len, &o, &r), 0);
+    assert_string_equal(r.indication, "TOTAL_PASSED");
+    {
+        const unsigned char *p = sig;
+        CMS_ContentInfo *cms = d2i_CMS_ContentInfo(NULL, &p, (long)len);
+        CMS_SignerInfo *si;
+        X509_ALGOR *psig = NULL;
+        unsigned char *der = NULL;
+        int n;
+
+        assert_non_null(cms);
+        si = sk_CMS_SignerInfo_value(CMS_get0_SignerInfos(cms), 0);
+        CMS_SignerInfo_get0_algs(si, NULL, NULL, NULL, &psig);
+        assert_int_equal(
+            X509_ALGOR_set0(psig, OBJ_nid2obj(NID_ecdsa_with_SHA1), V_ASN1_UNDEF, NULL), 1);
+        n = i2d_CMS_ContentInfo(cms, &der);
+        assert_true(n > 0);
+        assert_int_equal(dz_cades_verify(DOC, strlen(DOC), der, (size_t)n, &o, &r), 0);
+        assert_string_equal(r.indication, "INDETERMINATE");
+        assert_string_equal(r.sub_indication, "CRYPTO_CONSTRAINTS_FAILURE_NO_POE");
+        assert_string_equal(check_result(&r, "signature"), "failed");
+        OPENSSL_free(der);
+        CMS_ContentInfo_free(cms);
+    }
+    free(sig);
+    sk_X509_free(chain);
+    X509_free(weak);
+    X509_free(caleaf);
+    EVP_PKEY_free(k1024);
 }
 
 /* A revoked signing certificate (CRL: revoked at T0 - 600) judged by time
@@ -717,6 +866,8 @@ int main(void)
         cmocka_unit_test(test_certificates),
         cmocka_unit_test(test_garbage),
         cmocka_unit_test(test_level_t),
+        cmocka_unit_test(test_weak_timestamps),
+        cmocka_unit_test(test_weak_signers),
         cmocka_unit_test(test_revoked_after_poe),
         cmocka_unit_test(test_revoked_poe_checks_the_rest),
         cmocka_unit_test(test_prepare_finish),

@@ -1,6 +1,7 @@
 /* test_ocsp.c - OCSP requests, response checks and the answer cache
  * (lib/pki/ocsp.c): who may sign, nonce echo, freshness, the CertID asked,
- * malformed and oversized answers; cache expiry at nextUpdate and its bound.
+ * malformed and oversized answers, the key and signature floor on answers
+ * and responders; cache expiry at nextUpdate and its bound.
  * Responses are made here with OpenSSL's responder API. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -21,7 +22,8 @@
 #include "base/secret.h"
 #include "pki/ocsp.h"
 
-static int64_t T0; /* "now" of every check */
+static int64_t T0;          /* "now" of every check */
+static const EVP_MD *mk_md; /* mk's signature hash; NULL: SHA-256 */
 
 static EVP_PKEY *ca_key, *leaf_key, *resp_key, *other_key;
 static X509 *ca, *leaf, *leaf2, *resp_ok, *resp_noeku, *resp_foreign, *resp_expired, *other_ca;
@@ -59,7 +61,7 @@ static X509 *mk(const char *cn, long serial, EVP_PKEY *key, X509 *issuer, EVP_PK
         X509_EXTENSION_free(e);
     }
     NCONF_free(conf);
-    assert_true(X509_sign(x, ikey ? ikey : key, EVP_sha256()) > 0);
+    assert_true(X509_sign(x, ikey ? ikey : key, mk_md ? mk_md : EVP_sha256()) > 0);
     return x;
 }
 
@@ -115,15 +117,17 @@ static int teardown(void **state)
 }
 
 struct rspec {
-    X509 *about;         /* the certificate answered for (default leaf) */
-    int status;          /* V_OCSP_CERTSTATUS_* */
-    int64_t this_off;    /* thisUpdate - T0 */
-    int64_t next_off;    /* nextUpdate - T0; 0: none */
-    X509 *signer;        /* default ca */
-    EVP_PKEY *skey;      /* default ca_key */
-    OCSP_REQUEST *nonce; /* copy this request's nonce; NULL: none */
-    int resp_status;     /* OCSPResponseStatus; default successful */
-    bool nocerts;        /* send no certificate even for a delegate */
+    X509 *about;                     /* the certificate answered for (default leaf) */
+    int status;                      /* V_OCSP_CERTSTATUS_* */
+    int64_t this_off;                /* thisUpdate - T0 */
+    int64_t next_off;                /* nextUpdate - T0; 0: none */
+    X509 *signer;                    /* default ca */
+    EVP_PKEY *skey;                  /* default ca_key */
+    OCSP_REQUEST *nonce;             /* copy this request's nonce; NULL: none */
+    int resp_status;                 /* OCSPResponseStatus; default successful */
+    bool nocerts;                    /* send no certificate even for a delegate */
+    const EVP_MD *md;                /* the response's signature hash; default SHA-256 */
+    const struct dz_keyfloor *floor; /* passed to the check; NULL: the fixed floor */
 };
 
 static unsigned char *mkresp(const struct rspec *s, size_t *len)
@@ -147,7 +151,8 @@ static unsigned char *mkresp(const struct rspec *s, size_t *len)
         assert_int_equal(OCSP_copy_nonce(bs, s->nonce), 1);
     if (signer != ca && !s->nocerts)
         sk_X509_push(certs, signer); /* a delegated responder sends its certificate */
-    assert_int_equal(OCSP_basic_sign(bs, signer, s->skey ? s->skey : ca_key, EVP_sha256(), certs,
+    assert_int_equal(OCSP_basic_sign(bs, signer, s->skey ? s->skey : ca_key,
+                                     s->md ? s->md : EVP_sha256(), certs,
                                      (signer == ca || s->nocerts) ? OCSP_NOCERTS : 0),
                      1);
     resp = OCSP_response_create(s->resp_status ? s->resp_status : OCSP_RESPONSE_STATUS_SUCCESSFUL,
@@ -180,7 +185,7 @@ static int check(struct rspec *s, bool no_nonce, int64_t at_off, struct dz_ocsp_
     assert_int_equal(dz_ocsp_request_new(leaf, ca, &req, &reqder, &reqlen), 0);
     s->nonce = no_nonce ? NULL : req;
     der = mkresp(s, &len);
-    rc = dz_ocsp_response_check(der, len, req, leaf, ca, T0 + at_off, a);
+    rc = dz_ocsp_response_check(der, len, req, leaf, ca, T0 + at_off, s->floor, a);
     if (rc == 0) {
         unsigned char h[32];
         dz_sha256(der, len, h);
@@ -247,6 +252,69 @@ static void test_unauthorised_signers(void **state)
     assert_int_equal(a.this_update, 0);
 }
 
+/* The key and signature floor (keyfloor.h) holds for answers: a response
+ * signed with SHA-1, a delegated responder with an RSA-1024 key or with a
+ * certificate signed with SHA-1 is no answer; a raised floor refuses what
+ * the fixed one lets through.  Each has a passing control. */
+static void test_weak_answers(void **state)
+{
+    static const char *const ocsp_ext[] = {"keyUsage=critical,digitalSignature",
+                                           "extendedKeyUsage=OCSPSigning", NULL};
+    const struct dz_keyfloor ec384 = {.ec_bits = 384};
+    const struct dz_keyfloor rsa3072 = {.rsa_bits = 3072};
+    struct rspec s = {.status = V_OCSP_CERTSTATUS_GOOD, .this_off = -60, .next_off = 3600};
+    struct dz_ocsp_answer a;
+    EVP_PKEY *k1024 = EVP_RSA_gen(1024);
+    EVP_PKEY *k2048 = EVP_RSA_gen(2048);
+    X509 *r1024, *r2048, *rsha1;
+
+    (void)state;
+    assert_non_null(k1024);
+    assert_non_null(k2048);
+    r1024 = mk("Responder", 210, k1024, ca, ca_key, T0 - 3600, T0 + 86400, ocsp_ext);
+    r2048 = mk("Responder", 211, k2048, ca, ca_key, T0 - 3600, T0 + 86400, ocsp_ext);
+    mk_md = EVP_sha1();
+    rsha1 = mk("Responder", 212, resp_key, ca, ca_key, T0 - 3600, T0 + 86400, ocsp_ext);
+    mk_md = NULL;
+
+    /* The issuer's own answer: SHA-256 good, SHA-1 refused. */
+    assert_int_equal(check(&s, false, 0, &a), 0);
+    s.md = EVP_sha1();
+    assert_int_equal(check(&s, false, 0, &a), DZ_ERR_DENIED);
+    s.md = NULL;
+
+    /* Delegated responders. */
+    s.signer = r2048;
+    s.skey = k2048;
+    assert_int_equal(check(&s, false, 0, &a), 0);
+    s.signer = r1024;
+    s.skey = k1024;
+    assert_int_equal(check(&s, false, 0, &a), DZ_ERR_DENIED);
+    s.signer = rsha1;
+    s.skey = resp_key;
+    assert_int_equal(check(&s, false, 0, &a), DZ_ERR_DENIED);
+    s.signer = resp_ok;
+    assert_int_equal(check(&s, false, 0, &a), 0);
+
+    /* Raised floors: RSA-2048 under 3072, the P-256 CA under 384. */
+    s.signer = r2048;
+    s.skey = k2048;
+    s.floor = &rsa3072;
+    assert_int_equal(check(&s, false, 0, &a), DZ_ERR_DENIED);
+    s.signer = NULL;
+    s.skey = NULL;
+    s.floor = &ec384;
+    assert_int_equal(check(&s, false, 0, &a), DZ_ERR_DENIED);
+    s.floor = &rsa3072; /* the P-256 CA is not an RSA key: the RSA floor says nothing */
+    assert_int_equal(check(&s, false, 0, &a), 0);
+
+    X509_free(r1024);
+    X509_free(r2048);
+    X509_free(rsha1);
+    EVP_PKEY_free(k1024);
+    EVP_PKEY_free(k2048);
+}
+
 static void test_nonce(void **state)
 {
     struct rspec s = {.status = V_OCSP_CERTSTATUS_GOOD, .this_off = -60, .next_off = 3600};
@@ -264,10 +332,10 @@ static void test_nonce(void **state)
     assert_int_not_equal(l1, 0);
     s.nonce = req1;
     der = mkresp(&s, &len);
-    assert_int_equal(dz_ocsp_response_check(der, len, req2, leaf, ca, T0, &a), DZ_ERR_DENIED);
-    assert_int_equal(dz_ocsp_response_check(der, len, req1, leaf, ca, T0, &a), 0);
+    assert_int_equal(dz_ocsp_response_check(der, len, req2, leaf, ca, T0, NULL, &a), DZ_ERR_DENIED);
+    assert_int_equal(dz_ocsp_response_check(der, len, req1, leaf, ca, T0, NULL, &a), 0);
     /* Without a request (stored answers) no nonce is asked for. */
-    assert_int_equal(dz_ocsp_response_check(der, len, NULL, leaf, ca, T0, &a), 0);
+    assert_int_equal(dz_ocsp_response_check(der, len, NULL, leaf, ca, T0, NULL, &a), 0);
     OPENSSL_free(der);
     OPENSSL_free(d1);
     OPENSSL_free(d2);
@@ -315,23 +383,26 @@ static void test_wrong_cert_and_garbage(void **state)
     (void)state;
     assert_int_equal(check(&s, false, 0, &a), DZ_ERR_PARSE); /* answers about another serial */
 
-    assert_int_equal(dz_ocsp_response_check(try_later, sizeof(try_later), NULL, leaf, ca, T0, &a),
-                     DZ_ERR_UNAVAILABLE);
+    assert_int_equal(
+        dz_ocsp_response_check(try_later, sizeof(try_later), NULL, leaf, ca, T0, NULL, &a),
+        DZ_ERR_UNAVAILABLE);
     s.resp_status = OCSP_RESPONSE_STATUS_UNAUTHORIZED;
     s.about = leaf;
     s.nonce = NULL; /* check() freed its request */
     der = mkresp(&s, &len);
-    assert_int_equal(dz_ocsp_response_check(der, len, NULL, leaf, ca, T0, &a), DZ_ERR_UNAVAILABLE);
+    assert_int_equal(dz_ocsp_response_check(der, len, NULL, leaf, ca, T0, NULL, &a),
+                     DZ_ERR_UNAVAILABLE);
     OPENSSL_free(der);
 
-    assert_int_equal(dz_ocsp_response_check(junk, sizeof(junk), NULL, leaf, ca, T0, &a),
+    assert_int_equal(dz_ocsp_response_check(junk, sizeof(junk), NULL, leaf, ca, T0, NULL, &a),
                      DZ_ERR_PARSE);
-    assert_int_equal(dz_ocsp_response_check(junk, 0, NULL, leaf, ca, T0, &a), DZ_ERR_PARSE);
-    assert_int_equal(dz_ocsp_response_check(NULL, 0, NULL, leaf, ca, T0, &a), DZ_ERR_INVAL);
+    assert_int_equal(dz_ocsp_response_check(junk, 0, NULL, leaf, ca, T0, NULL, &a), DZ_ERR_PARSE);
+    assert_int_equal(dz_ocsp_response_check(NULL, 0, NULL, leaf, ca, T0, NULL, &a), DZ_ERR_INVAL);
     big = calloc(1, DZ_OCSP_MAX_RESPONSE + 1);
     assert_non_null(big);
-    assert_int_equal(dz_ocsp_response_check(big, DZ_OCSP_MAX_RESPONSE + 1, NULL, leaf, ca, T0, &a),
-                     DZ_ERR_TOOBIG);
+    assert_int_equal(
+        dz_ocsp_response_check(big, DZ_OCSP_MAX_RESPONSE + 1, NULL, leaf, ca, T0, NULL, &a),
+        DZ_ERR_TOOBIG);
     free(big);
 
     /* A good answer with a byte flipped in its signature, and with a
@@ -339,15 +410,16 @@ static void test_wrong_cert_and_garbage(void **state)
     s.resp_status = 0;
     s.nonce = NULL;
     der = mkresp(&s, &len);
-    assert_int_equal(dz_ocsp_response_check(der, len, NULL, leaf, ca, T0, &a), 0);
+    assert_int_equal(dz_ocsp_response_check(der, len, NULL, leaf, ca, T0, NULL, &a), 0);
     der[len - 3] ^= 0x01;
-    assert_int_not_equal(dz_ocsp_response_check(der, len, NULL, leaf, ca, T0, &a), 0);
+    assert_int_not_equal(dz_ocsp_response_check(der, len, NULL, leaf, ca, T0, NULL, &a), 0);
     der[len - 3] ^= 0x01;
     big = malloc(len + 1);
     assert_non_null(big);
     memcpy(big, der, len);
     big[len] = 0;
-    assert_int_equal(dz_ocsp_response_check(big, len + 1, NULL, leaf, ca, T0, &a), DZ_ERR_PARSE);
+    assert_int_equal(dz_ocsp_response_check(big, len + 1, NULL, leaf, ca, T0, NULL, &a),
+                     DZ_ERR_PARSE);
     free(big);
     OPENSSL_free(der);
 }
@@ -381,12 +453,13 @@ static void test_query_unreachable(void **state)
 
     (void)state;
     /* Port 1 on loopback: refused at once. */
-    assert_int_equal(dz_ocsp_query("http://127.0.0.1:1/", leaf, ca, 2000, T0, &a, &der, &len),
+    assert_int_equal(dz_ocsp_query("http://127.0.0.1:1/", leaf, ca, 2000, T0, NULL, &a, &der, &len),
                      DZ_ERR_UNAVAILABLE);
     assert_null(der);
     assert_int_equal(len, 0);
     assert_int_equal(a.status, DZ_OCSP_UNKNOWN);
-    assert_int_equal(dz_ocsp_query("ftp://x/", leaf, ca, 2000, T0, &a, NULL, NULL), DZ_ERR_INVAL);
+    assert_int_equal(dz_ocsp_query("ftp://x/", leaf, ca, 2000, T0, NULL, &a, NULL, NULL),
+                     DZ_ERR_INVAL);
 }
 
 static struct dz_ocsp_answer answer(enum dz_ocsp_status st, int64_t next)
@@ -490,6 +563,7 @@ int main(void)
         cmocka_unit_test(test_good_by_issuer),
         cmocka_unit_test(test_revoked_by_delegate),
         cmocka_unit_test(test_unauthorised_signers),
+        cmocka_unit_test(test_weak_answers),
         cmocka_unit_test(test_nonce),
         cmocka_unit_test(test_freshness),
         cmocka_unit_test(test_wrong_cert_and_garbage),

@@ -2,8 +2,10 @@
  * throwaway PKI made here with OpenSSL: a root, a card CA and people's
  * certificates.  Expired, not yet valid, unknown CA, bad signature, key
  * usage for auth vs sign, card vs mobile policy, FIN and role, CRL
- * revocation, OCSP unreachable (fail closed, CRL fallback), and a real
- * `openssl ocsp` responder for good / revoked / cached answers. */
+ * revocation, OCSP unreachable (fail closed, CRL fallback), a real
+ * `openssl ocsp` responder for good / revoked / cached answers, the key and
+ * signature floor (weak keys, curves and hashes anywhere in the path) and
+ * the end-entity rules (no CA in any form, v3, serial number). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -27,6 +29,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <openssl/bn.h>
 #include <openssl/conf.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
@@ -45,6 +48,7 @@ static int64_t T0;
 static int ocsp_port;
 
 static EVP_PKEY *root_key, *ca_key, *other_key, *leaf_key, *resp_key;
+static const EVP_MD *mk_md; /* mk's signature hash; NULL: SHA-256 */
 static X509 *root, *ca, *other_root;
 
 /* ---- a throwaway PKI ---- */
@@ -96,7 +100,7 @@ static X509 *mk(const char *subject, long serial, EVP_PKEY *key, X509 *issuer, E
         X509_EXTENSION_free(e);
     }
     NCONF_free(conf);
-    assert_true(X509_sign(x, ikey ? ikey : key, EVP_sha256()) > 0);
+    assert_true(X509_sign(x, ikey ? ikey : key, mk_md ? mk_md : EVP_sha256()) > 0);
     return x;
 }
 
@@ -492,7 +496,7 @@ static void test_key_usage(void **state)
     o.npolicies = 0;
     o.require_fin = false;
     sk_X509_push(chain, ca);
-    assert_string_equal(run(t, ca, NULL, &o, &r), "bad_key_usage");
+    assert_string_equal(run(t, ca, NULL, &o, &r), "not_end_entity");
     sk_X509_free(chain);
     X509_free(auth);
     X509_free(sign);
@@ -1036,6 +1040,351 @@ static void test_threads(void **state)
     dz_x509_trust_free(t);
 }
 
+/* ---- the key and signature floor (keyfloor.h), rules X1 and X2 ---- */
+
+#define FLOOR_SUBJECT "CN=Floor/serialNumber=PNOAZ-FLR1234"
+static const char *const root_exts[] = {"basicConstraints=critical,CA:true",
+                                        "keyUsage=critical,keyCertSign,cRLSign", SKID, NULL};
+static const char *const ca_exts[] = {"basicConstraints=critical,CA:true,pathlen:0",
+                                      "keyUsage=critical,keyCertSign,cRLSign", SKID, AKID, NULL};
+static const char *const card_exts[] = {KU_AUTH, EKU_AUTH, POL_CARD, SKID, AKID, NULL};
+
+/* A card certificate for key under (issuer, ikey), signed with md. */
+static X509 *floor_leaf(EVP_PKEY *key, X509 *issuer, EVP_PKEY *ikey, const EVP_MD *md)
+{
+    X509 *x;
+
+    mk_md = md;
+    x = mk(FLOOR_SUBJECT, 0x2001, key, issuer, ikey, T0 - 60, T0 + 3600, card_exts);
+    mk_md = NULL;
+    return x;
+}
+
+/* A trust of the anchor (written to name) and optionally a CA. */
+static struct dz_x509_trust *trust_of(const char *name, X509 *anchor, X509 *inter)
+{
+    struct dz_x509_trust *t = NULL;
+
+    write_pem(name, anchor);
+    assert_int_equal(dz_x509_trust_new(&t), 0);
+    assert_int_equal(dz_x509_trust_add_ca_file(t, path(name)), 0);
+    unlink(path(name));
+    if (inter) {
+        write_pem("floor-inter.pem", inter);
+        assert_int_equal(dz_x509_trust_add_ca_file(t, path("floor-inter.pem")), 0);
+        unlink(path("floor-inter.pem"));
+    }
+    assert_int_equal(dz_x509_trust_anchors(t), 1);
+    return t;
+}
+
+static void test_floor_keys(void **state)
+{
+    struct dz_x509_trust *t = trust(NULL, NULL);
+    struct dz_x509_opts o = login_opts();
+    struct dz_x509_result r;
+    struct {
+        const char *what;
+        EVP_PKEY *key;
+        const char *want;
+    } cases[] = {
+        {"RSA-2048", EVP_RSA_gen(2048), "ok"},
+        {"RSA-3072", EVP_RSA_gen(3072), "ok"},
+        {"P-256", EVP_EC_gen("P-256"), "ok"},
+        {"P-384", EVP_EC_gen("P-384"), "ok"},
+        {"P-521", EVP_EC_gen("P-521"), "ok"},
+        {"RSA-512", EVP_RSA_gen(512), "weak_key"},
+        {"RSA-1024", EVP_RSA_gen(1024), "weak_key"},
+        {"RSA-2047", EVP_RSA_gen(2047), "weak_key"},
+        {"P-192", EVP_EC_gen("P-192"), "weak_key"},
+        {"P-224", EVP_EC_gen("P-224"), "weak_key"}, /* OpenSSL's level 2 passes it */
+        {"secp256k1", EVP_EC_gen("secp256k1"), "weak_key"},
+        {"brainpoolP256r1", EVP_EC_gen("brainpoolP256r1"), "weak_key"},
+        {"Ed25519", EVP_PKEY_Q_keygen(NULL, NULL, "ED25519"), "weak_key"},
+    };
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        X509 *x;
+        assert_non_null(cases[i].key);
+        x = floor_leaf(cases[i].key, ca, ca_key, NULL);
+        o.purpose = DZ_X509_PURPOSE_AUTH;
+        if (strcmp(run(t, x, NULL, &o, &r), cases[i].want) != 0)
+            fail_msg("%s: %s (%s), expected %s", cases[i].what, r.reason, r.detail, cases[i].want);
+        /* The floor is no matter of purpose: inspection sees it too. */
+        o.purpose = DZ_X509_PURPOSE_ANY;
+        if (strcmp(run(t, x, NULL, &o, &r), cases[i].want) != 0)
+            fail_msg("%s (purpose any): %s, expected %s", cases[i].what, r.reason, cases[i].want);
+        X509_free(x);
+        EVP_PKEY_free(cases[i].key);
+    }
+    dz_x509_trust_free(t);
+}
+
+static void test_floor_signatures(void **state)
+{
+    struct dz_x509_trust *t = trust(NULL, NULL);
+    struct dz_x509_opts o = login_opts();
+    struct dz_x509_result r;
+    EVP_PKEY *rk = EVP_RSA_gen(2048);
+    EVP_PKEY *rk1024 = EVP_RSA_gen(1024);
+    EVP_PKEY *ck = EVP_EC_gen("P-256");
+    X509 *rsa_ca, *sha1_ca, *root1k, *sha1_root, *ca_under_sha1_root, *x;
+    struct dz_x509_trust *t2;
+
+    (void)state;
+    /* An RSA CA, so that MD5 (which ECDSA has not) can sign. */
+    rsa_ca = mk("CN=Floor RSA CA", 0x3001, rk, root, root_key, T0 - 600, T0 + 86400, ca_exts);
+    write_pem("floor-rsaca.pem", rsa_ca);
+    assert_int_equal(dz_x509_trust_add_ca_file(t, path("floor-rsaca.pem")), 0);
+    unlink(path("floor-rsaca.pem"));
+
+    x = floor_leaf(leaf_key, rsa_ca, rk, EVP_sha256());
+    assert_string_equal(run(t, x, NULL, &o, &r), "ok"); /* control */
+    X509_free(x);
+    x = floor_leaf(leaf_key, rsa_ca, rk, EVP_sha512());
+    assert_string_equal(run(t, x, NULL, &o, &r), "ok");
+    X509_free(x);
+    x = floor_leaf(leaf_key, rsa_ca, rk, EVP_sha1());
+    assert_string_equal(run(t, x, NULL, &o, &r), "weak_signature");
+    X509_free(x);
+    x = floor_leaf(leaf_key, rsa_ca, rk, EVP_md5());
+    assert_string_equal(run(t, x, NULL, &o, &r), "weak_signature");
+    X509_free(x);
+    x = floor_leaf(leaf_key, ca, ca_key, EVP_sha1()); /* ecdsa-with-SHA1 */
+    assert_string_equal(run(t, x, NULL, &o, &r), "weak_signature");
+    X509_free(x);
+    /* ... and for signing as for login. */
+    o.purpose = DZ_X509_PURPOSE_SIGN;
+    x = floor_leaf(leaf_key, ca, ca_key, EVP_sha1());
+    assert_string_equal(run(t, x, NULL, &o, &r), "weak_signature");
+    X509_free(x);
+    o.purpose = DZ_X509_PURPOSE_AUTH;
+
+    /* A CA certificate signed with SHA-1 (given by the client). */
+    mk_md = EVP_sha1();
+    sha1_ca = mk("CN=Floor SHA-1 CA", 0x3002, ck, root, root_key, T0 - 600, T0 + 86400, ca_exts);
+    mk_md = NULL;
+    x = floor_leaf(leaf_key, sha1_ca, ck, EVP_sha256());
+    {
+        STACK_OF(X509) *u = sk_X509_new_null();
+        sk_X509_push(u, sha1_ca);
+        assert_string_equal(run(t, x, u, &o, &r), "weak_signature");
+        assert_non_null(strstr(r.detail, "depth 1"));
+        sk_X509_free(u);
+    }
+    X509_free(x);
+    dz_x509_trust_free(t);
+
+    /* An RSA-1024 root: every key of the path counts, the anchor's too. */
+    root1k = mk("CN=Floor Weak Root", 1, rk1024, NULL, NULL, T0 - 600, T0 + 86400, root_exts);
+    t2 = trust_of("floor-root1k.pem", root1k, NULL);
+    x = floor_leaf(leaf_key, root1k, rk1024, EVP_sha256());
+    assert_string_equal(run(t2, x, NULL, &o, &r), "weak_key");
+    X509_free(x);
+    dz_x509_trust_free(t2);
+
+    /* A root whose own self-signature is SHA-1: not judged (nothing relies
+     * on it), but everything it signs is. */
+    mk_md = EVP_sha1();
+    sha1_root = mk("CN=Floor Old Root", 1, rk, NULL, NULL, T0 - 600, T0 + 86400, root_exts);
+    mk_md = NULL;
+    ca_under_sha1_root =
+        mk("CN=Floor CA 2", 0x3003, ck, sha1_root, rk, T0 - 600, T0 + 86400, ca_exts);
+    t2 = trust_of("floor-sha1root.pem", sha1_root, ca_under_sha1_root);
+    x = floor_leaf(leaf_key, ca_under_sha1_root, ck, EVP_sha256());
+    assert_string_equal(run(t2, x, NULL, &o, &r), "ok");
+    X509_free(x);
+    x = floor_leaf(leaf_key, ca_under_sha1_root, ck, EVP_sha1());
+    assert_string_equal(run(t2, x, NULL, &o, &r), "weak_signature");
+    X509_free(x);
+    dz_x509_trust_free(t2);
+
+    X509_free(rsa_ca);
+    X509_free(sha1_ca);
+    X509_free(root1k);
+    X509_free(sha1_root);
+    X509_free(ca_under_sha1_root);
+    EVP_PKEY_free(rk);
+    EVP_PKEY_free(rk1024);
+    EVP_PKEY_free(ck);
+}
+
+/* The floor can be raised per trust, never lowered; --legacy-algorithms'
+ * off switch is the only way below it. */
+static void test_floor_config(void **state)
+{
+    struct dz_x509_trust *t = trust(NULL, NULL);
+    struct dz_x509_opts o = login_opts();
+    struct dz_x509_result r;
+    EVP_PKEY *k2048 = EVP_RSA_gen(2048);
+    EVP_PKEY *k1024 = EVP_RSA_gen(1024);
+    EVP_PKEY *p384 = EVP_EC_gen("P-384");
+    X509 *x2048 = floor_leaf(k2048, ca, ca_key, NULL);
+    X509 *x1024 = floor_leaf(k1024, ca, ca_key, NULL);
+    X509 *xp256 = floor_leaf(leaf_key, ca, ca_key, NULL);
+    X509 *xp384 = floor_leaf(p384, ca, ca_key, NULL);
+    struct dz_keyfloor f = {.rsa_bits = 3072, .ec_bits = 384};
+
+    (void)state;
+    assert_int_equal(dz_x509_trust_floor(t)->rsa_bits, DZ_KEYFLOOR_RSA_BITS);
+    assert_string_equal(run(t, x2048, NULL, &o, &r), "ok");
+    assert_string_equal(run(t, xp256, NULL, &o, &r), "ok");
+    assert_int_equal(dz_x509_trust_set_floor(t, &f), 0);
+    assert_string_equal(run(t, x2048, NULL, &o, &r), "weak_key");
+    assert_non_null(strstr(r.detail, "3072"));
+    assert_string_equal(run(t, xp256, NULL, &o, &r), "weak_key");
+    assert_non_null(strstr(r.detail, "depth 0"));
+    /* The card CA is P-256: under a 384-bit EC floor a P-384 leaf does not
+     * help, the path is weak at the CA. */
+    assert_string_equal(run(t, xp384, NULL, &o, &r), "weak_key");
+    assert_non_null(strstr(r.detail, "depth 1"));
+    /* Below the floor counts as the floor. */
+    f = (struct dz_keyfloor){.rsa_bits = 1024, .ec_bits = 160};
+    assert_int_equal(dz_x509_trust_set_floor(t, &f), 0);
+    assert_string_equal(run(t, x1024, NULL, &o, &r), "weak_key");
+    assert_string_equal(run(t, x2048, NULL, &o, &r), "ok");
+    f = (struct dz_keyfloor){.rsa_bits = DZ_KEYFLOOR_RSA_MAX + 1};
+    assert_int_equal(dz_x509_trust_set_floor(t, &f), DZ_ERR_INVAL);
+    /* Off (conformance suites only). */
+    f = (struct dz_keyfloor){.off = true};
+    assert_int_equal(dz_x509_trust_set_floor(t, &f), 0);
+    assert_string_equal(run(t, x1024, NULL, &o, &r), "ok");
+    X509_free(x2048);
+    X509_free(x1024);
+    X509_free(xp256);
+    X509_free(xp384);
+    EVP_PKEY_free(k2048);
+    EVP_PKEY_free(k1024);
+    EVP_PKEY_free(p384);
+    dz_x509_trust_free(t);
+}
+
+/* ---- a person's certificate is an end-entity certificate (X3, X4, X7,
+ * X9, X10) ---- */
+
+/* Re-sign x (by the card CA) after a change. */
+static void resign(X509 *x)
+{
+    assert_true(X509_sign(x, ca_key, EVP_sha256()) > 0);
+}
+
+static void test_end_entity(void **state)
+{
+    const char *ca_no_kcs[] = {
+        "basicConstraints=critical,CA:true", KU_AUTH, EKU_AUTH, POL_CARD, SKID, AKID, NULL};
+    const char *ca_no_kcs_sign[] = {
+        "basicConstraints=critical,CA:true", KU_SIGN, POL_CARD, SKID, AKID, NULL};
+    const char *ca_kcs[] = {"basicConstraints=critical,CA:true",
+                            "keyUsage=critical,digitalSignature,keyCertSign",
+                            EKU_AUTH,
+                            POL_CARD,
+                            SKID,
+                            AKID,
+                            NULL};
+    const char *crlsign[] = {
+        "keyUsage=critical,digitalSignature,cRLSign", EKU_AUTH, POL_CARD, SKID, AKID, NULL};
+    const char *kcs_no_ca[] = {
+        "keyUsage=critical,digitalSignature,keyCertSign", EKU_AUTH, POL_CARD, SKID, AKID, NULL};
+    struct dz_x509_trust *t = trust(NULL, NULL);
+    struct dz_x509_opts o = login_opts();
+    struct dz_x509_result r;
+    X509 *x;
+    BIGNUM *bn = NULL;
+
+    (void)state;
+    /* cA=TRUE without keyCertSign: OpenSSL's X509_check_ca says "not a
+     * CA" (it needs keyCertSign), so it passed before. */
+    x = person(FLOOR_SUBJECT, 0x4001, -60, 3600, ca_no_kcs);
+    assert_string_equal(run(t, x, NULL, &o, &r), "not_end_entity");
+    X509_free(x);
+    x = person(FLOOR_SUBJECT, 0x4002, -60, 3600, ca_no_kcs_sign);
+    o.purpose = DZ_X509_PURPOSE_SIGN;
+    assert_string_equal(run(t, x, NULL, &o, &r), "not_end_entity");
+    o.purpose = DZ_X509_PURPOSE_ANY; /* inspection: a CA is a CA */
+    assert_string_equal(run(t, x, NULL, &o, &r), "ok");
+    o.purpose = DZ_X509_PURPOSE_AUTH;
+    X509_free(x);
+    x = person(FLOOR_SUBJECT, 0x4003, -60, 3600, ca_kcs);
+    assert_string_equal(run(t, x, NULL, &o, &r), "not_end_entity");
+    X509_free(x);
+    x = person(FLOOR_SUBJECT, 0x4004, -60, 3600, crlsign);
+    assert_string_equal(run(t, x, NULL, &o, &r), "not_end_entity");
+    X509_free(x);
+    /* keyCertSign without cA: OpenSSL's strict mode refuses it first. */
+    x = person(FLOOR_SUBJECT, 0x4005, -60, 3600, kcs_no_ca);
+    assert_string_equal(run(t, x, NULL, &o, &r), "chain_invalid");
+    X509_free(x);
+
+    /* A v1 certificate (no extensions at all) is nobody's. */
+    x = person(FLOOR_SUBJECT, 0x4006, -60, 3600, NULL);
+    X509_set_version(x, X509_VERSION_1);
+    resign(x);
+    assert_string_equal(run(t, x, NULL, &o, &r), "not_end_entity");
+    X509_free(x);
+
+    /* Serial numbers: positive, at most 20 octets of DER content. */
+    x = card(SER_GOOD, NULL);
+    ASN1_INTEGER_set(X509_get_serialNumber(x), 0);
+    resign(x);
+    assert_string_equal(run(t, x, NULL, &o, &r), "malformed");
+    ASN1_INTEGER_set(X509_get_serialNumber(x), -5);
+    resign(x);
+    assert_string_equal(run(t, x, NULL, &o, &r), "malformed");
+    /* 0x7F then 19 x 0xFF: 20 octets, the most allowed. */
+    assert_true(BN_hex2bn(&bn, "7FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF") > 0);
+    assert_non_null(BN_to_ASN1_INTEGER(bn, X509_get_serialNumber(x)));
+    resign(x);
+    assert_string_equal(run(t, x, NULL, &o, &r), "ok");
+    /* 0x80 then 19 x 0x00: a leading zero octet makes it 21. */
+    assert_true(BN_hex2bn(&bn, "8000000000000000000000000000000000000000") > 0);
+    assert_non_null(BN_to_ASN1_INTEGER(bn, X509_get_serialNumber(x)));
+    resign(x);
+    assert_string_equal(run(t, x, NULL, &o, &r), "malformed");
+    BN_free(bn);
+    X509_free(x);
+
+    /* The same extension twice (RFC 5280 4.2).  OpenSSL marks a
+     * certificate with a duplicate of an extension it knows as invalid (a
+     * second certificatePolicies fails policy processing, a second
+     * subjectKeyIdentifier makes the certificate unusable for path
+     * building); a private extension twice it lets through, and the
+     * end-entity check refuses. */
+    {
+        const char *const priv[] = {KU_AUTH,
+                                    EKU_AUTH,
+                                    POL_CARD,
+                                    SKID,
+                                    AKID,
+                                    "1.3.6.1.4.1.55555.9.9=ASN1:NULL",
+                                    "1.3.6.1.4.1.55555.9.9=ASN1:NULL",
+                                    NULL};
+        const char *const once[] = {
+            KU_AUTH, EKU_AUTH, POL_CARD, SKID, AKID, "1.3.6.1.4.1.55555.9.9=ASN1:NULL", NULL};
+        x = person(FLOOR_SUBJECT, 0x4007, -60, 3600, once);
+        assert_string_equal(run(t, x, NULL, &o, &r), "ok"); /* control */
+        X509_free(x);
+        x = person(FLOOR_SUBJECT, 0x4008, -60, 3600, priv);
+        assert_string_equal(run(t, x, NULL, &o, &r), "malformed");
+        assert_non_null(strstr(r.detail, "twice"));
+        X509_free(x);
+    }
+    for (int k = 0; k < 2; k++) {
+        int nid = k == 0 ? NID_certificate_policies : NID_subject_key_identifier;
+        X509_EXTENSION *dup;
+
+        x = card(SER_GOOD, NULL);
+        dup = X509_EXTENSION_dup(X509_get_ext(x, X509_get_ext_by_NID(x, nid, -1)));
+        assert_non_null(dup);
+        assert_int_equal(X509_add_ext(x, dup, -1), 1);
+        X509_EXTENSION_free(dup);
+        resign(x);
+        assert_string_equal(run(t, x, NULL, &o, &r), k == 0 ? "wrong_policy" : "unknown_ca");
+        X509_free(x);
+    }
+    dz_x509_trust_free(t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1045,7 +1394,9 @@ int main(void)
         cmocka_unit_test(test_fin_and_role),     cmocka_unit_test(test_crl),
         cmocka_unit_test(test_ocsp_unreachable), cmocka_unit_test(test_crl_from_cdp),
         cmocka_unit_test(test_ocsp_responder),   cmocka_unit_test(test_bounds_and_files),
-        cmocka_unit_test(test_threads),
+        cmocka_unit_test(test_threads),          cmocka_unit_test(test_floor_keys),
+        cmocka_unit_test(test_floor_signatures), cmocka_unit_test(test_floor_config),
+        cmocka_unit_test(test_end_entity),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
