@@ -23,24 +23,26 @@
 #  4. TSP: TimeStampReqs (`openssl ts -query`) posted to `darvaza-peer tsa`
 #     (h2c), the real one and one holding the rogue certificate;
 #  5. malformed ones cut or altered from the real answers (python3);
-#  6. pki_fixture.h: the certificates (and two signing keys), the fixed requests (OCSP request DER,
-#     TSP digest and nonce), the time "now" of the checks, and every seed's
+#  6. pki_fixture.h: the certificates (and two signing keys), the fixed
+#     requests (OCSP request DER, TSP digest and nonce), the time "now" of
+#     the checks, and every seed's
 #     SHA-256 with the verdict it must get - the targets assert it when they
 #     meet a seed, so the replay fails if a verdict changes.
 #
 # The working directory is thrown away at the end; the fixture keeps the
 # certificates and, so that the targets can re-sign mutated answers, the keys
 # of the delegated OCSP responder and of the TSA (of this throwaway PKI
-# only: nothing trusts it).  Rerunning replaces the corpora's seed files (named
-# ocsp-* / tsp-*); inputs libFuzzer found and that were committed stay, but
-# they were made against the old fixture.
+# only: nothing trusts it).  Rerunning replaces the corpora's seed files
+# (named ocsp-* / tsp-*) and the fixture together; inputs libFuzzer found
+# and that were committed (named by their SHA-1) stay: they were mutated
+# from the old seeds, and are still valid inputs.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 BUILD_DIR=${BUILD_DIR:-build}
 PEER="$ROOT/$BUILD_DIR/darvaza-peer"
 OCSP_PORT=${OCSP_PORT:-9105}
-TSA_PORT=${TSA_PORT:-9120}
+TSA_PORT=${TSA_PORT:-9104}
 OCSP_CORPUS="$ROOT/tests/fuzz/corpus/ocsp_response"
 TSP_CORPUS="$ROOT/tests/fuzz/corpus/tsp_response"
 FIXTURE="$ROOT/tests/fuzz/pki_fixture.h"
