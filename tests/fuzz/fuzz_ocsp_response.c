@@ -311,7 +311,8 @@ static void judge_all(const uint8_t *data, size_t size, const struct fx_ocsp_see
             }
             if (rc_with == 0 && with.status != seed->status)
                 fail("a seed's status changed", c);
-            /* The demo responder's answers live one day: later, stale. */
+            /* Three days on, every answer of the seeds is stale (nextUpdate
+             * one day on, or none and thisUpdate far too old). */
             if (rc_with == 0 && rc_later != DZ_ERR_STATE)
                 fail("a seed is still believed after its nextUpdate", c);
         }

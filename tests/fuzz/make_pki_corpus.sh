@@ -139,12 +139,17 @@ cat "$W/rogue-tsa.pem" "$W/rogue-gw-ca.pem" >"$W/rogue-tsa-chain.pem"
 
 # ---- 3. OCSP --------------------------------------------------------------------
 # responder LOG ARGS...: `openssl ocsp` as demo/stack_cards.sh starts it
-# (the index, -CA, -ndays, -timeout, -ignore_err), waiting for its banner.
+# (the index, -CA, -timeout, -ignore_err; -ndays 1 unless ARGS has
+# -no_next_update), waiting for its banner.
 responder() {
-    local log=$1 i
+    local log=$1 i validity=(-ndays 1)
     shift
+    if [ "${1:-}" = -no_next_update ]; then
+        validity=()
+        shift
+    fi
     openssl ocsp -index "$C/esign-index.txt" -port "$OCSP_PORT" -CA "$C/esign-ca.pem" \
-        -ndays 1 -timeout 5 -ignore_err "$@" >"$W/$log" 2>&1 &
+        "${validity[@]}" -timeout 5 -ignore_err "$@" >"$W/$log" 2>&1 &
     RESPONDER=$!
     PIDS+=("$RESPONDER")
     for i in $(seq 100); do
@@ -175,6 +180,10 @@ ask ocsp-revoked.der -reqin "$W/req-revoked.der"
 ask ocsp-unknown.der -reqin "$W/req-unknown.der"
 ask ocsp-good-other-nonce.der -cert "$W/good.pem"      # a fresh nonce: a replayed answer
 ask ocsp-good-no-nonce.der -cert "$W/good.pem" -no_nonce
+stop_responder
+# Without -ndays the answer has no nextUpdate (believed only while recent).
+responder ocsp-no-next.log -no_next_update -rsigner "$C/esign-ocsp.pem" -rkey "$C/esign-ocsp.key"
+ask ocsp-good-no-next-update.der -reqin "$W/req-good.der"
 stop_responder
 responder ocsp-keyid.log -rsigner "$C/esign-ocsp.pem" -rkey "$C/esign-ocsp.key" -resp_key_id
 ask ocsp-good-by-keyid.der -reqin "$W/req-good.der"
@@ -281,6 +290,7 @@ g = rd(f"{w}/ocsp/ocsp-good.der")
 ocsp("ocsp-good.der", g, 0, "0", "0")
 ocsp("ocsp-revoked.der", rd(f"{w}/ocsp/ocsp-revoked.der"), 1, "0", "0", "REVOKED")
 ocsp("ocsp-unknown.der", rd(f"{w}/ocsp/ocsp-unknown.der"), 2, "0", "0", "UNKNOWN")
+ocsp("ocsp-good-no-next-update.der", rd(f"{w}/ocsp/ocsp-good-no-next-update.der"), 0, "0", "0")
 ocsp("ocsp-good-by-keyid.der", rd(f"{w}/ocsp/ocsp-good-by-keyid.der"), 0, "0", "0")
 ocsp("ocsp-good-by-issuer.der", rd(f"{w}/ocsp/ocsp-good-by-issuer.der"), 0, "0", "0")
 ocsp("ocsp-revoked-by-issuer.der", rd(f"{w}/ocsp/ocsp-revoked-by-issuer.der"), 1, "0", "0",

@@ -14,7 +14,7 @@
 
 #include "base/err.h"
 
-#define FX_NOW INT64_C(1796534135) /* unix seconds the seeds were made at */
+#define FX_NOW INT64_C(1796535636) /* unix seconds the seeds were made at */
 
 /* A target defines FX_OCSP or FX_TSP for the half it uses. */
 #ifdef FX_OCSP
@@ -22,113 +22,113 @@
 
 static const char FX_ESIGN_CA_PEM[] =
     "-----BEGIN CERTIFICATE-----\n"
-    "MIICETCCAZegAwIBAgIQKLCRjQqrdlG/GBx8P8a0LDAKBggqhkjOPQQDAjBDMQsw\n"
+    "MIICEjCCAZegAwIBAgIQCd9PxuNGHxpxOGCv9RqKETAKBggqhkjOPQQDAjBDMQsw\n"
     "CQYDVQQGEwJBWjEVMBMGA1UECgwMRGFydmF6YSBEZW1vMR0wGwYDVQQDDBREYXJ2\n"
-    "YXphIERlbW8gUm9vdCBDQTAeFw0yNjEyMDYwNTE1MzJaFw0zMTEyMDUwNTE1MzJa\n"
+    "YXphIERlbW8gUm9vdCBDQTAeFw0yNjEyMDYwNTQwMzNaFw0zMTEyMDUwNTQwMzNa\n"
     "MEoxCzAJBgNVBAYTAkFaMRUwEwYDVQQKDAxEYXJ2YXphIERlbW8xJDAiBgNVBAMM\n"
     "G0RhcnZhemEgRGVtbyBFLVNpZ25hdHVyZSBDQTBZMBMGByqGSM49AgEGCCqGSM49\n"
-    "AwEHA0IABIM7T8uXAN7H0vAVnKaDV9EjJalKI2rSHIdAkeBVUi7VsPG4G5qkTKGC\n"
-    "gRmOORZe2Fog8EQkY9ABeQt1nnLC9DejZjBkMBIGA1UdEwEB/wQIMAYBAf8CAQAw\n"
-    "DgYDVR0PAQH/BAQDAgEGMB0GA1UdDgQWBBTEm+v8fmQf+aIpJDqU7ILhJr13OjAf\n"
-    "BgNVHSMEGDAWgBRBnJU876E/bTtThtydId7moTynaTAKBggqhkjOPQQDAgNoADBl\n"
-    "AjEAlkQA/zLJQLAWfC2Bzyj1YjJWzXCP1WLi3zVfbIXNRIcw6D0OOfdvr8+2y/zJ\n"
-    "u7hEAjB83n2IGm7BqSi3rj6V5cKpPovIdvR4WdoCC9GsNT5nyt3LXVH8gxHI1KIO\n"
-    "IuS/sI0=\n"
+    "AwEHA0IABLYE3HS8PsFAtPHDghWQ7dX01bocrClp7WPTNT35J+DGGEdXd1e1HfZC\n"
+    "MAyGNu2KcPbIP6T+sZGUSS09xxRhQRijZjBkMBIGA1UdEwEB/wQIMAYBAf8CAQAw\n"
+    "DgYDVR0PAQH/BAQDAgEGMB0GA1UdDgQWBBQ3rFWXh88DxJDhLnoIfo2FIvPmwDAf\n"
+    "BgNVHSMEGDAWgBTpgvDOsEfgzGs8IwcNfUYaqKDClTAKBggqhkjOPQQDAgNpADBm\n"
+    "AjEAzNq65ute2P7qvxLBWvuckYLq5bWrVhF5UbEfHfi2+s4AId1oAzeu5Ml0indY\n"
+    "yxTFAjEAz+2DM6rwK2WMu/4htyLRQii5Mkd+jRtpAPCKklS9WTa0Jyd9Eo0JvtPX\n"
+    "Z8ASQBbz\n"
     "-----END CERTIFICATE-----\n";
 static const char FX_ESIGN_OCSP_PEM[] =
     "-----BEGIN CERTIFICATE-----\n"
-    "MIICQjCCAeigAwIBAgIQATdxdSrXtApfCafgQJcsXTAKBggqhkjOPQQDAjBKMQsw\n"
+    "MIICQzCCAeigAwIBAgIQO1PUBHGEqeHyVknZ1aMQpjAKBggqhkjOPQQDAjBKMQsw\n"
     "CQYDVQQGEwJBWjEVMBMGA1UECgwMRGFydmF6YSBEZW1vMSQwIgYDVQQDDBtEYXJ2\n"
-    "YXphIERlbW8gRS1TaWduYXR1cmUgQ0EwHhcNMjYxMjA2MDUxNTMzWhcNMjgwMTA3\n"
-    "MDUxNTMzWjBvMQswCQYDVQQGEwJBWjEVMBMGA1UECgwMRGFydmF6YSBEZW1vMRcw\n"
+    "YXphIERlbW8gRS1TaWduYXR1cmUgQ0EwHhcNMjYxMjA2MDU0MDMzWhcNMjgwMTA3\n"
+    "MDU0MDMzWjBvMQswCQYDVQQGEwJBWjEVMBMGA1UECgwMRGFydmF6YSBEZW1vMRcw\n"
     "FQYDVQQLDA5FLVNpZ25hdHVyZSBDQTEwMC4GA1UEAwwnRGFydmF6YSBEZW1vIEUt\n"
     "U2lnbmF0dXJlIE9DU1AgUmVzcG9uZGVyMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcD\n"
-    "QgAEdtU7gCrPcxjm6cVcuogaIcFJFHHsq2kNk9hqFFWNo58mpxwrrcl1YRVkrO6/\n"
-    "3OJfq3DrUaHFsOwmX0ngqZwB06OBijCBhzAMBgNVHRMBAf8EAjAAMA4GA1UdDwEB\n"
+    "QgAEhxa5y2kydQ6358mY+wrIZCZwnEbxAA+4nun9DbjozAS4uwi59vdUPRPAYoCP\n"
+    "ZMjPcGbWkBiRYHBP6bLqf/NhMaOBijCBhzAMBgNVHRMBAf8EAjAAMA4GA1UdDwEB\n"
     "/wQEAwIHgDAWBgNVHSUBAf8EDDAKBggrBgEFBQcDCTAPBgkrBgEFBQcwAQUEAgUA\n"
-    "MB0GA1UdDgQWBBRqw+i87jyywF1sKL+4m4aTeldrhzAfBgNVHSMEGDAWgBTEm+v8\n"
-    "fmQf+aIpJDqU7ILhJr13OjAKBggqhkjOPQQDAgNIADBFAiA14O0x3y2F6pnsO1Yk\n"
-    "lGBjXxagJg9Zb0of0UV2QzucUwIhAKRzEP59zJyY20R+Ou/Ss4QE612zO0ENsCw7\n"
-    "suftQxL9\n"
+    "MB0GA1UdDgQWBBSfz9b0ca2Jg/zwG8RnJolLPBNyOTAfBgNVHSMEGDAWgBQ3rFWX\n"
+    "h88DxJDhLnoIfo2FIvPmwDAKBggqhkjOPQQDAgNJADBGAiEAjLwivHkGRgEjBA+D\n"
+    "PFbrUrY1JfJXvBPxc2e7E7H+QK0CIQDBT7xj7qdKqRk5cKZjEs5I/LXsuW6p9jTO\n"
+    "6xtkP0Mn0w==\n"
     "-----END CERTIFICATE-----\n";
 static const char FX_ESIGN_OCSP_KEY_PEM[] =
     "-----BEGIN PRIVATE KEY-----\n"
-    "MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgagSdaHVRS5ZSRLkq\n"
-    "5sfYPoBBjREDrwqeg0v7BrUzvyuhRANCAAR21TuAKs9zGObpxVy6iBohwUkUceyr\n"
-    "aQ2T2GoUVY2jnyanHCutyXVhFWSs7r/c4l+rcOtRocWw7CZfSeCpnAHT\n"
+    "MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgrnInwRwLETjehv1E\n"
+    "Xov3uuKjh+HB/01XIVvVtigZE9uhRANCAASHFrnLaTJ1DrfnyZj7CshkJnCcRvEA\n"
+    "D7ie6f0NuOjMBLi7CLn291Q9E8BigI9kyM9wZtaQGJFgcE/psup/82Ex\n"
     "-----END PRIVATE KEY-----\n";
 static const char FX_LEAF_GOOD_PEM[] =
     "-----BEGIN CERTIFICATE-----\n"
-    "MIICEzCCAbmgAwIBAgIQEUI0TOKY2tkKTs9xyrYE5DAKBggqhkjOPQQDAjBKMQsw\n"
+    "MIICEzCCAbmgAwIBAgIQFZU9ZFCHr6DBhfbsmPgLWjAKBggqhkjOPQQDAjBKMQsw\n"
     "CQYDVQQGEwJBWjEVMBMGA1UECgwMRGFydmF6YSBEZW1vMSQwIgYDVQQDDBtEYXJ2\n"
-    "YXphIERlbW8gRS1TaWduYXR1cmUgQ0EwHhcNMjYxMjA2MDUxNTM0WhcNMjgwMTA3\n"
-    "MDUxNTM0WjAbMRkwFwYDVQQDDBBGdXp6IEdvb2QgSG9sZGVyMFkwEwYHKoZIzj0C\n"
-    "AQYIKoZIzj0DAQcDQgAEYYCl9LZ5fxwUq2D9GeuzJEo14pkMXxPT22JWdoBkCpen\n"
-    "/rVAMklEG6aBD+2d2pS5YlqbFfwJ/8DGH5U8hHwrWKOBrzCBrDAMBgNVHRMBAf8E\n"
+    "YXphIERlbW8gRS1TaWduYXR1cmUgQ0EwHhcNMjYxMjA2MDU0MDM0WhcNMjgwMTA3\n"
+    "MDU0MDM0WjAbMRkwFwYDVQQDDBBGdXp6IEdvb2QgSG9sZGVyMFkwEwYHKoZIzj0C\n"
+    "AQYIKoZIzj0DAQcDQgAEIyhFKHVjxAZI7VYl9EufhmEgwKtwZkP/f3KxLJYYlI/N\n"
+    "c9l4zyxpQ85K+byr9M2vACwqg+QpZAxjGeK1PXq73qOBrzCBrDAMBgNVHRMBAf8E\n"
     "AjAAMA4GA1UdDwEB/wQEAwIGQDAYBgNVHSAEETAPMA0GCysGAQQBg7IDAQEBMDIG\n"
     "CCsGAQUFBwEBBCYwJDAiBggrBgEFBQcwAYYWaHR0cDovLzEyNy4wLjAuMTo5MTA1\n"
-    "LzAdBgNVHQ4EFgQUa7acCEa3KVr71XW6xHGIbXzg3howHwYDVR0jBBgwFoAUxJvr\n"
-    "/H5kH/miKSQ6lOyC4Sa9dzowCgYIKoZIzj0EAwIDSAAwRQIhAMVGRCX2R70p7/IS\n"
-    "yg7J05Bit0X8ual08Q3b5NGIexIkAiBDcndH6Aryaxq8v5p5wGqlV3kKiAFjQNLs\n"
-    "Ccaopod5+w==\n"
+    "LzAdBgNVHQ4EFgQUOuEyA80nYtUbUucvJK+FhLUJ62owHwYDVR0jBBgwFoAUN6xV\n"
+    "l4fPA8SQ4S56CH6NhSLz5sAwCgYIKoZIzj0EAwIDSAAwRQIgVS6QYyvZqkmNmICm\n"
+    "NmucVmzWlNjpy2tJFr4xxKYRBaoCIQCFBL7I8XOwhJ1WYvOhDrNapRCl09GVy00m\n"
+    "jfmVNZeRFw==\n"
     "-----END CERTIFICATE-----\n";
 static const unsigned char FX_REQ_GOOD[] = {
     0x30, 0x76, 0x30, 0x74, 0x30, 0x4d, 0x30, 0x4b, 0x30, 0x49, 0x30, 0x09, 0x06, 0x05, 0x2b,
     0x0e, 0x03, 0x02, 0x1a, 0x05, 0x00, 0x04, 0x14, 0x80, 0x73, 0x3e, 0x89, 0xcf, 0x26, 0x42,
     0x75, 0x2a, 0x72, 0x49, 0x66, 0x99, 0x11, 0x56, 0x6b, 0x70, 0xc4, 0xc4, 0x00, 0x04, 0x14,
-    0xc4, 0x9b, 0xeb, 0xfc, 0x7e, 0x64, 0x1f, 0xf9, 0xa2, 0x29, 0x24, 0x3a, 0x94, 0xec, 0x82,
-    0xe1, 0x26, 0xbd, 0x77, 0x3a, 0x02, 0x10, 0x11, 0x42, 0x34, 0x4c, 0xe2, 0x98, 0xda, 0xd9,
-    0x0a, 0x4e, 0xcf, 0x71, 0xca, 0xb6, 0x04, 0xe4, 0xa2, 0x23, 0x30, 0x21, 0x30, 0x1f, 0x06,
-    0x09, 0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x30, 0x01, 0x02, 0x04, 0x12, 0x04, 0x10, 0xbf,
-    0xe3, 0x02, 0x1d, 0x40, 0x70, 0xa9, 0xbf, 0x4c, 0x2f, 0x35, 0xb1, 0x04, 0x6c, 0xe6, 0x3b};
+    0x37, 0xac, 0x55, 0x97, 0x87, 0xcf, 0x03, 0xc4, 0x90, 0xe1, 0x2e, 0x7a, 0x08, 0x7e, 0x8d,
+    0x85, 0x22, 0xf3, 0xe6, 0xc0, 0x02, 0x10, 0x15, 0x95, 0x3d, 0x64, 0x50, 0x87, 0xaf, 0xa0,
+    0xc1, 0x85, 0xf6, 0xec, 0x98, 0xf8, 0x0b, 0x5a, 0xa2, 0x23, 0x30, 0x21, 0x30, 0x1f, 0x06,
+    0x09, 0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x30, 0x01, 0x02, 0x04, 0x12, 0x04, 0x10, 0x66,
+    0xb7, 0x8c, 0x77, 0x83, 0xcd, 0xea, 0x08, 0x98, 0x82, 0x54, 0x69, 0x2b, 0x6f, 0x2f, 0x06};
 static const char FX_LEAF_REVOKED_PEM[] =
     "-----BEGIN CERTIFICATE-----\n"
-    "MIICFTCCAbygAwIBAgIQe4TsPrvK8SuGgrB9skSbVDAKBggqhkjOPQQDAjBKMQsw\n"
+    "MIICFzCCAbygAwIBAgIQHiVFlvbFgsvgAbB04ZbNaDAKBggqhkjOPQQDAjBKMQsw\n"
     "CQYDVQQGEwJBWjEVMBMGA1UECgwMRGFydmF6YSBEZW1vMSQwIgYDVQQDDBtEYXJ2\n"
-    "YXphIERlbW8gRS1TaWduYXR1cmUgQ0EwHhcNMjYxMjA2MDUxNTM0WhcNMjgwMTA3\n"
-    "MDUxNTM0WjAeMRwwGgYDVQQDDBNGdXp6IFJldm9rZWQgSG9sZGVyMFkwEwYHKoZI\n"
-    "zj0CAQYIKoZIzj0DAQcDQgAER68CMU51JIY3gPJZEUvy02LXeCeP/fc7OIZmXkxn\n"
-    "52Xc/iBl8Ulal7CwBDYm9ZeW2u+/iKXEy5vYyPfsO9jxJ6OBrzCBrDAMBgNVHRMB\n"
+    "YXphIERlbW8gRS1TaWduYXR1cmUgQ0EwHhcNMjYxMjA2MDU0MDM1WhcNMjgwMTA3\n"
+    "MDU0MDM1WjAeMRwwGgYDVQQDDBNGdXp6IFJldm9rZWQgSG9sZGVyMFkwEwYHKoZI\n"
+    "zj0CAQYIKoZIzj0DAQcDQgAEPFy++GakzM0vQ3S4sBAZAsBOy4z6jZgb+hQq43Sd\n"
+    "PcqZNhTYHEmLr6stpshCMj87VwdMv1xyO14abUjb0sq0tKOBrzCBrDAMBgNVHRMB\n"
     "Af8EAjAAMA4GA1UdDwEB/wQEAwIGQDAYBgNVHSAEETAPMA0GCysGAQQBg7IDAQEB\n"
     "MDIGCCsGAQUFBwEBBCYwJDAiBggrBgEFBQcwAYYWaHR0cDovLzEyNy4wLjAuMTo5\n"
-    "MTA1LzAdBgNVHQ4EFgQUlwTQ/tID/cy+Mit1+OJXI0mjGGUwHwYDVR0jBBgwFoAU\n"
-    "xJvr/H5kH/miKSQ6lOyC4Sa9dzowCgYIKoZIzj0EAwIDRwAwRAIgeLjStVo2Lc7c\n"
-    "nt0KUjjAG12cti7hhl0B6pt+mvBn2mACIHBt0WI+vswoXD1U/z3FKP5fWlJdcbsc\n"
-    "hBUdE4FOfM7E\n"
+    "MTA1LzAdBgNVHQ4EFgQUvDPMvthjPRcySkmATg12vkPgmCMwHwYDVR0jBBgwFoAU\n"
+    "N6xVl4fPA8SQ4S56CH6NhSLz5sAwCgYIKoZIzj0EAwIDSQAwRgIhAIDv0hxRllKd\n"
+    "qXuNLIDjyuF5cqmSoqagdULHH+d4bg4bAiEAnLC4Q21Y2NTPbVKULAKQvGcgDp53\n"
+    "CKkwDOk+5CBZ824=\n"
     "-----END CERTIFICATE-----\n";
 static const unsigned char FX_REQ_REVOKED[] = {
     0x30, 0x76, 0x30, 0x74, 0x30, 0x4d, 0x30, 0x4b, 0x30, 0x49, 0x30, 0x09, 0x06, 0x05, 0x2b,
     0x0e, 0x03, 0x02, 0x1a, 0x05, 0x00, 0x04, 0x14, 0x80, 0x73, 0x3e, 0x89, 0xcf, 0x26, 0x42,
     0x75, 0x2a, 0x72, 0x49, 0x66, 0x99, 0x11, 0x56, 0x6b, 0x70, 0xc4, 0xc4, 0x00, 0x04, 0x14,
-    0xc4, 0x9b, 0xeb, 0xfc, 0x7e, 0x64, 0x1f, 0xf9, 0xa2, 0x29, 0x24, 0x3a, 0x94, 0xec, 0x82,
-    0xe1, 0x26, 0xbd, 0x77, 0x3a, 0x02, 0x10, 0x7b, 0x84, 0xec, 0x3e, 0xbb, 0xca, 0xf1, 0x2b,
-    0x86, 0x82, 0xb0, 0x7d, 0xb2, 0x44, 0x9b, 0x54, 0xa2, 0x23, 0x30, 0x21, 0x30, 0x1f, 0x06,
-    0x09, 0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x30, 0x01, 0x02, 0x04, 0x12, 0x04, 0x10, 0x4e,
-    0x89, 0xe0, 0x9b, 0x92, 0x03, 0x1d, 0x37, 0x83, 0xd3, 0x1e, 0x9c, 0xc5, 0xc8, 0x4e, 0xf5};
+    0x37, 0xac, 0x55, 0x97, 0x87, 0xcf, 0x03, 0xc4, 0x90, 0xe1, 0x2e, 0x7a, 0x08, 0x7e, 0x8d,
+    0x85, 0x22, 0xf3, 0xe6, 0xc0, 0x02, 0x10, 0x1e, 0x25, 0x45, 0x96, 0xf6, 0xc5, 0x82, 0xcb,
+    0xe0, 0x01, 0xb0, 0x74, 0xe1, 0x96, 0xcd, 0x68, 0xa2, 0x23, 0x30, 0x21, 0x30, 0x1f, 0x06,
+    0x09, 0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x30, 0x01, 0x02, 0x04, 0x12, 0x04, 0x10, 0x56,
+    0xbd, 0xc6, 0x45, 0xef, 0x98, 0xe3, 0xfb, 0xcd, 0xba, 0x68, 0x96, 0x22, 0xcf, 0xbd, 0x57};
 static const char FX_LEAF_UNKNOWN_PEM[] =
     "-----BEGIN CERTIFICATE-----\n"
-    "MIICOjCCAeCgAwIBAgIQFr/o2TADYKW2nTKHXKdRjjAKBggqhkjOPQQDAjBKMQsw\n"
+    "MIICOTCCAeCgAwIBAgIQEdGkXDHneIdrTTq7IgDlXTAKBggqhkjOPQQDAjBKMQsw\n"
     "CQYDVQQGEwJBWjEVMBMGA1UECgwMRGFydmF6YSBEZW1vMSQwIgYDVQQDDBtEYXJ2\n"
-    "YXphIERlbW8gRS1TaWduYXR1cmUgQ0EwHhcNMjYxMjA2MDUxNTM0WhcNMjgwMTA3\n"
-    "MDUxNTM0WjBCMQswCQYDVQQGEwJBWjEVMBMGA1UECgwMRGFydmF6YSBEZW1vMRww\n"
+    "YXphIERlbW8gRS1TaWduYXR1cmUgQ0EwHhcNMjYxMjA2MDU0MDM1WhcNMjgwMTA3\n"
+    "MDU0MDM1WjBCMQswCQYDVQQGEwJBWjEVMBMGA1UECgwMRGFydmF6YSBEZW1vMRww\n"
     "GgYDVQQDDBNGdXp6IFVua25vd24gSG9sZGVyMFkwEwYHKoZIzj0CAQYIKoZIzj0D\n"
-    "AQcDQgAEdwAQGJtCbhDmJfiXpsHwIIx3YEDE98dSHo1fHz+JYwcSWv0dQh1jHuaK\n"
-    "KtqtQHa2jYL4lkYlXQXRsdZdHtzV+aOBrzCBrDAMBgNVHRMBAf8EAjAAMA4GA1Ud\n"
+    "AQcDQgAEb8KmRgUhCPZP6TblUb0erq5eQSNfCqHkPVP34+qQBXEGX+NWf88ZlUlD\n"
+    "aJ6IpUtcrHf2tQGAEMs1AJth3a0Ku6OBrzCBrDAMBgNVHRMBAf8EAjAAMA4GA1Ud\n"
     "DwEB/wQEAwIGQDAYBgNVHSAEETAPMA0GCysGAQQBg7IDAQEBMDIGCCsGAQUFBwEB\n"
     "BCYwJDAiBggrBgEFBQcwAYYWaHR0cDovLzEyNy4wLjAuMTo5MTA1LzAdBgNVHQ4E\n"
-    "FgQUi85J/iHgp5t5DlDzbgK0/SyF04kwHwYDVR0jBBgwFoAUxJvr/H5kH/miKSQ6\n"
-    "lOyC4Sa9dzowCgYIKoZIzj0EAwIDSAAwRQIhAOKoQZbuz5O+xNEdY2dzcwHXmp6E\n"
-    "6ltW1vAaO3o+UE3+AiAwmzgIWnd7lTXJCFlVCdI5vvhGvgACDJw4X1gLtp7bEw==\n"
+    "FgQUYlIuXxtCCsBCMBgycctprpEJ4KowHwYDVR0jBBgwFoAUN6xVl4fPA8SQ4S56\n"
+    "CH6NhSLz5sAwCgYIKoZIzj0EAwIDRwAwRAIgQiJxcxAYGkKWQ2rmBdu8eJTB6T+t\n"
+    "sCZ7+PHOStzJhskCIGOh/yioUfJalN9oLON3ossjQBD1eC6EoJrN+IOUWqZf\n"
     "-----END CERTIFICATE-----\n";
 static const unsigned char FX_REQ_UNKNOWN[] = {
     0x30, 0x76, 0x30, 0x74, 0x30, 0x4d, 0x30, 0x4b, 0x30, 0x49, 0x30, 0x09, 0x06, 0x05, 0x2b,
     0x0e, 0x03, 0x02, 0x1a, 0x05, 0x00, 0x04, 0x14, 0x80, 0x73, 0x3e, 0x89, 0xcf, 0x26, 0x42,
     0x75, 0x2a, 0x72, 0x49, 0x66, 0x99, 0x11, 0x56, 0x6b, 0x70, 0xc4, 0xc4, 0x00, 0x04, 0x14,
-    0xc4, 0x9b, 0xeb, 0xfc, 0x7e, 0x64, 0x1f, 0xf9, 0xa2, 0x29, 0x24, 0x3a, 0x94, 0xec, 0x82,
-    0xe1, 0x26, 0xbd, 0x77, 0x3a, 0x02, 0x10, 0x16, 0xbf, 0xe8, 0xd9, 0x30, 0x03, 0x60, 0xa5,
-    0xb6, 0x9d, 0x32, 0x87, 0x5c, 0xa7, 0x51, 0x8e, 0xa2, 0x23, 0x30, 0x21, 0x30, 0x1f, 0x06,
-    0x09, 0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x30, 0x01, 0x02, 0x04, 0x12, 0x04, 0x10, 0xbd,
-    0xf4, 0x63, 0x44, 0xa7, 0xf8, 0x35, 0x94, 0x86, 0x49, 0x92, 0x35, 0xe4, 0xb6, 0x90, 0x23};
+    0x37, 0xac, 0x55, 0x97, 0x87, 0xcf, 0x03, 0xc4, 0x90, 0xe1, 0x2e, 0x7a, 0x08, 0x7e, 0x8d,
+    0x85, 0x22, 0xf3, 0xe6, 0xc0, 0x02, 0x10, 0x11, 0xd1, 0xa4, 0x5c, 0x31, 0xe7, 0x78, 0x87,
+    0x6b, 0x4d, 0x3a, 0xbb, 0x22, 0x00, 0xe5, 0x5d, 0xa2, 0x23, 0x30, 0x21, 0x30, 0x1f, 0x06,
+    0x09, 0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x30, 0x01, 0x02, 0x04, 0x12, 0x04, 0x10, 0xa6,
+    0xf0, 0x37, 0x09, 0x9e, 0x5f, 0xd2, 0xe5, 0x38, 0xf8, 0x0e, 0xfa, 0x66, 0xe2, 0xd8, 0x98};
 
 struct fx_ocsp_seed {
     const char *name;
@@ -140,40 +140,42 @@ struct fx_ocsp_seed {
 };
 
 static const struct fx_ocsp_seed FX_OCSP_SEEDS[] = {
-    {"ocsp-good.der", "78eba5d129756d3d3ca6af802a46bd40527aa251b15478172de4ddc5cfd5c5cf", 0, 0, 0,
+    {"ocsp-good.der", "5fea47a853f206c380dc66c5e102ac1a7e83c148709002ab3a2e1b7f3b94c302", 0, 0, 0,
      DZ_OCSP_GOOD},
-    {"ocsp-revoked.der", "581a77656f24a545f197c6e65ffc2ccdf6c23b703cbbba153d6dbbf4f7530820", 1, 0,
+    {"ocsp-revoked.der", "242d29522fdf67a25262f6aae53784c84d2fbb9379a6b5a7f312a8b13ecac412", 1, 0,
      0, DZ_OCSP_REVOKED},
-    {"ocsp-unknown.der", "036a495851433e4f8ce28c8521a8ad35505570cef0e1d5e1281e0e3172961fd9", 2, 0,
+    {"ocsp-unknown.der", "638358b741e003ea9848970bda076cca9a46327f79fce2a18ba463c15b12f74e", 2, 0,
      0, DZ_OCSP_UNKNOWN},
-    {"ocsp-good-by-keyid.der", "00177b2fbe707020052f908d5673e1a38204388f14ddbca75447a14eb8918540",
+    {"ocsp-good-no-next-update.der",
+     "de642c599180dc1380fb3164f5c76819affb23615afcca8b8644444d17e36bc3", 0, 0, 0, DZ_OCSP_GOOD},
+    {"ocsp-good-by-keyid.der", "9cec7eef32347bb3331e0f8dc2b62320aa68ca4d5bfd1024bffd76c24169e28a",
      0, 0, 0, DZ_OCSP_GOOD},
-    {"ocsp-good-by-issuer.der", "112793cad0cc455b53e68a1535d47e239e333da4bec5c8db334f2a69577fa10d",
+    {"ocsp-good-by-issuer.der", "5092f7eb6e95db8b5c5c178bef90c5c7fcd944fee97bd566fc789c94e66de446",
      0, 0, 0, DZ_OCSP_GOOD},
     {"ocsp-revoked-by-issuer.der",
-     "171fbfc07f36f0d343a680be0daedefd4e2f236da20629ca6974e89a32284b41", 1, 0, 0, DZ_OCSP_REVOKED},
+     "a1dac64fc1631b6ae5e6c6d0bfc68d4ff86a20696ba8acd99895905716c5299a", 1, 0, 0, DZ_OCSP_REVOKED},
     {"ocsp-good-other-nonce.der",
-     "ec1c25f5da3192f9b5a312ff1acdb540248b3957aeb31970a8ba5f66b93c33c9", 0, DZ_ERR_DENIED, 0,
+     "0377065e081acf2aedf21db0116c29f863b905bd8e44d0970adc854e66f8aa61", 0, DZ_ERR_DENIED, 0,
      DZ_OCSP_GOOD},
-    {"ocsp-good-no-nonce.der", "3751cb32cfc9cf3182ef0978983aa93c7854f0c9fa9a27bbddf7577d76460338",
+    {"ocsp-good-no-nonce.der", "4a42c896d31b65eed4ebf1dee768c88fa6c817725f3771b77991219138f28cef",
      0, DZ_ERR_DENIED, 0, DZ_OCSP_GOOD},
-    {"ocsp-good-no-certs.der", "6732d4923a5b22670d5a0cb49d4b7f9d0409f91c1b798e44eab88b0953dcf47e",
+    {"ocsp-good-no-certs.der", "21409e42945fcff3831213c08451757e84c1df21ea2da667c71b04d20b4c56a2",
      0, DZ_ERR_DENIED, DZ_ERR_DENIED, DZ_OCSP_GOOD},
     {"ocsp-good-wrong-responder.der",
-     "99124e0c1507e72959470f1e8756a883e5bb772555922d41088f37c054674042", 0, DZ_ERR_DENIED,
+     "33a982afeb3ade7d91580c88d2e9275e5cbf244dcc59e9d265505a97dfdb4d1d", 0, DZ_ERR_DENIED,
      DZ_ERR_DENIED, DZ_OCSP_GOOD},
     {"ocsp-good-rogue-signer.der",
-     "ee6687d192a1ff80496a7f339458c2506a7490aa8869fb283e0198eae7f3d3d7", 0, DZ_ERR_DENIED,
+     "65b9e1f4ad3c97eaeb8eb019cf85da80d2875516928187774c6e1b15e5599fb9", 0, DZ_ERR_DENIED,
      DZ_ERR_DENIED, DZ_OCSP_GOOD},
     {"ocsp-revoked-relabelled.der",
-     "d439692130e4d12083800399fbe436de744f56e86753f4aac3be10064e6ea711", 0, DZ_ERR_DENIED,
+     "ddc72e9edf4ecb026a7bf7fa13f737005db12e7db012bd757008caed880cd619", 0, DZ_ERR_DENIED,
      DZ_ERR_DENIED, DZ_OCSP_GOOD},
     {"ocsp-good-serial-flipped.der",
-     "8d645c843fde61f5ac35e3eeea6283f3c8ce741d7fbd088d99dcc94ee1015273", 0, DZ_ERR_DENIED,
+     "674b255a3a2450da890ec0bc5a9df8194786f1e2f796c3609df186308101131c", 0, DZ_ERR_DENIED,
      DZ_ERR_DENIED, DZ_OCSP_GOOD},
-    {"ocsp-good-truncated.der", "6bc1b6e95957a4bbe67d9fa557002ac9ccc65d355ee005658698845d96e5d7da",
+    {"ocsp-good-truncated.der", "a2d2566d1a7e15e81a304ecd3125e6a934c41d9201578f19eb54906f67f7e3c4",
      0, DZ_ERR_PARSE, DZ_ERR_PARSE, DZ_OCSP_GOOD},
-    {"ocsp-good-trailing.der", "eb0d578f006f20e86d915a06fb89ac52df2615f4f3c3e3b31e3fe455e1f7ef49",
+    {"ocsp-good-trailing.der", "09b9ea7855a8b2a492f9a5d05a829b18f30d82ae23090b74cd188614cf3e5e96",
      0, DZ_ERR_PARSE, DZ_ERR_PARSE, DZ_OCSP_GOOD},
     {"ocsp-trylater.der", "fbd4659d4015d0c863b798196d20b58d657d12960fbc96fcf8c22e2c10d29440", 0,
      DZ_ERR_UNAVAILABLE, DZ_ERR_UNAVAILABLE, DZ_OCSP_GOOD},
@@ -185,43 +187,43 @@ static const struct fx_ocsp_seed FX_OCSP_SEEDS[] = {
 #ifdef FX_TSP
 static const char FX_ROOT_PEM[] =
     "-----BEGIN CERTIFICATE-----\n"
-    "MIICAjCCAYmgAwIBAgIQZ13djnn5wswVOCTtyLXY9DAKBggqhkjOPQQDAzBDMQsw\n"
+    "MIICAjCCAYmgAwIBAgIQMdBlTjSRD/0QpiHlcYmywDAKBggqhkjOPQQDAzBDMQsw\n"
     "CQYDVQQGEwJBWjEVMBMGA1UECgwMRGFydmF6YSBEZW1vMR0wGwYDVQQDDBREYXJ2\n"
-    "YXphIERlbW8gUm9vdCBDQTAeFw0yNjEyMDYwNTE1MzBaFw0zNjEyMDMwNTE1MzBa\n"
+    "YXphIERlbW8gUm9vdCBDQTAeFw0yNjEyMDYwNTQwMzJaFw0zNjEyMDMwNTQwMzJa\n"
     "MEMxCzAJBgNVBAYTAkFaMRUwEwYDVQQKDAxEYXJ2YXphIERlbW8xHTAbBgNVBAMM\n"
-    "FERhcnZhemEgRGVtbyBSb290IENBMHYwEAYHKoZIzj0CAQYFK4EEACIDYgAE2VrI\n"
-    "xmPIy7owrLSAMy5IrGjAwAKOfy5KqT3MdAGtwV6/besi/oi2GX3ny6E/ojdDC+ho\n"
-    "OXubLLGWcGtewxnX03Phr5yBJPunYTAhCSOTnSj76DwgHlwPkewak3Uzjm76o0Iw\n"
-    "QDAPBgNVHRMBAf8EBTADAQH/MA4GA1UdDwEB/wQEAwIBBjAdBgNVHQ4EFgQUQZyV\n"
-    "PO+hP207U4bcnSHe5qE8p2kwCgYIKoZIzj0EAwMDZwAwZAIwKwz9bju7Mv6G1mQU\n"
-    "3iPVjqZdk+x5/zr90KZ1o/gbYLX7eL1wpIqem5YtYBB51RPeAjA/Bw+YyGRozI0g\n"
-    "96icL0vHXEnGYNedPzOG3fBcdjfPp79peh5GoQEn+xtA8X99Ufw=\n"
+    "FERhcnZhemEgRGVtbyBSb290IENBMHYwEAYHKoZIzj0CAQYFK4EEACIDYgAEo7IP\n"
+    "Jgma5K+yA9gvYC69CXj3AawHA4HLRmoEv03/aSZ2+fESNUi6OPYfDKU1XKq9zcSF\n"
+    "8GeC4IGpsRJTPPLXXd5ZJXK0h1Jdndy47flsm252deSMiky/Nk1xqDPOge4do0Iw\n"
+    "QDAPBgNVHRMBAf8EBTADAQH/MA4GA1UdDwEB/wQEAwIBBjAdBgNVHQ4EFgQU6YLw\n"
+    "zrBH4MxrPCMHDX1GGqigwpUwCgYIKoZIzj0EAwMDZwAwZAIwJLDQsetkUfCj53vK\n"
+    "MER4KAXBTIzKk5+p0dpPmYgokrobxkHmIwGD2ICzvvTE8H/lAjBf+9e14kwjPNmo\n"
+    "twyQ7VB6ZF8ZrGOg80csuaC3+U0pSjvHSuNmMxsnPnQ+6M/yHzo=\n"
     "-----END CERTIFICATE-----\n";
 static const char FX_TSA_PEM[] =
     "-----BEGIN CERTIFICATE-----\n"
-    "MIICHTCCAcOgAwIBAgIQYx1xWWvB9RF7uyKKs3gGSjAKBggqhkjOPQQDAjBGMQsw\n"
+    "MIICHjCCAcOgAwIBAgIQGtqTrHgjAF+/mXCd1+YcfjAKBggqhkjOPQQDAjBGMQsw\n"
     "CQYDVQQGEwJBWjEVMBMGA1UECgwMRGFydmF6YSBEZW1vMSAwHgYDVQQDDBdEYXJ2\n"
-    "YXphIERlbW8gR2F0ZXdheSBDQTAeFw0yNjEyMDYwNTE1MzNaFw0yODAxMDcwNTE1\n"
-    "MzNaMGExCzAJBgNVBAYTAkFaMRUwEwYDVQQKDAxEYXJ2YXphIERlbW8xIDAeBgNV\n"
+    "YXphIERlbW8gR2F0ZXdheSBDQTAeFw0yNjEyMDYwNTQwMzRaFw0yODAxMDcwNTQw\n"
+    "MzRaMGExCzAJBgNVBAYTAkFaMRUwEwYDVQQKDAxEYXJ2YXphIERlbW8xIDAeBgNV\n"
     "BAsMF1RpbWUtU3RhbXBpbmcgQXV0aG9yaXR5MRkwFwYDVQQDDBBEYXJ2YXphIERl\n"
-    "bW8gVFNBMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAETtrYdkz2STZtl77C0mRi\n"
-    "xgPKGXzvWyPhVJTiVWZ+TbYNqlcwAz9qKFAz2ocx1aC5cRVn04BZT7OPkDVnYgMU\n"
-    "TKN4MHYwDAYDVR0TAQH/BAIwADAOBgNVHQ8BAf8EBAMCBsAwFgYDVR0lAQH/BAww\n"
-    "CgYIKwYBBQUHAwgwHQYDVR0OBBYEFDasAz+WQOLeynY/iVY7H6PC/XOuMB8GA1Ud\n"
-    "IwQYMBaAFC3A3BO1Jvl8yP2/YkeMNGrR1eT5MAoGCCqGSM49BAMCA0gAMEUCIBRA\n"
-    "2cKi1OzGF4RjkVdIz8QEffYWt+S/HMLOhRxVCthIAiEA9bP21DXnzhAJrxNFE768\n"
-    "7fDdFBz7cul/jVP5S6gnmhM=\n"
+    "bW8gVFNBMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE6MnB/UZ3Qy1e4jnFoujU\n"
+    "YZ6Q1jJuxoHhCIe47VMc40c/a1xUxMBcgOe30OCDp3IrVdHi9MgkAVTB8PLKmWZ0\n"
+    "AKN4MHYwDAYDVR0TAQH/BAIwADAOBgNVHQ8BAf8EBAMCBsAwFgYDVR0lAQH/BAww\n"
+    "CgYIKwYBBQUHAwgwHQYDVR0OBBYEFLEqOL29P4q2/yuNd8QuJa1OVTjOMB8GA1Ud\n"
+    "IwQYMBaAFFOIhRMxRdiDtwoPkgLtOm/ZoDgGMAoGCCqGSM49BAMCA0kAMEYCIQCw\n"
+    "xFBZpf7zXAkcVZteNPPrmjF0pTLoFiN8Si4bYw1O4AIhAK5g29kpP630DPkUjvIB\n"
+    "X2tCu7HIrciusmiWjtytvH5b\n"
     "-----END CERTIFICATE-----\n";
 static const char FX_TSA_KEY_PEM[] =
     "-----BEGIN PRIVATE KEY-----\n"
-    "MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgDhhJOHL2l78UckQA\n"
-    "plI5ofWtYCwgXS6MTDPR4VW463OhRANCAARO2th2TPZJNm2XvsLSZGLGA8oZfO9b\n"
-    "I+FUlOJVZn5Ntg2qVzADP2ooUDPahzHVoLlxFWfTgFlPs4+QNWdiAxRM\n"
+    "MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgUDgFR3DFqPmA3ZdH\n"
+    "RxiZOVHML9K4kdqzN9mFreSBP+GhRANCAAToycH9RndDLV7iOcWi6NRhnpDWMm7G\n"
+    "geEIh7jtUxzjRz9rXFTEwFyA57fQ4IOncitV0eL0yCQBVMHw8sqZZnQA\n"
     "-----END PRIVATE KEY-----\n";
 static const unsigned char FX_TSP_DIGEST[] = {
     0x91, 0x6e, 0x10, 0x89, 0x6e, 0x81, 0xec, 0xe1, 0xab, 0x4e, 0x53, 0x2d, 0x17, 0x5e, 0x84, 0x2a,
     0x9a, 0x29, 0x70, 0x59, 0x89, 0xd8, 0x0a, 0xac, 0xf9, 0x66, 0x03, 0x96, 0x93, 0xe9, 0x94, 0x09};
-static const unsigned char FX_TSP_NONCE[] = {0xb4, 0x4e, 0x1f, 0xa4, 0xf4, 0x8f, 0xca, 0x5c};
+static const unsigned char FX_TSP_NONCE[] = {0xad, 0x35, 0xa5, 0x08, 0xdc, 0x4d, 0x7a, 0x75};
 
 struct fx_tsp_seed {
     const char *name;
@@ -230,26 +232,26 @@ struct fx_tsp_seed {
 };
 
 static const struct fx_tsp_seed FX_TSP_SEEDS[] = {
-    {"tsp-granted.der", "9838f7cd7bb9b2797d5f3746feff3efc129cb920fd70b8853eedf7ef3d94f186", 0},
+    {"tsp-granted.der", "6ddf6015076fe360338112e7c49b38445c0bd54a0c2f0f1a97aa9c619e7ed59d", 0},
     {"tsp-granted-other-nonce.der",
-     "e02d8e7578befa054b2b19ee0ec7148014d45c84f145d249505909afde4de3a2", DZ_ERR_DENIED},
+     "1b341b3564a2124e9884d263a43d473676fa08399fc537e6e6f2183438f46aab", DZ_ERR_DENIED},
     {"tsp-granted-other-digest.der",
-     "18fada6bdcb1bc30f6852fa8cc721ae9dfb390d33a173787dfe351dc9b5c8d4c", DZ_ERR_DENIED},
-    {"tsp-granted-no-cert.der", "8721d8feca48726f54fd5e124ec41a02f39357f2eb1e9b4eca1a03cc6a925a3f",
+     "281e26a2a4b0e4aed7dad47e1911a6c6c3f51c6bc95bf0845c1082700330e10c", DZ_ERR_DENIED},
+    {"tsp-granted-no-cert.der", "eb5b8e242bff6f1e161e813e61a602cf96cc73fa1f88f50804f61f5454a36d06",
      DZ_ERR_DENIED},
-    {"tsp-granted-sha384.der", "0c12d316d3ef6e5f5d73764514afa11d13ba804133fa5788d16403c5822d79ff",
+    {"tsp-granted-sha384.der", "86349022589efed1bda7077d03539788c21137c126203541c4a18b0cafac0bd6",
      DZ_ERR_DENIED},
     {"tsp-granted-rogue-tsa.der",
-     "09d7f3d9bd0a9f142d4c90a1b75d77eb43b2cada42d32b126fc38184f4ec77fd", DZ_ERR_DENIED},
+     "49e1624e569080b1aab4592d95888fd7a64f487484f6eb271ec74dae9514b090", DZ_ERR_DENIED},
     {"tsp-rejection-sha1.der", "8fe683dc755fdab2a36a1945b92a1fd284efa1f8a32cb1e242d7db40d9158454",
      DZ_ERR_UNAVAILABLE},
     {"tsp-rejection-garbage.der",
      "d9f478941f72c1d6592254f9104939814bf5a2a7ebceced013e1d749a4612b0a", DZ_ERR_UNAVAILABLE},
     {"tsp-granted-imprint-flipped.der",
-     "f06f331015316c77d6bbf03e40de2858f87a01c5ac5a2edd19f48510cfd7061f", DZ_ERR_DENIED},
+     "ef5b9324b2fd0496b74f991b1cf4962709fe0d89f8cac0ef8efede20d05b1d28", DZ_ERR_DENIED},
     {"tsp-granted-truncated.der",
-     "a6ac14f18feec08090903e841018e0086fcb68322f385283c0e1caa3d73d4dd5", DZ_ERR_PARSE},
-    {"tsp-granted-trailing.der", "c3f8928f1c2dd6a8faf6300768dde7a26feb77d93e0c0959211d3245a2e604ba",
+     "82ff2b7d57bedfffe63a7c489e38ccd5f37c71a9d944996949e50c993b42c0e2", DZ_ERR_PARSE},
+    {"tsp-granted-trailing.der", "5624dd87f2349266a3de13fa5b106f094ca81c56f13aeef4dd818390b2dad7a5",
      DZ_ERR_PARSE},
     {"tsp-empty.der", "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
      DZ_ERR_PARSE},
