@@ -14,8 +14,8 @@
  * successful basic response is then re-signed with the responder's key
  * (its answers, extensions and certificates as mutated, in a new basic
  * response; the responder ID by name or by key) and checked again the same
- * way: without that the fuzzer would never get past
- * the signature to the nonce, CertID, status and time checks behind it.
+ * way: without that the fuzzer would never get past the signature to the
+ * nonce, CertID, status and time checks behind it.
  *
  * Promises checked besides "no crash, no leak":
  *  - an answer the checker accepts parses as a successful basic response,
