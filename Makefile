@@ -167,6 +167,8 @@ $(FUZZ_BUILD)/libfuzzdz.a: $(FUZZ_OBJS)
 
 $(FUZZ_BUILD)/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_BUILD)/libfuzzdz.a
 	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer $< $(FUZZ_BUILD)/libfuzzdz.a $(PKG_LIBS) -lev -lm -o $@
+# The PKI targets check answers against a generated fixture (make_pki_corpus.sh).
+$(FUZZ_BUILD)/fuzz_ocsp_response $(FUZZ_BUILD)/fuzz_tsp_response: tests/fuzz/pki_fixture.h
 
 # Each target runs FUZZ_SECONDS (default 30) from its committed corpus.
 fuzz: deps

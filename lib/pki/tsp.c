@@ -279,6 +279,8 @@ static int verify_with(TS_VERIFY_CTX *ctx, PKCS7 *tok, X509_STORE *trust, struct
     }
     rc = 0;
 out:
+    if (rc)
+        memset(info, 0, sizeof(*info)); /* filled on success only */
     TS_TST_INFO_free(tst);
     TS_VERIFY_CTX_free(ctx);
     ERR_clear_error();
@@ -359,6 +361,68 @@ int dz_tsp_verify_token(const unsigned char *token, size_t len, const unsigned c
     return rc;
 }
 
+int dz_tsp_response_check(const unsigned char *resp_der, size_t len, const unsigned char digest[32],
+                          const unsigned char nonce[8], X509_STORE *trust, unsigned char **token,
+                          size_t *token_len, struct dz_tsp_info *info, char *detail,
+                          size_t detail_len)
+{
+    const unsigned char *p = resp_der;
+    TS_RESP *resp = NULL;
+    unsigned char *der = NULL;
+    int der_len;
+    int rc;
+
+    *token = NULL;
+    *token_len = 0;
+    memset(info, 0, sizeof(*info));
+    if (detail && detail_len)
+        detail[0] = '\0';
+    if (!resp_der || !digest || !nonce || !trust)
+        return DZ_ERR_INVAL;
+    if (len > DZ_TSP_MAX_RESPONSE) {
+        set_detail(detail, detail_len, "the TSA's answer is too big");
+        return DZ_ERR_TOOBIG;
+    }
+    resp = len ? d2i_TS_RESP(NULL, &p, (long)len) : NULL;
+    if (!resp || p != resp_der + len) {
+        set_detail(detail, detail_len, "the TSA's answer is not a TimeStampResp");
+        rc = DZ_ERR_PARSE;
+        goto out;
+    }
+    {
+        const ASN1_INTEGER *st = TS_STATUS_INFO_get0_status(TS_RESP_get_status_info(resp));
+        long s = st ? ASN1_INTEGER_get(st) : -1;
+        if (s != 0 && s != 1) {
+            if (detail && detail_len)
+                snprintf(detail, detail_len, "the TSA refused the request (status %ld)", s);
+            rc = DZ_ERR_UNAVAILABLE;
+            goto out;
+        }
+    }
+    if (!TS_RESP_get_token(resp)) {
+        set_detail(detail, detail_len, "the TSA granted but sent no token");
+        rc = DZ_ERR_PARSE;
+        goto out;
+    }
+    der_len = i2d_PKCS7(TS_RESP_get_token(resp), &der);
+    if (der_len <= 0) {
+        set_detail(detail, detail_len, "the TSA's token cannot be encoded");
+        rc = DZ_ERR_CRYPTO;
+        goto out;
+    }
+    rc = dz_tsp_verify_token(der, (size_t)der_len, digest, nonce, trust, info, detail, detail_len);
+    if (rc)
+        goto out;
+    *token = der;
+    *token_len = (size_t)der_len;
+    der = NULL;
+out:
+    OPENSSL_free(der);
+    TS_RESP_free(resp);
+    ERR_clear_error();
+    return rc;
+}
+
 int dz_tsp_stamp(const char *url, const struct dz_httpc_tls *tls, enum dz_httpc_version version,
                  uint32_t timeout_ms, X509_STORE *trust, const unsigned char digest[32],
                  unsigned char **token, size_t *token_len, struct dz_tsp_info *info, char *detail,
@@ -371,10 +435,6 @@ int dz_tsp_stamp(const char *url, const struct dz_httpc_tls *tls, enum dz_httpc_
     unsigned char nonce[8];
     unsigned char *req = NULL;
     size_t req_len = 0;
-    TS_RESP *resp = NULL;
-    const unsigned char *p;
-    unsigned char *der = NULL;
-    int der_len;
     int status = 0;
     int rc;
 
@@ -415,43 +475,10 @@ int dz_tsp_stamp(const char *url, const struct dz_httpc_tls *tls, enum dz_httpc_
         rc = DZ_ERR_UNAVAILABLE;
         goto out;
     }
-    p = (const unsigned char *)body.data;
-    resp = body.len ? d2i_TS_RESP(NULL, &p, (long)body.len) : NULL;
-    if (!resp || p != (const unsigned char *)body.data + body.len) {
-        set_detail(detail, detail_len, "the TSA's answer is not a TimeStampResp");
-        rc = DZ_ERR_PARSE;
-        goto out;
-    }
-    {
-        const ASN1_INTEGER *st = TS_STATUS_INFO_get0_status(TS_RESP_get_status_info(resp));
-        long s = st ? ASN1_INTEGER_get(st) : -1;
-        if (s != 0 && s != 1) {
-            if (detail && detail_len)
-                snprintf(detail, detail_len, "the TSA refused the request (status %ld)", s);
-            rc = DZ_ERR_UNAVAILABLE;
-            goto out;
-        }
-    }
-    if (!TS_RESP_get_token(resp)) {
-        set_detail(detail, detail_len, "the TSA granted but sent no token");
-        rc = DZ_ERR_PARSE;
-        goto out;
-    }
-    der_len = i2d_PKCS7(TS_RESP_get_token(resp), &der);
-    if (der_len <= 0) {
-        rc = DZ_ERR_CRYPTO;
-        goto out;
-    }
-    rc = dz_tsp_verify_token(der, (size_t)der_len, digest, nonce, trust, info, detail, detail_len);
-    if (rc)
-        goto out;
-    *token = der;
-    *token_len = (size_t)der_len;
-    der = NULL;
+    rc = dz_tsp_response_check((const unsigned char *)body.data, body.len, digest, nonce, trust,
+                               token, token_len, info, detail, detail_len);
 out:
-    OPENSSL_free(der);
     OPENSSL_free(req);
-    TS_RESP_free(resp);
     dz_buf_cleanup(&body);
     ERR_clear_error();
     return rc;

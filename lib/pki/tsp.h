@@ -12,7 +12,8 @@
  * never decides what a time-stamp means for a signature (cades.c does),
  * and it keeps no state.  Everything here is public data.
  *
- * Thread affinity: dz_tsp_verify_token and dz_tsp_request_der are pure and
+ * Thread affinity: dz_tsp_verify_token, dz_tsp_response_check and
+ * dz_tsp_request_der are pure and
  * run on any thread; dz_tsp_stamp BLOCKS (an HTTP fetch bounded by its
  * timeout): pool threads, peers and CLIs only, never a loop thread.
  */
@@ -73,6 +74,21 @@ int dz_tsp_request_der(const unsigned char digest[32], unsigned char nonce[8], u
 int dz_tsp_verify_token(const unsigned char *token, size_t len, const unsigned char digest[32],
                         const unsigned char *nonce, X509_STORE *trust, struct dz_tsp_info *info,
                         char *detail, size_t detail_len);
+
+/*
+ * Check a TimeStampResp (DER resp[0..len), <= DZ_TSP_MAX_RESPONSE) that
+ * answers our request for digest with nonce[8]: status granted or
+ * grantedWithMods, a token, and that token checked by dz_tsp_verify_token
+ * with the nonce.  On 0, *token / *token_len is the token DER (free with
+ * OPENSSL_free).  Returns 0, DZ_ERR_UNAVAILABLE (status not granted),
+ * DZ_ERR_PARSE, DZ_ERR_TOOBIG, DZ_ERR_DENIED, DZ_ERR_INVAL, DZ_ERR_NOMEM,
+ * DZ_ERR_CRYPTO.  Pure (what dz_tsp_stamp runs on the TSA's answer;
+ * unit-tested and fuzzed); any thread.
+ */
+int dz_tsp_response_check(const unsigned char *resp, size_t len, const unsigned char digest[32],
+                          const unsigned char nonce[8], X509_STORE *trust, unsigned char **token,
+                          size_t *token_len, struct dz_tsp_info *info, char *detail,
+                          size_t detail_len);
 
 /*
  * Ask the TSA at url (http or https; tls may be NULL) for a token over
