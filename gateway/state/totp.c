@@ -20,9 +20,9 @@
 
 #include "base/compat.h"
 
-/* oath_init is not safe to race, and any pool thread may be the first to
- * need liboath, so it runs once under pthread_once; a failure is kept and
- * every later call refuses (fail closed) instead of retrying. */
+/* oath_init must run before any other liboath call, and any pool thread
+ * may be the first to need one, so it runs once under pthread_once; a
+ * failure is kept and every later call refuses instead of retrying. */
 static pthread_once_t oath_once = PTHREAD_ONCE_INIT;
 static int oath_init_rc = OATH_OK;
 
@@ -113,8 +113,6 @@ int dz_totp_base32_decode(const char *b32, unsigned char *out, size_t out_size, 
         clean[n++] = (char)c;
     }
     /* Lengths 1, 3 and 6 mod 8 cannot come from whole bytes. */
-    /* (1, 3 or 6 leftover characters carry 5, 15 or 30 bits, never whole
-     * bytes with zero fill: RFC 4648 §6 only pads to 2, 4, 5 or 7.) */
     if (n == 0 || n % 8 == 1 || n % 8 == 3 || n % 8 == 6) {
         rc = DZ_ERR_PARSE;
         goto out;
