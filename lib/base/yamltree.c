@@ -1,6 +1,6 @@
 /*
  * yamltree.c - bounded YAML-to-tree loader over libyaml's event parser; see
- * yaml.h.  Owns the document arena.  It never interprets scalars (no
+ * yamltree.h.  Owns the document arena.  It never interprets scalars (no
  * implicit typing: "yes" stays the text "yes"), never follows anchors or
  * aliases, and never keeps more than the limits allow, whatever the input.
  */
