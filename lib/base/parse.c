@@ -123,8 +123,6 @@ static const struct unit size_units[] = {
 };
 
 static const struct unit duration_units[] = {
-    /* Durations are kept in milliseconds, the unit libev timers and the config
-     * fields use; "d" is left out on purpose: nothing we time runs that long. */
     {"ms", 1}, {"s", 1000ULL}, {"m", 60ULL * 1000}, {"h", 3600ULL * 1000}, {NULL, 0},
 };
 
@@ -160,8 +158,9 @@ int dz_parse_rate(const char *s, struct dz_rate *out)
         period = 3600 * 1000;
     else
         return DZ_ERR_PARSE;
-    /* A zero count would deny everything and read like a typo; the upper
-     * bound keeps count * anything inside the limiter's uint32 arithmetic. */
+    /* Count 0 means "no limit" to its users (a route inherits its service's
+     * rate, forward.c skips the check), so a written rate must be at least
+     * 1: "0/s" cannot quietly switch limiting off. */
     if (rc != 0 || n < 1 || n > 1000000)
         return DZ_ERR_INVAL;
     out->count = (uint32_t)n;
