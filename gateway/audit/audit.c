@@ -327,9 +327,9 @@ static bool record_ok(json_t *rec)
 {
     json_t *type = json_object_get(rec, "type");
 
+    /* The chain fields and head lines are written only by this file: a caller
+     * that could set them could forge a head or a gap in the chain. */
     return json_is_object(rec) && json_is_string(type) &&
-           /* The chain fields and head lines are written only by this file: a caller
-            * that could set them could forge a head or a gap in the chain. */
            strcmp(json_string_value(type), "head") != 0 && !json_object_get(rec, "seq") &&
            !json_object_get(rec, "time") && !json_object_get(rec, "prev");
 }

@@ -35,11 +35,11 @@ static const unsigned char zero_hash[32];
 
 size_t dz_audit_head_message(uint64_t seq, const char *head_hex, char *buf)
 {
+    /* A fixed prefix (domain separation): the gateway signs heads with its
+     * assertion key (daemon/main.c), and a JWS signing input always starts
+     * "eyJ", so a head signature can never pass for an assertion or the
+     * other way round.  seq is signed too, so a head cannot be moved. */
     int n =
-        /* A fixed prefix (domain separation): the gateway signs heads with its
-         * assertion key (daemon/main.c), and a JWS signing input always starts
-         * "eyJ", so a head signature can never pass for an assertion or the
-         * other way round.  seq is signed too, so a head cannot be moved. */
         snprintf(buf, DZ_AUDIT_HEAD_MSG_MAX, "darvaza-audit-head|%" PRIu64 "|%.64s", seq, head_hex);
 
     return n < 0 ? 0 : (size_t)n;

@@ -206,9 +206,9 @@ static int load_limits(struct pctx *c, const struct dz_yaml_node *n, const char 
 
 static bool is_literal_char(unsigned char ch)
 {
+    /* RFC 3986 unreserved plus ':' and '@' (pchar), and deliberately no '%',
+     * so a literal never needs decoding to compare with a request path. */
     return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-           /* RFC 3986 unreserved plus ':' and '@' (pchar), and deliberately no '%',
-            * so a literal never needs decoding to compare with a request path. */
            ch == '-' || ch == '.' || ch == '_' || ch == '~' || ch == ':' || ch == '@';
 }
 

@@ -190,13 +190,13 @@ static void got_cert(void *arg, int result, int status, const struct dz_hdr *h, 
     }
     dz_sha256(der, der_len, op->rec.cert_sha256);
     /* The signature carries the mobile CA too: a verifier then needs only
-     * the root. */
+     * the root.  The code shown to the client and on the phone comes from
+     * the digest the phone signs, so matching codes tie the prompt to this
+     * document. */
     if (dz_x509_trust_issuer_chain(c->gen->mobile_trust, cert, &chain) != 0 ||
         dz_cades_prepare(op->doc, op->doc_len, cert, chain, 0, &op->partial, &partial_len,
                          op->rec.tbs) != 0 ||
         partial_len > SIGN_PARTIAL_MAX ||
-        /* The code shown to the client and on the phone comes from the digest
-         * the phone signs, so matching codes tie the prompt to this document. */
         dz_mid_verification_code_str(op->rec.tbs, sizeof(op->rec.tbs), op->code) != 0) {
         dz_rctx_problem(c, "service_unavailable", "could not prepare the signature");
         goto fail;

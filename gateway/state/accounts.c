@@ -45,10 +45,10 @@ struct dz_accounts {
 
 int dz_argon2_params_check(const struct dz_argon2_params *p)
 {
+    /* The lower bound is argon2's own (8 KiB per lane, RFC 9106 §3.1); the
+     * upper bounds stop a config typo from making every login take minutes
+     * or gigabytes on the blocking pool. */
     if (!p || p->parallelism < 1 || p->parallelism > 16 || p->t_cost < 1 || p->t_cost > 100 ||
-        /* The lower bound is argon2's own (8 KiB per lane, RFC 9106 §3.1); the
-         * upper bounds stop a config typo from making every login take minutes
-         * or gigabytes on the blocking pool. */
         p->m_cost_kib < 8u * p->parallelism || p->m_cost_kib > DZ_ARGON2_M_MAX_KIB)
         return DZ_ERR_INVAL;
     return 0;

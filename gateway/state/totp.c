@@ -224,8 +224,8 @@ int dz_totp_hotp(const unsigned char *secret, size_t len, uint64_t counter, unsi
     rc = ensure_oath();
     if (rc < 0)
         return rc;
+    /* false: no checksum digit; the truncation is RFC 4226 §5.3's. */
     if (oath_hotp_generate((const char *)secret, len, counter, digits, false,
-                           /* false: no checksum digit; the truncation is RFC 4226 §5.3's. */
                            OATH_HOTP_DYNAMIC_TRUNCATION, out) != OATH_OK) {
         out[0] = '\0';
         return DZ_ERR_CRYPTO;
