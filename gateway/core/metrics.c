@@ -36,8 +36,8 @@
 #define NBUCKETS 14 /* 13 bounds and +Inf */
 
 /* Prometheus' default buckets (5 ms .. 10 s) with 1 ms and 2.5 ms added
- * below: most gateway answers (cached sessions, static files) are faster
- * than the default's first bound. */
+ * below, so answers faster than the default's first bound (static files,
+ * refusals) are still told apart. */
 static const uint64_t bucket_us[NBUCKETS - 1] = {1000,    2500,    5000,    10000,  25000,
                                                  50000,   100000,  250000,  500000, 1000000,
                                                  2500000, 5000000, 10000000};

@@ -405,8 +405,8 @@ static int load_route(struct pctx *c, const struct dz_yaml_node *map, size_t idx
         if (rc != 0)
             return rc;
         if (!r->means)
-            /* means: [] is refused rather than read as "any" (which is 0 inside):
-             * the author wrote a list, so "none" cannot have been meant as "all". */
+            /* means: [] is refused: inside, 0 means "any means", so an empty
+             * list would silently admit every session. */
             return perr(c, n->key_line, key, "an empty list would admit no session");
     }
 

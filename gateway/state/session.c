@@ -57,8 +57,8 @@ static int64_t wall_ms(void)
     struct timespec ts;
 
     /* Wall clock, not monotonic: the absolute deadline is stored in the
-     * record and must mean the same to another process (later, a shared
-     * store) and after a restart.  The idle limit is the store's TTL, which
+     * record and must mean the same to every process that reads it (a
+     * shared store, later).  The idle limit is the store's TTL, which
      * runs on the store's monotonic clock (docs/internals/sessions.md). */
     clock_gettime(CLOCK_REALTIME, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
