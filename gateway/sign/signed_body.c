@@ -213,8 +213,8 @@ static void deliver(struct dz_rctx *c, struct sb_op *op)
     dz_signed_body_cb cb = op->cb;
     void *arg = op->arg;
 
-    /* op is freed before cb runs: cb may end the request, and nothing may
-     * touch op or c's resources after it. */
+    /* op is freed before cb runs: cb may end the request, after which
+     * nothing of it may be left to clean up. */
     op->sb = NULL;
     op_free(op);
     cb(c, sb, arg);
@@ -348,8 +348,8 @@ void dz_signed_body_start(struct dz_rctx *c, const struct dz_policy_route *r, co
         dz_rctx_problem(c, "unauthenticated", NULL);
         goto fail;
     }
-    /* Duplicates refused: with two "document" members the gateway and the
-     * back end could each pick a different one. */
+    /* Duplicates refused: a body with two "document" members has no one
+     * meaning, and what we verify must be what the sender meant. */
     op->env =
         body && len ? json_loadb((const char *)body, len, JSON_REJECT_DUPLICATES, &jerr) : NULL;
     /* Bounded by the base64 length of the largest document or signature the
