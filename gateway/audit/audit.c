@@ -189,6 +189,8 @@ static int read_tail(struct dz_audit *a, off_t size)
     }
     a->seq = l.seq;
     memcpy(a->prev, l.hash, 32);
+    /* A file that ends on a record, not a head, has lines no signature
+     * covers yet: the next periodic head is due even before new lines. */
     a->dirty = !l.is_head;
     rc = 0;
 out:
@@ -231,6 +233,8 @@ int dz_audit_open(const char *path, struct dz_audit **out)
         goto out;
 
     rc = DZ_ERR_IO;
+    /* O_APPEND: each batch lands at the end even if someone else extended
+     * the file; the flock below keeps another gateway from doing that. */
     a->fd = open(path, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
     if (a->fd < 0) {
         dz_log(DZ_LOG_ERROR, "audit_open", "%s: cannot open: %s", path, strerror(errno));
@@ -240,12 +244,16 @@ int dz_audit_open(const char *path, struct dz_audit **out)
         dz_log(DZ_LOG_ERROR, "audit_open", "%s: not a regular file", path);
         goto out;
     }
+    /* Two writers would each continue the chain from the same tail and fork
+     * it; refuse to start rather than wait or share. */
     if (flock(a->fd, LOCK_EX | LOCK_NB) != 0) {
         rc = errno == EWOULDBLOCK ? DZ_ERR_STATE : DZ_ERR_IO;
         dz_log(DZ_LOG_ERROR, "audit_open", "%s: cannot lock: %s", path,
                errno == EWOULDBLOCK ? "another process writes this audit log" : strerror(errno));
         goto out;
     }
+    /* Only a warning: an operator may grant a group of auditors read
+     * access on purpose. */
     if (st.st_mode & 077)
         dz_log(DZ_LOG_WARN, "audit_open", "%s: readable by group or others (mode %03o)", path,
                (unsigned)(st.st_mode & 0777));
@@ -319,6 +327,8 @@ static bool record_ok(json_t *rec)
 {
     json_t *type = json_object_get(rec, "type");
 
+    /* The chain fields and head lines are written only by this file: a caller
+     * that could set them could forge a head or a gap in the chain. */
     return json_is_object(rec) && json_is_string(type) &&
            strcmp(json_string_value(type), "head") != 0 && !json_object_get(rec, "seq") &&
            !json_object_get(rec, "time") && !json_object_get(rec, "prev");
@@ -343,6 +353,9 @@ int dz_audit_append(struct dz_audit *a, json_t *record, struct dz_worker *w,
     pthread_mutex_lock(&a->mu);
     if (a->closing || a->failed)
         rc = DZ_ERR_STATE;
+    /* Back-pressure, not unbounded memory: when the disk is slower than
+     * the requests, the caller gets DZ_ERR_UNAVAILABLE and must refuse the
+     * action, since it could not be audited. */
     else if (a->qlen >= a->queue_max)
         rc = DZ_ERR_UNAVAILABLE;
     else
@@ -440,6 +453,8 @@ static int add_line(struct dz_audit *a, json_t *rec, struct dz_buf *out)
     if (rc != 0)
         goto out;
     a->seq++;
+    /* The hash covers the line's bytes without its newline, exactly what
+     * audit_verify.c hashes; seq moves only once the line is in out. */
     dz_sha256(line, len, a->prev);
 out:
     free(line);
@@ -544,6 +559,9 @@ static void commit(struct dz_audit *a, struct entry *batch, size_t n, bool want_
     int rc = 0;
 
     memcpy(prev0, a->prev, 32);
+    /* Room for every line of the batch and one head, so the buffer itself
+     * never refuses; only a record over DZ_AUDIT_LINE_MAX is refused, alone,
+     * and the chain goes on without it. */
     dz_buf_init(&buf, (n + 1) * ((size_t)DZ_AUDIT_LINE_MAX + 1));
     for (struct entry *e = batch; e && rc == 0; e = e->next) {
         size_t mark = buf.len;
@@ -641,6 +659,8 @@ static void *writer_main(void *p)
         a->qlen -= n;
         final = a->closing && !a->qhead;
         failed = a->failed;
+        /* Copied under mu, used after unlocking: signing may go to a token and
+         * take a while, and callers must never wait on mu for that. */
         sign = a->sign;
         sign_arg = a->sign_arg;
         memcpy(kid, a->kid, sizeof(kid));
@@ -656,6 +676,8 @@ static void *writer_main(void *p)
             fail_batch(batch);
         else
             commit(a, batch, n, want_head, sign, sign_arg, kid);
+        /* After the unlock as well: completions post to worker loops, and a
+         * caller's done() must not run while mu is held. */
         deliver(batch);
 
         pthread_mutex_lock(&a->mu);

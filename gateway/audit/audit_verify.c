@@ -35,6 +35,10 @@ static const unsigned char zero_hash[32];
 
 size_t dz_audit_head_message(uint64_t seq, const char *head_hex, char *buf)
 {
+    /* A fixed prefix (domain separation): the gateway signs heads with its
+     * assertion key (daemon/main.c), and a JWS signing input always starts
+     * "eyJ", so a head signature can never pass for an assertion or the
+     * other way round.  seq is signed too, so a head cannot be moved. */
     int n =
         snprintf(buf, DZ_AUDIT_HEAD_MSG_MAX, "darvaza-audit-head|%" PRIu64 "|%.64s", seq, head_hex);
 
@@ -71,6 +75,9 @@ static int parse_obj(json_t *obj, struct dz_audit_line *out)
     json_t *when = json_object_get(obj, "time");
     json_t *type = json_object_get(obj, "type");
 
+    /* Only the chain fields are checked here; what the record says is the
+     * caller's business, so an old line with fields we no longer write still
+     * verifies. */
     if (!json_is_integer(seq) || json_integer_value(seq) < 1)
         return DZ_ERR_PARSE;
     if (!json_is_string(when) || json_string_length(when) == 0 || json_string_length(when) > 64)
@@ -90,6 +97,8 @@ static json_t *load_line(const char *line, size_t len)
 
     if (len == 0 || len > DZ_AUDIT_VERIFY_LINE_MAX)
         return NULL;
+    /* Duplicate keys refused: a line with two "seq" members could be read
+     * one way here and another way by a different JSON tool. */
     obj = json_loadb(line, len, JSON_REJECT_DUPLICATES, &jerr);
     if (obj && !json_is_object(obj)) {
         json_decref(obj);
@@ -131,6 +140,8 @@ static int es256_verify(EVP_PKEY *pkey, const char *msg, size_t msg_len, const u
     size_t group_len = 0;
     int rc = DZ_ERR_DENIED;
 
+    /* ES256 is P-256 only (RFC 7518 §3.4): a key of another type or curve
+     * found under the kid is refused, not tried. */
     if (sig_len != 64 || !EVP_PKEY_is_a(pkey, "EC"))
         goto out;
     if (!EVP_PKEY_get_utf8_string_param(pkey, OSSL_PKEY_PARAM_GROUP_NAME, group, sizeof(group),
@@ -236,6 +247,8 @@ static void check_head(struct vstate *v, uint64_t lineno, json_t *obj,
         fail(v, lineno, "bad_head_signature", "head line has no well-formed kid and sig");
         goto out;
     }
+    /* Without keys only the shape is checked and heads_verified stays 0,
+     * so a report never claims signatures it did not check. */
     if (v->keys && v->keys->find) {
         pkey = v->keys->find(v->keys->arg, json_string_value(kid));
         if (!pkey) {
@@ -306,10 +319,14 @@ static void feed(struct vstate *v, const char *line, size_t len)
         fail_chain(v, lineno, l.seq);
         goto out;
     }
+    /* Reached only when prev matched: seq was then edited on its own (it
+     * is inside the hashed line, so this also breaks the next line's prev). */
     if (l.seq != v->prev_seq + 1) {
         fail(v, lineno, "seq_gap", "seq %" PRIu64 " follows seq %" PRIu64, l.seq, v->prev_seq);
         goto out;
     }
+    /* The line's exact bytes, newline excluded: the same bytes audit.c
+     * hashed, so no re-serialisation can change the result. */
     dz_sha256(line, len, l.hash);
     if (l.is_head) {
         check_head(v, lineno, obj, &l);

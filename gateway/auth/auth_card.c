@@ -63,6 +63,8 @@ void dz_ep_card_challenge(struct dz_rctx *c)
         return;
     }
     dz_b64_encode_to(nonce, sizeof(nonce), false, b64);
+    /* Stored under the hash of the nonce text, like session tokens: the
+     * store keys are fixed-size and a dump of them cannot be replayed. */
     dz_sha256(b64, strlen(b64), key);
     rc = dz_store_put(c->gw->store, NONCE_NS, key, sizeof(key), "1", 1, ttl, DZ_STORE_NX);
     if (rc != 0) {
@@ -117,6 +119,8 @@ static void card_checked(struct dz_rctx *c, int rc, const struct dz_x509_result 
     memset(&s, 0, sizeof(s));
     memcpy(s.fin, res->fin, sizeof(s.fin));
     snprintf(s.method, sizeof(s.method), "card");
+    /* The card signed with its key (possession) after its PIN was entered
+     * (knowledge): two factors, hence acr high. */
     s.amr = DZ_AMR_SC | DZ_AMR_PIN;
     snprintf(s.acr, sizeof(s.acr), "high");
     snprintf(s.role, sizeof(s.role), "%s", res->role[0] ? res->role : "citizen");
@@ -195,6 +199,8 @@ void dz_ep_card(struct dz_rctx *c)
     /* Single use: whoever takes the nonce first owns it; a replay, an
      * expired or an invented nonce finds nothing. */
     dz_sha256(nonce, strlen(nonce), nonce_key);
+    /* Taken before the signature is checked: a nonce is spent by any
+     * attempt, so one challenge cannot be used to try many signatures. */
     if (dz_store_take(c->gw->store, NONCE_NS, nonce_key, sizeof(nonce_key), &taken) != 0) {
         dz_login_refuse(c, "card",
                         json_pack("{s:s, s:s, s:s}", "type", "login", "means", "card", "reason",
@@ -246,6 +252,9 @@ void dz_ep_card_tls(struct dz_rctx *c)
         return;
     }
     op->means = "card_tls";
+    /* No nonce on this path: the TLS handshake's CertificateVerify already
+     * proved the client holds the card key for this very connection.  The
+     * handshake's chain is only offered as untrusted intermediates. */
     X509_up_ref(peer);
     op->leaf = peer;
     start_validation(c, op, chain);

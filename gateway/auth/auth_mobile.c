@@ -74,6 +74,8 @@ static void started(void *arg, int result, int status, const struct dz_hdr *h, s
 {
     struct dz_rctx *c = arg;
     struct mssp_call *op = dz_mssp_call_owner(c);
+    /* The record outlives the MSSP's own request by 30 s, so a poll that
+     * comes just after the phone answered still finds it to finish. */
     uint64_t ttl = c->gen->config->mobile.request_ttl_ms + 30000;
     json_t *j;
     const char *sid;
@@ -152,6 +154,8 @@ void dz_ep_mobile_start(struct dz_rctx *c)
     if (!dz_mssp_phone_claim(c, phone))
         goto out;
     op->holds_phone = true;
+    /* The hash is ours and random: the phone's signature is then good for
+     * this one login only, and the MSSP cannot choose what gets signed. */
     if (dz_random(op->rec.hash, sizeof(op->rec.hash)) != 0 || dz_random(rnd, sizeof(rnd)) != 0 ||
         dz_mid_verification_code_str(op->rec.hash, sizeof(op->rec.hash), op->code) != 0) {
         dz_rctx_problem(c, "service_unavailable", NULL);
@@ -204,6 +208,9 @@ static void failed_answer(struct dz_rctx *c, int rc, void *arg)
 {
     struct fail_op *f = arg;
 
+    /* Answered only after the audit line is durable.  A failed login is
+     * still a 200 with state "failed": the poll itself worked, and the
+     * browser's poll loop ends on that state. */
     if (!c->closed) {
         if (rc != 0)
             dz_rctx_problem(c, "service_unavailable", "audit log unavailable");
@@ -304,6 +311,8 @@ static void polled(void *arg, int result, int status, const struct dz_hdr *h, si
         dz_rctx_problem(c, "not_found", "this request is finished");
         goto out;
     }
+    /* The request is over for the phone whatever the outcome: the
+     * one-at-a-time lock is released as soon as the record is taken. */
     dz_mssp_phone_release(c, op->rec.phone);
     res = dz_json_str(j, "result", 32);
     if (!res || strcmp(res, "OK") != 0) {
@@ -326,6 +335,8 @@ static void polled(void *arg, int result, int status, const struct dz_hdr *h, si
         mobile_failed(c, &op->rec, "signature_invalid");
         goto out;
     }
+    /* The cheap signature check above runs first; the chain and revocation
+     * check goes to the pool as it may fetch. */
     if (dz_certcheck_start(c, c->gen->mobile_trust, v->cert, NULL, DZ_X509_PURPOSE_AUTH,
                            c->gen->config->mobile.policy, c->gen->config->mobile.revocation,
                            c->gen->config->mobile.fetch_timeout_ms, mobile_checked, v) == 0)

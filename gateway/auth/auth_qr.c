@@ -98,6 +98,10 @@ static void code_for(const struct qr_rec *r, const char *id, int64_t t, char hex
 
     if (n < 0 || !HMAC(EVP_sha256(), r->secret, sizeof(r->secret), (unsigned char *)msg, (size_t)n,
                        mac, &mac_len))
+        /* XXX A failed HMAC yields the all-zero code, and answer() would then
+         * compare a client's 64 zeros against 64 zeros.  The signature and
+         * certificate checks after it still stand, but failing the request here
+         * would be the fail-closed choice. */
         memset(mac, 0, sizeof(mac));
     dz_hex(mac, sizeof(mac), hex);
     dz_secret_wipe(mac, sizeof(mac));
@@ -155,6 +159,8 @@ void dz_ep_qr_start(struct dz_rctx *c)
     }
     dz_b64_encode_to(rnd, sizeof(rnd), true, id);
     dz_b64_encode_to(bind, sizeof(bind), true, bind_b64);
+    /* Only the hash of the cookie value is stored (as for session tokens):
+     * the record cannot be turned back into the browser's cookie. */
     dz_sha256(bind_b64, strlen(bind_b64), r.binding);
     r.start_ms = dz_unix_ms();
     r.state = QR_PENDING;
@@ -194,6 +200,8 @@ static void code(struct dz_rctx *c, const char *id)
         dz_rctx_problem(c, "forbidden", "this QR login belongs to another browser");
         goto out;
     }
+    /* t counts seconds since the session started, not wall-clock time: the
+     * gateway alone makes and checks codes, so no clock needs to agree. */
     t = (now - r.start_ms) / 1000;
     code_for(&r, id, t, hex);
     snprintf(payload, sizeof(payload), "darvaza-qr:1:%s:%" PRId64 ":%s", id, t, hex);
@@ -201,6 +209,7 @@ static void code(struct dz_rctx *c, const char *id)
         dz_rctx_problem(c, "service_unavailable", NULL);
         goto out;
     }
+    /* refresh_ms: until the next whole second, when t and the code change. */
     dz_rctx_json(c, 200,
                  json_pack("{s:s, s:s, s:I}", "payload", payload, "svg", svg, "refresh_ms",
                            (json_int_t)(1000 - (now - r.start_ms) % 1000)),
@@ -246,6 +255,8 @@ static void answer_checked(struct dz_rctx *c, int rc, const struct dz_x509_resul
     }
     /* Single use, decided here, after every check: of two answers to one
      * code only the first that gets this far counts. */
+    /* Loaded again: the certificate check ran on the pool, and the record
+     * may have expired or been collected meanwhile. */
     if (load(c, a->id, &r) != 0 ||
         dz_store_put(c->gw->store, USED_NS, a->id, ID_LEN, "1", 1, c->gen->config->mobile.qr_ttl_ms,
                      DZ_STORE_NX) != 0) {
@@ -318,6 +329,8 @@ static void answer(struct dz_rctx *c, const char *id)
         goto out;
     }
     code_for(&r, id, (int64_t)t, want);
+    /* Constant time, since the code is a MAC.  A t more than a second in
+     * the future was never on the screen, so it is refused like a bad code. */
     if (!dz_secret_equal(want, 64, pcode, 64) || r.start_ms + t * 1000 > now + 1000) {
         refuse(c, "qr_invalid", "the code does not match");
         goto out;
@@ -326,6 +339,8 @@ static void answer(struct dz_rctx *c, const char *id)
         refuse(c, "qr_expired", "the code is too old: scan the code on the screen again");
         goto out;
     }
+    /* An early, cheap refusal only: the decisive single-use check is the
+     * NX put in answer_checked, after the certificate check. */
     if (r.state != QR_PENDING) {
         refuse(c, "qr_used", "this QR login has already been answered");
         goto out;
@@ -392,6 +407,8 @@ static bool try_complete(struct dz_rctx *c, const char *id)
     memset(&s, 0, sizeof(s));
     memcpy(s.fin, r.fin, sizeof(s.fin));
     snprintf(s.method, sizeof(s.method), "qr");
+    /* The phone signed with its mobile-signature key after its PIN: the
+     * same factors as a mobile login, reached through the QR code. */
     s.amr = DZ_AMR_QR | DZ_AMR_MOB | DZ_AMR_PIN;
     snprintf(s.acr, sizeof(s.acr), "high");
     snprintf(s.role, sizeof(s.role), "citizen");
@@ -462,6 +479,8 @@ static void browser_poll(struct dz_rctx *c, const char *id)
     if (try_complete(c, id))
         return;
     if (wp && (wp == q + 1 || wp[-1] == '&')) {
+        /* Digits only, stopped before it can grow large; capped just below by
+         * mobile.poll_max_ms, so a client cannot hold a stream open longer. */
         for (wp += 5; *wp >= '0' && *wp <= '9' && wait < 1000; wp++)
             wait = wait * 10 + (*wp - '0');
     }

@@ -101,11 +101,15 @@ static int fetch_jwks(const char *url, const char *cacert, struct dz_buf *b)
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK || !(c = curl_easy_init()))
         return DZ_ERR_NOMEM;
     curl_easy_setopt(c, CURLOPT_URL, url);
+    /* No file:, ftp: or other schemes, and no redirects: the keys that
+     * decide what verifies come from exactly the URL the operator named. */
     curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, FETCH_TIMEOUT_S);
     curl_easy_setopt(c, CURLOPT_TIMEOUT, FETCH_TIMEOUT_S);
+    /* Refuses early when the length is announced; the bounded buffer in
+     * on_body catches a chunked answer that grows past it. */
     curl_easy_setopt(c, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)DZ_JWKS_JSON_MAX);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, b);
@@ -117,6 +121,7 @@ static int fetch_jwks(const char *url, const char *cacert, struct dz_buf *b)
         goto out;
     }
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+    /* An error page is not a key set, even if it parses as JSON. */
     if (status != 200) {
         fprintf(stderr, "darvaza: %s: HTTP status %ld\n", url, status);
         goto out;
@@ -203,6 +208,7 @@ int dz_cli_verify_assertion(int argc, char **argv)
         e.leeway_s = (int)v;
     }
     if (now_arg) {
+        /* From 1: 0 in e.now means "the clock", so it cannot be asked for. */
         if (dz_parse_int(now_arg, 1, 253402300799LL, &v) != 0)
             return usage_verify();
         e.now = v;
@@ -219,6 +225,8 @@ int dz_cli_verify_assertion(int argc, char **argv)
     if (load_jwks(jwks_arg, cacert, &jwks) != 0)
         goto out;
     if (strcmp(token_arg, "-") == 0) {
+        /* +2: room for a trailing CR LF, so a token of the maximum length with
+         * a newline still fits, and anything longer is refused, never cut. */
         rc = read_all("-", DZ_JWS_TOKEN_MAX + 2, &tok);
     } else {
         dz_buf_init(&tok, DZ_JWS_TOKEN_MAX + 2);
@@ -278,6 +286,8 @@ int dz_cli_jwks(int argc, char **argv)
         else
             return usage_jwks();
     }
+    /* --key and --kid pair up by order; an unpaired one is a usage error
+     * rather than a key published under a guessed kid. */
     if (nkeys == 0 || nkeys != nkids)
         return usage_jwks();
     if (dz_jwks_new(&jwks) != 0)

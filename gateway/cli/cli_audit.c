@@ -49,6 +49,8 @@ static EVP_PKEY *find_key(void *arg, const char *kid)
 {
     struct keys *k = arg;
 
+    /* --key serves every kid: fine for one key, but a log that spans a key
+     * rotation needs --jwks so each head is checked with its own key. */
     if (k->pem)
         return k->pem;
     return dz_jwks_find(k->jwks, kid);
@@ -68,6 +70,8 @@ static int load_jwks(const char *path, struct dz_jwks **out)
     }
     buf = malloc(DZ_JWKS_JSON_MAX + 1);
     if (buf)
+        /* One byte over the limit, so a larger file is refused rather than
+         * parsed cut short. */
         n = fread(buf, 1, DZ_JWKS_JSON_MAX + 1, f);
     fclose(f);
     if (!buf)
@@ -93,6 +97,7 @@ static int load_pem(const char *path, EVP_PKEY **out)
     }
     *out = PEM_read_PUBKEY(f, NULL, NULL, NULL);
     fclose(f);
+    /* A failed PEM read leaves errors queued; the message below says it. */
     ERR_clear_error();
     if (!*out || !EVP_PKEY_is_a(*out, "EC")) {
         fprintf(stderr, "darvaza audit: %s: not a PEM EC public key\n", path);
@@ -189,6 +194,8 @@ static int verify(int argc, char **argv)
         goto out;
 
     code = 1;
+    /* The whole chain first: head_matches relies on line n being seq n,
+     * which holds only once the chain from seq 1 has verified. */
     rc = dz_audit_verify_file(file, (jwks_path || key_path) ? &ak : NULL, &r);
     if (rc != 0) {
         fprintf(stderr, "%s: %s\n", file, r.detail[0] ? r.detail : dz_err_str(rc));
@@ -198,6 +205,8 @@ static int verify(int argc, char **argv)
         printf("%s:%" PRIu64 ": %s: %s\n", file, r.first_bad_line, r.reason, r.detail);
         goto out;
     }
+    /* Every head inside the file can still verify after a cut: only a head
+     * recorded outside the file shows that its end is gone. */
     if (head_arg && head_seq > r.lines) {
         printf("%s:%" PRIu64 ": truncated: the file ends at seq %" PRIu64
                " but the recorded head is at seq %" PRIu64 ": lines were cut from the end\n",

@@ -68,6 +68,8 @@ static int parse_time(const char *s, int64_t *out)
     time_t tt;
 
     *out = 0;
+    /* 253402300799 is 9999-12-31T23:59:59Z, the last instant RFC 3339
+     * (and an X.509 GeneralizedTime) can write. */
     if (dz_parse_int(s, 0, 253402300799LL, &v) == 0) {
         *out = v;
         return 0;
@@ -104,11 +106,14 @@ static int parse_time(const char *s, int64_t *out)
     tm.tm_mday = d;
     tm.tm_hour = h;
     tm.tm_min = mi;
+    /* A leap second (RFC 3339 §5.7 allows :60) has no time_t of its own;
+     * the second before it is the closest instant a check can use. */
     tm.tm_sec = sec == 60 ? 59 : sec;
     tt = timegm(&tm);
     if (tm.tm_mday != d) /* 31 February and the like */
         return DZ_ERR_INVAL;
     *out = (int64_t)tt;
+    /* "+02:00" is two hours ahead of UTC, so UTC is earlier: subtract. */
     if (sign == '+')
         *out -= (int64_t)oh * 3600 + om * 60;
     else if (sign == '-')
@@ -169,6 +174,8 @@ static int parse_args(int argc, char **argv, struct check_args *a)
         else if (strcmp(s, "--initial-policy") == 0 && v)
             rc = add(a->initial, &a->ninitial, MAX_POLICIES, v, s);
         else if (strcmp(s, "--at") == 0 && v) {
+            /* 0 means "now" in dz_x509_opts, so "--at 0" cannot be honoured
+             * and is refused rather than silently checked against today. */
             if (parse_time(v, &a->o.at) != 0 || a->o.at == 0) {
                 fprintf(stderr, "darvaza cert: --at %s: not RFC 3339 or unix seconds\n", v);
                 return DZ_ERR_INVAL;
@@ -244,6 +251,9 @@ static int parse_args(int argc, char **argv, struct check_args *a)
     }
     if (a->no_revocation)
         a->o.revocation = DZ_X509_REV_NONE;
+    /* CRL files given and no --ocsp: check from those files alone, as the
+     * PKITS cases expect (they come with CRLs and no responders), instead
+     * of asking URLs from test certificates that lead nowhere. */
     else if (a->ncrl > 0 && !a->ocsp)
         a->o.revocation = DZ_X509_REV_CRL_ONLY;
     else
@@ -312,6 +322,8 @@ static int run_check(struct check_args *a, struct dz_ocsp_cache *cache, const ch
         sk_X509_free(more);
         more = NULL;
     }
+    /* Only a warning: with no anchor every path is refused anyway, which
+     * is itself a useful answer when testing a certificate. */
     if (dz_x509_trust_anchors(t) == 0)
         fprintf(stderr, "darvaza cert: warning: no trust anchor given (--ca)\n");
 
@@ -350,6 +362,8 @@ static int run_batch(const char *path)
         fprintf(stderr, "darvaza cert: %s: %s\n", path, strerror(errno));
         return 2;
     }
+    /* One OCSP cache for the whole batch, as the gateway keeps one per
+     * process, so a responder is asked once per certificate, not per line. */
     if (dz_ocsp_cache_new(0, &cache) != 0) {
         if (f != stdin)
             fclose(f);
@@ -373,6 +387,8 @@ static int run_batch(const char *path)
             words[n++] = w;
         if (n == 0 || words[0][0] == '#')
             continue;
+        /* w != NULL: more than MAX_ARGS words; dropping the rest would run a
+         * different check from the one written, so the line is refused. */
         if (w != NULL || parse_args(n, words, &a) != 0) {
             printf("%lu: usage\n", lineno);
             exit_code = 2;

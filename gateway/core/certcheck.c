@@ -13,9 +13,15 @@
 #include "base/compat.h"
 
 struct check_op {
+    /* Borrowed from c's generation: the hold dz_gw_blocking takes on c keeps
+     * c->gen, and so the trust store, alive until done() has run. */
     const struct dz_x509_trust *trust;
+    /* Own references: the caller's certificate objects may be freed while
+     * the check runs on a pool thread. */
     X509 *leaf;
     STACK_OF(X509) * chain;
+    /* opts.policies points here, so the array must live in op, not on the
+     * stack of dz_certcheck_start. */
     const char *policies[1];
     struct dz_x509_opts opts;
     struct dz_x509_result res;
@@ -36,6 +42,7 @@ static void work(void *p)
     struct check_op *op = p;
 
     op->rc = dz_x509_validate(op->trust, op->leaf, op->chain, &op->opts, &op->res);
+    /* Every verdict carries a reason: it is what the audit line records. */
     if (op->rc == 0 && !op->res.reason)
         op->res.reason = op->res.valid ? "ok" : "invalid";
 }
@@ -45,6 +52,7 @@ static void done(struct dz_rctx *c, void *p)
     struct check_op *op = p;
 
     if (op->rc != 0) {
+        /* An internal error is never a pass, whatever res holds. */
         op->res.valid = false;
         op->res.reason = "internal_error";
     }
@@ -68,6 +76,11 @@ int dz_certcheck_start(struct dz_rctx *c, const struct dz_x509_trust *t, X509 *l
     op->leaf = leaf;
     if (chain) {
         op->chain = sk_X509_new_null();
+        /* The client sends this chain: only the first DZ_X509_MAX_UNTRUSTED
+         * certificates are kept, the bound x509check enforces anyway.  A copy of
+         * the leaf is skipped so it cannot pose as its own intermediate.  A
+         * failed push only shortens the chain, which can refuse but never
+         * admit more. */
         for (int i = 0; op->chain && i < sk_X509_num(chain) && i < DZ_X509_MAX_UNTRUSTED; i++) {
             X509 *x = sk_X509_value(chain, i);
             if (X509_cmp(x, leaf) == 0)
@@ -86,6 +99,8 @@ int dz_certcheck_start(struct dz_rctx *c, const struct dz_x509_trust *t, X509 *l
                                                             : DZ_X509_REV_OCSP_CRL;
     op->opts.fetch_timeout_ms = (uint32_t)fetch_timeout_ms;
     op->opts.ocsp_cache = c->gw->ocsp_cache;
+    /* A login certificate without a FIN names no account: refuse it here
+     * rather than let a caller forget. */
     op->opts.require_fin = true;
     op->cb = cb;
     op->arg = arg;
@@ -116,6 +131,8 @@ void dz_certcheck_prf(const struct dz_x509_result *res, const unsigned char *sig
         (sig && EVP_DigestUpdate(md, sig, sig_len) != 1) ||
         (res->has_ocsp && EVP_DigestUpdate(md, res->ocsp_sha256, 32) != 1) ||
         EVP_DigestFinal_ex(md, out, &len) != 1)
+        /* If the digest cannot run (out of memory), out still gets a defined
+         * value tied to the certificate, never stack garbage. */
         dz_sha256(res->sha256, sizeof(res->sha256), out);
     EVP_MD_CTX_free(md);
 }

@@ -25,6 +25,8 @@
 
 void dz_gen_ref(struct dz_gen *g)
 {
+    /* Atomic: workers take and drop references on their own threads while
+     * the main thread swaps generations on SIGHUP. */
     atomic_fetch_add(&g->refs, 1);
 }
 
@@ -32,6 +34,8 @@ static void gen_free(struct dz_gen *g)
 {
     for (size_t i = 0; i < g->nsigners; i++)
         dz_signer_free(g->signers[i]);
+    /* Free every slot, not just the ones built: a failed load may stop
+     * halfway, and SSL_CTX_free(NULL) is a no-op. */
     for (size_t i = 0; i < DZ_GEN_MAX_LISTENERS; i++)
         SSL_CTX_free(g->tls[i]);
     free(g->jwks_json);
@@ -47,6 +51,8 @@ static void gen_free(struct dz_gen *g)
 
 void dz_gen_unref(struct dz_gen *g)
 {
+    /* fetch_sub returns the old value: 1 means this was the last user, so
+     * the old generation outlives every request that started under it. */
     if (g && atomic_fetch_sub(&g->refs, 1) == 1)
         gen_free(g);
 }
@@ -75,6 +81,10 @@ int dz_gen_load(const char *config_path, uint64_t number, struct dz_gen **out, c
     if (rc != 0)
         goto out;
 
+    /* Every configured key is opened and published in the JWKS, not only
+     * the active one: verifiers pick by kid (docs/internals/signing.md), so
+     * an assertion signed with the previous key still verifies while that
+     * key stays listed. */
     rc = dz_jwks_new(&jwks);
     if (rc != 0)
         goto out;
@@ -103,6 +113,9 @@ int dz_gen_load(const char *config_path, uint64_t number, struct dz_gen **out, c
         bool optional = l->tls.client_auth == DZ_CLIENT_AUTH_OPTIONAL;
         if (!l->tls.enabled)
             continue;
+        /* Only a listener with client_auth: optional asks for a client
+         * certificate in the handshake (docs/cards.md); the others load no
+         * client CA, so they never request one. */
         rc = dz_tls_server_ctx_new(l->tls.certificate, l->tls.key,
                                    optional ? l->tls.client_ca : NULL, optional, &g->tls[i]);
         if (rc != 0) {
@@ -133,6 +146,9 @@ int dz_gen_load(const char *config_path, uint64_t number, struct dz_gen **out, c
     }
     if (cf->mobile.mssp_url) {
         const struct dz_config_mobile *m = &cf->mobile;
+        /* Without the CA no mobile certificate could be validated, and
+         * without the secret the MSSP refuses our calls: fail the load (the
+         * old generation stays), not every mobile request later. */
         if (!m->ca || !m->rp_secret_file) {
             snprintf(err, err_len, "%s: mobile: ca and rp_secret_file are required with mssp_url",
                      cf->path);
@@ -175,6 +191,9 @@ int dz_gen_load(const char *config_path, uint64_t number, struct dz_gen **out, c
         if (rc != 0)
             goto out;
     }
+    /* session.c knows no config: it gets these limits from the
+     * generation a request started under, so a reload changes them only
+     * for requests that start after it. */
     g->session_limits.idle_ms = cf->sessions.idle_ms;
     g->session_limits.idle_high_ms = cf->sessions.idle_high_ms;
     g->session_limits.absolute_ms = cf->sessions.absolute_ms;

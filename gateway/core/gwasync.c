@@ -33,6 +33,8 @@ static void blocking_done(void *p)
     struct blocking_op *op = p;
     struct dz_rctx *c = op->c;
 
+    /* done first, release last: the release may be the final one and free c
+     * (the stream closed meanwhile), so nothing may touch c after it. */
     op->done(c, op->arg);
     free(op);
     dz_rctx_release(c);
@@ -46,6 +48,8 @@ static int submit(struct dz_rctx *c, void (*work)(void *arg),
     if (!op)
         return DZ_ERR_UNAVAILABLE;
     *op = (struct blocking_op){c, work, done, arg};
+    /* refs is loop-thread only (rctx.h), so the hold is taken here, on the
+     * loop, before the job exists; blocking_done releases it on the loop. */
     dz_rctx_hold(c);
     if (dz_pool_submit(c->gw->pool, c->gw_worker->worker, blocking_work, blocking_done, op) != 0) {
         dz_rctx_release(c);
@@ -59,6 +63,8 @@ int dz_gw_blocking(struct dz_rctx *c, void (*work)(void *arg),
                    void (*done)(struct dz_rctx *c, void *arg), void *arg)
 {
     if (submit(c, work, done, arg) != 0) {
+        /* A full pool is load shedding, not a fault: the client gets a 503 it
+         * may retry, and the caller only has to free arg (gwasync.h). */
         dz_rctx_problem(c, "service_unavailable", "the gateway is busy");
         return DZ_ERR_UNAVAILABLE;
     }
@@ -76,6 +82,8 @@ static void audit_done(void *p, int result)
     struct audit_op *op = p;
     struct dz_rctx *c = op->c;
 
+    /* Logged here, once, for every caller; then() still gets the error and
+     * must refuse: an action whose audit line is not durable did not happen. */
     if (result != 0)
         dz_log(DZ_LOG_ERROR, "audit_failed", "audit line not written: %s", dz_err_str(result));
     op->then(c, result, op->arg);
@@ -92,6 +100,8 @@ void dz_gw_audit(struct dz_rctx *c, json_t *record,
     if (!record || !op) {
         json_decref(record);
         free(op);
+        /* then() may run before dz_gw_audit returns (here and below): a
+         * caller must not use what then() frees once the call is made. */
         then(c, DZ_ERR_NOMEM, arg);
         return;
     }
@@ -118,6 +128,8 @@ struct sign_op {
 static void sign_work(void *p)
 {
     struct sign_op *op = p;
+    /* Read on a pool thread: safe because a generation is immutable and c
+     * holds a reference on it until c itself is freed. */
     struct dz_gen *g = op->c->gen;
 
     op->rc = dz_assertion_sign(g->signers[g->active], g->kids[g->active], &op->in, &op->token);
@@ -127,6 +139,8 @@ static void sign_done(struct dz_rctx *c, void *p)
 {
     struct sign_op *op = p;
 
+    /* The token passes to then(); c is released by blocking_done after
+     * this returns. */
     op->then(c, op->rc, op->token, op->arg);
     free(op);
 }
@@ -153,6 +167,8 @@ void dz_gw_sign(struct dz_rctx *c, const struct dz_assertion_in *in,
         return;
     }
     op->c = c;
+    /* A shallow copy: the strings in in still point into c, which the
+     * hold taken by submit keeps alive (gwasync.h). */
     op->in = *in;
     op->then = then;
     op->arg = arg;

@@ -20,7 +20,7 @@
 int dz_gw_blocking(struct dz_rctx *c, void (*work)(void *arg),
                    void (*done)(struct dz_rctx *c, void *arg), void *arg);
 
-/* Append record (consumed; rid/fin context added here) to the audit log,
+/* Append record (consumed; the request id is added here) to the audit log,
  * then then(c, rc, arg) once the line is durable (rc 0) or failed. */
 void dz_gw_audit(struct dz_rctx *c, json_t *record,
                  void (*then)(struct dz_rctx *c, int rc, void *arg), void *arg);

@@ -28,11 +28,16 @@
 
 #include "base/compat.h"
 
+/* Twice the cap: the load factor stays at most 1/2, so linear probes stay
+ * short, and a forced "other" key still finds a free slot at the cap. */
 #define ROUTE_SLOTS (2 * DZ_METRICS_ROUTES_MAX)
 #define STATUS_SLOTS 32
 #define PAIR_SLOTS (2 * DZ_METRICS_PAIRS_MAX)
 #define NBUCKETS 14 /* 13 bounds and +Inf */
 
+/* Prometheus' default buckets (5 ms .. 10 s) with 1 ms and 2.5 ms added
+ * below, so answers faster than the default's first bound (static files,
+ * refusals) are still told apart. */
 static const uint64_t bucket_us[NBUCKETS - 1] = {1000,    2500,    5000,    10000,  25000,
                                                  50000,   100000,  250000,  500000, 1000000,
                                                  2500000, 5000000, 10000000};
@@ -86,6 +91,9 @@ struct dz_metrics {
 
 /* ------------------------------------------------------------- tables --- */
 
+/* Unkeyed hash: keys are route, service and outcome names from the
+ * config and the code, not free text from clients, and the caps bound
+ * what a run of collisions could cost anyway. */
 static uint64_t fnv1a(const char *s)
 {
     uint64_t h = 1469598103934665603ULL;
@@ -141,6 +149,8 @@ static long table_find(struct table *t, const char *key, bool force)
             }
             free(mine); /* another thread took the slot: k is its key now */
         }
+        /* Keys are never removed, so a probe sequence has no holes: the first
+         * empty slot ends the search, and a key found once stays at idx. */
         if (strcmp(k, key) == 0)
             return (long)idx;
     }
@@ -232,6 +242,8 @@ static void add(counter *c, uint64_t n)
 
 static void status_inc(struct route *r, int status)
 {
+    /* +1 because 0 marks an empty slot; STATUS_SLOTS is larger than
+     * DZ_METRICS_STATUS_MAX so probing never wraps a full table. */
     unsigned key = (unsigned)status + 1;
 
     for (unsigned i = 0; i < STATUS_SLOTS; i++) {
@@ -266,11 +278,15 @@ void dz_metrics_request(struct dz_metrics *m, const char *route, int status, uin
         if (idx >= 0)
             r = &m->route[idx];
     }
+    /* -1 would make status + 1 the empty-slot marker 0 in status_inc, and a
+     * huge value a bogus series: anything not an HTTP status is 0. */
     if (status < 0 || status > 999)
         status = 0;
     status_inc(r, status);
     while (b < NBUCKETS - 1 && duration_us > bucket_us[b])
         b++;
+    /* One bucket per request, not every bucket above it: the cumulative
+     * "le" counts are summed at render, off the request path. */
     add(&r->bucket[b], 1);
     add(&r->sum_us, duration_us);
 }
@@ -355,6 +371,9 @@ int dz_metrics_gauge_fn(struct dz_metrics *m, const char *name, const char *help
 
 /* ------------------------------------------------------------- render --- */
 
+/* The Prometheus text format escapes \ and newline in HELP, and also "
+ * inside label values; anything else goes out as is (label_ok already
+ * kept labels to printable ASCII). */
 static int put_escaped(struct dz_buf *out, const char *s, bool quote)
 {
     int rc = 0;
@@ -522,6 +541,8 @@ static int render_durations(const struct named *v, size_t n, struct dz_buf *out)
         if (rc == 0)
             rc = put_escaped(out, v[i].name, true);
         if (rc == 0)
+            /* Seconds from integer microseconds, without a double: a large sum
+             * keeps every digit. */
             rc = dz_buf_appendf(out, "\"} %" PRIu64 ".%06" PRIu64 "\n", sum_us / 1000000,
                                 sum_us % 1000000);
         /* _count is the +Inf bucket as read above, so the two always agree. */

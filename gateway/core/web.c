@@ -34,6 +34,8 @@ static const struct {
     const char *ext;
     const char *type;
 } types[] = {
+    /* A closed list: a file whose type we cannot name is refused at load,
+     * so nothing is ever served as a type the browser has to sniff. */
     {"html", "text/html; charset=utf-8"},
     {"js", "text/javascript; charset=utf-8"},
     {"css", "text/css; charset=utf-8"},
@@ -49,6 +51,7 @@ const char *dz_web_content_type(const char *name, size_t len)
     const char *dot = NULL;
 
     for (size_t i = 0; i < len; i++) {
+        /* The last dot decides: "app.min.js" is JavaScript. */
         if (name[i] == '.')
             dot = name + i;
     }
@@ -64,6 +67,8 @@ const char *dz_web_content_type(const char *name, size_t len)
 
 bool dz_web_name_ok(const char *name, size_t len)
 {
+    /* Lower case only, so one file cannot be reached under two spellings
+     * and the on-disk name is exactly the URL name on any filesystem. */
     if (len == 0 || len > DZ_WEB_NAME_MAX || name[0] == '.')
         return false;
     for (size_t i = 0; i < len; i++) {
@@ -87,6 +92,8 @@ int dz_web_static_name(const char *path, char *out, size_t out_len)
     if (!path || strncmp(path, prefix, sizeof(prefix) - 1) != 0)
         return DZ_ERR_NOTFOUND;
     path += sizeof(prefix) - 1;
+    /* The query is ignored, not refused: "app.js?v=3" cache busting works
+     * and still names a loaded file. */
     n = strcspn(path, "?");
     /* '/' and '%' cannot pass dz_web_name_ok, so neither a subdirectory
      * nor an encoded name is ever looked up. */
@@ -110,6 +117,8 @@ bool dz_web_etag_match(const char *inm, const char *etag)
             p++;
         if (*p == '\0')
             return false;
+        /* RFC 9110 §13.1.2: "*" matches any current representation, and
+         * If-None-Match uses the weak comparison, so a W/ prefix is dropped. */
         if (*p == '*')
             return true;
         if (p[0] == 'W' && p[1] == '/')
@@ -195,6 +204,8 @@ static int read_file(int dirfd, const char *name, struct dz_web_file *f, char *w
         }
     }
     {
+        /* Give back the unused part of the 1 MiB read buffer: the bytes stay
+         * in memory for the whole generation. */
         unsigned char *shrunk = realloc(data, len ? len : 1);
         if (shrunk)
             data = shrunk;
@@ -203,6 +214,8 @@ static int read_file(int dirfd, const char *name, struct dz_web_file *f, char *w
         unsigned char h[32];
         char hex[17];
         dz_sha256(data, len, h);
+        /* 64 bits of the content hash is plenty to tell versions apart, and it
+         * leaks nothing about the server (no inode or mtime as some servers use). */
         dz_hex(h, 8, hex);
         snprintf(f->etag, sizeof(f->etag), "\"%s\"", hex);
     }
@@ -281,6 +294,8 @@ int dz_web_load(const char *dir, struct dz_web **out, char *err, size_t err_len)
         }
         w->n++;
     }
+    /* Sorted so the table does not depend on readdir's order; lookups stay
+     * linear, over at most DZ_WEB_MAX_FILES names. */
     qsort(w->files, w->n, sizeof(w->files[0]), cmp_file);
     if (!dz_web_find(w, "index.html", 10)) {
         snprintf(err, err_len, "web_root %s: no index.html", dir);

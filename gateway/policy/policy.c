@@ -20,6 +20,9 @@ const char *const dz_policy_release_names[DZ_RELEASE_COUNT] = {
     "birth_place", "gender", "document", "address",    "phones",
 };
 
+/* Position i is bit 1u << i: amr_names must follow the DZ_AMR_* bits of
+ * assertion.h and method_names the DZ_METHOD_* bits of policy.h, or a
+ * policy would grant a means or method it never named. */
 static const char *const amr_names[] = {"pwd", "otp", "sc", "pin", "mob", "qr"};
 static const char *const method_names[] = {"GET",   "HEAD",   "POST",   "PUT",
                                            "PATCH", "DELETE", "OPTIONS"};
@@ -67,6 +70,8 @@ int dz_policy_acr_parse(const char *s, enum dz_acr *out)
     *out = DZ_ACR_NONE;
     if (!s)
         return DZ_ERR_INVAL;
+    /* From 1: "none" is what a public route gets implicitly; a policy may
+     * not write it as a minimum, so it parses as an error. */
     for (size_t i = 1; i < N(acr_names); i++) {
         if (strcmp(acr_names[i], s) == 0) {
             *out = (enum dz_acr)i;
@@ -78,6 +83,7 @@ int dz_policy_acr_parse(const char *s, enum dz_acr *out)
 
 const char *dz_policy_acr_name(enum dz_acr acr)
 {
+    /* An out-of-range value names the lowest level, never a higher one. */
     return (unsigned)acr < N(acr_names) ? acr_names[acr] : "none";
 }
 
@@ -127,6 +133,9 @@ struct span {
     size_t len;
 };
 
+/* RFC 3986 §2.3 unreserved characters.  A "*" segment matches only
+ * these, so a '%' escape (which a back end would decode into something
+ * else, maybe a '/') never fits a wildcard. */
 static bool is_unreserved(unsigned char c)
 {
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
@@ -178,6 +187,9 @@ static enum fit fits(const struct dz_policy_route *r, const struct span *segs, s
             if (s->len != segs[i].len || memcmp(s->text, segs[i].p, s->len) != 0)
                 return FIT_NO;
             break;
+        /* A malformed FIN does not end the scan: another route may fit with a
+         * literal here, and only if none does is the answer 400 invalid_fin
+         * rather than 404. */
         case DZ_SEG_FIN:
             if (dz_fin_normalize(segs[i].p, segs[i].len, fin) != 0)
                 result = FIT_BAD_FIN;
@@ -199,6 +211,10 @@ static int more_specific(const struct dz_policy_route *a, const struct dz_policy
 {
     static const int rank[] = {[DZ_SEG_LITERAL] = 2, [DZ_SEG_FIN] = 1, [DZ_SEG_ANY] = 0};
 
+    /* Compared left to right: the first segment where the kinds differ
+     * decides, whatever follows.  Two fitting routes with a common method
+     * never tie: same kinds plus same literals is the same template, which
+     * link_set (policy_load.c) refuses at load. */
     for (size_t i = 0; i < a->n_segs && i < b->n_segs; i++) {
         int d = rank[a->segs[i].kind] - rank[b->segs[i].kind];
         if (d)
@@ -234,6 +250,8 @@ int dz_policy_match(const struct dz_policy_set *s, const char *method,
             bad_fin = true;
             continue;
         }
+        /* Collected from every route that fits the path, so a 405 can list
+         * the methods allowed there (RFC 9110 §15.5.6 wants them in Allow). */
         out->allowed |= r->methods;
         if ((r->methods & mbit) && (!best || more_specific(r, best) > 0))
             best = r;
@@ -245,6 +263,7 @@ int dz_policy_match(const struct dz_policy_set *s, const char *method,
         out->allowed = 0;
         for (size_t i = 0; i < n; i++) {
             if (best->segs[i].kind == DZ_SEG_FIN)
+                /* Cannot fail: fits() already normalised this segment for best. */
                 dz_fin_normalize(segs[i].p, segs[i].len, out->fin);
         }
     } else if (out->allowed) {
@@ -281,6 +300,8 @@ int dz_policy_eval(const struct dz_policy_route *r, const struct dz_policy_subje
         *out_reason_code = "unauthenticated";
         return 0;
     }
+    /* An acr above the scale can only come from a corrupt session: it is
+     * refused, not taken as very high assurance. */
     if (subj->acr < r->acr || subj->acr > DZ_ACR_HIGH) {
         *out_reason_code = "insufficient_assurance";
         return 0;
@@ -290,6 +311,8 @@ int dz_policy_eval(const struct dz_policy_route *r, const struct dz_policy_subje
         *out_reason_code = "insufficient_assurance";
         return 0;
     }
+    /* Exact, case-sensitive: a policy role is [a-z][a-z0-9_-]* (checked
+     * at load), so folding could only make a foreign spelling match. */
     if (r->role && (!subj->role || strcmp(subj->role, r->role) != 0)) {
         *out_reason_code = "forbidden";
         return 0;
@@ -310,6 +333,8 @@ int dz_policy_eval(const struct dz_policy_route *r, const struct dz_policy_subje
             *out_reason_code = "purpose_required";
             return 0;
         }
+        /* Checked even where a purpose is optional: whatever is given goes into
+         * the audit line, so it must be bounded printable text. */
         if (given && !dz_policy_purpose_valid(purpose_header)) {
             *out_reason_code = "invalid_purpose";
             return 0;

@@ -50,6 +50,8 @@ static void route_key(char *out, size_t len, size_t idx, const char *name)
         out[0] = '\0';
 }
 
+/* Unknown keys are errors, not ignored: a misspelt "rol: judge" would
+ * otherwise load as a route with no role restriction at all. */
 static int check_keys(struct pctx *c, const struct dz_yaml_node *map, const char *const *known,
                       const char *prefix)
 {
@@ -117,6 +119,8 @@ static int get_bits(struct pctx *c, const struct dz_yaml_node *n, const char *ke
         if (!bit)
             return perr(c, i->line, key, "\"%.40s\" is not one of %s", i->str, choices);
         if (*out & bit)
+            /* A repeat changes nothing in the bits, but it usually means a
+             * different name was meant: let the author look again. */
             return perr(c, i->line, key, "\"%s\" is listed twice", i->str);
         *out |= bit;
     }
@@ -142,6 +146,8 @@ static int parse_rate(struct pctx *c, const struct dz_yaml_node *n, const char *
     if (rc != 0)
         return perr(c, n->key_line, key,
                     "expected a rate such as \"20/s per subject\" (N/s, N/m or N/h)");
+    /* Per subject by default: a per-address count would put everyone
+     * behind one NAT or proxy into one bucket. */
     l->rate_scope = DZ_RATE_PER_SUBJECT;
     if (!sp)
         return 0;
@@ -176,6 +182,8 @@ static int load_limits(struct pctx *c, const struct dz_yaml_node *n, const char 
         if (rc != 0)
             return rc;
         if (strcmp(m->key, "body") == 0) {
+            /* 0 is left out on purpose: in limits it means "inherit", so a
+             * written value must be a real bound (docs/internals/policy.md). */
             rc = dz_parse_size(s, 1, 1024ULL * 1024 * 1024, &l->body);
             if (rc != 0)
                 return perr(c, m->key_line, key,
@@ -198,6 +206,8 @@ static int load_limits(struct pctx *c, const struct dz_yaml_node *n, const char 
 
 static bool is_literal_char(unsigned char ch)
 {
+    /* RFC 3986 unreserved plus ':' and '@' (pchar), and deliberately no '%',
+     * so a literal never needs decoding to compare with a request path. */
     return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
            ch == '-' || ch == '.' || ch == '_' || ch == '~' || ch == ':' || ch == '@';
 }
@@ -377,6 +387,8 @@ static int load_route(struct pctx *c, const struct dz_yaml_node *map, size_t idx
 
     route_key(key, sizeof(key), idx, "acr");
     n = dz_yaml_get(map, "acr");
+    /* A non-public route always needs a session: without an acr key it still
+     * asks for low, the least any login gives. */
     r->acr = r->is_public ? DZ_ACR_NONE : DZ_ACR_LOW;
     if (n) {
         rc = scalar(c, n, key, &s);
@@ -393,6 +405,8 @@ static int load_route(struct pctx *c, const struct dz_yaml_node *map, size_t idx
         if (rc != 0)
             return rc;
         if (!r->means)
+            /* means: [] is refused: inside, 0 means "any means", so an empty
+             * list would silently admit every session. */
             return perr(c, n->key_line, key, "an empty list would admit no session");
     }
 
@@ -463,6 +477,8 @@ static int load_route(struct pctx *c, const struct dz_yaml_node *map, size_t idx
     r->self_only = r->has_fin && (self_set ? self_value : r->role == NULL);
 
     if (r->is_public) {
+        /* Each of these only means something for a session; on a public route
+         * it would read like a restriction that is never enforced. */
         static const char *const not_public[] = {"acr",     "means",     "role",
                                                  "release", "self_only", "require_signed_body"};
         route_key(key, sizeof(key), idx, "public");
@@ -541,6 +557,8 @@ static int load_upstream(struct pctx *c, const struct dz_yaml_node *map,
     why = dz_outbound_url_problem(s, &u);
     if (why)
         return perr(c, n->key_line, "upstream", "%s, got \"%.80s\"", why, s);
+    /* A base path would be prepended to every forwarded path, and the
+     * route templates would then no longer describe what the back end sees. */
     if (s[u.path_off] != '\0' && strcmp(s + u.path_off, "/") != 0)
         return perr(c, n->key_line, "upstream", "no path: the request path is forwarded as it is");
     url = strndup(s, u.path_off);
@@ -550,6 +568,8 @@ static int load_upstream(struct pctx *c, const struct dz_yaml_node *map,
         return perr(c, n->key_line, "upstream", "out of memory");
     svc->upstream_port = u.port;
     svc->upstream_is_https = u.is_https;
+    /* h2 is HTTP/2 over TLS and h2c HTTP/2 in clear (RFC 9113 §3), so each
+     * is accepted only with its own scheme; http1 goes with either. */
     svc->upstream_http = u.is_https ? DZ_UPSTREAM_H2 : DZ_UPSTREAM_H2C;
 
     n = dz_yaml_get(map, "upstream_http");
@@ -687,6 +707,7 @@ static int link_set(struct dz_policy_set *s, const unsigned *name_line, const un
         }
         total += a->n_routes;
     }
+    /* Bounds the linear scan in dz_policy_match as well as memory. */
     if (total > DZ_POLICY_MAX_TOTAL)
         return dz_yaml_error(err, err_len, s->services[0].file, 0, NULL,
                              "more than %d routes in all", DZ_POLICY_MAX_TOTAL);
@@ -725,6 +746,8 @@ static int load_one(const char *path, const char *base, const void *data, size_t
     int rc;
 
     lim.max_bytes = DZ_POLICY_MAX_BYTES;
+    /* A policy is at most service -> routes -> route -> limits or a list
+     * deep; 8 leaves room while keeping a hostile file shallow. */
     lim.max_depth = 8;
     if (data)
         rc = dz_yaml_load_buf(path, data, len, &lim, &doc, err, err_len);
@@ -822,6 +845,8 @@ int dz_policy_load_dir(const char *dir, struct dz_policy_set **out, char *err, s
         rc = dz_yaml_error(err, err_len, dir, 0, NULL, "no *.yaml policy files");
         goto out;
     }
+    /* Sorted so errors, rule names and the route index do not depend on
+     * readdir's order: the same directory always loads the same way. */
     qsort(names, n, sizeof(names[0]), cmp_names);
     rc = DZ_ERR_NOMEM;
     s = calloc(1, sizeof(*s));

@@ -94,6 +94,8 @@ static void started(void *arg, int result, int status, const struct dz_hdr *h, s
 {
     struct dz_rctx *c = arg;
     struct sign_call *op = dz_mssp_call_owner(c);
+    /* The record outlives the MSSP's own request by 30 s, so a poll that
+     * comes just after the phone answered still finds it to finish. */
     uint64_t ttl = c->gen->config->mobile.request_ttl_ms + 30000;
     unsigned char *val = NULL;
     size_t val_len;
@@ -119,6 +121,8 @@ static void started(void *arg, int result, int status, const struct dz_hdr *h, s
     }
     memcpy(val, &op->rec, sizeof(op->rec));
     memcpy(val + sizeof(op->rec), op->partial, op->rec.partial_len);
+    /* The id is 128 random bits and the only handle a poller has: NX means
+     * a collision fails the request instead of replacing someone's. */
     if (dz_store_put(c->gw->store, SIGN_NS, op->id, ID_LEN, val, val_len, ttl, DZ_STORE_NX) != 0) {
         dz_rctx_problem(c, "service_unavailable", NULL);
         goto out;
@@ -175,6 +179,9 @@ static void got_cert(void *arg, int result, int status, const struct dz_hdr *h, 
         dz_rctx_problem(c, "upstream_unavailable", "the mobile signature service answered badly");
         goto fail;
     }
+    /* Only the FIN is checked here: the certificate is about to be named in
+     * the signed attributes.  Chain and revocation are checked once the
+     * phone has signed (cert_checked), when it matters and may fetch. */
     if (dz_certid_extract(cert, &id) != 0 || !id.has_fin || strcmp(id.fin, op->rec.fin) != 0) {
         /* The MSSP named another person's certificate: never sign with it. */
         dz_rctx_problem(c, "signer_mismatch",
@@ -183,7 +190,9 @@ static void got_cert(void *arg, int result, int status, const struct dz_hdr *h, 
     }
     dz_sha256(der, der_len, op->rec.cert_sha256);
     /* The signature carries the mobile CA too: a verifier then needs only
-     * the root. */
+     * the root.  The code shown to the client and on the phone comes from
+     * the digest the phone signs, so matching codes tie the prompt to this
+     * document. */
     if (dz_x509_trust_issuer_chain(c->gen->mobile_trust, cert, &chain) != 0 ||
         dz_cades_prepare(op->doc, op->doc_len, cert, chain, 0, &op->partial, &partial_len,
                          op->rec.tbs) != 0 ||
@@ -193,6 +202,8 @@ static void got_cert(void *arg, int result, int status, const struct dz_hdr *h, 
         goto fail;
     }
     op->rec.partial_len = (uint32_t)partial_len;
+    /* The document is not kept (file comment): from here on only its hash
+     * and the prepared SignedData are needed. */
     free(op->doc);
     op->doc = NULL;
     dz_b64_encode_to(op->rec.tbs, sizeof(op->rec.tbs), false, hash_b64);
@@ -336,6 +347,8 @@ static void audited(struct dz_rctx *c, int rc, void *arg)
 {
     struct finish_op *f = arg;
 
+    /* The answer goes out only once the audit line is durable; a signature
+     * whose making was not recorded is not handed out. */
     if (!c->closed) {
         if (rc != 0) {
             dz_rctx_problem(c, "service_unavailable", "audit log unavailable");
@@ -398,6 +411,8 @@ static void finish_work(void *arg)
     if (f->rc)
         return;
     f->result = "signature_invalid";
+    /* The finished, stamped signature goes through the same verifier as a
+     * signed body: what we hand out must pass what a relying party checks. */
     if (dz_cades_verify_sha256(f->rec.doc_sha256, f->cms_t, f->cms_t_len, &f->opts, &f->rep) != 0)
         return;
     if (strcmp(f->rep.indication, "TOTAL_PASSED") != 0) {
@@ -448,6 +463,8 @@ static void cert_checked(struct dz_rctx *c, int rc, const struct dz_x509_result 
                                                                : "signature_invalid");
         return;
     }
+    /* Checked again on the validated certificate: the FIN the request
+     * named is the only person this signature may be made for. */
     if (strcmp(res->fin, f->rec.fin) != 0) {
         sign_end(c, f, "signature_invalid");
         return;
@@ -487,6 +504,8 @@ static void polled(void *arg, int result, int status, const struct dz_hdr *h, si
         goto out;
     j = json_loadb((const char *)body, len, 0, NULL);
     state = dz_json_str(j, "state", 16);
+    /* Anything but COMPLETE is "pending" to the client: the MSSP's own
+     * states are not part of our API, and the next poll asks again. */
     if (!state || strcmp(state, "COMPLETE") != 0) {
         if (!c->closed)
             dz_rctx_json(c, 200, json_pack("{s:s}", "state", "pending"), NULL, 0);
@@ -505,7 +524,11 @@ static void polled(void *arg, int result, int status, const struct dz_hdr *h, si
         goto out;
     }
     memcpy(&f->rec, rec, sizeof(f->rec));
+    /* The request is over for the phone whatever the outcome: the
+     * one-at-a-time lock is released as soon as the record is taken. */
     dz_mssp_phone_release(c, f->rec.phone);
+    /* partial_len is read from the store: it must agree with what was
+     * actually stored before it is used as a length. */
     if (taken.len != sizeof(struct sign_rec) + f->rec.partial_len) {
         dz_rctx_problem(c, "service_unavailable", NULL);
         goto out;
@@ -540,6 +563,8 @@ static void polled(void *arg, int result, int status, const struct dz_hdr *h, si
         f = NULL;
         goto out;
     }
+    /* Cheap local checks (hash, signature, assembly) above run first; the
+     * chain and revocation check goes to the pool as it may fetch. */
     if (dz_certcheck_start(c, c->gen->mobile_trust, f->cert, NULL, DZ_X509_PURPOSE_SIGN,
                            c->gen->config->mobile.policy, c->gen->config->mobile.revocation,
                            c->gen->config->mobile.fetch_timeout_ms, cert_checked, f) == 0)

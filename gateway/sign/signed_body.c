@@ -32,6 +32,9 @@ struct sb_op {
     dz_signed_body_cb cb;
     void *arg;
     /* input */
+    /* The document goes on in the client's own base64 text (held by env),
+     * never decoded and re-encoded, so the bytes forwarded are the bytes
+     * that were signed. */
     const char *doc_b64; /* into env */
     json_t *env;
     unsigned char *doc;
@@ -40,6 +43,8 @@ struct sb_op {
     size_t sig_len;
     char party[8];
     const char *purpose;
+    /* A copy: work() runs on a pool thread and must not read c->session,
+     * which belongs to the loop. */
     char session_fin[8];
     struct dz_cades_verify_opts opts;
     const char *tsa_url;
@@ -139,6 +144,9 @@ static void work(void *arg)
         op->outcome = op->sig_t ? OUT_OK : OUT_INTERNAL;
         return;
     }
+    /* The TSA stamps a digest of the signature value, not of the document
+     * (the CAdES signature-time-stamp, level T): it proves the signature
+     * existed at that time, and the TSA never sees the document. */
     if (dz_cades_signature_digest(op->sig, op->sig_len, digest) != 0)
         return;
     rc = dz_tsp_stamp(op->tsa_url, https ? &tls : NULL, https ? DZ_HTTPC_H2 : DZ_HTTPC_H2C,
@@ -166,6 +174,9 @@ static void refused_then(struct dz_rctx *c, int rc, void *arg)
 {
     struct refusal *r = arg;
 
+    /* If the audit line could not be written the client gets 503: the
+     * refusal stands either way, but a verdict that was never recorded is
+     * not announced as if it had been. */
     if (!c->closed)
         dz_rctx_problem(c, rc == 0 ? r->code : "service_unavailable", r->detail);
     free(r);
@@ -202,6 +213,8 @@ static void deliver(struct dz_rctx *c, struct sb_op *op)
     dz_signed_body_cb cb = op->cb;
     void *arg = op->arg;
 
+    /* op is freed before cb runs: cb may end the request, after which
+     * nothing of it may be left to clean up. */
     op->sb = NULL;
     op_free(op);
     cb(c, sb, arg);
@@ -284,6 +297,8 @@ static void done(struct dz_rctx *c, void *arg)
          * narrowed to this party, this purpose, one GET, 60 s at most. */
         snprintf(op->htu, sizeof(op->htu), "/api/registry/persons/%s", op->party);
         dz_b64_encode_to(c->session.sid, sizeof(c->session.sid), true, op->sid);
+        /* The strings below point into op and c; both live until onward_signed
+         * runs (gwasync.h: they must stay valid until then). */
         op->in.iss = c->gen->config->gateway.id;
         op->in.sub = c->session.fin;
         op->in.aud = DZ_DOCUMENTS_ONWARD_SERVICE;
@@ -333,8 +348,12 @@ void dz_signed_body_start(struct dz_rctx *c, const struct dz_policy_route *r, co
         dz_rctx_problem(c, "unauthenticated", NULL);
         goto fail;
     }
+    /* Duplicates refused: a body with two "document" members has no one
+     * meaning, and what we verify must be what the sender meant. */
     op->env =
         body && len ? json_loadb((const char *)body, len, JSON_REJECT_DUPLICATES, &jerr) : NULL;
+    /* Bounded by the base64 length of the largest document or signature the
+     * verifier accepts, so nothing larger is even decoded. */
     op->doc_b64 = op->env ? dz_json_str(op->env, "document", DZ_CADES_MAX_DOC / 3 * 4 + 4) : NULL;
     sig_b64 = op->env ? dz_json_str(op->env, "signature", DZ_CADES_MAX_SIG / 3 * 4 + 4) : NULL;
     if (!json_is_object(op->env) || !op->doc_b64 || !sig_b64) {
@@ -353,6 +372,8 @@ void dz_signed_body_start(struct dz_rctx *c, const struct dz_policy_route *r, co
         refuse(c, NULL, "signed_body_required", "document and signature must be base64");
         goto fail;
     }
+    /* Checked before the pool: without a TSA the outcome is known, and
+     * forwarding at level B is never an option (file comment). */
     if (!dc->tsa_url || !c->gen->tsa_trust) {
         refuse(c, NULL, "timestamp_unavailable", "no time-stamping authority is configured");
         goto fail;

@@ -45,6 +45,9 @@ struct dz_accounts {
 
 int dz_argon2_params_check(const struct dz_argon2_params *p)
 {
+    /* The lower bound is argon2's own (8 KiB per lane, RFC 9106 §3.1); the
+     * upper bounds stop a config typo from making every login take minutes
+     * or gigabytes on the blocking pool. */
     if (!p || p->parallelism < 1 || p->parallelism > 16 || p->t_cost < 1 || p->t_cost > 100 ||
         p->m_cost_kib < 8u * p->parallelism || p->m_cost_kib > DZ_ARGON2_M_MAX_KIB)
         return DZ_ERR_INVAL;
@@ -60,6 +63,8 @@ static int map_argon2(int arc)
         return DZ_ERR_NOMEM;
     case ARGON2_THREAD_FAIL:
         return DZ_ERR_IO;
+    /* Anything else is a parameter or library fault: it must never read as a
+     * mismatch (deny) or a match, only as an error the caller refuses on. */
     default:
         return DZ_ERR_CRYPTO;
     }
@@ -95,10 +100,13 @@ static int verify_hash(const char *encoded, const void *pw, size_t pw_len, bool 
         *match = true;
         return 0;
     }
+    /* A mismatch is a decision (match stays false), not an error. */
     if (arc == ARGON2_VERIFY_MISMATCH)
         return 0;
     if (arc == ARGON2_MEMORY_ALLOCATION_ERROR)
         return DZ_ERR_NOMEM;
+    /* An unreadable stored hash is an error, never a silent mismatch, so a
+     * damaged row is noticed instead of locking its owner out quietly. */
     return DZ_ERR_PARSE;
 }
 
@@ -131,6 +139,8 @@ int dz_accounts_new(const struct dz_accounts_ops *ops, void *impl,
     atomic_init(&a->dummy_count, 0);
     rc = dz_random(pw, sizeof(pw));
     if (rc == 0)
+        /* Hashed with the configured cost, so a FIN without an account costs
+         * the same argon2id work as one with an account (no timing oracle). */
         rc = hash_password(a, pw, sizeof(pw), a->dummy_hash);
     dz_secret_wipe(pw, sizeof(pw));
     if (rc < 0)
@@ -191,6 +201,10 @@ static int seal_seed(const struct dz_accounts *a, const char *fin, const unsigne
     if (EVP_EncryptInit_ex(c, EVP_aes_256_gcm(), NULL, NULL, NULL) != 1 ||
         EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_SET_IVLEN, NONCE_LEN, NULL) != 1 ||
         EVP_EncryptInit_ex(c, NULL, NULL, a->seed_key, nonce) != 1 ||
+        /* The FIN as AAD binds the blob to its row (header comment).  A fresh
+         * random 96-bit nonce per seal is safe for GCM at our volume: seeds are
+         * sealed once per enrolment, far below the 2^32 messages per key limit
+         * of NIST SP 800-38D §8.3. */
         EVP_EncryptUpdate(c, NULL, &n, (const unsigned char *)fin, DZ_FIN_LEN) != 1 ||
         EVP_EncryptUpdate(c, ct, &n, seed, (int)seed_len) != 1 ||
         EVP_EncryptFinal_ex(c, ct + n, &fin_n) != 1 || (size_t)(n + fin_n) != seed_len ||
@@ -223,6 +237,7 @@ static int open_seed(const struct dz_accounts *a, const char *fin, const unsigne
     if (blob_len < 1 + NONCE_LEN + 1 + TAG_LEN || blob_len > DZ_SEED_BLOB_MAX || blob[0] != BLOB_V1)
         return DZ_ERR_CRYPTO;
     ct_len = blob_len - 1 - NONCE_LEN - TAG_LEN;
+    /* Copied because SET_TAG takes a non-const buffer. */
     memcpy(tag, blob + blob_len - TAG_LEN, TAG_LEN);
     c = EVP_CIPHER_CTX_new();
     if (!c)
@@ -233,6 +248,8 @@ static int open_seed(const struct dz_accounts *a, const char *fin, const unsigne
         EVP_DecryptUpdate(c, NULL, &n, (const unsigned char *)fin, DZ_FIN_LEN) != 1 ||
         EVP_DecryptUpdate(c, seed, &n, blob + 1 + NONCE_LEN, (int)ct_len) != 1 ||
         EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_SET_TAG, TAG_LEN, tag) != 1 ||
+        /* Final is where GCM checks the tag: until it passes, the bytes in seed
+         * are unauthenticated and are wiped below on failure. */
         EVP_DecryptFinal_ex(c, seed + n, &fin_n) != 1 || (size_t)(n + fin_n) != ct_len)
         goto out;
     *seed_len = ct_len;
@@ -290,6 +307,9 @@ int dz_accounts_verify_password(struct dz_accounts *a, const char *fin, const ch
         rc = DZ_ERR_INVAL;
         goto out;
     }
+    /* Refused without hashing: an attacker cannot make us run argon2 over
+     * megabytes.  Such a password can never have been set (create refuses
+     * it), so this is a plain mismatch. */
     if (pw_len > DZ_PASSWORD_MAX) {
         rc = 0;
         goto out;
@@ -383,6 +403,8 @@ int dz_accounts_equalize(struct dz_accounts *a, const char *password, size_t pw_
 
     if (!a || (!password && pw_len))
         return DZ_ERR_INVAL;
+    /* Cut, not refused: this only has to cost the same time as a real
+     * check, and the result is thrown away. */
     if (pw_len > DZ_PASSWORD_MAX)
         pw_len = DZ_PASSWORD_MAX;
     atomic_fetch_add(&a->dummy_count, 1);

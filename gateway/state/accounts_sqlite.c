@@ -48,6 +48,8 @@ static const char *const stmt_sql[ST_COUNT] = {
                " FROM accounts WHERE fin = ?1",
     [ST_INSERT] = "INSERT INTO accounts(fin, pwd_hash, totp_seed, totp_active, totp_last_step,"
                   " created_at, updated_at) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    /* A compare-and-set: the WHERE makes the step only move forward, so of
+     * two logins racing with one code exactly one changes the row. */
     [ST_ADVANCE] = "UPDATE accounts SET totp_last_step = ?2, totp_active = 1, updated_at = ?3"
                    " WHERE fin = ?1 AND totp_last_step < ?2",
     [ST_REMOVE] = "DELETE FROM accounts WHERE fin = ?1",
@@ -92,6 +94,9 @@ static int schema(struct sq *s)
         version = sqlite3_column_int(v, 0);
     sqlite3_finalize(v);
     if (version == 0) {
+        /* user_version 0 is a new, empty file.  IMMEDIATE takes the write lock
+         * first, so the gateway and the operator tool creating the same new file
+         * at once do not both run the schema. */
         rc = sqlite3_exec(s->db, "BEGIN IMMEDIATE;", NULL, NULL, NULL);
         if (rc == SQLITE_OK)
             rc = sqlite3_exec(s->db, schema_sql, NULL, NULL, NULL);
@@ -104,6 +109,8 @@ static int schema(struct sq *s)
         }
         return 0;
     }
+    /* A file from a newer (or damaged) schema is refused rather than read
+     * with statements that may mean something else there. */
     if (version != SCHEMA_VERSION) {
         dz_log(DZ_LOG_ERROR, "accounts_db", "unknown schema version %d (want %d)", version,
                SCHEMA_VERSION);
@@ -124,6 +131,8 @@ int dz_accounts_sqlite_open(const char *path, void **impl)
         return DZ_ERR_INVAL;
     /* Create the file ourselves so it starts 0600 whatever the umask; SQLite
      * gives the -wal and -shm files the same mode. */
+    /* O_NOFOLLOW: a symlink planted at the path cannot redirect where the
+     * hashes are written. */
     fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (fd < 0) {
         dz_log(DZ_LOG_ERROR, "accounts_db", "open %s: %s", path, strerror(errno));
@@ -137,16 +146,22 @@ int dz_accounts_sqlite_open(const char *path, void **impl)
         free(s);
         return DZ_ERR_NOMEM;
     }
+    /* NOMUTEX: s->lock already serialises every use of the connection, so
+     * SQLite's own mutex would only be a second lock to take. */
     if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) !=
         SQLITE_OK) {
         rc = db_fail(s, "open");
         goto out;
     }
+    /* Extended codes let sq_insert tell a duplicate FIN
+     * (SQLITE_CONSTRAINT_PRIMARYKEY) from any other failure. */
     sqlite3_extended_result_codes(s->db, 1);
     if (sqlite3_busy_timeout(s->db, BUSY_TIMEOUT_MS) != SQLITE_OK ||
         sqlite3_exec(s->db, "PRAGMA journal_mode=WAL;", NULL, NULL, NULL) != SQLITE_OK ||
         sqlite3_exec(s->db, "PRAGMA synchronous=FULL;", NULL, NULL, NULL) != SQLITE_OK ||
         sqlite3_exec(s->db, "PRAGMA foreign_keys=ON;", NULL, NULL, NULL) != SQLITE_OK ||
+        /* secure_delete: a removed account's hash and sealed seed are zeroed
+         * in the file, not left in free pages for a copy of it to reveal. */
         sqlite3_exec(s->db, "PRAGMA secure_delete=ON;", NULL, NULL, NULL) != SQLITE_OK) {
         rc = db_fail(s, "pragmas");
         goto out;
@@ -182,6 +197,8 @@ static int sq_get(void *impl, const char *fin, struct dz_account_rec *out)
 
     memset(out, 0, sizeof(*out));
     pthread_mutex_lock(&s->lock);
+    /* SQLITE_STATIC: no copy of the caller's buffer is made; the bindings
+     * are cleared at out: so the statement keeps no pointer into it. */
     if (sqlite3_bind_text(st, 1, fin, DZ_FIN_LEN, SQLITE_STATIC) != SQLITE_OK) {
         rc = db_fail(s, "bind");
         goto out;
@@ -222,6 +239,8 @@ out:
     sqlite3_reset(st);
     sqlite3_clear_bindings(st);
     pthread_mutex_unlock(&s->lock);
+    /* The row holds the password hash and the sealed seed: a failed read
+     * leaves none of it behind in the caller's buffer. */
     if (rc < 0)
         dz_secret_wipe(out, sizeof(*out));
     return rc;

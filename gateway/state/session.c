@@ -44,6 +44,9 @@ enum {
 
 void dz_session_limits_default(struct dz_session_limits *l)
 {
+    /* Defaults when the config gives none (docs/internals/sessions.md); high
+     * assurance idles out sooner because an unattended session of that level
+     * can do more. */
     l->idle_ms = 30u * 60u * 1000u;
     l->idle_high_ms = 15u * 60u * 1000u;
     l->absolute_ms = 12u * 3600u * 1000u;
@@ -53,6 +56,10 @@ static int64_t wall_ms(void)
 {
     struct timespec ts;
 
+    /* Wall clock, not monotonic: the absolute deadline is stored in the
+     * record and must mean the same to every process that reads it (a
+     * shared store, later).  The idle limit is the store's TTL, which
+     * runs on the store's monotonic clock (docs/internals/sessions.md). */
     clock_gettime(CLOCK_REALTIME, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
@@ -69,6 +76,8 @@ static bool str_in(const char *s, size_t cap, const char *const *set)
     return false;
 }
 
+/* Closed lists: a decoded record naming anything else did not come from
+ * dz_session_create and is refused (fail closed). */
 static const char *const METHODS[] = {"password", "card", "mobile", "qr", NULL};
 static const char *const ACRS[] = {"low", "substantial", "high", NULL};
 
@@ -245,6 +254,8 @@ int dz_session_create(struct dz_store *st, const struct dz_session_limits *l, st
     n = *s;
     now = wall_ms();
     idle = idle_for(l, n.acr);
+    /* The store forgets the record at the sooner deadline, so even a store
+     * that is never asked again holds a session no longer than allowed. */
     ttl = idle < l->absolute_ms ? idle : l->absolute_ms;
     n.created_ms = now;
     n.expires_abs_ms = now + (int64_t)l->absolute_ms;
@@ -259,6 +270,8 @@ int dz_session_create(struct dz_store *st, const struct dz_session_limits *l, st
         dz_sha256(token_out, DZ_SESSION_TOKEN_LEN, n.sid);
         rc = dz_store_put(st, DZ_SESSION_NS, n.sid, sizeof(n.sid), rec, sizeof(rec), ttl,
                           DZ_STORE_NX);
+        /* NX: never overwrite. A collision (only a broken RNG makes one) must
+         * not hand someone else's session to this login, so it draws again. */
         if (rc != DZ_ERR_EXISTS)
             break;
     }
@@ -293,6 +306,9 @@ int dz_session_lookup(struct dz_store *st, const struct dz_session_limits *l, co
         rc = DZ_ERR_INVAL;
         goto out;
     }
+    /* Malformed is reported as not found: the caller cannot tell a badly
+     * formed guess from an unknown or expired token, and the store is never
+     * asked about input that cannot be a token. */
     if (!token_ok(token, token_len)) {
         rc = DZ_ERR_NOTFOUND;
         goto out;
@@ -308,11 +324,15 @@ int dz_session_lookup(struct dz_store *st, const struct dz_session_limits *l, co
         goto out;
     now = wall_ms();
     if (now >= s.expires_abs_ms) {
+        /* The store TTL should already have dropped it; this covers a wall
+         * clock stepped forward, which the store's monotonic TTL does not see. */
         dz_store_del(st, DZ_SESSION_NS, sid, sizeof(sid));
         rc = DZ_ERR_NOTFOUND;
         goto out;
     }
     idle = idle_for(l, s.acr);
+    /* Sliding expiry: each use restarts the idle period, but never past
+     * the absolute deadline written at login. */
     ttl = (uint64_t)(s.expires_abs_ms - now);
     if (idle < ttl)
         ttl = idle;

@@ -20,6 +20,9 @@
 
 #include "base/compat.h"
 
+/* oath_init must run before any other liboath call, and any pool thread
+ * may be the first to need one, so it runs once under pthread_once; a
+ * failure is kept and every later call refuses instead of retrying. */
 static pthread_once_t oath_once = PTHREAD_ONCE_INIT;
 static int oath_init_rc = OATH_OK;
 
@@ -57,6 +60,8 @@ int dz_totp_base32(const unsigned char *secret, size_t len, char *out, size_t ou
         rc = DZ_ERR_NOMEM;
         goto out;
     }
+    /* Authenticator apps expect the secret unpadded in otpauth URIs (Key
+     * URI Format), and '=' would need escaping there. */
     while (enc_len > 0 && enc[enc_len - 1] == '=')
         enc_len--;
     if (enc_len + 1 > out_size) {
@@ -94,6 +99,7 @@ int dz_totp_base32_decode(const char *b32, unsigned char *out, size_t out_size, 
 
         if (c == ' ' || c == '=')
             continue; /* padding is re-added below: liboath wants it or none */
+        /* RFC 4648 base32 is upper case; people type seeds in either. */
         if (c >= 'a' && c <= 'z')
             c = (unsigned char)(c - 'a' + 'A');
         if (!((c >= 'A' && c <= 'Z') || (c >= '2' && c <= '7'))) {
@@ -218,6 +224,7 @@ int dz_totp_hotp(const unsigned char *secret, size_t len, uint64_t counter, unsi
     rc = ensure_oath();
     if (rc < 0)
         return rc;
+    /* false: no checksum digit; the truncation is RFC 4226 §5.3's. */
     if (oath_hotp_generate((const char *)secret, len, counter, digits, false,
                            OATH_HOTP_DYNAMIC_TRUNCATION, out) != OATH_OK) {
         out[0] = '\0';
@@ -228,6 +235,7 @@ int dz_totp_hotp(const unsigned char *secret, size_t len, uint64_t counter, unsi
 
 uint64_t dz_totp_step(int64_t now)
 {
+    /* RFC 6238 §4 with T0 = 0: the step is Unix time / X. */
     return now < 0 ? 0 : (uint64_t)now / DZ_TOTP_STEP;
 }
 
@@ -252,6 +260,8 @@ static int ct_cmp(void *handle, const char *test_otp)
 {
     const struct cmp_ctx *c = handle;
 
+    /* The length is not secret (it is digits either way): only the digits
+     * are compared in constant time. */
     if (strlen(test_otp) != c->len)
         return 1;
     return CRYPTO_memcmp(c->code, test_otp, c->len) == 0 ? 0 : 1;
@@ -274,6 +284,8 @@ int dz_totp_validate(const unsigned char *secret, size_t len, const char *code, 
         return DZ_ERR_INVAL;
     if (!code)
         return 0;
+    /* Only exactly `digits` decimal digits reach liboath, so ct_cmp always
+     * compares equal lengths, and junk is a plain refusal, not an error. */
     for (i = 0; i < digits; i++)
         if (code[i] < '0' || code[i] > '9')
             return 0; /* also stops at a short code's NUL */
@@ -286,12 +298,16 @@ int dz_totp_validate(const unsigned char *secret, size_t len, const char *code, 
     cc.len = digits;
     orc = oath_totp_validate3_callback((const char *)secret, len, (time_t)now, DZ_TOTP_STEP, 0,
                                        digits, window, &pos, &counter, ct_cmp, &cc);
+    /* liboath's OATH_INVALID_OTP is a decision (deny); other negatives are
+     * faults, reported as errors so the caller refuses and logs them. */
     if (orc == OATH_INVALID_OTP)
         return 0;
     if (orc < 0)
         return DZ_ERR_CRYPTO;
     *ok = true;
     if (step)
+        /* The matched step, not the current one: accounts.c stores it so this
+         * code, and any older one, is refused from now on (RFC 6238 §5.2). */
         *step = counter;
     return 0;
 }

@@ -11,6 +11,8 @@ static const char url_alpha[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstu
 
 size_t dz_b64_encoded_len(size_t n, bool url)
 {
+    /* The url form (RFC 4648 §5) is written unpadded, as JWS needs
+     * (RFC 7515 §2); the standard form is padded to a multiple of 4. */
     if (url)
         return (n / 3) * 4 + (n % 3 ? n % 3 + 1 : 0);
     return ((n + 2) / 3) * 4;
@@ -54,6 +56,7 @@ int dz_b64_encode(const void *p, size_t n, bool url, char **out)
     char *s;
 
     *out = NULL;
+    /* Keeps dz_b64_encoded_len(n) + 1 from wrapping. */
     if (n > (SIZE_MAX / 4) * 3 - 3)
         return DZ_ERR_TOOBIG;
     s = malloc(dz_b64_encoded_len(n, url) + 1);
@@ -92,14 +95,20 @@ int dz_b64_decode(const char *in, size_t len, bool url, unsigned char **out, siz
     *out = NULL;
     *out_len = 0;
     if (!url) {
+        /* Strict decoding: the padded form must be whole quanta, and '=' may
+         * only close the input, at most twice. */
         if (len % 4)
             return DZ_ERR_PARSE;
         while (pad < 2 && len > pad && in[len - 1 - pad] == '=')
             pad++;
+        /* One leftover character carries 6 bits, not a byte: no encoder writes
+         * that, so it is malformed rather than something to round off. */
     } else if (len % 4 == 1) {
         return DZ_ERR_PARSE;
     }
     body = len - pad;
+    /* Every whole quantum gives 3 bytes, a partial one at most 2 more; the
+     * +1 keeps the result NUL-terminated for callers that parse it as text. */
     d = malloc(body / 4 * 3 + 3 + 1);
     if (!d)
         return DZ_ERR_NOMEM;
@@ -118,6 +127,8 @@ int dz_b64_decode(const char *in, size_t len, bool url, unsigned char **out, siz
     /* Leftover bits must be zero, or two encodings would mean one value. */
     if (acc != 0)
         goto bad;
+    /* Implied by len % 4 == 0 with at most two '=' stripped; kept as a
+     * second guard so a change to the length check cannot admit bad padding. */
     if (!url && pad != (4 - body % 4) % 4)
         goto bad;
     d[o] = '\0';

@@ -23,17 +23,26 @@ int dz_buf_append(struct dz_buf *b, const void *p, size_t n)
     size_t cap;
     char *nd;
 
+    /* Written as a subtraction so len + n cannot wrap.  A refused append frees
+     * the buffer (buf.h): a caller that ignored the error would otherwise go on
+     * with a silently truncated answer or a truncated message to sign. */
     if (n > b->max || b->len > b->max - n) {
         dz_buf_cleanup(b);
         return DZ_ERR_TOOBIG;
     }
+    /* +1: the contents stay NUL-terminated, so cap may reach max + 1. */
     need = b->len + n + 1;
     if (need > b->cap) {
         cap = b->cap ? b->cap : 64;
         while (cap < need)
+            /* Doubling keeps appends amortised O(1); the guard stops cap from
+             * wrapping to a small value, which would make the memcpy overflow. */
             cap = cap > ((size_t)-1) / 2 ? need : cap * 2;
         if (cap > b->max + 1)
             cap = b->max + 1;
+        /* XXX realloc may move the block and free the old copy without wiping
+         * it, so dz_buf_wipe only reaches the last copy of a secret that was
+         * appended in several steps past 64 bytes. */
         nd = realloc(b->data, cap);
         if (!nd) {
             dz_buf_cleanup(b);
@@ -56,12 +65,15 @@ int dz_buf_append_str(struct dz_buf *b, const char *s)
 
 int dz_buf_vappendf(struct dz_buf *b, const char *fmt, va_list ap)
 {
+    /* Most log and JSON fragments fit here, which saves a malloc per call. */
     char small[256];
     char *big = NULL;
     va_list cp;
     int n;
     int rc;
 
+    /* ap is read twice (measure, then format into big), so the first pass
+     * works on a copy. */
     va_copy(cp, ap);
     n = vsnprintf(small, sizeof(small), fmt, cp);
     va_end(cp);
@@ -112,6 +124,8 @@ char *dz_buf_steal(struct dz_buf *b, size_t *len)
     if (len)
         *len = b->len;
     if (!p)
+        /* Callers get a freeable C string even for an empty buffer (buf.h);
+         * NULL then means only out of memory. */
         p = calloc(1, 1);
     b->data = NULL;
     b->len = 0;
@@ -130,6 +144,8 @@ void dz_buf_cleanup(struct dz_buf *b)
 void dz_buf_wipe(struct dz_buf *b)
 {
     if (b->data)
+        /* The whole allocation, not just len: bytes past len may still hold
+         * contents from before a dz_buf_reset. */
         OPENSSL_cleanse(b->data, b->cap);
     dz_buf_cleanup(b);
 }

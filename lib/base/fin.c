@@ -107,6 +107,7 @@ int dz_docpat_compile(const char *ere, struct dz_docpat **out, char *err, size_t
     rrc = regcomp(&p->re, anchored, REG_EXTENDED | REG_NOSUB);
     if (rrc != 0) {
         if (err && err_size)
+            /* regerror needs the regex_t, so the message is taken before free. */
             regerror(rrc, &p->re, err, err_size);
         free(p);
         p = NULL;
@@ -143,10 +144,14 @@ int dz_docpat_match(const struct dz_docpat *p, const char *in, size_t in_len, ch
     for (i = 0; i < in_len; i++) {
         unsigned char c = (unsigned char)in[i];
 
+        /* Documents are printed and read out in groups ("AA 1234567"): spaces
+         * are not part of the number, so they are dropped, not refused. */
         if (c == ' ')
             continue;
         if (!is_digit(c) && !is_upper(c) && !is_lower(c))
             return DZ_ERR_INVAL;
+        /* Bounded before regexec sees it: the stack buffer is the limit, and a
+         * longer run is no document number anyway. */
         if (n == DZ_DOC_MAX)
             return DZ_ERR_INVAL;
         norm[n++] = to_upper(c);

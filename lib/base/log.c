@@ -13,8 +13,12 @@
 #include "base/buf.h"
 #include "base/err.h"
 
+/* Written once at start-up or reload and read by every worker without a
+ * lock: a stale read only logs or skips one line more, so no lock is
+ * worth taking on every call. */
 static volatile int min_level = DZ_LOG_INFO;
 
+/* Indexed by enum dz_log_level: keep the order of log.h. */
 static const char *level_name[] = {"debug", "info", "warn", "error"};
 
 void dz_log_set_level(enum dz_log_level level)
@@ -35,6 +39,8 @@ int dz_log_level_parse(const char *s, enum dz_log_level *out)
 
 static void emit(json_t *obj)
 {
+    /* JSON_ENSURE_ASCII: non-ASCII bytes taken from a request go out as
+     * \u escapes, so whatever reads the log sees plain ASCII lines. */
     char *line = json_dumps(obj, JSON_COMPACT | JSON_ENSURE_ASCII);
     size_t len;
     ssize_t w;
@@ -42,6 +48,8 @@ static void emit(json_t *obj)
     if (!line)
         return;
     len = strlen(line);
+    /* json_dumps leaves the NUL at line[len]; it becomes the newline, so the
+     * record goes out without a copy. */
     line[len] = '\n';
     /* One write per line keeps lines whole across threads. */
     w = write(STDERR_FILENO, line, len + 1);
@@ -72,6 +80,9 @@ void dz_logj(enum dz_log_level level, const char *event, json_t *fields)
     json_object_set_new(obj, "ts", json_string(when));
     json_object_set_new(obj, "level", json_string(level_name[level]));
     json_object_set_new(obj, "event", json_string(event));
+    /* update() overwrites: a field named ts, level or event would replace
+     * ours, so callers must not use those names.  fields is consumed on
+     * every path: the caller handed it over (log.h). */
     if (fields && json_is_object(fields))
         json_object_update(obj, fields);
     json_decref(fields);
@@ -113,6 +124,8 @@ void dz_log_openssl(const char *event)
         if ((msg.len && dz_buf_append_str(&msg, "; ") != 0) || dz_buf_append_str(&msg, one) != 0)
             break; /* the buffer is gone: log the fallback, drain the rest */
     }
+    /* The queue is drained even when the message was cut short: a stale
+     * entry left behind would be blamed on the next unrelated failure. */
     ERR_clear_error();
     dz_log(DZ_LOG_WARN, event, "%s", msg.len ? dz_buf_cstr(&msg) : "openssl error");
     dz_buf_cleanup(&msg);

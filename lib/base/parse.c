@@ -38,6 +38,8 @@ static int parse_digits(const char *s, uint64_t *out, const char **end)
         return DZ_ERR_PARSE; /* "08": octal in some YAML loaders; refuse */
     for (; *p >= '0' && *p <= '9'; p++) {
         unsigned d = (unsigned)(*p - '0');
+        /* Keep scanning after an overflow so *end still lands after the whole
+         * number: the caller can then tell "too big" (INVAL) from junk (PARSE). */
         if (p - s >= MAX_DIGITS || v > (UINT64_MAX - d) / 10)
             overflow = true;
         else
@@ -64,6 +66,7 @@ int dz_parse_int(const char *s, long long min, long long max, long long *out)
     /* strtoll would skip blanks and accept '+'; insist on a bare number. */
     if (*digits < '0' || *digits > '9')
         return DZ_ERR_PARSE;
+    /* Same rule as parse_digits: "010" would be 8 to a YAML 1.1 loader. */
     if (digits[0] == '0' && digits[1] != '\0')
         return DZ_ERR_PARSE;
     if (digits != s && digits[0] == '0')
@@ -94,6 +97,8 @@ static int parse_with_unit(const char *s, const struct unit *units, uint64_t min
     if (!s)
         return DZ_ERR_PARSE;
     rc = parse_digits(s, &v, &end);
+    /* An overflow (INVAL) still gets its suffix checked first, so
+     * "99999999999999999999xyz" is reported as malformed, not out of range. */
     if (rc == DZ_ERR_PARSE)
         return rc;
     for (const struct unit *u = units; u->name; u++) {
@@ -111,6 +116,8 @@ static int parse_with_unit(const char *s, const struct unit *units, uint64_t min
 }
 
 static const struct unit size_units[] = {
+    /* Binary units only, written in full: "1M" or "1MB" would leave the reader
+     * to guess 10^6 or 2^20, so they are refused rather than interpreted. */
     {"", 1},   {"B", 1}, {"KiB", 1024ULL}, {"MiB", 1024ULL * 1024}, {"GiB", 1024ULL * 1024 * 1024},
     {NULL, 0},
 };
@@ -151,6 +158,9 @@ int dz_parse_rate(const char *s, struct dz_rate *out)
         period = 3600 * 1000;
     else
         return DZ_ERR_PARSE;
+    /* Count 0 means "no limit" to its users (a route inherits its service's
+     * rate, forward.c skips the check), so a written rate must be at least
+     * 1: "0/s" cannot quietly switch limiting off. */
     if (rc != 0 || n < 1 || n > 1000000)
         return DZ_ERR_INVAL;
     out->count = (uint32_t)n;
@@ -232,6 +242,8 @@ int dz_parse_url(const char *s, struct dz_url *out)
         return DZ_ERR_PARSE;
     for (p = s; *p; p++) {
         unsigned char c = (unsigned char)*p;
+        /* Refused before anything is split, so a space, CR/LF or an escape can
+         * never be carried into a Host header or a log line built from the URL. */
         if (c <= 0x20 || c >= 0x7f)
             return DZ_ERR_PARSE; /* blanks, controls, non-ASCII */
     }
@@ -258,6 +270,8 @@ int dz_parse_url(const char *s, struct dz_url *out)
         host_end = close + 1;
     } else {
         struct in_addr a4;
+        /* '@' ends the host too, so "https://good@evil" cannot pass with "good"
+         * read as the host: it is refused just below. */
         host_end = p + strcspn(p, ":/?#@");
         host_len = (size_t)(host_end - host);
         if (host_len == 0 || host_len >= sizeof(out->host))
@@ -266,8 +280,12 @@ int dz_parse_url(const char *s, struct dz_url *out)
         out->host[host_len] = '\0';
         if (inet_pton(AF_INET, out->host, &a4) == 1) {
             out->is_ip = true;
+            /* All of 127.0.0.0/8 is loopback (RFC 1122 §3.2.1.3), not only
+             * 127.0.0.1; is_loopback is what allows plain http (parse.h). */
             out->is_loopback = (ntohl(a4.s_addr) >> 24) == 127;
         } else if (is_dns_name(out->host, host_len)) {
+            /* Only the exact name: "localhost.example" may resolve anywhere
+             * (RFC 6761 §6.3 reserves "localhost." itself). */
             out->is_loopback = strcasecmp(out->host, "localhost") == 0;
         } else {
             return DZ_ERR_PARSE;
@@ -295,6 +313,8 @@ int dz_parse_url(const char *s, struct dz_url *out)
     }
     if (*p != '\0' && *p != '/')
         return DZ_ERR_PARSE;
+    /* After the port: a query, fragment or '@' anywhere in the path is
+     * refused as well (parse.h), not kept for a caller to mishandle. */
     if (strpbrk(p, "?#@") != NULL)
         return DZ_ERR_PARSE;
     out->path_off = (size_t)(p - s);

@@ -1,6 +1,6 @@
 /*
  * yamltree.c - bounded YAML-to-tree loader over libyaml's event parser; see
- * yaml.h.  Owns the document arena.  It never interprets scalars (no
+ * yamltree.h.  Owns the document arena.  It never interprets scalars (no
  * implicit typing: "yes" stays the text "yes"), never follows anchors or
  * aliases, and never keeps more than the limits allow, whatever the input.
  */
@@ -31,6 +31,9 @@ const struct dz_yaml_limits dz_yaml_default_limits = {
     .max_scalar = 4096,
 };
 
+/* Nodes and strings come from one arena per document: they all live exactly
+ * as long as the document, so no node is ever freed alone and dz_yaml_free
+ * is one walk over the blocks, whatever state a failed load left. */
 #define BLOCK_SIZE (16 * 1024)
 
 struct block {
@@ -93,6 +96,7 @@ static void *arena_alloc(struct dz_yaml_doc *d, size_t n)
 
     if (n > SIZE_MAX - align)
         return NULL;
+    /* alignof(max_align_t) is a power of two, so masking rounds up. */
     n = (n + align - 1) & ~(align - 1);
     if (!b || b->cap - b->used < n) {
         size_t cap = n > BLOCK_SIZE ? n : BLOCK_SIZE;
@@ -148,6 +152,8 @@ static int syntax_error(struct loader *L, const yaml_parser_t *p, const unsigned
 
     if (p->error == YAML_MEMORY_ERROR)
         return fail(L, DZ_ERR_NOMEM, 0, "out of memory");
+    /* The reader (bad UTF-8, a control character) reports a byte offset,
+     * not a mark with a line, so the line is counted here. */
     if (p->error == YAML_READER_ERROR) {
         line = line_at_offset(data, len, p->problem_offset);
         return fail(L, DZ_ERR_PARSE, line, "invalid input: %s",
@@ -196,6 +202,8 @@ static int new_node(struct loader *L, enum dz_yaml_kind kind, unsigned line,
     struct dz_yaml_node *n;
 
     *out = NULL;
+    /* Keys count against max_nodes too, or a mapping of many keys with
+     * empty values would cost memory the limit never sees. */
     if (L->nodes >= L->lim->max_nodes)
         return fail(L, DZ_ERR_TOOBIG, line, "more than %zu nodes", L->lim->max_nodes);
     n = arena_alloc(L->doc, sizeof(*n));
@@ -231,10 +239,13 @@ static int on_key(struct loader *L, const yaml_event_t *ev, unsigned line)
     L->nodes++;
     if (len > L->lim->max_scalar)
         return fail(L, DZ_ERR_TOOBIG, line, "key longer than %zu bytes", L->lim->max_scalar);
+    /* libyaml accepts "\0" in a double-quoted scalar; every user of the tree
+     * reads keys as C strings and would see a different, shorter key. */
     if (memchr(s, '\0', len))
         return fail(L, DZ_ERR_PARSE, line, "NUL byte in a key");
     /* A repeated key would silently replace the first in most loaders: an
      * operator reading the file sees one value, the program uses another. */
+    /* Quadratic, but bounded by max_children per mapping. */
     for (const struct dz_yaml_node *m = f->node->first; m; m = m->next) {
         if (strlen(m->key) == len && memcmp(m->key, s, len) == 0)
             return fail(L, DZ_ERR_PARSE, line, "duplicate key \"%s\" (first at line %u)", m->key,
@@ -254,6 +265,9 @@ static int on_scalar(struct loader *L, const yaml_event_t *ev, unsigned line)
     struct dz_yaml_node *n = NULL;
     int rc;
 
+    /* No anchors or aliases at all: besides the exponential expansion
+     * ("billion laughs"), a shared node would mean one value edited in one
+     * place changes rules somewhere else in the file. */
     if (ev->data.scalar.anchor)
         return fail(L, DZ_ERR_PARSE, line, "anchors (&) are not allowed");
     if (ev->data.scalar.tag)
@@ -285,6 +299,8 @@ static int on_start(struct loader *L, enum dz_yaml_kind kind, const yaml_char_t 
         return fail(L, DZ_ERR_PARSE, line, "anchors (&) are not allowed");
     if (tag)
         return fail(L, DZ_ERR_PARSE, line, "tags (!) are not allowed");
+    /* A mapping or list as a key ("? [a, b]: x") is legal YAML but no
+     * config or policy keyword is one, and the tree stores keys as text. */
     if (wants_key(L))
         return fail(L, DZ_ERR_PARSE, line, "a mapping key must be a plain value");
     if (L->depth >= L->lim->max_depth)
@@ -361,6 +377,8 @@ int dz_yaml_load_buf(const char *name, const void *data, size_t len,
     if (!L.doc)
         goto out;
     L.doc->name = strdup(name ? name : "<input>");
+    /* Sized once from the limit: on_start refuses depth max_depth before it
+     * would index past the end, so the stack never grows. */
     L.stack = calloc(L.lim->max_depth + 1, sizeof(*L.stack));
     if (!L.doc->name || !L.stack) {
         dz_yaml_error(err, err_len, name ? name : "<input>", 0, NULL, "out of memory");
@@ -426,6 +444,8 @@ int dz_yaml_load_file(const char *path, const struct dz_yaml_limits *lim, struct
         rc = DZ_ERR_TOOBIG;
         goto out;
     }
+    /* One byte more than the limit, so a file that grew since fstat is seen
+     * as too large by reading it, rather than silently cut at max_bytes. */
     data = malloc(l->max_bytes + 1);
     if (!data) {
         dz_yaml_error(err, err_len, path, 0, NULL, "out of memory");
@@ -497,6 +517,8 @@ bool dz_yaml_is_null(const struct dz_yaml_node *n)
 {
     if (!n || n->kind != DZ_YAML_SCALAR || !n->is_plain)
         return false;
+    /* The YAML 1.2 core schema null forms, and only unquoted: "null" in
+     * quotes is the four-letter text. */
     return n->len == 0 || strcmp(n->str, "~") == 0 || strcmp(n->str, "null") == 0 ||
            strcmp(n->str, "Null") == 0 || strcmp(n->str, "NULL") == 0;
 }
