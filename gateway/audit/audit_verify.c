@@ -273,7 +273,6 @@ out:
     free(raw);
 }
 
-/* One complete line (without its newline).  Stops at the first bad line. */
 /* Match each forward's "sent" line with its outcome by rid.  An unmatched
  * pair is not a broken log (the chain says that): it is what was in flight
  * when the file ended, or what a crash cut short, and is reported as such. */
@@ -294,6 +293,7 @@ static void pair_forward(struct vstate *v, json_t *obj)
     }
 }
 
+/* One complete line (without its newline).  Stops at the first bad line. */
 static void feed(struct vstate *v, const char *line, size_t len)
 {
     uint64_t lineno = v->r->lines + 1;

@@ -89,22 +89,25 @@ static bool bound(struct dz_rctx *c, const struct qr_rec *r)
     return ok;
 }
 
-static void code_for(const struct qr_rec *r, const char *id, int64_t t, char hex[65])
+/* The code of second t of QR login id; false when it cannot be made (then
+ * the caller refuses: a placeholder code would be one a client could send). */
+static bool code_for(const struct qr_rec *r, const char *id, int64_t t, char hex[65])
 {
     char msg[96];
     unsigned char mac[32];
     unsigned int mac_len = sizeof(mac);
     int n = snprintf(msg, sizeof(msg), "darvaza-qr|1|%s|%" PRId64, id, t);
+    bool ok = n > 0 && (size_t)n < sizeof(msg) &&
+              HMAC(EVP_sha256(), r->secret, sizeof(r->secret), (unsigned char *)msg, (size_t)n, mac,
+                   &mac_len) != NULL &&
+              mac_len == sizeof(mac);
 
-    if (n < 0 || !HMAC(EVP_sha256(), r->secret, sizeof(r->secret), (unsigned char *)msg, (size_t)n,
-                       mac, &mac_len))
-        /* XXX A failed HMAC yields the all-zero code, and answer() would then
-         * compare a client's 64 zeros against 64 zeros.  The signature and
-         * certificate checks after it still stand, but failing the request here
-         * would be the fail-closed choice. */
-        memset(mac, 0, sizeof(mac));
-    dz_hex(mac, sizeof(mac), hex);
+    if (ok)
+        dz_hex(mac, sizeof(mac), hex);
+    else
+        hex[0] = '\0';
     dz_secret_wipe(mac, sizeof(mac));
+    return ok;
 }
 
 /* ---------------------------------------------------------------- start */
@@ -203,7 +206,10 @@ static void code(struct dz_rctx *c, const char *id)
     /* t counts seconds since the session started, not wall-clock time: the
      * gateway alone makes and checks codes, so no clock needs to agree. */
     t = (now - r.start_ms) / 1000;
-    code_for(&r, id, t, hex);
+    if (!code_for(&r, id, t, hex)) {
+        dz_rctx_problem(c, "service_unavailable", NULL);
+        goto out;
+    }
     snprintf(payload, sizeof(payload), "darvaza-qr:1:%s:%" PRId64 ":%s", id, t, hex);
     if (dz_qrsvg_render(payload, &svg) != 0) {
         dz_rctx_problem(c, "service_unavailable", NULL);
@@ -328,7 +334,10 @@ static void answer(struct dz_rctx *c, const char *id)
         refuse(c, "qr_invalid", "no such QR login (it may have finished or expired)");
         goto out;
     }
-    code_for(&r, id, (int64_t)t, want);
+    if (!code_for(&r, id, (int64_t)t, want)) {
+        refuse(c, "qr_invalid", "the code cannot be checked now");
+        goto out;
+    }
     /* Constant time, since the code is a MAC.  A t more than a second in
      * the future was never on the screen, so it is refused like a bad code. */
     if (!dz_secret_equal(want, 64, pcode, 64) || r.start_ms + t * 1000 > now + 1000) {

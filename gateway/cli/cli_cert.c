@@ -306,8 +306,15 @@ static int run_check(struct check_args *a, struct dz_ocsp_cache *cache, const ch
         goto out;
     }
     leaf = sk_X509_shift(leafs);
-    while (sk_X509_num(leafs) > 0)
-        (void)sk_X509_push(untrusted, sk_X509_shift(leafs)); /* bounded by load_file */
+    while (sk_X509_num(leafs) > 0) {
+        X509 *x = sk_X509_shift(leafs);
+        if (sk_X509_push(untrusted, x) <= 0) { /* bounded by load_file; out of memory */
+            X509_free(x);
+            fprintf(stderr, "darvaza cert check: out of memory\n");
+            rc = DZ_ERR_NOMEM;
+            goto out;
+        }
+    }
     for (i = 0; i < a->nuntrusted; i++) {
         rc = dz_x509_load_file(a->untrusted[i], &more);
         if (rc != 0) {

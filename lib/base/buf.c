@@ -8,6 +8,7 @@
 #include <openssl/crypto.h>
 
 #include "base/err.h"
+#include "base/secret.h"
 
 void dz_buf_init(struct dz_buf *b, size_t max)
 {
@@ -40,13 +41,18 @@ int dz_buf_append(struct dz_buf *b, const void *p, size_t n)
             cap = cap > ((size_t)-1) / 2 ? need : cap * 2;
         if (cap > b->max + 1)
             cap = b->max + 1;
-        /* XXX realloc may move the block and free the old copy without wiping
-         * it, so dz_buf_wipe only reaches the last copy of a secret that was
-         * appended in several steps past 64 bytes. */
-        nd = realloc(b->data, cap);
+        /* Not realloc: it may move the block and free the old copy unwiped,
+         * and a buffer may hold a secret (a body with a password, an
+         * answer with a token).  The old copy is wiped before it goes. */
+        nd = malloc(cap);
         if (!nd) {
             dz_buf_cleanup(b);
             return DZ_ERR_NOMEM;
+        }
+        if (b->data) {
+            memcpy(nd, b->data, b->len);
+            dz_secret_wipe(b->data, b->cap);
+            free(b->data);
         }
         b->data = nd;
         b->cap = cap;

@@ -193,7 +193,7 @@ static void check_refused(int c, const struct dz_ocsp_answer *a)
 static int judge(const uint8_t *data, size_t size, int c, OCSP_REQUEST *req, int64_t now,
                  struct dz_ocsp_answer *a)
 {
-    int rc = dz_ocsp_response_check(data, size, req, fx.leaf[c], fx.issuer, now, a);
+    int rc = dz_ocsp_response_check(data, size, req, fx.leaf[c], fx.issuer, now, NULL, a);
 
     if (rc == 0)
         check_accepted(data, size, c, req, now, a);
