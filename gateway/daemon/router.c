@@ -172,6 +172,17 @@ void dz_router_on_request(struct dz_req *req, void *wdata)
         dz_req_respond(req, 500, h, 1, body, sizeof(body) - 1);
         return;
     }
+    /* An authority is a host[:port] (RFC 3986 3.2.2, registered names and
+     * IP literals): anything else is refused before any part of the
+     * gateway reads it. */
+    const char *auth = dz_req_authority(req);
+    if (auth && auth[0] &&
+        strspn(auth, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                     "0123456789.-:[]") != strlen(auth)) {
+        c->route = "other";
+        dz_rctx_problem(c, "invalid_request", "malformed :authority");
+        return;
+    }
     const char *dup = duplicated_field(req);
     if (dup) {
         char detail[80];

@@ -623,9 +623,17 @@ static void signed_cb(struct dz_rctx *c, int rc, char *token, void *arg)
     f->cookie_rest = cookies_without_ours(c->req);
     if (f->cookie_rest)
         add_hdr(f, "cookie", f->cookie_rest);
-    snprintf(f->forwarded, sizeof(f->forwarded), "for=\"%s\";proto=%s;host=\"%s\"",
-             dz_req_peer_ip(c->req), dz_req_is_tls(c->req) ? "https" : "http",
-             dz_req_authority(c->req));
+    /* host= is the gateway's own public authority, never the client's
+     * :authority: a back end builds links from it, and a client could put
+     * anything there (RFC 7239 7.4). */
+    {
+        const char *origin = c->gen->config->gateway.origin;
+        const char *host = strstr(origin, "://");
+
+        snprintf(f->forwarded, sizeof(f->forwarded), "for=\"%s\";proto=%s;host=\"%s\"",
+                 dz_req_peer_ip(c->req), dz_req_is_tls(c->req) ? "https" : "http",
+                 host ? host + 3 : origin);
+    }
     add_hdr(f, "forwarded", f->forwarded);
     add_hdr(f, "darvaza-request-id", c->rid);
     add_hdr(f, "darvaza-assertion", f->assertion);

@@ -827,6 +827,15 @@ static int verify_impl(const void *doc, size_t doc_len, const unsigned char *doc
         snprintf(out->role, sizeof(out->role), "%s", id.role);
     }
     check_signed_attrs(si, doc, doc_len, doc_sha256, out, &v);
+    /* RFC 5652 11.1: the content-type attribute must equal eContentType.
+     * The attribute is signed and must be id-data; eContentType is not
+     * under the signature, so it is compared here, or an altered one (a
+     * flipped bit in its OID) would pass unseen. */
+    if (OBJ_obj2nid(CMS_get0_eContentType(cms)) != NID_pkcs7_data) {
+        add_check(out, "signed_attributes", "failed",
+                  "eContentType is not id-data, the signed content-type");
+        fail(&v, "FORMAT_FAILURE");
+    }
     check_ess(si, signer, out, &v);
     CMS_SignerInfo_set1_signer_cert(si, signer);
     /* The digest is held to SHA-256/384/512 above; the signature algorithm

@@ -9,7 +9,7 @@
 # content type the client never sent.
 . "$(dirname "$0")/lib.sh"
 
-plan 22
+plan 24
 stack_start
 start_echo || bail "the echo peer did not start on $ECHO_ADDR"
 
@@ -28,6 +28,15 @@ is "$STATUS" 200 "a forwarded request with the QR binding cookie is served"
 H=$(peer_request_with "$PROBE" | jq -c '.headers // {}')
 unlike "$H" "__Host-darvaza|binding-secret" "the QR binding cookie does not reach the back end"
 like "$(jq -r '.cookie // empty' <<<"$H")" '^other=1$' "the client's other cookie does"
+
+# ---- the client's :authority is not passed on as ours ----------------------------------------
+PROBE="probe-$$-auth"
+gw GET "/api/registry/me?probe=$PROBE" -H "$(bearer "$TOK")" -H "$(probe_hdr "$PROBE")" \
+    -H "Host: evil.example:8443"
+is "$STATUS" 200 "a request with another :authority is served"
+H=$(peer_request_with "$PROBE" | jq -c '.headers // {}')
+like "$(jq -r '.forwarded // empty' <<<"$H")" 'host="localhost:8443"$' \
+    "the back end's Forwarded host= is the gateway's own authority, not the client's"
 
 # ---- one value, one header --------------------------------------------------------------------
 gw POST /auth/qr -H "Origin: $GW_ORIGIN" -H "Origin: https://evil.example"

@@ -345,6 +345,26 @@ static void test_tampered(void **state)
     assert_int_equal(dz_cades_verify(DOC, strlen(DOC), sig, len, &o, &r), 0);
     assert_string_equal(r.indication, "TOTAL_FAILED");
     sig[len - 2] ^= 0x01;
+    /* eContentType is outside the signature: a changed OID there (the first
+     * id-data in the SignedData; the signed content-type attribute comes
+     * later) must not pass (RFC 5652 11.1). */
+    {
+        static const unsigned char id_data[] = {0x06, 0x09, 0x2a, 0x86, 0x48, 0x86,
+                                                0xf7, 0x0d, 0x01, 0x07, 0x01};
+        unsigned char *at = NULL;
+
+        assert_int_equal(dz_cades_verify(DOC, strlen(DOC), sig, len, &o, &r), 0);
+        assert_string_equal(r.indication, "TOTAL_PASSED"); /* the control */
+        for (size_t i = 0; i + sizeof(id_data) <= len && !at; i++)
+            if (memcmp(sig + i, id_data, sizeof(id_data)) == 0)
+                at = sig + i;
+        assert_non_null(at);
+        at[sizeof(id_data) - 1] = 0x05; /* 1.2.840.113549.1.7.5: digestedData */
+        assert_int_equal(dz_cades_verify(DOC, strlen(DOC), sig, len, &o, &r), 0);
+        assert_string_equal(r.indication, "TOTAL_FAILED");
+        assert_string_equal(r.sub_indication, "FORMAT_FAILURE");
+        at[sizeof(id_data) - 1] = 0x01;
+    }
     free(sig);
 }
 
