@@ -6,6 +6,7 @@
 #   make test       deps + normal and ASan/UBSan builds + every test
 #   make demo       deps + build + demo PKI + peers + gateway in the foreground
 #   make bench      gateway vs nginx with h2load (not part of make test)
+#   make bench-compare BASE=REV   the same for REV and for this tree, and the ratios
 #   make fuzz       build the libFuzzer targets and run each briefly
 #   make lint       clang-format check and the dependency check (tools/depcheck.py)
 
@@ -66,7 +67,7 @@ $(error two unit tests share a file name: $(sort $(notdir $(UNIT_SRCS))))
 endif
 REPLAYS := $(patsubst tests/fuzz/%.c,$(BUILD)/tests/replay_%,$(FUZZ_SRCS))
 
-.PHONY: all deps test test-fast unit demo bench fuzz lint clean
+.PHONY: all deps test test-fast unit demo bench bench-compare fuzz lint clean
 .DEFAULT_GOAL := all
 
 all: $(BINS) $(UNITS) $(REPLAYS)
@@ -149,6 +150,10 @@ demo: deps
 bench: deps
 	$(MAKE) -j$(JOBS) all
 	tests/bench/run.sh
+
+# The cost of a change: BASE's bench and this tree's, one after the other.
+bench-compare: deps
+	BASE=$(BASE) tests/bench/compare.sh
 
 # libFuzzer builds: every source once with clang into build/fuzz/obj, then
 # each target linked with -fsanitize=fuzzer against that archive.

@@ -5,7 +5,7 @@
 # and no password, code, TOTP secret or token appears in any log.
 . "$(dirname "$0")/lib.sh"
 
-plan 20
+plan 21
 stack_start
 AUDIT="$STATE_DIR/audit.log"
 DZ="$BUILD_DIR/darvaza"
