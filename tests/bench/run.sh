@@ -226,6 +226,7 @@ CARD_RATE="-" CARD_OK=0 CARD_CPU_US="-" ECDSA_VERIFY="-"
 if [ "$GW" = 1 ] && [ -x "$BUILD_DIR/darvaza-card" ] && [ -f "$STATE_DIR/cards/softhsm2.conf" ]; then
     CARD=$(jq -c 'map(select(.card_label != null and .role == "citizen"))[0]' "$PEOPLE")
     if [ "$CARD" != null ]; then
+        rm -f "$OUT/card.pin" # (umask applies only to a new file)
         (umask 077 && jq -r .card_pin <<<"$CARD" >"$OUT/card.pin") # a PIN file must be the owner's alone
         export SOFTHSM2_CONF="$STATE_DIR/cards/softhsm2.conf"
         card_login() { "$BUILD_DIR/darvaza-card" login --gateway "$GW_URL" --cacert "$STATE_DIR/certs/root.pem" \
