@@ -214,26 +214,6 @@ static bool drain_cut(const struct dz_rctx *c)
     return atomic_load(&c->gw->draining);
 }
 
-/* The jti of a signed assertion (its payload's "jti"), or "" when it cannot
- * be read: it links the forward's two audit lines to what the back end saw. */
-static void jti_of(const char *token, char *out, size_t out_len)
-{
-    const char *p = token ? strchr(token, '.') : NULL;
-    const char *q = p ? strchr(p + 1, '.') : NULL;
-    unsigned char *dec = NULL;
-    size_t dec_len = 0;
-    json_t *j;
-
-    out[0] = '\0';
-    if (!q || dz_b64_decode(p + 1, (size_t)(q - p - 1), true, &dec, &dec_len) != 0)
-        return;
-    j = json_loadb((const char *)dec, dec_len, 0, NULL);
-    if (json_is_string(json_object_get(j, "jti")))
-        snprintf(out, out_len, "%s", json_string_value(json_object_get(j, "jti")));
-    json_decref(j);
-    free(dec);
-}
-
 static void fwd_cancel(struct dz_rctx *c)
 {
     struct fwd *f = c->op;
@@ -669,7 +649,6 @@ static void signed_cb(struct dz_rctx *c, int rc, char *token, void *arg)
     c->op = f;
     c->cancel = fwd_cancel;
     dz_rctx_hold(c); /* the forward's hold, released by finish */
-    jti_of(f->assertion, f->jti, sizeof(f->jti));
     /* Audit before acting: the back end may act on what it receives, so the
      * request is on record before it leaves, whatever the client does. */
     audit_sent(c, f);
@@ -918,5 +897,12 @@ static void sign_assertion(struct dz_rctx *c, struct fwd *f, const unsigned char
     f->in.body_len = body_len;
     f->in.tgt = f->target[0] ? f->target : NULL;
     f->in.pur = f->purpose && f->purpose[0] ? f->purpose : NULL;
+    /* Made here, not read back from the token: the audit lines carry it. */
+    if (dz_assertion_new_jti(f->jti) != 0) {
+        dz_rctx_problem(c, "service_unavailable", "no randomness for the assertion");
+        fwd_free(f);
+        return;
+    }
+    f->in.jti = f->jti;
     dz_gw_sign(c, &f->in, signed_cb, f);
 }

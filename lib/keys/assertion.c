@@ -222,6 +222,26 @@ static int jti_bytes(unsigned char out[16])
     return 0;
 }
 
+int dz_assertion_new_jti(char out[DZ_ASSERTION_JTI_LEN + 1])
+{
+    unsigned char b[16];
+    int rc = jti_bytes(b);
+
+    out[0] = '\0';
+    if (rc == 0)
+        dz_b64_encode_to(b, sizeof(b), true, out);
+    return rc;
+}
+
+/* A jti given by the caller has the form dz_assertion_new_jti makes. */
+static bool jti_ok(const char *s)
+{
+    size_t n = s ? strlen(s) : 0;
+
+    return n == DZ_ASSERTION_JTI_LEN &&
+           strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_") == n;
+}
+
 static bool text_ok(const char *s)
 {
     return s && *s && utf8_ok((const unsigned char *)s, strlen(s));
@@ -296,7 +316,9 @@ int dz_assertion_sign(struct dz_signer *s, const char *kid, const struct dz_asse
     dz_buf_init(&b, DZ_JWS_TOKEN_MAX);
     if (!in || (rc = check_in(in)) != 0)
         return DZ_ERR_INVAL;
-    if ((rc = jti_bytes(jti)) != 0)
+    if (in->jti && !jti_ok(in->jti))
+        return DZ_ERR_INVAL;
+    if (!in->jti && (rc = jti_bytes(jti)) != 0)
         return rc;
 
     /* The first claim opens the object (see put_key). */
@@ -305,7 +327,7 @@ int dz_assertion_sign(struct dz_signer *s, const char *kid, const struct dz_asse
     if ((rc = put_str(&b, "sub", in->sub)) != 0 || (rc = put_str(&b, "aud", in->aud)) != 0 ||
         (rc = put_int(&b, "iat", in->iat)) != 0 ||
         (rc = put_int(&b, "exp", in->iat + in->ttl_s)) != 0 ||
-        (rc = put_b64(&b, "jti", jti, sizeof(jti))) != 0 ||
+        (rc = in->jti ? put_str(&b, "jti", in->jti) : put_b64(&b, "jti", jti, sizeof(jti))) != 0 ||
         (rc = put_str(&b, "sid", in->sid_b64)) != 0 || (rc = put_str(&b, "acr", in->acr)) != 0)
         goto out;
     if ((rc = put_key(&b, "amr")) != 0 || (rc = dz_buf_append(&b, "[", 1)) != 0)

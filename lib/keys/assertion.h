@@ -79,9 +79,18 @@ struct dz_assertion_in {
     const char *tgt;     /* FIN looked up (cross-person lookups), or NULL */
     const char *pur;     /* Darvaza-Purpose, or NULL */
     const char *release; /* "fin,name,..." -> claim "rel", or NULL */
+    /* The jti, from dz_assertion_new_jti, when the caller must know it (the
+     * gateway links its audit lines with it); NULL: a fresh one. */
+    const char *jti;
 };
 
-/* Build the claims (with a fresh random jti) and sign them with
+#define DZ_ASSERTION_JTI_LEN 22 /* base64url of 16 random bytes */
+
+/* A fresh jti (NUL-terminated) into out.  0 or the CSPRNG's error.  Any
+ * thread. */
+int dz_assertion_new_jti(char out[DZ_ASSERTION_JTI_LEN + 1]);
+
+/* Build the claims (with in->jti or a fresh random jti) and sign them with
  * header {"alg":"ES256","kid":kid,"typ":"darvaza-assertion+jwt"}.
  * Strings must be valid UTF-8; sub and tgt normalised FINs; release items
  * [a-z0-9_]{1,64}.  *out_token malloc'd, caller frees; NULL on error.
