@@ -33,14 +33,12 @@
 #include "mssp/mssp.h"
 #include "state/store.h"
 
-#include "core/addrkey.h"
 #include "core/startlimit.h"
 
 #include "base/compat.h"
 
 #define REC_NS "qr"
 #define USED_NS "qrused"
-#define PENDING_NS "lim_qrpending" /* QR starts per address within a QR lifetime */
 #define ID_BYTES 16
 #define ID_LEN 22
 #define POLL_STEP 0.2 /* seconds between looks at the store while a browser waits */
@@ -112,34 +110,6 @@ static bool code_for(const struct qr_rec *r, const char *id, int64_t t, char hex
 
 /* ---------------------------------------------------------------- start */
 
-/* At most mobile.qr_pending_per_address QR logins started from one address
- * (an IPv6 /64) within one QR lifetime: the starts-per-minute limit alone
- * would let an address hold minutes' worth of pending logins.  Answers
- * 429 or 503 itself when it says no. */
-static bool pending_ok(struct dz_rctx *c)
-{
-    const struct dz_config_mobile *mc = &c->gen->config->mobile;
-    struct dz_addr_key ak;
-    int64_t n = 0;
-    char retry[24];
-    int rc;
-
-    rc = dz_addr_key(dz_req_peer_ip(c->req), &ak);
-    if (rc == 0)
-        rc = dz_store_incr(c->gw->store, PENDING_NS, ak.b, ak.len, mc->qr_ttl_ms, &n);
-    if (rc != 0) {
-        dz_rctx_state_unavailable(c, rc);
-        return false;
-    }
-    if (n > (int64_t)mc->qr_pending_per_address) {
-        snprintf(retry, sizeof(retry), "%llu", (unsigned long long)(mc->qr_ttl_ms / 1000));
-        dz_rctx_problem_h(c, "rate_limited", "too many QR logins waiting from this address",
-                          &(struct dz_hdr){"retry-after", retry}, 1);
-        return false;
-    }
-    return true;
-}
-
 void dz_ep_qr_start(struct dz_rctx *c)
 {
     struct qr_rec r;
@@ -151,8 +121,11 @@ void dz_ep_qr_start(struct dz_rctx *c)
     char cookie[160];
     char poll[64];
 
+    /* Per minute, and per QR lifetime: the minute alone would let an
+     * address hold many minutes' worth of pending logins. */
     if (!dz_mssp_enabled(c) || !dz_rctx_origin_ok(c) || !dz_start_allowed(c, "qr") ||
-        !pending_ok(c))
+        !dz_start_allowed_in(c, "qr_pending", c->gen->config->mobile.qr_ttl_ms,
+                             c->gen->config->mobile.qr_pending_per_address, 0))
         return;
     memset(&r, 0, sizeof(r));
     if (dz_random(rnd, sizeof(rnd)) != 0 || dz_random(r.secret, sizeof(r.secret)) != 0 ||

@@ -24,6 +24,7 @@
 #include "base/err.h"
 #include "base/parse.h"
 #include "base/secret.h"
+#include "base/secretfile.h"
 #include "base/yamltree.h"
 #include "pki/keyfloor.h"
 
@@ -508,7 +509,7 @@ static int check_fs(struct ctx *c, const struct kw *k, const char *path, unsigne
             return fail(c, line, key, "cannot read %s: %s", path, strerror(errno));
         /* sshd's rule for private keys: a secret others can read is no
          * longer one, and one others can write can be swapped. */
-        if ((k->flags & F_SECRET) && (st.st_mode & 077))
+        if ((k->flags & F_SECRET) && !dz_secret_file_mode_ok(st.st_mode))
             return fail(c, line, key, "%s is accessible by group or others (mode %04o); chmod 600",
                         path, (unsigned)(st.st_mode & 07777));
     }

@@ -10,6 +10,7 @@
 #define DZ_STARTLIMIT_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "core/rctx.h"
 
@@ -24,5 +25,11 @@
  * the global budget.
  */
 bool dz_start_allowed(struct dz_rctx *c, const char *endpoint);
+
+/* The same with its own window (fixed, aligned to multiples of window_ms)
+ * and limits; global 0: no global limit.  (QR logins pending per address
+ * are counted so, over one QR lifetime.) */
+bool dz_start_allowed_in(struct dz_rctx *c, const char *endpoint, uint64_t window_ms,
+                         unsigned per_address, unsigned global);
 
 #endif

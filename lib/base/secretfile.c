@@ -56,7 +56,7 @@ int dz_secret_file_read(const char *path, size_t max_len, char **out, char *why,
         rc = DZ_ERR_IO;
         goto out;
     }
-    if (st.st_mode & (S_IRWXG | S_IRWXO)) {
+    if (!dz_secret_file_mode_ok(st.st_mode)) {
         say(why, why_cap, "%s: group or others have access (mode %03o); chmod 600 it", path,
             (unsigned)(st.st_mode & 0777));
         rc = DZ_ERR_DENIED;
@@ -110,4 +110,9 @@ out:
     if (fd >= 0)
         close(fd);
     return rc;
+}
+
+bool dz_secret_file_mode_ok(mode_t mode)
+{
+    return (mode & (S_IRWXG | S_IRWXO)) == 0;
 }

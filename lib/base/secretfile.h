@@ -13,7 +13,13 @@
 #ifndef DZ_SECRETFILE_H
 #define DZ_SECRETFILE_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <sys/types.h>
+
+/* The rule above on a file's mode: true when neither group nor others have
+ * any access.  For checks that look before reading (darvazad --check). */
+bool dz_secret_file_mode_ok(mode_t mode);
 
 #define DZ_SECRET_FILE_MAX 4096 /* the largest max_len a caller may ask for */
 

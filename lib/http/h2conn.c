@@ -526,6 +526,8 @@ int dz_h2conn_new(struct dz_worker *w, const struct dz_listener *l, int fd, SSL 
     c->next = w->conns;
     if (w->conns)
         w->conns->prev = c;
+    else
+        w->conns_tail = c;
     w->conns = c;
     w->nconns++;
     atomic_fetch_add_explicit(&w->nconns_pub, 1, memory_order_relaxed);
@@ -595,6 +597,8 @@ void dz_h2conn_close(struct dz_h2conn *c)
         w->conns = c->next;
     if (c->next)
         c->next->prev = c->prev;
+    else
+        w->conns_tail = c->prev;
     c->prev = c->next = NULL;
     w->nconns--;
     atomic_fetch_sub_explicit(&w->nconns_pub, 1, memory_order_relaxed);

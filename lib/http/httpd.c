@@ -196,20 +196,26 @@ static uint32_t addr_slot(const struct dz_httpd *h, const struct sockaddr_storag
  * then costs its own members their place, not the clients being served. */
 static bool shed_one(struct dz_worker *w)
 {
-    struct dz_h2conn *hs = NULL;
     struct dz_h2conn *idle = NULL;
+    unsigned looked = 0;
 
-    for (struct dz_h2conn *c = w->conns; c; c = c->next) {
+    /* From the oldest, and only so far: at the cap this runs on every
+     * accept, and a flood's members are the oldest connections that still
+     * handshake, so the first few usually hold one. */
+    for (struct dz_h2conn *c = w->conns_tail; c && looked < DZ_H2_SHED_SCAN; c = c->prev) {
         if (!c->is_counted || c->is_close_wanted)
             continue;
-        if (c->is_handshaking && (!hs || c->t_accept < hs->t_accept))
-            hs = c;
-        else if (!c->is_handshaking && c->nstreams == 0 && (!idle || c->t_idle < idle->t_idle))
+        looked++;
+        if (c->is_handshaking) {
+            dz_h2conn_close(c);
+            return true;
+        }
+        if (!idle && c->nstreams == 0)
             idle = c;
     }
-    if (!hs && !idle)
+    if (!idle)
         return false;
-    dz_h2conn_close(hs ? hs : idle);
+    dz_h2conn_close(idle);
     return true;
 }
 

@@ -79,7 +79,8 @@ struct dz_worker {
     atomic_uint holds;
     atomic_uint_fast64_t nconns_pub; /* for dz_httpd_open_connections */
     /* loop-thread state */
-    struct dz_h2conn *conns; /* open connections */
+    struct dz_h2conn *conns;      /* open connections, newest first */
+    struct dz_h2conn *conns_tail; /* the oldest (shed_one starts there) */
     uint32_t nconns;
     struct dz_h2conn *dirty; /* connections to flush (each holds a reference) */
     struct dz_req *free_reqs;
@@ -98,6 +99,9 @@ struct dz_worker {
 /* Near the process cap, a new connection must finish its TLS handshake
  * within this (or the configured timeout, if shorter). */
 #define DZ_H2_PRESSED_HANDSHAKE_MS 2000u
+/* At the cap, how many of the oldest connections are looked at for one to
+ * shed (a bound on the work one accept can cost). */
+#define DZ_H2_SHED_SCAN 256u
 
 struct dz_httpd {
     struct dz_httpd_limits limits;

@@ -61,6 +61,7 @@ struct dz_req {
     bool overflow;
     size_t body_limit;
     char peer[64];
+    char authority[256];
     bool tls;
     void *data;
     void (*on_close)(struct dz_req *r, void *arg);
@@ -346,6 +347,7 @@ struct dz_req *fake_req_new(struct dz_worker *w, const char *method, const char 
     r->path = xstrdup(path);
     r->body_limit = 1u << 20;
     snprintf(r->peer, sizeof(r->peer), "127.0.0.1");
+    snprintf(r->authority, sizeof(r->authority), "localhost:8443");
     r->live_next = w->live;
     if (w->live)
         w->live->live_prev = r;
@@ -389,6 +391,11 @@ void fake_req_set_body_overflow(struct dz_req *r)
 void fake_req_set_peer(struct dz_req *r, const char *ip)
 {
     snprintf(r->peer, sizeof(r->peer), "%s", ip);
+}
+
+void fake_req_set_authority(struct dz_req *r, const char *authority)
+{
+    snprintf(r->authority, sizeof(r->authority), "%s", authority);
 }
 
 void fake_req_set_tls(struct dz_req *r, bool tls)
@@ -480,7 +487,7 @@ const char *dz_req_scheme(const struct dz_req *r)
 
 const char *dz_req_authority(const struct dz_req *r)
 {
-    return "localhost:8443";
+    return r->authority;
 }
 
 const char *dz_req_header(const struct dz_req *r, const char *name)

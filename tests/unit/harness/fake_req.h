@@ -82,6 +82,8 @@ void fake_req_set_json(struct dz_req *r, const char *json);
 void fake_req_set_body_overflow(struct dz_req *r);
 void fake_req_set_peer(struct dz_req *r, const char *ip);
 void fake_req_set_tls(struct dz_req *r, bool tls);
+/* ":authority" as the client sent it (default "localhost:8443"). */
+void fake_req_set_authority(struct dz_req *r, const char *authority);
 
 /* The client resets the stream (RST_STREAM / lost connection): on_close
  * runs now, then the engine's reference is dropped.  No-op once closed. */

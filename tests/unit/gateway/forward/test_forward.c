@@ -509,10 +509,50 @@ static void test_reset_during_audit(void **state)
     fake_req_free(r);
 }
 
+/* What the router refuses before any endpoint reads the request: a
+ * malformed :authority, and a header read as one value sent twice. */
+static void test_router_refusals(void **state)
+{
+    struct fake_gw *g = *state;
+    static const char *const bad_authorities[] = {"evil\"host", "a b", "x/y", "h\\", "a,b"};
+    struct dz_req *r;
+    char tok[64];
+
+    fake_gw_session(g, FIN_A, "password", DZ_AMR_PWD, "low", NULL, tok);
+    for (size_t i = 0; i < sizeof(bad_authorities) / sizeof(bad_authorities[0]); i++) {
+        r = fake_gw_req(g, "GET", "/api/t/open");
+        fake_req_bearer(r, tok);
+        fake_req_set_authority(r, bad_authorities[i]);
+        assert_true(fake_gw_roundtrip(g, r));
+        assert_problem(r, 400, "invalid_request");
+        fake_req_free(r);
+    }
+    /* the control: a good authority, an IPv6 literal with a port */
+    r = fake_gw_req(g, "GET", "/api/t/open");
+    fake_req_bearer(r, tok);
+    fake_req_set_authority(r, "[::1]:8443");
+    assert_true(fake_gw_roundtrip(g, r));
+    assert_int_equal(fake_req_status(r), 200);
+    fake_req_free(r);
+    static const char *const single[] = {"origin", "darvaza-purpose", "authorization",
+                                         "content-type"};
+    for (size_t i = 0; i < sizeof(single) / sizeof(single[0]); i++) {
+        r = fake_gw_req(g, "GET", "/api/t/open");
+        fake_req_bearer(r, tok);
+        fake_req_add_header(r, single[i], "a");
+        fake_req_add_header(r, single[i], "b");
+        assert_true(fake_gw_roundtrip(g, r));
+        assert_problem(r, 400, "invalid_request");
+        fake_req_free(r);
+    }
+    assert_int_equal(fake_upstream_requests(g->up), 1); /* only the control went out */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_no_route, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_router_refusals, setup, teardown),
         cmocka_unit_test_setup_teardown(test_no_session, setup, teardown),
         cmocka_unit_test_setup_teardown(test_insufficient, setup, teardown),
         cmocka_unit_test_setup_teardown(test_after_policy, setup, teardown),
