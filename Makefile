@@ -85,6 +85,17 @@ $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
 
+# The version (VERSION) and commit reach version.c only; the stamp file
+# changes when HEAD does, so a new commit recompiles that one object.
+DZ_VERSION_STR := $(shell cat VERSION)
+DZ_COMMIT_STR  := $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
+$(BUILD)/commit-stamp: FORCE
+	@mkdir -p $(dir $@); echo '$(DZ_COMMIT_STR)' | cmp -s - $@ || echo '$(DZ_COMMIT_STR)' > $@
+$(BUILD)/obj/lib/base/version.o: CFLAGS += -DDZ_VERSION='"$(DZ_VERSION_STR)"' -DDZ_COMMIT='"$(DZ_COMMIT_STR)"'
+$(BUILD)/obj/lib/base/version.o: VERSION $(BUILD)/commit-stamp
+.PHONY: FORCE
+FORCE:
+
 $(LIBDZ): $(call obj,$(LIB_SRCS))
 	@rm -f $@; ar rcs $@ $^
 
