@@ -10,6 +10,12 @@
 #define DZ_COMMIT "unknown"
 #endif
 
-const char *dz_version(void) { return DZ_VERSION; }
+const char *dz_version(void)
+{
+    return DZ_VERSION;
+}
 
-const char *dz_version_commit(void) { return DZ_COMMIT; }
+const char *dz_version_commit(void)
+{
+    return DZ_COMMIT;
+}
