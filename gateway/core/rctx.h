@@ -28,6 +28,13 @@ struct dz_rctx {
     const char *route; /* metrics label: builtin name or policy rule */
     int status;        /* what was answered */
     bool answered;
+    /* what the access log and the metrics say about the request; set by
+     * whoever learns it (the router, forward), zero until then */
+    const char *service;   /* the policy's service name; NULL for builtins */
+    const char *route_tpl; /* method-free route template, e.g. "/api/registry/me" */
+    uint64_t bytes_out;    /* body bytes answered */
+    int upstream_status;   /* 0: no back end was asked */
+    uint64_t upstream_us;  /* time the back end took, request to answer head */
     /* authentication, filled by dz_rctx_authenticate */
     bool has_session;
     bool via_cookie; /* the token came from the cookie (browser) */
