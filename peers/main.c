@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "base/log.h"
+#include "base/version.h"
 #include "mssp.h"
 
 #include "base/compat.h"
@@ -58,6 +59,10 @@ int main(int argc, char **argv)
         return usage(stderr);
     if (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
         usage(stdout);
+        return 0;
+    }
+    if (strcmp(argv[1], "-V") == 0 || strcmp(argv[1], "--version") == 0) {
+        dz_version_print(stdout, "darvaza-peer");
         return 0;
     }
     for (const struct mode *m = modes; m->name; m++) {

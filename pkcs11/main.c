@@ -17,6 +17,7 @@
 
 #include "base/err.h"
 #include "base/log.h"
+#include "base/version.h"
 #include "pki/certid.h"
 
 #include "base/compat.h"
@@ -27,6 +28,7 @@
 static void usage(FILE *to)
 {
     fputs("usage: darvaza-card list [--module PATH]\n"
+          "       darvaza-card --version\n"
           "       darvaza-card login --gateway URL [--token LABEL] [--key LABEL]\n"
           "                    [--pin-file FILE] [--cacert FILE] [--cookie-jar FILE]\n"
           "                    [--origin ORIGIN] [--timeout SECONDS] [--module PATH]\n"
@@ -271,6 +273,10 @@ int main(int argc, char **argv)
     if (argc >= 2 && (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0 ||
                       strcmp(argv[1], "help") == 0)) {
         usage(stdout);
+        return 0;
+    }
+    if (argc >= 2 && (strcmp(argv[1], "-V") == 0 || strcmp(argv[1], "--version") == 0)) {
+        dz_version_print(stdout, "darvaza-card");
         return 0;
     }
     if (argc >= 2 && strcmp(argv[1], "sign") == 0)

@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "base/version.h"
+
 #include "base/compat.h"
 
 struct subcommand {
@@ -26,7 +28,7 @@ static const struct subcommand subcommands[] = {
 
 static int usage(FILE *to)
 {
-    fputs("usage: darvaza COMMAND [ARGS]\n\ncommands:\n", to);
+    fputs("usage: darvaza COMMAND [ARGS]\n       darvaza --version\n\ncommands:\n", to);
     for (const struct subcommand *s = subcommands; s->name; s++)
         fprintf(to, "  %-18s %s\n", s->name, s->summary);
     return 2;
@@ -38,6 +40,10 @@ int main(int argc, char **argv)
         return usage(stderr);
     if (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
         usage(stdout);
+        return 0;
+    }
+    if (strcmp(argv[1], "-V") == 0 || strcmp(argv[1], "--version") == 0) {
+        dz_version_print(stdout, "darvaza");
         return 0;
     }
     for (const struct subcommand *s = subcommands; s->name; s++) {

@@ -19,6 +19,7 @@
 #include "base/err.h"
 #include "base/log.h"
 #include "base/secret.h"
+#include "base/version.h"
 #include "core/gen.h"
 #include "core/metrics.h"
 #include "core/rctx.h"
@@ -37,9 +38,11 @@
 static void usage(FILE *to)
 {
     fputs("usage: darvazad -c FILE [--check [--dump]]\n"
+          "       darvazad --version\n"
           "  -c, --config FILE  configuration (YAML)\n"
           "      --check        validate the configuration and policies, then exit\n"
-          "      --dump         with --check: print the effective configuration\n",
+          "      --dump         with --check: print the effective configuration\n"
+          "  -V, --version      print the version, the commit and the TLS/HTTP/2 libraries\n",
           to);
 }
 
@@ -191,11 +194,10 @@ static void reload(struct dz_gw *gw, const char *config_path)
 
 int main(int argc, char **argv)
 {
-    static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
-                                         {"check", no_argument, NULL, 'k'},
-                                         {"dump", no_argument, NULL, 'd'},
-                                         {"help", no_argument, NULL, 'h'},
-                                         {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {
+        {"config", required_argument, NULL, 'c'}, {"check", no_argument, NULL, 'k'},
+        {"dump", no_argument, NULL, 'd'},         {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},      {NULL, 0, NULL, 0}};
     const char *config_path = NULL;
     bool check = false;
     bool dump = false;
@@ -209,7 +211,7 @@ int main(int argc, char **argv)
     int opt;
     int rc;
 
-    while ((opt = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "c:hV", opts, NULL)) != -1) {
         switch (opt) {
         case 'c':
             config_path = optarg;
@@ -222,6 +224,9 @@ int main(int argc, char **argv)
             break;
         case 'h':
             usage(stdout);
+            return 0;
+        case 'V':
+            dz_version_print(stdout, "darvazad");
             return 0;
         default:
             usage(stderr);

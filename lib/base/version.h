@@ -10,10 +10,18 @@
 #ifndef DZ_VERSION_H
 #define DZ_VERSION_H
 
+#include <stdio.h>
+
 /* "0.9.0": the release this tree is (VERSION). */
 const char *dz_version(void);
 
 /* The short commit id of the build, or "unknown". */
 const char *dz_version_commit(void);
+
+/* --version of every program: "NAME 0.9.0 (commit abc1234)" and a line
+ * naming the OpenSSL and nghttp2 the binary runs with (the shared
+ * libraries loaded, which an operator upgrades apart from darvaza).
+ * Writes to `to`; any thread. */
+void dz_version_print(FILE *to, const char *program);
 
 #endif
