@@ -194,10 +194,11 @@ static void reload(struct dz_gw *gw, const char *config_path)
 
 int main(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"config", required_argument, NULL, 'c'}, {"check", no_argument, NULL, 'k'},
-        {"dump", no_argument, NULL, 'd'},         {"help", no_argument, NULL, 'h'},
-        {"version", no_argument, NULL, 'V'},      {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
+                                         {"check", no_argument, NULL, 'k'},
+                                         {"dump", no_argument, NULL, 'd'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
     const char *config_path = NULL;
     bool check = false;
     bool dump = false;
@@ -211,7 +212,11 @@ int main(int argc, char **argv)
     int opt;
     int rc;
 
-    while ((opt = getopt_long(argc, argv, "c:hV", opts, NULL)) != -1) {
+    if (argc == 2 && (strcmp(argv[1], "-V") == 0 || strcmp(argv[1], "--version") == 0)) {
+        dz_version_print(stdout, "darvazad");
+        return 0;
+    }
+    while ((opt = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
         switch (opt) {
         case 'c':
             config_path = optarg;
@@ -224,9 +229,6 @@ int main(int argc, char **argv)
             break;
         case 'h':
             usage(stdout);
-            return 0;
-        case 'V':
-            dz_version_print(stdout, "darvazad");
             return 0;
         default:
             usage(stderr);
