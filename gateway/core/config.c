@@ -12,8 +12,10 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <grp.h>
 #include <limits.h>
 #include <netinet/in.h>
+#include <pwd.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -135,6 +137,8 @@ static const struct kw gateway_kws[] = {
     {"log_level", T_ENUM, F_ENUM(S, log_level), 0, 0, 0, "info", F_RELOADABLE, log_level_names},
     {"trust_forwarded", T_BOOL, F_BOOL(S, trust_forwarded), 0, 0, 0, "false", F_RELOADABLE, NULL},
     {"web_root", T_PATH, F_STR(S, web_root), 0, 1, PATH_MAX, NULL, F_DIR | F_RELOADABLE, NULL},
+    {"user", T_STR, F_STR(S, user), 0, 1, 64, NULL, 0, NULL},
+    {"group", T_STR, F_STR(S, group), 0, 1, 64, NULL, 0, NULL},
 };
 #undef S
 static const struct table gateway_table = {gateway_kws, N(gateway_kws),
@@ -891,6 +895,17 @@ static int check_gateway(struct ctx *c, void *base, const struct dz_yaml_node *m
             return fail(c, line_of(map, "origin", 0), key,
                         "write the host in lower case, as browsers send it");
     }
+    /* An unknown account is a config error (--check finds it), not a
+     * surprise after the listeners are bound. */
+    join_key(key, sizeof(key), path, "group");
+    if (g->group && !g->user)
+        return fail(c, line_of(map, "group", 0), key, "only used with user");
+    if (g->group && !getgrnam(g->group))
+        return fail(c, line_of(map, "group", 0), key, "no such group \"%s\" on this system",
+                    g->group);
+    join_key(key, sizeof(key), path, "user");
+    if (g->user && !getpwnam(g->user))
+        return fail(c, line_of(map, "user", 0), key, "no such user \"%s\" on this system", g->user);
     return 0;
 }
 

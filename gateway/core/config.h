@@ -53,6 +53,8 @@ struct dz_config_gateway {
     enum dz_log_level log_level; /* default info */
     bool trust_forwarded;        /* take the client address from Forwarded; default false */
     char *web_root;              /* the portal's static files (web.h); NULL = no pages */
+    char *user;                  /* drop to this account after binding (privdrop.h); NULL = stay */
+    char *group;                 /* with user: this group instead of the user's primary one */
 };
 
 /* listeners[i].tls: */

@@ -23,6 +23,8 @@
 #include "core/gen.h"
 #include "core/metrics.h"
 #include "core/rctx.h"
+#include "daemon/notify.h"
+#include "daemon/privdrop.h"
 #include "daemon/router.h"
 #include "http/httpd.h"
 #include "http/pool.h"
@@ -352,6 +354,10 @@ int main(int argc, char **argv)
         fprintf(stderr, "darvazad: cannot listen (%s); see the log above\n", dz_err_str(rc));
         return 1;
     }
+    if (dz_privdrop(cf->gateway.user, cf->gateway.group, err, sizeof(err)) != 0) {
+        fprintf(stderr, "darvazad: %s: %s\n", config_path, err);
+        return 1;
+    }
     dz_metrics_gauge_fn(gw.metrics, "darvaza_open_connections", "Open client connections",
                         gauge_connections, &gw);
     dz_metrics_gauge_fn(gw.metrics, "darvaza_sessions", "Live sessions", gauge_sessions, &gw);
@@ -383,17 +389,21 @@ int main(int argc, char **argv)
     atomic_store(&gw.ready, true);
     dz_log(DZ_LOG_INFO, "started", "darvazad %s: %zu listener(s), %u worker(s)", cf->gateway.id,
            cf->n_listeners, cf->gateway.workers);
+    dz_notify_ready();
 
     for (;;) {
         int sig = 0;
         if (sigwait(&sigs, &sig) != 0)
             continue;
         if (sig == SIGHUP) {
+            dz_notify_reloading();
             reload(&gw, config_path);
+            dz_notify_ready();
             continue;
         }
         break;
     }
+    dz_notify_stopping();
     dz_log(DZ_LOG_INFO, "draining", "stopping: finishing open requests");
     atomic_store(&gw.draining, true);
     dz_httpd_drain(gw.httpd, DRAIN_TIMEOUT_MS);
