@@ -9,6 +9,9 @@
 #   make bench-compare BASE=REV   the same for REV and for this tree, and the ratios
 #   make fuzz       build the libFuzzer targets and run each briefly
 #   make lint       clang-format check and the dependency check (tools/depcheck.py)
+#   make install    binaries, man pages, example config and policies, systemd unit,
+#                   sysusers/tmpfiles/logrotate snippets (PREFIX, DESTDIR, BUILD)
+#   make deb        the Debian package (dpkg-buildpackage -us -uc -b) into build/deb/
 
 BUILD    ?= build
 CC       ?= cc
@@ -207,5 +210,52 @@ lint: $(BINS) $(UNITS)
 
 clean:
 	rm -rf build
+
+# ---- install (docs/operations.md "Install") --------------------------------
+# PREFIX for programs and data; SYSCONFDIR stays /etc whatever PREFIX is, as
+# logrotate, systemd and the example config expect.  Never overwrites a
+# darvaza.yaml: the example lands beside it as darvaza.yaml.example.
+PREFIX      ?= /usr/local
+DESTDIR     ?=
+BINDIR      ?= $(PREFIX)/bin
+SBINDIR     ?= $(PREFIX)/sbin
+DATADIR     ?= $(PREFIX)/share
+MANDIR      ?= $(DATADIR)/man
+SYSCONFDIR  ?= /etc
+UNITDIR     ?= $(PREFIX)/lib/systemd/system
+SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
+TMPFILESDIR ?= $(PREFIX)/lib/tmpfiles.d
+INSTALL     ?= install
+DIST_SUBST   = sed -e 's|@SBINDIR@|$(SBINDIR)|g' -e 's|@BINDIR@|$(BINDIR)|g' \
+	-e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' -e 's|@DATADIR@|$(DATADIR)|g'
+MAN_PAGES   := $(sort $(wildcard dist/man/*.[1-8]))
+
+.PHONY: install deb
+install: $(BUILD)/darvazad $(BUILD)/darvaza $(BUILD)/darvaza-card
+	$(INSTALL) -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(DATADIR)/darvaza/web \
+	  $(DESTDIR)$(DATADIR)/darvaza/examples/policies $(DESTDIR)$(SYSCONFDIR)/darvaza \
+	  $(DESTDIR)$(SYSCONFDIR)/logrotate.d $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSUSERSDIR) \
+	  $(DESTDIR)$(TMPFILESDIR) $(foreach s,1 5 8,$(DESTDIR)$(MANDIR)/man$(s))
+	$(INSTALL) -m 0755 $(BUILD)/darvazad $(DESTDIR)$(SBINDIR)/darvazad
+	$(INSTALL) -m 0755 $(BUILD)/darvaza $(BUILD)/darvaza-card $(DESTDIR)$(BINDIR)/
+	$(INSTALL) -m 0644 gateway/web/* $(DESTDIR)$(DATADIR)/darvaza/web/
+	$(INSTALL) -m 0644 policies/*.yaml $(DESTDIR)$(DATADIR)/darvaza/examples/policies/
+	$(DIST_SUBST) dist/darvaza.yaml.example.in > $(DESTDIR)$(SYSCONFDIR)/darvaza/darvaza.yaml.example
+	$(DIST_SUBST) dist/systemd/darvazad.service.in > $(DESTDIR)$(UNITDIR)/darvazad.service
+	chmod 0644 $(DESTDIR)$(SYSCONFDIR)/darvaza/darvaza.yaml.example $(DESTDIR)$(UNITDIR)/darvazad.service
+	$(INSTALL) -m 0644 dist/sysusers.d/darvaza.conf $(DESTDIR)$(SYSUSERSDIR)/darvaza.conf
+	$(INSTALL) -m 0644 dist/tmpfiles.d/darvaza.conf $(DESTDIR)$(TMPFILESDIR)/darvaza.conf
+	$(INSTALL) -m 0644 dist/logrotate/darvaza $(DESTDIR)$(SYSCONFDIR)/logrotate.d/darvaza
+	for m in $(MAN_PAGES); do \
+	  $(INSTALL) -m 0644 $$m $(DESTDIR)$(MANDIR)/man$${m##*.}/; done
+
+# The package is built from a copy of the tree (dpkg-buildpackage writes its
+# results into the parent directory); the .deb lands in build/deb/.
+deb:
+	rm -rf build/deb && mkdir -p build/deb/src
+	git ls-files -z | xargs -0 cp --parents -t build/deb/src
+	cp VERSION build/deb/src/
+	echo '$(DZ_COMMIT_STR)' > build/deb/src/.commit
+	cd build/deb/src && dpkg-buildpackage -us -uc -b
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
