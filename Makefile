@@ -253,9 +253,8 @@ install: $(BUILD)/darvazad $(BUILD)/darvaza $(BUILD)/darvaza-card
 # results into the parent directory); the .deb lands in build/deb/.
 deb:
 	rm -rf build/deb && mkdir -p build/deb/src
-	git ls-files -z | xargs -0 cp --parents -t build/deb/src
+	git ls-files -z -co --exclude-standard | xargs -0 cp --parents -t build/deb/src
 	cp VERSION build/deb/src/
-	echo '$(DZ_COMMIT_STR)' > build/deb/src/.commit
 	cd build/deb/src && dpkg-buildpackage -us -uc -b
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
