@@ -5,7 +5,7 @@
 # --version, and dpkg --purge removes it again.  Not started: the package
 # leaves the service disabled until a configuration exists.
 . "$(dirname "$0")/lib.sh"
-plan 8
+plan 9
 
 VERSION_WANT=$(cat "$ROOT/VERSION")
 DEB="$ROOT/build/deb/darvaza_${VERSION_WANT}-1_$(dpkg --print-architecture)"
