@@ -392,6 +392,12 @@ static const struct bad_case bad_cases[] = {
     {3, 3, "  origin: https://portal.example.az:443", 3, "gateway.origin", "default port"},
     {3, 3, "  origin: https://Portal.example.az", 3, "gateway.origin", "lower case"},
     {2, 2, "  id: \"dar vaza\"", 2, "gateway.id", "without blanks"},
+    /* the account to drop to must exist here (--check finds it, not the start) */
+    {4, 4, "  workers: 3\n  user: no-such-user-dz", 5, "gateway.user",
+     "no such user \"no-such-user-dz\""},
+    {4, 4, "  workers: 3\n  group: daemon", 5, "gateway.group", "only used with user"},
+    {4, 4, "  workers: 3\n  user: nobody\n  group: no-such-group-dz", 6, "gateway.group",
+     "no such group \"no-such-group-dz\""},
     {23, 23, "  database: \"@D@/a\\Nb.db\"", 23, "accounts.database", "control characters"},
     {23, 23, "  database: \"@D@/a\\tb.db\"", 23, "accounts.database", "control characters"},
     {27, 27, "  url: http://10.0.0.1:9101", 27, "registry.url", "must be https"},
