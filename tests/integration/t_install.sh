@@ -7,7 +7,7 @@
 # tells a stand-in notify socket READY=1, RELOADING=1, STOPPING=1; an
 # unknown account is refused at load with file:line.
 . "$(dirname "$0")/lib.sh"
-plan 24
+plan 27
 
 INST="$WORK/root"
 SRC_BUILD=$BUILD_DIR
@@ -88,10 +88,35 @@ fin=$(pick_person registered 0)
 login "$fin" "$(person "$fin" password)" "$(person "$fin" totp_secret)"
 is "$STATUS" 200 "a password login through the installed gateway"
 
+# ---- the example config is a valid one -------------------------------------
+# Its paths moved under WORK, the files it names taken from the demo PKI.
+ex="$WORK/etc/darvaza"
+mkdir -p "$ex/tls" "$ex/keys" "$WORK/var"
+cp "$STATE_DIR/certs/gateway-tls.pem" "$ex/tls/gateway.pem"
+cp "$STATE_DIR/certs/gateway-tls.key" "$ex/tls/gateway.key"
+cp "$STATE_DIR/certs/root.pem" "$ex/tls/upstream-ca.pem"
+cp "$STATE_DIR/certs/gateway-client.pem" "$STATE_DIR/certs/gateway-client.key" "$ex/tls/"
+cp "$STATE_DIR/keys/seed.key" "$STATE_DIR/keys/assertion-k1.pem" "$ex/keys/"
+chmod 600 "$ex/keys/"* "$ex/tls/"*.key
+cp -r "$INST/usr/share/darvaza/examples/policies" "$ex/policies"
+sed -e "s|/etc/darvaza|$ex|g" -e "s|/var/lib/darvaza|$WORK/var|g" -e "s|/usr/share/darvaza|$INST/usr/share/darvaza|g" \
+    "$INST/etc/darvaza/darvaza.yaml.example" >"$ex/darvaza.yaml"
+ok "the installed darvaza.yaml.example passes darvazad --check" \
+    "$INST/usr/sbin/darvazad" -c "$ex/darvaza.yaml" --check
+
+# ---- logrotate: the access log only ------------------------------------------
+id "$TEST_USER" >/dev/null 2>&1 || useradd --system --no-create-home --shell /usr/sbin/nologin "$TEST_USER"
+mkdir -p "$WORK/log"
+echo '{"line":1}' >"$WORK/log/access.log"
+sed -e "s|/var/log/darvaza|$WORK/log|" -e "s/create 0640 darvaza darvaza/create 0640 $TEST_USER $TEST_USER/" \
+    "$INST/etc/logrotate.d/darvaza" >"$WORK/logrotate.conf"
+ok "logrotate -f runs the installed snippet" logrotate -f -s "$WORK/logrotate.state" "$WORK/logrotate.conf"
+is "$(cat "$WORK/log/access.log.1" 2>/dev/null)|$(stat -c '%a %U %s' "$WORK/log/access.log" 2>/dev/null)" \
+    "{\"line\":1}|640 $TEST_USER 0" "the access log moved to access.log.1, a new empty one 0640 for the account"
+
 # ---- privilege drop and sd_notify -------------------------------------------
 kill -TERM "$gw_pid"
 for i in $(seq 1 100); do kill -0 "$gw_pid" 2>/dev/null || break; sleep 0.2; done
-id "$TEST_USER" >/dev/null 2>&1 || useradd --system --no-create-home --shell /usr/sbin/nologin "$TEST_USER"
 want_uid=$(id -u "$TEST_USER")
 want_gid=$(id -g "$TEST_USER")
 # The account owns the state (database journal, audit log, keys re-read on
