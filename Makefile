@@ -230,7 +230,7 @@ DIST_SUBST   = sed -e 's|@SBINDIR@|$(SBINDIR)|g' -e 's|@BINDIR@|$(BINDIR)|g' \
 	-e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' -e 's|@DATADIR@|$(DATADIR)|g'
 MAN_PAGES   := $(sort $(wildcard dist/man/*.[1-8]))
 
-.PHONY: install deb
+.PHONY: install uninstall deb
 install: $(BUILD)/darvazad $(BUILD)/darvaza $(BUILD)/darvaza-card
 	$(INSTALL) -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(DATADIR)/darvaza/web \
 	  $(DESTDIR)$(DATADIR)/darvaza/examples/policies $(DESTDIR)$(SYSCONFDIR)/darvaza \
@@ -248,6 +248,16 @@ install: $(BUILD)/darvazad $(BUILD)/darvaza $(BUILD)/darvaza-card
 	$(INSTALL) -m 0644 dist/logrotate/darvaza $(DESTDIR)$(SYSCONFDIR)/logrotate.d/darvaza
 	for m in $(MAN_PAGES); do \
 	  $(INSTALL) -m 0644 $$m $(DESTDIR)$(MANDIR)/man$${m##*.}/; done
+
+# Removes what install put there, except /etc/darvaza/darvaza.yaml and the
+# state: the operator's configuration, accounts and audit history stay.
+uninstall:
+	rm -f $(DESTDIR)$(SBINDIR)/darvazad $(DESTDIR)$(BINDIR)/darvaza $(DESTDIR)$(BINDIR)/darvaza-card \
+	  $(DESTDIR)$(SYSCONFDIR)/darvaza/darvaza.yaml.example $(DESTDIR)$(UNITDIR)/darvazad.service \
+	  $(DESTDIR)$(SYSUSERSDIR)/darvaza.conf $(DESTDIR)$(TMPFILESDIR)/darvaza.conf \
+	  $(DESTDIR)$(SYSCONFDIR)/logrotate.d/darvaza \
+	  $(foreach m,$(MAN_PAGES),$(DESTDIR)$(MANDIR)/man$(subst .,,$(suffix $(m)))/$(notdir $(m)))
+	rm -rf $(DESTDIR)$(DATADIR)/darvaza
 
 # The package is built from a copy of the tree (dpkg-buildpackage writes its
 # results into the parent directory); the .deb lands in build/deb/.

@@ -7,7 +7,7 @@
 # tells a stand-in notify socket READY=1, RELOADING=1, STOPPING=1; an
 # unknown account is refused at load with file:line.
 . "$(dirname "$0")/lib.sh"
-plan 27
+plan 28
 
 INST="$WORK/root"
 SRC_BUILD=$BUILD_DIR
@@ -162,4 +162,8 @@ out=$("$INST/usr/sbin/darvazad" -c "$WORK/bad-user.yaml" 2>&1)
 rc=$?
 like "$rc:$out" "^1:.*bad-user\\.yaml:[0-9]+: gateway\\.user: no such user \"no-such-user-dz\"" \
     "an unknown gateway.user: exit 1, file:line, key and the name"
+
+# ---- make uninstall -------------------------------------------------------------
+make -C "$ROOT" --no-print-directory uninstall DESTDIR="$INST" PREFIX=/usr >"$WORK/uninstall.log" 2>&1
+is "$(find "$INST" -type f | sed "s|^$INST||" | sort | tr '\n' ' ')" "" "make uninstall removes every file make install put there"
 finish
