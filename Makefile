@@ -231,7 +231,13 @@ DIST_SUBST   = sed -e 's|@SBINDIR@|$(SBINDIR)|g' -e 's|@BINDIR@|$(BINDIR)|g' \
 MAN_PAGES   := $(sort $(wildcard dist/man/*.[1-8]))
 
 .PHONY: install uninstall deb
-install: $(BUILD)/darvazad $(BUILD)/darvaza $(BUILD)/darvaza-card
+# install builds nothing: it installs what `make` (with the same BUILD) made,
+# so `sudo make install` never compiles as root and never relinks a sanitizer
+# build without its SANITIZE flags when the commit moved.
+INSTALL_BINS := $(BUILD)/darvazad $(BUILD)/darvaza $(BUILD)/darvaza-card
+install:
+	@for b in $(INSTALL_BINS); do [ -x $$b ] || \
+	  { echo "make install: no $$b; run make BUILD=$(BUILD) first" >&2; exit 1; }; done
 	$(INSTALL) -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(DATADIR)/darvaza/web \
 	  $(DESTDIR)$(DATADIR)/darvaza/examples/policies $(DESTDIR)$(SYSCONFDIR)/darvaza \
 	  $(DESTDIR)$(SYSCONFDIR)/logrotate.d $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSUSERSDIR) \
