@@ -42,6 +42,14 @@ struct entry {
 
 typedef int (*head_sign_fn)(void *arg, const void *data, size_t len, unsigned char sig[64]);
 
+/* A signer argument replaced while the writer may still be signing with it:
+ * released by the writer between batches, when it holds no copy. */
+struct retired {
+    struct retired *next;
+    void *arg;
+    void (*release)(void *arg);
+};
+
 struct dz_audit {
     char *path;
     int fd;
@@ -62,6 +70,13 @@ struct dz_audit {
     void *sign_arg;
     char kid[128];
     uint32_t interval_ms;
+    void (*sign_release)(void *arg); /* NULL: the caller owns sign_arg */
+    struct retired *retired;
+    /* Segments (set once by dz_audit_set_rotation, before the first line). */
+    uint64_t rotate_size;     /* 0: never by size */
+    uint64_t rotate_every_ms; /* 0: never by age */
+    char instance[DZ_AUDIT_INSTANCE_MAX + 1];
+    bool rotate_requested;
 
     /* Writer thread only (and open/close, before/after it runs). */
     uint64_t seq;           /* seq of the last line in the file, 0 if none */
@@ -69,6 +84,10 @@ struct dz_audit {
     off_t size;             /* bytes of whole lines in the file */
     bool dirty;             /* lines written since the last head */
     struct timespec next_head;
+    uint64_t seg_first_seq;      /* seq of the live segment's first line (0: empty) */
+    uint64_t seg_lines;          /* record lines written to the live segment */
+    struct timespec seg_due;     /* when the live segment is old enough to rotate */
+    struct timespec rotate_hold; /* after a failed rotation, no automatic retry before */
 };
 
 static void mono_now(struct timespec *ts)
@@ -76,9 +95,9 @@ static void mono_now(struct timespec *ts)
     clock_gettime(CLOCK_MONOTONIC, ts);
 }
 
-static void ts_add_ms(struct timespec *ts, uint32_t ms)
+static void ts_add_ms(struct timespec *ts, uint64_t ms)
 {
-    ts->tv_sec += ms / 1000;
+    ts->tv_sec += (time_t)(ms / 1000);
     ts->tv_nsec += (long)(ms % 1000) * 1000000L;
     if (ts->tv_nsec >= 1000000000L) {
         ts->tv_sec++;
@@ -198,6 +217,39 @@ out:
     return rc;
 }
 
+/* The seq of the file's first line names the segment when it is rotated;
+ * 0 when it cannot be read (the name then carries 0, nothing else). */
+static uint64_t read_first_seq(int fd)
+{
+    char *buf = malloc(DZ_AUDIT_LINE_MAX + 1);
+    struct dz_audit_line l;
+    uint64_t seq = 0;
+    ssize_t r;
+    const char *nl;
+
+    if (!buf)
+        return 0;
+    do
+        r = pread(fd, buf, DZ_AUDIT_LINE_MAX + 1, 0);
+    while (r < 0 && errno == EINTR);
+    if (r > 0 && (nl = memchr(buf, '\n', (size_t)r)) != NULL &&
+        dz_audit_parse_line(buf, (size_t)(nl - buf), &l) == 0)
+        seq = l.seq;
+    free(buf);
+    return seq;
+}
+
+/* PATH.next: the next segment while a rotation builds it. */
+static char *next_path(const char *path)
+{
+    size_t n = strlen(path) + sizeof(".next");
+    char *p = malloc(n);
+
+    if (p)
+        snprintf(p, n, "%s.next", path);
+    return p;
+}
+
 static void *writer_main(void *p);
 
 int dz_audit_open(const char *path, struct dz_audit **out)
@@ -261,9 +313,24 @@ int dz_audit_open(const char *path, struct dz_audit **out)
         rc = read_tail(a, st.st_size);
         if (rc != 0)
             goto out;
+        a->seg_first_seq = read_first_seq(a->fd);
+    }
+    /* Only a rotation that stopped half-way leaves a second name for the live
+     * file, or a PATH.next that never became live. */
+    if (st.st_nlink > 1)
+        dz_log(DZ_LOG_WARN, "audit_open",
+               "%s: the live audit file has %ju names: a rotation was interrupted; the extra name "
+               "is not a closed segment, remove it before archiving",
+               path, (uintmax_t)st.st_nlink);
+    {
+        char *np = next_path(path);
+        if (np && unlink(np) == 0)
+            dz_log(DZ_LOG_WARN, "audit_open", "%s: removed an unfinished next segment", np);
+        free(np);
     }
     a->size = st.st_size;
     mono_now(&a->next_head);
+    mono_now(&a->seg_due);
 
     if (pthread_create(&a->thread, NULL, writer_main, a) != 0) {
         rc = DZ_ERR_NOMEM;
@@ -321,6 +388,77 @@ int dz_audit_set_head_signer(struct dz_audit *a, head_sign_fn sign, void *arg, c
     pthread_cond_signal(&a->cv);
     pthread_mutex_unlock(&a->mu);
     return 0;
+}
+
+int dz_audit_swap_head_signer(struct dz_audit *a, head_sign_fn sign, void *arg,
+                              void (*release)(void *arg), const char *kid)
+{
+    size_t kid_len = kid ? strlen(kid) : 0;
+    struct retired *r = NULL;
+
+    if (!a || !sign || kid_len == 0 || kid_len >= sizeof(a->kid))
+        return DZ_ERR_INVAL;
+    r = calloc(1, sizeof(*r));
+    if (!r)
+        return DZ_ERR_NOMEM;
+    pthread_mutex_lock(&a->mu);
+    /* The writer may be signing with the old argument right now (it copied it
+     * and unlocked): it is released by the writer once that batch is done. */
+    r->arg = a->sign_arg;
+    r->release = a->sign_release;
+    r->next = a->retired;
+    a->retired = r;
+    a->sign = sign;
+    a->sign_arg = arg;
+    a->sign_release = release;
+    memset(a->kid, 0, sizeof(a->kid));
+    memcpy(a->kid, kid, kid_len);
+    pthread_cond_signal(&a->cv);
+    pthread_mutex_unlock(&a->mu);
+    return 0;
+}
+
+static bool instance_ok(const char *s)
+{
+    size_t n = s ? strlen(s) : 0;
+
+    if (n == 0 || n > DZ_AUDIT_INSTANCE_MAX)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] < 0x21 || s[i] > 0x7e)
+            return false;
+    }
+    return true;
+}
+
+int dz_audit_set_rotation(struct dz_audit *a, const struct dz_audit_rotation *r)
+{
+    if (!a || !r || (r->instance && !instance_ok(r->instance)))
+        return DZ_ERR_INVAL;
+    pthread_mutex_lock(&a->mu);
+    a->rotate_size = r->size;
+    a->rotate_every_ms = r->every_ms;
+    memset(a->instance, 0, sizeof(a->instance));
+    if (r->instance)
+        memcpy(a->instance, r->instance, strlen(r->instance));
+    /* The age of the live segment counts from now: the gateway does not know
+     * when an older file was started, and rotating at once on every start
+     * would make a segment per restart. */
+    mono_now(&a->seg_due);
+    ts_add_ms(&a->seg_due, r->every_ms);
+    pthread_cond_signal(&a->cv);
+    pthread_mutex_unlock(&a->mu);
+    return 0;
+}
+
+void dz_audit_rotate(struct dz_audit *a)
+{
+    if (!a)
+        return;
+    pthread_mutex_lock(&a->mu);
+    a->rotate_requested = true;
+    pthread_cond_signal(&a->cv);
+    pthread_mutex_unlock(&a->mu);
 }
 
 static bool record_ok(json_t *rec)
@@ -461,6 +599,26 @@ out:
     return rc;
 }
 
+/* Append a segment header as the next line: the first line of every segment
+ * (docs/internals/audit.md "Segments").  prev_file is the closed segment's
+ * file name, NULL at the start of a history.  Advances seq/prev like any
+ * line, so the header is chained and covered by the next signed head. */
+static int add_segment_header(struct dz_audit *a, const char *prev_file, struct dz_buf *out)
+{
+    json_t *rec = json_pack("{s:s, s:s, s:I}", "type", "segment", "instance", a->instance,
+                            "prev_seq", (json_int_t)a->seq);
+    int rc = DZ_ERR_NOMEM;
+
+    if (!rec)
+        goto out;
+    if (prev_file && json_object_set_new(rec, "prev_file", json_string(prev_file)) != 0)
+        goto out;
+    rc = add_line(a, rec, out);
+out:
+    json_decref(rec);
+    return rc;
+}
+
 /* Append a signed head line for the chain so far; prev_hex and sig_b64
  * receive what was signed.  0 or an error (logged; the caller just skips
  * the head). */
@@ -562,7 +720,12 @@ static void commit(struct dz_audit *a, struct entry *batch, size_t n, bool want_
     /* Room for every line of the batch and one head, so the buffer itself
      * never refuses; only a record over DZ_AUDIT_LINE_MAX is refused, alone,
      * and the chain goes on without it. */
-    dz_buf_init(&buf, (n + 1) * ((size_t)DZ_AUDIT_LINE_MAX + 1));
+    dz_buf_init(&buf, (n + 2) * ((size_t)DZ_AUDIT_LINE_MAX + 1));
+    /* A new history starts with a header naming its instance, so archived
+     * segments of several gateways can be told apart from the first line. */
+    if (a->seq == 0 && a->instance[0] && n > 0) {
+        rc = add_segment_header(a, NULL, &buf);
+    }
     for (struct entry *e = batch; e && rc == 0; e = e->next) {
         size_t mark = buf.len;
         e->result = add_line(a, e->rec, &buf);
@@ -573,6 +736,7 @@ static void commit(struct dz_audit *a, struct entry *batch, size_t n, bool want_
         else if (e->result == 0)
             lines++;
     }
+
     if (rc == 0 && want_head && sign && (a->dirty || lines > 0)) {
         size_t mark = buf.len;
         int hrc = add_head(a, sign, sign_arg, kid, &buf, head_hex, sig_b64);
@@ -605,7 +769,178 @@ static void commit(struct dz_audit *a, struct entry *batch, size_t n, bool want_
     } else if (lines > 0) {
         a->dirty = true;
     }
+    if (rc == 0) {
+        a->seg_lines += lines;
+        if (a->seg_first_seq == 0 && a->seq > seq0)
+            a->seg_first_seq = seq0 + 1;
+    }
     dz_buf_cleanup(&buf);
+}
+
+/* ---------------------------------------------------------- rotation --- */
+
+/* DIR/STEM-YYYYmmddTHHMMSSZ-SEQ.log for the live file DIR/STEM.log (or
+ * DIR/NAME-...log when the live name has no .log suffix): the UTC time of
+ * the rotation and the seq of the segment's first line, zero-padded so the
+ * names of one history also sort by name.  *base points at the file name. */
+static char *rotated_path(const char *path, uint64_t first_seq, const char **base)
+{
+    const char *slash = strrchr(path, '/');
+    const char *name = slash ? slash + 1 : path;
+    size_t stem = strlen(path);
+    size_t n;
+    char *out;
+    time_t now = time(NULL);
+    struct tm tm;
+
+    if (stem - (size_t)(name - path) > 4 && strcmp(path + stem - 4, ".log") == 0)
+        stem -= 4;
+    gmtime_r(&now, &tm);
+    n = stem + 64;
+    out = malloc(n);
+    if (!out)
+        return NULL;
+    snprintf(out, n, "%.*s-%04d%02d%02dT%02d%02d%02dZ-%012" PRIu64 ".log", (int)stem, path,
+             tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+             first_seq);
+    *base = out + (name - path);
+    return out;
+}
+
+static void fsync_dir(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    char dir[4096];
+    int fd;
+
+    if (!slash)
+        snprintf(dir, sizeof(dir), ".");
+    else
+        snprintf(dir, sizeof(dir), "%.*s", (int)(slash - path) ? (int)(slash - path) : 1, path);
+    fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd >= 0) {
+        (void)fsync(fd);
+        close(fd);
+    }
+}
+
+/*
+ * Close the live segment and start the next one.  Writer thread, between
+ * batches, so each line lands in exactly one segment.  The steps keep a
+ * crash at any point recoverable without a fork in the chain:
+ *   1. a signed head closes the old segment (when lines followed the last);
+ *   2. PATH.next gets the header (seq S+1, prev = hash of line S, the name
+ *      the old segment is about to get), written and fdatasync'ed, locked;
+ *   3. link(PATH, ROTATED): the old segment gets its final name;
+ *   4. rename(PATH.next, PATH): the new segment becomes live, atomically.
+ * Before 4 the old file is still live (a stale PATH.next is removed at the
+ * next open).  A failure leaves the old segment live and the chain state
+ * unchanged; an automatic rotation is retried a minute later.  0 or an error.
+ */
+static int rotate(struct dz_audit *a, head_sign_fn sign, void *sign_arg, const char *kid)
+{
+    char *rot = NULL;
+    char *np = NULL;
+    const char *rot_base = NULL;
+    struct dz_buf buf;
+    uint64_t seq0 = a->seq;
+    unsigned char prev0[32];
+    bool linked = false;
+    int fd = -1;
+    int rc = DZ_ERR_NOMEM;
+
+    dz_buf_init(&buf, (size_t)DZ_AUDIT_LINE_MAX + 1);
+    if (sign && a->dirty) {
+        commit(a, NULL, 0, true, sign, sign_arg, kid);
+        if (a->dirty) {
+            rc = DZ_ERR_IO; /* logged by commit/add_head */
+            goto out;
+        }
+    }
+    seq0 = a->seq;
+    memcpy(prev0, a->prev, 32);
+    rot = rotated_path(a->path, a->seg_first_seq ? a->seg_first_seq : a->seq, &rot_base);
+    np = next_path(a->path);
+    if (!rot || !np)
+        goto out;
+    rc = add_segment_header(a, rot_base, &buf);
+    if (rc != 0)
+        goto out;
+    rc = DZ_ERR_IO;
+    fd = open(np, O_RDWR | O_APPEND | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0 || flock(fd, LOCK_EX | LOCK_NB) != 0 || write_all(fd, buf.data, buf.len) < 0 ||
+        fdatasync(fd) != 0) {
+        dz_log(DZ_LOG_ERROR, "audit_rotate", "%s: cannot write the next segment: %s", np,
+               strerror(errno));
+        goto out;
+    }
+    if (link(a->path, rot) != 0) {
+        dz_log(DZ_LOG_ERROR, "audit_rotate", "%s: cannot name the closed segment %s: %s",
+               a->path, rot, strerror(errno));
+        goto out;
+    }
+    linked = true;
+    if (rename(np, a->path) != 0) {
+        dz_log(DZ_LOG_ERROR, "audit_rotate", "%s: cannot make %s live: %s", a->path, np,
+               strerror(errno));
+        goto out;
+    }
+    fsync_dir(a->path);
+    close(a->fd);
+    a->fd = fd;
+    fd = -1;
+    a->size = (off_t)buf.len;
+    a->seg_first_seq = a->seq;
+    a->seg_lines = 0;
+    a->dirty = true; /* the header waits for the next signed head */
+    mono_now(&a->seg_due);
+    ts_add_ms(&a->seg_due, a->rotate_every_ms);
+    dz_logj(DZ_LOG_INFO, "audit_rotated",
+            json_pack("{s:s, s:I, s:s, s:I}", "segment", rot, "last_seq", (json_int_t)seq0,
+                      "file", a->path, "seq", (json_int_t)a->seq));
+    rc = 0;
+out:
+    if (rc != 0 && a->seq != seq0) {
+        a->seq = seq0;
+        memcpy(a->prev, prev0, 32);
+    }
+    if (rc != 0 && linked)
+        unlink(rot);
+    if (rc != 0 && np)
+        unlink(np);
+    if (fd >= 0)
+        close(fd);
+    dz_buf_cleanup(&buf);
+    free(rot);
+    free(np);
+    return rc;
+}
+
+/* Whether the live segment is due for rotation after a batch.  Writer
+ * thread, mu not held (the rotation fields are only set before the first
+ * line and read here). */
+static bool rotation_due(struct dz_audit *a, bool requested, const struct timespec *now)
+{
+    if (a->seq == 0)
+        return false; /* nothing to close */
+    if (requested)
+        return true;
+    if (!ts_reached(now, &a->rotate_hold))
+        return false;
+    if (a->rotate_size > 0 && (uint64_t)a->size >= a->rotate_size)
+        return true;
+    return a->rotate_every_ms > 0 && a->seg_lines > 0 && ts_reached(now, &a->seg_due);
+}
+
+static void release_retired(struct retired *r)
+{
+    while (r) {
+        struct retired *next = r->next;
+        if (r->release)
+            r->release(r->arg);
+        free(r);
+        r = next;
+    }
 }
 
 static void fail_batch(struct entry *batch)
@@ -634,14 +969,25 @@ static void *writer_main(void *p)
         void *sign_arg;
         char kid[sizeof(a->kid)];
 
+        bool rotate_now;
+        struct retired *retired;
+
         for (;;) {
-            if (a->qhead || a->closing)
+            const struct timespec *deadline = NULL;
+            if (a->qhead || a->closing || a->rotate_requested)
                 break;
-            if (a->sign && a->interval_ms > 0 && a->dirty) {
+            if (a->sign && a->interval_ms > 0 && a->dirty)
+                deadline = &a->next_head;
+            /* An old segment is rotated even when no new line comes. */
+            if (a->rotate_every_ms > 0 && a->seg_lines > 0 &&
+                (!deadline || !ts_reached(&a->seg_due, deadline)))
+                deadline = ts_reached(&a->seg_due, &a->rotate_hold) ? &a->seg_due
+                                                                    : &a->rotate_hold;
+            if (deadline) {
                 mono_now(&now);
-                if (ts_reached(&now, &a->next_head))
+                if (ts_reached(&now, deadline))
                     break;
-                pthread_cond_timedwait(&a->cv, &a->mu, &a->next_head);
+                pthread_cond_timedwait(&a->cv, &a->mu, deadline);
             } else {
                 pthread_cond_wait(&a->cv, &a->mu);
             }
@@ -659,6 +1005,9 @@ static void *writer_main(void *p)
         a->qlen -= n;
         final = a->closing && !a->qhead;
         failed = a->failed;
+        rotate_now = a->rotate_requested;
+        if (rotate_now)
+            a->rotate_requested = false;
         /* Copied under mu, used after unlocking: signing may go to a token and
          * take a while, and callers must never wait on mu for that. */
         sign = a->sign;
@@ -679,7 +1028,21 @@ static void *writer_main(void *p)
         /* After the unlock as well: completions post to worker loops, and a
          * caller's done() must not run while mu is held. */
         deliver(batch);
+        /* Between batches: every line already written is in the old segment,
+         * every line still queued goes to the new one. */
+        mono_now(&now);
+        if (!failed && !final && rotation_due(a, rotate_now, &now) &&
+            rotate(a, sign, sign_arg, kid) != 0) {
+            a->rotate_hold = now;
+            ts_add_ms(&a->rotate_hold, 60 * 1000);
+        }
 
+        pthread_mutex_lock(&a->mu);
+        /* No copy of a retired signer argument is held past this point. */
+        retired = a->retired;
+        a->retired = NULL;
+        pthread_mutex_unlock(&a->mu);
+        release_retired(retired);
         pthread_mutex_lock(&a->mu);
         if (final)
             break;
@@ -701,6 +1064,9 @@ void dz_audit_close(struct dz_audit *a)
     }
     if (a->fd >= 0)
         close(a->fd);
+    release_retired(a->retired);
+    if (a->sign_release)
+        a->sign_release(a->sign_arg);
     pthread_cond_destroy(&a->cv);
     pthread_mutex_destroy(&a->mu);
     free(a->path);

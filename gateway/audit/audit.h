@@ -30,6 +30,17 @@
  *   "prf"   base64url SHA-256 of the login evidence
  * "seq", "time" and "prev" are set by the writer and rejected from callers.
  *
+ * Segments: the log may be rotated (dz_audit_set_rotation, dz_audit_rotate).
+ * The live file keeps its name; a closed segment is renamed
+ * STEM-YYYYmmddTHHMMSSZ-SEQ.log (SEQ: its first line's seq).  The chain and
+ * seq go on across segments: every segment starts with a header line
+ *   {"type":"segment","seq":S,"time":..,"prev":P,"instance":I,
+ *    "prev_seq":S-1,"prev_file":NAME}
+ * where P is the hash of the previous segment's last line (a signed head)
+ * and NAME that segment's file name ("prev_file" absent and P 64 zeros on a
+ * history's first segment, seq 1).  The header is an ordinary chained line,
+ * covered by the next signed head.
+ *
  * See docs/internals/audit.md for the guarantees and their limits.
  */
 #ifndef DZ_AUDIT_H
@@ -88,6 +99,43 @@ int dz_audit_set_head_signer(struct dz_audit *a,
                              void *arg, const char *kid, uint32_t interval_ms);
 
 /*
+ * Replace the head signer, keeping the interval (a key rollover on reload).
+ * release(arg) (may be NULL) is called once, on the writer thread or at
+ * close, when arg is no longer used; the previous argument is released with
+ * the release function it was given with (none for dz_audit_set_head_signer).
+ * Any thread.  Returns 0, DZ_ERR_INVAL (sign NULL, kid empty or over 127
+ * bytes; nothing changed, arg not released), DZ_ERR_NOMEM.
+ */
+int dz_audit_swap_head_signer(struct dz_audit *a,
+                              int (*sign)(void *arg, const void *data, size_t len,
+                                          unsigned char sig[64]),
+                              void *arg, void (*release)(void *arg), const char *kid);
+
+#define DZ_AUDIT_INSTANCE_MAX 128 /* bytes of an instance id */
+
+/* When to close the live segment and start the next (0: never by that). */
+struct dz_audit_rotation {
+    uint64_t size;        /* bytes of the live file */
+    uint64_t every_ms;    /* age of the live segment (counted from open) */
+    const char *instance; /* written in each segment header (copied): printable
+                           * ASCII without spaces, 1..DZ_AUDIT_INSTANCE_MAX;
+                           * NULL: no header at the start of a new history */
+};
+
+/*
+ * Set the rotation policy and instance id; call once after dz_audit_open,
+ * before the first append.  Main thread.  Returns 0 or DZ_ERR_INVAL.
+ */
+int dz_audit_set_rotation(struct dz_audit *a, const struct dz_audit_rotation *r);
+
+/*
+ * Ask the writer to close the live segment after the current batch (SIGUSR1).
+ * Never blocks on I/O: the rotation happens on the writer thread, which logs
+ * "audit_rotated" (or why it could not).  Any thread; NULL is a no-op.
+ */
+void dz_audit_rotate(struct dz_audit *a);
+
+/*
  * Queue one record (consumed in every case).  It must be a JSON object with
  * a string "type" other than "head" and no "seq", "time" or "prev".
  * On 0, done(arg, result) is called exactly once after the batch holding the
@@ -119,6 +167,17 @@ void dz_audit_close(struct dz_audit *a);
 /* ------------------------------------------------------------------------
  * Verification (audit_verify.c): pure over the bytes of a log; no writer.
  */
+
+#define DZ_AUDIT_FILE_NAME_MAX 255          /* bytes of a header's prev_file */
+
+/* A segment header (the first line of a segment), as parsed. */
+struct dz_audit_segment_header {
+    uint64_t seq;           /* the header's own seq */
+    unsigned char prev[32]; /* hash of the previous segment's last line */
+    char instance[DZ_AUDIT_INSTANCE_MAX + 1];
+    char prev_file[DZ_AUDIT_FILE_NAME_MAX + 1]; /* "" on a history's first segment */
+    uint64_t prev_seq;                          /* seq - 1 */
+};
 
 /* Key lookup for head signatures: return the borrowed public key for kid
  * (an EC P-256 key), or NULL if unknown. */
@@ -159,9 +218,32 @@ struct dz_audit_report {
                                  * end of the file, or cut short by a crash) */
     uint64_t results_unmatched; /* outcomes whose "sent" line is not in this
                                  * file (an earlier file held it) */
+    /* Segments (dz_audit_verify_segment; also filled by the others). */
+    uint64_t first_seq;          /* seq of line 1 (0: empty file) */
+    unsigned char last_hash[32]; /* hash of the last good line */
+    bool has_header;             /* line 1 is a segment header ... */
+    struct dz_audit_segment_header header; /* ... this one */
 };
 
 #define DZ_AUDIT_VERIFY_LINE_MAX (1u << 20) /* longer lines are malformed */
+/*
+ * Parse a segment header line (no newline): an audit line (see
+ * dz_audit_parse_line) with "type":"segment", an "instance" (printable ASCII,
+ * no spaces, 1..DZ_AUDIT_INSTANCE_MAX bytes), an integer "prev_seq" equal to
+ * seq - 1, and a "prev_file" (a plain file name: no '/', not "." or "..",
+ * 1..DZ_AUDIT_FILE_NAME_MAX printable bytes) that is present exactly when
+ * seq > 1; at seq 1, prev must be 64 zeros.  Pure; any thread.
+ * Returns 0 (out filled) or DZ_ERR_PARSE (out cleared).
+ */
+int dz_audit_parse_segment_header(const char *line, size_t len,
+                                  struct dz_audit_segment_header *out);
+
+/* Where a segment's chain is expected to start: after the line with this
+ * seq and hash (seq 0 and zeros: the start of a history). */
+struct dz_audit_chain {
+    uint64_t seq;
+    unsigned char hash[32];
+};
 
 /*
  * Verify the whole log in path.  keys NULL: head signatures are not checked
@@ -172,6 +254,17 @@ struct dz_audit_report {
  */
 int dz_audit_verify_file(const char *path, const struct dz_audit_keys *keys,
                          struct dz_audit_report *out);
+
+/*
+ * Verify one segment of a history.  from: where its chain must start (the
+ * previous segment's last seq and hash; {0, zeros} for a history's first
+ * segment); NULL: take the first line's seq and prev as given (a history
+ * checked from the middle: the caller must say so).  A segment header is
+ * accepted only as line 1 (a "segment" line anywhere else is malformed).
+ * Returns like dz_audit_verify_file.  Any thread (blocking file I/O).
+ */
+int dz_audit_verify_segment(const char *path, const struct dz_audit_keys *keys,
+                            const struct dz_audit_chain *from, struct dz_audit_report *out);
 
 /* Same over a buffer holding a whole log.  Pure; any thread.  Returns 0
  * (verdict in out) or DZ_ERR_NOMEM. */

@@ -128,6 +128,79 @@ out:
     return rc;
 }
 
+static bool printable_no_space(const char *s, size_t len)
+{
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] < 0x21 || s[i] > 0x7e)
+            return false;
+    }
+    return true;
+}
+
+static int parse_header_obj(json_t *obj, const struct dz_audit_line *l,
+                            struct dz_audit_segment_header *h)
+{
+    json_t *type = json_object_get(obj, "type");
+    json_t *inst = json_object_get(obj, "instance");
+    json_t *pseq = json_object_get(obj, "prev_seq");
+    json_t *pfile = json_object_get(obj, "prev_file");
+    size_t n;
+
+    if (!json_is_string(type) || strcmp(json_string_value(type), "segment") != 0)
+        return DZ_ERR_PARSE;
+    n = json_is_string(inst) ? json_string_length(inst) : 0;
+    if (n == 0 || n > DZ_AUDIT_INSTANCE_MAX || !printable_no_space(json_string_value(inst), n))
+        return DZ_ERR_PARSE;
+    memcpy(h->instance, json_string_value(inst), n);
+    /* prev_seq repeats seq - 1 so the header reads on its own; a header
+     * whose two numbers disagree was not written by the gateway. */
+    if (!json_is_integer(pseq) || json_integer_value(pseq) < 0 ||
+        (uint64_t)json_integer_value(pseq) != l->seq - 1)
+        return DZ_ERR_PARSE;
+    h->prev_seq = l->seq - 1;
+    if (l->seq == 1) {
+        /* The start of a history: nothing before it to name or hash. */
+        if (pfile || memcmp(l->prev, zero_hash, 32) != 0)
+            return DZ_ERR_PARSE;
+    } else {
+        n = json_is_string(pfile) ? json_string_length(pfile) : 0;
+        /* A plain name, never a path: verify looks it up next to the
+         * segment, and a name must not lead it elsewhere. */
+        if (n == 0 || n > DZ_AUDIT_FILE_NAME_MAX ||
+            !printable_no_space(json_string_value(pfile), n) ||
+            memchr(json_string_value(pfile), '/', n) ||
+            strcmp(json_string_value(pfile), ".") == 0 ||
+            strcmp(json_string_value(pfile), "..") == 0)
+            return DZ_ERR_PARSE;
+        memcpy(h->prev_file, json_string_value(pfile), n);
+    }
+    h->seq = l->seq;
+    memcpy(h->prev, l->prev, 32);
+    return 0;
+}
+
+int dz_audit_parse_segment_header(const char *line, size_t len,
+                                  struct dz_audit_segment_header *out)
+{
+    struct dz_audit_segment_header h;
+    struct dz_audit_line l;
+    json_t *obj = NULL;
+    int rc = DZ_ERR_PARSE;
+
+    memset(out, 0, sizeof(*out));
+    memset(&h, 0, sizeof(h));
+    memset(&l, 0, sizeof(l));
+    obj = load_line(line, len);
+    if (!obj || parse_obj(obj, &l) != 0)
+        goto out;
+    rc = parse_header_obj(obj, &l, &h);
+    if (rc == 0)
+        *out = h;
+out:
+    json_decref(obj);
+    return rc;
+}
+
 /* ES256 over msg with a raw r||s signature.  0, DZ_ERR_DENIED (does not
  * verify, or the key is not P-256), DZ_ERR_CRYPTO. */
 static int es256_verify(EVP_PKEY *pkey, const char *msg, size_t msg_len, const unsigned char *sig,
@@ -174,6 +247,7 @@ struct vstate {
     json_t *open_forwards; /* rid -> true: "sent" lines still without an outcome */
     uint64_t prev_seq;
     unsigned char prev_hash[32];
+    bool trust_first; /* take line 1's seq and prev as given */
     bool stopped;
 };
 
@@ -194,7 +268,17 @@ __attribute__((format(printf, 4, 5))) static void fail(struct vstate *v, uint64_
  * numbers are only a hint (an attacker may edit them), the chain is proof. */
 static void fail_chain(struct vstate *v, uint64_t lineno, uint64_t seq)
 {
-    if (lineno == 1) {
+    if (lineno == 1 && v->r->has_header && v->prev_seq == 0 && seq > 1) {
+        fail(v, 1, "chain_broken",
+             "this segment starts at seq %" PRIu64 " and continues \"%.255s\": give the earlier "
+             "segments too (darvaza audit verify DIR) or --from-header",
+             seq, v->r->header.prev_file);
+    } else if (lineno == 1 && v->prev_seq > 0) {
+        fail(v, 1, "chain_broken",
+             "the segment does not continue the previous one (which ends at seq %" PRIu64
+             "): that one was changed or cut at its end, or this one was replaced",
+             v->prev_seq);
+    } else if (lineno == 1) {
         if (seq > 1)
             fail(v, 1, "chain_broken",
                  "the log starts at seq %" PRIu64 ": its first %" PRIu64 " line(s) were deleted",
@@ -293,6 +377,13 @@ static void pair_forward(struct vstate *v, json_t *obj)
     }
 }
 
+static bool is_type(json_t *obj, const char *type)
+{
+    json_t *t = json_object_get(obj, "type");
+
+    return json_is_string(t) && strcmp(json_string_value(t), type) == 0;
+}
+
 /* One complete line (without its newline).  Stops at the first bad line. */
 static void feed(struct vstate *v, const char *line, size_t len)
 {
@@ -315,7 +406,25 @@ static void feed(struct vstate *v, const char *line, size_t len)
              "missing or ill-formed seq (integer >= 1), time or prev (64 lower-case hex)");
         goto out;
     }
-    if (memcmp(l.prev, v->r->lines == 0 ? zero_hash : v->prev_hash, 32) != 0) {
+    if (is_type(obj, "segment")) {
+        /* Only line 1 may be a header: one inside a file would let a spliced
+         * history pass as one. */
+        if (lineno != 1 || parse_header_obj(obj, &l, &v->r->header) != 0) {
+            fail(v, lineno, "malformed_json",
+                 lineno != 1 ? "a segment header inside a segment"
+                             : "ill-formed segment header (instance, prev_seq, prev_file)");
+            goto out;
+        }
+        v->r->has_header = true;
+    }
+    if (lineno == 1) {
+        v->r->first_seq = l.seq;
+        if (v->trust_first) {
+            v->prev_seq = l.seq - 1;
+            memcpy(v->prev_hash, l.prev, 32);
+        }
+    }
+    if (memcmp(l.prev, v->prev_hash, 32) != 0) {
         fail_chain(v, lineno, l.seq);
         goto out;
     }
@@ -339,15 +448,22 @@ static void feed(struct vstate *v, const char *line, size_t len)
     v->r->unsigned_tail = l.is_head ? 0 : v->r->unsigned_tail + 1;
     v->prev_seq = l.seq;
     memcpy(v->prev_hash, l.hash, 32);
+    memcpy(v->r->last_hash, l.hash, 32);
 out:
     json_decref(obj);
 }
 
 static void vstate_init(struct vstate *v, const struct dz_audit_keys *keys,
-                        struct dz_audit_report *out)
+                        const struct dz_audit_chain *from, struct dz_audit_report *out)
 {
     memset(out, 0, sizeof(*out));
     memset(v, 0, sizeof(*v));
+    if (from) {
+        v->prev_seq = from->seq;
+        memcpy(v->prev_hash, from->hash, 32);
+    } else {
+        v->trust_first = true;
+    }
     v->keys = keys;
     v->r = out;
     v->open_forwards = json_object(); /* NULL: pairs are not counted */
@@ -373,7 +489,7 @@ int dz_audit_verify_buf(const void *data, size_t len, const struct dz_audit_keys
     const char *end = p + len;
     struct vstate v;
 
-    vstate_init(&v, keys, out);
+    vstate_init(&v, keys, &(struct dz_audit_chain){0, {0}}, out);
     while (p < end && !v.stopped) {
         const char *nl = memchr(p, '\n', (size_t)(end - p));
         if (!nl) {
@@ -390,13 +506,19 @@ int dz_audit_verify_buf(const void *data, size_t len, const struct dz_audit_keys
 int dz_audit_verify_file(const char *path, const struct dz_audit_keys *keys,
                          struct dz_audit_report *out)
 {
+    return dz_audit_verify_segment(path, keys, &(struct dz_audit_chain){0, {0}}, out);
+}
+
+int dz_audit_verify_segment(const char *path, const struct dz_audit_keys *keys,
+                            const struct dz_audit_chain *from, struct dz_audit_report *out)
+{
     struct vstate v;
     struct dz_buf line;
     char chunk[65536];
     int fd = -1;
     int rc = 0;
 
-    vstate_init(&v, keys, out);
+    vstate_init(&v, keys, from, out);
     dz_buf_init(&line, DZ_AUDIT_VERIFY_LINE_MAX);
     fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {

@@ -301,10 +301,22 @@ static const struct table upstream_tls_table = {upstream_tls_kws, N(upstream_tls
                                                 check_upstream_tls};
 
 #define S struct dz_config_audit
+static const struct kw audit_rotate_kws[] = {
+    {"size", T_SIZE, F_U64(S, rotate.size), 0, 4 * KIB, 1024 * GIB, NULL, 0, NULL},
+    {"every", T_DURATION, F_U64(S, rotate.every_ms), 0, SEC, 366 * 24 * HOUR, NULL, 0, NULL},
+};
+#undef S
+static const struct table audit_rotate_table = {audit_rotate_kws, N(audit_rotate_kws),
+                                                sizeof(struct dz_config_audit), NULL};
+
+#define S struct dz_config_audit
 static const struct kw audit_kws[] = {
     {"file", T_PATH, F_STR(S, file), 0, 1, PATH_MAX, NULL, F_REQUIRED | F_NEWFILE, NULL},
     {"head_interval", T_DURATION, F_U64(S, head_interval_ms), 0, SEC, HOUR, "60s", 0, NULL},
     {"batch_max", T_UINT, F_UINT(S, batch_max), 0, 1, 4096, "256", 0, NULL},
+    {"rotate", T_SECTION, 0, F_BOOL(S, rotate.enabled), 0, 0, NULL, F_PRESENCE,
+     &audit_rotate_table},
+    {"key_archive", T_PATH, F_STR(S, key_archive), 0, 1, PATH_MAX, NULL, F_NEWFILE, NULL},
 };
 #undef S
 static const struct table audit_table = {audit_kws, N(audit_kws), sizeof(struct dz_config_audit),

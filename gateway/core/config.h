@@ -173,6 +173,12 @@ struct dz_config_audit {
     char *file;                /* the audit log (its directory must exist) */
     uint64_t head_interval_ms; /* signed chain head period; 1s..1h, default 60s */
     unsigned batch_max;        /* lines per fsync; 1..4096, default 256 */
+    struct {
+        bool enabled;      /* the rotate: section is written */
+        uint64_t size;     /* rotate when the live segment reaches this; 0 = never */
+        uint64_t every_ms; /* rotate when the live segment is this old; 0 = never */
+    } rotate;
+    char *key_archive; /* JWKS of every audit head key ever used; default FILE.keys.jwks */
 };
 
 /* cards: (optional; card login is off without a ca) */

@@ -2,7 +2,8 @@
  * main.c - darvazad: loads the configuration, opens the process-wide
  * objects, starts the workers, then waits for signals on the main thread:
  * SIGHUP reloads (config, certificates, keys, policies; a broken reload
- * keeps the old state and says why), SIGTERM/SIGINT drain and exit.
+ * keeps the old state and says why),  SIGUSR1 rotates the audit log,
+ * SIGTERM/SIGINT drain and exit.
  * Fatal exits happen only here, at start-up.
  */
 #include <errno.h>
@@ -23,6 +24,7 @@
 #include "core/gen.h"
 #include "core/metrics.h"
 #include "core/rctx.h"
+#include "daemon/audit_setup.h"
 #include "daemon/notify.h"
 #include "daemon/privdrop.h"
 #include "daemon/router.h"
@@ -81,15 +83,6 @@ static int read_seed_key(const char *path, unsigned char key[32])
     }
     dz_secret_free_str(text);
     return rc;
-}
-
-static int head_sign(void *arg, const void *data, size_t len, unsigned char sig[64])
-{
-    /* The generation of start-up, held for the audit thread: a reload on
-     * the main thread never swaps the key under a head being signed. */
-    struct dz_gen *g = arg;
-
-    return dz_signer_sign_es256(g->signers[g->active], data, len, sig);
 }
 
 /* The engine's cap is the largest body any route accepts; each route's own
@@ -191,6 +184,7 @@ static void reload(struct dz_gw *gw, const char *config_path)
     }
     dz_gen_unref(gw->gen);
     gw->gen = g;
+    dz_audit_setup_reload(gw->audit, g);
     dz_log(DZ_LOG_INFO, "reloaded", "generation %llu in force", (unsigned long long)g->number);
 }
 
@@ -210,7 +204,6 @@ int main(int argc, char **argv)
     struct dz_listener_conf lconf[DZ_GEN_MAX_LISTENERS];
     struct dz_httpd_conf hconf;
     sigset_t sigs;
-    struct dz_gen *audit_gen = NULL;
     int opt;
     int rc;
 
@@ -269,6 +262,7 @@ int main(int argc, char **argv)
     sigaddset(&sigs, SIGHUP);
     sigaddset(&sigs, SIGTERM);
     sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGUSR1); /* reopen logs, rotate the audit log */
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
 
@@ -305,16 +299,8 @@ int main(int argc, char **argv)
                 cf->accounts.database, dz_err_str(rc));
         return 1;
     }
-    rc = dz_audit_open(cf->audit.file, &gw.audit);
-    if (rc != 0) {
-        fprintf(stderr, "darvazad: %s: cannot open the audit log (%s)\n", cf->audit.file,
-                dz_err_str(rc));
+    if (dz_audit_setup_open(gw.gen, &gw.audit) != 0)
         return 1;
-    }
-    audit_gen = gw.gen;
-    dz_gen_ref(audit_gen);
-    dz_audit_set_head_signer(gw.audit, head_sign, audit_gen, audit_gen->kids[audit_gen->active],
-                             (uint32_t)cf->audit.head_interval_ms);
     rc = dz_pool_new(cf->gateway.blocking_threads, cf->gateway.blocking_queue, &gw.pool);
     if (rc != 0) {
         fprintf(stderr, "darvazad: cannot start the blocking pool\n");
@@ -401,6 +387,11 @@ int main(int argc, char **argv)
             dz_notify_ready();
             continue;
         }
+        if (sig == SIGUSR1) {
+            /* The audit writer closes its segment on its own thread. */
+            dz_audit_rotate(gw.audit);
+            continue;
+        }
         break;
     }
     dz_notify_stopping();
@@ -410,7 +401,6 @@ int main(int argc, char **argv)
     dz_httpd_free(gw.httpd);
     dz_pool_free(gw.pool);
     dz_audit_close(gw.audit);
-    dz_gen_unref(audit_gen);
     dz_accounts_close(gw.accounts);
     dz_store_free(gw.store);
     dz_ocsp_cache_free(gw.ocsp_cache);

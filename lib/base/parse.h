@@ -28,7 +28,7 @@ int dz_parse_int(const char *s, long long min, long long max, long long *out);
  * "10KB" or "1M" are DZ_ERR_PARSE because they are ambiguous). */
 int dz_parse_size(const char *s, uint64_t min, uint64_t max, uint64_t *out);
 
-/* Duration into milliseconds: "250ms", "10s", "5m", "12h".  The unit is
+/* Duration into milliseconds: "250ms", "10s", "5m", "12h", "1d".  The unit is
  * required ("10" is DZ_ERR_PARSE). */
 int dz_parse_duration(const char *s, uint64_t min_ms, uint64_t max_ms, uint64_t *out_ms);
 
