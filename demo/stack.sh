@@ -21,6 +21,7 @@
 #                      mobile.qr_pending_per_address (the test stacks start many
 #                      logins from 127.0.0.1 and raise them)
 #   CONFIG_SET         more overrides: "section.key=value ..." (top-level sections)
+#   AUDIT_ROTATE       the audit.rotate mapping, e.g. "size: 64KiB" (t_audit_rotate)
 #   PEOPLE_TOTAL (12), PEOPLE_REGISTERED (8)
 #   CARDS (1)          0: no demo cards (STATE_DIR/cards/) and no e-signature OCSP
 #                      responder (port 9105); see demo/stack_cards.sh
@@ -183,6 +184,8 @@ make_config() {
         yaml_set "$cfg" limits starts_per_address "$STARTS_PER_ADDRESS"
     [ -z "${QR_PENDING_PER_ADDRESS:-}" ] ||
         yaml_set "$cfg" mobile qr_pending_per_address "$QR_PENDING_PER_ADDRESS"
+    # AUDIT_ROTATE: the audit.rotate mapping's body, e.g. "size: 64KiB, every: 1d".
+    [ -z "${AUDIT_ROTATE:-}" ] || sed -i "/^audit:/a\\  rotate: { $AUDIT_ROTATE }" "$cfg"
     for kv in ${CONFIG_SET:-}; do
         [[ "$kv" =~ ^([a-z_]+)\.([a-z_]+)=(.+)$ ]] || die "CONFIG_SET item '$kv' is not section.key=value"
         yaml_set "$cfg" "${BASH_REMATCH[1]}" "${BASH_REMATCH[2]}" "${BASH_REMATCH[3]}"

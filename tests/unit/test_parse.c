@@ -95,8 +95,10 @@ static void test_duration(void **state)
     assert_int_equal(v, 43200000);
     assert_int_equal(dz_parse_duration("0s", 0, max, &v), 0);
     assert_int_equal(v, 0);
+    assert_int_equal(dz_parse_duration("1d", 0, max, &v), 0);
+    assert_int_equal(v, 86400000);
 
-    static const char *const bad[] = {"10", "10S", "1d",  "ms",   "1.5s", "10 s", "-1s",
+    static const char *const bad[] = {"10", "10S", "1D",  "ms",   "1.5s", "10 s", "-1s",
                                       "s",  "",    "1sm", "10s ", "1M",   "1hr"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         v = 1;
