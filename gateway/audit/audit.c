@@ -875,8 +875,8 @@ static int rotate(struct dz_audit *a, head_sign_fn sign, void *sign_arg, const c
         goto out;
     }
     if (link(a->path, rot) != 0) {
-        dz_log(DZ_LOG_ERROR, "audit_rotate", "%s: cannot name the closed segment %s: %s",
-               a->path, rot, strerror(errno));
+        dz_log(DZ_LOG_ERROR, "audit_rotate", "%s: cannot name the closed segment %s: %s", a->path,
+               rot, strerror(errno));
         goto out;
     }
     linked = true;
@@ -896,8 +896,8 @@ static int rotate(struct dz_audit *a, head_sign_fn sign, void *sign_arg, const c
     mono_now(&a->seg_due);
     ts_add_ms(&a->seg_due, a->rotate_every_ms);
     dz_logj(DZ_LOG_INFO, "audit_rotated",
-            json_pack("{s:s, s:I, s:s, s:I}", "segment", rot, "last_seq", (json_int_t)seq0,
-                      "file", a->path, "seq", (json_int_t)a->seq));
+            json_pack("{s:s, s:I, s:s, s:I}", "segment", rot, "last_seq", (json_int_t)seq0, "file",
+                      a->path, "seq", (json_int_t)a->seq));
     rc = 0;
 out:
     if (rc != 0 && a->seq != seq0) {
@@ -981,8 +981,7 @@ static void *writer_main(void *p)
             /* An old segment is rotated even when no new line comes. */
             if (a->rotate_every_ms > 0 && a->seg_lines > 0 &&
                 (!deadline || !ts_reached(&a->seg_due, deadline)))
-                deadline = ts_reached(&a->seg_due, &a->rotate_hold) ? &a->seg_due
-                                                                    : &a->rotate_hold;
+                deadline = ts_reached(&a->seg_due, &a->rotate_hold) ? &a->seg_due : &a->rotate_hold;
             if (deadline) {
                 mono_now(&now);
                 if (ts_reached(&now, deadline))

@@ -2,8 +2,8 @@
  * audit.h - the hash-chained, group-committed audit log and its verifier.
  *
  * One JSON object per line.  Each line carries "seq" (1, 2, 3, ... = its line
- * number), "time" (RFC 3339 UTC, milliseconds) and "prev" (lower-case hex
- * SHA-256 of the previous line's bytes without its newline; 64 zeros on the
+ * number in an unrotated log; it goes on across segments), "time" (RFC 3339 UTC, milliseconds) and
+ * "prev" (lower-case hex SHA-256 of the previous line's bytes without its newline; 64 zeros on the
  * first line), so changing or deleting any line breaks the chain at the line
  * after it.  Lines are serialised compact with sorted keys and ASCII only,
  * so a line's bytes are a function of its content.
@@ -168,7 +168,7 @@ void dz_audit_close(struct dz_audit *a);
  * Verification (audit_verify.c): pure over the bytes of a log; no writer.
  */
 
-#define DZ_AUDIT_FILE_NAME_MAX 255          /* bytes of a header's prev_file */
+#define DZ_AUDIT_FILE_NAME_MAX 255 /* bytes of a header's prev_file */
 
 /* A segment header (the first line of a segment), as parsed. */
 struct dz_audit_segment_header {
@@ -219,9 +219,9 @@ struct dz_audit_report {
     uint64_t results_unmatched; /* outcomes whose "sent" line is not in this
                                  * file (an earlier file held it) */
     /* Segments (dz_audit_verify_segment; also filled by the others). */
-    uint64_t first_seq;          /* seq of line 1 (0: empty file) */
-    unsigned char last_hash[32]; /* hash of the last good line */
-    bool has_header;             /* line 1 is a segment header ... */
+    uint64_t first_seq;                    /* seq of line 1 (0: empty file) */
+    unsigned char last_hash[32];           /* hash of the last good line */
+    bool has_header;                       /* line 1 is a segment header ... */
     struct dz_audit_segment_header header; /* ... this one */
 };
 

@@ -10,13 +10,15 @@
 #include "audit/audit_keyarchive.h"
 
 #include <errno.h>
-#include <stdbool.h>
 #include <fcntl.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include <jansson.h>
 
 #include "base/err.h"
 #include "base/log.h"
@@ -66,8 +68,8 @@ static int load_archive(const char *path, json_t **out)
     }
     doc = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
     if (!doc) {
-        dz_log(DZ_LOG_ERROR, "audit_key_archive", "%s:%d: not a JSON document: %s", path,
-               jerr.line, jerr.text);
+        dz_log(DZ_LOG_ERROR, "audit_key_archive", "%s:%d: not a JSON document: %s", path, jerr.line,
+               jerr.text);
         return DZ_ERR_PARSE;
     }
     if (!json_is_array(json_object_get(doc, "keys"))) {

@@ -12,8 +12,6 @@
 
 #include <stddef.h>
 
-#include <jansson.h>
-
 /* File name of the archive next to the audit log when none is configured. */
 #define DZ_AUDIT_KEY_ARCHIVE_NAME "audit-keys.jwks"
 

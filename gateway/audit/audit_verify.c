@@ -179,8 +179,7 @@ static int parse_header_obj(json_t *obj, const struct dz_audit_line *l,
     return 0;
 }
 
-int dz_audit_parse_segment_header(const char *line, size_t len,
-                                  struct dz_audit_segment_header *out)
+int dz_audit_parse_segment_header(const char *line, size_t len, struct dz_audit_segment_header *out)
 {
     struct dz_audit_segment_header h;
     struct dz_audit_line l;

@@ -180,7 +180,7 @@ out:
 /* One file of a history, as its first line announces it. */
 struct seg {
     char *path;
-    const char *name;  /* its file name */
+    const char *name;   /* its file name */
     uint64_t first_seq; /* 0: empty, or line 1 is not an audit line */
     bool has_header;
     struct dz_audit_segment_header header;
@@ -526,7 +526,7 @@ static int verify(int argc, char **argv)
             continue;
         }
         rc = stat(argv[i], &st) == 0 && S_ISDIR(st.st_mode) ? add_dir(&h, argv[i])
-                                                             : add_seg(&h, argv[i]);
+                                                            : add_seg(&h, argv[i]);
         if (rc != 0) {
             fprintf(stderr, "darvaza audit: %s: %s\n", argv[i], dz_err_str(rc));
             goto out;
@@ -612,7 +612,6 @@ out:
     EVP_PKEY_free(keys.pem);
     return code;
 }
-
 
 int dz_cli_audit(int argc, char **argv)
 {

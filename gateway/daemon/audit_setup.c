@@ -57,8 +57,9 @@ static const char *instance_of(const struct dz_gen *g, char *host, size_t host_l
     const char *id = g->config->gateway.id;
     size_t n = strlen(id);
 
-    if (n > 0 && n <= DZ_AUDIT_INSTANCE_MAX && strspn(id, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklm"
-                                                          "nopqrstuvwxyz0123456789._:-") == n)
+    if (n > 0 && n <= DZ_AUDIT_INSTANCE_MAX &&
+        strspn(id, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklm"
+                   "nopqrstuvwxyz0123456789._:-") == n)
         return id;
     if (gethostname(host, host_len) != 0 || host[0] == '\0')
         snprintf(host, host_len, "darvazad");
@@ -83,8 +84,7 @@ int dz_audit_setup_open(struct dz_gen *g, struct dz_audit **out)
     }
     rc = dz_audit_open(ca->file, &a);
     if (rc != 0) {
-        fprintf(stderr, "darvazad: %s: cannot open the audit log (%s)\n", ca->file,
-                dz_err_str(rc));
+        fprintf(stderr, "darvazad: %s: cannot open the audit log (%s)\n", ca->file, dz_err_str(rc));
         return rc;
     }
     memset(&rot, 0, sizeof(rot));

@@ -2,7 +2,7 @@
  * main.c - darvazad: loads the configuration, opens the process-wide
  * objects, starts the workers, then waits for signals on the main thread:
  * SIGHUP reloads (config, certificates, keys, policies; a broken reload
- * keeps the old state and says why),  SIGUSR1 rotates the audit log,
+ * keeps the old state and says why), SIGUSR1 rotates the audit log,
  * SIGTERM/SIGINT drain and exit.
  * Fatal exits happen only here, at start-up.
  */

@@ -123,7 +123,8 @@ static const struct unit size_units[] = {
 };
 
 static const struct unit duration_units[] = {
-    {"ms", 1}, {"s", 1000ULL}, {"m", 60ULL * 1000}, {"h", 3600ULL * 1000}, {"d", 86400ULL * 1000}, {NULL, 0},
+    {"ms", 1}, {"s", 1000ULL}, {"m", 60ULL * 1000}, {"h", 3600ULL * 1000}, {"d", 86400ULL * 1000},
+    {NULL, 0},
 };
 
 int dz_parse_size(const char *s, uint64_t min, uint64_t max, uint64_t *out)

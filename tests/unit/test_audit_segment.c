@@ -138,12 +138,12 @@ static void append_n(struct dz_audit *a, unsigned first, unsigned n)
     for (unsigned i = first; i < first + n; i++) {
         char rid[32];
         snprintf(rid, sizeof(rid), "r%u", i);
-        assert_int_equal(dz_audit_append(a,
-                                         json_pack("{s:s, s:s, s:s}", "type", "forward", "rid",
-                                                   rid, "pad",
-                                                   "................................................"),
-                                         NULL, on_done, NULL),
-                         0);
+        assert_int_equal(
+            dz_audit_append(a,
+                            json_pack("{s:s, s:s, s:s}", "type", "forward", "rid", rid, "pad",
+                                      "................................................"),
+                            NULL, on_done, NULL),
+            0);
     }
 }
 
@@ -454,18 +454,21 @@ static void test_header_parser(void **state)
         /* no prev_file after seq 1 */
         "{\"instance\":\"gw\",\"prev\":\"%s\",\"prev_seq\":9,\"seq\":10,%s,\"type\":\"segment\"}",
         /* instance with a space, empty, missing, not a string */
-        "{\"instance\":\"g w\",\"prev\":\"%s\",\"prev_file\":\"a.log\",\"prev_seq\":9,\"seq\":10,%s,"
+        "{\"instance\":\"g "
+        "w\",\"prev\":\"%s\",\"prev_file\":\"a.log\",\"prev_seq\":9,\"seq\":10,%s,"
         "\"type\":\"segment\"}",
         "{\"instance\":\"\",\"prev\":\"%s\",\"prev_file\":\"a.log\",\"prev_seq\":9,\"seq\":10,%s,"
         "\"type\":\"segment\"}",
-        "{\"prev\":\"%s\",\"prev_file\":\"a.log\",\"prev_seq\":9,\"seq\":10,%s,\"type\":\"segment\"}",
+        "{\"prev\":\"%s\",\"prev_file\":\"a.log\",\"prev_seq\":9,\"seq\":10,%s,\"type\":"
+        "\"segment\"}",
         "{\"instance\":7,\"prev\":\"%s\",\"prev_file\":\"a.log\",\"prev_seq\":9,\"seq\":10,%s,"
         "\"type\":\"segment\"}",
         /* duplicate key */
         "{\"instance\":\"gw\",\"instance\":\"gx\",\"prev\":\"%s\",\"prev_file\":\"a.log\","
         "\"prev_seq\":9,\"seq\":10,%s,\"type\":\"segment\"}",
         /* prev_seq not an integer */
-        "{\"instance\":\"gw\",\"prev\":\"%s\",\"prev_file\":\"a.log\",\"prev_seq\":\"9\",\"seq\":10,"
+        "{\"instance\":\"gw\",\"prev\":\"%s\",\"prev_file\":\"a.log\",\"prev_seq\":\"9\",\"seq\":"
+        "10,"
         "%s,\"type\":\"segment\"}",
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
@@ -603,8 +606,7 @@ static void test_key_archive(void **state)
         free(before);
     }
     /* An unwritable place. */
-    assert_int_equal(dz_audit_key_archive_update("/nonexistent-dir/x.jwks", k1, &added),
-                     DZ_ERR_IO);
+    assert_int_equal(dz_audit_key_archive_update("/nonexistent-dir/x.jwks", k1, &added), DZ_ERR_IO);
 }
 
 static void test_rotation_args(void **state)
