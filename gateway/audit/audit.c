@@ -843,19 +843,26 @@ static int rotate(struct dz_audit *a, head_sign_fn sign, void *sign_arg, const c
     char *np = NULL;
     const char *rot_base = NULL;
     struct dz_buf buf;
-    uint64_t seq0 = a->seq;
+    uint64_t seq0 = 0;
     unsigned char prev0[32];
+    bool header_added = false;
     bool linked = false;
+    bool failed;
     int fd = -1;
     int rc = DZ_ERR_NOMEM;
 
     dz_buf_init(&buf, (size_t)DZ_AUDIT_LINE_MAX + 1);
-    if (sign && a->dirty) {
+    /* A signer that fails now is logged by add_head: the segment then ends
+     * unsigned, which the next header's link still covers, rather than
+     * growing without bound until the token answers again. */
+    if (sign && a->dirty)
         commit(a, NULL, 0, true, sign, sign_arg, kid);
-        if (a->dirty) {
-            rc = DZ_ERR_IO; /* logged by commit/add_head */
-            goto out;
-        }
+    pthread_mutex_lock(&a->mu);
+    failed = a->failed;
+    pthread_mutex_unlock(&a->mu);
+    if (failed) {
+        rc = DZ_ERR_IO;
+        goto out;
     }
     seq0 = a->seq;
     memcpy(prev0, a->prev, 32);
@@ -866,6 +873,7 @@ static int rotate(struct dz_audit *a, head_sign_fn sign, void *sign_arg, const c
     rc = add_segment_header(a, rot_base, &buf);
     if (rc != 0)
         goto out;
+    header_added = true;
     rc = DZ_ERR_IO;
     fd = open(np, O_RDWR | O_APPEND | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd < 0 || flock(fd, LOCK_EX | LOCK_NB) != 0 || write_all(fd, buf.data, buf.len) < 0 ||
@@ -900,7 +908,7 @@ static int rotate(struct dz_audit *a, head_sign_fn sign, void *sign_arg, const c
                       a->path, "seq", (json_int_t)a->seq));
     rc = 0;
 out:
-    if (rc != 0 && a->seq != seq0) {
+    if (rc != 0 && header_added) {
         a->seq = seq0;
         memcpy(a->prev, prev0, 32);
     }
