@@ -184,7 +184,8 @@ struct seg {
     uint64_t first_seq; /* 0: empty, or line 1 is not an audit line */
     bool has_header;
     struct dz_audit_segment_header header;
-    const char *group; /* the instance whose chain it belongs to */
+    char group[DZ_AUDIT_INSTANCE_MAX + 1]; /* the instance whose chain it belongs to (a copy:
+                                            * the array is sorted, pointers would move) */
 };
 
 struct history {
@@ -334,7 +335,8 @@ static void assign_groups(struct history *h)
     }
     for (size_t i = 0; i < h->n; i++) {
         struct seg *s = &h->segs[i];
-        s->group = s->has_header ? s->header.instance : (!several && only) ? only : "";
+        const char *g = s->has_header ? s->header.instance : (!several && only) ? only : "";
+        snprintf(s->group, sizeof(s->group), "%s", g);
     }
     qsort(h->segs, h->n, sizeof(*h->segs), cmp_seg);
 }

@@ -7,7 +7,7 @@
 # a bad audit.rotate value is a config error naming file:line.
 . "$(dirname "$0")/lib.sh"
 
-plan 26
+plan 28
 stack_start AUDIT_ROTATE="size: 64KiB"
 DIR="$STATE_DIR"
 AUDIT="$DIR/audit.log"
@@ -121,6 +121,37 @@ like "$?|$OUT" "^1\|.*$(basename "${SEGS[3]}"):1: seq_gap.*cut" "a segment cut a
 
 OUT=$("$DZ" audit verify "$MID" 2>&1)
 like "$?|$OUT" "^1\|.*$(basename "$MID"):1: missing_segment" "a middle segment alone: the earlier segments are missing"
+
+# ---- a second instance: two histories in one archive --------------------------------------------
+# The same config under another gateway.id and audit file (the stack is
+# stopped, so its ports are free): a few refused logins, a SIGUSR1, more.
+mkdir -p "$WORK/gw2"
+sed -e 's/^\(  id: \)[^ ]*/\1gw-two/' -e "s#^\(  file: \).*audit\.log.*#\1$WORK/gw2/audit.log#" \
+    "$STATE_DIR/darvaza.yaml" >"$WORK/gw2.yaml"
+"$BUILD_DIR/darvazad" -c "$WORK/gw2.yaml" >"$WORK/gw2.log" 2>&1 &
+GW2=$!
+OWN_PIDS+=("$GW2")
+wait_until 30 eval '[ "$(curl -s -o /dev/null -w "%{http_code}" --cacert "$STATE_DIR/certs/root.pem" "$GW_URL/readyz")" = 200 ]'
+bad_login() { gw_json POST /auth/password "$(jq -nc --arg f "$A" --arg p "wrong-$1" '{fin:$f,password:$p}')"; }
+bad_login 1; bad_login 2
+kill -USR1 "$GW2"
+wait_until 20 eval '[ "$(find "$WORK/gw2" -name "audit-*.log" | wc -l)" -ge 1 ]'
+bad_login 3
+kill -TERM "$GW2"
+wait "$GW2"
+OWN_PIDS=()
+mkdir -p "$WORK/multi"
+cp "$DIR"/audit*.log "$WORK/gw2"/audit-*.log "$DIR/audit-keys.jwks" "$WORK/multi/"
+cp "$WORK/gw2/audit.log" "$WORK/multi/audit-gw2-live.log"
+OUT=$("$DZ" audit verify "$WORK/multi" --jwks "$WORK/jwks-after.json" 2>&1)
+rc=$?
+like "$rc|$(grep -c '^ok: instance' <<<"$OUT")|$(one_line "$OUT")" "^0\|2\|.*instance darvaza-demo: .*instance gw-two: 2 segment\(s\), seq 1\.\." \
+    "two gateways' segments in one directory: each instance's chain verified on its own ($OUT)"
+rm "$WORK/multi/$(basename "$(find "$WORK/gw2" -name 'audit-*.log' | head -n 1)")"
+OUT=$("$DZ" audit verify "$WORK/multi" 2>&1)
+rc=$?
+like "$rc|$(one_line "$OUT")" "^1\|.*ok: instance darvaza-demo.*audit-gw2-live\.log:1: missing_segment" \
+    "gw-two's first segment deleted: exit 1 for gw-two, darvaza-demo still ok"
 
 # ---- config errors -------------------------------------------------------------------------------
 sed 's/^\(  rotate: \).*/\1{ size: 64XB }/' "$STATE_DIR/darvaza.yaml" >"$WORK/bad.yaml"
