@@ -285,6 +285,16 @@ int dz_audit_open(const char *path, struct dz_audit **out)
         goto out;
 
     rc = DZ_ERR_IO;
+    /* A rotation cut between its two renames (see rotate()): the complete
+     * next segment is the live file; a fresh file here would fork the chain. */
+    {
+        char *np = next_path(path);
+        struct stat nst;
+        if (np && access(path, F_OK) != 0 && errno == ENOENT && stat(np, &nst) == 0 &&
+            nst.st_size > 0 && rename(np, path) == 0)
+            dz_log(DZ_LOG_WARN, "audit_open", "%s: finished an interrupted rotation", path);
+        free(np);
+    }
     /* O_APPEND: each batch lands at the end even if someone else extended
      * the file; the flock below keeps another gateway from doing that. */
     a->fd = open(path, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
@@ -315,13 +325,8 @@ int dz_audit_open(const char *path, struct dz_audit **out)
             goto out;
         a->seg_first_seq = read_first_seq(a->fd);
     }
-    /* Only a rotation that stopped half-way leaves a second name for the live
-     * file, or a PATH.next that never became live. */
-    if (st.st_nlink > 1)
-        dz_log(DZ_LOG_WARN, "audit_open",
-               "%s: the live audit file has %ju names: a rotation was interrupted; the extra name "
-               "is not a closed segment, remove it before archiving",
-               path, (uintmax_t)st.st_nlink);
+    /* Only a rotation that stopped before its renames leaves a PATH.next
+     * that never became live. */
     {
         char *np = next_path(path);
         if (np && unlink(np) == 0)
@@ -831,11 +836,15 @@ static void fsync_dir(const char *path)
  *   1. a signed head closes the old segment (when lines followed the last);
  *   2. PATH.next gets the header (seq S+1, prev = hash of line S, the name
  *      the old segment is about to get), written and fdatasync'ed, locked;
- *   3. link(PATH, ROTATED): the old segment gets its final name;
- *   4. rename(PATH.next, PATH): the new segment becomes live, atomically.
- * Before 4 the old file is still live (a stale PATH.next is removed at the
- * next open).  A failure leaves the old segment live and the chain state
- * unchanged; an automatic rotation is retried a minute later.  0 or an error.
+ *   3. rename(PATH, ROTATED): the old segment gets its final name;
+ *   4. rename(PATH.next, PATH): the new segment becomes live.
+ * A crash before 3 leaves the old file live (the stale PATH.next is removed
+ * at the next open); between 3 and 4 PATH is missing and PATH.next complete,
+ * and the next open finishes step 4 rather than start a new chain.  Renames,
+ * not a hard link: after a privilege drop the live file may belong to root,
+ * and protected_hardlinks refuses a link to it.  A failure leaves the old
+ * segment live and the chain state unchanged; an automatic rotation is
+ * retried a minute later.  0 or an error.
  */
 static int rotate(struct dz_audit *a, head_sign_fn sign, void *sign_arg, const char *kid)
 {
@@ -846,7 +855,7 @@ static int rotate(struct dz_audit *a, head_sign_fn sign, void *sign_arg, const c
     uint64_t seq0 = 0;
     unsigned char prev0[32];
     bool header_added = false;
-    bool linked = false;
+    bool keep_next = false;
     bool failed;
     int fd = -1;
     int rc = DZ_ERR_NOMEM;
@@ -882,15 +891,31 @@ static int rotate(struct dz_audit *a, head_sign_fn sign, void *sign_arg, const c
                strerror(errno));
         goto out;
     }
-    if (link(a->path, rot) != 0) {
+    /* Never over an existing file: a closed segment is evidence. */
+    if (access(rot, F_OK) == 0 || errno != ENOENT) {
+        dz_log(DZ_LOG_ERROR, "audit_rotate", "%s: the closed segment's name %s is taken", a->path,
+               rot);
+        goto out;
+    }
+    if (rename(a->path, rot) != 0) {
         dz_log(DZ_LOG_ERROR, "audit_rotate", "%s: cannot name the closed segment %s: %s", a->path,
                rot, strerror(errno));
         goto out;
     }
-    linked = true;
     if (rename(np, a->path) != 0) {
         dz_log(DZ_LOG_ERROR, "audit_rotate", "%s: cannot make %s live: %s", a->path, np,
                strerror(errno));
+        /* Put the old segment back; if even that fails, the name of the
+         * live file is gone: accept nothing more (fail closed), and keep
+         * PATH.next for the next open to finish the rotation. */
+        if (rename(rot, a->path) != 0) {
+            dz_log(DZ_LOG_ERROR, "audit_rotate",
+                   "%s: cannot restore the live file from %s: %s; the audit log is now closed "
+                   "to new lines",
+                   a->path, rot, strerror(errno));
+            set_failed(a);
+            keep_next = true;
+        }
         goto out;
     }
     fsync_dir(a->path);
@@ -912,9 +937,7 @@ out:
         a->seq = seq0;
         memcpy(a->prev, prev0, 32);
     }
-    if (rc != 0 && linked)
-        unlink(rot);
-    if (rc != 0 && np)
+    if (rc != 0 && np && !keep_next)
         unlink(np);
     if (fd >= 0)
         close(fd);

@@ -609,6 +609,48 @@ static void test_key_archive(void **state)
     assert_int_equal(dz_audit_key_archive_update("/nonexistent-dir/x.jwks", k1, &added), DZ_ERR_IO);
 }
 
+/* A crash between the two renames of a rotation leaves no live file and a
+ * complete PATH.next: the next open makes it live (no new chain at seq 1);
+ * a PATH.next next to a live file is a rotation that never happened and is
+ * removed. */
+static void test_interrupted_rotation(void **state)
+{
+    struct dz_audit *a;
+    char next[256];
+    uint64_t lines;
+    struct stat st;
+
+    (void)state;
+    snprintf(next, sizeof(next), "%s.next", path);
+    a = open_rot(0, 0);
+    append_n(a, 0, 3);
+    wait_done(3);
+    dz_audit_rotate(a);
+    assert_int_equal(wait_segments(1), 1);
+    dz_audit_close(a);
+    /* As if the process died after renaming the old segment. */
+    assert_int_equal(rename(path, next), 0);
+    a = open_rot(0, 0);
+    append_n(a, 3, 2);
+    wait_done(5);
+    dz_audit_close(a);
+    assert_int_equal(stat(next, &st), -1);
+    verify_history(&BOTH, &lines);
+    assert_int_equal(lines, 10); /* 1+3+1 | 1+1 (close head) + 2 + 1 */
+
+    /* A stale PATH.next beside a live file. */
+    {
+        FILE *f = fopen(next, "wb");
+        assert_non_null(f);
+        fputs("{\"partial\":", f);
+        fclose(f);
+    }
+    a = open_rot(0, 0);
+    dz_audit_close(a);
+    assert_int_equal(stat(next, &st), -1);
+    verify_history(&BOTH, &lines);
+}
+
 static void test_rotation_args(void **state)
 {
     struct dz_audit *a = NULL;
@@ -660,6 +702,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_header_parser, setup, teardown),
         cmocka_unit_test_setup_teardown(test_header_inside_segment, setup, teardown),
         cmocka_unit_test_setup_teardown(test_key_archive, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_interrupted_rotation, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rotation_args, setup, teardown),
     };
 
