@@ -429,7 +429,9 @@ static void reg_checked(void *arg, int result, int status, const struct dz_hdr *
     match = json_is_true(json_object_get(j, "match"));
     json_decref(j);
     if (status != 200) {
-        dz_log(DZ_LOG_WARN, "registry_check", "registry answered %d", status);
+        dz_rctx_logj(
+            c, DZ_LOG_WARN, "registry_check",
+            json_pack("{s:s, s:i}", "msg", "the registry refused the check", "up_status", status));
         dz_rctx_problem(c, "upstream_unavailable", "the population registry refused the check");
         reg_free(op);
     } else {

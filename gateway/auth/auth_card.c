@@ -111,7 +111,8 @@ static void card_checked(struct dz_rctx *c, int rc, const struct dz_x509_result 
     if (!res->valid) {
         if (rec)
             json_object_set_new(rec, "reason", json_string(res->reason));
-        dz_log(DZ_LOG_INFO, "card_refused", "%s: %s", res->reason, res->detail);
+        dz_rctx_logj(c, DZ_LOG_INFO, "card_refused",
+                     json_pack("{s:s, s:s}", "reason", res->reason, "detail", res->detail));
         dz_login_refuse(c, op->means, rec, dz_certcheck_code(res), res->reason);
         card_op_free(op);
         return;

@@ -247,7 +247,8 @@ static void mobile_checked(struct dz_rctx *c, int rc, const struct dz_x509_resul
 
     if (!res->valid) {
         const char *code = dz_certcheck_code(res);
-        dz_log(DZ_LOG_INFO, "mobile_refused", "%s: %s", res->reason, res->detail);
+        dz_rctx_logj(c, DZ_LOG_INFO, "mobile_refused",
+                     json_pack("{s:s, s:s}", "reason", res->reason, "detail", res->detail));
         mobile_failed(c, &v->rec,
                       strcmp(code, "certificate_revoked") == 0      ? "certificate_revoked"
                       : strcmp(code, "revocation_unavailable") == 0 ? "revocation_unavailable"
@@ -258,8 +259,10 @@ static void mobile_checked(struct dz_rctx *c, int rc, const struct dz_x509_resul
     if (strcmp(res->fin, v->rec.fin) != 0) {
         /* Another person's certificate: the MSSP cannot log anyone in as
          * the FIN that was typed. */
-        dz_log(DZ_LOG_WARN, "mobile_refused",
-               "the signature is good but the certificate's FIN is not the FIN given");
+        dz_rctx_logj(c, DZ_LOG_WARN, "mobile_refused",
+                     json_pack("{s:s, s:s}", "reason", "fin_mismatch", "msg",
+                               "the signature is good but the certificate's FIN is not the FIN "
+                               "given"));
         mobile_failed(c, &v->rec, "signature_invalid");
         verify_free(v);
         return;

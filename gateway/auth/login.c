@@ -41,8 +41,7 @@ static void complete_answer(struct dz_rctx *c, int rc, void *arg)
         /* The person proved who they are without the password: guesses
          * by others must not keep them out of password login. */
         if (op->forgives && dz_auth_password_forgive(c->gw->store, op->sess.fin) != 0)
-            dz_log(DZ_LOG_WARN, "lockout_forgive", "rid %s: the password lockout was not lifted",
-                   c->rid);
+            dz_rctx_log(c, DZ_LOG_WARN, "lockout_forgive", "the password lockout was not lifted");
     }
     if (rc == 0 && !c->closed) {
         snprintf(cookie, sizeof(cookie), DZ_COOKIE_SESSION_EQ "%s" DZ_COOKIE_SESSION_ATTRS,
@@ -82,6 +81,11 @@ static void complete(struct dz_rctx *c, const struct dz_session *tmpl, const cha
     }
     dz_metrics_login(c->gw->metrics, means, "ok");
     dz_b64_encode_to(op->sess.sid, sizeof(op->sess.sid), true, sid);
+    /* The session id is SHA-256 of the token: its first characters say
+     * which session without being anything one could present. */
+    dz_rctx_logj(c, DZ_LOG_DEBUG, "login_ok",
+                 json_pack("{s:s, s:s, s:s%, s:b}", "means", means, "acr", op->sess.acr, "sid", sid,
+                           (size_t)12, "polled", polled));
     json_object_set_new(record, "sid", json_string(sid));
     json_object_set_new(record, "acr", json_string(op->sess.acr));
     json_object_set_new(record, "result", json_string("ok"));
@@ -129,6 +133,8 @@ void dz_login_refuse(struct dz_rctx *c, const char *means, json_t *record, const
         dz_rctx_problem(c, "service_unavailable", NULL);
         return;
     }
+    dz_rctx_logj(c, DZ_LOG_DEBUG, "login_refused",
+                 json_pack("{s:s, s:s}", "means", means, "code", code));
     op->code = code;
     if (detail)
         snprintf(op->detail, sizeof(op->detail), "%s", detail);

@@ -127,6 +127,26 @@ static int check_signing(struct ctx *, void *, const struct dz_yaml_node *, cons
 static int check_upstream_tls(struct ctx *, void *, const struct dz_yaml_node *, const char *);
 static int check_root(struct ctx *, void *, const struct dz_yaml_node *, const char *);
 
+const char *const dz_config_log_subs[DZ_CONFIG_LOG_SUBS] = {
+    "audit", "policy", "state",  "core", "mssp", "auth", "sign", "forward",
+    "ops",   "portal", "daemon", "http", "keys", "pki",  "base"};
+static const char *const sub_level_names[] = {"debug", "info", "warn", "error", "default", NULL};
+
+/* One keyword per subsystem, in the order of dz_config_log_subs. */
+#define S struct dz_config_log_levels
+#define SUB(i, name)                                                                               \
+    {                                                                                              \
+        name, T_ENUM, F_ENUM(S, level[i]), 0, 0, 0, "default", F_RELOADABLE, sub_level_names       \
+    }
+static const struct kw log_levels_kws[DZ_CONFIG_LOG_SUBS] = {
+    SUB(0, "audit"),   SUB(1, "policy"), SUB(2, "state"),   SUB(3, "core"), SUB(4, "mssp"),
+    SUB(5, "auth"),    SUB(6, "sign"),   SUB(7, "forward"), SUB(8, "ops"),  SUB(9, "portal"),
+    SUB(10, "daemon"), SUB(11, "http"),  SUB(12, "keys"),   SUB(13, "pki"), SUB(14, "base")};
+#undef SUB
+#undef S
+static const struct table log_levels_table = {log_levels_kws, N(log_levels_kws),
+                                              sizeof(struct dz_config_log_levels), NULL};
+
 #define S struct dz_config_gateway
 static const struct kw gateway_kws[] = {
     {"id", T_STR, F_STR(S, id), 0, 1, 256, NULL, F_REQUIRED, NULL},
@@ -135,6 +155,7 @@ static const struct kw gateway_kws[] = {
     {"blocking_threads", T_UINT, F_UINT(S, blocking_threads), 0, 1, 64, "2", 0, NULL},
     {"blocking_queue", T_UINT, F_UINT(S, blocking_queue), 0, 1, 65536, "1024", 0, NULL},
     {"log_level", T_ENUM, F_ENUM(S, log_level), 0, 0, 0, "info", F_RELOADABLE, log_level_names},
+    {"log_levels", T_SECTION, F_ANY(S, log_levels), 0, 0, 0, NULL, F_RELOADABLE, &log_levels_table},
     {"trust_forwarded", T_BOOL, F_BOOL(S, trust_forwarded), 0, 0, 0, "false", F_RELOADABLE, NULL},
     {"web_root", T_PATH, F_STR(S, web_root), 0, 1, PATH_MAX, NULL, F_DIR | F_RELOADABLE, NULL},
     {"user", T_STR, F_STR(S, user), 0, 1, 64, NULL, 0, NULL},
@@ -391,6 +412,19 @@ static const struct kw trust_kws[] = {
 static const struct table trust_table = {trust_kws, N(trust_kws), sizeof(struct dz_config_trust),
                                          NULL};
 
+static int check_access_log(struct ctx *, void *, const struct dz_yaml_node *, const char *);
+static const char *const access_output_names[] = {"off", "stderr", "file", NULL};
+
+#define S struct dz_config_access_log
+static const struct kw access_log_kws[] = {
+    {"output", T_ENUM, F_ENUM(S, output), 0, 0, 0, "off", F_RELOADABLE, access_output_names},
+    {"file", T_PATH, F_STR(S, file), 0, 1, PATH_MAX, NULL, F_NEWFILE | F_RELOADABLE, NULL},
+    {"log_fin", T_BOOL, F_BOOL(S, log_fin), 0, 0, 0, "false", F_RELOADABLE, NULL},
+};
+#undef S
+static const struct table access_log_table = {
+    access_log_kws, N(access_log_kws), sizeof(struct dz_config_access_log), check_access_log};
+
 #define S struct dz_config
 static const struct kw root_kws[] = {
     {"gateway", T_SECTION, F_ANY(S, gateway), 0, 0, 0, NULL, F_REQUIRED, &gateway_table},
@@ -410,6 +444,7 @@ static const struct kw root_kws[] = {
     {"mobile", T_SECTION, F_ANY(S, mobile), 0, 0, 0, NULL, 0, &mobile_table},
     {"documents", T_SECTION, F_ANY(S, documents), 0, 0, 0, NULL, 0, &documents_table},
     {"trust", T_SECTION, F_ANY(S, trust), 0, 0, 0, NULL, 0, &trust_table},
+    {"access_log", T_SECTION, F_ANY(S, access_log), 0, 0, 0, NULL, F_RELOADABLE, &access_log_table},
     {"policies", T_PATH, F_STR(S, policies), 0, 1, PATH_MAX, NULL,
      F_REQUIRED | F_DIR | F_RELOADABLE, NULL},
 };
@@ -1174,6 +1209,24 @@ static int check_upstream_tls(struct ctx *c, void *base, const struct dz_yaml_no
         const char *missing = u->certificate ? "key" : "certificate";
         join_key(key, sizeof(key), path, missing);
         return fail(c, section_line(map), key, "certificate and key go together");
+    }
+    return 0;
+}
+
+static int check_access_log(struct ctx *c, void *base, const struct dz_yaml_node *map,
+                            const char *path)
+{
+    struct dz_config_access_log *a = base;
+    char key[KEY_LEN];
+
+    if (a->output == DZ_ACCESS_FILE && !a->file) {
+        join_key(key, sizeof(key), path, "file");
+        return fail(c, line_of(map, "output", 0), key, "required when output is file");
+    }
+    if (a->output != DZ_ACCESS_FILE && a->file) {
+        join_key(key, sizeof(key), path, "file");
+        return fail(c, line_of(map, "file", 0), key,
+                    "only read with output: file (it would be ignored)");
     }
     return 0;
 }

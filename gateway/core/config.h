@@ -43,6 +43,16 @@ enum dz_client_auth {
     DZ_CLIENT_AUTH_OPTIONAL = 1 /* asked, verified against client_ca when sent */
 };
 
+/* gateway.log_levels: one threshold per subsystem (the source folder),
+ * DZ_CONFIG_LOG_INHERIT to follow gateway.log_level.  The names are
+ * dz_config_log_subs[], in the order of level[]. */
+#define DZ_CONFIG_LOG_SUBS 15
+#define DZ_CONFIG_LOG_INHERIT 4
+extern const char *const dz_config_log_subs[DZ_CONFIG_LOG_SUBS];
+struct dz_config_log_levels {
+    int level[DZ_CONFIG_LOG_SUBS]; /* enum dz_log_level or DZ_CONFIG_LOG_INHERIT */
+};
+
 /* gateway: */
 struct dz_config_gateway {
     char *id;                    /* assertion "iss"; required */
@@ -55,6 +65,8 @@ struct dz_config_gateway {
     char *web_root;              /* the portal's static files (web.h); NULL = no pages */
     char *user;                  /* drop to this account after binding (privdrop.h); NULL = stay */
     char *group;                 /* with user: this group instead of the user's primary one */
+
+    struct dz_config_log_levels log_levels; /* gateway.log_levels */
 };
 
 /* listeners[i].tls: */
@@ -232,6 +244,14 @@ struct dz_config_trust {
     unsigned min_ec_bits;  /* 256..521 (P-256, P-384, P-521), default 256 */
 };
 
+/* access_log: one JSON line per answered request (ops/accesslog.h) */
+enum dz_access_output { DZ_ACCESS_OFF = 0, DZ_ACCESS_STDERR = 1, DZ_ACCESS_FILE = 2 };
+struct dz_config_access_log {
+    enum dz_access_output output; /* default off */
+    char *file;                   /* required when output is file */
+    bool log_fin;                 /* log paths that carry a FIN; default false */
+};
+
 struct dz_config {
     char *path; /* the file this generation came from */
     struct dz_config_gateway gateway;
@@ -250,6 +270,7 @@ struct dz_config {
     struct dz_config_mobile mobile;
     struct dz_config_documents documents;
     struct dz_config_trust trust;
+    struct dz_config_access_log access_log;
     char *policies; /* directory of *.yaml policy files */
 };
 

@@ -5,6 +5,7 @@
 #include "core/rctx.h"
 
 #include <malloc.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,6 +64,7 @@ int dz_rctx_respond(struct dz_rctx *c, int status, const char *content_type, con
         h[n++] = (struct dz_hdr){"www-authenticate", "Bearer realm=\"darvaza\""};
     c->status = status;
     c->answered = true;
+    c->bytes_out = len;
     return dz_req_respond(c->req, status, h, n, body, len);
 }
 
@@ -108,11 +110,44 @@ int dz_rctx_problem(struct dz_rctx *c, const char *code, const char *detail)
     return dz_rctx_problem_h(c, code, detail, NULL, 0);
 }
 
+void dz_rctx_logj_at(const char *file, const struct dz_rctx *c, enum dz_log_level level,
+                     const char *event, json_t *fields)
+{
+    if (!dz_log_enabled_at(file, level)) {
+        json_decref(fields);
+        return;
+    }
+    if (!fields)
+        fields = json_object();
+    if (fields)
+        json_object_set_new(fields, "rid", json_string(c->rid));
+    dz_logj_at(file, level, event, fields);
+}
+
+void dz_rctx_log_at(const char *file, const struct dz_rctx *c, enum dz_log_level level,
+                    const char *event, const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    int n;
+
+    if (!dz_log_enabled_at(file, level))
+        return;
+    va_start(ap, fmt);
+    n = vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    /* Over the bound the message is dropped whole, never logged cut short
+     * (as base/log.c does). */
+    dz_rctx_logj_at(
+        file, c, level, event,
+        json_pack("{s:s}", "msg", n >= 0 && (size_t)n < sizeof(msg) ? msg : "(message too long)"));
+}
+
 int dz_rctx_state_unavailable(struct dz_rctx *c, int rc)
 {
     if (rc != DZ_ERR_FULL)
-        dz_log(DZ_LOG_WARN, "state_unavailable", "rid %s: the store failed: %s", c->rid,
-               dz_err_str(rc));
+        dz_rctx_logj(c, DZ_LOG_WARN, "state_unavailable",
+                     json_pack("{s:s, s:s}", "msg", "the store failed", "error", dz_err_str(rc)));
     return dz_rctx_problem_h(c, "state_unavailable", NULL, &(struct dz_hdr){"retry-after", "5"}, 1);
 }
 

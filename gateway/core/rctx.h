@@ -12,6 +12,7 @@
 
 #include <jansson.h>
 
+#include "base/log.h"
 #include "core/gen.h"
 #include "http/httpd.h"
 #include "state/session.h"
@@ -75,6 +76,19 @@ int dz_rctx_respond(struct dz_rctx *c, int status, const char *content_type, con
 /* The common headers every answer carries (request id, no-sniff, HSTS on
  * TLS).  Fills h (at least 6 slots) and returns how many. */
 size_t dz_rctx_common_headers(struct dz_rctx *c, struct dz_hdr *h);
+
+/*
+ * Ops log lines about one request: like dz_log / dz_logj (base/log.h, the
+ * subsystem is the calling file's folder) with the request's "rid" added,
+ * the id a citizen reads as "instance" in a problem document and the
+ * access log's "rid".  fields is consumed (may be NULL).  Loop thread.
+ */
+#define dz_rctx_log(c, level, event, ...) dz_rctx_log_at(__FILE__, c, level, event, __VA_ARGS__)
+#define dz_rctx_logj(c, level, event, fields) dz_rctx_logj_at(__FILE__, c, level, event, fields)
+void dz_rctx_log_at(const char *file, const struct dz_rctx *c, enum dz_log_level level,
+                    const char *event, const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+void dz_rctx_logj_at(const char *file, const struct dz_rctx *c, enum dz_log_level level,
+                     const char *event, json_t *fields);
 
 /* Parse the body as a JSON object: 0, or answers 415/400 itself and returns
  * DZ_ERR_INVAL (the caller just returns).  The parse's memory (the values,

@@ -2,8 +2,8 @@
  * main.c - darvazad: loads the configuration, opens the process-wide
  * objects, starts the workers, then waits for signals on the main thread:
  * SIGHUP reloads (config, certificates, keys, policies; a broken reload
- * keeps the old state and says why), SIGUSR1 rotates the audit log,
- * SIGTERM/SIGINT drain and exit.
+ * keeps the old state and says why), SIGUSR1 rotates the audit log and
+ * reopens the access log, SIGTERM/SIGINT drain and exit.
  * Fatal exits happen only here, at start-up.
  */
 #include <errno.h>
@@ -31,6 +31,7 @@
 #include "http/httpd.h"
 #include "http/pool.h"
 #include "keys/signer.h"
+#include "ops/accesslog.h"
 #include "pki/ocsp.h"
 #include "state/accounts.h"
 #include "state/store.h"
@@ -155,6 +156,29 @@ static void handoff_cb(void *arg)
     free(h);
 }
 
+/* gateway.log_level and gateway.log_levels (one per subsystem). */
+static void apply_log_levels(const struct dz_config *cf)
+{
+    dz_log_set_level(cf->gateway.log_level);
+    dz_log_clear_sub_levels();
+    for (int i = 0; i < DZ_CONFIG_LOG_SUBS; i++) {
+        int l = cf->gateway.log_levels.level[i];
+        if (l != DZ_CONFIG_LOG_INHERIT)
+            dz_log_set_sub_level(dz_config_log_subs[i], l);
+    }
+}
+
+/* SIGUSR1: the access log file was renamed (logrotate); write a new one. */
+static void reopen_access_log(void)
+{
+    char err[512] = "";
+
+    if (dz_accesslog_reopen(err, sizeof(err)) != 0)
+        dz_logj(DZ_LOG_ERROR, "access_log_reopen_failed", json_pack("{s:s}", "error", err));
+    else
+        dz_log(DZ_LOG_INFO, "access_log_reopened", "on SIGUSR1");
+}
+
 static void reload(struct dz_gw *gw, const char *config_path)
 {
     struct dz_gen *g = NULL;
@@ -185,6 +209,11 @@ static void reload(struct dz_gw *gw, const char *config_path)
     dz_gen_unref(gw->gen);
     gw->gen = g;
     dz_audit_setup_reload(gw->audit, g);
+    apply_log_levels(g->config);
+    /* A new access log path (or output) takes effect now; a failure keeps
+     * the old one and says so. */
+    if (dz_accesslog_configure(&g->config->access_log, err, sizeof(err)) != 0)
+        dz_logj(DZ_LOG_ERROR, "access_log_reopen_failed", json_pack("{s:s}", "error", err));
     dz_log(DZ_LOG_INFO, "reloaded", "generation %llu in force", (unsigned long long)g->number);
 }
 
@@ -250,7 +279,7 @@ int main(int argc, char **argv)
         dz_gen_unref(gw.gen);
         return 0;
     }
-    dz_log_set_level(gw.gen->config->gateway.log_level);
+    apply_log_levels(gw.gen->config);
     /* Secrets must not end up in core files. */
     prctl(PR_SET_DUMPABLE, 0);
     setrlimit(RLIMIT_CORE, &(struct rlimit){0, 0});
@@ -301,6 +330,11 @@ int main(int argc, char **argv)
     }
     if (dz_audit_setup_open(gw.gen, &gw.audit) != 0)
         return 1;
+    rc = dz_accesslog_open(&cf->access_log, err, sizeof(err));
+    if (rc != 0) {
+        fprintf(stderr, "darvazad: %s\n", err);
+        return 1;
+    }
     rc = dz_pool_new(cf->gateway.blocking_threads, cf->gateway.blocking_queue, &gw.pool);
     if (rc != 0) {
         fprintf(stderr, "darvazad: cannot start the blocking pool\n");
@@ -390,6 +424,7 @@ int main(int argc, char **argv)
         if (sig == SIGUSR1) {
             /* The audit writer closes its segment on its own thread. */
             dz_audit_rotate(gw.audit);
+            reopen_access_log();
             continue;
         }
         break;
@@ -401,6 +436,7 @@ int main(int argc, char **argv)
     dz_httpd_free(gw.httpd);
     dz_pool_free(gw.pool);
     dz_audit_close(gw.audit);
+    dz_accesslog_close();
     dz_accounts_close(gw.accounts);
     dz_store_free(gw.store);
     dz_ocsp_cache_free(gw.ocsp_cache);

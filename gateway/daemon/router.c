@@ -17,6 +17,7 @@
 #include "core/rctx.h"
 #include "forward/forward.h"
 #include "http/httpc.h"
+#include "ops/accesslog.h"
 #include "ops/ops.h"
 #include "portal/portal.h"
 #include "sign/sign.h"
@@ -101,6 +102,7 @@ static void on_close(struct dz_req *req, void *arg)
         c->cancel(c);
     dz_metrics_request(c->gw->metrics, c->route ? c->route : "other", c->answered ? c->status : 499,
                        took);
+    dz_accesslog_request(c);
     dz_req_set_data(req, NULL);
     dz_rctx_release(c); /* the stream's own hold */
 }

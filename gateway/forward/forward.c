@@ -71,6 +71,8 @@ struct fwd {
     bool audit_pending;          /* the "sent" line is being written; f waits for it */
     bool sent;                   /* the request went to the back end */
     uint64_t bytes;              /* answer body bytes received from the back end */
+    uint64_t sent_us;            /* when the request left (dz_now_us) */
+    const char *reason;          /* why the transfer failed (dz_httpc_reason) */
     char jti[48];                /* the assertion's jti, linking the audit lines */
     struct dz_httpc_request req; /* kept from signing until the "sent" line is durable */
     struct dz_httpc_tls tls;
@@ -330,6 +332,7 @@ static void send_buffered(struct dz_rctx *c, struct fwd *f)
     n = answer_headers(c, f, h, sizeof(h) / sizeof(h[0]), true);
     c->status = f->status;
     c->answered = true;
+    c->bytes_out = filtered ? flen : f->body.len;
     if (filtered) {
         dz_req_respond(c->req, f->status, h, n, filtered, flen);
         free(filtered);
@@ -347,6 +350,7 @@ static void start_streaming(struct dz_rctx *c, struct fwd *f)
     c->answered = true;
     f->started = true;
     dz_req_start(c->req, f->status, h, n);
+    c->bytes_out = f->body.len;
     if (f->body.len)
         dz_req_write(c->req, f->body.data, f->body.len);
     dz_buf_reset(&f->body);
@@ -357,6 +361,14 @@ static void upstream_failed(struct dz_rctx *c, struct fwd *f, int result)
     const char *svc = f->svc->name;
     bool timeout = result == DZ_ERR_TIMEOUT;
 
+    /* The operator's first question after a 502/504: why.  Warning, not
+     * debug: a back end that cannot be reached is an outage. */
+    dz_rctx_logj(c, DZ_LOG_WARN, "upstream_failed",
+                 json_pack("{s:s, s:s, s:s, s:s, s:b, s:I}", "service", svc, "upstream",
+                           f->svc->upstream, "reason",
+                           f->reason ? f->reason : dz_httpc_reason_of(result), "error",
+                           dz_err_str(result), "streaming", f->started, "up_ms",
+                           (json_int_t)((dz_now_us() - f->sent_us) / 1000)));
     dz_metrics_upstream_error(c->gw->metrics, svc, timeout ? "timeout" : "unavailable");
     if (f->started) {
         /* Too late for a status: cut the stream so the client sees it. */
@@ -491,6 +503,11 @@ static void on_head(void *arg, int status, const struct dz_hdr *h, size_t n)
     struct dz_rctx *c = arg;
     struct fwd *f = c->op;
     f->status = status;
+    c->upstream_status = status;
+    c->upstream_us = dz_now_us() - f->sent_us;
+    dz_rctx_logj(c, DZ_LOG_DEBUG, "upstream_answered",
+                 json_pack("{s:s, s:i, s:I}", "service", f->svc->name, "up_status", status, "up_ms",
+                           (json_int_t)(c->upstream_us / 1000)));
     f->rh = calloc(n ? n : 1, sizeof(*f->rh));
     for (size_t i = 0; f->rh && i < n && i < MAX_FWD_HEADERS; i++) {
         f->rh[i].name = strdup(h[i].name);
@@ -529,6 +546,7 @@ static void on_data(void *arg, const void *p, size_t n)
     if (c->closed)
         return;
     if (f->started) {
+        c->bytes_out += n;
         dz_req_write(c->req, p, n);
         if (!f->paused && dz_req_pending(c->req) > PENDING_HIGH && f->xfer) {
             /* The client reads slower than the back end writes: stop
@@ -550,6 +568,8 @@ static void on_done(void *arg, int result)
     struct dz_rctx *c = arg;
     struct fwd *f = c->op;
 
+    if (result != 0)
+        f->reason = dz_httpc_reason(f->xfer); /* valid until on_done returns */
     f->xfer = NULL;
     f->upstream_done = true;
     if (f->upstream_result == 0)
@@ -588,7 +608,8 @@ static void signed_cb(struct dz_rctx *c, int rc, char *token, void *arg)
         return;
     }
     if (rc != 0) {
-        dz_log(DZ_LOG_ERROR, "assertion_sign", "signing failed: %s", dz_err_str(rc));
+        dz_rctx_logj(c, DZ_LOG_ERROR, "assertion_sign",
+                     json_pack("{s:s, s:s}", "msg", "signing failed", "error", dz_err_str(rc)));
         dz_rctx_problem(c, "service_unavailable", "could not sign the assertion");
         fwd_free(f);
         return;
@@ -659,6 +680,10 @@ static void start_transfer(struct dz_rctx *c, struct fwd *f)
     static const struct dz_httpc_callbacks cbs = {on_head, on_data, on_done};
 
     f->sent = true;
+    f->sent_us = dz_now_us();
+    dz_rctx_logj(c, DZ_LOG_DEBUG, "forward_sent",
+                 json_pack("{s:s, s:s, s:s}", "service", f->svc->name, "upstream", f->svc->upstream,
+                           "jti", f->jti));
     if (dz_httpc_start(c->gw_worker->httpc, &f->req, &cbs, c, &f->xfer) != 0) {
         f->sent = false;
         f->upstream_done = true;
@@ -841,11 +866,19 @@ void dz_forward(struct dz_rctx *c)
     if (rc != 0 || d != DZ_ALLOW) {
         if (!code)
             code = "forbidden";
-        dz_log(DZ_LOG_INFO, "forward_denied", "%s %s: %s (%s)", method, pathbuf, code,
-               rule ? rule : "default deny");
+        /* The path is not logged: it may carry the FIN looked up (the
+         * access log has the route template; the audit line the target). */
+        dz_rctx_logj(c, DZ_LOG_INFO, "forward_denied",
+                     json_pack("{s:s, s:s, s:s, s:s, s:s}", "method", method, "route",
+                               m.route->path, "service", f->svc->name, "code", code, "rule",
+                               rule ? rule : "default deny"));
         refuse(c, f, code, rule);
         return;
     }
+    dz_rctx_logj(c, DZ_LOG_DEBUG, "forward_allowed",
+                 json_pack("{s:s, s:s, s:s, s:s, s:s}", "method", method, "route", m.route->path,
+                           "service", f->svc->name, "rule", rule ? rule : "", "means",
+                           c->has_session ? c->session.method : ""));
     if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0 &&
         strcmp(method, "OPTIONS") != 0 && !dz_rctx_origin_ok(c)) {
         fwd_free(f);

@@ -2,6 +2,7 @@
 #include "base/log.h"
 
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,9 +22,35 @@ static volatile int min_level = DZ_LOG_INFO;
 /* Indexed by enum dz_log_level: keep the order of log.h. */
 static const char *level_name[] = {"debug", "info", "warn", "error"};
 
+/* Subsystem levels.  Entries are only ever added (a name is written before
+ * n_subs counts it, with release order) and cleared to -1, never removed,
+ * so a reader on another thread always sees a whole name. */
+struct sub_level {
+    char name[32];
+    _Atomic int level; /* -1: follow min_level */
+};
+static struct sub_level subs[DZ_LOG_MAX_SUBS];
+static _Atomic size_t n_subs;
+/* The lowest threshold of all: a line under it is dropped at once. */
+static _Atomic int floor_level = DZ_LOG_INFO;
+
+static void update_floor(void)
+{
+    int lo = min_level;
+    size_t n = atomic_load(&n_subs);
+
+    for (size_t i = 0; i < n; i++) {
+        int l = atomic_load(&subs[i].level);
+        if (l >= 0 && l < lo)
+            lo = l;
+    }
+    atomic_store(&floor_level, lo);
+}
+
 void dz_log_set_level(enum dz_log_level level)
 {
     min_level = (int)level;
+    update_floor();
 }
 
 int dz_log_level_parse(const char *s, enum dz_log_level *out)
@@ -35,6 +62,81 @@ int dz_log_level_parse(const char *s, enum dz_log_level *out)
         }
     }
     return DZ_ERR_INVAL;
+}
+
+void dz_log_sub_of(const char *file, char out[32])
+{
+    const char *end = file ? strrchr(file, '/') : NULL;
+    const char *start;
+    size_t len;
+
+    out[0] = '\0';
+    if (!end)
+        return;
+    start = end;
+    while (start > file && start[-1] != '/')
+        start--;
+    len = (size_t)(end - start);
+    if (len == 0 || len >= 32)
+        return;
+    memcpy(out, start, len);
+    out[len] = '\0';
+}
+
+int dz_log_set_sub_level(const char *sub, int level)
+{
+    size_t n = atomic_load(&n_subs);
+    size_t len = sub ? strlen(sub) : 0;
+
+    if (len == 0 || len >= sizeof(subs[0].name) || level > DZ_LOG_ERROR)
+        return DZ_ERR_INVAL;
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(subs[i].name, sub) == 0) {
+            atomic_store(&subs[i].level, level < 0 ? -1 : level);
+            update_floor();
+            return 0;
+        }
+    }
+    if (n >= DZ_LOG_MAX_SUBS)
+        return DZ_ERR_FULL;
+    memcpy(subs[n].name, sub, len + 1);
+    atomic_store(&subs[n].level, level < 0 ? -1 : level);
+    atomic_store(&n_subs, n + 1);
+    update_floor();
+    return 0;
+}
+
+void dz_log_clear_sub_levels(void)
+{
+    size_t n = atomic_load(&n_subs);
+
+    for (size_t i = 0; i < n; i++)
+        atomic_store(&subs[i].level, -1);
+    update_floor();
+}
+
+/* The threshold for lines from file: its subsystem's, else the global. */
+static int threshold(const char *file, char sub[32])
+{
+    size_t n = atomic_load(&n_subs);
+
+    dz_log_sub_of(file, sub);
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(subs[i].name, sub) == 0) {
+            int l = atomic_load(&subs[i].level);
+            return l >= 0 ? l : min_level;
+        }
+    }
+    return min_level;
+}
+
+bool dz_log_enabled_at(const char *file, enum dz_log_level level)
+{
+    char sub[32];
+
+    if ((int)level < atomic_load(&floor_level))
+        return false;
+    return (int)level >= threshold(file, sub);
 }
 
 static void emit(json_t *obj)
@@ -57,14 +159,15 @@ static void emit(json_t *obj)
     free(line);
 }
 
-void dz_logj(enum dz_log_level level, const char *event, json_t *fields)
+void dz_logj_at(const char *file, enum dz_log_level level, const char *event, json_t *fields)
 {
     struct timespec ts;
     struct tm tm;
     char when[80];
+    char sub[32] = "";
     json_t *obj;
 
-    if ((int)level < min_level) {
+    if ((int)level < atomic_load(&floor_level) || (int)level < threshold(file, sub)) {
         json_decref(fields);
         return;
     }
@@ -80,7 +183,9 @@ void dz_logj(enum dz_log_level level, const char *event, json_t *fields)
     json_object_set_new(obj, "ts", json_string(when));
     json_object_set_new(obj, "level", json_string(level_name[level]));
     json_object_set_new(obj, "event", json_string(event));
-    /* update() overwrites: a field named ts, level or event would replace
+    if (sub[0])
+        json_object_set_new(obj, "sub", json_string(sub));
+    /* update() overwrites: a field named ts, level, event or sub would replace
      * ours, so callers must not use those names.  fields is consumed on
      * every path: the caller handed it over (log.h). */
     if (fields && json_is_object(fields))
@@ -90,13 +195,13 @@ void dz_logj(enum dz_log_level level, const char *event, json_t *fields)
     json_decref(obj);
 }
 
-void dz_log(enum dz_log_level level, const char *event, const char *fmt, ...)
+void dz_log_at(const char *file, enum dz_log_level level, const char *event, const char *fmt, ...)
 {
     struct dz_buf msg;
     va_list ap;
     json_t *fields;
 
-    if ((int)level < min_level)
+    if (!dz_log_enabled_at(file, level))
         return;
     dz_buf_init(&msg, 4096);
     va_start(ap, fmt);
@@ -109,10 +214,10 @@ void dz_log(enum dz_log_level level, const char *event, const char *fmt, ...)
     if (fields)
         json_object_set_new(fields, "msg", json_stringn(dz_buf_cstr(&msg), msg.len));
     dz_buf_cleanup(&msg);
-    dz_logj(level, event, fields);
+    dz_logj_at(file, level, event, fields);
 }
 
-void dz_log_openssl(const char *event)
+void dz_log_openssl_at(const char *file, const char *event)
 {
     struct dz_buf msg;
     unsigned long e;
@@ -127,6 +232,6 @@ void dz_log_openssl(const char *event)
     /* The queue is drained even when the message was cut short: a stale
      * entry left behind would be blamed on the next unrelated failure. */
     ERR_clear_error();
-    dz_log(DZ_LOG_WARN, event, "%s", msg.len ? dz_buf_cstr(&msg) : "openssl error");
+    dz_log_at(file, DZ_LOG_WARN, event, "%s", msg.len ? dz_buf_cstr(&msg) : "openssl error");
     dz_buf_cleanup(&msg);
 }

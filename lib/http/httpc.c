@@ -46,6 +46,7 @@
 #include "http/httpc.h"
 #include "http/httpfield.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -107,6 +108,7 @@ struct dz_httpc_xfer {
     size_t received;
     int err; /* our own reason to stop (TOOBIG, NOMEM): beats cres */
     CURLcode cres;
+    const char *reason; /* why it failed, for dz_httpc_reason; static text */
     int status;
     bool head_done;
     bool paused;         /* the application wants no data */
@@ -404,17 +406,83 @@ static int map_curl(CURLcode rc)
     }
 }
 
-static void log_failure(CURL *e, CURLcode rc, int result)
+/* A short, stable word for why a transfer failed, for the logs of the
+ * callers (an operator greps for "connect_refused", not for libcurl's
+ * wording).  The socket's errno separates a refused connection from an
+ * unreachable one and a reset from other I/O errors. */
+static const char *curl_reason(CURL *e, CURLcode rc, int result)
+{
+    long oserr = 0;
+
+    curl_easy_getinfo(e, CURLINFO_OS_ERRNO, &oserr);
+    switch (rc) {
+    case CURLE_OK:
+        return dz_httpc_reason_of(result);
+    case CURLE_OPERATION_TIMEDOUT:
+        return "timeout";
+    case CURLE_COULDNT_RESOLVE_HOST:
+        return "resolve";
+    case CURLE_COULDNT_CONNECT:
+        return oserr == ECONNREFUSED ? "connect_refused" : "connect_failed";
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_CERTPROBLEM:
+    case CURLE_SSL_CIPHER:
+    case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_SSL_ISSUER_ERROR:
+        return "tls";
+    case CURLE_RECV_ERROR:
+    case CURLE_SEND_ERROR:
+        return oserr == ECONNRESET || oserr == EPIPE ? "reset" : "io";
+    case CURLE_GOT_NOTHING:
+        return "empty_reply";
+    case CURLE_HTTP2:
+    case CURLE_HTTP2_STREAM:
+    case CURLE_WEIRD_SERVER_REPLY:
+        return "protocol";
+    case CURLE_FILESIZE_EXCEEDED:
+        return "too_large";
+    default:
+        return dz_httpc_reason_of(result);
+    }
+}
+
+const char *dz_httpc_reason_of(int result)
+{
+    switch (result) {
+    case 0:
+        return "ok";
+    case DZ_ERR_TIMEOUT:
+        return "timeout";
+    case DZ_ERR_TOOBIG:
+        return "too_large";
+    case DZ_ERR_NOMEM:
+        return "out_of_memory";
+    default:
+        return "unavailable";
+    }
+}
+
+const char *dz_httpc_reason(const struct dz_httpc_xfer *x)
+{
+    return x && x->reason ? x->reason : "unavailable";
+}
+
+static const char *log_failure(CURL *e, CURLcode rc, int result)
 {
     char *ip = NULL;
     long port = 0;
+    const char *reason = curl_reason(e, rc, result);
 
     if (rc == CURLE_OK)
-        return;
+        return reason;
     curl_easy_getinfo(e, CURLINFO_PRIMARY_IP, &ip);
     curl_easy_getinfo(e, CURLINFO_PRIMARY_PORT, &port);
-    dz_log(DZ_LOG_DEBUG, "httpc_failed", "%s: %s (peer %s:%ld)", dz_err_str(result),
-           curl_easy_strerror(rc), ip && *ip ? ip : "-", port);
+    dz_logj(DZ_LOG_DEBUG, "httpc_failed",
+            json_pack("{s:s, s:s, s:s, s:s, s:i}", "result", dz_err_str(result), "reason", reason,
+                      "curl", curl_easy_strerror(rc), "peer", ip && *ip ? ip : "-", "port",
+                      (int)port));
+    return reason;
 }
 
 /* ---- transfers */
@@ -838,7 +906,7 @@ static void deliver_done(struct dz_httpc_xfer *x)
 
     x->state = X_DELIVERING;
     if (result)
-        log_failure(x->easy, x->cres, result);
+        x->reason = log_failure(x->easy, x->cres, result);
     if (result == 0 && !x->head_done)
         deliver_head(x); /* a response without a body */
     deliver_end(x, result, x->hdrs);
@@ -1024,6 +1092,8 @@ static void native_on_done(void *arg, int result)
 
     x->state = X_DELIVERING;
     x->h1 = NULL; /* h1client frees its part when this returns */
+    if (result)
+        x->reason = dz_httpc_reason_of(result);
     deliver_end(x, result, x->native_hdrs);
     q_remove(&x->c->native, x);
     xfer_free(x);

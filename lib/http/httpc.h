@@ -118,6 +118,18 @@ void dz_httpc_free(struct dz_httpc *c);
 int dz_httpc_start(struct dz_httpc *c, const struct dz_httpc_request *r,
                    const struct dz_httpc_callbacks *cb, void *arg, struct dz_httpc_xfer **out);
 
+/*
+ * Why a transfer failed, as a short stable word for logs: "connect_refused",
+ * "connect_failed", "resolve", "tls", "timeout", "reset", "io",
+ * "empty_reply", "protocol", "too_large", "out_of_memory", "unavailable"
+ * (plain HTTP/1.1 transfers say only timeout / too_large / unavailable).
+ * Valid only inside on_done with a non-zero result (x is freed when on_done
+ * returns); never NULL.  dz_httpc_reason_of maps a result code alone.
+ * Loop thread.
+ */
+const char *dz_httpc_reason(const struct dz_httpc_xfer *x);
+const char *dz_httpc_reason_of(int result);
+
 /* Stop a transfer: no callback for it runs after this returns, its memory
  * is released (at once or, inside a libcurl callback, as soon as libcurl
  * returns).  NULL is a no-op.  Must not be called after on_done returned.

@@ -1,0 +1,497 @@
+/*
+ * accesslog.c - the access log (accesslog.h): lines built on the loop
+ * thread, written by one writer thread.
+ *
+ * Why a thread and not a write(2) per line on the loop: a write to a
+ * regular file is usually a copy into the page cache, but it can sleep
+ * (dirty-page throttling, a slow or full disk, a stalled network file
+ * system) and one sleeping loop stalls every connection it serves.  The
+ * queue is bounded; lines that do not fit are dropped and counted, never
+ * waited for.  The writer is the only one that closes a file descriptor
+ * of the log, so a reopen (SIGUSR1, reload) hands it the new one and it
+ * switches between two lines.
+ *
+ * Never logs the query string, a header value, a token or a cookie; a path
+ * only as accesslog.h says.
+ */
+#include "ops/accesslog.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "base/b64.h"
+#include "base/err.h"
+#include "base/fin.h"
+#include "base/log.h"
+
+#include "base/compat.h"
+
+#define QUEUE_MAX 16384     /* lines waiting for the writer (a few MiB at most) */
+#define BATCH_MAX 256       /* lines the writer takes per round */
+#define PATH_LOG_MAX 2048   /* bytes of a path logged; longer ones are cut and said so */
+#define NO_FD (-2)          /* no new descriptor waiting */
+#define WARN_EVERY_MS 10000 /* drops and write errors: one ops line per 10 s */
+
+/* ---- the line ------------------------------------------------------------ */
+
+static void set_str(json_t *o, const char *key, const char *v)
+{
+    json_t *s;
+
+    if (!v)
+        return;
+    /* json_string refuses bytes that are not UTF-8: such a value is left
+     * out rather than breaking the line. */
+    s = json_string(v);
+    if (s)
+        json_object_set_new(o, key, s);
+}
+
+static bool has_fin_segment(const char *path, size_t len)
+{
+    size_t i = 0;
+
+    while (i < len) {
+        size_t start;
+        char fin[DZ_FIN_LEN + 1];
+
+        while (i < len && path[i] == '/')
+            i++;
+        start = i;
+        while (i < len && path[i] != '/')
+            i++;
+        if (dz_fin_normalize(path + start, i - start, fin) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* The path as printable ASCII: other bytes percent-encoded, so a log
+ * reader never meets a control character or a broken UTF-8 sequence. */
+static json_t *path_value(const char *path, size_t len, bool *cut)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    char out[PATH_LOG_MAX * 3 + 1];
+    size_t n = 0;
+
+    *cut = len > PATH_LOG_MAX;
+    if (*cut)
+        len = PATH_LOG_MAX;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char ch = (unsigned char)path[i];
+        if (ch > 0x20 && ch < 0x7f) {
+            out[n++] = (char)ch;
+        } else {
+            out[n++] = '%';
+            out[n++] = hex[ch >> 4];
+            out[n++] = hex[ch & 15];
+        }
+    }
+    return json_stringn(out, n);
+}
+
+static void format_time(int64_t ms, char out[64])
+{
+    time_t secs = (time_t)(ms / 1000);
+    struct tm tm;
+
+    gmtime_r(&secs, &tm);
+    snprintf(out, 64, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
+             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ms % 1000));
+}
+
+int dz_accesslog_format(const struct dz_access_entry *e, bool log_fin, char **out, size_t *out_len)
+{
+    char when[64];
+    json_t *o = json_object();
+    char *text = NULL;
+    size_t plen = e->path ? strcspn(e->path, "?") : 0;
+    int rc = DZ_ERR_NOMEM;
+
+    *out = NULL;
+    *out_len = 0;
+    if (!o)
+        return DZ_ERR_NOMEM;
+    format_time(e->time_ms, when);
+    set_str(o, "time", when);
+    set_str(o, "rid", e->rid);
+    set_str(o, "gw", e->gw);
+    set_str(o, "host", e->host);
+    set_str(o, "client", e->client);
+    set_str(o, "method", e->method);
+    set_str(o, "route", e->route);
+    set_str(o, "service", e->service);
+    if (e->path && (log_fin || e->path_kind == DZ_ACCESS_PATH_SAFE ||
+                    (e->path_kind == DZ_ACCESS_PATH_UNKNOWN && !has_fin_segment(e->path, plen)))) {
+        bool cut;
+        json_t *p = path_value(e->path, plen, &cut);
+        if (p)
+            json_object_set_new(o, "path", p);
+        if (cut)
+            json_object_set_new(o, "path_cut", json_true());
+    }
+    json_object_set_new(o, "status", json_integer(e->status));
+    json_object_set_new(o, "bytes", json_integer((json_int_t)e->bytes));
+    json_object_set_new(o, "dur_ms", json_real((double)e->dur_us / 1000.0));
+    if (e->upstream_status) {
+        json_object_set_new(o, "up_status", json_integer(e->upstream_status));
+        json_object_set_new(o, "up_ms", json_real((double)e->upstream_us / 1000.0));
+    }
+    set_str(o, "sid", e->sid);
+    set_str(o, "means", e->means);
+    set_str(o, "acr", e->acr);
+    text = json_dumps(o, JSON_COMPACT | JSON_ENSURE_ASCII | JSON_REAL_PRECISION(6));
+    if (text) {
+        size_t n = strlen(text);
+        /* json_dumps leaves its NUL at text[n]: it becomes the newline and
+         * the string stays terminated by a byte we add. */
+        char *line = realloc(text, n + 2);
+        if (line) {
+            line[n] = '\n';
+            line[n + 1] = '\0';
+            *out = line;
+            *out_len = n + 1;
+            rc = 0;
+        } else {
+            free(text);
+        }
+    }
+    json_decref(o);
+    return rc;
+}
+
+const char *dz_accesslog_route(const char *label, char *buf, size_t buf_len)
+{
+    const char *sp;
+    const char *slash;
+
+    buf[0] = '\0';
+    if (!label)
+        return buf;
+    /* A policy rule reads "FILE:LINE METHOD TEMPLATE": the template is
+     * what survives an edit of the file. */
+    sp = strchr(label, ' ');
+    slash = sp ? strchr(sp, '/') : NULL;
+    snprintf(buf, buf_len, "%s", slash ? slash : label);
+    return buf;
+}
+
+/* ---- the writer ---------------------------------------------------------- */
+
+struct qline {
+    char *p;
+    size_t len;
+};
+
+static struct {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    struct qline q[QUEUE_MAX];
+    size_t head;
+    size_t count;
+    bool started;
+    bool stop;
+    int fd;     /* the writer's; -1 none */
+    int new_fd; /* handed over, NO_FD none */
+    uint64_t dropped;
+    pthread_t thread;
+} W = {PTHREAD_MUTEX_INITIALIZER,
+       PTHREAD_COND_INITIALIZER,
+       {{0}},
+       0,
+       0,
+       false,
+       false,
+       -1,
+       NO_FD,
+       0,
+       0};
+
+/* Read by every loop thread per request: 0 off, else lines are queued.
+ * log_fin is read from the request's own generation. */
+static _Atomic int enabled;
+/* The output in force and its path (main thread only). */
+static enum dz_access_output cur_output = DZ_ACCESS_OFF;
+static char cur_path[PATH_MAX];
+/* The machine's name, set once before the workers start. */
+static char host_name[256];
+
+static void close_fd(int fd)
+{
+    if (fd > STDERR_FILENO)
+        close(fd);
+}
+
+static int write_all(int fd, const char *p, size_t len)
+{
+    while (len) {
+        ssize_t w = write(fd, p, len);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        p += w;
+        len -= (size_t)w;
+    }
+    return 0;
+}
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void *writer_main(void *arg)
+{
+    struct qline batch[BATCH_MAX];
+    int64_t last_warn = 0;
+    uint64_t failed = 0;
+
+    pthread_mutex_lock(&W.mu);
+    for (;;) {
+        size_t n = 0;
+        uint64_t dropped;
+        int fd;
+
+        while (!W.count && !W.stop && W.new_fd == NO_FD)
+            pthread_cond_wait(&W.cv, &W.mu);
+        if (W.new_fd != NO_FD) {
+            close_fd(W.fd);
+            W.fd = W.new_fd;
+            W.new_fd = NO_FD;
+        }
+        while (W.count && n < BATCH_MAX) {
+            batch[n++] = W.q[W.head];
+            W.head = (W.head + 1) % QUEUE_MAX;
+            W.count--;
+        }
+        if (!n && W.stop)
+            break;
+        dropped = W.dropped;
+        fd = W.fd;
+        pthread_mutex_unlock(&W.mu);
+        for (size_t i = 0; i < n; i++) {
+            if (fd >= 0 && write_all(fd, batch[i].p, batch[i].len) != 0)
+                failed++;
+            free(batch[i].p);
+        }
+        if ((dropped || failed) && mono_ms() - last_warn >= WARN_EVERY_MS) {
+            last_warn = mono_ms();
+            dz_logj(DZ_LOG_WARN, "access_log_lost",
+                    json_pack("{s:I, s:I, s:s}", "dropped", (json_int_t)dropped, "write_failed",
+                              (json_int_t)failed, "msg",
+                              "access log lines lost (queue full or write failed)"));
+        }
+        pthread_mutex_lock(&W.mu);
+    }
+    close_fd(W.fd);
+    W.fd = -1;
+    pthread_mutex_unlock(&W.mu);
+    return NULL;
+}
+
+static int open_file(const char *path, int *out, char *err, size_t err_len)
+{
+    int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY, 0640);
+
+    *out = -1;
+    if (fd < 0) {
+        snprintf(err, err_len, "access_log.file: %s: %s", path, strerror(errno));
+        return DZ_ERR_IO;
+    }
+    *out = fd;
+    return 0;
+}
+
+/* Give the writer fd (it closes the one it had). */
+static void hand_over(int fd)
+{
+    pthread_mutex_lock(&W.mu);
+    if (W.new_fd != NO_FD)
+        close_fd(W.new_fd); /* never taken: the newer one wins */
+    W.new_fd = fd;
+    pthread_cond_signal(&W.cv);
+    pthread_mutex_unlock(&W.mu);
+}
+
+int dz_accesslog_configure(const struct dz_config_access_log *cf, char *err, size_t err_len)
+{
+    int fd = -1;
+    int rc;
+
+    if (cf->output == cur_output &&
+        (cf->output != DZ_ACCESS_FILE || strcmp(cf->file, cur_path) == 0))
+        return 0;
+    switch (cf->output) {
+    case DZ_ACCESS_FILE:
+        rc = open_file(cf->file, &fd, err, err_len);
+        if (rc != 0)
+            return rc;
+        snprintf(cur_path, sizeof(cur_path), "%s", cf->file);
+        hand_over(fd);
+        break;
+    case DZ_ACCESS_STDERR:
+        cur_path[0] = '\0';
+        hand_over(STDERR_FILENO);
+        break;
+    default:
+        cur_path[0] = '\0';
+        hand_over(-1);
+        break;
+    }
+    cur_output = cf->output;
+    atomic_store(&enabled, cf->output != DZ_ACCESS_OFF);
+    return 0;
+}
+
+int dz_accesslog_open(const struct dz_config_access_log *cf, char *err, size_t err_len)
+{
+    int rc;
+
+    if (gethostname(host_name, sizeof(host_name) - 1) != 0)
+        host_name[0] = '\0';
+    rc = dz_accesslog_configure(cf, err, err_len);
+    if (rc != 0)
+        return rc;
+    if (pthread_create(&W.thread, NULL, writer_main, NULL) != 0) {
+        snprintf(err, err_len, "access_log: cannot start the writer thread");
+        atomic_store(&enabled, 0);
+        return DZ_ERR_NOMEM;
+    }
+    W.started = true;
+    return 0;
+}
+
+int dz_accesslog_reopen(char *err, size_t err_len)
+{
+    int fd = -1;
+    int rc;
+
+    if (cur_output != DZ_ACCESS_FILE)
+        return 0;
+    rc = open_file(cur_path, &fd, err, err_len);
+    if (rc != 0)
+        return rc;
+    hand_over(fd);
+    return 0;
+}
+
+void dz_accesslog_close(void)
+{
+    atomic_store(&enabled, 0);
+    if (!W.started)
+        return;
+    pthread_mutex_lock(&W.mu);
+    W.stop = true;
+    pthread_cond_signal(&W.cv);
+    pthread_mutex_unlock(&W.mu);
+    pthread_join(W.thread, NULL);
+    W.started = false;
+    if (W.new_fd != NO_FD)
+        close_fd(W.new_fd);
+    W.new_fd = NO_FD;
+}
+
+static void enqueue(char *line, size_t len)
+{
+    pthread_mutex_lock(&W.mu);
+    if (W.count == QUEUE_MAX || W.stop) {
+        W.dropped++;
+        pthread_mutex_unlock(&W.mu);
+        free(line);
+        return;
+    }
+    W.q[(W.head + W.count) % QUEUE_MAX] = (struct qline){line, len};
+    W.count++;
+    pthread_cond_signal(&W.cv);
+    pthread_mutex_unlock(&W.mu);
+}
+
+/* ---- from a request ------------------------------------------------------ */
+
+/* Built-in endpoints whose path carries a login or signature id (a
+ * capability of the person who started it). */
+static bool builtin_with_id(const char *route)
+{
+    return strcmp(route, "auth_mobile_poll") == 0 || strcmp(route, "sign_mobile_poll") == 0 ||
+           strcmp(route, "auth_qr_session") == 0;
+}
+
+/* Built-in names of requests that matched no route. */
+static bool unmatched(const char *route)
+{
+    return strcmp(route, "other") == 0 || strcmp(route, "not_found") == 0 ||
+           strcmp(route, "invalid_fin") == 0 || strcmp(route, "method_not_allowed") == 0;
+}
+
+static enum dz_access_path path_kind(const char *tpl, const char *label)
+{
+    if (tpl) {
+        if (strstr(tpl, "{fin}") || strstr(tpl, "{FIN}"))
+            return DZ_ACCESS_PATH_FIN;
+        /* A wildcard segment matches whatever the client sends. */
+        return strchr(tpl, '*') ? DZ_ACCESS_PATH_UNKNOWN : DZ_ACCESS_PATH_SAFE;
+    }
+    if (!label || unmatched(label))
+        return DZ_ACCESS_PATH_UNKNOWN;
+    return builtin_with_id(label) ? DZ_ACCESS_PATH_FIN : DZ_ACCESS_PATH_SAFE;
+}
+
+void dz_accesslog_request(const struct dz_rctx *c)
+{
+    struct dz_access_entry e;
+    char route[512];
+    char sid[16];
+    const char *tpl = c->route_tpl;
+    char *line = NULL;
+    size_t len = 0;
+
+    if (!atomic_load(&enabled))
+        return;
+    memset(&e, 0, sizeof(e));
+    /* A policy route's label is "FILE:LINE METHOD TEMPLATE": without a
+     * template set by the forwarder, the template is taken from it. */
+    if (!tpl && c->route && strchr(c->route, ' '))
+        tpl = dz_accesslog_route(c->route, route, sizeof(route));
+    e.time_ms = dz_unix_ms();
+    e.rid = c->rid;
+    e.gw = c->gen->config->gateway.id;
+    e.host = host_name[0] ? host_name : NULL;
+    e.client = dz_req_peer_ip(c->req);
+    e.method = dz_req_method(c->req);
+    e.route = tpl ? tpl : (c->route ? c->route : "other");
+    e.service = c->service;
+    e.path = dz_req_path(c->req);
+    e.path_kind = path_kind(tpl, c->route);
+    e.status = c->answered ? c->status : 499;
+    e.bytes = c->bytes_out;
+    e.dur_us = dz_now_us() - c->start_us;
+    e.upstream_status = c->upstream_status;
+    e.upstream_us = c->upstream_us;
+    if (c->has_session) {
+        /* 9 bytes of the session id (itself SHA-256 of the token) in
+         * base64url: the first 12 characters of the audit log's "sid". */
+        unsigned char part[9];
+        memcpy(part, c->session.sid, sizeof(part));
+        dz_b64_encode_to(part, sizeof(part), true, sid);
+        e.sid = sid;
+        e.means = c->session.method[0] ? c->session.method : NULL;
+        e.acr = c->session.acr[0] ? c->session.acr : NULL;
+    }
+    if (dz_accesslog_format(&e, c->gen->config->access_log.log_fin, &line, &len) != 0)
+        return;
+    enqueue(line, len);
+}
