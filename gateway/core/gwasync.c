@@ -85,7 +85,9 @@ static void audit_done(void *p, int result)
     /* Logged here, once, for every caller; then() still gets the error and
      * must refuse: an action whose audit line is not durable did not happen. */
     if (result != 0)
-        dz_log(DZ_LOG_ERROR, "audit_failed", "audit line not written: %s", dz_err_str(result));
+        dz_rctx_logj(
+            c, DZ_LOG_ERROR, "audit_failed",
+            json_pack("{s:s, s:s}", "msg", "audit line not written", "error", dz_err_str(result)));
     op->then(c, result, op->arg);
     free(op);
     dz_rctx_release(c);

@@ -92,7 +92,10 @@ bool dz_mssp_call_done(struct dz_rctx *c, struct dz_mssp_call *call, int result,
         return true;
     dz_metrics_upstream_error(c->gw->metrics, "mssp",
                               result == DZ_ERR_TIMEOUT ? "timeout" : "unavailable");
-    dz_log(DZ_LOG_WARN, "mssp", "MSSP answered %d (%s)", status, dz_err_str(result));
+    dz_rctx_logj(c, DZ_LOG_WARN, "mssp",
+                 json_pack("{s:s, s:i, s:s, s:s}", "msg", "the MSSP call failed", "up_status",
+                           status, "reason", result ? dz_httpc_reason_of(result) : "bad_status",
+                           "error", dz_err_str(result)));
     if (!c->closed)
         dz_rctx_problem(c, result == DZ_ERR_TIMEOUT ? "upstream_timeout" : "upstream_unavailable",
                         "the mobile signature service is not available");

@@ -455,8 +455,9 @@ static void cert_checked(struct dz_rctx *c, int rc, const struct dz_x509_result 
 
     if (rc != 0 || !res->valid) {
         const char *code = rc != 0 ? "certificate_invalid" : dz_certcheck_code(res);
-        dz_log(DZ_LOG_INFO, "sign_mobile_refused", "%s: %s", rc ? "error" : res->reason,
-               rc ? "" : res->detail);
+        dz_rctx_logj(c, DZ_LOG_INFO, "sign_mobile_refused",
+                     json_pack("{s:s, s:s}", "reason", rc ? "error" : res->reason, "detail",
+                               rc ? "" : res->detail));
         sign_end(c, f,
                  strcmp(code, "certificate_revoked") == 0      ? "certificate_revoked"
                  : strcmp(code, "revocation_unavailable") == 0 ? "revocation_unavailable"

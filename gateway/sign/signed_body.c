@@ -188,7 +188,8 @@ static void refuse(struct dz_rctx *c, struct sb_op *op, const char *code, const 
     struct refusal *r = calloc(1, sizeof(*r));
     json_t *rec;
 
-    dz_log(DZ_LOG_INFO, "signed_body_refused", "%s: %s", code, detail ? detail : "");
+    dz_rctx_logj(c, DZ_LOG_INFO, "signed_body_refused",
+                 json_pack("{s:s, s:s}", "code", code, "detail", detail ? detail : ""));
     if (!r) {
         dz_rctx_problem(c, "service_unavailable", NULL);
         return;
@@ -232,7 +233,9 @@ static void onward_signed(struct dz_rctx *c, int rc, char *token, void *arg)
     }
     if (rc != 0) {
         free(token);
-        dz_log(DZ_LOG_ERROR, "assertion_sign", "onward assertion: %s", dz_err_str(rc));
+        dz_rctx_logj(
+            c, DZ_LOG_ERROR, "assertion_sign",
+            json_pack("{s:s, s:s}", "msg", "onward assertion not signed", "error", dz_err_str(rc)));
         dz_rctx_problem(c, "service_unavailable", "could not sign the onward assertion");
         op->cb(c, NULL, op->arg);
         op_free(op);
