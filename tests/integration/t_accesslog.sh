@@ -6,7 +6,7 @@
 # reason, per-subsystem debug lines without secrets, SIGUSR1 reopen, and a
 # bad access_log value refused with file:line.
 . "$(dirname "$0")/lib.sh"
-plan 29
+plan 30
 
 stack_start
 CFG="$STATE_DIR/darvaza.yaml"
@@ -30,7 +30,7 @@ reload_and_wait() {
 }
 
 # ---- debug for auth and forward only, through gateway.log_levels ------------------------------
-sed -i 's/^  log_levels: {}.*/  log_levels: { auth: debug, forward: debug }/' "$CFG"
+sed -i 's/ auth: default,/ auth: debug,/; s/ forward: default,/ forward: debug,/' "$CFG"
 ok "log_levels reloaded (auth and forward at debug)" reload_and_wait
 
 A=$(pick_person registered 0)
@@ -116,6 +116,10 @@ sed 's/^  output: file.*/  output: sideways/' "$CFG" >"$WORK/bad.yaml"
 LINE=$(grep -n '^  output: sideways' "$WORK/bad.yaml" | cut -d: -f1)
 OUT=$("$BUILD_DIR/darvazad" -c "$WORK/bad.yaml" --check 2>&1)
 like "$OUT" "bad\.yaml:$LINE: access_log\.output" "access_log.output: sideways is refused with file:line ($OUT)"
+sed 's/ forward: debug,/ forward: loud,/' "$CFG" >"$WORK/bad2.yaml"
+LINE=$(grep -n ' forward: loud,' "$WORK/bad2.yaml" | cut -d: -f1)
+OUT=$("$BUILD_DIR/darvazad" -c "$WORK/bad2.yaml" --check 2>&1)
+like "$OUT" "bad2\.yaml:$LINE: gateway\.log_levels\.forward" "a bad subsystem level is refused with file:line ($OUT)"
 is "$(listener_pid 8443)" "$GW_PID" "the gateway ran throughout (no restart)"
 
 finish
