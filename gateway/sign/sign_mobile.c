@@ -329,6 +329,7 @@ struct finish_op {
     int rc; /* 0, or the failed result below */
     const char *result;
     json_t *answer; /* the complete answer, until audited */
+    char rid[32];   /* the request's id, for the pool's log lines */
 };
 
 static void finish_free(struct finish_op *f)
@@ -403,7 +404,9 @@ static void finish_work(void *arg)
     if (dz_tsp_stamp(f->tsa_url, https ? &tls : NULL, https ? DZ_HTTPC_H2 : DZ_HTTPC_H2C,
                      f->tsa_timeout_ms, f->opts.tsa_trust, digest, &tok, &tok_len, &info, detail,
                      sizeof(detail)) != 0) {
-        dz_log(DZ_LOG_WARN, "tsa", "time-stamp for a mobile signature: %s", detail);
+        dz_logj(DZ_LOG_WARN, "tsa",
+                json_pack("{s:s, s:s, s:s}", "msg", "no time-stamp for a mobile signature",
+                          "detail", detail, "rid", f->rid));
         return;
     }
     f->rc = dz_cades_add_timestamp(f->cms_b, f->cms_b_len, tok, tok_len, &f->cms_t, &f->cms_t_len);
@@ -416,8 +419,10 @@ static void finish_work(void *arg)
     if (dz_cades_verify_sha256(f->rec.doc_sha256, f->cms_t, f->cms_t_len, &f->opts, &f->rep) != 0)
         return;
     if (strcmp(f->rep.indication, "TOTAL_PASSED") != 0) {
-        dz_log(DZ_LOG_WARN, "sign_mobile", "the assembled signature did not verify: %s",
-               f->rep.sub_indication ? f->rep.sub_indication : "");
+        dz_logj(DZ_LOG_WARN, "sign_mobile",
+                json_pack("{s:s, s:s, s:s}", "msg", "the assembled signature did not verify",
+                          "sub_indication", f->rep.sub_indication ? f->rep.sub_indication : "",
+                          "rid", f->rid));
         f->result = strcmp(f->rep.sub_indication ? f->rep.sub_indication : "", "REVOKED") == 0
                         ? "certificate_revoked"
                         : "signature_invalid";
@@ -478,6 +483,7 @@ static void cert_checked(struct dz_rctx *c, int rc, const struct dz_x509_result 
     f->tsa_url = dc->tsa_url;
     f->tsa_ca = dc->tsa_ca;
     f->tsa_timeout_ms = (uint32_t)dc->tsa_timeout_ms;
+    snprintf(f->rid, sizeof(f->rid), "%s", c->rid);
     if (dz_gw_blocking(c, finish_work, finish_done, f) != 0)
         finish_free(f); /* answered 503 */
 }
