@@ -259,6 +259,8 @@ static void *writer_main(void *arg)
     struct qline batch[BATCH_MAX];
     int64_t last_warn = 0;
     uint64_t failed = 0;
+    uint64_t told_dropped = 0;
+    uint64_t told_failed = 0;
 
     pthread_mutex_lock(&W.mu);
     for (;;) {
@@ -288,12 +290,16 @@ static void *writer_main(void *arg)
                 failed++;
             free(batch[i].p);
         }
-        if ((dropped || failed) && mono_ms() - last_warn >= WARN_EVERY_MS) {
+        /* Only news: the counts since the last warning. */
+        if ((dropped > told_dropped || failed > told_failed) &&
+            mono_ms() - last_warn >= WARN_EVERY_MS) {
             last_warn = mono_ms();
             dz_logj(DZ_LOG_WARN, "access_log_lost",
-                    json_pack("{s:I, s:I, s:s}", "dropped", (json_int_t)dropped, "write_failed",
-                              (json_int_t)failed, "msg",
+                    json_pack("{s:I, s:I, s:s}", "dropped", (json_int_t)(dropped - told_dropped),
+                              "write_failed", (json_int_t)(failed - told_failed), "msg",
                               "access log lines lost (queue full or write failed)"));
+            told_dropped = dropped;
+            told_failed = failed;
         }
         pthread_mutex_lock(&W.mu);
     }
