@@ -10,7 +10,7 @@ plan 30
 
 stack_start
 CFG="$STATE_DIR/darvaza.yaml"
-ACC="$STATE_DIR/access.log"
+ACC="$STATE_DIR/logs/access.log"
 LOG=$(gw_log)
 GW_PID=$(listener_pid 8443)
 
