@@ -25,25 +25,19 @@
 
 #include "base/buf.h"
 #include "base/err.h"
+#include "base/histo.h"
 
 #include "base/compat.h"
 
 /* Twice the cap: the load factor stays at most 1/2, so linear probes stay
  * short, and a forced "other" key still finds a free slot at the cap. */
 #define ROUTE_SLOTS (2 * DZ_METRICS_ROUTES_MAX)
-#define STATUS_SLOTS 32
 #define PAIR_SLOTS (2 * DZ_METRICS_PAIRS_MAX)
-#define NBUCKETS 14 /* 13 bounds and +Inf */
+#define SERVICE_SLOTS (2 * DZ_METRICS_SERVICES_MAX)
+#define NCLASSES 6 /* "other" (no status sent), 1xx .. 5xx */
+#define KEY_MAX (3 * DZ_METRICS_LABEL_MAX + 3)
 
-/* Prometheus' default buckets (5 ms .. 10 s) with 1 ms and 2.5 ms added
- * below, so answers faster than the default's first bound (static files,
- * refusals) are still told apart. */
-static const uint64_t bucket_us[NBUCKETS - 1] = {1000,    2500,    5000,    10000,  25000,
-                                                 50000,   100000,  250000,  500000, 1000000,
-                                                 2500000, 5000000, 10000000};
-static const char *const bucket_le[NBUCKETS] = {"0.001", "0.0025", "0.005", "0.01", "0.025",
-                                                "0.05",  "0.1",    "0.25",  "0.5",  "1",
-                                                "2.5",   "5",      "10",    "+Inf"};
+static const char *const class_name[NCLASSES] = {"other", "1xx", "2xx", "3xx", "4xx", "5xx"};
 
 typedef atomic_uint_fast64_t counter;
 
@@ -55,13 +49,11 @@ struct table {
     _Atomic(char *) *keys;
 };
 
+/* One (service, route, method) series: answers by status class and their
+ * durations. */
 struct route {
-    atomic_uint st_key[STATUS_SLOTS]; /* status + 1; 0 = empty slot */
-    counter st_n[STATUS_SLOTS];
-    atomic_uint st_count;
-    counter st_other;
-    counter bucket[NBUCKETS]; /* not cumulative; summed at render */
-    counter sum_us;
+    counter cls[NCLASSES];
+    struct dz_histo h;
 };
 
 /* A counter with two labels; keys are "first\x01second". */
@@ -72,21 +64,32 @@ struct pairs {
 };
 
 struct gauge {
+    const char *type; /* "gauge" or "counter" */
     char name[64];
     char help[128];
     uint64_t (*fn)(void *arg);
     void *arg;
 };
 
+struct collector {
+    int (*fn)(void *arg, struct dz_buf *out);
+    void *arg;
+};
+
 struct dz_metrics {
-    struct table routes;
+    struct table routes; /* keys "service\x01route\x01method" */
     struct route *route; /* one per routes slot */
     struct route other;
+    struct table services;       /* upstream durations, keys service names */
+    struct dz_histo *upstream_h; /* one per services slot */
+    struct dz_histo upstream_other;
     struct pairs logins;
     struct pairs upstream;
     pthread_mutex_t gauge_mu; /* serialises registration only */
     struct gauge gauges[DZ_METRICS_GAUGES_MAX];
     atomic_size_t ngauges; /* entries below are complete (release/acquire) */
+    struct collector collectors[DZ_METRICS_COLLECTORS_MAX];
+    atomic_size_t ncollectors; /* as ngauges */
 };
 
 /* ------------------------------------------------------------- tables --- */
@@ -211,6 +214,11 @@ int dz_metrics_new(struct dz_metrics **out)
     m->route = calloc(ROUTE_SLOTS, sizeof(*m->route));
     if (!m->route)
         goto out;
+    if (table_init(&m->services, SERVICE_SLOTS, DZ_METRICS_SERVICES_MAX) != 0)
+        goto out;
+    m->upstream_h = calloc(SERVICE_SLOTS, sizeof(*m->upstream_h));
+    if (!m->upstream_h)
+        goto out;
     if (pairs_init(&m->logins) != 0 || pairs_init(&m->upstream) != 0)
         goto out;
     *out = m;
@@ -227,6 +235,8 @@ void dz_metrics_free(struct dz_metrics *m)
         return;
     table_cleanup(&m->routes);
     free(m->route);
+    table_cleanup(&m->services);
+    free(m->upstream_h);
     pairs_cleanup(&m->logins);
     pairs_cleanup(&m->upstream);
     pthread_mutex_destroy(&m->gauge_mu);
@@ -240,55 +250,52 @@ static void add(counter *c, uint64_t n)
     atomic_fetch_add_explicit(c, n, memory_order_relaxed);
 }
 
-static void status_inc(struct route *r, int status)
+/* Methods are a fixed list: a client may send any token as a method, and
+ * each would otherwise be a new series. */
+static const char *method_label(const char *method)
 {
-    /* +1 because 0 marks an empty slot; STATUS_SLOTS is larger than
-     * DZ_METRICS_STATUS_MAX so probing never wraps a full table. */
-    unsigned key = (unsigned)status + 1;
+    static const char *const known[] = {"GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"};
 
-    for (unsigned i = 0; i < STATUS_SLOTS; i++) {
-        unsigned idx = ((unsigned)status + i) % STATUS_SLOTS;
-        unsigned k = atomic_load_explicit(&r->st_key[idx], memory_order_acquire);
-
-        if (k == 0) {
-            if (atomic_load_explicit(&r->st_count, memory_order_relaxed) >= DZ_METRICS_STATUS_MAX)
-                break;
-            if (atomic_compare_exchange_strong_explicit(
-                    &r->st_key[idx], &k, key, memory_order_acq_rel, memory_order_acquire)) {
-                atomic_fetch_add_explicit(&r->st_count, 1, memory_order_relaxed);
-                k = key;
-            }
-        }
-        if (k == key) {
-            add(&r->st_n[idx], 1);
-            return;
-        }
+    for (size_t i = 0; method && i < sizeof(known) / sizeof(known[0]); i++) {
+        if (strcmp(method, known[i]) == 0)
+            return known[i];
     }
-    add(&r->st_other, 1);
+    return "other";
 }
 
-void dz_metrics_request(struct dz_metrics *m, const char *route, int status, uint64_t duration_us)
+void dz_metrics_request(struct dz_metrics *m, const char *service, const char *route,
+                        const char *method, int status, uint64_t duration_us)
 {
     struct route *r = &m->other;
-    unsigned b = 0;
+    char key[KEY_MAX];
 
-    /* A caller's literal "other" must not become a second "other" series. */
-    if (label_ok(route) && strcmp(route, "other") != 0) {
-        long idx = table_find(&m->routes, route, false);
-        if (idx >= 0)
-            r = &m->route[idx];
-    }
-    /* -1 would make status + 1 the empty-slot marker 0 in status_inc, and a
-     * huge value a bogus series: anything not an HTTP status is 0. */
-    if (status < 0 || status > 999)
-        status = 0;
-    status_inc(r, status);
-    while (b < NBUCKETS - 1 && duration_us > bucket_us[b])
-        b++;
-    /* One bucket per request, not every bucket above it: the cumulative
-     * "le" counts are summed at render, off the request path. */
-    add(&r->bucket[b], 1);
-    add(&r->sum_us, duration_us);
+    if (!label_ok(service))
+        service = "other";
+    if (!label_ok(route))
+        route = "other";
+    snprintf(key, sizeof(key), "%s\x01%s\x01%s", service, route, method_label(method));
+    /* Past the cap everything lands in one ("other","other","other") series:
+     * a scrape's size stays bounded whatever the policies hold.  Twice the
+     * cap in slots, so the forced key always finds one. */
+    long idx = table_find(&m->routes, key, false);
+    if (idx < 0)
+        idx = table_find(&m->routes, "other\x01other\x01other", true);
+    if (idx >= 0) /* else out of memory: m->other, rendered as that series */
+        r = &m->route[idx];
+    add(&r->cls[status >= 100 && status <= 599 ? status / 100 : 0], 1);
+    dz_histo_observe(&r->h, duration_us);
+}
+
+void dz_metrics_upstream(struct dz_metrics *m, const char *service, uint64_t duration_us)
+{
+    struct dz_histo *h = &m->upstream_other;
+    long idx = label_ok(service) && strcmp(service, "other") != 0
+                   ? table_find(&m->services, service, false)
+                   : -1;
+
+    if (idx >= 0)
+        h = &m->upstream_h[idx];
+    dz_histo_observe(h, duration_us);
 }
 
 static void pairs_inc(struct pairs *p, const char *a, const char *b)
@@ -340,8 +347,8 @@ static bool metric_name_ok(const char *s)
     return true;
 }
 
-int dz_metrics_gauge_fn(struct dz_metrics *m, const char *name, const char *help,
-                        uint64_t (*fn)(void *arg), void *arg)
+static int register_fn(struct dz_metrics *m, const char *type, const char *name, const char *help,
+                       uint64_t (*fn)(void *arg), void *arg)
 {
     size_t n;
     int rc = 0;
@@ -360,10 +367,42 @@ int dz_metrics_gauge_fn(struct dz_metrics *m, const char *name, const char *help
         struct gauge *g = &m->gauges[n];
         snprintf(g->name, sizeof(g->name), "%s", name);
         snprintf(g->help, sizeof(g->help), "%s", help);
+        g->type = type;
         g->fn = fn;
         g->arg = arg;
         /* Publish only a complete entry to concurrent renders. */
         atomic_store_explicit(&m->ngauges, n + 1, memory_order_release);
+    }
+    pthread_mutex_unlock(&m->gauge_mu);
+    return rc;
+}
+
+int dz_metrics_gauge_fn(struct dz_metrics *m, const char *name, const char *help,
+                        uint64_t (*fn)(void *arg), void *arg)
+{
+    return register_fn(m, "gauge", name, help, fn, arg);
+}
+
+int dz_metrics_counter_fn(struct dz_metrics *m, const char *name, const char *help,
+                          uint64_t (*fn)(void *arg), void *arg)
+{
+    return register_fn(m, "counter", name, help, fn, arg);
+}
+
+int dz_metrics_collector(struct dz_metrics *m, int (*fn)(void *arg, struct dz_buf *out), void *arg)
+{
+    size_t n;
+    int rc = 0;
+
+    if (!m || !fn)
+        return DZ_ERR_INVAL;
+    pthread_mutex_lock(&m->gauge_mu);
+    n = atomic_load_explicit(&m->ncollectors, memory_order_relaxed);
+    if (n == DZ_METRICS_COLLECTORS_MAX) {
+        rc = DZ_ERR_TOOBIG;
+    } else {
+        m->collectors[n] = (struct collector){fn, arg};
+        atomic_store_explicit(&m->ncollectors, n + 1, memory_order_release);
     }
     pthread_mutex_unlock(&m->gauge_mu);
     return rc;
@@ -391,7 +430,7 @@ static int put_escaped(struct dz_buf *out, const char *s, bool quote)
     return rc;
 }
 
-static int put_family(struct dz_buf *out, const char *name, const char *type, const char *help)
+int dz_metrics_put_family(struct dz_buf *out, const char *name, const char *type, const char *help)
 {
     int rc = dz_buf_appendf(out, "# HELP %s ", name);
 
@@ -417,6 +456,40 @@ static int put_sample(struct dz_buf *out, const char *name, const char *l1, cons
     }
     if (rc == 0)
         rc = dz_buf_appendf(out, "\"%s} %" PRIu64 "\n", extra ? extra : "", value);
+    return rc;
+}
+
+int dz_metrics_put_label(struct dz_buf *out, const char *value)
+{
+    return put_escaped(out, value, true);
+}
+
+int dz_metrics_put_histo(struct dz_buf *out, const char *name, const char *labels,
+                         const struct dz_histo *h)
+{
+    const char *sep = labels && labels[0] ? "," : "";
+    uint64_t cum = 0;
+    uint64_t sum_us;
+    int rc = 0;
+
+    if (!labels)
+        labels = "";
+    for (unsigned b = 0; b < DZ_HISTO_BUCKETS && rc == 0; b++) {
+        cum += atomic_load_explicit((atomic_uint_fast64_t *)&h->bucket[b], memory_order_relaxed);
+        rc = dz_buf_appendf(out, "%s_bucket{%s%sle=\"%s\"} %" PRIu64 "\n", name, labels, sep,
+                            dz_histo_le[b], cum);
+    }
+    sum_us = atomic_load_explicit((atomic_uint_fast64_t *)&h->sum_us, memory_order_relaxed);
+    /* Seconds from integer microseconds, without a double: a large sum keeps
+     * every digit.  _count is the +Inf bucket as read above, so the two
+     * always agree. */
+    if (rc == 0)
+        rc = dz_buf_appendf(out, "%s_sum%s%s%s %" PRIu64 ".%06" PRIu64 "\n", name,
+                            labels[0] ? "{" : "", labels, labels[0] ? "}" : "", sum_us / 1000000,
+                            sum_us % 1000000);
+    if (rc == 0)
+        rc = dz_buf_appendf(out, "%s_count%s%s%s %" PRIu64 "\n", name, labels[0] ? "{" : "", labels,
+                            labels[0] ? "}" : "", cum);
     return rc;
 }
 
@@ -447,15 +520,39 @@ static uint64_t route_total(const struct route *r)
 {
     uint64_t n = 0;
 
-    for (unsigned b = 0; b < NBUCKETS; b++)
-        n += load(&r->bucket[b]);
+    for (unsigned k = 0; k < NCLASSES; k++)
+        n += load(&r->cls[k]);
     return n;
 }
 
-/* Routes in name order, "other" included when used.  *out malloc'd. */
-static int sorted_routes(const struct dz_metrics *m, struct named **out, size_t *n_out)
+/* A route series with its key split into its three labels. */
+struct route_row {
+    char key[KEY_MAX]; /* "service\0route\0method\0" */
+    size_t route_off;  /* offsets, not pointers: qsort moves the rows */
+    size_t method_off;
+    const struct route *r;
+};
+
+#define ROW_SERVICE(row) ((row)->key)
+#define ROW_ROUTE(row) ((row)->key + (row)->route_off)
+#define ROW_METHOD(row) ((row)->key + (row)->method_off)
+
+static int cmp_row(const void *a, const void *b)
 {
-    struct named *v = calloc(ROUTE_SLOTS + 1, sizeof(*v));
+    const struct route_row *x = a;
+    const struct route_row *y = b;
+    int c = strcmp(ROW_SERVICE(x), ROW_SERVICE(y));
+
+    if (c == 0)
+        c = strcmp(ROW_ROUTE(x), ROW_ROUTE(y));
+    return c ? c : strcmp(ROW_METHOD(x), ROW_METHOD(y));
+}
+
+/* Series in label order.  *out malloc'd. */
+static int sorted_routes(const struct dz_metrics *m, struct route_row **out, size_t *n_out)
+{
+    struct route_row *v = calloc(ROUTE_SLOTS + 1, sizeof(*v));
+    bool has_other = false;
     size_t n = 0;
 
     *out = NULL;
@@ -464,92 +561,126 @@ static int sorted_routes(const struct dz_metrics *m, struct named **out, size_t 
         return DZ_ERR_NOMEM;
     for (size_t i = 0; i < ROUTE_SLOTS; i++) {
         const char *k = atomic_load_explicit(&m->routes.keys[i], memory_order_acquire);
-        if (k)
-            v[n++] = (struct named){k, &m->route[i], 0, NULL};
+        char *a;
+        char *b;
+        if (!k)
+            continue;
+        snprintf(v[n].key, sizeof(v[n].key), "%s", k);
+        a = strchr(v[n].key, '\x01');
+        b = a ? strchr(a + 1, '\x01') : NULL;
+        if (!b)
+            continue;
+        *a = *b = '\0';
+        v[n].route_off = (size_t)(a + 1 - v[n].key);
+        v[n].method_off = (size_t)(b + 1 - v[n].key);
+        v[n].r = &m->route[i];
+        has_other |= strcmp(k, "other\x01other\x01other") == 0;
+        n++;
     }
-    if (route_total(&m->other) > 0 || load(&m->other.st_other) > 0)
-        v[n++] = (struct named){"other", &m->other, 0, NULL};
-    qsort(v, n, sizeof(*v), cmp_named);
+    if (!has_other && route_total(&m->other) > 0)
+        v[n++] = (struct route_row){"other\0other\0other", 6, 12, &m->other};
+    qsort(v, n, sizeof(*v), cmp_row);
     *out = v;
     *n_out = n;
     return 0;
 }
 
-struct status_n {
-    unsigned status;
-    uint64_t n;
-};
-
-static int cmp_status(const void *a, const void *b)
+/* service="a",route="b",method="c" escaped into buf (bounded: labels are
+ * at most DZ_METRICS_LABEL_MAX bytes, each doubling at worst). */
+static void row_labels(const struct route_row *row, char *buf, size_t len)
 {
-    const struct status_n *x = a;
-    const struct status_n *y = b;
+    struct dz_buf b;
 
-    return (x->status > y->status) - (x->status < y->status);
+    dz_buf_init(&b, len - 1);
+    if (dz_buf_appendf(&b, "service=\"") == 0 && dz_metrics_put_label(&b, ROW_SERVICE(row)) == 0 &&
+        dz_buf_appendf(&b, "\",route=\"") == 0 && dz_metrics_put_label(&b, ROW_ROUTE(row)) == 0 &&
+        dz_buf_appendf(&b, "\",method=\"") == 0 && dz_metrics_put_label(&b, ROW_METHOD(row)) == 0 &&
+        dz_buf_appendf(&b, "\"") == 0 && b.len < len) {
+        memcpy(buf, b.data, b.len);
+        buf[b.len] = '\0';
+    } else {
+        snprintf(buf, len, "service=\"other\",route=\"other\",method=\"other\"");
+    }
+    dz_buf_cleanup(&b);
 }
 
-static int render_requests(const struct named *v, size_t n, struct dz_buf *out)
+#define ROW_LABELS_MAX (6 * DZ_METRICS_LABEL_MAX + 40)
+
+static int render_requests(const struct route_row *v, size_t n, struct dz_buf *out)
 {
     static const char name[] = "darvaza_requests_total";
-    int rc = put_family(out, name, "counter",
-                        "Requests answered, by route (policy rule or builtin endpoint) and "
-                        "HTTP status.");
+    int rc = dz_metrics_put_family(out, name, "counter",
+                                   "Requests answered, by service, route template, method and "
+                                   "status class.");
 
     for (size_t i = 0; i < n && rc == 0; i++) {
-        struct status_n st[STATUS_SLOTS];
-        size_t ns = 0;
-        uint64_t other;
+        char labels[ROW_LABELS_MAX];
 
-        for (unsigned s = 0; s < STATUS_SLOTS; s++) {
-            unsigned k =
-                atomic_load_explicit((atomic_uint *)&v[i].r->st_key[s], memory_order_acquire);
-            if (k)
-                st[ns++] = (struct status_n){k - 1, load(&v[i].r->st_n[s])};
+        row_labels(&v[i], labels, sizeof(labels));
+        for (unsigned k = 0; k < NCLASSES && rc == 0; k++) {
+            uint64_t c = load(&v[i].r->cls[k]);
+            if (c > 0)
+                rc = dz_buf_appendf(out, "%s{%s,status=\"%s\"} %" PRIu64 "\n", name, labels,
+                                    class_name[k], c);
         }
-        qsort(st, ns, sizeof(st[0]), cmp_status);
-        for (size_t s = 0; s < ns && rc == 0; s++) {
-            char code[8];
-            snprintf(code, sizeof(code), "%u", st[s].status);
-            rc = put_sample(out, name, "route", v[i].name, "status", code, NULL, st[s].n);
-        }
-        other = load(&v[i].r->st_other);
-        if (rc == 0 && other > 0)
-            rc = put_sample(out, name, "route", v[i].name, "status", "other", NULL, other);
     }
     return rc;
 }
 
-static int render_durations(const struct named *v, size_t n, struct dz_buf *out)
+static int render_durations(const struct route_row *v, size_t n, struct dz_buf *out)
 {
     static const char name[] = "darvaza_request_duration_seconds";
-    int rc = put_family(out, name, "histogram",
-                        "Time from a request's arrival to its answer, by route.");
+    int rc = dz_metrics_put_family(out, name, "histogram",
+                                   "Time from a request's arrival to its answer, by service, "
+                                   "route template and method.");
 
     for (size_t i = 0; i < n && rc == 0; i++) {
-        uint64_t cum = 0;
-        uint64_t sum_us = load(&v[i].r->sum_us);
-        char extra[32];
+        char labels[ROW_LABELS_MAX];
 
-        for (unsigned b = 0; b < NBUCKETS && rc == 0; b++) {
-            cum += load(&v[i].r->bucket[b]);
-            snprintf(extra, sizeof(extra), ",le=\"%s\"", bucket_le[b]);
-            rc = put_sample(out, "darvaza_request_duration_seconds_bucket", "route", v[i].name,
-                            NULL, NULL, extra, cum);
-        }
-        if (rc == 0)
-            rc = dz_buf_appendf(out, "darvaza_request_duration_seconds_sum{route=\"");
-        if (rc == 0)
-            rc = put_escaped(out, v[i].name, true);
-        if (rc == 0)
-            /* Seconds from integer microseconds, without a double: a large sum
-             * keeps every digit. */
-            rc = dz_buf_appendf(out, "\"} %" PRIu64 ".%06" PRIu64 "\n", sum_us / 1000000,
-                                sum_us % 1000000);
-        /* _count is the +Inf bucket as read above, so the two always agree. */
-        if (rc == 0)
-            rc = put_sample(out, "darvaza_request_duration_seconds_count", "route", v[i].name, NULL,
-                            NULL, NULL, cum);
+        row_labels(&v[i], labels, sizeof(labels));
+        rc = dz_metrics_put_histo(out, name, labels, &v[i].r->h);
     }
+    return rc;
+}
+
+static int render_upstream(const struct dz_metrics *m, struct dz_buf *out)
+{
+    static const char name[] = "darvaza_upstream_request_duration_seconds";
+    struct named *v = calloc(SERVICE_SLOTS + 1, sizeof(*v));
+    size_t n = 0;
+    int rc;
+
+    if (!v)
+        return DZ_ERR_NOMEM;
+    for (size_t i = 0; i < SERVICE_SLOTS; i++) {
+        const char *k = atomic_load_explicit(&m->services.keys[i], memory_order_acquire);
+        if (k)
+            v[n++] = (struct named){k, NULL, i, NULL};
+    }
+    if (dz_histo_count(&m->upstream_other) > 0)
+        v[n++] = (struct named){"other", NULL, SERVICE_SLOTS, NULL};
+    qsort(v, n, sizeof(*v), cmp_named);
+    rc = dz_metrics_put_family(out, name, "histogram",
+                               "Time a back end took, from the request sent to its answer's "
+                               "head, by policy service.");
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        char labels[2 * DZ_METRICS_LABEL_MAX + 16];
+        struct dz_buf b;
+
+        dz_buf_init(&b, sizeof(labels) - 1);
+        if (dz_buf_appendf(&b, "service=\"") != 0 || dz_metrics_put_label(&b, v[i].name) != 0 ||
+            dz_buf_appendf(&b, "\"") != 0) {
+            dz_buf_cleanup(&b);
+            continue;
+        }
+        memcpy(labels, b.data, b.len);
+        labels[b.len] = '\0';
+        dz_buf_cleanup(&b);
+        rc = dz_metrics_put_histo(out, name, labels,
+                                  v[i].n == SERVICE_SLOTS ? &m->upstream_other
+                                                          : &m->upstream_h[v[i].n]);
+    }
+    free(v);
     return rc;
 }
 
@@ -585,7 +716,7 @@ static int render_pairs(const struct pairs *p, const char *name, const char *hel
     if (full > 0)
         v[n++] = (struct named){"other", NULL, full, "other"};
     qsort(v, n, sizeof(*v), cmp_named);
-    rc = put_family(out, name, "counter", help);
+    rc = dz_metrics_put_family(out, name, "counter", help);
     for (size_t i = 0; i < n && rc == 0; i++)
         rc = put_sample(out, name, l1, v[i].name, l2, v[i].second, NULL, v[i].n);
 out:
@@ -596,9 +727,10 @@ out:
 
 int dz_metrics_render(const struct dz_metrics *m, struct dz_buf *out)
 {
-    struct named *routes = NULL;
+    struct route_row *routes = NULL;
     size_t nroutes = 0;
     size_t ngauges;
+    size_t ncollectors;
     int rc;
 
     rc = sorted_routes(m, &routes, &nroutes);
@@ -607,6 +739,8 @@ int dz_metrics_render(const struct dz_metrics *m, struct dz_buf *out)
     rc = render_requests(routes, nroutes, out);
     if (rc == 0)
         rc = render_durations(routes, nroutes, out);
+    if (rc == 0)
+        rc = render_upstream(m, out);
     if (rc == 0)
         rc = render_pairs(&m->logins, "darvaza_logins_total",
                           "Login attempts, by means and result.", "means", "result", out);
@@ -617,10 +751,13 @@ int dz_metrics_render(const struct dz_metrics *m, struct dz_buf *out)
     ngauges = atomic_load_explicit((atomic_size_t *)&m->ngauges, memory_order_acquire);
     for (size_t i = 0; i < ngauges && rc == 0; i++) {
         const struct gauge *g = &m->gauges[i];
-        rc = put_family(out, g->name, "gauge", g->help);
+        rc = dz_metrics_put_family(out, g->name, g->type, g->help);
         if (rc == 0)
             rc = dz_buf_appendf(out, "%s %" PRIu64 "\n", g->name, g->fn(g->arg));
     }
+    ncollectors = atomic_load_explicit((atomic_size_t *)&m->ncollectors, memory_order_acquire);
+    for (size_t i = 0; i < ncollectors && rc == 0; i++)
+        rc = m->collectors[i].fn(m->collectors[i].arg, out);
 out:
     free(routes);
     return rc;

@@ -2,21 +2,27 @@
  * metrics.h - the gateway's Prometheus metrics (GET /metrics, text format
  * 0.0.4).
  *
- *   darvaza_requests_total{route,status}            counter
- *   darvaza_request_duration_seconds{route}         histogram, buckets
- *       0.001 0.0025 0.005 0.01 0.025 0.05 0.1 0.25 0.5 1 2.5 5 10 +Inf
- *   darvaza_logins_total{means,result}              counter
- *   darvaza_upstream_errors_total{service,kind}     counter
- *   gauges registered with dz_metrics_gauge_fn, read when rendered; the
- *   gateway registers darvaza_open_connections and darvaza_sessions.
+ *   darvaza_requests_total{service,route,method,status}        counter
+ *   darvaza_request_duration_seconds{service,route,method}     histogram
+ *   darvaza_upstream_request_duration_seconds{service}         histogram
+ *   darvaza_logins_total{means,result}                         counter
+ *   darvaza_upstream_errors_total{service,kind}                counter
+ *   gauges and counters registered with dz_metrics_gauge_fn /
+ *   dz_metrics_counter_fn, read when rendered, and collectors
+ *   (dz_metrics_collector) that append whole families (gateway/ops).
+ * docs/metrics.md lists every metric the gateway exposes.
+ *
+ * Labels survive policy edits: route is the template as written in the
+ * policy (no file, no line), status a class ("2xx" .. "5xx", "other" when
+ * nothing was sent), method one of a fixed list (else "other").
  *
  * Label sets are bounded so a client cannot grow the memory or the scrape:
- * at most DZ_METRICS_ROUTES_MAX routes (then route="other"), at most
- * DZ_METRICS_STATUS_MAX statuses per route (then status="other"), at most
- * DZ_METRICS_PAIRS_MAX label pairs per two-label counter (then the first
- * label becomes "other").  A label value is 1..DZ_METRICS_LABEL_MAX bytes of
- * printable ASCII; anything else counts as "other".  Callers pass code
- * constants or policy rule ids, never request data.
+ * at most DZ_METRICS_ROUTES_MAX (service, route, method) series (then one
+ * series with all three "other"), at most DZ_METRICS_SERVICES_MAX upstream
+ * services (then service="other"), at most DZ_METRICS_PAIRS_MAX label pairs
+ * per two-label counter (then the first label becomes "other").  A label value
+ * is 1..DZ_METRICS_LABEL_MAX bytes of printable ASCII; anything else counts as "other".  Callers
+ * pass code constants or policy rule ids, never request data.
  *
  * Threading: dz_metrics_request/_login/_upstream_error may be called from
  * any number of threads at once; they take no lock (relaxed atomics and a
@@ -32,13 +38,15 @@
 #include <stdint.h>
 
 struct dz_buf;
+struct dz_histo;
 struct dz_metrics;
 
-#define DZ_METRICS_ROUTES_MAX 128 /* distinct routes before route="other" */
-#define DZ_METRICS_STATUS_MAX 24  /* distinct statuses per route */
-#define DZ_METRICS_PAIRS_MAX 64   /* distinct label pairs per 2-label counter */
-#define DZ_METRICS_LABEL_MAX 64   /* bytes of a label value */
-#define DZ_METRICS_GAUGES_MAX 16  /* registered gauges */
+#define DZ_METRICS_ROUTES_MAX 128  /* distinct routes before route="other" */
+#define DZ_METRICS_SERVICES_MAX 64 /* upstream services before service="other" */
+#define DZ_METRICS_PAIRS_MAX 64    /* distinct label pairs per 2-label counter */
+#define DZ_METRICS_LABEL_MAX 96    /* bytes of a label value */
+#define DZ_METRICS_GAUGES_MAX 24   /* registered gauges and counters */
+#define DZ_METRICS_COLLECTORS_MAX 16
 
 /* A new, empty set.  0 or DZ_ERR_NOMEM (*out NULL).  Main thread. */
 int dz_metrics_new(struct dz_metrics **out);
@@ -46,11 +54,19 @@ int dz_metrics_new(struct dz_metrics **out);
 /* NULL is a no-op.  No other thread may use m any more.  Main thread. */
 void dz_metrics_free(struct dz_metrics *m);
 
-/* One answered request: route is the policy rule id or the builtin
- * endpoint's name ("healthz", "login_password", ...), status the HTTP
- * status sent (0..999; others count as 0 = none sent), duration from the
- * request's arrival to its last byte queued.  Any thread; lock-free. */
-void dz_metrics_request(struct dz_metrics *m, const char *route, int status, uint64_t duration_us);
+/* One answered request: service the policy's service name ("darvaza" for
+ * the gateway's own endpoints, "none" when no route matched), route the
+ * route template as written ("/api/registry/me", "/healthz"), method the
+ * request's method, status the HTTP status sent (counted by class; 0 = none
+ * sent), duration from the request's arrival to its last byte queued.
+ * Labels longer than DZ_METRICS_LABEL_MAX or not printable ASCII count as
+ * "other".  Any thread; lock-free. */
+void dz_metrics_request(struct dz_metrics *m, const char *service, const char *route,
+                        const char *method, int status, uint64_t duration_us);
+
+/* One answer head from a back end of service, duration_us after the
+ * request was sent.  Any thread; lock-free. */
+void dz_metrics_upstream(struct dz_metrics *m, const char *service, uint64_t duration_us);
 
 /* One login attempt: means "password" | "card" | "mobile" | "qr" ...,
  * result "ok" | "bad_credentials" | "locked" | "error" ...  Any thread. */
@@ -72,6 +88,29 @@ void dz_metrics_upstream_error(struct dz_metrics *m, const char *service, const 
  */
 int dz_metrics_gauge_fn(struct dz_metrics *m, const char *name, const char *help,
                         uint64_t (*fn)(void *arg), void *arg);
+
+/* The same for a number that only grows: rendered with # TYPE counter
+ * (its name should end in _total). */
+int dz_metrics_counter_fn(struct dz_metrics *m, const char *name, const char *help,
+                          uint64_t (*fn)(void *arg), void *arg);
+
+/*
+ * Register a collector: fn(arg, out) is called at each render, after the
+ * built-in families, on the rendering thread, and appends whole families
+ * (with dz_metrics_put_family and samples) to out; it returns 0 or the
+ * dz_buf error.  Same rules as dz_metrics_gauge_fn for fn and arg.
+ * 0, DZ_ERR_INVAL, DZ_ERR_TOOBIG.  Any thread.
+ */
+int dz_metrics_collector(struct dz_metrics *m, int (*fn)(void *arg, struct dz_buf *out), void *arg);
+
+/* Helpers for collectors.  "# HELP name help" and "# TYPE name type". */
+int dz_metrics_put_family(struct dz_buf *out, const char *name, const char *type, const char *help);
+/* value escaped for a label value (\, ", newline). */
+int dz_metrics_put_label(struct dz_buf *out, const char *value);
+/* name_bucket{labels,le=..}, name_sum, name_count of h; labels is
+ * preformatted ('a="x",b="y"', already escaped) or "" / NULL. */
+int dz_metrics_put_histo(struct dz_buf *out, const char *name, const char *labels,
+                         const struct dz_histo *h);
 
 /*
  * Append the Prometheus text exposition (format 0.0.4: # HELP and # TYPE

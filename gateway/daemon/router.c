@@ -100,8 +100,14 @@ static void on_close(struct dz_req *req, void *arg)
     c->closed = true;
     if (c->cancel)
         c->cancel(c);
-    dz_metrics_request(c->gw->metrics, c->route ? c->route : "other", c->answered ? c->status : 499,
-                       took);
+    /* Labels that survive policy edits: the service and the route template
+     * as written, never the rule id (which carries the file and line).  The
+     * gateway's own endpoints are service "darvaza"; a request no route
+     * matched (or refused before routing) is ("none", "unmatched"). */
+    dz_metrics_request(c->gw->metrics,
+                       c->service ? c->service : (c->route_tpl ? "darvaza" : "none"),
+                       c->route_tpl ? c->route_tpl : "unmatched", dz_req_method(req),
+                       c->answered ? c->status : 499, took);
     dz_accesslog_request(c);
     dz_req_set_data(req, NULL);
     dz_rctx_release(c); /* the stream's own hold */
@@ -198,6 +204,7 @@ void dz_router_on_request(struct dz_req *req, void *wdata)
         if (strlen(e->path) != plen || strncmp(e->path, path, plen) != 0)
             continue;
         c->route = e->name;
+        c->route_tpl = e->path;
         if (strcmp(e->method, method) != 0) {
             dz_rctx_problem_h(c, "method_not_allowed", NULL, &(struct dz_hdr){"allow", e->method},
                               1);
@@ -211,6 +218,7 @@ void dz_router_on_request(struct dz_req *req, void *wdata)
         char id[64];
         size_t n = strcspn(path + 13, "?/");
         c->route = "auth_mobile_poll";
+        c->route_tpl = "/auth/mobile/{id}";
         if (n == 0 || n >= sizeof(id) || (path[13 + n] != '\0' && path[13 + n] != '?')) {
             dz_rctx_problem(c, "not_found", NULL);
             return;
@@ -224,6 +232,7 @@ void dz_router_on_request(struct dz_req *req, void *wdata)
         char id[64];
         size_t n = strcspn(path + 13, "?/");
         c->route = "sign_mobile_poll";
+        c->route_tpl = "/sign/mobile/{id}";
         if (n == 0 || n >= sizeof(id) || (path[13 + n] != '\0' && path[13 + n] != '?')) {
             dz_rctx_problem(c, "not_found", NULL);
             return;
@@ -235,12 +244,14 @@ void dz_router_on_request(struct dz_req *req, void *wdata)
     }
     if (strncmp(path, "/auth/qr/", 9) == 0) {
         c->route = "auth_qr_session";
+        c->route_tpl = "/auth/qr/{id}";
         dz_ep_qr_sub(c, path + 9);
         return;
     }
     /* The portal's pages, when gateway.web_root is set (web.c). */
     if (c->gen->web && ((plen == 1 && path[0] == '/') || strncmp(path, "/static/", 8) == 0)) {
         c->route = "web";
+        c->route_tpl = "/static/";
         dz_ep_web(c);
         return;
     }

@@ -508,6 +508,7 @@ static void on_head(void *arg, int status, const struct dz_hdr *h, size_t n)
     dz_rctx_logj(c, DZ_LOG_DEBUG, "upstream_answered",
                  json_pack("{s:s, s:i, s:I}", "service", f->svc->name, "up_status", status, "up_ms",
                            (json_int_t)(c->upstream_us / 1000)));
+    dz_metrics_upstream(c->gw->metrics, f->svc->name, c->upstream_us);
     f->rh = calloc(n ? n : 1, sizeof(*f->rh));
     for (size_t i = 0; f->rh && i < n && i < MAX_FWD_HEADERS; i++) {
         f->rh[i].name = strdup(h[i].name);
@@ -839,6 +840,8 @@ void dz_forward(struct dz_rctx *c)
         return;
     }
     c->route = m.route->rule;
+    c->service = m.service->name;
+    c->route_tpl = m.route->path;
     f = calloc(1, sizeof(*f));
     if (!f) {
         dz_rctx_problem(c, "service_unavailable", NULL);

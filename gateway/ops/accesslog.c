@@ -445,6 +445,10 @@ static bool unmatched(const char *route)
 
 static enum dz_access_path path_kind(const char *tpl, const char *label)
 {
+    /* The router gives these a template too ("/auth/mobile/{id}"): their id
+     * is a capability whatever the template says. */
+    if (label && builtin_with_id(label))
+        return DZ_ACCESS_PATH_FIN;
     if (tpl) {
         if (strstr(tpl, "{fin}") || strstr(tpl, "{FIN}"))
             return DZ_ACCESS_PATH_FIN;

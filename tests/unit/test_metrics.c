@@ -190,6 +190,19 @@ static uint64_t answer_42(void *arg)
     return (uint64_t)(uintptr_t)arg;
 }
 
+static int put_two_counters(void *arg, struct dz_buf *out)
+{
+    int rc = dz_metrics_put_family(out, "x_collected_total", "counter", "From a collector.");
+
+    if (rc == 0)
+        rc = dz_buf_appendf(out, "x_collected_total{who=\"");
+    if (rc == 0)
+        rc = dz_metrics_put_label(out, (const char *)arg);
+    if (rc == 0)
+        rc = dz_buf_appendf(out, "\"} 5\n");
+    return rc;
+}
+
 static void test_format_and_values(void **state)
 {
     struct dz_metrics *m = NULL;
@@ -197,11 +210,13 @@ static void test_format_and_values(void **state)
 
     (void)state;
     assert_int_equal(dz_metrics_new(&m), 0);
-    dz_metrics_request(m, "healthz", 200, 500);      /* 0.0005 s */
-    dz_metrics_request(m, "healthz", 200, 1000);     /* exactly 0.001: le is inclusive */
-    dz_metrics_request(m, "healthz", 503, 20000000); /* over 10 s */
-    dz_metrics_request(m, "court-notices", 403, 30000);
-    dz_metrics_request(m, "odd\"route\\x", 200, 1); /* escaped */
+    dz_metrics_request(m, "darvaza", "/healthz", "GET", 200, 500);      /* 0.0005 s */
+    dz_metrics_request(m, "darvaza", "/healthz", "GET", 204, 1000);     /* exactly 0.001 */
+    dz_metrics_request(m, "darvaza", "/healthz", "GET", 503, 20000000); /* over 10 s */
+    dz_metrics_request(m, "court", "/notices/{fin}", "POST", 403, 30000);
+    dz_metrics_request(m, "court", "odd\"route\\x", "GET", 200, 1); /* escaped */
+    dz_metrics_upstream(m, "court", 300);
+    dz_metrics_upstream(m, "court", 2000000);
     dz_metrics_login(m, "password", "ok");
     dz_metrics_login(m, "password", "ok");
     dz_metrics_login(m, "card", "certificate_revoked");
@@ -209,42 +224,73 @@ static void test_format_and_values(void **state)
     assert_int_equal(dz_metrics_gauge_fn(m, "darvaza_open_connections", "Open connections.",
                                          answer_42, (void *)(uintptr_t)42),
                      0);
-    assert_int_equal(dz_metrics_gauge_fn(m, "darvaza_sessions", "Live sessions.", answer_42,
-                                         (void *)(uintptr_t)7),
-                     0);
+    assert_int_equal(
+        dz_metrics_counter_fn(m, "darvaza_x_total", "A counter.", answer_42, (void *)(uintptr_t)7),
+        0);
+    assert_int_equal(dz_metrics_collector(m, put_two_counters, "a\"b"), 0);
 
     p = render(m);
-    assert_int_equal(value_of(p, "darvaza_requests_total", "route=healthz,status=200,"), 2);
-    assert_int_equal(value_of(p, "darvaza_requests_total", "route=healthz,status=503,"), 1);
-    assert_int_equal(value_of(p, "darvaza_requests_total", "route=court-notices,status=403,"), 1);
-    assert_int_equal(value_of(p, "darvaza_requests_total", "route=odd\"route\\x,status=200,"), 1);
-    assert_int_equal(
-        value_of(p, "darvaza_request_duration_seconds_bucket", "route=healthz,le=0.001,"), 2);
-    assert_int_equal(value_of(p, "darvaza_request_duration_seconds_bucket", "route=healthz,le=10,"),
+    assert_int_equal(value_of(p, "darvaza_requests_total",
+                              "service=darvaza,route=/healthz,method=GET,status=2xx,"),
                      2);
-    assert_int_equal(
-        value_of(p, "darvaza_request_duration_seconds_bucket", "route=healthz,le=+Inf,"), 3);
-    assert_int_equal(value_of(p, "darvaza_request_duration_seconds_count", "route=healthz,"), 3);
-    assert_string_equal(find(p, "darvaza_request_duration_seconds_sum", "route=healthz,")->value,
+    assert_int_equal(value_of(p, "darvaza_requests_total",
+                              "service=darvaza,route=/healthz,method=GET,status=5xx,"),
+                     1);
+    assert_int_equal(value_of(p, "darvaza_requests_total",
+                              "service=court,route=/notices/{fin},method=POST,status=4xx,"),
+                     1);
+    assert_int_equal(value_of(p, "darvaza_requests_total",
+                              "service=court,route=odd\"route\\x,method=GET,status=2xx,"),
+                     1);
+    assert_int_equal(value_of(p, "darvaza_request_duration_seconds_bucket",
+                              "service=darvaza,route=/healthz,method=GET,le=0.001,"),
+                     2);
+    assert_int_equal(value_of(p, "darvaza_request_duration_seconds_bucket",
+                              "service=darvaza,route=/healthz,method=GET,le=10,"),
+                     2);
+    assert_int_equal(value_of(p, "darvaza_request_duration_seconds_bucket",
+                              "service=darvaza,route=/healthz,method=GET,le=+Inf,"),
+                     3);
+    assert_int_equal(value_of(p, "darvaza_request_duration_seconds_count",
+                              "service=darvaza,route=/healthz,method=GET,"),
+                     3);
+    assert_string_equal(find(p, "darvaza_request_duration_seconds_sum",
+                             "service=darvaza,route=/healthz,method=GET,")
+                            ->value,
                         "20.001500");
+    assert_int_equal(value_of(p, "darvaza_request_duration_seconds_bucket",
+                              "service=court,route=/notices/{fin},method=POST,le=0.025,"),
+                     0);
+    assert_int_equal(value_of(p, "darvaza_request_duration_seconds_bucket",
+                              "service=court,route=/notices/{fin},method=POST,le=0.05,"),
+                     1);
+    assert_int_equal(value_of(p, "darvaza_upstream_request_duration_seconds_bucket",
+                              "service=court,le=0.00025,"),
+                     0);
     assert_int_equal(
-        value_of(p, "darvaza_request_duration_seconds_bucket", "route=court-notices,le=0.025,"), 0);
+        value_of(p, "darvaza_upstream_request_duration_seconds_bucket", "service=court,le=0.0005,"),
+        1);
     assert_int_equal(
-        value_of(p, "darvaza_request_duration_seconds_bucket", "route=court-notices,le=0.05,"), 1);
+        value_of(p, "darvaza_upstream_request_duration_seconds_bucket", "service=court,le=2.5,"),
+        2);
+    assert_int_equal(
+        value_of(p, "darvaza_upstream_request_duration_seconds_count", "service=court,"), 2);
     assert_int_equal(value_of(p, "darvaza_logins_total", "means=password,result=ok,"), 2);
     assert_int_equal(value_of(p, "darvaza_logins_total", "means=card,result=certificate_revoked,"),
                      1);
     assert_int_equal(value_of(p, "darvaza_upstream_errors_total", "service=registry,kind=timeout,"),
                      1);
     assert_int_equal(value_of(p, "darvaza_open_connections", ""), 42);
-    assert_int_equal(value_of(p, "darvaza_sessions", ""), 7);
-    assert_int_equal(p->type, 6);
+    assert_int_equal(value_of(p, "darvaza_x_total", ""), 7);
+    assert_int_equal(value_of(p, "x_collected_total", "who=a\"b,"), 5);
+    assert_int_equal(p->type, 8);
     free(p);
     dz_metrics_free(m);
     dz_metrics_free(NULL);
 }
 
-/* Exact text for one small set: families in order, sorted labels. */
+/* Exact text for one small set: families in order, sorted labels, and the
+ * type of each family (a counter registered as such is typed counter). */
 static void test_exact_text(void **state)
 {
     struct dz_metrics *m = NULL;
@@ -253,25 +299,36 @@ static void test_exact_text(void **state)
 
     (void)state;
     assert_int_equal(dz_metrics_new(&m), 0);
-    dz_metrics_request(m, "b", 404, 2000);
-    dz_metrics_request(m, "a", 200, 2000);
-    dz_metrics_request(m, "b", 200, 2000);
+    dz_metrics_request(m, "s", "/b", "GET", 404, 2000);
+    dz_metrics_request(m, "s", "/a", "GET", 200, 2000);
+    dz_metrics_request(m, "s", "/b", "GET", 200, 2000);
+    dz_metrics_request(m, "s", "/b", "BREW", 0, 2000); /* unknown method, nothing sent */
+    assert_int_equal(dz_metrics_counter_fn(m, "darvaza_y_total", "Y.", answer_42, NULL), 0);
     dz_buf_init(&b, 1 << 20);
     assert_int_equal(dz_metrics_render(m, &b), 0);
     t = dz_buf_cstr(&b);
-    assert_non_null(strstr(t, "# HELP darvaza_requests_total Requests answered, by route"));
-    assert_non_null(strstr(t, "# TYPE darvaza_requests_total counter\n"
-                              "darvaza_requests_total{route=\"a\",status=\"200\"} 1\n"
-                              "darvaza_requests_total{route=\"b\",status=\"200\"} 1\n"
-                              "darvaza_requests_total{route=\"b\",status=\"404\"} 1\n"));
-    assert_non_null(
-        strstr(t, "# TYPE darvaza_request_duration_seconds histogram\n"
-                  "darvaza_request_duration_seconds_bucket{route=\"a\",le=\"0.001\"} 0\n"
-                  "darvaza_request_duration_seconds_bucket{route=\"a\",le=\"0.0025\"} 1\n"));
-    assert_non_null(strstr(t, "darvaza_request_duration_seconds_sum{route=\"b\"} 0.004000\n"
-                              "darvaza_request_duration_seconds_count{route=\"b\"} 2\n"));
+    assert_non_null(strstr(t, "# HELP darvaza_requests_total Requests answered, by service"));
+    assert_non_null(strstr(
+        t, "# TYPE darvaza_requests_total counter\n"
+           "darvaza_requests_total{service=\"s\",route=\"/a\",method=\"GET\",status=\"2xx\"} 1\n"
+           "darvaza_requests_total{service=\"s\",route=\"/b\",method=\"GET\",status=\"2xx\"} 1\n"
+           "darvaza_requests_total{service=\"s\",route=\"/b\",method=\"GET\",status=\"4xx\"} 1\n"
+           "darvaza_requests_total{service=\"s\",route=\"/b\",method=\"other\",status=\"other\"} "
+           "1\n"));
+    assert_non_null(strstr(t, "# TYPE darvaza_request_duration_seconds histogram\n"
+                              "darvaza_request_duration_seconds_bucket{service=\"s\",route=\"/"
+                              "a\",method=\"GET\",le=\"0.0001\"} 0\n"));
+    assert_non_null(strstr(t, "darvaza_request_duration_seconds_bucket{service=\"s\",route=\"/"
+                              "a\",method=\"GET\",le=\"0.0025\"} 1\n"));
+    assert_non_null(strstr(
+        t,
+        "darvaza_request_duration_seconds_sum{service=\"s\",route=\"/b\",method=\"GET\"} "
+        "0.004000\n"
+        "darvaza_request_duration_seconds_count{service=\"s\",route=\"/b\",method=\"GET\"} 2\n"));
+    assert_non_null(strstr(t, "# TYPE darvaza_upstream_request_duration_seconds histogram\n"));
     assert_non_null(strstr(t, "# TYPE darvaza_logins_total counter\n"));
     assert_non_null(strstr(t, "# TYPE darvaza_upstream_errors_total counter\n"));
+    assert_non_null(strstr(t, "# TYPE darvaza_y_total counter\ndarvaza_y_total 0\n"));
     dz_buf_cleanup(&b);
 
     /* A buffer too small is an error, not a truncated scrape. */
@@ -289,27 +346,33 @@ static void test_bounds(void **state)
     struct parsed *p;
     char name[64];
     size_t routes = 0;
+    size_t services = 0;
     char big[200];
 
     (void)state;
     assert_int_equal(dz_metrics_new(&m), 0);
     for (int i = 0; i < DZ_METRICS_ROUTES_MAX + 50; i++) {
-        snprintf(name, sizeof(name), "route-%d", i);
-        dz_metrics_request(m, name, 200, 10);
+        snprintf(name, sizeof(name), "/route-%d", i);
+        dz_metrics_request(m, "svc", name, "GET", 200, 10);
     }
     /* Bad labels count as "other", never as themselves. */
     memset(big, 'x', sizeof(big) - 1);
     big[sizeof(big) - 1] = '\0';
-    dz_metrics_request(m, big, 200, 10);
-    dz_metrics_request(m, "new\nline", 200, 10);
-    dz_metrics_request(m, NULL, 200, 10);
-    dz_metrics_request(m, "", 200, 10);
-    dz_metrics_request(m, "other", 200, 10);
-    dz_metrics_request(m, "route-0", -5, 10);
-    dz_metrics_request(m, "route-0", 1000, 10);
-    /* Statuses per route bounded. */
+    dz_metrics_request(m, "svc", big, "GET", 200, 10);
+    dz_metrics_request(m, "svc", "new\nline", "GET", 200, 10);
+    dz_metrics_request(m, NULL, NULL, NULL, 200, 10);
+    dz_metrics_request(m, "", "", "", 200, 10);
+    dz_metrics_request(m, "other", "other", "other", 200, 10);
+    dz_metrics_request(m, "svc", "/route-0", "GET", -5, 10);
+    dz_metrics_request(m, "svc", "/route-0", "GET", 1000, 10);
+    /* Status classes, not statuses: 100 statuses make one series. */
     for (int s = 100; s < 200; s++)
-        dz_metrics_request(m, "route-1", s, 10);
+        dz_metrics_request(m, "svc", "/route-1", "GET", s, 10);
+    for (int i = 0; i < DZ_METRICS_SERVICES_MAX + 10; i++) {
+        snprintf(name, sizeof(name), "svc-%d", i);
+        dz_metrics_upstream(m, name, 10);
+    }
+    dz_metrics_upstream(m, big, 10);
     for (int i = 0; i < DZ_METRICS_PAIRS_MAX + 20; i++) {
         snprintf(name, sizeof(name), "means-%d", i);
         dz_metrics_login(m, name, i % 2 ? "ok" : "denied");
@@ -325,14 +388,23 @@ static void test_bounds(void **state)
     for (size_t i = 0; i < p->n; i++) {
         if (strcmp(p->s[i].name, "darvaza_request_duration_seconds_count") == 0)
             routes++;
+        if (strcmp(p->s[i].name, "darvaza_upstream_request_duration_seconds_count") == 0)
+            services++;
     }
-    assert_int_equal(routes, DZ_METRICS_ROUTES_MAX + 1); /* + "other" */
+    assert_int_equal(routes, DZ_METRICS_ROUTES_MAX + 1); /* + the "other" series */
+    assert_int_equal(services, DZ_METRICS_SERVICES_MAX + 1);
+    assert_int_equal(
+        value_of(p, "darvaza_upstream_request_duration_seconds_count", "service=other,"), 10 + 1);
     assert_int_equal(sum_of(p, "darvaza_requests_total"), DZ_METRICS_ROUTES_MAX + 50 + 7 + 100);
-    assert_int_equal(value_of(p, "darvaza_requests_total", "route=other,status=200,"), 50 + 5);
-    assert_int_equal(value_of(p, "darvaza_requests_total", "route=route-0,status=0,"), 2);
-    assert_int_equal(value_of(p, "darvaza_requests_total", "route=route-1,status=other,"),
-                     100 - (DZ_METRICS_STATUS_MAX - 1));
-    assert_null(find(p, "darvaza_requests_total", "route=route-1,status=199,"));
+    assert_int_equal(
+        value_of(p, "darvaza_requests_total", "service=other,route=other,method=other,status=2xx,"),
+        50 + 5);
+    assert_int_equal(value_of(p, "darvaza_requests_total",
+                              "service=svc,route=/route-0,method=GET,status=other,"),
+                     2);
+    assert_int_equal(
+        value_of(p, "darvaza_requests_total", "service=svc,route=/route-1,method=GET,status=1xx,"),
+        100);
     assert_int_equal(sum_of(p, "darvaza_logins_total"), DZ_METRICS_PAIRS_MAX + 21);
     assert_int_equal(value_of(p, "darvaza_logins_total", "means=other,result=other,"), 1);
     assert_int_equal(sum_of(p, "darvaza_upstream_errors_total"), 3 * DZ_METRICS_PAIRS_MAX);
@@ -349,10 +421,12 @@ static void test_bounds(void **state)
         assert_int_equal(dz_metrics_gauge_fn(m, name, "h\\elp", answer_42, NULL), 0);
     }
     assert_int_equal(dz_metrics_gauge_fn(m, "g_0", "h", answer_42, NULL), DZ_ERR_EXISTS);
-    assert_int_equal(dz_metrics_gauge_fn(m, "g_x", "h", answer_42, NULL), DZ_ERR_TOOBIG);
-    p = render(m);
-    assert_int_equal(value_of(p, "g_15", ""), 0);
-    free(p);
+    assert_int_equal(dz_metrics_counter_fn(m, "g_x", "h", answer_42, NULL), DZ_ERR_TOOBIG);
+    for (int i = 0; i < DZ_METRICS_COLLECTORS_MAX; i++)
+        assert_int_equal(dz_metrics_collector(m, put_two_counters, "c"), 0);
+    assert_int_equal(dz_metrics_collector(m, put_two_counters, "c"), DZ_ERR_TOOBIG);
+    assert_int_equal(dz_metrics_collector(m, NULL, NULL), DZ_ERR_INVAL);
+    free(render(m));
     dz_metrics_free(m);
 }
 
@@ -367,11 +441,11 @@ enum { THREADS = 4, PER = 20000 };
 static void *hammer(void *p)
 {
     struct targ *t = p;
-    static const char *const routes[] = {"a", "b", "c", "d", "e"};
+    static const char *const routes[] = {"/a", "/b", "/c", "/d", "/e"};
     static const int statuses[] = {200, 201, 302, 403, 404, 502};
 
     for (int i = 0; i < PER; i++) {
-        dz_metrics_request(t->m, routes[(i + t->id) % 5], statuses[i % 6],
+        dz_metrics_request(t->m, "svc", routes[(i + t->id) % 5], "GET", statuses[i % 6],
                            (uint64_t)(i % 7) * 3000);
         if (i % 4 == 0)
             dz_metrics_login(t->m, i % 8 ? "password" : "card", i % 3 ? "ok" : "denied");
@@ -430,7 +504,7 @@ static void test_threads(void **state)
         const struct sample *a = &p->s[i - 1];
         const struct sample *b = &p->s[i];
         if (strcmp(a->name, "darvaza_request_duration_seconds_bucket") == 0 &&
-            strcmp(b->name, a->name) == 0 && strncmp(a->labels, b->labels, 8) == 0)
+            strcmp(b->name, a->name) == 0 && strncmp(a->labels, b->labels, 22) == 0)
             assert_true(strtoull(b->value, NULL, 10) >= strtoull(a->value, NULL, 10));
     }
     free(p);
