@@ -25,6 +25,7 @@
 #include "base/b64.h"
 #include "base/buf.h"
 #include "base/err.h"
+#include "base/histo.h"
 #include "base/log.h"
 #include "base/secret.h"
 #include "http/httpd.h"
@@ -51,6 +52,7 @@ struct retired {
 };
 
 struct dz_audit {
+    struct dz_histo fsync_h; /* fdatasync durations */
     char *path;
     int fd;
     pthread_t thread;
@@ -522,6 +524,11 @@ out:
     return rc;
 }
 
+const struct dz_histo *dz_audit_fsync_histo(const struct dz_audit *a)
+{
+    return &a->fsync_h;
+}
+
 uint64_t dz_audit_gauge_queued(void *audit)
 {
     struct dz_audit *a = audit;
@@ -694,7 +701,14 @@ static int flush(struct dz_audit *a, const struct dz_buf *buf)
                lost ? "; the audit log is now closed to new lines" : "");
         return DZ_ERR_IO;
     }
-    if (fdatasync(a->fd) != 0) {
+    struct timespec t0;
+    struct timespec t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    int synced = fdatasync(a->fd);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    dz_histo_observe(&a->fsync_h, (uint64_t)((t1.tv_sec - t0.tv_sec) * 1000000LL +
+                                             (t1.tv_nsec - t0.tv_nsec) / 1000));
+    if (synced != 0) {
         /* After a failed fdatasync the kernel may have dropped the dirty
          * pages: what is on disk is unknown, so accept nothing more. */
         dz_log(DZ_LOG_ERROR, "audit_write",

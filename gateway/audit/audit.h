@@ -54,6 +54,7 @@
 #include <openssl/evp.h>
 
 struct dz_audit;
+struct dz_histo;
 struct dz_worker;
 
 /* Defaults used by dz_audit_open. */
@@ -156,6 +157,10 @@ int dz_audit_append(struct dz_audit *a, json_t *record, struct dz_worker *w,
 /* Records queued and not yet written (approximate); usable as a gauge
  * callback (arg is the struct dz_audit).  Any thread. */
 uint64_t dz_audit_gauge_queued(void *audit);
+
+/* How long each fdatasync of a batch took, for the metrics (read-only; the
+ * writer thread adds to it).  Valid until dz_audit_close.  Any thread. */
+const struct dz_histo *dz_audit_fsync_histo(const struct dz_audit *a);
 
 /*
  * Write what is queued, sign a final head (if a signer is set and lines were

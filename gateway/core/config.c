@@ -126,6 +126,7 @@ static int check_signing_key(struct ctx *, void *, const struct dz_yaml_node *, 
 static int check_signing(struct ctx *, void *, const struct dz_yaml_node *, const char *);
 static int check_upstream_tls(struct ctx *, void *, const struct dz_yaml_node *, const char *);
 static int check_root(struct ctx *, void *, const struct dz_yaml_node *, const char *);
+static int check_management(struct ctx *, void *, const struct dz_yaml_node *, const char *);
 
 const char *const dz_config_log_subs[DZ_CONFIG_LOG_SUBS] = {
     "audit", "policy", "state",  "core", "mssp", "auth", "sign", "forward",
@@ -425,6 +426,15 @@ static const struct kw access_log_kws[] = {
 static const struct table access_log_table = {
     access_log_kws, N(access_log_kws), sizeof(struct dz_config_access_log), check_access_log};
 
+#define S struct dz_config_management
+static const struct kw management_kws[] = {
+    {"listen", T_STR, F_STR(S, listen), 0, 3, 64, NULL, F_REQUIRED, NULL},
+    {"public_metrics", T_BOOL, F_BOOL(S, public_metrics), 0, 0, 0, "false", F_RELOADABLE, NULL},
+};
+#undef S
+static const struct table management_table = {
+    management_kws, N(management_kws), sizeof(struct dz_config_management), check_management};
+
 #define S struct dz_config
 static const struct kw root_kws[] = {
     {"gateway", T_SECTION, F_ANY(S, gateway), 0, 0, 0, NULL, F_REQUIRED, &gateway_table},
@@ -445,6 +455,8 @@ static const struct kw root_kws[] = {
     {"documents", T_SECTION, F_ANY(S, documents), 0, 0, 0, NULL, 0, &documents_table},
     {"trust", T_SECTION, F_ANY(S, trust), 0, 0, 0, NULL, 0, &trust_table},
     {"access_log", T_SECTION, F_ANY(S, access_log), 0, 0, 0, NULL, F_RELOADABLE, &access_log_table},
+    {"management", T_SECTION, F_ANY(S, management), F_BOOL(S, management.enabled), 0, 0, NULL,
+     F_PRESENCE, &management_table},
     {"policies", T_PATH, F_STR(S, policies), 0, 1, PATH_MAX, NULL,
      F_REQUIRED | F_DIR | F_RELOADABLE, NULL},
 };
@@ -1227,6 +1239,49 @@ static int check_access_log(struct ctx *c, void *base, const struct dz_yaml_node
         join_key(key, sizeof(key), path, "file");
         return fail(c, line_of(map, "file", 0), key,
                     "only read with output: file (it would be ignored)");
+    }
+    return 0;
+}
+
+/* listen: "ADDRESS:PORT" with a numeric IPv4 address, or "[IPv6]:PORT". */
+static int check_management(struct ctx *c, void *base, const struct dz_yaml_node *map,
+                            const char *path)
+{
+    struct dz_config_management *m = base;
+    struct sockaddr_in *s4 = (struct sockaddr_in *)&m->sa;
+    struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&m->sa;
+    char host[64];
+    const char *colon = strrchr(m->listen, ':');
+    const char *h = m->listen;
+    size_t hlen = colon ? (size_t)(colon - m->listen) : 0;
+    long long port = 0;
+    char key[KEY_LEN];
+
+    memset(&m->sa, 0, sizeof(m->sa));
+    m->sa_len = 0;
+    if (hlen >= 2 && h[0] == '[' && h[hlen - 1] == ']') {
+        h++;
+        hlen -= 2;
+    }
+    if (colon && hlen > 0 && hlen < sizeof(host) && dz_parse_int(colon + 1, 1, 65535, &port) == 0) {
+        memcpy(host, h, hlen);
+        host[hlen] = '\0';
+        if (inet_pton(AF_INET, host, &s4->sin_addr) == 1) {
+            s4->sin_family = AF_INET;
+            s4->sin_port = htons((uint16_t)port);
+            m->sa_len = sizeof(*s4);
+        } else if (inet_pton(AF_INET6, host, &s6->sin6_addr) == 1) {
+            s6->sin6_family = AF_INET6;
+            s6->sin6_port = htons((uint16_t)port);
+            m->sa_len = sizeof(*s6);
+        }
+    }
+    if (m->sa_len == 0) {
+        join_key(key, sizeof(key), path, "listen");
+        return fail(c, line_of(map, "listen", 0), key,
+                    "expected ADDRESS:PORT with a numeric address (\"127.0.0.1:9180\", "
+                    "\"[::1]:9180\"), got \"%.64s\"",
+                    m->listen);
     }
     return 0;
 }

@@ -252,6 +252,16 @@ struct dz_config_access_log {
     bool log_fin;                 /* log paths that carry a FIN; default false */
 };
 
+/* management: (optional) the operator's plain HTTP/1.1 listener for
+ * /metrics, /healthz and /readyz (gateway/ops/mgmt.c, docs/metrics.md) */
+struct dz_config_management {
+    bool enabled;               /* the section is written */
+    char *listen;               /* "127.0.0.1:9180", "[::1]:9180" (numeric; restart to change) */
+    bool public_metrics;        /* also serve /metrics on the public listeners; default false */
+    struct sockaddr_storage sa; /* listen, ready for bind() */
+    socklen_t sa_len;
+};
+
 struct dz_config {
     char *path; /* the file this generation came from */
     struct dz_config_gateway gateway;
@@ -271,6 +281,7 @@ struct dz_config {
     struct dz_config_documents documents;
     struct dz_config_trust trust;
     struct dz_config_access_log access_log;
+    struct dz_config_management management;
     char *policies; /* directory of *.yaml policy files */
 };
 

@@ -255,6 +255,13 @@ int dz_store_touch(struct dz_store *s, const char *ns, const void *key, size_t k
     return s->ops->touch(s->impl, ns, key, key_len, ttl_ms);
 }
 
+size_t dz_store_kind_count(const struct dz_store *s, enum dz_store_kind k)
+{
+    if (!s || (unsigned)k >= DZ_STORE_KINDS || !s->ops->kind_count)
+        return 0;
+    return s->ops->kind_count(s->impl, k);
+}
+
 size_t dz_store_count(struct dz_store *s, const char *ns)
 {
     size_t n;

@@ -56,6 +56,11 @@ enum dz_store_kind dz_store_kind_of(const char *ns);
 /* A kind's name for logs and metric labels ("sessions", "pending_qr", ...). */
 const char *dz_store_kind_name(enum dz_store_kind k);
 
+/* Entries of kind k held now (live or expired but not yet reaped: what
+ * counts against the quota), or 0 when the backend cannot tell.  Any
+ * thread; cheap (an atomic read), for the metrics. */
+size_t dz_store_kind_count(const struct dz_store *s, enum dz_store_kind k);
+
 /* Creations refused since start because kind k was at its quota. */
 uint64_t dz_store_refusals(const struct dz_store *s, enum dz_store_kind k);
 
@@ -73,6 +78,7 @@ struct dz_store_ops {
     int (*touch)(void *impl, const char *ns, const void *key, size_t key_len, uint64_t ttl_ms);
     size_t (*count)(void *impl, const char *ns);
     void (*free)(void *impl);
+    size_t (*kind_count)(const void *impl, enum dz_store_kind kind); /* may be NULL */
 };
 
 /* For backends: wrap an ops table and its state.  Ownership of impl moves to

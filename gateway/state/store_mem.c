@@ -635,6 +635,13 @@ static int mem_touch(void *impl, const char *ns, const void *key, size_t key_len
     return ttl_or_touch(impl, ns, key, key_len, NULL, ttl_ms);
 }
 
+static size_t mem_kind_count(const void *impl, enum dz_store_kind kind)
+{
+    const struct mem *m = impl;
+
+    return atomic_load_explicit((atomic_size_t *)&m->count[kind], memory_order_relaxed);
+}
+
 /* A full scan, one shard lock at a time: meant for a metrics gauge, not the
  * request path. */
 static size_t mem_count(void *impl, const char *ns)
@@ -700,6 +707,7 @@ static const struct dz_store_ops mem_ops = {
     .ttl = mem_ttl,
     .touch = mem_touch,
     .count = mem_count,
+    .kind_count = mem_kind_count,
     .free = mem_free,
 };
 

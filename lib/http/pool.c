@@ -33,6 +33,7 @@ struct dz_pool {
     size_t head;
     size_t count;
     bool is_stopping;
+    uint64_t rejected; /* submissions refused, under lock */
     pthread_t *threads;
     unsigned nthreads; /* started */
 };
@@ -148,6 +149,18 @@ out:
     return rc;
 }
 
+void dz_pool_stats(struct dz_pool *p, size_t *queued, uint64_t *rejected)
+{
+    *queued = 0;
+    *rejected = 0;
+    if (!p)
+        return;
+    pthread_mutex_lock(&p->lock);
+    *queued = p->count;
+    *rejected = p->rejected;
+    pthread_mutex_unlock(&p->lock);
+}
+
 int dz_pool_submit(struct dz_pool *p, struct dz_worker *w, void (*work)(void *arg),
                    void (*done)(void *arg), void *arg)
 {
@@ -167,6 +180,8 @@ int dz_pool_submit(struct dz_pool *p, struct dz_worker *w, void (*work)(void *ar
         p->count++;
         pthread_cond_signal(&p->cond);
         rc = 0;
+    } else {
+        p->rejected++;
     }
     pthread_mutex_unlock(&p->lock);
     if (rc != 0 && w)

@@ -10,6 +10,7 @@
 #define DZ_POOL_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 struct dz_pool;
 struct dz_worker;
@@ -33,5 +34,10 @@ int dz_pool_submit(struct dz_pool *p, struct dz_worker *w, void (*work)(void *ar
  * order.  A job whose worker has already stopped cannot run done: that is
  * logged as "pool_done_lost" and its arg stays with the caller. */
 void dz_pool_free(struct dz_pool *p);
+
+/* For the metrics: jobs waiting in the queue now, and submissions refused
+ * since start (queue full or stopping).  Any thread (takes the pool's lock
+ * briefly). */
+void dz_pool_stats(struct dz_pool *p, size_t *queued, uint64_t *rejected);
 
 #endif

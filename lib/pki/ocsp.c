@@ -381,9 +381,10 @@ struct dz_ocsp_cache {
     pthread_mutex_t mu;
     size_t max;
     size_t n;
-    struct entry *e; /* n used of max; unordered (a linear scan of a few
-                      * thousand keys costs microseconds, next to the
-                      * milliseconds of a signature check) */
+    uint64_t hits, misses, failures; /* under mu */
+    struct entry *e;                 /* n used of max; unordered (a linear scan of a few
+                                      * thousand keys costs microseconds, next to the
+                                      * milliseconds of a signature check) */
 };
 
 int dz_ocsp_cache_new(size_t max_entries, struct dz_ocsp_cache **out)
@@ -445,8 +446,34 @@ int dz_ocsp_cache_get(struct dz_ocsp_cache *c, const unsigned char key[32], int6
         rc = 0;
         break;
     }
+    if (rc == 0)
+        c->hits++;
+    else
+        c->misses++;
     pthread_mutex_unlock(&c->mu);
     return rc;
+}
+
+void dz_ocsp_cache_stats(struct dz_ocsp_cache *c, struct dz_ocsp_cache_stats *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (!c)
+        return;
+    pthread_mutex_lock(&c->mu);
+    out->hits = c->hits;
+    out->misses = c->misses;
+    out->failures = c->failures;
+    out->entries = c->n;
+    pthread_mutex_unlock(&c->mu);
+}
+
+void dz_ocsp_cache_note_failure(struct dz_ocsp_cache *c)
+{
+    if (!c)
+        return;
+    pthread_mutex_lock(&c->mu);
+    c->failures++;
+    pthread_mutex_unlock(&c->mu);
 }
 
 int dz_ocsp_cache_put(struct dz_ocsp_cache *c, const unsigned char key[32],

@@ -134,4 +134,18 @@ int dz_ocsp_cache_put(struct dz_ocsp_cache *c, const unsigned char key[32],
 /* Entries currently held (including not yet collected expired ones). */
 size_t dz_ocsp_cache_count(struct dz_ocsp_cache *c);
 
+/* What the cache saw since it was made, for the metrics: lookups answered
+ * (hits) and not (misses, expired entries included), and OCSP queries that
+ * gave no usable answer (failures: counted by the caller with
+ * dz_ocsp_cache_note_failure, as the query itself knows no cache).  Any
+ * thread. */
+struct dz_ocsp_cache_stats {
+    uint64_t hits;
+    uint64_t misses;
+    uint64_t failures;
+    size_t entries;
+};
+void dz_ocsp_cache_stats(struct dz_ocsp_cache *c, struct dz_ocsp_cache_stats *out);
+void dz_ocsp_cache_note_failure(struct dz_ocsp_cache *c);
+
 #endif

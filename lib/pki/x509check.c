@@ -887,6 +887,7 @@ static int leaf_revocation(const struct run *r, STACK_OF(X509) * chain, struct d
                 (void)dz_ocsp_cache_put(o->ocsp_cache, key, &a, r->now);
             goto answered;
         }
+        dz_ocsp_cache_note_failure(o->ocsp_cache);
         snprintf(ocsp_why, sizeof(ocsp_why), "OCSP: %s",
                  rc == 0 ? "responder does not know the certificate" : dz_err_str(rc));
     } else if (rc == DZ_ERR_TOOBIG) {
