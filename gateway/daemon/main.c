@@ -32,6 +32,8 @@
 #include "http/pool.h"
 #include "keys/signer.h"
 #include "ops/accesslog.h"
+#include "ops/mgmt.h"
+#include "ops/opsmetrics.h"
 #include "pki/ocsp.h"
 #include "state/accounts.h"
 #include "state/store.h"
@@ -144,6 +146,9 @@ static uint64_t gauge_refusals(void *arg)
     return dz_store_refusals(g->gw->store, g->kind);
 }
 
+/* Reload counts and certificate expiry (gateway/ops/opsmetrics.c). */
+static struct dz_opsmetrics *opsmetrics;
+
 struct gen_handoff {
     struct dz_gw_worker *w;
     struct dz_gen *gen;
@@ -188,6 +193,7 @@ static void reload(struct dz_gw *gw, const char *config_path)
     if (rc != 0) {
         dz_log(DZ_LOG_ERROR, "reload_failed", "kept generation %llu: %s",
                (unsigned long long)gw->gen->number, err);
+        dz_opsmetrics_reloaded(opsmetrics, false, NULL);
         return;
     }
     for (size_t i = 0; i < g->config->n_listeners && i < DZ_GEN_MAX_LISTENERS; i++) {
@@ -214,6 +220,7 @@ static void reload(struct dz_gw *gw, const char *config_path)
      * the old one and says so. */
     if (dz_accesslog_configure(&g->config->access_log, err, sizeof(err)) != 0)
         dz_logj(DZ_LOG_ERROR, "access_log_reopen_failed", json_pack("{s:s}", "error", err));
+    dz_opsmetrics_reloaded(opsmetrics, true, g);
     dz_log(DZ_LOG_INFO, "reloaded", "generation %llu in force", (unsigned long long)g->number);
 }
 
@@ -381,25 +388,36 @@ int main(int argc, char **argv)
     dz_metrics_gauge_fn(gw.metrics, "darvaza_open_connections", "Open client connections",
                         gauge_connections, &gw);
     dz_metrics_gauge_fn(gw.metrics, "darvaza_sessions", "Live sessions", gauge_sessions, &gw);
-    dz_metrics_gauge_fn(gw.metrics, "darvaza_connections_refused_per_address_total",
-                        "Connections closed at accept: their address had too many open",
-                        gauge_refused_addr, &gw);
-    dz_metrics_gauge_fn(
+    dz_metrics_counter_fn(gw.metrics, "darvaza_connections_refused_per_address_total",
+                          "Connections closed at accept: their address had too many open",
+                          gauge_refused_addr, &gw);
+    dz_metrics_counter_fn(
         gw.metrics, "darvaza_connections_refused_full_total",
         "Connections closed at accept: the process was full and nothing could be shed",
         gauge_refused_full, &gw);
-    dz_metrics_gauge_fn(gw.metrics, "darvaza_connections_closed_stalled_total",
-                        "Connections closed for holding too many unsent answer bytes",
-                        gauge_closed_stalled, &gw);
+    dz_metrics_counter_fn(gw.metrics, "darvaza_connections_closed_stalled_total",
+                          "Connections closed for holding too many unsent answer bytes",
+                          gauge_closed_stalled, &gw);
     for (int k = 0; k < DZ_STORE_KINDS; k++) {
         struct refusal_gauge *g = &refusal_gauges[k];
         g->gw = &gw;
         g->kind = (enum dz_store_kind)k;
         snprintf(g->name, sizeof(g->name), "darvaza_store_refusals_%s_total",
                  dz_store_kind_name(g->kind));
-        dz_metrics_gauge_fn(gw.metrics, g->name,
-                            "New entries refused because this store budget was used up",
-                            gauge_refusals, g);
+        dz_metrics_counter_fn(gw.metrics, g->name,
+                              "New entries refused because this store budget was used up",
+                              gauge_refusals, g);
+    }
+    /* The operator's metrics and the management listener. */
+    struct dz_mgmt *mgmt = NULL;
+    if (dz_opsmetrics_new(&gw, &opsmetrics) != 0) {
+        fprintf(stderr, "darvazad: out of memory\n");
+        return 1;
+    }
+    if (cf->management.enabled && dz_mgmt_start(&cf->management, &gw, &mgmt) != 0) {
+        fprintf(stderr, "darvazad: management.listen %s: cannot listen; see the log above\n",
+                cf->management.listen);
+        return 1;
     }
     rc = dz_httpd_start(gw.httpd);
     if (rc != 0) {
@@ -433,6 +451,7 @@ int main(int argc, char **argv)
     dz_log(DZ_LOG_INFO, "draining", "stopping: finishing open requests");
     atomic_store(&gw.draining, true);
     dz_httpd_drain(gw.httpd, DRAIN_TIMEOUT_MS);
+    dz_mgmt_stop(mgmt);
     dz_httpd_free(gw.httpd);
     dz_pool_free(gw.pool);
     dz_audit_close(gw.audit);
@@ -441,6 +460,7 @@ int main(int argc, char **argv)
     dz_store_free(gw.store);
     dz_ocsp_cache_free(gw.ocsp_cache);
     dz_metrics_free(gw.metrics);
+    dz_opsmetrics_free(opsmetrics);
     dz_gen_unref(gw.gen);
     dz_log(DZ_LOG_INFO, "stopped", "bye");
     return 0;

@@ -32,13 +32,20 @@ void dz_ep_metrics(struct dz_rctx *c)
 {
     struct dz_buf b;
 
+    /* Metrics tell an outsider the traffic, the routes and the versions:
+     * on the public listeners only when the operator says so; otherwise
+     * they are on the management listener (docs/metrics.md). */
+    if (!c->gen->config->management.public_metrics) {
+        dz_rctx_problem(c, "not_found", "metrics are served on the management listener");
+        return;
+    }
     dz_buf_init(&b, 4u << 20);
     if (dz_metrics_render(c->gw->metrics, &b) != 0) {
         dz_buf_cleanup(&b);
         dz_rctx_problem(c, "internal_error", "metrics");
         return;
     }
-    dz_rctx_respond(c, 200, "text/plain; version=0.0.4", b.data, b.len, NULL, 0);
+    dz_rctx_respond(c, 200, "text/plain; version=0.0.4; charset=utf-8", b.data, b.len, NULL, 0);
     dz_buf_cleanup(&b);
 }
 

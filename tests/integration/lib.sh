@@ -17,6 +17,8 @@
 # TOTP: totp_at SECRET UNIXTIME, totp_fresh FIN SECRET (a code of a step not used yet).
 # JWS: jws_part TOKEN 0|1 (decoded header/payload), b64url_decode.
 # Peers: peer_requests (the registry's debug view), start_echo / stop_echo.
+# Management listener: mgmt PATH [curl args...] (HTTP/1.1, sets STATUS/BODY/HDRS like gw);
+#      metric 'NAME{labels}' prints that sample's value from its /metrics (empty if absent).
 #
 # Everything a script starts is stopped by the EXIT trap, whatever happens.
 
@@ -224,6 +226,26 @@ problem() {
     [ -n "$(hdr darvaza-request-id)" ] || why+="no darvaza-request-id; "
     if [ -z "$why" ]; then pass "$desc"; else fail "$desc" "$why
 body: $(head -c 600 "$RESP_BODY_FILE" 2>/dev/null)"; fi
+}
+
+# ---- the management listener (docs/metrics.md) --------------------------------------
+MGMT_URL=${MGMT_URL:-http://127.0.0.1:9180}
+# mgmt PATH [curl args...]: GET PATH on the management listener over HTTP/1.1.
+mgmt() {
+    local path=$1
+    shift
+    : >"$HDRS"
+    STATUS=$(curl --http1.1 -sS --max-time 30 -o "$RESP_BODY_FILE" -D "$HDRS" -w '%{http_code}' \
+        "$@" "$MGMT_URL$path" 2>"$WORK/curl.err") || true
+    [ -n "$STATUS" ] || STATUS=000
+    BODY=$(tr -d '\0' <"$RESP_BODY_FILE" 2>/dev/null)
+}
+# metric SERIES: the value of one sample of a fresh scrape.  SERIES is a bare
+# name, or name{labels} written exactly as exposed (labels in their order).
+metric() {
+    curl --http1.1 -sS --max-time 10 "$MGMT_URL/metrics" 2>/dev/null |
+        awk -v want="$1" '!/^#/ && NF >= 2 { v = $NF; s = substr($0, 1, length($0) - length(v) - 1)
+                                              if (s == want) { print v; exit } }'
 }
 
 # ---- people and logins ----------------------------------------------------------

@@ -36,7 +36,6 @@ retry_ok() { [[ "$(hdr retry-after)" =~ ^[0-9]+$ ]] && [ "$(hdr retry-after)" -g
 # The start limits count per calendar minute: a phase that must stay inside
 # one minute begins early in a minute (waiting for the clock, not a guess).
 fresh_minute() { while [ "$((10#$(date +%S)))" -ge 30 ]; do sleep 0.5; done; }
-metric() { curl -s --max-time 10 --cacert "$STATE_DIR/certs/root.pem" "$GW_URL/metrics" | awk -v m="$1" '$1 == m { print $2 }'; }
 
 # ---- pending QR logins per address ----------------------------------------------------
 codes=""

@@ -80,7 +80,7 @@ is "$OUT" "STATUS 1 200" "control: a new connection after all of the above -> 20
 is "$(listener_pid 8443)" "$GW_PID" "the same gateway process is listening as at the start"
 gw GET /healthz
 is "$STATUS" 200 "curl: /healthz -> 200 at the end"
-gw GET /metrics
-is "$STATUS" 200 "curl: /metrics -> 200 at the end"
+mgmt /metrics
+is "$STATUS" 200 "curl: /metrics on the management listener -> 200 at the end"
 
 finish
