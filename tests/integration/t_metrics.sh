@@ -1,0 +1,139 @@
+#!/usr/bin/env bash
+# t_metrics.sh - the metrics an operator scrapes (docs/metrics.md): served on
+# the management listener over plain HTTP/1.1 and refused on the public one;
+# series that keep their labels when a policy is edited and reloaded; build
+# info; reload success and failure; certificate expiry against openssl's
+# reading of the certificate; the upstream duration histogram; and a
+# management listener that refuses junk without going down.
+. "$(dirname "$0")/lib.sh"
+
+plan 32
+stack_start
+start_echo || bail "the echo peer did not start on $ECHO_ADDR"
+GW_PID=$(listener_pid 8443)
+POL="$STATE_DIR/policies"
+[ -f "$POL/echo.yaml" ] || bail "the stack has no $POL/echo.yaml"
+
+# mgmt_code: the problem code of the last answer (jq), with its status.
+mgmt_problem() {
+    local want_status=$1 want_code=$2 desc=$3
+    is "$STATUS $(hdr content-type | cut -d';' -f1) $(jb .code)" \
+        "$want_status application/problem+json $want_code" "$desc"
+}
+# raw_mgmt BYTES: send BYTES (printf format) to the management port and print
+# the first line of the answer (python3: no netcat in the image).
+raw_mgmt() {
+    python3 - "$1" "${MGMT_URL#http://}" <<'PY'
+import socket, sys
+data = sys.argv[1].encode().decode('unicode_escape').encode('latin-1')
+host, port = sys.argv[2].rsplit(':', 1)
+s = socket.create_connection((host, int(port)), timeout=10)
+s.sendall(data)
+s.shutdown(socket.SHUT_WR)
+buf = b''
+while True:
+    b = s.recv(65536)
+    if not b:
+        break
+    buf += b
+print(buf.split(b'\r\n', 1)[0].decode('latin-1'))
+PY
+}
+
+# ---- where /metrics is served ---------------------------------------------------------------
+gw GET /metrics
+problem 404 not_found "public listener: GET /metrics -> 404 not_found (management.public_metrics is false)"
+gw GET /healthz
+is "$STATUS" 200 "public listener still answers /healthz"
+OUT=$(curl --http1.1 -sS --max-time 10 -o "$WORK/m.txt" -w '%{http_code} %{http_version} %{content_type}' "$MGMT_URL/metrics")
+is "$OUT" "200 1.1 text/plain; version=0.0.4; charset=utf-8" "management listener: GET /metrics over HTTP/1.1 -> 200 Prometheus text"
+like "$(cat "$WORK/m.txt")" '# TYPE darvaza_requests_total counter' "the scrape has typed families"
+# A counter is typed counter: every family named *_total says so.
+WRONG=$(awk '$1 == "#" && $2 == "TYPE" && $3 ~ /_total$/ && $4 != "counter" { print $3 }' "$WORK/m.txt")
+is "$WRONG" "" "every *_total family is typed counter"
+OUT=$(curl --http1.0 -sS --max-time 10 -o /dev/null -w '%{http_code}' "$MGMT_URL/healthz")
+is "$OUT" 200 "an HTTP/1.0 health check (no Host) -> 200"
+mgmt /readyz
+is "$STATUS $(jb .status)" "200 ready" "management listener: /readyz -> 200 ready"
+mgmt /nothing
+mgmt_problem 404 not_found "management listener: an unknown path -> 404 not_found"
+mgmt /metrics -X POST
+mgmt_problem 405 method_not_allowed "management listener: POST /metrics -> 405 method_not_allowed"
+is "$(hdr allow)" "GET" "with Allow: GET"
+# h2c is not spoken there: a prior-knowledge preface is a malformed HTTP/1.1 request.
+is "$(raw_mgmt 'PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n')" "HTTP/1.1 400 Bad Request" \
+    "an HTTP/2 (h2c) preface gets an HTTP/1.1 400 (h2c is not served; docs/metrics.md)"
+
+# ---- junk on the management listener ----------------------------------------------------------
+is "$(raw_mgmt 'GET /metrics\r\n\r\n')" "HTTP/1.1 400 Bad Request" "a request line without a version -> 400"
+curl --http1.1 -sS --max-time 10 -o "$RESP_BODY_FILE" -D "$HDRS" "$MGMT_URL/metrics" -H "X-Pad: $(head -c 9000 /dev/zero | tr '\0' a)" >/dev/null 2>&1
+STATUS=$(head -n 1 "$HDRS" | awk '{print $2}')
+mgmt_problem 431 request_header_too_large "a 9000-byte header -> 431 request_header_too_large"
+is "$(raw_mgmt 'GET /healthz HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n')" "HTTP/1.1 400 Bad Request" "two Host fields -> 400"
+is "$(raw_mgmt 'GET /healthz HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n')" \
+    "HTTP/1.1 400 Bad Request" "a request with a body (Transfer-Encoding) -> 400"
+mgmt /healthz
+is "$STATUS $(jb .status)" "200 ok" "after the junk the management listener still answers /healthz"
+is "$(listener_pid 8443)" "$GW_PID" "and the same gateway process is running"
+
+# ---- build info -------------------------------------------------------------------------------
+VERSION=$(cat VERSION)
+COMMIT=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
+is "$(metric "darvaza_build_info{version=\"$VERSION\",commit=\"$COMMIT\"}")" 1 \
+    "darvaza_build_info{version=\"$VERSION\",commit=\"$COMMIT\"} 1"
+
+# ---- certificate expiry -------------------------------------------------------------------------
+CERT="$STATE_DIR/certs/gateway-tls.pem"
+SUBJ=$(openssl x509 -in "$CERT" -noout -subject -nameopt RFC2253 | sed 's/^subject=//')
+SERIAL=$(openssl x509 -in "$CERT" -noout -serial | sed 's/^serial=//')
+NOT_AFTER=$(date -u -d "$(openssl x509 -in "$CERT" -noout -enddate | sed 's/^notAfter=//')" +%s)
+is "$(metric "darvaza_certificate_expiry_timestamp_seconds{role=\"tls_server\",subject=\"$SUBJ\",serial=\"$SERIAL\"}")" \
+    "$NOT_AFTER" "TLS certificate expiry = openssl's notAfter ($NOT_AFTER)"
+
+# ---- labels that survive a policy edit ------------------------------------------------------------
+A=$(pick_person registered 0)
+login_person "$A"
+TOK=$LOGIN_TOKEN
+[ -n "$TOK" ] || bail "cannot log in $A: $STATUS $BODY"
+SERIES='darvaza_requests_total{service="echo",route="/api/echo/get",method="GET",status="2xx"}'
+gw GET /api/echo/get -H "$(bearer "$TOK")"
+is "$STATUS" 200 "a forward to the echo back end -> 200"
+is "$(metric "$SERIES")" 1 "counted as $SERIES"
+is "$(metric 'darvaza_upstream_request_duration_seconds_count{service="echo"}')" 1 \
+    "the upstream histogram counts the forward (service=echo)"
+like "$(metric 'darvaza_upstream_request_duration_seconds_bucket{service="echo",le="10"}')" '^1$' \
+    "its 10 s bucket holds it"
+
+{ echo "# a comment line added by t_metrics.sh: the routes below move one line down"; cat "$POL/echo.yaml"; } >"$WORK/echo.yaml"
+cp "$WORK/echo.yaml" "$POL/echo.yaml"
+stack_reload
+reload_ok_is() { [ "$(metric 'darvaza_config_reloads_total{result="success"}')" = "$1" ]; }
+ok "the reload is counted as a success" wait_until 15 reload_ok_is 1
+gw GET /api/echo/get -H "$(bearer "$TOK")"
+is "$(metric "$SERIES")" 2 "after the edit and the reload the same series counts on (2)"
+unlike "$(curl --http1.1 -sS --max-time 10 "$MGMT_URL/metrics")" 'route="[^"]*(\.yaml|:[0-9])' \
+    "no route label carries a policy file or line"
+
+# ---- a failed reload, then a good one ------------------------------------------------------------
+cat >"$POL/zz-broken.yaml" <<'EOF'
+service: broken
+registered_as: "DIS-9998"
+upstream: http://127.0.0.1:9
+routes:
+  - path: /api/broken/x
+    methods: [GET]
+    acr: ultra-high
+EOF
+stack_reload
+reload_failed_is() { [ "$(metric 'darvaza_config_reloads_total{result="failure"}')" = "$1" ]; }
+ok "a broken policy: the failure counter goes to 1" wait_until 15 reload_failed_is 1
+is "$(metric darvaza_config_last_reload_successful)" 0 "darvaza_config_last_reload_successful is 0"
+BEFORE=$(date +%s)
+rm -f "$POL/zz-broken.yaml"
+stack_reload
+ok "fixed and reloaded: the success counter goes to 2" wait_until 15 reload_ok_is 2
+is "$(metric darvaza_config_last_reload_successful)" 1 "darvaza_config_last_reload_successful is 1 again"
+TS=$(metric darvaza_config_last_reload_success_timestamp_seconds)
+ok "the last-success timestamp ($TS) is not older than the good reload ($BEFORE)" test "${TS:-0}" -ge "$BEFORE"
+
+finish
