@@ -55,6 +55,7 @@ struct dz_opsmetrics {
     struct cert_row certs[DZ_OPSMETRICS_CERTS_MAX];
     size_t ncerts;
     size_t certs_dropped;
+    struct dz_store_quotas quotas; /* as the store was made (store.* is read at start) */
 };
 
 /* ------------------------------------------------------- certificates --- */
@@ -305,6 +306,15 @@ static int render_layers(void *arg, struct dz_buf *out)
             rc = put_labelled(out, "darvaza_store_entries", "kind",
                               dz_store_kind_name((enum dz_store_kind)k), v);
         }
+        if (rc == 0)
+            rc = dz_metrics_put_family(out, "darvaza_store_quota", "gauge",
+                                       "The budget of live entries per kind (store.*).");
+        for (int k = 0; k < DZ_STORE_KINDS && rc == 0; k++) {
+            char v[32];
+            snprintf(v, sizeof(v), "%zu", om->quotas.max[k]);
+            rc = put_labelled(out, "darvaza_store_quota", "kind",
+                              dz_store_kind_name((enum dz_store_kind)k), v);
+        }
     }
     return rc;
 }
@@ -325,6 +335,16 @@ int dz_opsmetrics_new(struct dz_gw *gw, struct dz_opsmetrics **out)
         free(om);
         return rc;
     }
+    /* The same budgets darvazad gave the store (main.c): store.* is read
+     * once, at start. */
+    const struct dz_config_store *st = &gw->gen->config->store;
+    dz_store_quotas_default(&om->quotas);
+    om->quotas.max[DZ_STORE_SESSIONS] = st->sessions;
+    om->quotas.max[DZ_STORE_PENDING_QR] = st->pending_qr;
+    om->quotas.max[DZ_STORE_PENDING_MOBILE] = st->pending_mobile;
+    om->quotas.max[DZ_STORE_CHALLENGES] = st->challenges;
+    om->quotas.max[DZ_STORE_FAILURES] = st->failures;
+    om->quotas.max[DZ_STORE_RATES] = st->rates;
     atomic_store(&om->last_ok, true);
     atomic_store(&om->last_ok_time, (int_fast64_t)time(NULL));
     load_certs(om, gw->gen->config);

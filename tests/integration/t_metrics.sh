@@ -7,7 +7,7 @@
 # management listener that refuses junk without going down.
 . "$(dirname "$0")/lib.sh"
 
-plan 32
+plan 36
 stack_start
 start_echo || bail "the echo peer did not start on $ECHO_ADDR"
 GW_PID=$(listener_pid 8443)
@@ -103,6 +103,15 @@ is "$(metric 'darvaza_upstream_request_duration_seconds_count{service="echo"}')"
     "the upstream histogram counts the forward (service=echo)"
 like "$(metric 'darvaza_upstream_request_duration_seconds_bucket{service="echo",le="10"}')" '^1$' \
     "its 10 s bucket holds it"
+
+# ---- what the lower layers count -------------------------------------------------------------------
+like "$(metric darvaza_audit_fsync_duration_seconds_count)" '^[1-9][0-9]*$' \
+    "the audit fdatasync histogram has counted the logins' and the forward's batches"
+is "$(metric 'darvaza_store_quota{kind="sessions"}')" "$(awk '/^store:/ { s = 1 } s && $1 == "sessions:" { print $2; exit }' "$STATE_DIR/darvaza.yaml")" \
+    "darvaza_store_quota{kind=sessions} is the config's store.sessions"
+like "$(metric 'darvaza_store_entries{kind="sessions"}')" '^[1-9][0-9]*$' "the live session is counted in darvaza_store_entries{kind=sessions}"
+like "$(metric darvaza_pool_queue_depth) $(metric darvaza_pool_rejected_total) $(metric 'darvaza_ocsp_cache_lookups_total{result="miss"}')" \
+    '^[0-9]+ [0-9]+ [0-9]+$' "pool queue depth and rejects, OCSP cache lookups are exposed"
 
 { echo "# a comment line added by t_metrics.sh: the routes below move one line down"; cat "$POL/echo.yaml"; } >"$WORK/echo.yaml"
 cp "$WORK/echo.yaml" "$POL/echo.yaml"
