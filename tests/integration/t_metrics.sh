@@ -78,7 +78,10 @@ is "$(listener_pid 8443)" "$GW_PID" "and the same gateway process is running"
 
 # ---- build info -------------------------------------------------------------------------------
 VERSION=$(cat VERSION)
-COMMIT=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
+# The commit the Makefile stamped this build with (git rev-parse --short HEAD
+# at build time); it is HEAD unless commits came after the build.
+COMMIT=$(cat "$BUILD_DIR/commit-stamp" 2>/dev/null || git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
+[ "$COMMIT" = "$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null)" ] || diag "the build is of commit $COMMIT, not HEAD: rebuild to test HEAD"
 is "$(metric "darvaza_build_info{version=\"$VERSION\",commit=\"$COMMIT\"}")" 1 \
     "darvaza_build_info{version=\"$VERSION\",commit=\"$COMMIT\"} 1"
 
