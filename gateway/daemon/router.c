@@ -251,7 +251,7 @@ void dz_router_on_request(struct dz_req *req, void *wdata)
     /* The portal's pages, when gateway.web_root is set (web.c). */
     if (c->gen->web && ((plen == 1 && path[0] == '/') || strncmp(path, "/static/", 8) == 0)) {
         c->route = "web";
-        c->route_tpl = "/static/";
+        c->route_tpl = plen == 1 ? "/" : "/static/{name}";
         dz_ep_web(c);
         return;
     }
