@@ -127,6 +127,7 @@ static int check_signing(struct ctx *, void *, const struct dz_yaml_node *, cons
 static int check_upstream_tls(struct ctx *, void *, const struct dz_yaml_node *, const char *);
 static int check_root(struct ctx *, void *, const struct dz_yaml_node *, const char *);
 static int check_management(struct ctx *, void *, const struct dz_yaml_node *, const char *);
+static int check_drain(struct ctx *, void *, const struct dz_yaml_node *, const char *);
 
 const char *const dz_config_log_subs[DZ_CONFIG_LOG_SUBS] = {
     "audit", "policy", "state",  "core", "mssp", "auth", "sign", "forward",
@@ -435,6 +436,16 @@ static const struct kw management_kws[] = {
 static const struct table management_table = {
     management_kws, N(management_kws), sizeof(struct dz_config_management), check_management};
 
+/* Read when SIGTERM comes, from the generation then in force. */
+#define S struct dz_config_drain
+static const struct kw drain_kws[] = {
+    {"grace", T_DURATION, F_U64(S, grace_ms), 0, 0, 5 * MIN, "5s", F_RELOADABLE, NULL},
+    {"deadline", T_DURATION, F_U64(S, deadline_ms), 0, 0, HOUR, "10s", F_RELOADABLE, NULL},
+};
+#undef S
+static const struct table drain_table = {drain_kws, N(drain_kws), sizeof(struct dz_config_drain),
+                                         check_drain};
+
 #define S struct dz_config
 static const struct kw root_kws[] = {
     {"gateway", T_SECTION, F_ANY(S, gateway), 0, 0, 0, NULL, F_REQUIRED, &gateway_table},
@@ -457,6 +468,7 @@ static const struct kw root_kws[] = {
     {"access_log", T_SECTION, F_ANY(S, access_log), 0, 0, 0, NULL, F_RELOADABLE, &access_log_table},
     {"management", T_SECTION, F_ANY(S, management), F_BOOL(S, management.enabled), 0, 0, NULL,
      F_PRESENCE, &management_table},
+    {"drain", T_SECTION, F_ANY(S, drain), 0, 0, 0, NULL, 0, &drain_table},
     {"policies", T_PATH, F_STR(S, policies), 0, 1, PATH_MAX, NULL,
      F_REQUIRED | F_DIR | F_RELOADABLE, NULL},
 };
@@ -965,6 +977,21 @@ static int check_gateway(struct ctx *c, void *base, const struct dz_yaml_node *m
     join_key(key, sizeof(key), path, "user");
     if (g->user && !getpwnam(g->user))
         return fail(c, line_of(map, "user", 0), key, "no such user \"%s\" on this system", g->user);
+    return 0;
+}
+
+static int check_drain(struct ctx *c, void *base, const struct dz_yaml_node *map, const char *path)
+{
+    struct dz_config_drain *d = base;
+    char key[KEY_LEN];
+
+    /* Both count from the signal: a deadline before the grace ends would
+     * cut requests while the listeners still take new ones. */
+    if (d->deadline_ms < d->grace_ms) {
+        join_key(key, sizeof(key), path, "deadline");
+        return fail(c, line_of(map, "deadline", line_of(map, "grace", 0)), key,
+                    "must not be shorter than grace (both count from SIGTERM)");
+    }
     return 0;
 }
 

@@ -262,6 +262,13 @@ struct dz_config_management {
     socklen_t sa_len;
 };
 
+/* drain: what SIGTERM does (gateway/daemon/drain.h).  Both are counted
+ * from the signal; deadline >= grace. */
+struct dz_config_drain {
+    uint64_t grace_ms;    /* /readyz 503 but still accepting; 0..5m, default 5s */
+    uint64_t deadline_ms; /* open requests cut after this; 0..1h, default 10s */
+};
+
 struct dz_config {
     char *path; /* the file this generation came from */
     struct dz_config_gateway gateway;
@@ -282,6 +289,7 @@ struct dz_config {
     struct dz_config_trust trust;
     struct dz_config_access_log access_log;
     struct dz_config_management management;
+    struct dz_config_drain drain;
     char *policies; /* directory of *.yaml policy files */
 };
 

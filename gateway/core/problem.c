@@ -56,6 +56,7 @@ static const struct problem_kind kinds[] = {
     {"internal_error", 500, "Internal error"},
     {"upstream_unavailable", 502, "The service is not reachable"},
     {"service_unavailable", 503, "The gateway is busy; try again"},
+    {"draining", 503, "The gateway is stopping; use another instance"},
     {"state_unavailable", 503, "The gateway cannot record what this needs now; try again"},
     {"revocation_unavailable", 503, "The certificate's revocation status cannot be learned now"},
     {"timestamp_unavailable", 503, "The time-stamping authority cannot be reached now"},

@@ -25,6 +25,7 @@
 #include "core/metrics.h"
 #include "core/rctx.h"
 #include "daemon/audit_setup.h"
+#include "daemon/drain.h"
 #include "daemon/notify.h"
 #include "daemon/privdrop.h"
 #include "daemon/router.h"
@@ -39,8 +40,6 @@
 #include "state/store.h"
 
 #include "base/compat.h"
-
-#define DRAIN_TIMEOUT_MS 10000
 
 static void usage(FILE *to)
 {
@@ -448,9 +447,7 @@ int main(int argc, char **argv)
         break;
     }
     dz_notify_stopping();
-    dz_log(DZ_LOG_INFO, "draining", "stopping: finishing open requests");
-    atomic_store(&gw.draining, true);
-    dz_httpd_drain(gw.httpd, DRAIN_TIMEOUT_MS);
+    dz_drain_run(&gw, &sigs); /* drain.h: readiness off, grace, deadline */
     dz_mgmt_stop(mgmt);
     dz_httpd_free(gw.httpd);
     dz_pool_free(gw.pool);

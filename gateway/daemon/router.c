@@ -15,6 +15,7 @@
 #include "base/secret.h"
 #include "core/metrics.h"
 #include "core/rctx.h"
+#include "daemon/drain.h"
 #include "forward/forward.h"
 #include "http/httpc.h"
 #include "ops/accesslog.h"
@@ -98,6 +99,10 @@ static void on_close(struct dz_req *req, void *arg)
     uint64_t took = dz_now_us() - c->start_us;
 
     c->closed = true;
+    /* Cut by the drain deadline: on record, once (a forward writes its own
+     * outcome line from its cancel). */
+    if (dz_req_is_drain_cut(req) && !dz_forward_in_flight(c))
+        dz_drain_audit_cut(c);
     if (c->cancel)
         c->cancel(c);
     /* Labels that survive policy edits: the service and the route template

@@ -209,11 +209,11 @@ static char *cookies_without_ours(struct dz_req *req)
 
 static void audit_outcome(struct dz_rctx *c, struct fwd *f, const char *result);
 
-/* A stream that ends while the gateway drains was cut by the drain deadline
- * (or by the client in the meantime: the log cannot tell, and says drain). */
+/* A stream the engine closed at the drain deadline (not one its client
+ * left, even during the drain's grace). */
 static bool drain_cut(const struct dz_rctx *c)
 {
-    return atomic_load(&c->gw->draining);
+    return dz_req_is_drain_cut(c->req);
 }
 
 static void fwd_cancel(struct dz_rctx *c)
@@ -237,6 +237,11 @@ static void fwd_cancel(struct dz_rctx *c)
         fwd_free(f);
         dz_rctx_release(c);
     }
+}
+
+bool dz_forward_in_flight(const struct dz_rctx *c)
+{
+    return c->cancel == fwd_cancel;
 }
 
 static void finish(struct dz_rctx *c, struct fwd *f)

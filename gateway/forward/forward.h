@@ -10,4 +10,9 @@
 
 void dz_forward(struct dz_rctx *c);
 
+/* True while c's forward owns its outcome line (from signing to the end of
+ * the transfer): a stream closed then is recorded by the forwarder itself
+ * ("forward_result" with result drain_cut or client_gone).  Loop thread. */
+bool dz_forward_in_flight(const struct dz_rctx *c);
+
 #endif

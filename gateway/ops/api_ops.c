@@ -18,7 +18,13 @@ void dz_ep_healthz(struct dz_rctx *c)
 
 void dz_ep_readyz(struct dz_rctx *c)
 {
-    if (atomic_load(&c->gw->ready) && !atomic_load(&c->gw->draining)) {
+    /* Draining first: a load balancer polling here must see the stop at
+     * once, while the listeners still serve (drain.grace). */
+    if (atomic_load(&c->gw->draining)) {
+        dz_rctx_problem(c, "draining", "stopping: send new requests elsewhere");
+        return;
+    }
+    if (atomic_load(&c->gw->ready)) {
         dz_rctx_json(
             c, 200,
             json_pack("{s:s, s:I}", "status", "ready", "generation", (json_int_t)c->gen->number),

@@ -431,6 +431,11 @@ bool dz_req_is_closed(const struct dz_req *r)
     return r->is_closed;
 }
 
+bool dz_req_is_drain_cut(const struct dz_req *r)
+{
+    return r->is_drain_cut;
+}
+
 void dz_req_on_close(struct dz_req *r, void (*cb)(struct dz_req *r, void *arg), void *arg)
 {
     r->on_close = cb;

@@ -351,6 +351,11 @@ static void drain_timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
          * request.  Then a short grace for references the app still holds
          * (pool work in flight answering into closed requests). */
         w->drain_phase = 2;
+        /* Marked before the close so that on_close can tell a request cut
+         * by the deadline from one its client abandoned. */
+        for (struct dz_h2conn *c = w->conns; c; c = c->next)
+            for (struct dz_req *r = c->streams; r; r = r->next)
+                r->is_drain_cut = true;
         if (w->conns)
             dz_log(DZ_LOG_WARN, "httpd_drain", "worker %u: closing %u connection(s) at deadline",
                    w->index, w->nconns);

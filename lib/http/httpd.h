@@ -188,6 +188,10 @@ bool dz_req_is_closed(const struct dz_req *r);
  * request is open (in on_headers/on_request): registered after the close it
  * is never called.  It runs from the loop, never inside nghttp2. */
 void dz_req_on_close(struct dz_req *r, void (*cb)(struct dz_req *r, void *arg), void *arg);
+/* True when r was still open as the drain deadline passed (dz_httpd_drain)
+ * and the engine closed it: the request was cut, not abandoned by its
+ * client.  Meaningful in on_close and after. */
+bool dz_req_is_drain_cut(const struct dz_req *r);
 
 /* --- answering (loop thread only) ---
  * dz_req_respond sends a whole answer (headers and body are copied).

@@ -154,6 +154,7 @@ struct dz_req {
     bool is_end_sent;    /* our END_STREAM went out */
     bool is_remote_done; /* the client's END_STREAM came: timer = response timeout */
     bool is_rst_sent;
+    bool is_drain_cut;  /* still open when the drain deadline closed its connection */
     uint64_t discarded; /* body bytes dropped (after an answer or overflow) */
     const char *method, *path, *scheme, *authority, *host;
     struct dz_h2field *fields;

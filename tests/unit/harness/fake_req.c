@@ -576,6 +576,11 @@ bool dz_req_is_closed(const struct dz_req *r)
     return r->closed;
 }
 
+bool dz_req_is_drain_cut(const struct dz_req *r)
+{
+    return false; /* the fake engine never drains */
+}
+
 void dz_req_on_close(struct dz_req *r, void (*cb)(struct dz_req *r, void *arg), void *arg)
 {
     if (r->closed)
