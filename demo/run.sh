@@ -2,11 +2,14 @@
 # run.sh - what `make demo` runs: the demo stack in build/demo (demo/stack.sh),
 # a copy-paste walk-through with a registered demo person, then waits in the
 # foreground until Ctrl-C or SIGTERM, and stops everything cleanly.
+# A start killed half-way (kill -9, a closed terminal) is detected by the
+# next one, which starts afresh (demo/stack.sh, SETUP_MARK); a port already
+# taken stops it before anything starts.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
-STATE=build/demo
+STATE=${DEMO_STATE:-build/demo} # DEMO_STATE: another directory (tests)
 export BUILD_DIR=${BUILD_DIR:-build}
 
 stopping=0

@@ -214,6 +214,98 @@ stack_ports() {
          l && $1 == "port:" { print $2 }' "$STATE/darvaza.yaml"
 }
 
+# demo_ports: "PORT WHAT" for every port the stack will listen on, from the
+# same variables and config the processes are started with (the one list the
+# start-up check reads).  Needs STATE/darvaza.yaml (make_config).
+demo_ports() {
+    local url p i=0
+    echo "${REGISTRY_ADDR##*:} registry peer"
+    for p in $(stack_ports | tail -n +2); do
+        i=$((i + 1))
+        echo "$p gateway listener $i"
+    done
+    if [ "$MOBILE" != 0 ]; then
+        url=$(yaml_get "$STATE/darvaza.yaml" mobile mssp_url)
+        if [[ "$url" =~ ^https://127\.0\.0\.1:([0-9]+)/?$ ]]; then
+            echo "${BASH_REMATCH[1]} MSSP"
+            echo "${MOBILE_OCSP_ADDR##*:} mobile OCSP responder"
+            for p in $(seq "$PHONE_CONTROL_BASE" $((PHONE_CONTROL_BASE + SIM_HOLDERS))); do
+                echo "$p demo phone control"
+            done
+        fi
+    fi
+    [ "$CARDS" = 0 ] || echo "$CARD_OCSP_PORT e-signature OCSP responder"
+    if [ "$DOCUMENTS" != 0 ]; then
+        echo "${TSA_ADDR##*:} time-stamping authority"
+        echo "${COURT_ADDR##*:} e-court"
+    fi
+}
+
+# port_holder PORT: "program (pid N)" listening on PORT, when ss can tell.
+port_holder() {
+    local u
+    u=$(ss -ltnpH "sport = :$1" 2>/dev/null | grep -o 'users:(("[^"]*",pid=[0-9]*' | head -n 1)
+    [ -n "$u" ] || return 0
+    u=${u#users:((\"}
+    echo "${u%%\"*} (pid ${u##*pid=})"
+}
+
+# check_ports: every port of demo_ports free, before anything starts; else
+# one line per taken port and exit 1.
+check_ports() {
+    local port what holder busy=0
+    while read -r port what; do
+        port_busy "$port" || continue
+        holder=$(port_holder "$port")
+        echo "stack: error: port $port ($what) is already taken${holder:+ by $holder}" >&2
+        busy=1
+    done < <(demo_ports)
+    [ $busy -eq 0 ] || die "nothing was started; free the port(s) above or stop the other stack"
+}
+
+# ---- a start interrupted half-way ---------------------------------------------------
+# A start writes SETUP_MARK last, atomically, once everything it makes (PKI,
+# registry, registered people, people.json) is complete.  A STATE_DIR with
+# files but no mark was left by a start that was killed (kill -9, a closed
+# terminal, power loss): its accounts and people.json may disagree, so it is
+# made afresh, saying so, after stopping what that start left running.
+SETUP_MARK=.set-up-complete
+
+is_stack_dir() {
+    [ -f "$STATE/darvaza.yaml" ] || [ -d "$STATE/pids" ] || [ -d "$STATE/certs" ] || [ -d "$STATE/logs" ]
+}
+
+afresh_if_half_made() {
+    local name pid left=()
+    [ -e "$STATE/$SETUP_MARK" ] && return 0
+    [ -n "$(ls -A "$STATE" 2>/dev/null)" ] || return 0
+    is_stack_dir || die "$STATE holds files that are not a demo stack's; choose another directory"
+    for name in "${PROCS[@]}"; do
+        pid=$(pid_of "$name")
+        [ -z "$pid" ] || left+=("$name:$pid")
+    done
+    say "$STATE was left half made by an interrupted start: starting afresh"
+    [ ${#left[@]} -eq 0 ] || { say "stopping what that start left running"; stop_all "${left[@]}"; }
+    find "$STATE" -mindepth 1 -maxdepth 1 -exec rm -rf {} +
+    mkdir -p "$STATE"
+}
+
+mark_set_up() {
+    : >"$STATE/$SETUP_MARK.tmp"
+    mv "$STATE/$SETUP_MARK.tmp" "$STATE/$SETUP_MARK"
+}
+
+# SETUP_HOLD (tests only): after the first person is registered, create this
+# file and wait (at most 120 s) until it is removed: a test can then kill
+# the start while it is certainly half-way.
+setup_hold() {
+    local end
+    [ -n "${SETUP_HOLD:-}" ] || return 0
+    : >"$SETUP_HOLD"
+    end=$(($(date +%s) + 120))
+    while [ -e "$SETUP_HOLD" ] && [ "$(date +%s)" -lt "$end" ]; do sleep 0.1; done
+}
+
 # ---- demo people ------------------------------------------------------------------
 
 curl_gw() {
@@ -255,6 +347,7 @@ make_people() {
             '. + [{fin:$f, registered:$r, password:$p, totp_secret:$s, document:$d, phone:$ph,
                    name:$nm, surname:$sn}]' "$tmp" >"$tmp.new"
         mv "$tmp.new" "$tmp"
+        [ $n -ne 0 ] || setup_hold
         n=$((n + 1))
     done < <(sqlite3 -separator '|' "$STATE/registry.db" \
         "SELECT p.fin, p.doc_series || p.doc_number,
@@ -403,17 +496,17 @@ do_start() {
     local name p
     [ -x "$PEER_BIN" ] || die "no $PEER_BIN (make first, or set BUILD_DIR)"
     [ -x "$GW_BIN" ] || die "no $GW_BIN (make first, or set BUILD_DIR)"
+    afresh_if_half_made
     for name in "${PROCS[@]}"; do
-        [ -z "$(pid_of "$name")" ] || die "$name already runs for $STATE (pid $(pid_of "$name")); stop it first"
+        [ -z "$(pid_of "$name")" ] ||
+            die "$name already runs for $STATE (pid $(pid_of "$name")); stop it first: demo/stack.sh stop $STATE"
     done
     mkdir -p "$STATE"/{certs,keys,logs,pids}
     rm -f "$STATE"/pids/*.pid "$STATE"/pids/*.stopped
 
-    "$ROOT/certs/mkpki.sh" "$STATE/certs" "$STATE/keys" >/dev/null
     make_config
-    for p in $(stack_ports); do
-        ! port_busy "$p" || die "port $p is busy (another stack or program listens on it)"
-    done
+    check_ports
+    "$ROOT/certs/mkpki.sh" "$STATE/certs" "$STATE/keys" >/dev/null
     if [ ! -f "$STATE/registry.db" ]; then
         "$PEER_BIN" registry --db "$STATE/registry.db" --init-db 10000 \
             >>"$STATE/logs/registry-init.log" 2>&1 ||
@@ -444,6 +537,7 @@ do_start() {
     make_people
     card_people
     mobile_people
+    mark_set_up
     say "up: state in $STATE"
 }
 
