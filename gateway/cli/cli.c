@@ -23,6 +23,8 @@ static const struct subcommand subcommands[] = {
     {"jwks", dz_cli_jwks, "print the JWK set of signing keys (PEM or pkcs11: URI)"},
     {"audit", dz_cli_audit, "verify FILE: check the audit log's hash chain and signed heads"},
     {"cert", dz_cli_cert, "check CERT: validate a certificate as logins do (path, OCSP/CRL)"},
+    {"accounts", dz_cli_accounts,
+     "backup|restore: copy the accounts database (online, consistent)"},
     {NULL, NULL, NULL},
 };
 
