@@ -132,6 +132,14 @@ static void login_answer(struct dz_rctx *c, int rc, void *arg)
     /* An attempt whose failure could not be counted (a full failure budget,
      * a store or database error) is refused as such, never answered like
      * a wrong password: that would let a guess go uncounted. */
+    /* A crypto failure is not a passing store trouble: in a login it is a
+     * TOTP seed that does not decrypt (the seed key is not the one the
+     * accounts were made with, docs/operations.md "Back up and restore";
+     * logged by accounts.c).  Retrying will not help: 500, not 503. */
+    if (op->rc == DZ_ERR_CRYPTO) {
+        dz_rctx_problem(c, "internal_error", "the one-time code cannot be checked now");
+        goto out;
+    }
     if (op->rc != 0) {
         dz_rctx_state_unavailable(c, op->rc);
         goto out;

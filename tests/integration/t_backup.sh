@@ -8,7 +8,7 @@
 # the seed does not decrypt (never the seed or the key).
 . "$(dirname "$0")/lib.sh"
 
-plan 17
+plan 18
 stack_start
 CFG="$STATE_DIR/darvaza.yaml"
 DB=$(awk '/^accounts:/{a=1;next} /^[^ #]/{a=0} a && $1=="database:"{print $2}' "$CFG")
@@ -65,7 +65,9 @@ WRONG=$(openssl rand -hex 32)
 (umask 077 && echo "$WRONG" >"$SEED")
 gw_start || bail "the gateway did not start with another seed key"
 login_person "$A"
-problem 503 state_unavailable "with the wrong seed.key a TOTP login is refused 503 state_unavailable, no crash"
+problem 500 internal_error "with the wrong seed.key a TOTP login is refused 500 internal_error, no crash"
+gw GET /readyz
+is "$STATUS" 200 "the gateway still serves"
 like "$(grep -F '"accounts_seed"' "$(gw_log)" | tail -n 1)" "does not decrypt" \
     "the ops log says the TOTP seed cannot be decrypted"
 unlike "$(cat "$(gw_log)")" "$WRONG|$(head -c 64 "$WORK/seed.key.bak")" "and never prints either seed key"
