@@ -211,6 +211,8 @@ static void test_good(void **state)
     assert_int_equal(c->sessions.idle_ms, 30 * 60000);
     assert_int_equal(c->sessions.idle_high_ms, 15 * 60000);
     assert_int_equal(c->sessions.absolute_ms, 12 * 3600000);
+    assert_int_equal(c->drain.grace_ms, 5000);
+    assert_int_equal(c->drain.deadline_ms, 10000);
 
     assert_int_equal(c->accounts.password_min_length, 10);
     assert_int_equal(c->accounts.argon2_memory, 64 * 1048576);
@@ -387,6 +389,14 @@ static const struct bad_case bad_cases[] = {
      "pin-value is not allowed"},
     {21, 21, "  idle_high: 45m", 21, "sessions.idle_high", "must not be longer than idle"},
     {20, 20, "  idle: 13h", 20, "sessions.idle", "must not be longer than absolute"},
+    {42, 42, "policies: @D@/policies\ndrain:\n  grace: 8s\n  deadline: 5s", 45, "drain.deadline",
+     "must not be shorter than grace"},
+    {42, 42, "policies: @D@/policies\ndrain:\n  deadline: 3s", 44, "drain.deadline",
+     "must not be shorter than grace"},
+    {42, 42, "policies: @D@/policies\ndrain:\n  grace: 6m", 44, "drain.grace",
+     "must be between 0ms and 5m"},
+    {42, 42, "policies: @D@/policies\ndrain:\n  grace: soon", 44, "drain.grace",
+     "expected a duration such as"},
     {3, 3, "  origin: https://localhost:8443/", 3, "gateway.origin", "no path"},
     {3, 3, "  origin: http://portal.example.az", 3, "gateway.origin", "must be https"},
     {3, 3, "  origin: https://portal.example.az:443", 3, "gateway.origin", "default port"},

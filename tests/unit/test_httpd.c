@@ -106,6 +106,7 @@ static SSL_CTX *ctx_for(const char *name, const char *client_ca)
 /* ---------- the application under test ---------- */
 
 static atomic_int n_worker_init, n_worker_fini, n_on_request, n_on_close, n_early_on_request;
+static atomic_int n_drain_cut; /* on_close calls for requests the drain deadline cut */
 static atomic_int late_answer_rc = 12345, bad_hdr_rc = 12345;
 
 struct later {
@@ -122,8 +123,9 @@ static int query_int(const char *path, const char *key, int dflt)
 
 static void on_close_count(struct dz_req *r, void *arg)
 {
-    (void)r;
     (void)arg;
+    if (dz_req_is_drain_cut(r))
+        atomic_fetch_add(&n_drain_cut, 1);
     atomic_fetch_add(&n_on_close, 1);
 }
 
@@ -730,11 +732,13 @@ static void test_client_abort(void **state)
     struct resp r;
     char u[128];
     int closes;
+    int cuts;
 
     (void)state;
     test_limits(&lim);
     srv_start(&s, &lim, NULL, 1);
     closes = atomic_load(&n_on_close);
+    cuts = atomic_load(&n_drain_cut);
     atomic_store(&late_answer_rc, 12345);
     url(u, sizeof(u), false, s.h2c_port, "/slow?ms=400");
     {
@@ -763,6 +767,8 @@ static void test_client_abort(void **state)
     for (int i = 0; i < 100 && atomic_load(&n_on_close) == closes; i++)
         sleep_ms(10);
     assert_int_equal(atomic_load(&n_on_close), closes + 1);
+    /* The client left: not a drain cut. */
+    assert_int_equal(atomic_load(&n_drain_cut), cuts);
     srv_stop(&s);
 }
 
@@ -787,10 +793,12 @@ static void test_drain_finishes_inflight(void **state)
     pthread_t t;
     char u[128];
     struct timespec t0, t1;
+    int cuts;
 
     (void)state;
     test_limits(&lim);
     srv_start(&s, &lim, NULL, 2);
+    cuts = atomic_load(&n_drain_cut);
     url(b.url, sizeof(b.url), false, s.h2c_port, "/slow?ms=400");
     assert_int_equal(pthread_create(&t, NULL, bg_get_main, &b), 0);
     for (int i = 0; i < 200 && dz_httpd_open_connections(s.h) == 0; i++)
@@ -812,6 +820,8 @@ static void test_drain_finishes_inflight(void **state)
     assert_int_not_equal(r.rc, CURLE_OK);
     dz_buf_cleanup(&r.body);
     assert_int_equal(dz_httpd_open_connections(s.h), 0);
+    /* Finished in time: not a cut. */
+    assert_int_equal(atomic_load(&n_drain_cut), cuts);
     dz_httpd_free(s.h);
 }
 
@@ -822,11 +832,13 @@ static void test_drain_deadline_cuts(void **state)
     struct bg_get b;
     pthread_t t;
     int closes;
+    int cuts;
 
     (void)state;
     test_limits(&lim);
     srv_start(&s, &lim, NULL, 1);
     closes = atomic_load(&n_on_close);
+    cuts = atomic_load(&n_drain_cut);
     url(b.url, sizeof(b.url), false, s.h2c_port, "/slow?ms=1500");
     assert_int_equal(pthread_create(&t, NULL, bg_get_main, &b), 0);
     for (int i = 0; i < 200 && dz_httpd_open_connections(s.h) == 0; i++)
@@ -839,6 +851,8 @@ static void test_drain_deadline_cuts(void **state)
     assert_int_not_equal(b.r.rc, CURLE_OK);
     dz_buf_cleanup(&b.r.body);
     assert_int_equal(atomic_load(&n_on_close), closes + 1);
+    /* ... and the app can tell it was the deadline, not the client. */
+    assert_int_equal(atomic_load(&n_drain_cut), cuts + 1);
     dz_httpd_free(s.h);
 }
 
