@@ -280,6 +280,12 @@ afresh_if_half_made() {
     [ -e "$STATE/$SETUP_MARK" ] && return 0
     [ -n "$(ls -A "$STATE" 2>/dev/null)" ] || return 0
     is_stack_dir || die "$STATE holds files that are not a demo stack's; choose another directory"
+    # Made before the mark existed: people.json is written (atomically) only
+    # once every registration is done, so with the accounts it is whole.
+    if [ -f "$STATE/accounts.db" ] && jq -e 'length > 0' "$STATE/people.json" >/dev/null 2>&1; then
+        mark_set_up
+        return 0
+    fi
     for name in "${PROCS[@]}"; do
         pid=$(pid_of "$name")
         [ -z "$pid" ] || left+=("$name:$pid")

@@ -20,8 +20,9 @@
  * The writer knows nothing of keys: signing goes through a callback.
  *
  * Record fields (the caller's job; NEVER a password, PIN, OTP, token or key):
- *   "type"  login | logout | session | forward | register (required; "head"
- *           is reserved for the writer)
+ *   "type"  login | logout | session | forward | forward_result | register |
+ *           drain_cut (a request the stop's deadline cut, daemon/drain.h)
+ *           (required; "head" is reserved for the writer)
  *   "rid"   request id            "fin"   the person's FIN
  *   "means" login means           "service", "route" (policy rule id)
  *   "tgt"   target FIN (cross-person lookups)   "pur" purpose
