@@ -13,7 +13,8 @@
  * A second SIGTERM or SIGINT during the grace ends the grace at once (the
  * listeners close, the deadline still counts from the first signal); during
  * the deadline phase signals are ignored: the deadline is the bound, SIGKILL
- * the way to stop sooner.  SIGHUP during a drain is logged and ignored.
+ * the way to stop sooner.  SIGHUP during a drain is logged and ignored;
+ * SIGUSR1 during the grace still rotates the audit log.
  * See docs/operations.md, "Stopping".
  */
 #ifndef DZ_DRAIN_H
