@@ -10,7 +10,6 @@
 #include <stdatomic.h>
 #include <time.h>
 
-#include "audit/audit.h"
 #include "base/log.h"
 #include "http/httpd.h"
 
@@ -25,7 +24,8 @@ static uint64_t mono_ms(void)
 }
 
 /* Wait until grace_ms after t0 has passed, or a second stop signal. */
-static void grace_wait(struct dz_gw *gw, const sigset_t *sigs, uint64_t t0, uint64_t grace_ms)
+static void grace_wait(struct dz_gw *gw, const sigset_t *sigs, void (*on_usr1)(struct dz_gw *gw),
+                       uint64_t t0, uint64_t grace_ms)
 {
     for (;;) {
         uint64_t now = mono_ms();
@@ -49,16 +49,15 @@ static void grace_wait(struct dz_gw *gw, const sigset_t *sigs, uint64_t t0, uint
                    "signal %d during the grace: closing the listeners now", sig);
             return;
         }
-        if (sig == SIGUSR1) {
-            /* Still an audit rotation: it runs on the writer thread. */
-            dz_audit_rotate(gw->audit);
+        if (sig == SIGUSR1 && on_usr1) {
+            on_usr1(gw); /* log rotation goes on while the instance drains */
             continue;
         }
         dz_log(DZ_LOG_INFO, "drain_signal_ignored", "signal %d ignored: stopping", sig);
     }
 }
 
-void dz_drain_run(struct dz_gw *gw, const sigset_t *sigs)
+void dz_drain_run(struct dz_gw *gw, const sigset_t *sigs, void (*on_usr1)(struct dz_gw *gw))
 {
     uint64_t t0 = mono_ms();
     uint64_t grace = gw->gen->config->drain.grace_ms;
@@ -72,7 +71,7 @@ void dz_drain_run(struct dz_gw *gw, const sigset_t *sigs)
            "%llu ms",
            (unsigned long long)grace, (unsigned long long)deadline);
     if (grace)
-        grace_wait(gw, sigs, t0, grace);
+        grace_wait(gw, sigs, on_usr1, t0, grace);
     spent = mono_ms() - t0;
     left = deadline > spent ? deadline - spent : 0;
     if (left > UINT32_MAX - 1)

@@ -14,7 +14,7 @@
  * listeners close, the deadline still counts from the first signal); during
  * the deadline phase signals are ignored: the deadline is the bound, SIGKILL
  * the way to stop sooner.  SIGHUP during a drain is logged and ignored;
- * SIGUSR1 during the grace still rotates the audit log.
+ * SIGUSR1 during the grace still rotates and reopens the logs.
  * See docs/operations.md, "Stopping".
  */
 #ifndef DZ_DRAIN_H
@@ -27,9 +27,10 @@
 
 /* Run the whole stop sequence above with the drain settings of the
  * generation in force (gw->gen), waiting for further signals of sigs (the
- * set the main thread blocks and waits on) during the grace.  Returns once
- * every worker has stopped.  Main thread only; blocks. */
-void dz_drain_run(struct dz_gw *gw, const sigset_t *sigs);
+ * set the main thread blocks and waits on) during the grace; a SIGUSR1
+ * then calls on_usr1 (may be NULL: ignored), as the main loop would.
+ * Returns once every worker has stopped.  Main thread only; blocks. */
+void dz_drain_run(struct dz_gw *gw, const sigset_t *sigs, void (*on_usr1)(struct dz_gw *gw));
 
 /* Write the audit line of a request the drain deadline cut that no other
  * part of the gateway records (the router calls it from on_close when

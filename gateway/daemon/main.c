@@ -183,6 +183,14 @@ static void reopen_access_log(void)
         dz_log(DZ_LOG_INFO, "access_log_reopened", "on SIGUSR1");
 }
 
+/* SIGUSR1, also during a drain's grace (drain.h). */
+static void on_sigusr1(struct dz_gw *gw)
+{
+    /* The audit writer closes its segment on its own thread. */
+    dz_audit_rotate(gw->audit);
+    reopen_access_log();
+}
+
 static void reload(struct dz_gw *gw, const char *config_path)
 {
     struct dz_gen *g = NULL;
@@ -439,15 +447,13 @@ int main(int argc, char **argv)
             continue;
         }
         if (sig == SIGUSR1) {
-            /* The audit writer closes its segment on its own thread. */
-            dz_audit_rotate(gw.audit);
-            reopen_access_log();
+            on_sigusr1(&gw);
             continue;
         }
         break;
     }
     dz_notify_stopping();
-    dz_drain_run(&gw, &sigs); /* drain.h: readiness off, grace, deadline */
+    dz_drain_run(&gw, &sigs, on_sigusr1); /* drain.h: readiness off, grace, deadline */
     dz_mgmt_stop(mgmt);
     dz_httpd_free(gw.httpd);
     dz_pool_free(gw.pool);
