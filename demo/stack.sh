@@ -224,6 +224,8 @@ demo_ports() {
         i=$((i + 1))
         echo "$p gateway listener $i"
     done
+    p=$(yaml_get "$STATE/darvaza.yaml" management listen)
+    [ -z "$p" ] || echo "${p##*:} gateway management listener"
     if [ "$MOBILE" != 0 ]; then
         url=$(yaml_get "$STATE/darvaza.yaml" mobile mssp_url)
         if [[ "$url" =~ ^https://127\.0\.0\.1:([0-9]+)/?$ ]]; then

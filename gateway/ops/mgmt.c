@@ -165,7 +165,10 @@ static void serve(struct mconn *k, const struct dz_h1_request *r)
         serve_metrics(k);
     } else if (which == 1) {
         answer_json(k, 200, json_pack("{s:s}", "status", "ok"), "application/json", NULL);
-    } else if (atomic_load(&gw->ready) && !atomic_load(&gw->draining)) {
+    } else if (atomic_load(&gw->draining)) {
+        /* As on the public listeners (api_ops.c): the stop is said at once. */
+        answer_problem(k, "draining", "stopping: send new requests elsewhere", NULL);
+    } else if (atomic_load(&gw->ready)) {
         answer_json(k, 200, json_pack("{s:s}", "status", "ready"), "application/json", NULL);
     } else {
         answer_problem(k, "service_unavailable", "not ready", NULL);

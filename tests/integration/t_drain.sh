@@ -7,7 +7,7 @@
 # file:line.
 . "$(dirname "$0")/lib.sh"
 
-plan 19
+plan 20
 
 # A route to the echo peer with room for slow answers (the shared echo
 # policy times out after 1 s).
@@ -94,6 +94,9 @@ readyz_503() { [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 --cacert
 wait_until 5 readyz_503
 gw GET /readyz
 problem 503 draining "during the grace /readyz answers 503 draining (a new connection, accepted)"
+MG=$(curl -s -w '\n%{http_code}' --max-time 3 "http://127.0.0.1:9180/readyz")
+is "$(tail -n 1 <<<"$MG") $(head -n 1 <<<"$MG" | jq -r .code 2>/dev/null)" "503 draining" \
+    "the management listener's /readyz says the same"
 gw GET "/api/echo/get?probe=grace" -H "$(bearer "$TOK")"
 is "$STATUS" 200 "during the grace a new request is still forwarded and served"
 ELAPSED_MS=$((($(date +%s%N) - T0) / 1000000))
