@@ -487,7 +487,10 @@ async function qrStart() {
       next = Math.min(Math.max(Number(c.refresh_ms) || 1000, 50), 1000) + 20;
     } catch (x) {
       if (ctl.signal.aborted) return;
-      if (x instanceof ApiError && x.status === 404) { qrEnd("qr.expired"); return; }
+      // 404 here also means the phone has just answered and the login took
+      // the pending entry: the long poll below carries the session and
+      // decides between "signed in" and "expired", so only stop showing codes.
+      if (x instanceof ApiError && x.status === 404) { img.hidden = true; return; }
       if (!transient(x)) { qrEnd(null, x); return; }
     }
     st.timer = setTimeout(refresh, next);
