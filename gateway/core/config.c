@@ -119,6 +119,28 @@ static const char *const client_auth_names[] = {"none", "optional", NULL};
 
 static int check_gateway(struct ctx *, void *, const struct dz_yaml_node *, const char *);
 static int check_tls(struct ctx *, void *, const struct dz_yaml_node *, const char *);
+/* A numeric IPv4 or IPv6 address and a port as a bind() address: the
+ * length, or 0 when host is not a numeric address (names are refused so that
+ * what the gateway binds never depends on a resolver). */
+static socklen_t numeric_sockaddr(const char *host, int port, struct sockaddr_storage *sa)
+{
+    struct sockaddr_in *s4 = (struct sockaddr_in *)sa;
+    struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)sa;
+
+    memset(sa, 0, sizeof(*sa));
+    if (inet_pton(AF_INET, host, &s4->sin_addr) == 1) {
+        s4->sin_family = AF_INET;
+        s4->sin_port = htons((uint16_t)port);
+        return sizeof(*s4);
+    }
+    if (inet_pton(AF_INET6, host, &s6->sin6_addr) == 1) {
+        s6->sin6_family = AF_INET6;
+        s6->sin6_port = htons((uint16_t)port);
+        return sizeof(*s6);
+    }
+    return 0;
+}
+
 static int check_listener(struct ctx *, void *, const struct dz_yaml_node *, const char *);
 static int check_sessions(struct ctx *, void *, const struct dz_yaml_node *, const char *);
 static int check_accounts(struct ctx *, void *, const struct dz_yaml_node *, const char *);
@@ -1018,16 +1040,10 @@ static int check_listener(struct ctx *c, void *base, const struct dz_yaml_node *
     char key[KEY_LEN];
 
     l->line = map ? map->line : 0;
-    memset(&l->sa, 0, sizeof(l->sa));
-    if (inet_pton(AF_INET, l->address, &s4->sin_addr) == 1) {
-        s4->sin_family = AF_INET;
-        s4->sin_port = htons((uint16_t)l->port);
-        l->sa_len = sizeof(*s4);
+    l->sa_len = numeric_sockaddr(l->address, (int)l->port, &l->sa);
+    if (l->sa_len && l->sa.ss_family == AF_INET) {
         l->is_loopback = (ntohl(s4->sin_addr.s_addr) >> 24) == 127;
-    } else if (inet_pton(AF_INET6, l->address, &s6->sin6_addr) == 1) {
-        s6->sin6_family = AF_INET6;
-        s6->sin6_port = htons((uint16_t)l->port);
-        l->sa_len = sizeof(*s6);
+    } else if (l->sa_len) {
         l->is_loopback = IN6_IS_ADDR_LOOPBACK(&s6->sin6_addr) ||
                          (IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr) && s6->sin6_addr.s6_addr[12] == 127);
     } else {
@@ -1275,8 +1291,6 @@ static int check_management(struct ctx *c, void *base, const struct dz_yaml_node
                             const char *path)
 {
     struct dz_config_management *m = base;
-    struct sockaddr_in *s4 = (struct sockaddr_in *)&m->sa;
-    struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&m->sa;
     char host[64];
     const char *colon = strrchr(m->listen, ':');
     const char *h = m->listen;
@@ -1284,7 +1298,6 @@ static int check_management(struct ctx *c, void *base, const struct dz_yaml_node
     long long port = 0;
     char key[KEY_LEN];
 
-    memset(&m->sa, 0, sizeof(m->sa));
     m->sa_len = 0;
     if (hlen >= 2 && h[0] == '[' && h[hlen - 1] == ']') {
         h++;
@@ -1293,15 +1306,7 @@ static int check_management(struct ctx *c, void *base, const struct dz_yaml_node
     if (colon && hlen > 0 && hlen < sizeof(host) && dz_parse_int(colon + 1, 1, 65535, &port) == 0) {
         memcpy(host, h, hlen);
         host[hlen] = '\0';
-        if (inet_pton(AF_INET, host, &s4->sin_addr) == 1) {
-            s4->sin_family = AF_INET;
-            s4->sin_port = htons((uint16_t)port);
-            m->sa_len = sizeof(*s4);
-        } else if (inet_pton(AF_INET6, host, &s6->sin6_addr) == 1) {
-            s6->sin6_family = AF_INET6;
-            s6->sin6_port = htons((uint16_t)port);
-            m->sa_len = sizeof(*s6);
-        }
+        m->sa_len = numeric_sockaddr(host, (int)port, &m->sa);
     }
     if (m->sa_len == 0) {
         join_key(key, sizeof(key), path, "listen");
