@@ -23,10 +23,11 @@ DEB_PACKAGES := build-essential pkg-config libssl-dev libnghttp2-dev libev-dev \
 	oathtool nghttp2-client curl nginx jq sqlite3 clang libclang-rt-14-dev \
 	zbar-tools valgrind librsvg2-bin libengine-pkcs11-openssl chromium nodejs \
 	fonts-dejavu-core python3 python3-hpack xxd \
-	libsystemd-dev systemd mandoc debhelper fakeroot dpkg-dev
+	libsystemd-dev systemd mandoc debhelper fakeroot dpkg-dev \
+	libpq-dev postgresql
 
 PKGS := openssl libnghttp2 jansson yaml-0.1 libcurl libargon2 liboath libqrencode \
-	sqlite3 libp11 libsystemd
+	sqlite3 libp11 libsystemd libpq
 
 WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
 	-Wformat=2 -Wvla -Wimplicit-fallthrough -Wno-unused-parameter \

@@ -24,7 +24,7 @@ static const struct subcommand subcommands[] = {
     {"audit", dz_cli_audit, "verify FILE: check the audit log's hash chain and signed heads"},
     {"cert", dz_cli_cert, "check CERT: validate a certificate as logins do (path, OCSP/CRL)"},
     {"accounts", dz_cli_accounts,
-     "backup|restore: copy the accounts database (online, consistent)"},
+     "backup|restore|migrate: copy the accounts database, create its schema"},
     {NULL, NULL, NULL},
 };
 

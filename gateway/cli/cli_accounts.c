@@ -10,6 +10,12 @@
  * unless --force, and checks integrity before and after.  Neither ever sees
  * the seed key: TOTP seeds stay encrypted in the copy, so seed.key must be
  * backed up on its own (docs/operations.md, "Back up and restore").
+ * With accounts.backend postgresql both refuse and point to pg_dump.
+ *
+ * `darvaza accounts migrate -c CONFIG` creates or migrates the schema of the
+ * configured backend (SQLite file or PostgreSQL) and exits: what the gateway
+ * does at start, ahead of a roll-out or with a role that may create tables.
+ * It never prints the conninfo (it holds the password).
  */
 #include "cli/cli.h"
 
@@ -24,6 +30,8 @@
 
 #include <sqlite3.h>
 
+#include "base/err.h"
+#include "core/accounts_setup.h"
 #include "core/config.h"
 
 #include "base/compat.h"
@@ -35,7 +43,12 @@ static int usage(FILE *to)
           "  backup   a consistent copy of accounts.database, safe while darvazad runs\n"
           "           (OUT must not exist unless --force; written 0600, then renamed)\n"
           "  restore  IN over accounts.database, after an integrity check; refused while\n"
-          "           darvazad runs (its audit log is locked) unless --force\n",
+          "           darvazad runs (its audit log is locked) unless --force\n"
+          "       darvaza accounts migrate -c CONFIG\n"
+          "  migrate  create the accounts schema in an empty database, or migrate an older\n"
+          "           one (accounts.backend: sqlite or postgresql); a newer one is refused.\n"
+          "           Idempotent.\n"
+          "  Exit 0 done, 1 failed, 2 usage.\n",
           to);
     return 2;
 }
@@ -221,6 +234,27 @@ out:
     return rc;
 }
 
+static int do_migrate(const struct dz_config *cf)
+{
+    const char *what = "";
+    int from = 0;
+    int to = 0;
+    int rc = dz_accounts_setup_migrate(&cf->accounts, &from, &to, &what);
+
+    if (rc != 0) {
+        fprintf(stderr, "darvaza: accounts: %s: cannot create or migrate the schema (%s)\n", what,
+                dz_err_str(rc));
+        return 1;
+    }
+    if (from == 0)
+        printf("accounts: schema version %d created\n", to);
+    else if (from == to)
+        printf("accounts: schema version %d, up to date\n", to);
+    else
+        printf("accounts: schema migrated from version %d to %d\n", from, to);
+    return 0;
+}
+
 int dz_cli_accounts(int argc, char **argv)
 {
     const char *config = NULL;
@@ -231,7 +265,11 @@ int dz_cli_accounts(int argc, char **argv)
     char err[1024] = "";
     int rc;
 
-    if (strcmp(verb, "backup") != 0 && strcmp(verb, "restore") != 0)
+    if (strcmp(verb, "-h") == 0 || strcmp(verb, "--help") == 0) {
+        usage(stdout);
+        return 0;
+    }
+    if (strcmp(verb, "backup") != 0 && strcmp(verb, "restore") != 0 && strcmp(verb, "migrate") != 0)
         return usage(stderr);
     for (int i = 2; i < argc; i++) {
         if ((strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0) && i + 1 < argc)
@@ -243,14 +281,27 @@ int dz_cli_accounts(int argc, char **argv)
         else
             return usage(stderr);
     }
-    if (!config || !file)
+    if (!config || (strcmp(verb, "migrate") == 0) == (file != NULL) ||
+        (strcmp(verb, "migrate") == 0 && force))
         return usage(stderr);
     rc = dz_config_load(config, &cf, err, sizeof(err));
     if (rc != 0) {
         fprintf(stderr, "darvaza accounts: %s\n", err);
         return 1;
     }
-    rc = strcmp(verb, "backup") == 0 ? do_backup(cf, file, force) : do_restore(cf, file, force);
+    if (strcmp(verb, "migrate") == 0) {
+        rc = do_migrate(cf);
+    } else if (cf->accounts.backend == DZ_ACCOUNTS_POSTGRESQL) {
+        /* The SQLite backup API has nothing to copy there; PostgreSQL's own
+         * tools make the consistent copy. */
+        fprintf(stderr,
+                "darvaza accounts %s: accounts.backend is postgresql: use pg_dump / "
+                "pg_restore (docs/operations.md, \"Accounts on PostgreSQL\")\n",
+                verb);
+        rc = 1;
+    } else {
+        rc = strcmp(verb, "backup") == 0 ? do_backup(cf, file, force) : do_restore(cf, file, force);
+    }
     dz_config_free(cf);
     return rc;
 }

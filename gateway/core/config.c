@@ -263,9 +263,26 @@ static const struct kw sessions_kws[] = {
 static const struct table sessions_table = {sessions_kws, N(sessions_kws),
                                             sizeof(struct dz_config_sessions), check_sessions};
 
+static const char *const accounts_backend_names[] = {"sqlite", "postgresql", NULL};
+
+#define S struct dz_config_accounts
+static const struct kw accounts_pg_kws[] = {
+    {"conninfo_file", T_PATH, F_STR(S, pg_conninfo_file), 0, 1, PATH_MAX, NULL,
+     F_REQUIRED | F_FILE | F_SECRET, NULL},
+    {"pool", T_UINT, F_UINT(S, pg_pool), 0, 1, 64, "4", 0, NULL},
+    {"connect_timeout", T_DURATION, F_U64(S, pg_connect_timeout_ms), 0, SEC, MIN, "5s", 0, NULL},
+    {"statement_timeout", T_DURATION, F_U64(S, pg_statement_timeout_ms), 0, 100, MIN, "2s", 0,
+     NULL},
+};
+#undef S
+static const struct table accounts_pg_table = {accounts_pg_kws, N(accounts_pg_kws),
+                                               sizeof(struct dz_config_accounts), NULL};
+
 #define S struct dz_config_accounts
 static const struct kw accounts_kws[] = {
-    {"database", T_PATH, F_STR(S, database), 0, 1, PATH_MAX, NULL, F_REQUIRED | F_NEWFILE, NULL},
+    {"backend", T_ENUM, F_ENUM(S, backend), 0, 0, 0, "sqlite", 0, accounts_backend_names},
+    {"postgresql", T_SECTION, 0, F_BOOL(S, pg_present), 0, 0, NULL, F_PRESENCE, &accounts_pg_table},
+    {"database", T_PATH, F_STR(S, database), 0, 1, PATH_MAX, NULL, F_NEWFILE, NULL},
     {"seed_key_file", T_PATH, F_STR(S, seed_key_file), 0, 1, PATH_MAX, NULL,
      F_REQUIRED | F_FILE | F_SECRET, NULL},
     {"password_min_length", T_UINT, F_UINT(S, password_min_length), 0, 8, 128, "10", F_RELOADABLE,
@@ -1185,6 +1202,14 @@ static int check_accounts(struct ctx *c, void *base, const struct dz_yaml_node *
     char key[KEY_LEN];
     char why[128];
 
+    if (a->backend == DZ_ACCOUNTS_SQLITE && !a->database) {
+        join_key(key, sizeof(key), path, "database");
+        return fail(c, line_of(map, "backend", 0), key, "required with backend sqlite");
+    }
+    if (a->backend == DZ_ACCOUNTS_POSTGRESQL && !a->pg_present) {
+        join_key(key, sizeof(key), path, "postgresql");
+        return fail(c, line_of(map, "backend", 0), key, "required with backend postgresql");
+    }
     if (a->argon2_memory % 1024 != 0) {
         join_key(key, sizeof(key), path, "argon2_memory");
         return fail(c, line_of(map, "argon2_memory", 0), key, "must be a whole number of KiB");

@@ -126,8 +126,10 @@ struct dz_config_sessions {
 };
 
 /* accounts: */
+enum dz_accounts_backend { DZ_ACCOUNTS_SQLITE = 0, DZ_ACCOUNTS_POSTGRESQL = 1 };
 struct dz_config_accounts {
-    char *database;               /* SQLite file (its directory must exist) */
+    int backend;                  /* enum dz_accounts_backend; default sqlite */
+    char *database;               /* SQLite file (its directory must exist); sqlite only */
     char *seed_key_file;          /* 64 hex chars; read by the accounts module */
     unsigned password_min_length; /* 8..128, default 10 */
     uint64_t argon2_memory;       /* bytes, multiple of 1KiB; 8MiB..4GiB, default 64MiB */
@@ -135,6 +137,12 @@ struct dz_config_accounts {
     unsigned argon2_parallelism;  /* 1..16, default 1 */
     char *document_pattern;       /* POSIX ERE, matched whole (^(...)$ is added) */
     struct dz_docpat *document;   /* compiled at load (fin.h): use dz_docpat_match */
+    /* accounts.postgresql: (required with backend postgresql) */
+    bool pg_present;
+    char *pg_conninfo_file;           /* 0600; a libpq conninfo string or URI */
+    unsigned pg_pool;                 /* connections: 1..64, default 4 */
+    uint64_t pg_connect_timeout_ms;   /* 1s..60s, default 5s */
+    uint64_t pg_statement_timeout_ms; /* 100ms..60s, default 2s */
 };
 
 /* lockout: (docs/api.md "Lockout") */

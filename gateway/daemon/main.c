@@ -21,6 +21,7 @@
 #include "base/log.h"
 #include "base/secret.h"
 #include "base/version.h"
+#include "core/accounts_setup.h"
 #include "core/gen.h"
 #include "core/metrics.h"
 #include "core/rctx.h"
@@ -331,16 +332,14 @@ int main(int argc, char **argv)
         return 1;
     }
     {
-        struct dz_argon2_params ap = {(uint32_t)(cf->accounts.argon2_memory / 1024),
-                                      cf->accounts.argon2_iterations,
-                                      cf->accounts.argon2_parallelism};
-        rc = dz_accounts_open(cf->accounts.database, seed_key, &ap, &gw.accounts);
-    }
-    dz_secret_wipe(seed_key, sizeof(seed_key));
-    if (rc != 0) {
-        fprintf(stderr, "darvazad: %s: cannot open the accounts database (%s)\n",
-                cf->accounts.database, dz_err_str(rc));
-        return 1;
+        const char *what = "";
+        rc = dz_accounts_setup_open(&cf->accounts, seed_key, &gw.accounts, &what);
+        dz_secret_wipe(seed_key, sizeof(seed_key));
+        if (rc != 0) {
+            fprintf(stderr, "darvazad: %s: cannot open the accounts database (%s)\n", what,
+                    dz_err_str(rc));
+            return 1;
+        }
     }
     if (dz_audit_setup_open(gw.gen, &gw.audit) != 0)
         return 1;

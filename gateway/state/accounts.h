@@ -6,8 +6,8 @@
  * depend on where records live: argon2id hashing and verification (with a
  * dummy hash for unknown FINs), AES-256-GCM encryption of TOTP seeds under
  * the configured seed key, and TOTP checking with replay refusal.  Records
- * live behind struct dz_accounts_ops: SQLite now (accounts_sqlite.c), a
- * PostgreSQL backend later implements the same five operations.
+ * live behind struct dz_accounts_ops: SQLite (accounts_sqlite.c) or
+ * PostgreSQL (accounts_pg.c), the same five operations.
  *
  * THREADS: every dz_accounts_* call BLOCKS (argon2id takes tens of
  * milliseconds by design; SQLite does file I/O and may wait on its busy
@@ -109,6 +109,31 @@ struct dz_accounts_ops {
  * version is unknown), DZ_ERR_NOMEM.  Start-up thread. */
 extern const struct dz_accounts_ops dz_accounts_sqlite_ops;
 int dz_accounts_sqlite_open(const char *path, void **impl);
+
+/* The PostgreSQL backend (accounts_pg.c): a pool of `pool` connections
+ * (libpq), statements prepared once per connection, every wait bounded
+ * (connect_timeout_ms for connecting, statement_timeout_ms for a statement
+ * or for a free connection).  A failed connection is dropped and
+ * reconnected on next use with backoff; meanwhile operations return
+ * DZ_ERR_DB at once.  conninfo is a libpq conninfo string or URI (it may
+ * hold a password: copied, wiped at free, never logged). */
+struct dz_accounts_pg_params {
+    const char *conninfo;
+    unsigned pool;                 /* 1..64 */
+    unsigned connect_timeout_ms;   /* rounded up to whole seconds */
+    unsigned statement_timeout_ms; /* >= 1 */
+};
+extern const struct dz_accounts_ops dz_accounts_pg_ops;
+
+/* Connect, create the schema in an empty database or refuse one whose
+ * schema version is not ours, prepare the statements.  0, DZ_ERR_DB (down,
+ * refused, unknown schema), DZ_ERR_INVAL, DZ_ERR_NOMEM.  Start-up thread. */
+int dz_accounts_pg_open(const struct dz_accounts_pg_params *p, void **impl);
+
+/* `darvaza accounts migrate`: create or migrate the schema and disconnect.
+ * *from is the version found (0: empty database), *to the version now.
+ * 0, DZ_ERR_DB, DZ_ERR_INVAL, DZ_ERR_NOMEM. */
+int dz_accounts_pg_migrate(const struct dz_accounts_pg_params *p, int *from, int *to);
 
 /* ---- the logic layer -------------------------------------------------- */
 
