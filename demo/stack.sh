@@ -186,6 +186,10 @@ make_config() {
         yaml_set "$cfg" mobile qr_pending_per_address "$QR_PENDING_PER_ADDRESS"
     # AUDIT_ROTATE: the audit.rotate mapping's body, e.g. "size: 64KiB, every: 1d".
     [ -z "${AUDIT_ROTATE:-}" ] || sed -i "/^audit:/a\\  rotate: { $AUDIT_ROTATE }" "$cfg"
+    # ACCOUNTS_PG: the accounts.postgresql mapping's body, e.g.
+    # "conninfo_file: /path, pool: 4": the accounts move to PostgreSQL.
+    [ -z "${ACCOUNTS_PG:-}" ] ||
+        sed -i "/^accounts:/a\\  backend: postgresql\\n  postgresql: { $ACCOUNTS_PG }" "$cfg"
     for kv in ${CONFIG_SET:-}; do
         [[ "$kv" =~ ^([a-z_]+)\.([a-z_]+)=(.+)$ ]] || die "CONFIG_SET item '$kv' is not section.key=value"
         yaml_set "$cfg" "${BASH_REMATCH[1]}" "${BASH_REMATCH[2]}" "${BASH_REMATCH[3]}"

@@ -1,0 +1,143 @@
+#!/usr/bin/env bash
+# t_accounts_pg.sh - accounts on PostgreSQL (docs/operations.md "Accounts on
+# PostgreSQL"): a real server (pg.sh), the stack with accounts.backend
+# postgresql, a second gateway on other ports sharing the database: logins,
+# TOTP replay refused across instances, the seed sealed at rest, `darvaza
+# accounts migrate`, PostgreSQL down -> 503 state_unavailable, back -> logins
+# resume without a restart.
+. "$(dirname "$0")/lib.sh"
+. "$LIB_DIR/pg.sh"
+
+plan 32
+
+PG_PW="pg-$$-$RANDOM-secret"
+CONNINFO="$WORK/pg.conninfo"
+B_PORT=8453
+B_URL="https://localhost:$B_PORT"
+
+pg_start
+pass "PostgreSQL started on 127.0.0.1:$PG_PORT as $PG_OSUSER"
+pg_create_db darvaza darvaza "$PG_PW" || bail "cannot create the database"
+pg_create_db darvaza_empty darvaza_empty "$PG_PW" || bail "cannot create the second database"
+(umask 077 && echo "host=127.0.0.1 port=$PG_PORT dbname=darvaza user=darvaza password=$PG_PW" >"$CONNINFO")
+
+stack_start ACCOUNTS_PG="conninfo_file: $CONNINFO, pool: 3, connect_timeout: 2s, statement_timeout: 2s"
+CFG="$STATE_DIR/darvaza.yaml"
+is "$(pg_sql darvaza "SELECT version FROM darvaza_schema")" 1 "the gateway created the schema (version 1) in the empty database"
+N_REG=$(people | jq '[.[] | select(.registered)] | length')
+is "$(pg_sql darvaza "SELECT count(*) FROM accounts")" "$N_REG" "the stack's registrations are rows in PostgreSQL"
+
+pwlogin() { # pwlogin URL FIN PASSWORD [OTP]
+    local url=$1 body
+    if [ $# -ge 4 ]; then body=$(jq -nc --arg f "$2" --arg p "$3" --arg o "$4" '{fin:$f,password:$p,otp:$o}')
+    else body=$(jq -nc --arg f "$2" --arg p "$3" '{fin:$f,password:$p}'); fi
+    GW_URL=$url gw_json POST /auth/password "$body"
+}
+R1=$(pick_person registered 0); R2=$(pick_person registered 1)
+R3=$(pick_person registered 2); R4=$(pick_person registered 3)
+U=$(pick_person unregistered 0)
+[ -n "$R4" ] && [ -n "$U" ] || bail "people.json lacks 4 registered and 1 unregistered person"
+
+# ---- the seed at rest ----------------------------------------------------------------
+SEED_HEX=$(python3 -c 'import base64,sys; s=sys.argv[1]; print(base64.b32decode(s+"="*(-len(s)%8)).hex())' "$(person "$R1" totp_secret)")
+BLOB=$(pg_sql darvaza "SELECT encode(totp_seed, 'hex') FROM accounts WHERE fin = '$R1'")
+like "$BLOB" '^01[0-9a-f]+$' "the stored seed is a version-1 sealed blob"
+is "${#BLOB}" $(((1 + 12 + 16) * 2 + ${#SEED_HEX})) "blob = version + nonce + ciphertext + tag"
+unlike "$BLOB" "$SEED_HEX" "the plaintext seed is nowhere in the stored blob"
+like "$(pg_sql darvaza "SELECT pwd_hash FROM accounts WHERE fin = '$R1'")" '^\$argon2id\$' "passwords are stored as argon2id hashes"
+
+# ---- register, password, TOTP on instance A ---------------------------------------
+gw_json POST /auth/register "$(jq -nc --arg f "$U" --arg d "$(person "$U" document)" --arg p "Pg-test-$$-Correct-Horse" '{fin:$f,document:$d,password:$p}')"
+is "$STATUS" 201 "registration through the gateway -> 201"
+is "$(pg_sql darvaza "SELECT count(*) FROM accounts WHERE fin = '$U'")" 1 "the new account is a row in PostgreSQL"
+pwlogin "$GW_URL" "$U" "Pg-test-$$-Correct-Horse"
+is "$STATUS $(jb .acr)" "200 low" "password login of the new account (no code yet) -> 200"
+pwlogin "$GW_URL" "$U" "wrong-password-$$"
+problem 401 bad_credentials "a wrong password -> 401 bad_credentials"
+
+CODE=$(totp_fresh "$R1" "$(person "$R1" totp_secret)")
+pwlogin "$GW_URL" "$R1" "$(person "$R1" password)" "$CODE"
+is "$STATUS $(jb .acr)" "200 substantial" "password + TOTP login -> 200"
+pwlogin "$GW_URL" "$R1" "$(person "$R1" password)" "$CODE"
+problem 401 bad_credentials "the same code again on the same instance -> 401 bad_credentials"
+
+# ---- a second gateway sharing the database -----------------------------------------
+mkdir -p "$WORK/b"
+sed -e "s#port: 8443#port: $B_PORT#" -e 's#port: 8080#port: 8090#' \
+    -e 's#listen: 127.0.0.1:9180#listen: 127.0.0.1:9190#' \
+    -e "s#^  file: .*audit.log#  file: $WORK/b/audit.log#" \
+    -e "s#^  file: .*access.log#  file: $WORK/b/access.log#" "$CFG" >"$WORK/b/darvaza.yaml"
+"$BUILD_DIR/darvazad" -c "$WORK/b/darvaza.yaml" >"$WORK/b/darvazad.log" 2>&1 &
+B_PID=$!
+OWN_PIDS+=("$B_PID")
+b_ready() { [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 --cacert "$STATE_DIR/certs/root.pem" "$B_URL/readyz")" = 200 ]; }
+ok "a second gateway on port $B_PORT with the same database is ready" wait_until 60 b_ready ||
+    diag "$(tail -n 20 "$WORK/b/darvazad.log")"
+
+CODE=$(totp_fresh "$R2" "$(person "$R2" totp_secret)")
+pwlogin "$GW_URL" "$R2" "$(person "$R2" password)" "$CODE"
+is "$STATUS" 200 "TOTP login on instance A -> 200"
+pwlogin "$B_URL" "$R2" "$(person "$R2" password)" "$CODE"
+problem 401 bad_credentials "the same code on instance B -> 401 bad_credentials"
+
+# Both instances at once with one code: exactly one may accept it.
+CODE=$(totp_fresh "$R3" "$(person "$R3" totp_secret)")
+BODY3=$(jq -nc --arg f "$R3" --arg p "$(person "$R3" password)" --arg o "$CODE" '{fin:$f,password:$p,otp:$o}')
+race() { curl --http2 -sS --max-time 30 --cacert "$STATE_DIR/certs/root.pem" -o /dev/null -w '%{http_code}\n' \
+    -H 'content-type: application/json' --data-binary "$BODY3" "$1/auth/password"; }
+race "$GW_URL" >"$WORK/race.a" & RA=$!
+race "$B_URL" >"$WORK/race.b" & RB=$!
+wait "$RA" "$RB"
+is "$(cat "$WORK/race.a" "$WORK/race.b" | sort | tr '\n' ' ')" "200 401 " \
+    "one code sent to A and B at once: exactly one 200, the other 401"
+
+# ---- darvaza accounts migrate ----------------------------------------------------------
+OUT=$("$BUILD_DIR/darvaza" accounts migrate -c "$CFG" 2>&1); RC=$?
+is "$RC $OUT" "0 accounts: schema version 1, up to date" "migrate on the gateway's database: up to date"
+(umask 077 && echo "postgresql://darvaza_empty:$PG_PW@127.0.0.1:$PG_PORT/darvaza_empty" >"$WORK/empty.conninfo")
+sed "s#conninfo_file: $CONNINFO#conninfo_file: $WORK/empty.conninfo#" "$CFG" >"$WORK/empty.yaml"
+OUT=$("$BUILD_DIR/darvaza" accounts migrate -c "$WORK/empty.yaml" 2>&1); RC=$?
+is "$RC $OUT" "0 accounts: schema version 1 created" "migrate on an empty database (URI conninfo) creates the schema"
+OUT=$("$BUILD_DIR/darvaza" accounts migrate -c "$WORK/empty.yaml" 2>&1); RC=$?
+is "$RC $OUT $(pg_sql darvaza_empty "SELECT count(*) FROM darvaza_schema")" \
+    "0 accounts: schema version 1, up to date 1" "migrate again: nothing to do, one version row"
+pg_sql darvaza_empty "INSERT INTO darvaza_schema VALUES (2)" >/dev/null
+OUT=$("$BUILD_DIR/darvaza" accounts migrate -c "$WORK/empty.yaml" 2>&1); RC=$?
+like "$RC $(one_line "$OUT")" '^1 .*unknown schema version 2 \(want 1\).*cannot create or migrate the schema' \
+    "a database with a newer schema is refused"
+
+# ---- config checks -----------------------------------------------------------------------
+chmod 0644 "$CONNINFO"
+OUT=$("$BUILD_DIR/darvazad" -c "$CFG" --check 2>&1); RC=$?
+chmod 0600 "$CONNINFO"
+like "$RC $(one_line "$OUT")" "^[12] .*darvaza\\.yaml:[0-9]+.*accounts\\.postgresql\\.conninfo_file.*chmod 600" \
+    "--check: a conninfo_file others can read -> refused with file:line"
+grep -v '^  postgresql:' "$CFG" >"$WORK/nopg.yaml"
+OUT=$("$BUILD_DIR/darvazad" -c "$WORK/nopg.yaml" --check 2>&1); RC=$?
+like "$RC $(one_line "$OUT")" "^[12] .*nopg\\.yaml:[0-9]+.*accounts\\.postgresql.*required with backend postgresql" \
+    "--check: backend postgresql without its section -> file:line"
+
+# ---- PostgreSQL down, then back ---------------------------------------------------------
+pg_stop
+is "$PG_UP" 0 "PostgreSQL stopped"
+CODE=$(totp_fresh "$R4" "$(person "$R4" totp_secret)")
+pwlogin "$GW_URL" "$R4" "$(person "$R4" password)" "$CODE"
+problem 503 state_unavailable "PostgreSQL down: password + TOTP login -> 503 state_unavailable"
+like "$(hdr retry-after)" '^[0-9]+$' "the 503 carries Retry-After"
+is "$(jb '.token // "none"')" none "no session is handed out while the database is down"
+pwlogin "$B_URL" "$U" "Pg-test-$$-Correct-Horse"
+problem 503 state_unavailable "PostgreSQL down: password-only login on instance B -> 503 state_unavailable"
+
+pg_start
+login_ok() { pwlogin "$GW_URL" "$R4" "$(person "$R4" password)" "$CODE"; [ "$STATUS" = 200 ]; }
+ok "PostgreSQL back: the same login succeeds on A without restarting the gateway" wait_until 20 login_ok
+pwlogin "$B_URL" "$R4" "$(person "$R4" password)" "$CODE"
+problem 401 bad_credentials "and the code it used is refused on B"
+
+unlike "$(cat "$(gw_log)" "$WORK/b/darvazad.log" "$WORK"/stack-*.log 2>/dev/null)" "$PG_PW" \
+    "the database password appears in no log"
+
+kill "$B_PID" 2>/dev/null
+wait "$B_PID" 2>/dev/null
+OWN_PIDS=()
+finish
