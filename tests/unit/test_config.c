@@ -435,6 +435,22 @@ static const struct bad_case bad_cases[] = {
     {10, 10, "      certificate: @D@", 10, "listeners[0].tls.certificate", "not a regular file"},
     {42, 42, "policies: @D@/seed.key", 42, "policies", "is not a directory"},
     {23, 23, "  database: @D@/nodir/a.db", 23, "accounts.database", "does not exist"},
+    /* accounts.backend and accounts.postgresql */
+    {25, 25, "  argon2_memory: 64MiB\n  backend: mysql", 26, "accounts.backend", "expected"},
+    {25, 25, "  argon2_memory: 64MiB\n  backend: postgresql", 26, "accounts.postgresql",
+     "required with backend postgresql"},
+    {23, 23, "  backend: sqlite", 23, "accounts.database", "required with backend sqlite"},
+    {25, 25,
+     "  argon2_memory: 64MiB\n  backend: postgresql\n  postgresql: { conninfo_file: @D@/open.key }",
+     27, "accounts.postgresql.conninfo_file", "chmod 600"},
+    {25, 25,
+     "  argon2_memory: 64MiB\n  backend: postgresql\n  postgresql:\n"
+     "    conninfo_file: @D@/seed.key\n    pool: 0",
+     29, "accounts.postgresql.pool", "between 1 and 64"},
+    {25, 25,
+     "  argon2_memory: 64MiB\n  backend: postgresql\n  postgresql:\n"
+     "    conninfo_file: @D@/seed.key\n    statement_timeout: 50ms",
+     29, "accounts.postgresql.statement_timeout", "between"},
     {23, 23, "  database: @D@/policies", 23, "accounts.database", "not a regular file"},
     /* YAML itself */
     {4, 4, "  workers: 3\n  workers: 4", 5, "", "duplicate key \"workers\" (first at line 4)"},
@@ -468,6 +484,33 @@ static void expect_prefix(const char *err, const char *prefix, const char *why)
 {
     if (strncmp(err, prefix, strlen(prefix)) != 0 || !strstr(err, why))
         fail_msg("got \"%s\", wanted \"%s...%s\"", err, prefix, why);
+}
+
+/* accounts.backend: sqlite unless written; postgresql with its defaults. */
+static void test_accounts_backend(void **state)
+{
+    struct dz_config *c = NULL;
+    char err[512] = "";
+
+    (void)state;
+    assert_int_equal(load_variant(0, 0, NULL, &c, err, sizeof(err)), 0);
+    assert_int_equal(c->accounts.backend, DZ_ACCOUNTS_SQLITE);
+    assert_false(c->accounts.pg_present);
+    dz_config_free(c);
+    c = NULL;
+    /* database may stay (it is not used), so switching back is one line. */
+    assert_int_equal(load_variant(25, 25,
+                                  "  argon2_memory: 64MiB\n  backend: postgresql\n  postgresql:\n"
+                                  "    conninfo_file: @D@/seed.key",
+                                  &c, err, sizeof(err)),
+                     0);
+    assert_int_equal(c->accounts.backend, DZ_ACCOUNTS_POSTGRESQL);
+    assert_true(c->accounts.pg_present);
+    assert_non_null(strstr(c->accounts.pg_conninfo_file, "/seed.key"));
+    assert_int_equal(c->accounts.pg_pool, 4);
+    assert_int_equal(c->accounts.pg_connect_timeout_ms, 5000);
+    assert_int_equal(c->accounts.pg_statement_timeout_ms, 2000);
+    dz_config_free(c);
 }
 
 static void test_syntax_errors(void **state)
@@ -676,6 +719,7 @@ int main(void)
         cmocka_unit_test(test_demo_config),
         cmocka_unit_test(test_demo_documents_every_key),
         cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_accounts_backend),
         cmocka_unit_test(test_syntax_errors),
         cmocka_unit_test(test_dump_round_trip),
         cmocka_unit_test(test_sensitive_redaction),
