@@ -8,7 +8,7 @@
 . "$(dirname "$0")/lib.sh"
 . "$LIB_DIR/pg.sh"
 
-plan 32
+plan 37
 
 PG_PW="pg-$$-$RANDOM-secret"
 CONNINFO="$WORK/pg.conninfo"
@@ -116,6 +116,29 @@ grep -v '^  postgresql:' "$CFG" >"$WORK/nopg.yaml"
 OUT=$("$BUILD_DIR/darvazad" -c "$WORK/nopg.yaml" --check 2>&1); RC=$?
 like "$RC $(one_line "$OUT")" "^[12] .*nopg\\.yaml:[0-9]+.*accounts\\.postgresql.*required with backend postgresql" \
     "--check: backend postgresql without its section -> file:line"
+
+# ---- PostgreSQL slow: a row lock held longer than statement_timeout --------------------
+R5=$(pick_person registered 4)
+[ -n "$R5" ] || bail "people.json lacks a 5th registered person"
+pg_sql darvaza "BEGIN; SELECT 1 FROM accounts WHERE fin = '$R5' FOR UPDATE; SELECT pg_sleep(60); COMMIT" \
+    >/dev/null 2>&1 &
+LOCKER=$!
+OWN_PIDS+=("$LOCKER")
+lock_held() { [ "$(pg_sql darvaza "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(60)%' AND state = 'active' AND pid <> pg_backend_pid()")" = 1 ]; }
+ok "a transaction holds the row of $R5" wait_until 10 lock_held
+CODE=$(totp_fresh "$R5" "$(person "$R5" totp_secret)")
+pwlogin "$GW_URL" "$R5" "$(person "$R5" password)" "$CODE"
+problem 503 state_unavailable "the code's UPDATE waits past statement_timeout -> 503 state_unavailable"
+pg_sql darvaza "SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(60)%' AND pid <> pg_backend_pid()" >/dev/null
+wait "$LOCKER" 2>/dev/null
+OWN_PIDS=("$B_PID")
+is "$(pg_sql darvaza "SELECT totp_last_step < $(( $(date +%s) / 30 - 1 )) FROM accounts WHERE fin = '$R5'")" t \
+    "the timed-out login consumed no step"
+CODE=$(totp_fresh "$R5" "$(person "$R5" totp_secret)")
+pwlogin "$GW_URL" "$R5" "$(person "$R5" password)" "$CODE"
+is "$STATUS" 200 "once the lock is gone the next login succeeds"
+N_CONN=$(pg_sql darvaza "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'darvaza'")
+like "$N_CONN" '^[1-6]$' "the two gateways hold at most 2 x pool (3) connections (have $N_CONN)"
 
 # ---- PostgreSQL down, then back ---------------------------------------------------------
 pg_stop
