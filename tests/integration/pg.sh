@@ -1,6 +1,7 @@
 # tests/integration/pg.sh - a throw-away PostgreSQL server for integration
 # scripts (sourced after lib.sh).  Debian's binaries, run as the unprivileged
-# system user darvaza-test (PostgreSQL refuses root; created if missing), on
+# system user darvaza-test when run as root (PostgreSQL refuses root; created
+# if missing), else as the calling user, on
 # 127.0.0.1:$PG_PORT, data and socket under $WORK/pg.  Stopped by the EXIT
 # trap before lib.sh's cleanup, whatever happens.
 #
@@ -16,11 +17,18 @@ PG_OSUSER=${PG_OSUSER:-darvaza-test}
 PG_DIR="$WORK/pg"
 PG_UP=0
 
-pg_as() { runuser -u "$PG_OSUSER" -- "$@"; }
+# PostgreSQL refuses to run as root: as root, run it as PG_OSUSER; as anyone
+# else, as that user.
+if [ "$(id -u)" = 0 ]; then
+    pg_as() { runuser -u "$PG_OSUSER" -- "$@"; }
+else
+    pg_as() { "$@"; }
+    PG_OSUSER=$(id -un)
+fi
 
 pg_start() {
     [ -x "$PG_BINDIR/initdb" ] || bail "no PostgreSQL server binaries (apt-get install postgresql)"
-    if ! getent passwd "$PG_OSUSER" >/dev/null; then
+    if [ "$(id -u)" = 0 ] && ! getent passwd "$PG_OSUSER" >/dev/null; then
         useradd --system --no-create-home --shell /usr/sbin/nologin "$PG_OSUSER" ||
             bail "cannot create the system user $PG_OSUSER"
     fi

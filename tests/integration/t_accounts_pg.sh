@@ -8,7 +8,7 @@
 . "$(dirname "$0")/lib.sh"
 . "$LIB_DIR/pg.sh"
 
-plan 37
+plan 38
 
 PG_PW="pg-$$-$RANDOM-secret"
 CONNINFO="$WORK/pg.conninfo"
@@ -150,6 +150,9 @@ like "$(hdr retry-after)" '^[0-9]+$' "the 503 carries Retry-After"
 is "$(jb '.token // "none"')" none "no session is handed out while the database is down"
 pwlogin "$B_URL" "$U" "Pg-test-$$-Correct-Horse"
 problem 503 state_unavailable "PostgreSQL down: password-only login on instance B -> 503 state_unavailable"
+U2=$(pick_person unregistered 1)
+gw_json POST /auth/register "$(jq -nc --arg f "$U2" --arg d "$(person "$U2" document)" --arg p "Pg-test-$$-Other-Horse" '{fin:$f,document:$d,password:$p}')"
+problem 503 state_unavailable "PostgreSQL down: registration -> 503 state_unavailable"
 
 pg_start
 login_ok() { pwlogin "$GW_URL" "$R4" "$(person "$R4" password)" "$CODE"; [ "$STATUS" = 200 ]; }
