@@ -107,6 +107,10 @@ static void log_pg(const char *what, PGconn *conn, const PGresult *res)
     n = strlen(line);
     while (n && (line[n - 1] == '\n' || line[n - 1] == '\r'))
         line[--n] = '\0';
+    /* libpq adds hint lines; one log line reads better. */
+    for (char *q = line; *q; q++)
+        if (*q == '\n' || *q == '\t' || *q == '\r')
+            *q = ' ';
     dz_log(DZ_LOG_ERROR, "accounts_pg", "%s: %s", what, line);
 }
 
@@ -528,6 +532,28 @@ static int schema(struct pg *p, PGconn *c, int *from)
     return rc;
 }
 
+/* libpq's parse errors quote the string, password included: parse it
+ * ourselves first and say only that it does not parse. */
+static int conninfo_ok(const char *conninfo)
+{
+    char *perr = NULL;
+    PQconninfoOption *o = PQconninfoParse(conninfo, &perr);
+
+    if (perr)
+        PQfreemem(perr);
+    if (!o) {
+        dz_log(DZ_LOG_ERROR, "accounts_pg",
+               "the conninfo is not a libpq connection string or URI (not shown: it may hold a "
+               "password)");
+        return DZ_ERR_DB;
+    }
+    for (PQconninfoOption *i = o; i->keyword; i++)
+        if (i->val)
+            dz_secret_wipe(i->val, strlen(i->val));
+    PQconninfoFree(o);
+    return 0;
+}
+
 static int pg_new(const struct dz_accounts_pg_params *prm, struct pg **out)
 {
     struct pg *p;
@@ -535,6 +561,8 @@ static int pg_new(const struct dz_accounts_pg_params *prm, struct pg **out)
     *out = NULL;
     if (!prm || !prm->conninfo || prm->pool < 1 || prm->statement_timeout_ms < 1)
         return DZ_ERR_INVAL;
+    if (conninfo_ok(prm->conninfo) < 0)
+        return DZ_ERR_DB;
     p = calloc(1, sizeof(*p));
     if (!p)
         return DZ_ERR_NOMEM;
