@@ -185,9 +185,9 @@ static int prepare_all(struct pg *p, PGconn *c)
     return 0;
 }
 
-/* Take a connection, connecting it if needed.  *slot on 0; DZ_ERR_DB when
+/* Take a connection, connecting it if needed (*fresh then).  *slot on 0; DZ_ERR_DB when
  * none is free within the statement timeout or the server is unreachable. */
-static int acquire(struct pg *p, struct pg_slot **slot)
+static int acquire(struct pg *p, struct pg_slot **slot, bool *fresh)
 {
     struct timespec until;
     struct pg_slot *s = NULL;
@@ -234,6 +234,7 @@ static int acquire(struct pg *p, struct pg_slot **slot)
         pthread_mutex_lock(&p->lock);
         if (c) {
             s->conn = c;
+            *fresh = true;
             p->backoff_ms = 0;
             p->retry_at_ms = 0;
         } else {
@@ -271,27 +272,38 @@ static void release(struct pg *p, struct pg_slot *s, bool broken)
 static int run(struct pg *p, int st, const char *const *vals, const int *lens, const int *fmts,
                int result_format, PGresult **res)
 {
-    struct pg_slot *s;
-    PGresult *r = NULL;
-    int rc = acquire(p, &s);
-
     *res = NULL;
-    if (rc < 0)
-        return rc;
-    if (!PQsendQueryPrepared(s->conn, stmt_name[st], stmt_nparams[st], vals, lens, fmts,
-                             result_format)) {
-        log_pg("send", s->conn, NULL);
+    for (int attempt = 0;; attempt++) {
+        struct pg_slot *s;
+        PGresult *r = NULL;
+        bool fresh = false;
+        bool lost;
+        int rc = acquire(p, &s, &fresh);
+
+        if (rc < 0)
+            return rc;
+        if (PQsendQueryPrepared(s->conn, stmt_name[st], stmt_nparams[st], vals, lens, fmts,
+                                result_format))
+            r = wait_result(s->conn, p->statement_timeout_ms);
+        else
+            log_pg("send", s->conn, NULL);
+        lost = PQstatus(s->conn) == CONNECTION_BAD;
+        if (r && !lost) {
+            release(p, s, false);
+            *res = r;
+            return 0;
+        }
+        PQclear(r);
         release(p, s, true);
-        return DZ_ERR_DB;
+        /* A pooled connection the server closed while it sat idle (a
+         * restart, an idle timeout) fails on its first use: try once more on a
+         * new one.  Never after a timeout (the connection is not lost then),
+         * so a slow server costs one statement_timeout, not two.  A retried
+         * advance_totp that had in fact committed finds its step used and
+         * denies: fail closed. */
+        if (!lost || fresh || attempt > 0)
+            return DZ_ERR_DB;
     }
-    r = wait_result(s->conn, p->statement_timeout_ms);
-    if (!r) {
-        release(p, s, true);
-        return DZ_ERR_DB;
-    }
-    release(p, s, false);
-    *res = r;
-    return 0;
 }
 
 static bool is_unique_violation(const PGresult *r)

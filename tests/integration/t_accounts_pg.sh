@@ -8,7 +8,7 @@
 . "$(dirname "$0")/lib.sh"
 . "$LIB_DIR/pg.sh"
 
-plan 38
+plan 40
 
 PG_PW="pg-$$-$RANDOM-secret"
 CONNINFO="$WORK/pg.conninfo"
@@ -139,6 +139,18 @@ pwlogin "$GW_URL" "$R5" "$(person "$R5" password)" "$CODE"
 is "$STATUS" 200 "once the lock is gone the next login succeeds"
 N_CONN=$(pg_sql darvaza "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'darvaza'")
 like "$N_CONN" '^[1-6]$' "the two gateways hold at most 2 x pool (3) connections (have $N_CONN)"
+
+# ---- PostgreSQL restarted while the gateways are idle ---------------------------------
+# Every pooled connection is now dead; none has failed yet, so no backoff:
+# the first login must get through on a new connection, not answer 503.
+R6=$(pick_person registered 5)
+[ -n "$R6" ] || bail "people.json lacks a 6th registered person"
+pg_stop && pg_start
+CODE=$(totp_fresh "$R6" "$(person "$R6" totp_secret)")
+pwlogin "$B_URL" "$R6" "$(person "$R6" password)" "$CODE"
+is "$STATUS" 200 "PostgreSQL restarted: the first login on B succeeds (a stale connection is replaced)"
+pwlogin "$GW_URL" "$R6" "$(person "$R6" password)" "$CODE"
+problem 401 bad_credentials "and its code is refused on A"
 
 # ---- PostgreSQL down, then back ---------------------------------------------------------
 pg_stop
