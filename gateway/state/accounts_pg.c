@@ -185,9 +185,10 @@ static int prepare_all(struct pg *p, PGconn *c)
     return 0;
 }
 
-/* Take a connection, connecting it if needed (*fresh then).  *slot on 0; DZ_ERR_DB when
+/* Take a connection, connecting it if needed (*fresh then); want_new: an
+ * unconnected slot if one is free.  *slot on 0; DZ_ERR_DB when
  * none is free within the statement timeout or the server is unreachable. */
-static int acquire(struct pg *p, struct pg_slot **slot, bool *fresh)
+static int acquire(struct pg *p, struct pg_slot **slot, bool want_new, bool *fresh)
 {
     struct timespec until;
     struct pg_slot *s = NULL;
@@ -203,13 +204,15 @@ static int acquire(struct pg *p, struct pg_slot **slot, bool *fresh)
     }
     pthread_mutex_lock(&p->lock);
     for (;;) {
-        /* Connected slots first: they need no round trip to set up. */
-        for (unsigned i = 0; i < p->n && !s; i++)
-            if (!p->slots[i].busy && p->slots[i].conn)
-                s = &p->slots[i];
-        for (unsigned i = 0; i < p->n && !s; i++)
-            if (!p->slots[i].busy)
-                s = &p->slots[i];
+        /* Connected slots first: they need no round trip to set up; but after
+         * a lost connection the other idle ones are likely stale too, so
+         * then an unconnected slot first. */
+        for (int pass = 0; pass < 2 && !s; pass++) {
+            bool want_conn = (pass == 0) != want_new;
+            for (unsigned i = 0; i < p->n && !s; i++)
+                if (!p->slots[i].busy && (p->slots[i].conn != NULL) == want_conn)
+                    s = &p->slots[i];
+        }
         if (s)
             break;
         if (pthread_cond_timedwait(&p->freed, &p->lock, &until) != 0) {
@@ -278,7 +281,7 @@ static int run(struct pg *p, int st, const char *const *vals, const int *lens, c
         PGresult *r = NULL;
         bool fresh = false;
         bool lost;
-        int rc = acquire(p, &s, &fresh);
+        int rc = acquire(p, &s, attempt > 0, &fresh);
 
         if (rc < 0)
             return rc;
