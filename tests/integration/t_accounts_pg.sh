@@ -8,7 +8,7 @@
 . "$(dirname "$0")/lib.sh"
 . "$LIB_DIR/pg.sh"
 
-plan 40
+plan 41
 
 PG_PW="pg-$$-$RANDOM-secret"
 CONNINFO="$WORK/pg.conninfo"
@@ -105,6 +105,10 @@ pg_sql darvaza_empty "INSERT INTO darvaza_schema VALUES (2)" >/dev/null
 OUT=$("$BUILD_DIR/darvaza" accounts migrate -c "$WORK/empty.yaml" 2>&1); RC=$?
 like "$RC $(one_line "$OUT")" '^1 .*unknown schema version 2 \(want 1\).*cannot create or migrate the schema' \
     "a database with a newer schema is refused"
+
+OUT=$("$BUILD_DIR/darvaza" accounts backup -c "$CFG" "$WORK/copy.db" 2>&1); RC=$?
+like "$RC $(one_line "$OUT")" '^1 .*backend is postgresql: use pg_dump' \
+    "accounts backup (SQLite's) refuses a postgresql config and points to pg_dump"
 
 # ---- config checks -----------------------------------------------------------------------
 chmod 0644 "$CONNINFO"
