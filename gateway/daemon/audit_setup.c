@@ -92,7 +92,8 @@ int dz_audit_setup_open(struct dz_gen *g, struct dz_audit **out)
     rot.every_ms = ca->rotate.every_ms;
     rot.instance = instance_of(g, host, sizeof(host));
     dz_gen_ref(g);
-    if ((rc = dz_audit_set_rotation(a, &rot)) != 0 ||
+    if ((rc = dz_audit_set_limits(a, DZ_AUDIT_QUEUE_MAX, ca->batch_max)) != 0 ||
+        (rc = dz_audit_set_rotation(a, &rot)) != 0 ||
         (rc = dz_audit_set_head_signer(a, head_sign, g, g->kids[g->active],
                                        (uint32_t)ca->head_interval_ms)) != 0 ||
         (rc = dz_audit_swap_head_signer(a, head_sign, g, gen_release, g->kids[g->active])) != 0) {

@@ -29,6 +29,7 @@
 #include "daemon/drain.h"
 #include "daemon/notify.h"
 #include "daemon/privdrop.h"
+#include "daemon/restartkeys.h"
 #include "daemon/router.h"
 #include "http/httpd.h"
 #include "http/pool.h"
@@ -220,6 +221,7 @@ static void reload(struct dz_gw *gw, const char *config_path)
             free(h);
         }
     }
+    dz_restartkeys_warn(gw->gen->config, g->config);
     dz_gen_unref(gw->gen);
     gw->gen = g;
     dz_audit_setup_reload(gw->audit, g);

@@ -4,7 +4,7 @@
 # open HTTP/2 connection survives the reload (DESIGN §4.9, §4.10).
 . "$(dirname "$0")/lib.sh"
 
-plan 11
+plan 13
 stack_start
 GW_PID=$(listener_pid 8443)
 POL="$STATE_DIR/policies"
@@ -71,5 +71,19 @@ wait "$CURL_PID" 2>/dev/null
 is "$(awk '{print $2}' "$WORK/conn.out" | tr '\n' ' ')" "200 200 200 200 " "4 requests on the open connection across the reload: all 200"
 is "$(awk '{print $1}' "$WORK/conn.out" | tr '\n' ' ')" "1 0 0 0 " "they used one connection (1 connect, then 0): it survived the reload"
 is "$(listener_pid 8443)" "$GW_PID" "still the same gateway process"
+
+# ---- a setting only a restart applies: said, not silently ignored -------------------------------
+CFG="$STATE_DIR/darvaza.yaml"
+sed -i 's/^\(  listen: 127\.0\.0\.1:\)9180/\19181/' "$CFG"
+grep -q '127.0.0.1:9181' "$CFG" || bail "could not change management.listen in $CFG"
+stack_reload
+restart_warned() { # the log has non-JSON lines too (start-up), so grep the one line
+    grep -F '"event":"reload_needs_restart"' "$(gw_log)" | grep -F '"key":"management.listen"' |
+        grep -qF '"level":"warn"'
+}
+ok "a changed management.listen is logged as reload_needs_restart (warning, naming the key)" \
+    wait_until 10 restart_warned
+mgmt /healthz
+is "$STATUS" 200 "... and the management listener still answers where it was bound at start"
 
 finish

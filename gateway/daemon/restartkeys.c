@@ -1,0 +1,66 @@
+/*
+ * restartkeys.c - warn about reloaded settings that only a restart applies
+ * (see restartkeys.h).
+ */
+#include "daemon/restartkeys.h"
+
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "base/log.h"
+
+static bool same_str(const char *a, const char *b)
+{
+    if (!a || !b)
+        return a == b;
+    return strcmp(a, b) == 0;
+}
+
+static size_t warn(const char *key)
+{
+    dz_logj(DZ_LOG_WARN, "reload_needs_restart",
+            json_pack("{s:s, s:s}", "key", key, "detail",
+                      "changed in the file but still as at start: restart to apply"));
+    return 1;
+}
+
+static bool listeners_differ(const struct dz_config *a, const struct dz_config *b)
+{
+    if (a->n_listeners != b->n_listeners)
+        return true;
+    for (size_t i = 0; i < a->n_listeners; i++) {
+        if (a->listeners[i].port != b->listeners[i].port ||
+            !same_str(a->listeners[i].address, b->listeners[i].address))
+            return true;
+    }
+    return false;
+}
+
+size_t dz_restartkeys_warn(const struct dz_config *old, const struct dz_config *new_cf)
+{
+    size_t n = 0;
+
+    if (listeners_differ(old, new_cf))
+        n += warn("listeners");
+    if (old->management.enabled != new_cf->management.enabled ||
+        !same_str(old->management.listen, new_cf->management.listen))
+        n += warn("management.listen");
+    if (old->accounts.backend != new_cf->accounts.backend ||
+        !same_str(old->accounts.database, new_cf->accounts.database) ||
+        !same_str(old->accounts.pg_conninfo_file, new_cf->accounts.pg_conninfo_file))
+        n += warn("accounts");
+    if (!same_str(old->audit.file, new_cf->audit.file) ||
+        !same_str(old->audit.key_archive, new_cf->audit.key_archive) ||
+        old->audit.rotate.size != new_cf->audit.rotate.size ||
+        old->audit.rotate.every_ms != new_cf->audit.rotate.every_ms ||
+        old->audit.batch_max != new_cf->audit.batch_max ||
+        old->audit.head_interval_ms != new_cf->audit.head_interval_ms)
+        n += warn("audit");
+    if (!same_str(old->gateway.user, new_cf->gateway.user) ||
+        !same_str(old->gateway.group, new_cf->gateway.group))
+        n += warn("gateway.user");
+    return n;
+}
