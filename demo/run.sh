@@ -46,6 +46,7 @@ cat <<EOF
  registry  https://127.0.0.1:9101   (peer; only the gateway's client cert gets in)
  MSSP      https://127.0.0.1:9103   (peer; demo phones' control http://127.0.0.1:9111..9114)
  court     https://127.0.0.1:9102   (peer; judges' signed notices)   TSA http://127.0.0.1:9104
+ management http://127.0.0.1:9180  (HTTP/1.1: /metrics, /healthz, /readyz; loopback only)
  portal    https://localhost:8443/  (open it in a browser that trusts $CA)
  state     $STATE  (logs/, people.json, audit.log)
 
@@ -122,6 +123,14 @@ TOKEN=\$(curl -s --cacert \$CA -H 'content-type: application/json' \
   -d "{\"fin\":\"\$FIN\",\"password\":\"\$PASSWORD\",\"otp\":\"\$(oathtool --totp -b -N @\$((\$(date +%s) + 30)) \$SECRET)\"}" \
   \$GW/auth/password | jq -r .token)    # the next step's code: each code counts once
 curl -s --cacert \$CA -H "Authorization: Bearer \$TOKEN" \$GW/api/court/my-notices | jq '.notices[] | {case, judge_fin, report: .report.indication}'
+
+# 11. as the operator: metrics, the access log (rid = a problem's "instance"), a new
+#     audit segment (SIGUSR1) and the whole audit history verified with the gateway's keys
+curl -s http://127.0.0.1:9180/metrics | grep -E '^darvaza_(build_info|requests_total\\{service="registry")'
+tail -n 3 $STATE/logs/access.log | jq -c '{rid, method, route, status, dur_ms}'
+kill -USR1 \$(cat $STATE/pids/darvazad.pid)
+curl -s --cacert \$CA \$GW/.well-known/jwks.json >$STATE/jwks.json
+$BUILD_DIR/darvaza audit verify $STATE --jwks $STATE/jwks.json
 
 # Register a person yourself (an unregistered demo person; answers the TOTP secret):
 curl -s --cacert \$CA -H "Origin: \$GW" -H 'content-type: application/json' \\
