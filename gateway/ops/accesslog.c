@@ -428,36 +428,16 @@ static void enqueue(char *line, size_t len)
 
 /* ---- from a request ------------------------------------------------------ */
 
-/* Built-in endpoints whose path carries a login or signature id (a
- * capability of the person who started it). */
-static bool builtin_with_id(const char *route)
+/* What the path may show.  Every request the router or a policy matched
+ * has a template; a placeholder in it ("{fin}", "/auth/mobile/{id}") stands
+ * for a value the client put in the path — a FIN or a login's capability
+ * id — so the template is logged instead.  A wildcard, or no match at all,
+ * leaves the path to the FIN-looking-segment check. */
+static enum dz_access_path path_kind(const char *tpl)
 {
-    return strcmp(route, "auth_mobile_poll") == 0 || strcmp(route, "sign_mobile_poll") == 0 ||
-           strcmp(route, "auth_qr_session") == 0;
-}
-
-/* Built-in names of requests that matched no route. */
-static bool unmatched(const char *route)
-{
-    return strcmp(route, "other") == 0 || strcmp(route, "not_found") == 0 ||
-           strcmp(route, "invalid_fin") == 0 || strcmp(route, "method_not_allowed") == 0;
-}
-
-static enum dz_access_path path_kind(const char *tpl, const char *label)
-{
-    /* The router gives these a template too ("/auth/mobile/{id}"): their id
-     * is a capability whatever the template says. */
-    if (label && builtin_with_id(label))
-        return DZ_ACCESS_PATH_FIN;
-    if (tpl) {
-        if (strstr(tpl, "{fin}") || strstr(tpl, "{FIN}"))
-            return DZ_ACCESS_PATH_FIN;
-        /* A wildcard segment matches whatever the client sends. */
-        return strchr(tpl, '*') ? DZ_ACCESS_PATH_UNKNOWN : DZ_ACCESS_PATH_SAFE;
-    }
-    if (!label || unmatched(label))
+    if (!tpl || strchr(tpl, '*'))
         return DZ_ACCESS_PATH_UNKNOWN;
-    return builtin_with_id(label) ? DZ_ACCESS_PATH_FIN : DZ_ACCESS_PATH_SAFE;
+    return strchr(tpl, '{') ? DZ_ACCESS_PATH_FIN : DZ_ACCESS_PATH_SAFE;
 }
 
 void dz_accesslog_request(const struct dz_rctx *c)
@@ -485,7 +465,7 @@ void dz_accesslog_request(const struct dz_rctx *c)
     e.route = tpl ? tpl : (c->route ? c->route : "other");
     e.service = c->service;
     e.path = dz_req_path(c->req);
-    e.path_kind = path_kind(tpl, c->route);
+    e.path_kind = path_kind(tpl);
     e.status = c->answered ? c->status : 499;
     e.bytes = c->bytes_out;
     e.dur_us = dz_now_us() - c->start_us;
