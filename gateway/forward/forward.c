@@ -510,9 +510,12 @@ static void on_head(void *arg, int status, const struct dz_hdr *h, size_t n)
     f->status = status;
     c->upstream_status = status;
     c->upstream_us = dz_now_us() - f->sent_us;
-    dz_rctx_logj(c, DZ_LOG_DEBUG, "upstream_answered",
-                 json_pack("{s:s, s:i, s:I}", "service", f->svc->name, "up_status", status, "up_ms",
-                           (json_int_t)(c->upstream_us / 1000)));
+    /* Debug lines of the hot path: the fields are built only when a line
+     * will be written (dz_logj takes them whole, so the check is here). */
+    if (dz_log_enabled(DZ_LOG_DEBUG))
+        dz_rctx_logj(c, DZ_LOG_DEBUG, "upstream_answered",
+                     json_pack("{s:s, s:i, s:I}", "service", f->svc->name, "up_status", status,
+                               "up_ms", (json_int_t)(c->upstream_us / 1000)));
     dz_metrics_upstream(c->gw->metrics, f->svc->name, c->upstream_us);
     f->rh = calloc(n ? n : 1, sizeof(*f->rh));
     for (size_t i = 0; f->rh && i < n && i < MAX_FWD_HEADERS; i++) {
@@ -687,9 +690,10 @@ static void start_transfer(struct dz_rctx *c, struct fwd *f)
 
     f->sent = true;
     f->sent_us = dz_now_us();
-    dz_rctx_logj(c, DZ_LOG_DEBUG, "forward_sent",
-                 json_pack("{s:s, s:s, s:s}", "service", f->svc->name, "upstream", f->svc->upstream,
-                           "jti", f->jti));
+    if (dz_log_enabled(DZ_LOG_DEBUG))
+        dz_rctx_logj(c, DZ_LOG_DEBUG, "forward_sent",
+                     json_pack("{s:s, s:s, s:s}", "service", f->svc->name, "upstream",
+                               f->svc->upstream, "jti", f->jti));
     if (dz_httpc_start(c->gw_worker->httpc, &f->req, &cbs, c, &f->xfer) != 0) {
         f->sent = false;
         f->upstream_done = true;
@@ -883,10 +887,11 @@ void dz_forward(struct dz_rctx *c)
         refuse(c, f, code, rule);
         return;
     }
-    dz_rctx_logj(c, DZ_LOG_DEBUG, "forward_allowed",
-                 json_pack("{s:s, s:s, s:s, s:s, s:s}", "method", method, "route", m.route->path,
-                           "service", f->svc->name, "rule", rule ? rule : "", "means",
-                           c->has_session ? c->session.method : ""));
+    if (dz_log_enabled(DZ_LOG_DEBUG))
+        dz_rctx_logj(c, DZ_LOG_DEBUG, "forward_allowed",
+                     json_pack("{s:s, s:s, s:s, s:s, s:s}", "method", method, "route",
+                               m.route->path, "service", f->svc->name, "rule", rule ? rule : "",
+                               "means", c->has_session ? c->session.method : ""));
     if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0 &&
         strcmp(method, "OPTIONS") != 0 && !dz_rctx_origin_ok(c)) {
         fwd_free(f);
