@@ -24,10 +24,12 @@ DEB_PACKAGES := build-essential pkg-config libssl-dev libnghttp2-dev libev-dev \
 	zbar-tools valgrind librsvg2-bin libengine-pkcs11-openssl chromium nodejs \
 	fonts-dejavu-core python3 python3-hpack xxd \
 	libsystemd-dev systemd mandoc debhelper fakeroot dpkg-dev \
-	libpq-dev postgresql
+	libpq-dev postgresql \
+	redis-server redis-sentinel libhiredis-dev haproxy apache2 \
+	libapache2-mod-auth-openidc python3-authlib libnss3-tools p11-kit
 
 PKGS := openssl libnghttp2 jansson yaml-0.1 libcurl libargon2 liboath libqrencode \
-	sqlite3 libp11 libsystemd libpq
+	sqlite3 libp11 libsystemd libpq hiredis
 
 WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
 	-Wformat=2 -Wvla -Wimplicit-fallthrough -Wno-unused-parameter \

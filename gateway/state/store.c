@@ -32,6 +32,11 @@ struct dz_store {
     void *impl;
     atomic_uint_fast64_t refusals[DZ_STORE_KINDS];
     atomic_int_fast64_t last_log_s[DZ_STORE_KINDS];
+    struct {
+        dz_store_wake_fn fn;
+        void *arg;
+    } subs[DZ_STORE_SUBSCRIBERS_MAX];
+    atomic_uint nsubs; /* published after the slot is filled */
 };
 
 static const char *const kind_names[DZ_STORE_KINDS] = {
@@ -142,6 +147,8 @@ int dz_store_new(const struct dz_store_ops *ops, void *impl, struct dz_store **o
     }
     s->ops = ops;
     s->impl = impl;
+    if (ops->bind)
+        ops->bind(impl, s);
     *out = s;
     return 0;
 }
@@ -272,6 +279,42 @@ size_t dz_store_count(struct dz_store *s, const char *ns)
     if (n == 0 || n > NS_MAX)
         return 0;
     return s->ops->count(s->impl, ns);
+}
+
+int dz_store_subscribe(struct dz_store *s, dz_store_wake_fn fn, void *arg)
+{
+    unsigned n;
+
+    if (!s || !fn)
+        return DZ_ERR_INVAL;
+    n = atomic_load_explicit(&s->nsubs, memory_order_relaxed);
+    if (n >= DZ_STORE_SUBSCRIBERS_MAX)
+        return DZ_ERR_TOOBIG;
+    s->subs[n].fn = fn;
+    s->subs[n].arg = arg;
+    atomic_store_explicit(&s->nsubs, n + 1, memory_order_release);
+    return 0;
+}
+
+void dz_store_deliver(struct dz_store *s, const char *ns, const void *key, size_t key_len)
+{
+    unsigned n;
+
+    if (check_key(s, ns, key, key_len))
+        return;
+    n = atomic_load_explicit(&s->nsubs, memory_order_acquire);
+    for (unsigned i = 0; i < n; i++)
+        s->subs[i].fn(s->subs[i].arg, ns, key, key_len);
+}
+
+void dz_store_publish(struct dz_store *s, const char *ns, const void *key, size_t key_len)
+{
+    if (check_key(s, ns, key, key_len))
+        return;
+    if (s->ops->publish)
+        s->ops->publish(s->impl, ns, key, key_len);
+    else
+        dz_store_deliver(s, ns, key, key_len);
 }
 
 void dz_store_free(struct dz_store *s)

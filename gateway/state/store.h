@@ -79,6 +79,11 @@ struct dz_store_ops {
     size_t (*count)(void *impl, const char *ns);
     void (*free)(void *impl);
     size_t (*kind_count)(const void *impl, enum dz_store_kind kind); /* may be NULL */
+    /* Wake-ups that cross instances (may be NULL: delivered in this process
+     * only).  A backend with publish gets bind() once from dz_store_new, so
+     * that what it receives from other instances reaches dz_store_deliver. */
+    void (*publish)(void *impl, const char *ns, const void *key, size_t key_len);
+    void (*bind)(void *impl, struct dz_store *s);
 };
 
 /* For backends: wrap an ops table and its state.  Ownership of impl moves to
@@ -125,6 +130,32 @@ int dz_store_ttl(struct dz_store *s, const char *ns, const void *key, size_t key
 /* Set a new time to live on a live key; DZ_ERR_NOTFOUND otherwise. */
 int dz_store_touch(struct dz_store *s, const char *ns, const void *key, size_t key_len,
                    uint64_t ttl_ms);
+
+/*
+ * Wake-ups.  An entry a browser waits for (a QR answer, an MSSP result) may
+ * be written by another instance than the one holding the browser's long
+ * poll.  The writer publishes (ns,key) after its write; every subscriber of
+ * every instance sharing the store is then called with it.  Delivery is best
+ * effort (a waiter still looks at the store itself now and then) and comes on
+ * a thread of the backend's choosing: the in-process backend calls the
+ * subscribers at once on the publisher's thread, a shared backend on its own
+ * thread.  A subscriber only hands the news over to its loop.
+ */
+typedef void (*dz_store_wake_fn)(void *arg, const char *ns, const void *key, size_t key_len);
+
+#define DZ_STORE_SUBSCRIBERS_MAX 8
+
+/* Add a subscriber, at start-up before any publish.  0, DZ_ERR_INVAL,
+ * DZ_ERR_TOOBIG (more than DZ_STORE_SUBSCRIBERS_MAX). */
+int dz_store_subscribe(struct dz_store *s, dz_store_wake_fn fn, void *arg);
+
+/* Tell every instance's subscribers that (ns,key) changed.  Never fails
+ * loudly: a wake-up that cannot be sent is counted and dropped. */
+void dz_store_publish(struct dz_store *s, const char *ns, const void *key, size_t key_len);
+
+/* For backends: call this process's subscribers (from publish, or when a
+ * shared backend hears of another instance's publish). */
+void dz_store_deliver(struct dz_store *s, const char *ns, const void *key, size_t key_len);
 
 /* Live keys in a namespace (for the sessions gauge). */
 size_t dz_store_count(struct dz_store *s, const char *ns);

@@ -107,8 +107,8 @@ static void c_free(void *i)
 {
     dz_store_free(i);
 }
-static const struct dz_store_ops counting_ops = {c_put, c_get,   c_take,  c_del,  c_incr,
-                                                 c_ttl, c_touch, c_count, c_free, NULL};
+static const struct dz_store_ops counting_ops = {c_put,   c_get,   c_take, c_del, c_incr, c_ttl,
+                                                 c_touch, c_count, c_free, NULL,  NULL,   NULL};
 
 /* ---- tests */
 

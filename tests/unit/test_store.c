@@ -501,6 +501,46 @@ static void test_take_single_use(void **state)
     dz_store_free(s);
 }
 
+struct wake_seen {
+    int calls;
+    char ns[16];
+    char key[16];
+};
+
+static void on_wake(void *arg, const char *ns, const void *key, size_t key_len)
+{
+    struct wake_seen *w = arg;
+
+    w->calls++;
+    snprintf(w->ns, sizeof(w->ns), "%s", ns);
+    snprintf(w->key, sizeof(w->key), "%.*s", (int)key_len, (const char *)key);
+}
+
+/* The in-process backend delivers a publish to every subscriber at once;
+ * bad arguments reach nobody; the subscriber table is bounded. */
+static void test_wake_local(void **state)
+{
+    struct dz_store *s = mk();
+    struct wake_seen a = {0}, b = {0};
+
+    (void)state;
+    assert_int_equal(dz_store_subscribe(s, on_wake, &a), 0);
+    assert_int_equal(dz_store_subscribe(s, on_wake, &b), 0);
+    assert_int_equal(dz_store_subscribe(s, NULL, &b), DZ_ERR_INVAL);
+    dz_store_publish(s, "qr", "id42", 4);
+    assert_int_equal(a.calls, 1);
+    assert_int_equal(b.calls, 1);
+    assert_string_equal(a.ns, "qr");
+    assert_string_equal(b.key, "id42");
+    dz_store_publish(s, "", "id42", 4);
+    dz_store_publish(s, "qr", "", 0);
+    assert_int_equal(a.calls, 1);
+    for (int i = 2; i < DZ_STORE_SUBSCRIBERS_MAX; i++)
+        assert_int_equal(dz_store_subscribe(s, on_wake, &a), 0);
+    assert_int_equal(dz_store_subscribe(s, on_wake, &a), DZ_ERR_TOOBIG);
+    dz_store_free(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -514,6 +554,7 @@ int main(void)
         cmocka_unit_test(test_budgets_per_kind),
         cmocka_unit_test(test_concurrent_incr),
         cmocka_unit_test(test_take_single_use),
+        cmocka_unit_test(test_wake_local),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
