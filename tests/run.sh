@@ -120,28 +120,84 @@ tap_count() { # tap_count LOG RC SCRIPT FAILFILE
         }' "$1"
 }
 
-section "integration (tests/integration/t_*.sh, timeout ${SCRIPT_TIMEOUT}s each)"
+# Scripts run TEST_JOBS at a time, each in its own network namespace (its own
+# loopback, so the fixed ports of one never meet another's).  A script that
+# changes the machine itself (packages, system users) says "# run.sh: alone"
+# and runs after the others, by itself.  Without the right to make a
+# namespace (not root), everything runs one by one as before.
+if [ -z "${TEST_JOBS:-}" ]; then
+    if unshare --net true 2>/dev/null && command -v ip >/dev/null; then TEST_JOBS=2; else TEST_JOBS=1; fi
+fi
+section "integration (tests/integration/t_*.sh, timeout ${SCRIPT_TIMEOUT}s each, $TEST_JOBS at a time)"
 failfile="$LOGDIR/integration-failures.txt"
 : >"$failfile"
-for script in tests/integration/t_*.sh; do
-    [ -f "$script" ] || continue
+
+run_script() { # run_script SCRIPT: runs it, leaves its exit code and time in LOG.rc
+    local script=$1 name log t0 rc
     name=$(basename "$script" .sh)
-    case "$name" in *"$FILTER"*) ;; *) continue ;; esac
     log="$LOGDIR/$name.log"
     t0=$(date +%s)
-    printf -- '--- %s\n' "$name"
     # setsid: the script and everything it starts form one process group that
     # timeout can end as a whole; the script's own trap stops the stack.
-    timeout -k 20 "$SCRIPT_TIMEOUT" setsid bash "$script" >"$log" 2>&1 </dev/null
+    if [ "$TEST_JOBS" -gt 1 ]; then
+        timeout -k 20 "$SCRIPT_TIMEOUT" unshare --net setsid bash -c \
+            'ip link set lo up && exec bash "$0"' "$script" >"$log" 2>&1 </dev/null
+    else
+        timeout -k 20 "$SCRIPT_TIMEOUT" setsid bash "$script" >"$log" 2>&1 </dev/null
+    fi
     rc=$?
     [ $rc -eq 124 ] && echo "# TIMEOUT: $name ran longer than ${SCRIPT_TIMEOUT}s" >>"$log"
+    echo "$rc $(($(date +%s) - t0))" >"$log.rc"
+}
+
+report_script() { # report_script NAME: its TAP lines and counts, from its log
+    local name=$1 log="$LOGDIR/$1.log" rc secs good bad
+    read -r rc secs <"$log.rc"
+    printf -- '--- %s\n' "$name"
     # Show the TAP lines and diagnostics; keep the noise in the log.
     grep -E '^(ok|not ok|1\.\.|#|Bail out!)' "$log" | sed 's/^/    /'
     read -r good bad < <(tap_count "$log" "$rc" "$name" "$failfile")
     passed=$((passed + good))
     failed=$((failed + bad))
     printf -- '    (%s: %d passed, %d failed, %ds, log %s)\n' "$name" "$good" "$bad" \
-        "$(($(date +%s) - t0))" "${log#"$ROOT"/}"
+        "$secs" "${log#"$ROOT"/}"
+}
+
+together=()
+alone=()
+for script in tests/integration/t_*.sh; do
+    [ -f "$script" ] || continue
+    name=$(basename "$script" .sh)
+    case "$name" in *"$FILTER"*) ;; *) continue ;; esac
+    rm -f "$LOGDIR/$name.log.rc"
+    if grep -q '^# run.sh: alone' "$script"; then alone+=("$script"); else together+=("$script"); fi
+done
+
+declare -A running=() # pid -> script name
+reap_one() { # waits for one running script and reports it
+    local pid=""
+    wait -n -p pid "${!running[@]}" 2>/dev/null
+    if [ -z "$pid" ] || [ -z "${running[$pid]:-}" ]; then
+        # Nothing to wait for any more: whatever is not alive has ended.
+        for pid in "${!running[@]}"; do
+            kill -0 "$pid" 2>/dev/null && continue
+            report_script "${running[$pid]}"
+            unset "running[$pid]"
+        done
+        return 0
+    fi
+    report_script "${running[$pid]}"
+    unset "running[$pid]"
+}
+for script in "${together[@]}"; do
+    while [ ${#running[@]} -ge "$TEST_JOBS" ]; do reap_one; done
+    run_script "$script" &
+    running[$!]=$(basename "$script" .sh)
+done
+while [ ${#running[@]} -gt 0 ]; do reap_one; done
+for script in "${alone[@]}"; do
+    run_script "$script"
+    report_script "$(basename "$script" .sh)"
 done
 while IFS= read -r line; do failures+=("$line"); done <"$failfile"
 

@@ -4,6 +4,7 @@
 # machine (creating the darvaza account), the installed darvazad answers
 # --version, and dpkg --purge removes it again.  Not started: the package
 # leaves the service disabled until a configuration exists.
+# run.sh: alone (it changes the machine: packages or system users)
 . "$(dirname "$0")/lib.sh"
 plan 9
 

@@ -6,6 +6,7 @@
 # it drops to that account (uid/gid in /proc), still serves and reloads, and
 # tells a stand-in notify socket READY=1, RELOADING=1, STOPPING=1; an
 # unknown account is refused at load with file:line.
+# run.sh: alone (it changes the machine: packages or system users)
 . "$(dirname "$0")/lib.sh"
 plan 28
 
