@@ -208,7 +208,23 @@ make_config() {
     for f in "$ROOT"/policies/*.yaml ${EXTRA_POLICIES:+"$EXTRA_POLICIES"/*.yaml}; do
         [ -f "$f" ] && cp "$f" "$STATE/policies/"
     done
+    make_oidc_clients
     return 0
+}
+
+# The demo's OpenID Connect clients (demo/policies): their secrets made once
+# into STATE/oidc/ (0600), their paths moved under STATE like the config's.
+make_oidc_clients() {
+    local f n
+    mkdir -p "$STATE/oidc"
+    for f in "$ROOT"/demo/policies/*.yaml; do
+        [ -f "$f" ] || continue
+        n=$(basename "$f" .yaml)
+        if [ ! -s "$STATE/oidc/$n.secret" ]; then
+            (umask 077 && openssl rand -base64 48 | tr -d '\n/+=' >"$STATE/oidc/$n.secret")
+        fi
+        sed -e "s#build/demo/#$STATE/#g" "$f" >"$STATE/policies/$n.yaml"
+    done
 }
 
 # The ports every process of the stack will listen on.

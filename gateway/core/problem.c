@@ -38,6 +38,8 @@ static const struct problem_kind kinds[] = {
     {"bad_origin", 403, "The request comes from another site"},
     {"forbidden", 403, "You may not do this"},
     {"insufficient_assurance", 403, "This needs a stronger way of signing in"},
+    {"unknown_client", 400, "The application asking is not registered"},
+    {"invalid_redirect_uri", 400, "The return address is not one the application registered"},
     {"not_found", 404, "Not found"},
     {"method_not_allowed", 405, "Method not allowed"},
     {"payload_too_large", 413, "The request body is too large"},

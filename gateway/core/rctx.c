@@ -59,8 +59,13 @@ int dz_rctx_respond(struct dz_rctx *c, int status, const char *content_type, con
     for (size_t i = 0; i < nextra && n < sizeof(h) / sizeof(h[0]); i++)
         h[n++] = extra[i];
     /* RFC 9110 15.5.2: a 401 names how to authenticate.  The API takes a
-     * bearer token (RFC 6750 2.1) or the session cookie a login sets. */
-    if (status == 401 && n < sizeof(h) / sizeof(h[0]))
+     * bearer token (RFC 6750 2.1) or the session cookie a login sets,
+     * unless the caller names its own scheme (the OpenID Connect token
+     * endpoint's client authentication). */
+    bool has_www = false;
+    for (size_t i = 0; i < nextra; i++)
+        has_www = has_www || strcmp(extra[i].name, "www-authenticate") == 0;
+    if (status == 401 && !has_www && n < sizeof(h) / sizeof(h[0]))
         h[n++] = (struct dz_hdr){"www-authenticate", "Bearer realm=\"darvaza\""};
     c->status = status;
     c->answered = true;

@@ -18,12 +18,35 @@
 #include "daemon/drain.h"
 #include "forward/forward.h"
 #include "http/httpc.h"
+#include "oidc/oidc.h"
 #include "ops/accesslog.h"
 #include "ops/ops.h"
 #include "portal/portal.h"
 #include "sign/sign.h"
 
 #include "base/compat.h"
+
+static void logout_after_clients(struct dz_rctx *c, void *arg)
+{
+    if (!c->closed && !c->answered)
+        dz_ep_logout(c);
+}
+
+/* POST /auth/logout: the clients the session signed in to through the
+ * OpenID Connect provider hear of it first (back-channel logout), then the
+ * portal's logout ends the session.  Refusals are the logout's own. */
+static void logout(struct dz_rctx *c)
+{
+    char sid[DZ_SESSION_TOKEN_LEN + 1];
+
+    if (dz_rctx_authenticate(c) != 0 || !dz_rctx_origin_ok(c)) {
+        if (!c->answered)
+            dz_ep_logout(c);
+        return;
+    }
+    dz_session_sid_b64(&c->session, sid);
+    dz_oidc_session_ended(c, sid, c->session.fin, logout_after_clients, NULL);
+}
 
 struct endpoint {
     const char *method;
@@ -40,7 +63,7 @@ static const struct endpoint endpoints[] = {
     {"POST", "/auth/register", "auth_register", dz_ep_register},
     {"POST", "/auth/password", "auth_password", dz_ep_password},
     {"GET", "/auth/session", "auth_session", dz_ep_session},
-    {"POST", "/auth/logout", "auth_logout", dz_ep_logout},
+    {"POST", "/auth/logout", "auth_logout", logout},
     {"POST", "/auth/card/challenge", "auth_card_challenge", dz_ep_card_challenge},
     {"POST", "/auth/card", "auth_card", dz_ep_card},
     {"POST", "/auth/card/tls", "auth_card_tls", dz_ep_card_tls},
@@ -253,6 +276,9 @@ void dz_router_on_request(struct dz_req *req, void *wdata)
         dz_ep_qr_sub(c, path + 9);
         return;
     }
+    /* The OpenID Connect provider (oidc/). */
+    if (dz_oidc_route(c))
+        return;
     /* The portal's pages, when gateway.web_root is set (web.c). */
     if (c->gen->web && ((plen == 1 && path[0] == '/') || strncmp(path, "/static/", 8) == 0)) {
         c->route = "web";

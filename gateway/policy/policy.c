@@ -6,6 +6,7 @@
  * path that is not an explicit allow leaves DZ_DENY in place.
  */
 #include "policy/policy.h"
+#include "policy/policy_oidc.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -364,6 +365,7 @@ static void free_service(struct dz_policy_service *svc)
     free((void *)svc->upstream);
     free((void *)svc->upstream_host);
     free((void *)svc->file);
+    dz_policy_oidc_free((struct dz_policy_oidc *)svc->oidc);
 }
 
 void dz_policy_set_free(struct dz_policy_set *s)

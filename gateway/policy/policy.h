@@ -123,6 +123,8 @@ struct dz_policy_route {
     size_t n_segs;
 };
 
+struct dz_policy_oidc; /* policy_oidc.h: the service as an OpenID Connect client */
+
 struct dz_policy_service {
     const char *name;          /* [a-z0-9-]+, unique; the assertion's aud */
     const char *registered_as; /* state register entry, e.g. "DIS-0001", unique */
@@ -135,6 +137,9 @@ struct dz_policy_service {
     const struct dz_policy_route *routes;
     size_t n_routes;
     const char *file;
+    /* Its "oidc:" block, or NULL.  A service with one may leave out
+     * upstream and routes (then upstream is NULL and n_routes 0). */
+    const struct dz_policy_oidc *oidc;
 };
 
 /* The compiled set (fields are the engine's; use the functions below). */

@@ -17,6 +17,7 @@
 #include "base/err.h"
 #include "base/parse.h"
 #include "base/yamltree.h"
+#include "policy/policy_oidc.h"
 
 #include "base/compat.h"
 
@@ -594,7 +595,7 @@ static int load_service(struct pctx *c, const struct dz_yaml_doc *doc,
                         struct dz_policy_service *svc, unsigned *name_line, unsigned *reg_line)
 {
     static const char *const known[] = {"service", "registered_as", "upstream", "upstream_http",
-                                        "routes",  "limits",        NULL};
+                                        "routes",  "limits",        "oidc",     NULL};
     const struct dz_yaml_node *map = dz_yaml_root(doc);
     const struct dz_yaml_node *n;
     struct dz_policy_route *routes = NULL;
@@ -636,6 +637,22 @@ static int load_service(struct pctx *c, const struct dz_yaml_doc *doc,
     *reg_line = n->key_line;
     if (!svc->name || !svc->registered_as)
         return perr(c, n->key_line, NULL, "out of memory");
+
+    /* A service that is only an OpenID Connect client (its own origin, no
+     * back end behind the gateway) has no upstream and no routes. */
+    n = dz_yaml_get(map, "oidc");
+    if (n) {
+        struct dz_policy_oidc *o = NULL;
+        rc = dz_policy_oidc_load(c->file, svc->name, n, &o, c->err, c->err_len);
+        if (rc != 0)
+            return rc;
+        svc->oidc = o;
+        if (!dz_yaml_get(map, "upstream") && !dz_yaml_get(map, "routes"))
+            return dz_yaml_get(map, "limits")
+                       ? perr(c, dz_yaml_get(map, "limits")->key_line, "limits",
+                              "a service without routes has nothing to limit")
+                       : 0;
+    }
 
     rc = load_upstream(c, map, svc);
     if (rc != 0)
@@ -704,6 +721,9 @@ static int link_set(struct dz_policy_set *s, const unsigned *name_line, const un
             if (strcmp(a->registered_as, b->registered_as) == 0)
                 return dz_yaml_error(err, err_len, a->file, reg_line[i], "registered_as",
                                      "\"%s\" is already used by %s", a->registered_as, b->file);
+            if (a->oidc && b->oidc && strcmp(a->oidc->client_id, b->oidc->client_id) == 0)
+                return dz_yaml_error(err, err_len, a->file, name_line[i], "oidc.client_id",
+                                     "\"%s\" is already used by %s", a->oidc->client_id, b->file);
         }
         total += a->n_routes;
     }

@@ -1,0 +1,28 @@
+/*
+ * oidc_consent.h - consent for clients that are not pre-approved: the
+ * decision of a person for a client and the fields it receives, remembered
+ * in the store (one record per person, key SHA-256 of "consent|FIN"), shown
+ * and withdrawn from the account page.  Every decision is audited.
+ * Endpoints (the portal's page calls them; JSON, same origin only):
+ *   GET  /authorize/consent?id=   what the parked request asks
+ *   POST /authorize/consent       {"id","approve":true|false}
+ *   GET  /oidc/consents           the person's decisions
+ *   POST /oidc/consents           {"withdraw": client_id}
+ * Loop thread.
+ */
+#ifndef DZ_OIDC_CONSENT_H
+#define DZ_OIDC_CONSENT_H
+
+#include <stdbool.h>
+
+#include "oidc/oidc_authreq.h"
+
+struct dz_store;
+
+#define DZ_OIDC_CONSENT_TTL_MS (365ull * 24 * 3600 * 1000)
+
+/* Whether fin approved ar's client for at least ar's scopes and the
+ * client's release fields.  Any error reads as "not given" (ask again). */
+bool dz_oidc_consent_given(struct dz_store *st, const char *fin, const struct dz_oidc_authreq *ar);
+
+#endif

@@ -1,0 +1,297 @@
+/*
+ * oidc_token.c - POST /token (RFC 6749 4.1.3, RFC 7636 4.6, OpenID Connect
+ * Core 3.1.3): a client that proves who it is (oidc_clientauth.c) trades a
+ * code for an ID token and an access token.
+ *
+ * A code is taken from the store (so exactly one exchange can have it) and
+ * then must match everything it was issued for: the client, the redirect
+ * URI, the PKCE verifier.  A code presented again finds its "used" mark,
+ * and the access token the first exchange issued is revoked (RFC 6749
+ * 4.1.2: the code may have been stolen, so what it bought is suspect too).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/b64.h"
+#include "base/err.h"
+#include "base/secret.h"
+#include "core/gwasync.h"
+#include "oidc/oidc.h"
+#include "oidc/oidc_answer.h"
+#include "oidc/oidc_clientauth.h"
+#include "oidc/oidc_endpoints.h"
+#include "oidc/oidc_jwt.h"
+#include "oidc/oidc_params.h"
+#include "oidc/oidc_state.h"
+#include "policy/policy_oidc.h"
+#include "state/store.h"
+
+#include "base/compat.h"
+
+#define ACCESS_TOKEN_TTL_S 300 /* the access token is for userinfo, right after login */
+#define ID_TOKEN_TTL_S 300
+#define USED_TTL_MS (10 * 60 * 1000) /* a replay is recognised this long */
+
+struct token_op {
+    char access_token[DZ_OIDC_SECRET_LEN + 1];
+    char *id_token;
+    json_t *claims;
+    json_t *audit;
+    const char *client_id; /* owned by the generation c holds */
+};
+
+static void op_free(struct token_op *op)
+{
+    dz_secret_wipe(op->access_token, sizeof(op->access_token));
+    if (op->id_token) {
+        dz_secret_wipe(op->id_token, strlen(op->id_token));
+        free(op->id_token);
+    }
+    json_decref(op->claims);
+    json_decref(op->audit);
+    free(op);
+}
+
+static void answered(struct dz_rctx *c, int rc, void *arg)
+{
+    struct token_op *op = arg;
+
+    if (!dz_oidc_can_answer(c)) {
+        /* The client left: it never got the tokens; revoke what would
+         * otherwise stay usable until it expires. */
+        dz_oidc_state_del(c->gw->store, DZ_OIDC_NS_TOKEN, op->access_token);
+        op_free(op);
+        return;
+    }
+    if (rc != 0) {
+        dz_oidc_state_del(c->gw->store, DZ_OIDC_NS_TOKEN, op->access_token);
+        dz_oidc_error(c, 500, "server_error", "audit log unavailable", NULL);
+    } else {
+        json_t *body =
+            json_pack("{s:s, s:s, s:i, s:s}", "access_token", op->access_token, "token_type",
+                      "Bearer", "expires_in", ACCESS_TOKEN_TTL_S, "id_token", op->id_token);
+        dz_rctx_json(c, 200, body, &(struct dz_hdr){"pragma", "no-cache"}, 1);
+    }
+    op_free(op);
+}
+
+static void signed_cb(struct dz_rctx *c, int rc, char *token, void *arg)
+{
+    struct token_op *op = arg;
+    json_t *audit = op->audit;
+
+    op->id_token = token;
+    if (rc != 0 || !token) {
+        dz_oidc_state_del(c->gw->store, DZ_OIDC_NS_TOKEN, op->access_token);
+        if (dz_oidc_can_answer(c))
+            dz_oidc_error(c, 500, "server_error", "the ID token could not be signed", NULL);
+        op_free(op);
+        return;
+    }
+    op->audit = NULL;
+    dz_gw_audit(c, audit, answered, op);
+}
+
+static bool verifier_ok(const char *verifier, const char *challenge)
+{
+    unsigned char h[32];
+    char b64[DZ_OIDC_SECRET_LEN + 1];
+    size_t n = verifier ? strlen(verifier) : 0;
+
+    /* RFC 7636 4.1: 43..128 unreserved characters. */
+    if (n < 43 || n > 128)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char ch = verifier[i];
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+              ch == '-' || ch == '.' || ch == '_' || ch == '~'))
+            return false;
+    }
+    dz_sha256(verifier, n, h);
+    dz_b64_encode_to(h, sizeof(h), true, b64);
+    return strlen(challenge) == DZ_OIDC_SECRET_LEN &&
+           dz_secret_equal(b64, DZ_OIDC_SECRET_LEN, challenge, DZ_OIDC_SECRET_LEN);
+}
+
+static void audit_noted(struct dz_rctx *c, int rc, void *arg)
+{
+    if (rc != 0)
+        dz_rctx_log(c, DZ_LOG_ERROR, "oidc_audit", "a code replay could not be recorded");
+}
+
+/* The code was not there: expired, never issued, or used.  A used one is a
+ * replay: revoke what its first exchange issued. */
+static void refuse_missing_code(struct dz_rctx *c, const char *code, const char *client_id)
+{
+    json_t *used = NULL;
+    json_t *r;
+
+    if (dz_oidc_state_get(c->gw->store, DZ_OIDC_NS_USED, code, false, &used) == 0) {
+        const char *at_key = json_string_value(json_object_get(used, "at"));
+        if (at_key) {
+            unsigned char k[32];
+            size_t kl = 0;
+            unsigned char *raw = NULL;
+            if (dz_b64_decode(at_key, strlen(at_key), true, &raw, &kl) == 0 && kl == 32) {
+                memcpy(k, raw, 32);
+                dz_store_del(c->gw->store, DZ_OIDC_NS_TOKEN, k, sizeof(k));
+            }
+            free(raw);
+        }
+        r = json_pack("{s:s, s:s, s:s}", "type", "oidc_code_replay", "client", client_id,
+                      "first_client", json_string_value(json_object_get(used, "client")) ?: "");
+        json_decref(used);
+        dz_rctx_logj(c, DZ_LOG_WARN, "oidc_code_replay", json_pack("{s:s}", "client", client_id));
+        /* The refusal does not wait for the record: a replay must not be
+         * slowed by the audit, and nothing is issued. */
+        dz_gw_audit(c, r, audit_noted, NULL);
+        dz_oidc_error(c, 400, "invalid_grant", "the code was already used; its tokens are revoked",
+                      NULL);
+        return;
+    }
+    dz_oidc_error(c, 400, "invalid_grant", "unknown or expired code", NULL);
+}
+
+static void exchange(struct dz_rctx *c, const struct dz_policy_service *svc,
+                     const struct dz_oidc_params *p)
+{
+    const struct dz_policy_oidc *cl = svc->oidc;
+    const char *code = dz_oidc_params_get(p, "code", NULL);
+    const char *ruri = dz_oidc_params_get(p, "redirect_uri", NULL);
+    const char *verifier = dz_oidc_params_get(p, "code_verifier", NULL);
+    struct token_op *op = NULL;
+    json_t *rec = NULL;
+    json_t *used = NULL;
+    char at_hash[23];
+    char at_key[DZ_OIDC_SECRET_LEN + 1];
+    unsigned char h[32];
+    int64_t now = dz_unix_ms() / 1000;
+    int rc;
+
+    if (!code || strlen(code) != DZ_OIDC_SECRET_LEN) {
+        dz_oidc_error(c, 400, "invalid_grant", "unknown or expired code", NULL);
+        return;
+    }
+    if (dz_oidc_state_get(c->gw->store, DZ_OIDC_NS_CODE, code, true, &rec) != 0) {
+        refuse_missing_code(c, code, cl->client_id);
+        return;
+    }
+    /* Taken: whatever happens next, this code is spent. */
+    if (strcmp(json_string_value(json_object_get(rec, "client")) ?: "", cl->client_id) != 0) {
+        dz_oidc_error(c, 400, "invalid_grant", "the code was issued to another client", NULL);
+        goto out;
+    }
+    if (!ruri || strcmp(json_string_value(json_object_get(rec, "redirect_uri")) ?: "", ruri) != 0) {
+        dz_oidc_error(c, 400, "invalid_grant", "redirect_uri differs from the authorization's",
+                      NULL);
+        goto out;
+    }
+    if (!verifier_ok(verifier, json_string_value(json_object_get(rec, "challenge")) ?: "")) {
+        dz_oidc_error(c, 400, "invalid_grant", "the PKCE code_verifier does not match", NULL);
+        goto out;
+    }
+
+    op = calloc(1, sizeof(*op));
+    if (!op || dz_oidc_secret_new(op->access_token) != 0) {
+        dz_oidc_error(c, 500, "server_error", NULL, NULL);
+        goto out;
+    }
+    op->client_id = cl->client_id;
+    {
+        json_t *at =
+            json_pack("{s:s, s:s, s:O, s:O, s:O, s:O, s:O}", "client", cl->client_id, "service",
+                      svc->name, "fin", json_object_get(rec, "fin"), "acr",
+                      json_object_get(rec, "acr"), "amr", json_object_get(rec, "amr"), "sid",
+                      json_object_get(rec, "sid"), "scopes", json_object_get(rec, "scopes"));
+        rc = at ? dz_oidc_state_put(c->gw->store, DZ_OIDC_NS_TOKEN, op->access_token, at,
+                                    ACCESS_TOKEN_TTL_S * 1000ull, DZ_STORE_NX)
+                : DZ_ERR_NOMEM;
+        json_decref(at);
+    }
+    if (rc != 0) {
+        dz_oidc_error(c, 503, "temporarily_unavailable", "state cannot be recorded now", NULL);
+        goto out;
+    }
+    /* The mark a replay will find: which access token to revoke (by its
+     * store key, never the token). */
+    dz_sha256(op->access_token, strlen(op->access_token), h);
+    dz_b64_encode_to(h, sizeof(h), true, at_key);
+    used = json_pack("{s:s, s:s}", "at", at_key, "client", cl->client_id);
+    if (!used ||
+        dz_oidc_state_put(c->gw->store, DZ_OIDC_NS_USED, code, used, USED_TTL_MS, 0) != 0) {
+        /* Without the mark a replay could not revoke: issue nothing. */
+        dz_oidc_state_del(c->gw->store, DZ_OIDC_NS_TOKEN, op->access_token);
+        dz_oidc_error(c, 503, "temporarily_unavailable", "state cannot be recorded now", NULL);
+        goto out;
+    }
+
+    dz_oidc_at_hash(op->access_token, at_hash);
+    op->claims = json_pack("{s:s, s:O, s:s, s:I, s:I, s:O, s:O, s:O, s:O, s:s}", "iss",
+                           dz_oidc_issuer(c), "sub", json_object_get(rec, "fin"), "aud",
+                           cl->client_id, "exp", (json_int_t)(now + ID_TOKEN_TTL_S), "iat",
+                           (json_int_t)now, "auth_time", json_object_get(rec, "auth_time"), "acr",
+                           json_object_get(rec, "acr"), "amr", json_object_get(rec, "amr"), "sid",
+                           json_object_get(rec, "sid"), "at_hash", at_hash);
+    if (op->claims && json_object_get(rec, "nonce"))
+        json_object_set(op->claims, "nonce", json_object_get(rec, "nonce"));
+    op->audit = json_pack("{s:s, s:s, s:s, s:O, s:O, s:O}", "type", "oidc_token", "client",
+                          cl->client_id, "service", svc->name, "fin", json_object_get(rec, "fin"),
+                          "acr", json_object_get(rec, "acr"), "sid", json_object_get(rec, "sid"));
+    if (!op->claims || !op->audit) {
+        dz_oidc_state_del(c->gw->store, DZ_OIDC_NS_TOKEN, op->access_token);
+        dz_oidc_error(c, 500, "server_error", NULL, NULL);
+        goto out;
+    }
+    dz_oidc_sign(c, op->claims, DZ_OIDC_ID_TOKEN_TYP, signed_cb, op);
+    op = NULL;
+out:
+    json_decref(used);
+    json_decref(rec);
+    if (op)
+        op_free(op);
+}
+
+void dz_oidc_ep_token(struct dz_rctx *c)
+{
+    struct dz_oidc_params p;
+    const struct dz_policy_service *svc = NULL;
+    const char *ctype = dz_req_header(c->req, "content-type");
+    const char *grant;
+    const char *why = NULL;
+    const unsigned char *body;
+    size_t len = 0;
+    int rc;
+
+    if (!ctype || strncasecmp(ctype, "application/x-www-form-urlencoded", 33) != 0) {
+        dz_oidc_error(c, 400, "invalid_request",
+                      "the body must be application/x-www-form-urlencoded", NULL);
+        return;
+    }
+    body = dz_req_body(c->req, &len);
+    rc = dz_oidc_params_parse((const char *)body, len, &p);
+    if (rc != 0) {
+        dz_oidc_error(c, 400, "invalid_request",
+                      rc == DZ_ERR_EXISTS ? "a parameter is given twice" : "malformed form body",
+                      NULL);
+        return;
+    }
+    rc = dz_oidc_client_authenticate(c, &p, &svc, &why);
+    if (rc != 0) {
+        bool basic = dz_req_header(c->req, "authorization") != NULL;
+        dz_rctx_logj(c, DZ_LOG_INFO, "oidc_client_refused", json_pack("{s:s}", "reason", why));
+        if (rc == DZ_ERR_FULL || rc == DZ_ERR_NOMEM)
+            dz_oidc_error(c, 503, "temporarily_unavailable", "state cannot be recorded now", NULL);
+        else
+            dz_oidc_error(c, 401, "invalid_client", why, basic ? "Basic" : NULL);
+        goto out;
+    }
+    grant = dz_oidc_params_get(&p, "grant_type", NULL);
+    if (!grant || strcmp(grant, "authorization_code") != 0) {
+        dz_oidc_error(c, 400, "unsupported_grant_type", "only authorization_code", NULL);
+        goto out;
+    }
+    exchange(c, svc, &p);
+out:
+    dz_oidc_params_cleanup(&p);
+}
