@@ -141,11 +141,16 @@ static void to_portal(struct dz_rctx *c, const struct dz_oidc_authreq *ar, const
     }
     op = op_new(ar);
     if (op) {
-        const char *names[] = {"oidc", "acr", "consent", "hint", "lang"};
-        const char *values[] = {id, dz_policy_acr_name(ar->acr), consent ? "1" : NULL,
+        /* Hints for the page (what to show), not decisions: resume checks
+         * everything again against the parked request. */
+        const char *names[] = {"oidc", "acr", "consent", "hint", "lang", "client"};
+        const char *values[] = {id,
+                                dz_policy_acr_name(ar->acr),
+                                consent ? "1" : NULL,
                                 ar->login_hint[0] ? ar->login_hint : NULL,
-                                ar->lang[0] ? ar->lang : NULL};
-        op->location = dz_oidc_build_url("/", names, values, 5);
+                                ar->lang[0] ? ar->lang : NULL,
+                                ar->client->display_name};
+        op->location = dz_oidc_build_url("/", names, values, 6);
     }
     if (!op || !op->location) {
         if (op)

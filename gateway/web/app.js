@@ -192,7 +192,7 @@ let record = null;       // GET /api/registry/me
 let recordError = null;
 let notices = null;      // array, or null while loading
 let noticesError = null;
-const VIEWS = ["login", "register", "account"];
+const VIEWS = ["login", "register", "account", "consent"];
 
 function show(view, focus) {
   for (const v of VIEWS) $("view-" + v).hidden = v !== view;
@@ -241,6 +241,10 @@ async function route(focus = true) {
 
 function signedIn(data) {
   if (data) delete data.token; // the cookie carries it; never keep it here
+  if (OIDC.id) { // an e-service asked for this login: back to it
+    location.assign("/authorize/resume?id=" + encodeURIComponent(OIDC.id));
+    return;
+  }
   session = data;
   record = recordError = notices = noticesError = null;
   for (const id of ["pw-password", "pw-otp"]) $(id).value = "";
@@ -252,7 +256,7 @@ function signedIn(data) {
 
 // ---------------------------------------------------------------- tabs
 
-const tabs = () => Array.from(document.querySelectorAll('[role="tab"]'));
+const tabs = () => Array.from(document.querySelectorAll('[role="tab"]')).filter((b) => !b.hidden);
 const selectedTab = () => {
   const s = tabs().find((b) => b.getAttribute("aria-selected") === "true");
   return s ? s.id : "tab-password";
@@ -623,6 +627,7 @@ async function loadAccount() {
     }
   }
   renderAccount();
+  loadConsents();
   const [rec, not] = await Promise.allSettled([
     api("GET", "/api/registry/me"),
     api("GET", "/api/court/my-notices"),
@@ -833,6 +838,93 @@ async function onLogout() {
   flash("acc.logged_out");
 }
 
+// ------------------------------------------------- OpenID Connect clients
+
+// An e-service at another origin sent the person here (GET /authorize,
+// docs/oidc.md): ?oidc=<request id>&acr=<level>[&consent=1][&hint=FIN]
+// [&lang=az|en]&client=<name>.  These only shape the page; the gateway
+// checks everything again when the page hands the request back.
+const OIDC = (() => {
+  const q = new URLSearchParams(location.search);
+  const id = q.get("oidc");
+  if (!id || !/^[A-Za-z0-9_-]{43}$/.test(id)) return {};
+  return { id, acr: q.get("acr") || "substantial", consent: q.get("consent") === "1",
+           hint: q.get("hint") || "", lang: q.get("lang") || "", client: q.get("client") || "" };
+})();
+
+// Only the ways in that reach the level asked (step-up, as TARA does).
+function oidcLogin() {
+  const high = OIDC.acr === "high";
+  $("tab-password").hidden = high;
+  if (high) selectTab($("tab-mobile"), false);
+  setMsg($("oidc-login"), high ? "oidc.login.high" : "oidc.login", { name: OIDC.client });
+  $("oidc-login").hidden = false;
+  if (OIDC.hint) $("pw-fin").value = OIDC.hint;
+  show("login", true);
+}
+
+let consentAsked = null;
+async function oidcConsent() {
+  try {
+    consentAsked = (await api("GET", "/authorize/consent?id=" + encodeURIComponent(OIDC.id))).data;
+  } catch (x) {
+    oidcLogin();
+    return;
+  }
+  setMsg($("consent-lead"), "consent.lead", { name: consentAsked.name, reg: consentAsked.registered_as });
+  if (consentAsked.purpose) setMsg($("consent-purpose"), "consent.purpose", { purpose: consentAsked.purpose });
+  const ul = $("consent-fields");
+  ul.textContent = "";
+  for (const f of consentAsked.fields || []) {
+    const li = document.createElement("li");
+    li.textContent = t("field.oidc." + f) === "field.oidc." + f ? f : t("field.oidc." + f);
+    ul.append(li);
+  }
+  show("consent", true);
+}
+
+async function onConsent(approve) {
+  for (const id of ["consent-approve", "consent-deny"]) $(id).disabled = true;
+  try {
+    const r = await api("POST", "/authorize/consent", { id: OIDC.id, approve });
+    location.assign(r.data.next);
+  } catch (x) {
+    showError($("consent-error"), x);
+    for (const id of ["consent-approve", "consent-deny"]) $(id).disabled = false;
+  }
+}
+
+async function loadConsents() {
+  const ul = $("acc-consents");
+  let list = [];
+  try {
+    list = (await api("GET", "/oidc/consents")).data.consents || [];
+  } catch (x) {
+    list = [];
+  }
+  ul.textContent = "";
+  if (!list.length) {
+    const li = document.createElement("li");
+    li.textContent = t("acc.consents.none");
+    ul.append(li);
+  }
+  for (const c of list) {
+    const li = document.createElement("li");
+    li.textContent = `${c.name} (${(c.fields || []).join(", ")}) `;
+    const b = document.createElement("button");
+    b.type = "button";
+    b.className = "btn";
+    b.textContent = t("acc.consents.withdraw");
+    b.addEventListener("click", async () => {
+      b.disabled = true;
+      try { await api("POST", "/oidc/consents", { withdraw: c.client }); } catch (x) { /* shown by the reload */ }
+      loadConsents();
+    });
+    li.append(b);
+    ul.append(li);
+  }
+}
+
 // ---------------------------------------------------------------- start
 
 function init() {
@@ -861,6 +953,15 @@ function init() {
     if (location.hash !== "#/register") registerReset();
     route(true);
   });
+
+  $("consent-approve").addEventListener("click", () => onConsent(true));
+  $("consent-deny").addEventListener("click", () => onConsent(false));
+  if (OIDC.id) {
+    if (OIDC.lang === "az" || OIDC.lang === "en") setLang(OIDC.lang);
+    if (OIDC.consent) oidcConsent();
+    else oidcLogin();
+    return;
+  }
 
   // Signed in already (the cookie)?  Then the account page, else sign-in.
   api("GET", "/auth/session").then((r) => {
