@@ -1,0 +1,205 @@
+// oidc.test.mjs - the OpenID Connect provider with a real relying party in a
+// real browser: Debian's chromium (playwright-core) opens the demo e-service
+// (Apache httpd + mod_auth_openidc at https://127.0.0.1:9150/, started by
+// tests/integration/t_oidc_browser.sh), is sent to darvaza, signs in and
+// comes back to a page that shows the claims mod_auth_openidc received.
+// Then: a page that needs "high" makes a password session step up (only the
+// ways in that reach it are offered; mobile signature, approved by the demo
+// phone); a person already signed in at the portal goes through without a
+// step; logout at darvaza reaches the e-service by back-channel logout.
+//
+// Prints TAP without a plan ("node oidc.test.mjs --count" for the count).
+// Environment: GW_URL, RP_URL, STATE_DIR, SHOT_DIR, CHROMIUM, SPKI_LIST.
+
+import { chromium } from "playwright-core";
+import { execFileSync } from "node:child_process";
+import fs from "node:fs";
+import path from "node:path";
+
+
+const GW = process.env.GW_URL || "https://localhost:8443";
+const RP = process.env.RP_URL || "https://127.0.0.1:9150";
+const STATE = process.env.STATE_DIR || "";
+const SHOTS = process.env.SHOT_DIR || "build/browser-oidc";
+const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
+const CASE_TIMEOUT_MS = Number(process.env.CASE_TIMEOUT_MS || 60000);
+
+const cases = [];
+const test = (name, fn) => cases.push({ name, fn });
+class Failure extends Error {}
+function check(cond, what, got) {
+  if (!cond) throw new Failure(got === undefined ? what : `${what} (got: ${JSON.stringify(got).slice(0, 400)})`);
+}
+
+let browser;
+let shotN = 0;
+async function shot(page, name) {
+  shotN++;
+  await page.screenshot({ path: path.join(SHOTS, `${String(shotN).padStart(2, "0")}-${name}.png`), fullPage: true });
+}
+const text = (page, sel) => page.locator(sel).innerText();
+const visible = (page, sel, timeout = 20000) => page.locator(sel).waitFor({ state: "visible", timeout });
+const totp = (secret) => execFileSync("oathtool", ["--totp", "-b", secret], { encoding: "utf8" }).trim();
+
+function people() {
+  const j = JSON.parse(fs.readFileSync(path.join(STATE, "people.json"), "utf8"));
+  return Array.isArray(j) ? j : j.people;
+}
+let P = {};
+function cast() {
+  const all = people();
+  const reg = all.filter((p) => p.registered === true && typeof p.password === "string" && p.totp_secret);
+  // The step-up needs someone with a password AND a phone that approves.
+  const both = reg.filter((p) => p.sim === true && p.phone_on === true && p.sim_revoked !== true && p.phone);
+  P = { a: both[0] || reg[0], b: reg.find((p) => p !== (both[0] || reg[0])) };
+}
+
+// A TOTP step is used once: wait for the next one rather than reuse it.
+let lastOtp = {};
+async function freshOtp(p) {
+  for (let i = 0; i < 80; i++) {
+    const c = totp(p.totp_secret);
+    if (lastOtp[p.fin] !== c) { lastOtp[p.fin] = c; return c; }
+    await new Promise((r) => setTimeout(r, 500));
+  }
+  throw new Failure("no fresh TOTP step in 40 s");
+}
+
+async function passwordLogin(page, p) {
+  await visible(page, "#form-password");
+  await page.fill("#pw-fin", p.fin);
+  await page.fill("#pw-password", p.password);
+  await page.fill("#pw-otp", await freshOtp(p));
+  await page.click("#pw-submit");
+}
+
+async function claims(page) {
+  await visible(page, "#sub");
+  return { sub: await text(page, "#sub"), acr: await text(page, "#acr"), amr: await text(page, "#amr") };
+}
+
+let ctxA; // person A's browser, kept across the cases that follow each other
+let pageA;
+
+test("the e-service sends the browser to darvaza's sign-in, which names it", async () => {
+  ctxA = await browser.newContext({ viewport: { width: 1280, height: 900 }, locale: "en-GB" });
+  pageA = await ctxA.newPage();
+  await pageA.goto(RP + "/", { waitUntil: "load" });
+  check(pageA.url().startsWith(GW + "/?oidc="), "on darvaza's page", pageA.url());
+  await visible(pageA, "#oidc-login");
+  const note = await text(pageA, "#oidc-login");
+  check(note.includes("Demo e-service"), "the page names the e-service", note);
+  check(!(await pageA.locator("#tab-password").isHidden()), "password is offered for substantial");
+  await shot(pageA, "oidc-login");
+});
+
+test("FIN + password + TOTP at darvaza lands back on the e-service page showing sub, acr, amr", async () => {
+  await passwordLogin(pageA, P.a);
+  await pageA.waitForURL(RP + "/", { timeout: 20000 });
+  const c = await claims(pageA);
+  check(c.sub === P.a.fin && c.acr === "substantial" && c.amr === "pwd,otp", "sub = FIN, substantial, pwd+otp", c);
+  await shot(pageA, "eservice-claims");
+});
+
+test("a page that needs high: step-up at darvaza with only the ways that reach it, mobile signature, back with acr high", async () => {
+  check(P.a.phone, "the person has a SIM (people.json)");
+  await pageA.click("#high");
+  await pageA.waitForURL((u) => u.toString().startsWith(GW + "/?oidc="), { timeout: 20000 });
+  check(pageA.url().includes("acr=high"), "asked for high", pageA.url());
+  await visible(pageA, "#oidc-login");
+  check(await pageA.locator("#tab-password").isHidden(), "no password tab: it cannot reach high");
+  check(await pageA.getAttribute("#tab-mobile", "aria-selected") === "true", "mobile signature offered first");
+  await shot(pageA, "oidc-stepup");
+  await pageA.fill("#mob-phone", P.a.phone);
+  await pageA.fill("#mob-fin", P.a.fin);
+  await pageA.click("#mob-submit");
+  await pageA.waitForURL(RP + "/high/", { timeout: 45000 });
+  const c = await claims(pageA);
+  check(c.sub === P.a.fin && c.acr === "high" && c.amr.split(",").includes("mob"), "high, by mobile signature", c);
+  await shot(pageA, "eservice-high");
+});
+
+test("signed in at the portal already: the e-service page opens with no further step", async () => {
+  const ctx = await browser.newContext({ viewport: { width: 1280, height: 900 }, locale: "en-GB" });
+  try {
+    const page = await ctx.newPage();
+    await page.goto(GW + "/", { waitUntil: "load" });
+    await passwordLogin(page, P.b);
+    await visible(page, "#view-account");
+    await page.goto(RP + "/", { waitUntil: "load" });
+    check(page.url() === RP + "/", "straight back to the e-service", page.url());
+    const c = await claims(page);
+    check(c.sub === P.b.fin && c.acr === "substantial", "its own claims", c);
+  } finally {
+    await ctx.close();
+  }
+});
+
+test("logout at darvaza reaches the e-service by back-channel logout: its session is gone", async () => {
+  const page = await ctxA.newPage();
+  await page.goto(GW + "/", { waitUntil: "load" });
+  await visible(page, "#view-account");
+  await page.click("#logout");
+  await visible(page, "#view-login");
+  // mod_auth_openidc's session ended with the logout token: the e-service
+  // now sends the browser to darvaza again, where nobody is signed in.
+  let url = "";
+  for (let i = 0; i < 50; i++) {
+    await pageA.goto(RP + "/", { waitUntil: "load" });
+    url = pageA.url();
+    if (url.startsWith(GW + "/?oidc=")) break;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  check(url.startsWith(GW + "/?oidc="), "the e-service no longer knows the person", url);
+  await visible(pageA, "#oidc-login");
+  await shot(pageA, "after-backchannel");
+  await page.close();
+  await ctxA.close();
+});
+
+if (process.argv.includes("--count")) {
+  console.log(cases.length);
+  process.exit(0);
+}
+
+async function main() {
+  fs.mkdirSync(SHOTS, { recursive: true });
+  cast();
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+      "--disable-background-networking", "--disable-component-update", "--disable-sync",
+      // Trust exactly the gateway's and the e-service's keys.
+      ...(process.env.SPKI_LIST ? [`--ignore-certificate-errors-spki-list=${process.env.SPKI_LIST}`] : [])],
+  });
+  let n = Number(process.env.TAP_OFFSET || 0);
+  for (const c of cases) {
+    n++;
+    const t0 = Date.now();
+    let err = null;
+    let timer;
+    try {
+      await Promise.race([c.fn(), new Promise((_, rej) => {
+        timer = setTimeout(() => rej(new Failure(`timed out after ${CASE_TIMEOUT_MS} ms`)), CASE_TIMEOUT_MS);
+      })]);
+    } catch (e) {
+      err = e;
+    } finally {
+      clearTimeout(timer);
+    }
+    const secs = ((Date.now() - t0) / 1000).toFixed(1);
+    if (!err) console.log(`ok ${n} - ${c.name} (${secs}s)`);
+    else {
+      console.log(`not ok ${n} - ${c.name}`);
+      const msg = err instanceof Failure ? err.message : (err && err.stack) || String(err);
+      for (const l of String(msg).split("\n").slice(0, 12)) console.log("# " + l);
+    }
+  }
+  await browser.close();
+}
+
+main().catch((e) => {
+  console.log("Bail out! " + String(e && e.message ? e.message : e).replace(/[\r\n]+/g, " "));
+  process.exit(1);
+});

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# t_oidc_browser.sh - the OpenID Connect provider with a real relying party:
+# Apache httpd + mod_auth_openidc (demo/stack_rp.sh, https://127.0.0.1:9150/)
+# in Debian's chromium driven by playwright-core (tests/browser/oidc.test.mjs):
+# sign-in through darvaza, step-up to "high" with a mobile signature, a
+# person already signed in going straight through, back-channel logout.
+. "$(dirname "$0")/lib.sh"
+
+HERE="$ROOT/tests/browser"
+SHOT_DIR="$ROOT/build/browser-oidc"
+CHROMIUM=${CHROMIUM:-/usr/bin/chromium}
+RP_URL=https://127.0.0.1:9150
+
+[ -x "$CHROMIUM" ] && command -v node >/dev/null && command -v apache2 >/dev/null ||
+    bail "needs chromium, node and apache2 (make deps)"
+if [ ! -f "$HERE/node_modules/playwright-core/package.json" ]; then
+    (cd "$HERE" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 timeout 300 npm ci --prefer-offline --no-audit --no-fund) \
+        >"$WORK/npm.log" 2>&1 || bail "npm ci failed: $(tail -n 5 "$WORK/npm.log")"
+fi
+COUNT=$(node "$HERE/oidc.test.mjs" --count 2>"$WORK/count.err") ||
+    bail "node cannot load oidc.test.mjs: $(head -c 600 "$WORK/count.err")"
+plan $((COUNT + 2))
+mkdir -p "$SHOT_DIR"
+rm -f "$SHOT_DIR"/*.png
+stack_start CONFIG_SET="gateway.web_root=$ROOT/gateway/web" CARDS=0
+rp_stop() { "$ROOT/demo/stack_rp.sh" stop "$STATE_DIR" >>"$WORK/rp.log" 2>&1; }
+trap 'rc=$?; rp_stop; (exit $rc); cleanup' EXIT
+"$ROOT/demo/stack_rp.sh" start "$STATE_DIR" >"$WORK/rp.log" 2>&1 ||
+    bail "the demo e-service (apache2) did not start: $(tail -n 5 "$WORK/rp.log")"
+ok "Apache httpd with mod_auth_openidc runs as the demo e-service (port 9150, its own config)" \
+    test -s "$STATE_DIR/rp/run/apache2.pid"
+
+spki() { openssl x509 -in "$1" -pubkey -noout | openssl pkey -pubin -outform der | openssl dgst -sha256 -binary | base64; }
+SPKI_LIST="$(spki "$STATE_DIR/certs/gateway-tls.pem"),$(spki "$STATE_DIR/certs/peer-tls.pem")"
+
+TAP_OUT="$WORK/browser.tap"
+GW_URL="$GW_URL" RP_URL="$RP_URL" STATE_DIR="$STATE_DIR" SHOT_DIR="$SHOT_DIR" CHROMIUM="$CHROMIUM" \
+    SPKI_LIST="$SPKI_LIST" TAP_OFFSET="$TAP_N" timeout -k 10 90 node "$HERE/oidc.test.mjs" \
+    2>"$WORK/node.err" | tee "$TAP_OUT"
+# The node script numbered its tests after ours; finish carries on from there.
+TAP_N=$((TAP_N + $(grep -cE '^(not )?ok [0-9]+' "$TAP_OUT")))
+TAP_FAILED=$((TAP_FAILED + $(grep -cE '^not ok [0-9]+' "$TAP_OUT")))
+if [ "$TAP_FAILED" -gt 0 ] || [ "$TAP_N" -ne $((COUNT + 1)) ]; then
+    [ -s "$WORK/node.err" ] && diag "node stderr: $(grep -v -e dbus -e 'Connection ' "$WORK/node.err" | head -c 2000)"
+    diag "apache: $(tail -n 20 "$STATE_DIR/rp/logs/error.log" 2>/dev/null)"
+fi
+diag "screenshots: ${SHOT_DIR#"$ROOT"/}/"
+rp_stop
+finish
