@@ -17,6 +17,7 @@ stop() {
     [ $stopping -eq 0 ] || return 0
     stopping=1
     echo
+    demo/stack_rp.sh stop "$STATE" || true
     demo/stack.sh stop "$STATE" || true
 }
 trap stop EXIT
@@ -24,6 +25,9 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 demo/stack.sh start "$STATE"
+# The demo e-service at another origin, signing people in through the
+# gateway's OpenID Connect provider (docs/oidc.md).
+demo/stack_rp.sh start "$STATE"
 
 CA=$STATE/certs/root.pem
 P=$(jq -c 'map(select(.registered == true))[0]' "$STATE/people.json")
@@ -131,6 +135,16 @@ tail -n 3 $STATE/logs/access.log | jq -c '{rid, method, route, status, dur_ms}'
 kill -USR1 \$(cat $STATE/pids/darvazad.pid)
 curl -s --cacert \$CA \$GW/.well-known/jwks.json >$STATE/jwks.json
 $BUILD_DIR/darvaza audit verify $STATE --jwks $STATE/jwks.json
+
+# 12. an e-service at another origin signs people in through darvaza (OpenID Connect, docs/oidc.md):
+#     Apache httpd + mod_auth_openidc at https://127.0.0.1:9150/ is client demo-eservice
+#     (client_secret_basic, consent pre-approved).  In a browser that trusts \$CA, sign in at
+#     \$GW first, then open https://127.0.0.1:9150/: no further step, the page shows sub, acr
+#     and amr; /high/ asks for "high" (a step-up with mobile, QR or card); logging out at
+#     \$GW ends the e-service's session too (back-channel logout).  The provider's metadata:
+curl -s --cacert \$CA \$GW/.well-known/openid-configuration | jq '{issuer, authorization_endpoint, token_endpoint}'
+curl -s --cacert \$CA -o /dev/null -w '%{http_code} %{redirect_url}\n' -H "cookie: __Host-darvaza=\$TOKEN" \
+  "\$GW/authorize?client_id=demo-eservice&response_type=code&scope=openid&redirect_uri=https%3A%2F%2F127.0.0.1%3A9150%2Fredirect_uri&state=xyz&code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM&code_challenge_method=S256"
 
 # Register a person yourself (an unregistered demo person; answers the TOTP secret):
 curl -s --cacert \$CA -H "Origin: \$GW" -H 'content-type: application/json' \\

@@ -220,6 +220,7 @@ static void authorize(struct dz_rctx *c, const char *query, size_t qlen, int64_t
     enum dz_oidc_authreq_error kind;
     int64_t now = dz_unix_ms() / 1000;
     bool fresh;
+    bool weak;
     int rc;
 
     if (!ar) {
@@ -250,21 +251,23 @@ static void authorize(struct dz_rctx *c, const char *query, size_t qlen, int64_t
      * login after the request when it said prompt=login, within max_age,
      * and the person the client named. */
     fresh = c->has_session;
+    weak = false;
     if (fresh) {
         enum dz_acr have = DZ_ACR_NONE;
         dz_policy_acr_parse(c->session.acr, &have);
-        if (have < ar->acr)
-            fresh = false;
         if (ar->prompt_login && c->session.auth_time < t_req)
             fresh = false;
         if (ar->max_age >= 0 && now - c->session.auth_time > ar->max_age)
             fresh = false;
         if (ar->login_hint[0] && strcmp(ar->login_hint, c->session.fin) != 0)
             fresh = false;
+        weak = have < ar->acr;
     }
-    if (!fresh) {
+    if (!fresh || weak) {
+        /* prompt=none: a new login is login_required, a step-up of a
+         * session that is otherwise good is interaction_required. */
         if (ar->prompt_none)
-            client_error(c, ar, c->has_session ? "interaction_required" : "login_required");
+            client_error(c, ar, fresh ? "interaction_required" : "login_required");
         else
             to_portal(c, ar, query, t_req, pending_id, false);
         goto out;
