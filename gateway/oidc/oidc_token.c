@@ -199,11 +199,11 @@ static void exchange(struct dz_rctx *c, const struct dz_policy_service *svc,
     }
     op->client_id = cl->client_id;
     {
-        json_t *at =
-            json_pack("{s:s, s:s, s:O, s:O, s:O, s:O, s:O}", "client", cl->client_id, "service",
-                      svc->name, "fin", json_object_get(rec, "fin"), "acr",
-                      json_object_get(rec, "acr"), "amr", json_object_get(rec, "amr"), "sid",
-                      json_object_get(rec, "sid"), "scopes", json_object_get(rec, "scopes"));
+        json_t *at = json_pack(
+            "{s:s, s:s, s:O, s:O, s:O, s:O, s:O, s:O}", "client", cl->client_id, "service",
+            svc->name, "fin", json_object_get(rec, "fin"), "acr", json_object_get(rec, "acr"),
+            "amr", json_object_get(rec, "amr"), "sid", json_object_get(rec, "sid"), "scopes",
+            json_object_get(rec, "scopes"), "auth_time", json_object_get(rec, "auth_time"));
         rc = at ? dz_oidc_state_put(c->gw->store, DZ_OIDC_NS_TOKEN, op->access_token, at,
                                     ACCESS_TOKEN_TTL_S * 1000ull, DZ_STORE_NX)
                 : DZ_ERR_NOMEM;

@@ -8,7 +8,7 @@
 # and code.
 . "$(dirname "$0")/lib.sh"
 
-plan 67
+plan 68
 
 PY=/usr/bin/python3 # Debian's, where python3-authlib lives
 RP="$PY $LIB_DIR/oidc_rp.py"
@@ -32,7 +32,7 @@ oidc:
   post_logout_redirect_uris: [https://127.0.0.1:$BC_PORT/bye]
   backchannel_logout_uri: https://127.0.0.1:$BC_PORT/bc
   scopes: [openid, profile]
-  release: [fin]
+  release: [fin, name, surname, birth_date]
   acr_default: low
   consent: pre-approved
 EOF
@@ -117,7 +117,11 @@ is "$(jq -c '[.sub, .acr, .amr, (.sid|length), (.auth_time|type), ._header.alg, 
     "[\"$R\",\"substantial\",[\"pwd\",\"otp\"],43,\"number\",\"ES256\",\"JWT\"]" \
     "ID token: sub = FIN, acr, amr, sid, auth_time; ES256, typ JWT (not the assertion's)"
 gw GET /userinfo -H "authorization: Bearer $AT"
-is "$STATUS|$(jb .sub)|$(jb .fin)" "200|$R|$R" "/userinfo answers the access token with sub and the released fin"
+is "$STATUS|$(jb .sub)|$(jb .fin)|$(jb .name)|$(jb .surname)|$(jb 'has("address")')|$(jb 'has("phones")')" \
+    "200|$R|$R|$(person "$R" name)|$(person "$R" surname)|false|false" \
+    "/userinfo: sub and exactly the released fields (fin, names from the registry; no address or phones)"
+like "$(grep '"type":"oidc_userinfo"' "$STATE_DIR/audit.log" | tail -n 1)" '"released":\["fin","name","surname","birth_date"\]' \
+    "the userinfo read is audited with the fields released"
 gw POST /userinfo -H "authorization: Bearer $AT"
 is "$STATUS|$(jb .sub)" "200|$R" "/userinfo by POST too"
 gw GET /userinfo -H "authorization: Bearer $SESSION"
