@@ -68,6 +68,15 @@ static const struct {
     {"mobrate", DZ_STORE_RATES},
     {"verify_rate", DZ_STORE_RATES},
     {"lim_*", DZ_STORE_RATES},
+    /* The OpenID Connect provider (gateway/oidc): short-lived single-use
+     * items, and what lives as long as a session or a person's decision. */
+    {"oidcreq", DZ_STORE_CHALLENGES},
+    {"oidccode", DZ_STORE_CHALLENGES},
+    {"oidcused", DZ_STORE_CHALLENGES},
+    {"oidcat", DZ_STORE_CHALLENGES},
+    {"oidcjti", DZ_STORE_CHALLENGES},
+    {"oidcsid", DZ_STORE_SESSIONS},
+    {"oidcconsent", DZ_STORE_SESSIONS},
 };
 
 enum dz_store_kind dz_store_kind_of(const char *ns)

@@ -38,7 +38,7 @@ enum dz_store_kind {
     DZ_STORE_SESSIONS,       /* "sess" */
     DZ_STORE_PENDING_QR,     /* "qr" */
     DZ_STORE_PENDING_MOBILE, /* "mob", "mobsign", "mobphone" */
-    DZ_STORE_CHALLENGES,     /* single-use items: "cardnonce", "qrused" */
+    DZ_STORE_CHALLENGES,     /* single-use items: "cardnonce", "qrused", "oidc*" codes, tokens */
     DZ_STORE_FAILURES,       /* failure counters and locks: "fail_*", "lock_*" */
     DZ_STORE_RATES,          /* rate counters: "rate", "mobrate", "verify_rate", "lim_*" */
     DZ_STORE_OTHER,          /* any other namespace */
