@@ -30,6 +30,7 @@ start() {
         { echo "stack_rp: apache2 and libapache2-mod-auth-openidc are needed" >&2; exit 1; }
     secret=$(cat "$STATE/oidc/demo-eservice.secret")
     pass=$(openssl rand -hex 32)
+    stop # what an interrupted demo may have left running
     rm -rf "$RP"
     mkdir -p "$RP/htdocs" "$RP/logs" "$RP/run"
     cp -r "$ROOT"/demo/rp/. "$RP/htdocs/"
