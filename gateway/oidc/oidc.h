@@ -5,7 +5,7 @@
  * and answering it (now or after asynchronous work):
  *
  *   GET  /.well-known/openid-configuration   oidc_discovery.c
- *   GET  /authorize, /authorize/resume       oidc_authorize.c
+ *   GET, POST /authorize; GET /authorize/resume oidc_authorize.c
  *   GET, POST /authorize/consent             oidc_consent.c
  *   POST /token                              oidc_token.c
  *   GET, POST /userinfo                      oidc_userinfo.c

@@ -9,6 +9,7 @@
 
 void dz_oidc_ep_discovery(struct dz_rctx *c);
 void dz_oidc_ep_authorize(struct dz_rctx *c);
+void dz_oidc_ep_authorize_post(struct dz_rctx *c);
 void dz_oidc_ep_resume(struct dz_rctx *c);
 void dz_oidc_ep_consent_get(struct dz_rctx *c);
 void dz_oidc_ep_consent_post(struct dz_rctx *c);

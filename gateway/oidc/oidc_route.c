@@ -19,7 +19,7 @@ struct oidc_endpoint {
 
 static const struct oidc_endpoint endpoints[] = {
     {"/.well-known/openid-configuration", "GET", "oidc_discovery", dz_oidc_ep_discovery, NULL},
-    {"/authorize", "GET", "oidc_authorize", dz_oidc_ep_authorize, NULL},
+    {"/authorize", "GET, POST", "oidc_authorize", dz_oidc_ep_authorize, dz_oidc_ep_authorize_post},
     {"/authorize/resume", "GET", "oidc_authorize_resume", dz_oidc_ep_resume, NULL},
     {"/authorize/consent", "GET, POST", "oidc_consent", dz_oidc_ep_consent_get,
      dz_oidc_ep_consent_post},

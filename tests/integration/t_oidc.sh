@@ -8,7 +8,7 @@
 # and code.
 . "$(dirname "$0")/lib.sh"
 
-plan 68
+plan 69
 
 PY=/usr/bin/python3 # Debian's, where python3-authlib lives
 RP="$PY $LIB_DIR/oidc_rp.py"
@@ -130,6 +130,12 @@ gw GET /api/registry/me -H "authorization: Bearer $AT"
 problem 401 unauthenticated "the access token opens nothing but /userinfo"
 gw GET /userinfo
 is "$STATUS|$(hdr www-authenticate)" '401|Bearer realm="darvaza", error="invalid_request"' "/userinfo without a token: 401 with a Bearer challenge"
+
+authz_url
+gw POST /authorize -H "$COOKIE" -H 'content-type: application/x-www-form-urlencoded' \
+    --data-binary "$(jq -r .url <<<"$START" | sed 's/^[^?]*?//')"
+LOC=$(hdr location)
+like "$STATUS|$(code_of)" '^302\|[A-Za-z0-9_-]{43}$' "the same request as a form POST to /authorize gets a code too"
 
 # ---- a client_secret_basic client (the demo e-service) ---------------------------------
 CLIENT=demo-eservice URI=$DEMO_URI authz
