@@ -51,7 +51,9 @@ function cast() {
   const reg = all.filter((p) => p.registered === true && typeof p.password === "string" && p.totp_secret);
   // The step-up needs someone with a password AND a phone that approves.
   const both = reg.filter((p) => p.sim === true && p.phone_on === true && p.sim_revoked !== true && p.phone);
-  P = { a: both[0] || reg[0], b: reg.find((p) => p !== (both[0] || reg[0])) };
+  const a = both[0] || reg[0];
+  const others = reg.filter((p) => p !== a);
+  P = { a, b: others[0], c: others[1] || others[0] };
 }
 
 // A TOTP step is used once: wait for the next one rather than reuse it.
@@ -130,6 +132,37 @@ test("signed in at the portal already: the e-service page opens with no further 
     check(page.url() === RP + "/", "straight back to the e-service", page.url());
     const c = await claims(page);
     check(c.sub === P.b.fin && c.acr === "substantial", "its own claims", c);
+  } finally {
+    await ctx.close();
+  }
+});
+
+test("a client that is not pre-approved: the consent page names it, its register entry, fields and purpose; approving goes on with a code", async () => {
+  const ctx = await browser.newContext({ viewport: { width: 1280, height: 900 }, locale: "en-GB" });
+  try {
+    const page = await ctx.newPage();
+    await page.goto(GW + "/", { waitUntil: "load" });
+    await passwordLogin(page, P.c);
+    await visible(page, "#view-account");
+    const q = new URLSearchParams({ client_id: "demo-consent", response_type: "code", scope: "openid",
+      redirect_uri: "https://127.0.0.1:9151/callback", state: "st-1", ui_locales: "en",
+      code_challenge: "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM", code_challenge_method: "S256" });
+    await page.goto(GW + "/authorize?" + q, { waitUntil: "load" });
+    await visible(page, "#view-consent");
+    const lead = await text(page, "#consent-lead");
+    check(lead.includes("Demo municipal library") && lead.includes("DIS-0102"), "service and register entry", lead);
+    check((await text(page, "#consent-purpose")).includes("library account"), "the purpose");
+    check((await text(page, "#consent-fields")).includes("FIN"), "the fields", await text(page, "#consent-fields"));
+    check(await page.evaluate(() => document.activeElement && document.activeElement.id) === "consent-title",
+      "focus on the page's heading (screen readers start there)");
+    check(await page.getAttribute("html", "lang") === "en", "ui_locales=en shows English");
+    await shot(page, "consent");
+    // Nothing listens at the client's address: the navigation is what counts.
+    const nav = page.waitForRequest((r) => r.url().startsWith("https://127.0.0.1:9151/callback?"), { timeout: 20000 });
+    await page.click("#consent-approve");
+    const u = new URL((await nav).url());
+    check(/^[A-Za-z0-9_-]{43}$/.test(u.searchParams.get("code") || "") && u.searchParams.get("state") === "st-1",
+      "the client gets a code and its state", u.toString());
   } finally {
     await ctx.close();
   }
