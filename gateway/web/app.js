@@ -256,14 +256,16 @@ function signedIn(data) {
 
 // ---------------------------------------------------------------- tabs
 
-const tabs = () => Array.from(document.querySelectorAll('[role="tab"]')).filter((b) => !b.hidden);
+const allTabs = () => Array.from(document.querySelectorAll('[role="tab"]'));
+// The tabs offered (an e-service asking for "high" hides the password one).
+const tabs = () => allTabs().filter((b) => !b.hidden);
 const selectedTab = () => {
   const s = tabs().find((b) => b.getAttribute("aria-selected") === "true");
   return s ? s.id : "tab-password";
 };
 
 function selectTab(tab, focus) {
-  for (const b of tabs()) {
+  for (const b of allTabs()) {
     const on = b === tab;
     b.setAttribute("aria-selected", String(on));
     b.tabIndex = on ? 0 : -1;
