@@ -55,7 +55,12 @@ ensure_deps() {
     have=$(jq -r '.version // empty' "$HERE/node_modules/playwright-core/package.json" 2>/dev/null)
     if [ "$want" != "$have" ]; then
         echo "# npm ci (playwright-core $want)"
-        (cd "$HERE" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 timeout 300 npm ci --prefer-offline --no-audit --no-fund) \
+        # Locked, and looked at again under the lock: t_oidc_browser.sh may
+        # be installing the same at the same time.
+        mkdir -p "$ROOT/build"
+        (cd "$HERE" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 flock "$ROOT/build/.npm-browser.lock" sh -c \
+            "[ \"\$(jq -r '.version // empty' node_modules/playwright-core/package.json 2>/dev/null)\" = '$want' ] ||
+             timeout 300 npm ci --prefer-offline --no-audit --no-fund") \
             >>"$INSTALL_LOG" 2>&1 ||
             { echo "Bail out! npm ci failed (see ${INSTALL_LOG#"$ROOT"/})"; exit 1; }
     fi
