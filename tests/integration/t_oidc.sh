@@ -8,7 +8,7 @@
 # and code.
 . "$(dirname "$0")/lib.sh"
 
-plan 69
+plan 71
 
 PY=/usr/bin/python3 # Debian's, where python3-authlib lives
 RP="$PY $LIB_DIR/oidc_rp.py"
@@ -245,6 +245,12 @@ authz acr_values=high
 like "$STATUS|$LOC" '^302\|/\?oidc=[A-Za-z0-9_-]{43}&acr=high' "acr_values=high on a password session: step-up at the portal, no code"
 authz acr_values=high prompt=none
 redirect_error interaction_required "prompt=none when a step-up is needed: interaction_required"
+T0=$(date +%s)
+wait_until 5 test "$(date +%s)" -gt "$T0"
+authz max_age=0 prompt=none
+redirect_error login_required "max_age=0 with a session of an earlier second: login_required (a new login)"
+authz login_hint=ZZZ9999 prompt=none
+redirect_error login_required "login_hint naming another person than the session's: login_required"
 authz prompt=login
 like "$STATUS|$LOC" '^302\|/\?oidc=' "prompt=login: the person signs in again"
 PEND=$(sed -E 's/.*oidc=([A-Za-z0-9_-]+).*/\1/' <<<"$LOC")
