@@ -36,8 +36,9 @@ static int usage_verify(void)
     fputs("usage: darvaza verify-assertion --jwks FILE|URL [--cacert FILE] [--iss NAME]\n"
           "           [--aud NAME] [--htm METHOD] [--htu PATH] [--body FILE]\n"
           "           [--leeway SECONDS] [--now EPOCH] TOKEN|-\n"
-          "  Verifies a Darvaza-Assertion (signature, typ, issuer, audience, freshness,\n"
-          "  method, path, body digest) and prints its claims as JSON (exit 0), or\n"
+          "  Verifies a Darvaza-Assertion, signed alone or batch-signed (signature or\n"
+          "  inclusion path, typ, issuer, audience, freshness, method, path, body\n"
+          "  digest) and prints its claims as JSON (exit 0), or\n"
           "  \"invalid: <reason>\" (exit 1).  Checks whose option is not given are skipped;\n"
           "  without --body the body digest is not checked.  '-' reads the token from\n"
           "  stdin.  A back end must also refuse a jti it has already seen.\n",

@@ -28,6 +28,7 @@
 
 struct dz_accounts;
 struct dz_audit;
+struct dz_batchsign;
 struct dz_httpc;
 struct dz_httpd;
 struct dz_jwks;
@@ -92,6 +93,7 @@ struct dz_gw_worker {
     struct dz_httpc *httpc; /* outbound client on this loop */
     char rid_prefix[13];    /* random per worker, so ids differ across restarts */
     uint64_t rid_counter;
+    struct dz_batchsign *batch; /* batch-signed assertions (core/batchsign.h), lazily */
 };
 
 #endif

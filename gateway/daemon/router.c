@@ -13,6 +13,7 @@
 #include "base/err.h"
 #include "base/log.h"
 #include "base/secret.h"
+#include "core/batchsign.h"
 #include "core/metrics.h"
 #include "core/rctx.h"
 #include "daemon/drain.h"
@@ -103,6 +104,7 @@ void dz_router_worker_fini(struct dz_worker *w, void *wdata)
 
     if (!gww)
         return;
+    dz_batchsign_free(gww->batch);
     dz_httpc_free(gww->httpc);
     dz_gen_unref(gww->gen);
     free(gww);

@@ -27,6 +27,7 @@
 #include "base/err.h"
 #include "base/log.h"
 #include "base/secret.h"
+#include "core/batchsign.h"
 #include "core/cookies.h"
 #include "core/gwasync.h"
 #include "core/metrics.h"
@@ -950,5 +951,8 @@ static void sign_assertion(struct dz_rctx *c, struct fwd *f, const unsigned char
         return;
     }
     f->in.jti = f->jti;
-    dz_gw_sign(c, &f->in, signed_cb, f);
+    if (f->svc->assertion_signing == DZ_SIGNING_BATCH)
+        dz_gw_sign_batched(c, &f->in, signed_cb, f);
+    else
+        dz_gw_sign(c, &f->in, signed_cb, f);
 }

@@ -31,144 +31,16 @@
 
 #include "base/b64.h"
 #include "base/err.h"
-#include "base/fin.h"
 #include "base/log.h"
 
 #include "base/compat.h"
 
 #define QUEUE_MAX 16384     /* lines waiting for the writer (a few MiB at most) */
 #define BATCH_MAX 256       /* lines the writer takes per round */
-#define PATH_LOG_MAX 2048   /* bytes of a path logged; longer ones are cut and said so */
 #define NO_FD (-2)          /* no new descriptor waiting */
 #define WARN_EVERY_MS 10000 /* drops and write errors: one ops line per 10 s */
 
-/* ---- the line ------------------------------------------------------------ */
-
-static void set_str(json_t *o, const char *key, const char *v)
-{
-    json_t *s;
-
-    if (!v)
-        return;
-    /* json_string refuses bytes that are not UTF-8: such a value is left
-     * out rather than breaking the line. */
-    s = json_string(v);
-    if (s)
-        json_object_set_new(o, key, s);
-}
-
-static bool has_fin_segment(const char *path, size_t len)
-{
-    size_t i = 0;
-
-    while (i < len) {
-        size_t start;
-        char fin[DZ_FIN_LEN + 1];
-
-        while (i < len && path[i] == '/')
-            i++;
-        start = i;
-        while (i < len && path[i] != '/')
-            i++;
-        if (dz_fin_normalize(path + start, i - start, fin) == 0)
-            return true;
-    }
-    return false;
-}
-
-/* The path as printable ASCII: other bytes percent-encoded, so a log
- * reader never meets a control character or a broken UTF-8 sequence. */
-static json_t *path_value(const char *path, size_t len, bool *cut)
-{
-    static const char hex[] = "0123456789ABCDEF";
-    char out[PATH_LOG_MAX * 3 + 1];
-    size_t n = 0;
-
-    *cut = len > PATH_LOG_MAX;
-    if (*cut)
-        len = PATH_LOG_MAX;
-    for (size_t i = 0; i < len; i++) {
-        unsigned char ch = (unsigned char)path[i];
-        if (ch > 0x20 && ch < 0x7f) {
-            out[n++] = (char)ch;
-        } else {
-            out[n++] = '%';
-            out[n++] = hex[ch >> 4];
-            out[n++] = hex[ch & 15];
-        }
-    }
-    return json_stringn(out, n);
-}
-
-static void format_time(int64_t ms, char out[64])
-{
-    time_t secs = (time_t)(ms / 1000);
-    struct tm tm;
-
-    gmtime_r(&secs, &tm);
-    snprintf(out, 64, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
-             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ms % 1000));
-}
-
-int dz_accesslog_format(const struct dz_access_entry *e, bool log_fin, char **out, size_t *out_len)
-{
-    char when[64];
-    json_t *o = json_object();
-    char *text = NULL;
-    size_t plen = e->path ? strcspn(e->path, "?") : 0;
-    int rc = DZ_ERR_NOMEM;
-
-    *out = NULL;
-    *out_len = 0;
-    if (!o)
-        return DZ_ERR_NOMEM;
-    format_time(e->time_ms, when);
-    set_str(o, "time", when);
-    set_str(o, "rid", e->rid);
-    set_str(o, "gw", e->gw);
-    set_str(o, "host", e->host);
-    set_str(o, "client", e->client);
-    set_str(o, "method", e->method);
-    set_str(o, "route", e->route);
-    set_str(o, "service", e->service);
-    if (e->path && (log_fin || e->path_kind == DZ_ACCESS_PATH_SAFE ||
-                    (e->path_kind == DZ_ACCESS_PATH_UNKNOWN && !has_fin_segment(e->path, plen)))) {
-        bool cut;
-        json_t *p = path_value(e->path, plen, &cut);
-        if (p)
-            json_object_set_new(o, "path", p);
-        if (cut)
-            json_object_set_new(o, "path_cut", json_true());
-    }
-    json_object_set_new(o, "status", json_integer(e->status));
-    json_object_set_new(o, "bytes", json_integer((json_int_t)e->bytes));
-    json_object_set_new(o, "dur_ms", json_real((double)e->dur_us / 1000.0));
-    if (e->upstream_status) {
-        json_object_set_new(o, "up_status", json_integer(e->upstream_status));
-        json_object_set_new(o, "up_ms", json_real((double)e->upstream_us / 1000.0));
-    }
-    set_str(o, "sid", e->sid);
-    set_str(o, "means", e->means);
-    set_str(o, "acr", e->acr);
-    text = json_dumps(o, JSON_COMPACT | JSON_ENSURE_ASCII | JSON_REAL_PRECISION(6));
-    if (text) {
-        size_t n = strlen(text);
-        /* json_dumps leaves its NUL at text[n]: it becomes the newline and
-         * the string stays terminated by a byte we add. */
-        char *line = realloc(text, n + 2);
-        if (line) {
-            line[n] = '\n';
-            line[n + 1] = '\0';
-            *out = line;
-            *out_len = n + 1;
-            rc = 0;
-        } else {
-            free(text);
-        }
-    }
-    json_decref(o);
-    return rc;
-}
+/* ---- the line: accessline.c ------------------------------------------------- */
 
 const char *dz_accesslog_route(const char *label, char *buf, size_t buf_len)
 {

@@ -125,6 +125,10 @@ struct dz_policy_route {
 
 struct dz_policy_oidc; /* policy_oidc.h: the service as an OpenID Connect client */
 
+/* How the service's assertions are signed (docs/assertions.md): one
+ * signature each, or batched with the requests of the same moment. */
+enum dz_assertion_signing { DZ_SIGNING_REQUEST = 0, DZ_SIGNING_BATCH = 1 };
+
 struct dz_policy_service {
     const char *name;          /* [a-z0-9-]+, unique; the assertion's aud */
     const char *registered_as; /* state register entry, e.g. "DIS-0001", unique */
@@ -133,7 +137,8 @@ struct dz_policy_service {
     uint16_t upstream_port;
     bool upstream_is_https;
     enum dz_upstream_http upstream_http;
-    struct dz_policy_limits limits; /* as written at service level (0 = unset) */
+    struct dz_policy_limits limits;              /* as written at service level (0 = unset) */
+    enum dz_assertion_signing assertion_signing; /* policy "assertion: {signing}" */
     const struct dz_policy_route *routes;
     size_t n_routes;
     const char *file;

@@ -591,11 +591,40 @@ static int load_upstream(struct pctx *c, const struct dz_yaml_node *map,
     return 0;
 }
 
+/* assertion: { signing: request | batch } (docs/assertions.md). */
+static int load_assertion(struct pctx *c, const struct dz_yaml_node *n,
+                          struct dz_policy_service *svc)
+{
+    static const char *const known[] = {"signing", NULL};
+    const struct dz_yaml_node *m;
+    const char *s = NULL;
+    int rc;
+
+    if (n->kind != DZ_YAML_MAP)
+        return perr(c, n->key_line, "assertion", "expected a mapping {signing}");
+    if ((rc = check_keys(c, n, known, "assertion")) != 0)
+        return rc;
+    m = dz_yaml_get(n, "signing");
+    if (!m)
+        return 0;
+    if ((rc = scalar(c, m, "assertion.signing", &s)) != 0)
+        return rc;
+    if (strcmp(s, "request") == 0)
+        svc->assertion_signing = DZ_SIGNING_REQUEST;
+    else if (strcmp(s, "batch") == 0)
+        svc->assertion_signing = DZ_SIGNING_BATCH;
+    else
+        return perr(c, m->key_line, "assertion.signing", "expected request|batch, got \"%.40s\"",
+                    s);
+    return 0;
+}
+
 static int load_service(struct pctx *c, const struct dz_yaml_doc *doc,
                         struct dz_policy_service *svc, unsigned *name_line, unsigned *reg_line)
 {
-    static const char *const known[] = {"service", "registered_as", "upstream", "upstream_http",
-                                        "routes",  "limits",        "oidc",     NULL};
+    static const char *const known[] = {"service",       "registered_as", "upstream",
+                                        "upstream_http", "routes",        "limits",
+                                        "oidc",          "assertion",     NULL};
     const struct dz_yaml_node *map = dz_yaml_root(doc);
     const struct dz_yaml_node *n;
     struct dz_policy_route *routes = NULL;
@@ -664,6 +693,10 @@ static int load_service(struct pctx *c, const struct dz_yaml_doc *doc,
         if (rc != 0)
             return rc;
     }
+
+    n = dz_yaml_get(map, "assertion");
+    if (n && (rc = load_assertion(c, n, svc)) != 0)
+        return rc;
 
     n = dz_yaml_get(map, "routes");
     if (!n)

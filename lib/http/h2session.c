@@ -9,10 +9,11 @@
  */
 #include "http/httpd_int.h"
 
-#include <malloc.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "base/err.h"
 #include "base/log.h"
@@ -332,24 +333,67 @@ int dz_h2_callbacks_new(nghttp2_session_callbacks **out)
 /* nghttp2 holds request fields in clear: each decoded field passes through a
  * refcounted buffer (freed after on_header), and the HPACK dynamic table
  * keeps indexed fields (a client indexes its authorization header) until
- * they are evicted or the session ends.  Every block nghttp2 frees is wiped;
- * malloc_usable_size gives the length, so no size header is needed. */
+ * they are evicted or the session ends.  Every block nghttp2 frees is wiped.
+ *
+ * Memory per idle connection: every session allocates a 16 KB frame buffer
+ * at once and writes only a few frames at its start.  Blocks that large are
+ * mapped pages of their own (H2_MAP_MIN): only the pages nghttp2 touches
+ * are resident, and they go back to the kernel when the session ends (which
+ * zeroes them before anyone else gets them, so no wipe is needed).  Each
+ * block carries a small header with its length and kind. */
+#define H2_MAP_MIN (12 * 1024)
+struct h2_block {
+    size_t len; /* bytes asked for, after this header */
+    size_t is_mapped;
+};
+#define H2_HDR sizeof(struct h2_block)
+
+static void *h2_alloc(size_t n, bool zero)
+{
+    struct h2_block *b;
+
+    if (n > SIZE_MAX - H2_HDR - 4096)
+        return NULL;
+    if (n >= H2_MAP_MIN) {
+        b = mmap(NULL, n + H2_HDR, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (b == MAP_FAILED)
+            return NULL;
+        b->is_mapped = 1; /* fresh pages are zero: calloc needs nothing more */
+    } else {
+        b = zero ? calloc(1, n + H2_HDR) : malloc(n + H2_HDR);
+        if (!b)
+            return NULL;
+        b->is_mapped = 0;
+    }
+    b->len = n;
+    return b + 1;
+}
+
 static void *h2_malloc(size_t n, void *ud)
 {
-    return malloc(n);
+    return h2_alloc(n, false);
 }
 
 static void h2_free(void *p, void *ud)
 {
+    struct h2_block *b;
+
     if (!p)
         return;
-    dz_secret_wipe(p, malloc_usable_size(p));
-    free(p);
+    b = (struct h2_block *)p - 1;
+    if (b->is_mapped) {
+        munmap(b, b->len + H2_HDR);
+        return;
+    }
+    dz_secret_wipe(b, b->len + H2_HDR);
+    free(b);
 }
 
 static void *h2_calloc(size_t nmemb, size_t size, void *ud)
 {
-    return calloc(nmemb, size);
+    if (size && nmemb > SIZE_MAX / size)
+        return NULL;
+    return h2_alloc(nmemb * size, true);
 }
 
 /* Not realloc: the old block is wiped before it goes. */
@@ -359,15 +403,15 @@ static void *h2_realloc(void *p, size_t n, void *ud)
     void *np;
 
     if (!p)
-        return malloc(n);
+        return h2_alloc(n, false);
     if (n == 0) {
         h2_free(p, ud);
         return NULL;
     }
-    np = malloc(n);
+    np = h2_alloc(n, false);
     if (!np)
         return NULL;
-    old = malloc_usable_size(p);
+    old = ((struct h2_block *)p - 1)->len;
     memcpy(np, p, old < n ? old : n);
     h2_free(p, ud);
     return np;

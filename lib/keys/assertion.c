@@ -23,6 +23,7 @@
 #include "base/fin.h"
 #include "base/secret.h"
 #include "keys/jws.h"
+#include "keys/jws_batch.h"
 
 #include "base/compat.h"
 
@@ -304,16 +305,14 @@ static int check_in(const struct dz_assertion_in *in)
     return 0;
 }
 
-int dz_assertion_sign(struct dz_signer *s, const char *kid, const struct dz_assertion_in *in,
-                      char **out_token)
+/* The claims of in as one JSON object into b (bounded by DZ_JWS_TOKEN_MAX),
+ * in the documented order, with in->jti or a fresh one. */
+static int build_claims(const struct dz_assertion_in *in, struct dz_buf *b)
 {
-    struct dz_buf b;
     unsigned char jti[16];
     unsigned char digest[32];
     int rc;
 
-    *out_token = NULL;
-    dz_buf_init(&b, DZ_JWS_TOKEN_MAX);
     if (!in || (rc = check_in(in)) != 0)
         return DZ_ERR_INVAL;
     if (in->jti && !jti_ok(in->jti))
@@ -322,49 +321,150 @@ int dz_assertion_sign(struct dz_signer *s, const char *kid, const struct dz_asse
         return rc;
 
     /* The first claim opens the object (see put_key). */
-    if ((rc = put_str(&b, "iss", in->iss)) != 0)
-        goto out;
-    if ((rc = put_str(&b, "sub", in->sub)) != 0 || (rc = put_str(&b, "aud", in->aud)) != 0 ||
-        (rc = put_int(&b, "iat", in->iat)) != 0 ||
-        (rc = put_int(&b, "exp", in->iat + in->ttl_s)) != 0 ||
-        (rc = in->jti ? put_str(&b, "jti", in->jti) : put_b64(&b, "jti", jti, sizeof(jti))) != 0 ||
-        (rc = put_str(&b, "sid", in->sid_b64)) != 0 || (rc = put_str(&b, "acr", in->acr)) != 0)
-        goto out;
-    if ((rc = put_key(&b, "amr")) != 0 || (rc = dz_buf_append(&b, "[", 1)) != 0)
-        goto out;
+    if ((rc = put_str(b, "iss", in->iss)) != 0)
+        return rc;
+    if ((rc = put_str(b, "sub", in->sub)) != 0 || (rc = put_str(b, "aud", in->aud)) != 0 ||
+        (rc = put_int(b, "iat", in->iat)) != 0 ||
+        (rc = put_int(b, "exp", in->iat + in->ttl_s)) != 0 ||
+        (rc = in->jti ? put_str(b, "jti", in->jti) : put_b64(b, "jti", jti, sizeof(jti))) != 0 ||
+        (rc = put_str(b, "sid", in->sid_b64)) != 0 || (rc = put_str(b, "acr", in->acr)) != 0)
+        return rc;
+    if ((rc = put_key(b, "amr")) != 0 || (rc = dz_buf_append(b, "[", 1)) != 0)
+        return rc;
     for (unsigned k = 0, first = 1; k < AMR_COUNT; k++) {
         unsigned i = amr_order[k];
         if (!(in->amr & (1u << i)))
             continue;
-        if ((!first && (rc = dz_buf_append(&b, ",", 1)) != 0) ||
-            (rc = dz_buf_append(&b, "\"", 1)) != 0 || (rc = put(&b, amr_names[i])) != 0 ||
-            (rc = dz_buf_append(&b, "\"", 1)) != 0)
-            goto out;
+        if ((!first && (rc = dz_buf_append(b, ",", 1)) != 0) ||
+            (rc = dz_buf_append(b, "\"", 1)) != 0 || (rc = put(b, amr_names[i])) != 0 ||
+            (rc = dz_buf_append(b, "\"", 1)) != 0)
+            return rc;
         first = 0;
     }
-    if ((rc = dz_buf_append(&b, "]", 1)) != 0 ||
-        (rc = put_int(&b, "auth_time", in->auth_time)) != 0)
-        goto out;
-    if (in->prf && (rc = put_b64(&b, "prf", in->prf, 32)) != 0)
-        goto out;
-    if ((rc = put_str(&b, "htm", in->htm)) != 0 || (rc = put_str(&b, "htu", in->htu)) != 0)
-        goto out;
+    if ((rc = dz_buf_append(b, "]", 1)) != 0 || (rc = put_int(b, "auth_time", in->auth_time)) != 0)
+        return rc;
+    if (in->prf && (rc = put_b64(b, "prf", in->prf, 32)) != 0)
+        return rc;
+    if ((rc = put_str(b, "htm", in->htm)) != 0 || (rc = put_str(b, "htu", in->htu)) != 0)
+        return rc;
     if (in->body_len > 0) {
         dz_sha256(in->body, in->body_len, digest);
-        if ((rc = put_b64(&b, "bdy", digest, sizeof(digest))) != 0)
-            goto out;
+        if ((rc = put_b64(b, "bdy", digest, sizeof(digest))) != 0)
+            return rc;
     }
-    if (in->tgt && (rc = put_str(&b, "tgt", in->tgt)) != 0)
-        goto out;
-    if (in->pur && (rc = put_str(&b, "pur", in->pur)) != 0)
-        goto out;
-    if (in->release && (rc = put_release(&b, in->release)) != 0)
-        goto out;
-    if ((rc = dz_buf_append(&b, "}", 1)) != 0)
-        goto out;
-    rc = dz_jws_sign_payload(s, kid, DZ_ASSERTION_TYP, b.data, b.len, out_token);
-out:
+    if (in->tgt && (rc = put_str(b, "tgt", in->tgt)) != 0)
+        return rc;
+    if (in->pur && (rc = put_str(b, "pur", in->pur)) != 0)
+        return rc;
+    if (in->release && (rc = put_release(b, in->release)) != 0)
+        return rc;
+    return dz_buf_append(b, "}", 1);
+}
+
+int dz_assertion_sign(struct dz_signer *s, const char *kid, const struct dz_assertion_in *in,
+                      char **out_token)
+{
+    struct dz_buf b;
+    int rc;
+
+    *out_token = NULL;
+    dz_buf_init(&b, DZ_JWS_TOKEN_MAX);
+    if ((rc = build_claims(in, &b)) == 0)
+        rc = dz_jws_sign_payload(s, kid, DZ_ASSERTION_TYP, b.data, b.len, out_token);
     dz_buf_cleanup(&b);
+    return rc;
+}
+
+/* The root's claims: what every leaf of the batch shares, so that a JWT
+ * library checking the root JWS alone already checks issuer, audience and
+ * lifetime.  The strings passed check_in and are written escaped. */
+static int root_members(const struct dz_assertion_in *in, struct dz_buf *b)
+{
+    int rc;
+
+    if ((rc = put_str(b, "iss", in->iss)) != 0 || (rc = put_str(b, "aud", in->aud)) != 0 ||
+        (rc = put_int(b, "iat", in->iat)) != 0 ||
+        (rc = put_int(b, "exp", in->iat + in->ttl_s)) != 0)
+        return rc;
+    /* put_key opened an object with '{': jws_batch.c wants members only. */
+    memmove(b->data, b->data + 1, b->len);
+    b->len--;
+    return 0;
+}
+
+int dz_assertion_sign_batch(struct dz_signer *s, const char *kid,
+                            const struct dz_assertion_in *const *ins, size_t n, char **tokens,
+                            int *rcs)
+{
+    struct dz_jws_batch_item *items = NULL;
+    struct dz_buf *leaves = NULL;
+    size_t *which = NULL; /* items[k] is ins[which[k]] */
+    int *item_rcs = NULL;
+    char **item_tokens = NULL;
+    struct dz_buf root;
+    size_t k = 0;
+    int rc;
+
+    dz_buf_init(&root, DZ_JWS_TOKEN_MAX);
+    if (!ins || !tokens || !rcs || n == 0 || n > DZ_JWS_BATCH_MAX)
+        return DZ_ERR_INVAL;
+    for (size_t i = 0; i < n; i++) {
+        tokens[i] = NULL;
+        rcs[i] = DZ_ERR_INVAL;
+    }
+    items = calloc(n, sizeof(*items));
+    leaves = calloc(n, sizeof(*leaves));
+    which = calloc(n, sizeof(*which));
+    item_rcs = calloc(n, sizeof(*item_rcs));
+    item_tokens = calloc(n, sizeof(*item_tokens));
+    if (!items || !leaves || !which || !item_rcs || !item_tokens) {
+        rc = DZ_ERR_NOMEM;
+        goto out;
+    }
+    /* One bad request (a field out of its domain, a huge path) gets its own
+     * error; the others are still signed.  The shared fields must be the
+     * first one's, since the root states them for all. */
+    for (size_t i = 0; i < n; i++) {
+        const struct dz_assertion_in *in = ins[i];
+        dz_buf_init(&leaves[i], DZ_JWS_TOKEN_MAX);
+        if (!in || !ins[0] || !in->iss || !in->aud || !ins[0]->iss || !ins[0]->aud ||
+            strcmp(in->iss, ins[0]->iss) != 0 || strcmp(in->aud, ins[0]->aud) != 0 ||
+            in->iat != ins[0]->iat || in->ttl_s != ins[0]->ttl_s) {
+            rcs[i] = DZ_ERR_INVAL;
+            continue;
+        }
+        if ((rcs[i] = build_claims(in, &leaves[i])) != 0)
+            continue;
+        items[k] = (struct dz_jws_batch_item){leaves[i].data, leaves[i].len};
+        which[k++] = i;
+    }
+    if (k == 0) {
+        rc = 0; /* nothing to sign: every rcs[i] says why */
+        goto out;
+    }
+    if ((rc = root_members(ins[which[0]], &root)) != 0)
+        goto out;
+    rc = dz_jws_batch_sign(s, kid, DZ_ASSERTION_BATCH_TYP, root.data, items, k, item_tokens,
+                           item_rcs);
+    if (rc != 0)
+        goto out;
+    for (size_t j = 0; j < k; j++) {
+        tokens[which[j]] = item_tokens[j];
+        rcs[which[j]] = item_rcs[j];
+    }
+out:
+    if (rc != 0) {
+        for (size_t i = 0; i < n; i++)
+            rcs[i] = rc;
+    }
+    for (size_t i = 0; leaves && i < n; i++)
+        dz_buf_cleanup(&leaves[i]);
+    dz_buf_cleanup(&root);
+    free(items);
+    free(leaves);
+    free(which);
+    free(item_rcs);
+    free(item_tokens);
     return rc;
 }
 
@@ -521,6 +621,59 @@ out:
     return rc;
 }
 
+/* Root and leaf agree on a member: equal strings, or equal integers. */
+static bool same_member(const json_t *root, const json_t *leaf, const char *name)
+{
+    const json_t *a = json_object_get(root, name);
+    const json_t *b = json_object_get(leaf, name);
+
+    if (json_is_string(a) && json_is_string(b))
+        return json_string_length(a) == json_string_length(b) &&
+               memcmp(json_string_value(a), json_string_value(b), json_string_length(a)) == 0;
+    return json_is_integer(a) && json_is_integer(b) &&
+           json_integer_value(a) == json_integer_value(b);
+}
+
+/* The batch form: the root JWS and the inclusion path (jws_batch.c), then
+ * the leaf's claims, which must repeat what the root states for the whole
+ * batch.  *out_claims are the leaf's: the same checks follow as for a
+ * token signed alone. */
+static int open_batch(const char *token, size_t len, const struct dz_jwks *jwks,
+                      json_t **out_claims, const char **out_reason)
+{
+    static const char *const shared[] = {"iss", "aud", "iat", "exp"};
+    json_t *root = NULL;
+    json_t *leaf = NULL;
+    unsigned char *payload = NULL;
+    size_t payload_len = 0;
+    json_error_t jerr;
+    int rc;
+
+    *out_claims = NULL;
+    rc = dz_jws_batch_open(token, len, jwks, DZ_ASSERTION_BATCH_TYP, &root, &payload, &payload_len,
+                           out_reason);
+    if (rc != 0)
+        goto out;
+    *out_reason = "malformed";
+    rc = DZ_ERR_PARSE;
+    leaf = json_loadb((const char *)payload, payload_len, JSON_REJECT_DUPLICATES, &jerr);
+    if (!json_is_object(leaf))
+        goto out;
+    for (size_t i = 0; i < sizeof(shared) / sizeof(shared[0]); i++) {
+        if (!same_member(root, leaf, shared[i]))
+            goto out;
+    }
+    *out_claims = leaf;
+    leaf = NULL;
+    *out_reason = "ok";
+    rc = 0;
+out:
+    json_decref(root);
+    json_decref(leaf);
+    free(payload);
+    return rc;
+}
+
 int dz_assertion_verify(const char *token, const struct dz_jwks *jwks,
                         const struct dz_assertion_expect *e, json_t **out_claims,
                         const char **out_reason)
@@ -537,7 +690,10 @@ int dz_assertion_verify(const char *token, const struct dz_jwks *jwks,
         goto out;
     }
     len = strnlen(token, DZ_JWS_TOKEN_MAX + 1);
-    rc = dz_jws_verify_detail(token, len, jwks, DZ_ASSERTION_TYP, NULL, &claims, &reason);
+    if (memchr(token, DZ_JWS_BATCH_SEP, len))
+        rc = open_batch(token, len, jwks, &claims, &reason);
+    else
+        rc = dz_jws_verify_detail(token, len, jwks, DZ_ASSERTION_TYP, NULL, &claims, &reason);
     if (rc != 0)
         goto out;
     if ((rc = dz_assertion_check_claims(claims, e, &reason)) != 0)

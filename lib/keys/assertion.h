@@ -32,6 +32,8 @@
 
 #include <jansson.h>
 
+#include "keys/jws_batch.h"
+
 struct dz_signer;
 struct dz_jwks;
 
@@ -100,6 +102,26 @@ int dz_assertion_new_jti(char out[DZ_ASSERTION_JTI_LEN + 1]);
 int dz_assertion_sign(struct dz_signer *s, const char *kid, const struct dz_assertion_in *in,
                       char **out_token);
 
+/* The batch form (docs/assertions.md): one signature over the root of a
+ * Merkle tree of many assertions' claims (keys/jws_batch.h), each request
+ * carrying "<root JWS>~<its claims>~<its inclusion path>".  The root JWS
+ * has this typ and the claims iss, aud, iat, exp (shared by every leaf of
+ * the batch) and mrk (the root hash). */
+#define DZ_ASSERTION_BATCH_TYP "darvaza-assertion-batch+jwt"
+
+/* Sign ins[0..n) (1 <= n <= DZ_JWS_BATCH_MAX) with one signature, in the
+ * batch form.  The batch shares iss, aud, iat and ttl_s: an entry that
+ * differs from ins[0] in one of them gets DZ_ERR_INVAL.  On return rcs[i]
+ * is 0 with tokens[i] malloc'd (caller frees), or that entry's own error
+ * (DZ_ERR_INVAL, DZ_ERR_TOOBIG as for dz_assertion_sign) with tokens[i]
+ * NULL: one bad request does not spoil the others.  Returns 0 when the
+ * batch was handled so, or an error that every rcs[i] repeats
+ * (DZ_ERR_INVAL for bad arguments, DZ_ERR_NOMEM, the signer's error).
+ * Any thread; blocks when the signer blocks. */
+int dz_assertion_sign_batch(struct dz_signer *s, const char *kid,
+                            const struct dz_assertion_in *const *ins, size_t n, char **tokens,
+                            int *rcs);
+
 /* What a back end expects of the request it received. */
 struct dz_assertion_expect {
     const char *iss;  /* required issuer, or NULL to skip (tools only) */
@@ -114,7 +136,12 @@ struct dz_assertion_expect {
 };
 
 /* Verify token (NUL-terminated) against jwks and e: signature, typ, then the
- * claims (dz_assertion_check_claims).  On success *out_claims (may be NULL if
+ * claims (dz_assertion_check_claims).  Both forms are accepted: a token
+ * signed alone (typ DZ_ASSERTION_TYP), and the batch form (typ
+ * DZ_ASSERTION_BATCH_TYP on the root, the inclusion path checked, the
+ * leaf's iss, aud, iat, exp equal to the root's; a path that does not lead
+ * to the signed root is "bad_signature"); *out_claims are the request's
+ * own claims either way.  On success *out_claims (may be NULL if
  * not wanted) is a new reference the caller json_decref()s.  *out_reason is
  * always set to a static, stable string: "ok", or one of
  *   malformed bad_algorithm unsupported_header wrong_type unknown_key

@@ -8,6 +8,8 @@
 #       service that checks a header and answers 204)
 #   (c) darvaza forwarding an authenticated request   https://localhost:8443
 #       (bearer session, signed assertion, audit line; policy tests/bench/policies)
+#   (c batch) the same with the service's assertions batch-signed
+#       (assertion: { signing: batch }, docs/assertions.md)
 # measured with h2load (BENCH_N requests, BENCH_C connections x BENCH_M streams,
 # one warm-up round, BENCH_ROUNDS rounds interleaved a,b,c; the median round by
 # req/s is reported with its p50/p99 latency from h2load's per-request log).
@@ -16,7 +18,11 @@
 # connection (BENCH_IDLE connections held open, RSS before/after).
 # Results: build/bench/results.md (also printed).  Not part of `make test`.
 # BENCH_PERF=1 also records a perf call-graph profile of the gateway during
-# the first measured round of (c): build/bench/perf.data.
+# one more round of (c) and of (c batch) after the measured ones (so the
+# measured rounds run without perf): build/bench/perf-c.data, perf-cb.data,
+# and prints where the CPU time of a forwarded request goes (profile.sh),
+# in microseconds per request from the gateway's CPU time in the measured
+# rounds.
 set -u
 BENCH_N=${BENCH_N:-20000}
 BENCH_C=${BENCH_C:-20}
@@ -101,6 +107,8 @@ if [ "$GW" = 1 ]; then
     [ "$STATUS $BODY" = '200 {"ok":true}' ] || { log "(c) answers $STATUS $BODY: setup (c) skipped"; GW=0; }
     gw GET /api/static/ping
     [ "$STATUS" = 401 ] || { log "(c) without a session answers $STATUS, not 401: setup (c) skipped"; GW=0; }
+    gw GET /api/static-batch/ping -H "$(bearer "$TOKEN")"
+    [ "$STATUS $BODY" = '200 {"ok":true}' ] || { log "(c batch) answers $STATUS $BODY"; GW=0; }
 fi
 
 # ---- memory per idle HTTP/2 connection (before any load, so freed memory is not reused) ---------
@@ -132,28 +140,37 @@ log "idle HTTP/2 connection: nginx $IDLE_NGX B ($IDLE_NGX_N conns), darvaza $IDL
 
 # ---- h2load rounds ---------------------------------------------------------------------------
 url_of() { case $1 in a) echo https://127.0.0.1:9443/api/static/ping ;; b) echo https://127.0.0.1:9444/api/static/ping ;;
-    c) echo "$GW_URL/api/static/ping" ;; esac; }
-auth_of() { case $1 in c) echo "authorization: Bearer $TOKEN" ;; *) echo "authorization: Bearer bench-token" ;; esac; }
+    c) echo "$GW_URL/api/static/ping" ;; cb) echo "$GW_URL/api/static-batch/ping" ;; esac; }
+auth_of() { case $1 in c | cb) echo "authorization: Bearer $TOKEN" ;; *) echo "authorization: Bearer bench-token" ;; esac; }
 SETUPS="a b"
-[ "$GW" = 1 ] && SETUPS="a b c"
-for r in warmup $(seq 1 "$BENCH_ROUNDS"); do
+[ "$GW" = 1 ] && SETUPS="a b c cb"
+gw_ticks() { awk '{print $14 + $15}' "/proc/$GW_PID/stat" 2>/dev/null || echo 0; }
+ROUNDS="warmup $(seq 1 "$BENCH_ROUNDS")"
+[ -n "${BENCH_PERF:-}" ] && [ "$GW" = 1 ] && ROUNDS="$ROUNDS profile"
+for r in $ROUNDS; do
     for s in $SETUPS; do
         n=$BENCH_N
         [ "$r" = warmup ] && n=$((BENCH_N / 4))
-        log "round $r, setup $s ..."
         perf_pid=""
-        if [ -n "${BENCH_PERF:-}" ] && [ "$s" = c ] && [ "$r" = 1 ]; then
-            # BENCH_PERF=1: a call-graph profile of the gateway during round 1 of (c).
-            perf record -q -g -o "$OUT/perf.data" -p "$GW_PID" >"$OUT/perf.log" 2>&1 &
+        if [ "$r" = profile ]; then
+            case $s in c | cb) ;; *) continue ;; esac
+            # BENCH_PERF=1: a call-graph profile of the gateway (DWARF unwinding:
+            # neither darvazad nor the Debian libraries keep frame pointers).
+            perf record -q -F 499 --call-graph dwarf,16384 -o "$OUT/perf-$s.data" -p "$GW_PID" \
+                >"$OUT/perf-$s.log" 2>&1 &
             perf_pid=$!
-            sleep 0.5
+            wait_until 10 test -s "$OUT/perf-$s.data"
         fi
+        log "round $r, setup $s ..."
+        t0=$(gw_ticks)
         timeout 300 h2load -n "$n" -c "$BENCH_C" -m "$BENCH_M" -t 1 -H "$(auth_of "$s")" \
             --log-file="$OUT/rounds/$s-$r.log" "$(url_of "$s")" >"$OUT/rounds/$s-$r.txt" 2>&1
+        # The gateway's CPU time (user + system, 10 ms ticks) in this round.
+        [ "$GW" = 1 ] && echo $(($(gw_ticks) - t0)) >"$OUT/rounds/$s-$r.ticks"
         if [ -n "$perf_pid" ]; then
             kill -INT "$perf_pid" 2>/dev/null
             wait "$perf_pid" 2>/dev/null
-            log "perf profile: $OUT/perf.data (perf report -i build/bench/perf.data --no-children)"
+            log "perf profile: $OUT/perf-$s.data"
         fi
     done
 done
@@ -170,9 +187,18 @@ stats() {
     okn=$(grep -o 'status codes: [0-9]* 2xx' "$OUT/rounds/$s-$best.txt" | awk '{print $3}')
     echo "$rps $lat ${okn:-0} $best"
 }
-declare -A RPS P50 P99 OK
+# cpu_us SETUP: the gateway's CPU microseconds per request, median of the measured rounds.
+cpu_us() {
+    local r
+    for r in $(seq 1 "$BENCH_ROUNDS"); do
+        awk -v t="$(cat "$OUT/rounds/$1-$r.ticks" 2>/dev/null || echo 0)" -v n="$BENCH_N" 'BEGIN { printf "%.1f\n", t * 10000 / n }'
+    done | sort -n | awk -v m=$(((BENCH_ROUNDS + 1) / 2)) 'NR == m'
+}
+declare -A RPS P50 P99 OK CPU
 for s in $SETUPS; do
     read -r RPS[$s] P50[$s] P99[$s] OK[$s] _ < <(stats "$s")
+    CPU[$s]=-
+    case $s in c | cb) CPU[$s]=$(cpu_us "$s") ;; esac
 done
 ratio() { awk -v x="$1" -v y="$2" 'BEGIN { if (y > 0) printf "%.2f", x / y; else print "-" }'; }
 
@@ -257,18 +283,31 @@ fi
     echo "$BENCH_ROUNDS rounds interleaved; the median round by req/s, with its latency percentiles."
     echo "Back end: nginx on 127.0.0.1:9120 (HTTP/1.1, kept-alive connections) answering {\"ok\":true}."
     echo
-    echo "| setup | req/s | p50 ms | p99 ms | 2xx of $BENCH_N |"
-    echo "| --- | ---: | ---: | ---: | ---: |"
+    echo "| setup | req/s | p50 ms | p99 ms | 2xx of $BENCH_N | gateway CPU µs/req |"
+    echo "| --- | ---: | ---: | ---: | ---: | ---: |"
     for s in $SETUPS; do
         case $s in a) name="(a) nginx reverse proxy" ;; b) name="(b) nginx + auth_request (HTTP auth service)" ;;
-            c) name="(c) darvaza (session, policy, signed assertion, audit line)" ;; esac
-        echo "| $name | ${RPS[$s]} | ${P50[$s]} | ${P99[$s]} | ${OK[$s]} |"
+            c) name="(c) darvaza (session, policy, signed assertion, audit line)" ;;
+            cb) name="(c batch) darvaza, assertions batch-signed" ;; esac
+        echo "| $name | ${RPS[$s]} | ${P50[$s]} | ${P99[$s]} | ${OK[$s]} | ${CPU[$s]} |"
     done
-    [ "$GW" = 1 ] || echo "| (c) darvaza | not run: the gateway or the stack is missing | | | |"
+    [ "$GW" = 1 ] || echo "| (c) darvaza | not run: the gateway or the stack is missing | | | | |"
     echo
     if [ "$GW" = 1 ]; then
-        echo "Throughput ratios: c/a = $(ratio "${RPS[c]}" "${RPS[a]}"), c/b = $(ratio "${RPS[c]}" "${RPS[b]}")."
+        echo "Throughput ratios: c/a = $(ratio "${RPS[c]}" "${RPS[a]}"), c/b = $(ratio "${RPS[c]}" "${RPS[b]}");"
+        echo "batch-signed: (c batch)/(c) = $(ratio "${RPS[cb]}" "${RPS[c]}"), (c batch)/a = $(ratio "${RPS[cb]}" "${RPS[a]}"),"
+        echo "(c batch)/b = $(ratio "${RPS[cb]}" "${RPS[b]}").  Targets (issue 16): c >= 1.2 a and c >= 2 b:"
+        echo "$(awk -v c="${RPS[c]}" -v a="${RPS[a]}" -v b="${RPS[b]}" 'BEGIN { print ((c >= 1.2 * a) ? "met" : "not met") " and " ((c >= 2 * b) ? "met" : "not met") }')."
         echo
+        if [ -n "${BENCH_PERF:-}" ]; then
+            for s in c cb; do
+                echo "Where the gateway's CPU time per request goes, setup ($s) (perf, DWARF call graphs,"
+                echo "an extra round after the measured ones; µs from the measured rounds' ${CPU[$s]} µs/request):"
+                echo
+                "$HERE/profile.sh" "$OUT/perf-$s.data" "${CPU[$s]}"
+                echo
+            done
+        fi
         echo "Password + TOTP logins: $LOGIN_RATE logins/s ($LOGIN_OK of $LOGIN_TRIED answered 200, median"
         echo "$LOGIN_P50 ms each; 4 clients in parallel, a new TLS connection per login; $ARGON)."
         echo
@@ -285,7 +324,8 @@ fi
     fi
     echo "Memory per idle HTTP/2 connection (RSS growth with $BENCH_IDLE connections open, preface and"
     echo "SETTINGS exchanged, no stream): nginx (a) $IDLE_NGX bytes ($IDLE_NGX_N open),"
-    echo "darvaza $IDLE_GW bytes ($IDLE_GW_N open)."
+    echo "darvaza $IDLE_GW bytes ($IDLE_GW_N open); target darvaza <= nginx:"
+    echo "$(awk -v g="$IDLE_GW" -v n="$IDLE_NGX" 'BEGIN { print (g != "-" && n != "-" && g + 0 <= n + 0) ? "met" : "not met" }')."
     echo
     echo "Raw h2load output: build/bench/rounds/."
 } >"$OUT/results.md"

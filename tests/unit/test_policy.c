@@ -269,6 +269,12 @@ static const struct bad_case bad_cases[] = {
     {12, 12, "limits: { body: 10KB }", 12, "limits.body", "expected a size"},
     {12, 12, "limits: { body: 2GiB }", 12, "limits.body", "expected a size"},
     {12, 12, "limits: 5", 12, "limits", "expected a mapping"},
+    /* assertion signing */
+    {12, 12, "limits: { body: 64KiB }\nassertion: { signing: sometimes }", 13, "assertion.signing",
+     "expected request|batch"},
+    {12, 12, "limits: { body: 64KiB }\nassertion: { window: 1ms }", 13, "assertion.window",
+     "unknown key"},
+    {12, 12, "limits: { body: 64KiB }\nassertion: batch", 13, "assertion", "expected a mapping"},
     {7, 7, "    acr: substantial\n    limits: {timeout: 1h}", 8, "routes[0].limits.timeout",
      "from 100ms to 10m"},
     /* ambiguity */
@@ -320,6 +326,19 @@ static void test_bad_documents(void **state)
 }
 
 /* A good base policy loads, with the details the bad cases vary. */
+static void test_assertion_signing(void **state)
+{
+    struct dz_policy_set *s = load_text(
+        "court.yaml", variant(12, 12, "limits: { body: 64KiB }\nassertion: { signing: batch }"));
+
+    (void)state;
+    assert_int_equal(dz_policy_service_at(s, 0)->assertion_signing, DZ_SIGNING_BATCH);
+    dz_policy_set_free(s);
+    s = load_text("court.yaml", variant(12, 12, "assertion: { signing: request }"));
+    assert_int_equal(dz_policy_service_at(s, 0)->assertion_signing, DZ_SIGNING_REQUEST);
+    dz_policy_set_free(s);
+}
+
 static void test_base_good(void **state)
 {
     const char *text = variant(0, 0, NULL);
@@ -330,6 +349,7 @@ static void test_base_good(void **state)
     (void)state;
     assert_string_equal(svc->name, "court");
     assert_string_equal(svc->file, "dir/court.yaml");
+    assert_int_equal(svc->assertion_signing, DZ_SIGNING_REQUEST); /* the default */
     r = &svc->routes[0];
     assert_string_equal(r->rule, "court.yaml:5 GET,POST /api/court/notices");
     assert_int_equal(r->methods, DZ_METHOD_GET | DZ_METHOD_POST);
@@ -822,6 +842,7 @@ int main(void)
         cmocka_unit_test(test_bad_files),
         cmocka_unit_test(test_bad_documents),
         cmocka_unit_test(test_base_good),
+        cmocka_unit_test(test_assertion_signing),
         cmocka_unit_test(test_dir_good),
         cmocka_unit_test(test_dir_errors),
         cmocka_unit_test(test_match),
