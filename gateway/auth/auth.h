@@ -19,6 +19,13 @@ void dz_ep_card_challenge(struct dz_rctx *c);
 void dz_ep_card(struct dz_rctx *c);
 void dz_ep_card_tls(struct dz_rctx *c);
 
+/* auth_cardtls.c: the card login of a browser through the card listener
+ * (docs/cards.md): start and exchange on the portal's origin, login on the
+ * card listener only. */
+void dz_ep_card_tls_start(struct dz_rctx *c);
+void dz_ep_card_tls_login(struct dz_rctx *c);
+void dz_ep_card_tls_exchange(struct dz_rctx *c);
+
 /* auth_mobile.c: §4.5 (id: the rest of the path after /auth/mobile/) */
 void dz_ep_mobile_start(struct dz_rctx *c);
 void dz_ep_mobile_poll(struct dz_rctx *c, const char *id);

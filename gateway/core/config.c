@@ -115,7 +115,7 @@ struct table {
 #define HOUR (60 * MIN)
 
 static const char *const log_level_names[] = {"debug", "info", "warn", "error", NULL};
-static const char *const client_auth_names[] = {"none", "optional", NULL};
+static const char *const client_auth_names[] = {"none", "optional", "required", NULL};
 
 static int check_gateway(struct ctx *, void *, const struct dz_yaml_node *, const char *);
 static int check_tls(struct ctx *, void *, const struct dz_yaml_node *, const char *);
@@ -396,10 +396,16 @@ static const struct kw cards_kws[] = {
      NULL},
     {"challenge_ttl", T_DURATION, F_U64(S, challenge_ttl_ms), 0, 10 * SEC, 5 * MIN, "5m",
      F_RELOADABLE, NULL},
+    {"tls_origin", T_STR, F_STR(S, tls_origin), 0, 1, 300, NULL, F_RELOADABLE, NULL},
+    {"tls_login_ttl", T_DURATION, F_U64(S, tls_login_ttl_ms), 0, 10 * SEC, 15 * MIN, "5m",
+     F_RELOADABLE, NULL},
+    {"tls_code_ttl", T_DURATION, F_U64(S, tls_code_ttl_ms), 0, 5 * SEC, 5 * MIN, "30s",
+     F_RELOADABLE, NULL},
 };
 #undef S
+static int check_cards(struct ctx *, void *, const struct dz_yaml_node *, const char *);
 static const struct table cards_table = {cards_kws, N(cards_kws), sizeof(struct dz_config_cards),
-                                         NULL};
+                                         check_cards};
 
 #define S struct dz_config_mobile
 static const struct kw mobile_kws[] = {
@@ -1040,11 +1046,33 @@ static int check_tls(struct ctx *c, void *base, const struct dz_yaml_node *map, 
     char key[KEY_LEN];
 
     join_key(key, sizeof(key), path, "client_ca");
-    if (t->client_auth == DZ_CLIENT_AUTH_OPTIONAL && !t->client_ca)
+    if (t->client_auth != DZ_CLIENT_AUTH_NONE && !t->client_ca)
         return fail(c, line_of(map, "client_auth", 0), key,
-                    "required when client_auth is optional");
+                    "required when client_auth is optional or required");
     if (t->client_auth == DZ_CLIENT_AUTH_NONE && t->client_ca)
-        return fail(c, line_of(map, "client_ca", 0), key, "only used with client_auth: optional");
+        return fail(c, line_of(map, "client_ca", 0), key,
+                    "only used with client_auth: optional or required");
+    return 0;
+}
+
+/* The card listener's origin is where the portal sends browsers: the same
+ * shape as gateway.origin, and another origin than it (the whole point is
+ * that the portal's own origin never asks for a certificate). */
+static int check_cards(struct ctx *c, void *base, const struct dz_yaml_node *map, const char *path)
+{
+    struct dz_config_cards *cc = base;
+    struct dz_url u;
+    char key[KEY_LEN];
+
+    if (!cc->tls_origin)
+        return 0;
+    join_key(key, sizeof(key), path, "tls_origin");
+    if (dz_parse_url(cc->tls_origin, &u) != 0 || cc->tls_origin[u.path_off] != '\0' ||
+        strncmp(cc->tls_origin, "https://", 8) != 0)
+        return fail(c, line_of(map, "tls_origin", 0), key,
+                    "expected https://host[:port] with no path, not even a trailing /");
+    if (!cc->ca)
+        return fail(c, line_of(map, "tls_origin", 0), key, "needs cards.ca");
     return 0;
 }
 
@@ -1343,6 +1371,26 @@ static int check_management(struct ctx *c, void *base, const struct dz_yaml_node
     return 0;
 }
 
+/* cards.tls_origin sends browsers to a card listener: one must exist, and
+ * it must be another origin than the portal's, which asks for nothing. */
+static int check_card_listener(struct ctx *c, const struct dz_config *cfg,
+                               const struct dz_yaml_node *map)
+{
+    bool has = false;
+
+    for (size_t i = 0; i < cfg->n_listeners; i++)
+        has = has || cfg->listeners[i].tls.client_auth == DZ_CLIENT_AUTH_REQUIRED;
+    if (!cfg->cards.tls_origin)
+        return 0;
+    if (!has)
+        return fail(c, line_of(map, "cards", 0), "cards.tls_origin",
+                    "needs a listener with tls.client_auth: required (the card listener)");
+    if (strcmp(cfg->cards.tls_origin, cfg->gateway.origin) == 0)
+        return fail(c, line_of(map, "cards", 0), "cards.tls_origin",
+                    "must differ from gateway.origin");
+    return 0;
+}
+
 static int check_root(struct ctx *c, void *base, const struct dz_yaml_node *map, const char *path)
 {
     struct dz_config *cfg = base;
@@ -1358,6 +1406,8 @@ static int check_root(struct ctx *c, void *base, const struct dz_yaml_node *map,
             }
         }
     }
+    if (check_card_listener(c, cfg, map) != 0)
+        return DZ_ERR_INVAL;
     return 0;
 }
 

@@ -39,8 +39,12 @@
 #define DZ_CONFIG_MAX_BYTES (64 * 1024)
 
 enum dz_client_auth {
-    DZ_CLIENT_AUTH_NONE = 0,    /* no client certificate asked */
-    DZ_CLIENT_AUTH_OPTIONAL = 1 /* asked, verified against client_ca when sent */
+    DZ_CLIENT_AUTH_NONE = 0,     /* no client certificate asked */
+    DZ_CLIENT_AUTH_OPTIONAL = 1, /* asked, verified against client_ca when sent */
+    /* The card listener (docs/cards.md): every client is asked for a card
+     * certificate (only client_ca's names in the CertificateRequest), and
+     * the listener serves the card login and nothing else. */
+    DZ_CLIENT_AUTH_REQUIRED = 2
 };
 
 /* gateway.log_levels: one threshold per subsystem (the source folder),
@@ -75,7 +79,7 @@ struct dz_config_tls {
     char *certificate;               /* chain PEM path (required when enabled) */
     char *key;                       /* private key PEM path (required when enabled) */
     enum dz_client_auth client_auth; /* default none */
-    char *client_ca;                 /* PEM path; set iff client_auth is optional */
+    char *client_ca;                 /* PEM path; set iff client_auth is not none */
 };
 
 /* listeners[i]: */
@@ -214,6 +218,10 @@ struct dz_config_cards {
     enum dz_config_revocation revocation; /* default ocsp */
     uint64_t fetch_timeout_ms;            /* each OCSP / CRL fetch, 100ms..30s, default 3s */
     uint64_t challenge_ttl_ms;            /* nonce lifetime, 10s..5m, default 5m */
+    /* The browser's card login through the card listener (auth_cardtls.c): */
+    char *tls_origin;          /* the card listener's public origin; NULL = off */
+    uint64_t tls_login_ttl_ms; /* a started login, 10s..15m, default 5m */
+    uint64_t tls_code_ttl_ms;  /* the code the portal exchanges, 5s..5m, default 30s */
 };
 
 /* mobile: (optional; mobile and QR login are off without mssp_url) */

@@ -6,8 +6,9 @@
  *   DZ_COOKIE_SESSION  the session token (login.c sets it, rctx.c reads it,
  *                      api_auth.c clears it at logout).
  *   DZ_COOKIE_QR       the QR login's browser binding (auth_qr.c).
- * Both carry the __Host- prefix (RFC 6265bis: Secure, Path=/, no Domain),
- * and both begin with DZ_COOKIE_PREFIX, so one prefix test recognises any
+ *   DZ_COOKIE_CARD     the browser card login's binding (auth_cardtls.c).
+ * All carry the __Host- prefix (RFC 6265bis: Secure, Path=/, no Domain),
+ * and all begin with DZ_COOKIE_PREFIX, so one prefix test recognises any
  * cookie of ours.
  */
 #ifndef DZ_COOKIES_H
@@ -28,5 +29,11 @@
 #define DZ_COOKIE_QR_LEN (sizeof(DZ_COOKIE_QR) - 1)
 /* Strict: only the page that showed the code polls for its result. */
 #define DZ_COOKIE_QR_ATTRS "; Secure; HttpOnly; SameSite=Strict; Path=/"
+
+#define DZ_COOKIE_CARD DZ_COOKIE_PREFIX "-card"
+/* Strict: only the portal's own page exchanges the code (a same-origin
+ * fetch, after the card listener sent the browser back).  Max-Age: it is
+ * worth nothing once the login it binds has expired. */
+#define DZ_COOKIE_CARD_ATTRS "; Secure; HttpOnly; SameSite=Strict; Path=/; Max-Age="
 
 #endif

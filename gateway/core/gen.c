@@ -110,14 +110,17 @@ int dz_gen_load(const char *config_path, uint64_t number, struct dz_gen **out, c
 
     for (size_t i = 0; i < cf->n_listeners && i < DZ_GEN_MAX_LISTENERS; i++) {
         const struct dz_config_listener *l = &cf->listeners[i];
-        bool optional = l->tls.client_auth == DZ_CLIENT_AUTH_OPTIONAL;
+        bool asks = l->tls.client_auth != DZ_CLIENT_AUTH_NONE;
         if (!l->tls.enabled)
             continue;
-        /* Only a listener with client_auth: optional asks for a client
-         * certificate in the handshake (docs/cards.md); the others load no
-         * client CA, so they never request one. */
-        rc = dz_tls_server_ctx_new(l->tls.certificate, l->tls.key,
-                                   optional ? l->tls.client_ca : NULL, optional, &g->tls[i]);
+        /* Only a listener with client_auth optional or required asks for a
+         * client certificate in the handshake (docs/cards.md); the others
+         * load no client CA, so they never request one.  Both let the
+         * handshake finish whatever the client sends: the card check (with
+         * revocation) decides, and the card listener can then tell a person
+         * without a card what went wrong instead of a browser's TLS error. */
+        rc = dz_tls_server_ctx_new(l->tls.certificate, l->tls.key, asks ? l->tls.client_ca : NULL,
+                                   asks, &g->tls[i]);
         if (rc != 0) {
             snprintf(err, err_len, "%s:%d: listener %s:%u: cannot load TLS certificate or key",
                      cf->path, l->line, l->address, (unsigned)l->port);

@@ -35,6 +35,7 @@ static const struct problem_kind kinds[] = {
     {"certificate_required", 401, "A certificate is required"},
     {"certificate_invalid", 401, "The certificate is not accepted"},
     {"certificate_revoked", 401, "The certificate is revoked"},
+    {"card_login_invalid", 401, "The card login is unknown, expired, used or another browser's"},
     {"bad_origin", 403, "The request comes from another site"},
     {"forbidden", 403, "You may not do this"},
     {"insufficient_assurance", 403, "This needs a stronger way of signing in"},

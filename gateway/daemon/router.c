@@ -68,11 +68,54 @@ static const struct endpoint endpoints[] = {
     {"POST", "/auth/card/challenge", "auth_card_challenge", dz_ep_card_challenge},
     {"POST", "/auth/card", "auth_card", dz_ep_card},
     {"POST", "/auth/card/tls", "auth_card_tls", dz_ep_card_tls},
+    {"POST", "/auth/card/tls/start", "auth_card_tls_start", dz_ep_card_tls_start},
+    {"POST", "/auth/card/tls/exchange", "auth_card_tls_exchange", dz_ep_card_tls_exchange},
     {"POST", "/auth/mobile", "auth_mobile", dz_ep_mobile_start},
     {"POST", "/auth/qr", "auth_qr", dz_ep_qr_start},
     {"POST", "/api/documents/verify", "documents_verify", dz_ep_documents_verify},
     {"POST", "/sign/mobile", "sign_mobile", dz_ep_sign_mobile_start},
 };
+
+/* The card listener (client_auth: required) serves these and nothing else:
+ * it asks every client for a certificate, and a page or an API reached
+ * through it would be one more place a certificate picker pops up.  The
+ * card login page is not served anywhere else. */
+static const struct endpoint card_endpoints[] = {
+    {"GET", "/healthz", "healthz", dz_ep_healthz},
+    {"GET", "/auth/card/tls/login", "auth_card_tls_login", dz_ep_card_tls_login},
+    {"POST", "/auth/card/tls", "auth_card_tls", dz_ep_card_tls},
+};
+
+static bool on_card_listener(const struct dz_rctx *c)
+{
+    int tag = dz_req_listener_tag(c->req);
+    const struct dz_config *cf = c->gen->config;
+
+    return tag >= 0 && (size_t)tag < cf->n_listeners &&
+           cf->listeners[tag].tls.client_auth == DZ_CLIENT_AUTH_REQUIRED;
+}
+
+/* Route through table (n entries): true when the path is one of them (then
+ * c has been handled), false when it is not. */
+static bool route_table(struct dz_rctx *c, const struct endpoint *table, size_t n,
+                        const char *method, const char *path, size_t plen)
+{
+    for (size_t i = 0; i < n; i++) {
+        const struct endpoint *e = &table[i];
+        if (strlen(e->path) != plen || strncmp(e->path, path, plen) != 0)
+            continue;
+        c->route = e->name;
+        c->route_tpl = e->path;
+        if (strcmp(e->method, method) != 0) {
+            dz_rctx_problem_h(c, "method_not_allowed", NULL, &(struct dz_hdr){"allow", e->method},
+                              1);
+            return true;
+        }
+        e->handler(c);
+        return true;
+    }
+    return false;
+}
 
 void *dz_router_worker_init(struct dz_worker *w, void *app)
 {
@@ -229,20 +272,16 @@ void dz_router_on_request(struct dz_req *req, void *wdata)
         dz_rctx_problem(c, "invalid_request", detail);
         return;
     }
-    for (size_t i = 0; i < sizeof(endpoints) / sizeof(endpoints[0]); i++) {
-        const struct endpoint *e = &endpoints[i];
-        if (strlen(e->path) != plen || strncmp(e->path, path, plen) != 0)
-            continue;
-        c->route = e->name;
-        c->route_tpl = e->path;
-        if (strcmp(e->method, method) != 0) {
-            dz_rctx_problem_h(c, "method_not_allowed", NULL, &(struct dz_hdr){"allow", e->method},
-                              1);
-            return;
+    if (on_card_listener(c)) {
+        if (!route_table(c, card_endpoints, sizeof(card_endpoints) / sizeof(card_endpoints[0]),
+                         method, path, plen)) {
+            c->route = "other";
+            dz_rctx_problem(c, "not_found", "the card listener serves only the card login");
         }
-        e->handler(c);
         return;
     }
+    if (route_table(c, endpoints, sizeof(endpoints) / sizeof(endpoints[0]), method, path, plen))
+        return;
     /* The long-polled logins carry an id in the path. */
     if (strncmp(path, "/auth/mobile/", 13) == 0 && strcmp(method, "GET") == 0) {
         char id[64];

@@ -62,6 +62,8 @@ static const struct {
     {"mobphone", DZ_STORE_PENDING_MOBILE},
     {"cardnonce", DZ_STORE_CHALLENGES},
     {"qrused", DZ_STORE_CHALLENGES},
+    {"cardtls", DZ_STORE_CHALLENGES},
+    {"cardcode", DZ_STORE_CHALLENGES},
     {"fail_*", DZ_STORE_FAILURES},
     {"lock_*", DZ_STORE_FAILURES},
     {"rate", DZ_STORE_RATES},

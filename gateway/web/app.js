@@ -528,19 +528,48 @@ async function qrStart() {
 
 // ---------------------------------------------------------------- card
 
+// The card login of a browser goes through the card listener, another
+// origin that asks for the card certificate (this origin never does): start
+// here (a pre-login cookie binds the login to this browser), go there, come
+// back with a one-time code in the fragment, exchange it for the session.
 async function onCardTls() {
   const err = $("card-error");
   const b = $("card-tls");
   setMsg(err, null);
   b.disabled = true;
   try {
-    const r = await api("POST", "/auth/card/tls");
-    signedIn(r.data);
+    const r = await api("POST", "/auth/card/tls/start");
+    location.assign(r.data.url);
   } catch (x) {
     showError(err, x);
-  } finally {
     b.disabled = false;
   }
+}
+
+// Back from the card listener: #card-code=CODE&ref=ID or
+// #card-refused=PROBLEM&ref=ID.  The fragment is dropped from the address
+// bar (and history) before anything else: the code is single use anyway.
+async function cardReturn() {
+  const m = /^#(card-code|card-refused)=([A-Za-z0-9_-]{1,64})(?:&ref=([0-9a-f]{1,64}))?$/.exec(location.hash);
+  if (!m) return false;
+  history.replaceState(null, "", location.pathname + location.search);
+  const err = $("card-error");
+  if (m[1] === "card-refused") {
+    const key = ("err." + m[2]) in STRINGS.az ? "err." + m[2] : "err.unknown";
+    await route(false);
+    selectTab($("tab-card"), false);
+    setMsg(err, key, undefined, m[3]);
+    return true;
+  }
+  try {
+    const r = await api("POST", "/auth/card/tls/exchange", { code: m[2] });
+    signedIn(r.data);
+  } catch (x) {
+    await route(false);
+    selectTab($("tab-card"), false);
+    showError(err, x);
+  }
+  return true;
 }
 
 // ---------------------------------------------------------------- registration
@@ -965,8 +994,13 @@ function init() {
     return;
   }
 
-  // Signed in already (the cookie)?  Then the account page, else sign-in.
-  api("GET", "/auth/session").then((r) => {
+  // Back from the card listener?  Then that decides; otherwise signed in
+  // already (the cookie)?  Then the account page, else sign-in.
+  cardReturn().then((handled) => handled || sessionStart());
+}
+
+function sessionStart() {
+  return api("GET", "/auth/session").then((r) => {
     session = r.data;
     if (location.hash !== "#/register") history.replaceState(null, "", "#/account");
     route(false);

@@ -67,13 +67,15 @@ card_post() {
     REQ=$(signed "$1" "$NONCE" "${2:-}" "${3:-}")
     gw_json POST /auth/card "$REQ"
 }
-# tls_login LABEL: POST /auth/card/tls with the card's auth certificate and
-# key on the token, through curl and the OpenSSL pkcs11 engine.
+# tls_login LABEL: POST /auth/card/tls on the card listener (the portal's
+# origin asks for no certificate) with the card's auth certificate and key on
+# the token, through curl and the OpenSSL pkcs11 engine.
+CARD_URL=${CARD_URL:-https://localhost:8444}
 tls_login() {
     local label=$1 cfg="$WORK/curl-$1.cfg"
     # The PIN reaches curl in a config file, not argv.
     (umask 077 && printf 'pass = "%s"\n' "$(card_field "$label" pin)" >"$cfg")
-    gw POST /auth/card/tls -K "$cfg" --engine pkcs11 --cert-type ENG --key-type ENG \
+    GW_URL=$CARD_URL gw POST /auth/card/tls -K "$cfg" --engine pkcs11 --cert-type ENG --key-type ENG \
         --cert "pkcs11:token=$label;object=auth;type=cert" \
         --key "pkcs11:token=$label;object=auth;type=private"
 }
@@ -169,7 +171,7 @@ is "$STATUS $(jb .fin) $(jb .acr) $(jb -c .amr)" "200 $FIN1 high [\"sc\",\"pin\"
     "POST /auth/card/tls with the card (curl + pkcs11 engine): a high session"
 ok "audit: the TLS card login is recorded as card_tls" test -n \
     "$(audit_last ".type == \"login\" and .means == \"card_tls\" and .fin == \"$FIN1\"")"
-gw POST /auth/card/tls
+GW_URL=$CARD_URL gw POST /auth/card/tls
 problem 401 certificate_required "POST /auth/card/tls without a client certificate -> 401 certificate_required"
 tls_login "$REVOKED"
 problem 401 certificate_revoked "POST /auth/card/tls with a revoked card -> 401 certificate_revoked"
