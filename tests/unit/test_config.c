@@ -288,11 +288,19 @@ static void test_demo_config(void **state)
         fail_msg("%s", err);
     assert_string_equal(c->gateway.id, "darvaza-demo");
     assert_string_equal(c->gateway.origin, "https://localhost:8443");
-    assert_int_equal(c->n_listeners, 2);
+    assert_int_equal(c->n_listeners, 3);
     assert_int_equal(c->listeners[0].port, 8443);
-    assert_int_equal(c->listeners[0].tls.client_auth, DZ_CLIENT_AUTH_OPTIONAL);
+    /* The portal's origin asks for no certificate; the card listener does. */
+    assert_int_equal(c->listeners[0].tls.client_auth, DZ_CLIENT_AUTH_NONE);
+    assert_null(c->listeners[0].tls.client_ca);
     assert_int_equal(c->listeners[1].port, 8080);
     assert_false(c->listeners[1].tls.enabled); /* h2c, loopback */
+    assert_int_equal(c->listeners[2].port, 8444);
+    assert_int_equal(c->listeners[2].tls.client_auth, DZ_CLIENT_AUTH_REQUIRED);
+    assert_non_null(strstr(c->listeners[2].tls.client_ca, "esign-ca.pem"));
+    assert_string_equal(c->cards.tls_origin, "https://localhost:8444");
+    assert_int_equal(c->cards.tls_login_ttl_ms, 5 * 60 * 1000);
+    assert_int_equal(c->cards.tls_code_ttl_ms, 30 * 1000);
     assert_string_equal(c->signing.active_key->kid, "k2");
     assert_int_equal(c->signing.n_keys, 2);
     assert_int_equal(c->limits.body, 1048576);
@@ -381,6 +389,20 @@ static const struct bad_case bad_cases[] = {
     {13, 13, NULL, 12, "listeners[0].tls.client_ca", "required when client_auth is optional"},
     {12, 12, "      client_auth: none", 13, "listeners[0].tls.client_ca",
      "only used with client_auth: optional"},
+    {12, 12, "      client_auth: sometimes", 12, "listeners[0].tls.client_auth",
+     "expected none|optional|required"},
+    /* the card listener: cards.tls_origin needs one, and another origin */
+    {42, 42,
+     "policies: @D@/policies\ncards:\n  ca: @D@/ca.pem\n  tls_origin: https://localhost:8444", 43,
+     "cards.tls_origin", "needs a listener with tls.client_auth: required"},
+    {42, 42,
+     "policies: @D@/policies\ncards:\n  ca: @D@/ca.pem\n  tls_origin: https://localhost:8444/", 45,
+     "cards.tls_origin", "no path"},
+    {42, 42,
+     "policies: @D@/policies\ncards:\n  ca: @D@/ca.pem\n  tls_origin: http://localhost:8444", 45,
+     "cards.tls_origin", "expected https://"},
+    {42, 42, "policies: @D@/policies\ncards:\n  tls_origin: https://localhost:8444", 44,
+     "cards.tls_origin", "needs cards.ca"},
     {29, 29, "  active: k3", 29, "signing.active", "no key with kid \"k3\""},
     {33, 33, "    - kid: k2", 33, "signing.keys[1].kid", "duplicate kid \"k2\" (also at line 31)"},
     {31, 31, "    - kid: \"k 2\"", 31, "signing.keys[0].kid", "only letters"},
