@@ -1,7 +1,8 @@
 /*
  * auth_card.c - e-signature card login (§4.4): a challenge signed by the
- * card's authentication key, or the card certificate presented in the TLS
- * handshake.  The gateway never sees the card PIN or key: it checks a
+ * card's authentication key (darvaza-card's answer or a Web eID
+ * authentication token, card_answer.h), or the card certificate presented
+ * in the TLS handshake.  The gateway never sees the card PIN or key: it checks a
  * signature and a certificate.
  *
  * Order of checks, cheapest and most final first: single-use nonce (taken
@@ -20,6 +21,7 @@
 
 #include <openssl/x509.h>
 
+#include "auth/card_answer.h"
 #include "auth/login.h"
 #include "base/b64.h"
 #include "base/buf.h"
@@ -37,8 +39,6 @@
 
 #define NONCE_NS "cardnonce"
 #define NONCE_BYTES 32
-#define MAX_CERT_B64 ((DZ_X509_MAX_CERT_DER / 3 + 1) * 4)
-#define MAX_SIG_B64 2048
 
 static bool cards_on(struct dz_rctx *c)
 {
@@ -82,7 +82,9 @@ struct card_op {
     X509 *leaf;
     unsigned char *sig;
     size_t sig_len;
-    const char *means; /* "card" or "card_tls" */
+    const char *means;     /* "card" or "card_tls" */
+    char token_format[16]; /* a Web eID token's format, else "" */
+    char app_version[128]; /* and the app that made it (informative) */
 };
 
 static void card_op_free(struct card_op *op)
@@ -108,6 +110,10 @@ static void card_checked(struct dz_rctx *c, int rc, const struct dz_x509_result 
         json_object_set_new(rec, "fin", json_string(res->fin));
     if (rec && res->revocation_source)
         json_object_set_new(rec, "revocation", json_string(res->revocation_source));
+    if (rec && op->token_format[0])
+        json_object_set_new(rec, "token_format", json_string(op->token_format));
+    if (rec && op->app_version[0])
+        json_object_set_new(rec, "app_version", json_string(op->app_version));
     if (!res->valid) {
         if (rec)
             json_object_set_new(rec, "reason", json_string(res->reason));
@@ -147,41 +153,28 @@ static void start_validation(struct dz_rctx *c, struct card_op *op, STACK_OF(X50
 
 /* ------------------------------------------------------- challenge path */
 
-static int decode_field(struct dz_rctx *c, const json_t *body, const char *name, size_t max,
-                        unsigned char **out, size_t *out_len)
-{
-    const char *v = dz_json_str(body, name, max);
-    char detail[96];
-
-    if (!v || dz_b64_decode(v, strlen(v), false, out, out_len) != 0 || *out_len == 0) {
-        snprintf(detail, sizeof(detail), "%s must be base64", name);
-        dz_rctx_problem(c, "invalid_request", detail);
-        return DZ_ERR_INVAL;
-    }
-    return 0;
-}
-
 void dz_ep_card(struct dz_rctx *c)
 {
     json_t *body = NULL;
     struct card_op *op = NULL;
-    unsigned char *der = NULL;
-    size_t der_len = 0;
+    struct dz_card_answer ans;
+    const char *why = NULL;
     unsigned char nonce_key[32];
-    unsigned char msg[64];
-    const char *nonce;
-    const char *alg;
+    unsigned char msg[DZ_CARD_ANSWER_MSG_MAX];
+    size_t msg_len = 0;
     struct dz_buf taken;
     EVP_PKEY *pub;
     int rc;
 
+    memset(&ans, 0, sizeof(ans));
     dz_buf_init(&taken, 16);
     if (!cards_on(c) || !dz_rctx_origin_ok(c) || dz_rctx_body_json(c, &body) != 0)
         goto out;
-    nonce = dz_json_str(body, "nonce", 64);
-    alg = dz_json_str(body, "algorithm", 8);
-    if (!nonce || !alg) {
-        dz_rctx_problem(c, "invalid_request", "nonce and algorithm are required strings");
+    /* Ours or a Web eID authentication token (card_answer.h). */
+    rc = dz_card_answer_parse(body, &ans, &why);
+    if (rc != 0) {
+        dz_rctx_problem(c, rc == DZ_ERR_INVAL ? "invalid_request" : "service_unavailable",
+                        rc == DZ_ERR_INVAL ? why : NULL);
         goto out;
     }
     op = calloc(1, sizeof(*op));
@@ -190,16 +183,20 @@ void dz_ep_card(struct dz_rctx *c)
         goto out;
     }
     op->means = "card";
-    if (decode_field(c, body, "certificate", MAX_CERT_B64, &der, &der_len) != 0 ||
-        decode_field(c, body, "signature", MAX_SIG_B64, &op->sig, &op->sig_len) != 0)
-        goto out;
-    if (dz_x509_from_der(der, der_len, &op->leaf) != 0) {
+    if (ans.format == DZ_CARD_ANSWER_WEBEID) {
+        snprintf(op->token_format, sizeof(op->token_format), "%s", ans.token_format);
+        snprintf(op->app_version, sizeof(op->app_version), "%s", ans.app_version);
+    }
+    if (dz_x509_from_der(ans.cert_der, ans.cert_len, &op->leaf) != 0) {
         dz_rctx_problem(c, "invalid_request", "certificate is not a DER X.509 certificate");
         goto out;
     }
+    op->sig = ans.sig;
+    op->sig_len = ans.sig_len;
+    ans.sig = NULL;
     /* Single use: whoever takes the nonce first owns it; a replay, an
      * expired or an invented nonce finds nothing. */
-    dz_sha256(nonce, strlen(nonce), nonce_key);
+    dz_sha256(ans.nonce, strlen(ans.nonce), nonce_key);
     /* Taken before the signature is checked: a nonce is spent by any
      * attempt, so one challenge cannot be used to try many signatures. */
     if (dz_store_take(c->gw->store, NONCE_NS, nonce_key, sizeof(nonce_key), &taken) != 0) {
@@ -211,10 +208,10 @@ void dz_ep_card(struct dz_rctx *c)
     }
     /* Web eID: the card signs hash(origin) || hash(nonce), so a signature
      * collected by a look-alike site (another origin) is useless here. */
-    dz_sha256(c->gen->config->gateway.origin, strlen(c->gen->config->gateway.origin), msg);
-    dz_sha256(nonce, strlen(nonce), msg + 32);
     pub = X509_get0_pubkey(op->leaf);
-    rc = dz_sig_verify(pub, alg, msg, sizeof(msg), op->sig, op->sig_len);
+    rc = dz_card_answer_message(&ans, c->gen->config->gateway.origin, msg, &msg_len);
+    if (rc == 0)
+        rc = dz_sig_verify(pub, ans.algorithm, msg, msg_len, op->sig, op->sig_len);
     if (rc != 0) {
         dz_login_refuse(c, "card",
                         json_pack("{s:s, s:s, s:s}", "type", "login", "means", "card", "reason",
@@ -227,7 +224,7 @@ void dz_ep_card(struct dz_rctx *c)
     op = NULL;
 out:
     dz_buf_cleanup(&taken);
-    free(der);
+    dz_card_answer_cleanup(&ans);
     card_op_free(op);
     json_decref(body);
 }

@@ -22,8 +22,13 @@ struct alg_info {
 static const struct alg_info algs[] = {
     {"ES256", EVP_PKEY_EC, EVP_sha256, 0, 32},
     {"ES384", EVP_PKEY_EC, EVP_sha384, 0, 48},
+    {"ES512", EVP_PKEY_EC, EVP_sha512, 0, 66},
     {"PS256", EVP_PKEY_RSA, EVP_sha256, RSA_PKCS1_PSS_PADDING, 0},
+    {"PS384", EVP_PKEY_RSA, EVP_sha384, RSA_PKCS1_PSS_PADDING, 0},
+    {"PS512", EVP_PKEY_RSA, EVP_sha512, RSA_PKCS1_PSS_PADDING, 0},
     {"RS256", EVP_PKEY_RSA, EVP_sha256, RSA_PKCS1_PADDING, 0},
+    {"RS384", EVP_PKEY_RSA, EVP_sha384, RSA_PKCS1_PADDING, 0},
+    {"RS512", EVP_PKEY_RSA, EVP_sha512, RSA_PKCS1_PADDING, 0},
 };
 
 static const struct alg_info *find_alg(const char *name)
@@ -35,7 +40,14 @@ static const struct alg_info *find_alg(const char *name)
     return NULL;
 }
 
-/* RSA padding for PS256 / RS256; nothing for EC. 1 on success. */
+const EVP_MD *dz_sig_alg_md(const char *alg)
+{
+    const struct alg_info *a = find_alg(alg);
+
+    return a ? a->md() : NULL;
+}
+
+/* RSA padding for PS* / RS*; nothing for EC. 1 on success. */
 static int set_padding(EVP_PKEY_CTX *ctx, const struct alg_info *a)
 {
     if (!a->pad)
@@ -55,7 +67,8 @@ static int check(EVP_PKEY *pub, const struct alg_info *a, const unsigned char *s
     if (!a || !pub || EVP_PKEY_get_base_id(pub) != a->key_type)
         return DZ_ERR_INVAL;
     if (a->key_type == EVP_PKEY_EC) {
-        /* The curve must fit the hash: P-256 with ES256, P-384 with ES384. */
+        /* The curve must fit the hash: P-256 with ES256, P-384 with
+         * ES384, P-521 with ES512. */
         if ((size_t)(EVP_PKEY_get_bits(pub) + 7) / 8 != a->ec_half)
             return DZ_ERR_INVAL;
         rc = dz_ecdsa_sig_raw_to_der(sig, sig_len, a->ec_half, der, DZ_ECDSA_SIG_DER_MAX, der_len);
