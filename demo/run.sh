@@ -128,6 +128,16 @@ TOKEN=\$(curl -s --cacert \$CA -H 'content-type: application/json' \
   \$GW/auth/password | jq -r .token)    # the next step's code: each code counts once
 curl -s --cacert \$CA -H "Authorization: Bearer \$TOKEN" \$GW/api/court/my-notices | jq '.notices[] | {case, judge_fin, report: .report.indication}'
 
+# 10b. the card in a browser: only the card listener (8444) asks for a certificate;
+#      register the judge's card in Chromium's NSS database (or Firefox's Security Devices),
+#      open the portal, card tab, "sign in with the card in this browser", type the PIN
+openssl s_client -connect 127.0.0.1:8443 -servername localhost </dev/null 2>/dev/null | grep -c 'Acceptable client certificate CA names'   # 0
+openssl s_client -connect 127.0.0.1:8444 -servername localhost </dev/null 2>/dev/null | grep -A1 'Acceptable client certificate CA names'
+mkdir -p ~/.pki/nssdb && certutil -N -d sql:\$HOME/.pki/nssdb --empty-password 2>/dev/null
+modutil -dbdir sql:\$HOME/.pki/nssdb -add darvaza-demo-cards -libfile /usr/lib/softhsm/libsofthsm2.so -force </dev/null
+SOFTHSM2_CONF=\$SOFTHSM2_CONF chromium --ignore-certificate-errors-spki-list=\$(openssl x509 -in $STATE/certs/gateway-tls.pem \
+  -pubkey -noout | openssl pkey -pubin -outform der | openssl dgst -sha256 -binary | base64) https://localhost:8443/
+
 # 11. as the operator: metrics, the access log (rid = a problem's "instance"), a new
 #     audit segment (SIGUSR1) and the whole audit history verified with the gateway's keys
 curl -s http://127.0.0.1:9180/metrics | grep -E '^darvaza_(build_info|requests_total\\{service="registry")'
