@@ -66,8 +66,13 @@ async function open(name, home) {
 // The peers that asked this browser for a client certificate: the net log's
 // SSL_CLIENT_CERT_REQUESTED events, by their socket's address:port.
 function certRequests(netlog) {
-  const text = fs.readFileSync(netlog, "utf8").replace(/,\s*$/, "");
-  const log = JSON.parse(text.endsWith("]}") ? text : text + "]}");
+  const text = fs.readFileSync(netlog, "utf8");
+  let log;
+  try {
+    log = JSON.parse(text);
+  } catch (e) { // a browser that did not close cleanly leaves the events open
+    log = JSON.parse(text.replace(/,\s*$/, "") + "]}");
+  }
   const types = log.constants.logEventTypes;
   const want = types.SSL_CLIENT_CERT_REQUESTED;
   const hosts = new Map(); // source id -> host
