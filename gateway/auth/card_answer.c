@@ -103,7 +103,7 @@ int dz_card_answer_parse(const json_t *body, struct dz_card_answer *out, const c
     }
     a.nonce = str_member(body, "nonce", MAX_NONCE);
     alg = str_member(tok, "algorithm", sizeof(a.algorithm) - 1);
-    if (!a.nonce || !a.nonce[0] || !alg) {
+    if (!a.nonce || !a.nonce[0] || !alg || !alg[0]) {
         *why = "nonce and algorithm are required strings";
         goto out;
     }

@@ -377,6 +377,8 @@ static void test_parse(void **state)
         {"{\"nonce\":\"n\\u0000x\",\"certificate\":\"AAAA\",\"algorithm\":\"ES256\","
          "\"signature\":\"AAAA\"}",
          DZ_ERR_INVAL, 0}, /* a NUL inside a string */
+        {"{\"nonce\":\"n\",\"certificate\":\"AAAA\",\"algorithm\":\"\",\"signature\":\"AAAA\"}",
+         DZ_ERR_INVAL, 0}, /* found by fuzz_card_answer */
         {"[]", DZ_ERR_INVAL, 0},
     };
     (void)state;
