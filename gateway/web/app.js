@@ -556,9 +556,11 @@ async function cardReturn() {
   const err = $("card-error");
   if (m[1] === "card-refused") {
     const key = ("err." + m[2]) in STRINGS.az ? "err." + m[2] : "err.unknown";
+    // The reference, as for any answer: when it is our fault or unexplained.
+    const ours = /unavailable$|^internal_error$/.test(m[2]) || key === "err.unknown";
     await route(false);
     selectTab($("tab-card"), false);
-    setMsg(err, key, undefined, m[3]);
+    setMsg(err, key, undefined, ours ? m[3] : null);
     return true;
   }
   try {
