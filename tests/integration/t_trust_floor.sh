@@ -246,13 +246,15 @@ card_post gw-ca
 problem 401 certificate_invalid "/auth/card refuses a card certificate with cA=TRUE"
 is "$(jb .detail)" not_end_entity "and says not_end_entity"
 
-# The TLS path: curl presents an RSA-1024 client certificate (its own
-# security level lowered so that it can).
-OPENSSL_CONF="$P/weak.cnf" gw POST /auth/card/tls -H "origin: $GW_ORIGIN" \
+# The TLS path, on the card listener (the portal's asks for no certificate):
+# curl presents an RSA-1024 client certificate (its own security level
+# lowered so that it can).
+CARD_URL=${CARD_URL:-https://localhost:8444}
+OPENSSL_CONF="$P/weak.cnf" GW_URL=$CARD_URL gw POST /auth/card/tls -H "origin: $GW_ORIGIN" \
     --cert "$P/gw-1k.pem" --key "$P/gw-1k.key"
 problem 401 certificate_invalid "/auth/card/tls refuses an RSA-1024 client certificate"
 is "$(jb .detail)" weak_key "and says weak_key"
-OPENSSL_CONF="$P/weak.cnf" gw POST /auth/card/tls -H "origin: $GW_ORIGIN" \
+OPENSSL_CONF="$P/weak.cnf" GW_URL=$CARD_URL gw POST /auth/card/tls -H "origin: $GW_ORIGIN" \
     --cert "$P/gw-good.pem" --key "$P/gw-good.key"
 is "$STATUS $(jb '.method // empty')" "200 card" "/auth/card/tls logs in with the good RSA-2048 certificate (control) ($BODY)"
 
