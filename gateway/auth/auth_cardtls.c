@@ -131,7 +131,7 @@ out:
  * portal's script reads it and the browser sends it to no server. */
 static void redirect(struct dz_rctx *c, const char *frag_key, const char *frag_value)
 {
-    char loc[256];
+    char loc[512]; /* origin (at most 300) + fragment (at most 150) */
     static const char body[] = "See the portal.\n";
 
     snprintf(loc, sizeof(loc), "%s/#%s=%s&ref=%s", c->gen->config->gateway.origin, frag_key,
