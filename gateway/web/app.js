@@ -532,6 +532,8 @@ async function qrStart() {
 // origin that asks for the card certificate (this origin never does): start
 // here (a pre-login cookie binds the login to this browser), go there, come
 // back with a one-time code in the fragment, exchange it for the session.
+const CARD_OIDC_KEY = "darvaza.card.oidc";
+
 async function onCardTls() {
   const err = $("card-error");
   const b = $("card-tls");
@@ -539,6 +541,12 @@ async function onCardTls() {
   b.disabled = true;
   try {
     const r = await api("POST", "/auth/card/tls/start");
+    // The card listener sends the browser back to "/": an e-service's
+    // request (OIDC) is remembered here to be resumed after the exchange.
+    try {
+      if (OIDC.id) sessionStorage.setItem(CARD_OIDC_KEY, OIDC.id);
+      else sessionStorage.removeItem(CARD_OIDC_KEY);
+    } catch (e) { /* storage blocked: the portal's session only */ }
     location.assign(r.data.url);
   } catch (x) {
     showError(err, x);
@@ -563,8 +571,17 @@ async function cardReturn() {
     setMsg(err, key, undefined, ours ? m[3] : null);
     return true;
   }
+  let oidc = null;
+  try {
+    oidc = sessionStorage.getItem(CARD_OIDC_KEY);
+    sessionStorage.removeItem(CARD_OIDC_KEY);
+  } catch (e) { /* storage blocked */ }
   try {
     const r = await api("POST", "/auth/card/tls/exchange", { code: m[2] });
+    if (oidc && /^[A-Za-z0-9_-]{43}$/.test(oidc)) {
+      location.assign("/authorize/resume?id=" + encodeURIComponent(oidc));
+      return true;
+    }
     signedIn(r.data);
   } catch (x) {
     await route(false);
