@@ -79,6 +79,10 @@ struct dz_audit {
     uint64_t rotate_every_ms; /* 0: never by age */
     char instance[DZ_AUDIT_INSTANCE_MAX + 1];
     bool rotate_requested;
+    bool head_requested; /* dz_audit_request_head */
+    /* What was written, for the Merkle tree (set once before the first line). */
+    void (*observe)(void *arg, const struct dz_audit_batch *b);
+    void *observe_arg;
 
     /* Writer thread only (and open/close, before/after it runs). */
     uint64_t seq;           /* seq of the last line in the file, 0 if none */
@@ -468,6 +472,25 @@ void dz_audit_rotate(struct dz_audit *a)
     pthread_mutex_unlock(&a->mu);
 }
 
+void dz_audit_set_observer(struct dz_audit *a,
+                           void (*fn)(void *arg, const struct dz_audit_batch *b), void *arg)
+{
+    pthread_mutex_lock(&a->mu);
+    a->observe = fn;
+    a->observe_arg = arg;
+    pthread_mutex_unlock(&a->mu);
+}
+
+void dz_audit_request_head(struct dz_audit *a)
+{
+    if (!a)
+        return;
+    pthread_mutex_lock(&a->mu);
+    a->head_requested = true;
+    pthread_cond_signal(&a->cv);
+    pthread_mutex_unlock(&a->mu);
+}
+
 static bool record_ok(json_t *rec)
 {
     json_t *type = json_object_get(rec, "type");
@@ -721,6 +744,22 @@ static int flush(struct dz_audit *a, const struct dz_buf *buf)
     return 0;
 }
 
+/* Tell the observer what is now durable (lines from first_seq) and, when
+ * a head was due, hand it the signer for its own signed head. */
+static void observe(struct dz_audit *a, uint64_t first_seq, const struct dz_buf *buf, size_t from,
+                    head_sign_fn sign, void *sign_arg, const char *kid)
+{
+    struct dz_audit_batch b = {first_seq,
+                               buf ? (const char *)buf->data + from : NULL,
+                               buf ? buf->len - from : 0,
+                               sign,
+                               sign_arg,
+                               kid};
+
+    if (a->observe)
+        a->observe(a->observe_arg, &b);
+}
+
 /* Write one batch (and a head when want_head) with one write(2) and one
  * fdatasync(2).  Sets every entry's result.  Writer thread. */
 static void commit(struct dz_audit *a, struct entry *batch, size_t n, bool want_head,
@@ -779,6 +818,7 @@ static void commit(struct dz_audit *a, struct entry *batch, size_t n, bool want_
                 e->result = rc;
         }
     } else if (has_head) {
+        observe(a, seq0 + 1, &buf, 0, sign, sign_arg, kid);
         a->dirty = false;
         /* Shipped off the host with the other logs, these lines are the
          * reference that shows a truncated tail (see audit.md). */
@@ -786,7 +826,11 @@ static void commit(struct dz_audit *a, struct entry *batch, size_t n, bool want_
                 json_pack("{s:s, s:I, s:s, s:s, s:s}", "file", a->path, "seq", (json_int_t)a->seq,
                           "head", head_hex, "kid", kid, "sig", sig_b64));
     } else if (lines > 0) {
+        observe(a, seq0 + 1, &buf, 0, want_head ? sign : NULL, sign_arg, kid);
         a->dirty = true;
+    } else if (want_head) {
+        /* Nothing new in the chain, but the tree's head may be behind it. */
+        observe(a, seq0 + 1, NULL, 0, sign, sign_arg, kid);
     }
     if (rc == 0) {
         a->seg_lines += lines;
@@ -933,6 +977,7 @@ static int rotate(struct dz_audit *a, head_sign_fn sign, void *sign_arg, const c
         goto out;
     }
     fsync_dir(a->path);
+    observe(a, seq0 + 1, &buf, 0, NULL, NULL, NULL);
     close(a->fd);
     a->fd = fd;
     fd = -1;
@@ -1019,7 +1064,7 @@ static void *writer_main(void *p)
 
         for (;;) {
             const struct timespec *deadline = NULL;
-            if (a->qhead || a->closing || a->rotate_requested)
+            if (a->qhead || a->closing || a->rotate_requested || a->head_requested)
                 break;
             if (a->sign && a->interval_ms > 0 && a->dirty)
                 deadline = &a->next_head;
@@ -1058,7 +1103,9 @@ static void *writer_main(void *p)
         sign_arg = a->sign_arg;
         memcpy(kid, a->kid, sizeof(kid));
         mono_now(&now);
-        want_head = sign && (final || (a->interval_ms > 0 && ts_reached(&now, &a->next_head)));
+        want_head = sign && (final || a->head_requested ||
+                             (a->interval_ms > 0 && ts_reached(&now, &a->next_head)));
+        a->head_requested = false;
         if (want_head) {
             a->next_head = now;
             ts_add_ms(&a->next_head, a->interval_ms);

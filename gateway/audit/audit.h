@@ -137,6 +137,33 @@ int dz_audit_set_rotation(struct dz_audit *a, const struct dz_audit_rotation *r)
  */
 void dz_audit_rotate(struct dz_audit *a);
 
+/* What the writer has just made durable (see dz_audit_set_observer). */
+struct dz_audit_batch {
+    uint64_t first_seq; /* seq of the first line in data */
+    const char *data;   /* whole lines, each with its newline; NULL when none */
+    size_t len;
+    /* Set when the writer signs a chain head now: sign the tree's head with
+     * it (on this thread, before returning; never keep it). */
+    int (*sign)(void *arg, const void *data, size_t len, unsigned char sig[64]);
+    void *sign_arg;
+    const char *kid;
+};
+
+/*
+ * Call fn(arg, batch) on the writer thread after every durable batch (and
+ * after a rotation's segment header is live), in seq order, so a follower
+ * (the Merkle tree, audit_tree.h) sees every line exactly as written.  fn
+ * must not call back into the audit log and may block only briefly (it
+ * delays the next batch).  Main thread, before the first append.
+ */
+void dz_audit_set_observer(struct dz_audit *a,
+                           void (*fn)(void *arg, const struct dz_audit_batch *b), void *arg);
+
+/* Ask the writer to sign a head soon (after the next batch, or now when
+ * idle), e.g. when a proof is wanted for a line no head covers yet.  Any
+ * thread; never blocks on I/O; NULL is a no-op. */
+void dz_audit_request_head(struct dz_audit *a);
+
 /*
  * Queue one record (consumed in every case).  It must be a JSON object with
  * a string "type" other than "head" and no "seq", "time" or "prev".

@@ -1,0 +1,640 @@
+/*
+ * audit_tree.c - the on-disk Merkle tree of an audit history and its signed
+ * heads (see audit_tree.h).  Everything here is derived from the log: it
+ * never writes the log, never trusts its own files over the log (a
+ * disagreement moves them aside), and never sees a private key (heads are
+ * signed through the writer's callback).
+ */
+#include "audit/audit_tree.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "audit/merkle.h"
+#include "base/err.h"
+#include "base/log.h"
+
+#include "base/compat.h"
+
+#define HEADS_NAME "heads.jsonl"
+
+struct dz_audit_tree {
+    char *audit_path;
+    char *dir;
+    char instance[DZ_AUDIT_INSTANCE_MAX + 1];
+    pthread_mutex_t mu; /* fd, n, head */
+    int fd[DZ_MERKLE_LEVELS];
+    uint64_t n[DZ_MERKLE_LEVELS];
+    struct dz_audit_sth head;
+    bool has_head;
+    bool broken; /* writer thread only: stop growing after a failure */
+};
+
+/* ------------------------------------------------------------- levels --- */
+
+static int level_fd(struct dz_audit_tree *t, unsigned level, bool create)
+{
+    char path[4096];
+
+    if (t->fd[level] >= 0 || !create)
+        return t->fd[level];
+    snprintf(path, sizeof(path), "%s/L%02u", t->dir, level);
+    t->fd[level] = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    return t->fd[level];
+}
+
+static int lv_count(void *arg, unsigned level, uint64_t *out)
+{
+    struct dz_audit_tree *t = arg;
+
+    pthread_mutex_lock(&t->mu);
+    *out = level < DZ_MERKLE_LEVELS ? t->n[level] : 0;
+    pthread_mutex_unlock(&t->mu);
+    return 0;
+}
+
+static int lv_get(void *arg, unsigned level, uint64_t index, unsigned char out[32])
+{
+    struct dz_audit_tree *t = arg;
+    int fd;
+    uint64_t n;
+    ssize_t r;
+
+    if (level >= DZ_MERKLE_LEVELS)
+        return DZ_ERR_NOTFOUND;
+    pthread_mutex_lock(&t->mu);
+    fd = t->fd[level];
+    n = t->n[level];
+    pthread_mutex_unlock(&t->mu);
+    if (fd < 0 || index >= n)
+        return DZ_ERR_NOTFOUND;
+    do
+        r = pread(fd, out, 32, (off_t)(index * 32));
+    while (r < 0 && errno == EINTR);
+    return r == 32 ? 0 : DZ_ERR_IO;
+}
+
+static int lv_append(void *arg, unsigned level, const unsigned char h[32])
+{
+    struct dz_audit_tree *t = arg;
+    int fd;
+    ssize_t r;
+    int rc = DZ_ERR_IO;
+
+    if (level >= DZ_MERKLE_LEVELS)
+        return DZ_ERR_TOOBIG;
+    pthread_mutex_lock(&t->mu);
+    fd = level_fd(t, level, true);
+    if (fd >= 0) {
+        do
+            r = pwrite(fd, h, 32, (off_t)(t->n[level] * 32));
+        while (r < 0 && errno == EINTR);
+        /* Counted only once written: a reader never sees a node before. */
+        if (r == 32) {
+            t->n[level]++;
+            rc = 0;
+        }
+    }
+    pthread_mutex_unlock(&t->mu);
+    return rc;
+}
+
+static struct dz_merkle_levels levels_of(struct dz_audit_tree *t)
+{
+    return (struct dz_merkle_levels){lv_count, lv_get, lv_append, t};
+}
+
+/* ------------------------------------------------------------ history --- */
+
+struct seg {
+    uint64_t first;
+    char *path;
+};
+
+static int cmp_seg(const void *a, const void *b)
+{
+    const struct seg *x = a;
+    const struct seg *y = b;
+
+    return x->first < y->first ? -1 : x->first > y->first;
+}
+
+/* Closed segments of the live file DIR/STEM.log: DIR/STEM-<16>-<12 digits>.log
+ * (audit.c, rotated_path). */
+static int list_segments(const char *audit_path, struct seg **out, size_t *n_out)
+{
+    const char *slash = strrchr(audit_path, '/');
+    const char *name = slash ? slash + 1 : audit_path;
+    char dir[4096];
+    size_t stem = strlen(name);
+    DIR *d;
+    struct dirent *de;
+    struct seg *v = NULL;
+    size_t n = 0;
+    size_t cap = 0;
+    int rc = 0;
+
+    *out = NULL;
+    *n_out = 0;
+    if (stem > 4 && strcmp(name + stem - 4, ".log") == 0)
+        stem -= 4;
+    snprintf(dir, sizeof(dir), "%.*s", slash ? (int)(slash - audit_path) : 1,
+             slash ? audit_path : ".");
+    if (slash == audit_path)
+        snprintf(dir, sizeof(dir), "/");
+    d = opendir(dir);
+    if (!d)
+        return DZ_ERR_IO;
+    while ((de = readdir(d)) != NULL) {
+        const char *e = de->d_name;
+        size_t len = strlen(e);
+        char *end = NULL;
+        unsigned long long first;
+        /* STEM - 16 - 12 .log */
+        if (len != stem + 1 + 16 + 1 + 12 + 4 || strncmp(e, name, stem) != 0 || e[stem] != '-' ||
+            e[stem + 17] != '-' || strcmp(e + len - 4, ".log") != 0)
+            continue;
+        errno = 0;
+        first = strtoull(e + stem + 18, &end, 10);
+        if (errno != 0 || end != e + len - 4)
+            continue;
+        if (n == cap) {
+            size_t c = cap ? cap * 2 : 16;
+            struct seg *p = realloc(v, c * sizeof(*v));
+            if (!p) {
+                rc = DZ_ERR_NOMEM;
+                break;
+            }
+            v = p;
+            cap = c;
+        }
+        size_t plen = strlen(dir) + len + 2;
+        v[n].path = malloc(plen);
+        if (!v[n].path) {
+            rc = DZ_ERR_NOMEM;
+            break;
+        }
+        snprintf(v[n].path, plen, "%s/%s", dir, e);
+        v[n++].first = first;
+    }
+    closedir(d);
+    if (rc != 0) {
+        for (size_t i = 0; i < n; i++)
+            free(v[i].path);
+        free(v);
+        return rc;
+    }
+    if (n)
+        qsort(v, n, sizeof(*v), cmp_seg);
+    *out = v;
+    *n_out = n;
+    return 0;
+}
+
+struct reader {
+    uint64_t from;
+    uint64_t next; /* the seq expected next (after from was seen) */
+    int (*fn)(void *arg, uint64_t seq, const char *line, size_t len);
+    void *arg;
+};
+
+/* 1: stopped by fn (its value in *fn_rc), 0: end of file, <0: error. */
+static int read_file(const char *path, struct reader *r, int *fn_rc)
+{
+    FILE *f = fopen(path, "re");
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t len;
+    int rc = 0;
+
+    if (!f)
+        return errno == ENOENT ? 0 : DZ_ERR_IO;
+    while ((len = getline(&line, &cap, f)) > 0) {
+        struct dz_audit_line l;
+        /* A line still being written has no newline yet: not part of the
+         * history until it has. */
+        if (line[len - 1] != '\n')
+            break;
+        len--;
+        if (dz_audit_parse_line(line, (size_t)len, &l) != 0) {
+            rc = DZ_ERR_STATE;
+            break;
+        }
+        if (l.seq < r->from || (r->next == 0 && l.seq < r->from))
+            continue;
+        if (r->next == 0 && l.seq != r->from) {
+            rc = DZ_ERR_NOTFOUND;
+            break;
+        }
+        if (r->next != 0 && l.seq != r->next) {
+            rc = DZ_ERR_STATE;
+            break;
+        }
+        r->next = l.seq + 1;
+        *fn_rc = r->fn(r->arg, l.seq, line, (size_t)len);
+        if (*fn_rc != 0) {
+            rc = 1;
+            break;
+        }
+    }
+    free(line);
+    fclose(f);
+    return rc;
+}
+
+int dz_audit_read_history(const char *audit_path, uint64_t from,
+                          int (*fn)(void *arg, uint64_t seq, const char *line, size_t len),
+                          void *arg)
+{
+    struct seg *segs = NULL;
+    size_t n = 0;
+    struct reader r = {from, 0, fn, arg};
+    int fn_rc = 0;
+    int rc;
+
+    if (from < 1)
+        return DZ_ERR_INVAL;
+    rc = list_segments(audit_path, &segs, &n);
+    if (rc != 0)
+        return rc;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        /* A segment wholly before from is skipped unread. */
+        if (r.next == 0 && i + 1 < n && segs[i + 1].first <= from)
+            continue;
+        rc = read_file(segs[i].path, &r, &fn_rc);
+    }
+    if (rc == 0)
+        rc = read_file(audit_path, &r, &fn_rc);
+    for (size_t i = 0; i < n; i++)
+        free(segs[i].path);
+    free(segs);
+    if (rc == 1)
+        return fn_rc;
+    if (rc == 0 && r.next == 0)
+        return DZ_ERR_NOTFOUND;
+    return rc;
+}
+
+/* --------------------------------------------------------------- tree --- */
+
+static int add_leaf(void *arg, uint64_t seq, const char *line, size_t len)
+{
+    struct dz_audit_tree *t = arg;
+    struct dz_merkle_levels lv = levels_of(t);
+    unsigned char leaf[32];
+    uint64_t have;
+
+    lv_count(t, 0, &have);
+    if (seq <= have)
+        return 0; /* already a leaf */
+    if (seq != have + 1)
+        return DZ_ERR_STATE;
+    dz_merkle_leaf_hash(line, len, leaf);
+    return dz_merkle_append(&lv, leaf);
+}
+
+/* Add every line of the history the tree lacks.  0 when the log ends where
+ * the tree does. */
+static int catch_up(struct dz_audit_tree *t)
+{
+    uint64_t have;
+    int rc;
+
+    lv_count(t, 0, &have);
+    rc = dz_audit_read_history(t->audit_path, have + 1, add_leaf, t);
+    return rc == DZ_ERR_NOTFOUND ? 0 : rc;
+}
+
+struct leaf_check {
+    unsigned char want[32];
+    bool same;
+};
+
+static int check_leaf(void *arg, uint64_t seq, const char *line, size_t len)
+{
+    struct leaf_check *c = arg;
+    unsigned char h[32];
+
+    dz_merkle_leaf_hash(line, len, h);
+    c->same = memcmp(h, c->want, 32) == 0;
+    return 1; /* one line is enough */
+}
+
+static void close_levels(struct dz_audit_tree *t)
+{
+    for (unsigned i = 0; i < DZ_MERKLE_LEVELS; i++) {
+        if (t->fd[i] >= 0)
+            close(t->fd[i]);
+        t->fd[i] = -1;
+        t->n[i] = 0;
+    }
+    t->has_head = false;
+}
+
+/* Open the level files that exist, cut them to whole hashes and to what the
+ * level below supports, and compute missing parents. */
+static int load_levels(struct dz_audit_tree *t)
+{
+    struct dz_merkle_levels lv = levels_of(t);
+
+    for (unsigned i = 0; i < DZ_MERKLE_LEVELS; i++) {
+        char path[4096];
+        struct stat st;
+        uint64_t n;
+        snprintf(path, sizeof(path), "%s/L%02u", t->dir, i);
+        t->fd[i] = open(path, O_RDWR | O_CLOEXEC);
+        if (t->fd[i] < 0) {
+            if (errno != ENOENT)
+                return DZ_ERR_IO;
+            continue;
+        }
+        if (fstat(t->fd[i], &st) != 0)
+            return DZ_ERR_IO;
+        n = (uint64_t)st.st_size / 32;
+        /* Parents beyond what their children make were written for leaves
+         * that did not survive (a crash): they are recomputed. */
+        if (i > 0 && n > t->n[i - 1] / 2)
+            n = t->n[i - 1] / 2;
+        if ((uint64_t)st.st_size != n * 32 && ftruncate(t->fd[i], (off_t)(n * 32)) != 0)
+            return DZ_ERR_IO;
+        t->n[i] = n;
+    }
+    return dz_merkle_repair(&lv);
+}
+
+/* The last head in heads.jsonl that this tree can prove against. */
+static void load_head(struct dz_audit_tree *t)
+{
+    char path[4096];
+    FILE *f;
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t len;
+
+    snprintf(path, sizeof(path), "%s/" HEADS_NAME, t->dir);
+    f = fopen(path, "re");
+    if (!f)
+        return;
+    while ((len = getline(&line, &cap, f)) > 0) {
+        json_t *o = json_loadb(line, (size_t)len, 0, NULL);
+        struct dz_audit_sth h;
+        unsigned char root[32];
+        struct dz_merkle_levels lv = levels_of(t);
+        /* A head whose root the tree does not reproduce is not ours to serve. */
+        if (o && dz_audit_sth_parse(o, &h) == 0 && strcmp(h.instance, t->instance) == 0 &&
+            h.tree_size <= t->n[0] && dz_merkle_root(&lv, h.tree_size, root) == 0 &&
+            memcmp(root, h.root, 32) == 0) {
+            t->head = h;
+            t->has_head = true;
+        }
+        json_decref(o);
+    }
+    free(line);
+    fclose(f);
+}
+
+/* The tree and the log disagree: keep the tree as evidence, start anew. */
+static int move_aside(struct dz_audit_tree *t, const char *why)
+{
+    char bad[4200];
+    time_t now = time(NULL);
+    struct tm tm;
+
+    close_levels(t);
+    gmtime_r(&now, &tm);
+    snprintf(bad, sizeof(bad), "%s.bad-%04d%02d%02dT%02d%02d%02dZ", t->dir, tm.tm_year + 1900,
+             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+    dz_logj(DZ_LOG_ERROR, "audit_tree_mismatch",
+            json_pack("{s:s, s:s, s:s, s:s}", "tree", t->dir, "moved_to", bad, "reason", why, "msg",
+                      "the audit tree disagrees with the log (was the log cut or changed?); the "
+                      "old tree and its signed heads are kept, a new one is built from the log"));
+    if (rename(t->dir, bad) != 0 || mkdir(t->dir, 0700) != 0)
+        return DZ_ERR_IO;
+    return 0;
+}
+
+int dz_audit_tree_open(const char *audit_path, const char *dir, const char *instance,
+                       struct dz_audit_tree **out)
+{
+    struct dz_audit_tree *t = NULL;
+    size_t n;
+    int rc = DZ_ERR_NOMEM;
+
+    *out = NULL;
+    if (!instance || strlen(instance) == 0 || strlen(instance) > DZ_AUDIT_INSTANCE_MAX)
+        return DZ_ERR_INVAL;
+    t = calloc(1, sizeof(*t));
+    if (!t)
+        return DZ_ERR_NOMEM;
+    for (unsigned i = 0; i < DZ_MERKLE_LEVELS; i++)
+        t->fd[i] = -1;
+    pthread_mutex_init(&t->mu, NULL);
+    memcpy(t->instance, instance, strlen(instance));
+    t->audit_path = strdup(audit_path);
+    n = strlen(audit_path) + sizeof(".tree");
+    t->dir = dir ? strdup(dir) : malloc(n);
+    if (!t->audit_path || !t->dir)
+        goto out;
+    if (!dir)
+        snprintf(t->dir, n, "%s.tree", audit_path);
+    rc = DZ_ERR_IO;
+    if (mkdir(t->dir, 0700) != 0 && errno != EEXIST) {
+        dz_log(DZ_LOG_ERROR, "audit_tree", "%s: cannot create: %s", t->dir, strerror(errno));
+        goto out;
+    }
+    rc = load_levels(t);
+    if (rc == 0 && t->n[0] > 0) {
+        struct leaf_check c = {{0}, false};
+        int hrc;
+        rc = lv_get(t, 0, t->n[0] - 1, c.want);
+        hrc = rc == 0 ? dz_audit_read_history(audit_path, t->n[0], check_leaf, &c) : rc;
+        if (rc == 0 && (hrc != 1 || !c.same)) {
+            rc = move_aside(t, hrc == DZ_ERR_NOTFOUND ? "the log has fewer lines than the tree"
+                                                      : "a leaf is not the hash of its line");
+            if (rc == 0)
+                rc = load_levels(t);
+        }
+    }
+    if (rc == 0)
+        rc = catch_up(t);
+    if (rc != 0) {
+        dz_log(DZ_LOG_ERROR, "audit_tree", "%s: cannot build the tree from %s: %s", t->dir,
+               audit_path, dz_err_str(rc));
+        goto out;
+    }
+    load_head(t);
+    dz_log(DZ_LOG_INFO, "audit_tree", "%s: %" PRIu64 " leaves", t->dir, t->n[0]);
+    *out = t;
+    t = NULL;
+    rc = 0;
+out:
+    dz_audit_tree_close(t);
+    return rc;
+}
+
+static void rfc3339_now(char *out, size_t out_len)
+{
+    struct timespec ts;
+    struct tm tm;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    gmtime_r(&ts.tv_sec, &tm);
+    snprintf(out, out_len, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ", tm.tm_year + 1900, tm.tm_mon + 1,
+             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000L);
+}
+
+/* Sign a head over the whole tree and publish it (heads.jsonl, the log). */
+static int sign_head(struct dz_audit_tree *t, const struct dz_audit_batch *b)
+{
+    struct dz_merkle_levels lv = levels_of(t);
+    struct dz_audit_sth h;
+    char msg[DZ_AUDIT_STH_MSG_MAX];
+    char path[4096];
+    size_t len;
+    char *line = NULL;
+    json_t *o = NULL;
+    int fd = -1;
+    int rc;
+
+    memset(&h, 0, sizeof(h));
+    memcpy(h.instance, t->instance, sizeof(h.instance));
+    lv_count(t, 0, &h.tree_size);
+    if (h.tree_size == 0 || strlen(b->kid) >= sizeof(h.kid))
+        return DZ_ERR_STATE;
+    memcpy(h.kid, b->kid, strlen(b->kid));
+    {
+        char when[96];
+        rfc3339_now(when, sizeof(when));
+        snprintf(h.time, sizeof(h.time), "%.*s", DZ_AUDIT_TIME_MAX, when);
+    }
+    if ((rc = dz_merkle_root(&lv, h.tree_size, h.root)) != 0)
+        return rc;
+    len = dz_audit_sth_message(&h, msg);
+    if (len == 0)
+        return DZ_ERR_TOOBIG;
+    if ((rc = b->sign(b->sign_arg, msg, len, h.sig)) != 0)
+        return rc;
+    rc = DZ_ERR_NOMEM;
+    o = dz_audit_sth_json(&h);
+    line = o ? json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+    if (!line)
+        goto out;
+    snprintf(path, sizeof(path), "%s/" HEADS_NAME, t->dir);
+    rc = DZ_ERR_IO;
+    fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+    len = strlen(line);
+    line[len] = '\n'; /* json_dumps leaves room: the NUL becomes the newline */
+    if (fd < 0 || write(fd, line, len + 1) != (ssize_t)(len + 1) || fdatasync(fd) != 0)
+        goto out;
+    line[len] = '\0';
+    pthread_mutex_lock(&t->mu);
+    t->head = h;
+    t->has_head = true;
+    pthread_mutex_unlock(&t->mu);
+    /* Shipped off the host with the other logs: a witness of every head. */
+    dz_logj(DZ_LOG_INFO, "audit_tree_head", o);
+    o = NULL;
+    rc = 0;
+out:
+    if (fd >= 0)
+        close(fd);
+    free(line);
+    json_decref(o);
+    return rc;
+}
+
+void dz_audit_tree_observe(void *tree, const struct dz_audit_batch *b)
+{
+    struct dz_audit_tree *t = tree;
+    uint64_t seq = b->first_seq;
+    int rc = 0;
+
+    if (t->broken)
+        return;
+    for (const char *p = b->data, *end = b->data ? b->data + b->len : NULL; p && p < end; seq++) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        uint64_t have;
+        if (!nl)
+            break;
+        lv_count(t, 0, &have);
+        /* Lines the tree missed (written before it was attached) come from
+         * the log, which holds this batch too by now. */
+        if (seq > have + 1 && (rc = catch_up(t)) != 0)
+            break;
+        if ((rc = add_leaf(t, seq, p, (size_t)(nl - p))) != 0)
+            break;
+        p = nl + 1;
+    }
+    if (rc != 0) {
+        t->broken = true;
+        dz_log(DZ_LOG_ERROR, "audit_tree",
+               "%s: cannot add line %" PRIu64 " (%s); the tree stops here until a restart "
+               "rebuilds it from the log",
+               t->dir, seq, dz_err_str(rc));
+        return;
+    }
+    if (b->sign) {
+        uint64_t have;
+        bool behind;
+        lv_count(t, 0, &have);
+        pthread_mutex_lock(&t->mu);
+        behind = !t->has_head || t->head.tree_size < have;
+        pthread_mutex_unlock(&t->mu);
+        if (behind && (rc = sign_head(t, b)) != 0)
+            dz_log(DZ_LOG_ERROR, "audit_tree", "%s: cannot sign a tree head: %s", t->dir,
+                   dz_err_str(rc));
+    }
+}
+
+uint64_t dz_audit_tree_size(struct dz_audit_tree *t)
+{
+    uint64_t n;
+
+    lv_count(t, 0, &n);
+    return n;
+}
+
+int dz_audit_tree_head(struct dz_audit_tree *t, struct dz_audit_sth *out)
+{
+    int rc = DZ_ERR_NOTFOUND;
+
+    memset(out, 0, sizeof(*out));
+    pthread_mutex_lock(&t->mu);
+    if (t->has_head) {
+        *out = t->head;
+        rc = 0;
+    }
+    pthread_mutex_unlock(&t->mu);
+    return rc;
+}
+
+int dz_audit_tree_inclusion(struct dz_audit_tree *t, uint64_t seq, uint64_t tree_size,
+                            unsigned char path[][32], size_t *path_len)
+{
+    struct dz_merkle_levels lv = levels_of(t);
+
+    *path_len = 0;
+    if (seq < 1 || seq > tree_size)
+        return DZ_ERR_INVAL;
+    return dz_merkle_inclusion(&lv, seq - 1, tree_size, path, path_len);
+}
+
+void dz_audit_tree_close(struct dz_audit_tree *t)
+{
+    if (!t)
+        return;
+    close_levels(t);
+    pthread_mutex_destroy(&t->mu);
+    free(t->audit_path);
+    free(t->dir);
+    free(t);
+}

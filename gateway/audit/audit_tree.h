@@ -1,0 +1,80 @@
+/*
+ * audit_tree.h - the Merkle tree of one audit history, kept on disk beside
+ * the log, and its signed tree heads (docs/transparency.md).
+ *
+ * One tree per instance (per audit history): leaf i is the line with seq
+ * i+1, whichever segment holds it, so rotation does not start a new tree
+ * and a restart continues the old one.  The store is a directory
+ * (AUDIT_FILE.tree by default, mode 0700):
+ *   L00 .. L63     the complete nodes of each level (merkle.h), 32 bytes each
+ *   heads.jsonl    every signed tree head, one JSON object a line
+ * Everything in it can be rebuilt from the log: at open, files are cut to
+ * whole hashes, missing parents recomputed, and lines the tree lacks are read
+ * back from the log (the live file, then closed segments STEM-*-SEQ.log in
+ * its directory).  A tree that disagrees with the log (a leaf that is not
+ * the hash of its line, or more leaves than lines: the log was cut or
+ * changed) is moved aside to DIR.bad-TIME, kept as evidence, and rebuilt.
+ *
+ * THREADS: lines are added and heads signed by the audit writer thread (the
+ * observer, dz_audit_tree_observe) or, before it runs, the main thread;
+ * proofs are read by any thread (pool threads for /api/my/access): reads
+ * never see a node before it was written.
+ */
+#ifndef DZ_AUDIT_TREE_H
+#define DZ_AUDIT_TREE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "audit/audit.h"
+#include "audit/audit_proof.h"
+
+struct dz_audit_tree;
+
+/*
+ * Open (create) the tree of the log at audit_path for instance, in dir
+ * (NULL: audit_path + ".tree"), repair it and catch up with the log.
+ * 0, DZ_ERR_IO (cannot create or read; logged), DZ_ERR_NOMEM.  Main thread,
+ * before the writer writes (or it catches up again at the next batch).
+ */
+int dz_audit_tree_open(const char *audit_path, const char *dir, const char *instance,
+                       struct dz_audit_tree **out);
+
+/* The observer to give dz_audit_set_observer (arg: the tree): adds the
+ * batch's lines (catching up from the log first if lines are missing) and
+ * signs a tree head when the batch carries a signer and the tree grew since
+ * its last head.  A failure is logged; the tree then stops growing and its
+ * head stays where it was (proofs keep working up to it) until a restart
+ * catches up.  Writer thread. */
+void dz_audit_tree_observe(void *tree, const struct dz_audit_batch *b);
+
+/* Leaves in the tree now.  Any thread. */
+uint64_t dz_audit_tree_size(struct dz_audit_tree *t);
+
+/* The latest signed tree head.  0 or DZ_ERR_NOTFOUND (none signed yet).
+ * Any thread. */
+int dz_audit_tree_head(struct dz_audit_tree *t, struct dz_audit_sth *out);
+
+/* The inclusion path of the line seq in the tree of size tree_size (a
+ * head's size).  0, DZ_ERR_INVAL (seq 0 or > tree_size, or tree_size over
+ * the stored leaves), DZ_ERR_IO.  Any thread. */
+int dz_audit_tree_inclusion(struct dz_audit_tree *t, uint64_t seq, uint64_t tree_size,
+                            unsigned char path[][32], size_t *path_len);
+
+/* Close and free.  NULL is a no-op.  After the writer has stopped. */
+void dz_audit_tree_close(struct dz_audit_tree *t);
+
+/*
+ * Read the history of the log at audit_path from seq from on, calling
+ * fn(arg, seq, line, len) for each line (no newline) in order: the closed
+ * segments in its directory (by the first seq in their names), then the
+ * live file.  Stops at the first non-zero fn return (returned), a seq that
+ * does not follow (DZ_ERR_STATE), or the end (0).  DZ_ERR_NOTFOUND when no
+ * file holds seq from; DZ_ERR_IO.  Blocking file I/O, any thread.
+ */
+int dz_audit_read_history(const char *audit_path, uint64_t from,
+                          int (*fn)(void *arg, uint64_t seq, const char *line, size_t len),
+                          void *arg);
+
+#endif
