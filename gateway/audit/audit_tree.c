@@ -36,7 +36,8 @@ struct dz_audit_tree {
     uint64_t n[DZ_MERKLE_LEVELS];
     struct dz_audit_sth head;
     bool has_head;
-    bool broken; /* writer thread only: stop growing after a failure */
+    bool broken;  /* writer thread only: stop growing after a failure */
+    int heads_fd; /* heads.jsonl, O_APPEND */
 };
 
 /* ------------------------------------------------------------- levels --- */
@@ -337,6 +338,9 @@ static void close_levels(struct dz_audit_tree *t)
         t->fd[i] = -1;
         t->n[i] = 0;
     }
+    if (t->heads_fd >= 0)
+        close(t->heads_fd);
+    t->heads_fd = -1;
     t->has_head = false;
 }
 
@@ -351,12 +355,11 @@ static int load_levels(struct dz_audit_tree *t)
         struct stat st;
         uint64_t n;
         snprintf(path, sizeof(path), "%s/L%02u", t->dir, i);
-        t->fd[i] = open(path, O_RDWR | O_CLOEXEC);
-        if (t->fd[i] < 0) {
-            if (errno != ENOENT)
-                return DZ_ERR_IO;
-            continue;
-        }
+        /* Every level's file is opened now, created if need be: after a
+         * privilege drop the directory may no longer be writable. */
+        t->fd[i] = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+        if (t->fd[i] < 0)
+            return DZ_ERR_IO;
         if (fstat(t->fd[i], &st) != 0)
             return DZ_ERR_IO;
         n = (uint64_t)st.st_size / 32;
@@ -437,6 +440,7 @@ int dz_audit_tree_open(const char *audit_path, const char *dir, const char *inst
         return DZ_ERR_NOMEM;
     for (unsigned i = 0; i < DZ_MERKLE_LEVELS; i++)
         t->fd[i] = -1;
+    t->heads_fd = -1;
     pthread_mutex_init(&t->mu, NULL);
     memcpy(t->instance, instance, strlen(instance));
     t->audit_path = strdup(audit_path);
@@ -472,6 +476,16 @@ int dz_audit_tree_open(const char *audit_path, const char *dir, const char *inst
         goto out;
     }
     load_head(t);
+    {
+        char hp[4096];
+        snprintf(hp, sizeof(hp), "%s/" HEADS_NAME, t->dir);
+        t->heads_fd = open(hp, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+        if (t->heads_fd < 0) {
+            rc = DZ_ERR_IO;
+            dz_log(DZ_LOG_ERROR, "audit_tree", "%s: cannot open: %s", hp, strerror(errno));
+            goto out;
+        }
+    }
     dz_log(DZ_LOG_INFO, "audit_tree", "%s: %" PRIu64 " leaves", t->dir, t->n[0]);
     *out = t;
     t = NULL;
@@ -498,7 +512,6 @@ static int sign_head(struct dz_audit_tree *t, const struct dz_audit_batch *b)
     struct dz_merkle_levels lv = levels_of(t);
     struct dz_audit_sth h;
     char msg[DZ_AUDIT_STH_MSG_MAX];
-    char path[4096];
     size_t len;
     char *line = NULL;
     json_t *o = NULL;
@@ -528,9 +541,8 @@ static int sign_head(struct dz_audit_tree *t, const struct dz_audit_batch *b)
     line = o ? json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
     if (!line)
         goto out;
-    snprintf(path, sizeof(path), "%s/" HEADS_NAME, t->dir);
     rc = DZ_ERR_IO;
-    fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+    fd = t->heads_fd;
     len = strlen(line);
     line[len] = '\n'; /* json_dumps leaves room: the NUL becomes the newline */
     if (fd < 0 || write(fd, line, len + 1) != (ssize_t)(len + 1) || fdatasync(fd) != 0)
@@ -545,8 +557,6 @@ static int sign_head(struct dz_audit_tree *t, const struct dz_audit_batch *b)
     o = NULL;
     rc = 0;
 out:
-    if (fd >= 0)
-        close(fd);
     free(line);
     json_decref(o);
     return rc;

@@ -620,6 +620,10 @@ int dz_cli_audit(int argc, char **argv)
         usage();
         return 0;
     }
+    /* The Merkle proofs (cli_transparency.c). */
+    if (argc >= 2 && (strcmp(argv[1], "prove") == 0 || strcmp(argv[1], "check-proof") == 0 ||
+                      strcmp(argv[1], "consistency") == 0))
+        return dz_cli_audit_tree(argc - 1, argv + 1);
     if (argc < 2 || strcmp(argv[1], "verify") != 0)
         return usage();
     return verify(argc - 1, argv + 1);

@@ -29,6 +29,8 @@
 struct dz_accounts;
 struct dz_audit;
 struct dz_batchsign;
+struct dz_audit_tree;
+struct dz_accesswatch;
 struct dz_httpc;
 struct dz_httpd;
 struct dz_jwks;
@@ -75,6 +77,8 @@ struct dz_gw {
     struct dz_store *store;
     struct dz_accounts *accounts;
     struct dz_audit *audit;
+    struct dz_audit_tree *audit_tree;   /* the log's Merkle tree (audit_tree.h) */
+    struct dz_accesswatch *accesswatch; /* the access index (accesswatch.h) */
     struct dz_metrics *metrics;
     struct dz_pool *pool;
     struct dz_httpd *httpd;

@@ -52,7 +52,7 @@ static int archive_keys(const struct dz_gen *g)
 
 /* A token for the segment headers: gateway.id when it is one, else the host
  * name (both identify this gateway among the archives of several). */
-static const char *instance_of(const struct dz_gen *g, char *host, size_t host_len)
+const char *dz_audit_setup_instance(const struct dz_gen *g, char *host, size_t host_len)
 {
     const char *id = g->config->gateway.id;
     size_t n = strlen(id);
@@ -90,7 +90,7 @@ int dz_audit_setup_open(struct dz_gen *g, struct dz_audit **out)
     memset(&rot, 0, sizeof(rot));
     rot.size = ca->rotate.size;
     rot.every_ms = ca->rotate.every_ms;
-    rot.instance = instance_of(g, host, sizeof(host));
+    rot.instance = dz_audit_setup_instance(g, host, sizeof(host));
     dz_gen_ref(g);
     if ((rc = dz_audit_set_limits(a, DZ_AUDIT_QUEUE_MAX, ca->batch_max)) != 0 ||
         (rc = dz_audit_set_rotation(a, &rot)) != 0 ||

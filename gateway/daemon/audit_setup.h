@@ -6,6 +6,8 @@
 #ifndef DZ_AUDIT_SETUP_H
 #define DZ_AUDIT_SETUP_H
 
+#include <stddef.h>
+
 struct dz_audit;
 struct dz_gen;
 
@@ -27,5 +29,9 @@ int dz_audit_setup_open(struct dz_gen *g, struct dz_audit **out);
  * the archive lacks.
  */
 void dz_audit_setup_reload(struct dz_audit *a, struct dz_gen *g);
+
+/* The instance id of g's audit history: gateway.id when it is a usable
+ * token, else the host name (written into host, host_len bytes). */
+const char *dz_audit_setup_instance(const struct dz_gen *g, char *host, size_t host_len);
 
 #endif

@@ -31,6 +31,7 @@
 #include "daemon/privdrop.h"
 #include "daemon/restartkeys.h"
 #include "daemon/router.h"
+#include "daemon/transparency_setup.h"
 #include "http/httpd.h"
 #include "http/pool.h"
 #include "keys/signer.h"
@@ -345,6 +346,8 @@ int main(int argc, char **argv)
     }
     if (dz_audit_setup_open(gw.gen, &gw.audit) != 0)
         return 1;
+    if (dz_transparency_setup_open(&gw) != 0)
+        return 1;
     rc = dz_accesslog_open(&cf->access_log, err, sizeof(err));
     if (rc != 0) {
         fprintf(stderr, "darvazad: %s\n", err);
@@ -459,6 +462,7 @@ int main(int argc, char **argv)
     dz_httpd_free(gw.httpd);
     dz_pool_free(gw.pool);
     dz_audit_close(gw.audit);
+    dz_transparency_setup_close(&gw);
     dz_accesslog_close();
     dz_accounts_close(gw.accounts);
     dz_store_free(gw.store);

@@ -22,6 +22,7 @@
 #include "oidc/oidc.h"
 #include "ops/accesslog.h"
 #include "ops/ops.h"
+#include "portal/api_access.h"
 #include "portal/portal.h"
 #include "sign/sign.h"
 
@@ -74,6 +75,8 @@ static const struct endpoint endpoints[] = {
     {"POST", "/auth/qr", "auth_qr", dz_ep_qr_start},
     {"POST", "/api/documents/verify", "documents_verify", dz_ep_documents_verify},
     {"POST", "/sign/mobile", "sign_mobile", dz_ep_sign_mobile_start},
+    {"GET", "/api/my/access", "my_access", dz_ep_my_access},
+    {"GET", "/.well-known/audit-head", "audit_head", dz_ep_audit_head},
 };
 
 /* The card listener (client_auth: required) serves these and nothing else:

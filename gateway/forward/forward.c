@@ -493,6 +493,12 @@ static void audit_sent(struct dz_rctx *c, struct fwd *f)
         json_object_set_new(rec, "pur", json_string(f->purpose));
     if (rec && f->jti[0])
         json_object_set_new(rec, "jti", json_string(f->jti));
+    /* Who, in which role, saw which fields: what the person reads in their
+     * access list (docs/transparency.md). */
+    if (rec && c->has_session && c->session.role[0])
+        json_object_set_new(rec, "role", json_string(c->session.role));
+    if (rec && f->release[0])
+        json_object_set_new(rec, "rel", json_string(f->release));
     if (rec && f->in.body_len) {
         unsigned char d[32];
         char b[48];
@@ -779,6 +785,8 @@ static void refuse(struct dz_rctx *c, struct fwd *f, const char *code, const cha
     }
     if (rec && rule)
         json_object_set_new(rec, "rule", json_string(rule));
+    if (rec && c->has_session && c->session.role[0])
+        json_object_set_new(rec, "role", json_string(c->session.role));
     if (rec && sampled)
         json_object_set_new(rec, "sampled", json_string("first_in_minute"));
     if (rec && f->target[0])

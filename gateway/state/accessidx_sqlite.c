@@ -1,0 +1,232 @@
+/*
+ * accessidx_sqlite.c - the access index in the SQLite accounts file (see
+ * accessidx.h): its own connection (WAL, synchronous=FULL, a busy timeout),
+ * guarded by a mutex; rows and watermark in one IMMEDIATE transaction.  It
+ * never touches the accounts table.
+ */
+#include "state/accessidx.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sqlite3.h>
+
+#include "base/err.h"
+#include "base/log.h"
+
+#include "base/compat.h"
+
+#define BUSY_TIMEOUT_MS 5000
+
+static const char schema_sql[] =
+    "CREATE TABLE IF NOT EXISTS access_index ("
+    " id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " tgt TEXT NOT NULL, instance TEXT NOT NULL, seq INTEGER NOT NULL,"
+    " ts TEXT NOT NULL, line TEXT NOT NULL, UNIQUE (instance, seq));"
+    "CREATE INDEX IF NOT EXISTS access_index_by_tgt ON access_index (tgt, ts, id);"
+    "CREATE TABLE IF NOT EXISTS access_watermark ("
+    " instance TEXT PRIMARY KEY, seq INTEGER NOT NULL);";
+
+enum { ST_WM, ST_INS, ST_SETWM, ST_LIST, ST_COUNT };
+static const char *const stmt_sql[ST_COUNT] = {
+    "SELECT seq FROM access_watermark WHERE instance = ?1",
+    "INSERT OR IGNORE INTO access_index (tgt, instance, seq, ts, line) VALUES (?1, ?2, ?3, ?4, ?5)",
+    "INSERT INTO access_watermark (instance, seq) VALUES (?1, ?2)"
+    " ON CONFLICT (instance) DO UPDATE SET seq = max(seq, excluded.seq)",
+    /* Newest first; the cursor row's (ts, id) bounds the page. */
+    "SELECT id, instance, seq, ts, line FROM access_index WHERE tgt = ?1 AND"
+    " (?2 = 0 OR ts < (SELECT ts FROM access_index WHERE id = ?2) OR"
+    "  (ts = (SELECT ts FROM access_index WHERE id = ?2) AND id < ?2))"
+    " ORDER BY ts DESC, id DESC LIMIT ?3",
+};
+
+struct sq {
+    pthread_mutex_t lock;
+    sqlite3 *db;
+    sqlite3_stmt *st[ST_COUNT];
+};
+
+static int db_fail(struct sq *s, const char *what)
+{
+    dz_log(DZ_LOG_ERROR, "accessidx", "sqlite %s: %s", what,
+           s->db ? sqlite3_errmsg(s->db) : "no connection");
+    return DZ_ERR_DB;
+}
+
+static void sq_free(void *impl)
+{
+    struct sq *s = impl;
+
+    if (!s)
+        return;
+    for (int i = 0; i < ST_COUNT; i++)
+        sqlite3_finalize(s->st[i]);
+    sqlite3_close(s->db);
+    pthread_mutex_destroy(&s->lock);
+    free(s);
+}
+
+int dz_accessidx_sqlite_open(const char *path, void **impl)
+{
+    struct sq *s = calloc(1, sizeof(*s));
+    int rc = DZ_ERR_DB;
+
+    *impl = NULL;
+    if (!s)
+        return DZ_ERR_NOMEM;
+    pthread_mutex_init(&s->lock, NULL);
+    if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) !=
+        SQLITE_OK) {
+        rc = db_fail(s, "open");
+        goto out;
+    }
+    if (sqlite3_busy_timeout(s->db, BUSY_TIMEOUT_MS) != SQLITE_OK ||
+        sqlite3_exec(s->db, "PRAGMA journal_mode=WAL;", NULL, NULL, NULL) != SQLITE_OK ||
+        sqlite3_exec(s->db, "PRAGMA synchronous=FULL;", NULL, NULL, NULL) != SQLITE_OK ||
+        sqlite3_exec(s->db, schema_sql, NULL, NULL, NULL) != SQLITE_OK) {
+        rc = db_fail(s, "schema");
+        goto out;
+    }
+    for (int i = 0; i < ST_COUNT; i++) {
+        if (sqlite3_prepare_v3(s->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &s->st[i],
+                               NULL) != SQLITE_OK) {
+            rc = db_fail(s, "prepare");
+            goto out;
+        }
+    }
+    *impl = s;
+    s = NULL;
+    rc = 0;
+out:
+    sq_free(s);
+    return rc;
+}
+
+static int sq_watermark(void *impl, const char *instance, uint64_t *seq)
+{
+    struct sq *s = impl;
+    sqlite3_stmt *st = s->st[ST_WM];
+    int step;
+    int rc = 0;
+
+    *seq = 0;
+    pthread_mutex_lock(&s->lock);
+    sqlite3_bind_text(st, 1, instance, -1, SQLITE_STATIC);
+    step = sqlite3_step(st);
+    if (step == SQLITE_ROW)
+        *seq = (uint64_t)sqlite3_column_int64(st, 0);
+    else if (step != SQLITE_DONE)
+        rc = db_fail(s, "watermark");
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    pthread_mutex_unlock(&s->lock);
+    return rc;
+}
+
+static int sq_add(void *impl, const char *instance, const struct dz_accessidx_add *rows, size_t n,
+                  uint64_t upto)
+{
+    struct sq *s = impl;
+    int rc = 0;
+
+    pthread_mutex_lock(&s->lock);
+    /* IMMEDIATE: the write lock is taken (or the busy timeout spent) before
+     * anything is done, so the transaction cannot fail half-way on a lock. */
+    if (sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
+        rc = db_fail(s, "begin");
+        goto out;
+    }
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        sqlite3_stmt *st = s->st[ST_INS];
+        sqlite3_bind_text(st, 1, rows[i].tgt, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, instance, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 3, (sqlite3_int64)rows[i].seq);
+        sqlite3_bind_text(st, 4, rows[i].time, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 5, rows[i].line, (int)rows[i].line_len, SQLITE_STATIC);
+        if (sqlite3_step(st) != SQLITE_DONE)
+            rc = db_fail(s, "insert");
+        sqlite3_reset(st);
+        sqlite3_clear_bindings(st);
+    }
+    if (rc == 0) {
+        sqlite3_stmt *st = s->st[ST_SETWM];
+        sqlite3_bind_text(st, 1, instance, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, (sqlite3_int64)upto);
+        if (sqlite3_step(st) != SQLITE_DONE)
+            rc = db_fail(s, "watermark");
+        sqlite3_reset(st);
+        sqlite3_clear_bindings(st);
+    }
+    if (rc == 0 && sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+        rc = db_fail(s, "commit");
+    if (rc != 0)
+        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+out:
+    pthread_mutex_unlock(&s->lock);
+    return rc;
+}
+
+static int sq_list(void *impl, const char *tgt, int64_t before, size_t limit,
+                   struct dz_accessidx_row *out, size_t *n)
+{
+    struct sq *s = impl;
+    sqlite3_stmt *st = s->st[ST_LIST];
+    int step;
+    int rc = 0;
+
+    *n = 0;
+    if (limit > DZ_ACCESSIDX_PAGE_MAX)
+        limit = DZ_ACCESSIDX_PAGE_MAX;
+    pthread_mutex_lock(&s->lock);
+    sqlite3_bind_text(st, 1, tgt, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, before);
+    sqlite3_bind_int64(st, 3, (sqlite3_int64)limit);
+    while ((step = sqlite3_step(st)) == SQLITE_ROW && *n < limit) {
+        struct dz_accessidx_row *r = &out[*n];
+        const char *inst = (const char *)sqlite3_column_text(st, 1);
+        const char *ts = (const char *)sqlite3_column_text(st, 3);
+        const char *line = (const char *)sqlite3_column_text(st, 4);
+        int line_len = sqlite3_column_bytes(st, 4);
+        memset(r, 0, sizeof(*r));
+        r->id = sqlite3_column_int64(st, 0);
+        r->seq = (uint64_t)sqlite3_column_int64(st, 2);
+        if (!inst || !ts || !line || strlen(inst) > DZ_ACCESSIDX_INSTANCE_MAX ||
+            strlen(ts) > DZ_ACCESSIDX_TIME_MAX) {
+            rc = DZ_ERR_DB;
+            break;
+        }
+        memcpy(r->instance, inst, strlen(inst));
+        memcpy(r->time, ts, strlen(ts));
+        r->line = malloc((size_t)line_len + 1);
+        if (!r->line) {
+            rc = DZ_ERR_NOMEM;
+            break;
+        }
+        memcpy(r->line, line, (size_t)line_len);
+        r->line[line_len] = '\0';
+        r->line_len = (size_t)line_len;
+        (*n)++;
+    }
+    if (rc == 0 && step != SQLITE_ROW && step != SQLITE_DONE)
+        rc = db_fail(s, "list");
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    pthread_mutex_unlock(&s->lock);
+    if (rc != 0) {
+        dz_accessidx_rows_free(out, *n);
+        *n = 0;
+    }
+    return rc;
+}
+
+void dz_accessidx_rows_free(struct dz_accessidx_row *rows, size_t n)
+{
+    for (size_t i = 0; rows && i < n; i++) {
+        free(rows[i].line);
+        rows[i].line = NULL;
+    }
+}
+
+const struct dz_accessidx_ops dz_accessidx_sqlite_ops = {"sqlite", sq_watermark, sq_add, sq_list,
+                                                         sq_free};
