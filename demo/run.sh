@@ -138,6 +138,17 @@ modutil -dbdir sql:\$HOME/.pki/nssdb -add darvaza-demo-cards -libfile /usr/lib/s
 SOFTHSM2_CONF=\$SOFTHSM2_CONF chromium --ignore-certificate-errors-spki-list=\$(openssl x509 -in $STATE/certs/gateway-tls.pem \
   -pubkey -noout | openssl pkey -pubin -outform der | openssl dgst -sha256 -binary | base64) https://localhost:8443/
 
+# 10c. who accessed my data: the judge's lookup of step 9 in the party's list, with its purpose
+#      and a proof from the audit log's Merkle tree, checked with the gateway's published keys
+#      and by the 41-line tools/check_audit_proof.py (hashlib + openssl), as an auditor would
+curl -s --cacert \$CA -H "Authorization: Bearer \$TOKEN" \$GW/api/my/access | tee $STATE/access.json |
+  jq -c '.entries[] | {time, actor, fields, purpose, decision, proof_status}'
+jq '[.entries[] | select(.proof != null)][0].proof' $STATE/access.json >$STATE/proof.json
+curl -s --cacert \$CA \$GW/.well-known/jwks.json >$STATE/jwks.json
+$BUILD_DIR/darvaza audit check-proof $STATE/proof.json --jwks $STATE/jwks.json
+openssl pkey -in $STATE/keys/assertion-k2.pem -pubout -out $STATE/k2.pub.pem
+python3 tools/check_audit_proof.py $STATE/proof.json $STATE/k2.pub.pem
+
 # 11. as the operator: metrics, the access log (rid = a problem's "instance"), a new
 #     audit segment (SIGUSR1) and the whole audit history verified with the gateway's keys
 curl -s http://127.0.0.1:9180/metrics | grep -E '^darvaza_(build_info|requests_total\\{service="registry")'

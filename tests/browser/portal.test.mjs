@@ -23,6 +23,8 @@ const HERE = path.dirname(fileURLToPath(import.meta.url));
 const { STRINGS } = await import(path.join(HERE, "../../gateway/web/i18n.js"));
 const AZ = STRINGS.az;
 const EN = STRINGS.en;
+const { ACCESS_STRINGS } = await import(path.join(HERE, "../../gateway/web/access_i18n.js"));
+const { accessCases } = await import(path.join(HERE, "access.cases.mjs"));
 
 const GW = process.env.GW_URL || "https://localhost:8443";
 const CARD = process.env.CARD_URL || "https://localhost:8444";
@@ -69,9 +71,11 @@ async function newPage(opts = {}) {
   ctx.on("request", (r) => {
     const u = r.url();
     // The one other origin: the card listener's login page, where the card
-    // tab sends the browser on purpose (docs/cards.md "In the browser").
+    // tab sends the browser on purpose (docs/cards.md "In the browser"); and
+    // the proof downloads of "Who accessed my data", made in the page (blob:).
     const cardLogin = u.startsWith(CARD + "/auth/card/tls/login?state=");
-    if (!u.startsWith(GW + "/") && !u.startsWith("data:") && !cardLogin) problems.foreign.push(u);
+    const proofBlob = u.startsWith("blob:" + GW + "/");
+    if (!u.startsWith(GW + "/") && !u.startsWith("data:") && !cardLogin && !proofBlob) problems.foreign.push(u);
   });
   const page = await ctx.newPage();
   page.on("console", (m) => {
@@ -126,6 +130,7 @@ function cast() {
     register: all.find((p) => p.registered !== true),
     mobile: mobile[0],
     qr: mobile[1] || mobile[0],
+    access: reg[2],
   };
 }
 
@@ -479,6 +484,12 @@ test("card tab: the darvaza-card command names this gateway; the card listener's
 });
 
 // ---- everything above, seen from the side
+
+// "Who accessed my data" (access.cases.mjs).
+accessCases(test, {
+  check, newPage, open, visible, shot, totp, HERE, STATE, GW, BUILD_DIR, SHOTS, AZ, EN, ACCESS_STRINGS,
+  get P() { return P; },
+});
 
 test("no CSP violations, no script errors, no request to another origin in any of the above", async () => {
   check(problems.csp.length === 0, "CSP violations", problems.csp);
