@@ -8,6 +8,7 @@
  */
 #include "portal/api_access.h"
 
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,13 +24,26 @@
 
 #include "base/compat.h"
 
+/* Ask the writer for a signed head, at most once a second whoever asks:
+ * each head is a line and a signature, and a client asking in a loop must
+ * not turn into a stream of them. */
+static void want_head(struct dz_rctx *c)
+{
+    static _Atomic int64_t last_ms;
+    int64_t now = dz_unix_ms();
+    int64_t prev = atomic_load(&last_ms);
+
+    if (now - prev >= 1000 && atomic_compare_exchange_strong(&last_ms, &prev, now))
+        dz_audit_request_head(c->gw->audit);
+}
+
 void dz_ep_audit_head(struct dz_rctx *c)
 {
     struct dz_audit_sth h;
 
     if (!c->gw->audit_tree || dz_audit_tree_head(c->gw->audit_tree, &h) != 0) {
-        /* None signed yet: one comes with the next head interval. */
-        dz_audit_request_head(c->gw->audit);
+        /* None signed yet: one is asked for. */
+        want_head(c);
         dz_rctx_problem(c, "service_unavailable", "no signed tree head yet");
         return;
     }
@@ -120,7 +134,10 @@ static json_t *entry_of(const struct dz_accessidx_row *r, json_t *line)
         if (actor && json_is_string(json_object_get(line, "means")))
             json_object_set(actor, "means", json_object_get(line, "means"));
     } else {
-        actor = json_pack("{s:s}", "kind", "system");
+        /* No session: an information system's own request, or (refused)
+         * someone who did not sign in. */
+        actor = json_pack("{s:s}", "kind",
+                          decision && strcmp(decision, "deny") == 0 ? "unknown" : "system");
     }
     json_object_set_new(e, "actor", actor ? actor : json_null());
     json_object_set(e, "service", json_object_get(line, "service"));
@@ -201,7 +218,7 @@ static void access_done(struct dz_rctx *c, void *arg)
             dz_rctx_state_unavailable(c, op->rc ? op->rc : DZ_ERR_NOMEM);
         } else {
             if (op->want_head)
-                dz_audit_request_head(c->gw->audit);
+                want_head(c);
             body = json_pack("{s:o}", "entries", op->entries);
             op->entries = NULL;
             if (body && op->next)

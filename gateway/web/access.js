@@ -67,7 +67,9 @@ function when(iso) {
 }
 
 function who(e) {
-  if (!e.actor || e.actor.kind !== "person") return t("access.system") + (e.service ? " (" + e.service + ")" : "");
+  if (!e.actor || e.actor.kind !== "person")
+    return t(e.actor && e.actor.kind === "unknown" ? "access.unknown" : "access.system") +
+      (e.service ? " — " + e.service : "");
   const role = e.actor.role ? (STRINGS[lang()]["access.role." + e.actor.role] ? t("access.role." + e.actor.role) : e.actor.role) : "";
   return e.actor.fin + (role ? ", " + role : "") + (e.service ? " — " + e.service : "");
 }
