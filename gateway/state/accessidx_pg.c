@@ -21,13 +21,17 @@
 
 #include "base/compat.h"
 
+/* One transaction under an advisory lock: two gateways starting on one
+ * database must not race on CREATE ... IF NOT EXISTS. */
 static const char schema_sql[] =
+    "BEGIN; SELECT pg_advisory_xact_lock(7243410);"
     "CREATE TABLE IF NOT EXISTS access_index ("
     " id BIGSERIAL PRIMARY KEY, tgt TEXT NOT NULL, instance TEXT NOT NULL,"
     " seq BIGINT NOT NULL, ts TEXT NOT NULL, line TEXT NOT NULL, UNIQUE (instance, seq));"
     "CREATE INDEX IF NOT EXISTS access_index_by_tgt ON access_index (tgt, ts, id);"
     "CREATE TABLE IF NOT EXISTS access_watermark ("
-    " instance TEXT PRIMARY KEY, seq BIGINT NOT NULL);";
+    " instance TEXT PRIMARY KEY, seq BIGINT NOT NULL);"
+    "COMMIT;";
 
 struct pg {
     pthread_mutex_t lock;
@@ -79,7 +83,8 @@ static PGresult *run(struct pg *p, const char *sql, int n, const char *const *va
 
     if (!c)
         return NULL;
-    r = PQexecParams(c, sql, n, NULL, vals, NULL, NULL, 0);
+    /* Without parameters: PQexec, which also takes several statements. */
+    r = n == 0 ? PQexec(c, sql) : PQexecParams(c, sql, n, NULL, vals, NULL, NULL, 0);
     if (!r || PQresultStatus(r) != want) {
         pg_fail(what, c, r);
         /* A broken connection or one left inside a transaction is dropped. */
