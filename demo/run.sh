@@ -143,7 +143,9 @@ SOFTHSM2_CONF=\$SOFTHSM2_CONF chromium --ignore-certificate-errors-spki-list=\$(
 #      and by the 41-line tools/check_audit_proof.py (hashlib + openssl), as an auditor would
 curl -s --cacert \$CA -H "Authorization: Bearer \$TOKEN" \$GW/api/my/access | tee $STATE/access.json |
   jq -c '.entries[] | {time, actor, fields, purpose, decision, proof_status}'
-jq '[.entries[] | select(.proof != null)][0].proof' $STATE/access.json >$STATE/proof.json
+# (a proof shown "pending" is signed within a second of the first look: ask again)
+curl -s --cacert \$CA -H "Authorization: Bearer \$TOKEN" \$GW/api/my/access |
+  jq '[.entries[] | select(.proof != null)][0].proof' >$STATE/proof.json
 curl -s --cacert \$CA \$GW/.well-known/jwks.json >$STATE/jwks.json
 $BUILD_DIR/darvaza audit check-proof $STATE/proof.json --jwks $STATE/jwks.json
 openssl pkey -in $STATE/keys/assertion-k2.pem -pubout -out $STATE/k2.pub.pem
