@@ -34,6 +34,10 @@ struct dz_audit_tree {
     pthread_mutex_t mu; /* fd, n, head */
     int fd[DZ_MERKLE_LEVELS];
     uint64_t n[DZ_MERKLE_LEVELS];
+    /* The last node of each level (valid when n > 0): an append needs the
+     * left sibling, which is always the last node, so it is never read back
+     * from the file. */
+    unsigned char last[DZ_MERKLE_LEVELS][32];
     struct dz_audit_sth head;
     bool has_head;
     bool broken;  /* writer thread only: stop growing after a failure */
@@ -75,9 +79,13 @@ static int lv_get(void *arg, unsigned level, uint64_t index, unsigned char out[3
     pthread_mutex_lock(&t->mu);
     fd = t->fd[level];
     n = t->n[level];
+    if (n > 0 && index == n - 1)
+        memcpy(out, t->last[level], 32);
     pthread_mutex_unlock(&t->mu);
     if (fd < 0 || index >= n)
         return DZ_ERR_NOTFOUND;
+    if (index == n - 1)
+        return 0;
     do
         r = pread(fd, out, 32, (off_t)(index * 32));
     while (r < 0 && errno == EINTR);
@@ -102,6 +110,7 @@ static int lv_append(void *arg, unsigned level, const unsigned char h[32])
         /* Counted only once written: a reader never sees a node before. */
         if (r == 32) {
             t->n[level]++;
+            memcpy(t->last[level], h, 32);
             rc = 0;
         }
     }
@@ -368,6 +377,8 @@ static int load_levels(struct dz_audit_tree *t)
         if (i > 0 && n > t->n[i - 1] / 2)
             n = t->n[i - 1] / 2;
         if ((uint64_t)st.st_size != n * 32 && ftruncate(t->fd[i], (off_t)(n * 32)) != 0)
+            return DZ_ERR_IO;
+        if (n > 0 && pread(t->fd[i], t->last[i], 32, (off_t)((n - 1) * 32)) != 32)
             return DZ_ERR_IO;
         t->n[i] = n;
     }
