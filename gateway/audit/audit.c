@@ -761,7 +761,7 @@ static void observe(struct dz_audit *a, uint64_t first_seq, const struct dz_buf 
 }
 
 /* Write one batch (and a head when want_head) with one write(2) and one
- * fdatasync(2).  Sets every entry's result.  Writer thread. */
+ * fdatasync(2).  Sets every entry's result and delivers it.  Writer thread. */
 static void commit(struct dz_audit *a, struct entry *batch, size_t n, bool want_head,
                    head_sign_fn sign, void *sign_arg, const char *kid)
 {
@@ -770,6 +770,8 @@ static void commit(struct dz_audit *a, struct entry *batch, size_t n, bool want_
     unsigned char prev0[32];
     size_t lines = 0;
     bool has_head = false;
+    bool obs_data = false; /* tell the observer about the lines */
+    bool obs_sign = false; /* ... and hand it the signer */
     char head_hex[65] = "";
     char sig_b64[96] = "";
     int rc = 0;
@@ -818,7 +820,7 @@ static void commit(struct dz_audit *a, struct entry *batch, size_t n, bool want_
                 e->result = rc;
         }
     } else if (has_head) {
-        observe(a, seq0 + 1, &buf, 0, sign, sign_arg, kid);
+        obs_data = obs_sign = true;
         a->dirty = false;
         /* Shipped off the host with the other logs, these lines are the
          * reference that shows a truncated tail (see audit.md). */
@@ -826,17 +828,22 @@ static void commit(struct dz_audit *a, struct entry *batch, size_t n, bool want_
                 json_pack("{s:s, s:I, s:s, s:s, s:s}", "file", a->path, "seq", (json_int_t)a->seq,
                           "head", head_hex, "kid", kid, "sig", sig_b64));
     } else if (lines > 0) {
-        observe(a, seq0 + 1, &buf, 0, want_head ? sign : NULL, sign_arg, kid);
+        obs_data = true;
+        obs_sign = want_head;
         a->dirty = true;
     } else if (want_head) {
-        /* Nothing new in the chain, but the tree's head may be behind it. */
-        observe(a, seq0 + 1, NULL, 0, sign, sign_arg, kid);
+        obs_sign = true; /* nothing new in the chain, but the tree's head may be behind */
     }
     if (rc == 0) {
         a->seg_lines += lines;
         if (a->seg_first_seq == 0 && a->seq > seq0)
             a->seg_first_seq = seq0 + 1;
     }
+    /* The callers first: the observer (the Merkle tree, a tree head to sign)
+     * must not hold back answers whose lines are already durable. */
+    deliver(batch);
+    if (obs_data || obs_sign)
+        observe(a, seq0 + 1, obs_data ? &buf : NULL, 0, obs_sign ? sign : NULL, sign_arg, kid);
     dz_buf_cleanup(&buf);
 }
 
@@ -1112,13 +1119,14 @@ static void *writer_main(void *p)
         }
         pthread_mutex_unlock(&a->mu);
 
-        if (failed)
-            fail_batch(batch);
-        else
-            commit(a, batch, n, want_head, sign, sign_arg, kid);
         /* After the unlock as well: completions post to worker loops, and a
          * caller's done() must not run while mu is held. */
-        deliver(batch);
+        if (failed) {
+            fail_batch(batch);
+            deliver(batch);
+        } else {
+            commit(a, batch, n, want_head, sign, sign_arg, kid);
+        }
         /* Between batches: every line already written is in the old segment,
          * every line still queued goes to the new one. */
         mono_now(&now);

@@ -150,7 +150,8 @@ struct dz_audit_batch {
 };
 
 /*
- * Call fn(arg, batch) on the writer thread after every durable batch (and
+ * Call fn(arg, batch) on the writer thread after every durable batch, once
+ * its callers' results are on their way (and
  * after a rotation's segment header is live), in seq order, so a follower
  * (the Merkle tree, audit_tree.h) sees every line exactly as written.  fn
  * must not call back into the audit log and may block only briefly (it
