@@ -53,6 +53,9 @@ ensure_deps() {
     local want have
     want=$(jq -r '.packages["node_modules/playwright-core"].version' "$HERE/package-lock.json")
     have=$(jq -r '.version // empty' "$HERE/node_modules/playwright-core/package.json" 2>/dev/null)
+    # axe-core too (the accessibility checks of access.cases.mjs).
+    [ "$(jq -r '.packages["node_modules/axe-core"].version' "$HERE/package-lock.json")" = \
+        "$(jq -r '.version // empty' "$HERE/node_modules/axe-core/package.json" 2>/dev/null)" ] || have=
     if [ "$want" != "$have" ]; then
         echo "# npm ci (playwright-core $want)"
         # Locked, and looked at again under the lock: t_oidc_browser.sh may
