@@ -328,6 +328,14 @@ void dz_store_publish(struct dz_store *s, const char *ns, const void *key, size_
         dz_store_deliver(s, ns, key, key_len);
 }
 
+void dz_store_health(struct dz_store *s, struct dz_store_health *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->up = true;
+    if (s && s->ops->health)
+        s->ops->health(s->impl, out);
+}
+
 void dz_store_free(struct dz_store *s)
 {
     if (!s)

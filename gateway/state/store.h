@@ -14,10 +14,12 @@
 #ifndef DZ_STORE_H
 #define DZ_STORE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 struct dz_buf;
+struct dz_histo;
 struct dz_store;
 
 enum dz_store_flags {
@@ -64,6 +66,17 @@ size_t dz_store_kind_count(const struct dz_store *s, enum dz_store_kind k);
 /* Creations refused since start because kind k was at its quota. */
 uint64_t dz_store_refusals(const struct dz_store *s, enum dz_store_kind k);
 
+/* What a backend shared by several instances reports for /readyz and
+ * /metrics; the in-process store reports shared = false, up = true. */
+struct dz_store_health {
+    bool shared;                    /* a backend other instances share */
+    bool up;                        /* answering now */
+    char why[128];                  /* when !up: what is wrong (no secret) */
+    uint64_t errors;                /* calls that failed on the backend's side */
+    uint64_t reconnects;            /* connections made after a failure */
+    const struct dz_histo *latency; /* round trips; NULL when not shared */
+};
+
 /* Backends: put and incr get the namespace's kind, to count a new entry
  * against its quota (DZ_ERR_FULL when at it). */
 struct dz_store_ops {
@@ -84,6 +97,8 @@ struct dz_store_ops {
      * that what it receives from other instances reaches dz_store_deliver. */
     void (*publish)(void *impl, const char *ns, const void *key, size_t key_len);
     void (*bind)(void *impl, struct dz_store *s);
+    /* Health of a shared backend (may be NULL: in process, always up). */
+    void (*health)(void *impl, struct dz_store_health *out);
 };
 
 /* For backends: wrap an ops table and its state.  Ownership of impl moves to
@@ -156,6 +171,10 @@ void dz_store_publish(struct dz_store *s, const char *ns, const void *key, size_
 /* For backends: call this process's subscribers (from publish, or when a
  * shared backend hears of another instance's publish). */
 void dz_store_deliver(struct dz_store *s, const char *ns, const void *key, size_t key_len);
+
+/* Fill *out (zeroed first) with the backend's health.  Any thread; never
+ * blocks (a shared backend reports what its last calls saw). */
+void dz_store_health(struct dz_store *s, struct dz_store_health *out);
 
 /* Live keys in a namespace (for the sessions gauge). */
 size_t dz_store_count(struct dz_store *s, const char *ns);

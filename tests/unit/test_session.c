@@ -107,8 +107,17 @@ static void c_free(void *i)
 {
     dz_store_free(i);
 }
-static const struct dz_store_ops counting_ops = {c_put,   c_get,   c_take, c_del, c_incr, c_ttl,
-                                                 c_touch, c_count, c_free, NULL,  NULL,   NULL};
+static const struct dz_store_ops counting_ops = {
+    .put = c_put,
+    .get = c_get,
+    .take = c_take,
+    .del = c_del,
+    .incr = c_incr,
+    .ttl = c_ttl,
+    .touch = c_touch,
+    .count = c_count,
+    .free = c_free,
+};
 
 /* ---- tests */
 

@@ -1,0 +1,155 @@
+/*
+ * store_redis_int.h - what the files of the Redis backend share (not an
+ * interface: store_redis.h is).  store_redis.c owns the ops, the scripts
+ * and the key layout; store_redis_conn.c the per-thread connections, the
+ * master's address and the circuit breaker; store_redis_seal.c the sealing
+ * of values and the naming of keys; store_redis_cache.c the near cache of
+ * sessions and the subscriber connection (invalidations and wake-ups).
+ */
+#ifndef DZ_STORE_REDIS_INT_H
+#define DZ_STORE_REDIS_INT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <hiredis/hiredis.h>
+
+#include "base/buf.h"
+#include "base/histo.h"
+#include "state/store.h"
+#include "state/store_redis.h"
+
+#define RS_PREFIX_MAX 64
+#define RS_HOST_MAX 256
+
+struct rs_cache;
+
+struct rs_conn {
+    redisContext *ctx;
+    unsigned gen; /* the breaker generation it connected in */
+    struct rs_conn *prev, *next;
+};
+
+struct rs_store {
+    struct dz_store_redis_config cfg; /* strings below are our copies */
+    char prefix[RS_PREFIX_MAX + 1];
+    size_t prefix_len;
+    char *username;
+    char *password;
+    char *master_name;
+    char *sentinel_hosts[DZ_STORE_REDIS_SENTINELS_MAX];
+    bool sealed; /* a value key was given */
+    unsigned char seal_key[32];
+    unsigned char name_key[32];
+
+    pthread_key_t tls; /* struct rs_conn * of the calling thread */
+    pthread_mutex_t lock;
+    struct rs_conn *conns; /* every thread's connection, for free */
+    char master_host[RS_HOST_MAX];
+    int master_port;
+
+    /* The breaker: down after a failure; calls answer unavailable until
+     * retry_at, then one caller (probing) tries. */
+    atomic_bool down;
+    atomic_bool probing;
+    atomic_uint_fast64_t retry_at_ms;
+    atomic_uint_fast64_t backoff_ms;
+    atomic_uint gen; /* bumped at each trip: older connections reconnect */
+    char why[96];    /* under lock */
+
+    atomic_uint_fast64_t errors;
+    atomic_uint_fast64_t reconnects;
+    struct dz_histo latency;
+
+    size_t max[DZ_STORE_KINDS];
+    atomic_size_t count[DZ_STORE_KINDS]; /* as the last creation saw it */
+
+    struct rs_cache *cache; /* NULL without a near cache */
+    bool conn_ready;        /* rs_conn_init done */
+    pthread_t sub_thread;
+    bool sub_running;
+    atomic_bool sub_stop;
+    struct dz_store *store; /* for wake-up delivery (bind) */
+};
+
+/* ---- store_redis_conn.c */
+
+/* Set up / release the connection machinery (not connecting yet). */
+int rs_conn_init(struct rs_store *st);
+void rs_conn_cleanup(struct rs_store *st);
+
+/*
+ * Run one command (argv) on the calling thread's connection, then, when
+ * wait is true, WAIT for cfg.wait_replicas replicas in the same round trip.
+ * *out is the command's reply (freeReplyObject).  0, or DZ_ERR_UNAVAILABLE
+ * (breaker open, network error, timeout, Redis not a writable master, or
+ * the replicas' acknowledgement missing).  Error replies of the command
+ * itself are returned in *out for the caller to map.
+ */
+int rs_call(struct rs_store *st, int argc, const char **argv, const size_t *lens, bool wait,
+            redisReply **out);
+
+/* A connected, authenticated context to the current master (discovered
+ * through the sentinels when configured), or NULL; why filled. */
+redisContext *rs_connect_master(struct rs_store *st, uint64_t timeout_ms, char *why,
+                                size_t why_cap);
+
+/* Trip the breaker (a failure seen by a caller or by the subscriber). */
+void rs_breaker_trip(struct rs_store *st, const char *why);
+
+uint64_t rs_now_ms(void);
+
+/* ---- store_redis_seal.c */
+
+/* Derive the sealing and the naming keys from the configured key. */
+void rs_seal_keys(struct rs_store *st, const unsigned char key[DZ_STORE_REDIS_KEY_LEN]);
+
+/* The Redis key of (ns,key) into out: prefix ns ":" name.  The name is the
+ * hex of a keyed hash of (ns,key) when sealed, else the hex of key. */
+int rs_key(const struct rs_store *st, const char *ns, const void *key, size_t key_len,
+           struct dz_buf *out);
+
+/* Seal val for the Redis key rkey into out (a plain counter stays text so
+ * that INCR works on it). */
+int rs_seal(const struct rs_store *st, const char *rkey, size_t rkey_len, const void *val,
+            size_t val_len, struct dz_buf *out);
+
+/* Open what rs_seal made; appends the value to out.  DZ_ERR_DENIED when it
+ * does not open (another key, another value key, tampered). */
+int rs_open(const struct rs_store *st, const char *rkey, size_t rkey_len, const void *sealed,
+            size_t sealed_len, struct dz_buf *out);
+
+/* Bytes rs_seal adds at most (so take can refuse a value too big before
+ * consuming it). */
+size_t rs_seal_overhead(const struct rs_store *st);
+
+/* ---- store_redis_cache.c */
+
+int rs_cache_new(struct rs_store *st, struct rs_cache **out);
+void rs_cache_free(struct rs_cache *c);
+/* A live cached value of rkey appended to out: 0, or DZ_ERR_NOTFOUND when
+ * not cached (or the cache cannot be trusted now). */
+int rs_cache_get(struct rs_cache *c, const char *rkey, size_t rkey_len, struct dz_buf *out);
+/* The invalidation sequence before a read; pass it to rs_cache_put. */
+uint64_t rs_cache_seq(struct rs_cache *c);
+void rs_cache_put(struct rs_cache *c, uint64_t seq, const char *rkey, size_t rkey_len,
+                  const void *val, size_t val_len, uint64_t ttl_ms);
+void rs_cache_drop(struct rs_cache *c, const char *rkey, size_t rkey_len);
+/* From the subscriber: rkey changed (value dropped); everything changed;
+ * the subscriber is (not) connected. */
+void rs_cache_invalidate(struct rs_cache *c, const char *rkey, size_t rkey_len);
+void rs_cache_flush(struct rs_cache *c);
+void rs_cache_set_usable(struct rs_cache *c, bool usable);
+/* Whether a touch of rkey may be skipped (sent less than the bound ago). */
+bool rs_cache_touch_recent(struct rs_cache *c, const char *rkey, size_t rkey_len, uint64_t ttl_ms);
+
+/* ---- store_redis_sub.c */
+
+/* Start / stop the subscriber thread (invalidations, wake-ups). */
+int rs_sub_start(struct rs_store *st);
+void rs_sub_stop(struct rs_store *st);
+
+#endif

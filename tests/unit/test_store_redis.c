@@ -1,0 +1,417 @@
+/* test_store_redis.c - the Redis backend of the ephemeral store against a
+ * real redis-server this test starts on 127.0.0.1:9135 (a fixed test port;
+ * never the system service): every case of store_cases.h, then what only a
+ * shared backend has (sealed values and keys, the breaker and recovery,
+ * wake-ups and the near cache across two instances). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+
+#include <cmocka.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdatomic.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <hiredis/hiredis.h>
+
+#include "base/buf.h"
+#include "base/err.h"
+#include "state/store.h"
+#include "state/store_redis.h"
+
+#define PORT 9135
+#define PREFIX "t:"
+
+static pid_t redis_pid = -1;
+static char redis_dir[64];
+
+static uint64_t mono_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static void nap_ms(unsigned ms)
+{
+    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
+
+    while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
+        ;
+}
+
+/* A direct connection for the test's own look at Redis. */
+static redisContext *raw(void)
+{
+    redisContext *c = redisConnectWithTimeout("127.0.0.1", PORT, (struct timeval){1, 0});
+
+    if (c && c->err) {
+        redisFree(c);
+        return NULL;
+    }
+    return c;
+}
+
+static bool redis_pings(void)
+{
+    redisContext *c = raw();
+    redisReply *r = c ? redisCommand(c, "PING") : NULL;
+    bool ok = r && r->type == REDIS_REPLY_STATUS;
+
+    if (r)
+        freeReplyObject(r);
+    if (c)
+        redisFree(c);
+    return ok;
+}
+
+static int redis_start(void)
+{
+    char port[8];
+
+    snprintf(port, sizeof(port), "%d", PORT);
+    redis_pid = fork();
+    if (redis_pid < 0)
+        return -1;
+    if (redis_pid == 0) {
+        int null = open("/dev/null", O_WRONLY);
+
+        if (null >= 0) {
+            dup2(null, 1);
+            dup2(null, 2);
+        }
+        execlp("redis-server", "redis-server", "--port", port, "--bind", "127.0.0.1", "--save", "",
+               "--appendonly", "no", "--dir", redis_dir, "--daemonize", "no", (char *)NULL);
+        _exit(127);
+    }
+    /* Wait for the state, bounded. */
+    for (uint64_t end = mono_ms() + 10000; mono_ms() < end; nap_ms(20))
+        if (redis_pings())
+            return 0;
+    return -1;
+}
+
+static void redis_stop(void)
+{
+    if (redis_pid > 0) {
+        kill(redis_pid, SIGKILL);
+        waitpid(redis_pid, NULL, 0);
+    }
+    redis_pid = -1;
+}
+
+static void flushall(void)
+{
+    redisContext *c = raw();
+    redisReply *r;
+
+    assert_non_null(c);
+    r = redisCommand(c, "FLUSHALL");
+    assert_non_null(r);
+    freeReplyObject(r);
+    redisFree(c);
+}
+
+static const unsigned char value_key[DZ_STORE_REDIS_KEY_LEN] = "0123456789abcdef0123456789abcdef";
+
+static void config(struct dz_store_redis_config *c)
+{
+    memset(c, 0, sizeof(*c));
+    c->master.host = "127.0.0.1";
+    c->master.port = PORT;
+    c->prefix = PREFIX;
+    c->value_key = value_key;
+    c->connect_timeout_ms = 500;
+    c->command_timeout_ms = 2000; /* the sanitizer build is slow */
+    c->retry_max_ms = 200;
+    c->near_cache = true;
+}
+
+static int backend_new(const struct dz_store_quotas *q, struct dz_store **out)
+{
+    struct dz_store_redis_config c;
+
+    flushall();
+    config(&c);
+    return dz_store_redis_new(&c, q, out);
+}
+
+#include "store_cases.h"
+
+/* ---- what only the shared backend has */
+
+/* The raw value of one Redis key, or NULL. */
+static redisReply *raw_get(const char *key)
+{
+    redisContext *c = raw();
+    redisReply *r;
+
+    assert_non_null(c);
+    r = redisCommand(c, "GET %s", key);
+    redisFree(c);
+    return r;
+}
+
+/* Neither the key nor the value reaches Redis in clear, and a sealed value
+ * copied under another key does not open there. */
+static void test_sealed(void **state)
+{
+    struct dz_store *s = mk();
+    redisContext *c = raw();
+    redisReply *keys, *r;
+    struct dz_buf b;
+    char *k1 = NULL, *k2 = NULL;
+
+    (void)state;
+    dz_buf_init(&b, 1024);
+    assert_int_equal(
+        dz_store_put(s, "fail_fin", "38001085718", 11, "personal-AB1234567", 18, 60000, 0), 0);
+    assert_int_equal(dz_store_put(s, "fail_fin", "38001085719", 11, "other", 5, 60000, 0), 0);
+    keys = redisCommand(c, "KEYS %sfail_fin:*", PREFIX);
+    assert_non_null(keys);
+    assert_int_equal(keys->elements, 2);
+    for (size_t i = 0; i < 2; i++) {
+        const char *k = keys->element[i]->str;
+
+        /* the hex of "3800108571" would be 33383030...: not there */
+        assert_null(strstr(k, "3338303031"));
+        assert_null(strstr(k, "38001085718"));
+        r = raw_get(k);
+        assert_non_null(r);
+        assert_int_equal(r->type, REDIS_REPLY_STRING);
+        assert_null(memmem(r->str, r->len, "personal", 8));
+        assert_true(r->len >= 5 + 29); /* tag, nonce, GCM tag */
+        freeReplyObject(r);
+    }
+    k1 = strdup(keys->element[0]->str);
+    k2 = strdup(keys->element[1]->str);
+    /* swap: copy k1's value onto k2 */
+    r = redisCommand(c, "COPY %s %s REPLACE", k1, k2);
+    assert_non_null(r);
+    assert_int_equal(r->integer, 1);
+    freeReplyObject(r);
+    assert_int_not_equal(dz_store_get(s, "fail_fin", "38001085718", 11, &b), DZ_ERR_NOTFOUND);
+    dz_buf_reset(&b);
+    {
+        int rc1 = dz_store_get(s, "fail_fin", "38001085719", 11, &b);
+        /* one of the two now holds the other's value: it must not open */
+        dz_buf_reset(&b);
+        int rc0 = dz_store_get(s, "fail_fin", "38001085718", 11, &b);
+        assert_true(rc0 == DZ_ERR_UNAVAILABLE || rc1 == DZ_ERR_UNAVAILABLE);
+        assert_true(rc0 == 0 || rc1 == 0);
+    }
+    /* a store with another value key opens nothing of this one */
+    {
+        struct dz_store_redis_config cf;
+        struct dz_store *o = NULL;
+        static const unsigned char other_key[DZ_STORE_REDIS_KEY_LEN] =
+            "another-key-another-key-another!";
+
+        config(&cf);
+        cf.value_key = other_key;
+        assert_int_equal(dz_store_redis_new(&cf, NULL, &o), 0);
+        dz_buf_reset(&b);
+        /* another naming key: the entry is simply not found */
+        assert_int_equal(dz_store_get(o, "fail_fin", "38001085718", 11, &b), DZ_ERR_NOTFOUND);
+        dz_store_free(o);
+    }
+    free(k1);
+    free(k2);
+    freeReplyObject(keys);
+    redisFree(c);
+    dz_buf_cleanup(&b);
+    dz_store_free(s);
+}
+
+/* Redis gone: every call answers unavailable, at once while the breaker is
+ * open; /readyz's health says why; Redis back: calls work again by
+ * themselves. */
+static void test_down_and_back(void **state)
+{
+    struct dz_store *s = mk();
+    struct dz_store_health h;
+    struct dz_buf b;
+    int64_t v = 0;
+    uint64_t t0;
+    int rc = -1;
+
+    (void)state;
+    dz_buf_init(&b, 1024);
+    assert_int_equal(dz_store_put(s, "sess", "k", 1, "v", 1, 60000, 0), 0);
+    dz_store_health(s, &h);
+    assert_true(h.shared);
+    assert_true(h.up);
+    redis_stop();
+    assert_int_equal(dz_store_get(s, "sess", "k", 1, &b), DZ_ERR_UNAVAILABLE);
+    t0 = mono_ms();
+    assert_int_equal(dz_store_incr(s, "fail_fin", "f", 1, 60000, &v), DZ_ERR_UNAVAILABLE);
+    assert_int_equal(dz_store_take(s, "cardnonce", "n", 1, &b), DZ_ERR_UNAVAILABLE);
+    assert_int_equal(dz_store_put(s, "qrused", "n", 1, "1", 1, 1000, DZ_STORE_NX),
+                     DZ_ERR_UNAVAILABLE);
+    assert_true(mono_ms() - t0 < 100); /* the breaker answers without the network */
+    dz_store_health(s, &h);
+    assert_false(h.up);
+    assert_non_null(strstr(h.why, "redis"));
+    assert_true(h.errors >= 4);
+    assert_int_equal(redis_start(), 0);
+    for (uint64_t end = mono_ms() + 10000; mono_ms() < end; nap_ms(20)) {
+        rc = dz_store_put(s, "sess", "k2", 2, "v", 1, 60000, 0);
+        if (rc == 0)
+            break;
+        assert_int_equal(rc, DZ_ERR_UNAVAILABLE);
+    }
+    assert_int_equal(rc, 0);
+    assert_int_equal(dz_store_get(s, "sess", "k2", 2, &b), 0);
+    dz_store_health(s, &h);
+    assert_true(h.up);
+    assert_true(h.reconnects >= 2);
+    dz_buf_cleanup(&b);
+    dz_store_free(s);
+}
+
+struct wake_seen {
+    atomic_int calls;
+    char ns[16];
+    char key[16];
+};
+
+static void on_wake(void *arg, const char *ns, const void *key, size_t key_len)
+{
+    struct wake_seen *w = arg;
+
+    snprintf(w->ns, sizeof(w->ns), "%s", ns);
+    snprintf(w->key, sizeof(w->key), "%.*s", (int)key_len, (const char *)key);
+    atomic_fetch_add(&w->calls, 1);
+}
+
+static bool wait_until(atomic_int *v, int want, unsigned ms)
+{
+    for (uint64_t end = mono_ms() + ms; mono_ms() < end; nap_ms(5))
+        if (atomic_load(v) >= want)
+            return true;
+    return false;
+}
+
+/* Two instances on one Redis: a wake-up published on A reaches B's
+ * subscribers (and A's own); a logout on B makes A's cached session fail
+ * within 100 ms. */
+static void test_two_instances(void **state)
+{
+    struct dz_store_redis_config cf;
+    struct dz_store *a = mk();
+    struct dz_store *b = NULL;
+    struct wake_seen wa = {0}, wb = {0};
+    struct dz_buf buf;
+    int rc = 0;
+
+    (void)state;
+    config(&cf);
+    assert_int_equal(dz_store_redis_new(&cf, NULL, &b), 0);
+    assert_int_equal(dz_store_subscribe(a, on_wake, &wa), 0);
+    assert_int_equal(dz_store_subscribe(b, on_wake, &wb), 0);
+    dz_buf_init(&buf, 1024);
+    /* the subscribers connect on their own threads: publish until heard */
+    for (uint64_t end = mono_ms() + 5000;
+         mono_ms() < end && (atomic_load(&wb.calls) == 0 || atomic_load(&wa.calls) == 0);) {
+        dz_store_publish(a, "qr", "id42", 4);
+        wait_until(&wb.calls, 1, 100);
+    }
+    assert_true(atomic_load(&wb.calls) >= 1);
+    assert_true(atomic_load(&wa.calls) >= 1);
+    assert_string_equal(wb.ns, "qr");
+    assert_string_equal(wb.key, "id42");
+
+    /* near cache: A reads (and caches) the session, B deletes it */
+    assert_int_equal(dz_store_put(b, "sess", "sid", 3, "record", 6, 60000, DZ_STORE_NX), 0);
+    for (int i = 0; i < 3; i++) {
+        dz_buf_reset(&buf);
+        assert_int_equal(dz_store_get(a, "sess", "sid", 3, &buf), 0);
+        assert_string_equal(dz_buf_cstr(&buf), "record");
+        assert_int_equal(dz_store_touch(a, "sess", "sid", 3, 60000), 0);
+    }
+    assert_int_equal(dz_store_del(b, "sess", "sid", 3), 0);
+    {
+        uint64_t t0 = mono_ms();
+
+        for (; mono_ms() - t0 < 1000; nap_ms(2)) {
+            dz_buf_reset(&buf);
+            rc = dz_store_get(a, "sess", "sid", 3, &buf);
+            if (rc == DZ_ERR_NOTFOUND)
+                break;
+        }
+        assert_int_equal(rc, DZ_ERR_NOTFOUND);
+        assert_true(mono_ms() - t0 < 100);
+    }
+    /* the touch of a session that is gone fails too */
+    assert_int_equal(dz_store_touch(a, "sess", "sid", 3, 60000), DZ_ERR_NOTFOUND);
+    dz_buf_cleanup(&buf);
+    dz_store_free(b);
+    dz_store_free(a);
+}
+
+/* Bad configurations are refused before anything runs. */
+static void test_bad_config(void **state)
+{
+    struct dz_store_redis_config cf;
+    struct dz_store *s = (struct dz_store *)1;
+
+    (void)state;
+    config(&cf);
+    cf.prefix = "";
+    assert_int_equal(dz_store_redis_new(&cf, NULL, &s), DZ_ERR_INVAL);
+    assert_null(s);
+    config(&cf);
+    cf.master.port = 0;
+    assert_int_equal(dz_store_redis_new(&cf, NULL, &s), DZ_ERR_INVAL);
+    config(&cf);
+    cf.command_timeout_ms = 0;
+    assert_int_equal(dz_store_redis_new(&cf, NULL, &s), DZ_ERR_INVAL);
+    /* the bookkeeping's namespace cannot be written */
+    assert_int_equal(backend_new(NULL, &s), 0);
+    assert_int_equal(dz_store_put(s, "#i", "k", 1, "v", 1, 1000, 0), DZ_ERR_INVAL);
+    dz_store_free(s);
+}
+
+static int group_setup(void **state)
+{
+    (void)state;
+    snprintf(redis_dir, sizeof(redis_dir), "/tmp/dz-redis-unit-XXXXXX");
+    if (!mkdtemp(redis_dir))
+        return -1;
+    signal(SIGPIPE, SIG_IGN);
+    return redis_start();
+}
+
+static int group_teardown(void **state)
+{
+    char cmd[128];
+
+    (void)state;
+    redis_stop();
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", redis_dir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        STORE_CASES,
+        cmocka_unit_test(test_sealed),
+        cmocka_unit_test(test_two_instances),
+        cmocka_unit_test(test_bad_config),
+        cmocka_unit_test(test_down_and_back),
+    };
+
+    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
