@@ -143,6 +143,7 @@ static socklen_t numeric_sockaddr(const char *host, int port, struct sockaddr_st
 
 static int check_listener(struct ctx *, void *, const struct dz_yaml_node *, const char *);
 static int check_sessions(struct ctx *, void *, const struct dz_yaml_node *, const char *);
+static int check_store(struct ctx *, void *, const struct dz_yaml_node *, const char *);
 static int check_accounts(struct ctx *, void *, const struct dz_yaml_node *, const char *);
 static int check_signing_key(struct ctx *, void *, const struct dz_yaml_node *, const char *);
 static int check_signing(struct ctx *, void *, const struct dz_yaml_node *, const char *);
@@ -239,9 +240,48 @@ static const struct kw limits_kws[] = {
 static const struct table limits_table = {limits_kws, N(limits_kws),
                                           sizeof(struct dz_config_limits), NULL};
 
+#define S struct dz_config_redis_sentinel
+static const struct kw redis_sentinel_kws[] = {
+    {"address", T_STR, F_STR(S, address), 0, 3, 300, NULL, F_REQUIRED, NULL},
+};
+#undef S
+static const struct table redis_sentinel_table = {redis_sentinel_kws, N(redis_sentinel_kws),
+                                                  sizeof(struct dz_config_redis_sentinel), NULL};
+
+static const char *const store_backend_names[] = {"memory", "redis", NULL};
+
+#define S struct dz_config_store
+static const struct kw store_redis_timeouts_kws[] = {
+    {"connect", T_DURATION, F_U64(S, redis_connect_timeout_ms), 0, 10, 10 * SEC, "500ms", 0, NULL},
+    {"command", T_DURATION, F_U64(S, redis_command_timeout_ms), 0, 10, 10 * SEC, "250ms", 0, NULL},
+    {"retry_max", T_DURATION, F_U64(S, redis_retry_max_ms), 0, 100, MIN, "5s", 0, NULL},
+};
+static const struct table store_redis_timeouts_table = {
+    store_redis_timeouts_kws, N(store_redis_timeouts_kws), sizeof(struct dz_config_store), NULL};
+static const struct kw store_redis_kws[] = {
+    {"address", T_STR, F_STR(S, redis_address), 0, 3, 300, NULL, 0, NULL},
+    {"sentinels", T_LIST, F_ANY(S, redis_sentinels), F_SIZET(S, n_redis_sentinels), 1, 8, NULL, 0,
+     &redis_sentinel_table},
+    {"master_name", T_STR, F_STR(S, redis_master_name), 0, 1, 128, NULL, 0, NULL},
+    {"username", T_STR, F_STR(S, redis_username), 0, 1, 128, NULL, 0, NULL},
+    {"password_file", T_PATH, F_STR(S, redis_password_file), 0, 1, PATH_MAX, NULL,
+     F_FILE | F_SECRET, NULL},
+    {"prefix", T_STR, F_STR(S, redis_prefix), 0, 1, 64, "darvaza:", 0, NULL},
+    {"value_key_file", T_PATH, F_STR(S, redis_value_key_file), 0, 1, PATH_MAX, NULL,
+     F_FILE | F_SECRET, NULL},
+    {"timeouts", T_SECTION, 0, 0, 0, 0, NULL, 0, &store_redis_timeouts_table},
+    {"wait_replicas", T_UINT, F_UINT(S, redis_wait_replicas), 0, 0, 8, "0", 0, NULL},
+    {"near_cache", T_BOOL, F_BOOL(S, redis_near_cache), 0, 0, 0, "true", 0, NULL},
+};
+#undef S
+static const struct table store_redis_table = {store_redis_kws, N(store_redis_kws),
+                                               sizeof(struct dz_config_store), NULL};
+
 /* Budgets are sized once, when the store is made: not reloadable. */
 #define S struct dz_config_store
 static const struct kw store_kws[] = {
+    {"backend", T_ENUM, F_ENUM(S, backend), 0, 0, 0, "memory", 0, store_backend_names},
+    {"redis", T_SECTION, 0, F_BOOL(S, redis_present), 0, 0, NULL, F_PRESENCE, &store_redis_table},
     {"sessions", T_UINT, F_UINT(S, sessions), 0, 10, 100000000, "500000", 0, NULL},
     {"pending_qr", T_UINT, F_UINT(S, pending_qr), 0, 10, 100000000, "50000", 0, NULL},
     {"pending_mobile", T_UINT, F_UINT(S, pending_mobile), 0, 10, 100000000, "20000", 0, NULL},
@@ -251,7 +291,7 @@ static const struct kw store_kws[] = {
 };
 #undef S
 static const struct table store_table = {store_kws, N(store_kws), sizeof(struct dz_config_store),
-                                         NULL};
+                                         check_store};
 
 #define S struct dz_config_sessions
 static const struct kw sessions_kws[] = {
@@ -1103,6 +1143,74 @@ static int check_listener(struct ctx *c, void *base, const struct dz_yaml_node *
         return fail(c, l->line, key,
                     "required on a non-loopback address (cleartext h2c is loopback only)");
     }
+    return 0;
+}
+
+/* "host:port" (a name, an IPv4 address, or [IPv6]:port). */
+bool dz_config_hostport(const char *s, char *host, size_t cap, int *port)
+{
+    const char *colon = strrchr(s, ':');
+    const char *h = s;
+    size_t n;
+    char *end = NULL;
+    long p;
+
+    if (!colon || colon == s)
+        return false;
+    n = (size_t)(colon - s);
+    if (s[0] == '[') {
+        if (n < 3 || s[n - 1] != ']')
+            return false;
+        h = s + 1;
+        n -= 2;
+    }
+    if (n >= cap || memchr(h, ' ', n))
+        return false;
+    errno = 0;
+    p = strtol(colon + 1, &end, 10);
+    if (errno || !end || *end || end == colon + 1 || p < 1 || p > 65535)
+        return false;
+    memcpy(host, h, n);
+    host[n] = '\0';
+    *port = (int)p;
+    return true;
+}
+
+static int check_store(struct ctx *c, void *base, const struct dz_yaml_node *map, const char *path)
+{
+    struct dz_config_store *s = base;
+    const struct dz_yaml_node *r = dz_yaml_get(map, "redis");
+    char key[KEY_LEN];
+    char host[256];
+    int port;
+
+    if (s->backend == DZ_STORE_REDIS && !s->redis_present) {
+        join_key(key, sizeof(key), path, "redis");
+        return fail(c, line_of(map, "backend", 0), key, "required with backend redis");
+    }
+    if (!s->redis_present)
+        return 0;
+    join_key(key, sizeof(key), path, "redis");
+    if (!!s->redis_address == !!s->n_redis_sentinels)
+        return fail(c, line_of(map, "redis", 0), key,
+                    "give either address or sentinels (with master_name)");
+    if (s->n_redis_sentinels && !s->redis_master_name)
+        return fail(c, line_of(r, "sentinels", line_of(map, "redis", 0)), key,
+                    "master_name is required with sentinels");
+    if (s->redis_address && !dz_config_hostport(s->redis_address, host, sizeof(host), &port)) {
+        join_key(key, sizeof(key), path, "redis.address");
+        return fail(c, line_of(r, "address", 0), key, "not host:port");
+    }
+    for (size_t i = 0; i < s->n_redis_sentinels; i++)
+        if (!dz_config_hostport(s->redis_sentinels[i].address, host, sizeof(host), &port)) {
+            join_key(key, sizeof(key), path, "redis.sentinels");
+            return fail(c, line_of(r, "sentinels", 0), key, "entry %zu is not host:port", i);
+        }
+    for (const char *p = s->redis_prefix; *p; p++)
+        if (*p <= ' ' || *p == 0x7f) {
+            join_key(key, sizeof(key), path, "redis.prefix");
+            return fail(c, line_of(r, "prefix", 0), key, "no spaces or control characters");
+        }
     return 0;
 }
 

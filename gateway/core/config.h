@@ -112,7 +112,13 @@ struct dz_config_limits {
     unsigned starts_global;                /* 1..10000000, default 6000: the same, all addresses */
 };
 
+/* store.redis.sentinels[i]: */
+struct dz_config_redis_sentinel {
+    char *address; /* "host:port" */
+};
+
 /* store: live entries per kind (state/store.h "Budgets"); read at start */
+enum dz_store_backend { DZ_STORE_MEMORY = 0, DZ_STORE_REDIS = 1 };
 struct dz_config_store {
     unsigned sessions;       /* default 500000 */
     unsigned pending_qr;     /* default 50000 */
@@ -120,6 +126,22 @@ struct dz_config_store {
     unsigned challenges;     /* default 100000 */
     unsigned failures;       /* default 200000 */
     unsigned rates;          /* default 200000 */
+    int backend;             /* enum dz_store_backend; default memory */
+    /* store.redis: (required with backend redis; docs/internals/redis-store.md) */
+    bool redis_present;
+    char *redis_address; /* "host:port" of the master; or sentinels + master_name */
+    struct dz_config_redis_sentinel *redis_sentinels; /* 0..8 */
+    size_t n_redis_sentinels;
+    char *redis_master_name;
+    char *redis_username;              /* ACL user; NULL: the default user */
+    char *redis_password_file;         /* 0600; NULL: no AUTH */
+    char *redis_prefix;                /* default "darvaza:" */
+    char *redis_value_key_file;        /* 0600, 64 hex chars; NULL: values in clear */
+    uint64_t redis_connect_timeout_ms; /* 10ms..10s, default 500ms */
+    uint64_t redis_command_timeout_ms; /* 10ms..10s, default 250ms */
+    uint64_t redis_retry_max_ms;       /* the breaker's longest backoff: 100ms..1m, default 5s */
+    unsigned redis_wait_replicas;      /* 0..8, default 0 */
+    bool redis_near_cache;             /* default true */
 };
 
 /* sessions: (idle_high <= idle <= absolute) */
@@ -347,5 +369,9 @@ int dz_config_dump(const struct dz_config *c, FILE *f);
  */
 int dz_config_reload_check(const struct dz_config *old, const struct dz_config *next, char *err,
                            size_t err_len);
+
+/* Split "host:port" (a name, IPv4, or [IPv6]:port) into host (cap bytes)
+ * and port 1..65535; false when it is not that. */
+bool dz_config_hostport(const char *s, char *host, size_t cap, int *port);
 
 #endif

@@ -25,6 +25,7 @@
 #include "core/gen.h"
 #include "core/metrics.h"
 #include "core/rctx.h"
+#include "core/store_setup.h"
 #include "daemon/audit_setup.h"
 #include "daemon/drain.h"
 #include "daemon/notify.h"
@@ -314,16 +315,16 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
 
     const struct dz_config *cf = gw.gen->config;
-    struct dz_store_quotas quotas;
-    dz_store_quotas_default(&quotas);
-    quotas.max[DZ_STORE_SESSIONS] = cf->store.sessions;
-    quotas.max[DZ_STORE_PENDING_QR] = cf->store.pending_qr;
-    quotas.max[DZ_STORE_PENDING_MOBILE] = cf->store.pending_mobile;
-    quotas.max[DZ_STORE_CHALLENGES] = cf->store.challenges;
-    quotas.max[DZ_STORE_FAILURES] = cf->store.failures;
-    quotas.max[DZ_STORE_RATES] = cf->store.rates;
-    if ((rc = dz_store_mem_new(64, &quotas, &gw.store)) != 0 ||
-        (rc = dz_ocsp_cache_new(10000, &gw.ocsp_cache)) != 0 ||
+    {
+        /* memory or redis (store.backend); a Redis that is down is no
+         * reason not to start: calls answer unavailable until it is up. */
+        char why[200];
+        if (dz_store_setup_open(&cf->store, &gw.store, why, sizeof(why)) != 0) {
+            fprintf(stderr, "darvazad: %s: cannot make the state store\n", why);
+            return 1;
+        }
+    }
+    if ((rc = dz_ocsp_cache_new(10000, &gw.ocsp_cache)) != 0 ||
         (rc = dz_metrics_new(&gw.metrics)) != 0) {
         fprintf(stderr, "darvazad: out of memory\n");
         return 1;
@@ -409,6 +410,7 @@ int main(int argc, char **argv)
     dz_metrics_counter_fn(gw.metrics, "darvaza_connections_closed_stalled_total",
                           "Connections closed for holding too many unsent answer bytes",
                           gauge_closed_stalled, &gw);
+    dz_store_setup_metrics(gw.metrics, gw.store);
     for (int k = 0; k < DZ_STORE_KINDS; k++) {
         struct refusal_gauge *g = &refusal_gauges[k];
         g->gw = &gw;

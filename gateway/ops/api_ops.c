@@ -8,12 +8,23 @@
 
 #include "base/buf.h"
 #include "core/metrics.h"
+#include "state/store.h"
 
 #include "base/compat.h"
 
 void dz_ep_healthz(struct dz_rctx *c)
 {
     dz_rctx_json(c, 200, json_pack("{s:s}", "status", "ok"), NULL, 0);
+}
+
+/* A shared state store that does not answer (state/store.h health): an
+ * instance that can log nobody in is not ready. */
+static bool store_down(struct dz_gw *gw)
+{
+    struct dz_store_health h;
+
+    dz_store_health(gw->store, &h);
+    return !h.up;
 }
 
 void dz_ep_readyz(struct dz_rctx *c)
@@ -24,11 +35,18 @@ void dz_ep_readyz(struct dz_rctx *c)
         dz_rctx_problem(c, "draining", "stopping: send new requests elsewhere");
         return;
     }
-    if (atomic_load(&c->gw->ready)) {
+    if (atomic_load(&c->gw->ready) && !store_down(c->gw)) {
         dz_rctx_json(
             c, 200,
             json_pack("{s:s, s:I}", "status", "ready", "generation", (json_int_t)c->gen->number),
             NULL, 0);
+        return;
+    }
+    if (atomic_load(&c->gw->ready)) {
+        /* The reason in full is on the management listener: the public one
+         * does not name the store's address. */
+        dz_rctx_problem_h(c, "state_unavailable", "the state store does not answer",
+                          &(struct dz_hdr){"retry-after", "5"}, 1);
         return;
     }
     dz_rctx_problem(c, "service_unavailable", "not ready");

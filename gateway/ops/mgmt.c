@@ -25,6 +25,7 @@
 #include "core/metrics.h"
 #include "core/problem.h"
 #include "http/h1request.h"
+#include "state/store.h"
 
 #include "base/compat.h"
 
@@ -169,7 +170,13 @@ static void serve(struct mconn *k, const struct dz_h1_request *r)
         /* As on the public listeners (api_ops.c): the stop is said at once. */
         answer_problem(k, "draining", "stopping: send new requests elsewhere", NULL);
     } else if (atomic_load(&gw->ready)) {
-        answer_json(k, 200, json_pack("{s:s}", "status", "ready"), "application/json", NULL);
+        struct dz_store_health h;
+
+        dz_store_health(gw->store, &h);
+        if (h.up)
+            answer_json(k, 200, json_pack("{s:s}", "status", "ready"), "application/json", NULL);
+        else
+            answer_problem(k, "state_unavailable", h.why, "Retry-After: 5\r\n");
     } else {
         answer_problem(k, "service_unavailable", "not ready", NULL);
     }

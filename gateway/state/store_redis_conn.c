@@ -116,7 +116,7 @@ void rs_breaker_trip(struct rs_store *st, const char *why)
     atomic_store(&st->retry_at_ms, rs_now_ms() + b);
 }
 
-static void breaker_ok(struct rs_store *st)
+void rs_breaker_ok(struct rs_store *st)
 {
     if (atomic_load_explicit(&st->down, memory_order_relaxed) &&
         atomic_exchange(&st->down, false)) {
@@ -370,7 +370,7 @@ int rs_call(struct rs_store *st, int argc, const char **argv, const size_t *lens
         rc = DZ_ERR_UNAVAILABLE;
         goto out;
     }
-    breaker_ok(st);
+    rs_breaker_ok(st);
     *out = r;
     r = NULL;
     rc = 0;

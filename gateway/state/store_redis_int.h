@@ -99,6 +99,8 @@ redisContext *rs_connect_master(struct rs_store *st, uint64_t timeout_ms, char *
 
 /* Trip the breaker (a failure seen by a caller or by the subscriber). */
 void rs_breaker_trip(struct rs_store *st, const char *why);
+/* Close it: Redis answered (a call, or the subscriber connected). */
+void rs_breaker_ok(struct rs_store *st);
 
 uint64_t rs_now_ms(void);
 

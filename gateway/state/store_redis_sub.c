@@ -9,12 +9,13 @@
  *                         near cache (store_redis_cache.c);
  *   P "#wake"             the wake-ups other instances publish (store.h),
  *                         handed to dz_store_deliver on this thread.
- * It PINGs every second and counts the connection dead when no answer came
- * within a command timeout plus a second (a silent network).  While it is
- * not connected and subscribed the near cache is off and empty: an
- * invalidation may have been missed.  It reconnects alone, with the
- * breaker's backoff (100 ms doubling to retry_max), and follows the master
- * through the sentinels like every other connection.
+ * It also watches Redis for /readyz: its loss trips the circuit breaker
+ * and its reconnection closes it, so readiness follows Redis within a
+ * second without any request.  It PINGs every second and counts the connection dead when no answer
+ * came within a command timeout plus a second (a silent network).  While it is not connected and
+ * subscribed the near cache is off and empty: an invalidation may have been missed.  It reconnects
+ * alone, with the breaker's backoff (100 ms doubling to retry_max), and follows the master through
+ * the sentinels like every other connection.
  */
 #include "state/store_redis_int.h"
 
@@ -191,6 +192,9 @@ static void *sub_main(void *arg)
             ctx = NULL;
         }
         if (!ctx) {
+            /* Said to the breaker too, so that /readyz turns without
+             * waiting for a request to find out. */
+            rs_breaker_trip(st, why);
             if (!lost_logged)
                 dz_log(DZ_LOG_WARN, "store_subscriber_down",
                        "redis subscriber: %s; near cache off, wake-ups from other instances "
@@ -205,6 +209,9 @@ static void *sub_main(void *arg)
             dz_log(DZ_LOG_INFO, "store_subscriber_up", "redis subscriber connected again");
         lost_logged = false;
         backoff = 100;
+        /* A master answers: calls may go again (and /readyz turns back
+         * without a request having to probe). */
+        rs_breaker_ok(st);
         if (st->cache)
             rs_cache_set_usable(st->cache, true);
         listen_loop(st, ctx, wake, strlen(wake));
@@ -215,6 +222,7 @@ static void *sub_main(void *arg)
                    "redis subscriber: connection lost (%s); reconnecting",
                    ctx->errstr[0] ? ctx->errstr : "no answer to PING");
             lost_logged = true;
+            rs_breaker_trip(st, ctx->errstr[0] ? ctx->errstr : "no answer to PING");
         }
         redisFree(ctx);
     }
