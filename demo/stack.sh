@@ -190,6 +190,10 @@ make_config() {
     # "conninfo_file: /path, pool: 4": the accounts move to PostgreSQL.
     [ -z "${ACCOUNTS_PG:-}" ] ||
         sed -i "/^accounts:/a\\  backend: postgresql\\n  postgresql: { $ACCOUNTS_PG }" "$cfg"
+    # STORE_REDIS: the store.redis mapping's body, e.g. "address: 127.0.0.1:9136,
+    # prefix: x": the ephemeral store moves to Redis.
+    [ -z "${STORE_REDIS:-}" ] ||
+        sed -i "/^store:/a\\  backend: redis\\n  redis: { $STORE_REDIS }" "$cfg"
     for kv in ${CONFIG_SET:-}; do
         [[ "$kv" =~ ^([a-z_]+)\.([a-z_]+)=(.+)$ ]] || die "CONFIG_SET item '$kv' is not section.key=value"
         yaml_set "$cfg" "${BASH_REMATCH[1]}" "${BASH_REMATCH[2]}" "${BASH_REMATCH[3]}"

@@ -28,6 +28,7 @@
 #include "http/httpc.h"
 #include "keys/assertion.h"
 #include "state/session.h"
+#include "state/store.h"
 
 #include "base/compat.h"
 
@@ -276,7 +277,13 @@ out:
 
 void dz_ep_session(struct dz_rctx *c)
 {
-    if (dz_rctx_authenticate(c) != 0) {
+    int rc = dz_rctx_authenticate(c);
+
+    if (rc == DZ_ERR_UNAVAILABLE) {
+        dz_rctx_state_unavailable(c, rc);
+        return;
+    }
+    if (rc != 0) {
         dz_rctx_problem(c, "unauthenticated", NULL);
         return;
     }
@@ -302,17 +309,27 @@ void dz_ep_logout(struct dz_rctx *c)
     bool via_cookie;
     const char *tok;
     json_t *rec;
+    int rc = dz_rctx_authenticate(c);
 
-    if (dz_rctx_authenticate(c) != 0) {
+    if (rc == DZ_ERR_UNAVAILABLE) {
+        dz_rctx_state_unavailable(c, rc);
+        return;
+    }
+    if (rc != 0) {
         dz_rctx_problem(c, "unauthenticated", NULL);
         return;
     }
     if (!dz_rctx_origin_ok(c))
         return;
     tok = dz_rctx_token(c, buf, sizeof(buf), &len, &via_cookie);
-    if (tok)
-        dz_session_delete(c->gw->store, tok, len);
+    rc = tok ? dz_session_delete(c->gw->store, tok, len) : 0;
     dz_secret_wipe(buf, sizeof(buf));
+    if (dz_store_failed(rc)) {
+        /* A logout that did not reach the store did not happen: say so
+         * rather than let the person believe the session is gone. */
+        dz_rctx_state_unavailable(c, rc);
+        return;
+    }
     rec = json_pack("{s:s, s:s, s:s}", "type", "logout", "fin", c->session.fin, "means",
                     c->session.method);
     dz_gw_audit(c, rec, logout_answer, NULL);

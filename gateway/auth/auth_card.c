@@ -199,7 +199,12 @@ void dz_ep_card(struct dz_rctx *c)
     dz_sha256(ans.nonce, strlen(ans.nonce), nonce_key);
     /* Taken before the signature is checked: a nonce is spent by any
      * attempt, so one challenge cannot be used to try many signatures. */
-    if (dz_store_take(c->gw->store, NONCE_NS, nonce_key, sizeof(nonce_key), &taken) != 0) {
+    rc = dz_store_take(c->gw->store, NONCE_NS, nonce_key, sizeof(nonce_key), &taken);
+    if (dz_store_failed(rc)) {
+        dz_rctx_state_unavailable(c, rc);
+        goto out;
+    }
+    if (rc != 0) {
         dz_login_refuse(c, "card",
                         json_pack("{s:s, s:s, s:s}", "type", "login", "means", "card", "reason",
                                   "invalid_nonce"),

@@ -71,6 +71,17 @@ static int load(struct dz_rctx *c, const char *id, struct qr_rec *out)
     return rc;
 }
 
+/* The store could not answer (not "no such login"): 503 state_unavailable
+ * answered here, true returned. */
+static bool store_failed(struct dz_rctx *c, int rc)
+{
+    if (!dz_store_failed(rc))
+        return false;
+    if (!c->closed)
+        dz_rctx_state_unavailable(c, rc);
+    return true;
+}
+
 /* Only the browser that opened the session (its pre-login cookie). */
 static bool bound(struct dz_rctx *c, const struct qr_rec *r)
 {
@@ -161,6 +172,7 @@ out:
 
 static void code(struct dz_rctx *c, const char *id)
 {
+    int rc;
     struct qr_rec r;
     int64_t now = dz_unix_ms();
     int64_t t;
@@ -168,7 +180,10 @@ static void code(struct dz_rctx *c, const char *id)
     char payload[160];
     char *svg = NULL;
 
-    if (load(c, id, &r) != 0) {
+    rc = load(c, id, &r);
+    if (store_failed(c, rc))
+        return;
+    if (rc != 0) {
         dz_rctx_problem(c, "not_found", "no such QR login (it may have finished or expired)");
         return;
     }
@@ -236,18 +251,23 @@ static void answer_checked(struct dz_rctx *c, int rc, const struct dz_x509_resul
      * code only the first that gets this far counts. */
     /* Loaded again: the certificate check ran on the pool, and the record
      * may have expired or been collected meanwhile. */
-    if (load(c, a->id, &r) != 0 ||
-        dz_store_put(c->gw->store, USED_NS, a->id, ID_LEN, "1", 1, c->gen->config->mobile.qr_ttl_ms,
-                     DZ_STORE_NX) != 0) {
+    rc = load(c, a->id, &r);
+    if (rc == 0)
+        rc = dz_store_put(c->gw->store, USED_NS, a->id, ID_LEN, "1", 1,
+                          c->gen->config->mobile.qr_ttl_ms, DZ_STORE_NX);
+    if (store_failed(c, rc))
+        goto out;
+    if (rc != 0) {
         refuse(c, "qr_used", "this QR login has already been answered");
         goto out;
     }
     r.state = QR_ANSWERED;
     memcpy(r.fin, res->fin, sizeof(r.fin));
     dz_certcheck_prf(res, a->sig, a->sig_len, r.prf);
-    if (dz_store_put(c->gw->store, REC_NS, a->id, ID_LEN, &r, sizeof(r),
-                     c->gen->config->mobile.qr_ttl_ms, 0) != 0) {
-        dz_rctx_problem(c, "service_unavailable", NULL);
+    rc = dz_store_put(c->gw->store, REC_NS, a->id, ID_LEN, &r, sizeof(r),
+                      c->gen->config->mobile.qr_ttl_ms, 0);
+    if (rc != 0) {
+        dz_rctx_state_unavailable(c, rc);
         goto out;
     }
     dz_hex(res->sha256, sizeof(res->sha256), hex);
@@ -262,6 +282,7 @@ out:
 
 static void answer(struct dz_rctx *c, const char *id)
 {
+    int rc;
     json_t *body = NULL;
     struct answer_op *a = NULL;
     struct qr_rec r;
@@ -303,7 +324,10 @@ static void answer(struct dz_rctx *c, const char *id)
         refuse(c, "qr_invalid", "the payload belongs to another QR login");
         goto out;
     }
-    if (load(c, id, &r) != 0) {
+    rc = load(c, id, &r);
+    if (store_failed(c, rc))
+        goto out;
+    if (rc != 0) {
         refuse(c, "qr_invalid", "no such QR login (it may have finished or expired)");
         goto out;
     }
@@ -366,12 +390,16 @@ struct wait_op {
 
 static bool try_complete(struct dz_rctx *c, const char *id)
 {
+    int rc;
     struct qr_rec r;
     struct dz_buf b;
     struct dz_session s;
     bool done = false;
 
-    if (load(c, id, &r) != 0) {
+    rc = load(c, id, &r);
+    if (store_failed(c, rc))
+        return true;
+    if (rc != 0) {
         dz_rctx_problem(c, "not_found", "no such QR login (it may have finished or expired)");
         return true;
     }
@@ -379,9 +407,11 @@ static bool try_complete(struct dz_rctx *c, const char *id)
         goto out;
     /* Complete once: the poll that takes the record opens the session. */
     dz_buf_init(&b, sizeof(r));
-    if (dz_store_take(c->gw->store, REC_NS, id, ID_LEN, &b) != 0) {
+    rc = dz_store_take(c->gw->store, REC_NS, id, ID_LEN, &b);
+    if (rc != 0) {
         dz_buf_wipe(&b);
-        dz_rctx_problem(c, "not_found", "this QR login is finished");
+        if (!store_failed(c, rc))
+            dz_rctx_problem(c, "not_found", "this QR login is finished");
         done = true;
         goto out;
     }
@@ -442,13 +472,17 @@ static void wait_tick(struct ev_loop *loop, ev_timer *t, int revents)
 
 static void browser_poll(struct dz_rctx *c, const char *id)
 {
+    int rc;
     struct qr_rec r;
     struct wait_op *w;
     const char *q = strchr(dz_req_path(c->req), '?');
     const char *wp = q ? strstr(q, "wait=") : NULL;
     double wait = 0;
 
-    if (load(c, id, &r) != 0) {
+    rc = load(c, id, &r);
+    if (store_failed(c, rc))
+        return;
+    if (rc != 0) {
         dz_rctx_problem(c, "not_found", "no such QR login (it may have finished or expired)");
         return;
     }

@@ -19,6 +19,7 @@
 #include "core/gen.h"
 #include "core/problem.h"
 #include "state/session.h"
+#include "state/store.h"
 
 #include "base/compat.h"
 
@@ -308,6 +309,8 @@ int dz_rctx_authenticate(struct dz_rctx *c)
         return DZ_ERR_NOTFOUND;
     rc = dz_session_lookup(c->gw->store, &c->gen->session_limits, tok, len, &c->session);
     dz_secret_wipe(buf, sizeof(buf));
+    if (dz_store_failed(rc))
+        return DZ_ERR_UNAVAILABLE; /* not "no session": the store could not say */
     if (rc != 0)
         return DZ_ERR_NOTFOUND;
     c->has_session = true;

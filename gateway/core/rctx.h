@@ -113,8 +113,9 @@ const char *dz_rctx_token(struct dz_rctx *c, char *buf, size_t buf_len, size_t *
 const char *dz_rctx_cookie(struct dz_rctx *c, const char *name, char *buf, size_t buf_len,
                            size_t *len);
 
-/* Look up the session: fills c->session and c->has_session.  0 or
- * DZ_ERR_NOTFOUND (no or dead token). */
+/* Look up the session: fills c->session and c->has_session.  0,
+ * DZ_ERR_NOTFOUND (no or dead token) or DZ_ERR_UNAVAILABLE (the store could
+ * not answer: the caller answers 503 state_unavailable, fail closed). */
 int dz_rctx_authenticate(struct dz_rctx *c);
 
 /* Browser check for state-changing requests: an Origin header, when sent,

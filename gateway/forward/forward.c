@@ -766,10 +766,18 @@ static void refuse(struct dz_rctx *c, struct fwd *f, const char *code, const cha
         int n = snprintf(key, sizeof(key), "%s|%s|%s|%lld", f->svc->name,
                          c->has_session ? c->session.fin : dz_req_peer_ip(c->req), code,
                          (long long)(dz_unix_ms() / 60000));
+        int rc = n < 0 || (size_t)n >= sizeof(key)
+                     ? DZ_ERR_TOOBIG
+                     : dz_store_put(c->gw->store, "lim_refusal_audit", key, (size_t)n, "1", 1,
+                                    60000, DZ_STORE_NX);
+
+        if (dz_store_failed(rc)) {
+            fwd_free(f);
+            dz_rctx_state_unavailable(c, rc);
+            return;
+        }
         /* Not the first of its minute (or no room to tell): answer only. */
-        if (n < 0 || (size_t)n >= sizeof(key) ||
-            dz_store_put(c->gw->store, "lim_refusal_audit", key, (size_t)n, "1", 1, 60000,
-                         DZ_STORE_NX) != 0) {
+        if (rc != 0) {
             fwd_free(f);
             deny_then(c, 0, (void *)code);
             return;
@@ -872,7 +880,12 @@ void dz_forward(struct dz_rctx *c)
         memcpy(f->target, m.fin, sizeof(f->target));
     f->purpose = dz_req_header(c->req, "darvaza-purpose");
 
-    dz_rctx_authenticate(c);
+    if (dz_rctx_authenticate(c) == DZ_ERR_UNAVAILABLE) {
+        /* Never anonymous because the store could not say who this is. */
+        fwd_free(f);
+        dz_rctx_state_unavailable(c, DZ_ERR_UNAVAILABLE);
+        return;
+    }
     memset(&subj, 0, sizeof(subj));
     if (c->has_session) {
         subj.fin = c->session.fin;

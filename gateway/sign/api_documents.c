@@ -88,7 +88,7 @@ static bool verify_rate_ok(struct dz_rctx *c)
     if (n < 0 || (size_t)n >= sizeof(key) ||
         dz_store_incr(c->gw->store, VERIFY_RATE_NS, key, (size_t)n, VERIFY_WINDOW_MS, &count) !=
             0) {
-        dz_rctx_problem(c, "service_unavailable", NULL);
+        dz_rctx_state_unavailable(c, DZ_ERR_UNAVAILABLE);
         return false;
     }
     if (count > (int64_t)c->gen->config->documents.verify_rate) {

@@ -505,6 +505,7 @@ static void polled(void *arg, int result, int status, const struct dz_hdr *h, si
     unsigned char sig_der[DZ_ECDSA_SIG_DER_MAX];
     size_t der_len = 0, sig_der_len = 0;
     unsigned char cert_hash[32];
+    int rc;
 
     dz_buf_init(&taken, sizeof(struct sign_rec) + SIGN_PARTIAL_MAX);
     if (!dz_mssp_call_done(c, &op->call, result, status))
@@ -519,8 +520,13 @@ static void polled(void *arg, int result, int status, const struct dz_hdr *h, si
         goto out;
     }
     /* Complete: exactly one poll takes the record and finishes. */
-    if (dz_store_take(c->gw->store, SIGN_NS, op->id, ID_LEN, &taken) != 0 ||
-        taken.len < sizeof(struct sign_rec)) {
+    rc = dz_store_take(c->gw->store, SIGN_NS, op->id, ID_LEN, &taken);
+    if (dz_store_failed(rc)) {
+        if (!c->closed)
+            dz_rctx_state_unavailable(c, rc);
+        goto out;
+    }
+    if (rc != 0 || taken.len < sizeof(struct sign_rec)) {
         dz_rctx_problem(c, "not_found", "this request is finished");
         goto out;
     }
@@ -589,12 +595,19 @@ void dz_ep_sign_mobile_poll(struct dz_rctx *c, const char *id)
 {
     struct sign_call *op;
     struct dz_buf got;
+    int rc;
 
     if (!dz_mssp_enabled(c))
         return;
     dz_buf_init(&got, sizeof(struct sign_rec) + SIGN_PARTIAL_MAX);
-    if (strlen(id) != ID_LEN || dz_store_get(c->gw->store, SIGN_NS, id, ID_LEN, &got) != 0 ||
-        got.len < sizeof(struct sign_rec)) {
+    rc = strlen(id) != ID_LEN ? DZ_ERR_NOTFOUND
+                              : dz_store_get(c->gw->store, SIGN_NS, id, ID_LEN, &got);
+    if (dz_store_failed(rc)) {
+        dz_buf_cleanup(&got);
+        dz_rctx_state_unavailable(c, rc);
+        return;
+    }
+    if (rc != 0 || got.len < sizeof(struct sign_rec)) {
         dz_buf_cleanup(&got);
         dz_rctx_problem(c, "not_found",
                         "no such signing request (it may have finished or expired)");

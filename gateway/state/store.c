@@ -328,6 +328,11 @@ void dz_store_publish(struct dz_store *s, const char *ns, const void *key, size_
         dz_store_deliver(s, ns, key, key_len);
 }
 
+bool dz_store_failed(int rc)
+{
+    return rc == DZ_ERR_UNAVAILABLE || rc == DZ_ERR_NOMEM;
+}
+
 void dz_store_health(struct dz_store *s, struct dz_store_health *out)
 {
     memset(out, 0, sizeof(*out));

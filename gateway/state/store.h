@@ -176,6 +176,12 @@ void dz_store_deliver(struct dz_store *s, const char *ns, const void *key, size_
  * blocks (a shared backend reports what its last calls saw). */
 void dz_store_health(struct dz_store *s, struct dz_store_health *out);
 
+/* Whether rc says the store could not answer (DZ_ERR_UNAVAILABLE from a
+ * shared backend that is down or slow, DZ_ERR_NOMEM) rather than giving an
+ * answer (NOTFOUND, EXISTS, FULL, ...).  A caller that gets such an rc
+ * answers 503 state_unavailable: never absent, used, unlocked or fresh. */
+bool dz_store_failed(int rc);
+
 /* Live keys in a namespace (for the sessions gauge). */
 size_t dz_store_count(struct dz_store *s, const char *ns);
 
