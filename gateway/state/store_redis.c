@@ -211,8 +211,11 @@ static uint64_t clamp_ttl(uint64_t ttl_ms)
     return ttl_ms > TTL_MAX_MS ? TTL_MAX_MS : ttl_ms;
 }
 
-/* Single-use and security state waits for the replicas (store.redis.
- * wait_replicas): a failover must not bring it back unused or forgotten. */
+/* Writes a failover must not lose wait for the replicas (store.redis.
+ * wait_replicas): single-use marks and the lockout's counters and locks
+ * (put, incr), every take (a consumed nonce, QR answer or mobile result
+ * must not come back unused), and the delete of a session (a logout must
+ * not come back).  Losing anything else costs a retry, not a guarantee. */
 static bool must_wait(enum dz_store_kind kind)
 {
     return kind == DZ_STORE_CHALLENGES || kind == DZ_STORE_FAILURES;
@@ -266,7 +269,7 @@ static int r_put(void *impl, enum dz_store_kind kind, const char *ns, const void
 
         if (st->cache && is_sess(ns))
             rs_cache_drop(st->cache, k.entry.data, k.entry.len);
-        rc = eval(st, S_PUT, 3, 4, a, l, nx || must_wait(kind), &r);
+        rc = eval(st, S_PUT, 3, 4, a, l, must_wait(kind), &r);
     }
     if (rc)
         goto out;
@@ -427,8 +430,8 @@ static int r_del(void *impl, const char *ns, const void *key, size_t key_len)
 
         if (st->cache && is_sess(ns))
             rs_cache_drop(st->cache, k.entry.data, k.entry.len);
-        /* A logout or a cleared lock lost in a failover would come back. */
-        rc = eval(st, S_DEL, 2, 0, a, l, true, &r);
+        /* A logout lost in a failover would bring the session back. */
+        rc = eval(st, S_DEL, 2, 0, a, l, is_sess(ns), &r);
     }
     if (rc)
         goto out;

@@ -45,7 +45,7 @@ struct dz_store_redis_config {
     /* NULL: keys and values in clear.  Copied, wiped at free. */
     const unsigned char *value_key; /* DZ_STORE_REDIS_KEY_LEN bytes */
     uint64_t connect_timeout_ms;    /* > 0 */
-    uint64_t command_timeout_ms;    /* > 0; also the WAIT bound */
+    uint64_t command_timeout_ms;    /* > 0; WAIT waits half of it */
     uint64_t retry_max_ms;          /* the breaker's longest backoff, >= 100 */
     unsigned wait_replicas;         /* single-use writes wait for this many replicas */
     bool near_cache;                /* cache session reads, invalidated by Redis */

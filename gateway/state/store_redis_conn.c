@@ -339,7 +339,12 @@ int rs_call(struct rs_store *st, int argc, const char **argv, const size_t *lens
             char n[16], ms[24];
 
             snprintf(n, sizeof(n), "%u", st->cfg.wait_replicas);
-            snprintf(ms, sizeof(ms), "%llu", (unsigned long long)st->cfg.command_timeout_ms);
+            /* Half the command timeout, so the command and its WAIT end
+             * within the socket's timeout with an answer, not a timeout. */
+            snprintf(ms, sizeof(ms), "%llu",
+                     (unsigned long long)(st->cfg.command_timeout_ms / 2
+                                              ? st->cfg.command_timeout_ms / 2
+                                              : 1));
             if (redisAppendCommand(c->ctx, "WAIT %s %s", n, ms) != REDIS_OK)
                 goto neterr;
         }

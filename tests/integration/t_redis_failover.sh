@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# t_redis_failover.sh - the Redis store behind Sentinel (docs/internals/
+# redis-store.md "Failover"): master + replica + three sentinels, the gateway
+# finds the master through them and waits for one replica on every
+# single-use or security write (store.redis.wait_replicas: 1).  A replica that
+# does not acknowledge in time makes those writes fail closed (503); a logout
+# and a lockout written just before SIGKILL of the master still hold after
+# the promotion; service resumes on the new master without a restart.
+. "$(dirname "$0")/lib.sh"
+. "$LIB_DIR/redis.sh"
+
+plan 21
+
+M_PORT=9136
+R_PORT=9137
+S_PORTS=(9138 9139 9135)
+MNAME=dz
+
+redis_start master "$M_PORT"
+redis_replica_start replica "$R_PORT" "$M_PORT" --enable-debug-command local
+for i in 0 1 2; do sentinel_start "sentinel$i" "${S_PORTS[$i]}" "$MNAME" "$M_PORT" 2 1000; done
+is "$(redis_role "$M_PORT") $(redis_role "$R_PORT") $(sentinel_master "${S_PORTS[0]}" "$MNAME")" \
+    "master slave 127.0.0.1 $M_PORT" "master, replica and three sentinels up"
+
+SENT="{address: 127.0.0.1:${S_PORTS[0]}}, {address: 127.0.0.1:${S_PORTS[1]}}, {address: 127.0.0.1:${S_PORTS[2]}}"
+stack_start STORE_REDIS="sentinels: [$SENT], master_name: $MNAME, prefix: \"f:\", wait_replicas: 1, timeouts: {command: 1s, retry_max: 1s}" \
+    CONFIG_SET="lockout.pair_attempts=3"
+gw GET /readyz
+is "$STATUS" 200 "the gateway found the master through the sentinels"
+
+R1=$(pick_person registered 0); R2=$(pick_person registered 1); R3=$(pick_person registered 2)
+[ -n "$R3" ] || bail "people.json lacks 3 registered people"
+login_person "$R1"
+TOK1=$LOGIN_TOKEN
+is "$STATUS" 200 "login on the master found through the sentinels -> 200"
+gw GET /api/registry/me -H "$(bearer "$TOK1")"
+is "$STATUS" 200 "forward with it -> 200"
+
+# ---- no replica acknowledgement: fail closed ---------------------------------------------------
+wrong() { gw_json POST /auth/password "$(jq -nc --arg f "$1" '{fin:$f,password:"wrong-password-x"}')"; }
+linked() { redis_cli "$R_PORT" INFO replication | grep -q '^master_link_status:up'; }
+redis_cli "$R_PORT" REPLICAOF NO ONE >/dev/null
+wrong "$R3"
+problem 503 state_unavailable "replica detached: a wrong password (its failure count needs the replica's ack) -> 503, not 401"
+redis_cli "$R_PORT" REPLICAOF 127.0.0.1 "$M_PORT" >/dev/null
+ok "the replica is attached again" wait_until 20 linked
+
+# ---- single-use and security writes right before the master dies ----------------------------------
+wrong "$R2"; wrong "$R2"; wrong "$R2"
+problem 401 bad_credentials "three wrong passwords for $R2 -> 401 (the third writes the lock)"
+login "$R2" "$(person "$R2" password)"
+problem 429 locked "then the right password -> 429 locked"
+gw POST /auth/logout -H "$(bearer "$TOK1")"
+is "$STATUS" 204 "logout (the delete waited for the replica) -> 204"
+redis_kill master
+pass "SIGKILL of the master right after"
+
+promoted() { [ "$(sentinel_master "${S_PORTS[0]}" "$MNAME")" = "127.0.0.1 $R_PORT" ]; }
+ok "the sentinels promote the replica" wait_until 30 promoted
+a_ready() { gw GET /readyz; [ "$STATUS" = 200 ]; }
+ok "the gateway is ready again on the new master, without a restart" wait_until 30 a_ready
+is "$(redis_role "$R_PORT")" master "127.0.0.1:$R_PORT is the master now"
+like "$(cat "$(gw_log)")" '"store_master_changed".*127\.0\.0\.1:'"$R_PORT" "the log says where the master went"
+
+gw GET /api/registry/me -H "$(bearer "$TOK1")"
+problem 401 unauthenticated "the session logged out before the failover stays dead"
+login "$R2" "$(person "$R2" password)"
+problem 429 locked "the lock written before the failover still holds"
+login_person "$R3"
+is "$STATUS" 200 "a new login on the promoted master -> 200"
+wrong "$R3"
+problem 503 state_unavailable "with no replica left, a failure cannot be recorded durably -> 503 (wait_replicas: 1)"
+# The old master comes back; the sentinels make it a replica of the new one.
+redis_start master "$M_PORT"
+old_linked() { [ "$(redis_role "$M_PORT")" = slave ] && redis_cli "$M_PORT" INFO replication | grep -q '^master_link_status:up'; }
+ok "the old master rejoins as a replica" wait_until 30 old_linked
+wrong "$R3"
+problem 401 bad_credentials "and failures are counted again -> 401"
+finish
