@@ -71,19 +71,20 @@ static const char *const scripts[S_N] = {
                       "redis.call('ZADD', KEYS[2], now + ttl, KEYS[1])\n"
                       "return {0, n + 1}\n",
     /* ARGV: ttl, max -> {0 ok | 2 full | 3 not a counter | 4 overflow, value, count or -1} */
+    /* The clock is read only to create: counting on costs INCR alone. */
     [S_INCR] =
-        LUA_NOW "local ttl = tonumber(ARGV[1])\n"
-                "if redis.call('EXISTS', KEYS[1]) == 1 then\n"
-                "  local r = redis.pcall('INCR', KEYS[1])\n"
-                "  if type(r) == 'table' and r.err then\n"
-                "    if string.find(r.err, 'overflow') then return {4, 0, -1} end\n"
-                "    return {3, 0, -1}\n"
-                "  end\n"
-                "  return {0, r, -1}\n"
-                "end\n" LUA_KIND_COUNT "if n >= tonumber(ARGV[2]) then return {2, 0, n} end\n"
-                "redis.call('SET', KEYS[1], '1', 'PX', ttl)\n"
-                "redis.call('ZADD', KEYS[2], now + ttl, KEYS[1])\n"
-                "return {0, 1, n + 1}\n",
+        "local ttl = tonumber(ARGV[1])\n"
+        "if redis.call('EXISTS', KEYS[1]) == 1 then\n"
+        "  local r = redis.pcall('INCR', KEYS[1])\n"
+        "  if type(r) == 'table' and r.err then\n"
+        "    if string.find(r.err, 'overflow') then return {4, 0, -1} end\n"
+        "    return {3, 0, -1}\n"
+        "  end\n"
+        "  return {0, r, -1}\n"
+        "end\n" LUA_NOW LUA_KIND_COUNT "if n >= tonumber(ARGV[2]) then return {2, 0, n} end\n"
+        "redis.call('SET', KEYS[1], '1', 'PX', ttl)\n"
+        "redis.call('ZADD', KEYS[2], now + ttl, KEYS[1])\n"
+        "return {0, 1, n + 1}\n",
     /* KEYS: entry, index.  ARGV: room (plain bytes the caller can take),
      * overhead of sealing -> {0} absent | {1, value} | {2} too big (kept) */
     [S_TAKE] = "local v = redis.call('GET', KEYS[1])\n"
