@@ -535,6 +535,74 @@ static void test_accounts_backend(void **state)
     dz_config_free(c);
 }
 
+/* store.backend: memory unless written; redis with its defaults, through
+ * sentinels or one address; the mistakes named with file:line. */
+static void test_store_backend(void **state)
+{
+    struct dz_config *c = NULL;
+    char err[512] = "";
+    char want[200];
+
+    (void)state;
+    assert_int_equal(load_variant(0, 0, NULL, &c, err, sizeof(err)), 0);
+    assert_int_equal(c->store.backend, DZ_STORE_MEMORY);
+    assert_false(c->store.redis_present);
+    dz_config_free(c);
+    c = NULL;
+    assert_int_equal(load_variant(21, 21,
+                                  "  idle_high: 15m\nstore:\n  backend: redis\n  redis:\n"
+                                  "    sentinels:\n      - address: 127.0.0.1:9131\n"
+                                  "      - address: '[::1]:9132'\n    master_name: dz\n"
+                                  "    password_file: @D@/seed.key\n    wait_replicas: 1",
+                                  &c, err, sizeof(err)),
+                     0);
+    assert_int_equal(c->store.backend, DZ_STORE_REDIS);
+    assert_int_equal(c->store.n_redis_sentinels, 2);
+    assert_string_equal(c->store.redis_master_name, "dz");
+    assert_string_equal(c->store.redis_prefix, "darvaza:");
+    assert_int_equal(c->store.redis_command_timeout_ms, 250);
+    assert_int_equal(c->store.redis_wait_replicas, 1);
+    assert_true(c->store.redis_near_cache);
+    assert_null(c->store.redis_value_key_file);
+    dz_config_free(c);
+    c = NULL;
+    /* backend redis, no section: the backend's line */
+    assert_int_not_equal(
+        load_variant(21, 21, "  idle_high: 15m\nstore:\n  backend: redis", &c, err, sizeof(err)),
+        0);
+    snprintf(want, sizeof(want), "%s:23: store.redis: ", cfg_path);
+    expect_prefix(err, want, "required with backend redis");
+    /* both an address and sentinels */
+    assert_int_not_equal(load_variant(21, 21,
+                                      "  idle_high: 15m\nstore:\n  redis:\n    address: a:1\n"
+                                      "    sentinels: [{address: b:2}]\n    master_name: m",
+                                      &c, err, sizeof(err)),
+                         0);
+    snprintf(want, sizeof(want), "%s:23: store.redis: ", cfg_path);
+    expect_prefix(err, want, "either address or sentinels");
+    /* sentinels without master_name */
+    assert_int_not_equal(load_variant(21, 21,
+                                      "  idle_high: 15m\nstore:\n  redis:\n"
+                                      "    sentinels: [{address: b:2}]",
+                                      &c, err, sizeof(err)),
+                         0);
+    snprintf(want, sizeof(want), "%s:24: store.redis: ", cfg_path);
+    expect_prefix(err, want, "master_name is required");
+    /* not host:port */
+    assert_int_not_equal(load_variant(21, 21,
+                                      "  idle_high: 15m\nstore:\n  redis:\n    address: redis", &c,
+                                      err, sizeof(err)),
+                         0);
+    snprintf(want, sizeof(want), "%s:24: store.redis.address: ", cfg_path);
+    expect_prefix(err, want, "not host:port");
+    assert_int_not_equal(load_variant(21, 21,
+                                      "  idle_high: 15m\nstore:\n  redis:\n    address: h:99999",
+                                      &c, err, sizeof(err)),
+                         0);
+    expect_prefix(err, want, "not host:port");
+    assert_null(c);
+}
+
 static void test_syntax_errors(void **state)
 {
     struct dz_config *c = NULL;
@@ -742,6 +810,7 @@ int main(void)
         cmocka_unit_test(test_demo_documents_every_key),
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_accounts_backend),
+        cmocka_unit_test(test_store_backend),
         cmocka_unit_test(test_syntax_errors),
         cmocka_unit_test(test_dump_round_trip),
         cmocka_unit_test(test_sensitive_redaction),
