@@ -95,25 +95,35 @@ static void set_why(struct rs_store *st, const char *why)
     pthread_mutex_unlock(&st->lock);
 }
 
-void rs_breaker_trip(struct rs_store *st, const char *why)
+/* Open the breaker (or keep it open).  Only a failed probe doubles the
+ * backoff: the calls already on the wire when Redis went away all fail
+ * together, and must not push the next probe minutes away. */
+static void trip(struct rs_store *st, const char *why, bool probe)
 {
-    uint64_t b = atomic_load(&st->backoff_ms);
     bool was_down = atomic_exchange(&st->down, true);
+    uint64_t b;
 
     atomic_fetch_add(&st->errors, 1);
     atomic_fetch_add(&st->gen, 1);
-    if (was_down) {
-        /* A failed probe: back off further. */
-        b = b * 2 > st->cfg.retry_max_ms ? st->cfg.retry_max_ms : b * 2;
-        atomic_store(&st->backoff_ms, b);
-    } else {
+    set_why(st, why);
+    if (!was_down) {
         b = BACKOFF_MIN_MS;
-        atomic_store(&st->backoff_ms, b);
         dz_log(DZ_LOG_WARN, "store_unavailable",
                "redis: %s; state calls answer unavailable until it is back", why);
+    } else if (probe) {
+        b = atomic_load(&st->backoff_ms) * 2;
+        if (b > st->cfg.retry_max_ms)
+            b = st->cfg.retry_max_ms;
+    } else {
+        return; /* already open: its retry time stands */
     }
-    set_why(st, why);
+    atomic_store(&st->backoff_ms, b);
     atomic_store(&st->retry_at_ms, rs_now_ms() + b);
+}
+
+void rs_breaker_trip(struct rs_store *st, const char *why)
+{
+    trip(st, why, false);
 }
 
 void rs_breaker_ok(struct rs_store *st)
@@ -258,7 +268,7 @@ fail:
 
 /* The calling thread's connection, connected in this generation, or
  * DZ_ERR_UNAVAILABLE (the breaker is tripped on a failed connect). */
-static int thread_conn(struct rs_store *st, struct rs_conn **out)
+static int thread_conn(struct rs_store *st, bool probe, struct rs_conn **out)
 {
     struct rs_conn *c = pthread_getspecific(st->tls);
     unsigned gen = atomic_load(&st->gen);
@@ -283,7 +293,7 @@ static int thread_conn(struct rs_store *st, struct rs_conn **out)
     if (!c->ctx) {
         c->ctx = rs_connect_master(st, st->cfg.connect_timeout_ms, why, sizeof(why));
         if (!c->ctx) {
-            rs_breaker_trip(st, why);
+            trip(st, why, probe);
             return DZ_ERR_UNAVAILABLE;
         }
         c->gen = atomic_load(&st->gen);
@@ -325,7 +335,7 @@ int rs_call(struct rs_store *st, int argc, const char **argv, const size_t *lens
         atomic_fetch_add(&st->errors, 1);
         return DZ_ERR_UNAVAILABLE;
     }
-    rc = thread_conn(st, &c);
+    rc = thread_conn(st, allow == 2, &c);
     if (rc)
         goto out;
     wait = wait && st->cfg.wait_replicas > 0;
@@ -360,7 +370,7 @@ int rs_call(struct rs_store *st, int argc, const char **argv, const size_t *lens
         snprintf(why, sizeof(why), "the server cannot take the call now (%.60s)", r->str);
         redisFree(c->ctx);
         c->ctx = NULL;
-        rs_breaker_trip(st, why);
+        trip(st, why, allow == 2);
         rc = DZ_ERR_UNAVAILABLE;
         goto out;
     }
@@ -384,7 +394,7 @@ neterr:
     snprintf(why, sizeof(why), "%s", c->ctx->errstr[0] ? c->ctx->errstr : "connection lost");
     redisFree(c->ctx);
     c->ctx = NULL;
-    rs_breaker_trip(st, why);
+    trip(st, why, allow == 2);
     rc = DZ_ERR_UNAVAILABLE;
 out:
     if (allow == 2)
