@@ -63,11 +63,17 @@ static redisContext *raw(void)
     return c;
 }
 
+/* Our server answers: the one we started (its pid), not another process
+ * that happens to hold the port (which we must never flush). */
 static bool redis_pings(void)
 {
     redisContext *c = raw();
-    redisReply *r = c ? redisCommand(c, "PING") : NULL;
-    bool ok = r && r->type == REDIS_REPLY_STATUS;
+    redisReply *r = c ? redisCommand(c, "INFO server") : NULL;
+    char want[32];
+    bool ok;
+
+    snprintf(want, sizeof(want), "process_id:%d\r", (int)redis_pid);
+    ok = r && r->type == REDIS_REPLY_STRING && strstr(r->str, want);
 
     if (r)
         freeReplyObject(r);
@@ -95,10 +101,17 @@ static int redis_start(void)
                "--appendonly", "no", "--dir", redis_dir, "--daemonize", "no", (char *)NULL);
         _exit(127);
     }
-    /* Wait for the state, bounded. */
-    for (uint64_t end = mono_ms() + 10000; mono_ms() < end; nap_ms(20))
+    /* Wait for the state, bounded; a server that exited (the port taken)
+     * ends the wait at once. */
+    for (uint64_t end = mono_ms() + 10000; mono_ms() < end; nap_ms(20)) {
         if (redis_pings())
             return 0;
+        if (waitpid(redis_pid, NULL, WNOHANG) == redis_pid) {
+            fprintf(stderr, "redis-server could not start on port %d (taken?)\n", PORT);
+            redis_pid = -1;
+            return -1;
+        }
+    }
     return -1;
 }
 
