@@ -271,6 +271,7 @@ static const struct kw store_redis_kws[] = {
      F_FILE | F_SECRET, NULL},
     {"timeouts", T_SECTION, 0, 0, 0, 0, NULL, 0, &store_redis_timeouts_table},
     {"wait_replicas", T_UINT, F_UINT(S, redis_wait_replicas), 0, 0, 8, "0", 0, NULL},
+    {"rate_batch", T_UINT, F_UINT(S, redis_rate_batch), 0, 1, 1000, "1", 0, NULL},
     {"near_cache", T_BOOL, F_BOOL(S, redis_near_cache), 0, 0, 0, "true", 0, NULL},
 };
 #undef S

@@ -141,6 +141,7 @@ struct dz_config_store {
     uint64_t redis_command_timeout_ms; /* 10ms..10s, default 250ms */
     uint64_t redis_retry_max_ms;       /* the breaker's longest backoff: 100ms..1m, default 5s */
     unsigned redis_wait_replicas;      /* 0..8, default 0 */
+    unsigned redis_rate_batch;         /* 1 (exact, default)..1000 */
     bool redis_near_cache;             /* default true */
 };
 

@@ -70,6 +70,7 @@ static int open_redis(const struct dz_config_store *cf, const struct dz_store_qu
     rc_cfg.command_timeout_ms = cf->redis_command_timeout_ms;
     rc_cfg.retry_max_ms = cf->redis_retry_max_ms;
     rc_cfg.wait_replicas = cf->redis_wait_replicas;
+    rc_cfg.rate_batch = cf->redis_rate_batch;
     rc_cfg.near_cache = cf->redis_near_cache;
     if (cf->redis_password_file) {
         rc = dz_secret_file_read(cf->redis_password_file, 512, &password, why, why_cap);

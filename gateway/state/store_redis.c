@@ -71,20 +71,21 @@ static const char *const scripts[S_N] = {
                       "redis.call('ZADD', KEYS[2], now + ttl, KEYS[1])\n"
                       "return {0, n + 1}\n",
     /* ARGV: ttl, max -> {0 ok | 2 full | 3 not a counter | 4 overflow, value, count or -1} */
-    /* The clock is read only to create: counting on costs INCR alone. */
+    /* ARGV: ttl, max, by.  The clock is read only to create: counting on
+     * costs INCRBY alone. */
     [S_INCR] =
         "local ttl = tonumber(ARGV[1])\n"
         "if redis.call('EXISTS', KEYS[1]) == 1 then\n"
-        "  local r = redis.pcall('INCR', KEYS[1])\n"
+        "  local r = redis.pcall('INCRBY', KEYS[1], ARGV[3])\n"
         "  if type(r) == 'table' and r.err then\n"
         "    if string.find(r.err, 'overflow') then return {4, 0, -1} end\n"
         "    return {3, 0, -1}\n"
         "  end\n"
         "  return {0, r, -1}\n"
         "end\n" LUA_NOW LUA_KIND_COUNT "if n >= tonumber(ARGV[2]) then return {2, 0, n} end\n"
-        "redis.call('SET', KEYS[1], '1', 'PX', ttl)\n"
+        "redis.call('SET', KEYS[1], ARGV[3], 'PX', ttl)\n"
         "redis.call('ZADD', KEYS[2], now + ttl, KEYS[1])\n"
-        "return {0, 1, n + 1}\n",
+        "return {0, tonumber(ARGV[3]), n + 1}\n",
     /* KEYS: entry, index.  ARGV: room (plain bytes the caller can take),
      * overhead of sealing -> {0} absent | {1, value} | {2} too big (kept) */
     [S_TAKE] = "local v = redis.call('GET', KEYS[1])\n"
@@ -453,19 +454,27 @@ static int r_incr(void *impl, enum dz_store_kind kind, const char *ns, const voi
     struct rs_store *st = impl;
     struct keys k;
     redisReply *r = NULL;
-    char ttl[24], max[24];
+    char ttl[24], max[24], by_s[24];
+    bool batched = st->batch && kind == DZ_STORE_RATES;
+    int64_t by = 1;
     int rc;
 
     rc = keys_make(st, ns, key, key_len, kind, &k);
     if (rc)
         goto out;
+    if (batched && rs_batch_take(st->batch, k.entry.data, k.entry.len, out_value, &by) == 1)
+        goto out; /* counted here; sent with the batch (store.redis.rate_batch) */
     {
-        const char *a[] = {k.entry.data, k.index.data, k.kind.data,
+        const char *a[] = {k.entry.data,
+                           k.index.data,
+                           k.kind.data,
                            num(ttl, sizeof(ttl), clamp_ttl(ttl_ms)),
-                           num(max, sizeof(max), st->max[kind])};
-        size_t l[] = {k.entry.len, k.index.len, k.kind.len, strlen(a[3]), strlen(a[4])};
+                           num(max, sizeof(max), st->max[kind]),
+                           num(by_s, sizeof(by_s), (unsigned long long)by)};
+        size_t l[] = {k.entry.len,  k.index.len,  k.kind.len,
+                      strlen(a[3]), strlen(a[4]), strlen(a[5])};
 
-        rc = eval(st, S_INCR, 3, 2, a, l, must_wait(kind), &r);
+        rc = eval(st, S_INCR, 3, 3, a, l, must_wait(kind), &r);
     }
     if (rc)
         goto out;
@@ -492,6 +501,12 @@ static int r_incr(void *impl, enum dz_store_kind kind, const char *ns, const voi
         rc = unexpected("incr", r);
     }
 out:
+    if (batched && r) {
+        if (rc == 0)
+            rs_batch_seen(st->batch, k.entry.data, k.entry.len, ttl_ms, *out_value);
+        else
+            rs_batch_drop(st->batch, k.entry.data, k.entry.len);
+    }
     if (r)
         freeReplyObject(r);
     keys_cleanup(&k);
@@ -657,6 +672,7 @@ static void r_free(void *impl)
     rs_sub_stop(st);
     if (st->cache)
         rs_cache_free(st->cache);
+    rs_batch_free(st->batch);
     if (st->conn_ready)
         rs_conn_cleanup(st);
     if (st->password) {
@@ -759,7 +775,8 @@ int dz_store_redis_new(const struct dz_store_redis_config *cfg, const struct dz_
         return rc;
     }
     st->conn_ready = true;
-    if ((cfg->near_cache && (rc = rs_cache_new(st, &st->cache)) != 0) ||
+    if ((cfg->rate_batch > 1 && (rc = rs_batch_new(cfg->rate_batch, &st->batch)) != 0) ||
+        (cfg->near_cache && (rc = rs_cache_new(st, &st->cache)) != 0) ||
         (rc = rs_sub_start(st)) != 0) {
         r_free(st);
         return rc;

@@ -48,6 +48,7 @@ struct dz_store_redis_config {
     uint64_t command_timeout_ms;    /* > 0; WAIT waits half of it */
     uint64_t retry_max_ms;          /* the breaker's longest backoff, >= 100 */
     unsigned wait_replicas;         /* single-use writes wait for this many replicas */
+    unsigned rate_batch;            /* rate counters sent every k counts; 0 or 1: exact */
     bool near_cache;                /* cache session reads, invalidated by Redis */
 };
 

@@ -26,6 +26,7 @@
 #define RS_HOST_MAX 256
 
 struct rs_cache;
+struct rs_batch;
 
 struct rs_conn {
     redisContext *ctx;
@@ -68,6 +69,7 @@ struct rs_store {
     atomic_size_t count[DZ_STORE_KINDS]; /* as the last creation saw it */
 
     struct rs_cache *cache; /* NULL without a near cache */
+    struct rs_batch *batch; /* NULL: rate counters exact */
     bool conn_ready;        /* rs_conn_init done */
     pthread_t sub_thread;
     bool sub_running;
@@ -147,6 +149,19 @@ void rs_cache_flush(struct rs_cache *c);
 void rs_cache_set_usable(struct rs_cache *c, bool usable);
 /* Whether a touch of rkey may be skipped (sent less than the bound ago). */
 bool rs_cache_touch_recent(struct rs_cache *c, const char *rkey, size_t rkey_len, uint64_t ttl_ms);
+
+/* ---- store_redis_batch.c */
+
+int rs_batch_new(unsigned k, struct rs_batch **out);
+void rs_batch_free(struct rs_batch *b);
+/* Count one on rkey: 1 when answered here (*out_value set); 0 when the
+ * caller must add *incr_by on Redis and then call rs_batch_seen with the
+ * value Redis answered (or rs_batch_drop if it failed). */
+int rs_batch_take(struct rs_batch *b, const char *rkey, size_t rkey_len, int64_t *out_value,
+                  int64_t *incr_by);
+void rs_batch_seen(struct rs_batch *b, const char *rkey, size_t rkey_len, uint64_t ttl_ms,
+                   int64_t value);
+void rs_batch_drop(struct rs_batch *b, const char *rkey, size_t rkey_len);
 
 /* ---- store_redis_sub.c */
 
