@@ -9,7 +9,8 @@
 # BENCH_ROUNDS rounds against /api/static/ping (a session only) and
 # /api/static/rated (plus an exact per-subject rate counter) on each; the
 # median round by req/s is reported, with the Redis commands per request
-# (INFO commandstats before and after).  Results: build/bench/store.md.
+# (INFO commandstats before and after).  Gateway C (port 8454) is A with
+# store.redis.rate_batch: 16.  Results: build/bench/store.md.
 set -u
 BENCH_N=${BENCH_N:-20000}
 BENCH_C=${BENCH_C:-20}
@@ -42,8 +43,19 @@ sed -e "s#port: 8443#port: $B_PORT#" -e 's#port: 8080#port: 8090#' \
     -e "s#^  file: .*access.log#  file: $WORK/b-access.log#" "$CFG" >"$WORK/b.yaml"
 "$BUILD_DIR/darvazad" -c "$WORK/b.yaml" >"$WORK/b.log" 2>&1 &
 OWN_PIDS+=("$!")
+# C: Redis again, with rate counters sent in batches of 16.
+C_PORT=8454
+C_URL="https://localhost:$C_PORT"
+sed -e "s#port: 8443#port: $C_PORT#" -e 's#port: 8080#port: 8091#' \
+    -e 's#listen: 127.0.0.1:9180#listen: 127.0.0.1:9191#' -e 's#^  redis: { #  redis: { rate_batch: 16, #' \
+    -e "s#^  file: .*audit.log#  file: $WORK/c-audit.log#" \
+    -e "s#^  file: .*access.log#  file: $WORK/c-access.log#" "$CFG" >"$WORK/c.yaml"
+"$BUILD_DIR/darvazad" -c "$WORK/c.yaml" >"$WORK/c.log" 2>&1 &
+OWN_PIDS+=("$!")
 b_ready() { [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 --cacert "$STATE_DIR/certs/root.pem" "$B_URL/readyz")" = 200 ]; }
 wait_until 60 b_ready || { log "gateway B did not start: $(tail -n 5 "$WORK/b.log")"; exit 1; }
+c_ready() { [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 --cacert "$STATE_DIR/certs/root.pem" "$C_URL/readyz")" = 200 ]; }
+wait_until 60 c_ready || { log "gateway C did not start: $(tail -n 5 "$WORK/c.log")"; exit 1; }
 
 sed -e "s|@DIR@|$NGX|g" -e "s|@WORKERS@|1|g" "$HERE/upstream.conf" >"$NGX/upstream.conf"
 nginx -e "$NGX/upstream-error.log" -p "$NGX" -c "$NGX/upstream.conf" || { log "nginx did not start"; exit 1; }
@@ -71,8 +83,9 @@ run() { # run URL TOKEN -> "req/s mean succeeded"
 }
 declare -A RES OPS
 for r in $(seq 1 "$BENCH_ROUNDS"); do
-    for s in mem-ping redis-ping mem-rated redis-rated; do
-        case $s in mem-*) url=$B_URL tok=$TOKEN_B ;; *) url=$GW_URL tok=$TOKEN_A ;; esac
+    for s in mem-ping redis-ping mem-rated redis-rated redis16-rated; do
+        case $s in mem-*) url=$B_URL tok=$TOKEN_B ;; redis16-*) url=$C_URL tok=$TOKEN_A ;;
+            *) url=$GW_URL tok=$TOKEN_A ;; esac
         c0=$(calls)
         read -r rps mean okn < <(run "$url/api/static/${s#*-}" "$tok")
         c1=$(calls)
@@ -91,7 +104,7 @@ median() { printf '%s' "$1" | sort -n | awk '{a[NR] = $0} END {print a[int((NR +
     echo
     echo "| setup | req/s | mean latency | Redis commands / request |"
     echo "| --- | ---: | ---: | ---: |"
-    for s in mem-ping redis-ping mem-rated redis-rated; do
+    for s in mem-ping redis-ping mem-rated redis-rated redis16-rated; do
         m=$(median "${RES[$s]}")
         echo "| $s | ${m%% *} | $(echo "$m" | cut -d' ' -f2) | $(median "${OPS[$s]}") |"
     done

@@ -256,7 +256,7 @@ static void test_many_keys_and_bound(void **state)
     assert_int_equal(backend_new(quotas_all(100000), &s), 0);
     for (i = 0; i < 20000; i++) {
         n = snprintf(k, sizeof(k), "key-%u", i);
-        assert_int_equal(dz_store_put(s, NS, k, (size_t)n, &i, sizeof(i), 100000, 0), 0);
+        assert_int_equal(dz_store_put(s, NS, k, (size_t)n, &i, sizeof(i), 3600000, 0), 0);
     }
     assert_int_equal(dz_store_count(s, NS), 20000);
     dz_buf_init(&b, 64);
