@@ -158,6 +158,8 @@ void rs_batch_seen(struct rs_batch *b, const char *rkey, size_t rkey_len, uint64
     struct bentry **p;
     struct bentry *e;
 
+    uint64_t now = rs_now_ms();
+
     pthread_mutex_lock(&s->lock);
     p = find(s, h, rkey, rkey_len);
     e = *p;
@@ -165,14 +167,19 @@ void rs_batch_seen(struct rs_batch *b, const char *rkey, size_t rkey_len, uint64
         e->hash = h;
         e->key_len = rkey_len;
         memcpy(e->key, rkey, rkey_len);
-        /* The counter was created with this TTL or has less left: the local
-         * window never outlives Redis's. */
-        e->expires_ms = rs_now_ms() + ttl_ms;
         *p = e;
         s->n++;
     }
-    if (e && value > e->base)
+    if (e && now >= e->expires_ms) {
+        /* New, or its window ended here: start again from what Redis says.
+         * The counter was made with this TTL or has less left, so a local
+         * window ending late only counts more, never less. */
+        e->base = value;
+        e->pending = 0;
+        e->expires_ms = now + ttl_ms;
+    } else if (e && value > e->base) {
         e->base = value; /* what every instance counted, as Redis has it */
+    }
     pthread_mutex_unlock(&s->lock);
 }
 
