@@ -426,6 +426,19 @@ static void test_rate_batch(void **state)
     }
     held = raw_counter(PREFIX "rate:*");
     assert_true(held >= 24 - 2 * 4 && held <= 24);
+    /* a window that ends starts again at 1, and is batched again */
+    assert_int_equal(dz_store_incr(a, "rate", "short", 5, 300, &v), 0);
+    assert_int_equal(v, 1);
+    for (int t = 0; t < 250 && raw_counter(PREFIX "rate:*") != held; t++)
+        nap_ms(20); /* until only "subject" is left in Redis */
+    for (uint64_t end = mono_ms() + 5000; mono_ms() < end; nap_ms(20)) {
+        assert_int_equal(dz_store_incr(a, "rate", "short", 5, 300, &v), 0);
+        if (v == 1)
+            break;
+    }
+    assert_int_equal(v, 1);
+    assert_int_equal(dz_store_incr(a, "rate", "short", 5, 300, &v), 0);
+    assert_int_equal(v, 2);
     /* a failure counter is exact: Redis has every count at once */
     for (long long i = 1; i <= 3; i++) {
         assert_int_equal(dz_store_incr(a, "fail_fin", "AAAAAAA", 7, 60000, &v), 0);
