@@ -4,12 +4,14 @@
  *
  * Keys live in a namespace (a short constant string such as "sess") and are
  * opaque bytes; values are opaque bytes with a time to live.  The in-process
- * backend (store_mem.c) shards by key hash with one mutex per shard; a Redis
- * backend can implement the same ops when instances multiply.  Callers store
- * hashes of secrets, never secrets (a dump of the store yields nothing usable).
+ * backend (store_mem.c) shards by key hash with one mutex per shard; the
+ * Redis backend (store_redis.h) shares the state between instances.  Callers
+ * store hashes of secrets, never secrets (a dump of the store yields nothing
+ * usable).
  *
  * All functions are thread-safe and never block for long (no I/O in the
- * in-process backend), so they may be called from a loop thread.
+ * in-process backend; at most one bounded round trip in the Redis one, none
+ * while it is known to be down), so they may be called from a loop thread.
  */
 #ifndef DZ_STORE_H
 #define DZ_STORE_H
