@@ -258,6 +258,7 @@ static bool query_state(const char *path, char out[STATE_LEN + 1])
 
 void dz_ep_card_tls_login(struct dz_rctx *c)
 {
+    int rc;
     const struct dz_config_cards *cc = &c->gen->config->cards;
     X509 *peer = dz_req_peer_cert(c->req);
     struct login_op *op = NULL;
@@ -278,8 +279,12 @@ void dz_ep_card_tls_login(struct dz_rctx *c)
     /* Single use, taken before anything else: a state is spent by any
      * attempt, so one start cannot be used to try several certificates. */
     dz_sha256(state, STATE_LEN, key);
-    if (dz_store_take(c->gw->store, START_NS, key, sizeof(key), &taken) != 0 ||
-        taken.len != sizeof(struct start_rec)) {
+    rc = dz_store_take(c->gw->store, START_NS, key, sizeof(key), &taken);
+    if (dz_store_failed(rc)) {
+        dz_rctx_state_unavailable(c, rc); /* not "unknown": the store could not say */
+        goto out;
+    }
+    if (rc != 0 || taken.len != sizeof(struct start_rec)) {
         refuse(c, NULL, "card_login_invalid", "unknown_state");
         goto out;
     }
@@ -325,6 +330,7 @@ static bool bound(struct dz_rctx *c, const unsigned char binding[32])
 
 void dz_ep_card_tls_exchange(struct dz_rctx *c)
 {
+    int rc;
     json_t *body = NULL;
     const char *code;
     unsigned char key[32];
@@ -346,8 +352,12 @@ void dz_ep_card_tls_exchange(struct dz_rctx *c)
     /* Taken before the binding is compared: a code shown to the wrong
      * browser is spent, never tried twice. */
     dz_sha256(code, strlen(code), key);
-    if (dz_store_take(c->gw->store, CODE_NS, key, sizeof(key), &taken) != 0 ||
-        taken.len != sizeof(r)) {
+    rc = dz_store_take(c->gw->store, CODE_NS, key, sizeof(key), &taken);
+    if (dz_store_failed(rc)) {
+        dz_rctx_state_unavailable(c, rc);
+        goto out;
+    }
+    if (rc != 0 || taken.len != sizeof(r)) {
         dz_login_refuse(
             c, MEANS,
             json_pack("{s:s, s:s, s:s}", "type", "login", "means", MEANS, "reason", "unknown_code"),

@@ -247,7 +247,11 @@ static void authorize(struct dz_rctx *c, const char *query, size_t qlen, int64_t
         client_error(c, ar, code);
         goto out;
     }
-    dz_rctx_authenticate(c);
+    if (dz_rctx_authenticate(c) == DZ_ERR_UNAVAILABLE) {
+        /* Never "not signed in" because the store could not say. */
+        dz_rctx_state_unavailable(c, DZ_ERR_UNAVAILABLE);
+        goto out;
+    }
     /* Enough for this request: the level asked (step-up otherwise), a
      * login after the request when it said prompt=login, within max_age,
      * and the person the client named. */

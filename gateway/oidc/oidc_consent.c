@@ -86,7 +86,13 @@ static int pending(struct dz_rctx *c, const char *id, struct dz_oidc_authreq *ar
 
 static bool signed_in(struct dz_rctx *c)
 {
-    if (dz_rctx_authenticate(c) != 0) {
+    int rc = dz_rctx_authenticate(c);
+
+    if (rc == DZ_ERR_UNAVAILABLE) {
+        dz_rctx_state_unavailable(c, rc);
+        return false;
+    }
+    if (rc != 0) {
         dz_rctx_problem(c, "unauthenticated", NULL);
         return false;
     }

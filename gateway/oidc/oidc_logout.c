@@ -150,7 +150,10 @@ void dz_oidc_ep_logout(struct dz_rctx *c)
     }
     if (!op->location)
         goto busy;
-    dz_rctx_authenticate(c);
+    if (dz_rctx_authenticate(c) == DZ_ERR_UNAVAILABLE) {
+        dz_rctx_state_unavailable(c, DZ_ERR_UNAVAILABLE);
+        goto out;
+    }
     tok = c->has_session
               ? dz_rctx_token(c, op->token, sizeof(op->token), &op->token_len, &via_cookie)
               : NULL;
