@@ -9,7 +9,7 @@
 # BENCH_ROUNDS rounds against /api/static/ping (a session only) and
 # /api/static/rated (plus an exact per-subject rate counter) on each; the
 # median round by req/s is reported, with the Redis commands per request
-# (INFO commandstats before and after).  Gateway C (port 8454) is A with
+# (INFO commandstats before and after).  Gateway C (port 8455) is A with
 # store.redis.rate_batch: 16.  Results: build/bench/store.md.
 set -u
 BENCH_N=${BENCH_N:-20000}
@@ -37,16 +37,16 @@ redis_start bench "$RPORT"
 stack_start STORE_REDIS="address: 127.0.0.1:$RPORT, value_key_file: $WORK/redis.key" >"$WORK/start.tap"
 CFG="$STATE_DIR/darvaza.yaml"
 WORKERS=$(awk '/^[[:space:]]+workers:/ {print $2; exit}' "$CFG")
-sed -e "s#port: 8443#port: $B_PORT#" -e 's#port: 8080#port: 8090#' \
+sed -e "s#port: 8443#port: $B_PORT#" -e 's#port: 8080#port: 8090#' -e 's#port: 8444#port: 8454#' \
     -e 's#listen: 127.0.0.1:9180#listen: 127.0.0.1:9190#' -e '/^  backend: redis/d' -e '/^  redis: {/d' \
     -e "s#^  file: .*audit.log#  file: $WORK/b-audit.log#" \
     -e "s#^  file: .*access.log#  file: $WORK/b-access.log#" "$CFG" >"$WORK/b.yaml"
 "$BUILD_DIR/darvazad" -c "$WORK/b.yaml" >"$WORK/b.log" 2>&1 &
 OWN_PIDS+=("$!")
 # C: Redis again, with rate counters sent in batches of 16.
-C_PORT=8454
+C_PORT=8455
 C_URL="https://localhost:$C_PORT"
-sed -e "s#port: 8443#port: $C_PORT#" -e 's#port: 8080#port: 8091#' \
+sed -e "s#port: 8443#port: $C_PORT#" -e 's#port: 8080#port: 8091#' -e 's#port: 8444#port: 8456#' \
     -e 's#listen: 127.0.0.1:9180#listen: 127.0.0.1:9191#' -e 's#^  redis: { #  redis: { rate_batch: 16, #' \
     -e "s#^  file: .*audit.log#  file: $WORK/c-audit.log#" \
     -e "s#^  file: .*access.log#  file: $WORK/c-access.log#" "$CFG" >"$WORK/c.yaml"

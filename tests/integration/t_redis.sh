@@ -54,7 +54,7 @@ unlike "$DUMPED" "$FIN_HEX" "no value holds the FIN in clear (values are sealed)
 
 # ---- a second gateway on the same Redis ----------------------------------------------------
 mkdir -p "$WORK/b"
-sed -e "s#port: 8443#port: $B_PORT#" -e 's#port: 8080#port: 8090#' \
+sed -e "s#port: 8443#port: $B_PORT#" -e 's#port: 8080#port: 8090#' -e 's#port: 8444#port: 8454#' \
     -e 's#listen: 127.0.0.1:9180#listen: 127.0.0.1:9190#' \
     -e "s#^  file: .*audit.log#  file: $WORK/b/audit.log#" \
     -e "s#^  file: .*access.log#  file: $WORK/b/access.log#" "$CFG" >"$WORK/b/darvaza.yaml"
