@@ -234,7 +234,13 @@ void dz_ep_my_access(struct dz_rctx *c)
 {
     struct access_op *op;
 
-    if (dz_rctx_authenticate(c) != 0) {
+    switch (dz_rctx_authenticate(c)) {
+    case 0:
+        break;
+    case DZ_ERR_UNAVAILABLE: /* never "not signed in" because the store could not say */
+        dz_rctx_state_unavailable(c, DZ_ERR_UNAVAILABLE);
+        return;
+    default:
         dz_rctx_problem(c, "unauthenticated", NULL);
         return;
     }
