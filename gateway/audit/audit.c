@@ -604,6 +604,11 @@ static int add_line(struct dz_audit *a, json_t *rec, struct dz_buf *out)
 
     rfc3339_now(when, sizeof(when));
     dz_hex(a->prev, 32, prev_hex);
+    /* Every line names its instance: lines of several gateways merged for a
+     * search still say whose chain each belongs to (verify checks it). */
+    if (a->instance[0] && !json_object_get(rec, "instance") &&
+        json_object_set_new(rec, "instance", json_string(a->instance)) != 0)
+        goto out;
     if (json_object_set_new(rec, "seq", json_integer((json_int_t)(a->seq + 1))) != 0 ||
         json_object_set_new(rec, "time", json_string(when)) != 0 ||
         json_object_set_new(rec, "prev", json_string(prev_hex)) != 0)

@@ -415,6 +415,13 @@ static void feed(struct vstate *v, const char *line, size_t len)
             goto out;
         }
         v->r->has_header = true;
+    } else if (v->r->has_header && json_is_string(json_object_get(obj, "instance")) &&
+               strcmp(json_string_value(json_object_get(obj, "instance")), v->r->header.instance) !=
+                   0) {
+        /* A line of another gateway spliced into this one's chain. */
+        fail(v, lineno, "wrong_instance", "the line names instance %s, its segment %s",
+             json_string_value(json_object_get(obj, "instance")), v->r->header.instance);
+        goto out;
     }
     if (lineno == 1) {
         v->r->first_seq = l.seq;

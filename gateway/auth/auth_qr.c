@@ -34,6 +34,7 @@
 #include "state/store.h"
 
 #include "core/startlimit.h"
+#include "core/wake.h"
 
 #include "base/compat.h"
 
@@ -41,7 +42,10 @@
 #define USED_NS "qrused"
 #define ID_BYTES 16
 #define ID_LEN 22
-#define POLL_STEP 0.2 /* seconds between looks at the store while a browser waits */
+/* A waiting browser is woken by the store's wake-up when the phone's answer
+ * is written, on this instance or another (core/wake.h); it also looks at
+ * the store itself this often, in case a wake-up was lost. */
+#define POLL_FALLBACK 1.0
 
 enum qr_state { QR_PENDING = 0, QR_ANSWERED = 1 };
 
@@ -270,6 +274,9 @@ static void answer_checked(struct dz_rctx *c, int rc, const struct dz_x509_resul
         dz_rctx_state_unavailable(c, rc);
         goto out;
     }
+    /* After the write: the browser's poll, on whichever instance holds it,
+     * wakes and finds the answer. */
+    dz_store_publish(c->gw->store, REC_NS, a->id, ID_LEN);
     dz_hex(res->sha256, sizeof(res->sha256), hex);
     dz_rctx_json(c, 200,
                  json_pack("{s:s, s:s, s:s}", "state", "accepted", "service",
@@ -385,7 +392,8 @@ struct wait_op {
     struct dz_rctx *c;
     char id[ID_LEN + 1];
     ev_timer timer;
-    double left;
+    struct dz_wake_waiter waiter;
+    ev_tstamp deadline; /* ev_now at which the poll answers "pending" */
 };
 
 static bool try_complete(struct dz_rctx *c, const char *id)
@@ -444,30 +452,48 @@ static void wait_cancel(struct dz_rctx *c)
     c->cancel = NULL;
     if (w) {
         ev_timer_stop(dz_worker_loop(c->gw_worker->worker), &w->timer);
+        dz_wake_cancel(&w->waiter);
         free(w);
         dz_rctx_release(c);
     }
 }
 
-static void wait_tick(struct ev_loop *loop, ev_timer *t, int revents)
+/* Look once (woken, or the fallback timer): answer when the login is
+ * done or the wait is over, else arm the fallback again. */
+static void wait_look(struct wait_op *w)
 {
-    struct wait_op *w = t->data;
     struct dz_rctx *c = w->c;
+    struct ev_loop *loop = dz_worker_loop(c->gw_worker->worker);
+    ev_tstamp left;
     bool done;
 
-    w->left -= POLL_STEP;
     done = try_complete(c, w->id);
-    if (!done && w->left > 0)
-        return; /* the repeating timer looks again */
+    left = w->deadline - ev_now(loop);
+    ev_timer_stop(loop, &w->timer);
+    if (!done && left > 0) {
+        ev_timer_set(&w->timer, left < POLL_FALLBACK ? left : POLL_FALLBACK, 0);
+        ev_timer_start(loop, &w->timer);
+        return;
+    }
     /* done: try_complete answered, or will once the login's audit line is
      * durable (c->answered is still false then: no "pending" over it). */
     if (!done && !c->answered)
         dz_rctx_json(c, 200, json_pack("{s:s}", "state", "pending"), NULL, 0);
-    ev_timer_stop(loop, t);
+    dz_wake_cancel(&w->waiter);
     c->op = NULL;
     c->cancel = NULL;
     free(w);
     dz_rctx_release(c);
+}
+
+static void wait_tick(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    wait_look(t->data);
+}
+
+static void wait_woken(struct dz_wake_waiter *ww)
+{
+    wait_look(ww->arg);
 }
 
 static void browser_poll(struct dz_rctx *c, const char *id)
@@ -508,9 +534,12 @@ static void browser_poll(struct dz_rctx *c, const char *id)
     }
     w->c = c;
     memcpy(w->id, id, ID_LEN + 1);
-    w->left = wait;
-    ev_timer_init(&w->timer, wait_tick, POLL_STEP, POLL_STEP);
+    w->deadline = ev_now(dz_worker_loop(c->gw_worker->worker)) + wait;
+    ev_timer_init(&w->timer, wait_tick, wait < POLL_FALLBACK ? wait : POLL_FALLBACK, 0);
     w->timer.data = w;
+    /* Not waiting for wake-ups (it cannot fail for our short ns and id) only
+     * makes the fallback the answer's way. */
+    (void)dz_wake_wait(c->gw_worker, &w->waiter, REC_NS, id, ID_LEN, wait_woken, w);
     c->op = w;
     c->cancel = wait_cancel;
     dz_rctx_hold(c);

@@ -420,10 +420,12 @@ static const struct kw audit_kws[] = {
     {"rotate", T_SECTION, 0, F_BOOL(S, rotate.enabled), 0, 0, NULL, F_PRESENCE,
      &audit_rotate_table},
     {"key_archive", T_PATH, F_STR(S, key_archive), 0, 1, PATH_MAX, NULL, F_NEWFILE, NULL},
+    {"instance", T_STR, F_STR(S, instance), 0, 1, 128, NULL, 0, NULL},
 };
 #undef S
+static int check_audit(struct ctx *, void *, const struct dz_yaml_node *, const char *);
 static const struct table audit_table = {audit_kws, N(audit_kws), sizeof(struct dz_config_audit),
-                                         NULL};
+                                         check_audit};
 
 static const char *const revocation_names[] = {"ocsp", "crl", "none", NULL};
 
@@ -1412,6 +1414,22 @@ static int check_signing(struct ctx *c, void *base, const struct dz_yaml_node *m
         join_key(key, sizeof(key), path, "active");
         return fail(c, line_of(map, "active", 0), key, "no key with kid \"%s\" in %s.keys",
                     s->active, path);
+    }
+    return 0;
+}
+
+/* audit.instance names this gateway's chain among several (segment headers,
+ * every line): a token, so it reads the same in file names and greps. */
+static int check_audit(struct ctx *c, void *base, const struct dz_yaml_node *map, const char *path)
+{
+    struct dz_config_audit *a = base;
+    char key[KEY_LEN];
+
+    if (a->instance && strspn(a->instance, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklm"
+                                           "nopqrstuvwxyz0123456789._:-") != strlen(a->instance)) {
+        join_key(key, sizeof(key), path, "instance");
+        return fail(c, line_of(map, "instance", 0), key,
+                    "only letters, digits and . _ : - (it names this gateway's audit chain)");
     }
     return 0;
 }

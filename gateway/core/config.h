@@ -226,6 +226,7 @@ struct dz_config_audit {
         uint64_t every_ms; /* rotate when the live segment is this old; 0 = never */
     } rotate;
     char *key_archive; /* JWKS of every audit head key ever used; default FILE.keys.jwks */
+    char *instance;    /* this gateway's chain among several; default gateway.id or host name */
 };
 
 /* cards: (optional; card login is off without a ca) */

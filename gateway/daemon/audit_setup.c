@@ -50,11 +50,16 @@ static int archive_keys(const struct dz_gen *g)
     return rc;
 }
 
-/* A token for the segment headers: gateway.id when it is one, else the host
- * name (both identify this gateway among the archives of several). */
+/* A token for the segment headers and every line: audit.instance (checked
+ * at load), else gateway.id when it is one, else the host name.  Several
+ * instances of one gateway share gateway.id (the assertions' issuer), so a
+ * cluster sets audit.instance per instance. */
 const char *dz_audit_setup_instance(const struct dz_gen *g, char *host, size_t host_len)
 {
     const char *id = g->config->gateway.id;
+
+    if (g->config->audit.instance)
+        return g->config->audit.instance;
     size_t n = strlen(id);
 
     if (n > 0 && n <= DZ_AUDIT_INSTANCE_MAX &&

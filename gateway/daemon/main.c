@@ -26,6 +26,7 @@
 #include "core/metrics.h"
 #include "core/rctx.h"
 #include "core/store_setup.h"
+#include "core/wake.h"
 #include "daemon/audit_setup.h"
 #include "daemon/drain.h"
 #include "daemon/notify.h"
@@ -430,6 +431,11 @@ int main(int argc, char **argv)
     if (cf->management.enabled && dz_mgmt_start(&cf->management, &gw, &mgmt) != 0) {
         fprintf(stderr, "darvazad: management.listen %s: cannot listen; see the log above\n",
                 cf->management.listen);
+        return 1;
+    }
+    /* Long polls woken when what they wait for is written, on any instance. */
+    if (dz_wake_setup(&gw) != 0) {
+        fprintf(stderr, "darvazad: cannot subscribe to the store's wake-ups\n");
         return 1;
     }
     rc = dz_httpd_start(gw.httpd);

@@ -54,6 +54,7 @@ size_t dz_restartkeys_warn(const struct dz_config *old, const struct dz_config *
         n += warn("accounts");
     if (!same_str(old->audit.file, new_cf->audit.file) ||
         !same_str(old->audit.key_archive, new_cf->audit.key_archive) ||
+        !same_str(old->audit.instance, new_cf->audit.instance) ||
         old->audit.rotate.size != new_cf->audit.rotate.size ||
         old->audit.rotate.every_ms != new_cf->audit.rotate.every_ms ||
         old->audit.batch_max != new_cf->audit.batch_max ||

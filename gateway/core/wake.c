@@ -1,0 +1,125 @@
+/*
+ * wake.c - the store's wake-ups handed to the worker loops.  The subscriber
+ * runs on a foreign thread (the publisher's, or the store backend's own): it
+ * copies (ns,key) and posts it to every worker; nothing else.  Each loop
+ * owns the list of its waiters (one list per worker index, touched only by
+ * that loop), so waiting and cancelling need no lock.
+ */
+#include "core/wake.h"
+
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/err.h"
+#include "base/log.h"
+#include "http/httpd.h"
+#include "state/store.h"
+
+#include "base/compat.h"
+
+#define SLOTS 64 /* as struct dz_gw's workers[] */
+
+struct note {
+    struct dz_gw_worker *gww;
+    char ns[DZ_WAKE_NS_MAX + 1];
+    unsigned char key[DZ_WAKE_KEY_MAX];
+    size_t key_len;
+};
+
+/* heads[i]: waiters of worker i, touched by worker i's loop only. */
+static struct dz_wake_waiter *heads[SLOTS];
+static atomic_ulong delivered;
+
+/* On a worker's loop. */
+static void on_loop(void *arg)
+{
+    struct note *n = arg;
+    unsigned slot = dz_worker_index(n->gww->worker);
+    struct dz_wake_waiter *w = slot < SLOTS ? heads[slot] : NULL;
+
+    while (w) {
+        /* fn may cancel w itself: take the next one first. */
+        struct dz_wake_waiter *next = w->next;
+        if (w->key_len == n->key_len && strcmp(w->ns, n->ns) == 0 &&
+            memcmp(w->key, n->key, n->key_len) == 0) {
+            atomic_fetch_add(&delivered, 1);
+            w->fn(w);
+        }
+        w = next;
+    }
+    free(n);
+}
+
+/* Any thread: only copies and posts. */
+static void on_publish(void *arg, const char *ns, const void *key, size_t key_len)
+{
+    struct dz_gw *gw = arg;
+    size_t ns_len = strlen(ns);
+
+    if (ns_len > DZ_WAKE_NS_MAX || key_len > DZ_WAKE_KEY_MAX)
+        return; /* nobody can be waiting for it */
+    for (unsigned i = 0; i < gw->nworkers && i < SLOTS; i++) {
+        struct dz_gw_worker *gww = gw->workers[i];
+        struct note *n;
+
+        if (!gww)
+            continue;
+        n = malloc(sizeof(*n));
+        if (!n)
+            return; /* best effort: the waiters' own look finds it */
+        n->gww = gww;
+        memcpy(n->ns, ns, ns_len + 1);
+        memcpy(n->key, key, key_len);
+        n->key_len = key_len;
+        if (dz_worker_post(gww->worker, on_loop, n) != 0)
+            free(n); /* the worker is stopping */
+    }
+}
+
+int dz_wake_setup(struct dz_gw *gw)
+{
+    return dz_store_subscribe(gw->store, on_publish, gw);
+}
+
+int dz_wake_wait(struct dz_gw_worker *gww, struct dz_wake_waiter *w, const char *ns,
+                 const void *key, size_t key_len, void (*fn)(struct dz_wake_waiter *w), void *arg)
+{
+    unsigned slot = dz_worker_index(gww->worker);
+    size_t ns_len = strlen(ns);
+
+    memset(w, 0, sizeof(*w));
+    if (slot >= SLOTS || ns_len > DZ_WAKE_NS_MAX || key_len > DZ_WAKE_KEY_MAX)
+        return DZ_ERR_INVAL;
+    w->slot = slot;
+    memcpy(w->ns, ns, ns_len + 1);
+    memcpy(w->key, key, key_len);
+    w->key_len = key_len;
+    w->fn = fn;
+    w->arg = arg;
+    w->next = heads[slot];
+    if (w->next)
+        w->next->prev = w;
+    heads[slot] = w;
+    w->on_list = true;
+    return 0;
+}
+
+void dz_wake_cancel(struct dz_wake_waiter *w)
+{
+    if (!w || !w->on_list)
+        return;
+    if (w->prev)
+        w->prev->next = w->next;
+    else
+        heads[w->slot] = w->next;
+    if (w->next)
+        w->next->prev = w->prev;
+    w->next = w->prev = NULL;
+    w->on_list = false;
+}
+
+unsigned long dz_wake_delivered(void)
+{
+    return atomic_load(&delivered);
+}
