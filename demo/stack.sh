@@ -21,6 +21,7 @@
 #                      mobile.qr_pending_per_address (the test stacks start many
 #                      logins from 127.0.0.1 and raise them)
 #   CONFIG_SET         more overrides: "section.key=value ..." (top-level sections)
+#   CONFIG_HOOK        a program run on the finished config (its path as argument)
 #   AUDIT_ROTATE       the audit.rotate mapping, e.g. "size: 64KiB" (t_audit_rotate)
 #   PEOPLE_TOTAL (12), PEOPLE_REGISTERED (8)
 #   CARDS (1)          0: no demo cards (STATE_DIR/cards/) and no e-signature OCSP
@@ -198,6 +199,9 @@ make_config() {
         [[ "$kv" =~ ^([a-z_]+)\.([a-z_]+)=(.+)$ ]] || die "CONFIG_SET item '$kv' is not section.key=value"
         yaml_set "$cfg" "${BASH_REMATCH[1]}" "${BASH_REMATCH[2]}" "${BASH_REMATCH[3]}"
     done
+    # CONFIG_HOOK: a program given the config's path, run last, that edits it
+    # in place (demo/cluster.sh: the instance's own ports, Redis, audit id).
+    [ -z "${CONFIG_HOOK:-}" ] || "$CONFIG_HOOK" "$cfg" || die "CONFIG_HOOK $CONFIG_HOOK failed on $cfg"
     GW_ISS=$(yaml_get "$cfg" gateway id)
     [ -n "$GW_ISS" ] || die "no gateway.id in $cfg"
     GW_ORIGIN=$(yaml_get "$cfg" gateway origin)
@@ -304,7 +308,9 @@ is_stack_dir() {
 afresh_if_half_made() {
     local name pid left=()
     [ -e "$STATE/$SETUP_MARK" ] && return 0
-    [ -n "$(ls -A "$STATE" 2>/dev/null)" ] || return 0
+    # STATE/cluster and STATE/pg belong to demo/cluster.sh, which starts its
+    # services before the stack: neither is a sign of a half-made stack.
+    [ -n "$(ls -A "$STATE" 2>/dev/null | grep -vx -e cluster -e pg)" ] || return 0
     is_stack_dir || die "$STATE holds files that are not a demo stack's; choose another directory"
     # Made before the mark existed: people.json is written (atomically) only
     # once every registration is done, so with the accounts it is whole.
@@ -318,7 +324,7 @@ afresh_if_half_made() {
     done
     say "$STATE was left half made by an interrupted start: starting afresh"
     [ ${#left[@]} -eq 0 ] || { say "stopping what that start left running"; stop_all "${left[@]}"; }
-    find "$STATE" -mindepth 1 -maxdepth 1 -exec rm -rf {} +
+    find "$STATE" -mindepth 1 -maxdepth 1 ! -name cluster ! -name pg -exec rm -rf {} +
     mkdir -p "$STATE"
 }
 
@@ -349,7 +355,9 @@ curl_gw() {
 make_people() {
     local out="$STATE/people.json" tmp fin doc phone name surname pw body resp code secret n=0
     # The accounts and people.json belong together: keep both or neither.
-    if [ -s "$out" ] && [ -f "$STATE/accounts.db" ] && jq -e 'length > 0' "$out" >/dev/null 2>&1; then
+    # PEOPLE_KEEP: the accounts live elsewhere (PostgreSQL: demo/cluster.sh).
+    if [ -s "$out" ] && { [ -f "$STATE/accounts.db" ] || [ -n "${PEOPLE_KEEP:-}" ]; } &&
+        jq -e 'length > 0' "$out" >/dev/null 2>&1; then
         say "people.json exists, kept (remove $STATE to start afresh)"
         return 0
     fi

@@ -13,6 +13,7 @@
 
 #include "base/err.h"
 #include "base/log.h"
+#include "core/metrics.h"
 #include "http/httpd.h"
 #include "state/store.h"
 
@@ -30,6 +31,7 @@ struct note {
 /* heads[i]: waiters of worker i, touched by worker i's loop only. */
 static struct dz_wake_waiter *heads[SLOTS];
 static atomic_ulong delivered;
+static atomic_long waiting;
 
 /* On a worker's loop. */
 static void on_loop(void *arg)
@@ -77,9 +79,30 @@ static void on_publish(void *arg, const char *ns, const void *key, size_t key_le
     }
 }
 
+static uint64_t delivered_fn(void *arg)
+{
+    return dz_wake_delivered();
+}
+
+static uint64_t waiting_fn(void *arg)
+{
+    long n = atomic_load(&waiting);
+    return n > 0 ? (uint64_t)n : 0;
+}
+
 int dz_wake_setup(struct dz_gw *gw)
 {
-    return dz_store_subscribe(gw->store, on_publish, gw);
+    int rc = dz_store_subscribe(gw->store, on_publish, gw);
+
+    if (rc == 0 && gw->metrics)
+        rc = dz_metrics_counter_fn(gw->metrics, "darvaza_long_poll_wakeups_total",
+                                   "Waiting long polls woken by a wake-up of the store (an answer "
+                                   "written on this or another instance)",
+                                   delivered_fn, NULL);
+    if (rc == 0 && gw->metrics)
+        rc = dz_metrics_gauge_fn(gw->metrics, "darvaza_long_polls_waiting",
+                                 "Long polls waiting for a wake-up now", waiting_fn, NULL);
+    return rc;
 }
 
 int dz_wake_wait(struct dz_gw_worker *gww, struct dz_wake_waiter *w, const char *ns,
@@ -102,6 +125,7 @@ int dz_wake_wait(struct dz_gw_worker *gww, struct dz_wake_waiter *w, const char 
         w->next->prev = w;
     heads[slot] = w;
     w->on_list = true;
+    atomic_fetch_add(&waiting, 1);
     return 0;
 }
 
@@ -117,6 +141,7 @@ void dz_wake_cancel(struct dz_wake_waiter *w)
         w->next->prev = w->prev;
     w->next = w->prev = NULL;
     w->on_list = false;
+    atomic_fetch_sub(&waiting, 1);
 }
 
 unsigned long dz_wake_delivered(void)

@@ -31,8 +31,9 @@ struct dz_wake_waiter {
     bool on_list;
 };
 
-/* Subscribe to gw->store's wake-ups.  Main thread, once, after the store is
- * made and before requests run.  0 or the store's error. */
+/* Subscribe to gw->store's wake-ups and count them in gw->metrics
+ * (darvaza_long_poll_wakeups_total).  Main thread, once, after the store
+ * and the metrics are made and before requests run.  0 or an error. */
 int dz_wake_setup(struct dz_gw *gw);
 
 /* Wait for (ns,key) on gww's loop: fn(w) is called on that loop for each

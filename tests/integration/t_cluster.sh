@@ -1,0 +1,214 @@
+#!/usr/bin/env bash
+# t_cluster.sh - two instances behind haproxy sharing Redis and PostgreSQL
+# (demo/cluster.sh; docs/operations.md "Several instances"): one session
+# across instances, logout seen everywhere within 100 ms, one TOTP replay
+# record, one lockout, a QR login answered on the other instance (the
+# waiting poll woken, not found by its once-a-second look), a mobile login
+# polled on the other instance, the same JWKS everywhere, kill -9 of an
+# instance under load (its clients go on through haproxy, every 200 has its
+# audit line), Redis and PostgreSQL stopped and back (503 state_unavailable,
+# /readyz, recovery without a restart), one audit chain per instance.
+. "$(dirname "$0")/lib.sh"
+. "$LIB_DIR/cluster.sh"
+
+plan 46
+
+command -v haproxy >/dev/null || bail "haproxy is not installed"
+command -v redis-server >/dev/null || bail "redis-server is not installed"
+cluster_start
+pass "the cluster started: PostgreSQL, Redis + replica + 3 sentinels, instances A and B, haproxy"
+mgmt_of A /readyz
+is "$STATUS" 200 "instance A is ready"
+mgmt_of B /readyz
+is "$STATUS" 200 "instance B is ready"
+on LB gw GET /healthz
+is "$STATUS" 200 "haproxy passes TLS through to an instance"
+
+R1=$(pick_person registered 0)
+R2=$(pick_person registered 1)
+R3=$(pick_person registered 2)
+M=$(people | jq -r 'map(select(.sim == true and .phone_on == true and .sim_revoked == false)) | .[0].fin // empty')
+[ -n "$R3" ] && [ -n "$M" ] || bail "people.json lacks registered people or a SIM holder with a phone"
+(umask 077 && person "$M" sim_pin >"$WORK/$M.pin")
+
+# ---- one key set ---------------------------------------------------------------------
+on A gw GET /.well-known/jwks.json
+JA=$BODY
+on B gw GET /.well-known/jwks.json
+JB=$BODY
+ok "instance A publishes a JWKS with keys" test "$(jq '.keys | length' <<<"$JA")" -ge 1
+is "$JB" "$JA" "instance B publishes the very same JWKS (same key files)"
+
+# ---- one session -----------------------------------------------------------------------
+on A login "$R1" "$(person "$R1" password)" "$(person "$R1" totp_secret)"
+is "$STATUS" 200 "password + TOTP login on instance A -> 200"
+TOKEN=$LOGIN_TOKEN
+on B gw GET /api/registry/me -H "Authorization: Bearer $TOKEN"
+is "$STATUS $(jb .fin)" "200 $R1" "the session made on A forwards on B (registry record of $R1)"
+on LB gw GET /auth/session -H "Authorization: Bearer $TOKEN"
+is "$STATUS $(jb .fin)" "200 $R1" "and through haproxy"
+
+# Logout on B, then A refuses the token; the time counted is from the end of
+# the logout to the moment A took the request that refused it (curl's
+# pretransfer: the TLS handshake is not the cache's delay).
+on B gw POST /auth/logout -H "Origin: $GW_ORIGIN" -H "Authorization: Bearer $TOKEN"
+T0=$(date +%s%N)
+is "$STATUS" 204 "logout on instance B -> 204"
+LAT=none
+for _ in $(seq 1 40); do
+    T1=$(date +%s%N)
+    R=$(curl --http2 -sS --max-time 5 --cacert "$STATE_DIR/certs/root.pem" -o "$RESP_BODY_FILE" \
+        -w '%{http_code} %{time_pretransfer}' -H "Authorization: Bearer $TOKEN" "$A_URL/auth/session")
+    if [ "${R%% *}" = 401 ]; then
+        LAT=$(awk -v t0="$T0" -v t1="$T1" -v pre="${R#* }" 'BEGIN { printf "%d", (t1 - t0) / 1e6 + pre * 1000 }')
+        break
+    fi
+done
+is "$(jb .code)" unauthenticated "instance A then refuses the token: 401 unauthenticated"
+ok "within 100 ms of the logout on B (took $LAT ms)" test "$LAT" != none -a "${LAT:-999}" -le 100
+
+# ---- one TOTP record, one lockout ----------------------------------------------------------
+CODE=$(totp_fresh "$R2" "$(person "$R2" totp_secret)")
+BODY_R2=$(jq -nc --arg f "$R2" --arg p "$(person "$R2" password)" --arg o "$CODE" '{fin:$f,password:$p,otp:$o}')
+on A gw_json POST /auth/password "$BODY_R2"
+is "$STATUS" 200 "a TOTP code used on instance A -> 200"
+on B gw_json POST /auth/password "$BODY_R2"
+problem 401 bad_credentials "the same code on instance B -> 401 bad_credentials"
+
+# lockout.pair_attempts (5): failures on A and on B count together.
+codes=""
+for i in 1 2 3 4 5; do
+    if [ $((i % 2)) = 1 ]; then inst=A; else inst=B; fi
+    on $inst gw_json POST /auth/password "$(jq -nc --arg f "$R3" --arg p "wrong-$i" '{fin:$f,password:$p}')"
+    codes+="$inst:$STATUS "
+done
+is "$codes" "A:401 B:401 A:401 B:401 A:401 " "5 wrong passwords, alternating A and B -> 401 each"
+on B gw_json POST /auth/password "$(jq -nc --arg f "$R3" --arg p "wrong-6" '{fin:$f,password:$p}')"
+problem 429 locked "the sixth on B -> 429 locked: one count for the pair across instances"
+on A gw_json POST /auth/password "$(jq -nc --arg f "$R3" --arg p "$(person "$R3" password)" '{fin:$f,password:$p}')"
+problem 429 locked "the right password on A -> 429 locked too"
+
+# ---- QR: the browser waits on A, the phone answers on B ------------------------------------
+JAR="$WORK/browser.jar"
+on A gw POST /auth/qr -H "Origin: $GW_ORIGIN" -c "$JAR"
+is "$STATUS" 201 "the browser opens a QR login on instance A"
+QID=$(jb .id)
+on A gw GET "/auth/qr/$QID/code" -b "$JAR"
+PAYLOAD=$(jb '.payload // empty')
+WAKE0=$(metric_of A darvaza_long_poll_wakeups_total)
+curl --http2 -sS --max-time 30 --cacert "$STATE_DIR/certs/root.pem" -b "$JAR" -o "$WORK/qrpoll.json" \
+    -w '%{http_code}' "$A_URL/auth/qr/$QID?wait=20" >"$WORK/qrpoll.status" 2>/dev/null &
+POLL_PID=$!
+OWN_PIDS+=("$POLL_PID")
+qr_waiting() { [ "$(metric_of A darvaza_long_polls_waiting)" = 1 ]; }
+ok "the browser's long poll waits on instance A" wait_until 10 qr_waiting
+SCAN_OUT=$("$BUILD_DIR/darvaza-peer" phone scan "$PAYLOAD" --gateway "$B_URL" --origin "$GW_ORIGIN" \
+    --cacert "$STATE_DIR/certs/root.pem" --key "$(person "$M" sim_key)" \
+    --pin-file "$WORK/$M.pin" --cert "$(person "$M" sim_cert)" 2>"$WORK/scan.err")
+T_SCAN=$(date +%s%N)
+is "$(jq -r '.code // .state // empty' <<<"$SCAN_OUT")" accepted "the phone answers on instance B -> accepted"
+wait "$POLL_PID"
+T_POLL=$(date +%s%N)
+is "$(cat "$WORK/qrpoll.status") $(jq -r '.fin // empty' "$WORK/qrpoll.json")" "200 $M" \
+    "the poll on A completes the login ($M)"
+is "$(($(metric_of A darvaza_long_poll_wakeups_total) - ${WAKE0:-0}))" 1 \
+    "woken by B's publish (darvaza_long_poll_wakeups_total +1 on A), not by its 1 s look"
+diag "poll answered $(((T_POLL - T_SCAN) / 1000000)) ms after the phone's answer"
+ok "the QR session works on instance B" sh -c "[ \"\$(curl --http2 -s -o /dev/null -w '%{http_code}' --cacert '$STATE_DIR/certs/root.pem' -H 'Authorization: Bearer $(jq -r .token "$WORK/qrpoll.json")' $B_URL/auth/session)\" = 200 ]"
+
+# ---- mobile: started on A, polled on B ------------------------------------------------
+on A gw_json POST /auth/mobile "$(jq -nc --arg p "$(person "$M" phone)" --arg f "$M" '{phone:$p, fin:$f}')" \
+    -H "Origin: $GW_ORIGIN"
+is "$STATUS" 202 "a mobile login started on instance A -> 202"
+MID=$(jb .id)
+for _ in 1 2 3; do
+    on B gw GET "/auth/mobile/$MID?wait=10"
+    [ "$STATUS" = 200 ] && [ "$(jb .state)" = pending ] || break
+done
+is "$STATUS $(jb .state) $(jb .fin)" "200 complete $M" "polled on instance B -> complete, the holder's session"
+
+# ---- kill -9 of A under load through haproxy ---------------------------------------------
+# Four clients, each with its own session, one request after another through
+# haproxy (a new connection each: leastconn sends them to both instances).
+LOAD_STOP="$WORK/load.stop"
+TOKENS=()
+for n in 3 4 5 6; do
+    F=$(pick_person registered "$n")
+    on LB login "$F" "$(person "$F" password)" "$(person "$F" totp_secret)"
+    TOKENS+=("$LOGIN_TOKEN")
+done
+is "$(printf '%s\n' "${TOKENS[@]}" | grep -c .)" 4 "four clients logged in through haproxy"
+load_client() { # load_client N TOKEN: "STATUS RID" per request into load.N
+    while [ ! -e "$LOAD_STOP" ]; do
+        curl --http2 -s --max-time 5 --cacert "$STATE_DIR/certs/root.pem" -o /dev/null -D "$WORK/load.$1.h" \
+            -w '%{http_code}' -H "Authorization: Bearer $2" "$LB_URL/api/registry/me" >"$WORK/load.$1.s" 2>/dev/null
+        echo "$(cat "$WORK/load.$1.s") $(awk 'tolower($1) == "darvaza-request-id:" { print $2 }' "$WORK/load.$1.h" | tr -d '\r')" >>"$WORK/load.$1"
+        sleep 0.1 # a client's pace: under the policy's 20/s per subject
+    done
+}
+for i in 0 1 2 3; do
+    load_client "$i" "${TOKENS[$i]}" &
+    OWN_PIDS+=("$!")
+done
+loaded() { [ "$(cat "$WORK"/load.? 2>/dev/null | grep -c '^200 ')" -ge 20 ]; }
+ok "the load runs through haproxy" wait_until 30 loaded
+cluster_ctl kill-a
+N_KILL=$(cat "$WORK"/load.? | wc -l)
+a_down() { mgmt_of A /readyz; [ "$STATUS" = 000 ]; }
+ok "instance A is gone (kill -9)" wait_until 10 a_down
+after_kill() { [ $(($(cat "$WORK"/load.? | wc -l) - N_KILL)) -ge 40 ]; }
+ok "the clients went on for 40 more requests" wait_until 60 after_kill
+: >"$LOAD_STOP"
+for p in "${OWN_PIDS[@]}"; do [ "$p" = "$POLL_PID" ] || wait "$p" 2>/dev/null; done
+TAIL_OK=1
+for i in 0 1 2 3; do
+    [ "$(tail -n 5 "$WORK/load.$i" | grep -vc '^200 ')" = 0 ] || TAIL_OK=0
+done
+ok "every client's last 5 requests after the kill -> 200 on B with its session" test $TAIL_OK = 1
+diag "requests: $(cat "$WORK"/load.? | wc -l), not 200: $(cat "$WORK"/load.? | grep -vc '^200 ' || true) (in flight on A when it died)"
+cat "$WORK"/load.? | awk '$1 == 200 { print $2 }' | sort -u >"$WORK/rids.200"
+cat "$CLUSTER_DIR"/a/*.log "$CLUSTER_DIR"/b/*.log 2>/dev/null | jq -r 'select(.rid != null) | .rid' | sort -u >"$WORK/rids.audit"
+is "$(comm -23 "$WORK/rids.200" "$WORK/rids.audit" | wc -l)" 0 \
+    "every one of the $(wc -l <"$WORK/rids.200") requests answered 200 has its audit line (A's or B's)"
+ok "instance A starts again" cluster_ctl start-a
+
+# ---- Redis down and back ------------------------------------------------------------------
+ok "redis master and replica stopped" cluster_ctl redis-stop
+not_ready() { mgmt_of B /readyz; [ "$STATUS" = 503 ]; }
+ok "/readyz of B -> 503 while Redis is down" wait_until 15 not_ready
+like "$BODY" 'store|redis|state' "and says why ($BODY)"
+mgmt_of B /healthz
+is "$STATUS" 200 "/healthz stays 200"
+on B gw GET /api/registry/me -H "Authorization: Bearer ${TOKENS[0]}"
+problem 503 state_unavailable "a forward with a session -> 503 state_unavailable (nothing let through)"
+ok "with Retry-After" test -n "$(hdr retry-after)"
+on A gw_json POST /auth/password "$(jq -nc --arg f "$R1" --arg p "$(person "$R1" password)" '{fin:$f,password:$p}')"
+problem 503 state_unavailable "a login -> 503 state_unavailable"
+ok "redis started again" cluster_ctl redis-start
+ready_b() { mgmt_of B /readyz; [ "$STATUS" = 200 ]; }
+ok "instance B ready again by itself" wait_until 30 ready_b
+on A login "$R1" "$(person "$R1" password)" "$(person "$R1" totp_secret)"
+is "$STATUS" 200 "logins work again on A without a restart"
+
+# ---- PostgreSQL down and back -------------------------------------------------------------
+T5=$LOGIN_TOKEN
+ok "PostgreSQL stopped" cluster_ctl pg-stop
+on B gw_json POST /auth/password "$(jq -nc --arg f "$R2" --arg p "$(person "$R2" password)" '{fin:$f,password:$p}')"
+problem 503 state_unavailable "PostgreSQL down: a password login on B -> 503 state_unavailable"
+on B gw GET /auth/session -H "Authorization: Bearer $T5"
+is "$STATUS" 200 "a session (in Redis) still works"
+ok "PostgreSQL started again" cluster_ctl pg-start
+pg_back() { on B login "$R2" "$(person "$R2" password)" "$(person "$R2" totp_secret)"; [ "$STATUS" = 200 ]; }
+ok "logins on B resume without a restart" wait_until 30 pg_back
+
+# ---- one audit chain per instance -----------------------------------------------------------
+on LB gw GET /.well-known/jwks.json
+echo "$BODY" >"$WORK/jwks.json"
+cluster_stop
+OUT=$("$BUILD_DIR/darvaza" audit verify "$CLUSTER_DIR/a" "$CLUSTER_DIR/b" --jwks "$WORK/jwks.json" 2>&1)
+is "$?" 0 "darvaza audit verify A's and B's histories together -> intact"
+like "$OUT" "instance gw-a.*instance gw-b|instance gw-b.*instance gw-a" "one chain per instance: gw-a and gw-b"
+is "$(cat "$CLUSTER_DIR"/a/*.log | jq -r .instance | sort -u | tr '\n' ' ')" "gw-a " "every line of A's audit names gw-a"
+is "$(cat "$CLUSTER_DIR"/b/*.log | jq -r .instance | sort -u | tr '\n' ' ')" "gw-b " "every line of B's audit names gw-b"
+
+finish
