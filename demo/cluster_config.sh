@@ -30,7 +30,8 @@ tmp=$(mktemp "$cfg.XXXXXX")
 # (the config of instance a is the input of b); the cleartext listener
 # (8080) goes: haproxy passes TLS through and nothing else.
 awk -v port="$port" -v mport="$mport" -v dir="$CLUSTER_DIR/$inst" -v inst="gw-$inst" \
-    -v logs="$CLUSTER_DIR/logs" -v name="$inst" '
+    -v logs="$CLUSTER_DIR/logs" -v name="$inst" -v store="${CLUSTER_STORE:-redis}" \
+    -v rdir="$CLUSTER_DIR/redis" '
     /^[^ #]/ { sec = $1 }
     sec == "listeners:" && /^  - address:/ && /cleartext/ { skip = 1; next }
     skip && /^    port:/ { skip = 0; next }
@@ -39,9 +40,25 @@ awk -v port="$port" -v mport="$mport" -v dir="$CLUSTER_DIR/$inst" -v inst="gw-$i
     sec == "management:" && /^  listen:/ { print "  listen: 127.0.0.1:" mport; next }
     sec == "audit:" && /^  file:/ { print "  file: " dir "/audit.log"; next }
     sec == "audit:" && /^  instance:/ { next }
+    sec == "store:" && /^  (backend|redis):/ { skipstore = 1; next }
+    sec == "store:" && skipstore && /^    / { next }
+    sec == "store:" && /^  [a-z]/ { skipstore = 0 }
     sec == "access_log:" && /^  file:/ { print "  file: " logs "/access-" name ".log"; next }
     { print }
     sec == "audit:" && /^audit:/ { print "  instance: " inst }
+    sec == "store:" && /^store:/ && store == "redis" {
+        print "  backend: redis"
+        print "  redis:"
+        print "    sentinels:"
+        print "      - address: 127.0.0.1:9131"
+        print "      - address: 127.0.0.1:9132"
+        print "      - address: 127.0.0.1:9133"
+        print "    master_name: darvaza"
+        print "    password_file: " rdir "/password"
+        print "    value_key_file: " rdir "/value.key"
+        print "    prefix: \"darvaza-demo:\""
+        print "    wait_replicas: 1"
+    }
 ' "$cfg" >"$tmp"
 mv "$tmp" "$cfg"
 grep -q "^    port: $port\$" "$cfg" && grep -q "^  instance: gw-$inst\$" "$cfg" || {

@@ -228,6 +228,9 @@ redis_up() {
     mkdir -p "$CLUSTER_DIR/redis"
     [ -s "$CLUSTER_DIR/redis/password" ] ||
         (umask 077 && openssl rand -hex 24 >"$CLUSTER_DIR/redis/password")
+    # The instances' shared key for values sealed and key names hashed in Redis.
+    [ -s "$CLUSTER_DIR/redis/value.key" ] ||
+        (umask 077 && openssl rand -hex 32 >"$CLUSTER_DIR/redis/value.key")
     redis_data_up
     i=0
     for p in "${SENTINEL_PORTS[@]}"; do
