@@ -5,6 +5,8 @@
 #   make deps       apt-get what is missing (idempotent)
 #   make test       deps + normal and ASan/UBSan builds + every test
 #   make demo       deps + build + demo PKI + peers + gateway in the foreground
+#   make demo-cluster  the same with two gateways behind haproxy, Redis (Sentinel)
+#                   and PostgreSQL (demo/cluster.sh; docs/operations.md "Several instances")
 #   make bench      gateway vs nginx with h2load (not part of make test)
 #   make bench-compare BASE=REV   the same for REV and for this tree, and the ratios
 #   make fuzz       build the libFuzzer targets and run each briefly
@@ -166,6 +168,13 @@ test-fast: all
 demo: deps
 	$(MAKE) -j$(JOBS) all
 	demo/run.sh
+
+# Two instances behind haproxy sharing Redis and PostgreSQL, the same peers
+# and build/demo as make demo; foreground, Ctrl-C stops everything.
+.PHONY: demo-cluster
+demo-cluster: deps
+	$(MAKE) -j$(JOBS) all
+	demo/cluster.sh run
 
 bench: deps
 	$(MAKE) -j$(JOBS) all

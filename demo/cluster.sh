@@ -10,8 +10,9 @@
 #   demo/cluster.sh status STATE      which processes run
 #   demo/cluster.sh kill-a STATE      kill -9 instance A (tests: a crashed host)
 #   demo/cluster.sh start-a STATE     start instance A again
-#   demo/cluster.sh redis-stop|redis-start STATE   Redis master and replica (no
-#                                     failover possible: the state is unreachable)
+#   demo/cluster.sh redis-stop|redis-start STATE   all of Redis (master, replica,
+#                                     sentinels): the state is unreachable, then back
+#                                     empty (no persistence)
 #   demo/cluster.sh pg-stop|pg-start STATE         PostgreSQL alone
 #
 # STATE is the demo stack's directory (default build/demo: the same peers,
@@ -249,8 +250,8 @@ stop) do_stop ;;
 status) do_status ;;
 kill-a) kill_a ;;
 start-a) start_a ;;
-redis-stop) svc_stop redis-replica redis ;;
-redis-start) redis_data_up && csay "Redis master and replica on 127.0.0.1:$REDIS_PORT and :$REDIS_REPLICA_PORT again" ;;
+redis-stop) redis_down ;;
+redis-start) redis_up ;;
 pg-stop) pg_down ;;
 pg-start) pg_up ;;
 *) usage ;;

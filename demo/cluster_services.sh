@@ -46,14 +46,14 @@ svc_launch() {
 
 # svc_wait NAME SECONDS CMD...: until CMD succeeds; fails if NAME exits.
 svc_wait() {
-    local name=$1 end=$(($(date +%s) + $2))
+    local name=$1 secs=$2 end=$(($(date +%s) + $2))
     shift 2
     until "$@" >/dev/null 2>&1; do
         if [ -z "$(svc_pid "$name")" ]; then
             tail -n 20 "$CLUSTER_DIR/logs/$name.log" >&2 2>/dev/null || true
             cdie "$name exited during start-up"
         fi
-        [ "$(date +%s)" -lt "$end" ] || cdie "$name not ready after $2 s (see $CLUSTER_DIR/logs/$name.log)"
+        [ "$(date +%s)" -lt "$end" ] || cdie "$name not ready after $secs s (see $CLUSTER_DIR/logs/$name.log)"
         sleep 0.2
     done
 }
@@ -107,7 +107,7 @@ pg_up() {
     if [ ! -f "$PG_DIR/data/PG_VERSION" ]; then
         rm -rf "$PG_DIR"
         mkdir -p "$PG_DIR/sock" && chown -R "$PG_OSUSER:" "$PG_DIR"
-        pg_as "$PG_BINDIR/initdb" -D "$PG_DIR/data" -U postgres -E UTF8 \
+        pg_as "$PG_BINDIR/initdb" -D "$PG_DIR/data" -U postgres -E UTF8 --no-sync \
             --auth-local=trust --auth-host=scram-sha-256 >"$CLUSTER_DIR/logs/pg-initdb.log" 2>&1 ||
             cdie "initdb failed: $(tail -n 5 "$CLUSTER_DIR/logs/pg-initdb.log")"
         cat >>"$PG_DIR/data/postgresql.conf" <<CONF

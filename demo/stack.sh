@@ -196,7 +196,7 @@ make_config() {
     [ -z "${STORE_REDIS:-}" ] ||
         sed -i "/^store:/a\\  backend: redis\\n  redis: { $STORE_REDIS }" "$cfg"
     for kv in ${CONFIG_SET:-}; do
-        [[ "$kv" =~ ^([a-z_]+)\.([a-z_]+)=(.+)$ ]] || die "CONFIG_SET item '$kv' is not section.key=value"
+        [[ "$kv" =~ ^([a-z_]+)\.([a-z0-9_]+)=(.+)$ ]] || die "CONFIG_SET item '$kv' is not section.key=value"
         yaml_set "$cfg" "${BASH_REMATCH[1]}" "${BASH_REMATCH[2]}" "${BASH_REMATCH[3]}"
     done
     # CONFIG_HOOK: a program given the config's path, run last, that edits it

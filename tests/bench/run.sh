@@ -10,6 +10,8 @@
 #       (bearer session, signed assertion, audit line; policy tests/bench/policies)
 #   (c batch) the same with the service's assertions batch-signed
 #       (assertion: { signing: batch }, docs/assertions.md)
+#   (c') the same darvaza with its ephemeral store in Redis and its accounts in
+#       PostgreSQL (tests/bench/cprime.sh)            https://localhost:8453
 # measured with h2load (BENCH_N requests, BENCH_C connections x BENCH_M streams,
 # one warm-up round, BENCH_ROUNDS rounds interleaved a,b,c; the median round by
 # req/s is reported with its p50/p99 latency from h2load's per-request log).
@@ -111,6 +113,22 @@ if [ "$GW" = 1 ]; then
     [ "$STATUS $BODY" = '200 {"ok":true}' ] || { log "(c batch) answers $STATUS $BODY"; GW=0; }
 fi
 
+# ---- (c'): Redis and PostgreSQL -------------------------------------------------------------
+CP=0
+if [ "$GW" = 1 ]; then
+    . "$HERE/cprime.sh"
+    log "starting (c'): Redis on 127.0.0.1:9130, PostgreSQL on 127.0.0.1:9140, darvaza on $CP_URL ..."
+    cprime_start
+fi
+if [ "$CP" = 1 ]; then
+    cprime_login 0
+    [ -n "$CP_TOKEN" ] || { log "(c') cannot log in: setup (c') skipped"; CP=0; }
+fi
+if [ "$CP" = 1 ]; then
+    GW_URL=$CP_URL gw GET /api/static/ping -H "$(bearer "$CP_TOKEN")"
+    [ "$STATUS $BODY" = '200 {"ok":true}' ] || { log "(c') answers $STATUS $BODY: setup (c') skipped"; CP=0; }
+fi
+
 # ---- memory per idle HTTP/2 connection (before any load, so freed memory is not reused) ---------
 rss_kb() { local t=0 p; for p in "$@"; do t=$((t + $(awk '/^VmRSS:/ {print $2}' "/proc/$p/status" 2>/dev/null || echo 0))); done; echo "$t"; }
 idle_cost() { # idle_cost PORT PID... -> "bytes_per_conn opened"
@@ -140,11 +158,17 @@ log "idle HTTP/2 connection: nginx $IDLE_NGX B ($IDLE_NGX_N conns), darvaza $IDL
 
 # ---- h2load rounds ---------------------------------------------------------------------------
 url_of() { case $1 in a) echo https://127.0.0.1:9443/api/static/ping ;; b) echo https://127.0.0.1:9444/api/static/ping ;;
-    c) echo "$GW_URL/api/static/ping" ;; cb) echo "$GW_URL/api/static-batch/ping" ;; esac; }
-auth_of() { case $1 in c | cb) echo "authorization: Bearer $TOKEN" ;; *) echo "authorization: Bearer bench-token" ;; esac; }
+    c) echo "$GW_URL/api/static/ping" ;; cb) echo "$GW_URL/api/static-batch/ping" ;;
+    c2) echo "$CP_URL/api/static/ping" ;; esac; }
+auth_of() { case $1 in c | cb) echo "authorization: Bearer $TOKEN" ;; c2) echo "authorization: Bearer $CP_TOKEN" ;;
+    *) echo "authorization: Bearer bench-token" ;; esac; }
 SETUPS="a b"
 [ "$GW" = 1 ] && SETUPS="a b c cb"
+[ "$CP" = 1 ] && SETUPS="$SETUPS c2"
 gw_ticks() { awk '{print $14 + $15}' "/proc/$GW_PID/stat" 2>/dev/null || echo 0; }
+# Redis commands per forwarded request of (c'): INFO commandstats around
+# all of (c')'s rounds (warm-up included), over the requests they sent.
+[ "$CP" = 1 ] && CP_CALLS0=$(cprime_redis_calls)
 ROUNDS="warmup $(seq 1 "$BENCH_ROUNDS")"
 [ -n "${BENCH_PERF:-}" ] && [ "$GW" = 1 ] && ROUNDS="$ROUNDS profile"
 for r in $ROUNDS; do
@@ -174,6 +198,12 @@ for r in $ROUNDS; do
         fi
     done
 done
+CP_OPS="-"
+if [ "$CP" = 1 ]; then
+    CP_CALLS1=$(cprime_redis_calls)
+    CP_OPS=$(awk -v d=$((CP_CALLS1 - CP_CALLS0)) -v n=$((BENCH_N / 4 + BENCH_ROUNDS * BENCH_N)) \
+        'BEGIN { printf "%.2f", d / n }')
+fi
 # stats SETUP -> "rps p50_ms p99_ms ok_of_n round" of the median round by req/s
 stats() {
     local s=$1 r rps best
@@ -203,21 +233,25 @@ done
 ratio() { awk -v x="$1" -v y="$2" 'BEGIN { if (y > 0) printf "%.2f", x / y; else print "-" }'; }
 
 # ---- logins per second ----------------------------------------------------------------------
-LOGIN_RATE="-" LOGIN_OK=0 LOGIN_TRIED=0 LOGIN_P50="-" ARGON="?"
-if [ "$GW" = 1 ]; then
+# measure_logins URL FIRST: LOGIN_RATE, LOGIN_OK, LOGIN_TRIED, LOGIN_P50 of
+# password + TOTP logins through URL, with accounts registered there from the
+# FIRSTth unregistered person on; LOGIN_NEXT: the next unused one.
+measure_logins() {
+    local url=$1 i=$2 need f pw t0 t1
+    LOGIN_RATE="-" LOGIN_OK=0 LOGIN_TRIED=0 LOGIN_P50="-"
     # Fresh accounts (registration is not timed); each logs in with the codes
     # of three consecutive TOTP steps, in order, so no code is a replay.
     need=$(((BENCH_LOGINS + 2) / 3))
     : >"$OUT/login-accounts"
-    i=0
     while [ "$(wc -l <"$OUT/login-accounts")" -lt "$need" ]; do
         f=$(pick_person unregistered "$i")
         i=$((i + 1))
         [ -n "$f" ] || break
         pw="Bench-$$-password-$i"
-        gw_json POST /auth/register "$(jq -nc --arg f "$f" --arg d "$(person "$f" document)" --arg p "$pw" '{fin:$f,document:$d,password:$p}')"
+        GW_URL=$url gw_json POST /auth/register "$(jq -nc --arg f "$f" --arg d "$(person "$f" document)" --arg p "$pw" '{fin:$f,document:$d,password:$p}')"
         [ "$STATUS" = 201 ] && echo "$f $pw $(jb .totp.secret)" >>"$OUT/login-accounts"
     done
+    LOGIN_NEXT=$i
     LOGIN_TRIED=$(($(wc -l <"$OUT/login-accounts") * 3))
     t0=$(date +%s%N)
     # One account per job, four jobs at a time; each job logs its account in
@@ -233,14 +267,27 @@ if [ "$GW" = 1 ]; then
             last=$s
             jq -nc --arg f "$1" --arg p "$2" --arg o "$(oathtool --totp -b -N "@$((s * 30 + 1))" "$3")" "{fin:\$f,password:\$p,otp:\$o}" |
                 curl -s -o /dev/null -w "%{http_code} %{time_total}\n" --max-time 30 --cacert "'"$STATE_DIR"'/certs/root.pem" \
-                    -H "content-type: application/json" --data-binary @- "'"$GW_URL"'/auth/password"
+                    -H "content-type: application/json" --data-binary @- "'"$url"'/auth/password"
         done' _ <"$OUT/login-accounts" >"$OUT/login-codes"
     t1=$(date +%s%N)
     LOGIN_OK=$(grep -c '^200 ' "$OUT/login-codes")
     LOGIN_P50=$(awk '{print $2}' "$OUT/login-codes" | sort -n | awk '{ v[NR] = $1 } END { if (NR) printf "%.0f", v[int(NR * 0.5 + 0.5)] * 1000 }')
     LOGIN_RATE=$(awk -v n="$LOGIN_OK" -v ns=$((t1 - t0)) 'BEGIN { printf "%.1f", n / (ns / 1e9) }')
+}
+LOGIN_RATE="-" LOGIN_OK=0 LOGIN_TRIED=0 LOGIN_P50="-" ARGON="?"
+CP_LOGIN_RATE="-" CP_LOGIN_OK=0 CP_LOGIN_TRIED=0 CP_LOGIN_P50="-"
+if [ "$GW" = 1 ]; then
+    measure_logins "$GW_URL" 0
     CONF=$(find "$STATE_DIR" -maxdepth 2 -name 'darvaza*.yaml' | head -n 1)
     ARGON=$(awk '/argon2_(memory|iterations|parallelism):/ {printf "%s %s ", $1, $2}' "$CONF")
+    if [ "$CP" = 1 ]; then
+        R=($LOGIN_RATE $LOGIN_OK $LOGIN_TRIED $LOGIN_P50)
+        # (c') after (c): the same people, registered again in PostgreSQL
+        # (cprime_login took the first one).
+        measure_logins "$CP_URL" 1
+        CP_LOGIN_RATE=$LOGIN_RATE CP_LOGIN_OK=$LOGIN_OK CP_LOGIN_TRIED=$LOGIN_TRIED CP_LOGIN_P50=$LOGIN_P50
+        LOGIN_RATE=${R[0]} LOGIN_OK=${R[1]} LOGIN_TRIED=${R[2]} LOGIN_P50=${R[3]}
+    fi
 fi
 
 # ---- card logins per second ------------------------------------------------------------------
@@ -288,7 +335,8 @@ fi
     for s in $SETUPS; do
         case $s in a) name="(a) nginx reverse proxy" ;; b) name="(b) nginx + auth_request (HTTP auth service)" ;;
             c) name="(c) darvaza (session, policy, signed assertion, audit line)" ;;
-            cb) name="(c batch) darvaza, assertions batch-signed" ;; esac
+            cb) name="(c batch) darvaza, assertions batch-signed" ;;
+            c2) name="(c') darvaza, store in Redis, accounts in PostgreSQL" ;; esac
         echo "| $name | ${RPS[$s]} | ${P50[$s]} | ${P99[$s]} | ${OK[$s]} | ${CPU[$s]} |"
     done
     [ "$GW" = 1 ] || echo "| (c) darvaza | not run: the gateway or the stack is missing | | | | |"
@@ -310,6 +358,16 @@ fi
         fi
         echo "Password + TOTP logins: $LOGIN_RATE logins/s ($LOGIN_OK of $LOGIN_TRIED answered 200, median"
         echo "$LOGIN_P50 ms each; 4 clients in parallel, a new TLS connection per login; $ARGON)."
+        echo
+    fi
+    if [ "$CP" = 1 ]; then
+        echo "(c') against (c): c'/c = $(ratio "${RPS[c2]}" "${RPS[c]}") (target >= 0.9); Redis commands per"
+        echo "forwarded request of (c'): $CP_OPS (INFO commandstats over all its rounds, warm-up included)."
+        echo "Password + TOTP logins with accounts in PostgreSQL: $CP_LOGIN_RATE logins/s ($CP_LOGIN_OK of"
+        echo "$CP_LOGIN_TRIED, median $CP_LOGIN_P50 ms), against $LOGIN_RATE logins/s with SQLite (above)."
+        echo
+    elif [ "$GW" = 1 ]; then
+        echo "(c') not run: Redis, PostgreSQL or its gateway did not start (see the log above)."
         echo
     fi
     if [ "$CARD_OK" != 0 ]; then

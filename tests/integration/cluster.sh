@@ -13,7 +13,7 @@
 #                                  A, B or haproxy
 #   mgmt_of A|B PATH               GET PATH on that instance's management listener
 #   metric_of A|B SERIES           one sample of that instance's /metrics
-#   redis_cli ARGS...              redis-cli on the master with the cluster's password
+#   cluster_redis_cli ARGS...      redis-cli on the master with the cluster's password
 #
 # Ports: haproxy 8443, A 8451 (management 9181), B 8452 (management 9182),
 # Redis 9130 (sentinels 9131-9133, replica 9134), PostgreSQL 9140.
@@ -82,10 +82,17 @@ metric_of() {
     curl -s --max-time 10 "$base/metrics" | awk -v s="$2" '$1 == s { print $2; exit }'
 }
 
-redis_cli() {
+cluster_redis_cli() {
     REDISCLI_AUTH=$(cat "$CLUSTER_DIR/redis/password") redis-cli -h 127.0.0.1 -p 9130 "$@"
 }
 
 # Stop the cluster before lib.sh's cleanup removes its directories; keep the
 # exit status for cleanup.
 trap 'cl_rc=$?; cluster_stop; (exit $cl_rc); cleanup' EXIT
+
+# finish, with the whole cluster stopped first (its daemons then write their
+# exit-time sanitizer reports).
+cluster_finish() {
+    cluster_stop
+    finish
+}
