@@ -184,6 +184,7 @@ save ""
 appendonly no
 requirepass $pw
 masterauth $pw
+repl-diskless-sync-delay 0
 CONF
     [ -z "${2:-}" ] || echo "replicaof 127.0.0.1 $REDIS_PORT"
 }
