@@ -362,7 +362,8 @@ fi
     fi
     if [ "$CP" = 1 ]; then
         echo "(c') against (c): c'/c = $(ratio "${RPS[c2]}" "${RPS[c]}") (target >= 0.9); Redis commands per"
-        echo "forwarded request of (c'): $CP_OPS (INFO commandstats over all its rounds, warm-up included)."
+        echo "forwarded request of (c'): $CP_OPS ($((CP_CALLS1 - CP_CALLS0)) commands for $((BENCH_N / 4 + BENCH_ROUNDS * BENCH_N))"
+        echo "requests; INFO commandstats around all its rounds, warm-up included)."
         echo "Password + TOTP logins with accounts in PostgreSQL: $CP_LOGIN_RATE logins/s ($CP_LOGIN_OK of"
         echo "$CP_LOGIN_TRIED, median $CP_LOGIN_P50 ms), against $LOGIN_RATE logins/s with SQLite (above)."
         echo
