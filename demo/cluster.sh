@@ -22,7 +22,8 @@
 # (demo/stack.sh with demo/cluster_config.sh as its CONFIG_HOOK), B a second
 # darvazad from the same config with its own ports and audit chain.
 #
-# Ports: haproxy 8443; A 8451 (management 9181), B 8452 (management 9182);
+# Ports: haproxy 8443 and 8444 (the card listener); A 8451 (card 8461,
+# management 9181), B 8452 (card 8462, management 9182);
 # Redis 9130, sentinels 9131-9133, replica 9134; PostgreSQL 9140; the
 # stack's peers as in demo/stack.sh.
 #
@@ -49,7 +50,8 @@ usage() {
 
 CLUSTER_PORTS=("$REDIS_PORT Redis master" "${SENTINEL_PORTS[0]} sentinel 1" "${SENTINEL_PORTS[1]} sentinel 2"
     "${SENTINEL_PORTS[2]} sentinel 3" "$REDIS_REPLICA_PORT Redis replica" "$PG_PORT PostgreSQL"
-    "$HAPROXY_PORT haproxy" "8452 instance B" "9182 instance B management")
+    "$HAPROXY_PORT haproxy" "8444 haproxy (card listener)" "8452 instance B"
+    "8462 instance B card listener" "9182 instance B management")
 
 check_cluster_ports() {
     local pw busy=0

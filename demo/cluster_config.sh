@@ -19,24 +19,26 @@ cfg=${1:?usage: cluster_config.sh CONFIG [a|b]}
 inst=${2:-a}
 : "${CLUSTER_DIR:?CLUSTER_DIR is required}"
 case $inst in
-a) port=8451 mport=9181 ;;
-b) port=8452 mport=9182 ;;
+a) port=8451 cport=8461 mport=9181 ;;
+b) port=8452 cport=8462 mport=9182 ;;
 *) echo "cluster_config.sh: instance a or b, not $inst" >&2; exit 2 ;;
 esac
 mkdir -p "$CLUSTER_DIR/$inst" "$CLUSTER_DIR/logs"
 
 tmp=$(mktemp "$cfg.XXXXXX")
 # The public listener moves to the instance's port, whatever port it had
-# (the config of instance a is the input of b); the cleartext listener
-# (8080) goes: haproxy passes TLS through and nothing else.
-awk -v port="$port" -v mport="$mport" -v dir="$CLUSTER_DIR/$inst" -v inst="gw-$inst" \
+# (the config of instance a is the input of b), and the card listener (the
+# one with client_auth: required, the second TLS listener) to its card port:
+# haproxy passes :8444 through to those.  The cleartext listener (8080)
+# goes: haproxy passes TLS through and nothing else.
+awk -v port="$port" -v cport="$cport" -v mport="$mport" -v dir="$CLUSTER_DIR/$inst" -v inst="gw-$inst" \
     -v logs="$CLUSTER_DIR/logs" -v name="$inst" -v store="${CLUSTER_STORE:-redis}" \
     -v rdir="$CLUSTER_DIR/redis" '
     /^[^ #]/ { sec = $1 }
     sec == "listeners:" && /^  - address:/ && /cleartext/ { skip = 1; next }
     skip && /^    port:/ { skip = 0; next }
     skip { next }
-    sec == "listeners:" && /^    port:/ { print "    port: " port; next }
+    sec == "listeners:" && /^    port:/ { print "    port: " (++nport == 1 ? port : cport); next }
     sec == "management:" && /^  listen:/ { print "  listen: 127.0.0.1:" mport; next }
     sec == "audit:" && /^  file:/ { print "  file: " dir "/audit.log"; next }
     sec == "audit:" && /^  instance:/ { next }

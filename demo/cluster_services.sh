@@ -281,9 +281,22 @@ backend instances
     default-server inter 500ms fall 2 rise 2 on-marked-down shutdown-sessions
     server a 127.0.0.1:8451 check port 9181
     server b 127.0.0.1:8452 check port 9182
+# The card listener (cards.tls_origin https://localhost:8444): passed through
+# as well, since the TLS handshake itself carries the card's certificate.
+frontend darvaza-card
+    bind 127.0.0.1:8444
+    default_backend card-listeners
+backend card-listeners
+    balance leastconn
+    option httpchk
+    http-check send meth GET uri /readyz ver HTTP/1.1 hdr host localhost
+    http-check expect status 200
+    default-server inter 500ms fall 2 rise 2 on-marked-down shutdown-sessions
+    server a 127.0.0.1:8461 check port 9181
+    server b 127.0.0.1:8462 check port 9182
 CONF
     haproxy -c -q -f "$CLUSTER_DIR/haproxy.cfg" || cdie "haproxy refuses $CLUSTER_DIR/haproxy.cfg"
     svc_launch haproxy haproxy -db -f "$CLUSTER_DIR/haproxy.cfg"
     svc_wait haproxy 10 curl -sf --max-time 2 --cacert "$STATE/certs/root.pem" "https://localhost:$HAPROXY_PORT/healthz"
-    csay "haproxy on https://localhost:$HAPROXY_PORT (TLS passthrough to :8451 and :8452)"
+    csay "haproxy on https://localhost:$HAPROXY_PORT (TLS passthrough to :8451 and :8452; card listener :8444 to :8461 and :8462)"
 }
