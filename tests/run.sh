@@ -173,6 +173,13 @@ for script in tests/integration/t_*.sh; do
     if grep -q '^# run.sh: alone' "$script"; then alone+=("$script"); else together+=("$script"); fi
 done
 
+# The browser tests' packages (apt-get, npm ci) come from the network, which
+# the scripts' namespaces do not have: installed here, before them.
+if [ "$TEST_JOBS" -gt 1 ] && printf '%s\n' "${together[@]}" "${alone[@]}" | grep -q browser; then
+    echo "--- browser test packages (tests/browser/run.sh --install)"
+    bash tests/browser/run.sh --install 2>&1 | sed 's/^/    /'
+fi
+
 declare -A running=() # pid -> script name
 reap_one() { # waits for one running script and reports it
     local pid=""

@@ -31,8 +31,8 @@ export DZ_STATE_DIR="$ROOT/build/test-stack-browser-card-$$"
 for t in node certutil modutil softhsm2-util cc jq "$CHROMIUM"; do
     command -v "$t" >/dev/null || bail "$t is not installed (libnss3-tools, softhsm2, chromium, nodejs)"
 done
-[ -d "$HERE/node_modules/playwright-core" ] ||
-    bail "no playwright-core in tests/browser/node_modules (tests/browser/run.sh installs it: npm ci)"
+bash "$HERE/run.sh" --install >"$WORK/npm.log" 2>&1 ||
+    bail "npm ci failed (tests/browser/run.sh --install): $(tail -n 5 "$WORK/npm.log")"
 [ -w "$(dirname "$(dirname "$POLICY_DIR")")" ] || [ -w "$POLICY_DIR" ] ||
     bail "cannot write the Chromium policy to $POLICY_DIR (run as root)"
 

@@ -5,6 +5,8 @@
 # this script), saves a screenshot of every step under build/browser/.
 #
 #   tests/browser/run.sh                 (BUILD_DIR=build/asan for the ASan daemons)
+#   tests/browser/run.sh --install       (step 1 only: tests/run.sh does it before
+#                                         the scripts, which run without a network)
 #
 # 1. installs what is missing: chromium, nodejs, npm, zbar-tools, oathtool,
 #    fonts (apt-get, as root), and playwright-core from package-lock.json
@@ -48,27 +50,36 @@ ensure_deps() {
                 { echo "Bail out! apt-get install ${pkgs[*]} failed (see ${INSTALL_LOG#"$ROOT"/})"; exit 1; }
         fi
     fi
-    # playwright-core, exactly as locked; its browser download is never
-    # asked for (Debian's chromium is used through executablePath).
-    local want have
+    # playwright-core and axe-core (the accessibility checks), exactly as
+    # locked; Playwright's browser download is never asked for (Debian's
+    # chromium is used through executablePath).
+    local want
     want=$(jq -r '.packages["node_modules/playwright-core"].version' "$HERE/package-lock.json")
-    have=$(jq -r '.version // empty' "$HERE/node_modules/playwright-core/package.json" 2>/dev/null)
-    # axe-core too (the accessibility checks of access.cases.mjs).
-    [ "$(jq -r '.packages["node_modules/axe-core"].version' "$HERE/package-lock.json")" = \
-        "$(jq -r '.version // empty' "$HERE/node_modules/axe-core/package.json" 2>/dev/null)" ] || have=
-    if [ "$want" != "$have" ]; then
+    if ! node_modules_current; then
         echo "# npm ci (playwright-core $want)"
         # Locked, and looked at again under the lock: t_oidc_browser.sh may
         # be installing the same at the same time.
         mkdir -p "$ROOT/build"
-        (cd "$HERE" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 flock "$ROOT/build/.npm-browser.lock" sh -c \
-            "[ \"\$(jq -r '.version // empty' node_modules/playwright-core/package.json 2>/dev/null)\" = '$want' ] ||
-             timeout 300 npm ci --prefer-offline --no-audit --no-fund") \
-            >>"$INSTALL_LOG" 2>&1 ||
+        (
+            cd "$HERE" || exit 1
+            exec 9>"$ROOT/build/.npm-browser.lock"
+            flock 9
+            node_modules_current ||
+                PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 timeout 300 npm ci --prefer-offline --no-audit --no-fund
+        ) >>"$INSTALL_LOG" 2>&1 ||
             { echo "Bail out! npm ci failed (see ${INSTALL_LOG#"$ROOT"/})"; exit 1; }
     fi
 }
+# Every package the lock file names for the tests is installed at its version.
+node_modules_current() {
+    local p
+    for p in playwright-core axe-core; do
+        [ "$(jq -r ".packages[\"node_modules/$p\"].version" "$HERE/package-lock.json")" = \
+            "$(jq -r '.version // empty' "$HERE/node_modules/$p/package.json" 2>/dev/null)" ] || return 1
+    done
+}
 ensure_deps
+[ "${1:-}" = --install ] && exit 0
 
 # ---- 2. the stack -------------------------------------------------------------------
 export DZ_STATE_DIR="$ROOT/build/test-stack-browser-$$"

@@ -13,17 +13,9 @@ RP_URL=https://127.0.0.1:9150
 
 [ -x "$CHROMIUM" ] && command -v node >/dev/null && command -v apache2 >/dev/null ||
     bail "needs chromium, node and apache2 (make deps)"
-# playwright-core as tests/browser/run.sh installs it (the same lock: the two
-# scripts may run at the same time on a fresh clone).
-want=$(jq -r '.packages["node_modules/playwright-core"].version' "$HERE/package-lock.json")
-have=$(jq -r '.version // empty' "$HERE/node_modules/playwright-core/package.json" 2>/dev/null)
-if [ "$want" != "$have" ]; then
-    mkdir -p "$ROOT/build"
-    (cd "$HERE" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 flock "$ROOT/build/.npm-browser.lock" sh -c \
-        "[ \"\$(jq -r '.version // empty' node_modules/playwright-core/package.json 2>/dev/null)\" = '$want' ] ||
-         timeout 300 npm ci --prefer-offline --no-audit --no-fund") \
-        >"$WORK/npm.log" 2>&1 || bail "npm ci failed: $(tail -n 5 "$WORK/npm.log")"
-fi
+# playwright-core and axe-core as tests/browser/run.sh installs them (tests/run.sh
+# does it before the scripts; this does nothing when they are current).
+bash "$HERE/run.sh" --install >"$WORK/npm.log" 2>&1 || bail "npm ci failed: $(tail -n 5 "$WORK/npm.log")"
 COUNT=$(node "$HERE/oidc.test.mjs" --count 2>"$WORK/count.err") ||
     bail "node cannot load oidc.test.mjs: $(head -c 600 "$WORK/count.err")"
 plan $((COUNT + 2))
