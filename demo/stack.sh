@@ -79,6 +79,9 @@ usage() {
 # The signed-documents world: the TSA and the e-court (demo/stack_documents.sh).
 . "$ROOT/demo/stack_documents.sh"
 
+# The SMS gateway stand-in: registration codes and account notices (demo/stack_sms.sh).
+. "$ROOT/demo/stack_sms.sh"
+
 # ---- processes ---------------------------------------------------------------
 
 # pid_of NAME: the pid recorded for NAME if that process still runs and is
@@ -269,6 +272,7 @@ demo_ports() {
         echo "${TSA_ADDR##*:} time-stamping authority"
         echo "${COURT_ADDR##*:} e-court"
     fi
+    [ "$SMS" = 0 ] || echo "${SMS_ADDR##*:} SMS gateway"
 }
 
 # port_holder PORT: "program (pid N)" listening on PORT, when ss can tell.
@@ -368,9 +372,8 @@ make_people() {
         secret=null
         if [ $n -lt "$PEOPLE_REGISTERED" ]; then
             pw="Dz-$(openssl rand -hex 8)"
-            body=$(jq -nc --arg f "$fin" --arg d "$doc" --arg p "$pw" '{fin:$f,document:$d,password:$p}')
-            resp=$(curl_gw -H "Origin: $GW_ORIGIN" -H 'content-type: application/json' \
-                --data-binary "$body" -w '\n%{http_code}' "$GW_URL/auth/register") ||
+            # The code goes by SMS to the phone the registry holds (stack_sms.sh).
+            resp=$(register_person "$fin" "$doc" "$pw" "$phone") ||
                 fail_start darvazad "POST /auth/register for $fin failed (curl)"
             code=${resp##*$'\n'}
             resp=${resp%$'\n'*}
@@ -568,6 +571,8 @@ do_start() {
     start_mobile
 
     start_documents
+
+    start_sms
 
     launch darvazad "$GW_BIN" -c "$STATE/darvaza.yaml"
     wait_for darvazad "$READY_TIMEOUT" curl -sf --max-time 2 --cacert "$STATE/certs/root.pem" \

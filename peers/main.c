@@ -31,6 +31,7 @@ static const struct mode modes[] = {
     {"phone", dz_peer_phone_main, "a phone with a SIM signing key: answers the MSSP and QR codes"},
     {"tsa", dz_peer_tsa_main, "RFC 3161 time-stamping authority (timestamp-query over HTTP/2)"},
     {"court", dz_peer_court_main, "e-court: judges' signed notices, outbox, the party's notices"},
+    {"sms", dz_peer_sms_main, "SMS gateway: keeps the messages sent, reads them back for tests"},
     {NULL, NULL, NULL},
 };
 

@@ -31,6 +31,7 @@ int dz_peer_registry_main(int argc, char **argv);
 int dz_peer_echo_main(int argc, char **argv);
 int dz_peer_tsa_main(int argc, char **argv);   /* tsa.c: RFC 3161 time-stamping authority */
 int dz_peer_court_main(int argc, char **argv); /* court.c: e-court notices */
+int dz_peer_sms_main(int argc, char **argv);   /* sms.c: SMS gateway, keeps messages */
 
 /* The listening options of a serving peer, for its getopt_long table:
  * --listen HOST:PORT, --tls-cert F, --tls-key F (codes 'l', 'c', 'k'). */

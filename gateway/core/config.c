@@ -489,6 +489,17 @@ static const struct kw documents_kws[] = {
 static const struct table documents_table = {documents_kws, N(documents_kws),
                                              sizeof(struct dz_config_documents), NULL};
 
+#define S struct dz_config_sms
+static const struct kw sms_kws[] = {
+    {"url", T_STR, F_STR(S, url), 0, 1, 1024, NULL, F_RELOADABLE | F_URL, NULL},
+    {"timeout", T_DURATION, F_U64(S, timeout_ms), 0, 100, 30 * SEC, "5s", F_RELOADABLE, NULL},
+    {"code_ttl", T_DURATION, F_U64(S, code_ttl_ms), 0, MIN, HOUR, "5m", F_RELOADABLE, NULL},
+    {"code_attempts", T_UINT, F_UINT(S, code_attempts), 0, 1, 10, "5", F_RELOADABLE, NULL},
+    {"codes_per_fin", T_UINT, F_UINT(S, codes_per_fin), 0, 1, 20, "3", F_RELOADABLE, NULL},
+};
+#undef S
+static const struct table sms_table = {sms_kws, N(sms_kws), sizeof(struct dz_config_sms), NULL};
+
 /* The floor itself (2048 / 256) is the least a config may say: a lower
  * value is refused with its file:line, never quietly raised. */
 #define S struct dz_config_trust
@@ -557,6 +568,7 @@ static const struct kw root_kws[] = {
     {"management", T_SECTION, F_ANY(S, management), F_BOOL(S, management.enabled), 0, 0, NULL,
      F_PRESENCE, &management_table},
     {"drain", T_SECTION, F_ANY(S, drain), 0, 0, 0, NULL, 0, &drain_table},
+    {"sms", T_SECTION, F_ANY(S, sms), 0, 0, 0, NULL, 0, &sms_table},
     {"policies", T_PATH, F_STR(S, policies), 0, 1, PATH_MAX, NULL,
      F_REQUIRED | F_DIR | F_RELOADABLE, NULL},
 };

@@ -276,6 +276,18 @@ struct dz_config_documents {
     unsigned verify_rate;    /* /api/documents/verify calls per client address per minute */
 };
 
+/* sms: the SMS gateway that carries registration codes and account notices
+ * (docs/api.md "Registration").  Without url, registration by FIN and
+ * document is refused (a code cannot be sent); a card or mobile signature
+ * still registers. */
+struct dz_config_sms {
+    char *url;              /* https URL (http only on loopback), or NULL */
+    uint64_t timeout_ms;    /* each message, 100ms..30s, default 5s */
+    uint64_t code_ttl_ms;   /* a registration code lives 1m..1h, default 5m */
+    unsigned code_attempts; /* wrong codes before it is spent: 1..10, default 5 */
+    unsigned codes_per_fin; /* codes sent per FIN per hour: 1..20, default 3 */
+};
+
 /* trust: the key and signature floor under every certificate believed
  * (lib/pki/keyfloor.h): card, mobile, signed documents, OCSP, TSA.  Only
  * upwards: the config check refuses values under the fixed floor. */
@@ -330,6 +342,7 @@ struct dz_config {
     struct dz_config_access_log access_log;
     struct dz_config_management management;
     struct dz_config_drain drain;
+    struct dz_config_sms sms;
     char *policies; /* directory of *.yaml policy files */
 };
 
