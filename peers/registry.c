@@ -128,7 +128,14 @@ static void lookup_done(void *arg)
             snprintf(have, sizeof(have), "%s%s", p->doc_series, p->doc_number);
             match = dz_secret_equal(have, strlen(have), lk->doc, strlen(lk->doc));
         }
-        answer_json(r, lk->claims, json_pack("{s:b}", "match", match));
+        /* On a match the gateway also learns where to send the
+         * registration code: the person's own numbers, never anyone's
+         * for a wrong document. */
+        if (match)
+            answer_json(r, lk->claims,
+                        json_pack("{s:b, s:o}", "match", true, "mobile", phones_json(p)));
+        else
+            answer_json(r, lk->claims, json_pack("{s:b}", "match", false));
         goto out;
     }
     if (lk->rc == DZ_ERR_NOTFOUND) {

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "auth/api_common.h"
 #include "auth/auth_password.h"
 #include "auth/login.h"
 #include "base/b64.h"
@@ -34,7 +35,7 @@
 
 #define MAX_PASSWORD 1024
 
-static void fill_pwd_ctx(struct dz_rctx *c, struct dz_auth_password_ctx *a)
+void dz_auth_fill_pwd_ctx(struct dz_rctx *c, struct dz_auth_password_ctx *a)
 {
     const struct dz_config *cf = c->gen->config;
 
@@ -68,8 +69,7 @@ struct login_op {
     struct dz_auth_password_result res;
 };
 
-/* A copy of a secret string that outlives the parsed body. */
-static char *secret_dup(const char *s, size_t len)
+char *dz_auth_secret_dup(const char *s, size_t len)
 {
     char *p = malloc(len + 1);
 
@@ -78,7 +78,7 @@ static char *secret_dup(const char *s, size_t len)
     return p;
 }
 
-static void secret_drop(char **p, size_t len)
+void dz_auth_secret_drop(char **p, size_t len)
 {
     if (*p) {
         dz_secret_wipe(*p, len);
@@ -87,10 +87,9 @@ static void secret_drop(char **p, size_t len)
     }
 }
 
-/* Wipe the secret members of a parsed body, then free it. */
-static void body_drop(json_t *body)
+void dz_auth_body_drop(json_t *body)
 {
-    static const char *const secrets[] = {"password", "otp"};
+    static const char *const secrets[] = {"password", "otp", "code", "current_password"};
 
     for (size_t i = 0; body && i < sizeof(secrets) / sizeof(secrets[0]); i++) {
         json_t *v = json_object_get(body, secrets[i]);
@@ -104,7 +103,7 @@ static void login_free(struct login_op *op)
 {
     if (!op)
         return;
-    secret_drop(&op->password, op->pw_len);
+    dz_auth_secret_drop(&op->password, op->pw_len);
     dz_secret_wipe(op, sizeof(*op));
     free(op);
 }
@@ -252,10 +251,10 @@ void dz_ep_password(struct dz_rctx *c)
         dz_rctx_problem(c, "service_unavailable", NULL);
         goto out;
     }
-    fill_pwd_ctx(c, &op->actx);
+    dz_auth_fill_pwd_ctx(c, &op->actx);
     snprintf(op->fin, sizeof(op->fin), "%s", fin);
     op->pw_len = strlen(password);
-    op->password = secret_dup(password, op->pw_len);
+    op->password = dz_auth_secret_dup(password, op->pw_len);
     if (!op->password) {
         dz_rctx_problem(c, "service_unavailable", NULL);
         goto out;
@@ -270,7 +269,7 @@ void dz_ep_password(struct dz_rctx *c)
         op = NULL;
 out:
     login_free(op);
-    body_drop(body);
+    dz_auth_body_drop(body);
 }
 
 /* ------------------------------------------------------------ session */
@@ -333,276 +332,4 @@ void dz_ep_logout(struct dz_rctx *c)
     rec = json_pack("{s:s, s:s, s:s}", "type", "logout", "fin", c->session.fin, "means",
                     c->session.method);
     dz_gw_audit(c, rec, logout_answer, NULL);
-}
-
-/* -------------------------------------------------------- registration */
-
-struct reg_op {
-    struct dz_auth_password_ctx actx;
-    char fin[8];
-    char document[DZ_DOC_MAX + 1];
-    char ip[DZ_CLIENT_ADDR_MAX + 1];
-    bool document_matches;
-    char *password;
-    size_t pw_len;
-    struct dz_httpc_xfer *xfer;
-    char *assertion;
-    char body[128];
-    struct dz_hdr hdrs[3];
-    struct dz_assertion_in in;
-    int rc;
-    struct dz_auth_register_result res;
-};
-
-static void reg_free(struct reg_op *op)
-{
-    if (!op)
-        return;
-    secret_drop(&op->password, op->pw_len);
-    free(op->assertion);
-    dz_auth_register_result_cleanup(&op->res);
-    free(op);
-}
-
-static void reg_cancel(struct dz_rctx *c)
-{
-    struct reg_op *op = c->op;
-
-    c->op = NULL;
-    c->cancel = NULL;
-    if (op && op->xfer) {
-        dz_httpc_cancel(op->xfer);
-        op->xfer = NULL;
-        reg_free(op);
-        dz_rctx_release(c); /* the hold taken for the transfer */
-    }
-}
-
-static void reg_answer(struct dz_rctx *c, int rc, void *arg)
-{
-    struct reg_op *op = arg;
-    json_t *body;
-
-    if (c->closed)
-        goto out;
-    if (rc != 0) {
-        dz_rctx_problem(c, "service_unavailable", "audit log unavailable");
-        goto out;
-    }
-    if (op->rc != 0 && op->res.decision != DZ_REG_CREATED) {
-        dz_rctx_state_unavailable(c, op->rc); /* never a refusal that was not counted */
-        goto out;
-    }
-    if (op->res.decision != DZ_REG_CREATED) {
-        dz_rctx_problem(c, "registration_refused",
-                        "the FIN and document do not match a person who can register");
-        goto out;
-    }
-    body =
-        json_pack("{s:s, s:{s:s, s:s, s:s}}", "fin", op->fin, "totp", "secret", op->res.secret_b32,
-                  "otpauth_uri", op->res.otpauth_uri, "qr_svg", op->res.qr_svg);
-    dz_rctx_json(c, 201, body, NULL, 0);
-out:
-    reg_free(op);
-}
-
-static void reg_work(void *arg)
-{
-    struct reg_op *op = arg;
-
-    /* A refused document still goes through here, so that a refusal and
-     * an account creation take about the same time. */
-    op->rc = dz_auth_register_create(&op->actx, op->fin, op->password, op->pw_len,
-                                     op->document_matches, op->ip, dz_unix_ms(), &op->res);
-    dz_secret_wipe(op->password, op->pw_len);
-}
-
-static void reg_created(struct dz_rctx *c, void *arg)
-{
-    struct reg_op *op = arg;
-    bool ok = op->rc == 0 && op->res.decision == DZ_REG_CREATED;
-    json_t *rec = json_pack("{s:s, s:s, s:s, s:s}", "type", "register", "fin", op->fin, "result",
-                            ok ? "ok" : "refused", "reason",
-                            op->res.reason ? op->res.reason : dz_err_str(op->rc));
-
-    dz_metrics_login(c->gw->metrics, "register", ok ? "ok" : "refused");
-    dz_gw_audit(c, rec, reg_answer, op);
-}
-
-static void reg_checked(void *arg, int result, int status, const struct dz_hdr *h, size_t n,
-                        const unsigned char *body, size_t len)
-{
-    struct dz_rctx *c = arg;
-    struct reg_op *op = c->op;
-    json_t *j = NULL;
-    bool match = false;
-
-    op->xfer = NULL;
-    c->op = NULL;
-    c->cancel = NULL;
-    if (result != 0) {
-        dz_metrics_upstream_error(c->gw->metrics, "registry",
-                                  result == DZ_ERR_TIMEOUT ? "timeout" : "unavailable");
-        dz_rctx_problem(c, result == DZ_ERR_TIMEOUT ? "upstream_timeout" : "upstream_unavailable",
-                        "the population registry did not answer");
-        reg_free(op);
-        dz_rctx_release(c);
-        return;
-    }
-    if (status == 200)
-        j = json_loadb((const char *)body, len, 0, NULL);
-    match = json_is_true(json_object_get(j, "match"));
-    json_decref(j);
-    if (status != 200) {
-        dz_rctx_logj(
-            c, DZ_LOG_WARN, "registry_check",
-            json_pack("{s:s, s:i}", "msg", "the registry refused the check", "up_status", status));
-        dz_rctx_problem(c, "upstream_unavailable", "the population registry refused the check");
-        reg_free(op);
-    } else {
-        op->document_matches = match;
-        if (dz_gw_blocking(c, reg_work, reg_created, op) != 0)
-            reg_free(op);
-    }
-    dz_rctx_release(c);
-}
-
-static void reg_signed(struct dz_rctx *c, int rc, char *token, void *arg)
-{
-    struct reg_op *op = arg;
-    const struct dz_config *cf = c->gen->config;
-    struct dz_httpc_request r;
-    struct dz_httpc_tls tls = {cf->upstream_tls.ca, cf->upstream_tls.certificate,
-                               cf->upstream_tls.key};
-    char url[512];
-
-    op->assertion = token;
-    if (rc != 0 || c->closed) {
-        if (!c->closed)
-            dz_rctx_problem(c, "service_unavailable", "could not sign");
-        reg_free(op);
-        return;
-    }
-    snprintf(url, sizeof(url), "%s/api/registry/document-check", cf->registry.url);
-    op->hdrs[0] = (struct dz_hdr){"content-type", "application/json"};
-    op->hdrs[1] = (struct dz_hdr){"darvaza-assertion", op->assertion};
-    op->hdrs[2] = (struct dz_hdr){"darvaza-request-id", c->rid};
-    memset(&r, 0, sizeof(r));
-    r.method = "POST";
-    r.url = url;
-    r.headers = op->hdrs;
-    r.nheaders = 3;
-    r.body = op->body;
-    r.body_len = strlen(op->body);
-    r.version = DZ_HTTPC_H2;
-    r.timeout_ms = (uint32_t)cf->registry.timeout_ms;
-    r.connect_timeout_ms = (uint32_t)cf->registry.timeout_ms;
-    r.tls = &tls;
-    r.max_response_bytes = 64 * 1024;
-    c->op = op;
-    c->cancel = reg_cancel;
-    dz_rctx_hold(c);
-    if (dz_httpc_fetch(c->gw_worker->httpc, &r, reg_checked, c, &op->xfer) != 0) {
-        c->op = NULL;
-        c->cancel = NULL;
-        dz_rctx_release(c);
-        dz_rctx_problem(c, "upstream_unavailable", NULL);
-        reg_free(op);
-    }
-}
-
-void dz_ep_register(struct dz_rctx *c)
-{
-    json_t *body = NULL;
-    struct reg_op *op = NULL;
-    const char *fin;
-    const char *document;
-    const char *password;
-    struct dz_auth_register_input vin;
-    json_t *jb;
-    char *text;
-
-    if (!dz_rctx_origin_ok(c) || !dz_start_allowed(c, "register") ||
-        dz_rctx_body_json(c, &body) != 0)
-        return;
-    fin = dz_json_str(body, "fin", 64);
-    document = dz_json_str(body, "document", 64);
-    /* Any length is taken here (the body is bounded): a password over
-     * DZ_PASSWORD_MAX is a weak_password for the validation below to say,
-     * not a malformed request. */
-    jb = json_object_get(body, "password");
-    password = json_is_string(jb) ? json_string_value(jb) : NULL;
-    if (!fin || !document || !password) {
-        dz_rctx_problem(c, "invalid_request", "fin, document and password are required strings");
-        goto out;
-    }
-    op = calloc(1, sizeof(*op));
-    if (!op) {
-        dz_rctx_problem(c, "service_unavailable", NULL);
-        goto out;
-    }
-    fill_pwd_ctx(c, &op->actx);
-    snprintf(op->ip, sizeof(op->ip), "%s", dz_req_peer_ip(c->req));
-    if (dz_auth_register_validate(&op->actx, fin, document, password, strlen(password), op->ip,
-                                  dz_unix_ms(), &vin) != 0) {
-        dz_rctx_problem(c, "service_unavailable", NULL);
-        goto out;
-    }
-    switch (vin.decision) {
-    case DZ_REG_VALID:
-        break;
-    case DZ_REG_INVALID_FIN:
-        dz_rctx_problem(c, "invalid_fin", NULL);
-        goto out;
-    case DZ_REG_INVALID_DOCUMENT:
-        dz_rctx_problem(c, "invalid_document", NULL);
-        goto out;
-    case DZ_REG_WEAK_PASSWORD:
-        dz_rctx_problem(c, "weak_password", vin.reason);
-        goto out;
-    case DZ_REG_LOCKED: {
-        char retry[24];
-        snprintf(retry, sizeof(retry), "%u", vin.retry_after ? vin.retry_after : 1);
-        dz_rctx_problem_h(c, "locked", NULL, &(struct dz_hdr){"retry-after", retry}, 1);
-        goto out;
-    }
-    default:
-        dz_rctx_problem(c, "registration_refused", NULL);
-        goto out;
-    }
-    memcpy(op->fin, vin.fin, sizeof(op->fin));
-    snprintf(op->document, sizeof(op->document), "%s", vin.document);
-    op->pw_len = strlen(password);
-    op->password = secret_dup(password, op->pw_len);
-    jb = json_pack("{s:s, s:s}", "fin", op->fin, "document", op->document);
-    text = jb ? json_dumps(jb, JSON_COMPACT) : NULL;
-    json_decref(jb);
-    if (!op->password || !text || strlen(text) >= sizeof(op->body)) {
-        free(text);
-        dz_rctx_problem(c, "service_unavailable", NULL);
-        goto out;
-    }
-    memcpy(op->body, text, strlen(text) + 1);
-    free(text);
-    /* The registry is asked under a service assertion: the subject is the
-     * FIN being registered, the purpose says why (§2 inter-system linking). */
-    op->in = (struct dz_assertion_in){0};
-    op->in.iss = c->gen->config->gateway.id;
-    op->in.sub = op->fin;
-    op->in.aud = "registry";
-    op->in.acr = "none";
-    op->in.iat = dz_unix_ms() / 1000;
-    op->in.auth_time = op->in.iat;
-    op->in.ttl_s = 60;
-    op->in.htm = "POST";
-    op->in.htu = "/api/registry/document-check";
-    op->in.body = (const unsigned char *)op->body;
-    op->in.body_len = strlen(op->body);
-    op->in.pur = "registration";
-    op->in.sid_b64 = c->rid;
-    dz_gw_sign(c, &op->in, reg_signed, op);
-    op = NULL;
-out:
-    reg_free(op);
-    body_drop(body);
 }

@@ -433,6 +433,44 @@ static bool same_as_id(const char *pw, size_t pw_len, const char *id)
     return true;
 }
 
+bool dz_auth_password_rules_ok(const struct dz_auth_password_ctx *ctx, const char *password,
+                               size_t pw_len, const char *fin, const char *document,
+                               const char **reason)
+{
+    size_t chars = 0;
+
+    *reason = "password_too_long";
+    if (!ctx || (!password && pw_len) || pw_len > DZ_PASSWORD_MAX_BYTES)
+        return false;
+    *reason = "password_not_utf8";
+    if (!dz_auth_utf8_check(password, pw_len, &chars))
+        return false;
+    *reason = "password_too_short";
+    if (chars < ctx->password_min_length || chars == 0)
+        return false;
+    *reason = "password_is_identifier";
+    if ((fin && same_as_id(password, pw_len, fin)) ||
+        (document && same_as_id(password, pw_len, document)))
+        return false;
+    *reason = "valid";
+    return true;
+}
+
+int dz_auth_count_address_failure(const struct dz_auth_password_ctx *ctx, const char *client_ip,
+                                  int64_t now_ms)
+{
+    struct dz_addr_key ak;
+    int rc;
+
+    if (!ctx_ok(ctx) || now_ms < 0)
+        return DZ_ERR_INVAL;
+    rc = dz_addr_key(client_ip, &ak);
+    if (rc < 0)
+        return rc;
+    return count_failure(ctx, NS_FAIL_IP, NS_LOCK_IP, ak.b, ak.len, ctx->lockout.address_attempts,
+                         now_ms);
+}
+
 int dz_auth_register_validate(const struct dz_auth_password_ctx *ctx, const char *fin_raw,
                               const char *document_raw, const char *password, size_t pw_len,
                               const char *client_ip, int64_t now_ms,
@@ -440,7 +478,6 @@ int dz_auth_register_validate(const struct dz_auth_password_ctx *ctx, const char
 {
     struct dz_addr_key ak;
     uint64_t left = 0;
-    size_t chars = 0;
     int rc;
 
     if (!out)
@@ -476,22 +513,8 @@ int dz_auth_register_validate(const struct dz_auth_password_ctx *ctx, const char
         return 0;
     }
     out->decision = DZ_REG_WEAK_PASSWORD;
-    if (pw_len > DZ_PASSWORD_MAX_BYTES) {
-        out->reason = "password_too_long";
+    if (!dz_auth_password_rules_ok(ctx, password, pw_len, out->fin, out->document, &out->reason))
         return 0;
-    }
-    if (!dz_auth_utf8_check(password, pw_len, &chars)) {
-        out->reason = "password_not_utf8";
-        return 0;
-    }
-    if (chars < ctx->password_min_length || chars == 0) {
-        out->reason = "password_too_short";
-        return 0;
-    }
-    if (same_as_id(password, pw_len, out->fin) || same_as_id(password, pw_len, out->document)) {
-        out->reason = "password_is_identifier";
-        return 0;
-    }
     out->decision = DZ_REG_VALID;
     out->reason = "valid";
     return 0;

@@ -186,6 +186,22 @@ int dz_auth_register_validate(const struct dz_auth_password_ctx *ctx, const char
                               const char *client_ip, int64_t now_ms,
                               struct dz_auth_register_input *out);
 
+/* The password rules of registration and of a password change: UTF-8, at
+ * least ctx->password_min_length code points, at most DZ_PASSWORD_MAX_BYTES
+ * bytes, not the FIN or the document (either may be NULL).  false with
+ * *reason (static: password_too_long, password_not_utf8,
+ * password_too_short, password_is_identifier) when refused.  Pure. */
+bool dz_auth_password_rules_ok(const struct dz_auth_password_ctx *ctx, const char *password,
+                               size_t pw_len, const char *fin, const char *document,
+                               const char **reason);
+
+/* Count one failure against client_ip's address budget (a wrong
+ * registration or password-change code): the same counter and lock as a
+ * wrong password (lockout.address_attempts).  0 or a store error (the
+ * caller refuses as state_unavailable: a failure is never left uncounted). */
+int dz_auth_count_address_failure(const struct dz_auth_password_ctx *ctx, const char *client_ip,
+                                  int64_t now_ms);
+
 struct dz_auth_register_result {
     enum dz_reg_decision decision; /* CREATED or REFUSED */
     const char *reason;            /* audit only: created, document_mismatch,

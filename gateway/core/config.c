@@ -493,7 +493,7 @@ static const struct table documents_table = {documents_kws, N(documents_kws),
 static const struct kw sms_kws[] = {
     {"url", T_STR, F_STR(S, url), 0, 1, 1024, NULL, F_RELOADABLE | F_URL, NULL},
     {"timeout", T_DURATION, F_U64(S, timeout_ms), 0, 100, 30 * SEC, "5s", F_RELOADABLE, NULL},
-    {"code_ttl", T_DURATION, F_U64(S, code_ttl_ms), 0, MIN, HOUR, "5m", F_RELOADABLE, NULL},
+    {"code_ttl", T_DURATION, F_U64(S, code_ttl_ms), 0, SEC, HOUR, "5m", F_RELOADABLE, NULL},
     {"code_attempts", T_UINT, F_UINT(S, code_attempts), 0, 1, 10, "5", F_RELOADABLE, NULL},
     {"codes_per_fin", T_UINT, F_UINT(S, codes_per_fin), 0, 1, 20, "3", F_RELOADABLE, NULL},
 };

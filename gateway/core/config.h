@@ -283,7 +283,7 @@ struct dz_config_documents {
 struct dz_config_sms {
     char *url;              /* https URL (http only on loopback), or NULL */
     uint64_t timeout_ms;    /* each message, 100ms..30s, default 5s */
-    uint64_t code_ttl_ms;   /* a registration code lives 1m..1h, default 5m */
+    uint64_t code_ttl_ms;   /* a registration code lives 1s..1h, default 5m */
     unsigned code_attempts; /* wrong codes before it is spent: 1..10, default 5 */
     unsigned codes_per_fin; /* codes sent per FIN per hour: 1..20, default 3 */
 };

@@ -111,6 +111,19 @@ int dz_rctx_problem_h(struct dz_rctx *c, const char *code, const char *detail,
     return respond_json(c, dz_problem_status(code), "application/problem+json", p, extra, nextra);
 }
 
+int dz_rctx_problem_x(struct dz_rctx *c, const char *code, const char *detail, json_t *members)
+{
+    json_t *p = dz_problem_new(code, detail);
+
+    if (p) {
+        json_object_set_new(p, "instance", json_string(c->rid));
+        if (json_is_object(members))
+            json_object_update_missing(p, members);
+    }
+    json_decref(members);
+    return respond_json(c, dz_problem_status(code), "application/problem+json", p, NULL, 0);
+}
+
 int dz_rctx_problem(struct dz_rctx *c, const char *code, const char *detail)
 {
     return dz_rctx_problem_h(c, code, detail, NULL, 0);

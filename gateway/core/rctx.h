@@ -64,6 +64,9 @@ int dz_rctx_problem(struct dz_rctx *c, const char *code, const char *detail);
 /* Same, with extra headers (e.g. Retry-After). */
 int dz_rctx_problem_h(struct dz_rctx *c, const char *code, const char *detail,
                       const struct dz_hdr *extra, size_t nextra);
+/* Same, with more members (consumed; may be NULL) that tell the client
+ * what to do next, e.g. where a code went.  The standard members win. */
+int dz_rctx_problem_x(struct dz_rctx *c, const char *code, const char *detail, json_t *members);
 /* 503 state_unavailable with Retry-After: the state this request needs (a
  * failure count, a nonce, a pending login, a rate counter) cannot be read
  * or recorded now — its budget is used up or the store failed (rc, for the

@@ -64,6 +64,7 @@ static const struct {
     {"qrused", DZ_STORE_CHALLENGES},
     {"cardtls", DZ_STORE_CHALLENGES},
     {"cardcode", DZ_STORE_CHALLENGES},
+    {"regcode", DZ_STORE_CHALLENGES},
     {"fail_*", DZ_STORE_FAILURES},
     {"lock_*", DZ_STORE_FAILURES},
     {"rate", DZ_STORE_RATES},

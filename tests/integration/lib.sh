@@ -433,3 +433,26 @@ card_env() {
 # down and up again (the gateway then has only its cache, or a CRL).
 card_ocsp_stop() { timeout 30 "$ROOT/demo/stack.sh" ocsp-stop "$STATE_DIR" >>"$WORK/stack-ocsp.log" 2>&1; }
 card_ocsp_start() { timeout 30 "$ROOT/demo/stack.sh" ocsp-start "$STATE_DIR" >>"$WORK/stack-ocsp.log" 2>&1; }
+
+# ---- SMS and registration (demo/stack_sms.sh; docs/api.md "Registration") ----------
+SMS_PEER=${SMS_PEER:-https://localhost:9106}
+# sms_read NUMBER: the messages the SMS gateway stand-in kept for NUMBER (JSON array).
+sms_read() {
+    curl -sS --http2 --max-time 10 --cacert "$STATE_DIR/certs/root.pem" \
+        --cert "$STATE_DIR/certs/gateway-client.pem" --key "$STATE_DIR/certs/gateway-client.key" \
+        "$SMS_PEER/_sms/messages?to=${1#+}"
+}
+# sms_code NUMBER: the code of the last registration SMS to NUMBER.
+sms_code() { sms_read "$1" | jq -r '[.[].text | capture("code (?<c>[0-9]{6})") | .c] | last // empty'; }
+# person_phone FIN: the first mobile number the registry holds for FIN.
+person_phone() { sqlite3 "$STATE_DIR/registry.db" "SELECT number FROM phone WHERE fin = '$1' ORDER BY pos LIMIT 1"; }
+# register_person FIN DOCUMENT PASSWORD: both steps of POST /auth/register
+# (the code from the SMS sent to the person's phone); STATUS/BODY are the
+# second answer's (or the first's when it was not code_required).
+register_person() {
+    local body
+    body=$(jq -nc --arg f "$1" --arg d "$2" --arg p "$3" '{fin:$f,document:$d,password:$p}')
+    gw_json POST /auth/register "$body"
+    [ "$STATUS" = 401 ] && [ "$(jb .code)" = code_required ] || return 0
+    gw_json POST /auth/register "$(jq -c --arg c "$(sms_code "$(person_phone "$1")")" '. + {code:$c}' <<<"$body")"
+}
