@@ -146,6 +146,7 @@ function showError(el, e) {
 const FIELD_OF = {
   invalid_fin: "fin", invalid_document: "document", weak_password: "password",
   invalid_phone: "phone", otp_required: "otp", bad_credentials: "password",
+  code_invalid: "code", code_expired: "code",
 };
 
 function markInvalid(form, name) {
@@ -627,9 +628,14 @@ async function onRegister(e) {
   }
   busy(form, true);
   try {
-    const r = (await api("POST", "/auth/register", { fin, document: document_, password })).data;
+    // The second step carries the code the registry's phone number got by SMS.
+    const body = { fin, document: document_, password };
+    const code = $("reg-code").value.replace(/\s/g, "");
+    if (!$("reg-code-field").hidden && code) body.code = code;
+    const r = (await api("POST", "/auth/register", body)).data;
     markInvalid(form, null);
     form.reset();
+    regCodeReset();
     registeredFin = r.fin || fin;
     $("reg-qr").src = svgData(r.totp.qr_svg);
     $("reg-secret").textContent = (r.totp.secret || "").replace(/(.{4})(?=.)/g, "$1 ");
@@ -637,11 +643,25 @@ async function onRegister(e) {
     $("reg-done").hidden = false;
     $("reg-done-title").focus();
   } catch (x) {
-    showError(err, x);
-    markInvalid(form, x instanceof ApiError ? FIELD_OF[x.code] : null);
+    if (x instanceof ApiError && x.code === "code_required") {
+      // Step 1 done: the code went to the phone the registry holds.
+      $("reg-code-field").hidden = false;
+      $("reg-code").value = "";
+      setMsg($("reg-code-hint"), "reg.code.sent", { phone: (x.problem && x.problem.phone) || "" });
+      $("reg-code").focus();
+    } else {
+      showError(err, x);
+      markInvalid(form, x instanceof ApiError ? FIELD_OF[x.code] : null);
+    }
   } finally {
     busy(form, false);
   }
+}
+
+function regCodeReset() {
+  $("reg-code-field").hidden = true;
+  $("reg-code").value = "";
+  setMsg($("reg-code-hint"), null);
 }
 
 function registerReset() {

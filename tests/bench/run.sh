@@ -248,7 +248,7 @@ measure_logins() {
         i=$((i + 1))
         [ -n "$f" ] || break
         pw="Bench-$$-password-$i"
-        GW_URL=$url gw_json POST /auth/register "$(jq -nc --arg f "$f" --arg d "$(person "$f" document)" --arg p "$pw" '{fin:$f,document:$d,password:$p}')"
+        GW_URL=$url register_person "$f" "$(person "$f" document)" "$pw"
         [ "$STATUS" = 201 ] && echo "$f $pw $(jb .totp.secret)" >>"$OUT/login-accounts"
     done
     LOGIN_NEXT=$i

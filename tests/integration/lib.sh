@@ -454,5 +454,5 @@ register_person() {
     body=$(jq -nc --arg f "$1" --arg d "$2" --arg p "$3" '{fin:$f,document:$d,password:$p}')
     gw_json POST /auth/register "$body"
     [ "$STATUS" = 401 ] && [ "$(jb .code)" = code_required ] || return 0
-    gw_json POST /auth/register "$(jq -c --arg c "$(sms_code "$(person_phone "$1")")" '. + {code:$c}' <<<"$body")"
+    gw_json POST /auth/register "$(jq -c --arg c "$(sms_code "$(person_phone "$(tr 'a-z' 'A-Z' <<<"$1")")")" '. + {code:$c}' <<<"$body")"
 }

@@ -47,7 +47,7 @@ unlike "$BLOB" "$SEED_HEX" "the plaintext seed is nowhere in the stored blob"
 like "$(pg_sql darvaza "SELECT pwd_hash FROM accounts WHERE fin = '$R1'")" '^\$argon2id\$' "passwords are stored as argon2id hashes"
 
 # ---- register, password, TOTP on instance A ---------------------------------------
-gw_json POST /auth/register "$(jq -nc --arg f "$U" --arg d "$(person "$U" document)" --arg p "Pg-test-$$-Correct-Horse" '{fin:$f,document:$d,password:$p}')"
+register_person "$U" "$(person "$U" document)" "Pg-test-$$-Correct-Horse"
 is "$STATUS" 201 "registration through the gateway -> 201"
 is "$(pg_sql darvaza "SELECT count(*) FROM accounts WHERE fin = '$U'")" 1 "the new account is a row in PostgreSQL"
 pwlogin "$GW_URL" "$U" "Pg-test-$$-Correct-Horse"
@@ -167,7 +167,7 @@ is "$(jb '.token // "none"')" none "no session is handed out while the database 
 pwlogin "$B_URL" "$U" "Pg-test-$$-Correct-Horse"
 problem 503 state_unavailable "PostgreSQL down: password-only login on instance B -> 503 state_unavailable"
 U2=$(pick_person unregistered 1)
-gw_json POST /auth/register "$(jq -nc --arg f "$U2" --arg d "$(person "$U2" document)" --arg p "Pg-test-$$-Other-Horse" '{fin:$f,document:$d,password:$p}')"
+register_person "$U2" "$(person "$U2" document)" "Pg-test-$$-Other-Horse"
 problem 503 state_unavailable "PostgreSQL down: registration -> 503 state_unavailable"
 
 pg_start

@@ -52,7 +52,7 @@ is "$(jq -r '[.decision, .status] | map(tostring) | join(" ")' <<<"${DENY_LINE:-
     "a refused cross-person lookup is audited as deny 403"
 
 NEW_PW="Audit-$$-secret-password"
-gw_json POST /auth/register "$(jq -nc --arg f "$U" --arg d "$(person "$U" document)" --arg p "$NEW_PW" '{fin:$f,document:$d,password:$p}')"
+register_person "$U" "$(person "$U" document)" "$NEW_PW"
 NEW_SECRET=$(jb '.totp.secret // empty')
 SECRETS+=("$NEW_PW" "$NEW_SECRET")
 code=$(totp_at "$NEW_SECRET" "$(date +%s)")

@@ -41,7 +41,7 @@ login_person "$A"
 TOK_A=$LOGIN_TOKEN
 # A password-only (acr low) session: a freshly registered person before TOTP use.
 P_PW="Darvaza-forward-$$-password"
-gw_json POST /auth/register "$(jq -nc --arg f "$P" --arg d "$(person "$P" document)" --arg p "$P_PW" '{fin:$f,document:$d,password:$p}')"
+register_person "$P" "$(person "$P" document)" "$P_PW"
 login "$P" "$P_PW"
 TOK_LOW=$LOGIN_TOKEN
 [ -n "$TOK_A" ] && [ -n "$TOK_LOW" ] || bail "cannot log in (A: $A, P: $P): $STATUS $BODY"

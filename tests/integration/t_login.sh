@@ -39,16 +39,16 @@ problem 400 invalid_document "register with a malformed document number -> 400 i
 reg "$U" "$U_DOC" "abc"
 problem 400 weak_password "register with a 3-character password -> 400 weak_password"
 
-reg "$(tr 'A-Z' 'a-z' <<<"$U")" "$U_DOC" "$PW"
-is "$STATUS" 201 "register with own document (FIN in lower case) -> 201"
+register_person "$(tr 'A-Z' 'a-z' <<<"$U")" "$U_DOC" "$PW"
+is "$STATUS" 201 "register with own document and the SMS code (FIN in lower case) -> 201"
 is "$(jb .fin)" "$U" "registration answers the normalised (upper-case) FIN"
 SECRET=$(jb '.totp.secret // empty')
 like "$SECRET" '^[A-Z2-7]{16,}=*$' "registration returns a base32 TOTP secret"
 like "$(jb '.totp.otpauth_uri // empty')" "^otpauth://totp/[^?]+\\?(.*&)?secret=$SECRET(&|\$)" "otpauth URI carries that secret"
 like "$(jb '.totp.qr_svg // empty' | head -c 300)" '<svg' "registration returns the QR code as SVG"
 
-reg "$U" "$U_DOC" "$PW"
-problem 422 registration_refused "registering again -> 422 registration_refused"
+register_person "$U" "$U_DOC" "$PW"
+problem 422 registration_refused "registering again (with a new SMS code) -> 422 registration_refused"
 is "$(sans_detail "$BODY")" "$(sans_detail "$REFUSED_BODY")" \
     "'already registered' and 'not your document' give the same answer"
 
