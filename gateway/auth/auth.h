@@ -14,6 +14,10 @@ void dz_ep_password(struct dz_rctx *c);
 void dz_ep_session(struct dz_rctx *c);
 void dz_ep_logout(struct dz_rctx *c);
 
+/* api_account.c: the person's own account; rest is the path after
+ * /api/account/ (with its query) */
+void dz_ep_account(struct dz_rctx *c, const char *rest);
+
 /* auth_card.c: §4.4 */
 void dz_ep_card_challenge(struct dz_rctx *c);
 void dz_ep_card(struct dz_rctx *c);

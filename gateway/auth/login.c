@@ -17,6 +17,7 @@
 #include "core/gwasync.h"
 #include "core/metrics.h"
 #include "core/problem.h"
+#include "state/sessidx.h"
 
 #include "base/compat.h"
 
@@ -72,7 +73,15 @@ static void complete(struct dz_rctx *c, const struct dz_session *tmpl, const cha
     op->forgives = strcmp(means, "password") != 0;
     op->sess = *tmpl;
     int rc = dz_session_create(c->gw->store, &c->gen->session_limits, &op->sess, op->token);
+    /* Listed for the person's account page; a session that cannot be
+     * listed could not be ended by "sign out everywhere": none at all. */
+    if (rc == 0) {
+        rc = dz_sessidx_add(c->gw->store, &op->sess, dz_req_peer_ip(c->req), dz_unix_ms());
+        if (rc != 0)
+            dz_session_delete(c->gw->store, op->token, strlen(op->token));
+    }
     if (rc != 0) {
+        dz_secret_wipe(op->token, sizeof(op->token));
         free(op);
         json_decref(record);
         dz_metrics_login(c->gw->metrics, means, "error");

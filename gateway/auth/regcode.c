@@ -18,6 +18,9 @@
 #define HASH_LEN 32
 /* expiry (8) | salt (16) | hash (32) | phone (16, NUL-padded) */
 #define ENTRY_LEN (8 + SALT_LEN + HASH_LEN + DZ_REGCODE_PHONE_MAX + 1)
+/* An entry outlives its code by this much, so that a late try is told
+ * "expired" (ask for a new one) rather than "unknown". */
+#define KEEP_AFTER_MS (10 * 60 * 1000ull)
 
 static void put_be64(unsigned char *p, uint64_t v)
 {
@@ -113,7 +116,7 @@ int dz_regcode_issue(struct dz_store *s, const char *fin, const char *document, 
             rc = 0;
     }
     if (rc == 0)
-        rc = dz_store_put(s, NS_CODE, fin, DZ_FIN_LEN, e, sizeof(e), 2 * ttl_ms, 0);
+        rc = dz_store_put(s, NS_CODE, fin, DZ_FIN_LEN, e, sizeof(e), ttl_ms + KEEP_AFTER_MS, 0);
     if (rc != 0)
         dz_secret_wipe(code, DZ_REGCODE_DIGITS + 1);
     dz_secret_wipe(e, sizeof(e));
@@ -191,8 +194,8 @@ int dz_regcode_check(struct dz_store *s, const char *fin, const char *document, 
     /* Wrong (or malformed: the same).  Counted atomically, so concurrent
      * guesses cannot share one try. */
     *out = DZ_REGCODE_WRONG;
-    rc = dz_store_incr(s, NS_TRIES, fin, DZ_FIN_LEN, 2 * (get_be64(e) - (uint64_t)now_ms) + 1,
-                       &tries);
+    rc = dz_store_incr(s, NS_TRIES, fin, DZ_FIN_LEN,
+                       get_be64(e) - (uint64_t)now_ms + KEEP_AFTER_MS, &tries);
     if (rc < 0)
         goto out;
     if (tries >= (int64_t)max_attempts) {

@@ -6,8 +6,9 @@
  *
  * State lives in the ephemeral store (state/store.h), keyed by FIN:
  *   "regcode"      -> expiry, salt, SHA-256(salt || FIN || document || code),
- *                     the phone it went to.  Kept twice the code's life so
- *                     that "expired" can be told from "never sent / used".
+ *                     the phone it went to.  Kept 10 minutes past the code's
+ *                     life so that "expired" can be told from "never sent /
+ *                     used".
  *   "fail_regcode" -> wrong tries of the current code (dz_store_incr, so
  *                     concurrent guesses are all counted).
  * Only a hash of the code is stored; the code itself leaves this module

@@ -314,6 +314,13 @@ void dz_router_on_request(struct dz_req *req, void *wdata)
         dz_ep_sign_mobile_poll(c, id);
         return;
     }
+    /* The person's own account (auth/api_account.c dispatches). */
+    if (strncmp(path, "/api/account/", 13) == 0) {
+        c->route = "account";
+        c->route_tpl = "/api/account/{what}";
+        dz_ep_account(c, path + 13);
+        return;
+    }
     if (strncmp(path, "/auth/qr/", 9) == 0) {
         c->route = "auth_qr_session";
         c->route_tpl = "/auth/qr/{id}";

@@ -412,6 +412,37 @@ int dz_accounts_equalize(struct dz_accounts *a, const char *password, size_t pw_
     return rc == DZ_ERR_NOMEM ? rc : 0;
 }
 
+int dz_accounts_set_password(struct dz_accounts *a, const char *fin, const char *password,
+                             size_t pw_len)
+{
+    char hash[DZ_PWD_HASH_MAX];
+    int rc;
+
+    if (!a || !dz_fin_is_normal(fin) || !password || pw_len == 0 || pw_len > DZ_PASSWORD_MAX)
+        return DZ_ERR_INVAL;
+    rc = hash_password(a, password, pw_len, hash);
+    if (rc == 0)
+        rc = a->ops->set_password(a->impl, fin, hash, (int64_t)time(NULL));
+    dz_secret_wipe(hash, sizeof(hash));
+    return rc;
+}
+
+int dz_accounts_set_totp(struct dz_accounts *a, const char *fin, const unsigned char *seed,
+                         size_t seed_len)
+{
+    unsigned char blob[DZ_SEED_BLOB_MAX];
+    size_t blob_len = 0;
+    int rc;
+
+    if (!a || !dz_fin_is_normal(fin) || !seed || seed_len == 0 || seed_len > DZ_ACCOUNT_SEED_MAX)
+        return DZ_ERR_INVAL;
+    rc = seal_seed(a, fin, seed, seed_len, blob, &blob_len);
+    if (rc == 0)
+        rc = a->ops->set_totp(a->impl, fin, blob, blob_len, (int64_t)time(NULL));
+    dz_secret_wipe(blob, sizeof(blob));
+    return rc;
+}
+
 int dz_accounts_delete(struct dz_accounts *a, const char *fin)
 {
     if (!a || !dz_fin_is_normal(fin))

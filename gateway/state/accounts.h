@@ -92,6 +92,11 @@ struct dz_account_rec {
  *                 *advanced says whether that happened (false: a concurrent
  *                 login consumed this or a later step, or no row).
  *   remove:       delete; DZ_ERR_NOTFOUND when absent.
+ *   set_password: replace pwd_hash, updated_at = now; DZ_ERR_NOTFOUND when
+ *                 no row.  The TOTP state is left alone (one statement, so a
+ *                 concurrent login's advance_totp is never undone).
+ *   set_totp:     replace the sealed seed (len 0: none), totp_active = 0,
+ *                 totp_last_step = -1, updated_at = now; DZ_ERR_NOTFOUND.
  *   free:         close and free impl.
  */
 struct dz_accounts_ops {
@@ -100,6 +105,9 @@ struct dz_accounts_ops {
     int (*insert)(void *impl, const struct dz_account_rec *rec);
     int (*advance_totp)(void *impl, const char *fin, int64_t step, int64_t now, bool *advanced);
     int (*remove)(void *impl, const char *fin);
+    int (*set_password)(void *impl, const char *fin, const char *pwd_hash, int64_t now);
+    int (*set_totp)(void *impl, const char *fin, const unsigned char *seed, size_t seed_len,
+                    int64_t now);
     void (*free)(void *impl);
 };
 
@@ -210,6 +218,18 @@ int dz_accounts_totp_check_and_consume(struct dz_accounts *a, const char *fin, c
  * takes as long as a creation or a collision.  0, DZ_ERR_NOMEM.
  */
 int dz_accounts_equalize(struct dz_accounts *a, const char *password, size_t pw_len);
+
+/* Self-service (account page): a new password (argon2id, fresh salt), the
+ * TOTP state untouched.  0, DZ_ERR_NOTFOUND (no account), DZ_ERR_INVAL,
+ * DZ_ERR_DB, DZ_ERR_NOMEM.  Blocks (argon2id). */
+int dz_accounts_set_password(struct dz_accounts *a, const char *fin, const char *password,
+                             size_t pw_len);
+
+/* A new TOTP seed (sealed like at creation), inactive until its first code
+ * (the old authenticator stops working at once).  0, DZ_ERR_NOTFOUND,
+ * DZ_ERR_INVAL, DZ_ERR_DB, DZ_ERR_CRYPTO.  Blocks. */
+int dz_accounts_set_totp(struct dz_accounts *a, const char *fin, const unsigned char *seed,
+                         size_t seed_len);
 
 /* Delete an account (operator tool, tests).  0, DZ_ERR_NOTFOUND, DZ_ERR_DB. */
 int dz_accounts_delete(struct dz_accounts *a, const char *fin);

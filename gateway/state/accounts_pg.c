@@ -47,9 +47,10 @@
  * instances starting at once (an advisory lock released at COMMIT). */
 #define SCHEMA_LOCK_SQL "SELECT pg_advisory_xact_lock(1684107894)"
 
-enum { ST_GET, ST_INSERT, ST_ADVANCE, ST_REMOVE, ST_COUNT };
+enum { ST_GET, ST_INSERT, ST_ADVANCE, ST_REMOVE, ST_SET_PWD, ST_SET_TOTP, ST_COUNT };
 
-static const char *const stmt_name[ST_COUNT] = {"dz_get", "dz_insert", "dz_advance", "dz_remove"};
+static const char *const stmt_name[ST_COUNT] = {"dz_get",    "dz_insert",  "dz_advance",
+                                                "dz_remove", "dz_set_pwd", "dz_set_totp"};
 static const char *const stmt_sql[ST_COUNT] = {
     [ST_GET] = "SELECT pwd_hash, totp_seed, totp_active, totp_last_step, created_at, updated_at"
                " FROM accounts WHERE fin = $1",
@@ -59,8 +60,11 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_ADVANCE] = "UPDATE accounts SET totp_last_step = $2, totp_active = true, updated_at = $3"
                    " WHERE fin = $1 AND totp_last_step < $2",
     [ST_REMOVE] = "DELETE FROM accounts WHERE fin = $1",
+    [ST_SET_PWD] = "UPDATE accounts SET pwd_hash = $2, updated_at = $3 WHERE fin = $1",
+    [ST_SET_TOTP] = "UPDATE accounts SET totp_seed = $2, totp_active = false, totp_last_step = -1,"
+                    " updated_at = $3 WHERE fin = $1",
 };
-static const int stmt_nparams[ST_COUNT] = {1, 7, 3, 1};
+static const int stmt_nparams[ST_COUNT] = {1, 7, 3, 1, 3, 3};
 
 static const char schema_sql[] = "CREATE TABLE accounts("
                                  " fin text PRIMARY KEY CHECK (length(fin) = 7),"
@@ -441,6 +445,44 @@ static int pg_advance(void *impl, const char *fin, int64_t step_no, int64_t now,
     return rc;
 }
 
+/* One UPDATE of a row by FIN ($2 text or bytea, $3 now); no row changed is
+ * DZ_ERR_NOTFOUND. */
+static int pg_update(struct pg *p, int which, const char *fin, const void *v, size_t v_len,
+                     bool is_blob, int64_t now, const char *what)
+{
+    char at[24];
+    const char *vals[3] = {fin, v, at};
+    int lens[3] = {0, (int)v_len, 0};
+    int fmts[3] = {0, is_blob ? 1 : 0, 0};
+    PGresult *r = NULL;
+    int rc;
+
+    snprintf(at, sizeof(at), "%lld", (long long)now);
+    rc = run(p, which, vals, lens, fmts, 0, &r);
+    if (rc < 0)
+        return rc;
+    if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+        log_pg(what, NULL, r);
+        rc = DZ_ERR_DB;
+    } else {
+        rc = strcmp(PQcmdTuples(r), "1") == 0 ? 0 : DZ_ERR_NOTFOUND;
+    }
+    PQclear(r);
+    return rc;
+}
+
+static int pg_set_password(void *impl, const char *fin, const char *pwd_hash, int64_t now)
+{
+    return pg_update(impl, ST_SET_PWD, fin, pwd_hash, strlen(pwd_hash), false, now,
+                     "set_password");
+}
+
+static int pg_set_totp(void *impl, const char *fin, const unsigned char *seed, size_t seed_len,
+                       int64_t now)
+{
+    return pg_update(impl, ST_SET_TOTP, fin, seed, seed_len, true, now, "set_totp");
+}
+
 static int pg_remove(void *impl, const char *fin)
 {
     struct pg *p = impl;
@@ -660,6 +702,8 @@ const struct dz_accounts_ops dz_accounts_pg_ops = {
     .get = pg_get,
     .insert = pg_insert,
     .advance_totp = pg_advance,
+    .set_password = pg_set_password,
+    .set_totp = pg_set_totp,
     .remove = pg_remove,
     .free = pg_free,
 };

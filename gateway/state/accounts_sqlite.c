@@ -41,7 +41,7 @@ static const char schema_sql[] = "CREATE TABLE IF NOT EXISTS accounts("
                                  ") WITHOUT ROWID;"
                                  "PRAGMA user_version = 1;";
 
-enum { ST_GET, ST_INSERT, ST_ADVANCE, ST_REMOVE, ST_COUNT };
+enum { ST_GET, ST_INSERT, ST_ADVANCE, ST_REMOVE, ST_SET_PWD, ST_SET_TOTP, ST_COUNT };
 
 static const char *const stmt_sql[ST_COUNT] = {
     [ST_GET] = "SELECT pwd_hash, totp_seed, totp_active, totp_last_step, created_at, updated_at"
@@ -53,6 +53,9 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_ADVANCE] = "UPDATE accounts SET totp_last_step = ?2, totp_active = 1, updated_at = ?3"
                    " WHERE fin = ?1 AND totp_last_step < ?2",
     [ST_REMOVE] = "DELETE FROM accounts WHERE fin = ?1",
+    [ST_SET_PWD] = "UPDATE accounts SET pwd_hash = ?2, updated_at = ?3 WHERE fin = ?1",
+    [ST_SET_TOTP] = "UPDATE accounts SET totp_seed = ?2, totp_active = 0, totp_last_step = -1,"
+                    " updated_at = ?3 WHERE fin = ?1",
 };
 
 struct sq {
@@ -307,6 +310,46 @@ out:
     return rc;
 }
 
+/* One UPDATE of a row by FIN: bind (?2 text or blob, ?3 now), step, and
+ * tell a missing row (no change) as DZ_ERR_NOTFOUND. */
+static int sq_update(struct sq *s, int which, const char *fin, const void *v, size_t v_len,
+                     bool is_blob, int64_t now, const char *what)
+{
+    sqlite3_stmt *st = s->st[which];
+    int rc;
+
+    pthread_mutex_lock(&s->lock);
+    if (sqlite3_bind_text(st, 1, fin, DZ_FIN_LEN, SQLITE_STATIC) != SQLITE_OK ||
+        (is_blob ? sqlite3_bind_blob(st, 2, v, (int)v_len, SQLITE_STATIC)
+                 : sqlite3_bind_text(st, 2, v, (int)v_len, SQLITE_STATIC)) != SQLITE_OK ||
+        sqlite3_bind_int64(st, 3, now) != SQLITE_OK) {
+        rc = db_fail(s, "bind");
+        goto out;
+    }
+    if (sqlite3_step(st) != SQLITE_DONE) {
+        rc = db_fail(s, what);
+        goto out;
+    }
+    rc = sqlite3_changes(s->db) == 1 ? 0 : DZ_ERR_NOTFOUND;
+out:
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    pthread_mutex_unlock(&s->lock);
+    return rc;
+}
+
+static int sq_set_password(void *impl, const char *fin, const char *pwd_hash, int64_t now)
+{
+    return sq_update(impl, ST_SET_PWD, fin, pwd_hash, strlen(pwd_hash), false, now,
+                     "set_password");
+}
+
+static int sq_set_totp(void *impl, const char *fin, const unsigned char *seed, size_t seed_len,
+                       int64_t now)
+{
+    return sq_update(impl, ST_SET_TOTP, fin, seed, seed_len, true, now, "set_totp");
+}
+
 static int sq_remove(void *impl, const char *fin)
 {
     struct sq *s = impl;
@@ -335,6 +378,8 @@ const struct dz_accounts_ops dz_accounts_sqlite_ops = {
     .get = sq_get,
     .insert = sq_insert,
     .advance_totp = sq_advance,
+    .set_password = sq_set_password,
+    .set_totp = sq_set_totp,
     .remove = sq_remove,
     .free = sq_free,
 };

@@ -56,6 +56,7 @@ static const struct {
     enum dz_store_kind kind;
 } ns_kinds[] = {
     {"sess", DZ_STORE_SESSIONS},
+    {"sessidx", DZ_STORE_SESSIONS},
     {"qr", DZ_STORE_PENDING_QR},
     {"mob", DZ_STORE_PENDING_MOBILE},
     {"mobsign", DZ_STORE_PENDING_MOBILE},

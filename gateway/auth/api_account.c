@@ -1,0 +1,530 @@
+/*
+ * api_account.c - the person's own account (docs/api.md "Account"), every
+ * endpoint under /api/account/ and for a signed-in person only:
+ *
+ *   GET    /api/account/sessions          their live sessions (state/sessidx.h)
+ *   DELETE /api/account/sessions/{id}     end one
+ *   DELETE /api/account/sessions          end all ("?except=current" keeps this one)
+ *   POST   /api/account/password          new password: current password + code,
+ *                                         or a high session alone
+ *   POST   /api/account/totp              new TOTP secret: a high session only
+ *   GET    /api/account/services          the e-services and what each receives
+ *   GET    /api/account/consents          OIDC consents (auth/consent.h hook)
+ *   DELETE /api/account/consents/{client} withdraw one
+ *
+ * Recovery after a lost phone is a high login (card, mobile signature, QR:
+ * it also lifts the password lockout) followed by the TOTP reset and, if
+ * needed, a new password; never by e-mail or by the password alone.  Each
+ * change is on the audit log before it is answered, and the person is told
+ * by SMS.  Never logs or echoes a password, code or secret.
+ */
+#include "auth/auth.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "auth/api_common.h"
+#include "auth/auth_password.h"
+#include "auth/consent.h"
+#include "auth/sms_out.h"
+#include "base/b64.h"
+#include "base/buf.h"
+#include "base/err.h"
+#include "base/qrsvg.h"
+#include "base/secret.h"
+#include "core/cookies.h"
+#include "core/gwasync.h"
+#include "policy/policy.h"
+#include "state/accounts.h"
+#include "state/sessidx.h"
+#include "state/totp.h"
+
+#include "base/compat.h"
+
+#define NOTICE_MAX 480
+
+static bool is_high(const struct dz_rctx *c)
+{
+    return strcmp(c->session.acr, "high") == 0;
+}
+
+static void iso_time(int64_t ms, char *buf, size_t len)
+{
+    time_t t = (time_t)(ms / 1000);
+    struct tm tm;
+
+    gmtime_r(&t, &tm);
+    strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+/* ------------------------------------------------------------ sessions */
+
+static void sessions_list(struct dz_rctx *c)
+{
+    struct dz_sessidx_entry e[DZ_SESSIDX_SLOTS];
+    size_t n = 0;
+    json_t *a;
+    int rc = dz_sessidx_list(c->gw->store, c->session.fin, e, &n);
+
+    if (rc != 0) {
+        dz_rctx_state_unavailable(c, rc);
+        return;
+    }
+    a = json_array();
+    for (size_t i = 0; a && i < n; i++) {
+        char id[DZ_SESSION_TOKEN_LEN + 1], when[32];
+
+        dz_b64_encode_to(e[i].sid, sizeof(e[i].sid), true, id);
+        iso_time(e[i].created_ms, when, sizeof(when));
+        json_array_append_new(
+            a, json_pack("{s:s, s:s, s:s, s:s, s:s, s:b}", "id", id, "method", e[i].method, "acr",
+                         e[i].acr, "created_at", when, "address", e[i].addr, "current",
+                         memcmp(e[i].sid, c->session.sid, 32) == 0));
+    }
+    dz_rctx_json(c, 200, json_pack("{s:o?}", "sessions", a), NULL, 0);
+}
+
+static void ended_recorded(struct dz_rctx *c, int rc, void *arg)
+{
+    static const struct dz_hdr clear = {"set-cookie",
+                                        DZ_COOKIE_SESSION_EQ "; Max-Age=0" DZ_COOKIE_SESSION_ATTRS};
+    bool self = arg != NULL;
+
+    /* The sessions are already gone; a failed audit line is logged by
+     * dz_gw_audit and does not bring them back. */
+    if (!c->closed)
+        dz_rctx_respond(c, 204, NULL, NULL, 0, self ? &clear : NULL, self ? 1 : 0);
+}
+
+static void session_end_one(struct dz_rctx *c, const char *id)
+{
+    unsigned char sid[32];
+    unsigned char *raw = NULL;
+    size_t n = 0;
+    bool self;
+    int rc;
+
+    if (strlen(id) != DZ_SESSION_TOKEN_LEN || dz_b64_decode(id, strlen(id), true, &raw, &n) != 0 ||
+        n != sizeof(sid)) {
+        free(raw);
+        dz_rctx_problem(c, "not_found", "no such session");
+        return;
+    }
+    memcpy(sid, raw, sizeof(sid));
+    free(raw);
+    self = memcmp(sid, c->session.sid, 32) == 0;
+    rc = dz_sessidx_end(c->gw->store, c->session.fin, sid);
+    if (rc == DZ_ERR_NOTFOUND) {
+        dz_rctx_problem(c, "not_found", "no such session");
+        return;
+    }
+    if (rc != 0) {
+        dz_rctx_state_unavailable(c, rc);
+        return;
+    }
+    dz_gw_audit(c,
+                json_pack("{s:s, s:s, s:s, s:s%}", "type", "session_end", "fin", c->session.fin,
+                          "scope", "one", "sid", id, (size_t)12),
+                ended_recorded, self ? (void *)c : NULL);
+}
+
+static void session_end_all(struct dz_rctx *c, bool keep_current)
+{
+    size_t ended = 0;
+    int rc = dz_sessidx_end_all(c->gw->store, c->session.fin,
+                                keep_current ? c->session.sid : NULL, &ended);
+
+    /* The current session too unless kept, even if it was not listed. */
+    if (rc == 0 && !keep_current)
+        dz_store_del(c->gw->store, DZ_SESSION_NS, c->session.sid, sizeof(c->session.sid));
+    if (rc != 0) {
+        dz_rctx_state_unavailable(c, rc);
+        return;
+    }
+    dz_gw_audit(c,
+                json_pack("{s:s, s:s, s:s, s:I}", "type", "session_end", "fin", c->session.fin,
+                          "scope", keep_current ? "others" : "all", "ended", (json_int_t)ended),
+                ended_recorded, keep_current ? NULL : (void *)c);
+}
+
+/* ----------------------------------------- password change, TOTP reset */
+
+struct change_op {
+    struct dz_auth_password_ctx actx;
+    bool totp;      /* a TOTP reset, else a password change */
+    bool high;      /* the session is high: no current password needed */
+    char fin[DZ_FIN_LEN + 1];
+    char ip[DZ_CLIENT_ADDR_MAX + 1];
+    unsigned char sid[32];
+    char *current;
+    size_t cur_len;
+    char otp[16];
+    char *password;
+    size_t pw_len;
+    int rc;
+    struct dz_auth_password_result check; /* the current password + code */
+    char secret_b32[DZ_TOTP_B32_MAX];
+    char *otpauth_uri;
+    char *qr_svg;
+    size_t ended;
+    char text[NOTICE_MAX + 1];
+};
+
+static void change_free(struct change_op *op)
+{
+    if (!op)
+        return;
+    dz_auth_secret_drop(&op->current, op->cur_len);
+    dz_auth_secret_drop(&op->password, op->pw_len);
+    dz_secret_free_str(op->otpauth_uri);
+    dz_secret_free_str(op->qr_svg);
+    dz_secret_wipe(op, sizeof(*op));
+    free(op);
+}
+
+static void change_drop(void *arg)
+{
+    change_free(arg);
+}
+
+static void change_work(void *arg)
+{
+    struct change_op *op = arg;
+    unsigned char secret[DZ_TOTP_SECRET_LEN];
+    struct dz_buf uri;
+
+    dz_buf_init(&uri, 1024);
+    if (!op->high) {
+        /* The current password and a code, with the lockout's counting:
+         * a stolen session must not become a password oracle. */
+        op->rc = dz_auth_password(&op->actx, op->fin, op->current, op->cur_len,
+                                  op->otp[0] ? op->otp : NULL, op->ip, dz_unix_ms(), &op->check);
+        if (op->rc != 0 || op->check.decision != DZ_PWD_OK || !(op->check.amr & DZ_AMR_OTP))
+            goto out;
+    }
+    if (!op->totp) {
+        op->rc = dz_accounts_set_password(op->actx.accounts, op->fin, op->password, op->pw_len);
+        goto out;
+    }
+    op->rc = dz_totp_secret_new(secret);
+    if (op->rc == 0)
+        op->rc = dz_totp_base32(secret, sizeof(secret), op->secret_b32, sizeof(op->secret_b32));
+    if (op->rc == 0)
+        op->rc = dz_totp_uri(op->fin, op->secret_b32, &uri);
+    if (op->rc == 0) {
+        op->otpauth_uri = dz_buf_steal(&uri, NULL);
+        op->rc = op->otpauth_uri ? 0 : DZ_ERR_NOMEM;
+    }
+    if (op->rc == 0)
+        op->rc = dz_qrsvg_render(op->otpauth_uri, &op->qr_svg);
+    /* The new secret is shown only if it is stored. */
+    if (op->rc == 0)
+        op->rc = dz_accounts_set_totp(op->actx.accounts, op->fin, secret, sizeof(secret));
+out:
+    dz_secret_wipe(secret, sizeof(secret));
+    dz_buf_wipe(&uri);
+    if (op->current)
+        dz_secret_wipe(op->current, op->cur_len);
+    if (op->password)
+        dz_secret_wipe(op->password, op->pw_len);
+    dz_secret_wipe(op->otp, sizeof(op->otp));
+}
+
+static void change_notified(struct dz_rctx *c, int rc, void *arg)
+{
+    struct change_op *op = arg;
+    json_t *body;
+
+    if (c->closed)
+        goto out;
+    if (op->totp)
+        body = json_pack("{s:{s:s, s:s, s:s}, s:b}", "totp", "secret", op->secret_b32,
+                         "otpauth_uri", op->otpauth_uri, "qr_svg", op->qr_svg, "notice_sent",
+                         rc == 0);
+    else
+        body = json_pack("{s:b, s:I, s:b}", "changed", true, "sessions_ended",
+                         (json_int_t)op->ended, "notice_sent", rc == 0);
+    dz_rctx_json(c, 200, body, NULL, 0);
+out:
+    change_free(op);
+}
+
+static void change_recorded(struct dz_rctx *c, int rc, void *arg)
+{
+    struct change_op *op = arg;
+    char when[32];
+
+    if (c->closed) {
+        change_free(op);
+        return;
+    }
+    if (rc != 0) {
+        /* The change is made; only its record failed (logged). */
+        dz_rctx_problem(c, "service_unavailable", "audit log unavailable");
+        change_free(op);
+        return;
+    }
+    iso_time(dz_unix_ms(), when, sizeof(when));
+    snprintf(op->text, sizeof(op->text),
+             op->totp ? "Darvaza: the one-time code app of your account (FIN %s) was reset on %s. "
+                        "If this was not you, sign in with your ID card or mobile signature "
+                        "and end every session."
+                      : "Darvaza: the password of your account (FIN %s) was changed on %s. If "
+                        "this was not you, sign in with your ID card or mobile signature and "
+                        "end every session.",
+             op->fin, when);
+    dz_sms_notify(c, op->fin, op->text, change_notified, change_drop, op);
+}
+
+static void change_done(struct dz_rctx *c, void *arg)
+{
+    struct change_op *op = arg;
+    char retry[24];
+    bool ok = op->rc == 0 && (op->high || op->check.decision == DZ_PWD_OK);
+
+    if (ok && !op->totp) {
+        /* A new password ends the person's other sessions: whoever knew
+         * the old one is out. */
+        if (dz_sessidx_end_all(c->gw->store, op->fin, op->sid, &op->ended) != 0)
+            dz_rctx_log(c, DZ_LOG_WARN, "sessions_end", "not every other session was ended");
+    }
+    if (ok) {
+        dz_gw_audit(c,
+                    json_pack("{s:s, s:s, s:s, s:I}", "type",
+                              op->totp ? "account_totp_reset" : "account_password", "fin", op->fin,
+                              "means", op->high ? "high_session" : "password+otp",
+                              "sessions_ended", (json_int_t)op->ended),
+                    change_recorded, op);
+        return;
+    }
+    if (c->closed)
+        goto out;
+    if (op->rc == DZ_ERR_NOTFOUND)
+        dz_rctx_problem(c, "not_found", "no password account for this FIN: register first");
+    else if (op->rc != 0)
+        dz_rctx_state_unavailable(c, op->rc);
+    else if (op->check.decision == DZ_PWD_LOCKED) {
+        snprintf(retry, sizeof(retry), "%u", op->check.retry_after ? op->check.retry_after : 1);
+        dz_rctx_problem_h(c, "locked", NULL, &(struct dz_hdr){"retry-after", retry}, 1);
+    } else if (op->check.decision == DZ_PWD_OTP_REQUIRED || (op->check.decision == DZ_PWD_OK))
+        dz_rctx_problem(c, "otp_required", "the current password and a one-time code");
+    else
+        dz_rctx_problem(c, "bad_credentials", NULL);
+out:
+    change_free(op);
+}
+
+static void change_start(struct dz_rctx *c, bool totp)
+{
+    json_t *body = NULL;
+    struct change_op *op = NULL;
+    const char *pw = NULL, *cur = NULL, *reason = NULL;
+    const json_t *otp;
+
+    if (!dz_rctx_origin_ok(c) || dz_rctx_body_json(c, &body) != 0)
+        return;
+    op = calloc(1, sizeof(*op));
+    if (!op) {
+        dz_rctx_problem(c, "service_unavailable", NULL);
+        goto out;
+    }
+    dz_auth_fill_pwd_ctx(c, &op->actx);
+    op->totp = totp;
+    op->high = is_high(c);
+    memcpy(op->fin, c->session.fin, sizeof(op->fin));
+    memcpy(op->sid, c->session.sid, sizeof(op->sid));
+    snprintf(op->ip, sizeof(op->ip), "%s", dz_req_peer_ip(c->req));
+    if (totp && !op->high) {
+        /* A lost phone is exactly when the code cannot prove anything. */
+        dz_rctx_problem(c, "insufficient_assurance",
+                        "reset the one-time code after signing in with a card or mobile signature");
+        goto out;
+    }
+    if (!totp) {
+        json_t *j = json_object_get(body, "password");
+
+        pw = json_is_string(j) ? json_string_value(j) : NULL;
+        cur = dz_json_str(body, "current_password", 1024);
+        otp = json_object_get(body, "otp");
+        if (!pw || (!op->high && (!cur || !json_is_string(otp)))) {
+            dz_rctx_problem(c, "invalid_request",
+                            op->high ? "password is required"
+                                     : "current_password, otp and password are required strings");
+            goto out;
+        }
+        if (!dz_auth_password_rules_ok(&op->actx, pw, strlen(pw), op->fin, NULL, &reason)) {
+            dz_rctx_problem(c, "weak_password", reason);
+            goto out;
+        }
+        op->pw_len = strlen(pw);
+        op->password = dz_auth_secret_dup(pw, op->pw_len);
+        if (!op->high) {
+            op->cur_len = strlen(cur);
+            op->current = dz_auth_secret_dup(cur, op->cur_len);
+            if (json_string_length(otp) < sizeof(op->otp))
+                memcpy(op->otp, json_string_value(otp), json_string_length(otp) + 1);
+            else
+                memcpy(op->otp, "x", 2); /* too long: a wrong code, counted as one */
+        }
+        if (!op->password || (!op->high && !op->current)) {
+            dz_rctx_problem(c, "service_unavailable", NULL);
+            goto out;
+        }
+    }
+    if (dz_gw_blocking(c, change_work, change_done, op) == 0)
+        op = NULL;
+out:
+    change_free(op);
+    dz_auth_body_drop(body);
+}
+
+/* ------------------------------------------------------------ services */
+
+static json_t *route_json(const struct dz_policy_route *r)
+{
+    json_t *rel = json_array();
+    json_t *m = json_array();
+    static const char *const methods[] = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE",
+                                          "OPTIONS"};
+
+    for (unsigned i = 0; rel && i < DZ_RELEASE_COUNT; i++) {
+        if (r->release & (1u << i))
+            json_array_append_new(rel, json_string(dz_policy_release_names[i]));
+    }
+    for (unsigned i = 0; m && i < sizeof(methods) / sizeof(methods[0]); i++) {
+        if (r->methods & (1u << i))
+            json_array_append_new(m, json_string(methods[i]));
+    }
+    return json_pack("{s:s, s:o?, s:s, s:s?, s:b, s:o?}", "path", r->path, "methods", m, "acr",
+                     dz_policy_acr_name(r->acr), "role", r->role, "purpose_required",
+                     r->purpose == DZ_PURPOSE_REQUIRED, "releases", rel);
+}
+
+/* What every e-service receives comes from the policies: the subject (the
+ * FIN) and how the person signed in on every request, the registry fields
+ * each route releases, and, for a route with a role, only that role's
+ * holders reach it. */
+static void services_list(struct dz_rctx *c)
+{
+    const struct dz_policy_set *ps = c->gen->policies;
+    json_t *a = json_array();
+
+    for (size_t i = 0; a && ps && i < dz_policy_service_count(ps); i++) {
+        const struct dz_policy_service *s = dz_policy_service_at(ps, i);
+        json_t *routes = json_array();
+
+        for (size_t j = 0; routes && j < s->n_routes; j++)
+            json_array_append_new(routes, route_json(&s->routes[j]));
+        json_array_append_new(a, json_pack("{s:s, s:s, s:[s,s,s], s:o?}", "service", s->name,
+                                           "registered_as", s->registered_as, "always", "fin",
+                                           "acr", "amr", "routes", routes));
+    }
+    dz_rctx_json(c, 200, json_pack("{s:o?}", "services", a), NULL, 0);
+}
+
+/* ------------------------------------------------------------ consents */
+
+static void consents(struct dz_rctx *c, const char *client, const char *method)
+{
+    const struct dz_consent_ops *ops = dz_consent_provider();
+    json_t *list = NULL;
+    int rc;
+
+    if (!client && strcmp(method, "GET") == 0) {
+        rc = ops ? ops->list(ops->impl, c->session.fin, &list) : 0;
+        if (rc != 0) {
+            dz_rctx_state_unavailable(c, rc);
+            return;
+        }
+        dz_rctx_json(c, 200, json_pack("{s:o, s:b}", "consents", list ? list : json_array(),
+                                       "provider", ops != NULL),
+                     NULL, 0);
+        return;
+    }
+    if (!client || strcmp(method, "DELETE") != 0) {
+        dz_rctx_problem_h(c, "method_not_allowed", NULL,
+                          &(struct dz_hdr){"allow", client ? "DELETE" : "GET"}, 1);
+        return;
+    }
+    if (!dz_rctx_origin_ok(c))
+        return;
+    rc = ops ? ops->withdraw(ops->impl, c->session.fin, client) : DZ_ERR_NOTFOUND;
+    if (rc == DZ_ERR_NOTFOUND) {
+        dz_rctx_problem(c, "not_found", "no consent for this client");
+        return;
+    }
+    if (rc != 0) {
+        dz_rctx_state_unavailable(c, rc);
+        return;
+    }
+    dz_gw_audit(c,
+                json_pack("{s:s, s:s, s:s}", "type", "consent_withdrawn", "fin", c->session.fin,
+                          "client", client),
+                ended_recorded, NULL);
+}
+
+/* ------------------------------------------------------------ dispatch */
+
+void dz_ep_account(struct dz_rctx *c, const char *rest)
+{
+    const char *method = dz_req_method(c->req);
+    size_t n = strcspn(rest, "?");
+    char sub[128];
+
+    if (n >= sizeof(sub)) {
+        dz_rctx_problem(c, "not_found", NULL);
+        return;
+    }
+    memcpy(sub, rest, n);
+    sub[n] = '\0';
+    if (dz_rctx_authenticate(c) != 0) {
+        dz_rctx_problem(c, "unauthenticated", NULL);
+        return;
+    }
+    if (strcmp(sub, "sessions") == 0) {
+        c->route_tpl = "/api/account/sessions";
+        if (strcmp(method, "GET") == 0) {
+            sessions_list(c);
+        } else if (strcmp(method, "DELETE") == 0) {
+            if (dz_rctx_origin_ok(c))
+                session_end_all(c, strstr(rest + n, "except=current") != NULL);
+        } else {
+            dz_rctx_problem_h(c, "method_not_allowed", NULL,
+                              &(struct dz_hdr){"allow", "GET, DELETE"}, 1);
+        }
+        return;
+    }
+    if (strncmp(sub, "sessions/", 9) == 0) {
+        c->route_tpl = "/api/account/sessions/{id}";
+        if (strcmp(method, "DELETE") != 0)
+            dz_rctx_problem_h(c, "method_not_allowed", NULL, &(struct dz_hdr){"allow", "DELETE"},
+                              1);
+        else if (dz_rctx_origin_ok(c))
+            session_end_one(c, sub + 9);
+        return;
+    }
+    if (strcmp(sub, "password") == 0 || strcmp(sub, "totp") == 0) {
+        c->route_tpl = sub[0] == 'p' ? "/api/account/password" : "/api/account/totp";
+        if (strcmp(method, "POST") != 0)
+            dz_rctx_problem_h(c, "method_not_allowed", NULL, &(struct dz_hdr){"allow", "POST"}, 1);
+        else
+            change_start(c, sub[0] == 't');
+        return;
+    }
+    if (strcmp(sub, "services") == 0) {
+        c->route_tpl = "/api/account/services";
+        if (strcmp(method, "GET") != 0)
+            dz_rctx_problem_h(c, "method_not_allowed", NULL, &(struct dz_hdr){"allow", "GET"}, 1);
+        else
+            services_list(c);
+        return;
+    }
+    if (strcmp(sub, "consents") == 0 || strncmp(sub, "consents/", 9) == 0) {
+        c->route_tpl = sub[8] ? "/api/account/consents/{client}" : "/api/account/consents";
+        consents(c, sub[8] ? sub + 9 : NULL, method);
+        return;
+    }
+    dz_rctx_problem(c, "not_found", NULL);
+}
