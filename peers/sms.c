@@ -26,8 +26,8 @@
 
 #include "base/compat.h"
 
-#define SMS_KEEP 1000      /* messages kept for the read-back */
-#define SMS_TEXT_MAX 480   /* bytes: three concatenated 160-character parts */
+#define SMS_KEEP 1000    /* messages kept for the read-back */
+#define SMS_TEXT_MAX 480 /* bytes: three concatenated 160-character parts */
 #define SMS_BODY_MAX 4096
 #define SMS_READ_PATH "/_sms/messages"
 
@@ -89,8 +89,7 @@ static void accept_sms(struct dz_req *r)
     }
     if (!text_ok(text, json_string_length(jt))) {
         dz_peer_log_request(r, NULL, NULL, 400);
-        dz_peer_problem(r, 400, "invalid_text", "text: 1..480 bytes, no control characters",
-                        NULL);
+        dz_peer_problem(r, 400, "invalid_text", "text: 1..480 bytes, no control characters", NULL);
         goto out;
     }
     m = &ring[ring_next];
@@ -146,8 +145,8 @@ static void read_back(struct dz_req *r)
         if (!m->text || (want[0] && strcmp(digits_of(want), m->to + 1) != 0))
             continue;
         if (json_array_append_new(a, json_pack("{s:I, s:s, s:s, s:s}", "id", (json_int_t)m->id,
-                                               "time", m->time, "to", m->to, "text",
-                                               m->text)) != 0) {
+                                               "time", m->time, "to", m->to, "text", m->text)) !=
+            0) {
             json_decref(a);
             a = NULL;
         }

@@ -78,10 +78,10 @@ static void sessions_list(struct dz_rctx *c)
 
         dz_b64_encode_to(e[i].sid, sizeof(e[i].sid), true, id);
         iso_time(e[i].created_ms, when, sizeof(when));
-        json_array_append_new(
-            a, json_pack("{s:s, s:s, s:s, s:s, s:s, s:b}", "id", id, "method", e[i].method, "acr",
-                         e[i].acr, "created_at", when, "address", e[i].addr, "current",
-                         memcmp(e[i].sid, c->session.sid, 32) == 0));
+        json_array_append_new(a, json_pack("{s:s, s:s, s:s, s:s, s:s, s:b}", "id", id, "method",
+                                           e[i].method, "acr", e[i].acr, "created_at", when,
+                                           "address", e[i].addr, "current",
+                                           memcmp(e[i].sid, c->session.sid, 32) == 0));
     }
     dz_rctx_json(c, 200, json_pack("{s:o?}", "sessions", a), NULL, 0);
 }
@@ -133,8 +133,8 @@ static void session_end_one(struct dz_rctx *c, const char *id)
 static void session_end_all(struct dz_rctx *c, bool keep_current)
 {
     size_t ended = 0;
-    int rc = dz_sessidx_end_all(c->gw->store, c->session.fin,
-                                keep_current ? c->session.sid : NULL, &ended);
+    int rc = dz_sessidx_end_all(c->gw->store, c->session.fin, keep_current ? c->session.sid : NULL,
+                                &ended);
 
     /* The current session too unless kept, even if it was not listed. */
     if (rc == 0 && !keep_current)
@@ -153,8 +153,8 @@ static void session_end_all(struct dz_rctx *c, bool keep_current)
 
 struct change_op {
     struct dz_auth_password_ctx actx;
-    bool totp;      /* a TOTP reset, else a password change */
-    bool high;      /* the session is high: no current password needed */
+    bool totp; /* a TOTP reset, else a password change */
+    bool high; /* the session is high: no current password needed */
     char fin[DZ_FIN_LEN + 1];
     char ip[DZ_CLIENT_ADDR_MAX + 1];
     unsigned char sid[32];
@@ -240,9 +240,9 @@ static void change_notified(struct dz_rctx *c, int rc, void *arg)
     if (c->closed)
         goto out;
     if (op->totp)
-        body = json_pack("{s:{s:s, s:s, s:s}, s:b}", "totp", "secret", op->secret_b32,
-                         "otpauth_uri", op->otpauth_uri, "qr_svg", op->qr_svg, "notice_sent",
-                         rc == 0);
+        body =
+            json_pack("{s:{s:s, s:s, s:s}, s:b}", "totp", "secret", op->secret_b32, "otpauth_uri",
+                      op->otpauth_uri, "qr_svg", op->qr_svg, "notice_sent", rc == 0);
     else
         body = json_pack("{s:b, s:I, s:b}", "changed", true, "sessions_ended",
                          (json_int_t)op->ended, "notice_sent", rc == 0);
@@ -294,8 +294,8 @@ static void change_done(struct dz_rctx *c, void *arg)
         dz_gw_audit(c,
                     json_pack("{s:s, s:s, s:s, s:I}", "type",
                               op->totp ? "account_totp_reset" : "account_password", "fin", op->fin,
-                              "means", op->high ? "high_session" : "password+otp",
-                              "sessions_ended", (json_int_t)op->ended),
+                              "means", op->high ? "high_session" : "password+otp", "sessions_ended",
+                              (json_int_t)op->ended),
                     change_recorded, op);
         return;
     }
@@ -386,8 +386,8 @@ static json_t *route_json(const struct dz_policy_route *r)
 {
     json_t *rel = json_array();
     json_t *m = json_array();
-    static const char *const methods[] = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE",
-                                          "OPTIONS"};
+    static const char *const methods[] = {"GET",   "HEAD",   "POST",   "PUT",
+                                          "PATCH", "DELETE", "OPTIONS"};
 
     for (unsigned i = 0; rel && i < DZ_RELEASE_COUNT; i++) {
         if (r->release & (1u << i))
@@ -438,8 +438,9 @@ static void consents(struct dz_rctx *c, const char *client, const char *method)
             dz_rctx_state_unavailable(c, rc);
             return;
         }
-        dz_rctx_json(c, 200, json_pack("{s:o, s:b}", "consents", list ? list : json_array(),
-                                       "provider", ops != NULL),
+        dz_rctx_json(c, 200,
+                     json_pack("{s:o, s:b}", "consents", list ? list : json_array(), "provider",
+                               ops != NULL),
                      NULL, 0);
         return;
     }

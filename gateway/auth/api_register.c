@@ -54,8 +54,8 @@ struct reg_op {
     char ip[DZ_CLIENT_ADDR_MAX + 1];
     char code[DZ_REGCODE_DIGITS + 1]; /* the one sent with the request */
     bool has_code;
-    bool high;       /* way 3: a high session registers */
-    char means[16];  /* way 3: how that session signed in */
+    bool high;      /* way 3: a high session registers */
+    char means[16]; /* way 3: how that session signed in */
     char phone[DZ_REGCODE_PHONE_MAX + 1];
     bool document_matches;
     bool no_phone;          /* way 1: the registry holds no mobile number */
@@ -128,8 +128,8 @@ static void notice_sent(struct dz_rctx *c, int rc, void *arg)
 
     if (rc != 0)
         dz_rctx_logj(c, DZ_LOG_WARN, "register_notice",
-                     json_pack("{s:s, s:s}", "msg", "the registration notice was not sent",
-                               "error", dz_err_str(rc)));
+                     json_pack("{s:s, s:s}", "msg", "the registration notice was not sent", "error",
+                               dz_err_str(rc)));
     if (!c->closed)
         dz_rctx_json(c, 201, created_body(op, rc == 0), NULL, 0);
     reg_free(op);
@@ -215,13 +215,15 @@ static void reg_done(struct dz_rctx *c, void *arg)
 {
     struct reg_op *op = arg;
     bool ok = op->rc == 0 && op->res.decision == DZ_REG_CREATED;
-    const char *reason = op->rc != 0                                  ? dz_err_str(op->rc)
+    const char *reason = op->rc != 0                                    ? dz_err_str(op->rc)
                          : op->has_code && op->verdict != DZ_REGCODE_OK ? verdict_name(op->verdict)
-                         : op->res.reason                             ? op->res.reason
-                                                                      : "error";
+                         : op->res.reason                               ? op->res.reason
+                                                                        : "error";
     json_t *rec = json_pack("{s:s, s:s, s:s, s:s, s:s}", "type", "register", "fin", op->fin,
                             "result", ok ? "ok" : "refused", "reason", reason, "means",
-                            op->high ? op->means : op->has_code ? "document+sms" : "document");
+                            op->high       ? op->means
+                            : op->has_code ? "document+sms"
+                                           : "document");
 
     dz_metrics_login(c->gw->metrics, "register", ok ? "ok" : "refused");
     dz_gw_audit(c, rec, ok ? created_recorded : refusal_answer, op);
@@ -306,8 +308,8 @@ static void send_code(struct dz_rctx *c, struct reg_op *op)
     int64_t n = 0;
     int rc;
 
-    rc = dz_store_incr(c->gw->store, NS_SMS_PER_FIN, op->fin, DZ_FIN_LEN, SMS_PER_FIN_WINDOW_MS,
-                       &n);
+    rc =
+        dz_store_incr(c->gw->store, NS_SMS_PER_FIN, op->fin, DZ_FIN_LEN, SMS_PER_FIN_WINDOW_MS, &n);
     if (rc != 0) {
         dz_rctx_state_unavailable(c, rc);
         reg_free(op);
@@ -491,8 +493,7 @@ static void register_high(struct dz_rctx *c, struct reg_op *op, const char *pass
     }
     memcpy(op->fin, c->session.fin, sizeof(op->fin));
     snprintf(op->means, sizeof(op->means), "%s", c->session.method);
-    if (!dz_auth_password_rules_ok(&op->actx, password, strlen(password), op->fin, NULL,
-                                   &reason)) {
+    if (!dz_auth_password_rules_ok(&op->actx, password, strlen(password), op->fin, NULL, &reason)) {
         dz_rctx_problem(c, "weak_password", reason);
         reg_free(op);
         return;
@@ -556,8 +557,8 @@ void dz_ep_register(struct dz_rctx *c)
     password = json_is_string(jb) ? json_string_value(jb) : NULL;
     jcode = json_object_get(body, "code");
     if (!password || (jcode && !json_is_string(jcode)) ||
-        (!(fin && document) && (json_object_get(body, "fin") || json_object_get(body, "document") ||
-                                jcode))) {
+        (!(fin && document) &&
+         (json_object_get(body, "fin") || json_object_get(body, "document") || jcode))) {
         dz_rctx_problem(c, "invalid_request", "fin, document and password are required strings");
         goto out;
     }

@@ -101,8 +101,8 @@ int dz_regcode_issue(struct dz_store *s, const char *fin, const char *document, 
 
     if (code)
         memset(code, 0, DZ_REGCODE_DIGITS + 1);
-    if (!s || !dz_fin_is_normal(fin) || !document || !phone || !code || now_ms < 0 ||
-        ttl_ms == 0 || strlen(phone) > DZ_REGCODE_PHONE_MAX)
+    if (!s || !dz_fin_is_normal(fin) || !document || !phone || !code || now_ms < 0 || ttl_ms == 0 ||
+        strlen(phone) > DZ_REGCODE_PHONE_MAX)
         return DZ_ERR_INVAL;
     memset(e, 0, sizeof(e));
     put_be64(e, (uint64_t)now_ms + ttl_ms);
@@ -194,8 +194,8 @@ int dz_regcode_check(struct dz_store *s, const char *fin, const char *document, 
     /* Wrong (or malformed: the same).  Counted atomically, so concurrent
      * guesses cannot share one try. */
     *out = DZ_REGCODE_WRONG;
-    rc = dz_store_incr(s, NS_TRIES, fin, DZ_FIN_LEN,
-                       get_be64(e) - (uint64_t)now_ms + KEEP_AFTER_MS, &tries);
+    rc = dz_store_incr(s, NS_TRIES, fin, DZ_FIN_LEN, get_be64(e) - (uint64_t)now_ms + KEEP_AFTER_MS,
+                       &tries);
     if (rc < 0)
         goto out;
     if (tries >= (int64_t)max_attempts) {

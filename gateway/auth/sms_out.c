@@ -132,8 +132,8 @@ static void sent(void *arg, int result, int status, const struct dz_hdr *h, size
     if (op->nphones && op->next < op->nphones)
         send_next(c, op);
     else
-        finish(c, op, op->sent ? 0 : (result == DZ_ERR_TIMEOUT ? DZ_ERR_TIMEOUT
-                                                               : DZ_ERR_UNAVAILABLE));
+        finish(c, op,
+               op->sent ? 0 : (result == DZ_ERR_TIMEOUT ? DZ_ERR_TIMEOUT : DZ_ERR_UNAVAILABLE));
     dz_rctx_release(c);
 }
 

@@ -473,8 +473,7 @@ static int pg_update(struct pg *p, int which, const char *fin, const void *v, si
 
 static int pg_set_password(void *impl, const char *fin, const char *pwd_hash, int64_t now)
 {
-    return pg_update(impl, ST_SET_PWD, fin, pwd_hash, strlen(pwd_hash), false, now,
-                     "set_password");
+    return pg_update(impl, ST_SET_PWD, fin, pwd_hash, strlen(pwd_hash), false, now, "set_password");
 }
 
 static int pg_set_totp(void *impl, const char *fin, const unsigned char *seed, size_t seed_len,

@@ -340,8 +340,7 @@ out:
 
 static int sq_set_password(void *impl, const char *fin, const char *pwd_hash, int64_t now)
 {
-    return sq_update(impl, ST_SET_PWD, fin, pwd_hash, strlen(pwd_hash), false, now,
-                     "set_password");
+    return sq_update(impl, ST_SET_PWD, fin, pwd_hash, strlen(pwd_hash), false, now, "set_password");
 }
 
 static int sq_set_totp(void *impl, const char *fin, const unsigned char *seed, size_t seed_len,

@@ -109,8 +109,7 @@ int dz_sessidx_add(struct dz_store *st, const struct dz_session *s, const char *
     for (int pass = 0; pass < 2 && rc == DZ_ERR_FULL; pass++) {
         for (unsigned i = 0; i < DZ_SESSIDX_SLOTS; i++) {
             slot_key(s->fin, i, key);
-            rc = dz_store_put(st, DZ_SESSIDX_NS, key, sizeof(key), v, sizeof(v), ttl,
-                              DZ_STORE_NX);
+            rc = dz_store_put(st, DZ_SESSIDX_NS, key, sizeof(key), v, sizeof(v), ttl, DZ_STORE_NX);
             if (rc == 0)
                 return 0;
             if (rc != DZ_ERR_EXISTS)

@@ -1,0 +1,208 @@
+/* test_regcode.c - registration codes (gateway/auth/regcode.c) and the
+ * per-person session slots (gateway/state/sessidx.c) over the in-process
+ * store, through their public interfaces. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "auth/regcode.h"
+#include "base/err.h"
+#include "state/sessidx.h"
+#include "state/session.h"
+#include "state/store.h"
+
+#define FIN "5ABC123"
+#define DOC "AZE12345678"
+#define PHONE "+994501234567"
+#define TTL 60000
+
+static struct dz_store *mk(void)
+{
+    struct dz_store *s = NULL;
+
+    assert_int_equal(dz_store_mem_new(4, NULL, &s), 0);
+    return s;
+}
+
+/* A different code of six digits. */
+static void other(const char *code, char *out)
+{
+    char buf[16];
+
+    snprintf(buf, sizeof(buf), "%06d", (atoi(code) + 1) % 1000000);
+    memcpy(out, buf, DZ_REGCODE_DIGITS + 1);
+}
+
+static void test_right_code_once(void **state)
+{
+    struct dz_store *s = mk();
+    char code[DZ_REGCODE_DIGITS + 1], phone[DZ_REGCODE_PHONE_MAX + 1];
+    enum dz_regcode_verdict v;
+    unsigned left;
+
+    (void)state;
+    assert_int_equal(dz_regcode_issue(s, FIN, DOC, PHONE, 1000, TTL, code), 0);
+    assert_int_equal(strlen(code), 6);
+    assert_int_equal(dz_regcode_check(s, FIN, DOC, code, 2000, 5, &v, phone, &left), 0);
+    assert_int_equal(v, DZ_REGCODE_OK);
+    assert_string_equal(phone, PHONE);
+    /* single use */
+    assert_int_equal(dz_regcode_check(s, FIN, DOC, code, 2000, 5, &v, phone, &left), 0);
+    assert_int_equal(v, DZ_REGCODE_NONE);
+    assert_string_equal(phone, "");
+    dz_store_free(s);
+}
+
+static void test_bound_to_document_and_tries(void **state)
+{
+    struct dz_store *s = mk();
+    char code[DZ_REGCODE_DIGITS + 1], bad[DZ_REGCODE_DIGITS + 1], longer[16];
+    char phone[DZ_REGCODE_PHONE_MAX + 1];
+    enum dz_regcode_verdict v;
+    unsigned left;
+
+    (void)state;
+    assert_int_equal(dz_regcode_issue(s, FIN, DOC, PHONE, 1000, TTL, code), 0);
+    other(code, bad);
+    assert_int_equal(dz_regcode_check(s, FIN, "AA1234567", code, 2000, 3, &v, phone, &left), 0);
+    assert_int_equal(v, DZ_REGCODE_WRONG); /* another document */
+    assert_int_equal(left, 2);
+    snprintf(longer, sizeof(longer), "%s0", code);
+    assert_int_equal(dz_regcode_check(s, FIN, DOC, longer, 2000, 3, &v, phone, &left), 0);
+    assert_int_equal(v, DZ_REGCODE_WRONG); /* never cut down to the right one */
+    assert_int_equal(left, 1);
+    assert_int_equal(dz_regcode_check(s, FIN, DOC, bad, 2000, 3, &v, phone, &left), 0);
+    assert_int_equal(v, DZ_REGCODE_WRONG);
+    assert_int_equal(left, 0);
+    /* spent: the right code is no longer there */
+    assert_int_equal(dz_regcode_check(s, FIN, DOC, code, 2000, 3, &v, phone, &left), 0);
+    assert_int_equal(v, DZ_REGCODE_NONE);
+    dz_store_free(s);
+}
+
+static void test_expiry_and_reissue(void **state)
+{
+    struct dz_store *s = mk();
+    char c1[DZ_REGCODE_DIGITS + 1], c2[DZ_REGCODE_DIGITS + 1];
+    char phone[DZ_REGCODE_PHONE_MAX + 1];
+    enum dz_regcode_verdict v;
+    unsigned left;
+
+    (void)state;
+    assert_int_equal(dz_regcode_issue(s, FIN, DOC, PHONE, 1000, TTL, c1), 0);
+    assert_int_equal(dz_regcode_check(s, FIN, DOC, c1, 1000 + TTL, 5, &v, phone, &left), 0);
+    assert_int_equal(v, DZ_REGCODE_EXPIRED);
+    /* a new code replaces the old one, which then never works */
+    assert_int_equal(dz_regcode_issue(s, FIN, DOC, PHONE, 1000, TTL, c1), 0);
+    do
+        assert_int_equal(dz_regcode_issue(s, FIN, DOC, PHONE, 1000, TTL, c2), 0);
+    while (strcmp(c1, c2) == 0);
+    assert_int_equal(dz_regcode_check(s, FIN, DOC, c1, 2000, 5, &v, phone, &left), 0);
+    assert_int_equal(v, DZ_REGCODE_WRONG);
+    assert_int_equal(dz_regcode_check(s, FIN, DOC, c2, 2000, 5, &v, phone, &left), 0);
+    assert_int_equal(v, DZ_REGCODE_OK);
+    dz_store_free(s);
+}
+
+static void test_mask(void **state)
+{
+    char out[DZ_REGCODE_PHONE_MAX + 1];
+
+    (void)state;
+    dz_regcode_mask("+994501234567", out);
+    assert_string_equal(out, "+99450*****67");
+    dz_regcode_mask("+99", out);
+    assert_string_equal(out, "");
+}
+
+/* ---- sessidx ---- */
+
+static void login(struct dz_store *s, const char *fin, int64_t created, struct dz_session *out)
+{
+    struct dz_session_limits l;
+    char tok[DZ_SESSION_TOKEN_LEN + 1];
+
+    dz_session_limits_default(&l);
+    memset(out, 0, sizeof(*out));
+    snprintf(out->fin, sizeof(out->fin), "%s", fin);
+    snprintf(out->method, sizeof(out->method), "password");
+    out->amr = DZ_AMR_PWD;
+    snprintf(out->acr, sizeof(out->acr), "low");
+    out->auth_time = 1;
+    assert_int_equal(dz_session_create(s, &l, out, tok), 0);
+    out->created_ms = created; /* order them for the test */
+    assert_int_equal(dz_sessidx_add(s, out, "127.0.0.1", created), 0);
+}
+
+static void test_sessions_listed_and_ended(void **state)
+{
+    struct dz_store *s = mk();
+    struct dz_session a, b, other;
+    struct dz_sessidx_entry e[DZ_SESSIDX_SLOTS];
+    size_t n = 0, ended = 0;
+
+    (void)state;
+    login(s, FIN, 2000, &b);
+    login(s, FIN, 1000, &a);
+    login(s, "7XYZ987", 1500, &other);
+    assert_int_equal(dz_sessidx_list(s, FIN, e, &n), 0);
+    assert_int_equal(n, 2);
+    assert_memory_equal(e[0].sid, a.sid, 32); /* oldest first */
+    assert_string_equal(e[1].addr, "127.0.0.1");
+    /* nobody ends another person's session */
+    assert_int_equal(dz_sessidx_end(s, FIN, other.sid), DZ_ERR_NOTFOUND);
+    assert_int_equal(dz_sessidx_end(s, FIN, b.sid), 0);
+    {
+        uint64_t left = 0;
+
+        assert_int_equal(dz_store_ttl(s, DZ_SESSION_NS, b.sid, 32, &left), DZ_ERR_NOTFOUND);
+    }
+    assert_int_equal(dz_sessidx_list(s, FIN, e, &n), 0);
+    assert_int_equal(n, 1);
+    /* a logged-out session's slot is found dead and freed */
+    assert_int_equal(dz_store_del(s, DZ_SESSION_NS, a.sid, 32), 0);
+    assert_int_equal(dz_sessidx_list(s, FIN, e, &n), 0);
+    assert_int_equal(n, 0);
+    assert_int_equal(dz_sessidx_end_all(s, "7XYZ987", NULL, &ended), 0);
+    assert_int_equal(ended, 1);
+    dz_store_free(s);
+}
+
+static void test_full_ends_oldest(void **state)
+{
+    struct dz_store *s = mk();
+    struct dz_session first, x;
+    struct dz_sessidx_entry e[DZ_SESSIDX_SLOTS];
+    size_t n = 0;
+    uint64_t left = 0;
+
+    (void)state;
+    login(s, FIN, 1000, &first);
+    for (int i = 1; i < DZ_SESSIDX_SLOTS; i++)
+        login(s, FIN, 1000 + i, &x);
+    login(s, FIN, 5000, &x); /* one more than the slots */
+    assert_int_equal(dz_sessidx_list(s, FIN, e, &n), 0);
+    assert_int_equal(n, DZ_SESSIDX_SLOTS);
+    assert_int_equal(dz_store_ttl(s, DZ_SESSION_NS, first.sid, 32, &left), DZ_ERR_NOTFOUND);
+    assert_memory_equal(e[DZ_SESSIDX_SLOTS - 1].sid, x.sid, 32);
+    dz_store_free(s);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_right_code_once),
+        cmocka_unit_test(test_bound_to_document_and_tries),
+        cmocka_unit_test(test_expiry_and_reissue),
+        cmocka_unit_test(test_mask),
+        cmocka_unit_test(test_sessions_listed_and_ended),
+        cmocka_unit_test(test_full_ends_oldest),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
