@@ -169,10 +169,18 @@ curl -s --cacert \$CA \$GW/.well-known/openid-configuration | jq '{issuer, autho
 curl -s --cacert \$CA -o /dev/null -w '%{http_code} %{redirect_url}\n' -H "cookie: __Host-darvaza=\$TOKEN" \
   "\$GW/authorize?client_id=demo-eservice&response_type=code&scope=openid&redirect_uri=https%3A%2F%2F127.0.0.1%3A9150%2Fredirect_uri&state=xyz&code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM&code_challenge_method=S256"
 
-# Register a person yourself (an unregistered demo person; answers the TOTP secret):
+# Register a person yourself (an unregistered demo person).  FIN + document only start it:
+# the answer is 401 code_required with the masked number the code went to by SMS; read the
+# SMS from the stand-in SMS gateway, then send the same body with "code" (answers the TOTP secret):
+REG='{"fin":"$(jq -r .fin <<<"$U")","document":"$(jq -r .document <<<"$U")","password":"choose-a-long-one"}'
+curl -s --cacert \$CA -H "Origin: \$GW" -H 'content-type: application/json' -d "\$REG" \$GW/auth/register | jq '{code, phone}'
+CODE=\$(curl -s --cacert \$CA --cert $STATE/certs/gateway-client.pem --key $STATE/certs/gateway-client.key \\
+  "https://localhost:9106/_sms/messages?to=$(jq -r .phone <<<"$U" | tr -d +)" | jq -r 'last.text' | grep -o 'code [0-9]*' | head -n 1 | cut -d' ' -f2)
 curl -s --cacert \$CA -H "Origin: \$GW" -H 'content-type: application/json' \\
-  -d '{"fin":"$(jq -r .fin <<<"$U")","document":"$(jq -r .document <<<"$U")","password":"choose-a-long-one"}' \\
-  \$GW/auth/register | jq 'del(.totp.qr_svg)'
+  -d "\$(jq -c --arg c "\$CODE" '. + {code:\$c}' <<<"\$REG")" \$GW/auth/register | jq 'del(.totp.qr_svg)'
+# ...and the SMS the person got: the code, then "An account was registered in your name".
+curl -s --cacert \$CA --cert $STATE/certs/gateway-client.pem --key $STATE/certs/gateway-client.key \\
+  "https://localhost:9106/_sms/messages?to=$(jq -r .phone <<<"$U" | tr -d +)" | jq -r '.[].text'
 ================================================================================
 EOF
 

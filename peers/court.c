@@ -28,6 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <openssl/x509_vfy.h>
 #include <openssl/x509v3.h>
@@ -37,6 +38,7 @@
 #include "base/err.h"
 #include "base/fin.h"
 #include "base/log.h"
+#include "base/parse.h"
 #include "court_db.h"
 #include "http/httpc.h"
 #include "http/pool.h"
@@ -66,11 +68,15 @@ struct court {
     struct dz_httpc_tls registry_tls;
 };
 
+#define NOTICES_PREFIX "/api/court/notices/"
+
 struct op {
     struct court *app;
     struct dz_req *r; /* referenced */
     json_t *claims;   /* referenced */
     bool is_list;
+    bool is_filed;   /* GET /api/court/filed: the judge's own notices */
+    int64_t read_id; /* > 0: POST /api/court/notices/{id}/read */
     char sub[8];
     char pur[DZ_FIN_LEN + 130];
     char party[8];
@@ -295,6 +301,37 @@ static void list_work(void *arg)
     op->answer = json_pack("{s:s, s:o}", "fin", op->sub, "notices", a);
 }
 
+static void filed_work(void *arg)
+{
+    struct op *op = arg;
+    json_t *a = NULL;
+
+    if (dz_courtdb_list_filed(op->app->db, op->sub, &a) != 0) {
+        refuse(op, 503, "unavailable", "the court's database cannot be read");
+        return;
+    }
+    op->status = 200;
+    op->answer = json_pack("{s:s, s:o}", "judge_fin", op->sub, "notices", a);
+}
+
+static void read_work(void *arg)
+{
+    struct op *op = arg;
+    int64_t at = 0;
+    int rc = dz_courtdb_mark_read(op->app->db, op->read_id, op->sub, (int64_t)time(NULL), &at);
+
+    if (rc == DZ_ERR_NOTFOUND) {
+        refuse(op, 404, "not_found", "no such notice for this party");
+        return;
+    }
+    if (rc != 0) {
+        refuse(op, 503, "unavailable", "the court's database cannot be written");
+        return;
+    }
+    op->status = 200;
+    op->answer = json_pack("{s:I, s:I}", "id", (json_int_t)op->read_id, "read_at", (json_int_t)at);
+}
+
 static void op_done(void *arg)
 {
     struct op *op = arg;
@@ -321,8 +358,12 @@ static void start(struct court *app, struct dz_req *r, const json_t *claims, str
     op->r = r;
     dz_req_ref(r);
     op->claims = json_incref((json_t *)claims);
-    if (dz_pool_submit(app->pool, dz_req_worker(r), op->is_list ? list_work : notice_work, op_done,
-                       op) != 0) {
+    void (*work)(void *) = op->is_list    ? list_work
+                           : op->is_filed ? filed_work
+                           : op->read_id  ? read_work
+                                          : notice_work;
+
+    if (dz_pool_submit(app->pool, dz_req_worker(r), work, op_done, op) != 0) {
         answer_problem(r, claims, 503, "unavailable", "court busy, try again");
         op_free(op);
     }
@@ -411,6 +452,43 @@ static void auth_done(struct dz_req *r, void *arg, const json_t *claims, const c
             return;
         }
         op->is_list = true;
+        snprintf(op->sub, sizeof(op->sub), "%s", claim_str(claims, "sub"));
+        start(app, r, claims, op);
+        return;
+    }
+    if (strcmp(path, "/api/court/filed") == 0 ||
+        (strncmp(path, NOTICES_PREFIX, sizeof(NOTICES_PREFIX) - 1) == 0 &&
+         strcmp(path + strlen(path) - 5, "/read") == 0)) {
+        struct op *op;
+        bool filed = path[11] == 'f';
+        long long id = 0;
+
+        if (strcmp(method, filed ? "GET" : "POST") != 0) {
+            answer_problem(r, claims, 405, "method_not_allowed", filed ? "use GET" : "use POST");
+            return;
+        }
+        if (!filed) {
+            char num[24];
+            size_t n = strlen(path) - (sizeof(NOTICES_PREFIX) - 1) - 5;
+
+            if (n == 0 || n >= sizeof(num)) {
+                answer_problem(r, claims, 404, "not_found", "no such notice");
+                return;
+            }
+            memcpy(num, path + sizeof(NOTICES_PREFIX) - 1, n);
+            num[n] = '\0';
+            if (dz_parse_int(num, 1, INT64_MAX, &id) != 0) {
+                answer_problem(r, claims, 404, "not_found", "no such notice");
+                return;
+            }
+        }
+        op = calloc(1, sizeof(*op));
+        if (!op) {
+            answer_problem(r, claims, 500, "internal_error", "out of memory");
+            return;
+        }
+        op->is_filed = filed;
+        op->read_id = id;
         snprintf(op->sub, sizeof(op->sub), "%s", claim_str(claims, "sub"));
         start(app, r, claims, op);
         return;

@@ -31,7 +31,12 @@ static const char SCHEMA[] =
     "CREATE TABLE IF NOT EXISTS outbox ("
     " id INTEGER PRIMARY KEY, notice_id INTEGER NOT NULL REFERENCES notice(id),"
     " party_fin TEXT NOT NULL, channel TEXT NOT NULL, address TEXT NOT NULL,"
-    " state TEXT NOT NULL DEFAULT 'queued', created_at INTEGER NOT NULL);";
+    " state TEXT NOT NULL DEFAULT 'queued', created_at INTEGER NOT NULL);"
+    /* A table of its own, so that a court database made before read
+     * receipts existed gains it with CREATE IF NOT EXISTS. */
+    "CREATE TABLE IF NOT EXISTS receipt ("
+    " notice_id INTEGER PRIMARY KEY REFERENCES notice(id), party_fin TEXT NOT NULL,"
+    " read_at INTEGER NOT NULL);";
 
 int dz_courtdb_open(const char *path, struct dz_courtdb **out)
 {
@@ -177,10 +182,12 @@ int dz_courtdb_list(struct dz_courtdb *db, const char *party_fin, json_t **out)
     *out = NULL;
     if (!a)
         return DZ_ERR_NOMEM;
-    if (sqlite3_prepare_v2(db->db,
-                           "SELECT id, case_no, judge_fin, received_at, document, signature, report"
-                           " FROM notice WHERE party_fin = ? ORDER BY id DESC LIMIT ?",
-                           -1, &st, NULL) != SQLITE_OK ||
+    if (sqlite3_prepare_v2(
+            db->db,
+            "SELECT id, case_no, judge_fin, received_at, document, signature, report,"
+            " (SELECT read_at FROM receipt WHERE notice_id = notice.id)"
+            " FROM notice WHERE party_fin = ? ORDER BY id DESC LIMIT ?",
+            -1, &st, NULL) != SQLITE_OK ||
         sqlite3_bind_text(st, 1, party_fin, -1, SQLITE_STATIC) != SQLITE_OK ||
         sqlite3_bind_int(st, 2, DZ_COURT_LIST_MAX) != SQLITE_OK)
         goto out;
@@ -193,6 +200,94 @@ int dz_courtdb_list(struct dz_courtdb *db, const char *party_fin, json_t **out)
                               (json_int_t)sqlite3_column_int64(st, 3), "document", blob_b64(st, 4),
                               "signature", blob_b64(st, 5), "report", report ? report : json_null(),
                               "deliveries", deliveries(db->db, id));
+        if (o)
+            json_object_set_new(o, "read_at",
+                                sqlite3_column_type(st, 7) == SQLITE_NULL
+                                    ? json_null()
+                                    : json_integer(sqlite3_column_int64(st, 7)));
+        if (!o || json_array_append_new(a, o) != 0) {
+            rc = DZ_ERR_NOMEM;
+            goto out;
+        }
+    }
+    if (step != SQLITE_DONE)
+        goto out;
+    *out = a;
+    a = NULL;
+    rc = 0;
+out:
+    sqlite3_finalize(st);
+    json_decref(a);
+    return rc;
+}
+
+int dz_courtdb_mark_read(struct dz_courtdb *db, int64_t notice_id, const char *party_fin,
+                         int64_t now, int64_t *read_at)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = DZ_ERR_DB;
+
+    *read_at = 0;
+    /* Only the party's own notice; the first reading is the one kept. */
+    if (sqlite3_prepare_v2(db->db,
+                           "INSERT OR IGNORE INTO receipt(notice_id, party_fin, read_at)"
+                           " SELECT id, party_fin, ? FROM notice WHERE id = ? AND party_fin = ?",
+                           -1, &st, NULL) != SQLITE_OK ||
+        sqlite3_bind_int64(st, 1, now) != SQLITE_OK ||
+        sqlite3_bind_int64(st, 2, notice_id) != SQLITE_OK ||
+        sqlite3_bind_text(st, 3, party_fin, -1, SQLITE_STATIC) != SQLITE_OK ||
+        sqlite3_step(st) != SQLITE_DONE)
+        goto out;
+    sqlite3_finalize(st);
+    st = NULL;
+    if (sqlite3_prepare_v2(db->db,
+                           "SELECT read_at FROM receipt WHERE notice_id = ? AND party_fin = ?", -1,
+                           &st, NULL) != SQLITE_OK ||
+        sqlite3_bind_int64(st, 1, notice_id) != SQLITE_OK ||
+        sqlite3_bind_text(st, 2, party_fin, -1, SQLITE_STATIC) != SQLITE_OK)
+        goto out;
+    switch (sqlite3_step(st)) {
+    case SQLITE_ROW:
+        *read_at = sqlite3_column_int64(st, 0);
+        rc = 0;
+        break;
+    case SQLITE_DONE:
+        rc = DZ_ERR_NOTFOUND;
+        break;
+    default:
+        break;
+    }
+out:
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int dz_courtdb_list_filed(struct dz_courtdb *db, const char *judge_fin, json_t **out)
+{
+    sqlite3_stmt *st = NULL;
+    json_t *a = json_array();
+    int rc = DZ_ERR_DB;
+    int step;
+
+    *out = NULL;
+    if (!a)
+        return DZ_ERR_NOMEM;
+    if (sqlite3_prepare_v2(db->db,
+                           "SELECT n.id, n.case_no, n.party_fin, n.received_at, r.read_at"
+                           " FROM notice n LEFT JOIN receipt r ON r.notice_id = n.id"
+                           " WHERE n.judge_fin = ? ORDER BY n.id DESC LIMIT ?",
+                           -1, &st, NULL) != SQLITE_OK ||
+        sqlite3_bind_text(st, 1, judge_fin, -1, SQLITE_STATIC) != SQLITE_OK ||
+        sqlite3_bind_int(st, 2, DZ_COURT_LIST_MAX) != SQLITE_OK)
+        goto out;
+    while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+        json_t *o = json_pack(
+            "{s:I, s:s, s:s, s:I, s:o}", "id", (json_int_t)sqlite3_column_int64(st, 0), "case",
+            (const char *)sqlite3_column_text(st, 1), "party_fin",
+            (const char *)sqlite3_column_text(st, 2), "received_at",
+            (json_int_t)sqlite3_column_int64(st, 3), "read_at",
+            sqlite3_column_type(st, 4) == SQLITE_NULL ? json_null()
+                                                      : json_integer(sqlite3_column_int64(st, 4)));
         if (!o || json_array_append_new(a, o) != 0) {
             rc = DZ_ERR_NOMEM;
             goto out;
