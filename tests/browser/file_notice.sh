@@ -6,12 +6,14 @@
 # case as Darvaza-Purpose.  For portal.test.mjs: the party's account page
 # must then show the notice.
 #
-#   file_notice.sh STATE_DIR GW_URL BUILD_DIR PARTY_FIN CASE TEXT
+#   file_notice.sh STATE_DIR GW_URL BUILD_DIR PARTY_FIN CASE TEXT [EXTRA_JSON]
 #
+# EXTRA_JSON (an object) is merged into the signed notice, e.g.
+# {"court":"...","hearing":"2026-12-15T10:00:00+04:00","place":"room 4"}.
 # Prints the court's answer; exit 0 when it is 201.
 set -euo pipefail
-[ $# -eq 6 ] || { echo "usage: $0 STATE_DIR GW_URL BUILD_DIR PARTY_FIN CASE TEXT" >&2; exit 2; }
-STATE=$1 GW=$2 BUILD=$3 PARTY=$4 CASE=$5 TEXT=$6
+[ $# -eq 6 ] || [ $# -eq 7 ] || { echo "usage: $0 STATE_DIR GW_URL BUILD_DIR PARTY_FIN CASE TEXT [EXTRA_JSON]" >&2; exit 2; }
+STATE=$1 GW=$2 BUILD=$3 PARTY=$4 CASE=$5 TEXT=$6 EXTRA=${7:-"{}"}
 CARDS="$STATE/cards/cards.json"
 MODULE=${DARVAZA_PKCS11_MODULE:-/usr/lib/softhsm/libsofthsm2.so}
 export SOFTHSM2_CONF="$STATE/cards/softhsm2.conf"
@@ -23,7 +25,8 @@ CERT=$(jq -r --arg l "$LABEL" 'map(select(.label == $l))[0].sign_cert' "$CARDS")
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 (umask 077 && jq -r --arg l "$LABEL" 'map(select(.label == $l))[0].pin' "$CARDS" >"$WORK/pin")
-jq -nc --arg c "$CASE" --arg p "$PARTY" --arg t "$TEXT" '{case:$c, party:$p, text:$t}' >"$WORK/notice.json"
+jq -nc --arg c "$CASE" --arg p "$PARTY" --arg t "$TEXT" --argjson x "$EXTRA" \
+    '{case:$c, party:$p} + $x + {text:$t}' >"$WORK/notice.json"
 
 OPENSSL_CONF=/dev/null openssl cms -sign -binary -cades -md sha256 -in "$WORK/notice.json" \
     -outform DER -out "$WORK/notice.p7s" -engine pkcs11 -keyform engine \
