@@ -716,6 +716,165 @@ async function loadAccount() {
     noticesError = not.reason;
   }
   renderAccount();
+  loadSelfService();
+}
+
+// ------------------------------------------------- account self-service
+
+async function loadSelfService() {
+  const [ph, ss, sv] = await Promise.allSettled([
+    api("GET", "/api/registry/me/phones"),
+    api("GET", "/api/account/sessions"),
+    api("GET", "/api/account/services"),
+  ]);
+  const phones = $("acc-phones");
+  phones.replaceChildren();
+  if (ph.status === "fulfilled") {
+    setMsg($("acc-phones-error"), null);
+    for (const n of (ph.value.data && ph.value.data.phones) || []) {
+      const li = document.createElement("li");
+      li.textContent = n;
+      phones.append(li);
+    }
+  } else {
+    showError($("acc-phones-error"), ph.reason);
+  }
+  if (ss.status === "fulfilled") renderSessions((ss.value.data && ss.value.data.sessions) || []);
+  else showError($("acc-sessions-error"), ss.reason);
+  if (sv.status === "fulfilled") renderServices((sv.value.data && sv.value.data.services) || []);
+  else showError($("acc-services-error"), sv.reason);
+  const high = session && session.acr === "high";
+  // With a card or mobile signature the person proved who they are: no
+  // current password needed, and the TOTP can be reset (lost phone).
+  $("chpw-current-field").hidden = high;
+  $("chpw-otp-field").hidden = high;
+  $("totp-reset").disabled = !high;
+  setMsg($("totp-note"), high ? "acc.totp.note" : "acc.totp.need_high");
+}
+
+function renderSessions(list) {
+  const ul = $("acc-sessions");
+  setMsg($("acc-sessions-error"), null);
+  ul.replaceChildren();
+  for (const s of list) {
+    const li = document.createElement("li");
+    const m = document.createElement("dl");
+    m.className = "kv";
+    dl(m, [
+      [t("acc.method"), methodText(s)],
+      [t("acc.acr"), ("acr." + s.acr) in STRINGS.az ? t("acr." + s.acr) : s.acr],
+      [t("acc.sessions.since"), fmtTime(s.created_at)],
+      [t("acc.sessions.address"), s.address],
+    ]);
+    li.append(m);
+    if (s.current) {
+      const b = document.createElement("span");
+      b.className = "badge substantial";
+      b.textContent = t("acc.sessions.current");
+      li.append(b);
+    } else {
+      const b = document.createElement("button");
+      b.type = "button";
+      b.className = "btn";
+      b.textContent = t("acc.sessions.end");
+      b.addEventListener("click", async () => {
+        b.disabled = true;
+        try {
+          await api("DELETE", `/api/account/sessions/${encodeURIComponent(s.id)}`);
+          li.remove();
+        } catch (x) {
+          b.disabled = false;
+          showError($("acc-sessions-error"), x);
+        }
+      });
+      li.append(b);
+    }
+    ul.append(li);
+  }
+}
+
+async function onEndAll() {
+  try {
+    await api("DELETE", "/api/account/sessions");
+  } catch (x) {
+    showError($("acc-sessions-error"), x);
+    return;
+  }
+  session = null;
+  record = notices = recordError = noticesError = null;
+  go("#/");
+  flash("acc.sessions.ended_all");
+}
+
+function renderServices(list) {
+  const ul = $("acc-services");
+  setMsg($("acc-services-error"), null);
+  ul.replaceChildren();
+  for (const s of list) {
+    const li = document.createElement("li");
+    const h = document.createElement("h3");
+    h.textContent = `${s.service} (${s.registered_as})`;
+    li.append(h);
+    const rows = [[t("acc.services.always"), t("acc.services.always.text")]];
+    for (const r of s.routes || []) {
+      const rel = (r.releases || []).map((k) => (("rec." + k) in STRINGS.az ? t("rec." + k) : k));
+      rows.push([`${(r.methods || []).join(", ")} ${r.path}`, rel.length ? rel.join(", ") : t("acc.services.none")]);
+    }
+    const m = document.createElement("dl");
+    m.className = "kv";
+    dl(m, rows);
+    li.append(m);
+    ul.append(li);
+  }
+}
+
+async function onChangePassword(e) {
+  e.preventDefault();
+  const form = e.currentTarget;
+  const err = $("chpw-error");
+  const password = $("chpw-new").value;
+  setMsg(err, null);
+  setMsg($("chpw-done"), null);
+  if (password !== $("chpw-new2").value) {
+    setMsg(err, "reg.mismatch");
+    markInvalid(form, "password2");
+    return;
+  }
+  const body = { password };
+  if (!$("chpw-current-field").hidden) {
+    body.current_password = $("chpw-current").value;
+    body.otp = $("chpw-otp").value.replace(/\s/g, "");
+  }
+  busy(form, true);
+  try {
+    const r = (await api("POST", "/api/account/password", body)).data;
+    form.reset();
+    markInvalid(form, null);
+    setMsg($("chpw-done"), "acc.pw.done", { n: r.sessions_ended || 0 });
+    loadSelfService();
+  } catch (x) {
+    showError(err, x);
+    markInvalid(form, x instanceof ApiError ? ({ bad_credentials: "current_password", otp_required: "otp",
+      weak_password: "password" })[x.code] : null);
+  } finally {
+    busy(form, false);
+  }
+}
+
+async function onTotpReset() {
+  const b = $("totp-reset");
+  b.disabled = true;
+  setMsg($("totp-error"), null);
+  try {
+    const r = (await api("POST", "/api/account/totp", {})).data;
+    $("totp-qr").src = svgData(r.totp.qr_svg);
+    $("totp-secret").textContent = (r.totp.secret || "").replace(/(.{4})(?=.)/g, "$1 ");
+    $("totp-done").hidden = false;
+  } catch (x) {
+    showError($("totp-error"), x);
+  } finally {
+    b.disabled = false;
+  }
 }
 
 function dl(el, rows) {
@@ -859,20 +1018,30 @@ function noticeList(list) {
     h.textContent = pick(doc, ["title", "subject"]) || pick(n, ["title", "subject"]) ||
       (n.id !== undefined ? t("acc.notice.numbered", { id: n.id }) : t("acc.notice.untitled"));
     li.append(h);
-    const meta = [];
-    const cs = pick(n, ["case", "case_number"]) || pick(doc, ["case", "case_number"]);
-    if (cs) meta.push(`${t("acc.notice.case")}: ${cs}`);
-    const when = pick(n, ["received_at", "delivered_at", "created_at", "date"]) || report.signing_time;
-    if (when) meta.push(`${t("acc.notice.date")}: ${fmtTime(when)}`);
+    // What a summons is for: case, court, hearing date/time and place, all
+    // from the document the judge signed; "received" is only when it came.
+    const rows = [];
+    const cs = pick(doc, ["case", "case_number"]) || pick(n, ["case", "case_number"]);
+    if (cs) rows.push([t("acc.notice.case"), cs]);
+    const court = pick(doc, ["court"]);
+    if (court) rows.push([t("acc.notice.court"), court]);
+    const hearing = pick(doc, ["hearing", "hearing_at"]);
+    if (hearing) rows.push([t("acc.notice.hearing"), fmtTime(hearing)]);
+    const place = pick(doc, ["place", "room", "address"]);
+    if (place) rows.push([t("acc.notice.place"), place]);
     const signer = report.signer && typeof report.signer === "object" ? report.signer : {};
-    const from = pick(doc, ["court"]) || signer.name || pick(n, ["judge", "judge_fin", "from"]);
-    if (from) meta.push(`${t("acc.notice.from")}: ${typeof from === "object" ? (from.name || from.fin || "") : from}`);
-    if (meta.length) {
-      const p = document.createElement("p");
-      p.className = "meta";
-      p.textContent = meta.join(" · ");
-      li.append(p);
+    if (signer.name) {
+      const role = signer.role && ("role." + signer.role) in STRINGS.az ? t("role." + signer.role) : signer.role;
+      rows.push([t("acc.notice.signer"), [signer.name, role].filter(Boolean).join(", ")]);
     }
+    const signedAt = report.timestamp_time || report.signing_time;
+    if (signedAt) rows.push([t("acc.notice.signed_at"), fmtTime(signedAt)]);
+    const when = pick(n, ["received_at", "delivered_at", "created_at"]);
+    if (when) rows.push([t("acc.notice.received"), fmtTime(when)]);
+    const meta = document.createElement("dl");
+    meta.className = "kv notice-meta";
+    dl(meta, rows);
+    li.append(meta);
     const text = pick(doc, ["text", "body", "content"]) || pick(n, ["text", "body"]);
     if (typeof text === "string") {
       const p = document.createElement("p");
@@ -886,9 +1055,62 @@ function noticeList(list) {
       b.textContent = t("acc.notice.signed") + (report.level ? ` (${report.level})` : "");
       li.append(b);
     }
+    li.append(noticeActions(n));
     ul.append(li);
   }
   return ul;
+}
+
+// A download link for base64 bytes: the document exactly as signed, or its
+// detached CAdES signature, to check with any CMS tool (openssl cms -verify).
+function downloadLink(b64, name, type, key) {
+  const a = document.createElement("a");
+  a.className = "btn link";
+  a.download = name;
+  const bin = atob(b64);
+  a.href = URL.createObjectURL(new Blob([Uint8Array.from(bin, (ch) => ch.charCodeAt(0))], { type }));
+  a.textContent = t(key);
+  return a;
+}
+
+function readText(at) {
+  return t("acc.notice.read_at", { time: fmtTime(at) });
+}
+
+function noticeActions(n) {
+  const box = document.createElement("div");
+  box.className = "actions notice-actions";
+  if (typeof n.document === "string")
+    box.append(downloadLink(n.document, `notice-${n.id}.json`, "application/json", "acc.notice.download"));
+  if (typeof n.signature === "string")
+    box.append(downloadLink(n.signature, `notice-${n.id}.p7s`, "application/pkcs7-signature", "acc.notice.download_sig"));
+  const status = document.createElement("p");
+  status.className = "hint notice-read";
+  status.setAttribute("role", "status");
+  if (n.read_at) {
+    status.textContent = readText(n.read_at);
+  } else if (n.id !== undefined) {
+    const b = document.createElement("button");
+    b.type = "button";
+    b.className = "btn primary";
+    b.textContent = t("acc.notice.mark_read");
+    b.addEventListener("click", async () => {
+      b.disabled = true;
+      try {
+        const r = (await api("POST", `/api/court/notices/${encodeURIComponent(n.id)}/read`)).data;
+        n.read_at = r.read_at;
+        b.remove();
+        status.textContent = readText(n.read_at);
+      } catch (x) {
+        b.disabled = false;
+        const [key, vars] = errorMsg(x);
+        status.textContent = t(key, vars);
+      }
+    });
+    box.append(b);
+  }
+  box.append(status);
+  return box;
 }
 
 async function onLogout() {
@@ -1019,6 +1241,9 @@ function init() {
   $("reg-continue").addEventListener("click", onRegisterContinue);
   $("link-register").addEventListener("click", () => flash(null));
   $("logout").addEventListener("click", onLogout);
+  $("acc-end-all").addEventListener("click", onEndAll);
+  $("form-chpw").addEventListener("submit", onChangePassword);
+  $("totp-reset").addEventListener("click", onTotpReset);
   window.addEventListener("hashchange", () => {
     if (location.hash !== "#/register") registerReset();
     route(true);

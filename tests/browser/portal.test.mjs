@@ -275,9 +275,11 @@ test("FIN + password + oathtool code signs in: session, registry record and cour
   // person (their card, CAdES, the court route), and the page must show it.
   const courtUp = fs.existsSync(path.join(STATE, "pids/court.pid"));
   const notice = { case: `2-${crypto.randomInt(1000, 9999)}/2026`, text: "Məhkəmə iclasına çağırılırsınız." };
+  const hearing = { court: "Bakı İnzibati Məhkəməsi", hearing: "2026-12-15T10:00:00+04:00", place: "zal 4" };
   if (courtUp) {
     const r = await new Promise((resolve) => execFile(path.join(HERE, "file_notice.sh"),
-      [STATE, GW, BUILD_DIR, P.signin.fin, notice.case, notice.text], { timeout: 90000, encoding: "utf8" },
+      [STATE, GW, BUILD_DIR, P.signin.fin, notice.case, notice.text, JSON.stringify(hearing)],
+      { timeout: 90000, encoding: "utf8" },
       (err, stdout, stderr) => resolve({ err, out: stdout + stderr })));
     check(!r.err, "a judge files a notice for the person (tests/browser/file_notice.sh)", r.out);
   }
@@ -308,6 +310,26 @@ test("FIN + password + oathtool code signs in: session, registry record and cour
     check(noticesErr === "", "no error in the notices box", noticesErr);
     check(notices.includes(notice.case) && notices.includes(notice.text) && notices.includes(AZ["acc.notice.signed"]),
       "the judge's notice: case, text, signed", notices);
+    // What a summons is for: court, hearing (its own label, not "received"), place, signer.
+    check(notices.includes(hearing.court) && notices.includes(hearing.place) && notices.includes(AZ["acc.notice.hearing"]),
+      "court, hearing and place from the signed notice", notices);
+    check(/15 dekabr 2026, \d\d:00/.test(notices), "the hearing date and time", notices);
+    check(notices.includes(AZ["acc.notice.signer"]) && notices.includes(AZ["role.judge"]), "who signed it, as judge", notices);
+    // The downloads verify on their own with openssl.
+    const [docDl] = await Promise.all([page.waitForEvent("download"), page.locator(".notice-actions a").nth(0).click()]);
+    const [sigDl] = await Promise.all([page.waitForEvent("download"), page.locator(".notice-actions a").nth(1).click()]);
+    const docFile = path.join(SHOTS, "notice.json"), sigFile = path.join(SHOTS, "notice.p7s");
+    await docDl.saveAs(docFile);
+    await sigDl.saveAs(sigFile);
+    check(sigDl.suggestedFilename().endsWith(".p7s"), "the signature downloads as .p7s", sigDl.suggestedFilename());
+    execFileSync("openssl", ["cms", "-verify", "-binary", "-inform", "DER", "-in", sigFile, "-content", docFile,
+      "-CAfile", path.join(STATE, "certs/root.pem"), "-purpose", "any", "-out", "/dev/null"], { stdio: "pipe" });
+    await page.click(".notice-actions button");
+    await page.waitForFunction(() => !document.querySelector(".notice-actions button"));
+    const read = await text(page, ".notice-read");
+    check(read.startsWith(AZ["acc.notice.read_at"].split(":")[0]), "\"I have read it\" is confirmed on the page", read);
+    const at = execFileSync("sqlite3", [path.join(STATE, "court.db"), "SELECT count(*) FROM receipt"], { encoding: "utf8" }).trim();
+    check(at === "1", "the court recorded the reading", at);
   } else {
     check(noticesErr === AZ["err.upstream_unavailable"] || (noticesErr === "" && notices === AZ["acc.notices.none"]),
       "without a court peer: unreachable, or no notices where no court route exists", { notices, noticesErr });
@@ -419,6 +441,40 @@ test("the new account signs in with a code from the decoded TOTP secret", async 
     const sess = await text(page, "#acc-session");
     check(sess.includes(registered.fin) && sess.includes(AZ["acr.substantial"]), "signed in, substantial", sess);
     await shot(page, "signed-in-new-account");
+    // The account page: phones from the registry, this session listed, the
+    // e-services and what each receives, then a password change in English.
+    await page.waitForFunction(() => document.querySelectorAll("#acc-sessions li").length > 0);
+    const phones = await text(page, "#acc-phones");
+    check(phones.includes(P.register.phone), "the registry's mobile number on the account page", phones);
+    const sessions = await text(page, "#acc-sessions");
+    check(sessions.includes(AZ["acc.sessions.current"]) && sessions.includes("127.0.0.1"), "this session listed, with its address", sessions);
+    await page.waitForFunction(() => document.querySelectorAll("#acc-services li").length > 0);
+    const services = await text(page, "#acc-services");
+    check(services.includes("registry") && services.includes("/api/registry/me") && services.includes(AZ["rec.birth_date"]),
+      "each e-service with what it receives", services);
+    check(await page.isDisabled("#totp-reset"), "TOTP reset needs a card or mobile signature");
+    await page.click('.lang-btn[data-lang="en"]');
+    check(await text(page, "#acc-pw-h") === EN["acc.pw"], "the account page in English", await text(page, "#acc-pw-h"));
+    const next = execFileSync("oathtool", ["--totp", "-b", "-N", "now + 30 seconds", registered.secret], { encoding: "utf8" }).trim();
+    const newPw = "Dz-web-new-" + crypto.randomBytes(6).toString("hex");
+    await page.fill("#chpw-current", "wrong-" + registered.password);
+    await page.fill("#chpw-otp", next);
+    await page.fill("#chpw-new", newPw);
+    await page.fill("#chpw-new2", newPw);
+    await page.click("#chpw-submit");
+    await page.waitForFunction(() => document.getElementById("chpw-error").textContent !== "");
+    check(await text(page, "#chpw-error") === EN["err.bad_credentials"], "a wrong current password is refused", await text(page, "#chpw-error"));
+    await page.fill("#chpw-current", registered.password);
+    await page.click("#chpw-submit");
+    await page.waitForFunction(() => document.getElementById("chpw-done").textContent !== "");
+    check((await text(page, "#chpw-done")).startsWith("Password changed"), "password changed", await text(page, "#chpw-done"));
+    registered.password = newPw;
+    await shot(page, "account-self-service");
+    // Sign out everywhere: back to sign-in, the session is gone.
+    await page.click("#acc-end-all");
+    await visible(page, "#view-login");
+    const st = await page.evaluate(() => fetch("/auth/session").then((r) => r.status));
+    check(st === 401, "signed out everywhere", st);
   } finally {
     await ctx.close();
   }
