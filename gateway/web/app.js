@@ -815,15 +815,19 @@ function renderServices(list) {
     const h = document.createElement("h3");
     h.textContent = `${s.service} (${s.registered_as})`;
     li.append(h);
-    const rows = [[t("acc.services.always"), t("acc.services.always.text")]];
+    const always = document.createElement("p");
+    always.className = "route";
+    always.textContent = `${t("acc.services.always")}: ${t("acc.services.always.text")}`;
+    li.append(always);
     for (const r of s.routes || []) {
       const rel = (r.releases || []).map((k) => (("rec." + k) in STRINGS.az ? t("rec." + k) : k));
-      rows.push([`${(r.methods || []).join(", ")} ${r.path}`, rel.length ? rel.join(", ") : t("acc.services.none")]);
+      const p = document.createElement("p");
+      p.className = "route";
+      const c = document.createElement("code");
+      c.textContent = `${(r.methods || []).join(", ")} ${r.path}`;
+      p.append(c, ` — ${rel.length ? rel.join(", ") : t("acc.services.none")}`);
+      li.append(p);
     }
-    const m = document.createElement("dl");
-    m.className = "kv";
-    dl(m, rows);
-    li.append(m);
     ul.append(li);
   }
 }
