@@ -545,9 +545,14 @@ void dz_ep_register(struct dz_rctx *c)
     struct dz_auth_register_input vin;
     json_t *jb;
 
-    if (!dz_rctx_origin_ok(c) || !dz_start_allowed(c, "register") ||
-        dz_rctx_body_json(c, &body) != 0)
+    if (!dz_rctx_origin_ok(c) || dz_rctx_body_json(c, &body) != 0)
         return;
+    /* A start is what costs: a registry check and an SMS.  Finishing with
+     * a code starts nothing (its wrong tries are counted as failures). */
+    if (!json_object_get(body, "code") && !dz_start_allowed(c, "register")) {
+        dz_auth_body_drop(body);
+        return;
+    }
     fin = dz_json_str(body, "fin", 64);
     document = dz_json_str(body, "document", 64);
     /* Any length is taken here (the body is bounded): a password over
