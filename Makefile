@@ -31,6 +31,8 @@ DEB_PACKAGES := build-essential pkg-config libssl-dev libnghttp2-dev libev-dev \
 	libapache2-mod-auth-openidc python3-authlib libnss3-tools p11-kit
 # tools/verify_assertion.py and t_assertion_batch.sh: a back end's JWT library
 DEB_PACKAGES += python3-jwt
+# tests/browser: the notice's ASiC-S container is opened with unzip
+DEB_PACKAGES += unzip
 
 PKGS := openssl libnghttp2 jansson yaml-0.1 libcurl libargon2 liboath libqrencode \
 	sqlite3 libp11 libsystemd libpq hiredis

@@ -1077,6 +1077,79 @@ function downloadLink(b64, name, type, key) {
   return a;
 }
 
+// ASiC-S (ETSI EN 319 162-1): a ZIP whose first entry is "mimetype"
+// (stored, no extra field), then the signed document and its CAdES
+// signature as META-INF/signature.p7s.  Every entry is stored (no
+// compression), which the format allows and keeps this small.
+const CRC_TABLE = (() => {
+  const tbl = new Uint32Array(256);
+  for (let n = 0; n < 256; n++) {
+    let c = n;
+    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+    tbl[n] = c >>> 0;
+  }
+  return tbl;
+})();
+
+function crc32(bytes) {
+  let c = 0xffffffff;
+  for (const b of bytes) c = CRC_TABLE[(c ^ b) & 0xff] ^ (c >>> 8);
+  return (c ^ 0xffffffff) >>> 0;
+}
+
+function zipStored(files) {
+  const enc = new TextEncoder();
+  const parts = [];
+  const central = [];
+  let offset = 0;
+  for (const f of files) {
+    const name = enc.encode(f.name);
+    const crc = crc32(f.data);
+    const local = new DataView(new ArrayBuffer(30));
+    local.setUint32(0, 0x04034b50, true);
+    local.setUint16(4, 10, true); // version needed: 1.0 (stored)
+    local.setUint32(14, crc, true);
+    local.setUint32(18, f.data.length, true);
+    local.setUint32(22, f.data.length, true);
+    local.setUint16(26, name.length, true);
+    parts.push(new Uint8Array(local.buffer), name, f.data);
+    const cd = new DataView(new ArrayBuffer(46));
+    cd.setUint32(0, 0x02014b50, true);
+    cd.setUint16(4, 10, true);
+    cd.setUint16(6, 10, true);
+    cd.setUint32(16, crc, true);
+    cd.setUint32(20, f.data.length, true);
+    cd.setUint32(24, f.data.length, true);
+    cd.setUint16(28, name.length, true);
+    cd.setUint32(42, offset, true);
+    central.push(new Uint8Array(cd.buffer), name);
+    offset += 30 + name.length + f.data.length;
+  }
+  const cdSize = central.reduce((n, p) => n + p.length, 0);
+  const end = new DataView(new ArrayBuffer(22));
+  end.setUint32(0, 0x06054b50, true);
+  end.setUint16(8, files.length, true);
+  end.setUint16(10, files.length, true);
+  end.setUint32(12, cdSize, true);
+  end.setUint32(16, offset, true);
+  return new Blob([...parts, ...central, new Uint8Array(end.buffer)], { type: "application/vnd.etsi.asic-s+zip" });
+}
+
+const b64Bytes = (b64) => Uint8Array.from(atob(b64), (ch) => ch.charCodeAt(0));
+
+function asicLink(n) {
+  const a = document.createElement("a");
+  a.className = "btn link";
+  a.download = `notice-${n.id}.asics`;
+  a.href = URL.createObjectURL(zipStored([
+    { name: "mimetype", data: new TextEncoder().encode("application/vnd.etsi.asic-s+zip") },
+    { name: `notice-${n.id}.json`, data: b64Bytes(n.document) },
+    { name: "META-INF/signature.p7s", data: b64Bytes(n.signature) },
+  ]));
+  a.textContent = t("acc.notice.download_asic");
+  return a;
+}
+
 function readText(at) {
   return t("acc.notice.read_at", { time: fmtTime(at) });
 }
@@ -1088,6 +1161,7 @@ function noticeActions(n) {
     box.append(downloadLink(n.document, `notice-${n.id}.json`, "application/json", "acc.notice.download"));
   if (typeof n.signature === "string")
     box.append(downloadLink(n.signature, `notice-${n.id}.p7s`, "application/pkcs7-signature", "acc.notice.download_sig"));
+  if (typeof n.document === "string" && typeof n.signature === "string") box.append(asicLink(n));
   const status = document.createElement("p");
   status.className = "hint notice-read";
   status.setAttribute("role", "status");

@@ -324,6 +324,19 @@ test("FIN + password + oathtool code signs in: session, registry record and cour
     check(sigDl.suggestedFilename().endsWith(".p7s"), "the signature downloads as .p7s", sigDl.suggestedFilename());
     execFileSync("openssl", ["cms", "-verify", "-binary", "-inform", "DER", "-in", sigFile, "-content", docFile,
       "-CAfile", path.join(STATE, "certs/root.pem"), "-purpose", "any", "-out", "/dev/null"], { stdio: "pipe" });
+    // The ASiC-S container: mimetype first and stored, the document and META-INF/signature.p7s.
+    const [asDl] = await Promise.all([page.waitForEvent("download"), page.locator(".notice-actions a").nth(2).click()]);
+    const asFile = path.join(SHOTS, "notice.asics"), asDir = path.join(SHOTS, "asics");
+    await asDl.saveAs(asFile);
+    const z = fs.readFileSync(asFile);
+    check(z.readUInt32LE(0) === 0x04034b50 && z.toString("latin1", 30, 38) === "mimetype" &&
+      z.toString("latin1", 38, 69) === "application/vnd.etsi.asic-s+zip", "ASiC-S: mimetype first, stored");
+    fs.rmSync(asDir, { recursive: true, force: true });
+    execFileSync("unzip", ["-q", asFile, "-d", asDir], { stdio: "pipe" });
+    const inner = fs.readdirSync(asDir).find((f) => f.endsWith(".json"));
+    execFileSync("openssl", ["cms", "-verify", "-binary", "-inform", "DER", "-in", path.join(asDir, "META-INF/signature.p7s"),
+      "-content", path.join(asDir, inner), "-CAfile", path.join(STATE, "certs/root.pem"), "-purpose", "any",
+      "-out", "/dev/null"], { stdio: "pipe" });
     await page.click(".notice-actions button");
     await page.waitForFunction(() => !document.querySelector(".notice-actions button"));
     const read = await text(page, ".notice-read");

@@ -34,6 +34,7 @@ ensure_deps() {
     command -v npm >/dev/null 2>&1 || pkgs+=(npm)
     command -v zbarimg >/dev/null 2>&1 || pkgs+=(zbar-tools)
     command -v oathtool >/dev/null 2>&1 || pkgs+=(oathtool)
+    command -v unzip >/dev/null 2>&1 || pkgs+=(unzip)   # the ASiC-S container
     # Azerbaijani letters (ə, ş, ğ, İ) need a real font to be drawn.
     fc-list 2>/dev/null | grep -qi dejavu || pkgs+=(fonts-dejavu-core)
     if [ ${#pkgs[@]} -gt 0 ]; then
