@@ -406,6 +406,48 @@ static void test_conditional_update(void **state)
     dz_accounts_close(s);
 }
 
+/* Self-service: a new password leaves the TOTP state alone; a new TOTP
+ * seed starts inactive with no step used, and the old seed stops. */
+static void test_set_password_and_totp(void **state)
+{
+    struct fx *f = *state;
+    static const unsigned char new_key[20] = "abcdefghijabcdefghij";
+    struct dz_account_info info;
+    char code[DZ_TOTP_CODE_MAX + 1];
+    enum dz_accounts_otp v;
+    const int64_t t = 1700000000;
+    bool ok;
+
+    assert_int_equal(dz_accounts_create(f->a, "SET0001", "old-pw", 6, rfc_key, 20), 0);
+    assert_int_equal(dz_totp_generate(rfc_key, 20, t, 6, code), 0);
+    assert_int_equal(dz_accounts_totp_check_and_consume(f->a, "SET0001", code, t, 1, &v), 0);
+    assert_int_equal(v, DZ_ACCOUNTS_OTP_OK);
+
+    assert_int_equal(dz_accounts_set_password(f->a, "SET0001", "new-pw", 6), 0);
+    assert_int_equal(dz_accounts_verify_password(f->a, "SET0001", "old-pw", 6, &ok, &info), 0);
+    assert_false(ok);
+    assert_int_equal(dz_accounts_verify_password(f->a, "SET0001", "new-pw", 6, &ok, &info), 0);
+    assert_true(ok);
+    assert_true(info.totp_active); /* untouched */
+    assert_int_equal(dz_accounts_totp_check_and_consume(f->a, "SET0001", code, t, 1, &v), 0);
+    assert_int_equal(v, DZ_ACCOUNTS_OTP_REPLAYED); /* the replay state too */
+
+    assert_int_equal(dz_accounts_set_totp(f->a, "SET0001", new_key, sizeof(new_key)), 0);
+    assert_int_equal(dz_accounts_verify_password(f->a, "SET0001", "new-pw", 6, &ok, &info), 0);
+    assert_true(ok);
+    assert_false(info.totp_active);
+    assert_int_equal(dz_totp_generate(rfc_key, 20, t + 30, 6, code), 0);
+    assert_int_equal(dz_accounts_totp_check_and_consume(f->a, "SET0001", code, t + 30, 1, &v), 0);
+    assert_int_equal(v, DZ_ACCOUNTS_OTP_BAD); /* the old authenticator */
+    assert_int_equal(dz_totp_generate(new_key, 20, t, 6, code), 0);
+    assert_int_equal(dz_accounts_totp_check_and_consume(f->a, "SET0001", code, t, 1, &v), 0);
+    assert_int_equal(v, DZ_ACCOUNTS_OTP_OK); /* an earlier step than before: state reset */
+
+    assert_int_equal(dz_accounts_set_password(f->a, "NONE001", "x", 1), DZ_ERR_NOTFOUND);
+    assert_int_equal(dz_accounts_set_totp(f->a, "NONE001", new_key, 20), DZ_ERR_NOTFOUND);
+    assert_int_equal(dz_accounts_set_password(f->a, "bad", "x", 1), DZ_ERR_INVAL);
+}
+
 static void test_corrupt_rows(void **state)
 {
     struct fx *f = *state;
@@ -449,6 +491,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_totp_replay, setup, teardown),
         cmocka_unit_test_setup_teardown(test_step_monotonic_two_handles, setup, teardown),
         cmocka_unit_test_setup_teardown(test_conditional_update, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_set_password_and_totp, setup, teardown),
         cmocka_unit_test_setup_teardown(test_corrupt_rows, setup, teardown),
     };
 
