@@ -126,7 +126,18 @@ jq -nc --arg d "\$(base64 -w0 <$STATE/notice.json)" --arg s "\$(base64 -w0 <$STA
 TOKEN=\$(curl -s --cacert \$CA -H 'content-type: application/json' \
   -d "{\"fin\":\"\$FIN\",\"password\":\"\$PASSWORD\",\"otp\":\"\$(oathtool --totp -b -N @\$((\$(date +%s) + 30)) \$SECRET)\"}" \
   \$GW/auth/password | jq -r .token)    # the next step's code: each code counts once
-curl -s --cacert \$CA -H "Authorization: Bearer \$TOKEN" \$GW/api/court/my-notices | jq '.notices[] | {case, judge_fin, report: .report.indication}'
+curl -s --cacert \$CA -H "Authorization: Bearer \$TOKEN" \$GW/api/court/my-notices |
+  jq '.notices[] | {id, case, hearing: (.document | @base64d | fromjson | {court, hearing, place}),
+                    signer: .report.signer.name, level: .report.level, read_at}'
+#     the downloads check on their own, then "I have read it" reaches the court and the judge sees it
+N=\$(curl -s --cacert \$CA -H "Authorization: Bearer \$TOKEN" \$GW/api/court/my-notices | jq '.notices[0]')
+jq -r .document <<<"\$N" | base64 -d >$STATE/dl.json; jq -r .signature <<<"\$N" | base64 -d >$STATE/dl.p7s
+openssl cms -verify -binary -inform DER -in $STATE/dl.p7s -content $STATE/dl.json -CAfile \$CA -purpose any -out /dev/null
+curl -s --cacert \$CA -H "Authorization: Bearer \$TOKEN" -X POST \$GW/api/court/notices/\$(jq .id <<<"\$N")/read | jq
+curl -s --cacert \$CA -H "Authorization: Bearer \$JTOKEN" \$GW/api/court/filed | jq '.notices[0]'
+#     the party's own account: sessions, and what each e-service receives
+curl -s --cacert \$CA -H "Authorization: Bearer \$TOKEN" \$GW/api/account/sessions | jq
+curl -s --cacert \$CA -H "Authorization: Bearer \$TOKEN" \$GW/api/account/services | jq -c '.services[] | {service, routes: [.routes[] | {path, releases}]}'
 
 # 10b. the card in a browser: only the card listener (8444) asks for a certificate;
 #      register the judge's card in Chromium's NSS database (or Firefox's Security Devices),
