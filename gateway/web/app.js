@@ -761,7 +761,9 @@ function renderSessions(list) {
     const m = document.createElement("dl");
     m.className = "kv";
     dl(m, [
-      [t("acc.method"), methodText(s)],
+      // The list keeps the level, not the amr: a substantial password
+      // session is one with its one-time code.
+      [t("acc.method"), methodText({ method: s.method, amr: s.acr === "substantial" ? ["pwd", "otp"] : [] })],
       [t("acc.acr"), ("acr." + s.acr) in STRINGS.az ? t("acr." + s.acr) : s.acr],
       [t("acc.sessions.since"), fmtTime(s.created_at)],
       [t("acc.sessions.address"), s.address],
