@@ -8,7 +8,7 @@
 . "$(dirname "$0")/lib.sh"
 . "$LIB_DIR/pg.sh"
 
-plan 41
+plan 44
 
 PG_PW="pg-$$-$RANDOM-secret"
 CONNINFO="$WORK/pg.conninfo"
@@ -49,11 +49,22 @@ like "$(pg_sql darvaza "SELECT pwd_hash FROM accounts WHERE fin = '$R1'")" '^\$a
 # ---- register, password, TOTP on instance A ---------------------------------------
 register_person "$U" "$(person "$U" document)" "Pg-test-$$-Correct-Horse"
 is "$STATUS" 201 "registration through the gateway -> 201"
+U_SECRET=$(jb '.totp.secret // empty')
 is "$(pg_sql darvaza "SELECT count(*) FROM accounts WHERE fin = '$U'")" 1 "the new account is a row in PostgreSQL"
 pwlogin "$GW_URL" "$U" "Pg-test-$$-Correct-Horse"
 is "$STATUS $(jb .acr)" "200 low" "password login of the new account (no code yet) -> 200"
 pwlogin "$GW_URL" "$U" "wrong-password-$$"
 problem 401 bad_credentials "a wrong password -> 401 bad_credentials"
+# The account page's password change writes PostgreSQL too.
+pwlogin "$GW_URL" "$U" "Pg-test-$$-Correct-Horse"
+TOK_U=$(jb '.token // empty')
+HASH0=$(pg_sql darvaza "SELECT pwd_hash FROM accounts WHERE fin = '$U'")
+gw_json POST /api/account/password "$(jq -nc --arg c "Pg-test-$$-Correct-Horse" --arg o "$(totp_fresh "$U" "$U_SECRET")" \
+    --arg p "Pg-test-$$-Changed-Horse" '{current_password:$c, otp:$o, password:$p}')" -H "$(bearer "$TOK_U")"
+is "$STATUS $(jb .changed)" "200 true" "password change (current password + code) on PostgreSQL -> 200"
+isnt "$(pg_sql darvaza "SELECT pwd_hash FROM accounts WHERE fin = '$U'")" "$HASH0" "the row's hash is new"
+pwlogin "$GW_URL" "$U" "Pg-test-$$-Changed-Horse" "$(totp_fresh "$U" "$U_SECRET")"
+is "$STATUS" 200 "the new password signs in"
 
 CODE=$(totp_fresh "$R1" "$(person "$R1" totp_secret)")
 pwlogin "$GW_URL" "$R1" "$(person "$R1" password)" "$CODE"
@@ -164,7 +175,7 @@ pwlogin "$GW_URL" "$R4" "$(person "$R4" password)" "$CODE"
 problem 503 state_unavailable "PostgreSQL down: password + TOTP login -> 503 state_unavailable"
 like "$(hdr retry-after)" '^[0-9]+$' "the 503 carries Retry-After"
 is "$(jb '.token // "none"')" none "no session is handed out while the database is down"
-pwlogin "$B_URL" "$U" "Pg-test-$$-Correct-Horse"
+pwlogin "$B_URL" "$U" "Pg-test-$$-Changed-Horse"
 problem 503 state_unavailable "PostgreSQL down: password-only login on instance B -> 503 state_unavailable"
 U2=$(pick_person unregistered 1)
 register_person "$U2" "$(person "$U2" document)" "Pg-test-$$-Other-Horse"
