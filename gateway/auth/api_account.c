@@ -433,7 +433,7 @@ static void consents(struct dz_rctx *c, const char *client, const char *method)
     int rc;
 
     if (!client && strcmp(method, "GET") == 0) {
-        rc = ops ? ops->list(ops->impl, c->session.fin, &list) : 0;
+        rc = ops ? ops->list(c->gw->store, c->gen->policies, c->session.fin, &list) : 0;
         if (rc != 0) {
             dz_rctx_state_unavailable(c, rc);
             return;
@@ -451,7 +451,7 @@ static void consents(struct dz_rctx *c, const char *client, const char *method)
     }
     if (!dz_rctx_origin_ok(c))
         return;
-    rc = ops ? ops->withdraw(ops->impl, c->session.fin, client) : DZ_ERR_NOTFOUND;
+    rc = ops ? ops->withdraw(c->gw->store, c->session.fin, client) : DZ_ERR_NOTFOUND;
     if (rc == DZ_ERR_NOTFOUND) {
         dz_rctx_problem(c, "not_found", "no consent for this client");
         return;

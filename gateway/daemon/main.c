@@ -28,6 +28,7 @@
 #include "core/store_setup.h"
 #include "core/wake.h"
 #include "daemon/audit_setup.h"
+#include "daemon/consent_hook.h"
 #include "daemon/drain.h"
 #include "daemon/notify.h"
 #include "daemon/privdrop.h"
@@ -305,6 +306,8 @@ int main(int argc, char **argv)
     setrlimit(RLIMIT_CORE, &(struct rlimit){0, 0});
     /* Nor in freed memory: jansson's copies of request bodies are wiped. */
     dz_json_wipe_frees();
+    /* The account API lists and withdraws OIDC consents (auth/consent.h). */
+    dz_consent_hook_install();
 
     /* Signals go to the main thread only: block them before any thread. */
     sigemptyset(&sigs);

@@ -237,49 +237,79 @@ void dz_oidc_ep_consent_post(struct dz_rctx *c)
     dz_gw_audit(c, rec, decided, op);
 }
 
+int dz_oidc_consents_list(struct dz_store *st, const struct dz_policy_set *ps, const char *fin,
+                          json_t **out)
+{
+    json_t *rec = load(st, fin);
+    json_t *clients = json_object_get(rec, "clients");
+    json_t *a = json_array();
+    const char *k;
+    json_t *v;
+
+    *out = NULL;
+    if (!a) {
+        json_decref(rec);
+        return DZ_ERR_NOMEM;
+    }
+    json_object_foreach(clients, k, v)
+    {
+        const struct dz_policy_service *svc = dz_policy_oidc_client(ps, k);
+        json_array_append_new(
+            a, json_pack("{s:s, s:s, s:o, s:O}", "client", k, "name",
+                         svc ? svc->oidc->display_name : k, "fields",
+                         field_names((unsigned)json_integer_value(json_object_get(v, "release"))),
+                         "at", json_object_get(v, "at")));
+    }
+    json_decref(rec);
+    *out = a;
+    return 0;
+}
+
+int dz_oidc_consent_withdraw(struct dz_store *st, const char *fin, const char *client)
+{
+    json_t *rec = load(st, fin);
+    char key[32];
+    int rc;
+
+    if (!rec || json_object_del(json_object_get(rec, "clients"), client) != 0) {
+        json_decref(rec);
+        return DZ_ERR_NOTFOUND;
+    }
+    person_key(fin, key);
+    rc = dz_oidc_state_put(st, DZ_OIDC_NS_CONSENT, key, rec, DZ_OIDC_CONSENT_TTL_MS, 0);
+    json_decref(rec);
+    return rc;
+}
+
 void dz_oidc_ep_consents(struct dz_rctx *c)
 {
     json_t *rec;
     json_t *req = NULL;
     const char *client;
-    char key[32];
     int rc;
 
     if (!signed_in(c))
         return;
     if (strcmp(dz_req_method(c->req), "GET") == 0) {
-        rec = load(c->gw->store, c->session.fin);
-        json_t *clients = json_object_get(rec, "clients");
-        json_t *out = json_array();
-        const char *k;
-        json_t *v;
-        json_object_foreach(clients, k, v)
-        {
-            const struct dz_policy_service *svc = dz_policy_oidc_client(c->gen->policies, k);
-            json_array_append_new(
-                out,
-                json_pack("{s:s, s:s, s:o, s:O}", "client", k, "name",
-                          svc ? svc->oidc->display_name : k, "fields",
-                          field_names((unsigned)json_integer_value(json_object_get(v, "release"))),
-                          "at", json_object_get(v, "at")));
+        json_t *out = NULL;
+
+        rc = dz_oidc_consents_list(c->gw->store, c->gen->policies, c->session.fin, &out);
+        if (rc != 0) {
+            dz_rctx_state_unavailable(c, rc);
+            return;
         }
-        json_decref(rec);
         dz_rctx_json(c, 200, json_pack("{s:o}", "consents", out), NULL, 0);
         return;
     }
     if (!dz_rctx_origin_ok(c) || dz_rctx_body_json(c, &req) != 0)
         return;
     client = dz_json_str(req, "withdraw", DZ_OIDC_CLIENT_ID_MAX);
-    rec = client ? load(c->gw->store, c->session.fin) : NULL;
-    if (!client || !rec || json_object_del(json_object_get(rec, "clients"), client) != 0) {
-        json_decref(rec);
+    rc = client ? dz_oidc_consent_withdraw(c->gw->store, c->session.fin, client) : DZ_ERR_NOTFOUND;
+    if (rc == DZ_ERR_NOTFOUND) {
         json_decref(req);
         dz_rctx_problem(c, "not_found", "no consent for this client");
         return;
     }
-    person_key(c->session.fin, key);
-    rc = dz_oidc_state_put(c->gw->store, DZ_OIDC_NS_CONSENT, key, rec, DZ_OIDC_CONSENT_TTL_MS, 0);
-    json_decref(rec);
     if (rc != 0) {
         json_decref(req);
         dz_rctx_state_unavailable(c, rc);

@@ -15,14 +15,26 @@
 
 #include <stdbool.h>
 
+#include <jansson.h>
+
 #include "oidc/oidc_authreq.h"
 
 struct dz_store;
+struct dz_policy_set;
 
 #define DZ_OIDC_CONSENT_TTL_MS (365ull * 24 * 3600 * 1000)
 
 /* Whether fin approved ar's client for at least ar's scopes and the
  * client's release fields.  Any error reads as "not given" (ask again). */
 bool dz_oidc_consent_given(struct dz_store *st, const char *fin, const struct dz_oidc_authreq *ar);
+
+/* fin's decisions as [{"client","name","fields":[...],"at"}] (names from the
+ * policies' oidc: blocks), *out a new reference.  0 or DZ_ERR_NOMEM. */
+int dz_oidc_consents_list(struct dz_store *st, const struct dz_policy_set *ps, const char *fin,
+                          json_t **out);
+
+/* Forget fin's consent for client (the next sign-in there asks again).
+ * 0, DZ_ERR_NOTFOUND (none), or a store error. */
+int dz_oidc_consent_withdraw(struct dz_store *st, const char *fin, const char *client);
 
 #endif

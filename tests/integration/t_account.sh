@@ -139,7 +139,7 @@ is "$(jb '.services[] | select(.service == "registry") | .routes[] | select(.pat
     "fin,name,surname,patronymic,birth_date,birth_place,gender,document,address" "the registry's /me route releases the fields its policy lists"
 is "$(jb '[.services[].service] | index("court") != null')" true "every connected e-service is listed (court too)"
 gw GET /api/account/consents -H "$(bearer "$T1")"
-is "$STATUS $(jb .provider) $(jb '.consents | length')" "200 false 0" "no OIDC provider yet: no consents, and it says so"
+is "$STATUS $(jb .provider) $(jb '.consents | length')" "200 true 0" "the OIDC provider's consents through the account API: none yet"
 gw DELETE /api/account/consents/some-client -H "$(bearer "$T1")"
 problem 404 not_found "withdrawing a consent that does not exist -> 404"
 
