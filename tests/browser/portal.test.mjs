@@ -116,6 +116,18 @@ const totp = (secret) => execFileSync("oathtool", ["--totp", "-b", secret], { en
 function curlJson(args) {
   return JSON.parse(execFileSync("curl", ["-sS", "--max-time", "10", ...args], { encoding: "utf8" }));
 }
+// axe-core over the page as it is now (through the debugging protocol, so
+// the page's CSP stays as it is): no WCAG 2.1 A/AA or best-practice violation.
+const AXE_SRC = fs.readFileSync(path.join(HERE, "node_modules/axe-core/axe.min.js"), "utf8");
+async function axeClean(page, what) {
+  await page.evaluate(AXE_SRC);
+  const r = await page.evaluate(async () => {
+    const res = await window.axe.run(document, { runOnly: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "best-practice"] });
+    return res.violations.map((v) => `${v.id}: ${v.nodes.map((n) => n.target.join(" ")).join(", ")}`);
+  });
+  check(r.length === 0, `axe-core: no violation (${what})`, r);
+}
+
 // The last registration code the SMS gateway stand-in kept for phone.
 function smsCode(phone) {
   const c = path.join(STATE, "certs");
@@ -340,6 +352,7 @@ test("FIN + password + oathtool code signs in: session, registry record and cour
     await page.click(".notice-actions button");
     await page.waitForFunction(() => !document.querySelector(".notice-actions button"));
     const read = await text(page, ".notice-read");
+    await axeClean(page, "account page with a read notice and its downloads, az");
     check(read.startsWith(AZ["acc.notice.read_at"].split(":")[0]), "\"I have read it\" is confirmed on the page", read);
     const at = execFileSync("sqlite3", [path.join(STATE, "court.db"), "SELECT count(*) FROM receipt"], { encoding: "utf8" }).trim();
     check(at === "1", "the court recorded the reading", at);
@@ -405,6 +418,11 @@ test("registration shows a TOTP QR code that decodes (zbarimg) to the otpauth://
     const tail = String(P.register.phone).slice(-2);
     check(/\+994\d\d\*+\d\d/.test(hint) && hint.includes(tail), "the page says where the code went, masked", hint);
     check(await page.evaluate(() => document.activeElement.id) === "reg-code", "focus on the code field");
+    await axeClean(page, "registration with the code field, az");
+    await page.click('.lang-btn[data-lang="en"]');
+    check((await text(page, "#reg-code-hint")).startsWith("A code was sent by SMS"), "the code hint in English");
+    await axeClean(page, "registration with the code field, en");
+    await page.click('.lang-btn[data-lang="az"]');
     await page.fill("#reg-code", "000000" === smsCode(P.register.phone) ? "111111" : "000000");
     await page.click("#reg-submit");
     await page.waitForFunction(() => document.getElementById("reg-error").textContent !== "");
@@ -466,8 +484,10 @@ test("the new account signs in with a code from the decoded TOTP secret", async 
     check(services.includes("registry") && services.includes("/api/registry/me") && services.includes(AZ["rec.birth_date"]),
       "each e-service with what it receives", services);
     check(await page.isDisabled("#totp-reset"), "TOTP reset needs a card or mobile signature");
+    await axeClean(page, "account page with sessions, password, services, az");
     await page.click('.lang-btn[data-lang="en"]');
     check(await text(page, "#acc-pw-h") === EN["acc.pw"], "the account page in English", await text(page, "#acc-pw-h"));
+    await axeClean(page, "account page with sessions, password, services, en");
     const next = execFileSync("oathtool", ["--totp", "-b", "-N", "now + 30 seconds", registered.secret], { encoding: "utf8" }).trim();
     const newPw = "Dz-web-new-" + crypto.randomBytes(6).toString("hex");
     await page.fill("#chpw-current", "wrong-" + registered.password);
