@@ -66,8 +66,7 @@ cprime_login() {
     CP_TOKEN=
     f=$(pick_person unregistered "${1:-0}")
     pw="Bench-$$-cprime-password"
-    GW_URL=$CP_URL gw_json POST /auth/register \
-        "$(jq -nc --arg f "$f" --arg d "$(person "$f" document)" --arg p "$pw" '{fin:$f,document:$d,password:$p}')"
+    GW_URL=$CP_URL register_person "$f" "$(person "$f" document)" "$pw"
     [ "$STATUS" = 201 ] || { log "(c') registration answered $STATUS $BODY"; return 0; }
     secret=$(jb .totp.secret)
     GW_URL=$CP_URL gw_json POST /auth/password \
