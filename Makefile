@@ -33,6 +33,9 @@ DEB_PACKAGES := build-essential pkg-config libssl-dev libnghttp2-dev libev-dev \
 DEB_PACKAGES += python3-jwt
 # tests/browser: the notice's ASiC-S container is opened with unzip
 DEB_PACKAGES += unzip
+# tests/run.sh: each integration script in its own network namespace
+# (unshare from util-linux, ip and ss from iproute2)
+DEB_PACKAGES += iproute2 util-linux
 
 PKGS := openssl libnghttp2 jansson yaml-0.1 libcurl libargon2 liboath libqrencode \
 	sqlite3 libp11 libsystemd libpq hiredis
