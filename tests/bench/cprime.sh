@@ -2,7 +2,7 @@
 # the stack of (c) is up): a second darvazad from the same config, with the
 # ephemeral store in Redis (127.0.0.1:9130, one server, no persistence, a
 # password) and the accounts in PostgreSQL (127.0.0.1:9140, pg.sh), at
-# https://localhost:8453 (management 9183).  Both servers are stopped by the
+# https://localhost:8453 (card listener 8463, management 9183).  Both servers are stopped by the
 # EXIT traps of tests/integration/pg.sh and redis.sh.
 #
 #   cprime_start         start it all; sets CP=1 and CP_URL, or CP=0 and says why
@@ -34,7 +34,7 @@ cprime_start() {
         sec == "listeners:" && /^  - address:/ && /cleartext/ { skip = 1; next }
         skip && /^    port:/ { skip = 0; next }
         skip { next }
-        sec == "listeners:" && /^    port:/ { print "    port: 8453"; next }
+        sec == "listeners:" && /^    port:/ { print "    port: " (++nport == 1 ? 8453 : 8463); next }
         sec == "management:" && /^  listen:/ { print "  listen: 127.0.0.1:9183"; next }
         sec == "audit:" && /^  file:/ { print "  file: " dir "/audit.log"; next }
         sec == "access_log:" && /^  file:/ { print "  file: " dir "/access.log"; next }
