@@ -94,14 +94,7 @@ static void reg_cancel(struct dz_rctx *c)
 {
     struct reg_op *op = c->op;
 
-    c->op = NULL;
-    c->cancel = NULL;
-    if (op && op->xfer) {
-        dz_httpc_cancel(op->xfer);
-        op->xfer = NULL;
-        reg_free(op);
-        dz_rctx_release(c); /* the hold taken for the transfer */
-    }
+    dz_gw_cancel_transfer(c, op ? &op->xfer : NULL, reg_drop);
 }
 
 static void utc_minute(char *buf, size_t len)

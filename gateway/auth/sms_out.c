@@ -50,20 +50,21 @@ static void op_free(struct sms_op *op)
     free(op);
 }
 
+/* A notice cancelled with its request: its owner is told (drop) first. */
+static void op_cancelled(void *arg)
+{
+    struct sms_op *op = arg;
+
+    if (op->drop)
+        op->drop(op->arg);
+    op_free(op);
+}
+
 static void op_cancel(struct dz_rctx *c)
 {
     struct sms_op *op = c->op;
 
-    c->op = NULL;
-    c->cancel = NULL;
-    if (op && op->xfer) {
-        dz_httpc_cancel(op->xfer);
-        op->xfer = NULL;
-        if (op->drop)
-            op->drop(op->arg);
-        op_free(op);
-        dz_rctx_release(c); /* the hold taken for the transfer */
-    }
+    dz_gw_cancel_transfer(c, op ? &op->xfer : NULL, op_cancelled);
 }
 
 static void finish(struct dz_rctx *c, struct sms_op *op, int rc)

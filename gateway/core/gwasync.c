@@ -10,6 +10,7 @@
 #include "audit/audit.h"
 #include "base/err.h"
 #include "base/log.h"
+#include "http/httpc.h"
 #include "http/pool.h"
 #include "keys/signer.h"
 
@@ -178,4 +179,19 @@ void dz_gw_sign(struct dz_rctx *c, const struct dz_assertion_in *in,
         free(op);
         then(c, DZ_ERR_UNAVAILABLE, NULL, arg);
     }
+}
+
+void dz_gw_cancel_transfer(struct dz_rctx *c, struct dz_httpc_xfer **xfer,
+                           void (*free_op)(void *op))
+{
+    void *op = c->op;
+
+    c->op = NULL;
+    c->cancel = NULL;
+    if (!op || !xfer || !*xfer)
+        return;
+    dz_httpc_cancel(*xfer);
+    *xfer = NULL;
+    free_op(op);
+    dz_rctx_release(c); /* the hold taken for the transfer */
 }

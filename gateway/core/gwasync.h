@@ -31,4 +31,14 @@ void dz_gw_audit(struct dz_rctx *c, json_t *record,
 void dz_gw_sign(struct dz_rctx *c, const struct dz_assertion_in *in,
                 void (*then)(struct dz_rctx *c, int rc, char *token, void *arg), void *arg);
 
+struct dz_httpc_xfer;
+
+/* The cancel hook of an endpoint waiting on one outgoing HTTP transfer
+ * (c->op is its op, *xfer the transfer, which holds a reference on the
+ * request): unhooks the op, and if the transfer is still running cancels
+ * it, frees the op with free_op and drops the transfer's reference.  Once
+ * the transfer has finished its callback owns the op: nothing is freed. */
+void dz_gw_cancel_transfer(struct dz_rctx *c, struct dz_httpc_xfer **xfer,
+                           void (*free_op)(void *op));
+
 #endif

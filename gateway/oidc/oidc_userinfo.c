@@ -90,18 +90,16 @@ static void unavailable(struct dz_rctx *c, struct ui_op *op, const char *why)
     op_free(op);
 }
 
+static void op_drop(void *op)
+{
+    op_free(op);
+}
+
 static void cancel(struct dz_rctx *c)
 {
     struct ui_op *op = c->op;
 
-    c->op = NULL;
-    c->cancel = NULL;
-    if (op && op->xfer) {
-        dz_httpc_cancel(op->xfer);
-        op->xfer = NULL;
-        op_free(op);
-        dz_rctx_release(c); /* the hold taken for the transfer */
-    }
+    dz_gw_cancel_transfer(c, op ? &op->xfer : NULL, op_drop);
 }
 
 static void fetched(void *arg, int result, int status, const struct dz_hdr *h, size_t n,
