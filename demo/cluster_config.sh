@@ -6,7 +6,7 @@
 #   - its own audit chain: audit.instance gw-a|gw-b, the audit log in
 #     CLUSTER_DIR/a|b/ (two writers never share a file; nothing else there:
 #     `darvaza audit verify DIR` reads every *.log), the access log in
-#     CLUSTER_DIR/logs/access-a|b.log,
+#     CLUSTER_DIR/a|b/logs/access.log (demo/stack.sh renumber does these),
 #   - the shared store when CLUSTER_STORE=redis (Redis 9130 through the
 #     sentinels 9131-9133), the password in CLUSTER_DIR/redis/password.
 # gateway.id (the assertions' issuer), gateway.origin (haproxy's
@@ -23,31 +23,25 @@ a) port=8451 cport=8461 mport=9181 ;;
 b) port=8452 cport=8462 mport=9182 ;;
 *) echo "cluster_config.sh: instance a or b, not $inst" >&2; exit 2 ;;
 esac
-mkdir -p "$CLUSTER_DIR/$inst" "$CLUSTER_DIR/logs"
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
+# Its own ports, audit chain and access log (demo/stack.sh renumber): the
+# public listener on the instance's port, whatever port it had (the config
+# of instance a is the input of b), the card listener on its card port
+# (haproxy passes :8444 through to those), no cleartext listener (haproxy
+# passes TLS through and nothing else), the management listener for
+# haproxy's health checks; audit in CLUSTER_DIR/a|b/audit.log, the access
+# log in CLUSTER_DIR/a|b/logs/access.log.
+"$ROOT/demo/stack.sh" renumber "$cfg" "$cfg" "$CLUSTER_DIR/$inst" "gw-$inst" "$port" "$cport" "$mport"
+
+# The shared store.
 tmp=$(mktemp "$cfg.XXXXXX")
-# The public listener moves to the instance's port, whatever port it had
-# (the config of instance a is the input of b), and the card listener (the
-# one with client_auth: required, the second TLS listener) to its card port:
-# haproxy passes :8444 through to those.  The cleartext listener (8080)
-# goes: haproxy passes TLS through and nothing else.
-awk -v port="$port" -v cport="$cport" -v mport="$mport" -v dir="$CLUSTER_DIR/$inst" -v inst="gw-$inst" \
-    -v logs="$CLUSTER_DIR/logs" -v name="$inst" -v store="${CLUSTER_STORE:-redis}" \
-    -v rdir="$CLUSTER_DIR/redis" '
+awk -v store="${CLUSTER_STORE:-redis}" -v rdir="$CLUSTER_DIR/redis" '
     /^[^ #]/ { sec = $1 }
-    sec == "listeners:" && /^  - address:/ && /cleartext/ { skip = 1; next }
-    skip && /^    port:/ { skip = 0; next }
-    skip { next }
-    sec == "listeners:" && /^    port:/ { print "    port: " (++nport == 1 ? port : cport); next }
-    sec == "management:" && /^  listen:/ { print "  listen: 127.0.0.1:" mport; next }
-    sec == "audit:" && /^  file:/ { print "  file: " dir "/audit.log"; next }
-    sec == "audit:" && /^  instance:/ { next }
     sec == "store:" && /^  (backend|redis):/ { skipstore = 1; next }
     sec == "store:" && skipstore && /^    / { next }
     sec == "store:" && /^  [a-z]/ { skipstore = 0 }
-    sec == "access_log:" && /^  file:/ { print "  file: " logs "/access-" name ".log"; next }
     { print }
-    sec == "audit:" && /^audit:/ { print "  instance: " inst }
     sec == "store:" && /^store:/ && store == "redis" {
         print "  backend: redis"
         print "  redis:"

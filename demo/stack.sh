@@ -10,6 +10,9 @@
 #   demo/stack.sh ocsp-stop STATE_DIR  stop the e-signature OCSP responder alone
 #   demo/stack.sh ocsp-start STATE_DIR start it again (demo/stack_cards.sh)
 #   demo/stack.sh tsa-stop|tsa-start STATE_DIR  the TSA alone (demo/stack_documents.sh)
+#   demo/stack.sh renumber IN OUT DIR INSTANCE PUBLIC CARD MGMT [CLEARTEXT]
+#                                     config IN as another instance's (ports, audit
+#                                     and access log under DIR): stack_config_renumber
 #
 # Environment:
 #   BUILD_DIR          where the binaries are (build, build/asan; default build)
@@ -221,6 +224,67 @@ make_config() {
     done
     make_oidc_clients
     return 0
+}
+
+# stack_config_renumber IN OUT DIR INSTANCE PUBLIC CARD MGMT [CLEARTEXT]:
+# IN (a gateway config) as the config of another instance on this host,
+# written to OUT (may be IN): the one way the demo cluster, the benchmark's
+# setup (c') and the tests derive a second gateway from the stack's.
+#   - the public TLS listener to port PUBLIC, the card listener (the TLS one
+#     with client_auth: required) to CARD, the cleartext one to CLEARTEXT
+#     or, without it (or "-"), dropped; the management listener to MGMT;
+#   - its own files under DIR: the audit chain in DIR/audit.log (with its
+#     key_archive, if set, beside it), the access log in DIR/logs/access.log
+#     (not beside the audit log: `darvaza audit verify DIR` reads every
+#     *.log); audit.instance INSTANCE unless "-".
+# What instances share stays: keys, policies, gateway.id and origin, the
+# store and accounts (a second instance sharing state needs store.backend
+# redis and accounts.backend postgresql; one SQLite file is not shared).
+# Fails (and writes nothing) if IN has not exactly one listener of each
+# kind it renumbers.
+stack_config_renumber() {
+    local in=$1 out=$2 dir=$3 inst=$4 pub=$5 card=$6 mgmt=$7 clear=${8:--} tmp
+    mkdir -p "$dir/logs"
+    tmp=$(mktemp "$out.XXXXXX")
+    if ! awk -v pub="$pub" -v card="$card" -v clear="$clear" -v mgmt="$mgmt" -v dir="$dir" \
+        -v inst="$inst" '
+        # A listener item is buffered until the next one (or the section)
+        # ends: its kind shows only in its tls: block.
+        function flush(   i, kind, port) {
+            if (!n) return
+            kind = !tls ? "clear" : required ? "card" : "pub"
+            seen[kind]++
+            port = kind == "pub" ? pub : kind == "card" ? card : clear
+            if (port != "-")
+                for (i = 1; i <= n; i++)
+                    print (item[i] ~ /^    port:/ ? "    port: " port : item[i])
+            n = tls = required = 0
+        }
+        /^[^ #]/ { if (sec == "listeners:") flush(); sec = $1 }
+        sec == "listeners:" && /^  - / { flush() }
+        sec == "listeners:" && (n || /^  - /) {
+            item[++n] = $0
+            if ($0 ~ /^    tls:/) tls = 1
+            if ($0 ~ /^      client_auth:[ ]*required/) required = 1
+            next
+        }
+        sec == "management:" && /^  listen:/ { sub(/:[0-9]+/, ":" mgmt); listen = 1 }
+        sec == "audit:" && /^  file:/ { print "  file: " dir "/audit.log"; next }
+        sec == "audit:" && /^  key_archive:/ { print "  key_archive: " dir "/audit-keys.jwks"; next }
+        sec == "audit:" && /^  instance:/ && inst != "-" { next }
+        sec == "access_log:" && /^  file:/ { print "  file: " dir "/logs/access.log"; next }
+        { print }
+        /^audit:/ && inst != "-" { print "  instance: " inst }
+        END {
+            if (sec == "listeners:") flush()
+            if (seen["pub"] != 1 || seen["card"] > 1 || seen["clear"] > 1 || !listen) exit 3
+            if (card != "-" && seen["card"] != 1) exit 3
+        }' "$in" >"$tmp"; then
+        rm -f "$tmp"
+        echo "stack: error: $in: cannot renumber (one public TLS listener and a management listener are needed, at most one card and one cleartext listener)" >&2
+        return 1
+    fi
+    mv "$tmp" "$out"
 }
 
 # The demo's OpenID Connect clients (demo/policies): their secrets made once
@@ -658,6 +722,15 @@ do_status() {
     return $rc
 }
 
+# renumber: the config of another instance (stack_config_renumber); no stack
+# directory of its own.
+if [ "${1:-}" = renumber ]; then
+    shift
+    [ $# -ge 7 ] && [ $# -le 8 ] ||
+        { echo "usage: $0 renumber IN OUT DIR INSTANCE PUBLIC CARD MGMT [CLEARTEXT]" >&2; exit 2; }
+    stack_config_renumber "$@"
+    exit
+fi
 [ $# -eq 2 ] || usage
 mkdir -p "$2"
 STATE=$(cd "$2" && pwd)

@@ -6,7 +6,10 @@
  * the returned signature over its own hash with the returned certificate,
  * the certificate (mobile policy, chain, revocation) and that the
  * certificate's FIN is the FIN given.  A request completes once: the record
- * is taken from the store by whichever poll sees the end first.
+ * is taken from the store by whichever poll sees the end first.  With
+ * several instances, one poll of the cluster asks the MSSP at a time and
+ * shares its final answer through the store's wake-ups (see "the MSSP's
+ * final answer" below).
  */
 #include "auth/auth.h"
 
@@ -14,6 +17,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <ev.h>
 
 #include "auth/login.h"
 #include "base/b64.h"
@@ -31,10 +36,17 @@
 #include "state/store.h"
 
 #include "core/startlimit.h"
+#include "core/wake.h"
 
 #include "base/compat.h"
 
 #define REC_NS "mob"
+#define RES_NS "mobres"     /* the MSSP's final answer, for every instance */
+#define RES_MAX (32 * 1024) /* its largest value (result_share) */
+#define WATCH_NS "mobwatch" /* the lease of the one poll asking the MSSP */
+/* A poll waiting on the store looks at it this often, in case a wake-up
+ * was lost; it is woken at once otherwise (core/wake.h). */
+#define POLL_FALLBACK 1.0
 #define ID_BYTES 16
 #define ID_LEN 22 /* base64url of 16 bytes */
 
@@ -283,15 +295,129 @@ static void mobile_checked(struct dz_rctx *c, int rc, const struct dz_x509_resul
     dz_login_complete_polled(c, &s, "mobile", rec);
 }
 
-static void polled(void *arg, int result, int status, const struct dz_hdr *h, size_t n,
-                   const unsigned char *body, size_t len)
+/* ------------------------------------------------- the MSSP's final answer */
+
+/*
+ * Across instances.  The browser's poll may reach any instance, and so may
+ * a second poll of the same login (another tab, a retry through the load
+ * balancer).  One poll of the cluster at a time asks the MSSP (it holds the
+ * WATCH_NS lease); the MSSP's final answer, once one instance has it, is
+ * written to the store (RES_NS) and published, and every other poll, on any
+ * instance, waits for that wake-up (looking at the store itself once a
+ * second in case one is lost).  Whichever poll then takes the record
+ * finishes the login: one session, as with a single instance.
+ */
+
+/* A poll of request c: waiting on the store, or asking the MSSP. */
+struct poll_op {
+    struct mssp_call m; /* first: m.call's owner is the poll_op */
+    struct dz_rctx *c;
+    ev_timer timer;
+    struct dz_wake_waiter waiter;
+    ev_tstamp deadline; /* ev_now at which the poll answers "pending" */
+    bool is_waiting;    /* timer and waiter armed, c held for them */
+    bool is_watching;   /* holds the lease: its MSSP call is the cluster's */
+};
+
+static struct ev_loop *loop_of(struct dz_rctx *c)
 {
-    struct dz_rctx *c = arg;
-    struct mssp_call *op = dz_mssp_call_owner(c);
+    return dz_worker_loop(c->gw_worker->worker);
+}
+
+static void lease_release(struct dz_rctx *c, struct poll_op *p)
+{
+    if (p->is_watching)
+        dz_store_del(c->gw->store, WATCH_NS, p->m.id, ID_LEN);
+    p->is_watching = false;
+}
+
+static void poll_free(struct dz_rctx *c, struct poll_op *p)
+{
+    if (!p)
+        return;
+    lease_release(c, p);
+    if (p->is_waiting) {
+        ev_timer_stop(loop_of(c), &p->timer);
+        dz_wake_cancel(&p->waiter);
+        p->is_waiting = false;
+        dz_rctx_release(c);
+    }
+    free(p);
+}
+
+/* The client went while the MSSP call ran (mssp_call.c's cancel). */
+static void poll_drop(struct dz_rctx *c, void *owner)
+{
+    poll_free(c, owner);
+}
+
+/* The client went while the poll waited on the store. */
+static void wait_cancel(struct dz_rctx *c)
+{
+    struct poll_op *p = c->op;
+
+    c->op = NULL;
+    c->cancel = NULL;
+    poll_free(c, p);
+}
+
+/* Stop waiting on the store (the poll goes on: it answers, or asks the
+ * MSSP).  c stays held by the caller's own hold until it is done. */
+static void wait_stop(struct dz_rctx *c, struct poll_op *p)
+{
+    if (!p->is_waiting)
+        return;
+    ev_timer_stop(loop_of(c), &p->timer);
+    dz_wake_cancel(&p->waiter);
+    p->is_waiting = false;
+    if (c->op == p) {
+        c->op = NULL;
+        c->cancel = NULL;
+    }
+}
+
+/* The MSSP's final answer, kept for the polls of other instances: only
+ * what finishing needs (state, result, signature, certificate). */
+static void result_share(struct dz_rctx *c, const char *id, json_t *j)
+{
+    json_t *o = json_pack("{s:s}", "state", "COMPLETE");
+    /* The bounds complete() reads them with: the shared value stays under
+     * RES_MAX; a longer field is left out and fails there as it would here. */
+    static const struct {
+        const char *key;
+        size_t max;
+    } fields[] = {{"result", 32}, {"signature", 1024}, {"cert", 24 * 1024}};
+    char *text = NULL;
+    int rc = DZ_ERR_NOMEM;
+
+    for (size_t i = 0; o && i < sizeof(fields) / sizeof(fields[0]); i++) {
+        const char *v = dz_json_str(j, fields[i].key, fields[i].max);
+        if (v)
+            json_object_set_new(o, fields[i].key, json_string(v));
+    }
+    text = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    if (text)
+        rc = dz_store_put(c->gw->store, RES_NS, id, ID_LEN, text, strlen(text),
+                          c->gen->config->mobile.request_ttl_ms + 30000, 0);
+    if (rc == 0)
+        dz_store_publish(c->gw->store, REC_NS, id, ID_LEN);
+    else
+        /* This poll still finishes the login itself; a poll of the same
+         * login on another instance then answers "finished" when its wait
+         * ends instead of at once. */
+        dz_rctx_logj(c, DZ_LOG_WARN, "mobile_share",
+                     json_pack("{s:s, s:s}", "msg", "the MSSP's answer could not be shared",
+                               "error", dz_err_str(rc)));
+    free(text);
+    json_decref(o);
+}
+
+/* A final answer j of the MSSP for login id (record rec): exactly one poll
+ * of the cluster takes the record and finishes the login. */
+static void complete(struct dz_rctx *c, const char *id, const struct mob_rec *rec, json_t *j)
+{
     struct dz_buf taken;
     struct verify_op *v = NULL;
-    json_t *j = NULL;
-    const char *state;
     const char *res;
     const char *sig;
     const char *cert;
@@ -300,17 +426,7 @@ static void polled(void *arg, int result, int status, const struct dz_hdr *h, si
     int rc;
 
     dz_buf_init(&taken, sizeof(struct mob_rec));
-    if (!dz_mssp_call_done(c, &op->call, result, status))
-        goto out;
-    j = json_loadb((const char *)body, len, 0, NULL);
-    state = dz_json_str(j, "state", 16);
-    if (!state || strcmp(state, "COMPLETE") != 0) {
-        if (!c->closed)
-            dz_rctx_json(c, 200, json_pack("{s:s}", "state", "pending"), NULL, 0);
-        goto out;
-    }
-    /* Complete: exactly one poll takes the record and finishes the login. */
-    rc = dz_store_take(c->gw->store, REC_NS, op->id, ID_LEN, &taken);
+    rc = dz_store_take(c->gw->store, REC_NS, id, ID_LEN, &taken);
     if (dz_store_failed(rc)) {
         if (!c->closed)
             dz_rctx_state_unavailable(c, rc);
@@ -320,12 +436,14 @@ static void polled(void *arg, int result, int status, const struct dz_hdr *h, si
         dz_rctx_problem(c, "not_found", "this request is finished");
         goto out;
     }
+    /* The shared answer has served; it names a certificate: not kept. */
+    dz_store_del(c->gw->store, RES_NS, id, ID_LEN);
     /* The request is over for the phone whatever the outcome: the
      * one-at-a-time lock is released as soon as the record is taken. */
-    dz_mssp_phone_release(c, op->rec.phone);
+    dz_mssp_phone_release(c, rec->phone);
     res = dz_json_str(j, "result", 32);
     if (!res || strcmp(res, "OK") != 0) {
-        mobile_failed(c, &op->rec, dz_mssp_result_code(res));
+        mobile_failed(c, rec, dz_mssp_result_code(res));
         goto out;
     }
     v = calloc(1, sizeof(*v));
@@ -334,14 +452,14 @@ static void polled(void *arg, int result, int status, const struct dz_hdr *h, si
     if (!v || !sig || !cert || dz_b64_decode(sig, strlen(sig), false, &v->sig, &v->sig_len) != 0 ||
         dz_b64_decode(cert, strlen(cert), false, &der, &der_len) != 0 ||
         dz_x509_from_der(der, der_len, &v->cert) != 0) {
-        mobile_failed(c, &op->rec, "signature_invalid");
+        mobile_failed(c, rec, "signature_invalid");
         goto out;
     }
-    v->rec = op->rec;
+    v->rec = *rec;
     /* The phone signed our hash as is (ECDSA P-256, raw r||s). */
     if (dz_sig_verify_digest(X509_get0_pubkey(v->cert), "ES256", v->rec.hash, sizeof(v->rec.hash),
                              v->sig, v->sig_len) != 0) {
-        mobile_failed(c, &op->rec, "signature_invalid");
+        mobile_failed(c, rec, "signature_invalid");
         goto out;
     }
     /* The cheap signature check above runs first; the chain and revocation
@@ -353,15 +471,132 @@ static void polled(void *arg, int result, int status, const struct dz_hdr *h, si
 out:
     verify_free(v);
     free(der);
-    json_decref(j);
     dz_buf_cleanup(&taken);
-    call_free(c, op, false);
-    dz_rctx_release(c);
+}
+
+/* The lease holder's MSSP call answered. */
+static void polled(void *arg, int result, int status, const struct dz_hdr *h, size_t n,
+                   const unsigned char *body, size_t len)
+{
+    struct dz_rctx *c = arg;
+    struct poll_op *p = dz_mssp_call_owner(c);
+    json_t *j = NULL;
+    const char *state;
+
+    /* Whatever came back, this poll no longer asks: another may. */
+    lease_release(c, p);
+    if (!dz_mssp_call_done(c, &p->m.call, result, status))
+        goto out;
+    j = json_loadb((const char *)body, len, 0, NULL);
+    state = dz_json_str(j, "state", 16);
+    if (!state || strcmp(state, "COMPLETE") != 0) {
+        if (!c->closed)
+            dz_rctx_json(c, 200, json_pack("{s:s}", "state", "pending"), NULL, 0);
+        goto out;
+    }
+    /* Shared before this poll takes the record: a poll waiting on another
+     * instance learns that the login is over at once. */
+    result_share(c, p->m.id, j);
+    complete(c, p->m.id, &p->m.rec, j);
+out:
+    json_decref(j);
+    poll_free(c, p);
+    dz_rctx_release(c); /* the MSSP call's hold */
+}
+
+/* Ask the MSSP, as the cluster's one poll of this login, for up to wait_ms.
+ * False when the call could not start (c answered, p freed). */
+static bool watch(struct dz_rctx *c, struct poll_op *p, uint32_t wait_ms)
+{
+    char url[1200];
+
+    snprintf(url, sizeof(url), "%s/mid/session/%s?timeoutMs=%u", c->gen->config->mobile.mssp_url,
+             p->m.rec.mssp_id, wait_ms);
+    /* The MSSP holds the poll up to wait_ms: give the transfer room beyond. */
+    if (dz_mssp_call_start(c, &p->m.call, p, poll_drop, "GET", url, NULL, wait_ms + 10000,
+                           polled) == 0)
+        return true;
+    dz_rctx_problem(c, "upstream_unavailable", NULL);
+    poll_free(c, p);
+    return false;
+}
+
+/* One look at the store (at the start, woken, or by the fallback timer):
+ * the answer is there (finish), or nobody asks the MSSP (ask it), or the
+ * wait is over ("pending"), else wait on. */
+static void look(struct poll_op *p)
+{
+    struct dz_rctx *c = p->c;
+    struct dz_buf got;
+    json_t *j = NULL;
+    ev_tstamp left = p->deadline - ev_now(loop_of(c));
+    uint64_t lease_ms;
+    int rc;
+
+    dz_buf_init(&got, RES_MAX);
+    rc = dz_store_get(c->gw->store, RES_NS, p->m.id, ID_LEN, &got);
+    if (rc == 0) {
+        j = json_loadb((const char *)got.data, got.len, 0, NULL);
+        wait_stop(c, p);
+        if (j)
+            complete(c, p->m.id, &p->m.rec, j);
+        else
+            dz_rctx_problem(c, "service_unavailable", NULL);
+        goto done;
+    }
+    if (dz_store_failed(rc))
+        goto failed;
+    /* The lease outlives the MSSP call it covers (its wait plus the
+     * transfer's margin), so it ends with the call, or after a crashed
+     * holder's call would have ended: then another poll takes over. */
+    lease_ms = (left > 0 ? (uint64_t)(left * 1000) : 0) + 15000;
+    rc = dz_store_put(c->gw->store, WATCH_NS, p->m.id, ID_LEN, "1", 1, lease_ms, DZ_STORE_NX);
+    if (rc == 0) {
+        wait_stop(c, p);
+        p->is_watching = true;
+        dz_buf_cleanup(&got);
+        /* p is the call's now (or freed by watch() if it could not start). */
+        (void)watch(c, p, left > 0 ? (uint32_t)(left * 1000) : 0);
+        dz_rctx_release(c); /* the wait's hold (the call took its own) */
+        return;
+    }
+    if (rc != DZ_ERR_EXISTS)
+        goto failed;
+    if (left <= 0) {
+        wait_stop(c, p);
+        if (!c->answered)
+            dz_rctx_json(c, 200, json_pack("{s:s}", "state", "pending"), NULL, 0);
+        goto done;
+    }
+    ev_timer_stop(loop_of(c), &p->timer);
+    ev_timer_set(&p->timer, left < POLL_FALLBACK ? left : POLL_FALLBACK, 0);
+    ev_timer_start(loop_of(c), &p->timer);
+    dz_buf_cleanup(&got);
+    return;
+failed:
+    wait_stop(c, p);
+    if (!c->closed)
+        dz_rctx_state_unavailable(c, rc);
+done:
+    json_decref(j);
+    dz_buf_cleanup(&got);
+    poll_free(c, p);
+    dz_rctx_release(c); /* the wait's hold */
+}
+
+static void look_tick(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    look(t->data);
+}
+
+static void look_woken(struct dz_wake_waiter *w)
+{
+    look(w->arg);
 }
 
 void dz_ep_mobile_poll(struct dz_rctx *c, const char *id)
 {
-    struct mssp_call *op;
+    struct poll_op *p;
     struct dz_buf got;
     int rc;
 
@@ -380,17 +615,27 @@ void dz_ep_mobile_poll(struct dz_rctx *c, const char *id)
         dz_rctx_problem(c, "not_found", "no such mobile login (it may have finished or expired)");
         return;
     }
-    op = calloc(1, sizeof(*op));
-    if (!op) {
+    p = calloc(1, sizeof(*p));
+    if (!p) {
         dz_buf_cleanup(&got);
         dz_rctx_problem(c, "service_unavailable", NULL);
         return;
     }
-    memcpy(&op->rec, got.data, sizeof(op->rec));
+    memcpy(&p->m.rec, got.data, sizeof(p->m.rec));
     dz_buf_cleanup(&got);
-    memcpy(op->id, id, ID_LEN + 1);
-    if (dz_mssp_call_poll(c, &op->call, op, call_drop, op->rec.mssp_id, polled) != 0) {
-        dz_rctx_problem(c, "upstream_unavailable", NULL);
-        call_free(c, op, false);
-    }
+    memcpy(p->m.id, id, ID_LEN + 1);
+    p->c = c;
+    p->deadline = ev_now(loop_of(c)) + (ev_tstamp)dz_mssp_wait_ms(c) / 1000;
+    ev_timer_init(&p->timer, look_tick, POLL_FALLBACK, 0);
+    p->timer.data = p;
+    /* Waiting before the first look: an answer shared between the look and
+     * the wait would otherwise be seen only by the fallback timer.  Not
+     * waiting (it cannot fail for our short ns and id) only makes the
+     * fallback the answer's way. */
+    (void)dz_wake_wait(c->gw_worker, &p->waiter, REC_NS, id, ID_LEN, look_woken, p);
+    p->is_waiting = true;
+    c->op = p;
+    c->cancel = wait_cancel;
+    dz_rctx_hold(c);
+    look(p);
 }

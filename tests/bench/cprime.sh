@@ -28,18 +28,12 @@ cprime_start() {
     redis_start cprime "$CP_REDIS_PORT" --requirepass "$REDIS_AUTH" >"$CP_DIR/redis.log" 2>&1 ||
         { log "(c') Redis did not start"; return 0; }
     (umask 077 && printf '%s\n' "$REDIS_AUTH" >"$CP_DIR/redis.password" && openssl rand -hex 32 >"$CP_DIR/redis.key")
-    # (c)'s config with its own ports and files, Redis and PostgreSQL.
+    # (c)'s config with its own ports and files (demo/stack.sh renumber),
+    # then Redis and PostgreSQL.
+    "$ROOT/demo/stack.sh" renumber "$STATE_DIR/darvaza.yaml" "$cfg" "$CP_DIR" bench-cprime 8453 8463 9183 ||
+        { log "(c') cannot derive its config from (c)'s"; return 0; }
     awk -v dir="$CP_DIR" -v rport="$CP_REDIS_PORT" '
-        /^[^ #]/ { sec = $1 }
-        sec == "listeners:" && /^  - address:/ && /cleartext/ { skip = 1; next }
-        skip && /^    port:/ { skip = 0; next }
-        skip { next }
-        sec == "listeners:" && /^    port:/ { print "    port: " (++nport == 1 ? 8453 : 8463); next }
-        sec == "management:" && /^  listen:/ { print "  listen: 127.0.0.1:9183"; next }
-        sec == "audit:" && /^  file:/ { print "  file: " dir "/audit.log"; next }
-        sec == "access_log:" && /^  file:/ { print "  file: " dir "/access.log"; next }
         { print }
-        /^audit:/ { print "  instance: bench-cprime" }
         /^store:/ {
             print "  backend: redis"
             print "  redis: { address: \"127.0.0.1:" rport "\", password_file: " dir "/redis.password, value_key_file: " dir "/redis.key }"
@@ -47,7 +41,7 @@ cprime_start() {
         /^accounts:/ {
             print "  backend: postgresql"
             print "  postgresql: { conninfo_file: " dir "/pg.conninfo, pool: 4 }"
-        }' "$STATE_DIR/darvaza.yaml" >"$cfg"
+        }' "$cfg" >"$cfg.tmp" && mv "$cfg.tmp" "$cfg"
     "$BUILD_DIR/darvazad" -c "$cfg" >"$CP_DIR/darvazad.log" 2>&1 &
     OWN_PIDS+=("$!")
     CP_PID=$!

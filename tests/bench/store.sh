@@ -37,19 +37,17 @@ redis_start bench "$RPORT"
 stack_start STORE_REDIS="address: 127.0.0.1:$RPORT, value_key_file: $WORK/redis.key" >"$WORK/start.tap"
 CFG="$STATE_DIR/darvaza.yaml"
 WORKERS=$(awk '/^[[:space:]]+workers:/ {print $2; exit}' "$CFG")
-sed -e "s#port: 8443#port: $B_PORT#" -e 's#port: 8080#port: 8090#' -e 's#port: 8444#port: 8454#' \
-    -e 's#listen: 127.0.0.1:9180#listen: 127.0.0.1:9190#' -e '/^  backend: redis/d' -e '/^  redis: {/d' \
-    -e "s#^  file: .*audit.log#  file: $WORK/b-audit.log#" \
-    -e "s#^  file: .*access.log#  file: $WORK/b-access.log#" "$CFG" >"$WORK/b.yaml"
+# B: the same config on its own ports and files (demo/stack.sh renumber),
+# with the in-process store.
+"$ROOT/demo/stack.sh" renumber "$CFG" "$WORK/b.yaml" "$WORK/b" - "$B_PORT" 8454 9190 8090 || exit 1
+sed -i -e '/^  backend: redis/d' -e '/^  redis: {/d' "$WORK/b.yaml"
 "$BUILD_DIR/darvazad" -c "$WORK/b.yaml" >"$WORK/b.log" 2>&1 &
 OWN_PIDS+=("$!")
 # C: Redis again, with rate counters sent in batches of 16.
 C_PORT=8455
 C_URL="https://localhost:$C_PORT"
-sed -e "s#port: 8443#port: $C_PORT#" -e 's#port: 8080#port: 8091#' -e 's#port: 8444#port: 8456#' \
-    -e 's#listen: 127.0.0.1:9180#listen: 127.0.0.1:9191#' -e 's#^  redis: { #  redis: { rate_batch: 16, #' \
-    -e "s#^  file: .*audit.log#  file: $WORK/c-audit.log#" \
-    -e "s#^  file: .*access.log#  file: $WORK/c-access.log#" "$CFG" >"$WORK/c.yaml"
+"$ROOT/demo/stack.sh" renumber "$CFG" "$WORK/c.yaml" "$WORK/c" - "$C_PORT" 8456 9191 8091 || exit 1
+sed -i 's#^  redis: { #  redis: { rate_batch: 16, #' "$WORK/c.yaml"
 "$BUILD_DIR/darvazad" -c "$WORK/c.yaml" >"$WORK/c.log" 2>&1 &
 OWN_PIDS+=("$!")
 b_ready() { [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 --cacert "$STATE_DIR/certs/root.pem" "$B_URL/readyz")" = 200 ]; }

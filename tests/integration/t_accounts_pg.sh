@@ -73,11 +73,8 @@ pwlogin "$GW_URL" "$R1" "$(person "$R1" password)" "$CODE"
 problem 401 bad_credentials "the same code again on the same instance -> 401 bad_credentials"
 
 # ---- a second gateway sharing the database -----------------------------------------
-mkdir -p "$WORK/b"
-sed -e "s#port: 8443#port: $B_PORT#" -e 's#port: 8080#port: 8090#' -e 's#port: 8444#port: 8454#' \
-    -e 's#listen: 127.0.0.1:9180#listen: 127.0.0.1:9190#' \
-    -e "s#^  file: .*audit.log#  file: $WORK/b/audit.log#" \
-    -e "s#^  file: .*access.log#  file: $WORK/b/access.log#" "$CFG" >"$WORK/b/darvaza.yaml"
+"$ROOT/demo/stack.sh" renumber "$CFG" "$WORK/b/darvaza.yaml" "$WORK/b" - "$B_PORT" 8454 9190 8090 ||
+    bail "cannot derive the second gateway's config"
 "$BUILD_DIR/darvazad" -c "$WORK/b/darvaza.yaml" >"$WORK/b/darvazad.log" 2>&1 &
 B_PID=$!
 OWN_PIDS+=("$B_PID")

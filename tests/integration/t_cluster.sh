@@ -4,21 +4,22 @@
 # across instances, logout seen everywhere within 100 ms, one TOTP replay
 # record, one lockout, a QR login answered on the other instance (the
 # waiting poll woken, not found by its once-a-second look), a mobile login
-# polled on the other instance, the same JWKS everywhere, kill -9 of an
+# polled on the other instance (both ways) and two polls of one login on
+# two instances (one asks the MSSP, the other is woken through Redis), the same JWKS everywhere, kill -9 of an
 # instance under load (its clients go on through haproxy, every 200 has its
 # audit line), Redis and PostgreSQL stopped and back (503 state_unavailable,
 # /readyz, recovery without a restart), one audit chain per instance.
 . "$(dirname "$0")/lib.sh"
 . "$LIB_DIR/cluster.sh"
 
-plan 52
+plan 62
 
 command -v haproxy >/dev/null || bail "haproxy is not installed"
 command -v redis-server >/dev/null || bail "redis-server is not installed"
 # No card or document world (not used here); argon2 at its floor: the
 # logins are what is tested, not the hash's cost.
 cluster_start CARDS=0 DOCUMENTS=0 PEOPLE_REGISTERED=7 \
-    CONFIG_SET="accounts.argon2_memory=8MiB accounts.argon2_iterations=1"
+    CONFIG_SET="accounts.argon2_memory=8MiB accounts.argon2_iterations=1 mobile.phone_rate=10"
 pass "the cluster started: PostgreSQL, Redis + replica + 3 sentinels, instances A and B, haproxy"
 mgmt_of A /readyz
 is "$STATUS" 200 "instance A is ready"
@@ -119,16 +120,73 @@ is "$(($(metric_of A darvaza_long_poll_wakeups_total) - ${WAKE0:-0}))" 1 \
 diag "poll answered $(((T_POLL - T_SCAN) / 1000000)) ms after the phone's answer"
 ok "the QR session works on instance B" sh -c "[ \"\$(curl --http2 -s -o /dev/null -w '%{http_code}' --cacert '$STATE_DIR/certs/root.pem' -H 'Authorization: Bearer $(jq -r .token "$WORK/qrpoll.json")' $B_URL/auth/session)\" = 200 ]"
 
-# ---- mobile: started on A, polled on B ------------------------------------------------
-on A gw_json POST /auth/mobile "$(jq -nc --arg p "$(person "$M" phone)" --arg f "$M" '{phone:$p, fin:$f}')" \
-    -H "Origin: $GW_ORIGIN"
-is "$STATUS" 202 "a mobile login started on instance A -> 202"
-MID=$(jb .id)
-for _ in 1 2 3; do
-    on B gw GET "/auth/mobile/$MID?wait=10"
-    [ "$STATUS" = 200 ] && [ "$(jb .state)" = pending ] || break
+# ---- mobile: the MSSP's answer shared through Redis ---------------------------------------
+# mob_start_on A|B: a mobile login of M started there; MID.
+mob_start_on() {
+    on "$1" gw_json POST /auth/mobile "$(jq -nc --arg p "$(person "$M" phone)" --arg f "$M" '{phone:$p, fin:$f}')" \
+        -H "Origin: $GW_ORIGIN"
+    MID=$(jb '.id // empty')
+}
+# session_on A|B TOKEN: the status of GET /auth/session there.
+session_on() {
+    on "$1" gw GET /auth/session -H "Authorization: Bearer $2"
+    echo "$STATUS"
+}
+for pair in "A B" "B A"; do
+    set -- $pair
+    mob_start_on "$1"
+    is "$STATUS" 202 "a mobile login started on instance $1 -> 202"
+    # One long poll (wait=20): "complete" from it means it answered before
+    # its wait ended (else it would say "pending"); the phone approves.
+    on "$2" gw GET "/auth/mobile/$MID?wait=20"
+    is "$STATUS $(jb .state) $(jb .fin)" "200 complete $M" \
+        "the browser's one long poll on instance $2 -> complete with the holder's session"
+    is "$(session_on "$1" "$(jb .token)")" 200 "that session works on instance $1"
 done
-is "$STATUS $(jb .state) $(jb .fin)" "200 complete $M" "polled on instance B -> complete, the holder's session"
+
+# Two polls of one login, one on each instance (a second tab, a retry through
+# haproxy): one holds the cluster's lease and asks the MSSP, the other waits
+# for the store's wake-up.  The phone takes 8 s to approve: far more than the
+# two polls need to reach their state (waited for below).
+PHONE_CTL=$(person "$M" phone_control)
+phone_delay() {
+    curl -sS --http2-prior-knowledge --max-time 10 -X POST -H 'content-type: application/json' \
+        --data-binary "{\"delay_ms\":$1}" "http://127.0.0.1:$PHONE_CTL/mode" >/dev/null
+}
+ok "M's phone now takes 8 s to approve" phone_delay 8000
+mob_start_on A
+is "$STATUS" 202 "a mobile login started on instance A -> 202"
+W0A=$(metric_of A darvaza_long_poll_wakeups_total)
+W0B=$(metric_of B darvaza_long_poll_wakeups_total)
+mpoll() { # mpoll A|B: a long poll there into mpoll.A|B.{json,status}
+    local url=$A_URL
+    [ "$1" = B ] && url=$B_URL
+    curl --http2 -sS --max-time 40 --cacert "$STATE_DIR/certs/root.pem" -o "$WORK/mpoll.$1.json" \
+        -w '%{http_code}' "$url/auth/mobile/$MID?wait=20" >"$WORK/mpoll.$1.status" 2>/dev/null
+}
+mpoll A &
+MPA=$!
+mpoll B &
+MPB=$!
+OWN_PIDS+=("$MPA" "$MPB")
+one_waits() { [ "$(($(metric_of A darvaza_long_polls_waiting) + $(metric_of B darvaza_long_polls_waiting)))" = 1 ]; }
+ok "of the two polls one asks the MSSP, the other waits on the store" wait_until 10 one_waits
+WAITER=A
+[ "$(metric_of B darvaza_long_polls_waiting)" = 1 ] && WAITER=B
+wait "$MPA" "$MPB"
+mres() { echo "$(cat "$WORK/mpoll.$1.status") $(jq -r '.state // .code' "$WORK/mpoll.$1.json")"; }
+is "$(printf '%s\n' "$(mres A)" "$(mres B)" | sort | tr '\n' ' ')" "200 complete 404 not_found " \
+    "the phone approves: one poll gets the session, the other learns at once that the login is finished"
+WINNER=A
+[ "$(mres B)" = "200 complete" ] && WINNER=B
+is "$(session_on "$WAITER" "$(jq -r '.token // empty' "$WORK/mpoll.$WINNER.json")")" 200 \
+    "the one session (from the poll on $WINNER) works on $WAITER"
+if [ "$WAITER" = A ]; then W1=$(metric_of A darvaza_long_poll_wakeups_total) W0=$W0A; else
+    W1=$(metric_of B darvaza_long_poll_wakeups_total) W0=$W0B; fi
+ok "the waiting poll on $WAITER was woken by the other instance's publish (wake-ups $W0 -> $W1)" \
+    test "$((W1 - ${W0:-0}))" -ge 1
+phone_delay 1500
+OWN_PIDS=()
 
 # ---- kill -9 of A under load through haproxy ---------------------------------------------
 # Four clients, each with its own session, one request after another through
