@@ -106,6 +106,7 @@ test("the page's long poll waits on one instance (its darvaza_long_polls_waiting
   check(page, "the page is open (previous case)");
   holder = await pollHolder(15000);
   check(holder, "exactly one instance holds the page's poll", holder);
+  console.log(`# the page's connection went to instance ${holder}; the phone goes to ${holder === "A" ? "B" : "A"}`);
 });
 
 test("the phone answers on the other instance directly; the page signs in by itself, woken through Redis", async () => {
