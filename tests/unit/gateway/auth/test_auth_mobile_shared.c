@@ -1,0 +1,262 @@
+/*
+ * test_auth_mobile_shared.c - the polls of a mobile login across instances
+ * (gateway/auth/auth_mobile.c, docs/mobile.md "Polls on several
+ * instances") on the request-layer harness, with the store's wake-ups
+ * handed to the worker (core/wake.c).  What another instance would do is
+ * done here straight in the store: hold the login's lease (mobwatch),
+ * write the MSSP's final answer (mobres) and publish.  The MSSP's URL goes
+ * nowhere (port 9): a poll that asked it would answer 502, so every answer
+ * below that is not a 502 came from the store.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "base/buf.h"
+#include "base/err.h"
+#include "core/wake.h"
+#include "harness/fake_gw.h"
+#include "harness/fake_pki.h"
+#include "state/store.h"
+
+#define FIN "5ABC123"
+#define PHONE "+994501234567"
+#define ID "AAAAAAAAAAAAAAAAAAAAAA" /* 22 characters, as the gateway's ids */
+
+/* The record auth_mobile.c keeps of a pending login (its fixed layout). */
+struct mob_rec {
+    char fin[8];
+    char phone[20];
+    unsigned char hash[32];
+    char mssp_id[64];
+};
+
+struct fx {
+    struct fake_gw *g;
+    struct fake_pki_ca mobile;
+};
+
+static void write_trust(const char *dir, void *arg)
+{
+    struct fx *f = arg;
+    char path[256];
+
+    snprintf(path, sizeof(path), "%s/mobile-chain.pem", dir);
+    fake_pki_ca_write(&f->mobile, path);
+    assert_int_equal(fake_gw_write_file(dir, "mssp.secret", "test-rp-secret\n", 0600), 0);
+}
+
+static int setup(void **state)
+{
+    struct fx *f = calloc(1, sizeof(*f));
+    struct fake_gw_opts o = {
+        .config_extra = "mobile:\n"
+                        "  mssp_url: http://127.0.0.1:9\n"
+                        "  rp_secret_file: @DIR@/mssp.secret\n"
+                        "  ca: @DIR@/mobile-chain.pem\n"
+                        "  revocation: none\n",
+        .prepare = write_trust,
+    };
+    struct mob_rec rec;
+
+    assert_non_null(f);
+    fake_pki_ca_init(&f->mobile, "Test Mobile Signature");
+    o.prepare_arg = f;
+    assert_int_equal(fake_gw_new(&o, &f->g), 0);
+    /* The daemon subscribes its workers to the store's wake-ups at start. */
+    f->g->gw.workers[0] = f->g->gww;
+    assert_int_equal(dz_wake_setup(&f->g->gw), 0);
+    /* A login started (on any instance): its record, as auth_mobile.c writes it. */
+    memset(&rec, 0, sizeof(rec));
+    memcpy(rec.fin, FIN, sizeof(FIN));
+    memcpy(rec.phone, PHONE, sizeof(PHONE));
+    snprintf(rec.mssp_id, sizeof(rec.mssp_id), "mssp-session-1");
+    assert_int_equal(
+        dz_store_put(f->g->gw.store, "mob", ID, strlen(ID), &rec, sizeof(rec), 60000, DZ_STORE_NX),
+        0);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fx *f = *state;
+    bool idle = fake_gw_free(f->g);
+
+    fake_pki_ca_cleanup(&f->mobile);
+    free(f);
+    assert_true(idle);
+    return 0;
+}
+
+static struct dz_req *poll_req(struct fx *f, const char *query)
+{
+    char path[96];
+
+    snprintf(path, sizeof(path), "/auth/mobile/%s%s", ID, query);
+    return fake_gw_req(f->g, "GET", path);
+}
+
+static void assert_problem(struct dz_req *r, int status, const char *code)
+{
+    char buf[64];
+
+    assert_int_equal(fake_req_status(r), status);
+    assert_string_equal(fake_req_problem_code(r, buf, sizeof(buf)), code);
+}
+
+static bool present(struct fx *f, const char *ns)
+{
+    struct dz_buf b;
+    int rc;
+
+    dz_buf_init(&b, 64 * 1024);
+    rc = dz_store_get(f->g->gw.store, ns, ID, strlen(ID), &b);
+    dz_buf_cleanup(&b);
+    return rc == 0;
+}
+
+/* What another instance's poll writes when the MSSP answers: the user
+ * refused (no certificate needed to finish). */
+static void share_refusal(struct fx *f)
+{
+    static const char answer[] = "{\"state\":\"COMPLETE\",\"result\":\"USER_CANCELLED\"}";
+
+    assert_int_equal(
+        dz_store_put(f->g->gw.store, "mobres", ID, strlen(ID), answer, strlen(answer), 60000, 0),
+        0);
+    dz_store_publish(f->g->gw.store, "mob", ID, strlen(ID));
+}
+
+static void assert_failed_cancelled(struct dz_req *r)
+{
+    json_t *j = fake_req_json(r);
+
+    assert_int_equal(fake_req_status(r), 200);
+    assert_string_equal(json_string_value(json_object_get(j, "state")), "failed");
+    assert_string_equal(json_string_value(json_object_get(j, "result")), "user_cancelled");
+    json_decref(j);
+}
+
+static bool waiting(void *arg)
+{
+    struct dz_req *r = arg;
+
+    return fake_req_refs(r) > 2; /* the wait holds the request */
+}
+
+/* Another instance holds the lease: this poll does not ask the MSSP, waits,
+ * and is woken by the shared answer; the login is then finished once. */
+static void test_woken_by_shared_answer(void **state)
+{
+    struct fx *f = *state;
+    unsigned long woken0 = dz_wake_delivered();
+    struct dz_req *poll;
+    struct dz_req *r;
+
+    assert_int_equal(
+        dz_store_put(f->g->gw.store, "mobwatch", ID, strlen(ID), "1", 1, 60000, DZ_STORE_NX), 0);
+    poll = poll_req(f, "?wait=20");
+    fake_gw_send(f->g, poll);
+    assert_true(fake_spin(f->g->w, waiting, poll, FAKE_GW_TIMEOUT_MS));
+    assert_false(fake_req_started(poll));
+
+    share_refusal(f);
+    assert_true(fake_spin_answer(f->g->w, poll, FAKE_GW_TIMEOUT_MS));
+    assert_failed_cancelled(poll);
+    assert_int_equal(dz_wake_delivered() - woken0, 1);
+    fake_req_free(poll);
+    /* Taken: the record and the shared answer are gone, a later poll is 404. */
+    assert_false(present(f, "mob"));
+    assert_false(present(f, "mobres"));
+    r = poll_req(f, "");
+    assert_true(fake_gw_roundtrip(f->g, r));
+    assert_problem(r, 404, "not_found");
+    fake_req_free(r);
+}
+
+/* The answer was shared before this poll came: it finishes at once. */
+static void test_answer_already_shared(void **state)
+{
+    struct fx *f = *state;
+    struct dz_req *r;
+
+    share_refusal(f);
+    r = poll_req(f, "");
+    assert_true(fake_gw_roundtrip(f->g, r));
+    assert_failed_cancelled(r);
+    fake_req_free(r);
+}
+
+/* The lease held elsewhere and nothing shared: the wait ends "pending",
+ * without asking the MSSP, and the other's lease stays. */
+static void test_lease_held_pending(void **state)
+{
+    struct fx *f = *state;
+    struct dz_req *r;
+    json_t *j;
+
+    assert_int_equal(
+        dz_store_put(f->g->gw.store, "mobwatch", ID, strlen(ID), "1", 1, 60000, DZ_STORE_NX), 0);
+    r = poll_req(f, "?wait=1");
+    assert_true(fake_gw_roundtrip(f->g, r));
+    assert_int_equal(fake_req_status(r), 200);
+    j = fake_req_json(r);
+    assert_string_equal(json_string_value(json_object_get(j, "state")), "pending");
+    json_decref(j);
+    fake_req_free(r);
+    assert_true(present(f, "mobwatch"));
+    assert_true(present(f, "mob"));
+}
+
+/* No lease: this poll takes it and asks the MSSP (here unreachable: 502);
+ * the lease is let go when its call ends, so another poll can ask. */
+static void test_lease_taken_and_released(void **state)
+{
+    struct fx *f = *state;
+    struct dz_req *r;
+
+    r = poll_req(f, "");
+    assert_true(fake_gw_roundtrip(f->g, r));
+    assert_problem(r, 502, "upstream_unavailable");
+    fake_req_free(r);
+    assert_false(present(f, "mobwatch"));
+    assert_true(present(f, "mob"));
+}
+
+/* The browser leaves while waiting: the wait lets go at once, takes nothing. */
+static void test_waiting_poll_reset(void **state)
+{
+    struct fx *f = *state;
+    struct dz_req *poll;
+
+    assert_int_equal(
+        dz_store_put(f->g->gw.store, "mobwatch", ID, strlen(ID), "1", 1, 60000, DZ_STORE_NX), 0);
+    poll = poll_req(f, "?wait=20");
+    fake_gw_send(f->g, poll);
+    assert_true(fake_spin(f->g->w, waiting, poll, FAKE_GW_TIMEOUT_MS));
+    fake_req_reset(poll);
+    assert_int_equal(fake_req_refs(poll), 1);
+    assert_true(fake_spin_idle(f->g->w, FAKE_GW_TIMEOUT_MS));
+    assert_int_equal(fake_req_status(poll), 0);
+    fake_req_free(poll);
+    assert_true(present(f, "mob"));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_woken_by_shared_answer, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_answer_already_shared, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lease_held_pending, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lease_taken_and_released, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_waiting_poll_reset, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
