@@ -172,6 +172,7 @@ walkthrough() {
  PostgreSQL  127.0.0.1:9140 (accounts; data $PG_DIR)
  peers       as make demo (registry :9101, MSSP :9103, ...); people: $STATE/people.json
  logs        $CLUSTER_DIR/logs/, $STATE/logs/; audit: $CLUSTER_DIR/a/ and $CLUSTER_DIR/b/
+             (access logs: $CLUSTER_DIR/a/logs/ and $CLUSTER_DIR/b/logs/)
 
 CA=$CA FIN=$FIN PASSWORD='$PASSWORD' SECRET=$SECRET
 A=https://localhost:8451 B=https://localhost:8452 LB=https://localhost:8443
