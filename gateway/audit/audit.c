@@ -22,6 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "audit/auditrec.h"
 #include "base/b64.h"
 #include "base/buf.h"
 #include "base/err.h"
@@ -34,7 +35,8 @@
 
 struct entry {
     struct entry *next;
-    json_t *rec;
+    json_t *rec;               /* one of the two: a jansson object */
+    struct dz_audit_rec *frec; /* or a record built without it (auditrec.h) */
     struct dz_worker *w;
     void (*done)(void *arg, int result);
     void *arg;
@@ -502,21 +504,19 @@ static bool record_ok(json_t *rec)
            !json_object_get(rec, "time") && !json_object_get(rec, "prev");
 }
 
-int dz_audit_append(struct dz_audit *a, json_t *record, struct dz_worker *w,
-                    void (*done)(void *arg, int result), void *arg)
+/* The record an entry carries is no longer needed. */
+static void drop_rec(struct entry *e)
 {
-    struct entry *e = NULL;
-    int rc = DZ_ERR_INVAL;
+    json_decref(e->rec);
+    e->rec = NULL;
+    dz_audit_rec_free(e->frec);
+    e->frec = NULL;
+}
 
-    if (!a || !done || !record || !record_ok(record))
-        goto out;
-    rc = DZ_ERR_NOMEM;
-    e = calloc(1, sizeof(*e));
-    if (!e)
-        goto out;
-    e->w = w;
-    e->done = done;
-    e->arg = arg;
+/* Queue e (its record set); on error e is left to the caller. */
+static int enqueue(struct dz_audit *a, struct entry *e)
+{
+    int rc;
 
     pthread_mutex_lock(&a->mu);
     if (a->closing || a->failed)
@@ -529,21 +529,71 @@ int dz_audit_append(struct dz_audit *a, json_t *record, struct dz_worker *w,
     else
         rc = 0;
     if (rc == 0) {
-        e->rec = record;
-        record = NULL;
         if (a->qtail)
             a->qtail->next = e;
         else
             a->qhead = e;
         a->qtail = e;
         a->qlen++;
-        e = NULL;
         pthread_cond_signal(&a->cv);
     }
     pthread_mutex_unlock(&a->mu);
+    return rc;
+}
+
+int dz_audit_append(struct dz_audit *a, json_t *record, struct dz_worker *w,
+                    void (*done)(void *arg, int result), void *arg)
+{
+    struct entry *e = NULL;
+    int rc = DZ_ERR_INVAL;
+
+    if (!a || !done || !record || !record_ok(record))
+        goto out;
+    rc = DZ_ERR_NOMEM;
+    e = calloc(1, sizeof(*e));
+    if (!e)
+        goto out;
+    *e = (struct entry){.rec = record, .w = w, .done = done, .arg = arg};
+    record = NULL;
+    rc = enqueue(a, e);
+    if (rc == 0)
+        e = NULL;
 out:
+    if (e)
+        drop_rec(e);
     free(e);
     json_decref(record);
+    return rc;
+}
+
+int dz_audit_append_rec(struct dz_audit *a, struct dz_audit_rec *record, struct dz_worker *w,
+                        void (*done)(void *arg, int result), void *arg)
+{
+    struct entry *e = NULL;
+    const char *type = dz_audit_rec_type(record);
+    int rc = DZ_ERR_INVAL;
+
+    /* The same rule as record_ok's for jansson records. */
+    if (!a || !done || !record || !type || strcmp(type, "head") == 0 ||
+        dz_audit_rec_has(record, "seq") || dz_audit_rec_has(record, "time") ||
+        dz_audit_rec_has(record, "prev"))
+        goto out;
+    if ((rc = dz_audit_rec_error(record)) != 0)
+        goto out;
+    rc = DZ_ERR_NOMEM;
+    e = calloc(1, sizeof(*e));
+    if (!e)
+        goto out;
+    *e = (struct entry){.frec = record, .w = w, .done = done, .arg = arg};
+    record = NULL;
+    rc = enqueue(a, e);
+    if (rc == 0)
+        e = NULL;
+out:
+    if (e)
+        drop_rec(e);
+    free(e);
+    dz_audit_rec_free(record);
     return rc;
 }
 
@@ -593,34 +643,64 @@ static void deliver(struct entry *batch)
     }
 }
 
-/* Serialise one record as the next line; advances seq/prev on success. */
-static int add_line(struct dz_audit *a, json_t *rec, struct dz_buf *out)
+/* The line of a jansson record with the chain members added: *line is
+ * malloc'd (the caller frees it). */
+static int json_line(struct dz_audit *a, json_t *rec, const char *when, const char *prev_hex,
+                     char **line)
 {
-    char when[96];
-    char prev_hex[65];
-    char *line = NULL;
-    size_t len;
-    int rc = DZ_ERR_NOMEM;
-
-    rfc3339_now(when, sizeof(when));
-    dz_hex(a->prev, 32, prev_hex);
     /* Every line names its instance: lines of several gateways merged for a
      * search still say whose chain each belongs to (verify checks it). */
     if (a->instance[0] && !json_object_get(rec, "instance") &&
         json_object_set_new(rec, "instance", json_string(a->instance)) != 0)
-        goto out;
+        return DZ_ERR_NOMEM;
     if (json_object_set_new(rec, "seq", json_integer((json_int_t)(a->seq + 1))) != 0 ||
         json_object_set_new(rec, "time", json_string(when)) != 0 ||
         json_object_set_new(rec, "prev", json_string(prev_hex)) != 0)
-        goto out;
+        return DZ_ERR_NOMEM;
     /* Sorted keys, compact, ASCII: one content, one byte string, no raw
      * newline can split a line. */
-    line = json_dumps(rec, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENSURE_ASCII);
-    if (!line) {
-        rc = DZ_ERR_INVAL;
-        goto out;
+    *line = json_dumps(rec, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENSURE_ASCII);
+    return *line ? 0 : DZ_ERR_INVAL;
+}
+
+/* The same for a record built without jansson, written into scratch (whose
+ * bound is DZ_AUDIT_LINE_MAX: a longer line is DZ_ERR_TOOBIG). */
+static int rec_line(struct dz_audit *a, struct dz_audit_rec *rec, const char *when,
+                    const char *prev_hex, struct dz_buf *scratch)
+{
+    if (a->instance[0] && !dz_audit_rec_has(rec, "instance"))
+        dz_audit_rec_str(rec, "instance", a->instance);
+    dz_audit_rec_int(rec, "seq", (long long)(a->seq + 1));
+    dz_audit_rec_str(rec, "time", when);
+    dz_audit_rec_str(rec, "prev", prev_hex);
+    dz_buf_reset(scratch);
+    return dz_audit_rec_write(rec, scratch);
+}
+
+/* Serialise one entry's record as the next line; advances seq/prev on
+ * success.  scratch: the batch's buffer for lines built without jansson. */
+static int add_line(struct dz_audit *a, struct entry *e, struct dz_buf *scratch, struct dz_buf *out)
+{
+    char when[96];
+    char prev_hex[65];
+    char *owned = NULL;
+    const char *line;
+    size_t len;
+    int rc;
+
+    rfc3339_now(when, sizeof(when));
+    dz_hex(a->prev, 32, prev_hex);
+    if (e->frec) {
+        rc = rec_line(a, e->frec, when, prev_hex, scratch);
+        line = scratch->data;
+        len = scratch->len;
+    } else {
+        rc = json_line(a, e->rec, when, prev_hex, &owned);
+        line = owned;
+        len = owned ? strlen(owned) : 0;
     }
-    len = strlen(line);
+    if (rc != 0)
+        goto out;
     if (len > DZ_AUDIT_LINE_MAX) {
         rc = DZ_ERR_TOOBIG;
         goto out;
@@ -635,8 +715,16 @@ static int add_line(struct dz_audit *a, json_t *rec, struct dz_buf *out)
      * audit_verify.c hashes; seq moves only once the line is in out. */
     dz_sha256(line, len, a->prev);
 out:
-    free(line);
+    free(owned);
     return rc;
+}
+
+/* add_line for the writer's own jansson records (the caller keeps rec). */
+static int add_json_line(struct dz_audit *a, json_t *rec, struct dz_buf *out)
+{
+    struct entry e = {.rec = rec};
+
+    return add_line(a, &e, NULL, out);
 }
 
 /* Append a segment header as the next line: the first line of every segment
@@ -653,7 +741,7 @@ static int add_segment_header(struct dz_audit *a, const char *prev_file, struct 
         goto out;
     if (prev_file && json_object_set_new(rec, "prev_file", json_string(prev_file)) != 0)
         goto out;
-    rc = add_line(a, rec, out);
+    rc = add_json_line(a, rec, out);
 out:
     json_decref(rec);
     return rc;
@@ -684,7 +772,7 @@ static int add_head(struct dz_audit *a, head_sign_fn sign, void *sign_arg, const
                     sig_b64);
     if (!rec)
         goto out;
-    rc = add_line(a, rec, out);
+    rc = add_json_line(a, rec, out);
 out:
     json_decref(rec);
     return rc;
@@ -771,6 +859,7 @@ static void commit(struct dz_audit *a, struct entry *batch, size_t n, bool want_
                    head_sign_fn sign, void *sign_arg, const char *kid)
 {
     struct dz_buf buf;
+    struct dz_buf scratch;
     uint64_t seq0 = a->seq;
     unsigned char prev0[32];
     size_t lines = 0;
@@ -786,6 +875,7 @@ static void commit(struct dz_audit *a, struct entry *batch, size_t n, bool want_
      * never refuses; only a record over DZ_AUDIT_LINE_MAX is refused, alone,
      * and the chain goes on without it. */
     dz_buf_init(&buf, (n + 2) * ((size_t)DZ_AUDIT_LINE_MAX + 1));
+    dz_buf_init(&scratch, DZ_AUDIT_LINE_MAX);
     /* A new history starts with a header naming its instance, so archived
      * segments of several gateways can be told apart from the first line. */
     if (a->seq == 0 && a->instance[0] && n > 0) {
@@ -793,9 +883,8 @@ static void commit(struct dz_audit *a, struct entry *batch, size_t n, bool want_
     }
     for (struct entry *e = batch; e && rc == 0; e = e->next) {
         size_t mark = buf.len;
-        e->result = add_line(a, e->rec, &buf);
-        json_decref(e->rec);
-        e->rec = NULL;
+        e->result = add_line(a, e, &scratch, &buf);
+        drop_rec(e);
         if (e->result != 0 && buf.len < mark)
             rc = e->result; /* dz_buf freed itself: earlier lines are lost too */
         else if (e->result == 0)
@@ -819,8 +908,7 @@ static void commit(struct dz_audit *a, struct entry *batch, size_t n, bool want_
         a->seq = seq0;
         memcpy(a->prev, prev0, 32);
         for (struct entry *e = batch; e; e = e->next) {
-            json_decref(e->rec);
-            e->rec = NULL;
+            drop_rec(e);
             if (e->result == 0)
                 e->result = rc;
         }
@@ -850,6 +938,7 @@ static void commit(struct dz_audit *a, struct entry *batch, size_t n, bool want_
     if (obs_data || obs_sign)
         observe(a, seq0 + 1, obs_data ? &buf : NULL, 0, obs_sign ? sign : NULL, sign_arg, kid);
     dz_buf_cleanup(&buf);
+    dz_buf_cleanup(&scratch);
 }
 
 /* ---------------------------------------------------------- rotation --- */
@@ -1048,8 +1137,7 @@ static void release_retired(struct retired *r)
 static void fail_batch(struct entry *batch)
 {
     for (struct entry *e = batch; e; e = e->next) {
-        json_decref(e->rec);
-        e->rec = NULL;
+        drop_rec(e);
         e->result = DZ_ERR_IO;
     }
 }

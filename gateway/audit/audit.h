@@ -183,6 +183,16 @@ void dz_audit_request_head(struct dz_audit *a);
 int dz_audit_append(struct dz_audit *a, json_t *record, struct dz_worker *w,
                     void (*done)(void *arg, int result), void *arg);
 
+/*
+ * The same for a record built without jansson (audit/auditrec.h), consumed
+ * in every case; the writer adds the same chain members and writes the same
+ * bytes as for the jansson object with the same members.  A record whose
+ * builder met an error is refused with that error (done is not called).
+ */
+struct dz_audit_rec;
+int dz_audit_append_rec(struct dz_audit *a, struct dz_audit_rec *record, struct dz_worker *w,
+                        void (*done)(void *arg, int result), void *arg);
+
 /* Records queued and not yet written (approximate); usable as a gauge
  * callback (arg is the struct dz_audit).  Any thread. */
 uint64_t dz_audit_gauge_queued(void *audit);

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "audit/audit.h"
+#include "audit/auditrec.h"
 #include "base/err.h"
 #include "base/log.h"
 #include "http/httpc.h"
@@ -112,6 +113,29 @@ void dz_gw_audit(struct dz_rctx *c, json_t *record,
     *op = (struct audit_op){c, then, arg};
     dz_rctx_hold(c);
     rc = dz_audit_append(c->gw->audit, record, c->gw_worker->worker, audit_done, op);
+    if (rc != 0) {
+        dz_rctx_release(c);
+        free(op);
+        then(c, rc, arg);
+    }
+}
+
+void dz_gw_audit_rec(struct dz_rctx *c, struct dz_audit_rec *record,
+                     void (*then)(struct dz_rctx *c, int rc, void *arg), void *arg)
+{
+    struct audit_op *op = malloc(sizeof(*op));
+    int rc;
+
+    if (!record || !op) {
+        dz_audit_rec_free(record);
+        free(op);
+        then(c, DZ_ERR_NOMEM, arg);
+        return;
+    }
+    dz_audit_rec_opt_str(record, "rid", c->rid);
+    *op = (struct audit_op){c, then, arg};
+    dz_rctx_hold(c);
+    rc = dz_audit_append_rec(c->gw->audit, record, c->gw_worker->worker, audit_done, op);
     if (rc != 0) {
         dz_rctx_release(c);
         free(op);

@@ -25,6 +25,13 @@ int dz_gw_blocking(struct dz_rctx *c, void (*work)(void *arg),
 void dz_gw_audit(struct dz_rctx *c, json_t *record,
                  void (*then)(struct dz_rctx *c, int rc, void *arg), void *arg);
 
+/* The same for a record built without jansson (audit/auditrec.h), for the
+ * lines written for every request; a record that met an error is refused
+ * with it (then() gets it). */
+struct dz_audit_rec;
+void dz_gw_audit_rec(struct dz_rctx *c, struct dz_audit_rec *record,
+                     void (*then)(struct dz_rctx *c, int rc, void *arg), void *arg);
+
 /* Sign an assertion with the generation's active key; then(c, rc, token,
  * arg) receives a malloc'd token (the callee frees it).  The pointers in in
  * must stay valid until then runs (they normally point into c). */

@@ -22,6 +22,7 @@
 
 #include <ev.h>
 
+#include "audit/auditrec.h"
 #include "base/b64.h"
 #include "base/buf.h"
 #include "base/err.h"
@@ -438,13 +439,18 @@ static void outcome_written(struct dz_rctx *c, int rc, void *arg)
  * with sent false, was not after all). */
 static void audit_outcome(struct dz_rctx *c, struct fwd *f, const char *result)
 {
-    json_t *rec = json_pack("{s:s, s:s, s:s, s:i, s:I, s:b}", "type", "forward_result", "service",
-                            f->svc->name, "result", result, "status", f->status, "bytes",
-                            (json_int_t)f->bytes, "sent", f->sent);
+    /* Built without jansson (audit/auditrec.h): these two lines are written
+     * for every forwarded request. */
+    struct dz_audit_rec *rec = dz_audit_rec_new("forward_result");
 
-    if (rec && f->jti[0])
-        json_object_set_new(rec, "jti", json_string(f->jti));
-    dz_gw_audit(c, rec, outcome_written, NULL);
+    dz_audit_rec_str(rec, "service", f->svc->name);
+    dz_audit_rec_str(rec, "result", result);
+    dz_audit_rec_int(rec, "status", f->status);
+    dz_audit_rec_int(rec, "bytes", (long long)f->bytes);
+    dz_audit_rec_bool(rec, "sent", f->sent);
+    if (f->jti[0])
+        dz_audit_rec_opt_str(rec, "jti", f->jti);
+    dz_gw_audit_rec(c, rec, outcome_written, NULL);
 }
 
 static void start_transfer(struct dz_rctx *c, struct fwd *f);
@@ -477,37 +483,40 @@ static void sent_then(struct dz_rctx *c, int rc, void *arg)
  * who, what, the body's digest and the assertion's jti. */
 static void audit_sent(struct dz_rctx *c, struct fwd *f)
 {
-    json_t *rec =
-        json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "type", "forward", "phase", "sent",
-                  "decision", "allow", "service", f->svc->name, "route", c->route ? c->route : "",
-                  "method", dz_req_method(c->req), "path", dz_req_path(c->req));
+    struct dz_audit_rec *rec = dz_audit_rec_new("forward");
 
-    if (rec && c->has_session) {
-        json_object_set_new(rec, "fin", json_string(c->session.fin));
-        json_object_set_new(rec, "means", json_string(c->session.method));
-        json_object_set_new(rec, "sid", json_string(f->sid));
+    dz_audit_rec_str(rec, "phase", "sent");
+    dz_audit_rec_str(rec, "decision", "allow");
+    dz_audit_rec_str(rec, "service", f->svc->name);
+    dz_audit_rec_str(rec, "route", c->route ? c->route : "");
+    dz_audit_rec_str(rec, "method", dz_req_method(c->req));
+    dz_audit_rec_str(rec, "path", dz_req_path(c->req));
+    if (c->has_session) {
+        dz_audit_rec_opt_str(rec, "fin", c->session.fin);
+        dz_audit_rec_opt_str(rec, "means", c->session.method);
+        dz_audit_rec_opt_str(rec, "sid", f->sid);
     }
-    if (rec && f->target[0])
-        json_object_set_new(rec, "tgt", json_string(f->target));
-    if (rec && f->purpose)
-        json_object_set_new(rec, "pur", json_string(f->purpose));
-    if (rec && f->jti[0])
-        json_object_set_new(rec, "jti", json_string(f->jti));
+    if (f->target[0])
+        dz_audit_rec_opt_str(rec, "tgt", f->target);
+    if (f->purpose)
+        dz_audit_rec_opt_str(rec, "pur", f->purpose);
+    if (f->jti[0])
+        dz_audit_rec_opt_str(rec, "jti", f->jti);
     /* Who, in which role, saw which fields: what the person reads in their
      * access list (docs/transparency.md). */
-    if (rec && c->has_session && c->session.role[0])
-        json_object_set_new(rec, "role", json_string(c->session.role));
-    if (rec && f->release[0])
-        json_object_set_new(rec, "rel", json_string(f->release));
-    if (rec && f->in.body_len) {
+    if (c->has_session && c->session.role[0])
+        dz_audit_rec_opt_str(rec, "role", c->session.role);
+    if (f->release[0])
+        dz_audit_rec_opt_str(rec, "rel", f->release);
+    if (f->in.body_len) {
         unsigned char d[32];
         char b[48];
         dz_sha256(f->in.body, f->in.body_len, d);
         dz_b64_encode_to(d, sizeof(d), true, b);
-        json_object_set_new(rec, "bdy", json_string(b));
+        dz_audit_rec_opt_str(rec, "bdy", b);
     }
     f->audit_pending = true;
-    dz_gw_audit(c, rec, sent_then, f);
+    dz_gw_audit_rec(c, rec, sent_then, f);
 }
 
 static void on_head(void *arg, int status, const struct dz_hdr *h, size_t n)

@@ -116,6 +116,34 @@ const char *dz_buf_cstr(const struct dz_buf *b)
     return b->data ? b->data : "";
 }
 
+int dz_buf_reserve(struct dz_buf *b, size_t n)
+{
+    char *nd;
+
+    if (n > b->max) {
+        dz_buf_cleanup(b);
+        return DZ_ERR_TOOBIG;
+    }
+    if (n + 1 <= b->cap)
+        return 0;
+    nd = malloc(n + 1);
+    if (!nd) {
+        dz_buf_cleanup(b);
+        return DZ_ERR_NOMEM;
+    }
+    /* Wiped before it goes, as in dz_buf_append. */
+    if (b->data) {
+        memcpy(nd, b->data, b->len + 1);
+        dz_secret_wipe(b->data, b->cap);
+        free(b->data);
+    } else {
+        nd[0] = '\0';
+    }
+    b->data = nd;
+    b->cap = n + 1;
+    return 0;
+}
+
 void dz_buf_reset(struct dz_buf *b)
 {
     b->len = 0;

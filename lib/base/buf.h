@@ -34,6 +34,11 @@ DZ_MUST_CHECK int dz_buf_appendf(struct dz_buf *b, const char *fmt, ...)
 DZ_MUST_CHECK int dz_buf_vappendf(struct dz_buf *b, const char *fmt, va_list ap)
     __attribute__((format(printf, 2, 0)));
 
+/* Make room for n bytes in all (not more than max) without changing the
+ * contents, so a buffer whose size is known grows once.  Returns 0,
+ * DZ_ERR_TOOBIG or DZ_ERR_NOMEM (and, like an append, frees on error). */
+DZ_MUST_CHECK int dz_buf_reserve(struct dz_buf *b, size_t n);
+
 /* The contents as a C string: "" for an empty buffer, never NULL. */
 const char *dz_buf_cstr(const struct dz_buf *b);
 

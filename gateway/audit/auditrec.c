@@ -1,0 +1,203 @@
+/*
+ * auditrec.c - audit records encoded member by member and written in key
+ * order (see auditrec.h).  Each value is encoded once, when it is set, into
+ * one buffer; writing the line is then a sort of a few keys and copies.
+ */
+#include "audit/auditrec.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/err.h"
+#include "base/jsonout.h"
+
+#include "base/compat.h"
+
+#define MEMBERS_MAX 32 /* the forwarding lines have at most 17 with the chain's */
+
+struct member {
+    const char *key;
+    size_t off; /* the encoded value in vals */
+    size_t len;
+};
+
+struct dz_audit_rec {
+    struct member m[MEMBERS_MAX];
+    size_t n;
+    int err;
+    struct dz_buf vals;
+    const char *type;
+};
+
+static bool key_ok(const char *key)
+{
+    if (!key || !*key)
+        return false;
+    for (const char *p = key; *p; p++)
+        if (*p < 0x20 || *p > 0x7e || *p == '"' || *p == '\\')
+            return false;
+    return true;
+}
+
+static void fail(struct dz_audit_rec *r, int rc)
+{
+    if (r->err == 0)
+        r->err = rc;
+}
+
+/* Record the value just appended to vals (from off) under key. */
+static void set(struct dz_audit_rec *r, const char *key, size_t off)
+{
+    size_t i = 0;
+
+    while (i < r->n && strcmp(r->m[i].key, key) != 0)
+        i++;
+    if (i == r->n) {
+        if (r->n == MEMBERS_MAX) {
+            fail(r, DZ_ERR_TOOBIG);
+            return;
+        }
+        r->n++;
+    }
+    r->m[i] = (struct member){key, off, r->vals.len - off};
+}
+
+/* The start of a member's value, or false when the record is already bad
+ * or the key is. */
+static bool begin(struct dz_audit_rec *r, const char *key, size_t *off)
+{
+    if (!r || r->err)
+        return false;
+    if (!key_ok(key)) {
+        fail(r, DZ_ERR_INVAL);
+        return false;
+    }
+    *off = r->vals.len;
+    return true;
+}
+
+static void put_str(struct dz_audit_rec *r, const char *key, const char *v, bool required)
+{
+    size_t off, n;
+    int rc;
+
+    if (!begin(r, key, &off))
+        return;
+    if (!v || !dz_json_utf8_valid(v, n = strlen(v))) {
+        if (required)
+            fail(r, DZ_ERR_INVAL);
+        return;
+    }
+    if ((rc = dz_json_put_string(&r->vals, v, n)) != 0)
+        fail(r, rc);
+    else
+        set(r, key, off);
+}
+
+void dz_audit_rec_str(struct dz_audit_rec *r, const char *key, const char *v)
+{
+    put_str(r, key, v, true);
+}
+
+void dz_audit_rec_opt_str(struct dz_audit_rec *r, const char *key, const char *v)
+{
+    put_str(r, key, v, false);
+}
+
+static void put_raw(struct dz_audit_rec *r, const char *key, const char *text, size_t n)
+{
+    size_t off;
+    int rc;
+
+    if (!begin(r, key, &off))
+        return;
+    if ((rc = dz_buf_append(&r->vals, text, n)) != 0)
+        fail(r, rc);
+    else
+        set(r, key, off);
+}
+
+void dz_audit_rec_int(struct dz_audit_rec *r, const char *key, long long v)
+{
+    char digits[32];
+    int n = snprintf(digits, sizeof(digits), "%lld", v);
+
+    put_raw(r, key, digits, (size_t)n);
+}
+
+void dz_audit_rec_bool(struct dz_audit_rec *r, const char *key, bool v)
+{
+    put_raw(r, key, v ? "true" : "false", v ? 4 : 5);
+}
+
+struct dz_audit_rec *dz_audit_rec_new(const char *type)
+{
+    struct dz_audit_rec *r = calloc(1, sizeof(*r));
+
+    if (!r)
+        return NULL;
+    /* The values of one record are bounded by what one line may hold. */
+    dz_buf_init(&r->vals, DZ_AUDITREC_VALUES_MAX);
+    /* One allocation for the values of a usual forwarding line. */
+    if (dz_buf_reserve(&r->vals, 1024) != 0) {
+        free(r);
+        return NULL;
+    }
+    r->type = type;
+    dz_audit_rec_str(r, "type", type);
+    return r;
+}
+
+void dz_audit_rec_free(struct dz_audit_rec *r)
+{
+    if (!r)
+        return;
+    dz_buf_cleanup(&r->vals);
+    free(r);
+}
+
+bool dz_audit_rec_has(const struct dz_audit_rec *r, const char *key)
+{
+    for (size_t i = 0; r && i < r->n; i++)
+        if (strcmp(r->m[i].key, key) == 0)
+            return true;
+    return false;
+}
+
+int dz_audit_rec_error(const struct dz_audit_rec *r)
+{
+    return r ? r->err : DZ_ERR_INVAL;
+}
+
+const char *dz_audit_rec_type(const struct dz_audit_rec *r)
+{
+    return r ? r->type : NULL;
+}
+
+int dz_audit_rec_write(struct dz_audit_rec *r, struct dz_buf *out)
+{
+    int rc;
+
+    if (r->err)
+        return r->err;
+    /* Insertion sort by strcmp, the order of jansson's JSON_SORT_KEYS (it
+     * compares the keys' bytes, the shorter first on a common prefix). */
+    for (size_t i = 1; i < r->n; i++) {
+        struct member m = r->m[i];
+        size_t j = i;
+        while (j > 0 && strcmp(r->m[j - 1].key, m.key) > 0) {
+            r->m[j] = r->m[j - 1];
+            j--;
+        }
+        r->m[j] = m;
+    }
+    for (size_t i = 0; i < r->n; i++) {
+        if ((rc = dz_buf_append(out, i ? ",\"" : "{\"", 2)) != 0 ||
+            (rc = dz_buf_append_str(out, r->m[i].key)) != 0 ||
+            (rc = dz_buf_append(out, "\":", 2)) != 0 ||
+            (rc = dz_buf_append(out, r->vals.data + r->m[i].off, r->m[i].len)) != 0)
+            return rc;
+    }
+    return dz_buf_append(out, r->n ? "}" : "{}", r->n ? 1 : 2);
+}
