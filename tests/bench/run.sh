@@ -12,6 +12,9 @@
 #       (assertion: { signing: batch }, docs/assertions.md)
 #   (c') the same darvaza with its ephemeral store in Redis and its accounts in
 #       PostgreSQL (tests/bench/cprime.sh)            https://localhost:8453
+#   (d) Apache httpd + mod_auth_openidc, its session  https://127.0.0.1:9445
+#       from darvaza's OpenID Connect provider, claims forwarded as headers
+#       (tests/bench/apache.sh; skipped when apache2 or the module is missing)
 # measured with h2load (BENCH_N requests, BENCH_C connections x BENCH_M streams,
 # one warm-up round, BENCH_ROUNDS rounds interleaved a,b,c; the median round by
 # req/s is reported with its p50/p99 latency from h2load's per-request log).
@@ -40,11 +43,17 @@ NGX="$OUT/nginx"
 rm -rf "$NGX" "$OUT/stack" "$OUT/rounds"
 mkdir -p "$NGX/tmp" "$OUT/rounds"
 export DZ_STATE_DIR="$OUT/stack"
-EXTRA_POLICIES="$HERE/policies"
 BUILD_DIR=${BUILD_DIR:-build}
 # The integration library gives the stack, login and cleanup helpers.
 . "$ROOT/tests/integration/lib.sh"
 cd "$ROOT" || exit 2
+# The bench's policies, and the client policy of (d)'s relying party.
+EXTRA_POLICIES="$OUT/policies"
+rm -rf "$EXTRA_POLICIES"
+mkdir -p "$EXTRA_POLICIES"
+cp "$HERE"/policies/*.yaml "$EXTRA_POLICIES/"
+. "$HERE/apache.sh"
+apache_policy "$EXTRA_POLICIES"
 
 log() { printf '%s\n' "$*" >&2; }
 die() { log "bench: $*"; exit 1; }
@@ -129,6 +138,25 @@ if [ "$CP" = 1 ]; then
     [ "$STATUS $BODY" = '200 {"ok":true}' ] || { log "(c') answers $STATUS $BODY: setup (c') skipped"; CP=0; }
 fi
 
+# ---- (d): Apache httpd + mod_auth_openidc -------------------------------------------------
+if [ "$GW" = 1 ]; then
+    log "starting (d): Apache httpd + mod_auth_openidc on $D_URL ..."
+    apache_start
+fi
+if [ "$D" = 1 ]; then
+    apache_login "$TOKEN"
+    [ -n "$D_COOKIE" ] || D=0
+fi
+if [ "$D" = 1 ]; then
+    [ "$(code -H "cookie: mod_auth_openidc_session=$D_COOKIE" "$D_URL/api/static/ping")" = 200 ] ||
+        { log "(d) with its session does not answer 200: setup (d) skipped"; D=0; }
+    [ "$(code "$D_URL/api/static/ping")" = 302 ] ||
+        { log "(d) without a session does not send to the provider: setup (d) skipped"; D=0; }
+    # The claims reach the back end as headers (the static back end echoes one).
+    got=$(curl -sk --max-time 5 -H "cookie: mod_auth_openidc_session=$D_COOKIE" "$D_URL/api/static/claims")
+    [ "$got" = "{\"fin\":\"$A\"}" ] || { log "(d) forwarded no fin claim to the back end ($got): setup (d) skipped"; D=0; }
+fi
+
 # ---- memory per idle HTTP/2 connection (before any load, so freed memory is not reused) ---------
 rss_kb() { local t=0 p; for p in "$@"; do t=$((t + $(awk '/^VmRSS:/ {print $2}' "/proc/$p/status" 2>/dev/null || echo 0))); done; echo "$t"; }
 idle_cost() { # idle_cost PORT PID... -> "bytes_per_conn opened"
@@ -159,12 +187,14 @@ log "idle HTTP/2 connection: nginx $IDLE_NGX B ($IDLE_NGX_N conns), darvaza $IDL
 # ---- h2load rounds ---------------------------------------------------------------------------
 url_of() { case $1 in a) echo https://127.0.0.1:9443/api/static/ping ;; b) echo https://127.0.0.1:9444/api/static/ping ;;
     c) echo "$GW_URL/api/static/ping" ;; cb) echo "$GW_URL/api/static-batch/ping" ;;
-    c2) echo "$CP_URL/api/static/ping" ;; esac; }
+    c2) echo "$CP_URL/api/static/ping" ;; d) echo "$D_URL/api/static/ping" ;; esac; }
 auth_of() { case $1 in c | cb) echo "authorization: Bearer $TOKEN" ;; c2) echo "authorization: Bearer $CP_TOKEN" ;;
+    d) echo "cookie: mod_auth_openidc_session=$D_COOKIE" ;;
     *) echo "authorization: Bearer bench-token" ;; esac; }
 SETUPS="a b"
 [ "$GW" = 1 ] && SETUPS="a b c cb"
 [ "$CP" = 1 ] && SETUPS="$SETUPS c2"
+[ "$D" = 1 ] && SETUPS="$SETUPS d"
 gw_ticks() { awk '{print $14 + $15}' "/proc/$GW_PID/stat" 2>/dev/null || echo 0; }
 # Redis commands per forwarded request of (c'): INFO commandstats around
 # all of (c')'s rounds (warm-up included), over the requests they sent.
@@ -336,7 +366,8 @@ fi
         case $s in a) name="(a) nginx reverse proxy" ;; b) name="(b) nginx + auth_request (HTTP auth service)" ;;
             c) name="(c) darvaza (session, policy, signed assertion, audit line)" ;;
             cb) name="(c batch) darvaza, assertions batch-signed" ;;
-            c2) name="(c') darvaza, store in Redis, accounts in PostgreSQL" ;; esac
+            c2) name="(c') darvaza, store in Redis, accounts in PostgreSQL" ;;
+            d) name="(d) Apache httpd + mod_auth_openidc (session from darvaza's OIDC provider)" ;; esac
         echo "| $name | ${RPS[$s]} | ${P50[$s]} | ${P99[$s]} | ${OK[$s]} | ${CPU[$s]} |"
     done
     [ "$GW" = 1 ] || echo "| (c) darvaza | not run: the gateway or the stack is missing | | | | |"
@@ -346,6 +377,12 @@ fi
         echo "batch-signed: (c batch)/(c) = $(ratio "${RPS[cb]}" "${RPS[c]}"), (c batch)/a = $(ratio "${RPS[cb]}" "${RPS[a]}"),"
         echo "(c batch)/b = $(ratio "${RPS[cb]}" "${RPS[b]}").  Targets (issue 16): c >= 1.2 a and c >= 2 b:"
         echo "$(awk -v c="${RPS[c]}" -v a="${RPS[a]}" -v b="${RPS[b]}" 'BEGIN { print ((c >= 1.2 * a) ? "met" : "not met") " and " ((c >= 2 * b) ? "met" : "not met") }')."
+        if [ "$D" = 1 ]; then
+            echo "Against Apache httpd + mod_auth_openidc: c/d = $(ratio "${RPS[c]}" "${RPS[d]}"),"
+            echo "(c batch)/d = $(ratio "${RPS[cb]}" "${RPS[d]}"), d/a = $(ratio "${RPS[d]}" "${RPS[a]}")."
+        else
+            echo "(d) Apache httpd + mod_auth_openidc not run (see the log above)."
+        fi
         echo
         if [ -n "${BENCH_PERF:-}" ]; then
             for s in c cb; do
