@@ -256,7 +256,7 @@ static void test_refusals(void **state)
 
     /* More members than a record holds. */
     r = dz_audit_rec_new("forward");
-    static char keys[40][8];
+    static char keys[40][16];
     for (int i = 0; i < 40; i++) {
         snprintf(keys[i], sizeof(keys[i]), "k%02d", i);
         dz_audit_rec_int(r, keys[i], i);
