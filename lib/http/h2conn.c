@@ -218,6 +218,7 @@ void dz_h2conn_flush(struct dz_h2conn *c)
             }
             if (n == 0)
                 break;
+            c->arena.framebuf_used = true;
             if (out_append(c, data, (size_t)n) != 0) {
                 fatal = true;
                 break;
@@ -250,6 +251,10 @@ void dz_h2conn_flush(struct dz_h2conn *c)
             ev_io_start(c->w->loop, &c->wio);
         else if (!c->tls_read_wants_write)
             ev_io_stop(c->w->loop, &c->wio);
+        /* Idle: nothing to send, no stream; the frame buffer's pages go
+         * back (memory per idle connection, docs/performance.md). */
+        if (!want_write && c->nstreams == 0)
+            dz_h2_arena_idle(&c->arena);
     }
     if (c->out_len - c->out_off < DZ_H2_OUT_HIGH)
         resume_read(c);
@@ -494,8 +499,10 @@ int dz_h2conn_new(struct dz_worker *w, const struct dz_listener *l, int fd, SSL 
     c = calloc(1, sizeof(*c));
     if (!c)
         goto out;
-    if (nghttp2_session_server_new3(&c->ngh, w->h->h2cb, c, w->h->h2opt, dz_h2_mem()) != 0)
+    dz_h2_arena_init(&c->arena);
+    if (nghttp2_session_server_new3(&c->ngh, w->h->h2cb, c, w->h->h2opt, &c->arena.mem) != 0)
         goto out;
+    dz_h2_arena_mark_framebuf(&c->arena);
     win = lim->max_body_bytes < NGHTTP2_INITIAL_WINDOW_SIZE ? NGHTTP2_INITIAL_WINDOW_SIZE
           : lim->max_body_bytes > DZ_H2_STREAM_WINDOW       ? DZ_H2_STREAM_WINDOW
                                                             : (uint32_t)lim->max_body_bytes;

@@ -340,7 +340,10 @@ int dz_h2_callbacks_new(nghttp2_session_callbacks **out)
  * mapped pages of their own (H2_MAP_MIN): only the pages nghttp2 touches
  * are resident, and they go back to the kernel when the session ends (which
  * zeroes them before anyone else gets them, so no wipe is needed).  Each
- * block carries a small header with its length and kind. */
+ * block carries a small header with its length and kind.  The sessions of
+ * connections use the arena below, which does better (no header on the
+ * mapped blocks, the frame buffer given back while idle); dz_h2_mem is its
+ * fallback. */
 #define H2_MAP_MIN (12 * 1024)
 struct h2_block {
     size_t len; /* bytes asked for, after this header */
@@ -422,6 +425,126 @@ nghttp2_mem *dz_h2_mem(void)
     /* nghttp2 copies it into each session; never written. */
     static nghttp2_mem mem = {NULL, h2_malloc, h2_free, h2_calloc, h2_realloc};
     return &mem;
+}
+
+/* A session's own blocks.  Blocks of a page or more go to the arena's
+ * slots: mapped without a header (the header would make the first page
+ * resident), so a calloc'd table nghttp2 has not written yet (the 4 KB
+ * stream map of a connection that never opened a stream) costs no memory,
+ * and the frame buffer can be given back while idle.  When the slots are
+ * full, the blocks of dz_h2_mem. */
+#define ARENA_MIN 4096
+
+/* The slot holding p, or with p NULL a free one; -1 when there is none. */
+static int arena_find(const struct dz_h2_arena *a, const void *p)
+{
+    for (int i = 0; i < DZ_H2_ARENA_SLOTS; i++)
+        if (a->slot[i].p == p)
+            return i;
+    return -1;
+}
+
+static void *arena_alloc(struct dz_h2_arena *a, size_t n, bool zero)
+{
+    int i = n >= ARENA_MIN ? arena_find(a, NULL) : -1;
+    void *p;
+
+    if (i < 0)
+        return h2_alloc(n, zero);
+    p = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED)
+        return NULL;
+    a->slot[i].p = p; /* fresh pages are zero: calloc needs nothing more */
+    a->slot[i].len = n;
+    return p;
+}
+
+static void *arena_malloc(size_t n, void *ud)
+{
+    return arena_alloc(ud, n, false);
+}
+
+static void *arena_calloc(size_t nmemb, size_t size, void *ud)
+{
+    if (size && nmemb > SIZE_MAX / size)
+        return NULL;
+    return arena_alloc(ud, nmemb * size, true);
+}
+
+static void arena_free(void *p, void *ud)
+{
+    struct dz_h2_arena *a = ud;
+    int i = p ? arena_find(a, p) : -1;
+
+    if (i < 0) {
+        h2_free(p, NULL);
+        return;
+    }
+    /* The kernel zeroes the pages before anyone else gets them: no wipe. */
+    munmap(p, a->slot[i].len);
+    a->slot[i].p = NULL;
+    a->slot[i].len = 0;
+    if (a->framebuf == i)
+        a->framebuf = -1;
+}
+
+/* Not realloc: the old block is wiped (or unmapped) before it goes. */
+static void *arena_realloc(void *p, size_t n, void *ud)
+{
+    struct dz_h2_arena *a = ud;
+    int i = p ? arena_find(a, p) : -1;
+    size_t old;
+    void *np;
+
+    if (!p)
+        return arena_alloc(a, n, false);
+    if (n == 0) {
+        arena_free(p, ud);
+        return NULL;
+    }
+    old = i >= 0 ? a->slot[i].len : ((struct h2_block *)p - 1)->len;
+    np = arena_alloc(a, n, false);
+    if (!np)
+        return NULL;
+    memcpy(np, p, old < n ? old : n);
+    arena_free(p, ud);
+    return np;
+}
+
+void dz_h2_arena_init(struct dz_h2_arena *a)
+{
+    memset(a, 0, sizeof(*a));
+    a->mem = (nghttp2_mem){a, arena_malloc, arena_free, arena_calloc, arena_realloc};
+    a->framebuf = -1;
+}
+
+/* nghttp2 (1.52) allocates one block over 16 KB when a session is made: the
+ * outbound frame buffer (NGHTTP2_FRAMEBUF_CHUNKLEN).  It is written from
+ * its start for every frame and never read before it is written, so its
+ * contents are dead whenever the session has nothing to send.  Anything
+ * else than exactly one such block: not known, never given back. */
+void dz_h2_arena_mark_framebuf(struct dz_h2_arena *a)
+{
+    a->framebuf = -1;
+    for (int i = 0; i < DZ_H2_ARENA_SLOTS; i++) {
+        if (a->slot[i].p && a->slot[i].len > 16384) {
+            if (a->framebuf >= 0) {
+                a->framebuf = -1;
+                return;
+            }
+            a->framebuf = i;
+        }
+    }
+}
+
+void dz_h2_arena_idle(struct dz_h2_arena *a)
+{
+    /* The pages read back as zeros when nghttp2 writes the next frame.  Only
+     * after frames were written: an idle connection woken by nothing to
+     * send costs no system call. */
+    if (a->framebuf >= 0 && a->framebuf_used)
+        (void)madvise(a->slot[a->framebuf].p, a->slot[a->framebuf].len, MADV_DONTNEED);
+    a->framebuf_used = false;
 }
 
 int dz_h2_option_new(const struct dz_httpd_limits *l, nghttp2_option **out)

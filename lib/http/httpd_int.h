@@ -177,6 +177,21 @@ struct dz_req {
     _Alignas(max_align_t) unsigned char arena[DZ_H2_ARENA_INLINE];
 };
 
+/* nghttp2's memory for one session (h2session.c): blocks of a page or more
+ * are mapped pages of their own, without a header, so a page nghttp2 never
+ * writes is never resident, and the outbound frame buffer's pages are given
+ * back while the connection is idle.  Owned by the connection's thread. */
+#define DZ_H2_ARENA_SLOTS 4
+struct dz_h2_arena {
+    nghttp2_mem mem; /* what the session is given; mem_user_data is the arena */
+    struct {
+        void *p;
+        size_t len;
+    } slot[DZ_H2_ARENA_SLOTS];
+    int framebuf;       /* the slot of the outbound frame buffer, -1: not known */
+    bool framebuf_used; /* frames written since it was last given back */
+};
+
 struct dz_h2conn {
     struct dz_worker *w;
     const struct dz_listener *l;
@@ -211,6 +226,7 @@ struct dz_h2conn {
     ev_tstamp rst_window;
     uint32_t rst_count;
     char peer_ip[INET6_ADDRSTRLEN];
+    struct dz_h2_arena arena; /* ngh's memory; must outlive ngh */
 };
 
 /* --- h2req.c --- */
@@ -225,6 +241,14 @@ int dz_h2_option_new(const struct dz_httpd_limits *l, nghttp2_option **out);
 /* The allocator every session gets: it wipes each block it frees (nghttp2
  * holds request fields in clear).  Thread-safe, static. */
 nghttp2_mem *dz_h2_mem(void);
+/* A session's own allocator (the same wiping and mapping, see dz_h2_arena):
+ * init before nghttp2_session_*_new3 with &a->mem; then mark_framebuf once
+ * the session exists; set framebuf_used when the session produced frames;
+ * idle when it has nothing to send and no stream open (the frame buffer's
+ * pages go back to the kernel if frames were written since). */
+void dz_h2_arena_init(struct dz_h2_arena *a);
+void dz_h2_arena_mark_framebuf(struct dz_h2_arena *a);
+void dz_h2_arena_idle(struct dz_h2_arena *a);
 /* Mark r closed, stop its timer, unlink it and queue it on c's closed list
  * (on_close and the engine's unref happen when h2conn.c reaps). */
 void dz_h2conn_stream_closed(struct dz_h2conn *c, struct dz_req *r);

@@ -1743,6 +1743,93 @@ static void test_h2_mem(void **state)
     m->free(NULL, m->mem_user_data);
 }
 
+/* A session's own allocator (dz_h2_arena): blocks of a page or more are
+ * mapped pages without a header (page-aligned, calloc'd ones zero), realloc
+ * keeps the contents across that boundary both ways, more big blocks than
+ * slots fall back to dz_h2_mem's; the frame buffer (the one block over
+ * 16 KB) reads as zeros after idle and is usable again. */
+static void test_h2_arena(void **state)
+{
+    struct dz_h2_arena a;
+    nghttp2_mem *m = &a.mem;
+    void *ud;
+    unsigned char *p, *fb, *big[DZ_H2_ARENA_SLOTS + 1];
+
+    (void)state;
+    dz_h2_arena_init(&a);
+    ud = m->mem_user_data;
+    p = m->malloc(100, ud);
+    assert_non_null(p);
+    memcpy(p, "0123456789", 10);
+    p = m->realloc(p, 8192, ud);
+    assert_non_null(p);
+    assert_int_equal((uintptr_t)p % 4096, 0);
+    assert_ptr_equal(a.slot[0].p, p);
+    assert_memory_equal(p, "0123456789", 10);
+    p[8191] = 1;
+    p = m->realloc(p, 16, ud);
+    assert_non_null(p);
+    assert_null(a.slot[0].p);
+    assert_memory_equal(p, "0123456789", 10);
+    m->free(p, ud);
+
+    for (int i = 0; i <= DZ_H2_ARENA_SLOTS; i++) {
+        big[i] = m->calloc(1, 4096 + (size_t)i, ud);
+        assert_non_null(big[i]);
+        for (size_t k = 0; k < 4096 + (size_t)i; k++)
+            assert_int_equal(big[i][k], 0);
+        memset(big[i], 0x5a, 4096 + (size_t)i);
+    }
+    for (int i = 0; i < DZ_H2_ARENA_SLOTS; i++)
+        assert_ptr_equal(a.slot[i].p, big[i]);
+    /* The slots are full: the last one is a block of dz_h2_mem. */
+    for (int i = 0; i < DZ_H2_ARENA_SLOTS; i++)
+        assert_ptr_not_equal(a.slot[i].p, big[DZ_H2_ARENA_SLOTS]);
+    for (int i = 0; i <= DZ_H2_ARENA_SLOTS; i++)
+        m->free(big[i], ud);
+    for (int i = 0; i < DZ_H2_ARENA_SLOTS; i++)
+        assert_null(a.slot[i].p);
+
+    fb = m->malloc(16394, ud);
+    assert_non_null(fb);
+    p = m->calloc(1, 4096, ud); /* the stream map: never given back */
+    assert_non_null(p);
+    memset(fb, 0xab, 16394);
+    memset(p, 0xcd, 4096);
+    dz_h2_arena_mark_framebuf(&a);
+    assert_true(a.framebuf >= 0);
+    assert_ptr_equal(a.slot[a.framebuf].p, fb);
+    dz_h2_arena_idle(&a); /* no frame written since: kept */
+    assert_int_equal(fb[0], 0xab);
+    a.framebuf_used = true;
+    dz_h2_arena_idle(&a);
+    assert_int_equal(fb[0], 0);
+    assert_int_equal(fb[16393], 0);
+    assert_int_equal(p[0], 0xcd);
+    assert_int_equal(p[4095], 0xcd);
+    memset(fb, 0x11, 16394);
+    assert_int_equal(fb[16393], 0x11);
+    m->free(fb, ud);
+    assert_int_equal(a.framebuf, -1);
+    a.framebuf_used = true;
+    dz_h2_arena_idle(&a); /* nothing known: nothing done */
+    assert_int_equal(p[0], 0xcd);
+
+    /* Two blocks over 16 KB: which one is the frame buffer is not known. */
+    fb = m->malloc(16394, ud);
+    big[0] = m->malloc(20000, ud);
+    memset(big[0], 0x22, 20000);
+    dz_h2_arena_mark_framebuf(&a);
+    assert_int_equal(a.framebuf, -1);
+    a.framebuf_used = true;
+    dz_h2_arena_idle(&a);
+    assert_int_equal(big[0][19999], 0x22);
+    m->free(big[0], ud);
+    m->free(fb, ud);
+    m->free(p, ud);
+    m->free(NULL, ud);
+}
+
 static int group_setup(void **state)
 {
     X509 *ca = NULL;
@@ -1796,6 +1883,7 @@ int main(void)
         cmocka_unit_test(test_worker_post),
         cmocka_unit_test(test_recycled_request_wiped),
         cmocka_unit_test(test_h2_mem),
+        cmocka_unit_test(test_h2_arena),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
