@@ -3,12 +3,16 @@
 # holders under the demo PKI's Mobile Signature CA (certs/mkpki.sh), with the
 # openssl CLI only.
 #
-#   certs/mksim.sh [--revoked HOLDER]... CERTDIR OUTDIR HOLDER...
+#   certs/mksim.sh [--revoked HOLDER]... [--judge HOLDER]... CERTDIR OUTDIR HOLDER...
 #
 #   HOLDER   FIN:PHONE:PIN[:Given Surname]   e.g. 1AB2C3D:+994501234567:1234:Aysel Məmmədova
 #   CERTDIR  holds mobile-ca.pem and mobile-ca.key (certs/mkpki.sh OUTDIR)
 #   --revoked HOLDER   one more holder whose certificate is issued and then
 #                      marked revoked (keyCompromise) in the index and the CRL
+#   --judge HOLDER     one more holder whose certificate also carries the judge
+#                      marks (subject title=Judge and policy 1.3.6.1.4.1.55555.1.2.1
+#                      besides the mobile policy): a judge's SIM, which signs
+#                      them in with the role judge (docs/cards.md "Judges' SIMs")
 #
 # For each holder, in OUTDIR:
 #   sim-<FIN>.key  EC P-256 private key, PKCS#8 encrypted PEM (AES-256-CBC,
@@ -37,6 +41,7 @@
 set -euo pipefail
 
 POLICY_MOBILE=1.3.6.1.4.1.55555.1.1.2
+POLICY_JUDGE=1.3.6.1.4.1.55555.1.2.1
 OCSP_URL=http://127.0.0.1:9107/
 CRL_URL=http://127.0.0.1:9107/mobile.crl
 LEAF_DAYS=397
@@ -75,43 +80,52 @@ parse_holder() {
     [ -n "$H_NAME" ] || H_NAME="Mobile Holder $H_FIN"
 }
 
-# subject NAME FIN: the holder's DN for openssl -subj.
+# subject NAME FIN JUDGE: the holder's DN for openssl -subj (JUDGE 1: with
+# title=Judge).
 subject() {
-    local name=$1 fin=$2 given surname
+    local name=$1 fin=$2 judge=$3 given surname title=""
+    [ "$judge" = 1 ] && title="/title=Judge"
     if [[ "$name" =~ ^([^ ]+)\ ([^ ]+)$ ]]; then
         given=${BASH_REMATCH[1]}
         surname=${BASH_REMATCH[2]}
-        printf '/C=AZ/GN=%s/SN=%s/CN=%s/serialNumber=PNOAZ-%s' "$given" "$surname" "$name" "$fin"
+        printf '/C=AZ/GN=%s/SN=%s/CN=%s/serialNumber=PNOAZ-%s%s' "$given" "$surname" "$name" "$fin" "$title"
     else
-        printf '/C=AZ/CN=%s/serialNumber=PNOAZ-%s' "$name" "$fin"
+        printf '/C=AZ/CN=%s/serialNumber=PNOAZ-%s%s' "$name" "$fin" "$title"
     fi
 }
 
-# valid_pair KEY CERT PIN: the certificate verifies under the mobile CA and
-# is the key's.
+# is_judge_cert CERT: 1 when it carries the judge policy, else 0.
+is_judge_cert() {
+    if openssl x509 -in "$1" -noout -text 2>/dev/null | grep -q "$POLICY_JUDGE"; then echo 1; else echo 0; fi
+}
+
+# valid_pair KEY CERT PIN JUDGE: the certificate verifies under the mobile
+# CA, is the key's and carries the judge marks exactly when JUDGE is 1.
 valid_pair() {
-    local key=$1 cert=$2 pin=$3 a b
+    local key=$1 cert=$2 pin=$3 judge=$4 a b
     [ -s "$key" ] && [ -s "$cert" ] || return 1
+    [ "$(is_judge_cert "$cert")" = "$judge" ] || return 1
     openssl verify -CAfile "$CAS" "$cert" >/dev/null 2>&1 || return 1
     a=$(openssl x509 -in "$cert" -noout -pubkey 2>/dev/null | openssl sha256 -r) || return 1
     b=$(openssl pkey -in "$key" -passin fd:3 -pubout 2>/dev/null 3<<<"$pin" | openssl sha256 -r) || return 1
     [ "$a" = "$b" ]
 }
 
-# issue FIN PIN NAME: makes OUTDIR/sim-FIN.key and .pem (in $work first).
+# issue FIN PIN NAME JUDGE: makes OUTDIR/sim-FIN.key and .pem (in $work first).
 issue() {
-    local fin=$1 pin=$2 name=$3 k c
+    local fin=$1 pin=$2 name=$3 judge=$4 k c ext=v3_mobile_sim
+    [ "$judge" = 1 ] && ext=v3_mobile_judge
     k="$work/sim-$fin.key"
     c="$work/sim-$fin.pem"
     (umask 077 && openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:prime256v1 \
         -pkeyopt ec_param_enc:named_curve -aes-256-cbc -pass fd:3 -out "$k" 3<<<"$pin" \
         2>/dev/null) || die "cannot make the key of $fin"
     openssl req -new -config "$work/req.cnf" -key "$k" -passin fd:3 -utf8 \
-        -subj "$(subject "$name" "$fin")" -out "$work/$fin.csr" 3<<<"$pin" 2>/dev/null ||
+        -subj "$(subject "$name" "$fin" "$judge")" -out "$work/$fin.csr" 3<<<"$pin" 2>/dev/null ||
         die "cannot make the request of $fin"
     openssl x509 -req -in "$work/$fin.csr" -CA "$CERTDIR/mobile-ca.pem" \
         -CAkey "$CERTDIR/mobile-ca.key" -set_serial "0x$(serial)" -days "$LEAF_DAYS" -sha256 \
-        -extfile "$work/ext.cnf" -extensions v3_mobile_sim -out "$c" 2>/dev/null ||
+        -extfile "$work/ext.cnf" -extensions "$ext" -out "$c" 2>/dev/null ||
         die "cannot sign the certificate of $fin"
     rm -f "$work/$fin.csr"
     openssl verify -CAfile "$CAS" "$c" >/dev/null || die "the certificate of $fin does not verify"
@@ -133,10 +147,11 @@ index_line() {
 }
 
 main() {
-    local specs=() revoked=() args=() all=() s st
+    local specs=() revoked=() judges=() args=() all=() s st judge
     while [ $# -gt 0 ]; do
         case $1 in
         --revoked) [ $# -ge 2 ] || usage; revoked+=("$2"); shift ;;
+        --judge) [ $# -ge 2 ] || usage; judges+=("$2"); shift ;;
         -h|--help) usage ;;
         -*) echo "mksim: unknown option $1" >&2; usage ;;
         *) args+=("$1") ;;
@@ -144,7 +159,7 @@ main() {
         shift
     done
     [ ${#args[@]} -ge 2 ] || usage
-    [ ${#args[@]} -ge 3 ] || [ ${#revoked[@]} -gt 0 ] || usage
+    [ ${#args[@]} -ge 3 ] || [ ${#revoked[@]} -gt 0 ] || [ ${#judges[@]} -gt 0 ] || usage
     CERTDIR=${args[0]}
     OUTDIR=${args[1]}
     specs=("${args[@]:2}")
@@ -177,6 +192,14 @@ authorityInfoAccess    = OCSP;URI:$OCSP_URL
 crlDistributionPoints  = URI:$CRL_URL
 subjectKeyIdentifier   = hash
 authorityKeyIdentifier = keyid:always
+[v3_mobile_judge]
+basicConstraints       = critical, CA:false
+keyUsage               = critical, digitalSignature, nonRepudiation
+certificatePolicies    = $POLICY_MOBILE, $POLICY_JUDGE
+authorityInfoAccess    = OCSP;URI:$OCSP_URL
+crlDistributionPoints  = URI:$CRL_URL
+subjectKeyIdentifier   = hash
+authorityKeyIdentifier = keyid:always
 EOF
 
     : >"$work/index.txt"
@@ -185,17 +208,20 @@ EOF
     declare -A seen_fin=() seen_phone=()
     for s in "${specs[@]}"; do all+=("V|$s"); done
     for s in "${revoked[@]}"; do all+=("R|$s"); done
+    for s in "${judges[@]}"; do all+=("J|$s"); done
     for s in "${all[@]}"; do
         st=${s%%|*}
+        judge=0
+        [ "$st" = J ] && judge=1 && st=V
         parse_holder "${s#*|}"
         [ -z "${seen_fin[$H_FIN]:-}" ] || die "FIN $H_FIN given twice"
         [ -z "${seen_phone[$H_PHONE]:-}" ] || die "phone $H_PHONE given twice"
         seen_fin[$H_FIN]=1
         seen_phone[$H_PHONE]=1
-        if valid_pair "$OUTDIR/sim-$H_FIN.key" "$OUTDIR/sim-$H_FIN.pem" "$H_PIN"; then
+        if valid_pair "$OUTDIR/sim-$H_FIN.key" "$OUTDIR/sim-$H_FIN.pem" "$H_PIN" "$judge"; then
             :
         else
-            issue "$H_FIN" "$H_PIN" "$H_NAME"
+            issue "$H_FIN" "$H_PIN" "$H_NAME" "$judge"
         fi
         index_line "$st" "$OUTDIR/sim-$H_FIN.pem" >>"$work/index.txt"
         jq --arg p "$H_PHONE" --arg f "$H_FIN" --arg c "sim-$H_FIN.pem" \
@@ -205,7 +231,8 @@ EOF
             --arg k "sim-$H_FIN.key" --arg c "sim-$H_FIN.pem" \
             --arg s "$(openssl x509 -in "$OUTDIR/sim-$H_FIN.pem" -noout -serial | cut -d= -f2)" \
             --argjson r "$([ "$st" = R ] && echo true || echo false)" \
-            '. + [{fin:$f, phone:$p, name:$n, key:$k, cert:$c, serial:$s, revoked:$r}]' \
+            --argjson j "$([ "$judge" = 1 ] && echo true || echo false)" \
+            '. + [{fin:$f, phone:$p, name:$n, key:$k, cert:$c, serial:$s, revoked:$r, judge:$j}]' \
             "$work/holders.json" >"$work/j" && mv "$work/j" "$work/holders.json"
     done
 

@@ -39,7 +39,7 @@
 # Ports: 9101 registry peer (h2, TLS, gateway client certificate required),
 #        8443 gateway (h2, TLS), plus every other port the config's listeners name;
 #        mobile world: 9103 MSSP (h2, TLS), 9107 mobile CA's OCSP responder,
-#        9111..9114 the phones' control endpoints (h2c).
+#        9111..9114 the phones' control endpoints (h2c), 9115, 9116 the judges' phones.
 # Layout of STATE_DIR: certs/ keys/ (certs/mkpki.sh), registry.db, darvaza.yaml,
 # policies/, logs/{registry,darvazad}.log, pids/{registry,darvazad}.pid,
 # people.json, and whatever the gateway keeps (accounts.db, audit.log);
@@ -63,7 +63,7 @@ PEOPLE_REGISTERED=${PEOPLE_REGISTERED:-8}
 # Processes in start order; stop goes the other way.
 # The mobile world's processes (see start_mobile); none with MOBILE=0.
 MOBILE=${MOBILE:-1}
-MOBILE_PROCS=(ocsp-mobile mssp phone1 phone2 phone3 phone4)
+MOBILE_PROCS=(ocsp-mobile mssp phone1 phone2 phone3 phone4 phone5 phone6)
 [ "$MOBILE" != 0 ] || MOBILE_PROCS=()
 PROCS=(registry "${MOBILE_PROCS[@]}" darvazad)
 
@@ -483,6 +483,21 @@ MSSP_USER_TIMEOUT=${MSSP_USER_TIMEOUT:-120}
 MSSP_DELIVERY_TIMEOUT=${MSSP_DELIVERY_TIMEOUT:-10}
 PHONE_DELAY_MS=${PHONE_DELAY_MS:-1500}
 MSSP_ADDR=                       # from the config's mobile.mssp_url
+# The demo judges (rows 8 and 9, demo/stack_cards.sh) hold SIMs too, whose
+# certificates carry the judge marks (certs/mksim.sh --judge), and phones
+# that approve by themselves: phone5 and phone6, control 9115 and 9116.
+JUDGE_SIM_FIRST_ROW=8
+JUDGE_SIMS=2
+JUDGE_PHONE_BASE=$((PHONE_CONTROL_BASE + SIM_HOLDERS + 1))
+
+# judge_rows: "FIN|PHONE|Name Surname" of the judges who hold a SIM (none
+# when the registry is too small for the demo judges).
+judge_rows() {
+    sqlite3 -separator '|' "$STATE/registry.db" \
+        "SELECT p.fin, (SELECT number FROM phone WHERE fin = p.fin ORDER BY pos LIMIT 1),
+                p.name || ' ' || p.surname
+         FROM person p ORDER BY p.rowid LIMIT $JUDGE_SIMS OFFSET $JUDGE_SIM_FIRST_ROW"
+}
 
 # mobile_rows: "FIN|PHONE|Name Surname" of every SIM holder, in registry
 # order: SIM_HOLDERS with phones, one revoked, SIM_ABSENT switched off.
@@ -515,6 +530,13 @@ make_sims() {
             specs+=("$fin:$phone:$pin:$name")
         fi
     done
+    while IFS='|' read -r fin phone name; do
+        if [ ! -s "$STATE/sim/$fin.pin" ]; then
+            pin=$(od -An -N2 -tu2 /dev/urandom | tr -d ' ')
+            (umask 077 && printf '%04d\n' $((pin % 10000)) >"$STATE/sim/$fin.pin")
+        fi
+        specs+=(--judge "$fin:$phone:$(head -n 1 "$STATE/sim/$fin.pin"):$name")
+    done < <(judge_rows)
     "$ROOT/certs/mksim.sh" "$STATE/certs" "$STATE/sim" "${specs[@]}" \
         >>"$STATE/logs/mksim.log" 2>&1 || { tail -n 5 "$STATE/logs/mksim.log" >&2; die "certs/mksim.sh failed"; }
 }
@@ -531,7 +553,7 @@ start_mobile() {
     rp=$(yaml_get "$cfg" mobile relying_party)
     secret=$(yaml_get "$cfg" mobile rp_secret_file)
     [ -n "$rp" ] && [ -s "$secret" ] || die "mobile.relying_party or rp_secret_file ($secret) missing"
-    for p in "${MSSP_ADDR##*:}" "${MOBILE_OCSP_ADDR##*:}" $(seq "$PHONE_CONTROL_BASE" $((PHONE_CONTROL_BASE + SIM_HOLDERS))); do
+    for p in "${MSSP_ADDR##*:}" "${MOBILE_OCSP_ADDR##*:}" $(seq "$PHONE_CONTROL_BASE" $((JUDGE_PHONE_BASE + JUDGE_SIMS - 1))); do
         ! port_busy "$p" || die "port $p is busy (another stack or program listens on it)"
     done
     make_sims
@@ -566,17 +588,26 @@ start_mobile() {
             --pin-file "$STATE/sim/$fin.pin" --delay-ms "$PHONE_DELAY_MS" \
             --control "127.0.0.1:$((PHONE_CONTROL_BASE + i - 1))"
     done < <(mobile_rows)
-    for i in $(seq 1 $((SIM_HOLDERS + 1))); do
+    # The judges' phones: phone5, phone6.
+    while IFS='|' read -r fin phone name; do
+        i=$((i + 1))
+        launch "phone$i" "$PEER_BIN" phone --mssp "https://localhost:${MSSP_ADDR##*:}" \
+            --cacert "$STATE/certs/root.pem" --phone "$phone" --key "$STATE/sim/sim-$fin.key" \
+            --pin-file "$STATE/sim/$fin.pin" --delay-ms "$PHONE_DELAY_MS" \
+            --control "127.0.0.1:$((PHONE_CONTROL_BASE + i - 1))"
+    done < <(judge_rows)
+    for i in $(seq 1 "$i"); do
         wait_for "phone$i" 10 curl -sf --http2-prior-knowledge --max-time 2 \
             "http://127.0.0.1:$((PHONE_CONTROL_BASE + i - 1))/mode"
     done
-    say "$((SIM_HOLDERS + 1)) phones (control 127.0.0.1:$PHONE_CONTROL_BASE..$((PHONE_CONTROL_BASE + SIM_HOLDERS))), $SIM_ABSENT SIM holders with their phones off"
+    say "$i phones (control 127.0.0.1:$PHONE_CONTROL_BASE..$((PHONE_CONTROL_BASE + i - 1)); the judges' from $JUDGE_PHONE_BASE), $SIM_ABSENT SIM holders with their phones off"
 }
 
 # mobile_people: adds to people.json, for every SIM holder: "sim": true,
 # "phone" (the number the MSSP knows), "sim_pin", "sim_key", "sim_cert",
 # "sim_revoked", "phone_on" and "phone_control" (its control port, or
-# null); "sim": false for everyone else.  Run at every start.
+# null); the judges' SIMs the same plus "sim_judge": true; "sim": false for
+# everyone else.  Run at every start.
 mobile_people() {
     local out="$STATE/people.json" tmp m='{}' i=0 fin phone name ctl
     [ "$MOBILE" != 0 ] && [ -f "$STATE/sim/phones.json" ] && [ -s "$out" ] || return 0
@@ -590,6 +621,16 @@ mobile_people() {
                          sim_revoked: $r, phone_on: ($ctl != null), phone_control: $ctl}}' <<<"$m")
         i=$((i + 1))
     done < <(mobile_rows)
+    i=0
+    while IFS='|' read -r fin phone name; do
+        [ -s "$STATE/sim/sim-$fin.pem" ] || continue
+        m=$(jq -c --arg f "$fin" --arg p "$phone" --arg pin "$(head -n 1 "$STATE/sim/$fin.pin")" \
+            --arg k "$STATE/sim/sim-$fin.key" --arg c "$STATE/sim/sim-$fin.pem" \
+            --argjson ctl "$((JUDGE_PHONE_BASE + i))" \
+            '. + {($f): {sim: true, sim_judge: true, phone: $p, sim_pin: $pin, sim_key: $k, sim_cert: $c,
+                         sim_revoked: false, phone_on: true, phone_control: $ctl}}' <<<"$m")
+        i=$((i + 1))
+    done < <(judge_rows)
     tmp=$(mktemp "$out.XXXXXX")
     jq --argjson m "$m" 'map(. + ($m[.fin] // {sim: false}))' "$out" >"$tmp" ||
         { rm -f "$tmp"; die "cannot add the SIM holders to $out"; }

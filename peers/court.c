@@ -154,7 +154,11 @@ static int registry_phones(struct op *op, char phones[MAX_PHONES][16], size_t *n
     rq.max_response_bytes = REGISTRY_ANSWER_MAX;
     dz_buf_init(&body, REGISTRY_ANSWER_MAX);
     rc = dz_http_fetch_blocking(&rq, &status, &body);
-    if (rc == 0 && status != 200) {
+    if (rc == 0 && status == 404) {
+        /* The registry has no such person: nothing to deliver to. */
+        snprintf(op->detail, sizeof(op->detail), "no person with this FIN in the registry");
+        rc = DZ_ERR_NOTFOUND;
+    } else if (rc == 0 && status != 200) {
         snprintf(op->detail, sizeof(op->detail), "the registry answered %d", status);
         rc = DZ_ERR_DENIED;
     } else if (rc) {
@@ -249,7 +253,12 @@ static void notice_work(void *arg)
                "the party's contact data needs the gateway's onward assertion");
         goto out;
     }
-    if (registry_phones(op, phones, &nphones) != 0) {
+    rc = registry_phones(op, phones, &nphones);
+    if (rc == DZ_ERR_NOTFOUND) {
+        refuse(op, 404, "unknown_party", op->detail);
+        goto out;
+    }
+    if (rc != 0) {
         refuse(op, 502, "registry_unavailable", op->detail);
         goto out;
     }

@@ -172,7 +172,31 @@ fail:
     return NULL;
 }
 
-int dz_courtdb_list(struct dz_courtdb *db, const char *party_fin, json_t **out)
+/* One notice as both lists show it (the party's and the judge's): the same
+ * columns, in NOTICE_COLUMNS' order, become the same JSON object. */
+#define NOTICE_COLUMNS                                                                             \
+    "SELECT id, case_no, judge_fin, party_fin, received_at, document, signature, report,"          \
+    " (SELECT read_at FROM receipt WHERE notice_id = notice.id) FROM notice"
+
+static json_t *notice_json(sqlite3 *db, sqlite3_stmt *st)
+{
+    int64_t id = sqlite3_column_int64(st, 0);
+    json_t *report = json_loads((const char *)sqlite3_column_text(st, 7), 0, NULL);
+
+    return json_pack("{s:I, s:s, s:s, s:s, s:I, s:o, s:o, s:o, s:o, s:o}", "id", (json_int_t)id,
+                     "case", (const char *)sqlite3_column_text(st, 1), "judge_fin",
+                     (const char *)sqlite3_column_text(st, 2), "party_fin",
+                     (const char *)sqlite3_column_text(st, 3), "received_at",
+                     (json_int_t)sqlite3_column_int64(st, 4), "document", blob_b64(st, 5),
+                     "signature", blob_b64(st, 6), "report", report ? report : json_null(),
+                     "deliveries", deliveries(db, id), "read_at",
+                     sqlite3_column_type(st, 8) == SQLITE_NULL
+                         ? json_null()
+                         : json_integer(sqlite3_column_int64(st, 8)));
+}
+
+/* The newest notices whose `sql` column (party_fin or judge_fin) is fin. */
+static int list_notices(struct dz_courtdb *db, const char *sql, const char *fin, json_t **out)
 {
     sqlite3_stmt *st = NULL;
     json_t *a = json_array();
@@ -182,29 +206,12 @@ int dz_courtdb_list(struct dz_courtdb *db, const char *party_fin, json_t **out)
     *out = NULL;
     if (!a)
         return DZ_ERR_NOMEM;
-    if (sqlite3_prepare_v2(
-            db->db,
-            "SELECT id, case_no, judge_fin, received_at, document, signature, report,"
-            " (SELECT read_at FROM receipt WHERE notice_id = notice.id)"
-            " FROM notice WHERE party_fin = ? ORDER BY id DESC LIMIT ?",
-            -1, &st, NULL) != SQLITE_OK ||
-        sqlite3_bind_text(st, 1, party_fin, -1, SQLITE_STATIC) != SQLITE_OK ||
+    if (sqlite3_prepare_v2(db->db, sql, -1, &st, NULL) != SQLITE_OK ||
+        sqlite3_bind_text(st, 1, fin, -1, SQLITE_STATIC) != SQLITE_OK ||
         sqlite3_bind_int(st, 2, DZ_COURT_LIST_MAX) != SQLITE_OK)
         goto out;
     while ((step = sqlite3_step(st)) == SQLITE_ROW) {
-        int64_t id = sqlite3_column_int64(st, 0);
-        json_t *report = json_loads((const char *)sqlite3_column_text(st, 6), 0, NULL);
-        json_t *o = json_pack("{s:I, s:s, s:s, s:I, s:o, s:o, s:o, s:o}", "id", (json_int_t)id,
-                              "case", (const char *)sqlite3_column_text(st, 1), "judge_fin",
-                              (const char *)sqlite3_column_text(st, 2), "received_at",
-                              (json_int_t)sqlite3_column_int64(st, 3), "document", blob_b64(st, 4),
-                              "signature", blob_b64(st, 5), "report", report ? report : json_null(),
-                              "deliveries", deliveries(db->db, id));
-        if (o)
-            json_object_set_new(o, "read_at",
-                                sqlite3_column_type(st, 7) == SQLITE_NULL
-                                    ? json_null()
-                                    : json_integer(sqlite3_column_int64(st, 7)));
+        json_t *o = notice_json(db->db, st);
         if (!o || json_array_append_new(a, o) != 0) {
             rc = DZ_ERR_NOMEM;
             goto out;
@@ -219,6 +226,12 @@ out:
     sqlite3_finalize(st);
     json_decref(a);
     return rc;
+}
+
+int dz_courtdb_list(struct dz_courtdb *db, const char *party_fin, json_t **out)
+{
+    return list_notices(db, NOTICE_COLUMNS " WHERE party_fin = ? ORDER BY id DESC LIMIT ?",
+                        party_fin, out);
 }
 
 int dz_courtdb_mark_read(struct dz_courtdb *db, int64_t notice_id, const char *party_fin,
@@ -264,44 +277,8 @@ out:
 
 int dz_courtdb_list_filed(struct dz_courtdb *db, const char *judge_fin, json_t **out)
 {
-    sqlite3_stmt *st = NULL;
-    json_t *a = json_array();
-    int rc = DZ_ERR_DB;
-    int step;
-
-    *out = NULL;
-    if (!a)
-        return DZ_ERR_NOMEM;
-    if (sqlite3_prepare_v2(db->db,
-                           "SELECT n.id, n.case_no, n.party_fin, n.received_at, r.read_at"
-                           " FROM notice n LEFT JOIN receipt r ON r.notice_id = n.id"
-                           " WHERE n.judge_fin = ? ORDER BY n.id DESC LIMIT ?",
-                           -1, &st, NULL) != SQLITE_OK ||
-        sqlite3_bind_text(st, 1, judge_fin, -1, SQLITE_STATIC) != SQLITE_OK ||
-        sqlite3_bind_int(st, 2, DZ_COURT_LIST_MAX) != SQLITE_OK)
-        goto out;
-    while ((step = sqlite3_step(st)) == SQLITE_ROW) {
-        json_t *o = json_pack(
-            "{s:I, s:s, s:s, s:I, s:o}", "id", (json_int_t)sqlite3_column_int64(st, 0), "case",
-            (const char *)sqlite3_column_text(st, 1), "party_fin",
-            (const char *)sqlite3_column_text(st, 2), "received_at",
-            (json_int_t)sqlite3_column_int64(st, 3), "read_at",
-            sqlite3_column_type(st, 4) == SQLITE_NULL ? json_null()
-                                                      : json_integer(sqlite3_column_int64(st, 4)));
-        if (!o || json_array_append_new(a, o) != 0) {
-            rc = DZ_ERR_NOMEM;
-            goto out;
-        }
-    }
-    if (step != SQLITE_DONE)
-        goto out;
-    *out = a;
-    a = NULL;
-    rc = 0;
-out:
-    sqlite3_finalize(st);
-    json_decref(a);
-    return rc;
+    return list_notices(db, NOTICE_COLUMNS " WHERE judge_fin = ? ORDER BY id DESC LIMIT ?",
+                        judge_fin, out);
 }
 
 int dz_courtdb_outbox_count(struct dz_courtdb *db, int64_t notice_id, size_t *out)

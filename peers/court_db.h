@@ -41,7 +41,7 @@ int dz_courtdb_store(struct dz_courtdb *db, const struct dz_court_notice *n,
                      const char *const *phones, size_t nphones, const char *email, int64_t *id);
 
 /* The party's notices, newest first (at most DZ_COURT_LIST_MAX):
- * [{"id","case","judge_fin","received_at","document"(base64),
+ * [{"id","case","judge_fin","party_fin","received_at","document"(base64),
  *   "signature"(base64),"report":{...},"deliveries":[{"channel","address","state"}],
  *   "read_at"(Unix seconds, or null before "I have read it")}]
  * *out is a new reference.  0, DZ_ERR_DB, DZ_ERR_NOMEM. */
@@ -53,9 +53,9 @@ int dz_courtdb_list(struct dz_courtdb *db, const char *party_fin, json_t **out);
 int dz_courtdb_mark_read(struct dz_courtdb *db, int64_t notice_id, const char *party_fin,
                          int64_t now, int64_t *read_at);
 
-/* The notices a judge filed, newest first (at most DZ_COURT_LIST_MAX):
- * [{"id","case","party_fin","received_at","read_at"|null}].  0, DZ_ERR_DB,
- * DZ_ERR_NOMEM. */
+/* The notices a judge filed, newest first (at most DZ_COURT_LIST_MAX), each
+ * the same object as dz_courtdb_list's (deliveries and read_at are the
+ * judge's delivery and read status).  0, DZ_ERR_DB, DZ_ERR_NOMEM. */
 int dz_courtdb_list_filed(struct dz_courtdb *db, const char *judge_fin, json_t **out);
 
 /* Outbox rows (for tests and the demo): count of rows for a notice id

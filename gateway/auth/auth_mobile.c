@@ -284,7 +284,10 @@ static void mobile_checked(struct dz_rctx *c, int rc, const struct dz_x509_resul
     snprintf(s.method, sizeof(s.method), "mobile");
     s.amr = DZ_AMR_MOB | DZ_AMR_PIN;
     snprintf(s.acr, sizeof(s.acr), "high");
-    snprintf(s.role, sizeof(s.role), "citizen");
+    /* The role comes from the SIM certificate alone, by the cards' rule
+     * (judge policy AND title=Judge, lib/pki/certid.h): a judge's SIM signs
+     * them in as a judge, whatever the client sent. */
+    snprintf(s.role, sizeof(s.role), "%s", res->role[0] ? res->role : "citizen");
     s.auth_time = dz_unix_ms() / 1000;
     dz_certcheck_prf(res, v->sig, v->sig_len, s.prf);
     s.has_prf = true;
