@@ -17,8 +17,10 @@
 
 #include <openssl/crypto.h>
 #include <openssl/pem.h>
+#include <openssl/sha.h>
 
 #include "base/err.h"
+#include "base/secret.h"
 #include "keys/ecdsa_sig.h"
 #include "pki/cades.h"
 #include "pki/tsp.h"
@@ -193,6 +195,16 @@ int dz_card_cmd_sign(int argc, char **argv)
     }
     if (read_file(pos[0], DOC_MAX, &doc, &doc_len) != 0)
         goto out;
+    {
+        /* What is about to be signed, before the PIN is asked: the judge
+         * compares it with the SHA-256 the portal showed for the document
+         * (docs/portal.md "The judge's workspace"). */
+        unsigned char md[SHA256_DIGEST_LENGTH];
+        char hex[2 * SHA256_DIGEST_LENGTH + 1];
+        SHA256(doc, doc_len, md);
+        dz_hex(md, sizeof(md), hex);
+        fprintf(stderr, "darvaza-card: signing %s (%zu bytes), SHA-256 %s\n", pos[0], doc_len, hex);
+    }
     if (chain_path && dz_x509_load_file(chain_path, &chain) != 0) {
         fprintf(stderr, "darvaza-card: cannot read the chain %s\n", chain_path);
         goto out;
