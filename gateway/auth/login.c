@@ -161,5 +161,9 @@ json_t *dz_session_answer(const struct dz_session *s, const char *token)
         return NULL;
     if (token)
         json_object_set_new(j, "token", json_string(token));
+    /* The role the certificate gave (cards, SIMs): the portal shows a
+     * judge's workspace by it; the policies decide on their own. */
+    if (s->role[0])
+        json_object_set_new(j, "role", json_string(s->role));
     return j;
 }
