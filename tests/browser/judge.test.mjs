@@ -244,8 +244,8 @@ test("the party (another browser, own mobile signature) sees the notice with the
     const item = p.locator("#acc-notices li", { hasText: CASE1 });
     await item.first().waitFor({ state: "visible", timeout: STEP_MS });
     const t = await item.first().innerText();
-    check(t.includes(HEARING.court) && t.includes(HEARING.place) && t.includes("15/02/2027") && t.includes("10:30"),
-      "court, place, 15/02/2027 10:30 (the hearing, Baku time)", t);
+    check(t.includes(HEARING.court) && t.includes(HEARING.place) && t.includes("15 February 2027, 10:30"),
+      "court, place and the hearing: 15 February 2027, 10:30 (Baku time)", t);
     check(await p.locator("#ws").isHidden(), "a citizen has no workspace");
     await item.first().locator(".notice-actions button").click();
     await item.first().locator(".notice-read").filter({ hasText: /\d/ }).waitFor({ timeout: STEP_MS });
