@@ -247,6 +247,11 @@ test("the party (another browser, own mobile signature) sees the notice with the
     check(t.includes(HEARING.court) && t.includes(HEARING.place) && t.includes("15 February 2027, 10:30"),
       "court, place and the hearing: 15 February 2027, 10:30 (Baku time)", t);
     check(await p.locator("#ws").isHidden(), "a citizen has no workspace");
+    // The judge's lookup for the case is in the party's "Who accessed my data".
+    const acc = p.locator("#access-list tr.access-row", { hasText: CASE1 });
+    await acc.first().waitFor({ state: "visible", timeout: STEP_MS });
+    const accText = await acc.first().innerText();
+    check(accText.includes(J.fin), "the party sees the judge's lookup for the case", accText);
     await item.first().locator(".notice-actions button").click();
     await item.first().locator(".notice-read").filter({ hasText: /\d/ }).waitFor({ timeout: STEP_MS });
     await shot(p, "party-read");
