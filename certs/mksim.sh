@@ -49,7 +49,7 @@ CRL_DAYS=30
 
 die() { echo "mksim: $*" >&2; exit 1; }
 usage() {
-    echo "usage: $0 [--revoked FIN:PHONE:PIN[:NAME]]... CERTDIR OUTDIR FIN:PHONE:PIN[:NAME]..." >&2
+    echo "usage: $0 [--revoked FIN:PHONE:PIN[:NAME]]... [--judge FIN:PHONE:PIN[:NAME]]... CERTDIR OUTDIR FIN:PHONE:PIN[:NAME]..." >&2
     exit 2
 }
 

@@ -40,6 +40,8 @@ U=$(jq -c 'map(select(.registered != true))[0]' "$STATE/people.json")
 M=$(jq -c 'map(select(.sim == true and .phone_on == true and .sim_revoked == false))[0]' "$STATE/people.json")
 # A judge with a demo card (a SoftHSM2 token), and the registered person as the party.
 J=$(jq -c 'map(select(.role == "judge" and .card_label != null))[0]' "$STATE/people.json")
+# A judge with a judge's SIM (the same person as a judge card) and a phone that approves.
+JM=$(jq -c 'map(select(.sim_judge == true and .phone_on == true))[0] // {}' "$STATE/people.json")
 
 cat <<EOF
 
@@ -48,7 +50,7 @@ cat <<EOF
 ================================================================================
  gateway   https://localhost:8443   (HTTP/2, TLS; trust anchor $CA)
  registry  https://127.0.0.1:9101   (peer; only the gateway's client cert gets in)
- MSSP      https://127.0.0.1:9103   (peer; demo phones' control http://127.0.0.1:9111..9114)
+ MSSP      https://127.0.0.1:9103   (peer; demo phones' control http://127.0.0.1:9111..9116)
  court     https://127.0.0.1:9102   (peer; judges' signed notices)   TSA http://127.0.0.1:9104
  management http://127.0.0.1:9180  (HTTP/1.1: /metrics, /healthz, /readyz; loopback only)
  portal    https://localhost:8443/  (open it in a browser that trusts $CA)
@@ -148,6 +150,14 @@ mkdir -p ~/.pki/nssdb && certutil -N -d sql:\$HOME/.pki/nssdb --empty-password 2
 modutil -dbdir sql:\$HOME/.pki/nssdb -add darvaza-demo-cards -libfile /usr/lib/softhsm/libsofthsm2.so -force </dev/null
 SOFTHSM2_CONF=\$SOFTHSM2_CONF chromium --ignore-certificate-errors-spki-list=\$(openssl x509 -in $STATE/certs/gateway-tls.pem \
   -pubkey -noout | openssl pkey -pubin -outform der | openssl dgst -sha256 -binary | base64) https://localhost:8443/
+
+# 10d. the judge's workspace in the portal (docs/portal.md): sign in on the mobile tab as the judge
+#      $(jq -r '.name + " " + .surname' <<<"$JM"): phone $(jq -r .phone <<<"$JM"), FIN $(jq -r .fin <<<"$JM") (a judge's SIM: role judge;
+#      the phone approves by itself); "Judge's workspace": look up \$FIN for a case, compose a notice,
+#      "Sign on my phone" (the code on the page is the phone's), "File with the court"; the party's
+#      account page shows it and "I have read it" turns the judge's list to read.  The card's way:
+#      download the document, run the command the page shows, choose the .p7s, file.
+curl -s --http2-prior-knowledge http://127.0.0.1:$(jq -r .phone_control <<<"$JM")/shown | jq   # what the judge's phone showed
 
 # 10c. who accessed my data: the judge's lookup of step 9 in the party's list, with its purpose
 #      and a proof from the audit log's Merkle tree, checked with the gateway's published keys
