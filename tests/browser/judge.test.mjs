@@ -246,6 +246,8 @@ test("the party (another browser, own mobile signature) sees the notice with the
     const t = await item.first().innerText();
     check(t.includes(HEARING.court) && t.includes(HEARING.place) && t.includes("15 February 2027, 10:30"),
       "court, place and the hearing: 15 February 2027, 10:30 (Baku time)", t);
+    const ps = await p.evaluate(async () => (await fetch("/auth/session")).json());
+    check(ps.role === "citizen", "a citizen's SIM: role citizen", ps);
     check(await p.locator("#ws").isHidden(), "a citizen has no workspace");
     // The judge's lookup for the case is in the party's "Who accessed my data".
     const acc = p.locator("#access-list tr.access-row", { hasText: CASE1 });
