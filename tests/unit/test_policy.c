@@ -133,7 +133,7 @@ static void test_demo_policy(void **state)
     assert_string_equal(r->rule, "registry.yaml:17 GET /api/registry/persons/{fin}");
     assert_int_equal(r->line, 17);
     assert_int_equal(r->methods, DZ_METHOD_GET);
-    assert_int_equal(r->means, DZ_AMR_SC);
+    assert_int_equal(r->means, DZ_AMR_SC | DZ_AMR_MOB); /* a card or a judge's SIM */
     assert_string_equal(r->role, "judge");
     assert_int_equal(r->purpose, DZ_PURPOSE_REQUIRED);
     assert_true(r->has_fin);
@@ -695,6 +695,8 @@ static void test_eval_demo(void **state)
                                             "judge"};
     const struct dz_policy_subject mob_judge = {"JUDGE01", DZ_ACR_HIGH, DZ_AMR_MOB | DZ_AMR_PIN,
                                                 "judge"};
+    const struct dz_policy_subject mob_citizen = {"AB12CD3", DZ_ACR_HIGH, DZ_AMR_MOB | DZ_AMR_PIN,
+                                                  "citizen"};
     const struct dz_policy_subject card = {"AB12CD3", DZ_ACR_HIGH, DZ_AMR_SC | DZ_AMR_PIN, NULL};
     const struct dz_policy_subject citizen = {"AB12CD3", DZ_ACR_HIGH, DZ_AMR_SC | DZ_AMR_PIN,
                                               "citizen"};
@@ -724,12 +726,13 @@ static void test_eval_demo(void **state)
     expect_allow(eval(phones, &otp, NULL, NULL));
     expect_allow(eval(phones, &card, NULL, NULL));
 
-    /* persons/{fin}: smart card, judge, purpose required. */
+    /* persons/{fin}: smart card or mobile signature, judge, purpose required. */
     x = eval(persons, &judge, "case 2-101/2026", "ZZ99YY8");
     expect_allow(x);
     assert_string_equal(x.rule, "registry.yaml:17 GET /api/registry/persons/{fin}");
     expect_allow(eval(persons, &judge, "x", "zz99yy8"));
-    expect_deny(eval(persons, &mob_judge, "case 1", "ZZ99YY8"), "insufficient_assurance");
+    expect_allow(eval(persons, &mob_judge, "case 1", "ZZ99YY8")); /* a judge's SIM */
+    expect_deny(eval(persons, &mob_citizen, "case 1", "ZZ99YY8"), "forbidden");
     expect_deny(eval(persons, &otp, "case 1", "ZZ99YY8"), "insufficient_assurance");
     expect_deny(eval(persons, &card, "case 1", "ZZ99YY8"), "forbidden");
     expect_deny(eval(persons, &citizen, "case 1", "ZZ99YY8"), "forbidden");
