@@ -104,7 +104,20 @@ function fmtTime(v) {
   return d.toLocaleString(lang() === "az" ? "az-Latn-AZ" : "en-GB",
     { year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit" });
 }
-function setError(id, code) { $(id).textContent = code ? problemText(code) : ""; }
+// The messages on screen, kept as what they say (key and values, or a
+// problem code) so that a change of language redraws them.
+const messages = new Map();
+function setError(id, code) {
+  messages.set(id, code ? { code } : null);
+  $(id).textContent = code ? problemText(code) : "";
+}
+function say(id, key, vars) {
+  messages.set(id, key ? { key, vars } : null);
+  $(id).textContent = key ? t(key, vars) : "";
+}
+function redrawMessages() {
+  for (const [id, m] of messages) $(id).textContent = !m ? "" : m.code ? problemText(m.code) : t(m.key, m.vars);
+}
 function invalid(input, bad) {
   if (bad) input.setAttribute("aria-invalid", "true");
   else input.removeAttribute("aria-invalid");
@@ -225,27 +238,27 @@ async function mobileSign() {
   $("ws-mob-sign").disabled = true;
   $("ws-mob-wait").hidden = false;
   $("ws-mob-code").textContent = "";
-  $("ws-sign-status").textContent = t("ws.sign.sending");
+  say("ws-sign-status", "ws.sign.sending");
   try {
     const start = await call("POST", "/sign/mobile",
       { body: { phone, fin: state.session.fin, document: b64(doc) }, signal: ctl.signal });
     $("ws-mob-code").textContent = start.verification_code || "";
-    $("ws-sign-status").textContent = t("ws.sign.waiting", { code: start.verification_code || "" });
+    say("ws-sign-status", "ws.sign.waiting", { code: start.verification_code || "" });
     let r = { state: "pending" };
     for (let i = 0; i < MOBILE_MAX_POLLS && r.state === "pending"; i++)
       r = await call("GET", `${start.poll}?wait=${MOBILE_WAIT_S}`, { signal: ctl.signal });
     if (r.state === "complete" && typeof r.signature === "string" && doc === state.doc) {
       state.signature = r.signature;
       state.signedBy = "mobile";
-      $("ws-sign-status").textContent = t("ws.sign.done.mobile");
+      say("ws-sign-status", "ws.sign.done.mobile");
     } else {
       setError("ws-sign-error", r.state === "failed" ? r.result || "unknown" : "timeout");
-      $("ws-sign-status").textContent = "";
+      say("ws-sign-status", null);
     }
   } catch (e) {
     if (!ctl.signal.aborted) {
       setError("ws-sign-error", e.code || "unknown");
-      $("ws-sign-status").textContent = "";
+      say("ws-sign-status", null);
     }
   }
   if (state.signing === ctl) state.signing = null;
@@ -269,7 +282,7 @@ async function uploadSignature() {
   state.signature = pem ? pem[1].replace(/\s+/g, "") : b64(bytes);
   bytes = null;
   state.signedBy = "file";
-  $("ws-sign-status").textContent = t("ws.sign.done.file", { file: f.name });
+  say("ws-sign-status", "ws.sign.done.file", { file: f.name });
   renderSigned();
 }
 
@@ -285,16 +298,16 @@ async function fileNotice() {
   if (!state.doc || !state.signature) return;
   setError("ws-file-error", null);
   $("ws-file").disabled = true;
-  $("ws-file-status").textContent = t("ws.file.sending");
+  say("ws-file-status", "ws.file.sending");
   try {
     const r = await call("POST", "/api/court/notices", {
       headers: { "darvaza-purpose": state.docCase },
       body: { document: b64(state.doc), signature: state.signature, party: state.docParty } });
     state.filedAt = r && r.id !== undefined ? r.id : null;
-    $("ws-file-status").textContent = t("ws.file.done", { id: state.filedAt ?? "" });
+    say("ws-file-status", "ws.file.done", { id: state.filedAt ?? "" });
     loadFiled();
   } catch (e) {
-    $("ws-file-status").textContent = "";
+    say("ws-file-status", null);
     setError("ws-file-error", e.code || "unknown");
     $("ws-file").disabled = false;
   }
@@ -384,7 +397,9 @@ function forget() {
   $("ws-p7s").value = "";
   $("ws-doc").hidden = true;
   for (const id of ["ws-lookup-result", "ws-filed"]) $(id).replaceChildren();
-  for (const id of ["ws-sign-status", "ws-file-status", "ws-signed"]) $(id).textContent = "";
+  messages.clear();
+  for (const id of ["ws-sign-status", "ws-file-status", "ws-signed", "ws-lookup-error", "ws-compose-error",
+    "ws-sign-error", "ws-file-error", "ws-filed-error"]) $(id).textContent = "";
 }
 
 function rerender() {
@@ -392,6 +407,7 @@ function rerender() {
   renderLookup();
   renderDoc();
   renderFiled();
+  redrawMessages();
 }
 
 function start() {

@@ -307,6 +307,8 @@ test("axe-core: the workspace is clean in az and en, and its texts follow the la
   await page.click('button[data-lang="en"]');
   check((await text(page, "#ws-h")) === EN["ws.title"], "English heading", await text(page, "#ws-h"));
   check((await page.locator("#ws-filed caption").innerText()) === EN["ws.filed.caption"], "the list in English");
+  const st = await text(page, "#ws-file-status");
+  check(st.startsWith(EN["ws.file.done"].split("{")[0]), "the last message redrawn in English", st);
   await axeClean(page, "workspace with filed notices, en");
   await shot(page, "judge-en");
 });
