@@ -28,6 +28,7 @@
 #include "auth/api_common.h"
 #include "auth/auth_password.h"
 #include "auth/consent.h"
+#include "auth/session_end.h"
 #include "auth/sms_out.h"
 #include "base/b64.h"
 #include "base/buf.h"
@@ -98,6 +99,49 @@ static void ended_recorded(struct dz_rctx *c, int rc, void *arg)
         dz_rctx_respond(c, 204, NULL, NULL, 0, self ? &clear : NULL, self ? 1 : 0);
 }
 
+/* Sessions ended from the account page, whose OIDC clients are told once
+ * the end is recorded; the answer goes out after that. */
+struct end_op {
+    unsigned char sids[DZ_SESSIDX_SLOTS + 1][32];
+    size_t n;
+    bool self; /* the current session is among them: clear its cookie */
+};
+
+static struct end_op *end_op_new(const unsigned char (*sids)[32], size_t n, bool self)
+{
+    struct end_op *op = calloc(1, sizeof(*op));
+
+    if (op) {
+        op->n = n < DZ_SESSIDX_SLOTS + 1 ? n : DZ_SESSIDX_SLOTS + 1;
+        memcpy(op->sids, sids, op->n * 32);
+        op->self = self;
+    }
+    return op;
+}
+
+static void ended_told(struct dz_rctx *c, void *arg)
+{
+    struct end_op *op = arg;
+
+    ended_recorded(c, 0, op->self ? (void *)c : NULL);
+    free(op);
+}
+
+static void ended_notify(struct dz_rctx *c, int rc, void *arg)
+{
+    struct end_op *op = arg;
+
+    /* No memory for the list: the sessions are ended all the same, but
+     * their clients are not told (logged). */
+    if (!op) {
+        dz_rctx_log(c, DZ_LOG_WARN, "oidc_backchannel", "ended sessions' clients not told");
+        ended_recorded(c, rc, NULL);
+        return;
+    }
+    dz_session_end_notify(c, (const unsigned char(*)[32])op->sids, op->n, c->session.fin,
+                          ended_told, op);
+}
+
 static void session_end_one(struct dz_rctx *c, const char *id)
 {
     unsigned char sid[32];
@@ -124,17 +168,36 @@ static void session_end_one(struct dz_rctx *c, const char *id)
         dz_rctx_state_unavailable(c, rc);
         return;
     }
-    dz_gw_audit(c,
-                json_pack("{s:s, s:s, s:s, s:s%}", "type", "session_end", "fin", c->session.fin,
-                          "scope", "one", "sid", id, (size_t)12),
-                ended_recorded, self ? (void *)c : NULL);
+    {
+        /* The session's OIDC clients hear of it too (back-channel logout),
+         * once the end is on the audit record. */
+        struct end_op *op = end_op_new(&sid, 1, self);
+
+        dz_gw_audit(c,
+                    json_pack("{s:s, s:s, s:s, s:s%}", "type", "session_end", "fin", c->session.fin,
+                              "scope", "one", "sid", id, (size_t)12),
+                    ended_notify, op);
+    }
 }
 
 static void session_end_all(struct dz_rctx *c, bool keep_current)
 {
+    struct dz_sessidx_entry e[DZ_SESSIDX_SLOTS];
+    unsigned char sids[DZ_SESSIDX_SLOTS + 1][32];
+    size_t n = 0, k = 0;
     size_t ended = 0;
-    int rc = dz_sessidx_end_all(c->gw->store, c->session.fin, keep_current ? c->session.sid : NULL,
-                                &ended);
+    int rc;
+
+    /* Which sessions end, for their OIDC clients (back-channel logout). */
+    if (dz_sessidx_list(c->gw->store, c->session.fin, e, &n) != 0)
+        n = 0;
+    for (size_t i = 0; i < n; i++)
+        if (memcmp(e[i].sid, c->session.sid, 32) != 0)
+            memcpy(sids[k++], e[i].sid, 32);
+    if (!keep_current)
+        memcpy(sids[k++], c->session.sid, 32);
+    rc = dz_sessidx_end_all(c->gw->store, c->session.fin, keep_current ? c->session.sid : NULL,
+                            &ended);
 
     /* The current session too unless kept, even if it was not listed. */
     if (rc == 0 && !keep_current)
@@ -146,7 +209,7 @@ static void session_end_all(struct dz_rctx *c, bool keep_current)
     dz_gw_audit(c,
                 json_pack("{s:s, s:s, s:s, s:I}", "type", "session_end", "fin", c->session.fin,
                           "scope", keep_current ? "others" : "all", "ended", (json_int_t)ended),
-                ended_recorded, keep_current ? NULL : (void *)c);
+                ended_notify, end_op_new((const unsigned char(*)[32])sids, k, !keep_current));
 }
 
 /* ----------------------------------------- password change, TOTP reset */

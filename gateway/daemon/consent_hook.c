@@ -4,6 +4,8 @@
 #include "daemon/consent_hook.h"
 
 #include "auth/consent.h"
+#include "auth/session_end.h"
+#include "oidc/oidc.h"
 #include "oidc/oidc_consent.h"
 
 #include "base/compat.h"
@@ -16,4 +18,5 @@ static const struct dz_consent_ops oidc_consents = {
 void dz_consent_hook_install(void)
 {
     dz_consent_set_provider(&oidc_consents);
+    dz_session_end_set_hook(dz_oidc_session_ended);
 }

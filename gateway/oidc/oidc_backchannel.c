@@ -154,9 +154,15 @@ void dz_oidc_session_ended(struct dz_rctx *c, const char *sid_b64, const char *f
                            void (*done)(struct dz_rctx *c, void *arg), void *arg)
 {
     struct bc_op *op = calloc(1, sizeof(*op));
+    int rc =
+        op ? dz_oidc_sid_take(c->gw->store, c->gen->policies, sid_b64, &op->clients) : DZ_ERR_NOMEM;
 
-    if (!op || dz_oidc_sid_take(c->gw->store, sid_b64, &op->clients) != 0 ||
-        !(op->sent = json_array())) {
+    /* A store that failed part way: the clients taken so far still get
+     * their tokens (they are no longer recorded anywhere else). */
+    if (rc != 0)
+        dz_rctx_log(c, DZ_LOG_WARN, "oidc_backchannel",
+                    "the clients of an ended session could not all be read");
+    if (!op || !op->clients || !(op->sent = json_array())) {
         if (op) {
             json_decref(op->clients);
             free(op);

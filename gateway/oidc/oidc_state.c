@@ -3,6 +3,7 @@
  */
 #include "oidc/oidc_state.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -10,11 +11,15 @@
 #include "base/buf.h"
 #include "base/err.h"
 #include "base/secret.h"
+#include "policy/policy.h"
+#include "policy/policy_oidc.h"
+#include "state/session.h"
 #include "state/store.h"
 
 #include "base/compat.h"
 
 #define VALUE_MAX (16 * 1024)
+#define PAIR_KEY_MAX (DZ_SESSION_TOKEN_LEN + DZ_OIDC_CLIENT_ID_MAX + 2)
 
 int dz_oidc_secret_new(char out[DZ_OIDC_SECRET_LEN + 1])
 {
@@ -75,57 +80,61 @@ int dz_oidc_state_del(struct dz_store *st, const char *ns, const char *key)
     return dz_store_del(st, ns, h, sizeof(h));
 }
 
+/* The key of one (session, client) pair: the session id and the client id
+ * separated by a character neither can hold. */
+static int pair_key(const char *sid_b64, const char *client_id, char *out, size_t len)
+{
+    int n = snprintf(out, len, "%s %s", sid_b64, client_id);
+
+    return n > 0 && (size_t)n < len ? 0 : DZ_ERR_TOOBIG;
+}
+
 int dz_oidc_sid_add(struct dz_store *st, const char *sid_b64, const char *client_id,
                     uint64_t ttl_ms)
 {
-    json_t *rec = NULL;
-    json_t *list;
-    size_t i;
-    json_t *v;
-    int rc;
+    static const char one[] = "1";
+    char key[PAIR_KEY_MAX];
+    unsigned char h[32];
+    int rc = pair_key(sid_b64, client_id, key, sizeof(key));
 
-    /* Read, add, write: two code exchanges of one session at the same
-     * moment could lose one client from the list; the loss is a missed
-     * logout notice, and the session's own end still logs the person out
-     * at the gateway. */
-    if (dz_oidc_state_get(st, DZ_OIDC_NS_SID, sid_b64, false, &rec) != 0)
-        rec = json_object();
-    if (!rec)
-        return DZ_ERR_NOMEM;
-    list = json_object_get(rec, "clients");
-    if (!json_is_array(list)) {
-        list = json_array();
-        json_object_set_new(rec, "clients", list);
-    }
-    json_array_foreach(list, i, v)
-    {
-        if (json_is_string(v) && strcmp(json_string_value(v), client_id) == 0) {
-            json_decref(rec);
-            return 0;
-        }
-    }
-    if (json_array_size(list) >= 64) {
-        json_decref(rec);
-        return DZ_ERR_FULL;
-    }
-    json_array_append_new(list, json_string(client_id));
-    rc = dz_oidc_state_put(st, DZ_OIDC_NS_SID, sid_b64, rec, ttl_ms, 0);
-    json_decref(rec);
-    return rc;
+    /* One entry per (session, client), written whole by one put: two code
+     * exchanges of one session at the same moment on two instances each
+     * write their own entry, so neither can lose the other's client (a
+     * list read, extended and written back could). */
+    if (rc != 0)
+        return rc;
+    dz_sha256(key, strlen(key), h);
+    return dz_store_put(st, DZ_OIDC_NS_SID, h, sizeof(h), one, sizeof(one) - 1, ttl_ms, 0);
 }
 
-int dz_oidc_sid_take(struct dz_store *st, const char *sid_b64, json_t **out)
+int dz_oidc_sid_take(struct dz_store *st, const struct dz_policy_set *ps, const char *sid_b64,
+                     json_t **out)
 {
-    json_t *rec = NULL;
-    json_t *list;
+    char key[PAIR_KEY_MAX];
+    unsigned char h[32];
+    struct dz_buf b;
+    int rc = 0;
 
-    *out = NULL;
-    if (dz_oidc_state_get(st, DZ_OIDC_NS_SID, sid_b64, true, &rec) != 0) {
-        *out = json_array();
-        return *out ? 0 : DZ_ERR_NOMEM;
+    *out = json_array();
+    if (!*out)
+        return DZ_ERR_NOMEM;
+    /* The candidates are the clients the policies register with a
+     * back-channel URI: only those were ever recorded, and a client the
+     * policies no longer hold has nowhere to be told. */
+    for (size_t i = 0; ps && i < ps->n_services; i++) {
+        const struct dz_policy_oidc *o = ps->services[i].oidc;
+        int r;
+
+        if (!o || !o->backchannel_logout_uri || pair_key(sid_b64, o->client_id, key, sizeof(key)))
+            continue;
+        dz_sha256(key, strlen(key), h);
+        dz_buf_init(&b, 16);
+        r = dz_store_take(st, DZ_OIDC_NS_SID, h, sizeof(h), &b);
+        dz_buf_wipe(&b);
+        if (r == 0)
+            json_array_append_new(*out, json_string(o->client_id));
+        else if (r != DZ_ERR_NOTFOUND && rc == 0)
+            rc = r;
     }
-    list = json_object_get(rec, "clients");
-    *out = json_is_array(list) ? json_incref(list) : json_array();
-    json_decref(rec);
-    return *out ? 0 : DZ_ERR_NOMEM;
+    return rc;
 }

@@ -19,6 +19,7 @@
 
 #include <jansson.h>
 
+struct dz_policy_set;
 struct dz_store;
 
 #define DZ_OIDC_NS_REQUEST "oidcreq"     /* pending authorization requests */
@@ -27,7 +28,7 @@ struct dz_store;
 #define DZ_OIDC_NS_TOKEN "oidcat"        /* access tokens */
 #define DZ_OIDC_NS_JTI "oidcjti"         /* client assertion ids seen */
 #define DZ_OIDC_NS_CONSENT "oidcconsent" /* remembered consent decisions */
-#define DZ_OIDC_NS_SID "oidcsid"         /* clients signed in per session */
+#define DZ_OIDC_NS_SID "oidcsid"         /* (session, client) pairs signed in */
 
 #define DZ_OIDC_SECRET_LEN 43 /* base64url of 32 random bytes */
 
@@ -48,13 +49,19 @@ int dz_oidc_state_get(struct dz_store *st, const char *ns, const char *key, bool
 /* Delete the entry under SHA-256 of key.  0 or DZ_ERR_NOTFOUND. */
 int dz_oidc_state_del(struct dz_store *st, const char *ns, const char *key);
 
-/* Add client_id to the session sid's list (for back-channel logout), kept
- * for ttl_ms.  0 or the store's error. */
+/* Record that the session sid signed in to client_id (for back-channel
+ * logout), kept for ttl_ms: one store entry per (session, client), so
+ * concurrent additions from several instances never lose one another.
+ * 0 or the store's error. */
 int dz_oidc_sid_add(struct dz_store *st, const char *sid_b64, const char *client_id,
                     uint64_t ttl_ms);
 
-/* Take the session's list: *out a new reference to a JSON array of client
- * ids (empty when none).  0 or DZ_ERR_NOMEM. */
-int dz_oidc_sid_take(struct dz_store *st, const char *sid_b64, json_t **out);
+/* Take the session's clients among those ps registers with a back-channel
+ * URI (one take each, so each is handed out once across instances): *out a
+ * new reference to a JSON array of client ids (empty when none; what was
+ * taken even when a take failed).  0, DZ_ERR_NOMEM, or the first store
+ * error. */
+int dz_oidc_sid_take(struct dz_store *st, const struct dz_policy_set *ps, const char *sid_b64,
+                     json_t **out);
 
 #endif
