@@ -12,6 +12,7 @@
 #include "base/secret.h"
 #include "keys/jws.h"
 #include "oidc/oidc.h"
+#include "oidc/oidc_jwks_uri.h"
 #include "oidc/oidc_jwt.h"
 #include "oidc/oidc_state.h"
 #include "policy/policy_oidc.h"
@@ -81,7 +82,7 @@ static int unverified_iss(const char *jwt, char *out, size_t cap)
     return rc;
 }
 
-static int by_assertion(struct dz_rctx *c, const struct dz_oidc_params *p,
+static int by_assertion(struct dz_rctx *c, const struct dz_oidc_params *p, bool may_fetch,
                         const struct dz_policy_service **out, const char **why)
 {
     const char *type = dz_oidc_params_get(p, "client_assertion_type", NULL);
@@ -111,7 +112,16 @@ static int by_assertion(struct dz_rctx *c, const struct dz_oidc_params *p,
         return deny(why, "unknown client or not a private_key_jwt client");
     /* ES256 only, with a key of this client's set: "alg":"none", HS256 and
      * every other algorithm fail here, before any claim is read. */
-    rc = dz_jws_verify_detail(jwt, strlen(jwt), svc->oidc->jwks, NULL, NULL, &claims, &reason);
+    if (svc->oidc->jwks_uri) {
+        rc = dz_oidc_jwks_uri_verify(svc->oidc, jwt, may_fetch, &claims, &reason);
+        if (rc == DZ_ERR_STATE) {
+            *out = svc;
+            *why = "the client's key set is being fetched";
+            return rc;
+        }
+    } else {
+        rc = dz_jws_verify_detail(jwt, strlen(jwt), svc->oidc->jwks, NULL, NULL, &claims, &reason);
+    }
     if (rc != 0)
         return deny(why, "the client assertion does not verify");
     snprintf(token_url, sizeof(token_url), "%s/token", dz_oidc_issuer(c));
@@ -143,7 +153,7 @@ static int by_assertion(struct dz_rctx *c, const struct dz_oidc_params *p,
     return 0;
 }
 
-int dz_oidc_client_authenticate(struct dz_rctx *c, const struct dz_oidc_params *p,
+int dz_oidc_client_authenticate(struct dz_rctx *c, const struct dz_oidc_params *p, bool may_fetch,
                                 const struct dz_policy_service **out, const char **why)
 {
     const char *authz = dz_req_header(c->req, "authorization");
@@ -152,5 +162,5 @@ int dz_oidc_client_authenticate(struct dz_rctx *c, const struct dz_oidc_params *
     *why = "ok";
     if (authz)
         return by_secret(c, authz, p, out, why);
-    return by_assertion(c, p, out, why);
+    return by_assertion(c, p, may_fetch, out, why);
 }

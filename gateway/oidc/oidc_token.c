@@ -21,6 +21,7 @@
 #include "oidc/oidc_answer.h"
 #include "oidc/oidc_clientauth.h"
 #include "oidc/oidc_endpoints.h"
+#include "oidc/oidc_jwks_uri.h"
 #include "oidc/oidc_jwt.h"
 #include "oidc/oidc_params.h"
 #include "oidc/oidc_state.h"
@@ -252,7 +253,22 @@ out:
         op_free(op);
 }
 
+static void token_run(struct dz_rctx *c, bool may_fetch);
+
+/* The client's key set has been fetched (or could not be): authenticate
+ * again, now with what the cache holds. */
+static void keys_fetched(struct dz_rctx *c, void *arg)
+{
+    if (dz_oidc_can_answer(c))
+        token_run(c, false);
+}
+
 void dz_oidc_ep_token(struct dz_rctx *c)
+{
+    token_run(c, true);
+}
+
+static void token_run(struct dz_rctx *c, bool may_fetch)
 {
     struct dz_oidc_params p;
     const struct dz_policy_service *svc = NULL;
@@ -276,7 +292,14 @@ void dz_oidc_ep_token(struct dz_rctx *c)
                       NULL);
         return;
     }
-    rc = dz_oidc_client_authenticate(c, &p, &svc, &why);
+    rc = dz_oidc_client_authenticate(c, &p, may_fetch, &svc, &why);
+    if (rc == DZ_ERR_STATE) {
+        /* Nothing is spent yet (the code is taken only after this): the
+         * request starts over once the keys are in. */
+        dz_oidc_params_cleanup(&p);
+        dz_oidc_jwks_fetch(c, svc->oidc, keys_fetched, NULL);
+        return;
+    }
     if (rc != 0) {
         bool basic = dz_req_header(c->req, "authorization") != NULL;
         dz_rctx_logj(c, DZ_LOG_INFO, "oidc_client_refused", json_pack("{s:s}", "reason", why));

@@ -209,6 +209,46 @@ static int load_jwks(struct octx *c, const struct dz_yaml_node *n, struct dz_pol
     return 0;
 }
 
+/* The client's key set by URL: https only (the keys that prove who a
+ * client is must not be open to a path attacker), fetched when first
+ * needed (oidc/oidc_jwks_uri.c), with its refresh bounds. */
+static int load_jwks_uri(struct octx *c, const struct dz_yaml_node *map,
+                         const struct dz_yaml_node *u, struct dz_policy_oidc *o)
+{
+    const struct dz_yaml_node *n;
+    const char *s = NULL;
+    const char *why;
+    int rc = scalar(c, u, "jwks_uri", &s);
+
+    if (rc != 0)
+        return rc;
+    why = uri_problem(s);
+    if (!why && strncmp(s, "https://", 8) != 0)
+        why = "https only";
+    if (why)
+        return oerr(c, u->key_line, "jwks_uri", "%s, got \"%.80s\"", why, s);
+    o->jwks_uri = strdup(s);
+    if (!o->jwks_uri)
+        return oerr(c, u->key_line, "jwks_uri", "out of memory");
+    o->jwks_max_age_ms = 3600000;
+    n = dz_yaml_get(map, "jwks_max_age");
+    if (n) {
+        if ((rc = scalar(c, n, "jwks_max_age", &s)) != 0)
+            return rc;
+        if (dz_parse_duration(s, 60000, 86400000, &o->jwks_max_age_ms) != 0)
+            return oerr(c, n->key_line, "jwks_max_age", "expected a duration from 1m to 24h");
+    }
+    o->jwks_min_interval_ms = 60000;
+    n = dz_yaml_get(map, "jwks_min_interval");
+    if (n) {
+        if ((rc = scalar(c, n, "jwks_min_interval", &s)) != 0)
+            return rc;
+        if (dz_parse_duration(s, 1000, 3600000, &o->jwks_min_interval_ms) != 0)
+            return oerr(c, n->key_line, "jwks_min_interval", "expected a duration from 1s to 1h");
+    }
+    return 0;
+}
+
 static int load_body(struct octx *c, const char *svc_name, const struct dz_yaml_node *map,
                      struct dz_policy_oidc *o)
 {
@@ -220,6 +260,9 @@ static int load_body(struct octx *c, const char *svc_name, const struct dz_yaml_
                                         "token_endpoint_auth_method",
                                         "secret_file",
                                         "jwks",
+                                        "jwks_uri",
+                                        "jwks_max_age",
+                                        "jwks_min_interval",
                                         "scopes",
                                         "release",
                                         "acr_default",
@@ -292,6 +335,8 @@ static int load_body(struct octx *c, const char *svc_name, const struct dz_yaml_
     /* Exactly the credential of the method: a client with both would be
      * one whose weaker proof is enough. */
     n = dz_yaml_get(map, o->auth == DZ_OIDC_AUTH_SECRET_BASIC ? "jwks" : "secret_file");
+    if (!n && o->auth == DZ_OIDC_AUTH_SECRET_BASIC)
+        n = dz_yaml_get(map, "jwks_uri");
     if (n)
         return oerr(c, n->key_line, n->key, "does not go with %s", s);
     if (o->auth == DZ_OIDC_AUTH_SECRET_BASIC) {
@@ -301,11 +346,23 @@ static int load_body(struct octx *c, const char *svc_name, const struct dz_yaml_
         if ((rc = load_secret(c, n, o)) != 0)
             return rc;
     } else {
+        const struct dz_yaml_node *u = dz_yaml_get(map, "jwks_uri");
         n = dz_yaml_get(map, "jwks");
-        if (!n)
-            return oerr(c, map->key_line, "jwks", "required with private_key_jwt");
-        if ((rc = load_jwks(c, n, o)) != 0)
+        if (n && u)
+            return oerr(c, u->key_line, "jwks_uri", "give jwks or jwks_uri, not both");
+        if (!n && !u)
+            return oerr(c, map->key_line, "jwks", "required with private_key_jwt (or jwks_uri)");
+        if (n && (rc = load_jwks(c, n, o)) != 0)
             return rc;
+        if (u && (rc = load_jwks_uri(c, map, u, o)) != 0)
+            return rc;
+    }
+    if (!o->jwks_uri) {
+        n = dz_yaml_get(map, "jwks_max_age");
+        if (!n)
+            n = dz_yaml_get(map, "jwks_min_interval");
+        if (n)
+            return oerr(c, n->key_line, n->key, "goes only with jwks_uri");
     }
 
     o->scopes = DZ_OIDC_SCOPE_OPENID;
@@ -404,6 +461,7 @@ void dz_policy_oidc_free(struct dz_policy_oidc *o)
     for (size_t i = 0; i < o->n_post_logout_uris; i++)
         free((void *)o->post_logout_uris[i]);
     free((void *)o->backchannel_logout_uri);
+    free((void *)o->jwks_uri);
     dz_jwks_free(o->jwks);
     dz_secret_wipe(o->secret_hash, sizeof(o->secret_hash));
     free(o);

@@ -27,7 +27,7 @@ struct dz_jwks;
 #define DZ_OIDC_SECRET_MIN 32    /* characters of a client secret */
 
 enum dz_oidc_auth {
-    DZ_OIDC_AUTH_PRIVATE_KEY_JWT = 1, /* RFC 7523 client assertion, ES256, inline JWKS */
+    DZ_OIDC_AUTH_PRIVATE_KEY_JWT = 1, /* RFC 7523 client assertion, ES256, JWKS inline or by URL */
     DZ_OIDC_AUTH_SECRET_BASIC = 2     /* RFC 6749 2.3.1 HTTP Basic */
 };
 
@@ -48,7 +48,10 @@ struct dz_policy_oidc {
     const char *post_logout_uris[DZ_OIDC_URIS_MAX];
     size_t n_post_logout_uris;
     enum dz_oidc_auth auth;
-    struct dz_jwks *jwks;               /* private_key_jwt: the client's keys */
+    struct dz_jwks *jwks;               /* private_key_jwt: the client's keys (inline) */
+    const char *jwks_uri;               /* private_key_jwt: ... or by https URL (NULL: inline) */
+    uint64_t jwks_max_age_ms;           /* a fetched set is refreshed after this, 1m..24h */
+    uint64_t jwks_min_interval_ms;      /* at most one fetch per interval, 1s..1h */
     unsigned char secret_hash[32];      /* client_secret_basic: SHA-256 of the secret */
     unsigned scopes;                    /* DZ_OIDC_SCOPE_* allowed */
     unsigned release;                   /* DZ_RELEASE_* the client may receive */

@@ -11,6 +11,9 @@ script only builds what a client sends and checks what it receives.
   oidc_rp.py callback LOCATION STATE         {"code"} or exit 1 with the error
   oidc_rp.py assertion KEYFILE CLIENT_ID TOKEN_URL [alg]
                                              a private_key_jwt client assertion
+  oidc_rp.py assertions KEYFILE CLIENT_ID TOKEN_URL N
+                                             N assertions, one a line, each
+                                             naming a random kid (a flood)
   oidc_rp.py verify ID_TOKEN JWKS_FILE ISS AUD NONCE ACCESS_TOKEN
                                              the validated claims, or exit 1
 """
@@ -69,6 +72,16 @@ def assertion(keyfile, client_id, token_url, alg="ES256"):
     print(tok.decode() if isinstance(tok, bytes) else tok)
 
 
+def assertions(keyfile, client_id, token_url, n):
+    with open(keyfile, "rb") as f:
+        key = JsonWebKey.import_key(f.read(), {"kty": "EC"})
+    for _ in range(int(n)):
+        tok = private_key_jwt_sign(key, client_id, token_url, alg="ES256",
+                                   claims={"exp": int(time.time()) + 120},
+                                   header={"kid": generate_token(16)})
+        print(tok.decode() if isinstance(tok, bytes) else tok)
+
+
 def verify(id_token, jwks_file, iss, aud, nonce, access_token):
     with open(jwks_file) as f:
         keys = JsonWebKey.import_key_set(json.load(f))
@@ -89,4 +102,4 @@ def verify(id_token, jwks_file, iss, aud, nonce, access_token):
 if __name__ == "__main__":
     cmd, args = sys.argv[1], sys.argv[2:]
     {"keygen": keygen, "start": start, "callback": callback, "assertion": assertion,
-     "verify": verify}[cmd](*args)
+     "assertions": assertions, "verify": verify}[cmd](*args)
