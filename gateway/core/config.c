@@ -296,9 +296,11 @@ static const struct table store_table = {store_kws, N(store_kws), sizeof(struct 
 
 #define S struct dz_config_sessions
 static const struct kw sessions_kws[] = {
-    {"idle", T_DURATION, F_U64(S, idle_ms), 0, MIN, 24 * HOUR, "30m", F_RELOADABLE, NULL},
-    {"idle_high", T_DURATION, F_U64(S, idle_high_ms), 0, MIN, 24 * HOUR, "15m", F_RELOADABLE, NULL},
-    {"absolute", T_DURATION, F_U64(S, absolute_ms), 0, MIN, 168 * HOUR, "12h", F_RELOADABLE, NULL},
+    {"idle", T_DURATION, F_U64(S, idle_ms), 0, 10 * SEC, 24 * HOUR, "30m", F_RELOADABLE, NULL},
+    {"idle_high", T_DURATION, F_U64(S, idle_high_ms), 0, 10 * SEC, 24 * HOUR, "15m", F_RELOADABLE,
+     NULL},
+    {"absolute", T_DURATION, F_U64(S, absolute_ms), 0, 10 * SEC, 168 * HOUR, "12h", F_RELOADABLE,
+     NULL},
 };
 #undef S
 static const struct table sessions_table = {sessions_kws, N(sessions_kws),

@@ -53,8 +53,12 @@ int dz_rctx_respond(struct dz_rctx *c, int status, const char *content_type, con
                     size_t len, const struct dz_hdr *extra, size_t nextra)
 {
     struct dz_hdr h[24];
-    size_t n = dz_rctx_common_headers(c, h);
+    size_t n;
 
+    /* Background work (dz_rctx_background) has nobody to answer. */
+    if (!c->req)
+        return DZ_ERR_STATE;
+    n = dz_rctx_common_headers(c, h);
     if (content_type)
         h[n++] = (struct dz_hdr){"content-type", content_type};
     for (size_t i = 0; i < nextra && n < sizeof(h) / sizeof(h[0]); i++)
@@ -352,7 +356,26 @@ bool dz_rctx_origin_ok(struct dz_rctx *c)
 void dz_rctx_hold(struct dz_rctx *c)
 {
     c->refs++;
-    dz_req_ref(c->req);
+    if (c->req)
+        dz_req_ref(c->req);
+}
+
+struct dz_rctx *dz_rctx_background(struct dz_gw_worker *gww, const char *what)
+{
+    struct dz_rctx *c = calloc(1, sizeof(*c));
+
+    if (!c)
+        return NULL;
+    c->gw_worker = gww;
+    c->gw = gww->gw;
+    c->gen = gww->gen;
+    dz_gen_ref(c->gen);
+    c->start_us = dz_now_us();
+    c->refs = 1;
+    c->answered = true; /* nothing to answer: every answer is refused */
+    snprintf(c->rid, sizeof(c->rid), "%s%s%08llx", gww->rid_prefix, what,
+             (unsigned long long)++gww->rid_counter);
+    return c;
 }
 
 void dz_rctx_release(struct dz_rctx *c)

@@ -51,6 +51,15 @@ struct dz_rctx {
 void dz_rctx_hold(struct dz_rctx *c);
 void dz_rctx_release(struct dz_rctx *c);
 
+/* A context for work of the gateway's own, with no request behind it (the
+ * OIDC expiry sweeper signs, audits and POSTs through the same steps as a
+ * request): the worker's current generation, a request id of the worker's
+ * prefix, what (a short tag, e.g. "bg") and its counter; it answers nothing
+ * (dz_rctx_respond refuses).  One reference: dz_rctx_release frees it.
+ * NULL when out of memory.  The worker's loop thread. */
+struct dz_gw_worker;
+struct dz_rctx *dz_rctx_background(struct dz_gw_worker *gww, const char *what);
+
 /* Monotonic microseconds. */
 uint64_t dz_now_us(void);
 /* Unix time in milliseconds / seconds. */

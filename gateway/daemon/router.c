@@ -20,6 +20,7 @@
 #include "forward/forward.h"
 #include "http/httpc.h"
 #include "oidc/oidc.h"
+#include "oidc/oidc_expiry.h"
 #include "ops/accesslog.h"
 #include "ops/ops.h"
 #include "portal/api_access.h"
@@ -141,6 +142,10 @@ void *dz_router_worker_init(struct dz_worker *w, void *app)
     dz_gen_ref(gww->gen);
     if (dz_worker_index(w) < sizeof(gw->workers) / sizeof(gw->workers[0]))
         gw->workers[dz_worker_index(w)] = gww;
+    /* One sweeper per instance, for the back-channel logout of expired
+     * sessions (oidc/oidc_expiry.h). */
+    if (dz_worker_index(w) == 0)
+        dz_oidc_expiry_start(gww);
     return gww;
 }
 
@@ -150,6 +155,7 @@ void dz_router_worker_fini(struct dz_worker *w, void *wdata)
 
     if (!gww)
         return;
+    dz_oidc_expiry_stop(gww);
     dz_batchsign_free(gww->batch);
     dz_httpc_free(gww->httpc);
     dz_gen_unref(gww->gen);

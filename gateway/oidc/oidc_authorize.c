@@ -24,6 +24,7 @@
 #include "oidc/oidc_authreq.h"
 #include "oidc/oidc_consent.h"
 #include "oidc/oidc_endpoints.h"
+#include "oidc/oidc_expiry.h"
 #include "oidc/oidc_state.h"
 #include "state/store.h"
 
@@ -192,9 +193,15 @@ static void issue_code(struct dz_rctx *c, const struct dz_oidc_authreq *ar, cons
     if (rc != 0)
         goto fail;
     /* For back-channel logout: this session has signed in to the client. */
-    if (ar->client->backchannel_logout_uri)
+    if (ar->client->backchannel_logout_uri) {
         dz_oidc_sid_add(c->gw->store, sid, ar->client->client_id,
                         (uint64_t)(c->session.expires_abs_ms - dz_unix_ms()) + 60000);
+        /* ... and its clients hear of it when it expires, too. */
+        if (dz_oidc_expiry_watch(c->gw->store, c->session.sid, c->session.fin,
+                                 c->session.expires_abs_ms) != 0)
+            dz_rctx_log(c, DZ_LOG_WARN, "oidc_expiry",
+                        "the session's expiry is not watched: only a logout will tell its clients");
+    }
     if (pending_id)
         dz_oidc_state_del(c->gw->store, DZ_OIDC_NS_REQUEST, pending_id);
     audit = record(c, ar, "code");

@@ -83,6 +83,7 @@ static const struct {
     {"oidcjti", DZ_STORE_CHALLENGES},
     {"oidcsid", DZ_STORE_SESSIONS},
     {"oidcconsent", DZ_STORE_SESSIONS},
+    {"oidcexp*", DZ_STORE_SESSIONS}, /* the expiry sweeper's index (oidc_expiry.h) */
 };
 
 enum dz_store_kind dz_store_kind_of(const char *ns)

@@ -1,0 +1,248 @@
+/*
+ * oidc_expiry.c - see oidc_expiry.h.
+ */
+#include "oidc/oidc_expiry.h"
+
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <ev.h>
+
+#include "base/b64.h"
+#include "base/buf.h"
+#include "base/err.h"
+#include "base/log.h"
+#include "core/gen.h"
+#include "core/rctx.h"
+#include "http/httpd.h"
+#include "oidc/oidc.h"
+#include "state/session.h"
+#include "state/store.h"
+
+#include "base/compat.h"
+
+#define NS_SLOT "oidcexp"        /* bucket || slot -> sid || fin; bucket -> its counter */
+#define NS_CLAIM "oidcexpc"      /* bucket -> swept by one instance */
+#define NS_WATCH "oidcexpw"      /* sid -> already in the index */
+#define GRACE_BUCKETS 1          /* how far another instance's clock may be behind */
+#define LOOK_BACK 12             /* buckets a starting instance looks back (one minute) */
+#define KEEP_MS (10 * 60 * 1000) /* index entries outlive their bucket by this */
+
+static void bucket_key(int64_t b, unsigned char out[8])
+{
+    for (int i = 7; i >= 0; i--, b >>= 8)
+        out[i] = (unsigned char)(b & 0xff);
+}
+
+/* Put sid of fin into the bucket of due_ms (never one already swept). */
+static int enqueue(struct dz_store *st, const unsigned char sid[32], const char *fin,
+                   int64_t due_ms, int64_t now)
+{
+    int64_t b = due_ms / DZ_OIDC_EXPIRY_BUCKET_MS;
+    unsigned char key[12];
+    unsigned char val[32 + 8];
+    size_t flen = strnlen(fin, 8);
+    uint64_t ttl = (uint64_t)(due_ms > now ? due_ms - now : 0) + KEEP_MS;
+    int64_t slot = 0;
+    int rc;
+
+    if (b <= now / DZ_OIDC_EXPIRY_BUCKET_MS)
+        b = now / DZ_OIDC_EXPIRY_BUCKET_MS + 1;
+    bucket_key(b, key);
+    rc = dz_store_incr(st, NS_SLOT, key, 8, ttl, &slot);
+    if (rc != 0)
+        return rc;
+    key[8] = (unsigned char)(slot >> 24);
+    key[9] = (unsigned char)(slot >> 16);
+    key[10] = (unsigned char)(slot >> 8);
+    key[11] = (unsigned char)slot;
+    memcpy(val, sid, 32);
+    memcpy(val + 32, fin, flen);
+    return dz_store_put(st, NS_SLOT, key, sizeof(key), val, 32 + flen, ttl, 0);
+}
+
+int dz_oidc_expiry_watch(struct dz_store *st, const unsigned char sid[32], const char *fin,
+                         int64_t abs_ms)
+{
+    int64_t now = dz_unix_ms();
+    uint64_t left = 0;
+    int rc;
+
+    if (abs_ms <= now)
+        return 0;
+    /* Once per session: later codes of the same session change nothing
+     * (the sweeper follows the session's idle expiry itself). */
+    rc = dz_store_put(st, NS_WATCH, sid, 32, "1", 1, (uint64_t)(abs_ms - now) + KEEP_MS,
+                      DZ_STORE_NX);
+    if (rc == DZ_ERR_EXISTS)
+        return 0;
+    if (rc != 0)
+        return rc;
+    rc = dz_store_ttl(st, DZ_SESSION_NS, sid, 32, &left);
+    if (rc != 0)
+        return rc;
+    rc = enqueue(st, sid, fin, now + (int64_t)left, now);
+    if (rc != 0)
+        dz_store_del(st, NS_WATCH, sid, 32); /* a later code tries again */
+    return rc;
+}
+
+/* ------------------------------------------------------------ sweeper */
+
+struct gone {
+    char sid[DZ_SESSION_TOKEN_LEN + 1];
+    char fin[8];
+};
+
+static struct {
+    struct dz_gw_worker *w;
+    ev_timer timer;
+    bool started;
+    bool busy;          /* logout tokens of a bucket are being sent */
+    int64_t next;       /* the next bucket to sweep */
+    struct dz_rctx *bg; /* the context they are sent with */
+    struct gone *gone;
+    size_t n, at;
+} sw;
+
+static void send_next(struct dz_rctx *c, void *arg)
+{
+    (void)arg;
+    if (sw.at < sw.n) {
+        struct gone *g = &sw.gone[sw.at++];
+        dz_oidc_session_ended(c, g->sid, g->fin, send_next, NULL);
+        return;
+    }
+    free(sw.gone);
+    sw.gone = NULL;
+    sw.n = sw.at = 0;
+    sw.bg = NULL;
+    sw.busy = false;
+    dz_rctx_release(c);
+}
+
+/* Sweep bucket b: 0, or a store error (the bucket is tried again). */
+static int sweep(struct dz_store *st, int64_t b, int64_t now)
+{
+    unsigned char key[12];
+    struct dz_buf v;
+    int64_t count = 0;
+    int rc;
+
+    bucket_key(b, key);
+    rc = dz_store_put(st, NS_CLAIM, key, 8, "1", 1, KEEP_MS, DZ_STORE_NX);
+    if (rc == DZ_ERR_EXISTS)
+        return 0; /* another instance has it */
+    if (rc != 0)
+        return rc;
+    /* The counter's next value: the slots are 1 .. count - 1 (nobody
+     * writes to a bucket this old any more). */
+    rc = dz_store_incr(st, NS_SLOT, key, 8, KEEP_MS, &count);
+    if (rc != 0)
+        return rc;
+    if (count - 1 > DZ_OIDC_EXPIRY_SLOTS_MAX) {
+        dz_logj(DZ_LOG_WARN, "oidc_expiry_full",
+                json_pack("{s:I, s:I}", "sessions", (json_int_t)(count - 1), "swept",
+                          (json_int_t)DZ_OIDC_EXPIRY_SLOTS_MAX));
+        count = DZ_OIDC_EXPIRY_SLOTS_MAX + 1;
+    }
+    if (count <= 1)
+        return 0;
+    sw.gone = calloc((size_t)count - 1, sizeof(*sw.gone));
+    if (!sw.gone)
+        return DZ_ERR_NOMEM;
+    for (int64_t i = 1; i < count; i++) {
+        uint64_t left = 0;
+        const unsigned char *d;
+        size_t flen;
+
+        key[8] = (unsigned char)(i >> 24);
+        key[9] = (unsigned char)(i >> 16);
+        key[10] = (unsigned char)(i >> 8);
+        key[11] = (unsigned char)i;
+        dz_buf_init(&v, 64);
+        if (dz_store_take(st, NS_SLOT, key, sizeof(key), &v) != 0 || v.len < 33 || v.len > 32 + 7) {
+            dz_buf_wipe(&v);
+            continue; /* a writer that failed half way, or already swept */
+        }
+        d = (const unsigned char *)v.data;
+        flen = v.len - 32;
+        rc = dz_store_ttl(st, DZ_SESSION_NS, d, 32, &left);
+        if (rc == 0 || dz_store_failed(rc)) {
+            /* Alive (its idle expiry moved on), or the store cannot say:
+             * look again when it would expire next. */
+            char fin[8] = {0};
+            memcpy(fin, d + 32, flen);
+            enqueue(st, d, fin, now + (rc == 0 ? (int64_t)left : DZ_OIDC_EXPIRY_BUCKET_MS), now);
+        } else {
+            struct gone *g = &sw.gone[sw.n++];
+            dz_b64_encode_to(d, 32, true, g->sid);
+            memcpy(g->fin, d + 32, flen);
+        }
+        dz_buf_wipe(&v);
+    }
+    return 0;
+}
+
+static void tick(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    int64_t now = dz_unix_ms();
+    int64_t horizon = now / DZ_OIDC_EXPIRY_BUCKET_MS - 1 - GRACE_BUCKETS;
+    struct dz_store *st = sw.w->gw->store;
+
+    (void)loop;
+    (void)t;
+    (void)revents;
+    if (sw.busy)
+        return;
+    if (sw.next == 0)
+        sw.next = horizon - LOOK_BACK;
+    while (sw.next <= horizon) {
+        int rc = sweep(st, sw.next, now);
+        if (rc != 0) {
+            dz_logj(DZ_LOG_WARN, "oidc_expiry_sweep", json_pack("{s:s}", "error", dz_err_str(rc)));
+            free(sw.gone);
+            sw.gone = NULL;
+            sw.n = 0;
+            return; /* this bucket again at the next tick */
+        }
+        sw.next++;
+        if (sw.n > 0) {
+            sw.bg = dz_rctx_background(sw.w, "exp");
+            if (!sw.bg) {
+                free(sw.gone);
+                sw.gone = NULL;
+                sw.n = 0;
+                return;
+            }
+            sw.busy = true;
+            sw.at = 0;
+            send_next(sw.bg, NULL);
+            return; /* one bucket's sending at a time */
+        }
+        free(sw.gone);
+        sw.gone = NULL;
+    }
+}
+
+int dz_oidc_expiry_start(struct dz_gw_worker *w)
+{
+    if (sw.started)
+        return DZ_ERR_STATE;
+    sw.w = w;
+    sw.next = 0;
+    ev_timer_init(&sw.timer, tick, DZ_OIDC_EXPIRY_TICK_MS / 1000.0,
+                  DZ_OIDC_EXPIRY_TICK_MS / 1000.0);
+    ev_timer_start(dz_worker_loop(w->worker), &sw.timer);
+    sw.started = true;
+    return 0;
+}
+
+void dz_oidc_expiry_stop(struct dz_gw_worker *w)
+{
+    if (!sw.started || sw.w != w)
+        return;
+    ev_timer_stop(dz_worker_loop(w->worker), &sw.timer);
+    sw.started = false;
+}
