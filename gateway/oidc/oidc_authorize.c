@@ -24,7 +24,7 @@
 #include "oidc/oidc_authreq.h"
 #include "oidc/oidc_consent.h"
 #include "oidc/oidc_endpoints.h"
-#include "oidc/oidc_expiry.h"
+#include "oidc/oidc_expiry_index.h"
 #include "oidc/oidc_state.h"
 #include "state/store.h"
 

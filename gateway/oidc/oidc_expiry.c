@@ -17,76 +17,17 @@
 #include "core/rctx.h"
 #include "http/httpd.h"
 #include "oidc/oidc.h"
+#include "oidc/oidc_expiry_index.h"
 #include "state/session.h"
 #include "state/store.h"
 
 #include "base/compat.h"
 
-#define NS_SLOT "oidcexp"        /* bucket || slot -> sid || fin; bucket -> its counter */
-#define NS_CLAIM "oidcexpc"      /* bucket -> swept by one instance */
-#define NS_WATCH "oidcexpw"      /* sid -> already in the index */
-#define GRACE_BUCKETS 1          /* how far another instance's clock may be behind */
-#define LOOK_BACK 12             /* buckets a starting instance looks back (one minute) */
-#define KEEP_MS (10 * 60 * 1000) /* index entries outlive their bucket by this */
-
-static void bucket_key(int64_t b, unsigned char out[8])
-{
-    for (int i = 7; i >= 0; i--, b >>= 8)
-        out[i] = (unsigned char)(b & 0xff);
-}
-
-/* Put sid of fin into the bucket of due_ms (never one already swept). */
-static int enqueue(struct dz_store *st, const unsigned char sid[32], const char *fin,
-                   int64_t due_ms, int64_t now)
-{
-    int64_t b = due_ms / DZ_OIDC_EXPIRY_BUCKET_MS;
-    unsigned char key[12];
-    unsigned char val[32 + 8];
-    size_t flen = strnlen(fin, 8);
-    uint64_t ttl = (uint64_t)(due_ms > now ? due_ms - now : 0) + KEEP_MS;
-    int64_t slot = 0;
-    int rc;
-
-    if (b <= now / DZ_OIDC_EXPIRY_BUCKET_MS)
-        b = now / DZ_OIDC_EXPIRY_BUCKET_MS + 1;
-    bucket_key(b, key);
-    rc = dz_store_incr(st, NS_SLOT, key, 8, ttl, &slot);
-    if (rc != 0)
-        return rc;
-    key[8] = (unsigned char)(slot >> 24);
-    key[9] = (unsigned char)(slot >> 16);
-    key[10] = (unsigned char)(slot >> 8);
-    key[11] = (unsigned char)slot;
-    memcpy(val, sid, 32);
-    memcpy(val + 32, fin, flen);
-    return dz_store_put(st, NS_SLOT, key, sizeof(key), val, 32 + flen, ttl, 0);
-}
-
-int dz_oidc_expiry_watch(struct dz_store *st, const unsigned char sid[32], const char *fin,
-                         int64_t abs_ms)
-{
-    int64_t now = dz_unix_ms();
-    uint64_t left = 0;
-    int rc;
-
-    if (abs_ms <= now)
-        return 0;
-    /* Once per session: later codes of the same session change nothing
-     * (the sweeper follows the session's idle expiry itself). */
-    rc = dz_store_put(st, NS_WATCH, sid, 32, "1", 1, (uint64_t)(abs_ms - now) + KEEP_MS,
-                      DZ_STORE_NX);
-    if (rc == DZ_ERR_EXISTS)
-        return 0;
-    if (rc != 0)
-        return rc;
-    rc = dz_store_ttl(st, DZ_SESSION_NS, sid, 32, &left);
-    if (rc != 0)
-        return rc;
-    rc = enqueue(st, sid, fin, now + (int64_t)left, now);
-    if (rc != 0)
-        dz_store_del(st, NS_WATCH, sid, 32); /* a later code tries again */
-    return rc;
-}
+#define NS_SLOT DZ_OIDC_NS_EXPIRY
+#define NS_CLAIM "oidcexpc" /* bucket -> swept by one instance */
+#define GRACE_BUCKETS 1     /* how far another instance's clock may be behind */
+#define LOOK_BACK 12        /* buckets a starting instance looks back (one minute) */
+#define KEEP_MS DZ_OIDC_EXPIRY_KEEP_MS
 
 /* ------------------------------------------------------------ sweeper */
 
@@ -130,7 +71,7 @@ static int sweep(struct dz_store *st, int64_t b, int64_t now)
     int64_t count = 0;
     int rc;
 
-    bucket_key(b, key);
+    dz_oidc_expiry_bucket_key(b, key);
     rc = dz_store_put(st, NS_CLAIM, key, 8, "1", 1, KEEP_MS, DZ_STORE_NX);
     if (rc == DZ_ERR_EXISTS)
         return 0; /* another instance has it */
@@ -174,7 +115,8 @@ static int sweep(struct dz_store *st, int64_t b, int64_t now)
              * look again when it would expire next. */
             char fin[8] = {0};
             memcpy(fin, d + 32, flen);
-            enqueue(st, d, fin, now + (rc == 0 ? (int64_t)left : DZ_OIDC_EXPIRY_BUCKET_MS), now);
+            dz_oidc_expiry_enqueue(st, d, fin,
+                                   now + (rc == 0 ? (int64_t)left : DZ_OIDC_EXPIRY_BUCKET_MS), now);
         } else {
             struct gone *g = &sw.gone[sw.n++];
             dz_b64_encode_to(d, 32, true, g->sid);

@@ -17,25 +17,12 @@
  *
  * Everything lives in the store (namespaces "oidcexp*", kind sessions), so
  * it works with the in-process store and across instances with Redis.
+ * The index itself is oidc_expiry_index.h.
  */
 #ifndef DZ_OIDC_EXPIRY_H
 #define DZ_OIDC_EXPIRY_H
 
-#include <stdint.h>
-
 struct dz_gw_worker;
-struct dz_store;
-
-#define DZ_OIDC_EXPIRY_BUCKET_MS 5000 /* width of a time bucket */
-#define DZ_OIDC_EXPIRY_TICK_MS 2500   /* how often a sweeper looks */
-#define DZ_OIDC_EXPIRY_SLOTS_MAX 4096 /* sessions swept from one bucket */
-
-/* Watch the session sid (raw, the "sess" key) of fin, which may end at
- * the latest abs_ms (unix ms): from the first call on, until it is gone.
- * 0 or the store's error (logged by the caller; the session's logout still
- * reaches its clients).  Any thread. */
-int dz_oidc_expiry_watch(struct dz_store *st, const unsigned char sid[32], const char *fin,
-                         int64_t abs_ms);
 
 /* Start (stop) the sweeper on worker w's loop.  Loop thread of w. */
 int dz_oidc_expiry_start(struct dz_gw_worker *w);
