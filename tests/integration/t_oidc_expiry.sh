@@ -33,7 +33,18 @@ oidc:
   consent: pre-approved
 EOF
 done
-EXTRA_POLICIES="$WORK/policies" stack_start CARDS=0 MOBILE=0
+if [ "${REDIS:-0}" = 1 ]; then
+    # The same with the state in Redis (the sweeper's index, its claims).
+    . "$LIB_DIR/redis.sh"
+    RPORT=9137
+    (umask 077 && openssl rand -hex 16 >"$WORK/redis.pw" && openssl rand -hex 32 >"$WORK/redis.key")
+    redis_start main "$RPORT" --user darvaza on ">$(cat "$WORK/redis.pw")" '~x:*' '&x:*' \
+        '&__redis__:invalidate' '+@all'
+    EXTRA_POLICIES="$WORK/policies" stack_start CARDS=0 MOBILE=0 \
+        STORE_REDIS="address: 127.0.0.1:$RPORT, username: darvaza, password_file: $WORK/redis.pw, value_key_file: $WORK/redis.key, prefix: \"x:\", timeouts: {command: 1s}"
+else
+    EXTRA_POLICIES="$WORK/policies" stack_start CARDS=0 MOBILE=0
+fi
 ISS=$GW_ORIGIN
 LOG=$(gw_log)
 
