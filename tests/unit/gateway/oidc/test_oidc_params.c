@@ -293,6 +293,18 @@ static void test_policy_oidc_errors(void **state)
          "rp.yaml:12: oidc.colour: unknown key"},
         {"jwks: '", "jwks: '{\"keys\":[]}' #", "oidc.jwks: expected a JSON Web Key Set"},
         {"registered_as: DIS-0009\n", "", "registered_as: required key is missing"},
+        /* The key set by URL: https only, never with an inline set. */
+        {"jwks: '" JWKS "'", "jwks_uri: http://127.0.0.1:9/jwks",
+         "rp.yaml:6: oidc.jwks_uri: https only"},
+        {"jwks: '" JWKS "'", "jwks_uri: https://rp.example/k#x", "no blanks, fragments"},
+        {"  consent: ask\n", "  consent: ask\n  jwks_uri: https://rp.example/jwks\n",
+         "oidc.jwks_uri: give jwks or jwks_uri, not both"},
+        {"  consent: ask\n", "  consent: ask\n  jwks_max_age: 1h\n",
+         "oidc.jwks_max_age: goes only with jwks_uri"},
+        {"jwks: '" JWKS "'", "jwks_uri: https://rp.example/jwks\n  jwks_min_interval: 0s",
+         "oidc.jwks_min_interval: expected a duration from 1s to 1h"},
+        {"jwks: '" JWKS "'", "jwks_uri: https://rp.example/jwks\n  jwks_max_age: 2d",
+         "oidc.jwks_max_age: expected a duration from 1m to 24h"},
         {"code_lifetime", "code_lifetime", ""},
     };
     char text[2048];
@@ -311,6 +323,32 @@ static void test_policy_oidc_errors(void **state)
             fail_msg("case %zu: loaded %d, err '%s', expected '%s'", i, s != NULL, err,
                      cases[i].err);
     }
+}
+
+static void test_policy_jwks_uri(void **state)
+{
+    char text[2048];
+    char err[512];
+    const char *at = strstr(policy, "jwks: '");
+    const char *end = at ? strchr(at + 7, '\'') : NULL;
+    const struct dz_policy_service *svc;
+    struct dz_policy_set *s;
+
+    assert_non_null(end);
+    snprintf(text, sizeof(text),
+             "%.*sjwks_uri: https://rp.example/jwks.json\n"
+             "  jwks_min_interval: 5s%s",
+             (int)(at - policy), policy, end + 1);
+    s = load(text, err, sizeof(err));
+    if (!s)
+        fail_msg("%s", err);
+    svc = dz_policy_oidc_client(s, "rp-1");
+    assert_non_null(svc);
+    assert_string_equal(svc->oidc->jwks_uri, "https://rp.example/jwks.json");
+    assert_null(svc->oidc->jwks);
+    assert_int_equal(svc->oidc->jwks_max_age_ms, 3600000); /* the default */
+    assert_int_equal(svc->oidc->jwks_min_interval_ms, 5000);
+    dz_policy_set_free(s);
 }
 
 static void test_policy_secret(void **state)
@@ -444,6 +482,7 @@ int main(void)
         cmocka_unit_test(test_urlencode),
         cmocka_unit_test(test_authreq),
         cmocka_unit_test(test_policy_oidc_errors),
+        cmocka_unit_test(test_policy_jwks_uri),
         cmocka_unit_test(test_policy_secret),
         cmocka_unit_test(test_assertion_claims),
         cmocka_unit_test(test_assertion_algorithms),
