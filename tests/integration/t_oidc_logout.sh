@@ -3,7 +3,8 @@
 # session ends without a logout request: ended from the account page (one
 # session, and "sign out everywhere else"), and the record of which clients
 # a session signed in to under concurrent authorizations (one store entry
-# per session and client, so none is lost).
+# per session and client, so none is lost).  REDIS=1: the state in Redis
+# (tests/integration/redis.sh starts one).
 . "$(dirname "$0")/lib.sh"
 
 plan 12
@@ -36,7 +37,18 @@ oidc:
   consent: pre-approved
 EOF
 done
-EXTRA_POLICIES="$WORK/policies" stack_start CARDS=0 MOBILE=0
+if [ "${REDIS:-0}" = 1 ]; then
+    # The same with the state in Redis.
+    . "$LIB_DIR/redis.sh"
+    RPORT=9137
+    (umask 077 && openssl rand -hex 16 >"$WORK/redis.pw" && openssl rand -hex 32 >"$WORK/redis.key")
+    redis_start main "$RPORT" --user darvaza on ">$(cat "$WORK/redis.pw")" '~x:*' '&x:*' \
+        '&__redis__:invalidate' '+@all'
+    EXTRA_POLICIES="$WORK/policies" stack_start CARDS=0 MOBILE=0 \
+        STORE_REDIS="address: 127.0.0.1:$RPORT, username: darvaza, password_file: $WORK/redis.pw, value_key_file: $WORK/redis.key, prefix: \"x:\", timeouts: {command: 1s}"
+else
+    EXTRA_POLICIES="$WORK/policies" stack_start CARDS=0 MOBILE=0
+fi
 ISS=$GW_ORIGIN
 
 $PY "$LIB_DIR/oidc_bc_listen.py" "$STATE_DIR/certs/peer-tls.pem" "$STATE_DIR/certs/peer-tls.key" \
