@@ -232,6 +232,10 @@ struct change_op {
     char *otpauth_uri;
     char *qr_svg;
     size_t ended;
+    /* The other sessions a new password ends, for their OIDC clients. */
+    unsigned char ended_sids[DZ_SESSIDX_SLOTS][32];
+    size_t n_ended_sids;
+    int audit_rc;
     char text[NOTICE_MAX + 1];
 };
 
@@ -341,6 +345,24 @@ static void change_recorded(struct dz_rctx *c, int rc, void *arg)
     dz_sms_notify(c, op->fin, op->text, change_notified, change_drop, op);
 }
 
+static void change_told(struct dz_rctx *c, void *arg)
+{
+    struct change_op *op = arg;
+
+    change_recorded(c, op->audit_rc, op);
+}
+
+/* The change is on the record: the ended sessions' OIDC clients hear of it
+ * (back-channel logout, as after "sign out everywhere"), then the answer. */
+static void change_audited(struct dz_rctx *c, int rc, void *arg)
+{
+    struct change_op *op = arg;
+
+    op->audit_rc = rc;
+    dz_session_end_notify(c, (const unsigned char(*)[32])op->ended_sids, op->n_ended_sids, op->fin,
+                          change_told, op);
+}
+
 static void change_done(struct dz_rctx *c, void *arg)
 {
     struct change_op *op = arg;
@@ -349,7 +371,15 @@ static void change_done(struct dz_rctx *c, void *arg)
 
     if (ok && !op->totp) {
         /* A new password ends the person's other sessions: whoever knew
-         * the old one is out. */
+         * the old one is out, and so are the clients they signed in to. */
+        struct dz_sessidx_entry e[DZ_SESSIDX_SLOTS];
+        size_t n = 0;
+
+        if (dz_sessidx_list(c->gw->store, op->fin, e, &n) != 0)
+            n = 0;
+        for (size_t i = 0; i < n; i++)
+            if (memcmp(e[i].sid, op->sid, 32) != 0)
+                memcpy(op->ended_sids[op->n_ended_sids++], e[i].sid, 32);
         if (dz_sessidx_end_all(c->gw->store, op->fin, op->sid, &op->ended) != 0)
             dz_rctx_log(c, DZ_LOG_WARN, "sessions_end", "not every other session was ended");
     }
@@ -359,7 +389,7 @@ static void change_done(struct dz_rctx *c, void *arg)
                               op->totp ? "account_totp_reset" : "account_password", "fin", op->fin,
                               "means", op->high ? "high_session" : "password+otp", "sessions_ended",
                               (json_int_t)op->ended),
-                    change_recorded, op);
+                    change_audited, op);
         return;
     }
     if (c->closed)

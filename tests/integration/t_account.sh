@@ -20,19 +20,6 @@ NEW_PW="Acct-test-$$-New-Horse"
 sms_count() { sms_read "$1" | jq length; }
 sms_last() { sms_read "$1" | jq -r 'last.text // empty'; }
 more_sms() { [ "$(sms_count "$1")" -gt "$2" ]; }
-# mobile_login FIN: a mobile-signature (high) session; sets MTOKEN.
-mobile_login() {
-    MTOKEN=
-    gw_json POST /auth/mobile "$(jq -nc --arg p "$(person "$1" phone)" --arg f "$1" '{phone:$p, fin:$f}')" -H "Origin: $GW_ORIGIN"
-    local id _
-    id=$(jb '.id // empty')
-    [ -n "$id" ] || return 0
-    for _ in 1 2 3; do
-        gw GET "/auth/mobile/$id?wait=10"
-        [ "$STATUS" = 200 ] && [ "$(jb .state)" = pending ] || break
-    done
-    MTOKEN=$(jb '.token // empty')
-}
 sid_of() { printf '%s' "$1" | openssl dgst -sha256 -binary | basenc --base64url | tr -d '='; }
 
 # ---- sessions -----------------------------------------------------------------------

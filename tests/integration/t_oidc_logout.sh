@@ -7,7 +7,7 @@
 # (tests/integration/redis.sh starts one).
 . "$(dirname "$0")/lib.sh"
 
-plan 12
+plan 15
 
 PY=/usr/bin/python3 # Debian's, where python3-authlib lives
 RP="$PY $LIB_DIR/oidc_rp.py"
@@ -44,10 +44,10 @@ if [ "${REDIS:-0}" = 1 ]; then
     (umask 077 && openssl rand -hex 16 >"$WORK/redis.pw" && openssl rand -hex 32 >"$WORK/redis.key")
     redis_start main "$RPORT" --user darvaza on ">$(cat "$WORK/redis.pw")" '~x:*' '&x:*' \
         '&__redis__:invalidate' '+@all'
-    EXTRA_POLICIES="$WORK/policies" stack_start CARDS=0 MOBILE=0 \
+    EXTRA_POLICIES="$WORK/policies" stack_start CARDS=0 PHONE_DELAY_MS=100 \
         STORE_REDIS="address: 127.0.0.1:$RPORT, username: darvaza, password_file: $WORK/redis.pw, value_key_file: $WORK/redis.key, prefix: \"x:\", timeouts: {command: 1s}"
 else
-    EXTRA_POLICIES="$WORK/policies" stack_start CARDS=0 MOBILE=0
+    EXTRA_POLICIES="$WORK/policies" stack_start CARDS=0 PHONE_DELAY_MS=100
 fi
 ISS=$GW_ORIGIN
 
@@ -56,7 +56,9 @@ $PY "$LIB_DIR/oidc_bc_listen.py" "$STATE_DIR/certs/peer-tls.pem" "$STATE_DIR/cer
 OWN_PIDS+=($!)
 wait_until 10 test -e "$WORK/bc/ready" || bail "the back-channel listener did not start"
 
-R=$(pick_person registered 0)
+# A registered person with a SIM and a phone: a high (mobile) session
+# changes the password at the end.
+R=$(people | jq -r 'map(select(.sim == true and .registered == true and .phone_on == true and .sim_revoked != true))[0].fin // empty')
 [ -n "$R" ] || bail "people.json has no registered person"
 sid_of() { printf '%s' "$1" | b64url_sha256; }
 # The logout tokens received so far, one line each: [aud, sid, sub, typ, event?].
@@ -125,5 +127,21 @@ is "$STATUS" 200 "the current session is kept"
 is "$(received | wc -l)" $((NCLIENTS + 1)) "no client is told twice, and the kept session's clients not at all"
 like "$(grep -c '"type":"oidc_logout_sent"' "$STATE_DIR/audit.log")" '^[2-9]' \
     "each back-channel logout is on the audit record"
+
+# ---- a new password ends the other sessions: their clients are told ----------------------
+# S3 signs in to lo-rp3; a mobile-signature (high) session sets a new
+# password, which ends S3 at once.
+$RP start "$ISS/authorize" lo-rp3 "$RP_URI" | jq -r .url >"$WORK/url-s3"
+gw GET "$(sed "s#^$ISS##" "$WORK/url-s3")" -H "cookie: __Host-darvaza=$S3"
+like "$STATUS|$(hdr location)" "^302\\|$RP_URI\\?code=" "the third session signs in to lo-rp3"
+mobile_login "$R"
+[ -n "$MTOKEN" ] || bail "the mobile login failed: $STATUS $BODY"
+gw_json POST /api/account/password "$(jq -nc --arg p "Logout-test-$$-New-Horse" '{password:$p}')" \
+    -H "$(bearer "$MTOKEN")"
+is "$STATUS $(jb .sessions_ended)" "200 1" "a high session changes the password: the third session ends"
+SID3=$(sid_of "$S3")
+wait_until 10 has_count "$SID3" 1
+is "$(received | grep "\"$SID3\"")" "[\"lo-rp3\",\"$SID3\",\"$R\",\"logout+jwt\",true]" \
+    "... and lo-rp3 receives its logout token at once, not when the session would have expired"
 
 finish
