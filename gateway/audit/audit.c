@@ -541,60 +541,48 @@ static int enqueue(struct dz_audit *a, struct entry *e)
     return rc;
 }
 
+/* Queue a copy of tmpl (its record set, owned from here on): on error the
+ * record is freed. */
+static int enqueue_new(struct dz_audit *a, struct entry tmpl)
+{
+    struct entry *e = calloc(1, sizeof(*e));
+    int rc = DZ_ERR_NOMEM;
+
+    if (e) {
+        *e = tmpl;
+        rc = enqueue(a, e);
+        if (rc == 0)
+            return 0;
+        free(e);
+    }
+    drop_rec(&tmpl);
+    return rc;
+}
+
 int dz_audit_append(struct dz_audit *a, json_t *record, struct dz_worker *w,
                     void (*done)(void *arg, int result), void *arg)
 {
-    struct entry *e = NULL;
-    int rc = DZ_ERR_INVAL;
-
-    if (!a || !done || !record || !record_ok(record))
-        goto out;
-    rc = DZ_ERR_NOMEM;
-    e = calloc(1, sizeof(*e));
-    if (!e)
-        goto out;
-    *e = (struct entry){.rec = record, .w = w, .done = done, .arg = arg};
-    record = NULL;
-    rc = enqueue(a, e);
-    if (rc == 0)
-        e = NULL;
-out:
-    if (e)
-        drop_rec(e);
-    free(e);
-    json_decref(record);
-    return rc;
+    if (!a || !done || !record || !record_ok(record)) {
+        json_decref(record);
+        return DZ_ERR_INVAL;
+    }
+    return enqueue_new(a, (struct entry){.rec = record, .w = w, .done = done, .arg = arg});
 }
 
 int dz_audit_append_rec(struct dz_audit *a, struct dz_audit_rec *record, struct dz_worker *w,
                         void (*done)(void *arg, int result), void *arg)
 {
-    struct entry *e = NULL;
     const char *type = dz_audit_rec_type(record);
     int rc = DZ_ERR_INVAL;
 
     /* The same rule as record_ok's for jansson records. */
     if (!a || !done || !record || !type || strcmp(type, "head") == 0 ||
         dz_audit_rec_has(record, "seq") || dz_audit_rec_has(record, "time") ||
-        dz_audit_rec_has(record, "prev"))
-        goto out;
-    if ((rc = dz_audit_rec_error(record)) != 0)
-        goto out;
-    rc = DZ_ERR_NOMEM;
-    e = calloc(1, sizeof(*e));
-    if (!e)
-        goto out;
-    *e = (struct entry){.frec = record, .w = w, .done = done, .arg = arg};
-    record = NULL;
-    rc = enqueue(a, e);
-    if (rc == 0)
-        e = NULL;
-out:
-    if (e)
-        drop_rec(e);
-    free(e);
-    dz_audit_rec_free(record);
-    return rc;
+        dz_audit_rec_has(record, "prev") || (rc = dz_audit_rec_error(record)) != 0) {
+        dz_audit_rec_free(record);
+        return rc;
+    }
+    return enqueue_new(a, (struct entry){.frec = record, .w = w, .done = done, .arg = arg});
 }
 
 const struct dz_histo *dz_audit_fsync_histo(const struct dz_audit *a)
