@@ -278,6 +278,100 @@ int dz_store_touch(struct dz_store *s, const char *ns, const void *key, size_t k
     return s->ops->touch(s->impl, ns, key, key_len, ttl_ms);
 }
 
+/* ---- asynchronous forms */
+
+void dz_store_get_async(struct dz_store *s, struct ev_loop *loop, const char *ns, const void *key,
+                        size_t key_len, dz_store_cb cb, void *arg)
+{
+    int rc = check_key(s, ns, key, key_len);
+
+    if (rc || !loop) {
+        cb(arg, rc ? rc : DZ_ERR_INVAL, 0, NULL, 0);
+        return;
+    }
+    if (s->ops->get_async) {
+        s->ops->get_async(s->impl, loop, ns, key, key_len, cb, arg);
+        return;
+    }
+    {
+        struct dz_buf b;
+
+        dz_buf_init(&b, VAL_MAX);
+        rc = s->ops->get(s->impl, ns, key, key_len, &b);
+        cb(arg, rc, 0, rc == 0 ? b.data : NULL, rc == 0 ? b.len : 0);
+        dz_buf_wipe(&b);
+    }
+}
+
+/* What an asynchronous incr needs after the backend answered: the refusal
+ * count and log of a full budget (note_full). */
+struct incr_wait {
+    struct dz_store *s;
+    enum dz_store_kind kind;
+    const char *ns;
+    dz_store_cb cb;
+    void *arg;
+};
+
+static void incr_done(void *arg, int rc, int64_t value, const void *data, size_t len)
+{
+    struct incr_wait w = *(struct incr_wait *)arg;
+
+    (void)data;
+    (void)len;
+    free(arg);
+    rc = note_full(w.s, w.kind, w.ns, rc);
+    w.cb(w.arg, rc, rc == 0 ? value : 0, NULL, 0);
+}
+
+void dz_store_incr_async(struct dz_store *s, struct ev_loop *loop, const char *ns, const void *key,
+                         size_t key_len, uint64_t ttl_ms, dz_store_cb cb, void *arg)
+{
+    int rc = check_key(s, ns, key, key_len);
+    struct incr_wait *w;
+    enum dz_store_kind k;
+
+    if (!rc && (ttl_ms == 0 || !loop))
+        rc = DZ_ERR_INVAL;
+    if (rc) {
+        cb(arg, rc, 0, NULL, 0);
+        return;
+    }
+    k = dz_store_kind_of(ns);
+    if (!s->ops->incr_async) {
+        int64_t v = 0;
+
+        rc = note_full(s, k, ns, s->ops->incr(s->impl, k, ns, key, key_len, ttl_ms, &v));
+        cb(arg, rc, rc == 0 ? v : 0, NULL, 0);
+        return;
+    }
+    w = malloc(sizeof(*w));
+    if (!w) {
+        cb(arg, DZ_ERR_NOMEM, 0, NULL, 0);
+        return;
+    }
+    *w = (struct incr_wait){s, k, ns, cb, arg};
+    s->ops->incr_async(s->impl, loop, k, ns, key, key_len, ttl_ms, incr_done, w);
+}
+
+void dz_store_touch_async(struct dz_store *s, struct ev_loop *loop, const char *ns, const void *key,
+                          size_t key_len, uint64_t ttl_ms, dz_store_cb cb, void *arg)
+{
+    int rc = check_key(s, ns, key, key_len);
+
+    if (!rc && (ttl_ms == 0 || !loop))
+        rc = DZ_ERR_INVAL;
+    if (rc) {
+        cb(arg, rc, 0, NULL, 0);
+        return;
+    }
+    if (s->ops->touch_async) {
+        s->ops->touch_async(s->impl, loop, ns, key, key_len, ttl_ms, cb, arg);
+        return;
+    }
+    cb(arg, s->ops->touch(s->impl, ns, key, key_len, ttl_ms), 0, NULL, 0);
+}
+
 size_t dz_store_kind_count(const struct dz_store *s, enum dz_store_kind k)
 {
     if (!s || (unsigned)k >= DZ_STORE_KINDS || !s->ops->kind_count)

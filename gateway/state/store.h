@@ -23,6 +23,12 @@
 struct dz_buf;
 struct dz_histo;
 struct dz_store;
+struct ev_loop;
+
+/* The answer of an asynchronous call (below): rc as the synchronous call
+ * would return it; value: the counter of an incr; data/len: the value of a
+ * get (valid only during the call; NULL/0 otherwise). */
+typedef void (*dz_store_cb)(void *arg, int rc, int64_t value, const void *data, size_t len);
 
 enum dz_store_flags {
     DZ_STORE_NX = 1 /* put only if absent: DZ_ERR_EXISTS otherwise */
@@ -77,6 +83,7 @@ struct dz_store_health {
     uint64_t errors;                /* calls that failed on the backend's side */
     uint64_t reconnects;            /* connections made after a failure */
     const struct dz_histo *latency; /* round trips; NULL when not shared */
+    uint64_t inflight;              /* asynchronous calls waiting for an answer */
 };
 
 /* Backends: put and incr get the namespace's kind, to count a new entry
@@ -101,6 +108,15 @@ struct dz_store_ops {
     void (*bind)(void *impl, struct dz_store *s);
     /* Health of a shared backend (may be NULL: in process, always up). */
     void (*health)(void *impl, struct dz_store_health *out);
+    /* Asynchronous forms (may be NULL: the synchronous op, then cb at once).
+     * They call cb exactly once, on the loop's thread, possibly before
+     * returning. */
+    void (*get_async)(void *impl, struct ev_loop *loop, const char *ns, const void *key,
+                      size_t key_len, dz_store_cb cb, void *arg);
+    void (*incr_async)(void *impl, struct ev_loop *loop, enum dz_store_kind kind, const char *ns,
+                       const void *key, size_t key_len, uint64_t ttl_ms, dz_store_cb cb, void *arg);
+    void (*touch_async)(void *impl, struct ev_loop *loop, const char *ns, const void *key,
+                        size_t key_len, uint64_t ttl_ms, dz_store_cb cb, void *arg);
 };
 
 /* For backends: wrap an ops table and its state.  Ownership of impl moves to
@@ -147,6 +163,26 @@ int dz_store_ttl(struct dz_store *s, const char *ns, const void *key, size_t key
 /* Set a new time to live on a live key; DZ_ERR_NOTFOUND otherwise. */
 int dz_store_touch(struct dz_store *s, const char *ns, const void *key, size_t key_len,
                    uint64_t ttl_ms);
+
+/*
+ * Asynchronous forms of get, incr and touch for the worker loops (the
+ * forward path: session read, sliding expiry, rate counter).  Same
+ * arguments, checks and answers as the synchronous calls; the answer comes
+ * through cb(arg, rc, value, data, len) exactly once, on loop's thread
+ * (which must be the calling thread).  The in-process backend, a near-cache
+ * hit, a local rate batch, a bad argument and an open circuit breaker
+ * answer at once, before the call returns; a shared backend otherwise
+ * answers when Redis does, or DZ_ERR_UNAVAILABLE after the command timeout,
+ * and the loop runs other work meanwhile.  The caller keeps what arg points
+ * to alive until cb (a request: hold it, and do not answer if it closed).
+ * ns must be a constant string (it is kept until cb).
+ */
+void dz_store_get_async(struct dz_store *s, struct ev_loop *loop, const char *ns, const void *key,
+                        size_t key_len, dz_store_cb cb, void *arg);
+void dz_store_incr_async(struct dz_store *s, struct ev_loop *loop, const char *ns, const void *key,
+                         size_t key_len, uint64_t ttl_ms, dz_store_cb cb, void *arg);
+void dz_store_touch_async(struct dz_store *s, struct ev_loop *loop, const char *ns, const void *key,
+                          size_t key_len, uint64_t ttl_ms, dz_store_cb cb, void *arg);
 
 /*
  * Wake-ups.  An entry a browser waits for (a QR answer, an MSSP result) may

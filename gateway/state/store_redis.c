@@ -57,22 +57,23 @@
 
 enum script_id { S_PUT, S_INCR, S_TAKE, S_DEL, S_TOUCH, S_COUNT, S_N };
 
-/* KEYS: entry, its namespace's index, its kind's set.
- * put ARGV: value, ttl, nx, max -> {0 ok | 1 exists | 2 full, kind count or -1} */
+/* KEYS: entry, its namespace's index, its kind's set.  Put and incr answer
+ * alike (script_answer): {code, value, kind count or -1}, code 0 ok,
+ * 1 exists, 2 full, 3 not a counter, 4 overflow.
+ * put ARGV: value, ttl, nx, max (value 0) */
 static const char *const scripts[S_N] = {
     [S_PUT] = LUA_NOW "local ttl = tonumber(ARGV[2])\n"
                       "if redis.call('EXISTS', KEYS[1]) == 1 then\n"
-                      "  if ARGV[3] == '1' then return {1, -1} end\n"
+                      "  if ARGV[3] == '1' then return {1, 0, -1} end\n"
                       "  redis.call('SET', KEYS[1], ARGV[1], 'PX', ttl)\n"
                       "  redis.call('ZADD', KEYS[2], now + ttl, KEYS[1])\n"
-                      "  return {0, -1}\n"
-                      "end\n" LUA_KIND_COUNT "if n >= tonumber(ARGV[4]) then return {2, n} end\n"
+                      "  return {0, 0, -1}\n"
+                      "end\n" LUA_KIND_COUNT "if n >= tonumber(ARGV[4]) then return {2, 0, n} end\n"
                       "redis.call('SET', KEYS[1], ARGV[1], 'PX', ttl)\n"
                       "redis.call('ZADD', KEYS[2], now + ttl, KEYS[1])\n"
-                      "return {0, n + 1}\n",
-    /* ARGV: ttl, max -> {0 ok | 2 full | 3 not a counter | 4 overflow, value, count or -1} */
-    /* ARGV: ttl, max, by.  The clock is read only to create: counting on
-     * costs INCRBY alone. */
+                      "return {0, 0, n + 1}\n",
+    /* incr ARGV: ttl, max, by.  The clock is read only to create: counting
+     * on costs INCRBY alone. */
     [S_INCR] =
         "local ttl = tonumber(ARGV[1])\n"
         "if redis.call('EXISTS', KEYS[1]) == 1 then\n"
@@ -131,16 +132,12 @@ static void scripts_hash(void)
     }
 }
 
-/* EVALSHA, and EVAL once when this server has not seen the script yet. */
-static int eval(struct rs_store *st, enum script_id id, int nkeys, int nargs, const char **args,
-                const size_t *lens, bool wait, redisReply **out)
+/* The argv of EVALSHA script nkeys args... into argv/argl (12 slots);
+ * nk holds the key count's text.  Returns argc. */
+static int eval_argv(enum script_id id, int nkeys, int nargs, const char **args, const size_t *lens,
+                     const char **argv, size_t *argl, char nk[4])
 {
-    const char *argv[12];
-    size_t argl[12];
-    char nk[4];
-    int rc;
-
-    snprintf(nk, sizeof(nk), "%d", nkeys);
+    snprintf(nk, 4, "%d", nkeys);
     argv[0] = "EVALSHA";
     argl[0] = 7;
     argv[1] = script_sha[id];
@@ -151,7 +148,20 @@ static int eval(struct rs_store *st, enum script_id id, int nkeys, int nargs, co
         argv[3 + i] = args[i];
         argl[3 + i] = lens[i];
     }
-    rc = rs_call(st, 3 + nkeys + nargs, argv, argl, wait, out);
+    return 3 + nkeys + nargs;
+}
+
+/* EVALSHA, and EVAL once when this server has not seen the script yet. */
+static int eval(struct rs_store *st, enum script_id id, int nkeys, int nargs, const char **args,
+                const size_t *lens, bool wait, redisReply **out)
+{
+    const char *argv[12];
+    size_t argl[12];
+    char nk[4];
+    int argc = eval_argv(id, nkeys, nargs, args, lens, argv, argl, nk);
+    int rc;
+
+    rc = rs_call(st, argc, argv, argl, wait, out);
     if (rc == 0 && (*out)->type == REDIS_REPLY_ERROR && strncmp((*out)->str, "NOSCRIPT", 8) == 0) {
         freeReplyObject(*out);
         *out = NULL;
@@ -159,13 +169,26 @@ static int eval(struct rs_store *st, enum script_id id, int nkeys, int nargs, co
         argl[0] = 4;
         argv[1] = scripts[id];
         argl[1] = strlen(scripts[id]);
-        rc = rs_call(st, 3 + nkeys + nargs, argv, argl, wait, out);
+        rc = rs_call(st, argc, argv, argl, wait, out);
     }
     return rc;
 }
 
+/* The same on the loop's asynchronous connection (NOSCRIPT handled there). */
+static void eval_async(struct rs_store *st, struct ev_loop *loop, enum script_id id, int nkeys,
+                       int nargs, const char **args, const size_t *lens, bool wait, rs_amap_fn map,
+                       rs_adone_fn done, void *arg)
+{
+    const char *argv[12];
+    size_t argl[12];
+    char nk[4];
+    int argc = eval_argv(id, nkeys, nargs, args, lens, argv, argl, nk);
+
+    rs_acall(st, loop, argc, argv, argl, scripts[id], wait, map, done, arg);
+}
+
 /* An answer no script gives: fail closed, and say so (never the values). */
-static int unexpected(const char *op, redisReply *r)
+static int unexpected(const char *op, const redisReply *r)
 {
     dz_log(DZ_LOG_WARN, "store_error", "redis: unexpected answer to %s (%.80s)", op,
            r && r->type == REDIS_REPLY_ERROR ? r->str : "wrong type");
@@ -239,6 +262,65 @@ static void note_count(struct rs_store *st, enum dz_store_kind kind, long long n
         atomic_store_explicit(&st->count[kind], (size_t)n, memory_order_relaxed);
 }
 
+/* The answer of the put and incr scripts, {code, value, kind count or -1}:
+ * the rc, and *value (may be NULL) for an ok. */
+static int script_answer(struct rs_store *st, enum dz_store_kind kind, const char *op,
+                         const redisReply *r, int64_t *value)
+{
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 3)
+        return unexpected(op, r);
+    note_count(st, kind, elem_int(r, 2));
+    switch (elem_int(r, 0)) {
+    case 0:
+        if (value)
+            *value = r->element[1]->type == REDIS_REPLY_INTEGER ? r->element[1]->integer : 0;
+        return 0;
+    case 1:
+        return DZ_ERR_EXISTS;
+    case 2:
+        return DZ_ERR_FULL;
+    case 3:
+        return DZ_ERR_INVAL;
+    case 4:
+        return DZ_ERR_TOOBIG;
+    default:
+        return unexpected(op, r);
+    }
+}
+
+/* A GET's answer: the opened value appended to out (and cached when the
+ * namespace is, and no invalidation came since seq). */
+static int get_answer(struct rs_store *st, const char *ns, const struct dz_buf *rk, bool cached,
+                      uint64_t seq, redisReply *r, struct dz_buf *out)
+{
+    size_t at = out->len;
+    int rc;
+
+    if (r->type == REDIS_REPLY_NIL)
+        return DZ_ERR_NOTFOUND;
+    if (r->type != REDIS_REPLY_STRING)
+        return unexpected("get", r);
+    rc = rs_open(st, rk->data, rk->len, r->str, r->len, out);
+    dz_secret_wipe(r->str, r->len);
+    if (rc == DZ_ERR_DENIED) {
+        dz_log(DZ_LOG_WARN, "store_unsealed",
+               "redis: an entry of %s does not open with this value key; treated as absent"
+               " is not safe, refused",
+               ns);
+        rc = DZ_ERR_UNAVAILABLE;
+    }
+    if (rc == 0 && cached)
+        rs_cache_put(st->cache, seq, rk->data, rk->len, out->data + at, out->len - at, 0);
+    return rc;
+}
+
+static int touch_answer(const redisReply *r)
+{
+    if (r->type != REDIS_REPLY_INTEGER)
+        return unexpected("touch", r);
+    return r->integer == 1 ? 0 : DZ_ERR_NOTFOUND;
+}
+
 /* ---- ops */
 
 static int r_put(void *impl, enum dz_store_kind kind, const char *ns, const void *key,
@@ -275,24 +357,7 @@ static int r_put(void *impl, enum dz_store_kind kind, const char *ns, const void
     }
     if (rc)
         goto out;
-    if (r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
-        rc = unexpected("put", r);
-        goto out;
-    }
-    note_count(st, kind, elem_int(r, 1));
-    switch (elem_int(r, 0)) {
-    case 0:
-        rc = 0;
-        break;
-    case 1:
-        rc = DZ_ERR_EXISTS;
-        break;
-    case 2:
-        rc = DZ_ERR_FULL;
-        break;
-    default:
-        rc = unexpected("put", r);
-    }
+    rc = script_answer(st, kind, "put", r, NULL);
 out:
     if (r)
         freeReplyObject(r);
@@ -330,34 +395,10 @@ static int r_get(void *impl, const char *ns, const void *key, size_t key_len, st
     }
     if (rc)
         goto out;
-    if (r->type == REDIS_REPLY_NIL) {
-        rc = DZ_ERR_NOTFOUND;
-        goto out;
-    }
-    if (r->type != REDIS_REPLY_STRING) {
-        rc = unexpected("get", r);
-        goto out;
-    }
-    {
-        size_t at = out->len;
-
-        rc = rs_open(st, rk.data, rk.len, r->str, r->len, out);
-        if (rc == DZ_ERR_DENIED) {
-            dz_log(DZ_LOG_WARN, "store_unsealed",
-                   "redis: an entry of %s does not open with this value key; treated as absent"
-                   " is not safe, refused",
-                   ns);
-            rc = DZ_ERR_UNAVAILABLE;
-        }
-        if (rc == 0 && cached)
-            rs_cache_put(st->cache, seq, rk.data, rk.len, out->data + at, out->len - at, 0);
-    }
+    rc = get_answer(st, ns, &rk, cached, seq, r, out);
 out:
-    if (r) {
-        if (r->type == REDIS_REPLY_STRING)
-            dz_secret_wipe(r->str, r->len);
+    if (r)
         freeReplyObject(r);
-    }
     dz_buf_cleanup(&rk);
     return rc;
 }
@@ -478,28 +519,7 @@ static int r_incr(void *impl, enum dz_store_kind kind, const char *ns, const voi
     }
     if (rc)
         goto out;
-    if (r->type != REDIS_REPLY_ARRAY || r->elements != 3) {
-        rc = unexpected("incr", r);
-        goto out;
-    }
-    note_count(st, kind, elem_int(r, 2));
-    switch (elem_int(r, 0)) {
-    case 0:
-        *out_value = r->element[1]->integer;
-        rc = 0;
-        break;
-    case 2:
-        rc = DZ_ERR_FULL;
-        break;
-    case 3:
-        rc = DZ_ERR_INVAL;
-        break;
-    case 4:
-        rc = DZ_ERR_TOOBIG;
-        break;
-    default:
-        rc = unexpected("incr", r);
-    }
+    rc = script_answer(st, kind, "incr", r, out_value);
 out:
     if (batched && r) {
         if (rc == 0)
@@ -573,15 +593,206 @@ static int r_touch(void *impl, const char *ns, const void *key, size_t key_len, 
     }
     if (rc)
         goto out;
-    if (r->type != REDIS_REPLY_INTEGER)
-        rc = unexpected("touch", r);
-    else
-        rc = r->integer == 1 ? 0 : DZ_ERR_NOTFOUND;
+    rc = touch_answer(r);
 out:
     if (r)
         freeReplyObject(r);
     keys_cleanup(&k);
     return rc;
+}
+
+/* ---- asynchronous ops (store.h dz_store_*_async): the same keys, scripts
+ * and answers as the synchronous ones, on the loop's connection. */
+
+struct aget {
+    struct rs_store *st;
+    const char *ns;
+    struct dz_buf rk, val;
+    bool cached;
+    uint64_t seq;
+    dz_store_cb cb;
+    void *arg;
+};
+
+static int aget_map(void *arg, redisReply *r)
+{
+    struct aget *a = arg;
+
+    return get_answer(a->st, a->ns, &a->rk, a->cached, a->seq, r, &a->val);
+}
+
+static void aget_done(void *arg, int rc)
+{
+    struct aget *a = arg;
+
+    a->cb(a->arg, rc, 0, rc == 0 ? a->val.data : NULL, rc == 0 ? a->val.len : 0);
+    dz_buf_cleanup(&a->rk);
+    dz_buf_wipe(&a->val);
+    free(a);
+}
+
+static void r_get_async(void *impl, struct ev_loop *loop, const char *ns, const void *key,
+                        size_t key_len, dz_store_cb cb, void *arg)
+{
+    struct rs_store *st = impl;
+    struct aget *a = calloc(1, sizeof(*a));
+    int rc;
+
+    if (!a) {
+        cb(arg, DZ_ERR_NOMEM, 0, NULL, 0);
+        return;
+    }
+    *a =
+        (struct aget){.st = st, .ns = ns, .cached = st->cache && is_sess(ns), .cb = cb, .arg = arg};
+    dz_buf_init(&a->rk, KEY_BUF_MAX);
+    dz_buf_init(&a->val, VAL_BUF_MAX);
+    rc = ns[0] == '#' ? DZ_ERR_INVAL : rs_key(st, ns, key, key_len, &a->rk);
+    if (rc == 0 && a->cached) {
+        if (rs_cache_get(st->cache, a->rk.data, a->rk.len, &a->val) == 0) {
+            aget_done(a, 0);
+            return;
+        }
+        a->seq = rs_cache_seq(st->cache);
+    }
+    if (rc) {
+        aget_done(a, rc);
+        return;
+    }
+    {
+        const char *argv[] = {"GET", a->rk.data};
+        size_t l[] = {3, a->rk.len};
+
+        rs_acall(st, loop, 2, argv, l, NULL, false, aget_map, aget_done, a);
+    }
+}
+
+struct aincr {
+    struct rs_store *st;
+    enum dz_store_kind kind;
+    struct keys k;
+    uint64_t ttl_ms;
+    bool batched;
+    int64_t value;
+    dz_store_cb cb;
+    void *arg;
+};
+
+static int aincr_map(void *arg, redisReply *r)
+{
+    struct aincr *a = arg;
+
+    return script_answer(a->st, a->kind, "incr", r, &a->value);
+}
+
+static void aincr_done(void *arg, int rc)
+{
+    struct aincr *a = arg;
+
+    if (a->batched) {
+        if (rc == 0)
+            rs_batch_seen(a->st->batch, a->k.entry.data, a->k.entry.len, a->ttl_ms, a->value);
+        else
+            rs_batch_drop(a->st->batch, a->k.entry.data, a->k.entry.len);
+    }
+    keys_cleanup(&a->k);
+    a->cb(a->arg, rc, rc == 0 ? a->value : 0, NULL, 0);
+    free(a);
+}
+
+static void r_incr_async(void *impl, struct ev_loop *loop, enum dz_store_kind kind, const char *ns,
+                         const void *key, size_t key_len, uint64_t ttl_ms, dz_store_cb cb,
+                         void *arg)
+{
+    struct rs_store *st = impl;
+    struct aincr *a = calloc(1, sizeof(*a));
+    char ttl[24], max[24], by_s[24];
+    int64_t by = 1;
+    int rc;
+
+    if (!a) {
+        cb(arg, DZ_ERR_NOMEM, 0, NULL, 0);
+        return;
+    }
+    *a = (struct aincr){.st = st, .kind = kind, .ttl_ms = ttl_ms, .cb = cb, .arg = arg};
+    rc = keys_make(st, ns, key, key_len, kind, &a->k);
+    if (rc) {
+        aincr_done(a, rc);
+        return;
+    }
+    if (st->batch && kind == DZ_STORE_RATES) {
+        if (rs_batch_take(st->batch, a->k.entry.data, a->k.entry.len, &a->value, &by) == 1) {
+            aincr_done(a, 0); /* counted here (store.redis.rate_batch) */
+            return;
+        }
+        a->batched = true;
+    }
+    {
+        const char *args[] = {a->k.entry.data,
+                              a->k.index.data,
+                              a->k.kind.data,
+                              num(ttl, sizeof(ttl), clamp_ttl(ttl_ms)),
+                              num(max, sizeof(max), st->max[kind]),
+                              num(by_s, sizeof(by_s), (unsigned long long)by)};
+        size_t l[] = {a->k.entry.len,  a->k.index.len,  a->k.kind.len,
+                      strlen(args[3]), strlen(args[4]), strlen(args[5])};
+
+        eval_async(st, loop, S_INCR, 3, 3, args, l, must_wait(kind), aincr_map, aincr_done, a);
+    }
+}
+
+struct atouch {
+    struct keys k;
+    dz_store_cb cb;
+    void *arg;
+};
+
+static int atouch_map(void *arg, redisReply *r)
+{
+    (void)arg;
+    return touch_answer(r);
+}
+
+static void atouch_done(void *arg, int rc)
+{
+    struct atouch *a = arg;
+
+    keys_cleanup(&a->k);
+    a->cb(a->arg, rc, 0, NULL, 0);
+    free(a);
+}
+
+static void r_touch_async(void *impl, struct ev_loop *loop, const char *ns, const void *key,
+                          size_t key_len, uint64_t ttl_ms, dz_store_cb cb, void *arg)
+{
+    struct rs_store *st = impl;
+    struct atouch *a = calloc(1, sizeof(*a));
+    char ttl[24];
+    int rc;
+
+    if (!a) {
+        cb(arg, DZ_ERR_NOMEM, 0, NULL, 0);
+        return;
+    }
+    a->cb = cb;
+    a->arg = arg;
+    rc = keys_make(st, ns, key, key_len, dz_store_kind_of(ns), &a->k);
+    if (rc) {
+        atouch_done(a, rc);
+        return;
+    }
+    /* As r_touch: a session touched on Redis a moment ago is not re-sent. */
+    if (st->cache && is_sess(ns) &&
+        rs_cache_touch_recent(st->cache, a->k.entry.data, a->k.entry.len, ttl_ms)) {
+        atouch_done(a, 0);
+        return;
+    }
+    {
+        const char *args[] = {a->k.entry.data, a->k.index.data,
+                              num(ttl, sizeof(ttl), clamp_ttl(ttl_ms))};
+        size_t l[] = {a->k.entry.len, a->k.index.len, strlen(args[2])};
+
+        eval_async(st, loop, S_TOUCH, 2, 1, args, l, false, atouch_map, atouch_done, a);
+    }
 }
 
 static size_t r_count(void *impl, const char *ns)
@@ -661,6 +872,7 @@ static void r_health(void *impl, struct dz_store_health *out)
     out->errors = atomic_load(&st->errors);
     out->reconnects = atomic_load(&st->reconnects);
     out->latency = &st->latency;
+    out->inflight = atomic_load(&st->inflight);
 }
 
 static void r_free(void *impl)
@@ -670,6 +882,7 @@ static void r_free(void *impl)
     if (!st)
         return;
     rs_sub_stop(st);
+    rs_aconn_cleanup(st);
     if (st->cache)
         rs_cache_free(st->cache);
     rs_batch_free(st->batch);
@@ -702,6 +915,9 @@ static const struct dz_store_ops redis_ops = {
     .publish = r_publish,
     .bind = r_bind,
     .health = r_health,
+    .get_async = r_get_async,
+    .incr_async = r_incr_async,
+    .touch_async = r_touch_async,
 };
 
 static char *dup_or_null(const char *s, bool *ok)
@@ -775,6 +991,10 @@ int dz_store_redis_new(const struct dz_store_redis_config *cfg, const struct dz_
         return rc;
     }
     st->conn_ready = true;
+    if ((rc = rs_aconn_init(st)) != 0) {
+        r_free(st);
+        return rc;
+    }
     if ((cfg->rate_batch > 1 && (rc = rs_batch_new(cfg->rate_batch, &st->batch)) != 0) ||
         (cfg->near_cache && (rc = rs_cache_new(st, &st->cache)) != 0) ||
         (rc = rs_sub_start(st)) != 0) {

@@ -135,8 +135,38 @@ void rs_breaker_ok(struct rs_store *st)
     }
 }
 
+void rs_breaker_fail(struct rs_store *st, const char *why, bool probe)
+{
+    trip(st, why, probe);
+}
+
+void rs_breaker_probe_end(struct rs_store *st)
+{
+    atomic_store(&st->probing, false);
+}
+
+int rs_master_addr(struct rs_store *st, char *host, size_t cap, int *port)
+{
+    int rc = 0;
+
+    if (!st->cfg.n_sentinels) {
+        snprintf(host, cap, "%s", st->cfg.master.host);
+        *port = st->cfg.master.port;
+        return 0;
+    }
+    pthread_mutex_lock(&st->lock);
+    if (st->master_host[0]) {
+        snprintf(host, cap, "%s", st->master_host);
+        *port = st->master_port;
+    } else {
+        rc = DZ_ERR_UNAVAILABLE;
+    }
+    pthread_mutex_unlock(&st->lock);
+    return rc;
+}
+
 /* Whether this call may go to the network: 1 yes, 2 yes as the probe, 0 no. */
-static int breaker_allow(struct rs_store *st)
+int rs_breaker_allow(struct rs_store *st)
 {
     bool expected = false;
 
@@ -305,7 +335,7 @@ static int thread_conn(struct rs_store *st, bool probe, struct rs_conn **out)
 
 /* Answers that say this server cannot take the call now (a replica after a
  * failover, loading, no good replicas): the breaker's business. */
-static bool reply_unavailable(const redisReply *r)
+bool rs_reply_unavailable(const redisReply *r)
 {
     static const char *const codes[] = {"READONLY",    "LOADING",  "MASTERDOWN",
                                         "NOREPLICAS",  "BUSY",     "OOM",
@@ -330,7 +360,7 @@ int rs_call(struct rs_store *st, int argc, const char **argv, const size_t *lens
     int rc;
 
     *out = NULL;
-    allow = breaker_allow(st);
+    allow = rs_breaker_allow(st);
     if (!allow) {
         atomic_fetch_add(&st->errors, 1);
         return DZ_ERR_UNAVAILABLE;
@@ -366,7 +396,7 @@ int rs_call(struct rs_store *st, int argc, const char **argv, const size_t *lens
         dz_histo_observe(&st->latency, (uint64_t)((b.tv_sec - a.tv_sec) * 1000000LL +
                                                   (b.tv_nsec - a.tv_nsec) / 1000));
     }
-    if (reply_unavailable(r)) {
+    if (rs_reply_unavailable(r)) {
         snprintf(why, sizeof(why), "the server cannot take the call now (%.60s)", r->str);
         redisFree(c->ctx);
         c->ctx = NULL;

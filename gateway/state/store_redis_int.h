@@ -27,6 +27,8 @@
 
 struct rs_cache;
 struct rs_batch;
+struct rs_aconn;
+struct ev_loop;
 
 struct rs_conn {
     redisContext *ctx;
@@ -75,6 +77,14 @@ struct rs_store {
     bool sub_running;
     atomic_bool sub_stop;
     struct dz_store *store; /* for wake-up delivery (bind) */
+
+    /* Asynchronous connections, one per worker loop (store_redis_aconn.c). */
+    pthread_key_t atls;      /* struct rs_aconn * of the calling thread */
+    struct rs_aconn *aconns; /* every one, for free (under lock) */
+    bool atls_ready;
+    atomic_bool closing;           /* the store is being freed: answer nobody */
+    atomic_uint_fast64_t inflight; /* asynchronous calls waiting for Redis */
+    atomic_uint_fast64_t switches; /* +switch-master events followed */
 };
 
 /* ---- store_redis_conn.c */
@@ -101,10 +111,48 @@ redisContext *rs_connect_master(struct rs_store *st, uint64_t timeout_ms, char *
 
 /* Trip the breaker (a failure seen by a caller or by the subscriber). */
 void rs_breaker_trip(struct rs_store *st, const char *why);
+/* Whether a call may go to the network: 1 yes, 2 yes as the probe (end it
+ * with rs_breaker_probe_end), 0 no (counted as an error). */
+int rs_breaker_allow(struct rs_store *st);
+void rs_breaker_probe_end(struct rs_store *st);
+/* A call failed (network, timeout, an answer of a server that cannot take
+ * it): trip; probe says whether it was the probe (doubles the backoff). */
+void rs_breaker_fail(struct rs_store *st, const char *why, bool probe);
+/* Answers that say the server cannot take the call now (READONLY, ...). */
+bool rs_reply_unavailable(const redisReply *r);
+/* The master's address as last discovered (or configured): 0, or
+ * DZ_ERR_UNAVAILABLE when the sentinels have not been asked yet. */
+int rs_master_addr(struct rs_store *st, char *host, size_t cap, int *port);
 /* Close it: Redis answered (a call, or the subscriber connected). */
 void rs_breaker_ok(struct rs_store *st);
 
 uint64_t rs_now_ms(void);
+
+/* ---- store_redis_aconn.c */
+
+/* The answer of rs_acall comes in two steps: map(arg, r) with the
+ * command's reply (valid during the call only; error replies of the command
+ * itself included) returns the op's rc (and keeps what it needs in arg);
+ * done(arg, rc) then gets that rc, or DZ_ERR_UNAVAILABLE without any map
+ * (breaker open, network, timeout, not a writable master, replicas short
+ * after WAIT: a mapped answer is then dropped). */
+typedef int (*rs_amap_fn)(void *arg, redisReply *r);
+typedef void (*rs_adone_fn)(void *arg, int rc);
+
+/*
+ * Send argv on the calling thread's asynchronous connection, attached to
+ * loop (made, with AUTH and the ROLE check, on first use), then, when wait
+ * is true, WAIT for the replicas.  When script is not NULL, argv is an
+ * EVALSHA and a NOSCRIPT answer resends it as EVAL of script.  fn is called
+ * done is called exactly once, on loop's thread, possibly before rs_acall
+ * returns; at the latest after the command timeout.  argv is copied.
+ */
+void rs_acall(struct rs_store *st, struct ev_loop *loop, int argc, const char **argv,
+              const size_t *lens, const char *script, bool wait, rs_amap_fn map, rs_adone_fn done,
+              void *arg);
+int rs_aconn_init(struct rs_store *st);
+/* At free, after the loops have stopped: closes without touching them. */
+void rs_aconn_cleanup(struct rs_store *st);
 
 /* ---- store_redis_seal.c */
 
