@@ -335,6 +335,61 @@ int dz_rctx_authenticate(struct dz_rctx *c)
     return 0;
 }
 
+/* ---- the same without waiting on the loop (the forward path) */
+
+struct auth_wait {
+    struct dz_rctx *c;
+    bool via_cookie;
+    void (*then)(struct dz_rctx *c, int rc, void *arg);
+    void *arg;
+};
+
+static void auth_looked_up(void *arg, int rc, const struct dz_session *s)
+{
+    struct auth_wait w = *(struct auth_wait *)arg;
+    struct dz_rctx *c = w.c;
+
+    free(arg);
+    if (rc == 0 && !c->closed) {
+        c->session = *s;
+        c->has_session = true;
+        c->via_cookie = w.via_cookie;
+    }
+    if (dz_store_failed(rc))
+        rc = DZ_ERR_UNAVAILABLE; /* not "no session": the store could not say */
+    else if (rc != 0)
+        rc = DZ_ERR_NOTFOUND;
+    w.then(c, rc, w.arg);
+    dz_rctx_release(c);
+}
+
+void dz_rctx_authenticate_async(struct dz_rctx *c, void (*then)(struct dz_rctx *c, int rc, void *arg),
+                                void *arg)
+{
+    char buf[128];
+    size_t len;
+    bool via_cookie;
+    const char *tok = dz_rctx_token(c, buf, sizeof(buf), &len, &via_cookie);
+    struct auth_wait *w;
+
+    c->has_session = false;
+    if (!tok) {
+        then(c, DZ_ERR_NOTFOUND, arg);
+        return;
+    }
+    w = malloc(sizeof(*w));
+    if (!w) {
+        dz_secret_wipe(buf, sizeof(buf));
+        then(c, DZ_ERR_UNAVAILABLE, arg);
+        return;
+    }
+    *w = (struct auth_wait){c, via_cookie, then, arg};
+    dz_rctx_hold(c);
+    dz_session_lookup_async(c->gw->store, dz_worker_loop(c->gw_worker->worker),
+                            &c->gen->session_limits, tok, len, auth_looked_up, w);
+    dz_secret_wipe(buf, sizeof(buf));
+}
+
 bool dz_rctx_origin_ok(struct dz_rctx *c)
 {
     const char *origin = dz_req_header(c->req, "origin");

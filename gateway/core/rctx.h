@@ -129,6 +129,12 @@ const char *dz_rctx_cookie(struct dz_rctx *c, const char *name, char *buf, size_
  * DZ_ERR_NOTFOUND (no or dead token) or DZ_ERR_UNAVAILABLE (the store could
  * not answer: the caller answers 503 state_unavailable, fail closed). */
 int dz_rctx_authenticate(struct dz_rctx *c);
+/* The same without waiting on the loop for a shared store: then(c, rc,
+ * arg) once, possibly before returning, with rc as above (c->has_session
+ * set on 0).  c is held meanwhile; if the client went away, then still
+ * runs with c->closed true and must not answer. */
+void dz_rctx_authenticate_async(struct dz_rctx *c, void (*then)(struct dz_rctx *c, int rc, void *arg),
+                                void *arg);
 
 /* Browser check for state-changing requests: an Origin header, when sent,
  * must be our origin; a cookie-authenticated request must send one.

@@ -719,27 +719,46 @@ static void start_transfer(struct dz_rctx *c, struct fwd *f)
     }
 }
 
-/* 0: within the route's rate; 1: over it; < 0: the count could not be kept
- * (the caller refuses: fail closed). */
-static int rate_check(struct dz_rctx *c, struct fwd *f)
+static void forward_rated(struct dz_rctx *c, struct fwd *f, int rc);
+
+static void rate_counted(void *arg, int rc, int64_t count, const void *data, size_t len)
+{
+    struct fwd *f = arg;
+    struct dz_rctx *c = f->c;
+
+    (void)data;
+    (void)len;
+    if (c->closed)
+        fwd_free(f);
+    else if (rc != 0)
+        forward_rated(c, f, rc);
+    else
+        forward_rated(c, f, count <= (int64_t)f->route->limits.rate.count ? 0 : 1);
+    dz_rctx_release(c); /* the hold for the count */
+}
+
+/* Count the request against the route's rate (one round trip on a shared
+ * store, without waiting on the loop), then forward_rated(c, f, rc) with
+ * 0: within the rate; 1: over it; < 0: the count could not be kept (the
+ * caller refuses: fail closed). */
+static void rate_check(struct dz_rctx *c, struct fwd *f)
 {
     const struct dz_policy_limits *lim = &f->route->limits;
     char key[96];
-    int64_t count = 0;
     uint64_t window = lim->rate.period_ms ? lim->rate.period_ms : 1000;
     bool per_subject = lim->rate_scope == DZ_RATE_PER_SUBJECT && c->has_session;
     int n;
-    int rc;
 
-    if (!lim->rate.count)
-        return 0;
+    if (!lim->rate.count) {
+        forward_rated(c, f, 0);
+        return;
+    }
     n = snprintf(key, sizeof(key), "%s|%s|%llu", f->svc->name,
                  per_subject ? c->session.fin : dz_req_peer_ip(c->req),
                  (unsigned long long)(dz_unix_ms() / (int64_t)window));
-    rc = dz_store_incr(c->gw->store, "rate", key, (size_t)n, window, &count);
-    if (rc != 0)
-        return rc;
-    return count <= (int64_t)lim->rate.count ? 0 : 1;
+    dz_rctx_hold(c);
+    dz_store_incr_async(c->gw->store, dz_worker_loop(c->gw_worker->worker), "rate", key,
+                        (size_t)n, window, rate_counted, f);
 }
 
 static void deny_then(struct dz_rctx *c, int rc, void *arg)
@@ -832,19 +851,15 @@ static void signed_body_then(struct dz_rctx *c, struct dz_signed_body *sb, void 
     sign_assertion(c, f, sb->body, sb->body_len);
 }
 
+static void forward_authed(struct dz_rctx *c, int rc, void *arg);
+
 void dz_forward(struct dz_rctx *c)
 {
     struct dz_policy_match m;
-    struct dz_policy_subject subj;
-    enum dz_decision d = DZ_DENY;
-    const char *code = NULL;
-    const char *rule = NULL;
     const char *method = dz_req_method(c->req);
     const char *path = dz_req_path(c->req);
     char pathbuf[2048];
     size_t plen = strcspn(path, "?");
-    const unsigned char *body;
-    size_t body_len;
     struct fwd *f;
     int rc;
 
@@ -888,8 +903,25 @@ void dz_forward(struct dz_rctx *c)
     if (m.fin[0])
         memcpy(f->target, m.fin, sizeof(f->target));
     f->purpose = dz_req_header(c->req, "darvaza-purpose");
+    /* The session read goes to the store without waiting on the loop. */
+    dz_rctx_authenticate_async(c, forward_authed, f);
+}
 
-    if (dz_rctx_authenticate(c) == DZ_ERR_UNAVAILABLE) {
+static void forward_authed(struct dz_rctx *c, int rc, void *arg)
+{
+    struct fwd *f = arg;
+    struct dz_policy_subject subj;
+    enum dz_decision d = DZ_DENY;
+    const char *code = NULL;
+    const char *rule = NULL;
+    const char *method = dz_req_method(c->req);
+    size_t body_len;
+
+    if (c->closed) {
+        fwd_free(f);
+        return;
+    }
+    if (rc == DZ_ERR_UNAVAILABLE) {
         /* Never anonymous because the store could not say who this is. */
         fwd_free(f);
         dz_rctx_state_unavailable(c, DZ_ERR_UNAVAILABLE);
@@ -904,7 +936,7 @@ void dz_forward(struct dz_rctx *c)
         subj.role = c->session.role[0] ? c->session.role : NULL;
         dz_b64_encode_to(c->session.sid, sizeof(c->session.sid), true, f->sid);
     }
-    rc = dz_policy_eval(m.route, c->has_session ? &subj : NULL, f->purpose,
+    rc = dz_policy_eval(f->route, c->has_session ? &subj : NULL, f->purpose,
                         f->target[0] ? f->target : NULL, &d, &code, &rule);
     if (rc != 0 || d != DZ_ALLOW) {
         if (!code)
@@ -913,7 +945,7 @@ void dz_forward(struct dz_rctx *c)
          * access log has the route template; the audit line the target). */
         dz_rctx_logj(c, DZ_LOG_INFO, "forward_denied",
                      json_pack("{s:s, s:s, s:s, s:s, s:s}", "method", method, "route",
-                               m.route->path, "service", f->svc->name, "code", code, "rule",
+                               f->route->path, "service", f->svc->name, "code", code, "rule",
                                rule ? rule : "default deny"));
         refuse(c, f, code, rule);
         return;
@@ -921,20 +953,27 @@ void dz_forward(struct dz_rctx *c)
     if (dz_log_enabled(DZ_LOG_DEBUG))
         dz_rctx_logj(c, DZ_LOG_DEBUG, "forward_allowed",
                      json_pack("{s:s, s:s, s:s, s:s, s:s}", "method", method, "route",
-                               m.route->path, "service", f->svc->name, "rule", rule ? rule : "",
+                               f->route->path, "service", f->svc->name, "rule", rule ? rule : "",
                                "means", c->has_session ? c->session.method : ""));
     if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0 &&
         strcmp(method, "OPTIONS") != 0 && !dz_rctx_origin_ok(c)) {
         fwd_free(f);
         return;
     }
-    body = dz_req_body(c->req, &body_len);
-    if (dz_req_body_overflow(c->req) || body_len > route_body_max(c, m.route)) {
+    (void)dz_req_body(c->req, &body_len);
+    if (dz_req_body_overflow(c->req) || body_len > route_body_max(c, f->route)) {
         dz_rctx_problem(c, "payload_too_large", NULL);
         fwd_free(f);
         return;
     }
-    rc = rate_check(c, f);
+    rate_check(c, f);
+}
+
+static void forward_rated(struct dz_rctx *c, struct fwd *f, int rc)
+{
+    const unsigned char *body;
+    size_t body_len;
+
     if (rc < 0) {
         fwd_free(f);
         dz_rctx_state_unavailable(c, rc);
@@ -944,9 +983,9 @@ void dz_forward(struct dz_rctx *c)
         refuse(c, f, "rate_limited", NULL);
         return;
     }
-
-    if (m.route->require_signed_body) {
-        dz_signed_body_start(c, m.route, f->purpose, body, body_len, signed_body_then, f);
+    body = dz_req_body(c->req, &body_len);
+    if (f->route->require_signed_body) {
+        dz_signed_body_start(c, f->route, f->purpose, body, body_len, signed_body_then, f);
         return;
     }
     sign_assertion(c, f, body, body_len);

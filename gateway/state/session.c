@@ -11,6 +11,7 @@
 #include "state/session.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -418,4 +419,94 @@ out:
 void dz_session_sid_b64(const struct dz_session *s, char out[DZ_SESSION_TOKEN_LEN + 1])
 {
     dz_b64_encode_to(s->sid, sizeof(s->sid), true, out);
+}
+
+/* ---- asynchronous lookup: get, then (after the checks above) touch. */
+
+struct lookup {
+    struct dz_store *st;
+    struct ev_loop *loop;
+    struct dz_session_limits l;
+    struct dz_session s;
+    unsigned char sid[32];
+    dz_session_cb cb;
+    void *arg;
+};
+
+static void lookup_end(struct lookup *lk, int rc)
+{
+    lk->cb(lk->arg, rc, rc == 0 ? &lk->s : NULL);
+    dz_secret_wipe(lk, sizeof(*lk));
+    free(lk);
+}
+
+static void lookup_touched(void *arg, int rc, int64_t value, const void *data, size_t len)
+{
+    (void)value;
+    (void)data;
+    (void)len;
+    lookup_end(arg, rc);
+}
+
+static void lookup_got(void *arg, int rc, int64_t value, const void *data, size_t len)
+{
+    struct lookup *lk = arg;
+    const unsigned char *sid = lk->sid;
+    uint64_t idle, ttl;
+    int64_t now;
+
+    (void)value;
+    if (rc == 0 && len > REC_LEN)
+        rc = DZ_ERR_PARSE; /* longer than any record we write */
+    if (rc == 0)
+        rc = decode(data, len, &lk->s);
+    if (rc) {
+        lookup_end(lk, rc);
+        return;
+    }
+    now = wall_ms();
+    if (now >= lk->s.expires_abs_ms) {
+        /* As in dz_session_lookup; rare (a wall clock stepped forward),
+         * so the delete stays synchronous. */
+        dz_store_del(lk->st, DZ_SESSION_NS, sid, sizeof(lk->sid));
+        lookup_end(lk, DZ_ERR_NOTFOUND);
+        return;
+    }
+    idle = idle_for(&lk->l, lk->s.acr);
+    ttl = (uint64_t)(lk->s.expires_abs_ms - now);
+    if (idle < ttl)
+        ttl = idle;
+    lk->s.expires_idle_ms = now + (int64_t)idle;
+    memcpy(lk->s.sid, sid, sizeof(lk->sid));
+    /* Touch fails if a logout or expiry won the race since the get. */
+    dz_store_touch_async(lk->st, lk->loop, DZ_SESSION_NS, sid, sizeof(lk->sid), ttl, lookup_touched,
+                         lk);
+}
+
+void dz_session_lookup_async(struct dz_store *st, struct ev_loop *loop,
+                             const struct dz_session_limits *l, const char *token,
+                             size_t token_len, dz_session_cb cb, void *arg)
+{
+    struct lookup *lk;
+
+    if (!st || !loop || !limits_ok(l)) {
+        cb(arg, DZ_ERR_INVAL, NULL);
+        return;
+    }
+    if (!token_ok(token, token_len)) {
+        cb(arg, DZ_ERR_NOTFOUND, NULL);
+        return;
+    }
+    lk = calloc(1, sizeof(*lk));
+    if (!lk) {
+        cb(arg, DZ_ERR_NOMEM, NULL);
+        return;
+    }
+    lk->st = st;
+    lk->loop = loop;
+    lk->l = *l;
+    lk->cb = cb;
+    lk->arg = arg;
+    dz_sha256(token, token_len, lk->sid);
+    dz_store_get_async(st, loop, DZ_SESSION_NS, lk->sid, sizeof(lk->sid), lookup_got, lk);
 }

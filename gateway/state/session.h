@@ -80,6 +80,17 @@ int dz_session_create(struct dz_store *st, const struct dz_session_limits *l, st
 int dz_session_lookup(struct dz_store *st, const struct dz_session_limits *l, const char *token,
                       size_t token_len, struct dz_session *out);
 
+struct ev_loop;
+typedef void (*dz_session_cb)(void *arg, int rc, const struct dz_session *s);
+
+/* The same on a worker loop without waiting for a shared store
+ * (store.h dz_store_get_async, dz_store_touch_async): cb(arg, rc, s) once,
+ * on loop's thread, possibly before returning; s (valid during the call
+ * only) on rc 0, NULL otherwise.  rc as above, or DZ_ERR_UNAVAILABLE. */
+void dz_session_lookup_async(struct dz_store *st, struct ev_loop *loop,
+                             const struct dz_session_limits *l, const char *token,
+                             size_t token_len, dz_session_cb cb, void *arg);
+
 /* Log out: delete the session of a token.  0, or DZ_ERR_NOTFOUND (absent,
  * already gone, malformed token). */
 int dz_session_delete(struct dz_store *st, const char *token, size_t token_len);
