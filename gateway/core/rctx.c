@@ -363,8 +363,8 @@ static void auth_looked_up(void *arg, int rc, const struct dz_session *s)
     dz_rctx_release(c);
 }
 
-void dz_rctx_authenticate_async(struct dz_rctx *c, void (*then)(struct dz_rctx *c, int rc, void *arg),
-                                void *arg)
+void dz_rctx_authenticate_async(struct dz_rctx *c,
+                                void (*then)(struct dz_rctx *c, int rc, void *arg), void *arg)
 {
     char buf[128];
     size_t len;

@@ -133,8 +133,8 @@ int dz_rctx_authenticate(struct dz_rctx *c);
  * arg) once, possibly before returning, with rc as above (c->has_session
  * set on 0).  c is held meanwhile; if the client went away, then still
  * runs with c->closed true and must not answer. */
-void dz_rctx_authenticate_async(struct dz_rctx *c, void (*then)(struct dz_rctx *c, int rc, void *arg),
-                                void *arg);
+void dz_rctx_authenticate_async(struct dz_rctx *c,
+                                void (*then)(struct dz_rctx *c, int rc, void *arg), void *arg);
 
 /* Browser check for state-changing requests: an Origin header, when sent,
  * must be our origin; a cookie-authenticated request must send one.

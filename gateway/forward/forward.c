@@ -757,8 +757,8 @@ static void rate_check(struct dz_rctx *c, struct fwd *f)
                  per_subject ? c->session.fin : dz_req_peer_ip(c->req),
                  (unsigned long long)(dz_unix_ms() / (int64_t)window));
     dz_rctx_hold(c);
-    dz_store_incr_async(c->gw->store, dz_worker_loop(c->gw_worker->worker), "rate", key,
-                        (size_t)n, window, rate_counted, f);
+    dz_store_incr_async(c->gw->store, dz_worker_loop(c->gw_worker->worker), "rate", key, (size_t)n,
+                        window, rate_counted, f);
 }
 
 static void deny_then(struct dz_rctx *c, int rc, void *arg)

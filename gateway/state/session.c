@@ -484,8 +484,8 @@ static void lookup_got(void *arg, int rc, int64_t value, const void *data, size_
 }
 
 void dz_session_lookup_async(struct dz_store *st, struct ev_loop *loop,
-                             const struct dz_session_limits *l, const char *token,
-                             size_t token_len, dz_session_cb cb, void *arg)
+                             const struct dz_session_limits *l, const char *token, size_t token_len,
+                             dz_session_cb cb, void *arg)
 {
     struct lookup *lk;
 

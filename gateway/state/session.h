@@ -88,8 +88,8 @@ typedef void (*dz_session_cb)(void *arg, int rc, const struct dz_session *s);
  * on loop's thread, possibly before returning; s (valid during the call
  * only) on rc 0, NULL otherwise.  rc as above, or DZ_ERR_UNAVAILABLE. */
 void dz_session_lookup_async(struct dz_store *st, struct ev_loop *loop,
-                             const struct dz_session_limits *l, const char *token,
-                             size_t token_len, dz_session_cb cb, void *arg);
+                             const struct dz_session_limits *l, const char *token, size_t token_len,
+                             dz_session_cb cb, void *arg);
 
 /* Log out: delete the session of a token.  0, or DZ_ERR_NOTFOUND (absent,
  * already gone, malformed token). */

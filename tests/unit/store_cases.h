@@ -5,7 +5,7 @@
  *   static int backend_new(const struct dz_store_quotas *q, struct dz_store **out);
  *
  * (q NULL: the default quotas) returning an empty store, and then lists
- * STORE_CASES in its cmocka table. */
+ * STORE_CASES in its cmocka table (the includer includes <ev.h>). */
 #ifndef STORE_CASES_H
 #define STORE_CASES_H
 
@@ -460,11 +460,126 @@ static void test_take_single_use(void **state)
     dz_store_free(s);
 }
 
+/* ---- the asynchronous forms (dz_store_*_async), on an ev loop */
+
+struct async_seen {
+    int calls;
+    int rc;
+    int64_t values[8];
+    char data[64];
+    size_t len;
+};
+
+static void async_cb(void *arg, int rc, int64_t value, const void *data, size_t len)
+{
+    struct async_seen *a = arg;
+
+    if (a->calls < 8)
+        a->values[a->calls] = value;
+    a->calls++;
+    a->rc = rc;
+    a->len = len < sizeof(a->data) ? len : sizeof(a->data);
+    if (data && a->len)
+        memcpy(a->data, data, a->len);
+}
+
+/* Run the loop until a has seen want answers (bounded: every call of a
+ * shared backend has a timer, so the loop always has an event coming). */
+static void async_wait(struct ev_loop *loop, struct async_seen *a, int want)
+{
+    for (int i = 0; a->calls < want && i < 10000; i++)
+        ev_run(loop, EVRUN_ONCE);
+    assert_int_equal(a->calls, want);
+}
+
+static void test_async_ops(void **state)
+{
+    struct dz_store *s = mk();
+    struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+    struct async_seen a;
+    int64_t v = 0;
+    uint64_t ms = 0;
+
+    (void)state;
+    assert_non_null(loop);
+    memset(&a, 0, sizeof(a));
+    dz_store_get_async(s, loop, NS, "k", 1, async_cb, &a);
+    async_wait(loop, &a, 1);
+    assert_int_equal(a.rc, DZ_ERR_NOTFOUND);
+    assert_int_equal(dz_store_put(s, NS, "k", 1, "v1", 2, 10000, 0), 0);
+    memset(&a, 0, sizeof(a));
+    dz_store_get_async(s, loop, NS, "k", 1, async_cb, &a);
+    async_wait(loop, &a, 1);
+    assert_int_equal(a.rc, 0);
+    assert_int_equal(a.len, 2);
+    assert_memory_equal(a.data, "v1", 2);
+
+    /* Three counts sent before any answer: answered in order, exactly. */
+    memset(&a, 0, sizeof(a));
+    for (int i = 0; i < 3; i++)
+        dz_store_incr_async(s, loop, NS, "c", 1, 10000, async_cb, &a);
+    async_wait(loop, &a, 3);
+    assert_int_equal(a.rc, 0);
+    assert_int_equal(a.values[0], 1);
+    assert_int_equal(a.values[1], 2);
+    assert_int_equal(a.values[2], 3);
+    assert_int_equal(dz_store_incr(s, NS, "c", 1, 10000, &v), 0);
+    assert_int_equal(v, 4); /* one counter for both forms */
+    memset(&a, 0, sizeof(a));
+    dz_store_incr_async(s, loop, NS, "k", 1, 10000, async_cb, &a);
+    async_wait(loop, &a, 1);
+    assert_int_equal(a.rc, DZ_ERR_INVAL); /* "v1" is not a counter */
+
+    memset(&a, 0, sizeof(a));
+    dz_store_touch_async(s, loop, NS, "k", 1, 600000, async_cb, &a);
+    async_wait(loop, &a, 1);
+    assert_int_equal(a.rc, 0);
+    assert_int_equal(dz_store_ttl(s, NS, "k", 1, &ms), 0);
+    assert_true(ms > 10000 && ms <= 600000);
+    memset(&a, 0, sizeof(a));
+    dz_store_touch_async(s, loop, NS, "absent", 6, 600000, async_cb, &a);
+    async_wait(loop, &a, 1);
+    assert_int_equal(a.rc, DZ_ERR_NOTFOUND);
+
+    /* Bad arguments are answered at once, before the call returns. */
+    memset(&a, 0, sizeof(a));
+    dz_store_incr_async(s, loop, NS, "c", 1, 0, async_cb, &a);
+    dz_store_get_async(s, loop, NS, "", 0, async_cb, &a);
+    dz_store_touch_async(s, NULL, NS, "k", 1, 1000, async_cb, &a);
+    assert_int_equal(a.calls, 3);
+    assert_int_equal(a.rc, DZ_ERR_INVAL);
+
+    dz_store_free(s);
+    ev_loop_destroy(loop);
+}
+
+/* A full budget refuses an asynchronous creation like a synchronous one,
+ * and counts the refusal. */
+static void test_async_budget(void **state)
+{
+    struct dz_store *s = NULL;
+    struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+    struct async_seen a;
+
+    (void)state;
+    assert_non_null(loop);
+    assert_int_equal(backend_new(quotas_all(1), &s), 0);
+    assert_int_equal(dz_store_put(s, NS, "one", 3, "x", 1, 10000, 0), 0);
+    memset(&a, 0, sizeof(a));
+    dz_store_incr_async(s, loop, NS, "two", 3, 10000, async_cb, &a);
+    async_wait(loop, &a, 1);
+    assert_int_equal(a.rc, DZ_ERR_FULL);
+    assert_int_equal(dz_store_refusals(s, DZ_STORE_OTHER), 1);
+    dz_store_free(s);
+    ev_loop_destroy(loop);
+}
+
 #define STORE_CASES                                                                                \
     cmocka_unit_test(test_put_get_overwrite_nx), cmocka_unit_test(test_bad_arguments),             \
         cmocka_unit_test(test_take_del), cmocka_unit_test(test_incr),                              \
         cmocka_unit_test(test_ttl_touch_expiry), cmocka_unit_test(test_many_keys_and_bound),       \
         cmocka_unit_test(test_budgets_per_kind), cmocka_unit_test(test_concurrent_incr),           \
-        cmocka_unit_test(test_take_single_use)
+        cmocka_unit_test(test_take_single_use), cmocka_unit_test(test_async_ops),                  \
+        cmocka_unit_test(test_async_budget)
 
 #endif

@@ -26,6 +26,8 @@ static int backend_new(const struct dz_store_quotas *q, struct dz_store **out)
     return dz_store_mem_new(8, q, out);
 }
 
+#include <ev.h>
+
 #include "store_cases.h"
 
 /* Reference vectors from the SipHash paper (key 00..0f, message 00..n-1). */
