@@ -149,9 +149,15 @@ static void listen_loop(struct rs_store *st, redisContext *ctx, const char *wake
             return;
         if (r) {
             if (r->type == REDIS_REPLY_ARRAY && r->elements >= 1 &&
-                str_is(r->element[0], "pong", 4))
+                str_is(r->element[0], "pong", 4)) {
                 pong_due = 0;
-            else
+                /* The master answers again after a call timed out (a
+                 * pause shorter than this connection's deadline): close
+                 * the breaker, or an instance out of its balancer's
+                 * rotation would get no request to probe with and stay
+                 * not ready. */
+                rs_breaker_ok(st);
+            } else
                 on_message(st, r, wake, wake_len);
             freeReplyObject(r);
             continue;
