@@ -149,6 +149,14 @@ static uint64_t gauge_inflight(void *arg)
     return h.inflight;
 }
 
+static uint64_t counter_switches(void *arg)
+{
+    struct dz_store_health h;
+
+    dz_store_health(arg, &h);
+    return h.master_switches;
+}
+
 static int collect_latency(void *arg, struct dz_buf *out)
 {
     struct dz_store_health h;
@@ -179,7 +187,10 @@ int dz_store_setup_metrics(struct dz_metrics *m, struct dz_store *s)
              s)) != 0 ||
         (rc = dz_metrics_gauge_fn(m, "darvaza_store_inflight",
                                   "Asynchronous state store calls waiting for an answer",
-                                  gauge_inflight, s)) != 0)
+                                  gauge_inflight, s)) != 0 ||
+        (rc = dz_metrics_counter_fn(m, "darvaza_store_master_switches_total",
+                                    "Redis failovers followed from the sentinels' +switch-master",
+                                    counter_switches, s)) != 0)
         return rc;
     return dz_metrics_collector(m, collect_latency, s);
 }

@@ -84,6 +84,7 @@ struct dz_store_health {
     uint64_t reconnects;            /* connections made after a failure */
     const struct dz_histo *latency; /* round trips; NULL when not shared */
     uint64_t inflight;              /* asynchronous calls waiting for an answer */
+    uint64_t master_switches;       /* failovers followed from the sentinels' event */
 };
 
 /* Backends: put and incr get the namespace's kind, to count a new entry

@@ -873,6 +873,7 @@ static void r_health(void *impl, struct dz_store_health *out)
     out->reconnects = atomic_load(&st->reconnects);
     out->latency = &st->latency;
     out->inflight = atomic_load(&st->inflight);
+    out->master_switches = atomic_load(&st->switches);
 }
 
 static void r_free(void *impl)
@@ -881,6 +882,7 @@ static void r_free(void *impl)
 
     if (!st)
         return;
+    rs_sentinel_stop(st);
     rs_sub_stop(st);
     rs_aconn_cleanup(st);
     if (st->cache)
@@ -997,7 +999,7 @@ int dz_store_redis_new(const struct dz_store_redis_config *cfg, const struct dz_
     }
     if ((cfg->rate_batch > 1 && (rc = rs_batch_new(cfg->rate_batch, &st->batch)) != 0) ||
         (cfg->near_cache && (rc = rs_cache_new(st, &st->cache)) != 0) ||
-        (rc = rs_sub_start(st)) != 0) {
+        (rc = rs_sub_start(st)) != 0 || (rc = rs_sentinel_start(st)) != 0) {
         r_free(st);
         return rc;
     }

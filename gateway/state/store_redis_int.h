@@ -85,6 +85,9 @@ struct rs_store {
     atomic_bool closing;           /* the store is being freed: answer nobody */
     atomic_uint_fast64_t inflight; /* asynchronous calls waiting for Redis */
     atomic_uint_fast64_t switches; /* +switch-master events followed */
+    pthread_t sent_thread;         /* store_redis_sentinel.c: +switch-master */
+    bool sent_running;
+    atomic_bool sent_stop;
 };
 
 /* ---- store_redis_conn.c */
@@ -210,6 +213,13 @@ int rs_batch_take(struct rs_batch *b, const char *rkey, size_t rkey_len, int64_t
 void rs_batch_seen(struct rs_batch *b, const char *rkey, size_t rkey_len, uint64_t ttl_ms,
                    int64_t value);
 void rs_batch_drop(struct rs_batch *b, const char *rkey, size_t rkey_len);
+
+/* ---- store_redis_sentinel.c */
+
+/* Start / stop the thread that follows the sentinels' +switch-master (a
+ * no-op without sentinels). */
+int rs_sentinel_start(struct rs_store *st);
+void rs_sentinel_stop(struct rs_store *st);
 
 /* ---- store_redis_sub.c */
 

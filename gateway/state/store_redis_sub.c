@@ -134,11 +134,13 @@ fail:
     return DZ_ERR_UNAVAILABLE;
 }
 
-/* Read until the connection fails, goes silent, or we are stopped. */
-static void listen_loop(struct rs_store *st, redisContext *ctx, const char *wake, size_t wake_len)
+/* Read until the connection fails, goes silent, or we are stopped (false),
+ * or the sentinels moved the master (true). */
+static bool listen_loop(struct rs_store *st, redisContext *ctx, const char *wake, size_t wake_len)
 {
     uint64_t last_ping = rs_now_ms();
     uint64_t pong_due = 0; /* 0: no PING outstanding */
+    uint_fast64_t switches = atomic_load(&st->switches);
 
     while (!atomic_load(&st->sub_stop)) {
         redisReply *r = NULL;
@@ -146,7 +148,7 @@ static void listen_loop(struct rs_store *st, redisContext *ctx, const char *wake
         uint64_t now;
 
         if (redisGetReplyFromReader(ctx, (void **)&r) != REDIS_OK)
-            return;
+            return false;
         if (r) {
             if (r->type == REDIS_REPLY_ARRAY && r->elements >= 1 &&
                 str_is(r->element[0], "pong", 4)) {
@@ -164,21 +166,24 @@ static void listen_loop(struct rs_store *st, redisContext *ctx, const char *wake
         }
         now = rs_now_ms();
         if (pong_due && now > pong_due)
-            return; /* silent: count it dead */
+            return false; /* silent: count it dead */
+        if (atomic_load(&st->switches) != switches)
+            return true; /* the sentinels moved the master: follow it now */
         if (!pong_due && now - last_ping >= PING_EVERY_MS) {
             int done = 0;
 
             if (redisAppendCommand(ctx, "PING") != REDIS_OK)
-                return;
+                return false;
             while (!done)
                 if (redisBufferWrite(ctx, &done) != REDIS_OK)
-                    return;
+                    return false;
             last_ping = now;
             pong_due = now + st->cfg.command_timeout_ms + 1000u;
         }
         if (poll(&p, 1, POLL_MS) > 0 && redisBufferRead(ctx) != REDIS_OK)
-            return;
+            return false;
     }
+    return false;
 }
 
 static void *sub_main(void *arg)
@@ -191,6 +196,7 @@ static void *sub_main(void *arg)
     snprintf(wake, sizeof(wake), "%s#wake", st->prefix);
     while (!atomic_load(&st->sub_stop)) {
         char why[160] = "";
+        bool moved;
         redisContext *ctx = rs_connect_master(st, st->cfg.connect_timeout_ms, why, sizeof(why));
 
         if (ctx && subscribe(st, ctx, wake, why, sizeof(why)) != 0) {
@@ -220,10 +226,14 @@ static void *sub_main(void *arg)
         rs_breaker_ok(st);
         if (st->cache)
             rs_cache_set_usable(st->cache, true);
-        listen_loop(st, ctx, wake, strlen(wake));
+        moved = listen_loop(st, ctx, wake, strlen(wake));
         if (st->cache)
             rs_cache_set_usable(st->cache, false);
-        if (!atomic_load(&st->sub_stop)) {
+        if (moved) {
+            /* Left for the new master (+switch-master): not a loss. */
+            dz_log(DZ_LOG_INFO, "store_subscriber_moved",
+                   "redis subscriber: following the master the sentinels switched to");
+        } else if (!atomic_load(&st->sub_stop)) {
             dz_log(DZ_LOG_WARN, "store_subscriber_down",
                    "redis subscriber: connection lost (%s); reconnecting",
                    ctx->errstr[0] ? ctx->errstr : "no answer to PING");

@@ -13,7 +13,7 @@
 
 plan 17
 
-RPORT=9137
+RPORT=9141
 RATE=4
 
 # The echo service of the other scripts, plus a route with a per-subject

@@ -5,11 +5,12 @@
 # single-use or security write (store.redis.wait_replicas: 1).  A replica that
 # does not acknowledge in time makes those writes fail closed (503); a logout
 # and a lockout written just before SIGKILL of the master still hold after
-# the promotion; service resumes on the new master without a restart.
+# the promotion; the gateway follows the sentinels' +switch-master event to the
+# new master (logged, counted) and service resumes without a restart.
 . "$(dirname "$0")/lib.sh"
 . "$LIB_DIR/redis.sh"
 
-plan 21
+plan 22
 
 M_PORT=9136
 R_PORT=9137
@@ -60,7 +61,11 @@ ok "the sentinels promote the replica" wait_until 30 promoted
 a_ready() { gw GET /readyz; [ "$STATUS" = 200 ]; }
 ok "the gateway is ready again on the new master, without a restart" wait_until 30 a_ready
 is "$(redis_role "$R_PORT")" master "127.0.0.1:$R_PORT is the master now"
-like "$(cat "$(gw_log)")" '"store_master_changed".*127\.0\.0\.1:'"$R_PORT" "the log says where the master went"
+# The gateway follows the sentinels' +switch-master event (not only an error
+# on its next call): logged with the new address, and counted.
+switched() { grep -q '"store_master_switched".*now 127\.0\.0\.1:'"$R_PORT" "$(gw_log)"; }
+ok "the +switch-master event moved the gateway to the new master (store_master_switched)" wait_until 10 switched
+is "$(metric darvaza_store_master_switches_total)" 1 "darvaza_store_master_switches_total 1"
 
 gw GET /api/registry/me -H "$(bearer "$TOK1")"
 problem 401 unauthenticated "the session logged out before the failover stays dead"
