@@ -12,6 +12,8 @@
  * All functions are thread-safe and never block for long (no I/O in the
  * in-process backend; at most one bounded round trip in the Redis one, none
  * while it is known to be down), so they may be called from a loop thread.
+ * The forward path uses the asynchronous forms (dz_store_*_async), which
+ * never wait on the loop.
  */
 #ifndef DZ_STORE_H
 #define DZ_STORE_H

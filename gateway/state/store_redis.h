@@ -9,6 +9,9 @@
  * open every call answers DZ_ERR_UNAVAILABLE without touching the network,
  * one caller at a time probes after a backoff, and the connections
  * reconnect alone.  Callers answer 503 state_unavailable (fail closed).
+ * The asynchronous forms (get, incr, touch: the forward path) go on a
+ * connection per worker loop with hiredis's libev adapter instead, with a
+ * timer per command and the same breaker (store_redis_aconn.c).
  *
  * Values are sealed with AES-256-GCM under a key the instances share (the
  * Redis key is the associated data, so a value cannot be moved to another
