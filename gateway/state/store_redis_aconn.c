@@ -125,7 +125,8 @@ static void fail(struct aop *op, const char *why)
 {
     if (op->answered)
         return;
-    rs_breaker_fail(op->st, why, op->probe);
+    if (!atomic_load(&op->st->closing))
+        rs_breaker_fail(op->st, why, op->probe);
     op_answer(op, DZ_ERR_UNAVAILABLE);
 }
 
@@ -212,7 +213,7 @@ static int conn_open(struct rs_aconn *c, char *why, size_t why_cap)
 
     if (rs_master_addr(st, host, sizeof(host), &port) != 0) {
         snprintf(why, why_cap, "the master is not known yet");
-        return DZ_ERR_UNAVAILABLE;
+        return DZ_ERR_NOTFOUND;
     }
     ac = redisAsyncConnect(host, port);
     if (!ac || ac->err) {
@@ -445,6 +446,13 @@ void rs_acall(struct rs_store *st, struct ev_loop *loop, int argc, const char **
                   0.);
     op->timer.data = op;
     if (!c->ac && (rc = conn_open(c, why, sizeof(why))) != 0) {
+        if (rc == DZ_ERR_NOTFOUND) {
+            /* Not a failure of Redis: the sentinels have not been asked
+             * yet (just started).  Unavailable, without tripping. */
+            atomic_fetch_add(&st->errors, 1);
+            op_answer(op, DZ_ERR_UNAVAILABLE);
+            return;
+        }
         fail(op, why);
         return;
     }
