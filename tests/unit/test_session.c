@@ -21,6 +21,8 @@
 #include "../../gateway/state/store.c"
 #include "../../gateway/state/store_mem.c"
 
+#include <ev.h>
+
 #include "base/b64.h"
 
 static const struct dz_session_limits LIM = {
@@ -384,6 +386,71 @@ static void test_create_rejects_bad_fields(void **state)
     dz_store_free(st);
 }
 
+/* The asynchronous lookup (the forward path) answers as the synchronous
+ * one: the record, the slid idle expiry, not found after a logout, a bad
+ * token at once without the store, a corrupt record as a parse error. */
+struct lookup_seen {
+    int calls;
+    int rc;
+    struct dz_session s;
+};
+
+static void on_lookup(void *arg, int rc, const struct dz_session *s)
+{
+    struct lookup_seen *l = arg;
+
+    l->calls++;
+    l->rc = rc;
+    if (s)
+        l->s = *s;
+    else
+        memset(&l->s, 0, sizeof(l->s));
+}
+
+static void test_lookup_async(void **state)
+{
+    struct dz_store *st = mkstore();
+    struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+    struct dz_session s = person("password", DZ_AMR_PWD | DZ_AMR_OTP, "substantial");
+    struct lookup_seen l;
+    char tok[DZ_SESSION_TOKEN_LEN + 1];
+    uint64_t ttl = 0;
+
+    (void)state;
+    assert_non_null(loop);
+    assert_int_equal(dz_session_create(st, &LIM, &s, tok), 0);
+    assert_int_equal(dz_store_touch(st, DZ_SESSION_NS, s.sid, 32, 1000), 0);
+    memset(&l, 0, sizeof(l));
+    dz_session_lookup_async(st, loop, &LIM, tok, strlen(tok), on_lookup, &l);
+    assert_int_equal(l.calls, 1); /* in process: at once */
+    assert_int_equal(l.rc, 0);
+    assert_string_equal(l.s.fin, "AB12C3D");
+    assert_string_equal(l.s.acr, "substantial");
+    assert_int_equal(l.s.amr, DZ_AMR_PWD | DZ_AMR_OTP);
+    assert_memory_equal(l.s.sid, s.sid, 32);
+    assert_true(l.s.expires_abs_ms == s.expires_abs_ms);
+    assert_int_equal(dz_store_ttl(st, DZ_SESSION_NS, s.sid, 32, &ttl), 0);
+    assert_true(ttl > 1000); /* the idle expiry slid again */
+
+    memset(&l, 0, sizeof(l));
+    dz_session_lookup_async(st, loop, &LIM, "short", 5, on_lookup, &l);
+    assert_int_equal(l.calls, 1);
+    assert_int_equal(l.rc, DZ_ERR_NOTFOUND);
+
+    assert_int_equal(dz_store_put(st, DZ_SESSION_NS, s.sid, 32, "x", 1, 60000, 0), 0);
+    memset(&l, 0, sizeof(l));
+    dz_session_lookup_async(st, loop, &LIM, tok, strlen(tok), on_lookup, &l);
+    assert_int_equal(l.rc, DZ_ERR_PARSE);
+
+    assert_int_equal(dz_session_delete(st, tok, strlen(tok)), 0);
+    memset(&l, 0, sizeof(l));
+    dz_session_lookup_async(st, loop, &LIM, tok, strlen(tok), on_lookup, &l);
+    assert_int_equal(l.calls, 1);
+    assert_int_equal(l.rc, DZ_ERR_NOTFOUND);
+    dz_store_free(st);
+    ev_loop_destroy(loop);
+}
+
 static void test_corrupt_record_fails_closed(void **state)
 {
     struct dz_store *st = mkstore();
@@ -543,6 +610,7 @@ int main(void)
         cmocka_unit_test(test_store_holds_no_token),
         cmocka_unit_test(test_create_rejects_bad_fields),
         cmocka_unit_test(test_corrupt_record_fails_closed),
+        cmocka_unit_test(test_lookup_async),
         cmocka_unit_test(test_record_is_fully_defined),
         cmocka_unit_test(test_to_json),
         cmocka_unit_test(test_store_full_and_sid_b64),
