@@ -131,6 +131,9 @@ static void card_checked(struct dz_rctx *c, int rc, const struct dz_x509_result 
     s.amr = DZ_AMR_SC | DZ_AMR_PIN;
     snprintf(s.acr, sizeof(s.acr), "high");
     snprintf(s.role, sizeof(s.role), "%s", res->role[0] ? res->role : "citizen");
+    /* The holder's name as the certificate states it: what the people whose
+     * records this session reaches read in their access lists. */
+    dz_session_set_name(&s, res->name);
     s.auth_time = dz_unix_ms() / 1000;
     /* prf: the login evidence the audit line names - certificate, the
      * challenge signature, the OCSP answer. */

@@ -70,6 +70,7 @@ struct code_rec {
     unsigned char prf[32];
     unsigned char cert_sha256[32];
     char revocation[16];
+    char name[128]; /* the certificate's CN (dz_x509_result.name) */
 };
 
 static bool browser_cards_on(struct dz_rctx *c)
@@ -212,6 +213,8 @@ static void login_checked(struct dz_rctx *c, int rc, const struct dz_x509_result
     memcpy(r.binding, op->binding, sizeof(r.binding));
     memcpy(r.fin, res->fin, sizeof(r.fin));
     snprintf(r.role, sizeof(r.role), "%s", res->role[0] ? res->role : "citizen");
+    _Static_assert(sizeof(r.name) == sizeof(res->name), "the CN as the check gave it");
+    memcpy(r.name, res->name, sizeof(r.name));
     /* No signature of ours on this path: the prf covers the certificate
      * and the revocation answer, as POST /auth/card/tls does. */
     dz_certcheck_prf(res, NULL, 0, r.prf);
@@ -381,6 +384,8 @@ void dz_ep_card_tls_exchange(struct dz_rctx *c)
     s.amr = DZ_AMR_SC | DZ_AMR_PIN;
     snprintf(s.acr, sizeof(s.acr), "high");
     snprintf(s.role, sizeof(s.role), "%s", r.role);
+    r.name[sizeof(r.name) - 1] = '\0';
+    dz_session_set_name(&s, r.name);
     s.auth_time = dz_unix_ms() / 1000;
     memcpy(s.prf, r.prf, sizeof(s.prf));
     s.has_prf = true;

@@ -288,6 +288,7 @@ static void mobile_checked(struct dz_rctx *c, int rc, const struct dz_x509_resul
      * (judge policy AND title=Judge, lib/pki/certid.h): a judge's SIM signs
      * them in as a judge, whatever the client sent. */
     snprintf(s.role, sizeof(s.role), "%s", res->role[0] ? res->role : "citizen");
+    dz_session_set_name(&s, res->name);
     s.auth_time = dz_unix_ms() / 1000;
     dz_certcheck_prf(res, v->sig, v->sig_len, s.prf);
     s.has_prf = true;

@@ -37,6 +37,8 @@ struct chunk {
 struct row {
     char tgt[16];
     char time[DZ_ACCESSIDX_TIME_MAX + 1];
+    char name[DZ_ACCESSIDX_NAME_MAX];
+    bool has_name;
     uint64_t seq;
     char *line;
     size_t line_len;
@@ -76,6 +78,7 @@ static bool pick(const char *line, size_t len, struct row *r)
     const char *tgt = json_string_value(json_object_get(o, "tgt"));
     const char *fin = json_string_value(json_object_get(o, "fin"));
     const char *when = json_string_value(json_object_get(o, "time"));
+    const char *name = json_string_value(json_object_get(o, "name"));
     bool ok = type && strcmp(type, "forward") == 0 && tgt && strlen(tgt) < sizeof(r->tgt) &&
               tgt[0] && (!fin || strcmp(fin, tgt) != 0) && when &&
               strlen(when) <= DZ_ACCESSIDX_TIME_MAX;
@@ -84,6 +87,12 @@ static bool pick(const char *line, size_t len, struct row *r)
         memset(r, 0, sizeof(*r));
         memcpy(r->tgt, tgt, strlen(tgt));
         memcpy(r->time, when, strlen(when));
+        /* A name too long for the column is left out of the row (the line,
+         * which the proof covers, still holds it). */
+        if (name && strlen(name) < sizeof(r->name)) {
+            memcpy(r->name, name, strlen(name));
+            r->has_name = true;
+        }
     }
     json_decref(o);
     return ok;
@@ -134,8 +143,9 @@ static int commit(struct dz_accesswatch *w)
         if (!add)
             return DZ_ERR_NOMEM;
         for (size_t i = 0; i < w->nrows; i++)
-            add[i] = (struct dz_accessidx_add){w->rows[i].tgt, w->rows[i].seq, w->rows[i].time,
-                                               w->rows[i].line, w->rows[i].line_len};
+            add[i] = (struct dz_accessidx_add){
+                w->rows[i].tgt,  w->rows[i].seq,      w->rows[i].time,
+                w->rows[i].line, w->rows[i].line_len, w->rows[i].has_name ? w->rows[i].name : NULL};
     }
     rc = w->ops->add(w->impl, w->instance, add, w->nrows, w->seen);
     free(add);

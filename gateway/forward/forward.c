@@ -506,6 +506,10 @@ static void audit_sent(struct dz_rctx *c, struct fwd *f)
      * access list (docs/transparency.md). */
     if (c->has_session && c->session.role[0])
         dz_audit_rec_opt_str(rec, "role", c->session.role);
+    /* The actor's name as it was at the time (the login's certificate):
+     * in the line, so the proof the person downloads covers it. */
+    if (c->has_session && c->session.name[0])
+        dz_audit_rec_opt_str(rec, "name", c->session.name);
     if (f->release[0])
         dz_audit_rec_opt_str(rec, "rel", f->release);
     if (f->in.body_len) {
@@ -823,6 +827,8 @@ static void refuse(struct dz_rctx *c, struct fwd *f, const char *code, const cha
         json_object_set_new(rec, "rule", json_string(rule));
     if (rec && c->has_session && c->session.role[0])
         json_object_set_new(rec, "role", json_string(c->session.role));
+    if (rec && c->has_session && c->session.name[0])
+        json_object_set_new(rec, "name", json_string(c->session.name));
     if (rec && sampled)
         json_object_set_new(rec, "sampled", json_string("first_in_minute"));
     if (rec && f->target[0])

@@ -114,7 +114,7 @@ static json_t *split_fields(const char *rel)
     return a;
 }
 
-/* What the person reads: when, who (FIN and role of a person, or the
+/* What the person reads: when, who (name, FIN and role of a person, or the
  * system), which fields, what for, and the decision. */
 static json_t *entry_of(const struct dz_accessidx_row *r, json_t *line)
 {
@@ -129,6 +129,14 @@ static json_t *entry_of(const struct dz_accessidx_row *r, json_t *line)
         return NULL;
     if (fin) {
         actor = json_pack("{s:s, s:s}", "kind", "person", "fin", fin);
+        /* The name the line holds (what the proof covers); null when the
+         * line has none: written before lines carried names, or a login
+         * means that gives none (password). */
+        if (actor)
+            json_object_set(actor, "name",
+                            json_is_string(json_object_get(line, "name"))
+                                ? json_object_get(line, "name")
+                                : json_null());
         if (actor && json_is_string(json_object_get(line, "role")))
             json_object_set(actor, "role", json_object_get(line, "role"));
         if (actor && json_is_string(json_object_get(line, "means")))
@@ -180,6 +188,18 @@ static const char *prove(struct dz_gw *gw, const struct dz_accessidx_row *r, jso
     return *proof ? "ok" : "unavailable";
 }
 
+/* The row's name column says what its line says (a column too short for
+ * the line's name holds NULL): a row changed in the database shows as
+ * "mismatch", as a changed line does. */
+static bool name_matches(const struct dz_accessidx_row *r, json_t *line)
+{
+    const char *name = json_string_value(json_object_get(line, "name"));
+
+    if (!r->has_actor_name)
+        return !name || strlen(name) >= sizeof(r->actor_name);
+    return name && strcmp(name, r->actor_name) == 0;
+}
+
 static void access_work(void *arg)
 {
     struct access_op *op = arg;
@@ -195,11 +215,13 @@ static void access_work(void *arg)
         json_t *e = line ? entry_of(&rows[i], line) : NULL;
         json_t *proof = NULL;
         const char *status;
-        json_decref(line);
-        if (!e)
+        if (!e) {
+            json_decref(line);
             continue;
-        status = prove(op->gw, &rows[i], &proof);
+        }
+        status = name_matches(&rows[i], line) ? prove(op->gw, &rows[i], &proof) : "mismatch";
         op->want_head |= strcmp(status, "pending") == 0;
+        json_decref(line);
         json_object_set_new(e, "proof_status", json_string(status));
         json_object_set_new(e, "proof", proof ? proof : json_null());
         json_array_append_new(op->entries, e);

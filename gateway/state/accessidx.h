@@ -6,12 +6,12 @@
  * PostgreSQL, beside the accounts).
  *
  * A row holds the audit line itself (its exact bytes), its instance and
- * seq, and its time; the watermark says up to which seq of an instance's
- * history the index is complete.  Rows and the watermark move in ONE
- * transaction, so after any crash the index is complete up to its
- * watermark and whatever follows is read back from the audit log
- * (core/accesswatch.h).  The index is not trusted: each row is checked
- * against the signed Merkle tree before a proof is handed out.
+ * seq, its time and the actor's name (NULL for the rows of lines written
+ * before audit lines carried one, and for systems); the watermark says up to which seq of an
+ * instance's history the index is complete.  Rows and the watermark move in ONE transaction, so
+ * after any crash the index is complete up to its watermark and whatever follows is read back from
+ * the audit log (core/accesswatch.h).  The index is not trusted: each row is checked against the
+ * signed Merkle tree before a proof is handed out.
  *
  * THREADS: every call BLOCKS (database I/O) and must run off the event
  * loops (the indexer thread, pool threads); calls are thread-safe (one
@@ -21,12 +21,14 @@
 #ifndef DZ_ACCESSIDX_H
 #define DZ_ACCESSIDX_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #define DZ_ACCESSIDX_INSTANCE_MAX 128
 #define DZ_ACCESSIDX_TIME_MAX 40
 #define DZ_ACCESSIDX_PAGE_MAX 100 /* rows per list call */
+#define DZ_ACCESSIDX_NAME_MAX 96  /* the actor's name, with its NUL */
 
 /* One row to add: tgt is the FIN whose record was reached. */
 struct dz_accessidx_add {
@@ -35,6 +37,7 @@ struct dz_accessidx_add {
     const char *time; /* the line's "time" (RFC 3339 UTC, ms: sorts as text) */
     const char *line; /* the audit line, no newline */
     size_t line_len;
+    const char *actor_name; /* the line's "name"; NULL: the line has none */
 };
 
 /* One row listed (line malloc'd; free with dz_accessidx_rows_free). */
@@ -43,6 +46,8 @@ struct dz_accessidx_row {
     char instance[DZ_ACCESSIDX_INSTANCE_MAX + 1];
     uint64_t seq;
     char time[DZ_ACCESSIDX_TIME_MAX + 1];
+    char actor_name[DZ_ACCESSIDX_NAME_MAX]; /* "" with has_actor_name false: NULL */
+    bool has_actor_name;
     char *line;
     size_t line_len;
 };

@@ -31,6 +31,16 @@ static const char schema_sql[] =
     "CREATE INDEX IF NOT EXISTS access_index_by_tgt ON access_index (tgt, ts, id);"
     "CREATE TABLE IF NOT EXISTS access_watermark ("
     " instance TEXT PRIMARY KEY, seq BIGINT NOT NULL);"
+    /* Tables made before the actor's name was indexed get the column, filled
+     * once from each row's own line (lines written before names were
+     * recorded have none: NULL). */
+    "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM information_schema.columns"
+    " WHERE table_schema = current_schema() AND table_name = 'access_index'"
+    " AND column_name = 'actor_name') THEN"
+    " ALTER TABLE access_index ADD COLUMN actor_name TEXT;"
+    " UPDATE access_index SET actor_name = line::jsonb ->> 'name'"
+    " WHERE jsonb_typeof(line::jsonb -> 'name') = 'string';"
+    " END IF; END $$;"
     "COMMIT;";
 
 struct pg {
@@ -179,12 +189,12 @@ static int pg_add(void *impl, const char *instance, const struct dz_accessidx_ad
     PQclear(r);
     for (size_t i = 0; i < n; i++) {
         char *line = strndup(rows[i].line, rows[i].line_len);
-        const char *v[5] = {rows[i].tgt, instance, seq, rows[i].time, line};
+        const char *v[6] = {rows[i].tgt, instance, seq, rows[i].time, line, rows[i].actor_name};
         snprintf(seq, sizeof(seq), "%" PRIu64, rows[i].seq);
         r = line ? run(p,
-                       "INSERT INTO access_index (tgt, instance, seq, ts, line)"
-                       " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (instance, seq) DO NOTHING",
-                       5, v, PGRES_COMMAND_OK, "insert")
+                       "INSERT INTO access_index (tgt, instance, seq, ts, line, actor_name)"
+                       " VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (instance, seq) DO NOTHING",
+                       6, v, PGRES_COMMAND_OK, "insert")
                  : NULL;
         free(line);
         if (!r)
@@ -235,7 +245,7 @@ static int pg_list(void *impl, const char *tgt, int64_t before, size_t limit,
     snprintf(l, sizeof(l), "%zu", limit);
     pthread_mutex_lock(&p->lock);
     r = run(p,
-            "SELECT id, instance, seq, ts, line FROM access_index WHERE tgt = $1 AND"
+            "SELECT id, instance, seq, ts, line, actor_name FROM access_index WHERE tgt = $1 AND"
             " ($2::bigint = 0 OR (ts, id) < (SELECT ts, id FROM access_index WHERE id = $2))"
             " ORDER BY ts DESC, id DESC LIMIT $3",
             3, v, PGRES_TUPLES_OK, "list");
@@ -256,6 +266,10 @@ static int pg_list(void *impl, const char *tgt, int64_t before, size_t limit,
         row->seq = strtoull(PQgetvalue(r, i, 2), NULL, 10);
         memcpy(row->instance, inst, strlen(inst));
         memcpy(row->time, ts, strlen(ts));
+        if (!PQgetisnull(r, i, 5) && strlen(PQgetvalue(r, i, 5)) < sizeof(row->actor_name)) {
+            memcpy(row->actor_name, PQgetvalue(r, i, 5), strlen(PQgetvalue(r, i, 5)));
+            row->has_actor_name = true;
+        }
         row->line_len = (size_t)PQgetlength(r, i, 4);
         row->line = strndup(PQgetvalue(r, i, 4), row->line_len);
         if (!row->line) {

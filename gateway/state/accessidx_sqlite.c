@@ -7,6 +7,7 @@
 #include "state/accessidx.h"
 
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -23,7 +24,7 @@ static const char schema_sql[] =
     "CREATE TABLE IF NOT EXISTS access_index ("
     " id INTEGER PRIMARY KEY AUTOINCREMENT,"
     " tgt TEXT NOT NULL, instance TEXT NOT NULL, seq INTEGER NOT NULL,"
-    " ts TEXT NOT NULL, line TEXT NOT NULL, UNIQUE (instance, seq));"
+    " ts TEXT NOT NULL, line TEXT NOT NULL, actor_name TEXT, UNIQUE (instance, seq));"
     "CREATE INDEX IF NOT EXISTS access_index_by_tgt ON access_index (tgt, ts, id);"
     "CREATE TABLE IF NOT EXISTS access_watermark ("
     " instance TEXT PRIMARY KEY, seq INTEGER NOT NULL);";
@@ -31,11 +32,12 @@ static const char schema_sql[] =
 enum { ST_WM, ST_INS, ST_SETWM, ST_LIST, ST_COUNT };
 static const char *const stmt_sql[ST_COUNT] = {
     "SELECT seq FROM access_watermark WHERE instance = ?1",
-    "INSERT OR IGNORE INTO access_index (tgt, instance, seq, ts, line) VALUES (?1, ?2, ?3, ?4, ?5)",
+    "INSERT OR IGNORE INTO access_index (tgt, instance, seq, ts, line, actor_name)"
+    " VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     "INSERT INTO access_watermark (instance, seq) VALUES (?1, ?2)"
     " ON CONFLICT (instance) DO UPDATE SET seq = max(seq, excluded.seq)",
     /* Newest first; the cursor row's (ts, id) bounds the page. */
-    "SELECT id, instance, seq, ts, line FROM access_index WHERE tgt = ?1 AND"
+    "SELECT id, instance, seq, ts, line, actor_name FROM access_index WHERE tgt = ?1 AND"
     " (?2 = 0 OR ts < (SELECT ts FROM access_index WHERE id = ?2) OR"
     "  (ts = (SELECT ts FROM access_index WHERE id = ?2) AND id < ?2))"
     " ORDER BY ts DESC, id DESC LIMIT ?3",
@@ -52,6 +54,39 @@ static int db_fail(struct sq *s, const char *what)
     dz_log(DZ_LOG_ERROR, "accessidx", "sqlite %s: %s", what,
            s->db ? sqlite3_errmsg(s->db) : "no connection");
     return DZ_ERR_DB;
+}
+
+/* Tables made before the actor's name was indexed get the column.  0 or
+ * DZ_ERR_DB. */
+static int migrate(struct sq *s)
+{
+    sqlite3_stmt *st = NULL;
+    bool has = false;
+    int step;
+
+    if (sqlite3_prepare_v2(s->db, "PRAGMA table_info(access_index)", -1, &st, NULL) != SQLITE_OK)
+        return db_fail(s, "table_info");
+    while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *col = (const char *)sqlite3_column_text(st, 1);
+        has |= col && strcmp(col, "actor_name") == 0;
+    }
+    sqlite3_finalize(st);
+    if (step != SQLITE_DONE)
+        return db_fail(s, "table_info");
+    /* Once, in one transaction: the column, filled from each row's own
+     * line (the lines written before names were recorded have none). */
+    if (!has && sqlite3_exec(s->db,
+                             "BEGIN IMMEDIATE;"
+                             "ALTER TABLE access_index ADD COLUMN actor_name TEXT;"
+                             "UPDATE access_index SET actor_name = json_extract(line, '$.name')"
+                             " WHERE json_type(line, '$.name') = 'text';"
+                             "COMMIT;",
+                             NULL, NULL, NULL) != SQLITE_OK) {
+        int rc = db_fail(s, "add column actor_name");
+        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+        return rc;
+    }
+    return 0;
 }
 
 static void sq_free(void *impl)
@@ -88,6 +123,8 @@ int dz_accessidx_sqlite_open(const char *path, void **impl)
         rc = db_fail(s, "schema");
         goto out;
     }
+    if (migrate(s) != 0)
+        goto out;
     for (int i = 0; i < ST_COUNT; i++) {
         if (sqlite3_prepare_v3(s->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &s->st[i],
                                NULL) != SQLITE_OK) {
@@ -144,6 +181,10 @@ static int sq_add(void *impl, const char *instance, const struct dz_accessidx_ad
         sqlite3_bind_int64(st, 3, (sqlite3_int64)rows[i].seq);
         sqlite3_bind_text(st, 4, rows[i].time, -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 5, rows[i].line, (int)rows[i].line_len, SQLITE_STATIC);
+        if (rows[i].actor_name)
+            sqlite3_bind_text(st, 6, rows[i].actor_name, -1, SQLITE_STATIC);
+        else
+            sqlite3_bind_null(st, 6);
         if (sqlite3_step(st) != SQLITE_DONE)
             rc = db_fail(s, "insert");
         sqlite3_reset(st);
@@ -188,6 +229,7 @@ static int sq_list(void *impl, const char *tgt, int64_t before, size_t limit,
         const char *ts = (const char *)sqlite3_column_text(st, 3);
         const char *line = (const char *)sqlite3_column_text(st, 4);
         int line_len = sqlite3_column_bytes(st, 4);
+        const char *name = (const char *)sqlite3_column_text(st, 5);
         memset(r, 0, sizeof(*r));
         r->id = sqlite3_column_int64(st, 0);
         r->seq = (uint64_t)sqlite3_column_int64(st, 2);
@@ -198,6 +240,10 @@ static int sq_list(void *impl, const char *tgt, int64_t before, size_t limit,
         }
         memcpy(r->instance, inst, strlen(inst));
         memcpy(r->time, ts, strlen(ts));
+        if (name && strlen(name) < sizeof(r->actor_name)) {
+            memcpy(r->actor_name, name, strlen(name));
+            r->has_actor_name = true;
+        }
         r->line = malloc((size_t)line_len + 1);
         if (!r->line) {
             rc = DZ_ERR_NOMEM;

@@ -24,9 +24,12 @@
 
 #include "base/compat.h"
 
-/* Record layout, version 1 (offsets in bytes, integers little-endian). */
+/* Record layout, version 2 (offsets in bytes, integers little-endian).
+ * Version 1 was the same without the name (REC_LEN_V1 bytes): such records,
+ * written before an upgrade, are still read, with the name unknown. */
 enum {
-    REC_VERSION = 1,
+    REC_VERSION = 2,
+    REC_VERSION_V1 = 1,
     OFF_VERSION = 0,
     OFF_FIN = 1,      /* 8 */
     OFF_METHOD = 9,   /* 16 */
@@ -38,7 +41,9 @@ enum {
     OFF_ABS = 77,     /* i64 unix ms */
     OFF_HAS_PRF = 85, /* u8 0/1 */
     OFF_PRF = 86,     /* 32 */
-    REC_LEN = 118
+    REC_LEN_V1 = 118,
+    OFF_NAME = 118, /* DZ_SESSION_NAME_MAX */
+    REC_LEN = OFF_NAME + DZ_SESSION_NAME_MAX
 };
 
 #define CREATE_TRIES 3 /* a token collision is ~2^-256; retry only for form */
@@ -95,12 +100,61 @@ static bool role_ok(const char *r, size_t cap)
     return true;
 }
 
+/* Bytes the name may hold: UTF-8 (no overlongs, no surrogates) without
+ * control characters, NUL-terminated within cap. */
+static bool name_ok(const char *p, size_t cap)
+{
+    const unsigned char *u = (const unsigned char *)p;
+    size_t n = strnlen(p, cap);
+    size_t i = 0;
+
+    if (n == cap)
+        return false;
+    while (i < n) {
+        size_t len = u[i] < 0x80             ? 1
+                     : (u[i] & 0xe0) == 0xc0 ? 2
+                     : (u[i] & 0xf0) == 0xe0 ? 3
+                     : (u[i] & 0xf8) == 0xf0 ? 4
+                                             : 0;
+        if (len == 0 || i + len > n || (len == 1 && (u[i] < 0x20 || u[i] == 0x7f)))
+            return false;
+        for (size_t k = 1; k < len; k++)
+            if ((u[i + k] & 0xc0) != 0x80)
+                return false;
+        if ((len == 2 && u[i] < 0xc2) || (len == 3 && u[i] == 0xe0 && u[i + 1] < 0xa0) ||
+            (len == 3 && u[i] == 0xed && u[i + 1] >= 0xa0) ||
+            (len == 4 && u[i] == 0xf0 && u[i + 1] < 0x90) || (len == 4 && u[i] > 0xf4) ||
+            (len == 4 && u[i] == 0xf4 && u[i + 1] >= 0x90))
+            return false;
+        i += len;
+    }
+    return true;
+}
+
+void dz_session_set_name(struct dz_session *s, const char *name)
+{
+    size_t n = name ? strlen(name) : 0;
+
+    memset(s->name, 0, sizeof(s->name));
+    if (n >= sizeof(s->name)) {
+        /* Cut before a continuation byte, so the cut is between characters. */
+        n = sizeof(s->name) - 1;
+        while (n > 0 && ((unsigned char)name[n] & 0xc0) == 0x80)
+            n--;
+    }
+    if (n)
+        memcpy(s->name, name, n);
+    if (!name_ok(s->name, sizeof(s->name)))
+        memset(s->name, 0, sizeof(s->name));
+}
+
 static bool fields_ok(const struct dz_session *s)
 {
     return memchr(s->fin, '\0', sizeof(s->fin)) && dz_fin_is_normal(s->fin) &&
            str_in(s->method, sizeof(s->method), METHODS) && s->amr != 0 &&
            (s->amr & ~(unsigned)DZ_AMR_ALL) == 0 && str_in(s->acr, sizeof(s->acr), ACRS) &&
-           role_ok(s->role, sizeof(s->role)) && s->auth_time > 0;
+           role_ok(s->role, sizeof(s->role)) && name_ok(s->name, sizeof(s->name)) &&
+           s->auth_time > 0;
 }
 
 static bool limits_ok(const struct dz_session_limits *l)
@@ -208,11 +262,20 @@ static void encode(const struct dz_session *s, unsigned char rec[REC_LEN])
     rec[OFF_HAS_PRF] = s->has_prf ? 1 : 0;
     if (s->has_prf)
         memcpy(rec + OFF_PRF, s->prf, sizeof(s->prf));
+    put_str(rec + OFF_NAME, s->name, sizeof(s->name));
 }
 
 static int decode(const unsigned char *rec, size_t len, struct dz_session *s)
 {
-    if (len != REC_LEN || rec[OFF_VERSION] != REC_VERSION || rec[OFF_HAS_PRF] > 1)
+    bool v1 = len == REC_LEN_V1 && rec[OFF_VERSION] == REC_VERSION_V1;
+
+    if (!v1 && (len != REC_LEN || rec[OFF_VERSION] != REC_VERSION))
+        return DZ_ERR_PARSE;
+    if (rec[OFF_HAS_PRF] > 1)
+        return DZ_ERR_PARSE;
+    if (v1)
+        memset(s->name, 0, sizeof(s->name));
+    else if (!get_str(s->name, rec + OFF_NAME, sizeof(s->name)))
         return DZ_ERR_PARSE;
     if (!get_str(s->fin, rec + OFF_FIN, sizeof(s->fin)) ||
         !get_str(s->method, rec + OFF_METHOD, sizeof(s->method)) ||
@@ -406,6 +469,9 @@ int dz_session_to_json(const struct dz_session *s, json_t **out)
         json_object_set_new(o, "method", json_string(s->method)) ||
         json_object_set_new(o, "expires_at", json_string(when)) ||
         json_object_set_new(o, "auth_time", json_integer(s->auth_time)))
+        goto out;
+    if (s->name[0] && name_ok(s->name, sizeof(s->name)) &&
+        json_object_set_new(o, "name", json_string(s->name)))
         goto out;
     *out = o;
     o = NULL;

@@ -31,18 +31,23 @@ struct dz_store;
 #define DZ_SESSION_TOKEN_LEN 43 /* base64url characters of a token */
 #define DZ_SESSION_NS "sess"    /* store namespace */
 
+/* Room for a name, with its NUL (a longer one is cut at a character). */
+#define DZ_SESSION_NAME_MAX 96
+
 struct dz_session {
-    char fin[8];             /* normalised FIN (7 of [0-9A-Z]) + NUL */
-    char method[16];         /* "password", "card", "mobile" or "qr" */
-    unsigned amr;            /* enum dz_amr bits, at least one */
-    char acr[16];            /* "low", "substantial" or "high" */
-    char role[16];           /* e.g. "judge"; "" for none; printable ASCII */
-    int64_t auth_time;       /* unix seconds of the login (> 0) */
-    int64_t created_ms;      /* unix ms; set by dz_session_create */
-    int64_t expires_abs_ms;  /* unix ms, absolute end; set by create */
-    int64_t expires_idle_ms; /* unix ms the session idles out unless used;
-                              * set by create and by every lookup */
-    unsigned char prf[32];   /* SHA-256 of the login evidence */
+    char fin[8];                    /* normalised FIN (7 of [0-9A-Z]) + NUL */
+    char method[16];                /* "password", "card", "mobile" or "qr" */
+    unsigned amr;                   /* enum dz_amr bits, at least one */
+    char acr[16];                   /* "low", "substantial" or "high" */
+    char role[16];                  /* e.g. "judge"; "" for none; printable ASCII */
+    char name[DZ_SESSION_NAME_MAX]; /* the person's name as the login means gave it
+                                     * (a certificate's CN), UTF-8; "" when unknown */
+    int64_t auth_time;              /* unix seconds of the login (> 0) */
+    int64_t created_ms;             /* unix ms; set by dz_session_create */
+    int64_t expires_abs_ms;         /* unix ms, absolute end; set by create */
+    int64_t expires_idle_ms;        /* unix ms the session idles out unless used;
+                                     * set by create and by every lookup */
+    unsigned char prf[32];          /* SHA-256 of the login evidence */
     bool has_prf;
     unsigned char sid[32]; /* SHA-256 of the token text; set by create/lookup */
 };
@@ -97,7 +102,8 @@ int dz_session_delete(struct dz_store *st, const char *token, size_t token_len);
 
 /*
  * The public view of a session, for GET /auth/session and the login answer:
- * {"fin","amr":[...],"acr","method","expires_at","auth_time"} where
+ * {"fin","amr":[...],"acr","method","expires_at","auth_time"} (and "name"
+ * when the login means gave one) where
  * expires_at is RFC 3339 UTC ("2026-11-22T10:00:00Z") of the earlier of the
  * idle and absolute expiry, and amr is written by dz_amr_to_json (one order
  * for every amr array the gateway writes).  Never contains the token.
@@ -109,5 +115,13 @@ int dz_session_to_json(const struct dz_session *s, json_t **out);
 /* The sid as unpadded base64url (43 characters + NUL), as assertions carry
  * it in "sid". */
 void dz_session_sid_b64(const struct dz_session *s, char out[DZ_SESSION_TOKEN_LEN + 1]);
+
+/*
+ * Set s->name from a login means' name (a certificate's CN): UTF-8 without
+ * control characters, cut at a character boundary to fit.  Anything else
+ * (NULL, invalid UTF-8, a control character) leaves the name "" (unknown):
+ * a name is shown to people and written to the audit log, never guessed.
+ */
+void dz_session_set_name(struct dz_session *s, const char *name);
 
 #endif

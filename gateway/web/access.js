@@ -71,7 +71,10 @@ function who(e) {
     return t(e.actor && e.actor.kind === "unknown" ? "access.unknown" : "access.system") +
       (e.service ? " — " + e.service : "");
   const role = e.actor.role ? (STRINGS[lang()]["access.role." + e.actor.role] ? t("access.role." + e.actor.role) : e.actor.role) : "";
-  return e.actor.fin + (role ? ", " + role : "") + (e.service ? " — " + e.service : "");
+  // The name the audit line holds (as it was at the time); lines written
+  // before names were recorded, and password sign-ins, have none.
+  const name = e.actor.name ? e.actor.name : t("access.name.none");
+  return name + ", " + e.actor.fin + (role ? ", " + role : "") + (e.service ? " — " + e.service : "");
 }
 
 function download(e) {

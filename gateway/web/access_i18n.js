@@ -28,6 +28,7 @@ export const ACCESS_STRINGS = {
     "access.proof.mismatch": "Qeyd audit jurnalı ilə uyğun gəlmir",
     "access.proof.unavailable": "Sübut hazırda əlçatan deyil",
     "access.role.judge": "hakim",
+    "access.name.none": "ad qeyd olunmayıb",
     "access.check": "Yoxlamaq üçün: darvaza audit check-proof FAYL --jwks jwks.json (və ya tools/check_audit_proof.py).",
   },
   en: {
@@ -56,6 +57,7 @@ export const ACCESS_STRINGS = {
     "access.proof.mismatch": "The entry does not match the audit log",
     "access.proof.unavailable": "The proof is not available now",
     "access.role.judge": "judge",
+    "access.name.none": "name not recorded",
     "access.check": "To check it: darvaza audit check-proof FILE --jwks jwks.json (or tools/check_audit_proof.py).",
   },
 };

@@ -19,6 +19,7 @@ export function accessCases(test, h) {
   const purpose = `case 2-${crypto.randomInt(1000, 9999)}/2026`;
   let page = null;
   let judge = "";
+  let judgeName = "";
 
   async function axeClean(p, what) {
     const src = fs.readFileSync(require.resolve("axe-core/axe.min.js"), "utf8");
@@ -47,6 +48,9 @@ export function accessCases(test, h) {
       (err, stdout, stderr) => resolve({ err, out: stdout.trim(), errout: stderr })));
     check(!r.err, "a judge looks the person up (tests/browser/judge_lookup.sh)", r.errout);
     judge = r.out;
+    const cards = JSON.parse(fs.readFileSync(path.join(STATE, "cards/cards.json"), "utf8"));
+    judgeName = (cards.find((c) => c.fin === judge && c.kind === "judge") || {}).name || "";
+    check(judgeName !== "", "cards.json names the judge", judge);
     page = (await newPage()).page;
     await open(page);
     await page.fill("#pw-fin", person.fin);
@@ -59,6 +63,7 @@ export function accessCases(test, h) {
     const tr = await row();
     const cells = await tr.locator("td").allInnerTexts();
     check(cells[1].includes(judge) && cells[1].includes(ACC.az["access.role.judge"]), "who: the judge's FIN and role", cells);
+    check(cells[1].startsWith(judgeName + ", "), "who: the judge's name as the card's certificate gives it", [judgeName, cells]);
     check(cells[2].includes("address"), "which data: the released fields", cells);
     check(cells[3] === purpose, "the purpose", cells);
     check(cells[4] === ACC.az["access.allow"], "the decision", cells);
@@ -67,8 +72,9 @@ export function accessCases(test, h) {
     const file = path.join(SHOTS, "access-proof.json");
     await dl.saveAs(file);
     const proof = JSON.parse(fs.readFileSync(file, "utf8"));
-    check(proof.type === "darvaza-audit-inclusion" && JSON.parse(proof.line).pur === purpose,
-      "the download is the inclusion proof of the lookup's audit line", proof);
+    check(proof.type === "darvaza-audit-inclusion" && JSON.parse(proof.line).pur === purpose &&
+      JSON.parse(proof.line).name === judgeName,
+      "the download is the inclusion proof of the lookup's audit line (the judge's name in it)", proof);
     const jwks = path.join(SHOTS, "jwks.json");
     fs.writeFileSync(jwks, execFileSync("curl", ["-sS", "--max-time", "10", "--cacert",
       path.join(STATE, "certs/root.pem"), GW + "/.well-known/jwks.json"]));

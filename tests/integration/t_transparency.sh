@@ -11,7 +11,7 @@
 # catches up from the audit log.
 . "$(dirname "$0")/lib.sh"
 
-plan 38
+plan 44
 stack_start
 
 C="$STATE_DIR/certs"
@@ -24,6 +24,7 @@ case "$DB" in /*) ;; *) DB="$ROOT/$DB" ;; esac
 [ -s "$CARDS_JSON" ] || bail "the stack made no cards ($CARDS_JSON)"
 J_LABEL=$(jq -r 'map(select(.kind == "judge"))[0].label // empty' "$CARDS_JSON")
 J_FIN=$(jq -r 'map(select(.kind == "judge"))[0].fin // empty' "$CARDS_JSON")
+J_NAME=$(jq -r 'map(select(.kind == "judge"))[0].name // empty' "$CARDS_JSON")
 PARTY=$(pick_person registered 0)
 OTHER=$(pick_person registered 1)
 [ -n "$J_FIN" ] && [ -n "$PARTY" ] && [ -n "$OTHER" ] || bail "no judge card or registered people"
@@ -71,6 +72,10 @@ E_JUDGE=$(jq -c --arg j "$J_FIN" '[.entries[] | select(.actor.fin == $j)][0]' "$
 E_DENY=$(jq -c --arg o "$OTHER" '[.entries[] | select(.actor.fin == $o)][0]' "$WORK/access.json")
 is "$(jq -r '[.actor.role, .actor.means, .purpose, .decision, .service] | join("|")' <<<"$E_JUDGE")" \
     "judge|card|$CASE|allow|registry" "the judge's entry: role, means, purpose, decision, service"
+is "$(jq -r '.actor.name' <<<"$E_JUDGE")" "$J_NAME" \
+    "the judge's entry names the judge (the card certificate's name, kept in the session)"
+is "$(jq -r '.actor.name' <<<"$E_DENY")" null \
+    "a password sign-in gives no name: the refused lookup's actor.name is null"
 like "$(jq -r '.fields | join(",")' <<<"$E_JUDGE")" '(^|,)address(,|$)' \
     "the judge's entry lists the released fields (address among them)"
 is "$(jq -r '[.decision, .reason, .purpose] | join("|")' <<<"$E_DENY")" "deny|insufficient_assurance|curiosity" \
@@ -101,8 +106,10 @@ like "$("$BUILD_DIR/darvaza" audit check-proof "$WORK/proof.json" --jwks "$WORK/
     "^valid: line seq $SEQ is in the audit history" "darvaza audit check-proof: the judge's entry is proven"
 is "$(python3 "$ROOT/tools/check_audit_proof.py" "$WORK/proof.json" "$WORK/k2.pem")" valid \
     "tools/check_audit_proof.py (hashlib + openssl) accepts the same proof"
-is "$(jq -r .line "$WORK/proof.json" | jq -r '[.tgt, .pur, .fin] | join("|")')" "$PARTY|$CASE|$J_FIN" \
-    "the proven line is the judge's lookup of the citizen for the case"
+is "$(jq -r .line "$WORK/proof.json" | jq -r '[.tgt, .pur, .fin, .name] | join("|")')" "$PARTY|$CASE|$J_FIN|$J_NAME" \
+    "the proven line is the judge's lookup of the citizen for the case, the judge's name in it"
+is "$(sqlite3 "file:$DB?mode=ro" "SELECT actor_name FROM access_index WHERE line LIKE '%$CASE\"%'")" "$J_NAME" \
+    "the index row holds the judge's name"
 # The line as it would read had someone changed the purpose afterwards.
 jq --arg c "$CASE" '.line |= sub($c; "case 9-999/2026")' "$WORK/proof.json" >"$WORK/tampered.json"
 "$BUILD_DIR/darvaza" audit check-proof "$WORK/tampered.json" --jwks "$WORK/jwks.json" >"$WORK/t.out"
@@ -129,6 +136,13 @@ sed -i "s|$CASE|case 9-999/2026|" "$WORK/copy/audit.log"
 a=$?
 like "$a $(cat "$WORK/copy.err")" "^1 .*does not match the signed head" \
     "darvaza audit prove refuses a log whose audited line was changed"
+
+# A name changed in the index (not in the line) is not shown as proven.
+sqlite3 "$DB" "UPDATE access_index SET actor_name = 'Someone Else' WHERE line LIKE '%$CASE\"%'"
+gw GET /api/my/access -H "$(bearer "$P_TOKEN")"
+is "$(jb --arg c "$CASE" '[.entries[] | select(.purpose == $c)][0] | [.proof_status, .actor.name] | join("|")')" \
+    "mismatch|$J_NAME" "an index row whose name was changed shows as mismatch (the name shown is the line's)"
+sqlite3 "$DB" "UPDATE access_index SET actor_name = NULL WHERE line LIKE '%$CASE\"%'"
 
 # ---- consistency between two heads ------------------------------------------------
 head2_ready() {
@@ -181,6 +195,8 @@ ok "the gateway was killed (-9) before the index could write the lookup" \
     test "$(sqlite3 "file:$DB?mode=ro" "SELECT count(*) FROM access_index WHERE line LIKE '%$CASE2%'")" = 0
 touch "$WORK/lock.release"
 wait "$LOCK_PID" 2>/dev/null
+# The database as a gateway before names were indexed left it: no column.
+sqlite3 "$DB" "ALTER TABLE access_index DROP COLUMN actor_name"
 setsid sh -c 'echo $$ >"$0"; exec "$@"' "$STATE_DIR/pids/darvazad.pid" "$BUILD_DIR/darvazad" \
     -c "$STATE_DIR/darvaza.yaml" >>"$STATE_DIR/logs/darvazad.log" 2>&1 </dev/null &
 ok "the gateway restarts on the same audit log and database" wait_until 30 sh -c \
@@ -188,4 +204,10 @@ ok "the gateway restarts on the same audit log and database" wait_until 30 sh -c
 login_person "$PARTY"
 P_TOKEN=$LOGIN_TOKEN
 ok "after the restart the index caught up from the audit log: the lookup is listed" wait_until 15 in_list "$CASE2"
+is "$(sqlite3 "file:$DB?mode=ro" "SELECT actor_name FROM access_index WHERE line LIKE '%$CASE\"%' OR line LIKE '%$CASE2%' ORDER BY seq")" \
+    "$J_NAME
+$J_NAME" "the restart added the name column back, filled from the rows' own lines"
+gw GET "/api/my/access?limit=100" -H "$(bearer "$P_TOKEN")"
+is "$(jb --arg c "$CASE" '[.entries[] | select(.purpose == $c)][0] | [.proof_status, .actor.name] | join("|")')" \
+    "ok|$J_NAME" "after the migration the judge's entry is proven again, with the name"
 finish

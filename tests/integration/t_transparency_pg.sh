@@ -8,7 +8,7 @@
 . "$(dirname "$0")/lib.sh"
 . "$LIB_DIR/pg.sh"
 
-plan 12
+plan 13
 
 PG_PW="pg-$$-$RANDOM-secret"
 CONNINFO="$WORK/pg.conninfo"
@@ -23,6 +23,7 @@ export SOFTHSM2_CONF="$STATE_DIR/cards/softhsm2.conf"
 MODULE=${DARVAZA_PKCS11_MODULE:-/usr/lib/softhsm/libsofthsm2.so}
 J_LABEL=$(jq -r 'map(select(.kind == "judge"))[0].label // empty' "$CARDS_JSON")
 J_FIN=$(jq -r 'map(select(.kind == "judge"))[0].fin // empty' "$CARDS_JSON")
+J_NAME=$(jq -r 'map(select(.kind == "judge"))[0].name // empty' "$CARDS_JSON")
 PARTY=$(pick_person registered 0)
 [ -n "$J_FIN" ] && [ -n "$PARTY" ] || bail "no judge card or registered person"
 (umask 077 && jq -r --arg l "$J_LABEL" 'map(select(.label == $l))[0].pin' "$CARDS_JSON" >"$WORK/j.pin")
@@ -46,6 +47,9 @@ listed() { # listed PURPOSE: the entry is in the citizen's list with its proof
 ok "the lookup is listed with its proof" wait_until 15 listed "$CASE1"
 is "$(pg_sql darvaza "SELECT count(*) FROM access_index WHERE tgt = '$PARTY' AND line LIKE '%$CASE1%'")" 1 \
     "the row is in PostgreSQL's access_index"
+gw GET "/api/my/access?limit=100" -H "$(bearer "$P_TOKEN")"
+is "$(pg_sql darvaza "SELECT actor_name FROM access_index WHERE line LIKE '%$CASE1%'")|$(jb --arg c "$CASE1" '[.entries[] | select(.purpose == $c)][0].actor.name')" \
+    "$J_NAME|$J_NAME" "the row's actor_name (added by the schema's migration) and the entry name the judge"
 like "$(pg_sql darvaza "SELECT seq FROM access_watermark")" '^[0-9]+$' "the watermark moved with it"
 
 pg_stop

@@ -58,7 +58,54 @@ static int teardown(void **state)
 
 static struct dz_accessidx_add row(const char *tgt, uint64_t seq, const char *ts, const char *line)
 {
-    return (struct dz_accessidx_add){tgt, seq, ts, line, strlen(line)};
+    return (struct dz_accessidx_add){tgt, seq, ts, line, strlen(line), NULL};
+}
+
+/* A database an older gateway made (no actor_name column): opening it adds
+ * the column and fills it from each row's line; old lines without a name
+ * stay NULL; new rows keep the name they are given. */
+static void test_sqlite_actor_name_migration(void **state)
+{
+    void *impl = NULL;
+    const struct dz_accessidx_ops *ops = &dz_accessidx_sqlite_ops;
+    struct dz_accessidx_row out[DZ_ACCESSIDX_PAGE_MAX];
+    size_t n = 0;
+    sqlite3 *old = NULL;
+
+    (void)state;
+    assert_int_equal(sqlite3_open(db, &old), SQLITE_OK);
+    assert_int_equal(
+        sqlite3_exec(old,
+                     "CREATE TABLE access_index (id INTEGER PRIMARY KEY AUTOINCREMENT,"
+                     " tgt TEXT NOT NULL, instance TEXT NOT NULL, seq INTEGER NOT NULL,"
+                     " ts TEXT NOT NULL, line TEXT NOT NULL, UNIQUE (instance, seq));"
+                     "INSERT INTO access_index (tgt, instance, seq, ts, line) VALUES"
+                     " ('AAAAAAA', 'gw', 1, '2026-12-06T10:00:00.000Z', '{\"seq\":1}'),"
+                     " ('AAAAAAA', 'gw', 2, '2026-12-06T10:00:01.000Z',"
+                     "  '{\"seq\":2,\"name\":\"Aysel Məmmədova\"}');",
+                     NULL, NULL, NULL),
+        SQLITE_OK);
+    sqlite3_close(old);
+    assert_int_equal(dz_accessidx_sqlite_open(db, &impl), 0);
+    struct dz_accessidx_add a = row("AAAAAAA", 3, "2026-12-06T10:00:02.000Z", "{\"seq\":3}");
+    a.actor_name = "Rəşad Əliyev";
+    assert_int_equal(ops->add(impl, "gw", &a, 1, 3), 0);
+    assert_int_equal(ops->list(impl, "AAAAAAA", 0, 10, out, &n), 0);
+    assert_int_equal(n, 3);
+    assert_true(out[0].has_actor_name);
+    assert_string_equal(out[0].actor_name, "Rəşad Əliyev");
+    assert_true(out[1].has_actor_name);
+    assert_string_equal(out[1].actor_name, "Aysel Məmmədova");
+    assert_false(out[2].has_actor_name);
+    assert_string_equal(out[2].actor_name, "");
+    dz_accessidx_rows_free(out, n);
+    ops->free(impl);
+    /* Opened again: the column is there, nothing is added twice. */
+    assert_int_equal(dz_accessidx_sqlite_open(db, &impl), 0);
+    assert_int_equal(ops->list(impl, "AAAAAAA", 0, 10, out, &n), 0);
+    assert_int_equal(n, 3);
+    dz_accessidx_rows_free(out, n);
+    ops->free(impl);
 }
 
 static void test_sqlite_rows(void **state)
@@ -209,6 +256,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_sqlite_rows, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sqlite_actor_name_migration, setup, teardown),
         cmocka_unit_test_setup_teardown(test_watch_follows_and_catches_up, setup, teardown),
     };
 

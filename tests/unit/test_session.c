@@ -467,7 +467,7 @@ static void test_corrupt_record_fails_closed(void **state)
     assert_int_equal(b.len, REC_LEN);
     memcpy(rec, b.data, REC_LEN);
     /* another version */
-    rec[OFF_VERSION] = 2;
+    rec[OFF_VERSION] = 3;
     assert_int_equal(dz_store_put(st, DZ_SESSION_NS, s.sid, 32, rec, REC_LEN, 60000, 0), 0);
     assert_int_equal(dz_session_lookup(st, &LIM, tok, strlen(tok), &got), DZ_ERR_PARSE);
     /* an unterminated string */
@@ -507,6 +507,71 @@ static void test_corrupt_record_fails_closed(void **state)
     dz_store_free(st);
 }
 
+/* The name: kept from create to lookup and in the public view; version 1
+ * records (before names) still read, with no name; a name that is not
+ * clean UTF-8 is never stored. */
+static void test_name(void **state)
+{
+    struct dz_store *st = mkstore();
+    struct dz_session s = person("card", DZ_AMR_SC | DZ_AMR_PIN, "high");
+    struct dz_session got;
+    char tok[DZ_SESSION_TOKEN_LEN + 1];
+    char long_name[200];
+    struct dz_buf b;
+    json_t *j = NULL;
+
+    (void)state;
+    dz_session_set_name(&s, "Aysel Məmmədova");
+    assert_string_equal(s.name, "Aysel Məmmədova");
+    assert_int_equal(dz_session_create(st, &LIM, &s, tok), 0);
+    assert_int_equal(dz_session_lookup(st, &LIM, tok, strlen(tok), &got), 0);
+    assert_string_equal(got.name, "Aysel Məmmədova");
+    assert_int_equal(dz_session_to_json(&got, &j), 0);
+    assert_string_equal(json_string_value(json_object_get(j, "name")), "Aysel Məmmədova");
+    json_decref(j);
+    /* a version 1 record: the first REC_LEN_V1 bytes, version 1 */
+    dz_buf_init(&b, 1024);
+    assert_int_equal(dz_store_get(st, DZ_SESSION_NS, s.sid, 32, &b), 0);
+    ((unsigned char *)b.data)[OFF_VERSION] = 1;
+    assert_int_equal(dz_store_put(st, DZ_SESSION_NS, s.sid, 32, b.data, REC_LEN_V1, 60000, 0), 0);
+    assert_int_equal(dz_session_lookup(st, &LIM, tok, strlen(tok), &got), 0);
+    assert_string_equal(got.name, "");
+    assert_string_equal(got.fin, s.fin);
+    assert_int_equal(dz_session_to_json(&got, &j), 0);
+    assert_null(json_object_get(j, "name"));
+    json_decref(j);
+    /* version 2 with the v1 length, and an unterminated name: refused */
+    ((unsigned char *)b.data)[OFF_VERSION] = 2;
+    assert_int_equal(dz_store_put(st, DZ_SESSION_NS, s.sid, 32, b.data, REC_LEN_V1, 60000, 0), 0);
+    assert_int_equal(dz_session_lookup(st, &LIM, tok, strlen(tok), &got), DZ_ERR_PARSE);
+    memset((unsigned char *)b.data + OFF_NAME, 'x', DZ_SESSION_NAME_MAX);
+    assert_int_equal(dz_store_put(st, DZ_SESSION_NS, s.sid, 32, b.data, REC_LEN, 60000, 0), 0);
+    assert_int_equal(dz_session_lookup(st, &LIM, tok, strlen(tok), &got), DZ_ERR_PARSE);
+    /* a control character in a stored name: refused */
+    memset((unsigned char *)b.data + OFF_NAME, 0, DZ_SESSION_NAME_MAX);
+    memcpy((unsigned char *)b.data + OFF_NAME, "A\nB", 3);
+    assert_int_equal(dz_store_put(st, DZ_SESSION_NS, s.sid, 32, b.data, REC_LEN, 60000, 0), 0);
+    assert_int_equal(dz_session_lookup(st, &LIM, tok, strlen(tok), &got), DZ_ERR_PARSE);
+    dz_buf_cleanup(&b);
+    /* set_name: bad UTF-8, control characters and NULL leave it unknown */
+    dz_session_set_name(&s, "Ali\xff");
+    assert_string_equal(s.name, "");
+    dz_session_set_name(&s, "Ali\tVeli");
+    assert_string_equal(s.name, "");
+    dz_session_set_name(&s, "\xc3\xa9\xed\xa0\x80"); /* a surrogate */
+    assert_string_equal(s.name, "");
+    dz_session_set_name(&s, NULL);
+    assert_string_equal(s.name, "");
+    /* too long: cut between characters ("ə" is two bytes) */
+    for (size_t i = 0; i + 2 < sizeof(long_name); i += 2)
+        memcpy(long_name + i, "ə", 2);
+    long_name[sizeof(long_name) - 2] = '\0';
+    dz_session_set_name(&s, long_name);
+    assert_int_equal(strlen(s.name), DZ_SESSION_NAME_MAX - 2);
+    assert_memory_equal(s.name, long_name, DZ_SESSION_NAME_MAX - 2);
+    dz_store_free(st);
+}
+
 static void test_record_is_fully_defined(void **state)
 {
     struct dz_session a = person("password", DZ_AMR_PWD, "low");
@@ -521,6 +586,7 @@ static void test_record_is_fully_defined(void **state)
     memcpy(b.method, "password", 9);
     memcpy(b.acr, "low", 4);
     b.role[0] = '\0';
+    b.name[0] = '\0';
     b.amr = a.amr;
     b.auth_time = a.auth_time;
     b.created_ms = a.created_ms = 1;
@@ -612,6 +678,7 @@ int main(void)
         cmocka_unit_test(test_corrupt_record_fails_closed),
         cmocka_unit_test(test_lookup_async),
         cmocka_unit_test(test_record_is_fully_defined),
+        cmocka_unit_test(test_name),
         cmocka_unit_test(test_to_json),
         cmocka_unit_test(test_store_full_and_sid_b64),
     };
