@@ -54,9 +54,10 @@ struct reg_op {
     char ip[DZ_CLIENT_ADDR_MAX + 1];
     char code[DZ_REGCODE_DIGITS + 1]; /* the one sent with the request */
     bool has_code;
-    bool high;      /* way 3: a high session registers */
-    char means[16]; /* way 3: how that session signed in */
-    char phone[DZ_REGCODE_PHONE_MAX + 1];
+    bool high;                            /* way 3: a high session registers */
+    char means[16];                       /* way 3: how that session signed in */
+    char phone[DZ_REGCODE_PHONE_MAX + 1]; /* the code's: the first the registry lists */
+    unsigned nphones;                     /* how many usable numbers it lists */
     bool document_matches;
     bool no_phone;          /* way 1: the registry holds no mobile number */
     unsigned code_attempts; /* sms.code_attempts of the request's generation */
@@ -150,10 +151,10 @@ static void created_recorded(struct dz_rctx *c, int rc, void *arg)
              "(FIN %s) on %s%s%s. If this was not you, sign in with your ID card or mobile "
              "signature and end its sessions, or call the help line.",
              when, op->fin, when, op->high ? " with " : "", op->high ? op->means : "");
-    if (op->high)
-        dz_sms_notify(c, op->fin, op->text, notice_sent, reg_drop, op);
-    else
-        dz_sms_send(c, op->phone, op->text, notice_sent, reg_drop, op);
+    /* Every number the registry holds: whoever registered, the person
+     * learns of it on each phone they have (the code went to one). */
+    dz_sms_notify_also(c, op->fin, op->high ? NULL : op->phone, op->text, notice_sent, reg_drop,
+                       op);
 }
 
 /* ------------------------------------------------------ refusals */
@@ -262,8 +263,9 @@ static void code_answer(struct dz_rctx *c, int rc, void *arg)
     }
     dz_regcode_mask(op->phone, masked);
     dz_rctx_problem_x(c, "code_required", "a code was sent by SMS to the phone the registry holds",
-                      json_pack("{s:s, s:I}", "phone", masked, "expires_in",
-                                (json_int_t)(c->gen->config->sms.code_ttl_ms / 1000)));
+                      json_pack("{s:s, s:I, s:I}", "phone", masked, "expires_in",
+                                (json_int_t)(c->gen->config->sms.code_ttl_ms / 1000), "phones_held",
+                                (json_int_t)op->nphones));
 out:
     reg_free(op);
 }
@@ -365,13 +367,25 @@ static void reg_checked(void *arg, int result, int status, const struct dz_hdr *
     }
     j = json_loadb((const char *)body, len, 0, NULL);
     op->document_matches = json_is_true(json_object_get(j, "match"));
-    phone = json_string_value(json_array_get(json_object_get(j, "mobile"), 0));
+    /* The code goes to ONE number: the first usable one in the registry's
+     * order (its primary number first).  The answer names it, masked, and
+     * says how many the registry holds, so a person with two phones knows
+     * which to look at. */
+    phone = NULL;
+    for (size_t i = 0; i < json_array_size(json_object_get(j, "mobile")); i++) {
+        const char *p = json_string_value(json_array_get(json_object_get(j, "mobile"), i));
+        if (!p || !dz_mssp_az_phone_valid(p) || strlen(p) > DZ_REGCODE_PHONE_MAX)
+            continue;
+        if (!phone)
+            phone = p;
+        op->nphones++;
+    }
     if (!op->document_matches) {
         if (dz_gw_blocking(c, reg_create_work, reg_done, op) != 0)
             reg_free(op);
         goto out;
     }
-    if (!phone || !dz_mssp_az_phone_valid(phone) || strlen(phone) > DZ_REGCODE_PHONE_MAX) {
+    if (!phone) {
         op->no_phone = true;
         dz_gw_audit(c,
                     json_pack("{s:s, s:s, s:s, s:s}", "type", "register", "fin", op->fin, "result",

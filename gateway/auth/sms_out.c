@@ -34,6 +34,7 @@ struct sms_op {
     /* notify: the numbers still to send to, and how many took it */
     char phones[PHONES_MAX][16];
     size_t nphones, next;
+    char also[16]; /* a number told even when the registry does not list it */
     int sent;
 };
 
@@ -231,6 +232,15 @@ static void phones_got(void *arg, int result, int status, const struct dz_hdr *h
             snprintf(op->phones[op->nphones++], sizeof(op->phones[0]), "%s", p);
     }
     json_decref(j);
+    if (op->also[0]) {
+        /* The number the code went to a minute ago is told whatever the
+         * registry says now (or if it did not answer). */
+        bool listed = false;
+        for (i = 0; i < op->nphones; i++)
+            listed |= strcmp(op->phones[i], op->also) == 0;
+        if (!listed && op->nphones < PHONES_MAX)
+            memcpy(op->phones[op->nphones++], op->also, sizeof(op->also));
+    }
     if (op->nphones == 0) {
         dz_rctx_logj(c, DZ_LOG_WARN, "sms_no_phone",
                      json_pack("{s:s, s:i}", "msg",
@@ -277,9 +287,16 @@ static void phones_signed(struct dz_rctx *c, int rc, char *token, void *arg)
 void dz_sms_notify(struct dz_rctx *c, const char *fin, const char *text, dz_sms_then then,
                    void (*drop)(void *arg), void *arg)
 {
+    dz_sms_notify_also(c, fin, NULL, text, then, drop, arg);
+}
+
+void dz_sms_notify_also(struct dz_rctx *c, const char *fin, const char *also, const char *text,
+                        dz_sms_then then, void (*drop)(void *arg), void *arg)
+{
     struct sms_op *op;
 
-    if (!c->gen->config->sms.url || !dz_fin_is_normal(fin)) {
+    if (!c->gen->config->sms.url || !dz_fin_is_normal(fin) ||
+        (also && strlen(also) >= sizeof(op->also))) {
         then(c, DZ_ERR_UNAVAILABLE, arg);
         return;
     }
@@ -289,6 +306,8 @@ void dz_sms_notify(struct dz_rctx *c, const char *fin, const char *text, dz_sms_
         return;
     }
     memcpy(op->fin, fin, sizeof(op->fin));
+    if (also)
+        memcpy(op->also, also, strlen(also) + 1);
     /* A service assertion: the subject is the person told, the purpose
      * says why the gateway reads their numbers (DESIGN §2 linking). */
     op->in.iss = c->gen->config->gateway.id;

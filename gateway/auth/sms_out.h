@@ -30,4 +30,10 @@ void dz_sms_send(struct dz_rctx *c, const char *to, const char *text, dz_sms_the
 void dz_sms_notify(struct dz_rctx *c, const char *fin, const char *text, dz_sms_then then,
                    void (*drop)(void *arg), void *arg);
 
+/* dz_sms_notify, and also to the number also (when the registry does not
+ * list it, or does not answer): a registration's notice reaches every
+ * number the registry holds and surely the one its code went to. */
+void dz_sms_notify_also(struct dz_rctx *c, const char *fin, const char *also, const char *text,
+                        dz_sms_then then, void (*drop)(void *arg), void *arg);
+
 #endif

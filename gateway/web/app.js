@@ -647,7 +647,10 @@ async function onRegister(e) {
       // Step 1 done: the code went to the phone the registry holds.
       $("reg-code-field").hidden = false;
       $("reg-code").value = "";
-      setMsg($("reg-code-hint"), "reg.code.sent", { phone: (x.problem && x.problem.phone) || "" });
+      // With several numbers, the page says the code went to the first.
+      const held = (x.problem && x.problem.phones_held) || 1;
+      setMsg($("reg-code-hint"), held > 1 ? "reg.code.sent.first" : "reg.code.sent",
+        { phone: (x.problem && x.problem.phone) || "", n: String(held) });
       $("reg-code").focus();
     } else {
       showError(err, x);

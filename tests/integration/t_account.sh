@@ -6,7 +6,7 @@
 # e-services and what each receives, the OIDC consent hook.
 . "$(dirname "$0")/lib.sh"
 
-plan 43
+plan 44
 # fin_limit 3: three wrong passwords in a row close password login for a FIN,
 # so that recovery with a high means can be shown.
 stack_start PHONE_DELAY_MS=100 CONFIG_SET="lockout.fin_limit=3"
@@ -63,6 +63,15 @@ gw_json POST /api/account/password "$(body "$A_PW" 000000 short)" -H "$(bearer "
 problem 400 weak_password "a weak new password -> 400 weak_password"
 gw_json POST /api/account/password "$(body "wrong-$A_PW" 000000 "$NEW_PW")" -H "$(bearer "$T1")"
 problem 401 bad_credentials "a wrong current password -> 401 bad_credentials"
+# A second number in the registry (after the first): notices go to every one.
+A_PHONE2=$(sqlite3 "$STATE_DIR/registry.db" \
+    "SELECT number FROM phone WHERE fin = '$A' AND active = 1 ORDER BY pos LIMIT 1 OFFSET 1")
+if [ -z "$A_PHONE2" ]; then
+    A_PHONE2=$(printf '+99470%07d' $(((RANDOM * 32768 + RANDOM) % 10000000)))
+    sqlite3 -cmd ".timeout 5000" "$STATE_DIR/registry.db" \
+        "INSERT INTO phone (number, fin, pos) VALUES ('$A_PHONE2', '$A', 99)" || bail "cannot add a number"
+fi
+N2=$(sms_count "$A_PHONE2")
 N0=$(sms_count "$A_PHONE")
 gw_json POST /api/account/password "$(body "$A_PW" "$(totp_fresh "$A" "$A_SECRET")" "$NEW_PW")" -H "$(bearer "$T1")"
 is "$STATUS $(jb .changed) $(jb .notice_sent)" "200 true true" "current password + code -> 200, and the person is told"
@@ -71,6 +80,8 @@ gw GET /auth/session -H "$(bearer "$T3")"
 problem 401 unauthenticated "so whoever knew the old password is out"
 wait_until 10 more_sms "$A_PHONE" "$N0"
 like "$(sms_last "$A_PHONE")" 'password of your account .* was changed' "the SMS says the password was changed"
+wait_until 10 more_sms "$A_PHONE2" "$N2"
+like "$(sms_last "$A_PHONE2")" 'password of your account .* was changed' "the registry's second number is told too"
 login "$A" "$A_PW"
 problem 401 bad_credentials "the old password no longer signs in"
 login "$A" "$NEW_PW" "$A_SECRET"

@@ -6,7 +6,7 @@
 # without a document or code.
 . "$(dirname "$0")/lib.sh"
 
-plan 36
+plan 39
 # Two registered people only, so that the third SIM holder (whose demo phone
 # answers) is unregistered and can register with a mobile signature.
 stack_start PEOPLE_REGISTERED=2 PHONE_DELAY_MS=100 CONFIG_SET="sms.code_ttl=60s"
@@ -24,6 +24,22 @@ with_code() { jq -c --arg c "$2" '. + {code:$c}' <<<"$1"; }
 sms_count() { sms_read "$1" | jq length; }
 more_sms() { [ "$(sms_count "$1")" -gt "$2" ]; }
 
+# second_phone FIN: the second mobile number the registry holds for FIN, one
+# added (after the first) when it holds only one.
+second_phone() {
+    local n
+    n=$(sqlite3 "$STATE_DIR/registry.db" \
+        "SELECT number FROM phone WHERE fin = '$1' AND active = 1 ORDER BY pos LIMIT 1 OFFSET 1")
+    if [ -z "$n" ]; then
+        n=$(printf '+99477%07d' $(((RANDOM * 32768 + RANDOM) % 10000000)))
+        sqlite3 -cmd ".timeout 5000" "$STATE_DIR/registry.db" \
+            "INSERT INTO phone (number, fin, pos) VALUES ('$n', '$1', 99)" || return 1
+    fi
+    echo "$n"
+}
+VPHONE2=$(second_phone "$V")
+[ -n "$VPHONE2" ] || bail "cannot give $V a second number"
+
 # ---- the attacker: FIN + document from a photocopy --------------------------------
 gw_json POST /auth/register "$(req "$V" "$VDOC" "$PW")"
 problem 401 code_required "FIN + document alone -> 401 code_required (no account yet)"
@@ -31,10 +47,12 @@ MASKED=$(jb .phone)
 like "$MASKED" '^\+994[0-9]{2}\*+[0-9]{2}$' "the answer names where the code went, masked ($MASKED)"
 is "${MASKED: -2} ${#MASKED}" "${VPHONE: -2} ${#VPHONE}" "the mask keeps the number's length and last two digits"
 is "$(jb .expires_in)" 60 "and says how long the code lives (sms.code_ttl)"
+is "$(jb .phones_held)" 2 "and how many numbers the registry holds (the page says the code went to the first)"
 CODE=$(sms_code "$VPHONE")
 like "$CODE" '^[0-9]{6}$' "a six-digit code reached the phone the registry holds"
 unlike "$BODY" "$CODE" "the answer does not carry the code"
 like "$(sms_read "$VPHONE" | jq -r 'last.text')" 'If you did not ask for it' "the SMS tells the owner what an unasked code means"
+is "$(sms_count "$VPHONE2")" 0 "the code goes to one number only: the second has none"
 BAD=$(printf '%06d' $(((10#$CODE + 1) % 1000000)))
 gw_json POST /auth/register "$(with_code "$(req "$V" "$VDOC" "$PW")" "$BAD")"
 problem 401 code_invalid "a wrong code -> 401 code_invalid"
@@ -60,6 +78,8 @@ like "$(jb .totp.secret)" '^[A-Z2-7]+=*$' "with the TOTP secret"
 is "$(jb .notice_sent)" true "and the notice was sent"
 is "$(sms_count "$VPHONE")" $((N0 + 2)) "two SMS: the code, then the notice"
 like "$(sms_read "$VPHONE" | jq -r 'last.text')" 'An account was registered in your name' "the person is told an account now exists"
+is "$(sms_count "$VPHONE2") $(sms_read "$VPHONE2" | jq -r 'last.text' | grep -c 'An account was registered in your name')" "1 1" \
+    "the notice also reaches the registry's second number (and only the notice)"
 login "$V" "$PW"
 is "$STATUS $(jb .acr)" "200 low" "the new account signs in"
 gw_json POST /auth/register "$(with_code "$(req "$V" "$VDOC" "$PW")" "$(sms_code "$VPHONE")")"
