@@ -134,7 +134,7 @@ curl -s --cacert \$CA -H "Authorization: Bearer \$TOKEN" \$GW/api/court/my-notic
 #     the downloads check on their own, then "I have read it" reaches the court and the judge sees it
 N=\$(curl -s --cacert \$CA -H "Authorization: Bearer \$TOKEN" \$GW/api/court/my-notices | jq '.notices[0]')
 jq -r .document <<<"\$N" | base64 -d >$STATE/dl.json; jq -r .signature <<<"\$N" | base64 -d >$STATE/dl.p7s
-openssl cms -verify -binary -inform DER -in $STATE/dl.p7s -content $STATE/dl.json -CAfile \$CA -purpose any -out /dev/null
+openssl cms -verify -binary -inform DER -in $STATE/dl.p7s -content $STATE/dl.json -CAfile $STATE/certs/esign-chain.pem -purpose any -out /dev/null
 curl -s --cacert \$CA -H "Authorization: Bearer \$TOKEN" -X POST \$GW/api/court/notices/\$(jq .id <<<"\$N")/read | jq
 curl -s --cacert \$CA -H "Authorization: Bearer \$JTOKEN" \$GW/api/court/filed | jq '.notices[0]'
 #     the party's own account: sessions, and what each e-service receives
@@ -144,8 +144,9 @@ curl -s --cacert \$CA -H "Authorization: Bearer \$TOKEN" \$GW/api/account/servic
 # 10b. the card in a browser: only the card listener (8444) asks for a certificate;
 #      register the judge's card in Chromium's NSS database (or Firefox's Security Devices),
 #      open the portal, card tab, "sign in with the card in this browser", type the PIN
-openssl s_client -connect 127.0.0.1:8443 -servername localhost </dev/null 2>/dev/null | grep -c 'Acceptable client certificate CA names'   # 0
-openssl s_client -connect 127.0.0.1:8444 -servername localhost </dev/null 2>/dev/null | grep -A1 'Acceptable client certificate CA names'
+#      (s_client's own exit status does not matter here, only what it prints)
+(openssl s_client -connect 127.0.0.1:8443 -servername localhost </dev/null 2>/dev/null || true) | awk '/Acceptable client certificate CA names/ {n++} END {print n + 0}'   # 0
+(openssl s_client -connect 127.0.0.1:8444 -servername localhost </dev/null 2>/dev/null || true) | grep -A1 'Acceptable client certificate CA names'
 mkdir -p ~/.pki/nssdb && certutil -N -d sql:\$HOME/.pki/nssdb --empty-password 2>/dev/null
 modutil -dbdir sql:\$HOME/.pki/nssdb -add darvaza-demo-cards -libfile /usr/lib/softhsm/libsofthsm2.so -force </dev/null
 SOFTHSM2_CONF=\$SOFTHSM2_CONF chromium --ignore-certificate-errors-spki-list=\$(openssl x509 -in $STATE/certs/gateway-tls.pem \
@@ -164,9 +165,9 @@ curl -s --http2-prior-knowledge http://127.0.0.1:$(jq -r .phone_control <<<"$JM"
 #      and by the 41-line tools/check_audit_proof.py (hashlib + openssl), as an auditor would
 curl -s --cacert \$CA -H "Authorization: Bearer \$TOKEN" \$GW/api/my/access | tee $STATE/access.json |
   jq -c '.entries[] | {time, actor, fields, purpose, decision, proof_status}'
-# (a proof shown "pending" is signed within a second of the first look: ask again)
-curl -s --cacert \$CA -H "Authorization: Bearer \$TOKEN" \$GW/api/my/access |
-  jq '[.entries[] | select(.proof != null)][0].proof' >$STATE/proof.json
+# (a proof shown "pending" is signed within a second of the first look: ask again, up to 10 times)
+for i in \$(seq 10); do curl -s --cacert \$CA -H "Authorization: Bearer \$TOKEN" \$GW/api/my/access |
+  jq -e '[.entries[] | select(.proof != null)][0].proof' >$STATE/proof.json && break; sleep 1; done
 curl -s --cacert \$CA \$GW/.well-known/jwks.json >$STATE/jwks.json
 $BUILD_DIR/darvaza audit check-proof $STATE/proof.json --jwks $STATE/jwks.json
 openssl pkey -in $STATE/keys/assertion-k2.pem -pubout -out $STATE/k2.pub.pem

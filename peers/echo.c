@@ -233,6 +233,23 @@ static int usage(FILE *to)
     return 2;
 }
 
+/* The options of echo besides the listening ones. */
+struct echo_opts {
+    bool h2c;
+    struct dz_peer_auth_conf ac;
+};
+
+static bool echo_option(void *ctx, int c, const char *arg)
+{
+    struct echo_opts *eo = ctx;
+
+    if (c == 'p') {
+        eo->h2c = true;
+        return true;
+    }
+    return dz_peer_auth_option(&eo->ac, c, arg);
+}
+
 int dz_peer_echo_main(int argc, char **argv)
 {
     static const struct option opts[] = {DZ_PEER_LISTEN_OPTIONS,
@@ -241,42 +258,28 @@ int dz_peer_echo_main(int argc, char **argv)
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
     struct dz_peer_listen_opts lo = {0};
-    struct dz_peer_auth_conf ac = {.iss = "darvaza-demo", .aud = "echo"};
-    bool h2c = false;
+    struct echo_opts eo = {.ac = {.iss = "darvaza-demo", .aud = "echo"}};
     struct echo app = {0};
     struct dz_pool *pool = NULL;
     struct dz_httpd_handlers h = {0};
     SSL_CTX *tls = NULL;
     char host[64];
     uint16_t port = 0;
-    int c, status = 1;
+    int status = dz_peer_options(argc, argv, opts, &lo, echo_option, &eo, usage);
 
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        switch (c) {
-        case 'p':
-            h2c = true;
-            break;
-        case 'h':
-            usage(stdout);
-            return 0;
-        default:
-            if (!dz_peer_listen_option(&lo, c, optarg) && !dz_peer_auth_option(&ac, c, optarg))
-                return usage(stderr);
-            break;
-        }
-    }
-    if (optind != argc || !lo.listen || h2c == (lo.cert && lo.key) ||
-        (!h2c && (!lo.cert || !lo.key)))
+    if (status >= 0)
+        return status;
+    status = 1;
+    if (!lo.listen || eo.h2c == (lo.cert && lo.key) || (!eo.h2c && (!lo.cert || !lo.key)))
         return usage(stderr);
     if (dz_peer_parse_listen(lo.listen, host, sizeof(host), &port) != 0) {
         fprintf(stderr, "echo: bad --listen '%s' (HOST:PORT)\n", lo.listen);
         return 2;
     }
-    if (!h2c && dz_tls_server_ctx_new(lo.cert, lo.key, NULL, false, &tls) != 0)
+    if (!eo.h2c && dz_tls_server_ctx_new(lo.cert, lo.key, NULL, false, &tls) != 0)
         goto out;
-    if (ac.jwks_url &&
-        (dz_pool_new(1, 16, &pool) != 0 || dz_peer_auth_new(&ac, pool, &app.auth) != 0))
+    if (eo.ac.jwks_url &&
+        (dz_pool_new(1, 16, &pool) != 0 || dz_peer_auth_new(&eo.ac, pool, &app.auth) != 0))
         goto out;
     h.worker_init = dz_peer_worker_init;
     h.worker_fini = dz_peer_worker_fini;

@@ -12,10 +12,12 @@
 #ifndef DZ_PEER_H
 #define DZ_PEER_H
 
+#include <getopt.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include <jansson.h>
 #include <openssl/ssl.h>
@@ -48,6 +50,16 @@ struct dz_peer_listen_opts {
 
 /* Take getopt code c with arg into o; false when c is not one of them. */
 bool dz_peer_listen_option(struct dz_peer_listen_opts *o, int c, const char *arg);
+
+/* The option loop of a serving peer over the getopt_long table opts (with
+ * {"help", no_argument, NULL, 'h'}): --help prints usage to stdout, the
+ * listening options go to lo, any other code to own(ctx, c, optarg) (NULL:
+ * there are none), which says whether it took it.  Returns -1 when every
+ * option was taken and no operand is left (go on), 0 after --help, and
+ * usage(stderr)'s status otherwise. */
+int dz_peer_options(int argc, char **argv, const struct option *opts,
+                    struct dz_peer_listen_opts *lo, bool (*own)(void *ctx, int c, const char *arg),
+                    void *ctx, int (*usage)(FILE *to));
 
 /* "127.0.0.1:9101" or "[::1]:9101" into host (numeric, no brackets) and
  * port 1..65535.  0 or DZ_ERR_PARSE. */
@@ -124,6 +136,11 @@ void dz_peer_log_request(const struct dz_req *r, const json_t *claims, const cha
 /* Answer GET /_peer/requests: the log as a JSON array, oldest first.  Only
  * to loopback clients; others get 404. */
 void dz_peer_log_serve(struct dz_req *r);
+
+/* A test-only read-back endpoint (/_peer/requests, /_sms/messages) may
+ * answer r: a GET from this machine.  Otherwise r is answered (404 for
+ * another machine, as if the path did not exist; 405) and false. */
+bool dz_peer_read_back_allowed(struct dz_req *r);
 
 /* Free the log (at worker stop). */
 void dz_peer_log_clear(void);

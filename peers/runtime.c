@@ -43,6 +43,24 @@ bool dz_peer_listen_option(struct dz_peer_listen_opts *o, int c, const char *arg
     }
 }
 
+int dz_peer_options(int argc, char **argv, const struct option *opts,
+                    struct dz_peer_listen_opts *lo, bool (*own)(void *ctx, int c, const char *arg),
+                    void *ctx, int (*usage)(FILE *to))
+{
+    int c;
+
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        if (c == 'h') {
+            usage(stdout);
+            return 0;
+        }
+        if (!dz_peer_listen_option(lo, c, optarg) && !(own && own(ctx, c, optarg)))
+            return usage(stderr);
+    }
+    return optind == argc ? -1 : usage(stderr);
+}
+
 int dz_peer_parse_listen(const char *s, char *host, size_t host_len, uint16_t *port)
 {
     const char *colon;
@@ -301,20 +319,27 @@ void dz_peer_log_request(const struct dz_req *r, const json_t *claims, const cha
     log_next = (log_next + 1) % DZ_PEER_LOG_MAX;
 }
 
-void dz_peer_log_serve(struct dz_req *r)
+bool dz_peer_read_back_allowed(struct dz_req *r)
 {
-    json_t *a;
-
     /* Never reachable through the gateway (it routes only declared paths)
      * and, as a second fence, only served to this machine. */
     if (!dz_peer_req_is_loopback(r)) {
         dz_peer_problem(r, 404, "not_found", "no such resource", NULL);
-        return;
+        return false;
     }
     if (strcmp(dz_req_method(r), "GET") != 0) {
         dz_peer_problem(r, 405, "method_not_allowed", "use GET", NULL);
-        return;
+        return false;
     }
+    return true;
+}
+
+void dz_peer_log_serve(struct dz_req *r)
+{
+    json_t *a;
+
+    if (!dz_peer_read_back_allowed(r))
+        return;
     a = json_array();
     for (size_t i = 0; a && i < DZ_PEER_LOG_MAX; i++) {
         json_t *e = log_ring[(log_next + i) % DZ_PEER_LOG_MAX];

@@ -126,14 +126,8 @@ static void read_back(struct dz_req *r)
     char want[32] = "";
     json_t *a;
 
-    if (!dz_peer_req_is_loopback(r)) {
-        dz_peer_problem(r, 404, "not_found", "no such resource", NULL);
+    if (!dz_peer_read_back_allowed(r))
         return;
-    }
-    if (strcmp(dz_req_method(r), "GET") != 0) {
-        dz_peer_problem(r, 405, "method_not_allowed", "use GET", NULL);
-        return;
-    }
     if (dz_peer_query_param(r, "to", want, sizeof(want)) == DZ_ERR_TOOBIG) {
         dz_peer_problem(r, 400, "bad_request", "to: a phone number", NULL);
         return;
@@ -204,6 +198,14 @@ static int usage(FILE *to)
     return 2;
 }
 
+static bool client_ca_option(void *ctx, int c, const char *arg)
+{
+    if (c != 'C')
+        return false;
+    *(const char **)ctx = arg;
+    return true;
+}
+
 int dz_peer_sms_main(int argc, char **argv)
 {
     static const struct option opts[] = {DZ_PEER_LISTEN_OPTIONS,
@@ -216,24 +218,12 @@ int dz_peer_sms_main(int argc, char **argv)
     SSL_CTX *tls = NULL;
     char host[64];
     uint16_t port = 0;
-    int c, status = 1;
+    int status = dz_peer_options(argc, argv, opts, &lo, client_ca_option, &client_ca, usage);
 
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        switch (c) {
-        case 'C':
-            client_ca = optarg;
-            break;
-        case 'h':
-            usage(stdout);
-            return 0;
-        default:
-            if (!dz_peer_listen_option(&lo, c, optarg))
-                return usage(stderr);
-            break;
-        }
-    }
-    if (optind != argc || !lo.listen || !lo.cert || !lo.key)
+    if (status >= 0)
+        return status;
+    status = 1;
+    if (!lo.listen || !lo.cert || !lo.key)
         return usage(stderr);
     if (dz_peer_parse_listen(lo.listen, host, sizeof(host), &port) != 0) {
         fprintf(stderr, "sms: bad --listen '%s' (HOST:PORT)\n", lo.listen);
