@@ -16,26 +16,18 @@
 import { chromium } from "playwright-core";
 import fs from "node:fs";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
+import { check, chromiumArgs, CHROMIUM, Failure, HERE, run, test } from "./harness.mjs";
 
-const HERE = path.dirname(fileURLToPath(import.meta.url));
 const { STRINGS } = await import(path.join(HERE, "../../gateway/web/i18n.js"));
 const AZ = STRINGS.az;
 
 const GW = process.env.GW_URL || "https://localhost:8443";
 const CARD = process.env.CARD_URL || "https://localhost:8444";
 const SHOTS = process.env.SHOT_DIR || "build/browser";
-const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
 const AUDIT = process.env.AUDIT || "";
 const CARDS = JSON.parse(process.env.CARDS || "[]");
 const STEP_MS = 45000;
 
-const cases = [];
-const test = (name, fn) => cases.push({ name, fn });
-class Failure extends Error {}
-function check(cond, what, got) {
-  if (!cond) throw new Failure(got === undefined ? what : `${what} (got: ${String(JSON.stringify(got)).slice(0, 400)})`);
-}
 const card = (name) => {
   const c = CARDS.find((x) => x.name === name);
   if (!c) throw new Failure(`card.sh made no ${name} card`);
@@ -54,10 +46,7 @@ async function open(name, home) {
     // (card.sh); the PIN-pad module and SoftHSM2 read them from here.
     env: { ...process.env, HOME: home, SOFTHSM2_CONF: path.join(home, "softhsm2.conf"),
       DZ_PINPAD_PIN_FILE: path.join(home, "pin") },
-    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-      "--disable-background-networking", "--disable-component-update", "--disable-sync",
-      `--log-net-log=${netlog}`, "--net-log-capture-mode=Default",
-      `--ignore-certificate-errors-spki-list=${process.env.GW_SPKI}`],
+    args: chromiumArgs(process.env.GW_SPKI, [`--log-net-log=${netlog}`, "--net-log-capture-mode=Default"]),
   });
   const page = ctx.pages()[0] || await ctx.newPage();
   return { ctx, page, netlog };
@@ -171,23 +160,6 @@ test("a browser without a card: the portal asks for no certificate; the card lis
   check(asked.some((h) => h.includes(":8444")), "only the card listener did", asked);
 });
 
-if (process.argv[2] === "--count") {
-  console.log(cases.length);
-  process.exit(0);
-}
-
-const line = (s) => String(s).replace(/[\r\n]+/g, " ");
-let n = 0;
-fs.mkdirSync(SHOTS, { recursive: true });
-for (const c of cases) {
-  n++;
-  const t0 = Date.now();
-  try {
-    await c.fn();
-    console.log(`ok ${n} - ${line(c.name)} (${((Date.now() - t0) / 1000).toFixed(1)}s)`);
-  } catch (e) {
-    console.log(`not ok ${n} - ${line(c.name)}`);
-    const msg = e instanceof Failure ? e.message : (e && e.stack) || String(e);
-    for (const l of String(msg).split("\n").slice(0, 12)) console.log("# " + l);
-  }
-}
+// One browser per person (open()): no shared browser, no time limit of the
+// runner's own (each step waits at most STEP_MS).
+await run({ shots: SHOTS });

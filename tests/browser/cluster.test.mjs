@@ -12,10 +12,9 @@
 // Environment: LB_URL, A_URL, B_URL, A_MGMT, B_MGMT, STATE_DIR (people.json,
 // certs/), SHOT_DIR, PEER_BIN, CHROMIUM, GW_SPKI, TAP_OFFSET.
 
-import { chromium } from "playwright-core";
 import { execFile, execFileSync } from "node:child_process";
-import fs from "node:fs";
 import path from "node:path";
+import { check, decodeQr, launch, people, run, shot, sleep, test, visible } from "./harness.mjs";
 
 const LB = process.env.LB_URL || "https://localhost:8443";
 const INST = {
@@ -25,30 +24,9 @@ const INST = {
 const STATE = process.env.STATE_DIR || "";
 const SHOTS = process.env.SHOT_DIR || "build/browser-cluster";
 const PEER_BIN = process.env.PEER_BIN || "build/darvaza-peer";
-const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
 const CASE_TIMEOUT_MS = Number(process.env.CASE_TIMEOUT_MS || 60000);
 
-const cases = [];
-const test = (name, fn) => cases.push({ name, fn });
-class Failure extends Error {}
-function check(cond, what, got) {
-  if (!cond) throw new Failure(got === undefined ? what : `${what} (got: ${JSON.stringify(got).slice(0, 400)})`);
-}
-
 let browser;
-let shotN = 0;
-async function shot(page, name) {
-  shotN++;
-  await page.screenshot({ path: path.join(SHOTS, `${String(shotN).padStart(2, "0")}-${name}.png`), fullPage: true });
-}
-async function decodeQr(locator, name) {
-  shotN++;
-  const file = path.join(SHOTS, `${String(shotN).padStart(2, "0")}-${name}.png`);
-  await locator.screenshot({ path: file });
-  return execFileSync("zbarimg", ["--raw", "-q", file], { encoding: "utf8", timeout: 10000 }).trim();
-}
-const visible = (page, sel, timeout = 20000) => page.locator(sel).waitFor({ state: "visible", timeout });
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 // One sample of an instance's /metrics (NaN when it does not answer).
 async function metric(which, series) {
@@ -76,9 +54,7 @@ async function pollHolder(timeoutMs) {
 }
 
 function qrHolder() {
-  const all = JSON.parse(fs.readFileSync(path.join(STATE, "people.json"), "utf8"));
-  const list = Array.isArray(all) ? all : all.people;
-  return list.find((p) => p.sim === true && p.phone_on === true && p.sim_revoked !== true);
+  return people(STATE).find((p) => p.sim === true && p.phone_on === true && p.sim_revoked !== true);
 }
 
 let ctx;
@@ -143,48 +119,10 @@ test("the page's session works on both instances (its cookie sent to A and to B 
   await ctx.close();
 });
 
-if (process.argv.includes("--count")) {
-  console.log(cases.length);
-  process.exit(0);
-}
-
-async function main() {
-  fs.mkdirSync(SHOTS, { recursive: true });
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-      "--disable-background-networking", "--disable-component-update", "--disable-sync",
-      // Trust exactly the gateway's key (both instances and haproxy's passthrough show it).
-      ...(process.env.GW_SPKI ? [`--ignore-certificate-errors-spki-list=${process.env.GW_SPKI}`] : [])],
-  });
-  let n = Number(process.env.TAP_OFFSET || 0);
-  for (const c of cases) {
-    n++;
-    const t0 = Date.now();
-    let err = null;
-    let timer;
-    try {
-      await Promise.race([c.fn(), new Promise((_, rej) => {
-        timer = setTimeout(() => rej(new Failure(`timed out after ${CASE_TIMEOUT_MS} ms`)), CASE_TIMEOUT_MS);
-      })]);
-    } catch (e) {
-      err = e;
-    } finally {
-      clearTimeout(timer);
-    }
-    const secs = ((Date.now() - t0) / 1000).toFixed(1);
-    if (!err) console.log(`ok ${n} - ${c.name} (${secs}s)`);
-    else {
-      console.log(`not ok ${n} - ${c.name}`);
-      const msg = err instanceof Failure ? err.message : (err && err.stack) || String(err);
-      for (const l of String(msg).split("\n").slice(0, 12)) console.log("# " + l);
-    }
-  }
-  await browser.close();
-}
-
-main().catch((e) => {
-  console.log("Bail out! " + String(e && e.message ? e.message : e).replace(/[\r\n]+/g, " "));
-  process.exit(1);
+await run({
+  shots: SHOTS,
+  timeoutMs: CASE_TIMEOUT_MS,
+  // Trust exactly the gateway's key (both instances and haproxy's passthrough show it).
+  before: async () => { browser = await launch(process.env.GW_SPKI); },
+  after: () => browser.close(),
 });

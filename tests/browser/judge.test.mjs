@@ -16,14 +16,14 @@
 // Environment: GW_URL, STATE_DIR, SHOT_DIR, CHROMIUM, GW_SPKI, BUILD_DIR,
 // DARVAZA_PKCS11_MODULE.
 
-import { chromium } from "playwright-core";
 import { execFileSync, spawnSync } from "node:child_process";
 import crypto from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
+import {
+  axeClean as axeOver, check, HERE, launch, people, problems, run, shot, test, text, watch,
+} from "./harness.mjs";
 
-const HERE = path.dirname(fileURLToPath(import.meta.url));
 const { STRINGS } = await import(path.join(HERE, "../../gateway/web/i18n.js"));
 const { WORKSPACE_STRINGS } = await import(path.join(HERE, "../../gateway/web/workspace_i18n.js"));
 const AZ = { ...STRINGS.az, ...WORKSPACE_STRINGS.az };
@@ -32,31 +32,18 @@ const EN = { ...STRINGS.en, ...WORKSPACE_STRINGS.en };
 const GW = process.env.GW_URL || "https://localhost:8443";
 const STATE = process.env.STATE_DIR || "";
 const SHOTS = process.env.SHOT_DIR || "build/browser-judge";
-const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
 const BUILD_DIR = process.env.BUILD_DIR || "build";
 const MODULE = process.env.DARVAZA_PKCS11_MODULE || "/usr/lib/softhsm/libsofthsm2.so";
 const STEP_MS = 45000;
 
-const cases = [];
-const test = (name, fn) => cases.push({ name, fn });
-class Failure extends Error {}
-function check(cond, what, got) {
-  if (!cond) throw new Failure(got === undefined ? what : `${what} (got: ${clip(got)})`);
-}
-const clip = (v) => {
-  const s = typeof v === "string" ? v : JSON.stringify(v);
-  return s && s.length > 400 ? s.slice(0, 400) + "…" : s;
-};
-
 // ---------------------------------------------------------------- who is who
 
 function readJson(f) { return JSON.parse(fs.readFileSync(f, "utf8")); }
-const everyone = () => { const j = readJson(path.join(STATE, "people.json")); return Array.isArray(j) ? j : j.people; };
 const cards = () => readJson(path.join(STATE, "cards/cards.json"));
 let J = null;       // the judge: people.json entry + card label and PIN
 let PARTY = null;   // a citizen with a SIM whose phone is on
 function cast() {
-  const all = everyone();
+  const all = people(STATE);
   const judge = all.find((p) => p.sim === true && p.sim_judge === true && p.phone_on === true && p.phone_control);
   const card = judge && cards().find((c) => c.kind === "judge" && c.fin === judge.fin);
   J = judge && card ? { ...judge, label: card.label, pin: card.pin } : null;
@@ -67,7 +54,6 @@ function cast() {
 // ---------------------------------------------------------------- browser
 
 let browser;
-const problems = { csp: [], errors: [], foreign: [] };
 
 async function newPage(lang = "az") {
   // In Baku, as the parties and judges are: the hearing is shown in Baku time.
@@ -78,22 +64,11 @@ async function newPage(lang = "az") {
     if (!u.startsWith(GW + "/") && !u.startsWith("data:") && !u.startsWith("blob:" + GW + "/")) problems.foreign.push(u);
   });
   const page = await ctx.newPage();
-  page.on("console", (m) => {
-    const text = m.text();
-    if (/Content Security Policy/i.test(text)) problems.csp.push(text);
-    else if (m.type() === "error" && !/Failed to load resource/.test(text)) problems.errors.push(text);
-  });
-  page.on("pageerror", (e) => problems.errors.push("pageerror: " + e.message));
+  watch(page);
   await page.goto(GW + "/", { waitUntil: "load" });
   await page.waitForFunction(() => !document.getElementById("view-login").hidden);
   if (lang !== "az") await page.click(`button[data-lang="${lang}"]`);
   return { ctx, page };
-}
-const text = (page, sel) => page.locator(sel).innerText();
-let shotN = 0;
-async function shot(page, name) {
-  shotN++;
-  await page.screenshot({ path: path.join(SHOTS, `${String(shotN).padStart(2, "0")}-${name}.png`), fullPage: true });
 }
 function phoneShown(ctl) {
   return JSON.parse(execFileSync("curl", ["-sS", "--max-time", "10", "--http2-prior-knowledge",
@@ -112,16 +87,8 @@ async function mobileLogin(page, who) {
   return code;
 }
 
-const AXE_SRC = fs.readFileSync(path.join(HERE, "node_modules/axe-core/axe.min.js"), "utf8");
-async function axeClean(page, what) {
-  await page.evaluate(AXE_SRC);
-  const r = await page.evaluate(async () => {
-    const res = await window.axe.run(document.getElementById("ws"),
-      { runOnly: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "best-practice"] });
-    return res.violations.map((v) => `${v.id}: ${v.nodes.map((n) => n.target.join(" ")).join(", ")}`);
-  });
-  check(r.length === 0, `axe-core: no violation (${what})`, r);
-}
+// axe-core over the workspace only (the portal around it has its own tests).
+const axeClean = (page, what) => axeOver(page, what, "ws");
 
 // The judge's page, kept across the cases that follow one another.
 let judge = null;
@@ -321,32 +288,14 @@ test("no CSP violation, no script error, no request to another origin", async ()
 
 // ---------------------------------------------------------------- runner
 
-if (process.argv[2] === "--count") {
-  console.log(cases.length);
-  process.exit(0);
-}
-const line = (s) => String(s).replace(/[\r\n]+/g, " ");
-fs.mkdirSync(SHOTS, { recursive: true });
-cast();
-browser = await chromium.launch({
-  executablePath: CHROMIUM,
-  headless: true,
-  args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    ...(process.env.GW_SPKI ? [`--ignore-certificate-errors-spki-list=${process.env.GW_SPKI}`] : [])],
+await run({
+  shots: SHOTS,
+  before: async () => {
+    cast();
+    browser = await launch(process.env.GW_SPKI);
+  },
+  after: async () => {
+    if (judge) await judge.ctx.close();
+    await browser.close();
+  },
 });
-let n = 0;
-for (const c of cases) {
-  n++;
-  const t0 = Date.now();
-  try {
-    await c.fn();
-    console.log(`ok ${n} - ${line(c.name)} (${((Date.now() - t0) / 1000).toFixed(1)}s)`);
-  } catch (e) {
-    console.log(`not ok ${n} - ${line(c.name)}`);
-    const msg = e instanceof Failure ? e.message : (e && e.stack) || String(e);
-    for (const l of String(msg).split("\n").slice(0, 12)) console.log("# " + l);
-  }
-}
-if (judge) await judge.ctx.close();
-await browser.close();

@@ -11,43 +11,20 @@
 // Prints TAP without a plan ("node oidc.test.mjs --count" for the count).
 // Environment: GW_URL, RP_URL, STATE_DIR, SHOT_DIR, CHROMIUM, SPKI_LIST.
 
-import { chromium } from "playwright-core";
-import { execFileSync } from "node:child_process";
-import fs from "node:fs";
-import path from "node:path";
-
+import {
+  check, Failure, launch, people, run, shot, sleep, test, text, totp, visible,
+} from "./harness.mjs";
 
 const GW = process.env.GW_URL || "https://localhost:8443";
 const RP = process.env.RP_URL || "https://127.0.0.1:9150";
 const STATE = process.env.STATE_DIR || "";
 const SHOTS = process.env.SHOT_DIR || "build/browser-oidc";
-const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
 const CASE_TIMEOUT_MS = Number(process.env.CASE_TIMEOUT_MS || 60000);
 
-const cases = [];
-const test = (name, fn) => cases.push({ name, fn });
-class Failure extends Error {}
-function check(cond, what, got) {
-  if (!cond) throw new Failure(got === undefined ? what : `${what} (got: ${JSON.stringify(got).slice(0, 400)})`);
-}
-
 let browser;
-let shotN = 0;
-async function shot(page, name) {
-  shotN++;
-  await page.screenshot({ path: path.join(SHOTS, `${String(shotN).padStart(2, "0")}-${name}.png`), fullPage: true });
-}
-const text = (page, sel) => page.locator(sel).innerText();
-const visible = (page, sel, timeout = 20000) => page.locator(sel).waitFor({ state: "visible", timeout });
-const totp = (secret) => execFileSync("oathtool", ["--totp", "-b", secret], { encoding: "utf8" }).trim();
-
-function people() {
-  const j = JSON.parse(fs.readFileSync(path.join(STATE, "people.json"), "utf8"));
-  return Array.isArray(j) ? j : j.people;
-}
 let P = {};
 function cast() {
-  const all = people();
+  const all = people(STATE);
   const reg = all.filter((p) => p.registered === true && typeof p.password === "string" && p.totp_secret);
   // The step-up needs someone with a password AND a phone that approves.
   const both = reg.filter((p) => p.sim === true && p.phone_on === true && p.sim_revoked !== true && p.phone);
@@ -62,7 +39,7 @@ async function freshOtp(p) {
   for (let i = 0; i < 80; i++) {
     const c = totp(p.totp_secret);
     if (lastOtp[p.fin] !== c) { lastOtp[p.fin] = c; return c; }
-    await new Promise((r) => setTimeout(r, 500));
+    await sleep(500);
   }
   throw new Failure("no fresh TOTP step in 40 s");
 }
@@ -182,7 +159,7 @@ test("logout at darvaza reaches the e-service by back-channel logout: its sessio
     await pageA.goto(RP + "/", { waitUntil: "load" });
     url = pageA.url();
     if (url.startsWith(GW + "/?oidc=")) break;
-    await new Promise((r) => setTimeout(r, 200));
+    await sleep(200);
   }
   check(url.startsWith(GW + "/?oidc="), "the e-service no longer knows the person", url);
   await visible(pageA, "#oidc-login");
@@ -191,49 +168,13 @@ test("logout at darvaza reaches the e-service by back-channel logout: its sessio
   await ctxA.close();
 });
 
-if (process.argv.includes("--count")) {
-  console.log(cases.length);
-  process.exit(0);
-}
-
-async function main() {
-  fs.mkdirSync(SHOTS, { recursive: true });
-  cast();
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-      "--disable-background-networking", "--disable-component-update", "--disable-sync",
-      // Trust exactly the gateway's and the e-service's keys.
-      ...(process.env.SPKI_LIST ? [`--ignore-certificate-errors-spki-list=${process.env.SPKI_LIST}`] : [])],
-  });
-  let n = Number(process.env.TAP_OFFSET || 0);
-  for (const c of cases) {
-    n++;
-    const t0 = Date.now();
-    let err = null;
-    let timer;
-    try {
-      await Promise.race([c.fn(), new Promise((_, rej) => {
-        timer = setTimeout(() => rej(new Failure(`timed out after ${CASE_TIMEOUT_MS} ms`)), CASE_TIMEOUT_MS);
-      })]);
-    } catch (e) {
-      err = e;
-    } finally {
-      clearTimeout(timer);
-    }
-    const secs = ((Date.now() - t0) / 1000).toFixed(1);
-    if (!err) console.log(`ok ${n} - ${c.name} (${secs}s)`);
-    else {
-      console.log(`not ok ${n} - ${c.name}`);
-      const msg = err instanceof Failure ? err.message : (err && err.stack) || String(err);
-      for (const l of String(msg).split("\n").slice(0, 12)) console.log("# " + l);
-    }
-  }
-  await browser.close();
-}
-
-main().catch((e) => {
-  console.log("Bail out! " + String(e && e.message ? e.message : e).replace(/[\r\n]+/g, " "));
-  process.exit(1);
+await run({
+  shots: SHOTS,
+  timeoutMs: CASE_TIMEOUT_MS,
+  before: async () => {
+    cast();
+    // Trust exactly the gateway's and the e-service's keys.
+    browser = await launch(process.env.SPKI_LIST);
+  },
+  after: () => browser.close(),
 });

@@ -12,14 +12,15 @@
 // Environment: GW_URL, STATE_DIR (people.json, certs/), SHOT_DIR (screenshots),
 // PEER_BIN (darvaza-peer), CHROMIUM (default /usr/bin/chromium).
 
-import { chromium } from "playwright-core";
 import { execFileSync, execFile } from "node:child_process";
 import crypto from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
+import {
+  axeClean, check, decodeQr, HERE, launch, people, problems, run, shot, test, text,
+  totp, visible, watch,
+} from "./harness.mjs";
 
-const HERE = path.dirname(fileURLToPath(import.meta.url));
 const { STRINGS } = await import(path.join(HERE, "../../gateway/web/i18n.js"));
 const AZ = STRINGS.az;
 const EN = STRINGS.en;
@@ -32,35 +33,13 @@ const STATE = process.env.STATE_DIR || "";
 const SHOTS = process.env.SHOT_DIR || "build/browser";
 const PEER_BIN = process.env.PEER_BIN || "build/darvaza-peer";
 const BUILD_DIR = path.dirname(PEER_BIN);
-const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
 const CASE_TIMEOUT_MS = Number(process.env.CASE_TIMEOUT_MS || 90000);
 const CSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; " +
   "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
-// ---------------------------------------------------------------- the cases
-
-const cases = [];
-const test = (name, fn) => cases.push({ name, fn });
-
-class Failure extends Error {}
-function check(cond, what, got) {
-  if (!cond) throw new Failure(got === undefined ? what : `${what} (got: ${clip(got)})`);
-}
-const clip = (v) => {
-  const s = typeof v === "string" ? v : JSON.stringify(v);
-  return s && s.length > 400 ? s.slice(0, 400) + "…" : s;
-};
+// ---------------------------------------------------------------- the browser
 
 let browser;
-const problems = { csp: [], errors: [], foreign: [] };
-let shotN = 0;
-
-async function shot(page, name) {
-  shotN++;
-  const file = path.join(SHOTS, `${String(shotN).padStart(2, "0")}-${name}.png`);
-  await page.screenshot({ path: file, fullPage: true });
-  return file;
-}
 
 async function newPage(opts = {}) {
   const ctx = await browser.newContext({
@@ -78,14 +57,7 @@ async function newPage(opts = {}) {
     if (!u.startsWith(GW + "/") && !u.startsWith("data:") && !cardLogin && !proofBlob) problems.foreign.push(u);
   });
   const page = await ctx.newPage();
-  page.on("console", (m) => {
-    const text = m.text();
-    if (/Content Security Policy/i.test(text)) problems.csp.push(text);
-    // A failed fetch (401 before sign-in, 404 of an absent service) is
-    // logged by Chromium as a resource error: expected, not a script error.
-    else if (m.type() === "error" && !/Failed to load resource/.test(text)) problems.errors.push(text);
-  });
-  page.on("pageerror", (e) => problems.errors.push("pageerror: " + e.message));
+  watch(page);
   return { ctx, page };
 }
 
@@ -96,38 +68,10 @@ async function open(page, hash = "") {
   return res;
 }
 
-const text = (page, sel) => page.locator(sel).innerText();
-const visible = (page, sel, timeout = 20000) => page.locator(sel).waitFor({ state: "visible", timeout });
-
-// zbarimg on a screenshot of one element.
-async function decodeQr(locator, name) {
-  shotN++;
-  const file = path.join(SHOTS, `${String(shotN).padStart(2, "0")}-${name}.png`);
-  await locator.screenshot({ path: file });
-  return execFileSync("zbarimg", ["--raw", "-q", file], { encoding: "utf8", timeout: 10000 }).trim();
-}
-
-function people() {
-  const j = JSON.parse(fs.readFileSync(path.join(STATE, "people.json"), "utf8"));
-  return Array.isArray(j) ? j : j.people;
-}
 const docOf = (p) => (typeof p.document === "object" ? (p.document.series || "") + (p.document.number || "") : p.document);
-const totp = (secret) => execFileSync("oathtool", ["--totp", "-b", secret], { encoding: "utf8" }).trim();
 function curlJson(args) {
   return JSON.parse(execFileSync("curl", ["-sS", "--max-time", "10", ...args], { encoding: "utf8" }));
 }
-// axe-core over the page as it is now (through the debugging protocol, so
-// the page's CSP stays as it is): no WCAG 2.1 A/AA or best-practice violation.
-const AXE_SRC = fs.readFileSync(path.join(HERE, "node_modules/axe-core/axe.min.js"), "utf8");
-async function axeClean(page, what) {
-  await page.evaluate(AXE_SRC);
-  const r = await page.evaluate(async () => {
-    const res = await window.axe.run(document, { runOnly: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "best-practice"] });
-    return res.violations.map((v) => `${v.id}: ${v.nodes.map((n) => n.target.join(" ")).join(", ")}`);
-  });
-  check(r.length === 0, `axe-core: no violation (${what})`, r);
-}
-
 // The last registration code the SMS gateway stand-in kept for phone.
 function smsCode(phone) {
   const c = path.join(STATE, "certs");
@@ -141,7 +85,7 @@ function smsCode(phone) {
 // Who plays which part (fixed at start so the cases do not trip over each other).
 let P = {};
 function cast() {
-  const all = people();
+  const all = people(STATE);
   const reg = all.filter((p) => p.registered === true && typeof p.password === "string" && p.totp_secret);
   const mobile = all.filter((p) => p.sim === true && p.phone_on === true && p.sim_revoked !== true &&
     p.phone_control && p.sim_key && p.sim_cert && p.sim_pin);
@@ -610,59 +554,13 @@ test("no CSP violations, no script errors, no request to another origin in any o
 
 // ---------------------------------------------------------------- runner
 
-if (process.argv[2] === "--count") {
-  console.log(cases.length);
-  process.exit(0);
-}
-
-function tapLine(s) {
-  return String(s).replace(/[\r\n]+/g, " ");
-}
-
-async function main() {
-  fs.mkdirSync(SHOTS, { recursive: true });
-  cast();
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-      "--disable-background-networking", "--disable-component-update", "--disable-sync",
-      // Trust exactly the gateway's key (the demo PKI is not in any store).
-      ...(process.env.GW_SPKI ? [`--ignore-certificate-errors-spki-list=${process.env.GW_SPKI}`] : [])],
-  });
-  let n = 0;
-  // ONLY=REGEX runs a subset by name, for working on one case by hand
-  // (run.sh never sets it: every planned test runs).
-  const only = process.env.ONLY ? new RegExp(process.env.ONLY) : null;
-  for (const c of cases) {
-    n++;
-    if (only && !only.test(c.name)) continue;
-    const t0 = Date.now();
-    let err = null;
-    let timer;
-    try {
-      await Promise.race([
-        c.fn(),
-        new Promise((_, rej) => { timer = setTimeout(() => rej(new Failure(`timed out after ${CASE_TIMEOUT_MS} ms`)), CASE_TIMEOUT_MS); }),
-      ]);
-    } catch (e) {
-      err = e;
-    } finally {
-      clearTimeout(timer);
-    }
-    const secs = ((Date.now() - t0) / 1000).toFixed(1);
-    if (!err) {
-      console.log(`ok ${n} - ${tapLine(c.name)} (${secs}s)`);
-    } else {
-      console.log(`not ok ${n} - ${tapLine(c.name)}`);
-      const msg = err instanceof Failure ? err.message : (err && err.stack) || String(err);
-      for (const l of String(msg).split("\n").slice(0, 12)) console.log("# " + l);
-    }
-  }
-  await browser.close();
-}
-
-main().catch((e) => {
-  console.log("Bail out! " + tapLine(e && e.message ? e.message : e));
-  process.exit(1);
+await run({
+  shots: SHOTS,
+  timeoutMs: CASE_TIMEOUT_MS,
+  before: async () => {
+    cast();
+    // Trust exactly the gateway's key (the demo PKI is not in any store).
+    browser = await launch(process.env.GW_SPKI);
+  },
+  after: () => browser.close(),
 });
