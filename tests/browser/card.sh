@@ -27,17 +27,17 @@ rm -rf "$SHOT_DIR"/*
 export DZ_STATE_DIR="$ROOT/build/test-stack-browser-card-$$"
 # shellcheck source=tests/integration/lib.sh
 . "$ROOT/tests/integration/lib.sh"
+# shellcheck source=tests/browser/node_tap.sh
+. "$HERE/node_tap.sh"
 
 for t in node certutil modutil softhsm2-util cc jq "$CHROMIUM"; do
     command -v "$t" >/dev/null || bail "$t is not installed (libnss3-tools, softhsm2, chromium, nodejs)"
 done
-bash "$HERE/run.sh" --install >"$WORK/npm.log" 2>&1 ||
-    bail "npm ci failed (tests/browser/run.sh --install): $(tail -n 5 "$WORK/npm.log")"
+browser_install
 [ -w "$(dirname "$(dirname "$POLICY_DIR")")" ] || [ -w "$POLICY_DIR" ] ||
     bail "cannot write the Chromium policy to $POLICY_DIR (run as root)"
 
-COUNT=$(node "$HERE/card.test.mjs" --count 2>"$WORK/count.err") ||
-    bail "node cannot load card.test.mjs: $(head -c 600 "$WORK/count.err")"
+browser_count card.test.mjs
 plan $((COUNT + 1))
 
 PINPAD="$WORK/pinpad_pkcs11.so"
@@ -92,8 +92,7 @@ CARDS=$(for p in "citizen citizen" "judge judge" "revoked revoked" "none "; do
     person "$1" "${2:-}"
 done | jq -sc .)
 
-SPKI=$(openssl x509 -in "$STATE_DIR/certs/gateway-tls.pem" -pubkey -noout |
-    openssl pkey -pubin -outform der | openssl dgst -sha256 -binary | base64)
+SPKI=$(spki_of "$STATE_DIR/certs/gateway-tls.pem")
 TAP_OUT="$WORK/card.tap"
 (
     cd "$HERE" || exit 1
@@ -101,12 +100,6 @@ TAP_OUT="$WORK/card.tap"
         AUDIT="$STATE_DIR/audit.log" CARDS="$CARDS" \
         timeout -k 10 240 node "$HERE/card.test.mjs"
 ) 2>"$WORK/node.err" | tee "$TAP_OUT"
-# shellcheck disable=SC2034
-TAP_N=$(grep -cE '^(not )?ok [0-9]+' "$TAP_OUT")
-# shellcheck disable=SC2034
-TAP_FAILED=$(grep -cE '^not ok [0-9]+' "$TAP_OUT")
-if [ "$TAP_FAILED" -gt 0 ] || [ "$TAP_N" -ne "$COUNT" ]; then
-    [ -s "$WORK/node.err" ] && diag "node stderr: $(grep -v -e dbus -e 'Connection ' "$WORK/node.err" | head -c 2000)"
-fi
+browser_tally "$TAP_OUT" "$COUNT"
 cleanup_policy
 finish

@@ -25,15 +25,15 @@ rm -rf "${SHOT_DIR:?}"/*
 export DZ_STATE_DIR="$ROOT/build/test-stack-browser-judge-$$"
 # shellcheck source=tests/integration/lib.sh
 . "$ROOT/tests/integration/lib.sh"
+# shellcheck source=tests/browser/node_tap.sh
+. "$HERE/node_tap.sh"
 
 for t in node jq sqlite3 openssl "$CHROMIUM"; do
     command -v "$t" >/dev/null || bail "$t is not installed (chromium, nodejs)"
 done
-bash "$HERE/run.sh" --install >"$WORK/npm.log" 2>&1 ||
-    bail "npm ci failed (tests/browser/run.sh --install): $(tail -n 5 "$WORK/npm.log")"
+browser_install
 
-COUNT=$(node "$HERE/judge.test.mjs" --count 2>"$WORK/count.err") ||
-    bail "node cannot load judge.test.mjs: $(head -c 600 "$WORK/count.err")"
+browser_count judge.test.mjs
 SHELL_TESTS=11
 plan $((COUNT + SHELL_TESTS + 1))
 
@@ -50,8 +50,7 @@ CIT_LABEL=$(card citizen label 0)
 [ -n "$J1_FIN" ] && [ -n "$J2_LABEL" ] && [ -n "$CIT_LABEL" ] || bail "cards.json lacks two judges and a citizen"
 [ "$(person "$J1_FIN" sim_judge)" = true ] || bail "people.json: the first judge ($J1_FIN) holds no judge's SIM"
 
-SPKI=$(openssl x509 -in "$C/gateway-tls.pem" -pubkey -noout |
-    openssl pkey -pubin -outform der | openssl dgst -sha256 -binary | base64)
+SPKI=$(spki_of "$C/gateway-tls.pem")
 TAP_OUT="$WORK/judge.tap"
 (
     cd "$HERE" || exit 1
@@ -59,14 +58,8 @@ TAP_OUT="$WORK/judge.tap"
         BUILD_DIR="$BUILD_DIR" DARVAZA_PKCS11_MODULE="$MODULE" \
         timeout -k 10 240 node "$HERE/judge.test.mjs"
 ) 2>"$WORK/node.err" | tee "$TAP_OUT"
-# shellcheck disable=SC2034
-TAP_N=$(grep -cE '^(not )?ok [0-9]+' "$TAP_OUT")
-# shellcheck disable=SC2034
-TAP_FAILED=$(grep -cE '^not ok [0-9]+' "$TAP_OUT")
-if [ "$TAP_FAILED" -gt 0 ] || [ "$TAP_N" -ne "$COUNT" ]; then
-    [ -s "$WORK/node.err" ] && diag "node stderr: $(grep -v -e dbus -e 'Connection ' "$WORK/node.err" | head -c 2000)"
-    TAP_N=$COUNT   # the shell's tests go on numbering after the planned browser ones
-fi
+# On a failure the shell's tests still go on numbering after the planned browser ones.
+browser_tally "$TAP_OUT" "$COUNT" || TAP_N=$COUNT
 
 # ---- the refusals (curl) -------------------------------------------------------------
 pin_file() { # pin_file LABEL: a 0600 file with the card's PIN

@@ -86,16 +86,16 @@ ensure_deps
 export DZ_STATE_DIR="$ROOT/build/test-stack-browser-$$"
 # shellcheck source=tests/integration/lib.sh
 . "$ROOT/tests/integration/lib.sh"
+# shellcheck source=tests/browser/node_tap.sh
+. "$HERE/node_tap.sh"
 
-COUNT=$(node "$HERE/portal.test.mjs" --count 2>"$WORK/count.err") ||
-    bail "node cannot load portal.test.mjs: $(head -c 600 "$WORK/count.err")"
+browser_count portal.test.mjs
 plan $((COUNT + 1))
 rm -f "$SHOT_DIR"/*.png
 stack_start CONFIG_SET="gateway.web_root=$ROOT/gateway/web"
 
 # Chromium trusts exactly the gateway's key, nothing else of the demo PKI.
-SPKI=$(openssl x509 -in "$STATE_DIR/certs/gateway-tls.pem" -pubkey -noout |
-    openssl pkey -pubin -outform der | openssl dgst -sha256 -binary | base64)
+SPKI=$(spki_of "$STATE_DIR/certs/gateway-tls.pem")
 
 # ---- 3. the browser ------------------------------------------------------------------
 TAP_OUT="$WORK/browser.tap"
@@ -103,14 +103,8 @@ GW_URL="$GW_URL" STATE_DIR="$STATE_DIR" SHOT_DIR="$SHOT_DIR" PEER_BIN="$BUILD_DI
     CHROMIUM="$CHROMIUM" GW_SPKI="$SPKI" \
     timeout -k 10 "$NODE_TIMEOUT" node "$HERE/portal.test.mjs" 2>"$WORK/node.err" | tee "$TAP_OUT"
 # The node script numbered its tests; lib.sh's finish carries on from there.
-# shellcheck disable=SC2034
-TAP_N=$(grep -cE '^(not )?ok [0-9]+' "$TAP_OUT")
-# shellcheck disable=SC2034
-TAP_FAILED=$(grep -cE '^not ok [0-9]+' "$TAP_OUT")
 # Chromium's own chatter (D-Bus, GPU) goes to stderr: shown only when
 # something failed.
-if [ "$TAP_FAILED" -gt 0 ] || [ "$TAP_N" -ne "$COUNT" ]; then
-    [ -s "$WORK/node.err" ] && diag "node stderr: $(grep -v -e dbus -e 'Connection ' "$WORK/node.err" | head -c 2000)"
-fi
+browser_tally "$TAP_OUT" "$COUNT"
 diag "screenshots: ${SHOT_DIR#"$ROOT"/}/"
 finish

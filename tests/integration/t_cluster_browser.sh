@@ -7,6 +7,8 @@
 . "$LIB_DIR/cluster.sh"
 
 HERE="$ROOT/tests/browser"
+# shellcheck source=tests/browser/node_tap.sh
+. "$HERE/node_tap.sh"
 SHOT_DIR="$ROOT/build/browser-cluster"
 CHROMIUM=${CHROMIUM:-/usr/bin/chromium}
 
@@ -15,9 +17,8 @@ CHROMIUM=${CHROMIUM:-/usr/bin/chromium}
 command -v haproxy >/dev/null && command -v redis-server >/dev/null || bail "needs haproxy and redis-server"
 # playwright-core as tests/browser/run.sh installs it (tests/run.sh does it
 # before the scripts; this does nothing when it is current).
-bash "$HERE/run.sh" --install >"$WORK/npm.log" 2>&1 || bail "npm ci failed: $(tail -n 5 "$WORK/npm.log")"
-COUNT=$(node "$HERE/cluster.test.mjs" --count 2>"$WORK/count.err") ||
-    bail "node cannot load cluster.test.mjs: $(head -c 600 "$WORK/count.err")"
+browser_install
+browser_count cluster.test.mjs
 plan $((COUNT + 2))
 mkdir -p "$SHOT_DIR"
 rm -f "$SHOT_DIR"/*.png
@@ -26,17 +27,11 @@ cluster_start CARDS=0 DOCUMENTS=0 PEOPLE_REGISTERED=2 CONFIG_SET="gateway.web_ro
 ready_both() { mgmt_of A /readyz; [ "$STATUS" = 200 ] || return 1; mgmt_of B /readyz; [ "$STATUS" = 200 ]; }
 ok "the cluster runs: haproxy, instances A and B ready, Redis, PostgreSQL" wait_until 10 ready_both
 
-SPKI=$(openssl x509 -in "$STATE_DIR/certs/gateway-tls.pem" -pubkey -noout |
-    openssl pkey -pubin -outform der | openssl dgst -sha256 -binary | base64)
+SPKI=$(spki_of "$STATE_DIR/certs/gateway-tls.pem")
 TAP_OUT="$WORK/browser.tap"
 LB_URL="$LB_URL" A_URL="$A_URL" B_URL="$B_URL" A_MGMT="$A_MGMT" B_MGMT="$B_MGMT" STATE_DIR="$STATE_DIR" \
     SHOT_DIR="$SHOT_DIR" PEER_BIN="$BUILD_DIR/darvaza-peer" CHROMIUM="$CHROMIUM" GW_SPKI="$SPKI" \
     TAP_OFFSET="$TAP_N" timeout -k 10 120 node "$HERE/cluster.test.mjs" 2>"$WORK/node.err" | tee "$TAP_OUT"
-# The node script numbered its tests after ours; finish carries on from there.
-TAP_N=$((TAP_N + $(grep -cE '^(not )?ok [0-9]+' "$TAP_OUT")))
-TAP_FAILED=$((TAP_FAILED + $(grep -cE '^not ok [0-9]+' "$TAP_OUT")))
-if [ "$TAP_FAILED" -gt 0 ] || [ "$TAP_N" -ne $((COUNT + 1)) ]; then
-    [ -s "$WORK/node.err" ] && diag "node stderr: $(grep -v -e dbus -e 'Connection ' "$WORK/node.err" | head -c 2000)"
-fi
+browser_tally "$TAP_OUT" $((COUNT + 1))
 diag "screenshots: ${SHOT_DIR#"$ROOT"/}/"
 cluster_finish

@@ -7,6 +7,8 @@
 . "$(dirname "$0")/lib.sh"
 
 HERE="$ROOT/tests/browser"
+# shellcheck source=tests/browser/node_tap.sh
+. "$HERE/node_tap.sh"
 SHOT_DIR="$ROOT/build/browser-oidc"
 CHROMIUM=${CHROMIUM:-/usr/bin/chromium}
 RP_URL=https://127.0.0.1:9150
@@ -15,9 +17,8 @@ RP_URL=https://127.0.0.1:9150
     bail "needs chromium, node and apache2 (make deps)"
 # playwright-core and axe-core as tests/browser/run.sh installs them (tests/run.sh
 # does it before the scripts; this does nothing when they are current).
-bash "$HERE/run.sh" --install >"$WORK/npm.log" 2>&1 || bail "npm ci failed: $(tail -n 5 "$WORK/npm.log")"
-COUNT=$(node "$HERE/oidc.test.mjs" --count 2>"$WORK/count.err") ||
-    bail "node cannot load oidc.test.mjs: $(head -c 600 "$WORK/count.err")"
+browser_install
+browser_count oidc.test.mjs
 plan $((COUNT + 2))
 mkdir -p "$SHOT_DIR"
 rm -f "$SHOT_DIR"/*.png
@@ -29,20 +30,14 @@ trap 'rc=$?; rp_stop; (exit $rc); cleanup' EXIT
 ok "Apache httpd with mod_auth_openidc runs as the demo e-service (port 9150, its own config)" \
     test -s "$STATE_DIR/rp/run/apache2.pid"
 
-spki() { openssl x509 -in "$1" -pubkey -noout | openssl pkey -pubin -outform der | openssl dgst -sha256 -binary | base64; }
-SPKI_LIST="$(spki "$STATE_DIR/certs/gateway-tls.pem"),$(spki "$STATE_DIR/certs/peer-tls.pem")"
+SPKI_LIST="$(spki_of "$STATE_DIR/certs/gateway-tls.pem"),$(spki_of "$STATE_DIR/certs/peer-tls.pem")"
 
 TAP_OUT="$WORK/browser.tap"
 GW_URL="$GW_URL" RP_URL="$RP_URL" STATE_DIR="$STATE_DIR" SHOT_DIR="$SHOT_DIR" CHROMIUM="$CHROMIUM" \
     SPKI_LIST="$SPKI_LIST" TAP_OFFSET="$TAP_N" timeout -k 10 90 node "$HERE/oidc.test.mjs" \
     2>"$WORK/node.err" | tee "$TAP_OUT"
-# The node script numbered its tests after ours; finish carries on from there.
-TAP_N=$((TAP_N + $(grep -cE '^(not )?ok [0-9]+' "$TAP_OUT")))
-TAP_FAILED=$((TAP_FAILED + $(grep -cE '^not ok [0-9]+' "$TAP_OUT")))
-if [ "$TAP_FAILED" -gt 0 ] || [ "$TAP_N" -ne $((COUNT + 1)) ]; then
-    [ -s "$WORK/node.err" ] && diag "node stderr: $(grep -v -e dbus -e 'Connection ' "$WORK/node.err" | head -c 2000)"
+browser_tally "$TAP_OUT" $((COUNT + 1)) ||
     diag "apache: $(tail -n 20 "$STATE_DIR/rp/logs/error.log" 2>/dev/null)"
-fi
 diag "screenshots: ${SHOT_DIR#"$ROOT"/}/"
 rp_stop
 finish
