@@ -7,19 +7,19 @@
 # and the attacks of the provider's threat list, each refused with its status
 # and code.
 . "$(dirname "$0")/lib.sh"
+# shellcheck source=tests/integration/oidc_clients.sh
+. "$LIB_DIR/oidc_clients.sh"
 
 plan 71
 
-PY=/usr/bin/python3 # Debian's, where python3-authlib lives
-RP="$PY $LIB_DIR/oidc_rp.py"
 BC_PORT=9199
 RP_URI="https://127.0.0.1:$BC_PORT/cb"
 KEY="$WORK/rp.key"
 
 # The test client: private_key_jwt with a key made now, codes living 1 s (the
 # expiry test), a back-channel logout endpoint served by this script.
-mkdir -p "$WORK/policies" "$WORK/bc"
-cp "$ROOT"/tests/integration/policies/*.yaml "$WORK/policies/"
+mkdir -p "$WORK/bc"
+oidc_policies
 JWKS=$($RP keygen "$KEY") || bail "authlib could not make a key"
 cat >"$WORK/policies/oidc-test.yaml" <<EOF
 service: oidc-test

@@ -6,45 +6,22 @@
 # session still in use is not.  Run with the in-process store, and with
 # Redis when REDIS=1 (tests/integration/redis.sh starts one).
 . "$(dirname "$0")/lib.sh"
+# shellcheck source=tests/integration/oidc_clients.sh
+. "$LIB_DIR/oidc_clients.sh"
 
 plan 8
 
-PY=/usr/bin/python3 # Debian's, where python3-authlib lives
-RP="$PY $LIB_DIR/oidc_rp.py"
 BC_PORT=9199
 RP_URI="https://127.0.0.1:$BC_PORT/cb"
 
-mkdir -p "$WORK/policies" "$WORK/bc"
-cp "$ROOT"/tests/integration/policies/*.yaml "$WORK/policies/"
+mkdir -p "$WORK/bc"
+oidc_policies
 JWKS=$($RP keygen "$WORK/rp.key") || bail "authlib could not make a key"
 for i in 1 2; do
-    cat >"$WORK/policies/oidc-ex$i.yaml" <<EOF
-service: oidc-ex$i
-registered_as: "DIS-95$i"
-oidc:
-  client_id: ex-rp$i
-  token_endpoint_auth_method: private_key_jwt
-  jwks: '$JWKS'
-  redirect_uris: [$RP_URI]
-  backchannel_logout_uri: https://127.0.0.1:$BC_PORT/bc$i
-  scopes: [openid]
-  release: [fin]
-  acr_default: low
-  consent: pre-approved
-EOF
+    oidc_client "oidc-ex$i" "ex-rp$i" "DIS-95$i" "jwks: '$JWKS'" "  backchannel_logout_uri: https://127.0.0.1:$BC_PORT/bc$i"
 done
-if [ "${REDIS:-0}" = 1 ]; then
-    # The same with the state in Redis (the sweeper's index, its claims).
-    . "$LIB_DIR/redis.sh"
-    RPORT=9137
-    (umask 077 && openssl rand -hex 16 >"$WORK/redis.pw" && openssl rand -hex 32 >"$WORK/redis.key")
-    redis_start main "$RPORT" --user darvaza on ">$(cat "$WORK/redis.pw")" '~x:*' '&x:*' \
-        '&__redis__:invalidate' '+@all'
-    EXTRA_POLICIES="$WORK/policies" stack_start CARDS=0 MOBILE=0 \
-        STORE_REDIS="address: 127.0.0.1:$RPORT, username: darvaza, password_file: $WORK/redis.pw, value_key_file: $WORK/redis.key, prefix: \"x:\", timeouts: {command: 1s}"
-else
-    EXTRA_POLICIES="$WORK/policies" stack_start CARDS=0 MOBILE=0
-fi
+# REDIS=1: the same with the state in Redis (the sweeper's index, its claims).
+oidc_stack_start CARDS=0 MOBILE=0
 ISS=$GW_ORIGIN
 LOG=$(gw_log)
 

@@ -7,36 +7,23 @@
 # not JSON) without spending the code.  A JWKS server run by this script
 # counts the fetches.
 . "$(dirname "$0")/lib.sh"
+# shellcheck source=tests/integration/oidc_clients.sh
+. "$LIB_DIR/oidc_clients.sh"
 
 plan 19
 
-PY=/usr/bin/python3 # Debian's, where python3-authlib lives
-RP="$PY $LIB_DIR/oidc_rp.py"
 JW_PORT=9196
 JW="https://127.0.0.1:$JW_PORT"
 RP_URI="https://127.0.0.1:$JW_PORT/cb"
 
-mkdir -p "$WORK/policies" "$WORK/jw"
-cp "$ROOT"/tests/integration/policies/*.yaml "$WORK/policies/"
+mkdir -p "$WORK/jw"
+oidc_policies
 JWKS_A=$($RP keygen "$WORK/a.key") || bail "authlib could not make a key"
 JWKS_B=$($RP keygen "$WORK/b.key") || bail "authlib could not make a key"
 printf '%s' "$JWKS_A" >"$WORK/jw/a.json"
 printf '%s' "$JWKS_A" >"$WORK/jw/f.json"
 client() { # NAME N URL [extra yaml line]
-    cat >"$WORK/policies/oidc-$1.yaml" <<EOF
-service: oidc-$1
-registered_as: "DIS-94$2"
-oidc:
-  client_id: $1
-  token_endpoint_auth_method: private_key_jwt
-  jwks_uri: $3
-  redirect_uris: [$RP_URI]
-  scopes: [openid]
-  release: [fin]
-  acr_default: low
-  consent: pre-approved
-${4:-}
-EOF
+    oidc_client "oidc-$1" "$1" "DIS-94$2" "jwks_uri: $3" ${4:+"$4"}
 }
 client jr-a 1 "$JW/a" "  jwks_min_interval: 1s"
 client jr-f 2 "$JW/f" # the default interval: one minute

@@ -6,11 +6,11 @@
 # per session and client, so none is lost).  REDIS=1: the state in Redis
 # (tests/integration/redis.sh starts one).
 . "$(dirname "$0")/lib.sh"
+# shellcheck source=tests/integration/oidc_clients.sh
+. "$LIB_DIR/oidc_clients.sh"
 
 plan 15
 
-PY=/usr/bin/python3 # Debian's, where python3-authlib lives
-RP="$PY $LIB_DIR/oidc_rp.py"
 BC_PORT=9199
 RP_URI="https://127.0.0.1:$BC_PORT/cb"
 KEY="$WORK/rp.key"
@@ -18,37 +18,14 @@ NCLIENTS=6
 
 # NCLIENTS clients of one key, each with its own back-channel URI on the
 # listener this script serves.
-mkdir -p "$WORK/policies" "$WORK/bc"
-cp "$ROOT"/tests/integration/policies/*.yaml "$WORK/policies/"
+mkdir -p "$WORK/bc"
+oidc_policies
 JWKS=$($RP keygen "$KEY") || bail "authlib could not make a key"
 for i in $(seq 1 $NCLIENTS); do
-    cat >"$WORK/policies/oidc-lo$i.yaml" <<EOF
-service: oidc-lo$i
-registered_as: "DIS-93$i"
-oidc:
-  client_id: lo-rp$i
-  token_endpoint_auth_method: private_key_jwt
-  jwks: '$JWKS'
-  redirect_uris: [$RP_URI]
-  backchannel_logout_uri: https://127.0.0.1:$BC_PORT/bc$i
-  scopes: [openid]
-  release: [fin]
-  acr_default: low
-  consent: pre-approved
-EOF
+    oidc_client "oidc-lo$i" "lo-rp$i" "DIS-93$i" "jwks: '$JWKS'" "  backchannel_logout_uri: https://127.0.0.1:$BC_PORT/bc$i"
 done
-if [ "${REDIS:-0}" = 1 ]; then
-    # The same with the state in Redis.
-    . "$LIB_DIR/redis.sh"
-    RPORT=9137
-    (umask 077 && openssl rand -hex 16 >"$WORK/redis.pw" && openssl rand -hex 32 >"$WORK/redis.key")
-    redis_start main "$RPORT" --user darvaza on ">$(cat "$WORK/redis.pw")" '~x:*' '&x:*' \
-        '&__redis__:invalidate' '+@all'
-    EXTRA_POLICIES="$WORK/policies" stack_start CARDS=0 PHONE_DELAY_MS=100 \
-        STORE_REDIS="address: 127.0.0.1:$RPORT, username: darvaza, password_file: $WORK/redis.pw, value_key_file: $WORK/redis.key, prefix: \"x:\", timeouts: {command: 1s}"
-else
-    EXTRA_POLICIES="$WORK/policies" stack_start CARDS=0 PHONE_DELAY_MS=100
-fi
+# REDIS=1: the same with the state in Redis.
+oidc_stack_start CARDS=0 PHONE_DELAY_MS=100
 ISS=$GW_ORIGIN
 
 $PY "$LIB_DIR/oidc_bc_listen.py" "$STATE_DIR/certs/peer-tls.pem" "$STATE_DIR/certs/peer-tls.key" \

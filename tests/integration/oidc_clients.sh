@@ -1,0 +1,60 @@
+# shellcheck shell=bash
+# tests/integration/oidc_clients.sh - what the OpenID Connect scripts
+# (t_oidc*.sh) set up the same way before their stack starts: the test
+# relying party (Debian's python3-authlib, oidc_rp.py), a policies folder
+# holding the usual policies plus the script's own clients, and the gateway
+# with its state in the process or, REDIS=1, in a Redis of its own.
+# Sourced after lib.sh.
+
+PY=/usr/bin/python3 # Debian's, where python3-authlib lives
+RP="$PY $LIB_DIR/oidc_rp.py"
+
+# REDIS=1: the gateway keeps its state in a Redis this script starts.
+# shellcheck source=tests/integration/redis.sh
+[ "${REDIS:-0}" = 1 ] && . "$LIB_DIR/redis.sh"
+
+# oidc_policies: $WORK/policies with the usual policies (EXTRA_POLICIES).
+oidc_policies() {
+    mkdir -p "$WORK/policies"
+    cp "$ROOT"/tests/integration/policies/*.yaml "$WORK/policies/"
+}
+
+# oidc_client SERVICE CLIENT_ID DIS KEYS [LINE...]: the policy
+# $WORK/policies/SERVICE.yaml of a private_key_jwt client with the keys KEYS
+# (a line: "jwks: '{...}'" or "jwks_uri: https://..."), redirected to
+# $RP_URI, asking openid and given the FIN, at acr low, pre-approved; each
+# LINE is one more key of its oidc block ("  backchannel_logout_uri: ...").
+oidc_client() {
+    local f="$WORK/policies/$1.yaml"
+    cat >"$f" <<EOF
+service: $1
+registered_as: "$3"
+oidc:
+  client_id: $2
+  token_endpoint_auth_method: private_key_jwt
+  $4
+  redirect_uris: [$RP_URI]
+  scopes: [openid]
+  release: [fin]
+  acr_default: low
+  consent: pre-approved
+EOF
+    shift 4
+    [ $# -eq 0 ] || printf '%s\n' "$@" >>"$f"
+}
+
+# oidc_stack_start ARG...: stack_start with the policies above; REDIS=1
+# (tests/integration/redis.sh starts one, port 9137): the state in Redis,
+# behind an ACL user and with its values encrypted.
+oidc_stack_start() {
+    if [ "${REDIS:-0}" = 1 ]; then
+        local port=9137
+        (umask 077 && openssl rand -hex 16 >"$WORK/redis.pw" && openssl rand -hex 32 >"$WORK/redis.key")
+        redis_start main "$port" --user darvaza on ">$(cat "$WORK/redis.pw")" '~x:*' '&x:*' \
+            '&__redis__:invalidate' '+@all'
+        EXTRA_POLICIES="$WORK/policies" stack_start "$@" \
+            STORE_REDIS="address: 127.0.0.1:$port, username: darvaza, password_file: $WORK/redis.pw, value_key_file: $WORK/redis.key, prefix: \"x:\", timeouts: {command: 1s}"
+    else
+        EXTRA_POLICIES="$WORK/policies" stack_start "$@"
+    fi
+}
