@@ -7,6 +7,7 @@
 # Sourced after lib.sh.
 
 PY=/usr/bin/python3 # Debian's, where python3-authlib lives
+# shellcheck disable=SC2034 # used by the scripts that source this
 RP="$PY $LIB_DIR/oidc_rp.py"
 
 # REDIS=1: the gateway keeps its state in a Redis this script starts.
@@ -57,4 +58,21 @@ oidc_stack_start() {
     else
         EXTRA_POLICIES="$WORK/policies" stack_start "$@"
     fi
+}
+
+# sid_of TOKEN: the sid the gateway gives a session (its cookie's SHA-256).
+sid_of() { printf '%s' "$1" | b64url_sha256; }
+
+# logout_tokens: the back-channel logout tokens the script's listener
+# (oidc_bc_listen.py, bodies in $WORK/bc) received so far, one line each:
+# [aud, sid, sub, typ, has the back-channel event].
+logout_tokens() {
+    local f t
+    for f in "$WORK"/bc/*.body; do
+        [ -e "$f" ] || continue
+        t=$(tail -n 1 "$f" | sed 's/^logout_token=//')
+        jq -c --arg typ "$(jws_part "$t" 0 | jq -r .typ)" \
+            '[.aud, .sid, .sub, $typ, (.events | has("http://schemas.openid.net/event/backchannel-logout"))]' \
+            <<<"$(jws_part "$t" 1)"
+    done
 }

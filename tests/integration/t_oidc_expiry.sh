@@ -40,17 +40,6 @@ wait_until 10 test -e "$WORK/bc/ready" || bail "the back-channel listener did no
 
 R=$(pick_person registered 0)
 [ -n "$R" ] || bail "people.json has no registered person"
-sid_of() { printf '%s' "$1" | b64url_sha256; }
-received() { # one line per logout token: [aud, sid, sub, typ, event?]
-    local f t
-    for f in "$WORK"/bc/*.body; do
-        [ -e "$f" ] || continue
-        t=$(tail -n 1 "$f" | sed 's/^logout_token=//')
-        jq -c --arg typ "$(jws_part "$t" 0 | jq -r .typ)" \
-            '[.aud, .sid, .sub, $typ, (.events | has("http://schemas.openid.net/event/backchannel-logout"))]' \
-            <<<"$(jws_part "$t" 1)"
-    done
-}
 authz() { # SESSION CLIENT: a code for CLIENT with SESSION -> STATUS, LOCATION
     $RP start "$ISS/authorize" "$2" "$RP_URI" | jq -r .url >"$WORK/url"
     gw GET "$(sed "s#^$ISS##" "$WORK/url")" -H "cookie: __Host-darvaza=$1"
@@ -72,17 +61,17 @@ like "$STATUS|$LOCATION" "^302\\|$RP_URI\\?code=" "two sessions each get a code 
 # (each use restarts its idle period).
 SID_LEFT=$(sid_of "$LEFT")
 SID_KEPT=$(sid_of "$KEPT")
-left_told() { received | grep -q "\"$SID_LEFT\""; }
+left_told() { logout_tokens | grep -q "\"$SID_LEFT\""; }
 keep_using() { gw GET /auth/session -H "$(bearer "$KEPT")"; left_told; }
 ok "the session left alone expires and its client is sent a logout token, with no request from the browser" \
     wait_until 45 keep_using
-is "$(received | grep "\"$SID_LEFT\"")" "[\"ex-rp1\",\"$SID_LEFT\",\"$R\",\"logout+jwt\",true]" \
+is "$(logout_tokens | grep "\"$SID_LEFT\"")" "[\"ex-rp1\",\"$SID_LEFT\",\"$R\",\"logout+jwt\",true]" \
     "... naming the session (sid), the person (sub) and the back-channel event"
 like "$(grep '"type":"oidc_logout_sent"' "$STATE_DIR/audit.log" | grep -F "$SID_LEFT")" '"clients":\["ex-rp1"\]' \
     "... and the sending is on the audit record"
 gw GET /auth/session -H "$(bearer "$LEFT")"
 problem 401 unauthenticated "the expired session is gone"
 gw GET /auth/session -H "$(bearer "$KEPT")"
-is "$STATUS|$(received | grep -c "\"$SID_KEPT\"")" "200|0" "the session in use is alive and its client was told nothing"
+is "$STATUS|$(logout_tokens | grep -c "\"$SID_KEPT\"")" "200|0" "the session in use is alive and its client was told nothing"
 
 finish

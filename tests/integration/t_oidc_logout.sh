@@ -37,19 +37,7 @@ wait_until 10 test -e "$WORK/bc/ready" || bail "the back-channel listener did no
 # changes the password at the end.
 R=$(people | jq -r 'map(select(.sim == true and .registered == true and .phone_on == true and .sim_revoked != true))[0].fin // empty')
 [ -n "$R" ] || bail "people.json has no registered person"
-sid_of() { printf '%s' "$1" | b64url_sha256; }
-# The logout tokens received so far, one line each: [aud, sid, sub, typ, event?].
-received() {
-    local f t
-    for f in "$WORK"/bc/*.body; do
-        [ -e "$f" ] || continue
-        t=$(tail -n 1 "$f" | sed 's/^logout_token=//')
-        jq -c --arg typ "$(jws_part "$t" 0 | jq -r .typ)" \
-            '[.aud, .sid, .sub, $typ, (.events | has("http://schemas.openid.net/event/backchannel-logout"))]' \
-            <<<"$(jws_part "$t" 1)"
-    done
-}
-count_for() { received | grep -c "\"$1\"" || true; } # SID: tokens naming it
+count_for() { logout_tokens | grep -c "\"$1\"" || true; } # SID: tokens naming it
 has_count() { [ "$(count_for "$1")" -ge "$2" ]; }
 
 login_person "$R"
@@ -84,7 +72,7 @@ SID2=$(sid_of "$S2")
 gw DELETE "/api/account/sessions/$SID2" -H "$(bearer "$S3")"
 is "$STATUS" 204 "the account page ends the second session"
 wait_until 10 has_count "$SID2" 1
-is "$(received | grep "\"$SID2\"")" "[\"lo-rp1\",\"$SID2\",\"$R\",\"logout+jwt\",true]" \
+is "$(logout_tokens | grep "\"$SID2\"")" "[\"lo-rp1\",\"$SID2\",\"$R\",\"logout+jwt\",true]" \
     "... and lo-rp1 receives a logout token for it (sid, sub, typ logout+jwt, the event)"
 gw GET /auth/session -H "$(bearer "$S2")"
 problem 401 unauthenticated "... the ended session is gone"
@@ -94,14 +82,14 @@ SID1=$(sid_of "$S1")
 gw DELETE "/api/account/sessions?except=current" -H "$(bearer "$S3")"
 is "$STATUS" 204 "sign out everywhere else from the third session"
 wait_until 15 has_count "$SID1" $NCLIENTS
-is "$(received | grep "\"$SID1\"" | jq -r '.[0]' | sort | tr '\n' ' ')" \
+is "$(logout_tokens | grep "\"$SID1\"" | jq -r '.[0]' | sort | tr '\n' ' ')" \
     "$(for i in $(seq 1 $NCLIENTS); do printf 'lo-rp%s ' "$i"; done)" \
     "every one of the $NCLIENTS clients of the first session gets its logout token: none was lost"
-is "$(received | grep "\"$SID1\"" | jq -c '.[1:]' | sort -u)" "[\"$SID1\",\"$R\",\"logout+jwt\",true]" \
+is "$(logout_tokens | grep "\"$SID1\"" | jq -c '.[1:]' | sort -u)" "[\"$SID1\",\"$R\",\"logout+jwt\",true]" \
     "... each naming the session, the person and the back-channel event"
 gw GET /auth/session -H "$(bearer "$S3")"
 is "$STATUS" 200 "the current session is kept"
-is "$(received | wc -l)" $((NCLIENTS + 1)) "no client is told twice, and the kept session's clients not at all"
+is "$(logout_tokens | wc -l)" $((NCLIENTS + 1)) "no client is told twice, and the kept session's clients not at all"
 like "$(grep -c '"type":"oidc_logout_sent"' "$STATE_DIR/audit.log")" '^[2-9]' \
     "each back-channel logout is on the audit record"
 
@@ -118,7 +106,7 @@ gw_json POST /api/account/password "$(jq -nc --arg p "Logout-test-$$-New-Horse" 
 is "$STATUS $(jb .sessions_ended)" "200 1" "a high session changes the password: the third session ends"
 SID3=$(sid_of "$S3")
 wait_until 10 has_count "$SID3" 1
-is "$(received | grep "\"$SID3\"")" "[\"lo-rp3\",\"$SID3\",\"$R\",\"logout+jwt\",true]" \
+is "$(logout_tokens | grep "\"$SID3\"")" "[\"lo-rp3\",\"$SID3\",\"$R\",\"logout+jwt\",true]" \
     "... and lo-rp3 receives its logout token at once, not when the session would have expired"
 
 finish
