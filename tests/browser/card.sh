@@ -94,12 +94,8 @@ done | jq -sc .)
 
 SPKI=$(spki_of "$STATE_DIR/certs/gateway-tls.pem")
 TAP_OUT="$WORK/card.tap"
-(
-    cd "$HERE" || exit 1
-    GW_URL="$GW_URL" CARD_URL="$CARD_URL" GW_SPKI="$SPKI" SHOT_DIR="$SHOT_DIR" CHROMIUM="$CHROMIUM" \
-        AUDIT="$STATE_DIR/audit.log" CARDS="$CARDS" \
-        timeout -k 10 240 node "$HERE/card.test.mjs"
-) 2>"$WORK/node.err" | tee "$TAP_OUT"
+browser_run card.test.mjs 240 "$TAP_OUT" GW_URL="$GW_URL" CARD_URL="$CARD_URL" GW_SPKI="$SPKI" \
+    SHOT_DIR="$SHOT_DIR" CHROMIUM="$CHROMIUM" AUDIT="$STATE_DIR/audit.log" CARDS="$CARDS"
 browser_tally "$TAP_OUT" "$COUNT"
 cleanup_policy
 finish

@@ -52,12 +52,8 @@ CIT_LABEL=$(card citizen label 0)
 
 SPKI=$(spki_of "$C/gateway-tls.pem")
 TAP_OUT="$WORK/judge.tap"
-(
-    cd "$HERE" || exit 1
-    GW_URL="$GW_URL" STATE_DIR="$STATE_DIR" SHOT_DIR="$SHOT_DIR" CHROMIUM="$CHROMIUM" GW_SPKI="$SPKI" \
-        BUILD_DIR="$BUILD_DIR" DARVAZA_PKCS11_MODULE="$MODULE" \
-        timeout -k 10 240 node "$HERE/judge.test.mjs"
-) 2>"$WORK/node.err" | tee "$TAP_OUT"
+browser_run judge.test.mjs 240 "$TAP_OUT" GW_URL="$GW_URL" STATE_DIR="$STATE_DIR" SHOT_DIR="$SHOT_DIR" \
+    CHROMIUM="$CHROMIUM" GW_SPKI="$SPKI" BUILD_DIR="$BUILD_DIR" DARVAZA_PKCS11_MODULE="$MODULE"
 # On a failure the shell's tests still go on numbering after the planned browser ones.
 browser_tally "$TAP_OUT" "$COUNT" || TAP_N=$COUNT
 

@@ -28,6 +28,16 @@ spki_of() {
         openssl dgst -sha256 -binary | base64
 }
 
+# browser_run FILE SECONDS TAP_FILE VAR=value...: node runs FILE (in
+# tests/browser, its folder the working directory) with those variables, for
+# at most SECONDS; its TAP to the terminal and TAP_FILE, its stderr (Chromium's
+# chatter) to $WORK/node.err.
+browser_run() {
+    local file=$1 secs=$2 tap=$3
+    shift 3
+    (cd "$BROWSER_DIR" && env "$@" timeout -k 10 "$secs" node "$BROWSER_DIR/$file") 2>"$WORK/node.err" | tee "$tap"
+}
+
 # browser_tally TAP_FILE WANT: the node script numbered its tests after the
 # calling script's (TAP_OFFSET); count them in so lib.sh's finish carries on
 # from there.  Fails (and shows node's stderr, without Chromium's own D-Bus
