@@ -6,6 +6,7 @@
 // session token (the cookie is HttpOnly).
 
 import { STRINGS } from "./i18n.js";
+import { $, el, lang, t } from "./dom.js";
 import { ACCESS_STRINGS } from "./access_i18n.js";
 
 for (const l of Object.keys(ACCESS_STRINGS)) Object.assign(STRINGS[l], ACCESS_STRINGS[l]);
@@ -16,20 +17,6 @@ let next = 0;       // the cursor of the next page, 0: none
 let loading = false;
 let failed = null;  // the problem code of the last failure
 let pendingTimer = 0;
-
-const $ = (id) => document.getElementById(id);
-const lang = () => (STRINGS[document.documentElement.lang] ? document.documentElement.lang : "az");
-function t(key, vars) {
-  let s = STRINGS[lang()][key] ?? STRINGS.az[key] ?? key;
-  if (vars) s = s.replace(/\{(\w+)\}/g, (m, k) => (k in vars ? String(vars[k]) : m));
-  return s;
-}
-function el(tag, attrs, ...kids) {
-  const e = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs || {})) e.setAttribute(k, v);
-  for (const c of kids) if (c !== null && c !== undefined) e.append(c);
-  return e;
-}
 
 async function load(more) {
   if (loading) return;

@@ -5,28 +5,15 @@
 // `darvaza-card sign`, file it (POST /api/court/notices) and follow the
 // notices filed (GET /api/court/filed).  Shown only when the session's role
 // is judge; the gateway decides anyway (policies/court.yaml, registry.yaml).
-// Self-contained like access.js: its texts join i18n.js's STRINGS before
+// Like access.js (helpers from dom.js): its texts join i18n.js's STRINGS before
 // app.js applies them; it follows the account view and the page's language;
 // it never reads the session token (the cookie is HttpOnly).
 
 import { STRINGS } from "./i18n.js";
+import { $, el, lang, t } from "./dom.js";
 import { WORKSPACE_STRINGS } from "./workspace_i18n.js";
 
 for (const l of Object.keys(WORKSPACE_STRINGS)) Object.assign(STRINGS[l], WORKSPACE_STRINGS[l]);
-
-const $ = (id) => document.getElementById(id);
-const lang = () => (STRINGS[document.documentElement.lang] ? document.documentElement.lang : "az");
-function t(key, vars) {
-  let s = STRINGS[lang()][key] ?? STRINGS.az[key] ?? key;
-  if (vars) s = s.replace(/\{(\w+)\}/g, (m, k) => (k in vars ? String(vars[k]) : m));
-  return s;
-}
-function el(tag, attrs, ...kids) {
-  const e = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs || {})) e.setAttribute(k, v);
-  for (const c of kids) if (c !== null && c !== undefined) e.append(c);
-  return e;
-}
 
 // Azerbaijan keeps +04:00 all year: the hearing's date and time as typed
 // are local time there.
