@@ -5,6 +5,7 @@
 // lives in the HttpOnly cookie the gateway sets: this script never stores it.
 
 import { STRINGS, LANGS } from "./i18n.js";
+import { api, ApiError } from "./dom.js";
 
 const LANG_KEY = "darvaza.lang";
 const POLL_WAIT = 20;              // seconds per long-poll
@@ -76,44 +77,6 @@ function setLang(l) {
 }
 
 // ---------------------------------------------------------------- API
-
-class ApiError extends Error {
-  constructor(code, status, problem, retryAfter, rid) {
-    super(code);
-    this.code = code;
-    this.status = status;
-    this.problem = problem;
-    this.retryAfter = retryAfter;
-    this.rid = rid;
-  }
-}
-
-async function api(method, path, body, signal) {
-  const opts = { method, headers: { accept: "application/json" }, credentials: "same-origin",
-                 cache: "no-store", signal };
-  if (body !== undefined) {
-    opts.headers["content-type"] = "application/json";
-    opts.body = JSON.stringify(body);
-  }
-  let res;
-  try {
-    res = await fetch(path, opts);
-  } catch (e) {
-    if (signal && signal.aborted) throw e;
-    throw new ApiError("network", 0);
-  }
-  let data = null;
-  const ct = res.headers.get("content-type") || "";
-  if (res.status !== 204 && /json/.test(ct)) {
-    try { data = await res.json(); } catch (e) { data = null; }
-  }
-  if (!res.ok) {
-    const code = data && typeof data.code === "string" ? data.code : "http_" + res.status;
-    throw new ApiError(code, res.status, data, res.headers.get("retry-after"),
-                       res.headers.get("darvaza-request-id"));
-  }
-  return { status: res.status, data };
-}
 
 const aborted = (e) => e && e.name === "AbortError";
 const transient = (e) => e instanceof ApiError &&

@@ -10,7 +10,7 @@
 // it never reads the session token (the cookie is HttpOnly).
 
 import { STRINGS } from "./i18n.js";
-import { $, el, lang, t } from "./dom.js";
+import { $, api, el, lang, t } from "./dom.js";
 import { WORKSPACE_STRINGS } from "./workspace_i18n.js";
 
 for (const l of Object.keys(WORKSPACE_STRINGS)) Object.assign(STRINGS[l], WORKSPACE_STRINGS[l]);
@@ -38,32 +38,9 @@ const state = {
   signing: null,      // AbortController of a mobile signing in progress
 };
 
-class Problem extends Error {
-  constructor(code, status) {
-    super(code);
-    this.code = code;
-    this.status = status;
-  }
-}
-
-// fetch with JSON in and out; a problem+json answer becomes a Problem.
+// The API call (dom.js) with its answer's body; problems throw ApiError.
 async function call(method, path, { body, headers, signal } = {}) {
-  const opts = { method, headers: { accept: "application/json", ...(headers || {}) },
-    credentials: "same-origin", cache: "no-store", signal };
-  if (body !== undefined) {
-    opts.headers["content-type"] = "application/json";
-    opts.body = JSON.stringify(body);
-  }
-  let res;
-  try {
-    res = await fetch(path, opts);
-  } catch (e) {
-    if (signal && signal.aborted) throw e;
-    throw new Problem("network", 0);
-  }
-  const data = await res.json().catch(() => null);
-  if (!res.ok) throw new Problem(data && typeof data.code === "string" ? data.code : "http_" + res.status, res.status);
-  return data;
+  return (await api(method, path, body, signal, headers)).data;
 }
 
 // The words for a problem code: the workspace's own, the portal's, or the
