@@ -14,6 +14,7 @@
 #include "http/httpc.h"
 #include "http/pool.h"
 #include "keys/signer.h"
+#include "state/store.h"
 
 #include "base/compat.h"
 
@@ -70,6 +71,16 @@ int dz_gw_blocking(struct dz_rctx *c, void (*work)(void *arg),
         dz_rctx_problem(c, "service_unavailable", "the gateway is busy");
         return DZ_ERR_UNAVAILABLE;
     }
+    return 0;
+}
+
+int dz_gw_state(struct dz_rctx *c, void (*work)(void *arg),
+                void (*done)(struct dz_rctx *c, void *arg), void *arg)
+{
+    if (dz_store_waits(c->gw->store))
+        return dz_gw_blocking(c, work, done, arg);
+    work(arg);
+    done(c, arg);
     return 0;
 }
 

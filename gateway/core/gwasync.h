@@ -20,6 +20,16 @@
 int dz_gw_blocking(struct dz_rctx *c, void (*work)(void *arg),
                    void (*done)(struct dz_rctx *c, void *arg), void *arg);
 
+/* Run work(arg), which makes synchronous store calls (state/store.h) and
+ * possibly account calls, without waiting on c's loop: on the blocking pool
+ * when the store may wait on I/O (Redis), inline otherwise (the in-process
+ * store answers at once; a thread hop would only cost).  Then done(c, arg)
+ * on c's loop — possibly before dz_gw_state returns.  A full pool: as
+ * dz_gw_blocking (503 answered, DZ_ERR_UNAVAILABLE, nothing called).  If
+ * the client went away meanwhile, done still runs with c->closed true. */
+int dz_gw_state(struct dz_rctx *c, void (*work)(void *arg),
+                void (*done)(struct dz_rctx *c, void *arg), void *arg);
+
 /* Append record (consumed; the request id is added here) to the audit log,
  * then then(c, rc, arg) once the line is durable (rc 0) or failed. */
 void dz_gw_audit(struct dz_rctx *c, json_t *record,

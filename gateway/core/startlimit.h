@@ -4,7 +4,8 @@
  * state (and a mobile start a billed MSSP session), so each is counted per
  * client address (core/addrkey.h: an IPv6 /64 counts as one) and for all
  * addresses together, per endpoint and minute, in the store's rate budget.
- * Loop thread only.
+ * Loop thread only.  The synchronous forms wait on the loop for a shared
+ * store; dz_start_check does not.
  */
 #ifndef DZ_STARTLIMIT_H
 #define DZ_STARTLIMIT_H
@@ -31,5 +32,29 @@ bool dz_start_allowed(struct dz_rctx *c, const char *endpoint);
  * are counted so, over one QR lifetime.) */
 bool dz_start_allowed_in(struct dz_rctx *c, const char *endpoint, uint64_t window_ms,
                          unsigned per_address, unsigned global);
+
+/* One limit of dz_start_check: endpoint (a short constant), its window
+ * and limits as dz_start_allowed_in's. */
+struct dz_start_limit {
+    const char *endpoint;
+    uint64_t window_ms;
+    unsigned per_address;
+    unsigned global;
+};
+
+#define DZ_START_LIMITS_MAX 4
+
+/* The limit dz_start_allowed applies to endpoint (one minute, the config's
+ * limits.starts_per_address and starts_global). */
+struct dz_start_limit dz_start_limit_of(struct dz_rctx *c, const char *endpoint);
+
+/* Count one start against each of n (<= DZ_START_LIMITS_MAX) limits in
+ * turn, as dz_start_allowed_in does, without waiting on the loop; then(c,
+ * ok, arg) once, possibly before returning.  ok true: go on.  ok false: c
+ * has been answered (429 rate_limited / 503 state_unavailable), or the
+ * client went away meanwhile (c->closed): only free what arg owns.  c is
+ * held until then runs. */
+void dz_start_check(struct dz_rctx *c, const struct dz_start_limit *limits, size_t n,
+                    void (*then)(struct dz_rctx *c, bool ok, void *arg), void *arg);
 
 #endif

@@ -141,6 +141,14 @@ static uint64_t counter_reconnects(void *arg)
     return h.reconnects;
 }
 
+static uint64_t counter_loop_waits(void *arg)
+{
+    struct dz_store_health h;
+
+    dz_store_health(arg, &h);
+    return h.loop_waits;
+}
+
 static uint64_t gauge_inflight(void *arg)
 {
     struct dz_store_health h;
@@ -185,6 +193,10 @@ int dz_store_setup_metrics(struct dz_metrics *m, struct dz_store *s)
              m, "darvaza_store_reconnects_total",
              "Connections to the state store made after a failure or at start", counter_reconnects,
              s)) != 0 ||
+        (rc = dz_metrics_counter_fn(
+             m, "darvaza_store_loop_waits_total",
+             "Blocking state store round trips made on a worker loop (each stalls that loop)",
+             counter_loop_waits, s)) != 0 ||
         (rc = dz_metrics_gauge_fn(m, "darvaza_store_inflight",
                                   "Asynchronous state store calls waiting for an answer",
                                   gauge_inflight, s)) != 0 ||

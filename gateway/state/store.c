@@ -440,6 +440,12 @@ void dz_store_health(struct dz_store *s, struct dz_store_health *out)
         s->ops->health(s->impl, out);
 }
 
+bool dz_store_waits(const struct dz_store *s)
+{
+    /* Only a shared backend has health to report, and only it does I/O. */
+    return s && s->ops->health != NULL;
+}
+
 void dz_store_free(struct dz_store *s)
 {
     if (!s)

@@ -84,6 +84,7 @@ struct dz_store_health {
     char why[128];                  /* when !up: what is wrong (no secret) */
     uint64_t errors;                /* calls that failed on the backend's side */
     uint64_t reconnects;            /* connections made after a failure */
+    uint64_t loop_waits;            /* blocking round trips made on an event-loop thread */
     const struct dz_histo *latency; /* round trips; NULL when not shared */
     uint64_t inflight;              /* asynchronous calls waiting for an answer */
     uint64_t master_switches;       /* failovers followed from the sentinels' event */
@@ -216,6 +217,11 @@ void dz_store_deliver(struct dz_store *s, const char *ns, const void *key, size_
 /* Fill *out (zeroed first) with the backend's health.  Any thread; never
  * blocks (a shared backend reports what its last calls saw). */
 void dz_store_health(struct dz_store *s, struct dz_store_health *out);
+
+/* Whether the synchronous calls may wait on I/O (a shared backend): then a
+ * loop thread must not make them (core/gwasync.h dz_gw_state runs them on
+ * the blocking pool instead).  The in-process backend never waits. */
+bool dz_store_waits(const struct dz_store *s);
 
 /* Whether rc says the store could not answer (DZ_ERR_UNAVAILABLE from a
  * shared backend that is down or slow, DZ_ERR_NOMEM) rather than giving an

@@ -871,6 +871,7 @@ static void r_health(void *impl, struct dz_store_health *out)
     }
     out->errors = atomic_load(&st->errors);
     out->reconnects = atomic_load(&st->reconnects);
+    out->loop_waits = atomic_load(&st->loop_waits);
     out->latency = &st->latency;
     out->inflight = atomic_load(&st->inflight);
     out->master_switches = atomic_load(&st->switches);

@@ -24,6 +24,7 @@
  */
 #include "state/store_redis_int.h"
 
+#include <execinfo.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +32,7 @@
 
 #include "base/err.h"
 #include "base/log.h"
+#include "base/looptag.h"
 
 #include "base/compat.h"
 
@@ -349,6 +351,35 @@ bool rs_reply_unavailable(const redisReply *r)
     return false;
 }
 
+/* A round trip about to block an event loop: counted, and logged at most
+ * once a minute (with DARVAZA_DEBUG_LOOP_WAITS set, every time, with the
+ * caller's stack, to find the call site). */
+static void note_loop_wait(struct rs_store *st, const char *command)
+{
+    uint64_t now = rs_now_ms();
+    uint_fast64_t last;
+
+    if (!dz_thread_on_loop())
+        return;
+    atomic_fetch_add(&st->loop_waits, 1);
+    if (getenv("DARVAZA_DEBUG_LOOP_WAITS")) {
+        void *frames[16];
+        int n = backtrace(frames, 16);
+
+        dz_log(DZ_LOG_WARN, "store_loop_wait",
+               "redis: %s waited on a worker loop; stack:", command);
+        backtrace_symbols_fd(frames, n, 2);
+        return;
+    }
+    last = atomic_load(&st->loop_wait_logged_ms);
+    if (now - last < 60000 && last != 0)
+        return;
+    if (atomic_compare_exchange_strong(&st->loop_wait_logged_ms, &last, now))
+        dz_log(DZ_LOG_WARN, "store_loop_wait",
+               "redis: %s waited on a worker loop (darvaza_store_loop_waits_total counts them)",
+               command);
+}
+
 int rs_call(struct rs_store *st, int argc, const char **argv, const size_t *lens, bool wait,
             redisReply **out)
 {
@@ -360,6 +391,7 @@ int rs_call(struct rs_store *st, int argc, const char **argv, const size_t *lens
     int rc;
 
     *out = NULL;
+    note_loop_wait(st, argv[0]);
     allow = rs_breaker_allow(st);
     if (!allow) {
         atomic_fetch_add(&st->errors, 1);

@@ -65,6 +65,8 @@ struct rs_store {
 
     atomic_uint_fast64_t errors;
     atomic_uint_fast64_t reconnects;
+    atomic_uint_fast64_t loop_waits; /* blocking round trips made on a loop thread */
+    atomic_uint_fast64_t loop_wait_logged_ms;
     struct dz_histo latency;
 
     size_t max[DZ_STORE_KINDS];

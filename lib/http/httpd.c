@@ -21,6 +21,7 @@
 
 #include "base/err.h"
 #include "base/log.h"
+#include "base/looptag.h"
 #include "base/secret.h"
 #include "http/httpd_int.h"
 
@@ -418,6 +419,7 @@ static void *worker_main(void *arg)
     struct dz_worker *w = arg;
     const struct dz_httpd_handlers *hd = &w->h->handlers;
 
+    dz_thread_set_loop(true);
     if (hd->worker_init)
         w->wdata = hd->worker_init(w, w->h->app);
     accept_start(w);
