@@ -62,29 +62,64 @@ static void iso_time(int64_t ms, char *buf, size_t len)
 
 /* ------------------------------------------------------------ sessions */
 
-static void sessions_list(struct dz_rctx *c)
-{
+/* Every store call of this file runs in a work function (off the loop
+ * for a shared store, core/gwasync.h); what it needs is copied into its
+ * op on the loop first. */
+struct list_op {
+    struct dz_store *store;
+    char fin[DZ_FIN_LEN + 1];
     struct dz_sessidx_entry e[DZ_SESSIDX_SLOTS];
-    size_t n = 0;
-    json_t *a;
-    int rc = dz_sessidx_list(c->gw->store, c->session.fin, e, &n);
+    size_t n;
+    int rc;
+};
 
-    if (rc != 0) {
-        dz_rctx_state_unavailable(c, rc);
-        return;
+static void list_work(void *arg)
+{
+    struct list_op *op = arg;
+
+    op->rc = dz_sessidx_list(op->store, op->fin, op->e, &op->n);
+}
+
+static void listed(struct dz_rctx *c, void *arg)
+{
+    struct list_op *op = arg;
+    json_t *a;
+
+    if (c->closed)
+        goto out;
+    if (op->rc != 0) {
+        dz_rctx_state_unavailable(c, op->rc);
+        goto out;
     }
     a = json_array();
-    for (size_t i = 0; a && i < n; i++) {
+    for (size_t i = 0; a && i < op->n; i++) {
+        const struct dz_sessidx_entry *e = &op->e[i];
         char id[DZ_SESSION_TOKEN_LEN + 1], when[32];
 
-        dz_b64_encode_to(e[i].sid, sizeof(e[i].sid), true, id);
-        iso_time(e[i].created_ms, when, sizeof(when));
+        dz_b64_encode_to(e->sid, sizeof(e->sid), true, id);
+        iso_time(e->created_ms, when, sizeof(when));
         json_array_append_new(a, json_pack("{s:s, s:s, s:s, s:s, s:s, s:b}", "id", id, "method",
-                                           e[i].method, "acr", e[i].acr, "created_at", when,
-                                           "address", e[i].addr, "current",
-                                           memcmp(e[i].sid, c->session.sid, 32) == 0));
+                                           e->method, "acr", e->acr, "created_at", when, "address",
+                                           e->addr, "current",
+                                           memcmp(e->sid, c->session.sid, 32) == 0));
     }
     dz_rctx_json(c, 200, json_pack("{s:o?}", "sessions", a), NULL, 0);
+out:
+    free(op);
+}
+
+static void sessions_list(struct dz_rctx *c)
+{
+    struct list_op *op = calloc(1, sizeof(*op));
+
+    if (!op) {
+        dz_rctx_problem(c, "service_unavailable", NULL);
+        return;
+    }
+    op->store = c->gw->store;
+    memcpy(op->fin, c->session.fin, sizeof(op->fin));
+    if (dz_gw_state(c, list_work, listed, op) != 0)
+        free(op);
 }
 
 static void ended_recorded(struct dz_rctx *c, int rc, void *arg)
@@ -142,74 +177,131 @@ static void ended_notify(struct dz_rctx *c, int rc, void *arg)
                           ended_told, op);
 }
 
+struct end_work {
+    struct dz_store *store;
+    char fin[DZ_FIN_LEN + 1];
+    unsigned char current[32]; /* the request's session */
+    unsigned char sid[32];     /* one: the session to end */
+    char id[DZ_SESSION_TOKEN_LEN + 1];
+    bool keep_current;                            /* all: "?except=current" */
+    unsigned char sids[DZ_SESSIDX_SLOTS + 1][32]; /* all: the ended, for their clients */
+    size_t k;
+    size_t ended;
+    int rc;
+};
+
+static void end_one_work(void *arg)
+{
+    struct end_work *w = arg;
+
+    w->rc = dz_sessidx_end(w->store, w->fin, w->sid);
+}
+
+static void end_one_done(struct dz_rctx *c, void *arg)
+{
+    struct end_work *w = arg;
+
+    if (w->rc == DZ_ERR_NOTFOUND) {
+        if (!c->closed)
+            dz_rctx_problem(c, "not_found", "no such session");
+    } else if (w->rc != 0) {
+        if (!c->closed)
+            dz_rctx_state_unavailable(c, w->rc);
+    } else {
+        /* The session's OIDC clients hear of it too (back-channel logout),
+         * once the end is on the audit record; recorded even if the
+         * client went away meanwhile, for the session is gone. */
+        struct end_op *op = end_op_new((const unsigned char(*)[32]) & w->sid, 1,
+                                       memcmp(w->sid, w->current, 32) == 0);
+
+        dz_gw_audit(c,
+                    json_pack("{s:s, s:s, s:s, s:s%}", "type", "session_end", "fin", w->fin,
+                              "scope", "one", "sid", w->id, (size_t)12),
+                    ended_notify, op);
+    }
+    free(w);
+}
+
 static void session_end_one(struct dz_rctx *c, const char *id)
 {
-    unsigned char sid[32];
     unsigned char *raw = NULL;
     size_t n = 0;
-    bool self;
-    int rc;
+    struct end_work *w;
 
     if (strlen(id) != DZ_SESSION_TOKEN_LEN || dz_b64_decode(id, strlen(id), true, &raw, &n) != 0 ||
-        n != sizeof(sid)) {
+        n != 32) {
         free(raw);
         dz_rctx_problem(c, "not_found", "no such session");
         return;
     }
-    memcpy(sid, raw, sizeof(sid));
+    w = calloc(1, sizeof(*w));
+    if (!w) {
+        free(raw);
+        dz_rctx_problem(c, "service_unavailable", NULL);
+        return;
+    }
+    w->store = c->gw->store;
+    memcpy(w->fin, c->session.fin, sizeof(w->fin));
+    memcpy(w->current, c->session.sid, 32);
+    memcpy(w->sid, raw, 32);
+    memcpy(w->id, id, DZ_SESSION_TOKEN_LEN + 1);
     free(raw);
-    self = memcmp(sid, c->session.sid, 32) == 0;
-    rc = dz_sessidx_end(c->gw->store, c->session.fin, sid);
-    if (rc == DZ_ERR_NOTFOUND) {
-        dz_rctx_problem(c, "not_found", "no such session");
-        return;
-    }
-    if (rc != 0) {
-        dz_rctx_state_unavailable(c, rc);
-        return;
-    }
-    {
-        /* The session's OIDC clients hear of it too (back-channel logout),
-         * once the end is on the audit record. */
-        struct end_op *op = end_op_new(&sid, 1, self);
+    if (dz_gw_state(c, end_one_work, end_one_done, w) != 0)
+        free(w);
+}
 
-        dz_gw_audit(c,
-                    json_pack("{s:s, s:s, s:s, s:s%}", "type", "session_end", "fin", c->session.fin,
-                              "scope", "one", "sid", id, (size_t)12),
-                    ended_notify, op);
+static void end_all_work(void *arg)
+{
+    struct end_work *w = arg;
+    struct dz_sessidx_entry e[DZ_SESSIDX_SLOTS];
+    size_t n = 0;
+
+    /* Which sessions end, for their OIDC clients (back-channel logout). */
+    if (dz_sessidx_list(w->store, w->fin, e, &n) != 0)
+        n = 0;
+    for (size_t i = 0; i < n; i++)
+        if (memcmp(e[i].sid, w->current, 32) != 0)
+            memcpy(w->sids[w->k++], e[i].sid, 32);
+    if (!w->keep_current)
+        memcpy(w->sids[w->k++], w->current, 32);
+    w->rc = dz_sessidx_end_all(w->store, w->fin, w->keep_current ? w->current : NULL, &w->ended);
+    /* The current session too unless kept, even if it was not listed. */
+    if (w->rc == 0 && !w->keep_current)
+        dz_store_del(w->store, DZ_SESSION_NS, w->current, sizeof(w->current));
+}
+
+static void end_all_done(struct dz_rctx *c, void *arg)
+{
+    struct end_work *w = arg;
+
+    if (w->rc != 0) {
+        if (!c->closed)
+            dz_rctx_state_unavailable(c, w->rc);
+        free(w);
+        return;
     }
+    dz_gw_audit(c,
+                json_pack("{s:s, s:s, s:s, s:I}", "type", "session_end", "fin", w->fin, "scope",
+                          w->keep_current ? "others" : "all", "ended", (json_int_t)w->ended),
+                ended_notify,
+                end_op_new((const unsigned char(*)[32])w->sids, w->k, !w->keep_current));
+    free(w);
 }
 
 static void session_end_all(struct dz_rctx *c, bool keep_current)
 {
-    struct dz_sessidx_entry e[DZ_SESSIDX_SLOTS];
-    unsigned char sids[DZ_SESSIDX_SLOTS + 1][32];
-    size_t n = 0, k = 0;
-    size_t ended = 0;
-    int rc;
+    struct end_work *w = calloc(1, sizeof(*w));
 
-    /* Which sessions end, for their OIDC clients (back-channel logout). */
-    if (dz_sessidx_list(c->gw->store, c->session.fin, e, &n) != 0)
-        n = 0;
-    for (size_t i = 0; i < n; i++)
-        if (memcmp(e[i].sid, c->session.sid, 32) != 0)
-            memcpy(sids[k++], e[i].sid, 32);
-    if (!keep_current)
-        memcpy(sids[k++], c->session.sid, 32);
-    rc = dz_sessidx_end_all(c->gw->store, c->session.fin, keep_current ? c->session.sid : NULL,
-                            &ended);
-
-    /* The current session too unless kept, even if it was not listed. */
-    if (rc == 0 && !keep_current)
-        dz_store_del(c->gw->store, DZ_SESSION_NS, c->session.sid, sizeof(c->session.sid));
-    if (rc != 0) {
-        dz_rctx_state_unavailable(c, rc);
+    if (!w) {
+        dz_rctx_problem(c, "service_unavailable", NULL);
         return;
     }
-    dz_gw_audit(c,
-                json_pack("{s:s, s:s, s:s, s:I}", "type", "session_end", "fin", c->session.fin,
-                          "scope", keep_current ? "others" : "all", "ended", (json_int_t)ended),
-                ended_notify, end_op_new((const unsigned char(*)[32])sids, k, !keep_current));
+    w->store = c->gw->store;
+    memcpy(w->fin, c->session.fin, sizeof(w->fin));
+    memcpy(w->current, c->session.sid, 32);
+    w->keep_current = keep_current;
+    if (dz_gw_state(c, end_all_work, end_all_done, w) != 0)
+        free(w);
 }
 
 /* ----------------------------------------- password change, TOTP reset */
@@ -235,6 +327,7 @@ struct change_op {
     /* The other sessions a new password ends, for their OIDC clients. */
     unsigned char ended_sids[DZ_SESSIDX_SLOTS][32];
     size_t n_ended_sids;
+    bool end_failed;
     int audit_rc;
     char text[NOTICE_MAX + 1];
 };
@@ -256,6 +349,22 @@ static void change_drop(void *arg)
     change_free(arg);
 }
 
+/* A new password ends the person's other sessions: whoever knew the old
+ * one is out, and so are the clients they signed in to.  On the pool, with
+ * the change. */
+static void end_others(struct change_op *op)
+{
+    struct dz_sessidx_entry e[DZ_SESSIDX_SLOTS];
+    size_t n = 0;
+
+    if (dz_sessidx_list(op->actx.store, op->fin, e, &n) != 0)
+        n = 0;
+    for (size_t i = 0; i < n; i++)
+        if (memcmp(e[i].sid, op->sid, 32) != 0)
+            memcpy(op->ended_sids[op->n_ended_sids++], e[i].sid, 32);
+    op->end_failed = dz_sessidx_end_all(op->actx.store, op->fin, op->sid, &op->ended) != 0;
+}
+
 static void change_work(void *arg)
 {
     struct change_op *op = arg;
@@ -273,6 +382,8 @@ static void change_work(void *arg)
     }
     if (!op->totp) {
         op->rc = dz_accounts_set_password(op->actx.accounts, op->fin, op->password, op->pw_len);
+        if (op->rc == 0)
+            end_others(op);
         goto out;
     }
     op->rc = dz_totp_secret_new(secret);
@@ -369,20 +480,8 @@ static void change_done(struct dz_rctx *c, void *arg)
     char retry[24];
     bool ok = op->rc == 0 && (op->high || op->check.decision == DZ_PWD_OK);
 
-    if (ok && !op->totp) {
-        /* A new password ends the person's other sessions: whoever knew
-         * the old one is out, and so are the clients they signed in to. */
-        struct dz_sessidx_entry e[DZ_SESSIDX_SLOTS];
-        size_t n = 0;
-
-        if (dz_sessidx_list(c->gw->store, op->fin, e, &n) != 0)
-            n = 0;
-        for (size_t i = 0; i < n; i++)
-            if (memcmp(e[i].sid, op->sid, 32) != 0)
-                memcpy(op->ended_sids[op->n_ended_sids++], e[i].sid, 32);
-        if (dz_sessidx_end_all(c->gw->store, op->fin, op->sid, &op->ended) != 0)
-            dz_rctx_log(c, DZ_LOG_WARN, "sessions_end", "not every other session was ended");
-    }
+    if (ok && op->end_failed)
+        dz_rctx_log(c, DZ_LOG_WARN, "sessions_end", "not every other session was ended");
     if (ok) {
         dz_gw_audit(c,
                     json_pack("{s:s, s:s, s:s, s:I}", "type",
@@ -519,63 +618,108 @@ static void services_list(struct dz_rctx *c)
 
 /* ------------------------------------------------------------ consents */
 
+struct consent_op {
+    const struct dz_consent_ops *ops;
+    struct dz_store *store;
+    const struct dz_policy_set *ps; /* the request's generation: pinned by it */
+    char fin[DZ_FIN_LEN + 1];
+    bool withdraw;    /* else list */
+    char client[128]; /* withdraw: the client (a path segment under 128) */
+    json_t *list;
+    int rc;
+};
+
+static void consent_work(void *arg)
+{
+    struct consent_op *op = arg;
+
+    if (op->withdraw)
+        op->rc = op->ops ? op->ops->withdraw(op->store, op->fin, op->client) : DZ_ERR_NOTFOUND;
+    else
+        op->rc = op->ops ? op->ops->list(op->store, op->ps, op->fin, &op->list) : 0;
+}
+
+static void consent_done(struct dz_rctx *c, void *arg)
+{
+    struct consent_op *op = arg;
+
+    if (!op->withdraw) {
+        if (!c->closed && op->rc != 0) {
+            dz_rctx_state_unavailable(c, op->rc);
+        } else if (!c->closed) {
+            dz_rctx_json(c, 200,
+                         json_pack("{s:o, s:b}", "consents", op->list ? op->list : json_array(),
+                                   "provider", op->ops != NULL),
+                         NULL, 0);
+            op->list = NULL; /* the answer took it */
+        }
+    } else if (op->rc == DZ_ERR_NOTFOUND) {
+        if (!c->closed)
+            dz_rctx_problem(c, "not_found", "no consent for this client");
+    } else if (op->rc != 0) {
+        if (!c->closed)
+            dz_rctx_state_unavailable(c, op->rc);
+    } else {
+        /* Withdrawn: recorded even if the client went away meanwhile. */
+        dz_gw_audit(c,
+                    json_pack("{s:s, s:s, s:s}", "type", "consent_withdrawn", "fin", op->fin,
+                              "client", op->client),
+                    ended_recorded, NULL);
+    }
+    json_decref(op->list);
+    free(op);
+}
+
 static void consents(struct dz_rctx *c, const char *client, const char *method)
 {
-    const struct dz_consent_ops *ops = dz_consent_provider();
-    json_t *list = NULL;
-    int rc;
+    struct consent_op *op;
 
-    if (!client && strcmp(method, "GET") == 0) {
-        rc = ops ? ops->list(c->gw->store, c->gen->policies, c->session.fin, &list) : 0;
-        if (rc != 0) {
-            dz_rctx_state_unavailable(c, rc);
-            return;
-        }
-        dz_rctx_json(c, 200,
-                     json_pack("{s:o, s:b}", "consents", list ? list : json_array(), "provider",
-                               ops != NULL),
-                     NULL, 0);
+    if (client && strcmp(method, "DELETE") != 0) {
+        dz_rctx_problem_h(c, "method_not_allowed", NULL, &(struct dz_hdr){"allow", "DELETE"}, 1);
         return;
     }
-    if (!client || strcmp(method, "DELETE") != 0) {
-        dz_rctx_problem_h(c, "method_not_allowed", NULL,
-                          &(struct dz_hdr){"allow", client ? "DELETE" : "GET"}, 1);
+    if (!client && strcmp(method, "GET") != 0) {
+        dz_rctx_problem_h(c, "method_not_allowed", NULL, &(struct dz_hdr){"allow", "GET"}, 1);
         return;
     }
-    if (!dz_rctx_origin_ok(c))
+    if (client && !dz_rctx_origin_ok(c))
         return;
-    rc = ops ? ops->withdraw(c->gw->store, c->session.fin, client) : DZ_ERR_NOTFOUND;
-    if (rc == DZ_ERR_NOTFOUND) {
-        dz_rctx_problem(c, "not_found", "no consent for this client");
-        return;
-    }
-    if (rc != 0) {
-        dz_rctx_state_unavailable(c, rc);
+    op = calloc(1, sizeof(*op));
+    if (!op) {
+        dz_rctx_problem(c, "service_unavailable", NULL);
         return;
     }
-    dz_gw_audit(c,
-                json_pack("{s:s, s:s, s:s}", "type", "consent_withdrawn", "fin", c->session.fin,
-                          "client", client),
-                ended_recorded, NULL);
+    op->ops = dz_consent_provider();
+    op->store = c->gw->store;
+    op->ps = c->gen->policies;
+    memcpy(op->fin, c->session.fin, sizeof(op->fin));
+    if (client) {
+        op->withdraw = true;
+        snprintf(op->client, sizeof(op->client), "%s", client);
+    }
+    if (dz_gw_state(c, consent_work, consent_done, op) != 0)
+        free(op);
 }
 
 /* ------------------------------------------------------------ dispatch */
 
-void dz_ep_account(struct dz_rctx *c, const char *rest)
-{
-    const char *method = dz_req_method(c->req);
-    size_t n = strcspn(rest, "?");
+/* What the dispatch needs once the session is known. */
+struct account_req {
     char sub[128];
+    bool except_current; /* DELETE sessions?except=current */
+};
 
-    if (n >= sizeof(sub)) {
-        dz_rctx_problem(c, "not_found", NULL);
-        return;
-    }
-    memcpy(sub, rest, n);
-    sub[n] = '\0';
-    if (dz_rctx_authenticate(c) != 0) {
+static void account_authed(struct dz_rctx *c, int rc, void *arg)
+{
+    struct account_req *r = arg;
+    const char *method = dz_req_method(c->req);
+    const char *sub = r->sub;
+
+    if (c->closed)
+        goto out;
+    if (rc != 0) {
         dz_rctx_problem(c, "unauthenticated", NULL);
-        return;
+        goto out;
     }
     if (strcmp(sub, "sessions") == 0) {
         c->route_tpl = "/api/account/sessions";
@@ -583,12 +727,12 @@ void dz_ep_account(struct dz_rctx *c, const char *rest)
             sessions_list(c);
         } else if (strcmp(method, "DELETE") == 0) {
             if (dz_rctx_origin_ok(c))
-                session_end_all(c, strstr(rest + n, "except=current") != NULL);
+                session_end_all(c, r->except_current);
         } else {
             dz_rctx_problem_h(c, "method_not_allowed", NULL,
                               &(struct dz_hdr){"allow", "GET, DELETE"}, 1);
         }
-        return;
+        goto out;
     }
     if (strncmp(sub, "sessions/", 9) == 0) {
         c->route_tpl = "/api/account/sessions/{id}";
@@ -597,7 +741,7 @@ void dz_ep_account(struct dz_rctx *c, const char *rest)
                               1);
         else if (dz_rctx_origin_ok(c))
             session_end_one(c, sub + 9);
-        return;
+        goto out;
     }
     if (strcmp(sub, "password") == 0 || strcmp(sub, "totp") == 0) {
         c->route_tpl = sub[0] == 'p' ? "/api/account/password" : "/api/account/totp";
@@ -605,7 +749,7 @@ void dz_ep_account(struct dz_rctx *c, const char *rest)
             dz_rctx_problem_h(c, "method_not_allowed", NULL, &(struct dz_hdr){"allow", "POST"}, 1);
         else
             change_start(c, sub[0] == 't');
-        return;
+        goto out;
     }
     if (strcmp(sub, "services") == 0) {
         c->route_tpl = "/api/account/services";
@@ -613,12 +757,34 @@ void dz_ep_account(struct dz_rctx *c, const char *rest)
             dz_rctx_problem_h(c, "method_not_allowed", NULL, &(struct dz_hdr){"allow", "GET"}, 1);
         else
             services_list(c);
-        return;
+        goto out;
     }
     if (strcmp(sub, "consents") == 0 || strncmp(sub, "consents/", 9) == 0) {
         c->route_tpl = sub[8] ? "/api/account/consents/{client}" : "/api/account/consents";
         consents(c, sub[8] ? sub + 9 : NULL, method);
-        return;
+        goto out;
     }
     dz_rctx_problem(c, "not_found", NULL);
+out:
+    free(r);
+}
+
+void dz_ep_account(struct dz_rctx *c, const char *rest)
+{
+    size_t n = strcspn(rest, "?");
+    struct account_req *r;
+
+    if (n >= sizeof(r->sub)) {
+        dz_rctx_problem(c, "not_found", NULL);
+        return;
+    }
+    r = calloc(1, sizeof(*r));
+    if (!r) {
+        dz_rctx_problem(c, "service_unavailable", NULL);
+        return;
+    }
+    memcpy(r->sub, rest, n);
+    r->sub[n] = '\0';
+    r->except_current = strstr(rest + n, "except=current") != NULL;
+    dz_rctx_authenticate_async(c, account_authed, r);
 }

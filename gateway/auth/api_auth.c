@@ -274,10 +274,10 @@ out:
 
 /* ------------------------------------------------------------ session */
 
-void dz_ep_session(struct dz_rctx *c)
+static void session_authed(struct dz_rctx *c, int rc, void *arg)
 {
-    int rc = dz_rctx_authenticate(c);
-
+    if (c->closed)
+        return;
     if (rc == DZ_ERR_UNAVAILABLE) {
         dz_rctx_state_unavailable(c, rc);
         return;
@@ -287,6 +287,11 @@ void dz_ep_session(struct dz_rctx *c)
         return;
     }
     dz_rctx_json(c, 200, dz_session_answer(&c->session, NULL), NULL, 0);
+}
+
+void dz_ep_session(struct dz_rctx *c)
+{
+    dz_rctx_authenticate_async(c, session_authed, NULL);
 }
 
 static void logout_answer(struct dz_rctx *c, int rc, void *arg)
@@ -301,15 +306,51 @@ static void logout_answer(struct dz_rctx *c, int rc, void *arg)
     dz_rctx_respond(c, 204, NULL, NULL, 0, &clear, 1);
 }
 
-void dz_ep_logout(struct dz_rctx *c)
+struct logout_op {
+    struct dz_store *store;
+    char token[128];
+    size_t len;
+    int rc;
+};
+
+static void logout_work(void *arg)
 {
+    struct logout_op *op = arg;
+
+    op->rc = dz_session_delete(op->store, op->token, op->len);
+}
+
+static void logout_deleted(struct dz_rctx *c, void *arg)
+{
+    struct logout_op *op = arg;
+    int rc = op->rc;
+    json_t *rec;
+
+    dz_secret_wipe(op, sizeof(*op));
+    free(op);
+    if (dz_store_failed(rc)) {
+        /* A logout that did not reach the store did not happen: say so
+         * rather than let the person believe the session is gone. */
+        if (!c->closed)
+            dz_rctx_state_unavailable(c, rc);
+        return;
+    }
+    /* Gone: recorded even if the client went away meanwhile. */
+    rec = json_pack("{s:s, s:s, s:s}", "type", "logout", "fin", c->session.fin, "means",
+                    c->session.method);
+    dz_gw_audit(c, rec, logout_answer, NULL);
+}
+
+static void logout_authed(struct dz_rctx *c, int rc, void *arg)
+{
+    struct logout_op *op;
+    const char *tok;
+    bool via_cookie;
     char buf[128];
     size_t len;
-    bool via_cookie;
-    const char *tok;
-    json_t *rec;
-    int rc = dz_rctx_authenticate(c);
 
+    if (c->closed)
+        return;
     if (rc == DZ_ERR_UNAVAILABLE) {
         dz_rctx_state_unavailable(c, rc);
         return;
@@ -320,16 +361,29 @@ void dz_ep_logout(struct dz_rctx *c)
     }
     if (!dz_rctx_origin_ok(c))
         return;
-    tok = dz_rctx_token(c, buf, sizeof(buf), &len, &via_cookie);
-    rc = tok ? dz_session_delete(c->gw->store, tok, len) : 0;
-    dz_secret_wipe(buf, sizeof(buf));
-    if (dz_store_failed(rc)) {
-        /* A logout that did not reach the store did not happen: say so
-         * rather than let the person believe the session is gone. */
-        dz_rctx_state_unavailable(c, rc);
+    op = calloc(1, sizeof(*op));
+    if (!op) {
+        dz_rctx_problem(c, "service_unavailable", NULL);
         return;
     }
-    rec = json_pack("{s:s, s:s, s:s}", "type", "logout", "fin", c->session.fin, "means",
-                    c->session.method);
-    dz_gw_audit(c, rec, logout_answer, NULL);
+    op->store = c->gw->store;
+    tok = dz_rctx_token(c, buf, sizeof(buf), &len, &via_cookie);
+    if (tok && len < sizeof(op->token)) {
+        memcpy(op->token, tok, len);
+        op->len = len;
+    }
+    dz_secret_wipe(buf, sizeof(buf));
+    if (!op->len) {
+        logout_deleted(c, op); /* an authenticated request has a token: not reached */
+        return;
+    }
+    if (dz_gw_state(c, logout_work, logout_deleted, op) != 0) {
+        dz_secret_wipe(op, sizeof(*op));
+        free(op);
+    }
+}
+
+void dz_ep_logout(struct dz_rctx *c)
+{
+    dz_rctx_authenticate_async(c, logout_authed, NULL);
 }

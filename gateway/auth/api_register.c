@@ -59,8 +59,15 @@ struct reg_op {
     char phone[DZ_REGCODE_PHONE_MAX + 1]; /* the code's: the first the registry lists */
     unsigned nphones;                     /* how many usable numbers it lists */
     bool document_matches;
-    bool no_phone;          /* way 1: the registry holds no mobile number */
-    unsigned code_attempts; /* sms.code_attempts of the request's generation */
+    bool no_phone;                      /* way 1: the registry holds no mobile number */
+    unsigned code_attempts;             /* sms.code_attempts of the request's generation */
+    unsigned codes_per_fin;             /* sms.codes_per_fin */
+    uint64_t code_ttl_ms;               /* sms.code_ttl_ms */
+    char fin_raw[DZ_DOC_INPUT_MAX + 1]; /* as sent, for the validation */
+    char doc_raw[DZ_DOC_INPUT_MAX + 1];
+    struct dz_auth_register_input vin;
+    bool over_limit;        /* send_code: sms.codes_per_fin used up */
+    uint64_t retry_after_s; /* then: when the hour's window ends */
     char *password;
     size_t pw_len;
     struct dz_httpc_xfer *xfer;
@@ -295,47 +302,66 @@ static void code_sent(struct dz_rctx *c, int rc, void *arg)
 
 /* The document is the FIN's and the registry gave a number: a fresh code
  * goes there, at most sms.codes_per_fin an hour (a victim's phone must not
- * be flooded by someone holding a photocopy). */
-static void send_code(struct dz_rctx *c, struct reg_op *op)
+ * be flooded by someone holding a photocopy).  Store calls: off the loop. */
+static void code_work(void *arg)
 {
-    const struct dz_config *cf = c->gen->config;
+    struct reg_op *op = arg;
     char code[DZ_REGCODE_DIGITS + 1];
     int64_t n = 0;
-    int rc;
 
-    rc =
-        dz_store_incr(c->gw->store, NS_SMS_PER_FIN, op->fin, DZ_FIN_LEN, SMS_PER_FIN_WINDOW_MS, &n);
-    if (rc != 0) {
-        dz_rctx_state_unavailable(c, rc);
+    op->rc = dz_store_incr(op->actx.store, NS_SMS_PER_FIN, op->fin, DZ_FIN_LEN,
+                           SMS_PER_FIN_WINDOW_MS, &n);
+    if (op->rc != 0)
+        return;
+    if (n > (int64_t)op->codes_per_fin) {
+        uint64_t left = 0;
+
+        if (dz_store_ttl(op->actx.store, NS_SMS_PER_FIN, op->fin, DZ_FIN_LEN, &left) != 0)
+            left = SMS_PER_FIN_WINDOW_MS;
+        op->over_limit = true;
+        op->retry_after_s = left / 1000 + 1;
+        return;
+    }
+    op->rc = dz_regcode_issue(op->actx.store, op->fin, op->document, op->phone, dz_unix_ms(),
+                              op->code_ttl_ms, code);
+    if (op->rc != 0)
+        return;
+    snprintf(op->text, sizeof(op->text),
+             "Darvaza: qeydiyyat kodu %s. Your registration code %s, valid %u min. "
+             "Never tell it to anyone. If you did not ask for it, someone knows your ID "
+             "card's numbers; no account is made without this code.",
+             code, code, (unsigned)(op->code_ttl_ms / 60000));
+    dz_secret_wipe(code, sizeof(code));
+}
+
+static void code_issued(struct dz_rctx *c, void *arg)
+{
+    struct reg_op *op = arg;
+    char retry[24];
+
+    if (c->closed) {
         reg_free(op);
         return;
     }
-    if (n > (int64_t)cf->sms.codes_per_fin) {
-        uint64_t left = 0;
-        char retry[24];
-
-        if (dz_store_ttl(c->gw->store, NS_SMS_PER_FIN, op->fin, DZ_FIN_LEN, &left) != 0)
-            left = SMS_PER_FIN_WINDOW_MS;
-        snprintf(retry, sizeof(retry), "%llu", (unsigned long long)(left / 1000 + 1));
+    if (op->rc != 0) {
+        dz_rctx_state_unavailable(c, op->rc);
+        reg_free(op);
+        return;
+    }
+    if (op->over_limit) {
+        snprintf(retry, sizeof(retry), "%llu", (unsigned long long)op->retry_after_s);
         dz_rctx_problem_h(c, "rate_limited", "too many codes for this person; wait",
                           &(struct dz_hdr){"retry-after", retry}, 1);
         reg_free(op);
         return;
     }
-    rc = dz_regcode_issue(c->gw->store, op->fin, op->document, op->phone, dz_unix_ms(),
-                          cf->sms.code_ttl_ms, code);
-    if (rc != 0) {
-        dz_rctx_state_unavailable(c, rc);
-        reg_free(op);
-        return;
-    }
-    snprintf(op->text, sizeof(op->text),
-             "Darvaza: qeydiyyat kodu %s. Your registration code %s, valid %u min. "
-             "Never tell it to anyone. If you did not ask for it, someone knows your ID "
-             "card's numbers; no account is made without this code.",
-             code, code, (unsigned)(cf->sms.code_ttl_ms / 60000));
-    dz_secret_wipe(code, sizeof(code));
     dz_sms_send(c, op->phone, op->text, code_sent, reg_drop, op);
+}
+
+static void send_code(struct dz_rctx *c, struct reg_op *op)
+{
+    if (dz_gw_state(c, code_work, code_issued, op) != 0)
+        reg_free(op);
 }
 
 static void reg_checked(void *arg, int result, int status, const struct dz_hdr *h, size_t n,
@@ -480,12 +506,17 @@ static void ask_registry(struct dz_rctx *c, struct reg_op *op)
 
 /* ------------------------------------------------------------ entry */
 
-/* Way 3: {"password"} and a high session. */
-static void register_high(struct dz_rctx *c, struct reg_op *op, const char *password)
+/* Way 3: {"password"} (in op) and a high session. */
+static void high_authed(struct dz_rctx *c, int rc, void *arg)
 {
+    struct reg_op *op = arg;
     const char *reason = NULL;
 
-    if (dz_rctx_authenticate(c) != 0) {
+    if (c->closed) {
+        reg_free(op);
+        return;
+    }
+    if (rc != 0) {
         dz_rctx_problem(c, "invalid_request",
                         "fin, document and password are required strings (or sign in with a "
                         "card or mobile signature and send only the password)");
@@ -500,20 +531,15 @@ static void register_high(struct dz_rctx *c, struct reg_op *op, const char *pass
     }
     memcpy(op->fin, c->session.fin, sizeof(op->fin));
     snprintf(op->means, sizeof(op->means), "%s", c->session.method);
-    if (!dz_auth_password_rules_ok(&op->actx, password, strlen(password), op->fin, NULL, &reason)) {
+    if (!dz_auth_password_rules_ok(&op->actx, op->password, op->pw_len, op->fin, NULL, &reason)) {
         dz_rctx_problem(c, "weak_password", reason);
         reg_free(op);
         return;
     }
     op->high = true;
     op->document_matches = true; /* the high means proved the person */
-    op->pw_len = strlen(password);
-    op->password = dz_auth_secret_dup(password, op->pw_len);
-    if (!op->password || dz_gw_blocking(c, reg_create_work, reg_done, op) != 0) {
-        if (!op->password)
-            dz_rctx_problem(c, "service_unavailable", NULL);
+    if (dz_gw_blocking(c, reg_create_work, reg_done, op) != 0)
         reg_free(op);
-    }
 }
 
 static bool validation_answered(struct dz_rctx *c, const struct dz_auth_register_input *vin)
@@ -543,23 +569,55 @@ static bool validation_answered(struct dz_rctx *c, const struct dz_auth_register
     return true;
 }
 
-void dz_ep_register(struct dz_rctx *c)
+/* Ways 1 and 2 after the syntax, policy and address-lock checks (made off
+ * the loop: the lock is in the store). */
+static void validated(struct dz_rctx *c, void *arg)
 {
-    json_t *body = NULL;
+    struct reg_op *op = arg;
+
+    if (c->closed)
+        goto out;
+    if (op->rc != 0) {
+        dz_rctx_problem(c, "service_unavailable", NULL);
+        goto out;
+    }
+    if (validation_answered(c, &op->vin))
+        goto out;
+    if (!c->gen->config->sms.url) {
+        /* No way to reach the person's phone: FIN and document alone
+         * prove nothing (they are printed on the card). */
+        dz_rctx_problem(c, "registration_refused",
+                        "register with an ID card or a mobile signature");
+        goto out;
+    }
+    memcpy(op->fin, op->vin.fin, sizeof(op->fin));
+    snprintf(op->document, sizeof(op->document), "%s", op->vin.document);
+    if (op->has_code) {
+        if (dz_gw_blocking(c, reg_create_work, reg_done, op) == 0)
+            op = NULL;
+        goto out;
+    }
+    ask_registry(c, op);
+    op = NULL;
+out:
+    reg_free(op);
+}
+
+static void validate_work(void *arg)
+{
+    struct reg_op *op = arg;
+
+    op->rc = dz_auth_register_validate(&op->actx, op->fin_raw, op->doc_raw, op->password,
+                                       op->pw_len, op->ip, dz_unix_ms(), &op->vin);
+}
+
+static void reg_begin(struct dz_rctx *c, json_t *body)
+{
     struct reg_op *op = NULL;
     const char *fin, *document, *password;
     const json_t *jcode;
-    struct dz_auth_register_input vin;
     json_t *jb;
 
-    if (!dz_rctx_origin_ok(c) || dz_rctx_body_json(c, &body) != 0)
-        return;
-    /* A start is what costs: a registry check and an SMS.  Finishing with
-     * a code starts nothing (its wrong tries are counted as failures). */
-    if (!json_object_get(body, "code") && !dz_start_allowed(c, "register")) {
-        dz_auth_body_drop(body);
-        return;
-    }
     fin = dz_json_str(body, "fin", 64);
     document = dz_json_str(body, "document", 64);
     /* Any length is taken here (the body is bounded): a password over
@@ -572,56 +630,65 @@ void dz_ep_register(struct dz_rctx *c)
         (!(fin && document) &&
          (json_object_get(body, "fin") || json_object_get(body, "document") || jcode))) {
         dz_rctx_problem(c, "invalid_request", "fin, document and password are required strings");
-        goto out;
+        return;
     }
     op = calloc(1, sizeof(*op));
     if (!op) {
         dz_rctx_problem(c, "service_unavailable", NULL);
-        goto out;
+        return;
     }
     dz_auth_fill_pwd_ctx(c, &op->actx);
     op->code_attempts = c->gen->config->sms.code_attempts;
+    op->codes_per_fin = c->gen->config->sms.codes_per_fin;
+    op->code_ttl_ms = c->gen->config->sms.code_ttl_ms;
     snprintf(op->ip, sizeof(op->ip), "%s", dz_req_peer_ip(c->req));
-    if (!fin && !document) {
-        register_high(c, op, password);
-        op = NULL;
-        goto out;
-    }
-    if (dz_auth_register_validate(&op->actx, fin, document, password, strlen(password), op->ip,
-                                  dz_unix_ms(), &vin) != 0) {
-        dz_rctx_problem(c, "service_unavailable", NULL);
-        goto out;
-    }
-    if (validation_answered(c, &vin))
-        goto out;
-    if (!c->gen->config->sms.url) {
-        /* No way to reach the person's phone: FIN and document alone
-         * prove nothing (they are printed on the card). */
-        dz_rctx_problem(c, "registration_refused",
-                        "register with an ID card or a mobile signature");
-        goto out;
-    }
-    memcpy(op->fin, vin.fin, sizeof(op->fin));
-    snprintf(op->document, sizeof(op->document), "%s", vin.document);
     op->pw_len = strlen(password);
     op->password = dz_auth_secret_dup(password, op->pw_len);
     if (!op->password) {
         dz_rctx_problem(c, "service_unavailable", NULL);
-        goto out;
+        reg_free(op);
+        return;
     }
+    if (!fin && !document) {
+        dz_rctx_authenticate_async(c, high_authed, op);
+        return;
+    }
+    snprintf(op->fin_raw, sizeof(op->fin_raw), "%s", fin);
+    snprintf(op->doc_raw, sizeof(op->doc_raw), "%s", document);
     if (jcode) {
         /* A malformed code is just a wrong code: same answer, same count
          * (a longer one is never cut down to a right one). */
         if (json_string_length(jcode) == DZ_REGCODE_DIGITS)
             memcpy(op->code, json_string_value(jcode), DZ_REGCODE_DIGITS + 1);
         op->has_code = true;
-        if (dz_gw_blocking(c, reg_create_work, reg_done, op) == 0)
-            op = NULL;
-        goto out;
     }
-    ask_registry(c, op);
-    op = NULL;
-out:
-    reg_free(op);
+    if (dz_gw_state(c, validate_work, validated, op) != 0)
+        reg_free(op);
+}
+
+static void reg_started(struct dz_rctx *c, bool ok, void *arg)
+{
+    json_t *body = arg;
+
+    if (ok && !c->closed)
+        reg_begin(c, body);
     dz_auth_body_drop(body);
+}
+
+void dz_ep_register(struct dz_rctx *c)
+{
+    json_t *body = NULL;
+    struct dz_start_limit limit;
+
+    if (!dz_rctx_origin_ok(c) || dz_rctx_body_json(c, &body) != 0)
+        return;
+    /* A start is what costs: a registry check and an SMS.  Finishing with
+     * a code starts nothing (its wrong tries are counted as failures). */
+    if (json_object_get(body, "code")) {
+        reg_begin(c, body);
+        dz_auth_body_drop(body);
+        return;
+    }
+    limit = dz_start_limit_of(c, "register");
+    dz_start_check(c, &limit, 1, reg_started, body);
 }

@@ -24,27 +24,57 @@
 struct complete_op {
     bool polled;
     bool forgives; /* a card, mobile or QR login: lifts the password lockout */
+    char means[16];
+    json_t *record;
+    /* What the store work needs, copied on the loop: it runs on the
+     * blocking pool when the store is shared (core/gwasync.h). */
+    struct dz_store *store;
+    struct dz_session_limits limits;
+    char peer[64];
+    int64_t now_ms;
+    int rc;       /* the session and its index entry */
+    int audit_rc; /* the audit line of the login */
+    int forgive_rc;
     struct dz_session sess;
     char token[DZ_SESSION_TOKEN_LEN + 1];
 };
 
-static void complete_answer(struct dz_rctx *c, int rc, void *arg)
+static void complete_free(struct complete_op *op)
+{
+    json_decref(op->record);
+    dz_secret_wipe(op, sizeof(*op));
+    free(op);
+}
+
+/* After the audit line: a login that could not be recorded did not happen
+ * (its session goes), one that was lifts the password lockout if it
+ * proved the person otherwise.  Store calls: off the loop. */
+static void answer_work(void *arg)
+{
+    struct complete_op *op = arg;
+
+    if (op->audit_rc != 0)
+        dz_session_delete(op->store, op->token, strlen(op->token));
+    else if (op->forgives)
+        op->forgive_rc = dz_auth_password_forgive(op->store, op->sess.fin);
+}
+
+static void answered(struct dz_rctx *c, void *arg)
 {
     struct complete_op *op = arg;
     char cookie[128];
 
-    if (rc != 0) {
-        /* A login that could not be recorded did not happen. */
-        dz_session_delete(c->gw->store, op->token, strlen(op->token));
+    if (op->audit_rc != 0) {
         if (!c->closed)
             dz_rctx_problem(c, "service_unavailable", "audit log unavailable");
-    } else {
-        /* The person proved who they are without the password: guesses
-         * by others must not keep them out of password login. */
-        if (op->forgives && dz_auth_password_forgive(c->gw->store, op->sess.fin) != 0)
-            dz_rctx_log(c, DZ_LOG_WARN, "lockout_forgive", "the password lockout was not lifted");
+        complete_free(op);
+        return;
     }
-    if (rc == 0 && !c->closed) {
+    /* The person proved who they are without the password: guesses by
+     * others must not keep them out of password login. */
+    if (op->forgive_rc != 0)
+        dz_rctx_log(c, DZ_LOG_WARN, "lockout_forgive", "the password lockout was not lifted");
+    if (!c->closed) {
         snprintf(cookie, sizeof(cookie), DZ_COOKIE_SESSION_EQ "%s" DZ_COOKIE_SESSION_ATTRS,
                  op->token);
         json_t *body = dz_session_answer(&op->sess, op->token);
@@ -53,15 +83,74 @@ static void complete_answer(struct dz_rctx *c, int rc, void *arg)
         dz_rctx_json(c, 200, body, &(struct dz_hdr){"set-cookie", cookie}, 1);
         dz_secret_wipe(cookie, sizeof(cookie));
     }
-    dz_secret_wipe(op, sizeof(*op));
-    free(op);
+    complete_free(op);
+}
+
+static void complete_answer(struct dz_rctx *c, int rc, void *arg)
+{
+    struct complete_op *op = arg;
+
+    op->audit_rc = rc;
+    if (rc == 0 && !op->forgives) {
+        answered(c, op); /* no store call left */
+        return;
+    }
+    /* A full pool answered 503 itself; the session stays until its TTL,
+     * unusable: its token is wiped and was never sent. */
+    if (dz_gw_state(c, answer_work, answered, op) != 0)
+        complete_free(op);
+}
+
+/* The session and its entry in the person's list, off the loop.  Listed
+ * for the account page: a session that cannot be listed could not be
+ * ended by "sign out everywhere", so none at all. */
+static void create_work(void *arg)
+{
+    struct complete_op *op = arg;
+
+    op->rc = dz_session_create(op->store, &op->limits, &op->sess, op->token);
+    if (op->rc == 0) {
+        op->rc = dz_sessidx_add(op->store, &op->sess, op->peer, op->now_ms);
+        if (op->rc != 0)
+            dz_session_delete(op->store, op->token, strlen(op->token));
+    }
+}
+
+static void created(struct dz_rctx *c, void *arg)
+{
+    struct complete_op *op = arg;
+    json_t *record = op->record;
+    char sid[64];
+
+    if (op->rc != 0) {
+        dz_metrics_login(c->gw->metrics, op->means, "error");
+        if (!c->closed)
+            dz_rctx_state_unavailable(c, op->rc);
+        complete_free(op);
+        return;
+    }
+    /* Made: recorded even if the client went away meanwhile, as a login
+     * whose answer was lost after the record. */
+    op->record = NULL;
+    dz_metrics_login(c->gw->metrics, op->means, "ok");
+    dz_b64_encode_to(op->sess.sid, sizeof(op->sess.sid), true, sid);
+    /* The session id is SHA-256 of the token: its first characters say
+     * which session without being anything one could present. */
+    dz_rctx_logj(c, DZ_LOG_DEBUG, "login_ok",
+                 json_pack("{s:s, s:s, s:s%, s:b}", "means", op->means, "acr", op->sess.acr, "sid",
+                           sid, (size_t)12, "polled", op->polled));
+    json_object_set_new(record, "sid", json_string(sid));
+    json_object_set_new(record, "acr", json_string(op->sess.acr));
+    json_object_set_new(record, "result", json_string("ok"));
+    json_object_set_new(record, "decision", json_string("allow"));
+    json_object_set_new(record, "status", json_integer(200));
+    dz_gw_audit(c, record, complete_answer, op);
 }
 
 static void complete(struct dz_rctx *c, const struct dz_session *tmpl, const char *means,
                      json_t *record, bool polled)
 {
     struct complete_op *op = calloc(1, sizeof(*op));
-    char sid[64];
 
     if (!op || !record) {
         free(op);
@@ -71,36 +160,17 @@ static void complete(struct dz_rctx *c, const struct dz_session *tmpl, const cha
     }
     op->polled = polled;
     op->forgives = strcmp(means, "password") != 0;
+    snprintf(op->means, sizeof(op->means), "%s", means);
+    op->record = record;
+    op->store = c->gw->store;
+    op->limits = c->gen->session_limits;
+    snprintf(op->peer, sizeof(op->peer), "%s", dz_req_peer_ip(c->req));
+    op->now_ms = dz_unix_ms();
     op->sess = *tmpl;
-    int rc = dz_session_create(c->gw->store, &c->gen->session_limits, &op->sess, op->token);
-    /* Listed for the person's account page; a session that cannot be
-     * listed could not be ended by "sign out everywhere": none at all. */
-    if (rc == 0) {
-        rc = dz_sessidx_add(c->gw->store, &op->sess, dz_req_peer_ip(c->req), dz_unix_ms());
-        if (rc != 0)
-            dz_session_delete(c->gw->store, op->token, strlen(op->token));
-    }
-    if (rc != 0) {
-        dz_secret_wipe(op->token, sizeof(op->token));
-        free(op);
-        json_decref(record);
+    if (dz_gw_state(c, create_work, created, op) != 0) {
         dz_metrics_login(c->gw->metrics, means, "error");
-        dz_rctx_state_unavailable(c, rc);
-        return;
+        complete_free(op);
     }
-    dz_metrics_login(c->gw->metrics, means, "ok");
-    dz_b64_encode_to(op->sess.sid, sizeof(op->sess.sid), true, sid);
-    /* The session id is SHA-256 of the token: its first characters say
-     * which session without being anything one could present. */
-    dz_rctx_logj(c, DZ_LOG_DEBUG, "login_ok",
-                 json_pack("{s:s, s:s, s:s%, s:b}", "means", means, "acr", op->sess.acr, "sid", sid,
-                           (size_t)12, "polled", polled));
-    json_object_set_new(record, "sid", json_string(sid));
-    json_object_set_new(record, "acr", json_string(op->sess.acr));
-    json_object_set_new(record, "result", json_string("ok"));
-    json_object_set_new(record, "decision", json_string("allow"));
-    json_object_set_new(record, "status", json_integer(200));
-    dz_gw_audit(c, record, complete_answer, op);
 }
 
 void dz_login_complete(struct dz_rctx *c, const struct dz_session *tmpl, const char *means,

@@ -38,17 +38,24 @@ static void logout_after_clients(struct dz_rctx *c, void *arg)
 /* POST /auth/logout: the clients the session signed in to through the
  * OpenID Connect provider hear of it first (back-channel logout), then the
  * portal's logout ends the session.  Refusals are the logout's own. */
-static void logout(struct dz_rctx *c)
+static void logout_authed(struct dz_rctx *c, int rc, void *arg)
 {
     char sid[DZ_SESSION_TOKEN_LEN + 1];
 
-    if (dz_rctx_authenticate(c) != 0 || !dz_rctx_origin_ok(c)) {
+    if (c->closed)
+        return;
+    if (rc != 0 || !dz_rctx_origin_ok(c)) {
         if (!c->answered)
             dz_ep_logout(c);
         return;
     }
     dz_session_sid_b64(&c->session, sid);
     dz_oidc_session_ended(c, sid, c->session.fin, logout_after_clients, NULL);
+}
+
+static void logout(struct dz_rctx *c)
+{
+    dz_rctx_authenticate_async(c, logout_authed, NULL);
 }
 
 struct endpoint {

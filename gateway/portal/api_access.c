@@ -252,11 +252,13 @@ static void access_done(struct dz_rctx *c, void *arg)
     free(op);
 }
 
-void dz_ep_my_access(struct dz_rctx *c)
+static void access_authed(struct dz_rctx *c, int rc, void *arg)
 {
     struct access_op *op;
 
-    switch (dz_rctx_authenticate(c)) {
+    if (c->closed)
+        return;
+    switch (rc) {
     case 0:
         break;
     case DZ_ERR_UNAVAILABLE: /* never "not signed in" because the store could not say */
@@ -284,4 +286,9 @@ void dz_ep_my_access(struct dz_rctx *c)
     op->gw = c->gw;
     if (dz_gw_blocking(c, access_work, access_done, op) != 0)
         free(op);
+}
+
+void dz_ep_my_access(struct dz_rctx *c)
+{
+    dz_rctx_authenticate_async(c, access_authed, NULL);
 }
