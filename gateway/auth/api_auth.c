@@ -341,7 +341,20 @@ static void logout_deleted(struct dz_rctx *c, void *arg)
     dz_gw_audit(c, rec, logout_answer, NULL);
 }
 
-static void logout_authed(struct dz_rctx *c, int rc, void *arg)
+bool dz_logout_allowed(struct dz_rctx *c, int rc)
+{
+    if (rc == DZ_ERR_UNAVAILABLE) {
+        dz_rctx_state_unavailable(c, rc);
+        return false;
+    }
+    if (rc != 0) {
+        dz_rctx_problem(c, "unauthenticated", NULL);
+        return false;
+    }
+    return dz_rctx_origin_ok(c);
+}
+
+void dz_logout_end(struct dz_rctx *c)
 {
     struct logout_op *op;
     const char *tok;
@@ -349,18 +362,6 @@ static void logout_authed(struct dz_rctx *c, int rc, void *arg)
     char buf[128];
     size_t len;
 
-    if (c->closed)
-        return;
-    if (rc == DZ_ERR_UNAVAILABLE) {
-        dz_rctx_state_unavailable(c, rc);
-        return;
-    }
-    if (rc != 0) {
-        dz_rctx_problem(c, "unauthenticated", NULL);
-        return;
-    }
-    if (!dz_rctx_origin_ok(c))
-        return;
     op = calloc(1, sizeof(*op));
     if (!op) {
         dz_rctx_problem(c, "service_unavailable", NULL);
@@ -381,6 +382,12 @@ static void logout_authed(struct dz_rctx *c, int rc, void *arg)
         dz_secret_wipe(op, sizeof(*op));
         free(op);
     }
+}
+
+static void logout_authed(struct dz_rctx *c, int rc, void *arg)
+{
+    if (!c->closed && dz_logout_allowed(c, rc))
+        dz_logout_end(c);
 }
 
 void dz_ep_logout(struct dz_rctx *c)

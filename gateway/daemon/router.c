@@ -32,23 +32,20 @@
 static void logout_after_clients(struct dz_rctx *c, void *arg)
 {
     if (!c->closed && !c->answered)
-        dz_ep_logout(c);
+        dz_logout_end(c);
 }
 
 /* POST /auth/logout: the clients the session signed in to through the
  * OpenID Connect provider hear of it first (back-channel logout), then the
- * portal's logout ends the session.  Refusals are the logout's own. */
+ * portal's logout ends the session.  Refusals are the logout's own.  The
+ * session is looked up once: a lookup that failed is not retried from its
+ * own callback. */
 static void logout_authed(struct dz_rctx *c, int rc, void *arg)
 {
     char sid[DZ_SESSION_TOKEN_LEN + 1];
 
-    if (c->closed)
+    if (c->closed || !dz_logout_allowed(c, rc))
         return;
-    if (rc != 0 || !dz_rctx_origin_ok(c)) {
-        if (!c->answered)
-            dz_ep_logout(c);
-        return;
-    }
     dz_session_sid_b64(&c->session, sid);
     dz_oidc_session_ended(c, sid, c->session.fin, logout_after_clients, NULL);
 }
