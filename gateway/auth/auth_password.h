@@ -53,8 +53,11 @@
  * host usually holds a whole /64).
  *
  * THREADS: dz_auth_password and dz_auth_register_create BLOCK (argon2id,
- * SQLite): pool threads only.  dz_auth_register_validate does no I/O and may
- * run anywhere.  All are thread-safe given a shared, read-only ctx.
+ * SQLite): pool threads only.  dz_auth_register_validate makes one store
+ * read (the address lock), which waits on Redis for a shared store: not on a
+ * worker loop (core/gwasync.h dz_gw_state).  dz_auth_password_forgive and
+ * dz_auth_count_address_failure likewise.  All are thread-safe given a
+ * shared, read-only ctx.
  * Passwords and codes are borrowed, never copied into the store or logs.
  */
 #ifndef DZ_AUTH_PASSWORD_H
@@ -179,7 +182,7 @@ struct dz_auth_register_input {
  * while the client address is locked.  The checks run in that order and the
  * first failure decides.  *out cleared on entry.
  * 0 (see out->decision), DZ_ERR_INVAL (NULL arguments), store errors.
- * Any thread (no blocking I/O).
+ * Any thread; one store read (see THREADS above).
  */
 int dz_auth_register_validate(const struct dz_auth_password_ctx *ctx, const char *fin_raw,
                               const char *document_raw, const char *password, size_t pw_len,
