@@ -1,7 +1,9 @@
 /*
  * login.h - the last steps every means of login shares: make the session,
  * record the login in the audit log (durable before the answer), answer
- * 200 with the session and the __Host-darvaza cookie.  Loop thread only.
+ * 200 with the session and the __Host-darvaza cookie.  Loop thread only;
+ * the store calls (the session, its index entry, the lockout's forgive)
+ * do not wait on the loop (core/gwasync.h dz_gw_state).
  */
 #ifndef DZ_LOGIN_H
 #define DZ_LOGIN_H
