@@ -25,6 +25,7 @@
 #include "oidc/oidc_consent.h"
 #include "oidc/oidc_endpoints.h"
 #include "oidc/oidc_expiry_index.h"
+#include "oidc/oidc_offloop.h"
 #include "oidc/oidc_state.h"
 #include "state/store.h"
 
@@ -114,41 +115,143 @@ static void client_error(struct dz_rctx *c, const struct dz_oidc_authreq *ar, co
     dz_gw_audit(c, r, answer, op);
 }
 
-/* Off to the portal's sign-in with the request parked under a new id (or
- * the one it already has). */
-static void to_portal(struct dz_rctx *c, const struct dz_oidc_authreq *ar, const char *query,
-                      int64_t t_req, const char *pending_id, bool consent)
-{
-    char id[DZ_OIDC_SECRET_LEN + 1];
-    struct authz_op *op = NULL;
-    json_t *pend = NULL;
-    int rc;
+/* What an authorization request leads to once its session is known. */
+enum authz_action {
+    A_PORTAL,        /* to the portal's sign-in (or consent), the request parked */
+    A_CONSENT_CHECK, /* look up the consent first: then A_ISSUE, A_PORTAL or A_REFUSE */
+    A_ISSUE,         /* a code */
+    A_REFUSE,        /* consent_required (prompt=none) */
+};
 
-    if (pending_id) {
-        snprintf(id, sizeof(id), "%s", pending_id);
-    } else {
-        if (dz_oidc_secret_new(id) != 0) {
-            dz_rctx_problem(c, "service_unavailable", NULL);
-            return;
-        }
-        pend = json_pack("{s:s, s:I}", "q", query, "t", (json_int_t)t_req);
-        rc = pend ? dz_oidc_state_put(c->gw->store, DZ_OIDC_NS_REQUEST, id, pend, PENDING_TTL_MS,
-                                      DZ_STORE_NX)
-                  : DZ_ERR_NOMEM;
-        json_decref(pend);
-        if (rc != 0) {
-            dz_rctx_state_unavailable(c, rc);
-            return;
-        }
+/* One authorization request between the loop and its store step: what the
+ * step reads is copied here, so it touches nothing of c. */
+struct authz_flow {
+    struct dz_oidc_authreq ar;
+    char *query;
+    int64_t t_req;
+    char pending_id[DZ_OIDC_SECRET_LEN + 1]; /* "" on a first visit */
+    struct dz_store *st;
+    struct dz_session sess;
+    enum authz_action action;
+    bool consent;                      /* the portal asks for consent, not a login */
+    char id[DZ_OIDC_SECRET_LEN + 1];   /* the parked request's id */
+    char code[DZ_OIDC_SECRET_LEN + 1]; /* the code issued */
+    int rc;                            /* of the store step */
+    bool no_secret;                    /* no randomness for a new id */
+    bool unwatched;                    /* the session's expiry could not be watched */
+};
+
+static void flow_free(struct authz_flow *f)
+{
+    dz_secret_wipe(f->code, sizeof(f->code));
+    dz_secret_wipe(f->id, sizeof(f->id));
+    dz_secret_wipe(f->pending_id, sizeof(f->pending_id));
+    free(f->query);
+    free(f);
+}
+
+/* Store step: park the request under a new id (or the one it has). */
+static void park(struct authz_flow *f)
+{
+    json_t *pend;
+
+    if (f->pending_id[0]) {
+        memcpy(f->id, f->pending_id, sizeof(f->id));
+        return;
+    }
+    if (dz_oidc_secret_new(f->id) != 0) {
+        f->no_secret = true;
+        return;
+    }
+    pend = json_pack("{s:s, s:I}", "q", f->query, "t", (json_int_t)f->t_req);
+    f->rc = pend ? dz_oidc_state_put(f->st, DZ_OIDC_NS_REQUEST, f->id, pend, PENDING_TTL_MS,
+                                     DZ_STORE_NX)
+                 : DZ_ERR_NOMEM;
+    json_decref(pend);
+}
+
+/* Store step: the code, and what back-channel logout needs of it. */
+static void store_code(struct authz_flow *f)
+{
+    const struct dz_oidc_authreq *ar = &f->ar;
+    char sid[DZ_SESSION_TOKEN_LEN + 1];
+    json_t *amr = NULL;
+    json_t *rec;
+
+    f->rc = DZ_ERR_NOMEM;
+    if (dz_oidc_secret_new(f->code) != 0)
+        return;
+    dz_session_sid_b64(&f->sess, sid);
+    if (dz_amr_to_json(f->sess.amr, &amr) != 0)
+        return;
+    rec = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:o, s:I, s:i, s:I}", "client",
+                    ar->client->client_id, "redirect_uri", ar->redirect_uri, "challenge",
+                    ar->challenge, "sid", sid, "fin", f->sess.fin, "acr", f->sess.acr, "amr", amr,
+                    "auth_time", (json_int_t)f->sess.auth_time, "scopes", (int)ar->scopes, "iat",
+                    (json_int_t)(dz_unix_ms() / 1000));
+    if (!rec)
+        return;
+    if (ar->has_nonce)
+        json_object_set_new(rec, "nonce", json_string(ar->nonce));
+    f->rc = dz_oidc_state_put(f->st, DZ_OIDC_NS_CODE, f->code, rec, ar->client->code_lifetime_ms,
+                              DZ_STORE_NX);
+    json_decref(rec);
+    if (f->rc != 0)
+        return;
+    /* For back-channel logout: this session has signed in to the client. */
+    if (ar->client->backchannel_logout_uri) {
+        dz_oidc_sid_add(f->st, sid, ar->client->client_id,
+                        (uint64_t)(f->sess.expires_abs_ms - dz_unix_ms()) + 60000);
+        /* ... and its clients hear of it when it expires, too. */
+        if (dz_oidc_expiry_watch(f->st, f->sess.sid, f->sess.fin, f->sess.expires_abs_ms) != 0)
+            f->unwatched = true;
+    }
+    if (f->pending_id[0])
+        dz_oidc_state_del(f->st, DZ_OIDC_NS_REQUEST, f->pending_id);
+}
+
+/* Every store call of the decision, off the loop (oidc_offloop.h). */
+static void decide_work(void *arg)
+{
+    struct authz_flow *f = arg;
+
+    if (f->action == A_CONSENT_CHECK) {
+        if (dz_oidc_consent_given(f->st, f->sess.fin, &f->ar))
+            f->action = A_ISSUE;
+        else if (f->ar.prompt_none)
+            f->action = A_REFUSE;
+        else
+            f->action = A_PORTAL;
+        f->consent = f->action == A_PORTAL;
+    }
+    if (f->action == A_PORTAL)
+        park(f);
+    else if (f->action == A_ISSUE)
+        store_code(f);
+}
+
+/* Off to the portal's sign-in with the request parked under f->id. */
+static void to_portal(struct dz_rctx *c, struct authz_flow *f)
+{
+    const struct dz_oidc_authreq *ar = &f->ar;
+    struct authz_op *op;
+
+    if (f->no_secret) {
+        dz_rctx_problem(c, "service_unavailable", NULL);
+        return;
+    }
+    if (f->rc != 0) {
+        dz_rctx_state_unavailable(c, f->rc);
+        return;
     }
     op = op_new(ar);
     if (op) {
         /* Hints for the page (what to show), not decisions: resume checks
          * everything again against the parked request. */
         const char *names[] = {"oidc", "acr", "consent", "hint", "lang", "client"};
-        const char *values[] = {id,
+        const char *values[] = {f->id,
                                 dz_policy_acr_name(ar->acr),
-                                consent ? "1" : NULL,
+                                f->consent ? "1" : NULL,
                                 ar->login_hint[0] ? ar->login_hint : NULL,
                                 ar->lang[0] ? ar->lang : NULL,
                                 ar->client->display_name};
@@ -160,104 +263,61 @@ static void to_portal(struct dz_rctx *c, const struct dz_oidc_authreq *ar, const
         dz_rctx_problem(c, "service_unavailable", NULL);
         return;
     }
-    dz_gw_audit(c, record(c, ar, consent ? "consent" : "login"), answer, op);
+    dz_gw_audit(c, record(c, ar, f->consent ? "consent" : "login"), answer, op);
 }
 
-static void issue_code(struct dz_rctx *c, const struct dz_oidc_authreq *ar, const char *pending_id)
+static void issue_code(struct dz_rctx *c, struct authz_flow *f)
 {
-    struct authz_op *op = op_new(ar);
-    char sid[DZ_SESSION_TOKEN_LEN + 1];
-    json_t *amr = NULL;
-    json_t *rec = NULL;
-    json_t *audit = NULL;
-    int rc = DZ_ERR_NOMEM;
+    struct authz_op *op = f->rc == 0 ? op_new(&f->ar) : NULL;
+    json_t *audit;
 
-    if (!op || dz_oidc_secret_new(op->code) != 0)
-        goto fail;
-    dz_session_sid_b64(&c->session, sid);
-    if (dz_amr_to_json(c->session.amr, &amr) != 0)
-        goto fail;
-    rec = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:o, s:I, s:i, s:I}", "client",
-                    ar->client->client_id, "redirect_uri", ar->redirect_uri, "challenge",
-                    ar->challenge, "sid", sid, "fin", c->session.fin, "acr", c->session.acr, "amr",
-                    amr, "auth_time", (json_int_t)c->session.auth_time, "scopes", (int)ar->scopes,
-                    "iat", (json_int_t)(dz_unix_ms() / 1000));
-    amr = NULL;
-    if (!rec)
-        goto fail;
-    if (ar->has_nonce)
-        json_object_set_new(rec, "nonce", json_string(ar->nonce));
-    rc = dz_oidc_state_put(c->gw->store, DZ_OIDC_NS_CODE, op->code, rec,
-                           ar->client->code_lifetime_ms, DZ_STORE_NX);
-    json_decref(rec);
-    if (rc != 0)
-        goto fail;
-    /* For back-channel logout: this session has signed in to the client. */
-    if (ar->client->backchannel_logout_uri) {
-        dz_oidc_sid_add(c->gw->store, sid, ar->client->client_id,
-                        (uint64_t)(c->session.expires_abs_ms - dz_unix_ms()) + 60000);
-        /* ... and its clients hear of it when it expires, too. */
-        if (dz_oidc_expiry_watch(c->gw->store, c->session.sid, c->session.fin,
-                                 c->session.expires_abs_ms) != 0)
-            dz_rctx_log(c, DZ_LOG_WARN, "oidc_expiry",
-                        "the session's expiry is not watched: only a logout will tell its clients");
+    if (!op) {
+        dz_rctx_state_unavailable(c, f->rc != 0 ? f->rc : DZ_ERR_NOMEM);
+        return;
     }
-    if (pending_id)
-        dz_oidc_state_del(c->gw->store, DZ_OIDC_NS_REQUEST, pending_id);
-    audit = record(c, ar, "code");
+    memcpy(op->code, f->code, sizeof(op->code));
+    if (f->unwatched)
+        dz_rctx_log(c, DZ_LOG_WARN, "oidc_expiry",
+                    "the session's expiry is not watched: only a logout will tell its clients");
+    audit = record(c, &f->ar, "code");
     if (audit)
-        json_object_set_new(audit, "acr", json_string(c->session.acr));
+        json_object_set_new(audit, "acr", json_string(f->sess.acr));
     dz_gw_audit(c, audit, answer, op);
-    return;
-fail:
-    json_decref(amr);
-    if (op)
-        op_free(op);
-    dz_rctx_state_unavailable(c, rc);
 }
 
-/* The whole decision, from the request's own query (first visit, or the
- * parked copy on resume). */
-static void authorize(struct dz_rctx *c, const char *query, size_t qlen, int64_t t_req,
-                      const char *pending_id)
+static void decided(struct dz_rctx *c, void *arg)
 {
-    struct dz_oidc_params p;
-    struct dz_oidc_authreq *ar = calloc(1, sizeof(*ar));
-    const char *code = NULL;
-    const char *detail = NULL;
-    enum dz_oidc_authreq_error kind;
+    struct authz_flow *f = arg;
+
+    if (dz_oidc_can_answer(c)) {
+        if (f->action == A_REFUSE)
+            client_error(c, &f->ar, "consent_required");
+        else if (f->action == A_PORTAL)
+            to_portal(c, f);
+        else
+            issue_code(c, f);
+    }
+    flow_free(f);
+}
+
+/* The session is known (or the store could not say). */
+static void authenticated(struct dz_rctx *c, int rc, void *arg)
+{
+    struct authz_flow *f = arg;
+    const struct dz_oidc_authreq *ar = &f->ar;
     int64_t now = dz_unix_ms() / 1000;
     bool fresh;
     bool weak;
-    int rc;
 
-    if (!ar) {
-        dz_rctx_problem(c, "service_unavailable", NULL);
+    if (!dz_oidc_can_answer(c)) {
+        flow_free(f);
         return;
     }
-    rc = dz_oidc_params_parse(query, qlen, &p);
-    if (rc != 0) {
-        dz_rctx_problem(c, "invalid_request",
-                        rc == DZ_ERR_TOOBIG   ? "the authorization request is too large"
-                        : rc == DZ_ERR_EXISTS ? "a parameter is given twice"
-                                              : "the query is not well formed");
-        free(ar);
-        return;
-    }
-    kind = dz_oidc_authreq_check(c->gen->policies, &p, ar, &code, &detail);
-    dz_oidc_params_cleanup(&p);
-    if (kind == DZ_OIDC_AUTHREQ_SHOW) {
-        dz_rctx_problem(c, code, detail);
-        goto out;
-    }
-    if (kind == DZ_OIDC_AUTHREQ_REDIRECT) {
-        client_error(c, ar, code);
-        goto out;
-    }
-    if (dz_rctx_authenticate(c) == DZ_ERR_UNAVAILABLE) {
+    if (rc == DZ_ERR_UNAVAILABLE) {
         /* Never "not signed in" because the store could not say. */
         dz_rctx_state_unavailable(c, DZ_ERR_UNAVAILABLE);
-        goto out;
+        flow_free(f);
+        return;
     }
     /* Enough for this request: the level asked (step-up otherwise), a
      * login after the request when it said prompt=login, within max_age,
@@ -267,7 +327,7 @@ static void authorize(struct dz_rctx *c, const char *query, size_t qlen, int64_t
     if (fresh) {
         enum dz_acr have = DZ_ACR_NONE;
         dz_policy_acr_parse(c->session.acr, &have);
-        if (ar->prompt_login && c->session.auth_time < t_req)
+        if (ar->prompt_login && c->session.auth_time < f->t_req)
             fresh = false;
         if (ar->max_age >= 0 && now - c->session.auth_time > ar->max_age)
             fresh = false;
@@ -278,23 +338,75 @@ static void authorize(struct dz_rctx *c, const char *query, size_t qlen, int64_t
     if (!fresh || weak) {
         /* prompt=none: a new login is login_required, a step-up of a
          * session that is otherwise good is interaction_required. */
-        if (ar->prompt_none)
+        if (ar->prompt_none) {
             client_error(c, ar, fresh ? "interaction_required" : "login_required");
-        else
-            to_portal(c, ar, query, t_req, pending_id, false);
-        goto out;
-    }
-    if (!ar->client->consent_preapproved &&
-        (ar->prompt_consent || !dz_oidc_consent_given(c->gw->store, c->session.fin, ar))) {
-        if (ar->prompt_none)
+            flow_free(f);
+            return;
+        }
+        f->action = A_PORTAL;
+    } else if (ar->client->consent_preapproved) {
+        f->action = A_ISSUE;
+    } else if (ar->prompt_consent) {
+        if (ar->prompt_none) {
             client_error(c, ar, "consent_required");
-        else
-            to_portal(c, ar, query, t_req, pending_id, true);
-        goto out;
+            flow_free(f);
+            return;
+        }
+        f->action = A_PORTAL;
+        f->consent = true;
+    } else {
+        f->action = A_CONSENT_CHECK;
     }
-    issue_code(c, ar, pending_id);
-out:
-    free(ar);
+    f->st = c->gw->store;
+    f->sess = c->session;
+    if (dz_oidc_offloop(c, decide_work, decided, f) != 0) {
+        flow_free(f);
+        dz_rctx_problem(c, "service_unavailable", "the gateway is busy");
+    }
+}
+
+/* The whole decision, from the request's own query (first visit, or the
+ * parked copy on resume). */
+static void authorize(struct dz_rctx *c, const char *query, size_t qlen, int64_t t_req,
+                      const char *pending_id)
+{
+    struct dz_oidc_params p;
+    struct authz_flow *f = calloc(1, sizeof(*f));
+    const char *code = NULL;
+    const char *detail = NULL;
+    enum dz_oidc_authreq_error kind;
+    int rc;
+
+    if (!f || !(f->query = strndup(query, qlen))) {
+        free(f);
+        dz_rctx_problem(c, "service_unavailable", NULL);
+        return;
+    }
+    f->t_req = t_req;
+    if (pending_id)
+        snprintf(f->pending_id, sizeof(f->pending_id), "%s", pending_id);
+    rc = dz_oidc_params_parse(query, qlen, &p);
+    if (rc != 0) {
+        dz_rctx_problem(c, "invalid_request",
+                        rc == DZ_ERR_TOOBIG   ? "the authorization request is too large"
+                        : rc == DZ_ERR_EXISTS ? "a parameter is given twice"
+                                              : "the query is not well formed");
+        flow_free(f);
+        return;
+    }
+    kind = dz_oidc_authreq_check(c->gen->policies, &p, &f->ar, &code, &detail);
+    dz_oidc_params_cleanup(&p);
+    if (kind == DZ_OIDC_AUTHREQ_SHOW) {
+        dz_rctx_problem(c, code, detail);
+        flow_free(f);
+        return;
+    }
+    if (kind == DZ_OIDC_AUTHREQ_REDIRECT) {
+        client_error(c, &f->ar, code);
+        flow_free(f);
+        return;
+    }
+    dz_rctx_authenticate_async(c, authenticated, f);
 }
 
 void dz_oidc_ep_authorize(struct dz_rctx *c)
@@ -326,15 +438,47 @@ void dz_oidc_ep_authorize_post(struct dz_rctx *c)
 /* Back from the portal (the page navigates here after a login or a
  * consent): the same decision on the parked request, with the session the
  * browser has now. */
+struct resume_op {
+    struct dz_store *st;
+    char id[DZ_OIDC_SECRET_LEN + 1];
+    json_t *pend;
+    int rc;
+};
+
+static void resume_work(void *arg)
+{
+    struct resume_op *r = arg;
+
+    r->rc = dz_oidc_state_get(r->st, DZ_OIDC_NS_REQUEST, r->id, false, &r->pend);
+}
+
+static void resume_found(struct dz_rctx *c, void *arg)
+{
+    struct resume_op *r = arg;
+    const char *pq = json_string_value(json_object_get(r->pend, "q"));
+
+    if (!dz_oidc_can_answer(c)) {
+        /* nothing to answer */
+    } else if (dz_store_failed(r->rc)) {
+        /* Not "unknown": the store could not say. */
+        dz_rctx_state_unavailable(c, r->rc);
+    } else if (r->rc != 0 || !pq) {
+        dz_rctx_problem(c, "not_found", "unknown or expired authorization request");
+    } else {
+        authorize(c, pq, strlen(pq), json_integer_value(json_object_get(r->pend, "t")), r->id);
+    }
+    json_decref(r->pend);
+    dz_secret_wipe(r->id, sizeof(r->id));
+    free(r);
+}
+
 void dz_oidc_ep_resume(struct dz_rctx *c)
 {
     struct dz_oidc_params p;
+    struct resume_op *r;
     const char *id;
     size_t qlen;
     const char *q = dz_oidc_query(c, &qlen);
-    json_t *pend = NULL;
-    const char *pq;
-    char idbuf[DZ_OIDC_SECRET_LEN + 1];
 
     if (dz_oidc_params_parse(q, qlen, &p) != 0) {
         dz_rctx_problem(c, "invalid_request", NULL);
@@ -346,14 +490,14 @@ void dz_oidc_ep_resume(struct dz_rctx *c)
         dz_rctx_problem(c, "not_found", "unknown or expired authorization request");
         return;
     }
-    snprintf(idbuf, sizeof(idbuf), "%s", id);
-    dz_oidc_params_cleanup(&p);
-    if (dz_oidc_state_get(c->gw->store, DZ_OIDC_NS_REQUEST, idbuf, false, &pend) != 0 ||
-        !(pq = json_string_value(json_object_get(pend, "q")))) {
-        json_decref(pend);
-        dz_rctx_problem(c, "not_found", "unknown or expired authorization request");
-        return;
+    r = calloc(1, sizeof(*r));
+    if (r) {
+        r->st = c->gw->store;
+        snprintf(r->id, sizeof(r->id), "%s", id);
     }
-    authorize(c, pq, strlen(pq), json_integer_value(json_object_get(pend, "t")), idbuf);
-    json_decref(pend);
+    dz_oidc_params_cleanup(&p);
+    if (!r || dz_oidc_offloop(c, resume_work, resume_found, r) != 0) {
+        free(r);
+        dz_rctx_problem(c, "service_unavailable", "the gateway is busy");
+    }
 }

@@ -20,6 +20,7 @@
 #include "keys/assertion.h"
 #include "oidc/oidc.h"
 #include "oidc/oidc_jwt.h"
+#include "oidc/oidc_offloop.h"
 #include "oidc/oidc_state.h"
 #include "policy/policy_oidc.h"
 
@@ -36,6 +37,10 @@ struct bc_op {
     char fin[8];
     void (*done)(struct dz_rctx *c, void *arg);
     void *arg;
+    /* the store step's (oidc_offloop.h) */
+    struct dz_store *st;
+    const struct dz_policy_set *ps; /* of the generation c holds */
+    int rc;
 };
 
 struct post_ctx {
@@ -55,6 +60,13 @@ static void posted(void *arg, int result, int status, const struct dz_hdr *h, si
     free(p);
 }
 
+static void op_drop(struct bc_op *op)
+{
+    json_decref(op->clients);
+    json_decref(op->sent);
+    free(op);
+}
+
 static void step(struct dz_rctx *c, struct bc_op *op);
 
 static void finish(struct dz_rctx *c, int rc, void *arg)
@@ -64,9 +76,7 @@ static void finish(struct dz_rctx *c, int rc, void *arg)
     if (rc != 0)
         dz_rctx_log(c, DZ_LOG_ERROR, "oidc_audit", "the back-channel logout was not recorded");
     op->done(c, op->arg);
-    json_decref(op->clients);
-    json_decref(op->sent);
-    free(op);
+    op_drop(op);
 }
 
 static void signed_cb(struct dz_rctx *c, int rc, char *token, void *arg)
@@ -150,23 +160,40 @@ static void step(struct dz_rctx *c, struct bc_op *op)
                 finish, op);
 }
 
+/* Store step: take the session's clients (each handed out once). */
+static void take_work(void *arg)
+{
+    struct bc_op *op = arg;
+
+    op->rc = dz_oidc_sid_take(op->st, op->ps, op->sid, &op->clients);
+}
+
+static void taken(struct dz_rctx *c, void *arg)
+{
+    struct bc_op *op = arg;
+
+    /* A store that failed part way: the clients taken so far still get
+     * their tokens (they are no longer recorded anywhere else). */
+    if (op->rc != 0)
+        dz_rctx_log(c, DZ_LOG_WARN, "oidc_backchannel",
+                    "the clients of an ended session could not all be read");
+    if (!op->clients) {
+        op->done(c, op->arg);
+        op_drop(op);
+        return;
+    }
+    step(c, op);
+}
+
 void dz_oidc_session_ended(struct dz_rctx *c, const char *sid_b64, const char *fin,
                            void (*done)(struct dz_rctx *c, void *arg), void *arg)
 {
     struct bc_op *op = calloc(1, sizeof(*op));
-    int rc =
-        op ? dz_oidc_sid_take(c->gw->store, c->gen->policies, sid_b64, &op->clients) : DZ_ERR_NOMEM;
 
-    /* A store that failed part way: the clients taken so far still get
-     * their tokens (they are no longer recorded anywhere else). */
-    if (rc != 0)
+    if (!op || !(op->sent = json_array())) {
+        free(op);
         dz_rctx_log(c, DZ_LOG_WARN, "oidc_backchannel",
                     "the clients of an ended session could not all be read");
-    if (!op || !op->clients || !(op->sent = json_array())) {
-        if (op) {
-            json_decref(op->clients);
-            free(op);
-        }
         done(c, arg);
         return;
     }
@@ -174,5 +201,15 @@ void dz_oidc_session_ended(struct dz_rctx *c, const char *sid_b64, const char *f
     snprintf(op->fin, sizeof(op->fin), "%s", fin);
     op->done = done;
     op->arg = arg;
-    step(c, op);
+    op->st = c->gw->store;
+    op->ps = c->gen->policies;
+    if (dz_oidc_offloop(c, take_work, taken, op) != 0) {
+        /* No room on the pool: as a store that could not answer (the
+         * clients stay recorded, and the expiry sweeper finds the session
+         * gone once its bucket is due). */
+        dz_rctx_log(c, DZ_LOG_WARN, "oidc_backchannel",
+                    "the clients of an ended session could not all be read");
+        op_drop(op);
+        done(c, arg);
+    }
 }

@@ -83,7 +83,8 @@ static int unverified_iss(const char *jwt, char *out, size_t cap)
 }
 
 static int by_assertion(struct dz_rctx *c, const struct dz_oidc_params *p, bool may_fetch,
-                        const struct dz_policy_service **out, const char **why)
+                        const struct dz_policy_service **out, struct dz_oidc_jti_mark *mark,
+                        const char **why)
 {
     const char *type = dz_oidc_params_get(p, "client_assertion_type", NULL);
     const char *jwt = dz_oidc_params_get(p, "client_assertion", NULL);
@@ -131,36 +132,41 @@ static int by_assertion(struct dz_rctx *c, const struct dz_oidc_params *p, bool 
         json_decref(claims);
         return deny(why, "the client assertion's claims are not acceptable");
     }
-    {
-        /* Each assertion once (RFC 7523 3, item 7): remembered until it
-         * could no longer be accepted anyway. */
-        char key[DZ_OIDC_CLIENT_ID_MAX + DZ_OIDC_JTI_MAX + 2];
-        json_t *mark = json_object();
-        snprintf(key, sizeof(key), "%s|%s", id, jti);
-        rc = mark ? dz_oidc_state_put(c->gw->store, DZ_OIDC_NS_JTI, key, mark,
-                                      (uint64_t)(exp - now + LEEWAY_S + 1) * 1000, DZ_STORE_NX)
-                  : DZ_ERR_NOMEM;
-        json_decref(mark);
-    }
+    /* Each assertion once (RFC 7523 3, item 7): remembered until it could
+     * no longer be accepted anyway.  The caller records it off the loop
+     * (dz_oidc_jti_record) before anything is spent. */
+    snprintf(mark->key, sizeof(mark->key), "%s|%s", id, jti);
+    mark->ttl_ms = (uint64_t)(exp - now + LEEWAY_S + 1) * 1000;
     json_decref(claims);
-    if (rc == DZ_ERR_EXISTS)
-        return deny(why, "the client assertion was already used (jti)");
-    if (rc != 0) {
-        *why = "state cannot be recorded now";
-        return rc;
-    }
     *out = svc;
     return 0;
 }
 
+int dz_oidc_jti_record(struct dz_store *st, const struct dz_oidc_jti_mark *mark)
+{
+    json_t *v;
+    int rc;
+
+    if (!mark->key[0])
+        return 0;
+    v = json_object();
+    rc = v ? dz_oidc_state_put(st, DZ_OIDC_NS_JTI, mark->key, v, mark->ttl_ms, DZ_STORE_NX)
+           : DZ_ERR_NOMEM;
+    json_decref(v);
+    return rc;
+}
+
 int dz_oidc_client_authenticate(struct dz_rctx *c, const struct dz_oidc_params *p, bool may_fetch,
-                                const struct dz_policy_service **out, const char **why)
+                                const struct dz_policy_service **out, struct dz_oidc_jti_mark *mark,
+                                const char **why)
 {
     const char *authz = dz_req_header(c->req, "authorization");
 
     *out = NULL;
     *why = "ok";
+    mark->key[0] = '\0';
+    mark->ttl_ms = 0;
     if (authz)
         return by_secret(c, authz, p, out, why);
-    return by_assertion(c, p, may_fetch, out, why);
+    return by_assertion(c, p, may_fetch, out, mark, why);
 }

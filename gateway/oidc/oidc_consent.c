@@ -12,9 +12,11 @@
 #include <string.h>
 
 #include "base/err.h"
+#include "base/secret.h"
 #include "core/gwasync.h"
 #include "oidc/oidc_answer.h"
 #include "oidc/oidc_endpoints.h"
+#include "oidc/oidc_offloop.h"
 #include "oidc/oidc_state.h"
 #include "state/store.h"
 
@@ -61,22 +63,50 @@ static json_t *field_names(unsigned release)
     return a;
 }
 
-/* The parked request of id, checked again against the clients now. */
-static int pending(struct dz_rctx *c, const char *id, struct dz_oidc_authreq *ar)
+/* One consent request between the loop and its store step (oidc_offloop.h):
+ * what the step reads is copied here, so it touches nothing of c. */
+struct consent_flow {
+    void (*signed_in)(struct dz_rctx *c, struct consent_flow *f); /* loop */
+    void (*finish)(struct dz_rctx *c, struct consent_flow *f);    /* loop */
+    struct dz_store *st;
+    const struct dz_policy_set *ps; /* of the generation c holds */
+    char fin[8];
+    char id[DZ_OIDC_SECRET_LEN + 1];
+    struct dz_oidc_authreq ar;
+    bool approve;
+    char client[DZ_OIDC_CLIENT_ID_MAX + 1];
+    int rc;       /* the parked request's lookup (or the list, the withdrawal) */
+    int rc_write; /* remembering an approval */
+    json_t *list;
+};
+
+static void flow_free(struct consent_flow *f)
+{
+    json_decref(f->list);
+    dz_secret_wipe(f->id, sizeof(f->id));
+    free(f);
+}
+
+/* The parked request of f->id, checked again against the clients now: 0,
+ * DZ_ERR_NOTFOUND, or the store's failure.  Store step. */
+static int pending(struct consent_flow *f)
 {
     struct dz_oidc_params p;
     json_t *pend = NULL;
     const char *q;
     const char *code;
     const char *detail;
-    int rc = DZ_ERR_NOTFOUND;
+    int rc;
 
-    if (!id || strlen(id) != DZ_OIDC_SECRET_LEN ||
-        dz_oidc_state_get(c->gw->store, DZ_OIDC_NS_REQUEST, id, false, &pend) != 0)
+    if (strlen(f->id) != DZ_OIDC_SECRET_LEN)
         return DZ_ERR_NOTFOUND;
+    rc = dz_oidc_state_get(f->st, DZ_OIDC_NS_REQUEST, f->id, false, &pend);
+    if (rc != 0)
+        return dz_store_failed(rc) ? rc : DZ_ERR_NOTFOUND;
+    rc = DZ_ERR_NOTFOUND;
     q = json_string_value(json_object_get(pend, "q"));
     if (q && dz_oidc_params_parse(q, strlen(q), &p) == 0) {
-        if (dz_oidc_authreq_check(c->gen->policies, &p, ar, &code, &detail) == DZ_OIDC_AUTHREQ_OK)
+        if (dz_oidc_authreq_check(f->ps, &p, &f->ar, &code, &detail) == DZ_OIDC_AUTHREQ_OK)
             rc = 0;
         dz_oidc_params_cleanup(&p);
     }
@@ -84,54 +114,126 @@ static int pending(struct dz_rctx *c, const char *id, struct dz_oidc_authreq *ar
     return rc;
 }
 
-static bool signed_in(struct dz_rctx *c)
+/* The parked request could not be found: not_found, or 503 when the store
+ * could not say. */
+static bool pending_refused(struct dz_rctx *c, int rc)
 {
-    int rc = dz_rctx_authenticate(c);
+    if (rc == 0)
+        return false;
+    if (dz_store_failed(rc))
+        dz_rctx_state_unavailable(c, rc);
+    else
+        dz_rctx_problem(c, "not_found", "unknown or expired authorization request");
+    return true;
+}
 
+static void authenticated(struct dz_rctx *c, int rc, void *arg)
+{
+    struct consent_flow *f = arg;
+
+    if (!dz_oidc_can_answer(c)) {
+        flow_free(f);
+        return;
+    }
     if (rc == DZ_ERR_UNAVAILABLE) {
         dz_rctx_state_unavailable(c, rc);
-        return false;
+        flow_free(f);
+        return;
     }
     if (rc != 0) {
         dz_rctx_problem(c, "unauthenticated", NULL);
-        return false;
+        flow_free(f);
+        return;
     }
-    return true;
+    f->st = c->gw->store;
+    f->ps = c->gen->policies;
+    memcpy(f->fin, c->session.fin, sizeof(f->fin));
+    f->signed_in(c, f);
+}
+
+/* Sign in (the session), then f->signed_in on the loop. */
+static void start(struct dz_rctx *c, void (*signed_in)(struct dz_rctx *c, struct consent_flow *f))
+{
+    struct consent_flow *f = calloc(1, sizeof(*f));
+
+    if (!f) {
+        dz_rctx_problem(c, "service_unavailable", NULL);
+        return;
+    }
+    f->signed_in = signed_in;
+    dz_rctx_authenticate_async(c, authenticated, f);
+}
+
+static void step_done(struct dz_rctx *c, void *arg)
+{
+    struct consent_flow *f = arg;
+
+    if (dz_oidc_can_answer(c))
+        f->finish(c, f);
+    flow_free(f);
+}
+
+/* work(f) off the loop, then finish(c, f) on it (unless the client left). */
+static void run(struct dz_rctx *c, struct consent_flow *f, void (*work)(void *arg),
+                void (*finish)(struct dz_rctx *c, struct consent_flow *f))
+{
+    f->finish = finish;
+    if (dz_oidc_offloop(c, work, step_done, f) != 0) {
+        flow_free(f);
+        dz_rctx_problem(c, "service_unavailable", "the gateway is busy");
+    }
+}
+
+/* ------------------------------------------------ GET /oidc/consent */
+
+static void get_work(void *arg)
+{
+    struct consent_flow *f = arg;
+
+    f->rc = pending(f);
+}
+
+static void get_finish(struct dz_rctx *c, struct consent_flow *f)
+{
+    const struct dz_oidc_authreq *ar = &f->ar;
+    json_t *scopes;
+    json_t *body;
+
+    if (pending_refused(c, f->rc))
+        return;
+    scopes = json_array();
+    for (unsigned b = 1; scopes && b <= DZ_OIDC_SCOPE_PHONE; b <<= 1)
+        if (ar->scopes & b)
+            json_array_append_new(scopes, json_string(dz_oidc_scope_name(b)));
+    body = json_pack("{s:s, s:s, s:s, s:o, s:o}", "client", ar->client->client_id, "name",
+                     ar->client->display_name, "registered_as", ar->svc->registered_as, "fields",
+                     field_names(ar->client->release), "scopes", scopes);
+    if (body && ar->client->purpose)
+        json_object_set_new(body, "purpose", json_string(ar->client->purpose));
+    dz_rctx_json(c, 200, body, NULL, 0);
+}
+
+static void get_signed_in(struct dz_rctx *c, struct consent_flow *f)
+{
+    struct dz_oidc_params p;
+    size_t qlen;
+    const char *q = dz_oidc_query(c, &qlen);
+
+    if (dz_oidc_params_parse(q, qlen, &p) == 0) {
+        const char *v = dz_oidc_params_get(&p, "id", NULL);
+        if (v && strlen(v) == DZ_OIDC_SECRET_LEN)
+            memcpy(f->id, v, sizeof(f->id));
+        dz_oidc_params_cleanup(&p);
+    }
+    run(c, f, get_work, get_finish);
 }
 
 void dz_oidc_ep_consent_get(struct dz_rctx *c)
 {
-    struct dz_oidc_params p;
-    struct dz_oidc_authreq ar;
-    size_t qlen;
-    const char *q = dz_oidc_query(c, &qlen);
-    char id[DZ_OIDC_SECRET_LEN + 1] = "";
-    json_t *scopes;
-    json_t *body;
-
-    if (!signed_in(c))
-        return;
-    if (dz_oidc_params_parse(q, qlen, &p) == 0) {
-        const char *v = dz_oidc_params_get(&p, "id", NULL);
-        if (v && strlen(v) == DZ_OIDC_SECRET_LEN)
-            memcpy(id, v, sizeof(id));
-        dz_oidc_params_cleanup(&p);
-    }
-    if (pending(c, id, &ar) != 0) {
-        dz_rctx_problem(c, "not_found", "unknown or expired authorization request");
-        return;
-    }
-    scopes = json_array();
-    for (unsigned b = 1; scopes && b <= DZ_OIDC_SCOPE_PHONE; b <<= 1)
-        if (ar.scopes & b)
-            json_array_append_new(scopes, json_string(dz_oidc_scope_name(b)));
-    body = json_pack("{s:s, s:s, s:s, s:o, s:o}", "client", ar.client->client_id, "name",
-                     ar.client->display_name, "registered_as", ar.svc->registered_as, "fields",
-                     field_names(ar.client->release), "scopes", scopes);
-    if (body && ar.client->purpose)
-        json_object_set_new(body, "purpose", json_string(ar.client->purpose));
-    dz_rctx_json(c, 200, body, NULL, 0);
+    start(c, get_signed_in);
 }
+
+/* ----------------------------------------------- POST /oidc/consent */
 
 struct decide_op {
     char *next;
@@ -151,10 +253,11 @@ static void decided(struct dz_rctx *c, int rc, void *arg)
     free(op);
 }
 
-static int remember(struct dz_rctx *c, const struct dz_oidc_authreq *ar)
+/* Add ar's client (its fields and scopes) to fin's decisions.  Store step. */
+static int remember(struct dz_store *st, const char *fin, const struct dz_oidc_authreq *ar)
 {
     char key[32];
-    json_t *rec = load(c->gw->store, c->session.fin);
+    json_t *rec = load(st, fin);
     json_t *clients;
     int rc;
 
@@ -172,69 +275,84 @@ static int remember(struct dz_rctx *c, const struct dz_oidc_authreq *ar)
     json_object_set_new(clients, ar->client->client_id,
                         json_pack("{s:i, s:i, s:I}", "release", (int)ar->client->release, "scopes",
                                   (int)ar->scopes, "at", (json_int_t)(dz_unix_ms() / 1000)));
-    person_key(c->session.fin, key);
-    rc = dz_oidc_state_put(c->gw->store, DZ_OIDC_NS_CONSENT, key, rec, DZ_OIDC_CONSENT_TTL_MS, 0);
+    person_key(fin, key);
+    rc = dz_oidc_state_put(st, DZ_OIDC_NS_CONSENT, key, rec, DZ_OIDC_CONSENT_TTL_MS, 0);
     json_decref(rec);
     return rc;
 }
 
-void dz_oidc_ep_consent_post(struct dz_rctx *c)
+static void post_work(void *arg)
 {
-    struct dz_oidc_authreq ar;
-    struct decide_op *op;
-    json_t *req = NULL;
-    json_t *rec;
-    const char *id;
-    bool approve;
-    int rc;
+    struct consent_flow *f = arg;
 
-    if (!signed_in(c) || !dz_rctx_origin_ok(c))
+    f->rc = pending(f);
+    if (f->rc != 0)
         return;
-    if (dz_rctx_body_json(c, &req) != 0)
+    if (f->approve)
+        f->rc_write = remember(f->st, f->fin, &f->ar);
+    else
+        dz_oidc_state_del(f->st, DZ_OIDC_NS_REQUEST, f->id);
+}
+
+static void post_finish(struct dz_rctx *c, struct consent_flow *f)
+{
+    const struct dz_oidc_authreq *ar = &f->ar;
+    struct decide_op *op;
+    json_t *rec;
+
+    if (pending_refused(c, f->rc))
         return;
-    id = dz_json_str(req, "id", DZ_OIDC_SECRET_LEN);
-    if (!json_is_boolean(json_object_get(req, "approve")) || !id) {
-        json_decref(req);
-        dz_rctx_problem(c, "invalid_request", "expected {\"id\", \"approve\": true|false}");
-        return;
-    }
-    approve = json_is_true(json_object_get(req, "approve"));
-    rc = pending(c, id, &ar);
-    if (rc != 0) {
-        json_decref(req);
-        dz_rctx_problem(c, "not_found", "unknown or expired authorization request");
+    if (f->approve && f->rc_write != 0) {
+        dz_rctx_state_unavailable(c, f->rc_write);
         return;
     }
     op = calloc(1, sizeof(*op));
-    if (op && approve) {
+    if (op && f->approve) {
         char url[80];
-        snprintf(url, sizeof(url), "/authorize/resume?id=%s", id);
+        snprintf(url, sizeof(url), "/authorize/resume?id=%s", f->id);
         op->next = strdup(url);
     } else if (op) {
         const char *names[] = {"error", "state", "iss"};
-        const char *values[] = {"access_denied", ar.has_state ? ar.state : NULL,
+        const char *values[] = {"access_denied", ar->has_state ? ar->state : NULL,
                                 c->gen->config->gateway.origin};
-        op->next = dz_oidc_build_url(ar.redirect_uri, names, values, 3);
-        dz_oidc_state_del(c->gw->store, DZ_OIDC_NS_REQUEST, id);
+        op->next = dz_oidc_build_url(ar->redirect_uri, names, values, 3);
     }
-    json_decref(req);
     if (!op || !op->next) {
-        if (op)
-            free(op);
+        free(op);
         dz_rctx_problem(c, "service_unavailable", NULL);
         return;
     }
-    if (approve && (rc = remember(c, &ar)) != 0) {
-        free(op->next);
-        free(op);
-        dz_rctx_state_unavailable(c, rc);
+    rec = json_pack("{s:s, s:s, s:s, s:s, s:s, s:o}", "type", "oidc_consent", "client",
+                    ar->client->client_id, "service", ar->svc->name, "fin", f->fin, "decision",
+                    f->approve ? "approve" : "deny", "fields", field_names(ar->client->release));
+    dz_gw_audit(c, rec, decided, op);
+}
+
+static void post_signed_in(struct dz_rctx *c, struct consent_flow *f)
+{
+    json_t *req = NULL;
+    const char *id;
+
+    if (!dz_rctx_origin_ok(c) || dz_rctx_body_json(c, &req) != 0) {
+        flow_free(f);
         return;
     }
-    rec =
-        json_pack("{s:s, s:s, s:s, s:s, s:s, s:o}", "type", "oidc_consent", "client",
-                  ar.client->client_id, "service", ar.svc->name, "fin", c->session.fin, "decision",
-                  approve ? "approve" : "deny", "fields", field_names(ar.client->release));
-    dz_gw_audit(c, rec, decided, op);
+    id = dz_json_str(req, "id", DZ_OIDC_SECRET_LEN);
+    if (!json_is_boolean(json_object_get(req, "approve")) || !id) {
+        json_decref(req);
+        flow_free(f);
+        dz_rctx_problem(c, "invalid_request", "expected {\"id\", \"approve\": true|false}");
+        return;
+    }
+    f->approve = json_is_true(json_object_get(req, "approve"));
+    snprintf(f->id, sizeof(f->id), "%s", id);
+    json_decref(req);
+    run(c, f, post_work, post_finish);
+}
+
+void dz_oidc_ep_consent_post(struct dz_rctx *c)
+{
+    start(c, post_signed_in);
 }
 
 int dz_oidc_consents_list(struct dz_store *st, const struct dz_policy_set *ps, const char *fin,
@@ -281,51 +399,82 @@ int dz_oidc_consent_withdraw(struct dz_store *st, const char *fin, const char *c
     return rc;
 }
 
-void dz_oidc_ep_consents(struct dz_rctx *c)
+/* ------------------------------------------- GET/POST /oidc/consents */
+
+static void list_work(void *arg)
 {
-    json_t *rec;
-    json_t *req = NULL;
-    const char *client;
-    int rc;
+    struct consent_flow *f = arg;
 
-    if (!signed_in(c))
-        return;
-    if (strcmp(dz_req_method(c->req), "GET") == 0) {
-        json_t *out = NULL;
+    f->rc = dz_oidc_consents_list(f->st, f->ps, f->fin, &f->list);
+}
 
-        rc = dz_oidc_consents_list(c->gw->store, c->gen->policies, c->session.fin, &out);
-        if (rc != 0) {
-            dz_rctx_state_unavailable(c, rc);
-            return;
-        }
-        dz_rctx_json(c, 200, json_pack("{s:o}", "consents", out), NULL, 0);
+static void list_finish(struct dz_rctx *c, struct consent_flow *f)
+{
+    if (f->rc != 0) {
+        dz_rctx_state_unavailable(c, f->rc);
         return;
     }
-    if (!dz_rctx_origin_ok(c) || dz_rctx_body_json(c, &req) != 0)
-        return;
-    client = dz_json_str(req, "withdraw", DZ_OIDC_CLIENT_ID_MAX);
-    rc = client ? dz_oidc_consent_withdraw(c->gw->store, c->session.fin, client) : DZ_ERR_NOTFOUND;
-    if (rc == DZ_ERR_NOTFOUND) {
-        json_decref(req);
+    dz_rctx_json(c, 200, json_pack("{s:O}", "consents", f->list), NULL, 0);
+}
+
+static void withdraw_work(void *arg)
+{
+    struct consent_flow *f = arg;
+
+    f->rc = dz_oidc_consent_withdraw(f->st, f->fin, f->client);
+}
+
+static void withdraw_finish(struct dz_rctx *c, struct consent_flow *f)
+{
+    struct decide_op *op;
+    json_t *rec;
+
+    if (f->rc == DZ_ERR_NOTFOUND) {
         dz_rctx_problem(c, "not_found", "no consent for this client");
         return;
     }
-    if (rc != 0) {
-        json_decref(req);
-        dz_rctx_state_unavailable(c, rc);
+    if (f->rc != 0) {
+        dz_rctx_state_unavailable(c, f->rc);
         return;
     }
-    rec = json_pack("{s:s, s:s, s:s, s:s}", "type", "oidc_consent", "client", client, "fin",
-                    c->session.fin, "decision", "withdraw");
-    json_decref(req);
-    {
-        struct decide_op *op = calloc(1, sizeof(*op));
-        if (!op || !(op->next = strdup("/#/account"))) {
-            free(op);
-            json_decref(rec);
-            dz_rctx_problem(c, "service_unavailable", NULL);
-            return;
-        }
-        dz_gw_audit(c, rec, decided, op);
+    rec = json_pack("{s:s, s:s, s:s, s:s}", "type", "oidc_consent", "client", f->client, "fin",
+                    f->fin, "decision", "withdraw");
+    op = calloc(1, sizeof(*op));
+    if (!op || !(op->next = strdup("/#/account"))) {
+        free(op);
+        json_decref(rec);
+        dz_rctx_problem(c, "service_unavailable", NULL);
+        return;
     }
+    dz_gw_audit(c, rec, decided, op);
+}
+
+static void consents_signed_in(struct dz_rctx *c, struct consent_flow *f)
+{
+    json_t *req = NULL;
+    const char *client;
+
+    if (strcmp(dz_req_method(c->req), "GET") == 0) {
+        run(c, f, list_work, list_finish);
+        return;
+    }
+    if (!dz_rctx_origin_ok(c) || dz_rctx_body_json(c, &req) != 0) {
+        flow_free(f);
+        return;
+    }
+    client = dz_json_str(req, "withdraw", DZ_OIDC_CLIENT_ID_MAX);
+    if (!client) {
+        json_decref(req);
+        flow_free(f);
+        dz_rctx_problem(c, "not_found", "no consent for this client");
+        return;
+    }
+    snprintf(f->client, sizeof(f->client), "%s", client);
+    json_decref(req);
+    run(c, f, withdraw_work, withdraw_finish);
+}
+
+void dz_oidc_ep_consents(struct dz_rctx *c)
+{
+    start(c, consents_signed_in);
 }

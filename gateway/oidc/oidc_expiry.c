@@ -16,6 +16,7 @@
 #include "core/gen.h"
 #include "core/rctx.h"
 #include "http/httpd.h"
+#include "http/pool.h"
 #include "oidc/oidc.h"
 #include "oidc/oidc_expiry_index.h"
 #include "state/session.h"
@@ -36,13 +37,20 @@ struct gone {
     char fin[8];
 };
 
+/* The sweeper's state.  busy is the one guard: set on the loop when a
+ * sweep starts, cleared on the loop when its last logout token is sent, so
+ * two sweeps never overlap.  While the store step runs on the pool, only
+ * it touches next, gone, n and rc (the pool's hand-over orders the
+ * accesses: the loop reads them again only in swept()). */
 static struct {
     struct dz_gw_worker *w;
     ev_timer timer;
     bool started;
-    bool busy;          /* logout tokens of a bucket are being sent */
+    bool busy;          /* a sweep is running (store step, or sending) */
     int64_t next;       /* the next bucket to sweep */
-    struct dz_rctx *bg; /* the context they are sent with */
+    int64_t now;        /* the sweep's clock (unix ms) */
+    int rc;             /* the store step's error, or 0 */
+    struct dz_rctx *bg; /* the context the tokens are sent with */
     struct gone *gone;
     size_t n, at;
 } sw;
@@ -61,6 +69,13 @@ static void send_next(struct dz_rctx *c, void *arg)
     sw.bg = NULL;
     sw.busy = false;
     dz_rctx_release(c);
+}
+
+static void drop_gone(void)
+{
+    free(sw.gone);
+    sw.gone = NULL;
+    sw.n = 0;
 }
 
 /* Sweep bucket b: 0, or a store error (the bucket is tried again). */
@@ -127,10 +142,50 @@ static int sweep(struct dz_store *st, int64_t b, int64_t now)
     return 0;
 }
 
+/* Store step (on the blocking pool when the store may wait, so the loop
+ * never waits on Redis; inline for the in-process store): sweep the
+ * buckets that are over, up to the first with sessions gone. */
+static void sweep_work(void *arg)
+{
+    struct dz_store *st = arg;
+    int64_t horizon = sw.now / DZ_OIDC_EXPIRY_BUCKET_MS - 1 - GRACE_BUCKETS;
+
+    sw.rc = 0;
+    if (sw.next == 0)
+        sw.next = horizon - LOOK_BACK;
+    while (sw.next <= horizon) {
+        sw.rc = sweep(st, sw.next, sw.now);
+        if (sw.rc != 0) {
+            drop_gone();
+            return; /* this bucket again at the next tick */
+        }
+        sw.next++;
+        if (sw.n > 0)
+            return; /* one bucket's sending at a time */
+        drop_gone();
+    }
+}
+
+/* Back on the loop: send the logout tokens of the sessions found gone. */
+static void swept(void *arg)
+{
+    (void)arg;
+    if (sw.rc != 0)
+        dz_logj(DZ_LOG_WARN, "oidc_expiry_sweep", json_pack("{s:s}", "error", dz_err_str(sw.rc)));
+    if (sw.n > 0) {
+        sw.bg = dz_rctx_background(sw.w, "exp");
+        if (sw.bg) {
+            sw.at = 0;
+            send_next(sw.bg, NULL); /* clears busy after the last */
+            return;
+        }
+        drop_gone();
+    }
+    sw.busy = false;
+}
+
 static void tick(struct ev_loop *loop, ev_timer *t, int revents)
 {
-    int64_t now = dz_unix_ms();
-    int64_t horizon = now / DZ_OIDC_EXPIRY_BUCKET_MS - 1 - GRACE_BUCKETS;
     struct dz_store *st = sw.w->gw->store;
 
     (void)loop;
@@ -138,34 +193,17 @@ static void tick(struct ev_loop *loop, ev_timer *t, int revents)
     (void)revents;
     if (sw.busy)
         return;
-    if (sw.next == 0)
-        sw.next = horizon - LOOK_BACK;
-    while (sw.next <= horizon) {
-        int rc = sweep(st, sw.next, now);
-        if (rc != 0) {
-            dz_logj(DZ_LOG_WARN, "oidc_expiry_sweep", json_pack("{s:s}", "error", dz_err_str(rc)));
-            free(sw.gone);
-            sw.gone = NULL;
-            sw.n = 0;
-            return; /* this bucket again at the next tick */
-        }
-        sw.next++;
-        if (sw.n > 0) {
-            sw.bg = dz_rctx_background(sw.w, "exp");
-            if (!sw.bg) {
-                free(sw.gone);
-                sw.gone = NULL;
-                sw.n = 0;
-                return;
-            }
-            sw.busy = true;
-            sw.at = 0;
-            send_next(sw.bg, NULL);
-            return; /* one bucket's sending at a time */
-        }
-        free(sw.gone);
-        sw.gone = NULL;
+    sw.busy = true;
+    sw.now = dz_unix_ms();
+    if (dz_store_waits(st)) {
+        /* The pool holds the worker's drain for the job, so a stop waits
+         * for a sweep in flight (its taken slots are sent, not lost). */
+        if (dz_pool_submit(sw.w->gw->pool, sw.w->worker, sweep_work, swept, st) != 0)
+            sw.busy = false; /* the pool is full: the next tick tries again */
+        return;
     }
+    sweep_work(st);
+    swept(NULL);
 }
 
 int dz_oidc_expiry_start(struct dz_gw_worker *w)

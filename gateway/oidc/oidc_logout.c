@@ -24,6 +24,7 @@
 #include "oidc/oidc_authreq.h"
 #include "oidc/oidc_endpoints.h"
 #include "oidc/oidc_jwt.h"
+#include "oidc/oidc_offloop.h"
 #include "oidc/oidc_params.h"
 #include "policy/policy_oidc.h"
 
@@ -33,11 +34,15 @@ struct logout_op {
     char *location;
     char token[128];
     size_t token_len;
+    json_t *claims; /* of the id_token_hint, or NULL */
+    bool has_ruri;
+    struct dz_store *st;
 };
 
 static void op_free(struct logout_op *op)
 {
     dz_secret_wipe(op->token, sizeof(op->token));
+    json_decref(op->claims);
     free(op->location);
     free(op);
 }
@@ -55,16 +60,74 @@ static void recorded(struct dz_rctx *c, int rc, void *arg)
     op_free(op);
 }
 
-static void notified(struct dz_rctx *c, void *arg)
+/* Store step: the session ends. */
+static void delete_work(void *arg)
+{
+    struct logout_op *op = arg;
+
+    dz_session_delete(op->st, op->token, op->token_len);
+}
+
+static void deleted(struct dz_rctx *c, void *arg)
 {
     struct logout_op *op = arg;
     json_t *rec = json_pack("{s:s, s:s, s:s}", "type", "oidc_logout", "fin", c->session.fin,
                             "means", c->session.method);
 
-    /* The session ends after the clients were told (their tokens name it),
-     * and before the person is sent on. */
-    dz_session_delete(c->gw->store, op->token, op->token_len);
     dz_gw_audit(c, rec, recorded, op);
+}
+
+static void notified(struct dz_rctx *c, void *arg)
+{
+    struct logout_op *op = arg;
+
+    /* The session ends after the clients were told (their tokens name it),
+     * and before the person is sent on (off the loop: oidc_offloop.h). */
+    op->st = c->gw->store;
+    if (dz_oidc_offloop(c, delete_work, deleted, op) != 0) {
+        if (dz_oidc_can_answer(c))
+            dz_rctx_problem(c, "service_unavailable", "the gateway is busy");
+        op_free(op);
+    }
+}
+
+/* The session is known (or the store could not say): a logout only when
+ * the hint proves the request comes from a client of this session. */
+static void authenticated(struct dz_rctx *c, int rc, void *arg)
+{
+    struct logout_op *op = arg;
+    char sid[DZ_SESSION_TOKEN_LEN + 1];
+    bool via_cookie = false;
+    const char *tok;
+
+    if (!dz_oidc_can_answer(c)) {
+        op_free(op);
+        return;
+    }
+    if (rc == DZ_ERR_UNAVAILABLE) {
+        dz_rctx_state_unavailable(c, DZ_ERR_UNAVAILABLE);
+        op_free(op);
+        return;
+    }
+    tok = c->has_session
+              ? dz_rctx_token(c, op->token, sizeof(op->token), &op->token_len, &via_cookie)
+              : NULL;
+    if (tok && tok != op->token && op->token_len < sizeof(op->token)) {
+        memcpy(op->token, tok, op->token_len);
+        op->token[op->token_len] = '\0';
+    }
+    dz_session_sid_b64(&c->session, sid);
+    if (!tok || !op->claims ||
+        strcmp(json_string_value(json_object_get(op->claims, "sid")) ?: "", sid) != 0) {
+        /* Not proven to come from a client of this session: no logout. */
+        if (!op->has_ruri) {
+            free(op->location);
+            op->location = strdup("/#/account");
+        }
+        recorded(c, 0, op);
+        return;
+    }
+    dz_oidc_session_ended(c, sid, c->session.fin, notified, op);
 }
 
 /* The claims of an ID token this gateway signed (expired ones too: a
@@ -100,9 +163,6 @@ void dz_oidc_ep_logout(struct dz_rctx *c)
     const struct dz_policy_service *svc = NULL;
     struct logout_op *op = NULL;
     json_t *claims = NULL;
-    char sid[DZ_SESSION_TOKEN_LEN + 1];
-    bool via_cookie = false;
-    const char *tok;
     int rc;
 
     rc = dz_oidc_params_parse(q, qlen, &p);
@@ -150,30 +210,10 @@ void dz_oidc_ep_logout(struct dz_rctx *c)
     }
     if (!op->location)
         goto busy;
-    if (dz_rctx_authenticate(c) == DZ_ERR_UNAVAILABLE) {
-        dz_rctx_state_unavailable(c, DZ_ERR_UNAVAILABLE);
-        goto out;
-    }
-    tok = c->has_session
-              ? dz_rctx_token(c, op->token, sizeof(op->token), &op->token_len, &via_cookie)
-              : NULL;
-    if (tok && tok != op->token && op->token_len < sizeof(op->token)) {
-        memcpy(op->token, tok, op->token_len);
-        op->token[op->token_len] = '\0';
-    }
-    dz_session_sid_b64(&c->session, sid);
-    if (!tok || !claims ||
-        strcmp(json_string_value(json_object_get(claims, "sid")) ?: "", sid) != 0) {
-        /* Not proven to come from a client of this session: no logout. */
-        if (!ruri) {
-            free(op->location);
-            op->location = strdup("/#/account");
-        }
-        recorded(c, 0, op);
-        op = NULL;
-        goto out;
-    }
-    dz_oidc_session_ended(c, sid, c->session.fin, notified, op);
+    op->claims = claims;
+    claims = NULL;
+    op->has_ruri = ruri != NULL;
+    dz_rctx_authenticate_async(c, authenticated, op);
     op = NULL;
     goto out;
 busy:

@@ -23,6 +23,7 @@
 #include "oidc/oidc_endpoints.h"
 #include "oidc/oidc_jwks_uri.h"
 #include "oidc/oidc_jwt.h"
+#include "oidc/oidc_offloop.h"
 #include "oidc/oidc_params.h"
 #include "oidc/oidc_state.h"
 #include "policy/policy_oidc.h"
@@ -34,21 +35,58 @@
 #define ID_TOKEN_TTL_S 300
 #define USED_TTL_MS (10 * 60 * 1000) /* a replay is recognised this long */
 
+/* What the exchange's store step (off the loop) found, in the order the
+ * answers take precedence. */
+enum token_outcome {
+    T_ISSUED,       /* code taken and checked, access token and used mark stored */
+    T_JTI_REPLAY,   /* the client assertion was used before */
+    T_UNAVAILABLE,  /* the store could not answer: nothing spent that is known */
+    T_FULL,         /* the jti could not be recorded (quota) */
+    T_BAD_GRANT,    /* grant_type is not authorization_code */
+    T_NO_CODE,      /* unknown or expired code */
+    T_REPLAY,       /* the code was used: its first tokens are revoked */
+    T_OTHER_CLIENT, /* (code spent) issued to another client */
+    T_BAD_URI,      /* (code spent) redirect_uri differs */
+    T_BAD_PKCE,     /* (code spent) the verifier does not match */
+    T_STORE_FAILED, /* (code spent) the token or its mark could not be stored */
+    T_INTERNAL,     /* (code spent) no memory, no randomness */
+};
+
 struct token_op {
+    /* in: copied on the loop, so the store step touches nothing of c */
+    struct dz_store *st;
+    struct dz_oidc_jti_mark jti;
+    bool grant_ok;
+    char code[DZ_OIDC_SECRET_LEN + 1];
+    char *redirect_uri;
+    char *verifier;
+    /* out */
+    enum token_outcome outcome;
+    json_t *rec;        /* the code's record (T_ISSUED) */
+    char *replay_first; /* the client the replayed code went to (T_REPLAY) */
     char access_token[DZ_OIDC_SECRET_LEN + 1];
     char *id_token;
     json_t *claims;
     json_t *audit;
     const char *client_id; /* owned by the generation c holds */
+    const struct dz_policy_service *svc;
 };
 
 static void op_free(struct token_op *op)
 {
     dz_secret_wipe(op->access_token, sizeof(op->access_token));
+    dz_secret_wipe(op->code, sizeof(op->code));
     if (op->id_token) {
         dz_secret_wipe(op->id_token, strlen(op->id_token));
         free(op->id_token);
     }
+    if (op->verifier) {
+        dz_secret_wipe(op->verifier, strlen(op->verifier));
+        free(op->verifier);
+    }
+    free(op->redirect_uri);
+    free(op->replay_first);
+    json_decref(op->rec);
     json_decref(op->claims);
     json_decref(op->audit);
     free(op);
@@ -61,12 +99,12 @@ static void answered(struct dz_rctx *c, int rc, void *arg)
     if (!dz_oidc_can_answer(c)) {
         /* The client left: it never got the tokens; revoke what would
          * otherwise stay usable until it expires. */
-        dz_oidc_state_del(c->gw->store, DZ_OIDC_NS_TOKEN, op->access_token);
+        dz_oidc_revoke_token(c, op->access_token);
         op_free(op);
         return;
     }
     if (rc != 0) {
-        dz_oidc_state_del(c->gw->store, DZ_OIDC_NS_TOKEN, op->access_token);
+        dz_oidc_revoke_token(c, op->access_token);
         dz_oidc_error(c, 500, "server_error", "audit log unavailable", NULL);
     } else {
         json_t *body =
@@ -84,7 +122,7 @@ static void signed_cb(struct dz_rctx *c, int rc, char *token, void *arg)
 
     op->id_token = token;
     if (rc != 0 || !token) {
-        dz_oidc_state_del(c->gw->store, DZ_OIDC_NS_TOKEN, op->access_token);
+        dz_oidc_revoke_token(c, op->access_token);
         if (dz_oidc_can_answer(c))
             dz_oidc_error(c, 500, "server_error", "the ID token could not be signed", NULL);
         op_free(op);
@@ -122,135 +160,236 @@ static void audit_noted(struct dz_rctx *c, int rc, void *arg)
 }
 
 /* The code was not there: expired, never issued, or used.  A used one is a
- * replay: revoke what its first exchange issued. */
-static void refuse_missing_code(struct dz_rctx *c, const char *code, const char *client_id)
+ * replay: revoke what its first exchange issued.  Store step. */
+static enum token_outcome missing_code(struct token_op *op)
 {
     json_t *used = NULL;
+    const char *at_key;
+    int rc = dz_oidc_state_get(op->st, DZ_OIDC_NS_USED, op->code, false, &used);
+
+    if (rc != 0)
+        return dz_store_failed(rc) ? T_UNAVAILABLE : T_NO_CODE;
+    at_key = json_string_value(json_object_get(used, "at"));
+    if (at_key) {
+        size_t kl = 0;
+        unsigned char *raw = NULL;
+        if (dz_b64_decode(at_key, strlen(at_key), true, &raw, &kl) == 0 && kl == 32)
+            dz_store_del(op->st, DZ_OIDC_NS_TOKEN, raw, kl);
+        free(raw);
+    }
+    op->replay_first = strdup(json_string_value(json_object_get(used, "client")) ?: "");
+    json_decref(used);
+    return T_REPLAY;
+}
+
+/* Store the access token and the mark a replay will find (which token to
+ * revoke, by its store key, never the token).  Store step. */
+static enum token_outcome store_tokens(struct token_op *op, const json_t *rec)
+{
+    char at_key[DZ_OIDC_SECRET_LEN + 1];
+    unsigned char h[32];
+    json_t *at;
+    json_t *used;
+    int rc;
+
+    if (dz_oidc_secret_new(op->access_token) != 0)
+        return T_INTERNAL;
+    at = json_pack("{s:s, s:s, s:O, s:O, s:O, s:O, s:O, s:O}", "client", op->client_id, "service",
+                   op->svc->name, "fin", json_object_get(rec, "fin"), "acr",
+                   json_object_get(rec, "acr"), "amr", json_object_get(rec, "amr"), "sid",
+                   json_object_get(rec, "sid"), "scopes", json_object_get(rec, "scopes"),
+                   "auth_time", json_object_get(rec, "auth_time"));
+    rc = at ? dz_oidc_state_put(op->st, DZ_OIDC_NS_TOKEN, op->access_token, at,
+                                ACCESS_TOKEN_TTL_S * 1000ull, DZ_STORE_NX)
+            : DZ_ERR_NOMEM;
+    json_decref(at);
+    if (rc != 0)
+        return T_STORE_FAILED;
+    dz_sha256(op->access_token, strlen(op->access_token), h);
+    dz_b64_encode_to(h, sizeof(h), true, at_key);
+    used = json_pack("{s:s, s:s}", "at", at_key, "client", op->client_id);
+    rc = used ? dz_oidc_state_put(op->st, DZ_OIDC_NS_USED, op->code, used, USED_TTL_MS, 0)
+              : DZ_ERR_NOMEM;
+    json_decref(used);
+    if (rc != 0) {
+        /* Without the mark a replay could not revoke: issue nothing. */
+        dz_oidc_state_del(op->st, DZ_OIDC_NS_TOKEN, op->access_token);
+        return T_STORE_FAILED;
+    }
+    return T_ISSUED;
+}
+
+/* Every store call of an exchange, in one step off the loop: the jti, the
+ * code (taken: exactly one exchange has it), the checks, the tokens. */
+static void exchange_work(void *arg)
+{
+    struct token_op *op = arg;
+    json_t *rec = NULL;
+    int rc = dz_oidc_jti_record(op->st, &op->jti);
+
+    if (rc == DZ_ERR_EXISTS) {
+        op->outcome = T_JTI_REPLAY;
+        return;
+    }
+    if (rc == DZ_ERR_FULL || rc == DZ_ERR_NOMEM) {
+        op->outcome = T_FULL;
+        return;
+    }
+    if (rc != 0) {
+        op->outcome = T_UNAVAILABLE;
+        return;
+    }
+    if (!op->grant_ok) {
+        op->outcome = T_BAD_GRANT;
+        return;
+    }
+    if (strlen(op->code) != DZ_OIDC_SECRET_LEN) {
+        op->outcome = T_NO_CODE;
+        return;
+    }
+    rc = dz_oidc_state_get(op->st, DZ_OIDC_NS_CODE, op->code, true, &rec);
+    if (rc != 0) {
+        /* A store that could not answer says nothing about the code: not
+         * "unknown", and not a replay. */
+        op->outcome = dz_store_failed(rc) ? T_UNAVAILABLE : missing_code(op);
+        return;
+    }
+    /* Taken: whatever happens next, this code is spent. */
+    if (strcmp(json_string_value(json_object_get(rec, "client")) ?: "", op->client_id) != 0)
+        op->outcome = T_OTHER_CLIENT;
+    else if (!op->redirect_uri ||
+             strcmp(json_string_value(json_object_get(rec, "redirect_uri")) ?: "",
+                    op->redirect_uri) != 0)
+        op->outcome = T_BAD_URI;
+    else if (!verifier_ok(op->verifier, json_string_value(json_object_get(rec, "challenge")) ?: ""))
+        op->outcome = T_BAD_PKCE;
+    else
+        op->outcome = store_tokens(op, rec);
+    if (op->outcome == T_ISSUED)
+        op->rec = rec;
+    else
+        json_decref(rec);
+}
+
+/* An exchange that issued nothing: its answer. */
+static void refuse(struct dz_rctx *c, struct token_op *op, bool basic)
+{
     json_t *r;
 
-    if (dz_oidc_state_get(c->gw->store, DZ_OIDC_NS_USED, code, false, &used) == 0) {
-        const char *at_key = json_string_value(json_object_get(used, "at"));
-        if (at_key) {
-            unsigned char k[32];
-            size_t kl = 0;
-            unsigned char *raw = NULL;
-            if (dz_b64_decode(at_key, strlen(at_key), true, &raw, &kl) == 0 && kl == 32) {
-                memcpy(k, raw, 32);
-                dz_store_del(c->gw->store, DZ_OIDC_NS_TOKEN, k, sizeof(k));
-            }
-            free(raw);
-        }
-        r = json_pack("{s:s, s:s, s:s}", "type", "oidc_code_replay", "client", client_id,
-                      "first_client", json_string_value(json_object_get(used, "client")) ?: "");
-        json_decref(used);
-        dz_rctx_logj(c, DZ_LOG_WARN, "oidc_code_replay", json_pack("{s:s}", "client", client_id));
+    switch (op->outcome) {
+    case T_JTI_REPLAY:
+        dz_rctx_logj(c, DZ_LOG_INFO, "oidc_client_refused",
+                     json_pack("{s:s}", "reason", "the client assertion was already used (jti)"));
+        dz_oidc_error(c, 401, "invalid_client", "the client assertion was already used (jti)",
+                      basic ? "Basic" : NULL);
+        break;
+    case T_FULL:
+    case T_UNAVAILABLE:
+    case T_STORE_FAILED:
+        dz_oidc_error(c, 503, "temporarily_unavailable", "state cannot be recorded now", NULL);
+        break;
+    case T_BAD_GRANT:
+        dz_oidc_error(c, 400, "unsupported_grant_type", "only authorization_code", NULL);
+        break;
+    case T_NO_CODE:
+        dz_oidc_error(c, 400, "invalid_grant", "unknown or expired code", NULL);
+        break;
+    case T_REPLAY:
+        r = json_pack("{s:s, s:s, s:s}", "type", "oidc_code_replay", "client", op->client_id,
+                      "first_client", op->replay_first ?: "");
+        dz_rctx_logj(c, DZ_LOG_WARN, "oidc_code_replay",
+                     json_pack("{s:s}", "client", op->client_id));
         /* The refusal does not wait for the record: a replay must not be
          * slowed by the audit, and nothing is issued. */
         dz_gw_audit(c, r, audit_noted, NULL);
         dz_oidc_error(c, 400, "invalid_grant", "the code was already used; its tokens are revoked",
                       NULL);
-        return;
-    }
-    dz_oidc_error(c, 400, "invalid_grant", "unknown or expired code", NULL);
-}
-
-static void exchange(struct dz_rctx *c, const struct dz_policy_service *svc,
-                     const struct dz_oidc_params *p)
-{
-    const struct dz_policy_oidc *cl = svc->oidc;
-    const char *code = dz_oidc_params_get(p, "code", NULL);
-    const char *ruri = dz_oidc_params_get(p, "redirect_uri", NULL);
-    const char *verifier = dz_oidc_params_get(p, "code_verifier", NULL);
-    struct token_op *op = NULL;
-    json_t *rec = NULL;
-    json_t *used = NULL;
-    char at_hash[23];
-    char at_key[DZ_OIDC_SECRET_LEN + 1];
-    unsigned char h[32];
-    int64_t now = dz_unix_ms() / 1000;
-    int rc;
-
-    if (!code || strlen(code) != DZ_OIDC_SECRET_LEN) {
-        dz_oidc_error(c, 400, "invalid_grant", "unknown or expired code", NULL);
-        return;
-    }
-    if (dz_oidc_state_get(c->gw->store, DZ_OIDC_NS_CODE, code, true, &rec) != 0) {
-        refuse_missing_code(c, code, cl->client_id);
-        return;
-    }
-    /* Taken: whatever happens next, this code is spent. */
-    if (strcmp(json_string_value(json_object_get(rec, "client")) ?: "", cl->client_id) != 0) {
+        break;
+    case T_OTHER_CLIENT:
         dz_oidc_error(c, 400, "invalid_grant", "the code was issued to another client", NULL);
-        goto out;
-    }
-    if (!ruri || strcmp(json_string_value(json_object_get(rec, "redirect_uri")) ?: "", ruri) != 0) {
+        break;
+    case T_BAD_URI:
         dz_oidc_error(c, 400, "invalid_grant", "redirect_uri differs from the authorization's",
                       NULL);
-        goto out;
-    }
-    if (!verifier_ok(verifier, json_string_value(json_object_get(rec, "challenge")) ?: "")) {
-        dz_oidc_error(c, 400, "invalid_grant", "the PKCE code_verifier does not match", NULL);
-        goto out;
-    }
-
-    op = calloc(1, sizeof(*op));
-    if (!op || dz_oidc_secret_new(op->access_token) != 0) {
+        break;
+    case T_ISSUED:
+    case T_INTERNAL:
         dz_oidc_error(c, 500, "server_error", NULL, NULL);
-        goto out;
+        break;
+    case T_BAD_PKCE:
+        dz_oidc_error(c, 400, "invalid_grant", "the PKCE code_verifier does not match", NULL);
+        break;
     }
-    op->client_id = cl->client_id;
-    {
-        json_t *at = json_pack(
-            "{s:s, s:s, s:O, s:O, s:O, s:O, s:O, s:O}", "client", cl->client_id, "service",
-            svc->name, "fin", json_object_get(rec, "fin"), "acr", json_object_get(rec, "acr"),
-            "amr", json_object_get(rec, "amr"), "sid", json_object_get(rec, "sid"), "scopes",
-            json_object_get(rec, "scopes"), "auth_time", json_object_get(rec, "auth_time"));
-        rc = at ? dz_oidc_state_put(c->gw->store, DZ_OIDC_NS_TOKEN, op->access_token, at,
-                                    ACCESS_TOKEN_TTL_S * 1000ull, DZ_STORE_NX)
-                : DZ_ERR_NOMEM;
-        json_decref(at);
-    }
-    if (rc != 0) {
-        dz_oidc_error(c, 503, "temporarily_unavailable", "state cannot be recorded now", NULL);
-        goto out;
-    }
-    /* The mark a replay will find: which access token to revoke (by its
-     * store key, never the token). */
-    dz_sha256(op->access_token, strlen(op->access_token), h);
-    dz_b64_encode_to(h, sizeof(h), true, at_key);
-    used = json_pack("{s:s, s:s}", "at", at_key, "client", cl->client_id);
-    if (!used ||
-        dz_oidc_state_put(c->gw->store, DZ_OIDC_NS_USED, code, used, USED_TTL_MS, 0) != 0) {
-        /* Without the mark a replay could not revoke: issue nothing. */
-        dz_oidc_state_del(c->gw->store, DZ_OIDC_NS_TOKEN, op->access_token);
-        dz_oidc_error(c, 503, "temporarily_unavailable", "state cannot be recorded now", NULL);
-        goto out;
-    }
+}
 
+static void exchange_done(struct dz_rctx *c, void *arg)
+{
+    struct token_op *op = arg;
+    const json_t *rec = op->rec;
+    char at_hash[23];
+    int64_t now = dz_unix_ms() / 1000;
+
+    if (!dz_oidc_can_answer(c)) {
+        if (op->outcome == T_ISSUED)
+            dz_oidc_revoke_token(c, op->access_token);
+        op_free(op);
+        return;
+    }
+    if (op->outcome != T_ISSUED) {
+        refuse(c, op, dz_req_header(c->req, "authorization") != NULL);
+        op_free(op);
+        return;
+    }
     dz_oidc_at_hash(op->access_token, at_hash);
     op->claims = json_pack("{s:s, s:O, s:s, s:I, s:I, s:O, s:O, s:O, s:O, s:s}", "iss",
                            dz_oidc_issuer(c), "sub", json_object_get(rec, "fin"), "aud",
-                           cl->client_id, "exp", (json_int_t)(now + ID_TOKEN_TTL_S), "iat",
+                           op->client_id, "exp", (json_int_t)(now + ID_TOKEN_TTL_S), "iat",
                            (json_int_t)now, "auth_time", json_object_get(rec, "auth_time"), "acr",
                            json_object_get(rec, "acr"), "amr", json_object_get(rec, "amr"), "sid",
                            json_object_get(rec, "sid"), "at_hash", at_hash);
     if (op->claims && json_object_get(rec, "nonce"))
         json_object_set(op->claims, "nonce", json_object_get(rec, "nonce"));
-    op->audit = json_pack("{s:s, s:s, s:s, s:O, s:O, s:O}", "type", "oidc_token", "client",
-                          cl->client_id, "service", svc->name, "fin", json_object_get(rec, "fin"),
-                          "acr", json_object_get(rec, "acr"), "sid", json_object_get(rec, "sid"));
+    op->audit =
+        json_pack("{s:s, s:s, s:s, s:O, s:O, s:O}", "type", "oidc_token", "client", op->client_id,
+                  "service", op->svc->name, "fin", json_object_get(rec, "fin"), "acr",
+                  json_object_get(rec, "acr"), "sid", json_object_get(rec, "sid"));
     if (!op->claims || !op->audit) {
-        dz_oidc_state_del(c->gw->store, DZ_OIDC_NS_TOKEN, op->access_token);
+        dz_oidc_revoke_token(c, op->access_token);
         dz_oidc_error(c, 500, "server_error", NULL, NULL);
-        goto out;
+        op_free(op);
+        return;
     }
     dz_oidc_sign(c, op->claims, DZ_OIDC_ID_TOKEN_TYP, signed_cb, op);
-    op = NULL;
-out:
-    json_decref(used);
-    json_decref(rec);
-    if (op)
+}
+
+static void exchange(struct dz_rctx *c, const struct dz_policy_service *svc,
+                     const struct dz_oidc_params *p, const struct dz_oidc_jti_mark *jti)
+{
+    const char *code = dz_oidc_params_get(p, "code", NULL);
+    const char *ruri = dz_oidc_params_get(p, "redirect_uri", NULL);
+    const char *verifier = dz_oidc_params_get(p, "code_verifier", NULL);
+    const char *grant = dz_oidc_params_get(p, "grant_type", NULL);
+    struct token_op *op = calloc(1, sizeof(*op));
+
+    if (!op || (ruri && !(op->redirect_uri = strdup(ruri))) ||
+        (verifier && !(op->verifier = strdup(verifier)))) {
+        if (op)
+            op_free(op);
+        dz_oidc_error(c, 500, "server_error", NULL, NULL);
+        return;
+    }
+    op->st = c->gw->store;
+    op->jti = *jti;
+    op->grant_ok = grant && strcmp(grant, "authorization_code") == 0;
+    op->svc = svc;
+    op->client_id = svc->oidc->client_id;
+    /* Longer than a code: left empty, and refused as unknown. */
+    if (code && strlen(code) == DZ_OIDC_SECRET_LEN)
+        memcpy(op->code, code, sizeof(op->code));
+    if (dz_oidc_offloop(c, exchange_work, exchange_done, op) != 0) {
         op_free(op);
+        dz_oidc_error(c, 503, "temporarily_unavailable", "the gateway is busy", NULL);
+    }
 }
 
 static void token_run(struct dz_rctx *c, bool may_fetch);
@@ -273,7 +412,7 @@ static void token_run(struct dz_rctx *c, bool may_fetch)
     struct dz_oidc_params p;
     const struct dz_policy_service *svc = NULL;
     const char *ctype = dz_req_header(c->req, "content-type");
-    const char *grant;
+    struct dz_oidc_jti_mark jti;
     const char *why = NULL;
     const unsigned char *body;
     size_t len = 0;
@@ -292,7 +431,7 @@ static void token_run(struct dz_rctx *c, bool may_fetch)
                       NULL);
         return;
     }
-    rc = dz_oidc_client_authenticate(c, &p, may_fetch, &svc, &why);
+    rc = dz_oidc_client_authenticate(c, &p, may_fetch, &svc, &jti, &why);
     if (rc == DZ_ERR_STATE) {
         /* Nothing is spent yet (the code is taken only after this): the
          * request starts over once the keys are in. */
@@ -303,18 +442,12 @@ static void token_run(struct dz_rctx *c, bool may_fetch)
     if (rc != 0) {
         bool basic = dz_req_header(c->req, "authorization") != NULL;
         dz_rctx_logj(c, DZ_LOG_INFO, "oidc_client_refused", json_pack("{s:s}", "reason", why));
-        if (rc == DZ_ERR_FULL || rc == DZ_ERR_NOMEM)
-            dz_oidc_error(c, 503, "temporarily_unavailable", "state cannot be recorded now", NULL);
-        else
-            dz_oidc_error(c, 401, "invalid_client", why, basic ? "Basic" : NULL);
+        dz_oidc_error(c, 401, "invalid_client", why, basic ? "Basic" : NULL);
         goto out;
     }
-    grant = dz_oidc_params_get(&p, "grant_type", NULL);
-    if (!grant || strcmp(grant, "authorization_code") != 0) {
-        dz_oidc_error(c, 400, "unsupported_grant_type", "only authorization_code", NULL);
-        goto out;
-    }
-    exchange(c, svc, &p);
+    /* The jti, the grant type and the code are answered in that order, by
+     * the store step (oidc_offloop.h). */
+    exchange(c, svc, &p, &jti);
 out:
     dz_oidc_params_cleanup(&p);
 }

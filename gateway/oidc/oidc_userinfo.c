@@ -23,8 +23,10 @@
 #include "http/httpc.h"
 #include "oidc/oidc_answer.h"
 #include "oidc/oidc_endpoints.h"
+#include "oidc/oidc_offloop.h"
 #include "oidc/oidc_state.h"
 #include "policy/policy_oidc.h"
+#include "state/store.h"
 
 #include "base/compat.h"
 
@@ -228,12 +230,47 @@ static void from_registry(struct dz_rctx *c, struct ui_op *op, const json_t *at)
     dz_gw_sign(c, &op->in, signed_cb, op);
 }
 
+/* The access token's record, read off the loop (oidc_offloop.h). */
+struct at_lookup {
+    struct dz_store *st;
+    char token[DZ_OIDC_SECRET_LEN + 1];
+    json_t *at;
+    int rc;
+};
+
+static void lookup_work(void *arg)
+{
+    struct at_lookup *l = arg;
+
+    l->rc = dz_oidc_state_get(l->st, DZ_OIDC_NS_TOKEN, l->token, false, &l->at);
+}
+
+static void with_token(struct dz_rctx *c, json_t *at);
+
+static void looked_up(struct dz_rctx *c, void *arg)
+{
+    struct at_lookup *l = arg;
+
+    if (!dz_oidc_can_answer(c)) {
+        /* nothing to answer */
+    } else if (dz_store_failed(l->rc)) {
+        /* Not "revoked": the store could not say. */
+        dz_oidc_error(c, 503, "temporarily_unavailable", "state cannot be read now", NULL);
+    } else if (l->rc != 0) {
+        dz_oidc_error(c, 401, "invalid_token", "unknown, expired or revoked access token",
+                      "Bearer");
+    } else {
+        with_token(c, l->at);
+    }
+    json_decref(l->at);
+    dz_secret_wipe(l->token, sizeof(l->token));
+    free(l);
+}
+
 void dz_oidc_ep_userinfo(struct dz_rctx *c)
 {
     const char *authz = dz_req_header(c->req, "authorization");
-    const struct dz_policy_service *svc;
-    struct ui_op *op = NULL;
-    json_t *at = NULL;
+    struct at_lookup *l;
     const char *tok;
 
     if (!authz || strncasecmp(authz, "Bearer ", 7) != 0) {
@@ -243,19 +280,35 @@ void dz_oidc_ep_userinfo(struct dz_rctx *c)
     tok = authz + 7;
     while (*tok == ' ')
         tok++;
-    if (strlen(tok) != DZ_OIDC_SECRET_LEN ||
-        dz_oidc_state_get(c->gw->store, DZ_OIDC_NS_TOKEN, tok, false, &at) != 0) {
+    if (strlen(tok) != DZ_OIDC_SECRET_LEN) {
         dz_oidc_error(c, 401, "invalid_token", "unknown, expired or revoked access token",
                       "Bearer");
         return;
     }
+    l = calloc(1, sizeof(*l));
+    if (!l) {
+        dz_oidc_error(c, 500, "server_error", NULL, NULL);
+        return;
+    }
+    l->st = c->gw->store;
+    memcpy(l->token, tok, sizeof(l->token));
+    if (dz_oidc_offloop(c, lookup_work, looked_up, l) != 0) {
+        free(l);
+        dz_oidc_error(c, 503, "temporarily_unavailable", "the gateway is busy", NULL);
+    }
+}
+
+static void with_token(struct dz_rctx *c, json_t *at)
+{
+    const struct dz_policy_service *svc;
+    struct ui_op *op = NULL;
+
     /* The client's registration as it is now: a field a reload stopped
      * releasing is not released on a token issued before. */
     svc = dz_policy_oidc_client(c->gen->policies, json_string_value(json_object_get(at, "client")));
     op = calloc(1, sizeof(*op));
     if (!svc || !op || !json_is_string(json_object_get(at, "fin"))) {
         free(op);
-        json_decref(at);
         dz_oidc_error(c, 401, "invalid_token", "the client is no longer registered", "Bearer");
         return;
     }
@@ -269,7 +322,6 @@ void dz_oidc_ep_userinfo(struct dz_rctx *c)
                          "amr", json_object_get(at, "amr"));
     op->released = json_array();
     if (!op->body || !op->released) {
-        json_decref(at);
         op_free(op);
         dz_oidc_error(c, 500, "server_error", NULL, NULL);
         return;
@@ -282,5 +334,4 @@ void dz_oidc_ep_userinfo(struct dz_rctx *c)
         from_registry(c, op, at);
     else
         finish(c, op);
-    json_decref(at);
 }

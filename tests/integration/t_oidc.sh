@@ -40,7 +40,8 @@ EOF
 sed -e 's/^service: oidc-test/service: oidc-short/' -e 's/DIS-9101/DIS-9102/' -e 's/client_id: test-rp/client_id: test-short/' \
     -e '/backchannel_logout_uri/d' -e 's/^  consent:/  code_lifetime: 1s\n  consent:/' \
     "$WORK/policies/oidc-test.yaml" >"$WORK/policies/oidc-short.yaml"
-EXTRA_POLICIES="$WORK/policies" stack_start CARDS=0 MOBILE=0 # only logins by password here
+# REDIS=1: the same with the state in Redis (tests/integration/redis.sh starts one).
+oidc_stack_start CARDS=0 MOBILE=0 # only logins by password here
 CA="$STATE_DIR/certs/root.pem"
 ISS=$GW_ORIGIN
 TOKEN_URL="$ISS/token"
