@@ -46,15 +46,19 @@ EOF
 
 # oidc_stack_start ARG...: stack_start with the policies above; REDIS=1
 # (tests/integration/redis.sh starts one, port 9137): the state in Redis,
-# behind an ACL user and with its values encrypted.
+# behind an ACL user and with its values encrypted, and a command timeout
+# of OIDC_REDIS_COMMAND_TIMEOUT (1s unless set).
 oidc_stack_start() {
     if [ "${REDIS:-0}" = 1 ]; then
         local port=9137
+        # Every blocking round trip made on a worker loop is logged with its
+        # stack (oidc_loop_waits_check names the provider's).
+        export DARVAZA_DEBUG_LOOP_WAITS=1
         (umask 077 && openssl rand -hex 16 >"$WORK/redis.pw" && openssl rand -hex 32 >"$WORK/redis.key")
         redis_start main "$port" --user darvaza on ">$(cat "$WORK/redis.pw")" '~x:*' '&x:*' \
             '&__redis__:invalidate' '+@all'
         EXTRA_POLICIES="$WORK/policies" stack_start "$@" \
-            STORE_REDIS="address: 127.0.0.1:$port, username: darvaza, password_file: $WORK/redis.pw, value_key_file: $WORK/redis.key, prefix: \"x:\", timeouts: {command: 1s}"
+            STORE_REDIS="address: 127.0.0.1:$port, username: darvaza, password_file: $WORK/redis.pw, value_key_file: $WORK/redis.key, prefix: \"x:\", timeouts: {command: ${OIDC_REDIS_COMMAND_TIMEOUT:-1s}}"
     else
         EXTRA_POLICIES="$WORK/policies" stack_start "$@"
     fi
@@ -75,4 +79,39 @@ logout_tokens() {
             '[.aud, .sid, .sub, $typ, (.events | has("http://schemas.openid.net/event/backchannel-logout"))]' \
             <<<"$(jws_part "$t" 1)"
     done
+}
+
+# With REDIS=1, the number of tests oidc_loop_waits_check adds (0 otherwise).
+OIDC_LOOP_WAIT_TESTS=0
+[ "${REDIS:-0}" = 1 ] && OIDC_LOOP_WAIT_TESTS=2
+
+# oidc_loop_waits: the store_loop_wait events of the gateway's log (one
+# line each: the command, then the source files of its stack's frames,
+# inlined ones too), from the raw stacks DARVAZA_DEBUG_LOOP_WAITS=1 logs.
+oidc_loop_waits() {
+    local log bin="$BUILD_DIR/darvazad"
+    log=$(gw_log)
+    awk '/"event":"store_loop_wait"/ { if (ev) print ev; match($0, /redis: [A-Z]+/); ev = substr($0, RSTART + 7, RLENGTH - 7); next }
+         ev && /darvazad\(\+0x[0-9a-f]+\)/ { match($0, /\+0x[0-9a-f]+/); ev = ev " " substr($0, RSTART + 1, RLENGTH - 1); next }
+         ev && !/\[0x[0-9a-f]+\]/ { print ev; ev = "" }
+         END { if (ev) print ev }' "$log" |
+        while read -r cmd addrs; do
+            # shellcheck disable=SC2086 # one argument per address
+            printf '%s %s\n' "$cmd" "$(addr2line -i -e "$bin" $addrs | sed 's/:.*//' | sed "s#^$ROOT/##" | tr '\n' ' ')"
+        done
+}
+
+# oidc_loop_waits_check (REDIS=1 only; before finish): no store round trip
+# made by the provider's code (gateway/oidc) waited on a worker loop, and
+# the log shows every wait darvaza_store_loop_waits_total counts (so the
+# first check saw them all).
+oidc_loop_waits_check() {
+    [ "${REDIS:-0}" = 1 ] || return 0
+    local waits total
+    waits=$(oidc_loop_waits)
+    total=$(metric darvaza_store_loop_waits_total)
+    is "$(grep 'gateway/oidc/' <<<"$waits" | head -n 5)" "" \
+        "no store round trip of the provider (gateway/oidc) waited on a worker loop"
+    is "${total:-absent}" "$(grep -c . <<<"$waits")" \
+        "... the log has a stack for each of the $total waits darvaza_store_loop_waits_total counts"
 }

@@ -10,7 +10,7 @@
 # shellcheck source=tests/integration/oidc_clients.sh
 . "$LIB_DIR/oidc_clients.sh"
 
-plan 71
+plan $((71 + OIDC_LOOP_WAIT_TESTS))
 
 BC_PORT=9199
 RP_URI="https://127.0.0.1:$BC_PORT/cb"
@@ -329,4 +329,5 @@ sed "s#$RP_URI#http://192.0.2.1/cb#" "$WORK/policies/oidc-test.yaml" >"$WORK/bad
 OUT=$("$BUILD_DIR/darvazad" -c "$WORK/bad.yaml" --check 2>&1)
 like "$OUT" 'oidc.redirect_uris: https, or http only to a loopback host' "a cleartext redirect URI off loopback is refused at load"
 
+oidc_loop_waits_check
 finish

@@ -9,7 +9,7 @@
 # shellcheck source=tests/integration/oidc_clients.sh
 . "$LIB_DIR/oidc_clients.sh"
 
-plan 8
+plan $((8 + OIDC_LOOP_WAIT_TESTS))
 
 BC_PORT=9199
 RP_URI="https://127.0.0.1:$BC_PORT/cb"
@@ -74,4 +74,5 @@ problem 401 unauthenticated "the expired session is gone"
 gw GET /auth/session -H "$(bearer "$KEPT")"
 is "$STATUS|$(logout_tokens | grep -c "\"$SID_KEPT\"")" "200|0" "the session in use is alive and its client was told nothing"
 
+oidc_loop_waits_check
 finish

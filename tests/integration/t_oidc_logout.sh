@@ -9,7 +9,7 @@
 # shellcheck source=tests/integration/oidc_clients.sh
 . "$LIB_DIR/oidc_clients.sh"
 
-plan 15
+plan $((15 + OIDC_LOOP_WAIT_TESTS))
 
 BC_PORT=9199
 RP_URI="https://127.0.0.1:$BC_PORT/cb"
@@ -109,4 +109,5 @@ wait_until 10 has_count "$SID3" 1
 is "$(logout_tokens | grep "\"$SID3\"")" "[\"lo-rp3\",\"$SID3\",\"$R\",\"logout+jwt\",true]" \
     "... and lo-rp3 receives its logout token at once, not when the session would have expired"
 
+oidc_loop_waits_check
 finish
