@@ -29,7 +29,9 @@ bool dz_oidc_route(struct dz_rctx *c);
  * logout): sign a logout token for the back-channel URI of every client it
  * signed in to, start the POSTs (not waited for), audit them, then call
  * done(c, arg), always exactly once, before c is answered (the caller
- * answers in done).  Loop thread (oidc_backchannel.c). */
+ * answers in done).  Loop thread (oidc_backchannel.c); the clients are
+ * taken off the loop (oidc_offloop.h), so done may come later, from the
+ * loop, with c->closed true if the client left meanwhile. */
 void dz_oidc_session_ended(struct dz_rctx *c, const char *sid_b64, const char *fin,
                            void (*done)(struct dz_rctx *c, void *arg), void *arg);
 

@@ -8,7 +8,9 @@
  *   POST /authorize/consent       {"id","approve":true|false}
  *   GET  /oidc/consents           the person's decisions
  *   POST /oidc/consents           {"withdraw": client_id}
- * Loop thread.
+ * The endpoints: loop thread (their store calls run off it, oidc_offloop.h).
+ * The functions below make synchronous store calls: any thread, and on a
+ * worker loop only with a store that never waits (dz_store_waits false).
  */
 #ifndef DZ_OIDC_CONSENT_H
 #define DZ_OIDC_CONSENT_H

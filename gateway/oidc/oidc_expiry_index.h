@@ -4,8 +4,8 @@
  * (oidc_expiry.h) reads: time buckets DZ_OIDC_EXPIRY_BUCKET_MS wide, each
  * a counter (dz_store_incr hands every writer its own slot, so concurrent
  * writers on several instances never overwrite each other) and one slot per
- * session holding its id and FIN.  Thread-safe and non-blocking like the
- * store.
+ * session holding its id and FIN.  Thread-safe; synchronous store calls
+ * (off the loop: oidc_offloop.h, the sweeper's pool job).
  */
 #ifndef DZ_OIDC_EXPIRY_INDEX_H
 #define DZ_OIDC_EXPIRY_INDEX_H

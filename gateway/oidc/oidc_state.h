@@ -7,8 +7,9 @@
  *
  * Secrets (codes, access tokens, request ids) are never keys: the key is
  * SHA-256 of the secret's text, so a dump of the store yields nothing a
- * client could present.  Values are compact JSON objects.  Thread-safe and
- * non-blocking like the store itself.
+ * client could present.  Values are compact JSON objects.  Thread-safe;
+ * each call is a synchronous store call, which may wait on a shared store:
+ * a worker loop makes them through oidc_offloop.h.
  */
 #ifndef DZ_OIDC_STATE_H
 #define DZ_OIDC_STATE_H
