@@ -82,7 +82,9 @@ logout_tokens() {
 }
 
 # With REDIS=1, the number of tests oidc_loop_waits_check adds (0 otherwise).
+# shellcheck disable=SC2034 # used by the scripts that source this
 OIDC_LOOP_WAIT_TESTS=0
+# shellcheck disable=SC2034
 [ "${REDIS:-0}" = 1 ] && OIDC_LOOP_WAIT_TESTS=2
 
 # oidc_loop_waits: the store_loop_wait events of the gateway's log (one
