@@ -8,7 +8,8 @@
 # no store round trip of the provider's code waited on the loop
 # (DARVAZA_DEBUG_LOOP_WAITS stacks, oidc_clients.sh).
 . "$(dirname "$0")/lib.sh"
-REDIS=1 # shellcheck disable=SC2034 # read by oidc_clients.sh
+# shellcheck disable=SC2034 # read by oidc_clients.sh
+REDIS=1
 # shellcheck source=tests/integration/oidc_clients.sh
 . "$LIB_DIR/oidc_clients.sh"
 
