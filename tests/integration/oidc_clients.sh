@@ -110,10 +110,12 @@ oidc_loop_waits() {
 oidc_loop_waits_check() {
     [ "${REDIS:-0}" = 1 ] || return 0
     local waits total
-    waits=$(oidc_loop_waits)
+    # The counter first: a wait counted after the scrape (a timer) is then
+    # in the log too, never the other way round.
     total=$(metric darvaza_store_loop_waits_total)
+    waits=$(oidc_loop_waits)
     is "$(grep 'gateway/oidc/' <<<"$waits" | head -n 5)" "" \
         "no store round trip of the provider (gateway/oidc) waited on a worker loop"
-    is "${total:-absent}" "$(grep -c . <<<"$waits")" \
-        "... the log has a stack for each of the $total waits darvaza_store_loop_waits_total counts"
+    ok "... the log has a stack for each of the ${total:-(absent)} waits darvaza_store_loop_waits_total counts" \
+        test "$(grep -c . <<<"$waits")" -ge "${total:-999999999}"
 }
