@@ -87,11 +87,13 @@ OIDC_LOOP_WAIT_TESTS=0
 # shellcheck disable=SC2034
 [ "${REDIS:-0}" = 1 ] && OIDC_LOOP_WAIT_TESTS=2
 
-# oidc_loop_waits: the store_loop_wait events of the gateway's log (one
-# line each: the command, then the source files of its stack's frames,
-# inlined ones too), from the raw stacks DARVAZA_DEBUG_LOOP_WAITS=1 logs.
+# oidc_loop_waits: the store_loop_wait events of the gateway's log, one
+# line each: the command, the file that made the store call (the first
+# frame outside gateway/state and gateway/core, which only carry it), then
+# the files of the whole stack (inlined frames too), from the raw stacks
+# DARVAZA_DEBUG_LOOP_WAITS=1 logs.
 oidc_loop_waits() {
-    local log bin="$BUILD_DIR/darvazad"
+    local log bin="$BUILD_DIR/darvazad" files
     log=$(gw_log)
     awk '/"event":"store_loop_wait"/ { if (ev) print ev; match($0, /redis: [A-Z]+/); ev = substr($0, RSTART + 7, RLENGTH - 7); next }
          ev && /darvazad\(\+0x[0-9a-f]+\)/ { match($0, /\+0x[0-9a-f]+/); ev = ev " " substr($0, RSTART + 1, RLENGTH - 1); next }
@@ -99,12 +101,17 @@ oidc_loop_waits() {
          END { if (ev) print ev }' "$log" |
         while read -r cmd addrs; do
             # shellcheck disable=SC2086 # one argument per address
-            printf '%s %s\n' "$cmd" "$(addr2line -i -e "$bin" $addrs | sed 's/:.*//' | sed "s#^$ROOT/##" | tr '\n' ' ')"
+            files=$(addr2line -i -e "$bin" $addrs | sed -e 's/:.*//' -e "s#^$ROOT/##" -e 's#^/.*/\(gateway/\|lib/\)#\1#')
+            printf '%s %s <- %s\n' "$cmd" \
+                "$(grep -v -e '^gateway/state/' -e '^gateway/core/' <<<"$files" | head -n 1)" \
+                "$(tr '\n' ' ' <<<"$files")"
         done
 }
 
-# oidc_loop_waits_check (REDIS=1 only; before finish): no store round trip
-# made by the provider's code (gateway/oidc) waited on a worker loop, and
+# oidc_loop_waits_check (REDIS=1 only; before finish): no store call made
+# by the provider's code (gateway/oidc) waited on a worker loop (a wait of
+# another path that the provider merely called back, e.g. the portal's
+# logout after its back-channel step, is that path's), and
 # the log shows every wait darvaza_store_loop_waits_total counts (so the
 # first check saw them all).
 oidc_loop_waits_check() {
@@ -114,8 +121,8 @@ oidc_loop_waits_check() {
     # in the log too, never the other way round.
     total=$(metric darvaza_store_loop_waits_total)
     waits=$(oidc_loop_waits)
-    is "$(grep 'gateway/oidc/' <<<"$waits" | head -n 5)" "" \
-        "no store round trip of the provider (gateway/oidc) waited on a worker loop"
+    is "$(grep '^[A-Z]* gateway/oidc/' <<<"$waits" | head -n 5)" "" \
+        "no store call of the provider (gateway/oidc) waited on a worker loop"
     ok "... the log has a stack for each of the ${total:-(absent)} waits darvaza_store_loop_waits_total counts" \
         test "$(grep -c . <<<"$waits")" -ge "${total:-999999999}"
 }
