@@ -8,6 +8,12 @@
  * URI, the PKCE verifier.  A code presented again finds its "used" mark,
  * and the access token the first exchange issued is revoked (RFC 6749
  * 4.1.2: the code may have been stolen, so what it bought is suspect too).
+ *
+ * The client is verified on the loop; every store call of the exchange
+ * (the assertion's jti, the code, the tokens, the used mark) is one step
+ * off the loop (oidc_offloop.h), whose outcome the loop then answers.  A
+ * store that cannot answer is 503 temporarily_unavailable: never
+ * "unknown code", which would make the client drop a good one.
  */
 #include <stdio.h>
 #include <stdlib.h>
