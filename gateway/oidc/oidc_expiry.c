@@ -197,7 +197,7 @@ static void tick(struct ev_loop *loop, ev_timer *t, int revents)
     sw.now = dz_unix_ms();
     if (dz_store_waits(st)) {
         /* The pool holds the worker's drain for the job, so a stop waits
-         * for a sweep in flight (its taken slots are sent, not lost). */
+         * for a sweep in flight, within the drain's grace. */
         if (dz_pool_submit(sw.w->gw->pool, sw.w->worker, sweep_work, swept, st) != 0)
             sw.busy = false; /* the pool is full: the next tick tries again */
         return;
