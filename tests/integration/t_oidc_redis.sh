@@ -1,19 +1,20 @@
 #!/usr/bin/env bash
 # t_oidc_redis.sh - the OpenID Connect provider does not wait on Redis on a
-# worker loop (docs/oidc.md "State"): one worker loop, store.backend redis.
+# worker loop (docs/oidc.md "Codes and tokens"): one worker loop, Redis.
 # A code exchange (POST /token) that meets a paused Redis (SIGSTOP) waits on
 # the blocking pool while /healthz is answered on the same loop, then
 # answers 503 temporarily_unavailable (nothing issued, and the code not
 # called unknown); Redis resumed, the code flow works again by itself; and
 # no store round trip of the provider's code waited on the loop
-# (DARVAZA_DEBUG_LOOP_WAITS stacks, oidc_clients.sh).
+# (DARVAZA_DEBUG_LOOP_WAITS stacks, oidc_clients.sh), nor any other of the
+# script's flows (darvaza_store_loop_waits_total 0).
 . "$(dirname "$0")/lib.sh"
 # shellcheck disable=SC2034 # read by oidc_clients.sh
 REDIS=1
 # shellcheck source=tests/integration/oidc_clients.sh
 . "$LIB_DIR/oidc_clients.sh"
 
-plan $((10 + OIDC_LOOP_WAIT_TESTS))
+plan $((11 + OIDC_LOOP_WAIT_TESTS))
 
 oidc_policies
 # A command timeout long enough to look at the loop while a call waits.
@@ -76,5 +77,8 @@ ok "Redis resumed: ready again by itself" wait_until 20 ready
 flow_ok() { code_flow && exchange "$CODE" "$VER" && [ "$STATUS" = 200 ]; }
 ok "the code flow works again" wait_until 10 flow_ok
 
+# This script's flows (a password login, the code flow, health) have no
+# path left that waits on a loop: the counter itself is 0.
+is "$(metric darvaza_store_loop_waits_total)" 0 "darvaza_store_loop_waits_total is 0 after every flow of this script"
 oidc_loop_waits_check
 finish
