@@ -9,11 +9,13 @@
  * the caller's callback).
  */
 #include "audit/audit.h"
+#include "audit/audit_int.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,16 +34,6 @@
 #include "http/httpd.h"
 
 #include "base/compat.h"
-
-struct entry {
-    struct entry *next;
-    json_t *rec;               /* one of the two: a jansson object */
-    struct dz_audit_rec *frec; /* or a record built without it (auditrec.h) */
-    struct dz_worker *w;
-    void (*done)(void *arg, int result);
-    void *arg;
-    int result;
-};
 
 typedef int (*head_sign_fn)(void *arg, const void *data, size_t len, unsigned char sig[64]);
 
@@ -65,11 +57,15 @@ struct dz_audit {
     pthread_cond_t cv;
     struct entry *qhead;
     struct entry *qtail;
-    size_t qlen;
-    size_t queue_max;
     size_t batch_max;
     bool closing;
-    bool failed; /* the chain state on disk is uncertain: accept nothing more */
+    bool failed;       /* the chain state on disk is uncertain: accept nothing more */
+    uint64_t handoffs; /* lists handed to the writer (dz_audit_handoffs) */
+    /* Read by callers without mu, so that a record waiting in a loop's batch
+     * (audit_handoff.c) is admitted or refused at once, as before batching. */
+    atomic_size_t inflight;  /* accepted and not yet taken by the writer */
+    atomic_size_t queue_max; /* bound on inflight */
+    atomic_bool refusing;    /* closing || failed */
     head_sign_fn sign;
     void *sign_arg;
     char kid[128];
@@ -274,7 +270,7 @@ int dz_audit_open(const char *path, struct dz_audit **out)
     if (!a)
         goto out;
     a->fd = -1;
-    a->queue_max = DZ_AUDIT_QUEUE_MAX;
+    atomic_init(&a->queue_max, DZ_AUDIT_QUEUE_MAX);
     a->batch_max = DZ_AUDIT_BATCH_MAX;
     a->path = strdup(path);
     if (!a->path)
@@ -375,7 +371,7 @@ int dz_audit_set_limits(struct dz_audit *a, size_t queue_max, size_t batch_max)
     if (!a || queue_max < 1 || batch_max < 1 || batch_max > 65536)
         return DZ_ERR_INVAL;
     pthread_mutex_lock(&a->mu);
-    a->queue_max = queue_max;
+    atomic_store(&a->queue_max, queue_max);
     a->batch_max = batch_max;
     pthread_mutex_unlock(&a->mu);
     return 0;
@@ -505,7 +501,7 @@ static bool record_ok(json_t *rec)
 }
 
 /* The record an entry carries is no longer needed. */
-static void drop_rec(struct entry *e)
+void dz_audit_entry_drop(struct entry *e)
 {
     json_decref(e->rec);
     e->rec = NULL;
@@ -513,36 +509,51 @@ static void drop_rec(struct entry *e)
     e->frec = NULL;
 }
 
-/* Queue e (its record set); on error e is left to the caller. */
-static int enqueue(struct dz_audit *a, struct entry *e)
+/* Count one more record in flight, or say at once why it cannot be. */
+static int admit(struct dz_audit *a)
 {
-    int rc;
-
-    pthread_mutex_lock(&a->mu);
-    if (a->closing || a->failed)
-        rc = DZ_ERR_STATE;
+    if (atomic_load(&a->refusing))
+        return DZ_ERR_STATE;
     /* Back-pressure, not unbounded memory: when the disk is slower than
      * the requests, the caller gets DZ_ERR_UNAVAILABLE and must refuse the
      * action, since it could not be audited. */
-    else if (a->qlen >= a->queue_max)
-        rc = DZ_ERR_UNAVAILABLE;
-    else
-        rc = 0;
-    if (rc == 0) {
+    if (atomic_fetch_add(&a->inflight, 1) >= atomic_load(&a->queue_max)) {
+        atomic_fetch_sub(&a->inflight, 1);
+        return DZ_ERR_UNAVAILABLE;
+    }
+    return 0;
+}
+
+void dz_audit_uncount(struct dz_audit *a, size_t n)
+{
+    atomic_fetch_sub(&a->inflight, n);
+}
+
+int dz_audit_enqueue_list(struct dz_audit *a, struct entry *head, struct entry *tail)
+{
+    int rc = 0;
+
+    pthread_mutex_lock(&a->mu);
+    /* Checked again under mu: the log may have failed or begun closing
+     * since the records were admitted. */
+    if (a->closing || a->failed) {
+        rc = DZ_ERR_STATE;
+    } else {
         if (a->qtail)
-            a->qtail->next = e;
+            a->qtail->next = head;
         else
-            a->qhead = e;
-        a->qtail = e;
-        a->qlen++;
+            a->qhead = head;
+        a->qtail = tail;
+        a->handoffs++;
         pthread_cond_signal(&a->cv);
     }
     pthread_mutex_unlock(&a->mu);
     return rc;
 }
 
-/* Queue a copy of tmpl (its record set, owned from here on): on error the
- * record is freed. */
+/* Queue a copy of tmpl (its record set, owned from here on): into the
+ * calling loop's batch when there is one, else straight to the writer.  On
+ * error the record is freed. */
 static int enqueue_new(struct dz_audit *a, struct entry tmpl)
 {
     struct entry *e = calloc(1, sizeof(*e));
@@ -550,12 +561,18 @@ static int enqueue_new(struct dz_audit *a, struct entry tmpl)
 
     if (e) {
         *e = tmpl;
-        rc = enqueue(a, e);
-        if (rc == 0)
-            return 0;
+        rc = admit(a);
+        if (rc == 0) {
+            if (dz_audit_loop_batch(a, e))
+                return 0;
+            rc = dz_audit_enqueue_list(a, e, e);
+            if (rc == 0)
+                return 0;
+            dz_audit_uncount(a, 1);
+        }
         free(e);
     }
-    drop_rec(&tmpl);
+    dz_audit_entry_drop(&tmpl);
     return rc;
 }
 
@@ -593,43 +610,21 @@ const struct dz_histo *dz_audit_fsync_histo(const struct dz_audit *a)
 uint64_t dz_audit_gauge_queued(void *audit)
 {
     struct dz_audit *a = audit;
+
+    return atomic_load(&a->inflight);
+}
+
+uint64_t dz_audit_handoffs(struct dz_audit *a)
+{
     uint64_t n;
 
     pthread_mutex_lock(&a->mu);
-    n = a->qlen;
+    n = a->handoffs;
     pthread_mutex_unlock(&a->mu);
     return n;
 }
 
 /* ------------------------------------------------------------ writer --- */
-
-static void deliver_on_loop(void *p)
-{
-    struct entry *e = p;
-
-    e->done(e->arg, e->result);
-    free(e);
-}
-
-static void deliver(struct entry *batch)
-{
-    while (batch) {
-        struct entry *e = batch;
-        batch = e->next;
-        e->next = NULL;
-        if (!e->w) {
-            deliver_on_loop(e);
-            continue;
-        }
-        if (dz_worker_post(e->w, deliver_on_loop, e) != 0) {
-            /* The worker is stopping: calling done here would run loop-thread
-             * code on the wrong thread, so the completion is dropped. */
-            dz_log(DZ_LOG_ERROR, "audit_done_lost",
-                   "audit result %d could not be posted to its worker (stopping)", e->result);
-            free(e);
-        }
-    }
-}
 
 /* The line of a jansson record with the chain members added: *line is
  * malloc'd (the caller frees it). */
@@ -785,6 +780,7 @@ static void set_failed(struct dz_audit *a)
 {
     pthread_mutex_lock(&a->mu);
     a->failed = true;
+    atomic_store(&a->refusing, true);
     pthread_mutex_unlock(&a->mu);
 }
 
@@ -872,7 +868,7 @@ static void commit(struct dz_audit *a, struct entry *batch, size_t n, bool want_
     for (struct entry *e = batch; e && rc == 0; e = e->next) {
         size_t mark = buf.len;
         e->result = add_line(a, e, &scratch, &buf);
-        drop_rec(e);
+        dz_audit_entry_drop(e);
         if (e->result != 0 && buf.len < mark)
             rc = e->result; /* dz_buf freed itself: earlier lines are lost too */
         else if (e->result == 0)
@@ -896,7 +892,7 @@ static void commit(struct dz_audit *a, struct entry *batch, size_t n, bool want_
         a->seq = seq0;
         memcpy(a->prev, prev0, 32);
         for (struct entry *e = batch; e; e = e->next) {
-            drop_rec(e);
+            dz_audit_entry_drop(e);
             if (e->result == 0)
                 e->result = rc;
         }
@@ -922,7 +918,7 @@ static void commit(struct dz_audit *a, struct entry *batch, size_t n, bool want_
     }
     /* The callers first: the observer (the Merkle tree, a tree head to sign)
      * must not hold back answers whose lines are already durable. */
-    deliver(batch);
+    dz_audit_deliver(batch);
     if (obs_data || obs_sign)
         observe(a, seq0 + 1, obs_data ? &buf : NULL, 0, obs_sign ? sign : NULL, sign_arg, kid);
     dz_buf_cleanup(&buf);
@@ -1125,7 +1121,7 @@ static void release_retired(struct retired *r)
 static void fail_batch(struct entry *batch)
 {
     for (struct entry *e = batch; e; e = e->next) {
-        drop_rec(e);
+        dz_audit_entry_drop(e);
         e->result = DZ_ERR_IO;
     }
 }
@@ -1179,7 +1175,7 @@ static void *writer_main(void *p)
         }
         if (!a->qhead)
             a->qtail = NULL;
-        a->qlen -= n;
+        atomic_fetch_sub(&a->inflight, n);
         final = a->closing && !a->qhead;
         failed = a->failed;
         rotate_now = a->rotate_requested;
@@ -1204,7 +1200,7 @@ static void *writer_main(void *p)
          * caller's done() must not run while mu is held. */
         if (failed) {
             fail_batch(batch);
-            deliver(batch);
+            dz_audit_deliver(batch);
         } else {
             commit(a, batch, n, want_head, sign, sign_arg, kid);
         }
@@ -1238,6 +1234,7 @@ void dz_audit_close(struct dz_audit *a)
     if (a->has_thread) {
         pthread_mutex_lock(&a->mu);
         a->closing = true;
+        atomic_store(&a->refusing, true);
         pthread_cond_signal(&a->cv);
         pthread_mutex_unlock(&a->mu);
         pthread_join(a->thread, NULL);

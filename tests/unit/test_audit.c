@@ -443,6 +443,12 @@ int dz_worker_post(struct dz_worker *w, void (*fn)(void *arg), void *arg)
     return rc;
 }
 
+/* The audit writer batches records per running loop; this fake has none. */
+struct ev_loop *dz_worker_loop(struct dz_worker *w)
+{
+    return NULL;
+}
+
 static size_t worker_run(struct dz_worker *w)
 {
     size_t n;
@@ -1048,12 +1054,13 @@ static void test_worker_post(void **state)
     tally_reset(false);
     for (unsigned i = 0; i < 5; i++)
         assert_int_equal(dz_audit_append(a, rec(i), w, on_done, (void *)(uintptr_t)i), 0);
-    for (int i = 0; i < 2000 && ran < 5; i++) {
+    /* The results of one durable batch come back in one post per worker. */
+    for (int i = 0; i < 2000 && T.ok < 5; i++) {
         sleep_ms(1);
         ran += worker_run(w);
     }
-    assert_int_equal(ran, 5);
     assert_int_equal(T.ok, 5);
+    assert_in_range(ran, 1, 5);
 
     pthread_mutex_lock(&w->mu);
     w->stopping = true;
