@@ -227,6 +227,13 @@ struct dz_h2conn {
     uint32_t rst_count;
     char peer_ip[INET6_ADDRSTRLEN];
     struct dz_h2_arena arena; /* ngh's memory; must outlive ngh */
+    /* Until the first stream: every byte the client sent, so that ngh can
+     * be freed while the connection is idle and rebuilt by replaying them
+     * (h2conn.c, "an idle session given back").  NULL once a stream opened
+     * or too much came (replay_off). */
+    uint8_t *replay;
+    uint16_t replay_len;
+    bool replay_off;
 };
 
 /* --- h2req.c --- */
