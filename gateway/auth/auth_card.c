@@ -30,6 +30,7 @@
 #include "base/secret.h"
 #include "core/certcheck.h"
 #include "core/gwasync.h"
+#include "core/gwstorecall.h"
 #include "keys/sigverify.h"
 #include "state/store.h"
 
@@ -48,32 +49,64 @@ static bool cards_on(struct dz_rctx *c)
     return false;
 }
 
-void dz_ep_card_challenge(struct dz_rctx *c)
+/* A challenge on its way: the nonce's text, until the store has it. */
+struct challenge {
+    char b64[64];
+};
+
+static void challenge_stored(struct dz_rctx *c, int rc, const struct dz_buf *v, void *arg)
+{
+    struct challenge *ch = arg;
+    uint64_t ttl = c->gen->config->cards.challenge_ttl_ms;
+
+    (void)v;
+    if (c->closed)
+        ; /* nobody to answer: the nonce expires unused */
+    else if (rc != 0)
+        dz_rctx_state_unavailable(c, rc);
+    else
+        dz_rctx_json(
+            c, 200,
+            json_pack("{s:s, s:I}", "nonce", ch->b64, "expires_in", (json_int_t)(ttl / 1000)), NULL,
+            0);
+    free(ch);
+}
+
+static void challenge_allowed(struct dz_rctx *c, bool ok, void *arg)
 {
     unsigned char nonce[NONCE_BYTES];
-    char b64[64];
     unsigned char key[32];
-    uint64_t ttl = c->gen->config->cards.challenge_ttl_ms;
-    int rc;
+    struct challenge *ch;
 
-    if (!cards_on(c) || !dz_rctx_origin_ok(c) || !dz_start_allowed(c, "card_challenge"))
-        return;
-    if (dz_random(nonce, sizeof(nonce)) != 0) {
+    (void)arg;
+    if (!ok)
+        return; /* answered (429 / 503) or the client went away */
+    ch = calloc(1, sizeof(*ch));
+    if (!ch || dz_random(nonce, sizeof(nonce)) != 0) {
+        free(ch);
         dz_rctx_problem(c, "service_unavailable", NULL);
         return;
     }
-    dz_b64_encode_to(nonce, sizeof(nonce), false, b64);
+    dz_b64_encode_to(nonce, sizeof(nonce), false, ch->b64);
     /* Stored under the hash of the nonce text, like session tokens: the
      * store keys are fixed-size and a dump of them cannot be replayed. */
-    dz_sha256(b64, strlen(b64), key);
-    rc = dz_store_put(c->gw->store, NONCE_NS, key, sizeof(key), "1", 1, ttl, DZ_STORE_NX);
-    if (rc != 0) {
-        dz_rctx_state_unavailable(c, rc);
+    dz_sha256(ch->b64, strlen(ch->b64), key);
+    /* Off the loop for a shared store (core/gwstorecall.h). */
+    if (dz_gw_store_put(c, NONCE_NS, key, sizeof(key), "1", 1,
+                        c->gen->config->cards.challenge_ttl_ms, DZ_STORE_NX, challenge_stored,
+                        ch) != 0)
+        free(ch); /* answered 503 */
+}
+
+void dz_ep_card_challenge(struct dz_rctx *c)
+{
+    struct dz_start_limit lim;
+
+    if (!cards_on(c) || !dz_rctx_origin_ok(c))
         return;
-    }
-    dz_rctx_json(c, 200,
-                 json_pack("{s:s, s:I}", "nonce", b64, "expires_in", (json_int_t)(ttl / 1000)),
-                 NULL, 0);
+    /* Counted without waiting on the loop (core/startlimit.h). */
+    lim = dz_start_limit_of(c, "card_challenge");
+    dz_start_check(c, &lim, 1, challenge_allowed, NULL);
 }
 
 /* ---------------------------------------------------- certificate check */
@@ -156,53 +189,37 @@ static void start_validation(struct dz_rctx *c, struct card_op *op, STACK_OF(X50
 
 /* ------------------------------------------------------- challenge path */
 
-void dz_ep_card(struct dz_rctx *c)
-{
-    json_t *body = NULL;
-    struct card_op *op = NULL;
+/* A challenge answer while its nonce is being taken.  ans.nonce points
+ * into body, so the body lives as long as the answer. */
+struct answer_op {
+    json_t *body;
     struct dz_card_answer ans;
-    const char *why = NULL;
-    unsigned char nonce_key[32];
+    struct card_op *op;
+};
+
+static void answer_op_free(struct answer_op *a)
+{
+    if (!a)
+        return;
+    dz_card_answer_cleanup(&a->ans);
+    card_op_free(a->op);
+    json_decref(a->body);
+    free(a);
+}
+
+/* The nonce's fate is known: spent (ours now), unknown, or the store could
+ * not say.  Then the signature, then the certificate. */
+static void nonce_taken(struct dz_rctx *c, int rc, const struct dz_buf *v, void *arg)
+{
+    struct answer_op *a = arg;
+    struct card_op *op = a->op;
     unsigned char msg[DZ_CARD_ANSWER_MSG_MAX];
     size_t msg_len = 0;
-    struct dz_buf taken;
     EVP_PKEY *pub;
-    int rc;
 
-    memset(&ans, 0, sizeof(ans));
-    dz_buf_init(&taken, 16);
-    if (!cards_on(c) || !dz_rctx_origin_ok(c) || dz_rctx_body_json(c, &body) != 0)
-        goto out;
-    /* Ours or a Web eID authentication token (card_answer.h). */
-    rc = dz_card_answer_parse(body, &ans, &why);
-    if (rc != 0) {
-        dz_rctx_problem(c, rc == DZ_ERR_INVAL ? "invalid_request" : "service_unavailable",
-                        rc == DZ_ERR_INVAL ? why : NULL);
-        goto out;
-    }
-    op = calloc(1, sizeof(*op));
-    if (!op) {
-        dz_rctx_problem(c, "service_unavailable", NULL);
-        goto out;
-    }
-    op->means = "card";
-    if (ans.format == DZ_CARD_ANSWER_WEBEID) {
-        snprintf(op->token_format, sizeof(op->token_format), "%s", ans.token_format);
-        snprintf(op->app_version, sizeof(op->app_version), "%s", ans.app_version);
-    }
-    if (dz_x509_from_der(ans.cert_der, ans.cert_len, &op->leaf) != 0) {
-        dz_rctx_problem(c, "invalid_request", "certificate is not a DER X.509 certificate");
-        goto out;
-    }
-    op->sig = ans.sig;
-    op->sig_len = ans.sig_len;
-    ans.sig = NULL;
-    /* Single use: whoever takes the nonce first owns it; a replay, an
-     * expired or an invented nonce finds nothing. */
-    dz_sha256(ans.nonce, strlen(ans.nonce), nonce_key);
-    /* Taken before the signature is checked: a nonce is spent by any
-     * attempt, so one challenge cannot be used to try many signatures. */
-    rc = dz_store_take(c->gw->store, NONCE_NS, nonce_key, sizeof(nonce_key), &taken);
+    (void)v;
+    if (c->closed)
+        goto out; /* the nonce is spent all the same: single use holds */
     if (dz_store_failed(rc)) {
         dz_rctx_state_unavailable(c, rc);
         goto out;
@@ -217,9 +234,9 @@ void dz_ep_card(struct dz_rctx *c)
     /* Web eID: the card signs hash(origin) || hash(nonce), so a signature
      * collected by a look-alike site (another origin) is useless here. */
     pub = X509_get0_pubkey(op->leaf);
-    rc = dz_card_answer_message(&ans, c->gen->config->gateway.origin, msg, &msg_len);
+    rc = dz_card_answer_message(&a->ans, c->gen->config->gateway.origin, msg, &msg_len);
     if (rc == 0)
-        rc = dz_sig_verify(pub, ans.algorithm, msg, msg_len, op->sig, op->sig_len);
+        rc = dz_sig_verify(pub, a->ans.algorithm, msg, msg_len, op->sig, op->sig_len);
     if (rc != 0) {
         dz_login_refuse(c, "card",
                         json_pack("{s:s, s:s, s:s}", "type", "login", "means", "card", "reason",
@@ -228,13 +245,64 @@ void dz_ep_card(struct dz_rctx *c)
                         rc == DZ_ERR_INVAL ? "algorithm does not fit the key" : NULL);
         goto out;
     }
+    a->op = NULL;
     start_validation(c, op, NULL);
-    op = NULL;
 out:
-    dz_buf_cleanup(&taken);
-    dz_card_answer_cleanup(&ans);
-    card_op_free(op);
-    json_decref(body);
+    answer_op_free(a);
+}
+
+void dz_ep_card(struct dz_rctx *c)
+{
+    struct answer_op *a;
+    struct card_op *op;
+    const char *why = NULL;
+    unsigned char nonce_key[32];
+    int rc;
+
+    if (!cards_on(c) || !dz_rctx_origin_ok(c))
+        return;
+    a = calloc(1, sizeof(*a));
+    if (!a) {
+        dz_rctx_problem(c, "service_unavailable", NULL);
+        return;
+    }
+    if (dz_rctx_body_json(c, &a->body) != 0)
+        goto out;
+    /* Ours or a Web eID authentication token (card_answer.h). */
+    rc = dz_card_answer_parse(a->body, &a->ans, &why);
+    if (rc != 0) {
+        dz_rctx_problem(c, rc == DZ_ERR_INVAL ? "invalid_request" : "service_unavailable",
+                        rc == DZ_ERR_INVAL ? why : NULL);
+        goto out;
+    }
+    op = a->op = calloc(1, sizeof(*op));
+    if (!op) {
+        dz_rctx_problem(c, "service_unavailable", NULL);
+        goto out;
+    }
+    op->means = "card";
+    if (a->ans.format == DZ_CARD_ANSWER_WEBEID) {
+        snprintf(op->token_format, sizeof(op->token_format), "%s", a->ans.token_format);
+        snprintf(op->app_version, sizeof(op->app_version), "%s", a->ans.app_version);
+    }
+    if (dz_x509_from_der(a->ans.cert_der, a->ans.cert_len, &op->leaf) != 0) {
+        dz_rctx_problem(c, "invalid_request", "certificate is not a DER X.509 certificate");
+        goto out;
+    }
+    op->sig = a->ans.sig;
+    op->sig_len = a->ans.sig_len;
+    a->ans.sig = NULL;
+    /* Single use: whoever takes the nonce first owns it; a replay, an
+     * expired or an invented nonce finds nothing.  Taken before the
+     * signature is checked: a nonce is spent by any attempt, so one
+     * challenge cannot be used to try many signatures.  The take runs off
+     * the loop for a shared store (core/gwstorecall.h). */
+    dz_sha256(a->ans.nonce, strlen(a->ans.nonce), nonce_key);
+    if (dz_gw_store_take(c, NONCE_NS, nonce_key, sizeof(nonce_key), 16, nonce_taken, a) != 0)
+        goto out; /* answered 503 */
+    return;
+out:
+    answer_op_free(a);
 }
 
 /* ------------------------------------------------------------- TLS path */

@@ -41,6 +41,7 @@
 #include "core/certcheck.h"
 #include "core/cookies.h"
 #include "core/gwasync.h"
+#include "core/gwstorecall.h"
 #include "core/metrics.h"
 #include "core/problem.h"
 #include "core/startlimit.h"
@@ -83,23 +84,53 @@ static bool browser_cards_on(struct dz_rctx *c)
 
 /* ---------------------------------------------------------------- start */
 
-void dz_ep_card_tls_start(struct dz_rctx *c)
+/* A start on its way: the answer to give once the store has the record. */
+struct start_op {
+    char cookie[192];
+    char url[512];
+};
+
+static void start_op_free(struct start_op *op)
+{
+    dz_secret_wipe(op, sizeof(*op));
+    free(op);
+}
+
+static void start_stored(struct dz_rctx *c, int rc, const struct dz_buf *v, void *arg)
+{
+    struct start_op *op = arg;
+    uint64_t ttl = c->gen->config->cards.tls_login_ttl_ms;
+
+    (void)v;
+    if (c->closed)
+        ; /* nobody to answer: the record expires unused */
+    else if (rc != 0)
+        dz_rctx_state_unavailable(c, rc);
+    else
+        dz_rctx_json(
+            c, 201, json_pack("{s:s, s:I}", "url", op->url, "expires_in", (json_int_t)(ttl / 1000)),
+            &(struct dz_hdr){"set-cookie", op->cookie}, 1);
+    start_op_free(op);
+}
+
+static void start_allowed(struct dz_rctx *c, bool ok, void *arg)
 {
     const struct dz_config_cards *cc = &c->gen->config->cards;
+    struct start_op *op;
     struct start_rec r;
     unsigned char rnd[STATE_BYTES];
     unsigned char bind[32];
     unsigned char key[32];
     char state[STATE_LEN + 1];
     char bind_b64[48];
-    char cookie[192];
-    char url[512];
-    int rc;
 
-    if (!browser_cards_on(c) || !dz_rctx_origin_ok(c) || !dz_start_allowed(c, "card_tls"))
-        return;
+    (void)arg;
+    if (!ok)
+        return; /* answered (429 / 503) or the client went away */
     memset(&r, 0, sizeof(r));
-    if (dz_random(rnd, sizeof(rnd)) != 0 || dz_random(bind, sizeof(bind)) != 0) {
+    op = calloc(1, sizeof(*op));
+    if (!op || dz_random(rnd, sizeof(rnd)) != 0 || dz_random(bind, sizeof(bind)) != 0) {
+        free(op);
         dz_rctx_problem(c, "service_unavailable", NULL);
         goto out;
     }
@@ -107,23 +138,27 @@ void dz_ep_card_tls_start(struct dz_rctx *c)
     dz_b64_encode_to(bind, sizeof(bind), true, bind_b64);
     dz_sha256(bind_b64, strlen(bind_b64), r.binding);
     dz_sha256(state, STATE_LEN, key);
-    rc = dz_store_put(c->gw->store, START_NS, key, sizeof(key), &r, sizeof(r), cc->tls_login_ttl_ms,
-                      DZ_STORE_NX);
-    if (rc != 0) {
-        dz_rctx_state_unavailable(c, rc);
-        goto out;
-    }
-    snprintf(cookie, sizeof(cookie), DZ_COOKIE_CARD "=%s" DZ_COOKIE_CARD_ATTRS "%llu", bind_b64,
-             (unsigned long long)(cc->tls_login_ttl_ms / 1000));
-    snprintf(url, sizeof(url), "%s/auth/card/tls/login?state=%s", cc->tls_origin, state);
-    dz_rctx_json(c, 201,
-                 json_pack("{s:s, s:I}", "url", url, "expires_in",
-                           (json_int_t)(cc->tls_login_ttl_ms / 1000)),
-                 &(struct dz_hdr){"set-cookie", cookie}, 1);
+    snprintf(op->cookie, sizeof(op->cookie), DZ_COOKIE_CARD "=%s" DZ_COOKIE_CARD_ATTRS "%llu",
+             bind_b64, (unsigned long long)(cc->tls_login_ttl_ms / 1000));
+    snprintf(op->url, sizeof(op->url), "%s/auth/card/tls/login?state=%s", cc->tls_origin, state);
+    /* Off the loop for a shared store (core/gwstorecall.h). */
+    if (dz_gw_store_put(c, START_NS, key, sizeof(key), &r, sizeof(r), cc->tls_login_ttl_ms,
+                        DZ_STORE_NX, start_stored, op) != 0)
+        start_op_free(op); /* answered 503 */
 out:
     dz_secret_wipe(bind, sizeof(bind));
     dz_secret_wipe(bind_b64, sizeof(bind_b64));
-    dz_secret_wipe(cookie, sizeof(cookie));
+}
+
+void dz_ep_card_tls_start(struct dz_rctx *c)
+{
+    struct dz_start_limit lim;
+
+    if (!browser_cards_on(c) || !dz_rctx_origin_ok(c))
+        return;
+    /* Counted without waiting on the loop (core/startlimit.h). */
+    lim = dz_start_limit_of(c, "card_tls");
+    dz_start_check(c, &lim, 1, start_allowed, NULL);
 }
 
 /* ----------------------------------------------- card listener: the login */
@@ -182,7 +217,40 @@ static void refuse(struct dz_rctx *c, json_t *record, const char *code, const ch
 
 struct login_op {
     unsigned char binding[32];
+    /* once the certificate passed: the code, until the store has it */
+    char code[CODE_LEN + 1];
+    char cert_hex[65];
+    json_t *rec; /* the login's audit record, for a refusal */
 };
+
+static void login_op_free(struct login_op *op)
+{
+    if (!op)
+        return;
+    json_decref(op->rec);
+    dz_secret_wipe(op, sizeof(*op));
+    free(op);
+}
+
+/* The code is stored (the browser goes back to the portal with it) or the
+ * store could not keep it (a refusal, fail closed). */
+static void code_stored(struct dz_rctx *c, int rc, const struct dz_buf *v, void *arg)
+{
+    struct login_op *op = arg;
+
+    (void)v;
+    if (c->closed)
+        ; /* nobody to send back: the code expires unused */
+    else if (rc != 0) {
+        refuse(c, op->rec, "state_unavailable", "store");
+        op->rec = NULL;
+    } else {
+        dz_rctx_logj(c, DZ_LOG_DEBUG, "card_tls_code",
+                     json_pack("{s:s}", "certificate_sha256", op->cert_hex));
+        redirect(c, "card-code", op->code);
+    }
+    login_op_free(op);
+}
 
 static void login_checked(struct dz_rctx *c, int rc, const struct dz_x509_result *res, void *arg)
 {
@@ -191,7 +259,6 @@ static void login_checked(struct dz_rctx *c, int rc, const struct dz_x509_result
     struct code_rec r;
     unsigned char rnd[CODE_BYTES];
     unsigned char key[32];
-    char code[CODE_LEN + 1];
     char hex[65];
     json_t *rec;
 
@@ -225,23 +292,19 @@ static void login_checked(struct dz_rctx *c, int rc, const struct dz_x509_result
         refuse(c, rec, "service_unavailable", "random");
         goto out;
     }
-    dz_b64_encode_to(rnd, sizeof(rnd), true, code);
-    dz_sha256(code, CODE_LEN, key);
-    rc = dz_store_put(c->gw->store, CODE_NS, key, sizeof(key), &r, sizeof(r), cc->tls_code_ttl_ms,
-                      DZ_STORE_NX);
-    if (rc != 0) {
-        refuse(c, rec, "state_unavailable", "store");
-        goto out;
-    }
-    json_decref(rec);
-    dz_rctx_logj(c, DZ_LOG_DEBUG, "card_tls_code", json_pack("{s:s}", "certificate_sha256", hex));
-    redirect(c, "card-code", code);
+    dz_b64_encode_to(rnd, sizeof(rnd), true, op->code);
+    dz_sha256(op->code, CODE_LEN, key);
+    memcpy(op->cert_hex, hex, sizeof(op->cert_hex));
+    op->rec = rec;
+    /* Off the loop for a shared store (core/gwstorecall.h); op goes on to
+     * code_stored. */
+    if (dz_gw_store_put(c, CODE_NS, key, sizeof(key), &r, sizeof(r), cc->tls_code_ttl_ms,
+                        DZ_STORE_NX, code_stored, op) == 0)
+        op = NULL;
 out:
     dz_secret_wipe(&r, sizeof(r));
     dz_secret_wipe(rnd, sizeof(rnd));
-    dz_secret_wipe(code, sizeof(code));
-    dz_secret_wipe(op, sizeof(*op));
-    free(op);
+    login_op_free(op);
 }
 
 /* The state parameter: exactly ?state=<22 base64url characters>. */
@@ -259,58 +322,64 @@ static bool query_state(const char *path, char out[STATE_LEN + 1])
     return true;
 }
 
-void dz_ep_card_tls_login(struct dz_rctx *c)
+/* The state's fate is known: spent (ours now), unknown, or the store
+ * could not say.  Then the certificate of the handshake. */
+static void state_taken(struct dz_rctx *c, int rc, const struct dz_buf *taken, void *arg)
 {
-    int rc;
     const struct dz_config_cards *cc = &c->gen->config->cards;
-    X509 *peer = dz_req_peer_cert(c->req);
+    X509 *peer;
     struct login_op *op = NULL;
-    char state[STATE_LEN + 1];
-    unsigned char key[32];
-    struct dz_buf taken;
 
-    dz_buf_init(&taken, sizeof(struct start_rec));
-    /* No Origin check: a top-level navigation sends none, and a link to
-     * here from anywhere is harmless - the state only counts with the
-     * cookie of the browser that started it. */
-    if (!browser_cards_on(c))
-        goto out;
-    if (!query_state(dz_req_path(c->req), state)) {
-        refuse(c, NULL, "card_login_invalid", "no_state");
-        goto out;
-    }
-    /* Single use, taken before anything else: a state is spent by any
-     * attempt, so one start cannot be used to try several certificates. */
-    dz_sha256(state, STATE_LEN, key);
-    rc = dz_store_take(c->gw->store, START_NS, key, sizeof(key), &taken);
+    (void)arg;
+    if (c->closed)
+        return; /* the state is spent all the same: single use holds */
     if (dz_store_failed(rc)) {
         dz_rctx_state_unavailable(c, rc); /* not "unknown": the store could not say */
-        goto out;
+        return;
     }
-    if (rc != 0 || taken.len != sizeof(struct start_rec)) {
+    if (rc != 0 || taken->len != sizeof(struct start_rec)) {
         refuse(c, NULL, "card_login_invalid", "unknown_state");
-        goto out;
+        return;
     }
+    peer = dz_req_peer_cert(c->req);
     if (!peer) {
         refuse(c, NULL, "certificate_required", "no_certificate");
-        goto out;
+        return;
     }
     op = calloc(1, sizeof(*op));
     if (!op) {
         redirect(c, "card-refused", "service_unavailable");
-        goto out;
+        return;
     }
-    memcpy(op->binding, ((const struct start_rec *)(const void *)taken.data)->binding,
+    memcpy(op->binding, ((const struct start_rec *)(const void *)taken->data)->binding,
            sizeof(op->binding));
     /* The handshake's chain is only offered as untrusted intermediates;
      * the check is the one POST /auth/card/tls runs. */
     if (dz_certcheck_start(c, c->gen->card_trust, peer, dz_req_peer_chain(c->req),
                            DZ_X509_PURPOSE_AUTH, cc->policy, cc->revocation, cc->fetch_timeout_ms,
-                           login_checked, op) == 0)
-        op = NULL;
-out:
-    dz_buf_wipe(&taken);
-    free(op);
+                           login_checked, op) != 0)
+        login_op_free(op);
+}
+
+void dz_ep_card_tls_login(struct dz_rctx *c)
+{
+    char state[STATE_LEN + 1];
+    unsigned char key[32];
+
+    /* No Origin check: a top-level navigation sends none, and a link to
+     * here from anywhere is harmless - the state only counts with the
+     * cookie of the browser that started it. */
+    if (!browser_cards_on(c))
+        return;
+    if (!query_state(dz_req_path(c->req), state)) {
+        refuse(c, NULL, "card_login_invalid", "no_state");
+        return;
+    }
+    /* Single use, taken before anything else: a state is spent by any
+     * attempt, so one start cannot be used to try several certificates.
+     * The take runs off the loop for a shared store (core/gwstorecall.h). */
+    dz_sha256(state, STATE_LEN, key);
+    dz_gw_store_take(c, START_NS, key, sizeof(key), sizeof(struct start_rec), state_taken, NULL);
 }
 
 /* ----------------------------------------------- portal origin: exchange */
@@ -331,43 +400,31 @@ static bool bound(struct dz_rctx *c, const unsigned char binding[32])
     return ok;
 }
 
-void dz_ep_card_tls_exchange(struct dz_rctx *c)
+/* The code's fate is known: spent (ours now), unknown, or the store could
+ * not say.  Then the binding, then the session. */
+static void code_taken(struct dz_rctx *c, int rc, const struct dz_buf *taken, void *arg)
 {
-    int rc;
-    json_t *body = NULL;
-    const char *code;
-    unsigned char key[32];
-    struct dz_buf taken;
     struct code_rec r;
     struct dz_session s;
     char hex[65];
     json_t *rec;
 
+    (void)arg;
     memset(&r, 0, sizeof(r));
-    dz_buf_init(&taken, sizeof(r));
-    if (!browser_cards_on(c) || !dz_rctx_origin_ok(c) || dz_rctx_body_json(c, &body) != 0)
-        goto out;
-    code = dz_json_str(body, "code", 64);
-    if (!code || !code[0]) {
-        dz_rctx_problem(c, "invalid_request", "code is a required string");
-        goto out;
-    }
-    /* Taken before the binding is compared: a code shown to the wrong
-     * browser is spent, never tried twice. */
-    dz_sha256(code, strlen(code), key);
-    rc = dz_store_take(c->gw->store, CODE_NS, key, sizeof(key), &taken);
+    if (c->closed)
+        return; /* the code is spent all the same: single use holds */
     if (dz_store_failed(rc)) {
         dz_rctx_state_unavailable(c, rc);
-        goto out;
+        return;
     }
-    if (rc != 0 || taken.len != sizeof(r)) {
+    if (rc != 0 || taken->len != sizeof(r)) {
         dz_login_refuse(
             c, MEANS,
             json_pack("{s:s, s:s, s:s}", "type", "login", "means", MEANS, "reason", "unknown_code"),
             "card_login_invalid", "the code is unknown, expired or already used");
-        goto out;
+        return;
     }
-    memcpy(&r, taken.data, sizeof(r));
+    memcpy(&r, taken->data, sizeof(r));
     if (!bound(c, r.binding)) {
         dz_login_refuse(c, MEANS,
                         json_pack("{s:s, s:s, s:s, s:s%}", "type", "login", "means", MEANS,
@@ -398,6 +455,26 @@ void dz_ep_card_tls_exchange(struct dz_rctx *c)
     dz_login_complete(c, &s, MEANS, rec);
 out:
     dz_secret_wipe(&r, sizeof(r));
-    dz_buf_wipe(&taken);
+}
+
+void dz_ep_card_tls_exchange(struct dz_rctx *c)
+{
+    json_t *body = NULL;
+    const char *code;
+    unsigned char key[32];
+
+    if (!browser_cards_on(c) || !dz_rctx_origin_ok(c) || dz_rctx_body_json(c, &body) != 0)
+        goto out;
+    code = dz_json_str(body, "code", 64);
+    if (!code || !code[0]) {
+        dz_rctx_problem(c, "invalid_request", "code is a required string");
+        goto out;
+    }
+    /* Taken before the binding is compared: a code shown to the wrong
+     * browser is spent, never tried twice.  Off the loop for a shared store
+     * (core/gwstorecall.h). */
+    dz_sha256(code, strlen(code), key);
+    dz_gw_store_take(c, CODE_NS, key, sizeof(key), sizeof(struct code_rec), code_taken, NULL);
+out:
     json_decref(body);
 }
