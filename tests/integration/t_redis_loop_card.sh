@@ -1,0 +1,133 @@
+#!/usr/bin/env bash
+# t_redis_loop_card.sh - the card logins do not wait on Redis on a worker loop
+# (docs/internals/redis-store.md "Card logins and document verification"):
+# one worker loop, store.backend redis, the demo's SoftHSM2 cards.  A card
+# login through the challenge (start count, nonce put and take), the TLS
+# card login of the browser (start count, state put and take, code put and
+# take) and the document verification's rate count keep their answers and
+# single-use guarantees, and none of the blocking round trips logged on the
+# loop meanwhile (DARVAZA_DEBUG_LOOP_WAITS stacks, tools/loop_waits.py) comes
+# from a card step.  Redis paused (SIGSTOP): a card challenge waits while
+# /healthz on the same loop is answered, then 503 state_unavailable, and the
+# challenge answer is refused 503 state_unavailable, never a session;
+# resumed, the same answer logs in by itself.
+. "$(dirname "$0")/lib.sh"
+. "$LIB_DIR/redis.sh"
+
+plan 19
+
+RPORT=9141
+CARD="$BUILD_DIR/darvaza-card"
+ROOTCA="$STATE_DIR/certs/root.pem"
+CARD_URL=${CARD_URL:-https://localhost:8444}
+
+for t in softhsm2-util openssl jq addr2line; do
+    command -v "$t" >/dev/null || bail "$t is not installed"
+done
+[ -x "$CARD" ] || bail "no $CARD (make first)"
+openssl engine -t pkcs11 2>/dev/null | grep -q available ||
+    bail "the OpenSSL pkcs11 engine is missing (Debian: libengine-pkcs11-openssl)"
+
+redis_start main "$RPORT"
+# Every blocking round trip on a loop is logged with its stack.
+export DARVAZA_DEBUG_LOOP_WAITS=1
+stack_start CONFIG_SET="gateway.workers=1" \
+    STORE_REDIS="address: 127.0.0.1:$RPORT, prefix: \"c:\", timeouts: {command: 3s}"
+card_env
+[ -s "$CARDS_JSON" ] || bail "the stack made no cards ($CARDS_JSON)"
+gw GET /readyz
+is "$STATUS" 200 "one worker loop, store.backend redis: ready"
+
+card_of() { jq -r --arg k "$1" --argjson n "${2:-0}" 'map(select(.kind == $k))[$n].label // empty' "$CARDS_JSON"; }
+card_field() { jq -r --arg l "$1" --arg f "$2" 'map(select(.label == $l))[0][$f] // empty' "$CARDS_JSON"; }
+pin_file() {
+    local f="$WORK/pin-$1"
+    (umask 077 && card_field "$1" pin >"$f")
+    echo "$f"
+}
+signed() { # signed LABEL NONCE: the POST /auth/card body darvaza-card makes
+    timeout 60 "$CARD" sign-challenge --origin "$GW_ORIGIN" --nonce "$2" --token "$1" \
+        --pin-file "$(pin_file "$1")" 2>>"$WORK/card.err"
+}
+waits() { metric darvaza_store_loop_waits_total; }
+CIT1=$(card_of citizen 0)
+FIN1=$(card_field "$CIT1" fin)
+[ -n "$CIT1" ] || bail "cards.json lacks a citizen's card"
+
+# ---- no loop wait on the card steps ----------------------------------------------------
+# Counted from here on (the stack's set-up registered people, and timers run
+# on the loop): the debug stacks name each wait's call chain.
+MARK=$(wc -l <"$(gw_log)")
+gw POST /auth/card/challenge
+NONCE=$(jb '.nonce // empty')
+is "$STATUS $(jb '.nonce | length')" "200 44" "POST /auth/card/challenge answers a nonce (start count and nonce on Redis)"
+REQ=$(signed "$CIT1" "$NONCE")
+gw_json POST /auth/card "$REQ"
+is "$STATUS $(jb .fin) $(jb .acr)" "200 $FIN1 high" "the challenge answered with the card -> a high session (card login against Redis)"
+gw_json POST /auth/card "$REQ"
+problem 401 invalid_nonce "the same answer again -> 401 invalid_nonce (single use on Redis)"
+
+# The browser's TLS card login: start (start count, state put), the card
+# listener (state take, certificate check, code put), the exchange (code take).
+(umask 077 && printf 'pass = "%s"\n' "$(card_field "$CIT1" pin)" >"$WORK/curl.cfg")
+gw POST /auth/card/tls/start -H "origin: $GW_ORIGIN"
+URL=$(jb '.url // empty')
+BIND=$(hdr set-cookie | sed -n 's/^\(__Host-darvaza-card=[^;]*\);.*/\1/p')
+is "$STATUS $([ -n "$BIND" ] && echo cookie)" "201 cookie" "POST /auth/card/tls/start: 201 and the pre-login cookie"
+GW_URL=$CARD_URL gw GET "${URL#"$CARD_URL"}" -K "$WORK/curl.cfg" --engine pkcs11 --cert-type ENG --key-type ENG \
+    --cert "pkcs11:token=$CIT1;object=auth;type=cert" --key "pkcs11:token=$CIT1;object=auth;type=private"
+CODE=$(hdr location | tr '#&' '\n\n' | sed -n 's/^card-code=//p')
+is "$STATUS $([ ${#CODE} = 43 ] && echo code)" "303 code" "the card listener sends the browser back with a code"
+gw_json POST /auth/card/tls/exchange "{\"code\":\"$CODE\"}" -H "origin: $GW_ORIGIN" -H "cookie: $BIND"
+is "$STATUS $(jb .fin)" "200 $FIN1" "the code exchanged for a session (TLS card login against Redis)"
+gw_json POST /auth/card/tls/exchange "{\"code\":\"$CODE\"}" -H "origin: $GW_ORIGIN" -H "cookie: $BIND"
+problem 401 card_login_invalid "the same code again -> 401 card_login_invalid (single use on Redis)"
+gw_json POST /api/documents/verify '{}'
+problem 400 invalid_request "POST /api/documents/verify (counted on Redis, then refused for its body)"
+
+# Each wait's chain up to the session step (auth/login.c: the session and
+# its index are written there, not a card step): no card step in it.
+tail -n +"$((MARK + 1))" "$(gw_log)" >"$WORK/steps.log"
+CHAINS=$("$ROOT/tools/loop_waits.py" "$BUILD_DIR/darvazad" "$WORK/steps.log" 2>&1)
+[ -z "$CHAINS" ] || diag "loop waits meanwhile:
+$CHAINS"
+CARD_STEPS='dz_ep_card|challenge_|nonce_taken|state_taken|code_taken|code_stored|login_checked|start_stored|start_allowed|dz_ep_documents|verify_counted|dz_start_allowed'
+SESSION_STEP='dz_session_create|dz_sessidx_add|dz_login_[a-z_]*|complete|complete_answer'
+OWN=$(sed -E "s/ < ($SESSION_STEP)( < .*)?\$//" <<<"$CHAINS" | grep -E " ($CARD_STEPS)( |\$)" || true)
+is "$OWN" "" "no loop wait comes from a card step (start counts, nonce, state, code, verify count)"
+diag "darvaza_store_loop_waits_total: $(waits) (every wait since start-up, named above since the card steps began)"
+
+# ---- Redis paused: a card challenge waits, the loop does not -----------------------------
+challenge_bg() { # challenge_bg NAME [curl args...]: a POST in the background
+    local name=$1 path=$2
+    shift 2
+    curl -s -o "$WORK/$name.body" -w '%{http_code}' --max-time 20 --cacert "$ROOTCA" \
+        -H "origin: $GW_ORIGIN" "$@" -X POST "$GW_URL$path" >"$WORK/$name.status" 2>/dev/null &
+    OWN_PIDS+=("$!")
+    eval "${name}_PID=$!"
+}
+gw POST /auth/card/challenge
+REQ=$(signed "$CIT1" "$(jb '.nonce // empty')")
+kill -STOP "${REDIS_PIDS[main]}"
+challenge_bg waiting /auth/card/challenge
+# The count is on the paused server's socket (a script is over 50 bytes;
+# the subscriber's PING is 14).
+sent() { ss -tnH state established "( sport = :$RPORT )" | awk '$1 > 50 { f = 1 } END { exit !f }'; }
+ok "the card challenge is waiting for Redis (its count queued on the paused server)" wait_until 10 sent
+gw GET /healthz
+is "$STATUS" 200 "/healthz is answered on the same loop meanwhile"
+ok "and the challenge is still waiting" kill -0 "$waiting_PID"
+wait "$waiting_PID"
+is "$(cat "$WORK/waiting.status")|$(jq -r .code "$WORK/waiting.body" 2>/dev/null)" "503|state_unavailable" \
+    "after the command timeout the challenge -> 503 state_unavailable (fail closed)"
+# The breaker is open now: the answer's nonce take fails at once, closed.
+gw_json POST /auth/card "$REQ"
+problem 503 state_unavailable "the challenge answer while Redis is paused -> 503 state_unavailable (never a session)"
+kill -CONT "${REDIS_PIDS[main]}"
+ready() { gw GET /readyz; [ "$STATUS" = 200 ]; }
+ok "Redis resumed: ready again by itself" wait_until 20 ready
+gw_json POST /auth/card "$REQ"
+is "$STATUS $(jb .fin)" "200 $FIN1" "the nonce survived the pause unspent: the answer logs in now"
+is "$(metric darvaza_store_inflight)" 0 "nothing left in flight"
+
+finish
