@@ -321,33 +321,11 @@ if [ "$GW" = 1 ]; then
 fi
 
 # ---- card logins per second ------------------------------------------------------------------
-# Challenge + ECDSA signature check + chain + OCSP (cached after the first) per login, against
-# openssl speed's ECDSA P-256 verifications on this machine.  Each login is a darvaza-card
-# process (SoftHSM2 signs the challenge), BENCH_CARD_LOGINS in all, 4 at a time.
-BENCH_CARD_LOGINS=${BENCH_CARD_LOGINS:-40}
-CARD_RATE="-" CARD_OK=0 CARD_CPU_US="-" ECDSA_VERIFY="-"
-if [ "$GW" = 1 ] && [ -x "$BUILD_DIR/darvaza-card" ] && [ -f "$STATE_DIR/cards/softhsm2.conf" ]; then
-    CARD=$(jq -c 'map(select(.card_label != null and .role == "citizen"))[0]' "$PEOPLE")
-    if [ "$CARD" != null ]; then
-        rm -f "$OUT/card.pin" # (umask applies only to a new file)
-        (umask 077 && jq -r .card_pin <<<"$CARD" >"$OUT/card.pin") # a PIN file must be the owner's alone
-        export SOFTHSM2_CONF="$STATE_DIR/cards/softhsm2.conf"
-        card_login() { "$BUILD_DIR/darvaza-card" login --gateway "$GW_URL" --cacert "$STATE_DIR/certs/root.pem" \
-            --token "$(jq -r .card_label <<<"$CARD")" --pin-file "$OUT/card.pin" 2>/dev/null | tail -n 1; }
-        card_login >/dev/null # warms the OCSP cache
-        ticks0=$(awk '{print $14 + $15}' "/proc/$GW_PID/stat")
-        t0=$(date +%s%N)
-        seq "$BENCH_CARD_LOGINS" | xargs -P 4 -I{} bash -c "$(declare -f card_login); CARD='$CARD' BUILD_DIR='$BUILD_DIR' \
-            GW_URL='$GW_URL' STATE_DIR='$STATE_DIR' OUT='$OUT' card_login" >"$OUT/card-tokens"
-        t1=$(date +%s%N)
-        ticks1=$(awk '{print $14 + $15}' "/proc/$GW_PID/stat")
-        CARD_OK=$(grep -cE '^[A-Za-z0-9_-]{43}$' "$OUT/card-tokens")
-        CARD_RATE=$(awk -v n="$CARD_OK" -v ns=$((t1 - t0)) 'BEGIN { printf "%.1f", n / (ns / 1e9) }')
-        # CPU the gateway spent per card login (clock ticks are 10 ms).
-        CARD_CPU_US=$(awk -v t=$((ticks1 - ticks0)) -v n="$CARD_OK" 'BEGIN { if (n) printf "%.0f", t * 10000 / n }')
-        ECDSA_VERIFY=$(openssl speed -seconds 2 ecdsap256 2>/dev/null | awk '/256 bits ecdsa \(nistp256\)/ {print $(NF)}')
-    fi
-fi
+# tests/bench/card.sh: challenge + ECDSA signature check + chain + OCSP (cached after the first)
+# per login, against openssl speed's ECDSA P-256 verifications on this machine.
+. "$HERE/card.sh"
+CARD_RATE="-" CARD_OK=0 CARD_CPU_US="-" ECDSA_VERIFY="-" CARD_FAILS=0
+[ "$GW" = 1 ] && card_bench
 
 # ---- results ----------------------------------------------------------------------------------
 {
@@ -409,13 +387,7 @@ fi
         echo
     fi
     if [ "$CARD_OK" != 0 ]; then
-        echo "Card logins: $CARD_RATE logins/s ($CARD_OK of $BENCH_CARD_LOGINS; 4 darvaza-card processes at a"
-        echo "time, SoftHSM2 signing each challenge; OCSP answer cached). The gateway spent $CARD_CPU_US µs of"
-        echo "CPU per card login; openssl speed verifies $ECDSA_VERIFY ECDSA P-256 signatures/s on one core,"
-        echo "so one card login costs about $(awk -v c="$CARD_CPU_US" -v v="$ECDSA_VERIFY" 'BEGIN { if (v > 0) printf "%.0f", c / (1e6 / v) }')"
-        echo "signature verifications' worth of CPU (ratio logins/s : verify/s ="
-        echo "$(awk -v a="$CARD_RATE" -v b="$ECDSA_VERIFY" 'BEGIN { if (b > 0) printf "%.4f", a / b }'); the client side, one process and one"
-        echo "token login per card login, is what limits the rate)."
+        card_summary
         echo
     fi
     echo "Memory per idle HTTP/2 connection (RSS growth with $BENCH_IDLE connections open, preface and"

@@ -1,0 +1,123 @@
+#!/usr/bin/env bash
+# tests/bench/card.sh - card logins per second and the gateway's CPU per card
+# login (docs/performance.md "Card logins").  Sourced by run.sh (after the
+# stack started: STATE_DIR, PEOPLE, GW_URL, GW_PID, OUT, BUILD_DIR), or run
+# alone, which starts the demo stack itself:
+#
+#   unshare --net bash -c 'ip link set lo up && tests/bench/card.sh'
+#
+# Each login is one darvaza-card process (one TLS connection: the challenge,
+# SoftHSM2 signs it, the answer), BENCH_CARD_LOGINS in all, 4 at a time (each
+# client its own copy of the SoftHSM2 tokens), the
+# OCSP answer cached by a first login.  CPU from /proc/PID/stat (10 ms
+# ticks) over the whole run, divided by the logins that got a session; a
+# login that got none is counted and its darvaza-card message kept
+# ($OUT/card-errors) - never silently dropped.  The cost is also given in
+# ECDSA P-256 verifications (openssl speed, one core).  BENCH_PERF=1 records
+# a perf profile of the gateway during one more batch ($OUT/perf-card.data)
+# and prints the share of the CPU by stage of a card login.
+BENCH_CARD_LOGINS=${BENCH_CARD_LOGINS:-40}
+
+# card_bench: sets CARD_RATE, CARD_OK, CARD_CPU_US, ECDSA_VERIFY, CARD_FAILS.
+card_bench() {
+    local card t0 t1 ticks0 ticks1
+    CARD_RATE="-" CARD_OK=0 CARD_CPU_US="-" ECDSA_VERIFY="-" CARD_FAILS=0
+    [ -x "$BUILD_DIR/darvaza-card" ] && [ -f "$STATE_DIR/cards/softhsm2.conf" ] || return 0
+    card=$(jq -c 'map(select(.card_label != null and .role == "citizen"))[0]' "$PEOPLE")
+    [ "$card" != null ] || return 0
+    rm -f "$OUT/card.pin" "$OUT/card-errors" # (umask applies only to a new file)
+    (umask 077 && jq -r .card_pin <<<"$card" >"$OUT/card.pin") # a PIN file must be the owner's alone
+    CARD_LABEL=$(jq -r .card_label <<<"$card")
+    # SoftHSM2 does not take several processes on one token directory: a
+    # login at the same time as another's fails on the client ("cannot
+    # list the card readers", "General Error") before the gateway sees
+    # anything.  Each of the 4 clients gets its own copy of the tokens.
+    local w
+    for w in 1 2 3 4; do
+        rm -rf "$OUT/card-hsm-$w"
+        mkdir -p "$OUT/card-hsm-$w"
+        cp -a "$STATE_DIR/cards/tokens" "$OUT/card-hsm-$w/tokens"
+        printf 'directories.tokendir = %s\nobjectstore.backend = file\nlog.level = ERROR\nslots.removable = false\n' \
+            "$OUT/card-hsm-$w/tokens" >"$OUT/card-hsm-$w/softhsm2.conf"
+    done
+    SOFTHSM2_CONF="$OUT/card-hsm-1/softhsm2.conf" card_login >/dev/null # warms the OCSP cache
+    ticks0=$(awk '{print $14 + $15}' "/proc/$GW_PID/stat")
+    t0=$(date +%s%N)
+    card_run "$BENCH_CARD_LOGINS" >"$OUT/card-tokens"
+    t1=$(date +%s%N)
+    ticks1=$(awk '{print $14 + $15}' "/proc/$GW_PID/stat")
+    CARD_OK=$(grep -cE '^[A-Za-z0-9_-]{43}$' "$OUT/card-tokens")
+    CARD_FAILS=$((BENCH_CARD_LOGINS - CARD_OK))
+    CARD_RATE=$(awk -v n="$CARD_OK" -v ns=$((t1 - t0)) 'BEGIN { printf "%.1f", n / (ns / 1e9) }')
+    # CPU the gateway spent per card login (clock ticks are 10 ms).
+    CARD_CPU_US=$(awk -v t=$((ticks1 - ticks0)) -v n="$CARD_OK" 'BEGIN { if (n) printf "%.0f", t * 10000 / n }')
+    ECDSA_VERIFY=$(openssl speed -seconds 2 ecdsap256 2>/dev/null | awk '/256 bits ecdsa \(nistp256\)/ {print $(NF)}')
+    if [ "${BENCH_PERF:-0}" = 1 ] && command -v perf >/dev/null; then
+        perf record -q -F 4000 --call-graph dwarf,16384 -o "$OUT/perf-card.data" -p "$GW_PID" \
+            >/dev/null 2>&1 &
+        local perf_pid=$!
+        card_run "${BENCH_CARD_PERF_LOGINS:-200}" >/dev/null
+        kill -TERM "$perf_pid" 2>/dev/null # (SIGINT is ignored by a background job)
+        wait "$perf_pid" 2>/dev/null
+    fi
+}
+
+# card_run N: N logins by 4 clients in parallel (each its own token copy),
+# one token per line on stdout.
+card_run() {
+    local w
+    for w in 1 2 3 4; do
+        (
+            export SOFTHSM2_CONF="$OUT/card-hsm-$w/softhsm2.conf"
+            local i
+            for ((i = w; i <= $1; i += 4)); do card_login; done
+        ) &
+    done
+    wait
+}
+
+# One login; the token on stdout, darvaza-card's complaint (if any) kept.
+card_login() {
+    local err
+    err=$(mktemp)
+    "$BUILD_DIR/darvaza-card" login --gateway "$GW_URL" --cacert "$STATE_DIR/certs/root.pem" \
+        --token "$CARD_LABEL" --pin-file "$OUT/card.pin" 2>"$err" | tail -n 1
+    if [ -s "$err" ]; then cat "$err" >>"$OUT/card-errors"; fi
+    rm -f "$err"
+}
+
+# card_summary: the lines run.sh's results print.
+card_summary() {
+    echo "Card logins: $CARD_RATE logins/s ($CARD_OK of $BENCH_CARD_LOGINS; 4 darvaza-card processes at a"
+    echo "time, SoftHSM2 signing each challenge; OCSP answer cached). The gateway spent $CARD_CPU_US µs of"
+    echo "CPU per card login; openssl speed verifies $ECDSA_VERIFY ECDSA P-256 signatures/s on one core,"
+    echo "so one card login costs about $(awk -v c="$CARD_CPU_US" -v v="$ECDSA_VERIFY" 'BEGIN { if (v > 0) printf "%.1f", c / (1e6 / v) }')"
+    echo "ECDSA verifications' worth of gateway CPU."
+    if [ "$CARD_FAILS" != 0 ]; then
+        echo "$CARD_FAILS logins got no session; darvaza-card said (counted):"
+        sort "$OUT/card-errors" 2>/dev/null | uniq -c | sed 's/^/    /'
+    fi
+}
+
+# Alone: the demo stack, the measurement, the summary.
+if [ "${BASH_SOURCE[0]}" = "$0" ]; then
+    set -u
+    HERE=$(cd "$(dirname "$0")" && pwd)
+    ROOT=$(cd "$HERE/../.." && pwd)
+    OUT="$ROOT/build/bench"
+    mkdir -p "$OUT"
+    export DZ_STATE_DIR="$OUT/card-stack"
+    BUILD_DIR=${BUILD_DIR:-build}
+    . "$ROOT/tests/integration/lib.sh"
+    cd "$ROOT" || exit 2
+    stack_start ${BENCH_CARD_CONFIG:+CONFIG_SET="$BENCH_CARD_CONFIG"} >/dev/null
+    GW_PID=$(listener_pid 8443)
+    card_bench
+    card_summary
+    if [ "${BENCH_PERF:-0}" = 1 ] && [ -f "$OUT/perf-card.data" ] && [ -x "$HERE/profile_card.sh" ]; then
+        echo
+        echo "Where the CPU goes (perf, by stage; $OUT/perf-card.data):"
+        "$HERE/profile_card.sh" "$OUT/perf-card.data" "$CARD_CPU_US"
+    fi
+    stack_stop
+fi
