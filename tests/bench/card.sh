@@ -99,7 +99,10 @@ card_summary() {
     fi
 }
 
-# Alone: the demo stack, the measurement, the summary.
+# Alone: the demo stack, the measurement, the summary.  BENCH_CARD_BASE=DIR
+# (another tree's build directory, e.g. main's): that build and this one
+# alternate, BENCH_CARD_ROUNDS rounds each (default 2), a fresh stack per
+# round, and a table of both compares them.
 if [ "${BASH_SOURCE[0]}" = "$0" ]; then
     set -u
     HERE=$(cd "$(dirname "$0")" && pwd)
@@ -110,14 +113,32 @@ if [ "${BASH_SOURCE[0]}" = "$0" ]; then
     BUILD_DIR=${BUILD_DIR:-build}
     . "$ROOT/tests/integration/lib.sh"
     cd "$ROOT" || exit 2
-    stack_start ${BENCH_CARD_CONFIG:+CONFIG_SET="$BENCH_CARD_CONFIG"} >/dev/null
-    GW_PID=$(listener_pid 8443)
-    card_bench
+    one_round() { # one_round BUILD_DIR: a stack from that build, the measurement
+        BUILD_DIR=$1
+        rm -rf "$STATE_DIR"
+        stack_start ${BENCH_CARD_CONFIG:+CONFIG_SET="$BENCH_CARD_CONFIG"} >/dev/null
+        GW_PID=$(listener_pid 8443)
+        card_bench
+        stack_stop
+    }
+    if [ -n "${BENCH_CARD_BASE:-}" ]; then
+        THIS=$BUILD_DIR
+        echo "| round | build | logins | logins/s | gateway CPU µs per login | ECDSA P-256 verify/s | verifications' worth |"
+        echo "| --- | --- | ---: | ---: | ---: | ---: | ---: |"
+        for r in $(seq 1 "${BENCH_CARD_ROUNDS:-2}"); do
+            for b in "$BENCH_CARD_BASE" "$THIS"; do
+                one_round "$b"
+                echo "| $r | $b | $CARD_OK of $BENCH_CARD_LOGINS | $CARD_RATE | $CARD_CPU_US | $ECDSA_VERIFY | $(awk -v c="$CARD_CPU_US" -v v="$ECDSA_VERIFY" 'BEGIN { if (v > 0) printf "%.1f", c / (1e6 / v) }') |"
+                [ "$CARD_FAILS" = 0 ] || sort "$OUT/card-errors" | uniq -c | sed 's/^/#   /'
+            done
+        done
+        exit 0
+    fi
+    one_round "$BUILD_DIR"
     card_summary
     if [ "${BENCH_PERF:-0}" = 1 ] && [ -f "$OUT/perf-card.data" ] && [ -x "$HERE/profile_card.sh" ]; then
         echo
         echo "Where the CPU goes (perf, by stage; $OUT/perf-card.data):"
-        "$HERE/profile_card.sh" "$OUT/perf-card.data" "$CARD_CPU_US"
+        "$HERE/profile_card.sh" "$OUT/perf-card.data" "$CARD_CPU_US" "$ECDSA_VERIFY"
     fi
-    stack_stop
 fi
