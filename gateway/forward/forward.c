@@ -779,42 +779,13 @@ static void deny_then(struct dz_rctx *c, int rc, void *arg)
         dz_rctx_problem(c, code, NULL);
 }
 
-/*
- * Every refusal of a routed request is on record before it is answered.
- * A known person refused by the policy always gets a line (who was kept
- * from whose data matters to the person).  A flood cannot turn the log
- * into its echo: rate-limited refusals, and refusals of clients without a
- * session, are sampled — the first per (subject or address, service, code)
- * and minute is written, marked "sampled":"first_in_minute", the rest are
- * answered alike and counted in metrics only.
- */
-static void refuse(struct dz_rctx *c, struct fwd *f, const char *code, const char *rule)
+/* The audit line of a refusal (sampled: the first of its minute), then the
+ * answer. */
+static void refuse_audit(struct dz_rctx *c, struct fwd *f, const char *code, const char *rule,
+                         bool sampled)
 {
-    bool sampled = !c->has_session || strcmp(code, "rate_limited") == 0;
     json_t *rec;
 
-    if (sampled) {
-        char key[160];
-        int n = snprintf(key, sizeof(key), "%s|%s|%s|%lld", f->svc->name,
-                         c->has_session ? c->session.fin : dz_req_peer_ip(c->req), code,
-                         (long long)(dz_unix_ms() / 60000));
-        int rc = n < 0 || (size_t)n >= sizeof(key)
-                     ? DZ_ERR_TOOBIG
-                     : dz_store_put(c->gw->store, "lim_refusal_audit", key, (size_t)n, "1", 1,
-                                    60000, DZ_STORE_NX);
-
-        if (dz_store_failed(rc)) {
-            fwd_free(f);
-            dz_rctx_state_unavailable(c, rc);
-            return;
-        }
-        /* Not the first of its minute (or no room to tell): answer only. */
-        if (rc != 0) {
-            fwd_free(f);
-            deny_then(c, 0, (void *)code);
-            return;
-        }
-    }
     rec = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:i}", "type", "forward", "decision", "deny",
                     "reason", code, "service", f->svc->name, "route", c->route ? c->route : "",
                     "ip", dz_req_peer_ip(c->req), "status", dz_problem_status(code));
@@ -837,6 +808,79 @@ static void refuse(struct dz_rctx *c, struct fwd *f, const char *code, const cha
         json_object_set_new(rec, "pur", json_string(f->purpose));
     fwd_free(f);
     dz_gw_audit(c, rec, deny_then, (void *)code);
+}
+
+/* What a sampled refusal carries across its store call. */
+struct refusal {
+    struct fwd *f;
+    const char *code; /* static strings (the policy engine's, or ours) */
+    const char *rule;
+};
+
+static void refusal_sampled(void *arg, int rc, int64_t value, const void *data, size_t len)
+{
+    struct refusal r = *(struct refusal *)arg;
+    struct dz_rctx *c = r.f->c;
+
+    (void)value;
+    (void)data;
+    (void)len;
+    free(arg);
+    if (c->closed) {
+        fwd_free(r.f);
+    } else if (dz_store_failed(rc)) {
+        fwd_free(r.f);
+        dz_rctx_state_unavailable(c, rc);
+    } else if (rc != 0) {
+        /* Not the first of its minute (or no room to tell): answer only. */
+        fwd_free(r.f);
+        deny_then(c, 0, (void *)r.code);
+    } else {
+        refuse_audit(c, r.f, r.code, r.rule, true);
+    }
+    dz_rctx_release(c); /* the hold for the store call */
+}
+
+/*
+ * Every refusal of a routed request is on record before it is answered.
+ * A known person refused by the policy always gets a line (who was kept
+ * from whose data matters to the person).  A flood cannot turn the log
+ * into its echo: rate-limited refusals, and refusals of clients without a
+ * session, are sampled — the first per (subject or address, service, code)
+ * and minute is written, marked "sampled":"first_in_minute", the rest are
+ * answered alike and counted in metrics only.  The sample mark is a put NX
+ * without waiting on the loop (a shared store answers later).
+ */
+static void refuse(struct dz_rctx *c, struct fwd *f, const char *code, const char *rule)
+{
+    bool sampled = !c->has_session || strcmp(code, "rate_limited") == 0;
+    char key[160];
+    struct refusal *r;
+    int n;
+
+    if (!sampled) {
+        refuse_audit(c, f, code, rule, false);
+        return;
+    }
+    n = snprintf(key, sizeof(key), "%s|%s|%s|%lld", f->svc->name,
+                 c->has_session ? c->session.fin : dz_req_peer_ip(c->req), code,
+                 (long long)(dz_unix_ms() / 60000));
+    if (n < 0 || (size_t)n >= sizeof(key)) {
+        /* No room to tell whether it is the first: answer only. */
+        fwd_free(f);
+        deny_then(c, 0, (void *)code);
+        return;
+    }
+    r = malloc(sizeof(*r));
+    if (!r) {
+        fwd_free(f);
+        dz_rctx_state_unavailable(c, DZ_ERR_NOMEM);
+        return;
+    }
+    *r = (struct refusal){f, code, rule};
+    dz_rctx_hold(c);
+    dz_store_put_async(c->gw->store, dz_worker_loop(c->gw_worker->worker), "lim_refusal_audit", key,
+                       (size_t)n, "1", 1, 60000, DZ_STORE_NX, refusal_sampled, r);
 }
 
 static void sign_assertion(struct dz_rctx *c, struct fwd *f, const unsigned char *body,

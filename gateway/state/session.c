@@ -514,6 +514,17 @@ static void lookup_touched(void *arg, int rc, int64_t value, const void *data, s
     lookup_end(arg, rc);
 }
 
+/* A session past its absolute expiry, deleted (or not: it is refused all
+ * the same, and its entry expires with its TTL). */
+static void lookup_expired(void *arg, int rc, int64_t value, const void *data, size_t len)
+{
+    (void)rc;
+    (void)value;
+    (void)data;
+    (void)len;
+    lookup_end(arg, DZ_ERR_NOTFOUND);
+}
+
 static void lookup_got(void *arg, int rc, int64_t value, const void *data, size_t len)
 {
     struct lookup *lk = arg;
@@ -532,10 +543,10 @@ static void lookup_got(void *arg, int rc, int64_t value, const void *data, size_
     }
     now = wall_ms();
     if (now >= lk->s.expires_abs_ms) {
-        /* As in dz_session_lookup; rare (a wall clock stepped forward),
-         * so the delete stays synchronous. */
-        dz_store_del(lk->st, DZ_SESSION_NS, sid, sizeof(lk->sid));
-        lookup_end(lk, DZ_ERR_NOTFOUND);
+        /* As in dz_session_lookup (rare: a wall clock stepped forward);
+         * without waiting on the loop either. */
+        dz_store_del_async(lk->st, lk->loop, DZ_SESSION_NS, sid, sizeof(lk->sid), lookup_expired,
+                           lk);
         return;
     }
     idle = idle_for(&lk->l, lk->s.acr);

@@ -303,8 +303,8 @@ void dz_store_get_async(struct dz_store *s, struct ev_loop *loop, const char *ns
     }
 }
 
-/* What an asynchronous incr needs after the backend answered: the refusal
- * count and log of a full budget (note_full). */
+/* What an asynchronous incr or put needs after the backend answered: the
+ * refusal count and log of a full budget (note_full). */
 struct incr_wait {
     struct dz_store *s;
     enum dz_store_kind kind;
@@ -370,6 +370,67 @@ void dz_store_touch_async(struct dz_store *s, struct ev_loop *loop, const char *
         return;
     }
     cb(arg, s->ops->touch(s->impl, ns, key, key_len, ttl_ms), 0, NULL, 0);
+}
+
+/* A put's answer after the backend: as incr_done (note_full). */
+static void put_done(void *arg, int rc, int64_t value, const void *data, size_t len)
+{
+    struct incr_wait w = *(struct incr_wait *)arg;
+
+    (void)value;
+    (void)data;
+    (void)len;
+    free(arg);
+    w.cb(w.arg, note_full(w.s, w.kind, w.ns, rc), 0, NULL, 0);
+}
+
+void dz_store_put_async(struct dz_store *s, struct ev_loop *loop, const char *ns, const void *key,
+                        size_t key_len, const void *val, size_t val_len, uint64_t ttl_ms, int flags,
+                        dz_store_cb cb, void *arg)
+{
+    int rc = check_key(s, ns, key, key_len);
+    struct incr_wait *w;
+    enum dz_store_kind k;
+
+    if (!rc && val_len > VAL_MAX)
+        rc = DZ_ERR_TOOBIG;
+    if (!rc && ((val_len && !val) || ttl_ms == 0 || (flags & ~DZ_STORE_NX) || !loop))
+        rc = DZ_ERR_INVAL;
+    if (rc) {
+        cb(arg, rc, 0, NULL, 0);
+        return;
+    }
+    k = dz_store_kind_of(ns);
+    if (!s->ops->put_async) {
+        rc = s->ops->put(s->impl, k, ns, key, key_len, val, val_len, ttl_ms, flags);
+        cb(arg, note_full(s, k, ns, rc), 0, NULL, 0);
+        return;
+    }
+    w = malloc(sizeof(*w));
+    if (!w) {
+        cb(arg, DZ_ERR_NOMEM, 0, NULL, 0);
+        return;
+    }
+    *w = (struct incr_wait){s, k, ns, cb, arg};
+    s->ops->put_async(s->impl, loop, k, ns, key, key_len, val, val_len, ttl_ms, flags, put_done, w);
+}
+
+void dz_store_del_async(struct dz_store *s, struct ev_loop *loop, const char *ns, const void *key,
+                        size_t key_len, dz_store_cb cb, void *arg)
+{
+    int rc = check_key(s, ns, key, key_len);
+
+    if (!rc && !loop)
+        rc = DZ_ERR_INVAL;
+    if (rc) {
+        cb(arg, rc, 0, NULL, 0);
+        return;
+    }
+    if (s->ops->del_async) {
+        s->ops->del_async(s->impl, loop, ns, key, key_len, cb, arg);
+        return;
+    }
+    cb(arg, s->ops->del(s->impl, ns, key, key_len), 0, NULL, 0);
 }
 
 size_t dz_store_kind_count(const struct dz_store *s, enum dz_store_kind k)

@@ -121,6 +121,11 @@ struct dz_store_ops {
                        const void *key, size_t key_len, uint64_t ttl_ms, dz_store_cb cb, void *arg);
     void (*touch_async)(void *impl, struct ev_loop *loop, const char *ns, const void *key,
                         size_t key_len, uint64_t ttl_ms, dz_store_cb cb, void *arg);
+    void (*put_async)(void *impl, struct ev_loop *loop, enum dz_store_kind kind, const char *ns,
+                      const void *key, size_t key_len, const void *val, size_t val_len,
+                      uint64_t ttl_ms, int flags, dz_store_cb cb, void *arg);
+    void (*del_async)(void *impl, struct ev_loop *loop, const char *ns, const void *key,
+                      size_t key_len, dz_store_cb cb, void *arg);
 };
 
 /* For backends: wrap an ops table and its state.  Ownership of impl moves to
@@ -187,6 +192,20 @@ void dz_store_incr_async(struct dz_store *s, struct ev_loop *loop, const char *n
                          size_t key_len, uint64_t ttl_ms, dz_store_cb cb, void *arg);
 void dz_store_touch_async(struct dz_store *s, struct ev_loop *loop, const char *ns, const void *key,
                           size_t key_len, uint64_t ttl_ms, dz_store_cb cb, void *arg);
+
+/*
+ * Asynchronous forms of put and del, for what the forward path writes now
+ * and then (the first refusal of a minute, put NX; a session past its
+ * absolute expiry, deleted).  Same arguments, checks, answers, keys,
+ * sealing and replica waits as dz_store_put / dz_store_del, and the same
+ * calling rules as the forms above; key and val are copied before the call
+ * returns (the caller need not keep them).
+ */
+void dz_store_put_async(struct dz_store *s, struct ev_loop *loop, const char *ns, const void *key,
+                        size_t key_len, const void *val, size_t val_len, uint64_t ttl_ms, int flags,
+                        dz_store_cb cb, void *arg);
+void dz_store_del_async(struct dz_store *s, struct ev_loop *loop, const char *ns, const void *key,
+                        size_t key_len, dz_store_cb cb, void *arg);
 
 /*
  * Wake-ups.  An entry a browser waits for (a QR answer, an MSSP result) may

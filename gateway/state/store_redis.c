@@ -321,6 +321,13 @@ static int touch_answer(const redisReply *r)
     return r->integer == 1 ? 0 : DZ_ERR_NOTFOUND;
 }
 
+static int del_answer(const redisReply *r)
+{
+    if (r->type != REDIS_REPLY_INTEGER)
+        return unexpected("del", r);
+    return r->integer > 0 ? 0 : DZ_ERR_NOTFOUND;
+}
+
 /* ---- ops */
 
 static int r_put(void *impl, enum dz_store_kind kind, const char *ns, const void *key,
@@ -478,10 +485,7 @@ static int r_del(void *impl, const char *ns, const void *key, size_t key_len)
     }
     if (rc)
         goto out;
-    if (r->type != REDIS_REPLY_INTEGER)
-        rc = unexpected("del", r);
-    else
-        rc = r->integer > 0 ? 0 : DZ_ERR_NOTFOUND;
+    rc = del_answer(r);
 out:
     if (r)
         freeReplyObject(r);
@@ -795,6 +799,109 @@ static void r_touch_async(void *impl, struct ev_loop *loop, const char *ns, cons
     }
 }
 
+/* A put or a del: the keys live until the answer (the op's argv is a
+ * copy, but the put's answer needs the kind). */
+struct awrite {
+    struct rs_store *st;
+    enum dz_store_kind kind;
+    struct keys k;
+    dz_store_cb cb;
+    void *arg;
+};
+
+static int aput_map(void *arg, redisReply *r)
+{
+    struct awrite *a = arg;
+
+    return script_answer(a->st, a->kind, "put", r, NULL);
+}
+
+static int adel_map(void *arg, redisReply *r)
+{
+    (void)arg;
+    return del_answer(r);
+}
+
+static void awrite_done(void *arg, int rc)
+{
+    struct awrite *a = arg;
+
+    keys_cleanup(&a->k);
+    a->cb(a->arg, rc, 0, NULL, 0);
+    free(a);
+}
+
+static void r_put_async(void *impl, struct ev_loop *loop, enum dz_store_kind kind, const char *ns,
+                        const void *key, size_t key_len, const void *val, size_t val_len,
+                        uint64_t ttl_ms, int flags, dz_store_cb cb, void *arg)
+{
+    struct rs_store *st = impl;
+    struct awrite *a = calloc(1, sizeof(*a));
+    struct dz_buf v;
+    char ttl[24], max[24];
+    bool nx = (flags & DZ_STORE_NX) != 0;
+    int rc;
+
+    if (!a) {
+        cb(arg, DZ_ERR_NOMEM, 0, NULL, 0);
+        return;
+    }
+    *a = (struct awrite){.st = st, .kind = kind, .cb = cb, .arg = arg};
+    dz_buf_init(&v, VAL_BUF_MAX);
+    rc = keys_make(st, ns, key, key_len, kind, &a->k);
+    if (rc == 0)
+        rc = rs_seal(st, a->k.entry.data, a->k.entry.len, val, val_len, &v);
+    if (rc) {
+        dz_buf_wipe(&v);
+        awrite_done(a, rc);
+        return;
+    }
+    {
+        const char *args[] = {a->k.entry.data,
+                              a->k.index.data,
+                              a->k.kind.data,
+                              v.data ? v.data : "",
+                              num(ttl, sizeof(ttl), clamp_ttl(ttl_ms)),
+                              nx ? "1" : "0",
+                              num(max, sizeof(max), st->max[kind])};
+        size_t l[] = {a->k.entry.len, a->k.index.len, a->k.kind.len, v.len, strlen(args[4]), 1,
+                      strlen(args[6])};
+
+        if (st->cache && is_sess(ns))
+            rs_cache_drop(st->cache, a->k.entry.data, a->k.entry.len);
+        eval_async(st, loop, S_PUT, 3, 4, args, l, must_wait(kind), aput_map, awrite_done, a);
+    }
+    dz_buf_wipe(&v); /* rs_acall copied it */
+}
+
+static void r_del_async(void *impl, struct ev_loop *loop, const char *ns, const void *key,
+                        size_t key_len, dz_store_cb cb, void *arg)
+{
+    struct rs_store *st = impl;
+    struct awrite *a = calloc(1, sizeof(*a));
+    int rc;
+
+    if (!a) {
+        cb(arg, DZ_ERR_NOMEM, 0, NULL, 0);
+        return;
+    }
+    *a = (struct awrite){.st = st, .kind = dz_store_kind_of(ns), .cb = cb, .arg = arg};
+    rc = keys_make(st, ns, key, key_len, a->kind, &a->k);
+    if (rc) {
+        awrite_done(a, rc);
+        return;
+    }
+    {
+        const char *args[] = {a->k.entry.data, a->k.index.data};
+        size_t l[] = {a->k.entry.len, a->k.index.len};
+
+        if (st->cache && is_sess(ns))
+            rs_cache_drop(st->cache, a->k.entry.data, a->k.entry.len);
+        /* As r_del: a logout lost in a failover would bring the session back. */
+        eval_async(st, loop, S_DEL, 2, 0, args, l, is_sess(ns), adel_map, awrite_done, a);
+    }
+}
+
 static size_t r_count(void *impl, const char *ns)
 {
     struct rs_store *st = impl;
@@ -921,6 +1028,8 @@ static const struct dz_store_ops redis_ops = {
     .get_async = r_get_async,
     .incr_async = r_incr_async,
     .touch_async = r_touch_async,
+    .put_async = r_put_async,
+    .del_async = r_del_async,
 };
 
 static char *dup_or_null(const char *s, bool *ok)

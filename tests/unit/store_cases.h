@@ -553,6 +553,84 @@ static void test_async_ops(void **state)
     ev_loop_destroy(loop);
 }
 
+/* put (with NX) and del, asynchronously: the same entries and answers as
+ * the synchronous forms. */
+static void test_async_put_del(void **state)
+{
+    struct dz_store *s = mk();
+    struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+    struct async_seen a;
+    struct dz_buf b;
+    char val[] = "v1";
+
+    (void)state;
+    assert_non_null(loop);
+    memset(&a, 0, sizeof(a));
+    dz_store_put_async(s, loop, NS, "k", 1, val, 2, 10000, DZ_STORE_NX, async_cb, &a);
+    val[1] = '9'; /* copied before the call returned */
+    async_wait(loop, &a, 1);
+    assert_int_equal(a.rc, 0);
+    dz_buf_init(&b, 64);
+    assert_int_equal(dz_store_get(s, NS, "k", 1, &b), 0);
+    assert_int_equal(b.len, 2);
+    assert_memory_equal(b.data, "v1", 2);
+    dz_buf_cleanup(&b);
+
+    /* NX on a live entry: refused, the value kept. */
+    memset(&a, 0, sizeof(a));
+    dz_store_put_async(s, loop, NS, "k", 1, "v2", 2, 10000, DZ_STORE_NX, async_cb, &a);
+    async_wait(loop, &a, 1);
+    assert_int_equal(a.rc, DZ_ERR_EXISTS);
+    memset(&a, 0, sizeof(a));
+    dz_store_get_async(s, loop, NS, "k", 1, async_cb, &a);
+    async_wait(loop, &a, 1);
+    assert_int_equal(a.len, 2);
+    assert_memory_equal(a.data, "v1", 2);
+    /* Without NX: overwritten. */
+    memset(&a, 0, sizeof(a));
+    dz_store_put_async(s, loop, NS, "k", 1, "v3", 2, 10000, 0, async_cb, &a);
+    async_wait(loop, &a, 1);
+    assert_int_equal(a.rc, 0);
+    memset(&a, 0, sizeof(a));
+    dz_store_get_async(s, loop, NS, "k", 1, async_cb, &a);
+    async_wait(loop, &a, 1);
+    assert_memory_equal(a.data, "v3", 2);
+
+    /* del: gone for both forms; a second del finds nothing. */
+    memset(&a, 0, sizeof(a));
+    dz_store_del_async(s, loop, NS, "k", 1, async_cb, &a);
+    async_wait(loop, &a, 1);
+    assert_int_equal(a.rc, 0);
+    dz_buf_init(&b, 64);
+    assert_int_equal(dz_store_get(s, NS, "k", 1, &b), DZ_ERR_NOTFOUND);
+    dz_buf_cleanup(&b);
+    memset(&a, 0, sizeof(a));
+    dz_store_del_async(s, loop, NS, "k", 1, async_cb, &a);
+    async_wait(loop, &a, 1);
+    assert_int_equal(a.rc, DZ_ERR_NOTFOUND);
+    /* A sync put, deleted asynchronously; NX then creates again. */
+    assert_int_equal(dz_store_put(s, NS, "s", 1, "x", 1, 10000, 0), 0);
+    memset(&a, 0, sizeof(a));
+    dz_store_del_async(s, loop, NS, "s", 1, async_cb, &a);
+    async_wait(loop, &a, 1);
+    assert_int_equal(a.rc, 0);
+    assert_int_equal(dz_store_put(s, NS, "s", 1, "y", 1, 10000, DZ_STORE_NX), 0);
+
+    /* Bad arguments are answered at once, before the call returns. */
+    memset(&a, 0, sizeof(a));
+    dz_store_put_async(s, loop, NS, "k", 1, "v", 1, 0, 0, async_cb, &a);
+    dz_store_put_async(s, loop, NS, "k", 1, "v", 1, 1000, 0x40, async_cb, &a);
+    dz_store_put_async(s, NULL, NS, "k", 1, "v", 1, 1000, 0, async_cb, &a);
+    dz_store_put_async(s, loop, NS, "k", 1, NULL, 1, 1000, 0, async_cb, &a);
+    dz_store_del_async(s, loop, NS, "", 0, async_cb, &a);
+    dz_store_del_async(s, NULL, NS, "k", 1, async_cb, &a);
+    assert_int_equal(a.calls, 6);
+    assert_int_equal(a.rc, DZ_ERR_INVAL);
+
+    dz_store_free(s);
+    ev_loop_destroy(loop);
+}
+
 /* A full budget refuses an asynchronous creation like a synchronous one,
  * and counts the refusal. */
 static void test_async_budget(void **state)
@@ -570,6 +648,16 @@ static void test_async_budget(void **state)
     async_wait(loop, &a, 1);
     assert_int_equal(a.rc, DZ_ERR_FULL);
     assert_int_equal(dz_store_refusals(s, DZ_STORE_OTHER), 1);
+    memset(&a, 0, sizeof(a));
+    dz_store_put_async(s, loop, NS, "two", 3, "x", 1, 10000, DZ_STORE_NX, async_cb, &a);
+    async_wait(loop, &a, 1);
+    assert_int_equal(a.rc, DZ_ERR_FULL);
+    assert_int_equal(dz_store_refusals(s, DZ_STORE_OTHER), 2);
+    /* Overwriting a live entry creates nothing: no quota needed. */
+    memset(&a, 0, sizeof(a));
+    dz_store_put_async(s, loop, NS, "one", 3, "y", 1, 10000, 0, async_cb, &a);
+    async_wait(loop, &a, 1);
+    assert_int_equal(a.rc, 0);
     dz_store_free(s);
     ev_loop_destroy(loop);
 }
@@ -580,6 +668,6 @@ static void test_async_budget(void **state)
         cmocka_unit_test(test_ttl_touch_expiry), cmocka_unit_test(test_many_keys_and_bound),       \
         cmocka_unit_test(test_budgets_per_kind), cmocka_unit_test(test_concurrent_incr),           \
         cmocka_unit_test(test_take_single_use), cmocka_unit_test(test_async_ops),                  \
-        cmocka_unit_test(test_async_budget)
+        cmocka_unit_test(test_async_put_del), cmocka_unit_test(test_async_budget)
 
 #endif
