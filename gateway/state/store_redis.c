@@ -614,6 +614,7 @@ struct aget {
     struct dz_buf rk, val;
     bool cached;
     uint64_t seq;
+    struct rs_flight *flight; /* the misses of this key waiting on this GET */
     dz_store_cb cb;
     void *arg;
 };
@@ -630,6 +631,7 @@ static void aget_done(void *arg, int rc)
     struct aget *a = arg;
 
     a->cb(a->arg, rc, 0, rc == 0 ? a->val.data : NULL, rc == 0 ? a->val.len : 0);
+    rs_flight_end(a->flight, rc, a->val.data, a->val.len);
     dz_buf_cleanup(&a->rk);
     dz_buf_wipe(&a->val);
     free(a);
@@ -657,6 +659,15 @@ static void r_get_async(void *impl, struct ev_loop *loop, const char *ns, const 
             return;
         }
         a->seq = rs_cache_seq(st->cache);
+        /* Another miss of this key on this loop has its GET on the wire
+         * (and no invalidation came since): its answer is this one's. */
+        if (rs_flight_join(st, loop, a->rk.data, a->rk.len, a->seq, cb, arg)) {
+            dz_buf_cleanup(&a->rk);
+            dz_buf_wipe(&a->val);
+            free(a);
+            return;
+        }
+        a->flight = rs_flight_start(st, loop, a->rk.data, a->rk.len, a->seq);
     }
     if (rc) {
         aget_done(a, rc);

@@ -49,6 +49,7 @@ struct rs_aconn {
     bool master;           /* ROLE answered "master" on ac */
     bool dead;             /* ac failed: drop it at the next call */
     struct rs_aconn *next;
+    struct rs_flight *flights[RS_FLIGHT_BUCKETS]; /* GETs in flight (store_redis_flight.c) */
 };
 
 struct aop {
@@ -463,6 +464,13 @@ void rs_acall(struct rs_store *st, struct ev_loop *loop, int argc, const char **
     }
 }
 
+struct rs_flight **rs_aconn_flights(struct rs_store *st, struct ev_loop *loop)
+{
+    struct rs_aconn *c = thread_aconn(st, loop);
+
+    return c ? c->flights : NULL;
+}
+
 int rs_aconn_init(struct rs_store *st)
 {
     if (pthread_key_create(&st->atls, NULL) != 0)
@@ -496,6 +504,7 @@ void rs_aconn_cleanup(struct rs_store *st)
             redisAsyncFree(ac);
             free(ev);
         }
+        rs_flight_drop_all(c->flights);
         free(c);
         c = n;
     }

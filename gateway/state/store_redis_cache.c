@@ -295,6 +295,11 @@ void rs_cache_flush(struct rs_cache *c)
     }
 }
 
+bool rs_cache_usable(struct rs_cache *c)
+{
+    return atomic_load_explicit(&c->usable, memory_order_acquire);
+}
+
 void rs_cache_set_usable(struct rs_cache *c, bool usable)
 {
     if (!usable) {

@@ -156,8 +156,34 @@ void rs_acall(struct rs_store *st, struct ev_loop *loop, int argc, const char **
               const size_t *lens, const char *script, bool wait, rs_amap_fn map, rs_adone_fn done,
               void *arg);
 int rs_aconn_init(struct rs_store *st);
+/* The GETs in flight on the calling thread's connection to loop
+ * (RS_FLIGHT_BUCKETS lists, store_redis_flight.c), or NULL (no memory). */
+struct rs_flight **rs_aconn_flights(struct rs_store *st, struct ev_loop *loop);
 /* At free, after the loops have stopped: closes without touching them. */
 void rs_aconn_cleanup(struct rs_store *st);
+
+/* ---- store_redis_flight.c: one GET in flight per cached key per loop */
+
+#define RS_FLIGHT_BUCKETS 64
+
+struct rs_flight;
+
+/* Wait for the GET of rkey in flight on loop, if one was sent in cache
+ * sequence seq (no invalidation since) and the near cache is usable: true,
+ * and cb(arg, rc, 0, data, len) comes with that GET's answer.  false: the
+ * caller sends its own GET. */
+bool rs_flight_join(struct rs_store *st, struct ev_loop *loop, const char *rkey, size_t n,
+                    uint64_t seq, dz_store_cb cb, void *arg);
+/* A GET of rkey about to be sent in sequence seq: the flight later misses
+ * join, or NULL (not coalesced: no near cache, no memory). */
+struct rs_flight *rs_flight_start(struct rs_store *st, struct ev_loop *loop, const char *rkey,
+                                  size_t n, uint64_t seq);
+/* The GET's answer, to every waiter (in order of arrival); ends f (NULL:
+ * a no-op). */
+void rs_flight_end(struct rs_flight *f, int rc, const void *data, size_t len);
+/* At free (the loops stopped, nobody is answered any more): release a
+ * table's flights. */
+void rs_flight_drop_all(struct rs_flight **table);
 
 /* ---- store_redis_seal.c */
 
@@ -200,6 +226,8 @@ void rs_cache_drop(struct rs_cache *c, const char *rkey, size_t rkey_len);
 void rs_cache_invalidate(struct rs_cache *c, const char *rkey, size_t rkey_len);
 void rs_cache_flush(struct rs_cache *c);
 void rs_cache_set_usable(struct rs_cache *c, bool usable);
+/* Whether invalidations are heard now (the subscriber connected). */
+bool rs_cache_usable(struct rs_cache *c);
 /* Whether a touch of rkey may be skipped (sent less than the bound ago). */
 bool rs_cache_touch_recent(struct rs_cache *c, const char *rkey, size_t rkey_len, uint64_t ttl_ms);
 

@@ -497,6 +497,86 @@ static long long raw_counter(const char *pattern)
     return v;
 }
 
+/* GET commands Redis has run since start (INFO commandstats). */
+static long long get_calls(void)
+{
+    redisContext *c = raw();
+    redisReply *r = redisCommand(c, "INFO commandstats");
+    long long n = 0;
+    const char *p;
+
+    if (r && r->type == REDIS_REPLY_STRING && (p = strstr(r->str, "cmdstat_get:calls=")) != NULL)
+        n = strtoll(p + strlen("cmdstat_get:calls="), NULL, 10);
+    if (r)
+        freeReplyObject(r);
+    redisFree(c);
+    return n;
+}
+
+/* Misses of one session on one loop at once: answered with the value
+ * Redis holds now, by GETs sent in one round; d is how many. */
+static void session_misses(struct dz_store *s, struct ev_loop *loop, int n, const char *want,
+                           long long *d)
+{
+    struct async_seen a[4];
+    long long g0 = get_calls();
+
+    for (int i = 0; i < n; i++) {
+        memset(&a[i], 0, sizeof(a[i]));
+        dz_store_get_async(s, loop, "sess", "sid", 3, async_cb, &a[i]);
+    }
+    for (int i = 0; i < n; i++) {
+        async_wait(loop, &a[i], 1);
+        assert_int_equal(a[i].rc, 0);
+        assert_int_equal(a[i].len, strlen(want));
+        assert_memory_equal(a[i].data, want, strlen(want));
+    }
+    *d = get_calls() - g0;
+}
+
+/* Concurrent near-cache misses of one session on one loop send one GET;
+ * a miss after an invalidation (here a write of this instance) does not
+ * join a GET sent before it, and gets the new value. */
+static void test_get_coalesced(void **state)
+{
+    struct dz_store *s = mk();
+    struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+    struct async_seen lead, late;
+    long long d = 0;
+    long long g0;
+
+    (void)state;
+    assert_non_null(loop);
+    /* Each round misses (the put drops the cached value); until the
+     * subscriber is up (its own thread) the cache is off and each miss
+     * sends its GET. */
+    for (uint64_t end = mono_ms() + 5000; mono_ms() < end;) {
+        assert_int_equal(dz_store_put(s, "sess", "sid", 3, "rec1", 4, 60000, 0), 0);
+        session_misses(s, loop, 4, "rec1", &d);
+        if (d == 1)
+            break;
+        nap_ms(20);
+    }
+    assert_int_equal(d, 1);
+
+    /* The first miss's GET is in flight; the record changes; a later
+     * miss sends its own GET and sees the new record. */
+    assert_int_equal(dz_store_put(s, "sess", "sid", 3, "rec2", 4, 60000, 0), 0);
+    memset(&lead, 0, sizeof(lead));
+    memset(&late, 0, sizeof(late));
+    g0 = get_calls();
+    dz_store_get_async(s, loop, "sess", "sid", 3, async_cb, &lead);
+    assert_int_equal(dz_store_put(s, "sess", "sid", 3, "rec3", 4, 60000, 0), 0);
+    dz_store_get_async(s, loop, "sess", "sid", 3, async_cb, &late);
+    async_wait(loop, &lead, 1);
+    async_wait(loop, &late, 1);
+    assert_int_equal(late.rc, 0);
+    assert_memory_equal(late.data, "rec3", 4);
+    assert_int_equal(get_calls() - g0, 2);
+    dz_store_free(s);
+    ev_loop_destroy(loop);
+}
+
 /* store.redis.rate_batch: a rate counter is sent every k-th count and
  * counted on locally in between (one instance sees its own counts exactly);
  * what Redis holds lags by less than k per instance, so a subject exceeds
@@ -606,6 +686,7 @@ int main(void)
         cmocka_unit_test(test_down_and_back),
         cmocka_unit_test(test_async_paused),
         cmocka_unit_test(test_async_wait_short),
+        cmocka_unit_test(test_get_coalesced),
     };
 
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
