@@ -658,16 +658,18 @@ static void r_get_async(void *impl, struct ev_loop *loop, const char *ns, const 
             aget_done(a, 0);
             return;
         }
+        struct rs_flight **flights = rs_cache_usable(st->cache) ? rs_aconn_flights(st, loop) : NULL;
+
         a->seq = rs_cache_seq(st->cache);
         /* Another miss of this key on this loop has its GET on the wire
          * (and no invalidation came since): its answer is this one's. */
-        if (rs_flight_join(st, loop, a->rk.data, a->rk.len, a->seq, cb, arg)) {
+        if (rs_flight_join(flights, a->rk.data, a->rk.len, a->seq, cb, arg)) {
             dz_buf_cleanup(&a->rk);
             dz_buf_wipe(&a->val);
             free(a);
             return;
         }
-        a->flight = rs_flight_start(st, loop, a->rk.data, a->rk.len, a->seq);
+        a->flight = rs_flight_start(flights, a->rk.data, a->rk.len, a->seq);
     }
     if (rc) {
         aget_done(a, rc);

@@ -18,7 +18,8 @@
  * says nothing.
  *
  * The table is per loop (it hangs on the loop's asynchronous connection,
- * store_redis_aconn.c): a loop runs on one thread, so no lock.
+ * store_redis_aconn.c rs_aconn_flights; store_redis.c passes it, and only
+ * while the near cache is usable): a loop runs on one thread, so no lock.
  */
 #include "state/store_redis_int.h"
 
@@ -73,14 +74,13 @@ static struct rs_flight *find(struct rs_flight **b, const char *rkey, size_t n)
     return NULL;
 }
 
-bool rs_flight_join(struct rs_store *st, struct ev_loop *loop, const char *rkey, size_t n,
-                    uint64_t seq, dz_store_cb cb, void *arg)
+bool rs_flight_join(struct rs_flight **table, const char *rkey, size_t n, uint64_t seq,
+                    dz_store_cb cb, void *arg)
 {
-    struct rs_flight **table;
     struct rs_flight *f;
     struct waiter *w;
 
-    if (!st->cache || !rs_cache_usable(st->cache) || !(table = rs_aconn_flights(st, loop)))
+    if (!table)
         return false;
     f = find(&table[bucket_of(rkey, n)], rkey, n);
     if (!f || f->seq != seq)
@@ -97,15 +97,14 @@ bool rs_flight_join(struct rs_store *st, struct ev_loop *loop, const char *rkey,
     return true;
 }
 
-struct rs_flight *rs_flight_start(struct rs_store *st, struct ev_loop *loop, const char *rkey,
-                                  size_t n, uint64_t seq)
+struct rs_flight *rs_flight_start(struct rs_flight **table, const char *rkey, size_t n,
+                                  uint64_t seq)
 {
-    struct rs_flight **table;
     struct rs_flight **b;
     struct rs_flight *old;
     struct rs_flight *f;
 
-    if (!st->cache || !rs_cache_usable(st->cache) || !(table = rs_aconn_flights(st, loop)))
+    if (!table)
         return NULL;
     f = calloc(1, sizeof(*f) + n);
     if (!f)

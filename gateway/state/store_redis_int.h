@@ -168,16 +168,17 @@ void rs_aconn_cleanup(struct rs_store *st);
 
 struct rs_flight;
 
-/* Wait for the GET of rkey in flight on loop, if one was sent in cache
- * sequence seq (no invalidation since) and the near cache is usable: true,
- * and cb(arg, rc, 0, data, len) comes with that GET's answer.  false: the
- * caller sends its own GET. */
-bool rs_flight_join(struct rs_store *st, struct ev_loop *loop, const char *rkey, size_t n,
-                    uint64_t seq, dz_store_cb cb, void *arg);
+/* Wait for the GET of rkey in flight in table (a loop's: rs_aconn_flights;
+ * NULL: false), if one was sent in cache sequence seq (no invalidation
+ * since): true, and cb(arg, rc, 0, data, len) comes with that GET's answer.
+ * false: the caller sends its own GET.  The caller passes a table only
+ * while the near cache is usable. */
+bool rs_flight_join(struct rs_flight **table, const char *rkey, size_t n, uint64_t seq,
+                    dz_store_cb cb, void *arg);
 /* A GET of rkey about to be sent in sequence seq: the flight later misses
- * join, or NULL (not coalesced: no near cache, no memory). */
-struct rs_flight *rs_flight_start(struct rs_store *st, struct ev_loop *loop, const char *rkey,
-                                  size_t n, uint64_t seq);
+ * join, or NULL (table NULL, no memory). */
+struct rs_flight *rs_flight_start(struct rs_flight **table, const char *rkey, size_t n,
+                                  uint64_t seq);
 /* The GET's answer, to every waiter (in order of arrival); ends f (NULL:
  * a no-op). */
 void rs_flight_end(struct rs_flight *f, int rc, const void *data, size_t len);
