@@ -630,8 +630,10 @@ static void aget_done(void *arg, int rc)
 {
     struct aget *a = arg;
 
-    a->cb(a->arg, rc, 0, rc == 0 ? a->val.data : NULL, rc == 0 ? a->val.len : 0);
+    /* The misses that waited on this GET first: the flight leaves the
+     * table before any callback could read the key again (and join it). */
     rs_flight_end(a->flight, rc, a->val.data, a->val.len);
+    a->cb(a->arg, rc, 0, rc == 0 ? a->val.data : NULL, rc == 0 ? a->val.len : 0);
     dz_buf_cleanup(&a->rk);
     dz_buf_wipe(&a->val);
     free(a);
