@@ -6,16 +6,16 @@
 # forward on a route without a rate (its session in the near cache) are
 # answered; the waiting one answers 503 state_unavailable after the command
 # timeout, while Redis is still stopped; a client that gives up meanwhile
-# harms nothing; Redis resumed, service comes back by itself.  Nothing else
-# holds the loop either: a synchronous store call of the instance queued on
-# the paused server (the OIDC expiry sweeper's, every 5 s) is still waiting
-# when /healthz is answered on the loop (it once ran on the loop, and held
-# the waiting forward's 503 until Redis resumed).  The rate limit stays exact: one count per
+# harms nothing; Redis resumed, service comes back by itself.  Paused once
+# more, with no request in flight: a store call the instance makes on its
+# own (the OIDC expiry sweeper's, every 5 s) waits on the paused server
+# while /healthz is answered on the loop (it once ran on the loop and held
+# it for the command timeout on each tick).  The rate limit stays exact: one count per
 # request on Redis, 429 rate_limited from the first request over it.
 . "$(dirname "$0")/lib.sh"
 . "$LIB_DIR/redis.sh"
 
-plan 20
+plan 21
 
 RPORT=9141
 RATE=4
@@ -61,26 +61,14 @@ gets() { redis_cli "$RPORT" INFO commandstats | tr -d '\r' | sed -n 's/^cmdstat_
 cached() { local g0; g0=$(gets); gw GET /api/echo/get -H "$(bearer "$TOK2")"; [ "$STATUS" = 200 ] && [ "$(gets)" = "$g0" ]; }
 ok "a forward without a rate, its session in the near cache" wait_until 10 cached
 kill -STOP "${REDIS_PIDS[main]}"
-# Connections whose command waits on the paused server, by the gateway's
-# port: a script is over 50 bytes queued (the subscriber's PING is 14).
-queued() { ss -tnH state established "( sport = :$RPORT )" | awk '$1 > 50 { sub(/.*:/, "", $4); print $4 }'; }
-# First a call the instance makes on its own (the expiry sweeper's, on
-# another thread): while it waits for Redis, the loop must still answer.
-first_queued() { SYNC=$(queued | head -n 1); [ -n "$SYNC" ]; }
-SYNC=""
-wait_until 10 first_queued
-isnt "$SYNC" "" "a store call of the instance waits on the paused server"
-gw GET /healthz
-is "$STATUS" 200 "/healthz is answered on the loop meanwhile"
-ok "while that call was still waiting (it does not hold the loop)" eval 'queued | grep -qx "$SYNC"'
 curl -s -o "$WORK/waiting.body" -w '%{http_code}' --max-time 40 --cacert "$STATE_DIR/certs/root.pem" \
     -H "$(bearer "$TOK2")" "$GW_URL/api/echo/rated" >"$WORK/waiting.status" 2>/dev/null &
 WAITING=$!
 OWN_PIDS+=("$WAITING")
-# The count is on the paused server's socket, on another connection (the
-# loop's own).  /metrics is not asked now: its session gauge counts on
-# Redis synchronously, from the management thread.
-sent() { queued | grep -vqx "$SYNC"; }
+# The count is on the paused server's socket (a script is over 50 bytes; the
+# subscriber's PING is 14).  /metrics is not asked now: its session gauge
+# counts on Redis synchronously, from the management thread.
+sent() { ss -tnH state established "( sport = :$RPORT )" | awk '$1 > 50 { f = 1 } END { exit !f }'; }
 ok "the rated forward is waiting for Redis (its count queued on the paused server)" wait_until 10 sent
 gw GET /healthz
 is "$STATUS" 200 "/healthz is answered on the same loop meanwhile"
@@ -105,5 +93,25 @@ rated_ok() { gw GET /api/echo/rated -H "$(bearer "$TOK2")"; [ "$STATUS" = 200 ];
 ok "the rated route forwards again" wait_until 10 rated_ok
 is "$(metric darvaza_store_inflight)" 0 "nothing left in flight"
 like "$(cat "$(gw_log)")" '"event":"store_unavailable"' "the timeout tripped the breaker (logged)"
+
+# ---- paused again, no request in flight: the instance's own calls wait off the loop ----------
+# Connections of the instance with bytes queued on the paused server, by the
+# gateway's port, but the subscriber's (its PING): a store call, or a
+# connection being made for one (its ROLE).
+SUBP=$(redis_cli "$RPORT" CLIENT LIST | tr -d '\r' |
+    awk '/ flags=[^ ]*P/ { for (i = 1; i <= NF; i++) if ($i ~ /^addr=/) { sub(/.*:/, "", $i); print $i } }')
+queued() { ss -tnH state established "( sport = :$RPORT )" | awk -v s="$SUBP" '$1 > 0 { sub(/.*:/, "", $4); if ($4 != s) print $4 }'; }
+first_queued() { SYNC=$(queued | head -n 1); [ -n "$SYNC" ]; }
+kill -STOP "${REDIS_PIDS[main]}"
+SYNC=""
+wait_until 10 first_queued
+isnt "$SYNC" "" "a store call of the instance itself waits on the paused server"
+gw GET /healthz
+is "$STATUS" 200 "/healthz is answered on the loop meanwhile"
+# The same connection still has its bytes queued: the call did not end (by
+# its timeout) before the loop answered.
+ok "while that call is still waiting (it does not hold the loop)" eval 'queued | grep -qx "$SYNC"'
+kill -CONT "${REDIS_PIDS[main]}"
+ok "Redis resumed: ready again" wait_until 20 ready
 
 finish
