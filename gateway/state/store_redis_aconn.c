@@ -65,6 +65,7 @@ struct aop {
     bool wait;
     bool answered;   /* fn was called */
     bool in_hiredis; /* a hiredis callback of it is pending */
+    bool answering;  /* inside done(): a nested op_answer must not free it */
     bool retried;    /* NOSCRIPT: resent as EVAL */
     const char *script;
     int argc;
@@ -88,7 +89,10 @@ static void op_free(struct aop *op)
 }
 
 /* Give the caller its answer (once) and free the op unless hiredis still
- * holds it. */
+ * holds it.  done() may start another call that drops the connection
+ * (a probe, a dead connection); hiredis then answers this op's pending
+ * callback with no reply from inside done(), and that nested op_answer
+ * must leave the freeing to this one. */
 static void op_answer(struct aop *op, int rc)
 {
     struct rs_store *st = op->st;
@@ -100,10 +104,13 @@ static void op_answer(struct aop *op, int rc)
         atomic_fetch_sub(&st->inflight, 1);
         if (op->probe)
             rs_breaker_probe_end(st);
-        if (!atomic_load(&st->closing))
+        if (!atomic_load(&st->closing)) {
+            op->answering = true;
             op->done(op->arg, rc);
+            op->answering = false;
+        }
     }
-    if (!op->in_hiredis)
+    if (!op->in_hiredis && !op->answering)
         op_free(op);
 }
 
