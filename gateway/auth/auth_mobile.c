@@ -36,6 +36,7 @@
 #include "state/store.h"
 
 #include "core/startlimit.h"
+#include "core/storebg.h"
 #include "core/wake.h"
 
 #include "base/compat.h"
@@ -81,17 +82,53 @@ static void call_drop(struct dz_rctx *c, void *owner)
 
 /* ---------------------------------------------------------------- start */
 
+/* The MSSP took the request: its record is written off the loop. */
+struct start_op {
+    struct mssp_call *op;
+    struct dz_store *store;
+    uint64_t ttl;
+    int rc;
+};
+
+static void start_work(void *arg)
+{
+    struct start_op *so = arg;
+
+    so->rc = dz_store_put(so->store, REC_NS, so->op->id, ID_LEN, &so->op->rec, sizeof(so->op->rec),
+                          so->ttl, DZ_STORE_NX);
+}
+
+static void start_done(struct dz_rctx *c, void *arg)
+{
+    struct start_op *so = arg;
+    struct mssp_call *op = so->op;
+    char poll[64];
+
+    if (so->rc != 0) {
+        if (!c->closed)
+            dz_rctx_problem(c, "service_unavailable", NULL);
+        call_free(c, op, true);
+        free(so);
+        return;
+    }
+    snprintf(poll, sizeof(poll), "/auth/mobile/%s", op->id);
+    if (!c->closed)
+        dz_rctx_json(
+            c, 202,
+            json_pack("{s:s, s:s, s:s}", "id", op->id, "verification_code", op->code, "poll", poll),
+            NULL, 0);
+    call_free(c, op, false);
+    free(so);
+}
+
 static void started(void *arg, int result, int status, const struct dz_hdr *h, size_t n,
                     const unsigned char *body, size_t len)
 {
     struct dz_rctx *c = arg;
     struct mssp_call *op = dz_mssp_call_owner(c);
-    /* The record outlives the MSSP's own request by 30 s, so a poll that
-     * comes just after the phone answered still finds it to finish. */
-    uint64_t ttl = c->gen->config->mobile.request_ttl_ms + 30000;
+    struct start_op *so;
     json_t *j;
     const char *sid;
-    char poll[64];
 
     if (!dz_mssp_call_done(c, &op->call, result, status)) {
         call_free(c, op, true);
@@ -109,62 +146,38 @@ static void started(void *arg, int result, int status, const struct dz_hdr *h, s
     }
     snprintf(op->rec.mssp_id, sizeof(op->rec.mssp_id), "%s", sid);
     json_decref(j);
-    if (dz_store_put(c->gw->store, REC_NS, op->id, ID_LEN, &op->rec, sizeof(op->rec), ttl,
-                     DZ_STORE_NX) != 0) {
+    so = calloc(1, sizeof(*so));
+    if (!so) {
         dz_rctx_problem(c, "service_unavailable", NULL);
         call_free(c, op, true);
         dz_rctx_release(c);
         return;
     }
-    snprintf(poll, sizeof(poll), "/auth/mobile/%s", op->id);
-    dz_rctx_json(
-        c, 202,
-        json_pack("{s:s, s:s, s:s}", "id", op->id, "verification_code", op->code, "poll", poll),
-        NULL, 0);
-    call_free(c, op, false);
-    dz_rctx_release(c);
+    so->op = op;
+    so->store = c->gw->store;
+    /* The record outlives the MSSP's own request by 30 s, so a poll that
+     * comes just after the phone answered still finds it to finish. */
+    so->ttl = c->gen->config->mobile.request_ttl_ms + 30000;
+    if (dz_gw_state(c, start_work, start_done, so) != 0) {
+        call_free(c, op, true); /* answered 503 */
+        free(so);
+    }
+    dz_rctx_release(c); /* the MSSP call's hold (dz_gw_state holds its own) */
 }
 
-void dz_ep_mobile_start(struct dz_rctx *c)
+/* The phone is ours for this request: ask the MSSP. */
+static void phone_claimed(struct dz_rctx *c, bool ok, void *arg)
 {
     const struct dz_config_mobile *mc = &c->gen->config->mobile;
-    json_t *body = NULL;
+    struct mssp_call *op = arg;
     json_t *req = NULL;
-    struct mssp_call *op = NULL;
-    const char *phone;
-    const char *fin;
     unsigned char rnd[ID_BYTES];
     char hash_b64[64];
     char url[1100];
     char *text = NULL;
 
-    /* Each start is a billed MSSP session: limited per address as well as
-     * per phone (dz_mssp_phone_claim). */
-    if (!dz_mssp_enabled(c) || !dz_rctx_origin_ok(c) || !dz_start_allowed(c, "mobile") ||
-        dz_rctx_body_json(c, &body) != 0)
-        goto out;
-    phone = dz_json_str(body, "phone", 20);
-    fin = dz_json_str(body, "fin", 64);
-    if (!phone || !fin) {
-        dz_rctx_problem(c, "invalid_request", "phone and fin are required strings");
-        goto out;
-    }
-    if (!dz_mssp_az_phone_valid(phone)) {
-        dz_rctx_problem(c, "invalid_phone", NULL);
-        goto out;
-    }
-    op = calloc(1, sizeof(*op));
-    if (!op) {
-        dz_rctx_problem(c, "service_unavailable", NULL);
-        goto out;
-    }
-    if (dz_fin_normalize(fin, strlen(fin), op->rec.fin) != 0) {
-        dz_rctx_problem(c, "invalid_fin", NULL);
-        goto out;
-    }
-    snprintf(op->rec.phone, sizeof(op->rec.phone), "%s", phone);
-    if (!dz_mssp_phone_claim(c, phone))
-        goto out;
+    if (!ok)
+        goto out; /* answered (or gone); no lock held */
     op->holds_phone = true;
     /* The hash is ours and random: the phone's signature is then good for
      * this one login only, and the MSSP cannot choose what gets signed. */
@@ -191,7 +204,56 @@ out:
         call_free(c, op, true);
     free(text);
     json_decref(req);
+}
+
+/* The start is within the limits: read the request, claim the phone. */
+static void start_counted(struct dz_rctx *c, bool ok, void *arg)
+{
+    json_t *body = NULL;
+    struct mssp_call *op = NULL;
+    const char *phone;
+    const char *fin;
+
+    if (!ok || dz_rctx_body_json(c, &body) != 0)
+        goto out;
+    phone = dz_json_str(body, "phone", 20);
+    fin = dz_json_str(body, "fin", 64);
+    if (!phone || !fin) {
+        dz_rctx_problem(c, "invalid_request", "phone and fin are required strings");
+        goto out;
+    }
+    if (!dz_mssp_az_phone_valid(phone)) {
+        dz_rctx_problem(c, "invalid_phone", NULL);
+        goto out;
+    }
+    op = calloc(1, sizeof(*op));
+    if (!op) {
+        dz_rctx_problem(c, "service_unavailable", NULL);
+        goto out;
+    }
+    if (dz_fin_normalize(fin, strlen(fin), op->rec.fin) != 0) {
+        dz_rctx_problem(c, "invalid_fin", NULL);
+        goto out;
+    }
+    snprintf(op->rec.phone, sizeof(op->rec.phone), "%s", phone);
+    dz_mssp_phone_claim(c, op->rec.phone, phone_claimed, op);
+    op = NULL; /* phone_claimed's */
+out:
+    if (op)
+        call_free(c, op, false);
     json_decref(body);
+}
+
+void dz_ep_mobile_start(struct dz_rctx *c)
+{
+    struct dz_start_limit lim;
+
+    /* Each start is a billed MSSP session: limited per address as well as
+     * per phone (dz_mssp_phone_claim). */
+    if (!dz_mssp_enabled(c) || !dz_rctx_origin_ok(c))
+        return;
+    lim = dz_start_limit_of(c, "mobile");
+    dz_start_check(c, &lim, 1, start_counted, NULL);
 }
 
 /* ----------------------------------------------------------------- poll */
@@ -312,15 +374,29 @@ static void mobile_checked(struct dz_rctx *c, int rc, const struct dz_x509_resul
  * finishes the login: one session, as with a single instance.
  */
 
-/* A poll of request c: waiting on the store, or asking the MSSP. */
+/* A poll of request c: waiting on the store, or asking the MSSP.  Its
+ * store steps run off the loop (dz_gw_state); what they found is kept here
+ * for the loop to act on. */
 struct poll_op {
     struct mssp_call m; /* first: m.call's owner is the poll_op */
     struct dz_rctx *c;
+    struct dz_store *store;
     ev_timer timer;
     struct dz_wake_waiter waiter;
     ev_tstamp deadline; /* ev_now at which the poll answers "pending" */
+    uint64_t lease_ms;  /* the lease a look asks for */
+    uint64_t res_ttl;   /* how long a shared answer is kept */
     bool is_waiting;    /* timer and waiter armed, c held for them */
     bool is_watching;   /* holds the lease: its MSSP call is the cluster's */
+    bool busy;          /* a look's store steps are running */
+    bool again;         /* woken meanwhile: look once more */
+    bool gone;          /* the client went meanwhile: the look frees p */
+    /* What the store steps found (look_work, answer_work). */
+    int res_rc;   /* the shared answer's read */
+    int lease_rc; /* the lease's NX put */
+    int take_rc;  /* the record's take */
+    int share_rc; /* the shared answer's write */
+    json_t *j;    /* the MSSP's final answer (shared or this poll's) */
 };
 
 static struct ev_loop *loop_of(struct dz_rctx *c)
@@ -331,7 +407,7 @@ static struct ev_loop *loop_of(struct dz_rctx *c)
 static void lease_release(struct dz_rctx *c, struct poll_op *p)
 {
     if (p->is_watching)
-        dz_store_del(c->gw->store, WATCH_NS, p->m.id, ID_LEN);
+        dz_gw_store_del(c, WATCH_NS, p->m.id, ID_LEN);
     p->is_watching = false;
 }
 
@@ -346,6 +422,7 @@ static void poll_free(struct dz_rctx *c, struct poll_op *p)
         p->is_waiting = false;
         dz_rctx_release(c);
     }
+    json_decref(p->j);
     free(p);
 }
 
@@ -355,13 +432,23 @@ static void poll_drop(struct dz_rctx *c, void *owner)
     poll_free(c, owner);
 }
 
-/* The client went while the poll waited on the store. */
+/* The client went while the poll waited on the store.  A look running
+ * then still uses p: it frees p when it returns (look_done). */
 static void wait_cancel(struct dz_rctx *c)
 {
     struct poll_op *p = c->op;
 
     c->op = NULL;
     c->cancel = NULL;
+    if (p && p->busy) {
+        ev_timer_stop(loop_of(c), &p->timer);
+        dz_wake_cancel(&p->waiter);
+        if (p->is_waiting)
+            dz_rctx_release(c);
+        p->is_waiting = false;
+        p->gone = true;
+        return;
+    }
     poll_free(c, p);
 }
 
@@ -381,8 +468,9 @@ static void wait_stop(struct dz_rctx *c, struct poll_op *p)
 }
 
 /* The MSSP's final answer, kept for the polls of other instances: only
- * what finishing needs (state, result, signature, certificate). */
-static void result_share(struct dz_rctx *c, const char *id, json_t *j)
+ * what finishing needs (state, result, signature, certificate).  Off the
+ * loop; 0 or the store's error. */
+static int result_share(struct poll_op *p)
 {
     json_t *o = json_pack("{s:s}", "state", "COMPLETE");
     /* The bounds complete() reads them with: the shared value stays under
@@ -395,64 +483,68 @@ static void result_share(struct dz_rctx *c, const char *id, json_t *j)
     int rc = DZ_ERR_NOMEM;
 
     for (size_t i = 0; o && i < sizeof(fields) / sizeof(fields[0]); i++) {
-        const char *v = dz_json_str(j, fields[i].key, fields[i].max);
+        const char *v = dz_json_str(p->j, fields[i].key, fields[i].max);
         if (v)
             json_object_set_new(o, fields[i].key, json_string(v));
     }
     text = o ? json_dumps(o, JSON_COMPACT) : NULL;
     if (text)
-        rc = dz_store_put(c->gw->store, RES_NS, id, ID_LEN, text, strlen(text),
-                          c->gen->config->mobile.request_ttl_ms + 30000, 0);
+        rc = dz_store_put(p->store, RES_NS, p->m.id, ID_LEN, text, strlen(text), p->res_ttl, 0);
     if (rc == 0)
-        dz_store_publish(c->gw->store, REC_NS, id, ID_LEN);
-    else
-        /* This poll still finishes the login itself; a poll of the same
-         * login on another instance then answers "finished" when its wait
-         * ends instead of at once. */
-        dz_rctx_logj(c, DZ_LOG_WARN, "mobile_share",
-                     json_pack("{s:s, s:s}", "msg", "the MSSP's answer could not be shared",
-                               "error", dz_err_str(rc)));
+        dz_store_publish(p->store, REC_NS, p->m.id, ID_LEN);
     free(text);
     json_decref(o);
+    return rc;
 }
 
-/* A final answer j of the MSSP for login id (record rec): exactly one poll
- * of the cluster takes the record and finishes the login. */
-static void complete(struct dz_rctx *c, const char *id, const struct mob_rec *rec, json_t *j)
+/* Off the loop: exactly one poll of the cluster takes the record; the one
+ * that does drops the shared answer (it names a certificate: not kept)
+ * and the phone's one-at-a-time lock (the request is over for the phone
+ * whatever the outcome). */
+static void take_work(struct poll_op *p)
 {
     struct dz_buf taken;
+
+    dz_buf_init(&taken, sizeof(struct mob_rec));
+    p->take_rc = dz_store_take(p->store, REC_NS, p->m.id, ID_LEN, &taken);
+    if (p->take_rc == 0 && taken.len != sizeof(struct mob_rec))
+        p->take_rc = DZ_ERR_NOTFOUND;
+    dz_buf_cleanup(&taken);
+    if (p->take_rc != 0)
+        return;
+    (void)dz_store_del(p->store, RES_NS, p->m.id, ID_LEN);
+    dz_mssp_phone_release_in(p->store, p->m.rec.phone);
+}
+
+/* On the loop, after take_work: the final answer p->j of the MSSP
+ * finishes the login (or its take found it finished). */
+static void complete(struct dz_rctx *c, struct poll_op *p)
+{
+    const struct mob_rec *rec = &p->m.rec;
     struct verify_op *v = NULL;
     const char *res;
     const char *sig;
     const char *cert;
     unsigned char *der = NULL;
     size_t der_len = 0;
-    int rc;
 
-    dz_buf_init(&taken, sizeof(struct mob_rec));
-    rc = dz_store_take(c->gw->store, REC_NS, id, ID_LEN, &taken);
-    if (dz_store_failed(rc)) {
+    if (dz_store_failed(p->take_rc)) {
         if (!c->closed)
-            dz_rctx_state_unavailable(c, rc);
+            dz_rctx_state_unavailable(c, p->take_rc);
         goto out;
     }
-    if (rc != 0 || taken.len != sizeof(struct mob_rec)) {
+    if (p->take_rc != 0) {
         dz_rctx_problem(c, "not_found", "this request is finished");
         goto out;
     }
-    /* The shared answer has served; it names a certificate: not kept. */
-    dz_store_del(c->gw->store, RES_NS, id, ID_LEN);
-    /* The request is over for the phone whatever the outcome: the
-     * one-at-a-time lock is released as soon as the record is taken. */
-    dz_mssp_phone_release(c, rec->phone);
-    res = dz_json_str(j, "result", 32);
+    res = dz_json_str(p->j, "result", 32);
     if (!res || strcmp(res, "OK") != 0) {
         mobile_failed(c, rec, dz_mssp_result_code(res));
         goto out;
     }
     v = calloc(1, sizeof(*v));
-    sig = dz_json_str(j, "signature", 1024);
-    cert = dz_json_str(j, "cert", 24 * 1024);
+    sig = dz_json_str(p->j, "signature", 1024);
+    cert = dz_json_str(p->j, "cert", 24 * 1024);
     if (!v || !sig || !cert || dz_b64_decode(sig, strlen(sig), false, &v->sig, &v->sig_len) != 0 ||
         dz_b64_decode(cert, strlen(cert), false, &der, &der_len) != 0 ||
         dz_x509_from_der(der, der_len, &v->cert) != 0) {
@@ -475,7 +567,34 @@ static void complete(struct dz_rctx *c, const char *id, const struct mob_rec *re
 out:
     verify_free(v);
     free(der);
-    dz_buf_cleanup(&taken);
+}
+
+/* Off the loop, the lease holder's final answer: the lease goes first
+ * (this poll no longer asks), the answer is shared before the record is
+ * taken (a poll waiting on another instance learns at once that the login
+ * is over), then the take. */
+static void answer_work(void *arg)
+{
+    struct poll_op *p = arg;
+
+    (void)dz_store_del(p->store, WATCH_NS, p->m.id, ID_LEN);
+    p->share_rc = result_share(p);
+    take_work(p);
+}
+
+static void answer_done(struct dz_rctx *c, void *arg)
+{
+    struct poll_op *p = arg;
+
+    if (p->share_rc != 0)
+        /* This poll still finishes the login itself; a poll of the same
+         * login on another instance then answers "finished" when its wait
+         * ends instead of at once. */
+        dz_rctx_logj(c, DZ_LOG_WARN, "mobile_share",
+                     json_pack("{s:s, s:s}", "msg", "the MSSP's answer could not be shared",
+                               "error", dz_err_str(p->share_rc)));
+    complete(c, p);
+    poll_free(c, p);
 }
 
 /* The lease holder's MSSP call answered. */
@@ -484,26 +603,25 @@ static void polled(void *arg, int result, int status, const struct dz_hdr *h, si
 {
     struct dz_rctx *c = arg;
     struct poll_op *p = dz_mssp_call_owner(c);
-    json_t *j = NULL;
     const char *state;
 
-    /* Whatever came back, this poll no longer asks: another may. */
-    lease_release(c, p);
     if (!dz_mssp_call_done(c, &p->m.call, result, status))
         goto out;
-    j = json_loadb((const char *)body, len, 0, NULL);
-    state = dz_json_str(j, "state", 16);
+    p->j = json_loadb((const char *)body, len, 0, NULL);
+    state = dz_json_str(p->j, "state", 16);
     if (!state || strcmp(state, "COMPLETE") != 0) {
         if (!c->closed)
             dz_rctx_json(c, 200, json_pack("{s:s}", "state", "pending"), NULL, 0);
         goto out;
     }
-    /* Shared before this poll takes the record: a poll waiting on another
-     * instance learns that the login is over at once. */
-    result_share(c, p->m.id, j);
-    complete(c, p->m.id, &p->m.rec, j);
+    /* The lease is released by answer_work, in its order. */
+    p->is_watching = false;
+    if (dz_gw_state(c, answer_work, answer_done, p) == 0)
+        p = NULL; /* answer_done's */
+    else
+        p->is_watching = true; /* answered 503; poll_free releases it */
 out:
-    json_decref(j);
+    /* Whatever came back, this poll no longer asks: another may. */
     poll_free(c, p);
     dz_rctx_release(c); /* the MSSP call's hold */
 }
@@ -525,40 +643,59 @@ static bool watch(struct dz_rctx *c, struct poll_op *p, uint32_t wait_ms)
     return false;
 }
 
-/* One look at the store (at the start, woken, or by the fallback timer):
- * the answer is there (finish), or nobody asks the MSSP (ask it), or the
- * wait is over ("pending"), else wait on. */
-static void look(struct poll_op *p)
+/* Off the loop, one look: the shared answer (then the take), or else the
+ * lease. */
+static void look_work(void *arg)
 {
-    struct dz_rctx *c = p->c;
+    struct poll_op *p = arg;
     struct dz_buf got;
-    json_t *j = NULL;
-    ev_tstamp left = p->deadline - ev_now(loop_of(c));
-    uint64_t lease_ms;
-    int rc;
 
+    p->lease_rc = DZ_ERR_NOTFOUND;
     dz_buf_init(&got, RES_MAX);
-    rc = dz_store_get(c->gw->store, RES_NS, p->m.id, ID_LEN, &got);
+    p->res_rc = dz_store_get(p->store, RES_NS, p->m.id, ID_LEN, &got);
+    if (p->res_rc == 0) {
+        p->j = json_loadb((const char *)got.data, got.len, 0, NULL);
+        if (p->j)
+            take_work(p);
+    } else if (!dz_store_failed(p->res_rc)) {
+        p->lease_rc =
+            dz_store_put(p->store, WATCH_NS, p->m.id, ID_LEN, "1", 1, p->lease_ms, DZ_STORE_NX);
+    }
+    dz_buf_cleanup(&got);
+}
+
+static void look(struct poll_op *p);
+
+/* What one look found: the answer is there (finish), or nobody asks the
+ * MSSP (ask it), or the wait is over ("pending"), else wait on. */
+static void look_done(struct dz_rctx *c, void *arg)
+{
+    struct poll_op *p = arg;
+    ev_tstamp left = p->deadline - ev_now(loop_of(c));
+    int rc = p->res_rc;
+
+    p->busy = false;
+    if (p->gone) {
+        /* wait_cancel dropped the wait's hold; a lease taken meanwhile goes. */
+        if (p->lease_rc == 0)
+            p->is_watching = true;
+        poll_free(c, p);
+        return;
+    }
     if (rc == 0) {
-        j = json_loadb((const char *)got.data, got.len, 0, NULL);
         wait_stop(c, p);
-        if (j)
-            complete(c, p->m.id, &p->m.rec, j);
+        if (p->j)
+            complete(c, p);
         else
             dz_rctx_problem(c, "service_unavailable", NULL);
         goto done;
     }
     if (dz_store_failed(rc))
         goto failed;
-    /* The lease outlives the MSSP call it covers (its wait plus the
-     * transfer's margin), so it ends with the call, or after a crashed
-     * holder's call would have ended: then another poll takes over. */
-    lease_ms = (left > 0 ? (uint64_t)(left * 1000) : 0) + 15000;
-    rc = dz_store_put(c->gw->store, WATCH_NS, p->m.id, ID_LEN, "1", 1, lease_ms, DZ_STORE_NX);
+    rc = p->lease_rc;
     if (rc == 0) {
         wait_stop(c, p);
         p->is_watching = true;
-        dz_buf_cleanup(&got);
         /* p is the call's now (or freed by watch() if it could not start). */
         (void)watch(c, p, left > 0 ? (uint32_t)(left * 1000) : 0);
         dz_rctx_release(c); /* the wait's hold (the call took its own) */
@@ -572,20 +709,50 @@ static void look(struct poll_op *p)
             dz_rctx_json(c, 200, json_pack("{s:s}", "state", "pending"), NULL, 0);
         goto done;
     }
+    if (p->again) {
+        look(p); /* woken while the look ran: the answer may be newer */
+        return;
+    }
     ev_timer_stop(loop_of(c), &p->timer);
     ev_timer_set(&p->timer, left < POLL_FALLBACK ? left : POLL_FALLBACK, 0);
     ev_timer_start(loop_of(c), &p->timer);
-    dz_buf_cleanup(&got);
     return;
 failed:
     wait_stop(c, p);
     if (!c->closed)
         dz_rctx_state_unavailable(c, rc);
 done:
-    json_decref(j);
-    dz_buf_cleanup(&got);
     poll_free(c, p);
     dz_rctx_release(c); /* the wait's hold */
+}
+
+/* One look at the store (at the start, woken, or by the fallback timer),
+ * its steps off the loop; a look asked for while one runs is made after
+ * it. */
+static void look(struct poll_op *p)
+{
+    struct dz_rctx *c = p->c;
+    ev_tstamp left = p->deadline - ev_now(loop_of(c));
+
+    if (p->busy) {
+        p->again = true;
+        return;
+    }
+    p->busy = true;
+    p->again = false;
+    json_decref(p->j);
+    p->j = NULL;
+    /* The lease outlives the MSSP call it covers (its wait plus the
+     * transfer's margin), so it ends with the call, or after a crashed
+     * holder's call would have ended: then another poll takes over. */
+    p->lease_ms = (left > 0 ? (uint64_t)(left * 1000) : 0) + 15000;
+    if (dz_gw_state(c, look_work, look_done, p) != 0) {
+        /* answered 503 service_unavailable */
+        p->busy = false;
+        wait_stop(c, p);
+        poll_free(c, p);
+        dz_rctx_release(c); /* the wait's hold */
+    }
 }
 
 static void look_tick(struct ev_loop *loop, ev_timer *t, int revents)
@@ -598,37 +765,38 @@ static void look_woken(struct dz_wake_waiter *w)
     look(w->arg);
 }
 
-void dz_ep_mobile_poll(struct dz_rctx *c, const char *id)
-{
-    struct poll_op *p;
-    struct dz_buf got;
-    int rc;
+/* The poll's first read: the request's record. */
+struct first_op {
+    struct dz_rctx *c;
+    char id[ID_LEN + 1];
+};
 
-    if (!dz_mssp_enabled(c))
-        return;
-    dz_buf_init(&got, sizeof(struct mob_rec));
-    rc = strlen(id) != ID_LEN ? DZ_ERR_NOTFOUND
-                              : dz_store_get(c->gw->store, REC_NS, id, ID_LEN, &got);
+static void poll_read(void *arg, int rc, int64_t value, const void *data, size_t len)
+{
+    struct first_op *f = arg;
+    struct dz_rctx *c = f->c;
+    struct poll_op *p;
+
+    if (c->closed)
+        goto out;
     if (dz_store_failed(rc)) {
-        dz_buf_cleanup(&got);
         dz_rctx_state_unavailable(c, rc);
-        return;
+        goto out;
     }
-    if (rc != 0 || got.len != sizeof(struct mob_rec)) {
-        dz_buf_cleanup(&got);
+    if (rc != 0 || len != sizeof(struct mob_rec)) {
         dz_rctx_problem(c, "not_found", "no such mobile login (it may have finished or expired)");
-        return;
+        goto out;
     }
     p = calloc(1, sizeof(*p));
     if (!p) {
-        dz_buf_cleanup(&got);
         dz_rctx_problem(c, "service_unavailable", NULL);
-        return;
+        goto out;
     }
-    memcpy(&p->m.rec, got.data, sizeof(p->m.rec));
-    dz_buf_cleanup(&got);
-    memcpy(p->m.id, id, ID_LEN + 1);
+    memcpy(&p->m.rec, data, sizeof(p->m.rec));
+    memcpy(p->m.id, f->id, ID_LEN + 1);
     p->c = c;
+    p->store = c->gw->store;
+    p->res_ttl = c->gen->config->mobile.request_ttl_ms + 30000;
     p->deadline = ev_now(loop_of(c)) + (ev_tstamp)dz_mssp_wait_ms(c) / 1000;
     ev_timer_init(&p->timer, look_tick, POLL_FALLBACK, 0);
     p->timer.data = p;
@@ -636,10 +804,34 @@ void dz_ep_mobile_poll(struct dz_rctx *c, const char *id)
      * the wait would otherwise be seen only by the fallback timer.  Not
      * waiting (it cannot fail for our short ns and id) only makes the
      * fallback the answer's way. */
-    (void)dz_wake_wait(c->gw_worker, &p->waiter, REC_NS, id, ID_LEN, look_woken, p);
+    (void)dz_wake_wait(c->gw_worker, &p->waiter, REC_NS, f->id, ID_LEN, look_woken, p);
     p->is_waiting = true;
     c->op = p;
     c->cancel = wait_cancel;
     dz_rctx_hold(c);
     look(p);
+out:
+    free(f);
+    dz_rctx_release(c); /* the read's hold */
+}
+
+void dz_ep_mobile_poll(struct dz_rctx *c, const char *id)
+{
+    struct first_op *f;
+
+    if (!dz_mssp_enabled(c))
+        return;
+    if (strlen(id) != ID_LEN) {
+        dz_rctx_problem(c, "not_found", "no such mobile login (it may have finished or expired)");
+        return;
+    }
+    f = calloc(1, sizeof(*f));
+    if (!f) {
+        dz_rctx_problem(c, "service_unavailable", NULL);
+        return;
+    }
+    f->c = c;
+    memcpy(f->id, id, ID_LEN + 1);
+    dz_rctx_hold(c);
+    dz_store_get_async(c->gw->store, loop_of(c), REC_NS, f->id, ID_LEN, poll_read, f);
 }

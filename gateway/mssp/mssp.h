@@ -28,12 +28,22 @@ void dz_mssp_request_init(struct dz_rctx *c, struct dz_httpc_request *r, struct 
 
 /* Before a request to a phone (login or signing): at most
  * mobile.phone_rate a minute, and one waiting at a time (the lock lives
- * mobile.request_ttl_ms).  False when refused: c has been answered 429
- * (rate_limited or request_pending). */
-bool dz_mssp_phone_claim(struct dz_rctx *c, const char *phone);
+ * mobile.request_ttl_ms).  Counted and locked without waiting on the loop;
+ * then(c, ok, arg) once, possibly before returning.  ok false: c has been
+ * answered (429 rate_limited or request_pending, 503 state_unavailable when
+ * the store cannot answer), or the client went away (c->closed; a lock
+ * taken meanwhile is released): only free what arg owns. */
+void dz_mssp_phone_claim(struct dz_rctx *c, const char *phone,
+                         void (*then)(struct dz_rctx *c, bool ok, void *arg), void *arg);
 
-/* Drop the one-at-a-time lock of phone (the request ended or failed). */
+/* Drop the one-at-a-time lock of phone (the request ended or failed),
+ * without waiting on the loop (core/storebg.h). */
 void dz_mssp_phone_release(struct dz_rctx *c, const char *phone);
+
+/* The same, waiting for the store: for work already off the loop
+ * (core/gwasync.h dz_gw_state). */
+struct dz_store;
+void dz_mssp_phone_release_in(struct dz_store *s, const char *phone);
 
 /* "wait" from c's query string, in seconds, as milliseconds bounded by
  * mobile.poll_max_ms; 0 when absent. */

@@ -69,6 +69,7 @@ struct sign_call {
     char id[ID_LEN + 1];
     char code[DZ_MID_CODE_LEN + 1];
     bool holds_phone;
+    struct dz_rctx *c; /* the poll's first read */
 };
 
 static void call_free(struct dz_rctx *c, struct sign_call *op, bool failed)
@@ -89,20 +90,55 @@ static void call_drop(struct dz_rctx *c, void *owner)
 
 /* ---------------------------------------------------------------- start */
 
+/* The MSSP took the request: its record is written off the loop. */
+struct start_op {
+    struct sign_call *op;
+    struct dz_store *store;
+    unsigned char *val;
+    size_t val_len;
+    uint64_t ttl;
+    int rc;
+};
+
+static void start_work(void *arg)
+{
+    struct start_op *so = arg;
+
+    /* The id is 128 random bits and the only handle a poller has: NX means
+     * a collision fails the request instead of replacing someone's. */
+    so->rc = dz_store_put(so->store, SIGN_NS, so->op->id, ID_LEN, so->val, so->val_len, so->ttl,
+                          DZ_STORE_NX);
+}
+
+static void start_done(struct dz_rctx *c, void *arg)
+{
+    struct start_op *so = arg;
+    struct sign_call *op = so->op;
+    char poll[64];
+
+    if (so->rc != 0) {
+        if (!c->closed)
+            dz_rctx_problem(c, "service_unavailable", NULL);
+    } else if (!c->closed) {
+        snprintf(poll, sizeof(poll), "/sign/mobile/%s", op->id);
+        dz_rctx_json(
+            c, 202,
+            json_pack("{s:s, s:s, s:s}", "id", op->id, "verification_code", op->code, "poll", poll),
+            NULL, 0);
+    }
+    call_free(c, op, so->rc != 0);
+    free(so->val);
+    free(so);
+}
+
 static void started(void *arg, int result, int status, const struct dz_hdr *h, size_t n,
                     const unsigned char *body, size_t len)
 {
     struct dz_rctx *c = arg;
     struct sign_call *op = dz_mssp_call_owner(c);
-    /* The record outlives the MSSP's own request by 30 s, so a poll that
-     * comes just after the phone answered still finds it to finish. */
-    uint64_t ttl = c->gen->config->mobile.request_ttl_ms + 30000;
-    unsigned char *val = NULL;
-    size_t val_len;
+    struct start_op *so = NULL;
     json_t *j = NULL;
     const char *sid;
-    char poll[64];
-    bool failed = true;
 
     if (!dz_mssp_call_done(c, &op->call, result, status))
         goto out;
@@ -113,31 +149,33 @@ static void started(void *arg, int result, int status, const struct dz_hdr *h, s
         goto out;
     }
     snprintf(op->rec.mssp_id, sizeof(op->rec.mssp_id), "%s", sid);
-    val_len = sizeof(op->rec) + op->rec.partial_len;
-    val = malloc(val_len);
-    if (!val) {
+    so = calloc(1, sizeof(*so));
+    if (so) {
+        so->val_len = sizeof(op->rec) + op->rec.partial_len;
+        so->val = malloc(so->val_len);
+    }
+    if (!so || !so->val) {
         dz_rctx_problem(c, "service_unavailable", NULL);
         goto out;
     }
-    memcpy(val, &op->rec, sizeof(op->rec));
-    memcpy(val + sizeof(op->rec), op->partial, op->rec.partial_len);
-    /* The id is 128 random bits and the only handle a poller has: NX means
-     * a collision fails the request instead of replacing someone's. */
-    if (dz_store_put(c->gw->store, SIGN_NS, op->id, ID_LEN, val, val_len, ttl, DZ_STORE_NX) != 0) {
-        dz_rctx_problem(c, "service_unavailable", NULL);
-        goto out;
+    memcpy(so->val, &op->rec, sizeof(op->rec));
+    memcpy(so->val + sizeof(op->rec), op->partial, op->rec.partial_len);
+    so->op = op;
+    so->store = c->gw->store;
+    /* The record outlives the MSSP's own request by 30 s, so a poll that
+     * comes just after the phone answered still finds it to finish. */
+    so->ttl = c->gen->config->mobile.request_ttl_ms + 30000;
+    if (dz_gw_state(c, start_work, start_done, so) == 0) {
+        op = NULL; /* start_done's */
+        so = NULL;
     }
-    snprintf(poll, sizeof(poll), "/sign/mobile/%s", op->id);
-    dz_rctx_json(
-        c, 202,
-        json_pack("{s:s, s:s, s:s}", "id", op->id, "verification_code", op->code, "poll", poll),
-        NULL, 0);
-    failed = false;
 out:
-    free(val);
+    if (so)
+        free(so->val);
+    free(so);
     json_decref(j);
-    call_free(c, op, failed);
-    dz_rctx_release(c);
+    call_free(c, op, true);
+    dz_rctx_release(c); /* the MSSP call's hold (dz_gw_state holds its own) */
 }
 
 /* The holder's certificate: check it, prepare the signature, ask the phone. */
@@ -229,19 +267,50 @@ fail:
     dz_rctx_release(c);
 }
 
-void dz_ep_sign_mobile_start(struct dz_rctx *c)
+/* The phone is ours for this request: ask the MSSP for its certificate. */
+static void phone_claimed(struct dz_rctx *c, bool ok, void *arg)
 {
     const struct dz_config_mobile *mc = &c->gen->config->mobile;
+    struct sign_call *op = arg;
+    json_t *req = NULL;
+    unsigned char rnd[ID_BYTES];
+    char url[1100];
+    char *text = NULL;
+
+    if (!ok) {
+        call_free(c, op, false); /* answered (or gone); no lock held */
+        return;
+    }
+    op->holds_phone = true;
+    if (dz_random(rnd, sizeof(rnd)) != 0) {
+        dz_rctx_problem(c, "service_unavailable", NULL);
+        goto out;
+    }
+    dz_b64_encode_to(rnd, sizeof(rnd), true, op->id);
+    req = json_pack("{s:s, s:s, s:s}", "relying_party", mc->relying_party, "phone", op->rec.phone,
+                    "fin", op->rec.fin);
+    text = req ? json_dumps(req, JSON_COMPACT) : NULL;
+    snprintf(url, sizeof(url), "%s/mid/certificate", mc->mssp_url);
+    if (!text ||
+        dz_mssp_call_start(c, &op->call, op, call_drop, "POST", url, text, 0, got_cert) != 0) {
+        dz_rctx_problem(c, "upstream_unavailable", NULL);
+        goto out;
+    }
+    op = NULL;
+out:
+    call_free(c, op, true);
+    free(text);
+    json_decref(req);
+}
+
+void dz_ep_sign_mobile_start(struct dz_rctx *c)
+{
     const struct dz_config_documents *dc = &c->gen->config->documents;
     json_t *body = NULL;
-    json_t *req = NULL;
     struct sign_call *op = NULL;
     const char *phone;
     const char *fin;
     const char *doc;
-    unsigned char rnd[ID_BYTES];
-    char url[1100];
-    char *text = NULL;
 
     if (!dz_mssp_enabled(c) || !dz_rctx_origin_ok(c) || dz_rctx_body_json(c, &body) != 0)
         goto out;
@@ -283,28 +352,10 @@ void dz_ep_sign_mobile_start(struct dz_rctx *c)
     }
     dz_sha256(op->doc, op->doc_len, op->rec.doc_sha256);
     snprintf(op->rec.phone, sizeof(op->rec.phone), "%s", phone);
-    if (!dz_mssp_phone_claim(c, phone))
-        goto out;
-    op->holds_phone = true;
-    if (dz_random(rnd, sizeof(rnd)) != 0) {
-        dz_rctx_problem(c, "service_unavailable", NULL);
-        goto out;
-    }
-    dz_b64_encode_to(rnd, sizeof(rnd), true, op->id);
-    req = json_pack("{s:s, s:s, s:s}", "relying_party", mc->relying_party, "phone", op->rec.phone,
-                    "fin", op->rec.fin);
-    text = req ? json_dumps(req, JSON_COMPACT) : NULL;
-    snprintf(url, sizeof(url), "%s/mid/certificate", mc->mssp_url);
-    if (!text ||
-        dz_mssp_call_start(c, &op->call, op, call_drop, "POST", url, text, 0, got_cert) != 0) {
-        dz_rctx_problem(c, "upstream_unavailable", NULL);
-        goto out;
-    }
-    op = NULL;
+    dz_mssp_phone_claim(c, op->rec.phone, phone_claimed, op);
+    op = NULL; /* phone_claimed's */
 out:
-    call_free(c, op, true);
-    free(text);
-    json_decref(req);
+    call_free(c, op, false);
     json_decref(body);
 }
 
@@ -488,72 +539,74 @@ static void cert_checked(struct dz_rctx *c, int rc, const struct dz_x509_result 
         finish_free(f); /* answered 503 */
 }
 
-static void polled(void *arg, int result, int status, const struct dz_hdr *h, size_t n,
-                   const unsigned char *body, size_t len)
-{
-    struct dz_rctx *c = arg;
-    struct sign_call *op = dz_mssp_call_owner(c);
+/* The phone answered: the record is taken off the loop. */
+struct take_op {
+    struct sign_call *op;
+    struct dz_store *store;
+    json_t *j; /* the MSSP's answer */
     struct dz_buf taken;
+    int rc;
+};
+
+static void take_work(void *arg)
+{
+    struct take_op *t = arg;
+
+    /* Complete: exactly one poll takes the record and finishes.  The
+     * request is over for the phone whatever the outcome: the one-at-a-time
+     * lock is released as soon as the record is taken. */
+    t->rc = dz_store_take(t->store, SIGN_NS, t->op->id, ID_LEN, &t->taken);
+    if (t->rc == 0 && t->taken.len >= sizeof(struct sign_rec)) {
+        const struct sign_rec *rec = (const struct sign_rec *)(const void *)t->taken.data;
+        char phone[sizeof(rec->phone) + 1];
+
+        memcpy(phone, rec->phone, sizeof(rec->phone));
+        phone[sizeof(rec->phone)] = '\0';
+        dz_mssp_phone_release_in(t->store, phone);
+    }
+}
+
+static void take_done(struct dz_rctx *c, void *arg)
+{
+    struct take_op *t = arg;
     struct finish_op *f = NULL;
-    json_t *j = NULL;
-    const char *state;
     const char *res;
     const char *sig;
     const char *cert;
-    const struct sign_rec *rec;
     unsigned char *der = NULL;
     unsigned char sig_der[DZ_ECDSA_SIG_DER_MAX];
     size_t der_len = 0, sig_der_len = 0;
     unsigned char cert_hash[32];
-    int rc;
 
-    dz_buf_init(&taken, sizeof(struct sign_rec) + SIGN_PARTIAL_MAX);
-    if (!dz_mssp_call_done(c, &op->call, result, status))
-        goto out;
-    j = json_loadb((const char *)body, len, 0, NULL);
-    state = dz_json_str(j, "state", 16);
-    /* Anything but COMPLETE is "pending" to the client: the MSSP's own
-     * states are not part of our API, and the next poll asks again. */
-    if (!state || strcmp(state, "COMPLETE") != 0) {
+    if (dz_store_failed(t->rc)) {
         if (!c->closed)
-            dz_rctx_json(c, 200, json_pack("{s:s}", "state", "pending"), NULL, 0);
+            dz_rctx_state_unavailable(c, t->rc);
         goto out;
     }
-    /* Complete: exactly one poll takes the record and finishes. */
-    rc = dz_store_take(c->gw->store, SIGN_NS, op->id, ID_LEN, &taken);
-    if (dz_store_failed(rc)) {
-        if (!c->closed)
-            dz_rctx_state_unavailable(c, rc);
-        goto out;
-    }
-    if (rc != 0 || taken.len < sizeof(struct sign_rec)) {
+    if (t->rc != 0 || t->taken.len < sizeof(struct sign_rec)) {
         dz_rctx_problem(c, "not_found", "this request is finished");
         goto out;
     }
-    rec = (const struct sign_rec *)(const void *)taken.data;
     f = calloc(1, sizeof(*f));
     if (!f) {
         dz_rctx_problem(c, "service_unavailable", NULL);
         goto out;
     }
-    memcpy(&f->rec, rec, sizeof(f->rec));
-    /* The request is over for the phone whatever the outcome: the
-     * one-at-a-time lock is released as soon as the record is taken. */
-    dz_mssp_phone_release(c, f->rec.phone);
+    memcpy(&f->rec, t->taken.data, sizeof(f->rec));
     /* partial_len is read from the store: it must agree with what was
      * actually stored before it is used as a length. */
-    if (taken.len != sizeof(struct sign_rec) + f->rec.partial_len) {
+    if (t->taken.len != sizeof(struct sign_rec) + f->rec.partial_len) {
         dz_rctx_problem(c, "service_unavailable", NULL);
         goto out;
     }
-    res = dz_json_str(j, "result", 32);
+    res = dz_json_str(t->j, "result", 32);
     if (!res || strcmp(res, "OK") != 0) {
         sign_end(c, f, dz_mssp_result_code(res));
         f = NULL;
         goto out;
     }
-    sig = dz_json_str(j, "signature", 1024);
-    cert = dz_json_str(j, "cert", 24 * 1024);
+    sig = dz_json_str(t->j, "signature", 1024);
+    cert = dz_json_str(t->j, "cert", 24 * 1024);
     if (!sig || !cert ||
         dz_b64_decode(sig, strlen(sig), false, &f->sig_raw, &f->sig_raw_len) != 0 ||
         dz_b64_decode(cert, strlen(cert), false, &der, &der_len) != 0 ||
@@ -570,7 +623,7 @@ static void polled(void *arg, int result, int status, const struct dz_hdr *h, si
                              f->sig_raw, f->sig_raw_len) != 0 ||
         dz_ecdsa_sig_raw_to_der(f->sig_raw, f->sig_raw_len, 32, sig_der, sizeof(sig_der),
                                 &sig_der_len) != 0 ||
-        dz_cades_finish((const unsigned char *)taken.data + sizeof(struct sign_rec),
+        dz_cades_finish((const unsigned char *)t->taken.data + sizeof(struct sign_rec),
                         f->rec.partial_len, sig_der, sig_der_len, &f->cms_b, &f->cms_b_len) != 0) {
         sign_end(c, f, "signature_invalid");
         f = NULL;
@@ -585,45 +638,101 @@ static void polled(void *arg, int result, int status, const struct dz_hdr *h, si
 out:
     finish_free(f);
     free(der);
+    json_decref(t->j);
+    dz_buf_cleanup(&t->taken);
+    call_free(c, t->op, false);
+    free(t);
+}
+
+static void polled(void *arg, int result, int status, const struct dz_hdr *h, size_t n,
+                   const unsigned char *body, size_t len)
+{
+    struct dz_rctx *c = arg;
+    struct sign_call *op = dz_mssp_call_owner(c);
+    struct take_op *t = NULL;
+    json_t *j = NULL;
+    const char *state;
+
+    if (!dz_mssp_call_done(c, &op->call, result, status))
+        goto out;
+    j = json_loadb((const char *)body, len, 0, NULL);
+    state = dz_json_str(j, "state", 16);
+    /* Anything but COMPLETE is "pending" to the client: the MSSP's own
+     * states are not part of our API, and the next poll asks again. */
+    if (!state || strcmp(state, "COMPLETE") != 0) {
+        if (!c->closed)
+            dz_rctx_json(c, 200, json_pack("{s:s}", "state", "pending"), NULL, 0);
+        goto out;
+    }
+    t = calloc(1, sizeof(*t));
+    if (!t) {
+        dz_rctx_problem(c, "service_unavailable", NULL);
+        goto out;
+    }
+    t->op = op;
+    t->store = c->gw->store;
+    t->j = j;
+    dz_buf_init(&t->taken, sizeof(struct sign_rec) + SIGN_PARTIAL_MAX);
+    if (dz_gw_state(c, take_work, take_done, t) == 0) {
+        op = NULL; /* take_done's */
+        j = NULL;
+    } else {
+        dz_buf_cleanup(&t->taken);
+        free(t); /* answered 503 */
+    }
+out:
     json_decref(j);
-    dz_buf_cleanup(&taken);
     call_free(c, op, false);
-    dz_rctx_release(c);
+    dz_rctx_release(c); /* the MSSP call's hold (dz_gw_state holds its own) */
+}
+
+/* The poll's first read: the request's record. */
+static void poll_read(void *arg, int rc, int64_t value, const void *data, size_t len)
+{
+    struct sign_call *op = arg;
+    struct dz_rctx *c = op->c;
+
+    if (c->closed)
+        goto out;
+    if (dz_store_failed(rc)) {
+        dz_rctx_state_unavailable(c, rc);
+        goto out;
+    }
+    if (rc != 0 || len < sizeof(struct sign_rec)) {
+        dz_rctx_problem(c, "not_found",
+                        "no such signing request (it may have finished or expired)");
+        goto out;
+    }
+    memcpy(&op->rec, data, sizeof(op->rec));
+    if (dz_mssp_call_poll(c, &op->call, op, call_drop, op->rec.mssp_id, polled) != 0) {
+        dz_rctx_problem(c, "upstream_unavailable", NULL);
+        goto out;
+    }
+    op = NULL; /* polled's */
+out:
+    call_free(c, op, false);
+    dz_rctx_release(c); /* the read's hold */
 }
 
 void dz_ep_sign_mobile_poll(struct dz_rctx *c, const char *id)
 {
     struct sign_call *op;
-    struct dz_buf got;
-    int rc;
 
     if (!dz_mssp_enabled(c))
         return;
-    dz_buf_init(&got, sizeof(struct sign_rec) + SIGN_PARTIAL_MAX);
-    rc = strlen(id) != ID_LEN ? DZ_ERR_NOTFOUND
-                              : dz_store_get(c->gw->store, SIGN_NS, id, ID_LEN, &got);
-    if (dz_store_failed(rc)) {
-        dz_buf_cleanup(&got);
-        dz_rctx_state_unavailable(c, rc);
-        return;
-    }
-    if (rc != 0 || got.len < sizeof(struct sign_rec)) {
-        dz_buf_cleanup(&got);
+    if (strlen(id) != ID_LEN) {
         dz_rctx_problem(c, "not_found",
                         "no such signing request (it may have finished or expired)");
         return;
     }
     op = calloc(1, sizeof(*op));
     if (!op) {
-        dz_buf_cleanup(&got);
         dz_rctx_problem(c, "service_unavailable", NULL);
         return;
     }
-    memcpy(&op->rec, got.data, sizeof(op->rec));
-    dz_buf_cleanup(&got);
+    op->c = c;
     memcpy(op->id, id, ID_LEN + 1);
-    if (dz_mssp_call_poll(c, &op->call, op, call_drop, op->rec.mssp_id, polled) != 0) {
-        dz_rctx_problem(c, "upstream_unavailable", NULL);
-        call_free(c, op, false);
-    }
+    dz_rctx_hold(c);
+    dz_store_get_async(c->gw->store, dz_worker_loop(c->gw_worker->worker), SIGN_NS, op->id, ID_LEN,
+                       poll_read, op);
 }
