@@ -550,14 +550,14 @@ struct wait_op {
     char id[ID_LEN + 1];
     ev_timer timer;
     struct dz_wake_waiter waiter;
-    ev_tstamp deadline; /* ev_now at which the poll answers "pending" */
-    bool is_waiting;    /* the waiter is registered */
-    bool busy;          /* a look's store steps are running */
-    bool again;         /* woken meanwhile: look once more */
-    bool gone;          /* the client went meanwhile: the look frees w */
-    bool has_cookie;    /* the first look: the browser's binding */
-    bool first;
-    unsigned char cookie_h[32];
+    ev_tstamp deadline;         /* ev_now at which the poll answers "pending" */
+    bool is_waiting;            /* the waiter is registered */
+    bool busy;                  /* a look's store steps are running */
+    bool again;                 /* woken meanwhile: look once more */
+    bool gone;                  /* the client went meanwhile: the look frees w */
+    bool first;                 /* the next look is the poll's first: it checks the binding */
+    bool has_cookie;            /* the browser sent its pre-login cookie */
+    unsigned char cookie_h[32]; /* its hash, compared with the record's binding */
     /* What the look found (look_work). */
     int rc;      /* the record's read */
     bool bound;  /* the first look: the cookie is the record's */
