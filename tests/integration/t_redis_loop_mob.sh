@@ -2,7 +2,8 @@
 # t_redis_loop_mob.sh - the QR and mobile logins do not wait on Redis
 # (docs/internals/redis-store.md "Asynchronous on the loops"): one worker
 # loop, store.backend redis.  A QR login (the phone answering) and a mobile
-# login through the MSSP make no blocking Redis round trip on the loop from
+# login and a mobile signing through the MSSP make no blocking Redis round
+# trip on the loop from
 # their own code (each one is logged with its stack under
 # DARVAZA_DEBUG_LOOP_WAITS=1; loop_wait_callers.py names the file that asked).  With Redis paused (SIGSTOP), a
 # QR start and a QR poll wait while /healthz is answered on the same loop,
@@ -11,7 +12,7 @@
 . "$(dirname "$0")/lib.sh"
 . "$LIB_DIR/redis.sh"
 
-plan 25
+plan 28
 
 RPORT=9142
 
@@ -79,6 +80,21 @@ is "$STATUS $(jb .fin)" "200 $A" "the mobile session works"
 gw GET "/auth/mobile/AAAAAAAAAAAAAAAAAAAAAA?wait=1"
 problem 404 not_found "an unknown mobile login -> 404 not_found"
 
+# A mobile signing (the same phone: the login's lock is released).
+DOC_B64=$(printf 'Court notice 1/2026\n' | base64 -w0)
+gw_json POST /sign/mobile "$(jq -nc --arg p "$(person "$A" phone)" --arg f "$A" --arg d "$DOC_B64" \
+    '{phone:$p, fin:$f, document:$d}')" -H "Origin: $GW_ORIGIN"
+is "$STATUS" 202 "a mobile signing starts (POST /sign/mobile -> 202)"
+SID=$(jb '.id // empty')
+for _ in 1 2 3; do
+    gw GET "/sign/mobile/$SID?wait=10"
+    [ "$STATUS" = 200 ] && [ "$(jb .state)" = pending ] || break
+done
+is "$STATUS $(jb .state) $(jb .report.indication)" "200 complete TOTAL_PASSED" \
+    "the phone signs: complete, and the signature verifies"
+gw GET "/sign/mobile/$SID?wait=1"
+problem 404 not_found "the signing request completes once"
+
 # The files of this flow; a wait the login's completion makes (auth/login.c)
 # or another flow (registration at start, with the waiting forms of
 # core/startlimit.c; the OIDC expiry sweep) is not theirs.
@@ -93,7 +109,7 @@ logged_all() {
 }
 ok "every blocking round trip on the loop (darvaza_store_loop_waits_total) is logged with its stack" \
     wait_until 10 logged_all
-is "$(grep -cE "$MINE" "$WORK/callers")" 0 "none of them was made by the QR or mobile login code"
+is "$(grep -cE "$MINE" "$WORK/callers")" 0 "none of them was made by the QR, mobile login or mobile signing code"
 diag "loop waits by the file that asked: $(sort "$WORK/callers" | uniq -c | tr '\n' ';')"
 
 # ---- Redis paused: a QR start and a QR poll wait, the loop answers others ------------------
