@@ -14,7 +14,7 @@
 
 plan 28
 
-RPORT=9142
+RPORT=9143
 
 redis_start main "$RPORT"
 # Every blocking round trip on a loop logged with its stack (store_redis_conn.c).
