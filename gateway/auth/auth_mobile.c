@@ -35,8 +35,8 @@
 #include "mssp/mssp.h"
 #include "state/store.h"
 
+#include "core/gwstorecall.h"
 #include "core/startlimit.h"
-#include "core/storebg.h"
 #include "core/wake.h"
 
 #include "base/compat.h"

@@ -74,6 +74,16 @@ int dz_gw_blocking(struct dz_rctx *c, void (*work)(void *arg),
     return 0;
 }
 
+int dz_gw_state_try(struct dz_rctx *c, void (*work)(void *arg),
+                    void (*done)(struct dz_rctx *c, void *arg), void *arg)
+{
+    if (dz_store_waits(c->gw->store))
+        return submit(c, work, done, arg);
+    work(arg);
+    done(c, arg);
+    return 0;
+}
+
 int dz_gw_state(struct dz_rctx *c, void (*work)(void *arg),
                 void (*done)(struct dz_rctx *c, void *arg), void *arg)
 {

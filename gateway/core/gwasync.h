@@ -30,6 +30,13 @@ int dz_gw_blocking(struct dz_rctx *c, void (*work)(void *arg),
 int dz_gw_state(struct dz_rctx *c, void (*work)(void *arg),
                 void (*done)(struct dz_rctx *c, void *arg), void *arg);
 
+/* The same, but a full pool answers nothing: DZ_ERR_UNAVAILABLE, nothing
+ * called, the caller still owns arg and picks the answer its protocol has
+ * for "busy" (an OAuth temporarily_unavailable), or goes on without one (a
+ * background step such as a logout hook). */
+int dz_gw_state_try(struct dz_rctx *c, void (*work)(void *arg),
+                    void (*done)(struct dz_rctx *c, void *arg), void *arg);
+
 /* Append record (consumed; the request id is added here) to the audit log,
  * then then(c, rc, arg) once the line is durable (rc 0) or failed. */
 void dz_gw_audit(struct dz_rctx *c, json_t *record,

@@ -7,7 +7,9 @@
 
 #include "base/err.h"
 #include "base/secret.h"
+#include "core/gen.h"
 #include "core/gwasync.h"
+#include "http/httpd.h"
 #include "state/store.h"
 
 #include "base/compat.h"
@@ -118,4 +120,19 @@ int dz_gw_store_take(struct dz_rctx *c, const char *ns, const void *key, size_t 
     k->take = true;
     dz_buf_init(&k->out, max);
     return submit(c, k);
+}
+
+static void del_answered(void *arg, int rc, int64_t value, const void *data, size_t len)
+{
+    (void)arg;
+    (void)rc;
+    (void)value;
+    (void)data;
+    (void)len;
+}
+
+void dz_gw_store_del(struct dz_rctx *c, const char *ns, const void *key, size_t key_len)
+{
+    dz_store_del_async(c->gw->store, dz_worker_loop(c->gw_worker->worker), ns, key, key_len,
+                       del_answered, NULL);
 }

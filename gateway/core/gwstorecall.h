@@ -34,4 +34,12 @@ int dz_gw_store_put(struct dz_rctx *c, const char *ns, const void *key, size_t k
 int dz_gw_store_take(struct dz_rctx *c, const char *ns, const void *key, size_t key_len, size_t max,
                      dz_gw_store_then then, void *arg);
 
+/* Delete (ns,key) and wait for nothing: a lock, a lease or a served value
+ * dropped at the end of a flow, often where the request is already gone (a
+ * cancel hook).  Asynchronous on c's loop (dz_store_del_async: at once in
+ * process, on the loop's Redis connection otherwise); c is not held, the
+ * key is copied.  An absent key is gone already; a failure is counted by
+ * the store and ends with the key's TTL.  Loop thread; ns a constant. */
+void dz_gw_store_del(struct dz_rctx *c, const char *ns, const void *key, size_t key_len);
+
 #endif

@@ -313,29 +313,7 @@ const char *dz_rctx_token(struct dz_rctx *c, char *buf, size_t buf_len, size_t *
     return v;
 }
 
-int dz_rctx_authenticate(struct dz_rctx *c)
-{
-    char buf[128];
-    size_t len;
-    bool via_cookie;
-    const char *tok = dz_rctx_token(c, buf, sizeof(buf), &len, &via_cookie);
-    int rc;
-
-    c->has_session = false;
-    if (!tok)
-        return DZ_ERR_NOTFOUND;
-    rc = dz_session_lookup(c->gw->store, &c->gen->session_limits, tok, len, &c->session);
-    dz_secret_wipe(buf, sizeof(buf));
-    if (dz_store_failed(rc))
-        return DZ_ERR_UNAVAILABLE; /* not "no session": the store could not say */
-    if (rc != 0)
-        return DZ_ERR_NOTFOUND;
-    c->has_session = true;
-    c->via_cookie = via_cookie;
-    return 0;
-}
-
-/* ---- the same without waiting on the loop (the forward path) */
+/* ---- the session, without waiting on the loop */
 
 struct auth_wait {
     struct dz_rctx *c;

@@ -36,7 +36,7 @@ struct dz_rctx {
     uint64_t bytes_out;    /* body bytes answered */
     int upstream_status;   /* 0: no back end was asked */
     uint64_t upstream_us;  /* time the back end took, request to answer head */
-    /* authentication, filled by dz_rctx_authenticate */
+    /* authentication, filled by dz_rctx_authenticate_async */
     bool has_session;
     bool via_cookie; /* the token came from the cookie (browser) */
     struct dz_session session;
@@ -125,14 +125,12 @@ const char *dz_rctx_token(struct dz_rctx *c, char *buf, size_t buf_len, size_t *
 const char *dz_rctx_cookie(struct dz_rctx *c, const char *name, char *buf, size_t buf_len,
                            size_t *len);
 
-/* Look up the session: fills c->session and c->has_session.  0,
- * DZ_ERR_NOTFOUND (no or dead token) or DZ_ERR_UNAVAILABLE (the store could
- * not answer: the caller answers 503 state_unavailable, fail closed). */
-int dz_rctx_authenticate(struct dz_rctx *c);
-/* The same without waiting on the loop for a shared store: then(c, rc,
- * arg) once, possibly before returning, with rc as above (c->has_session
- * set on 0).  c is held meanwhile; if the client went away, then still
- * runs with c->closed true and must not answer. */
+/* Look up the session without waiting on the loop for a shared store:
+ * then(c, rc, arg) once, possibly before returning.  rc: 0 (c->session
+ * and c->has_session filled), DZ_ERR_NOTFOUND (no or dead token) or
+ * DZ_ERR_UNAVAILABLE (the store could not answer: the caller answers 503
+ * state_unavailable, fail closed).  c is held meanwhile; if the client
+ * went away, then still runs with c->closed true and must not answer. */
 void dz_rctx_authenticate_async(struct dz_rctx *c,
                                 void (*then)(struct dz_rctx *c, int rc, void *arg), void *arg);
 

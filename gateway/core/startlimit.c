@@ -44,48 +44,6 @@ static void refuse(struct dz_rctx *c, uint64_t window_ms, int64_t now)
                       &(struct dz_hdr){"retry-after", retry}, 1);
 }
 
-/* Count one start under key (endpoint, window number, who); 0 allowed, 1
- * over limit, < 0 the store's error. */
-static int count(struct dz_rctx *c, const char *endpoint, int64_t window, uint64_t window_ms,
-                 const char *who, size_t who_len, unsigned limit)
-{
-    char key[160];
-    int64_t n = 0;
-    size_t len;
-    int rc;
-
-    if (count_key(key, sizeof(key), endpoint, window, who, who_len, &len) != 0)
-        return -1;
-    rc = dz_store_incr(c->gw->store, NS, key, len, window_ms, &n);
-    if (rc < 0)
-        return rc;
-    return n > (int64_t)limit ? 1 : 0;
-}
-
-bool dz_start_allowed_in(struct dz_rctx *c, const char *endpoint, uint64_t window_ms,
-                         unsigned per_address, unsigned global)
-{
-    int64_t now = dz_unix_ms();
-    int64_t window = now / (int64_t)window_ms;
-    struct dz_addr_key ak;
-    int rc;
-
-    rc = dz_addr_key(dz_req_peer_ip(c->req), &ak);
-    if (rc == 0)
-        rc = count(c, endpoint, window, window_ms, (const char *)ak.b, ak.len, per_address);
-    if (rc == 0 && global)
-        rc = count(c, endpoint, window, window_ms, "*", 1, global);
-    if (rc < 0) {
-        dz_rctx_state_unavailable(c, rc);
-        return false;
-    }
-    if (rc > 0) {
-        refuse(c, window_ms, now);
-        return false;
-    }
-    return true;
-}
-
 struct dz_start_limit dz_start_limit_of(struct dz_rctx *c, const char *endpoint)
 {
     const struct dz_config_limits *l = &c->gen->config->limits;
@@ -197,11 +155,4 @@ void dz_start_check(struct dz_rctx *c, const struct dz_start_limit *limits, size
     }
     dz_rctx_hold(c);
     start_next(op);
-}
-
-bool dz_start_allowed(struct dz_rctx *c, const char *endpoint)
-{
-    const struct dz_config_limits *l = &c->gen->config->limits;
-
-    return dz_start_allowed_in(c, endpoint, 60000, l->starts_per_address, l->starts_global);
 }

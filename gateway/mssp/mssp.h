@@ -37,7 +37,7 @@ void dz_mssp_phone_claim(struct dz_rctx *c, const char *phone,
                          void (*then)(struct dz_rctx *c, bool ok, void *arg), void *arg);
 
 /* Drop the one-at-a-time lock of phone (the request ended or failed),
- * without waiting on the loop (core/storebg.h). */
+ * without waiting on the loop (core/gwstorecall.h). */
 void dz_mssp_phone_release(struct dz_rctx *c, const char *phone);
 
 /* The same, waiting for the store: for work already off the loop

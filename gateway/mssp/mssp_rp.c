@@ -17,7 +17,7 @@
 #include "core/config.h"
 #include "core/gen.h"
 #include "core/gwasync.h"
-#include "core/storebg.h"
+#include "core/gwstorecall.h"
 #include "state/store.h"
 
 #include "base/compat.h"

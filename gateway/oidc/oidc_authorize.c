@@ -359,7 +359,7 @@ static void authenticated(struct dz_rctx *c, int rc, void *arg)
     }
     f->st = c->gw->store;
     f->sess = c->session;
-    if (dz_oidc_offloop(c, decide_work, decided, f) != 0) {
+    if (dz_gw_state_try(c, decide_work, decided, f) != 0) {
         flow_free(f);
         dz_rctx_problem(c, "service_unavailable", "the gateway is busy");
     }
@@ -496,7 +496,7 @@ void dz_oidc_ep_resume(struct dz_rctx *c)
         snprintf(r->id, sizeof(r->id), "%s", id);
     }
     dz_oidc_params_cleanup(&p);
-    if (!r || dz_oidc_offloop(c, resume_work, resume_found, r) != 0) {
+    if (!r || dz_gw_state_try(c, resume_work, resume_found, r) != 0) {
         free(r);
         dz_rctx_problem(c, "service_unavailable", "the gateway is busy");
     }

@@ -203,7 +203,7 @@ void dz_oidc_session_ended(struct dz_rctx *c, const char *sid_b64, const char *f
     op->arg = arg;
     op->st = c->gw->store;
     op->ps = c->gen->policies;
-    if (dz_oidc_offloop(c, take_work, taken, op) != 0) {
+    if (dz_gw_state_try(c, take_work, taken, op) != 0) {
         /* No room on the pool: as a store that could not answer (the
          * clients stay recorded, and the expiry sweeper finds the session
          * gone once its bucket is due). */

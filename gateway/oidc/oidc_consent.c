@@ -178,7 +178,7 @@ static void run(struct dz_rctx *c, struct consent_flow *f, void (*work)(void *ar
                 void (*finish)(struct dz_rctx *c, struct consent_flow *f))
 {
     f->finish = finish;
-    if (dz_oidc_offloop(c, work, step_done, f) != 0) {
+    if (dz_gw_state_try(c, work, step_done, f) != 0) {
         flow_free(f);
         dz_rctx_problem(c, "service_unavailable", "the gateway is busy");
     }

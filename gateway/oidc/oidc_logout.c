@@ -84,7 +84,7 @@ static void notified(struct dz_rctx *c, void *arg)
     /* The session ends after the clients were told (their tokens name it),
      * and before the person is sent on (off the loop: oidc_offloop.h). */
     op->st = c->gw->store;
-    if (dz_oidc_offloop(c, delete_work, deleted, op) != 0) {
+    if (dz_gw_state_try(c, delete_work, deleted, op) != 0) {
         if (dz_oidc_can_answer(c))
             dz_rctx_problem(c, "service_unavailable", "the gateway is busy");
         op_free(op);

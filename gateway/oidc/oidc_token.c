@@ -392,7 +392,7 @@ static void exchange(struct dz_rctx *c, const struct dz_policy_service *svc,
     /* Longer than a code: left empty, and refused as unknown. */
     if (code && strlen(code) == DZ_OIDC_SECRET_LEN)
         memcpy(op->code, code, sizeof(op->code));
-    if (dz_oidc_offloop(c, exchange_work, exchange_done, op) != 0) {
+    if (dz_gw_state_try(c, exchange_work, exchange_done, op) != 0) {
         op_free(op);
         dz_oidc_error(c, 503, "temporarily_unavailable", "the gateway is busy", NULL);
     }

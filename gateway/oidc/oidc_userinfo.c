@@ -292,7 +292,7 @@ void dz_oidc_ep_userinfo(struct dz_rctx *c)
     }
     l->st = c->gw->store;
     memcpy(l->token, tok, sizeof(l->token));
-    if (dz_oidc_offloop(c, lookup_work, looked_up, l) != 0) {
+    if (dz_gw_state_try(c, lookup_work, looked_up, l) != 0) {
         free(l);
         dz_oidc_error(c, 503, "temporarily_unavailable", "the gateway is busy", NULL);
     }

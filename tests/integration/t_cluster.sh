@@ -12,7 +12,7 @@
 . "$(dirname "$0")/lib.sh"
 . "$LIB_DIR/cluster.sh"
 
-plan 62
+plan 64
 
 command -v haproxy >/dev/null || bail "haproxy is not installed"
 command -v redis-server >/dev/null || bail "redis-server is not installed"
@@ -262,6 +262,13 @@ is "$STATUS" 200 "a session (in Redis) still works"
 ok "PostgreSQL started again" cluster_ctl pg-start
 pg_back() { on B login "$R2" "$(person "$R2" password)" "$(person "$R2" totp_secret)"; [ "$STATUS" = 200 ]; }
 ok "logins on B resume without a restart" wait_until 30 pg_back
+
+# ---- no loop ever waited on Redis -----------------------------------------------------------
+# Every flow above (logins of every means, QR and mobile across instances, logout, load, Redis
+# and PostgreSQL stopped and back) reached the store without a blocking round trip on a worker
+# loop: B ran through all of it, A since its restart.
+is "$(metric_of B darvaza_store_loop_waits_total)" 0 "B: no store round trip waited on a worker loop"
+is "$(metric_of A darvaza_store_loop_waits_total)" 0 "A (since its restart): no store round trip waited on a worker loop"
 
 # ---- one audit chain per instance -----------------------------------------------------------
 on LB gw GET /.well-known/jwks.json

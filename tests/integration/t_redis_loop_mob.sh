@@ -99,7 +99,7 @@ problem 404 not_found "the signing request completes once"
 # The files of these flows (a wait of the waiting forms of core/startlimit.c
 # is the caller's that still uses them, e.g. registration; it is counted by
 # the total below).
-MINE='^gateway/(auth/auth_qr|auth/auth_mobile|sign/sign_mobile|mssp/[a-z_]+|core/storebg)\.c '
+MINE='^gateway/(auth/auth_qr|auth/auth_mobile|sign/sign_mobile|mssp/[a-z_]+|core/gwstorecall)\.c '
 # The count and the log agree (a wait is counted, then logged: looked at again
 # until a periodic one in between is in both).
 logged_all() {
