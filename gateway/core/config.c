@@ -1228,6 +1228,12 @@ static int check_store(struct ctx *c, void *base, const struct dz_yaml_node *map
             join_key(key, sizeof(key), path, "redis.prefix");
             return fail(c, line_of(r, "prefix", 0), key, "no spaces or control characters");
         }
+    /* Key names are keyed hashes and values sealed with this key: without it
+     * a FIN would reach Redis (and its dumps and replicas) in clear. */
+    if (s->backend == DZ_STORE_REDIS && !s->redis_value_key_file)
+        return fail(c, line_of(map, "redis", 0), key,
+                    "value_key_file is required (without it keys and values reach Redis in "
+                    "clear)");
     return 0;
 }
 

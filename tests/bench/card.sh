@@ -65,15 +65,18 @@ card_bench() {
 # card_run N: N logins by 4 clients in parallel (each its own token copy),
 # one token per line on stdout.
 card_run() {
-    local w
+    local w pids=()
     for w in 1 2 3 4; do
         (
             export SOFTHSM2_CONF="$OUT/card-hsm-$w/softhsm2.conf"
             local i
             for ((i = w; i <= $1; i += 4)); do card_login; done
         ) &
+        pids+=($!)
     done
-    wait
+    # Only these four: a bare `wait` would also wait for the daemons this
+    # shell started in the background (c'), that is forever.
+    wait "${pids[@]}"
 }
 
 # One login; the token on stdout, darvaza-card's complaint (if any) kept.

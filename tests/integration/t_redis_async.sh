@@ -28,8 +28,9 @@ sed -i "s#^routes:#routes:\n  - path: /api/echo/rated\n    methods: [GET]\n    a
     "$WORK/policies/echo.yaml"
 
 redis_start main "$RPORT"
+(umask 077 && openssl rand -hex 32 >"$WORK/redis.key")  # the value key (names and values sealed)
 EXTRA_POLICIES="$WORK/policies" stack_start CONFIG_SET="gateway.workers=1" \
-    STORE_REDIS="address: 127.0.0.1:$RPORT, prefix: \"a:\", timeouts: {command: 8s}"
+    STORE_REDIS="value_key_file: $WORK/redis.key, address: 127.0.0.1:$RPORT, prefix: \"a:\", timeouts: {command: 8s}"
 start_echo
 gw GET /readyz
 is "$STATUS" 200 "one worker loop, store.backend redis: ready"
@@ -48,9 +49,10 @@ for i in $(seq 1 $((RATE + 2))); do
 done
 is "$CODES" "$(printf ' 200%.0s' $(seq 1 $RATE)) 429 429" "$RATE requests within the rate -> 200, the next two -> 429"
 is "${LAST429_CODE:-}" rate_limited "the refusal is rate_limited"
-# No value key: the counter's Redis key is the hex of "echo|FIN|window".
-RKEY="a:rate:$(printf 'echo|%s|%s' "$R1" $(($(date +%s) / 3600)) | xxd -p | tr -d '\n')"
-is "$(redis_cli "$RPORT" GET "$RKEY")" $((RATE + 2)) "Redis counted each of the $((RATE + 2)) requests once (exact)"
+# The counter's name is a keyed hash; it is the only rate counter so far.
+RKEY=$(redis_cli "$RPORT" --scan --pattern 'a:rate:*' | tr -d '\r')
+is "$(wc -w <<<"$RKEY") $(redis_cli "$RPORT" GET "$RKEY" | tr -d '\r')" "1 $((RATE + 2))" \
+    "Redis counted each of the $((RATE + 2)) requests once (exact, one counter)"
 
 # ---- Redis paused: the waiting request does not hold the loop ---------------------------------
 login_person "$(pick_person registered 1)"

@@ -24,7 +24,8 @@ is "$(redis_role "$M_PORT") $(redis_role "$R_PORT") $(sentinel_master "${S_PORTS
     "master slave 127.0.0.1 $M_PORT" "master, replica and three sentinels up"
 
 SENT="{address: 127.0.0.1:${S_PORTS[0]}}, {address: 127.0.0.1:${S_PORTS[1]}}, {address: 127.0.0.1:${S_PORTS[2]}}"
-stack_start STORE_REDIS="sentinels: [$SENT], master_name: $MNAME, prefix: \"f:\", wait_replicas: 1, timeouts: {command: 1s, retry_max: 1s}" \
+(umask 077 && openssl rand -hex 32 >"$WORK/redis.key")  # the value key (names and values sealed)
+stack_start STORE_REDIS="value_key_file: $WORK/redis.key, sentinels: [$SENT], master_name: $MNAME, prefix: \"f:\", wait_replicas: 1, timeouts: {command: 1s, retry_max: 1s}" \
     CONFIG_SET="lockout.pair_attempts=3"
 gw GET /readyz
 is "$STATUS" 200 "the gateway found the master through the sentinels"

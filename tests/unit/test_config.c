@@ -553,7 +553,8 @@ static void test_store_backend(void **state)
                                   "  idle_high: 15m\nstore:\n  backend: redis\n  redis:\n"
                                   "    sentinels:\n      - address: 127.0.0.1:9131\n"
                                   "      - address: '[::1]:9132'\n    master_name: dz\n"
-                                  "    password_file: @D@/seed.key\n    wait_replicas: 1",
+                                  "    password_file: @D@/seed.key\n    wait_replicas: 1\n"
+                                  "    value_key_file: @D@/seed.key",
                                   &c, err, sizeof(err)),
                      0);
     assert_int_equal(c->store.backend, DZ_STORE_REDIS);
@@ -563,9 +564,17 @@ static void test_store_backend(void **state)
     assert_int_equal(c->store.redis_command_timeout_ms, 250);
     assert_int_equal(c->store.redis_wait_replicas, 1);
     assert_true(c->store.redis_near_cache);
-    assert_null(c->store.redis_value_key_file);
+    assert_non_null(strstr(c->store.redis_value_key_file, "/seed.key"));
     dz_config_free(c);
     c = NULL;
+    /* backend redis without the value key: refused, at the section's line */
+    assert_int_not_equal(load_variant(21, 21,
+                                      "  idle_high: 15m\nstore:\n  backend: redis\n  redis:\n"
+                                      "    address: 127.0.0.1:9130",
+                                      &c, err, sizeof(err)),
+                         0);
+    snprintf(want, sizeof(want), "%s:24: store.redis: ", cfg_path);
+    expect_prefix(err, want, "value_key_file is required");
     /* backend redis, no section: the backend's line */
     assert_int_not_equal(
         load_variant(21, 21, "  idle_high: 15m\nstore:\n  backend: redis", &c, err, sizeof(err)),
