@@ -55,6 +55,19 @@ redis_start() {
         --appendonly no --dir "$WORK/redis-$name" --daemonize no "$@"
 }
 
+# redis_loop_stack PORT PREFIX: a Redis on PORT and the gateway on it with one
+# worker loop (so a request that held the loop would hold every other one),
+# the value key, a 3 s command timeout, and every blocking round trip on the
+# loop logged with its stack (DARVAZA_DEBUG_LOOP_WAITS, tools/loop_waits.py).
+# The t_redis_loop_* scripts' stack.
+redis_loop_stack() {
+    redis_start main "$1"
+    export DARVAZA_DEBUG_LOOP_WAITS=1
+    (umask 077 && openssl rand -hex 32 >"$WORK/redis.key")
+    stack_start CONFIG_SET="gateway.workers=1" \
+        STORE_REDIS="value_key_file: $WORK/redis.key, address: 127.0.0.1:$1, prefix: \"$2\", timeouts: {command: 3s}"
+}
+
 _replica_linked() { redis_cli "$1" INFO replication 2>/dev/null | grep -q '^master_link_status:up'; }
 
 redis_replica_start() {

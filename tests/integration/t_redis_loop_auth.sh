@@ -15,11 +15,7 @@ plan 25
 
 RPORT=9142
 
-redis_start main "$RPORT"
-export DARVAZA_DEBUG_LOOP_WAITS=1
-(umask 077 && openssl rand -hex 32 >"$WORK/redis.key")  # the value key (names and values sealed)
-stack_start CONFIG_SET="gateway.workers=1" \
-    STORE_REDIS="value_key_file: $WORK/redis.key, address: 127.0.0.1:$RPORT, prefix: \"l:\", timeouts: {command: 3s}"
+redis_loop_stack "$RPORT" "l:"
 gw GET /readyz
 is "$STATUS" 200 "one worker loop, store.backend redis: ready"
 

@@ -29,12 +29,7 @@ done
 openssl engine -t pkcs11 2>/dev/null | grep -q available ||
     bail "the OpenSSL pkcs11 engine is missing (Debian: libengine-pkcs11-openssl)"
 
-redis_start main "$RPORT"
-# Every blocking round trip on a loop is logged with its stack.
-export DARVAZA_DEBUG_LOOP_WAITS=1
-(umask 077 && openssl rand -hex 32 >"$WORK/redis.key")  # the value key (names and values sealed)
-stack_start CONFIG_SET="gateway.workers=1" \
-    STORE_REDIS="value_key_file: $WORK/redis.key, address: 127.0.0.1:$RPORT, prefix: \"c:\", timeouts: {command: 3s}"
+redis_loop_stack "$RPORT" "c:"
 card_env
 [ -s "$CARDS_JSON" ] || bail "the stack made no cards ($CARDS_JSON)"
 gw GET /readyz

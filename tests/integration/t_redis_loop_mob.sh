@@ -17,12 +17,7 @@ plan 29
 
 RPORT=9143
 
-redis_start main "$RPORT"
-# Every blocking round trip on a loop logged with its stack (store_redis_conn.c).
-export DARVAZA_DEBUG_LOOP_WAITS=1
-(umask 077 && openssl rand -hex 32 >"$WORK/redis.key")  # the value key (names and values sealed)
-stack_start CONFIG_SET="gateway.workers=1" \
-    STORE_REDIS="value_key_file: $WORK/redis.key, address: 127.0.0.1:$RPORT, prefix: \"m:\", timeouts: {command: 3s}"
+redis_loop_stack "$RPORT" "m:"
 gw GET /readyz
 is "$STATUS" 200 "one worker loop, store.backend redis: ready"
 
