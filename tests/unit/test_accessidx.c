@@ -177,7 +177,7 @@ static void offer(void *arg, const struct dz_audit_batch *b)
 }
 
 /* Forward lines: seq 1 J reads P (access), 2 P reads P (own), 3 J refused
- * for P, 4 a system reads Q. */
+ * for P, 4 a system reads Q, 5 J's request naming nobody. */
 static void write_lines(struct dz_accesswatch *w, struct dz_audit **out)
 {
     struct dz_audit *a = NULL;
@@ -204,6 +204,12 @@ static void write_lines(struct dz_accesswatch *w, struct dz_audit **out)
     assert_int_equal(dz_audit_append(a,
                                      json_pack("{s:s,s:s,s:s}", "type", "forward", "tgt", "QQQQQQQ",
                                                "service", "court"),
+                                     NULL, on_done, NULL),
+                     0);
+    /* No target: looked at (the watermark passes it), never a row. */
+    assert_int_equal(dz_audit_append(a,
+                                     json_pack("{s:s,s:s,s:s}", "type", "forward", "fin", "JJJJJJJ",
+                                               "service", "registry"),
                                      NULL, on_done, NULL),
                      0);
     *out = a;
@@ -248,7 +254,7 @@ static void test_watch_follows_and_catches_up(void **state)
     dz_accesswatch_stop(w);
     assert_int_equal(dz_accessidx_sqlite_open(db, &impl), 0);
     assert_int_equal(dz_accessidx_sqlite_ops.watermark(impl, "gw", &wm), 0);
-    assert_int_equal(wm, 8); /* every line looked at, at the stop */
+    assert_int_equal(wm, 10); /* every line looked at, at the stop */
     dz_accessidx_sqlite_ops.free(impl);
 }
 
