@@ -560,7 +560,10 @@ int dz_h2_option_new(const struct dz_httpd_limits *l, nghttp2_option **out)
     /* SETTINGS/PING floods: few entries, few queued ACKs. */
     nghttp2_option_set_max_settings(opt, 16);
     nghttp2_option_set_max_outbound_ack(opt, 128);
-    nghttp2_option_set_max_deflate_dynamic_table_size(opt, 4096);
+    /* Our answers' fields are never indexed (nginx does the same: its first
+     * answer sets its encoder's table to 0), so our encoder holds nothing
+     * an idle connection would have to keep. */
+    nghttp2_option_set_max_deflate_dynamic_table_size(opt, 0);
     /* Closed streams are remembered (no nghttp2_option_set_no_closed_streams):
      * that is how nghttp2 tells a frame on a closed stream (RFC 9113 5.1,
      * STREAM_CLOSED) from one on a stream it never saw.  nghttp2 keeps at most
