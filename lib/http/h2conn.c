@@ -97,151 +97,6 @@ static void reap(struct dz_h2conn *c)
     dz_h2conn_unref(c);
 }
 
-/* ---------- an idle session given back ---------- */
-
-/* Memory per idle connection: an nghttp2 session costs about 5 KB (the
- * session object, two HPACK tables) whether or not it is used, and nghttp2
- * cannot shrink one.  A connection that has not opened a stream yet (a
- * client that connects ahead of its first request, or never sends one) has
- * no state but what its own bytes put there: the preface, SETTINGS and
- * their ACK, WINDOW_UPDATE, PING, PRIORITY.  So those bytes are kept (a few
- * dozen) and, while such a connection is idle, its session is freed; the
- * next bytes rebuild it by replaying them into a new session, whose answers
- * (our SETTINGS, ACKs: sent before) are dropped.  nghttp2 is deterministic,
- * so the new session is the old one.  A connection that opened a stream
- * keeps its session: the HPACK tables then hold what the client refers to. */
-
-/* Bytes kept at most: a browser's preface, SETTINGS, WINDOW_UPDATE and a
- * few PRIORITY frames fit. */
-#define DZ_H2_REPLAY_MAX 512
-
-/* Make c's session, with our SETTINGS and connection window queued. */
-static int session_new(struct dz_h2conn *c)
-{
-    const struct dz_httpd_limits *lim = limits_of(c);
-    nghttp2_settings_entry iv[3];
-    uint32_t win;
-
-    dz_h2_arena_init(&c->arena);
-    if (nghttp2_session_server_new3(&c->ngh, c->w->h->h2cb, c, c->w->h->h2opt, &c->arena.mem) !=
-        0) {
-        c->ngh = NULL;
-        return DZ_ERR_NOMEM;
-    }
-    dz_h2_arena_mark_framebuf(&c->arena);
-    win = lim->max_body_bytes < NGHTTP2_INITIAL_WINDOW_SIZE ? NGHTTP2_INITIAL_WINDOW_SIZE
-          : lim->max_body_bytes > DZ_H2_STREAM_WINDOW       ? DZ_H2_STREAM_WINDOW
-                                                            : (uint32_t)lim->max_body_bytes;
-    iv[0].settings_id = NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS;
-    iv[0].value = lim->max_concurrent_streams;
-    iv[1].settings_id = NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE;
-    iv[1].value = win;
-    iv[2].settings_id = NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE;
-    iv[2].value = lim->max_header_bytes;
-    /* No SETTINGS_NO_RFC7540_PRIORITIES: with it nghttp2 skips PRIORITY
-     * frames unparsed, so one on stream 0 or depending on itself would not
-     * be the PROTOCOL_ERROR RFC 9113 5.3.1 and 6.3 require, and it keeps no
-     * closed streams (they live in the priority tree).  nghttp2 bounds the
-     * idle streams PRIORITY frames create like the closed ones. */
-    if (nghttp2_submit_settings(c->ngh, NGHTTP2_FLAG_NONE, iv, 3) != 0 ||
-        nghttp2_session_set_local_window_size(c->ngh, NGHTTP2_FLAG_NONE, 0, DZ_H2_CONN_WINDOW) !=
-            0) {
-        nghttp2_session_del(c->ngh);
-        c->ngh = NULL;
-        return DZ_ERR_NOMEM;
-    }
-    return 0;
-}
-
-/* Stop keeping the client's bytes (wiped: once a stream opened they may
- * hold a request's headers). */
-static void replay_drop(struct dz_h2conn *c)
-{
-    if (c->replay)
-        dz_secret_wipe(c->replay, c->replay_len);
-    free(c->replay);
-    c->replay = NULL;
-    c->replay_len = 0;
-    c->replay_off = true;
-}
-
-static void replay_record(struct dz_h2conn *c, const uint8_t *p, size_t n)
-{
-    uint8_t *nb;
-
-    if (c->replay_off)
-        return;
-    if (n > (size_t)(DZ_H2_REPLAY_MAX - c->replay_len) || !(nb = malloc(c->replay_len + n))) {
-        replay_drop(c);
-        return;
-    }
-    if (c->replay)
-        memcpy(nb, c->replay, c->replay_len);
-    memcpy(nb + c->replay_len, p, n);
-    free(c->replay); /* only frames that carry no secret are kept so far */
-    c->replay = nb;
-    c->replay_len = (uint16_t)(c->replay_len + n);
-}
-
-/* The kept bytes are the preface and whole frames of the kinds that
- * change nothing but settings, windows and the priority tree. */
-static bool replay_is_plain(const struct dz_h2conn *c)
-{
-    size_t off = NGHTTP2_CLIENT_MAGIC_LEN;
-
-    if (c->replay_len < off)
-        return false;
-    while (off < c->replay_len) {
-        const uint8_t *h = c->replay + off;
-        size_t len;
-        if (c->replay_len - off < 9)
-            return false;
-        len = (size_t)h[0] << 16 | (size_t)h[1] << 8 | h[2];
-        if (h[3] != NGHTTP2_SETTINGS && h[3] != NGHTTP2_PING && h[3] != NGHTTP2_WINDOW_UPDATE &&
-            h[3] != NGHTTP2_PRIORITY)
-            return false;
-        if (len > c->replay_len - off - 9)
-            return false;
-        off += 9 + len;
-    }
-    return true;
-}
-
-/* Free c's session if it never had a stream and is idle.  true: freed. */
-static bool session_give_back(struct dz_h2conn *c)
-{
-    if (c->replay_off || !c->replay || c->in_ngh || c->is_draining || c->is_close_wanted ||
-        c->nstreams != 0 || c->closed_head || c->out_len != c->out_off ||
-        nghttp2_session_want_write(c->ngh) ||
-        nghttp2_session_get_last_proc_stream_id(c->ngh) != 0 || !replay_is_plain(c))
-        return false;
-    nghttp2_session_del(c->ngh);
-    c->ngh = NULL;
-    return true;
-}
-
-/* Before c's session is used again: a new one, given the client's bytes. */
-static int session_rebuild(struct dz_h2conn *c)
-{
-    const uint8_t *data;
-    ssize_t rv;
-    ssize_t n;
-
-    if (session_new(c) != 0)
-        return DZ_ERR_NOMEM;
-    c->in_ngh = true;
-    rv = nghttp2_session_mem_recv(c->ngh, c->replay, c->replay_len);
-    while ((n = nghttp2_session_mem_send(c->ngh, &data)) > 0)
-        ; /* sent the first time */
-    c->in_ngh = false;
-    c->arena.framebuf_used = true;
-    if (rv != (ssize_t)c->replay_len || n < 0) {
-        dz_log(DZ_LOG_ERROR, "h2_rebuild", "%s: the idle session could not be rebuilt", c->peer_ip);
-        return DZ_ERR_STATE;
-    }
-    return 0;
-}
-
 /* ---------- output ---------- */
 
 static int out_append(struct dz_h2conn *c, const uint8_t *p, size_t n)
@@ -401,7 +256,7 @@ void dz_h2conn_flush(struct dz_h2conn *c)
         /* Idle: nothing to send, no stream; the whole session goes if it
          * never had a stream, else the frame buffer's pages go back
          * (memory per idle connection, docs/performance.md). */
-        if (!want_write && c->nstreams == 0 && !session_give_back(c))
+        if (!want_write && c->nstreams == 0 && !dz_h2conn_give_back(c))
             dz_h2_arena_idle(&c->arena);
     }
     if (c->out_len - c->out_off < DZ_H2_OUT_HIGH)
@@ -430,14 +285,14 @@ int dz_h2conn_feed(struct dz_h2conn *c, const uint8_t *p, size_t n)
 
     if (!c->is_open)
         return DZ_ERR_STATE;
-    if (!c->ngh && session_rebuild(c) != 0)
+    if (!c->ngh && dz_h2conn_rebuild(c) != 0)
         return DZ_ERR_STATE;
-    replay_record(c, p, n);
+    dz_h2conn_replay_record(c, p, n);
     c->in_ngh = true;
     rv = nghttp2_session_mem_recv(c->ngh, p, n);
     c->in_ngh = false;
     if (!c->replay_off && nghttp2_session_get_last_proc_stream_id(c->ngh) != 0)
-        replay_drop(c); /* a stream opened: the session stays from now on */
+        dz_h2conn_replay_drop(c); /* a stream opened: the session stays from now on */
     reap(c);
     if (rv < 0) {
         dz_log(DZ_LOG_DEBUG, "h2_recv_error", "%s: %s", c->peer_ip, nghttp2_strerror((int)rv));
@@ -611,6 +466,17 @@ static void conn_timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
     } else if (c->nstreams == 0) {
         deadline = c->t_idle + secs(lim->idle_timeout_ms);
         what = "idle_timeout";
+        /* After streams, a connection idle for a while gives its session
+         * back (h2idle.c); the timer comes back for the idle timeout. */
+        if (c->ngh && c->replay_off && !c->is_settled) {
+            ev_tstamp settle = c->t_idle + secs(DZ_H2_SETTLE_MS);
+            if (settle <= now)
+                dz_h2conn_settle(c);
+            else if (settle < deadline) {
+                deadline = settle;
+                what = NULL;
+            }
+        }
     } else if (owes_output(c)) {
         /* The client stopped reading (or never opens its window). */
         deadline = c->t_write + secs(lim->idle_timeout_ms);
@@ -651,7 +517,7 @@ int dz_h2conn_new(struct dz_worker *w, const struct dz_listener *l, int fd, SSL 
     if (!c)
         goto out;
     c->w = w;
-    if (session_new(c) != 0)
+    if (dz_h2conn_session_new(c) != 0)
         goto out;
 
     c->l = l;
@@ -708,7 +574,7 @@ void dz_h2conn_goaway(struct dz_h2conn *c)
         dz_h2conn_close(c);
         return;
     }
-    if (!c->ngh && session_rebuild(c) != 0) {
+    if (!c->ngh && dz_h2conn_rebuild(c) != 0) {
         dz_h2conn_close(c);
         return;
     }
@@ -754,7 +620,7 @@ void dz_h2conn_close(struct dz_h2conn *c)
         dz_h2conn_stream_closed(c, c->streams);
     nghttp2_session_del(c->ngh); /* NULL (given back while idle) is a no-op */
     c->ngh = NULL;
-    replay_drop(c);
+    dz_h2conn_replay_drop(c);
     if (c->fd >= 0)
         close(c->fd);
     c->fd = -1;

@@ -49,8 +49,18 @@ void dz_h2conn_stream_closed(struct dz_h2conn *c, struct dz_req *r)
     c->nstreams--;
     if (r->is_answered)
         c->nsending--;
-    if (c->nstreams == 0)
+    if (c->nstreams == 0) {
         c->t_idle = ev_now(c->w->loop);
+        c->is_settled = false; /* a new idle period (h2idle.c) */
+        /* The connection timer recomputes its deadline when it fires: soon
+         * enough to settle the connection once idle (h2conn.c). */
+        if (ev_is_active(&c->timer) &&
+            ev_timer_remaining(c->w->loop, &c->timer) > secs(DZ_H2_SETTLE_MS)) {
+            ev_timer_stop(c->w->loop, &c->timer);
+            ev_timer_set(&c->timer, secs(DZ_H2_SETTLE_MS), 0.);
+            ev_timer_start(c->w->loop, &c->timer);
+        }
+    }
     /* The response backlog can go now (wiped: a login answer carries the
      * session token); the app may hold r much longer. */
     dz_h2req_wipe_out(r);
@@ -191,7 +201,8 @@ static int on_begin_headers(nghttp2_session *s, const nghttp2_frame *f, void *ud
     struct dz_h2conn *c = ud;
     struct dz_req *r;
 
-    if (f->hd.type != NGHTTP2_HEADERS || f->headers.cat != NGHTTP2_HCAT_REQUEST)
+    /* The request a rebuild replays on the last stream is not a request. */
+    if (f->hd.type != NGHTTP2_HEADERS || f->headers.cat != NGHTTP2_HCAT_REQUEST || c->is_rebuilding)
         return 0;
     r = dz_h2req_new(c, f->hd.stream_id);
     if (!r)
@@ -246,6 +257,12 @@ static int on_frame_recv(nghttp2_session *s, const nghttp2_frame *f, void *ud)
         break;
     case NGHTTP2_RST_STREAM:
         count_reset(c, s);
+        break;
+    case NGHTTP2_SETTINGS:
+        /* h2idle.c gives a session back only when none of ours is pending:
+         * an ACK reaching a rebuilt session with none would be an error. */
+        if ((f->hd.flags & NGHTTP2_FLAG_ACK) && c->settings_unacked)
+            c->settings_unacked--;
         break;
     default:
         break;
@@ -562,7 +579,7 @@ int dz_h2_option_new(const struct dz_httpd_limits *l, nghttp2_option **out)
     nghttp2_option_set_max_outbound_ack(opt, 128);
     /* Our answers' fields are never indexed (nginx does the same: its first
      * answer sets its encoder's table to 0), so our encoder holds nothing
-     * an idle connection would have to keep. */
+     * an idle connection would have to keep (h2idle.c). */
     nghttp2_option_set_max_deflate_dynamic_table_size(opt, 0);
     /* Closed streams are remembered (no nghttp2_option_set_no_closed_streams):
      * that is how nghttp2 tells a frame on a closed stream (RFC 9113 5.1,

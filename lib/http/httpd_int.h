@@ -182,6 +182,12 @@ struct dz_req {
  * writes is never resident, and the outbound frame buffer's pages are given
  * back while the connection is idle.  Owned by the connection's thread. */
 #define DZ_H2_ARENA_SLOTS 4
+
+/* A connection idle this long after its last stream gives its session back
+ * (h2idle.c): longer than the gaps inside a page load, so a browser's burst
+ * keeps its HPACK state. */
+#define DZ_H2_SETTLE_MS 1000u
+#define DZ_H2_KEPT_SETTINGS 7
 struct dz_h2_arena {
     nghttp2_mem mem; /* what the session is given; mem_user_data is the arena */
     struct {
@@ -234,7 +240,33 @@ struct dz_h2conn {
     uint8_t *replay;
     uint16_t replay_len;
     bool replay_off;
+    /* After streams (h2idle.c, "settled"): idle for DZ_H2_SETTLE_MS, the
+     * HPACK tables emptied, ngh freed and what rebuilds it kept here. */
+    bool is_settled;          /* asked to empty the client's table (or it was) */
+    bool is_given_back;       /* ngh freed after streams: rebuild from kept_* */
+    bool is_rebuilding;       /* inside the rebuild: the callbacks make no request */
+    uint8_t settings_unacked; /* our SETTINGS submitted, not yet acknowledged */
+    int32_t kept_stream;      /* the client's last stream */
+    int32_t kept_window;      /* our connection send window */
+    uint32_t kept_settings[DZ_H2_KEPT_SETTINGS]; /* the client's, h2idle.c order */
 };
+
+/* --- h2idle.c: an idle connection's session given back --- */
+/* Make c's session, with our SETTINGS and connection window queued. */
+int dz_h2conn_session_new(struct dz_h2conn *c);
+/* Keep the client's bytes until its first stream (at most 512); drop them
+ * (wiped) once a stream opened or too much came. */
+void dz_h2conn_replay_record(struct dz_h2conn *c, const uint8_t *p, size_t n);
+void dz_h2conn_replay_drop(struct dz_h2conn *c);
+/* After streams, idle for DZ_H2_SETTLE_MS (the connection timer): ask the
+ * client to empty its HPACK table; the flush gives the session back once
+ * it has.  A no-op unless the connection is quiet. */
+void dz_h2conn_settle(struct dz_h2conn *c);
+/* Free c's session if it is idle and can be rebuilt.  true: freed.  Only
+ * outside nghttp2. */
+bool dz_h2conn_give_back(struct dz_h2conn *c);
+/* Before a given-back session is used again: rebuild it. */
+int dz_h2conn_rebuild(struct dz_h2conn *c);
 
 /* --- h2req.c --- */
 /* Bring the connection's and the process's count of unsent answer bytes
@@ -279,6 +311,23 @@ void dz_h2conn_close(struct dz_h2conn *c);
 void dz_h2conn_unref(struct dz_h2conn *c);
 /* Flush every dirty connection of w (the prepare watcher). */
 void dz_worker_flush_dirty(struct dz_worker *w);
+
+/* --- h2idle.c: an idle connection's session given back --- */
+/* Make c's session, with our SETTINGS and connection window queued. */
+int dz_h2conn_session_new(struct dz_h2conn *c);
+/* Keep the client's bytes until its first stream (at most 512); drop them
+ * (wiped) once a stream opened or too much came. */
+void dz_h2conn_replay_record(struct dz_h2conn *c, const uint8_t *p, size_t n);
+void dz_h2conn_replay_drop(struct dz_h2conn *c);
+/* After streams, idle for DZ_H2_SETTLE_MS (the connection timer): ask the
+ * client to empty its HPACK table; the flush gives the session back once
+ * it has.  A no-op unless the connection is quiet. */
+void dz_h2conn_settle(struct dz_h2conn *c);
+/* Free c's session if it is idle and can be rebuilt.  true: freed.  Only
+ * outside nghttp2. */
+bool dz_h2conn_give_back(struct dz_h2conn *c);
+/* Before a given-back session is used again: rebuild it. */
+int dz_h2conn_rebuild(struct dz_h2conn *c);
 
 /* --- h2req.c --- */
 /* New request for a stream, with one (engine) reference.  NULL: no memory. */

@@ -14,6 +14,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <nghttp2/nghttp2.h>
 
@@ -25,14 +27,28 @@ static struct {
     struct dz_worker *w;
     nghttp2_session *client;
     unsigned requests;
+    unsigned answers; /* complete answers the client received */
+    char token[64];   /* the last request's x-token */
+    int sv[2];        /* socketpair: [0] the connection's, [1] the client's */
 } T;
 
 static const struct dz_listener lst = {.host = "b", .tag = 1};
 
 static void on_request(struct dz_req *r, void *w)
 {
+    const char *tok = dz_req_header(r, "x-token");
+
     T.requests++;
+    snprintf(T.token, sizeof(T.token), "%s", tok ? tok : "");
     dz_req_respond(r, 200, NULL, 0, "{}", 2);
+}
+
+static int client_frame_recv(nghttp2_session *s, const nghttp2_frame *f, void *ud)
+{
+    if (f->hd.stream_id > 0 && (f->hd.flags & NGHTTP2_FLAG_END_STREAM) &&
+        (f->hd.type == NGHTTP2_DATA || f->hd.type == NGHTTP2_HEADERS))
+        T.answers++;
+    return 0;
 }
 
 static int setup(void **state)
@@ -48,8 +64,10 @@ static int setup(void **state)
     if (dz_httpd_new(&conf, &T.h) != 0)
         return -1;
     T.w = dz_httpd_worker_at(T.h, 0);
+    T.sv[0] = T.sv[1] = -1;
     if (nghttp2_session_callbacks_new(&cb) != 0)
         return -1;
+    nghttp2_session_callbacks_set_on_frame_recv_callback(cb, client_frame_recv);
     if (nghttp2_session_client_new(&T.client, cb, NULL) != 0)
         return -1;
     nghttp2_session_callbacks_del(cb);
@@ -60,6 +78,8 @@ static int teardown(void **state)
 {
     nghttp2_session_del(T.client);
     dz_httpd_free(T.h); /* closes what is left (never started) */
+    if (T.sv[1] >= 0)
+        close(T.sv[1]); /* sv[0] was the connection's */
     return 0;
 }
 
@@ -160,12 +180,206 @@ static void test_goaway(void **state)
     assert_int_equal(T.w->nconns, 0); /* GOAWAY out, nothing open: closed */
 }
 
+/* ---------- after streams: settled, given back, rebuilt ---------- */
+
+/* A connection with a real socket (so that the client reads our frames and
+ * acknowledges our SETTINGS), its SETTINGS exchanged. */
+static struct dz_h2conn *open_sock_conn_with(bool window_update)
+{
+    nghttp2_settings_entry iv = {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, 1000};
+    struct dz_h2conn *c;
+
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, T.sv), 0);
+    assert_int_equal(dz_h2conn_new(T.w, &lst, T.sv[0], NULL, "192.0.2.1", &c), 0);
+    if (!window_update) { /* a client that leaves every window as it is */
+        assert_int_equal(nghttp2_submit_settings(T.client, NGHTTP2_FLAG_NONE, NULL, 0), 0);
+        return c;
+    }
+    assert_int_equal(nghttp2_submit_settings(T.client, NGHTTP2_FLAG_NONE, &iv, 1), 0);
+    assert_int_equal(nghttp2_submit_window_update(T.client, NGHTTP2_FLAG_NONE, 0, 100000), 0);
+    return c;
+}
+
+static struct dz_h2conn *open_sock_conn(void)
+{
+    return open_sock_conn_with(true);
+}
+
+/* Client to server and back until neither has anything to say. */
+static void pump(struct dz_h2conn *c)
+{
+    for (int round = 0; round < 16; round++) {
+        uint8_t buf[16384];
+        const uint8_t *data;
+        ssize_t n;
+        bool moved = false;
+
+        while ((n = nghttp2_session_mem_send(T.client, &data)) > 0) {
+            assert_int_equal(dz_h2conn_feed(c, data, (size_t)n), 0);
+            moved = true;
+        }
+        dz_worker_flush_dirty(T.w);
+        while ((n = read(T.sv[1], buf, sizeof(buf))) > 0) {
+            assert_int_equal(nghttp2_session_mem_recv(T.client, buf, (size_t)n), n);
+            moved = true;
+        }
+        if (!moved)
+            return;
+    }
+    fail_msg("the two sides did not go quiet");
+}
+
+static void get(const char *token)
+{
+    const nghttp2_nv nv[] = {
+        {(uint8_t *)":method", (uint8_t *)"GET", 7, 3, 0},
+        {(uint8_t *)":scheme", (uint8_t *)"https", 7, 5, 0},
+        {(uint8_t *)":authority", (uint8_t *)"b", 10, 1, 0},
+        {(uint8_t *)":path", (uint8_t *)"/x", 5, 2, 0},
+        {(uint8_t *)"x-token", (uint8_t *)token, 7, strlen(token), 0}, /* indexed */
+    };
+    assert_true(nghttp2_submit_request(T.client, NULL, nv, 5, NULL, NULL) > 0);
+}
+
+static void test_settled_given_back_and_rebuilt(void **state)
+{
+    struct dz_h2conn *c = open_sock_conn();
+    int32_t window;
+
+    get("first-token-value");
+    pump(c);
+    assert_int_equal(T.requests, 1);
+    assert_int_equal(T.answers, 1);
+    assert_string_equal(T.token, "first-token-value");
+    /* Served: the session stays, the client's fields in its HPACK table. */
+    assert_non_null(c->ngh);
+    assert_true(nghttp2_session_get_hd_inflate_dynamic_table_size(c->ngh) > 0);
+    assert_int_equal(nghttp2_session_get_hd_deflate_dynamic_table_size(c->ngh), 0);
+    window = nghttp2_session_get_remote_window_size(c->ngh);
+
+    /* Idle long enough (the timer's call): the client is asked to empty its
+     * table; until it acknowledges, the session stays. */
+    dz_h2conn_settle(c);
+    dz_worker_flush_dirty(T.w);
+    assert_non_null(c->ngh);
+    pump(c);
+    assert_null(c->ngh);
+    assert_true(c->is_given_back);
+
+    /* A PING rebuilds it: the client's settings, our window and the last
+     * stream are what they were; no request reached the application. */
+    assert_int_equal(nghttp2_submit_ping(T.client, NGHTTP2_FLAG_NONE, NULL), 0);
+    {
+        const uint8_t *data;
+        ssize_t n = nghttp2_session_mem_send(T.client, &data);
+        assert_true(n > 0);
+        assert_int_equal(dz_h2conn_feed(c, data, (size_t)n), 0);
+    }
+    assert_non_null(c->ngh);
+    assert_int_equal(
+        nghttp2_session_get_remote_settings(c->ngh, NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE), 1000);
+    assert_int_equal(nghttp2_session_get_remote_window_size(c->ngh), window);
+    assert_int_equal(nghttp2_session_get_last_proc_stream_id(c->ngh), 1);
+    assert_int_equal(T.requests, 1);
+    assert_int_equal(c->nstreams, 0);
+    pump(c); /* the PONG; then idle and settled: given back at once */
+    assert_null(c->ngh);
+
+    /* A second request on the connection: served, with the field the client
+     * had indexed (its encoder's table was emptied with ours). */
+    get("first-token-value");
+    pump(c);
+    assert_int_equal(T.requests, 2);
+    assert_int_equal(T.answers, 2);
+    assert_string_equal(T.token, "first-token-value");
+    assert_non_null(c->ngh);
+    assert_int_equal(nghttp2_session_get_last_proc_stream_id(c->ngh), 3);
+
+    /* And again, after another settle: a third request, new field value. */
+    dz_h2conn_settle(c);
+    pump(c);
+    assert_null(c->ngh);
+    get("third");
+    pump(c);
+    assert_int_equal(T.requests, 3);
+    assert_int_equal(T.answers, 3);
+    assert_string_equal(T.token, "third");
+    assert_int_equal(T.w->nconns, 1);
+}
+
+/* A client that never opens its connection window: after an answer our
+ * send window is below the initial one, and the rebuilt session's is too
+ * (it spends the difference on the last stream, into the void). */
+static void test_settled_window_below_initial(void **state)
+{
+    struct dz_h2conn *c = open_sock_conn_with(false);
+
+    get("t");
+    pump(c);
+    assert_int_equal(nghttp2_session_get_remote_window_size(c->ngh), 65535 - 2);
+    dz_h2conn_settle(c);
+    pump(c);
+    assert_null(c->ngh);
+    assert_int_equal(nghttp2_submit_ping(T.client, NGHTTP2_FLAG_NONE, NULL), 0);
+    pump(c); /* rebuilt for the PING, given back again after its PONG */
+    get("u");
+    pump(c);
+    assert_int_equal(T.requests, 2);
+    assert_int_equal(T.answers, 2);
+    assert_string_equal(T.token, "u");
+    assert_int_equal(nghttp2_session_get_remote_window_size(c->ngh), 65535 - 4);
+    /* Both sides agree on what the client may still receive. */
+    assert_int_equal(nghttp2_session_get_local_window_size(T.client), 65535 - 4);
+}
+
+/* Stream ids go on after a rebuild: a request on a stream already used is
+ * a connection error, as it was before the session was given back. */
+static void test_settled_stream_reuse_refused(void **state)
+{
+    static const uint8_t reuse[] = {
+        0, 0, 6, NGHTTP2_HEADERS, 0x05, 0, 0, 0, 1, 0x82, 0x87, 0x84, 0x01, 0x01, 'x'};
+    struct dz_h2conn *c = open_sock_conn();
+
+    get("t");
+    pump(c);
+    dz_h2conn_settle(c);
+    pump(c);
+    assert_null(c->ngh);
+    (void)dz_h2conn_feed(c, reuse, sizeof(reuse));
+    dz_worker_flush_dirty(T.w);
+    assert_int_equal(T.requests, 1);
+    assert_int_equal(T.w->nconns, 0); /* GOAWAY(PROTOCOL_ERROR) sent, closed */
+}
+
+/* Drain while given back after streams: GOAWAY names the last stream. */
+static void test_settled_goaway(void **state)
+{
+    struct dz_h2conn *c = open_sock_conn();
+
+    get("t");
+    pump(c);
+    dz_h2conn_settle(c);
+    pump(c);
+    assert_null(c->ngh);
+    dz_h2conn_goaway(c);
+    assert_non_null(c->ngh);
+    assert_int_equal(nghttp2_session_get_last_proc_stream_id(c->ngh), 1);
+    pump(c);
+    assert_int_equal(T.w->nconns, 0);
+    assert_int_equal(
+        nghttp2_session_get_remote_settings(T.client, NGHTTP2_SETTINGS_HEADER_TABLE_SIZE), 4096);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_given_back_and_rebuilt, setup, teardown),
         cmocka_unit_test_setup_teardown(test_replay_bound, setup, teardown),
         cmocka_unit_test_setup_teardown(test_goaway, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_settled_given_back_and_rebuilt, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_settled_window_below_initial, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_settled_stream_reuse_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_settled_goaway, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
