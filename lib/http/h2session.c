@@ -461,13 +461,73 @@ static int arena_find(const struct dz_h2_arena *a, const void *p)
     return -1;
 }
 
+/* Small blocks come from the session's region while it has room: the
+ * session object, its HPACK ring buffers and entries, its first streams.
+ * When the session is freed (an idle connection's, h2idle.c) the region's
+ * pages go back to the kernel at once; from the process heap they would
+ * stay resident, between other connections' blocks.  Each block has the
+ * h2_block header (its length); a block freed last is taken back, and the
+ * region is unmapped when its last block goes. */
+#define REGION_ALIGN 16u
+
+static size_t region_need(size_t n)
+{
+    return H2_HDR + ((n + REGION_ALIGN - 1) & ~(size_t)(REGION_ALIGN - 1));
+}
+
+static bool in_region(const struct dz_h2_arena *a, const void *p)
+{
+    return a->region && (const unsigned char *)p > a->region &&
+           (const unsigned char *)p < a->region + DZ_H2_REGION;
+}
+
+static void *region_alloc(struct dz_h2_arena *a, size_t n, bool zero)
+{
+    struct h2_block *b;
+
+    if (n > DZ_H2_REGION || region_need(n) > DZ_H2_REGION - a->region_top)
+        return NULL;
+    if (!a->region) {
+        void *m =
+            mmap(NULL, DZ_H2_REGION, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (m == MAP_FAILED)
+            return NULL;
+        a->region = m;
+        a->region_top = 0;
+    }
+    b = (struct h2_block *)(a->region + a->region_top);
+    a->region_top += region_need(n);
+    a->region_live++;
+    b->len = n;
+    b->is_mapped = 0;
+    if (zero)
+        memset(b + 1, 0, n); /* a block taken back may have held one */
+    return b + 1;
+}
+
+static void region_free(struct dz_h2_arena *a, void *p)
+{
+    struct h2_block *b = (struct h2_block *)p - 1;
+
+    dz_secret_wipe(p, b->len);
+    if ((unsigned char *)b + region_need(b->len) == a->region + a->region_top)
+        a->region_top -= region_need(b->len);
+    if (--a->region_live == 0) {
+        munmap(a->region, DZ_H2_REGION); /* zeroed before anyone else gets it */
+        a->region = NULL;
+        a->region_top = 0;
+    }
+}
+
 static void *arena_alloc(struct dz_h2_arena *a, size_t n, bool zero)
 {
     int i = n >= ARENA_MIN ? arena_find(a, NULL) : -1;
     void *p;
 
-    if (i < 0)
-        return h2_alloc(n, zero);
+    if (i < 0) {
+        p = n < ARENA_MIN ? region_alloc(a, n, zero) : NULL;
+        return p ? p : h2_alloc(n, zero);
+    }
     p = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (p == MAP_FAILED)
         return NULL;
@@ -493,6 +553,10 @@ static void arena_free(void *p, void *ud)
     struct dz_h2_arena *a = ud;
     int i = p ? arena_find(a, p) : -1;
 
+    if (i < 0 && in_region(a, p)) {
+        region_free(a, p);
+        return;
+    }
     if (i < 0) {
         h2_free(p, NULL);
         return;

@@ -182,6 +182,7 @@ struct dz_req {
  * writes is never resident, and the outbound frame buffer's pages are given
  * back while the connection is idle.  Owned by the connection's thread. */
 #define DZ_H2_ARENA_SLOTS 4
+#define DZ_H2_REGION (8 * 1024)
 
 /* A connection idle this long after its last stream gives its session back
  * (h2idle.c): longer than the gaps inside a page load, so a browser's burst
@@ -196,6 +197,11 @@ struct dz_h2_arena {
     } slot[DZ_H2_ARENA_SLOTS];
     int framebuf;       /* the slot of the outbound frame buffer, -1: not known */
     bool framebuf_used; /* frames written since it was last given back */
+    /* Small blocks, first come: mapped pages of the session's own, given
+     * back to the kernel when its last block goes (h2session.c). */
+    unsigned char *region;
+    size_t region_top;  /* bytes handed out from its start (LIFO frees undo) */
+    size_t region_live; /* blocks not yet freed */
 };
 
 struct dz_h2conn {
