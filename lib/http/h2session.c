@@ -470,6 +470,17 @@ static int arena_find(const struct dz_h2_arena *a, const void *p)
  * region is unmapped when its last block goes. */
 #define REGION_ALIGN 16u
 
+/* Under ASan the region's free bytes are poisoned, so a block used after it
+ * was freed, or past its end, is reported as from the heap. */
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+#define REGION_POISON(p, n) ASAN_POISON_MEMORY_REGION((p), (n))
+#define REGION_UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION((p), (n))
+#else
+#define REGION_POISON(p, n) ((void)(p), (void)(n))
+#define REGION_UNPOISON(p, n) ((void)(p), (void)(n))
+#endif
+
 static size_t region_need(size_t n)
 {
     return H2_HDR + ((n + REGION_ALIGN - 1) & ~(size_t)(REGION_ALIGN - 1));
@@ -494,8 +505,10 @@ static void *region_alloc(struct dz_h2_arena *a, size_t n, bool zero)
             return NULL;
         a->region = m;
         a->region_top = 0;
+        REGION_POISON(m, DZ_H2_REGION);
     }
     b = (struct h2_block *)(a->region + a->region_top);
+    REGION_UNPOISON(b, H2_HDR + n);
     a->region_top += region_need(n);
     a->region_live++;
     b->len = n;
@@ -509,11 +522,15 @@ static void region_free(struct dz_h2_arena *a, void *p)
 {
     struct h2_block *b = (struct h2_block *)p - 1;
 
+    size_t need = region_need(b->len);
+
     dz_secret_wipe(p, b->len);
-    if ((unsigned char *)b + region_need(b->len) == a->region + a->region_top)
-        a->region_top -= region_need(b->len);
+    if ((unsigned char *)b + need == a->region + a->region_top)
+        a->region_top -= need;
+    REGION_POISON(b, need);
     if (--a->region_live == 0) {
-        munmap(a->region, DZ_H2_REGION); /* zeroed before anyone else gets it */
+        REGION_UNPOISON(a->region, DZ_H2_REGION); /* the next mapping there is clean */
+        munmap(a->region, DZ_H2_REGION);          /* zeroed before anyone else gets it */
         a->region = NULL;
         a->region_top = 0;
     }
