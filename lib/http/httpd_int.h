@@ -318,23 +318,6 @@ void dz_h2conn_unref(struct dz_h2conn *c);
 /* Flush every dirty connection of w (the prepare watcher). */
 void dz_worker_flush_dirty(struct dz_worker *w);
 
-/* --- h2idle.c: an idle connection's session given back --- */
-/* Make c's session, with our SETTINGS and connection window queued. */
-int dz_h2conn_session_new(struct dz_h2conn *c);
-/* Keep the client's bytes until its first stream (at most 512); drop them
- * (wiped) once a stream opened or too much came. */
-void dz_h2conn_replay_record(struct dz_h2conn *c, const uint8_t *p, size_t n);
-void dz_h2conn_replay_drop(struct dz_h2conn *c);
-/* After streams, idle for DZ_H2_SETTLE_MS (the connection timer): ask the
- * client to empty its HPACK table; the flush gives the session back once
- * it has.  A no-op unless the connection is quiet. */
-void dz_h2conn_settle(struct dz_h2conn *c);
-/* Free c's session if it is idle and can be rebuilt.  true: freed.  Only
- * outside nghttp2. */
-bool dz_h2conn_give_back(struct dz_h2conn *c);
-/* Before a given-back session is used again: rebuild it. */
-int dz_h2conn_rebuild(struct dz_h2conn *c);
-
 /* --- h2req.c --- */
 /* New request for a stream, with one (engine) reference.  NULL: no memory. */
 struct dz_req *dz_h2req_new(struct dz_h2conn *c, int32_t stream_id);
