@@ -8,35 +8,27 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <openssl/evp.h>
-#include <openssl/sha.h>
-
 #include "base/err.h"
+#include "base/sha256.h"
 
 #include "base/compat.h"
 
 void dz_merkle_leaf_hash(const void *data, size_t len, unsigned char out[32])
 {
     static const unsigned char zero = 0x00;
-    EVP_MD_CTX *c = EVP_MD_CTX_new();
+    const struct dz_sha256_part parts[2] = {{&zero, 1}, {data, len}};
 
-    /* Allocation failure leaves a hash that matches nothing (fail closed). */
-    memset(out, 0, 32);
-    if (c && EVP_DigestInit_ex(c, EVP_sha256(), NULL) == 1 && EVP_DigestUpdate(c, &zero, 1) == 1 &&
-        EVP_DigestUpdate(c, data, len) == 1)
-        EVP_DigestFinal_ex(c, out, NULL);
-    EVP_MD_CTX_free(c);
+    /* A failure leaves a zeroed hash that matches nothing (fail closed). */
+    (void)dz_sha256_parts(parts, 2, out);
 }
 
 void dz_merkle_node_hash(const unsigned char l[32], const unsigned char r[32],
                          unsigned char out[32])
 {
-    unsigned char buf[65];
+    static const unsigned char one = 0x01;
+    const struct dz_sha256_part parts[3] = {{&one, 1}, {l, 32}, {r, 32}};
 
-    buf[0] = 0x01;
-    memcpy(buf + 1, l, 32);
-    memcpy(buf + 33, r, 32);
-    SHA256(buf, sizeof(buf), out);
+    (void)dz_sha256_parts(parts, 3, out);
 }
 
 /* The largest power of two strictly below n (n >= 2). */

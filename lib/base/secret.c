@@ -5,10 +5,10 @@
 #include <string.h>
 
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
 #include <openssl/rand.h>
 
 #include "base/err.h"
+#include "base/sha256.h"
 
 void dz_secret_wipe(void *p, size_t n)
 {
@@ -26,12 +26,10 @@ void dz_secret_free_str(char *s)
 
 void dz_sha256(const void *p, size_t n, unsigned char out[32])
 {
-    unsigned int len = 32;
+    struct dz_sha256_part part = {p, n};
 
-    /* EVP_Digest only fails on allocation failure; fail closed with a
-     * digest no input can produce by accident is impossible, so zero it. */
-    if (!EVP_Digest(p, n, out, &len, EVP_sha256(), NULL))
-        memset(out, 0, 32);
+    /* Fails only on allocation failure, leaving out zeroed (sha256.h). */
+    (void)dz_sha256_parts(&part, 1, out);
 }
 
 bool dz_secret_equal(const void *a, size_t a_len, const void *b, size_t b_len)

@@ -14,12 +14,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <openssl/crypto.h>
-#include <openssl/evp.h>
-
 #include "base/b64.h"
 #include "base/buf.h"
 #include "base/err.h"
+#include "base/sha256.h"
 #include "keys/jws.h"
 
 #include "base/compat.h"
@@ -31,15 +29,9 @@
 static int hash_parts(unsigned char prefix, const void *a, size_t a_len, const void *b,
                       size_t b_len, unsigned char out[HASH_LEN])
 {
-    EVP_MD_CTX *md = EVP_MD_CTX_new();
-    unsigned int len = HASH_LEN;
-    int ok;
+    const struct dz_sha256_part parts[3] = {{&prefix, 1}, {a, a_len}, {b, b ? b_len : 0}};
 
-    ok = md && EVP_DigestInit_ex(md, EVP_sha256(), NULL) == 1 &&
-         EVP_DigestUpdate(md, &prefix, 1) == 1 && EVP_DigestUpdate(md, a, a_len) == 1 &&
-         (!b || EVP_DigestUpdate(md, b, b_len) == 1) && EVP_DigestFinal_ex(md, out, &len) == 1;
-    EVP_MD_CTX_free(md);
-    return ok ? 0 : DZ_ERR_CRYPTO;
+    return dz_sha256_parts(parts, b ? 3 : 2, out);
 }
 
 static int node_hash(const unsigned char left[HASH_LEN], const unsigned char right[HASH_LEN],
