@@ -123,6 +123,113 @@ static struct dz_merkle_levels levels_of(struct dz_audit_tree *t)
     return (struct dz_merkle_levels){lv_count, lv_get, lv_append, t};
 }
 
+/* ------------------------------------------------------------- staged --- */
+
+/*
+ * A batch's leaves are added in memory first: each level's new nodes are
+ * hashed from the level's last node kept in memory (the left sibling of a
+ * new right child always is that last node), then written with one
+ * pwrite(2) per level, and the counts published under one lock.  Adding a
+ * leaf at a time cost a locked pwrite per node and a pread per pair.
+ * The files get the same bytes in the same order (lower levels first), so
+ * what a crash leaves is what load_levels already repairs; a reader sees
+ * the batch's nodes only once all of them are written.
+ */
+struct stage {
+    uint64_t n0[DZ_MERKLE_LEVELS]; /* published counts when staging began */
+    uint64_t n[DZ_MERKLE_LEVELS];  /* counts with the staged nodes */
+    unsigned char last[DZ_MERKLE_LEVELS][32];
+    size_t off[DZ_MERKLE_LEVELS]; /* where each level's new nodes start in node */
+    unsigned char node[][32];
+};
+
+/* A stage for `leaves` new leaves, or NULL (out of memory).  A level gains
+ * a node each time the count below it becomes even: counted exactly, so
+ * the room is what stage_leaf will fill, whatever the counts. */
+static struct stage *stage_begin(struct dz_audit_tree *t, size_t leaves)
+{
+    uint64_t n0[DZ_MERKLE_LEVELS];
+    uint64_t add = leaves;
+    size_t total = 0;
+    struct stage *s;
+    size_t off[DZ_MERKLE_LEVELS];
+
+    pthread_mutex_lock(&t->mu);
+    memcpy(n0, t->n, sizeof(n0));
+    pthread_mutex_unlock(&t->mu);
+    for (unsigned l = 0; l < DZ_MERKLE_LEVELS; l++) {
+        off[l] = total;
+        total += (size_t)add;
+        add = (n0[l] + add) / 2 - n0[l] / 2;
+    }
+    s = malloc(sizeof(*s) + total * 32);
+    if (!s)
+        return NULL;
+    memcpy(s->off, off, sizeof(off));
+    /* Only the writer thread appends: what was read above is still true. */
+    pthread_mutex_lock(&t->mu);
+    memcpy(s->n0, t->n, sizeof(s->n0));
+    memcpy(s->last, t->last, sizeof(s->last));
+    pthread_mutex_unlock(&t->mu);
+    memcpy(s->n, s->n0, sizeof(s->n));
+    return s;
+}
+
+/* dz_merkle_append in memory: the leaf, then each parent it completes. */
+static void stage_leaf(struct stage *s, const unsigned char leaf[32])
+{
+    unsigned char h[32];
+
+    memcpy(h, leaf, 32);
+    for (unsigned level = 0;; level++) {
+        unsigned char left[32];
+        bool right = s->n[level] % 2 == 1;
+
+        memcpy(left, s->last[level], 32);
+        memcpy(s->node[s->off[level] + (s->n[level] - s->n0[level])], h, 32);
+        memcpy(s->last[level], h, 32);
+        s->n[level]++;
+        if (!right || level + 1 >= DZ_MERKLE_LEVELS)
+            break;
+        dz_merkle_node_hash(left, h, h);
+    }
+}
+
+static int write_all_at(int fd, const unsigned char *p, size_t len, off_t at)
+{
+    while (len > 0) {
+        ssize_t r = pwrite(fd, p, len, at);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            return DZ_ERR_IO;
+        p += r;
+        len -= (size_t)r;
+        at += r;
+    }
+    return 0;
+}
+
+/* Write every level's new nodes, lowest first, then publish the counts. */
+static int stage_commit(struct dz_audit_tree *t, struct stage *s)
+{
+    for (unsigned l = 0; l < DZ_MERKLE_LEVELS && s->n[l] > s->n0[l]; l++) {
+        int fd;
+        pthread_mutex_lock(&t->mu);
+        fd = level_fd(t, l, true);
+        pthread_mutex_unlock(&t->mu);
+        if (fd < 0 || write_all_at(fd, s->node[s->off[l]], (size_t)(s->n[l] - s->n0[l]) * 32,
+                                   (off_t)(s->n0[l] * 32)) != 0)
+            return DZ_ERR_IO;
+    }
+    pthread_mutex_lock(&t->mu);
+    memcpy(t->n, s->n, sizeof(t->n));
+    memcpy(t->last, s->last, sizeof(t->last));
+    pthread_mutex_unlock(&t->mu);
+    memcpy(s->n0, s->n, sizeof(s->n0));
+    return 0;
+}
+
 /* ------------------------------------------------------------ history --- */
 
 struct seg {
@@ -573,6 +680,58 @@ out:
     return rc;
 }
 
+/* Lines in a batch's data: each ends with a newline. */
+static size_t count_lines(const char *p, const char *end)
+{
+    size_t n = 0;
+
+    while (p && p < end && (p = memchr(p, '\n', (size_t)(end - p))) != NULL) {
+        n++;
+        p++;
+    }
+    return n;
+}
+
+/* Add the batch's lines (those the tree lacks), staged and written once. */
+static int add_batch(struct dz_audit_tree *t, const struct dz_audit_batch *b, uint64_t *seq)
+{
+    const char *p = b->data;
+    const char *end = b->data ? b->data + b->len : NULL;
+    struct stage *s = stage_begin(t, count_lines(p, end));
+    int rc = s ? 0 : DZ_ERR_NOMEM;
+
+    for (; s && p && p < end && rc == 0; (*seq)++) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        unsigned char leaf[32];
+        if (!nl)
+            break;
+        /* Lines the tree missed (written before it was attached) come from
+         * the log, which holds this batch too by now: what is staged is
+         * written first, catch_up appends after it. */
+        if (*seq > s->n[0] + 1) {
+            if ((rc = stage_commit(t, s)) != 0 || (rc = catch_up(t)) != 0)
+                break;
+            free(s);
+            if (!(s = stage_begin(t, count_lines(p, end)))) {
+                rc = DZ_ERR_NOMEM;
+                break;
+            }
+        }
+        if (*seq == s->n[0] + 1) {
+            dz_merkle_leaf_hash(p, (size_t)(nl - p), leaf);
+            stage_leaf(s, leaf);
+        } else if (*seq > s->n[0]) {
+            rc = DZ_ERR_STATE;
+            break;
+        } /* else: already a leaf */
+        p = nl + 1;
+    }
+    if (rc == 0 && s)
+        rc = stage_commit(t, s);
+    free(s);
+    return rc;
+}
+
 void dz_audit_tree_observe(void *tree, const struct dz_audit_batch *b)
 {
     struct dz_audit_tree *t = tree;
@@ -581,20 +740,7 @@ void dz_audit_tree_observe(void *tree, const struct dz_audit_batch *b)
 
     if (t->broken)
         return;
-    for (const char *p = b->data, *end = b->data ? b->data + b->len : NULL; p && p < end; seq++) {
-        const char *nl = memchr(p, '\n', (size_t)(end - p));
-        uint64_t have;
-        if (!nl)
-            break;
-        lv_count(t, 0, &have);
-        /* Lines the tree missed (written before it was attached) come from
-         * the log, which holds this batch too by now. */
-        if (seq > have + 1 && (rc = catch_up(t)) != 0)
-            break;
-        if ((rc = add_leaf(t, seq, p, (size_t)(nl - p))) != 0)
-            break;
-        p = nl + 1;
-    }
+    rc = add_batch(t, b, &seq);
     if (rc != 0) {
         t->broken = true;
         dz_log(DZ_LOG_ERROR, "audit_tree",

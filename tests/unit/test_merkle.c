@@ -610,6 +610,11 @@ static void test_tree_follows_log(void **state)
     assert_int_equal(dz_audit_tree_open(logpath, NULL, "gw-1", &t), 0);
     write_lines(t, 3, false);
     expect_tree_matches_log(t);
+    /* Lines written while the open tree did not follow: the next batch
+     * finds them missing and reads them back from the log. */
+    write_lines(NULL, 5, false);
+    write_lines(t, 2, false);
+    expect_tree_matches_log(t);
     dz_audit_tree_close(t);
 
     /* Parents lost (a crash): recomputed from the leaves. */
@@ -659,6 +664,71 @@ static void test_tree_follows_log(void **state)
     rm_rf(tmpdir);
 }
 
+/* Batches of many sizes on top of trees of many sizes, given to the
+ * observer as the writer would: every batch's nodes are staged in memory
+ * and written once per level, and the tree must be the one a leaf at a
+ * time builds (dz_merkle_append, the reference), at every size. */
+static void test_tree_batches(void **state)
+{
+    static const unsigned sizes[] = {1, 1, 2, 3, 5, 8, 13, 64, 127, 1, 255, 2, 1000, 7};
+    static unsigned char path[DZ_MERKLE_PATH_MAX][32];
+    struct dz_audit_tree *t = NULL;
+    struct dz_merkle_mem m;
+    struct dz_merkle_levels ref;
+    char data[2000 * 24];
+    uint64_t seq = 1;
+
+    (void)state;
+    snprintf(tmpdir, sizeof(tmpdir), "/tmp/dz_merkle_XXXXXX");
+    assert_non_null(mkdtemp(tmpdir));
+    snprintf(logpath, sizeof(logpath), "%s/audit.log", tmpdir);
+    memset(&m, 0, sizeof(m));
+    ref = dz_merkle_mem_levels(&m);
+    assert_int_equal(dz_audit_tree_open(logpath, NULL, "gw-1", &t), 0);
+    for (size_t b = 0; b < sizeof(sizes) / sizeof(sizes[0]); b++) {
+        struct dz_audit_batch batch = {0};
+        size_t len = 0;
+        unsigned char root[32];
+        for (unsigned i = 0; i < sizes[b]; i++) {
+            unsigned char leaf[32];
+            int n = snprintf(data + len, sizeof(data) - len, "{\"seq\":%llu}\n",
+                             (unsigned long long)(seq + i));
+            dz_merkle_leaf_hash(data + len, (size_t)n - 1, leaf);
+            assert_int_equal(dz_merkle_append(&ref, leaf), 0);
+            len += (size_t)n;
+        }
+        batch.first_seq = seq;
+        batch.data = data;
+        batch.len = len;
+        dz_audit_tree_observe(t, &batch);
+        seq += sizes[b];
+        assert_int_equal(dz_audit_tree_size(t), seq - 1);
+        assert_int_equal(dz_merkle_root(&ref, seq - 1, root), 0);
+        /* The first, a middle and the last line prove against the
+         * reference root: every level the proofs read is right. */
+        for (uint64_t k = 1; k < seq; k = k < seq / 2 ? seq / 2 : k == seq - 1 ? seq : seq - 1) {
+            size_t plen = 0;
+            unsigned char leaf[32];
+            assert_int_equal(dz_audit_tree_inclusion(t, k, seq - 1, path, &plen), 0);
+            assert_int_equal(ref.get(ref.arg, 0, k - 1, leaf), 0);
+            assert_true(
+                dz_merkle_verify_inclusion(leaf, k - 1, seq - 1, (const void *)path, plen, root));
+        }
+    }
+    dz_audit_tree_close(t);
+    /* The files hold exactly those nodes, nothing beyond: level l has
+     * (leaves >> l) complete nodes. */
+    for (unsigned l = 0; l < 12; l++) {
+        char p[300];
+        struct stat st;
+        snprintf(p, sizeof(p), "%s.tree/L%02u", logpath, l);
+        assert_int_equal(stat(p, &st), 0);
+        assert_int_equal((uint64_t)st.st_size, ((seq - 1) >> l) * 32);
+    }
+    dz_merkle_mem_cleanup(&m);
+    rm_rf(tmpdir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -668,6 +738,7 @@ int main(void)
         cmocka_unit_test(test_documents),
         cmocka_unit_test(test_parse_bad),
         cmocka_unit_test(test_tree_follows_log),
+        cmocka_unit_test(test_tree_batches),
     };
 
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
