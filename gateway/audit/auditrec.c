@@ -40,6 +40,17 @@ static bool key_ok(const char *key)
     return true;
 }
 
+/* strcmp's order; keys are code constants that mostly differ in their
+ * first byte, or are the same literal: those need no call. */
+static int key_cmp(const char *a, const char *b)
+{
+    if (a == b)
+        return 0;
+    if (a[0] != b[0])
+        return (unsigned char)a[0] < (unsigned char)b[0] ? -1 : 1;
+    return strcmp(a, b);
+}
+
 static void fail(struct dz_audit_rec *r, int rc)
 {
     if (r->err == 0)
@@ -51,7 +62,7 @@ static void set(struct dz_audit_rec *r, const char *key, size_t off)
 {
     size_t i = 0;
 
-    while (i < r->n && strcmp(r->m[i].key, key) != 0)
+    while (i < r->n && key_cmp(r->m[i].key, key) != 0)
         i++;
     if (i == r->n) {
         if (r->n == MEMBERS_MAX) {
@@ -160,7 +171,7 @@ void dz_audit_rec_free(struct dz_audit_rec *r)
 bool dz_audit_rec_has(const struct dz_audit_rec *r, const char *key)
 {
     for (size_t i = 0; r && i < r->n; i++)
-        if (strcmp(r->m[i].key, key) == 0)
+        if (key_cmp(r->m[i].key, key) == 0)
             return true;
     return false;
 }
@@ -186,7 +197,7 @@ int dz_audit_rec_write(struct dz_audit_rec *r, struct dz_buf *out)
     for (size_t i = 1; i < r->n; i++) {
         struct member m = r->m[i];
         size_t j = i;
-        while (j > 0 && strcmp(r->m[j - 1].key, m.key) > 0) {
+        while (j > 0 && key_cmp(r->m[j - 1].key, m.key) > 0) {
             r->m[j] = r->m[j - 1];
             j--;
         }

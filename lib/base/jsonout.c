@@ -54,7 +54,12 @@ bool dz_json_utf8_valid(const char *s, size_t n)
     uint32_t cp;
 
     for (size_t i = 0; i < n;) {
-        size_t k = utf8_next((const unsigned char *)s + i, n - i, &cp);
+        size_t k;
+        if ((unsigned char)s[i] < 0x80) { /* ASCII, nearly every byte we see: no decoding */
+            i++;
+            continue;
+        }
+        k = utf8_next((const unsigned char *)s + i, n - i, &cp);
         if (k == 0)
             return false;
         i += k;
@@ -72,12 +77,19 @@ int dz_json_put_string(struct dz_buf *b, const char *s, size_t n)
     if ((rc = dz_buf_append(b, "\"", 1)) != 0)
         return rc;
     while (i < n) {
+        unsigned char c = (unsigned char)s[i];
         uint32_t cp;
-        size_t k = utf8_next((const unsigned char *)s + i, n - i, &cp);
+        size_t k;
         char seq[16];
         const char *text = seq;
         size_t len = 2;
 
+        /* Printable ASCII but for '"' and '\\' goes as it is, undecoded. */
+        if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\') {
+            i++;
+            continue;
+        }
+        k = utf8_next((const unsigned char *)s + i, n - i, &cp);
         if (k == 0)
             return DZ_ERR_INVAL; /* checked before: cannot happen */
         if (cp >= 0x20 && cp <= 0x7f && cp != '"' && cp != '\\') {
