@@ -4,6 +4,7 @@
  * records (escapes, control characters, every UTF-8 length, long values, keys
  * that are prefixes of others, members set twice), and the builder refuses
  * what jansson refused. */
+#include <limits.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -217,6 +218,27 @@ static void test_forward_line(void **state)
     dz_audit_rec_free(r);
 }
 
+/* Integers at their ends are written as jansson writes them. */
+static void test_int_ends(void **state)
+{
+    static const long long v[] = {0, -1, 9, 10, -10, LLONG_MAX, LLONG_MIN, LLONG_MIN + 1};
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
+        struct dz_audit_rec *r = dz_audit_rec_new("forward");
+        json_t *j = json_pack("{s:s, s:I}", "type", "forward", "n", (json_int_t)v[i]);
+        char *want = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENSURE_ASCII);
+        char *got;
+        dz_audit_rec_int(r, "n", v[i]);
+        got = rec_text(r);
+        assert_string_equal(got, want);
+        free(got);
+        free(want);
+        json_decref(j);
+        dz_audit_rec_free(r);
+    }
+}
+
 /* What jansson refused is refused: a required value that is NULL or not
  * UTF-8, a bad key; the first error stays and writing reports it. */
 static void test_refusals(void **state)
@@ -283,6 +305,7 @@ int main(void)
         cmocka_unit_test(test_same_bytes_as_jansson),
         cmocka_unit_test(test_forward_line),
         cmocka_unit_test(test_refusals),
+        cmocka_unit_test(test_int_ends),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
