@@ -48,7 +48,7 @@ int dz_ecdsa_sig_raw_to_der(const unsigned char *raw, size_t raw_len, size_t fie
  * DER (der_len bytes) to raw: writes exactly 2 * field_len bytes at raw.
  * Returns 0; DZ_ERR_INVAL (NULL argument, unsupported field_len);
  * DZ_ERR_PARSE (anything but one canonical ECDSA-Sig-Value filling der
- * exactly, longer than DZ_ECDSA_SIG_DER_MAX, or r or s zero, wider than
+ * exactly, longer than DZ_ECDSA_SIG_DER_MAX, or r or s zero, negative, wider than
  * field_len or not below the order).  raw is zeroed on error.
  */
 int dz_ecdsa_sig_der_to_raw(const unsigned char *der, size_t der_len, size_t field_len,

@@ -7,6 +7,7 @@
  * at or above the order, or wider than the field. */
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -17,6 +18,7 @@
 #include <openssl/bn.h>
 #include <openssl/ec.h>
 #include <openssl/ecdsa.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/rsa.h>
 
@@ -300,12 +302,115 @@ static void test_field_len(void **state)
     EVP_PKEY_free(k);
 }
 
+/* What OpenSSL's decoder accepts as the one DER form of a positive (r, s)
+ * in range, the reference for the parser written by hand: d2i with no
+ * bytes left over, both values positive, below the order and not zero,
+ * no wider than the field, and the re-encoding the same bytes. */
+static bool der_ok_by_openssl(const unsigned char *der, size_t len, size_t field,
+                              const BIGNUM *order, unsigned char *raw)
+{
+    const unsigned char *p = der;
+    unsigned char *q;
+    unsigned char again[DZ_ECDSA_SIG_DER_MAX + 16];
+    ECDSA_SIG *es;
+    const BIGNUM *r, *s;
+    bool ok = false;
+
+    if (len > 3 + 2 * (2 + field + 1))
+        return false;
+    es = d2i_ECDSA_SIG(NULL, &p, (long)len);
+    if (!es || p != der + len)
+        goto out;
+    ECDSA_SIG_get0(es, &r, &s);
+    if (BN_is_negative(r) || BN_is_negative(s) || BN_is_zero(r) || BN_is_zero(s) ||
+        BN_cmp(r, order) >= 0 || BN_cmp(s, order) >= 0)
+        goto out;
+    if (BN_bn2binpad(r, raw, (int)field) != (int)field ||
+        BN_bn2binpad(s, raw + field, (int)field) != (int)field)
+        goto out;
+    q = again;
+    ok = i2d_ECDSA_SIG(es, NULL) == (int)len && i2d_ECDSA_SIG(es, &q) == (int)len &&
+         memcmp(again, der, len) == 0;
+out:
+    ECDSA_SIG_free(es);
+    ERR_clear_error();
+    return ok;
+}
+
+/* Real signatures and thousands of mutations of them (a byte changed, cut,
+ * added, a length or sign byte moved): the parser accepts exactly what the
+ * reference accepts, with the same r || s. */
+static void same_as_openssl(const char *curve, size_t field, int nid)
+{
+    EVP_PKEY *k = ec_key(curve);
+    EC_GROUP *g = EC_GROUP_new_by_curve_name(nid);
+    const BIGNUM *order = EC_GROUP_get0_order(g);
+    unsigned seed = 12345;
+    unsigned long accepted = 0, refused = 0;
+
+    for (int i = 0; i < 200; i++) {
+        unsigned char msg[32];
+        unsigned char der[DZ_ECDSA_SIG_DER_MAX + 16];
+        size_t der_len = sizeof(der);
+        EVP_PKEY_CTX *c = EVP_PKEY_CTX_new(k, NULL);
+
+        memset(msg, i, sizeof(msg));
+        assert_true(EVP_PKEY_sign_init(c) == 1 &&
+                    EVP_PKEY_sign(c, der, &der_len, msg, sizeof(msg)) == 1);
+        EVP_PKEY_CTX_free(c);
+        for (int m = 0; m < 40; m++) {
+            unsigned char t[DZ_ECDSA_SIG_DER_MAX + 16];
+            unsigned char want[132], got[132];
+            size_t len = der_len;
+            bool ok;
+            memcpy(t, der, der_len);
+            seed = seed * 1103515245u + 12345u;
+            switch (m % 5) {
+            case 0: /* unchanged */
+                break;
+            case 1: /* one byte anywhere */
+                t[(seed >> 8) % len] = (unsigned char)(seed >> 16);
+                break;
+            case 2: /* one of the header bytes (tags, lengths, signs) a little */
+                t[(seed >> 8) % 6] += (unsigned char)((seed >> 16) % 3) - 1;
+                break;
+            case 3: /* cut */
+                len = (seed >> 8) % len;
+                break;
+            default: /* a byte added */
+                t[len++] = (unsigned char)(seed >> 16);
+                break;
+            }
+            ok = der_ok_by_openssl(t, len, field, order, want);
+            assert_int_equal(dz_ecdsa_sig_der_to_raw(t, len, field, got), ok ? 0 : DZ_ERR_PARSE);
+            if (ok) {
+                assert_memory_equal(got, want, 2 * field);
+                accepted++;
+            } else {
+                refused++;
+            }
+        }
+    }
+    /* Both sides were exercised. */
+    assert_true(accepted >= 200 && refused >= 1000);
+    EC_GROUP_free(g);
+    EVP_PKEY_free(k);
+}
+
+static void test_der_same_as_openssl(void **state)
+{
+    (void)state;
+    same_as_openssl("P-256", 32, NID_X9_62_prime256v1);
+    same_as_openssl("P-384", 48, NID_secp384r1);
+    same_as_openssl("P-521", 66, NID_secp521r1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_roundtrip),   cmocka_unit_test(test_range),
         cmocka_unit_test(test_der_refused), cmocka_unit_test(test_raw_refused),
-        cmocka_unit_test(test_field_len),
+        cmocka_unit_test(test_field_len),   cmocka_unit_test(test_der_same_as_openssl),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
