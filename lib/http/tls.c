@@ -68,9 +68,17 @@ static int load_client_ca(SSL_CTX *ctx, const char *file, bool optional)
         return DZ_ERR_CRYPTO;
     }
     SSL_CTX_set_client_CA_list(ctx, names); /* takes ownership */
-    /* Resumed sessions carry the client certificate; a context id is needed
-     * once peers are verified, or resumption fails. */
-    if (SSL_CTX_set_session_id_context(ctx, sid_ctx, sizeof(sid_ctx) - 1) != 1) {
+    /* No resumption where a certificate is asked for: a resumed session
+     * carries the certificate of its first handshake without a new
+     * CertificateVerify, so a browser resuming on the card listener would
+     * log in whoever sits at it as the card's holder, the card pulled out.
+     * Every certificate login proves the key anew: no tickets, no server
+     * cache.  (The context id stays: OpenSSL wants one once peers are
+     * verified.) */
+    SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
+    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+    if (SSL_CTX_set_num_tickets(ctx, 0) != 1 ||
+        SSL_CTX_set_session_id_context(ctx, sid_ctx, sizeof(sid_ctx) - 1) != 1) {
         dz_log_openssl("tls_config");
         return DZ_ERR_CRYPTO;
     }

@@ -107,7 +107,9 @@ struct client_opts {
     const char *ciphers; /* TLS 1.2 list, NULL: default */
     const unsigned char *alpn;
     unsigned alpn_len;
-    const char *cert; /* name of a cert/key pair, or NULL */
+    const char *cert;     /* name of a cert/key pair, or NULL */
+    SSL_SESSION *session; /* offered for resumption, or NULL */
+    bool keep_session;    /* result.session wanted */
 };
 
 struct result {
@@ -116,6 +118,8 @@ struct result {
     int version;
     bool has_peer_cert;
     long verify;
+    bool reused;          /* the handshake resumed o->session */
+    SSL_SESSION *session; /* keep_session: the client's, resumable or not (caller frees) */
 };
 
 /* Handshake a client and a server over a BIO pair, in memory. */
@@ -144,6 +148,8 @@ static void handshake(SSL_CTX *sctx, const struct client_opts *o, struct result 
     }
     c = SSL_new(cctx);
     s = SSL_new(sctx);
+    if (o->session)
+        assert_int_equal(SSL_set_session(c, o->session), 1);
     assert_int_equal(BIO_new_bio_pair(&cb, 0, &sb, 0), 1);
     SSL_set_bio(c, cb, cb);
     SSL_set_bio(s, sb, sb);
@@ -184,6 +190,12 @@ static void handshake(SSL_CTX *sctx, const struct client_opts *o, struct result 
         res->version = SSL_version(s);
         res->has_peer_cert = SSL_get0_peer_certificate(s) != NULL;
         res->verify = SSL_get_verify_result(s);
+        res->reused = SSL_session_reused(s) == 1;
+        /* (a client freed without close_notify marks its session not
+         * resumable) */
+        SSL_shutdown(c);
+        if (o->keep_session)
+            res->session = SSL_get1_session(c); /* TLS 1.3: with the ticket read above */
     }
     SSL_free(c);
     SSL_free(s);
@@ -218,7 +230,7 @@ static void test_bad_files(void **state)
 static void test_versions_and_alpn(void **state)
 {
     SSL_CTX *ctx = server_ctx(NULL, false);
-    struct client_opts o = {0, NULL, alpn_h2, sizeof(alpn_h2) - 1, NULL};
+    struct client_opts o = {.alpn = alpn_h2, .alpn_len = sizeof(alpn_h2) - 1};
     struct result r;
 
     (void)state;
@@ -266,7 +278,7 @@ static void test_versions_and_alpn(void **state)
 static void test_client_cert_optional(void **state)
 {
     SSL_CTX *ctx = server_ctx("clientca", true);
-    struct client_opts o = {0, NULL, alpn_h2, sizeof(alpn_h2) - 1, NULL};
+    struct client_opts o = {.alpn = alpn_h2, .alpn_len = sizeof(alpn_h2) - 1};
     struct result r;
 
     (void)state;
@@ -293,7 +305,7 @@ static void test_client_cert_optional(void **state)
 static void test_client_cert_required(void **state)
 {
     SSL_CTX *ctx = server_ctx("clientca", false);
-    struct client_opts o = {0, NULL, alpn_h2, sizeof(alpn_h2) - 1, NULL};
+    struct client_opts o = {.alpn = alpn_h2, .alpn_len = sizeof(alpn_h2) - 1};
     struct result r;
 
     (void)state;
@@ -307,6 +319,58 @@ static void test_client_cert_required(void **state)
     assert_true(r.ok);
     assert_true(r.has_peer_cert);
     SSL_CTX_free(ctx);
+}
+
+/* The portal's listeners issue tickets and resume (card clients and
+ * browsers skip the certificate signature); a listener that asks for a
+ * client certificate never does: a resumed session would carry the
+ * certificate of its first handshake without a new CertificateVerify. */
+static void test_resumption(void **state)
+{
+    SSL_CTX *portal = server_ctx(NULL, false);
+    SSL_CTX *card = server_ctx("clientca", true);
+    struct client_opts o = {.alpn = alpn_h2, .alpn_len = sizeof(alpn_h2) - 1, .keep_session = true};
+    struct result r, r2;
+
+    (void)state;
+    handshake(portal, &o, &r);
+    assert_true(r.ok);
+    assert_false(r.reused);
+    assert_non_null(r.session);
+    assert_true(SSL_SESSION_is_resumable(r.session));
+    o.session = r.session;
+    handshake(portal, &o, &r2);
+    assert_true(r2.ok);
+    assert_true(r2.reused);
+    SSL_SESSION_free(r2.session);
+    /* The portal's session offered to the card listener: not taken. */
+    handshake(card, &o, &r2);
+    assert_true(r2.ok);
+    assert_false(r2.reused);
+    SSL_SESSION_free(r2.session);
+    SSL_SESSION_free(r.session);
+
+    /* A card login's handshake: nothing to resume with, in 1.3 and 1.2. */
+    o.session = NULL;
+    o.cert = "goodclient";
+    handshake(card, &o, &r);
+    assert_true(r.ok);
+    assert_true(r.has_peer_cert);
+    assert_false(SSL_SESSION_is_resumable(r.session));
+    o.session = r.session;
+    handshake(card, &o, &r2);
+    assert_true(r2.ok);
+    assert_false(r2.reused);
+    SSL_SESSION_free(r2.session);
+    SSL_SESSION_free(r.session);
+    o.session = NULL;
+    o.max_version = TLS1_2_VERSION;
+    handshake(card, &o, &r);
+    assert_true(r.ok);
+    assert_false(SSL_SESSION_is_resumable(r.session));
+    SSL_SESSION_free(r.session);
+    SSL_CTX_free(portal);
+    SSL_CTX_free(card);
 }
 
 static int group_setup(void **state)
@@ -337,6 +401,7 @@ int main(void)
         cmocka_unit_test(test_versions_and_alpn),
         cmocka_unit_test(test_client_cert_optional),
         cmocka_unit_test(test_client_cert_required),
+        cmocka_unit_test(test_resumption),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
