@@ -26,6 +26,7 @@
 #include <stddef.h>
 #include <stdio.h>
 
+#include <openssl/ssl.h>
 #include <openssl/x509.h>
 
 #define DZ_CARD_DEFAULT_MODULE "/usr/lib/softhsm/libsofthsm2.so"
@@ -180,11 +181,13 @@ int dz_card_key_sign(struct dz_card_key *k, const unsigned char *msg, size_t len
 /* ----------------------------------------------------------- card_login.c */
 
 struct dz_card_login_opts {
-    const char *gateway;    /* base URL, e.g. https://localhost:8443 */
-    const char *origin;     /* NULL: derived from gateway */
-    const char *cacert;     /* PEM file trusted for the gateway; NULL: system */
-    const char *cookie_jar; /* NULL: none; else written (0600) with the session cookie */
-    long timeout_ms;        /* each request; 0: 30 s */
+    const char *gateway;     /* base URL, e.g. https://localhost:8443 */
+    const char *origin;      /* NULL: derived from gateway */
+    const char *cacert;      /* PEM file trusted for the gateway; NULL: system */
+    const char *cookie_jar;  /* NULL: none; else written (0600) with the session cookie */
+    const char *tls_session; /* NULL: none; else the TLS session file (card_tlscache.c) */
+    bool verbose;            /* say on stderr whether the TLS session was resumed */
+    long timeout_ms;         /* each request; 0: 30 s */
 };
 
 /* How a login ended, for the exit code and the message on stderr. */
@@ -207,6 +210,35 @@ enum dz_card_outcome dz_card_login(const struct dz_card_login_opts *o, struct dz
 /* Only the signing half, for scripts and tests: the POST /auth/card body
  * for this origin and nonce, printed on one line.  0 or an error. */
 int dz_card_sign_challenge(struct dz_card_key *k, const char *origin, const char *nonce, FILE *to);
+
+/* -------------------------------------------------------- card_tlscache.c */
+
+/*
+ * The TLS session file of --tls-session: the gateway's session ticket kept
+ * between darvaza-card processes, so the next login resumes instead of a
+ * full handshake.  It holds no PIN, key or card certificate, and a resumed
+ * connection logs nobody in (the card still signs a fresh challenge).
+ *
+ * open: for connections to target (scheme://host[:port], no spaces)
+ * verified with cacert (NULL: the system's); reads path if it is the
+ * user's own, mode 0600, for the same target and trust, still valid (else
+ * ignored: a full handshake; a file others can reach is also said on
+ * stderr).  0, DZ_ERR_INVAL, DZ_ERR_IO (cacert unreadable), DZ_ERR_NOMEM.
+ * attach: install the callbacks on the client SSL_CTX of the connection
+ * (before its SSL exists: libcurl's CURLOPT_SSL_CTX_FUNCTION); the cache
+ * must outlive the context.  0 or DZ_ERR_CRYPTO.
+ * resumed: whether the handshake resumed the saved session.
+ * save: after the connection is closed, write the newest session the
+ * gateway sent (0600, temporary file then rename); 0 when there was none.
+ * DZ_ERR_IO (said on stderr).  One thread.
+ */
+struct dz_card_tls_cache;
+int dz_card_tls_cache_open(const char *path, const char *target, const char *cacert,
+                           struct dz_card_tls_cache **out);
+int dz_card_tls_cache_attach(struct dz_card_tls_cache *c, SSL_CTX *ctx);
+bool dz_card_tls_cache_resumed(const struct dz_card_tls_cache *c);
+int dz_card_tls_cache_save(struct dz_card_tls_cache *c);
+void dz_card_tls_cache_free(struct dz_card_tls_cache *c);
 
 /* ------------------------------------------------------------ card_sign.c */
 

@@ -31,6 +31,7 @@
 
 struct http {
     CURL *h;
+    struct dz_card_tls_cache *tls_cache; /* NULL: no --tls-session */
     struct curl_slist *hdrs;
     struct dz_buf body;
     bool too_big;
@@ -49,12 +50,22 @@ static size_t on_body(char *p, size_t size, size_t n, void *arg)
     return len;
 }
 
-static int http_init(struct http *x, const struct dz_card_login_opts *o)
+/* libcurl's hook on each connection's SSL_CTX: the session file's
+ * callbacks. */
+static CURLcode on_ssl_ctx(CURL *h, void *ssl_ctx, void *arg)
+{
+    (void)h;
+    return dz_card_tls_cache_attach(arg, ssl_ctx) == 0 ? CURLE_OK : CURLE_SSL_CONNECT_ERROR;
+}
+
+static int http_init(struct http *x, const struct dz_card_login_opts *o,
+                     struct dz_card_tls_cache *cache)
 {
     bool h2c = strncasecmp(o->gateway, "http://", 7) == 0;
     long timeout = o->timeout_ms > 0 ? o->timeout_ms : DEFAULT_TIMEOUT_MS;
 
     memset(x, 0, sizeof(*x));
+    x->tls_cache = cache;
     dz_buf_init(&x->body, DZ_CARD_BODY_MAX);
     x->h = curl_easy_init();
     if (!x->h)
@@ -85,6 +96,14 @@ static int http_init(struct http *x, const struct dz_card_login_opts *o)
         curl_easy_setopt(x->h, CURLOPT_COOKIEFILE, "");
         curl_easy_setopt(x->h, CURLOPT_COOKIEJAR, o->cookie_jar);
     }
+    if (x->tls_cache) {
+        /* libcurl's own session cache would install its own new-session
+         * callback on the same context: ours replaces it. */
+        curl_easy_setopt(x->h, CURLOPT_SSL_SESSIONID_CACHE, 0L);
+        if (curl_easy_setopt(x->h, CURLOPT_SSL_CTX_FUNCTION, on_ssl_ctx) != CURLE_OK ||
+            curl_easy_setopt(x->h, CURLOPT_SSL_CTX_DATA, x->tls_cache) != CURLE_OK)
+            return DZ_ERR_STATE;
+    }
     return 0;
 }
 
@@ -93,6 +112,7 @@ static void http_cleanup(struct http *x)
 {
     if (x->h)
         curl_easy_cleanup(x->h); /* writes the cookie jar */
+    x->h = NULL;
     curl_slist_free_all(x->hdrs);
     dz_buf_wipe(&x->body);
     dz_buf_cleanup(&x->body);
@@ -213,6 +233,8 @@ enum dz_card_outcome dz_card_login(const struct dz_card_login_opts *o, struct dz
 {
     struct http x;
     char origin[DZ_CARD_ORIGIN_MAX + 1];
+    char target[DZ_CARD_ORIGIN_MAX + 1];
+    struct dz_card_tls_cache *cache = NULL;
     char url[DZ_CARD_URL_MAX + 64];
     char nonce[DZ_CARD_NONCE_MAX + 1];
     char token[257];
@@ -242,7 +264,13 @@ enum dz_card_outcome dz_card_login(const struct dz_card_login_opts *o, struct dz
     }
     if (o->cookie_jar && prepare_jar(o->cookie_jar) != 0)
         goto out;
-    if (http_init(&x, o) != 0) {
+    /* The session file is keyed on where the connection goes (not on
+     * --origin, which only names what the signature covers).  It is a
+     * cache: without it the login goes on with a full handshake. */
+    if (o->tls_session && (dz_card_origin_from_url(o->gateway, target, sizeof(target)) != 0 ||
+                           dz_card_tls_cache_open(o->tls_session, target, o->cacert, &cache) != 0))
+        cache = NULL;
+    if (http_init(&x, o, cache) != 0) {
         fprintf(stderr, "darvaza-card: out of memory\n");
         goto out;
     }
@@ -250,6 +278,9 @@ enum dz_card_outcome dz_card_login(const struct dz_card_login_opts *o, struct dz
     if (make_url(o->gateway, "/auth/card/challenge", url, sizeof(url)) != 0 ||
         http_post(&x, url, "", &status) != 0)
         goto out;
+    if (o->verbose && cache)
+        fprintf(stderr, "darvaza-card: TLS: %s\n",
+                dz_card_tls_cache_resumed(cache) ? "session resumed" : "full handshake");
     if (status != 200) {
         report_refusal("challenge", status, &x);
         res = status >= 500 ? DZ_CARD_FAILED : DZ_CARD_REFUSED;
@@ -289,6 +320,8 @@ enum dz_card_outcome dz_card_login(const struct dz_card_login_opts *o, struct dz
 out:
     free(req);
     dz_secret_wipe(token, sizeof(token));
-    http_cleanup(&x);
+    http_cleanup(&x); /* the connection closed: no ticket comes later */
+    dz_card_tls_cache_save(cache);
+    dz_card_tls_cache_free(cache);
     return res;
 }
