@@ -11,10 +11,11 @@
  * card: no PIN, no key, no certificate.  A resumed connection proves no
  * identity to the gateway - the login is still the card's signature of a
  * fresh challenge - so a stolen file gives a thief a TLS connection, which
- * anyone can open.  It is still a secret of the user's (whoever holds it
- * can read that user's resumed traffic recorded on the wire): written 0600
- * through a temporary file and rename, and only a file of the user's own
- * with no group or other access is read.  Whatever is wrong with the file
+ * anyone can open.  It is still a secret of the user's (a resumed
+ * handshake authenticates the gateway by the session's secret, so its
+ * holder, on the path, could pose as the gateway until the ticket
+ * expires): written 0600 through a temporary file and rename, and only a
+ * file of the user's own with no group or other access is read.  Whatever is wrong with the file
  * (absent, foreign, another gateway or trust, expired, damaged) means a
  * full handshake, never a failed login.
  */
@@ -205,7 +206,10 @@ static int on_new_session(SSL *ssl, SSL_SESSION *s)
 {
     struct dz_card_tls_cache *c = SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), ex_index);
 
-    if (!c || !usable(s))
+    /* TLS 1.3 only: its resumption makes a fresh ECDHE key, where a TLS 1.2
+     * session's master secret would decrypt the traffic of every
+     * connection resumed from it. */
+    if (!c || !usable(s) || SSL_SESSION_get_protocol_version(s) != TLS1_3_VERSION)
         return 0; /* not kept: OpenSSL frees it */
     SSL_SESSION_free(c->fresh);
     c->fresh = s;

@@ -3,7 +3,7 @@
  * a first handshake is full and saves the gateway's ticket 0600; the next
  * one resumes it; a file for another gateway or trust, one others can read,
  * a symbolic link or garbage is not offered (a full handshake, never an
- * error). */
+ * error); a TLS 1.2 session is not kept. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -59,7 +59,7 @@ static void write_server_cert(void)
 
 /* One connection as darvaza-card makes it, with the cache opened for
  * target and cacert: whether it resumed; the cache saved afterwards. */
-static bool connect_once(const char *target, const char *cacert)
+static bool connect_v(const char *target, const char *cacert, int max_version)
 {
     struct dz_card_tls_cache *c = NULL;
     SSL_CTX *cctx = SSL_CTX_new(TLS_client_method());
@@ -71,6 +71,8 @@ static bool connect_once(const char *target, const char *cacert)
 
     assert_int_equal(dz_card_tls_cache_open(g_file, target, cacert, &c), 0);
     assert_int_equal(dz_card_tls_cache_attach(c, cctx), 0);
+    if (max_version)
+        SSL_CTX_set_max_proto_version(cctx, max_version);
     cl = SSL_new(cctx);
     sv = SSL_new(g_server);
     assert_int_equal(BIO_new_bio_pair(&cb, 0, &sb, 0), 1);
@@ -99,6 +101,11 @@ static bool connect_once(const char *target, const char *cacert)
     return resumed;
 }
 
+static bool connect_once(const char *target, const char *cacert)
+{
+    return connect_v(target, cacert, 0);
+}
+
 static void test_full_then_resumed(void **state)
 {
     struct stat st;
@@ -116,6 +123,19 @@ static void test_full_then_resumed(void **state)
     assert_string_equal(head, "darvaza-card-tls-session 1 " TARGET " system\n");
     assert_true(connect_once(TARGET, NULL));
     assert_true(connect_once(TARGET, NULL)); /* the resumed one's ticket saved too */
+}
+
+/* A TLS 1.2 session is not kept: its master secret would decrypt every
+ * connection resumed from it. */
+static void test_tls12_not_kept(void **state)
+{
+    struct stat st;
+
+    (void)state;
+    unlink(g_file);
+    assert_false(connect_v(TARGET, NULL, TLS1_2_VERSION));
+    assert_int_not_equal(stat(g_file, &st), 0);
+    assert_false(connect_v(TARGET, NULL, TLS1_2_VERSION));
 }
 
 static void test_not_offered(void **state)
@@ -193,6 +213,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_full_then_resumed),
         cmocka_unit_test(test_not_offered),
+        cmocka_unit_test(test_tls12_not_kept),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
