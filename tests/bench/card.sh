@@ -13,15 +13,20 @@
 # ticks) over the whole run, divided by the logins that got a session; a
 # login that got none is counted and its darvaza-card message kept
 # ($OUT/card-errors) - never silently dropped.  The cost is also given in
-# ECDSA P-256 verifications (openssl speed, one core).  BENCH_PERF=1 records
+# ECDSA P-256 verifications (openssl speed, one core).  Each client keeps
+# its TLS session in a file of its own (darvaza-card --tls-session, when the
+# build has it; BENCH_CARD_RESUME=0 turns it off) and resumes it at its next
+# login, as a browser would; the warm-up logins make the first ones.
+# BENCH_PERF=1 records
 # a perf profile of the gateway during one more batch ($OUT/perf-card.data)
 # and prints the share of the CPU by stage of a card login.
 BENCH_CARD_LOGINS=${BENCH_CARD_LOGINS:-40}
 
-# card_bench: sets CARD_RATE, CARD_OK, CARD_CPU_US, ECDSA_VERIFY, CARD_FAILS.
+# card_bench: sets CARD_RATE, CARD_OK, CARD_CPU_US, ECDSA_VERIFY, CARD_FAILS,
+# CARD_RESUMED (logins whose TLS session was resumed).
 card_bench() {
     local card t0 t1 ticks0 ticks1
-    CARD_RATE="-" CARD_OK=0 CARD_CPU_US="-" ECDSA_VERIFY="-" CARD_FAILS=0
+    CARD_RATE="-" CARD_OK=0 CARD_CPU_US="-" ECDSA_VERIFY="-" CARD_FAILS=0 CARD_RESUMED=0
     [ -x "$BUILD_DIR/darvaza-card" ] && [ -f "$STATE_DIR/cards/softhsm2.conf" ] || return 0
     card=$(jq -c 'map(select(.card_label != null and .role == "citizen"))[0]' "$PEOPLE")
     [ "$card" != null ] || return 0
@@ -40,12 +45,22 @@ card_bench() {
         printf 'directories.tokendir = %s\nobjectstore.backend = file\nlog.level = ERROR\nslots.removable = false\n' \
             "$OUT/card-hsm-$w/tokens" >"$OUT/card-hsm-$w/softhsm2.conf"
     done
-    SOFTHSM2_CONF="$OUT/card-hsm-1/softhsm2.conf" card_login >/dev/null # warms the OCSP cache
+    CARD_TLS_RESUME=0
+    if [ "${BENCH_CARD_RESUME:-1}" = 1 ] && "$BUILD_DIR/darvaza-card" --help | grep -q -- --tls-session; then
+        CARD_TLS_RESUME=1
+    fi
+    # Warms the OCSP cache (and, resuming, gives each client its session).
+    for w in 1 2 3 4; do
+        rm -f "$OUT/card-hsm-$w/tls-session"
+        SOFTHSM2_CONF="$OUT/card-hsm-$w/softhsm2.conf" CARD_W=$w card_login >/dev/null
+    done
+    rm -f "$OUT/card-tls"
     ticks0=$(awk '{print $14 + $15}' "/proc/$GW_PID/stat")
     t0=$(date +%s%N)
     card_run "$BENCH_CARD_LOGINS" >"$OUT/card-tokens"
     t1=$(date +%s%N)
     ticks1=$(awk '{print $14 + $15}' "/proc/$GW_PID/stat")
+    CARD_RESUMED=$(cat "$OUT/card-tls" 2>/dev/null | grep -c 'session resumed')
     CARD_OK=$(grep -cE '^[A-Za-z0-9_-]{43}$' "$OUT/card-tokens")
     CARD_FAILS=$((BENCH_CARD_LOGINS - CARD_OK))
     CARD_RATE=$(awk -v n="$CARD_OK" -v ns=$((t1 - t0)) 'BEGIN { printf "%.1f", n / (ns / 1e9) }')
@@ -68,7 +83,7 @@ card_run() {
     local w pids=()
     for w in 1 2 3 4; do
         (
-            export SOFTHSM2_CONF="$OUT/card-hsm-$w/softhsm2.conf"
+            export SOFTHSM2_CONF="$OUT/card-hsm-$w/softhsm2.conf" CARD_W=$w
             local i
             for ((i = w; i <= $1; i += 4)); do card_login; done
         ) &
@@ -79,20 +94,54 @@ card_run() {
     wait "${pids[@]}"
 }
 
-# One login; the token on stdout, darvaza-card's complaint (if any) kept.
+# One login (client CARD_W); the token on stdout, darvaza-card's complaint
+# (if any) kept.
 card_login() {
-    local err
+    local err resume=()
     err=$(mktemp)
+    [ "$CARD_TLS_RESUME" != 1 ] || resume=(--tls-session "$OUT/card-hsm-$CARD_W/tls-session" --verbose)
     "$BUILD_DIR/darvaza-card" login --gateway "$GW_URL" --cacert "$STATE_DIR/certs/root.pem" \
-        --token "$CARD_LABEL" --pin-file "$OUT/card.pin" 2>"$err" | tail -n 1
+        --token "$CARD_LABEL" --pin-file "$OUT/card.pin" "${resume[@]}" 2>"$err" | tail -n 1
+    # --verbose's one line says how the TLS connection went: counted.
+    grep -h '^darvaza-card: TLS: ' "$err" >>"$OUT/card-tls" 2>/dev/null
+    sed -i '/^darvaza-card: TLS: /d' "$err"
     if [ -s "$err" ]; then cat "$err" >>"$OUT/card-errors"; fi
     rm -f "$err"
+}
+
+# handshake_cost N full|resumed: the gateway's CPU (µs) per TLS connection
+# to the portal's listener - handshake, the HTTP/2 preface and SETTINGS,
+# close - over N connections from one python3 process (full: a new
+# handshake each; resumed: each offers the previous one's TLS 1.3 ticket).
+# Sets HS_US and HS_REUSED (how many resumed).
+handshake_cost() {
+    local t0 t1
+    t0=$(awk '{print $14 + $15}' "/proc/$GW_PID/stat")
+    HS_REUSED=$(python3 - "$1" "$2" "${GW_URL#https://}" "$STATE_DIR/certs/root.pem" <<'PY'
+import socket, ssl, sys
+n, mode, hp, ca = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+host, port = hp.rsplit(":", 1)
+ctx = ssl.create_default_context(cafile=ca)
+ctx.set_alpn_protocols(["h2"])
+sess, reused = None, 0
+for _ in range(n):
+    with socket.create_connection((host, int(port))) as raw:
+        with ctx.wrap_socket(raw, server_hostname=host, session=sess if mode == "resumed" else None) as s:
+            s.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0]))
+            s.recv(4096)  # the server's SETTINGS (and, before them, the tickets)
+            reused += s.session_reused
+            sess = s.session
+print(reused)
+PY
+)
+    t1=$(awk '{print $14 + $15}' "/proc/$GW_PID/stat")
+    HS_US=$(awk -v t=$((t1 - t0)) -v n="$1" 'BEGIN { printf "%.0f", t * 10000 / n }')
 }
 
 # card_summary: the lines run.sh's results print.
 card_summary() {
     echo "Card logins: $CARD_RATE logins/s ($CARD_OK of $BENCH_CARD_LOGINS; 4 darvaza-card processes at a"
-    echo "time, SoftHSM2 signing each challenge; OCSP answer cached). The gateway spent $CARD_CPU_US µs of"
+    echo "time, SoftHSM2 signing each challenge; OCSP answer cached; TLS sessions $([ "$CARD_TLS_RESUME" = 1 ] && echo "resumed: $CARD_RESUMED" || echo "not resumed")). The gateway spent $CARD_CPU_US µs of"
     echo "CPU per card login; openssl speed verifies $ECDSA_VERIFY ECDSA P-256 signatures/s on one core,"
     echo "so one card login costs about $(awk -v c="$CARD_CPU_US" -v v="$ECDSA_VERIFY" 'BEGIN { if (v > 0) printf "%.1f", c / (1e6 / v) }')"
     echo "ECDSA verifications' worth of gateway CPU."
@@ -105,7 +154,9 @@ card_summary() {
 # Alone: the demo stack, the measurement, the summary.  BENCH_CARD_BASE=DIR
 # (another tree's build directory, e.g. main's): that build and this one
 # alternate, BENCH_CARD_ROUNDS rounds each (default 2), a fresh stack per
-# round, and a table of both compares them.
+# round, and a table of both compares them.  BENCH_CARD_HANDSHAKES=N: also
+# the gateway's CPU per TLS connection, full and resumed (N of each, twice;
+# with BENCH_PERF=1 a perf record of N more resumed ones, $OUT/perf-hs.data).
 if [ "${BASH_SOURCE[0]}" = "$0" ]; then
     set -u
     HERE=$(cd "$(dirname "$0")" && pwd)
@@ -122,6 +173,24 @@ if [ "${BASH_SOURCE[0]}" = "$0" ]; then
         stack_start ${BENCH_CARD_CONFIG:+CONFIG_SET="$BENCH_CARD_CONFIG"} >/dev/null
         GW_PID=$(listener_pid 8443)
         card_bench
+        if [ -n "${BENCH_CARD_HANDSHAKES:-}" ]; then # full and resumed, alternating
+            local k
+            for k in 1 2; do
+                for m in full resumed; do
+                    handshake_cost "$BENCH_CARD_HANDSHAKES" $m
+                    echo "# $BUILD_DIR: $m TLS connections: $HS_US µs of gateway CPU each ($HS_REUSED of $BENCH_CARD_HANDSHAKES resumed)"
+                done
+            done
+            if [ "${BENCH_PERF:-0}" = 1 ] && command -v perf >/dev/null; then
+                # Where a resumed connection's CPU goes: $OUT/perf-hs.data.
+                perf record -q -F 4000 --call-graph dwarf,16384 -o "$OUT/perf-hs.data" -p "$GW_PID" \
+                    >/dev/null 2>&1 &
+                local perf_pid=$!
+                handshake_cost "$BENCH_CARD_HANDSHAKES" resumed
+                kill -TERM "$perf_pid" 2>/dev/null
+                wait "$perf_pid" 2>/dev/null
+            fi
+        fi
         stack_stop
     }
     if [ -n "${BENCH_CARD_BASE:-}" ]; then
@@ -131,7 +200,7 @@ if [ "${BASH_SOURCE[0]}" = "$0" ]; then
         for r in $(seq 1 "${BENCH_CARD_ROUNDS:-2}"); do
             for b in "$BENCH_CARD_BASE" "$THIS"; do
                 one_round "$b"
-                echo "| $r | $b | $CARD_OK of $BENCH_CARD_LOGINS | $CARD_RATE | $CARD_CPU_US | $ECDSA_VERIFY | $(awk -v c="$CARD_CPU_US" -v v="$ECDSA_VERIFY" 'BEGIN { if (v > 0) printf "%.1f", c / (1e6 / v) }') |"
+                echo "| $r | $b$([ "$CARD_TLS_RESUME" = 1 ] && echo " ($CARD_RESUMED resumed)") | $CARD_OK of $BENCH_CARD_LOGINS | $CARD_RATE | $CARD_CPU_US | $ECDSA_VERIFY | $(awk -v c="$CARD_CPU_US" -v v="$ECDSA_VERIFY" 'BEGIN { if (v > 0) printf "%.1f", c / (1e6 / v) }') |"
                 [ "$CARD_FAILS" = 0 ] || sort "$OUT/card-errors" | uniq -c | sed 's/^/#   /'
             done
         done
