@@ -36,6 +36,8 @@ DEB_PACKAGES += unzip
 # tests/run.sh: each integration script in its own network namespace
 # (unshare from util-linux, ip and ss from iproute2)
 DEB_PACKAGES += iproute2 util-linux
+# t_install: the installed logrotate snippet is run (not on every minimal image)
+DEB_PACKAGES += logrotate
 
 PKGS := openssl libnghttp2 jansson yaml-0.1 libcurl libargon2 liboath libqrencode \
 	sqlite3 libp11 libsystemd libpq hiredis

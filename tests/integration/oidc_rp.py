@@ -33,7 +33,14 @@ from authlib.oidc.core import CodeIDToken
 
 
 def keygen(keyfile):
-    key = JsonWebKey.generate_key("EC", "P-256", is_private=True)
+    # authlib writes a coordinate with a leading zero byte one byte short
+    # (about one key in 128); RFC 7518 6.2.1.2 wants the full 32 bytes and
+    # the gateway refuses anything else, so such a key is drawn again.
+    while True:
+        key = JsonWebKey.generate_key("EC", "P-256", is_private=True)
+        d = key.as_dict(is_private=False)
+        if len(d["x"]) == 43 and len(d["y"]) == 43:
+            break
     with open(keyfile, "wb") as f:
         f.write(key.as_pem(is_private=True))
     pub = key.as_dict(is_private=False)
