@@ -1,0 +1,123 @@
+#!/usr/bin/env bash
+# tests/bench/fwd_counts.sh - what one forwarded request of setup (c) costs the
+# gateway, counted: CPU µs (the process's user + system ticks), allocations
+# (tests/bench/malloc_count.c preloaded into darvazad), and system calls by
+# kind (perf stat on the syscalls tracepoints), over BENCH_ROUNDS rounds of
+# BENCH_N requests after a warm-up; the median round is printed.  The shim
+# only with FWD_ALLOCS=1: it takes a stack trace per allocation, so the CPU
+# time of such a run is the shim's more than the gateway's.  Quicker than
+# `make bench` (only (c), no peers but the back end), so two builds can be
+# measured alternately in one sitting:
+#
+#   unshare --net bash -c 'ip link set lo up && BUILD_DIR=build bash tests/bench/fwd_counts.sh'
+#   ... BUILD_DIR=build/bench-compare/base-src/build bash tests/bench/fwd_counts.sh   (main)
+#
+# FWD_ALLOCS=1 FWD_SITES=N also prints the N darvazad functions whose
+# calls allocate most per request.  Not part of `make test`.
+set -u
+BENCH_N=${BENCH_N:-20000}
+BENCH_C=${BENCH_C:-20}
+BENCH_M=${BENCH_M:-10}
+BENCH_ROUNDS=${BENCH_ROUNDS:-3}
+FWD_ALLOCS=${FWD_ALLOCS:-0}
+FWD_SITES=${FWD_SITES:-0}
+[ "$FWD_ALLOCS" = 1 ] || FWD_SITES=0
+SYSCALLS=${FWD_SYSCALLS:-epoll_ctl epoll_wait futex write writev sendto recvfrom read pwrite64 fdatasync}
+
+HERE=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+OUT="$ROOT/build/bench/fwd"
+NGX="$OUT/nginx"
+rm -rf "$OUT"
+mkdir -p "$NGX/tmp"
+export DZ_STATE_DIR="$OUT/stack"
+BUILD_DIR=${BUILD_DIR:-build}
+case "$BUILD_DIR" in /*) ;; *) BUILD_DIR="$ROOT/$BUILD_DIR" ;; esac
+. "$ROOT/tests/integration/lib.sh"
+cd "$ROOT" || exit 2
+EXTRA_POLICIES="$OUT/policies"
+mkdir -p "$EXTRA_POLICIES"
+cp "$HERE"/policies/*.yaml "$EXTRA_POLICIES/"
+log() { printf '%s\n' "$*" >&2; }
+die() { log "fwd_counts: $*"; exit 1; }
+
+MC="$OUT/mc"
+PRELOAD=()
+if [ "$FWD_ALLOCS" = 1 ]; then
+    SHIM="$OUT/malloc_count.so"
+    cc -O2 -shared -fPIC -o "$SHIM" "$HERE/malloc_count.c" -ldl -lpthread || die "cannot build the counting shim"
+    PRELOAD=(LD_PRELOAD="$SHIM" MALLOC_COUNT_OUT="$MC")
+fi
+( stack_start "${PRELOAD[@]}" ) >"$OUT/stack-start.tap" 2>&1 ||
+    { STACK_UP=1; die "the stack did not start: $(tail -n 5 "$OUT/stack-start.tap")"; }
+STACK_UP=1
+sed -e "s|@DIR@|$NGX|g" -e "s|@WORKERS@|1|g" "$HERE/upstream.conf" >"$NGX/upstream.conf"
+nginx -e "$NGX/upstream-error.log" -p "$NGX" -c "$NGX/upstream.conf" || die "the back end did not start"
+wait_until 5 test -s "$NGX/upstream.pid" || die "the back end wrote no pid"
+OWN_PIDS+=("$(cat "$NGX/upstream.pid")")
+
+A=$(pick_person registered 0)
+login_person "$A"
+[ -n "$LOGIN_TOKEN" ] || die "cannot log in $A ($STATUS $BODY)"
+gw GET /api/static/ping -H "$(bearer "$LOGIN_TOKEN")"
+[ "$STATUS $BODY" = '200 {"ok":true}' ] || die "(c) answers $STATUS $BODY"
+GW_PID=$(listener_pid 8443)
+[ -n "$GW_PID" ] || die "no gateway pid"
+ticks() { awk '{print $14 + $15}' "/proc/$GW_PID/stat"; }
+snap=0
+dump() { # dump: the shim's counts so far into $MC.$snap
+    [ "$FWD_ALLOCS" = 1 ] || return 0
+    snap=$((snap + 1))
+    : >"$MC.req"
+    wait_until 10 test -s "$MC.$snap" || die "the shim wrote no $MC.$snap"
+    sleep 0.2 # the dump is written in one go after the file appears; let it finish
+}
+run() { # run N LOG
+    timeout 300 h2load -n "$1" -c "$BENCH_C" -m "$BENCH_M" -t 1 -H "authorization: Bearer $LOGIN_TOKEN" \
+        "$GW_URL/api/static/ping" >"$2" 2>&1
+    grep -q "status codes: $1 2xx" "$2" || die "not every request answered 2xx: $(grep 'status codes' "$2")"
+}
+run $((BENCH_N / 4)) "$OUT/warmup.txt"
+events=$(for s in $SYSCALLS; do printf 'syscalls:sys_enter_%s,' "$s"; done)
+for r in $(seq 1 "$BENCH_ROUNDS"); do
+    dump
+    a=$snap
+    t0=$(ticks)
+    perf stat -x, -e "${events%,}" -p "$GW_PID" -o "$OUT/stat-$r.csv" &
+    perf_pid=$!
+    sleep 0.3 # perf attaches
+    run "$BENCH_N" "$OUT/round-$r.txt"
+    kill -INT "$perf_pid"
+    wait "$perf_pid"
+    t1=$(ticks)
+    dump
+    b=$snap
+    rps=$(grep -o 'finished in [^,]*, [0-9.]* req/s' "$OUT/round-$r.txt" | awk '{print $4}')
+    allocs=-
+    [ "$FWD_ALLOCS" = 1 ] && allocs=$(awk -v n="$BENCH_N" 'FNR == 1 { v[FILENAME] = $1 } END { for (f in v) if (f ~ /\.'"$a"'$/) x = v[f]; else y = v[f]; printf "%.1f", (y - x) / n }' "$MC.$a" "$MC.$b")
+    sc=$(awk -F, -v n="$BENCH_N" '$3 ~ /syscalls/ { sub(/syscalls:sys_enter_/, "", $3); printf "%s %.2f  ", $3, $1 / n }' "$OUT/stat-$r.csv")
+    echo "$rps $(awk -v t=$((t1 - t0)) -v n="$BENCH_N" 'BEGIN { printf "%.1f", t * 10000 / n }') $allocs $sc" >>"$OUT/rounds"
+    log "round $r: $(tail -n 1 "$OUT/rounds")"
+done
+m=$(((BENCH_ROUNDS + 1) / 2))
+echo "# fwd_counts: $(basename "$(dirname "$BUILD_DIR")")/$(basename "$BUILD_DIR") $("$BUILD_DIR/darvazad" --version 2>/dev/null | head -n 1)"
+echo "h2load -n $BENCH_N -c $BENCH_C -m $BENCH_M, $BENCH_ROUNDS rounds (req/s, gateway CPU µs/req, allocations/req, syscalls/req):"
+cat "$OUT/rounds"
+echo "median by CPU µs/req: $(sort -k2,2n "$OUT/rounds" | awk -v m=$m 'NR == m')"
+if [ "$FWD_SITES" -gt 0 ]; then
+    # Each site's count per request (last round), charged to the first
+    # darvazad function up its stack (addr2line), the sites without one to
+    # the library that allocated.
+    awk -v n="$BENCH_N" 'FNR == NR { if ($2 != "total") { k = $0; sub(/^[0-9]+ /, "", k); a[k] = $1 } next }
+        $2 != "total" { k = $0; sub(/^[0-9]+ /, "", k); d = $1 - a[k]; if (d > 0) printf "%.3f %s\n", d / n, k }' \
+        "$MC.$((snap - 1))" "$MC.$snap" >"$OUT/sites"
+    awk '{ who = ""; for (i = 2; i <= NF; i++) if ($i ~ /darvazad\+/) { who = $i; break }
+        if (who == "") { who = $2; sub(/\+.*/, "", who); sub(/.*\//, "", who); who = "(" who ")" }
+        print $1, who }' "$OUT/sites" >"$OUT/sites.who"
+    grep -o 'darvazad+0x[0-9a-f]*' "$OUT/sites.who" | sort -u | sed 's/.*+//' >"$OUT/offsets"
+    addr2line -f -s -e "$BUILD_DIR/darvazad" $(cat "$OUT/offsets") | paste - - | paste "$OUT/offsets" - >"$OUT/names"
+    echo "allocations per request by the first darvazad function up the stack (last round):"
+    awk 'FNR == NR { nm[$1] = $2 " (" $3 ")"; next }
+        { o = $2; sub(/.*darvazad\+/, "", o); k = (o in nm) ? nm[o] : $2; s[k] += $1 } END { for (k in s) printf "%8.2f %s\n", s[k], k }' \
+        "$OUT/names" "$OUT/sites.who" | sort -rn | head -n "$FWD_SITES"
+fi
