@@ -257,6 +257,28 @@ static void conn_close(struct conn *k)
     free(k);
 }
 
+/* Point k's watcher at cb for events.  The fd is k's for its whole life
+ * (ev_io_init once, in x_connect), so this never calls ev_io_init again:
+ * that would mark the fd for an epoll_ctl at the next loop turn even when
+ * nothing changed.  With the same events the watcher keeps running and
+ * only its callback changes; libev compares the fd's event mask at the
+ * next turn, so a stop and a start with the same events cost no system
+ * call either. */
+static void conn_watch(struct conn *k, void (*cb)(struct ev_loop *, ev_io *, int), void *data,
+                       int events)
+{
+    if (!ev_is_active(&k->io) || (k->io.events & (EV_READ | EV_WRITE)) != events) {
+        ev_io_stop(k->c->loop, &k->io);
+        ev_io_modify(&k->io, events);
+        ev_set_cb(&k->io, cb);
+        k->io.data = data;
+        ev_io_start(k->c->loop, &k->io);
+        return;
+    }
+    ev_set_cb(&k->io, cb);
+    k->io.data = data;
+}
+
 static void idle_unlink(struct dz_h1c *c, struct conn *k)
 {
     if (k->prev)
@@ -284,10 +306,7 @@ static void idle_put(struct dz_h1c *c, struct conn *k)
         conn_close(k);
         return;
     }
-    ev_io_stop(c->loop, &k->io);
-    ev_io_init(&k->io, on_idle_io, k->fd, EV_READ);
-    k->io.data = k;
-    ev_io_start(c->loop, &k->io);
+    conn_watch(k, on_idle_io, k, EV_READ);
     k->prev = NULL;
     k->next = c->idle;
     if (c->idle)
@@ -346,12 +365,7 @@ static void x_free(struct dz_h1c_xfer *x)
 
 static void watch(struct dz_h1c_xfer *x, int events)
 {
-    struct ev_loop *loop = x->c->loop;
-
-    ev_io_stop(loop, &x->conn->io);
-    ev_io_init(&x->conn->io, x_io, x->conn->fd, events);
-    x->conn->io.data = x;
-    ev_io_start(loop, &x->conn->io);
+    conn_watch(x->conn, x_io, x, events);
 }
 
 static void defer(struct dz_h1c_xfer *x, int result)
