@@ -37,7 +37,8 @@
 
 #define HEAD_MAX (DZ_HTTPC_MAX_HEADER_BYTES + 8192) /* status line, fields, CRLFs */
 #define READ_SIZE (16 * 1024)
-#define IDLE_MAX 256 /* idle connections kept by one client */
+#define ARENA_INLINE 512 /* a usual answer's header fields fit in the transfer itself */
+#define IDLE_MAX 256     /* idle connections kept by one client */
 
 struct conn {
     int fd;
@@ -75,17 +76,20 @@ struct dz_h1c_xfer {
     char *req; /* the request bytes */
     size_t req_len;
     size_t req_off;
-    char *in; /* the answer as read, not yet used */
+    char *in; /* the answer as read, not yet used: c->rbuf while read_answer
+               * works on it, else owned (what a read left unused) */
     size_t in_len;
     size_t in_cap;
+    bool in_borrowed; /* x->in is c->rbuf */
     enum dz_h1_framing framing;
     uint64_t left; /* DZ_H1_LENGTH: bytes still to come */
     struct dz_h1_chunked ck;
     int status;
-    char *arena; /* header names (lower case) and values, NUL-terminated */
+    char *arena; /* header names (lower case) and values, NUL-terminated:
+                  * arena_inline, or allocated when they do not fit */
+    char arena_inline[ARENA_INLINE];
     struct dz_hdr hdrs[DZ_HTTPC_MAX_HEADERS];
     size_t nhdr;
-    struct dz_h1_head head; /* parse scratch, kept off the stack */
     struct dz_httpc_callbacks cb;
     void *arg;
     size_t max_body;
@@ -97,6 +101,13 @@ struct dz_h1c {
     struct conn *idle; /* most recently used first */
     unsigned nidle;
     struct dz_h1c_xfer *live;
+    /* Shared by the client's transfers, one at a time: reads happen only
+     * in loop callbacks, never inside a user callback, so no two transfers
+     * use them at once.  A small answer is read, parsed and delivered from
+     * rbuf without an allocation of its own (it was a 72 KB one per
+     * answer); what one read leaves unused moves to the transfer. */
+    char *rbuf;             /* HEAD_MAX + 1 bytes, allocated at the first read */
+    struct dz_h1_head head; /* parse scratch, used within one process() */
 };
 
 /* ---- the URL */
@@ -358,8 +369,10 @@ static void x_free(struct dz_h1c_xfer *x)
         x->next->prev = x->prev;
     conn_close(x->conn);
     free(x->req);
-    free(x->in);
-    free(x->arena);
+    if (!x->in_borrowed)
+        free(x->in);
+    if (x->arena != x->arena_inline)
+        free(x->arena);
     free(x);
 }
 
@@ -512,21 +525,22 @@ static void consume(struct dz_h1c_xfer *x, size_t n)
     x->in_len -= n;
 }
 
-/* The head is in x->head: keep its fields (names lower-cased) for on_head. */
-static bool keep_head(struct dz_h1c_xfer *x)
+/* The head is in h: keep its fields (names lower-cased) for on_head. */
+static bool keep_head(struct dz_h1c_xfer *x, const struct dz_h1_head *h)
 {
     size_t need = 0, off = 0;
 
-    for (size_t i = 0; i < x->head.nhdr; i++)
-        need += x->head.hdr[i].name_len + x->head.hdr[i].value_len + 2;
+    for (size_t i = 0; i < h->nhdr; i++)
+        need += h->hdr[i].name_len + h->hdr[i].value_len + 2;
     if (need > DZ_HTTPC_MAX_HEADER_BYTES)
         return false;
-    free(x->arena);
-    x->arena = malloc(need ? need : 1);
+    if (x->arena != x->arena_inline)
+        free(x->arena);
+    x->arena = need <= sizeof(x->arena_inline) ? x->arena_inline : malloc(need);
     if (!x->arena)
         return false;
-    for (size_t i = 0; i < x->head.nhdr; i++) {
-        const struct dz_h1_field *f = &x->head.hdr[i];
+    for (size_t i = 0; i < h->nhdr; i++) {
+        const struct dz_h1_field *f = &h->hdr[i];
         char *name = x->arena + off;
 
         for (size_t k = 0; k < f->name_len; k++) {
@@ -541,8 +555,8 @@ static bool keep_head(struct dz_h1c_xfer *x)
         x->hdrs[i].value = x->arena + off;
         off += f->value_len + 1;
     }
-    x->nhdr = x->head.nhdr;
-    x->status = x->head.status;
+    x->nhdr = h->nhdr;
+    x->status = h->status;
     return true;
 }
 
@@ -550,25 +564,25 @@ static bool keep_head(struct dz_h1c_xfer *x)
 static bool process(struct dz_h1c_xfer *x)
 {
     while (x->state == XS_HEAD) {
+        struct dz_h1_head *h = &x->c->head; /* done with before call_head */
         size_t hl = 0;
-        enum dz_h1_rc rc = dz_h1_parse_head(x->in, x->in_len, HEAD_MAX, &x->head, &hl);
+        enum dz_h1_rc rc = dz_h1_parse_head(x->in, x->in_len, HEAD_MAX, h, &hl);
 
         if (rc == DZ_H1_MORE)
             return true;
-        if (rc != DZ_H1_OK || x->head.status == 101) {
+        if (rc != DZ_H1_OK || h->status == 101) {
             finish(x, rc == DZ_H1_TOOBIG ? DZ_ERR_TOOBIG : DZ_ERR_UNAVAILABLE);
             return false;
         }
-        if (x->head.status < 200) { /* interim (100 Continue, 103): skipped */
+        if (h->status < 200) { /* interim (100 Continue, 103): skipped */
             consume(x, hl);
             continue;
         }
-        if (dz_h1_framing(&x->head, x->head_request, &x->framing, &x->left, &x->reusable) !=
-            DZ_H1_OK) {
+        if (dz_h1_framing(h, x->head_request, &x->framing, &x->left, &x->reusable) != DZ_H1_OK) {
             finish(x, DZ_ERR_UNAVAILABLE);
             return false;
         }
-        if (!keep_head(x)) {
+        if (!keep_head(x, h)) {
             finish(x, DZ_ERR_TOOBIG);
             return false;
         }
@@ -618,20 +632,61 @@ static bool process(struct dz_h1c_xfer *x)
     return true;
 }
 
+/* Make x->in its own again (own, own_cap: its buffer before the read),
+ * holding what the read left unused, with room for a next read of want
+ * bytes.  false: out of memory (x->in is then empty). */
+static bool keep_unused(struct dz_h1c_xfer *x, char *own, size_t own_cap, size_t want)
+{
+    x->in_borrowed = false;
+    if (x->in_len == 0) {
+        x->in = own;
+        x->in_cap = own_cap;
+        return true;
+    }
+    if (own_cap < want) {
+        char *b = realloc(own, want);
+
+        if (!b) {
+            free(own);
+            x->in = NULL;
+            x->in_cap = x->in_len = 0;
+            return false;
+        }
+        own = b;
+        own_cap = want;
+    }
+    memcpy(own, x->in, x->in_len);
+    x->in = own;
+    x->in_cap = own_cap;
+    return true;
+}
+
 static void read_answer(struct dz_h1c_xfer *x)
 {
+    struct dz_h1c *c = x->c;
     size_t want = x->state == XS_HEAD ? HEAD_MAX + 1 : READ_SIZE;
+    char *own = x->in;
+    size_t own_cap = x->in_cap;
     ssize_t n;
 
-    if (x->in_cap < want) {
+    if (x->in_len == 0) {
+        /* Nothing left from before: read into the client's buffer. */
+        if (!c->rbuf && !(c->rbuf = malloc(HEAD_MAX + 1))) {
+            finish(x, DZ_ERR_NOMEM);
+            return;
+        }
+        x->in = c->rbuf;
+        x->in_cap = want;
+        x->in_borrowed = true;
+    } else if (x->in_cap < want) {
         char *b = realloc(x->in, want);
 
         if (!b) {
             finish(x, DZ_ERR_NOMEM);
             return;
         }
-        x->in = b;
-        x->in_cap = want;
+        x->in = own = b;
+        x->in_cap = own_cap = want;
     }
     if (x->in_len == x->in_cap) {
         /* Only a head over HEAD_MAX can fill the buffer. */
@@ -639,13 +694,16 @@ static void read_answer(struct dz_h1c_xfer *x)
         return;
     }
     n = recv(x->conn->fd, x->in + x->in_len, x->in_cap - x->in_len, 0);
-    if (n < 0) {
-        if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
-            fail(x, DZ_ERR_UNAVAILABLE);
-        return;
-    }
-    if (n == 0) {
-        if (x->state == XS_BODY && x->framing == DZ_H1_TO_CLOSE) {
+    if (n <= 0) {
+        if (x->in_borrowed) { /* it held nothing */
+            x->in = own;
+            x->in_cap = own_cap;
+            x->in_borrowed = false;
+        }
+        if (n < 0) {
+            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+                fail(x, DZ_ERR_UNAVAILABLE);
+        } else if (x->state == XS_BODY && x->framing == DZ_H1_TO_CLOSE) {
             x->reusable = false;
             finish(x, 0);
         } else {
@@ -655,8 +713,15 @@ static void read_answer(struct dz_h1c_xfer *x)
     }
     x->got_bytes = true;
     x->in_len += (size_t)n;
-    if (process(x) && x->paused)
-        ev_io_stop(x->c->loop, &x->conn->io);
+    if (!process(x))
+        return; /* x is gone, and with it its use of c->rbuf */
+    if (x->in_borrowed &&
+        !keep_unused(x, own, own_cap, x->state == XS_HEAD ? HEAD_MAX + 1 : READ_SIZE)) {
+        finish(x, DZ_ERR_NOMEM);
+        return;
+    }
+    if (x->paused)
+        ev_io_stop(c->loop, &x->conn->io);
 }
 
 static void x_io(struct ev_loop *loop, ev_io *w, int revents)
@@ -742,6 +807,7 @@ void dz_h1c_free(struct dz_h1c *c)
         idle_unlink(c, k);
         conn_close(k);
     }
+    free(c->rbuf);
     free(c);
 }
 

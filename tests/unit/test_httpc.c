@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -661,11 +662,25 @@ static bool read_request(int fd)
     return false;
 }
 
+/* Sends s; at each SPLIT byte (not sent) it pauses briefly first, so that
+ * the client most likely reads the answer in pieces (the assertions hold
+ * whether it does or not). */
+#define SPLIT "\x01"
 static void say(int fd, const char *s)
 {
-    ssize_t n = send(fd, s, strlen(s), MSG_NOSIGNAL);
+    int one = 1;
 
-    (void)n;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    for (;;) {
+        size_t len = strcspn(s, SPLIT);
+        ssize_t n = send(fd, s, len, MSG_NOSIGNAL);
+
+        (void)n;
+        if (!s[len])
+            return;
+        s += len + 1;
+        usleep(20000);
+    }
 }
 
 static void *rawsrv_main(void *arg)
@@ -788,6 +803,54 @@ static void test_http1_no_reuse_after_extra_bytes(void **state)
         assert_int_equal(r.result, 0);
         assert_string_equal(dz_buf_cstr(&r.body), seconds[i]);
         dz_buf_cleanup(&r.body);
+        rawsrv_stop(&sv);
+    }
+}
+
+/* Answers that arrive in pieces (the head cut inside a field, the body
+ * and a chunk cut in two), and header fields larger than a transfer keeps
+ * inline: delivered whole, and the connection is used again after each. */
+static void test_http1_answer_in_pieces(void **state)
+{
+    static char big[1400];
+    const char *answers[] = {
+        "HTTP/1.1 200 OK\r\nContent-Le" SPLIT "ngth: 5\r\n\r\nhello",
+        "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nhello" SPLIT "world",
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+        "a\r\nhel" SPLIT "loworld\r\n0\r" SPLIT "\n\r\n",
+        big,
+    };
+    const char *bodies[] = {"hello", "helloworld", "helloworld", "hello"};
+    struct rawsrv sv;
+    struct res r;
+    char value[64];
+
+    (void)state;
+    memset(value, 'a', sizeof(value) - 1);
+    value[sizeof(value) - 1] = '\0';
+    snprintf(big, sizeof(big),
+             "HTTP/1.1 200 OK\r\nX-Big: %s%0900d\r\nX-After: yes\r\n"
+             "Content-Length: 5\r\n\r\nhe" SPLIT "llo",
+             value, 0);
+    for (size_t i = 0; i < sizeof(answers) / sizeof(answers[0]); i++) {
+        rawsrv_start(&sv, answers[i]);
+        raw_get(&sv, &r);
+        assert_int_equal(r.result, 0);
+        assert_int_equal(r.status, 200);
+        assert_string_equal(dz_buf_cstr(&r.body), bodies[i]);
+        if (answers[i] == big) {
+            assert_true(r.nh >= 2);
+            assert_string_equal(r.hnames[0], "x-big");
+            assert_string_equal(r.hvalues[0], value); /* the first 63 bytes */
+            assert_string_equal(r.hnames[1], "x-after");
+            assert_string_equal(r.hvalues[1], "yes");
+        }
+        dz_buf_cleanup(&r.body);
+        raw_get(&sv, &r);
+        assert_int_equal(r.result, 0);
+        assert_string_equal(dz_buf_cstr(&r.body), "reused");
+        dz_buf_cleanup(&r.body);
+        assert_int_equal(sv.conns, 1);
         rawsrv_stop(&sv);
     }
 }
@@ -1432,6 +1495,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_many_concurrent, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hostile_http1_answers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_http1_no_reuse_after_extra_bytes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_http1_answer_in_pieces, setup, teardown),
         cmocka_unit_test_setup_teardown(test_h2_multiplexes_on_one_connection, setup, teardown),
         cmocka_unit_test_setup_teardown(test_keepalive_and_start_from_on_done, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pause_resume, setup, teardown),
