@@ -66,7 +66,7 @@ struct fwd {
     struct dz_httpc_xfer *xfer;
     /* answer */
     int status;
-    struct dz_hdr *rh; /* response headers (copied) */
+    struct dz_hdr *rh; /* response headers, copied with their strings in one block */
     size_t nrh;
     bool buffering;              /* release filter: whole body first */
     bool audited;                /* the "sent" line is durable: the request may leave */
@@ -93,10 +93,6 @@ static void fwd_free(struct fwd *f)
     free(f->assertion);
     dz_signed_body_free(f->sb);
     free(f->cookie_rest);
-    for (size_t i = 0; i < f->nrh; i++) {
-        free((char *)f->rh[i].name);
-        free((char *)f->rh[i].value);
-    }
     free(f->rh);
     dz_buf_cleanup(&f->body);
     free(f);
@@ -523,6 +519,36 @@ static void audit_sent(struct dz_rctx *c, struct fwd *f)
     dz_gw_audit_rec(c, rec, sent_then, f);
 }
 
+/* The answer's header fields outlive on_head (a buffered answer is sent
+ * after the transfer ends): one block holds the array and the strings, one
+ * allocation instead of 1 + 2n.  NULL when out of memory (f->rh NULL: no
+ * header is passed on, as before). */
+static struct dz_hdr *copy_headers(const struct dz_hdr *h, size_t n, size_t *out_n)
+{
+    size_t need = (n ? n : 1) * sizeof(*h);
+    struct dz_hdr *rh;
+    char *p;
+
+    *out_n = 0;
+    for (size_t i = 0; i < n; i++)
+        need += strlen(h[i].name) + strlen(h[i].value) + 2;
+    rh = malloc(need);
+    if (!rh)
+        return NULL;
+    p = (char *)(rh + (n ? n : 1));
+    for (size_t i = 0; i < n; i++) {
+        size_t nl = strlen(h[i].name) + 1;
+        size_t vl = strlen(h[i].value) + 1;
+
+        rh[i].name = memcpy(p, h[i].name, nl);
+        p += nl;
+        rh[i].value = memcpy(p, h[i].value, vl);
+        p += vl;
+    }
+    *out_n = n;
+    return rh;
+}
+
 static void on_head(void *arg, int status, const struct dz_hdr *h, size_t n)
 {
     struct dz_rctx *c = arg;
@@ -537,14 +563,7 @@ static void on_head(void *arg, int status, const struct dz_hdr *h, size_t n)
                      json_pack("{s:s, s:i, s:I}", "service", f->svc->name, "up_status", status,
                                "up_ms", (json_int_t)(c->upstream_us / 1000)));
     dz_metrics_upstream(c->gw->metrics, f->svc->name, c->upstream_us);
-    f->rh = calloc(n ? n : 1, sizeof(*f->rh));
-    for (size_t i = 0; f->rh && i < n && i < MAX_FWD_HEADERS; i++) {
-        f->rh[i].name = strdup(h[i].name);
-        f->rh[i].value = strdup(h[i].value);
-        if (!f->rh[i].name || !f->rh[i].value)
-            break;
-        f->nrh++;
-    }
+    f->rh = copy_headers(h, n < MAX_FWD_HEADERS ? n : MAX_FWD_HEADERS, &f->nrh);
     /* Released fields are defined on JSON records: on such a route every
      * successful answer is buffered and must parse, or it is refused
      * (send_buffered) rather than passed on unchecked. */
