@@ -6,7 +6,7 @@
 # reason, per-subsystem debug lines without secrets, SIGUSR1 reopen, and a
 # bad access_log value refused with file:line.
 . "$(dirname "$0")/lib.sh"
-plan 30
+plan 33
 
 stack_start
 CFG="$STATE_DIR/darvaza.yaml"
@@ -110,6 +110,15 @@ gw GET /healthz
 HZ_RID=$(hdr darvaza-request-id)
 ok "the next request is logged in the new file" wait_until 10 has_access_line "$HZ_RID"
 ok "and not in the renamed one" bash -c "! grep -qF '\"rid\":\"$HZ_RID\"' '$ACC.1'"
+
+# ---- a burst: the writer takes the queued lines in batches (one writev each) --------------------
+# 400 requests on 40 concurrent streams: exactly 400 more lines, each one whole JSON object.
+BEFORE=$(wc -l <"$ACC")
+timeout 120 h2load -n 400 -c 4 -m 10 -t 1 "$GW_URL/healthz" >"$WORK/burst.txt" 2>&1
+like "$(cat "$WORK/burst.txt")" "status codes: 400 2xx" "a burst of 400 /healthz answered 200"
+ok "the burst wrote 400 access lines" wait_until 10 bash -c "[ \$(wc -l <'$ACC') -ge $((BEFORE + 400)) ]"
+is "$(tail -n +$((BEFORE + 1)) "$ACC" | jq -c 'select(.path == "/healthz") | .status' | grep -c '^200$')" 400 \
+    "every line of the burst is a whole JSON object (jq reads 400 with status 200)"
 
 # ---- a bad value names file:line --------------------------------------------------------------
 sed 's/^  output: file.*/  output: sideways/' "$CFG" >"$WORK/bad.yaml"
