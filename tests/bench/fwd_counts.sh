@@ -2,7 +2,7 @@
 # tests/bench/fwd_counts.sh - what one forwarded request of setup (c) costs the
 # gateway, counted: CPU µs (the process's user + system ticks), allocations
 # (tests/bench/malloc_count.c preloaded into darvazad), and system calls by
-# kind (perf stat on the syscalls tracepoints), over BENCH_ROUNDS rounds of
+# kind and context switches (perf stat on the syscalls tracepoints), over BENCH_ROUNDS rounds of
 # BENCH_N requests after a warm-up; the median round is printed.  The shim
 # only with FWD_ALLOCS=1: it takes a stack trace per allocation, so the CPU
 # time of such a run is the shim's more than the gateway's.  Quicker than
@@ -12,6 +12,8 @@
 #   unshare --net bash -c 'ip link set lo up && BUILD_DIR=build bash tests/bench/fwd_counts.sh'
 #   ... BUILD_DIR=build/bench-compare/base-src/build bash tests/bench/fwd_counts.sh   (main)
 #
+# FWD_TRACE=EVENT (syscalls:sys_enter_futex, say) records that event's call
+# graphs during the last round (perf, DWARF) and prints who calls it most.
 # FWD_ALLOCS=1 FWD_SITES=N also prints the N darvazad functions whose
 # calls allocate most per request.  Not part of `make test`.
 set -u
@@ -20,6 +22,7 @@ BENCH_C=${BENCH_C:-20}
 BENCH_M=${BENCH_M:-10}
 BENCH_ROUNDS=${BENCH_ROUNDS:-3}
 FWD_ALLOCS=${FWD_ALLOCS:-0}
+FWD_TRACE=${FWD_TRACE:-}
 FWD_SITES=${FWD_SITES:-0}
 [ "$FWD_ALLOCS" = 1 ] || FWD_SITES=0
 SYSCALLS=${FWD_SYSCALLS:-epoll_ctl epoll_wait futex write writev sendto recvfrom read pwrite64 fdatasync}
@@ -69,8 +72,7 @@ dump() { # dump: the shim's counts so far into $MC.$snap
     [ "$FWD_ALLOCS" = 1 ] || return 0
     snap=$((snap + 1))
     : >"$MC.req"
-    wait_until 10 test -s "$MC.$snap" || die "the shim wrote no $MC.$snap"
-    sleep 0.2 # the dump is written in one go after the file appears; let it finish
+    wait_until 10 test -s "$MC.$snap" || die "the shim wrote no $MC.$snap" # renamed when complete
 }
 run() { # run N LOG
     timeout 300 h2load -n "$1" -c "$BENCH_C" -m "$BENCH_M" -t 1 -H "authorization: Bearer $LOGIN_TOKEN" \
@@ -83,19 +85,29 @@ for r in $(seq 1 "$BENCH_ROUNDS"); do
     dump
     a=$snap
     t0=$(ticks)
-    perf stat -x, -e "${events%,}" -p "$GW_PID" -o "$OUT/stat-$r.csv" &
+    perf stat -x, -e "context-switches,${events%,}" -p "$GW_PID" -o "$OUT/stat-$r.csv" &
     perf_pid=$!
-    sleep 0.3 # perf attaches
+    trace_pid=
+    if [ -n "$FWD_TRACE" ] && [ "$r" = "$BENCH_ROUNDS" ]; then
+        perf record -q -e "$FWD_TRACE" --call-graph dwarf,8192 -p "$GW_PID" -o "$OUT/trace.data" >"$OUT/trace.log" 2>&1 &
+        trace_pid=$!
+        wait_until 10 test -s "$OUT/trace.data"
+    fi
+    wait_until 10 test -s "$OUT/stat-$r.csv" # perf stat writes its header once attached
     run "$BENCH_N" "$OUT/round-$r.txt"
     kill -INT "$perf_pid"
     wait "$perf_pid"
+    if [ -n "$trace_pid" ]; then
+        kill -INT "$trace_pid"
+        wait "$trace_pid"
+    fi
     t1=$(ticks)
     dump
     b=$snap
     rps=$(grep -o 'finished in [^,]*, [0-9.]* req/s' "$OUT/round-$r.txt" | awk '{print $4}')
     allocs=-
     [ "$FWD_ALLOCS" = 1 ] && allocs=$(awk -v n="$BENCH_N" 'FNR == 1 { v[FILENAME] = $1 } END { for (f in v) if (f ~ /\.'"$a"'$/) x = v[f]; else y = v[f]; printf "%.1f", (y - x) / n }' "$MC.$a" "$MC.$b")
-    sc=$(awk -F, -v n="$BENCH_N" '$3 ~ /syscalls/ { sub(/syscalls:sys_enter_/, "", $3); printf "%s %.2f  ", $3, $1 / n }' "$OUT/stat-$r.csv")
+    sc=$(awk -F, -v n="$BENCH_N" '$3 ~ /syscalls|context-switches/ { sub(/syscalls:sys_enter_/, "", $3); printf "%s %.2f  ", $3, $1 / n }' "$OUT/stat-$r.csv")
     echo "$rps $(awk -v t=$((t1 - t0)) -v n="$BENCH_N" 'BEGIN { printf "%.1f", t * 10000 / n }') $allocs $sc" >>"$OUT/rounds"
     log "round $r: $(tail -n 1 "$OUT/rounds")"
 done
@@ -120,4 +132,8 @@ if [ "$FWD_SITES" -gt 0 ]; then
     awk 'FNR == NR { nm[$1] = $2 " (" $3 ")"; next }
         { o = $2; sub(/.*darvazad\+/, "", o); k = (o in nm) ? nm[o] : $2; s[k] += $1 } END { for (k in s) printf "%8.2f %s\n", s[k], k }' \
         "$OUT/names" "$OUT/sites.who" | sort -rn | head -n "$FWD_SITES"
+fi
+if [ -n "$FWD_TRACE" ]; then
+    echo "$FWD_TRACE: callers (perf report, caller graph, last round):"
+    perf report -i "$OUT/trace.data" --stdio --no-children -G --percent-limit 3 2>/dev/null | grep -v '^$' | head -n 120
 fi

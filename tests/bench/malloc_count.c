@@ -108,10 +108,13 @@ static void put_pc(FILE *f, void *pc)
 static void dump(int seq)
 {
     char path[600];
+    char tmp[610];
     FILE *f;
 
+    /* Written aside and renamed: a reader sees the whole dump or none. */
     snprintf(path, sizeof(path), "%s.%d", out_prefix, seq);
-    f = fopen(path, "w");
+    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    f = fopen(tmp, "w");
     if (!f)
         return;
     fprintf(f, "%llu total\n", (unsigned long long)atomic_load(&total));
@@ -123,7 +126,8 @@ static void dump(int seq)
             put_pc(f, sites[s].pc[j]);
         fputc('\n', f);
     }
-    fclose(f);
+    if (fclose(f) == 0)
+        rename(tmp, path);
 }
 
 /* Polls for PREFIX.req (a dump asked for) every 50 ms. */
