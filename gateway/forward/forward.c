@@ -138,24 +138,40 @@ static void release_list(const struct dz_policy_route *r, char *out, size_t out_
     }
 }
 
+/* Compared by length first: this runs for every header of every request
+ * and answer, and a strcmp against each name of the list showed in the
+ * profile (about 0.6 % of the gateway's CPU). */
+/* clang-format off */
+#define DROP(s) {(s), sizeof(s) - 1}
+/* clang-format on */
 static bool is_hop_or_private(const char *name)
 {
-    static const char *const drop[] = {
-        "connection",       "keep-alive",        "proxy-connection", "te",
-        "trailer",          "transfer-encoding", "upgrade",          "host",
-        "authorization",    "content-length",    "forwarded",        "x-forwarded-for",
-        "x-forwarded-host", "x-forwarded-proto", "x-real-ip",        "proxy-authorization",
-        "cookie",           "http2-settings",    "expect",
+    static const struct {
+        const char *name;
+        size_t len;
+    } drop[] = {
+        DROP("connection"),       DROP("keep-alive"),
+        DROP("proxy-connection"), DROP("te"),
+        DROP("trailer"),          DROP("transfer-encoding"),
+        DROP("upgrade"),          DROP("host"),
+        DROP("authorization"),    DROP("content-length"),
+        DROP("forwarded"),        DROP("x-forwarded-for"),
+        DROP("x-forwarded-host"), DROP("x-forwarded-proto"),
+        DROP("x-real-ip"),        DROP("proxy-authorization"),
+        DROP("cookie"),           DROP("http2-settings"),
+        DROP("expect"),
     };
+    size_t len = strlen(name);
 
-    if (strncmp(name, "darvaza-", 8) == 0)
+    if (len >= 8 && memcmp(name, "darvaza-", 8) == 0)
         return true;
     for (size_t i = 0; i < sizeof(drop) / sizeof(drop[0]); i++) {
-        if (strcmp(name, drop[i]) == 0)
+        if (drop[i].len == len && memcmp(name, drop[i].name, len) == 0)
             return true;
     }
     return false;
 }
+#undef DROP
 
 /* Keep the client's other cookies, drop ours: the session token must never
  * reach a back end. */

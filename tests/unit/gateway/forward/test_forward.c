@@ -249,6 +249,15 @@ static void test_allowed_audited_first(void **state)
     fake_req_bearer(r, tok);
     fake_req_add_header(r, "cookie", "__Host-darvaza=secret; other=1");
     fake_req_add_header(r, "darvaza-assertion", "spoofed");
+    /* Headers for the hop or the gateway alone (compared by length first,
+     * so each length of the list is tried) and look-alikes that pass. */
+    fake_req_add_header(r, "x-forwarded-for", "10.0.0.1");
+    fake_req_add_header(r, "x-real-ip", "10.0.0.2");
+    fake_req_add_header(r, "proxy-authorization", "Basic eA==");
+    fake_req_add_header(r, "forwarded", "for=10.0.0.3");
+    fake_req_add_header(r, "expect", "100-continue");
+    fake_req_add_header(r, "x-forwarded-fox", "kept");
+    fake_req_add_header(r, "hosts", "kept too");
     assert_true(fake_gw_roundtrip(g, r));
     assert_int_equal(fake_req_invalid_answers(r), 0);
 
@@ -270,6 +279,14 @@ static void test_allowed_audited_first(void **state)
     assert_string_equal(fake_upstream_last_header(g->up, "darvaza-request-id", buf, sizeof(buf)),
                         rid);
     assert_null(fake_upstream_last_header(g->up, "authorization", buf, sizeof(buf)));
+    assert_null(fake_upstream_last_header(g->up, "x-forwarded-for", buf, sizeof(buf)));
+    assert_null(fake_upstream_last_header(g->up, "x-real-ip", buf, sizeof(buf)));
+    assert_null(fake_upstream_last_header(g->up, "proxy-authorization", buf, sizeof(buf)));
+    assert_null(fake_upstream_last_header(g->up, "expect", buf, sizeof(buf)));
+    assert_null(strstr(fake_upstream_last_request(g->up), "10.0.0.3"));
+    assert_string_equal(fake_upstream_last_header(g->up, "x-forwarded-fox", buf, sizeof(buf)),
+                        "kept");
+    assert_string_equal(fake_upstream_last_header(g->up, "hosts", buf, sizeof(buf)), "kept too");
     assert_string_equal(fake_upstream_last_header(g->up, "cookie", buf, sizeof(buf)), "other=1");
     assert_null(strstr(fake_upstream_last_request(g->up), tok));
 
