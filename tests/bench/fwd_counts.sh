@@ -12,6 +12,9 @@
 #   unshare --net bash -c 'ip link set lo up && BUILD_DIR=build bash tests/bench/fwd_counts.sh'
 #   ... BUILD_DIR=build/bench-compare/base-src/build bash tests/bench/fwd_counts.sh   (main)
 #
+# FWD_PROFILE=1 records the last round with perf (DWARF call graphs, as
+# BENCH_PERF=1 make bench) and prints profile.sh's µs per stage, from the
+# median CPU µs/req of the rounds.
 # FWD_TRACE=EVENT (syscalls:sys_enter_futex, say) records that event's call
 # graphs during the last round (perf, DWARF) and prints who calls it most.
 # FWD_ALLOCS=1 FWD_SITES=N also prints the N darvazad functions whose
@@ -23,6 +26,7 @@ BENCH_M=${BENCH_M:-10}
 BENCH_ROUNDS=${BENCH_ROUNDS:-3}
 FWD_ALLOCS=${FWD_ALLOCS:-0}
 FWD_TRACE=${FWD_TRACE:-}
+FWD_PROFILE=${FWD_PROFILE:-}
 FWD_SITES=${FWD_SITES:-0}
 [ "$FWD_ALLOCS" = 1 ] || FWD_SITES=0
 SYSCALLS=${FWD_SYSCALLS:-epoll_ctl epoll_wait futex write writev sendto recvfrom read pwrite64 fdatasync}
@@ -92,6 +96,10 @@ for r in $(seq 1 "$BENCH_ROUNDS"); do
         perf record -q -e "$FWD_TRACE" --call-graph dwarf,8192 -p "$GW_PID" -o "$OUT/trace.data" >"$OUT/trace.log" 2>&1 &
         trace_pid=$!
         wait_until 10 test -s "$OUT/trace.data"
+    elif [ -n "$FWD_PROFILE" ] && [ "$r" = "$BENCH_ROUNDS" ]; then
+        perf record -q -F 499 --call-graph dwarf,16384 -p "$GW_PID" -o "$OUT/perf.data" >"$OUT/perf.log" 2>&1 &
+        trace_pid=$!
+        wait_until 10 test -s "$OUT/perf.data"
     fi
     wait_until 10 test -s "$OUT/stat-$r.csv" # perf stat writes its header once attached
     run "$BENCH_N" "$OUT/round-$r.txt"
@@ -136,4 +144,8 @@ fi
 if [ -n "$FWD_TRACE" ]; then
     echo "$FWD_TRACE: callers (perf report, caller graph, last round):"
     perf report -i "$OUT/trace.data" --stdio --no-children -G --percent-limit 3 2>/dev/null | grep -v '^$' | head -n 120
+fi
+if [ -n "$FWD_PROFILE" ]; then
+    echo "where the CPU goes (perf, last round; µs from the median CPU µs/req):"
+    "$HERE/profile.sh" "$OUT/perf.data" "$(sort -k2,2n "$OUT/rounds" | awk -v m=$m 'NR == m {print $2}')"
 fi
