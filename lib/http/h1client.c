@@ -6,8 +6,9 @@
  * The request is written, then the answer is read into the client's
  * buffer (shared by its transfers: reads run only in loop callbacks): the
  * head is parsed in place, the body handed to on_data without a copy, and
- * only what a read leaves unused is moved to the transfer's own buffer.  A connection whose answer ended cleanly (HTTP/1.1, framed by
- * length or chunks, nothing extra after it) goes back to the idle list,
+ * only what a read leaves unused is moved to the transfer's own buffer.
+ * A connection whose answer ended cleanly (HTTP/1.1, framed by length or
+ * chunks, nothing extra after it) goes back to the idle list,
  * where a readable event (the server closing it) closes it.
  *
  * Re-entrancy: while a user callback runs, x->in_cb is set; dz_h1c_cancel
