@@ -201,6 +201,11 @@ static bool give_back_settled(struct dz_h2conn *c)
         nghttp2_session_get_remote_window_size(c->ngh) < 0 ||
         nghttp2_session_get_last_proc_stream_id(c->ngh) <= 0)
         return false;
+    /* A stream refused above the last one processed: nghttp2 ignores a
+     * request on its id again (ids never go back), a session rebuilt from
+     * the last processed one would take it.  Kept until a later stream. */
+    if (c->headers_stream > nghttp2_session_get_last_proc_stream_id(c->ngh))
+        return false;
     /* A send window below the initial one is rebuilt by sending (into the
      * void) that many bytes on the last stream, which its window must
      * allow. */

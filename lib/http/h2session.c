@@ -328,6 +328,18 @@ static int on_frame_send(nghttp2_session *s, const nghttp2_frame *f, void *ud)
     return 0;
 }
 
+/* Every frame's header, before nghttp2 acts on it: the stream ids a client
+ * used, refused ones included (h2idle.c gives back no session that could
+ * not be rebuilt with them). */
+static int on_begin_frame(nghttp2_session *s, const nghttp2_frame_hd *hd, void *ud)
+{
+    struct dz_h2conn *c = ud;
+
+    if (hd->type == NGHTTP2_HEADERS && hd->stream_id > c->headers_stream)
+        c->headers_stream = hd->stream_id;
+    return 0;
+}
+
 int dz_h2_callbacks_new(nghttp2_session_callbacks **out)
 {
     nghttp2_session_callbacks *cb = NULL;
@@ -335,6 +347,7 @@ int dz_h2_callbacks_new(nghttp2_session_callbacks **out)
     *out = NULL;
     if (nghttp2_session_callbacks_new(&cb) != 0)
         return DZ_ERR_NOMEM;
+    nghttp2_session_callbacks_set_on_begin_frame_callback(cb, on_begin_frame);
     nghttp2_session_callbacks_set_on_begin_headers_callback(cb, on_begin_headers);
     nghttp2_session_callbacks_set_on_header_callback(cb, on_header);
     nghttp2_session_callbacks_set_on_frame_recv_callback(cb, on_frame_recv);

@@ -255,6 +255,11 @@ struct dz_h2conn {
     int32_t kept_stream;      /* the client's last stream */
     int32_t kept_window;      /* our connection send window */
     uint32_t kept_settings[DZ_H2_KEPT_SETTINGS]; /* the client's, h2idle.c order */
+    /* The highest stream id a client HEADERS named: above the last stream
+     * processed when one was refused (REFUSED_STREAM before our SETTINGS
+     * were acknowledged), which a session rebuilt from kept_stream would
+     * not know (h2session.c on_begin_frame, h2idle.c). */
+    int32_t headers_stream;
 };
 
 /* --- h2idle.c: an idle connection's session given back --- */

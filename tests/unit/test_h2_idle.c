@@ -370,6 +370,78 @@ static void test_settled_goaway(void **state)
         nghttp2_session_get_remote_settings(T.client, NGHTTP2_SETTINGS_HEADER_TABLE_SIZE), 4096);
 }
 
+/* A stream refused before our SETTINGS were acknowledged (over the
+ * advertised MAX_CONCURRENT_STREAMS: REFUSED_STREAM) is above the last
+ * processed stream.  A session rebuilt from the last processed stream alone
+ * would take a new request on the refused stream's id, which the freed one
+ * ignored (stream ids never go back, RFC 9113 5.1.1): such a session is
+ * kept while no later stream was processed. */
+static void put_head(uint8_t *p, size_t len, uint8_t type, uint8_t flags, uint32_t sid)
+{
+    p[0] = (uint8_t)(len >> 16);
+    p[1] = (uint8_t)(len >> 8);
+    p[2] = (uint8_t)len;
+    p[3] = type;
+    p[4] = flags;
+    p[5] = (uint8_t)(sid >> 24);
+    p[6] = (uint8_t)(sid >> 16);
+    p[7] = (uint8_t)(sid >> 8);
+    p[8] = (uint8_t)sid;
+}
+
+static void feed_frame(struct dz_h2conn *c, uint8_t type, uint8_t flags, uint32_t sid)
+{
+    static const uint8_t get[] = {0x82, 0x87, 0x84, 0x01, 0x01, 'x'}; /* GET / */
+    uint8_t f[9 + sizeof(get)];
+    size_t len = type == NGHTTP2_HEADERS ? sizeof(get) : 0;
+
+    put_head(f, len, type, flags, sid);
+    memcpy(f + 9, get, len);
+    assert_int_equal(dz_h2conn_feed(c, f, 9 + len), 0);
+    dz_worker_flush_dirty(T.w);
+}
+
+static void test_settled_refused_stream_kept(void **state)
+{
+    uint32_t max = T.h->limits.max_concurrent_streams;
+    uint32_t refused = 2 * max + 1;
+    struct dz_h2conn *c;
+
+    assert_int_equal(dz_h2conn_new(T.w, &lst, -1, NULL, "192.0.2.1", &c), 0);
+    dz_worker_flush_dirty(T.w);
+    assert_int_equal(
+        dz_h2conn_feed(c, (const uint8_t *)NGHTTP2_CLIENT_MAGIC, NGHTTP2_CLIENT_MAGIC_LEN), 0);
+    feed_frame(c, NGHTTP2_SETTINGS, NGHTTP2_FLAG_NONE, 0);
+    /* max streams open, one more refused, before the client has read our
+     * SETTINGS */
+    for (uint32_t sid = 1; sid <= refused; sid += 2)
+        feed_frame(c, NGHTTP2_HEADERS, NGHTTP2_FLAG_END_HEADERS, sid);
+    assert_int_equal(c->nstreams, max);
+    feed_frame(c, NGHTTP2_SETTINGS, NGHTTP2_FLAG_ACK, 0);
+    for (uint32_t sid = 1; sid < refused; sid += 2)
+        feed_frame(c, NGHTTP2_DATA, NGHTTP2_FLAG_END_STREAM, sid);
+    assert_int_equal(T.requests, max);
+    assert_int_equal(c->nstreams, 0);
+    assert_int_equal(nghttp2_session_get_last_proc_stream_id(c->ngh), (int32_t)refused - 2);
+
+    /* Idle (nothing indexed: no SETTINGS to wait for): kept. */
+    dz_h2conn_settle(c);
+    dz_worker_flush_dirty(T.w);
+    assert_non_null(c->ngh);
+    /* The refused stream's id again: ignored, as before. */
+    feed_frame(c, NGHTTP2_HEADERS, NGHTTP2_FLAG_END_HEADERS | NGHTTP2_FLAG_END_STREAM, refused);
+    assert_int_equal(T.requests, max);
+    assert_int_equal(T.w->nconns, 1);
+
+    /* A later stream served: now the session can go. */
+    feed_frame(c, NGHTTP2_HEADERS, NGHTTP2_FLAG_END_HEADERS | NGHTTP2_FLAG_END_STREAM, refused + 2);
+    assert_int_equal(T.requests, max + 1);
+    dz_h2conn_settle(c);
+    dz_worker_flush_dirty(T.w);
+    assert_null(c->ngh);
+    assert_true(c->is_given_back);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -380,6 +452,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_settled_window_below_initial, setup, teardown),
         cmocka_unit_test_setup_teardown(test_settled_stream_reuse_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_settled_goaway, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_settled_refused_stream_kept, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
