@@ -74,6 +74,28 @@ static void snap_take(const struct dz_h2conn *c, struct snap *s)
     s->window = nghttp2_session_get_remote_window_size(c->ngh);
 }
 
+/* The highest stream id of the HEADERS fed so far, while every byte came
+ * from a built frame (has_raw: arbitrary bytes fed, their ids unknown). */
+static struct {
+    uint32_t headers_max;
+    bool has_raw;
+} ids;
+
+static void fail(const char *what)
+{
+    fprintf(stderr, "fuzz_h2idle: %s\n", what);
+    abort();
+}
+
+/* A request opens only above every HEADERS the client sent before: nghttp2
+ * ignores one on an id it has seen, even one it refused (RFC 9113 5.1.1),
+ * and a rebuilt session must too. */
+static void on_headers(struct dz_req *r, void *wdata)
+{
+    if (!ids.has_raw && (uint32_t)r->stream_id <= ids.headers_max)
+        fail("a request opened on a stream id already used");
+}
+
 static void count_close(struct dz_req *r, void *arg)
 {
     (void)r;
@@ -129,6 +151,7 @@ static void setup(void)
     conf.limits.max_header_count = 24;
     conf.limits.max_header_bytes = 2048;
     conf.limits.max_concurrent_streams = 16;
+    conf.handlers.on_headers = on_headers;
     conf.handlers.on_request = on_request;
     if (dz_httpd_new(&conf, &h) != 0)
         abort();
@@ -169,12 +192,6 @@ struct run {
     struct snap before;  /* taken before the last flush that had a session */
     int32_t next_stream; /* the client's next new stream id */
 };
-
-static void fail(const char *what)
-{
-    fprintf(stderr, "fuzz_h2idle: %s\n", what);
-    abort();
-}
 
 /* A given-back session rebuilt (as dz_h2conn_feed or dz_h2conn_goaway would
  * do first) and compared with the one that was freed. */
@@ -239,6 +256,14 @@ static void feed(struct run *run, const uint8_t *p, size_t len)
     loop_once(run);
 }
 
+/* A built HEADERS frame fed: its id counts from the next frame on. */
+static void feed_headers(struct run *run, const uint8_t *p, size_t len, uint32_t sid)
+{
+    feed(run, p, len);
+    if (sid > ids.headers_max)
+        ids.headers_max = sid;
+}
+
 static uint8_t *frame_head(uint8_t *p, size_t len, uint8_t type, uint8_t flags, uint32_t sid)
 {
     p[0] = (uint8_t)(len >> 16);
@@ -263,7 +288,7 @@ static uint8_t *put_u32(uint8_t *p, uint32_t v)
 }
 
 /* A stream id from one byte: the last one used, the one before, a new one,
- * stream 0, or anything. */
+ * stream 0, one further on, or a given one (1 to 63). */
 static uint32_t pick_stream(struct run *run, struct in *in, bool opening)
 {
     uint8_t b = byte(in);
@@ -286,6 +311,8 @@ static uint32_t pick_stream(struct run *run, struct in *in, bool opening)
         return 0;
     case 5:
         return (uint32_t)run->next_stream + 2u * (b >> 3);
+    case 6:
+        return 2u * (b >> 3) + 1;
     default:
         return last > 0 ? (uint32_t)last : 1;
     }
@@ -374,6 +401,7 @@ static bool step(struct run *run, struct in *in)
         size_t len = byte(in);
         if (len > in->left)
             len = in->left;
+        ids.has_raw = true;
         feed(run, in->p, len);
         in->p += len;
         in->left -= len;
@@ -401,7 +429,7 @@ static bool step(struct run *run, struct in *in)
         size_t len = header_block(in, f + 9);
         frame_head(f, len, NGHTTP2_HEADERS,
                    NGHTTP2_FLAG_END_HEADERS | (op & 0x10 ? 0 : NGHTTP2_FLAG_END_STREAM), sid);
-        feed(run, f, 9 + len);
+        feed_headers(run, f, 9 + len, sid);
         break;
     }
     case 4: { /* DATA */
@@ -472,7 +500,7 @@ static bool step(struct run *run, struct in *in)
         memcpy(f + 9, blk, cut);
         frame_head(f + 9 + cut, len - cut, NGHTTP2_CONTINUATION, NGHTTP2_FLAG_END_HEADERS, sid);
         memcpy(f + 18 + cut, blk + cut, len - cut);
-        feed(run, f, 18 + len);
+        feed_headers(run, f, 18 + len, sid);
         break;
     }
     }
@@ -487,6 +515,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     setup();
     memset(&n, 0, sizeof(n));
+    memset(&ids, 0, sizeof(ids));
     memset(&run, 0, sizeof(run));
     run.next_stream = 1;
     if (dz_h2conn_new(w, &fuzz_listener, -1, NULL, "192.0.2.1", &run.c) != 0)

@@ -14,6 +14,11 @@ RAW, ACK, SETTINGS, REQ, DATA, WUPD, PRIO, RST, PING, GOAWAY, IDLE, DRAIN, CONT 
 LAST, NEW, OLDER, ZERO = 0, 1, 3, 4
 
 
+def sid(n):
+    """pick_stream's byte for the odd stream id n (1 to 63)."""
+    return 6 | (n - 1) // 2 << 3
+
+
 def op(k, bits=0):
     """The first op byte that is k modulo 13 with bits (0x10, 0x20) set as given."""
     for v in range(256):
@@ -90,7 +95,7 @@ SEEDS = {
     "given_back_drain": SERVED_GIVEN_BACK + op(DRAIN) + ACKS,
     "given_back_continuation": SERVED_GIVEN_BACK + op(CONT) + bytes([NEW, 0x10]) + b"tokenone"
     + bytes([5]),
-    "given_back_reused_stream": SERVED_GIVEN_BACK + req(stream=LAST),
+    "given_back_reused_stream": SERVED_GIVEN_BACK + req(stream=sid(1)),
     "window_deficit": settings((4, 65535)) + ACKS + req(path=1, token="tokenone") + IDLES + ACKS
     + ACKS + IDLES
     + op(PING) + req(path=1) + IDLES + wupd(30000) + IDLES + req(path=1),
@@ -101,8 +106,15 @@ SEEDS = {
     "later_answer": OPEN + req(path=2, token="tokenone") + IDLES + ACKS + ACKS + req(path=2),
     "before_stream_given_back": OPEN + wupd(100000) + op(PRIO) + bytes([NEW, ZERO, 1])
     + op(PING) + op(PING) + req(token="first"),
-    "settings_changed_after_give_back": SERVED_GIVEN_BACK + settings((1, 0), (5, 32768)) + ACKS
-    + req() + IDLES + ACKS + IDLES + req(),
+    "settings_changed_after_give_back": SERVED_GIVEN_BACK + settings((1, 0), (5, 32768)) + req()
+    + IDLES + ACKS + IDLES + req(),
+    # 16 streams open (fuzz_h2idle's MAX_CONCURRENT_STREAMS) and a 17th
+    # refused before our SETTINGS were acknowledged; the 16 ended, idle,
+    # settled; then the refused id again: ignored, the session kept.
+    "refused_stream_reused": settings((4, 65535))
+    + b"".join(req(start=NONE, end=False) for _ in range(17)) + ACKS
+    + b"".join(data(0, stream=sid(n)) for n in range(1, 33, 2)) + IDLES
+    + req(start=NONE, stream=sid(33)) + req(start=NONE),
     "raw_after_give_back": SERVED_GIVEN_BACK + op(RAW) + bytes([9]) + bytes(
         [0, 0, 0, 4, 1, 0, 0, 0, 0]),
 }
