@@ -9,8 +9,8 @@
  * literals that the server indexes, references to dynamic-table entries,
  * table size updates, DATA, WINDOW_UPDATE, PRIORITY, RST_STREAM, PING,
  * GOAWAY), or "idle now" (what the connection timer does once the
- * connection has been idle for DZ_H2_SETTLE_MS: dz_h2conn_settle, as
- * test_h2_idle.c makes time pass), or the server's own GOAWAY (a drain).
+ * connection has been idle for DZ_H2_SETTLE_MS: its timer's callback, the
+ * idle start moved back), or the server's own GOAWAY (a drain).
  * So the client's ACKs of the settle's SETTINGS may be missing, duplicated
  * or come before anything else, and what follows a give-back is anything.
  * Frames are well formed in their header only when the fuzzer keeps them so.
@@ -476,15 +476,23 @@ static bool step(struct run *run, struct in *in)
         feed(run, f, 17);
         break;
     }
-    case 10: /* idle now: what the connection timer does after DZ_H2_SETTLE_MS */
-        if (c->is_established && !c->is_handshaking && c->nstreams == 0 && c->ngh &&
-            c->replay_off && !c->is_settled) {
-            dz_h2conn_settle(c);
-            if (c->is_settled)
-                n.settles++;
+    case 10: { /* idle now: the connection timer, DZ_H2_SETTLE_MS later */
+        bool was_settled = c->is_settled;
+        /* The clock moves by the idle start moving back (repeated, the
+         * idle timeout comes too); the timer runs as libev would, then is
+         * stopped: this harness says when time passes. */
+        c->t_idle -= DZ_H2_SETTLE_MS / 1000.0;
+        if (!c->ngh && c->t_idle + w->h->limits.idle_timeout_ms / 1000.0 <= ev_now(w->loop))
+            rebuild_checked(run); /* the idle timeout's GOAWAY rebuilds first */
+        if (c->is_open) {
+            ev_invoke(w->loop, &c->timer, EV_TIMER);
+            ev_timer_stop(w->loop, &c->timer);
         }
+        if (c->is_settled && !was_settled)
+            n.settles++;
         loop_once(run);
         break;
+    }
     case 11: /* the server drains (shutdown, idle timeout) */
         rebuild_checked(run);
         dz_h2conn_goaway(c);

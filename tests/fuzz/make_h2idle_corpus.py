@@ -115,6 +115,10 @@ SEEDS = {
     + b"".join(req(start=NONE, end=False) for _ in range(17)) + ACKS
     + b"".join(data(0, stream=sid(n)) for n in range(1, 33, 2)) + IDLES
     + req(start=NONE, stream=sid(33)) + req(start=NONE),
+    # idle until the idle timeout (60 s, a second a step): the timer's
+    # GOAWAY rebuilds the given-back session, the connection closes once it
+    # is out (the PING comes too late).
+    "idle_timeout_given_back": SERVED_GIVEN_BACK + IDLES * 60 + op(PING),
     "raw_after_give_back": SERVED_GIVEN_BACK + op(RAW) + bytes([9]) + bytes(
         [0, 0, 0, 4, 1, 0, 0, 0, 0]),
 }
