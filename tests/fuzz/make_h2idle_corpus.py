@@ -101,6 +101,12 @@ SEEDS = {
     + op(PING) + req(path=1) + IDLES + wupd(30000) + IDLES + req(path=1),
     "small_stream_window": settings((4, 100)) + ACKS + req(path=1, token="tokenone")
     + wupd(65535, LAST) + IDLES + ACKS + ACKS + IDLES + op(PING) + req(),
+    # the client's HEADER_TABLE_SIZE for our encoder changed while idle,
+    # our send window short: the rebuild's unsent answer on the kept stream
+    "table_size_changed_while_idle": settings((4, 65535)) + ACKS + req(path=1, token="tokenone")
+    + settings((1, 100)) + IDLES + ACKS + ACKS + IDLES + op(PING) + req(),
+    # SETTINGS_INITIAL_WINDOW_SIZE 0: answers wait; the kept stream is reset
+    "stream_window_zero": settings((4, 0)) + ACKS + req(path=0) + IDLES + op(PING) + req(),
     "body_then_settle": OPEN + req(path=3, token="bodybody", end=False) + data(40) + IDLES
     + ACKS + ACKS + op(PING) + req(),
     "later_answer": OPEN + req(path=2, token="tokenone") + IDLES + ACKS + ACKS + req(path=2),
