@@ -201,7 +201,7 @@ FUZZ_BINS   := $(patsubst tests/fuzz/%.c,$(FUZZ_BUILD)/%,$(FUZZ_SRCS))
 
 $(FUZZ_BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
-	clang $(FUZZ_CFLAGS) -c $< -o $@
+	clang $(FUZZ_CFLAGS) -MMD -MP -c $< -o $@
 
 $(FUZZ_BUILD)/libfuzzdz.a: $(FUZZ_OBJS)
 	@rm -f $@; ar rcs $@ $^
@@ -294,4 +294,4 @@ deb:
 	cp VERSION build/deb/src/
 	cd build/deb/src && dpkg-buildpackage -us -uc -b
 
--include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
+-include $(shell find $(BUILD)/obj $(FUZZ_BUILD)/obj -name '*.d' 2>/dev/null)
