@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
@@ -161,6 +162,29 @@ static size_t write_batch(int fd, const struct qline *b, size_t n)
     return failed;
 }
 
+/* One write(2) per line: on a pipe or a socket (stderr under a container
+ * runtime or journald) a write over PIPE_BUF, or over the socket's buffer,
+ * goes in pieces, and another thread's line (the ops log writes each of
+ * its own with one write) could land between them. */
+static size_t write_each(int fd, const struct qline *b, size_t n)
+{
+    size_t failed = 0;
+
+    for (size_t i = 0; i < n; i++)
+        if (write_all(fd, b[i].p, b[i].len) != 0)
+            failed++;
+    return failed;
+}
+
+/* A regular file opened O_APPEND takes a writev whole (the kernel holds
+ * the file's lock for the call): batches of lines there. */
+static bool is_regular_file(int fd)
+{
+    struct stat st;
+
+    return fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
+}
+
 static int64_t mono_ms(void)
 {
     struct timespec ts;
@@ -175,6 +199,8 @@ static void *writer_main(void *arg)
     uint64_t failed = 0;
     uint64_t told_dropped = 0;
     uint64_t told_failed = 0;
+    int known_fd = NO_FD; /* the descriptor whose kind is in regular */
+    bool regular = false;
 
     pthread_mutex_lock(&W.mu);
     for (;;) {
@@ -188,6 +214,7 @@ static void *writer_main(void *arg)
             close_fd(W.fd);
             W.fd = W.new_fd;
             W.new_fd = NO_FD;
+            known_fd = NO_FD; /* a number can come back for another kind */
         }
         while (W.count && n < BATCH_MAX) {
             batch[n++] = W.q[W.head];
@@ -199,8 +226,14 @@ static void *writer_main(void *arg)
         dropped = W.dropped;
         fd = W.fd;
         pthread_mutex_unlock(&W.mu);
-        if (fd >= 0)
+        if (fd >= 0 && fd != known_fd) {
+            regular = is_regular_file(fd);
+            known_fd = fd;
+        }
+        if (fd >= 0 && regular)
             failed += write_batch(fd, batch, n);
+        else if (fd >= 0)
+            failed += write_each(fd, batch, n);
         for (size_t i = 0; i < n; i++)
             free(batch[i].p);
         /* Only news: the counts since the last warning. */

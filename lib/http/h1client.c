@@ -645,6 +645,11 @@ static bool keep_unused(struct dz_h1c_xfer *x, char *own, size_t own_cap, size_t
         x->in_cap = own_cap;
         return true;
     }
+    /* Room for all that is unread, which can exceed want: a read into the
+     * shared buffer takes up to HEAD_MAX + 1 bytes, and a caller that
+     * paused the transfer leaves most of them unread. */
+    if (want < x->in_len)
+        want = x->in_len;
     if (own_cap < want) {
         char *b = realloc(own, want);
 

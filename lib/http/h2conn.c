@@ -288,6 +288,7 @@ int dz_h2conn_feed(struct dz_h2conn *c, const uint8_t *p, size_t n)
     if (!c->ngh && dz_h2conn_rebuild(c) != 0)
         return DZ_ERR_STATE;
     dz_h2conn_replay_record(c, p, n);
+    dz_h2conn_track_frames(c, p, n);
     c->in_ngh = true;
     rv = nghttp2_session_mem_recv(c->ngh, p, n);
     c->in_ngh = false;
@@ -517,6 +518,7 @@ int dz_h2conn_new(struct dz_worker *w, const struct dz_listener *l, int fd, SSL 
     if (!c)
         goto out;
     c->w = w;
+    c->in_magic_left = NGHTTP2_CLIENT_MAGIC_LEN;
     if (dz_h2conn_session_new(c) != 0)
         goto out;
 

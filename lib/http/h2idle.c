@@ -122,7 +122,10 @@ void dz_h2conn_replay_record(struct dz_h2conn *c, const uint8_t *p, size_t n)
     if (c->replay)
         memcpy(nb, c->replay, c->replay_len);
     memcpy(nb + c->replay_len, p, n);
-    free(c->replay); /* only frames that carry no secret are kept so far */
+    /* A HEADERS frame cut by a read may be in it (a cookie): wiped. */
+    if (c->replay)
+        dz_secret_wipe(c->replay, c->replay_len);
+    free(c->replay);
     c->replay = nb;
     c->replay_len = (uint16_t)(c->replay_len + n);
 }
@@ -152,6 +155,37 @@ static bool replay_is_plain(const struct dz_h2conn *c)
 }
 
 /* ---------- after streams: settled ---------- */
+
+void dz_h2conn_track_frames(struct dz_h2conn *c, const uint8_t *p, size_t n)
+{
+    while (n > 0) {
+        size_t k = 1;
+
+        if (c->in_magic_left) {
+            k = n < c->in_magic_left ? n : c->in_magic_left;
+            c->in_magic_left = (uint8_t)(c->in_magic_left - k);
+        } else if (c->in_frame_left) {
+            k = n < c->in_frame_left ? n : c->in_frame_left;
+            c->in_frame_left -= (uint32_t)k;
+        } else {
+            /* A header byte; the first three are the payload's length. */
+            if (c->in_head_got < 3)
+                c->in_frame_len = c->in_frame_len << 8 | *p;
+            if (++c->in_head_got == 9) {
+                c->in_frame_left = c->in_frame_len;
+                c->in_frame_len = 0;
+                c->in_head_got = 0;
+            }
+        }
+        p += k;
+        n -= k;
+    }
+}
+
+static bool between_frames(const struct dz_h2conn *c)
+{
+    return !c->in_magic_left && !c->in_head_got && !c->in_frame_left;
+}
 
 /* Nothing under way and nothing owed either way: the state a session
  * could be rebuilt from, but for HPACK (checked by the callers). */
@@ -194,7 +228,7 @@ void dz_h2conn_settle(struct dz_h2conn *c)
 /* Free a settled session whose HPACK state is empty on both sides. */
 static bool give_back_settled(struct dz_h2conn *c)
 {
-    if (!c->is_settled || c->settings_unacked || !is_quiet(c) ||
+    if (!c->is_settled || c->settings_unacked || !is_quiet(c) || !between_frames(c) ||
         nghttp2_session_get_hd_inflate_dynamic_table_size(c->ngh) != 0 ||
         nghttp2_session_get_hd_deflate_dynamic_table_size(c->ngh) != 0 ||
         nghttp2_session_get_effective_recv_data_length(c->ngh) != 0 ||

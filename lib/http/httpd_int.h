@@ -260,6 +260,13 @@ struct dz_h2conn {
      * were acknowledged), which a session rebuilt from kept_stream would
      * not know (h2session.c on_begin_frame, h2idle.c). */
     int32_t headers_stream;
+    /* Where the client's bytes stand in its frames: nghttp2 keeps a frame
+     * received in part inside the session, so a settled session is given
+     * back only between two frames (h2idle.c dz_h2conn_track_frames). */
+    uint32_t in_frame_len;  /* the length field, while its header comes in */
+    uint32_t in_frame_left; /* payload bytes still to come */
+    uint8_t in_head_got;    /* header bytes seen of the current frame (0..8) */
+    uint8_t in_magic_left;  /* bytes of the client preface still to come */
 };
 
 /* --- h2idle.c: an idle connection's session given back --- */
@@ -269,6 +276,8 @@ int dz_h2conn_session_new(struct dz_h2conn *c);
  * (wiped) once a stream opened or too much came. */
 void dz_h2conn_replay_record(struct dz_h2conn *c, const uint8_t *p, size_t n);
 void dz_h2conn_replay_drop(struct dz_h2conn *c);
+/* Follow the client's bytes through its frames (before nghttp2 reads them). */
+void dz_h2conn_track_frames(struct dz_h2conn *c, const uint8_t *p, size_t n);
 /* After streams, idle for DZ_H2_SETTLE_MS (the connection timer): ask the
  * client to empty its HPACK table; the flush gives the session back once
  * it has.  A no-op unless the connection is quiet. */

@@ -442,6 +442,51 @@ static void test_settled_refused_stream_kept(void **state)
     assert_true(c->is_given_back);
 }
 
+/* nghttp2 keeps a frame received in part inside its session: a settled
+ * session is not given back while the client's last bytes end inside a
+ * frame, and the frame completes in the same session. */
+static void test_settled_split_frame_kept(void **state)
+{
+    struct dz_h2conn *c = open_sock_conn();
+    uint8_t in[16384];
+    uint8_t out[1024];
+    size_t out_len = 0;
+    const uint8_t *data;
+    ssize_t n;
+
+    get("token");
+    pump(c);
+    assert_int_equal(T.requests, 1);
+    dz_h2conn_settle(c);
+    dz_worker_flush_dirty(T.w);
+    /* The client reads our two SETTINGS; its ACKs and a PING, in one run. */
+    while ((n = read(T.sv[1], in, sizeof(in))) > 0)
+        assert_int_equal(nghttp2_session_mem_recv(T.client, in, (size_t)n), n);
+    assert_int_equal(nghttp2_submit_ping(T.client, NGHTTP2_FLAG_NONE, NULL), 0);
+    while ((n = nghttp2_session_mem_send(T.client, &data)) > 0) {
+        assert_true(out_len + (size_t)n <= sizeof(out));
+        memcpy(out + out_len, data, (size_t)n);
+        out_len += (size_t)n;
+    }
+    assert_true(out_len > 17); /* the PING frame is the last 17 bytes */
+    /* The ACKs and the PING's first 5 bytes: the session stays. */
+    assert_int_equal(dz_h2conn_feed(c, out, out_len - 12), 0);
+    dz_worker_flush_dirty(T.w);
+    assert_non_null(c->ngh);
+    assert_int_equal(c->settings_unacked, 0);
+    /* The rest of the PING: answered, then given back. */
+    assert_int_equal(dz_h2conn_feed(c, out + out_len - 12, 12), 0);
+    pump(c);
+    assert_null(c->ngh);
+    assert_true(c->is_given_back);
+    /* The connection still serves. */
+    get("token");
+    pump(c);
+    assert_int_equal(T.requests, 2);
+    assert_int_equal(T.answers, 2);
+    assert_int_equal(T.w->nconns, 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -453,6 +498,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_settled_stream_reuse_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_settled_goaway, setup, teardown),
         cmocka_unit_test_setup_teardown(test_settled_refused_stream_kept, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_settled_split_frame_kept, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1115,6 +1115,44 @@ static void resume_cb(struct ev_loop *l, ev_timer *w, int revents)
     assert_int_equal(r->datas, r->datas_at_resume);
 }
 
+/* A paused transfer keeps what its read left unread: here a 1-byte chunk
+ * delivered, then a pause with a 32 KB chunk (more than a body read's
+ * buffer) still in the bytes the head's read took. */
+static void test_pause_keeps_a_large_unread_rest(void **state)
+{
+    static char answer[128 + 0x8000];
+    struct dz_httpc_request q;
+    struct rawsrv sv;
+    struct res r;
+    ev_timer t;
+    int n;
+
+    (void)state;
+    n = snprintf(answer, sizeof(answer),
+                 "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1\r\na\r\n8000\r\n");
+    memset(answer + n, 'b', 0x8000);
+    memcpy(answer + n + 0x8000, "\r\n0\r\n\r\n", 8);
+    answer[n + 0x8000 + 8] = '\0';
+    rawsrv_start(&sv, answer);
+    q = req(url(sv.port, false, "/"), DZ_HTTPC_HTTP1);
+    q.timeout_ms = 5000;
+    r_init(&r);
+    r.on_first_data = pause_first;
+    start_ok(&r, &q);
+    ev_timer_init(&t, resume_cb, 0.05, 0.);
+    t.data = &r;
+    ev_timer_start(loop, &t);
+    run(8000);
+    assert_int_equal(r.result, 0);
+    assert_int_equal(r.status, 200);
+    assert_int_equal(r.datas_at_resume, 1);
+    assert_int_equal(r.body.len, 1 + 0x8000);
+    assert_int_equal(r.body.data[0], 'a');
+    assert_int_equal(r.body.data[0x8000], 'b');
+    dz_buf_cleanup(&r.body);
+    rawsrv_stop(&sv);
+}
+
 static void test_pause_resume(void **state)
 {
     struct res r[2];
@@ -1499,6 +1537,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_h2_multiplexes_on_one_connection, setup, teardown),
         cmocka_unit_test_setup_teardown(test_keepalive_and_start_from_on_done, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pause_resume, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pause_keeps_a_large_unread_rest, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fetch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_blocking, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_requests, setup, teardown),
