@@ -268,7 +268,7 @@ bool dz_h2conn_give_back(struct dz_h2conn *c)
     return true;
 }
 
-static uint8_t *put_frame_head(uint8_t *p, size_t len, uint8_t type, uint8_t flags, int32_t sid)
+uint8_t *dz_h2_put_frame_head(uint8_t *p, size_t len, uint8_t type, uint8_t flags, int32_t sid)
 {
     *p++ = (uint8_t)(len >> 16);
     *p++ = (uint8_t)(len >> 8);
@@ -282,7 +282,7 @@ static uint8_t *put_frame_head(uint8_t *p, size_t len, uint8_t type, uint8_t fla
     return p;
 }
 
-static uint8_t *put_u32(uint8_t *p, uint32_t v)
+uint8_t *dz_h2_put_u32(uint8_t *p, uint32_t v)
 {
     *p++ = (uint8_t)(v >> 24);
     *p++ = (uint8_t)(v >> 16);
@@ -310,17 +310,17 @@ static size_t settled_frames(const struct dz_h2conn *c, uint8_t *buf)
             continue;
         *p++ = (uint8_t)(kept_ids[i] >> 8);
         *p++ = (uint8_t)kept_ids[i];
-        p = put_u32(p, c->kept_settings[i]);
+        p = dz_h2_put_u32(p, c->kept_settings[i]);
         n += 6;
     }
-    (void)put_frame_head(set, n, NGHTTP2_SETTINGS, NGHTTP2_FLAG_NONE, 0);
-    p = put_frame_head(p, 0, NGHTTP2_SETTINGS, NGHTTP2_FLAG_ACK, 0);
+    (void)dz_h2_put_frame_head(set, n, NGHTTP2_SETTINGS, NGHTTP2_FLAG_NONE, 0);
+    p = dz_h2_put_frame_head(p, 0, NGHTTP2_SETTINGS, NGHTTP2_FLAG_ACK, 0);
     if (c->kept_window > NGHTTP2_INITIAL_CONNECTION_WINDOW_SIZE) {
-        p = put_frame_head(p, 4, NGHTTP2_WINDOW_UPDATE, NGHTTP2_FLAG_NONE, 0);
-        p = put_u32(p, (uint32_t)(c->kept_window - NGHTTP2_INITIAL_CONNECTION_WINDOW_SIZE));
+        p = dz_h2_put_frame_head(p, 4, NGHTTP2_WINDOW_UPDATE, NGHTTP2_FLAG_NONE, 0);
+        p = dz_h2_put_u32(p, (uint32_t)(c->kept_window - NGHTTP2_INITIAL_CONNECTION_WINDOW_SIZE));
     }
-    p = put_frame_head(p, sizeof(block), NGHTTP2_HEADERS,
-                       NGHTTP2_FLAG_END_HEADERS | NGHTTP2_FLAG_END_STREAM, c->kept_stream);
+    p = dz_h2_put_frame_head(p, sizeof(block), NGHTTP2_HEADERS,
+                             NGHTTP2_FLAG_END_HEADERS | NGHTTP2_FLAG_END_STREAM, c->kept_stream);
     memcpy(p, block, sizeof(block));
     p += sizeof(block);
     return (size_t)(p - buf);

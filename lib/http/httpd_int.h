@@ -276,6 +276,10 @@ int dz_h2conn_session_new(struct dz_h2conn *c);
  * (wiped) once a stream opened or too much came. */
 void dz_h2conn_replay_record(struct dz_h2conn *c, const uint8_t *p, size_t n);
 void dz_h2conn_replay_drop(struct dz_h2conn *c);
+/* An HTTP/2 frame header (RFC 9113 4.1) and a 32-bit field, big-endian, at
+ * p; each returns the byte after what it wrote. */
+uint8_t *dz_h2_put_frame_head(uint8_t *p, size_t len, uint8_t type, uint8_t flags, int32_t sid);
+uint8_t *dz_h2_put_u32(uint8_t *p, uint32_t v);
 /* Follow the client's bytes through its frames (before nghttp2 reads them). */
 void dz_h2conn_track_frames(struct dz_h2conn *c, const uint8_t *p, size_t n);
 /* After streams, idle for DZ_H2_SETTLE_MS (the connection timer): ask the

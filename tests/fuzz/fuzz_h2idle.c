@@ -264,29 +264,6 @@ static void feed_headers(struct run *run, const uint8_t *p, size_t len, uint32_t
         ids.headers_max = sid;
 }
 
-static uint8_t *frame_head(uint8_t *p, size_t len, uint8_t type, uint8_t flags, uint32_t sid)
-{
-    p[0] = (uint8_t)(len >> 16);
-    p[1] = (uint8_t)(len >> 8);
-    p[2] = (uint8_t)len;
-    p[3] = type;
-    p[4] = flags;
-    p[5] = (uint8_t)(sid >> 24);
-    p[6] = (uint8_t)(sid >> 16);
-    p[7] = (uint8_t)(sid >> 8);
-    p[8] = (uint8_t)sid;
-    return p + 9;
-}
-
-static uint8_t *put_u32(uint8_t *p, uint32_t v)
-{
-    p[0] = (uint8_t)(v >> 24);
-    p[1] = (uint8_t)(v >> 16);
-    p[2] = (uint8_t)(v >> 8);
-    p[3] = (uint8_t)v;
-    return p + 4;
-}
-
 /* A stream id from one byte: the last one used, the one before, a new one,
  * stream 0, one further on, or a given one (1 to 63). */
 static uint32_t pick_stream(struct run *run, struct in *in, bool opening)
@@ -408,18 +385,18 @@ static bool step(struct run *run, struct in *in)
         break;
     }
     case 1: /* SETTINGS ACK (missing, once or more: the fuzzer's choice) */
-        frame_head(f, 0, NGHTTP2_SETTINGS, NGHTTP2_FLAG_ACK, 0);
+        dz_h2_put_frame_head(f, 0, NGHTTP2_SETTINGS, NGHTTP2_FLAG_ACK, 0);
         feed(run, f, 9);
         break;
     case 2: { /* SETTINGS, one or two entries */
         size_t k = (op >> 4 & 1) + 1;
-        p = frame_head(f, 6 * k, NGHTTP2_SETTINGS, NGHTTP2_FLAG_NONE, 0);
+        p = dz_h2_put_frame_head(f, 6 * k, NGHTTP2_SETTINGS, NGHTTP2_FLAG_NONE, 0);
         for (size_t i = 0; i < k; i++) {
             uint8_t id = byte(in) % 10;
             *p++ = 0;
             *p++ = id;
-            p = put_u32(p, id == NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE ? u32(in) & 0x7fffffff
-                                                                      : u32(in));
+            p = dz_h2_put_u32(p, id == NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE ? u32(in) & 0x7fffffff
+                                                                            : u32(in));
         }
         feed(run, f, (size_t)(p - f));
         break;
@@ -427,15 +404,16 @@ static bool step(struct run *run, struct in *in)
     case 3: { /* a request (HEADERS, END_STREAM or not) */
         uint32_t sid = pick_stream(run, in, true);
         size_t len = header_block(in, f + 9);
-        frame_head(f, len, NGHTTP2_HEADERS,
-                   NGHTTP2_FLAG_END_HEADERS | (op & 0x10 ? 0 : NGHTTP2_FLAG_END_STREAM), sid);
+        dz_h2_put_frame_head(f, len, NGHTTP2_HEADERS,
+                             NGHTTP2_FLAG_END_HEADERS | (op & 0x10 ? 0 : NGHTTP2_FLAG_END_STREAM),
+                             sid);
         feed_headers(run, f, 9 + len, sid);
         break;
     }
     case 4: { /* DATA */
         uint32_t sid = pick_stream(run, in, false);
         size_t len = byte(in) % 64;
-        frame_head(f, len, NGHTTP2_DATA, op & 0x10 ? NGHTTP2_FLAG_END_STREAM : 0, sid);
+        dz_h2_put_frame_head(f, len, NGHTTP2_DATA, op & 0x10 ? NGHTTP2_FLAG_END_STREAM : 0, sid);
         memset(f + 9, 'd', len);
         feed(run, f, 9 + len);
         break;
@@ -443,36 +421,36 @@ static bool step(struct run *run, struct in *in)
     case 5: { /* WINDOW_UPDATE */
         uint32_t sid = op & 0x10 ? pick_stream(run, in, false) : 0;
         uint32_t inc = op & 0x20 ? u32(in) & 0x7fffffff : (uint32_t)byte(in) << 8;
-        p = frame_head(f, 4, NGHTTP2_WINDOW_UPDATE, NGHTTP2_FLAG_NONE, sid);
-        put_u32(p, inc);
+        p = dz_h2_put_frame_head(f, 4, NGHTTP2_WINDOW_UPDATE, NGHTTP2_FLAG_NONE, sid);
+        dz_h2_put_u32(p, inc);
         feed(run, f, 13);
         break;
     }
     case 6: { /* PRIORITY */
         uint32_t sid = pick_stream(run, in, false);
         uint32_t dep = pick_stream(run, in, false);
-        p = frame_head(f, 5, NGHTTP2_PRIORITY, NGHTTP2_FLAG_NONE, sid);
-        p = put_u32(p, dep | (op & 0x10 ? 0x80000000u : 0));
+        p = dz_h2_put_frame_head(f, 5, NGHTTP2_PRIORITY, NGHTTP2_FLAG_NONE, sid);
+        p = dz_h2_put_u32(p, dep | (op & 0x10 ? 0x80000000u : 0));
         *p = byte(in);
         feed(run, f, 14);
         break;
     }
     case 7: { /* RST_STREAM (on the kept stream, mostly) */
         uint32_t sid = pick_stream(run, in, false);
-        p = frame_head(f, 4, NGHTTP2_RST_STREAM, NGHTTP2_FLAG_NONE, sid);
-        put_u32(p, byte(in) & 15);
+        p = dz_h2_put_frame_head(f, 4, NGHTTP2_RST_STREAM, NGHTTP2_FLAG_NONE, sid);
+        dz_h2_put_u32(p, byte(in) & 15);
         feed(run, f, 13);
         break;
     }
     case 8: /* PING, or a PING ACK nobody asked for */
-        p = frame_head(f, 8, NGHTTP2_PING, op & 0x10 ? NGHTTP2_FLAG_ACK : 0, 0);
+        p = dz_h2_put_frame_head(f, 8, NGHTTP2_PING, op & 0x10 ? NGHTTP2_FLAG_ACK : 0, 0);
         memset(p, 'p', 8);
         feed(run, f, 17);
         break;
     case 9: { /* the client's GOAWAY */
-        p = frame_head(f, 8, NGHTTP2_GOAWAY, NGHTTP2_FLAG_NONE, 0);
-        p = put_u32(p, 0);
-        put_u32(p, byte(in) & 15);
+        p = dz_h2_put_frame_head(f, 8, NGHTTP2_GOAWAY, NGHTTP2_FLAG_NONE, 0);
+        p = dz_h2_put_u32(p, 0);
+        dz_h2_put_u32(p, byte(in) & 15);
         feed(run, f, 17);
         break;
     }
@@ -504,9 +482,10 @@ static bool step(struct run *run, struct in *in)
         uint8_t blk[128];
         size_t len = header_block(in, blk);
         size_t cut = byte(in) % (len + 1);
-        frame_head(f, cut, NGHTTP2_HEADERS, NGHTTP2_FLAG_END_STREAM, sid);
+        dz_h2_put_frame_head(f, cut, NGHTTP2_HEADERS, NGHTTP2_FLAG_END_STREAM, sid);
         memcpy(f + 9, blk, cut);
-        frame_head(f + 9 + cut, len - cut, NGHTTP2_CONTINUATION, NGHTTP2_FLAG_END_HEADERS, sid);
+        dz_h2_put_frame_head(f + 9 + cut, len - cut, NGHTTP2_CONTINUATION, NGHTTP2_FLAG_END_HEADERS,
+                             sid);
         memcpy(f + 18 + cut, blk + cut, len - cut);
         feed_headers(run, f, 18 + len, sid);
         break;

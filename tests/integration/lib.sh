@@ -442,6 +442,16 @@ card_env() {
     export PKCS11_MODULE_PATH=${DARVAZA_PKCS11_MODULE:-/usr/lib/softhsm/libsofthsm2.so}
     CARDS_JSON="$STATE_DIR/cards/cards.json"
 }
+# card_of KIND [N]: the label of the Nth card of that kind; card_field LABEL
+# FIELD: a field of that card; pin_file LABEL: a 0600 file with its PIN (the
+# PIN never goes into argv).  After card_env.
+card_of() { jq -r --arg k "$1" --argjson n "${2:-0}" 'map(select(.kind == $k))[$n].label // empty' "$CARDS_JSON"; }
+card_field() { jq -r --arg l "$1" --arg f "$2" 'map(select(.label == $l))[0][$f] // empty' "$CARDS_JSON"; }
+pin_file() {
+    local f="$WORK/pin-$1"
+    (umask 077 && card_field "$1" pin >"$f")
+    echo "$f"
+}
 # card_ocsp_stop / card_ocsp_start: the E-Signature CA's OCSP responder
 # down and up again (the gateway then has only its cache, or a CRL).
 card_ocsp_stop() { timeout 30 "$ROOT/demo/stack.sh" ocsp-stop "$STATE_DIR" >>"$WORK/stack-ocsp.log" 2>&1; }

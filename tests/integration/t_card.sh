@@ -31,15 +31,7 @@ card_env
 [ -s "$CARDS_JSON" ] || bail "the stack made no cards ($CARDS_JSON)"
 
 # ---- helpers --------------------------------------------------------------------
-# card_of KIND [N]: label of the Nth card of that kind; pin_file LABEL: a
-# 0600 file with its PIN (the PIN never goes into argv).
-card_of() { jq -r --arg k "$1" --argjson n "${2:-0}" 'map(select(.kind == $k))[$n].label // empty' "$CARDS_JSON"; }
-card_field() { jq -r --arg l "$1" --arg f "$2" 'map(select(.label == $l))[0][$f] // empty' "$CARDS_JSON"; }
-pin_file() {
-    local f="$WORK/pin-$1"
-    (umask 077 && card_field "$1" pin >"$f")
-    echo "$f"
-}
+# card_of, card_field, pin_file: tests/integration/lib.sh.
 # card_login LABEL [darvaza-card options...]: sets RC, OUT (stdout), ERR.
 card_login() {
     local label=$1

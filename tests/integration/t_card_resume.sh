@@ -25,13 +25,6 @@ stack_start
 card_env
 [ -s "$CARDS_JSON" ] || bail "the stack made no cards ($CARDS_JSON)"
 
-card_of() { jq -r --arg k "$1" --argjson n "${2:-0}" 'map(select(.kind == $k))[$n].label // empty' "$CARDS_JSON"; }
-card_field() { jq -r --arg l "$1" --arg f "$2" 'map(select(.label == $l))[0][$f] // empty' "$CARDS_JSON"; }
-pin_file() {
-    local f="$WORK/pin-$1"
-    (umask 077 && card_field "$1" pin >"$f")
-    echo "$f"
-}
 # card_login LABEL [options...]: sets RC, OUT (stdout), ERR (stderr).
 card_login() {
     local label=$1

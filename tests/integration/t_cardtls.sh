@@ -27,8 +27,6 @@ stack_start
 card_env
 [ -s "$CARDS_JSON" ] || bail "the stack made no cards ($CARDS_JSON)"
 
-card_of() { jq -r --arg k "$1" --argjson n "${2:-0}" 'map(select(.kind == $k))[$n].label // empty' "$CARDS_JSON"; }
-card_field() { jq -r --arg l "$1" --arg f "$2" 'map(select(.label == $l))[0][$f] // empty' "$CARDS_JSON"; }
 audit_last() { jq -c "select($1)" "$AUDIT" 2>/dev/null | tail -n 1; }
 
 # card_args LABEL: curl options presenting the card's authentication

@@ -35,13 +35,6 @@ card_env
 gw GET /readyz
 is "$STATUS" 200 "one worker loop, store.backend redis: ready"
 
-card_of() { jq -r --arg k "$1" --argjson n "${2:-0}" 'map(select(.kind == $k))[$n].label // empty' "$CARDS_JSON"; }
-card_field() { jq -r --arg l "$1" --arg f "$2" 'map(select(.label == $l))[0][$f] // empty' "$CARDS_JSON"; }
-pin_file() {
-    local f="$WORK/pin-$1"
-    (umask 077 && card_field "$1" pin >"$f")
-    echo "$f"
-}
 signed() { # signed LABEL NONCE: the POST /auth/card body darvaza-card makes
     timeout 60 "$CARD" sign-challenge --origin "$GW_ORIGIN" --nonce "$2" --token "$1" \
         --pin-file "$(pin_file "$1")" 2>>"$WORK/card.err"

@@ -376,26 +376,13 @@ static void test_settled_goaway(void **state)
  * would take a new request on the refused stream's id, which the freed one
  * ignored (stream ids never go back, RFC 9113 5.1.1): such a session is
  * kept while no later stream was processed. */
-static void put_head(uint8_t *p, size_t len, uint8_t type, uint8_t flags, uint32_t sid)
-{
-    p[0] = (uint8_t)(len >> 16);
-    p[1] = (uint8_t)(len >> 8);
-    p[2] = (uint8_t)len;
-    p[3] = type;
-    p[4] = flags;
-    p[5] = (uint8_t)(sid >> 24);
-    p[6] = (uint8_t)(sid >> 16);
-    p[7] = (uint8_t)(sid >> 8);
-    p[8] = (uint8_t)sid;
-}
-
 static void feed_frame(struct dz_h2conn *c, uint8_t type, uint8_t flags, uint32_t sid)
 {
     static const uint8_t get[] = {0x82, 0x87, 0x84, 0x01, 0x01, 'x'}; /* GET / */
     uint8_t f[9 + sizeof(get)];
     size_t len = type == NGHTTP2_HEADERS ? sizeof(get) : 0;
 
-    put_head(f, len, type, flags, sid);
+    (void)dz_h2_put_frame_head(f, len, type, flags, (int32_t)sid);
     memcpy(f + 9, get, len);
     assert_int_equal(dz_h2conn_feed(c, f, 9 + len), 0);
     dz_worker_flush_dirty(T.w);
