@@ -31,6 +31,7 @@
 #include "base/histo.h"
 #include "base/log.h"
 #include "base/secret.h"
+#include "base/timefmt.h"
 #include "http/httpd.h"
 
 #include "base/compat.h"
@@ -112,47 +113,6 @@ static void ts_add_ms(struct timespec *ts, uint64_t ms)
 static bool ts_reached(const struct timespec *now, const struct timespec *t)
 {
     return now->tv_sec > t->tv_sec || (now->tv_sec == t->tv_sec && now->tv_nsec >= t->tv_nsec);
-}
-
-/* The time of a line, e.g. 2026-12-07T12:03:08.559Z.  The writer stamps
- * every line: the part up to the second is formatted once a second (per
- * thread) and the milliseconds added by hand, a snprintf per line less. */
-static void rfc3339_now(char *out, size_t out_len)
-{
-    static _Thread_local time_t cached_sec = -1;
-    static _Thread_local char cached[80];
-    static _Thread_local size_t cached_len;
-    struct timespec ts;
-    long ms;
-
-    clock_gettime(CLOCK_REALTIME, &ts);
-    if (ts.tv_sec != cached_sec) {
-        struct tm tm;
-        int n;
-        gmtime_r(&ts.tv_sec, &tm);
-        n = snprintf(cached, sizeof(cached), "%04d-%02d-%02dT%02d:%02d:%02d.", tm.tm_year + 1900,
-                     tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
-        if (n <= 0 || (size_t)n >= sizeof(cached)) {
-            cached_sec = -1;
-            if (out_len)
-                out[0] = '\0';
-            return;
-        }
-        cached_len = (size_t)n;
-        cached_sec = ts.tv_sec;
-    }
-    if (out_len < cached_len + 5) {
-        if (out_len)
-            out[0] = '\0';
-        return;
-    }
-    ms = ts.tv_nsec / 1000000L;
-    memcpy(out, cached, cached_len);
-    out[cached_len] = (char)('0' + ms / 100);
-    out[cached_len + 1] = (char)('0' + ms / 10 % 10);
-    out[cached_len + 2] = (char)('0' + ms % 10);
-    out[cached_len + 3] = 'Z';
-    out[cached_len + 4] = '\0';
 }
 
 /* ---------------------------------------------------------------- open --- */
@@ -701,7 +661,7 @@ static int add_line(struct dz_audit *a, struct entry *e, struct dz_buf *scratch,
     size_t len;
     int rc;
 
-    rfc3339_now(when, sizeof(when));
+    dz_rfc3339_now(when);
     dz_hex(a->prev, 32, prev_hex);
     if (e->frec) {
         rc = rec_line(a, e->frec, when, prev_hex, scratch);

@@ -22,6 +22,7 @@
 #include "audit/merkle.h"
 #include "base/err.h"
 #include "base/log.h"
+#include "base/timefmt.h"
 
 #include "base/compat.h"
 
@@ -613,17 +614,6 @@ out:
     return rc;
 }
 
-static void rfc3339_now(char *out, size_t out_len)
-{
-    struct timespec ts;
-    struct tm tm;
-
-    clock_gettime(CLOCK_REALTIME, &ts);
-    gmtime_r(&ts.tv_sec, &tm);
-    snprintf(out, out_len, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ", tm.tm_year + 1900, tm.tm_mon + 1,
-             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000L);
-}
-
 /* Sign a head over the whole tree and publish it (heads.jsonl, the log). */
 static int sign_head(struct dz_audit_tree *t, const struct dz_audit_batch *b)
 {
@@ -643,8 +633,8 @@ static int sign_head(struct dz_audit_tree *t, const struct dz_audit_batch *b)
         return DZ_ERR_STATE;
     memcpy(h.kid, b->kid, strlen(b->kid));
     {
-        char when[96];
-        rfc3339_now(when, sizeof(when));
+        char when[DZ_RFC3339_MS_MAX];
+        dz_rfc3339_now(when);
         snprintf(h.time, sizeof(h.time), "%.*s", DZ_AUDIT_TIME_MAX, when);
     }
     if ((rc = dz_merkle_root(&lv, h.tree_size, h.root)) != 0)

@@ -22,6 +22,7 @@
 #include "base/err.h"
 #include "base/fin.h"
 #include "base/jsonout.h"
+#include "base/timefmt.h"
 
 #include "base/compat.h"
 
@@ -146,19 +147,9 @@ static int put_path(struct dz_buf *b, const char *path, size_t len)
     return 0;
 }
 
-static void format_time(int64_t ms, char out[64])
-{
-    time_t secs = (time_t)(ms / 1000);
-    struct tm tm;
-
-    gmtime_r(&secs, &tm);
-    snprintf(out, 64, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
-             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ms % 1000));
-}
-
 int dz_accesslog_format(const struct dz_access_entry *e, bool log_fin, char **out, size_t *out_len)
 {
-    char when[64];
+    char when[DZ_RFC3339_MS_MAX];
     struct dz_buf b;
     size_t plen = e->path ? strcspn(e->path, "?") : 0;
     int rc;
@@ -170,7 +161,7 @@ int dz_accesslog_format(const struct dz_access_entry *e, bool log_fin, char **ou
      * rather than four doublings from 64 (four allocations and copies). */
     if ((rc = dz_buf_reserve(&b, LINE_RESERVE)) != 0)
         return rc;
-    format_time(e->time_ms, when);
+    dz_rfc3339_ms(e->time_ms, when);
     if ((rc = put_str(&b, "time", when)) != 0 || (rc = put_str(&b, "rid", e->rid)) != 0 ||
         (rc = put_str(&b, "gw", e->gw)) != 0 || (rc = put_str(&b, "host", e->host)) != 0 ||
         (rc = put_str(&b, "client", e->client)) != 0 ||

@@ -13,6 +13,7 @@
 
 #include "base/buf.h"
 #include "base/err.h"
+#include "base/timefmt.h"
 
 /* Written once at start-up or reload and read by every worker without a
  * lock: a stale read only logs or skips one line more, so no lock is
@@ -161,9 +162,7 @@ static void emit(json_t *obj)
 
 void dz_logj_at(const char *file, enum dz_log_level level, const char *event, json_t *fields)
 {
-    struct timespec ts;
-    struct tm tm;
-    char when[80];
+    char when[DZ_RFC3339_MS_MAX];
     char sub[32] = "";
     json_t *obj;
 
@@ -171,10 +170,7 @@ void dz_logj_at(const char *file, enum dz_log_level level, const char *event, js
         json_decref(fields);
         return;
     }
-    clock_gettime(CLOCK_REALTIME, &ts);
-    gmtime_r(&ts.tv_sec, &tm);
-    snprintf(when, sizeof(when), "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ", tm.tm_year + 1900,
-             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000);
+    dz_rfc3339_now(when);
     obj = json_object();
     if (!obj) {
         json_decref(fields);
