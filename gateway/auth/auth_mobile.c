@@ -45,9 +45,8 @@
 #define RES_NS "mobres"     /* the MSSP's final answer, for every instance */
 #define RES_MAX (32 * 1024) /* its largest value (result_share) */
 #define WATCH_NS "mobwatch" /* the lease of the one poll asking the MSSP */
-/* A poll waiting on the store looks at it this often, in case a wake-up
- * was lost; it is woken at once otherwise (core/wake.h). */
-#define POLL_FALLBACK 1.0
+/* A poll waiting on the store is woken at once by the answer's wake-up; it
+ * also looks every dz_wake_look_interval() in case a wake-up was lost. */
 #define ID_BYTES 16
 #define ID_LEN 22 /* base64url of 16 bytes */
 
@@ -714,7 +713,7 @@ static void look_done(struct dz_rctx *c, void *arg)
         return;
     }
     ev_timer_stop(loop_of(c), &p->timer);
-    ev_timer_set(&p->timer, left < POLL_FALLBACK ? left : POLL_FALLBACK, 0);
+    ev_timer_set(&p->timer, left < dz_wake_look_interval() ? left : dz_wake_look_interval(), 0);
     ev_timer_start(loop_of(c), &p->timer);
     return;
 failed:
@@ -798,7 +797,7 @@ static void poll_read(void *arg, int rc, int64_t value, const void *data, size_t
     p->store = c->gw->store;
     p->res_ttl = c->gen->config->mobile.request_ttl_ms + 30000;
     p->deadline = ev_now(loop_of(c)) + (ev_tstamp)dz_mssp_wait_ms(c) / 1000;
-    ev_timer_init(&p->timer, look_tick, POLL_FALLBACK, 0);
+    ev_timer_init(&p->timer, look_tick, dz_wake_look_interval(), 0);
     p->timer.data = p;
     /* Waiting before the first look: an answer shared between the look and
      * the wait would otherwise be seen only by the fallback timer.  Not

@@ -45,8 +45,8 @@
 #define ID_LEN 22
 /* A waiting browser is woken by the store's wake-up when the phone's answer
  * is written, on this instance or another (core/wake.h); it also looks at
- * the store itself this often, in case a wake-up was lost. */
-#define POLL_FALLBACK 1.0
+ * the store itself every dz_wake_look_interval(), in case a wake-up was
+ * lost. */
 
 enum qr_state { QR_PENDING = 0, QR_ANSWERED = 1 };
 
@@ -705,7 +705,7 @@ static void look_done(struct dz_rctx *c, void *arg)
     }
     if (left > 0) {
         ev_timer_stop(loop, &w->timer);
-        ev_timer_set(&w->timer, left < POLL_FALLBACK ? left : POLL_FALLBACK, 0);
+        ev_timer_set(&w->timer, left < dz_wake_look_interval() ? left : dz_wake_look_interval(), 0);
         ev_timer_start(loop, &w->timer);
         return;
     }
@@ -767,7 +767,7 @@ static void browser_poll(struct dz_rctx *c, const char *id)
     w->first = true;
     w->has_cookie = cookie_hash(c, w->cookie_h);
     w->deadline = ev_now(dz_worker_loop(c->gw_worker->worker)) + (wait > 0 ? wait : 0);
-    ev_timer_init(&w->timer, wait_tick, POLL_FALLBACK, 0);
+    ev_timer_init(&w->timer, wait_tick, dz_wake_look_interval(), 0);
     w->timer.data = w;
     /* Waiting before the first look: an answer written between the look and
      * the wait would otherwise be seen only by the fallback timer.  Not

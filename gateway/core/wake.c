@@ -7,6 +7,7 @@
  */
 #include "core/wake.h"
 
+#include <errno.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +32,7 @@ struct note {
 /* heads[i]: waiters of worker i, touched by worker i's loop only. */
 static struct dz_wake_waiter *heads[SLOTS];
 static atomic_ulong delivered;
+static double look_interval = 1.0; /* set once by dz_wake_setup, before requests */
 static atomic_long waiting;
 
 /* On a worker's loop. */
@@ -90,9 +92,33 @@ static uint64_t waiting_fn(void *arg)
     return n > 0 ? (uint64_t)n : 0;
 }
 
+/* DARVAZA_DEBUG_POLL_LOOK_MS: a whole number of milliseconds, 1 .. 3600000;
+ * anything else keeps the default (a test hook, not a setting). */
+static void read_look_interval(void)
+{
+    const char *v = getenv("DARVAZA_DEBUG_POLL_LOOK_MS");
+    char *end;
+    long ms;
+
+    if (!v || !*v)
+        return;
+    errno = 0;
+    ms = strtol(v, &end, 10);
+    if (errno == 0 && *end == '\0' && ms >= 1 && ms <= 3600000)
+        look_interval = (double)ms / 1000;
+}
+
+double dz_wake_look_interval(void)
+{
+    return look_interval;
+}
+
 int dz_wake_setup(struct dz_gw *gw)
 {
-    int rc = dz_store_subscribe(gw->store, on_publish, gw);
+    int rc;
+
+    read_look_interval();
+    rc = dz_store_subscribe(gw->store, on_publish, gw);
 
     if (rc == 0 && gw->metrics)
         rc = dz_metrics_counter_fn(gw->metrics, "darvaza_long_poll_wakeups_total",

@@ -46,6 +46,12 @@ int dz_wake_wait(struct dz_gw_worker *gww, struct dz_wake_waiter *w, const char 
  * from inside fn. */
 void dz_wake_cancel(struct dz_wake_waiter *w);
 
+/* How often, in seconds, a waiting long poll also looks at the store, in
+ * case a wake-up was lost: 1, or DARVAZA_DEBUG_POLL_LOOK_MS when set (read
+ * by dz_wake_setup).  A test lengthens it so that only a wake-up can end a
+ * wait early (docs/testing.md). */
+double dz_wake_look_interval(void);
+
 /* Wake-ups handed to a loop since start (for tests and metrics). */
 unsigned long dz_wake_delivered(void);
 

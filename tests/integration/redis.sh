@@ -30,6 +30,14 @@ redis_cli() {
     fi
 }
 
+# redis_acked PORT: a write on the master at PORT is acknowledged by at least
+# one replica within a second (one connection: the SET, then WAIT for it).
+redis_acked() {
+    local n
+    n=$(printf 'SET dz-test:acked 1\nWAIT 1 1000\n' | redis_cli "$1" 2>/dev/null | tail -n 1)
+    [ "${n:-0}" -ge 1 ] 2>/dev/null
+}
+
 redis_role() {
     local r
     r=$(redis_cli "$1" ROLE 2>/dev/null | head -n 1)

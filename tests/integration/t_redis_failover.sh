@@ -40,7 +40,10 @@ is "$STATUS" 200 "forward with it -> 200"
 
 # ---- no replica acknowledgement: fail closed ---------------------------------------------------
 wrong() { gw_json POST /auth/password "$(jq -nc --arg f "$1" '{fin:$f,password:"wrong-password-x"}')"; }
-linked() { redis_cli "$R_PORT" INFO replication | grep -q '^master_link_status:up'; }
+# Linked means what wait_replicas: 1 needs: the master gets an acknowledgement
+# for a write.  The replica's own "master_link_status:up" comes before the
+# master counts it online, and a WAIT in between answers 0 (a 503).
+linked() { redis_cli "$R_PORT" INFO replication | grep -q '^master_link_status:up' && redis_acked "$M_PORT"; }
 redis_cli "$R_PORT" REPLICAOF NO ONE >/dev/null
 wrong "$R3"
 problem 503 state_unavailable "replica detached: a wrong password (its failure count needs the replica's ack) -> 503, not 401"
@@ -78,7 +81,10 @@ wrong "$R3"
 problem 503 state_unavailable "with no replica left, a failure cannot be recorded durably -> 503 (wait_replicas: 1)"
 # The old master comes back; the sentinels make it a replica of the new one.
 redis_start master "$M_PORT"
-old_linked() { [ "$(redis_role "$M_PORT")" = slave ] && redis_cli "$M_PORT" INFO replication | grep -q '^master_link_status:up'; }
+old_linked() {
+    [ "$(redis_role "$M_PORT")" = slave ] && redis_cli "$M_PORT" INFO replication | grep -q '^master_link_status:up' &&
+        redis_acked "$R_PORT"
+}
 ok "the old master rejoins as a replica" wait_until 30 old_linked
 wrong "$R3"
 problem 401 bad_credentials "and failures are counted again -> 401"
