@@ -220,6 +220,14 @@ redis_data_up() {
     redis_conf "$REDIS_REPLICA_PORT" replica >"$CLUSTER_DIR/redis/replica.conf"
     svc_launch redis-replica redis-server "$CLUSTER_DIR/redis/replica.conf"
     svc_wait redis-replica 10 sh -c "REDISCLI_AUTH=\$(cat '$CLUSTER_DIR/redis/password') redis-cli -h 127.0.0.1 -p $REDIS_REPLICA_PORT info replication | grep -q 'master_link_status:up'"
+    # The gateways wait for one replica's acknowledgement (wait_replicas: 1),
+    # and the replica reports its link up before the master counts it: ready
+    # once a write on the master is acknowledged (a SET, then WAIT for it).
+    svc_wait redis-replica 10 replica_acks
+}
+
+replica_acks() {
+    [ "$(printf 'SET dz-demo:acked 1\nWAIT 1 1000\n' | rcli "$REDIS_PORT" 2>/dev/null | tail -n 1)" = 1 ]
 }
 
 redis_up() {
