@@ -231,11 +231,29 @@ bool dz_card_tls_cache_resumed(const struct dz_card_tls_cache *c)
     return c && c->resumed;
 }
 
+/* Write all of p to fd; 0 or -1 (errno set). */
+static int write_all(int fd, const char *p, size_t n)
+{
+    while (n > 0) {
+        ssize_t w = write(fd, p, n);
+
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
 int dz_card_tls_cache_save(struct dz_card_tls_cache *c)
 {
     char tmp[PATH_MAX];
     BIO *b = NULL;
-    FILE *f = NULL;
+    char *data;
+    long len;
     int fd = -1;
     bool made = false;
     int rc = DZ_ERR_IO;
@@ -244,22 +262,26 @@ int dz_card_tls_cache_save(struct dz_card_tls_cache *c)
         return 0; /* nothing new (no TLS, or no ticket sent) */
     if (snprintf(tmp, sizeof(tmp), "%s.XXXXXX", c->path) >= (int)sizeof(tmp))
         return DZ_ERR_TOOBIG;
+    /* The session (its resumption secret) is built in a secure memory BIO,
+     * wiped as it grows and when freed, and written with write(2): no
+     * stdio buffer keeps a copy. */
+    b = BIO_new(BIO_s_secmem());
+    if (!b || BIO_printf(b, "%s\n", c->header) <= 0 ||
+        PEM_write_bio_SSL_SESSION(b, c->fresh) != 1 || (len = BIO_get_mem_data(b, &data)) <= 0) {
+        errno = ENOMEM;
+        goto out;
+    }
     fd = mkstemp(tmp); /* 0600 */
     if (fd < 0)
         goto out;
     made = true;
-    if (fchmod(fd, 0600) != 0 || !(f = fdopen(fd, "w")))
+    if (fchmod(fd, 0600) != 0 || write_all(fd, data, (size_t)len) != 0)
         goto out;
-    fd = -1;
-    b = BIO_new_fp(f, BIO_NOCLOSE);
-    if (!b || fprintf(f, "%s\n", c->header) < 0 || PEM_write_bio_SSL_SESSION(b, c->fresh) != 1 ||
-        BIO_flush(b) != 1 || fflush(f) != 0)
-        goto out;
-    if (fclose(f) != 0) {
-        f = NULL;
+    if (close(fd) != 0) {
+        fd = -1;
         goto out;
     }
-    f = NULL;
+    fd = -1;
     if (rename(tmp, c->path) != 0)
         goto out;
     made = false;
@@ -267,8 +289,6 @@ int dz_card_tls_cache_save(struct dz_card_tls_cache *c)
 out:
     ERR_clear_error();
     BIO_free(b);
-    if (f)
-        fclose(f);
     if (fd >= 0)
         close(fd);
     if (rc != 0) {
