@@ -58,6 +58,11 @@ static const uint32_t kept_defaults[DZ_H2_KEPT_SETTINGS] = {
     4096, 1, UINT32_MAX, NGHTTP2_INITIAL_WINDOW_SIZE, 16384, UINT32_MAX, 0,
 };
 
+/* The settle's two SETTINGS: the client's HPACK table emptied, then its
+ * size back to the default. */
+static const nghttp2_settings_entry table_empty = {NGHTTP2_SETTINGS_HEADER_TABLE_SIZE, 0};
+static const nghttp2_settings_entry table_back = {NGHTTP2_SETTINGS_HEADER_TABLE_SIZE, 4096};
+
 int dz_h2conn_session_new(struct dz_h2conn *c)
 {
     const struct dz_httpd_limits *lim = &c->w->h->limits;
@@ -197,8 +202,6 @@ static bool is_quiet(const struct dz_h2conn *c)
 
 void dz_h2conn_settle(struct dz_h2conn *c)
 {
-    static const nghttp2_settings_entry empty = {NGHTTP2_SETTINGS_HEADER_TABLE_SIZE, 0};
-    static const nghttp2_settings_entry back = {NGHTTP2_SETTINGS_HEADER_TABLE_SIZE, 4096};
     int32_t unacked;
 
     if (!c->is_open || !c->replay_off || c->is_settled || c->settings_unacked || !is_quiet(c) ||
@@ -215,10 +218,11 @@ void dz_h2conn_settle(struct dz_h2conn *c)
      * encoder sees the table emptied even if it only keeps the last value
      * of a frame.  nghttp2 empties our decoder's table at the first ACK. */
     if (nghttp2_session_get_hd_inflate_dynamic_table_size(c->ngh) > 0) {
-        if (nghttp2_submit_settings(c->ngh, NGHTTP2_FLAG_NONE, &empty, 1) != 0)
+        if (nghttp2_submit_settings(c->ngh, NGHTTP2_FLAG_NONE, &table_empty, 1) != 0)
             return;
         c->settings_unacked++;
-        if (nghttp2_submit_settings(c->ngh, NGHTTP2_FLAG_NONE, &back, 1) != 0)
+        c->acks_to_empty = c->settings_unacked;
+        if (nghttp2_submit_settings(c->ngh, NGHTTP2_FLAG_NONE, &table_back, 1) != 0)
             return; /* never given back: the table is not emptied for good */
         c->settings_unacked++;
     }
@@ -326,6 +330,22 @@ static size_t settled_frames(const struct dz_h2conn *c, uint8_t *buf)
     return (size_t)(p - buf);
 }
 
+/* The settled session's decoder expected a size update to 0 at the start
+ * of the client's next header block (RFC 7541 4.2): the rebuilt one is
+ * brought to the same state the same way, by our two SETTINGS (into the
+ * void, like the rest of the rebuild's output) and the client's ACKs. */
+static int owe_size_update(struct dz_h2conn *c)
+{
+    uint8_t acks[18];
+
+    (void)dz_h2_put_frame_head(acks, 0, NGHTTP2_SETTINGS, NGHTTP2_FLAG_ACK, 0);
+    (void)dz_h2_put_frame_head(acks + 9, 0, NGHTTP2_SETTINGS, NGHTTP2_FLAG_ACK, 0);
+    if (nghttp2_submit_settings(c->ngh, NGHTTP2_FLAG_NONE, &table_empty, 1) != 0 ||
+        nghttp2_submit_settings(c->ngh, NGHTTP2_FLAG_NONE, &table_back, 1) != 0)
+        return -1;
+    return nghttp2_session_mem_recv(c->ngh, acks, sizeof(acks)) == (ssize_t)sizeof(acks) ? 0 : -1;
+}
+
 /* The body of the answer that spends the rebuilt session's send window
  * down to the kept one: zeros, never sent. */
 static ssize_t spend_window(nghttp2_session *s, int32_t stream_id, uint8_t *buf, size_t length,
@@ -378,7 +398,8 @@ int dz_h2conn_rebuild(struct dz_h2conn *c)
     c->in_ngh = true;
     c->is_rebuilding = true;
     rv = nghttp2_session_mem_recv(c->ngh, in, len);
-    if (c->is_given_back && rv == (ssize_t)len && end_kept_stream(c, &left) != 0)
+    if (c->is_given_back && rv == (ssize_t)len &&
+        (end_kept_stream(c, &left) != 0 || (c->size_update_owed && owe_size_update(c) != 0)))
         rv = -1;
     while ((n = nghttp2_session_mem_send(c->ngh, &data)) > 0)
         ; /* sent the first time */

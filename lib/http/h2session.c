@@ -263,6 +263,9 @@ static int on_frame_recv(nghttp2_session *s, const nghttp2_frame *f, void *ud)
          * an ACK reaching a rebuilt session with none would be an error. */
         if ((f->hd.flags & NGHTTP2_FLAG_ACK) && c->settings_unacked)
             c->settings_unacked--;
+        if ((f->hd.flags & NGHTTP2_FLAG_ACK) && c->acks_to_empty && !c->is_rebuilding &&
+            --c->acks_to_empty == 0)
+            c->size_update_owed = true;
         break;
     default:
         break;
@@ -337,6 +340,8 @@ static int on_begin_frame(nghttp2_session *s, const nghttp2_frame_hd *hd, void *
 
     if (hd->type == NGHTTP2_HEADERS && hd->stream_id > c->headers_stream)
         c->headers_stream = hd->stream_id;
+    if (hd->type == NGHTTP2_HEADERS && !c->is_rebuilding)
+        c->size_update_owed = false; /* its block pays the update, or nghttp2 refuses it */
     return 0;
 }
 

@@ -252,6 +252,13 @@ struct dz_h2conn {
     bool is_given_back;       /* ngh freed after streams: rebuild from kept_* */
     bool is_rebuilding;       /* inside the rebuild: the callbacks make no request */
     uint8_t settings_unacked; /* our SETTINGS submitted, not yet acknowledged */
+    /* RFC 7541 4.2: once our settle's SETTINGS_HEADER_TABLE_SIZE 0 is
+     * acknowledged, the client's next header block must begin with a size
+     * update to 0.  nghttp2 enforces it on the session that sent it; a
+     * rebuilt session is told again (h2idle.c), so the rule outlives a
+     * give-back.  acks_to_empty counts the ACKs until that one. */
+    uint8_t acks_to_empty;
+    bool size_update_owed;
     int32_t kept_stream;      /* the client's last stream */
     int32_t kept_window;      /* our connection send window */
     uint32_t kept_settings[DZ_H2_KEPT_SETTINGS]; /* the client's, h2idle.c order */

@@ -474,6 +474,100 @@ static void test_settled_split_frame_kept(void **state)
     assert_int_equal(T.w->nconns, 1);
 }
 
+/* The error code of the GOAWAY among the bytes the connection wrote to
+ * the client since the last read; -1 when there is none. */
+static long goaway_code(void)
+{
+    uint8_t buf[16384];
+    size_t len = 0;
+    ssize_t n;
+
+    while (len < sizeof(buf) && (n = read(T.sv[1], buf + len, sizeof(buf) - len)) > 0)
+        len += (size_t)n;
+    for (size_t off = 0; off + 9 <= len;) {
+        size_t flen = (size_t)buf[off] << 16 | (size_t)buf[off + 1] << 8 | buf[off + 2];
+
+        if (buf[off + 3] == NGHTTP2_GOAWAY && flen >= 8 && off + 9 + flen <= len)
+            return (long)((uint32_t)buf[off + 13] << 24 | (uint32_t)buf[off + 14] << 16 |
+                          (uint32_t)buf[off + 15] << 8 | buf[off + 16]);
+        off += 9 + flen;
+    }
+    return -1;
+}
+
+/* RFC 7541 4.2: once our SETTINGS_HEADER_TABLE_SIZE 0 is acknowledged, the
+ * client's next header block must begin with a size update to 0.  A session
+ * given back and rebuilt holds the client to it as the freed one did:
+ * without the update, COMPRESSION_ERROR; with it, the request is served. */
+static void settled_next_block(bool with_update)
+{
+    static const uint8_t block[] = {0x20, 0x82, 0x87, 0x84, 0x01, 0x01, 'x'}; /* [0]: update */
+    uint8_t f[9 + sizeof(block)];
+    size_t skip = with_update ? 0 : 1;
+    struct dz_h2conn *c = open_sock_conn();
+
+    get("indexed-value");
+    pump(c);
+    dz_h2conn_settle(c);
+    pump(c);
+    assert_null(c->ngh);
+    assert_true(c->is_given_back);
+    assert_true(c->size_update_owed);
+    (void)dz_h2_put_frame_head(f, sizeof(block) - skip, NGHTTP2_HEADERS,
+                               NGHTTP2_FLAG_END_HEADERS | NGHTTP2_FLAG_END_STREAM, 3);
+    memcpy(f + 9, block + skip, sizeof(block) - skip);
+    (void)dz_h2conn_feed(c, f, 9 + sizeof(block) - skip);
+    dz_worker_flush_dirty(T.w);
+    if (with_update) {
+        assert_int_equal(T.requests, 2);
+        assert_int_equal(T.w->nconns, 1);
+        assert_false(c->size_update_owed);
+        assert_int_equal(goaway_code(), -1);
+    } else {
+        assert_int_equal(T.requests, 1);
+        assert_int_equal(goaway_code(), NGHTTP2_COMPRESSION_ERROR);
+        assert_int_equal(T.w->nconns, 0);
+    }
+}
+
+static void test_settled_size_update_required(void **state)
+{
+    settled_next_block(false);
+}
+
+static void test_settled_size_update_accepted(void **state)
+{
+    settled_next_block(true);
+}
+
+/* A PING rebuilds the session and it is given back again: the client still
+ * owes the update, and a block without it is still refused. */
+static void test_settled_size_update_survives_rebuilds(void **state)
+{
+    static const uint8_t bare[] = {0, 0, 6, NGHTTP2_HEADERS, 0x05, 0, 0, 0, 3,
+                                   0x82, 0x87, 0x84, 0x01, 0x01, 'x'};
+    uint8_t ping[17] = {0, 0, 8, NGHTTP2_PING};
+    struct dz_h2conn *c = open_sock_conn();
+
+    get("indexed-value");
+    pump(c);
+    dz_h2conn_settle(c);
+    pump(c);
+    assert_null(c->ngh);
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(dz_h2conn_feed(c, ping, sizeof(ping)), 0);
+        dz_worker_flush_dirty(T.w);
+        assert_int_equal(goaway_code(), -1); /* the PONG only */
+        assert_null(c->ngh);                /* given back again after it */
+    }
+    assert_true(c->size_update_owed);
+    (void)dz_h2conn_feed(c, bare, sizeof(bare));
+    dz_worker_flush_dirty(T.w);
+    assert_int_equal(T.requests, 1);
+    assert_int_equal(goaway_code(), NGHTTP2_COMPRESSION_ERROR);
+    assert_int_equal(T.w->nconns, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -486,6 +580,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_settled_goaway, setup, teardown),
         cmocka_unit_test_setup_teardown(test_settled_refused_stream_kept, setup, teardown),
         cmocka_unit_test_setup_teardown(test_settled_split_frame_kept, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_settled_size_update_required, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_settled_size_update_accepted, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_settled_size_update_survives_rebuilds, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
