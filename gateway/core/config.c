@@ -28,6 +28,7 @@
 #include "base/secret.h"
 #include "base/secretfile.h"
 #include "base/yamltree.h"
+#include "http/tlstickets.h"
 #include "pki/keyfloor.h"
 
 #include "base/compat.h"
@@ -44,7 +45,8 @@ enum kw_type {
     T_BOOL,     /* bool */
     T_ENUM,     /* an enum (int-sized) indexing aux (const char *const[]) */
     T_SECTION,  /* a nested mapping: aux is its struct table */
-    T_LIST      /* a list of mappings: aux is the element table */
+    T_LIST,     /* a list of mappings: aux is the element table */
+    T_PATHS     /* char **: a list of paths, each stored absolute; off2 the size_t count */
 };
 
 enum kw_flags {
@@ -57,7 +59,8 @@ enum kw_flags {
     F_NCPU = 1 << 6,       /* default: the number of CPUs online (clamped to range) */
     F_PRESENCE = 1 << 7,   /* sections: off2 is a bool set when the section is written */
     F_URL = 1 << 8,        /* strings: a URL darvaza calls out to (dz_outbound_url_problem) */
-    F_SECRET = 1 << 9      /* files: a secret nobody but the owner may read or write */
+    F_SECRET = 1 << 9,     /* files: a secret nobody but the owner may read or write */
+    F_OWNER = 1 << 10      /* files: owned by root or the account darvazad runs as */
 };
 
 struct table;
@@ -79,6 +82,10 @@ struct ctx {
     char *err;
     size_t err_len;
     char cwd[PATH_MAX];
+    /* gateway.user's uid (check_gateway, before the listeners are read):
+     * F_OWNER files may be that account's. */
+    bool has_run_uid;
+    uid_t run_uid;
 };
 
 typedef int (*check_fn)(struct ctx *c, void *base, const struct dz_yaml_node *map,
@@ -97,6 +104,7 @@ struct table {
  */
 #define FIELD(T, s, m) (offsetof(s, m) + 0 * sizeof(char[_Generic(((s *)0)->m, T : 1)]))
 #define F_STR(s, m) FIELD(char *, s, m)
+#define F_STRV(s, m) FIELD(char **, s, m)
 #define F_UINT(s, m) FIELD(unsigned, s, m)
 #define F_U64(s, m) FIELD(uint64_t, s, m)
 #define F_BOOL(s, m) FIELD(bool, s, m)
@@ -106,6 +114,9 @@ struct table {
 #define F_ANY(s, m) offsetof(s, m)
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
+
+_Static_assert(DZ_CONFIG_MAX_TICKET_KEYS == DZ_TLS_TICKET_KEYS_MAX,
+               "every ticket key the config takes, the TLS context takes");
 
 #define KIB 1024ULL
 #define MIB (1024ULL * 1024)
@@ -198,6 +209,8 @@ static const struct kw tls_kws[] = {
     {"client_auth", T_ENUM, F_ENUM(S, client_auth), 0, 0, 0, "none", F_RELOADABLE,
      client_auth_names},
     {"client_ca", T_PATH, F_STR(S, client_ca), 0, 1, PATH_MAX, NULL, F_FILE | F_RELOADABLE, NULL},
+    {"ticket_keys", T_PATHS, F_STRV(S, ticket_keys), F_SIZET(S, n_ticket_keys), 1,
+     DZ_CONFIG_MAX_TICKET_KEYS, NULL, F_FILE | F_SECRET | F_OWNER | F_RELOADABLE, NULL},
 };
 #undef S
 static const struct table tls_table = {tls_kws, N(tls_kws), sizeof(struct dz_config_tls),
@@ -689,6 +702,13 @@ static int check_fs(struct ctx *c, const struct kw *k, const char *path, unsigne
         if ((k->flags & F_SECRET) && !dz_secret_file_mode_ok(st.st_mode))
             return fail(c, line, key, "%s is accessible by group or others (mode %04o); chmod 600",
                         path, (unsigned)(st.st_mode & 07777));
+        /* The owner of a file may chmod it and read it, or replace it: only
+         * root and the account that reads it may own such a key. */
+        if ((k->flags & F_OWNER) && st.st_uid != 0 && st.st_uid != geteuid() &&
+            !(c->has_run_uid && st.st_uid == c->run_uid))
+            return fail(c, line, key,
+                        "%s is owned by uid %u, not by root or the account darvazad runs as", path,
+                        (unsigned)st.st_uid);
     }
     if (k->flags & F_DIR) {
         if (stat(path, &st) != 0)
@@ -879,6 +899,7 @@ static int set_value(struct ctx *c, const struct kw *k, void *base, const char *
     }
     case T_SECTION:
     case T_LIST:
+    case T_PATHS:
         break;
     }
     return fail(c, line, key, "internal error: bad keyword type");
@@ -920,6 +941,45 @@ static int load_list(struct ctx *c, const struct kw *k, void *base, const struct
     return 0;
 }
 
+/* A list of paths ("[a, b]" or one per line): each entry is read as a
+ * T_PATH with the keyword's file flags, so it gets the same checks and
+ * messages ("...ticket_keys[1]: cannot read ..."). */
+static int load_paths(struct ctx *c, const struct kw *k, void *base, const struct dz_yaml_node *n,
+                      const char *key)
+{
+    struct kw one = *k;
+    char ***arr = FIELDP(base, k->off, char **);
+    size_t *count = FIELDP(base, k->off2, size_t);
+    size_t i = 0;
+    int rc;
+
+    if (n->kind != DZ_YAML_SEQ)
+        return fail(c, n->key_line, key, "expected a list of paths, got %s",
+                    dz_yaml_is_null(n) ? "an empty value" : dz_yaml_kind_name(n->kind));
+    if (n->count < k->min || n->count > k->max)
+        return fail(c, n->key_line, key, "must have %llu to %llu entries", k->min, k->max);
+    *arr = calloc(n->count, sizeof(char *));
+    if (!*arr)
+        return fail(c, n->key_line, key, "out of memory");
+    /* Count first: a partly loaded list must still be freed entirely. */
+    *count = n->count;
+    one.type = T_PATH;
+    one.off = 0;
+    one.min = 1;
+    one.max = PATH_MAX;
+    for (const struct dz_yaml_node *item = n->first; item; item = item->next, i++) {
+        char ikey[KEY_LEN];
+        index_key(ikey, sizeof(ikey), key, i);
+        if (item->kind != DZ_YAML_SCALAR || dz_yaml_is_null(item))
+            return fail(c, item->line, ikey, "expected a path, got %s",
+                        dz_yaml_is_null(item) ? "an empty value" : dz_yaml_kind_name(item->kind));
+        rc = set_value(c, &one, &(*arr)[i], item->str, item->line, ikey);
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}
+
 static int load_kw(struct ctx *c, const struct kw *k, void *base, const struct dz_yaml_node *n,
                    unsigned parent_line, const char *key)
 {
@@ -945,6 +1005,14 @@ static int load_kw(struct ctx *c, const struct kw *k, void *base, const struct d
             return 0;
         }
         return load_list(c, k, base, n, key);
+    }
+    if (k->type == T_PATHS) {
+        if (!n) {
+            if (k->flags & F_REQUIRED)
+                return fail(c, parent_line, key, "required list is missing");
+            return 0;
+        }
+        return load_paths(c, k, base, n, key);
     }
     if (!n) {
         if (k->flags & F_REQUIRED)
@@ -1031,6 +1099,16 @@ static void free_table(const struct table *t, void *base)
             *count = 0;
             break;
         }
+        case T_PATHS: {
+            char ***arr = FIELDP(base, k->off, char **);
+            size_t *count = FIELDP(base, k->off2, size_t);
+            for (size_t j = 0; *arr && j < *count; j++)
+                free((*arr)[j]);
+            free(*arr);
+            *arr = NULL;
+            *count = 0;
+            break;
+        }
         default:
             break;
         }
@@ -1077,8 +1155,14 @@ static int check_gateway(struct ctx *c, void *base, const struct dz_yaml_node *m
         return fail(c, line_of(map, "group", 0), key, "no such group \"%s\" on this system",
                     g->group);
     join_key(key, sizeof(key), path, "user");
-    if (g->user && !getpwnam(g->user))
-        return fail(c, line_of(map, "user", 0), key, "no such user \"%s\" on this system", g->user);
+    if (g->user) {
+        const struct passwd *pw = getpwnam(g->user);
+        if (!pw)
+            return fail(c, line_of(map, "user", 0), key, "no such user \"%s\" on this system",
+                        g->user);
+        c->has_run_uid = true;
+        c->run_uid = pw->pw_uid;
+    }
     return 0;
 }
 
@@ -1097,6 +1181,47 @@ static int check_drain(struct ctx *c, void *base, const struct dz_yaml_node *map
     return 0;
 }
 
+/* tls.ticket_keys: never where a client certificate is asked for; each
+ * file once, and exactly the size of a key (check_fs did the rest). */
+static int check_ticket_keys(struct ctx *c, const struct dz_config_tls *t,
+                             const struct dz_yaml_node *map, const char *path)
+{
+    const struct dz_yaml_node *list = dz_yaml_get(map, "ticket_keys");
+    const struct dz_yaml_node *item = list ? list->first : NULL;
+    char key[KEY_LEN];
+    char ikey[KEY_LEN];
+    struct stat st;
+
+    if (t->n_ticket_keys == 0)
+        return 0;
+    join_key(key, sizeof(key), path, "ticket_keys");
+    /* tls.c turns tickets off on such a listener: a resumed session would
+     * carry the card certificate of its first handshake without a new
+     * signature by the card (docs/cards.md). */
+    if (t->client_auth != DZ_CLIENT_AUTH_NONE)
+        return fail(c, line_of(map, "ticket_keys", 0), key,
+                    "not with client_auth: optional or required: a listener that asks for "
+                    "client certificates issues no session tickets at all");
+    for (size_t i = 0; i < t->n_ticket_keys; i++, item = item ? item->next : NULL) {
+        unsigned line = item ? item->line : line_of(map, "ticket_keys", 0);
+        index_key(ikey, sizeof(ikey), key, i);
+        for (size_t j = 0; j < i; j++) {
+            if (strcmp(t->ticket_keys[i], t->ticket_keys[j]) == 0)
+                return fail(c, line, ikey, "%s is listed twice", t->ticket_keys[i]);
+        }
+        if (c->flags & DZ_CONFIG_NO_FS)
+            continue;
+        if (stat(t->ticket_keys[i], &st) != 0)
+            return fail(c, line, ikey, "cannot read %s: %s", t->ticket_keys[i], strerror(errno));
+        if (st.st_size != DZ_TLS_TICKET_KEY_FILE_LEN)
+            return fail(c, line, ikey,
+                        "%s is %lld bytes; a ticket key file is exactly %d (openssl rand %d)",
+                        t->ticket_keys[i], (long long)st.st_size, DZ_TLS_TICKET_KEY_FILE_LEN,
+                        DZ_TLS_TICKET_KEY_FILE_LEN);
+    }
+    return 0;
+}
+
 static int check_tls(struct ctx *c, void *base, const struct dz_yaml_node *map, const char *path)
 {
     struct dz_config_tls *t = base;
@@ -1109,7 +1234,7 @@ static int check_tls(struct ctx *c, void *base, const struct dz_yaml_node *map, 
     if (t->client_auth == DZ_CLIENT_AUTH_NONE && t->client_ca)
         return fail(c, line_of(map, "client_ca", 0), key,
                     "only used with client_auth: optional or required");
-    return 0;
+    return check_ticket_keys(c, t, map, path);
 }
 
 /* The card listener's origin is where the portal sends browsers: the same
@@ -1601,6 +1726,20 @@ static bool format_value(const struct kw *k, const void *base, struct dz_buf *ou
                 return dz_buf_append_str(out, names[i]) == 0;
         }
         return dz_buf_append_str(out, "?") == 0;
+    }
+    case T_PATHS: {
+        const char *const *arr = *CFIELDP(base, k->off, char **);
+        size_t n = *CFIELDP(base, k->off2, size_t);
+        struct kw one = *k;
+        if (!arr || n == 0)
+            return false;
+        one.type = T_PATH;
+        one.off = 0;
+        ok = dz_buf_append_str(out, "[") == 0;
+        for (size_t i = 0; ok && i < n; i++) {
+            ok = (i == 0 || dz_buf_append_str(out, ", ") == 0) && format_value(&one, &arr[i], out);
+        }
+        return ok && dz_buf_append_str(out, "]") == 0;
     }
     case T_SECTION:
     case T_LIST:

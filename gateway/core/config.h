@@ -36,6 +36,7 @@
 
 #define DZ_CONFIG_MAX_LISTENERS 16
 #define DZ_CONFIG_MAX_SIGNING_KEYS 8
+#define DZ_CONFIG_MAX_TICKET_KEYS 8 /* per listener (DZ_TLS_TICKET_KEYS_MAX) */
 #define DZ_CONFIG_MAX_BYTES (64 * 1024)
 
 enum dz_client_auth {
@@ -80,6 +81,12 @@ struct dz_config_tls {
     char *key;                       /* private key PEM path (required when enabled) */
     enum dz_client_auth client_auth; /* default none */
     char *client_ca;                 /* PEM path; set iff client_auth is not none */
+    /* Session ticket key files (lib/http/tlstickets.h): [0] encrypts new
+     * tickets, every one decrypts; 80 bytes each, 0600, owned by root or the
+     * daemon's account.  None: OpenSSL's own keys, new at every start and
+     * reload.  Never with client_auth optional or required. */
+    char **ticket_keys;
+    size_t n_ticket_keys; /* 0..DZ_CONFIG_MAX_TICKET_KEYS */
 };
 
 /* listeners[i]: */

@@ -5,6 +5,7 @@
  */
 #include "core/gen.h"
 
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +16,7 @@
 #include "base/secret.h"
 #include "core/web.h"
 #include "http/tls.h"
+#include "http/tlstickets.h"
 #include "keys/jws.h"
 #include "keys/signer.h"
 #include "pki/keyfloor.h"
@@ -125,6 +127,19 @@ int dz_gen_load(const char *config_path, uint64_t number, struct dz_gen **out, c
             snprintf(err, err_len, "%s:%d: listener %s:%u: cannot load TLS certificate or key",
                      cf->path, l->line, l->address, (unsigned)l->port);
             goto out;
+        }
+        /* Read at every load, so a reload (SIGHUP) takes a rotated key
+         * list; the old generation's context keeps its keys until its
+         * last connection lets go. */
+        if (l->tls.n_ticket_keys > 0) {
+            char why[PATH_MAX + 160];
+            rc = dz_tls_ticket_keys_set(g->tls[i], (const char *const *)l->tls.ticket_keys,
+                                        l->tls.n_ticket_keys, why, sizeof(why));
+            if (rc != 0) {
+                snprintf(err, err_len, "%s:%d: listener %s:%u: tls.ticket_keys: %s", cf->path,
+                         l->line, l->address, (unsigned)l->port, why);
+                goto out;
+            }
         }
     }
     /* The key and signature floor of every trust below (trust: section;

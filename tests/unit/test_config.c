@@ -120,6 +120,9 @@ static void touch(const char *name, const char *content)
     assert_int_equal(chmod(p, 0600), 0); /* secrets must be the owner's alone */
 }
 
+/* 80 characters: the size of a ticket key file. */
+#define TICKET80 "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+
 static int setup(void **state)
 {
     (void)state;
@@ -142,6 +145,13 @@ static int setup(void **state)
     char p[160];
     snprintf(p, sizeof(p), "%s/open.key", dir);
     chmod(p, 0644); /* a seed key anyone may read: refused */
+    /* Session ticket keys: 80 bytes each (what is in them is not read). */
+    touch("t1.key", TICKET80);
+    touch("t2.key", TICKET80);
+    touch("short.key", TICKET80 + 1);
+    touch("open80.key", TICKET80);
+    snprintf(p, sizeof(p), "%s/open80.key", dir);
+    chmod(p, 0644);
     snprintf(p, sizeof(p), "%s/policies", dir);
     return mkdir(p, 0700);
 }
@@ -149,8 +159,9 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     static const char *const files[] = {
-        "tls.pem",  "tls.key",    "ca.pem",     "seed.key",  "k2.pem", "k1.pem",  "pin",
-        "root.pem", "client.pem", "client.key", "other.pem", "c.yaml", "open.key"};
+        "tls.pem",  "tls.key",  "ca.pem",     "seed.key",   "k2.pem",     "k1.pem",
+        "pin",      "root.pem", "client.pem", "client.key", "other.pem",  "c.yaml",
+        "open.key", "t1.key",   "t2.key",     "short.key",  "open80.key", "owned.key"};
     char p[160];
 
     (void)state;
@@ -474,6 +485,28 @@ static const struct bad_case bad_cases[] = {
      "    conninfo_file: @D@/seed.key\n    statement_timeout: 50ms",
      29, "accounts.postgresql.statement_timeout", "between"},
     {23, 23, "  database: @D@/policies", 23, "accounts.database", "not a regular file"},
+    /* listeners[].tls.ticket_keys */
+    {12, 13,
+     "      client_auth: optional\n      client_ca: @D@/ca.pem\n      ticket_keys: [@D@/t1.key]",
+     14, "listeners[0].tls.ticket_keys", "client certificates issues no session tickets"},
+    {12, 13,
+     "      client_auth: none\n      ticket_keys:\n        - @D@/t1.key\n        - @D@/short.key",
+     15, "listeners[0].tls.ticket_keys[1]",
+     "short.key is 79 bytes; a ticket key file is exactly 80"},
+    {12, 13, "      client_auth: none\n      ticket_keys: [@D@/t1.key, @D@/open80.key]", 13,
+     "listeners[0].tls.ticket_keys[1]", "open80.key is accessible by group or others (mode 0644)"},
+    {12, 13, "      client_auth: none\n      ticket_keys: [@D@/nope.key]", 13,
+     "listeners[0].tls.ticket_keys[0]", "cannot read"},
+    {12, 13, "      client_auth: none\n      ticket_keys: [@D@/policies]", 13,
+     "listeners[0].tls.ticket_keys[0]", "policies is not a regular file"},
+    {12, 13, "      client_auth: none\n      ticket_keys: [@D@/t1.key, @D@/t2.key, @D@/t1.key]", 13,
+     "listeners[0].tls.ticket_keys[2]", "t1.key is listed twice"},
+    {12, 13, "      client_auth: none\n      ticket_keys: @D@/t1.key", 13,
+     "listeners[0].tls.ticket_keys", "expected a list of paths, got a value"},
+    {12, 13, "      client_auth: none\n      ticket_keys: []", 13, "listeners[0].tls.ticket_keys",
+     "must have 1 to 8 entries"},
+    {12, 13, "      client_auth: none\n      ticket_keys: [{file: @D@/t1.key}]", 13,
+     "listeners[0].tls.ticket_keys[0]", "expected a path, got a mapping"},
     /* YAML itself */
     {4, 4, "  workers: 3\n  workers: 4", 5, "", "duplicate key \"workers\" (first at line 4)"},
     {20, 20, "  idle: &i 30m", 20, "", "anchors"},
@@ -810,6 +843,85 @@ static void test_reload_check(void **state)
     dz_config_free(a);
 }
 
+/* tls.ticket_keys on the portal's kind of listener: a list of paths, stored
+ * absolute, dumped as a list that loads again, changed on a reload; the file's
+ * owner must be root or the account darvazad runs as. */
+static void test_ticket_keys(void **state)
+{
+    static const char repl[] =
+        "      client_auth: none\n      ticket_keys: [@D@/t1.key, @D@/t2.key]";
+    struct dz_config *c = NULL;
+    struct dz_config *again = NULL;
+    char err[512] = "";
+    char want[512];
+    char *one;
+    char *two;
+
+    (void)state;
+    if (load_variant(12, 13, repl, &c, err, sizeof(err)) != 0)
+        fail_msg("%s", err);
+    assert_int_equal(c->listeners[0].tls.n_ticket_keys, 2);
+    snprintf(want, sizeof(want), "%s/t2.key", dir);
+    assert_string_equal(c->listeners[0].tls.ticket_keys[1], want);
+    assert_int_equal(c->listeners[1].tls.n_ticket_keys, 0);
+    one = dump_to_string(c);
+    snprintf(want, sizeof(want), "\n      ticket_keys: [\"%s/t1.key\", \"%s/t2.key\"]\n", dir, dir);
+    if (!strstr(one, want))
+        fail_msg("no \"%s\" in\n%s", want, one);
+    if (dz_config_load_buf(cfg_path, one, strlen(one), 0, &again, err, sizeof(err)) != 0)
+        fail_msg("%s\n%s", err, one);
+    two = dump_to_string(again);
+    assert_string_equal(one, two);
+    free(one);
+    free(two);
+    dz_config_free(again);
+
+    /* Rotation is a reload: a new list, a list dropped, none at all. */
+    again = NULL;
+    assert_int_equal(
+        load_variant(12, 13, "      client_auth: none\n      ticket_keys: [@D@/t2.key, @D@/t1.key]",
+                     &again, err, sizeof(err)),
+        0);
+    assert_int_equal(dz_config_reload_check(c, again, err, sizeof(err)), 0);
+    dz_config_free(again);
+    again = NULL;
+    assert_int_equal(load_variant(12, 13, "      client_auth: none", &again, err, sizeof(err)), 0);
+    assert_int_equal(dz_config_reload_check(c, again, err, sizeof(err)), 0);
+    dz_config_free(again);
+    dz_config_free(c);
+
+    /* The owner (root only can give a file away). */
+    if (geteuid() == 0) {
+        struct passwd *nobody = getpwnam("nobody");
+        char p[160];
+        snprintf(p, sizeof(p), "%s/owned.key", dir);
+        touch("owned.key", TICKET80);
+        assert_int_equal(chown(p, 4242, (gid_t)-1), 0);
+        c = (struct dz_config *)&c;
+        assert_int_not_equal(
+            load_variant(12, 13, "      client_auth: none\n      ticket_keys: [@D@/owned.key]", &c,
+                         err, sizeof(err)),
+            0);
+        assert_null(c);
+        snprintf(want, sizeof(want),
+                 "%s:13: listeners[0].tls.ticket_keys[0]: %s is owned by uid 4242", cfg_path, p);
+        if (strncmp(err, want, strlen(want)) != 0)
+            fail_msg("got \"%s\", wanted \"%s...\"", err, want);
+        /* Owned by gateway.user: that account reads it after the drop. */
+        if (nobody) {
+            assert_int_equal(chown(p, nobody->pw_uid, (gid_t)-1), 0);
+            if (load_variant(4, 13,
+                             "  workers: 3\n  user: nobody\n  log_level: debug\nlisteners:\n"
+                             "  - address: 127.0.0.1\n    port: 8443\n    tls:\n"
+                             "      certificate: @D@/tls.pem\n      key: @D@/tls.key\n"
+                             "      ticket_keys: [@D@/owned.key]",
+                             &c, err, sizeof(err)) != 0)
+                fail_msg("%s", err);
+            dz_config_free(c);
+        }
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -824,6 +936,7 @@ int main(void)
         cmocka_unit_test(test_dump_round_trip),
         cmocka_unit_test(test_sensitive_redaction),
         cmocka_unit_test(test_reload_check),
+        cmocka_unit_test(test_ticket_keys),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

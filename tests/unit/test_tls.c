@@ -2,7 +2,9 @@
  * and mismatched keys are errors, and handshakes through an in-memory BIO
  * pair show the policy: TLS 1.2/1.3 only, ECDHE+AEAD only in 1.2, ALPN h2 or
  * nothing, client certificates optional-and-unverified or required-and-
- * verified. */
+ * verified; session tickets under keys from files (lib/http/tlstickets.c)
+ * taken by every context with the same keys, rotated, refused where a
+ * client certificate is asked for. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -13,17 +15,20 @@
 
 #include <cmocka.h>
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
+#include <openssl/rand.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
 #include "base/err.h"
 #include "http/tls.h"
+#include "http/tlstickets.h"
 
 static char g_dir[64];
 
@@ -373,6 +378,242 @@ static void test_resumption(void **state)
     SSL_CTX_free(card);
 }
 
+/* A ticket key file of len random bytes (80 is right) with mode `mode`;
+ * its first 16 bytes, the key name, into name when not NULL. */
+static void make_ticket_key(const char *file, size_t len, mode_t mode, unsigned char *name)
+{
+    unsigned char buf[128];
+    char p[160];
+    FILE *f;
+
+    assert_true(len <= sizeof(buf));
+    assert_int_equal(RAND_bytes(buf, (int)len), 1);
+    path_of(p, sizeof(p), file, "key");
+    f = fopen(p, "w");
+    assert_non_null(f);
+    assert_int_equal(fwrite(buf, 1, len, f), len);
+    fclose(f);
+    assert_int_equal(chmod(p, mode), 0);
+    if (name)
+        memcpy(name, buf, 16);
+}
+
+/* The portal's kind of context with the key files named (NULL-terminated). */
+static SSL_CTX *ticket_ctx(const char *first, ...)
+{
+    char paths[DZ_TLS_TICKET_KEYS_MAX][160];
+    const char *files[DZ_TLS_TICKET_KEYS_MAX];
+    char why[512] = "";
+    SSL_CTX *ctx = server_ctx(NULL, false);
+    size_t n = 0;
+    va_list ap;
+
+    va_start(ap, first);
+    for (const char *name = first; name; name = va_arg(ap, const char *)) {
+        assert_true(n < DZ_TLS_TICKET_KEYS_MAX);
+        path_of(paths[n], sizeof(paths[n]), name, "key");
+        files[n] = paths[n];
+        n++;
+    }
+    va_end(ap);
+    if (dz_tls_ticket_keys_set(ctx, files, n, why, sizeof(why)) != 0)
+        fail_msg("%s", why);
+    return ctx;
+}
+
+/* The key name a client's session ticket was made under (its first 16
+ * bytes, as the callback wrote them). */
+static bool ticket_named(const SSL_SESSION *sess, const unsigned char *name)
+{
+    const unsigned char *tick = NULL;
+    size_t len = 0;
+
+    SSL_SESSION_get0_ticket(sess, &tick, &len);
+    return tick && len > 16 && memcmp(tick, name, 16) == 0;
+}
+
+/* A session from `from` offered to `to`: whether `to` resumed it.  The
+ * client's new session (a fresh ticket) into *next when not NULL. */
+static bool resumes(SSL_CTX *from, SSL_CTX *to, int version, SSL_SESSION **next)
+{
+    struct client_opts o = {.alpn = alpn_h2,
+                            .alpn_len = sizeof(alpn_h2) - 1,
+                            .max_version = version,
+                            .keep_session = true};
+    struct result r, r2;
+
+    handshake(from, &o, &r);
+    assert_true(r.ok);
+    assert_false(r.reused);
+    assert_non_null(r.session);
+    assert_true(SSL_SESSION_is_resumable(r.session));
+    o.session = r.session;
+    handshake(to, &o, &r2);
+    /* Whatever happened to the ticket, the handshake itself succeeds: an
+     * unknown ticket is a full handshake, never an error. */
+    assert_true(r2.ok);
+    SSL_SESSION_free(r.session);
+    if (next)
+        *next = r2.session;
+    else
+        SSL_SESSION_free(r2.session);
+    return r2.reused;
+}
+
+static const int versions[] = {TLS1_3_VERSION, TLS1_2_VERSION};
+
+/* Two contexts (two instances, or one before and after a reload) with the
+ * same key file take each other's tickets; without keys from a file they
+ * do not (what the feature is for), nor with different keys. */
+static void test_tickets_shared(void **state)
+{
+    SSL_CTX *plain_a = server_ctx(NULL, false);
+    SSL_CTX *plain_b = server_ctx(NULL, false);
+    SSL_CTX *a, *b, *other;
+    SSL_SESSION *next = NULL;
+    unsigned char t1[16];
+
+    (void)state;
+    make_ticket_key("t1", 80, 0600, t1);
+    make_ticket_key("t2", 80, 0600, NULL);
+    a = ticket_ctx("t1", NULL);
+    b = ticket_ctx("t1", NULL);
+    other = ticket_ctx("t2", NULL);
+    for (size_t i = 0; i < sizeof(versions) / sizeof(versions[0]); i++) {
+        assert_true(resumes(a, b, versions[i], &next));
+        assert_true(ticket_named(next, t1));
+        SSL_SESSION_free(next);
+        assert_true(resumes(b, a, versions[i], NULL));
+        assert_true(resumes(a, a, versions[i], NULL));
+        assert_false(resumes(a, other, versions[i], NULL));
+        assert_false(resumes(plain_a, plain_b, versions[i], NULL));
+        assert_false(resumes(plain_a, a, versions[i], NULL));
+    }
+    SSL_CTX_free(a);
+    SSL_CTX_free(b);
+    SSL_CTX_free(other);
+    SSL_CTX_free(plain_a);
+    SSL_CTX_free(plain_b);
+}
+
+/* Rotation: [new, old] takes a ticket under old and gives the client a new
+ * one under new; once old is dropped, its tickets make a full handshake. */
+static void test_tickets_rotation(void **state)
+{
+    unsigned char n_old[16], n_new[16];
+    SSL_CTX *before, *during, *after;
+    SSL_SESSION *next = NULL;
+
+    (void)state;
+    make_ticket_key("old", 80, 0600, n_old);
+    make_ticket_key("new", 80, 0600, n_new);
+    before = ticket_ctx("old", NULL);
+    during = ticket_ctx("new", "old", NULL);
+    after = ticket_ctx("new", NULL);
+    for (size_t i = 0; i < sizeof(versions) / sizeof(versions[0]); i++) {
+        assert_true(resumes(before, during, versions[i], &next));
+        /* TLS 1.2: the callback's "renew" made OpenSSL send a new ticket in
+         * the resumed handshake; TLS 1.3 sends one after every handshake. */
+        assert_true(ticket_named(next, n_new));
+        assert_false(ticket_named(next, n_old));
+        SSL_SESSION_free(next);
+        /* New tickets from the rotated context resume after the old key
+         * is gone; the old key's do not. */
+        assert_true(resumes(during, after, versions[i], NULL));
+        assert_false(resumes(before, after, versions[i], NULL));
+    }
+    SSL_CTX_free(before);
+    SSL_CTX_free(during);
+    SSL_CTX_free(after);
+}
+
+/* Key files that are not right are refused, naming the file; nothing is
+ * installed on the context then. */
+static void test_tickets_bad_files(void **state)
+{
+    static const struct {
+        const char *file;
+        int rc;
+        const char *why;
+    } cases[] = {
+        {"short", DZ_ERR_INVAL, "short.key: fewer than 80 bytes; a ticket key file is exactly 80"},
+        {"long", DZ_ERR_INVAL, "long.key: more than 80 bytes"},
+        {"empty", DZ_ERR_INVAL, "empty.key: fewer than 80 bytes"},
+        {"loose", DZ_ERR_DENIED, "loose.key: group or others have access (mode 0644)"},
+        {"grp", DZ_ERR_DENIED, "grp.key: group or others have access (mode 0640)"},
+        {"absent", DZ_ERR_IO, "absent.key: No such file or directory"},
+    };
+    char p[160], dirpath[160], why[512];
+    const char *files[2];
+    SSL_CTX *ctx;
+
+    (void)state;
+    make_ticket_key("short", 79, 0600, NULL);
+    make_ticket_key("long", 81, 0600, NULL);
+    make_ticket_key("empty", 0, 0600, NULL);
+    make_ticket_key("loose", 80, 0644, NULL);
+    make_ticket_key("grp", 80, 0640, NULL);
+    make_ticket_key("good", 80, 0600, NULL);
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        ctx = server_ctx(NULL, false);
+        path_of(p, sizeof(p), cases[i].file, "key");
+        files[0] = p;
+        why[0] = '\0';
+        assert_int_equal(dz_tls_ticket_keys_set(ctx, files, 1, why, sizeof(why)), cases[i].rc);
+        if (!strstr(why, cases[i].why) || strncmp(why, g_dir, strlen(g_dir)) != 0)
+            fail_msg("case %zu: \"%s\", wanted the path and \"%s\"", i, why, cases[i].why);
+        SSL_CTX_free(ctx);
+    }
+    /* A directory; the same key (a copied file) twice. */
+    ctx = server_ctx(NULL, false);
+    snprintf(dirpath, sizeof(dirpath), "%s", g_dir);
+    files[0] = dirpath;
+    assert_int_equal(dz_tls_ticket_keys_set(ctx, files, 1, why, sizeof(why)), DZ_ERR_IO);
+    assert_non_null(strstr(why, "not a regular file"));
+    path_of(p, sizeof(p), "good", "key");
+    files[0] = p;
+    files[1] = p;
+    assert_int_equal(dz_tls_ticket_keys_set(ctx, files, 2, why, sizeof(why)), DZ_ERR_INVAL);
+    assert_non_null(strstr(why, "good.key: the same key name as"));
+    assert_int_equal(dz_tls_ticket_keys_set(ctx, files, 0, why, sizeof(why)), DZ_ERR_INVAL);
+    assert_int_equal(
+        dz_tls_ticket_keys_set(ctx, files, DZ_TLS_TICKET_KEYS_MAX + 1, why, sizeof(why)),
+        DZ_ERR_INVAL);
+    /* After all these refusals the context has no keys of ours: it takes
+     * them once, and only once. */
+    assert_int_equal(dz_tls_ticket_keys_set(ctx, files, 1, why, sizeof(why)), 0);
+    assert_int_equal(dz_tls_ticket_keys_set(ctx, files, 1, why, sizeof(why)), DZ_ERR_INVAL);
+    SSL_CTX_free(ctx);
+}
+
+/* A listener that asks for client certificates (the card listener) issues
+ * no tickets; keys must not turn them back on. */
+static void test_tickets_refused_with_client_certs(void **state)
+{
+    char p[160], why[512] = "";
+    const char *files[1] = {p};
+    SSL_CTX *opt = server_ctx("clientca", true);
+    SSL_CTX *req = server_ctx("clientca", false);
+    struct client_opts o = {.alpn = alpn_h2,
+                            .alpn_len = sizeof(alpn_h2) - 1,
+                            .cert = "goodclient",
+                            .keep_session = true};
+    struct result r;
+
+    (void)state;
+    make_ticket_key("card", 80, 0600, NULL);
+    path_of(p, sizeof(p), "card", "key");
+    assert_int_equal(dz_tls_ticket_keys_set(opt, files, 1, why, sizeof(why)), DZ_ERR_INVAL);
+    assert_non_null(strstr(why, "asks for client certificates and issues no session tickets"));
+    assert_int_equal(dz_tls_ticket_keys_set(req, files, 1, why, sizeof(why)), DZ_ERR_INVAL);
+    handshake(req, &o, &r);
+    assert_true(r.ok);
+    assert_false(SSL_SESSION_is_resumable(r.session));
+    SSL_SESSION_free(r.session);
+    SSL_CTX_free(opt);
+    SSL_CTX_free(req);
+}
+
 static int group_setup(void **state)
 {
     (void)state;
@@ -402,6 +643,10 @@ int main(void)
         cmocka_unit_test(test_client_cert_optional),
         cmocka_unit_test(test_client_cert_required),
         cmocka_unit_test(test_resumption),
+        cmocka_unit_test(test_tickets_shared),
+        cmocka_unit_test(test_tickets_rotation),
+        cmocka_unit_test(test_tickets_bad_files),
+        cmocka_unit_test(test_tickets_refused_with_client_certs),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
