@@ -17,7 +17,8 @@
 #
 # STATE is the demo stack's directory (default build/demo: the same peers,
 # people.json and certs/root.pem as `make demo`); the cluster's own files are
-# in STATE/cluster (configs of the instances, Redis, haproxy, logs, pids) and
+# in STATE/cluster (configs of the instances, the session ticket key they
+# share in tickets/, Redis, haproxy, logs, pids) and
 # STATE/pg (the PostgreSQL cluster).  Instance A is the stack's gateway
 # (demo/stack.sh with demo/cluster_config.sh as its CONFIG_HOOK), B a second
 # darvazad from the same config with its own ports and audit chain.
@@ -68,6 +69,18 @@ ready() { # ready URL: /readyz answers 200
     [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$1")" = 200 ]
 }
 
+# The session ticket key both instances share (demo/cluster_config.sh puts
+# it on their public listeners, docs/operations.md "Several instances"):
+# made once, 0600, kept across restarts, so a browser's TLS session resumes
+# on either instance and after a restart.
+ticket_key() {
+    local f="$CLUSTER_DIR/tickets/current.key"
+    [ -s "$f" ] && return 0
+    mkdir -p "$CLUSTER_DIR/tickets"
+    chmod 700 "$CLUSTER_DIR/tickets"
+    (umask 077 && openssl rand 80 >"$f.tmp") && mv "$f.tmp" "$f"
+}
+
 # Instance B: A's config with B's ports and audit chain.
 start_b() {
     mkdir -p "$CLUSTER_DIR/b"
@@ -105,6 +118,7 @@ do_start() {
     mkdir -p "$CLUSTER_DIR"/{logs,pids}
     [ -n "$(svc_pid haproxy)" ] && cdie "the cluster already runs for $STATE; stop it first: demo/cluster.sh stop $STATE"
     check_cluster_ports
+    ticket_key || cdie "cannot make the session ticket key in $CLUSTER_DIR/tickets"
     # A start that fails half-way stops what it started.
     trap '[ $? -eq 0 ] || { echo "cluster: start failed, stopping what runs" >&2; do_stop >&2 || true; }' EXIT
     pg_up

@@ -8,7 +8,10 @@
 #     `darvaza audit verify DIR` reads every *.log), the access log in
 #     CLUSTER_DIR/a|b/logs/access.log (demo/stack.sh renumber does these),
 #   - the shared store when CLUSTER_STORE=redis (Redis 9130 through the
-#     sentinels 9131-9133), the password in CLUSTER_DIR/redis/password.
+#     sentinels 9131-9133), the password in CLUSTER_DIR/redis/password,
+#   - the shared session ticket keys on the public listener (tls.ticket_keys:
+#     CLUSTER_DIR/tickets/current.key, made by demo/cluster.sh), so a browser
+#     resumes its TLS session on either instance; never on the card listener.
 # gateway.id (the assertions' issuer), gateway.origin (haproxy's
 # https://localhost:8443) and the keys stay the same on every instance: one
 # gateway to browsers and back ends, one JWKS.
@@ -57,7 +60,34 @@ awk -v store="${CLUSTER_STORE:-redis}" -v rdir="$CLUSTER_DIR/redis" '
     }
 ' "$cfg" >"$tmp"
 mv "$tmp" "$cfg"
-grep -q "^    port: $port\$" "$cfg" && grep -q "^  instance: gw-$inst\$" "$cfg" || {
-    echo "cluster_config.sh: $cfg: cannot set the listener or audit.instance" >&2
+
+# The ticket keys, on the TLS listener that asks for no client certificate
+# (a listener item is buffered until its tls: block shows its kind; a
+# ticket_keys line already there, from the config of A as B's input, is
+# replaced).
+tmp=$(mktemp "$cfg.XXXXXX")
+awk -v keys="[$CLUSTER_DIR/tickets/current.key]" '
+    function flush(   i) {
+        for (i = 1; i <= n; i++) {
+            print item[i]
+            if (item[i] ~ /^    tls:/ && !asks) print "      ticket_keys: " keys
+        }
+        n = asks = 0
+    }
+    /^[^ #]/ { if (sec == "listeners:") flush(); sec = $1 }
+    sec == "listeners:" && /^  - / { flush() }
+    sec == "listeners:" && (n || /^  - /) {
+        if ($0 ~ /^      ticket_keys:/) next
+        item[++n] = $0
+        if ($0 ~ /^      client_auth:[ ]*(optional|required)/) asks = 1
+        next
+    }
+    { print }
+    END { if (sec == "listeners:") flush() }
+' "$cfg" >"$tmp"
+mv "$tmp" "$cfg"
+grep -q "^    port: $port\$" "$cfg" && grep -q "^  instance: gw-$inst\$" "$cfg" &&
+    [ "$(grep -c '^      ticket_keys: ' "$cfg")" = 1 ] || {
+    echo "cluster_config.sh: $cfg: cannot set the listener, audit.instance or the ticket keys" >&2
     exit 1
 }
