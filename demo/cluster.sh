@@ -226,6 +226,11 @@ curl -s http://127.0.0.1:9181/readyz; curl -s http://127.0.0.1:9182/readyz
 demo/cluster.sh kill-a $STATE; sleep 2
 curl -s --cacert \$CA -o /dev/null -w '%{http_code}\n' \$LB/healthz
 demo/cluster.sh start-a $STATE
+
+# 9. one TLS session for both instances (one ticket key in $CLUSTER_DIR/tickets):
+#    made on B (sleep: the ticket comes after the handshake), resumed on A
+sleep 1 | openssl s_client -connect localhost:8452 -CAfile \$CA -alpn h2 -sess_out $CLUSTER_DIR/walkthrough-tls.sess 2>/dev/null | grep -E '^(New|Reused),'
+openssl s_client -connect localhost:8451 -CAfile \$CA -alpn h2 -sess_in $CLUSTER_DIR/walkthrough-tls.sess </dev/null 2>/dev/null | grep -E '^(New|Reused),'
 ================================================================================
 EOF
 }
