@@ -477,7 +477,16 @@ static void test_tickets_shared(void **state)
     make_ticket_key("t1", 80, 0600, t1);
     make_ticket_key("t2", 80, 0600, NULL);
     a = ticket_ctx("t1", NULL);
-    b = ticket_ctx("t1", NULL);
+    /* A symbolic link to a key file is followed (a "current" link to a
+     * dated file is a usual way to rotate): the same key. */
+    {
+        char target[160], link[160];
+        path_of(target, sizeof(target), "t1", "key");
+        path_of(link, sizeof(link), "t1link", "key");
+        unlink(link);
+        assert_int_equal(symlink(target, link), 0);
+    }
+    b = ticket_ctx("t1link", NULL);
     other = ticket_ctx("t2", NULL);
     for (size_t i = 0; i < sizeof(versions) / sizeof(versions[0]); i++) {
         assert_true(resumes(a, b, versions[i], &next));
