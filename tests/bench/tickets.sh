@@ -5,6 +5,10 @@
 # through, leastconn), one client reconnecting BENCH_TICKETS_CONNS times
 # through haproxy, each connection offering the latest session it got (as a
 # browser does): the handshake, the HTTP/2 preface and SETTINGS, close.
+# BENCH_TICKETS_CLIENTS=K (default 1): K such clients at once, each making
+# its share of the connections with its own sessions (with one client
+# leastconn alternates the instances; with several, where a reconnection
+# lands depends on the others).
 # Rounds alternate the public listeners' ticket_keys on (the cluster's
 # shared key) and off (OpenSSL's own keys per instance: the state before),
 # switched by SIGHUP on both instances, BENCH_TICKETS_ROUNDS rounds of each.
@@ -15,6 +19,7 @@
 set -u
 BENCH_TICKETS_CONNS=${BENCH_TICKETS_CONNS:-1000}
 BENCH_TICKETS_ROUNDS=${BENCH_TICKETS_ROUNDS:-3}
+BENCH_TICKETS_CLIENTS=${BENCH_TICKETS_CLIENTS:-1}
 . "$(dirname "$0")/../integration/lib.sh"
 . "$LIB_DIR/cluster.sh"
 
@@ -48,27 +53,33 @@ keys() {
 run() {
     local t0 t1
     t0=$(ticks)
-    RESUMED=$(python3 - "$BENCH_TICKETS_CONNS" localhost 8443 "$STATE_DIR/certs/root.pem" <<'PY'
-import socket, ssl, sys
-n, host, port, ca = int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), sys.argv[4]
+    RESUMED=$(python3 - "$BENCH_TICKETS_CONNS" "$BENCH_TICKETS_CLIENTS" localhost 8443 \
+        "$STATE_DIR/certs/root.pem" <<'PY'
+import socket, ssl, sys, threading
+n, k, host, port, ca = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], int(sys.argv[4]), sys.argv[5]
 ctx = ssl.create_default_context(cafile=ca)
 ctx.set_alpn_protocols(["h2"])
-sess, reused = None, 0
-for _ in range(n):
-    with socket.create_connection((host, port)) as raw:
-        with ctx.wrap_socket(raw, server_hostname=host, session=sess) as s:
-            s.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0]))
-            s.recv(4096)  # the server's SETTINGS (and, before them, the tickets)
-            reused += s.session_reused
-            sess = s.session
-print(reused)
+counts = [0] * k
+def client(i):
+    sess = None
+    for _ in range(n // k):
+        with socket.create_connection((host, port)) as raw:
+            with ctx.wrap_socket(raw, server_hostname=host, session=sess) as s:
+                s.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0]))
+                s.recv(4096)  # the server's SETTINGS (and, before them, the tickets)
+                counts[i] += s.session_reused
+                sess = s.session
+threads = [threading.Thread(target=client, args=(i,)) for i in range(k)]
+for t in threads: t.start()
+for t in threads: t.join()
+print(sum(counts))
 PY
 )
     t1=$(ticks)
     US=$(awk -v t=$((t1 - t0)) -v n="$BENCH_TICKETS_CONNS" 'BEGIN { printf "%.0f", t * 10000 / n }')
 }
 
-echo "# $(date -u +%FT%TZ) load average $(cut -d' ' -f1-3 /proc/loadavg); $BENCH_TICKETS_CONNS connections per run through haproxy"
+echo "# $(date -u +%FT%TZ) load average $(cut -d' ' -f1-3 /proc/loadavg); $BENCH_TICKETS_CONNS connections per run through haproxy, $BENCH_TICKETS_CLIENTS client(s)"
 echo "| round | ticket keys | resumed | gateway CPU µs per connection (A + B) |"
 echo "| --- | --- | ---: | ---: |"
 run >/dev/null # warm-up (and the first session)
