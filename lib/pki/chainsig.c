@@ -15,9 +15,16 @@
 #include "base/compat.h"
 
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
-static unsigned char memo[DZ_CHAINSIG_SLOTS][32];
-static bool used[DZ_CHAINSIG_SLOTS];
-static atomic_uint_fast64_t hits, verified;
+/* Two ways per set: a card's own signature that lands on the set of its
+ * CA's takes the other way instead of pushing the CA's out, so the CA's
+ * (hit at every login, hence the recent way) stays remembered; direct
+ * mapping lost it for one card in a thousand, at every login of that card. */
+#define WAYS 2
+#define SETS (DZ_CHAINSIG_SLOTS / WAYS)
+static unsigned char memo[SETS][WAYS][32];
+static bool used[SETS][WAYS];
+static unsigned char recent[SETS]; /* the way hit or filled last */
+static atomic_uint_fast64_t hits, verified, misses;
 
 /* SHA-256 over the certificate's DER and the issuer key's SPKI DER (each
  * preceded by its length, so no two pairs share an input). */
@@ -40,14 +47,48 @@ static bool memo_key(X509 *x, X509 *issuer, unsigned char out[32])
     return ok;
 }
 
-static size_t slot_of(const unsigned char k[32])
+static size_t set_of(const unsigned char k[32])
 {
-    return (((size_t)k[0] << 8) | k[1]) % DZ_CHAINSIG_SLOTS;
+    return (((size_t)k[0] << 8) | k[1]) % SETS;
 }
 
+/* Under mu.  Is k remembered?  A hit makes its way the recent one. */
+static bool memo_find(const unsigned char k[32])
+{
+    size_t s = set_of(k);
+
+    for (unsigned w = 0; w < WAYS; w++) {
+        if (used[s][w] && memcmp(memo[s][w], k, 32) == 0) {
+            recent[s] = (unsigned char)w;
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Under mu.  Remember k: a free way, else the one not used last. */
+static void memo_add(const unsigned char k[32])
+{
+    size_t s = set_of(k);
+    unsigned w;
+
+    if (memo_find(k))
+        return; /* another thread verified the same pair meanwhile */
+    for (w = 0; w < WAYS && used[s][w]; w++)
+        ;
+    if (w == WAYS)
+        w = recent[s] == 0 ? 1 : 0;
+    memcpy(memo[s][w], k, 32);
+    used[s][w] = true;
+    recent[s] = (unsigned char)w;
+}
+
+enum sig_verdict { SIG_OK, SIG_BAD, SIG_NOT_MEMO };
+
 /* X509_verify(x, issuer's key) > 0, from the memo when this exact pair
- * verified before.  Without a key for the memo: verified, not kept. */
-static bool signature_ok(X509 *x, X509 *issuer, EVP_PKEY *pkey)
+ * verified before.  Without a key for the memo: verified, not kept.
+ * memo_only: a pair not in the memo is SIG_NOT_MEMO, nothing verified. */
+static enum sig_verdict signature_ok(X509 *x, X509 *issuer, EVP_PKEY *pkey, bool memo_only)
 {
     unsigned char k[32];
     bool have = memo_key(x, issuer, k);
@@ -55,23 +96,26 @@ static bool signature_ok(X509 *x, X509 *issuer, EVP_PKEY *pkey)
 
     if (have) {
         pthread_mutex_lock(&mu);
-        hit = used[slot_of(k)] && memcmp(memo[slot_of(k)], k, 32) == 0;
+        hit = memo_find(k);
         pthread_mutex_unlock(&mu);
     }
     if (hit) {
         atomic_fetch_add(&hits, 1);
-        return true;
+        return SIG_OK;
+    }
+    if (memo_only) {
+        atomic_fetch_add(&misses, 1);
+        return SIG_NOT_MEMO;
     }
     if (X509_verify(x, pkey) <= 0)
-        return false; /* never kept */
+        return SIG_BAD; /* never kept */
     atomic_fetch_add(&verified, 1);
     if (have) {
         pthread_mutex_lock(&mu);
-        memcpy(memo[slot_of(k)], k, 32);
-        used[slot_of(k)] = true;
+        memo_add(k);
         pthread_mutex_unlock(&mu);
     }
-    return true;
+    return SIG_OK;
 }
 
 /* OpenSSL's verify_cb_cert: report err at depth for x, let the callback
@@ -128,7 +172,7 @@ static int cert_time_ok(X509_STORE_CTX *ctx, X509 *x, int depth)
     return 1;
 }
 
-int dz_chainsig_verify(X509_STORE_CTX *ctx)
+static int verify(X509_STORE_CTX *ctx, bool memo_only)
 {
     STACK_OF(X509) *chain = X509_STORE_CTX_get0_chain(ctx);
     unsigned long flags = X509_VERIFY_PARAM_get_flags(X509_STORE_CTX_get0_param(ctx));
@@ -169,8 +213,17 @@ int dz_chainsig_verify(X509_STORE_CTX *ctx)
             if ((pkey = X509_get0_pubkey(xi)) == NULL) {
                 if (!fail(ctx, xi, issuer_depth, X509_V_ERR_UNABLE_TO_DECODE_ISSUER_PUBLIC_KEY))
                     return 0;
-            } else if (!signature_ok(xs, xi, pkey)) {
-                if (!fail(ctx, xs, n, X509_V_ERR_CERT_SIGNATURE_FAILURE))
+            } else {
+                enum sig_verdict v = signature_ok(xs, xi, pkey, memo_only);
+
+                if (v == SIG_NOT_MEMO) {
+                    /* Not a verdict: stop without asking the callback. */
+                    X509_STORE_CTX_set_error_depth(ctx, n);
+                    X509_STORE_CTX_set_current_cert(ctx, xs);
+                    X509_STORE_CTX_set_error(ctx, DZ_CHAINSIG_NOT_MEMO);
+                    return 0;
+                }
+                if (v == SIG_BAD && !fail(ctx, xs, n, X509_V_ERR_CERT_SIGNATURE_FAILURE))
                     return 0;
             }
         }
@@ -189,6 +242,16 @@ int dz_chainsig_verify(X509_STORE_CTX *ctx)
     return 1;
 }
 
+int dz_chainsig_verify(X509_STORE_CTX *ctx)
+{
+    return verify(ctx, false);
+}
+
+int dz_chainsig_verify_memo(X509_STORE_CTX *ctx)
+{
+    return verify(ctx, true);
+}
+
 uint64_t dz_chainsig_hits(void)
 {
     return atomic_load(&hits);
@@ -199,10 +262,16 @@ uint64_t dz_chainsig_verified(void)
     return atomic_load(&verified);
 }
 
+uint64_t dz_chainsig_misses(void)
+{
+    return atomic_load(&misses);
+}
+
 void dz_chainsig_clear(void)
 {
     pthread_mutex_lock(&mu);
     memset(used, 0, sizeof(used));
     memset(memo, 0, sizeof(memo));
+    memset(recent, 0, sizeof(recent));
     pthread_mutex_unlock(&mu);
 }
