@@ -423,8 +423,8 @@ static void drop(struct dz_ocsp_cache *c, size_t i)
     c->n--;
 }
 
-int dz_ocsp_cache_get(struct dz_ocsp_cache *c, const unsigned char key[32], int64_t now,
-                      struct dz_ocsp_answer *out)
+static int lookup(struct dz_ocsp_cache *c, const unsigned char key[32], int64_t now,
+                  struct dz_ocsp_answer *out, bool count_miss)
 {
     int rc = DZ_ERR_NOTFOUND;
     size_t i;
@@ -448,10 +448,22 @@ int dz_ocsp_cache_get(struct dz_ocsp_cache *c, const unsigned char key[32], int6
     }
     if (rc == 0)
         c->hits++;
-    else
+    else if (count_miss)
         c->misses++;
     pthread_mutex_unlock(&c->mu);
     return rc;
+}
+
+int dz_ocsp_cache_get(struct dz_ocsp_cache *c, const unsigned char key[32], int64_t now,
+                      struct dz_ocsp_answer *out)
+{
+    return lookup(c, key, now, out, true);
+}
+
+int dz_ocsp_cache_try(struct dz_ocsp_cache *c, const unsigned char key[32], int64_t now,
+                      struct dz_ocsp_answer *out)
+{
+    return lookup(c, key, now, out, false);
 }
 
 void dz_ocsp_cache_stats(struct dz_ocsp_cache *c, struct dz_ocsp_cache_stats *out)

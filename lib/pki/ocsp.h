@@ -121,6 +121,13 @@ void dz_ocsp_cache_free(struct dz_ocsp_cache *c);
 int dz_ocsp_cache_get(struct dz_ocsp_cache *c, const unsigned char key[32], int64_t now,
                       struct dz_ocsp_answer *out);
 
+/* The same, but a miss is not counted in the stats: for a first look
+ * that, on a miss, is followed by dz_ocsp_cache_get (the worker loop's
+ * cached-only check, then the pool's full one), so that one validation
+ * counts one lookup.  A hit is counted. */
+int dz_ocsp_cache_try(struct dz_ocsp_cache *c, const unsigned char key[32], int64_t now,
+                      struct dz_ocsp_answer *out);
+
 /*
  * Keep a (GOOD or REVOKED) answer until its next_update (at most
  * DZ_OCSP_CACHE_MAX_TTL from now).  Answers without next_update, already

@@ -536,7 +536,12 @@ struct run {
     STACK_OF(ASN1_OBJECT) * initial;
     int64_t now;
     int64_t at;
+    bool cached_only; /* dz_x509_validate_cached: never verify, fetch or read */
 };
+
+/* dz_x509_validate_cached's "not cached": the check needs something it may
+ * not do on a worker loop.  No other step of the validation returns it. */
+#define NOT_CACHED DZ_ERR_NOTFOUND
 
 /*
  * One X509_verify_cert.  crl_flags: 0, or X509_V_FLAG_CRL_CHECK[_ALL];
@@ -595,8 +600,9 @@ static int run_verify(const struct run *r, unsigned long crl_flags, STACK_OF(X50
     X509_STORE_CTX_set_app_data(ctx, &st);
     X509_STORE_CTX_set_verify_cb(ctx, verify_cb);
     /* OpenSSL's signature-and-validity step, with verified signatures
-     * remembered (pki/chainsig.h): the same CA certificates at every login. */
-    X509_STORE_CTX_set_verify(ctx, dz_chainsig_verify);
+     * remembered (pki/chainsig.h): the same CA certificates at every login.
+     * Cached only: from the memo alone (a miss is DZ_CHAINSIG_NOT_MEMO). */
+    X509_STORE_CTX_set_verify(ctx, r->cached_only ? dz_chainsig_verify_memo : dz_chainsig_verify);
 
     ok = X509_verify_cert(ctx);
     if (ok == 1) {
@@ -876,10 +882,20 @@ static int leaf_revocation(const struct run *r, STACK_OF(X509) * chain, struct d
 
     if (o->ocsp_cache != NULL && dz_ocsp_key(r->leaf, issuer, key) == 0) {
         have_key = true;
-        if (dz_ocsp_cache_get(o->ocsp_cache, key, r->now, &a) == 0) {
+        /* Cached only: a miss is not counted here, the full check that
+         * follows counts it. */
+        if ((r->cached_only ? dz_ocsp_cache_try : dz_ocsp_cache_get)(o->ocsp_cache, key, r->now,
+                                                                     &a) == 0) {
             out->revocation_source = "ocsp_cache";
             goto answered;
         }
+    }
+    /* Everything below asks a responder or reads CRLs: not on a loop.  A
+     * cached answer past its nextUpdate was dropped by the lookup, so it
+     * lands here too. */
+    if (r->cached_only) {
+        snprintf(out->detail, sizeof(out->detail), "no fresh OCSP answer cached");
+        return NOT_CACHED;
     }
     rc = dz_ocsp_url(r->leaf, url, sizeof(url));
     if (rc == 0) {
@@ -981,8 +997,8 @@ static int build_initial(const struct dz_x509_opts *o, STACK_OF(ASN1_OBJECT) * *
     return 0;
 }
 
-int dz_x509_validate(const struct dz_x509_trust *t, X509 *leaf, STACK_OF(X509) * untrusted,
-                     const struct dz_x509_opts *o, struct dz_x509_result *out)
+static int validate(const struct dz_x509_trust *t, X509 *leaf, STACK_OF(X509) * untrusted,
+                    const struct dz_x509_opts *o, bool cached_only, struct dz_x509_result *out)
 {
     static const struct dz_x509_opts defaults = {.purpose = DZ_X509_PURPOSE_ANY};
     struct run r;
@@ -1044,6 +1060,7 @@ int dz_x509_validate(const struct dz_x509_trust *t, X509 *leaf, STACK_OF(X509) *
     r.t = t;
     r.o = o;
     r.leaf = leaf;
+    r.cached_only = cached_only;
     r.now = (int64_t)time(NULL);
     r.at = o->at != 0 ? o->at : r.now;
     rc = build_initial(o, &r.initial);
@@ -1073,10 +1090,23 @@ int dz_x509_validate(const struct dz_x509_trust *t, X509 *leaf, STACK_OF(X509) *
         crl_flags = X509_V_FLAG_CRL_CHECK | X509_V_FLAG_CRL_CHECK_ALL;
         tol = TOLERATE_LEAF_AND_MISSING;
     }
+    /* A CRL's signature is verified at every use, nothing remembers it:
+     * with CRL files in play the check is the pool's. */
+    if (cached_only && crl_flags != 0 && sk_X509_CRL_num(t->crls) > 0) {
+        snprintf(out->detail, sizeof(out->detail), "the trust has CRL files");
+        rc = NOT_CACHED;
+        goto out;
+    }
     rc = run_verify(&r, crl_flags, crl_flags ? t->crls : NULL, tol, &err, &depth, &chain,
                     crl_flags ? &leaf_revoked : NULL);
     if (rc != 0)
         goto out;
+    if (cached_only && err == DZ_CHAINSIG_NOT_MEMO) {
+        snprintf(out->detail, sizeof(out->detail),
+                 "a signature of the path not remembered (depth %d)", depth);
+        rc = NOT_CACHED;
+        goto out;
+    }
     if (err != 0) {
         refuse_verify(out, err, depth);
         goto out;
@@ -1163,12 +1193,28 @@ int dz_x509_validate(const struct dz_x509_trust *t, X509 *leaf, STACK_OF(X509) *
 out:
     if (rc != 0) {
         out->valid = false;
-        out->reason = "internal";
-        snprintf(out->detail, sizeof(out->detail), "%s", dz_err_str(rc));
+        if (cached_only && rc == NOT_CACHED) {
+            out->reason = "not_cached"; /* detail: what was missing */
+        } else {
+            out->reason = "internal";
+            snprintf(out->detail, sizeof(out->detail), "%s", dz_err_str(rc));
+        }
     }
     OPENSSL_free(der);
     sk_X509_pop_free(chain, X509_free);
     sk_X509_free(r.untrusted);
     sk_ASN1_OBJECT_pop_free(r.initial, ASN1_OBJECT_free);
     return rc;
+}
+
+int dz_x509_validate(const struct dz_x509_trust *t, X509 *leaf, STACK_OF(X509) * untrusted,
+                     const struct dz_x509_opts *o, struct dz_x509_result *out)
+{
+    return validate(t, leaf, untrusted, o, false, out);
+}
+
+int dz_x509_validate_cached(const struct dz_x509_trust *t, X509 *leaf, STACK_OF(X509) * untrusted,
+                            const struct dz_x509_opts *o, struct dz_x509_result *out)
+{
+    return validate(t, leaf, untrusted, o, true, out);
 }

@@ -206,6 +206,32 @@ int dz_x509_validate(const struct dz_x509_trust *t, X509 *leaf, STACK_OF(X509) *
                      const struct dz_x509_opts *o, struct dz_x509_result *out);
 
 /*
+ * The same check for a worker loop, where nothing may block or take long:
+ * cached only.  It runs the very steps of dz_x509_validate, but may not
+ * verify a signature the path validation has not remembered
+ * (pki/chainsig.h: these exact certificate bytes under this exact issuer
+ * key), ask an OCSP responder, fetch or read a CRL, or verify one.  Then
+ * either:
+ *   - it returns 0 with exactly the decision dz_x509_validate would make at
+ *     this moment (the same out, reason and detail: a pass, or a refusal
+ *     such as "expired" or "revoked" from a cached OCSP answer), or
+ *   - it returns DZ_ERR_NOTFOUND, "not cached" (out->valid false, reason
+ *     "not_cached", detail says what was missing): a signature of the path
+ *     not in the memo (a chain or a certificate not validated before, or
+ *     other bytes under the same names), in DZ_X509_REV_OCSP_CRL mode no
+ *     answer for the leaf in o->ocsp_cache or one past its nextUpdate, or
+ *     a trust with CRL files in a mode that reads them (a CRL's signature
+ *     is verified at every use).  The caller then runs dz_x509_validate
+ *     where it may block; nothing was decided.
+ * Any other non-zero return is an error as for dz_x509_validate (a caller
+ * may as well take it to the full check).  Never blocks on I/O; the locks
+ * it takes (the memo's, the OCSP cache's, OpenSSL's store lock) are held
+ * for a lookup.  Any thread.
+ */
+int dz_x509_validate_cached(const struct dz_x509_trust *t, X509 *leaf, STACK_OF(X509) * untrusted,
+                            const struct dz_x509_opts *o, struct dz_x509_result *out);
+
+/*
  * Parse exactly one DER certificate of at most DZ_X509_MAX_CERT_DER bytes
  * (nothing trailing) into *out (caller frees with X509_free).  0,
  * DZ_ERR_TOOBIG, DZ_ERR_PARSE.  Pure; any thread (the login paths decode
