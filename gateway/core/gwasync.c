@@ -74,6 +74,39 @@ int dz_gw_blocking(struct dz_rctx *c, void (*work)(void *arg),
     return 0;
 }
 
+static void later_cb(void *p)
+{
+    struct blocking_op *op = p;
+    struct dz_rctx *c = op->c;
+    struct dz_worker *w = c->gw_worker->worker;
+
+    /* As blocking_done: done first, the releases last (c may go with them). */
+    op->done(c, op->arg);
+    free(op);
+    dz_rctx_release(c);
+    dz_worker_release(w);
+}
+
+int dz_gw_later(struct dz_rctx *c, void (*done)(struct dz_rctx *c, void *arg), void *arg)
+{
+    struct dz_worker *w = c->gw_worker->worker;
+    struct blocking_op *op = malloc(sizeof(*op));
+
+    if (!op)
+        return DZ_ERR_UNAVAILABLE;
+    *op = (struct blocking_op){c, NULL, done, arg};
+    dz_rctx_hold(c);
+    /* A drain waits for the post as it waits for a pool job's answer. */
+    dz_worker_hold(w);
+    if (dz_worker_post(w, later_cb, op) != 0) {
+        dz_worker_release(w);
+        dz_rctx_release(c);
+        free(op);
+        return DZ_ERR_UNAVAILABLE;
+    }
+    return 0;
+}
+
 int dz_gw_state_try(struct dz_rctx *c, void (*work)(void *arg),
                     void (*done)(struct dz_rctx *c, void *arg), void *arg)
 {

@@ -20,6 +20,15 @@
 int dz_gw_blocking(struct dz_rctx *c, void (*work)(void *arg),
                    void (*done)(struct dz_rctx *c, void *arg), void *arg);
 
+/* Run done(c, arg) on c's loop soon, after the caller's own callback has
+ * returned (a post to the loop c runs on): for a step that knew its answer
+ * at once but whose callers were promised an answer later, never from
+ * inside the call that started it.  c is held until done has run.
+ * Returns 0, or DZ_ERR_UNAVAILABLE (cannot post: out of memory, or the
+ * worker has stopped) without calling anything and without answering the
+ * client: the caller still owns arg and can take the slow way. */
+int dz_gw_later(struct dz_rctx *c, void (*done)(struct dz_rctx *c, void *arg), void *arg);
+
 /* Run work(arg), which makes synchronous store calls (state/store.h) and
  * possibly account calls, without waiting on c's loop: on the blocking pool
  * when the store may wait on I/O (Redis), inline otherwise (the in-process

@@ -27,6 +27,7 @@
 #include "base/err.h"
 #include "base/histo.h"
 #include "base/version.h"
+#include "core/certcheck.h"
 #include "core/config.h"
 #include "core/metrics.h"
 #include "http/pool.h"
@@ -295,6 +296,18 @@ static int render_layers(void *arg, struct dz_buf *out)
                                        "OCSP answers cached now.");
         if (rc == 0)
             rc = dz_buf_appendf(out, "darvaza_ocsp_cache_entries %zu\n", st.entries);
+    }
+    if (rc == 0) {
+        uint64_t loop, pool;
+        dz_certcheck_counts(&loop, &pool);
+        rc = dz_metrics_put_family(out, "darvaza_certchecks_total", "counter",
+                                   "Login and signing certificate checks, by where they ran: "
+                                   "on the worker loop (all cached) or on the pool.");
+        if (rc == 0)
+            rc = dz_buf_appendf(out,
+                                "darvaza_certchecks_total{path=\"loop\"} %" PRIu64 "\n"
+                                "darvaza_certchecks_total{path=\"pool\"} %" PRIu64 "\n",
+                                loop, pool);
     }
     if (gw->store && rc == 0) {
         rc = dz_metrics_put_family(out, "darvaza_store_entries", "gauge",
