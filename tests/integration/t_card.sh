@@ -12,7 +12,7 @@
 # refused without purpose, for a citizen's card and for a password session.
 . "$(dirname "$0")/lib.sh"
 
-plan 86
+plan 88
 
 CARD="$BUILD_DIR/darvaza-card"
 ROOTCA="$STATE_DIR/certs/root.pem"
@@ -74,6 +74,11 @@ tls_login() {
 audit_last() { # audit_last JQ_SELECT: the last audit line that matches
     jq -c "select($1)" "$AUDIT" 2>/dev/null | tail -n 1
 }
+certchecks() { # certchecks loop|pool: darvaza_certchecks_total{path=...} now (docs/metrics.md)
+    local v
+    v=$(metric "darvaza_certchecks_total{path=\"$1\"}")
+    echo "${v:-0}"
+}
 
 CIT1=$(card_of citizen 0)
 CIT2=$(card_of citizen 1)
@@ -116,6 +121,12 @@ LINE=$(audit_last ".type == \"login\" and .means == \"card\" and .fin == \"$FIN1
 is "$(jq -r '[.revocation, .role, (.certificate_sha256 | length)] | join(" ")' <<<"$LINE" 2>/dev/null)" \
     "ocsp citizen 64" "audit: the card login with its certificate digest and OCSP evidence"
 unlike "$(cat "$AUDIT" "$(gw_log)")" "\"$(card_field "$CIT1" pin)\"" "the card PIN is in no log"
+# The same card again: what its check needs is cached now (the chain's
+# signatures, the OCSP answer), so the check runs on the worker loop.
+L0=$(certchecks loop) P0=$(certchecks pool)
+card_login "$CIT1"
+is "$RC $(($(certchecks loop) - L0)) $(($(certchecks pool) - P0))" "0 1 0" \
+    "the card's second login: its certificate check ran on the worker loop, not the pool${ERR:+ ($ERR)}"
 
 # Other keys: an RSA card signs RS256, a P-384 card ES384.
 for k in rsa-2048 ec-p384; do
@@ -174,8 +185,10 @@ problem 401 certificate_invalid "POST /auth/card/tls with an expired card -> 401
 card_login "$REVOKED"
 is "$RC" 1 "darvaza-card login with a revoked card exits 1"
 like "$ERR" "refused: 401 certificate_revoked" "darvaza-card names the refusal (certificate_revoked)"
+L0=$(certchecks loop)
 card_post "$REVOKED"
 problem 401 certificate_revoked "revoked card (OCSP says revoked) -> 401 certificate_revoked"
+is "$(($(certchecks loop) - L0))" 1 "the revoked card's answer is cached: refused on the worker loop, the same code"
 LINE=$(audit_last ".type == \"login\" and .reason == \"revoked\" and .fin == \"$(card_field "$REVOKED" fin)\"")
 like "$(jq -r .revocation <<<"$LINE" 2>/dev/null)" '^ocsp(_cache)?$' \
     "audit: the revoked card's refusal, learned by OCSP (fresh or cached since the TLS attempt)"
