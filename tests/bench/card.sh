@@ -23,10 +23,12 @@
 BENCH_CARD_LOGINS=${BENCH_CARD_LOGINS:-40}
 
 # card_bench: sets CARD_RATE, CARD_OK, CARD_CPU_US, ECDSA_VERIFY, CARD_FAILS,
-# CARD_RESUMED (logins whose TLS session was resumed).
+# CARD_RESUMED (logins whose TLS session was resumed), CARD_CHECKS (the
+# certificate checks of the measured logins on the worker loop and on the
+# pool, "loop/pool", when the build counts them: darvaza_certchecks_total).
 card_bench() {
-    local card t0 t1 ticks0 ticks1
-    CARD_RATE="-" CARD_OK=0 CARD_CPU_US="-" ECDSA_VERIFY="-" CARD_FAILS=0 CARD_RESUMED=0
+    local card t0 t1 ticks0 ticks1 loop0 pool0
+    CARD_RATE="-" CARD_OK=0 CARD_CPU_US="-" ECDSA_VERIFY="-" CARD_FAILS=0 CARD_RESUMED=0 CARD_CHECKS="-"
     [ -x "$BUILD_DIR/darvaza-card" ] && [ -f "$STATE_DIR/cards/softhsm2.conf" ] || return 0
     card=$(jq -c 'map(select(.card_label != null and .role == "citizen"))[0]' "$PEOPLE")
     [ "$card" != null ] || return 0
@@ -55,11 +57,16 @@ card_bench() {
         SOFTHSM2_CONF="$OUT/card-hsm-$w/softhsm2.conf" CARD_W=$w card_login >/dev/null
     done
     rm -f "$OUT/card-tls"
+    loop0=$(metric 'darvaza_certchecks_total{path="loop"}')
+    pool0=$(metric 'darvaza_certchecks_total{path="pool"}')
     ticks0=$(awk '{print $14 + $15}' "/proc/$GW_PID/stat")
     t0=$(date +%s%N)
     card_run "$BENCH_CARD_LOGINS" >"$OUT/card-tokens"
     t1=$(date +%s%N)
     ticks1=$(awk '{print $14 + $15}' "/proc/$GW_PID/stat")
+    if [ -n "$loop0" ]; then
+        CARD_CHECKS="$(($(metric 'darvaza_certchecks_total{path="loop"}') - loop0))/$(($(metric 'darvaza_certchecks_total{path="pool"}') - pool0))"
+    fi
     CARD_RESUMED=$(cat "$OUT/card-tls" 2>/dev/null | grep -c 'session resumed')
     CARD_OK=$(grep -cE '^[A-Za-z0-9_-]{43}$' "$OUT/card-tokens")
     CARD_FAILS=$((BENCH_CARD_LOGINS - CARD_OK))
@@ -145,6 +152,7 @@ card_summary() {
     echo "CPU per card login; openssl speed verifies $ECDSA_VERIFY ECDSA P-256 signatures/s on one core,"
     echo "so one card login costs about $(awk -v c="$CARD_CPU_US" -v v="$ECDSA_VERIFY" 'BEGIN { if (v > 0) printf "%.1f", c / (1e6 / v) }')"
     echo "ECDSA verifications' worth of gateway CPU."
+    [ "$CARD_CHECKS" = - ] || echo "Certificate checks on the worker loop / on the pool: $CARD_CHECKS."
     if [ "$CARD_FAILS" != 0 ]; then
         echo "$CARD_FAILS logins got no session; darvaza-card said (counted):"
         sort "$OUT/card-errors" 2>/dev/null | uniq -c | sed 's/^/    /'
@@ -202,6 +210,7 @@ if [ "${BASH_SOURCE[0]}" = "$0" ]; then
                 one_round "$b"
                 echo "| $r | $b$([ "$CARD_TLS_RESUME" = 1 ] && echo " ($CARD_RESUMED resumed)") | $CARD_OK of $BENCH_CARD_LOGINS | $CARD_RATE | $CARD_CPU_US | $ECDSA_VERIFY | $(awk -v c="$CARD_CPU_US" -v v="$ECDSA_VERIFY" 'BEGIN { if (v > 0) printf "%.1f", c / (1e6 / v) }') |"
                 [ "$CARD_FAILS" = 0 ] || sort "$OUT/card-errors" | uniq -c | sed 's/^/#   /'
+                [ "$CARD_CHECKS" = - ] || echo "#   $b: certificate checks on the worker loop / on the pool: $CARD_CHECKS"
             done
         done
         exit 0
