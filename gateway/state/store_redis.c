@@ -1013,6 +1013,7 @@ static void r_free(void *impl)
     rs_batch_free(st->batch);
     if (st->conn_ready)
         rs_conn_cleanup(st);
+    rs_seal_cleanup(st);
     if (st->password) {
         dz_secret_wipe(st->password, strlen(st->password));
         free(st->password);
@@ -1108,8 +1109,10 @@ int dz_store_redis_new(const struct dz_store_redis_config *cfg, const struct dz_
         r_free(st);
         return DZ_ERR_NOMEM;
     }
-    if (cfg->value_key)
-        rs_seal_keys(st, cfg->value_key);
+    if (cfg->value_key && (rc = rs_seal_keys(st, cfg->value_key)) != 0) {
+        r_free(st);
+        return rc;
+    }
     for (int k = 0; k < DZ_STORE_KINDS; k++)
         st->max[k] = q->max[k];
     rc = rs_conn_init(st);

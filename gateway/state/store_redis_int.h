@@ -27,6 +27,7 @@
 
 struct rs_cache;
 struct rs_batch;
+struct rs_seal;
 struct rs_aconn;
 struct ev_loop;
 
@@ -44,9 +45,8 @@ struct rs_store {
     char *password;
     char *master_name;
     char *sentinel_hosts[DZ_STORE_REDIS_SENTINELS_MAX];
-    bool sealed; /* a value key was given */
-    unsigned char seal_key[32];
-    unsigned char name_key[32];
+    bool sealed;          /* a value key was given */
+    struct rs_seal *seal; /* its derived keys and each thread's keyed contexts */
 
     pthread_key_t tls; /* struct rs_conn * of the calling thread */
     pthread_mutex_t lock;
@@ -188,11 +188,21 @@ void rs_flight_drop_all(struct rs_flight **table);
 
 /* ---- store_redis_seal.c */
 
-/* Derive the sealing and the naming keys from the configured key. */
-void rs_seal_keys(struct rs_store *st, const unsigned char key[DZ_STORE_REDIS_KEY_LEN]);
+/* Derive the sealing and the naming keys from the configured key, fetch
+ * HMAC and AES-256-GCM and key the calling thread's contexts (every other
+ * thread keys its own on its first call).  0 (st->sealed set), or
+ * DZ_ERR_NOMEM / DZ_ERR_CRYPTO (nothing kept, st->sealed false: the caller
+ * fails the store).  Once, before the store is shared. */
+int rs_seal_keys(struct rs_store *st, const unsigned char key[DZ_STORE_REDIS_KEY_LEN]);
+/* Free what rs_seal_keys made, every thread's contexts included, the key
+ * material wiped; after every thread has stopped calling.  A no-op when
+ * nothing was made. */
+void rs_seal_cleanup(struct rs_store *st);
 
 /* The Redis key of (ns,key) into out: prefix ns ":" name.  The name is the
- * hex of a keyed hash of (ns,key) when sealed, else the hex of key. */
+ * hex of a keyed hash of (ns,key) when sealed, else the hex of key.  0, or
+ * DZ_ERR_NOMEM / DZ_ERR_TOOBIG (out) / DZ_ERR_CRYPTO.  rs_key, rs_seal and
+ * rs_open may be called from any thread at once. */
 int rs_key(const struct rs_store *st, const char *ns, const void *key, size_t key_len,
            struct dz_buf *out);
 

@@ -20,10 +20,14 @@
  */
 #include "state/store_redis_int.h"
 
+#include <pthread.h>
 #include <string.h>
 
+#include <openssl/core_names.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <openssl/params.h>
 #include <openssl/rand.h>
 
 #include "base/err.h"
@@ -38,18 +42,153 @@
 #define NAME_LEN 16
 #define COUNTER_MAX_LEN 20
 
-void rs_seal_keys(struct rs_store *st, const unsigned char key[DZ_STORE_REDIS_KEY_LEN])
+/*
+ * Prepared once, used per thread.  HMAC() and a new EVP_CIPHER_CTX with
+ * EVP_aes_256_gcm() per call looked the implementations up in the provider
+ * store (under its lock), allocated their contexts and set the key up again
+ * (the HMAC pads, the AES key schedule and the GHASH table) on every call:
+ * most of a call's cost for a 32-byte name or a 214-byte session record
+ * (tests/bench/redis_seal.c, docs/performance.md).  Now the store fetches
+ * HMAC and AES-256-GCM once, and each thread that calls it keys its own
+ * contexts on its first call; a call only re-initialises them (the HMAC from
+ * its keyed inner state, the GCM context with the call's nonce).
+ *
+ * Which threads: the worker loops (names, opened GET answers, sealed puts),
+ * the blocking pool (the login steps' synchronous calls), the subscriber
+ * thread (wake-ups), the management thread and the one that made the store.
+ * A context is never shared between threads, so no lock on a call; the lock
+ * only guards the list of every thread's contexts, for the free.  Like the
+ * connections (store_redis_conn.c), a thread's contexts stay on that list
+ * until the store is freed: the threads that call a store live as long as
+ * it does.
+ */
+struct seal_thread {
+    EVP_MAC_CTX *mac;    /* HMAC-SHA256 keyed with the naming key */
+    EVP_CIPHER_CTX *enc; /* AES-256-GCM, the sealing key's schedule, encrypting */
+    EVP_CIPHER_CTX *dec; /* the same, decrypting */
+    struct seal_thread *next;
+};
+
+struct rs_seal {
+    unsigned char seal_key[32];
+    unsigned char name_key[32];
+    EVP_MAC *hmac;
+    EVP_CIPHER *gcm;
+    pthread_key_t tls; /* struct seal_thread * of the calling thread */
+    bool tls_ready;
+    pthread_mutex_t lock; /* threads, at a thread's first call and at free */
+    bool lock_ready;
+    struct seal_thread *threads;
+};
+
+/* The contexts' frees cleanse their key material (OpenSSL clears the HMAC
+ * pads and the AES-GCM key schedule before freeing them). */
+static void thread_free(struct seal_thread *t)
+{
+    if (!t)
+        return;
+    EVP_MAC_CTX_free(t->mac);
+    EVP_CIPHER_CTX_free(t->enc);
+    EVP_CIPHER_CTX_free(t->dec);
+    free(t);
+}
+
+/* The calling thread's keyed contexts, made on its first call; NULL on
+ * failure (the caller fails closed). */
+static struct seal_thread *thread_get(struct rs_seal *s)
+{
+    struct seal_thread *t = pthread_getspecific(s->tls);
+    OSSL_PARAM params[2];
+
+    if (t)
+        return t;
+    t = calloc(1, sizeof(*t));
+    if (!t)
+        return NULL;
+    params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, "SHA256", 0);
+    params[1] = OSSL_PARAM_construct_end();
+    if (!(t->mac = EVP_MAC_CTX_new(s->hmac)) ||
+        EVP_MAC_init(t->mac, s->name_key, sizeof(s->name_key), params) != 1 ||
+        !(t->enc = EVP_CIPHER_CTX_new()) ||
+        EVP_EncryptInit_ex2(t->enc, s->gcm, s->seal_key, NULL, NULL) != 1 ||
+        !(t->dec = EVP_CIPHER_CTX_new()) ||
+        EVP_DecryptInit_ex2(t->dec, s->gcm, s->seal_key, NULL, NULL) != 1 ||
+        pthread_setspecific(s->tls, t) != 0) {
+        ERR_clear_error();
+        thread_free(t);
+        return NULL;
+    }
+    pthread_mutex_lock(&s->lock);
+    t->next = s->threads;
+    s->threads = t;
+    pthread_mutex_unlock(&s->lock);
+    return t;
+}
+
+void rs_seal_cleanup(struct rs_store *st)
+{
+    struct rs_seal *s = st->seal;
+
+    if (!s)
+        return;
+    while (s->threads) {
+        struct seal_thread *n = s->threads->next;
+
+        thread_free(s->threads);
+        s->threads = n;
+    }
+    if (s->tls_ready)
+        pthread_key_delete(s->tls);
+    if (s->lock_ready)
+        pthread_mutex_destroy(&s->lock);
+    EVP_MAC_free(s->hmac);
+    EVP_CIPHER_free(s->gcm);
+    dz_secret_wipe(s, sizeof(*s));
+    free(s);
+    st->seal = NULL;
+    st->sealed = false;
+}
+
+int rs_seal_keys(struct rs_store *st, const unsigned char key[DZ_STORE_REDIS_KEY_LEN])
 {
     static const char seal_label[] = "darvaza redis value v1";
     static const char name_label[] = "darvaza redis key name v1";
-    unsigned int n = 32;
+    unsigned int n1 = 32, n2 = 32;
+    struct rs_seal *s;
+    int rc = DZ_ERR_CRYPTO;
 
-    HMAC(EVP_sha256(), key, DZ_STORE_REDIS_KEY_LEN, (const unsigned char *)seal_label,
-         sizeof(seal_label) - 1, st->seal_key, &n);
-    n = 32;
-    HMAC(EVP_sha256(), key, DZ_STORE_REDIS_KEY_LEN, (const unsigned char *)name_label,
-         sizeof(name_label) - 1, st->name_key, &n);
+    st->sealed = false;
+    s = calloc(1, sizeof(*s));
+    if (!s)
+        return DZ_ERR_NOMEM;
+    st->seal = s;
+    if (!HMAC(EVP_sha256(), key, DZ_STORE_REDIS_KEY_LEN, (const unsigned char *)seal_label,
+              sizeof(seal_label) - 1, s->seal_key, &n1) ||
+        !HMAC(EVP_sha256(), key, DZ_STORE_REDIS_KEY_LEN, (const unsigned char *)name_label,
+              sizeof(name_label) - 1, s->name_key, &n2) ||
+        n1 != 32 || n2 != 32 || !(s->hmac = EVP_MAC_fetch(NULL, "HMAC", NULL)) ||
+        !(s->gcm = EVP_CIPHER_fetch(NULL, "AES-256-GCM", NULL)))
+        goto out;
+    rc = DZ_ERR_NOMEM;
+    if (pthread_mutex_init(&s->lock, NULL) != 0)
+        goto out;
+    s->lock_ready = true;
+    if (pthread_key_create(&s->tls, NULL) != 0)
+        goto out;
+    s->tls_ready = true;
+    /* Key this thread's contexts now: a key or a provider that cannot be
+     * set up fails the store at start, not a request later. */
+    rc = DZ_ERR_CRYPTO;
+    if (!thread_get(s))
+        goto out;
     st->sealed = true;
+    rc = 0;
+out:
+    if (rc) {
+        ERR_clear_error();
+        rs_seal_cleanup(st);
+    }
+    return rc;
 }
 
 static void hex_to(const unsigned char *p, size_t n, char *out)
@@ -72,28 +211,23 @@ int rs_key(const struct rs_store *st, const char *ns, const void *key, size_t ke
         (rc = dz_buf_append(out, ns, ns_len)) != 0 || (rc = dz_buf_append(out, ":", 1)) != 0)
         return rc;
     if (st->sealed) {
+        struct seal_thread *t = thread_get(st->seal);
+        static const unsigned char zero = 0;
         unsigned char mac[32];
-        unsigned int mac_len = sizeof(mac);
+        size_t mac_len = 0;
         char hex[2 * NAME_LEN];
-        unsigned char small[256];
-        unsigned char *msg = small;
-        size_t msg_len = ns_len + 1 + key_len;
 
-        if (msg_len > sizeof(small)) {
-            msg = malloc(msg_len);
-            if (!msg)
-                return DZ_ERR_NOMEM;
+        /* The parts go straight into the MAC: no copy of the caller's key
+         * (a FIN, a phone number) to wipe afterwards; SHA-256 cleanses its
+         * block buffer at the end of each hash. */
+        if (!t || EVP_MAC_init(t->mac, NULL, 0, NULL) != 1 ||
+            EVP_MAC_update(t->mac, (const unsigned char *)ns, ns_len) != 1 ||
+            EVP_MAC_update(t->mac, &zero, 1) != 1 ||
+            (key_len && EVP_MAC_update(t->mac, key, key_len) != 1) ||
+            EVP_MAC_final(t->mac, mac, &mac_len, sizeof(mac)) != 1 || mac_len != sizeof(mac)) {
+            ERR_clear_error();
+            return DZ_ERR_CRYPTO;
         }
-        memcpy(msg, ns, ns_len);
-        msg[ns_len] = 0;
-        memcpy(msg + ns_len + 1, key, key_len);
-        if (!HMAC(EVP_sha256(), st->name_key, sizeof(st->name_key), msg, msg_len, mac, &mac_len))
-            rc = DZ_ERR_CRYPTO;
-        dz_secret_wipe(msg, msg_len);
-        if (msg != small)
-            free(msg);
-        if (rc)
-            return rc;
         hex_to(mac, NAME_LEN, hex);
         return dz_buf_append(out, hex, sizeof(hex));
     }
@@ -137,7 +271,7 @@ size_t rs_seal_overhead(const struct rs_store *st)
 int rs_seal(const struct rs_store *st, const char *rkey, size_t rkey_len, const void *val,
             size_t val_len, struct dz_buf *out)
 {
-    EVP_CIPHER_CTX *ctx = NULL;
+    struct seal_thread *t = NULL;
     unsigned char *p;
     int n = 0;
     int rc;
@@ -169,19 +303,20 @@ int rs_seal(const struct rs_store *st, const char *rkey, size_t rkey_len, const 
     }
     p[0] = TAG_SEALED;
     rc = DZ_ERR_CRYPTO;
-    if (RAND_bytes(p + 1, NONCE_LEN) != 1)
-        return rc;
-    ctx = EVP_CIPHER_CTX_new();
-    if (!ctx || EVP_EncryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, st->seal_key, p + 1) != 1 ||
-        EVP_EncryptUpdate(ctx, NULL, &n, (const unsigned char *)rkey, (int)rkey_len) != 1 ||
-        (val_len && EVP_EncryptUpdate(ctx, p + 1 + NONCE_LEN, &n, val, (int)val_len) != 1) ||
-        EVP_EncryptFinal_ex(ctx, p + 1 + NONCE_LEN + val_len, &n) != 1 ||
-        EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, GCM_TAG_LEN, p + 1 + NONCE_LEN + val_len) !=
-            1)
+    if (RAND_bytes(p + 1, NONCE_LEN) != 1 || !(t = thread_get(st->seal)))
+        goto out;
+    /* The key schedule is the thread's; only the nonce is new. */
+    if (EVP_EncryptInit_ex2(t->enc, NULL, NULL, p + 1, NULL) != 1 ||
+        EVP_EncryptUpdate(t->enc, NULL, &n, (const unsigned char *)rkey, (int)rkey_len) != 1 ||
+        (val_len && EVP_EncryptUpdate(t->enc, p + 1 + NONCE_LEN, &n, val, (int)val_len) != 1) ||
+        EVP_EncryptFinal_ex(t->enc, p + 1 + NONCE_LEN + val_len, &n) != 1 ||
+        EVP_CIPHER_CTX_ctrl(t->enc, EVP_CTRL_GCM_GET_TAG, GCM_TAG_LEN,
+                            p + 1 + NONCE_LEN + val_len) != 1)
         goto out;
     rc = 0;
 out:
-    EVP_CIPHER_CTX_free(ctx);
+    if (rc)
+        ERR_clear_error();
     return rc;
 }
 
@@ -189,7 +324,7 @@ int rs_open(const struct rs_store *st, const char *rkey, size_t rkey_len, const 
             size_t sealed_len, struct dz_buf *out)
 {
     const unsigned char *s = sealed;
-    EVP_CIPHER_CTX *ctx = NULL;
+    struct seal_thread *t = NULL;
     size_t at = out->len;
     size_t ct_len;
     int n = 0;
@@ -214,20 +349,21 @@ int rs_open(const struct rs_store *st, const char *rkey, size_t rkey_len, const 
             return rc;
         }
     }
+    /* Any failure here, a context that cannot be had included, is a value
+     * that does not open: fail closed, as the callers expect. */
     rc = DZ_ERR_DENIED;
-    ctx = EVP_CIPHER_CTX_new();
-    if (!ctx || EVP_DecryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, st->seal_key, s + 1) != 1 ||
-        EVP_DecryptUpdate(ctx, NULL, &n, (const unsigned char *)rkey, (int)rkey_len) != 1 ||
-        (ct_len && EVP_DecryptUpdate(ctx, (unsigned char *)out->data + at, &n, s + 1 + NONCE_LEN,
+    if (!(t = thread_get(st->seal)) || EVP_DecryptInit_ex2(t->dec, NULL, NULL, s + 1, NULL) != 1 ||
+        EVP_DecryptUpdate(t->dec, NULL, &n, (const unsigned char *)rkey, (int)rkey_len) != 1 ||
+        (ct_len && EVP_DecryptUpdate(t->dec, (unsigned char *)out->data + at, &n, s + 1 + NONCE_LEN,
                                      (int)ct_len) != 1) ||
-        EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, GCM_TAG_LEN,
+        EVP_CIPHER_CTX_ctrl(t->dec, EVP_CTRL_GCM_SET_TAG, GCM_TAG_LEN,
                             (void *)(s + 1 + NONCE_LEN + ct_len)) != 1 ||
-        EVP_DecryptFinal_ex(ctx, (unsigned char *)out->data + at + ct_len, &n) != 1)
+        EVP_DecryptFinal_ex(t->dec, (unsigned char *)out->data + at + ct_len, &n) != 1)
         goto out;
     rc = 0;
 out:
-    EVP_CIPHER_CTX_free(ctx);
     if (rc) {
+        ERR_clear_error();
         dz_secret_wipe(out->data + at, out->len - at);
         out->len = at;
         out->data[at] = '\0';
