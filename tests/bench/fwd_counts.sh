@@ -18,7 +18,11 @@
 # FWD_TRACE=EVENT (syscalls:sys_enter_futex, say) records that event's call
 # graphs during the last round (perf, DWARF) and prints who calls it most.
 # FWD_ALLOCS=1 FWD_SITES=N also prints the N darvazad functions whose
-# calls allocate most per request.  Not part of `make test`.
+# calls allocate most per request.
+# FWD_SETUP=cprime measures setup (c') instead: the same config with the
+# store in Redis (sealed values, near cache) and the accounts in PostgreSQL
+# (tests/bench/cprime.sh), its gateway's CPU and system calls, and prints
+# the Redis commands per request.  Not part of `make test`.
 set -u
 BENCH_N=${BENCH_N:-20000}
 BENCH_C=${BENCH_C:-20}
@@ -28,6 +32,8 @@ FWD_ALLOCS=${FWD_ALLOCS:-0}
 FWD_TRACE=${FWD_TRACE:-}
 FWD_PROFILE=${FWD_PROFILE:-}
 FWD_SITES=${FWD_SITES:-0}
+FWD_SETUP=${FWD_SETUP:-c}
+case "$FWD_SETUP" in c | cprime) ;; *) echo "fwd_counts: FWD_SETUP is c or cprime" >&2; exit 2 ;; esac
 [ "$FWD_ALLOCS" = 1 ] || FWD_SITES=0
 SYSCALLS=${FWD_SYSCALLS:-epoll_ctl epoll_wait futex write writev sendto recvfrom read pwrite64 fdatasync}
 
@@ -70,6 +76,20 @@ gw GET /api/static/ping -H "$(bearer "$LOGIN_TOKEN")"
 [ "$STATUS $BODY" = '200 {"ok":true}' ] || die "(c) answers $STATUS $BODY"
 GW_PID=$(listener_pid 8443)
 [ -n "$GW_PID" ] || die "no gateway pid"
+CP=0
+if [ "$FWD_SETUP" = cprime ]; then
+    # (c'), beside (c)'s stack as in make bench; its own person, token, pid.
+    . "$HERE/cprime.sh"
+    cprime_start
+    [ "$CP" = 1 ] || die "(c') did not start"
+    cprime_login 0
+    [ -n "$CP_TOKEN" ] || die "(c') cannot log in"
+    GW_URL=$CP_URL
+    LOGIN_TOKEN=$CP_TOKEN
+    GW_PID=$CP_PID
+    gw GET /api/static/ping -H "$(bearer "$LOGIN_TOKEN")"
+    [ "$STATUS $BODY" = '200 {"ok":true}' ] || die "(c') answers $STATUS $BODY"
+fi
 ticks() { awk '{print $14 + $15}' "/proc/$GW_PID/stat"; }
 snap=0
 dump() { # dump: the shim's counts so far into $MC.$snap
@@ -84,6 +104,7 @@ run() { # run N LOG
     grep -q "status codes: $1 2xx" "$2" || die "not every request answered 2xx: $(grep 'status codes' "$2")"
 }
 run $((BENCH_N / 4)) "$OUT/warmup.txt"
+[ "$CP" = 1 ] && CP_CALLS0=$(cprime_redis_calls)
 events=$(for s in $SYSCALLS; do printf 'syscalls:sys_enter_%s,' "$s"; done)
 for r in $(seq 1 "$BENCH_ROUNDS"); do
     dump
@@ -120,10 +141,15 @@ for r in $(seq 1 "$BENCH_ROUNDS"); do
     log "round $r: $(tail -n 1 "$OUT/rounds")"
 done
 m=$(((BENCH_ROUNDS + 1) / 2))
-echo "# fwd_counts: $(basename "$(dirname "$BUILD_DIR")")/$(basename "$BUILD_DIR") $("$BUILD_DIR/darvazad" --version 2>/dev/null | head -n 1)"
+echo "# fwd_counts ($FWD_SETUP): $(basename "$(dirname "$BUILD_DIR")")/$(basename "$BUILD_DIR") $("$BUILD_DIR/darvazad" --version 2>/dev/null | head -n 1)"
 echo "h2load -n $BENCH_N -c $BENCH_C -m $BENCH_M, $BENCH_ROUNDS rounds (req/s, gateway CPU µs/req, allocations/req, syscalls/req):"
 cat "$OUT/rounds"
 echo "median by CPU µs/req: $(sort -k2,2n "$OUT/rounds" | awk -v m=$m 'NR == m')"
+if [ "$CP" = 1 ]; then
+    CP_CALLS1=$(cprime_redis_calls)
+    echo "(c') Redis commands per request: $(awk -v d=$((CP_CALLS1 - CP_CALLS0)) -v n=$((BENCH_ROUNDS * BENCH_N)) \
+        'BEGIN { printf "%.3f", d / n }') ($((CP_CALLS1 - CP_CALLS0)) for $((BENCH_ROUNDS * BENCH_N)) requests)"
+fi
 if [ "$FWD_SITES" -gt 0 ]; then
     # Each site's count per request (last round), charged to the first
     # darvazad function up its stack (addr2line), the sites without one to
