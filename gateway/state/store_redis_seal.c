@@ -55,7 +55,7 @@
  *
  * Which threads: the worker loops (names, opened GET answers, sealed puts),
  * the blocking pool (the login steps' synchronous calls), the subscriber
- * thread (wake-ups), the management thread and the one that made the store.
+ * thread (wake-ups), and the thread that made the store (keyed at set-up).
  * A context is never shared between threads, so no lock on a call; the lock
  * only guards the list of every thread's contexts, for the free.  Like the
  * connections (store_redis_conn.c), a thread's contexts stay on that list
