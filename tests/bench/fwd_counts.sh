@@ -34,6 +34,8 @@ FWD_PROFILE=${FWD_PROFILE:-}
 FWD_SITES=${FWD_SITES:-0}
 FWD_SETUP=${FWD_SETUP:-c}
 case "$FWD_SETUP" in c | cprime) ;; *) echo "fwd_counts: FWD_SETUP is c or cprime" >&2; exit 2 ;; esac
+# The counting shim is preloaded into (c)'s gateway only.
+[ "$FWD_SETUP" = cprime ] && [ "$FWD_ALLOCS" = 1 ] && { echo "fwd_counts: FWD_ALLOCS=1 counts (c) only" >&2; exit 2; }
 [ "$FWD_ALLOCS" = 1 ] || FWD_SITES=0
 SYSCALLS=${FWD_SYSCALLS:-epoll_ctl epoll_wait futex write writev sendto recvfrom read pwrite64 fdatasync}
 
