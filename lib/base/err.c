@@ -1,6 +1,9 @@
 /* err.c - names of the error codes, for logs. */
 #include "base/err.h"
 
+#include <stdarg.h>
+#include <stdio.h>
+
 const char *dz_err_str(int err)
 {
     switch (err) {
@@ -40,4 +43,15 @@ const char *dz_err_str(int err)
         return "full";
     }
     return "unknown";
+}
+
+void dz_why(char *why, size_t why_cap, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (!why || why_cap == 0)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(why, why_cap, fmt, ap);
+    va_end(ap);
 }

@@ -8,6 +8,8 @@
 #ifndef DZ_ERR_H
 #define DZ_ERR_H
 
+#include <stddef.h>
+
 enum dz_err {
     DZ_OK = 0,
     DZ_ERR_NOMEM = -1,        /* allocation failed */
@@ -30,5 +32,10 @@ enum dz_err {
 
 /* Static English name of an error code ("nomem", "inval", ...); never NULL. */
 const char *dz_err_str(int err);
+
+/* Format why a call failed into the caller's why[why_cap] (the "why" out
+ * parameter of the file and key readers); nothing when why is NULL or
+ * why_cap 0. */
+__attribute__((format(printf, 3, 4))) void dz_why(char *why, size_t why_cap, const char *fmt, ...);
 
 #endif

@@ -15,18 +15,6 @@
 
 #include "base/compat.h"
 
-__attribute__((format(printf, 3, 4))) static void say(char *why, size_t why_cap, const char *fmt,
-                                                      ...)
-{
-    va_list ap;
-
-    if (!why || why_cap == 0)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(why, why_cap, fmt, ap);
-    va_end(ap);
-}
-
 int dz_secret_file_read(const char *path, size_t max_len, char **out, char *why, size_t why_cap)
 {
     /* max_len, a "\r\n" and one byte more to tell "too long" from "fits". */
@@ -43,22 +31,22 @@ int dz_secret_file_read(const char *path, size_t max_len, char **out, char *why,
         return DZ_ERR_INVAL;
     *out = NULL;
     if (!path || max_len == 0 || max_len > DZ_SECRET_FILE_MAX) {
-        say(why, why_cap, "no secret file, or a bad size limit");
+        dz_why(why, why_cap, "no secret file, or a bad size limit");
         return DZ_ERR_INVAL;
     }
     fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
     if (fd < 0) {
-        say(why, why_cap, "%s: %s", path, strerror(errno));
+        dz_why(why, why_cap, "%s: %s", path, strerror(errno));
         return DZ_ERR_IO;
     }
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        say(why, why_cap, "%s: not a regular file", path);
+        dz_why(why, why_cap, "%s: not a regular file", path);
         rc = DZ_ERR_IO;
         goto out;
     }
     if (!dz_secret_file_mode_ok(st.st_mode)) {
-        say(why, why_cap, "%s: group or others have access (mode %03o); chmod 600 it", path,
-            (unsigned)(st.st_mode & 0777));
+        dz_why(why, why_cap, "%s: group or others have access (mode %03o); chmod 600 it", path,
+               (unsigned)(st.st_mode & 0777));
         rc = DZ_ERR_DENIED;
         goto out;
     }
@@ -72,7 +60,7 @@ int dz_secret_file_read(const char *path, size_t max_len, char **out, char *why,
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0) {
-            say(why, why_cap, "%s: %s", path, strerror(errno));
+            dz_why(why, why_cap, "%s: %s", path, strerror(errno));
             rc = DZ_ERR_IO;
             goto out;
         }
@@ -85,12 +73,12 @@ int dz_secret_file_read(const char *path, size_t max_len, char **out, char *why,
     if (len > 0 && buf[len - 1] == '\r')
         len--;
     if (len > max_len) {
-        say(why, why_cap, "%s: longer than %zu bytes", path, max_len);
+        dz_why(why, why_cap, "%s: longer than %zu bytes", path, max_len);
         rc = DZ_ERR_TOOBIG;
         goto out;
     }
     if (len == 0 || memchr(buf, '\0', len) || memchr(buf, '\n', len) || memchr(buf, '\r', len)) {
-        say(why, why_cap, "%s: expected one non-empty line without NUL bytes", path);
+        dz_why(why, why_cap, "%s: expected one non-empty line without NUL bytes", path);
         rc = DZ_ERR_INVAL;
         goto out;
     }

@@ -259,8 +259,8 @@ struct dz_h2conn {
      * give-back.  acks_to_empty counts the ACKs until that one. */
     uint8_t acks_to_empty;
     bool size_update_owed;
-    int32_t kept_stream;      /* the client's last stream */
-    int32_t kept_window;      /* our connection send window */
+    int32_t kept_stream;                         /* the client's last stream */
+    int32_t kept_window;                         /* our connection send window */
     uint32_t kept_settings[DZ_H2_KEPT_SETTINGS]; /* the client's, h2idle.c order */
     /* The highest stream id a client HEADERS named: above the last stream
      * processed when one was refused (REFUSED_STREAM before our SETTINGS

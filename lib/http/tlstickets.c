@@ -50,18 +50,6 @@ _Static_assert(sizeof(struct ticket_key) == DZ_TLS_TICKET_KEY_FILE_LEN,
 static pthread_once_t index_once = PTHREAD_ONCE_INIT;
 static int keys_index = -1;
 
-__attribute__((format(printf, 3, 4))) static void say(char *why, size_t why_cap, const char *fmt,
-                                                      ...)
-{
-    va_list ap;
-
-    if (!why || why_cap == 0)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(why, why_cap, fmt, ap);
-    va_end(ap);
-}
-
 static void keys_wipe_free(struct ticket_keys *tk)
 {
     if (!tk)
@@ -146,16 +134,16 @@ static int read_key(const char *path, struct ticket_key *k, char *why, size_t wh
      * link "current.key" -> a dated file is a usual way to rotate. */
     fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
     if (fd < 0) {
-        say(why, why_cap, "%s: %s", path, strerror(errno));
+        dz_why(why, why_cap, "%s: %s", path, strerror(errno));
         goto out;
     }
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        say(why, why_cap, "%s: not a regular file", path);
+        dz_why(why, why_cap, "%s: not a regular file", path);
         goto out;
     }
     if (!dz_secret_file_mode_ok(st.st_mode)) {
-        say(why, why_cap, "%s: group or others have access (mode %04o); chmod 600 it", path,
-            (unsigned)(st.st_mode & 07777));
+        dz_why(why, why_cap, "%s: group or others have access (mode %04o); chmod 600 it", path,
+               (unsigned)(st.st_mode & 07777));
         rc = DZ_ERR_DENIED;
         goto out;
     }
@@ -166,7 +154,7 @@ static int read_key(const char *path, struct ticket_key *k, char *why, size_t wh
         if (r < 0 && errno == EINTR)
             continue;
         if (r < 0) {
-            say(why, why_cap, "%s: %s", path, strerror(errno));
+            dz_why(why, why_cap, "%s: %s", path, strerror(errno));
             goto out;
         }
         if (r == 0)
@@ -174,9 +162,10 @@ static int read_key(const char *path, struct ticket_key *k, char *why, size_t wh
         got += (size_t)r;
     }
     if (got != DZ_TLS_TICKET_KEY_FILE_LEN) {
-        say(why, why_cap, "%s: %s than %d bytes; a ticket key file is exactly %d (openssl rand %d)",
-            path, got > DZ_TLS_TICKET_KEY_FILE_LEN ? "more" : "fewer", DZ_TLS_TICKET_KEY_FILE_LEN,
-            DZ_TLS_TICKET_KEY_FILE_LEN, DZ_TLS_TICKET_KEY_FILE_LEN);
+        dz_why(why, why_cap,
+               "%s: %s than %d bytes; a ticket key file is exactly %d (openssl rand %d)", path,
+               got > DZ_TLS_TICKET_KEY_FILE_LEN ? "more" : "fewer", DZ_TLS_TICKET_KEY_FILE_LEN,
+               DZ_TLS_TICKET_KEY_FILE_LEN, DZ_TLS_TICKET_KEY_FILE_LEN);
         rc = DZ_ERR_INVAL;
         goto out;
     }
@@ -200,32 +189,32 @@ int dz_tls_ticket_keys_set(SSL_CTX *ctx, const char *const *files, size_t n, cha
     if (why && why_cap)
         why[0] = '\0';
     if (!ctx || !files || n == 0 || n > DZ_TLS_TICKET_KEYS_MAX) {
-        say(why, why_cap, "1 to %d ticket key files", DZ_TLS_TICKET_KEYS_MAX);
+        dz_why(why, why_cap, "1 to %d ticket key files", DZ_TLS_TICKET_KEYS_MAX);
         return DZ_ERR_INVAL;
     }
     /* The card listener's context: it issues no tickets at all, and keys
      * must not quietly turn them back on. */
     if (SSL_CTX_get_options(ctx) & SSL_OP_NO_TICKET) {
-        say(why, why_cap,
-            "this listener asks for client certificates and issues no session tickets");
+        dz_why(why, why_cap,
+               "this listener asks for client certificates and issues no session tickets");
         return DZ_ERR_INVAL;
     }
     if (pthread_once(&index_once, index_init) != 0 || keys_index < 0) {
-        say(why, why_cap, "cannot attach the keys to the TLS context");
+        dz_why(why, why_cap, "cannot attach the keys to the TLS context");
         return DZ_ERR_CRYPTO;
     }
     if (SSL_CTX_get_ex_data(ctx, keys_index)) {
-        say(why, why_cap, "ticket keys are already set on this TLS context");
+        dz_why(why, why_cap, "ticket keys are already set on this TLS context");
         return DZ_ERR_INVAL;
     }
     tk = calloc(1, sizeof(*tk));
     if (!tk) {
-        say(why, why_cap, "out of memory");
+        dz_why(why, why_cap, "out of memory");
         return DZ_ERR_NOMEM;
     }
     for (size_t i = 0; i < n; i++) {
         if (!files[i]) {
-            say(why, why_cap, "a ticket key file name is missing");
+            dz_why(why, why_cap, "a ticket key file name is missing");
             rc = DZ_ERR_INVAL;
             goto out;
         }
@@ -237,22 +226,22 @@ int dz_tls_ticket_keys_set(SSL_CTX *ctx, const char *const *files, size_t n, cha
          * second could never decrypt anything. */
         for (size_t j = 0; j < i; j++) {
             if (CRYPTO_memcmp(tk->key[i].name, tk->key[j].name, NAME_LEN) == 0) {
-                say(why, why_cap,
-                    "%s: the same key name as %s (make each key with openssl rand 80)", files[i],
-                    files[j]);
+                dz_why(why, why_cap,
+                       "%s: the same key name as %s (make each key with openssl rand 80)", files[i],
+                       files[j]);
                 rc = DZ_ERR_INVAL;
                 goto out;
             }
         }
     }
     if (SSL_CTX_set_ex_data(ctx, keys_index, tk) != 1) {
-        say(why, why_cap, "cannot attach the keys to the TLS context");
+        dz_why(why, why_cap, "cannot attach the keys to the TLS context");
         rc = DZ_ERR_CRYPTO;
         goto out;
     }
     if (SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx, ticket_cb) != 1) {
         SSL_CTX_set_ex_data(ctx, keys_index, NULL); /* nothing installed: wiped below */
-        say(why, why_cap, "cannot install the ticket key callback");
+        dz_why(why, why_cap, "cannot install the ticket key callback");
         dz_log_openssl("tls_config");
         rc = DZ_ERR_CRYPTO;
         goto out;

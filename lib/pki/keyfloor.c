@@ -23,20 +23,6 @@
 
 const struct dz_keyfloor dz_keyfloor_default = {DZ_KEYFLOOR_RSA_BITS, DZ_KEYFLOOR_EC_BITS, false};
 
-static void say(char *why, size_t why_len, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void say(char *why, size_t why_len, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (why == NULL || why_len == 0)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(why, why_len, fmt, ap);
-    va_end(ap);
-}
-
 static unsigned rsa_min(const struct dz_keyfloor *f)
 {
     return f->rsa_bits > DZ_KEYFLOOR_RSA_BITS ? f->rsa_bits : DZ_KEYFLOOR_RSA_BITS;
@@ -59,7 +45,7 @@ bool dz_keyfloor_key_ok(const struct dz_keyfloor *f, const EVP_PKEY *k, char *wh
     if (f->off)
         return true;
     if (k == NULL) {
-        say(why, why_len, "the public key does not decode");
+        dz_why(why, why_len, "the public key does not decode");
         return false;
     }
     bits = EVP_PKEY_get_bits(k);
@@ -67,7 +53,7 @@ bool dz_keyfloor_key_ok(const struct dz_keyfloor *f, const EVP_PKEY *k, char *wh
     case EVP_PKEY_RSA:
     case EVP_PKEY_RSA_PSS:
         if (bits <= 0 || (unsigned)bits < rsa_min(f)) {
-            say(why, why_len, "RSA key of %d bits (at least %u required)", bits, rsa_min(f));
+            dz_why(why, why_len, "RSA key of %d bits (at least %u required)", bits, rsa_min(f));
             return false;
         }
         return true;
@@ -79,22 +65,23 @@ bool dz_keyfloor_key_ok(const struct dz_keyfloor *f, const EVP_PKEY *k, char *wh
         if (EVP_PKEY_get_utf8_string_param(k, OSSL_PKEY_PARAM_GROUP_NAME, group, sizeof(group),
                                            &glen) != 1) {
             ERR_clear_error();
-            say(why, why_len, "EC key without a named curve");
+            dz_why(why, why_len, "EC key without a named curve");
             return false;
         }
         nid = OBJ_sn2nid(group);
         if (nid != NID_X9_62_prime256v1 && nid != NID_secp384r1 && nid != NID_secp521r1) {
-            say(why, why_len, "EC curve %s not allowed (P-256, P-384, P-521 only)", group);
+            dz_why(why, why_len, "EC curve %s not allowed (P-256, P-384, P-521 only)", group);
             return false;
         }
         if (bits <= 0 || (unsigned)bits < ec_min(f)) {
-            say(why, why_len, "EC key on a %d-bit curve (at least %u required)", bits, ec_min(f));
+            dz_why(why, why_len, "EC key on a %d-bit curve (at least %u required)", bits,
+                   ec_min(f));
             return false;
         }
         return true;
     default:
-        say(why, why_len, "key type %s not allowed (RSA or EC only)",
-            OBJ_nid2sn(EVP_PKEY_get_base_id(k)));
+        dz_why(why, why_len, "key type %s not allowed (RSA or EC only)",
+               OBJ_nid2sn(EVP_PKEY_get_base_id(k)));
         return false;
     }
 }
@@ -158,7 +145,7 @@ bool dz_keyfloor_sigalg_ok(const struct dz_keyfloor *f, const X509_ALGOR *alg, b
     if (f->off)
         return true;
     if (alg == NULL) {
-        say(why, why_len, "no signature algorithm");
+        dz_why(why, why_len, "no signature algorithm");
         return false;
     }
     X509_ALGOR_get0(&obj, NULL, NULL, alg);
@@ -168,14 +155,14 @@ bool dz_keyfloor_sigalg_ok(const struct dz_keyfloor *f, const X509_ALGOR *alg, b
     if (nid == NID_rsassaPss) {
         md_nid = pss_md(alg);
     } else if (OBJ_find_sigid_algs(nid, &md_nid, &pk_nid) != 1) {
-        say(why, why_len, "unknown signature algorithm %s",
-            nid != NID_undef ? OBJ_nid2sn(nid) : "(unregistered OID)");
+        dz_why(why, why_len, "unknown signature algorithm %s",
+               nid != NID_undef ? OBJ_nid2sn(nid) : "(unregistered OID)");
         return false;
     }
     if (!dz_keyfloor_md_ok(f, md_nid)) {
-        say(why, why_len, "signature algorithm %s uses %s (SHA-224 or stronger required)",
-            nid != NID_undef ? OBJ_nid2sn(nid) : "?",
-            md_nid != NID_undef ? OBJ_nid2sn(md_nid) : "no hash");
+        dz_why(why, why_len, "signature algorithm %s uses %s (SHA-224 or stronger required)",
+               nid != NID_undef ? OBJ_nid2sn(nid) : "?",
+               md_nid != NID_undef ? OBJ_nid2sn(md_nid) : "no hash");
         return false;
     }
     return true;
@@ -200,7 +187,11 @@ const char *dz_keyfloor_chain(const struct dz_keyfloor *f, STACK_OF(X509) * chai
         ERR_clear_error();
         *depth = i;
         if (!dz_keyfloor_key_ok(f, X509_get0_pubkey(x), w, sizeof(w))) {
-            say(why, why_len, "%s %s", i == 0 ? "certificate:" : i == n - 1 ? "anchor:" : "CA:", w);
+            dz_why(why, why_len, "%s %s",
+                   i == 0       ? "certificate:"
+                   : i == n - 1 ? "anchor:"
+                                : "CA:",
+                   w);
             ERR_clear_error();
             return "weak_key";
         }
@@ -211,7 +202,7 @@ const char *dz_keyfloor_chain(const struct dz_keyfloor *f, STACK_OF(X509) * chai
             continue;
         X509_get0_signature(NULL, &alg, x);
         if (!dz_keyfloor_sigalg_ok(f, alg, false, w, sizeof(w))) {
-            say(why, why_len, "%s %s", i == 0 ? "certificate:" : "CA:", w);
+            dz_why(why, why_len, "%s %s", i == 0 ? "certificate:" : "CA:", w);
             return "weak_signature";
         }
     }

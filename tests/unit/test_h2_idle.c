@@ -544,8 +544,8 @@ static void test_settled_size_update_accepted(void **state)
  * owes the update, and a block without it is still refused. */
 static void test_settled_size_update_survives_rebuilds(void **state)
 {
-    static const uint8_t bare[] = {0, 0, 6, NGHTTP2_HEADERS, 0x05, 0, 0, 0, 3,
-                                   0x82, 0x87, 0x84, 0x01, 0x01, 'x'};
+    static const uint8_t bare[] = {
+        0, 0, 6, NGHTTP2_HEADERS, 0x05, 0, 0, 0, 3, 0x82, 0x87, 0x84, 0x01, 0x01, 'x'};
     uint8_t ping[17] = {0, 0, 8, NGHTTP2_PING};
     struct dz_h2conn *c = open_sock_conn();
 
@@ -558,7 +558,7 @@ static void test_settled_size_update_survives_rebuilds(void **state)
         assert_int_equal(dz_h2conn_feed(c, ping, sizeof(ping)), 0);
         dz_worker_flush_dirty(T.w);
         assert_int_equal(goaway_code(), -1); /* the PONG only */
-        assert_null(c->ngh);                /* given back again after it */
+        assert_null(c->ngh);                 /* given back again after it */
     }
     assert_true(c->size_update_owed);
     (void)dz_h2conn_feed(c, bare, sizeof(bare));
@@ -582,7 +582,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_settled_split_frame_kept, setup, teardown),
         cmocka_unit_test_setup_teardown(test_settled_size_update_required, setup, teardown),
         cmocka_unit_test_setup_teardown(test_settled_size_update_accepted, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_settled_size_update_survives_rebuilds, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_settled_size_update_survives_rebuilds, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
