@@ -703,12 +703,17 @@ static int check_fs(struct ctx *c, const struct kw *k, const char *path, unsigne
             return fail(c, line, key, "%s is accessible by group or others (mode %04o); chmod 600",
                         path, (unsigned)(st.st_mode & 07777));
         /* The owner of a file may chmod it and read it, or replace it: only
-         * root and the account that reads it may own such a key. */
-        if ((k->flags & F_OWNER) && st.st_uid != 0 && st.st_uid != geteuid() &&
-            !(c->has_run_uid && st.st_uid == c->run_uid))
-            return fail(c, line, key,
-                        "%s is owned by uid %u, not by root or the account darvazad runs as", path,
-                        (unsigned)st.st_uid);
+         * the account that reads it at every load may own such a key.  With
+         * gateway.user that is the account, not root: a reload after the
+         * drop could not read a root-owned 0600 key.  Without it, our own
+         * account (or root); run as root (an operator's --check, the CLI)
+         * the daemon's account is not known here, and the daemon checks
+         * again at its own load. */
+        if ((k->flags & F_OWNER) &&
+            (c->has_run_uid ? st.st_uid != c->run_uid
+                            : geteuid() != 0 && st.st_uid != 0 && st.st_uid != geteuid()))
+            return fail(c, line, key, "%s is owned by uid %u, not by the account darvazad runs as",
+                        path, (unsigned)st.st_uid);
     }
     if (k->flags & F_DIR) {
         if (stat(path, &st) != 0)

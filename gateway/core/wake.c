@@ -104,8 +104,12 @@ static void read_look_interval(void)
         return;
     errno = 0;
     ms = strtol(v, &end, 10);
-    if (errno == 0 && *end == '\0' && ms >= 1 && ms <= 3600000)
+    if (errno == 0 && *end == '\0' && ms >= 1 && ms <= 3600000) {
         look_interval = (double)ms / 1000;
+        /* A test hook: said, so that one left in a unit file is seen. */
+        dz_log(DZ_LOG_WARN, "debug_hook",
+               "DARVAZA_DEBUG_POLL_LOOK_MS: waiting long polls look at the store every %ld ms", ms);
+    }
 }
 
 double dz_wake_look_interval(void)

@@ -132,7 +132,7 @@ static int read_key(const char *path, struct ticket_key *k, char *why, size_t wh
 
     /* Symbolic links are followed, as for every key file darvaza reads: a
      * link "current.key" -> a dated file is a usual way to rotate. */
-    fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK); /* a FIFO: no hang */
     if (fd < 0) {
         dz_why(why, why_cap, "%s: %s", path, strerror(errno));
         goto out;
