@@ -143,10 +143,17 @@ HARNESS_USERS := $(shell grep -l '^\#include "harness/' $(UNIT_SRCS))
 $(LIBTH): $(call obj,$(HARNESS_SRCS))
 	@rm -f $@; ar rcs $@ $^
 
+# A test that includes "harness/fail_alloc.h" is also linked with
+# --wrap=malloc: every malloc of the test and of both libraries goes
+# through that hook, which can make one of them fail (docs/testing.md
+# "Out of memory").  Only those tests: the others keep the plain malloc.
+FAIL_ALLOC_USERS := $(shell grep -l '^\#include "harness/fail_alloc.h"' $(UNIT_SRCS))
+WRAP_MALLOC := -Wl,--wrap=malloc
+
 define unit_test
 $(BUILD)/tests/$(basename $(notdir $(1))): $(call obj,$(1)) $(if $(filter $(1),$(HARNESS_USERS)),$(LIBTH)) $(LIBGW) $(LIBDZ)
 	@mkdir -p $$(dir $$@)
-	$$(CC) $$(LDFLAGS) $$^ $$(LDLIBS) -lcmocka -o $$@
+	$$(CC) $$(LDFLAGS) $(if $(filter $(1),$(FAIL_ALLOC_USERS)),$$(WRAP_MALLOC)) $$^ $$(LDLIBS) -lcmocka -o $$@
 endef
 $(foreach s,$(UNIT_SRCS),$(eval $(call unit_test,$(s))))
 
