@@ -333,46 +333,84 @@ static size_t answer_headers(struct dz_rctx *c, struct fwd *f, struct dz_hdr *h,
     return n;
 }
 
-static void send_buffered(struct dz_rctx *c, struct fwd *f)
+static void upstream_failed(struct dz_rctx *c, struct fwd *f, int result);
+
+/* The whole answer at once (a buffered one).  Returns 0, or why the client
+ * got a 502 instead (answered here: the outcome line tells it). */
+static int send_buffered(struct dz_rctx *c, struct fwd *f)
 {
     struct dz_hdr h[MAX_FWD_HEADERS + 8];
     size_t n;
     char *filtered = NULL;
     size_t flen = 0;
+    int rc;
 
     if (f->buffering && f->status >= 200 && f->status < 300) {
-        if (filter_release(f, &filtered, &flen) != 0) {
+        rc = filter_release(f, &filtered, &flen);
+        if (rc == DZ_ERR_NOMEM) {
+            /* Our failure, not the service's: said as such, and never
+             * the answer unfiltered. */
+            upstream_failed(c, f, rc);
+            return rc;
+        }
+        if (rc != 0) {
             /* A registry answer we cannot read is not passed on unfiltered. */
             dz_metrics_upstream_error(c->gw->metrics, f->svc->name, "bad_answer");
             dz_rctx_problem(c, "upstream_unavailable", "the service answered malformed JSON");
-            return;
+            f->status = 502;
+            return rc;
         }
     }
+    if (!filtered)
+        flen = f->body.len;
     n = answer_headers(c, f, h, sizeof(h) / sizeof(h[0]), true);
+    rc = dz_req_respond(c->req, f->status, h, n, filtered ? filtered : f->body.data, flen);
+    free(filtered);
+    if (rc != 0) {
+        /* Nothing went out (the engine could not take the answer): the
+         * client is not left waiting for one. */
+        upstream_failed(c, f, rc);
+        return rc;
+    }
     c->status = f->status;
     c->answered = true;
-    c->bytes_out = filtered ? flen : f->body.len;
-    if (filtered) {
-        dz_req_respond(c->req, f->status, h, n, filtered, flen);
-        free(filtered);
-    } else {
-        dz_req_respond(c->req, f->status, h, n, f->body.data, f->body.len);
-    }
+    c->bytes_out = flen;
+    return 0;
 }
 
 static void start_streaming(struct dz_rctx *c, struct fwd *f)
 {
     struct dz_hdr h[MAX_FWD_HEADERS + 8];
     size_t n = answer_headers(c, f, h, sizeof(h) / sizeof(h[0]), false);
+    int rc = dz_req_start(c->req, f->status, h, n);
 
+    if (rc != 0) {
+        /* Nothing went out (out of memory, or a field the engine will not
+         * send): the rest is dropped and on_done answers 502 instead of
+         * leaving the client without an answer. */
+        f->upstream_result = rc;
+        return;
+    }
     c->status = f->status;
     c->answered = true;
     f->started = true;
-    dz_req_start(c->req, f->status, h, n);
     c->bytes_out = f->body.len;
     if (f->body.len)
         dz_req_write(c->req, f->body.data, f->body.len);
     dz_buf_reset(&f->body);
+}
+
+/* The metric's kind for a failed forward. */
+static const char *error_kind(int result)
+{
+    switch (result) {
+    case DZ_ERR_TIMEOUT:
+        return "timeout";
+    case DZ_ERR_NOMEM:
+        return "out_of_memory";
+    default:
+        return "unavailable";
+    }
 }
 
 static void upstream_failed(struct dz_rctx *c, struct fwd *f, int result)
@@ -388,12 +426,15 @@ static void upstream_failed(struct dz_rctx *c, struct fwd *f, int result)
                            f->reason ? f->reason : dz_httpc_reason_of(result), "error",
                            dz_err_str(result), "streaming", f->started, "up_ms",
                            (json_int_t)((dz_now_us() - f->sent_us) / 1000)));
-    dz_metrics_upstream_error(c->gw->metrics, svc, timeout ? "timeout" : "unavailable");
+    dz_metrics_upstream_error(c->gw->metrics, svc, error_kind(result));
     if (f->started) {
         /* Too late for a status: cut the stream so the client sees it. */
         dz_req_end(c->req);
         return;
     }
+    /* The outcome line carries the status the client gets, not the back
+     * end's (which may have answered before the failure). */
+    f->status = timeout ? 504 : 502;
     if (result == DZ_ERR_TOOBIG) {
         dz_rctx_problem(c, "upstream_unavailable", "the service answer is too large");
         return;
@@ -410,6 +451,8 @@ static const char *outcome_of(int result)
         return "upstream_timeout";
     case DZ_ERR_TOOBIG:
         return "too_large";
+    case DZ_ERR_NOMEM:
+        return "out_of_memory"; /* ours: the answer could not be held */
     default:
         return "upstream_error";
     }
@@ -432,7 +475,7 @@ static void maybe_finish(struct dz_rctx *c, struct fwd *f)
         else if (f->started)
             dz_req_end(c->req);
         else
-            send_buffered(c, f);
+            f->upstream_result = send_buffered(c, f);
     }
     audit_outcome(c, f,
                   c->closed ? (drain_cut(c) ? "drain_cut" : "client_gone")
@@ -537,8 +580,9 @@ static void audit_sent(struct dz_rctx *c, struct fwd *f)
 
 /* The answer's header fields outlive on_head (a buffered answer is sent
  * after the transfer ends): one block holds the array and the strings, one
- * allocation instead of 1 + 2n.  NULL when out of memory (f->rh NULL: no
- * header is passed on, as before). */
+ * allocation instead of 1 + 2n (n * sizeof(struct dz_hdr), then each name
+ * and value with its NUL; an empty list still takes one entry).  NULL when
+ * out of memory: on_head then refuses the answer. */
 static struct dz_hdr *copy_headers(const struct dz_hdr *h, size_t n, size_t *out_n)
 {
     size_t need = (n ? n : 1) * sizeof(*h);
@@ -580,6 +624,16 @@ static void on_head(void *arg, int status, const struct dz_hdr *h, size_t n)
                                "up_ms", (json_int_t)(c->upstream_us / 1000)));
     dz_metrics_upstream(c->gw->metrics, f->svc->name, c->upstream_us);
     f->rh = copy_headers(h, n < MAX_FWD_HEADERS ? n : MAX_FWD_HEADERS, &f->nrh);
+    if (!f->rh) {
+        /* Without its header fields (content-type, cache-control, the
+         * cookies it sets) the answer is not the back end's: fail closed.
+         * Nothing of it goes out, the rest of the transfer is dropped
+         * (on_data), and on_done answers 502.  The transfer is not
+         * cancelled from here: on_done, outside this callback, ends the
+         * forward as every failed one ends. */
+        f->upstream_result = DZ_ERR_NOMEM;
+        return;
+    }
     /* Released fields are defined on JSON records: on such a route every
      * successful answer is buffered and must parse, or it is refused
      * (send_buffered) rather than passed on unchecked. */
@@ -605,13 +659,22 @@ static void on_data(void *arg, const void *p, size_t n)
 {
     struct dz_rctx *c = arg;
     struct fwd *f = c->op;
+    int rc;
 
     f->bytes += n;
-    if (c->closed)
+    /* A refused answer (on_head, start_streaming, a failed append): the
+     * rest is dropped, not buffered; on_done answers. */
+    if (c->closed || f->upstream_result != 0)
         return;
     if (f->started) {
+        rc = dz_req_write(c->req, p, n);
+        if (rc != 0) {
+            /* The engine could not take these bytes: the answer is cut
+             * (upstream_failed ends it), not sent on with a hole. */
+            f->upstream_result = rc;
+            return;
+        }
         c->bytes_out += n;
-        dz_req_write(c->req, p, n);
         if (!f->paused && dz_req_pending(c->req) > PENDING_HIGH && f->xfer) {
             /* The client reads slower than the back end writes: stop
              * reading upstream until the output drains. */
@@ -621,10 +684,11 @@ static void on_data(void *arg, const void *p, size_t n)
         }
         return;
     }
-    if (dz_buf_append(&f->body, p, n) != 0) {
-        /* Over the bound while buffering: mark so done answers 502. */
-        f->upstream_result = DZ_ERR_TOOBIG;
-    }
+    /* Over the bound, or out of memory, while buffering: the buffer is
+     * gone (buf.h); on_done answers 502 and tells which. */
+    rc = dz_buf_append(&f->body, p, n);
+    if (rc != 0)
+        f->upstream_result = rc;
 }
 
 static void on_done(void *arg, int result)
@@ -632,14 +696,14 @@ static void on_done(void *arg, int result)
     struct dz_rctx *c = arg;
     struct fwd *f = c->op;
 
-    if (result != 0)
+    /* The first failure is the one told: a transfer that fails after its
+     * answer was refused (on_head, on_data) does not change the story. */
+    if (f->upstream_result == 0 && result != 0) {
+        f->upstream_result = result;
         f->reason = dz_httpc_reason(f->xfer); /* valid until on_done returns */
+    }
     f->xfer = NULL;
     f->upstream_done = true;
-    if (f->upstream_result == 0)
-        f->upstream_result = result;
-    if (result != 0 && !f->rh)
-        f->status = result == DZ_ERR_TIMEOUT ? 504 : 502; /* answered by upstream_failed */
     maybe_finish(c, f);
 }
 
