@@ -270,15 +270,21 @@ static void finish(struct dz_rctx *c, struct fwd *f)
 
 static int filter_release(struct fwd *f, char **out, size_t *out_len)
 {
-    json_t *j = json_loadb(f->body.data ? f->body.data : "", f->body.len, 0, NULL);
+    json_error_t err;
+    json_t *j;
     json_t *items[1];
     size_t count = 1;
     json_t *arr = NULL;
     int rc = DZ_ERR_PARSE;
 
+    memset(&err, 0, sizeof(err));
+    j = json_loadb(f->body.data ? f->body.data : "", f->body.len, 0, &err);
     *out = NULL;
+    /* Our memory or the service's JSON, told apart for send_buffered (a
+     * parser that fails before it starts leaves the code unset: zero,
+     * json_error_unknown, read as the service's). */
     if (!j)
-        return DZ_ERR_PARSE;
+        return json_error_code(&err) == json_error_out_of_memory ? DZ_ERR_NOMEM : DZ_ERR_PARSE;
     items[0] = j;
     if (json_is_array(j)) {
         arr = j;
