@@ -631,8 +631,9 @@ static void on_head(void *arg, int status, const struct dz_hdr *h, size_t n)
     dz_metrics_upstream(c->gw->metrics, f->svc->name, c->upstream_us);
     f->rh = copy_headers(h, n < MAX_FWD_HEADERS ? n : MAX_FWD_HEADERS, &f->nrh);
     if (!f->rh) {
-        /* Without its header fields (content-type, cache-control, the
-         * cookies it sets) the answer is not the back end's: fail closed.
+        /* Without its header fields (content-type, content-disposition,
+         * the cookies it sets) the answer is not the back end's: fail
+         * closed.
          * Nothing of it goes out, the rest of the transfer is dropped
          * (on_data), and on_done answers 502.  The transfer is not
          * cancelled from here: on_done, outside this callback, ends the
