@@ -434,8 +434,9 @@ static void upstream_failed(struct dz_rctx *c, struct fwd *f, int result)
                            (json_int_t)((dz_now_us() - f->sent_us) / 1000)));
     dz_metrics_upstream_error(c->gw->metrics, svc, error_kind(result));
     if (f->started) {
-        /* Too late for a status: cut the stream so the client sees it. */
-        dz_req_end(c->req);
+        /* Too late for a status: the stream is reset, so the client sees
+         * the answer cut, not ended as if complete. */
+        (void)dz_req_reset(c->req); /* out of memory: the response timer resets it */
         return;
     }
     /* The outcome line carries the status the client gets, not the back

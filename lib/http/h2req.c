@@ -673,7 +673,7 @@ int dz_req_write(struct dz_req *r, const void *p, size_t len)
 {
     int rc;
 
-    if (r->is_closed)
+    if (r->is_closed || r->is_rst_sent)
         return 0;
     if (!r->is_answered || r->is_ended)
         return DZ_ERR_STATE;
@@ -690,13 +690,32 @@ int dz_req_write(struct dz_req *r, const void *p, size_t len)
 
 int dz_req_end(struct dz_req *r)
 {
-    if (r->is_closed)
+    if (r->is_closed || r->is_rst_sent)
         return 0;
     if (!r->is_answered || r->is_ended)
         return DZ_ERR_STATE;
     r->is_ended = true;
     answer_complete(r);
     resume(r);
+    return 0;
+}
+
+int dz_req_reset(struct dz_req *r)
+{
+    struct dz_h2conn *c = r->c;
+
+    if (r->is_closed || r->is_rst_sent)
+        return 0;
+    /* is_ended stays false: should nghttp2 ask for the body before the
+     * reset goes out, it gets "deferred", never an END_STREAM. */
+    if (nghttp2_submit_rst_stream(c->ngh, NGHTTP2_FLAG_NONE, r->stream_id,
+                                  NGHTTP2_INTERNAL_ERROR) != 0)
+        return DZ_ERR_NOMEM;
+    r->is_rst_sent = true;
+    r->out_len = r->out_off = 0;
+    dz_h2req_out_account(r);
+    answer_complete(r);
+    dz_h2conn_mark_dirty(c);
     return 0;
 }
 

@@ -214,6 +214,13 @@ int dz_req_respond(struct dz_req *r, int status, const struct dz_hdr *h, size_t 
 int dz_req_start(struct dz_req *r, int status, const struct dz_hdr *h, size_t n);
 int dz_req_write(struct dz_req *r, const void *p, size_t len);
 int dz_req_end(struct dz_req *r);
+/* An answer that cannot be completed (its source failed after the first
+ * byte): the stream is reset with RST_STREAM(INTERNAL_ERROR), so the client
+ * sees the answer cut instead of complete (RFC 9113 8.1: a response ended
+ * cleanly is a complete one).  What was written and not sent is dropped;
+ * later writes and the end are no-ops.  0, or DZ_ERR_NOMEM.  Closed or
+ * already reset: 0, no-op. */
+int dz_req_reset(struct dz_req *r);
 /* Bytes written with dz_req_write and not yet sent (for back-pressure). */
 size_t dz_req_pending(const struct dz_req *r);
 

@@ -270,6 +270,14 @@ static void on_request(struct dz_req *r, void *wdata)
         dz_req_ref(r);
         ev_timer_init(&l->t, stream_cb, 0.01, 0.01);
         ev_timer_start(loop, &l->t);
+    } else if (strcmp(path, "/stream-reset") == 0) {
+        /* An answer whose source failed after its first byte. */
+        CHECK((dz_req_start(r, 200, ct, 1)) == 0);
+        CHECK((dz_req_write(r, "start\n", 6)) == 0);
+        CHECK((dz_req_reset(r)) == 0);
+        CHECK((dz_req_write(r, "more\n", 5)) == 0); /* no-ops once reset */
+        CHECK((dz_req_end(r)) == 0);
+        CHECK((dz_req_reset(r)) == 0);
     } else if (strncmp(path, "/big", 4) == 0) {
         size_t n = (size_t)query_int(path, "n=", 1 << 20);
         unsigned char *b = malloc(n);
@@ -721,6 +729,17 @@ static void test_async_and_stream(void **state)
     assert_int_equal(r.rc, CURLE_OK);
     assert_int_equal(r.status, 200);
     assert_string_equal(dz_buf_cstr(&r.body), "start\nchunk0\nchunk1\nchunk2\nchunk3\nchunk4\n");
+    dz_buf_cleanup(&r.body);
+    /* A reset answer is cut for the client (RST_STREAM INTERNAL_ERROR), not
+     * ended as if complete; the next request is served. */
+    url(u, sizeof(u), false, s.h2c_port, "/stream-reset");
+    get(u, false, &r);
+    assert_int_equal(r.rc, CURLE_HTTP2_STREAM);
+    dz_buf_cleanup(&r.body);
+    url(u, sizeof(u), false, s.h2c_port, "/stream");
+    get(u, false, &r);
+    assert_int_equal(r.rc, CURLE_OK);
+    assert_int_equal(r.status, 200);
     dz_buf_cleanup(&r.body);
     srv_stop(&s);
 }

@@ -73,6 +73,7 @@ struct dz_req {
     bool started;
     bool complete;
     bool streamed;
+    bool reset; /* dz_req_reset: the answer cut, not complete */
     struct field resp[MAX_RESP_HEADERS];
     size_t nresp;
     char *out;
@@ -665,14 +666,21 @@ static int out_append(struct dz_req *r, const void *p, size_t len)
     return 0;
 }
 
-static void answer_complete(struct dz_req *r)
+/* The stream closes from the loop later, as the engine's does once its
+ * answer or reset is out. */
+static void queue_close(struct dz_req *r)
 {
-    r->complete = true;
     if (!r->reap_queued && !r->on_close_ran) {
         r->reap_queued = true;
         r->reap_next = r->w->reap;
         r->w->reap = r;
     }
+}
+
+static void answer_complete(struct dz_req *r)
+{
+    r->complete = true;
+    queue_close(r);
 }
 
 int dz_req_respond(struct dz_req *r, int status, const struct dz_hdr *h, size_t n, const void *body,
@@ -711,7 +719,7 @@ int dz_req_start(struct dz_req *r, int status, const struct dz_hdr *h, size_t n)
 
 int dz_req_write(struct dz_req *r, const void *p, size_t len)
 {
-    if (r->closed)
+    if (r->closed || r->reset)
         return 0;
     if (!r->streamed || r->complete)
         return DZ_ERR_STATE;
@@ -720,11 +728,20 @@ int dz_req_write(struct dz_req *r, const void *p, size_t len)
 
 int dz_req_end(struct dz_req *r)
 {
-    if (r->closed)
+    if (r->closed || r->reset)
         return 0;
     if (!r->streamed || r->complete)
         return DZ_ERR_STATE;
     answer_complete(r);
+    return 0;
+}
+
+int dz_req_reset(struct dz_req *r)
+{
+    if (r->closed || r->reset)
+        return 0;
+    r->reset = true;
+    queue_close(r);
     return 0;
 }
 
@@ -748,6 +765,11 @@ bool fake_req_started(const struct dz_req *r)
 bool fake_req_complete(const struct dz_req *r)
 {
     return r->complete;
+}
+
+bool fake_req_was_reset(const struct dz_req *r)
+{
+    return r->reset;
 }
 
 bool fake_req_streamed(const struct dz_req *r)

@@ -99,6 +99,8 @@ int fake_req_status(const struct dz_req *r);
 /* Headers sent (dz_req_start or dz_req_respond) / answer complete. */
 bool fake_req_started(const struct dz_req *r);
 bool fake_req_complete(const struct dz_req *r);
+/* dz_req_reset: the answer was cut (RST_STREAM), not ended. */
+bool fake_req_was_reset(const struct dz_req *r);
 /* dz_req_start..dz_req_end, not dz_req_respond. */
 bool fake_req_streamed(const struct dz_req *r);
 /* First value of an answer header (name lower case) or NULL. */

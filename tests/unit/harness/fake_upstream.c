@@ -212,6 +212,12 @@ void fake_upstream_free(struct fake_upstream *u)
     free(u);
 }
 
+void fake_upstream_drop(struct fake_upstream *u)
+{
+    while (u->conns)
+        conn_close(u->conns);
+}
+
 uint16_t fake_upstream_port(const struct fake_upstream *u)
 {
     return u->port;

@@ -36,6 +36,9 @@ enum fake_up_mode {
 int fake_upstream_new(struct ev_loop *loop, struct fake_upstream **out);
 /* Closes every connection.  NULL is a no-op. */
 void fake_upstream_free(struct fake_upstream *u);
+/* Close every connection now (a back end that dies mid-transfer); it
+ * still accepts new ones. */
+void fake_upstream_drop(struct fake_upstream *u);
 uint16_t fake_upstream_port(const struct fake_upstream *u);
 void fake_upstream_set_mode(struct fake_upstream *u, enum fake_up_mode mode);
 /* The answer to send; extra_headers "name: value\r\n"... (may be NULL). */

@@ -468,6 +468,45 @@ static void test_reset_mid_transfer(void **state)
     fake_req_free(r);
 }
 
+/* The back end dies after the answer started streaming: too late for a
+ * 502, so the stream is reset (RST_STREAM), never ended as if the answer
+ * were complete; the outcome line says what happened. */
+static bool was_reset(void *arg)
+{
+    return fake_req_was_reset(arg);
+}
+
+static void test_upstream_dies_mid_transfer(void **state)
+{
+    struct fake_gw *g = *state;
+    char tok[64];
+    struct dz_req *r;
+    json_t *line;
+
+    fake_gw_session(g, FIN_A, "password", DZ_AMR_PWD, "low", NULL, tok);
+    fake_upstream_set_mode(g->up, FAKE_UP_HEAD_THEN_HOLD);
+    fake_upstream_set_answer(g->up, 200, "content-type: text/plain\r\n", "the first part");
+    r = fake_gw_req(g, "GET", "/api/t/open");
+    fake_req_bearer(r, tok);
+    fake_gw_send(g, r);
+    assert_true(fake_spin(g->w, body_started, r, FAKE_GW_TIMEOUT_MS));
+    assert_true(fake_req_streamed(r));
+    assert_int_equal(fake_req_status(r), 200);
+
+    fake_upstream_drop(g->up); /* 1000 bytes short of its content-length */
+    assert_true(fake_spin(g->w, was_reset, r, FAKE_GW_TIMEOUT_MS));
+    assert_false(fake_req_complete(r));
+    assert_string_equal(fake_req_resp_body(r, NULL), "the first part");
+    assert_true(fake_spin_idle(g->w, FAKE_GW_TIMEOUT_MS));
+    assert_int_equal(fake_req_refs(r), 1);
+    line = fake_gw_audit_find(g, fake_req_resp_header(r, "darvaza-request-id"), "forward_result");
+    assert_non_null(line);
+    assert_string_equal(json_string_value(json_object_get(line, "result")), "upstream_error");
+    assert_true(json_is_true(json_object_get(line, "sent")));
+    json_decref(line);
+    fake_req_free(r);
+}
+
 /* Reset before the back end answered anything. */
 static void test_reset_before_answer(void **state)
 {
@@ -577,6 +616,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_upstream_down, setup, teardown),
         cmocka_unit_test_setup_teardown(test_release_filter, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reset_mid_transfer, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_upstream_dies_mid_transfer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reset_before_answer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reset_during_audit, setup, teardown),
     };
