@@ -2,7 +2,9 @@
  * echo.c - `darvaza-peer echo`: a generic back end for tests.  Answers any
  * request with what it received (method, path, headers, body digest) and
  * how its Darvaza-Assertion was judged; ?delay_ms=N delays the answer on a
- * libev timer, ?status=N picks the status, ?size=N streams N bytes instead.
+ * libev timer, ?status=N picks the status, ?size=N streams N bytes instead,
+ * and with ?cut=M resets the stream after M of them (a back end that breaks
+ * off mid-body).
  * Owns only those answers.  It never refuses a request for its assertion
  * (it reports the verdict), and never sleeps on the loop.
  */
@@ -42,6 +44,7 @@ struct job {
     struct ev_loop *loop;
     int status;
     long long size; /* >= 0: stream this many bytes; < 0: JSON answer */
+    long long cut;  /* >= 0: reset the stream after this many bytes */
     long long sent;
     char *json;   /* the JSON answer */
     bool started; /* headers sent */
@@ -84,8 +87,10 @@ static void pump(struct job *j)
             chunk[i] = (unsigned char)('a' + i % 26);
         chunk_ready = true;
     }
-    while (j->sent < j->size && dz_req_pending(j->r) < ECHO_PENDING_HIGH) {
-        size_t n = (size_t)(j->size - j->sent < ECHO_CHUNK ? j->size - j->sent : ECHO_CHUNK);
+    long long upto = j->cut >= 0 && j->cut < j->size ? j->cut : j->size;
+
+    while (j->sent < upto && dz_req_pending(j->r) < ECHO_PENDING_HIGH) {
+        size_t n = (size_t)(upto - j->sent < ECHO_CHUNK ? upto - j->sent : ECHO_CHUNK);
 
         if (dz_req_write(j->r, chunk, n) != 0) {
             j->done = true;
@@ -93,6 +98,11 @@ static void pump(struct job *j)
             return;
         }
         j->sent += (long long)n;
+    }
+    if (j->sent >= upto && upto < j->size && dz_req_pending(j->r) == 0) {
+        j->done = true; /* what was written is out: now break off */
+        dz_req_reset(j->r);
+        return;
     }
     if (j->sent >= j->size) {
         j->done = true;
@@ -162,16 +172,17 @@ static bool query_int(struct dz_req *r, const char *name, long long min, long lo
 
 static void auth_done(struct dz_req *r, void *arg, const json_t *claims, const char *reason)
 {
-    long long delay = 0, status = 200, size = -1;
+    long long delay = 0, status = 200, size = -1, cut = -1;
     struct job *j = NULL;
     json_t *o = NULL;
 
     if (!query_int(r, "delay_ms", 0, ECHO_DELAY_MAX_MS, 0, &delay) ||
         !query_int(r, "status", 200, 599, 200, &status) ||
-        !query_int(r, "size", 0, ECHO_SIZE_MAX, -1, &size)) {
+        !query_int(r, "size", 0, ECHO_SIZE_MAX, -1, &size) ||
+        !query_int(r, "cut", 0, ECHO_SIZE_MAX, -1, &cut)) {
         dz_peer_log_request(r, claims, reason, 400);
         dz_peer_problem(r, 400, "bad_request",
-                        "delay_ms 0..30000, status 200..599, size 0..1073741824", NULL);
+                        "delay_ms 0..30000, status 200..599, size and cut 0..1073741824", NULL);
         return;
     }
     dz_peer_log_request(r, claims, reason, (int)status);
@@ -190,6 +201,7 @@ static void auth_done(struct dz_req *r, void *arg, const json_t *claims, const c
     dz_req_ref(r);
     j->status = (int)status;
     j->size = size;
+    j->cut = cut;
     j->loop = dz_worker_loop(dz_req_worker(r));
     ev_timer_init(&j->timer, on_timer, 0., 0.);
     j->timer.data = j;
@@ -228,7 +240,8 @@ static int usage(FILE *to)
     fputs("usage: darvaza-peer echo --listen HOST:PORT (--h2c | --tls-cert F --tls-key F)\n"
           "         [--jwks-url URL [--cacert F] [--iss ISS] [--aud AUD]]\n"
           "  answers {method,path,headers,body_sha256,body_len,assertion,assertion_error};\n"
-          "  query: delay_ms=N (<= 30000), status=N, size=N (stream N bytes)\n",
+          "  query: delay_ms=N (<= 30000), status=N, size=N (stream N bytes),\n"
+          "         cut=M (with size: reset the stream after M bytes)\n",
           to);
     return 2;
 }

@@ -5,7 +5,7 @@
 # back end, and nghttp as a client.
 . "$(dirname "$0")/lib.sh"
 
-plan 43
+plan 45
 stack_start
 start_echo || bail "the echo peer did not start on $ECHO_ADDR"
 
@@ -169,6 +169,17 @@ gw GET "/api/echo/slow?delay_ms=3000" -H "$(bearer "$TOK_LOW")"
 ms=$((($(date +%s%N) - t0) / 1000000))
 problem 504 upstream_timeout "a back end slower than the route's 1 s timeout -> 504 upstream_timeout"
 ok "the 504 came after about the timeout ($ms ms), not after the back end's 3 s" test "$ms" -ge 900 -a "$ms" -lt 2900
+# A back end that breaks off mid-body (the echo peer resets its stream after
+# 64 KiB of 256 KiB): too late for a status, so the client's stream is reset
+# (RST_STREAM INTERNAL_ERROR) and curl fails with 92, instead of getting an
+# answer that ends cleanly and saving a truncated file as a whole one.
+CUT_RC=0
+"${CURL_GW[@]}" -o "$WORK/cut.bin" -H "$(bearer "$TOK_LOW")" \
+    "$GW_URL/api/echo/cut?size=262144&cut=65536" 2>"$WORK/cut.err" || CUT_RC=$?
+is "$CUT_RC $(($(stat -c %s "$WORK/cut.bin" 2>/dev/null || echo 0) < 262144))" "92 1" \
+    "a back end that breaks off mid-body -> the client's stream is reset (curl 92), the body short"
+cut_logged() { grep -q '"event":"upstream_failed".*"streaming":true' "$(gw_log)"; }
+ok "... and the ops log says upstream_failed while streaming" wait_until 10 cut_logged
 gw GET /api/echo/get -H "$(bearer "$TOK_LOW")"
 is "$STATUS" 200 "GET /api/echo/get -> 200 while the echo back end runs"
 stop_echo
