@@ -34,7 +34,7 @@ int dz_secret_file_read(const char *path, size_t max_len, char **out, char *why,
         dz_why(why, why_cap, "no secret file, or a bad size limit");
         return DZ_ERR_INVAL;
     }
-    fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK); /* a FIFO: no hang */
     if (fd < 0) {
         dz_why(why, why_cap, "%s: %s", path, strerror(errno));
         return DZ_ERR_IO;

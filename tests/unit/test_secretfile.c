@@ -167,6 +167,16 @@ static void test_not_a_file(void **state)
     assert_non_null(strstr(why, "No such file"));
     assert_int_equal(dz_secret_file_read(dir, 64, &s, why, sizeof(why)), DZ_ERR_IO);
     assert_non_null(strstr(why, "not a regular file"));
+    /* A FIFO with no writer (swapped in for a key): refused at once, not a
+     * reader blocked in open() forever. */
+    {
+        char fifo[160];
+        snprintf(fifo, sizeof(fifo), "%s/fifo", dir);
+        assert_int_equal(mkfifo(fifo, 0600), 0);
+        assert_int_equal(dz_secret_file_read(fifo, 64, &s, why, sizeof(why)), DZ_ERR_IO);
+        assert_non_null(strstr(why, "not a regular file"));
+        unlink(fifo);
+    }
     assert_int_equal(dz_secret_file_read(NULL, 64, &s, why, sizeof(why)), DZ_ERR_INVAL);
     assert_int_equal(dz_secret_file_read(missing, 64, NULL, why, sizeof(why)), DZ_ERR_INVAL);
     /* A tiny why is cut, never overrun. */
