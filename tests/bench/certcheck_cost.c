@@ -34,6 +34,8 @@
 #include "pki/certid.h"
 #include "pki/ocsp.h"
 
+#include "benchtime.h"
+
 #define BATCHES 9
 
 static struct fake_pki_ca cards;
@@ -56,21 +58,6 @@ static double cpu_s(long *vcsw)
     *vcsw = ru.ru_nvcsw;
     return (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + (double)ru.ru_stime.tv_sec +
            ru.ru_stime.tv_usec / 1e6;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-
-    return x < y ? -1 : x > y;
-}
-
-static double wall_s(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
 /* One login: false if it did not give a session. */

@@ -24,6 +24,8 @@
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 
+#include "benchtime.h"
+
 #define ROUNDS 11
 
 static double cpu_s(void)
@@ -32,13 +34,6 @@ static double cpu_s(void)
 
     clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
     return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-
-    return x < y ? -1 : x > y;
 }
 
 int main(int argc, char **argv)

@@ -36,6 +36,8 @@
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
 
+#include "benchtime.h"
+
 #define ROUNDS 7
 #define REC_LEN 214
 #define SID_LEN 32
@@ -159,21 +161,6 @@ static void *run(void *arg)
         fprintf(stderr, "%lu calls failed\n", bad);
     *cpu = cpu_s() - c0;
     return arg;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-
-    return x < y ? -1 : x > y;
-}
-
-static double wall_s(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
 int main(int argc, char **argv)

@@ -26,6 +26,8 @@
 #include <openssl/evp.h>
 #include <openssl/sha.h>
 
+#include "benchtime.h"
+
 #define ROUNDS 7
 
 enum way { IMPLICIT, NEWCTX, ONESHOT, FETCHED, PARTS, WAYS };
@@ -78,21 +80,6 @@ static void *run(void *arg)
         msg[0] = out[0]; /* a dependency, so nothing is hoisted */
     }
     return arg;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-
-    return x < y ? -1 : x > y;
-}
-
-static double wall_s(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
 int main(int argc, char **argv)
