@@ -221,7 +221,7 @@ void dz_h2conn_settle(struct dz_h2conn *c)
         if (nghttp2_submit_settings(c->ngh, NGHTTP2_FLAG_NONE, &table_empty, 1) != 0)
             return;
         c->settings_unacked++;
-        c->acks_to_empty = c->settings_unacked;
+        c->empty_unacked = true;
         if (nghttp2_submit_settings(c->ngh, NGHTTP2_FLAG_NONE, &table_back, 1) != 0)
             return; /* never given back: the table is not emptied for good */
         c->settings_unacked++;

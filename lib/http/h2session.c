@@ -263,9 +263,10 @@ static int on_frame_recv(nghttp2_session *s, const nghttp2_frame *f, void *ud)
          * an ACK reaching a rebuilt session with none would be an error. */
         if ((f->hd.flags & NGHTTP2_FLAG_ACK) && c->settings_unacked)
             c->settings_unacked--;
-        if ((f->hd.flags & NGHTTP2_FLAG_ACK) && c->acks_to_empty && !c->is_rebuilding &&
-            --c->acks_to_empty == 0)
+        if ((f->hd.flags & NGHTTP2_FLAG_ACK) && c->empty_unacked && !c->is_rebuilding) {
+            c->empty_unacked = false;
             c->size_update_owed = true;
+        }
         break;
     default:
         break;

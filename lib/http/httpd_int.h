@@ -256,8 +256,9 @@ struct dz_h2conn {
      * acknowledged, the client's next header block must begin with a size
      * update to 0.  nghttp2 enforces it on the session that sent it; a
      * rebuilt session is told again (h2idle.c), so the rule outlives a
-     * give-back.  acks_to_empty counts the ACKs until that one. */
-    uint8_t acks_to_empty;
+     * give-back.  empty_unacked: that SETTINGS is the one the next ACK
+     * answers (a settle starts with none of ours unacknowledged). */
+    bool empty_unacked;
     bool size_update_owed;
     int32_t kept_stream;                         /* the client's last stream */
     int32_t kept_window;                         /* our connection send window */
