@@ -30,8 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "http/httpd.h"
-#include "http/httpd_int.h"
+#include "h2_engine.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -140,24 +139,9 @@ static void on_request(struct dz_req *r, void *wdata)
 
 static void setup(void)
 {
-    struct dz_httpd_conf conf;
-
     if (h)
         return;
-    memset(&conf, 0, sizeof(conf));
-    conf.workers = 1;
-    dz_httpd_limits_default(&conf.limits);
-    conf.limits.max_body_bytes = 4096;
-    conf.limits.max_header_count = 24;
-    conf.limits.max_header_bytes = 2048;
-    conf.limits.max_concurrent_streams = 16;
-    conf.handlers.on_headers = on_headers;
-    conf.handlers.on_request = on_request;
-    if (dz_httpd_new(&conf, &h) != 0)
-        abort();
-    /* Never started: this thread plays the worker's loop thread. */
-    w = dz_httpd_worker_at(h, 0);
-    w->wdata = w;
+    w = fuzz_h2_engine(&h, on_headers, on_request);
     verbose = getenv("FUZZ_H2_VERBOSE") ? atoi(getenv("FUZZ_H2_VERBOSE")) : 0;
 }
 
