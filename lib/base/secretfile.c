@@ -15,14 +15,51 @@
 
 #include "base/compat.h"
 
+int dz_secret_file_read_raw(const char *path, void *buf, size_t cap, size_t *len, char *why,
+                            size_t why_cap)
+{
+    unsigned char *p = buf;
+    struct stat st;
+    int fd;
+    int rc = 0;
+
+    *len = 0;
+    fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK); /* a FIFO: no hang */
+    if (fd < 0) {
+        dz_why(why, why_cap, "%s: %s", path, strerror(errno));
+        return DZ_ERR_IO;
+    }
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        dz_why(why, why_cap, "%s: not a regular file", path);
+        rc = DZ_ERR_IO;
+    } else if (!dz_secret_file_mode_ok(st.st_mode)) {
+        dz_why(why, why_cap, "%s: group or others have access (mode %04o); chmod 600 it", path,
+               (unsigned)(st.st_mode & 07777));
+        rc = DZ_ERR_DENIED;
+    }
+    while (rc == 0 && *len < cap) {
+        ssize_t n = read(fd, p + *len, cap - *len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            dz_why(why, why_cap, "%s: %s", path, strerror(errno));
+            rc = DZ_ERR_IO;
+        } else if (n == 0) {
+            break;
+        } else {
+            *len += (size_t)n;
+        }
+    }
+    close(fd);
+    return rc;
+}
+
 int dz_secret_file_read(const char *path, size_t max_len, char **out, char *why, size_t why_cap)
 {
     /* max_len, a "\r\n" and one byte more to tell "too long" from "fits". */
     size_t cap = max_len + 3;
     unsigned char *buf = NULL;
-    struct stat st;
     size_t len = 0;
-    int fd = -1;
     int rc;
 
     if (why && why_cap)
@@ -34,40 +71,12 @@ int dz_secret_file_read(const char *path, size_t max_len, char **out, char *why,
         dz_why(why, why_cap, "no secret file, or a bad size limit");
         return DZ_ERR_INVAL;
     }
-    fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK); /* a FIFO: no hang */
-    if (fd < 0) {
-        dz_why(why, why_cap, "%s: %s", path, strerror(errno));
-        return DZ_ERR_IO;
-    }
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        dz_why(why, why_cap, "%s: not a regular file", path);
-        rc = DZ_ERR_IO;
-        goto out;
-    }
-    if (!dz_secret_file_mode_ok(st.st_mode)) {
-        dz_why(why, why_cap, "%s: group or others have access (mode %03o); chmod 600 it", path,
-               (unsigned)(st.st_mode & 0777));
-        rc = DZ_ERR_DENIED;
-        goto out;
-    }
     buf = malloc(cap);
-    if (!buf) {
-        rc = DZ_ERR_NOMEM;
+    if (!buf)
+        return DZ_ERR_NOMEM;
+    rc = dz_secret_file_read_raw(path, buf, cap, &len, why, why_cap);
+    if (rc != 0)
         goto out;
-    }
-    while (len < cap) {
-        ssize_t n = read(fd, buf + len, cap - len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
-            dz_why(why, why_cap, "%s: %s", path, strerror(errno));
-            rc = DZ_ERR_IO;
-            goto out;
-        }
-        if (n == 0)
-            break;
-        len += (size_t)n;
-    }
     if (len > 0 && buf[len - 1] == '\n')
         len--;
     if (len > 0 && buf[len - 1] == '\r')
@@ -91,12 +100,8 @@ int dz_secret_file_read(const char *path, size_t max_len, char **out, char *why,
     (*out)[len] = '\0';
     rc = 0;
 out:
-    if (buf) {
-        dz_secret_wipe(buf, cap);
-        free(buf);
-    }
-    if (fd >= 0)
-        close(fd);
+    dz_secret_wipe(buf, cap);
+    free(buf);
     return rc;
 }
 

@@ -21,6 +21,16 @@
  * any access.  For checks that look before reading (darvazad --check). */
 bool dz_secret_file_mode_ok(mode_t mode);
 
+/*
+ * The raw bytes of a secret file (binary keys): the same checks (a regular
+ * file, the mode rule, no blocking on a FIFO), then up to cap bytes into
+ * the caller's buf, *len of them; read cap + 1 to tell "too long".  The
+ * caller wipes buf.  0, DZ_ERR_IO or DZ_ERR_DENIED (why as below).
+ * Blocking file I/O, as below.
+ */
+int dz_secret_file_read_raw(const char *path, void *buf, size_t cap, size_t *len, char *why,
+                            size_t why_cap);
+
 #define DZ_SECRET_FILE_MAX 4096 /* the largest max_len a caller may ask for */
 
 /*

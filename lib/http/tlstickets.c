@@ -6,15 +6,10 @@
  */
 #include "http/tlstickets.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
@@ -124,59 +119,27 @@ static int ticket_cb(SSL *s, unsigned char key_name[16], unsigned char *iv, EVP_
 /* One key file into *k: exactly DZ_TLS_TICKET_KEY_FILE_LEN bytes. */
 static int read_key(const char *path, struct ticket_key *k, char *why, size_t why_cap)
 {
+    /* One byte more than a key, to tell "too long" from "exactly right"
+     * whatever st_size said.  Symbolic links are followed, as for every key
+     * file darvaza reads: a link "current.key" -> a dated file is a usual
+     * way to rotate. */
     unsigned char buf[DZ_TLS_TICKET_KEY_FILE_LEN + 1];
-    struct stat st;
     size_t got = 0;
-    int fd = -1;
-    int rc = DZ_ERR_IO;
+    int rc = dz_secret_file_read_raw(path, buf, sizeof(buf), &got, why, why_cap);
 
-    /* Symbolic links are followed, as for every key file darvaza reads: a
-     * link "current.key" -> a dated file is a usual way to rotate. */
-    fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK); /* a FIFO: no hang */
-    if (fd < 0) {
-        dz_why(why, why_cap, "%s: %s", path, strerror(errno));
-        goto out;
-    }
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        dz_why(why, why_cap, "%s: not a regular file", path);
-        goto out;
-    }
-    if (!dz_secret_file_mode_ok(st.st_mode)) {
-        dz_why(why, why_cap, "%s: group or others have access (mode %04o); chmod 600 it", path,
-               (unsigned)(st.st_mode & 07777));
-        rc = DZ_ERR_DENIED;
-        goto out;
-    }
-    /* One byte more than a key is asked for, to tell "too long" from
-     * "exactly right" whatever st_size said. */
-    while (got < sizeof(buf)) {
-        ssize_t r = read(fd, buf + got, sizeof(buf) - got);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0) {
-            dz_why(why, why_cap, "%s: %s", path, strerror(errno));
-            goto out;
-        }
-        if (r == 0)
-            break;
-        got += (size_t)r;
-    }
-    if (got != DZ_TLS_TICKET_KEY_FILE_LEN) {
+    if (rc == 0 && got != DZ_TLS_TICKET_KEY_FILE_LEN) {
         dz_why(why, why_cap,
                "%s: %s than %d bytes; a ticket key file is exactly %d (openssl rand %d)", path,
                got > DZ_TLS_TICKET_KEY_FILE_LEN ? "more" : "fewer", DZ_TLS_TICKET_KEY_FILE_LEN,
                DZ_TLS_TICKET_KEY_FILE_LEN, DZ_TLS_TICKET_KEY_FILE_LEN);
         rc = DZ_ERR_INVAL;
-        goto out;
     }
-    memcpy(k->name, buf, NAME_LEN);
-    memcpy(k->hmac, buf + NAME_LEN, HMAC_LEN);
-    memcpy(k->aes, buf + NAME_LEN + HMAC_LEN, AES_LEN);
-    rc = 0;
-out:
+    if (rc == 0) {
+        memcpy(k->name, buf, NAME_LEN);
+        memcpy(k->hmac, buf + NAME_LEN, HMAC_LEN);
+        memcpy(k->aes, buf + NAME_LEN + HMAC_LEN, AES_LEN);
+    }
     OPENSSL_cleanse(buf, sizeof(buf));
-    if (fd >= 0)
-        close(fd);
     return rc;
 }
 
