@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include <cmocka.h>
 
@@ -18,7 +19,11 @@
 #define UNDER_ASAN 1
 #endif
 
+#include <jansson.h>
+
+#include "core/rctx.h"
 #include "harness/fail_alloc.h"
+#include "http/httpd_int.h"
 
 static void test_passes_through(void **state)
 {
@@ -109,13 +114,58 @@ static void test_other_thread(void **state)
     fail_alloc_disarm();
 }
 
+/* jansson's blocks reach the hook once dz_json_wipe_frees() has run: rctx.c
+ * hands jansson the address of malloc from a wrapped object, so of
+ * __wrap_malloc.  (Before it, jansson calls libc's malloc from its own
+ * library: not reached.)  A failed allocation inside a parse returns with
+ * no error code set, never json_error_out_of_memory (jansson 2.14). */
+static void test_jansson_reached(void **state)
+{
+    static const char text[] = "{\"fin\":\"5ABC123\"}";
+    unsigned failures = fail_alloc_failures();
+    json_error_t err;
+    json_t *j;
+
+    (void)state;
+    dz_json_wipe_frees();
+    /* jansson does not clear the code byte of err itself: zeroed here, as
+     * filter_release (forward.c) does. */
+    memset(&err, 0, sizeof(err));
+    /* The lexer's first block: its 16-byte token buffer. */
+    fail_alloc_arm(0, FAIL_ALLOC_EQUAL, 16);
+    j = json_loadb(text, strlen(text), 0, &err);
+    assert_null(j);
+    assert_false(fail_alloc_armed());
+    assert_int_equal(fail_alloc_failures(), failures + 1);
+    assert_int_equal(json_error_code(&err), json_error_unknown);
+    j = json_loadb(text, strlen(text), 0, &err); /* disarmed: parses */
+    assert_non_null(j);
+    json_decref(j);
+}
+
+/* nghttp2's blocks reach it too: the allocator h2session.c gives every
+ * session calls malloc from a wrapped object. */
+static void test_nghttp2_reached(void **state)
+{
+    nghttp2_mem *mem = dz_h2_mem();
+    unsigned failures = fail_alloc_failures();
+    void *p;
+
+    (void)state;
+    fail_alloc_arm(0, FAIL_ALLOC_AT_LEAST, 1);
+    assert_null(mem->malloc(100, mem->mem_user_data));
+    assert_int_equal(fail_alloc_failures(), failures + 1);
+    p = mem->malloc(100, mem->mem_user_data);
+    assert_non_null(p);
+    mem->free(p, mem->mem_user_data);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_passes_through),
-        cmocka_unit_test(test_equal_once),
-        cmocka_unit_test(test_window),
-        cmocka_unit_test(test_other_thread),
+        cmocka_unit_test(test_passes_through),  cmocka_unit_test(test_equal_once),
+        cmocka_unit_test(test_window),          cmocka_unit_test(test_other_thread),
+        cmocka_unit_test(test_jansson_reached), cmocka_unit_test(test_nghttp2_reached),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -79,6 +79,7 @@ struct dz_req {
     char *out;
     size_t out_len;
     unsigned invalid;
+    unsigned nomem; /* answers refused for want of memory (DZ_ERR_NOMEM) */
     char *note;
 };
 
@@ -652,14 +653,44 @@ static void record_head(struct dz_req *r, int status, const struct dz_hdr *h, si
     }
 }
 
+/* The engine's own copy of an answer's head: nghttp2 copies the fields of
+ * a HEADERS frame into one block (h2_malloc, a malloc a fail_alloc test
+ * reaches), and dz_req_start / dz_req_respond return DZ_ERR_NOMEM when it
+ * cannot.  The fake takes a block of that shape (fake_req.h) before it
+ * records anything, so a test can refuse it as the engine's would be. */
+static int take_head(struct dz_req *r, const struct dz_hdr *h, size_t n)
+{
+    size_t need = n * sizeof(*h);
+    void *block;
+
+    for (size_t i = 0; i < n; i++)
+        need += strlen(h[i].name) + strlen(h[i].value) + 2;
+    block = malloc(need ? need : 1);
+    if (!block) {
+        r->nomem++;
+        return DZ_ERR_NOMEM;
+    }
+    free(block); /* record_head keeps its own copies */
+    return 0;
+}
+
+/* Each append takes one new block of out_len + len + 1 bytes from malloc
+ * (not realloc, which fail_alloc does not reach), as the engine's output
+ * buffer grows by malloc (h2req.c out_append): a test can refuse exactly
+ * the block of a given write. */
 static int out_append(struct dz_req *r, const void *p, size_t len)
 {
-    char *n = realloc(r->out, r->out_len + len + 1);
+    char *n = malloc(r->out_len + len + 1);
 
-    if (!n)
+    if (!n) {
+        r->nomem++;
         return DZ_ERR_NOMEM;
+    }
+    if (r->out_len)
+        memcpy(n, r->out, r->out_len);
     if (len)
         memcpy(n + r->out_len, p, len);
+    free(r->out);
     r->out = n;
     r->out_len += len;
     r->out[r->out_len] = '\0';
@@ -692,12 +723,14 @@ int dz_req_respond(struct dz_req *r, int status, const struct dz_hdr *h, size_t 
         return 0;
     if (r->started)
         return DZ_ERR_STATE;
-    if ((rc = check_head(r, status, h, n)) != 0)
+    if ((rc = check_head(r, status, h, n)) != 0 || (rc = take_head(r, h, n)) != 0)
         return rc;
-    record_head(r, status, h, n, true);
+    /* Nothing is recorded when the body cannot be held: the engine sends
+     * neither (h2req.c takes the body first, then submits the head). */
     if (status != 204 && status != 304 && strcmp(r->method, "HEAD") != 0 &&
         (rc = out_append(r, body, len)) != 0)
         return rc;
+    record_head(r, status, h, n, true);
     answer_complete(r);
     return 0;
 }
@@ -710,7 +743,7 @@ int dz_req_start(struct dz_req *r, int status, const struct dz_hdr *h, size_t n)
         return 0;
     if (r->started)
         return DZ_ERR_STATE;
-    if ((rc = check_head(r, status, h, n)) != 0)
+    if ((rc = check_head(r, status, h, n)) != 0 || (rc = take_head(r, h, n)) != 0)
         return rc;
     record_head(r, status, h, n, false);
     r->streamed = true;
@@ -805,6 +838,11 @@ const char *fake_req_resp_body(const struct dz_req *r, size_t *len)
 unsigned fake_req_invalid_answers(const struct dz_req *r)
 {
     return r->invalid;
+}
+
+unsigned fake_req_nomem_answers(const struct dz_req *r)
+{
+    return r->nomem;
 }
 
 int fake_req_refs(const struct dz_req *r)

@@ -24,6 +24,15 @@
  *     token names, no connection-specific names, no CR/LF/controls in
  *     values, answered twice = DZ_ERR_STATE); a refused answer is counted
  *     (fake_req_invalid_answers) so a test can insist there was none;
+ *   - memory is taken where the engine takes it, from malloc (so a test
+ *     linked with harness/fail_alloc.h can refuse it): dz_req_start and
+ *     dz_req_respond first take one block for the head, of
+ *     n * sizeof(struct dz_hdr) + each name and value with its NUL (the
+ *     shape of nghttp2's copy of the fields), then dz_req_respond and
+ *     dz_req_write take one block of out_len + len + 1 bytes per append
+ *     (out_len: the body answered so far); refused, the call returns
+ *     DZ_ERR_NOMEM having recorded nothing, and fake_req_nomem_answers
+ *     counts it;
  *   - dz_worker_post is thread-safe (mutex + ev_async), so the real blocking
  *     pool and audit writer deliver to this loop as they do in darvazad;
  *     fake_worker_hold_posts lets a test stop deliveries at a chosen moment
@@ -111,6 +120,8 @@ size_t fake_req_resp_header_count(const struct dz_req *r, const char *name);
 const char *fake_req_resp_body(const struct dz_req *r, size_t *len);
 /* Answers the checks refused (should stay 0). */
 unsigned fake_req_invalid_answers(const struct dz_req *r);
+/* Answer calls refused for want of memory (DZ_ERR_NOMEM, see above). */
+unsigned fake_req_nomem_answers(const struct dz_req *r);
 /* References held (the test's included). */
 int fake_req_refs(const struct dz_req *r);
 bool fake_req_on_close_ran(const struct dz_req *r);
