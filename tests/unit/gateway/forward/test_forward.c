@@ -15,6 +15,7 @@
 
 #include <cmocka.h>
 
+#include "forward_case.h"
 #include "harness/fake_gw.h"
 #include "keys/assertion.h"
 
@@ -46,45 +47,14 @@ static const char policy[] = "service: backend\n"
                              "    limits: { rate: 2/h per subject }\n"
                              "limits: { body: 1KiB, timeout: 10s }\n";
 
-#define FIN_A "5ABC123"
-
 static int setup(void **state)
 {
-    struct fake_gw_opts o = {.policy_yaml = policy};
-    struct fake_gw *g;
-
-    assert_int_equal(fake_gw_new(&o, &g), 0);
-    *state = g;
-    return 0;
+    return fwd_setup(state, policy);
 }
 
 static int teardown(void **state)
 {
-    struct fake_gw *g = *state;
-
-    /* false: a reference, a pool job or a post was left behind. */
-    assert_true(fake_gw_free(g));
-    return 0;
-}
-
-/* GET path with the token (NULL: none), answered; the caller frees r. */
-static struct dz_req *get(struct fake_gw *g, const char *path, const char *token)
-{
-    struct dz_req *r = fake_gw_req(g, "GET", path);
-
-    if (token)
-        fake_req_bearer(r, token);
-    assert_true(fake_gw_roundtrip(g, r));
-    assert_int_equal(fake_req_invalid_answers(r), 0);
-    return r;
-}
-
-static void assert_problem(struct dz_req *r, int status, const char *code)
-{
-    char buf[64];
-
-    assert_int_equal(fake_req_status(r), status);
-    assert_string_equal(fake_req_problem_code(r, buf, sizeof(buf)), code);
+    return fwd_teardown(state);
 }
 
 /* ------------------------------------------------------------ refusals */
@@ -92,17 +62,17 @@ static void assert_problem(struct dz_req *r, int status, const char *code)
 static void test_no_route(void **state)
 {
     struct fake_gw *g = *state;
-    struct dz_req *r = get(g, "/api/nothing/here", NULL);
+    struct dz_req *r = fwd_get(g, "/api/nothing/here", NULL);
 
-    assert_problem(r, 404, "not_found");
+    fwd_assert_problem(r, 404, "not_found");
     fake_req_free(r);
-    r = get(g, "/api/t/strong?x=1", NULL);
-    assert_problem(r, 401, "unauthenticated");
+    r = fwd_get(g, "/api/t/strong?x=1", NULL);
+    fwd_assert_problem(r, 401, "unauthenticated");
     fake_req_free(r);
     /* A method the route does not list. */
     r = fake_gw_req(g, "DELETE", "/api/t/open");
     assert_true(fake_gw_roundtrip(g, r));
-    assert_problem(r, 405, "method_not_allowed");
+    fwd_assert_problem(r, 405, "method_not_allowed");
     fake_req_free(r);
     assert_int_equal(fake_upstream_requests(g->up), 0);
 }
@@ -110,13 +80,13 @@ static void test_no_route(void **state)
 static void test_no_session(void **state)
 {
     struct fake_gw *g = *state;
-    struct dz_req *r = get(g, "/api/t/open", NULL);
+    struct dz_req *r = fwd_get(g, "/api/t/open", NULL);
 
-    assert_problem(r, 401, "unauthenticated");
+    fwd_assert_problem(r, 401, "unauthenticated");
     fake_req_free(r);
     /* A token that names no session is no session. */
-    r = get(g, "/api/t/open", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA");
-    assert_problem(r, 401, "unauthenticated");
+    r = fwd_get(g, "/api/t/open", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA");
+    fwd_assert_problem(r, 401, "unauthenticated");
     fake_req_free(r);
     assert_int_equal(fake_upstream_requests(g->up), 0);
 }
@@ -134,8 +104,8 @@ static void test_insufficient(void **state)
     fake_gw_session(g, FIN_A, "card", DZ_AMR_SC | DZ_AMR_PIN, "high", "citizen", card);
 
     /* acr low on an acr substantial route */
-    r = get(g, "/api/t/strong", low);
-    assert_problem(r, 403, "insufficient_assurance");
+    r = fwd_get(g, "/api/t/strong", low);
+    fwd_assert_problem(r, 403, "insufficient_assurance");
     /* A refusal to a known person is audited before the answer too. */
     rid = fake_req_resp_header(r, "darvaza-request-id");
     assert_non_null(rid);
@@ -150,13 +120,13 @@ static void test_insufficient(void **state)
     fake_req_free(r);
 
     /* a password session on a card-only route (means) */
-    r = get(g, "/api/t/card", low);
-    assert_problem(r, 403, "insufficient_assurance");
+    r = fwd_get(g, "/api/t/card", low);
+    fwd_assert_problem(r, 403, "insufficient_assurance");
     fake_req_free(r);
 
     /* a card session without the role */
-    r = get(g, "/api/t/judge", card);
-    assert_problem(r, 403, "forbidden");
+    r = fwd_get(g, "/api/t/judge", card);
+    fwd_assert_problem(r, 403, "forbidden");
     fake_req_free(r);
     assert_int_equal(fake_upstream_requests(g->up), 0);
 }
@@ -176,7 +146,7 @@ static void test_after_policy(void **state)
     fake_gw_session(g, FIN_A, "card", DZ_AMR_SC | DZ_AMR_PIN, "high", "judge", judge);
     fake_gw_session(g, FIN_A, "password", DZ_AMR_PWD, "low", NULL, low);
     fake_upstream_set_answer(g->up, 200, NULL, "ok");
-    r = get(g, "/api/t/judge", judge);
+    r = fwd_get(g, "/api/t/judge", judge);
     assert_int_equal(fake_req_status(r), 200);
     assert_string_equal(fake_req_resp_body(r, NULL), "ok");
     fake_req_free(r);
@@ -188,7 +158,7 @@ static void test_after_policy(void **state)
     fake_req_add_header(r, "cookie", cookie);
     fake_req_set_json(r, "{}");
     assert_true(fake_gw_roundtrip(g, r));
-    assert_problem(r, 403, "bad_origin");
+    fwd_assert_problem(r, 403, "bad_origin");
     fake_req_free(r);
     /* A body over the service's 1 KiB. */
     memset(big, 'x', sizeof(big));
@@ -196,18 +166,18 @@ static void test_after_policy(void **state)
     fake_req_bearer(r, low);
     fake_req_set_body(r, big, sizeof(big));
     assert_true(fake_gw_roundtrip(g, r));
-    assert_problem(r, 413, "payload_too_large");
+    fwd_assert_problem(r, 413, "payload_too_large");
     fake_req_free(r);
     /* Two an hour on /api/t/rated (a window the test never straddles in
      * practice): the third is refused. */
     for (int i = 0; i < 2; i++) {
-        r = get(g, "/api/t/rated", low);
+        r = fwd_get(g, "/api/t/rated", low);
         assert_int_equal(fake_req_status(r), 200);
         fake_req_free(r);
     }
     time_t minute = time(NULL) / 60;
-    r = get(g, "/api/t/rated", low);
-    assert_problem(r, 429, "rate_limited");
+    r = fwd_get(g, "/api/t/rated", low);
+    fwd_assert_problem(r, 429, "rate_limited");
     assert_non_null(fake_req_resp_header(r, "retry-after"));
     /* The refusal is on record (sampled: the first of its minute)... */
     json_t *line = fake_gw_audit_find(g, fake_req_resp_header(r, "darvaza-request-id"), "forward");
@@ -220,8 +190,8 @@ static void test_after_policy(void **state)
     fake_req_free(r);
     /* ... and the same refusal again within the minute is answered alike
      * without another line (a flood does not become a log flood). */
-    r = get(g, "/api/t/rated", low);
-    assert_problem(r, 429, "rate_limited");
+    r = fwd_get(g, "/api/t/rated", low);
+    fwd_assert_problem(r, 429, "rate_limited");
     line = fake_gw_audit_find(g, fake_req_resp_header(r, "darvaza-request-id"), "forward");
     if (time(NULL) / 60 == minute) /* (a new minute may start a new sample) */
         assert_null(line);
@@ -330,15 +300,15 @@ static void test_upstream_down(void **state)
     fake_gw_session(g, FIN_A, "password", DZ_AMR_PWD, "low", NULL, tok);
     /* The back end answers a 5xx: passed through as it is. */
     fake_upstream_set_answer(g->up, 503, NULL, "busy");
-    r = get(g, "/api/t/open", tok);
+    r = fwd_get(g, "/api/t/open", tok);
     assert_int_equal(fake_req_status(r), 503);
     assert_string_equal(fake_req_resp_body(r, NULL), "busy");
     fake_req_free(r);
     /* Nobody listens: 502 upstream_unavailable, and still audited. */
     fake_upstream_free(g->up);
     g->up = NULL;
-    r = get(g, "/api/t/open", tok);
-    assert_problem(r, 502, "upstream_unavailable");
+    r = fwd_get(g, "/api/t/open", tok);
+    fwd_assert_problem(r, 502, "upstream_unavailable");
     assert_true(fake_spin_idle(g->w, FAKE_GW_TIMEOUT_MS));
     line = fake_gw_audit_find(g, fake_req_resp_header(r, "darvaza-request-id"), "forward_result");
     assert_non_null(line);
@@ -364,7 +334,7 @@ static void test_release_filter(void **state)
     fake_upstream_set_answer(
         g->up, 200, "content-type: application/json\r\n",
         "{\"fin\":\"5ABC123\",\"name\":\"Ayten\",\"phones\":[\"+994501234567\"]}");
-    r = get(g, "/api/t/record", tok);
+    r = fwd_get(g, "/api/t/record", tok);
     assert_int_equal(fake_req_status(r), 200);
     assert_false(fake_req_streamed(r));
     j = fake_req_json(r);
@@ -378,8 +348,8 @@ static void test_release_filter(void **state)
     fake_req_free(r);
 
     fake_upstream_set_answer(g->up, 200, "content-type: application/json\r\n", "{\"fin\":");
-    r = get(g, "/api/t/record", tok);
-    assert_problem(r, 502, "upstream_unavailable");
+    r = fwd_get(g, "/api/t/record", tok);
+    fwd_assert_problem(r, 502, "upstream_unavailable");
     assert_null(strstr(fake_req_resp_body(r, NULL), "fin\":"));
     fake_req_free(r);
 }
@@ -580,7 +550,7 @@ static void test_router_refusals(void **state)
         fake_req_bearer(r, tok);
         fake_req_set_authority(r, bad_authorities[i]);
         assert_true(fake_gw_roundtrip(g, r));
-        assert_problem(r, 400, "invalid_request");
+        fwd_assert_problem(r, 400, "invalid_request");
         fake_req_free(r);
     }
     /* the control: a good authority, an IPv6 literal with a port */
@@ -598,7 +568,7 @@ static void test_router_refusals(void **state)
         fake_req_add_header(r, single[i], "a");
         fake_req_add_header(r, single[i], "b");
         assert_true(fake_gw_roundtrip(g, r));
-        assert_problem(r, 400, "invalid_request");
+        fwd_assert_problem(r, 400, "invalid_request");
         fake_req_free(r);
     }
     assert_int_equal(fake_upstream_requests(g->up), 1); /* only the control went out */

@@ -16,6 +16,7 @@
 
 #include <cmocka.h>
 
+#include "forward_case.h"
 #include "harness/fake_gw.h"
 #include "keys/assertion.h"
 #include "keys/jws.h"
@@ -31,22 +32,14 @@ static const char policy[] = "service: batched\n"
                              "    acr: low\n"
                              "limits: { body: 1KiB, timeout: 10s }\n";
 
-#define FIN_A "5ABC123"
-
 static int setup(void **state)
 {
-    struct fake_gw_opts o = {.policy_yaml = policy};
-    struct fake_gw *g;
-
-    assert_int_equal(fake_gw_new(&o, &g), 0);
-    *state = g;
-    return 0;
+    return fwd_setup(state, policy);
 }
 
 static int teardown(void **state)
 {
-    assert_true(fake_gw_free(*state));
-    return 0;
+    return fwd_teardown(state);
 }
 
 struct many {

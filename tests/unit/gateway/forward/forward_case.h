@@ -1,0 +1,162 @@
+/*
+ * forward_case.h - what the forwarder's unit tests (test_forward*.c in this
+ * folder) share: a gateway on the request-layer harness with the test's own
+ * policy, a GET with a session, the check of a refusal, a metric's value,
+ * and the ops log (stderr) of a step.  Static inline: each test is one
+ * translation unit and uses only some of these.
+ */
+#ifndef DZ_TEST_FORWARD_CASE_H
+#define DZ_TEST_FORWARD_CASE_H
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "base/buf.h"
+#include "core/metrics.h"
+#include "harness/fake_gw.h"
+
+#define FIN_A "5ABC123"
+
+/* cmocka set-up and tear-down around a gateway with policy. */
+static inline int fwd_setup(void **state, const char *policy)
+{
+    struct fake_gw_opts o = {.policy_yaml = policy};
+    struct fake_gw *g;
+
+    assert_int_equal(fake_gw_new(&o, &g), 0);
+    *state = g;
+    return 0;
+}
+
+static inline int fwd_teardown(void **state)
+{
+    /* false: a reference, a pool job or a post was left behind. */
+    assert_true(fake_gw_free(*state));
+    return 0;
+}
+
+/* GET path with the token (NULL: none), answered; the caller frees r. */
+static inline struct dz_req *fwd_get(struct fake_gw *g, const char *path, const char *token)
+{
+    struct dz_req *r = fake_gw_req(g, "GET", path);
+
+    if (token)
+        fake_req_bearer(r, token);
+    assert_true(fake_gw_roundtrip(g, r));
+    assert_int_equal(fake_req_invalid_answers(r), 0);
+    return r;
+}
+
+static inline void fwd_assert_problem(struct dz_req *r, int status, const char *code)
+{
+    char buf[64];
+
+    assert_int_equal(fake_req_status(r), status);
+    assert_string_equal(fake_req_problem_code(r, buf, sizeof(buf)), code);
+}
+
+/* The value of the /metrics sample that starts with sample (name and
+ * labels as rendered, e.g. "darvaza_audit_lost_total{kind=\"outcome\"}");
+ * 0 when absent. */
+static inline long fwd_metric(struct fake_gw *g, const char *sample)
+{
+    struct dz_buf b;
+    char want[256];
+    const char *p;
+    long n = 0;
+
+    snprintf(want, sizeof(want), "\n%s ", sample);
+    dz_buf_init(&b, 1u << 20);
+    assert_int_equal(dz_metrics_render(g->gw.metrics, &b), 0);
+    p = strstr(dz_buf_cstr(&b), want);
+    if (p)
+        n = strtol(p + strlen(want), NULL, 10);
+    dz_buf_cleanup(&b);
+    return n;
+}
+
+/* darvaza_upstream_errors_total for service "backend" and kind. */
+static inline long fwd_upstream_errors(struct fake_gw *g, const char *kind)
+{
+    char sample[128];
+
+    snprintf(sample, sizeof(sample),
+             "darvaza_upstream_errors_total{service=\"backend\",kind=\"%s\"}", kind);
+    return fwd_metric(g, sample);
+}
+
+/* stderr (where the ops log goes) into a file while a step runs. */
+struct fwd_capture {
+    int saved;
+    char path[64];
+};
+
+static inline void fwd_capture_start(struct fwd_capture *cap)
+{
+    int fd;
+
+    snprintf(cap->path, sizeof(cap->path), "/tmp/test_forward_log.XXXXXX");
+    fd = mkstemp(cap->path);
+    assert_true(fd >= 0);
+    fflush(stderr);
+    cap->saved = dup(STDERR_FILENO);
+    assert_true(cap->saved >= 0);
+    assert_true(dup2(fd, STDERR_FILENO) >= 0);
+    close(fd);
+}
+
+/* Restores stderr; returns what was written (malloc'd).  Call it before any
+ * assertion: cmocka reports on stderr. */
+static inline char *fwd_capture_end(struct fwd_capture *cap)
+{
+    FILE *fp;
+    char *text;
+    long len;
+
+    fflush(stderr);
+    assert_true(dup2(cap->saved, STDERR_FILENO) >= 0);
+    close(cap->saved);
+    fp = fopen(cap->path, "r");
+    assert_non_null(fp);
+    fseek(fp, 0, SEEK_END);
+    len = ftell(fp);
+    fseek(fp, 0, SEEK_SET);
+    text = calloc(1, (size_t)len + 1);
+    assert_non_null(text);
+    assert_int_equal(fread(text, 1, (size_t)len, fp), (size_t)len);
+    fclose(fp);
+    unlink(cap->path);
+    return text;
+}
+
+/* The ops log line of logs with this event and request id, parsed (or
+ * NULL); logs is left as it was. */
+static inline json_t *fwd_log_line(const char *logs, const char *event, const char *rid)
+{
+    char *text = strdup(logs);
+    char *save = NULL;
+    json_t *found = NULL;
+
+    assert_non_null(text);
+    for (char *l = strtok_r(text, "\n", &save); l && !found; l = strtok_r(NULL, "\n", &save)) {
+        json_t *j = json_loads(l, 0, NULL);
+        const char *e = json_string_value(json_object_get(j, "event"));
+        const char *r = json_string_value(json_object_get(j, "rid"));
+
+        if (e && r && strcmp(e, event) == 0 && strcmp(r, rid) == 0)
+            found = json_incref(j);
+        json_decref(j);
+    }
+    free(text);
+    return found;
+}
+
+#endif
