@@ -280,11 +280,17 @@ static int filter_release(struct fwd *f, char **out, size_t *out_len)
     memset(&err, 0, sizeof(err));
     j = json_loadb(f->body.data ? f->body.data : "", f->body.len, 0, &err);
     *out = NULL;
-    /* Our memory or the service's JSON, told apart for send_buffered (a
-     * parser that fails before it starts leaves the code unset: zero,
-     * json_error_unknown, read as the service's). */
+    /* Our memory or the service's JSON, told apart for send_buffered.
+     * jansson (2.14) never reports json_error_out_of_memory from a parse:
+     * a failed allocation returns with no error set (the code stays zero,
+     * json_error_unknown), while every fault of the text sets a code.  A
+     * failed copy of a string token is the exception (told as an invalid
+     * token): that one is read as the service's, still a 502. */
     if (!j)
-        return json_error_code(&err) == json_error_out_of_memory ? DZ_ERR_NOMEM : DZ_ERR_PARSE;
+        return json_error_code(&err) == json_error_unknown ||
+                       json_error_code(&err) == json_error_out_of_memory
+                   ? DZ_ERR_NOMEM
+                   : DZ_ERR_PARSE;
     items[0] = j;
     if (json_is_array(j)) {
         arr = j;
