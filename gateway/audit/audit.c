@@ -499,11 +499,17 @@ void dz_audit_entry_drop(struct entry *e)
     e->frec = NULL;
 }
 
-/* Count one more record in flight, or say at once why it cannot be. */
-static int admit(struct dz_audit *a)
+/* Count one more record in flight, or say at once why it cannot be.
+ * bounded false: a record whose memory is held already (a slot) is not
+ * refused for back-pressure, whose purpose is to bound that memory. */
+static int admit(struct dz_audit *a, bool bounded)
 {
     if (atomic_load(&a->refusing))
         return DZ_ERR_STATE;
+    if (!bounded) {
+        atomic_fetch_add(&a->inflight, 1);
+        return 0;
+    }
     /* Back-pressure, not unbounded memory: when the disk is slower than
      * the requests, the caller gets DZ_ERR_UNAVAILABLE and must refuse the
      * action, since it could not be audited. */
@@ -541,29 +547,36 @@ int dz_audit_enqueue_list(struct dz_audit *a, struct entry *head, struct entry *
     return rc;
 }
 
-/* Queue a copy of tmpl (its record set, owned from here on): into the
- * calling loop's batch when there is one, else straight to the writer.  On
- * error the record is freed. */
+/* Admit e (allocated, its record set, owned from here on) and queue it:
+ * into the calling loop's batch when there is one, else straight to the
+ * writer.  On error e and its record are freed. */
+static int enqueue(struct dz_audit *a, struct entry *e, bool bounded)
+{
+    int rc = admit(a, bounded);
+
+    if (rc == 0) {
+        if (dz_audit_loop_batch(a, e))
+            return 0;
+        rc = dz_audit_enqueue_list(a, e, e);
+        if (rc == 0)
+            return 0;
+        dz_audit_uncount(a, 1);
+    }
+    dz_audit_entry_drop(e);
+    free(e);
+    return rc;
+}
+
 static int enqueue_new(struct dz_audit *a, struct entry tmpl)
 {
     struct entry *e = calloc(1, sizeof(*e));
-    int rc = DZ_ERR_NOMEM;
 
-    if (e) {
-        *e = tmpl;
-        rc = admit(a);
-        if (rc == 0) {
-            if (dz_audit_loop_batch(a, e))
-                return 0;
-            rc = dz_audit_enqueue_list(a, e, e);
-            if (rc == 0)
-                return 0;
-            dz_audit_uncount(a, 1);
-        }
-        free(e);
+    if (!e) {
+        dz_audit_entry_drop(&tmpl);
+        return DZ_ERR_NOMEM;
     }
-    dz_audit_entry_drop(&tmpl);
-    return rc;
+    *e = tmpl;
+    return enqueue(a, e, true);
 }
 
 int dz_audit_append(struct dz_audit *a, json_t *record, struct dz_worker *w,
@@ -576,20 +589,75 @@ int dz_audit_append(struct dz_audit *a, json_t *record, struct dz_worker *w,
     return enqueue_new(a, (struct entry){.rec = record, .w = w, .done = done, .arg = arg});
 }
 
+/* The same rule as record_ok's for jansson records: 0, or why not. */
+static int rec_ok(const struct dz_audit_rec *record)
+{
+    const char *type = dz_audit_rec_type(record);
+
+    if (!record || !type || strcmp(type, "head") == 0 || dz_audit_rec_has(record, "seq") ||
+        dz_audit_rec_has(record, "time") || dz_audit_rec_has(record, "prev"))
+        return DZ_ERR_INVAL;
+    return dz_audit_rec_error(record);
+}
+
 int dz_audit_append_rec(struct dz_audit *a, struct dz_audit_rec *record, struct dz_worker *w,
                         void (*done)(void *arg, int result), void *arg)
 {
-    const char *type = dz_audit_rec_type(record);
-    int rc = DZ_ERR_INVAL;
+    int rc = a && done ? rec_ok(record) : DZ_ERR_INVAL;
 
-    /* The same rule as record_ok's for jansson records. */
-    if (!a || !done || !record || !type || strcmp(type, "head") == 0 ||
-        dz_audit_rec_has(record, "seq") || dz_audit_rec_has(record, "time") ||
-        dz_audit_rec_has(record, "prev") || (rc = dz_audit_rec_error(record)) != 0) {
+    if (rc != 0) {
         dz_audit_rec_free(record);
         return rc;
     }
     return enqueue_new(a, (struct entry){.frec = record, .w = w, .done = done, .arg = arg});
+}
+
+/* A slot is the queue entry itself, taken early with its record: the
+ * writer and the delivery free it as any entry (free(e)). */
+struct dz_audit_slot {
+    struct entry e;
+};
+
+struct dz_audit_slot *dz_audit_slot_new(const char *type)
+{
+    struct dz_audit_slot *s = calloc(1, sizeof(*s));
+
+    if (!s)
+        return NULL;
+    s->e.frec = dz_audit_rec_new(type);
+    if (!s->e.frec) {
+        free(s);
+        return NULL;
+    }
+    return s;
+}
+
+struct dz_audit_rec *dz_audit_slot_rec(struct dz_audit_slot *s)
+{
+    return s ? s->e.frec : NULL;
+}
+
+void dz_audit_slot_free(struct dz_audit_slot *s)
+{
+    if (!s)
+        return;
+    dz_audit_entry_drop(&s->e);
+    free(s);
+}
+
+int dz_audit_append_slot(struct dz_audit *a, struct dz_audit_slot *s, struct dz_worker *w,
+                         void (*done)(void *arg, int result), void *arg)
+{
+    int rc = a && done && s ? rec_ok(s->e.frec) : DZ_ERR_INVAL;
+
+    if (rc != 0) {
+        dz_audit_slot_free(s);
+        return rc;
+    }
+    s->e.w = w;
+    s->e.done = done;
+    s->e.arg = arg;
+    return enqueue(a, &s->e, false);
 }
 
 const struct dz_histo *dz_audit_fsync_histo(const struct dz_audit *a)

@@ -194,6 +194,32 @@ struct dz_audit_rec;
 int dz_audit_append_rec(struct dz_audit *a, struct dz_audit_rec *record, struct dz_worker *w,
                         void (*done)(void *arg, int result), void *arg);
 
+/*
+ * A line reserved ahead of the action it records the end of: the record
+ * (dz_audit_rec_new(type), its values' usual room included) and its queue
+ * entry are allocated by dz_audit_slot_new, so that appending it later
+ * allocates nothing and is not refused for back-pressure (its memory is
+ * held already: the queue bound exists to bound that).  For the outcome of
+ * a forwarded request, whose request line was durable before it left: the
+ * outcome must not be lost for want of memory once the request is out.
+ *
+ *   dz_audit_slot_new:    NULL when out of memory.
+ *   dz_audit_slot_rec:    the record, to fill with the auditrec.h setters
+ *                         (they allocate only past the reserved room).
+ *   dz_audit_slot_free:   an unused slot and its record; NULL: no-op.
+ *   dz_audit_append_slot: as dz_audit_append_rec, s consumed in every case;
+ *                         the errors left are the log's (DZ_ERR_STATE:
+ *                         closing or failed) and the record's own
+ *                         (DZ_ERR_INVAL, or a setter's error).
+ * A slot belongs to one thread at a time; append from any thread.
+ */
+struct dz_audit_slot;
+struct dz_audit_slot *dz_audit_slot_new(const char *type);
+struct dz_audit_rec *dz_audit_slot_rec(struct dz_audit_slot *s);
+void dz_audit_slot_free(struct dz_audit_slot *s);
+int dz_audit_append_slot(struct dz_audit *a, struct dz_audit_slot *s, struct dz_worker *w,
+                         void (*done)(void *arg, int result), void *arg);
+
 /* Records queued and not yet written (approximate); usable as a gauge
  * callback (arg is the struct dz_audit).  Any thread. */
 uint64_t dz_audit_gauge_queued(void *audit);

@@ -11,6 +11,7 @@
 #include "audit/auditrec.h"
 #include "base/err.h"
 #include "base/log.h"
+#include "core/metrics.h"
 #include "http/httpc.h"
 #include "http/pool.h"
 #include "keys/signer.h"
@@ -131,7 +132,25 @@ struct audit_op {
     struct dz_rctx *c;
     void (*then)(struct dz_rctx *c, int rc, void *arg);
     void *arg;
+    /* A line whose action has happened (a slot's): its loss is told as
+     * such, under this kind (darvaza_audit_lost_total). */
+    const char *lost_kind;
+    const char *type;
 };
+
+/* Nothing can refuse the action any more, so the loss itself must show:
+ * an error naming the line (its type, the request by its id, never the
+ * line's content) and a count an alert can watch. */
+static void audit_lost(struct audit_op *op, int result)
+{
+    struct dz_rctx *c = op->c;
+
+    dz_rctx_logj(c, DZ_LOG_ERROR, "audit_lost",
+                 json_pack("{s:s, s:s, s:s, s:s}", "msg", "audit line lost after its action",
+                           "kind", op->lost_kind, "type", op->type ? op->type : "", "error",
+                           dz_err_str(result)));
+    dz_metrics_audit_lost(c->gw->metrics, op->lost_kind);
+}
 
 static void audit_done(void *p, int result)
 {
@@ -140,7 +159,9 @@ static void audit_done(void *p, int result)
 
     /* Logged here, once, for every caller; then() still gets the error and
      * must refuse: an action whose audit line is not durable did not happen. */
-    if (result != 0)
+    if (result != 0 && op->lost_kind)
+        audit_lost(op, result);
+    else if (result != 0)
         dz_rctx_logj(
             c, DZ_LOG_ERROR, "audit_failed",
             json_pack("{s:s, s:s}", "msg", "audit line not written", "error", dz_err_str(result)));
@@ -164,7 +185,7 @@ void dz_gw_audit(struct dz_rctx *c, json_t *record,
         return;
     }
     json_object_set_new(record, "rid", json_string(c->rid));
-    *op = (struct audit_op){c, then, arg};
+    *op = (struct audit_op){c, then, arg, NULL, NULL};
     dz_rctx_hold(c);
     rc = dz_audit_append(c->gw->audit, record, c->gw_worker->worker, audit_done, op);
     if (rc != 0) {
@@ -187,12 +208,76 @@ void dz_gw_audit_rec(struct dz_rctx *c, struct dz_audit_rec *record,
         return;
     }
     dz_audit_rec_opt_str(record, "rid", c->rid);
-    *op = (struct audit_op){c, then, arg};
+    *op = (struct audit_op){c, then, arg, NULL, NULL};
     dz_rctx_hold(c);
     rc = dz_audit_append_rec(c->gw->audit, record, c->gw_worker->worker, audit_done, op);
     if (rc != 0) {
         dz_rctx_release(c);
         free(op);
+        then(c, rc, arg);
+    }
+}
+
+/* The op comes first: audit_done frees it, and with it the slot. */
+struct dz_gw_audit_slot {
+    struct audit_op op;
+    struct dz_audit_slot *s;
+};
+
+struct dz_gw_audit_slot *dz_gw_audit_slot_new(const char *type, const char *lost_kind)
+{
+    struct dz_gw_audit_slot *gs = malloc(sizeof(*gs));
+
+    if (!gs)
+        return NULL;
+    gs->s = dz_audit_slot_new(type);
+    if (!gs->s) {
+        free(gs);
+        return NULL;
+    }
+    gs->op = (struct audit_op){NULL, NULL, NULL, lost_kind, type};
+    return gs;
+}
+
+struct dz_audit_rec *dz_gw_audit_slot_rec(struct dz_gw_audit_slot *gs)
+{
+    return gs ? dz_audit_slot_rec(gs->s) : NULL;
+}
+
+void dz_gw_audit_slot_free(struct dz_gw_audit_slot *gs)
+{
+    if (!gs)
+        return;
+    dz_audit_slot_free(gs->s);
+    free(gs);
+}
+
+void dz_gw_audit_slot_append(struct dz_rctx *c, struct dz_gw_audit_slot *gs,
+                             void (*then)(struct dz_rctx *c, int rc, void *arg), void *arg)
+{
+    struct dz_audit_slot *s;
+    int rc;
+
+    if (!gs) {
+        /* Not reserved: nothing to write, and the loss is said all the same. */
+        struct audit_op op = {c, then, arg, "other", NULL};
+        audit_lost(&op, DZ_ERR_NOMEM);
+        then(c, DZ_ERR_NOMEM, arg);
+        return;
+    }
+    s = gs->s;
+    gs->s = NULL;
+    /* Within the room reserved by dz_audit_rec_new (rid: 31 bytes at most). */
+    dz_audit_rec_opt_str(dz_audit_slot_rec(s), "rid", c->rid);
+    gs->op.c = c;
+    gs->op.then = then;
+    gs->op.arg = arg;
+    dz_rctx_hold(c);
+    rc = dz_audit_append_slot(c->gw->audit, s, c->gw_worker->worker, audit_done, &gs->op);
+    if (rc != 0) {
+        audit_lost(&gs->op, rc);
+        dz_rctx_release(c);
+        free(gs);
         then(c, rc, arg);
     }
 }

@@ -58,6 +58,34 @@ struct dz_audit_rec;
 void dz_gw_audit_rec(struct dz_rctx *c, struct dz_audit_rec *record,
                      void (*then)(struct dz_rctx *c, int rc, void *arg), void *arg);
 
+/*
+ * An audit line reserved before its action (audit/audit.h dz_audit_slot):
+ * the record, its queue entry and this hand-off's state are allocated by
+ * dz_gw_audit_slot_new, so dz_gw_audit_slot_append allocates nothing and
+ * is not refused for back-pressure.  For a line that follows an action no
+ * one can refuse any more (a forwarded request's outcome: the request has
+ * left).  If the line is lost all the same (the log failed or is closing,
+ * or the record was bad), that is logged as an error "audit_lost" naming
+ * the kind, the record's type and the request id, and counted in
+ * darvaza_audit_lost_total{kind}; then() gets the error and has nothing
+ * to refuse.
+ *   dz_gw_audit_slot_new:    type: the record's "type"; lost_kind: a static
+ *                            string, the metric's kind ("outcome").  NULL
+ *                            when out of memory.
+ *   dz_gw_audit_slot_rec:    the record to fill (auditrec.h setters).
+ *   dz_gw_audit_slot_free:   an unused slot; NULL: no-op.
+ *   dz_gw_audit_slot_append: consumes gs (NULL is told as a lost line of
+ *                            kind "other"); adds the request id; then(c,
+ *                            rc, arg) as dz_gw_audit_rec's.
+ * c's loop thread.
+ */
+struct dz_gw_audit_slot;
+struct dz_gw_audit_slot *dz_gw_audit_slot_new(const char *type, const char *lost_kind);
+struct dz_audit_rec *dz_gw_audit_slot_rec(struct dz_gw_audit_slot *gs);
+void dz_gw_audit_slot_free(struct dz_gw_audit_slot *gs);
+void dz_gw_audit_slot_append(struct dz_rctx *c, struct dz_gw_audit_slot *gs,
+                             void (*then)(struct dz_rctx *c, int rc, void *arg), void *arg);
+
 /* Sign an assertion with the generation's active key; then(c, rc, token,
  * arg) receives a malloc'd token (the callee frees it).  The pointers in in
  * must stay valid until then runs (they normally point into c). */

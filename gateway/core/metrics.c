@@ -56,6 +56,12 @@ struct route {
     struct dz_histo h;
 };
 
+/* darvaza_audit_lost_total's kinds, a fixed list: every kind is rendered
+ * from the start (at 0), so an alert on its increase needs no sample to
+ * appear first.  Index 0 takes the kinds not listed. */
+static const char *const audit_lost_kinds[] = {"other", "outcome"};
+#define AUDIT_LOST_KINDS (sizeof(audit_lost_kinds) / sizeof(audit_lost_kinds[0]))
+
 /* A counter with two labels; keys are "first\x01second". */
 struct pairs {
     struct table t;
@@ -85,6 +91,7 @@ struct dz_metrics {
     struct dz_histo upstream_other;
     struct pairs logins;
     struct pairs upstream;
+    counter audit_lost[AUDIT_LOST_KINDS];
     pthread_mutex_t gauge_mu; /* serialises registration only */
     struct gauge gauges[DZ_METRICS_GAUGES_MAX];
     atomic_size_t ngauges; /* entries below are complete (release/acquire) */
@@ -328,6 +335,16 @@ void dz_metrics_login(struct dz_metrics *m, const char *means, const char *resul
 void dz_metrics_upstream_error(struct dz_metrics *m, const char *service, const char *kind)
 {
     pairs_inc(&m->upstream, service, kind);
+}
+
+void dz_metrics_audit_lost(struct dz_metrics *m, const char *kind)
+{
+    size_t i = 0;
+
+    for (size_t k = 1; k < AUDIT_LOST_KINDS; k++)
+        if (kind && strcmp(kind, audit_lost_kinds[k]) == 0)
+            i = k;
+    add(&m->audit_lost[i], 1);
 }
 
 /* ------------------------------------------------------------- gauges --- */
@@ -725,6 +742,17 @@ out:
     return rc;
 }
 
+static int render_audit_lost(const struct dz_metrics *m, struct dz_buf *out)
+{
+    int rc = dz_metrics_put_family(out, "darvaza_audit_lost_total", "counter",
+                                   "Audit lines lost after their action had happened, by kind.");
+
+    for (size_t k = 0; k < AUDIT_LOST_KINDS && rc == 0; k++)
+        rc = dz_buf_appendf(out, "darvaza_audit_lost_total{kind=\"%s\"} %" PRIu64 "\n",
+                            audit_lost_kinds[k], load(&m->audit_lost[k]));
+    return rc;
+}
+
 int dz_metrics_render(const struct dz_metrics *m, struct dz_buf *out)
 {
     struct route_row *routes = NULL;
@@ -748,6 +776,8 @@ int dz_metrics_render(const struct dz_metrics *m, struct dz_buf *out)
         rc = render_pairs(&m->upstream, "darvaza_upstream_errors_total",
                           "Failed exchanges with back ends, by service and kind.", "service",
                           "kind", out);
+    if (rc == 0)
+        rc = render_audit_lost(m, out);
     ngauges = atomic_load_explicit((atomic_size_t *)&m->ngauges, memory_order_acquire);
     for (size_t i = 0; i < ngauges && rc == 0; i++) {
         const struct gauge *g = &m->gauges[i];

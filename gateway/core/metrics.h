@@ -76,6 +76,12 @@ void dz_metrics_login(struct dz_metrics *m, const char *means, const char *resul
  * "tls" | "protocol" | "too_large" ...  Any thread. */
 void dz_metrics_upstream_error(struct dz_metrics *m, const char *service, const char *kind);
 
+/* One audit line lost after the action it records had happened (nothing
+ * could refuse the action any more): kind "outcome" (a forwarded
+ * request's outcome line); another kind counts as "other".  Any thread;
+ * lock-free. */
+void dz_metrics_audit_lost(struct dz_metrics *m, const char *kind);
+
 /*
  * Register a gauge read by calling fn(arg) at each render (on the rendering
  * thread: fn must be thread-safe and must not block, e.g.

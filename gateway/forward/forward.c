@@ -84,6 +84,8 @@ struct fwd {
     struct dz_buf body; /* buffered or early data */
     ev_timer resume;
     bool paused;
+    /* The outcome line, reserved before the request left (audit_sent). */
+    struct dz_gw_audit_slot *outcome;
 };
 
 static void fwd_free(struct fwd *f)
@@ -95,6 +97,7 @@ static void fwd_free(struct fwd *f)
     free(f->cookie_rest);
     free(f->rh);
     dz_buf_cleanup(&f->body);
+    dz_gw_audit_slot_free(f->outcome);
     free(f);
 }
 
@@ -499,8 +502,8 @@ static void maybe_finish(struct dz_rctx *c, struct fwd *f)
 static void outcome_written(struct dz_rctx *c, int rc, void *arg)
 {
     /* Nothing waits for it: the answer was not held back for this line
-     * (its request was recorded before it left).  A failure is logged by
-     * dz_gw_audit's writer. */
+     * (its request was recorded before it left).  A loss is logged and
+     * counted by dz_gw_audit_slot_append's hand-off. */
 }
 
 /* The second line of the pair: what came of a request that was sent (or,
@@ -508,8 +511,12 @@ static void outcome_written(struct dz_rctx *c, int rc, void *arg)
 static void audit_outcome(struct dz_rctx *c, struct fwd *f, const char *result)
 {
     /* Built without jansson (audit/auditrec.h): these two lines are written
-     * for every forwarded request. */
-    struct dz_audit_rec *rec = dz_audit_rec_new("forward_result");
+     * for every forwarded request.  Reserved with the first (audit_sent):
+     * the request is out, so nothing here may fail for want of memory. */
+    struct dz_gw_audit_slot *slot = f->outcome;
+    struct dz_audit_rec *rec = dz_gw_audit_slot_rec(slot);
+
+    f->outcome = NULL;
 
     dz_audit_rec_str(rec, "service", f->svc->name);
     dz_audit_rec_str(rec, "result", result);
@@ -518,7 +525,7 @@ static void audit_outcome(struct dz_rctx *c, struct fwd *f, const char *result)
     dz_audit_rec_bool(rec, "sent", f->sent);
     if (f->jti[0])
         dz_audit_rec_opt_str(rec, "jti", f->jti);
-    dz_gw_audit_rec(c, rec, outcome_written, NULL);
+    dz_gw_audit_slot_append(c, slot, outcome_written, NULL);
 }
 
 static void start_transfer(struct dz_rctx *c, struct fwd *f);
@@ -551,7 +558,13 @@ static void sent_then(struct dz_rctx *c, int rc, void *arg)
  * who, what, the body's digest and the assertion's jti. */
 static void audit_sent(struct dz_rctx *c, struct fwd *f)
 {
-    struct dz_audit_rec *rec = dz_audit_rec_new("forward");
+    struct dz_audit_rec *rec;
+
+    /* The outcome line is taken now, while the request can still be
+     * refused: without it the request does not leave (sent_then answers
+     * 503), and once it has left its outcome cannot be lost for memory. */
+    f->outcome = dz_gw_audit_slot_new("forward_result", "outcome");
+    rec = f->outcome ? dz_audit_rec_new("forward") : NULL;
 
     dz_audit_rec_str(rec, "phase", "sent");
     dz_audit_rec_str(rec, "decision", "allow");

@@ -4,6 +4,9 @@
  * codes, the audit line durable before the answer's first byte, and the
  * client going away while the back end or the audit step is in flight.
  */
+#include <dirent.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -12,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -477,6 +481,99 @@ static void test_upstream_dies_mid_transfer(void **state)
     fake_req_free(r);
 }
 
+/* Every descriptor of this process open on the audit log now writes to
+ * /dev/full: the writer's next write fails (ENOSPC) and the log closes to
+ * new lines, as on a full disk. */
+static void audit_file_fills(struct fake_gw *g)
+{
+    char want[PATH_MAX];
+    int full = open("/dev/full", O_WRONLY | O_CLOEXEC);
+    int replaced = 0;
+    DIR *d = opendir("/proc/self/fd");
+    struct dirent *e;
+
+    assert_non_null(realpath(g->audit_path, want));
+    assert_true(full >= 0);
+    assert_non_null(d);
+    while ((e = readdir(d)) != NULL) {
+        char link[300];
+        char target[PATH_MAX];
+        ssize_t n;
+
+        snprintf(link, sizeof(link), "/proc/self/fd/%s", e->d_name);
+        n = readlink(link, target, sizeof(target) - 1);
+        if (n <= 0)
+            continue;
+        target[n] = '\0';
+        if (strcmp(target, want) == 0 && dup2(full, (int)strtol(e->d_name, NULL, 10)) >= 0)
+            replaced++;
+    }
+    closedir(d);
+    close(full);
+    assert_true(replaced > 0);
+}
+
+/*
+ * The outcome line lost after the request left (the log failed meanwhile:
+ * its disk is full).  The client's answer was not held back for it; the
+ * loss is not silent: one error line "audit_lost" naming the kind, the
+ * line's type and the request id (nothing of the person), and
+ * darvaza_audit_lost_total{kind="outcome"}.
+ */
+static void test_outcome_lost_is_told(void **state)
+{
+    struct fake_gw *g = *state;
+    char tok[64];
+    char rid[64];
+    struct fwd_capture cap;
+    struct dz_req *r;
+    json_t *line;
+    char *logs;
+    char *text;
+    bool reset;
+    bool idle;
+
+    fake_gw_session(g, FIN_A, "password", DZ_AMR_PWD, "low", NULL, tok);
+    fake_upstream_set_mode(g->up, FAKE_UP_HEAD_THEN_HOLD);
+    fake_upstream_set_answer(g->up, 200, "content-type: text/plain\r\n", "the first part");
+    r = fake_gw_req(g, "GET", "/api/t/open");
+    fake_req_bearer(r, tok);
+    fake_gw_send(g, r);
+    assert_true(fake_spin(g->w, body_started, r, FAKE_GW_TIMEOUT_MS));
+    snprintf(rid, sizeof(rid), "%s", fake_req_resp_header(r, "darvaza-request-id"));
+    line = fake_gw_audit_find(g, rid, "forward"); /* the request is on record */
+    assert_non_null(line);
+    json_decref(line);
+    assert_int_equal(fwd_metric(g, "darvaza_audit_lost_total{kind=\"outcome\"}"), 0);
+
+    audit_file_fills(g);
+    fwd_capture_start(&cap);
+    fake_upstream_drop(g->up); /* the transfer ends: the outcome is written */
+    reset = fake_spin(g->w, was_reset, r, FAKE_GW_TIMEOUT_MS);
+    idle = fake_spin_idle(g->w, FAKE_GW_TIMEOUT_MS);
+    logs = fwd_capture_end(&cap);
+    assert_true(reset);
+    assert_true(idle);
+    assert_string_equal(fake_req_resp_body(r, NULL), "the first part");
+
+    line = fwd_log_line(logs, "audit_lost", rid);
+    assert_non_null(line);
+    assert_string_equal(json_string_value(json_object_get(line, "level")), "error");
+    assert_string_equal(json_string_value(json_object_get(line, "kind")), "outcome");
+    assert_string_equal(json_string_value(json_object_get(line, "type")), "forward_result");
+    text = json_dumps(line, 0);
+    assert_null(strstr(text, FIN_A));
+    free(text);
+    json_decref(line);
+    /* One line for the loss, not a second generic one. */
+    line = fwd_log_line(logs, "audit_failed", rid);
+    assert_null(line);
+    free(logs);
+    assert_int_equal(fwd_metric(g, "darvaza_audit_lost_total{kind=\"outcome\"}"), 1);
+    assert_null(fake_gw_audit_find(g, rid, "forward_result"));
+    fake_req_free(r);
+}
+
 /* Reset before the back end answered anything. */
 static void test_reset_before_answer(void **state)
 {
@@ -587,6 +684,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_release_filter, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reset_mid_transfer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_upstream_dies_mid_transfer, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_outcome_lost_is_told, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reset_before_answer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reset_during_audit, setup, teardown),
     };

@@ -8,7 +8,8 @@
  * once: the copy of the answer's fields, the answer's buffer, the release
  * filter's parse and its output, and the engine refusing the answer's head
  * (dz_req_start), a whole answer (dz_req_respond) or a piece of the body
- * (dz_req_write).
+ * (dz_req_write).  Last, the outcome line's reservation: when it cannot be
+ * made the request does not leave.
  *
  * The failures come from the malloc hook of harness/fail_alloc.h (this
  * test is linked with --wrap=malloc because it includes it), armed for an
@@ -447,6 +448,46 @@ static void test_write_fails(void **state)
     assert_served_again(g, "/api/t/open", tok);
 }
 
+/* No audit line made this request's "sent" line (rid), nor any other
+ * forward line: the request never left. */
+static void assert_no_forward_lines(struct fake_gw *g, const char *rid)
+{
+    json_t *line = fake_gw_audit_find(g, rid, NULL);
+
+    assert_null(line);
+}
+
+/*
+ * The outcome line is reserved before the request leaves (its record is
+ * the request's first of 1024 + 1 bytes: dz_audit_rec_new's room).  When
+ * it cannot be, the request does not leave: 503, the back end never asked,
+ * no line to lose and none counted as lost.
+ */
+static void test_outcome_reserve_fails(void **state)
+{
+    struct fake_gw *g = *state;
+    char tok[64];
+    char *logs = NULL;
+    struct dz_req *r;
+    const char *rid;
+
+    fake_gw_session(g, FIN_A, "password", DZ_AMR_PWD, "low", NULL, tok);
+    fake_upstream_set_answer(g->up, 200, answer_fields, answer_body);
+    r = get_failing(g, "/api/t/open", tok, 0, FAIL_ALLOC_EQUAL, 1024 + 1, &logs);
+    free(logs);
+    fwd_assert_problem(r, 503, "service_unavailable");
+    assert_null(strstr(fake_req_resp_body(r, NULL), answer_body));
+    assert_int_equal(fake_upstream_requests(g->up), 0);
+    rid = fake_req_resp_header(r, "darvaza-request-id");
+    assert_non_null(rid);
+    assert_true(fake_spin_idle(g->w, FAKE_GW_TIMEOUT_MS));
+    assert_int_equal(fake_req_refs(r), 1);
+    assert_no_forward_lines(g, rid);
+    assert_int_equal(fwd_metric(g, "darvaza_audit_lost_total{kind=\"outcome\"}"), 0);
+    fake_req_free(r);
+    assert_served_again(g, "/api/t/open", tok);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -459,6 +500,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_respond_fails, setup, teardown),
         cmocka_unit_test_setup_teardown(test_start_fails, setup, teardown),
         cmocka_unit_test_setup_teardown(test_write_fails, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_outcome_reserve_fails, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
