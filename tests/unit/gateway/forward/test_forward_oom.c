@@ -224,6 +224,31 @@ static void assert_served_again(struct fake_gw *g, const char *path, const char 
 }
 
 /*
+ * One answer refused for memory: the back end answers path with fields and
+ * body while the hook is armed as given; the client gets the 502 and
+ * nothing of the answer (assert_refused), then the same request, memory
+ * back, is served whole.  nomem: 1 when the engine refused the answer.
+ */
+static void refused_then_served(struct fake_gw *g, const char *path, const char *fields,
+                                const char *body, size_t after, enum fail_alloc_match how,
+                                size_t size, unsigned nomem)
+{
+    char tok[64];
+    char *logs = NULL;
+    struct dz_req *r;
+    long errors = fwd_upstream_errors(g, "out_of_memory");
+
+    fake_gw_session(g, FIN_A, "password", DZ_AMR_PWD, "low", NULL, tok);
+    fake_upstream_set_answer(g->up, 200, fields, body);
+    r = get_failing(g, path, tok, after, how, size, &logs);
+    assert_true(fake_upstream_requests(g->up) > 0); /* it had gone out */
+    assert_refused(g, r, logs, errors, nomem);
+    free(logs);
+    fake_req_free(r);
+    assert_served_again(g, path, tok);
+}
+
+/*
  * The copy of the answer's header fields fails (on_head): before the fix
  * the answer went on with the back end's 200 and its body, without its
  * content-type or the cookie it sets.  Now: 502, nothing of the answer; then
@@ -231,61 +256,26 @@ static void assert_served_again(struct fake_gw *g, const char *path, const char 
  */
 static void test_head_copy_fails(void **state)
 {
-    struct fake_gw *g = *state;
-    char tok[64];
-    char *logs = NULL;
-    struct dz_req *r;
-    long errors = fwd_upstream_errors(g, "out_of_memory");
-
-    fake_gw_session(g, FIN_A, "password", DZ_AMR_PWD, "low", NULL, tok);
-    fake_upstream_set_answer(g->up, 200, answer_fields, answer_body);
-    r = get_failing(g, "/api/t/open", tok, 0, FAIL_ALLOC_EQUAL,
-                    head_copy_size(answer_fields, strlen(answer_body)), &logs);
-    assert_int_equal(fake_upstream_requests(g->up), 1); /* it had gone out */
-    assert_refused(g, r, logs, errors, 0);
-    free(logs);
-    fake_req_free(r);
-    assert_served_again(g, "/api/t/open", tok);
+    refused_then_served(*state, "/api/t/open", answer_fields, answer_body, 0, FAIL_ALLOC_EQUAL,
+                        head_copy_size(answer_fields, strlen(answer_body)), 0);
 }
 
 /* The same on a route with a release list (the answer is buffered, then
  * filtered): no unfiltered record goes out. */
 static void test_head_copy_fails_buffered(void **state)
 {
-    struct fake_gw *g = *state;
-    char tok[64];
-    char *logs = NULL;
-    struct dz_req *r;
-    long errors = fwd_upstream_errors(g, "out_of_memory");
-
-    fake_gw_session(g, FIN_A, "password", DZ_AMR_PWD, "low", NULL, tok);
-    fake_upstream_set_answer(g->up, 200, json_fields, full_record);
-    r = get_failing(g, "/api/t/record", tok, 0, FAIL_ALLOC_EQUAL,
-                    head_copy_size(json_fields, strlen(full_record)), &logs);
-    assert_refused(g, r, logs, errors, 0);
-    free(logs);
-    fake_req_free(r);
-    assert_served_again(g, "/api/t/record", tok);
+    refused_then_served(*state, "/api/t/record", json_fields, full_record, 0, FAIL_ALLOC_EQUAL,
+                        head_copy_size(json_fields, strlen(full_record)), 0);
 }
 
 /* The buffer of a release route's answer cannot grow (on_data): 502 as
  * well, told as out_of_memory rather than as an answer too large. */
 static void test_body_buffer_fails(void **state)
 {
-    struct fake_gw *g = *state;
-    char tok[64];
-    char *logs = NULL;
-    struct dz_req *r;
-    long errors = fwd_upstream_errors(g, "out_of_memory");
-
-    fake_gw_session(g, FIN_A, "password", DZ_AMR_PWD, "low", NULL, tok);
-    fake_upstream_set_answer(g->up, 200, json_fields, full_record);
     /* The first buffer after the header block is the body's. */
-    r = get_failing(g, "/api/t/record", tok, head_copy_size(json_fields, strlen(full_record)),
-                    FAIL_ALLOC_EQUAL, first_buffer_size(strlen(full_record)), &logs);
-    assert_refused(g, r, logs, errors, 0);
-    free(logs);
-    fake_req_free(r);
+    refused_then_served(*state, "/api/t/record", json_fields, full_record,
+                        head_copy_size(json_fields, strlen(full_record)), FAIL_ALLOC_EQUAL,
+                        first_buffer_size(strlen(full_record)), 0);
 }
 
 /* An answer the release filter cannot read: 502, and the outcome line says
@@ -327,43 +317,19 @@ static void test_unreadable_record_outcome(void **state)
 static void test_filter_parse_fails(void **state)
 {
     static const size_t sizes[] = {16, 72};
-    struct fake_gw *g = *state;
-    char tok[64];
 
-    fake_gw_session(g, FIN_A, "password", DZ_AMR_PWD, "low", NULL, tok);
-    fake_upstream_set_answer(g->up, 200, json_fields, full_record);
-    for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
-        long errors = fwd_upstream_errors(g, "out_of_memory");
-        char *logs = NULL;
-        struct dz_req *r =
-            get_failing(g, "/api/t/record", tok, first_buffer_size(strlen(full_record)),
-                        FAIL_ALLOC_EQUAL, sizes[i], &logs);
-
-        assert_refused(g, r, logs, errors, 0);
-        free(logs);
-        fake_req_free(r);
-    }
-    assert_served_again(g, "/api/t/record", tok);
+    for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++)
+        refused_then_served(*state, "/api/t/record", json_fields, full_record,
+                            first_buffer_size(strlen(full_record)), FAIL_ALLOC_EQUAL, sizes[i], 0);
 }
 
 /* The filtered record cannot be written out (json_dumps' copy of its text,
  * the filtered length + 1): 502, never the record unfiltered. */
 static void test_filter_output_fails(void **state)
 {
-    struct fake_gw *g = *state;
-    char tok[64];
-    char *logs = NULL;
-    struct dz_req *r;
-    long errors = fwd_upstream_errors(g, "out_of_memory");
-
-    fake_gw_session(g, FIN_A, "password", DZ_AMR_PWD, "low", NULL, tok);
-    fake_upstream_set_answer(g->up, 200, json_fields, full_record);
-    r = get_failing(g, "/api/t/record", tok, first_buffer_size(strlen(full_record)),
-                    FAIL_ALLOC_EQUAL, strlen(released_record) + 1, &logs);
-    assert_refused(g, r, logs, errors, 0);
-    free(logs);
-    fake_req_free(r);
-    assert_served_again(g, "/api/t/record", tok);
+    refused_then_served(*state, "/api/t/record", json_fields, full_record,
+                        first_buffer_size(strlen(full_record)), FAIL_ALLOC_EQUAL,
+                        strlen(released_record) + 1, 0);
 }
 
 /* The engine cannot take the filtered record (dz_req_respond: its copy of
@@ -372,20 +338,10 @@ static void test_filter_output_fails(void **state)
  * gets the 502 instead of waiting for an answer that never comes. */
 static void test_respond_fails(void **state)
 {
-    struct fake_gw *g = *state;
-    char tok[64];
-    char *logs = NULL;
-    struct dz_req *r;
-    long errors = fwd_upstream_errors(g, "out_of_memory");
     size_t len = strlen(released_record) + 1;
 
-    fake_gw_session(g, FIN_A, "password", DZ_AMR_PWD, "low", NULL, tok);
-    fake_upstream_set_answer(g->up, 200, json_fields, full_record);
-    r = get_failing(g, "/api/t/record", tok, len, FAIL_ALLOC_EQUAL, len, &logs);
-    assert_refused(g, r, logs, errors, 1);
-    free(logs);
-    fake_req_free(r);
-    assert_served_again(g, "/api/t/record", tok);
+    refused_then_served(*state, "/api/t/record", json_fields, full_record, len, FAIL_ALLOC_EQUAL,
+                        len, 1);
 }
 
 /* The engine cannot take a streamed answer's head (dz_req_start: its copy
@@ -393,20 +349,9 @@ static void test_respond_fails(void **state)
  * the rest of the transfer is dropped and the client gets the 502. */
 static void test_start_fails(void **state)
 {
-    struct fake_gw *g = *state;
-    char tok[64];
-    char *logs = NULL;
-    struct dz_req *r;
-    long errors = fwd_upstream_errors(g, "out_of_memory");
-
-    fake_gw_session(g, FIN_A, "password", DZ_AMR_PWD, "low", NULL, tok);
-    fake_upstream_set_answer(g->up, 200, answer_fields, answer_body);
-    r = get_failing(g, "/api/t/open", tok, head_copy_size(answer_fields, strlen(answer_body)),
-                    FAIL_ALLOC_AT_LEAST, 1, &logs);
-    assert_refused(g, r, logs, errors, 1);
-    free(logs);
-    fake_req_free(r);
-    assert_served_again(g, "/api/t/open", tok);
+    refused_then_served(*state, "/api/t/open", answer_fields, answer_body,
+                        head_copy_size(answer_fields, strlen(answer_body)), FAIL_ALLOC_AT_LEAST, 1,
+                        1);
 }
 
 /*
