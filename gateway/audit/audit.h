@@ -61,6 +61,9 @@ struct dz_worker;
 /* Defaults used by dz_audit_open. */
 #define DZ_AUDIT_QUEUE_MAX 8192 /* records waiting for the writer */
 #define DZ_AUDIT_BATCH_MAX 256  /* lines per write(2) + fdatasync(2) */
+/* How long a patient record (dz_audit_append_rec_patient) may wait for a
+ * batch that someone waits on before it is written alone. */
+#define DZ_AUDIT_LINGER_MS 5
 #define DZ_AUDIT_LINE_MAX 65536 /* bytes per line, newline excluded */
 
 /* The ASCII string a head signature covers, at most this long with its NUL. */
@@ -85,6 +88,13 @@ int dz_audit_open(const char *path, struct dz_audit **out);
  * batch.  Returns 0 or DZ_ERR_INVAL.
  */
 int dz_audit_set_limits(struct dz_audit *a, size_t queue_max, size_t batch_max);
+
+/*
+ * How long patient records may wait, in ms (0: not at all, every batch is
+ * written as soon as the writer takes it; at most 60000).  Default DZ_AUDIT_LINGER_MS.
+ * Any thread.  Returns 0 or DZ_ERR_INVAL.
+ */
+int dz_audit_set_linger(struct dz_audit *a, uint32_t linger_ms);
 
 /*
  * Sign the chain head every interval_ms (0: only at close) and at close,
@@ -193,6 +203,21 @@ int dz_audit_append(struct dz_audit *a, json_t *record, struct dz_worker *w,
 struct dz_audit_rec;
 int dz_audit_append_rec(struct dz_audit *a, struct dz_audit_rec *record, struct dz_worker *w,
                         void (*done)(void *arg, int result), void *arg);
+
+/*
+ * The same for a patient record: one whose caller does not wait on it (the
+ * outcome line of a forwarded request, written once the answer has gone).
+ * Its line is written and made durable with the next batch holding a
+ * record someone waits on, or alone once it has waited the linger
+ * (dz_audit_set_linger), whichever comes first; a close, a rotation or a
+ * head request writes it at once.  done() still runs only once the line is
+ * durable, and the chain order is the order of the calls, as for any
+ * record.  A light load so pays one fdatasync per request instead of two,
+ * and a request line never waits behind the previous request's outcome.
+ */
+int dz_audit_append_rec_patient(struct dz_audit *a, struct dz_audit_rec *record,
+                                struct dz_worker *w, void (*done)(void *arg, int result),
+                                void *arg);
 
 /* Records queued and not yet written (approximate); usable as a gauge
  * callback (arg is the struct dz_audit).  Any thread. */

@@ -174,8 +174,8 @@ void dz_gw_audit(struct dz_rctx *c, json_t *record,
     }
 }
 
-void dz_gw_audit_rec(struct dz_rctx *c, struct dz_audit_rec *record,
-                     void (*then)(struct dz_rctx *c, int rc, void *arg), void *arg)
+static void audit_rec(struct dz_rctx *c, struct dz_audit_rec *record,
+                      void (*then)(struct dz_rctx *c, int rc, void *arg), void *arg, bool patient)
 {
     struct audit_op *op = malloc(sizeof(*op));
     int rc;
@@ -189,12 +189,26 @@ void dz_gw_audit_rec(struct dz_rctx *c, struct dz_audit_rec *record,
     dz_audit_rec_opt_str(record, "rid", c->rid);
     *op = (struct audit_op){c, then, arg};
     dz_rctx_hold(c);
-    rc = dz_audit_append_rec(c->gw->audit, record, c->gw_worker->worker, audit_done, op);
+    rc = patient ? dz_audit_append_rec_patient(c->gw->audit, record, c->gw_worker->worker,
+                                               audit_done, op)
+                 : dz_audit_append_rec(c->gw->audit, record, c->gw_worker->worker, audit_done, op);
     if (rc != 0) {
         dz_rctx_release(c);
         free(op);
         then(c, rc, arg);
     }
+}
+
+void dz_gw_audit_rec(struct dz_rctx *c, struct dz_audit_rec *record,
+                     void (*then)(struct dz_rctx *c, int rc, void *arg), void *arg)
+{
+    audit_rec(c, record, then, arg, false);
+}
+
+void dz_gw_audit_rec_patient(struct dz_rctx *c, struct dz_audit_rec *record,
+                             void (*then)(struct dz_rctx *c, int rc, void *arg), void *arg)
+{
+    audit_rec(c, record, then, arg, true);
 }
 
 struct sign_op {

@@ -58,6 +58,12 @@ struct dz_audit_rec;
 void dz_gw_audit_rec(struct dz_rctx *c, struct dz_audit_rec *record,
                      void (*then)(struct dz_rctx *c, int rc, void *arg), void *arg);
 
+/* The same for a line nobody waits on (dz_audit_append_rec_patient: the
+ * outcome of a request already answered): written with the next line that
+ * is waited on, or alone after the audit log's linger. */
+void dz_gw_audit_rec_patient(struct dz_rctx *c, struct dz_audit_rec *record,
+                             void (*then)(struct dz_rctx *c, int rc, void *arg), void *arg);
+
 /* Sign an assertion with the generation's active key; then(c, rc, token,
  * arg) receives a malloc'd token (the callee frees it).  The pointers in in
  * must stay valid until then runs (they normally point into c). */
