@@ -1694,6 +1694,7 @@ static void test_shed_across_workers(void **state)
     (void)state;
     test_limits(&lim);
     lim.max_connections = 3;
+    lim.handshake_timeout_ms = 30000; /* the flood stays until shed */
     srv_start(&s, &lim, NULL, 2);
     steer(&s, 1, false); /* worker 0 takes the flood */
     for (int i = 0; i < 3; i++) {
@@ -1728,6 +1729,84 @@ static void test_shed_across_workers(void **state)
     assert_int_equal(atomic_load(&dz_httpd_worker_at(s.h, 1)->quiet_pub), 0);
     for (int i = 0; i < 3; i++)
         close(fds[i]);
+    srv_stop(&s);
+}
+
+static atomic_bool g_loop_held, g_loop_release;
+
+/* Keep a worker's loop busy (inside a post) until released: the asks other
+ * workers post to it wait in its queue meanwhile. */
+static void hold_loop_fn(void *arg)
+{
+    (void)arg;
+    atomic_store(&g_loop_held, true);
+    while (!atomic_load(&g_loop_release))
+        sleep_ms(1);
+}
+
+/* Over the cap only by what was lent: while the flooded worker has not yet
+ * run the asks, the other lets in at most DZ_H2_SHED_LENT newcomers and
+ * refuses the next; once the asks run, the flood pays for every one of
+ * them and the count is back at the cap. */
+static void test_shed_lent_bound(void **state)
+{
+    enum { CAP = 20, LENT = DZ_H2_SHED_LENT };
+    struct dz_httpd_limits lim;
+    struct srv s;
+    struct raw r[LENT];
+    int flood[CAP];
+    int late;
+    int before;
+
+    (void)state;
+    test_limits(&lim);
+    lim.max_connections = CAP;
+    lim.handshake_timeout_ms = 30000; /* the flood stays until shed */
+    srv_start(&s, &lim, NULL, 2);
+    steer(&s, 1, false);
+    for (int i = 0; i < CAP; i++)
+        flood[i] = connect_local(s.h2c_port);
+    wait_open(&s, CAP);
+    assert_int_equal(worker_open(&s, 0), CAP);
+    steer(&s, 1, true);
+    steer(&s, 0, false);
+    atomic_store(&g_loop_held, false);
+    atomic_store(&g_loop_release, false);
+    assert_int_equal(dz_worker_post(dz_httpd_worker_at(s.h, 0), hold_loop_fn, NULL), 0);
+    for (int k = 0; k < 400 && !atomic_load(&g_loop_held); k++)
+        sleep_ms(5);
+    assert_true(atomic_load(&g_loop_held));
+
+    /* Each newcomer opens a request at once, so worker 1 has nothing of
+     * its own to shed for the next one. */
+    for (int i = 0; i < LENT; i++) {
+        before = atomic_load(&n_on_request);
+        raw_open(&r[i], s.h2c_port, true);
+        assert_true(nghttp2_submit_request(r[i].s, NULL, never_nv, 4, NULL, NULL) > 0);
+        raw_flush(&r[i]);
+        for (int k = 0; k < 400 && atomic_load(&n_on_request) == before; k++)
+            sleep_ms(5);
+        assert_int_equal(atomic_load(&n_on_request), before + 1);
+    }
+    assert_int_equal(dz_httpd_open_connections(s.h), CAP + LENT);
+    late = connect_local(s.h2c_port);
+    assert_true(closed_by_server(late, 2000));
+    assert_int_equal(dz_httpd_refused_full(s.h), 1);
+    assert_int_equal(dz_httpd_open_connections(s.h), CAP + LENT);
+
+    atomic_store(&g_loop_release, true);
+    wait_open(&s, CAP);
+    assert_int_equal(worker_open(&s, 0), CAP - LENT);
+    assert_int_equal(dz_httpd_shed(s.h), LENT);
+    assert_int_equal(dz_httpd_shed_missed(s.h), 0);
+    for (int i = 0; i < LENT; i++) {
+        raw_pump(&r[i], 10, NULL);
+        assert_false(r[i].eof); /* the newcomers' requests are untouched */
+        raw_close(&r[i]);
+    }
+    for (int i = 0; i < CAP; i++)
+        close(flood[i]);
+    close(late);
     srv_stop(&s);
 }
 
@@ -2060,6 +2139,7 @@ int main(void)
         cmocka_unit_test(test_garbage_and_bad_args),
         cmocka_unit_test(test_worker_post),
         cmocka_unit_test(test_shed_across_workers),
+        cmocka_unit_test(test_shed_lent_bound),
         cmocka_unit_test(test_full_refuses_when_all_serve),
         cmocka_unit_test(test_recycled_request_wiped),
         cmocka_unit_test(test_h2_mem),
