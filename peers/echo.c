@@ -3,8 +3,12 @@
  * request with what it received (method, path, headers, body digest) and
  * how its Darvaza-Assertion was judged; ?delay_ms=N delays the answer on a
  * libev timer, ?status=N picks the status, ?size=N streams N bytes instead,
- * and with ?cut=M resets the stream after M of them (a back end that breaks
- * off mid-body).
+ * with ?cut=M resets the stream after M of them (a back end that breaks
+ * off mid-body), and with ?hold=M sends M of them, then nothing until its
+ * client closes the stream (at most ECHO_HOLD_MAX_MS, then the rest): a
+ * slow back end in the middle of its answer.  A streamed answer its client
+ * closes before its end is logged (event echo_closed_unfinished, with the
+ * Darvaza-Request-Id it came with).
  * Owns only those answers.  It never refuses a request for its assertion
  * (it reports the verdict), and never sleeps on the loop.
  */
@@ -31,6 +35,7 @@
 #define ECHO_SIZE_MAX ((long long)1 << 30)
 #define ECHO_CHUNK (16 * 1024)
 #define ECHO_PENDING_HIGH (256 * 1024) /* stop writing above this backlog */
+#define ECHO_HOLD_MAX_MS 60000
 
 struct echo {
     struct dz_peer_auth *auth; /* NULL: no --jwks-url, assertions not checked */
@@ -45,10 +50,12 @@ struct job {
     int status;
     long long size; /* >= 0: stream this many bytes; < 0: JSON answer */
     long long cut;  /* >= 0: reset the stream after this many bytes */
+    long long hold; /* >= 0: after this many bytes, wait (see holding) */
     long long sent;
     char *json;   /* the JSON answer */
     bool started; /* headers sent */
     bool done;    /* answer complete */
+    bool holding; /* the timer is the hold's bound: what is sent is out */
 };
 
 static void job_send(struct job *j);
@@ -63,7 +70,14 @@ static void on_timer(struct ev_loop *loop, ev_timer *t, int revents)
 static void on_close(struct dz_req *r, void *arg)
 {
     struct job *j = arg;
+    const char *rid = dz_req_header(r, "darvaza-request-id");
 
+    /* The client let go of an answer in its middle (its stream reset or
+     * its connection closed): said, so that a test sees a gateway give up
+     * a transfer rather than wait for its end. */
+    if (j->started && !j->done)
+        dz_log(DZ_LOG_INFO, "echo_closed_unfinished", "rid=%s sent=%lld held=%s", rid ? rid : "-",
+               j->sent, j->holding ? "yes" : "no");
     ev_timer_stop(j->loop, &j->timer);
     free(j->json);
     free(j);
@@ -88,6 +102,10 @@ static void pump(struct job *j)
         chunk_ready = true;
     }
     long long upto = j->cut >= 0 && j->cut < j->size ? j->cut : j->size;
+    bool hold_here = j->hold >= 0 && j->hold < upto;
+
+    if (hold_here)
+        upto = j->hold;
 
     while (j->sent < upto && dz_req_pending(j->r) < ECHO_PENDING_HIGH) {
         size_t n = (size_t)(upto - j->sent < ECHO_CHUNK ? upto - j->sent : ECHO_CHUNK);
@@ -99,7 +117,16 @@ static void pump(struct job *j)
         }
         j->sent += (long long)n;
     }
-    if (j->sent >= upto && upto < j->size && dz_req_pending(j->r) == 0) {
+    if (hold_here && j->sent >= upto && dz_req_pending(j->r) == 0) {
+        /* What was written is out: now nothing, until the client closes
+         * the stream (on_close) or the bound, then the rest. */
+        j->holding = true;
+        j->hold = -1;
+        ev_timer_set(&j->timer, ECHO_HOLD_MAX_MS / 1000.0, 0.);
+        ev_timer_start(j->loop, &j->timer);
+        return;
+    }
+    if (!hold_here && j->sent >= upto && upto < j->size && dz_req_pending(j->r) == 0) {
         j->done = true; /* what was written is out: now break off */
         dz_req_reset(j->r);
         return;
@@ -122,6 +149,7 @@ static void job_send(struct job *j)
 
     if (j->done || dz_req_is_closed(j->r))
         return;
+    j->holding = false;
     if (j->size < 0) {
         j->done = true;
         if (no_body_status(j->status))
@@ -172,17 +200,19 @@ static bool query_int(struct dz_req *r, const char *name, long long min, long lo
 
 static void auth_done(struct dz_req *r, void *arg, const json_t *claims, const char *reason)
 {
-    long long delay = 0, status = 200, size = -1, cut = -1;
+    long long delay = 0, status = 200, size = -1, cut = -1, hold = -1;
     struct job *j = NULL;
     json_t *o = NULL;
 
     if (!query_int(r, "delay_ms", 0, ECHO_DELAY_MAX_MS, 0, &delay) ||
         !query_int(r, "status", 200, 599, 200, &status) ||
         !query_int(r, "size", 0, ECHO_SIZE_MAX, -1, &size) ||
-        !query_int(r, "cut", 0, ECHO_SIZE_MAX, -1, &cut)) {
+        !query_int(r, "cut", 0, ECHO_SIZE_MAX, -1, &cut) ||
+        !query_int(r, "hold", 0, ECHO_SIZE_MAX, -1, &hold)) {
         dz_peer_log_request(r, claims, reason, 400);
         dz_peer_problem(r, 400, "bad_request",
-                        "delay_ms 0..30000, status 200..599, size and cut 0..1073741824", NULL);
+                        "delay_ms 0..30000, status 200..599, size, cut and hold 0..1073741824",
+                        NULL);
         return;
     }
     dz_peer_log_request(r, claims, reason, (int)status);
@@ -202,6 +232,7 @@ static void auth_done(struct dz_req *r, void *arg, const json_t *claims, const c
     j->status = (int)status;
     j->size = size;
     j->cut = cut;
+    j->hold = hold;
     j->loop = dz_worker_loop(dz_req_worker(r));
     ev_timer_init(&j->timer, on_timer, 0., 0.);
     j->timer.data = j;
@@ -241,7 +272,9 @@ static int usage(FILE *to)
           "         [--jwks-url URL [--cacert F] [--iss ISS] [--aud AUD]]\n"
           "  answers {method,path,headers,body_sha256,body_len,assertion,assertion_error};\n"
           "  query: delay_ms=N (<= 30000), status=N, size=N (stream N bytes),\n"
-          "         cut=M (with size: reset the stream after M bytes)\n",
+          "         cut=M (with size: reset the stream after M bytes),\n"
+          "         hold=M (with size: after M bytes send nothing until the client\n"
+          "         closes the stream, at most 60 s, then the rest)\n",
           to);
     return 2;
 }

@@ -58,6 +58,10 @@ struct dz_audit {
     pthread_cond_t cv;
     struct entry *qhead;
     struct entry *qtail;
+    size_t qlen;            /* entries in the queue */
+    size_t qwaited;         /* ... of which someone waits on (not patient) */
+    struct timespec qsince; /* when the queue last went from empty to not */
+    uint32_t linger_ms;     /* how long a queue of patient records may wait */
     size_t batch_max;
     bool closing;
     bool failed;       /* the chain state on disk is uncertain: accept nothing more */
@@ -262,6 +266,7 @@ int dz_audit_open(const char *path, struct dz_audit **out)
     a->fd = -1;
     atomic_init(&a->queue_max, DZ_AUDIT_QUEUE_MAX);
     a->batch_max = DZ_AUDIT_BATCH_MAX;
+    a->linger_ms = DZ_AUDIT_LINGER_MS;
     a->path = strdup(path);
     if (!a->path)
         goto out;
@@ -363,6 +368,17 @@ int dz_audit_set_limits(struct dz_audit *a, size_t queue_max, size_t batch_max)
     pthread_mutex_lock(&a->mu);
     atomic_store(&a->queue_max, queue_max);
     a->batch_max = batch_max;
+    pthread_mutex_unlock(&a->mu);
+    return 0;
+}
+
+int dz_audit_set_linger(struct dz_audit *a, uint32_t linger_ms)
+{
+    if (!a || linger_ms > 60000)
+        return DZ_ERR_INVAL;
+    pthread_mutex_lock(&a->mu);
+    a->linger_ms = linger_ms;
+    pthread_cond_signal(&a->cv); /* a shorter linger may be due already */
     pthread_mutex_unlock(&a->mu);
     return 0;
 }
@@ -527,21 +543,36 @@ void dz_audit_uncount(struct dz_audit *a, size_t n)
 
 int dz_audit_enqueue_list(struct dz_audit *a, struct entry *head, struct entry *tail)
 {
+    size_t n = 0;
+    size_t waited = 0;
     int rc = 0;
 
+    for (const struct entry *e = head; e; e = e->next) {
+        n++;
+        waited += !e->patient;
+    }
     pthread_mutex_lock(&a->mu);
     /* Checked again under mu: the log may have failed or begun closing
      * since the records were admitted. */
     if (a->closing || a->failed) {
         rc = DZ_ERR_STATE;
     } else {
+        bool was_empty = a->qhead == NULL;
+
         if (a->qtail)
             a->qtail->next = head;
         else
             a->qhead = head;
         a->qtail = tail;
+        a->qlen += n;
+        a->qwaited += waited;
         a->handoffs++;
-        pthread_cond_signal(&a->cv);
+        if (was_empty)
+            mono_now(&a->qsince);
+        /* Patient records behind others need no wake-up: the writer is
+         * already busy, or lingering with its deadline set. */
+        if (was_empty || waited > 0)
+            pthread_cond_signal(&a->cv);
     }
     pthread_mutex_unlock(&a->mu);
     return rc;
@@ -657,6 +688,7 @@ int dz_audit_append_slot(struct dz_audit *a, struct dz_audit_slot *s, struct dz_
     s->e.w = w;
     s->e.done = done;
     s->e.arg = arg;
+    s->e.patient = true; /* the end of an action already done: nobody waits on it */
     return enqueue(a, &s->e, false);
 }
 
@@ -1206,8 +1238,23 @@ static void *writer_main(void *p)
 
         for (;;) {
             const struct timespec *deadline = NULL;
-            if (a->qhead || a->closing || a->rotate_requested || a->head_requested)
+            struct timespec linger_due;
+
+            if (a->closing || a->rotate_requested || a->head_requested)
                 break;
+            if (a->qhead) {
+                /* Only patient records: they wait for company (a record
+                 * someone waits on), a full batch or their linger. */
+                if (a->qwaited > 0 || a->qlen >= a->batch_max || a->linger_ms == 0)
+                    break;
+                linger_due = a->qsince;
+                ts_add_ms(&linger_due, a->linger_ms);
+                mono_now(&now);
+                if (ts_reached(&now, &linger_due))
+                    break;
+                pthread_cond_timedwait(&a->cv, &a->mu, &linger_due);
+                continue;
+            }
             if (a->sign && a->interval_ms > 0 && a->dirty)
                 deadline = &a->next_head;
             /* An old segment is rotated even when no new line comes. */
@@ -1230,7 +1277,9 @@ static void *writer_main(void *p)
             *tail = e;
             tail = &e->next;
             n++;
+            a->qwaited -= !e->patient;
         }
+        a->qlen -= n;
         if (!a->qhead)
             a->qtail = NULL;
         atomic_fetch_sub(&a->inflight, n);

@@ -24,6 +24,7 @@ struct entry {
     void (*done)(void *arg, int result);
     void *arg;
     int result;
+    bool patient; /* nobody waits on it (dz_audit_append_slot) */
 };
 
 /* audit.c */

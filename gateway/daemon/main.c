@@ -137,6 +137,18 @@ static uint64_t gauge_refused_full(void *arg)
     return gw->httpd ? dz_httpd_refused_full(gw->httpd) : 0;
 }
 
+static uint64_t gauge_shed(void *arg)
+{
+    struct dz_gw *gw = arg;
+    return gw->httpd ? dz_httpd_shed(gw->httpd) : 0;
+}
+
+static uint64_t gauge_shed_missed(void *arg)
+{
+    struct dz_gw *gw = arg;
+    return gw->httpd ? dz_httpd_shed_missed(gw->httpd) : 0;
+}
+
 /* One gauge per budget: creations refused because that kind was full. */
 struct refusal_gauge {
     struct dz_gw *gw;
@@ -409,8 +421,15 @@ int main(int argc, char **argv)
                           gauge_refused_addr, &gw);
     dz_metrics_counter_fn(
         gw.metrics, "darvaza_connections_refused_full_total",
-        "Connections closed at accept: the process was full and nothing could be shed",
+        "Connections closed at accept: the process was full and no worker had one to shed",
         gauge_refused_full, &gw);
+    dz_metrics_counter_fn(gw.metrics, "darvaza_connections_shed_total",
+                          "Connections serving nobody closed at the process cap to let one in",
+                          gauge_shed, &gw);
+    dz_metrics_counter_fn(
+        gw.metrics, "darvaza_connections_shed_missed_total",
+        "Newcomers let in at the cap whose shed, asked of another worker, found nothing",
+        gauge_shed_missed, &gw);
     dz_metrics_counter_fn(gw.metrics, "darvaza_connections_closed_stalled_total",
                           "Connections closed for holding too many unsent answer bytes",
                           gauge_closed_stalled, &gw);

@@ -82,6 +82,8 @@ struct fwd {
     bool upstream_done;
     int upstream_result;
     struct dz_buf body; /* buffered or early data */
+    /* Back-pressure: resumes reading; once the answer is refused: its end
+     * (refuse_answer). */
     ev_timer resume;
     bool paused;
     /* The outcome line, reserved before the request left (audit_sent). */
@@ -244,9 +246,11 @@ static void fwd_cancel(struct dz_rctx *c)
     ev_timer_stop(dz_worker_loop(c->gw_worker->worker), &f->resume);
     if (f->audit_pending)
         return; /* sent_then sees the stream closed, records it and frees f */
-    if (f->xfer) {
-        /* The client went while the back end was at work: the back end
-         * may act on the request all the same, so the log says so. */
+    if (f->xfer || f->upstream_done) {
+        /* The client went while the back end was at work (or after its
+         * answer was refused, before the posted end ran: the timer is
+         * stopped above): the back end may act on the request all the
+         * same, so the log says so. */
         dz_httpc_cancel(f->xfer);
         f->xfer = NULL;
         audit_outcome(c, f, drain_cut(c) ? "drain_cut" : "client_gone");
@@ -393,19 +397,16 @@ static int send_buffered(struct dz_rctx *c, struct fwd *f)
     return 0;
 }
 
-static void start_streaming(struct dz_rctx *c, struct fwd *f)
+/* 0, or why the answer could not start (nothing went out: out of memory,
+ * or a field the engine will not send); the caller refuses it then. */
+static int start_streaming(struct dz_rctx *c, struct fwd *f)
 {
     struct dz_hdr h[MAX_FWD_HEADERS + 8];
     size_t n = answer_headers(c, f, h, sizeof(h) / sizeof(h[0]), false);
     int rc = dz_req_start(c->req, f->status, h, n);
 
-    if (rc != 0) {
-        /* Nothing went out (out of memory, or a field the engine will not
-         * send): the rest is dropped and on_done answers 502 instead of
-         * leaving the client without an answer. */
-        f->upstream_result = rc;
-        return;
-    }
+    if (rc != 0)
+        return rc;
     c->status = f->status;
     c->answered = true;
     f->started = true;
@@ -413,6 +414,7 @@ static void start_streaming(struct dz_rctx *c, struct fwd *f)
     if (f->body.len)
         dz_req_write(c->req, f->body.data, f->body.len);
     dz_buf_reset(&f->body);
+    return 0;
 }
 
 /* The metric's kind for a failed forward. */
@@ -525,6 +527,9 @@ static void audit_outcome(struct dz_rctx *c, struct fwd *f, const char *result)
     dz_audit_rec_bool(rec, "sent", f->sent);
     if (f->jti[0])
         dz_audit_rec_opt_str(rec, "jti", f->jti);
+    /* Patient (dz_audit_append_slot): nobody waits on it, so it joins the
+     * next line someone waits on (at a light load, the next request's) and
+     * a request does not wait behind the previous one's outcome. */
     dz_gw_audit_slot_append(c, slot, outcome_written, NULL);
 }
 
@@ -635,6 +640,45 @@ static struct dz_hdr *copy_headers(const struct dz_hdr *h, size_t n, size_t *out
     return rh;
 }
 
+static void refused_end(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    struct fwd *f = t->data;
+
+    maybe_finish(f->c, f);
+}
+
+/*
+ * The answer is refused mid-transfer (on_head, on_data): nothing more of it
+ * is wanted, so the transfer is cancelled now instead of drained to its end
+ * (a slow back end, or one an attacker makes slow, would hold the client's
+ * stream, a back-end connection and the buffer for up to the route's
+ * timeout, for bytes thrown away).  httpc.h allows the cancel from inside
+ * the transfer's callbacks: none of them runs after it, and the back end
+ * sees the answer abandoned (an unfinished HTTP/1.1 answer's connection is
+ * closed, never back to the idle list; an HTTP/2 stream is reset, its
+ * connection closed unless another transfer uses it).  The answer (502, or the reset of a stream
+ * already answering) and the forward's end are posted to the loop on the
+ * forward's own timer: no allocation (this may be the out-of-memory path),
+ * and the client's stream is not answered nor the forward freed with
+ * libcurl on the stack.  The back-pressure job of that timer is over: the
+ * transfer it resumed is gone.  If the client goes first, fwd_cancel stops
+ * the timer and ends the forward.
+ */
+static void refuse_answer(struct dz_rctx *c, struct fwd *f, int result)
+{
+    struct ev_loop *loop = dz_worker_loop(c->gw_worker->worker);
+
+    f->upstream_result = result;
+    dz_httpc_cancel(f->xfer);
+    f->xfer = NULL;
+    f->upstream_done = true;
+    f->paused = false;
+    ev_timer_stop(loop, &f->resume);
+    ev_set_cb(&f->resume, refused_end);
+    ev_timer_set(&f->resume, 0., 0.);
+    ev_timer_start(loop, &f->resume);
+}
+
 static void on_head(void *arg, int status, const struct dz_hdr *h, size_t n)
 {
     struct dz_rctx *c = arg;
@@ -653,12 +697,9 @@ static void on_head(void *arg, int status, const struct dz_hdr *h, size_t n)
     if (!f->rh) {
         /* Without its header fields (content-type, content-disposition,
          * the cookies it sets) the answer is not the back end's: fail
-         * closed.
-         * Nothing of it goes out, the rest of the transfer is dropped
-         * (on_data), and on_done answers 502.  The transfer is not
-         * cancelled from here: on_done, outside this callback, ends the
-         * forward as every failed one ends. */
-        f->upstream_result = DZ_ERR_NOMEM;
+         * closed.  Nothing of it goes out, and the client gets its 502
+         * now, not when the back end is done. */
+        refuse_answer(c, f, DZ_ERR_NOMEM);
         return;
     }
     /* Released fields are defined on JSON records: on such a route every
@@ -667,8 +708,12 @@ static void on_head(void *arg, int status, const struct dz_hdr *h, size_t n)
     f->buffering = (f->route->release != 0) && status >= 200 && status < 300;
     dz_buf_init(&f->body, f->buffering ? RELEASE_BUFFER_MAX : PENDING_HIGH * 2);
     /* The request is on record already: the answer may stream at once. */
-    if (!c->closed && !f->buffering)
-        start_streaming(c, f);
+    if (!c->closed && !f->buffering) {
+        int rc = start_streaming(c, f);
+
+        if (rc != 0)
+            refuse_answer(c, f, rc);
+    }
 }
 
 static void resume_cb(struct ev_loop *loop, ev_timer *t, int revents)
@@ -689,16 +734,16 @@ static void on_data(void *arg, const void *p, size_t n)
     int rc;
 
     f->bytes += n;
-    /* A refused answer (on_head, start_streaming, a failed append): the
-     * rest is dropped, not buffered; on_done answers. */
+    /* A refused answer cancels its transfer (refuse_answer), so no more
+     * data should come; if some did, it is dropped, never passed on. */
     if (c->closed || f->upstream_result != 0)
         return;
     if (f->started) {
         rc = dz_req_write(c->req, p, n);
         if (rc != 0) {
             /* The engine could not take these bytes: the answer is cut
-             * (upstream_failed ends it), not sent on with a hole. */
-            f->upstream_result = rc;
+             * (upstream_failed resets it), not sent on with a hole. */
+            refuse_answer(c, f, rc);
             return;
         }
         c->bytes_out += n;
@@ -712,10 +757,11 @@ static void on_data(void *arg, const void *p, size_t n)
         return;
     }
     /* Over the bound, or out of memory, while buffering: the buffer is
-     * gone (buf.h); on_done answers 502 and tells which. */
+     * gone (buf.h); the client gets its 502 now and the outcome tells
+     * which. */
     rc = dz_buf_append(&f->body, p, n);
     if (rc != 0)
-        f->upstream_result = rc;
+        refuse_answer(c, f, rc);
 }
 
 static void on_done(void *arg, int result)
@@ -723,8 +769,8 @@ static void on_done(void *arg, int result)
     struct dz_rctx *c = arg;
     struct fwd *f = c->op;
 
-    /* The first failure is the one told: a transfer that fails after its
-     * answer was refused (on_head, on_data) does not change the story. */
+    /* A refused answer's transfer was cancelled (no on_done); the check
+     * keeps the first failure the one told all the same. */
     if (f->upstream_result == 0 && result != 0) {
         f->upstream_result = result;
         f->reason = dz_httpc_reason(f->xfer); /* valid until on_done returns */

@@ -614,6 +614,8 @@ void dz_h2conn_close(struct dz_h2conn *c)
     w->nconns--;
     atomic_fetch_sub_explicit(&w->nconns_pub, 1, memory_order_relaxed);
     if (c->is_counted) {
+        if (c->nstreams == 0)
+            dz_worker_quiet_move(w, -1);
         c->is_counted = false;
         atomic_fetch_sub_explicit(&w->h->nconns, 1, memory_order_relaxed);
         atomic_fetch_sub_explicit(&w->h->addr_conns[c->addr_slot], 1, memory_order_relaxed);

@@ -50,6 +50,8 @@ void dz_h2conn_stream_closed(struct dz_h2conn *c, struct dz_req *r)
     if (r->is_answered)
         c->nsending--;
     if (c->nstreams == 0) {
+        if (c->is_counted) /* false once closing: dz_h2conn_close took it off */
+            dz_worker_quiet_move(c->w, 1);
         c->t_idle = ev_now(c->w->loop);
         c->is_settled = false; /* a new idle period (h2idle.c) */
         /* The connection timer recomputes its deadline when it fires: soon
@@ -212,7 +214,8 @@ static int on_begin_headers(nghttp2_session *s, const nghttp2_frame *f, void *ud
     if (c->streams)
         c->streams->prev = r;
     c->streams = r;
-    c->nstreams++;
+    if (c->nstreams++ == 0 && c->is_counted)
+        dz_worker_quiet_move(c->w, -1);
     ev_timer_init(&r->timer, req_timeout_cb, secs(limits_of(c)->request_timeout_ms), 0.);
     r->timer.data = r;
     ev_timer_start(c->w->loop, &r->timer);

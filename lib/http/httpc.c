@@ -649,6 +649,16 @@ nomem:
     return 0;
 }
 
+/* What on_write answers for a transfer that is no longer active.  One
+ * cancelled inside libcurl is paused, not failed: a failure would end it
+ * inside libcurl at once, and its connection with it kept for reuse (see
+ * abandon); paused, it is removed by run_deferred as soon as libcurl
+ * returns, through abandon. */
+static size_t stopped(const struct dz_httpc_xfer *x)
+{
+    return x->state == X_CANCELLED ? CURL_WRITEFUNC_PAUSE : 0;
+}
+
 /* Body bytes, delivered without a copy.  Runs inside libcurl: whatever the
  * callbacks do to transfers is deferred (see dz_httpc_cancel/_start). */
 static size_t on_write(char *p, size_t size, size_t nmemb, void *ud)
@@ -658,7 +668,7 @@ static size_t on_write(char *p, size_t size, size_t nmemb, void *ud)
     int rc;
 
     if (x->state != X_ACTIVE)
-        return 0;
+        return stopped(x);
     if (x->paused) {
         /* libcurl keeps this chunk and offers it again on resume. */
         x->curl_paused = true;
@@ -682,7 +692,7 @@ static size_t on_write(char *p, size_t size, size_t nmemb, void *ud)
     if (!x->head_done) {
         deliver_head(x);
         if (x->state != X_ACTIVE)
-            return 0;
+            return stopped(x);
     }
     if (x->fetch_done) {
         rc = dz_buf_append(&x->fbody, p, n);
@@ -695,7 +705,7 @@ static size_t on_write(char *p, size_t size, size_t nmemb, void *ud)
     if (x->cb.on_data) {
         x->cb.on_data(x->arg, p, n);
         if (x->state != X_ACTIVE)
-            return 0;
+            return stopped(x);
     }
     return n;
 }
@@ -825,6 +835,23 @@ static int on_timer_set(CURLM *m, long ms, void *ud)
     return 0;
 }
 
+/*
+ * A transfer cancelled before its end leaves the multi (outside libcurl),
+ * and its connection is not kept for another: an unfinished HTTP/1.1
+ * answer cannot be reused (libcurl closes it anyway), and on HTTP/2
+ * libcurl 7.88 to 8.14 submits the stream's RST_STREAM without sending it
+ * (curl issue #17611, fixed in 8.15): an idle connection kept in the cache
+ * would leave the back end's stream open, still answering, until a later
+ * transfer happened to write on it.  So the connection is closed once no
+ * other transfer uses it (a busy one sends the reset with its next frame).
+ * FORBID_REUSE is the easy handle's own option; the pool resets it.
+ */
+static void abandon(struct dz_httpc *c, struct dz_httpc_xfer *x)
+{
+    curl_easy_setopt(x->easy, CURLOPT_FORBID_REUSE, 1L);
+    curl_multi_remove_handle(c->multi, x->easy);
+}
+
 static void finish(struct dz_httpc *c, struct dz_httpc_xfer *x)
 {
     x->state = X_DONE;
@@ -945,7 +972,7 @@ static void run_deferred(struct dz_httpc *c)
         }
         while ((x = c->reap.head)) {
             q_remove(&c->reap, x);
-            curl_multi_remove_handle(c->multi, x->easy);
+            abandon(c, x);
             xfer_free(x);
             work = true;
         }
@@ -1252,7 +1279,7 @@ void dz_httpc_cancel(struct dz_httpc_xfer *x)
             x->state = X_CANCELLED;
             q_push(&c->reap, x);
         } else {
-            curl_multi_remove_handle(c->multi, x->easy);
+            abandon(c, x);
             xfer_free(x);
         }
         break;

@@ -132,8 +132,11 @@ const char *dz_httpc_reason_of(int result);
 
 /* Stop a transfer: no callback for it runs after this returns, its memory
  * is released (at once or, inside a libcurl callback, as soon as libcurl
- * returns).  NULL is a no-op.  Must not be called after on_done returned.
- * Loop thread; may be called from callbacks. */
+ * returns).  A transfer stopped before its end does not leave its
+ * connection for another: closed at once, or (HTTP/2) when the last
+ * transfer on it ends, so the back end sees the answer abandoned.  NULL is
+ * a no-op.  Must not be called after on_done returned.  Loop thread; may
+ * be called from callbacks. */
 void dz_httpc_cancel(struct dz_httpc_xfer *x);
 
 /* Back-pressure: stop (paused true) or resume receiving the body.  A

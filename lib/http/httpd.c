@@ -3,9 +3,10 @@
  * SO_REUSEPORT socket per worker), worker threads with their own libev
  * loops, accepting, the cross-thread post queue, and the graceful drain.
  * Connections and requests live in h2conn.c and h2req.c.  Only the post
- * queue, the hold counter and a listener's TLS context are shared between
- * threads; nothing on the request path takes a lock.  It never blocks a
- * loop: accept is non-blocking and TLS contexts are built elsewhere.
+ * queue, the hold counter, the connection counts (atomics) and a
+ * listener's TLS context are shared between threads; nothing on the
+ * request path takes a lock.  It never blocks a loop: accept is
+ * non-blocking and TLS contexts are built elsewhere.
  */
 #include "http/httpd.h"
 
@@ -220,6 +221,64 @@ static bool shed_one(struct dz_worker *w)
     return true;
 }
 
+/* Another worker's accept asked this one for room (shed_elsewhere). */
+static void shed_asked_cb(void *arg)
+{
+    struct dz_worker *w = arg;
+    struct dz_httpd *h = w->h;
+
+    atomic_fetch_sub_explicit(&w->shed_asked, 1, memory_order_relaxed);
+    if (shed_one(w)) {
+        atomic_fetch_add_explicit(&h->shed, 1, memory_order_relaxed);
+        return;
+    }
+    /* Its quiet connections started streams or went since the ask: the
+     * newcomer stays, the process is one over the cap until any connection
+     * closes (the count is the connections themselves, so nothing leaks),
+     * and accept_one never lets that grow past DZ_H2_SHED_LENT. */
+    atomic_fetch_add_explicit(&h->shed_missed, 1, memory_order_relaxed);
+}
+
+/* At the cap, with nothing of its own to shed: ask the next worker that
+ * published more quiet connections than it was already asked for.  Each
+ * worker has its own listener and the kernel picks which one a client
+ * reaches, so a flood held by one worker must not lock out the clients
+ * that land on another.  true: asked (the newcomer may come in). */
+static bool shed_elsewhere(struct dz_worker *w)
+{
+    struct dz_httpd *h = w->h;
+
+    for (unsigned k = 1; k < h->nworkers; k++) {
+        struct dz_worker *o = &h->workers[(w->index + k) % h->nworkers];
+        uint_fast32_t quiet = atomic_load_explicit(&o->quiet_pub, memory_order_relaxed);
+
+        if (quiet == 0)
+            continue;
+        /* Reserve one of its quiet connections: two workers at the cap at
+         * once must not both count on the same one. */
+        if (atomic_fetch_add_explicit(&o->shed_asked, 1, memory_order_relaxed) < quiet &&
+            dz_worker_post(o, shed_asked_cb, o) == 0)
+            return true;
+        atomic_fetch_sub_explicit(&o->shed_asked, 1, memory_order_relaxed);
+    }
+    return false;
+}
+
+/* Room for one more at the process cap (n: the count before this one).
+ * This worker's own quiet connection first: closed at once, the count
+ * stays at the cap.  Else another worker's, shed when its loop runs the
+ * ask: meanwhile the process is over the cap, by at most DZ_H2_SHED_LENT. */
+static bool make_room(struct dz_worker *w, uint_fast32_t n)
+{
+    struct dz_httpd *h = w->h;
+
+    if (shed_one(w)) {
+        atomic_fetch_add_explicit(&h->shed, 1, memory_order_relaxed);
+        return true;
+    }
+    return n - h->limits.max_connections < DZ_H2_SHED_LENT && shed_elsewhere(w);
+}
+
 static void accept_one(struct dz_worker *w, const struct dz_listener *l, int fd,
                        const struct sockaddr_storage *ss)
 {
@@ -246,7 +305,7 @@ static void accept_one(struct dz_worker *w, const struct dz_listener *l, int fd,
         return;
     }
     n = atomic_fetch_add_explicit(&h->nconns, 1, memory_order_relaxed);
-    if (n >= lim->max_connections && !shed_one(w)) {
+    if (n >= lim->max_connections && !make_room(w, n)) {
         atomic_fetch_sub_explicit(&h->nconns, 1, memory_order_relaxed);
         atomic_fetch_sub_explicit(&h->addr_conns[slot], 1, memory_order_relaxed);
         atomic_fetch_add_explicit(&h->refused_full, 1, memory_order_relaxed);
@@ -275,6 +334,7 @@ static void accept_one(struct dz_worker *w, const struct dz_listener *l, int fd,
     }
     c->is_counted = true;
     c->addr_slot = slot;
+    dz_worker_quiet_move(w, 1);
     /* Near the cap, a connection must prove itself quickly. */
     if (pressed && c->is_handshaking && lim->handshake_timeout_ms > DZ_H2_PRESSED_HANDSHAKE_MS) {
         ev_timer_stop(w->loop, &c->timer);
@@ -300,6 +360,16 @@ uint64_t dz_httpd_closed_stalled(const struct dz_httpd *h)
 uint64_t dz_httpd_refused_full(const struct dz_httpd *h)
 {
     return atomic_load_explicit(&((struct dz_httpd *)h)->refused_full, memory_order_relaxed);
+}
+
+uint64_t dz_httpd_shed(const struct dz_httpd *h)
+{
+    return atomic_load_explicit(&((struct dz_httpd *)h)->shed, memory_order_relaxed);
+}
+
+uint64_t dz_httpd_shed_missed(const struct dz_httpd *h)
+{
+    return atomic_load_explicit(&((struct dz_httpd *)h)->shed_missed, memory_order_relaxed);
 }
 
 static void accept_cb(struct ev_loop *loop, ev_io *io, int revents)

@@ -111,6 +111,13 @@ uint16_t dz_httpd_port(const struct dz_httpd *h, size_t listener);
  * process cap with nothing to shed.  Any thread. */
 uint64_t dz_httpd_refused_per_address(const struct dz_httpd *h);
 uint64_t dz_httpd_refused_full(const struct dz_httpd *h);
+/* Connections closed at the process cap to let a newcomer in (by the
+ * accepting worker or, when it had none to close, by another worker it
+ * asked), and asks that found nothing left to close by the time they ran
+ * (the newcomer came in all the same: the process was over the cap until a
+ * connection closed).  Any thread. */
+uint64_t dz_httpd_shed(const struct dz_httpd *h);
+uint64_t dz_httpd_shed_missed(const struct dz_httpd *h);
 /* Connections closed for holding too many unsent answer bytes. */
 uint64_t dz_httpd_closed_stalled(const struct dz_httpd *h);
 

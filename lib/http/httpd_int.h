@@ -78,10 +78,17 @@ struct dz_worker {
     bool posts_closed;
     atomic_uint holds;
     atomic_uint_fast64_t nconns_pub; /* for dz_httpd_open_connections */
+    /* Connections that serve nobody (counted, no open stream: still in the
+     * TLS handshake or idle), what shed_one may close.  Written by this
+     * worker only (a plain store), read by another worker's accept at the
+     * process cap to choose whom to ask for room (httpd.c). */
+    atomic_uint_fast32_t quiet_pub;
+    atomic_uint_fast32_t shed_asked; /* sheds posted to this worker, not yet run */
     /* loop-thread state */
     struct dz_h2conn *conns;      /* open connections, newest first */
     struct dz_h2conn *conns_tail; /* the oldest (shed_one starts there) */
     uint32_t nconns;
+    uint32_t nquiet;         /* published as quiet_pub */
     struct dz_h2conn *dirty; /* connections to flush (each holds a reference) */
     struct dz_req *free_reqs;
     unsigned nfree_reqs;
@@ -102,6 +109,10 @@ struct dz_worker {
 /* At the cap, how many of the oldest connections are looked at for one to
  * shed (a bound on the work one accept can cost). */
 #define DZ_H2_SHED_SCAN 256u
+/* At the cap, a worker with nothing to shed lets a newcomer in and asks
+ * another worker to shed one of its own (a post).  Until that runs the
+ * process is over the cap; accepts never take it more than this over. */
+#define DZ_H2_SHED_LENT 16u
 
 struct dz_httpd {
     struct dz_httpd_limits limits;
@@ -109,6 +120,9 @@ struct dz_httpd {
     atomic_uint_fast32_t addr_conns[DZ_H2_ADDR_SLOTS]; /* open per address slot */
     uint64_t addr_key[2];
     atomic_uint_fast64_t refused_addr, refused_full, closed_stalled;
+    /* Closed at the cap to let a newcomer in; asked of another worker
+     * that had nothing left to shed when the ask ran. */
+    atomic_uint_fast64_t shed, shed_missed;
     atomic_size_t out_buffered; /* unsent answer bytes, all connections */
     struct dz_httpd_handlers handlers;
     void *app;
@@ -363,5 +377,14 @@ void dz_h2req_freelist_clear(struct dz_worker *w);
 /* --- httpd.c --- */
 /* Worker i of h (tests and the fuzz target drive a worker by hand). */
 struct dz_worker *dz_httpd_worker_at(struct dz_httpd *h, unsigned i);
+/* A counted connection of w became quiet (d = 1: no open stream) or busy or
+ * gone (d = -1).  Only w's own thread writes the count, so publishing it is
+ * a plain store, not a locked add: this runs on a connection's first stream
+ * and after its last. */
+static inline void dz_worker_quiet_move(struct dz_worker *w, int d)
+{
+    w->nquiet += (uint32_t)d;
+    atomic_store_explicit(&w->quiet_pub, w->nquiet, memory_order_relaxed);
+}
 
 #endif

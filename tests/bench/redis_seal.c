@@ -174,13 +174,7 @@ int main(int argc, char **argv)
     pthread_t th[16];
     unsigned threads;
 
-    if (argc < 3) {
-        fprintf(stderr, "usage: %s ITERATIONS THREADS\n", argv[0]);
-        return 2;
-    }
-    iters = strtoul(argv[1], NULL, 10);
-    threads = (unsigned)strtoul(argv[2], NULL, 10);
-    if (threads < 1 || threads > 16)
+    if (!bench_iters_threads(argc, argv, &iters, &threads, 16))
         return 2;
     st = calloc(1, sizeof(*st));
     if (!st)

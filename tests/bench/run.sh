@@ -18,6 +18,11 @@
 # measured with h2load (BENCH_N requests, BENCH_C connections x BENCH_M streams,
 # one warm-up round, BENCH_ROUNDS rounds interleaved a,b,c; the median round by
 # req/s is reported with its p50/p99 latency from h2load's per-request log).
+# Then the latency of each setup at a light load: one connection, one stream
+# at a time (BENCH_LAT_N requests, BENCH_ROUNDS rounds interleaved, medians of
+# the rounds' p50 and p99): what each front adds to a request when nothing
+# queues, beside the saturated rounds' latency, which is their in-flight
+# requests over their throughput.
 # Also: password+TOTP logins per second (BENCH_LOGINS real logins, 4 clients
 # in parallel, a new TLS connection each) and memory per idle HTTP/2
 # connection (BENCH_IDLE connections held open, RSS before/after).
@@ -35,6 +40,7 @@ BENCH_M=${BENCH_M:-10}
 BENCH_ROUNDS=${BENCH_ROUNDS:-3}
 BENCH_LOGINS=${BENCH_LOGINS:-60}
 BENCH_IDLE=${BENCH_IDLE:-500}
+BENCH_LAT_N=${BENCH_LAT_N:-2000}
 
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
@@ -273,6 +279,28 @@ for s in $SETUPS; do
 done
 ratio() { awk -v x="$1" -v y="$2" 'BEGIN { if (y > 0) printf "%.2f", x / y; else print "-" }'; }
 
+# ---- latency at a light load ------------------------------------------------------------------
+# h2load -c 1 -m 1: every request waits for the one before, so none queues
+# behind another and each latency is the front's own time plus the back end's.
+# pct FILE P: the Pth percentile of an h2load log's latencies, in ms.
+pct() { awk -F'\t' '{print $3}' "$1" | sort -n | awk -v p="$2" '
+    { v[NR] = $1 } END { if (NR) printf "%.3f", v[int(NR * p + 0.5)] / 1000; else print "-" }'; }
+# median of the numbers on stdin
+median() { sort -n | awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)]; else print "-" }'; }
+declare -A LP50 LP99 LOK
+for r in $(seq 1 "$BENCH_ROUNDS"); do
+    for s in $SETUPS; do
+        log "light load, round $r, setup $s ..."
+        timeout 300 h2load -n "$BENCH_LAT_N" -c 1 -m 1 -t 1 -H "$(auth_of "$s")" \
+            --log-file="$OUT/rounds/lat-$s-$r.log" "$(url_of "$s")" >"$OUT/rounds/lat-$s-$r.txt" 2>&1
+    done
+done
+for s in $SETUPS; do
+    LP50[$s]=$(for r in $(seq 1 "$BENCH_ROUNDS"); do pct "$OUT/rounds/lat-$s-$r.log" 0.50; done | median)
+    LP99[$s]=$(for r in $(seq 1 "$BENCH_ROUNDS"); do pct "$OUT/rounds/lat-$s-$r.log" 0.99; done | median)
+    LOK[$s]=$(cat "$OUT"/rounds/lat-"$s"-*.txt | grep -o 'status codes: [0-9]* 2xx' | awk '{ n += $3 } END { print n + 0 }')
+done
+
 # ---- logins per second ----------------------------------------------------------------------
 # measure_logins URL FIRST: LOGIN_RATE, LOGIN_OK, LOGIN_TRIED, LOGIN_P50 of
 # password + TOTP logins through URL, with accounts registered there from the
@@ -361,11 +389,26 @@ CARD_RATE="-" CARD_OK=0 CARD_CPU_US="-" ECDSA_VERIFY="-" CARD_FAILS=0
     done
     [ "$GW" = 1 ] || echo "| (c) darvaza | not run: the gateway or the stack is missing | | | | |"
     echo
+    echo "At a light load (h2load -n $BENCH_LAT_N -c 1 -m 1: one request at a time, nothing queues;"
+    echo "medians over $BENCH_ROUNDS interleaved rounds of each round's percentile):"
+    echo
+    echo "| setup | p50 ms | p99 ms | 2xx of $((BENCH_LAT_N * BENCH_ROUNDS)) |"
+    echo "| --- | ---: | ---: | ---: |"
+    for s in $SETUPS; do
+        echo "| ($s) | ${LP50[$s]} | ${LP99[$s]} | ${LOK[$s]} |"
+    done
+    echo
+    if [ "$GW" = 1 ]; then
+        echo "Light-load p99: c/a = $(ratio "${LP99[c]}" "${LP99[a]}"), (c batch)/a = $(ratio "${LP99[cb]}" "${LP99[a]}"), c/b = $(ratio "${LP99[c]}" "${LP99[b]}")."
+        echo
+    fi
     if [ "$GW" = 1 ]; then
         echo "Throughput ratios: c/a = $(ratio "${RPS[c]}" "${RPS[a]}"), c/b = $(ratio "${RPS[c]}" "${RPS[b]}");"
         echo "batch-signed: (c batch)/(c) = $(ratio "${RPS[cb]}" "${RPS[c]}"), (c batch)/a = $(ratio "${RPS[cb]}" "${RPS[a]}"),"
         echo "(c batch)/b = $(ratio "${RPS[cb]}" "${RPS[b]}").  Targets (issue 16): c >= 1.2 a and c >= 2 b:"
         echo "$(awk -v c="${RPS[c]}" -v a="${RPS[a]}" -v b="${RPS[b]}" 'BEGIN { print ((c >= 1.2 * a) ? "met" : "not met") " and " ((c >= 2 * b) ? "met" : "not met") }')."
+        echo "Latency under this load: p99 c/a = $(ratio "${P99[c]}" "${P99[a]}"); target (issue 16) p99 no worse than"
+        echo "nginx's: $(awk -v c="${P99[c]}" -v a="${P99[a]}" 'BEGIN { print (c + 0 <= a + 0) ? "met" : "not met" }')."
         if [ "$D" = 1 ]; then
             echo "Against Apache httpd + mod_auth_openidc: c/d = $(ratio "${RPS[c]}" "${RPS[d]}"),"
             echo "(c batch)/d = $(ratio "${RPS[cb]}" "${RPS[d]}"), d/a = $(ratio "${RPS[d]}" "${RPS[a]}")."
@@ -414,5 +457,7 @@ CARD_RATE="-" CARD_OK=0 CARD_CPU_US="-" ECDSA_VERIFY="-" CARD_FAILS=0
 cat "$OUT/results.md"
 for s in $SETUPS; do
     [ "${OK[$s]}" = "$BENCH_N" ] || { log "bench: setup $s had failed requests (see build/bench/rounds/$s-*.txt)"; exit 1; }
+    [ "${LOK[$s]}" = $((BENCH_LAT_N * BENCH_ROUNDS)) ] ||
+        { log "bench: setup $s had failed requests at a light load (see build/bench/rounds/lat-$s-*.txt)"; exit 1; }
 done
 exit 0

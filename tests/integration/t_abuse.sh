@@ -11,7 +11,7 @@
 # per-address limits); each phase has its own loopback address.
 . "$(dirname "$0")/lib.sh"
 
-plan 28
+plan 29
 # (the stack itself registers its 8 people from 127.0.0.1, under the limit of 10)
 stack_start STARTS_PER_ADDRESS=10 QR_PENDING_PER_ADDRESS=3 \
     CONFIG_SET="store.challenges=20 store.failures=10 limits.connections=120 limits.connections_per_address=80"
@@ -120,8 +120,9 @@ like "$(metric darvaza_connections_refused_per_address_total)" '^[1-9][0-9]*$' \
     "the refused ones are counted (darvaza_connections_refused_per_address_total)"
 REFUSED_BEFORE=$(metric darvaza_connections_refused_per_address_total)
 # A full process sheds the oldest handshake-less connection of the worker
-# that accepts (each worker its own list): once a worker has shed all of
-# .30's it sheds .31's own, which keeps .31 under its cap.  250 connections
+# that accepts (each worker its own list; a worker holding none asks
+# another to shed one of its own): once a worker has shed all of .30's it
+# sheds .31's own, which keeps .31 under its cap.  250 connections
 # reach every worker's share of .30's whichever way the kernel spreads them
 # (100 did not always: .31 stayed at 75 when one worker took more of .31's
 # than it held of .30's).
@@ -139,6 +140,8 @@ gw GET /healthz --interface 127.0.0.32 --resolve "localhost:8443:127.0.0.1"
 is "$STATUS" 200 "with the process full of handshake-less connections, a third client's /healthz answers"
 is "$(metric darvaza_connections_refused_full_total)" 0 \
     "no newcomer was turned away: a connection that never started TLS was shed for it"
+like "$(metric darvaza_connections_shed_total)" '^[1-9][0-9]*$' \
+    "the connections shed to let newcomers in are counted (darvaza_connections_shed_total)"
 gw GET /healthz
 is "$STATUS" 200 "/healthz answers throughout"
 finish

@@ -5,7 +5,7 @@
 # back end, and nghttp as a client.
 . "$(dirname "$0")/lib.sh"
 
-plan 45
+plan 51
 stack_start
 start_echo || bail "the echo peer did not start on $ECHO_ADDR"
 
@@ -180,6 +180,30 @@ is "$CUT_RC $(($(stat -c %s "$WORK/cut.bin" 2>/dev/null || echo 0) < 262144))" "
     "a back end that breaks off mid-body -> the client's stream is reset (curl 92), the body short"
 cut_logged() { grep -q '"event":"upstream_failed".*"streaming":true' "$(gw_log)"; }
 ok "... and the ops log says upstream_failed while streaming" wait_until 10 cut_logged
+# A back end that sends a release route's answer over the gateway's bound
+# (8 MiB) and then holds the rest (the echo peer's ?size=N&hold=M: 9 MiB
+# of 16, then nothing until its client lets go; the route's timeout is 60 s):
+# the client gets its 502 while the peer still holds, and the gateway is the
+# one that closes the back end's stream.  curl's --max-time (30 s) is only a
+# safety bound: before, the refused answer was read to the route's timeout.
+ERRS0=$(metric 'darvaza_upstream_errors_total{service="echo",kind="unavailable"}')
+gw GET "/api/echo/record?size=16777216&hold=9437184" -H "$(bearer "$TOK_LOW")"
+problem 502 upstream_unavailable "a release answer over the bound, the rest held -> 502 upstream_unavailable"
+is "$(jb .detail)" "the service answer is too large" "... whose detail says the answer is too large"
+HOLD_RID=$(hdr darvaza-request-id)
+hold_let_go() { grep -F '"echo_closed_unfinished"' "$WORK/echo.log" | grep -qF "rid=${HOLD_RID:-none} "; }
+ok "... and the gateway closed the back end's unfinished stream (echo peer's log)" wait_until 10 hold_let_go
+hold_outcome() { grep -F "\"${HOLD_RID:-none}\"" "$STATE_DIR/audit.log" | grep -F '"forward_result"'; }
+wait_until 10 hold_outcome >/dev/null
+is "$(hold_outcome | jq -r '[.result, .status, .sent] | map(tostring) | join(" ")' 2>/dev/null)" \
+    "too_large 502 true" "... its outcome line: too_large, 502, sent"
+is "$(metric 'darvaza_upstream_errors_total{service="echo",kind="unavailable"}')" "$((${ERRS0:-0} + 1))" \
+    "... counted in darvaza_upstream_errors_total{kind=\"unavailable\"}"
+# The peer checks hold= as it checks its other parameters.
+BAD_HOLD=$(curl -sS --http2-prior-knowledge --max-time 10 -o "$WORK/hold400.json" -w '%{http_code}' \
+    "http://$ECHO_ADDR/x?size=10&hold=ten")
+is "$BAD_HOLD $(jq -r .code "$WORK/hold400.json" 2>/dev/null)" "400 bad_request" \
+    "the echo peer answers a malformed hold= with 400 bad_request"
 gw GET /api/echo/get -H "$(bearer "$TOK_LOW")"
 is "$STATUS" 200 "GET /api/echo/get -> 200 while the echo back end runs"
 stop_echo

@@ -33,6 +33,7 @@
 #include "base/b64.h"
 #include "base/buf.h"
 #include "base/err.h"
+#include "base/histo.h"
 #include "base/log.h"
 #include "base/secret.h"
 #include "http/httpd.h"
@@ -1233,6 +1234,99 @@ static void test_verify_buf_bad_input(void **state)
     assert_int_equal(dz_audit_verify_file(path, NULL, &r), DZ_ERR_IO);
 }
 
+/* ---- patient lines (dz_audit_append_slot) ------------------------------- */
+
+static uint64_t fsyncs(const struct dz_audit *a)
+{
+    const struct dz_histo *h = dz_audit_fsync_histo(a);
+    uint64_t n = 0;
+
+    for (size_t i = 0; i < DZ_HISTO_BUCKETS; i++)
+        n += atomic_load(&h->bucket[i]);
+    return n;
+}
+
+/* A forward_result line with rid "r<id>", reserved as a slot (the way
+ * the forwarder appends its outcome lines: patient). */
+static struct dz_audit_slot *outcome_slot(unsigned id)
+{
+    struct dz_audit_slot *sl = dz_audit_slot_new("forward_result");
+    struct dz_audit_rec *x = dz_audit_slot_rec(sl);
+    char rid[32];
+
+    assert_non_null(x);
+    snprintf(rid, sizeof(rid), "r%u", id);
+    dz_audit_rec_str(x, "rid", rid);
+    dz_audit_rec_int(x, "status", 200);
+    dz_audit_rec_bool(x, "sent", true);
+    return sl;
+}
+
+/* A patient line waits (here: a linger of a minute) for a record someone
+ * waits on, and both are written and made durable by one fdatasync, in the
+ * order of the calls; each done() runs once its line is in the file. */
+static void test_patient_joins_next_batch(void **state)
+{
+    struct dz_audit *a = open_ok();
+    struct dz_audit_report r;
+    uint64_t f0;
+    size_t len;
+    char *buf;
+
+    (void)state;
+    tally_reset(true);
+    assert_int_equal(dz_audit_set_linger(a, 60000), 0);
+    append_n(a, 0, 1); /* a first line, so the file's header is behind us */
+    wait_done(1);
+    f0 = fsyncs(a);
+    assert_int_equal(dz_audit_append_slot(a, outcome_slot(1), NULL, on_done, (void *)1), 0);
+    /* Nothing to write it for yet: not in the file, not answered. */
+    assert_false(file_has("\"rid\":\"r1\""));
+    pthread_mutex_lock(&T.mu);
+    assert_int_equal(T.done, 1);
+    pthread_mutex_unlock(&T.mu);
+    append_n(a, 2, 1);
+    wait_done(3);
+    assert_int_equal(T.ok, 3);
+    assert_true(T.durable[1]);
+    assert_true(T.durable[2]);
+    assert_int_equal(fsyncs(a) - f0, 1);
+    buf = read_all(path, &len);
+    assert_true(strstr(buf, "\"rid\":\"r1\"") < strstr(buf, "\"rid\":\"r2\""));
+    free(buf);
+    dz_audit_close(a);
+    verify_ok(NULL, &r);
+}
+
+/* Alone, a patient line is written once its linger is over (or at once
+ * with none), and a close writes it at once whatever the linger. */
+static void test_patient_alone(void **state)
+{
+    struct dz_audit *a = open_ok();
+    struct dz_audit_report r;
+
+    (void)state;
+    tally_reset(true);
+    assert_int_equal(dz_audit_set_linger(a, 1), 0);
+    assert_int_equal(dz_audit_append_slot(a, outcome_slot(0), NULL, on_done, (void *)0), 0);
+    wait_done(1);
+    assert_int_equal(dz_audit_set_linger(a, 0), 0);
+    assert_int_equal(dz_audit_append_slot(a, outcome_slot(1), NULL, on_done, (void *)1), 0);
+    wait_done(2);
+    assert_int_equal(dz_audit_set_linger(a, 60000), 0);
+    assert_int_equal(dz_audit_append_slot(a, outcome_slot(2), NULL, on_done, (void *)2), 0);
+    dz_audit_close(a); /* does not wait a minute */
+    pthread_mutex_lock(&T.mu);
+    assert_int_equal(T.done, 3);
+    assert_int_equal(T.ok, 3);
+    pthread_mutex_unlock(&T.mu);
+    for (unsigned i = 0; i < 3; i++)
+        assert_true(T.durable[i]);
+    assert_int_equal(dz_audit_set_linger(NULL, 1), DZ_ERR_INVAL);
+    verify_ok(NULL, &r);
+    assert_int_equal(r.lines, 3);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1252,6 +1346,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_worker_post, setup, teardown),
         cmocka_unit_test_setup_teardown(test_write_failure_rollback, setup, teardown),
         cmocka_unit_test_setup_teardown(test_verify_buf_bad_input, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_patient_joins_next_batch, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_patient_alone, setup, teardown),
     };
 
     return cmocka_run_group_tests(tests, group_setup, group_teardown);

@@ -241,6 +241,20 @@ static void get(const char *token)
     assert_true(nghttp2_submit_request(T.client, NULL, nv, 5, NULL, NULL) > 0);
 }
 
+/* A connection that served one request (token) and was settled: its
+ * session given back. */
+static struct dz_h2conn *settled_conn(const char *token)
+{
+    struct dz_h2conn *c = open_sock_conn();
+
+    get(token);
+    pump(c);
+    dz_h2conn_settle(c);
+    pump(c);
+    assert_null(c->ngh);
+    return c;
+}
+
 static void test_settled_given_back_and_rebuilt(void **state)
 {
     struct dz_h2conn *c = open_sock_conn();
@@ -338,13 +352,8 @@ static void test_settled_stream_reuse_refused(void **state)
 {
     static const uint8_t reuse[] = {
         0, 0, 6, NGHTTP2_HEADERS, 0x05, 0, 0, 0, 1, 0x82, 0x87, 0x84, 0x01, 0x01, 'x'};
-    struct dz_h2conn *c = open_sock_conn();
+    struct dz_h2conn *c = settled_conn("t");
 
-    get("t");
-    pump(c);
-    dz_h2conn_settle(c);
-    pump(c);
-    assert_null(c->ngh);
     (void)dz_h2conn_feed(c, reuse, sizeof(reuse));
     dz_worker_flush_dirty(T.w);
     assert_int_equal(T.requests, 1);
@@ -354,13 +363,8 @@ static void test_settled_stream_reuse_refused(void **state)
 /* Drain while given back after streams: GOAWAY names the last stream. */
 static void test_settled_goaway(void **state)
 {
-    struct dz_h2conn *c = open_sock_conn();
+    struct dz_h2conn *c = settled_conn("t");
 
-    get("t");
-    pump(c);
-    dz_h2conn_settle(c);
-    pump(c);
-    assert_null(c->ngh);
     dz_h2conn_goaway(c);
     assert_non_null(c->ngh);
     assert_int_equal(nghttp2_session_get_last_proc_stream_id(c->ngh), 1);
@@ -504,13 +508,8 @@ static void settled_next_block(bool with_update)
     static const uint8_t block[] = {0x20, 0x82, 0x87, 0x84, 0x01, 0x01, 'x'}; /* [0]: update */
     uint8_t f[9 + sizeof(block)];
     size_t skip = with_update ? 0 : 1;
-    struct dz_h2conn *c = open_sock_conn();
+    struct dz_h2conn *c = settled_conn("indexed-value");
 
-    get("indexed-value");
-    pump(c);
-    dz_h2conn_settle(c);
-    pump(c);
-    assert_null(c->ngh);
     assert_true(c->is_given_back);
     assert_true(c->size_update_owed);
     (void)dz_h2_put_frame_head(f, sizeof(block) - skip, NGHTTP2_HEADERS,
@@ -547,13 +546,8 @@ static void test_settled_size_update_survives_rebuilds(void **state)
     static const uint8_t bare[] = {
         0, 0, 6, NGHTTP2_HEADERS, 0x05, 0, 0, 0, 3, 0x82, 0x87, 0x84, 0x01, 0x01, 'x'};
     uint8_t ping[17] = {0, 0, 8, NGHTTP2_PING};
-    struct dz_h2conn *c = open_sock_conn();
+    struct dz_h2conn *c = settled_conn("indexed-value");
 
-    get("indexed-value");
-    pump(c);
-    dz_h2conn_settle(c);
-    pump(c);
-    assert_null(c->ngh);
     for (int i = 0; i < 2; i++) {
         assert_int_equal(dz_h2conn_feed(c, ping, sizeof(ping)), 0);
         dz_worker_flush_dirty(T.w);

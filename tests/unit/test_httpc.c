@@ -17,6 +17,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1513,6 +1514,86 @@ static void test_against_darvaza_engine(void **state)
     free(r);
 }
 
+/* ---- a transfer cancelled mid-answer lets go of the back end's stream */
+
+static atomic_int held_closed; /* streams of engine_hold closed by the client */
+
+static void held_close(struct dz_req *r, void *arg)
+{
+    (void)r;
+    (void)arg;
+    atomic_fetch_add(&held_closed, 1);
+}
+
+/* The head and a first part of the body, then nothing: a back end in the
+ * middle of a slow answer, which it holds until its client lets go. */
+static void engine_hold(struct dz_req *r, void *wdata)
+{
+    static const char part[1024];
+    const struct dz_hdr h[] = {{"content-type", "application/octet-stream"}};
+
+    (void)wdata;
+    dz_req_on_close(r, held_close, NULL);
+    if (dz_req_start(r, 200, h, 1) == 0)
+        dz_req_write(r, part, sizeof(part));
+}
+
+static void cancel_in_data(struct res *r)
+{
+    dz_httpc_cancel(r->x);
+    settle(1);
+}
+
+static void held_closed_cb(struct ev_loop *l, ev_timer *w, int revents)
+{
+    (void)w;
+    (void)revents;
+    if (atomic_load(&held_closed) > 0)
+        ev_break(l, EVBREAK_ALL);
+}
+
+/*
+ * Cancelled from inside its on_data (as the forwarder does with an answer
+ * it refuses), an HTTP/2 transfer's stream is let go at the back end: the
+ * engine sees it closed.  libcurl 7.88 submits the RST_STREAM but does not
+ * send it (curl #17611): before, the stream stayed open, the back end
+ * holding its answer, as long as the idle connection lived.
+ */
+static void test_cancel_lets_go_of_h2_stream(void **state)
+{
+    struct dz_listener_conf lc = {.host = "127.0.0.1", .port = 0};
+    struct dz_httpd_conf conf = {.listeners = &lc, .nlisteners = 1, .workers = 1};
+    struct dz_httpd *h = NULL;
+    struct dz_httpc_request q;
+    struct res a;
+    ev_timer poll;
+
+    (void)state;
+    atomic_store(&held_closed, 0);
+    dz_httpd_limits_default(&conf.limits);
+    conf.handlers.on_request = engine_hold;
+    assert_int_equal(dz_httpd_new(&conf, &h), 0);
+    assert_int_equal(dz_httpd_start(h), 0);
+    r_init(&a);
+    a.on_first_data = cancel_in_data;
+    q = req(url(dz_httpd_port(h, 0), false, "/hold"), DZ_HTTPC_H2C);
+    start_ok(&a, &q);
+    run(5000); /* until it is cancelled */
+    assert_int_equal(a.datas, 1);
+    ev_timer_init(&poll, held_closed_cb, 0.01, 0.01);
+    ev_timer_start(loop, &poll);
+    run_for(5000); /* a bound: ends as soon as the engine saw the close */
+    ev_timer_stop(loop, &poll);
+    assert_int_equal(atomic_load(&held_closed), 1);
+    assert_int_equal(a.dones, 0);
+    dz_buf_cleanup(&a.body);
+    dz_httpc_free(cli);
+    cli = NULL;
+    assert_int_equal(dz_httpc_new(loop, &cli), 0);
+    dz_httpd_drain(h, 2000);
+    dz_httpd_free(h);
+}
+
 int main(void)
 {
     if (getenv("DZ_TEST_DEBUG"))
@@ -1530,6 +1611,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_max_response_bytes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cancel_inside_callbacks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cancel_from_loop_and_at_once, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cancel_lets_go_of_h2_stream, setup, teardown),
         cmocka_unit_test_setup_teardown(test_many_concurrent, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hostile_http1_answers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_http1_no_reuse_after_extra_bytes, setup, teardown),

@@ -1109,6 +1109,7 @@ static void test_max_connections(void **state)
     wait_open(&s, 2);
     assert_false(closed_by_server(fds[2], 100));
     assert_int_equal(dz_httpd_refused_full(s.h), 0);
+    assert_int_equal(dz_httpd_shed(s.h), 1);
     for (int i = 0; i < 3; i++)
         close(fds[i]);
     srv_stop(&s);
@@ -1612,6 +1613,243 @@ static void test_worker_post(void **state)
     dz_httpd_free(h);
 }
 
+/* ---------- the process cap across workers ---------- */
+
+/* Which worker accepts a connection is the kernel's choice (SO_REUSEPORT
+ * hashes the client's address and port).  The tests below steer it by
+ * changing which workers listen: on the worker's own loop, through a post,
+ * as the engine itself would touch its listeners. */
+struct steer {
+    struct dz_worker *w;
+    int fd; /* the socket to listen on; -1: stop listening */
+    atomic_bool is_done;
+};
+
+static void steer_fn(void *arg)
+{
+    struct steer *st = arg;
+    struct dz_worker *w = st->w;
+
+    ev_io_stop(w->loop, &w->accept_w[0]);
+    if (w->lfds[0] >= 0)
+        close(w->lfds[0]); /* the kernel then spreads over the others only */
+    w->lfds[0] = st->fd;
+    if (st->fd >= 0) {
+        ev_io_set(&w->accept_w[0], st->fd, EV_READ);
+        ev_io_start(w->loop, &w->accept_w[0]);
+    }
+    atomic_store(&st->is_done, true);
+}
+
+/* A new socket joining the port's SO_REUSEPORT group. */
+static int reuseport_socket(uint16_t port)
+{
+    struct sockaddr_in a;
+    int one = 1;
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+
+    assert_true(fd >= 0);
+    memset(&a, 0, sizeof(a));
+    a.sin_family = AF_INET;
+    a.sin_port = htons(port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)), 0);
+    assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)), 0);
+    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    assert_int_equal(listen(fd, 64), 0);
+    return fd;
+}
+
+/* Worker i of s listens on the h2c port (again), or stops listening. */
+static void steer(struct srv *s, unsigned i, bool is_listening)
+{
+    static struct steer st; /* outlives a failed wait: the post may run late */
+
+    st.w = dz_httpd_worker_at(s->h, i);
+    st.fd = is_listening ? reuseport_socket(s->h2c_port) : -1;
+    atomic_store(&st.is_done, false);
+    assert_int_equal(dz_worker_post(st.w, steer_fn, &st), 0);
+    for (int k = 0; k < 400 && !atomic_load(&st.is_done); k++)
+        sleep_ms(5);
+    assert_true(atomic_load(&st.is_done));
+}
+
+static uint64_t worker_open(struct srv *s, unsigned i)
+{
+    return atomic_load(&dz_httpd_worker_at(s->h, i)->nconns_pub);
+}
+
+/* The attack: a flood of connections that never say anything fills the
+ * process cap from one worker; a client the kernel hands to the other
+ * worker, which holds nothing it could shed, must still be served.  That
+ * worker asks the flooded one to shed its oldest, and lets the client in. */
+static void test_shed_across_workers(void **state)
+{
+    struct dz_httpd_limits lim;
+    struct srv s;
+    struct resp r;
+    char u[128];
+    int fds[3];
+
+    (void)state;
+    test_limits(&lim);
+    lim.max_connections = 3;
+    lim.handshake_timeout_ms = 30000; /* the flood stays until shed */
+    srv_start(&s, &lim, NULL, 2);
+    steer(&s, 1, false); /* worker 0 takes the flood */
+    for (int i = 0; i < 3; i++) {
+        fds[i] = connect_local(s.h2c_port);
+        wait_open(&s, (uint64_t)i + 1);
+    }
+    assert_int_equal(worker_open(&s, 0), 3);
+    steer(&s, 1, true); /* worker 1 takes the client */
+    steer(&s, 0, false);
+
+    url(u, sizeof(u), false, s.h2c_port, "/hello");
+    get(u, false, &r);
+    assert_int_equal(r.rc, CURLE_OK);
+    assert_int_equal(r.status, 200);
+    assert_memory_equal(r.body.data, "hello", 5);
+    dz_buf_cleanup(&r.body);
+    assert_int_equal(dz_httpd_refused_full(s.h), 0);
+    /* the flood's oldest made the room; the rest are still held */
+    assert_true(closed_by_server(fds[0], 2000));
+    assert_false(closed_by_server(fds[1], 100));
+    assert_false(closed_by_server(fds[2], 100));
+    wait_open(&s, 2); /* the client's closed too: never over the cap for long */
+    assert_int_equal(worker_open(&s, 0), 2);
+    assert_int_equal(dz_httpd_shed(s.h), 1);
+    assert_int_equal(dz_httpd_shed_missed(s.h), 0);
+    /* what worker 0 publishes is what it holds: the two quiet ones left */
+    assert_int_equal(atomic_load(&dz_httpd_worker_at(s.h, 0)->quiet_pub), 2);
+    assert_int_equal(atomic_load(&dz_httpd_worker_at(s.h, 0)->shed_asked), 0);
+    /* worker 1's client came, asked, and went: it holds nothing quiet */
+    for (int k = 0; k < 400 && atomic_load(&dz_httpd_worker_at(s.h, 1)->quiet_pub) != 0; k++)
+        sleep_ms(5);
+    assert_int_equal(atomic_load(&dz_httpd_worker_at(s.h, 1)->quiet_pub), 0);
+    for (int i = 0; i < 3; i++)
+        close(fds[i]);
+    srv_stop(&s);
+}
+
+static atomic_bool g_loop_held, g_loop_release;
+
+/* Keep a worker's loop busy (inside a post) until released: the asks other
+ * workers post to it wait in its queue meanwhile. */
+static void hold_loop_fn(void *arg)
+{
+    (void)arg;
+    atomic_store(&g_loop_held, true);
+    while (!atomic_load(&g_loop_release))
+        sleep_ms(1);
+}
+
+/* Over the cap only by what was lent: while the flooded worker has not yet
+ * run the asks, the other lets in at most DZ_H2_SHED_LENT newcomers and
+ * refuses the next; once the asks run, the flood pays for every one of
+ * them and the count is back at the cap. */
+static void test_shed_lent_bound(void **state)
+{
+    enum { CAP = 20, LENT = DZ_H2_SHED_LENT };
+    struct dz_httpd_limits lim;
+    struct srv s;
+    struct raw r[LENT];
+    int flood[CAP];
+    int late;
+    int before;
+
+    (void)state;
+    test_limits(&lim);
+    lim.max_connections = CAP;
+    lim.handshake_timeout_ms = 30000; /* the flood stays until shed */
+    srv_start(&s, &lim, NULL, 2);
+    steer(&s, 1, false);
+    for (int i = 0; i < CAP; i++)
+        flood[i] = connect_local(s.h2c_port);
+    wait_open(&s, CAP);
+    assert_int_equal(worker_open(&s, 0), CAP);
+    steer(&s, 1, true);
+    steer(&s, 0, false);
+    atomic_store(&g_loop_held, false);
+    atomic_store(&g_loop_release, false);
+    assert_int_equal(dz_worker_post(dz_httpd_worker_at(s.h, 0), hold_loop_fn, NULL), 0);
+    for (int k = 0; k < 400 && !atomic_load(&g_loop_held); k++)
+        sleep_ms(5);
+    assert_true(atomic_load(&g_loop_held));
+
+    /* Each newcomer opens a request at once, so worker 1 has nothing of
+     * its own to shed for the next one. */
+    for (int i = 0; i < LENT; i++) {
+        before = atomic_load(&n_on_request);
+        raw_open(&r[i], s.h2c_port, true);
+        assert_true(nghttp2_submit_request(r[i].s, NULL, never_nv, 4, NULL, NULL) > 0);
+        raw_flush(&r[i]);
+        for (int k = 0; k < 400 && atomic_load(&n_on_request) == before; k++)
+            sleep_ms(5);
+        assert_int_equal(atomic_load(&n_on_request), before + 1);
+    }
+    assert_int_equal(dz_httpd_open_connections(s.h), CAP + LENT);
+    late = connect_local(s.h2c_port);
+    assert_true(closed_by_server(late, 2000));
+    assert_int_equal(dz_httpd_refused_full(s.h), 1);
+    assert_int_equal(dz_httpd_open_connections(s.h), CAP + LENT);
+
+    atomic_store(&g_loop_release, true);
+    wait_open(&s, CAP);
+    assert_int_equal(worker_open(&s, 0), CAP - LENT);
+    assert_int_equal(dz_httpd_shed(s.h), LENT);
+    assert_int_equal(dz_httpd_shed_missed(s.h), 0);
+    for (int i = 0; i < LENT; i++) {
+        raw_pump(&r[i], 10, NULL);
+        assert_false(r[i].eof); /* the newcomers' requests are untouched */
+        raw_close(&r[i]);
+    }
+    for (int i = 0; i < CAP; i++)
+        close(flood[i]);
+    close(late);
+    srv_stop(&s);
+}
+
+/* Fail closed: with every connection of every worker serving a request,
+ * there is nothing to shed anywhere and a newcomer is refused (counted). */
+static void test_full_refuses_when_all_serve(void **state)
+{
+    struct dz_httpd_limits lim;
+    struct srv s;
+    struct raw r[2];
+    int before = atomic_load(&n_on_request);
+    int fd;
+
+    (void)state;
+    test_limits(&lim);
+    lim.max_connections = 2;
+    srv_start(&s, &lim, NULL, 2);
+    for (int i = 0; i < 2; i++) {
+        raw_open(&r[i], s.h2c_port, true);
+        assert_true(nghttp2_submit_request(r[i].s, NULL, never_nv, 4, NULL, NULL) > 0);
+        raw_flush(&r[i]);
+    }
+    for (int k = 0; k < 400 && atomic_load(&n_on_request) < before + 2; k++)
+        sleep_ms(5);
+    assert_int_equal(atomic_load(&n_on_request), before + 2);
+    fd = connect_local(s.h2c_port);
+    assert_true(closed_by_server(fd, 2000));
+    for (int k = 0; k < 400 && dz_httpd_refused_full(s.h) == 0; k++)
+        sleep_ms(5);
+    assert_int_equal(dz_httpd_refused_full(s.h), 1);
+    assert_int_equal(dz_httpd_shed(s.h), 0);
+    assert_int_equal(dz_httpd_open_connections(s.h), 2);
+    for (unsigned i = 0; i < 2; i++)
+        assert_int_equal(atomic_load(&dz_httpd_worker_at(s.h, i)->quiet_pub), 0);
+    for (int i = 0; i < 2; i++) {
+        raw_pump(&r[i], 50, NULL);
+        assert_false(r[i].eof); /* the requests are untouched */
+        raw_close(&r[i]);
+    }
+    close(fd);
+    srv_stop(&s);
+}
+
 /* ---------- main ---------- */
 
 /* ---------- secret hygiene: a recycled request keeps nothing ---------- */
@@ -1900,6 +2138,9 @@ int main(void)
         cmocka_unit_test(test_timeouts),
         cmocka_unit_test(test_garbage_and_bad_args),
         cmocka_unit_test(test_worker_post),
+        cmocka_unit_test(test_shed_across_workers),
+        cmocka_unit_test(test_shed_lent_bound),
+        cmocka_unit_test(test_full_refuses_when_all_serve),
         cmocka_unit_test(test_recycled_request_wiped),
         cmocka_unit_test(test_h2_mem),
         cmocka_unit_test(test_h2_arena),

@@ -326,58 +326,6 @@ static void test_client_cert_required(void **state)
     SSL_CTX_free(ctx);
 }
 
-/* The portal's listeners issue tickets and resume (card clients and
- * browsers skip the certificate signature); a listener that asks for a
- * client certificate never does: a resumed session would carry the
- * certificate of its first handshake without a new CertificateVerify. */
-static void test_resumption(void **state)
-{
-    SSL_CTX *portal = server_ctx(NULL, false);
-    SSL_CTX *card = server_ctx("clientca", true);
-    struct client_opts o = {.alpn = alpn_h2, .alpn_len = sizeof(alpn_h2) - 1, .keep_session = true};
-    struct result r, r2;
-
-    (void)state;
-    handshake(portal, &o, &r);
-    assert_true(r.ok);
-    assert_false(r.reused);
-    assert_non_null(r.session);
-    assert_true(SSL_SESSION_is_resumable(r.session));
-    o.session = r.session;
-    handshake(portal, &o, &r2);
-    assert_true(r2.ok);
-    assert_true(r2.reused);
-    SSL_SESSION_free(r2.session);
-    /* The portal's session offered to the card listener: not taken. */
-    handshake(card, &o, &r2);
-    assert_true(r2.ok);
-    assert_false(r2.reused);
-    SSL_SESSION_free(r2.session);
-    SSL_SESSION_free(r.session);
-
-    /* A card login's handshake: nothing to resume with, in 1.3 and 1.2. */
-    o.session = NULL;
-    o.cert = "goodclient";
-    handshake(card, &o, &r);
-    assert_true(r.ok);
-    assert_true(r.has_peer_cert);
-    assert_false(SSL_SESSION_is_resumable(r.session));
-    o.session = r.session;
-    handshake(card, &o, &r2);
-    assert_true(r2.ok);
-    assert_false(r2.reused);
-    SSL_SESSION_free(r2.session);
-    SSL_SESSION_free(r.session);
-    o.session = NULL;
-    o.max_version = TLS1_2_VERSION;
-    handshake(card, &o, &r);
-    assert_true(r.ok);
-    assert_false(SSL_SESSION_is_resumable(r.session));
-    SSL_SESSION_free(r.session);
-    SSL_CTX_free(portal);
-    SSL_CTX_free(card);
-}
-
 /* A ticket key file of len random bytes (80 is right) with mode `mode`;
  * its first 16 bytes, the key name, into name when not NULL. */
 static void make_ticket_key(const char *file, size_t len, mode_t mode, unsigned char *name)
@@ -458,6 +406,44 @@ static bool resumes(SSL_CTX *from, SSL_CTX *to, int version, SSL_SESSION **next)
     else
         SSL_SESSION_free(r2.session);
     return r2.reused;
+}
+
+/* The portal's listeners issue tickets and resume (card clients and
+ * browsers skip the certificate signature); a listener that asks for a
+ * client certificate never does: a resumed session would carry the
+ * certificate of its first handshake without a new CertificateVerify. */
+static void test_resumption(void **state)
+{
+    SSL_CTX *portal = server_ctx(NULL, false);
+    SSL_CTX *card = server_ctx("clientca", true);
+    struct client_opts o = {.alpn = alpn_h2, .alpn_len = sizeof(alpn_h2) - 1, .keep_session = true};
+    struct result r, r2;
+
+    (void)state;
+    assert_true(resumes(portal, portal, 0, NULL));
+    /* The portal's session offered to the card listener: not taken. */
+    assert_false(resumes(portal, card, 0, NULL));
+
+    /* A card login's handshake: nothing to resume with, in 1.3 and 1.2. */
+    o.cert = "goodclient";
+    handshake(card, &o, &r);
+    assert_true(r.ok);
+    assert_true(r.has_peer_cert);
+    assert_false(SSL_SESSION_is_resumable(r.session));
+    o.session = r.session;
+    handshake(card, &o, &r2);
+    assert_true(r2.ok);
+    assert_false(r2.reused);
+    SSL_SESSION_free(r2.session);
+    SSL_SESSION_free(r.session);
+    o.session = NULL;
+    o.max_version = TLS1_2_VERSION;
+    handshake(card, &o, &r);
+    assert_true(r.ok);
+    assert_false(SSL_SESSION_is_resumable(r.session));
+    SSL_SESSION_free(r.session);
+    SSL_CTX_free(portal);
+    SSL_CTX_free(card);
 }
 
 static const int versions[] = {TLS1_3_VERSION, TLS1_2_VERSION};

@@ -84,9 +84,29 @@ static struct dz_x509_opts login_opts(struct dz_ocsp_cache *cache)
     return o;
 }
 
-/* An answer for leaf, as a responder gave it, into cache. */
-static void cache_answer(struct dz_ocsp_cache *c, X509 *leaf, enum dz_ocsp_status status,
-                         int64_t next_update)
+/* One test's card, its OCSP cache and the login's options: the set-up
+ * every case shares.  No answer is cached yet. */
+struct login_case {
+    struct dz_ocsp_cache *cache;
+    struct dz_x509_opts o;
+    X509 *leaf;
+};
+
+static void case_open(struct login_case *k, long serial, int64_t until)
+{
+    k->leaf = card(serial, until);
+    assert_int_equal(dz_ocsp_cache_new(16, &k->cache), 0);
+    k->o = login_opts(k->cache);
+}
+
+static void case_close(struct login_case *k)
+{
+    dz_ocsp_cache_free(k->cache);
+    X509_free(k->leaf);
+}
+
+/* The card's OCSP answer, as a responder gave it, into the case's cache. */
+static void case_answer(struct login_case *k, enum dz_ocsp_status status, int64_t next_update)
 {
     struct dz_ocsp_answer a;
     unsigned char key[32];
@@ -99,8 +119,8 @@ static void cache_answer(struct dz_ocsp_cache *c, X509 *leaf, enum dz_ocsp_statu
     a.revoked_at = status == DZ_OCSP_REVOKED ? now - 86400 : 0;
     a.revocation_reason = status == DZ_OCSP_REVOKED ? 1 : -1;
     memset(a.sha256, status == DZ_OCSP_REVOKED ? 0xee : 0x60, sizeof(a.sha256));
-    assert_int_equal(dz_ocsp_key(leaf, pki.ca, key), 0);
-    assert_int_equal(dz_ocsp_cache_put(c, key, &a, now), 0);
+    assert_int_equal(dz_ocsp_key(k->leaf, pki.ca, key), 0);
+    assert_int_equal(dz_ocsp_cache_put(k->cache, key, &a, now), 0);
 }
 
 /* The full check (the pool's). */
@@ -182,30 +202,26 @@ static int teardown(void **state)
  * path never seen is not cached even with the OCSP answer there. */
 static void test_hit_same_as_full(void **state)
 {
-    struct dz_ocsp_cache *cache = NULL;
     struct dz_ocsp_cache_stats st;
-    struct dz_x509_opts o;
     struct dz_x509_result r;
-    X509 *leaf = card(0x2001, 0);
+    struct login_case k;
 
     (void)state;
-    assert_int_equal(dz_ocsp_cache_new(16, &cache), 0);
-    o = login_opts(cache);
-    cache_answer(cache, leaf, DZ_OCSP_GOOD, time(NULL) + 3600);
+    case_open(&k, 0x2001, 0);
+    case_answer(&k, DZ_OCSP_GOOD, time(NULL) + 3600);
     dz_chainsig_clear();
-    not_cached(leaf, &o, "signature of the path not remembered");
-    full(leaf, &o, &r); /* remembers the CA's and the card's signatures */
+    not_cached(k.leaf, &k.o, "signature of the path not remembered");
+    full(k.leaf, &k.o, &r); /* remembers the CA's and the card's signatures */
     assert_true(r.valid);
-    same_as_full(leaf, &o, "ok");
+    same_as_full(k.leaf, &k.o, "ok");
     assert_string_equal(r.revocation_source, "ocsp_cache");
     /* One validation, one lookup: the loop's hit is counted, nothing else. */
-    dz_ocsp_cache_stats(cache, &st);
+    dz_ocsp_cache_stats(k.cache, &st);
     assert_int_equal(st.misses, 0);
     /* Without revocation the memo alone decides. */
-    o.revocation = DZ_X509_REV_NONE;
-    same_as_full(leaf, &o, "ok");
-    dz_ocsp_cache_free(cache);
-    X509_free(leaf);
+    k.o.revocation = DZ_X509_REV_NONE;
+    same_as_full(k.leaf, &k.o, "ok");
+    case_close(&k);
 }
 
 /* No answer cached (or no cache): not cached, and the full check, which
@@ -213,74 +229,62 @@ static void test_hit_same_as_full(void **state)
  * pool's lookup that follows counts it. */
 static void test_no_ocsp_answer(void **state)
 {
-    struct dz_ocsp_cache *cache = NULL;
     struct dz_ocsp_cache_stats st;
-    struct dz_x509_opts o;
     struct dz_x509_result r;
-    X509 *leaf = card(0x2002, 0);
+    struct login_case k;
 
     (void)state;
-    assert_int_equal(dz_ocsp_cache_new(16, &cache), 0);
-    o = login_opts(cache);
-    o.revocation = DZ_X509_REV_NONE;
-    full(leaf, &o, &r); /* the signatures remembered */
-    o.revocation = DZ_X509_REV_OCSP_CRL;
-    not_cached(leaf, &o, "no fresh OCSP answer");
-    dz_ocsp_cache_stats(cache, &st);
+    case_open(&k, 0x2002, 0);
+    k.o.revocation = DZ_X509_REV_NONE;
+    full(k.leaf, &k.o, &r); /* the signatures remembered */
+    k.o.revocation = DZ_X509_REV_OCSP_CRL;
+    not_cached(k.leaf, &k.o, "no fresh OCSP answer");
+    dz_ocsp_cache_stats(k.cache, &st);
     assert_int_equal(st.misses, 0);
-    full(leaf, &o, &r);
+    full(k.leaf, &k.o, &r);
     assert_string_equal(r.reason, "revocation_unknown");
-    dz_ocsp_cache_stats(cache, &st);
+    dz_ocsp_cache_stats(k.cache, &st);
     assert_int_equal(st.misses, 1);
-    o.ocsp_cache = NULL;
-    not_cached(leaf, &o, "no fresh OCSP answer");
-    dz_ocsp_cache_free(cache);
-    X509_free(leaf);
+    k.o.ocsp_cache = NULL;
+    not_cached(k.leaf, &k.o, "no fresh OCSP answer");
+    case_close(&k);
 }
 
 /* A "good" answer past its nextUpdate lets nothing through: the loop
  * says not cached, and the pool asks again (here: fails closed). */
 static void test_ocsp_past_next_update(void **state)
 {
-    struct dz_ocsp_cache *cache = NULL;
-    struct dz_x509_opts o;
     struct dz_x509_result r;
-    X509 *leaf = card(0x2003, 0);
+    struct login_case k;
     int64_t next = (int64_t)time(NULL) + 2;
 
     (void)state;
-    assert_int_equal(dz_ocsp_cache_new(16, &cache), 0);
-    o = login_opts(cache);
-    cache_answer(cache, leaf, DZ_OCSP_GOOD, next);
-    full(leaf, &o, &r);
+    case_open(&k, 0x2003, 0);
+    case_answer(&k, DZ_OCSP_GOOD, next);
+    full(k.leaf, &k.o, &r);
     if (r.valid) /* the second may have turned already on a slow machine */
-        same_as_full(leaf, &o, "ok");
+        same_as_full(k.leaf, &k.o, "ok");
     wait_past(next);
-    not_cached(leaf, &o, "no fresh OCSP answer");
-    full(leaf, &o, &r);
+    not_cached(k.leaf, &k.o, "no fresh OCSP answer");
+    full(k.leaf, &k.o, &r);
     assert_string_equal(r.reason, "revocation_unknown");
-    dz_ocsp_cache_free(cache);
-    X509_free(leaf);
+    case_close(&k);
 }
 
 /* A cached "revoked" is a refusal on the loop, the same as the pool's. */
 static void test_revoked(void **state)
 {
-    struct dz_ocsp_cache *cache = NULL;
-    struct dz_x509_opts o;
     struct dz_x509_result r;
-    X509 *leaf = card(0x2004, 0);
+    struct login_case k;
 
     (void)state;
-    assert_int_equal(dz_ocsp_cache_new(16, &cache), 0);
-    o = login_opts(cache);
-    cache_answer(cache, leaf, DZ_OCSP_REVOKED, time(NULL) + 3600);
-    full(leaf, &o, &r);
-    same_as_full(leaf, &o, "revoked");
+    case_open(&k, 0x2004, 0);
+    case_answer(&k, DZ_OCSP_REVOKED, time(NULL) + 3600);
+    full(k.leaf, &k.o, &r);
+    same_as_full(k.leaf, &k.o, "revoked");
     assert_true(r.revoked_at > 0);
     assert_string_equal(r.revocation_source, "ocsp_cache");
-    dz_ocsp_cache_free(cache);
-    X509_free(leaf);
+    case_close(&k);
 }
 
 /* A certificate that expired after its signature was remembered and its
@@ -288,22 +292,18 @@ static void test_revoked(void **state)
  * so the loop refuses it as the pool does. */
 static void test_expired_since_cached(void **state)
 {
-    struct dz_ocsp_cache *cache = NULL;
-    struct dz_x509_opts o;
     struct dz_x509_result r;
     int64_t until = (int64_t)time(NULL) + 2;
-    X509 *leaf = card(0x2005, until);
+    struct login_case k;
 
     (void)state;
-    assert_int_equal(dz_ocsp_cache_new(16, &cache), 0);
-    o = login_opts(cache);
-    cache_answer(cache, leaf, DZ_OCSP_GOOD, time(NULL) + 3600);
-    full(leaf, &o, &r);
+    case_open(&k, 0x2005, until);
+    case_answer(&k, DZ_OCSP_GOOD, time(NULL) + 3600);
+    full(k.leaf, &k.o, &r);
     assert_true(r.valid);
     wait_past(until);
-    same_as_full(leaf, &o, "expired");
-    dz_ocsp_cache_free(cache);
-    X509_free(leaf);
+    same_as_full(k.leaf, &k.o, "expired");
+    case_close(&k);
 }
 
 /* Other bytes under the same names and serial (so the same OCSP CertID
@@ -312,10 +312,8 @@ static void test_expired_since_cached(void **state)
  * full check refuses them. */
 static void test_other_bytes(void **state)
 {
-    struct dz_ocsp_cache *cache = NULL;
-    struct dz_x509_opts o;
     struct dz_x509_result r;
-    X509 *leaf = card(0x2006, 0);
+    struct login_case k;
     X509 *forged = card(0x2006, 0);
     X509 *altered = NULL;
     EVP_PKEY *other = fake_pki_key();
@@ -324,31 +322,29 @@ static void test_other_bytes(void **state)
     int n;
 
     (void)state;
-    assert_int_equal(dz_ocsp_cache_new(16, &cache), 0);
-    o = login_opts(cache);
-    cache_answer(cache, leaf, DZ_OCSP_GOOD, time(NULL) + 3600);
-    full(leaf, &o, &r);
+    case_open(&k, 0x2006, 0);
+    case_answer(&k, DZ_OCSP_GOOD, time(NULL) + 3600);
+    full(k.leaf, &k.o, &r);
     assert_true(r.valid);
     assert_true(X509_sign(forged, other, EVP_sha256()) > 0);
     /* The DER's last octet is the signature's (ECDSA s). */
-    n = i2d_X509(leaf, &der);
+    n = i2d_X509(k.leaf, &der);
     assert_true(n > 0);
     der[n - 1] ^= 0x01;
     p = der;
     altered = d2i_X509(NULL, &p, n);
     assert_non_null(altered);
     OPENSSL_free(der);
-    not_cached(forged, &o, "signature of the path not remembered");
-    full(forged, &o, &r);
+    not_cached(forged, &k.o, "signature of the path not remembered");
+    full(forged, &k.o, &r);
     assert_string_equal(r.reason, "bad_signature");
-    not_cached(altered, &o, "signature of the path not remembered");
-    full(altered, &o, &r);
+    not_cached(altered, &k.o, "signature of the path not remembered");
+    full(altered, &k.o, &r);
     assert_string_equal(r.reason, "bad_signature");
     /* Neither refusal was remembered. */
-    not_cached(forged, &o, "signature of the path not remembered");
+    not_cached(forged, &k.o, "signature of the path not remembered");
     EVP_PKEY_free(other);
-    dz_ocsp_cache_free(cache);
-    X509_free(leaf);
+    case_close(&k);
     X509_free(forged);
     X509_free(altered);
 }
@@ -357,11 +353,9 @@ static void test_other_bytes(void **state)
  * pool's in the modes that read them, and the loop's without revocation. */
 static void test_crl_files(void **state)
 {
-    struct dz_ocsp_cache *cache = NULL;
     struct dz_x509_trust *plain = trust;
-    struct dz_x509_opts o;
     struct dz_x509_result r;
-    X509 *leaf = card(0x2007, 0);
+    struct login_case k;
     X509_CRL *crl = X509_CRL_new();
     ASN1_TIME *t = ASN1_TIME_new();
     FILE *f;
@@ -382,23 +376,21 @@ static void test_crl_files(void **state)
     assert_int_equal(dz_x509_trust_add_ca_file(trust, path("chain.pem")), 0);
     assert_int_equal(dz_x509_trust_add_crl_file(trust, path("ca.crl")), 0);
 
-    assert_int_equal(dz_ocsp_cache_new(16, &cache), 0);
-    o = login_opts(cache);
-    cache_answer(cache, leaf, DZ_OCSP_GOOD, time(NULL) + 3600);
-    full(leaf, &o, &r);
+    case_open(&k, 0x2007, 0);
+    case_answer(&k, DZ_OCSP_GOOD, time(NULL) + 3600);
+    full(k.leaf, &k.o, &r);
     assert_true(r.valid);
-    not_cached(leaf, &o, "CRL files");
-    o.revocation = DZ_X509_REV_CRL_ONLY;
-    not_cached(leaf, &o, "CRL files");
-    o.revocation = DZ_X509_REV_NONE;
-    same_as_full(leaf, &o, "ok");
+    not_cached(k.leaf, &k.o, "CRL files");
+    k.o.revocation = DZ_X509_REV_CRL_ONLY;
+    not_cached(k.leaf, &k.o, "CRL files");
+    k.o.revocation = DZ_X509_REV_NONE;
+    same_as_full(k.leaf, &k.o, "ok");
 
     dz_x509_trust_free(trust);
     trust = plain;
     ASN1_TIME_free(t);
     X509_CRL_free(crl);
-    dz_ocsp_cache_free(cache);
-    X509_free(leaf);
+    case_close(&k);
 }
 
 /* Refusals that need nothing cached beyond the path are the loop's too,

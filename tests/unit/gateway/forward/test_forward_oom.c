@@ -45,6 +45,15 @@ static const char policy[] = "service: backend\n"
                              "    methods: [GET]\n"
                              "    acr: low\n"
                              "    release: [fin, name]\n"
+                             "  - path: /api/t/held\n"
+                             "    methods: [GET]\n"
+                             "    acr: low\n"
+                             "    limits: { timeout: 60s }\n"
+                             "  - path: /api/t/held-record\n"
+                             "    methods: [GET]\n"
+                             "    acr: low\n"
+                             "    release: [fin, name]\n"
+                             "    limits: { timeout: 60s }\n"
                              "limits: { body: 1KiB, timeout: 10s }\n";
 
 /* What the back end answers: fields a client would act on, and a body. */
@@ -278,6 +287,57 @@ static void test_body_buffer_fails(void **state)
                         first_buffer_size(strlen(full_record)), 0);
 }
 
+static bool upstream_closed(void *arg)
+{
+    struct fake_gw *g = arg;
+
+    return fake_upstream_closed_by_client(g->up) == 1 && fake_upstream_open(g->up) == 0;
+}
+
+/*
+ * A refusal while the back end still holds the rest of its answer (it
+ * declares 1000 bytes more than it sends, on a route whose timeout is a
+ * minute): the 502 comes at once, not when the transfer would have ended,
+ * and the gateway closes the back end's connection (an unfinished HTTP/1.1
+ * answer is never reused).  Before, the refused answer was drained to the
+ * route's timeout: no answer within the harness's bound (15 s).
+ */
+static void refused_while_held(struct fake_gw *g, const char *path, const char *fields,
+                               const char *body, bool at_head)
+{
+    char tok[64];
+    char *logs = NULL;
+    struct dz_req *r;
+    long errors = fwd_upstream_errors(g, "out_of_memory");
+    size_t head = head_copy_size(fields, strlen(body) + 1000);
+
+    fake_gw_session(g, FIN_A, "password", DZ_AMR_PWD, "low", NULL, tok);
+    fake_upstream_set_mode(g->up, FAKE_UP_HEAD_THEN_HOLD);
+    fake_upstream_set_answer(g->up, 200, fields, body);
+    if (at_head)
+        r = get_failing(g, path, tok, 0, FAIL_ALLOC_EQUAL, head, &logs);
+    else
+        r = get_failing(g, path, tok, head, FAIL_ALLOC_EQUAL, first_buffer_size(strlen(body)),
+                        &logs);
+    assert_refused(g, r, logs, errors, 0);
+    assert_true(fake_spin(g->w, upstream_closed, g, FAKE_GW_TIMEOUT_MS));
+    free(logs);
+    fake_req_free(r);
+}
+
+/* The header copy fails (on_head) on a streamed route. */
+static void test_head_copy_fails_held(void **state)
+{
+    refused_while_held(*state, "/api/t/held", answer_fields, answer_body, true);
+}
+
+/* The release route's buffer cannot grow (on_data). */
+static void test_body_buffer_fails_held(void **state)
+{
+    refused_while_held(*state, "/api/t/held-record", "content-type: application/json\r\n",
+                       full_record, false);
+}
+
 /* An answer the release filter cannot read: 502, and the outcome line says
  * 502 (before, it said the back end's 200 and "ok"). */
 static void test_unreadable_record_outcome(void **state)
@@ -446,6 +506,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_start_fails, setup, teardown),
         cmocka_unit_test_setup_teardown(test_write_fails, setup, teardown),
         cmocka_unit_test_setup_teardown(test_outcome_reserve_fails, setup, teardown),
+
+        cmocka_unit_test_setup_teardown(test_head_copy_fails_held, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_body_buffer_fails_held, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
