@@ -305,6 +305,7 @@ if [ "${BASH_SOURCE[0]}" = "$0" ]; then
                 echo "| $r | $b$([ "$CARD_TLS_RESUME" = 1 ] && echo " ($CARD_RESUMED resumed)") | $CARD_OK of $BENCH_CARD_LOGINS | $CARD_RATE | $CARD_CPU_US | $CARD_CPU_SPREAD | $CARD_CPU_TICK_US | $ECDSA_VERIFY | $(awk -v c="$CARD_CPU_US" -v v="$ECDSA_VERIFY" 'BEGIN { if (v > 0) printf "%.1f", c / (1e6 / v) }') |"
                 [ "$CARD_FAILS" = 0 ] || sort "$OUT/card-errors" | uniq -c | sed 's/^/#   /'
                 [ "$CARD_CHECKS" = - ] || echo "#   $b: certificate checks on the worker loop / on the pool: $CARD_CHECKS"
+                [ "${BENCH_CARD_THREADS:-0}" != 1 ] || sed "s|^|#   $b: |" "$OUT/card-threads.md"
             done
         done
         exit 0
