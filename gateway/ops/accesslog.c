@@ -41,6 +41,8 @@
 #define BATCH_MAX 256       /* lines the writer takes per round */
 #define NO_FD (-2)          /* no new descriptor waiting */
 #define WARN_EVERY_MS 10000 /* drops and write errors: one ops line per 10 s */
+#define GATHER_MS 100       /* after a write, lines gather this long before the next */
+#define GATHER_MAX 64       /* ... unless this many are waiting */
 
 /* ---- the line: accessline.c ------------------------------------------------- */
 
@@ -75,8 +77,9 @@ static struct {
     size_t count;
     bool started;
     bool stop;
-    int fd;     /* the writer's; -1 none */
-    int new_fd; /* handed over, NO_FD none */
+    bool gathering; /* the writer waits out GATHER_MS: no wake-up per line */
+    int fd;         /* the writer's; -1 none */
+    int new_fd;     /* handed over, NO_FD none */
     uint64_t dropped;
     pthread_t thread;
 } W = {PTHREAD_MUTEX_INITIALIZER,
@@ -84,6 +87,7 @@ static struct {
        {{0}},
        0,
        0,
+       false,
        false,
        false,
        -1,
@@ -192,6 +196,30 @@ static int64_t mono_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* After a write, the lines of the next GATHER_MS come together: one
+ * wake-up of this thread (and no futex call on a loop) for all of them,
+ * where each line that found the queue empty woke it - when requests come
+ * one at a time, as logins do, that was every line.  Cut short by a stop, a
+ * new descriptor, or GATHER_MAX lines waiting, so the queue never fills
+ * because of it; a line reaches the file at most GATHER_MS later (the log
+ * is not synced to disk either way).  mu held. */
+static void gather(void)
+{
+    struct timespec until;
+
+    clock_gettime(CLOCK_MONOTONIC, &until);
+    until.tv_nsec += GATHER_MS * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    W.gathering = true;
+    while (!W.stop && W.new_fd == NO_FD && W.count < GATHER_MAX &&
+           pthread_cond_clockwait(&W.cv, &W.mu, CLOCK_MONOTONIC, &until) != ETIMEDOUT)
+        ;
+    W.gathering = false;
+}
+
 static void *writer_main(void *arg)
 {
     struct qline batch[BATCH_MAX];
@@ -248,6 +276,8 @@ static void *writer_main(void *arg)
             told_failed = failed;
         }
         pthread_mutex_lock(&W.mu);
+        if (n)
+            gather();
     }
     close_fd(W.fd);
     W.fd = -1;
@@ -371,7 +401,7 @@ static void enqueue(char *line, size_t len)
      * before it waits again: one wake-up when the queue stops being empty
      * is enough; one per line woke it (and had it fight the loops for
      * W.mu) on nearly every request. */
-    if (W.count++ == 0)
+    if (W.gathering ? ++W.count == GATHER_MAX : W.count++ == 0)
         pthread_cond_signal(&W.cv);
     pthread_mutex_unlock(&W.mu);
 }

@@ -6,7 +6,7 @@
 # reason, per-subsystem debug lines without secrets, SIGUSR1 reopen, and a
 # bad access_log value refused with file:line.
 . "$(dirname "$0")/lib.sh"
-plan 33
+plan 35
 
 stack_start
 CFG="$STATE_DIR/darvaza.yaml"
@@ -130,5 +130,17 @@ LINE=$(grep -n ' forward: loud,' "$WORK/bad2.yaml" | cut -d: -f1)
 OUT=$("$BUILD_DIR/darvazad" -c "$WORK/bad2.yaml" --check 2>&1)
 like "$OUT" "bad2\.yaml:$LINE: gateway\.log_levels\.forward" "a bad subsystem level is refused with file:line ($OUT)"
 is "$(listener_pid 8443)" "$GW_PID" "the gateway ran throughout (no restart)"
+
+# ---- stopping: a line still waiting for the writer is written, not lost -----------------------
+# The writer lets lines gather for a moment after each write; a stop must
+# end that wait and write them before the gateway exits.
+gw GET /healthz
+LAST_RID=$(hdr darvaza-request-id)
+gw GET /healthz
+LAST_RID2=$(hdr darvaza-request-id)
+kill -TERM "$GW_PID"
+ok "the gateway stops on SIGTERM" wait_until 30 bash -c "! kill -0 $GW_PID 2>/dev/null"
+ok "the requests just before the stop are in the access log" \
+    bash -c "grep -qF '\"rid\":\"$LAST_RID\"' '$ACC' && grep -qF '\"rid\":\"$LAST_RID2\"' '$ACC'"
 
 finish
