@@ -26,6 +26,8 @@
 #define WATERMARK_EVERY_MS 1000 /* a watermark without rows, at most this often */
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 5000
+#define GATHER_MS 100               /* after a batch, the next ones gather this long */
+#define GATHER_BYTES (256u * 1024u) /* ... unless this much waits */
 
 struct chunk {
     struct chunk *next;
@@ -59,6 +61,7 @@ struct dz_accesswatch {
     size_t qbytes;
     bool overflow; /* batches were dropped: read them back from the log */
     bool stopping;
+    bool gathering; /* the indexer waits out GATHER_MS: offers do not wake it */
 
     /* Indexer thread only. */
     uint64_t committed; /* the watermark in the database */
@@ -200,6 +203,29 @@ static int catch_up(struct dz_accesswatch *w)
     return rc;
 }
 
+/* After a batch, let the audit writer's next batches come together for
+ * GATHER_MS: one wake-up of this thread for all of them, where each batch
+ * (each login, when they come one at a time) woke it.  Cut short by a stop,
+ * an overflow or GATHER_BYTES waiting; the index lags the log by at most
+ * that much more (it already lags: the watermark is written once a
+ * second).  mu held. */
+static void gather(struct dz_accesswatch *w)
+{
+    struct timespec until;
+
+    clock_gettime(CLOCK_MONOTONIC, &until);
+    until.tv_nsec += GATHER_MS * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    w->gathering = true;
+    while (!w->stopping && !w->overflow && w->qbytes < GATHER_BYTES &&
+           pthread_cond_timedwait(&w->cv, &w->mu, &until) != ETIMEDOUT)
+        ;
+    w->gathering = false;
+}
+
 /* Wait up to ms unless stopping.  mu held. */
 static void wait_ms(struct dz_accesswatch *w, uint64_t ms)
 {
@@ -250,6 +276,7 @@ static void *indexer_main(void *arg)
     struct dz_accesswatch *w = arg;
     uint64_t backoff = BACKOFF_MIN_MS;
     bool need_catch_up = true;
+    bool worked = false; /* the last round took batches */
     int rc;
 
     /* The watermark first: without it nothing can be written safely. */
@@ -301,6 +328,8 @@ static void *indexer_main(void *arg)
                 break;
             continue;
         }
+        if (worked && !w->stopping)
+            gather(w);
         while (!w->qhead && !w->stopping && !w->overflow)
             wait_ms(w, WATERMARK_EVERY_MS);
         batch = w->qhead;
@@ -312,6 +341,7 @@ static void *indexer_main(void *arg)
         stopping = w->stopping;
         pthread_mutex_unlock(&w->mu);
 
+        worked = batch != NULL;
         if (overflow) {
             free_chunks(batch);
             need_catch_up = true;
@@ -406,7 +436,9 @@ void dz_accesswatch_offer(struct dz_accesswatch *w, const struct dz_audit_batch 
         w->qtail = &c->next;
         w->qbytes += b->len;
     }
-    pthread_cond_signal(&w->cv);
+    /* While the indexer gathers, only what must not wait wakes it. */
+    if (!w->gathering || w->overflow || w->qbytes >= GATHER_BYTES)
+        pthread_cond_signal(&w->cv);
     pthread_mutex_unlock(&w->mu);
 }
 
