@@ -86,6 +86,7 @@ struct fwd {
      * (refuse_answer). */
     ev_timer resume;
     bool paused;
+    bool refused; /* the answer was refused mid-transfer (refuse_answer) */
     /* The outcome line, reserved before the request left (audit_sent). */
     struct dz_gw_audit_slot *outcome;
 };
@@ -246,11 +247,13 @@ static void fwd_cancel(struct dz_rctx *c)
     ev_timer_stop(dz_worker_loop(c->gw_worker->worker), &f->resume);
     if (f->audit_pending)
         return; /* sent_then sees the stream closed, records it and frees f */
-    if (f->xfer || f->upstream_done) {
-        /* The client went while the back end was at work (or after its
-         * answer was refused, before the posted end ran: the timer is
-         * stopped above): the back end may act on the request all the
-         * same, so the log says so. */
+    if (f->xfer || f->refused) {
+        /* The client went while the back end was at work: the back end
+         * may act on the request all the same, so the log says so.  Or
+         * after its answer was refused, before the posted end ran (the
+         * timer is stopped above): it went unanswered all the same, and
+         * the refusal may be its own doing (a write refused because it
+         * does not read), so the log says the client went. */
         dz_httpc_cancel(f->xfer);
         f->xfer = NULL;
         audit_outcome(c, f, drain_cut(c) ? "drain_cut" : "client_gone");
@@ -669,6 +672,7 @@ static void refuse_answer(struct dz_rctx *c, struct fwd *f, int result)
     struct ev_loop *loop = dz_worker_loop(c->gw_worker->worker);
 
     f->upstream_result = result;
+    f->refused = true;
     dz_httpc_cancel(f->xfer);
     f->xfer = NULL;
     f->upstream_done = true;

@@ -71,7 +71,8 @@ void dz_h2req_out_account(struct dz_req *r)
 /* A zero-window reader: every answer it is sent stays here.  Over the
  * connection's budget, that connection goes; over the process's, the
  * connection of this worker holding the most goes (the one stalling, not
- * whoever answered last).  Returns true when r's own connection went. */
+ * whoever answered last).  The connection is closed at the loop's next
+ * flush.  Returns true when r's own connection is the one to go. */
 static bool enforce_budgets(struct dz_req *r)
 {
     struct dz_h2conn *c = r->c;
@@ -89,13 +90,20 @@ static bool enforce_budgets(struct dz_req *r)
                 victim = x;
         }
     }
-    if (!victim || victim->out_buffered == 0 || victim->is_close_wanted)
+    if (!victim || victim->out_buffered == 0)
         return false;
-    atomic_fetch_add_explicit(&w->h->closed_stalled, 1, memory_order_relaxed);
-    dz_log(DZ_LOG_WARN, "answer_buffer",
-           "%s: %zu unsent answer bytes (the client does not read): connection closed",
-           victim->peer_ip, victim->out_buffered);
-    dz_h2conn_close(victim);
+    if (!victim->is_close_wanted) {
+        atomic_fetch_add_explicit(&w->h->closed_stalled, 1, memory_order_relaxed);
+        dz_log(DZ_LOG_WARN, "answer_buffer",
+               "%s: %zu unsent answer bytes (the client does not read): connection closed",
+               victim->peer_ip, victim->out_buffered);
+        /* Closed when the loop flushes, not here: this runs inside the
+         * application's dz_req_* call, and closing now would run the
+         * streams' close callbacks (which free the application's state)
+         * under its feet. */
+        victim->is_close_wanted = true;
+        dz_h2conn_mark_dirty(victim);
+    }
     return victim == c;
 }
 
@@ -517,7 +525,7 @@ static int out_append(struct dz_req *r, const void *p, size_t len)
         r->out_inline_used = r->out_len;
     dz_h2req_out_account(r);
     if (enforce_budgets(r))
-        return DZ_ERR_TOOBIG; /* r's connection is gone */
+        return DZ_ERR_TOOBIG; /* r's connection goes at the flush */
     return 0;
 }
 

@@ -210,7 +210,10 @@ bool dz_req_is_drain_cut(const struct dz_req *r);
  * headers, a name that is not a lower-case token or is connection-specific
  * such as "connection"/"transfer-encoding", a value with CR, LF or other
  * control bytes), DZ_ERR_TOOBIG (more than 64 MiB waiting to be sent on the
- * stream), or DZ_ERR_NOMEM.  Closed: 0, no-op.
+ * stream, or the connection's unsent answers over its budget: the
+ * connection is closed at the end of the loop turn, and the stream's
+ * on_close runs then, never inside these calls), or DZ_ERR_NOMEM.
+ * Closed: 0, no-op.
  * An answer given before the request is complete (in on_headers, or after a
  * body overflow): the rest of the body is read and dropped, up to 1 MiB past
  * the answer and within the request timeout, then the stream is reset with

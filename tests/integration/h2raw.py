@@ -326,6 +326,20 @@ def case_continuation_flood(c):
     print(answer(c.events(c.args.wait)))
 
 
+def case_stalled_reader(c):
+    """Bound: a client that reads nothing (every stream's window 0) asks for
+    --count answers of --path at once (with each --header); the server
+    holds what it cannot send until the connection's answer budget is
+    spent, then ends the connection.  Prints each answer's STATUS line,
+    then how the connection ended."""
+    c.send(frame(SETTINGS, 0, 0, struct.pack(">HI", 0x4, 0)))  # INITIAL_WINDOW_SIZE 0
+    extra = [tuple(h.split(": ", 1)) for h in c.args.header]
+    c.send(b"".join(c.request(1 + 2 * i, path=c.args.path, extra=extra)
+                    for i in range(c.args.count)))
+    for line in c.events(c.args.wait):
+        print(line)
+
+
 CASES = {n[5:].replace("_", "-"): f for n, f in globals().items() if n.startswith("case_")}
 
 
@@ -338,6 +352,8 @@ def main():
     ap.add_argument("--h2c", action="store_true", help="cleartext, prior knowledge")
     ap.add_argument("--wait", type=float, default=5.0, help="seconds of silence that end a read")
     ap.add_argument("--count", type=int, default=300)
+    ap.add_argument("--path", default="/healthz")
+    ap.add_argument("--header", action="append", default=[], help="NAME: VALUE (repeatable)")
     ap.add_argument("case", choices=sorted(CASES))
     args = ap.parse_args()
     try:

@@ -5,7 +5,7 @@
 # back end, and nghttp as a client.
 . "$(dirname "$0")/lib.sh"
 
-plan 51
+plan 57
 stack_start
 start_echo || bail "the echo peer did not start on $ECHO_ADDR"
 
@@ -204,6 +204,31 @@ BAD_HOLD=$(curl -sS --http2-prior-knowledge --max-time 10 -o "$WORK/hold400.json
     "http://$ECHO_ADDR/x?size=10&hold=ten")
 is "$BAD_HOLD $(jq -r .code "$WORK/hold400.json" 2>/dev/null)" "400 bad_request" \
     "the echo peer answers a malformed hold= with 400 bad_request"
+# A client that reads nothing (every stream's window 0) and asks for three
+# 6 MiB downloads at once on one connection: each forward pauses its back
+# end at 4 MiB unsent, and the third pushes the connection's unsent answers
+# over its budget (8 MiB): the gateway ends that connection.  The forwards
+# whose writes were refused are told so inside their writes, while the
+# connection still stands; it closes when the loop flushes (before, it was
+# closed inside the write and the forward then went on with freed memory:
+# the sanitizer build saw it).
+STALLED0=$(metric 'darvaza_connections_closed_stalled_total')
+GONE0=$(grep -F '"forward_result"' "$STATE_DIR/audit.log" | grep -c '"result":"client_gone"')
+STALL_OUT=$(/usr/bin/python3 "$LIB_DIR/h2raw.py" --cafile "$STATE_DIR/certs/root.pem" --wait 20 \
+    --count 3 --path "/api/echo/stall?size=6291456" --header "authorization: Bearer $TOK_LOW" \
+    stalled-reader 2>"$WORK/stall.err" | paste -sd ' ')
+is "$STALL_OUT" "STATUS 1 200 STATUS 3 200 STATUS 5 200 CLOSED" \
+    "a client that reads none of three 6 MiB answers: answered, then its connection closed"
+stall_logged() { grep -q '"event":"answer_buffer"' "$(gw_log)"; }
+ok "... the ops log says answer_buffer" wait_until 10 stall_logged
+is "$(metric 'darvaza_connections_closed_stalled_total')" "$((${STALLED0:-0} + 1))" \
+    "... counted once in darvaza_connections_closed_stalled_total"
+stall_outcomes() { grep -F '"path":"/api/echo/stall?size=6291456"' "$STATE_DIR/audit.log" | grep -c '"phase":"sent"'; }
+stall_gone() { [ "$(grep -F '"forward_result"' "$STATE_DIR/audit.log" | grep -c '"result":"client_gone"')" -ge "$((${GONE0:-0} + 3))" ]; }
+is "$(stall_outcomes)" 3 "... the three requests were on record before they left"
+ok "... and each has its outcome line: client_gone" wait_until 10 stall_gone
+gw GET /api/echo/get -H "$(bearer "$TOK_LOW")"
+is "$STATUS" 200 "... and the gateway serves the next request"
 gw GET /api/echo/get -H "$(bearer "$TOK_LOW")"
 is "$STATUS" 200 "GET /api/echo/get -> 200 while the echo back end runs"
 stop_echo
