@@ -113,6 +113,7 @@ struct dz_httpc_xfer {
     bool head_done;
     bool paused;         /* the application wants no data */
     bool curl_paused;    /* we returned CURL_WRITEFUNC_PAUSE */
+    bool draining;       /* abandon: on_write drops what libcurl held */
     bool want_unpause;   /* on c->unpause */
     bool cancel_req;     /* cancelled while its on_done was being delivered */
     uint8_t h2c_mode;    /* H2C_* below */
@@ -654,9 +655,12 @@ nomem:
  * inside libcurl at once, and its connection with it kept for reuse (see
  * abandon); paused, it is removed by run_deferred as soon as libcurl
  * returns, through abandon. */
-static size_t stopped(const struct dz_httpc_xfer *x)
+static size_t stopped(struct dz_httpc_xfer *x)
 {
-    return x->state == X_CANCELLED ? CURL_WRITEFUNC_PAUSE : 0;
+    if (x->state != X_CANCELLED)
+        return 0;
+    x->curl_paused = true; /* libcurl holds the chunk: abandon drains it */
+    return CURL_WRITEFUNC_PAUSE;
 }
 
 /* Body bytes, delivered without a copy.  Runs inside libcurl: whatever the
@@ -667,6 +671,8 @@ static size_t on_write(char *p, size_t size, size_t nmemb, void *ud)
     size_t n = size * nmemb;
     int rc;
 
+    if (x->draining)
+        return n; /* abandon: what libcurl held is dropped */
     if (x->state != X_ACTIVE)
         return stopped(x);
     if (x->paused) {
@@ -842,13 +848,26 @@ static int on_timer_set(CURLM *m, long ms, void *ud)
  * libcurl 7.88 to 8.14 submits the stream's RST_STREAM without sending it
  * (curl issue #17611, fixed in 8.15): an idle connection kept in the cache
  * would leave the back end's stream open, still answering, until a later
- * transfer happened to write on it.  So the connection is closed once no
- * other transfer uses it (a busy one sends the reset with its next frame).
- * FORBID_REUSE is the easy handle's own option; the pool resets it.
+ * transfer happened to write on it.  So a connection the transfer had to
+ * itself is closed.  One that other transfers still use stays (libcurl
+ * honours FORBID_REUSE only for the last user), and sends the reset with
+ * its next frame.  FORBID_REUSE is the easy handle's own option; the pool
+ * resets it.
  */
 static void abandon(struct dz_httpc *c, struct dz_httpc_xfer *x)
 {
     curl_easy_setopt(x->easy, CURLOPT_FORBID_REUSE, 1L);
+    if (x->curl_paused) {
+        /* libcurl 7.88 loses the chunks it holds for a paused HTTP/2
+         * stream removed while its connection is still in use (curl issue
+         * #10971: 16 KiB each, freed only in a path that returns early
+         * then): resumed here, it hands them back to on_write, which drops
+         * them, and frees them.  Outside libcurl, as abandon always is. */
+        x->draining = true;
+        c->in_curl++;
+        curl_easy_pause(x->easy, CURLPAUSE_CONT);
+        c->in_curl--;
+    }
     curl_multi_remove_handle(c->multi, x->easy);
 }
 

@@ -133,8 +133,11 @@ const char *dz_httpc_reason_of(int result);
 /* Stop a transfer: no callback for it runs after this returns, its memory
  * is released (at once or, inside a libcurl callback, as soon as libcurl
  * returns).  A transfer stopped before its end does not leave its
- * connection for another: closed at once, or (HTTP/2) when the last
- * transfer on it ends, so the back end sees the answer abandoned.  NULL is
+ * connection for another when it was the only one on it: the connection is
+ * closed, so the back end sees the answer abandoned.  On an HTTP/2
+ * connection other transfers still use, the stream's reset goes out with
+ * the connection's next frame (libcurl 7.88 queues it without sending it,
+ * curl issue #17611), and the connection stays.  NULL is
  * a no-op.  Must not be called after on_done returned.  Loop thread; may
  * be called from callbacks. */
 void dz_httpc_cancel(struct dz_httpc_xfer *x);
