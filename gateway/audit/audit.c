@@ -368,6 +368,7 @@ int dz_audit_set_limits(struct dz_audit *a, size_t queue_max, size_t batch_max)
     pthread_mutex_lock(&a->mu);
     atomic_store(&a->queue_max, queue_max);
     a->batch_max = batch_max;
+    pthread_cond_signal(&a->cv); /* a smaller batch may be full already */
     pthread_mutex_unlock(&a->mu);
     return 0;
 }
@@ -570,8 +571,9 @@ int dz_audit_enqueue_list(struct dz_audit *a, struct entry *head, struct entry *
         if (was_empty)
             mono_now(&a->qsince);
         /* Patient records behind others need no wake-up: the writer is
-         * already busy, or lingering with its deadline set. */
-        if (was_empty || waited > 0)
+         * already busy, or lingering with its deadline set; unless they
+         * fill a batch, which is written at once. */
+        if (was_empty || waited > 0 || (a->qlen >= a->batch_max && a->qlen - n < a->batch_max))
             pthread_cond_signal(&a->cv);
     }
     pthread_mutex_unlock(&a->mu);

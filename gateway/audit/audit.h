@@ -230,8 +230,9 @@ int dz_audit_append_rec(struct dz_audit *a, struct dz_audit_rec *record, struct 
  *                         it is durable, and the chain keeps the order of
  *                         the calls.  A light load so pays one fdatasync
  *                         per forwarded request instead of two, and a
- *                         request line never waits behind the previous
- *                         request's outcome.
+ *                         request line seldom waits behind the previous
+ *                         request's outcome (only behind one that waited
+ *                         out its linger and is being written).
  * A slot belongs to one thread at a time; append from any thread.
  */
 struct dz_audit_slot;
