@@ -265,6 +265,10 @@ static bool shed_elsewhere(struct dz_worker *w)
 }
 
 /* Room for one more at the process cap (n: the count before this one).
+ * The ask stands once posted: if the newcomer then fails to be set up (no
+ * memory for its TLS object or its connection), the other worker still
+ * closes a quiet connection of its own, which the cap would have let it
+ * keep; rare, and on the side of fewer connections.
  * This worker's own quiet connection first: closed at once, the count
  * stays at the cap.  Else another worker's, shed when its loop runs the
  * ask: meanwhile the process is over the cap, by at most DZ_H2_SHED_LENT. */
