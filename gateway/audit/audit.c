@@ -27,6 +27,7 @@
 #include "audit/auditrec.h"
 #include "base/b64.h"
 #include "base/buf.h"
+#include "base/deadline.h"
 #include "base/err.h"
 #include "base/histo.h"
 #include "base/log.h"
@@ -102,16 +103,6 @@ struct dz_audit {
 static void mono_now(struct timespec *ts)
 {
     clock_gettime(CLOCK_MONOTONIC, ts);
-}
-
-static void ts_add_ms(struct timespec *ts, uint64_t ms)
-{
-    ts->tv_sec += (time_t)(ms / 1000);
-    ts->tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (ts->tv_nsec >= 1000000000L) {
-        ts->tv_sec++;
-        ts->tv_nsec -= 1000000000L;
-    }
 }
 
 static bool ts_reached(const struct timespec *now, const struct timespec *t)
@@ -400,7 +391,7 @@ int dz_audit_set_head_signer(struct dz_audit *a, head_sign_fn sign, void *arg, c
     a->interval_ms = interval_ms;
     /* The first periodic head comes one interval from now. */
     mono_now(&a->next_head);
-    ts_add_ms(&a->next_head, interval_ms);
+    dz_ts_add_ms(&a->next_head, interval_ms);
     pthread_cond_signal(&a->cv);
     pthread_mutex_unlock(&a->mu);
     return 0;
@@ -461,7 +452,7 @@ int dz_audit_set_rotation(struct dz_audit *a, const struct dz_audit_rotation *r)
      * when an older file was started, and rotating at once on every start
      * would make a segment per restart. */
     mono_now(&a->seg_due);
-    ts_add_ms(&a->seg_due, r->every_ms);
+    dz_ts_add_ms(&a->seg_due, r->every_ms);
     pthread_cond_signal(&a->cv);
     pthread_mutex_unlock(&a->mu);
     return 0;
@@ -1163,7 +1154,7 @@ static int rotate(struct dz_audit *a, head_sign_fn sign, void *sign_arg, const c
     a->seg_lines = 0;
     a->dirty = true; /* the header waits for the next signed head */
     mono_now(&a->seg_due);
-    ts_add_ms(&a->seg_due, a->rotate_every_ms);
+    dz_ts_add_ms(&a->seg_due, a->rotate_every_ms);
     dz_logj(DZ_LOG_INFO, "audit_rotated",
             json_pack("{s:s, s:I, s:s, s:I}", "segment", rot, "last_seq", (json_int_t)seq0, "file",
                       a->path, "seq", (json_int_t)a->seq));
@@ -1250,7 +1241,7 @@ static void *writer_main(void *p)
                 if (a->qwaited > 0 || a->qlen >= a->batch_max || a->linger_ms == 0)
                     break;
                 linger_due = a->qsince;
-                ts_add_ms(&linger_due, a->linger_ms);
+                dz_ts_add_ms(&linger_due, a->linger_ms);
                 mono_now(&now);
                 if (ts_reached(&now, &linger_due))
                     break;
@@ -1301,7 +1292,7 @@ static void *writer_main(void *p)
         a->head_requested = false;
         if (want_head) {
             a->next_head = now;
-            ts_add_ms(&a->next_head, a->interval_ms);
+            dz_ts_add_ms(&a->next_head, a->interval_ms);
         }
         pthread_mutex_unlock(&a->mu);
 
@@ -1319,7 +1310,7 @@ static void *writer_main(void *p)
         if (!failed && !final && rotation_due(a, rotate_now, &now) &&
             rotate(a, sign, sign_arg, kid) != 0) {
             a->rotate_hold = now;
-            ts_add_ms(&a->rotate_hold, 60 * 1000);
+            dz_ts_add_ms(&a->rotate_hold, 60 * 1000);
         }
 
         pthread_mutex_lock(&a->mu);

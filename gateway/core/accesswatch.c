@@ -17,6 +17,7 @@
 #include <jansson.h>
 
 #include "audit/audit_tree.h"
+#include "base/deadline.h"
 #include "base/err.h"
 #include "base/log.h"
 
@@ -213,12 +214,7 @@ static void gather(struct dz_accesswatch *w)
 {
     struct timespec until;
 
-    clock_gettime(CLOCK_MONOTONIC, &until);
-    until.tv_nsec += GATHER_MS * 1000000L;
-    if (until.tv_nsec >= 1000000000L) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000L;
-    }
+    dz_deadline_ms(CLOCK_MONOTONIC, GATHER_MS, &until);
     w->gathering = true;
     while (!w->stopping && !w->overflow && w->qbytes < GATHER_BYTES &&
            pthread_cond_timedwait(&w->cv, &w->mu, &until) != ETIMEDOUT)
@@ -231,13 +227,7 @@ static void wait_ms(struct dz_accesswatch *w, uint64_t ms)
 {
     struct timespec until;
 
-    clock_gettime(CLOCK_MONOTONIC, &until);
-    until.tv_sec += (time_t)(ms / 1000);
-    until.tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (until.tv_nsec >= 1000000000L) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000L;
-    }
+    dz_deadline_ms(CLOCK_MONOTONIC, ms, &until);
     if (!w->stopping)
         pthread_cond_timedwait(&w->cv, &w->mu, &until);
 }

@@ -32,6 +32,7 @@
 #include <jansson.h>
 
 #include "base/b64.h"
+#include "base/deadline.h"
 #include "base/err.h"
 #include "base/log.h"
 
@@ -207,12 +208,7 @@ static void gather(void)
 {
     struct timespec until;
 
-    clock_gettime(CLOCK_MONOTONIC, &until);
-    until.tv_nsec += GATHER_MS * 1000000L;
-    if (until.tv_nsec >= 1000000000L) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000L;
-    }
+    dz_deadline_ms(CLOCK_MONOTONIC, GATHER_MS, &until);
     W.gathering = true;
     while (!W.stop && W.new_fd == NO_FD && W.count < GATHER_MAX &&
            pthread_cond_clockwait(&W.cv, &W.mu, CLOCK_MONOTONIC, &until) != ETIMEDOUT)

@@ -34,6 +34,7 @@
 
 #include <libpq-fe.h>
 
+#include "base/deadline.h"
 #include "base/err.h"
 #include "base/log.h"
 #include "base/secret.h"
@@ -199,13 +200,7 @@ static int acquire(struct pg *p, struct pg_slot **slot, bool want_new, bool *fre
     int rc = 0;
 
     *slot = NULL;
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += p->statement_timeout_ms / 1000;
-    until.tv_nsec += (long)(p->statement_timeout_ms % 1000) * 1000000L;
-    if (until.tv_nsec >= 1000000000L) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000L;
-    }
+    dz_deadline_ms(CLOCK_REALTIME, (uint64_t)p->statement_timeout_ms, &until);
     pthread_mutex_lock(&p->lock);
     for (;;) {
         /* Connected slots first: they need no round trip to set up; but after
