@@ -284,7 +284,7 @@ ratio() { awk -v x="$1" -v y="$2" 'BEGIN { if (y > 0) printf "%.2f", x / y; else
 # behind another and each latency is the front's own time plus the back end's.
 # pct FILE P: the Pth percentile of an h2load log's latencies, in ms.
 pct() { awk -F'\t' '{print $3}' "$1" | sort -n | awk -v p="$2" '
-    { v[NR] = $1 } END { if (NR) printf "%.3f", v[int(NR * p + 0.5)] / 1000; else print "-" }'; }
+    { v[NR] = $1 } END { if (NR) printf "%.3f\n", v[int(NR * p + 0.5)] / 1000; else print "-" }'; }
 # median of the numbers on stdin
 median() { sort -n | awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)]; else print "-" }'; }
 declare -A LP50 LP99 LOK
