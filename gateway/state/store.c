@@ -150,8 +150,8 @@ int dz_store_new(const struct dz_store_ops *ops, void *impl, struct dz_store **o
     struct dz_store *s = NULL;
 
     *out = NULL;
-    if (!ops || !ops->put || !ops->get || !ops->take || !ops->del || !ops->incr || !ops->ttl ||
-        !ops->touch || !ops->count || !ops->free) {
+    if (!ops || !ops->put || !ops->get || !ops->take || !ops->del || !ops->del_if || !ops->incr ||
+        !ops->ttl || !ops->touch || !ops->count || !ops->free) {
         if (ops && ops->free && impl)
             ops->free(impl);
         return DZ_ERR_INVAL;
@@ -233,6 +233,20 @@ int dz_store_del(struct dz_store *s, const char *ns, const void *key, size_t key
     if (rc)
         return rc;
     return s->ops->del(s->impl, ns, key, key_len);
+}
+
+int dz_store_del_if(struct dz_store *s, const char *ns, const void *key, size_t key_len,
+                    const void *val, size_t val_len)
+{
+    int rc = check_key(s, ns, key, key_len);
+
+    if (rc)
+        return rc;
+    if (val_len > VAL_MAX)
+        return DZ_ERR_TOOBIG;
+    if (val_len && !val)
+        return DZ_ERR_INVAL;
+    return s->ops->del_if(s->impl, ns, key, key_len, val, val_len);
 }
 
 int dz_store_incr(struct dz_store *s, const char *ns, const void *key, size_t key_len,

@@ -98,6 +98,8 @@ struct dz_store_ops {
     int (*get)(void *impl, const char *ns, const void *key, size_t key_len, struct dz_buf *out);
     int (*take)(void *impl, const char *ns, const void *key, size_t key_len, struct dz_buf *out);
     int (*del)(void *impl, const char *ns, const void *key, size_t key_len);
+    int (*del_if)(void *impl, const char *ns, const void *key, size_t key_len, const void *val,
+                  size_t val_len);
     int (*incr)(void *impl, enum dz_store_kind kind, const char *ns, const void *key,
                 size_t key_len, uint64_t ttl_ms, int64_t *out_value);
     int (*ttl)(void *impl, const char *ns, const void *key, size_t key_len, uint64_t *out_ms);
@@ -158,6 +160,16 @@ int dz_store_take(struct dz_store *s, const char *ns, const void *key, size_t ke
 
 /* Delete; 0 or DZ_ERR_NOTFOUND. */
 int dz_store_del(struct dz_store *s, const char *ns, const void *key, size_t key_len);
+
+/* Delete (ns,key) only if its value is still exactly val (what a get of it
+ * returned): a compare-and-delete, so that a value another caller wrote
+ * there since the read is never deleted.  0 (deleted), DZ_ERR_NOTFOUND
+ * (absent or expired), DZ_ERR_EXISTS (it holds another value, kept), or,
+ * like del, an error of the backend (DZ_ERR_UNAVAILABLE: not known to be
+ * deleted, never reported as deleted).  Same keys, invalidations and
+ * replica waits as del. */
+int dz_store_del_if(struct dz_store *s, const char *ns, const void *key, size_t key_len,
+                    const void *val, size_t val_len);
 
 /* Add one to a counter (created at 1 with ttl_ms if absent or expired; an
  * existing counter keeps its expiry).  *out_value is the new value.

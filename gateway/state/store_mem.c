@@ -489,9 +489,11 @@ static int mem_take(void *impl, const char *ns, const void *key, size_t key_len,
     return get_or_take(impl, ns, key, key_len, out, true);
 }
 
-static int mem_del(void *impl, const char *ns, const void *key, size_t key_len)
+/* Delete the live entry; with want, only if its value is exactly want
+ * (DZ_ERR_EXISTS otherwise), compared under the shard lock. */
+static int del_entry(struct mem *m, const char *ns, const void *key, size_t key_len,
+                     const void *want, size_t want_len)
 {
-    struct mem *m = impl;
     size_t ns_len = strlen(ns);
     uint64_t hash = key_hash(m, ns, ns_len, key, key_len);
     struct shard *sh = shard_of(m, hash);
@@ -500,12 +502,27 @@ static int mem_del(void *impl, const char *ns, const void *key, size_t key_len)
 
     pthread_mutex_lock(&sh->lock);
     pp = find(m, sh, hash, ns, ns_len, key, key_len, now_ms());
-    if (pp) {
+    if (pp && want &&
+        ((*pp)->val_len != want_len || (want_len && memcmp((*pp)->val, want, want_len) != 0))) {
+        rc = DZ_ERR_EXISTS;
+    } else if (pp) {
         unlink_free(m, sh, pp);
         rc = 0;
     }
     pthread_mutex_unlock(&sh->lock);
     return rc;
+}
+
+static int mem_del(void *impl, const char *ns, const void *key, size_t key_len)
+{
+    return del_entry(impl, ns, key, key_len, NULL, 0);
+}
+
+static int mem_del_if(void *impl, const char *ns, const void *key, size_t key_len, const void *val,
+                      size_t val_len)
+{
+    /* An empty value compares with "" (want must not be NULL). */
+    return del_entry(impl, ns, key, key_len, val_len ? val : "", val_len);
 }
 
 /* Counters are decimal text, as in Redis, so get shows them plainly.
@@ -703,6 +720,7 @@ static const struct dz_store_ops mem_ops = {
     .get = mem_get,
     .take = mem_take,
     .del = mem_del,
+    .del_if = mem_del_if,
     .incr = mem_incr,
     .ttl = mem_ttl,
     .touch = mem_touch,

@@ -55,7 +55,7 @@
     "  n = n + redis.call('ZCARD', z)\n"                                                           \
     "end\n"
 
-enum script_id { S_PUT, S_INCR, S_TAKE, S_DEL, S_TOUCH, S_COUNT, S_N };
+enum script_id { S_PUT, S_INCR, S_TAKE, S_DEL, S_DEL_IF, S_TOUCH, S_COUNT, S_N };
 
 /* KEYS: entry, its namespace's index, its kind's set.  Put and incr answer
  * alike (script_answer): {code, value, kind count or -1}, code 0 ok,
@@ -103,6 +103,17 @@ static const char *const scripts[S_N] = {
     [S_DEL] = "local n = redis.call('DEL', KEYS[1])\n"
               "redis.call('ZREM', KEYS[2], KEYS[1])\n"
               "return n\n",
+    /* KEYS: entry, index.  ARGV: the raw (sealed) value the caller read and
+     * opened -> 1 deleted | 0 absent | 2 another value (kept).  Sealing is
+     * not reproducible (a fresh nonce each time), so the caller compares
+     * the opened value, and this the very bytes it opened: a value written
+     * since the read differs even if its plain text is the same. */
+    [S_DEL_IF] = "local v = redis.call('GET', KEYS[1])\n"
+                 "if not v then return 0 end\n"
+                 "if v ~= ARGV[1] then return 2 end\n"
+                 "redis.call('DEL', KEYS[1])\n"
+                 "redis.call('ZREM', KEYS[2], KEYS[1])\n"
+                 "return 1\n",
     /* ARGV: ttl -> 1 touched | 0 absent */
     [S_TOUCH] = LUA_NOW "local ttl = tonumber(ARGV[1])\n"
                         "if redis.call('PEXPIRE', KEYS[1], ttl) == 0 then return 0 end\n"
@@ -288,6 +299,23 @@ static int script_answer(struct rs_store *st, enum dz_store_kind kind, const cha
     }
 }
 
+/* Open a GET's answer r (a string) into out; an entry that does not open
+ * is refused, never taken for absent. */
+static int open_answer(struct rs_store *st, const char *ns, const struct dz_buf *rk,
+                       const redisReply *r, struct dz_buf *out)
+{
+    int rc = rs_open(st, rk->data, rk->len, r->str, r->len, out);
+
+    if (rc == DZ_ERR_DENIED) {
+        dz_log(DZ_LOG_WARN, "store_unsealed",
+               "redis: an entry of %s does not open with this value key; treated as absent"
+               " is not safe, refused",
+               ns);
+        rc = DZ_ERR_UNAVAILABLE;
+    }
+    return rc;
+}
+
 /* A GET's answer: the opened value appended to out (and cached when the
  * namespace is, and no invalidation came since seq). */
 static int get_answer(struct rs_store *st, const char *ns, const struct dz_buf *rk, bool cached,
@@ -300,15 +328,8 @@ static int get_answer(struct rs_store *st, const char *ns, const struct dz_buf *
         return DZ_ERR_NOTFOUND;
     if (r->type != REDIS_REPLY_STRING)
         return unexpected("get", r);
-    rc = rs_open(st, rk->data, rk->len, r->str, r->len, out);
+    rc = open_answer(st, ns, rk, r, out);
     dz_secret_wipe(r->str, r->len);
-    if (rc == DZ_ERR_DENIED) {
-        dz_log(DZ_LOG_WARN, "store_unsealed",
-               "redis: an entry of %s does not open with this value key; treated as absent"
-               " is not safe, refused",
-               ns);
-        rc = DZ_ERR_UNAVAILABLE;
-    }
     if (rc == 0 && cached)
         rs_cache_put(st->cache, seq, rk->data, rk->len, out->data + at, out->len - at, 0);
     return rc;
@@ -489,6 +510,80 @@ static int r_del(void *impl, const char *ns, const void *key, size_t key_len)
 out:
     if (r)
         freeReplyObject(r);
+    keys_cleanup(&k);
+    return rc;
+}
+
+/* Between the GET and the script of a compare-and-delete: NULL, except in
+ * the unit test that includes this file to write there meanwhile (the
+ * script must then keep the new value). */
+static void (*del_if_between)(void);
+
+/* GET the raw value (never the near cache: the script compares the sealed
+ * bytes), open it and compare; then the script deletes only if those bytes
+ * are still there.  Two round trips, both failing closed. */
+static int r_del_if(void *impl, const char *ns, const void *key, size_t key_len, const void *val,
+                    size_t val_len)
+{
+    struct rs_store *st = impl;
+    struct dz_buf plain;
+    struct keys k;
+    redisReply *g = NULL, *r = NULL;
+    int rc;
+
+    dz_buf_init(&plain, VAL_BUF_MAX);
+    rc = keys_make(st, ns, key, key_len, dz_store_kind_of(ns), &k);
+    if (rc)
+        goto out;
+    {
+        const char *argv[] = {"GET", k.entry.data};
+        size_t l[] = {3, k.entry.len};
+
+        rc = rs_call(st, 2, argv, l, false, &g);
+    }
+    if (rc)
+        goto out;
+    if (g->type == REDIS_REPLY_NIL) {
+        rc = DZ_ERR_NOTFOUND;
+        goto out;
+    }
+    if (g->type != REDIS_REPLY_STRING) {
+        rc = unexpected("del_if", g);
+        goto out;
+    }
+    rc = open_answer(st, ns, &k.entry, g, &plain);
+    if (rc)
+        goto out;
+    if (plain.len != val_len || (val_len && memcmp(plain.data, val, val_len) != 0)) {
+        rc = DZ_ERR_EXISTS;
+        goto out;
+    }
+    if (del_if_between)
+        del_if_between();
+    {
+        const char *a[] = {k.entry.data, k.index.data, g->str};
+        size_t l[] = {k.entry.len, k.index.len, g->len};
+
+        if (st->cache && is_sess(ns))
+            rs_cache_drop(st->cache, k.entry.data, k.entry.len);
+        /* As r_del: a logout lost in a failover would bring the session back. */
+        rc = eval(st, S_DEL_IF, 2, 1, a, l, is_sess(ns), &r);
+    }
+    if (rc)
+        goto out;
+    if (r->type != REDIS_REPLY_INTEGER)
+        rc = unexpected("del_if", r);
+    else
+        rc = r->integer == 1 ? 0 : r->integer == 2 ? DZ_ERR_EXISTS : DZ_ERR_NOTFOUND;
+out:
+    if (g) {
+        if (g->type == REDIS_REPLY_STRING)
+            dz_secret_wipe(g->str, g->len);
+        freeReplyObject(g);
+    }
+    if (r)
+        freeReplyObject(r);
+    dz_buf_wipe(&plain);
     keys_cleanup(&k);
     return rc;
 }
@@ -1032,6 +1127,7 @@ static const struct dz_store_ops redis_ops = {
     .get = r_get,
     .take = r_take,
     .del = r_del,
+    .del_if = r_del_if,
     .incr = r_incr,
     .ttl = r_ttl,
     .touch = r_touch,

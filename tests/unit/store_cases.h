@@ -157,6 +157,55 @@ static void test_take_del(void **state)
     dz_store_free(s);
 }
 
+/* A compare-and-delete deletes only the very value it is given. */
+static void test_del_if(void **state)
+{
+    struct dz_store *s = mk();
+    unsigned char *big = calloc(1, 64 * 1024 + 1);
+    struct dz_buf b;
+    int64_t v = 0;
+
+    (void)state;
+    assert_non_null(big);
+    dz_buf_init(&b, 1024);
+    assert_int_equal(dz_store_put(s, NS, "k", 1, "value", 5, 10000, 0), 0);
+    /* another value, one shorter, one longer: kept, and said so */
+    assert_int_equal(dz_store_del_if(s, NS, "k", 1, "other", 5), DZ_ERR_EXISTS);
+    assert_int_equal(dz_store_del_if(s, NS, "k", 1, "valu", 4), DZ_ERR_EXISTS);
+    assert_int_equal(dz_store_del_if(s, NS, "k", 1, "value!", 6), DZ_ERR_EXISTS);
+    assert_int_equal(dz_store_del_if(s, NS, "k", 1, NULL, 0), DZ_ERR_EXISTS);
+    assert_int_equal(dz_store_get(s, NS, "k", 1, &b), 0);
+    assert_string_equal(dz_buf_cstr(&b), "value");
+    assert_int_equal(dz_store_count(s, NS), 1);
+    /* the same value: deleted, once */
+    assert_int_equal(dz_store_del_if(s, NS, "k", 1, "value", 5), 0);
+    assert_int_equal(dz_store_get(s, NS, "k", 1, &b), DZ_ERR_NOTFOUND);
+    assert_int_equal(dz_store_del_if(s, NS, "k", 1, "value", 5), DZ_ERR_NOTFOUND);
+    assert_int_equal(dz_store_count(s, NS), 0);
+    /* never written, or in another namespace */
+    assert_int_equal(dz_store_del_if(s, NS, "never", 5, "value", 5), DZ_ERR_NOTFOUND);
+    assert_int_equal(dz_store_put(s, "other", "k", 1, "value", 5, 10000, 0), 0);
+    assert_int_equal(dz_store_del_if(s, NS, "k", 1, "value", 5), DZ_ERR_NOTFOUND);
+    assert_int_equal(dz_store_get(s, "other", "k", 1, &b), 0);
+    /* an empty value, and a counter (kept as text) */
+    assert_int_equal(dz_store_put(s, NS, "e", 1, "", 0, 10000, 0), 0);
+    assert_int_equal(dz_store_del_if(s, NS, "e", 1, "x", 1), DZ_ERR_EXISTS);
+    assert_int_equal(dz_store_del_if(s, NS, "e", 1, NULL, 0), 0);
+    assert_int_equal(dz_store_incr(s, NS, "c", 1, 10000, &v), 0);
+    assert_int_equal(dz_store_incr(s, NS, "c", 1, 10000, &v), 0);
+    assert_int_equal(dz_store_del_if(s, NS, "c", 1, "1", 1), DZ_ERR_EXISTS);
+    assert_int_equal(dz_store_del_if(s, NS, "c", 1, "2", 1), 0);
+    /* the checks of del, and of a value */
+    assert_int_equal(dz_store_del_if(s, NS, "k", 1, NULL, 1), DZ_ERR_INVAL);
+    assert_int_equal(dz_store_del_if(s, NS, "k", 0, "v", 1), DZ_ERR_INVAL);
+    assert_int_equal(dz_store_del_if(s, NS, "k", 1, big, 64 * 1024 + 1), DZ_ERR_TOOBIG);
+    assert_int_equal(dz_store_del_if(NULL, NS, "k", 1, "v", 1), DZ_ERR_INVAL);
+    assert_int_equal(dz_store_count(s, NS), 0);
+    free(big);
+    dz_buf_cleanup(&b);
+    dz_store_free(s);
+}
+
 static void test_incr(void **state)
 {
     struct dz_store *s = mk();
@@ -664,10 +713,11 @@ static void test_async_budget(void **state)
 
 #define STORE_CASES                                                                                \
     cmocka_unit_test(test_put_get_overwrite_nx), cmocka_unit_test(test_bad_arguments),             \
-        cmocka_unit_test(test_take_del), cmocka_unit_test(test_incr),                              \
-        cmocka_unit_test(test_ttl_touch_expiry), cmocka_unit_test(test_many_keys_and_bound),       \
-        cmocka_unit_test(test_budgets_per_kind), cmocka_unit_test(test_concurrent_incr),           \
-        cmocka_unit_test(test_take_single_use), cmocka_unit_test(test_async_ops),                  \
-        cmocka_unit_test(test_async_put_del), cmocka_unit_test(test_async_budget)
+        cmocka_unit_test(test_take_del), cmocka_unit_test(test_del_if),                            \
+        cmocka_unit_test(test_incr), cmocka_unit_test(test_ttl_touch_expiry),                      \
+        cmocka_unit_test(test_many_keys_and_bound), cmocka_unit_test(test_budgets_per_kind),       \
+        cmocka_unit_test(test_concurrent_incr), cmocka_unit_test(test_take_single_use),            \
+        cmocka_unit_test(test_async_ops), cmocka_unit_test(test_async_put_del),                    \
+        cmocka_unit_test(test_async_budget)
 
 #endif

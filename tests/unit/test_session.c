@@ -83,6 +83,11 @@ static int c_del(void *i, const char *ns, const void *k, size_t kl)
     calls++;
     return dz_store_del(i, ns, k, kl);
 }
+static int c_del_if(void *i, const char *ns, const void *k, size_t kl, const void *v, size_t vl)
+{
+    calls++;
+    return dz_store_del_if(i, ns, k, kl, v, vl);
+}
 static int c_incr(void *i, enum dz_store_kind kind, const char *ns, const void *k, size_t kl,
                   uint64_t ttl, int64_t *o)
 {
@@ -114,6 +119,7 @@ static const struct dz_store_ops counting_ops = {
     .get = c_get,
     .take = c_take,
     .del = c_del,
+    .del_if = c_del_if,
     .incr = c_incr,
     .ttl = c_ttl,
     .touch = c_touch,

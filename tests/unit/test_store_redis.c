@@ -29,6 +29,10 @@
 #include "state/store.h"
 #include "state/store_redis.h"
 
+/* For its statics: the hook between a compare-and-delete's GET and its
+ * script (test_del_if_between). */
+#include "state/store_redis.c"
+
 #define PREFIX "t:"
 
 /* 9135, or DZ_TEST_REDIS_PORT (a second run beside the first, e.g. under
@@ -277,11 +281,12 @@ static void test_down_and_back(void **state)
     assert_int_equal(dz_store_take(s, "cardnonce", "n", 1, &b), DZ_ERR_UNAVAILABLE);
     assert_int_equal(dz_store_put(s, "qrused", "n", 1, "1", 1, 1000, DZ_STORE_NX),
                      DZ_ERR_UNAVAILABLE);
+    assert_int_equal(dz_store_del_if(s, "sess", "k", 1, "v", 1), DZ_ERR_UNAVAILABLE);
     assert_true(mono_ms() - t0 < 100); /* the breaker answers without the network */
     dz_store_health(s, &h);
     assert_false(h.up);
     assert_non_null(strstr(h.why, "redis"));
-    assert_true(h.errors >= 4);
+    assert_true(h.errors >= 5);
     assert_int_equal(redis_start(), 0);
     for (uint64_t end = mono_ms() + 10000; mono_ms() < end; nap_ms(20)) {
         rc = dz_store_put(s, "sess", "k2", 2, "v", 1, 60000, 0);
@@ -294,6 +299,59 @@ static void test_down_and_back(void **state)
     dz_store_health(s, &h);
     assert_true(h.up);
     assert_true(h.reconnects >= 2);
+    dz_buf_cleanup(&b);
+    dz_store_free(s);
+}
+
+/* What the hook of r_del_if does between its GET and its script. */
+static struct dz_store *between_store;
+
+static void between_reseal(void)
+{
+    /* the same plain text, sealed afresh: other bytes on Redis */
+    assert_int_equal(dz_store_put(between_store, "sess", "k", 1, "value", 5, 60000, 0), 0);
+}
+
+static void between_redis_gone(void)
+{
+    redis_stop();
+}
+
+/* A compare-and-delete compares what it opened, then deletes only if Redis
+ * still holds the very sealed bytes it opened: another writer in between
+ * (even of the same plain text) keeps its value; Redis gone in between is
+ * never "deleted". */
+static void test_del_if_between(void **state)
+{
+    struct dz_store *s = mk();
+    struct dz_buf b;
+    int rc = -1;
+
+    (void)state;
+    dz_buf_init(&b, 1024);
+    between_store = s;
+    assert_int_equal(dz_store_put(s, "sess", "k", 1, "value", 5, 60000, 0), 0);
+    del_if_between = between_reseal;
+    assert_int_equal(dz_store_del_if(s, "sess", "k", 1, "value", 5), DZ_ERR_EXISTS);
+    del_if_between = NULL;
+    assert_int_equal(dz_store_get(s, "sess", "k", 1, &b), 0);
+    assert_string_equal(dz_buf_cstr(&b), "value");
+    assert_int_equal(dz_store_count(s, "sess"), 1);
+    /* no writer in between: deleted, its index entry with it */
+    assert_int_equal(dz_store_del_if(s, "sess", "k", 1, "value", 5), 0);
+    assert_int_equal(dz_store_count(s, "sess"), 0);
+    assert_int_equal(dz_store_put(s, "sess", "k", 1, "value", 5, 60000, 0), 0);
+    del_if_between = between_redis_gone;
+    assert_int_equal(dz_store_del_if(s, "sess", "k", 1, "value", 5), DZ_ERR_UNAVAILABLE);
+    del_if_between = NULL;
+    assert_int_equal(redis_start(), 0);
+    for (uint64_t end = mono_ms() + 10000; mono_ms() < end; nap_ms(20)) {
+        rc = dz_store_put(s, "sess", "k2", 2, "v", 1, 60000, 0);
+        if (rc == 0)
+            break;
+        assert_int_equal(rc, DZ_ERR_UNAVAILABLE);
+    }
+    assert_int_equal(rc, 0);
     dz_buf_cleanup(&b);
     dz_store_free(s);
 }
@@ -654,10 +712,11 @@ static void test_bad_config(void **state)
 static int group_setup(void **state)
 {
     const char *p = getenv("DZ_TEST_REDIS_PORT");
+    long port = p ? strtol(p, NULL, 10) : 0;
 
     (void)state;
-    if (p && atoi(p) > 0 && atoi(p) < 65536)
-        PORT = atoi(p);
+    if (port > 0 && port < 65536)
+        PORT = (int)port;
     snprintf(redis_dir, sizeof(redis_dir), "/tmp/dz-redis-unit-XXXXXX");
     if (!mkdtemp(redis_dir))
         return -1;
@@ -680,6 +739,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         STORE_CASES,
         cmocka_unit_test(test_sealed),
+        cmocka_unit_test(test_del_if_between),
         cmocka_unit_test(test_two_instances),
         cmocka_unit_test(test_rate_batch),
         cmocka_unit_test(test_bad_config),

@@ -208,6 +208,12 @@ static int down_del(void *impl, const char *ns, const void *key, size_t key_len)
     return DZ_ERR_UNAVAILABLE;
 }
 
+static int down_del_if(void *impl, const char *ns, const void *key, size_t key_len, const void *val,
+                       size_t val_len)
+{
+    return DZ_ERR_UNAVAILABLE;
+}
+
 static int down_incr(void *impl, enum dz_store_kind kind, const char *ns, const void *key,
                      size_t key_len, uint64_t ttl_ms, int64_t *out)
 {
@@ -241,6 +247,7 @@ static void test_store_down(void **state)
         .get = down_read,
         .take = down_read,
         .del = down_del,
+        .del_if = down_del_if,
         .incr = down_incr,
         .ttl = down_ttl,
         .touch = down_touch,
