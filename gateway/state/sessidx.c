@@ -54,10 +54,31 @@ static int decode(const struct dz_buf *b, struct dz_sessidx_entry *e)
     return 0;
 }
 
-/* Read slot: 0 with *live and e filled, DZ_ERR_NOTFOUND (empty), or an
- * error.  A dead slot (its session gone) is freed and reads as empty. */
-static int read_slot(struct dz_store *st, const char *fin, unsigned slot,
-                     struct dz_sessidx_entry *e)
+/* A slot as read: its entry, and the bytes it was read from (what a
+ * compare-and-delete of the slot must still find there). */
+struct slot {
+    struct dz_sessidx_entry e;
+    unsigned char raw[SLOT_LEN];
+};
+
+/* Free slot i only if it still holds raw: an entry a login wrote there
+ * since the read (after someone else freed the slot) is never deleted, or
+ * its live session would be left out of the list.  0 or a store error. */
+static int free_slot(struct dz_store *st, const char *fin, unsigned i, const void *raw,
+                     size_t raw_len)
+{
+    unsigned char key[KEY_LEN];
+    int rc;
+
+    slot_key(fin, i, key);
+    rc = dz_store_del_if(st, DZ_SESSIDX_NS, key, sizeof(key), raw, raw_len);
+    return rc == DZ_ERR_NOTFOUND || rc == DZ_ERR_EXISTS ? 0 : rc;
+}
+
+/* Read slot: 0 with sl filled (its session live), DZ_ERR_NOTFOUND (empty),
+ * or an error.  A dead slot (its session gone) is freed and reads as
+ * empty. */
+static int read_slot(struct dz_store *st, const char *fin, unsigned slot, struct slot *sl)
 {
     unsigned char key[KEY_LEN];
     struct dz_buf b;
@@ -68,32 +89,67 @@ static int read_slot(struct dz_store *st, const char *fin, unsigned slot,
     dz_buf_init(&b, SLOT_LEN);
     rc = dz_store_get(st, DZ_SESSIDX_NS, key, sizeof(key), &b);
     if (rc == 0)
-        rc = decode(&b, e);
-    dz_buf_cleanup(&b);
+        rc = decode(&b, &sl->e);
     if (rc == DZ_ERR_PARSE) {
         /* not ours: free the slot rather than trust it */
-        dz_store_del(st, DZ_SESSIDX_NS, key, sizeof(key));
-        return DZ_ERR_NOTFOUND;
+        free_slot(st, fin, slot, b.data, b.len);
+        rc = DZ_ERR_NOTFOUND;
+    } else if (rc == 0) {
+        memcpy(sl->raw, b.data, SLOT_LEN);
     }
+    dz_buf_cleanup(&b);
     if (rc != 0)
         return rc;
-    rc = dz_store_ttl(st, DZ_SESSION_NS, e->sid, sizeof(e->sid), &left);
+    rc = dz_store_ttl(st, DZ_SESSION_NS, sl->e.sid, sizeof(sl->e.sid), &left);
     if (rc == DZ_ERR_NOTFOUND) {
-        dz_store_del(st, DZ_SESSIDX_NS, key, sizeof(key));
+        free_slot(st, fin, slot, sl->raw, SLOT_LEN);
         return DZ_ERR_NOTFOUND;
     }
     return rc;
 }
 
+/* End the session of slot i as read (sl): the session first, by its id
+ * (once it is gone it cannot be used, whatever happens to its slot), then
+ * the slot if it still holds that entry.  0 or a store error. */
+static int end_slot(struct dz_store *st, const char *fin, unsigned i, const struct slot *sl)
+{
+    int rc = dz_store_del(st, DZ_SESSION_NS, sl->e.sid, sizeof(sl->e.sid));
+
+    if (rc != 0 && rc != DZ_ERR_NOTFOUND)
+        return rc;
+    return free_slot(st, fin, i, sl->raw, SLOT_LEN);
+}
+
+/* Put v in slot i if it is free: 0 (taken), DZ_ERR_EXISTS, or an error. */
+static int take_slot(struct dz_store *st, const char *fin, unsigned i,
+                     const unsigned char v[SLOT_LEN], uint64_t ttl)
+{
+    unsigned char key[KEY_LEN];
+
+    slot_key(fin, i, key);
+    return dz_store_put(st, DZ_SESSIDX_NS, key, sizeof(key), v, SLOT_LEN, ttl, DZ_STORE_NX);
+}
+
+/*
+ * Passes of a login on a full list.  Each pass tries every slot; one that
+ * finds them all live ends the oldest entry it read and tries again.  When
+ * logins of one person race on a full list, each pass of each of them ends
+ * an entry (or finds that another did), and every slot so freed is taken
+ * by one of them in its next scan: so at least one of them gets in per
+ * pass, and up to DZ_SESSIDX_SLOTS racing logins all get in within
+ * DZ_SESSIDX_SLOTS + 1 passes.  Past that (more at once, or slots that keep
+ * filling) DZ_ERR_FULL rather than looping on.
+ */
+#define ADD_PASSES (DZ_SESSIDX_SLOTS + 1)
+
 int dz_sessidx_add(struct dz_store *st, const struct dz_session *s, const char *addr,
                    int64_t now_ms)
 {
-    struct dz_sessidx_entry e, old;
-    unsigned char key[KEY_LEN], v[SLOT_LEN];
+    struct dz_sessidx_entry e;
+    struct slot sl, oldest;
+    unsigned char v[SLOT_LEN];
     uint64_t ttl;
-    int64_t oldest_ms = INT64_MAX;
-    unsigned oldest = DZ_SESSIDX_SLOTS;
-    int rc = DZ_ERR_FULL;
+    int rc;
 
     if (!st || !s || !dz_fin_is_normal(s->fin) || s->expires_abs_ms <= now_ms)
         return DZ_ERR_INVAL;
@@ -105,41 +161,37 @@ int dz_sessidx_add(struct dz_store *st, const struct dz_session *s, const char *
     snprintf(e.addr, sizeof(e.addr), "%s", addr ? addr : "");
     encode(&e, v);
     ttl = (uint64_t)(s->expires_abs_ms - now_ms);
-    /* Two passes: the first may free dead slots or the oldest live one. */
-    for (int pass = 0; pass < 2 && rc == DZ_ERR_FULL; pass++) {
+    for (int pass = 0; pass < ADD_PASSES; pass++) {
+        unsigned oldest_i = DZ_SESSIDX_SLOTS;
+
         for (unsigned i = 0; i < DZ_SESSIDX_SLOTS; i++) {
-            slot_key(s->fin, i, key);
-            rc = dz_store_put(st, DZ_SESSIDX_NS, key, sizeof(key), v, sizeof(v), ttl, DZ_STORE_NX);
-            if (rc == 0)
-                return 0;
+            rc = take_slot(st, s->fin, i, v, ttl);
             if (rc != DZ_ERR_EXISTS)
                 return rc;
-            rc = read_slot(st, s->fin, i, &old);
+            rc = read_slot(st, s->fin, i, &sl);
             if (rc == DZ_ERR_NOTFOUND) {
-                /* freed just now (dead): take it */
-                rc = dz_store_put(st, DZ_SESSIDX_NS, key, sizeof(key), v, sizeof(v), ttl,
-                                  DZ_STORE_NX);
-                if (rc == 0)
-                    return 0;
+                /* freed just now (dead), unless another login took it */
+                rc = take_slot(st, s->fin, i, v, ttl);
                 if (rc != DZ_ERR_EXISTS)
                     return rc;
             } else if (rc != 0) {
                 return rc;
-            } else if (old.created_ms < oldest_ms) {
-                oldest_ms = old.created_ms;
-                oldest = i;
+            } else if (oldest_i == DZ_SESSIDX_SLOTS || sl.e.created_ms < oldest.e.created_ms) {
+                oldest = sl;
+                oldest_i = i;
             }
-            rc = DZ_ERR_FULL;
         }
-        if (pass == 0 && oldest < DZ_SESSIDX_SLOTS && read_slot(st, s->fin, oldest, &old) == 0)
-            dz_sessidx_end(st, s->fin, old.sid);
+        /* The oldest as read, not as it may be now: another login may have
+         * ended it and taken its slot, which end_slot then leaves alone. */
+        if (oldest_i < DZ_SESSIDX_SLOTS && (rc = end_slot(st, s->fin, oldest_i, &oldest)) != 0)
+            return rc;
     }
-    return rc;
+    return DZ_ERR_FULL;
 }
 
 int dz_sessidx_list(struct dz_store *st, const char *fin, struct dz_sessidx_entry *out, size_t *n)
 {
-    struct dz_sessidx_entry e;
+    struct slot sl;
     int rc;
 
     if (n)
@@ -147,18 +199,18 @@ int dz_sessidx_list(struct dz_store *st, const char *fin, struct dz_sessidx_entr
     if (!st || !dz_fin_is_normal(fin) || !out || !n)
         return DZ_ERR_INVAL;
     for (unsigned i = 0; i < DZ_SESSIDX_SLOTS; i++) {
-        rc = read_slot(st, fin, i, &e);
+        rc = read_slot(st, fin, i, &sl);
         if (rc == DZ_ERR_NOTFOUND)
             continue;
         if (rc != 0)
             return rc;
         /* insertion sort by start time: at most 16 */
         size_t j = *n;
-        while (j > 0 && out[j - 1].created_ms > e.created_ms) {
+        while (j > 0 && out[j - 1].created_ms > sl.e.created_ms) {
             out[j] = out[j - 1];
             j--;
         }
-        out[j] = e;
+        out[j] = sl.e;
         (*n)++;
     }
     return 0;
@@ -166,28 +218,19 @@ int dz_sessidx_list(struct dz_store *st, const char *fin, struct dz_sessidx_entr
 
 int dz_sessidx_end(struct dz_store *st, const char *fin, const unsigned char sid[32])
 {
-    struct dz_sessidx_entry e;
-    unsigned char key[KEY_LEN];
+    struct slot sl;
     int rc;
 
     if (!st || !dz_fin_is_normal(fin) || !sid)
         return DZ_ERR_INVAL;
     for (unsigned i = 0; i < DZ_SESSIDX_SLOTS; i++) {
-        rc = read_slot(st, fin, i, &e);
+        rc = read_slot(st, fin, i, &sl);
         if (rc == DZ_ERR_NOTFOUND)
             continue;
         if (rc != 0)
             return rc;
-        if (memcmp(e.sid, sid, 32) != 0)
-            continue;
-        /* The session first: once it is gone it cannot be used, whatever
-         * happens to its slot. */
-        rc = dz_store_del(st, DZ_SESSION_NS, sid, 32);
-        if (rc != 0 && rc != DZ_ERR_NOTFOUND)
-            return rc;
-        slot_key(fin, i, key);
-        rc = dz_store_del(st, DZ_SESSIDX_NS, key, sizeof(key));
-        return rc == DZ_ERR_NOTFOUND ? 0 : rc;
+        if (memcmp(sl.e.sid, sid, 32) == 0)
+            return end_slot(st, fin, i, &sl);
     }
     return DZ_ERR_NOTFOUND;
 }

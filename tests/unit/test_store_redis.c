@@ -26,6 +26,8 @@
 
 #include "base/buf.h"
 #include "base/err.h"
+#include "state/sessidx.h"
+#include "state/session.h"
 #include "state/store.h"
 #include "state/store_redis.h"
 
@@ -170,6 +172,8 @@ static int backend_new(const struct dz_store_quotas *q, struct dz_store **out)
 #include <ev.h>
 
 #include "store_cases.h"
+
+#include "sessidx_race.h"
 
 /* ---- what only the shared backend has */
 
@@ -353,6 +357,17 @@ static void test_del_if_between(void **state)
     }
     assert_int_equal(rc, 0);
     dz_buf_cleanup(&b);
+    dz_store_free(s);
+}
+
+/* Logins of one person racing on a full list, on the shared store (fewer
+ * rounds than in process: each is many round trips). */
+static void test_sessidx_race(void **state)
+{
+    struct dz_store *s = mk();
+
+    (void)state;
+    sessidx_race(s, "5ABC124", 20);
     dz_store_free(s);
 }
 
@@ -740,6 +755,7 @@ int main(void)
         STORE_CASES,
         cmocka_unit_test(test_sealed),
         cmocka_unit_test(test_del_if_between),
+        cmocka_unit_test(test_sessidx_race),
         cmocka_unit_test(test_two_instances),
         cmocka_unit_test(test_rate_batch),
         cmocka_unit_test(test_bad_config),
