@@ -12,10 +12,16 @@
  * A slot whose session has ended (logout, idle expiry) is found dead when
  * read (the "sess" key is gone) and freed then.  When all slots hold live
  * sessions, a new login ends the oldest of them: a person has at most
- * DZ_SESSIDX_SLOTS sessions at once.
+ * DZ_SESSIDX_SLOTS sessions at once.  A slot is only ever freed with a
+ * compare-and-delete of the entry read (dz_store_del_if), so an entry
+ * another login has put there since is never deleted: every live session
+ * stays listed.  Logins of one person racing on a full list each end the
+ * oldest entry they read and try again (up to DZ_SESSIDX_SLOTS + 1
+ * passes), so up to DZ_SESSIDX_SLOTS of them at once all get in.
  *
  * Thread-safe and non-blocking like the store (a few store calls each; up to
- * 2 x DZ_SESSIDX_SLOTS for a list), so loop threads may call them.
+ * 2 x DZ_SESSIDX_SLOTS for a list, 3 x DZ_SESSIDX_SLOTS + 3 for each pass
+ * of an add on a full list), so loop threads may call them.
  */
 #ifndef DZ_SESSIDX_H
 #define DZ_SESSIDX_H
@@ -41,7 +47,8 @@ struct dz_sessidx_entry {
 /* Record s (after dz_session_create: fin, sid, created_ms, expires_abs_ms,
  * method, acr) from client address addr.  0, DZ_ERR_INVAL, or a store error
  * (the caller ends the session: a session that is not listed could not be
- * ended by "sign out everywhere"). */
+ * ended by "sign out everywhere"); DZ_ERR_FULL when the list stayed full
+ * through every pass (more racing logins than the bound). */
 int dz_sessidx_add(struct dz_store *st, const struct dz_session *s, const char *addr,
                    int64_t now_ms);
 
