@@ -260,6 +260,22 @@ static void test_sealed(void **state)
     dz_store_free(s);
 }
 
+/* Start Redis again and wait until s writes there by itself (its breaker
+ * closes on its own): a put of ("sess", "k2"), unavailable until then. */
+static void redis_back(struct dz_store *s)
+{
+    int rc = -1;
+
+    assert_int_equal(redis_start(), 0);
+    for (uint64_t end = mono_ms() + 10000; mono_ms() < end; nap_ms(20)) {
+        rc = dz_store_put(s, "sess", "k2", 2, "v", 1, 60000, 0);
+        if (rc == 0)
+            break;
+        assert_int_equal(rc, DZ_ERR_UNAVAILABLE);
+    }
+    assert_int_equal(rc, 0);
+}
+
 /* Redis gone: every call answers unavailable, at once while the breaker is
  * open; /readyz's health says why; Redis back: calls work again by
  * themselves. */
@@ -270,7 +286,6 @@ static void test_down_and_back(void **state)
     struct dz_buf b;
     int64_t v = 0;
     uint64_t t0;
-    int rc = -1;
 
     (void)state;
     dz_buf_init(&b, 1024);
@@ -291,14 +306,7 @@ static void test_down_and_back(void **state)
     assert_false(h.up);
     assert_non_null(strstr(h.why, "redis"));
     assert_true(h.errors >= 5);
-    assert_int_equal(redis_start(), 0);
-    for (uint64_t end = mono_ms() + 10000; mono_ms() < end; nap_ms(20)) {
-        rc = dz_store_put(s, "sess", "k2", 2, "v", 1, 60000, 0);
-        if (rc == 0)
-            break;
-        assert_int_equal(rc, DZ_ERR_UNAVAILABLE);
-    }
-    assert_int_equal(rc, 0);
+    redis_back(s);
     assert_int_equal(dz_store_get(s, "sess", "k2", 2, &b), 0);
     dz_store_health(s, &h);
     assert_true(h.up);
@@ -329,7 +337,6 @@ static void test_del_if_between(void **state)
 {
     struct dz_store *s = mk();
     struct dz_buf b;
-    int rc = -1;
 
     (void)state;
     dz_buf_init(&b, 1024);
@@ -348,14 +355,7 @@ static void test_del_if_between(void **state)
     del_if_between = between_redis_gone;
     assert_int_equal(dz_store_del_if(s, "sess", "k", 1, "value", 5), DZ_ERR_UNAVAILABLE);
     del_if_between = NULL;
-    assert_int_equal(redis_start(), 0);
-    for (uint64_t end = mono_ms() + 10000; mono_ms() < end; nap_ms(20)) {
-        rc = dz_store_put(s, "sess", "k2", 2, "v", 1, 60000, 0);
-        if (rc == 0)
-            break;
-        assert_int_equal(rc, DZ_ERR_UNAVAILABLE);
-    }
-    assert_int_equal(rc, 0);
+    redis_back(s);
     dz_buf_cleanup(&b);
     dz_store_free(s);
 }
