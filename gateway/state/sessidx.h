@@ -20,8 +20,8 @@
  * passes), so up to DZ_SESSIDX_SLOTS of them at once all get in.
  *
  * Thread-safe and non-blocking like the store (a few store calls each; up to
- * 2 x DZ_SESSIDX_SLOTS for a list, 3 x DZ_SESSIDX_SLOTS + 3 for each pass
- * of an add on a full list), so loop threads may call them.
+ * 2 x DZ_SESSIDX_SLOTS for a list, about 3 x DZ_SESSIDX_SLOTS for each
+ * pass of an add on a full list), so loop threads may call them.
  */
 #ifndef DZ_SESSIDX_H
 #define DZ_SESSIDX_H
