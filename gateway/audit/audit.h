@@ -182,14 +182,14 @@ void dz_audit_request_head(struct dz_audit *a);
  * line is durable (result 0) or failed (DZ_ERR_IO: the write or fdatasync
  * failed, the line is not in the log; DZ_ERR_TOOBIG: line over
  * DZ_AUDIT_LINE_MAX; DZ_ERR_INVAL: the record cannot be serialised).  done
- * runs on w's loop thread via dz_worker_post, or on the writer thread when
- * w is NULL.  Called on w's own loop thread while that loop runs, the
- * record joins the loop's batch, handed to the writer once at the end of the
- * loop turn (audit_handoff.c); w must then be the calling thread's worker.  If w refuses the post
- * (it is stopping) done is NOT called and an error is logged; close the audit log after draining
- * the workers. On error done is never called: DZ_ERR_UNAVAILABLE (queue full, at once, never a
- * wait), DZ_ERR_INVAL (bad record), DZ_ERR_STATE (closing, or the log failed earlier and is
- * read-only now: fail closed), DZ_ERR_NOMEM. Any thread; never blocks on I/O.
+ * runs on w's loop thread via dz_worker_post_node (allocating nothing), or on the writer thread
+ * when w is NULL.  Called on w's own loop thread while that loop runs, the record joins the loop's
+ * batch, handed to the writer once at the end of the loop turn (audit_handoff.c); w must then be
+ * the calling thread's worker.  If w refuses the post (it is stopping) done is NOT called and an
+ * error is logged; close the audit log after draining the workers. On error done is never called:
+ * DZ_ERR_UNAVAILABLE (queue full, at once, never a wait), DZ_ERR_INVAL (bad record), DZ_ERR_STATE
+ * (closing, or the log failed earlier and is read-only now: fail closed), DZ_ERR_NOMEM. Any thread;
+ * never blocks on I/O.
  */
 int dz_audit_append(struct dz_audit *a, json_t *record, struct dz_worker *w,
                     void (*done)(void *arg, int result), void *arg);

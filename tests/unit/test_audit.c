@@ -444,6 +444,23 @@ int dz_worker_post(struct dz_worker *w, void (*fn)(void *arg), void *arg)
     return rc;
 }
 
+/* The engine's node post: the same list (the node itself is not needed:
+ * this queue is a fixed array, so it cannot fail for memory either). */
+int dz_worker_post_node(struct dz_worker *w, struct dz_post *node, void (*fn)(void *arg), void *arg)
+{
+    int rc = 0;
+
+    pthread_mutex_lock(&w->mu);
+    if (w->n == MAXREC)
+        abort(); /* a test that posts more than it drains: its own error */
+    if (w->stopping)
+        rc = DZ_ERR_STATE;
+    else
+        w->q[w->n++] = (struct posted){fn, arg};
+    pthread_mutex_unlock(&w->mu);
+    return rc;
+}
+
 /* The audit writer batches records per running loop; this fake has none. */
 struct ev_loop *dz_worker_loop(struct dz_worker *w)
 {
