@@ -642,13 +642,16 @@ struct dz_audit_slot {
     struct entry e;
 };
 
-struct dz_audit_slot *dz_audit_slot_new(const char *type)
+struct dz_audit_slot *dz_audit_slot_new(const char *type, size_t members_max, size_t values_max)
 {
     struct dz_audit_slot *s = calloc(1, sizeof(*s));
 
     if (!s)
         return NULL;
-    s->e.frec = dz_audit_rec_new(type);
+    /* The writer's members too (rec_line): writing the line allocates
+     * nothing either. */
+    s->e.frec = dz_audit_rec_new_sized(type, members_max + DZ_AUDIT_CHAIN_MEMBERS,
+                                       values_max + DZ_AUDIT_CHAIN_VALUES_MAX);
     if (!s->e.frec) {
         free(s);
         return NULL;

@@ -571,7 +571,8 @@ static void audit_sent(struct dz_rctx *c, struct fwd *f)
     /* The outcome line is taken now, while the request can still be
      * refused: without it the request does not leave (sent_then answers
      * 503), and once it has left its outcome cannot be lost for memory. */
-    f->outcome = dz_gw_audit_slot_new("forward_result", "outcome");
+    f->outcome = dz_gw_audit_slot_new("forward_result", "outcome", DZ_FORWARD_OUTCOME_MEMBERS,
+                                      DZ_FORWARD_OUTCOME_VALUES_MAX);
     rec = f->outcome ? dz_audit_rec_new("forward") : NULL;
 
     dz_audit_rec_str(rec, "phase", "sent");

@@ -1052,16 +1052,16 @@ static void test_queue_full(void **state)
                      DZ_ERR_UNAVAILABLE);
     /* A slot (the outcome of an action already taken, its memory held
      * since before the action) is not refused for back-pressure. */
-    s = dz_audit_slot_new("forward_result");
+    s = dz_audit_slot_new("forward_result", 2, 64);
     assert_non_null(s);
     dz_audit_rec_str(dz_audit_slot_rec(s), "rid", "slot-past-bound");
     assert_int_equal(dz_audit_append_slot(a, s, NULL, on_done, (void *)(uintptr_t)4), 0);
     assert_int_equal(dz_audit_gauge_queued(a), 3);
     /* An unused slot is freed whole (ASan: no leak); a bad one is refused
      * and freed all the same. */
-    dz_audit_slot_free(dz_audit_slot_new("forward_result"));
+    dz_audit_slot_free(dz_audit_slot_new("forward_result", 2, 64));
     dz_audit_slot_free(NULL);
-    s = dz_audit_slot_new("forward_result");
+    s = dz_audit_slot_new("forward_result", 2, 64);
     dz_audit_rec_str(dz_audit_slot_rec(s), "seq", "1");
     assert_int_equal(dz_audit_append_slot(a, s, NULL, on_done, NULL), DZ_ERR_INVAL);
     pthread_mutex_lock(&gate_mu);
@@ -1267,7 +1267,8 @@ static uint64_t fsyncs(const struct dz_audit *a)
  * the forwarder appends its outcome lines: patient). */
 static struct dz_audit_slot *outcome_slot(unsigned id)
 {
-    struct dz_audit_slot *sl = dz_audit_slot_new("forward_result");
+    /* type, rid, status, sent */
+    struct dz_audit_slot *sl = dz_audit_slot_new("forward_result", 4, 64);
     struct dz_audit_rec *x = dz_audit_slot_rec(sl);
     char rid[32];
 
