@@ -67,6 +67,7 @@ struct dz_audit {
     bool closing;
     bool failed;       /* the chain state on disk is uncertain: accept nothing more */
     uint64_t handoffs; /* lists handed to the writer (dz_audit_handoffs) */
+    uint64_t lingers;  /* waits for patient lines' company (dz_audit_lingers) */
     /* Read by callers without mu, so that a record waiting in a loop's batch
      * (audit_handoff.c) is admitted or refused at once, as before batching. */
     atomic_size_t inflight;  /* accepted and not yet taken by the writer */
@@ -688,6 +689,16 @@ int dz_audit_append_slot(struct dz_audit *a, struct dz_audit_slot *s, struct dz_
     return enqueue(a, &s->e, false);
 }
 
+uint64_t dz_audit_lingers(struct dz_audit *a)
+{
+    uint64_t n;
+
+    pthread_mutex_lock(&a->mu);
+    n = a->lingers;
+    pthread_mutex_unlock(&a->mu);
+    return n;
+}
+
 const struct dz_histo *dz_audit_fsync_histo(const struct dz_audit *a)
 {
     return &a->fsync_h;
@@ -1248,6 +1259,7 @@ static void *writer_main(void *p)
                 mono_now(&now);
                 if (ts_reached(&now, &linger_due))
                     break;
+                a->lingers++;
                 pthread_cond_timedwait(&a->cv, &a->mu, &linger_due);
                 continue;
             }

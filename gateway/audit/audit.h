@@ -267,6 +267,13 @@ uint64_t dz_audit_gauge_queued(void *audit);
  * outside a loop, one per loop turn's batch otherwise).  Any thread. */
 uint64_t dz_audit_handoffs(struct dz_audit *a);
 
+/* How many times the writer began to wait out a linger (only patient lines
+ * queued, dz_audit_set_linger); once it is seen to have grown, the writer
+ * is waiting, and only a wake-up (a line someone waits on, a full batch, a
+ * close) or the linger's end moves it: what a test of those wake-ups
+ * waits for.  Any thread. */
+uint64_t dz_audit_lingers(struct dz_audit *a);
+
 /* How long each fdatasync of a batch took, for the metrics (read-only; the
  * writer thread adds to it).  Valid until dz_audit_close.  Any thread. */
 const struct dz_histo *dz_audit_fsync_histo(const struct dz_audit *a);

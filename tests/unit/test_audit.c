@@ -1350,6 +1350,68 @@ static void test_patient_alone(void **state)
     assert_int_equal(r.lines, 3);
 }
 
+/* Until n results came, for at most ms; false when they did not. */
+static bool done_within(unsigned n, unsigned ms)
+{
+    struct timespec ts;
+    bool ok;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += ms / 1000;
+    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&T.mu);
+    while (T.done < n && pthread_cond_timedwait(&T.cv, &T.mu, &ts) == 0)
+        ;
+    ok = T.done >= n;
+    pthread_mutex_unlock(&T.mu);
+    return ok;
+}
+
+/* Patient lines that fill a batch wake a writer that is waiting out its
+ * linger (a minute here): the writer is seen waiting (dz_audit_lingers)
+ * before the line that fills the batch comes, so the wake-up is the only
+ * way the batch is written before the minute is over; the lines are
+ * durable well within 20 s, which a missing wake-up would fail, not sit
+ * out. */
+static void test_patient_full_batch_wakes_writer(void **state)
+{
+    struct dz_audit *a = open_ok();
+    struct dz_audit_report r;
+    uint64_t l0;
+    unsigned i;
+
+    (void)state;
+    tally_reset(true);
+    assert_int_equal(dz_audit_set_limits(a, 1024, 4), 0);
+    assert_int_equal(dz_audit_set_linger(a, 60000), 0);
+    append_n(a, 0, 1); /* a first line, so the file's header is behind us */
+    wait_done(1);
+    l0 = dz_audit_lingers(a);
+    for (i = 1; i <= 3; i++)
+        assert_int_equal(
+            dz_audit_append_slot(a, outcome_slot(i), NULL, on_done, (void *)(uintptr_t)i), 0);
+    for (i = 0; i < 2000 && dz_audit_lingers(a) == l0; i++)
+        usleep(1000);
+    assert_true(dz_audit_lingers(a) > l0);
+    /* Three of four: still waiting for company. */
+    assert_false(file_has("\"rid\":\"r1\""));
+    pthread_mutex_lock(&T.mu);
+    assert_int_equal(T.done, 1);
+    pthread_mutex_unlock(&T.mu);
+    assert_int_equal(dz_audit_append_slot(a, outcome_slot(4), NULL, on_done, (void *)4), 0);
+    assert_true(done_within(5, 20000));
+    assert_int_equal(T.ok, 5);
+    for (i = 1; i <= 4; i++)
+        assert_true(T.durable[i]);
+    dz_audit_close(a);
+    verify_ok(NULL, &r);
+    assert_int_equal(r.lines, 5);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1371,6 +1433,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_verify_buf_bad_input, setup, teardown),
         cmocka_unit_test_setup_teardown(test_patient_joins_next_batch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_patient_alone, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_patient_full_batch_wakes_writer, setup, teardown),
     };
 
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
