@@ -466,6 +466,73 @@ static void assert_no_forward_lines(struct fake_gw *g, const char *rid)
     assert_null(line);
 }
 
+/* The one "forward_result" line in the log (its request never got an
+ * answer to read its id from). */
+static json_t *only_outcome(struct fake_gw *g)
+{
+    char *text = fake_gw_audit_text(g);
+    char *save = NULL;
+    json_t *found = NULL;
+    unsigned n = 0;
+
+    for (char *line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        json_t *j = json_loads(line, 0, NULL);
+        const char *t = json_string_value(json_object_get(j, "type"));
+
+        if (t && strcmp(t, "forward_result") == 0 && n++ == 0)
+            found = json_incref(j);
+        json_decref(j);
+    }
+    free(text);
+    assert_int_equal(n, 1);
+    return found;
+}
+
+static bool failure_taken(void *arg)
+{
+    (void)arg;
+    return !fail_alloc_armed();
+}
+
+/*
+ * The client goes between the refusal of an answer and the refusal's
+ * posted end (the forward's timer, run on the next loop turn): the copy of
+ * the answer's fields fails, the loop turn it failed in is the last one
+ * spun, and the client resets its stream before the next.  The outcome
+ * line keeps the refusal's reason (before: "client_gone", the reason lost);
+ * the client got nothing.
+ */
+static void test_refusal_reason_kept_when_client_goes(void **state)
+{
+    struct fake_gw *g = *state;
+    char tok[64];
+    struct dz_req *r;
+    json_t *line;
+    bool taken;
+
+    fake_gw_session(g, FIN_A, "password", DZ_AMR_PWD, "low", NULL, tok);
+    fake_upstream_set_answer(g->up, 200, answer_fields, answer_body);
+    r = fake_gw_req(g, "GET", "/api/t/open");
+    fake_req_bearer(r, tok);
+    fail_alloc_arm(0, FAIL_ALLOC_EQUAL, head_copy_size(answer_fields, strlen(answer_body)));
+    fake_gw_send(g, r);
+    /* One loop turn at a time: stopped right after the one that refused. */
+    taken = fake_spin(g->w, failure_taken, NULL, FAKE_GW_TIMEOUT_MS);
+    fail_alloc_disarm();
+    assert_true(taken);
+    /* In the window: the refusal's 502 is not out yet. */
+    assert_int_equal(fake_req_status(r), 0);
+    fake_req_reset(r);
+    assert_true(fake_spin_idle(g->w, FAKE_GW_TIMEOUT_MS));
+    assert_int_equal(fake_req_status(r), 0);
+    line = only_outcome(g);
+    assert_string_equal(json_string_value(json_object_get(line, "result")), "out_of_memory");
+    assert_true(json_is_true(json_object_get(line, "sent")));
+    json_decref(line);
+    fake_req_free(r);
+    assert_served_again(g, "/api/t/open", tok);
+}
+
 /* The block each audit line of a forward reserves for its values
  * (auditrec.c: dz_buf_reserve takes room + 1): the request line's, with
  * dz_audit_rec_new's room, and the outcome line's, sized from its members'
@@ -596,6 +663,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_write_fails, setup, teardown),
         cmocka_unit_test_setup_teardown(test_outcome_reserve_fails, setup, teardown),
         cmocka_unit_test_setup_teardown(test_request_line_reserve_fails, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_refusal_reason_kept_when_client_goes, setup, teardown),
         cmocka_unit_test(test_outcome_room_holds_largest_line),
 
         cmocka_unit_test_setup_teardown(test_head_copy_fails_held, setup, teardown),
