@@ -7,9 +7,9 @@
  * (one lock, one wake-up for the batch instead of one per line); the writer
  * posts the results of a durable batch back with one post per worker (no
  * allocation: the post is in the first entry; one lock and at most one
- * wake-up of that loop).  Durability
- * is unchanged: a record's done() still runs only after the batch holding
- * its line was written and fdatasync'ed (audit.c).
+ * wake-up of that loop).  Durability is unchanged: a record's done() still
+ * runs only after the batch holding its line was written and fdatasync'ed
+ * (audit.c).
  *
  * The end of the turn is an event fed to the loop (ev_feed_event) at the
  * lowest priority: libev runs it after every other callback pending in the

@@ -93,11 +93,9 @@ int dz_worker_post(struct dz_worker *w, void (*fn)(void *arg), void *arg)
     if (!p)
         return DZ_ERR_NOMEM;
     rc = post_queue(w, p, fn, arg, true);
-    if (rc != 0) {
+    if (rc != 0)
         free(p);
-        return rc;
-    }
-    return 0;
+    return rc;
 }
 
 /* A node that is not the engine's belongs to its caller's object, which fn
