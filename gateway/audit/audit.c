@@ -689,16 +689,6 @@ int dz_audit_append_slot(struct dz_audit *a, struct dz_audit_slot *s, struct dz_
     return enqueue(a, &s->e, false);
 }
 
-uint64_t dz_audit_lingers(struct dz_audit *a)
-{
-    uint64_t n;
-
-    pthread_mutex_lock(&a->mu);
-    n = a->lingers;
-    pthread_mutex_unlock(&a->mu);
-    return n;
-}
-
 const struct dz_histo *dz_audit_fsync_histo(const struct dz_audit *a)
 {
     return &a->fsync_h;
@@ -711,14 +701,25 @@ uint64_t dz_audit_gauge_queued(void *audit)
     return atomic_load(&a->inflight);
 }
 
-uint64_t dz_audit_handoffs(struct dz_audit *a)
+/* A counter the writer keeps under mu, read from any thread. */
+static uint64_t counter(struct dz_audit *a, const uint64_t *c)
 {
     uint64_t n;
 
     pthread_mutex_lock(&a->mu);
-    n = a->handoffs;
+    n = *c;
     pthread_mutex_unlock(&a->mu);
     return n;
+}
+
+uint64_t dz_audit_handoffs(struct dz_audit *a)
+{
+    return counter(a, &a->handoffs);
+}
+
+uint64_t dz_audit_lingers(struct dz_audit *a)
+{
+    return counter(a, &a->lingers);
 }
 
 /* ------------------------------------------------------------ writer --- */

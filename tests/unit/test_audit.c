@@ -173,15 +173,31 @@ static void on_done(void *arg, int result)
     pthread_mutex_unlock(&T.mu);
 }
 
+/* Until n results came, for at most ms; false when they did not. */
+static bool done_within(unsigned n, unsigned ms)
+{
+    struct timespec ts;
+    bool ok;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += ms / 1000;
+    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&T.mu);
+    while (T.done < n && pthread_cond_timedwait(&T.cv, &T.mu, &ts) == 0)
+        ;
+    ok = T.done >= n;
+    pthread_mutex_unlock(&T.mu);
+    return ok;
+}
+
 static void wait_done(unsigned n)
 {
+    done_within(n, 1000 * 1000);
     pthread_mutex_lock(&T.mu);
-    for (int i = 0; T.done < n && i < 1000; i++) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_sec += 1;
-        pthread_cond_timedwait(&T.cv, &T.mu, &ts);
-    }
     assert_int_equal(T.done, n);
     pthread_mutex_unlock(&T.mu);
 }
@@ -1348,27 +1364,6 @@ static void test_patient_alone(void **state)
     assert_int_equal(dz_audit_set_linger(NULL, 1), DZ_ERR_INVAL);
     verify_ok(NULL, &r);
     assert_int_equal(r.lines, 3);
-}
-
-/* Until n results came, for at most ms; false when they did not. */
-static bool done_within(unsigned n, unsigned ms)
-{
-    struct timespec ts;
-    bool ok;
-
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_sec += ms / 1000;
-    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
-    pthread_mutex_lock(&T.mu);
-    while (T.done < n && pthread_cond_timedwait(&T.cv, &T.mu, &ts) == 0)
-        ;
-    ok = T.done >= n;
-    pthread_mutex_unlock(&T.mu);
-    return ok;
 }
 
 /* Patient lines that fill a batch wake a writer that is waiting out its

@@ -594,6 +594,12 @@ static void test_request_line_reserve_fails(void **state)
  * escaped, a time as long as its buffer, the hash), all set while any
  * allocation would fail: none is asked for and the record stays good.
  */
+static void fill(char *s, size_t size, char c)
+{
+    memset(s, c, size - 1);
+    s[size - 1] = '\0';
+}
+
 static void test_outcome_room_holds_largest_line(void **state)
 {
     char service[DZ_POLICY_SERVICE_NAME_MAX + 1];
@@ -607,18 +613,12 @@ static void test_outcome_room_holds_largest_line(void **state)
     bool missed;
 
     (void)state;
-    memset(service, 'a', sizeof(service) - 1);
-    service[sizeof(service) - 1] = '\0';
-    memset(jti, 'J', sizeof(jti) - 1);
-    jti[sizeof(jti) - 1] = '\0';
-    memset(rid, 'f', sizeof(rid) - 1);
-    rid[sizeof(rid) - 1] = '\0';
-    memset(instance, '"', sizeof(instance) - 1);
-    instance[sizeof(instance) - 1] = '\0';
-    memset(when, '9', sizeof(when) - 1);
-    when[sizeof(when) - 1] = '\0';
-    memset(prev, 'e', sizeof(prev) - 1);
-    prev[sizeof(prev) - 1] = '\0';
+    fill(service, sizeof(service), 'a');
+    fill(jti, sizeof(jti), 'J');
+    fill(rid, sizeof(rid), 'f');
+    fill(instance, sizeof(instance), '"');
+    fill(when, sizeof(when), '9');
+    fill(prev, sizeof(prev), 'e');
     gs = dz_gw_audit_slot_new("forward_result", "outcome", DZ_FORWARD_OUTCOME_MEMBERS,
                               DZ_FORWARD_OUTCOME_VALUES_MAX);
     rec = dz_gw_audit_slot_rec(gs);
