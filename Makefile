@@ -134,11 +134,13 @@ $(BUILD)/darvaza-card: $(call obj,$(CARD_SRCS)) $(LIBDZ)
 
 # Unit tests may #include the .c under test for its statics; they link
 # against both libraries (the linker takes only what is used).  A test that
-# includes "harness/..." (tests/unit/harness: fake dz_req_*/dz_worker_*, see
-# its README) links that archive first, so the fakes stand in for the
-# engine's h2req.o/httpd.o, which are then never pulled.
+# includes "harness/fake_..." (tests/unit/harness: fake dz_req_*/dz_worker_*,
+# see its README) links that archive first, so the fakes stand in for the
+# engine's h2req.o/httpd.o, which are then never pulled.  The malloc hook
+# alone (harness/fail_alloc.h) is linked as its object, not the archive: a
+# test of the real engine may use it without pulling the fake one.
 $(BUILD)/obj/tests/%.o: CFLAGS += -Itests/unit
-HARNESS_USERS := $(shell grep -l '^\#include "harness/' $(UNIT_SRCS))
+HARNESS_USERS := $(shell grep -l '^\#include "harness/fake_' $(UNIT_SRCS))
 
 $(LIBTH): $(call obj,$(HARNESS_SRCS))
 	@rm -f $@; ar rcs $@ $^
@@ -151,7 +153,7 @@ FAIL_ALLOC_USERS := $(shell grep -l '^\#include "harness/fail_alloc.h"' $(UNIT_S
 WRAP_MALLOC := -Wl,--wrap=malloc
 
 define unit_test
-$(BUILD)/tests/$(basename $(notdir $(1))): $(call obj,$(1)) $(if $(filter $(1),$(HARNESS_USERS)),$(LIBTH)) $(LIBGW) $(LIBDZ)
+$(BUILD)/tests/$(basename $(notdir $(1))): $(call obj,$(1)) $(if $(filter $(1),$(FAIL_ALLOC_USERS)),$(call obj,tests/unit/harness/fail_alloc.c)) $(if $(filter $(1),$(HARNESS_USERS)),$(LIBTH)) $(LIBGW) $(LIBDZ)
 	@mkdir -p $$(dir $$@)
 	$$(CC) $$(LDFLAGS) $(if $(filter $(1),$(FAIL_ALLOC_USERS)),$$(WRAP_MALLOC)) $$^ $$(LDLIBS) -lcmocka -o $$@
 endef

@@ -67,6 +67,7 @@ struct dz_audit {
     bool closing;
     bool failed;       /* the chain state on disk is uncertain: accept nothing more */
     uint64_t handoffs; /* lists handed to the writer (dz_audit_handoffs) */
+    uint64_t lingers;  /* waits for patient lines' company (dz_audit_lingers) */
     /* Read by callers without mu, so that a record waiting in a loop's batch
      * (audit_handoff.c) is admitted or refused at once, as before batching. */
     atomic_size_t inflight;  /* accepted and not yet taken by the writer */
@@ -642,13 +643,16 @@ struct dz_audit_slot {
     struct entry e;
 };
 
-struct dz_audit_slot *dz_audit_slot_new(const char *type)
+struct dz_audit_slot *dz_audit_slot_new(const char *type, size_t members_max, size_t values_max)
 {
     struct dz_audit_slot *s = calloc(1, sizeof(*s));
 
     if (!s)
         return NULL;
-    s->e.frec = dz_audit_rec_new(type);
+    /* The writer's members too (rec_line): writing the line allocates
+     * nothing either. */
+    s->e.frec = dz_audit_rec_new_sized(type, members_max + DZ_AUDIT_CHAIN_MEMBERS,
+                                       values_max + DZ_AUDIT_CHAIN_VALUES_MAX);
     if (!s->e.frec) {
         free(s);
         return NULL;
@@ -697,14 +701,25 @@ uint64_t dz_audit_gauge_queued(void *audit)
     return atomic_load(&a->inflight);
 }
 
-uint64_t dz_audit_handoffs(struct dz_audit *a)
+/* A counter the writer keeps under mu, read from any thread. */
+static uint64_t counter(struct dz_audit *a, const uint64_t *c)
 {
     uint64_t n;
 
     pthread_mutex_lock(&a->mu);
-    n = a->handoffs;
+    n = *c;
     pthread_mutex_unlock(&a->mu);
     return n;
+}
+
+uint64_t dz_audit_handoffs(struct dz_audit *a)
+{
+    return counter(a, &a->handoffs);
+}
+
+uint64_t dz_audit_lingers(struct dz_audit *a)
+{
+    return counter(a, &a->lingers);
 }
 
 /* ------------------------------------------------------------ writer --- */
@@ -1245,6 +1260,7 @@ static void *writer_main(void *p)
                 mono_now(&now);
                 if (ts_reached(&now, &linger_due))
                     break;
+                a->lingers++;
                 pthread_cond_timedwait(&a->cv, &a->mu, &linger_due);
                 continue;
             }

@@ -54,6 +54,9 @@
 #include <jansson.h>
 #include <openssl/evp.h>
 
+#include "audit/auditrec.h"
+#include "base/timefmt.h"
+
 struct dz_audit;
 struct dz_histo;
 struct dz_worker;
@@ -182,14 +185,14 @@ void dz_audit_request_head(struct dz_audit *a);
  * line is durable (result 0) or failed (DZ_ERR_IO: the write or fdatasync
  * failed, the line is not in the log; DZ_ERR_TOOBIG: line over
  * DZ_AUDIT_LINE_MAX; DZ_ERR_INVAL: the record cannot be serialised).  done
- * runs on w's loop thread via dz_worker_post, or on the writer thread when
- * w is NULL.  Called on w's own loop thread while that loop runs, the
- * record joins the loop's batch, handed to the writer once at the end of the
- * loop turn (audit_handoff.c); w must then be the calling thread's worker.  If w refuses the post
- * (it is stopping) done is NOT called and an error is logged; close the audit log after draining
- * the workers. On error done is never called: DZ_ERR_UNAVAILABLE (queue full, at once, never a
- * wait), DZ_ERR_INVAL (bad record), DZ_ERR_STATE (closing, or the log failed earlier and is
- * read-only now: fail closed), DZ_ERR_NOMEM. Any thread; never blocks on I/O.
+ * runs on w's loop thread via dz_worker_post_node (allocating nothing), or on the writer thread
+ * when w is NULL.  Called on w's own loop thread while that loop runs, the record joins the loop's
+ * batch, handed to the writer once at the end of the loop turn (audit_handoff.c); w must then be
+ * the calling thread's worker.  If w refuses the post (it is stopping) done is NOT called and an
+ * error is logged; close the audit log after draining the workers. On error done is never called:
+ * DZ_ERR_UNAVAILABLE (queue full, at once, never a wait), DZ_ERR_INVAL (bad record), DZ_ERR_STATE
+ * (closing, or the log failed earlier and is read-only now: fail closed), DZ_ERR_NOMEM. Any thread;
+ * never blocks on I/O.
  */
 int dz_audit_append(struct dz_audit *a, json_t *record, struct dz_worker *w,
                     void (*done)(void *arg, int result), void *arg);
@@ -204,18 +207,32 @@ struct dz_audit_rec;
 int dz_audit_append_rec(struct dz_audit *a, struct dz_audit_rec *record, struct dz_worker *w,
                         void (*done)(void *arg, int result), void *arg);
 
+/* The members the writer adds to every record built without jansson
+ * (instance, seq, time, prev) and their encoded values at most: the
+ * instance (printable ASCII), a sequence number, an RFC 3339 time, a
+ * SHA-256 in hex. */
+#define DZ_AUDIT_CHAIN_MEMBERS 4
+#define DZ_AUDIT_CHAIN_VALUES_MAX                                                                  \
+    (DZ_AUDITREC_ASCII_STR_MAX(DZ_AUDIT_INSTANCE_MAX) + DZ_AUDITREC_INT_MAX +                      \
+     DZ_AUDITREC_PLAIN_STR_MAX(DZ_RFC3339_MS_MAX - 1) + DZ_AUDITREC_PLAIN_STR_MAX(64))
+
 /*
  * A line reserved ahead of the action it records the end of: the record
- * (dz_audit_rec_new(type), its values' usual room included) and its queue
- * entry are allocated by dz_audit_slot_new, so that appending it later
+ * (dz_audit_rec_new_sized, with room for the caller's members and values
+ * and the writer's chain members) and its queue entry are allocated by
+ * dz_audit_slot_new, so that appending it later
  * allocates nothing and is not refused for back-pressure (its memory is
  * held already: the queue bound exists to bound that).  For the outcome of
  * a forwarded request, whose request line was durable before it left: the
  * outcome must not be lost for want of memory once the request is out.
  *
- *   dz_audit_slot_new:    NULL when out of memory.
+ *   dz_audit_slot_new:    members_max, values_max: what the caller's
+ *                         members ("type" included) take at most (auditrec.h
+ *                         bounds); the slot adds DZ_AUDIT_CHAIN_*.  NULL
+ *                         when out of memory or out of range.
  *   dz_audit_slot_rec:    the record, to fill with the auditrec.h setters
- *                         (they allocate only past the reserved room).
+ *                         (they allocate only past the reserved room; a
+ *                         member past members_max makes the record bad).
  *   dz_audit_slot_free:   an unused slot and its record; NULL: no-op.
  *   dz_audit_append_slot: as dz_audit_append_rec, s consumed in every case;
  *                         the errors left are the log's (DZ_ERR_STATE:
@@ -236,7 +253,7 @@ int dz_audit_append_rec(struct dz_audit *a, struct dz_audit_rec *record, struct 
  * A slot belongs to one thread at a time; append from any thread.
  */
 struct dz_audit_slot;
-struct dz_audit_slot *dz_audit_slot_new(const char *type);
+struct dz_audit_slot *dz_audit_slot_new(const char *type, size_t members_max, size_t values_max);
 struct dz_audit_rec *dz_audit_slot_rec(struct dz_audit_slot *s);
 void dz_audit_slot_free(struct dz_audit_slot *s);
 int dz_audit_append_slot(struct dz_audit *a, struct dz_audit_slot *s, struct dz_worker *w,
@@ -249,6 +266,13 @@ uint64_t dz_audit_gauge_queued(void *audit);
 /* How many times records were handed to the writer (one per record appended
  * outside a loop, one per loop turn's batch otherwise).  Any thread. */
 uint64_t dz_audit_handoffs(struct dz_audit *a);
+
+/* How many times the writer began to wait out a linger (only patient lines
+ * queued, dz_audit_set_linger); once it is seen to have grown, the writer
+ * is waiting, and only a wake-up (a line someone waits on, a full batch, a
+ * close) or the linger's end moves it: what a test of those wake-ups
+ * waits for.  Any thread. */
+uint64_t dz_audit_lingers(struct dz_audit *a);
 
 /* How long each fdatasync of a batch took, for the metrics (read-only; the
  * writer thread adds to it).  Valid until dz_audit_close.  Any thread. */

@@ -5,10 +5,11 @@
  * A loop thread that appends records collects them during one turn of its
  * loop and hands them to the writer once, when the turn's callbacks are done
  * (one lock, one wake-up for the batch instead of one per line); the writer
- * posts the results of a durable batch back with one post per worker (one
- * allocation, one lock and at most one wake-up of that loop).  Durability
- * is unchanged: a record's done() still runs only after the batch holding
- * its line was written and fdatasync'ed (audit.c).
+ * posts the results of a durable batch back with one post per worker (no
+ * allocation: the post is in the first entry; one lock and at most one
+ * wake-up of that loop).  Durability is unchanged: a record's done() still
+ * runs only after the batch holding its line was written and fdatasync'ed
+ * (audit.c).
  *
  * The end of the turn is an event fed to the loop (ev_feed_event) at the
  * lowest priority: libev runs it after every other callback pending in the
@@ -154,8 +155,10 @@ void dz_audit_deliver(struct entry *batch)
             run_results(mine);
             continue;
         }
-        if (dz_worker_post(w, run_results, mine) != 0) {
-            /* The worker is stopping: calling done here would run loop-thread
+        /* The first entry carries the post: nothing to allocate, so the
+         * requests waiting for these lines always hear of them. */
+        if (dz_worker_post_node(w, &mine->post, run_results, mine) != 0) {
+            /* The worker has stopped: calling done here would run loop-thread
              * code on the wrong thread, so the completions are dropped. */
             dz_log(DZ_LOG_ERROR, "audit_done_lost",
                    "%zu audit result(s) could not be posted to their worker (stopping)", n);

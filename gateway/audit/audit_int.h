@@ -11,6 +11,8 @@
 
 #include <jansson.h>
 
+#include "http/httpd.h"
+
 struct dz_audit;
 struct dz_audit_rec;
 struct dz_worker;
@@ -25,6 +27,10 @@ struct entry {
     void *arg;
     int result;
     bool patient; /* nobody waits on it (dz_audit_append_slot) */
+    /* The post that carries a worker's results home, when this entry heads
+     * them (audit_handoff.c): in the entry, so that a result someone waits
+     * for is never lost for want of memory. */
+    struct dz_post post;
 };
 
 /* audit.c */
@@ -43,7 +49,9 @@ void dz_audit_uncount(struct dz_audit *a, size_t n);
  * false: the caller is not running e->w's loop; queue e directly. */
 bool dz_audit_loop_batch(struct dz_audit *a, struct entry *e);
 /* Report every entry's result: one post per worker for its entries, in
- * their order (entries without a worker: here, in order); frees them. */
+ * their order (entries without a worker: here, in order); frees them.
+ * Allocates nothing: only a worker that has stopped loses its results
+ * (logged "audit_done_lost"). */
 void dz_audit_deliver(struct entry *batch);
 
 #endif

@@ -14,7 +14,10 @@
 
 #include "base/compat.h"
 
-#define MEMBERS_MAX 32 /* the forwarding lines have at most 17 with the chain's */
+/* dz_audit_rec_new's bounds: the forwarding lines have at most 17 members
+ * with the chain's, and about 350 bytes of values. */
+#define MEMBERS_MAX 32
+#define VALUES_ROOM 1024
 
 struct member {
     const char *key;
@@ -23,11 +26,12 @@ struct member {
 };
 
 struct dz_audit_rec {
-    struct member m[MEMBERS_MAX];
     size_t n;
+    size_t members_max;
     int err;
     struct dz_buf vals;
     const char *type;
+    struct member m[]; /* members_max of them */
 };
 
 static bool key_ok(const char *key)
@@ -65,7 +69,7 @@ static void set(struct dz_audit_rec *r, const char *key, size_t off)
     while (i < r->n && key_cmp(r->m[i].key, key) != 0)
         i++;
     if (i == r->n) {
-        if (r->n == MEMBERS_MAX) {
+        if (r->n == r->members_max) {
             fail(r, DZ_ERR_TOOBIG);
             return;
         }
@@ -151,22 +155,32 @@ void dz_audit_rec_bool(struct dz_audit_rec *r, const char *key, bool v)
     put_raw(r, key, v ? "true" : "false", v ? 4 : 5);
 }
 
-struct dz_audit_rec *dz_audit_rec_new(const char *type)
+struct dz_audit_rec *dz_audit_rec_new_sized(const char *type, size_t members_max, size_t values_max)
 {
-    struct dz_audit_rec *r = calloc(1, sizeof(*r));
+    struct dz_audit_rec *r;
 
+    if (members_max < 1 || members_max > DZ_AUDITREC_MEMBERS_MAX ||
+        values_max > DZ_AUDITREC_VALUES_MAX)
+        return NULL;
+    r = calloc(1, sizeof(*r) + members_max * sizeof(r->m[0]));
     if (!r)
         return NULL;
+    r->members_max = members_max;
     /* The values of one record are bounded by what one line may hold. */
     dz_buf_init(&r->vals, DZ_AUDITREC_VALUES_MAX);
-    /* One allocation for the values of a usual forwarding line. */
-    if (dz_buf_reserve(&r->vals, 1024) != 0) {
+    /* One allocation for all the values the caller expects. */
+    if (dz_buf_reserve(&r->vals, values_max) != 0) {
         free(r);
         return NULL;
     }
     r->type = type;
     dz_audit_rec_str(r, "type", type);
     return r;
+}
+
+struct dz_audit_rec *dz_audit_rec_new(const char *type)
+{
+    return dz_audit_rec_new_sized(type, MEMBERS_MAX, VALUES_ROOM);
 }
 
 void dz_audit_rec_free(struct dz_audit_rec *r)

@@ -29,9 +29,33 @@ struct dz_audit_rec;
  * (DZ_AUDIT_LINE_MAX); over it the record is bad (DZ_ERR_TOOBIG). */
 #define DZ_AUDITREC_VALUES_MAX 65536
 
+/* Members a record may have at most (dz_audit_rec_new_sized). */
+#define DZ_AUDITREC_MEMBERS_MAX 64
+
 /* A record of the given "type" (required, like every audit record); NULL
- * when out of memory. */
+ * when out of memory.  Room for 32 members and 1 KiB of values: over the
+ * members the record is bad (DZ_ERR_TOOBIG), over the values the setters
+ * allocate. */
 struct dz_audit_rec *dz_audit_rec_new(const char *type);
+
+/* The same with room for members_max members (1..DZ_AUDITREC_MEMBERS_MAX,
+ * "type" and the members the writer adds included: a member more makes
+ * the record bad) and values_max bytes of encoded values (at most
+ * DZ_AUDITREC_VALUES_MAX; past it a setter allocates).  For a record
+ * reserved ahead whose members are known: the room it holds is what they
+ * take at most, computed with the bounds below.  NULL when out of memory
+ * or a bound is out of range. */
+struct dz_audit_rec *dz_audit_rec_new_sized(const char *type, size_t members_max,
+                                            size_t values_max);
+
+/* What an encoded value takes at most, for values_max: a string of n bytes
+ * known to be printable ASCII other than '"' and '\\' (as written, in
+ * quotes); a string of n bytes of printable ASCII (each byte may need a
+ * backslash); an integer (a long long, sign included); a boolean. */
+#define DZ_AUDITREC_PLAIN_STR_MAX(n) ((n) + 2)
+#define DZ_AUDITREC_ASCII_STR_MAX(n) (2 * (n) + 2)
+#define DZ_AUDITREC_INT_MAX 20
+#define DZ_AUDITREC_BOOL_MAX 5
 void dz_audit_rec_free(struct dz_audit_rec *r);
 
 /*

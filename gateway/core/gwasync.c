@@ -224,13 +224,17 @@ struct dz_gw_audit_slot {
     struct dz_audit_slot *s;
 };
 
-struct dz_gw_audit_slot *dz_gw_audit_slot_new(const char *type, const char *lost_kind)
+struct dz_gw_audit_slot *dz_gw_audit_slot_new(const char *type, const char *lost_kind,
+                                              size_t members_max, size_t values_max)
 {
     struct dz_gw_audit_slot *gs = malloc(sizeof(*gs));
 
     if (!gs)
         return NULL;
-    gs->s = dz_audit_slot_new(type);
+    /* And the request id dz_gw_audit_slot_append adds (rctx.c: hex and a
+     * code constant). */
+    gs->s = dz_audit_slot_new(type, members_max + 1,
+                              values_max + DZ_AUDITREC_PLAIN_STR_MAX(DZ_RCTX_RID_MAX));
     if (!gs->s) {
         free(gs);
         return NULL;
@@ -267,7 +271,7 @@ void dz_gw_audit_slot_append(struct dz_rctx *c, struct dz_gw_audit_slot *gs,
     }
     s = gs->s;
     gs->s = NULL;
-    /* Within the room reserved by dz_audit_rec_new (rid: 31 bytes at most). */
+    /* Within the room reserved by dz_gw_audit_slot_new. */
     dz_audit_rec_opt_str(dz_audit_slot_rec(s), "rid", c->rid);
     gs->op.c = c;
     gs->op.then = then;

@@ -70,7 +70,9 @@ void dz_gw_audit_rec(struct dz_rctx *c, struct dz_audit_rec *record,
  * darvaza_audit_lost_total{kind}; then() gets the error and has nothing
  * to refuse.
  *   dz_gw_audit_slot_new:    type: the record's "type"; lost_kind: a static
- *                            string, the metric's kind ("outcome").  NULL
+ *                            string, the metric's kind ("outcome");
+ *                            members_max, values_max: as dz_audit_slot_new's
+ *                            (the request id is added to them).  NULL
  *                            when out of memory.
  *   dz_gw_audit_slot_rec:    the record to fill (auditrec.h setters).
  *   dz_gw_audit_slot_free:   an unused slot; NULL: no-op.
@@ -80,7 +82,8 @@ void dz_gw_audit_rec(struct dz_rctx *c, struct dz_audit_rec *record,
  * c's loop thread.
  */
 struct dz_gw_audit_slot;
-struct dz_gw_audit_slot *dz_gw_audit_slot_new(const char *type, const char *lost_kind);
+struct dz_gw_audit_slot *dz_gw_audit_slot_new(const char *type, const char *lost_kind,
+                                              size_t members_max, size_t values_max);
 struct dz_audit_rec *dz_gw_audit_slot_rec(struct dz_gw_audit_slot *gs);
 void dz_gw_audit_slot_free(struct dz_gw_audit_slot *gs);
 void dz_gw_audit_slot_append(struct dz_rctx *c, struct dz_gw_audit_slot *gs,

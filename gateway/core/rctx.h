@@ -17,6 +17,10 @@
 #include "http/httpd.h"
 #include "state/session.h"
 
+/* A request id's bytes at most: a prefix in hex, a code constant and a
+ * counter in hex (rctx.c, router.c). */
+#define DZ_RCTX_RID_MAX 31
+
 struct dz_rctx {
     int refs;    /* loop thread only; see dz_rctx_hold */
     bool closed; /* the stream is gone: never answer */
@@ -24,7 +28,7 @@ struct dz_rctx {
     struct dz_gw_worker *gw_worker;
     struct dz_gw *gw;
     struct dz_gen *gen; /* referenced for the request's lifetime */
-    char rid[32];
+    char rid[DZ_RCTX_RID_MAX + 1];
     uint64_t start_us;
     const char *route; /* metrics label: builtin name or policy rule */
     int status;        /* what was answered */

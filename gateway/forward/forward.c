@@ -87,6 +87,11 @@ struct fwd {
     ev_timer resume;
     bool paused;
     bool refused; /* the answer was refused mid-transfer (refuse_answer) */
+    /* Why, as the outcome line says it, taken when the refusal happens: the
+     * client may go before the refusal's posted end runs, and its line
+     * still tells why the answer never came.  NULL: none, or a refusal that
+     * was the client's own doing (it did not read what it was sent). */
+    const char *refusal;
     /* The outcome line, reserved before the request left (audit_sent). */
     struct dz_gw_audit_slot *outcome;
 };
@@ -236,6 +241,16 @@ static bool drain_cut(const struct dz_rctx *c)
     return dz_req_is_drain_cut(c->req);
 }
 
+/* What the outcome line says of a stream that closed before the forward
+ * ended: the answer's refusal when there was one (recorded as it
+ * happened), else how the client went. */
+static const char *closed_result(const struct dz_rctx *c, const struct fwd *f)
+{
+    if (f->refusal)
+        return f->refusal;
+    return drain_cut(c) ? "drain_cut" : "client_gone";
+}
+
 static void fwd_cancel(struct dz_rctx *c)
 {
     struct fwd *f = c->op;
@@ -251,12 +266,12 @@ static void fwd_cancel(struct dz_rctx *c)
         /* The client went while the back end was at work: the back end
          * may act on the request all the same, so the log says so.  Or
          * after its answer was refused, before the posted end ran (the
-         * timer is stopped above): it went unanswered all the same, and
-         * the refusal may be its own doing (a write refused because it
-         * does not read), so the log says the client went. */
+         * timer is stopped above): the line keeps the refusal's reason,
+         * unless the refusal was the client's own doing (a write refused
+         * because it does not read), when it says the client went. */
         dz_httpc_cancel(f->xfer);
         f->xfer = NULL;
-        audit_outcome(c, f, drain_cut(c) ? "drain_cut" : "client_gone");
+        audit_outcome(c, f, closed_result(c, f));
         /* The transfer's hold. */
         fwd_free(f);
         dz_rctx_release(c);
@@ -498,9 +513,7 @@ static void maybe_finish(struct dz_rctx *c, struct fwd *f)
         else
             f->upstream_result = send_buffered(c, f);
     }
-    audit_outcome(c, f,
-                  c->closed ? (drain_cut(c) ? "drain_cut" : "client_gone")
-                            : outcome_of(f->upstream_result));
+    audit_outcome(c, f, c->closed ? closed_result(c, f) : outcome_of(f->upstream_result));
     finish(c, f);
 }
 
@@ -555,7 +568,7 @@ static void sent_then(struct dz_rctx *c, int rc, void *arg)
     f->audited = true;
     if (c->closed) {
         /* The client went before the request left: it never will. */
-        audit_outcome(c, f, drain_cut(c) ? "drain_cut" : "client_gone");
+        audit_outcome(c, f, closed_result(c, f));
         finish(c, f);
         return;
     }
@@ -571,7 +584,8 @@ static void audit_sent(struct dz_rctx *c, struct fwd *f)
     /* The outcome line is taken now, while the request can still be
      * refused: without it the request does not leave (sent_then answers
      * 503), and once it has left its outcome cannot be lost for memory. */
-    f->outcome = dz_gw_audit_slot_new("forward_result", "outcome");
+    f->outcome = dz_gw_audit_slot_new("forward_result", "outcome", DZ_FORWARD_OUTCOME_MEMBERS,
+                                      DZ_FORWARD_OUTCOME_VALUES_MAX);
     rec = f->outcome ? dz_audit_rec_new("forward") : NULL;
 
     dz_audit_rec_str(rec, "phase", "sent");
@@ -665,14 +679,17 @@ static void refused_end(struct ev_loop *loop, ev_timer *t, int revents)
  * and the client's stream is not answered nor the forward freed with
  * libcurl on the stack.  The back-pressure job of that timer is over: the
  * transfer it resumed is gone.  If the client goes first, fwd_cancel stops
- * the timer and ends the forward.
+ * the timer and ends the forward; the outcome line still gives the
+ * refusal's reason, recorded here, unless is_clients (the engine would not
+ * take more for a client that does not read: the line says it went).
  */
-static void refuse_answer(struct dz_rctx *c, struct fwd *f, int result)
+static void refuse_answer(struct dz_rctx *c, struct fwd *f, int result, bool is_clients)
 {
     struct ev_loop *loop = dz_worker_loop(c->gw_worker->worker);
 
     f->upstream_result = result;
     f->refused = true;
+    f->refusal = is_clients ? NULL : outcome_of(result);
     dz_httpc_cancel(f->xfer);
     f->xfer = NULL;
     f->upstream_done = true;
@@ -703,7 +720,7 @@ static void on_head(void *arg, int status, const struct dz_hdr *h, size_t n)
          * the cookies it sets) the answer is not the back end's: fail
          * closed.  Nothing of it goes out, and the client gets its 502
          * now, not when the back end is done. */
-        refuse_answer(c, f, DZ_ERR_NOMEM);
+        refuse_answer(c, f, DZ_ERR_NOMEM, false);
         return;
     }
     /* Released fields are defined on JSON records: on such a route every
@@ -715,8 +732,9 @@ static void on_head(void *arg, int status, const struct dz_hdr *h, size_t n)
     if (!c->closed && !f->buffering) {
         int rc = start_streaming(c, f);
 
+        /* Too much unsent on the client's connection: its own doing. */
         if (rc != 0)
-            refuse_answer(c, f, rc);
+            refuse_answer(c, f, rc, rc == DZ_ERR_TOOBIG);
     }
 }
 
@@ -747,7 +765,7 @@ static void on_data(void *arg, const void *p, size_t n)
         if (rc != 0) {
             /* The engine could not take these bytes: the answer is cut
              * (upstream_failed resets it), not sent on with a hole. */
-            refuse_answer(c, f, rc);
+            refuse_answer(c, f, rc, rc == DZ_ERR_TOOBIG);
             return;
         }
         c->bytes_out += n;
@@ -765,7 +783,7 @@ static void on_data(void *arg, const void *p, size_t n)
      * which. */
     rc = dz_buf_append(&f->body, p, n);
     if (rc != 0)
-        refuse_answer(c, f, rc);
+        refuse_answer(c, f, rc, false);
 }
 
 static void on_done(void *arg, int result)

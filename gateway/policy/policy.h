@@ -31,7 +31,8 @@
 #define DZ_POLICY_MAX_TOTAL 1024  /* routes in a set */
 #define DZ_POLICY_MAX_SEGMENTS 32 /* path segments in a template or a request */
 #define DZ_POLICY_MAX_BYTES (256 * 1024)
-#define DZ_POLICY_PURPOSE_MAX 128 /* Darvaza-Purpose: printable ASCII, 1..128 */
+#define DZ_POLICY_SERVICE_NAME_MAX 63 /* a service's name: [a-z0-9-], 1..63 */
+#define DZ_POLICY_PURPOSE_MAX 128     /* Darvaza-Purpose: printable ASCII, 1..128 */
 
 /* Assurance levels (DESIGN §3), ordered. */
 enum dz_acr { DZ_ACR_NONE = 0, DZ_ACR_LOW = 1, DZ_ACR_SUBSTANTIAL = 2, DZ_ACR_HIGH = 3 };

@@ -514,7 +514,7 @@ static bool is_service_name(const char *s)
 {
     size_t n = strlen(s);
 
-    if (n == 0 || n > 63)
+    if (n == 0 || n > DZ_POLICY_SERVICE_NAME_MAX)
         return false;
     for (size_t i = 0; i < n; i++) {
         if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '-'))

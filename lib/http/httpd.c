@@ -51,34 +51,62 @@ void dz_httpd_limits_default(struct dz_httpd_limits *l)
 
 /* ---------- workers: posts and holds ---------- */
 
+static int post_queue(struct dz_worker *w, struct dz_post *node, void (*fn)(void *arg), void *arg,
+                      bool is_heap)
+{
+    node->next = NULL;
+    node->fn = fn;
+    node->arg = arg;
+    node->is_heap = is_heap;
+    pthread_mutex_lock(&w->post_lock);
+    if (w->posts_closed) {
+        pthread_mutex_unlock(&w->post_lock);
+        return DZ_ERR_STATE;
+    }
+    if (w->post_tail)
+        w->post_tail->next = node;
+    else
+        w->post_head = node;
+    w->post_tail = node;
+    /* Under the lock: the loop cannot be destroyed between the check and
+     * the wake-up (it is destroyed only after posts_closed is set). */
+    ev_async_send(w->loop, &w->async);
+    pthread_mutex_unlock(&w->post_lock);
+    return 0;
+}
+
+int dz_worker_post_node(struct dz_worker *w, struct dz_post *node, void (*fn)(void *arg), void *arg)
+{
+    if (!w || !node || !fn)
+        return DZ_ERR_INVAL;
+    return post_queue(w, node, fn, arg, false);
+}
+
 int dz_worker_post(struct dz_worker *w, void (*fn)(void *arg), void *arg)
 {
     struct dz_post *p;
+    int rc;
 
     if (!w || !fn)
         return DZ_ERR_INVAL;
     p = malloc(sizeof(*p));
     if (!p)
         return DZ_ERR_NOMEM;
-    p->next = NULL;
-    p->fn = fn;
-    p->arg = arg;
-    pthread_mutex_lock(&w->post_lock);
-    if (w->posts_closed) {
-        pthread_mutex_unlock(&w->post_lock);
+    rc = post_queue(w, p, fn, arg, true);
+    if (rc != 0)
         free(p);
-        return DZ_ERR_STATE;
-    }
-    if (w->post_tail)
-        w->post_tail->next = p;
-    else
-        w->post_head = p;
-    w->post_tail = p;
-    /* Under the lock: the loop cannot be destroyed between the check and
-     * the wake-up (it is destroyed only after posts_closed is set). */
-    ev_async_send(w->loop, &w->async);
-    pthread_mutex_unlock(&w->post_lock);
-    return 0;
+    return rc;
+}
+
+/* A node that is not the engine's belongs to its caller's object, which fn
+ * may free: whether to free it is read before the call. */
+static void run_post(struct dz_post *p)
+{
+    bool is_heap = p->is_heap;
+
+    p->fn(p->arg);
+    if (is_heap)
+        free(p);
 }
 
 static void run_posts(struct dz_worker *w)
@@ -91,8 +119,7 @@ static void run_posts(struct dz_worker *w)
     pthread_mutex_unlock(&w->post_lock);
     while (p) {
         struct dz_post *next = p->next;
-        p->fn(p->arg);
-        free(p);
+        run_post(p);
         p = next;
     }
 }
@@ -793,7 +820,8 @@ static void worker_cleanup(struct dz_worker *w, bool keep_lock)
     p = w->post_head;
     while (p) { /* posts that never ran (never started) */
         struct dz_post *next = p->next;
-        free(p);
+        if (p->is_heap)
+            free(p);
         p = next;
     }
     w->post_head = w->post_tail = NULL;

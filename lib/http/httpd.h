@@ -151,6 +151,27 @@ void *dz_worker_data(struct dz_worker *w);
  * DZ_ERR_INVAL (w or fn NULL), or DZ_ERR_NOMEM. */
 int dz_worker_post(struct dz_worker *w, void (*fn)(void *arg), void *arg);
 
+/* A post's place in the queue, embedded in the caller's own object so that
+ * a post that must not be lost (a completion someone waits for: a request,
+ * a hold on the worker) needs no allocation.  The members are the
+ * engine's; the caller only provides the memory. */
+struct dz_post {
+    struct dz_post *next;
+    void (*fn)(void *arg);
+    void *arg;
+    bool is_heap; /* dz_worker_post's own: freed once run */
+};
+
+/* dz_worker_post without the allocation: node (the caller's, not in
+ * another post's queue) is queued as it is and must stay valid until fn
+ * has started; fn may free it.  Returns 0, DZ_ERR_STATE once the worker
+ * has stopped (fn is not called, node and arg are still the caller's), or
+ * DZ_ERR_INVAL (w, node or fn NULL): never DZ_ERR_NOMEM.  Any thread.  On
+ * a worker that is freed without ever running, queued nodes are dropped
+ * unrun, as dz_worker_post's are. */
+int dz_worker_post_node(struct dz_worker *w, struct dz_post *node, void (*fn)(void *arg),
+                        void *arg);
+
 /* Keep w's drain waiting for one more piece of outstanding work (e.g. a
  * pool job whose done() must still run on w).  dz_worker_hold: any thread;
  * dz_worker_release: w's loop thread, after the work's last step ran.  The

@@ -53,12 +53,6 @@ struct dz_listener {
     SSL_CTX *tls;
 };
 
-struct dz_post {
-    struct dz_post *next;
-    void (*fn)(void *arg);
-    void *arg;
-};
-
 struct dz_worker {
     struct dz_httpd *h;
     unsigned index;

@@ -3,14 +3,13 @@
  * of threads and a fixed ring of queued jobs (allocated once: a full ring is
  * DZ_ERR_UNAVAILABLE, never a wait and never a growth).  It never runs
  * done() anywhere but on the submitting worker's loop (through
- * dz_worker_post), except for w == NULL, and never calls into a loop itself.
+ * dz_worker_post_node), except for w == NULL, and never calls into a loop itself.
  */
 #include "http/pool.h"
 
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
-#include <time.h>
 
 #include "base/err.h"
 #include "base/log.h"
@@ -18,11 +17,21 @@
 
 #include "base/compat.h"
 
+/* What travels to the worker loop once the work is done.  Taken at submit,
+ * with its post inside: once the job is queued its answer cannot be lost
+ * for want of memory (a request, and the worker's hold, wait for it). */
+struct pool_delivery {
+    struct dz_post post;
+    void (*done)(void *arg);
+    void *arg;
+    struct dz_worker *w;
+};
+
 struct pool_job {
     void (*work)(void *arg);
     void (*done)(void *arg);
     void *arg;
-    struct dz_worker *w;
+    struct pool_delivery *d; /* NULL: no worker, done runs on the pool thread */
 };
 
 struct dz_pool {
@@ -38,13 +47,6 @@ struct dz_pool {
     unsigned nthreads; /* started */
 };
 
-/* What travels to the worker loop once the work is done. */
-struct pool_delivery {
-    void (*done)(void *arg);
-    void *arg;
-    struct dz_worker *w;
-};
-
 static void deliver_cb(void *p)
 {
     struct pool_delivery *d = p;
@@ -56,34 +58,18 @@ static void deliver_cb(void *p)
     dz_worker_release(w);
 }
 
-static void deliver(const struct pool_job *j)
+static void deliver(struct pool_delivery *d)
 {
-    struct pool_delivery *d = NULL;
-    struct timespec pause = {0, 10 * 1000 * 1000};
-    int rc = DZ_ERR_NOMEM;
+    int rc = dz_worker_post_node(d->w, &d->post, deliver_cb, d);
 
-    /* Out of memory is retried for about a second (this thread may block;
-     * the work is done and only its answer is left).  A stopped worker
-     * cannot run done() any more: arg stays with its owner, logged. */
-    for (int tries = 0; tries < 100; tries++) {
-        if (!d)
-            d = malloc(sizeof(*d));
-        if (d) {
-            d->done = j->done;
-            d->arg = j->arg;
-            d->w = j->w;
-            rc = dz_worker_post(j->w, deliver_cb, d);
-            if (rc == 0)
-                return;
-            if (rc != DZ_ERR_NOMEM)
-                break;
-        }
-        nanosleep(&pause, NULL);
-    }
-    free(d);
+    if (rc == 0)
+        return;
+    /* A stopped worker cannot run done() any more: arg stays with its
+     * owner, logged. */
     dz_log(DZ_LOG_ERROR, "pool_done_lost", "cannot deliver a finished job to worker %u: %s",
-           dz_worker_index(j->w), dz_err_str(rc));
-    dz_worker_release(j->w);
+           dz_worker_index(d->w), dz_err_str(rc));
+    dz_worker_release(d->w);
+    free(d);
 }
 
 static void *pool_main(void *arg)
@@ -105,8 +91,8 @@ static void *pool_main(void *arg)
         pthread_mutex_unlock(&p->lock);
 
         j.work(j.arg);
-        if (j.w)
-            deliver(&j);
+        if (j.d)
+            deliver(j.d);
         else if (j.done)
             j.done(j.arg);
     }
@@ -164,19 +150,25 @@ void dz_pool_stats(struct dz_pool *p, size_t *queued, uint64_t *rejected)
 int dz_pool_submit(struct dz_pool *p, struct dz_worker *w, void (*work)(void *arg),
                    void (*done)(void *arg), void *arg)
 {
+    struct pool_delivery *d = NULL;
     int rc = DZ_ERR_UNAVAILABLE;
 
     if (!p || !work)
         return DZ_ERR_INVAL;
-    if (w)
+    if (w) {
+        d = malloc(sizeof(*d));
+        if (!d)
+            return DZ_ERR_NOMEM;
+        *d = (struct pool_delivery){.done = done, .arg = arg, .w = w};
         dz_worker_hold(w); /* before it is visible to a pool thread */
+    }
     pthread_mutex_lock(&p->lock);
     if (!p->is_stopping && p->count < p->cap) {
         struct pool_job *j = &p->ring[(p->head + p->count) % p->cap];
         j->work = work;
         j->done = done;
         j->arg = arg;
-        j->w = w;
+        j->d = d;
         p->count++;
         pthread_cond_signal(&p->cond);
         rc = 0;
@@ -184,8 +176,10 @@ int dz_pool_submit(struct dz_pool *p, struct dz_worker *w, void (*work)(void *ar
         p->rejected++;
     }
     pthread_mutex_unlock(&p->lock);
-    if (rc != 0 && w)
+    if (rc != 0 && w) {
         dz_worker_release(w);
+        free(d);
+    }
     return rc;
 }
 

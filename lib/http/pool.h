@@ -22,9 +22,13 @@ int dz_pool_new(unsigned nthreads, size_t queue_max, struct dz_pool **out);
  * work (for callers without a loop, e.g. tests).  Any thread.  done may be
  * NULL.  While the job is queued or running, w's drain waits for it
  * (dz_worker_hold), so done still runs during a graceful stop.
- * Returns 0, DZ_ERR_UNAVAILABLE (queue full or stopping), DZ_ERR_INVAL
+ * Returns 0, DZ_ERR_UNAVAILABLE (queue full or stopping), DZ_ERR_NOMEM
+ * (with a worker: the delivery of done could not be taken), DZ_ERR_INVAL
  * (p or work NULL); on error nothing was queued and the caller keeps arg.
- * Never allocates (the queue is a fixed ring). */
+ * The queue is a fixed ring; with a worker, one small block for done's
+ * delivery is taken here rather than when the work is over, so that a
+ * queued job's done() is never lost for want of memory (only a worker
+ * that has stopped loses it, see dz_pool_free). */
 int dz_pool_submit(struct dz_pool *p, struct dz_worker *w, void (*work)(void *arg),
                    void (*done)(void *arg), void *arg);
 

@@ -1,7 +1,9 @@
 /* test_pool.c - the bounded blocking-work pool (lib/http/pool.c): work runs on a
  * pool thread, done() on the submitting worker's loop, a full queue is
  * DZ_ERR_UNAVAILABLE at once, dz_pool_free finishes what was queued, and a
- * drain of the HTTP engine waits for work in flight. */
+ * drain of the HTTP engine waits for work in flight.  done()'s delivery is
+ * taken at submit: out of memory then is an error the caller handles, and
+ * a job once queued gets its done() whatever memory is left. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -20,6 +22,8 @@
 #include "base/err.h"
 #include "http/httpd.h"
 #include "http/pool.h"
+
+#include "harness/fail_alloc.h"
 
 static void sleep_ms(int ms)
 {
@@ -280,6 +284,79 @@ static void test_free_order_is_safe(void **state)
     assert_int_equal(atomic_load(&j.state), 1); /* worked; done was dropped */
 }
 
+/* Out of memory at submit: refused there (the caller answers 503), nothing
+ * queued, the worker not held (a drain does not wait for it). */
+static void test_submit_out_of_memory(void **state)
+{
+    struct dz_httpd *h = engine_keep();
+    struct dz_worker *w = worker0(h);
+    struct dz_pool *p = NULL;
+    struct job j;
+    unsigned failures = fail_alloc_failures();
+    size_t queued;
+    uint64_t rejected;
+
+    (void)state;
+    memset(&j, 0, sizeof(j));
+    assert_int_equal(dz_pool_new(1, 4, &p), 0);
+    fail_alloc_arm(0, FAIL_ALLOC_AT_LEAST, 1);
+    assert_int_equal(dz_pool_submit(p, w, work_fn, done_fn, &j), DZ_ERR_NOMEM);
+    assert_int_equal(fail_alloc_failures(), failures + 1);
+    dz_pool_stats(p, &queued, &rejected);
+    assert_int_equal(queued, 0);
+    assert_int_equal(atomic_load(&j.started), 0);
+    dz_httpd_drain(h, 0);
+    assert_int_equal(atomic_load(&j.state), 0);
+    dz_pool_free(p);
+    dz_httpd_free(h);
+}
+
+/* The pool thread runs out of memory once the work is done (the hook armed
+ * from inside work, on that thread): done() still runs on the loop, and the
+ * delivery allocated nothing there (the arming is still there for the next
+ * job's work to find and take back). */
+static void arm_work(void *arg)
+{
+    work_fn(arg);
+    fail_alloc_arm(0, FAIL_ALLOC_AT_LEAST, 1);
+}
+
+static void disarm_work(void *arg)
+{
+    struct job *j = arg;
+
+    /* state 1 (worked) only if the delivery before left the arming alone */
+    if (fail_alloc_armed()) {
+        fail_alloc_disarm();
+        work_fn(arg);
+    } else {
+        j->work_thread = pthread_self();
+    }
+}
+
+static void test_delivery_needs_no_memory(void **state)
+{
+    struct dz_httpd *h = engine_keep();
+    struct dz_worker *w = worker0(h);
+    struct dz_pool *p = NULL;
+    struct job j[2];
+    unsigned failures = fail_alloc_failures();
+
+    (void)state;
+    memset(j, 0, sizeof(j));
+    /* One thread: the second job's work runs where the first armed. */
+    assert_int_equal(dz_pool_new(1, 4, &p), 0);
+    assert_int_equal(dz_pool_submit(p, w, arm_work, done_fn, &j[0]), 0);
+    wait_state(&j[0], 2);
+    assert_true(pthread_equal(j[0].done_thread, worker_thread));
+    assert_int_equal(dz_pool_submit(p, w, disarm_work, done_fn, &j[1]), 0);
+    wait_state(&j[1], 2);
+    assert_int_equal(fail_alloc_failures(), failures);
+    dz_httpd_drain(h, 100);
+    dz_pool_free(p);
+    dz_httpd_free(h);
+}
+
 static void test_engine_without_listeners(void **state)
 {
     struct dz_httpd *h = engine();
@@ -294,10 +371,16 @@ static void test_engine_without_listeners(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_bad_args),           cmocka_unit_test(test_no_loop),
-        cmocka_unit_test(test_done_on_loop),       cmocka_unit_test(test_full_queue),
-        cmocka_unit_test(test_free_drains),        cmocka_unit_test(test_drain_waits_for_work),
-        cmocka_unit_test(test_free_order_is_safe), cmocka_unit_test(test_engine_without_listeners),
+        cmocka_unit_test(test_bad_args),
+        cmocka_unit_test(test_no_loop),
+        cmocka_unit_test(test_done_on_loop),
+        cmocka_unit_test(test_full_queue),
+        cmocka_unit_test(test_free_drains),
+        cmocka_unit_test(test_drain_waits_for_work),
+        cmocka_unit_test(test_free_order_is_safe),
+        cmocka_unit_test(test_engine_without_listeners),
+        cmocka_unit_test(test_submit_out_of_memory),
+        cmocka_unit_test(test_delivery_needs_no_memory),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -17,20 +17,14 @@
 #define MAX_REQ_HEADERS 64
 #define MAX_RESP_HEADERS 128
 
-struct post {
-    struct post *next;
-    void (*fn)(void *arg);
-    void *arg;
-};
-
 struct dz_worker {
     struct ev_loop *loop;
     ev_async wake;
     ev_prepare reaper;
     ev_timer heartbeat;
     pthread_mutex_t mu;
-    struct post *head, *tail; /* under mu */
-    size_t nposts;            /* under mu */
+    struct dz_post *head, *tail; /* under mu (httpd.h's nodes, as the engine's) */
+    size_t nposts;               /* under mu */
     bool hold_posts;
     atomic_int holds;
     void *data;
@@ -88,7 +82,8 @@ struct dz_req {
 static void run_posts(struct dz_worker *w)
 {
     for (;;) {
-        struct post *p;
+        struct dz_post *p;
+        bool is_heap;
 
         pthread_mutex_lock(&w->mu);
         p = w->hold_posts ? NULL : w->head;
@@ -101,8 +96,11 @@ static void run_posts(struct dz_worker *w)
         pthread_mutex_unlock(&w->mu);
         if (!p)
             return;
+        /* A node embedded in the poster's object may go with it in fn. */
+        is_heap = p->is_heap;
         p->fn(p->arg);
-        free(p);
+        if (is_heap)
+            free(p);
     }
 }
 
@@ -278,17 +276,10 @@ bool fake_spin_idle(struct dz_worker *w, unsigned timeout_ms)
 }
 
 /* The engine's API: any thread may post. */
-int dz_worker_post(struct dz_worker *w, void (*fn)(void *arg), void *arg)
+static void post_queue(struct dz_worker *w, struct dz_post *p, void (*fn)(void *arg), void *arg,
+                       bool is_heap)
 {
-    struct post *p;
-
-    if (!w || !fn)
-        return DZ_ERR_INVAL;
-    p = calloc(1, sizeof(*p));
-    if (!p)
-        return DZ_ERR_NOMEM;
-    p->fn = fn;
-    p->arg = arg;
+    *p = (struct dz_post){NULL, fn, arg, is_heap};
     pthread_mutex_lock(&w->mu);
     if (w->tail)
         w->tail->next = p;
@@ -298,6 +289,27 @@ int dz_worker_post(struct dz_worker *w, void (*fn)(void *arg), void *arg)
     w->nposts++;
     pthread_mutex_unlock(&w->mu);
     ev_async_send(w->loop, &w->wake);
+}
+
+int dz_worker_post_node(struct dz_worker *w, struct dz_post *node, void (*fn)(void *arg), void *arg)
+{
+    if (!w || !node || !fn)
+        return DZ_ERR_INVAL;
+    post_queue(w, node, fn, arg, false);
+    return 0;
+}
+
+int dz_worker_post(struct dz_worker *w, void (*fn)(void *arg), void *arg)
+{
+    struct dz_post *p;
+
+    if (!w || !fn)
+        return DZ_ERR_INVAL;
+    /* malloc, as the engine: a test's fail_alloc hook reaches it. */
+    p = malloc(sizeof(*p));
+    if (!p)
+        return DZ_ERR_NOMEM;
+    post_queue(w, p, fn, arg, true);
     return 0;
 }
 

@@ -2,7 +2,9 @@
  * audit writer in one hand-off per loop turn, and their results come back on
  * the loop that appended them: every callback exactly once, in append order
  * per loop, each line already in the file when its callback runs, the chain
- * whole.  Real HTTP engine workers (no listener), a real audit log. */
+ * whole.  Real HTTP engine workers (no listener), a real audit log.  The
+ * results' way home needs no memory: a request waiting for its line is
+ * told even when the writer's thread could not allocate a byte. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -21,9 +23,13 @@
 #include <ev.h>
 
 #include "audit/audit.h"
+#include "audit/audit_int.h"
 #include "base/err.h"
+#include "base/looptag.h"
 #include "http/httpd.h"
 #include "http/httpd_int.h"
+
+#include "harness/fail_alloc.h"
 
 enum { WORKERS = 2, BURSTS = 10, PER_BURST = 50, PER_WORKER = BURSTS * PER_BURST };
 
@@ -333,12 +339,57 @@ static void test_queue_bound(void **state)
     assert_int_equal(dz_audit_gauge_queued(T.a), 0);
 }
 
+/* A result delivered: on a loop thread, as a success. */
+static void on_delivered(void *arg, int result)
+{
+    unsigned *bad = arg;
+
+    if (result != 0 || !dz_thread_on_loop())
+        (*bad)++;
+    pthread_mutex_lock(&T.mu);
+    T.done++;
+    pthread_cond_broadcast(&T.cv);
+    pthread_mutex_unlock(&T.mu);
+}
+
+/* The writer hands a durable batch's results to their workers
+ * (dz_audit_deliver) while malloc fails: every done() still runs, on its
+ * loop, and the hand-off asked for no memory at all (the arming is left
+ * untaken).  Here the test thread plays the writer's part, so the hook,
+ * which fails only its arming thread's allocations, reaches it. */
+static void test_results_need_no_memory(void **state)
+{
+    struct entry *batch = NULL, **tail = &batch;
+    unsigned failures = fail_alloc_failures();
+    unsigned bad = 0;
+
+    for (unsigned i = 0; i < 4; i++) {
+        struct entry *e = calloc(1, sizeof(*e)); /* calloc: not the hook's */
+
+        assert_non_null(e);
+        /* Two workers: one post each. */
+        e->w = dz_httpd_worker_at(T.h, i % WORKERS);
+        e->done = on_delivered;
+        e->arg = &bad;
+        *tail = e;
+        tail = &e->next;
+    }
+    fail_alloc_arm(0, FAIL_ALLOC_AT_LEAST, 1);
+    dz_audit_deliver(batch);
+    assert_true(fail_alloc_armed());
+    fail_alloc_disarm();
+    assert_int_equal(fail_alloc_failures(), failures);
+    assert_true(wait_done(4));
+    assert_int_equal(bad, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_two_loops, setup, teardown),
         cmocka_unit_test_setup_teardown(test_prepare_phase, setup, teardown),
         cmocka_unit_test_setup_teardown(test_queue_bound, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_results_need_no_memory, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

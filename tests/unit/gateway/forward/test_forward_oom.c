@@ -8,8 +8,10 @@
  * once: the copy of the answer's fields, the answer's buffer, the release
  * filter's parse and its output, and the engine refusing the answer's head
  * (dz_req_start), a whole answer (dz_req_respond) or a piece of the body
- * (dz_req_write).  Last, the outcome line's reservation: when it cannot be
- * made the request does not leave.
+ * (dz_req_write).  Last, the two audit lines' reservations, each in turn
+ * (the request line's and the outcome line's): when one cannot be made the
+ * request does not leave; and the outcome's room holds the largest line
+ * the forwarder can write.
  *
  * The failures come from the malloc hook of harness/fail_alloc.h (this
  * test is linked with --wrap=malloc because it includes it), armed for an
@@ -28,7 +30,13 @@
 
 #include <cmocka.h>
 
+#include <limits.h>
+
+#include "audit/audit.h"
+#include "base/err.h"
+#include "core/gwasync.h"
 #include "core/rctx.h"
+#include "forward/forward.h"
 #include "forward_case.h"
 #include "harness/fail_alloc.h"
 #include "harness/fake_gw.h"
@@ -458,15 +466,90 @@ static void assert_no_forward_lines(struct fake_gw *g, const char *rid)
     assert_null(line);
 }
 
+/* The one "forward_result" line in the log (its request never got an
+ * answer to read its id from). */
+static json_t *only_outcome(struct fake_gw *g)
+{
+    char *text = fake_gw_audit_text(g);
+    char *save = NULL;
+    json_t *found = NULL;
+    unsigned n = 0;
+
+    for (char *line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        json_t *j = json_loads(line, 0, NULL);
+        const char *t = json_string_value(json_object_get(j, "type"));
+
+        if (t && strcmp(t, "forward_result") == 0 && n++ == 0)
+            found = json_incref(j);
+        json_decref(j);
+    }
+    free(text);
+    assert_int_equal(n, 1);
+    return found;
+}
+
+static bool failure_taken(void *arg)
+{
+    (void)arg;
+    return !fail_alloc_armed();
+}
+
 /*
- * The outcome line is reserved before the request leaves (its record is
- * the request's first of 1024 + 1 bytes: dz_audit_rec_new's room).  When
- * it cannot be, the request does not leave: 503, the back end never asked,
- * no line to lose and none counted as lost.
+ * The client goes between the refusal of an answer and the refusal's
+ * posted end (the forward's timer, run on the next loop turn): the copy of
+ * the answer's fields fails, the loop turn it failed in is the last one
+ * spun, and the client resets its stream before the next.  The outcome
+ * line keeps the refusal's reason (before: "client_gone", the reason lost);
+ * the client got nothing.
  */
-static void test_outcome_reserve_fails(void **state)
+static void test_refusal_reason_kept_when_client_goes(void **state)
 {
     struct fake_gw *g = *state;
+    char tok[64];
+    struct dz_req *r;
+    json_t *line;
+    bool taken;
+
+    fake_gw_session(g, FIN_A, "password", DZ_AMR_PWD, "low", NULL, tok);
+    fake_upstream_set_answer(g->up, 200, answer_fields, answer_body);
+    r = fake_gw_req(g, "GET", "/api/t/open");
+    fake_req_bearer(r, tok);
+    fail_alloc_arm(0, FAIL_ALLOC_EQUAL, head_copy_size(answer_fields, strlen(answer_body)));
+    fake_gw_send(g, r);
+    /* One loop turn at a time: stopped right after the one that refused. */
+    taken = fake_spin(g->w, failure_taken, NULL, FAKE_GW_TIMEOUT_MS);
+    fail_alloc_disarm();
+    assert_true(taken);
+    /* In the window: the refusal's 502 is not out yet. */
+    assert_int_equal(fake_req_status(r), 0);
+    fake_req_reset(r);
+    assert_true(fake_spin_idle(g->w, FAKE_GW_TIMEOUT_MS));
+    assert_int_equal(fake_req_status(r), 0);
+    line = only_outcome(g);
+    assert_string_equal(json_string_value(json_object_get(line, "result")), "out_of_memory");
+    assert_true(json_is_true(json_object_get(line, "sent")));
+    json_decref(line);
+    fake_req_free(r);
+    assert_served_again(g, "/api/t/open", tok);
+}
+
+/* The block each audit line of a forward reserves for its values
+ * (auditrec.c: dz_buf_reserve takes room + 1): the request line's, with
+ * dz_audit_rec_new's room, and the outcome line's, sized from its members'
+ * maxima (forward.h), the request id's and the audit chain's. */
+#define REQUEST_LINE_BLOCK (1024 + 1)
+#define OUTCOME_LINE_BLOCK                                                                         \
+    (DZ_FORWARD_OUTCOME_VALUES_MAX + DZ_AUDITREC_PLAIN_STR_MAX(DZ_RCTX_RID_MAX) +                  \
+     DZ_AUDIT_CHAIN_VALUES_MAX + 1)
+
+/*
+ * One of the two lines cannot be reserved (the hook armed for its block:
+ * after, when not 0, the block allocated just before it): the request
+ * does not leave.  503 service_unavailable, the back end never asked, no
+ * line on record for the request (none saying it was sent), none lost.
+ */
+static void reserve_fails(struct fake_gw *g, size_t after, size_t size)
+{
     char tok[64];
     char *logs = NULL;
     struct dz_req *r;
@@ -474,7 +557,7 @@ static void test_outcome_reserve_fails(void **state)
 
     fake_gw_session(g, FIN_A, "password", DZ_AMR_PWD, "low", NULL, tok);
     fake_upstream_set_answer(g->up, 200, answer_fields, answer_body);
-    r = get_failing(g, "/api/t/open", tok, 0, FAIL_ALLOC_EQUAL, 1024 + 1, &logs);
+    r = get_failing(g, "/api/t/open", tok, after, FAIL_ALLOC_EQUAL, size, &logs);
     free(logs);
     fwd_assert_problem(r, 503, "service_unavailable");
     assert_null(strstr(fake_req_resp_body(r, NULL), answer_body));
@@ -487,6 +570,83 @@ static void test_outcome_reserve_fails(void **state)
     assert_int_equal(fwd_metric(g, "darvaza_audit_lost_total{kind=\"outcome\"}"), 0);
     fake_req_free(r);
     assert_served_again(g, "/api/t/open", tok);
+}
+
+/* The outcome line is reserved first (audit_sent): its block is the
+ * request's first of that size. */
+static void test_outcome_reserve_fails(void **state)
+{
+    reserve_fails(*state, 0, OUTCOME_LINE_BLOCK);
+}
+
+/* The request line's block comes right after the outcome's reservation:
+ * armed after it, the hook can only take the request line's. */
+static void test_request_line_reserve_fails(void **state)
+{
+    reserve_fails(*state, OUTCOME_LINE_BLOCK, REQUEST_LINE_BLOCK);
+}
+
+/*
+ * The largest outcome line the forwarder can write fits the room its
+ * reservation holds: every member at its longest (a 63-byte service name,
+ * the longest result, the widest integers, a jti, a 31-byte request id),
+ * then the members the audit writer adds (an instance of quotes, each
+ * escaped, a time as long as its buffer, the hash), all set while any
+ * allocation would fail: none is asked for and the record stays good.
+ */
+static void fill(char *s, size_t size, char c)
+{
+    memset(s, c, size - 1);
+    s[size - 1] = '\0';
+}
+
+static void test_outcome_room_holds_largest_line(void **state)
+{
+    char service[DZ_POLICY_SERVICE_NAME_MAX + 1];
+    char jti[DZ_ASSERTION_JTI_LEN + 1];
+    char rid[DZ_RCTX_RID_MAX + 1];
+    char instance[DZ_AUDIT_INSTANCE_MAX + 1];
+    char when[DZ_RFC3339_MS_MAX];
+    char prev[65];
+    struct dz_gw_audit_slot *gs;
+    struct dz_audit_rec *rec;
+    bool missed;
+
+    (void)state;
+    fill(service, sizeof(service), 'a');
+    fill(jti, sizeof(jti), 'J');
+    fill(rid, sizeof(rid), 'f');
+    fill(instance, sizeof(instance), '"');
+    fill(when, sizeof(when), '9');
+    fill(prev, sizeof(prev), 'e');
+    gs = dz_gw_audit_slot_new("forward_result", "outcome", DZ_FORWARD_OUTCOME_MEMBERS,
+                              DZ_FORWARD_OUTCOME_VALUES_MAX);
+    rec = dz_gw_audit_slot_rec(gs);
+    assert_non_null(rec);
+    assert_int_equal(strlen("upstream_timeout"), DZ_FORWARD_OUTCOME_RESULT_MAX);
+    fail_alloc_arm(0, FAIL_ALLOC_AT_LEAST, 1);
+    /* forward.c audit_outcome */
+    dz_audit_rec_str(rec, "service", service);
+    dz_audit_rec_str(rec, "result", "upstream_timeout");
+    dz_audit_rec_int(rec, "status", LLONG_MIN);
+    dz_audit_rec_int(rec, "bytes", LLONG_MIN);
+    dz_audit_rec_bool(rec, "sent", false);
+    dz_audit_rec_opt_str(rec, "jti", jti);
+    /* gwasync.c dz_gw_audit_slot_append */
+    dz_audit_rec_opt_str(rec, "rid", rid);
+    /* audit.c rec_line */
+    dz_audit_rec_str(rec, "instance", instance);
+    dz_audit_rec_int(rec, "seq", LLONG_MIN);
+    dz_audit_rec_str(rec, "time", when);
+    dz_audit_rec_str(rec, "prev", prev);
+    missed = fail_alloc_armed();
+    fail_alloc_disarm();
+    assert_true(missed);
+    assert_int_equal(dz_audit_rec_error(rec), 0);
+    /* A member more than the line has is refused: the count is exact. */
+    dz_audit_rec_bool(rec, "extra", true);
+    assert_int_equal(dz_audit_rec_error(rec), DZ_ERR_TOOBIG);
+    dz_gw_audit_slot_free(gs);
 }
 
 int main(void)
@@ -502,6 +662,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_start_fails, setup, teardown),
         cmocka_unit_test_setup_teardown(test_write_fails, setup, teardown),
         cmocka_unit_test_setup_teardown(test_outcome_reserve_fails, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_request_line_reserve_fails, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_refusal_reason_kept_when_client_goes, setup, teardown),
+        cmocka_unit_test(test_outcome_room_holds_largest_line),
 
         cmocka_unit_test_setup_teardown(test_head_copy_fails_held, setup, teardown),
         cmocka_unit_test_setup_teardown(test_body_buffer_fails_held, setup, teardown),
