@@ -63,12 +63,10 @@ struct dz_audit {
     size_t qwaited;         /* ... of which someone waits on (not patient) */
     struct timespec qsince; /* when the queue last went from empty to not */
     uint32_t linger_ms;     /* how long a queue of patient records may wait */
-    bool expecting;         /* the writer waits, with a deadline, for a line after a batch */
     size_t batch_max;
     bool closing;
     bool failed;       /* the chain state on disk is uncertain: accept nothing more */
     uint64_t handoffs; /* lists handed to the writer (dz_audit_handoffs) */
-    uint64_t wakeups;  /* ... of which signalled the writer (dz_audit_wakeups) */
     /* Read by callers without mu, so that a record waiting in a loop's batch
      * (audit_handoff.c) is admitted or refused at once, as before batching. */
     atomic_size_t inflight;  /* accepted and not yet taken by the writer */
@@ -564,14 +562,10 @@ int dz_audit_enqueue_list(struct dz_audit *a, struct entry *head, struct entry *
         if (was_empty)
             mono_now(&a->qsince);
         /* Patient records behind others need no wake-up: the writer is
-         * already busy, or lingering with its deadline set; nor in an empty
-         * queue while the writer expects them (it wakes by itself within
-         * the linger); unless they fill a batch, which is written at once. */
-        if ((was_empty && !a->expecting) || waited > 0 ||
-            (a->qlen >= a->batch_max && a->qlen - n < a->batch_max)) {
-            a->wakeups++;
+         * already busy, or lingering with its deadline set; unless they
+         * fill a batch, which is written at once. */
+        if (was_empty || waited > 0 || (a->qlen >= a->batch_max && a->qlen - n < a->batch_max))
             pthread_cond_signal(&a->cv);
-        }
     }
     pthread_mutex_unlock(&a->mu);
     return rc;
@@ -709,16 +703,6 @@ uint64_t dz_audit_handoffs(struct dz_audit *a)
 
     pthread_mutex_lock(&a->mu);
     n = a->handoffs;
-    pthread_mutex_unlock(&a->mu);
-    return n;
-}
-
-uint64_t dz_audit_wakeups(struct dz_audit *a)
-{
-    uint64_t n;
-
-    pthread_mutex_lock(&a->mu);
-    n = a->wakeups;
     pthread_mutex_unlock(&a->mu);
     return n;
 }
@@ -1228,12 +1212,6 @@ static void fail_batch(struct entry *batch)
 static void *writer_main(void *p)
 {
     struct dz_audit *a = p;
-    /* Until then, after a batch, the writer expects a patient record (the
-     * outcome of a request whose line it has just written) and waits for it
-     * with this deadline instead of being woken for it: at a light load a
-     * forwarded request then wakes this thread once, not twice. */
-    struct timespec expect_due = {0, 0};
-    bool expect = false;
 
     pthread_mutex_lock(&a->mu);
     for (;;) {
@@ -1276,20 +1254,6 @@ static void *writer_main(void *p)
             if (a->rotate_every_ms > 0 && a->seg_lines > 0 &&
                 (!deadline || !ts_reached(&a->seg_due, deadline)))
                 deadline = ts_reached(&a->seg_due, &a->rotate_hold) ? &a->seg_due : &a->rotate_hold;
-            if (expect) {
-                mono_now(&now);
-                if (ts_reached(&now, &expect_due)) {
-                    expect = false;
-                } else if (!deadline || ts_reached(deadline, &expect_due)) {
-                    /* A record queued meanwhile is seen at the deadline at
-                     * the latest, within its linger: the linger counts
-                     * from qsince, which is after expect_due's start. */
-                    a->expecting = true;
-                    pthread_cond_timedwait(&a->cv, &a->mu, &expect_due);
-                    a->expecting = false;
-                    continue;
-                }
-            }
             if (deadline) {
                 mono_now(&now);
                 if (ts_reached(&now, deadline))
@@ -1339,11 +1303,6 @@ static void *writer_main(void *p)
             dz_audit_deliver(batch);
         } else {
             commit(a, batch, n, want_head, sign, sign_arg, kid);
-        }
-        expect = a->linger_ms > 0 && n > 0;
-        if (expect) {
-            mono_now(&expect_due);
-            dz_ts_add_ms(&expect_due, a->linger_ms);
         }
         /* Between batches: every line already written is in the old segment,
          * every line still queued goes to the new one. */

@@ -250,12 +250,6 @@ uint64_t dz_audit_gauge_queued(void *audit);
  * outside a loop, one per loop turn's batch otherwise).  Any thread. */
 uint64_t dz_audit_handoffs(struct dz_audit *a);
 
-/* How many of those hand-offs signalled the writer.  A hand-off of records
- * nobody waits on (patient) into an empty queue does not, while the writer
- * expects them after a batch (it wakes by itself within the linger).  Any
- * thread. */
-uint64_t dz_audit_wakeups(struct dz_audit *a);
-
 /* How long each fdatasync of a batch took, for the metrics (read-only; the
  * writer thread adds to it).  Valid until dz_audit_close.  Any thread. */
 const struct dz_histo *dz_audit_fsync_histo(const struct dz_audit *a);

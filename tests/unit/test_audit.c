@@ -10,7 +10,6 @@
 
 #include <cmocka.h>
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -22,7 +21,6 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -1300,70 +1298,6 @@ static void test_patient_joins_next_batch(void **state)
     verify_ok(NULL, &r);
 }
 
-/* Every thread but the caller blocked ('S' in /proc/self/task/TID/stat):
- * here, the writer waiting on its condition variable. */
-static bool others_asleep(void)
-{
-    DIR *d = opendir("/proc/self/task");
-    struct dirent *e;
-    bool asleep = true;
-    long self = (long)syscall(SYS_gettid);
-
-    assert_non_null(d);
-    while ((e = readdir(d)) != NULL && asleep) {
-        char p[300];
-        char st[512];
-        const char *paren;
-        FILE *f;
-
-        if (e->d_name[0] == '.' || strtol(e->d_name, NULL, 10) == self)
-            continue;
-        snprintf(p, sizeof(p), "/proc/self/task/%s/stat", e->d_name);
-        f = fopen(p, "r");
-        if (!f)
-            continue;
-        if (fgets(st, sizeof(st), f) && (paren = strrchr(st, ')')) != NULL)
-            asleep = paren[1] == ' ' && paren[2] == 'S';
-        fclose(f);
-    }
-    closedir(d);
-    return asleep;
-}
-
-/* Right after a batch the writer expects a patient line (a request's
- * outcome after its request line) and is not woken for it: at a light load
- * a forwarded request wakes the writer once, for its request line, and its
- * outcome goes with the next one. */
-static void test_patient_after_batch_no_wakeup(void **state)
-{
-    struct dz_audit *a = open_ok();
-    struct dz_audit_report r;
-    uint64_t w0;
-    uint64_t f0;
-
-    (void)state;
-    tally_reset(true);
-    assert_int_equal(dz_audit_set_linger(a, 60000), 0);
-    append_n(a, 0, 1);
-    wait_done(1);
-    for (int i = 0; i < 5000 && !others_asleep(); i++)
-        usleep(1000);
-    assert_true(others_asleep());
-    w0 = dz_audit_wakeups(a);
-    f0 = fsyncs(a);
-    assert_int_equal(dz_audit_append_slot(a, outcome_slot(1), NULL, on_done, (void *)1), 0);
-    assert_int_equal(dz_audit_wakeups(a), w0);
-    assert_false(file_has("\"rid\":\"r1\""));
-    append_n(a, 2, 1); /* someone waits on this one: the writer is woken */
-    wait_done(3);
-    assert_int_equal(dz_audit_wakeups(a), w0 + 1);
-    assert_int_equal(T.ok, 3);
-    assert_true(T.durable[1]);
-    assert_int_equal(fsyncs(a) - f0, 1);
-    dz_audit_close(a);
-    verify_ok(NULL, &r);
-}
-
 /* Alone, a patient line is written once its linger is over (or at once
  * with none), and a close writes it at once whatever the linger. */
 static void test_patient_alone(void **state)
@@ -1419,7 +1353,6 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_verify_buf_bad_input, setup, teardown),
         cmocka_unit_test_setup_teardown(test_patient_joins_next_batch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_patient_alone, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_patient_after_batch_no_wakeup, setup, teardown),
     };
 
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
