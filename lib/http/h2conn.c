@@ -227,18 +227,13 @@ void dz_h2conn_flush(struct dz_h2conn *c)
             }
         }
         c->in_ngh = false;
-        if (fatal || !c->is_open || c->out_off == c->out_len) {
-            reap(c);
-            break;
-        }
-        /* Written before the closed streams are reaped: their on_close
-         * (the access line, the request's memory wiped and freed) is work
-         * the client need not wait for, so the answer leaves first. */
-        int rc = write_out(c);
         reap(c);
+        if (fatal || !c->is_open || c->out_off == c->out_len)
+            break;
+        int rc = write_out(c);
         if (rc < 0)
             fatal = true;
-        if (rc <= 0 || !c->is_open)
+        if (rc <= 0)
             break;
     }
     if (fatal || c->is_close_wanted) {
