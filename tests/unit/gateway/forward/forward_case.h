@@ -128,6 +128,14 @@ static inline void fwd_audit_file_fills(struct fake_gw *g)
     assert_true(replaced > 0);
 }
 
+/* For fake_spin: an audit result (the writer's post) waits for the loop. */
+static inline bool fwd_audit_delivery_waiting(void *arg)
+{
+    struct fake_gw *g = arg;
+
+    return fake_worker_posts_waiting(g->w) > 0;
+}
+
 /* stderr (where the ops log goes) into a file while a step runs. */
 struct fwd_capture {
     int saved;

@@ -560,13 +560,6 @@ static void test_reset_before_answer(void **state)
     fake_req_free(r);
 }
 
-static bool audit_delivery_waiting(void *arg)
-{
-    struct fake_gw *g = arg;
-
-    return fake_worker_posts_waiting(g->w) > 0;
-}
-
 /* Reset while the "sent" line is being written: the request has not left
  * and never will; the outcome line says so (sent false), and everything is
  * released. */
@@ -582,7 +575,7 @@ static void test_reset_during_audit(void **state)
     fake_worker_hold_posts(g->w, true);
     fake_gw_send(g, r);
     /* The audit writer has made the line durable and posted its result. */
-    assert_true(fake_spin(g->w, audit_delivery_waiting, g, FAKE_GW_TIMEOUT_MS));
+    assert_true(fake_spin(g->w, fwd_audit_delivery_waiting, g, FAKE_GW_TIMEOUT_MS));
     assert_int_equal(fake_upstream_requests(g->up), 0); /* nothing left yet */
     fake_req_reset(r);
     fake_worker_hold_posts(g->w, false);

@@ -48,13 +48,6 @@ static struct dz_req *open_req(struct fake_gw *g, const char *path)
     return r;
 }
 
-static bool audit_delivery_waiting(void *arg)
-{
-    struct fake_gw *g = arg;
-
-    return fake_worker_posts_waiting(g->w) > 0;
-}
-
 static bool answered(void *arg)
 {
     return fake_req_status(arg) != 0;
@@ -92,7 +85,7 @@ static void test_leaves_once_durable(void **state)
     fake_upstream_set_answer(g->up, 200, "content-type: text/plain\r\n", "ok");
     fake_worker_hold_posts(g->w, true);
     fake_gw_send(g, r);
-    assert_true(fake_spin(g->w, audit_delivery_waiting, g, FAKE_GW_TIMEOUT_MS));
+    assert_true(fake_spin(g->w, fwd_audit_delivery_waiting, g, FAKE_GW_TIMEOUT_MS));
     text = fake_gw_audit_text(g);
     assert_non_null(strstr(text, "\"phase\":\"sent\""));
     free(text);
