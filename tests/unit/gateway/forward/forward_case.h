@@ -8,6 +8,9 @@
 #ifndef DZ_TEST_FORWARD_CASE_H
 #define DZ_TEST_FORWARD_CASE_H
 
+#include <dirent.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -91,6 +94,46 @@ static inline long fwd_upstream_errors(struct fake_gw *g, const char *kind)
     snprintf(sample, sizeof(sample),
              "darvaza_upstream_errors_total{service=\"backend\",kind=\"%s\"}", kind);
     return fwd_metric(g, sample);
+}
+
+/* Every descriptor of this process open on the audit log now writes to
+ * /dev/full: the writer's next write fails (ENOSPC) and the log closes to
+ * new lines, as on a full disk. */
+static inline void fwd_audit_file_fills(struct fake_gw *g)
+{
+    char want[PATH_MAX];
+    int full = open("/dev/full", O_WRONLY | O_CLOEXEC);
+    int replaced = 0;
+    DIR *d = opendir("/proc/self/fd");
+    struct dirent *e;
+
+    assert_non_null(realpath(g->audit_path, want));
+    assert_true(full >= 0);
+    assert_non_null(d);
+    while ((e = readdir(d)) != NULL) {
+        char link[300];
+        char target[PATH_MAX];
+        ssize_t n;
+
+        snprintf(link, sizeof(link), "/proc/self/fd/%s", e->d_name);
+        n = readlink(link, target, sizeof(target) - 1);
+        if (n <= 0)
+            continue;
+        target[n] = '\0';
+        if (strcmp(target, want) == 0 && dup2(full, (int)strtol(e->d_name, NULL, 10)) >= 0)
+            replaced++;
+    }
+    closedir(d);
+    close(full);
+    assert_true(replaced > 0);
+}
+
+/* For fake_spin: an audit result (the writer's post) waits for the loop. */
+static inline bool fwd_audit_delivery_waiting(void *arg)
+{
+    struct fake_gw *g = arg;
+
+    return fake_worker_posts_waiting(g->w) > 0;
 }
 
 /* stderr (where the ops log goes) into a file while a step runs. */

@@ -4,9 +4,6 @@
  * codes, the audit line durable before the answer's first byte, and the
  * client going away while the back end or the audit step is in flight.
  */
-#include <dirent.h>
-#include <fcntl.h>
-#include <limits.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -485,38 +482,6 @@ static void test_upstream_dies_mid_transfer(void **state)
     fake_req_free(r);
 }
 
-/* Every descriptor of this process open on the audit log now writes to
- * /dev/full: the writer's next write fails (ENOSPC) and the log closes to
- * new lines, as on a full disk. */
-static void audit_file_fills(struct fake_gw *g)
-{
-    char want[PATH_MAX];
-    int full = open("/dev/full", O_WRONLY | O_CLOEXEC);
-    int replaced = 0;
-    DIR *d = opendir("/proc/self/fd");
-    struct dirent *e;
-
-    assert_non_null(realpath(g->audit_path, want));
-    assert_true(full >= 0);
-    assert_non_null(d);
-    while ((e = readdir(d)) != NULL) {
-        char link[300];
-        char target[PATH_MAX];
-        ssize_t n;
-
-        snprintf(link, sizeof(link), "/proc/self/fd/%s", e->d_name);
-        n = readlink(link, target, sizeof(target) - 1);
-        if (n <= 0)
-            continue;
-        target[n] = '\0';
-        if (strcmp(target, want) == 0 && dup2(full, (int)strtol(e->d_name, NULL, 10)) >= 0)
-            replaced++;
-    }
-    closedir(d);
-    close(full);
-    assert_true(replaced > 0);
-}
-
 /*
  * The outcome line lost after the request left (the log failed meanwhile:
  * its disk is full).  The client's answer was not held back for it; the
@@ -543,7 +508,7 @@ static void test_outcome_lost_is_told(void **state)
     json_decref(line);
     assert_int_equal(fwd_metric(g, "darvaza_audit_lost_total{kind=\"outcome\"}"), 0);
 
-    audit_file_fills(g);
+    fwd_audit_file_fills(g);
     fwd_capture_start(&cap);
     fake_upstream_drop(g->up); /* the transfer ends: the outcome is written */
     reset = fake_spin(g->w, was_reset, r, FAKE_GW_TIMEOUT_MS);
@@ -595,13 +560,6 @@ static void test_reset_before_answer(void **state)
     fake_req_free(r);
 }
 
-static bool audit_delivery_waiting(void *arg)
-{
-    struct fake_gw *g = arg;
-
-    return fake_worker_posts_waiting(g->w) > 0;
-}
-
 /* Reset while the "sent" line is being written: the request has not left
  * and never will; the outcome line says so (sent false), and everything is
  * released. */
@@ -617,7 +575,7 @@ static void test_reset_during_audit(void **state)
     fake_worker_hold_posts(g->w, true);
     fake_gw_send(g, r);
     /* The audit writer has made the line durable and posted its result. */
-    assert_true(fake_spin(g->w, audit_delivery_waiting, g, FAKE_GW_TIMEOUT_MS));
+    assert_true(fake_spin(g->w, fwd_audit_delivery_waiting, g, FAKE_GW_TIMEOUT_MS));
     assert_int_equal(fake_upstream_requests(g->up), 0); /* nothing left yet */
     fake_req_reset(r);
     fake_worker_hold_posts(g->w, false);
