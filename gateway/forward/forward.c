@@ -1194,6 +1194,11 @@ static void forward_authed(struct dz_rctx *c, int rc, void *arg)
         refuse(c, f, code, rule);
         return;
     }
+    /* A route without a purpose rule ignores the header (docs/policies.md):
+     * unchecked client text goes into neither the assertion nor the audit
+     * line (up to the header limit on every request otherwise). */
+    if (f->route->purpose == DZ_PURPOSE_NONE)
+        f->purpose = NULL;
     if (dz_log_enabled(DZ_LOG_DEBUG))
         dz_rctx_logj(c, DZ_LOG_DEBUG, "forward_allowed",
                      json_pack("{s:s, s:s, s:s, s:s, s:s}", "method", method, "route",

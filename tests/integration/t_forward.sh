@@ -5,7 +5,7 @@
 # back end, and nghttp as a client.
 . "$(dirname "$0")/lib.sh"
 
-plan 58
+plan 61
 stack_start
 start_echo || bail "the echo peer did not start on $ECHO_ADDR"
 
@@ -128,6 +128,10 @@ unlike "$RID$GW_RID" "spoofed" "the client's Darvaza-Request-Id is not echoed ei
 ok "no Authorization, no session cookie, no token reach the back end" bash -c '
     jq -e "has(\"darvaza-assertion\")" <<<"$1" >/dev/null && ! jq -e "has(\"authorization\")" <<<"$1" >/dev/null && ! grep -qF -- "$2" <<<"$1" && ! grep -q "__Host-darvaza" <<<"$1"' _ "$H" "$TOK_A"
 like "$(jq -r '.forwarded // empty' <<<"$H")" 'for=' "the gateway adds Forwarded: for=..."
+is "$(jws_part "$(jq -r '.["darvaza-assertion"] // empty' <<<"$H")" 1 | jq -r 'if . == null then "no assertion" else has("pur") end')" false \
+    "a Darvaza-Purpose on a route without a purpose rule is ignored: no pur in the assertion"
+is "$(grep -F "\"$RID\"" "$STATE_DIR/audit.log" | grep -c spoofed)" 0 "... nor in the audit lines of that request"
+ok "... which are on record" grep -qF "\"$RID\"" "$STATE_DIR/audit.log"
 
 # ---- access rules -------------------------------------------------------------------------------
 gw GET /api/registry/me
