@@ -167,6 +167,7 @@ static uint64_t gauge_refusals(void *arg)
 static struct dz_opsmetrics *opsmetrics;
 
 struct gen_handoff {
+    struct dz_post post; /* queued without an allocation: see handoffs_new */
     struct dz_gw_worker *w;
     struct dz_gen *gen;
 };
@@ -209,9 +210,36 @@ static void on_sigusr1(struct dz_gw *gw)
     reopen_access_log();
 }
 
+/* One hand-off per worker, all made before the reload changes anything: a
+ * worker left on the old generation by a failed allocation would go on
+ * quietly with the policies and limits the operator replaced.  NULL when
+ * out of memory (the reload then fails as a whole). */
+static struct gen_handoff **handoffs_new(struct dz_gw *gw, struct dz_gen *g)
+{
+    struct gen_handoff **hs = calloc(gw->nworkers ? gw->nworkers : 1, sizeof(*hs));
+
+    if (!hs)
+        return NULL;
+    for (unsigned i = 0; i < gw->nworkers; i++) {
+        if (!gw->workers[i])
+            continue;
+        hs[i] = malloc(sizeof(*hs[i]));
+        if (!hs[i]) {
+            for (unsigned j = 0; j < i; j++)
+                free(hs[j]);
+            free(hs);
+            return NULL;
+        }
+        hs[i]->w = gw->workers[i];
+        hs[i]->gen = g;
+    }
+    return hs;
+}
+
 static void reload(struct dz_gw *gw, const char *config_path)
 {
     struct dz_gen *g = NULL;
+    struct gen_handoff **hs;
     char err[1024] = "";
     int rc = dz_gen_load(config_path, gw->gen->number + 1, &g, err, sizeof(err));
 
@@ -221,22 +249,29 @@ static void reload(struct dz_gw *gw, const char *config_path)
         dz_opsmetrics_reloaded(opsmetrics, false, NULL);
         return;
     }
+    hs = handoffs_new(gw, g);
+    if (!hs) {
+        dz_log(DZ_LOG_ERROR, "reload_failed", "kept generation %llu: out of memory",
+               (unsigned long long)gw->gen->number);
+        dz_opsmetrics_reloaded(opsmetrics, false, NULL);
+        dz_gen_unref(g);
+        return;
+    }
     for (size_t i = 0; i < g->config->n_listeners && i < DZ_GEN_MAX_LISTENERS; i++) {
         if (g->tls[i])
             dz_httpd_set_tls(gw->httpd, i, g->tls[i]);
     }
     for (unsigned i = 0; i < gw->nworkers; i++) {
-        struct gen_handoff *h = malloc(sizeof(*h));
-        if (!h || !gw->workers[i])
+        if (!hs[i])
             continue;
-        h->w = gw->workers[i];
-        h->gen = g;
         dz_gen_ref(g);
-        if (dz_worker_post(h->w->worker, handoff_cb, h) != 0) {
+        /* Fails only for a worker that has stopped. */
+        if (dz_worker_post_node(hs[i]->w->worker, &hs[i]->post, handoff_cb, hs[i]) != 0) {
             dz_gen_unref(g);
-            free(h);
+            free(hs[i]);
         }
     }
+    free(hs);
     dz_restartkeys_warn(gw->gen->config, g->config);
     dz_gen_unref(gw->gen);
     gw->gen = g;
