@@ -649,8 +649,8 @@ struct dz_audit_slot *dz_audit_slot_new(const char *type, size_t members_max, si
 
     if (!s)
         return NULL;
-    /* The writer's members too (rec_line): writing the line allocates
-     * nothing either. */
+    /* The writer's members too (rec_line): setting the line's members
+     * allocates nothing (the writer's batch buffer is its own). */
     s->e.frec = dz_audit_rec_new_sized(type, members_max + DZ_AUDIT_CHAIN_MEMBERS,
                                        values_max + DZ_AUDIT_CHAIN_VALUES_MAX);
     if (!s->e.frec) {

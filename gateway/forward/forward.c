@@ -428,10 +428,6 @@ static int start_streaming(struct dz_rctx *c, struct fwd *f)
     c->status = f->status;
     c->answered = true;
     f->started = true;
-    c->bytes_out = f->body.len;
-    if (f->body.len)
-        dz_req_write(c->req, f->body.data, f->body.len);
-    dz_buf_reset(&f->body);
     return 0;
 }
 
@@ -732,9 +728,11 @@ static void on_head(void *arg, int status, const struct dz_hdr *h, size_t n)
     if (!c->closed && !f->buffering) {
         int rc = start_streaming(c, f);
 
-        /* Too much unsent on the client's connection: its own doing. */
+        /* The engine would not take the head (out of memory, the stream
+         * gone): the gateway's refusal, never the client's doing (a head
+         * is not counted against the unsent budget; writes are). */
         if (rc != 0)
-            refuse_answer(c, f, rc, rc == DZ_ERR_TOOBIG);
+            refuse_answer(c, f, rc, false);
     }
 }
 

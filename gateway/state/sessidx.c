@@ -91,8 +91,9 @@ static int read_slot(struct dz_store *st, const char *fin, unsigned slot, struct
     if (rc == 0)
         rc = decode(&b, &sl->e);
     if (rc == DZ_ERR_PARSE) {
-        /* not ours: free the slot rather than trust it */
-        free_slot(st, fin, slot, b.data, b.len);
+        /* not ours: free the slot rather than trust it (best effort: it
+         * reads as empty either way, and is tried again next read) */
+        (void)free_slot(st, fin, slot, b.data, b.len);
         rc = DZ_ERR_NOTFOUND;
     } else if (rc == 0) {
         memcpy(sl->raw, b.data, SLOT_LEN);
@@ -102,7 +103,8 @@ static int read_slot(struct dz_store *st, const char *fin, unsigned slot, struct
         return rc;
     rc = dz_store_ttl(st, DZ_SESSION_NS, sl->e.sid, sizeof(sl->e.sid), &left);
     if (rc == DZ_ERR_NOTFOUND) {
-        free_slot(st, fin, slot, sl->raw, SLOT_LEN);
+        /* dead: best effort, as above */
+        (void)free_slot(st, fin, slot, sl->raw, SLOT_LEN);
         return DZ_ERR_NOTFOUND;
     }
     return rc;
