@@ -120,6 +120,12 @@ int dz_tls_server_ctx_new(const char *cert_chain_file, const char *key_file,
                                  SSL_OP_NO_SESSION_RESUMPTION_ON_RENEGOTIATION);
     SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
                               SSL_MODE_RELEASE_BUFFERS);
+    /* One read(2) takes what the socket holds, not a record's 5-byte header
+     * and then its body: half the reads of a connection.  Bytes OpenSSL
+     * keeps no longer show as socket readiness; the engine reads until
+     * SSL_read wants more (h2conn.c do_read), and says so where it stops
+     * early. */
+    SSL_CTX_set_read_ahead(ctx, 1);
 
     if (SSL_CTX_use_certificate_chain_file(ctx, cert_chain_file) != 1) {
         dz_log(DZ_LOG_ERROR, "tls_config", "cannot load certificate chain %s", cert_chain_file);

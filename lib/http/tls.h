@@ -29,6 +29,10 @@
  *                    later; the certificate is then still available);
  *                    false requires a certificate that verifies against
  *                    client_ca_file (handshake fails otherwise).
+ * Read-ahead is on (one read(2) takes several records): whoever reads an SSL
+ * made from it must go on until SSL_read wants more, or check
+ * SSL_has_pending, before waiting for the socket again; the bytes OpenSSL
+ * holds no longer show as readiness.
  * On success *out holds a new context the caller owns (SSL_CTX_free; the
  * engine takes its own reference).  Errors are logged with the file name and
  * OpenSSL's error queue: DZ_ERR_INVAL (NULL argument), DZ_ERR_CRYPTO (a file

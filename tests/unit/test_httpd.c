@@ -1568,6 +1568,165 @@ static void test_garbage_and_bad_args(void **state)
     srv_stop(&s);
 }
 
+/* ---------- TLS records that arrive together ---------- */
+
+/* A TLS client over memory BIOs, so the test decides what goes out in one
+ * send(): the client's Finished, the preface, SETTINGS and two requests,
+ * each its own TLS record, in a single TCP write. */
+struct tls_raw {
+    struct raw r; /* fd, the nghttp2 client session, its counters */
+    SSL_CTX *ctx;
+    SSL *ssl;
+    BIO *in, *out; /* from the server / to the server */
+    char body[64];
+    size_t body_len;
+};
+
+static int tls_raw_on_data(nghttp2_session *s, uint8_t flags, int32_t id, const uint8_t *p,
+                           size_t n, void *ud)
+{
+    struct tls_raw *t = ud;
+    (void)s;
+    (void)flags;
+    (void)id;
+    if (n > sizeof(t->body) - t->body_len)
+        n = sizeof(t->body) - t->body_len;
+    memcpy(t->body + t->body_len, p, n);
+    t->body_len += n;
+    return 0;
+}
+
+/* Every byte the client has produced, in one send(). */
+static void tls_raw_send(struct tls_raw *t)
+{
+    char *p = NULL;
+    long n = BIO_get_mem_data(t->out, &p);
+
+    if (n <= 0)
+        return;
+    assert_int_equal(send(t->r.fd, p, (size_t)n, MSG_NOSIGNAL), n);
+    (void)BIO_reset(t->out);
+}
+
+/* What the server sent, into the client's input; false at EOF or when
+ * nothing came within ms. */
+static bool tls_raw_recv(struct tls_raw *t, int ms)
+{
+    struct pollfd p = {t->r.fd, POLLIN, 0};
+    uint8_t buf[16384];
+    ssize_t n;
+
+    if (poll(&p, 1, ms) <= 0)
+        return false;
+    n = recv(t->r.fd, buf, sizeof(buf), 0);
+    if (n <= 0)
+        return false;
+    assert_int_equal(BIO_write(t->in, buf, (int)n), (int)n);
+    return true;
+}
+
+/* nghttp2's output, one SSL_write (one record) per chunk; not sent yet. */
+static void tls_raw_frames(struct tls_raw *t)
+{
+    const uint8_t *data;
+    ssize_t n;
+
+    while ((n = nghttp2_session_mem_send(t->r.s, &data)) > 0)
+        assert_int_equal(SSL_write(t->ssl, data, (int)n), (int)n);
+}
+
+static void tls_raw_open(struct tls_raw *t, uint16_t port, int version)
+{
+    static const unsigned char alpn[] = "\x02h2";
+    nghttp2_session_callbacks *cb;
+
+    memset(t, 0, sizeof(*t));
+    raw_open(&t->r, port, false);
+    nghttp2_session_del(t->r.s);
+    assert_int_equal(nghttp2_session_callbacks_new(&cb), 0);
+    nghttp2_session_callbacks_set_on_frame_recv_callback(cb, raw_on_frame_recv);
+    nghttp2_session_callbacks_set_on_stream_close_callback(cb, raw_on_close);
+    nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb, tls_raw_on_data);
+    /* The callbacks take the struct raw at the start of struct tls_raw. */
+    assert_int_equal(nghttp2_session_client_new(&t->r.s, cb, t), 0);
+    nghttp2_session_callbacks_del(cb);
+
+    t->ctx = SSL_CTX_new(TLS_client_method());
+    assert_non_null(t->ctx);
+    assert_int_equal(SSL_CTX_set_min_proto_version(t->ctx, version), 1);
+    assert_int_equal(SSL_CTX_set_max_proto_version(t->ctx, version), 1);
+    assert_int_equal(SSL_CTX_set_alpn_protos(t->ctx, alpn, sizeof(alpn) - 1), 0);
+    t->ssl = SSL_new(t->ctx);
+    t->in = BIO_new(BIO_s_mem());
+    t->out = BIO_new(BIO_s_mem());
+    assert_non_null(t->ssl);
+    assert_non_null(t->in);
+    assert_non_null(t->out);
+    SSL_set_bio(t->ssl, t->in, t->out); /* the SSL owns both */
+    SSL_set_connect_state(t->ssl);
+}
+
+static void tls_raw_close(struct tls_raw *t)
+{
+    SSL_free(t->ssl);
+    SSL_CTX_free(t->ctx);
+    raw_close(&t->r);
+}
+
+static void test_tls_records_together(void **state)
+{
+    static const nghttp2_nv hello_nv[] = {
+        {(uint8_t *)":method", (uint8_t *)"GET", 7, 3, 0},
+        {(uint8_t *)":scheme", (uint8_t *)"https", 7, 5, 0},
+        {(uint8_t *)":authority", (uint8_t *)"x", 10, 1, 0},
+        {(uint8_t *)":path", (uint8_t *)"/hello", 5, 6, 0},
+    };
+    static const int tls_versions[] = {TLS1_3_VERSION, TLS1_2_VERSION};
+    struct dz_httpd_limits lim;
+    struct srv s;
+    SSL_CTX *ctx = ctx_for("first", NULL);
+
+    (void)state;
+    test_limits(&lim);
+    srv_start(&s, &lim, ctx, 1);
+    SSL_CTX_free(ctx);
+    for (size_t v = 0; v < sizeof(tls_versions) / sizeof(tls_versions[0]); v++) {
+        struct tls_raw t;
+        int k;
+
+        tls_raw_open(&t, s.tls_port, tls_versions[v]);
+        /* The handshake up to the client's Finished, which stays unsent in
+         * TLS 1.3 (in 1.2 the client's Finished goes before the server's). */
+        while ((k = SSL_do_handshake(t.ssl)) != 1) {
+            assert_int_equal(SSL_get_error(t.ssl, k), SSL_ERROR_WANT_READ);
+            tls_raw_send(&t);
+            assert_true(tls_raw_recv(&t, 5000));
+        }
+        assert_int_equal(nghttp2_submit_settings(t.r.s, NGHTTP2_FLAG_NONE, NULL, 0), 0);
+        for (int i = 0; i < 2; i++)
+            assert_true(nghttp2_submit_request(t.r.s, NULL, hello_nv, 4, NULL, NULL) > 0);
+        tls_raw_frames(&t);
+        tls_raw_send(&t);
+
+        /* Both answers come, and nothing more was sent: the server read
+         * everything it was given without the socket waking it again. */
+        while (t.r.n_closed < 2) {
+            unsigned char buf[16384];
+            assert_true(tls_raw_recv(&t, 5000));
+            while ((k = SSL_read(t.ssl, buf, sizeof(buf))) > 0)
+                assert_int_equal(nghttp2_session_mem_recv(t.r.s, buf, (size_t)k), k);
+            assert_int_equal(SSL_get_error(t.ssl, k), SSL_ERROR_WANT_READ);
+        }
+        assert_int_equal(t.r.n_status, 2);
+        assert_int_equal(t.body_len, 10);
+        assert_memory_equal(t.body, "hellohello", 10);
+        assert_false(t.r.goaway);
+        assert_int_equal(t.r.n_rst_recv, 0);
+        tls_raw_close(&t);
+    }
+    srv_stop(&s);
+}
+
 /* ---------- posts ---------- */
 
 static atomic_int posted;
@@ -2135,6 +2294,7 @@ int main(void)
         cmocka_unit_test(test_connections_per_address),
         cmocka_unit_test(test_zero_window_budget),
         cmocka_unit_test(test_rapid_reset),
+        cmocka_unit_test(test_tls_records_together),
         cmocka_unit_test(test_timeouts),
         cmocka_unit_test(test_garbage_and_bad_args),
         cmocka_unit_test(test_worker_post),
