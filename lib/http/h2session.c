@@ -486,11 +486,10 @@ static int arena_find(const struct dz_h2_arena *a, const void *p)
 /* Small blocks come from the session's region while it has room: the
  * session object, its HPACK ring buffers and entries, its first streams.
  * When the session is freed (an idle connection's, h2idle.c) the region's
- * pages go back at once (to the kernel, or among the worker's few kept
- * blocks, h2pages.c); from the process heap they would stay resident,
- * between other connections' blocks.  Each block has the h2_block header
- * (its length); a block freed last is taken back, and the region is given
- * back when its last block goes. */
+ * pages go back to the kernel at once; from the process heap they would
+ * stay resident, between other connections' blocks.  Each block has the
+ * h2_block header (its length); a block freed last is taken back, and the
+ * region is unmapped when its last block goes. */
 #define REGION_ALIGN 16u
 
 /* Under ASan the region's free bytes are poisoned, so a block used after it
@@ -522,8 +521,9 @@ static void *region_alloc(struct dz_h2_arena *a, size_t n, bool zero)
     if (n > DZ_H2_REGION || region_need(n) > DZ_H2_REGION - a->region_top)
         return NULL;
     if (!a->region) {
-        void *m = dz_h2_pages_get(DZ_H2_REGION);
-        if (!m)
+        void *m =
+            mmap(NULL, DZ_H2_REGION, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (m == MAP_FAILED)
             return NULL;
         a->region = m;
         a->region_top = 0;
@@ -551,8 +551,8 @@ static void region_free(struct dz_h2_arena *a, void *p)
         a->region_top -= need;
     REGION_POISON(b, need);
     if (--a->region_live == 0) {
-        REGION_UNPOISON(a->region, DZ_H2_REGION); /* the next user there is clean */
-        dz_h2_pages_put(a->region, DZ_H2_REGION); /* zeroed before anyone else gets it */
+        REGION_UNPOISON(a->region, DZ_H2_REGION); /* the next mapping there is clean */
+        munmap(a->region, DZ_H2_REGION);          /* zeroed before anyone else gets it */
         a->region = NULL;
         a->region_top = 0;
     }
@@ -567,10 +567,10 @@ static void *arena_alloc(struct dz_h2_arena *a, size_t n, bool zero)
         p = n < ARENA_MIN ? region_alloc(a, n, zero) : NULL;
         return p ? p : h2_alloc(n, zero);
     }
-    p = dz_h2_pages_get(n);
-    if (!p)
+    p = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED)
         return NULL;
-    a->slot[i].p = p; /* zeroed pages: calloc needs nothing more */
+    a->slot[i].p = p; /* fresh pages are zero: calloc needs nothing more */
     a->slot[i].len = n;
     return p;
 }
@@ -600,8 +600,8 @@ static void arena_free(void *p, void *ud)
         h2_free(p, NULL);
         return;
     }
-    /* Zeroed before anyone else gets them: no wipe. */
-    dz_h2_pages_put(p, a->slot[i].len);
+    /* The kernel zeroes the pages before anyone else gets them: no wipe. */
+    munmap(p, a->slot[i].len);
     a->slot[i].p = NULL;
     a->slot[i].len = 0;
     if (a->framebuf == i)

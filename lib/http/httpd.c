@@ -532,7 +532,6 @@ static void *worker_main(void *arg)
     while (w->conns)
         dz_h2conn_close(w->conns);
     dz_worker_flush_dirty(w);
-    dz_h2_pages_release();
     ev_timer_stop(w->loop, &w->drain_timer);
     pthread_mutex_lock(&w->post_lock);
     w->posts_closed = true;

@@ -326,15 +326,6 @@ nghttp2_mem *dz_h2_mem(void);
  * idle when it has nothing to send and no stream open (the frame buffer's
  * pages go back to the kernel if frames were written since). */
 void dz_h2_arena_init(struct dz_h2_arena *a);
-/* Mapped blocks for the arenas (h2pages.c): get returns len zeroed bytes
- * (a kept block of that length, else a new mapping), NULL when out of
- * memory; put gives one back (kept zeroed, or unmapped when
- * DZ_H2_PAGES_KEPT are kept); release unmaps those kept.  Per thread: a
- * worker's thread only, release when its loop has ended. */
-#define DZ_H2_PAGES_KEPT 8
-void *dz_h2_pages_get(size_t len);
-void dz_h2_pages_put(void *p, size_t len);
-void dz_h2_pages_release(void);
 void dz_h2_arena_mark_framebuf(struct dz_h2_arena *a);
 void dz_h2_arena_idle(struct dz_h2_arena *a);
 /* Mark r closed, stop its timer, unlink it and queue it on c's closed list
