@@ -138,8 +138,14 @@ static void resume_read(struct dz_h2conn *c)
         return;
     c->is_read_paused = false;
     ev_io_start(c->w->loop, &c->rio);
-    /* TLS may hold decrypted bytes the socket will not signal again. */
+    /* What came while paused is read now: the socket signalled it already
+     * (and TLS may hold decrypted bytes it never signals). */
     ev_feed_event(c->w->loop, &c->rio, EV_READ);
+    /* A resume from the prepare's flush feeds a read that runs after that
+     * flush: what it answers must not wait for the next wake-up (a client
+     * reading fine would sit until a timer), so the loop takes one more
+     * turn, and its prepare flushes again, before it sleeps. */
+    ev_idle_start(c->w->loop, &c->w->again);
 }
 
 /* 1: everything written; 0: the socket is full (write watcher armed, or

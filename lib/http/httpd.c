@@ -504,6 +504,13 @@ static void async_cb(struct ev_loop *loop, ev_async *a, int revents)
         begin_drain(w);
 }
 
+/* Does nothing: being active keeps the loop from sleeping for one turn
+ * (resume_read, h2conn.c), so the prepare runs again first. */
+static void again_cb(struct ev_loop *loop, ev_idle *i, int revents)
+{
+    ev_idle_stop(loop, i);
+}
+
 /* Before the loop sleeps: one batch of writes per connection, and the end of
  * a drain once nothing is left. */
 static void prepare_cb(struct ev_loop *loop, ev_prepare *p, int revents)
@@ -642,6 +649,7 @@ static int worker_setup(struct dz_httpd *h, struct dz_worker *w, unsigned idx)
     ev_prepare_init(&w->prepare, prepare_cb);
     w->prepare.data = w;
     ev_prepare_start(w->loop, &w->prepare);
+    ev_idle_init(&w->again, again_cb);
     ev_timer_init(&w->accept_pause, accept_pause_cb, 0.1, 0.);
     w->accept_pause.data = w;
     ev_timer_init(&w->drain_timer, drain_timer_cb, 1., 0.);

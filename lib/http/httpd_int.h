@@ -65,6 +65,7 @@ struct dz_worker {
     ev_timer accept_pause; /* back-off after EMFILE/ENFILE */
     ev_async async;
     ev_prepare prepare; /* flush dirty connections before the loop sleeps */
+    ev_idle again;      /* a read fed during the prepare: one more turn before sleeping */
     ev_timer drain_timer;
     /* posts: the only cross-thread state */
     pthread_mutex_t post_lock;
