@@ -1180,6 +1180,13 @@ static void forward_authed(struct dz_rctx *c, int rc, void *arg)
     }
     rc = dz_policy_eval(f->route, c->has_session ? &subj : NULL, f->purpose,
                         f->target[0] ? f->target : NULL, &d, &code, &rule);
+    /* Only a valid purpose on a route with a purpose rule goes on record
+     * (assertion, audit line; refusals too): a route without one ignores
+     * the header (docs/policies.md), and an invalid one is refused by its
+     * code, not written down (any client text up to the header limit). */
+    if (f->route->purpose == DZ_PURPOSE_NONE ||
+        (f->purpose && !dz_policy_purpose_valid(f->purpose)))
+        f->purpose = NULL;
     if (rc != 0 || d != DZ_ALLOW) {
         if (!code)
             code = "forbidden";
@@ -1192,11 +1199,6 @@ static void forward_authed(struct dz_rctx *c, int rc, void *arg)
         refuse(c, f, code, rule);
         return;
     }
-    /* A route without a purpose rule ignores the header (docs/policies.md):
-     * unchecked client text goes into neither the assertion nor the audit
-     * line (up to the header limit on every request otherwise). */
-    if (f->route->purpose == DZ_PURPOSE_NONE)
-        f->purpose = NULL;
     if (dz_log_enabled(DZ_LOG_DEBUG))
         dz_rctx_logj(c, DZ_LOG_DEBUG, "forward_allowed",
                      json_pack("{s:s, s:s, s:s, s:s, s:s}", "method", method, "route",

@@ -369,7 +369,10 @@ static void do_read(struct dz_h2conn *c)
         if (!c->ssl && (size_t)n < DZ_H2_READ_BUF)
             return; /* socket drained */
     }
-    if (c->ssl) /* budget spent: come back next iteration */
+    /* Budget spent: fed again.  libev runs a fed event before it polls
+     * again, so this bounds one call, not the connection's share of the
+     * turn (the connection window bounds what it can send). */
+    if (c->ssl)
         ev_feed_event(c->w->loop, &c->rio, EV_READ);
 }
 

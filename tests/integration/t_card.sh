@@ -12,7 +12,7 @@
 # refused without purpose, for a citizen's card and for a password session.
 . "$(dirname "$0")/lib.sh"
 
-plan 88
+plan 90
 
 CARD="$BUILD_DIR/darvaza-card"
 ROOTCA="$STATE_DIR/certs/root.pem"
@@ -317,6 +317,10 @@ is "$(jq -r '[.sub, .tgt, .pur, .acr] | join("|")' <<<"$CLAIMS")" "$JFIN1|$TARGE
     "the registry received an assertion with sub, tgt, pur and acr high"
 gw GET "/api/registry/persons/$TARGET" -H "$(bearer "$JTOK")"
 problem 400 purpose_required "the judge without Darvaza-Purpose -> 400 purpose_required"
+LONG_PUR="case-$(printf 'y%.0s' $(seq 1 200))-LONGPURPOSE"
+gw GET "/api/registry/persons/$TARGET" -H "$(bearer "$JTOK")" -H "Darvaza-Purpose: $LONG_PUR"
+problem 400 invalid_purpose "the judge with a 216-character Darvaza-Purpose -> 400 invalid_purpose"
+is "$(grep -c LONGPURPOSE "$AUDIT")" 0 "... on record by its code, the invalid text not written down"
 card_login "$CIT1"
 gw GET "/api/registry/persons/$TARGET" -H "$(bearer "$(tail -n 1 <<<"$OUT")")" -H "Darvaza-Purpose: $PURPOSE"
 problem 403 forbidden "a citizen's card session on the judges' route -> 403 forbidden"

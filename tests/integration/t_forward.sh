@@ -5,7 +5,7 @@
 # back end, and nghttp as a client.
 . "$(dirname "$0")/lib.sh"
 
-plan 61
+plan 64
 stack_start
 start_echo || bail "the echo peer did not start on $ECHO_ADDR"
 
@@ -142,6 +142,12 @@ gw GET /api/registry/me/phones -H "$(bearer "$TOK_A")"
 is "$STATUS $(jb '.phones | type')" "200 array" "password + TOTP session on that route -> 200 with phones"
 gw GET "/api/registry/persons/$B" -H "$(bearer "$TOK_A")"
 like "$STATUS $(jb .code)" '^403 (forbidden|insufficient_assurance)$' "a citizen on the judges' cross-person route -> 403"
+REFUSED_PUR="$(printf 'y%.0s' $(seq 1 1500))REFUSEDMARK"
+gw GET "/api/registry/persons/$B" -H "$(bearer "$TOK_A")" -H "Darvaza-Purpose: $REFUSED_PUR"
+like "$STATUS $(jb .code)" '^403 (forbidden|insufficient_assurance)$' "... also with a 1,511-character Darvaza-Purpose"
+REFUSED_RID=$(hdr darvaza-request-id)
+ok "... which is on record as denied" bash -c 'grep -F "\"$1\"" "$2" | grep -q "\"decision\":\"deny\""' _ "$REFUSED_RID" "$STATE_DIR/audit.log"
+is "$(grep -c REFUSEDMARK "$STATE_DIR/audit.log")" 0 "... without the unchecked purpose text"
 gw GET "/api/registry/me?fin=$B" -H "$(bearer "$TOK_A")"
 ok "a query naming another FIN still gives only one's own record" bash -c '[ "$(jq -r .fin <<<"$1" 2>/dev/null)" = "$2" ] && ! grep -q "$3" <<<"$1"' _ "$BODY" "$A" "$B"
 gw GET "/api/registry/me/../persons/$B" --path-as-is -H "$(bearer "$TOK_A")"
