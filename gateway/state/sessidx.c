@@ -86,7 +86,10 @@ static int read_slot(struct dz_store *st, const char *fin, unsigned slot, struct
     int rc;
 
     slot_key(fin, slot, key);
-    dz_buf_init(&b, SLOT_LEN);
+    /* Room for any value the store holds: a longer one (not ours) must be
+     * read whole to be freed, not refused as too big at every read, which
+     * would keep its person from logging in and from their list. */
+    dz_buf_init(&b, DZ_STORE_VAL_MAX);
     rc = dz_store_get(st, DZ_SESSIDX_NS, key, sizeof(key), &b);
     if (rc == 0)
         rc = decode(&b, &sl->e);

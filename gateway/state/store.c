@@ -20,7 +20,7 @@
 
 /* Bounds every backend shares (store.h: "key or value over 64 KiB"). */
 #define KEY_MAX (64u * 1024u)
-#define VAL_MAX (64u * 1024u)
+#define VAL_MAX DZ_STORE_VAL_MAX
 #define NS_MAX 64u
 
 /* A refusal for lack of room is logged at most once per kind in this many

@@ -142,6 +142,9 @@ void dz_store_quotas_default(struct dz_store_quotas *q);
  * NULL: the defaults. */
 int dz_store_mem_new(unsigned shards, const struct dz_store_quotas *quotas, struct dz_store **out);
 
+/* The largest value the store takes. */
+#define DZ_STORE_VAL_MAX (64u * 1024u)
+
 /* Store val under (ns,key) for ttl_ms (> 0).  0, DZ_ERR_EXISTS (with NX),
  * DZ_ERR_NOMEM, DZ_ERR_TOOBIG (key or value over 64 KiB), DZ_ERR_FULL (a
  * new entry and the namespace's kind is at its quota). */

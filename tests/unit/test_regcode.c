@@ -15,6 +15,7 @@
 
 #include "auth/regcode.h"
 #include "base/err.h"
+#include "base/fin.h"
 #include "state/sessidx.h"
 #include "state/session.h"
 #include "state/store.h"
@@ -198,6 +199,43 @@ static void test_full_ends_oldest(void **state)
     dz_store_free(s);
 }
 
+/* A slot holding something that is not a slot entry (another version's,
+ * shorter or longer than ours) is freed, never trusted, and never keeps
+ * the person from logging in or listing their sessions. */
+static void test_foreign_slot_values_freed(void **state)
+{
+    static const size_t lens[] = {1, 87, 89, 300, 60000};
+    struct dz_store *s = mk();
+    struct dz_sessidx_entry e[DZ_SESSIDX_SLOTS];
+    struct dz_session x;
+    unsigned char key[DZ_FIN_LEN + 1], *junk = malloc(60000);
+    size_t n = 0;
+
+    (void)state;
+    assert_non_null(junk);
+    memset(junk, 'j', 60000);
+    memcpy(key, FIN, DZ_FIN_LEN);
+    for (unsigned i = 0; i < DZ_SESSIDX_SLOTS; i++) {
+        key[DZ_FIN_LEN] = (unsigned char)i;
+        assert_int_equal(dz_store_put(s, DZ_SESSIDX_NS, key, sizeof(key), junk,
+                                      lens[i % (sizeof(lens) / sizeof(lens[0]))], 600000, 0),
+                         0);
+    }
+    assert_int_equal(dz_sessidx_list(s, FIN, e, &n), 0);
+    assert_int_equal(n, 0);
+    assert_int_equal(dz_store_count(s, DZ_SESSIDX_NS), 0);
+    for (unsigned i = 0; i < DZ_SESSIDX_SLOTS; i++) {
+        key[DZ_FIN_LEN] = (unsigned char)i;
+        assert_int_equal(dz_store_put(s, DZ_SESSIDX_NS, key, sizeof(key), junk, 300, 600000, 0), 0);
+    }
+    login(s, FIN, 1000, &x);
+    assert_int_equal(dz_sessidx_list(s, FIN, e, &n), 0);
+    assert_int_equal(n, 1);
+    assert_memory_equal(e[0].sid, x.sid, 32);
+    free(junk);
+    dz_store_free(s);
+}
+
 /* Eight logins of one person at once on a full list, two hundred times: every
  * one listed, none refused, none left out (sessidx_race.h). */
 static void test_full_list_racing_logins(void **state)
@@ -218,6 +256,7 @@ int main(void)
         cmocka_unit_test(test_mask),
         cmocka_unit_test(test_sessions_listed_and_ended),
         cmocka_unit_test(test_full_ends_oldest),
+        cmocka_unit_test(test_foreign_slot_values_freed),
         cmocka_unit_test(test_full_list_racing_logins),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
