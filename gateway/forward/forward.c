@@ -728,9 +728,10 @@ static void on_head(void *arg, int status, const struct dz_hdr *h, size_t n)
     if (!c->closed && !f->buffering) {
         int rc = start_streaming(c, f);
 
-        /* The engine would not take the head (out of memory, the stream
-         * gone): the gateway's refusal, never the client's doing (a head
-         * is not counted against the unsent budget; writes are). */
+        /* The engine would not take the head (out of memory, a back-end
+         * header field it refuses, the stream gone): the gateway's refusal,
+         * never the client's doing (a head is not counted against the
+         * unsent budget; writes are). */
         if (rc != 0)
             refuse_answer(c, f, rc, false);
     }

@@ -79,10 +79,11 @@ static int race_check(struct login_race *r)
     for (unsigned i = 0; i < RACE_LOGINS; i++)
         if (r->rc[i] != 0)
             return 1;
-    if (dz_sessidx_list(r->s, r->fin, e, &n) != 0 || n > DZ_SESSIDX_SLOTS)
+    if (dz_sessidx_list(r->s, r->fin, e, &n) != 0)
         return 2;
-    /* The store holds this person's sessions only: all of them listed. */
-    if (dz_store_count(r->s, DZ_SESSION_NS) != n)
+    /* The store holds this person's sessions only: all of them listed, and
+     * no slot left besides theirs (a list frees the dead ones). */
+    if (dz_store_count(r->s, DZ_SESSION_NS) != n || dz_store_count(r->s, DZ_SESSIDX_NS) != n)
         return 3;
     return 0;
 }
