@@ -136,24 +136,31 @@ $(BUILD)/darvaza-card: $(call obj,$(CARD_SRCS)) $(LIBDZ)
 # against both libraries (the linker takes only what is used).  A test that
 # includes "harness/fake_..." (tests/unit/harness: fake dz_req_*/dz_worker_*,
 # see its README) links that archive first, so the fakes stand in for the
-# engine's h2req.o/httpd.o, which are then never pulled.  The malloc hook
-# alone (harness/fail_alloc.h) is linked as its object, not the archive: a
-# test of the real engine may use it without pulling the fake one.
+# engine's h2req.o/httpd.o, which are then never pulled.  The harness's
+# parts that a test of the real engine may use are linked as their objects,
+# never through the archive, each into the tests that include its header:
+# the malloc hook (harness/fail_alloc.h), the raw HTTP/2 client and the
+# engine on a loopback port (harness/h2raw_client.h, h2raw_server.h).
 $(BUILD)/obj/tests/%.o: CFLAGS += -Itests/unit
 HARNESS_USERS := $(shell grep -l '^\#include "harness/fake_' $(UNIT_SRCS))
 
 $(LIBTH): $(call obj,$(HARNESS_SRCS))
 	@rm -f $@; ar rcs $@ $^
 
+HARNESS_OBJECTS := fail_alloc h2raw_client h2raw_server
+harness_users = $(shell grep -l '^\#include "harness/$(1).h"' $(UNIT_SRCS))
+$(foreach h,$(HARNESS_OBJECTS),$(eval USERS_$(h) := $(call harness_users,$(h))))
+harness_objects = $(foreach h,$(HARNESS_OBJECTS),$(if $(filter $(1),$(USERS_$(h))),$(call obj,tests/unit/harness/$(h).c)))
+
 # A test that includes "harness/fail_alloc.h" is also linked with
 # --wrap=malloc: every malloc of the test and of both libraries goes
 # through that hook, which can make one of them fail (docs/testing.md
 # "Out of memory").  Only those tests: the others keep the plain malloc.
-FAIL_ALLOC_USERS := $(shell grep -l '^\#include "harness/fail_alloc.h"' $(UNIT_SRCS))
+FAIL_ALLOC_USERS := $(USERS_fail_alloc)
 WRAP_MALLOC := -Wl,--wrap=malloc
 
 define unit_test
-$(BUILD)/tests/$(basename $(notdir $(1))): $(call obj,$(1)) $(if $(filter $(1),$(FAIL_ALLOC_USERS)),$(call obj,tests/unit/harness/fail_alloc.c)) $(if $(filter $(1),$(HARNESS_USERS)),$(LIBTH)) $(LIBGW) $(LIBDZ)
+$(BUILD)/tests/$(basename $(notdir $(1))): $(call obj,$(1)) $(call harness_objects,$(1)) $(if $(filter $(1),$(HARNESS_USERS)),$(LIBTH)) $(LIBGW) $(LIBDZ)
 	@mkdir -p $$(dir $$@)
 	$$(CC) $$(LDFLAGS) $(if $(filter $(1),$(FAIL_ALLOC_USERS)),$$(WRAP_MALLOC)) $$^ $$(LDLIBS) -lcmocka -o $$@
 endef

@@ -19,11 +19,9 @@
 
 #include <cmocka.h>
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <poll.h>
+#include <linux/sockios.h>
 #include <stdatomic.h>
-#include <sys/socket.h>
+#include <sys/ioctl.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -31,6 +29,8 @@
 #include <nghttp2/nghttp2.h>
 
 #include "base/err.h"
+#include "harness/h2raw_client.h"
+#include "harness/h2raw_server.h"
 #include "http/httpd.h"
 #include "http/httpd_int.h"
 
@@ -38,6 +38,8 @@
  * engine's timers (60 s here), the only other wake-up left: without the
  * fix the answer waits for one of them. */
 #define ANSWER_WITHIN_MS 5000
+/* Bound on the waits for a state (each comes within a few loop turns). */
+#define STATE_WITHIN_MS 20000
 
 static struct dz_req *held;
 
@@ -68,10 +70,19 @@ static void *winit(struct dz_worker *w, void *app)
     return w;
 }
 
+static long ms_since(const struct timespec *t0)
+{
+    struct timespec now;
+
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (now.tv_sec - t0->tv_sec) * 1000 + (now.tv_nsec - t0->tv_nsec) / 1000000;
+}
+
 /* The connection's state, read on its worker's thread. */
 struct probe {
     atomic_int done;
     struct dz_httpd *h;
+    int fd;
     size_t backlog;
     bool paused;
     int32_t window;
@@ -83,6 +94,7 @@ static void probe_fn(void *arg)
     struct dz_h2conn *c = dz_httpd_worker_at(p->h, 0)->conns;
 
     if (c) {
+        p->fd = c->fd;
         p->backlog = c->out_len - c->out_off;
         p->paused = c->is_read_paused;
         p->window = c->ngh ? nghttp2_session_get_remote_window_size(c->ngh) : -1;
@@ -92,11 +104,16 @@ static void probe_fn(void *arg)
 
 static void probe(struct dz_httpd *h, struct probe *p)
 {
+    struct timespec t0;
+
     memset(p, 0, sizeof(*p));
     p->h = h;
+    p->fd = -1;
     assert_int_equal(dz_worker_post(dz_httpd_worker_at(h, 0), probe_fn, p), 0);
-    while (!atomic_load(&p->done))
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    while (!atomic_load(&p->done) && ms_since(&t0) < STATE_WITHIN_MS)
         usleep(1000);
+    assert_true(atomic_load(&p->done));
 }
 
 /* Posted: holds the worker (so it sees no socket event) until the client
@@ -115,8 +132,6 @@ static void trigger_fn(void *arg)
     dz_req_unref(held);
 }
 
-static int cfd;
-static nghttp2_session *cs;
 static bool answered7;
 
 static int on_frame(nghttp2_session *s, const nghttp2_frame *f, void *ud)
@@ -128,31 +143,13 @@ static int on_frame(nghttp2_session *s, const nghttp2_frame *f, void *ud)
     return 0;
 }
 
-static void client_send(void)
+static bool got_answer7(const struct h2raw *r)
 {
-    const uint8_t *d;
-    ssize_t n;
-
-    while ((n = nghttp2_session_mem_send(cs, &d)) > 0)
-        assert_int_equal(send(cfd, d, (size_t)n, MSG_NOSIGNAL), n);
+    (void)r;
+    return answered7;
 }
 
-/* Read what is there within wait_ms; false when nothing came. */
-static bool client_read(int wait_ms)
-{
-    struct pollfd pf = {cfd, POLLIN, 0};
-    uint8_t buf[65536];
-    ssize_t n;
-
-    if (poll(&pf, 1, wait_ms) <= 0)
-        return false;
-    n = recv(cfd, buf, sizeof(buf), 0);
-    assert_true(n > 0);
-    assert_int_equal(nghttp2_session_mem_recv(cs, buf, (size_t)n), n);
-    return true;
-}
-
-static int32_t get(const char *path)
+static int32_t get(struct h2raw *r, const char *path)
 {
     nghttp2_nv h[] = {
         {(uint8_t *)":method", (uint8_t *)"GET", 7, 3, NGHTTP2_NV_FLAG_NONE},
@@ -161,33 +158,35 @@ static int32_t get(const char *path)
         {(uint8_t *)":path", (uint8_t *)path, 5, strlen(path), NGHTTP2_NV_FLAG_NONE},
     };
 
-    return nghttp2_submit_request(cs, NULL, h, 4, NULL, NULL);
+    return nghttp2_submit_request(r->s, NULL, h, 4, NULL, NULL);
 }
 
-static long ms_since(const struct timespec *t0)
+/* Bytes a socket holds: unread (SIOCINQ) or not yet taken by the peer
+ * (SIOCOUTQ). */
+static int queued(int fd, unsigned long what)
 {
-    struct timespec now;
+    int n = -1;
 
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    return (now.tv_sec - t0->tv_sec) * 1000 + (now.tv_nsec - t0->tv_nsec) / 1000000;
+    assert_int_equal(ioctl(fd, what, &n), 0);
+    return n;
 }
 
 static void test_resumed_by_the_flush_answers_at_once(void **state)
 {
-    struct dz_listener_conf l[1] = {{"127.0.0.1", 0, NULL, 7}};
     struct dz_httpd_conf conf;
-    struct dz_httpd *h;
+    struct h2raw_server srv;
     struct probe p;
-    struct sockaddr_in a;
-    nghttp2_session_callbacks *cb;
+    struct h2raw c;
+    /* A small window from the kernel, and nothing sent back while reading
+     * (not even the automatic WINDOW_UPDATEs): only the test opens the
+     * connection's window. */
+    struct h2raw_opts o = {.rcvbuf = 65536, .on_frame = on_frame};
     nghttp2_settings_entry iv = {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, (1u << 31) - 1};
-    int rcv = 65536;
     struct timespec t0;
+    int server_fd;
 
     (void)state;
     memset(&conf, 0, sizeof(conf));
-    conf.listeners = l;
-    conf.nlisteners = 1;
     conf.workers = 1;
     dz_httpd_limits_default(&conf.limits);
     conf.limits.request_timeout_ms = 60000;
@@ -196,70 +195,67 @@ static void test_resumed_by_the_flush_answers_at_once(void **state)
     conf.limits.max_buffered_per_connection = (size_t)64 << 20;
     conf.handlers.worker_init = winit;
     conf.handlers.on_request = on_request;
-    assert_int_equal(dz_httpd_new(&conf, &h), 0);
-    assert_int_equal(dz_httpd_start(h), 0);
-
-    memset(&a, 0, sizeof(a));
-    a.sin_family = AF_INET;
-    a.sin_port = htons(dz_httpd_port(h, 0));
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    cfd = socket(AF_INET, SOCK_STREAM, 0);
-    assert_true(cfd >= 0);
-    assert_int_equal(setsockopt(cfd, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof(rcv)), 0);
-    assert_int_equal(connect(cfd, (struct sockaddr *)&a, sizeof(a)), 0);
-    nghttp2_session_callbacks_new(&cb);
-    nghttp2_session_callbacks_set_on_frame_recv_callback(cb, on_frame);
-    assert_int_equal(nghttp2_session_client_new(&cs, cb, NULL), 0);
-    nghttp2_session_callbacks_del(cb);
+    h2raw_server_start(&srv, &conf, NULL);
+    h2raw_open_opts(&c, srv.h2c_port, &o);
+    c.is_mute = true;
 
     /* Streams' windows wide open, the connection's granted a little at a
      * time: the server's unsent answer bytes grow until it stops reading. */
-    nghttp2_submit_settings(cs, NGHTTP2_FLAG_NONE, &iv, 1);
-    assert_int_equal(get("/hold"), 1);
-    assert_int_equal(get("/big"), 3);
-    client_send();
-    for (int i = 0; i < 20000; i++) {
-        probe(h, &p);
-        if (p.paused)
+    nghttp2_submit_settings(c.s, NGHTTP2_FLAG_NONE, &iv, 1);
+    assert_int_equal(get(&c, "/hold"), 1);
+    assert_int_equal(get(&c, "/big"), 3);
+    h2raw_flush(&c);
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (;;) {
+        probe(srv.h, &p);
+        if (p.paused || ms_since(&t0) >= STATE_WITHIN_MS)
             break;
         if (p.window == 0) {
-            nghttp2_submit_window_update(cs, NGHTTP2_FLAG_NONE, 0,
+            nghttp2_submit_window_update(c.s, NGHTTP2_FLAG_NONE, 0,
                                          p.backlog < 32768 ? 32768 : 4096);
-            client_send();
+            h2raw_flush(&c);
         }
         usleep(1000);
     }
     assert_true(p.paused);
+    server_fd = p.fd;
+    assert_true(server_fd >= 0);
 
     /* While it does not read: a wide window and two requests, left in the
      * socket. */
-    nghttp2_submit_window_update(cs, NGHTTP2_FLAG_NONE, 0, 1 << 20);
-    assert_int_equal(get("/hello"), 5);
-    assert_int_equal(get("/hello"), 7);
-    client_send();
-    probe(h, &p);
+    nghttp2_submit_window_update(c.s, NGHTTP2_FLAG_NONE, 0, 1 << 20);
+    assert_int_equal(get(&c, "/hello"), 5);
+    assert_int_equal(get(&c, "/hello"), 7);
+    h2raw_flush(&c);
+    probe(srv.h, &p);
     assert_true(p.paused);
 
     /* The worker held; the client reads everything the kernel holds for
-     * it, so the worker will find its socket writable without an event. */
-    assert_int_equal(dz_worker_post(dz_httpd_worker_at(h, 0), trigger_fn, NULL), 0);
-    while (!atomic_load(&trigger_running))
+     * it, so the worker will find its socket writable without an event:
+     * until the server's socket has nothing the client has not taken, and
+     * the client's nothing it has not read (the held worker adds none). */
+    assert_int_equal(dz_worker_post(dz_httpd_worker_at(srv.h, 0), trigger_fn, NULL), 0);
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    while (!atomic_load(&trigger_running) && ms_since(&t0) < STATE_WITHIN_MS)
         usleep(1000);
-    while (client_read(300))
-        ;
+    assert_true(atomic_load(&trigger_running));
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    while ((queued(server_fd, SIOCOUTQ) > 0 || queued(c.fd, SIOCINQ) > 0) &&
+           ms_since(&t0) < STATE_WITHIN_MS)
+        (void)h2raw_read(&c, 10);
+    assert_int_equal(queued(server_fd, SIOCOUTQ), 0);
+    assert_int_equal(queued(c.fd, SIOCINQ), 0);
+    assert_false(c.eof);
     atomic_store(&client_drained, 1);
 
     /* Nothing else wakes the worker now: stream 7's answer must come from
      * the turn that resumed reading. */
-    clock_gettime(CLOCK_MONOTONIC, &t0);
-    while (!answered7 && ms_since(&t0) < ANSWER_WITHIN_MS)
-        client_read(100);
+    h2raw_pump(&c, ANSWER_WITHIN_MS, got_answer7);
     assert_true(answered7);
 
-    nghttp2_session_del(cs);
-    close(cfd);
-    dz_httpd_drain(h, 1000);
-    dz_httpd_free(h);
+    h2raw_close(&c);
+    dz_httpd_drain(srv.h, 1000);
+    dz_httpd_free(srv.h);
 }
 
 int main(void)

@@ -31,6 +31,8 @@
 
 #include "base/buf.h"
 #include "base/err.h"
+#include "harness/h2raw_client.h"
+#include "harness/h2raw_server.h"
 #include "http/httpd.h"
 #include "http/httpd_int.h" /* dz_httpd_worker_at */
 #include "http/tls.h"
@@ -309,12 +311,6 @@ static void worker_fini(struct dz_worker *w, void *wdata)
 
 /* ---------- server fixture ---------- */
 
-struct srv {
-    struct dz_httpd *h;
-    uint16_t h2c_port;
-    uint16_t tls_port;
-};
-
 static void test_limits(struct dz_httpd_limits *l)
 {
     dz_httpd_limits_default(l);
@@ -326,15 +322,12 @@ static void test_limits(struct dz_httpd_limits *l)
     l->request_timeout_ms = 2000;
 }
 
-static void srv_start(struct srv *s, const struct dz_httpd_limits *lim, SSL_CTX *tls,
+static void srv_start(struct h2raw_server *s, const struct dz_httpd_limits *lim, SSL_CTX *tls,
                       unsigned workers)
 {
-    struct dz_listener_conf l[2] = {{"127.0.0.1", 0, NULL, 7}, {"127.0.0.1", 0, tls, 9}};
     struct dz_httpd_conf c;
 
     memset(&c, 0, sizeof(c));
-    c.listeners = l;
-    c.nlisteners = tls ? 2 : 1;
     c.workers = workers;
     c.limits = *lim;
     c.handlers.worker_init = worker_init;
@@ -342,14 +335,10 @@ static void srv_start(struct srv *s, const struct dz_httpd_limits *lim, SSL_CTX 
     c.handlers.on_headers = on_headers;
     c.handlers.on_request = on_request;
     c.app = &n_worker_init;
-    assert_int_equal(dz_httpd_new(&c, &s->h), 0);
-    s->h2c_port = dz_httpd_port(s->h, 0);
-    s->tls_port = tls ? dz_httpd_port(s->h, 1) : 0;
-    assert_true(s->h2c_port != 0);
-    assert_int_equal(dz_httpd_start(s->h), 0);
+    h2raw_server_start(s, &c, tls);
 }
 
-static void srv_stop(struct srv *s)
+static void srv_stop(struct h2raw_server *s)
 {
     int fini_before = atomic_load(&n_worker_fini);
     unsigned workers = 0;
@@ -469,7 +458,7 @@ static void sleep_ms(int ms)
 static void test_get_and_info(void **state)
 {
     struct dz_httpd_limits lim;
-    struct srv s;
+    struct h2raw_server s;
     struct resp r;
     char u[128];
 
@@ -515,7 +504,7 @@ static void test_get_and_info(void **state)
 static void test_post_echo_and_overflow(void **state)
 {
     struct dz_httpd_limits lim;
-    struct srv s;
+    struct h2raw_server s;
     struct resp r;
     char u[128];
     char *big = malloc(100000);
@@ -576,7 +565,7 @@ static void test_post_echo_and_overflow(void **state)
 static void test_early_answer_and_bad_headers(void **state)
 {
     struct dz_httpd_limits lim;
-    struct srv s;
+    struct h2raw_server s;
     struct resp r;
     char u[128];
     char body[2000];
@@ -618,7 +607,7 @@ static void test_early_answer_and_bad_headers(void **state)
 static void test_big_response(void **state)
 {
     struct dz_httpd_limits lim;
-    struct srv s;
+    struct h2raw_server s;
     struct resp r;
     char u[128];
 
@@ -642,7 +631,7 @@ static void test_many_streams(void **state)
 {
     enum { N = 60 };
     struct dz_httpd_limits lim;
-    struct srv s;
+    struct h2raw_server s;
     struct resp r[N];
     CURL *e[N];
     char bodies[N][64];
@@ -709,7 +698,7 @@ static void test_many_streams(void **state)
 static void test_async_and_stream(void **state)
 {
     struct dz_httpd_limits lim;
-    struct srv s;
+    struct h2raw_server s;
     struct resp r;
     char u[128];
 
@@ -747,7 +736,7 @@ static void test_async_and_stream(void **state)
 static void test_client_abort(void **state)
 {
     struct dz_httpd_limits lim;
-    struct srv s;
+    struct h2raw_server s;
     struct resp r;
     char u[128];
     int closes;
@@ -806,7 +795,7 @@ static void *bg_get_main(void *arg)
 static void test_drain_finishes_inflight(void **state)
 {
     struct dz_httpd_limits lim;
-    struct srv s;
+    struct h2raw_server s;
     struct bg_get b;
     struct resp r;
     pthread_t t;
@@ -847,7 +836,7 @@ static void test_drain_finishes_inflight(void **state)
 static void test_drain_deadline_cuts(void **state)
 {
     struct dz_httpd_limits lim;
-    struct srv s;
+    struct h2raw_server s;
     struct bg_get b;
     pthread_t t;
     int closes;
@@ -880,7 +869,7 @@ static void test_drain_deadline_cuts(void **state)
 static void test_tls_and_swap(void **state)
 {
     struct dz_httpd_limits lim;
-    struct srv s;
+    struct h2raw_server s;
     struct resp r;
     char u[128];
     SSL_CTX *a = ctx_for("first", NULL);
@@ -937,7 +926,7 @@ static void test_tls_and_swap(void **state)
 static void test_tls_client_cert_optional(void **state)
 {
     struct dz_httpd_limits lim;
-    struct srv s;
+    struct h2raw_server s;
     struct resp r;
     char u[128], crt[160], key[160];
     SSL_CTX *ctx = ctx_for("first", "clientca");
@@ -980,7 +969,7 @@ static void test_tls_client_cert_optional(void **state)
 static void test_header_limits(void **state)
 {
     struct dz_httpd_limits lim;
-    struct srv s;
+    struct h2raw_server s;
     struct resp r;
     char u[128];
     char *big = malloc(6000);
@@ -1080,7 +1069,7 @@ static int connect_local(uint16_t port)
     return fd;
 }
 
-static void wait_open(struct srv *s, uint64_t n)
+static void wait_open(struct h2raw_server *s, uint64_t n)
 {
     for (int k = 0; k < 400 && dz_httpd_open_connections(s->h) != n; k++)
         sleep_ms(5);
@@ -1092,7 +1081,7 @@ static void wait_open(struct srv *s, uint64_t n)
 static void test_max_connections(void **state)
 {
     struct dz_httpd_limits lim;
-    struct srv s;
+    struct h2raw_server s;
     int fds[3];
 
     (void)state;
@@ -1120,7 +1109,7 @@ static void test_max_connections(void **state)
 static void test_connections_per_address(void **state)
 {
     struct dz_httpd_limits lim;
-    struct srv s;
+    struct h2raw_server s;
     int fds[3];
 
     (void)state;
@@ -1149,120 +1138,7 @@ static void test_connections_per_address(void **state)
     srv_stop(&s);
 }
 
-/* ---------- a raw nghttp2 client for what curl cannot do ---------- */
-
-struct raw {
-    int fd;
-    nghttp2_session *s;
-    bool eof;
-    bool goaway;
-    uint32_t goaway_code;
-    int n_rst_recv;
-    uint32_t last_rst_code;
-    int n_closed;
-    int n_status;
-    bool is_silent; /* never send anything (no preface) */
-};
-
-static int raw_on_frame_recv(nghttp2_session *s, const nghttp2_frame *f, void *ud)
-{
-    struct raw *r = ud;
-    (void)s;
-    if (f->hd.type == NGHTTP2_GOAWAY) {
-        r->goaway = true;
-        r->goaway_code = f->goaway.error_code;
-    } else if (f->hd.type == NGHTTP2_RST_STREAM) {
-        r->n_rst_recv++;
-        r->last_rst_code = f->rst_stream.error_code;
-    } else if (f->hd.type == NGHTTP2_HEADERS) {
-        r->n_status++;
-    }
-    return 0;
-}
-
-static int raw_on_close(nghttp2_session *s, int32_t id, uint32_t code, void *ud)
-{
-    struct raw *r = ud;
-    (void)s;
-    (void)id;
-    (void)code;
-    r->n_closed++;
-    return 0;
-}
-
-static void raw_flush(struct raw *r)
-{
-    const uint8_t *data;
-    ssize_t n;
-
-    while ((n = nghttp2_session_mem_send(r->s, &data)) > 0) {
-        ssize_t off = 0;
-        while (off < n) {
-            ssize_t k = send(r->fd, data + off, (size_t)(n - off), MSG_NOSIGNAL);
-            if (k <= 0)
-                return;
-            off += k;
-        }
-    }
-}
-
-static void raw_open(struct raw *r, uint16_t port, bool send_preface)
-{
-    struct sockaddr_in a;
-    nghttp2_session_callbacks *cb;
-
-    memset(r, 0, sizeof(*r));
-    memset(&a, 0, sizeof(a));
-    a.sin_family = AF_INET;
-    a.sin_port = htons(port);
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    r->fd = socket(AF_INET, SOCK_STREAM, 0);
-    assert_true(r->fd >= 0);
-    assert_int_equal(connect(r->fd, (struct sockaddr *)&a, sizeof(a)), 0);
-    assert_int_equal(nghttp2_session_callbacks_new(&cb), 0);
-    nghttp2_session_callbacks_set_on_frame_recv_callback(cb, raw_on_frame_recv);
-    nghttp2_session_callbacks_set_on_stream_close_callback(cb, raw_on_close);
-    assert_int_equal(nghttp2_session_client_new(&r->s, cb, r), 0);
-    nghttp2_session_callbacks_del(cb);
-    if (send_preface) {
-        assert_int_equal(nghttp2_submit_settings(r->s, NGHTTP2_FLAG_NONE, NULL, 0), 0);
-        raw_flush(r);
-    }
-}
-
-/* Read and answer for up to ms, or until EOF / stop() is true. */
-static void raw_pump(struct raw *r, int ms, bool (*stop)(const struct raw *))
-{
-    struct timespec t0, now;
-    uint8_t buf[16384];
-
-    clock_gettime(CLOCK_MONOTONIC, &t0);
-    for (;;) {
-        struct pollfd p = {r->fd, POLLIN, 0};
-        long el;
-        clock_gettime(CLOCK_MONOTONIC, &now);
-        el = (now.tv_sec - t0.tv_sec) * 1000 + (now.tv_nsec - t0.tv_nsec) / 1000000;
-        if (el >= ms || r->eof || (stop && stop(r)))
-            return;
-        if (poll(&p, 1, (int)(ms - el)) <= 0)
-            continue;
-        ssize_t n = recv(r->fd, buf, sizeof(buf), 0);
-        if (n <= 0) {
-            r->eof = true;
-            return;
-        }
-        if (r->is_silent)
-            continue;
-        nghttp2_session_mem_recv(r->s, buf, (size_t)n);
-        raw_flush(r);
-    }
-}
-
-static void raw_close(struct raw *r)
-{
-    nghttp2_session_del(r->s);
-    close(r->fd);
-}
+/* ---------- the raw client (harness/h2raw_client.h) for what curl cannot do ---------- */
 
 static const nghttp2_nv req_nv[] = {
     {(uint8_t *)":method", (uint8_t *)"GET", 7, 3, 0},
@@ -1298,17 +1174,17 @@ static ssize_t never_read(nghttp2_session *s, int32_t id, uint8_t *buf, size_t l
     return NGHTTP2_ERR_DEFERRED;
 }
 
-static bool got_goaway(const struct raw *r)
+static bool got_goaway(const struct h2raw *r)
 {
     return r->goaway;
 }
 
-static bool got_rst(const struct raw *r)
+static bool got_rst(const struct h2raw *r)
 {
     return r->n_rst_recv > 0;
 }
 
-static bool got_eof(const struct raw *r)
+static bool got_eof(const struct h2raw *r)
 {
     return r->eof;
 }
@@ -1326,8 +1202,8 @@ static void test_zero_window_budget(void **state)
     };
     nghttp2_settings_entry zero = {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, 0};
     struct dz_httpd_limits lim;
-    struct srv s;
-    struct raw r;
+    struct h2raw_server s;
+    struct h2raw r;
     struct resp ok;
     char u[128];
 
@@ -1335,24 +1211,24 @@ static void test_zero_window_budget(void **state)
     test_limits(&lim);
     lim.max_buffered_per_connection = 1 << 20;
     srv_start(&s, &lim, NULL, 1);
-    raw_open(&r, s.h2c_port, false);
+    h2raw_open(&r, s.h2c_port, false);
     assert_int_equal(nghttp2_submit_settings(r.s, NGHTTP2_FLAG_NONE, &zero, 1), 0);
     /* three answers (900 KB) fit in the budget: the connection stays */
     for (int i = 0; i < 3; i++)
         assert_true(nghttp2_submit_request(r.s, NULL, big_nv, 4, NULL, NULL) > 0);
-    raw_flush(&r);
+    h2raw_flush(&r);
     for (int k = 0; k < 400 && dz_httpd_open_connections(s.h) != 1; k++)
         sleep_ms(5);
-    raw_pump(&r, 300, got_eof);
+    h2raw_pump(&r, 300, got_eof);
     assert_false(r.eof);
     assert_int_equal(dz_httpd_closed_stalled(s.h), 0);
     /* the fourth (1.2 MB unsent) is over it: closed */
     assert_true(nghttp2_submit_request(r.s, NULL, big_nv, 4, NULL, NULL) > 0);
-    raw_flush(&r);
-    raw_pump(&r, 5000, got_eof);
+    h2raw_flush(&r);
+    h2raw_pump(&r, 5000, got_eof);
     assert_true(r.eof);
     assert_int_equal(dz_httpd_closed_stalled(s.h), 1);
-    raw_close(&r);
+    h2raw_close(&r);
     /* a client that reads still gets a large answer in full */
     url(u, sizeof(u), false, s.h2c_port, "/big?n=900000");
     get(u, false, &ok);
@@ -1367,33 +1243,33 @@ static void test_zero_window_budget(void **state)
     lim.max_buffered_per_connection = 4 << 20;
     lim.max_buffered_total = 1 << 20;
     srv_start(&s, &lim, NULL, 1);
-    struct raw r2;
-    raw_open(&r, s.h2c_port, false);
+    struct h2raw r2;
+    h2raw_open(&r, s.h2c_port, false);
     assert_int_equal(nghttp2_submit_settings(r.s, NGHTTP2_FLAG_NONE, &zero, 1), 0);
     for (int i = 0; i < 3; i++)
         assert_true(nghttp2_submit_request(r.s, NULL, big_nv, 4, NULL, NULL) > 0);
-    raw_flush(&r);
-    raw_pump(&r, 300, got_eof);
+    h2raw_flush(&r);
+    h2raw_pump(&r, 300, got_eof);
     assert_false(r.eof);
-    raw_open(&r2, s.h2c_port, false);
+    h2raw_open(&r2, s.h2c_port, false);
     assert_int_equal(nghttp2_submit_settings(r2.s, NGHTTP2_FLAG_NONE, &zero, 1), 0);
     assert_true(nghttp2_submit_request(r2.s, NULL, big_nv, 4, NULL, NULL) > 0);
-    raw_flush(&r2);
-    raw_pump(&r, 5000, got_eof);
+    h2raw_flush(&r2);
+    h2raw_pump(&r, 5000, got_eof);
     assert_true(r.eof); /* 900 KB held: the worst */
-    raw_pump(&r2, 300, got_eof);
+    h2raw_pump(&r2, 300, got_eof);
     assert_false(r2.eof); /* 300 KB: stays */
     assert_int_equal(dz_httpd_closed_stalled(s.h), 1);
-    raw_close(&r);
-    raw_close(&r2);
+    h2raw_close(&r);
+    h2raw_close(&r2);
     srv_stop(&s);
 }
 
 static void test_rapid_reset(void **state)
 {
     struct dz_httpd_limits lim;
-    struct srv s;
-    struct raw r;
+    struct h2raw_server s;
+    struct h2raw r;
     struct resp ok;
     char u[128];
     nghttp2_data_provider never = {{0}, never_read};
@@ -1401,25 +1277,25 @@ static void test_rapid_reset(void **state)
     (void)state;
     test_limits(&lim);
     srv_start(&s, &lim, NULL, 1);
-    raw_open(&r, s.h2c_port, true);
+    h2raw_open(&r, s.h2c_port, true);
     for (int round = 0; round < 8 && !r.goaway && !r.eof; round++) {
         int32_t ids[50];
         for (int i = 0; i < 50; i++) {
             ids[i] = nghttp2_submit_request(r.s, NULL, post_nv, 4, &never, NULL);
             assert_true(ids[i] > 0);
         }
-        raw_flush(&r);
+        h2raw_flush(&r);
         for (int i = 0; i < 50; i++)
             nghttp2_submit_rst_stream(r.s, NGHTTP2_FLAG_NONE, ids[i], NGHTTP2_CANCEL);
-        raw_flush(&r);
-        raw_pump(&r, 20, got_goaway);
+        h2raw_flush(&r);
+        h2raw_pump(&r, 20, got_goaway);
     }
-    raw_pump(&r, 2000, got_goaway);
+    h2raw_pump(&r, 2000, got_goaway);
     assert_true(r.goaway);
     assert_int_equal(r.goaway_code, NGHTTP2_ENHANCE_YOUR_CALM);
-    raw_pump(&r, 2000, NULL);
+    h2raw_pump(&r, 2000, NULL);
     assert_true(r.eof);
-    raw_close(&r);
+    h2raw_close(&r);
 
     url(u, sizeof(u), false, s.h2c_port, "/hello");
     get(u, false, &ok);
@@ -1431,8 +1307,8 @@ static void test_rapid_reset(void **state)
 static void test_timeouts(void **state)
 {
     struct dz_httpd_limits lim;
-    struct srv s;
-    struct raw r;
+    struct h2raw_server s;
+    struct h2raw r;
     nghttp2_data_provider never = {{0}, never_read};
     struct timespec t0, t1;
     long el;
@@ -1447,41 +1323,41 @@ static void test_timeouts(void **state)
 
     /* Connection preface never sent: closed after the handshake timeout. */
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    raw_open(&r, s.h2c_port, false);
+    h2raw_open(&r, s.h2c_port, false);
     r.is_silent = true;
-    raw_pump(&r, 3000, NULL);
+    h2raw_pump(&r, 3000, NULL);
     clock_gettime(CLOCK_MONOTONIC, &t1);
     el = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
     assert_true(r.eof);
     assert_true(el >= 250 && el < 2000);
-    raw_close(&r);
+    h2raw_close(&r);
 
     /* A request whose body never comes: RST_STREAM(CANCEL) after the
      * request timeout; then, with no stream left, GOAWAY on idle. */
-    raw_open(&r, s.h2c_port, true);
+    h2raw_open(&r, s.h2c_port, true);
     assert_true(nghttp2_submit_request(r.s, NULL, post_nv, 4, &never, NULL) > 0);
-    raw_flush(&r);
-    raw_pump(&r, 3000, got_rst);
+    h2raw_flush(&r);
+    h2raw_pump(&r, 3000, got_rst);
     assert_int_equal(r.n_rst_recv, 1);
     assert_int_equal(r.last_rst_code, NGHTTP2_CANCEL);
     assert_int_equal(r.n_status, 0);
-    raw_pump(&r, 3000, got_goaway);
+    h2raw_pump(&r, 3000, got_goaway);
     assert_true(r.goaway);
     assert_int_equal(r.goaway_code, NGHTTP2_NO_ERROR);
-    raw_pump(&r, 3000, NULL);
+    h2raw_pump(&r, 3000, NULL);
     assert_true(r.eof);
-    raw_close(&r);
+    h2raw_close(&r);
 
     /* The app never answers: RST_STREAM(INTERNAL_ERROR) after the response
      * timeout, and the request is closed (on_close would run). */
-    raw_open(&r, s.h2c_port, true);
+    h2raw_open(&r, s.h2c_port, true);
     assert_true(nghttp2_submit_request(r.s, NULL, never_nv, 4, NULL, NULL) > 0);
-    raw_flush(&r);
-    raw_pump(&r, 3000, got_rst);
+    h2raw_flush(&r);
+    h2raw_pump(&r, 3000, got_rst);
     assert_int_equal(r.n_rst_recv, 1);
     assert_int_equal(r.last_rst_code, NGHTTP2_INTERNAL_ERROR);
     assert_int_equal(r.n_status, 0);
-    raw_close(&r);
+    h2raw_close(&r);
 
     /* A client that asks for a big answer and never reads (its window
      * stays shut): closed by the write-stall deadline (the idle timeout). */
@@ -1492,27 +1368,27 @@ static void test_timeouts(void **state)
             {(uint8_t *)":authority", (uint8_t *)"x", 10, 1, 0},
             {(uint8_t *)":path", (uint8_t *)"/big?n=2000000", 5, 14, 0},
         };
-        raw_open(&r, s.h2c_port, true);
+        h2raw_open(&r, s.h2c_port, true);
         assert_true(nghttp2_submit_request(r.s, NULL, big_nv, 4, NULL, NULL) > 0);
-        raw_flush(&r);
+        h2raw_flush(&r);
         r.is_silent = true; /* read and drop: no WINDOW_UPDATE ever */
         clock_gettime(CLOCK_MONOTONIC, &t0);
-        raw_pump(&r, 4000, NULL);
+        h2raw_pump(&r, 4000, NULL);
         clock_gettime(CLOCK_MONOTONIC, &t1);
         el = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
         assert_true(r.eof);
         assert_true(el >= 350 && el < 3000);
-        raw_close(&r);
+        h2raw_close(&r);
     }
 
     /* A normal request still works on a fresh connection. */
-    raw_open(&r, s.h2c_port, true);
+    h2raw_open(&r, s.h2c_port, true);
     assert_true(nghttp2_submit_request(r.s, NULL, req_nv, 4, NULL, NULL) > 0);
-    raw_flush(&r);
-    raw_pump(&r, 3000, NULL);
+    h2raw_flush(&r);
+    h2raw_pump(&r, 3000, NULL);
     assert_int_equal(r.n_status, 1);
     assert_true(r.goaway); /* idle afterwards */
-    raw_close(&r);
+    h2raw_close(&r);
     srv_stop(&s);
 }
 
@@ -1521,8 +1397,8 @@ static void test_garbage_and_bad_args(void **state)
     struct dz_httpd_limits lim;
     struct dz_httpd_conf c;
     struct dz_httpd *h = (struct dz_httpd *)&c;
-    struct srv s;
-    struct raw r;
+    struct h2raw_server s;
+    struct h2raw r;
     struct resp ok;
     char u[128];
     static const char junk[] = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
@@ -1556,11 +1432,11 @@ static void test_garbage_and_bad_args(void **state)
         assert_null(h);
     }
     /* HTTP/1.1 on an h2c port: bad preface, closed. */
-    raw_open(&r, s.h2c_port, false);
+    h2raw_open(&r, s.h2c_port, false);
     assert_int_equal(send(r.fd, junk, sizeof(junk) - 1, 0), (ssize_t)sizeof(junk) - 1);
-    raw_pump(&r, 3000, NULL);
+    h2raw_pump(&r, 3000, NULL);
     assert_true(r.eof);
-    raw_close(&r);
+    h2raw_close(&r);
     url(u, sizeof(u), false, s.h2c_port, "/hello");
     get(u, false, &ok);
     assert_int_equal(ok.status, 200);
@@ -1574,7 +1450,7 @@ static void test_garbage_and_bad_args(void **state)
  * send(): the client's Finished, the preface, SETTINGS and two requests,
  * each its own TLS record, in a single TCP write. */
 struct tls_raw {
-    struct raw r; /* fd, the nghttp2 client session, its counters */
+    struct h2raw r; /* fd, the nghttp2 client session, its counters */
     SSL_CTX *ctx;
     SSL *ssl;
     BIO *in, *out; /* from the server / to the server */
@@ -1638,18 +1514,10 @@ static void tls_raw_frames(struct tls_raw *t)
 static void tls_raw_open(struct tls_raw *t, uint16_t port, int version)
 {
     static const unsigned char alpn[] = "\x02h2";
-    nghttp2_session_callbacks *cb;
+    struct h2raw_opts o = {.on_data = tls_raw_on_data, .user = t};
 
     memset(t, 0, sizeof(*t));
-    raw_open(&t->r, port, false);
-    nghttp2_session_del(t->r.s);
-    assert_int_equal(nghttp2_session_callbacks_new(&cb), 0);
-    nghttp2_session_callbacks_set_on_frame_recv_callback(cb, raw_on_frame_recv);
-    nghttp2_session_callbacks_set_on_stream_close_callback(cb, raw_on_close);
-    nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb, tls_raw_on_data);
-    /* The callbacks take the struct raw at the start of struct tls_raw. */
-    assert_int_equal(nghttp2_session_client_new(&t->r.s, cb, t), 0);
-    nghttp2_session_callbacks_del(cb);
+    h2raw_open_opts(&t->r, port, &o);
 
     t->ctx = SSL_CTX_new(TLS_client_method());
     assert_non_null(t->ctx);
@@ -1670,7 +1538,7 @@ static void tls_raw_close(struct tls_raw *t)
 {
     SSL_free(t->ssl);
     SSL_CTX_free(t->ctx);
-    raw_close(&t->r);
+    h2raw_close(&t->r);
 }
 
 static void test_tls_records_together(void **state)
@@ -1683,7 +1551,7 @@ static void test_tls_records_together(void **state)
     };
     static const int tls_versions[] = {TLS1_3_VERSION, TLS1_2_VERSION};
     struct dz_httpd_limits lim;
-    struct srv s;
+    struct h2raw_server s;
     SSL_CTX *ctx = ctx_for("first", NULL);
 
     (void)state;
@@ -1820,7 +1688,7 @@ static int reuseport_socket(uint16_t port)
 }
 
 /* Worker i of s listens on the h2c port (again), or stops listening. */
-static void steer(struct srv *s, unsigned i, bool is_listening)
+static void steer(struct h2raw_server *s, unsigned i, bool is_listening)
 {
     static struct steer st; /* outlives a failed wait: the post may run late */
 
@@ -1833,7 +1701,7 @@ static void steer(struct srv *s, unsigned i, bool is_listening)
     assert_true(atomic_load(&st.is_done));
 }
 
-static uint64_t worker_open(struct srv *s, unsigned i)
+static uint64_t worker_open(struct h2raw_server *s, unsigned i)
 {
     return atomic_load(&dz_httpd_worker_at(s->h, i)->nconns_pub);
 }
@@ -1845,7 +1713,7 @@ static uint64_t worker_open(struct srv *s, unsigned i)
 static void test_shed_across_workers(void **state)
 {
     struct dz_httpd_limits lim;
-    struct srv s;
+    struct h2raw_server s;
     struct resp r;
     char u[128];
     int fds[3];
@@ -1911,8 +1779,8 @@ static void test_shed_lent_bound(void **state)
 {
     enum { CAP = 20, LENT = DZ_H2_SHED_LENT };
     struct dz_httpd_limits lim;
-    struct srv s;
-    struct raw r[LENT];
+    struct h2raw_server s;
+    struct h2raw r[LENT];
     int flood[CAP];
     int late;
     int before;
@@ -1940,9 +1808,9 @@ static void test_shed_lent_bound(void **state)
      * its own to shed for the next one. */
     for (int i = 0; i < LENT; i++) {
         before = atomic_load(&n_on_request);
-        raw_open(&r[i], s.h2c_port, true);
+        h2raw_open(&r[i], s.h2c_port, true);
         assert_true(nghttp2_submit_request(r[i].s, NULL, never_nv, 4, NULL, NULL) > 0);
-        raw_flush(&r[i]);
+        h2raw_flush(&r[i]);
         for (int k = 0; k < 400 && atomic_load(&n_on_request) == before; k++)
             sleep_ms(5);
         assert_int_equal(atomic_load(&n_on_request), before + 1);
@@ -1959,9 +1827,9 @@ static void test_shed_lent_bound(void **state)
     assert_int_equal(dz_httpd_shed(s.h), LENT);
     assert_int_equal(dz_httpd_shed_missed(s.h), 0);
     for (int i = 0; i < LENT; i++) {
-        raw_pump(&r[i], 10, NULL);
+        h2raw_pump(&r[i], 10, NULL);
         assert_false(r[i].eof); /* the newcomers' requests are untouched */
-        raw_close(&r[i]);
+        h2raw_close(&r[i]);
     }
     for (int i = 0; i < CAP; i++)
         close(flood[i]);
@@ -1974,8 +1842,8 @@ static void test_shed_lent_bound(void **state)
 static void test_full_refuses_when_all_serve(void **state)
 {
     struct dz_httpd_limits lim;
-    struct srv s;
-    struct raw r[2];
+    struct h2raw_server s;
+    struct h2raw r[2];
     int before = atomic_load(&n_on_request);
     int fd;
 
@@ -1984,9 +1852,9 @@ static void test_full_refuses_when_all_serve(void **state)
     lim.max_connections = 2;
     srv_start(&s, &lim, NULL, 2);
     for (int i = 0; i < 2; i++) {
-        raw_open(&r[i], s.h2c_port, true);
+        h2raw_open(&r[i], s.h2c_port, true);
         assert_true(nghttp2_submit_request(r[i].s, NULL, never_nv, 4, NULL, NULL) > 0);
-        raw_flush(&r[i]);
+        h2raw_flush(&r[i]);
     }
     for (int k = 0; k < 400 && atomic_load(&n_on_request) < before + 2; k++)
         sleep_ms(5);
@@ -2001,9 +1869,9 @@ static void test_full_refuses_when_all_serve(void **state)
     for (unsigned i = 0; i < 2; i++)
         assert_int_equal(atomic_load(&dz_httpd_worker_at(s.h, i)->quiet_pub), 0);
     for (int i = 0; i < 2; i++) {
-        raw_pump(&r[i], 50, NULL);
+        h2raw_pump(&r[i], 50, NULL);
         assert_false(r[i].eof); /* the requests are untouched */
-        raw_close(&r[i]);
+        h2raw_close(&r[i]);
     }
     close(fd);
     srv_stop(&s);
