@@ -177,9 +177,7 @@ static void test_resumed_by_the_flush_answers_at_once(void **state)
     struct h2raw_server srv;
     struct probe p;
     struct h2raw c;
-    /* A small window from the kernel, and nothing sent back while reading
-     * (not even the automatic WINDOW_UPDATEs): only the test opens the
-     * connection's window. */
+    /* A small window from the kernel (set before connect). */
     struct h2raw_opts o = {.rcvbuf = 65536, .on_frame = on_frame};
     nghttp2_settings_entry iv = {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, (1u << 31) - 1};
     struct timespec t0;
@@ -197,6 +195,8 @@ static void test_resumed_by_the_flush_answers_at_once(void **state)
     conf.handlers.on_request = on_request;
     h2raw_server_start(&srv, &conf, NULL);
     h2raw_open_opts(&c, srv.h2c_port, &o);
+    /* Nothing sent back while reading (not even the automatic
+     * WINDOW_UPDATEs): only the test opens the connection's window. */
     c.is_mute = true;
 
     /* Streams' windows wide open, the connection's granted a little at a
