@@ -88,9 +88,11 @@ struct dz_account_rec {
  *   get:          fill *out; DZ_ERR_NOTFOUND when the FIN has no row.
  *   insert:       add a row; DZ_ERR_EXISTS when the FIN has one.
  *   advance_totp: atomically set totp_last_step = step, totp_active = 1,
- *                 updated_at = now, only if the stored totp_last_step < step;
- *                 *advanced says whether that happened (false: a concurrent
- *                 login consumed this or a later step, or no row).
+ *                 updated_at = now, only if the stored totp_last_step < step
+ *                 and the stored sealed seed is still seed[0..seed_len) (the
+ *                 one the code was checked against); *advanced says whether
+ *                 that happened (false: a concurrent login consumed this or
+ *                 a later step, a TOTP reset replaced the seed, or no row).
  *   remove:       delete; DZ_ERR_NOTFOUND when absent.
  *   set_password: replace pwd_hash, updated_at = now; DZ_ERR_NOTFOUND when
  *                 no row.  The TOTP state is left alone (one statement, so a
@@ -103,7 +105,8 @@ struct dz_accounts_ops {
     const char *name;
     int (*get)(void *impl, const char *fin, struct dz_account_rec *out);
     int (*insert)(void *impl, const struct dz_account_rec *rec);
-    int (*advance_totp)(void *impl, const char *fin, int64_t step, int64_t now, bool *advanced);
+    int (*advance_totp)(void *impl, const char *fin, int64_t step, const unsigned char *seed,
+                        size_t seed_len, int64_t now, bool *advanced);
     int (*remove)(void *impl, const char *fin);
     int (*set_password)(void *impl, const char *fin, const char *pwd_hash, int64_t now);
     int (*set_totp)(void *impl, const char *fin, const unsigned char *seed, size_t seed_len,
