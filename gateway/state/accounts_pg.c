@@ -62,7 +62,8 @@ static const char *const stmt_sql[ST_COUNT] = {
                    " WHERE fin = $1 AND totp_last_step < $2 AND totp_seed = $4",
     [ST_REMOVE] = "DELETE FROM accounts WHERE fin = $1",
     [ST_SET_PWD] = "UPDATE accounts SET pwd_hash = $2, updated_at = $3 WHERE fin = $1",
-    [ST_SET_TOTP] = "UPDATE accounts SET totp_seed = $2, totp_active = false, totp_last_step = -1,"
+    /* totp_active is kept: see accounts_sqlite.c. */
+    [ST_SET_TOTP] = "UPDATE accounts SET totp_seed = $2, totp_last_step = -1,"
                     " updated_at = $3 WHERE fin = $1",
 };
 static const int stmt_nparams[ST_COUNT] = {1, 7, 4, 1, 3, 3};

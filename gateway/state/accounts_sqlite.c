@@ -54,7 +54,9 @@ static const char *const stmt_sql[ST_COUNT] = {
                    " WHERE fin = ?1 AND totp_last_step < ?2 AND totp_seed = ?4",
     [ST_REMOVE] = "DELETE FROM accounts WHERE fin = ?1",
     [ST_SET_PWD] = "UPDATE accounts SET pwd_hash = ?2, updated_at = ?3 WHERE fin = ?1",
-    [ST_SET_TOTP] = "UPDATE accounts SET totp_seed = ?2, totp_active = 0, totp_last_step = -1,"
+    /* totp_active is kept: a reset must not leave the password alone
+     * enough to sign in (an active account needs the new code at once). */
+    [ST_SET_TOTP] = "UPDATE accounts SET totp_seed = ?2, totp_last_step = -1,"
                     " updated_at = ?3 WHERE fin = ?1",
 };
 

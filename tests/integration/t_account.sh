@@ -6,7 +6,7 @@
 # e-services and what each receives, the OIDC consent hook.
 . "$(dirname "$0")/lib.sh"
 
-plan 47
+plan 48
 # fin_limit 3: three wrong passwords in a row close password login for a FIN,
 # so that recovery with a high means can be shown.
 stack_start PHONE_DELAY_MS=100 CONFIG_SET="lockout.fin_limit=3"
@@ -109,6 +109,8 @@ wait_until 10 more_sms "$A_PHONE" "$N0"
 like "$(sms_last "$A_PHONE")" 'one-time code app of your account .* was reset' "the SMS says the code app was reset"
 pwotp "$A" "$NEW_PW" "$(totp_at "$A_SECRET" "$(date +%s)")"
 problem 401 bad_credentials "the old authenticator no longer works"
+gw_json POST /auth/password "$(jq -nc --arg f "$A" --arg p "$NEW_PW" '{fin:$f,password:$p}')"
+problem 401 otp_required "nor does the password alone: a code of the new secret is required at once"
 pwotp "$A" "$NEW_PW" "$(totp_at "$NEW_SECRET" "$(date +%s)")"
 is "$STATUS $(jb .acr)" "200 substantial" "the new secret does"
 T4=$LOGIN_TOKEN

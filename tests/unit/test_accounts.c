@@ -451,7 +451,8 @@ static void test_reset_between_read_and_update(void **state)
 }
 
 /* Self-service: a new password leaves the TOTP state alone; a new TOTP
- * seed starts inactive with no step used, and the old seed stops. */
+ * seed starts with no step used, as active as the old one was, and the old
+ * seed stops. */
 static void test_set_password_and_totp(void **state)
 {
     struct fx *f = *state;
@@ -479,13 +480,21 @@ static void test_set_password_and_totp(void **state)
     assert_int_equal(dz_accounts_set_totp(f->a, "SET0001", new_key, sizeof(new_key)), 0);
     assert_int_equal(dz_accounts_verify_password(f->a, "SET0001", "new-pw", 6, &ok, &info), 0);
     assert_true(ok);
-    assert_false(info.totp_active);
+    /* still active: the password alone does not become enough */
+    assert_true(info.totp_active);
     assert_int_equal(dz_totp_generate(rfc_key, 20, t + 30, 6, code), 0);
     assert_int_equal(dz_accounts_totp_check_and_consume(f->a, "SET0001", code, t + 30, 1, &v), 0);
     assert_int_equal(v, DZ_ACCOUNTS_OTP_BAD); /* the old authenticator */
     assert_int_equal(dz_totp_generate(new_key, 20, t, 6, code), 0);
     assert_int_equal(dz_accounts_totp_check_and_consume(f->a, "SET0001", code, t, 1, &v), 0);
     assert_int_equal(v, DZ_ACCOUNTS_OTP_OK); /* an earlier step than before: state reset */
+
+    /* an account whose TOTP was never used stays not active */
+    assert_int_equal(dz_accounts_create(f->a, "SET0002", "pw", 2, rfc_key, 20), 0);
+    assert_int_equal(dz_accounts_set_totp(f->a, "SET0002", new_key, sizeof(new_key)), 0);
+    assert_int_equal(dz_accounts_verify_password(f->a, "SET0002", "pw", 2, &ok, &info), 0);
+    assert_true(ok);
+    assert_false(info.totp_active);
 
     assert_int_equal(dz_accounts_set_password(f->a, "NONE001", "x", 1), DZ_ERR_NOTFOUND);
     assert_int_equal(dz_accounts_set_totp(f->a, "NONE001", new_key, 20), DZ_ERR_NOTFOUND);
