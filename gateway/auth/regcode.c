@@ -210,11 +210,11 @@ int dz_regcode_check(struct dz_store *s, const char *fin, const char *document, 
         }
     }
     /* Wrong (or malformed: the same).  The last try of the budget spends
-     * the code. */
+     * the code.  Its count stays until it expires (or a new code starts
+     * another): deleted, a guess that had read the entry before would
+     * start a fresh count and be compared. */
     if (tries == (int64_t)max_attempts) {
         rc = del_quiet(s, NS_CODE, fin);
-        if (rc == 0)
-            rc = del_quiet(s, NS_TRIES, fin);
     } else {
         *left = max_attempts - (unsigned)tries;
     }
