@@ -349,9 +349,9 @@ static void change_drop(void *arg)
     change_free(arg);
 }
 
-/* A new password ends the person's other sessions: whoever knew the old
- * one is out, and so are the clients they signed in to.  On the pool, with
- * the change. */
+/* A new password or TOTP secret ends the person's other sessions: whoever
+ * knew the old password or held the old authenticator is out, and so are
+ * the clients they signed in to.  On the pool, with the change. */
 static void end_others(struct change_op *op)
 {
     struct dz_sessidx_entry e[DZ_SESSIDX_SLOTS];
@@ -400,6 +400,10 @@ static void change_work(void *arg)
     /* The new secret is shown only if it is stored. */
     if (op->rc == 0)
         op->rc = dz_accounts_set_totp(op->actx.accounts, op->fin, secret, sizeof(secret));
+    /* A reset is what follows a lost or stolen phone: the sessions signed
+     * in with its codes end with it, as with a new password. */
+    if (op->rc == 0)
+        end_others(op);
 out:
     dz_secret_wipe(secret, sizeof(secret));
     dz_buf_wipe(&uri);
@@ -418,9 +422,9 @@ static void change_notified(struct dz_rctx *c, int rc, void *arg)
     if (c->closed)
         goto out;
     if (op->totp)
-        body =
-            json_pack("{s:{s:s, s:s, s:s}, s:b}", "totp", "secret", op->secret_b32, "otpauth_uri",
-                      op->otpauth_uri, "qr_svg", op->qr_svg, "notice_sent", rc == 0);
+        body = json_pack("{s:{s:s, s:s, s:s}, s:I, s:b}", "totp", "secret", op->secret_b32,
+                         "otpauth_uri", op->otpauth_uri, "qr_svg", op->qr_svg, "sessions_ended",
+                         (json_int_t)op->ended, "notice_sent", rc == 0);
     else
         body = json_pack("{s:b, s:I, s:b}", "changed", true, "sessions_ended",
                          (json_int_t)op->ended, "notice_sent", rc == 0);

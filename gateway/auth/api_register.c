@@ -523,6 +523,14 @@ static void high_authed(struct dz_rctx *c, int rc, void *arg)
         reg_free(op);
         return;
     }
+    /* Checked again now that the session is known: the entry's check ran
+     * before it, when a cookie-authenticated request still looked like an
+     * anonymous one and passed without an Origin (docs/api.md: a request
+     * authenticated by the cookie must carry one). */
+    if (!dz_rctx_origin_ok(c)) {
+        reg_free(op);
+        return;
+    }
     if (strcmp(c->session.acr, "high") != 0) {
         dz_rctx_problem(c, "insufficient_assurance",
                         "registration without a document needs a card or mobile signature");

@@ -167,11 +167,29 @@ int dz_regcode_check(struct dz_store *s, const char *fin, const char *document, 
         rc = del_quiet(s, NS_CODE, fin);
         goto out;
     }
+    /* Every try is counted before its code is compared, atomically: of
+     * any number of guesses racing on one code (pool threads, instances),
+     * at most max_attempts are ever compared.  Counting only the wrong
+     * ones after the comparison let each guess that had read the entry
+     * before the last counted one spent it still be compared, and a right
+     * one among them win. */
+    rc = dz_store_incr(s, NS_TRIES, fin, DZ_FIN_LEN, get_be64(e) - (uint64_t)now_ms + KEEP_AFTER_MS,
+                       &tries);
+    if (rc < 0)
+        goto out;
+    *out = DZ_REGCODE_WRONG;
+    if (tries > (int64_t)max_attempts) {
+        /* over the budget: spent, whatever the code (the try that reached
+         * the budget spent it already, unless it raced this one) */
+        rc = del_quiet(s, NS_CODE, fin);
+        goto out;
+    }
     if (code_syntax_ok(code)) {
         code_hash(e + 8, fin, document, code, want);
         if (dz_secret_equal(want, HASH_LEN, e + 8 + SALT_LEN, HASH_LEN)) {
             /* Take, not just delete: of two requests racing with the right
              * code, only the one that takes it goes on. */
+            *out = DZ_REGCODE_NONE;
             dz_buf_wipe(&b);
             dz_buf_init(&b, ENTRY_LEN);
             rc = dz_store_take(s, NS_CODE, fin, DZ_FIN_LEN, &b);
@@ -191,17 +209,12 @@ int dz_regcode_check(struct dz_store *s, const char *fin, const char *document, 
             goto out;
         }
     }
-    /* Wrong (or malformed: the same).  Counted atomically, so concurrent
-     * guesses cannot share one try. */
-    *out = DZ_REGCODE_WRONG;
-    rc = dz_store_incr(s, NS_TRIES, fin, DZ_FIN_LEN, get_be64(e) - (uint64_t)now_ms + KEEP_AFTER_MS,
-                       &tries);
-    if (rc < 0)
-        goto out;
-    if (tries >= (int64_t)max_attempts) {
+    /* Wrong (or malformed: the same).  The last try of the budget spends
+     * the code.  Its count stays until it expires (or a new code starts
+     * another): deleted, a guess that had read the entry before would
+     * start a fresh count and be compared. */
+    if (tries == (int64_t)max_attempts) {
         rc = del_quiet(s, NS_CODE, fin);
-        if (rc == 0)
-            rc = del_quiet(s, NS_TRIES, fin);
     } else {
         *left = max_attempts - (unsigned)tries;
     }

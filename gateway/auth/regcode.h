@@ -9,8 +9,10 @@
  *                     the phone it went to.  Kept 10 minutes past the code's
  *                     life so that "expired" can be told from "never sent /
  *                     used".
- *   "fail_regcode" -> wrong tries of the current code (dz_store_incr, so
- *                     concurrent guesses are all counted).
+ *   "fail_regcode" -> tries of the current code (dz_store_incr, so
+ *                     concurrent guesses are all counted), each counted
+ *                     before its code is compared: however many race,
+ *                     at most max_attempts are ever compared.
  * Only a hash of the code is stored; the code itself leaves this module
  * once, to be sent.  A code is taken (dz_store_take) when it is used, so
  * exactly one request can complete a registration with it.

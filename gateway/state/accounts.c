@@ -383,8 +383,11 @@ int dz_accounts_totp_check_and_consume(struct dz_accounts *a, const char *fin, c
         goto out;
     }
     /* The read above may be stale: the conditional UPDATE is what decides,
-     * so of two concurrent logins with the same code exactly one wins. */
-    rc = a->ops->advance_totp(a->impl, fin, (int64_t)step, now, &advanced);
+     * so of two concurrent logins with the same code exactly one wins, and
+     * a code of a seed that a TOTP reset replaced meanwhile never passes
+     * (nor marks the new seed used). */
+    rc = a->ops->advance_totp(a->impl, fin, (int64_t)step, rec.totp_seed, rec.totp_seed_len, now,
+                              &advanced);
     if (rc < 0)
         goto out;
     *out = advanced ? DZ_ACCOUNTS_OTP_OK : DZ_ACCOUNTS_OTP_REPLAYED;

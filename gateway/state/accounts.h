@@ -88,22 +88,26 @@ struct dz_account_rec {
  *   get:          fill *out; DZ_ERR_NOTFOUND when the FIN has no row.
  *   insert:       add a row; DZ_ERR_EXISTS when the FIN has one.
  *   advance_totp: atomically set totp_last_step = step, totp_active = 1,
- *                 updated_at = now, only if the stored totp_last_step < step;
- *                 *advanced says whether that happened (false: a concurrent
- *                 login consumed this or a later step, or no row).
+ *                 updated_at = now, only if the stored totp_last_step < step
+ *                 and the stored sealed seed is still seed[0..seed_len) (the
+ *                 one the code was checked against); *advanced says whether
+ *                 that happened (false: a concurrent login consumed this or
+ *                 a later step, a TOTP reset replaced the seed, or no row).
  *   remove:       delete; DZ_ERR_NOTFOUND when absent.
  *   set_password: replace pwd_hash, updated_at = now; DZ_ERR_NOTFOUND when
  *                 no row.  The TOTP state is left alone (one statement, so a
  *                 concurrent login's advance_totp is never undone).
- *   set_totp:     replace the sealed seed (len 0: none), totp_active = 0,
- *                 totp_last_step = -1, updated_at = now; DZ_ERR_NOTFOUND.
+ *   set_totp:     replace the sealed seed (len 0: none), totp_last_step =
+ *                 -1, updated_at = now, totp_active as it was;
+ *                 DZ_ERR_NOTFOUND.
  *   free:         close and free impl.
  */
 struct dz_accounts_ops {
     const char *name;
     int (*get)(void *impl, const char *fin, struct dz_account_rec *out);
     int (*insert)(void *impl, const struct dz_account_rec *rec);
-    int (*advance_totp)(void *impl, const char *fin, int64_t step, int64_t now, bool *advanced);
+    int (*advance_totp)(void *impl, const char *fin, int64_t step, const unsigned char *seed,
+                        size_t seed_len, int64_t now, bool *advanced);
     int (*remove)(void *impl, const char *fin);
     int (*set_password)(void *impl, const char *fin, const char *pwd_hash, int64_t now);
     int (*set_totp)(void *impl, const char *fin, const unsigned char *seed, size_t seed_len,
@@ -225,8 +229,11 @@ int dz_accounts_equalize(struct dz_accounts *a, const char *password, size_t pw_
 int dz_accounts_set_password(struct dz_accounts *a, const char *fin, const char *password,
                              size_t pw_len);
 
-/* A new TOTP seed (sealed like at creation), inactive until its first code
- * (the old authenticator stops working at once).  0, DZ_ERR_NOTFOUND,
+/* A new TOTP seed (sealed like at creation); the old authenticator stops
+ * working at once.  An account whose TOTP was active stays active, so a
+ * password login needs a code of the new seed at once: a reset (after a
+ * lost phone) never leaves the password alone enough to sign in.  One
+ * whose TOTP was not yet active stays so.  0, DZ_ERR_NOTFOUND,
  * DZ_ERR_INVAL, DZ_ERR_DB, DZ_ERR_CRYPTO.  Blocks. */
 int dz_accounts_set_totp(struct dz_accounts *a, const char *fin, const unsigned char *seed,
                          size_t seed_len);

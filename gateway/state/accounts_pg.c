@@ -59,13 +59,14 @@ static const char *const stmt_sql[ST_COUNT] = {
                   " created_at, updated_at) VALUES($1, $2, $3, $4, $5, $6, $7)",
     /* The compare-and-set of the header comment. */
     [ST_ADVANCE] = "UPDATE accounts SET totp_last_step = $2, totp_active = true, updated_at = $3"
-                   " WHERE fin = $1 AND totp_last_step < $2",
+                   " WHERE fin = $1 AND totp_last_step < $2 AND totp_seed = $4",
     [ST_REMOVE] = "DELETE FROM accounts WHERE fin = $1",
     [ST_SET_PWD] = "UPDATE accounts SET pwd_hash = $2, updated_at = $3 WHERE fin = $1",
-    [ST_SET_TOTP] = "UPDATE accounts SET totp_seed = $2, totp_active = false, totp_last_step = -1,"
+    /* totp_active is kept: see accounts_sqlite.c. */
+    [ST_SET_TOTP] = "UPDATE accounts SET totp_seed = $2, totp_last_step = -1,"
                     " updated_at = $3 WHERE fin = $1",
 };
-static const int stmt_nparams[ST_COUNT] = {1, 7, 3, 1, 3, 3};
+static const int stmt_nparams[ST_COUNT] = {1, 7, 4, 1, 3, 3};
 
 static const char schema_sql[] = "CREATE TABLE accounts("
                                  " fin text PRIMARY KEY CHECK (length(fin) = 7),"
@@ -416,18 +417,21 @@ static int pg_insert(void *impl, const struct dz_account_rec *rec)
     return rc;
 }
 
-static int pg_advance(void *impl, const char *fin, int64_t step_no, int64_t now, bool *advanced)
+static int pg_advance(void *impl, const char *fin, int64_t step_no, const unsigned char *seed,
+                      size_t seed_len, int64_t now, bool *advanced)
 {
     struct pg *p = impl;
     char step[24], at[24];
-    const char *vals[3] = {fin, step, at};
+    const char *vals[4] = {fin, step, at, (const char *)seed};
+    int lens[4] = {0, 0, 0, (int)seed_len};
+    int fmts[4] = {0, 0, 0, 1};
     PGresult *r = NULL;
     int rc;
 
     *advanced = false;
     snprintf(step, sizeof(step), "%lld", (long long)step_no);
     snprintf(at, sizeof(at), "%lld", (long long)now);
-    rc = run(p, ST_ADVANCE, vals, NULL, NULL, 0, &r);
+    rc = run(p, ST_ADVANCE, vals, lens, fmts, 0, &r);
     if (rc < 0)
         return rc;
     if (PQresultStatus(r) != PGRES_COMMAND_OK) {

@@ -51,10 +51,12 @@ static const char *const stmt_sql[ST_COUNT] = {
     /* A compare-and-set: the WHERE makes the step only move forward, so of
      * two logins racing with one code exactly one changes the row. */
     [ST_ADVANCE] = "UPDATE accounts SET totp_last_step = ?2, totp_active = 1, updated_at = ?3"
-                   " WHERE fin = ?1 AND totp_last_step < ?2",
+                   " WHERE fin = ?1 AND totp_last_step < ?2 AND totp_seed = ?4",
     [ST_REMOVE] = "DELETE FROM accounts WHERE fin = ?1",
     [ST_SET_PWD] = "UPDATE accounts SET pwd_hash = ?2, updated_at = ?3 WHERE fin = ?1",
-    [ST_SET_TOTP] = "UPDATE accounts SET totp_seed = ?2, totp_active = 0, totp_last_step = -1,"
+    /* totp_active is kept: a reset must not leave the password alone
+     * enough to sign in (an active account needs the new code at once). */
+    [ST_SET_TOTP] = "UPDATE accounts SET totp_seed = ?2, totp_last_step = -1,"
                     " updated_at = ?3 WHERE fin = ?1",
 };
 
@@ -283,7 +285,8 @@ out:
     return rc;
 }
 
-static int sq_advance(void *impl, const char *fin, int64_t step_no, int64_t now, bool *advanced)
+static int sq_advance(void *impl, const char *fin, int64_t step_no, const unsigned char *seed,
+                      size_t seed_len, int64_t now, bool *advanced)
 {
     struct sq *s = impl;
     sqlite3_stmt *st = s->st[ST_ADVANCE];
@@ -293,7 +296,8 @@ static int sq_advance(void *impl, const char *fin, int64_t step_no, int64_t now,
     pthread_mutex_lock(&s->lock);
     if (sqlite3_bind_text(st, 1, fin, DZ_FIN_LEN, SQLITE_STATIC) != SQLITE_OK ||
         sqlite3_bind_int64(st, 2, step_no) != SQLITE_OK ||
-        sqlite3_bind_int64(st, 3, now) != SQLITE_OK) {
+        sqlite3_bind_int64(st, 3, now) != SQLITE_OK ||
+        sqlite3_bind_blob(st, 4, seed, (int)seed_len, SQLITE_STATIC) != SQLITE_OK) {
         rc = db_fail(s, "bind");
         goto out;
     }

@@ -6,7 +6,7 @@
 # e-services and what each receives, the OIDC consent hook.
 . "$(dirname "$0")/lib.sh"
 
-plan 44
+plan 48
 # fin_limit 3: three wrong passwords in a row close password login for a FIN,
 # so that recovery with a high means can be shown.
 stack_start PHONE_DELAY_MS=100 CONFIG_SET="lockout.fin_limit=3"
@@ -100,12 +100,20 @@ NEW_SECRET=$(jb '.totp.secret // empty')
 is "$STATUS $(jb .notice_sent)" "200 true" "TOTP reset with a mobile-signature session -> 200, person told"
 like "$NEW_SECRET" '^[A-Z2-7]{16,}=*$' "with a new secret"
 like "$(jb '.totp.qr_svg' | head -c 200)" '<svg' "and its QR code"
+is "$(jb .sessions_ended)" 2 "the other sessions (T1 and the last login, both with the old authenticator) were ended"
+gw GET /auth/session -H "$(bearer "$T1")"
+problem 401 unauthenticated "so whoever holds the lost phone (and the password) is out"
+gw GET /auth/session -H "$(bearer "$MTOKEN")"
+is "$STATUS" 200 "the session that reset it stays"
 wait_until 10 more_sms "$A_PHONE" "$N0"
 like "$(sms_last "$A_PHONE")" 'one-time code app of your account .* was reset' "the SMS says the code app was reset"
 pwotp "$A" "$NEW_PW" "$(totp_at "$A_SECRET" "$(date +%s)")"
 problem 401 bad_credentials "the old authenticator no longer works"
+gw_json POST /auth/password "$(jq -nc --arg f "$A" --arg p "$NEW_PW" '{fin:$f,password:$p}')"
+problem 401 otp_required "nor does the password alone: a code of the new secret is required at once"
 pwotp "$A" "$NEW_PW" "$(totp_at "$NEW_SECRET" "$(date +%s)")"
 is "$STATUS $(jb .acr)" "200 substantial" "the new secret does"
+T4=$LOGIN_TOKEN
 
 # ---- recovery of a locked-out account --------------------------------------------------------
 for _ in 1 2 3; do login "$B" "wrong-$$"; done
@@ -132,13 +140,13 @@ gw GET /auth/session -H "$(bearer "$MTOKEN")"
 problem 401 unauthenticated "this session is gone too"
 
 # ---- e-services, consents ---------------------------------------------------------------------
-gw GET /api/account/services -H "$(bearer "$T1")"
+gw GET /api/account/services -H "$(bearer "$T4")"
 is "$(jb '.services[] | select(.service == "registry") | .routes[] | select(.path == "/api/registry/me") | .releases | join(",")')" \
     "fin,name,surname,patronymic,birth_date,birth_place,gender,document,address" "the registry's /me route releases the fields its policy lists"
 is "$(jb '[.services[].service] | index("court") != null')" true "every connected e-service is listed (court too)"
-gw GET /api/account/consents -H "$(bearer "$T1")"
+gw GET /api/account/consents -H "$(bearer "$T4")"
 is "$STATUS $(jb .provider) $(jb '.consents | length')" "200 true 0" "the OIDC provider's consents through the account API: none yet"
-gw DELETE /api/account/consents/some-client -H "$(bearer "$T1")"
+gw DELETE /api/account/consents/some-client -H "$(bearer "$T4")"
 problem 404 not_found "withdrawing a consent that does not exist -> 404"
 
 finish

@@ -6,7 +6,7 @@
 # without a document or code.
 . "$(dirname "$0")/lib.sh"
 
-plan 39
+plan 42
 # Two registered people only, so that the third SIM holder (whose demo phone
 # answers) is unregistered and can register with a mobile signature.
 stack_start PEOPLE_REGISTERED=2 PHONE_DELAY_MS=100 CONFIG_SET="sms.code_ttl=60s"
@@ -131,6 +131,11 @@ MTOKEN=$(jb '.token // empty')
 is "$(jb .acr)" high "a mobile-signature login of an unregistered person gives a high session"
 RPHONE=$(person_phone "$M")
 N0=$(sms_count "$RPHONE")
+gw_json POST /auth/register "{\"password\":\"$PW\"}" -b "__Host-darvaza=$MTOKEN"
+problem 403 bad_origin "{password} with that session's cookie and no Origin -> 403 bad_origin (CSRF)"
+gw_json POST /auth/register "{\"password\":\"$PW\"}" -b "__Host-darvaza=$MTOKEN" -H 'origin: https://evil.example'
+problem 403 bad_origin "{password} with that session's cookie from a foreign Origin -> 403 bad_origin"
+is "$(sms_count "$RPHONE")" "$N0" "no account was made for them (no notice)"
 gw_json POST /auth/register "{\"password\":\"$PW\"}" -H "$(bearer "$MTOKEN")"
 is "$STATUS $(jb .fin)" "201 $M" "{password} with that session -> 201, no document, no code"
 wait_until 10 more_sms "$RPHONE" "$N0"

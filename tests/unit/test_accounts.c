@@ -406,8 +406,53 @@ static void test_conditional_update(void **state)
     dz_accounts_close(s);
 }
 
+/* A backend whose read is followed at once by a TOTP reset (what a login
+ * racing the reset looks like between its SELECT and its UPDATE): the code
+ * of the replaced seed must not pass, nor mark the new seed used. */
+static const unsigned char reset_key[20] = "resetresetresetreset";
+static struct dz_accounts *resetter; /* another instance, on the same file */
+static int reset_after_get(void *impl, const char *fin, struct dz_account_rec *out)
+{
+    static const unsigned char new_key[20] = "a-new-seed-a-new-see";
+    int rc = real_ops->get(impl, fin, out);
+
+    if (rc == 0 && out->totp_seed_len > 0)
+        rc = dz_accounts_set_totp(resetter, fin, new_key, sizeof(new_key));
+    return rc;
+}
+
+static void test_reset_between_read_and_update(void **state)
+{
+    struct fx *f = *state;
+    struct dz_accounts_ops racing;
+    struct dz_accounts *s = NULL;
+    struct dz_account_info info;
+    void *impl = NULL;
+    char code[DZ_TOTP_CODE_MAX + 1];
+    enum dz_accounts_otp v;
+    const int64_t t = 1900000000;
+    bool ok;
+
+    real_ops = &dz_accounts_sqlite_ops;
+    racing = dz_accounts_sqlite_ops;
+    racing.get = reset_after_get;
+    resetter = f->a;
+    assert_int_equal(dz_accounts_create(f->a, "RESET01", "pw", 2, reset_key, 20), 0);
+    assert_int_equal(dz_accounts_sqlite_open(f->path, &impl), 0);
+    assert_int_equal(dz_accounts_new(&racing, impl, f->key, &cheap, &s), 0);
+    assert_int_equal(dz_totp_generate(reset_key, 20, t, 6, code), 0);
+    assert_int_equal(dz_accounts_totp_check_and_consume(s, "RESET01", code, t, 1, &v), 0);
+    assert_int_not_equal(v, DZ_ACCOUNTS_OTP_OK);
+    dz_accounts_close(s);
+    /* the new seed is still enrolled, not active: nobody has used it */
+    assert_int_equal(dz_accounts_verify_password(f->a, "RESET01", "pw", 2, &ok, &info), 0);
+    assert_true(ok);
+    assert_false(info.totp_active);
+}
+
 /* Self-service: a new password leaves the TOTP state alone; a new TOTP
- * seed starts inactive with no step used, and the old seed stops. */
+ * seed starts with no step used, as active as the old one was, and the old
+ * seed stops. */
 static void test_set_password_and_totp(void **state)
 {
     struct fx *f = *state;
@@ -435,13 +480,21 @@ static void test_set_password_and_totp(void **state)
     assert_int_equal(dz_accounts_set_totp(f->a, "SET0001", new_key, sizeof(new_key)), 0);
     assert_int_equal(dz_accounts_verify_password(f->a, "SET0001", "new-pw", 6, &ok, &info), 0);
     assert_true(ok);
-    assert_false(info.totp_active);
+    /* still active: the password alone does not become enough */
+    assert_true(info.totp_active);
     assert_int_equal(dz_totp_generate(rfc_key, 20, t + 30, 6, code), 0);
     assert_int_equal(dz_accounts_totp_check_and_consume(f->a, "SET0001", code, t + 30, 1, &v), 0);
     assert_int_equal(v, DZ_ACCOUNTS_OTP_BAD); /* the old authenticator */
     assert_int_equal(dz_totp_generate(new_key, 20, t, 6, code), 0);
     assert_int_equal(dz_accounts_totp_check_and_consume(f->a, "SET0001", code, t, 1, &v), 0);
     assert_int_equal(v, DZ_ACCOUNTS_OTP_OK); /* an earlier step than before: state reset */
+
+    /* an account whose TOTP was never used stays not active */
+    assert_int_equal(dz_accounts_create(f->a, "SET0002", "pw", 2, rfc_key, 20), 0);
+    assert_int_equal(dz_accounts_set_totp(f->a, "SET0002", new_key, sizeof(new_key)), 0);
+    assert_int_equal(dz_accounts_verify_password(f->a, "SET0002", "pw", 2, &ok, &info), 0);
+    assert_true(ok);
+    assert_false(info.totp_active);
 
     assert_int_equal(dz_accounts_set_password(f->a, "NONE001", "x", 1), DZ_ERR_NOTFOUND);
     assert_int_equal(dz_accounts_set_totp(f->a, "NONE001", new_key, 20), DZ_ERR_NOTFOUND);
@@ -491,6 +544,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_totp_replay, setup, teardown),
         cmocka_unit_test_setup_teardown(test_step_monotonic_two_handles, setup, teardown),
         cmocka_unit_test_setup_teardown(test_conditional_update, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reset_between_read_and_update, setup, teardown),
         cmocka_unit_test_setup_teardown(test_set_password_and_totp, setup, teardown),
         cmocka_unit_test_setup_teardown(test_corrupt_rows, setup, teardown),
     };

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "auth/regcode.h"
+#include "base/buf.h"
 #include "base/err.h"
 #include "base/fin.h"
 #include "state/sessidx.h"
@@ -88,6 +89,65 @@ static void test_bound_to_document_and_tries(void **state)
     /* spent: the right code is no longer there */
     assert_int_equal(dz_regcode_check(s, FIN, DOC, code, 2000, 3, &v, phone, &left), 0);
     assert_int_equal(v, DZ_REGCODE_NONE);
+    dz_store_free(s);
+}
+
+/* Guesses racing on one code: each reads the entry, and before, each was
+ * compared first and counted only when wrong, so every guess that had read
+ * the entry before the last allowed wrong one spent it was still compared,
+ * and a right one among them won.  The moment reproduced: the budget's
+ * tries are all counted (the last one has not yet spent the code). */
+static void test_racing_tries_over_budget_refused(void **state)
+{
+    struct dz_store *s = mk();
+    char code[DZ_REGCODE_DIGITS + 1], phone[DZ_REGCODE_PHONE_MAX + 1];
+    enum dz_regcode_verdict v;
+    unsigned left;
+    int64_t n = 0;
+
+    (void)state;
+    assert_int_equal(dz_regcode_issue(s, FIN, DOC, PHONE, 1000, TTL, code), 0);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(dz_store_incr(s, "fail_regcode", FIN, DZ_FIN_LEN, TTL, &n), 0);
+    assert_int_equal(n, 3);
+    /* the right code, as a fourth try of a budget of three */
+    assert_int_equal(dz_regcode_check(s, FIN, DOC, code, 2000, 3, &v, phone, &left), 0);
+    assert_int_not_equal(v, DZ_REGCODE_OK);
+    assert_int_equal(left, 0);
+    assert_string_equal(phone, "");
+    /* and the code is spent for good */
+    assert_int_equal(dz_regcode_check(s, FIN, DOC, code, 2000, 3, &v, phone, &left), 0);
+    assert_int_equal(v, DZ_REGCODE_NONE);
+    dz_store_free(s);
+}
+
+/* The same race after the budget's last wrong try spent the code: a guess
+ * that had read the entry before must not start a fresh count (it would be
+ * compared, and so on for every group of racing guesses).  Reproduced by
+ * putting the entry back as that guess read it. */
+static void test_spent_code_count_kept(void **state)
+{
+    struct dz_store *s = mk();
+    char code[DZ_REGCODE_DIGITS + 1], bad[DZ_REGCODE_DIGITS + 1];
+    char phone[DZ_REGCODE_PHONE_MAX + 1];
+    struct dz_buf entry;
+    enum dz_regcode_verdict v;
+    unsigned left;
+
+    (void)state;
+    assert_int_equal(dz_regcode_issue(s, FIN, DOC, PHONE, 1000, TTL, code), 0);
+    dz_buf_init(&entry, 128);
+    assert_int_equal(dz_store_get(s, "regcode", FIN, DZ_FIN_LEN, &entry), 0);
+    other(code, bad);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(dz_regcode_check(s, FIN, DOC, bad, 2000, 3, &v, phone, &left), 0);
+    assert_int_equal(left, 0); /* spent */
+    /* a racing guess's read of the entry, from before it was spent */
+    assert_int_equal(
+        dz_store_put(s, "regcode", FIN, DZ_FIN_LEN, entry.data, entry.len, TTL + 600000, 0), 0);
+    assert_int_equal(dz_regcode_check(s, FIN, DOC, code, 2000, 3, &v, phone, &left), 0);
+    assert_int_not_equal(v, DZ_REGCODE_OK);
+    dz_buf_wipe(&entry);
     dz_store_free(s);
 }
 
@@ -252,6 +312,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_right_code_once),
         cmocka_unit_test(test_bound_to_document_and_tries),
+        cmocka_unit_test(test_racing_tries_over_budget_refused),
+        cmocka_unit_test(test_spent_code_count_kept),
         cmocka_unit_test(test_expiry_and_reissue),
         cmocka_unit_test(test_mask),
         cmocka_unit_test(test_sessions_listed_and_ended),
