@@ -384,22 +384,6 @@ void dz_ep_card_tls_login(struct dz_rctx *c)
 
 /* ----------------------------------------------- portal origin: exchange */
 
-/* Only the browser that started the login (its pre-login cookie). */
-static bool bound(struct dz_rctx *c, const unsigned char binding[32])
-{
-    char buf[128];
-    size_t len;
-    unsigned char h[32];
-    bool ok;
-
-    if (!dz_rctx_cookie(c, DZ_COOKIE_CARD, buf, sizeof(buf), &len))
-        return false;
-    dz_sha256(buf, len, h);
-    ok = dz_secret_equal(h, sizeof(h), binding, 32);
-    dz_secret_wipe(buf, sizeof(buf));
-    return ok;
-}
-
 /* The code's fate is known: spent (ours now), unknown, or the store could
  * not say.  Then the binding, then the session. */
 static void code_taken(struct dz_rctx *c, int rc, const struct dz_buf *taken, void *arg)
@@ -425,7 +409,8 @@ static void code_taken(struct dz_rctx *c, int rc, const struct dz_buf *taken, vo
         return;
     }
     memcpy(&r, taken->data, sizeof(r));
-    if (!bound(c, r.binding)) {
+    /* Only the browser that started the login (its pre-login cookie). */
+    if (!dz_rctx_cookie_bound(c, DZ_COOKIE_CARD, r.binding)) {
         dz_login_refuse(c, MEANS,
                         json_pack("{s:s, s:s, s:s, s:s%}", "type", "login", "means", MEANS,
                                   "reason", "other_browser", "fin", r.fin,

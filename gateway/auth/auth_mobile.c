@@ -28,6 +28,7 @@
 #include "base/log.h"
 #include "base/secret.h"
 #include "core/certcheck.h"
+#include "core/cookies.h"
 #include "core/gwasync.h"
 #include "core/metrics.h"
 #include "keys/midcode.h"
@@ -56,6 +57,7 @@ struct mob_rec {
     char phone[20];
     unsigned char hash[32];
     char mssp_id[64];
+    unsigned char binding[32]; /* SHA-256 of the starting browser's cookie value */
 };
 
 /* An MSSP call in flight for request c: cancelled if the client goes. */
@@ -64,13 +66,15 @@ struct mssp_call {
     struct mob_rec rec;
     char id[ID_LEN + 1];
     char code[DZ_MID_CODE_LEN + 1];
-    bool holds_phone; /* release the per-phone lock when this call fails */
+    char bind_b64[48]; /* the start: the binding cookie's value, until answered */
+    bool holds_phone;  /* release the per-phone lock when this call fails */
 };
 
 static void call_free(struct dz_rctx *c, struct mssp_call *op, bool failed)
 {
     if (failed && op->holds_phone)
         dz_mssp_phone_release(c, op->rec.phone);
+    dz_secret_wipe(op, sizeof(*op));
     free(op);
 }
 
@@ -102,6 +106,7 @@ static void start_done(struct dz_rctx *c, void *arg)
     struct start_op *so = arg;
     struct mssp_call *op = so->op;
     char poll[64];
+    char cookie[160];
 
     if (so->rc != 0) {
         if (!c->closed)
@@ -111,11 +116,14 @@ static void start_done(struct dz_rctx *c, void *arg)
         return;
     }
     snprintf(poll, sizeof(poll), "/auth/mobile/%s", op->id);
+    snprintf(cookie, sizeof(cookie), DZ_COOKIE_MOBILE "=%s" DZ_COOKIE_MOBILE_ATTRS "%llu",
+             op->bind_b64, (unsigned long long)(so->ttl / 1000));
     if (!c->closed)
         dz_rctx_json(
             c, 202,
             json_pack("{s:s, s:s, s:s}", "id", op->id, "verification_code", op->code, "poll", poll),
-            NULL, 0);
+            &(struct dz_hdr){"set-cookie", cookie}, 1);
+    dz_secret_wipe(cookie, sizeof(cookie));
     call_free(c, op, false);
     free(so);
 }
@@ -171,6 +179,7 @@ static void phone_claimed(struct dz_rctx *c, bool ok, void *arg)
     struct mssp_call *op = arg;
     json_t *req = NULL;
     unsigned char rnd[ID_BYTES];
+    unsigned char bind[32];
     char hash_b64[64];
     char url[1100];
     char *text = NULL;
@@ -181,10 +190,17 @@ static void phone_claimed(struct dz_rctx *c, bool ok, void *arg)
     /* The hash is ours and random: the phone's signature is then good for
      * this one login only, and the MSSP cannot choose what gets signed. */
     if (dz_random(op->rec.hash, sizeof(op->rec.hash)) != 0 || dz_random(rnd, sizeof(rnd)) != 0 ||
+        dz_random(bind, sizeof(bind)) != 0 ||
         dz_mid_verification_code_str(op->rec.hash, sizeof(op->rec.hash), op->code) != 0) {
         dz_rctx_problem(c, "service_unavailable", NULL);
         goto out;
     }
+    /* The browser that starts is the one that collects (as the QR login):
+     * an id handed to another browser, or a victim's browser sent to the
+     * poll of a login the sender approved on their own phone (login CSRF),
+     * opens nothing.  The store keeps the hash of the cookie's value. */
+    dz_b64_encode_to(bind, sizeof(bind), true, op->bind_b64);
+    dz_sha256(op->bind_b64, strlen(op->bind_b64), op->rec.binding);
     dz_b64_encode_to(rnd, sizeof(rnd), true, op->id);
     dz_b64_encode_to(op->rec.hash, sizeof(op->rec.hash), false, hash_b64);
     req = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "relying_party", mc->relying_party,
@@ -201,6 +217,7 @@ static void phone_claimed(struct dz_rctx *c, bool ok, void *arg)
 out:
     if (op)
         call_free(c, op, true);
+    dz_secret_wipe(bind, sizeof(bind));
     free(text);
     json_decref(req);
 }
@@ -784,6 +801,12 @@ static void poll_read(void *arg, int rc, int64_t value, const void *data, size_t
     }
     if (rc != 0 || len != sizeof(struct mob_rec)) {
         dz_rctx_problem(c, "not_found", "no such mobile login (it may have finished or expired)");
+        goto out;
+    }
+    /* Checked before anything is asked or taken: a poll from another
+     * browser neither finishes nor spends the login. */
+    if (!dz_rctx_cookie_bound(c, DZ_COOKIE_MOBILE, ((const struct mob_rec *)data)->binding)) {
+        dz_rctx_problem(c, "forbidden", "this mobile login belongs to another browser");
         goto out;
     }
     p = calloc(1, sizeof(*p));

@@ -7,6 +7,7 @@
  *                      api_auth.c clears it at logout).
  *   DZ_COOKIE_QR       the QR login's browser binding (auth_qr.c).
  *   DZ_COOKIE_CARD     the browser card login's binding (auth_cardtls.c).
+ *   DZ_COOKIE_MOBILE   the mobile-signature login's binding (auth_mobile.c).
  * All carry the __Host- prefix (RFC 6265bis: Secure, Path=/, no Domain),
  * and all begin with DZ_COOKIE_PREFIX, so one prefix test recognises any
  * cookie of ours.
@@ -35,5 +36,10 @@
  * fetch, after the card listener sent the browser back).  Max-Age: it is
  * worth nothing once the login it binds has expired. */
 #define DZ_COOKIE_CARD_ATTRS "; Secure; HttpOnly; SameSite=Strict; Path=/; Max-Age="
+
+#define DZ_COOKIE_MOBILE DZ_COOKIE_PREFIX "-mob"
+/* Strict: only the portal's page that started the login polls for it (a
+ * same-origin fetch).  Max-Age: the login's record lifetime. */
+#define DZ_COOKIE_MOBILE_ATTRS "; Secure; HttpOnly; SameSite=Strict; Path=/; Max-Age="
 
 #endif

@@ -295,6 +295,21 @@ const char *dz_rctx_cookie(struct dz_rctx *c, const char *name, char *buf, size_
     return NULL;
 }
 
+bool dz_rctx_cookie_bound(struct dz_rctx *c, const char *name, const unsigned char binding[32])
+{
+    char buf[128];
+    size_t len;
+    unsigned char h[32];
+    bool ok;
+
+    if (!dz_rctx_cookie(c, name, buf, sizeof(buf), &len))
+        return false;
+    dz_sha256(buf, len, h);
+    ok = dz_secret_equal(h, sizeof(h), binding, 32);
+    dz_secret_wipe(buf, sizeof(buf));
+    return ok;
+}
+
 const char *dz_rctx_token(struct dz_rctx *c, char *buf, size_t buf_len, size_t *len,
                           bool *via_cookie)
 {

@@ -129,6 +129,11 @@ const char *dz_rctx_token(struct dz_rctx *c, char *buf, size_t buf_len, size_t *
 const char *dz_rctx_cookie(struct dz_rctx *c, const char *name, char *buf, size_t buf_len,
                            size_t *len);
 
+/* Whether the SHA-256 of cookie name's value is binding (compared in
+ * constant time): the browser collecting a login (QR, card in the browser,
+ * mobile signature) is the one that began it.  False without the cookie. */
+bool dz_rctx_cookie_bound(struct dz_rctx *c, const char *name, const unsigned char binding[32]);
+
 /* Look up the session without waiting on the loop for a shared store:
  * then(c, rc, arg) once, possibly before returning.  rc: 0 (c->session
  * and c->has_session filled), DZ_ERR_NOTFOUND (no or dead token) or

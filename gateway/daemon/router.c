@@ -286,6 +286,12 @@ void dz_router_on_request(struct dz_req *req, void *wdata)
         return;
     }
     if (on_card_listener(c)) {
+        /* One request per connection.  The card proves its key only in the
+         * handshake, and a browser keeps its connection after a login: a
+         * login started later on it would pass with the card pulled out and
+         * no PIN, as a resumed session would (lib/http/tls.c).  After
+         * GOAWAY the next request brings a new handshake. */
+        dz_req_goaway(c->req);
         if (!route_table(c, card_endpoints, sizeof(card_endpoints) / sizeof(card_endpoints[0]),
                          method, path, plen)) {
             c->route = "other";

@@ -439,6 +439,12 @@ bool dz_req_is_closed(const struct dz_req *r)
     return r->is_closed;
 }
 
+void dz_req_goaway(struct dz_req *r)
+{
+    if (!r->is_closed)
+        dz_h2conn_goaway(r->c);
+}
+
 bool dz_req_is_drain_cut(const struct dz_req *r)
 {
     return r->is_drain_cut;

@@ -252,6 +252,12 @@ int dz_req_end(struct dz_req *r);
  * later writes and the end are no-ops.  0, or DZ_ERR_NOMEM.  Closed or
  * already reset: 0, no-op. */
 int dz_req_reset(struct dz_req *r);
+/* The client's next request is to come on a new connection: GOAWAY now,
+ * naming the streams already received (this one included), which are still
+ * answered; the connection closes once they are.  For a listener where each
+ * request needs a handshake of its own (a client certificate proves its key
+ * only in the handshake).  Closed: no-op.  Loop thread only. */
+void dz_req_goaway(struct dz_req *r);
 /* Bytes written with dz_req_write and not yet sent (for back-pressure). */
 size_t dz_req_pending(const struct dz_req *r);
 

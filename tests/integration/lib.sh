@@ -321,15 +321,19 @@ login_person() {
     login "$1" "$(person "$1" password)" "$(person "$1" totp_secret)"
 }
 bearer() { printf 'authorization: Bearer %s' "$1"; }
+# mob_cookie: the "name=value" of the binding cookie the last POST
+# /auth/mobile set (only that browser may poll the login).
+mob_cookie() { hdr set-cookie | sed -n 's/^\(__Host-darvaza-mob=[^;]*\);.*/\1/p'; }
 # mobile_login FIN: a mobile-signature (high) session; sets MTOKEN.
 mobile_login() {
     MTOKEN=
     gw_json POST /auth/mobile "$(jq -nc --arg p "$(person "$1" phone)" --arg f "$1" '{phone:$p, fin:$f}')" -H "Origin: $GW_ORIGIN"
-    local id _
+    local id cookie _
     id=$(jb '.id // empty')
+    cookie=$(mob_cookie)
     [ -n "$id" ] || return 0
     for _ in 1 2 3; do
-        gw GET "/auth/mobile/$id?wait=10"
+        gw GET "/auth/mobile/$id?wait=10" -H "cookie: $cookie"
         [ "$STATUS" = 200 ] && [ "$(jb .state)" = pending ] || break
     done
     MTOKEN=$(jb '.token // empty')

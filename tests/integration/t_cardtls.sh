@@ -10,7 +10,7 @@
 # listener serves nothing else.
 . "$(dirname "$0")/lib.sh"
 
-plan 49
+plan 50
 
 CARD_URL=${CARD_URL:-https://localhost:8444}
 CARD_PORT=${CARD_URL##*:}
@@ -147,6 +147,21 @@ visit "$JUDGE"
 exchange "$(frag card-code)" "$BIND"
 is "$STATUS $(jb .fin) $(jb .acr) $(jq -r .role <<<"$(audit_last ".means == \"card_tls\" and .fin == \"$JFIN\"")")" \
     "200 $JFIN high judge" "a judge's card: a high session with the judge role"
+
+# ---- no login on a connection the card already opened ----------------------------------------
+# A browser keeps its connection to the card listener after a login; a login
+# started later on it would need no new signature by the card (the card
+# pulled out, no PIN).  Every answer there ends its connection (GOAWAY): two
+# logins in one client are two handshakes, each signed by the card.
+start
+R1_URL=$URL
+start
+R2_URL=$URL
+mapfile -t CARGS < <(card_args "$CIT")
+OUT=$("${CURL_GW[@]}" "${CARGS[@]}" -o /dev/null -o /dev/null -w '%{http_code} %{num_connects}\n' \
+    "$R1_URL" "$R2_URL" 2>"$WORK/curl.err")
+is "$(one_line "$OUT")" "303 1 303 1" \
+    "two card logins from one client: the second makes a new connection (a new handshake with the card)"
 
 # ---- binding and single use ------------------------------------------------------------------
 start

@@ -130,6 +130,7 @@ mob_start_on() {
     on "$1" gw_json POST /auth/mobile "$(jq -nc --arg p "$(person "$M" phone)" --arg f "$M" '{phone:$p, fin:$f}')" \
         -H "Origin: $GW_ORIGIN"
     MID=$(jb '.id // empty')
+    MCOOKIE=$(mob_cookie)
 }
 # session_on A|B TOKEN: the status of GET /auth/session there.
 session_on() {
@@ -142,7 +143,7 @@ for pair in "A B" "B A"; do
     is "$STATUS" 202 "a mobile login started on instance $1 -> 202"
     # One long poll (wait=20): "complete" from it means it answered before
     # its wait ended (else it would say "pending"); the phone approves.
-    on "$2" gw GET "/auth/mobile/$MID?wait=20"
+    on "$2" gw GET "/auth/mobile/$MID?wait=20" -H "cookie: $MCOOKIE"
     is "$STATUS $(jb .state) $(jb .fin)" "200 complete $M" \
         "the browser's one long poll on instance $2 -> complete with the holder's session"
     is "$(session_on "$1" "$(jb .token)")" 200 "that session works on instance $1"
@@ -166,7 +167,7 @@ mpoll() { # mpoll A|B: a long poll there into mpoll.A|B.{json,status}
     local url=$A_URL
     [ "$1" = B ] && url=$B_URL
     curl --http2 -sS --max-time 40 --cacert "$STATE_DIR/certs/root.pem" -o "$WORK/mpoll.$1.json" \
-        -w '%{http_code}' "$url/auth/mobile/$MID?wait=20" >"$WORK/mpoll.$1.status" 2>/dev/null
+        -H "cookie: $MCOOKIE" -w '%{http_code}' "$url/auth/mobile/$MID?wait=20" >"$WORK/mpoll.$1.status" 2>/dev/null
 }
 mpoll A &
 MPA=$!

@@ -76,8 +76,9 @@ OFF=$(people | jq -r 'map(select(.sim == true and (.phone_on | not) and (.sim_re
 gw_json POST /auth/mobile "$(jq -nc --arg p "$(person "$OFF" phone)" --arg f "$OFF" '{phone:$p, fin:$f}')" \
     -H "Origin: $GW_ORIGIN"
 MID=$(jb '.id // empty')
+MCOOKIE=$(mob_cookie)
 [ "$STATUS" = 202 ] && [ -n "$MID" ] || bail "mobile login did not start ($STATUS $BODY)"
-curl --http2 -sS -o /dev/null -D "$WORK/poll.hdr" -w '%{http_code}' --max-time 40 \
+curl --http2 -sS -o /dev/null -D "$WORK/poll.hdr" -w '%{http_code}' --max-time 40 -H "cookie: $MCOOKIE" \
     --cacert "$STATE_DIR/certs/root.pem" "$GW_URL/auth/mobile/$MID?wait=25" >"$WORK/poll" 2>/dev/null &
 POLL_PID=$!
 OWN_PIDS+=("$POLL_PID")

@@ -14,7 +14,7 @@ LOAD_WAIT=6              # their ?wait= (s); the 8 requests they wait on must ou
                          # whole load phase, so both timeouts are far above it (a loaded
                          # machine spends seconds starting the 50 polls)
 
-plan 51
+plan 54
 stack_start MSSP_USER_TIMEOUT=$USER_TIMEOUT MSSP_DELIVERY_TIMEOUT=$DELIVERY_TIMEOUT PHONE_DELAY_MS=400 \
     CONFIG_SET="mobile.phone_rate=$PHONE_RATE"
 
@@ -35,20 +35,28 @@ phone_log() { echo "$STATE_DIR/logs/phone$(($(ctl_of "$1") - 9110)).log"; }   # 
 diag "phones on: A=$A B=$B C=$C; revoked: D=$D; phones off: $E1 $E2 $E3 $E4"
 
 # ---- helpers ------------------------------------------------------------------------
-# mob_start PHONE FIN: POST /auth/mobile; MID and MCODE on 202.
+# mob_start PHONE FIN: POST /auth/mobile; MID, MCODE and the browser's
+# binding cookie (COOKIE_OF[MID]) on 202.
+declare -A COOKIE_OF
 mob_start() {
     gw_json POST /auth/mobile "$(jq -nc --arg p "$1" --arg f "$2" '{phone:$p, fin:$f}')" \
         -H "Origin: $GW_ORIGIN"
     MID='' MCODE=''
-    [ "$STATUS" = 202 ] && { MID=$(jb '.id // empty'); MCODE=$(jb '.verification_code // empty'); }
+    [ "$STATUS" = 202 ] && {
+        MID=$(jb '.id // empty')
+        MCODE=$(jb '.verification_code // empty')
+        COOKIE_OF[$MID]=$(mob_cookie)
+    }
     return 0
 }
+# mob_poll ID WAIT: one poll by the browser that started ID.
+mob_poll() { gw GET "/auth/mobile/$1?wait=$2" -H "cookie: ${COOKIE_OF[$1]:-}"; }
 # mob_wait ID [ROUNDS]: long-polls (10 s each) until the state is no longer
 # pending; the last answer in STATUS/BODY.
 mob_wait() {
     local _
     for _ in $(seq 1 "${2:-3}"); do
-        gw GET "/auth/mobile/$1?wait=10"
+        mob_poll "$1" 10
         [ "$STATUS" = 200 ] && [ "$(jb .state)" = pending ] || return 0
     done
 }
@@ -72,6 +80,15 @@ is "$STATUS" 202 "POST /auth/mobile -> 202"
 like "$MCODE" '^[0-9]{4}$' "the answer carries a 4-digit verification code"
 is "$(jb .poll)" "/auth/mobile/$MID" "and where to poll"
 like "$MID" '^[A-Za-z0-9_-]{22}$' "the request id is random base64url (128 bits)"
+like "$(hdr set-cookie)" '^__Host-darvaza-mob=[A-Za-z0-9_-]{43}; Secure; HttpOnly; SameSite=Strict; Path=/; Max-Age=[0-9]+$' \
+    "and the browser's binding cookie: __Host-, Secure, HttpOnly, SameSite=Strict"
+# Only that browser collects: an id carried elsewhere, or a victim's browser
+# sent to the poll of a login approved on the sender's phone (login CSRF),
+# opens nothing and spends nothing.
+gw GET "/auth/mobile/$MID?wait=1"
+problem 403 forbidden "a poll without the starting browser's cookie -> 403 forbidden"
+gw GET "/auth/mobile/$MID?wait=1" -H "cookie: __Host-darvaza-mob=$(printf 'A%.0s' $(seq 43))"
+problem 403 forbidden "a poll with another browser's cookie -> 403 forbidden"
 mob_wait "$MID"
 is "$(outcome)" "200 complete " "approved on the phone -> complete"
 is "$(jb '[.fin, .acr, (.amr|join(",")), .method] | join(" ")')" "$A high mob,pin mobile" \
@@ -81,7 +98,7 @@ like "$(hdr set-cookie)" '^__Host-darvaza=[^;]+;.*Secure.*HttpOnly' "the session
 is "$(ctl "$A" GET /shown | jq -r .verification_code)" "$MCODE" \
     "the phone showed the same verification code as the browser"
 like "$(ctl "$A" GET /shown | jq -r .display_text)" "Darvaza demo portal" "the phone showed the service's name"
-gw GET "/auth/mobile/$MID?wait=1"
+mob_poll "$MID" 1
 problem 404 not_found "a finished request completes once: the next poll is 404"
 gw GET /api/registry/me -H "$(bearer "$TOKEN")"
 is "$STATUS $(jb .fin)" "200 $A" "the mobile session reads the holder's registry record"
@@ -99,7 +116,7 @@ problem 429 request_pending "a second request to the same phone while one waits 
 mob_start "$(phone_of "$E2")" "$E2"
 E2_ID=$MID
 is "$STATUS" 202 "request to a phone that is switched off -> 202"
-gw GET "/auth/mobile/$C_ID?wait=1"
+mob_poll "$C_ID" 1
 is "$(outcome)" "200 pending " "meanwhile the poll answers pending"
 
 # ---- refused, wrong PIN, wrong FIN -----------------------------------------------------
@@ -197,17 +214,20 @@ for h in "$A" "$B" "$C" "$D" "$E1" "$E2" "$E3" "$E4"; do
     [ -n "$MID" ] && ids+=("$MID")
 done
 is "${#ids[@]}" 8 "8 mobile requests pending (4 ignored, 4 on phones that are off)"
-: >"$WORK/load.cfg"
-for i in $(seq 0 $((LOAD_POLLS - 1))); do
-    printf 'url = "%s/auth/mobile/%s?wait=%s"\noutput = "%s/poll.%s"\n' \
-        "$GW_URL" "${ids[$((i % ${#ids[@]}))]}" "$LOAD_WAIT" "$WORK" "$i" >>"$WORK/load.cfg"
-done
-# Browsers: five connections of ten streams each.
 : >"$WORK/load.out"
+# Browsers: five connections of ten streams each; one block of options per
+# poll ("next" between them), each with the binding cookie of its login.
 for k in 0 1 2 3 4; do
-    sed -n "$((k * 20 + 1)),$((k * 20 + 20))p" "$WORK/load.cfg" >"$WORK/load.$k.cfg"
-    curl --http2 -sS --max-time 40 --cacert "$STATE_DIR/certs/root.pem" --parallel --parallel-max 10 \
-        -K "$WORK/load.$k.cfg" -w '%{http_code} %{time_total}\n' >>"$WORK/load.out" 2>"$WORK/load.$k.err" &
+    : >"$WORK/load.$k.cfg"
+    for i in $(seq $((k * LOAD_POLLS / 5)) $(((k + 1) * LOAD_POLLS / 5 - 1))); do
+        id=${ids[$((i % ${#ids[@]}))]}
+        [ ! -s "$WORK/load.$k.cfg" ] || echo next >>"$WORK/load.$k.cfg"
+        printf '%s\n' "url = \"$GW_URL/auth/mobile/$id?wait=$LOAD_WAIT\"" \
+            "header = \"cookie: ${COOKIE_OF[$id]}\"" "output = \"$WORK/poll.$i\"" http2 silent show-error \
+            "max-time = 40" "cacert = \"$STATE_DIR/certs/root.pem\"" \
+            'write-out = "%{http_code} %{time_total}\n"' >>"$WORK/load.$k.cfg"
+    done
+    curl -sS --parallel --parallel-max 10 -K "$WORK/load.$k.cfg" >>"$WORK/load.out" 2>"$WORK/load.$k.err" &
     OWN_PIDS+=($!)
     load_pids+=($!)
 done

@@ -123,8 +123,9 @@ problem 403 insufficient_assurance "{password} with a password session -> 403 in
 MPHONE=$(person "$M" phone)
 gw_json POST /auth/mobile "$(jq -nc --arg p "$MPHONE" --arg f "$M" '{phone:$p, fin:$f}')" -H "Origin: $GW_ORIGIN"
 MID=$(jb '.id // empty')
+MCOOKIE=$(mob_cookie)
 for _ in 1 2 3; do
-    gw GET "/auth/mobile/$MID?wait=10"
+    gw GET "/auth/mobile/$MID?wait=10" -H "cookie: $MCOOKIE"
     [ "$STATUS" = 200 ] && [ "$(jb .state)" = pending ] || break
 done
 MTOKEN=$(jb '.token // empty')

@@ -595,6 +595,11 @@ bool dz_req_is_drain_cut(const struct dz_req *r)
     return false; /* the fake engine never drains */
 }
 
+void dz_req_goaway(struct dz_req *r)
+{
+    (void)r; /* the fake engine has one request per "connection" */
+}
+
 void dz_req_on_close(struct dz_req *r, void (*cb)(struct dz_req *r, void *arg), void *arg)
 {
     if (r->closed)

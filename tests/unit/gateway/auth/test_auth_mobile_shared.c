@@ -20,6 +20,7 @@
 
 #include "base/buf.h"
 #include "base/err.h"
+#include "base/secret.h"
 #include "core/wake.h"
 #include "harness/fake_gw.h"
 #include "harness/fake_pki.h"
@@ -28,6 +29,9 @@
 #define FIN "5ABC123"
 #define PHONE "+994501234567"
 #define ID "AAAAAAAAAAAAAAAAAAAAAA" /* 22 characters, as the gateway's ids */
+/* The starting browser's binding cookie (its value is hashed in the record). */
+#define BIND "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
+#define COOKIE "__Host-darvaza-mob=" BIND
 
 /* The record auth_mobile.c keeps of a pending login (its fixed layout). */
 struct mob_rec {
@@ -35,6 +39,7 @@ struct mob_rec {
     char phone[20];
     unsigned char hash[32];
     char mssp_id[64];
+    unsigned char binding[32];
 };
 
 struct fx {
@@ -77,6 +82,7 @@ static int setup(void **state)
     memcpy(rec.fin, FIN, sizeof(FIN));
     memcpy(rec.phone, PHONE, sizeof(PHONE));
     snprintf(rec.mssp_id, sizeof(rec.mssp_id), "mssp-session-1");
+    dz_sha256(BIND, strlen(BIND), rec.binding);
     assert_int_equal(
         dz_store_put(f->g->gw.store, "mob", ID, strlen(ID), &rec, sizeof(rec), 60000, DZ_STORE_NX),
         0);
@@ -95,12 +101,23 @@ static int teardown(void **state)
     return 0;
 }
 
-static struct dz_req *poll_req(struct fx *f, const char *query)
+/* A poll by the browser that started the login (cookie COOKIE), or by
+ * another one (cookie: that cookie, or NULL for none). */
+static struct dz_req *poll_as(struct fx *f, const char *query, const char *cookie)
 {
     char path[96];
+    struct dz_req *r;
 
     snprintf(path, sizeof(path), "/auth/mobile/%s%s", ID, query);
-    return fake_gw_req(f->g, "GET", path);
+    r = fake_gw_req(f->g, "GET", path);
+    if (cookie)
+        fake_req_add_header(r, "cookie", cookie);
+    return r;
+}
+
+static struct dz_req *poll_req(struct fx *f, const char *query)
+{
+    return poll_as(f, query, COOKIE);
 }
 
 static void assert_problem(struct dz_req *r, int status, const char *code)
@@ -249,6 +266,36 @@ static void test_waiting_poll_reset(void **state)
     assert_true(present(f, "mob"));
 }
 
+/* Only the browser that started the login collects it: a poll without
+ * its cookie (an id carried elsewhere, or a victim's browser sent to the
+ * poll of a login approved on the sender's phone) is 403 and takes nothing,
+ * even once the answer is there; the starting browser then finishes. */
+static void test_other_browser_refused(void **state)
+{
+    struct fx *f = *state;
+    static const char *const others[] = {
+        NULL,
+        "__Host-darvaza-mob=cccccccccccccccccccccccccccccccccccccccccc",
+        "__Host-darvaza-qr=" BIND,
+    };
+    struct dz_req *r;
+
+    share_refusal(f);
+    for (size_t i = 0; i < sizeof(others) / sizeof(others[0]); i++) {
+        r = poll_as(f, "?wait=1", others[i]);
+        assert_true(fake_gw_roundtrip(f->g, r));
+        assert_problem(r, 403, "forbidden");
+        assert_null(fake_req_resp_header(r, "set-cookie"));
+        fake_req_free(r);
+    }
+    assert_true(present(f, "mob"));
+    assert_true(present(f, "mobres"));
+    r = poll_req(f, "");
+    assert_true(fake_gw_roundtrip(f->g, r));
+    assert_failed_cancelled(r);
+    fake_req_free(r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -257,6 +304,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_lease_held_pending, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lease_taken_and_released, setup, teardown),
         cmocka_unit_test_setup_teardown(test_waiting_poll_reset, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_other_browser_refused, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
