@@ -1,0 +1,167 @@
+/*
+ * test_signed_docs.c - the gateway's signed documents through the router on
+ * the request-layer harness: the public validation report's rate limit
+ * (POST /api/documents/verify, gateway/sign/api_documents.c) counted per
+ * client address with an IPv6 /64 as one address.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "base/b64.h"
+#include "harness/fake_gw.h"
+#include "harness/fake_pki.h"
+#include "keys/assertion.h"
+#include "pki/cades.h"
+#include "pki/certid.h"
+
+#define FIN "5ABC123"
+#define DOC "{\"case\":\"2-1234/2026\",\"party\":\"7XYZ987\",\"text\":\"Notice\"}"
+
+static const char policy[] = "service: court\n"
+                             "registered_as: \"DIS-7002\"\n"
+                             "upstream: @UPSTREAM@\n"
+                             "upstream_http: http1\n"
+                             "routes:\n"
+                             "  - path: /api/court/notices\n"
+                             "    methods: [POST]\n"
+                             "    means: [sc]\n"
+                             "    role: judge\n"
+                             "    require_signed_body: true\n"
+                             "limits: { body: 1MiB, timeout: 10s }\n";
+
+struct fx {
+    struct fake_gw *g;
+    struct fake_pki_ca cards;
+    EVP_PKEY *key;
+    X509 *judge;   /* the judge's non-repudiation certificate (judge policy, title) */
+    X509 *citizen; /* the same person's citizen card: no judge role */
+};
+
+static void write_trust(const char *dir, void *arg)
+{
+    struct fx *f = arg;
+    char path[256];
+
+    snprintf(path, sizeof(path), "%s/esign-chain.pem", dir);
+    fake_pki_ca_write(&f->cards, path);
+}
+
+/* A signing certificate of the card profile: nonRepudiation, the card
+ * policy, and for a judge the judge policy and title=Judge. */
+static X509 *signing_cert(struct fx *f, bool judge, long serial)
+{
+    const char *exts[] = {"keyUsage=critical,nonRepudiation",
+                          judge ? "certificatePolicies=" DZ_CERTID_POLICY_CARD
+                                  "," DZ_CERTID_POLICY_JUDGE
+                                : "certificatePolicies=" DZ_CERTID_POLICY_CARD,
+                          "subjectKeyIdentifier=hash", "authorityKeyIdentifier=keyid:always", NULL};
+
+    return fake_pki_cert(judge ? "CN=Ayten Quliyeva/serialNumber=PNOAZ-" FIN "/title=Judge"
+                               : "CN=Ayten Quliyeva/serialNumber=PNOAZ-" FIN,
+                         serial, f->key, f->cards.ca, f->cards.ca_key, exts);
+}
+
+static int setup(void **state)
+{
+    struct fx *f = calloc(1, sizeof(*f));
+    struct fake_gw_opts o = {
+        .policy_yaml = policy,
+        .config_extra = "cards:\n"
+                        "  ca: @DIR@/esign-chain.pem\n"
+                        "  revocation: none\n"
+                        "documents:\n"
+                        "  tsa_url: http://127.0.0.1:9/\n"
+                        "  tsa_ca: @DIR@/esign-chain.pem\n"
+                        "  tsa_timeout: 2s\n"
+                        "  verify_rate: 2\n",
+        .prepare = write_trust,
+    };
+
+    assert_non_null(f);
+    fake_pki_ca_init(&f->cards, "Test E-Signature");
+    f->key = fake_pki_key();
+    f->judge = signing_cert(f, true, 200);
+    f->citizen = signing_cert(f, false, 201);
+    o.prepare_arg = f;
+    assert_int_equal(fake_gw_new(&o, &f->g), 0);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fx *f = *state;
+    bool idle = fake_gw_free(f->g);
+
+    fake_pki_ca_cleanup(&f->cards);
+    EVP_PKEY_free(f->key);
+    X509_free(f->judge);
+    X509_free(f->citizen);
+    free(f);
+    assert_true(idle);
+    return 0;
+}
+
+static void assert_problem(struct dz_req *r, int status, const char *code)
+{
+    char buf[64];
+
+    assert_int_equal(fake_req_status(r), status);
+    assert_string_equal(fake_req_problem_code(r, buf, sizeof(buf)), code);
+}
+
+/* ------------------------------------------------- the report's rate */
+
+/* POST /api/documents/verify {} from ip: 400 invalid_request once counted
+ * within the rate, 429 rate_limited beyond it. */
+static int verify_from(struct fake_gw *g, const char *ip)
+{
+    struct dz_req *r = fake_gw_req(g, "POST", "/api/documents/verify");
+    int status;
+
+    fake_req_set_peer(r, ip);
+    fake_req_set_json(r, "{}");
+    assert_true(fake_gw_roundtrip(g, r));
+    status = fake_req_status(r);
+    if (status == 429)
+        assert_problem(r, 429, "rate_limited");
+    else
+        assert_problem(r, 400, "invalid_request");
+    fake_req_free(r);
+    return status;
+}
+
+static void test_verify_rate_per_prefix(void **state)
+{
+    struct fx *f = *state;
+
+    /* documents.verify_rate 2: the third call of one address in a minute
+     * is refused, IPv4 as before. */
+    assert_int_equal(verify_from(f->g, "192.0.2.10"), 400);
+    assert_int_equal(verify_from(f->g, "192.0.2.10"), 400);
+    assert_int_equal(verify_from(f->g, "192.0.2.10"), 429);
+    /* A host holds a whole IPv6 /64: a new address of the same /64 per
+     * call must not be a new budget (each call validates a chain and may
+     * fetch OCSP). */
+    assert_int_equal(verify_from(f->g, "2001:db8:5:6::1"), 400);
+    assert_int_equal(verify_from(f->g, "2001:db8:5:6::2"), 400);
+    assert_int_equal(verify_from(f->g, "2001:db8:5:6:ffff::3"), 429);
+    /* Another /64 has its own count. */
+    assert_int_equal(verify_from(f->g, "2001:db8:5:7::1"), 400);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_verify_rate_per_prefix),
+    };
+
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
