@@ -26,7 +26,15 @@
 
 #include "base/compat.h"
 
-enum outcome { OUT_OK, OUT_REJECTED, OUT_MISMATCH, OUT_MALFORMED, OUT_TSA, OUT_INTERNAL };
+enum outcome {
+    OUT_OK,
+    OUT_REJECTED,
+    OUT_MISMATCH,
+    OUT_ROLE_MISMATCH,
+    OUT_MALFORMED,
+    OUT_TSA,
+    OUT_INTERNAL
+};
 
 struct sb_op {
     dz_signed_body_cb cb;
@@ -46,6 +54,9 @@ struct sb_op {
     /* A copy: work() runs on a pool thread and must not read c->session,
      * which belongs to the loop. */
     char session_fin[8];
+    /* The role the route requires of the session ("judge"), or "": the
+     * signature must be made in that role too. */
+    char role[33]; /* policy_load.c: a role name is at most 32 characters */
     struct dz_cades_verify_opts opts;
     const char *tsa_url;
     const char *tsa_ca;
@@ -135,6 +146,14 @@ static void work(void *arg)
      * signature by someone else is not their document. */
     if (!op->rep.fin[0] || strcmp(op->rep.fin, op->session_fin) != 0) {
         op->outcome = OUT_MISMATCH;
+        return;
+    }
+    /* On a route for a role (a judge's), the session's role came from the
+     * login certificate; the signature must carry it as well.  The same
+     * person's citizen card signs as a private person: that is not the
+     * judge's act, however valid the signature. */
+    if (op->role[0] && strcmp(op->rep.role, op->role) != 0) {
+        op->outcome = OUT_ROLE_MISMATCH;
         return;
     }
     if (op->rep.level == 'T') {
@@ -272,6 +291,12 @@ static void done(struct dz_rctx *c, void *arg)
     case OUT_MISMATCH:
         refuse(c, op, "signer_mismatch", "the document is not signed by the person signed in");
         goto refused;
+    case OUT_ROLE_MISMATCH:
+        snprintf(detail, sizeof(detail),
+                 "the signing certificate does not carry the role %s this route requires",
+                 op->role);
+        refuse(c, op, "signer_mismatch", detail);
+        goto refused;
     case OUT_TSA:
         refuse(c, op, "timestamp_unavailable", op->detail[0] ? op->detail : NULL);
         goto refused;
@@ -383,6 +408,8 @@ void dz_signed_body_start(struct dz_rctx *c, const struct dz_policy_route *r, co
     }
     op->purpose = purpose && purpose[0] ? purpose : NULL;
     memcpy(op->session_fin, c->session.fin, sizeof(op->session_fin));
+    if (r && r->role)
+        snprintf(op->role, sizeof(op->role), "%s", r->role);
     dz_documents_opts(c, &op->opts);
     op->tsa_url = dc->tsa_url;
     op->tsa_ca = dc->tsa_ca;

@@ -9,7 +9,8 @@
  *    "party": FIN (optional: the person the document concerns)}
  * The gateway verifies the signature (certificate chain to the card or
  * mobile-signature CA, nonRepudiation, revocation), requires the signer's
- * FIN to be the session's FIN, raises the signature to level T at the TSA,
+ * FIN to be the session's FIN (and, on a route with a role, the signing
+ * certificate to carry that role), raises the signature to level T at the TSA,
  * and forwards the same envelope with the level-T signature.  When "party"
  * is given and the request carries a Darvaza-Purpose, the back end also
  * gets Darvaza-Onward-Assertion: an assertion signed by the gateway for the

@@ -2,7 +2,12 @@
  * test_signed_docs.c - the gateway's signed documents through the router on
  * the request-layer harness: the public validation report's rate limit
  * (POST /api/documents/verify, gateway/sign/api_documents.c) counted per
- * client address with an IPv6 /64 as one address.
+ * client address with an IPv6 /64 as one address, and the signed-body step
+ * of a require_signed_body route (gateway/sign/signed_body.c) refusing a
+ * signature whose certificate lacks the role the route requires.  The
+ * signatures are real CAdES-B (lib/pki/cades.c) by throwaway keys under a
+ * test card CA; the TSA is a closed port, so a signature that passes every
+ * check before the time-stamp ends as 503 timestamp_unavailable.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -157,10 +162,85 @@ static void test_verify_rate_per_prefix(void **state)
     assert_int_equal(verify_from(f->g, "2001:db8:5:7::1"), 400);
 }
 
+/* ------------------------------------------------ the signed body */
+
+/* The envelope {"document","signature"} of a CAdES-B by cert over DOC. */
+static char *envelope(struct fx *f, X509 *cert)
+{
+    STACK_OF(X509) *chain = sk_X509_new_null();
+    unsigned char *sig = NULL;
+    size_t sig_len = 0;
+    char *doc_b64 = NULL, *sig_b64 = NULL, *text;
+    json_t *j;
+
+    assert_non_null(chain);
+    assert_true(sk_X509_push(chain, f->cards.ca) > 0);
+    assert_int_equal(dz_cades_sign(DOC, strlen(DOC), cert, chain, 0, dz_cades_sign_with_pkey,
+                                   f->key, &sig, &sig_len),
+                     0);
+    sk_X509_free(chain);
+    assert_int_equal(dz_b64_encode(DOC, strlen(DOC), false, &doc_b64), 0);
+    assert_int_equal(dz_b64_encode(sig, sig_len, false, &sig_b64), 0);
+    j = json_pack("{s:s, s:s}", "document", doc_b64, "signature", sig_b64);
+    text = json_dumps(j, JSON_COMPACT);
+    assert_non_null(text);
+    json_decref(j);
+    OPENSSL_free(sig);
+    free(doc_b64);
+    free(sig_b64);
+    return text;
+}
+
+static struct dz_req *file_notice(struct fake_gw *g, const char *token, const char *body)
+{
+    struct dz_req *r = fake_gw_req(g, "POST", "/api/court/notices");
+
+    fake_req_bearer(r, token);
+    fake_req_set_json(r, body);
+    assert_true(fake_gw_roundtrip(g, r));
+    return r;
+}
+
+static void test_signer_role(void **state)
+{
+    struct fx *f = *state;
+    char judge[64];
+    char *body;
+    struct dz_req *r;
+    json_t *line;
+
+    fake_gw_session(f->g, FIN, "card", DZ_AMR_SC | DZ_AMR_PIN, "high", "judge", judge);
+
+    /* The control: the judge's signature passes every check before the
+     * time-stamp, and the TSA (a closed port) is what stops it. */
+    body = envelope(f, f->judge);
+    r = file_notice(f->g, judge, body);
+    assert_problem(r, 503, "timestamp_unavailable");
+    fake_req_free(r);
+    free(body);
+
+    /* The same judge signed in, the same FIN, but the signature made with
+     * their citizen card: a valid signature of the person, not an act in
+     * the judge's role the route requires.  Refused before the TSA is
+     * asked, audited, nothing forwarded. */
+    body = envelope(f, f->citizen);
+    r = file_notice(f->g, judge, body);
+    assert_problem(r, 403, "signer_mismatch");
+    line = fake_gw_audit_find(f->g, fake_req_resp_header(r, "darvaza-request-id"), "signed_body");
+    assert_non_null(line);
+    assert_string_equal(json_string_value(json_object_get(line, "reason")), "signer_mismatch");
+    assert_string_equal(json_string_value(json_object_get(line, "signer_fin")), FIN);
+    json_decref(line);
+    fake_req_free(r);
+    free(body);
+    assert_int_equal(fake_upstream_requests(f->g->up), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_verify_rate_per_prefix),
+        cmocka_unit_test(test_signer_role),
     };
 
     return cmocka_run_group_tests(tests, setup, teardown);
