@@ -827,6 +827,15 @@ static int verify_impl(const void *doc, size_t doc_len, const unsigned char *doc
         snprintf(out->role, sizeof(out->role), "%s", id.role);
     }
     check_signed_attrs(si, doc, doc_len, doc_sha256, out, &v);
+    /* The signer writes signing-time: one after the validation time is a
+     * claim no signature made so far can truly make.  Shown as it is, it
+     * would stand in the report as when the document was signed, and the
+     * gateway would time-stamp it into a level T whose time-stamp comes
+     * before its signing (TIMESTAMP_ORDER_FAILURE for every later reader). */
+    if (out->signing_time > (o->at ? o->at : (int64_t)time(NULL)) + DZ_CADES_TS_SKEW_S) {
+        add_check(out, "signed_attributes", "failed", "signing-time is in the future");
+        indet(&v, "SIG_CONSTRAINTS_FAILURE");
+    }
     /* RFC 5652 11.1: the content-type attribute must equal eContentType.
      * The attribute is signed and must be id-data; eContentType is not
      * under the signature, so it is compared here, or an altered one (a

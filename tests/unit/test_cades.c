@@ -368,6 +368,50 @@ static void test_tampered(void **state)
     free(sig);
 }
 
+/* signing-time is the signer's claim: one after the validation time
+ * (beyond DZ_CADES_TS_SKEW_S of clock skew) does not pass, at level B as
+ * in a report or before the gateway's time-stamp; validated later, when
+ * that time has come, the same signature passes. */
+static void test_future_signing_time(void **state)
+{
+    unsigned char *sig = NULL;
+    size_t len = 0;
+    struct dz_cades_report r;
+    struct dz_cades_verify_opts o = opts(trust_plain);
+    STACK_OF(X509) *chain = sk_X509_new_null();
+
+    (void)state;
+    sk_X509_push(chain, ca);
+    assert_int_equal(dz_cades_sign(DOC, strlen(DOC), signer, chain, T0 + 3600,
+                                   dz_cades_sign_with_pkey, leaf_key, &sig, &len),
+                     0);
+    assert_int_equal(dz_cades_verify(DOC, strlen(DOC), sig, len, &o, &r), 0);
+    assert_string_equal(r.indication, "INDETERMINATE");
+    assert_string_equal(r.sub_indication, "SIG_CONSTRAINTS_FAILURE");
+    {
+        bool said = false;
+        for (size_t i = 0; i < r.nchecks; i++)
+            said = said || (strcmp(r.checks[i].name, "signed_attributes") == 0 &&
+                            strcmp(r.checks[i].result, "failed") == 0 &&
+                            strstr(r.checks[i].detail, "future") != NULL);
+        assert_true(said);
+    }
+    assert_string_equal(check_result(&r, "signature"), "passed");
+    o.at = T0 + 3600;
+    assert_int_equal(dz_cades_verify(DOC, strlen(DOC), sig, len, &o, &r), 0);
+    assert_string_equal(r.indication, "TOTAL_PASSED");
+    free(sig);
+    /* Within the skew: a signer's clock a little ahead is not refused. */
+    o.at = 0;
+    assert_int_equal(dz_cades_sign(DOC, strlen(DOC), signer, chain, T0 + 60,
+                                   dz_cades_sign_with_pkey, leaf_key, &sig, &len),
+                     0);
+    assert_int_equal(dz_cades_verify(DOC, strlen(DOC), sig, len, &o, &r), 0);
+    assert_string_equal(r.indication, "TOTAL_PASSED");
+    free(sig);
+    sk_X509_free(chain);
+}
+
 static void test_certificates(void **state)
 {
     unsigned char *sig = NULL;
@@ -883,6 +927,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sign_verify_b),
         cmocka_unit_test(test_tampered),
+        cmocka_unit_test(test_future_signing_time),
         cmocka_unit_test(test_certificates),
         cmocka_unit_test(test_garbage),
         cmocka_unit_test(test_level_t),
