@@ -264,6 +264,36 @@ static void onward_signed(struct dz_rctx *c, int rc, char *token, void *arg)
     deliver(c, op);
 }
 
+/*
+ * The onward assertion lends the back end the signer's own authority for
+ * one registry read, which the registry then serves whole (it trusts the
+ * gateway's signature, not the registry policy's release list).  So it is
+ * made only when the signer, as signed in, would be let through that very
+ * request at the gateway: the registry policy's route for op->htu (means,
+ * acr, role, purpose).  A require_signed_body route open to anyone must
+ * not let its back end read any person's record.
+ */
+static bool onward_allowed(struct dz_rctx *c, const struct sb_op *op)
+{
+    struct dz_policy_match m;
+    struct dz_policy_subject subj;
+    enum dz_decision d = DZ_DENY;
+    const char *code = NULL, *rule = NULL;
+
+    if (dz_policy_match(c->gen->policies, "GET", op->htu, &m) != 0 || m.status != DZ_MATCH_FOUND ||
+        strcmp(m.service->name, DZ_DOCUMENTS_ONWARD_SERVICE) != 0)
+        return false;
+    memset(&subj, 0, sizeof(subj));
+    subj.fin = c->session.fin;
+    if (dz_policy_acr_parse(c->session.acr, &subj.acr) != 0)
+        subj.acr = DZ_ACR_NONE;
+    subj.amr = c->session.amr;
+    subj.role = c->session.role[0] ? c->session.role : NULL;
+    return dz_policy_eval(m.route, &subj, op->purpose, m.fin[0] ? m.fin : NULL, &d, &code, &rule) ==
+               0 &&
+           d == DZ_ALLOW;
+}
+
 static void done(struct dz_rctx *c, void *arg)
 {
     struct sb_op *op = arg;
@@ -319,11 +349,11 @@ static void done(struct dz_rctx *c, void *arg)
     memcpy(op->sb->fin, op->rep.fin, sizeof(op->sb->fin));
     json_decref(out);
     free(b64);
-    if (op->party[0] && op->purpose &&
-        dz_policy_service_find(c->gen->policies, DZ_DOCUMENTS_ONWARD_SERVICE)) {
+    if (op->party[0])
+        snprintf(op->htu, sizeof(op->htu), "/api/registry/persons/%s", op->party);
+    if (op->party[0] && op->purpose && onward_allowed(c, op)) {
         /* The registry lookup the back end will make for this document:
          * narrowed to this party, this purpose, one GET, 60 s at most. */
-        snprintf(op->htu, sizeof(op->htu), "/api/registry/persons/%s", op->party);
         dz_b64_encode_to(c->session.sid, sizeof(c->session.sid), true, op->sid);
         /* The strings below point into op and c; both live until onward_signed
          * runs (gwasync.h: they must stay valid until then). */

@@ -19,12 +19,15 @@
 
 #include <cmocka.h>
 
+#include <openssl/ts.h>
+
 #include "base/b64.h"
 #include "harness/fake_gw.h"
 #include "harness/fake_pki.h"
 #include "keys/assertion.h"
 #include "pki/cades.h"
 #include "pki/certid.h"
+#include "pki/tsp.h"
 
 #define FIN "5ABC123"
 #define DOC "{\"case\":\"2-1234/2026\",\"party\":\"7XYZ987\",\"text\":\"Notice\"}"
@@ -38,8 +41,28 @@ static const char policy[] = "service: court\n"
                              "    methods: [POST]\n"
                              "    means: [sc]\n"
                              "    role: judge\n"
+                             "    purpose: required\n"
+                             "    require_signed_body: true\n"
+                             "  - path: /api/court/letters\n"
+                             "    methods: [POST]\n"
+                             "    acr: low\n"
+                             "    purpose: optional\n"
                              "    require_signed_body: true\n"
                              "limits: { body: 1MiB, timeout: 10s }\n";
+
+/* The registry's policy for a lookup of another person, as
+ * policies/registry.yaml has it. */
+static const char registry_policy[] = "service: registry\n"
+                                      "registered_as: \"DIS-7001\"\n"
+                                      "upstream: http://127.0.0.1:9\n"
+                                      "upstream_http: http1\n"
+                                      "routes:\n"
+                                      "  - path: /api/registry/persons/{fin}\n"
+                                      "    methods: [GET]\n"
+                                      "    means: [sc]\n"
+                                      "    role: judge\n"
+                                      "    purpose: required\n"
+                                      "    release: [fin, name, phones]\n";
 
 struct fx {
     struct fake_gw *g;
@@ -47,6 +70,8 @@ struct fx {
     EVP_PKEY *key;
     X509 *judge;   /* the judge's non-repudiation certificate (judge policy, title) */
     X509 *citizen; /* the same person's citizen card: no judge role */
+    EVP_PKEY *tsa_key;
+    X509 *tsa; /* a TSA under the card root (documents.tsa_ca is that chain) */
 };
 
 static void write_trust(const char *dir, void *arg)
@@ -56,6 +81,7 @@ static void write_trust(const char *dir, void *arg)
 
     snprintf(path, sizeof(path), "%s/esign-chain.pem", dir);
     fake_pki_ca_write(&f->cards, path);
+    assert_int_equal(fake_gw_write_file(dir, "policies/registry.yaml", registry_policy, 0600), 0);
 }
 
 /* A signing certificate of the card profile: nonRepudiation, the card
@@ -94,6 +120,12 @@ static int setup(void **state)
     f->key = fake_pki_key();
     f->judge = signing_cert(f, true, 200);
     f->citizen = signing_cert(f, false, 201);
+    f->tsa_key = fake_pki_key();
+    f->tsa = fake_pki_cert("CN=Test TSA", 202, f->tsa_key, f->cards.root, f->cards.root_key,
+                           (const char *const[]){"keyUsage=critical,digitalSignature",
+                                                 "extendedKeyUsage=critical,timeStamping",
+                                                 "subjectKeyIdentifier=hash",
+                                                 "authorityKeyIdentifier=keyid:always", NULL});
     o.prepare_arg = f;
     assert_int_equal(fake_gw_new(&o, &f->g), 0);
     *state = f;
@@ -109,6 +141,8 @@ static int teardown(void **state)
     EVP_PKEY_free(f->key);
     X509_free(f->judge);
     X509_free(f->citizen);
+    EVP_PKEY_free(f->tsa_key);
+    X509_free(f->tsa);
     free(f);
     assert_true(idle);
     return 0;
@@ -164,8 +198,48 @@ static void test_verify_rate_per_prefix(void **state)
 
 /* ------------------------------------------------ the signed body */
 
-/* The envelope {"document","signature"} of a CAdES-B by cert over DOC. */
-static char *envelope(struct fx *f, X509 *cert)
+/* sig raised to level T by the test's TSA (an in-process TS_RESP_CTX
+ * answering the gateway's own request form): *sig is replaced. */
+static void stamp(struct fx *f, unsigned char **sig, size_t *sig_len)
+{
+    unsigned char d[32], nonce[8];
+    unsigned char *req = NULL, *tok = NULL, *sig_t = NULL;
+    size_t req_len = 0, sig_t_len = 0;
+    TS_RESP_CTX *ctx = TS_RESP_CTX_new();
+    ASN1_OBJECT *pol = OBJ_txt2obj("1.3.6.1.4.1.55555.3.1", 1);
+    BIO *in;
+    TS_RESP *resp;
+    int n;
+
+    assert_int_equal(dz_cades_signature_digest(*sig, *sig_len, d), 0);
+    assert_int_equal(dz_tsp_request_der(d, nonce, &req, &req_len), 0);
+    assert_int_equal(TS_RESP_CTX_set_signer_cert(ctx, f->tsa), 1);
+    assert_int_equal(TS_RESP_CTX_set_signer_key(ctx, f->tsa_key), 1);
+    TS_RESP_CTX_set_signer_digest(ctx, EVP_sha256());
+    TS_RESP_CTX_set_ess_cert_id_digest(ctx, EVP_sha256());
+    TS_RESP_CTX_set_def_policy(ctx, pol);
+    TS_RESP_CTX_add_md(ctx, EVP_sha256());
+    in = BIO_new_mem_buf(req, (int)req_len);
+    resp = TS_RESP_create_response(ctx, in);
+    assert_non_null(resp);
+    assert_non_null(TS_RESP_get_token(resp));
+    n = i2d_PKCS7(TS_RESP_get_token(resp), &tok);
+    assert_true(n > 0);
+    assert_int_equal(dz_cades_add_timestamp(*sig, *sig_len, tok, (size_t)n, &sig_t, &sig_t_len), 0);
+    OPENSSL_free(*sig);
+    *sig = sig_t;
+    *sig_len = sig_t_len;
+    OPENSSL_free(tok);
+    TS_RESP_free(resp);
+    BIO_free(in);
+    ASN1_OBJECT_free(pol);
+    TS_RESP_CTX_free(ctx);
+    OPENSSL_free(req);
+}
+
+/* The envelope {"document","signature"[,"party"]} of a CAdES signature by
+ * cert over DOC, level B, or T when level_t. */
+static char *envelope_for(struct fx *f, X509 *cert, bool level_t, const char *party)
 {
     STACK_OF(X509) *chain = sk_X509_new_null();
     unsigned char *sig = NULL;
@@ -179,9 +253,13 @@ static char *envelope(struct fx *f, X509 *cert)
                                    f->key, &sig, &sig_len),
                      0);
     sk_X509_free(chain);
+    if (level_t)
+        stamp(f, &sig, &sig_len);
     assert_int_equal(dz_b64_encode(DOC, strlen(DOC), false, &doc_b64), 0);
     assert_int_equal(dz_b64_encode(sig, sig_len, false, &sig_b64), 0);
     j = json_pack("{s:s, s:s}", "document", doc_b64, "signature", sig_b64);
+    if (party)
+        json_object_set_new(j, "party", json_string(party));
     text = json_dumps(j, JSON_COMPACT);
     assert_non_null(text);
     json_decref(j);
@@ -191,14 +269,26 @@ static char *envelope(struct fx *f, X509 *cert)
     return text;
 }
 
-static struct dz_req *file_notice(struct fake_gw *g, const char *token, const char *body)
+static char *envelope(struct fx *f, X509 *cert)
 {
-    struct dz_req *r = fake_gw_req(g, "POST", "/api/court/notices");
+    return envelope_for(f, cert, false, NULL);
+}
+
+static struct dz_req *post_signed(struct fake_gw *g, const char *path, const char *token,
+                                  const char *body)
+{
+    struct dz_req *r = fake_gw_req(g, "POST", path);
 
     fake_req_bearer(r, token);
+    fake_req_add_header(r, "darvaza-purpose", "2-1234/2026");
     fake_req_set_json(r, body);
     assert_true(fake_gw_roundtrip(g, r));
     return r;
+}
+
+static struct dz_req *file_notice(struct fake_gw *g, const char *token, const char *body)
+{
+    return post_signed(g, "/api/court/notices", token, body);
 }
 
 static void test_signer_role(void **state)
@@ -236,11 +326,43 @@ static void test_signer_role(void **state)
     assert_int_equal(fake_upstream_requests(f->g->up), 0);
 }
 
+/* The onward registry assertion lends the back end the signer's authority
+ * for one lookup: a judge filing a notice gets it; a citizen posting a
+ * signed letter with a party and a purpose does not, the registry's route
+ * for another person's record being a judge's. */
+static void test_onward_needs_the_lookup_right(void **state)
+{
+    struct fx *f = *state;
+    char judge[64], citizen[64], hdr[2048];
+    char *body;
+    struct dz_req *r;
+
+    fake_upstream_set_answer(f->g->up, 200, NULL, "ok");
+    fake_gw_session(f->g, FIN, "card", DZ_AMR_SC | DZ_AMR_PIN, "high", "judge", judge);
+    body = envelope_for(f, f->judge, true, "7XYZ987");
+    r = file_notice(f->g, judge, body);
+    assert_int_equal(fake_req_status(r), 200);
+    assert_non_null(
+        fake_upstream_last_header(f->g->up, "darvaza-onward-assertion", hdr, sizeof(hdr)));
+    fake_req_free(r);
+    free(body);
+
+    fake_gw_session(f->g, FIN, "card", DZ_AMR_SC | DZ_AMR_PIN, "high", "citizen", citizen);
+    body = envelope_for(f, f->citizen, true, "7XYZ987");
+    r = post_signed(f->g, "/api/court/letters", citizen, body);
+    assert_int_equal(fake_req_status(r), 200);
+    assert_int_equal(fake_upstream_requests(f->g->up), 2);
+    assert_null(fake_upstream_last_header(f->g->up, "darvaza-onward-assertion", hdr, sizeof(hdr)));
+    fake_req_free(r);
+    free(body);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_verify_rate_per_prefix),
         cmocka_unit_test(test_signer_role),
+        cmocka_unit_test(test_onward_needs_the_lookup_right),
     };
 
     return cmocka_run_group_tests(tests, setup, teardown);
