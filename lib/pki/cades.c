@@ -593,9 +593,11 @@ static void check_signed_attrs(CMS_SignerInfo *si, const void *doc, size_t doc_l
 static void check_ess(CMS_SignerInfo *si, X509 *signer, struct dz_cades_report *out,
                       struct verdict *v)
 {
-    bool rep = false;
+    bool rep = false, rep1 = false;
     ASN1_TYPE *ess = attr_value(si, NID_id_smime_aa_signingCertificateV2, true, &rep);
+    ASN1_TYPE *ess1 = attr_value(si, NID_id_smime_aa_signingCertificate, true, &rep1);
     ESS_SIGNING_CERT_V2 *sc = NULL;
+    ESS_SIGNING_CERT *sc1 = NULL;
     STACK_OF(X509) *one = sk_X509_new_null();
     const unsigned char *p;
     int ok = -1;
@@ -604,19 +606,29 @@ static void check_ess(CMS_SignerInfo *si, X509 *signer, struct dz_cades_report *
         goto out; /* reported by check_signed_attrs */
     p = ASN1_STRING_get0_data(ess->value.sequence);
     sc = d2i_ESS_SIGNING_CERT_V2(NULL, &p, ASN1_STRING_length(ess->value.sequence));
-    if (sc && one && sk_X509_push(one, signer))
-        ok = OSSL_ESS_check_signing_certs(NULL, sc, one, 1);
+    /* A signing-certificate (v1) beside it is signed too and names a
+     * certificate as well: it must name the same one.  OpenSSL's own CMS
+     * verification (and so `openssl cms -verify`) checks both; passing one
+     * that it refuses would let a signer later disown the signature. */
+    if (ess1) {
+        p = ess1->type == V_ASN1_SEQUENCE ? ASN1_STRING_get0_data(ess1->value.sequence) : NULL;
+        sc1 = p ? d2i_ESS_SIGNING_CERT(NULL, &p, ASN1_STRING_length(ess1->value.sequence)) : NULL;
+    }
+    if (sc && one && sk_X509_push(one, signer) && !rep1 && (!ess1 || sc1))
+        ok = OSSL_ESS_check_signing_certs(sc1, sc, one, 1);
     if (ok > 0) {
         add_check(out, "signing_certificate", "passed",
                   "ESS signing-certificate-v2 names the signer's certificate");
     } else {
         add_check(out, "signing_certificate", "failed",
-                  "ESS signing-certificate-v2 does not name the certificate that signed");
+                  "ESS signing-certificate%s does not name the certificate that signed",
+                  ess1 || rep1 ? "(-v2)" : "-v2");
         indet(v, "NO_SIGNING_CERTIFICATE_FOUND");
     }
 out:
     sk_X509_free(one); /* signer is borrowed */
     ESS_SIGNING_CERT_V2_free(sc);
+    ESS_SIGNING_CERT_free(sc1);
     ERR_clear_error();
 }
 
