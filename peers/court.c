@@ -15,7 +15,9 @@
  *        Darvaza-Onward-Assertion (aud registry, tgt the party, pur the case:
  *        the registry still trusts only the gateway's signature) over mutual
  *        TLS, and stores the notice with one outbox row per phone in one
- *        transaction.  Any failure stores nothing.
+ *        transaction.  Any failure stores nothing; a notice whose signature
+ *        value was filed before (a photocopy, re-stamped or not) is 409
+ *        already_filed.
  *   GET /api/court/my-notices  the assertion's subject's notices, each with
  *        its document, level-T signature and the court's report.
  *
@@ -196,6 +198,7 @@ static void notice_work(void *arg)
     size_t nphones = 0;
     char *report_text = NULL;
     struct dz_court_notice n;
+    unsigned char sv_sha256[32];
     int64_t id = 0;
     int rc;
 
@@ -273,8 +276,20 @@ static void notice_work(void *arg)
     n.signature = op->sig;
     n.signature_len = op->sig_len;
     n.report_json = report_text ? report_text : "{}";
-    /* The registry keeps no e-mail addresses: deliveries go to the phones. */
-    if (dz_courtdb_store(app->db, &n, pp, nphones, NULL, &id) != 0) {
+    if (dz_cades_signature_digest(op->sig, op->sig_len, sv_sha256) != 0) {
+        refuse(op, 500, "internal_error", "cannot read the signature value");
+        goto out;
+    }
+    n.signature_value_sha256 = sv_sha256;
+    /* The registry keeps no e-mail addresses: deliveries go to the phones.
+     * A photocopy of a filed notice (the same signature value, however
+     * re-stamped) is refused: one act of signing is served once. */
+    rc = dz_courtdb_store(app->db, &n, pp, nphones, NULL, &id);
+    if (rc == DZ_ERR_EXISTS) {
+        refuse(op, 409, "already_filed", "this signed notice has been filed already");
+        goto out;
+    }
+    if (rc != 0) {
         refuse(op, 503, "unavailable", "the court's database cannot store the notice");
         goto out;
     }

@@ -36,7 +36,11 @@ static const char SCHEMA[] =
      * receipts existed gains it with CREATE IF NOT EXISTS. */
     "CREATE TABLE IF NOT EXISTS receipt ("
     " notice_id INTEGER PRIMARY KEY REFERENCES notice(id), party_fin TEXT NOT NULL,"
-    " read_at INTEGER NOT NULL);";
+    " read_at INTEGER NOT NULL);"
+    /* One row per signature value filed (a table of its own, for the same
+     * reason): the same signature filed again is refused, not served twice. */
+    "CREATE TABLE IF NOT EXISTS filed ("
+    " signature_sha256 BLOB PRIMARY KEY, notice_id INTEGER NOT NULL REFERENCES notice(id));";
 
 int dz_courtdb_open(const char *path, struct dz_courtdb **out)
 {
@@ -88,6 +92,24 @@ static int outbox_row(sqlite3 *db, int64_t id, const char *party, const char *ch
     return rc;
 }
 
+/* The signature value's row: DZ_ERR_EXISTS when it was filed before. */
+static int filed_row(sqlite3 *db, const unsigned char sha256[32], int64_t id)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = DZ_ERR_DB;
+    int step;
+
+    if (sqlite3_prepare_v2(db, "INSERT INTO filed(signature_sha256, notice_id) VALUES(?,?)", -1,
+                           &st, NULL) == SQLITE_OK &&
+        sqlite3_bind_blob(st, 1, sha256, 32, SQLITE_STATIC) == SQLITE_OK &&
+        sqlite3_bind_int64(st, 2, id) == SQLITE_OK) {
+        step = sqlite3_step(st);
+        rc = step == SQLITE_DONE ? 0 : step == SQLITE_CONSTRAINT ? DZ_ERR_EXISTS : DZ_ERR_DB;
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
 int dz_courtdb_store(struct dz_courtdb *db, const struct dz_court_notice *n,
                      const char *const *phones, size_t nphones, const char *email, int64_t *id)
 {
@@ -113,6 +135,10 @@ int dz_courtdb_store(struct dz_courtdb *db, const struct dz_court_notice *n,
         sqlite3_step(st) != SQLITE_DONE)
         goto out;
     *id = sqlite3_last_insert_rowid(db->db);
+    rc = filed_row(db->db, n->signature_value_sha256, *id);
+    if (rc != 0)
+        goto out;
+    rc = DZ_ERR_DB;
     for (size_t i = 0; i < nphones; i++) {
         if (outbox_row(db->db, *id, n->party_fin, "sms", phones[i], now) != 0)
             goto out;
@@ -125,7 +151,8 @@ int dz_courtdb_store(struct dz_courtdb *db, const struct dz_court_notice *n,
 out:
     sqlite3_finalize(st);
     if (rc) {
-        dz_log(DZ_LOG_ERROR, "court_db", "store: %s", sqlite3_errmsg(db->db));
+        if (rc != DZ_ERR_EXISTS)
+            dz_log(DZ_LOG_ERROR, "court_db", "store: %s", sqlite3_errmsg(db->db));
         sqlite3_exec(db->db, "ROLLBACK", NULL, NULL, NULL);
         *id = 0;
     }

@@ -28,6 +28,10 @@ struct dz_court_notice {
     size_t document_len;
     const unsigned char *signature; /* CMS DER, level T */
     size_t signature_len;
+    /* SHA-256 of the SignerInfo's signature value (dz_cades_signature_digest):
+     * the judge's one act of signing, whatever unsigned attributes (the
+     * time-stamp) surround it. */
+    const unsigned char *signature_value_sha256;
     const char *report_json; /* the court's verification report */
 };
 
@@ -36,7 +40,9 @@ int dz_courtdb_open(const char *path, struct dz_courtdb **out);
 void dz_courtdb_close(struct dz_courtdb *db);
 
 /* Store n with an outbox row per phone and, when email is not NULL, one
- * for the e-mail.  *id is the new notice's id.  0, DZ_ERR_DB. */
+ * for the e-mail.  *id is the new notice's id.  0, DZ_ERR_EXISTS (a notice
+ * with the same signature value was stored before: nothing is stored),
+ * DZ_ERR_DB. */
 int dz_courtdb_store(struct dz_courtdb *db, const struct dz_court_notice *n,
                      const char *const *phones, size_t nphones, const char *email, int64_t *id);
 

@@ -10,11 +10,13 @@
  */
 #include "sign/sign.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "base/b64.h"
 #include "base/err.h"
+#include "core/addrkey.h"
 #include "core/gwasync.h"
 #include "pki/cades.h"
 #include "sign/signed_body.h"
@@ -100,19 +102,27 @@ static void verify_counted(void *arg, int rc, int64_t count, const void *data, s
 
 void dz_ep_documents_verify(struct dz_rctx *c)
 {
-    char key[80];
-    int n = snprintf(key, sizeof(key), "%s|%lld", dz_req_peer_ip(c->req),
-                     (long long)(dz_unix_ms() / VERIFY_WINDOW_MS));
+    struct dz_addr_key ak;
+    char key[32 + sizeof(ak.b)];
+    int n;
 
     /* Fixed one-minute windows per client address, counted without waiting
-     * on the loop (the count answers at once for the in-process store). */
-    if (n < 0 || (size_t)n >= sizeof(key)) {
+     * on the loop (the count answers at once for the in-process store).
+     * An IPv6 client counts by its /64 (addrkey.h): one host holds a whole
+     * /64, and a budget per single address would be 2^64 budgets. */
+    if (dz_addr_key(dz_req_peer_ip(c->req), &ak) != 0) {
         dz_rctx_state_unavailable(c, DZ_ERR_UNAVAILABLE);
         return;
     }
+    n = snprintf(key, sizeof(key), "%lld|", (long long)(dz_unix_ms() / VERIFY_WINDOW_MS));
+    if (n < 0 || (size_t)n + ak.len > sizeof(key)) {
+        dz_rctx_state_unavailable(c, DZ_ERR_UNAVAILABLE);
+        return;
+    }
+    memcpy(key + n, ak.b, ak.len);
     dz_rctx_hold(c);
     dz_store_incr_async(c->gw->store, dz_worker_loop(c->gw_worker->worker), VERIFY_RATE_NS, key,
-                        (size_t)n, VERIFY_WINDOW_MS, verify_counted, c);
+                        (size_t)n + ak.len, VERIFY_WINDOW_MS, verify_counted, c);
 }
 
 static void verify_go(struct dz_rctx *c)

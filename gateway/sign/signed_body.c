@@ -26,7 +26,15 @@
 
 #include "base/compat.h"
 
-enum outcome { OUT_OK, OUT_REJECTED, OUT_MISMATCH, OUT_MALFORMED, OUT_TSA, OUT_INTERNAL };
+enum outcome {
+    OUT_OK,
+    OUT_REJECTED,
+    OUT_MISMATCH,
+    OUT_ROLE_MISMATCH,
+    OUT_MALFORMED,
+    OUT_TSA,
+    OUT_INTERNAL
+};
 
 struct sb_op {
     dz_signed_body_cb cb;
@@ -46,6 +54,9 @@ struct sb_op {
     /* A copy: work() runs on a pool thread and must not read c->session,
      * which belongs to the loop. */
     char session_fin[8];
+    /* The role the route requires of the session ("judge"), or "": the
+     * signature must be made in that role too. */
+    char role[33]; /* policy_load.c: a role name is at most 32 characters */
     struct dz_cades_verify_opts opts;
     const char *tsa_url;
     const char *tsa_ca;
@@ -135,6 +146,14 @@ static void work(void *arg)
      * signature by someone else is not their document. */
     if (!op->rep.fin[0] || strcmp(op->rep.fin, op->session_fin) != 0) {
         op->outcome = OUT_MISMATCH;
+        return;
+    }
+    /* On a route for a role (a judge's), the session's role came from the
+     * login certificate; the signature must carry it as well.  The same
+     * person's citizen card signs as a private person: that is not the
+     * judge's act, however valid the signature. */
+    if (op->role[0] && strcmp(op->rep.role, op->role) != 0) {
+        op->outcome = OUT_ROLE_MISMATCH;
         return;
     }
     if (op->rep.level == 'T') {
@@ -245,6 +264,36 @@ static void onward_signed(struct dz_rctx *c, int rc, char *token, void *arg)
     deliver(c, op);
 }
 
+/*
+ * The onward assertion lends the back end the signer's own authority for
+ * one registry read, which the registry then serves whole (it trusts the
+ * gateway's signature, not the registry policy's release list).  So it is
+ * made only when the signer, as signed in, would be let through that very
+ * request at the gateway: the registry policy's route for op->htu (means,
+ * acr, role, purpose).  A require_signed_body route open to anyone must
+ * not let its back end read any person's record.
+ */
+static bool onward_allowed(struct dz_rctx *c, const struct sb_op *op)
+{
+    struct dz_policy_match m;
+    struct dz_policy_subject subj;
+    enum dz_decision d = DZ_DENY;
+    const char *code = NULL, *rule = NULL;
+
+    if (dz_policy_match(c->gen->policies, "GET", op->htu, &m) != 0 || m.status != DZ_MATCH_FOUND ||
+        strcmp(m.service->name, DZ_DOCUMENTS_ONWARD_SERVICE) != 0)
+        return false;
+    memset(&subj, 0, sizeof(subj));
+    subj.fin = c->session.fin;
+    if (dz_policy_acr_parse(c->session.acr, &subj.acr) != 0)
+        subj.acr = DZ_ACR_NONE;
+    subj.amr = c->session.amr;
+    subj.role = c->session.role[0] ? c->session.role : NULL;
+    return dz_policy_eval(m.route, &subj, op->purpose, m.fin[0] ? m.fin : NULL, &d, &code, &rule) ==
+               0 &&
+           d == DZ_ALLOW;
+}
+
 static void done(struct dz_rctx *c, void *arg)
 {
     struct sb_op *op = arg;
@@ -272,6 +321,12 @@ static void done(struct dz_rctx *c, void *arg)
     case OUT_MISMATCH:
         refuse(c, op, "signer_mismatch", "the document is not signed by the person signed in");
         goto refused;
+    case OUT_ROLE_MISMATCH:
+        snprintf(detail, sizeof(detail),
+                 "the signing certificate does not carry the role %s this route requires",
+                 op->role);
+        refuse(c, op, "signer_mismatch", detail);
+        goto refused;
     case OUT_TSA:
         refuse(c, op, "timestamp_unavailable", op->detail[0] ? op->detail : NULL);
         goto refused;
@@ -294,11 +349,11 @@ static void done(struct dz_rctx *c, void *arg)
     memcpy(op->sb->fin, op->rep.fin, sizeof(op->sb->fin));
     json_decref(out);
     free(b64);
-    if (op->party[0] && op->purpose &&
-        dz_policy_service_find(c->gen->policies, DZ_DOCUMENTS_ONWARD_SERVICE)) {
+    if (op->party[0])
+        snprintf(op->htu, sizeof(op->htu), "/api/registry/persons/%s", op->party);
+    if (op->party[0] && op->purpose && onward_allowed(c, op)) {
         /* The registry lookup the back end will make for this document:
          * narrowed to this party, this purpose, one GET, 60 s at most. */
-        snprintf(op->htu, sizeof(op->htu), "/api/registry/persons/%s", op->party);
         dz_b64_encode_to(c->session.sid, sizeof(c->session.sid), true, op->sid);
         /* The strings below point into op and c; both live until onward_signed
          * runs (gwasync.h: they must stay valid until then). */
@@ -383,6 +438,8 @@ void dz_signed_body_start(struct dz_rctx *c, const struct dz_policy_route *r, co
     }
     op->purpose = purpose && purpose[0] ? purpose : NULL;
     memcpy(op->session_fin, c->session.fin, sizeof(op->session_fin));
+    if (r && r->role)
+        snprintf(op->role, sizeof(op->role), "%s", r->role);
     dz_documents_opts(c, &op->opts);
     op->tsa_url = dc->tsa_url;
     op->tsa_ca = dc->tsa_ca;

@@ -9,14 +9,16 @@
  *    "party": FIN (optional: the person the document concerns)}
  * The gateway verifies the signature (certificate chain to the card or
  * mobile-signature CA, nonRepudiation, revocation), requires the signer's
- * FIN to be the session's FIN, raises the signature to level T at the TSA,
- * and forwards the same envelope with the level-T signature.  When "party"
- * is given and the request carries a Darvaza-Purpose, the back end also
- * gets Darvaza-Onward-Assertion: an assertion signed by the gateway for the
- * registry service (aud "registry", sub the signer, tgt the party, pur the
- * purpose, htm GET, htu /api/registry/persons/{party}), so the back end can
- * fetch the party's contact data from the registry, which still trusts only
- * the gateway's signature.
+ * FIN to be the session's FIN (and, on a route with a role, the signing
+ * certificate to carry that role), raises the signature to level T at the
+ * TSA, and forwards the same envelope with the level-T signature.  When "party"
+ * is given, the request carries a Darvaza-Purpose and the signer would be
+ * allowed GET /api/registry/persons/{party} by the registry's policy, the
+ * back end also gets Darvaza-Onward-Assertion: an assertion signed by the
+ * gateway for the registry service (aud "registry", sub the signer, tgt the
+ * party, pur the purpose, htm GET, htu /api/registry/persons/{party}), so
+ * the back end can fetch the party's contact data from the registry, which
+ * still trusts only the gateway's signature.
  *
  * Loop thread only; the blocking parts run on the pool.
  */

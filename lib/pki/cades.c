@@ -593,9 +593,11 @@ static void check_signed_attrs(CMS_SignerInfo *si, const void *doc, size_t doc_l
 static void check_ess(CMS_SignerInfo *si, X509 *signer, struct dz_cades_report *out,
                       struct verdict *v)
 {
-    bool rep = false;
+    bool rep = false, rep1 = false;
     ASN1_TYPE *ess = attr_value(si, NID_id_smime_aa_signingCertificateV2, true, &rep);
+    ASN1_TYPE *ess1 = attr_value(si, NID_id_smime_aa_signingCertificate, true, &rep1);
     ESS_SIGNING_CERT_V2 *sc = NULL;
+    ESS_SIGNING_CERT *sc1 = NULL;
     STACK_OF(X509) *one = sk_X509_new_null();
     const unsigned char *p;
     int ok = -1;
@@ -604,19 +606,29 @@ static void check_ess(CMS_SignerInfo *si, X509 *signer, struct dz_cades_report *
         goto out; /* reported by check_signed_attrs */
     p = ASN1_STRING_get0_data(ess->value.sequence);
     sc = d2i_ESS_SIGNING_CERT_V2(NULL, &p, ASN1_STRING_length(ess->value.sequence));
-    if (sc && one && sk_X509_push(one, signer))
-        ok = OSSL_ESS_check_signing_certs(NULL, sc, one, 1);
+    /* A signing-certificate (v1) beside it is signed too and names a
+     * certificate as well: it must name the same one.  OpenSSL's own CMS
+     * verification (and so `openssl cms -verify`) checks both; passing one
+     * that it refuses would let a signer later disown the signature. */
+    if (ess1) {
+        p = ess1->type == V_ASN1_SEQUENCE ? ASN1_STRING_get0_data(ess1->value.sequence) : NULL;
+        sc1 = p ? d2i_ESS_SIGNING_CERT(NULL, &p, ASN1_STRING_length(ess1->value.sequence)) : NULL;
+    }
+    if (sc && one && sk_X509_push(one, signer) && !rep1 && (!ess1 || sc1))
+        ok = OSSL_ESS_check_signing_certs(sc1, sc, one, 1);
     if (ok > 0) {
         add_check(out, "signing_certificate", "passed",
                   "ESS signing-certificate-v2 names the signer's certificate");
     } else {
         add_check(out, "signing_certificate", "failed",
-                  "ESS signing-certificate-v2 does not name the certificate that signed");
+                  "ESS signing-certificate%s does not name the certificate that signed",
+                  ess1 || rep1 ? "(-v2)" : "-v2");
         indet(v, "NO_SIGNING_CERTIFICATE_FOUND");
     }
 out:
     sk_X509_free(one); /* signer is borrowed */
     ESS_SIGNING_CERT_V2_free(sc);
+    ESS_SIGNING_CERT_free(sc1);
     ERR_clear_error();
 }
 
@@ -827,6 +839,15 @@ static int verify_impl(const void *doc, size_t doc_len, const unsigned char *doc
         snprintf(out->role, sizeof(out->role), "%s", id.role);
     }
     check_signed_attrs(si, doc, doc_len, doc_sha256, out, &v);
+    /* The signer writes signing-time: one after the validation time is a
+     * claim no signature made so far can truly make.  Shown as it is, it
+     * would stand in the report as when the document was signed, and the
+     * gateway would time-stamp it into a level T whose time-stamp comes
+     * before its signing (TIMESTAMP_ORDER_FAILURE for every later reader). */
+    if (out->signing_time > (o->at ? o->at : (int64_t)time(NULL)) + DZ_CADES_TS_SKEW_S) {
+        add_check(out, "signed_attributes", "failed", "signing-time is in the future");
+        indet(&v, "SIG_CONSTRAINTS_FAILURE");
+    }
     /* RFC 5652 11.1: the content-type attribute must equal eContentType.
      * The attribute is signed and must be id-data; eContentType is not
      * under the signature, so it is compared here, or an altered one (a

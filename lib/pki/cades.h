@@ -36,7 +36,8 @@
 #define DZ_CADES_MAX_DOC (8 * 1024 * 1024) /* one document */
 #define DZ_CADES_MAX_CHECKS 12
 #define DZ_CADES_MAX_ANCHORS 4
-#define DZ_CADES_TS_SKEW_S 300 /* signing-time may be this much after the time-stamp */
+/* signing-time may be this much after the time-stamp or the validation time */
+#define DZ_CADES_TS_SKEW_S 300
 
 /*
  * The signer: sign tbs (the DER SET OF signed attributes) with the key of

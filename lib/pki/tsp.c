@@ -362,9 +362,9 @@ int dz_tsp_verify_token(const unsigned char *token, size_t len, const unsigned c
 }
 
 int dz_tsp_response_check(const unsigned char *resp_der, size_t len, const unsigned char digest[32],
-                          const unsigned char nonce[8], X509_STORE *trust, unsigned char **token,
-                          size_t *token_len, struct dz_tsp_info *info, char *detail,
-                          size_t detail_len)
+                          const unsigned char nonce[8], X509_STORE *trust, int64_t now,
+                          unsigned char **token, size_t *token_len, struct dz_tsp_info *info,
+                          char *detail, size_t detail_len)
 {
     const unsigned char *p = resp_der;
     TS_RESP *resp = NULL;
@@ -413,6 +413,18 @@ int dz_tsp_response_check(const unsigned char *resp_der, size_t len, const unsig
     rc = dz_tsp_verify_token(der, (size_t)der_len, digest, nonce, trust, info, detail, detail_len);
     if (rc)
         goto out;
+    /* A TSA whose clock is off (or that backdates) would make a proof of
+     * existence at a time the signature did not exist: refused, whatever
+     * the direction. */
+    if (now > 0 && (info->gen_time > now + DZ_TSP_FRESH_SKEW_S ||
+                    info->gen_time < now - DZ_TSP_FRESH_SKEW_S)) {
+        if (detail && detail_len)
+            snprintf(detail, detail_len, "the token's genTime is %lld s from our clock",
+                     (long long)(info->gen_time - now));
+        memset(info, 0, sizeof(*info));
+        rc = DZ_ERR_DENIED;
+        goto out;
+    }
     *token = der;
     *token_len = (size_t)der_len;
     der = NULL;
@@ -476,7 +488,7 @@ int dz_tsp_stamp(const char *url, const struct dz_httpc_tls *tls, enum dz_httpc_
         goto out;
     }
     rc = dz_tsp_response_check((const unsigned char *)body.data, body.len, digest, nonce, trust,
-                               token, token_len, info, detail, detail_len);
+                               (int64_t)time(NULL), token, token_len, info, detail, detail_len);
 out:
     OPENSSL_free(req);
     dz_buf_cleanup(&body);

@@ -30,6 +30,7 @@
 #define DZ_TSP_MAX_TOKEN (32 * 1024)    /* one time-stamp token (DER) */
 #define DZ_TSP_MAX_RESPONSE (40 * 1024) /* one TimeStampResp */
 #define DZ_TSP_TIMEOUT_MS 5000u         /* default fetch limit */
+#define DZ_TSP_FRESH_SKEW_S 300         /* a fresh token's genTime this far from our clock */
 
 struct dz_tsp_info {
     int64_t gen_time;             /* TSTInfo genTime, unix seconds */
@@ -79,16 +80,20 @@ int dz_tsp_verify_token(const unsigned char *token, size_t len, const unsigned c
  * Check a TimeStampResp (DER resp[0..len), <= DZ_TSP_MAX_RESPONSE) that
  * answers our request for digest with nonce[8]: status granted or
  * grantedWithMods, a token, and that token checked by dz_tsp_verify_token
- * with the nonce.  On 0, *token / *token_len is the token DER (free with
- * OPENSSL_free).  Returns 0, DZ_ERR_UNAVAILABLE (status not granted),
- * DZ_ERR_PARSE, DZ_ERR_TOOBIG, DZ_ERR_DENIED, DZ_ERR_INVAL, DZ_ERR_NOMEM,
- * DZ_ERR_CRYPTO.  Pure (what dz_tsp_stamp runs on the TSA's answer;
- * unit-tested and fuzzed); any thread.
+ * with the nonce, and with now (unix seconds; 0: no clock check) its genTime
+ * within DZ_TSP_FRESH_SKEW_S of now: the nonce proves the token was made
+ * for this request, not that its time is right, and a token's genTime is
+ * the proof of existence a later validation trusts (a certificate revoked
+ * after it still passes: cades.h).  On 0, *token / *token_len is the token
+ * DER (free with OPENSSL_free).  Returns 0, DZ_ERR_UNAVAILABLE (status not
+ * granted), DZ_ERR_PARSE, DZ_ERR_TOOBIG, DZ_ERR_DENIED, DZ_ERR_INVAL,
+ * DZ_ERR_NOMEM, DZ_ERR_CRYPTO.  Pure (what dz_tsp_stamp runs on the TSA's
+ * answer, with the clock; unit-tested and fuzzed); any thread.
  */
 int dz_tsp_response_check(const unsigned char *resp, size_t len, const unsigned char digest[32],
-                          const unsigned char nonce[8], X509_STORE *trust, unsigned char **token,
-                          size_t *token_len, struct dz_tsp_info *info, char *detail,
-                          size_t detail_len);
+                          const unsigned char nonce[8], X509_STORE *trust, int64_t now,
+                          unsigned char **token, size_t *token_len, struct dz_tsp_info *info,
+                          char *detail, size_t detail_len);
 
 /*
  * Ask the TSA at url (http or https; tls may be NULL) for a token over

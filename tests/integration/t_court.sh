@@ -5,11 +5,12 @@
 # /api/documents/verify (good, altered, revoked card, unknown CA, garbage,
 # a mobile-signature key), the gateway's time-stamp checked by
 # `openssl ts -verify`, and the court route: a judge's signed notice is
-# delivered (outbox rows) and read by the party; another judge's signature,
-# a citizen, no signature, a TSA that is down are refused and store nothing.
+# delivered (outbox rows) and read by the party; the same signed notice
+# again, another judge's signature, a citizen, no signature, a TSA that is
+# down are refused and store nothing.
 . "$(dirname "$0")/lib.sh"
 
-plan 29
+plan 31
 # A low verification rate, so that the rate limit is reached at the end.
 VERIFY_RATE=12
 stack_start CONFIG_SET="documents.verify_rate=$VERIFY_RATE"
@@ -168,6 +169,12 @@ is "$STATUS $(jb --argjson id "${NOTICE_ID:-0}" '[.notices[] | select(.id == $id
 
 # Refusals: nothing stored.
 N1=$(notices) O1=$(outbox_rows)
+# A photocopy: the same signed notice again, as signed (the gateway stamps it
+# anew) and as forwarded (level T already): one act of signing is served once.
+post_notice "$J1_TOKEN" "$(envelope "$DOC" "$WORK/j1.p7s")"
+problem 409 already_filed "court: the same signed notice filed again is 409 already_filed"
+post_notice "$J1_TOKEN" "$(envelope "$DOC" "$WORK/t.p7s")"
+problem 409 already_filed "court: the filed level-T signature sent again is 409 already_filed"
 cms_sign "$J2_LABEL" "$DOC" "$WORK/j2.p7s"
 post_notice "$J1_TOKEN" "$(envelope "$DOC" "$WORK/j2.p7s")"
 problem 403 signer_mismatch "court: a notice signed by another judge is 403 signer_mismatch"

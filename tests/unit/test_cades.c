@@ -21,6 +21,7 @@
 #include <openssl/cms.h>
 #include <openssl/conf.h>
 #include <openssl/err.h>
+#include <openssl/ess.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/ts.h>
@@ -366,6 +367,137 @@ static void test_tampered(void **state)
         at[sizeof(id_data) - 1] = 0x01;
     }
     free(sig);
+}
+
+/* signing-time is the signer's claim: one after the validation time
+ * (beyond DZ_CADES_TS_SKEW_S of clock skew) does not pass, at level B as
+ * in a report or before the gateway's time-stamp; validated later, when
+ * that time has come, the same signature passes. */
+static void test_future_signing_time(void **state)
+{
+    unsigned char *sig = NULL;
+    size_t len = 0;
+    struct dz_cades_report r;
+    struct dz_cades_verify_opts o = opts(trust_plain);
+    STACK_OF(X509) *chain = sk_X509_new_null();
+
+    (void)state;
+    sk_X509_push(chain, ca);
+    assert_int_equal(dz_cades_sign(DOC, strlen(DOC), signer, chain, T0 + 3600,
+                                   dz_cades_sign_with_pkey, leaf_key, &sig, &len),
+                     0);
+    assert_int_equal(dz_cades_verify(DOC, strlen(DOC), sig, len, &o, &r), 0);
+    assert_string_equal(r.indication, "INDETERMINATE");
+    assert_string_equal(r.sub_indication, "SIG_CONSTRAINTS_FAILURE");
+    {
+        bool said = false;
+        for (size_t i = 0; i < r.nchecks; i++)
+            said = said || (strcmp(r.checks[i].name, "signed_attributes") == 0 &&
+                            strcmp(r.checks[i].result, "failed") == 0 &&
+                            strstr(r.checks[i].detail, "future") != NULL);
+        assert_true(said);
+    }
+    assert_string_equal(check_result(&r, "signature"), "passed");
+    o.at = T0 + 3600;
+    assert_int_equal(dz_cades_verify(DOC, strlen(DOC), sig, len, &o, &r), 0);
+    assert_string_equal(r.indication, "TOTAL_PASSED");
+    free(sig);
+    /* Within the skew: a signer's clock a little ahead is not refused. */
+    o.at = 0;
+    assert_int_equal(dz_cades_sign(DOC, strlen(DOC), signer, chain, T0 + 60,
+                                   dz_cades_sign_with_pkey, leaf_key, &sig, &len),
+                     0);
+    assert_int_equal(dz_cades_verify(DOC, strlen(DOC), sig, len, &o, &r), 0);
+    assert_string_equal(r.indication, "TOTAL_PASSED");
+    free(sig);
+    sk_X509_free(chain);
+}
+
+/* A CAdES-B by OpenSSL's own CMS code (ESS v2 for signer) with an ESS
+ * signing-certificate (v1) attribute naming v1_names, signed with the
+ * others. */
+static void sign_with_v1(X509 *v1_names, unsigned char **sig, size_t *len)
+{
+    STACK_OF(X509) *chain = sk_X509_new_null();
+    CMS_ContentInfo *cms;
+    CMS_SignerInfo *si;
+    ESS_SIGNING_CERT *sc;
+    ASN1_STRING *seq = ASN1_STRING_new();
+    unsigned char *der = NULL;
+    BIO *in = BIO_new_mem_buf(DOC, (int)strlen(DOC));
+    int n;
+
+    sk_X509_push(chain, ca);
+    cms = CMS_sign(signer, leaf_key, chain, NULL,
+                   CMS_PARTIAL | CMS_DETACHED | CMS_BINARY | CMS_CADES | CMS_NOSMIMECAP);
+    assert_non_null(cms);
+    si = sk_CMS_SignerInfo_value(CMS_get0_SignerInfos(cms), 0);
+    sc = OSSL_ESS_signing_cert_new_init(v1_names, NULL, 1);
+    assert_non_null(sc);
+    n = i2d_ESS_SIGNING_CERT(sc, &der);
+    assert_true(n > 0);
+    assert_int_equal(ASN1_STRING_set(seq, der, n), 1);
+    assert_int_equal(CMS_signed_add1_attr_by_NID(si, NID_id_smime_aa_signingCertificate,
+                                                 V_ASN1_SEQUENCE, seq, -1),
+                     1);
+    assert_int_equal(CMS_final(cms, in, NULL, CMS_DETACHED | CMS_BINARY), 1);
+    *sig = NULL;
+    n = i2d_CMS_ContentInfo(cms, sig);
+    assert_true(n > 0);
+    *len = (size_t)n;
+    OPENSSL_free(der);
+    ASN1_STRING_free(seq);
+    ESS_SIGNING_CERT_free(sc);
+    BIO_free(in);
+    CMS_ContentInfo_free(cms);
+    sk_X509_free(chain);
+}
+
+/* OpenSSL's CAdES verification (`openssl cms -verify -cades`) of sig over
+ * DOC, root trusted: true when it passes. */
+static int openssl_verifies(const unsigned char *sig, size_t len)
+{
+    const unsigned char *p = sig;
+    CMS_ContentInfo *cms = d2i_CMS_ContentInfo(NULL, &p, (long)len);
+    X509_STORE *st = X509_STORE_new();
+    BIO *in = BIO_new_mem_buf(DOC, (int)strlen(DOC));
+    int ok;
+
+    assert_non_null(cms);
+    X509_STORE_add_cert(st, root);
+    X509_STORE_set_purpose(st, X509_PURPOSE_ANY);
+    ok = CMS_verify(cms, NULL, st, in, NULL, CMS_BINARY | CMS_DETACHED | CMS_CADES);
+    ERR_clear_error();
+    BIO_free(in);
+    X509_STORE_free(st);
+    CMS_ContentInfo_free(cms);
+    return ok == 1;
+}
+
+/* Both ESS attributes are signed and each names a signing certificate: a
+ * v1 beside the v2 must name the same one.  One that names another
+ * certificate (the look-alike of the same FIN) made a signature darvaza
+ * passed and OpenSSL's CAdES verification refuses. */
+static void test_ess_v1_beside_v2(void **state)
+{
+    unsigned char *sig = NULL;
+    size_t len = 0;
+    struct dz_cades_report r;
+    struct dz_cades_verify_opts o = opts(trust_plain);
+
+    (void)state;
+    sign_with_v1(signer, &sig, &len); /* the control: both name the signer */
+    assert_int_equal(dz_cades_verify(DOC, strlen(DOC), sig, len, &o, &r), 0);
+    assert_string_equal(r.indication, "TOTAL_PASSED");
+    assert_true(openssl_verifies(sig, len));
+    OPENSSL_free(sig);
+    sign_with_v1(stranger, &sig, &len);
+    assert_false(openssl_verifies(sig, len));
+    assert_int_equal(dz_cades_verify(DOC, strlen(DOC), sig, len, &o, &r), 0);
+    assert_string_equal(r.indication, "INDETERMINATE");
+    assert_string_equal(r.sub_indication, "NO_SIGNING_CERTIFICATE_FOUND");
+    assert_string_equal(check_result(&r, "signing_certificate"), "failed");
+    OPENSSL_free(sig);
 }
 
 static void test_certificates(void **state)
@@ -883,6 +1015,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sign_verify_b),
         cmocka_unit_test(test_tampered),
+        cmocka_unit_test(test_future_signing_time),
+        cmocka_unit_test(test_ess_v1_beside_v2),
         cmocka_unit_test(test_certificates),
         cmocka_unit_test(test_garbage),
         cmocka_unit_test(test_level_t),
