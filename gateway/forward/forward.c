@@ -349,14 +349,29 @@ out:
     return rc;
 }
 
+/* A back end's answer is served at the portal's origin, where the session
+ * cookie and the account API live: were its page to run a script (its own,
+ * or one an attacker got reflected into it), the script would act as the
+ * person with an Origin the gateway accepts.  Sandboxed, the answer is an
+ * opaque origin whatever it holds; a back end's own policy still applies
+ * too (every policy a browser receives is enforced). */
+#define FORWARD_CSP "sandbox; default-src 'none'; frame-ancestors 'none'"
+
 static size_t answer_headers(struct dz_rctx *c, struct fwd *f, struct dz_hdr *h, size_t max,
                              bool skip_length)
 {
     size_t n = dz_rctx_common_headers(c, h);
 
+    h[n++] = (struct dz_hdr){"content-security-policy", FORWARD_CSP};
     for (size_t i = 0; i < f->nrh && n < max; i++) {
         const char *name = f->rh[i].name;
         if (is_hop_or_private(name) || (skip_length && strcmp(name, "content-length") == 0))
+            continue;
+        /* Which origins may read answers at the portal's origin is the
+         * gateway's to say, not a back end's: a back end that reflects
+         * any Origin with credentials would open every person's answers
+         * to other sites.  The gateway allows none (no CORS). */
+        if (strncmp(name, "access-control-", 15) == 0)
             continue;
         /* The back end may not set a cookie of ours (session or QR binding). */
         if (strcmp(name, "set-cookie") == 0 &&
