@@ -1165,6 +1165,19 @@ void dz_forward(struct dz_rctx *c)
     dz_rctx_authenticate_async(c, forward_authed, f);
 }
 
+/* Whether a cookie-authenticated request came from a page of this origin
+ * (or the address bar), by the browser's own Sec-Fetch-Site (Fetch
+ * Metadata): "same-site" is refused too, since a sibling site (another
+ * e-service under the same domain) gets the SameSite=Lax cookie sent along
+ * on its <img>.  A bearer token is only ever sent on purpose; a browser
+ * that sends no Sec-Fetch-Site is let through as before. */
+static bool sent_by_own_page(struct dz_rctx *c)
+{
+    const char *site = dz_req_header(c->req, "sec-fetch-site");
+
+    return !c->via_cookie || !site || strcmp(site, "same-origin") == 0 || strcmp(site, "none") == 0;
+}
+
 static void forward_authed(struct dz_rctx *c, int rc, void *arg)
 {
     struct fwd *f = arg;
@@ -1183,6 +1196,16 @@ static void forward_authed(struct dz_rctx *c, int rc, void *arg)
         /* Never anonymous because the store could not say who this is. */
         fwd_free(f);
         dz_rctx_state_unavailable(c, DZ_ERR_UNAVAILABLE);
+        return;
+    }
+    if (c->has_session && f->target[0] && !sent_by_own_page(c)) {
+        /* Another site's page made the browser send this with the person's
+         * cookie (a link or an <img>: no purpose, no Origin).  It is not
+         * the person reaching for someone's record, and must not enter
+         * that record's access list under their name: refused like a
+         * request without a session (sampled, actor unknown). */
+        c->has_session = false;
+        refuse(c, f, "bad_origin", NULL);
         return;
     }
     memset(&subj, 0, sizeof(subj));

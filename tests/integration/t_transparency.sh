@@ -11,7 +11,7 @@
 # catches up from the audit log.
 . "$(dirname "$0")/lib.sh"
 
-plan 44
+plan 48
 stack_start
 
 C="$STATE_DIR/certs"
@@ -56,16 +56,29 @@ jwk_to_pem "$(jq -c '.keys[] | select(.kid == "k2")' "$WORK/jwks.json")" "$WORK/
 ok "the head key is the gateway's published k2" test -s "$WORK/k2.pem"
 
 # ---- the accesses ---------------------------------------------------------------
+# Another site's page (a link, an <img>) makes the judge's browser reach for
+# the citizen's record: the browser sends the cookie (SameSite=Lax lets a
+# link through, a same-site page an <img> too) but no purpose, and says where
+# it comes from.  That is not the judge's lookup: refused, and not listed
+# under the judge's name.
+J_COOKIE="Cookie: __Host-darvaza=$J_TOKEN"
+gw GET "/api/registry/persons/$PARTY" -H "$J_COOKIE" -H "Sec-Fetch-Site: cross-site"
+problem 403 bad_origin "a lookup sent by the judge's browser from another site is refused"
+gw GET "/api/registry/persons/$PARTY" -H "$J_COOKIE" -H "Sec-Fetch-Site: same-site"
+problem 403 bad_origin "... from a sibling site (same-site) too"
+gw GET "/api/registry/persons/$PARTY" -H "$J_COOKIE" -H "Sec-Fetch-Site: same-origin" \
+    -H "Darvaza-Purpose: $CASE-web"
+is "$STATUS" 200 "the portal's own page (same-origin) looks the citizen up with the judge's cookie"
 gw GET "/api/registry/persons/$PARTY" -H "$(bearer "$J_TOKEN")" -H "Darvaza-Purpose: $CASE"
 is "$STATUS" 200 "the judge looks the citizen up with a purpose"
 gw GET "/api/registry/persons/$PARTY" -H "$(bearer "$O_TOKEN")" -H "Darvaza-Purpose: curiosity"
 problem 403 insufficient_assurance "another citizen's lookup is refused (and audited)"
 
-access_ready() { # both entries listed with their proofs
+access_ready() { # the four entries listed with their proofs
     gw GET /api/my/access -H "$(bearer "$P_TOKEN")"
-    [ "$STATUS" = 200 ] && [ "$(jb '[.entries[] | select(.proof_status == "ok")] | length')" -ge 2 ]
+    [ "$STATUS" = 200 ] && [ "$(jb '[.entries[] | select(.proof_status == "ok")] | length')" -ge 4 ]
 }
-ok "GET /api/my/access lists both, with proofs, within 15 s" wait_until 15 access_ready
+ok "GET /api/my/access lists them, with proofs, within 15 s" wait_until 15 access_ready
 gw GET /api/my/access -H "$(bearer "$P_TOKEN")"
 cp "$RESP_BODY_FILE" "$WORK/access.json"
 E_JUDGE=$(jq -c --arg j "$J_FIN" '[.entries[] | select(.actor.fin == $j)][0]' "$WORK/access.json")
@@ -83,6 +96,9 @@ is "$(jq -r '[.decision, .reason, .purpose] | join("|")' <<<"$E_DENY")" "deny|in
 is "$(jq -r '.entries[0].actor.fin' "$WORK/access.json")" "$OTHER" "newest first: the refusal comes first"
 is "$(jq '[.entries[] | select(.actor.fin == "'"$PARTY"'")] | length' "$WORK/access.json")" 0 \
     "the citizen's own reads are not in the list"
+is "$(jq -c --arg j "$J_FIN" '[.entries[] | select(.actor.fin == $j) | .decision + " " + .purpose]' "$WORK/access.json")" \
+    "[\"allow $CASE\",\"allow $CASE-web\"]" \
+    "the judge's name is on the judge's two lookups only, not on those another site's page made"
 
 gw GET "/api/my/access?limit=1" -H "$(bearer "$P_TOKEN")"
 NEXT=$(jb .next_before)
