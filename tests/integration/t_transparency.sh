@@ -11,7 +11,7 @@
 # catches up from the audit log.
 . "$(dirname "$0")/lib.sh"
 
-plan 48
+plan 52
 stack_start
 
 C="$STATE_DIR/certs"
@@ -114,6 +114,21 @@ problem 401 unauthenticated "no session: 401"
 gw GET /api/my/access -H "$(bearer "$J_TOKEN")"
 is "$STATUS $(jb --arg p "$PARTY" '[.entries[] | select(.actor.fin == "'"$J_FIN"'")] | length')" "200 0" \
     "the judge's own list does not show the judge's lookups of others"
+
+# Each page is up to 100 inclusion proofs on the blocking pool that logins
+# share: a person asking without end is refused, per FIN (another person's
+# list is still answered).
+n=0
+while [ $n -lt 250 ]; do
+    gw GET "/api/my/access?limit=100" -H "$(bearer "$O_TOKEN")"
+    [ "$STATUS" = 200 ] || break
+    n=$((n + 1))
+done
+problem 429 rate_limited "a person asking for their access list without end is refused (after $n lists)"
+ok "... after 120 lists in a minute (at most two minutes' worth: $n)" test "$n" -ge 120 -a "$n" -le 240
+is "$(hdr retry-after)" 60 "... with Retry-After: 60"
+gw GET /api/my/access -H "$(bearer "$P_TOKEN")"
+is "$STATUS" 200 "... while another person's list is still answered"
 
 # ---- the proofs ----------------------------------------------------------------
 jq '.proof' <<<"$E_JUDGE" >"$WORK/proof.json"
