@@ -11,7 +11,7 @@
 # catches up from the audit log.
 . "$(dirname "$0")/lib.sh"
 
-plan 52
+plan 54
 stack_start
 
 C="$STATE_DIR/certs"
@@ -174,6 +174,14 @@ gw GET /api/my/access -H "$(bearer "$P_TOKEN")"
 is "$(jb --arg c "$CASE" '[.entries[] | select(.purpose == $c)][0] | [.proof_status, .actor.name] | join("|")')" \
     "mismatch|$J_NAME" "an index row whose name was changed shows as mismatch (the name shown is the line's)"
 sqlite3 "$DB" "UPDATE access_index SET actor_name = NULL WHERE line LIKE '%$CASE\"%'"
+# A row moved to another person in the database (its tgt column changed, not
+# its line) is not shown to that person: the line names whose record it was.
+sqlite3 "$DB" "UPDATE access_index SET tgt = '$J_FIN' WHERE line LIKE '%$CASE\"%'"
+gw GET "/api/my/access?limit=100" -H "$(bearer "$J_TOKEN")"
+is "$STATUS $(jb --arg c "$CASE" '[.entries[] | select(.purpose == $c)] | length')" "200 0" \
+    "an index row moved to another person in the database is not listed to them"
+ok "... and is logged as an error" grep -q 'is not about the person it is listed for' "$(gw_log)"
+sqlite3 "$DB" "UPDATE access_index SET tgt = '$PARTY' WHERE line LIKE '%$CASE\"%'"
 
 # ---- consistency between two heads ------------------------------------------------
 head2_ready() {
