@@ -90,7 +90,8 @@ static int parse_query(const char *path, int64_t *before, size_t *limit)
 }
 
 struct access_op {
-    struct dz_gw *gw; /* read on the pool: the tree, the index */
+    struct dz_rctx *c; /* held while the count is asked for */
+    struct dz_gw *gw;  /* read on the pool: the tree, the index */
     char fin[8];
     int64_t before;
     size_t limit;
@@ -280,21 +281,14 @@ static void access_done(struct dz_rctx *c, void *arg)
 #define ACCESS_RATE_PER_MINUTE 120
 #define ACCESS_RATE_WINDOW_MS 60000
 
-struct access_count {
-    struct dz_rctx *c;
-    struct access_op *op;
-};
-
 /* The count is known (or the store could not keep it: 503, fail closed). */
 static void access_counted(void *arg, int rc, int64_t count, const void *data, size_t len)
 {
-    struct access_count *k = arg;
-    struct dz_rctx *c = k->c;
-    struct access_op *op = k->op;
+    struct access_op *op = arg;
+    struct dz_rctx *c = op->c;
 
     (void)data;
     (void)len;
-    free(k);
     if (c->closed) {
         free(op);
     } else if (rc != 0) {
@@ -313,7 +307,6 @@ static void access_counted(void *arg, int rc, int64_t count, const void *data, s
 static void access_authed(struct dz_rctx *c, int rc, void *arg)
 {
     struct access_op *op;
-    struct access_count *k;
     char key[40];
     int n;
 
@@ -345,19 +338,17 @@ static void access_authed(struct dz_rctx *c, int rc, void *arg)
     }
     memcpy(op->fin, c->session.fin, sizeof(op->fin));
     op->gw = c->gw;
+    op->c = c;
     n = snprintf(key, sizeof(key), "%s|%lld", c->session.fin,
                  (long long)(dz_unix_ms() / ACCESS_RATE_WINDOW_MS));
-    k = malloc(sizeof(*k));
-    if (n < 0 || (size_t)n >= sizeof(key) || !k) {
-        free(k);
+    if (n < 0 || (size_t)n >= sizeof(key)) {
         free(op);
-        dz_rctx_state_unavailable(c, DZ_ERR_NOMEM);
+        dz_rctx_state_unavailable(c, DZ_ERR_INVAL);
         return;
     }
-    *k = (struct access_count){c, op};
     dz_rctx_hold(c);
     dz_store_incr_async(c->gw->store, dz_worker_loop(c->gw_worker->worker), ACCESS_RATE_NS, key,
-                        (size_t)n, ACCESS_RATE_WINDOW_MS, access_counted, k);
+                        (size_t)n, ACCESS_RATE_WINDOW_MS, access_counted, op);
 }
 
 void dz_ep_my_access(struct dz_rctx *c)
