@@ -349,14 +349,29 @@ out:
     return rc;
 }
 
+/* A back end's answer is served at the portal's origin, where the session
+ * cookie and the account API live: were its page to run a script (its own,
+ * or one an attacker got reflected into it), the script would act as the
+ * person with an Origin the gateway accepts.  Sandboxed, the answer is an
+ * opaque origin whatever it holds; a back end's own policy still applies
+ * too (every policy a browser receives is enforced). */
+#define FORWARD_CSP "sandbox; default-src 'none'; frame-ancestors 'none'"
+
 static size_t answer_headers(struct dz_rctx *c, struct fwd *f, struct dz_hdr *h, size_t max,
                              bool skip_length)
 {
     size_t n = dz_rctx_common_headers(c, h);
 
+    h[n++] = (struct dz_hdr){"content-security-policy", FORWARD_CSP};
     for (size_t i = 0; i < f->nrh && n < max; i++) {
         const char *name = f->rh[i].name;
         if (is_hop_or_private(name) || (skip_length && strcmp(name, "content-length") == 0))
+            continue;
+        /* Which origins may read answers at the portal's origin is the
+         * gateway's to say, not a back end's: a back end that reflects
+         * any Origin with credentials would open every person's answers
+         * to other sites.  The gateway allows none (no CORS). */
+        if (strncmp(name, "access-control-", 15) == 0)
             continue;
         /* The back end may not set a cookie of ours (session or QR binding). */
         if (strcmp(name, "set-cookie") == 0 &&
@@ -1150,6 +1165,19 @@ void dz_forward(struct dz_rctx *c)
     dz_rctx_authenticate_async(c, forward_authed, f);
 }
 
+/* Whether a cookie-authenticated request came from a page of this origin
+ * (or the address bar), by the browser's own Sec-Fetch-Site (Fetch
+ * Metadata): "same-site" is refused too, since a sibling site (another
+ * e-service under the same domain) gets the SameSite=Lax cookie sent along
+ * on its <img>.  A bearer token is only ever sent on purpose; a browser
+ * that sends no Sec-Fetch-Site is let through as before. */
+static bool sent_by_own_page(struct dz_rctx *c)
+{
+    const char *site = dz_req_header(c->req, "sec-fetch-site");
+
+    return !c->via_cookie || !site || strcmp(site, "same-origin") == 0 || strcmp(site, "none") == 0;
+}
+
 static void forward_authed(struct dz_rctx *c, int rc, void *arg)
 {
     struct fwd *f = arg;
@@ -1168,6 +1196,16 @@ static void forward_authed(struct dz_rctx *c, int rc, void *arg)
         /* Never anonymous because the store could not say who this is. */
         fwd_free(f);
         dz_rctx_state_unavailable(c, DZ_ERR_UNAVAILABLE);
+        return;
+    }
+    if (c->has_session && f->target[0] && !sent_by_own_page(c)) {
+        /* Another site's page made the browser send this with the person's
+         * cookie (a link or an <img>: no purpose, no Origin).  It is not
+         * the person reaching for someone's record, and must not enter
+         * that record's access list under their name: refused like a
+         * request without a session (sampled, actor unknown). */
+        c->has_session = false;
+        refuse(c, f, "bad_origin", NULL);
         return;
     }
     memset(&subj, 0, sizeof(subj));

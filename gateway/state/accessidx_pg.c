@@ -244,9 +244,12 @@ static int pg_list(void *impl, const char *tgt, int64_t before, size_t limit,
     snprintf(b, sizeof(b), "%" PRId64, before);
     snprintf(l, sizeof(l), "%zu", limit);
     pthread_mutex_lock(&p->lock);
+    /* The cursor must be one of the person's own rows (another person's
+     * row id is no cursor); the row comparison is an index bound. */
     r = run(p,
             "SELECT id, instance, seq, ts, line, actor_name FROM access_index WHERE tgt = $1 AND"
-            " ($2::bigint = 0 OR (ts, id) < (SELECT ts, id FROM access_index WHERE id = $2))"
+            " ($2::bigint = 0 OR"
+            "  (ts, id) < (SELECT ts, id FROM access_index WHERE id = $2 AND tgt = $1))"
             " ORDER BY ts DESC, id DESC LIMIT $3",
             3, v, PGRES_TUPLES_OK, "list");
     pthread_mutex_unlock(&p->lock);

@@ -5,13 +5,17 @@
 # back end, and nghttp as a client.
 . "$(dirname "$0")/lib.sh"
 
-plan 64
+plan 67
 stack_start
 start_echo || bail "the echo peer did not start on $ECHO_ADDR"
 
 # An HTTP/1.1 back end: nginx serving a 4 MiB file, logging protocol and assertion.
 mkdir -p "$WORK/www/api/files" "$WORK/ngx-tmp"
 head -c $((4 * 1024 * 1024)) /dev/urandom >"$WORK/www/api/files/blob.bin"
+# A back end's page that would run a script at the portal's origin, served with
+# the CORS of a back end that trusts whoever asks (the Origin reflected, with
+# credentials).
+printf '<!doctype html><script>fetch("/api/account/sessions")</script>\n' >"$WORK/www/api/files/page.html"
 cat >"$WORK/nginx.conf" <<EOF
 daemon off;
 master_process off;
@@ -27,7 +31,13 @@ http {
     fastcgi_temp_path $WORK/ngx-tmp/fastcgi;
     uwsgi_temp_path $WORK/ngx-tmp/uwsgi;
     scgi_temp_path $WORK/ngx-tmp/scgi;
-    server { listen 127.0.0.1:$H1_PORT; root $WORK/www; }
+    server {
+        listen 127.0.0.1:$H1_PORT; root $WORK/www;
+        location = /api/files/page.html {
+            add_header Access-Control-Allow-Origin \$http_origin always;
+            add_header Access-Control-Allow-Credentials true always;
+        }
+    }
 }
 EOF
 nginx -e "$WORK/nginx-error.log" -p "$WORK" -c "$WORK/nginx.conf" &
@@ -259,6 +269,15 @@ is "$STATUS $(sha256sum <"$RESP_BODY_FILE" | cut -d' ' -f1)" "200 $(sha256sum <"
 ACC=$(grep -F 'GET /api/files/blob.bin' "$WORK/nginx-access.log" 2>/dev/null | tail -n 1)
 like "$ACC" '\|HTTP/1\.1\|[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$' "nginx got it over HTTP/1.1 with a Darvaza-Assertion"
 is "$(jws_part "${ACC##*|}" 1 | jq -r '[.aud, .sub] | join(" ")' 2>/dev/null)" "files $P" "that assertion names aud files and the person"
+# The portal's origin is the gateway's: a back end's page may not run scripts
+# there (they could call the account API with the person's cookie and a
+# matching Origin), nor open it to other origins' credentialed reads.
+gw GET /api/files/page.html -H "$(bearer "$TOK_LOW")" -H 'Origin: https://evil.example'
+is "$STATUS $(hdr content-type)" "200 text/html" "a back end's HTML page is forwarded"
+like "$(grep -i '^content-security-policy:' "$HDRS" | tr -d '\r' | tail -n 1)" "sandbox" \
+    "... with a Content-Security-Policy sandbox: its scripts do not run at the portal's origin"
+is "$(grep -ci '^access-control-' "$HDRS")" 0 \
+    "... and without the back end's Access-Control-* fields (no origin is let read the portal's answers)"
 
 # ---- nghttp as the client ------------------------------------------------------------------------
 NG=$(timeout 30 nghttp -H "authorization: Bearer $TOK_A" "$GW_URL/api/registry/me" 2>"$WORK/nghttp.err")

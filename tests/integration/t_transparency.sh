@@ -11,7 +11,7 @@
 # catches up from the audit log.
 . "$(dirname "$0")/lib.sh"
 
-plan 44
+plan 54
 stack_start
 
 C="$STATE_DIR/certs"
@@ -56,16 +56,29 @@ jwk_to_pem "$(jq -c '.keys[] | select(.kid == "k2")' "$WORK/jwks.json")" "$WORK/
 ok "the head key is the gateway's published k2" test -s "$WORK/k2.pem"
 
 # ---- the accesses ---------------------------------------------------------------
+# Another site's page (a link, an <img>) makes the judge's browser reach for
+# the citizen's record: the browser sends the cookie (SameSite=Lax lets a
+# link through, a same-site page an <img> too) but no purpose, and says where
+# it comes from.  That is not the judge's lookup: refused, and not listed
+# under the judge's name.
+J_COOKIE="Cookie: __Host-darvaza=$J_TOKEN"
+gw GET "/api/registry/persons/$PARTY" -H "$J_COOKIE" -H "Sec-Fetch-Site: cross-site"
+problem 403 bad_origin "a lookup sent by the judge's browser from another site is refused"
+gw GET "/api/registry/persons/$PARTY" -H "$J_COOKIE" -H "Sec-Fetch-Site: same-site"
+problem 403 bad_origin "... from a sibling site (same-site) too"
+gw GET "/api/registry/persons/$PARTY" -H "$J_COOKIE" -H "Sec-Fetch-Site: same-origin" \
+    -H "Darvaza-Purpose: $CASE-web"
+is "$STATUS" 200 "the portal's own page (same-origin) looks the citizen up with the judge's cookie"
 gw GET "/api/registry/persons/$PARTY" -H "$(bearer "$J_TOKEN")" -H "Darvaza-Purpose: $CASE"
 is "$STATUS" 200 "the judge looks the citizen up with a purpose"
 gw GET "/api/registry/persons/$PARTY" -H "$(bearer "$O_TOKEN")" -H "Darvaza-Purpose: curiosity"
 problem 403 insufficient_assurance "another citizen's lookup is refused (and audited)"
 
-access_ready() { # both entries listed with their proofs
+access_ready() { # the four entries listed with their proofs
     gw GET /api/my/access -H "$(bearer "$P_TOKEN")"
-    [ "$STATUS" = 200 ] && [ "$(jb '[.entries[] | select(.proof_status == "ok")] | length')" -ge 2 ]
+    [ "$STATUS" = 200 ] && [ "$(jb '[.entries[] | select(.proof_status == "ok")] | length')" -ge 4 ]
 }
-ok "GET /api/my/access lists both, with proofs, within 15 s" wait_until 15 access_ready
+ok "GET /api/my/access lists them, with proofs, within 15 s" wait_until 15 access_ready
 gw GET /api/my/access -H "$(bearer "$P_TOKEN")"
 cp "$RESP_BODY_FILE" "$WORK/access.json"
 E_JUDGE=$(jq -c --arg j "$J_FIN" '[.entries[] | select(.actor.fin == $j)][0]' "$WORK/access.json")
@@ -83,6 +96,9 @@ is "$(jq -r '[.decision, .reason, .purpose] | join("|")' <<<"$E_DENY")" "deny|in
 is "$(jq -r '.entries[0].actor.fin' "$WORK/access.json")" "$OTHER" "newest first: the refusal comes first"
 is "$(jq '[.entries[] | select(.actor.fin == "'"$PARTY"'")] | length' "$WORK/access.json")" 0 \
     "the citizen's own reads are not in the list"
+is "$(jq -c --arg j "$J_FIN" '[.entries[] | select(.actor.fin == $j) | .decision + " " + .purpose]' "$WORK/access.json")" \
+    "[\"allow $CASE\",\"allow $CASE-web\"]" \
+    "the judge's name is on the judge's two lookups only, not on those another site's page made"
 
 gw GET "/api/my/access?limit=1" -H "$(bearer "$P_TOKEN")"
 NEXT=$(jb .next_before)
@@ -98,6 +114,21 @@ problem 401 unauthenticated "no session: 401"
 gw GET /api/my/access -H "$(bearer "$J_TOKEN")"
 is "$STATUS $(jb --arg p "$PARTY" '[.entries[] | select(.actor.fin == "'"$J_FIN"'")] | length')" "200 0" \
     "the judge's own list does not show the judge's lookups of others"
+
+# Each page is up to 100 inclusion proofs on the blocking pool that logins
+# share: a person asking without end is refused, per FIN (another person's
+# list is still answered).
+n=0
+while [ $n -lt 250 ]; do
+    gw GET "/api/my/access?limit=100" -H "$(bearer "$O_TOKEN")"
+    [ "$STATUS" = 200 ] || break
+    n=$((n + 1))
+done
+problem 429 rate_limited "a person asking for their access list without end is refused (after $n lists)"
+ok "... after 120 lists in a minute (at most two minutes' worth: $n)" test "$n" -ge 120 -a "$n" -le 240
+is "$(hdr retry-after)" 60 "... with Retry-After: 60"
+gw GET /api/my/access -H "$(bearer "$P_TOKEN")"
+is "$STATUS" 200 "... while another person's list is still answered"
 
 # ---- the proofs ----------------------------------------------------------------
 jq '.proof' <<<"$E_JUDGE" >"$WORK/proof.json"
@@ -143,6 +174,14 @@ gw GET /api/my/access -H "$(bearer "$P_TOKEN")"
 is "$(jb --arg c "$CASE" '[.entries[] | select(.purpose == $c)][0] | [.proof_status, .actor.name] | join("|")')" \
     "mismatch|$J_NAME" "an index row whose name was changed shows as mismatch (the name shown is the line's)"
 sqlite3 "$DB" "UPDATE access_index SET actor_name = NULL WHERE line LIKE '%$CASE\"%'"
+# A row moved to another person in the database (its tgt column changed, not
+# its line) is not shown to that person: the line names whose record it was.
+sqlite3 "$DB" "UPDATE access_index SET tgt = '$J_FIN' WHERE line LIKE '%$CASE\"%'"
+gw GET "/api/my/access?limit=100" -H "$(bearer "$J_TOKEN")"
+is "$STATUS $(jb --arg c "$CASE" '[.entries[] | select(.purpose == $c)] | length')" "200 0" \
+    "an index row moved to another person in the database is not listed to them"
+ok "... and is logged as an error" grep -q 'is not about the person it is listed for' "$(gw_log)"
+sqlite3 "$DB" "UPDATE access_index SET tgt = '$PARTY' WHERE line LIKE '%$CASE\"%'"
 
 # ---- consistency between two heads ------------------------------------------------
 head2_ready() {

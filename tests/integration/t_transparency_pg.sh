@@ -8,7 +8,7 @@
 . "$(dirname "$0")/lib.sh"
 . "$LIB_DIR/pg.sh"
 
-plan 13
+plan 16
 
 PG_PW="pg-$$-$RANDOM-secret"
 CONNINFO="$WORK/pg.conninfo"
@@ -51,6 +51,18 @@ gw GET "/api/my/access?limit=100" -H "$(bearer "$P_TOKEN")"
 is "$(pg_sql darvaza "SELECT actor_name FROM access_index WHERE line LIKE '%$CASE1%'")|$(jb --arg c "$CASE1" '[.entries[] | select(.purpose == $c)][0].actor.name')" \
     "$J_NAME|$J_NAME" "the row's actor_name (added by the schema's migration) and the entry name the judge"
 like "$(pg_sql darvaza "SELECT seq FROM access_watermark")" '^[0-9]+$' "the watermark moved with it"
+# Paging on PostgreSQL: the cursor is one of the person's own rows.
+CASE1B="case 6-$RANDOM/2026"
+gw GET "/api/registry/persons/$PARTY" -H "$(bearer "$J_TOKEN")" -H "Darvaza-Purpose: $CASE1B"
+gw GET "/api/registry/persons/$J_FIN" -H "$(bearer "$P_TOKEN")" -H "Darvaza-Purpose: $CASE1B"
+ok "a second lookup is listed" wait_until 15 listed "$CASE1B"
+gw GET "/api/my/access?limit=1" -H "$(bearer "$P_TOKEN")"
+NEXT=$(jb .next_before)
+gw GET "/api/my/access?limit=1&before=$NEXT" -H "$(bearer "$P_TOKEN")"
+is "$STATUS $(jb '.entries[0].purpose')" "200 $CASE1" "?before= the cursor: the next page, from PostgreSQL"
+FOREIGN=$(pg_sql darvaza "SELECT max(id) FROM access_index WHERE tgt = '$J_FIN'")
+gw GET "/api/my/access?before=$FOREIGN" -H "$(bearer "$P_TOKEN")"
+is "$STATUS $(jb '.entries | length')" "200 0" "another person's row is no cursor: an empty page"
 
 pg_stop
 CASE2="case 5-$RANDOM/2026"

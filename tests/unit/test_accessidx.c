@@ -144,6 +144,14 @@ static void test_sqlite_rows(void **state)
     dz_accessidx_rows_free(out, n);
     assert_int_equal(ops->list(impl, "CCCCCCC", 0, 10, out, &n), 0);
     assert_int_equal(n, 0);
+    /* Another person's row is no cursor: nothing, not the rows older than
+     * it (which would date that person's row). */
+    assert_int_equal(ops->list(impl, "BBBBBBB", 0, 10, out, &n), 0);
+    assert_int_equal(n, 1);
+    int64_t foreign = out[0].id;
+    dz_accessidx_rows_free(out, n);
+    assert_int_equal(ops->list(impl, "AAAAAAA", foreign, 10, out, &n), 0);
+    assert_int_equal(n, 0);
 
     /* Another writer holds the database: nothing of the transaction lands,
      * neither the row nor the watermark.  (Busy timeout: 5 s.) */
