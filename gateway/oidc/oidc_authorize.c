@@ -329,7 +329,12 @@ static void authenticated(struct dz_rctx *c, int rc, void *arg)
         dz_policy_acr_parse(c->session.acr, &have);
         if (ar->prompt_login && c->session.auth_time < f->t_req)
             fresh = false;
-        if (ar->max_age >= 0 && now - c->session.auth_time > ar->max_age)
+        /* A login made after the request is the re-authentication
+         * max_age asks for, however long the page took to hand the
+         * request back (max_age=0 would otherwise send the person to
+         * sign in again for ever once a second has passed). */
+        if (ar->max_age >= 0 && now - c->session.auth_time > ar->max_age &&
+            c->session.auth_time < f->t_req)
             fresh = false;
         if (ar->login_hint[0] && strcmp(ar->login_hint, c->session.fin) != 0)
             fresh = false;
