@@ -216,7 +216,10 @@ static void decide_work(void *arg)
     struct authz_flow *f = arg;
 
     if (f->action == A_CONSENT_CHECK) {
-        if (dz_oidc_consent_given(f->st, f->sess.fin, &f->ar))
+        /* prompt=consent: only a decision made for this request (the
+         * consent page it was sent to) will do; before, its approval led
+         * back to the consent page for ever. */
+        if (dz_oidc_consent_given(f->st, f->sess.fin, &f->ar, f->ar.prompt_consent ? f->t_req : 0))
             f->action = A_ISSUE;
         else if (f->ar.prompt_none)
             f->action = A_REFUSE;
@@ -351,14 +354,6 @@ static void authenticated(struct dz_rctx *c, int rc, void *arg)
         f->action = A_PORTAL;
     } else if (ar->client->consent_preapproved) {
         f->action = A_ISSUE;
-    } else if (ar->prompt_consent) {
-        if (ar->prompt_none) {
-            client_error(c, ar, "consent_required");
-            flow_free(f);
-            return;
-        }
-        f->action = A_PORTAL;
-        f->consent = true;
     } else {
         f->action = A_CONSENT_CHECK;
     }

@@ -38,7 +38,8 @@ static json_t *load(struct dz_store *st, const char *fin)
     return rec;
 }
 
-bool dz_oidc_consent_given(struct dz_store *st, const char *fin, const struct dz_oidc_authreq *ar)
+bool dz_oidc_consent_given(struct dz_store *st, const char *fin, const struct dz_oidc_authreq *ar,
+                           int64_t since)
 {
     json_t *rec = load(st, fin);
     json_t *e = json_object_get(json_object_get(rec, "clients"), ar->client->client_id);
@@ -47,7 +48,9 @@ bool dz_oidc_consent_given(struct dz_store *st, const char *fin, const struct dz
     if (json_is_object(e)) {
         unsigned rel = (unsigned)json_integer_value(json_object_get(e, "release"));
         unsigned sc = (unsigned)json_integer_value(json_object_get(e, "scopes"));
-        ok = (rel & ar->client->release) == ar->client->release && (sc & ar->scopes) == ar->scopes;
+        ok = (rel & ar->client->release) == ar->client->release &&
+             (sc & ar->scopes) == ar->scopes &&
+             json_integer_value(json_object_get(e, "at")) >= since;
     }
     json_decref(rec);
     return ok;

@@ -10,7 +10,7 @@
 # shellcheck source=tests/integration/oidc_clients.sh
 . "$LIB_DIR/oidc_clients.sh"
 
-plan $((73 + OIDC_LOOP_WAIT_TESTS))
+plan $((75 + OIDC_LOOP_WAIT_TESTS))
 
 BC_PORT=9199
 RP_URI="https://127.0.0.1:$BC_PORT/cb"
@@ -291,6 +291,12 @@ gw GET "$NEXT" -H "$COOKIE"
 like "$STATUS|$(hdr location)" '^302\|https://127.0.0.1:9151/callback\?code=' "... to the client with a code"
 CLIENT=demo-consent URI=https://127.0.0.1:9151/callback authz
 like "$STATUS|$LOC" '^302\|https://127.0.0.1:9151/callback\?code=' "the decision is remembered: the next request gets a code at once"
+CLIENT=demo-consent URI=https://127.0.0.1:9151/callback authz prompt=consent
+like "$STATUS|$LOC" '^302\|/\?oidc=[A-Za-z0-9_-]{43}&acr=substantial&consent=1' "prompt=consent: asked again though the decision is remembered"
+CID=$(sed -E 's/.*oidc=([A-Za-z0-9_-]+).*/\1/' <<<"$LOC")
+gw_json POST /authorize/consent "{\"id\":\"$CID\",\"approve\":true}" -H "$COOKIE" -H "origin: $GW_ORIGIN"
+gw GET "$(jb .next)" -H "$COOKIE"
+like "$STATUS|$(hdr location)" '^302\|https://127.0.0.1:9151/callback\?code=' "... and once approved again, resume goes to the client with a code (not back to the consent page)"
 gw GET /oidc/consents -H "$COOKIE"
 is "$STATUS|$(jb -c '[.consents[] | .client]')" '200|["demo-consent"]' "the account page lists the decision"
 gw_json POST /oidc/consents '{"withdraw":"demo-consent"}' -H "$COOKIE" -H "origin: $GW_ORIGIN"
