@@ -54,6 +54,7 @@ enum token_outcome {
     T_OTHER_CLIENT, /* (code spent) issued to another client */
     T_BAD_URI,      /* (code spent) redirect_uri differs */
     T_BAD_PKCE,     /* (code spent) the verifier does not match */
+    T_ENDED,        /* (code spent) the session that authorized it has ended */
     T_STORE_FAILED, /* (code spent) the token or its mark could not be stored */
     T_INTERNAL,     /* (code spent) no memory, no randomness */
 };
@@ -225,6 +226,21 @@ static enum token_outcome store_tokens(struct token_op *op, const json_t *rec)
     return T_ISSUED;
 }
 
+/* The person logged out (or the session expired, or was ended from the
+ * account page) between the code and its exchange: its clients have been
+ * told the session is over, so nothing may be issued for it now.  Store
+ * step. */
+static enum token_outcome live_session(struct token_op *op, const json_t *rec)
+{
+    int rc = dz_oidc_session_alive(op->st, json_string_value(json_object_get(rec, "sid")));
+
+    if (rc == DZ_ERR_NOTFOUND)
+        return T_ENDED;
+    if (rc != 0)
+        return T_STORE_FAILED;
+    return store_tokens(op, rec);
+}
+
 /* Every store call of an exchange, in one step off the loop: the jti, the
  * code (taken: exactly one exchange has it), the checks, the tokens. */
 static void exchange_work(void *arg)
@@ -270,7 +286,7 @@ static void exchange_work(void *arg)
     else if (!verifier_ok(op->verifier, json_string_value(json_object_get(rec, "challenge")) ?: ""))
         op->outcome = T_BAD_PKCE;
     else
-        op->outcome = store_tokens(op, rec);
+        op->outcome = live_session(op, rec);
     if (op->outcome == T_ISSUED)
         op->rec = rec;
     else
@@ -324,6 +340,10 @@ static void refuse(struct dz_rctx *c, struct token_op *op, bool basic)
         break;
     case T_BAD_PKCE:
         dz_oidc_error(c, 400, "invalid_grant", "the PKCE code_verifier does not match", NULL);
+        break;
+    case T_ENDED:
+        dz_oidc_error(c, 400, "invalid_grant", "the session that authorized the code has ended",
+                      NULL);
         break;
     }
 }

@@ -10,7 +10,7 @@
 # shellcheck source=tests/integration/oidc_clients.sh
 . "$LIB_DIR/oidc_clients.sh"
 
-plan $((75 + OIDC_LOOP_WAIT_TESTS))
+plan $((77 + OIDC_LOOP_WAIT_TESTS))
 
 BC_PORT=9199
 RP_URI="https://127.0.0.1:$BC_PORT/cb"
@@ -308,6 +308,7 @@ like "$(grep -c '"type":"oidc_consent"' "$STATE_DIR/audit.log")" '^[2-9]' "appro
 authz
 token_pkjwt "$(code_of)" "$(jq -r .verifier <<<"$START")"
 HINT=$(jb .id_token)
+AT_L=$(jb .access_token)
 gw GET "/logout?id_token_hint=$HINT&post_logout_redirect_uri=https%3A%2F%2Fevil.example%2F" -H "$COOKIE"
 problem 400 invalid_redirect_uri "post_logout_redirect_uri not registered: 400, no open redirect"
 gw GET "/logout?post_logout_redirect_uri=https%3A%2F%2F127.0.0.1%3A$BC_PORT%2Fbye&state=s1" -H "$COOKIE"
@@ -316,6 +317,8 @@ gw GET "/logout?id_token_hint=$HINT&post_logout_redirect_uri=https%3A%2F%2F127.0
 is "$STATUS|$(hdr location)" "302|https://127.0.0.1:$BC_PORT/bye?state=s%201" "RP-initiated logout: back to the registered URI with the state"
 gw GET /auth/session -H "$COOKIE"
 problem 401 unauthenticated "... and the session is gone"
+gw GET /userinfo -H "authorization: Bearer $AT_L"
+is "$STATUS|$(jb .error)" "401|invalid_token" "... and the access token it bought reads nothing more at /userinfo"
 wait_until 10 test -e "$WORK/bc/1.body"
 LT=$(tail -n 1 "$WORK/bc/1.body" 2>/dev/null | sed 's/^logout_token=//')
 SID=$(jq -r .sid <<<"$CLAIMS")
@@ -329,10 +332,15 @@ c=jwt.decode(sys.argv[1],k); print(c["iss"])' "$LT" "$WORK/jwks.json" 2>&1)
 is "$LT_OK" "$ISS" "authlib verifies the logout token's signature with the published keys"
 
 # A logout at the portal reaches the clients of that session too.
+AUTH_COOKIE="cookie: __Host-darvaza=$SESSION2" authz
+CODE=$(code_of)
+VERIFIER=$(jq -r .verifier <<<"$START")
 gw_json POST /auth/logout '{}' -H "authorization: Bearer $SESSION2"
 is "$STATUS" 204 "logout at the portal (the session that resumed a request of test-rp)"
 wait_until 10 test -e "$WORK/bc/2.body"
 ok "... sends test-rp a back-channel logout token" test -e "$WORK/bc/2.body"
+token_pkjwt "$CODE" "$VERIFIER"
+oauth_error 400 invalid_grant "a code given to the session before its logout is refused at /token afterwards"
 like "$(grep -c '"type":"oidc_logout_sent"' "$STATE_DIR/audit.log")" '^[2-9]' "each back-channel logout is on the audit record"
 
 # ---- registration rules ---------------------------------------------------------------
