@@ -128,7 +128,8 @@ enum authz_action {
 struct authz_flow {
     struct dz_oidc_authreq ar;
     char *query;
-    int64_t t_req;
+    int64_t t_req;    /* when the request came: unix seconds */
+    int64_t t_req_ms; /* ... and milliseconds */
     char pending_id[DZ_OIDC_SECRET_LEN + 1]; /* "" on a first visit */
     struct dz_store *st;
     struct dz_session sess;
@@ -163,7 +164,8 @@ static void park(struct authz_flow *f)
         f->no_secret = true;
         return;
     }
-    pend = json_pack("{s:s, s:I}", "q", f->query, "t", (json_int_t)f->t_req);
+    pend = json_pack("{s:s, s:I, s:I}", "q", f->query, "t", (json_int_t)f->t_req, "tm",
+                     (json_int_t)f->t_req_ms);
     f->rc = pend ? dz_oidc_state_put(f->st, DZ_OIDC_NS_REQUEST, f->id, pend, PENDING_TTL_MS,
                                      DZ_STORE_NX)
                  : DZ_ERR_NOMEM;
@@ -219,7 +221,8 @@ static void decide_work(void *arg)
         /* prompt=consent: only a decision made for this request (the
          * consent page it was sent to) will do; before, its approval led
          * back to the consent page for ever. */
-        if (dz_oidc_consent_given(f->st, f->sess.fin, &f->ar, f->ar.prompt_consent ? f->t_req : 0))
+        if (dz_oidc_consent_given(f->st, f->sess.fin, &f->ar,
+                                  f->ar.prompt_consent ? f->t_req_ms : 0))
             f->action = A_ISSUE;
         else if (f->ar.prompt_none)
             f->action = A_REFUSE;
@@ -367,7 +370,7 @@ static void authenticated(struct dz_rctx *c, int rc, void *arg)
 
 /* The whole decision, from the request's own query (first visit, or the
  * parked copy on resume). */
-static void authorize(struct dz_rctx *c, const char *query, size_t qlen, int64_t t_req,
+static void authorize(struct dz_rctx *c, const char *query, size_t qlen, int64_t t_req_ms,
                       const char *pending_id)
 {
     struct dz_oidc_params p;
@@ -382,7 +385,8 @@ static void authorize(struct dz_rctx *c, const char *query, size_t qlen, int64_t
         dz_rctx_problem(c, "service_unavailable", NULL);
         return;
     }
-    f->t_req = t_req;
+    f->t_req = t_req_ms / 1000;
+    f->t_req_ms = t_req_ms;
     if (pending_id)
         snprintf(f->pending_id, sizeof(f->pending_id), "%s", pending_id);
     rc = dz_oidc_params_parse(query, qlen, &p);
@@ -414,7 +418,7 @@ void dz_oidc_ep_authorize(struct dz_rctx *c)
     size_t qlen;
     const char *q = dz_oidc_query(c, &qlen);
 
-    authorize(c, q, qlen, dz_unix_ms() / 1000, NULL);
+    authorize(c, q, qlen, dz_unix_ms(), NULL);
 }
 
 /* The same request as a form POST (Core 3.1.2.1: GET and POST).  A
@@ -432,7 +436,7 @@ void dz_oidc_ep_authorize_post(struct dz_rctx *c)
         return;
     }
     body = dz_req_body(c->req, &len);
-    authorize(c, (const char *)body, len, dz_unix_ms() / 1000, NULL);
+    authorize(c, (const char *)body, len, dz_unix_ms(), NULL);
 }
 
 /* Back from the portal (the page navigates here after a login or a
@@ -465,7 +469,11 @@ static void resume_found(struct dz_rctx *c, void *arg)
     } else if (r->rc != 0 || !pq) {
         dz_rctx_problem(c, "not_found", "unknown or expired authorization request");
     } else {
-        authorize(c, pq, strlen(pq), json_integer_value(json_object_get(r->pend, "t")), r->id);
+        /* "tm" (ms) may be missing from a request parked by an earlier
+         * version: its second then. */
+        json_int_t tm = json_integer_value(json_object_get(r->pend, "tm"));
+        authorize(c, pq, strlen(pq),
+                  tm ? tm : json_integer_value(json_object_get(r->pend, "t")) * 1000, r->id);
     }
     json_decref(r->pend);
     dz_secret_wipe(r->id, sizeof(r->id));
