@@ -10,7 +10,7 @@
 # shellcheck source=tests/integration/oidc_clients.sh
 . "$LIB_DIR/oidc_clients.sh"
 
-plan $((77 + OIDC_LOOP_WAIT_TESTS))
+plan $((78 + OIDC_LOOP_WAIT_TESTS))
 
 BC_PORT=9199
 RP_URI="https://127.0.0.1:$BC_PORT/cb"
@@ -201,6 +201,29 @@ oauth_error 400 invalid_grant "the code replayed: 400 invalid_grant"
 gw GET /userinfo -H "authorization: Bearer $AT1"
 is "$STATUS|$(jb .error)" "401|invalid_token" "... and the replay revoked the access token the code bought"
 like "$(grep -c '"type":"oidc_code_replay"' "$STATE_DIR/audit.log" 2>/dev/null)" '^[1-9]' "the replay is on the audit record"
+# The same code exchanged twice at the same moment (two connections, the
+# store steps on two pool threads; with REDIS=1 as two instances would):
+# whichever wins, no access token it bought survives the other use.
+token_form() { # CODE VERIFIER: the body of an exchange with a fresh assertion
+    printf 'grant_type=authorization_code&code=%s&redirect_uri=%s&code_verifier=%s&client_assertion_type=%s&client_assertion=%s' \
+        "$1" "$(jq -rn --arg u "$RP_URI" '$u|@uri')" "$2" \
+        'urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer' "$(assertion)"
+}
+SURVIVED=0
+for i in $(seq 1 20); do
+    authz
+    CODE=$(code_of)
+    VERIFIER=$(jq -r .verifier <<<"$START")
+    "${CURL_GW[@]}" --parallel --parallel-immediate -o "$WORK/race1.json" --data-binary "$(token_form "$CODE" "$VERIFIER")" "$TOKEN_URL" \
+        --next "${CURL_GW[@]:1}" -o "$WORK/race2.json" --data-binary "$(token_form "$CODE" "$VERIFIER")" "$TOKEN_URL" 2>>"$WORK/curl.err"
+    for f in race1 race2; do
+        RAT=$(jq -r '.access_token // empty' "$WORK/$f.json" 2>/dev/null)
+        [ -n "$RAT" ] || continue
+        gw GET /userinfo -H "authorization: Bearer $RAT"
+        [ "$STATUS" = 401 ] || SURVIVED=$((SURVIVED + 1))
+    done
+done
+is "$SURVIVED" 0 "a code exchanged twice at once, 20 times: no access token of either exchange survives"
 
 authz
 CODE=$(code_of)
