@@ -128,8 +128,8 @@ enum authz_action {
 struct authz_flow {
     struct dz_oidc_authreq ar;
     char *query;
-    int64_t t_req;    /* when the request came: unix seconds */
-    int64_t t_req_ms; /* ... and milliseconds */
+    int64_t t_req;                           /* when the request came: unix seconds */
+    int64_t t_req_ms;                        /* ... and milliseconds */
     char pending_id[DZ_OIDC_SECRET_LEN + 1]; /* "" on a first visit */
     struct dz_store *st;
     struct dz_session sess;

@@ -45,8 +45,7 @@ int dz_oidc_code_claim(struct dz_store *st, const char *code, const char *at_key
         *first_client = NULL;
     if (!mark)
         return DZ_ERR_NOMEM;
-    rc = dz_oidc_state_put(st, DZ_OIDC_NS_USED, code, mark, DZ_OIDC_CODE_USED_TTL_MS,
-                           DZ_STORE_NX);
+    rc = dz_oidc_state_put(st, DZ_OIDC_NS_USED, code, mark, DZ_OIDC_CODE_USED_TTL_MS, DZ_STORE_NX);
     json_decref(mark);
     if (rc != DZ_ERR_EXISTS)
         return rc;

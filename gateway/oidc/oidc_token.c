@@ -251,9 +251,9 @@ static void exchange_work(void *arg)
     dz_b64_encode_to(h, sizeof(h), true, at_key);
     rc = dz_oidc_code_claim(op->st, op->code, at_key, op->client_id, &op->replay_first);
     if (rc != 0) {
-        op->outcome = rc == DZ_ERR_EXISTS                          ? T_REPLAY
+        op->outcome = rc == DZ_ERR_EXISTS                       ? T_REPLAY
                       : rc == DZ_ERR_FULL || rc == DZ_ERR_NOMEM ? T_FULL
-                                                                  : T_UNAVAILABLE;
+                                                                : T_UNAVAILABLE;
         return;
     }
     rc = dz_oidc_state_get(op->st, DZ_OIDC_NS_CODE, op->code, true, &rec);
