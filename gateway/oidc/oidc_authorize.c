@@ -19,6 +19,7 @@
 #include "base/err.h"
 #include "base/secret.h"
 #include "core/gwasync.h"
+#include "core/startlimit.h"
 #include "oidc/oidc.h"
 #include "oidc/oidc_answer.h"
 #include "oidc/oidc_authreq.h"
@@ -306,6 +307,27 @@ static void decided(struct dz_rctx *c, void *arg)
     flow_free(f);
 }
 
+/* The store step of the decision, then decided() on the loop. */
+static void decide(struct dz_rctx *c, struct authz_flow *f)
+{
+    if (dz_gw_state_try(c, decide_work, decided, f) != 0) {
+        flow_free(f);
+        dz_rctx_problem(c, "service_unavailable", "the gateway is busy");
+    }
+}
+
+/* Counted (dz_start_check has answered a refusal itself). */
+static void start_counted(struct dz_rctx *c, bool ok, void *arg)
+{
+    struct authz_flow *f = arg;
+
+    if (!ok || !dz_oidc_can_answer(c)) {
+        flow_free(f);
+        return;
+    }
+    decide(c, f);
+}
+
 /* The session is known (or the store could not say). */
 static void authenticated(struct dz_rctx *c, int rc, void *arg)
 {
@@ -362,10 +384,17 @@ static void authenticated(struct dz_rctx *c, int rc, void *arg)
     }
     f->st = c->gw->store;
     f->sess = c->session;
-    if (dz_gw_state_try(c, decide_work, decided, f) != 0) {
-        flow_free(f);
-        dz_rctx_problem(c, "service_unavailable", "the gateway is busy");
+    /* A first visit that may be parked holds state for minutes on behalf
+     * of anyone, signed in or not: it is a start like a QR or card login,
+     * counted per address and for everyone together, so that a flood of
+     * requests cannot fill the store's challenges (card challenges,
+     * registration codes, every client's codes and tokens). */
+    if (!f->pending_id[0] && (f->action == A_PORTAL || f->action == A_CONSENT_CHECK)) {
+        struct dz_start_limit lim = dz_start_limit_of(c, "oidc_authorize");
+        dz_start_check(c, &lim, 1, start_counted, f);
+        return;
     }
+    decide(c, f);
 }
 
 /* The whole decision, from the request's own query (first visit, or the

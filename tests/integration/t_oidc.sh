@@ -10,7 +10,7 @@
 # shellcheck source=tests/integration/oidc_clients.sh
 . "$LIB_DIR/oidc_clients.sh"
 
-plan $((78 + OIDC_LOOP_WAIT_TESTS))
+plan $((79 + OIDC_LOOP_WAIT_TESTS))
 
 BC_PORT=9199
 RP_URI="https://127.0.0.1:$BC_PORT/cb"
@@ -41,7 +41,9 @@ sed -e 's/^service: oidc-test/service: oidc-short/' -e 's/DIS-9101/DIS-9102/' -e
     -e '/backchannel_logout_uri/d' -e 's/^  consent:/  code_lifetime: 1s\n  consent:/' \
     "$WORK/policies/oidc-test.yaml" >"$WORK/policies/oidc-short.yaml"
 # REDIS=1: the same with the state in Redis (tests/integration/redis.sh starts one).
-oidc_stack_start CARDS=0 MOBILE=0 # only logins by password here
+# Only logins by password here, so the start limit (raised for every
+# script) can be the real one for requests parked by /authorize.
+oidc_stack_start CARDS=0 MOBILE=0 STARTS_PER_ADDRESS=40
 CA="$STATE_DIR/certs/root.pem"
 ISS=$GW_ORIGIN
 TOKEN_URL="$ISS/token"
@@ -365,6 +367,19 @@ ok "... sends test-rp a back-channel logout token" test -e "$WORK/bc/2.body"
 token_pkjwt "$CODE" "$VERIFIER"
 oauth_error 400 invalid_grant "a code given to the session before its logout is refused at /token afterwards"
 like "$(grep -c '"type":"oidc_logout_sent"' "$STATE_DIR/audit.log")" '^[2-9]' "each back-channel logout is on the audit record"
+
+# ---- limits: a request parked for the portal is a start like any other -----------------
+# limits.starts_per_address (40 a minute here): one address cannot fill the
+# store with parked requests (the earlier ones of this script count too; a
+# new minute may start once in the loop).
+N=0
+while [ $N -lt 82 ]; do
+    AUTH_COOKIE="x-none: 1" authz
+    [ "$STATUS" = 302 ] || break
+    N=$((N + 1))
+done
+is "$STATUS|$(jb .code)|$(hdr retry-after | grep -c '^[0-9]')" "429|rate_limited|1" \
+    "requests parked without a session, over limits.starts_per_address from one address: 429 rate_limited with Retry-After"
 
 # ---- registration rules ---------------------------------------------------------------
 mkdir -p "$WORK/bad"
