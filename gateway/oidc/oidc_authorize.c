@@ -19,6 +19,7 @@
 #include "base/err.h"
 #include "base/secret.h"
 #include "core/gwasync.h"
+#include "core/startlimit.h"
 #include "oidc/oidc.h"
 #include "oidc/oidc_answer.h"
 #include "oidc/oidc_authreq.h"
@@ -128,7 +129,8 @@ enum authz_action {
 struct authz_flow {
     struct dz_oidc_authreq ar;
     char *query;
-    int64_t t_req;
+    int64_t t_req;                           /* when the request came: unix seconds */
+    int64_t t_req_ms;                        /* ... and milliseconds */
     char pending_id[DZ_OIDC_SECRET_LEN + 1]; /* "" on a first visit */
     struct dz_store *st;
     struct dz_session sess;
@@ -163,7 +165,8 @@ static void park(struct authz_flow *f)
         f->no_secret = true;
         return;
     }
-    pend = json_pack("{s:s, s:I}", "q", f->query, "t", (json_int_t)f->t_req);
+    pend = json_pack("{s:s, s:I, s:I}", "q", f->query, "t", (json_int_t)f->t_req, "tm",
+                     (json_int_t)f->t_req_ms);
     f->rc = pend ? dz_oidc_state_put(f->st, DZ_OIDC_NS_REQUEST, f->id, pend, PENDING_TTL_MS,
                                      DZ_STORE_NX)
                  : DZ_ERR_NOMEM;
@@ -216,7 +219,11 @@ static void decide_work(void *arg)
     struct authz_flow *f = arg;
 
     if (f->action == A_CONSENT_CHECK) {
-        if (dz_oidc_consent_given(f->st, f->sess.fin, &f->ar))
+        /* prompt=consent: only a decision made for this request (the
+         * consent page it was sent to) will do; before, its approval led
+         * back to the consent page for ever. */
+        if (dz_oidc_consent_given(f->st, f->sess.fin, &f->ar,
+                                  f->ar.prompt_consent ? f->t_req_ms : 0))
             f->action = A_ISSUE;
         else if (f->ar.prompt_none)
             f->action = A_REFUSE;
@@ -300,6 +307,27 @@ static void decided(struct dz_rctx *c, void *arg)
     flow_free(f);
 }
 
+/* The store step of the decision, then decided() on the loop. */
+static void decide(struct dz_rctx *c, struct authz_flow *f)
+{
+    if (dz_gw_state_try(c, decide_work, decided, f) != 0) {
+        flow_free(f);
+        dz_rctx_problem(c, "service_unavailable", "the gateway is busy");
+    }
+}
+
+/* Counted (dz_start_check has answered a refusal itself). */
+static void start_counted(struct dz_rctx *c, bool ok, void *arg)
+{
+    struct authz_flow *f = arg;
+
+    if (!ok || !dz_oidc_can_answer(c)) {
+        flow_free(f);
+        return;
+    }
+    decide(c, f);
+}
+
 /* The session is known (or the store could not say). */
 static void authenticated(struct dz_rctx *c, int rc, void *arg)
 {
@@ -329,7 +357,12 @@ static void authenticated(struct dz_rctx *c, int rc, void *arg)
         dz_policy_acr_parse(c->session.acr, &have);
         if (ar->prompt_login && c->session.auth_time < f->t_req)
             fresh = false;
-        if (ar->max_age >= 0 && now - c->session.auth_time > ar->max_age)
+        /* A login made after the request is the re-authentication
+         * max_age asks for, however long the page took to hand the
+         * request back (max_age=0 would otherwise send the person to
+         * sign in again for ever once a second has passed). */
+        if (ar->max_age >= 0 && now - c->session.auth_time > ar->max_age &&
+            c->session.auth_time < f->t_req)
             fresh = false;
         if (ar->login_hint[0] && strcmp(ar->login_hint, c->session.fin) != 0)
             fresh = false;
@@ -346,28 +379,27 @@ static void authenticated(struct dz_rctx *c, int rc, void *arg)
         f->action = A_PORTAL;
     } else if (ar->client->consent_preapproved) {
         f->action = A_ISSUE;
-    } else if (ar->prompt_consent) {
-        if (ar->prompt_none) {
-            client_error(c, ar, "consent_required");
-            flow_free(f);
-            return;
-        }
-        f->action = A_PORTAL;
-        f->consent = true;
     } else {
         f->action = A_CONSENT_CHECK;
     }
     f->st = c->gw->store;
     f->sess = c->session;
-    if (dz_gw_state_try(c, decide_work, decided, f) != 0) {
-        flow_free(f);
-        dz_rctx_problem(c, "service_unavailable", "the gateway is busy");
+    /* A first visit that may be parked holds state for minutes on behalf
+     * of anyone, signed in or not: it is a start like a QR or card login,
+     * counted per address and for everyone together, so that a flood of
+     * requests cannot fill the store's challenges (card challenges,
+     * registration codes, every client's codes and tokens). */
+    if (!f->pending_id[0] && (f->action == A_PORTAL || f->action == A_CONSENT_CHECK)) {
+        struct dz_start_limit lim = dz_start_limit_of(c, "oidc_authorize");
+        dz_start_check(c, &lim, 1, start_counted, f);
+        return;
     }
+    decide(c, f);
 }
 
 /* The whole decision, from the request's own query (first visit, or the
  * parked copy on resume). */
-static void authorize(struct dz_rctx *c, const char *query, size_t qlen, int64_t t_req,
+static void authorize(struct dz_rctx *c, const char *query, size_t qlen, int64_t t_req_ms,
                       const char *pending_id)
 {
     struct dz_oidc_params p;
@@ -382,7 +414,8 @@ static void authorize(struct dz_rctx *c, const char *query, size_t qlen, int64_t
         dz_rctx_problem(c, "service_unavailable", NULL);
         return;
     }
-    f->t_req = t_req;
+    f->t_req = t_req_ms / 1000;
+    f->t_req_ms = t_req_ms;
     if (pending_id)
         snprintf(f->pending_id, sizeof(f->pending_id), "%s", pending_id);
     rc = dz_oidc_params_parse(query, qlen, &p);
@@ -414,7 +447,7 @@ void dz_oidc_ep_authorize(struct dz_rctx *c)
     size_t qlen;
     const char *q = dz_oidc_query(c, &qlen);
 
-    authorize(c, q, qlen, dz_unix_ms() / 1000, NULL);
+    authorize(c, q, qlen, dz_unix_ms(), NULL);
 }
 
 /* The same request as a form POST (Core 3.1.2.1: GET and POST).  A
@@ -432,7 +465,7 @@ void dz_oidc_ep_authorize_post(struct dz_rctx *c)
         return;
     }
     body = dz_req_body(c->req, &len);
-    authorize(c, (const char *)body, len, dz_unix_ms() / 1000, NULL);
+    authorize(c, (const char *)body, len, dz_unix_ms(), NULL);
 }
 
 /* Back from the portal (the page navigates here after a login or a
@@ -465,7 +498,11 @@ static void resume_found(struct dz_rctx *c, void *arg)
     } else if (r->rc != 0 || !pq) {
         dz_rctx_problem(c, "not_found", "unknown or expired authorization request");
     } else {
-        authorize(c, pq, strlen(pq), json_integer_value(json_object_get(r->pend, "t")), r->id);
+        /* "tm" (ms) may be missing from a request parked by an earlier
+         * version: its second then. */
+        json_int_t tm = json_integer_value(json_object_get(r->pend, "tm"));
+        authorize(c, pq, strlen(pq),
+                  tm ? tm : json_integer_value(json_object_get(r->pend, "t")) * 1000, r->id);
     }
     json_decref(r->pend);
     dz_secret_wipe(r->id, sizeof(r->id));

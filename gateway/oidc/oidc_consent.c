@@ -38,7 +38,8 @@ static json_t *load(struct dz_store *st, const char *fin)
     return rec;
 }
 
-bool dz_oidc_consent_given(struct dz_store *st, const char *fin, const struct dz_oidc_authreq *ar)
+bool dz_oidc_consent_given(struct dz_store *st, const char *fin, const struct dz_oidc_authreq *ar,
+                           int64_t since_ms)
 {
     json_t *rec = load(st, fin);
     json_t *e = json_object_get(json_object_get(rec, "clients"), ar->client->client_id);
@@ -47,7 +48,9 @@ bool dz_oidc_consent_given(struct dz_store *st, const char *fin, const struct dz
     if (json_is_object(e)) {
         unsigned rel = (unsigned)json_integer_value(json_object_get(e, "release"));
         unsigned sc = (unsigned)json_integer_value(json_object_get(e, "scopes"));
-        ok = (rel & ar->client->release) == ar->client->release && (sc & ar->scopes) == ar->scopes;
+        ok = (rel & ar->client->release) == ar->client->release &&
+             (sc & ar->scopes) == ar->scopes &&
+             json_integer_value(json_object_get(e, "at_ms")) >= since_ms;
     }
     json_decref(rec);
     return ok;
@@ -259,6 +262,7 @@ static int remember(struct dz_store *st, const char *fin, const struct dz_oidc_a
     char key[32];
     json_t *rec = load(st, fin);
     json_t *clients;
+    int64_t now_ms = dz_unix_ms();
     int rc;
 
     if (!rec)
@@ -273,8 +277,9 @@ static int remember(struct dz_store *st, const char *fin, const struct dz_oidc_a
         return DZ_ERR_FULL;
     }
     json_object_set_new(clients, ar->client->client_id,
-                        json_pack("{s:i, s:i, s:I}", "release", (int)ar->client->release, "scopes",
-                                  (int)ar->scopes, "at", (json_int_t)(dz_unix_ms() / 1000)));
+                        json_pack("{s:i, s:i, s:I, s:I}", "release", (int)ar->client->release,
+                                  "scopes", (int)ar->scopes, "at", (json_int_t)(now_ms / 1000),
+                                  "at_ms", (json_int_t)now_ms));
     person_key(fin, key);
     rc = dz_oidc_state_put(st, DZ_OIDC_NS_CONSENT, key, rec, DZ_OIDC_CONSENT_TTL_MS, 0);
     json_decref(rec);

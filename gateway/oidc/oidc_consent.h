@@ -16,6 +16,7 @@
 #define DZ_OIDC_CONSENT_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include <jansson.h>
 
@@ -27,8 +28,10 @@ struct dz_policy_set;
 #define DZ_OIDC_CONSENT_TTL_MS (365ull * 24 * 3600 * 1000)
 
 /* Whether fin approved ar's client for at least ar's scopes and the
- * client's release fields.  Any error reads as "not given" (ask again). */
-bool dz_oidc_consent_given(struct dz_store *st, const char *fin, const struct dz_oidc_authreq *ar);
+ * client's release fields, at or after since_ms (unix milliseconds; 0:
+ * whenever).  Any error reads as "not given" (ask again). */
+bool dz_oidc_consent_given(struct dz_store *st, const char *fin, const struct dz_oidc_authreq *ar,
+                           int64_t since_ms);
 
 /* fin's decisions as [{"client","name","fields":[...],"at"}] (names from the
  * policies' oidc: blocks), *out a new reference.  0 or DZ_ERR_NOMEM. */

@@ -80,6 +80,24 @@ int dz_oidc_state_del(struct dz_store *st, const char *ns, const char *key)
     return dz_store_del(st, ns, h, sizeof(h));
 }
 
+int dz_oidc_session_alive(struct dz_store *st, const char *sid_b64)
+{
+    unsigned char *sid = NULL;
+    size_t n = 0;
+    uint64_t left = 0;
+    int rc;
+
+    if (!sid_b64 || dz_b64_decode(sid_b64, strlen(sid_b64), true, &sid, &n) != 0 || n != 32) {
+        free(sid);
+        return DZ_ERR_NOTFOUND;
+    }
+    /* The session's entry is under its sid, and lives exactly as long as
+     * the session (idle and absolute expiry, deleted at logout). */
+    rc = dz_store_ttl(st, DZ_SESSION_NS, sid, n, &left);
+    free(sid);
+    return rc;
+}
+
 /* The key of one (session, client) pair: the session id and the client id
  * separated by a character neither can hold. */
 static int pair_key(const char *sid_b64, const char *client_id, char *out, size_t len)

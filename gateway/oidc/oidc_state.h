@@ -50,6 +50,12 @@ int dz_oidc_state_get(struct dz_store *st, const char *ns, const char *key, bool
 /* Delete the entry under SHA-256 of key.  0 or DZ_ERR_NOTFOUND. */
 int dz_oidc_state_del(struct dz_store *st, const char *ns, const char *key);
 
+/* Whether the session whose sid (base64url, as ID tokens carry it) is
+ * sid_b64 is still alive: 0; DZ_ERR_NOTFOUND when it has ended (logout,
+ * expiry, ended from the account page) or sid_b64 is no sid; or the
+ * store's failure (which says nothing about the session). */
+int dz_oidc_session_alive(struct dz_store *st, const char *sid_b64);
+
 /* Record that the session sid signed in to client_id (for back-channel
  * logout), kept for ttl_ms: one store entry per (session, client), so
  * concurrent additions from several instances never lose one another.

@@ -7,7 +7,8 @@
  * then must match everything it was issued for: the client, the redirect
  * URI, the PKCE verifier.  A code presented again finds its "used" mark,
  * and the access token the first exchange issued is revoked (RFC 6749
- * 4.1.2: the code may have been stolen, so what it bought is suspect too).
+ * 4.1.2: the code may have been stolen, so what it bought is suspect too),
+ * also when both come at once (oidc_code.h).
  *
  * The client is verified on the loop; every store call of the exchange
  * (the assertion's jti, the code, the tokens, the used mark) is one step
@@ -26,6 +27,7 @@
 #include "oidc/oidc.h"
 #include "oidc/oidc_answer.h"
 #include "oidc/oidc_clientauth.h"
+#include "oidc/oidc_code.h"
 #include "oidc/oidc_endpoints.h"
 #include "oidc/oidc_jwks_uri.h"
 #include "oidc/oidc_jwt.h"
@@ -39,7 +41,6 @@
 
 #define ACCESS_TOKEN_TTL_S 300 /* the access token is for userinfo, right after login */
 #define ID_TOKEN_TTL_S 300
-#define USED_TTL_MS (10 * 60 * 1000) /* a replay is recognised this long */
 
 /* What the exchange's store step (off the loop) found, in the order the
  * answers take precedence. */
@@ -51,9 +52,11 @@ enum token_outcome {
     T_BAD_GRANT,    /* grant_type is not authorization_code */
     T_NO_CODE,      /* unknown or expired code */
     T_REPLAY,       /* the code was used: its first tokens are revoked */
+    T_RACED,        /* (code spent) used again meanwhile: this token is revoked */
     T_OTHER_CLIENT, /* (code spent) issued to another client */
     T_BAD_URI,      /* (code spent) redirect_uri differs */
     T_BAD_PKCE,     /* (code spent) the verifier does not match */
+    T_ENDED,        /* (code spent) the session that authorized it has ended */
     T_STORE_FAILED, /* (code spent) the token or its mark could not be stored */
     T_INTERNAL,     /* (code spent) no memory, no randomness */
 };
@@ -165,41 +168,14 @@ static void audit_noted(struct dz_rctx *c, int rc, void *arg)
         dz_rctx_log(c, DZ_LOG_ERROR, "oidc_audit", "a code replay could not be recorded");
 }
 
-/* The code was not there: expired, never issued, or used.  A used one is a
- * replay: revoke what its first exchange issued.  Store step. */
-static enum token_outcome missing_code(struct token_op *op)
-{
-    json_t *used = NULL;
-    const char *at_key;
-    int rc = dz_oidc_state_get(op->st, DZ_OIDC_NS_USED, op->code, false, &used);
-
-    if (rc != 0)
-        return dz_store_failed(rc) ? T_UNAVAILABLE : T_NO_CODE;
-    at_key = json_string_value(json_object_get(used, "at"));
-    if (at_key) {
-        size_t kl = 0;
-        unsigned char *raw = NULL;
-        if (dz_b64_decode(at_key, strlen(at_key), true, &raw, &kl) == 0 && kl == 32)
-            dz_store_del(op->st, DZ_OIDC_NS_TOKEN, raw, kl);
-        free(raw);
-    }
-    op->replay_first = strdup(json_string_value(json_object_get(used, "client")) ?: "");
-    json_decref(used);
-    return T_REPLAY;
-}
-
-/* Store the access token and the mark a replay will find (which token to
- * revoke, by its store key, never the token).  Store step. */
+/* Store the access token the claim named, then look at the code's mark
+ * again: a second use that came meanwhile revokes it (oidc_code.h).
+ * Store step. */
 static enum token_outcome store_tokens(struct token_op *op, const json_t *rec)
 {
-    char at_key[DZ_OIDC_SECRET_LEN + 1];
-    unsigned char h[32];
     json_t *at;
-    json_t *used;
     int rc;
 
-    if (dz_oidc_secret_new(op->access_token) != 0)
-        return T_INTERNAL;
     at = json_pack("{s:s, s:s, s:O, s:O, s:O, s:O, s:O, s:O}", "client", op->client_id, "service",
                    op->svc->name, "fin", json_object_get(rec, "fin"), "acr",
                    json_object_get(rec, "acr"), "amr", json_object_get(rec, "amr"), "sid",
@@ -211,18 +187,27 @@ static enum token_outcome store_tokens(struct token_op *op, const json_t *rec)
     json_decref(at);
     if (rc != 0)
         return T_STORE_FAILED;
-    dz_sha256(op->access_token, strlen(op->access_token), h);
-    dz_b64_encode_to(h, sizeof(h), true, at_key);
-    used = json_pack("{s:s, s:s}", "at", at_key, "client", op->client_id);
-    rc = used ? dz_oidc_state_put(op->st, DZ_OIDC_NS_USED, op->code, used, USED_TTL_MS, 0)
-              : DZ_ERR_NOMEM;
-    json_decref(used);
+    rc = dz_oidc_code_confirm(op->st, op->code);
     if (rc != 0) {
-        /* Without the mark a replay could not revoke: issue nothing. */
         dz_oidc_state_del(op->st, DZ_OIDC_NS_TOKEN, op->access_token);
-        return T_STORE_FAILED;
+        return rc == DZ_ERR_EXISTS ? T_RACED : T_STORE_FAILED;
     }
     return T_ISSUED;
+}
+
+/* The person logged out (or the session expired, or was ended from the
+ * account page) between the code and its exchange: its clients have been
+ * told the session is over, so nothing may be issued for it now.  Store
+ * step. */
+static enum token_outcome live_session(struct token_op *op, const json_t *rec)
+{
+    int rc = dz_oidc_session_alive(op->st, json_string_value(json_object_get(rec, "sid")));
+
+    if (rc == DZ_ERR_NOTFOUND)
+        return T_ENDED;
+    if (rc != 0)
+        return T_STORE_FAILED;
+    return store_tokens(op, rec);
 }
 
 /* Every store call of an exchange, in one step off the loop: the jti, the
@@ -231,6 +216,8 @@ static void exchange_work(void *arg)
 {
     struct token_op *op = arg;
     json_t *rec = NULL;
+    unsigned char h[32];
+    char at_key[DZ_OIDC_SECRET_LEN + 1];
     int rc = dz_oidc_jti_record(op->st, &op->jti);
 
     if (rc == DZ_ERR_EXISTS) {
@@ -253,11 +240,29 @@ static void exchange_work(void *arg)
         op->outcome = T_NO_CODE;
         return;
     }
+    if (dz_oidc_secret_new(op->access_token) != 0) {
+        op->outcome = T_INTERNAL;
+        return;
+    }
+    /* The code's "used" mark first, naming the token this exchange will
+     * issue: a replay, even one at the same moment on another instance,
+     * finds it and revokes that token (oidc_code.h). */
+    dz_sha256(op->access_token, strlen(op->access_token), h);
+    dz_b64_encode_to(h, sizeof(h), true, at_key);
+    rc = dz_oidc_code_claim(op->st, op->code, at_key, op->client_id, &op->replay_first);
+    if (rc != 0) {
+        op->outcome = rc == DZ_ERR_EXISTS                       ? T_REPLAY
+                      : rc == DZ_ERR_FULL || rc == DZ_ERR_NOMEM ? T_FULL
+                                                                : T_UNAVAILABLE;
+        return;
+    }
     rc = dz_oidc_state_get(op->st, DZ_OIDC_NS_CODE, op->code, true, &rec);
     if (rc != 0) {
-        /* A store that could not answer says nothing about the code: not
-         * "unknown", and not a replay. */
-        op->outcome = dz_store_failed(rc) ? T_UNAVAILABLE : missing_code(op);
+        /* Unknown or expired: it reads so again (no "used" mark).  A store
+         * that could not answer says nothing about the code: not "unknown",
+         * and the claim is dropped so that a retry may have it. */
+        dz_oidc_code_unclaim(op->st, op->code);
+        op->outcome = dz_store_failed(rc) ? T_UNAVAILABLE : T_NO_CODE;
         return;
     }
     /* Taken: whatever happens next, this code is spent. */
@@ -270,7 +275,7 @@ static void exchange_work(void *arg)
     else if (!verifier_ok(op->verifier, json_string_value(json_object_get(rec, "challenge")) ?: ""))
         op->outcome = T_BAD_PKCE;
     else
-        op->outcome = store_tokens(op, rec);
+        op->outcome = live_session(op, rec);
     if (op->outcome == T_ISSUED)
         op->rec = rec;
     else
@@ -311,6 +316,11 @@ static void refuse(struct dz_rctx *c, struct token_op *op, bool basic)
         dz_oidc_error(c, 400, "invalid_grant", "the code was already used; its tokens are revoked",
                       NULL);
         break;
+    case T_RACED:
+        /* The second use audits the replay; this one only refuses. */
+        dz_oidc_error(c, 400, "invalid_grant",
+                      "the code was used twice at once; its tokens are revoked", NULL);
+        break;
     case T_OTHER_CLIENT:
         dz_oidc_error(c, 400, "invalid_grant", "the code was issued to another client", NULL);
         break;
@@ -324,6 +334,10 @@ static void refuse(struct dz_rctx *c, struct token_op *op, bool basic)
         break;
     case T_BAD_PKCE:
         dz_oidc_error(c, 400, "invalid_grant", "the PKCE code_verifier does not match", NULL);
+        break;
+    case T_ENDED:
+        dz_oidc_error(c, 400, "invalid_grant", "the session that authorized the code has ended",
+                      NULL);
         break;
     }
 }

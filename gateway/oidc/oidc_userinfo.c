@@ -243,6 +243,13 @@ static void lookup_work(void *arg)
     struct at_lookup *l = arg;
 
     l->rc = dz_oidc_state_get(l->st, DZ_OIDC_NS_TOKEN, l->token, false, &l->at);
+    if (l->rc != 0)
+        return;
+    /* A token outlives no logout: once the session that signed the person
+     * in has ended, what it bought reads nothing more about them. */
+    l->rc = dz_oidc_session_alive(l->st, json_string_value(json_object_get(l->at, "sid")));
+    if (l->rc == DZ_ERR_NOTFOUND)
+        dz_oidc_state_del(l->st, DZ_OIDC_NS_TOKEN, l->token);
 }
 
 static void with_token(struct dz_rctx *c, json_t *at);

@@ -10,7 +10,7 @@
 # shellcheck source=tests/integration/oidc_clients.sh
 . "$LIB_DIR/oidc_clients.sh"
 
-plan $((71 + OIDC_LOOP_WAIT_TESTS))
+plan $((79 + OIDC_LOOP_WAIT_TESTS))
 
 BC_PORT=9199
 RP_URI="https://127.0.0.1:$BC_PORT/cb"
@@ -41,7 +41,9 @@ sed -e 's/^service: oidc-test/service: oidc-short/' -e 's/DIS-9101/DIS-9102/' -e
     -e '/backchannel_logout_uri/d' -e 's/^  consent:/  code_lifetime: 1s\n  consent:/' \
     "$WORK/policies/oidc-test.yaml" >"$WORK/policies/oidc-short.yaml"
 # REDIS=1: the same with the state in Redis (tests/integration/redis.sh starts one).
-oidc_stack_start CARDS=0 MOBILE=0 # only logins by password here
+# Only logins by password here, so the start limit (raised for every
+# script) can be the real one for requests parked by /authorize.
+oidc_stack_start CARDS=0 MOBILE=0 STARTS_PER_ADDRESS=40
 CA="$STATE_DIR/certs/root.pem"
 ISS=$GW_ORIGIN
 TOKEN_URL="$ISS/token"
@@ -201,6 +203,29 @@ oauth_error 400 invalid_grant "the code replayed: 400 invalid_grant"
 gw GET /userinfo -H "authorization: Bearer $AT1"
 is "$STATUS|$(jb .error)" "401|invalid_token" "... and the replay revoked the access token the code bought"
 like "$(grep -c '"type":"oidc_code_replay"' "$STATE_DIR/audit.log" 2>/dev/null)" '^[1-9]' "the replay is on the audit record"
+# The same code exchanged twice at the same moment (two connections, the
+# store steps on two pool threads; with REDIS=1 as two instances would):
+# whichever wins, no access token it bought survives the other use.
+token_form() { # CODE VERIFIER: the body of an exchange with a fresh assertion
+    printf 'grant_type=authorization_code&code=%s&redirect_uri=%s&code_verifier=%s&client_assertion_type=%s&client_assertion=%s' \
+        "$1" "$(jq -rn --arg u "$RP_URI" '$u|@uri')" "$2" \
+        'urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer' "$(assertion)"
+}
+SURVIVED=0
+for i in $(seq 1 20); do
+    authz
+    CODE=$(code_of)
+    VERIFIER=$(jq -r .verifier <<<"$START")
+    "${CURL_GW[@]}" --parallel --parallel-immediate -o "$WORK/race1.json" --data-binary "$(token_form "$CODE" "$VERIFIER")" "$TOKEN_URL" \
+        --next "${CURL_GW[@]:1}" -o "$WORK/race2.json" --data-binary "$(token_form "$CODE" "$VERIFIER")" "$TOKEN_URL" 2>>"$WORK/curl.err"
+    for f in race1 race2; do
+        RAT=$(jq -r '.access_token // empty' "$WORK/$f.json" 2>/dev/null)
+        [ -n "$RAT" ] || continue
+        gw GET /userinfo -H "authorization: Bearer $RAT"
+        [ "$STATUS" = 401 ] || SURVIVED=$((SURVIVED + 1))
+    done
+done
+is "$SURVIVED" 0 "a code exchanged twice at once, 20 times: no access token of either exchange survives"
 
 authz
 CODE=$(code_of)
@@ -262,6 +287,16 @@ gw GET "/authorize/resume?id=$PEND" -H "cookie: __Host-darvaza=$LOGIN_TOKEN"
 LOC=$(hdr location)
 like "$STATUS|$LOC" "^302\\|$RP_URI\\?code=" "after a fresh login the parked request resumes to the client with a code"
 SESSION2=$LOGIN_TOKEN
+# max_age=0 sends the person to sign in again; the login that follows
+# satisfies it even when the page hands the request back a second later.
+authz max_age=0
+like "$STATUS|$LOC" '^302\|/\?oidc=' "max_age=0 with a session of an earlier second: the person signs in again"
+PEND=$(sed -E 's/.*oidc=([A-Za-z0-9_-]+).*/\1/' <<<"$LOC")
+login_person "$R"
+T0=$(date +%s)
+wait_until 5 test "$(date +%s)" -gt "$T0"
+gw GET "/authorize/resume?id=$PEND" -H "cookie: __Host-darvaza=$LOGIN_TOKEN"
+like "$STATUS|$(hdr location)" "^302\\|$RP_URI\\?code=" "... and the login made for it satisfies max_age on resume, a second later too"
 
 # ---- consent (demo-consent asks) ---------------------------------------------------------
 CLIENT=demo-consent URI=https://127.0.0.1:9151/callback authz
@@ -281,6 +316,12 @@ gw GET "$NEXT" -H "$COOKIE"
 like "$STATUS|$(hdr location)" '^302\|https://127.0.0.1:9151/callback\?code=' "... to the client with a code"
 CLIENT=demo-consent URI=https://127.0.0.1:9151/callback authz
 like "$STATUS|$LOC" '^302\|https://127.0.0.1:9151/callback\?code=' "the decision is remembered: the next request gets a code at once"
+CLIENT=demo-consent URI=https://127.0.0.1:9151/callback authz prompt=consent
+like "$STATUS|$LOC" '^302\|/\?oidc=[A-Za-z0-9_-]{43}&acr=substantial&consent=1' "prompt=consent: asked again though the decision is remembered"
+CID=$(sed -E 's/.*oidc=([A-Za-z0-9_-]+).*/\1/' <<<"$LOC")
+gw_json POST /authorize/consent "{\"id\":\"$CID\",\"approve\":true}" -H "$COOKIE" -H "origin: $GW_ORIGIN"
+gw GET "$(jb .next)" -H "$COOKIE"
+like "$STATUS|$(hdr location)" '^302\|https://127.0.0.1:9151/callback\?code=' "... and once approved again, resume goes to the client with a code (not back to the consent page)"
 gw GET /oidc/consents -H "$COOKIE"
 is "$STATUS|$(jb -c '[.consents[] | .client]')" '200|["demo-consent"]' "the account page lists the decision"
 gw_json POST /oidc/consents '{"withdraw":"demo-consent"}' -H "$COOKIE" -H "origin: $GW_ORIGIN"
@@ -292,6 +333,7 @@ like "$(grep -c '"type":"oidc_consent"' "$STATE_DIR/audit.log")" '^[2-9]' "appro
 authz
 token_pkjwt "$(code_of)" "$(jq -r .verifier <<<"$START")"
 HINT=$(jb .id_token)
+AT_L=$(jb .access_token)
 gw GET "/logout?id_token_hint=$HINT&post_logout_redirect_uri=https%3A%2F%2Fevil.example%2F" -H "$COOKIE"
 problem 400 invalid_redirect_uri "post_logout_redirect_uri not registered: 400, no open redirect"
 gw GET "/logout?post_logout_redirect_uri=https%3A%2F%2F127.0.0.1%3A$BC_PORT%2Fbye&state=s1" -H "$COOKIE"
@@ -300,6 +342,8 @@ gw GET "/logout?id_token_hint=$HINT&post_logout_redirect_uri=https%3A%2F%2F127.0
 is "$STATUS|$(hdr location)" "302|https://127.0.0.1:$BC_PORT/bye?state=s%201" "RP-initiated logout: back to the registered URI with the state"
 gw GET /auth/session -H "$COOKIE"
 problem 401 unauthenticated "... and the session is gone"
+gw GET /userinfo -H "authorization: Bearer $AT_L"
+is "$STATUS|$(jb .error)" "401|invalid_token" "... and the access token it bought reads nothing more at /userinfo"
 wait_until 10 test -e "$WORK/bc/1.body"
 LT=$(tail -n 1 "$WORK/bc/1.body" 2>/dev/null | sed 's/^logout_token=//')
 SID=$(jq -r .sid <<<"$CLAIMS")
@@ -313,11 +357,29 @@ c=jwt.decode(sys.argv[1],k); print(c["iss"])' "$LT" "$WORK/jwks.json" 2>&1)
 is "$LT_OK" "$ISS" "authlib verifies the logout token's signature with the published keys"
 
 # A logout at the portal reaches the clients of that session too.
+AUTH_COOKIE="cookie: __Host-darvaza=$SESSION2" authz
+CODE=$(code_of)
+VERIFIER=$(jq -r .verifier <<<"$START")
 gw_json POST /auth/logout '{}' -H "authorization: Bearer $SESSION2"
 is "$STATUS" 204 "logout at the portal (the session that resumed a request of test-rp)"
 wait_until 10 test -e "$WORK/bc/2.body"
 ok "... sends test-rp a back-channel logout token" test -e "$WORK/bc/2.body"
+token_pkjwt "$CODE" "$VERIFIER"
+oauth_error 400 invalid_grant "a code given to the session before its logout is refused at /token afterwards"
 like "$(grep -c '"type":"oidc_logout_sent"' "$STATE_DIR/audit.log")" '^[2-9]' "each back-channel logout is on the audit record"
+
+# ---- limits: a request parked for the portal is a start like any other -----------------
+# limits.starts_per_address (40 a minute here): one address cannot fill the
+# store with parked requests (the earlier ones of this script count too; a
+# new minute may start once in the loop).
+N=0
+while [ $N -lt 82 ]; do
+    AUTH_COOKIE="x-none: 1" authz
+    [ "$STATUS" = 302 ] || break
+    N=$((N + 1))
+done
+is "$STATUS|$(jb .code)|$(hdr retry-after | grep -c '^[0-9]')" "429|rate_limited|1" \
+    "requests parked without a session, over limits.starts_per_address from one address: 429 rate_limited with Retry-After"
 
 # ---- registration rules ---------------------------------------------------------------
 mkdir -p "$WORK/bad"
