@@ -49,6 +49,7 @@ static const struct problem_kind kinds[] = {
     {"payload_too_large", 413, "The request body is too large"},
     {"uri_too_long", 414, "The request target is too long"},
     {"request_header_too_large", 431, "The request head is too large"},
+    {"header_fields_too_large", 431, "The request's header fields are too large"},
     {"unsupported_media_type", 415, "The body must be application/json"},
     {"signed_body_required", 400, "The body must be a document with its CAdES signature"},
     {"malformed_signature", 400, "The signature is not a CMS SignedData"},

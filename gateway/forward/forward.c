@@ -44,6 +44,10 @@
  * for at least 8000 octets; the assertion carries it whole. */
 #define FORWARD_TARGET_MAX 8192
 #define MAX_FWD_HEADERS 64
+/* The fields the gateway adds after the client's kept ones: cookie (the
+ * client's others), forwarded, darvaza-request-id, darvaza-assertion, the
+ * onward documents header and darvaza-release. */
+#define OWN_FWD_HEADERS 6
 #define RELEASE_BUFFER_MAX (8u << 20)
 #define PENDING_HIGH (4u << 20)
 
@@ -818,6 +822,9 @@ static void on_done(void *arg, int result)
 
 /* -------------------------------------------------------------- sending */
 
+/* Never full: dz_forward refused a request whose kept fields leave no room
+ * for the gateway's own (client_fields_fit); a silent drop here would send
+ * the request on without its assertion, release list or Forwarded. */
 static void add_hdr(struct fwd *f, const char *name, const char *value)
 {
     if (f->nhdrs < MAX_FWD_HEADERS)
@@ -1111,6 +1118,26 @@ static void signed_body_then(struct dz_rctx *c, struct dz_signed_body *sb, void 
 
 static void forward_authed(struct dz_rctx *c, int rc, void *arg);
 
+/* Whether the client's fields that go on (signed_cb) leave room for the
+ * gateway's own.  The engine admits up to limits.header_count fields (100
+ * by default, up to 1000), more than a forwarded request carries: without
+ * this check the last fields added, ours, would be the ones left out. */
+static bool client_fields_fit(struct dz_req *req)
+{
+    size_t n = dz_req_header_count(req);
+    size_t kept = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        const char *name;
+        const char *value;
+
+        dz_req_header_at(req, i, &name, &value);
+        if (!is_hop_or_private(name))
+            kept++;
+    }
+    return kept <= MAX_FWD_HEADERS - OWN_FWD_HEADERS;
+}
+
 void dz_forward(struct dz_rctx *c)
 {
     struct dz_policy_match m;
@@ -1126,6 +1153,10 @@ void dz_forward(struct dz_rctx *c)
      * fault, said as such (RFC 9110 15.5.15), not a 503 from signing. */
     if (plen >= sizeof(pathbuf) || strlen(path) > FORWARD_TARGET_MAX) {
         dz_rctx_problem(c, "uri_too_long", NULL);
+        return;
+    }
+    if (!client_fields_fit(c->req)) {
+        dz_rctx_problem(c, "header_fields_too_large", NULL);
         return;
     }
     memcpy(pathbuf, path, plen);

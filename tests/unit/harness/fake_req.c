@@ -14,7 +14,7 @@
 
 #include "base/err.h"
 
-#define MAX_REQ_HEADERS 64
+#define MAX_REQ_HEADERS 128 /* over the engine's default limits.header_count (100) */
 #define MAX_RESP_HEADERS 128
 
 struct dz_worker {

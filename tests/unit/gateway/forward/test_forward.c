@@ -291,6 +291,45 @@ static void test_allowed_audited_first(void **state)
     fake_req_free(r);
 }
 
+/* More header fields than a forwarded request carries (the engine admits
+ * limits.header_count, 100 by default): refused, never sent on without the
+ * fields the gateway adds last (the assertion, Forwarded). */
+static void test_too_many_fields(void **state)
+{
+    struct fake_gw *g = *state;
+    char tok[64];
+    char name[32];
+    struct dz_req *r;
+
+    fake_gw_session(g, FIN_A, "password", DZ_AMR_PWD, "low", NULL, tok);
+    fake_upstream_set_answer(g->up, 200, NULL, "ok");
+    r = fake_gw_req(g, "GET", "/api/t/open");
+    fake_req_bearer(r, tok);
+    for (int i = 0; i < 64; i++) {
+        snprintf(name, sizeof(name), "x-filler-%d", i);
+        fake_req_add_header(r, name, "1");
+    }
+    assert_true(fake_gw_roundtrip(g, r));
+    fwd_assert_problem(r, 431, "header_fields_too_large");
+    fake_req_free(r);
+    assert_int_equal(fake_upstream_requests(g->up), 0);
+
+    /* At the bound, the request goes with every field of the gateway. */
+    r = fake_gw_req(g, "GET", "/api/t/open");
+    fake_req_bearer(r, tok);
+    for (int i = 0; i < 58; i++) {
+        snprintf(name, sizeof(name), "x-filler-%d", i);
+        fake_req_add_header(r, name, "1");
+    }
+    assert_true(fake_gw_roundtrip(g, r));
+    assert_int_equal(fake_req_status(r), 200);
+    fake_req_free(r);
+    assert_int_equal(fake_upstream_requests(g->up), 1);
+    assert_non_null(fake_upstream_last_header(g->up, "darvaza-assertion", name, sizeof(name)));
+    assert_non_null(fake_upstream_last_header(g->up, "forwarded", name, sizeof(name)));
+    assert_non_null(fake_upstream_last_header(g->up, "x-filler-57", name, sizeof(name)));
+}
+
 static void test_upstream_down(void **state)
 {
     struct fake_gw *g = *state;
@@ -635,6 +674,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_insufficient, setup, teardown),
         cmocka_unit_test_setup_teardown(test_after_policy, setup, teardown),
         cmocka_unit_test_setup_teardown(test_allowed_audited_first, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_too_many_fields, setup, teardown),
         cmocka_unit_test_setup_teardown(test_upstream_down, setup, teardown),
         cmocka_unit_test_setup_teardown(test_release_filter, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reset_mid_transfer, setup, teardown),
