@@ -392,6 +392,34 @@ static void test_release_filter(void **state)
     fwd_assert_problem(r, 502, "upstream_unavailable");
     assert_null(strstr(fake_req_resp_body(r, NULL), "fin\":"));
     fake_req_free(r);
+
+    /* A byte range of the record (here a relative's entry nested under a
+     * field not released, whose keys are release names) is not asked for,
+     * and a part answered all the same is refused, not filtered as a
+     * record. */
+    fake_upstream_set_answer(g->up, 206,
+                             "content-type: application/json\r\n"
+                             "content-range: bytes 40-77/120\r\n",
+                             "{\"fin\":\"7XYZ789\",\"name\":\"Other\"}");
+    r = fake_gw_req(g, "GET", "/api/t/record");
+    fake_req_bearer(r, tok);
+    fake_req_add_header(r, "range", "bytes=40-77");
+    fake_req_add_header(r, "if-range", "\"v1\"");
+    assert_true(fake_gw_roundtrip(g, r));
+    fwd_assert_problem(r, 502, "upstream_unavailable");
+    assert_null(strstr(fake_req_resp_body(r, NULL), "7XYZ789"));
+    assert_null(fake_upstream_last_header(g->up, "range", buf, sizeof(buf)));
+    assert_null(fake_upstream_last_header(g->up, "if-range", buf, sizeof(buf)));
+    fake_req_free(r);
+    /* A route without a release list passes both on. */
+    fake_upstream_set_answer(g->up, 206, "content-range: bytes 0-1/10\r\n", "ok");
+    r = fake_gw_req(g, "GET", "/api/t/open");
+    fake_req_bearer(r, tok);
+    fake_req_add_header(r, "range", "bytes=0-1");
+    assert_true(fake_gw_roundtrip(g, r));
+    assert_int_equal(fake_req_status(r), 206);
+    assert_string_equal(fake_upstream_last_header(g->up, "range", buf, sizeof(buf)), "bytes=0-1");
+    fake_req_free(r);
 }
 
 /* ------------------------------------------------- the client goes away */
