@@ -46,8 +46,8 @@
 #define MAX_FWD_HEADERS 64
 /* The fields the gateway adds after the client's kept ones: cookie (the
  * client's others), forwarded, darvaza-request-id, darvaza-assertion, the
- * onward documents header and darvaza-release. */
-#define OWN_FWD_HEADERS 6
+ * onward documents header, darvaza-release and accept-encoding. */
+#define OWN_FWD_HEADERS 7
 #define RELEASE_BUFFER_MAX (8u << 20)
 #define PENDING_HIGH (4u << 20)
 
@@ -353,6 +353,17 @@ out:
     return rc;
 }
 
+/* The answer has a content coding other than identity. */
+static bool answer_coded(const struct fwd *f)
+{
+    for (size_t i = 0; i < f->nrh; i++) {
+        if (strcmp(f->rh[i].name, "content-encoding") == 0 &&
+            strcasecmp(f->rh[i].value, "identity") != 0)
+            return true;
+    }
+    return false;
+}
+
 /* A back end's answer is served at the portal's origin, where the session
  * cookie and the account API live: were its page to run a script (its own,
  * or one an attacker got reflected into it), the script would act as the
@@ -402,9 +413,11 @@ static int send_buffered(struct dz_rctx *c, struct fwd *f)
     int rc;
 
     if (f->buffering && f->status >= 200 && f->status < 300) {
-        /* A part (206) is no whole record: the gateway never asks for one
-         * on these routes (is_partial_ask), and cannot filter a slice. */
-        rc = f->status == 206 ? DZ_ERR_PARSE : filter_release(f, &filtered, &flen);
+        /* A part (206) is no whole record, a coded body no JSON the filter
+         * reads: the gateway asks for neither on these routes
+         * (is_filter_ask), and passes neither on. */
+        rc = f->status == 206 || answer_coded(f) ? DZ_ERR_PARSE
+                                                 : filter_release(f, &filtered, &flen);
         if (rc == DZ_ERR_NOMEM) {
             /* Our failure, not the service's: said as such, and never
              * the answer unfiltered. */
@@ -833,13 +846,17 @@ static void add_hdr(struct fwd *f, const char *name, const char *value)
         f->hdrs[f->nhdrs++] = (struct dz_hdr){name, value};
 }
 
-/* On a route with a release list, the client may not ask for a part of
- * the answer: the filter strips the top-level fields of a whole record, and
- * a byte range of it chosen by the client (an object nested under a field
- * not released, whose own keys are release names) would pass as one. */
-static bool is_partial_ask(const struct dz_policy_route *r, const char *name)
+/* On a route with a release list the answer must be one the filter can
+ * read whole.  The client may not ask for a part of it: the filter strips
+ * the top-level fields of a whole record, and a byte range of it chosen by
+ * the client (an object nested under a field not released, whose own keys
+ * are release names) would pass as one.  Nor choose its coding: the
+ * gateway asks for identity itself (signed_cb), as every browser's
+ * "gzip, br" would get a compressed answer the filter refuses. */
+static bool is_filter_ask(const struct dz_policy_route *r, const char *name)
 {
-    return r->release && (strcmp(name, "range") == 0 || strcmp(name, "if-range") == 0);
+    return r->release && (strcmp(name, "range") == 0 || strcmp(name, "if-range") == 0 ||
+                          strcmp(name, "accept-encoding") == 0);
 }
 
 static void signed_cb(struct dz_rctx *c, int rc, char *token, void *arg)
@@ -873,7 +890,7 @@ static void signed_cb(struct dz_rctx *c, int rc, char *token, void *arg)
         const char *name;
         const char *value;
         dz_req_header_at(c->req, i, &name, &value);
-        if (!is_hop_or_private(name) && !is_partial_ask(f->route, name))
+        if (!is_hop_or_private(name) && !is_filter_ask(f->route, name))
             add_hdr(f, name, value);
     }
     f->cookie_rest = cookies_without_ours(c->req);
@@ -896,8 +913,10 @@ static void signed_cb(struct dz_rctx *c, int rc, char *token, void *arg)
     if (f->sb && f->sb->onward)
         add_hdr(f, DZ_DOCUMENTS_ONWARD_HEADER, f->sb->onward);
     release_list(f->route, f->release, sizeof(f->release));
-    if (f->release[0])
+    if (f->release[0]) {
         add_hdr(f, "darvaza-release", f->release);
+        add_hdr(f, "accept-encoding", "identity");
+    }
 
     snprintf(f->url, sizeof(f->url), "%s%s", f->svc->upstream, dz_req_path(c->req));
     body = dz_req_body(c->req, &body_len);
