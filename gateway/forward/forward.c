@@ -412,7 +412,13 @@ static int send_buffered(struct dz_rctx *c, struct fwd *f)
     size_t flen = 0;
     int rc;
 
-    if (f->buffering && f->status >= 200 && f->status < 300) {
+    /* An answer without content (to a HEAD, or a 204) has no field to
+     * strip: nothing to filter, and no record to refuse (RFC 9110 9.3.2:
+     * a HEAD gets the GET's answer without its content). */
+    bool bodiless =
+        f->body.len == 0 && (f->status == 204 || strcmp(dz_req_method(c->req), "HEAD") == 0);
+
+    if (f->buffering && f->status >= 200 && f->status < 300 && !bodiless) {
         /* A part (206) is no whole record, a coded body no JSON the filter
          * reads: the gateway asks for neither on these routes
          * (is_filter_ask), and passes neither on. */

@@ -39,7 +39,7 @@ static const char policy[] = "service: backend\n"
                              "    means: [sc]\n"
                              "    role: judge\n"
                              "  - path: /api/t/record\n"
-                             "    methods: [GET]\n"
+                             "    methods: [GET, HEAD]\n"
                              "    acr: low\n"
                              "    release: [fin, name]\n"
                              "  - path: /api/t/rated\n"
@@ -410,6 +410,17 @@ static void test_release_filter(void **state)
     assert_null(strstr(fake_req_resp_body(r, NULL), "7XYZ789"));
     assert_null(fake_upstream_last_header(g->up, "range", buf, sizeof(buf)));
     assert_null(fake_upstream_last_header(g->up, "if-range", buf, sizeof(buf)));
+    fake_req_free(r);
+    /* Answers without content: a HEAD's, a 204. */
+    fake_upstream_set_answer(g->up, 200, "content-type: application/json\r\n", "{}");
+    r = fake_gw_req(g, "HEAD", "/api/t/record");
+    fake_req_bearer(r, tok);
+    assert_true(fake_gw_roundtrip(g, r));
+    assert_int_equal(fake_req_status(r), 200);
+    fake_req_free(r);
+    fake_upstream_set_answer(g->up, 204, NULL, "");
+    r = fwd_get(g, "/api/t/record", tok);
+    assert_int_equal(fake_req_status(r), 204);
     fake_req_free(r);
     /* The gateway asks for the record uncoded, whatever the client
      * accepts; a coded answer all the same is refused. */
