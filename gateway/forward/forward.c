@@ -908,9 +908,13 @@ static void signed_cb(struct dz_rctx *c, int rc, char *token, void *arg)
     {
         const char *origin = c->gen->config->gateway.origin;
         const char *host = strstr(origin, "://");
+        const char *ip = dz_req_peer_ip(c->req);
+        /* An IPv6 node is bracketed (RFC 7239 6): bare, a parser reads
+         * its last group as a port. */
+        bool v6 = strchr(ip, ':') != NULL;
 
-        snprintf(f->forwarded, sizeof(f->forwarded), "for=\"%s\";proto=%s;host=\"%s\"",
-                 dz_req_peer_ip(c->req), dz_req_is_tls(c->req) ? "https" : "http",
+        snprintf(f->forwarded, sizeof(f->forwarded), "for=\"%s%s%s\";proto=%s;host=\"%s\"",
+                 v6 ? "[" : "", ip, v6 ? "]" : "", dz_req_is_tls(c->req) ? "https" : "http",
                  host ? host + 3 : origin);
     }
     add_hdr(f, "forwarded", f->forwarded);

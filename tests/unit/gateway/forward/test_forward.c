@@ -291,6 +291,35 @@ static void test_allowed_audited_first(void **state)
     fake_req_free(r);
 }
 
+/* Forwarded names the client as RFC 7239 6 writes a node: an IPv6
+ * address in brackets, so its last group is not read as a port. */
+static void test_forwarded_node(void **state)
+{
+    struct fake_gw *g = *state;
+    char tok[64];
+    char buf[256];
+    struct dz_req *r;
+
+    fake_gw_session(g, FIN_A, "password", DZ_AMR_PWD, "low", NULL, tok);
+    fake_upstream_set_answer(g->up, 200, NULL, "ok");
+    r = fake_gw_req(g, "GET", "/api/t/open");
+    fake_req_bearer(r, tok);
+    fake_req_set_peer(r, "2001:db8::7");
+    assert_true(fake_gw_roundtrip(g, r));
+    assert_int_equal(fake_req_status(r), 200);
+    fake_req_free(r);
+    assert_non_null(fake_upstream_last_header(g->up, "forwarded", buf, sizeof(buf)));
+    assert_int_equal(strncmp(buf, "for=\"[2001:db8::7]\";", 20), 0);
+
+    r = fake_gw_req(g, "GET", "/api/t/open");
+    fake_req_bearer(r, tok);
+    fake_req_set_peer(r, "192.0.2.7");
+    assert_true(fake_gw_roundtrip(g, r));
+    fake_req_free(r);
+    assert_non_null(fake_upstream_last_header(g->up, "forwarded", buf, sizeof(buf)));
+    assert_int_equal(strncmp(buf, "for=\"192.0.2.7\";", 16), 0);
+}
+
 /* More header fields than a forwarded request carries (the engine admits
  * limits.header_count, 100 by default): refused, never sent on without the
  * fields the gateway adds last (the assertion, Forwarded). */
@@ -730,6 +759,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_after_policy, setup, teardown),
         cmocka_unit_test_setup_teardown(test_allowed_audited_first, setup, teardown),
         cmocka_unit_test_setup_teardown(test_too_many_fields, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_forwarded_node, setup, teardown),
         cmocka_unit_test_setup_teardown(test_upstream_down, setup, teardown),
         cmocka_unit_test_setup_teardown(test_release_filter, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reset_mid_transfer, setup, teardown),
