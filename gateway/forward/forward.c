@@ -1003,7 +1003,8 @@ static void rate_counted(void *arg, int rc, int64_t count, const void *data, siz
 static void rate_check(struct dz_rctx *c, struct fwd *f)
 {
     const struct dz_policy_limits *lim = &f->route->limits;
-    char key[96];
+    /* service (63) | FIN or address (an IPv6 one up to 45) | window */
+    char key[160];
     uint64_t window = lim->rate.period_ms ? lim->rate.period_ms : 1000;
     bool per_subject = lim->rate_scope == DZ_RATE_PER_SUBJECT && c->has_session;
     int n;
@@ -1015,6 +1016,12 @@ static void rate_check(struct dz_rctx *c, struct fwd *f)
     n = snprintf(key, sizeof(key), "%s|%s|%llu", f->svc->name,
                  per_subject ? c->session.fin : dz_req_peer_ip(c->req),
                  (unsigned long long)(dz_unix_ms() / (int64_t)window));
+    if (n < 0 || (size_t)n >= sizeof(key)) {
+        /* Not counted under a cut key: refused, as when the count cannot
+         * be kept. */
+        forward_rated(c, f, DZ_ERR_INVAL);
+        return;
+    }
     dz_rctx_hold(c);
     dz_store_incr_async(c->gw->store, dz_worker_loop(c->gw_worker->worker), "rate", key, (size_t)n,
                         window, rate_counted, f);

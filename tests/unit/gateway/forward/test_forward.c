@@ -291,6 +291,47 @@ static void test_allowed_audited_first(void **state)
     fake_req_free(r);
 }
 
+/* The longest service name, a per-address rate, a client at a long IPv6
+ * address: the count's key (service | address | window) is whole, and the
+ * rate holds (the key once took 96 bytes: cut, and read past its end). */
+static const char long_name_policy[] =
+    "service: s123456789-123456789-123456789-123456789-123456789-12\n"
+    "registered_as: \"DIS-7002\"\n"
+    "upstream: @UPSTREAM@\n"
+    "upstream_http: http1\n"
+    "routes:\n"
+    "  - path: /api/t/rated\n"
+    "    methods: [GET]\n"
+    "    acr: low\n"
+    "    limits: { rate: 2/h per address }\n";
+
+static int setup_long_name(void **state)
+{
+    return fwd_setup(state, long_name_policy);
+}
+
+static void test_rate_key_long(void **state)
+{
+    struct fake_gw *g = *state;
+    char tok[64];
+    struct dz_req *r;
+
+    fake_gw_session(g, FIN_A, "password", DZ_AMR_PWD, "low", NULL, tok);
+    fake_upstream_set_answer(g->up, 200, NULL, "ok");
+    for (int i = 0; i < 3; i++) {
+        r = fake_gw_req(g, "GET", "/api/t/rated");
+        fake_req_bearer(r, tok);
+        fake_req_set_peer(r, "2001:db8:ffff:ffff:ffff:ffff:ffff:fff7");
+        assert_true(fake_gw_roundtrip(g, r));
+        if (i < 2)
+            assert_int_equal(fake_req_status(r), 200);
+        else
+            fwd_assert_problem(r, 429, "rate_limited");
+        fake_req_free(r);
+    }
+    assert_int_equal(fake_upstream_requests(g->up), 2);
+}
+
 /* Forwarded names the client as RFC 7239 6 writes a node: an IPv6
  * address in brackets, so its last group is not read as a port. */
 static void test_forwarded_node(void **state)
@@ -760,6 +801,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_allowed_audited_first, setup, teardown),
         cmocka_unit_test_setup_teardown(test_too_many_fields, setup, teardown),
         cmocka_unit_test_setup_teardown(test_forwarded_node, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rate_key_long, setup_long_name, teardown),
         cmocka_unit_test_setup_teardown(test_upstream_down, setup, teardown),
         cmocka_unit_test_setup_teardown(test_release_filter, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reset_mid_transfer, setup, teardown),
