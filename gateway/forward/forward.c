@@ -61,7 +61,7 @@ struct fwd {
     struct dz_assertion_in in;
     struct dz_signed_body *sb; /* require_signed_body: what is forwarded instead */
     char *assertion;
-    char url[2048];
+    char *url; /* upstream and the client's whole target (up to FORWARD_TARGET_MAX) */
     char forwarded[256];
     char release[256];
     struct dz_hdr hdrs[MAX_FWD_HEADERS];
@@ -105,6 +105,7 @@ static void fwd_free(struct fwd *f)
     if (!f)
         return;
     free(f->assertion);
+    free(f->url);
     dz_signed_body_free(f->sb);
     free(f->cookie_rest);
     free(f->rh);
@@ -928,7 +929,23 @@ static void signed_cb(struct dz_rctx *c, int rc, char *token, void *arg)
         add_hdr(f, "accept-encoding", "identity");
     }
 
-    snprintf(f->url, sizeof(f->url), "%s%s", f->svc->upstream, dz_req_path(c->req));
+    /* The target as the client sent it and the assertion's htu names it,
+     * whole: never cut to fit a buffer (a back end would act on another
+     * request than the one signed and on record). */
+    {
+        const char *target = dz_req_path(c->req);
+        size_t ul = strlen(f->svc->upstream);
+        size_t tl = strlen(target);
+
+        f->url = malloc(ul + tl + 1);
+        if (!f->url) {
+            dz_rctx_problem(c, "service_unavailable", NULL);
+            fwd_free(f);
+            return;
+        }
+        memcpy(f->url, f->svc->upstream, ul);
+        memcpy(f->url + ul, target, tl + 1);
+    }
     body = dz_req_body(c->req, &body_len);
     if (f->sb) {
         body = f->sb->body;

@@ -332,6 +332,31 @@ static void test_rate_key_long(void **state)
     assert_int_equal(fake_upstream_requests(g->up), 2);
 }
 
+/* A target up to the documented 8192 bytes reaches the back end whole,
+ * as the assertion's htu names it (it was once cut at 2 KiB with the
+ * upstream's address). */
+static void test_long_target(void **state)
+{
+    struct fake_gw *g = *state;
+    char tok[64];
+    char target[8000];
+    char line[8100];
+    struct dz_req *r;
+
+    fake_gw_session(g, FIN_A, "password", DZ_AMR_PWD, "low", NULL, tok);
+    fake_upstream_set_answer(g->up, 200, NULL, "ok");
+    memcpy(target, "/api/t/open?q=", 14);
+    memset(target + 14, 'a', sizeof(target) - 14 - 9);
+    memcpy(target + sizeof(target) - 9, "&last=1", 8);
+    r = fake_gw_req(g, "GET", target);
+    fake_req_bearer(r, tok);
+    assert_true(fake_gw_roundtrip(g, r));
+    assert_int_equal(fake_req_status(r), 200);
+    fake_req_free(r);
+    snprintf(line, sizeof(line), "GET %s HTTP/1.1\r\n", target);
+    assert_non_null(strstr(fake_upstream_last_request(g->up), line));
+}
+
 /* Forwarded names the client as RFC 7239 6 writes a node: an IPv6
  * address in brackets, so its last group is not read as a port. */
 static void test_forwarded_node(void **state)
@@ -801,6 +826,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_allowed_audited_first, setup, teardown),
         cmocka_unit_test_setup_teardown(test_too_many_fields, setup, teardown),
         cmocka_unit_test_setup_teardown(test_forwarded_node, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_long_target, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rate_key_long, setup_long_name, teardown),
         cmocka_unit_test_setup_teardown(test_upstream_down, setup, teardown),
         cmocka_unit_test_setup_teardown(test_release_filter, setup, teardown),
