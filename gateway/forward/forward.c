@@ -920,7 +920,8 @@ static void signed_cb(struct dz_rctx *c, int rc, char *token, void *arg)
     }
     add_hdr(f, "forwarded", f->forwarded);
     add_hdr(f, "darvaza-request-id", c->rid);
-    add_hdr(f, "darvaza-assertion", f->assertion);
+    if (f->assertion)
+        add_hdr(f, "darvaza-assertion", f->assertion);
     if (f->sb && f->sb->onward)
         add_hdr(f, DZ_DOCUMENTS_ONWARD_HEADER, f->sb->onward);
     release_list(f->route, f->release, sizeof(f->release));
@@ -1380,16 +1381,26 @@ static void sign_assertion(struct dz_rctx *c, struct fwd *f, const unsigned char
     const char *method = dz_req_method(c->req);
     const char *path = dz_req_path(c->req);
 
+    /* A public route's caller without a session has nobody to name: the
+     * request goes without an assertion (an assertion always names a
+     * person; signing one failed, and every such request was a 503), and
+     * the back end treats it as anonymous.  The client's own Darvaza-*
+     * fields are dropped as on every route; the audit line has no fin and
+     * no jti. */
+    if (!c->has_session) {
+        signed_cb(c, 0, NULL, f);
+        return;
+    }
     f->in.iss = c->gen->config->gateway.id;
-    f->in.sub = c->has_session ? c->session.fin : NULL;
+    f->in.sub = c->session.fin;
     f->in.aud = f->svc->name;
-    f->in.sid_b64 = c->has_session ? f->sid : NULL;
-    f->in.acr = c->has_session ? c->session.acr : NULL;
-    f->in.amr = c->has_session ? c->session.amr : 0;
+    f->in.sid_b64 = f->sid;
+    f->in.acr = c->session.acr;
+    f->in.amr = c->session.amr;
     f->in.iat = dz_unix_ms() / 1000;
-    f->in.auth_time = c->has_session ? c->session.auth_time : 0;
+    f->in.auth_time = c->session.auth_time;
     f->in.ttl_s = (int)(c->gen->config->signing.assertion_ttl_ms / 1000);
-    f->in.prf = c->has_session && c->session.has_prf ? c->session.prf : NULL;
+    f->in.prf = c->session.has_prf ? c->session.prf : NULL;
     f->in.htm = method;
     f->in.htu = path;
     f->in.body = body;

@@ -46,6 +46,9 @@ static const char policy[] = "service: backend\n"
                              "    methods: [GET]\n"
                              "    acr: low\n"
                              "    limits: { rate: 2/h per subject }\n"
+                             "  - path: /api/t/public\n"
+                             "    methods: [GET]\n"
+                             "    public: true\n"
                              "limits: { body: 1KiB, timeout: 10s }\n";
 
 static int setup(void **state)
@@ -288,6 +291,48 @@ static void test_allowed_audited_first(void **state)
     assert_string_equal(json_string_value(json_object_get(line, "jti")), jti);
     json_decref(line);
     assert_int_equal(fake_req_refs(r), 1);
+    fake_req_free(r);
+}
+
+/* A public route answers a caller without a session: the request goes on
+ * without an assertion (one names a person; signing one for nobody failed,
+ * and every such request was a 503), never with the client's own, and is
+ * on record without a fin or a jti.  With a session, the same route gets
+ * the person's assertion as any other. */
+static void test_public_route(void **state)
+{
+    struct fake_gw *g = *state;
+    char tok[64];
+    char buf[4096];
+    struct dz_req *r;
+    json_t *line;
+
+    fake_upstream_set_answer(g->up, 200, NULL, "open to all");
+    r = fake_gw_req(g, "GET", "/api/t/public");
+    fake_req_add_header(r, "darvaza-assertion", "spoofed");
+    assert_true(fake_gw_roundtrip(g, r));
+    assert_int_equal(fake_req_status(r), 200);
+    assert_string_equal(fake_req_resp_body(r, NULL), "open to all");
+    assert_int_equal(fake_upstream_requests(g->up), 1);
+    assert_null(fake_upstream_last_header(g->up, "darvaza-assertion", buf, sizeof(buf)));
+    assert_non_null(fake_upstream_last_header(g->up, "darvaza-request-id", buf, sizeof(buf)));
+    line = fake_gw_audit_find(g, fake_req_resp_header(r, "darvaza-request-id"), "forward");
+    assert_non_null(line);
+    assert_string_equal(json_string_value(json_object_get(line, "decision")), "allow");
+    assert_null(json_object_get(line, "fin"));
+    assert_null(json_object_get(line, "jti"));
+    json_decref(line);
+    assert_true(fake_spin_idle(g->w, FAKE_GW_TIMEOUT_MS));
+    fake_req_free(r);
+
+    fake_gw_session(g, FIN_A, "password", DZ_AMR_PWD, "low", NULL, tok);
+    r = fake_gw_req(g, "GET", "/api/t/public");
+    fake_req_bearer(r, tok);
+    assert_true(fake_gw_roundtrip(g, r));
+    assert_int_equal(fake_req_status(r), 200);
+    assert_non_null(fake_upstream_last_header(g->up, "darvaza-assertion", buf, sizeof(buf)));
+    assert_int_equal(strncmp(buf, "ey", 2), 0);
+    assert_true(fake_spin_idle(g->w, FAKE_GW_TIMEOUT_MS));
     fake_req_free(r);
 }
 
@@ -827,6 +872,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_too_many_fields, setup, teardown),
         cmocka_unit_test_setup_teardown(test_forwarded_node, setup, teardown),
         cmocka_unit_test_setup_teardown(test_long_target, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_public_route, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rate_key_long, setup_long_name, teardown),
         cmocka_unit_test_setup_teardown(test_upstream_down, setup, teardown),
         cmocka_unit_test_setup_teardown(test_release_filter, setup, teardown),
