@@ -626,6 +626,15 @@ static int verify(int argc, char **argv)
                        " lines, %" PRIu64 " signed heads verified\n",
                        h.segs[b].group[0] ? h.segs[b].group : "(none)", e - b, t.first_seq,
                        t.last_seq, t.lines, t.heads_verified);
+            /* Several instances: each one's unsigned tail is its own (the
+             * note after the loop covers a single history). */
+            if (t.unsigned_tail > 0 && !(groups == 1 && e == h.n))
+                fprintf(stderr,
+                        "note: instance %s: the last %" PRIu64 " line(s) (seq %" PRIu64 "..%" PRIu64
+                        ") follow its last signed head: nothing signs them, so "
+                        "cutting, changing or adding them would not show here\n",
+                        h.segs[b].group[0] ? h.segs[b].group : "(none)", t.unsigned_tail,
+                        t.last_seq - t.unsigned_tail + 1, t.last_seq);
         }
         b = e;
     }

@@ -7,7 +7,7 @@
 # a bad audit.rotate value is a config error naming file:line.
 . "$(dirname "$0")/lib.sh"
 
-plan 31
+plan 32
 stack_start AUDIT_ROTATE="size: 64KiB"
 DIR="$STATE_DIR"
 AUDIT="$DIR/audit.log"
@@ -165,6 +165,14 @@ OUT=$("$DZ" audit verify "$WORK/multi" --jwks "$WORK/jwks-after.json" 2>&1)
 rc=$?
 like "$rc|$(grep -c '^ok: instance' <<<"$OUT")|$(one_line "$OUT")" "^0\|2\|.*instance darvaza-demo: .*instance gw-two: 2 segment\(s\), seq 1\.\." \
     "two gateways' segments in one directory: each instance's chain verified on its own ($OUT)"
+# A line added after gw-two's last head: the chain holds, nothing signs it,
+# and verify says so for that instance even with two histories.
+L=$(tail -n 1 "$WORK/multi/audit-gw2-live.log")
+printf '{"instance":"gw-two","prev":"%s","seq":%s,"time":"2026-12-07T00:00:00.000Z","type":"login"}\n' \
+    "$(printf '%s' "$L" | sha256sum | cut -c1-64)" "$(($(jq .seq <<<"$L") + 1))" >>"$WORK/multi/audit-gw2-live.log"
+OUT=$("$DZ" audit verify "$WORK/multi" --jwks "$WORK/jwks-after.json" 2>&1)
+like "$?|$(one_line "$OUT")" '^0\|.*note: instance gw-two: the last 1 line\(s\) .*nothing signs them' \
+    "an unsigned line at the end of one of two histories: named in a note for that instance ($OUT)"
 rm "$WORK/multi/$(basename "$(find "$WORK/gw2" -name 'audit-*.log' | head -n 1)")"
 OUT=$("$DZ" audit verify "$WORK/multi" 2>&1)
 rc=$?
