@@ -44,6 +44,9 @@ static int usage(void)
           "  signatures of its signed heads (--key: one PEM public key for every kid).\n"
           "  --archive: the key archive of retired keys (default: audit-keys.jwks next\n"
           "  to the first FILE or in DIR); heads of kids not in --jwks are checked with it.\n"
+          "  With --jwks/--key the last head must be signed by one of those keys (or by\n"
+          "  a key of an archive named with --archive), not by one found only next to\n"
+          "  the log.\n"
           "  --from-header: the history may start after seq 1 (earlier segments deleted\n"
           "  on purpose); the first segment's header is taken as given.\n"
           "  --head SEQ:HEX: also require the head line at seq SEQ to carry head HEX,\n"
@@ -58,6 +61,12 @@ struct keys {
     struct dz_jwks *jwks;    /* --jwks: heads are checked with the key of their kid */
     EVP_PKEY *pem;           /* --key: every head is checked with this one key */
     struct dz_jwks *archive; /* retired keys, for kids --jwks does not have */
+    bool archive_chosen;     /* --archive: the operator's own copy, trusted like --jwks */
+    /* The key of the latest head looked up came from the archive found next
+     * to the log (the heads are checked in chain order, so after a chain
+     * this is its last head). */
+    bool last_from_default_archive;
+    char last_kid[128];
 };
 
 static EVP_PKEY *find_key(void *arg, const char *kid)
@@ -68,10 +77,16 @@ static EVP_PKEY *find_key(void *arg, const char *kid)
      * rotation needs --jwks so each head is checked with its own key. */
     EVP_PKEY *p;
 
+    k->last_from_default_archive = false;
+    snprintf(k->last_kid, sizeof(k->last_kid), "%s", kid);
     if (k->pem)
         return k->pem;
     p = k->jwks ? dz_jwks_find(k->jwks, kid) : NULL;
-    return p ? p : (k->archive ? dz_jwks_find(k->archive, kid) : NULL);
+    if (p || !k->archive)
+        return p;
+    p = dz_jwks_find(k->archive, kid);
+    k->last_from_default_archive = p && !k->archive_chosen;
+    return p;
 }
 
 static int load_jwks(const char *path, struct dz_jwks **out)
@@ -350,6 +365,9 @@ struct totals {
     uint64_t first_seq;
     uint64_t last_seq;
     uint64_t unsigned_tail;
+    const char *head_path; /* the file and line of the last signed head */
+    uint64_t head_line;
+    uint64_t head_seq;
 };
 
 /*
@@ -424,11 +442,36 @@ static bool verify_chain(struct seg *segs, size_t b, size_t e, const struct dz_a
         t->forwards_open += r.forwards_open;
         t->last_seq = r.last_seq;
         t->unsigned_tail = r.unsigned_tail;
+        if (r.heads_seen > 0) {
+            t->head_path = s->path;
+            t->head_line = r.last_head_seq - r.first_seq + 1;
+            t->head_seq = r.last_head_seq;
+        }
         chain.seq = r.last_seq;
         memcpy(chain.hash, r.last_hash, 32);
         prev = s;
     }
     return true;
+}
+
+/*
+ * The archive found next to the log can be written by whoever can write the
+ * log: a key added there would make a rewritten history "verify".  So when
+ * the operator gave keys of their own (--jwks, --key), the history must end
+ * under a head signed by one of them (or by a key of an archive they chose
+ * with --archive).  Heads before it need the archive only for their own
+ * signature: the chain ties every earlier line to that last head anyway.
+ */
+static bool last_head_trusted(const struct keys *k, const struct totals *t, bool own_keys)
+{
+    if (!own_keys || t->heads_verified == 0 || !k->last_from_default_archive)
+        return true;
+    printf("%s:%" PRIu64 ": untrusted_key: the last signed head (seq %" PRIu64
+           ") is signed by kid \"%s\", a key found only in the archive next to the log, which "
+           "whoever can write the log can write too: give the JWKS that published it (--jwks) "
+           "or your own copy of the archive (--archive)\n",
+           t->head_path, t->head_line, t->head_seq, k->last_kid);
+    return false;
 }
 
 static int load_keys(struct keys *keys, const char *jwks_path, const char *key_path,
@@ -476,7 +519,7 @@ static int verify(int argc, char **argv)
     const char *head_arg = NULL;
     uint64_t head_seq = 0;
     char head_hex[65] = "";
-    struct keys keys = {NULL, NULL, NULL};
+    struct keys keys = {.jwks = NULL};
     struct dz_audit_keys ak = {find_key, &keys};
     struct history h = {NULL, 0, 0};
     const char *first_arg = NULL;
@@ -515,6 +558,7 @@ static int verify(int argc, char **argv)
         archive_path = default_archive(first_arg);
     if (load_keys(&keys, jwks_path, key_path, archive_path) != 0)
         goto out;
+    keys.archive_chosen = archive_arg != NULL;
 
     code = 1;
     for (int i = 1; i < argc; i++) {
@@ -542,8 +586,10 @@ static int verify(int argc, char **argv)
         while (e < h.n && strcmp(h.segs[e].group, h.segs[b].group) == 0)
             e++;
         groups++;
+        keys.last_from_default_archive = false;
         if (!verify_chain(h.segs, b, e, (jwks_path || key_path || keys.archive) ? &ak : NULL,
-                          from_header, &t)) {
+                          from_header, &t) ||
+            !last_head_trusted(&keys, &t, jwks_path || key_path)) {
             bad++;
         } else if (head_arg && groups == 1 && e == h.n) {
             /* --head: the segment holding that seq must still hold that head
@@ -580,6 +626,15 @@ static int verify(int argc, char **argv)
                        " lines, %" PRIu64 " signed heads verified\n",
                        h.segs[b].group[0] ? h.segs[b].group : "(none)", e - b, t.first_seq,
                        t.last_seq, t.lines, t.heads_verified);
+            /* Several instances: each one's unsigned tail is its own (the
+             * note after the loop covers a single history). */
+            if (t.unsigned_tail > 0 && !(groups == 1 && e == h.n))
+                fprintf(stderr,
+                        "note: instance %s: the last %" PRIu64 " line(s) (seq %" PRIu64 "..%" PRIu64
+                        ") follow its last signed head: nothing signs them, so "
+                        "cutting, changing or adding them would not show here\n",
+                        h.segs[b].group[0] ? h.segs[b].group : "(none)", t.unsigned_tail,
+                        t.last_seq - t.unsigned_tail + 1, t.last_seq);
         }
         b = e;
     }
@@ -589,8 +644,14 @@ static int verify(int argc, char **argv)
         printf("forwards: %" PRIu64 " recorded before they left, %" PRIu64
                " without an outcome line (in flight when the log ended, or cut by a crash)\n",
                t.forwards_sent, t.forwards_open);
-    if (keys.archive)
+    if (keys.archive && (jwks_path || key_path || archive_arg))
         fprintf(stderr, "note: retired keys from the archive %s\n", archive_path);
+    else if (keys.archive && t.heads_verified > 0)
+        fprintf(stderr,
+                "note: heads checked only with the archive %s, which whoever can rewrite the log "
+                "can rewrite too: give --jwks (or --archive with a copy you keep) for signatures "
+                "that prove something\n",
+                archive_path);
     if (!jwks_path && !key_path && !keys.archive && t.heads_seen > 0)
         fprintf(stderr,
                 "note: %" PRIu64 " head signature(s) not checked: give --jwks, --key or "
@@ -599,7 +660,8 @@ static int verify(int argc, char **argv)
     if (t.unsigned_tail > 0 && groups == 1)
         fprintf(stderr,
                 "note: the last %" PRIu64 " line(s) (seq %" PRIu64 "..%" PRIu64
-                ") follow the last signed head: cutting them off would not show here\n",
+                ") follow the last signed head: nothing signs them, so cutting, changing or "
+                "adding them would not show here\n",
                 t.unsigned_tail, t.last_seq - t.unsigned_tail + 1, t.last_seq);
     if (!head_arg)
         fprintf(stderr, "note: give --head SEQ:HEX from the latest \"audit_head\" entry of "

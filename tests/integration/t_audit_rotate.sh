@@ -7,7 +7,7 @@
 # a bad audit.rotate value is a config error naming file:line.
 . "$(dirname "$0")/lib.sh"
 
-plan 28
+plan 32
 stack_start AUDIT_ROTATE="size: 64KiB"
 DIR="$STATE_DIR"
 AUDIT="$DIR/audit.log"
@@ -122,6 +122,24 @@ like "$?|$OUT" "^1\|.*$(basename "${SEGS[3]}"):1: seq_gap.*cut" "a segment cut a
 OUT=$("$DZ" audit verify "$MID" 2>&1)
 like "$?|$OUT" "^1\|.*$(basename "$MID"):1: missing_segment" "a middle segment alone: the earlier segments are missing"
 
+# An insider who can write the directory but has no gateway key: line 5 of
+# the middle segment changed, the chain rebuilt after it, every later head
+# signed with a key of their own, and that key added to the archive next to
+# the log.  The operator's keys (--jwks) must still be what the history ends
+# under.
+copy_history forged
+cp "$DIR/audit-keys.jwks" "$WORK/archive-kept.jwks"
+(umask 077 && openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$WORK/insider.pem" 2>/dev/null)
+/usr/bin/python3 "$ROOT/tests/integration/audit_forge.py" "$WORK/forged" "$(sed -n 5p "$MID" | jq .seq)" \
+    "$WORK/insider.pem" insider
+OUT=$("$DZ" audit verify "$WORK/forged" --jwks "$WORK/jwks-after.json" 2>&1)
+like "$?|$(one_line "$OUT")" '^1\|.*audit\.log:[0-9]+: untrusted_key: .*"insider"' \
+    "a rewritten history signed by a key added to the archive next to the log: exit 1, untrusted_key ($OUT)"
+OUT=$("$DZ" audit verify "$WORK/forged" --jwks "$WORK/jwks-after.json" --archive "$WORK/archive-kept.jwks" 2>&1)
+like "$?|$(one_line "$OUT")" '^1\|.*: unknown_kid: .*"insider"' "against the archive copy kept elsewhere: unknown_kid"
+OUT=$("$DZ" audit verify "$DIR" --jwks "$WORK/jwks-before.json" --archive "$WORK/archive-kept.jwks" 2>&1)
+is "$?" 0 "the untouched history with that copy given as --archive verifies ($OUT)"
+
 # ---- a second instance: two histories in one archive --------------------------------------------
 # The same config under another gateway.id and audit file (the stack is
 # stopped, so its ports are free): a few refused logins, a SIGUSR1, more.
@@ -147,6 +165,14 @@ OUT=$("$DZ" audit verify "$WORK/multi" --jwks "$WORK/jwks-after.json" 2>&1)
 rc=$?
 like "$rc|$(grep -c '^ok: instance' <<<"$OUT")|$(one_line "$OUT")" "^0\|2\|.*instance darvaza-demo: .*instance gw-two: 2 segment\(s\), seq 1\.\." \
     "two gateways' segments in one directory: each instance's chain verified on its own ($OUT)"
+# A line added after gw-two's last head: the chain holds, nothing signs it,
+# and verify says so for that instance even with two histories.
+L=$(tail -n 1 "$WORK/multi/audit-gw2-live.log")
+printf '{"instance":"gw-two","prev":"%s","seq":%s,"time":"2026-12-07T00:00:00.000Z","type":"login"}\n' \
+    "$(printf '%s' "$L" | sha256sum | cut -c1-64)" "$(($(jq .seq <<<"$L") + 1))" >>"$WORK/multi/audit-gw2-live.log"
+OUT=$("$DZ" audit verify "$WORK/multi" --jwks "$WORK/jwks-after.json" 2>&1)
+like "$?|$(one_line "$OUT")" '^0\|.*note: instance gw-two: the last 1 line\(s\) .*nothing signs them' \
+    "an unsigned line at the end of one of two histories: named in a note for that instance ($OUT)"
 rm "$WORK/multi/$(basename "$(find "$WORK/gw2" -name 'audit-*.log' | head -n 1)")"
 OUT=$("$DZ" audit verify "$WORK/multi" 2>&1)
 rc=$?
