@@ -24,6 +24,7 @@
 #include "base/secret.h"
 #include "core/rctx.h"
 #include "harness/fake_gw.h"
+#include "harness/store_wrap.h"
 #include "keys/jws.h"
 #include "oidc/oidc_jwt.h"
 #include "state/session.h"
@@ -31,79 +32,26 @@
 
 #define FIN "5ABC123"
 
-/* ---- a store wrapper whose session deletions fail while fail_del is set */
-
+/* Deleting a session fails while fail_del is set (the store wrapper's hook). */
 static bool fail_del;
 
-static int w_put(void *i, enum dz_store_kind kind, const char *ns, const void *k, size_t kl,
-                 const void *v, size_t vl, uint64_t ttl, int f)
+static int before(struct store_wrap *w, const char *op, const char *ns)
 {
-    (void)kind; /* the wrapped store finds it again */
-    return dz_store_put(i, ns, k, kl, v, vl, ttl, f);
+    (void)w;
+    return fail_del && strcmp(op, "del") == 0 && strcmp(ns, DZ_SESSION_NS) == 0 ? DZ_ERR_UNAVAILABLE
+                                                                                : 0;
 }
-static int w_get(void *i, const char *ns, const void *k, size_t kl, struct dz_buf *o)
-{
-    return dz_store_get(i, ns, k, kl, o);
-}
-static int w_take(void *i, const char *ns, const void *k, size_t kl, struct dz_buf *o)
-{
-    return dz_store_take(i, ns, k, kl, o);
-}
-static int w_del(void *i, const char *ns, const void *k, size_t kl)
-{
-    if (fail_del && strcmp(ns, DZ_SESSION_NS) == 0)
-        return DZ_ERR_UNAVAILABLE;
-    return dz_store_del(i, ns, k, kl);
-}
-static int w_del_if(void *i, const char *ns, const void *k, size_t kl, const void *v, size_t vl)
-{
-    return dz_store_del_if(i, ns, k, kl, v, vl);
-}
-static int w_incr(void *i, enum dz_store_kind kind, const char *ns, const void *k, size_t kl,
-                  uint64_t ttl, int64_t *o)
-{
-    (void)kind;
-    return dz_store_incr(i, ns, k, kl, ttl, o);
-}
-static int w_ttl(void *i, const char *ns, const void *k, size_t kl, uint64_t *o)
-{
-    return dz_store_ttl(i, ns, k, kl, o);
-}
-static int w_touch(void *i, const char *ns, const void *k, size_t kl, uint64_t ttl)
-{
-    return dz_store_touch(i, ns, k, kl, ttl);
-}
-static size_t w_count(void *i, const char *ns)
-{
-    return dz_store_count(i, ns);
-}
-static void w_free(void *i)
-{
-    dz_store_free(i);
-}
-static const struct dz_store_ops wrap_ops = {
-    .put = w_put,
-    .get = w_get,
-    .take = w_take,
-    .del = w_del,
-    .del_if = w_del_if,
-    .incr = w_incr,
-    .ttl = w_ttl,
-    .touch = w_touch,
-    .count = w_count,
-    .free = w_free,
-};
 
 static int setup(void **state)
 {
     struct fake_gw *g;
-    struct dz_store *wrapped = NULL;
+    struct store_wrap *w;
 
     assert_int_equal(fake_gw_new(&(struct fake_gw_opts){0}, &g), 0);
     /* Requests read g->gw.store when they run: from now on they see the
      * wrapper, which owns (and frees) the harness's store. */
-    assert_int_equal(dz_store_new(&wrap_ops, g->gw.store, &wrapped), 0);
-    g->gw.store = wrapped;
+    assert_int_equal(store_wrap_new(g->gw.store, &w, &g->gw.store), 0);
+    w->before = before;
     fail_del = false;
     *state = g;
     return 0;
