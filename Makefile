@@ -140,14 +140,15 @@ $(BUILD)/darvaza-card: $(call obj,$(CARD_SRCS)) $(LIBDZ)
 # parts that a test of the real engine may use are linked as their objects,
 # never through the archive, each into the tests that include its header:
 # the malloc hook (harness/fail_alloc.h), the raw HTTP/2 client and the
-# engine on a loopback port (harness/h2raw_client.h, h2raw_server.h).
+# engine on a loopback port (harness/h2raw_client.h, h2raw_server.h), a
+# store wrapper whose hook can fail or interleave calls (harness/store_wrap.h).
 $(BUILD)/obj/tests/%.o: CFLAGS += -Itests/unit
 HARNESS_USERS := $(shell grep -l '^\#include "harness/fake_' $(UNIT_SRCS))
 
 $(LIBTH): $(call obj,$(HARNESS_SRCS))
 	@rm -f $@; ar rcs $@ $^
 
-HARNESS_OBJECTS := fail_alloc h2raw_client h2raw_server
+HARNESS_OBJECTS := fail_alloc h2raw_client h2raw_server store_wrap
 harness_users = $(shell grep -l '^\#include "harness/$(1).h"' $(UNIT_SRCS))
 $(foreach h,$(HARNESS_OBJECTS),$(eval USERS_$(h) := $(call harness_users,$(h))))
 harness_objects = $(foreach h,$(HARNESS_OBJECTS),$(if $(filter $(1),$(USERS_$(h))),$(call obj,tests/unit/harness/$(h).c)))

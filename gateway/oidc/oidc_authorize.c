@@ -128,7 +128,6 @@ enum authz_action {
  * step reads is copied here, so it touches nothing of c. */
 struct authz_flow {
     struct dz_oidc_authreq ar;
-    char *query;
     int64_t t_req;                           /* when the request came: unix seconds */
     int64_t t_req_ms;                        /* ... and milliseconds */
     char pending_id[DZ_OIDC_SECRET_LEN + 1]; /* "" on a first visit */
@@ -148,14 +147,14 @@ static void flow_free(struct authz_flow *f)
     dz_secret_wipe(f->code, sizeof(f->code));
     dz_secret_wipe(f->id, sizeof(f->id));
     dz_secret_wipe(f->pending_id, sizeof(f->pending_id));
-    free(f->query);
     free(f);
 }
 
 /* Store step: park the request under a new id (or the one it has). */
 static void park(struct authz_flow *f)
 {
-    json_t *pend;
+    char *q;
+    json_t *pend = NULL;
 
     if (f->pending_id[0]) {
         memcpy(f->id, f->pending_id, sizeof(f->id));
@@ -165,8 +164,14 @@ static void park(struct authz_flow *f)
         f->no_secret = true;
         return;
     }
-    pend = json_pack("{s:s, s:I, s:I}", "q", f->query, "t", (json_int_t)f->t_req, "tm",
-                     (json_int_t)f->t_req_ms);
+    /* Only what the check read, written back as a query (at most
+     * DZ_OIDC_PARKED_QUERY_MAX bytes): never the client's own query, whose
+     * padding would sit in the store for minutes on anyone's behalf. */
+    q = malloc(DZ_OIDC_PARKED_QUERY_MAX + 1);
+    if (q && dz_oidc_authreq_compact(&f->ar, q, DZ_OIDC_PARKED_QUERY_MAX + 1) > 0)
+        pend = json_pack("{s:s, s:I, s:I}", "q", q, "t", (json_int_t)f->t_req, "tm",
+                         (json_int_t)f->t_req_ms);
+    free(q);
     f->rc = pend ? dz_oidc_state_put(f->st, DZ_OIDC_NS_REQUEST, f->id, pend, PENDING_TTL_MS,
                                      DZ_STORE_NX)
                  : DZ_ERR_NOMEM;
@@ -409,8 +414,7 @@ static void authorize(struct dz_rctx *c, const char *query, size_t qlen, int64_t
     enum dz_oidc_authreq_error kind;
     int rc;
 
-    if (!f || !(f->query = strndup(query, qlen))) {
-        free(f);
+    if (!f) {
         dz_rctx_problem(c, "service_unavailable", NULL);
         return;
     }

@@ -61,4 +61,21 @@ enum dz_oidc_authreq_error dz_oidc_authreq_check(const struct dz_policy_set *set
                                                  struct dz_oidc_authreq *out, const char **code,
                                                  const char **detail);
 
+/*
+ * The request as a query again, holding only what the check above read,
+ * as it read it (the client's registered redirect_uri, the scopes and
+ * prompt as words, the level the check chose, the normalised FIN, the
+ * language): checked again, it gives the same request.  This is what a
+ * parked request keeps for its minutes in the store, never the client's own
+ * query (up to DZ_OIDC_INPUT_MAX bytes of anything).  Its length is at most
+ * DZ_OIDC_PARKED_QUERY_MAX: each value percent-encoded (at most 3 bytes a
+ * byte), so 3 x (512 redirect_uri + 512 state + 512 nonce) plus about 500
+ * for the names, client_id, code_challenge and the short words; a usual
+ * request is about 0.3-0.5 KiB.  Returns the length written to out (cap
+ * bytes, NUL-terminated), or 0 when it does not fit.
+ */
+#define DZ_OIDC_PARKED_QUERY_MAX (3 * (DZ_OIDC_URI_MAX + 2 * DZ_OIDC_STATE_MAX) + 512)
+
+size_t dz_oidc_authreq_compact(const struct dz_oidc_authreq *ar, char *out, size_t cap);
+
 #endif

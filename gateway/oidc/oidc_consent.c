@@ -22,37 +22,45 @@
 
 #include "base/compat.h"
 
-static void person_key(const char *fin, char out[32])
+#define CONSENT_KEY_MAX (sizeof("consent|") + 8 + DZ_OIDC_CLIENT_ID_MAX + 1)
+
+/* The key of fin's decision for one client: one store entry per (person,
+ * client), so that an approval of one client and a withdrawal of another
+ * (two instances, the same moment) each write only their own entry and
+ * neither can undo the other (a whole record read, changed and written
+ * back could).  A FIN is 7 letters and digits: the prefix is unambiguous. */
+static int pair_key(const char *fin, const char *client_id, char out[CONSENT_KEY_MAX])
 {
-    snprintf(out, 32, "consent|%s", fin);
+    int n = snprintf(out, CONSENT_KEY_MAX, "consent|%s|%s", fin, client_id);
+
+    return n > 0 && (size_t)n < CONSENT_KEY_MAX ? 0 : DZ_ERR_TOOBIG;
 }
 
-static json_t *load(struct dz_store *st, const char *fin)
+/* fin's decision for client_id: 0 with *out, DZ_ERR_NOTFOUND, or the
+ * store's error. */
+static int load(struct dz_store *st, const char *fin, const char *client_id, json_t **out)
 {
-    char key[32];
-    json_t *rec = NULL;
+    char key[CONSENT_KEY_MAX];
+    int rc = pair_key(fin, client_id, key);
 
-    person_key(fin, key);
-    if (dz_oidc_state_get(st, DZ_OIDC_NS_CONSENT, key, false, &rec) != 0)
-        return NULL;
-    return rec;
+    *out = NULL;
+    return rc ? rc : dz_oidc_state_get(st, DZ_OIDC_NS_CONSENT, key, false, out);
 }
 
 bool dz_oidc_consent_given(struct dz_store *st, const char *fin, const struct dz_oidc_authreq *ar,
                            int64_t since_ms)
 {
-    json_t *rec = load(st, fin);
-    json_t *e = json_object_get(json_object_get(rec, "clients"), ar->client->client_id);
+    json_t *e = NULL;
     bool ok = false;
 
-    if (json_is_object(e)) {
+    if (load(st, fin, ar->client->client_id, &e) == 0) {
         unsigned rel = (unsigned)json_integer_value(json_object_get(e, "release"));
         unsigned sc = (unsigned)json_integer_value(json_object_get(e, "scopes"));
         ok = (rel & ar->client->release) == ar->client->release &&
              (sc & ar->scopes) == ar->scopes &&
              json_integer_value(json_object_get(e, "at_ms")) >= since_ms;
     }
-    json_decref(rec);
+    json_decref(e);
     return ok;
 }
 
@@ -256,33 +264,21 @@ static void decided(struct dz_rctx *c, int rc, void *arg)
     free(op);
 }
 
-/* Add ar's client (its fields and scopes) to fin's decisions.  Store step. */
-static int remember(struct dz_store *st, const char *fin, const struct dz_oidc_authreq *ar)
+int dz_oidc_consent_remember(struct dz_store *st, const char *fin, const struct dz_oidc_authreq *ar)
 {
-    char key[32];
-    json_t *rec = load(st, fin);
-    json_t *clients;
+    char key[CONSENT_KEY_MAX];
     int64_t now_ms = dz_unix_ms();
-    int rc;
+    json_t *e;
+    int rc = pair_key(fin, ar->client->client_id, key);
 
-    if (!rec)
-        rec = json_object();
-    clients = json_object_get(rec, "clients");
-    if (!json_is_object(clients)) {
-        clients = json_object();
-        json_object_set_new(rec, "clients", clients);
-    }
-    if (json_object_size(clients) >= 64 && !json_object_get(clients, ar->client->client_id)) {
-        json_decref(rec);
-        return DZ_ERR_FULL;
-    }
-    json_object_set_new(clients, ar->client->client_id,
-                        json_pack("{s:i, s:i, s:I, s:I}", "release", (int)ar->client->release,
-                                  "scopes", (int)ar->scopes, "at", (json_int_t)(now_ms / 1000),
-                                  "at_ms", (json_int_t)now_ms));
-    person_key(fin, key);
-    rc = dz_oidc_state_put(st, DZ_OIDC_NS_CONSENT, key, rec, DZ_OIDC_CONSENT_TTL_MS, 0);
-    json_decref(rec);
+    if (rc != 0)
+        return rc;
+    e = json_pack("{s:i, s:i, s:I, s:I}", "release", (int)ar->client->release, "scopes",
+                  (int)ar->scopes, "at", (json_int_t)(now_ms / 1000), "at_ms", (json_int_t)now_ms);
+    if (!e)
+        return DZ_ERR_NOMEM;
+    rc = dz_oidc_state_put(st, DZ_OIDC_NS_CONSENT, key, e, DZ_OIDC_CONSENT_TTL_MS, 0);
+    json_decref(e);
     return rc;
 }
 
@@ -294,7 +290,7 @@ static void post_work(void *arg)
     if (f->rc != 0)
         return;
     if (f->approve)
-        f->rc_write = remember(f->st, f->fin, &f->ar);
+        f->rc_write = dz_oidc_consent_remember(f->st, f->fin, &f->ar);
     else
         dz_oidc_state_del(f->st, DZ_OIDC_NS_REQUEST, f->id);
 }
@@ -363,45 +359,51 @@ void dz_oidc_ep_consent_post(struct dz_rctx *c)
 int dz_oidc_consents_list(struct dz_store *st, const struct dz_policy_set *ps, const char *fin,
                           json_t **out)
 {
-    json_t *rec = load(st, fin);
-    json_t *clients = json_object_get(rec, "clients");
     json_t *a = json_array();
-    const char *k;
-    json_t *v;
+    int rc = 0;
 
     *out = NULL;
-    if (!a) {
-        json_decref(rec);
+    if (!a)
         return DZ_ERR_NOMEM;
+    /* The candidates are the clients the policies register: a decision is
+     * only ever recorded for one, and one the policies no longer hold
+     * cannot be signed in to. */
+    for (size_t i = 0; ps && i < ps->n_services && rc == 0; i++) {
+        const struct dz_policy_oidc *o = ps->services[i].oidc;
+        json_t *e = NULL;
+        int r;
+
+        if (!o)
+            continue;
+        r = load(st, fin, o->client_id, &e);
+        if (r == 0)
+            json_array_append_new(
+                a,
+                json_pack("{s:s, s:s, s:o, s:O}", "client", o->client_id, "name", o->display_name,
+                          "fields",
+                          field_names((unsigned)json_integer_value(json_object_get(e, "release"))),
+                          "at", json_object_get(e, "at")));
+        else if (dz_store_failed(r))
+            rc = r; /* an incomplete list would hide a consent: fail closed */
+        json_decref(e);
     }
-    json_object_foreach(clients, k, v)
-    {
-        const struct dz_policy_service *svc = dz_policy_oidc_client(ps, k);
-        json_array_append_new(
-            a, json_pack("{s:s, s:s, s:o, s:O}", "client", k, "name",
-                         svc ? svc->oidc->display_name : k, "fields",
-                         field_names((unsigned)json_integer_value(json_object_get(v, "release"))),
-                         "at", json_object_get(v, "at")));
+    if (rc != 0) {
+        json_decref(a);
+        return rc;
     }
-    json_decref(rec);
     *out = a;
     return 0;
 }
 
 int dz_oidc_consent_withdraw(struct dz_store *st, const char *fin, const char *client)
 {
-    json_t *rec = load(st, fin);
-    char key[32];
-    int rc;
+    char key[CONSENT_KEY_MAX];
+    int rc = pair_key(fin, client, key);
 
-    if (!rec || json_object_del(json_object_get(rec, "clients"), client) != 0) {
-        json_decref(rec);
-        return DZ_ERR_NOTFOUND;
-    }
-    person_key(fin, key);
-    rc = dz_oidc_state_put(st, DZ_OIDC_NS_CONSENT, key, rec, DZ_OIDC_CONSENT_TTL_MS, 0);
-    json_decref(rec);
-    return rc;
+    /* One delete of the client's own entry: nothing else is rewritten, so
+     * an approval of another client meanwhile stays, and this withdrawal
+     * cannot be undone by one. */
+    return rc ? DZ_ERR_NOTFOUND : dz_oidc_state_del(st, DZ_OIDC_NS_CONSENT, key);
 }
 
 /* ------------------------------------------- GET/POST /oidc/consents */

@@ -1,8 +1,11 @@
 /*
  * oidc_consent.h - consent for clients that are not pre-approved: the
  * decision of a person for a client and the fields it receives, remembered
- * in the store (one record per person, key SHA-256 of "consent|FIN"), shown
- * and withdrawn from the account page.  Every decision is audited.
+ * in the store (one entry per person and client, key SHA-256 of
+ * "consent|FIN|client_id", each written whole by one put or removed by one
+ * delete, so that concurrent decisions about different clients never undo
+ * one another), shown and withdrawn from the account page.  Every decision
+ * is audited.
  * Endpoints (the portal's page calls them; JSON, same origin only):
  *   GET  /authorize/consent?id=   what the parked request asks
  *   POST /authorize/consent       {"id","approve":true|false}
@@ -33,8 +36,15 @@ struct dz_policy_set;
 bool dz_oidc_consent_given(struct dz_store *st, const char *fin, const struct dz_oidc_authreq *ar,
                            int64_t since_ms);
 
-/* fin's decisions as [{"client","name","fields":[...],"at"}] (names from the
- * policies' oidc: blocks), *out a new reference.  0 or DZ_ERR_NOMEM. */
+/* Remember that fin approved ar's client for ar's scopes and the client's
+ * release fields (now).  0 or the store's error. */
+int dz_oidc_consent_remember(struct dz_store *st, const char *fin,
+                             const struct dz_oidc_authreq *ar);
+
+/* fin's decisions as [{"client","name","fields":[...],"at"}] for the clients
+ * ps registers (in its order; names from their oidc: blocks), *out a new
+ * reference.  0, DZ_ERR_NOMEM, or the store's failure (never a partial
+ * list). */
 int dz_oidc_consents_list(struct dz_store *st, const struct dz_policy_set *ps, const char *fin,
                           json_t **out);
 

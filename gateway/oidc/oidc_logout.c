@@ -27,6 +27,7 @@
 #include "oidc/oidc_offloop.h"
 #include "oidc/oidc_params.h"
 #include "policy/policy_oidc.h"
+#include "state/store.h"
 
 #include "base/compat.h"
 
@@ -37,6 +38,7 @@ struct logout_op {
     json_t *claims; /* of the id_token_hint, or NULL */
     bool has_ruri;
     struct dz_store *st;
+    int rc; /* of the session's deletion */
 };
 
 static void op_free(struct logout_op *op)
@@ -65,15 +67,25 @@ static void delete_work(void *arg)
 {
     struct logout_op *op = arg;
 
-    dz_session_delete(op->st, op->token, op->token_len);
+    op->rc = dz_session_delete(op->st, op->token, op->token_len);
 }
 
 static void deleted(struct dz_rctx *c, void *arg)
 {
     struct logout_op *op = arg;
-    json_t *rec = json_pack("{s:s, s:s, s:s}", "type", "oidc_logout", "fin", c->session.fin,
-                            "means", c->session.method);
+    json_t *rec;
 
+    if (dz_store_failed(op->rc)) {
+        /* A logout that did not reach the store did not happen: the
+         * session still works, so neither send the person on as if it
+         * ended nor audit it (as the portal's logout, api_auth.c). */
+        if (dz_oidc_can_answer(c))
+            dz_rctx_state_unavailable(c, op->rc);
+        op_free(op);
+        return;
+    }
+    rec = json_pack("{s:s, s:s, s:s}", "type", "oidc_logout", "fin", c->session.fin, "means",
+                    c->session.method);
     dz_gw_audit(c, rec, recorded, op);
 }
 
