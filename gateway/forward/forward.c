@@ -28,6 +28,7 @@
 #include "base/err.h"
 #include "base/log.h"
 #include "base/secret.h"
+#include "core/addrkey.h"
 #include "core/batchsign.h"
 #include "core/cookies.h"
 #include "core/gwasync.h"
@@ -1014,6 +1015,40 @@ static void rate_counted(void *arg, int rc, int64_t count, const void *data, siz
     dz_rctx_release(c); /* the hold for the count */
 }
 
+/* key = svc "|" who "|" tail: who is "f" and the person's FIN, or the
+ * client's address key (core/addrkey.h: an IPv6 client counts by its /64,
+ * as every other per-address count), so a host cannot make a fresh counter,
+ * and take a fresh entry of the shared rates budget that every login's
+ * start limit needs, with each of the 2^64 addresses of its prefix.  The
+ * tags keep a FIN and an address apart.  The length, or 0 when it does not
+ * fit (or the address is unusable). */
+static size_t who_key(const struct dz_rctx *c, const struct fwd *f, bool person, const char *tail,
+                      char *key, size_t cap)
+{
+    struct dz_addr_key ak;
+    size_t svc_len = strlen(f->svc->name), tail_len = strlen(tail);
+
+    if (person) {
+        size_t fin_len = strnlen(c->session.fin, sizeof(c->session.fin));
+
+        if (fin_len >= sizeof(ak.b))
+            return 0;
+        ak.b[0] = 'f';
+        memcpy(ak.b + 1, c->session.fin, fin_len);
+        ak.len = fin_len + 1;
+    } else if (dz_addr_key(dz_req_peer_ip(c->req), &ak) != 0) {
+        return 0;
+    }
+    if (svc_len + ak.len + tail_len + 2 > cap)
+        return 0;
+    memcpy(key, f->svc->name, svc_len);
+    key[svc_len] = '|';
+    memcpy(key + svc_len + 1, ak.b, ak.len);
+    key[svc_len + 1 + ak.len] = '|';
+    memcpy(key + svc_len + 2 + ak.len, tail, tail_len);
+    return svc_len + ak.len + tail_len + 2;
+}
+
 /* Count the request against the route's rate (one round trip on a shared
  * store, without waiting on the loop), then forward_rated(c, f, rc) with
  * 0: within the rate; 1: over it; < 0: the count could not be kept (the
@@ -1021,28 +1056,25 @@ static void rate_counted(void *arg, int rc, int64_t count, const void *data, siz
 static void rate_check(struct dz_rctx *c, struct fwd *f)
 {
     const struct dz_policy_limits *lim = &f->route->limits;
-    /* service (63) | FIN or address (an IPv6 one up to 45) | window */
-    char key[160];
+    /* service (63) | FIN or address key (who_key) | window */
+    char key[160], tail[24];
     uint64_t window = lim->rate.period_ms ? lim->rate.period_ms : 1000;
     bool per_subject = lim->rate_scope == DZ_RATE_PER_SUBJECT && c->has_session;
-    int n;
+    size_t n;
 
     if (!lim->rate.count) {
         forward_rated(c, f, 0);
         return;
     }
-    n = snprintf(key, sizeof(key), "%s|%s|%llu", f->svc->name,
-                 per_subject ? c->session.fin : dz_req_peer_ip(c->req),
-                 (unsigned long long)(dz_unix_ms() / (int64_t)window));
-    if (n < 0 || (size_t)n >= sizeof(key)) {
-        /* Not counted under a cut key: refused, as when the count cannot
-         * be kept. */
-        forward_rated(c, f, DZ_ERR_INVAL);
+    snprintf(tail, sizeof(tail), "%llu", (unsigned long long)(dz_unix_ms() / (int64_t)window));
+    n = who_key(c, f, per_subject, tail, key, sizeof(key));
+    if (n == 0) {
+        forward_rated(c, f, DZ_ERR_INVAL); /* cannot be counted: refused */
         return;
     }
     dz_rctx_hold(c);
-    dz_store_incr_async(c->gw->store, dz_worker_loop(c->gw_worker->worker), "rate", key, (size_t)n,
-                        window, rate_counted, f);
+    dz_store_incr_async(c->gw->store, dz_worker_loop(c->gw_worker->worker), "rate", key, n, window,
+                        rate_counted, f);
 }
 
 static void deny_then(struct dz_rctx *c, int rc, void *arg)
@@ -1134,18 +1166,19 @@ static void refusal_sampled(void *arg, int rc, int64_t value, const void *data, 
 static void refuse(struct dz_rctx *c, struct fwd *f, const char *code, const char *rule)
 {
     bool sampled = !c->has_session || strcmp(code, "rate_limited") == 0;
-    char key[160];
+    char key[160], tail[96];
     struct refusal *r;
-    int n;
+    size_t n;
+    int t;
 
     if (!sampled) {
         refuse_audit(c, f, code, rule, false);
         return;
     }
-    n = snprintf(key, sizeof(key), "%s|%s|%s|%lld", f->svc->name,
-                 c->has_session ? c->session.fin : dz_req_peer_ip(c->req), code,
-                 (long long)(dz_unix_ms() / 60000));
-    if (n < 0 || (size_t)n >= sizeof(key)) {
+    t = snprintf(tail, sizeof(tail), "%s|%lld", code, (long long)(dz_unix_ms() / 60000));
+    n = t > 0 && (size_t)t < sizeof(tail) ? who_key(c, f, c->has_session, tail, key, sizeof(key))
+                                          : 0;
+    if (n == 0) {
         /* No room to tell whether it is the first: answer only. */
         fwd_free(f);
         deny_then(c, 0, (void *)code);
@@ -1160,7 +1193,7 @@ static void refuse(struct dz_rctx *c, struct fwd *f, const char *code, const cha
     *r = (struct refusal){f, code, rule};
     dz_rctx_hold(c);
     dz_store_put_async(c->gw->store, dz_worker_loop(c->gw_worker->worker), "lim_refusal_audit", key,
-                       (size_t)n, "1", 1, 60000, DZ_STORE_NX, refusal_sampled, r);
+                       n, "1", 1, 60000, DZ_STORE_NX, refusal_sampled, r);
 }
 
 static void sign_assertion(struct dz_rctx *c, struct fwd *f, const unsigned char *body,

@@ -8,9 +8,9 @@
  * blocking ones of store_redis_conn.c: a worker loop runs on one thread), to
  * the master's address as last discovered through the sentinels (the
  * subscriber and the blocking connections ask them; asking here would
- * block).  AUTH and ROLE are pipelined ahead of the first command: the
- * answers come in order, so no command's answer is used before ROLE said
- * "master".
+ * block).  AUTH, ROLE and INFO memory are pipelined ahead of the first
+ * command: the answers come in order, so no command's answer is used before
+ * ROLE said "master" and INFO said the server evicts nothing.
  *
  * Every command has a timer on the loop (the command timeout; the connect
  * timeout more while connecting).  When it fires the caller hears
@@ -196,6 +196,21 @@ static void on_role(redisAsyncContext *ac, void *reply, void *privdata)
         rs_breaker_fail(c->st, "the async connection reached a replica", false);
 }
 
+/* After ROLE: a server that may evict keys is no master to use either
+ * (rs_evicts); the commands queued behind are answered unavailable. */
+static void on_policy(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    struct rs_aconn *c = ac->data;
+    char why[160];
+
+    (void)privdata;
+    if (!c || c->ac != ac || !reply || !rs_evicts(reply, why, sizeof(why)))
+        return;
+    c->master = false;
+    c->dead = true;
+    rs_breaker_fail(c->st, why, false);
+}
+
 static void on_auth(redisAsyncContext *ac, void *reply, void *privdata)
 {
     struct rs_aconn *c = ac->data;
@@ -249,6 +264,10 @@ static int conn_open(struct rs_aconn *c, char *why, size_t why_cap)
     {
         const char *argv[] = {"ROLE"};
         redisAsyncCommandArgv(ac, on_role, NULL, 1, argv, NULL);
+    }
+    {
+        const char *argv[] = {"INFO", "memory"};
+        redisAsyncCommandArgv(ac, on_policy, NULL, 2, argv, NULL);
     }
     atomic_fetch_add(&st->reconnects, 1);
     return 0;

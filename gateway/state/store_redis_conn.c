@@ -288,6 +288,17 @@ redisContext *rs_connect_master(struct rs_store *st, uint64_t timeout_ms, char *
             goto fail;
         }
         freeReplyObject(r);
+        r = NULL;
+    }
+    {
+        const char *argv[] = {"INFO", "memory"};
+        r = cmd(ctx, 2, argv, NULL);
+        if (rs_evicts(r, why, why_cap)) {
+            size_t n = strlen(why);
+            snprintf(why + n, why_cap - n, " (%s:%d)", host, port);
+            goto fail;
+        }
+        freeReplyObject(r);
     }
     return ctx;
 fail:
@@ -349,6 +360,37 @@ bool rs_reply_unavailable(const redisReply *r)
         if (strncmp(r->str, codes[i], strlen(codes[i])) == 0)
             return true;
     return false;
+}
+
+/* Whether the server's INFO memory (r) allows it to evict keys; why filled
+ * when so.  Every entry has a TTL, so any policy but noeviction (volatile-*
+ * as much as allkeys-*) may drop a used mark (a replayed QR answer, OIDC
+ * code or client assertion would be taken for fresh), a lockout's lock or
+ * counter (the guessing goes on), or a session's slot, as soon as Redis
+ * fills up: a Redis that cannot keep what it was given is no store.  An
+ * answer without the field (not Redis, or an ACL without INFO) is refused
+ * alike: fail closed. */
+bool rs_evicts(const redisReply *r, char *why, size_t why_cap)
+{
+    static const char field[] = "maxmemory_policy:";
+    const char *p = NULL;
+    size_t n = 0;
+
+    if (r && r->type == REDIS_REPLY_STRING && (p = strstr(r->str, field)) != NULL) {
+        p += sizeof(field) - 1;
+        n = strcspn(p, "\r\n");
+        if (n == 10 && memcmp(p, "noeviction", 10) == 0)
+            return false;
+    }
+    if (p)
+        snprintf(why, why_cap,
+                 "maxmemory-policy %.*s may evict single-use marks and locks; set "
+                 "noeviction",
+                 (int)(n < 32 ? n : 32), p);
+    else
+        snprintf(why, why_cap, "INFO memory does not say the maxmemory-policy (%.60s)",
+                 r && r->type == REDIS_REPLY_ERROR ? r->str : "no answer");
+    return true;
 }
 
 /* A round trip about to block an event loop: counted, and logged at most

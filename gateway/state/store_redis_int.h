@@ -125,6 +125,9 @@ void rs_breaker_probe_end(struct rs_store *st);
 void rs_breaker_fail(struct rs_store *st, const char *why, bool probe);
 /* Answers that say the server cannot take the call now (READONLY, ...). */
 bool rs_reply_unavailable(const redisReply *r);
+/* INFO memory's answer r says the server may evict keys (any
+ * maxmemory-policy but noeviction, or none said): true, why filled. */
+bool rs_evicts(const redisReply *r, char *why, size_t why_cap);
 /* The master's address as last discovered (or configured): 0, or
  * DZ_ERR_UNAVAILABLE when the sentinels have not been asked yet. */
 int rs_master_addr(struct rs_store *st, char *host, size_t cap, int *port);

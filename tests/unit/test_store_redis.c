@@ -315,6 +315,60 @@ static void test_down_and_back(void **state)
     dz_store_free(s);
 }
 
+static void config_set(const char *name, const char *value)
+{
+    redisContext *c = raw();
+    redisReply *r;
+
+    assert_non_null(c);
+    r = redisCommand(c, "CONFIG SET %s %s", name, value);
+    assert_non_null(r);
+    assert_int_equal(r->type, REDIS_REPLY_STATUS);
+    freeReplyObject(r);
+    redisFree(c);
+}
+
+/* A Redis that may evict keys is refused, blocking and asynchronous calls
+ * alike: every entry has a TTL, so under memory pressure any policy but
+ * noeviction (volatile-* included) could drop a used mark or a lock, and
+ * a replayed QR answer, OIDC code or a locked-out guesser would be taken
+ * for fresh.  Back to noeviction, the store serves again by itself. */
+static void test_evicting_refused(void **state)
+{
+    static const char *const policies[] = {"allkeys-lru", "volatile-ttl"};
+    struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+    struct dz_store_health h;
+    struct dz_store *s;
+    int rc = -1;
+
+    (void)state;
+    assert_non_null(loop);
+    for (size_t i = 0; i < sizeof(policies) / sizeof(policies[0]); i++) {
+        struct async_seen a;
+
+        config_set("maxmemory-policy", policies[i]);
+        s = mk();
+        assert_int_equal(dz_store_put(s, "qrused", "id", 2, "1", 1, 60000, DZ_STORE_NX),
+                         DZ_ERR_UNAVAILABLE);
+        dz_store_health(s, &h);
+        assert_false(h.up);
+        assert_non_null(strstr(h.why, "maxmemory-policy"));
+        memset(&a, 0, sizeof(a));
+        dz_store_get_async(s, loop, "sess", "sid", 3, async_cb, &a);
+        async_wait(loop, &a, 1);
+        assert_int_equal(a.rc, DZ_ERR_UNAVAILABLE);
+        dz_store_free(s);
+    }
+    config_set("maxmemory-policy", "noeviction");
+    s = mk();
+    for (uint64_t end = mono_ms() + 5000; mono_ms() < end && rc != 0; nap_ms(20))
+        rc = dz_store_put(s, "qrused", "id", 2, "1", 1, 60000, DZ_STORE_NX);
+    assert_int_equal(rc, 0);
+    assert_int_equal(dz_store_put(s, "qrused", "id", 2, "1", 1, 60000, DZ_STORE_NX), DZ_ERR_EXISTS);
+    dz_store_free(s);
+    ev_loop_destroy(loop);
+}
+
 /* What the hook of r_del_if does between its GET and its script. */
 static struct dz_store *between_store;
 
@@ -763,6 +817,7 @@ int main(void)
         cmocka_unit_test(test_async_paused),
         cmocka_unit_test(test_async_wait_short),
         cmocka_unit_test(test_get_coalesced),
+        cmocka_unit_test(test_evicting_refused),
     };
 
     return cmocka_run_group_tests(tests, group_setup, group_teardown);

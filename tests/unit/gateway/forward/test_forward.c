@@ -19,6 +19,7 @@
 #include "forward_case.h"
 #include "harness/fake_gw.h"
 #include "keys/assertion.h"
+#include "state/store.h"
 
 static const char policy[] = "service: backend\n"
                              "registered_as: \"DIS-7001\"\n"
@@ -93,6 +94,46 @@ static void test_no_session(void **state)
     fwd_assert_problem(r, 401, "unauthenticated");
     fake_req_free(r);
     assert_int_equal(fake_upstream_requests(g->up), 0);
+}
+
+/* Anonymous refusals are sampled per address, and an IPv6 client is one
+ * address per /64 (core/addrkey.h): a host walking the addresses of its
+ * prefix makes one sample mark and one audit line a minute, not an entry of
+ * the shared rates budget (which every login's start limit needs) and a
+ * line per address.  Another /64 is another client. */
+static void test_refusals_by_prefix(void **state)
+{
+    struct fake_gw *g = *state;
+    int64_t minute = (int64_t)time(NULL) / 60;
+    int lines = 0;
+
+    for (int i = 0; i < 20; i++) {
+        char ip[64];
+        struct dz_req *r = fake_gw_req(g, "GET", "/api/t/open");
+        json_t *line;
+
+        snprintf(ip, sizeof(ip), "2001:db8:1:2::%x", i + 1);
+        fake_req_set_peer(r, ip);
+        assert_true(fake_gw_roundtrip(g, r));
+        fwd_assert_problem(r, 401, "unauthenticated");
+        line = fake_gw_audit_find(g, fake_req_resp_header(r, "darvaza-request-id"), "forward");
+        lines += line != NULL;
+        json_decref(line);
+        fake_req_free(r);
+    }
+    if ((int64_t)time(NULL) / 60 != minute)
+        skip(); /* a new minute starts a new sample */
+    assert_int_equal(lines, 1);
+    assert_int_equal(dz_store_count(g->gw.store, "lim_refusal_audit"), 1);
+    {
+        struct dz_req *r = fake_gw_req(g, "GET", "/api/t/open");
+
+        fake_req_set_peer(r, "2001:db8:1:3::1");
+        assert_true(fake_gw_roundtrip(g, r));
+        fwd_assert_problem(r, 401, "unauthenticated");
+        fake_req_free(r);
+    }
+    assert_int_equal(dz_store_count(g->gw.store, "lim_refusal_audit"), 2);
 }
 
 static void test_insufficient(void **state)
@@ -866,6 +907,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_no_route, setup, teardown),
         cmocka_unit_test_setup_teardown(test_router_refusals, setup, teardown),
         cmocka_unit_test_setup_teardown(test_no_session, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_refusals_by_prefix, setup, teardown),
         cmocka_unit_test_setup_teardown(test_insufficient, setup, teardown),
         cmocka_unit_test_setup_teardown(test_after_policy, setup, teardown),
         cmocka_unit_test_setup_teardown(test_allowed_audited_first, setup, teardown),
