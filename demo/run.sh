@@ -89,11 +89,12 @@ curl -s --cacert \$CA -X POST -H "Origin: \$GW" -H "Authorization: Bearer \$TOKE
 curl -s --cacert \$CA -H "Authorization: Bearer \$TOKEN" \$GW/auth/session | jq   # 401
 
 # 7. mobile-signature login ($(jq -r '.name + " " + .surname' <<<"$M"): the demo phone approves by
-#    itself after 1.5 s; compare the verification code with what the phone shows)
-MOB=\$(curl -s --cacert \$CA -H "Origin: \$GW" -H 'content-type: application/json' \\
+#    itself after 1.5 s; compare the verification code with what the phone shows; the
+#    cookie jar is the browser: only the one that started the login may collect it)
+MJAR=\$(mktemp); MOB=\$(curl -s --cacert \$CA -c \$MJAR -H "Origin: \$GW" -H 'content-type: application/json' \\
   -d '{"phone":"$(jq -r .phone <<<"$M")","fin":"$(jq -r .fin <<<"$M")"}' \$GW/auth/mobile); echo "\$MOB"
 curl -s --http2-prior-knowledge http://127.0.0.1:$(jq -r .phone_control <<<"$M")/shown | jq .verification_code
-curl -s --cacert \$CA "\$GW\$(jq -r .poll <<<"\$MOB")?wait=20" | jq 'del(.token)'
+curl -s --cacert \$CA -b \$MJAR "\$GW\$(jq -r .poll <<<"\$MOB")?wait=20" | jq 'del(.token)'
 
 # 8. QR login: a browser (cookie jar) opens it and shows the code; the phone scans it
 #    (the payload changes every second and is stale after 5 s; the code as an image:
