@@ -83,6 +83,9 @@ int dz_mssp_call_poll(struct dz_rctx *c, struct dz_mssp_call *call, void *owner,
  * false. */
 bool dz_mssp_call_done(struct dz_rctx *c, struct dz_mssp_call *call, int result, int status);
 
+/* The same, answering nothing: the caller picks the answer. */
+bool dz_mssp_call_end(struct dz_rctx *c, struct dz_mssp_call *call, int result, int status);
+
 /* The owner of the call in flight for c (inside cb, before _done). */
 void *dz_mssp_call_owner(const struct dz_rctx *c);
 
