@@ -40,6 +40,7 @@ struct mob_rec {
     unsigned char hash[32];
     char mssp_id[64];
     unsigned char binding[32];
+    char lock[23]; /* the phone's lock value */
 };
 
 struct fx {
