@@ -1,6 +1,6 @@
 /*
  * test_auth_mobile_phone.c - the one-request-per-phone lock of mobile login
- * (gateway/mssp/mssp_rp.c, docs/mobile.md "One request per phone") on the
+ * (gateway/mssp/mssp_phone.c, docs/mobile.md "One request per phone") on the
  * request-layer harness.  Someone else's request holds the phone, nobody
  * polls it: a start for the phone asks the MSSP (the harness's scripted
  * back end) whether that request has ended, and goes on only if it has;
@@ -17,9 +17,8 @@
 #include <cmocka.h>
 
 #include "base/buf.h"
-#include "base/secret.h"
 #include "harness/fake_gw.h"
-#include "harness/fake_pki.h"
+#include "mobile_case.h"
 #include "state/store.h"
 
 #define FIN "5ABC123"
@@ -29,32 +28,7 @@
 #define ID "AAAAAAAAAAAAAAAAAAAAAA"    /* the held request's id */
 #define BIND "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
 
-/* The record auth_mobile.c keeps of a pending login (its fixed layout). */
-struct mob_rec {
-    char fin[8];
-    char phone[20];
-    unsigned char hash[32];
-    char mssp_id[64];
-    unsigned char binding[32];
-    char lock[23];
-};
-
-struct fx {
-    struct fake_gw *g;
-    struct fake_pki_ca mobile;
-};
-
-static void write_trust(const char *dir, void *arg)
-{
-    struct fx *f = arg;
-    char path[256];
-
-    snprintf(path, sizeof(path), "%s/mobile-chain.pem", dir);
-    fake_pki_ca_write(&f->mobile, path);
-    assert_int_equal(fake_gw_write_file(dir, "mssp.secret", "test-rp-secret\n", 0600), 0);
-}
-
-static void put(struct fx *f, const char *ns, const char *val)
+static void put(struct mobile_fx *f, const char *ns, const char *val)
 {
     assert_int_equal(
         dz_store_put(f->g->gw.store, ns, PHONE, strlen(PHONE), val, strlen(val), 60000, 0), 0);
@@ -63,20 +37,8 @@ static void put(struct fx *f, const char *ns, const char *val)
 /* The phone is held by request HELD, whose start recorded its MSSP session. */
 static int setup(void **state)
 {
-    struct fx *f = calloc(1, sizeof(*f));
-    struct fake_gw_opts o = {
-        .config_extra = "mobile:\n"
-                        "  mssp_url: @UPSTREAM@\n"
-                        "  rp_secret_file: @DIR@/mssp.secret\n"
-                        "  ca: @DIR@/mobile-chain.pem\n"
-                        "  revocation: none\n",
-        .prepare = write_trust,
-    };
+    struct mobile_fx *f = mobile_fx_new("@UPSTREAM@");
 
-    assert_non_null(f);
-    fake_pki_ca_init(&f->mobile, "Test Mobile Signature");
-    o.prepare_arg = f;
-    assert_int_equal(fake_gw_new(&o, &f->g), 0);
     put(f, "mobphone", HELD);
     put(f, "mobphsess", HELD " mssp-held-1");
     *state = f;
@@ -85,17 +47,12 @@ static int setup(void **state)
 
 static int teardown(void **state)
 {
-    struct fx *f = *state;
-    bool idle = fake_gw_free(f->g);
-
-    fake_pki_ca_cleanup(&f->mobile);
-    free(f);
-    assert_true(idle);
+    mobile_fx_free(*state);
     return 0;
 }
 
 /* The value of the phone's lock ("" when free). */
-static const char *lock_of(struct fx *f, char *out, size_t out_len)
+static const char *lock_of(struct mobile_fx *f, char *out, size_t out_len)
 {
     struct dz_buf b;
 
@@ -108,7 +65,7 @@ static const char *lock_of(struct fx *f, char *out, size_t out_len)
 }
 
 /* POST /auth/mobile for the phone, answered. */
-static struct dz_req *start(struct fx *f)
+static struct dz_req *start(struct mobile_fx *f)
 {
     struct dz_req *r = fake_gw_req(f->g, "POST", "/auth/mobile");
 
@@ -130,7 +87,7 @@ static void assert_pending(struct dz_req *r)
  * takes the new one: the start frees the phone, takes it and goes on. */
 static void test_ended_request_frees_phone(void **state)
 {
-    struct fx *f = *state;
+    struct mobile_fx *f = *state;
     char lock[64];
     struct dz_req *r;
     struct dz_buf b;
@@ -160,7 +117,7 @@ static void test_ended_request_frees_phone(void **state)
  * other finds it taken by the first and is refused. */
 static void test_racing_starts_one_wins(void **state)
 {
-    struct fx *f = *state;
+    struct mobile_fx *f = *state;
     struct dz_req *r[2];
     int ok = 0, pending = 0;
 
@@ -190,7 +147,7 @@ static void test_racing_starts_one_wins(void **state)
 /* Still waiting on the phone: 429 request_pending, after asking. */
 static void test_waiting_request_keeps_phone(void **state)
 {
-    struct fx *f = *state;
+    struct mobile_fx *f = *state;
     char lock[64];
     struct dz_req *r;
 
@@ -209,7 +166,7 @@ static void test_waiting_request_keeps_phone(void **state)
 static void test_mssp_error_keeps_phone(void **state)
 {
     static const int statuses[] = {500, 404};
-    struct fx *f = *state;
+    struct mobile_fx *f = *state;
     char lock[64];
     struct dz_req *r;
 
@@ -228,7 +185,7 @@ static void test_mssp_error_keeps_phone(void **state)
  * or recorded for an older lock: nothing to ask, the phone stays held. */
 static void test_unknown_session_keeps_phone(void **state)
 {
-    struct fx *f = *state;
+    struct mobile_fx *f = *state;
     char lock[64];
     struct dz_req *r;
 
@@ -248,22 +205,13 @@ static void test_late_poll_frees_only_its_lock(void **state)
     static const char answer[] = "{\"state\":\"COMPLETE\",\"result\":\"USER_CANCELLED\"}";
     static const char *const locks[] = {NEWER, HELD};
     static const char *const after[] = {NEWER, ""};
-    struct fx *f = *state;
-    struct mob_rec rec;
+    struct mobile_fx *f = *state;
     char lock[64];
     struct dz_req *r;
 
     for (size_t i = 0; i < 2; i++) {
         put(f, "mobphone", locks[i]);
-        memset(&rec, 0, sizeof(rec));
-        memcpy(rec.fin, FIN, sizeof(FIN));
-        memcpy(rec.phone, PHONE, sizeof(PHONE));
-        snprintf(rec.mssp_id, sizeof(rec.mssp_id), "mssp-held-1");
-        snprintf(rec.lock, sizeof(rec.lock), HELD);
-        dz_sha256(BIND, strlen(BIND), rec.binding);
-        assert_int_equal(dz_store_put(f->g->gw.store, "mob", ID, strlen(ID), &rec, sizeof(rec),
-                                      60000, DZ_STORE_NX),
-                         0);
+        mobile_rec_put(f, ID, FIN, PHONE, BIND, HELD);
         /* The MSSP's answer as the polls share it (auth_mobile.c). */
         assert_int_equal(dz_store_put(f->g->gw.store, "mobres", ID, strlen(ID), answer,
                                       strlen(answer), 60000, 0),
