@@ -57,7 +57,8 @@ struct mob_rec {
     char phone[20];
     unsigned char hash[32];
     char mssp_id[64];
-    unsigned char binding[32]; /* SHA-256 of the starting browser's cookie value */
+    unsigned char binding[32];       /* SHA-256 of the starting browser's cookie value */
+    char lock[DZ_MSSP_LOCK_LEN + 1]; /* the phone's lock value while this request holds it */
 };
 
 /* An MSSP call in flight for request c: cancelled if the client goes. */
@@ -99,6 +100,10 @@ static void start_work(void *arg)
 
     so->rc = dz_store_put(so->store, REC_NS, so->op->id, ID_LEN, &so->op->rec, sizeof(so->op->rec),
                           so->ttl, DZ_STORE_NX);
+    /* A later start for the phone may ask the MSSP whether this ended. */
+    if (so->rc == 0)
+        (void)dz_mssp_phone_started_in(so->store, so->op->rec.phone, so->op->rec.lock,
+                                       so->op->rec.mssp_id, so->ttl);
 }
 
 static void start_done(struct dz_rctx *c, void *arg)
@@ -252,7 +257,7 @@ static void start_counted(struct dz_rctx *c, bool ok, void *arg)
         goto out;
     }
     snprintf(op->rec.phone, sizeof(op->rec.phone), "%s", phone);
-    dz_mssp_phone_claim(c, op->rec.phone, phone_claimed, op);
+    dz_mssp_phone_claim(c, op->rec.phone, op->rec.lock, phone_claimed, op);
     op = NULL; /* phone_claimed's */
 out:
     if (op)
@@ -529,7 +534,7 @@ static void take_work(struct poll_op *p)
     if (p->take_rc != 0)
         return;
     (void)dz_store_del(p->store, RES_NS, p->m.id, ID_LEN);
-    dz_mssp_phone_release_in(p->store, p->m.rec.phone);
+    dz_mssp_phone_release_in(p->store, p->m.rec.phone, p->m.rec.lock);
 }
 
 /* On the loop, after take_work: the final answer p->j of the MSSP

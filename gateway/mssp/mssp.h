@@ -1,8 +1,9 @@
 /*
  * mssp.h - darvaza as a relying party of the MSSP (mobile signature service
  * provider), shared by mobile login, mobile document signing and QR login:
- * whether it is configured, phone number syntax, the request skeleton, the
- * per-phone limits (mssp_rp.c) and one call's lifecycle (mssp_call.c).
+ * whether it is configured, phone number syntax, the request skeleton
+ * (mssp_rp.c), the per-phone limits (mssp_phone.c) and one call's lifecycle
+ * (mssp_call.c).
  * Uses only the core; none of the flows that use it.  Loop thread only.
  */
 #ifndef DZ_MSSP_H
@@ -26,24 +27,41 @@ bool dz_mssp_az_phone_valid(const char *phone);
 void dz_mssp_request_init(struct dz_rctx *c, struct dz_httpc_request *r, struct dz_hdr *h,
                           char *auth, size_t auth_len, struct dz_httpc_tls *tls);
 
+/* The value of a phone's one-at-a-time lock: random, one per claim, so a
+ * release (dz_mssp_phone_release_in) and a start that frees an ended
+ * request's lock compare-and-delete exactly the lock they mean. */
+#define DZ_MSSP_LOCK_LEN 22 /* base64url of 16 random bytes */
+
 /* Before a request to a phone (login or signing): at most
  * mobile.phone_rate a minute, and one waiting at a time (the lock lives
- * mobile.request_ttl_ms).  Counted and locked without waiting on the loop;
- * then(c, ok, arg) once, possibly before returning.  ok false: c has been
- * answered (429 rate_limited or request_pending, 503 state_unavailable when
- * the store cannot answer), or the client went away (c->closed; a lock
- * taken meanwhile is released): only free what arg owns. */
-void dz_mssp_phone_claim(struct dz_rctx *c, const char *phone,
+ * mobile.request_ttl_ms).  A lock found taken whose request the MSSP says
+ * has ended (refused, cancelled, timed out, failed, or approved and not yet
+ * collected: nobody polled it since) is freed and taken; one whose state is unknown (its start
+ * still on the way, the MSSP not answering) stays.  Counted and locked without waiting on the loop;
+ * then(c, ok, arg) once, possibly before returning.  ok true: lock (DZ_MSSP_LOCK_LEN + 1 bytes,
+ * living until then runs) holds the lock's value.  ok false: c has been answered (429 rate_limited
+ * or request_pending, 503 state_unavailable when the store cannot answer), or the client went away
+ * (c->closed; a lock taken meanwhile is released): only free what arg owns. */
+void dz_mssp_phone_claim(struct dz_rctx *c, const char *phone, char *lock,
                          void (*then)(struct dz_rctx *c, bool ok, void *arg), void *arg);
 
-/* Drop the one-at-a-time lock of phone (the request ended or failed),
- * without waiting on the loop (core/gwstorecall.h). */
+/* Off the loop, once the MSSP has taken the request that holds phone's
+ * lock (value lock): which MSSP session that is, for a later start to ask
+ * about (dz_mssp_phone_claim).  Kept ttl_ms; 0 or the store's error (the
+ * lock then simply lasts its time). */
+struct dz_store;
+int dz_mssp_phone_started_in(struct dz_store *s, const char *phone, const char *lock,
+                             const char *mssp_id, uint64_t ttl_ms);
+
+/* Drop phone's lock on a failure before the MSSP took the request, without
+ * waiting on the loop (core/gwstorecall.h).  No start frees a lock whose
+ * session is not yet recorded, so until then it is still this request's. */
 void dz_mssp_phone_release(struct dz_rctx *c, const char *phone);
 
-/* The same, waiting for the store: for work already off the loop
- * (core/gwasync.h dz_gw_state). */
-struct dz_store;
-void dz_mssp_phone_release_in(struct dz_store *s, const char *phone);
+/* The request holding lock on phone ended: drop the lock if it is still
+ * that value (a newer request's lock stays), waiting for the store: for
+ * work already off the loop (core/gwasync.h dz_gw_state). */
+void dz_mssp_phone_release_in(struct dz_store *s, const char *phone, const char *lock);
 
 /* "wait" from c's query string, in seconds, as milliseconds bounded by
  * mobile.poll_max_ms; 0 when absent. */
@@ -82,6 +100,9 @@ int dz_mssp_call_poll(struct dz_rctx *c, struct dz_mssp_call *call, void *owner,
  * counts and logs it, answers c 502/504 unless the client went, and returns
  * false. */
 bool dz_mssp_call_done(struct dz_rctx *c, struct dz_mssp_call *call, int result, int status);
+
+/* The same, answering nothing: the caller picks the answer. */
+bool dz_mssp_call_end(struct dz_rctx *c, struct dz_mssp_call *call, int result, int status);
 
 /* The owner of the call in flight for c (inside cb, before _done). */
 void *dz_mssp_call_owner(const struct dz_rctx *c);

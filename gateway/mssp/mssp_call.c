@@ -83,7 +83,7 @@ void *dz_mssp_call_owner(const struct dz_rctx *c)
     return call ? call->owner : NULL;
 }
 
-bool dz_mssp_call_done(struct dz_rctx *c, struct dz_mssp_call *call, int result, int status)
+bool dz_mssp_call_end(struct dz_rctx *c, struct dz_mssp_call *call, int result, int status)
 {
     call->xfer = NULL;
     c->op = NULL;
@@ -96,6 +96,13 @@ bool dz_mssp_call_done(struct dz_rctx *c, struct dz_mssp_call *call, int result,
                  json_pack("{s:s, s:i, s:s, s:s}", "msg", "the MSSP call failed", "up_status",
                            status, "reason", result ? dz_httpc_reason_of(result) : "bad_status",
                            "error", dz_err_str(result)));
+    return false;
+}
+
+bool dz_mssp_call_done(struct dz_rctx *c, struct dz_mssp_call *call, int result, int status)
+{
+    if (dz_mssp_call_end(c, call, result, status))
+        return true;
     if (!c->closed)
         dz_rctx_problem(c, result == DZ_ERR_TIMEOUT ? "upstream_timeout" : "upstream_unavailable",
                         "the mobile signature service is not available");

@@ -2,9 +2,9 @@
  * mssp_rp.c - darvaza as a relying party of the MSSP, the part every mobile
  * flow shares (login, document signing, QR's mobile fallback): whether the
  * MSSP is configured, the phone number's form, the request every call
- * carries, the per-phone rate and one-request-at-a-time lock, the long-poll
- * wait and the mapping of the MSSP's end results to the API's codes.
- * Loop thread only.
+ * carries, the long-poll wait and the mapping of the MSSP's end results to
+ * the API's codes (the per-phone rate and lock: mssp_phone.c).  Loop
+ * thread only.
  */
 #include "mssp/mssp.h"
 
@@ -16,15 +16,8 @@
 #include "base/err.h"
 #include "core/config.h"
 #include "core/gen.h"
-#include "core/gwasync.h"
-#include "core/gwstorecall.h"
-#include "state/store.h"
 
 #include "base/compat.h"
-
-/* Store namespaces: the per-phone request rate and the one-at-a-time lock. */
-#define PHONE_NS "mobphone"
-#define RATE_NS "mobrate"
 
 bool dz_mssp_enabled(struct dz_rctx *c)
 {
@@ -67,95 +60,6 @@ void dz_mssp_request_init(struct dz_rctx *c, struct dz_httpc_request *r, struct 
     r->max_response_bytes = 64 * 1024;
     r->connect_timeout_ms = 5000;
     r->timeout_ms = 10000;
-}
-
-/* A claim on its way: counted and locked off the loop (gwasync.h). */
-struct claim_op {
-    struct dz_store *store;
-    char phone[24];
-    unsigned rate;
-    uint64_t lock_ms;
-    int rc;        /* the count's, then the lock's */
-    int64_t count; /* this minute's requests, this one included */
-    bool locked;
-    void (*then)(struct dz_rctx *c, bool ok, void *arg);
-    void *arg;
-};
-
-static void claim_work(void *arg)
-{
-    struct claim_op *op = arg;
-
-    /* No push-bombing: a few requests per phone per minute, and one at a
-     * time (the lock lives as long as the request may wait). */
-    op->rc = dz_store_incr(op->store, RATE_NS, op->phone, strlen(op->phone), 60000, &op->count);
-    if (op->rc != 0 || op->count > (int64_t)op->rate)
-        return;
-    op->rc = dz_store_put(op->store, PHONE_NS, op->phone, strlen(op->phone), "1", 1, op->lock_ms,
-                          DZ_STORE_NX);
-    op->locked = op->rc == 0;
-}
-
-static void claim_done(struct dz_rctx *c, void *arg)
-{
-    struct claim_op *op = arg;
-    void (*then)(struct dz_rctx *, bool, void *) = op->then;
-    void *then_arg = op->arg;
-    bool ok = false;
-
-    if (c->closed) {
-        /* Nobody will use the lock: free the phone for its next request. */
-        if (op->locked)
-            dz_mssp_phone_release(c, op->phone);
-    } else if (op->rc != 0 && op->count == 0) {
-        dz_rctx_state_unavailable(c, op->rc); /* the count could not be kept */
-    } else if (op->count > (int64_t)op->rate) {
-        dz_rctx_problem_h(c, "rate_limited", "too many requests for this phone",
-                          &(struct dz_hdr){"retry-after", "60"}, 1);
-    } else if (op->rc == DZ_ERR_EXISTS) {
-        dz_rctx_problem(c, "request_pending", "a request is already waiting on this phone");
-    } else if (op->rc != 0) {
-        dz_rctx_state_unavailable(c, op->rc);
-    } else {
-        ok = true;
-    }
-    free(op);
-    then(c, ok, then_arg);
-}
-
-void dz_mssp_phone_claim(struct dz_rctx *c, const char *phone,
-                         void (*then)(struct dz_rctx *c, bool ok, void *arg), void *arg)
-{
-    const struct dz_config_mobile *mc = &c->gen->config->mobile;
-    struct claim_op *op = calloc(1, sizeof(*op));
-
-    if (!op || strlen(phone) >= sizeof(op->phone)) {
-        free(op);
-        dz_rctx_state_unavailable(c, DZ_ERR_NOMEM);
-        then(c, false, arg);
-        return;
-    }
-    op->store = c->gw->store;
-    snprintf(op->phone, sizeof(op->phone), "%s", phone);
-    op->rate = mc->phone_rate;
-    op->lock_ms = mc->request_ttl_ms;
-    op->then = then;
-    op->arg = arg;
-    /* A full pool answered 503 and called nothing: then() still must run. */
-    if (dz_gw_state(c, claim_work, claim_done, op) != 0) {
-        free(op);
-        then(c, false, arg);
-    }
-}
-
-void dz_mssp_phone_release(struct dz_rctx *c, const char *phone)
-{
-    dz_gw_store_del(c, PHONE_NS, phone, strlen(phone));
-}
-
-void dz_mssp_phone_release_in(struct dz_store *s, const char *phone)
-{
-    (void)dz_store_del(s, PHONE_NS, phone, strlen(phone));
 }
 
 const char *dz_mssp_result_code(const char *r)

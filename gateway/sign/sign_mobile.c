@@ -56,6 +56,7 @@ struct sign_rec {
     unsigned char doc_sha256[32];
     unsigned char cert_sha256[32]; /* the certificate the attributes name */
     char mssp_id[64];
+    char lock[DZ_MSSP_LOCK_LEN + 1]; /* the phone's lock value while this request holds it */
     uint32_t partial_len;
 };
 
@@ -108,6 +109,10 @@ static void start_work(void *arg)
      * a collision fails the request instead of replacing someone's. */
     so->rc = dz_store_put(so->store, SIGN_NS, so->op->id, ID_LEN, so->val, so->val_len, so->ttl,
                           DZ_STORE_NX);
+    /* A later start for the phone may ask the MSSP whether this ended. */
+    if (so->rc == 0)
+        (void)dz_mssp_phone_started_in(so->store, so->op->rec.phone, so->op->rec.lock,
+                                       so->op->rec.mssp_id, so->ttl);
 }
 
 static void start_done(struct dz_rctx *c, void *arg)
@@ -352,7 +357,7 @@ void dz_ep_sign_mobile_start(struct dz_rctx *c)
     }
     dz_sha256(op->doc, op->doc_len, op->rec.doc_sha256);
     snprintf(op->rec.phone, sizeof(op->rec.phone), "%s", phone);
-    dz_mssp_phone_claim(c, op->rec.phone, phone_claimed, op);
+    dz_mssp_phone_claim(c, op->rec.phone, op->rec.lock, phone_claimed, op);
     op = NULL; /* phone_claimed's */
 out:
     call_free(c, op, false);
@@ -562,7 +567,7 @@ static void take_work(void *arg)
 
         memcpy(phone, rec->phone, sizeof(rec->phone));
         phone[sizeof(rec->phone)] = '\0';
-        dz_mssp_phone_release_in(t->store, phone);
+        dz_mssp_phone_release_in(t->store, phone, rec->lock);
     }
 }
 

@@ -61,6 +61,7 @@ static const struct {
     {"mob", DZ_STORE_PENDING_MOBILE},
     {"mobsign", DZ_STORE_PENDING_MOBILE},
     {"mobphone", DZ_STORE_PENDING_MOBILE},
+    {"mobphsess", DZ_STORE_PENDING_MOBILE},
     {"mobres", DZ_STORE_PENDING_MOBILE},
     {"mobwatch", DZ_STORE_PENDING_MOBILE},
     {"cardnonce", DZ_STORE_CHALLENGES},

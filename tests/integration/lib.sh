@@ -268,6 +268,18 @@ pick_person() {
 }
 person_json() { people | jq -c --arg f "$1" 'map(select(.fin == $f))[0] // empty'; }
 person() { people | jq -r --arg f "$1" --arg k "$2" 'map(select(.fin == $f))[0][$k] // empty'; }
+# phone_shown FIN N: FIN's phone (the stand-in, its control port) has shown
+# at least N requests since it started.
+phone_shown() {
+    curl -sS --http2-prior-knowledge --max-time 2 "http://127.0.0.1:$(person "$1" phone_control)/mode" |
+        jq -e --argjson n "$2" '.counts.shown >= $n' >/dev/null
+}
+# mssp_idle PHONE: the stack's MSSP has sessions for PHONE, and every one has ended.
+mssp_idle() {
+    curl -sS --http2 --max-time 5 --cacert "$STATE_DIR/certs/root.pem" \
+        "https://localhost:9103/_mssp/sessions?phone=%2B${1#+}" |
+        jq -e 'length > 0 and all(.state == "COMPLETE")' >/dev/null
+}
 
 totp_at() { oathtool --totp -b -N "@$2" "$1"; }
 # totp_fresh FIN SECRET: a valid code for a TOTP step this script has not

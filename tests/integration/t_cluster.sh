@@ -5,14 +5,16 @@
 # record, one lockout, a QR login answered on the other instance (the
 # waiting poll woken, not found by its once-a-second look), a mobile login
 # polled on the other instance (both ways) and two polls of one login on
-# two instances (one asks the MSSP, the other is woken through Redis), the same JWKS everywhere, kill -9 of an
+# two instances (one asks the MSSP, the other is woken through Redis), a
+# phone held by a request nobody polls freed for its holder on the other
+# instance once that request has ended, the same JWKS everywhere, kill -9 of an
 # instance under load (its clients go on through haproxy, every 200 has its
 # audit line), Redis and PostgreSQL stopped and back (503 state_unavailable,
 # /readyz, recovery without a restart), one audit chain per instance.
 . "$(dirname "$0")/lib.sh"
 . "$LIB_DIR/cluster.sh"
 
-plan 64
+plan 69
 
 command -v haproxy >/dev/null || bail "haproxy is not installed"
 command -v redis-server >/dev/null || bail "redis-server is not installed"
@@ -197,6 +199,29 @@ DB=$(($(metric_of B darvaza_long_poll_wakeups_total) - ${W0B:-0}))
 is "$((DA + DB))" 1 "the waiting poll was woken by the other instance's publish (wake-ups on A +$DA, on B +$DB)"
 phone_delay 1500
 OWN_PIDS=()
+
+# ---- one request per phone across instances: a request nobody polls -----------------------
+# A stranger starts a login for M's phone on A and never polls it.  M's own
+# start on B is refused while it waits; once M has refused it on the phone,
+# B learns so from the MSSP (about the session A recorded in Redis) and
+# M's start goes on.
+phone_mode() {
+    curl -sS --http2-prior-knowledge --max-time 10 -X POST -H 'content-type: application/json' \
+        --data-binary "$1" "http://127.0.0.1:$PHONE_CTL/mode" | jq -r '.counts.shown'
+}
+SHOWN=$(phone_mode '{"mode":"refuse","delay_ms":8000}')
+mob_start_on A
+is "$STATUS" 202 "a stranger's mobile login for M's phone on instance A (never polled) -> 202"
+mob_start_on B
+problem 429 request_pending "while it waits on the phone, M's own start on instance B -> 429 request_pending"
+# The phone takes its mode when it shows a request: M's next one is approved.
+wait_until 10 phone_shown "$M" $((SHOWN + 1))
+phone_mode '{"mode":"auto","delay_ms":1500}' >/dev/null
+ok "M refuses the stranger's request on the phone" wait_until 30 mssp_idle "$(person "$M" phone)"
+mob_start_on B
+is "$STATUS" 202 "then M's own start on instance B -> 202, the stranger's request never polled"
+on B gw GET "/auth/mobile/$MID?wait=20" -H "cookie: $MCOOKIE"
+is "$STATUS $(jb .state) $(jb .fin)" "200 complete $M" "M approves on the phone and is logged in"
 
 # ---- kill -9 of A under load through haproxy ---------------------------------------------
 # Four clients, each with its own session, one request after another through

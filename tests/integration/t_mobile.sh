@@ -2,7 +2,8 @@
 # t_mobile.sh - mobile-signature login (DESIGN §3, §4.5) through the demo
 # stack's real MSSP and phones (docs/mobile.md, docs/mssp.md): approved,
 # refused, ignored, wrong PIN, wrong FIN, switched-off phone, tampered
-# signature and certificate, revoked SIM, MSSP down, one request per phone,
+# signature and certificate, revoked SIM, MSSP down, one request per phone
+# (and a request nobody polls holds the phone only while it waits),
 # push-bombing, and 50 logins waiting at once while /healthz stays fast.
 . "$(dirname "$0")/lib.sh"
 
@@ -14,7 +15,7 @@ LOAD_WAIT=6              # their ?wait= (s); the 8 requests they wait on must ou
                          # whole load phase, so both timeouts are far above it (a loaded
                          # machine spends seconds starting the 50 polls)
 
-plan 54
+plan 61
 stack_start MSSP_USER_TIMEOUT=$USER_TIMEOUT MSSP_DELIVERY_TIMEOUT=$DELIVERY_TIMEOUT PHONE_DELAY_MS=400 \
     CONFIG_SET="mobile.phone_rate=$PHONE_RATE"
 
@@ -25,14 +26,14 @@ holders() { people | jq -r "map(select(.sim == true and $1)) | .[].fin"; }
 mapfile -t ON < <(holders '.phone_on and (.sim_revoked | not)')
 mapfile -t REV < <(holders '.sim_revoked')
 mapfile -t OFF < <(holders '(.phone_on | not)')
-[ ${#ON[@]} -ge 3 ] && [ ${#REV[@]} -ge 1 ] && [ ${#OFF[@]} -ge 4 ] ||
-    bail "people.json lacks the SIM holders (3 with phones, 1 revoked, 4 with phones off)"
-A=${ON[0]} B=${ON[1]} C=${ON[2]} D=${REV[0]}
+[ ${#ON[@]} -ge 4 ] && [ ${#REV[@]} -ge 1 ] && [ ${#OFF[@]} -ge 4 ] ||
+    bail "people.json lacks the SIM holders (4 with phones, 1 revoked, 4 with phones off)"
+A=${ON[0]} B=${ON[1]} C=${ON[2]} V=${ON[3]} D=${REV[0]}
 E1=${OFF[0]} E2=${OFF[1]} E3=${OFF[2]} E4=${OFF[3]}
 phone_of() { person "$1" phone; }
 ctl_of() { person "$1" phone_control; }
 phone_log() { echo "$STATE_DIR/logs/phone$(($(ctl_of "$1") - 9110)).log"; }   # phoneN: port 9110+N
-diag "phones on: A=$A B=$B C=$C; revoked: D=$D; phones off: $E1 $E2 $E3 $E4"
+diag "phones on: A=$A B=$B C=$C V=$V; revoked: D=$D; phones off: $E1 $E2 $E3 $E4"
 
 # ---- helpers ------------------------------------------------------------------------
 # mob_start PHONE FIN: POST /auth/mobile; MID, MCODE and the browser's
@@ -133,6 +134,33 @@ is "$(($(grep -c '"phone_pin_wrong"' "$(phone_log "$B")") - pin_wrong0))" 3 "the
 mob_start "$(phone_of "$E1")" "$A"
 mob_wait "$MID"
 is "$(outcome)" "200 failed not_mobile_client" "FIN that does not hold that phone's SIM -> failed not_mobile_client"
+
+# ---- a request nobody polls holds the phone only while it waits ------------------------
+# Anyone who knows V's number and a FIN can start a login for V's phone and
+# never poll it.  While it waits on the phone, V's own start is refused (one
+# request per phone); once V has refused it on the phone, V's start goes on
+# although nobody polled the stranger's request.
+ctl "$V" POST /mode '{"mode":"refuse","delay_ms":8000}' >/dev/null
+mob_start "$(phone_of "$V")" "$V"
+X_ID=$MID
+is "$STATUS" 202 "a stranger starts a login for V's phone (and never polls it) -> 202"
+mob_start "$(phone_of "$V")" "$V"
+problem 429 request_pending "while it waits on the phone, V's own start -> 429 request_pending"
+# The phone takes its mode when it shows a request: V's next one is approved.
+wait_until 10 phone_shown "$V" 1
+ctl "$V" POST /mode '{"mode":"auto","delay_ms":6000}' >/dev/null
+ok "V refuses the stranger's request on the phone" wait_until 30 mssp_idle "$(phone_of "$V")"
+mob_start "$(phone_of "$V")" "$V"
+V_ID=$MID
+is "$STATUS" 202 "then V's own start -> 202, the stranger's request never polled"
+# The stranger's request, polled at last, must not free V's waiting one.
+mob_poll "$X_ID" 1
+is "$(outcome)" "200 failed user_cancelled" "the stranger's request, polled late, ended refused"
+mob_start "$(phone_of "$V")" "$V"
+problem 429 request_pending "and V's request still holds the phone -> 429 request_pending"
+mob_wait "$V_ID"
+is "$(outcome)" "200 complete " "V approves on the phone and is logged in"
+ctl "$V" POST /mode '{"delay_ms":400}' >/dev/null
 
 # ---- the MSSP lies --------------------------------------------------------------------
 is "$(hook /_mssp/tamper "$(jq -nc --arg p "$(phone_of "$A")" '{phone:$p, mode:"signature"}')")" 200 "tamper hook: signature"

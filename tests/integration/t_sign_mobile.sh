@@ -3,12 +3,13 @@
 # docs/signatures.md) through the demo stack's real MSSP, phones and TSA: a
 # SIM holder signs a document, the CAdES signature verifies with openssl and
 # with POST /api/documents/verify (TOTAL_PASSED, level T), the phone showed
-# the same code; refused on the phone, wrong FIN, one request per phone,
-# completes once, bad input, a revoked SIM certificate, ignored on the
-# phone, the TSA down.
+# the same code; refused on the phone, wrong FIN, one request per phone
+# (a request nobody polls holds the phone only while it waits), completes
+# once, bad input, a revoked SIM certificate, ignored on the phone, the TSA
+# down.
 . "$(dirname "$0")/lib.sh"
 
-plan 36
+plan 41
 stack_start MSSP_USER_TIMEOUT=12 MSSP_DELIVERY_TIMEOUT=10 PHONE_DELAY_MS=400
 
 holders() { people | jq -r "map(select(.sim == true and $1)) | .[].fin"; }
@@ -48,7 +49,9 @@ outcome() { printf '%s %s %s' "$STATUS" "$(jb '.state // .code')" "$(jb '.result
 # The signature carries the signer's certificate and the mobile signature
 # CA, so a verifier needs only the root.
 # ---- approved ------------------------------------------------------------------------
-mode "$A" auto
+# The phone approves after 3 s: the second request below comes while the
+# first still waits on it (a request that has ended no longer holds the phone).
+ctl "$A" POST /mode '{"mode":"auto","delay_ms":3000}' >/dev/null
 sign_start "$(phone_of "$A")" "$A"
 is "$STATUS" 202 "POST /sign/mobile -> 202"
 like "$SCODE" '^[0-9]{4}$' "the answer carries a 4-digit verification code"
@@ -121,6 +124,25 @@ is "$(curl -sS --http2 --max-time 10 --cacert "$STATE_DIR/certs/root.pem" -o /de
     -H 'authorization: Bearer wrong' -H 'content-type: application/json' --data-binary "$MSSP_CERT_Q" \
     https://localhost:9103/mid/certificate)" 401 "MSSP POST /mid/certificate with a wrong secret -> 401"
 ok "the signing part of the run is quick" test $(($(date +%s) - T0)) -lt 60
+
+# ---- a request nobody polls holds the phone only while it waits ------------------------
+# A stranger who knows V's number and FIN starts signing on V's phone and
+# never polls; V refuses it on the phone, and V's own request goes on.
+V=${ON[3]:-}
+[ -n "$V" ] || bail "people.json lacks a fourth SIM holder with a phone on"
+ctl "$V" POST /mode '{"mode":"refuse","delay_ms":8000}' >/dev/null
+sign_start "$(phone_of "$V")" "$V"
+is "$STATUS" 202 "a stranger starts signing on V's phone (and never polls it) -> 202"
+sign_start "$(phone_of "$V")" "$V"
+problem 429 request_pending "while it waits on the phone, V's own request -> 429 request_pending"
+# The phone takes its mode when it shows a request: V's next one is approved.
+wait_until 10 phone_shown "$V" 1
+ctl "$V" POST /mode '{"mode":"auto","delay_ms":400}' >/dev/null
+ok "V refuses the stranger's request on the phone" wait_until 30 mssp_idle "$(phone_of "$V")"
+sign_start "$(phone_of "$V")" "$V"
+is "$STATUS" 202 "then V's own request -> 202, the stranger's never polled"
+sign_wait "$SID"
+is "$(outcome)" "200 complete " "V approves on the phone: the document is signed"
 
 # ---- revoked SIM, ignored on the phone, TSA down ----------------------------------------
 mapfile -t REV < <(holders '.phone_on and .sim_revoked')

@@ -203,9 +203,10 @@ int fake_gw_new(const struct fake_gw_opts *o, struct fake_gw **out)
         const char *const table[][2] = {
             {"@DIR@", g->dir},
             {"@LOCKOUT@", o->lockout ? o->lockout : "fin_attempts: 3"},
+            {"@UPSTREAM@", g->upstream_url},
         };
         char *base = subst(config_template, table, 2);
-        char *extra = o->config_extra ? subst(o->config_extra, table, 2) : NULL;
+        char *extra = o->config_extra ? subst(o->config_extra, table, 3) : NULL;
         size_t n = strlen(base) + (extra ? strlen(extra) : 0) + 2;
         text = malloc(n);
         if (!text)

@@ -45,7 +45,8 @@ struct fake_gw_opts {
     const char *policy_yaml;
     /* Extra top-level config sections (cards:, mobile:, documents:...).
      * "@DIR@" is replaced by the temporary directory: write the files they
-     * name there first, with fake_gw_opts.prepare. */
+     * name there first, with fake_gw_opts.prepare; "@UPSTREAM@" as above
+     * (the fake back end as another service the gateway calls, an MSSP). */
     const char *config_extra;
     /* Replaces the default lockout: section ("fin_attempts: 3 ..."), NULL:
      * the defaults. */

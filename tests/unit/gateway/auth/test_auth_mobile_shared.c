@@ -20,10 +20,9 @@
 
 #include "base/buf.h"
 #include "base/err.h"
-#include "base/secret.h"
 #include "core/wake.h"
 #include "harness/fake_gw.h"
-#include "harness/fake_pki.h"
+#include "mobile_case.h"
 #include "state/store.h"
 
 #define FIN "5ABC123"
@@ -33,77 +32,27 @@
 #define BIND "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
 #define COOKIE "__Host-darvaza-mob=" BIND
 
-/* The record auth_mobile.c keeps of a pending login (its fixed layout). */
-struct mob_rec {
-    char fin[8];
-    char phone[20];
-    unsigned char hash[32];
-    char mssp_id[64];
-    unsigned char binding[32];
-};
-
-struct fx {
-    struct fake_gw *g;
-    struct fake_pki_ca mobile;
-};
-
-static void write_trust(const char *dir, void *arg)
-{
-    struct fx *f = arg;
-    char path[256];
-
-    snprintf(path, sizeof(path), "%s/mobile-chain.pem", dir);
-    fake_pki_ca_write(&f->mobile, path);
-    assert_int_equal(fake_gw_write_file(dir, "mssp.secret", "test-rp-secret\n", 0600), 0);
-}
-
 static int setup(void **state)
 {
-    struct fx *f = calloc(1, sizeof(*f));
-    struct fake_gw_opts o = {
-        .config_extra = "mobile:\n"
-                        "  mssp_url: http://127.0.0.1:9\n"
-                        "  rp_secret_file: @DIR@/mssp.secret\n"
-                        "  ca: @DIR@/mobile-chain.pem\n"
-                        "  revocation: none\n",
-        .prepare = write_trust,
-    };
-    struct mob_rec rec;
+    struct mobile_fx *f = mobile_fx_new("http://127.0.0.1:9");
 
-    assert_non_null(f);
-    fake_pki_ca_init(&f->mobile, "Test Mobile Signature");
-    o.prepare_arg = f;
-    assert_int_equal(fake_gw_new(&o, &f->g), 0);
     /* The daemon subscribes its workers to the store's wake-ups at start. */
     f->g->gw.workers[0] = f->g->gww;
     assert_int_equal(dz_wake_setup(&f->g->gw), 0);
-    /* A login started (on any instance): its record, as auth_mobile.c writes it. */
-    memset(&rec, 0, sizeof(rec));
-    memcpy(rec.fin, FIN, sizeof(FIN));
-    memcpy(rec.phone, PHONE, sizeof(PHONE));
-    snprintf(rec.mssp_id, sizeof(rec.mssp_id), "mssp-session-1");
-    dz_sha256(BIND, strlen(BIND), rec.binding);
-    assert_int_equal(
-        dz_store_put(f->g->gw.store, "mob", ID, strlen(ID), &rec, sizeof(rec), 60000, DZ_STORE_NX),
-        0);
+    mobile_rec_put(f, ID, FIN, PHONE, BIND, "");
     *state = f;
     return 0;
 }
 
 static int teardown(void **state)
 {
-    struct fx *f = *state;
-    bool idle = fake_gw_free(f->g);
-
-    fake_pki_ca_cleanup(&f->mobile);
-    free(f);
-    assert_true(idle);
+    mobile_fx_free(*state);
     return 0;
 }
 
 /* A poll by the browser that started the login (cookie COOKIE), or by
  * another one (cookie: that cookie, or NULL for none). */
-static struct dz_req *poll_as(struct fx *f, const char *query, const char *cookie)
+static struct dz_req *poll_as(struct mobile_fx *f, const char *query, const char *cookie)
 {
     char path[96];
     struct dz_req *r;
@@ -115,7 +64,7 @@ static struct dz_req *poll_as(struct fx *f, const char *query, const char *cooki
     return r;
 }
 
-static struct dz_req *poll_req(struct fx *f, const char *query)
+static struct dz_req *poll_req(struct mobile_fx *f, const char *query)
 {
     return poll_as(f, query, COOKIE);
 }
@@ -128,7 +77,7 @@ static void assert_problem(struct dz_req *r, int status, const char *code)
     assert_string_equal(fake_req_problem_code(r, buf, sizeof(buf)), code);
 }
 
-static bool present(struct fx *f, const char *ns)
+static bool present(struct mobile_fx *f, const char *ns)
 {
     struct dz_buf b;
     int rc;
@@ -141,7 +90,7 @@ static bool present(struct fx *f, const char *ns)
 
 /* What another instance's poll writes when the MSSP answers: the user
  * refused (no certificate needed to finish). */
-static void share_refusal(struct fx *f)
+static void share_refusal(struct mobile_fx *f)
 {
     static const char answer[] = "{\"state\":\"COMPLETE\",\"result\":\"USER_CANCELLED\"}";
 
@@ -172,7 +121,7 @@ static bool waiting(void *arg)
  * and is woken by the shared answer; the login is then finished once. */
 static void test_woken_by_shared_answer(void **state)
 {
-    struct fx *f = *state;
+    struct mobile_fx *f = *state;
     unsigned long woken0 = dz_wake_delivered();
     struct dz_req *poll;
     struct dz_req *r;
@@ -201,7 +150,7 @@ static void test_woken_by_shared_answer(void **state)
 /* The answer was shared before this poll came: it finishes at once. */
 static void test_answer_already_shared(void **state)
 {
-    struct fx *f = *state;
+    struct mobile_fx *f = *state;
     struct dz_req *r;
 
     share_refusal(f);
@@ -215,7 +164,7 @@ static void test_answer_already_shared(void **state)
  * without asking the MSSP, and the other's lease stays. */
 static void test_lease_held_pending(void **state)
 {
-    struct fx *f = *state;
+    struct mobile_fx *f = *state;
     struct dz_req *r;
     json_t *j;
 
@@ -236,7 +185,7 @@ static void test_lease_held_pending(void **state)
  * the lease is let go when its call ends, so another poll can ask. */
 static void test_lease_taken_and_released(void **state)
 {
-    struct fx *f = *state;
+    struct mobile_fx *f = *state;
     struct dz_req *r;
 
     r = poll_req(f, "");
@@ -250,7 +199,7 @@ static void test_lease_taken_and_released(void **state)
 /* The browser leaves while waiting: the wait lets go at once, takes nothing. */
 static void test_waiting_poll_reset(void **state)
 {
-    struct fx *f = *state;
+    struct mobile_fx *f = *state;
     struct dz_req *poll;
 
     assert_int_equal(
@@ -272,7 +221,7 @@ static void test_waiting_poll_reset(void **state)
  * even once the answer is there; the starting browser then finishes. */
 static void test_other_browser_refused(void **state)
 {
-    struct fx *f = *state;
+    struct mobile_fx *f = *state;
     static const char *const others[] = {
         NULL,
         "__Host-darvaza-mob=cccccccccccccccccccccccccccccccccccccccccc",

@@ -1,0 +1,239 @@
+/*
+ * test_auth_mobile_phone.c - the one-request-per-phone lock of mobile login
+ * (gateway/mssp/mssp_phone.c, docs/mobile.md "One request per phone") on the
+ * request-layer harness.  Someone else's request holds the phone, nobody
+ * polls it: a start for the phone asks the MSSP (the harness's scripted
+ * back end) whether that request has ended, and goes on only if it has;
+ * and a late poll of an ended request frees only its own lock.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "base/buf.h"
+#include "harness/fake_gw.h"
+#include "mobile_case.h"
+#include "state/store.h"
+
+#define FIN "5ABC123"
+#define PHONE "+994501234567"
+#define HELD "XXXXXXXXXXXXXXXXXXXXXX"  /* the lock value of the request on the phone */
+#define NEWER "YYYYYYYYYYYYYYYYYYYYYY" /* a newer request's lock value */
+#define ID "AAAAAAAAAAAAAAAAAAAAAA"    /* the held request's id */
+#define BIND "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
+
+static void put(struct mobile_fx *f, const char *ns, const char *val)
+{
+    assert_int_equal(
+        dz_store_put(f->g->gw.store, ns, PHONE, strlen(PHONE), val, strlen(val), 60000, 0), 0);
+}
+
+/* The phone is held by request HELD, whose start recorded its MSSP session. */
+static int setup(void **state)
+{
+    struct mobile_fx *f = mobile_fx_new("@UPSTREAM@");
+
+    put(f, "mobphone", HELD);
+    put(f, "mobphsess", HELD " mssp-held-1");
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    mobile_fx_free(*state);
+    return 0;
+}
+
+/* The value of the phone's lock ("" when free). */
+static const char *lock_of(struct mobile_fx *f, char *out, size_t out_len)
+{
+    struct dz_buf b;
+
+    dz_buf_init(&b, 256);
+    out[0] = '\0';
+    if (dz_store_get(f->g->gw.store, "mobphone", PHONE, strlen(PHONE), &b) == 0)
+        snprintf(out, out_len, "%.*s", (int)b.len, b.data);
+    dz_buf_cleanup(&b);
+    return out;
+}
+
+/* POST /auth/mobile for the phone, answered. */
+static struct dz_req *start(struct mobile_fx *f)
+{
+    struct dz_req *r = fake_gw_req(f->g, "POST", "/auth/mobile");
+
+    fake_req_add_header(r, "origin", FAKE_GW_ORIGIN);
+    fake_req_set_json(r, "{\"phone\":\"" PHONE "\",\"fin\":\"" FIN "\"}");
+    assert_true(fake_gw_roundtrip(f->g, r));
+    return r;
+}
+
+static void assert_pending(struct dz_req *r)
+{
+    char buf[64];
+
+    assert_int_equal(fake_req_status(r), 429);
+    assert_string_equal(fake_req_problem_code(r, buf, sizeof(buf)), "request_pending");
+}
+
+/* The MSSP says the held request has ended (the phone refused it) and
+ * takes the new one: the start frees the phone, takes it and goes on. */
+static void test_ended_request_frees_phone(void **state)
+{
+    struct mobile_fx *f = *state;
+    char lock[64];
+    struct dz_req *r;
+    struct dz_buf b;
+
+    /* One answer serves both calls: the status, then the new request. */
+    fake_upstream_set_answer(f->g->up, 200, "content-type: application/json\r\n",
+                             "{\"state\":\"COMPLETE\",\"result\":\"USER_CANCELLED\","
+                             "\"session_id\":\"mssp-new-2\"}");
+    r = start(f);
+    assert_int_equal(fake_req_status(r), 202);
+    fake_req_free(r);
+    assert_int_equal(fake_upstream_requests(f->g->up), 2);
+    assert_non_null(strstr(fake_upstream_last_request(f->g->up), "POST /mid/authentication"));
+    /* The phone is the new request's now, under its own session. */
+    lock_of(f, lock, sizeof(lock));
+    assert_int_equal(strlen(lock), 22);
+    assert_string_not_equal(lock, HELD);
+    dz_buf_init(&b, 256);
+    assert_int_equal(dz_store_get(f->g->gw.store, "mobphsess", PHONE, strlen(PHONE), &b), 0);
+    assert_int_equal(b.len, 22 + strlen(" mssp-new-2"));
+    assert_memory_equal(b.data, lock, 22);
+    assert_memory_equal(b.data + 22, " mssp-new-2", strlen(" mssp-new-2"));
+    dz_buf_cleanup(&b);
+}
+
+/* Two starts find the ended request at once: one takes the phone, the
+ * other finds it taken by the first and is refused. */
+static void test_racing_starts_one_wins(void **state)
+{
+    struct mobile_fx *f = *state;
+    struct dz_req *r[2];
+    int ok = 0, pending = 0;
+
+    fake_upstream_set_answer(f->g->up, 200, "content-type: application/json\r\n",
+                             "{\"state\":\"COMPLETE\",\"result\":\"USER_CANCELLED\","
+                             "\"session_id\":\"mssp-new-2\"}");
+    for (int i = 0; i < 2; i++) {
+        r[i] = fake_gw_req(f->g, "POST", "/auth/mobile");
+        fake_req_add_header(r[i], "origin", FAKE_GW_ORIGIN);
+        fake_req_set_json(r[i], "{\"phone\":\"" PHONE "\",\"fin\":\"" FIN "\"}");
+        fake_gw_send(f->g, r[i]);
+    }
+    for (int i = 0; i < 2; i++) {
+        assert_true(fake_spin_answer(f->g->w, r[i], FAKE_GW_TIMEOUT_MS));
+        if (fake_req_status(r[i]) == 202)
+            ok++;
+        else {
+            assert_pending(r[i]);
+            pending++;
+        }
+        fake_req_free(r[i]);
+    }
+    assert_int_equal(ok, 1);
+    assert_int_equal(pending, 1);
+}
+
+/* Still waiting on the phone: 429 request_pending, after asking. */
+static void test_waiting_request_keeps_phone(void **state)
+{
+    struct mobile_fx *f = *state;
+    char lock[64];
+    struct dz_req *r;
+
+    fake_upstream_set_answer(f->g->up, 200, "content-type: application/json\r\n",
+                             "{\"state\":\"RUNNING\"}");
+    r = start(f);
+    assert_pending(r);
+    fake_req_free(r);
+    assert_int_equal(fake_upstream_requests(f->g->up), 1);
+    assert_non_null(
+        strstr(fake_upstream_last_request(f->g->up), "GET /mid/session/mssp-held-1?timeoutMs=0"));
+    assert_string_equal(lock_of(f, lock, sizeof(lock)), HELD);
+}
+
+/* The MSSP cannot say (an error, an unknown session): fail closed. */
+static void test_mssp_error_keeps_phone(void **state)
+{
+    static const int statuses[] = {500, 404};
+    struct mobile_fx *f = *state;
+    char lock[64];
+    struct dz_req *r;
+
+    for (size_t i = 0; i < sizeof(statuses) / sizeof(statuses[0]); i++) {
+        fake_upstream_set_answer(f->g->up, statuses[i], "content-type: application/json\r\n",
+                                 "{\"state\":\"COMPLETE\",\"result\":\"USER_CANCELLED\"}");
+        r = start(f);
+        assert_pending(r);
+        fake_req_free(r);
+        assert_int_equal(fake_upstream_requests(f->g->up), i + 1);
+        assert_string_equal(lock_of(f, lock, sizeof(lock)), HELD);
+    }
+}
+
+/* A lock whose session is not recorded (its start is still on the way),
+ * or recorded for an older lock: nothing to ask, the phone stays held. */
+static void test_unknown_session_keeps_phone(void **state)
+{
+    struct mobile_fx *f = *state;
+    char lock[64];
+    struct dz_req *r;
+
+    put(f, "mobphsess", NEWER " mssp-older-0");
+    r = start(f);
+    assert_pending(r);
+    fake_req_free(r);
+    assert_int_equal(fake_upstream_requests(f->g->up), 0);
+    assert_string_equal(lock_of(f, lock, sizeof(lock)), HELD);
+}
+
+/* The held request polled at last, after the phone went to a newer
+ * request: it finishes, and the newer request's lock stays; its own lock
+ * is freed when it still holds the phone. */
+static void test_late_poll_frees_only_its_lock(void **state)
+{
+    static const char answer[] = "{\"state\":\"COMPLETE\",\"result\":\"USER_CANCELLED\"}";
+    static const char *const locks[] = {NEWER, HELD};
+    static const char *const after[] = {NEWER, ""};
+    struct mobile_fx *f = *state;
+    char lock[64];
+    struct dz_req *r;
+
+    for (size_t i = 0; i < 2; i++) {
+        put(f, "mobphone", locks[i]);
+        mobile_rec_put(f, ID, FIN, PHONE, BIND, HELD);
+        /* The MSSP's answer as the polls share it (auth_mobile.c). */
+        assert_int_equal(dz_store_put(f->g->gw.store, "mobres", ID, strlen(ID), answer,
+                                      strlen(answer), 60000, 0),
+                         0);
+        r = fake_gw_req(f->g, "GET", "/auth/mobile/" ID);
+        fake_req_add_header(r, "cookie", "__Host-darvaza-mob=" BIND);
+        assert_true(fake_gw_roundtrip(f->g, r));
+        assert_int_equal(fake_req_status(r), 200);
+        fake_req_free(r);
+        assert_string_equal(lock_of(f, lock, sizeof(lock)), after[i]);
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_ended_request_frees_phone, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_racing_starts_one_wins, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_waiting_request_keeps_phone, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mssp_error_keeps_phone, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unknown_session_keeps_phone, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_late_poll_frees_only_its_lock, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
