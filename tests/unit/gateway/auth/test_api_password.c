@@ -16,6 +16,7 @@
 #include <cmocka.h>
 
 #include "core/rctx.h"
+#include "harness/assert_problem.h"
 #include "harness/fake_gw.h"
 #include "state/accounts.h"
 #include "state/totp.h"
@@ -64,14 +65,6 @@ static struct dz_req *login(struct fake_gw *g, const char *password, const char 
     else
         snprintf(body, sizeof(body), "{\"fin\":\"%s\",\"password\":\"%s\"}", FIN, password);
     return post(g, body);
-}
-
-static void assert_problem(struct dz_req *r, int status, const char *code)
-{
-    char buf[64];
-
-    assert_int_equal(fake_req_status(r), status);
-    assert_string_equal(fake_req_problem_code(r, buf, sizeof(buf)), code);
 }
 
 static void current_code(char code[DZ_TOTP_CODE_MAX + 1])

@@ -21,6 +21,7 @@
 #include "base/buf.h"
 #include "base/err.h"
 #include "core/wake.h"
+#include "harness/assert_problem.h"
 #include "harness/fake_gw.h"
 #include "mobile_case.h"
 #include "state/store.h"
@@ -67,14 +68,6 @@ static struct dz_req *poll_as(struct mobile_fx *f, const char *query, const char
 static struct dz_req *poll_req(struct mobile_fx *f, const char *query)
 {
     return poll_as(f, query, COOKIE);
-}
-
-static void assert_problem(struct dz_req *r, int status, const char *code)
-{
-    char buf[64];
-
-    assert_int_equal(fake_req_status(r), status);
-    assert_string_equal(fake_req_problem_code(r, buf, sizeof(buf)), code);
 }
 
 static bool present(struct mobile_fx *f, const char *ns)

@@ -18,6 +18,7 @@
 #include <cmocka.h>
 #include <openssl/sha.h>
 
+#include "harness/assert_problem.h"
 #include "harness/fake_gw.h"
 #include "harness/fake_pki.h"
 #include "pki/certid.h"
@@ -84,14 +85,6 @@ static int teardown(void **state)
     free(f);
     assert_true(idle);
     return 0;
-}
-
-static void assert_problem(struct dz_req *r, int status, const char *code)
-{
-    char buf[64];
-
-    assert_int_equal(fake_req_status(r), status);
-    assert_string_equal(fake_req_problem_code(r, buf, sizeof(buf)), code);
 }
 
 struct browser {

@@ -25,6 +25,7 @@
 #include "auth/card_answer.h"
 #include "base/b64.h"
 #include "base/err.h"
+#include "harness/assert_problem.h"
 #include "harness/fake_gw.h"
 #include "harness/fake_pki.h"
 #include "pki/certid.h"
@@ -161,14 +162,6 @@ static struct dz_req *post(struct fake_gw *g, json_t *body)
     assert_true(fake_gw_roundtrip(g, r));
     assert_int_equal(fake_req_invalid_answers(r), 0);
     return r;
-}
-
-static void assert_problem(struct dz_req *r, int status, const char *code)
-{
-    char buf[64];
-
-    assert_int_equal(fake_req_status(r), status);
-    assert_string_equal(fake_req_problem_code(r, buf, sizeof(buf)), code);
 }
 
 static void assert_logged_in(struct fx *f, struct dz_req *r)

@@ -24,6 +24,7 @@
 
 #include "base/buf.h"
 #include "core/metrics.h"
+#include "harness/assert_problem.h"
 #include "harness/fake_gw.h"
 
 #define FIN_A "5ABC123"
@@ -56,14 +57,6 @@ static inline struct dz_req *fwd_get(struct fake_gw *g, const char *path, const 
     assert_true(fake_gw_roundtrip(g, r));
     assert_int_equal(fake_req_invalid_answers(r), 0);
     return r;
-}
-
-static inline void fwd_assert_problem(struct dz_req *r, int status, const char *code)
-{
-    char buf[64];
-
-    assert_int_equal(fake_req_status(r), status);
-    assert_string_equal(fake_req_problem_code(r, buf, sizeof(buf)), code);
 }
 
 /* The value of the /metrics sample that starts with sample (name and

@@ -69,15 +69,15 @@ static void test_no_route(void **state)
     struct fake_gw *g = *state;
     struct dz_req *r = fwd_get(g, "/api/nothing/here", NULL);
 
-    fwd_assert_problem(r, 404, "not_found");
+    assert_problem(r, 404, "not_found");
     fake_req_free(r);
     r = fwd_get(g, "/api/t/strong?x=1", NULL);
-    fwd_assert_problem(r, 401, "unauthenticated");
+    assert_problem(r, 401, "unauthenticated");
     fake_req_free(r);
     /* A method the route does not list. */
     r = fake_gw_req(g, "DELETE", "/api/t/open");
     assert_true(fake_gw_roundtrip(g, r));
-    fwd_assert_problem(r, 405, "method_not_allowed");
+    assert_problem(r, 405, "method_not_allowed");
     fake_req_free(r);
     assert_int_equal(fake_upstream_requests(g->up), 0);
 }
@@ -87,11 +87,11 @@ static void test_no_session(void **state)
     struct fake_gw *g = *state;
     struct dz_req *r = fwd_get(g, "/api/t/open", NULL);
 
-    fwd_assert_problem(r, 401, "unauthenticated");
+    assert_problem(r, 401, "unauthenticated");
     fake_req_free(r);
     /* A token that names no session is no session. */
     r = fwd_get(g, "/api/t/open", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA");
-    fwd_assert_problem(r, 401, "unauthenticated");
+    assert_problem(r, 401, "unauthenticated");
     fake_req_free(r);
     assert_int_equal(fake_upstream_requests(g->up), 0);
 }
@@ -115,7 +115,7 @@ static void test_refusals_by_prefix(void **state)
         snprintf(ip, sizeof(ip), "2001:db8:1:2::%x", i + 1);
         fake_req_set_peer(r, ip);
         assert_true(fake_gw_roundtrip(g, r));
-        fwd_assert_problem(r, 401, "unauthenticated");
+        assert_problem(r, 401, "unauthenticated");
         line = fake_gw_audit_find(g, fake_req_resp_header(r, "darvaza-request-id"), "forward");
         lines += line != NULL;
         json_decref(line);
@@ -130,7 +130,7 @@ static void test_refusals_by_prefix(void **state)
 
         fake_req_set_peer(r, "2001:db8:1:3::1");
         assert_true(fake_gw_roundtrip(g, r));
-        fwd_assert_problem(r, 401, "unauthenticated");
+        assert_problem(r, 401, "unauthenticated");
         fake_req_free(r);
     }
     assert_int_equal(dz_store_count(g->gw.store, "lim_refusal_audit"), 2);
@@ -150,7 +150,7 @@ static void test_insufficient(void **state)
 
     /* acr low on an acr substantial route */
     r = fwd_get(g, "/api/t/strong", low);
-    fwd_assert_problem(r, 403, "insufficient_assurance");
+    assert_problem(r, 403, "insufficient_assurance");
     /* A refusal to a known person is audited before the answer too. */
     rid = fake_req_resp_header(r, "darvaza-request-id");
     assert_non_null(rid);
@@ -166,12 +166,12 @@ static void test_insufficient(void **state)
 
     /* a password session on a card-only route (means) */
     r = fwd_get(g, "/api/t/card", low);
-    fwd_assert_problem(r, 403, "insufficient_assurance");
+    assert_problem(r, 403, "insufficient_assurance");
     fake_req_free(r);
 
     /* a card session without the role */
     r = fwd_get(g, "/api/t/judge", card);
-    fwd_assert_problem(r, 403, "forbidden");
+    assert_problem(r, 403, "forbidden");
     fake_req_free(r);
     assert_int_equal(fake_upstream_requests(g->up), 0);
 }
@@ -203,7 +203,7 @@ static void test_after_policy(void **state)
     fake_req_add_header(r, "cookie", cookie);
     fake_req_set_json(r, "{}");
     assert_true(fake_gw_roundtrip(g, r));
-    fwd_assert_problem(r, 403, "bad_origin");
+    assert_problem(r, 403, "bad_origin");
     fake_req_free(r);
     /* A body over the service's 1 KiB. */
     memset(big, 'x', sizeof(big));
@@ -211,7 +211,7 @@ static void test_after_policy(void **state)
     fake_req_bearer(r, low);
     fake_req_set_body(r, big, sizeof(big));
     assert_true(fake_gw_roundtrip(g, r));
-    fwd_assert_problem(r, 413, "payload_too_large");
+    assert_problem(r, 413, "payload_too_large");
     fake_req_free(r);
     /* Two an hour on /api/t/rated (a window the test never straddles in
      * practice): the third is refused. */
@@ -222,7 +222,7 @@ static void test_after_policy(void **state)
     }
     time_t minute = time(NULL) / 60;
     r = fwd_get(g, "/api/t/rated", low);
-    fwd_assert_problem(r, 429, "rate_limited");
+    assert_problem(r, 429, "rate_limited");
     assert_non_null(fake_req_resp_header(r, "retry-after"));
     /* The refusal is on record (sampled: the first of its minute)... */
     json_t *line = fake_gw_audit_find(g, fake_req_resp_header(r, "darvaza-request-id"), "forward");
@@ -236,7 +236,7 @@ static void test_after_policy(void **state)
     /* ... and the same refusal again within the minute is answered alike
      * without another line (a flood does not become a log flood). */
     r = fwd_get(g, "/api/t/rated", low);
-    fwd_assert_problem(r, 429, "rate_limited");
+    assert_problem(r, 429, "rate_limited");
     line = fake_gw_audit_find(g, fake_req_resp_header(r, "darvaza-request-id"), "forward");
     if (time(NULL) / 60 == minute) /* (a new minute may start a new sample) */
         assert_null(line);
@@ -412,7 +412,7 @@ static void test_rate_key_long(void **state)
         if (i < 2)
             assert_int_equal(fake_req_status(r), 200);
         else
-            fwd_assert_problem(r, 429, "rate_limited");
+            assert_problem(r, 429, "rate_limited");
         fake_req_free(r);
     }
     assert_int_equal(fake_upstream_requests(g->up), 2);
@@ -491,7 +491,7 @@ static void test_too_many_fields(void **state)
         fake_req_add_header(r, name, "1");
     }
     assert_true(fake_gw_roundtrip(g, r));
-    fwd_assert_problem(r, 431, "header_fields_too_large");
+    assert_problem(r, 431, "header_fields_too_large");
     fake_req_free(r);
     assert_int_equal(fake_upstream_requests(g->up), 0);
 
@@ -529,7 +529,7 @@ static void test_upstream_down(void **state)
     fake_upstream_free(g->up);
     g->up = NULL;
     r = fwd_get(g, "/api/t/open", tok);
-    fwd_assert_problem(r, 502, "upstream_unavailable");
+    assert_problem(r, 502, "upstream_unavailable");
     assert_true(fake_spin_idle(g->w, FAKE_GW_TIMEOUT_MS));
     line = fake_gw_audit_find(g, fake_req_resp_header(r, "darvaza-request-id"), "forward_result");
     assert_non_null(line);
@@ -570,7 +570,7 @@ static void test_release_filter(void **state)
 
     fake_upstream_set_answer(g->up, 200, "content-type: application/json\r\n", "{\"fin\":");
     r = fwd_get(g, "/api/t/record", tok);
-    fwd_assert_problem(r, 502, "upstream_unavailable");
+    assert_problem(r, 502, "upstream_unavailable");
     assert_null(strstr(fake_req_resp_body(r, NULL), "fin\":"));
     fake_req_free(r);
 
@@ -587,7 +587,7 @@ static void test_release_filter(void **state)
     fake_req_add_header(r, "range", "bytes=40-77");
     fake_req_add_header(r, "if-range", "\"v1\"");
     assert_true(fake_gw_roundtrip(g, r));
-    fwd_assert_problem(r, 502, "upstream_unavailable");
+    assert_problem(r, 502, "upstream_unavailable");
     assert_null(strstr(fake_req_resp_body(r, NULL), "7XYZ789"));
     assert_null(fake_upstream_last_header(g->up, "range", buf, sizeof(buf)));
     assert_null(fake_upstream_last_header(g->up, "if-range", buf, sizeof(buf)));
@@ -613,7 +613,7 @@ static void test_release_filter(void **state)
     fake_req_bearer(r, tok);
     fake_req_add_header(r, "accept-encoding", "gzip, deflate, br");
     assert_true(fake_gw_roundtrip(g, r));
-    fwd_assert_problem(r, 502, "upstream_unavailable");
+    assert_problem(r, 502, "upstream_unavailable");
     assert_null(strstr(fake_req_resp_body(r, NULL), "phones"));
     assert_string_equal(fake_upstream_last_header(g->up, "accept-encoding", buf, sizeof(buf)),
                         "identity");
@@ -877,7 +877,7 @@ static void test_router_refusals(void **state)
         fake_req_bearer(r, tok);
         fake_req_set_authority(r, bad_authorities[i]);
         assert_true(fake_gw_roundtrip(g, r));
-        fwd_assert_problem(r, 400, "invalid_request");
+        assert_problem(r, 400, "invalid_request");
         fake_req_free(r);
     }
     /* the control: a good authority, an IPv6 literal with a port */
@@ -895,7 +895,7 @@ static void test_router_refusals(void **state)
         fake_req_add_header(r, single[i], "a");
         fake_req_add_header(r, single[i], "b");
         assert_true(fake_gw_roundtrip(g, r));
-        fwd_assert_problem(r, 400, "invalid_request");
+        assert_problem(r, 400, "invalid_request");
         fake_req_free(r);
     }
     assert_int_equal(fake_upstream_requests(g->up), 1); /* only the control went out */

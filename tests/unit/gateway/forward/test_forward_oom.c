@@ -358,7 +358,7 @@ static void test_unreadable_record_outcome(void **state)
     fake_gw_session(g, FIN_A, "password", DZ_AMR_PWD, "low", NULL, tok);
     fake_upstream_set_answer(g->up, 200, "content-type: application/json\r\n", "{\"fin\":");
     r = fwd_get(g, "/api/t/record", tok);
-    fwd_assert_problem(r, 502, "upstream_unavailable");
+    assert_problem(r, 502, "upstream_unavailable");
     assert_true(fake_spin_idle(g->w, FAKE_GW_TIMEOUT_MS));
     line = fake_gw_audit_find(g, fake_req_resp_header(r, "darvaza-request-id"), "forward_result");
     assert_non_null(line);
@@ -559,7 +559,7 @@ static void reserve_fails(struct fake_gw *g, size_t after, size_t size)
     fake_upstream_set_answer(g->up, 200, answer_fields, answer_body);
     r = get_failing(g, "/api/t/open", tok, after, FAIL_ALLOC_EQUAL, size, &logs);
     free(logs);
-    fwd_assert_problem(r, 503, "service_unavailable");
+    assert_problem(r, 503, "service_unavailable");
     assert_null(strstr(fake_req_resp_body(r, NULL), answer_body));
     assert_int_equal(fake_upstream_requests(g->up), 0);
     rid = fake_req_resp_header(r, "darvaza-request-id");

@@ -22,6 +22,7 @@
 #include <openssl/ts.h>
 
 #include "base/b64.h"
+#include "harness/assert_problem.h"
 #include "harness/fake_gw.h"
 #include "harness/fake_pki.h"
 #include "keys/assertion.h"
@@ -146,14 +147,6 @@ static int teardown(void **state)
     free(f);
     assert_true(idle);
     return 0;
-}
-
-static void assert_problem(struct dz_req *r, int status, const char *code)
-{
-    char buf[64];
-
-    assert_int_equal(fake_req_status(r), status);
-    assert_string_equal(fake_req_problem_code(r, buf, sizeof(buf)), code);
 }
 
 /* ------------------------------------------------- the report's rate */
