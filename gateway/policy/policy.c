@@ -365,6 +365,7 @@ static void free_service(struct dz_policy_service *svc)
     free((void *)svc->upstream);
     free((void *)svc->upstream_host);
     free((void *)svc->file);
+    free((void *)svc->in_flight_now);
     dz_policy_oidc_free((struct dz_policy_oidc *)svc->oidc);
 }
 

@@ -91,7 +91,16 @@ struct dz_policy_limits {
     uint64_t timeout_ms; /* 0 = unset: the config's limits.request_timeout applies */
     struct dz_rate rate; /* rate.count 0 = no rate limit */
     enum dz_rate_scope rate_scope;
+    /* Service level only (a route's limits refuse them); 0 = unset.  The
+     * service's effective caps are dz_policy_service.in_flight*. */
+    unsigned in_flight;            /* requests in flight to the back end, whole process */
+    unsigned in_flight_per_caller; /* of those, one caller's, per worker */
 };
+
+/* The cap on a service's requests in flight when its policy sets none, and
+ * the largest it may set (docs/policies.md "limits"). */
+#define DZ_POLICY_IN_FLIGHT_DEFAULT 512
+#define DZ_POLICY_IN_FLIGHT_MAX 100000
 
 /* A compiled template segment (read by dz_policy_match). */
 enum dz_policy_seg_kind { DZ_SEG_LITERAL = 0, DZ_SEG_FIN = 1, DZ_SEG_ANY = 2 };
@@ -140,6 +149,14 @@ struct dz_policy_service {
     enum dz_upstream_http upstream_http;
     struct dz_policy_limits limits;              /* as written at service level (0 = unset) */
     enum dz_assertion_signing assertion_signing; /* policy "assertion: {signing}" */
+    /* Effective caps on requests in flight (limits.in_flight, else
+     * DZ_POLICY_IN_FLIGHT_DEFAULT; per caller: limits.in_flight_per_caller,
+     * else a quarter of the cap, at least 1) and the process-wide count
+     * against the first (forward/inflight.h keeps it; allocated with the
+     * set, so a reload starts a new count). */
+    unsigned in_flight;
+    unsigned in_flight_per_caller;
+    _Atomic unsigned *in_flight_now;
     const struct dz_policy_route *routes;
     size_t n_routes;
     const char *file;

@@ -161,10 +161,30 @@ static int parse_rate(struct pctx *c, const struct dz_yaml_node *n, const char *
     return perr(c, n->key_line, key, "the scope must be \"per subject\" or \"per address\"");
 }
 
-static int load_limits(struct pctx *c, const struct dz_yaml_node *n, const char *prefix,
-                       struct dz_policy_limits *l)
+/* in_flight and in_flight_per_caller: a count from 1 to the cap's bound.
+ * 0 is refused as in the other limits (it would mean "inherit"), and a
+ * route cannot have them: the cap guards the back end, which all the
+ * service's routes share. */
+static int parse_in_flight(struct pctx *c, const struct dz_yaml_node *m, const char *key,
+                           const char *s, bool service_level, unsigned *out)
 {
-    static const char *const known[] = {"body", "timeout", "rate", NULL};
+    long long v;
+
+    if (!service_level)
+        return perr(c, m->key_line, key,
+                    "a service limit: write it in the service's limits, not a route's");
+    if (dz_parse_int(s, 1, DZ_POLICY_IN_FLIGHT_MAX, &v) != 0)
+        return perr(c, m->key_line, key, "expected a count from 1 to %d, got \"%.40s\"",
+                    DZ_POLICY_IN_FLIGHT_MAX, s);
+    *out = (unsigned)v;
+    return 0;
+}
+
+static int load_limits(struct pctx *c, const struct dz_yaml_node *n, const char *prefix,
+                       bool service_level, struct dz_policy_limits *l)
+{
+    static const char *const known[] = {
+        "body", "timeout", "rate", "in_flight", "in_flight_per_caller", NULL};
     char key[KEY_LEN];
     const char *s = NULL;
     int rc;
@@ -196,12 +216,44 @@ static int load_limits(struct pctx *c, const struct dz_yaml_node *n, const char 
             if (rc != 0)
                 return perr(c, m->key_line, key,
                             "expected a duration from 100ms to 10m such as 10s, got \"%.40s\"", s);
+        } else if (strcmp(m->key, "in_flight") == 0) {
+            rc = parse_in_flight(c, m, key, s, service_level, &l->in_flight);
+            if (rc != 0)
+                return rc;
+        } else if (strcmp(m->key, "in_flight_per_caller") == 0) {
+            rc = parse_in_flight(c, m, key, s, service_level, &l->in_flight_per_caller);
+            if (rc != 0)
+                return rc;
         } else {
             rc = parse_rate(c, m, key, l);
             if (rc != 0)
                 return rc;
         }
     }
+    return 0;
+}
+
+/* The service's effective caps and its count.  A quarter per caller by
+ * default: one caller (a person, or an address) can never take the whole
+ * back end, and four busy ones together still can, which is what a shared
+ * back end is for. */
+static int service_in_flight(struct pctx *c, const struct dz_yaml_node *lim,
+                             struct dz_policy_service *svc)
+{
+    const struct dz_policy_limits *l = &svc->limits;
+
+    svc->in_flight = l->in_flight ? l->in_flight : DZ_POLICY_IN_FLIGHT_DEFAULT;
+    svc->in_flight_per_caller =
+        l->in_flight_per_caller ? l->in_flight_per_caller : (svc->in_flight + 3) / 4;
+    if (svc->in_flight_per_caller > svc->in_flight) {
+        const struct dz_yaml_node *m = dz_yaml_get(lim, "in_flight_per_caller");
+        return perr(c, m->key_line, "limits.in_flight_per_caller",
+                    "%u is more than the service's in_flight (%u)", svc->in_flight_per_caller,
+                    svc->in_flight);
+    }
+    svc->in_flight_now = calloc(1, sizeof(*svc->in_flight_now));
+    if (!svc->in_flight_now)
+        return perr(c, 0, NULL, "out of memory");
     return 0;
 }
 
@@ -500,7 +552,7 @@ static int load_route(struct pctx *c, const struct dz_yaml_node *map, size_t idx
     n = dz_yaml_get(map, "limits");
     if (n) {
         route_key(key, sizeof(key), idx, "limits");
-        rc = load_limits(c, n, key, &r->limits);
+        rc = load_limits(c, n, key, false, &r->limits);
         if (rc != 0)
             return rc;
     }
@@ -689,10 +741,13 @@ static int load_service(struct pctx *c, const struct dz_yaml_doc *doc,
 
     n = dz_yaml_get(map, "limits");
     if (n) {
-        rc = load_limits(c, n, "limits", &svc->limits);
+        rc = load_limits(c, n, "limits", true, &svc->limits);
         if (rc != 0)
             return rc;
     }
+    rc = service_in_flight(c, n, svc);
+    if (rc != 0)
+        return rc;
 
     n = dz_yaml_get(map, "assertion");
     if (n && (rc = load_assertion(c, n, svc)) != 0)

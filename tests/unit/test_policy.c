@@ -277,6 +277,18 @@ static const struct bad_case bad_cases[] = {
     {12, 12, "limits: { body: 64KiB }\nassertion: batch", 13, "assertion", "expected a mapping"},
     {7, 7, "    acr: substantial\n    limits: {timeout: 1h}", 8, "routes[0].limits.timeout",
      "from 100ms to 10m"},
+    /* the caps on requests in flight: a count, at service level, share <= cap */
+    {12, 12, "limits: { in_flight: 0 }", 12, "limits.in_flight",
+     "expected a count from 1 to 100000"},
+    {12, 12, "limits: { in_flight: many }", 12, "limits.in_flight", "expected a count"},
+    {12, 12, "limits: { in_flight: 100001 }", 12, "limits.in_flight", "expected a count"},
+    {12, 12, "limits: { in_flight: -3 }", 12, "limits.in_flight", "expected a count"},
+    {12, 12, "limits:\n  in_flight: 8\n  in_flight_per_caller: 9", 14,
+     "limits.in_flight_per_caller", "9 is more than the service's in_flight (8)"},
+    {12, 12, "limits: { in_flight_per_caller: 513 }", 12, "limits.in_flight_per_caller",
+     "513 is more than the service's in_flight (512)"},
+    {7, 7, "    acr: substantial\n    limits: { in_flight: 4 }", 8, "routes[0].limits.in_flight",
+     "a service limit"},
     /* ambiguity */
     {8, 8, "  - path: /api/court/notices", 8, "routes[1].path", "already routed by bad.yaml:5"},
     /* YAML itself: duplicate keys, anchors, wrong indentation, syntax */
@@ -358,6 +370,20 @@ static void test_base_good(void **state)
     assert_int_equal(r->limits.rate.count, 100);
     assert_int_equal(r->limits.rate.period_ms, 60000);
     assert_int_equal(r->limits.rate_scope, DZ_RATE_PER_ADDRESS);
+    /* No in_flight written: the default cap, a quarter of it per caller. */
+    assert_int_equal(svc->in_flight, DZ_POLICY_IN_FLIGHT_DEFAULT);
+    assert_int_equal(svc->in_flight_per_caller, DZ_POLICY_IN_FLIGHT_DEFAULT / 4);
+    dz_policy_set_free(s);
+
+    s = load_text("f.yaml", variant(12, 12, "limits: { in_flight: 10 }"));
+    svc = dz_policy_service_at(s, 0);
+    assert_int_equal(svc->in_flight, 10);
+    assert_int_equal(svc->in_flight_per_caller, 3); /* a quarter, rounded up */
+    dz_policy_set_free(s);
+    s = load_text("g.yaml", variant(12, 12, "limits: { in_flight: 1, in_flight_per_caller: 1 }"));
+    svc = dz_policy_service_at(s, 0);
+    assert_int_equal(svc->in_flight, 1);
+    assert_int_equal(svc->in_flight_per_caller, 1);
     dz_policy_set_free(s);
 
     /* Route limits override the service's field by field; trailing '/' on
