@@ -91,6 +91,7 @@ struct dz_metrics {
     struct dz_histo upstream_other;
     struct pairs logins;
     struct pairs upstream;
+    struct pairs refused; /* forwards refused for room, by service and reason */
     counter audit_lost[AUDIT_LOST_KINDS];
     pthread_mutex_t gauge_mu; /* serialises registration only */
     struct gauge gauges[DZ_METRICS_GAUGES_MAX];
@@ -226,7 +227,8 @@ int dz_metrics_new(struct dz_metrics **out)
     m->upstream_h = calloc(SERVICE_SLOTS, sizeof(*m->upstream_h));
     if (!m->upstream_h)
         goto out;
-    if (pairs_init(&m->logins) != 0 || pairs_init(&m->upstream) != 0)
+    if (pairs_init(&m->logins) != 0 || pairs_init(&m->upstream) != 0 ||
+        pairs_init(&m->refused) != 0)
         goto out;
     *out = m;
     m = NULL;
@@ -246,6 +248,7 @@ void dz_metrics_free(struct dz_metrics *m)
     free(m->upstream_h);
     pairs_cleanup(&m->logins);
     pairs_cleanup(&m->upstream);
+    pairs_cleanup(&m->refused);
     pthread_mutex_destroy(&m->gauge_mu);
     free(m);
 }
@@ -335,6 +338,11 @@ void dz_metrics_login(struct dz_metrics *m, const char *means, const char *resul
 void dz_metrics_upstream_error(struct dz_metrics *m, const char *service, const char *kind)
 {
     pairs_inc(&m->upstream, service, kind);
+}
+
+void dz_metrics_forward_refused(struct dz_metrics *m, const char *service, const char *reason)
+{
+    pairs_inc(&m->refused, service, reason);
 }
 
 void dz_metrics_audit_lost(struct dz_metrics *m, const char *kind)
@@ -776,6 +784,11 @@ int dz_metrics_render(const struct dz_metrics *m, struct dz_buf *out)
         rc = render_pairs(&m->upstream, "darvaza_upstream_errors_total",
                           "Failed exchanges with back ends, by service and kind.", "service",
                           "kind", out);
+    if (rc == 0)
+        rc = render_pairs(&m->refused, "darvaza_forward_refused_total",
+                          "Forwards refused before the back end for want of room, by service and "
+                          "reason.",
+                          "service", "reason", out);
     if (rc == 0)
         rc = render_audit_lost(m, out);
     ngauges = atomic_load_explicit((atomic_size_t *)&m->ngauges, memory_order_acquire);

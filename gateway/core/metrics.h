@@ -7,6 +7,7 @@
  *   darvaza_upstream_request_duration_seconds{service}         histogram
  *   darvaza_logins_total{means,result}                         counter
  *   darvaza_upstream_errors_total{service,kind}                counter
+ *   darvaza_forward_refused_total{service,reason}              counter
  *   gauges and counters registered with dz_metrics_gauge_fn /
  *   dz_metrics_counter_fn, read when rendered, and collectors
  *   (dz_metrics_collector) that append whole families (gateway/ops).
@@ -75,6 +76,11 @@ void dz_metrics_login(struct dz_metrics *m, const char *means, const char *resul
 /* One failed upstream exchange: service name, kind "connect" | "timeout" |
  * "tls" | "protocol" | "too_large" ...  Any thread. */
 void dz_metrics_upstream_error(struct dz_metrics *m, const char *service, const char *kind);
+
+/* A forward refused before it reached the back end for want of room:
+ * reason "in_flight" (the service's cap) or "in_flight_caller" (one
+ * caller's share).  Any thread; lock-free. */
+void dz_metrics_forward_refused(struct dz_metrics *m, const char *service, const char *reason);
 
 /* One audit line lost after the action it records had happened (nothing
  * could refuse the action any more): kind "outcome" (a forwarded

@@ -221,6 +221,9 @@ static void test_format_and_values(void **state)
     dz_metrics_login(m, "password", "ok");
     dz_metrics_login(m, "card", "certificate_revoked");
     dz_metrics_upstream_error(m, "registry", "timeout");
+    dz_metrics_forward_refused(m, "registry", "in_flight");
+    dz_metrics_forward_refused(m, "registry", "in_flight");
+    dz_metrics_forward_refused(m, "court", "in_flight_caller");
     /* A kind not in the list counts as "other"; both kinds always show. */
     dz_metrics_audit_lost(m, "outcome");
     dz_metrics_audit_lost(m, "outcome");
@@ -284,12 +287,16 @@ static void test_format_and_values(void **state)
                      1);
     assert_int_equal(value_of(p, "darvaza_upstream_errors_total", "service=registry,kind=timeout,"),
                      1);
+    assert_int_equal(
+        value_of(p, "darvaza_forward_refused_total", "service=registry,reason=in_flight,"), 2);
+    assert_int_equal(
+        value_of(p, "darvaza_forward_refused_total", "service=court,reason=in_flight_caller,"), 1);
     assert_int_equal(value_of(p, "darvaza_audit_lost_total", "kind=outcome,"), 2);
     assert_int_equal(value_of(p, "darvaza_audit_lost_total", "kind=other,"), 1);
     assert_int_equal(value_of(p, "darvaza_open_connections", ""), 42);
     assert_int_equal(value_of(p, "darvaza_x_total", ""), 7);
     assert_int_equal(value_of(p, "x_collected_total", "who=a\"b,"), 5);
-    assert_int_equal(p->type, 9);
+    assert_int_equal(p->type, 10);
     free(p);
     dz_metrics_free(m);
     dz_metrics_free(NULL);
