@@ -4,13 +4,13 @@
  * Order of checks (fail closed at each): route match (default deny) ->
  * session -> policy (acr, means, role, self-only, purpose) -> Origin for
  * state-changing browser requests -> body limit -> rate per subject ->
- * signed body (require_signed_body routes: signed_body.c verifies,
- * time-stamps and may replace the body) -> signed assertion -> upstream.  The upstream never sees
- * the client's Authorization, our cookie, hop-by-hop headers or any Darvaza-* header; it gets
- * Forwarded, Darvaza-Request-Id, Darvaza-Assertion and Darvaza-Release.  The answer is streamed
- * back, except on routes with a `release` list, whose JSON answers are buffered (bounded) and
- * stripped of the fields the policy does not release.  The audit line is durable before the first
- * byte of the answer leaves.
+ * a slot of the service's requests in flight (inflight.h) -> signed body (require_signed_body
+ * routes: signed_body.c verifies, time-stamps and may replace the body) -> signed assertion ->
+ * upstream.  The upstream never sees the client's Authorization, our cookie, hop-by-hop headers or
+ * any Darvaza-* header; it gets Forwarded, Darvaza-Request-Id, Darvaza-Assertion and
+ * Darvaza-Release.  The answer is streamed back, except on routes with a `release` list, whose JSON
+ * answers are buffered (bounded) and stripped of the fields the policy does not release.  The audit
+ * line is durable before the first byte of the answer leaves.
  */
 #include "forward/forward.h"
 
@@ -34,6 +34,7 @@
 #include "core/gwasync.h"
 #include "core/metrics.h"
 #include "core/problem.h"
+#include "forward/inflight.h"
 #include "http/httpc.h"
 #include "keys/assertion.h"
 #include "sign/signed_body.h"
@@ -99,6 +100,9 @@ struct fwd {
     const char *refusal;
     /* The outcome line, reserved before the request left (audit_sent). */
     struct dz_gw_audit_slot *outcome;
+    /* Its place among the service's requests in flight, from before
+     * signing to fwd_free (the one place every ending goes through). */
+    struct dz_inflight_slot slot;
 };
 
 static void fwd_free(struct fwd *f)
@@ -112,6 +116,7 @@ static void fwd_free(struct fwd *f)
     free(f->rh);
     dz_buf_cleanup(&f->body);
     dz_gw_audit_slot_free(f->outcome);
+    dz_inflight_give(&f->slot);
     free(f);
 }
 
@@ -1015,30 +1020,37 @@ static void rate_counted(void *arg, int rc, int64_t count, const void *data, siz
     dz_rctx_release(c); /* the hold for the count */
 }
 
-/* key = svc "|" who "|" tail: who is "f" and the person's FIN, or the
- * client's address key (core/addrkey.h: an IPv6 client counts by its /64,
- * as every other per-address count), so a host cannot make a fresh counter,
- * and take a fresh entry of the shared rates budget that every login's
- * start limit needs, with each of the 2^64 addresses of its prefix.  The
- * tags keep a FIN and an address apart.  The length, or 0 when it does not
- * fit (or the address is unusable). */
+/* Who is counted: "f" and the person's FIN, or the client's address key
+ * (core/addrkey.h: an IPv6 client counts by its /64, as every other
+ * per-address count), so a host cannot make a fresh counter with each of
+ * the 2^64 addresses of its prefix.  The tags keep a FIN and an address
+ * apart.  false: the address is unusable. */
+static bool who(const struct dz_rctx *c, bool person, struct dz_addr_key *ak)
+{
+    if (person) {
+        size_t fin_len = strnlen(c->session.fin, sizeof(c->session.fin));
+
+        if (fin_len >= sizeof(ak->b))
+            return false;
+        ak->b[0] = 'f';
+        memcpy(ak->b + 1, c->session.fin, fin_len);
+        ak->len = fin_len + 1;
+        return true;
+    }
+    return dz_addr_key(dz_req_peer_ip(c->req), ak) == 0;
+}
+
+/* key = svc "|" who "|" tail (who above), so a host cannot take a fresh
+ * entry of the shared rates budget that every login's start limit needs.
+ * The length, or 0 when it does not fit (or the address is unusable). */
 static size_t who_key(const struct dz_rctx *c, const struct fwd *f, bool person, const char *tail,
                       char *key, size_t cap)
 {
     struct dz_addr_key ak;
     size_t svc_len = strlen(f->svc->name), tail_len = strlen(tail);
 
-    if (person) {
-        size_t fin_len = strnlen(c->session.fin, sizeof(c->session.fin));
-
-        if (fin_len >= sizeof(ak.b))
-            return 0;
-        ak.b[0] = 'f';
-        memcpy(ak.b + 1, c->session.fin, fin_len);
-        ak.len = fin_len + 1;
-    } else if (dz_addr_key(dz_req_peer_ip(c->req), &ak) != 0) {
+    if (!who(c, person, &ak))
         return 0;
-    }
     if (svc_len + ak.len + tail_len + 2 > cap)
         return 0;
     memcpy(key, f->svc->name, svc_len);
@@ -1085,10 +1097,30 @@ static void deny_then(struct dz_rctx *c, int rc, void *arg)
         return;
     if (rc != 0)
         dz_rctx_problem(c, "service_unavailable", NULL);
+    else if (strcmp(code, "in_flight") == 0)
+        dz_rctx_problem_h(c, "service_unavailable", "the service has too many requests in flight",
+                          &(struct dz_hdr){"retry-after", "1"}, 1);
+    else if (strcmp(code, "in_flight_caller") == 0)
+        dz_rctx_problem_h(c, "service_unavailable",
+                          "the service has too many requests in flight from this caller",
+                          &(struct dz_hdr){"retry-after", "1"}, 1);
     else if (strcmp(code, "rate_limited") == 0)
         dz_rctx_problem_h(c, code, NULL, &(struct dz_hdr){"retry-after", "1"}, 1);
     else
         dz_rctx_problem(c, code, NULL);
+}
+
+/* The in-flight refusals' reasons are their own (the line says which cap);
+ * their answer is a 503 service_unavailable (deny_then). */
+static bool is_room_refusal(const char *code)
+{
+    return strcmp(code, "in_flight") == 0 || strcmp(code, "in_flight_caller") == 0;
+}
+
+static int refusal_status(const char *code)
+{
+    return is_room_refusal(code) ? dz_problem_status("service_unavailable")
+                                 : dz_problem_status(code);
 }
 
 /* The audit line of a refusal (sampled: the first of its minute), then the
@@ -1100,7 +1132,7 @@ static void refuse_audit(struct dz_rctx *c, struct fwd *f, const char *code, con
 
     rec = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:i}", "type", "forward", "decision", "deny",
                     "reason", code, "service", f->svc->name, "route", c->route ? c->route : "",
-                    "ip", dz_req_peer_ip(c->req), "status", dz_problem_status(code));
+                    "ip", dz_req_peer_ip(c->req), "status", refusal_status(code));
     if (rec && c->has_session) {
         json_object_set_new(rec, "fin", json_string(c->session.fin));
         json_object_set_new(rec, "means", json_string(c->session.method));
@@ -1157,15 +1189,15 @@ static void refusal_sampled(void *arg, int rc, int64_t value, const void *data, 
  * Every refusal of a routed request is on record before it is answered.
  * A known person refused by the policy always gets a line (who was kept
  * from whose data matters to the person).  A flood cannot turn the log
- * into its echo: rate-limited refusals, and refusals of clients without a
- * session, are sampled — the first per (subject or address, service, code)
- * and minute is written, marked "sampled":"first_in_minute", the rest are
+ * into its echo: rate-limited refusals, refusals for a service's requests
+ * in flight, and refusals of clients without a session, are sampled — the first per (subject or
+ * address, service, code) and minute is written, marked "sampled":"first_in_minute", the rest are
  * answered alike and counted in metrics only.  The sample mark is a put NX
  * without waiting on the loop (a shared store answers later).
  */
 static void refuse(struct dz_rctx *c, struct fwd *f, const char *code, const char *rule)
 {
-    bool sampled = !c->has_session || strcmp(code, "rate_limited") == 0;
+    bool sampled = !c->has_session || strcmp(code, "rate_limited") == 0 || is_room_refusal(code);
     char key[160], tail[96];
     struct refusal *r;
     size_t n;
@@ -1386,6 +1418,38 @@ static void forward_authed(struct dz_rctx *c, int rc, void *arg)
     rate_check(c, f);
 }
 
+_Static_assert(sizeof(((struct dz_addr_key *)0)->b) <= DZ_INFLIGHT_KEY_MAX,
+               "a caller's key fits the in-flight table's");
+
+/* A slot among the service's requests in flight, before anything is signed
+ * or audited as sent.  false: refused (answered or being answered). */
+static bool take_slot(struct dz_rctx *c, struct fwd *f)
+{
+    struct dz_addr_key ak;
+    enum dz_inflight_take t = DZ_INFLIGHT_NOMEM;
+
+    /* The caller the share counts: the person when signed in, else the
+     * address (unusable: refused, fail closed). */
+    if (who(c, c->has_session, &ak))
+        t = dz_inflight_take(f->svc, ak.b, ak.len, &f->slot);
+    switch (t) {
+    case DZ_INFLIGHT_TAKEN:
+        return true;
+    case DZ_INFLIGHT_SERVICE_FULL:
+        dz_metrics_forward_refused(c->gw->metrics, f->svc->name, "in_flight");
+        refuse(c, f, "in_flight", NULL);
+        return false;
+    case DZ_INFLIGHT_CALLER_FULL:
+        dz_metrics_forward_refused(c->gw->metrics, f->svc->name, "in_flight_caller");
+        refuse(c, f, "in_flight_caller", NULL);
+        return false;
+    default:
+        fwd_free(f);
+        dz_rctx_problem(c, "service_unavailable", NULL);
+        return false;
+    }
+}
+
 static void forward_rated(struct dz_rctx *c, struct fwd *f, int rc)
 {
     const unsigned char *body;
@@ -1400,6 +1464,8 @@ static void forward_rated(struct dz_rctx *c, struct fwd *f, int rc)
         refuse(c, f, "rate_limited", NULL);
         return;
     }
+    if (!take_slot(c, f))
+        return;
     body = dz_req_body(c->req, &body_len);
     if (f->route->require_signed_body) {
         dz_signed_body_start(c, f->route, f->purpose, body, body_len, signed_body_then, f);

@@ -24,6 +24,7 @@
 
 #include "base/buf.h"
 #include "core/metrics.h"
+#include "forward/inflight.h"
 #include "harness/assert_problem.h"
 #include "harness/fake_gw.h"
 
@@ -40,10 +41,25 @@ static inline int fwd_setup(void **state, const char *policy)
     return 0;
 }
 
+/* Every slot of the services' requests in flight came back, and no caller
+ * is left counted: whichever way each test's forwards ended. */
+static inline void fwd_assert_no_slot_held(struct fake_gw *g)
+{
+    const struct dz_policy_set *set = g->gw.gen->policies;
+
+    for (size_t i = 0; i < dz_policy_service_count(set); i++)
+        assert_int_equal(dz_inflight_count(dz_policy_service_at(set, i)), 0);
+    assert_int_equal(dz_inflight_callers(), 0);
+}
+
 static inline int fwd_teardown(void **state)
 {
+    struct fake_gw *g = *state;
+
+    assert_true(fake_spin_idle(g->w, FAKE_GW_TIMEOUT_MS));
+    fwd_assert_no_slot_held(g);
     /* false: a reference, a pool job or a post was left behind. */
-    assert_true(fake_gw_free(*state));
+    assert_true(fake_gw_free(g));
     return 0;
 }
 

@@ -1,0 +1,54 @@
+/*
+ * inflight.h - the caps on a service's requests in flight to its back end
+ * (policy limits in_flight and in_flight_per_caller; docs/policies.md).
+ *
+ * The service's count is one atomic for the whole process (policy.h
+ * in_flight_now): a take is an increment, a give a decrement, no lock.  The
+ * per-caller count is kept per worker (a thread-local table: no lock, no
+ * sharing), so a caller whose requests land on several workers may have up
+ * to in_flight_per_caller on each; the service's cap still holds for the
+ * sum.  A slot is taken before anything is signed or audited as sent and
+ * given back when the forward ends, whichever way: the forwarder gives it
+ * in fwd_free, which every path runs exactly once.  Loop thread.
+ */
+#ifndef DZ_FORWARD_INFLIGHT_H
+#define DZ_FORWARD_INFLIGHT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "policy/policy.h"
+
+struct dz_inflight_caller;
+
+/* A held slot; zeroed: none. */
+struct dz_inflight_slot {
+    const struct dz_policy_service *svc;
+    struct dz_inflight_caller *caller;
+};
+
+enum dz_inflight_take {
+    DZ_INFLIGHT_TAKEN = 0,
+    DZ_INFLIGHT_SERVICE_FULL, /* the service has in_flight requests in flight */
+    DZ_INFLIGHT_CALLER_FULL,  /* this caller has its share in flight (on this worker) */
+    DZ_INFLIGHT_NOMEM         /* the caller's count could not be kept: refuse (fail closed) */
+};
+
+/* Take a slot of svc for the caller named by key (bytes, at most
+ * DZ_INFLIGHT_KEY_MAX: a tag and a FIN, or a core/addrkey.h key).  On
+ * DZ_INFLIGHT_TAKEN *slot holds it; otherwise *slot is zeroed. */
+#define DZ_INFLIGHT_KEY_MAX 80 /* >= sizeof(struct dz_addr_key.b) */
+enum dz_inflight_take dz_inflight_take(const struct dz_policy_service *svc, const void *key,
+                                       size_t key_len, struct dz_inflight_slot *slot);
+
+/* Give the slot back and zero it; a zeroed slot is a no-op (so a second
+ * give cannot count twice). */
+void dz_inflight_give(struct dz_inflight_slot *slot);
+
+/* The service's requests in flight now, process-wide. */
+unsigned dz_inflight_count(const struct dz_policy_service *svc);
+
+/* Callers with a request in flight on this worker (entries of its table). */
+size_t dz_inflight_callers(void);
+
+#endif
