@@ -107,6 +107,10 @@ void dz_inflight_give(struct dz_inflight_slot *slot)
 
 unsigned dz_inflight_count(const struct dz_policy_service *svc)
 {
+    /* A service that is only an OpenID Connect client has no back end and
+     * no count. */
+    if (!svc->in_flight_now)
+        return 0;
     return atomic_load_explicit(svc->in_flight_now, memory_order_relaxed);
 }
 

@@ -45,7 +45,8 @@ enum dz_inflight_take dz_inflight_take(const struct dz_policy_service *svc, cons
  * give cannot count twice). */
 void dz_inflight_give(struct dz_inflight_slot *slot);
 
-/* The service's requests in flight now, process-wide. */
+/* The service's requests in flight now, process-wide (0 for a service
+ * without routes). */
 unsigned dz_inflight_count(const struct dz_policy_service *svc);
 
 /* Callers with a request in flight on this worker (entries of its table). */

@@ -75,6 +75,34 @@ static inline struct dz_req *fwd_get(struct fake_gw *g, const char *path, const 
     return r;
 }
 
+/* For fake_spin: r's answer has started and some of its body came. */
+static inline bool fwd_body_started(void *arg)
+{
+    struct dz_req *r = arg;
+    size_t len;
+
+    fake_req_resp_body(r, &len);
+    return fake_req_started(r) && len > 0;
+}
+
+/* A GET of /api/t/open with a session whose answer is in the middle of its
+ * transfer: the head and "the first part" of the body reached the client,
+ * the back end holds the rest.  The caller frees r. */
+static inline struct dz_req *fwd_mid_transfer(struct fake_gw *g)
+{
+    char tok[64];
+    struct dz_req *r;
+
+    fake_gw_session(g, FIN_A, "password", DZ_AMR_PWD, "low", NULL, tok);
+    fake_upstream_set_mode(g->up, FAKE_UP_HEAD_THEN_HOLD);
+    fake_upstream_set_answer(g->up, 200, "content-type: text/plain\r\n", "the first part");
+    r = fake_gw_req(g, "GET", "/api/t/open");
+    fake_req_bearer(r, tok);
+    fake_gw_send(g, r);
+    assert_true(fake_spin(g->w, fwd_body_started, r, FAKE_GW_TIMEOUT_MS));
+    return r;
+}
+
 /* The value of the /metrics sample that starts with sample (name and
  * labels as rendered, e.g. "darvaza_audit_lost_total{kind=\"outcome\"}");
  * 0 when absent. */

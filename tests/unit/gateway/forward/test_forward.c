@@ -632,15 +632,6 @@ static void test_release_filter(void **state)
 
 /* ------------------------------------------------- the client goes away */
 
-static bool body_started(void *arg)
-{
-    struct dz_req *r = arg;
-    size_t len;
-
-    fake_req_resp_body(r, &len);
-    return fake_req_started(r) && len > 0;
-}
-
 static bool upstream_closed(void *arg)
 {
     struct fake_gw *g = arg;
@@ -653,24 +644,6 @@ static bool upstream_got_request(void *arg)
     struct fake_gw *g = arg;
 
     return fake_upstream_requests(g->up) > 0;
-}
-
-/* A GET with a session whose answer is in the middle of its transfer: the
- * head and "the first part" of the body reached the client, the back end
- * holds the rest.  The caller frees r. */
-static struct dz_req *mid_transfer(struct fake_gw *g)
-{
-    char tok[64];
-    struct dz_req *r;
-
-    fake_gw_session(g, FIN_A, "password", DZ_AMR_PWD, "low", NULL, tok);
-    fake_upstream_set_mode(g->up, FAKE_UP_HEAD_THEN_HOLD);
-    fake_upstream_set_answer(g->up, 200, "content-type: text/plain\r\n", "the first part");
-    r = fake_gw_req(g, "GET", "/api/t/open");
-    fake_req_bearer(r, tok);
-    fake_gw_send(g, r);
-    assert_true(fake_spin(g->w, body_started, r, FAKE_GW_TIMEOUT_MS));
-    return r;
 }
 
 /* The forward's outcome line for r: the client went, with the request
@@ -708,7 +681,7 @@ static void test_reset_mid_transfer(void **state)
     struct fake_gw *g = *state;
     struct dz_req *r;
 
-    r = mid_transfer(g);
+    r = fwd_mid_transfer(g);
     assert_true(fake_req_streamed(r));
     assert_false(fake_req_complete(r));
     assert_string_equal(fake_req_resp_body(r, NULL), "the first part");
@@ -739,7 +712,7 @@ static void test_upstream_dies_mid_transfer(void **state)
     struct dz_req *r;
     json_t *line;
 
-    r = mid_transfer(g);
+    r = fwd_mid_transfer(g);
     assert_true(fake_req_streamed(r));
     assert_int_equal(fake_req_status(r), 200);
 
@@ -776,7 +749,7 @@ static void test_outcome_lost_is_told(void **state)
     bool reset;
     bool idle;
 
-    r = mid_transfer(g);
+    r = fwd_mid_transfer(g);
     snprintf(rid, sizeof(rid), "%s", fake_req_resp_header(r, "darvaza-request-id"));
     line = fake_gw_audit_find(g, rid, "forward"); /* the request is on record */
     assert_non_null(line);

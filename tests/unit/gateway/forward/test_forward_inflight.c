@@ -90,12 +90,10 @@ static bool upstream_idle(void *arg)
     return fake_upstream_open(g->up) == 0;
 }
 
-/* A GET of path sent (as fin, or without a session from peer), held by the
- * back end: it has received it.  The caller frees the request. */
-static struct dz_req *held(struct fake_gw *g, const char *path, const char *fin, const char *peer)
+/* r comes from fin (signed in; NULL: no session) and from peer (NULL: the
+ * harness's 127.0.0.1). */
+static void as_caller(struct fake_gw *g, struct dz_req *r, const char *fin, const char *peer)
 {
-    struct upstream_wait u = {g, fake_upstream_requests(g->up) + 1};
-    struct dz_req *r = fake_gw_req(g, "GET", path);
     char tok[64];
 
     if (fin) {
@@ -104,6 +102,16 @@ static struct dz_req *held(struct fake_gw *g, const char *path, const char *fin,
     }
     if (peer)
         fake_req_set_peer(r, peer);
+}
+
+/* A GET of path sent (as fin, or without a session from peer), held by the
+ * back end: it has received it.  The caller frees the request. */
+static struct dz_req *held(struct fake_gw *g, const char *path, const char *fin, const char *peer)
+{
+    struct upstream_wait u = {g, fake_upstream_requests(g->up) + 1};
+    struct dz_req *r = fake_gw_req(g, "GET", path);
+
+    as_caller(g, r, fin, peer);
     fake_gw_send(g, r);
     assert_true(fake_spin(g->w, upstream_has, &u, FAKE_GW_TIMEOUT_MS));
     assert_false(fake_req_started(r));
@@ -118,16 +126,10 @@ static void assert_refused(struct fake_gw *g, const char *path, const char *fin,
 {
     size_t sent = fake_upstream_requests(g->up);
     struct dz_req *r = fake_gw_req(g, "GET", path);
-    char tok[64];
     json_t *j;
     json_t *line;
 
-    if (fin) {
-        fake_gw_session(g, fin, "password", DZ_AMR_PWD, "low", NULL, tok);
-        fake_req_bearer(r, tok);
-    }
-    if (peer)
-        fake_req_set_peer(r, peer);
+    as_caller(g, r, fin, peer);
     assert_true(fake_gw_roundtrip(g, r));
     assert_int_equal(fake_req_invalid_answers(r), 0);
     assert_problem(r, 503, "service_unavailable");
@@ -223,29 +225,12 @@ static void test_caller_share(void **state)
     assert_int_equal(dz_inflight_callers(), 0);
 }
 
-static bool body_started(void *arg)
-{
-    struct dz_req *r = arg;
-    size_t len;
-
-    fake_req_resp_body(r, &len);
-    return fake_req_started(r) && len > 0;
-}
-
 /* The client resets in the middle of the answer's body. */
 static void test_slot_back_after_reset(void **state)
 {
     struct fake_gw *g = *state;
-    struct dz_req *r;
-    char tok[64];
+    struct dz_req *r = fwd_mid_transfer(g);
 
-    fake_gw_session(g, FIN_A, "password", DZ_AMR_PWD, "low", NULL, tok);
-    fake_upstream_set_mode(g->up, FAKE_UP_HEAD_THEN_HOLD);
-    fake_upstream_set_answer(g->up, 200, "content-type: text/plain\r\n", "the first part");
-    r = fake_gw_req(g, "GET", "/api/t/open");
-    fake_req_bearer(r, tok);
-    fake_gw_send(g, r);
-    assert_true(fake_spin(g->w, body_started, r, FAKE_GW_TIMEOUT_MS));
     assert_int_equal(in_flight(g), 1);
     fake_req_reset(r);
     assert_true(fake_spin(g->w, upstream_idle, g, FAKE_GW_TIMEOUT_MS));
@@ -260,17 +245,10 @@ static void test_slot_back_after_reset(void **state)
 static void test_slot_back_after_death_and_timeout(void **state)
 {
     struct fake_gw *g = *state;
-    struct dz_req *r;
+    struct dz_req *r = fwd_mid_transfer(g);
     struct dz_req *s;
-    char tok[64];
 
-    fake_gw_session(g, FIN_A, "password", DZ_AMR_PWD, "low", NULL, tok);
-    fake_upstream_set_mode(g->up, FAKE_UP_HEAD_THEN_HOLD);
-    fake_upstream_set_answer(g->up, 200, "content-type: text/plain\r\n", "the first part");
-    r = fake_gw_req(g, "GET", "/api/t/open");
-    fake_req_bearer(r, tok);
-    fake_gw_send(g, r);
-    assert_true(fake_spin(g->w, body_started, r, FAKE_GW_TIMEOUT_MS));
+    assert_int_equal(in_flight(g), 1);
     fake_upstream_drop(g->up);
     assert_true(fake_spin_idle(g->w, FAKE_GW_TIMEOUT_MS));
     assert_true(fake_req_was_reset(r));
