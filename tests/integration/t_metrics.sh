@@ -7,7 +7,7 @@
 # management listener that refuses junk without going down.
 . "$(dirname "$0")/lib.sh"
 
-plan 36
+plan 40
 stack_start
 start_echo || bail "the echo peer did not start on $ECHO_ADDR"
 GW_PID=$(listener_pid 8443)
@@ -147,5 +147,31 @@ ok "fixed and reloaded: the success counter goes to 2" wait_until 15 reload_ok_i
 is "$(metric darvaza_config_last_reload_successful)" 1 "darvaza_config_last_reload_successful is 1 again"
 TS=$(metric darvaza_config_last_reload_success_timestamp_seconds)
 ok "the last-success timestamp ($TS) is not older than the good reload ($BEFORE)" test "${TS:-0}" -ge "$BEFORE"
+
+# ---- a service's cap on requests in flight (docs/policies.md) -----------------------------------
+# A cap of 1: one request held at the back end (its audit line says it is
+# on its way), the next one refused 503 with Retry-After and counted.  Its
+# reason is the service's cap or the caller's share (the two requests may
+# land on one worker or two), so the check sums both.
+sed -i 's/^limits: { body: 1KiB, timeout: 1s }$/limits: { body: 1KiB, timeout: 1s, in_flight: 1 }/' "$POL/echo.yaml"
+stack_reload
+ok "a cap of 1 request in flight on echo: reloaded" wait_until 15 reload_ok_is 3
+"${CURL_GW[@]}" -o /dev/null -H "$(bearer "$TOK")" "$GW_URL/api/echo/record?delay_ms=10000" &
+SLOW_PID=$!
+slow_sent() { grep -F '"type":"forward"' "$STATE_DIR/audit.log" | grep -F '/api/echo/record' | grep -qF '"decision":"allow"'; }
+wait_until 15 slow_sent || diag "the held request's audit line did not appear"
+gw GET /api/echo/get -H "$(bearer "$TOK")"
+problem 503 service_unavailable "a second request while one is in flight -> 503 service_unavailable"
+is "$(hdr retry-after) $(jb .detail | cut -c1-44)" "1 the service has too many requests in flight" \
+    "... with Retry-After: 1 and the detail saying why"
+refused_sum() {
+    local a b
+    a=$(metric 'darvaza_forward_refused_total{service="echo",reason="in_flight"}')
+    b=$(metric 'darvaza_forward_refused_total{service="echo",reason="in_flight_caller"}')
+    echo $((${a:-0} + ${b:-0}))
+}
+is "$(refused_sum)" 1 "... counted in darvaza_forward_refused_total{service=echo}"
+kill "$SLOW_PID" 2>/dev/null
+wait "$SLOW_PID" 2>/dev/null
 
 finish
