@@ -22,34 +22,29 @@
 #define FIN_B "7XYZ789"
 #define FIN_C "9QRS456"
 
+/* The service and its first route, which both policies share. */
+#define POLICY_HEAD                                                                                \
+    "service: backend\n"                                                                           \
+    "registered_as: \"DIS-7001\"\n"                                                                \
+    "upstream: @UPSTREAM@\n"                                                                       \
+    "upstream_http: http1\n"                                                                       \
+    "routes:\n"                                                                                    \
+    "  - path: /api/t/open\n"                                                                      \
+    "    methods: [GET]\n"                                                                         \
+    "    acr: low\n"
+
 /* One caller may take the whole cap of 2. */
-static const char policy_cap[] = "service: backend\n"
-                                 "registered_as: \"DIS-7001\"\n"
-                                 "upstream: @UPSTREAM@\n"
-                                 "upstream_http: http1\n"
-                                 "routes:\n"
-                                 "  - path: /api/t/open\n"
-                                 "    methods: [GET]\n"
-                                 "    acr: low\n"
-                                 "  - path: /api/t/slow\n"
-                                 "    methods: [GET]\n"
-                                 "    acr: low\n"
-                                 "    limits: { timeout: 100ms }\n"
-                                 "limits: { in_flight: 2, in_flight_per_caller: 2 }\n";
+static const char policy_cap[] = POLICY_HEAD "  - path: /api/t/slow\n"
+                                             "    methods: [GET]\n"
+                                             "    acr: low\n"
+                                             "    limits: { timeout: 100ms }\n"
+                                             "limits: { in_flight: 2, in_flight_per_caller: 2 }\n";
 
 /* A cap of 8 and the default share, a quarter: 2 per caller. */
-static const char policy_share[] = "service: backend\n"
-                                   "registered_as: \"DIS-7001\"\n"
-                                   "upstream: @UPSTREAM@\n"
-                                   "upstream_http: http1\n"
-                                   "routes:\n"
-                                   "  - path: /api/t/open\n"
-                                   "    methods: [GET]\n"
-                                   "    acr: low\n"
-                                   "  - path: /api/t/public\n"
-                                   "    methods: [GET]\n"
-                                   "    public: true\n"
-                                   "limits: { in_flight: 8 }\n";
+static const char policy_share[] = POLICY_HEAD "  - path: /api/t/public\n"
+                                               "    methods: [GET]\n"
+                                               "    public: true\n"
+                                               "limits: { in_flight: 8 }\n";
 
 static int setup_cap(void **state)
 {
