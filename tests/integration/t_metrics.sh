@@ -152,7 +152,8 @@ ok "the last-success timestamp ($TS) is not older than the good reload ($BEFORE)
 # A cap of 1: one request held at the back end (its audit line says it is
 # on its way), the next one refused 503 with Retry-After and counted.  Its
 # reason is the service's cap or the caller's share (the two requests may
-# land on one worker or two), so the check sums both.
+# land on one worker or two), so the detail is checked up to where the two
+# differ (" from this caller" follows) and the count sums both.
 sed -i 's/^limits: { body: 1KiB, timeout: 1s }$/limits: { body: 1KiB, timeout: 1s, in_flight: 1 }/' "$POL/echo.yaml"
 stack_reload
 ok "a cap of 1 request in flight on echo: reloaded" wait_until 15 reload_ok_is 3
@@ -162,7 +163,7 @@ slow_sent() { grep -F '"type":"forward"' "$STATE_DIR/audit.log" | grep -F '/api/
 wait_until 15 slow_sent || diag "the held request's audit line did not appear"
 gw GET /api/echo/get -H "$(bearer "$TOK")"
 problem 503 service_unavailable "a second request while one is in flight -> 503 service_unavailable"
-is "$(hdr retry-after) $(jb .detail | cut -c1-44)" "1 the service has too many requests in flight" \
+is "$(hdr retry-after) $(jb .detail | cut -c1-43)" "1 the service has too many requests in flight" \
     "... with Retry-After: 1 and the detail saying why"
 refused_sum() {
     local a b
