@@ -195,3 +195,13 @@ X509 *fake_pki_person(const struct fake_pki_ca *ca, EVP_PKEY *key, const char *f
              judge ? "/title=Judge" : "", fin);
     return fake_pki_cert(subject, serial, key, ca->ca, ca->ca_key, exts);
 }
+
+char *fake_pki_person_b64(const struct fake_pki_ca *ca, EVP_PKEY *key, const char *fin,
+                          const char *policy_oid, bool judge, long serial)
+{
+    X509 *x = fake_pki_person(ca, key, fin, policy_oid, judge, serial);
+    char *out = fake_pki_cert_b64(x);
+
+    X509_free(x);
+    return out;
+}

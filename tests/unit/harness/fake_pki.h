@@ -45,5 +45,9 @@ void fake_pki_ca_write(const struct fake_pki_ca *ca, const char *path);
  * tests' config, which are not about OCSP (test_x509check is). */
 X509 *fake_pki_person(const struct fake_pki_ca *ca, EVP_PKEY *key, const char *fin,
                       const char *policy_oid, bool judge, long serial);
+/* The same certificate as fake_pki_cert_b64 gives it (what a client sends);
+ * free() it. */
+char *fake_pki_person_b64(const struct fake_pki_ca *ca, EVP_PKEY *key, const char *fin,
+                          const char *policy_oid, bool judge, long serial);
 
 #endif

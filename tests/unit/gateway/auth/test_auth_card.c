@@ -19,7 +19,7 @@
 
 #include "harness/assert_problem.h"
 #include "harness/fake_gw.h"
-#include "harness/fake_pki.h"
+#include "harness/fake_trust.h"
 #include "pki/certid.h"
 
 #define FIN "5ABC123"
@@ -34,15 +34,6 @@ struct fx {
     char *mobile_b64; /* same key and FIN, mobile-signature policy */
 };
 
-static void write_trust(const char *dir, void *arg)
-{
-    struct fx *f = arg;
-    char path[256];
-
-    snprintf(path, sizeof(path), "%s/esign-chain.pem", dir);
-    fake_pki_ca_write(&f->cards, path);
-}
-
 static int setup(void **state)
 {
     struct fx *f = calloc(1, sizeof(*f));
@@ -50,25 +41,18 @@ static int setup(void **state)
         .config_extra = "cards:\n"
                         "  ca: @DIR@/esign-chain.pem\n"
                         "  revocation: none\n",
-        .prepare = write_trust,
     };
-    X509 *x;
 
     assert_non_null(f);
-    fake_pki_ca_init(&f->cards, "Test E-Signature");
+    fake_trust_new(&f->cards, "Test E-Signature", "esign-chain.pem", &o, &f->g);
     fake_pki_ca_init(&f->rogue, "Rogue");
     f->card_key = fake_pki_key();
-    x = fake_pki_person(&f->cards, f->card_key, FIN, DZ_CERTID_POLICY_CARD, false, 100);
-    f->card_b64 = fake_pki_cert_b64(x);
-    X509_free(x);
-    x = fake_pki_person(&f->rogue, f->card_key, FIN, DZ_CERTID_POLICY_CARD, false, 101);
-    f->rogue_b64 = fake_pki_cert_b64(x);
-    X509_free(x);
-    x = fake_pki_person(&f->cards, f->card_key, FIN, DZ_CERTID_POLICY_MOBILE, false, 102);
-    f->mobile_b64 = fake_pki_cert_b64(x);
-    X509_free(x);
-    o.prepare_arg = f;
-    assert_int_equal(fake_gw_new(&o, &f->g), 0);
+    f->card_b64 =
+        fake_pki_person_b64(&f->cards, f->card_key, FIN, DZ_CERTID_POLICY_CARD, false, 100);
+    f->rogue_b64 =
+        fake_pki_person_b64(&f->rogue, f->card_key, FIN, DZ_CERTID_POLICY_CARD, false, 101);
+    f->mobile_b64 =
+        fake_pki_person_b64(&f->cards, f->card_key, FIN, DZ_CERTID_POLICY_MOBILE, false, 102);
     *state = f;
     return 0;
 }
@@ -76,9 +60,8 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     struct fx *f = *state;
-    bool idle = fake_gw_free(f->g);
+    bool idle = fake_trust_free(f->g, &f->cards);
 
-    fake_pki_ca_cleanup(&f->cards);
     fake_pki_ca_cleanup(&f->rogue);
     EVP_PKEY_free(f->card_key);
     free(f->card_b64);

@@ -27,7 +27,7 @@
 #include "base/err.h"
 #include "harness/assert_problem.h"
 #include "harness/fake_gw.h"
-#include "harness/fake_pki.h"
+#include "harness/fake_trust.h"
 #include "pki/certid.h"
 
 #define FIN "5WEB123"
@@ -42,15 +42,6 @@ struct fx {
     char *cert384_b64;
 };
 
-static void write_trust(const char *dir, void *arg)
-{
-    struct fx *f = arg;
-    char path[256];
-
-    snprintf(path, sizeof(path), "%s/esign-chain.pem", dir);
-    fake_pki_ca_write(&f->cards, path);
-}
-
 static int setup(void **state)
 {
     struct fx *f = calloc(1, sizeof(*f));
@@ -58,23 +49,17 @@ static int setup(void **state)
         .config_extra = "cards:\n"
                         "  ca: @DIR@/esign-chain.pem\n"
                         "  revocation: none\n",
-        .prepare = write_trust,
     };
-    X509 *x;
 
     assert_non_null(f);
-    fake_pki_ca_init(&f->cards, "Test E-Signature");
+    fake_trust_new(&f->cards, "Test E-Signature", "esign-chain.pem", &o, &f->g);
     f->p256 = fake_pki_key();
     f->p384 = EVP_EC_gen("P-384");
     assert_non_null(f->p384);
-    x = fake_pki_person(&f->cards, f->p256, FIN, DZ_CERTID_POLICY_CARD, false, 200);
-    f->cert256_b64 = fake_pki_cert_b64(x);
-    X509_free(x);
-    x = fake_pki_person(&f->cards, f->p384, FIN, DZ_CERTID_POLICY_CARD, false, 201);
-    f->cert384_b64 = fake_pki_cert_b64(x);
-    X509_free(x);
-    o.prepare_arg = f;
-    assert_int_equal(fake_gw_new(&o, &f->g), 0);
+    f->cert256_b64 =
+        fake_pki_person_b64(&f->cards, f->p256, FIN, DZ_CERTID_POLICY_CARD, false, 200);
+    f->cert384_b64 =
+        fake_pki_person_b64(&f->cards, f->p384, FIN, DZ_CERTID_POLICY_CARD, false, 201);
     *state = f;
     return 0;
 }
@@ -82,9 +67,8 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     struct fx *f = *state;
-    bool idle = fake_gw_free(f->g);
+    bool idle = fake_trust_free(f->g, &f->cards);
 
-    fake_pki_ca_cleanup(&f->cards);
     EVP_PKEY_free(f->p256);
     EVP_PKEY_free(f->p384);
     free(f->cert256_b64);
