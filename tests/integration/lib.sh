@@ -17,6 +17,8 @@
 # TOTP: totp_at SECRET UNIXTIME, totp_fresh FIN SECRET (a code of a step not used yet).
 # JWS: jws_part TOKEN 0|1 (decoded header/payload), b64url_decode.
 # Peers: peer_requests (the registry's debug view), start_echo / stop_echo.
+# Phones: sim_holders JQ_COND, phone_of FIN, phone_ctl FIN METHOD PATH [JSON], phone_set_mode
+#      FIN MODE, phone_shown, mssp_idle; stranger_holds_phone (the mobile flows' shared checks).
 # Management listener: mgmt PATH [curl args...] (HTTP/1.1, sets STATUS/BODY/HDRS like gw);
 #      metric 'NAME{labels}' prints that sample's value from its /metrics (empty if absent).
 #
