@@ -49,7 +49,7 @@ static X509_STORE *tsa_store;
 #define SKID "subjectKeyIdentifier=hash"
 #define AKID "authorityKeyIdentifier=keyid:always"
 
-/* Valid around T0 (tests/unit/harness/fake_pki.h). */
+/* Valid around T0; built by the harness's fake_pki_cert_at. */
 static X509 *mk(const char *subject, long serial, EVP_PKEY *key, X509 *issuer, EVP_PKEY *ikey,
                 const char *const *exts)
 {

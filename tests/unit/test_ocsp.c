@@ -29,9 +29,9 @@ static const EVP_MD *mk_md; /* mk's signature hash; NULL: SHA-256 */
 static EVP_PKEY *ca_key, *leaf_key, *resp_key, *other_key;
 static X509 *ca, *leaf, *leaf2, *resp_ok, *resp_noeku, *resp_foreign, *resp_expired, *other_ca;
 
-/* A certificate for key, signed by (issuer, ikey) or self-signed, with
- * extensions as openssl.cnf text ("name=value" lines, NULL-terminated). */
-/* A certificate named CN=cn (tests/unit/harness/fake_pki.h). */
+/* A certificate CN=cn for key, signed by (issuer, ikey) or self-signed,
+ * with extensions as openssl.cnf text ("name=value" lines, NULL-terminated);
+ * built by the harness's fake_pki_cert_at. */
 static X509 *mk(const char *cn, long serial, EVP_PKEY *key, X509 *issuer, EVP_PKEY *ikey,
                 int64_t nb, int64_t na, const char *const *exts)
 {

@@ -33,9 +33,9 @@ static EVP_PKEY *ca_key, *tsa_key;
 static X509 *ca, *tsa;
 static X509_STORE *trust, *other_trust;
 
-/* A certificate for key, signed by (issuer, ikey) or self-signed, with
- * extensions as openssl.cnf text ("name=value", NULL-terminated). */
-/* A certificate named CN=cn, valid around T0 (tests/unit/harness/fake_pki.h). */
+/* A certificate CN=cn for key, valid around T0, signed by (issuer, ikey) or
+ * self-signed, with extensions as openssl.cnf text ("name=value",
+ * NULL-terminated); built by the harness's fake_pki_cert_at. */
 static X509 *mk(const char *cn, long serial, EVP_PKEY *key, X509 *issuer, EVP_PKEY *ikey,
                 const char *const *exts)
 {

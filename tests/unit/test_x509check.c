@@ -54,7 +54,8 @@ static X509 *root, *ca, *other_root;
 
 /* ---- a throwaway PKI ---- */
 
-/* subject "/CN=x/serialNumber=y/title=z" (tests/unit/harness/fake_pki.h). */
+/* subject "/CN=x/serialNumber=y/title=z"; built by the harness's
+ * fake_pki_cert_at. */
 static X509 *mk(const char *subject, long serial, EVP_PKEY *key, X509 *issuer, EVP_PKEY *ikey,
                 int64_t nb, int64_t na, const char *const *exts)
 {
