@@ -17,6 +17,7 @@
 #include <cmocka.h>
 #include <openssl/sha.h>
 
+#include "card_case.h"
 #include "harness/assert_problem.h"
 #include "harness/fake_gw.h"
 #include "harness/fake_trust.h"
@@ -72,24 +73,6 @@ static int teardown(void **state)
     return 0;
 }
 
-/* POST /auth/card/challenge: the nonce, copied into nonce. */
-static void challenge(struct fake_gw *g, char nonce[128])
-{
-    struct dz_req *r = fake_gw_req(g, "POST", "/auth/card/challenge");
-    json_t *j;
-    const char *n;
-
-    assert_true(fake_gw_roundtrip(g, r));
-    assert_int_equal(fake_req_status(r), 200);
-    j = fake_req_json(r);
-    n = json_string_value(json_object_get(j, "nonce"));
-    assert_non_null(n);
-    assert_int_equal(json_integer_value(json_object_get(j, "expires_in")), 300);
-    snprintf(nonce, 128, "%s", n);
-    json_decref(j);
-    fake_req_free(r);
-}
-
 /* What the card signs: SHA-256(origin) || SHA-256(nonce) (docs/api.md). */
 static char *card_sign(EVP_PKEY *key, const char *origin, const char *nonce)
 {
@@ -103,17 +86,8 @@ static char *card_sign(EVP_PKEY *key, const char *origin, const char *nonce)
 static struct dz_req *card_login(struct fake_gw *g, const char *cert_b64, const char *nonce,
                                  const char *sig_b64)
 {
-    struct dz_req *r = fake_gw_req(g, "POST", "/auth/card");
-    json_t *body = json_pack("{s:s, s:s, s:s, s:s}", "certificate", cert_b64, "algorithm", "ES256",
-                             "nonce", nonce, "signature", sig_b64);
-    char *text = json_dumps(body, JSON_COMPACT);
-
-    fake_req_set_json(r, text);
-    free(text);
-    json_decref(body);
-    assert_true(fake_gw_roundtrip(g, r));
-    assert_int_equal(fake_req_invalid_answers(r), 0);
-    return r;
+    return card_post(g, json_pack("{s:s, s:s, s:s, s:s}", "certificate", cert_b64, "algorithm",
+                                  "ES256", "nonce", nonce, "signature", sig_b64));
 }
 
 static void test_card_login(void **state)
@@ -126,7 +100,7 @@ static void test_card_login(void **state)
     json_t *line;
     const char *rid;
 
-    challenge(f->g, nonce);
+    card_challenge(f->g, nonce);
     sig = card_sign(f->card_key, FAKE_GW_ORIGIN, nonce);
     r = card_login(f->g, f->card_b64, nonce, sig);
     assert_int_equal(fake_req_status(r), 200);
@@ -165,7 +139,7 @@ static void test_wrong_signature(void **state)
     EVP_PKEY *other = fake_pki_key();
 
     /* Made for another origin (a look-alike site collected it). */
-    challenge(f->g, nonce);
+    card_challenge(f->g, nonce);
     sig = card_sign(f->card_key, "https://gw.test.evil", nonce);
     r = card_login(f->g, f->card_b64, nonce, sig);
     assert_problem(r, 401, "bad_signature");
@@ -180,7 +154,7 @@ static void test_wrong_signature(void **state)
     free(sig);
 
     /* Made with another key than the certificate's. */
-    challenge(f->g, nonce);
+    card_challenge(f->g, nonce);
     sig = card_sign(other, FAKE_GW_ORIGIN, nonce);
     r = card_login(f->g, f->card_b64, nonce, sig);
     assert_problem(r, 401, "bad_signature");
@@ -204,7 +178,7 @@ static void test_unknown_nonce_and_bad_certificates(void **state)
     free(sig);
 
     /* A good signature under a certificate nobody trusts. */
-    challenge(f->g, nonce);
+    card_challenge(f->g, nonce);
     sig = card_sign(f->card_key, FAKE_GW_ORIGIN, nonce);
     r = card_login(f->g, f->rogue_b64, nonce, sig);
     assert_problem(r, 401, "certificate_invalid");
@@ -212,7 +186,7 @@ static void test_unknown_nonce_and_bad_certificates(void **state)
     free(sig);
 
     /* A mobile-signature certificate never passes as a card. */
-    challenge(f->g, nonce);
+    card_challenge(f->g, nonce);
     sig = card_sign(f->card_key, FAKE_GW_ORIGIN, nonce);
     r = card_login(f->g, f->mobile_b64, nonce, sig);
     assert_problem(r, 401, "certificate_invalid");
