@@ -19,11 +19,13 @@
 #include <time.h>
 
 #include <argon2.h>
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 
 #include "base/err.h"
 #include "base/log.h"
 #include "base/secret.h"
+#include "base/sha256.h"
 #include "state/totp.h"
 
 #include "base/compat.h"
@@ -292,6 +294,18 @@ out:
     return rc;
 }
 
+/* The credentials of rec as a tag: its password hash (NUL-terminated, so
+ * the two parts cannot be shifted into each other) and its sealed seed. */
+static int cred_tag(const struct dz_account_rec *rec, unsigned char tag[DZ_ACCOUNT_TAG_LEN])
+{
+    const struct dz_sha256_part parts[] = {
+        {rec->pwd_hash, strnlen(rec->pwd_hash, DZ_PWD_HASH_MAX - 1) + 1},
+        {rec->totp_seed, rec->totp_seed_len},
+    };
+
+    return dz_sha256_parts(parts, 2, tag);
+}
+
 int dz_accounts_verify_password(struct dz_accounts *a, const char *fin, const char *password,
                                 size_t pw_len, bool *ok, struct dz_account_info *info)
 {
@@ -331,6 +345,9 @@ int dz_accounts_verify_password(struct dz_accounts *a, const char *fin, const ch
     rc = verify_hash(rec.pwd_hash, password, pw_len, &match);
     if (rc < 0 || !match)
         goto out;
+    rc = cred_tag(&rec, info->cred_tag);
+    if (rc < 0)
+        goto out;
     *ok = true;
     memcpy(info->fin, rec.fin, sizeof(info->fin));
     info->has_totp = rec.totp_seed_len > 0;
@@ -342,6 +359,32 @@ out:
         memset(info, 0, sizeof(*info));
     }
     dz_secret_wipe(&rec, sizeof(rec));
+    return rc;
+}
+
+int dz_accounts_unchanged(struct dz_accounts *a, const char *fin,
+                          const unsigned char tag[DZ_ACCOUNT_TAG_LEN], bool *same)
+{
+    struct dz_account_rec rec;
+    unsigned char now_tag[DZ_ACCOUNT_TAG_LEN];
+    int rc;
+
+    *same = false;
+    memset(&rec, 0, sizeof(rec));
+    if (!a || !dz_fin_is_normal(fin) || !tag)
+        return DZ_ERR_INVAL;
+    rc = a->ops->get(a->impl, fin, &rec);
+    if (rc == DZ_ERR_NOTFOUND) {
+        rc = 0; /* deleted since: nothing to sign in to */
+        goto out;
+    }
+    if (rc == 0)
+        rc = cred_tag(&rec, now_tag);
+    if (rc == 0)
+        *same = CRYPTO_memcmp(now_tag, tag, DZ_ACCOUNT_TAG_LEN) == 0;
+out:
+    dz_secret_wipe(&rec, sizeof(rec));
+    dz_secret_wipe(now_tag, sizeof(now_tag));
     return rc;
 }
 

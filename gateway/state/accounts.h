@@ -57,6 +57,8 @@ int dz_argon2_params_check(const struct dz_argon2_params *p);
 #define DZ_ACCOUNT_SEED_MAX 64 /* raw TOTP seed bytes */
 #define DZ_SEED_BLOB_MAX (1 + 12 + DZ_ACCOUNT_SEED_MAX + 16) /* ver|nonce|ct|tag */
 
+#define DZ_ACCOUNT_TAG_LEN 32
+
 /* What the logic layer may tell its caller about an account whose password
  * was just verified.  Never filled for a failed verification. */
 struct dz_account_info {
@@ -64,6 +66,11 @@ struct dz_account_info {
     bool has_totp;    /* a seed is enrolled */
     bool totp_active; /* a code has been accepted once: codes are now required */
     int64_t created_at;
+    /* SHA-256 of the password hash and sealed TOTP seed that were verified
+     * (dz_accounts_unchanged): what a password change or a TOTP reset
+     * replaces.  Not a secret anyone can log in with, but wiped all the
+     * same. */
+    unsigned char cred_tag[DZ_ACCOUNT_TAG_LEN];
 };
 
 /* ---- storage backends ------------------------------------------------- */
@@ -193,6 +200,19 @@ int dz_accounts_create(struct dz_accounts *a, const char *fin, const char *passw
  */
 int dz_accounts_verify_password(struct dz_accounts *a, const char *fin, const char *password,
                                 size_t pw_len, bool *ok, struct dz_account_info *info);
+
+/*
+ * Whether fin still has the password hash and TOTP seed that tag (a
+ * dz_account_info.cred_tag of a verification) was made from: *same false
+ * when a password change or a TOTP reset replaced either since, or the
+ * account is gone.  A login calls it once its session is listed, so that a
+ * change that listed the sessions before that entry is still seen
+ * (docs/internals/accounts.md "Password change, TOTP reset, recovery").
+ * *same false on entry.  0 (see *same), DZ_ERR_INVAL, DZ_ERR_DB,
+ * DZ_ERR_CRYPTO.  Any error is a deny.  Blocks (one read).
+ */
+int dz_accounts_unchanged(struct dz_accounts *a, const char *fin,
+                          const unsigned char tag[DZ_ACCOUNT_TAG_LEN], bool *same);
 
 /* Outcome of a one-time code.  0 is the deny, so a cleared value refuses. */
 enum dz_accounts_otp {
