@@ -52,6 +52,12 @@ size_t dz_restartkeys_warn(const struct dz_config *old, const struct dz_config *
         !same_str(old->accounts.database, new_cf->accounts.database) ||
         !same_str(old->accounts.pg_conninfo_file, new_cf->accounts.pg_conninfo_file))
         n += warn("accounts");
+    /* The account store hashes with the cost it was opened with (its dummy
+     * hash for unknown FINs too, so the two stay the same price). */
+    if (old->accounts.argon2_memory != new_cf->accounts.argon2_memory ||
+        old->accounts.argon2_iterations != new_cf->accounts.argon2_iterations ||
+        old->accounts.argon2_parallelism != new_cf->accounts.argon2_parallelism)
+        n += warn("accounts.argon2");
     if (!same_str(old->audit.file, new_cf->audit.file) ||
         !same_str(old->audit.key_archive, new_cf->audit.key_archive) ||
         !same_str(old->audit.instance, new_cf->audit.instance) ||

@@ -4,7 +4,7 @@
 # open HTTP/2 connection survives the reload (DESIGN §4.9, §4.10).
 . "$(dirname "$0")/lib.sh"
 
-plan 13
+plan 14
 stack_start
 GW_PID=$(listener_pid 8443)
 POL="$STATE_DIR/policies"
@@ -85,5 +85,16 @@ ok "a changed management.listen is logged as reload_needs_restart (warning, nami
     wait_until 10 restart_warned
 mgmt /healthz
 is "$STATUS" 200 "... and the management listener still answers where it was bound at start"
+
+# The account store hashes with the cost it was opened with: a changed cost is said too.
+sed -i 's/^\(  argon2_iterations:\) [0-9]*/\1 4/' "$CFG"
+grep -q '^  argon2_iterations: 4' "$CFG" || bail "could not change accounts.argon2_iterations in $CFG"
+stack_reload
+argon2_warned() {
+    grep -F '"event":"reload_needs_restart"' "$(gw_log)" | grep -F '"key":"accounts.argon2"' |
+        grep -qF '"level":"warn"'
+}
+ok "a changed argon2id cost is logged as reload_needs_restart (key accounts.argon2)" \
+    wait_until 10 argon2_warned
 
 finish
