@@ -10,6 +10,7 @@
 # Environment: DOCUMENTS=0 leaves both out.
 
 TSA_ADDR=127.0.0.1:9104
+TSA_POLICY=1.3.6.1.4.1.55555.3.1 # the demo TSA's (peers/tsa.c); the court accepts it alone
 COURT_ADDR=127.0.0.1:9102
 DOCUMENTS=${DOCUMENTS:-1}
 [ "$DOCUMENTS" = 0 ] || PROCS=(tsa court "${PROCS[@]}")
@@ -50,6 +51,7 @@ start_documents() {
         --jwks-url "$GW_URL/.well-known/jwks.json" --cacert "$c/root.pem" \
         --iss "$GW_ISS" --aud court \
         --esign-ca "$c/esign-chain.pem" --mobile-ca "$c/mobile-chain.pem" --tsa-ca "$c/root.pem" \
+        --tsa-policy "$TSA_POLICY" \
         --revocation "${COURT_REVOCATION:-ocsp}" \
         --registry-url "https://localhost:${REGISTRY_ADDR##*:}" \
         --registry-cert "$c/court-client.pem" --registry-key "$c/court-client.key"

@@ -5,6 +5,7 @@
  */
 #include "pki/tsp.h"
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -77,6 +78,92 @@ out:
     X509_STORE_free(st);
     fclose(f);
     return rc;
+}
+
+/* ---- the accepted TSA policies of a store (ex_data) ---- */
+
+struct tsa_policies {
+    size_t n;
+    ASN1_OBJECT *oid[DZ_TSP_MAX_POLICIES];
+};
+
+static pthread_once_t pol_once = PTHREAD_ONCE_INIT;
+static int pol_idx = -1;
+
+static void policies_free(struct tsa_policies *p)
+{
+    if (!p)
+        return;
+    for (size_t i = 0; i < p->n; i++)
+        ASN1_OBJECT_free(p->oid[i]);
+    free(p);
+}
+
+static void pol_free_cb(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl, void *argp)
+{
+    policies_free(ptr);
+}
+
+static void pol_idx_init(void)
+{
+    pol_idx = X509_STORE_get_ex_new_index(0, NULL, NULL, NULL, pol_free_cb);
+}
+
+int dz_tsp_trust_set_policies(X509_STORE *st, const char *const *oids, size_t n)
+{
+    struct tsa_policies *p;
+    void *old;
+
+    if (!st || !oids || n == 0 || n > DZ_TSP_MAX_POLICIES)
+        return DZ_ERR_INVAL;
+    pthread_once(&pol_once, pol_idx_init);
+    if (pol_idx < 0)
+        return DZ_ERR_NOMEM;
+    p = calloc(1, sizeof(*p));
+    if (!p)
+        return DZ_ERR_NOMEM;
+    for (; p->n < n; p->n++) {
+        /* Numeric only (no_name 1): a name would depend on OpenSSL's table. */
+        p->oid[p->n] = oids[p->n] ? OBJ_txt2obj(oids[p->n], 1) : NULL;
+        if (!p->oid[p->n]) {
+            ERR_clear_error();
+            policies_free(p);
+            return DZ_ERR_INVAL;
+        }
+    }
+    old = X509_STORE_get_ex_data(st, pol_idx);
+    if (X509_STORE_set_ex_data(st, pol_idx, p) != 1) {
+        ERR_clear_error();
+        policies_free(p);
+        return DZ_ERR_NOMEM;
+    }
+    policies_free(old);
+    return 0;
+}
+
+/* The token's TSTInfo.policy among those st accepts?  detail says why not. */
+static bool policy_ok(X509_STORE *st, TS_TST_INFO *tst, char *detail, size_t detail_len)
+{
+    const struct tsa_policies *p = NULL;
+    const ASN1_OBJECT *pol = TS_TST_INFO_get_policy_id(tst);
+    char txt[96];
+
+    pthread_once(&pol_once, pol_idx_init);
+    if (pol_idx >= 0)
+        p = X509_STORE_get_ex_data(st, pol_idx);
+    for (size_t i = 0; p && pol && i < p->n; i++) {
+        if (OBJ_cmp(p->oid[i], pol) == 0)
+            return true;
+    }
+    if (detail && detail_len) {
+        if (!p)
+            snprintf(detail, detail_len, "policy: no TSA policy is accepted (none configured)");
+        else if (!pol || OBJ_obj2txt(txt, sizeof(txt), pol, 1) <= 0)
+            snprintf(detail, detail_len, "policy: the token names no readable TSA policy");
+        else
+            snprintf(detail, detail_len, "policy: the token's TSA policy %s is not accepted", txt);
+    }
+    return false;
 }
 
 static TS_REQ *make_req(const unsigned char digest[32], unsigned char nonce[8])
@@ -272,6 +359,10 @@ static int verify_with(TS_VERIFY_CTX *ctx, PKCS7 *tok, X509_STORE *trust, struct
     if (rc != 0)
         goto out;
     rc = DZ_ERR_DENIED;
+    /* After the signature: only a token the TSA truly made is judged by
+     * the promise it names. */
+    if (!policy_ok(trust, tst, detail, detail_len))
+        goto out;
     fill_info(tok, tst, trust, info);
     if (info->gen_time <= 0) {
         set_detail(detail, detail_len, "the token's genTime cannot be read");

@@ -47,6 +47,7 @@ static X509_STORE *tsa_store;
 #define POL_CARD "certificatePolicies=1.3.6.1.4.1.55555.1.1.1"
 #define SKID "subjectKeyIdentifier=hash"
 #define AKID "authorityKeyIdentifier=keyid:always"
+static const char *TSA_POLICY = "1.3.6.1.4.1.55555.3.1"; /* the test TSA's, accepted */
 
 static X509 *mk(const char *subject, long serial, EVP_PKEY *key, X509 *issuer, EVP_PKEY *ikey,
                 const char *const *exts)
@@ -192,6 +193,7 @@ static int setup(void **state)
     assert_int_equal(dz_x509_trust_add_crl_file(trust_crl, path("ca.crl")), 0);
     assert_int_equal(dz_x509_trust_add_crl_file(trust_crl, path("root.crl")), 0);
     assert_int_equal(dz_tsp_trust_load(path("root.pem"), &tsa_store), 0);
+    assert_int_equal(dz_tsp_trust_set_policies(tsa_store, &TSA_POLICY, 1), 0);
     return 0;
 }
 
@@ -761,6 +763,7 @@ static void test_weak_timestamps(void **state)
 
     /* A raised floor on the TSA store refuses the P-256 TSA. */
     assert_int_equal(dz_tsp_trust_load(path("root.pem"), &raised), 0);
+    assert_int_equal(dz_tsp_trust_set_policies(raised, &TSA_POLICY, 1), 0);
     assert_int_equal(dz_keyfloor_store_set(raised, &ec384), 0);
     make_token(tsa, d, &tok, &tok_len);
     assert_int_equal(

@@ -31,6 +31,7 @@
 #include "pki/tsp.h"
 
 #define FIN "5ABC123"
+#define TSA_POLICY "1.3.6.1.4.1.55555.3.1" /* documents.tsa_policies */
 #define DOC "{\"case\":\"2-1234/2026\",\"party\":\"7XYZ987\",\"text\":\"Notice\"}"
 
 static const char policy[] = "service: court\n"
@@ -111,6 +112,7 @@ static int setup(void **state)
                         "documents:\n"
                         "  tsa_url: http://127.0.0.1:9/\n"
                         "  tsa_ca: @DIR@/esign-chain.pem\n"
+                        "  tsa_policies: [" TSA_POLICY "]\n"
                         "  tsa_timeout: 2s\n"
                         "  verify_rate: 2\n",
         .prepare = write_trust,
@@ -199,7 +201,7 @@ static void stamp(struct fx *f, unsigned char **sig, size_t *sig_len)
     unsigned char *req = NULL, *tok = NULL, *sig_t = NULL;
     size_t req_len = 0, sig_t_len = 0;
     TS_RESP_CTX *ctx = TS_RESP_CTX_new();
-    ASN1_OBJECT *pol = OBJ_txt2obj("1.3.6.1.4.1.55555.3.1", 1);
+    ASN1_OBJECT *pol = OBJ_txt2obj(TSA_POLICY, 1);
     BIO *in;
     TS_RESP *resp;
     int n;
