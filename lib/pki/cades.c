@@ -600,6 +600,7 @@ static void check_ess(CMS_SignerInfo *si, X509 *signer, struct dz_cades_report *
     ESS_SIGNING_CERT *sc1 = NULL;
     STACK_OF(X509) *one = sk_X509_new_null();
     const unsigned char *p;
+    char why[128];
     int ok = -1;
 
     if (!ess || ess->type != V_ASN1_SEQUENCE)
@@ -616,7 +617,15 @@ static void check_ess(CMS_SignerInfo *si, X509 *signer, struct dz_cades_report *
     }
     if (sc && one && sk_X509_push(one, signer) && !rep1 && (!ess1 || sc1))
         ok = OSSL_ESS_check_signing_certs(sc1, sc, one, 1);
-    if (ok > 0) {
+    /* The hash that binds the signature to its certificate is held to the
+     * floor: ESSCertIDv2 defaults to SHA-256, and an explicit SHA-1 or MD5
+     * is a downgrade (a certificate made to collide would be named too). */
+    if (ok > 0 &&
+        !dz_keyfloor_ess_v2_ok(NULL, ASN1_STRING_get0_data(ess->value.sequence),
+                               (size_t)ASN1_STRING_length(ess->value.sequence), why, sizeof(why))) {
+        add_check(out, "signing_certificate", "failed", "weak_signature: %s", why);
+        indet(v, "CRYPTO_CONSTRAINTS_FAILURE_NO_POE");
+    } else if (ok > 0) {
         add_check(out, "signing_certificate", "passed",
                   "ESS signing-certificate-v2 names the signer's certificate");
     } else {

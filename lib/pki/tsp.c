@@ -258,7 +258,8 @@ static void fill_info(PKCS7 *tok, TS_TST_INFO *tst, X509_STORE *trust, struct dz
 
 /*
  * The floor (keyfloor.h) on a token that OpenSSL has verified: the token's
- * own signature (digest and signature algorithm of its one SignerInfo) and
+ * own signature (digest and signature algorithm of its one SignerInfo, the
+ * hashes of its ESS signing-certificate-v2) and
  * every certificate from the TSA's signer up to the anchor (key; signature
  * but the anchor's).  OpenSSL's security level on the store already
  * refused the grossest cases during TS_RESP_verify_token.  0 or
@@ -273,6 +274,7 @@ static int token_floor(PKCS7 *tok, X509_STORE *trust, char *detail, size_t detai
     X509_STORE_CTX *vc = NULL;
     STACK_OF(X509) *chain = NULL;
     X509 *signer = NULL;
+    ASN1_TYPE *ess;
     const char *weak;
     char why[160];
     int depth = 0;
@@ -286,6 +288,23 @@ static int token_floor(PKCS7 *tok, X509_STORE *trust, char *detail, size_t detai
         goto out;
     }
     if (!dz_keyfloor_sigalg_ok(f, si->digest_enc_alg, true, why, sizeof(why))) {
+        if (detail && detail_len)
+            snprintf(detail, detail_len, "weak_signature: time-stamp token: %s", why);
+        goto out;
+    }
+    /* What binds the token to its TSA's certificate (RFC 5816): a
+     * signing-certificate-v2 whose hashes are held to the floor.  A token
+     * with only the v1 attribute names its certificate by SHA-1 alone, so
+     * accepting it would leave the floor on v2 a door beside the wall. */
+    ess = PKCS7_get_signed_attribute(si, NID_id_smime_aa_signingCertificateV2);
+    if (!ess || ess->type != V_ASN1_SEQUENCE) {
+        set_detail(detail, detail_len,
+                   "weak_signature: the token names its TSA's certificate by SHA-1 only (no "
+                   "signing-certificate-v2)");
+        goto out;
+    }
+    if (!dz_keyfloor_ess_v2_ok(f, ASN1_STRING_get0_data(ess->value.sequence),
+                               (size_t)ASN1_STRING_length(ess->value.sequence), why, sizeof(why))) {
         if (detail && detail_len)
             snprintf(detail, detail_len, "weak_signature: time-stamp token: %s", why);
         goto out;

@@ -636,6 +636,90 @@ static void make_token_with(X509 *cert, EVP_PKEY *key, const EVP_MD *md,
     OPENSSL_free(req);
 }
 
+/* The ESS signing-certificate attribute of a signer (v2 hashed with md,
+ * or v1 (SHA-1) when md is NULL) as a DER ASN1_STRING for
+ * CMS_signed_add1_attr_by_NID. */
+static ASN1_STRING *ess_attr(X509 *cert, const EVP_MD *md)
+{
+    ASN1_STRING *seq = ASN1_STRING_new();
+    unsigned char *der = NULL;
+    int n;
+
+    if (md) {
+        ESS_SIGNING_CERT_V2 *sc = OSSL_ESS_signing_cert_v2_new_init(md, cert, NULL, 0);
+        assert_non_null(sc);
+        n = i2d_ESS_SIGNING_CERT_V2(sc, &der);
+        ESS_SIGNING_CERT_V2_free(sc);
+    } else {
+        ESS_SIGNING_CERT *sc = OSSL_ESS_signing_cert_new_init(cert, NULL, 0);
+        assert_non_null(sc);
+        n = i2d_ESS_SIGNING_CERT(sc, &der);
+        ESS_SIGNING_CERT_free(sc);
+    }
+    assert_true(n > 0);
+    assert_int_equal(ASN1_STRING_set(seq, der, n), 1);
+    OPENSSL_free(der);
+    return seq;
+}
+
+/*
+ * A time-stamp token over digest with the TSTInfo of a genuine one (policy,
+ * genTime, imprint), signed by cert/key with OpenSSL's CMS code rather than
+ * TS_RESP_CTX (which refuses a certificate without the timeStamping EKU and
+ * writes the ESS attribute its own way): the signer named by an ESS
+ * signing-certificate-v2 hashed with ess_md, or by a v1 one (SHA-1) when
+ * ess_md is NULL; extra (may be NULL) is carried as a chain certificate.
+ */
+static void craft_token(X509 *cert, EVP_PKEY *key, X509 *extra, const EVP_MD *ess_md,
+                        const unsigned char digest[32], unsigned char **tok, size_t *tok_len)
+{
+    unsigned char *good = NULL, *tst_der = NULL;
+    size_t good_len = 0;
+    const unsigned char *p;
+    PKCS7 *p7;
+    TS_TST_INFO *tst;
+    CMS_ContentInfo *cms;
+    CMS_SignerInfo *si;
+    ASN1_STRING *ess;
+    BIO *in;
+    int n;
+
+    make_token(tsa, digest, &good, &good_len);
+    p = good;
+    p7 = d2i_PKCS7(NULL, &p, (long)good_len);
+    assert_non_null(p7);
+    tst = PKCS7_to_TS_TST_INFO(p7);
+    assert_non_null(tst);
+    n = i2d_TS_TST_INFO(tst, &tst_der);
+    assert_true(n > 0);
+    in = BIO_new_mem_buf(tst_der, n);
+    cms = CMS_sign(NULL, NULL, NULL, NULL, CMS_PARTIAL | CMS_BINARY);
+    assert_non_null(cms);
+    assert_int_equal(CMS_set1_eContentType(cms, OBJ_nid2obj(NID_id_smime_ct_TSTInfo)), 1);
+    si = CMS_add1_signer(cms, cert, key, EVP_sha256(), CMS_BINARY | CMS_NOSMIMECAP);
+    assert_non_null(si);
+    if (extra)
+        assert_int_equal(CMS_add1_cert(cms, extra), 1);
+    ess = ess_attr(cert, ess_md);
+    assert_int_equal(CMS_signed_add1_attr_by_NID(si,
+                                                 ess_md ? NID_id_smime_aa_signingCertificateV2
+                                                        : NID_id_smime_aa_signingCertificate,
+                                                 V_ASN1_SEQUENCE, ess, -1),
+                     1);
+    assert_int_equal(CMS_final(cms, in, NULL, CMS_BINARY), 1);
+    *tok = NULL;
+    n = i2d_CMS_ContentInfo(cms, tok);
+    assert_true(n > 0);
+    *tok_len = (size_t)n;
+    ASN1_STRING_free(ess);
+    CMS_ContentInfo_free(cms);
+    BIO_free(in);
+    OPENSSL_free(tst_der);
+    TS_TST_INFO_free(tst);
+    PKCS7_free(p7);
+    OPENSSL_free(good);
+}
+
 static void test_level_t(void **state)
 {
     unsigned char *sig = NULL, *sig_t = NULL, *tok = NULL, *tok2 = NULL;
@@ -777,6 +861,88 @@ static void test_weak_timestamps(void **state)
     X509_free(tsa224);
     EVP_PKEY_free(k1024);
     EVP_PKEY_free(p224);
+}
+
+/* A CAdES-B by OpenSSL's CMS code whose ESS signing-certificate-v2 names
+ * the signer with the hash md (OSSL_ESS_signing_cert_v2_new_init writes
+ * the hashAlgorithm unless it is SHA-256, the DEFAULT). */
+static void sign_with_ess_v2(const EVP_MD *md, unsigned char **sig, size_t *len)
+{
+    STACK_OF(X509) *chain = sk_X509_new_null();
+    CMS_ContentInfo *cms;
+    CMS_SignerInfo *si;
+    ASN1_STRING *ess = ess_attr(signer, md);
+    BIO *in = BIO_new_mem_buf(DOC, (int)strlen(DOC));
+    int n;
+
+    sk_X509_push(chain, ca);
+    cms = CMS_sign(signer, leaf_key, chain, NULL,
+                   CMS_PARTIAL | CMS_DETACHED | CMS_BINARY | CMS_NOSMIMECAP);
+    assert_non_null(cms);
+    si = sk_CMS_SignerInfo_value(CMS_get0_SignerInfos(cms), 0);
+    assert_int_equal(CMS_signed_add1_attr_by_NID(si, NID_id_smime_aa_signingCertificateV2,
+                                                 V_ASN1_SEQUENCE, ess, -1),
+                     1);
+    assert_int_equal(CMS_final(cms, in, NULL, CMS_DETACHED | CMS_BINARY), 1);
+    *sig = NULL;
+    n = i2d_CMS_ContentInfo(cms, sig);
+    assert_true(n > 0);
+    *len = (size_t)n;
+    ASN1_STRING_free(ess);
+    BIO_free(in);
+    CMS_ContentInfo_free(cms);
+    sk_X509_free(chain);
+}
+
+/* What binds a signature, or a time-stamp token, to its certificate is an
+ * ESSCertIDv2 hash: SHA-1 or MD5 there is a downgrade, refused; SHA-256
+ * (the DEFAULT, left out) and an explicit SHA-384 pass.  A token naming its
+ * TSA by a v1 ESSCertID alone (SHA-1 by definition) is refused too. */
+static void test_ess_hash_floor(void **state)
+{
+    unsigned char *sig = NULL, *tok = NULL;
+    size_t len = 0, tok_len = 0;
+    struct dz_cades_report r;
+    struct dz_cades_verify_opts o = opts(trust_plain);
+    struct dz_tsp_info info;
+    unsigned char d[32];
+    char detail[160];
+
+    (void)state;
+    sign_with_ess_v2(EVP_sha256(), &sig, &len);
+    assert_int_equal(dz_cades_verify(DOC, strlen(DOC), sig, len, &o, &r), 0);
+    assert_string_equal(r.indication, "TOTAL_PASSED");
+    OPENSSL_free(sig);
+    sign_with_ess_v2(EVP_sha384(), &sig, &len);
+    assert_int_equal(dz_cades_verify(DOC, strlen(DOC), sig, len, &o, &r), 0);
+    assert_string_equal(r.indication, "TOTAL_PASSED");
+    OPENSSL_free(sig);
+    sign_with_ess_v2(EVP_sha1(), &sig, &len);
+    assert_int_equal(dz_cades_verify(DOC, strlen(DOC), sig, len, &o, &r), 0);
+    assert_string_equal(r.indication, "INDETERMINATE");
+    assert_string_equal(r.sub_indication, "CRYPTO_CONSTRAINTS_FAILURE_NO_POE");
+    assert_string_equal(check_result(&r, "signing_certificate"), "failed");
+    assert_string_equal(check_result(&r, "signature"), "passed");
+    OPENSSL_free(sig);
+
+    memset(d, 0x3c, sizeof(d));
+    craft_token(tsa, tsa_key, NULL, EVP_sha256(), d, &tok, &tok_len); /* the control */
+    assert_int_equal(
+        dz_tsp_verify_token(tok, tok_len, d, NULL, tsa_store, &info, detail, sizeof(detail)), 0);
+    OPENSSL_free(tok);
+    craft_token(tsa, tsa_key, NULL, EVP_sha1(), d, &tok, &tok_len);
+    assert_int_equal(
+        dz_tsp_verify_token(tok, tok_len, d, NULL, tsa_store, &info, detail, sizeof(detail)),
+        DZ_ERR_DENIED);
+    assert_non_null(
+        strstr(detail, "weak_signature: time-stamp token: ESSCertIDv2 1 hashed with SHA1"));
+    OPENSSL_free(tok);
+    craft_token(tsa, tsa_key, NULL, NULL, d, &tok, &tok_len);
+    assert_int_equal(
+        dz_tsp_verify_token(tok, tok_len, d, NULL, tsa_store, &info, detail, sizeof(detail)),
+        DZ_ERR_DENIED);
+    assert_non_null(strstr(detail, "no signing-certificate-v2"));
+    OPENSSL_free(tok);
 }
 
 /* Signed documents: a signer with an RSA-1024 key, a cA=TRUE signer, and a
@@ -1025,6 +1191,7 @@ int main(void)
         cmocka_unit_test(test_level_t),
         cmocka_unit_test(test_weak_timestamps),
         cmocka_unit_test(test_weak_signers),
+        cmocka_unit_test(test_ess_hash_floor),
         cmocka_unit_test(test_revoked_after_poe),
         cmocka_unit_test(test_revoked_poe_checks_the_rest),
         cmocka_unit_test(test_prepare_finish),
