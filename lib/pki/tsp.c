@@ -53,6 +53,11 @@ int dz_tsp_trust_load(const char *pem_path, X509_STORE **out)
     st = X509_STORE_new();
     if (!st || dz_keyfloor_store_set(st, &dz_keyfloor_default) != 0)
         goto out;
+    /* Every certificate of the bundle is an anchor, the TSA's issuing CA
+     * included: trusting only the root above it would also trust every
+     * other CA under that root (the card and mobile-signature CAs) to make
+     * time-stamping authorities. */
+    X509_STORE_set_flags(st, X509_V_FLAG_PARTIAL_CHAIN);
     while ((x = PEM_read_X509(f, NULL, NULL, NULL)) != NULL) {
         if (X509_STORE_add_cert(st, x) != 1) {
             rc = DZ_ERR_CRYPTO;

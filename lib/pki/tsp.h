@@ -46,8 +46,10 @@ struct dz_tsp_info {
 int64_t dz_tsp_time_unix(const ASN1_TIME *t);
 
 /*
- * Load a PEM bundle of trust anchors (and intermediates, which are added as
- * trusted too: give a TSA CA bundle, not a whole world) into a new store.
+ * Load a PEM bundle of trust anchors into a new store.  Every certificate
+ * in it is an anchor, an intermediate CA too (X509_V_FLAG_PARTIAL_CHAIN):
+ * give the TSA's own issuing CA, not a root that also issues other CAs
+ * (any CA under an anchor may certify a time-stamping authority).
  * *out is the caller's (X509_STORE_free).  The store carries the fixed
  * key and signature floor (keyfloor.h); raise it with
  * dz_keyfloor_store_set.  0, DZ_ERR_IO, DZ_ERR_PARSE (no certificate),

@@ -945,6 +945,82 @@ static void test_ess_hash_floor(void **state)
     OPENSSL_free(tok);
 }
 
+/*
+ * Who may be a TSA.  The TSA trust is the TSA's own issuing CA, an anchor
+ * of its own (partial chain): a TSA under it passes, and a certificate with
+ * the timeStamping EKU from another CA under the same root (the card CA)
+ * does not, where a root anchor lets it through.  Whatever the anchor, the
+ * TSA certificate's EKU must be timeStamping, critical and alone (RFC 3161
+ * 2.3): a signer's certificate under the root, a non-critical EKU and a
+ * second EKU beside it are refused.
+ */
+static void test_tsa_anchor(void **state)
+{
+    static const char *const sub_ext[] = {"basicConstraints=critical,CA:true,pathlen:0",
+                                          "keyUsage=critical,keyCertSign,cRLSign", SKID, AKID,
+                                          NULL};
+    static const char *const tsa_ext[] = {"keyUsage=critical,digitalSignature",
+                                          "extendedKeyUsage=critical,timeStamping", SKID, AKID,
+                                          NULL};
+    static const char *const soft_ext[] = {"keyUsage=critical,digitalSignature",
+                                           "extendedKeyUsage=timeStamping", SKID, AKID, NULL};
+    static const char *const two_ext[] = {"keyUsage=critical,digitalSignature",
+                                          "extendedKeyUsage=critical,timeStamping,serverAuth", SKID,
+                                          AKID, NULL};
+    EVP_PKEY *tca_key = EVP_EC_gen("P-256");
+    X509 *tca = mk("CN=Test TSA CA", 50, tca_key, root, root_key, sub_ext);
+    X509 *narrow_tsa = mk("CN=Narrow TSA", 51, tsa_key, tca, tca_key, tsa_ext);
+    X509 *card_ca_tsa = mk("CN=Card CA TSA", 52, tsa_key, ca, ca_key, tsa_ext);
+    X509 *soft = mk("CN=Soft EKU TSA", 53, tsa_key, root, root_key, soft_ext);
+    X509 *two = mk("CN=Two EKU TSA", 54, tsa_key, root, root_key, two_ext);
+    X509_STORE *narrow = NULL;
+    struct dz_tsp_info info;
+    unsigned char d[32];
+    unsigned char *tok = NULL;
+    size_t tok_len = 0;
+
+    (void)state;
+    memset(d, 0x6b, sizeof(d));
+    write_pem("tsa-ca.pem", tca, NULL);
+    assert_int_equal(dz_tsp_trust_load(path("tsa-ca.pem"), &narrow), 0);
+    assert_int_equal(dz_tsp_trust_set_policies(narrow, &TSA_POLICY, 1), 0);
+
+    make_token(narrow_tsa, d, &tok, &tok_len);
+    assert_int_equal(dz_tsp_verify_token(tok, tok_len, d, NULL, narrow, &info, NULL, 0), 0);
+    assert_string_equal(info.tsa_name, "Narrow TSA");
+    OPENSSL_free(tok);
+
+    craft_token(card_ca_tsa, tsa_key, ca, EVP_sha256(), d, &tok, &tok_len);
+    assert_int_equal(dz_tsp_verify_token(tok, tok_len, d, NULL, tsa_store, &info, NULL, 0), 0);
+    assert_int_equal(dz_tsp_verify_token(tok, tok_len, d, NULL, narrow, &info, NULL, 0),
+                     DZ_ERR_DENIED);
+    OPENSSL_free(tok);
+
+    craft_token(signer, leaf_key, ca, EVP_sha256(), d, &tok, &tok_len);
+    assert_int_equal(dz_tsp_verify_token(tok, tok_len, d, NULL, tsa_store, &info, NULL, 0),
+                     DZ_ERR_DENIED);
+    OPENSSL_free(tok);
+    craft_token(soft, tsa_key, NULL, EVP_sha256(), d, &tok, &tok_len);
+    assert_int_equal(dz_tsp_verify_token(tok, tok_len, d, NULL, tsa_store, &info, NULL, 0),
+                     DZ_ERR_DENIED);
+    OPENSSL_free(tok);
+    craft_token(two, tsa_key, NULL, EVP_sha256(), d, &tok, &tok_len);
+    assert_int_equal(dz_tsp_verify_token(tok, tok_len, d, NULL, tsa_store, &info, NULL, 0),
+                     DZ_ERR_DENIED);
+    OPENSSL_free(tok);
+    /* The control of the crafted path: the real TSA passes it. */
+    craft_token(tsa, tsa_key, NULL, EVP_sha256(), d, &tok, &tok_len);
+    assert_int_equal(dz_tsp_verify_token(tok, tok_len, d, NULL, tsa_store, &info, NULL, 0), 0);
+    OPENSSL_free(tok);
+
+    unlink(path("tsa-ca.pem"));
+    X509_STORE_free(narrow);
+    X509 *xs[] = {tca, narrow_tsa, card_ca_tsa, soft, two};
+    for (size_t i = 0; i < sizeof(xs) / sizeof(xs[0]); i++)
+        X509_free(xs[i]);
+    EVP_PKEY_free(tca_key);
+}
+
 /* Signed documents: a signer with an RSA-1024 key, a cA=TRUE signer, and a
  * SignerInfo whose signatureAlgorithm names SHA-1 are never TOTAL_PASSED. */
 static void test_weak_signers(void **state)
@@ -1192,6 +1268,7 @@ int main(void)
         cmocka_unit_test(test_weak_timestamps),
         cmocka_unit_test(test_weak_signers),
         cmocka_unit_test(test_ess_hash_floor),
+        cmocka_unit_test(test_tsa_anchor),
         cmocka_unit_test(test_revoked_after_poe),
         cmocka_unit_test(test_revoked_poe_checks_the_rest),
         cmocka_unit_test(test_prepare_finish),
