@@ -795,6 +795,133 @@ static void test_level_t(void **state)
     free(sig);
 }
 
+/* sig (DER) with one more unsigned attribute: an unstructuredName, which
+ * nobody signed.  *out: OPENSSL_free. */
+static void add_unsigned(const unsigned char *sig, size_t len, unsigned char **out, size_t *out_len)
+{
+    const unsigned char *p = sig;
+    CMS_ContentInfo *cms = d2i_CMS_ContentInfo(NULL, &p, (long)len);
+    CMS_SignerInfo *si;
+    int n;
+
+    assert_non_null(cms);
+    si = sk_CMS_SignerInfo_value(CMS_get0_SignerInfos(cms), 0);
+    assert_int_equal(CMS_unsigned_add1_attr_by_NID(si, NID_pkcs9_unstructuredName, MBSTRING_UTF8,
+                                                   "unvouched", -1),
+                     1);
+    *out = NULL;
+    n = i2d_CMS_ContentInfo(cms, out);
+    assert_true(n > 0);
+    *out_len = (size_t)n;
+    CMS_ContentInfo_free(cms);
+}
+
+static int unsigned_count(const unsigned char *sig, size_t len)
+{
+    const unsigned char *p = sig;
+    CMS_ContentInfo *cms = d2i_CMS_ContentInfo(NULL, &p, (long)len);
+    int n;
+
+    assert_non_null(cms);
+    n = CMS_unsigned_get_attr_count(sk_CMS_SignerInfo_value(CMS_get0_SignerInfos(cms), 0));
+    CMS_ContentInfo_free(cms);
+    return n < 0 ? 0 : n;
+}
+
+/* What the gateway passes on (dz_cades_clean_unsigned): an unknown
+ * unsigned attribute is removed (the bytes are then the level-B signature
+ * as made, no empty unsignedAttrs left behind); a fresh, trusted
+ * time-stamp stays; a stale one (genTime an hour ago), one by a TSA the
+ * store does not trust and a second one are removed too. */
+static void test_clean_unsigned(void **state)
+{
+    unsigned char *sig = NULL, *extra = NULL, *out = NULL, *tok = NULL, *sig_t = NULL;
+    size_t len = 0, extra_len = 0, out_len = 0, tok_len = 0, len_t = 0;
+    unsigned char d[32];
+    bool kept = true;
+    unsigned removed = 0;
+    int64_t now = (int64_t)time(NULL);
+    X509_STORE *rogue = X509_STORE_new();
+
+    (void)state;
+    sign_doc(signer, DOC, strlen(DOC), &sig, &len);
+    add_unsigned(sig, len, &extra, &extra_len);
+    assert_int_equal(unsigned_count(extra, extra_len), 1);
+    assert_int_equal(
+        dz_cades_clean_unsigned(extra, extra_len, tsa_store, now, &out, &out_len, &kept, &removed),
+        0);
+    assert_false(kept);
+    assert_int_equal(removed, 1);
+    assert_int_equal(out_len, len);
+    assert_memory_equal(out, sig, len);
+    OPENSSL_free(out);
+    OPENSSL_free(extra);
+
+    /* A fresh token stays, the unknown attribute beside it goes. */
+    assert_int_equal(dz_cades_signature_digest(sig, len, d), 0);
+    make_token(tsa, d, &tok, &tok_len);
+    assert_int_equal(dz_cades_add_timestamp(sig, len, tok, tok_len, &sig_t, &len_t), 0);
+    add_unsigned(sig_t, len_t, &extra, &extra_len);
+    assert_int_equal(
+        dz_cades_clean_unsigned(extra, extra_len, tsa_store, now, &out, &out_len, &kept, &removed),
+        0);
+    assert_true(kept);
+    assert_int_equal(removed, 1);
+    assert_int_equal(unsigned_count(out, out_len), 1);
+    assert_int_equal(out_len, len_t);
+    assert_memory_equal(out, sig_t, len_t);
+    OPENSSL_free(out);
+    /* The same token by a TSA the store does not trust, and two of it. */
+    X509_STORE_add_cert(rogue, other_root);
+    assert_int_equal(dz_tsp_trust_set_policies(rogue, &TSA_POLICY, 1), 0);
+    assert_int_equal(
+        dz_cades_clean_unsigned(sig_t, len_t, rogue, now, &out, &out_len, &kept, &removed), 0);
+    assert_false(kept);
+    assert_int_equal(unsigned_count(out, out_len), 0);
+    OPENSSL_free(out);
+    OPENSSL_free(extra);
+    {
+        const unsigned char *p = sig_t;
+        CMS_ContentInfo *cms = d2i_CMS_ContentInfo(NULL, &p, (long)len_t);
+        CMS_SignerInfo *si = sk_CMS_SignerInfo_value(CMS_get0_SignerInfos(cms), 0);
+        int n;
+        assert_int_equal(CMS_unsigned_add1_attr_by_NID(si, NID_id_smime_aa_timeStampToken,
+                                                       V_ASN1_SEQUENCE, tok, (int)tok_len),
+                         1);
+        extra = NULL;
+        n = i2d_CMS_ContentInfo(cms, &extra);
+        assert_true(n > 0);
+        extra_len = (size_t)n;
+        CMS_ContentInfo_free(cms);
+    }
+    assert_int_equal(
+        dz_cades_clean_unsigned(extra, extra_len, tsa_store, now, &out, &out_len, &kept, &removed),
+        0);
+    assert_false(kept);
+    assert_int_equal(removed, 2);
+    OPENSSL_free(out);
+    OPENSSL_free(extra);
+    OPENSSL_free(sig_t);
+    OPENSSL_free(tok);
+
+    /* A token an hour old: true, but not a stamp the gateway saw made. */
+    token_time = (long)(now - 3600);
+    make_token(tsa, d, &tok, &tok_len);
+    token_time = 0;
+    assert_int_equal(dz_cades_add_timestamp(sig, len, tok, tok_len, &sig_t, &len_t), 0);
+    assert_int_equal(
+        dz_cades_clean_unsigned(sig_t, len_t, tsa_store, now, &out, &out_len, &kept, &removed), 0);
+    assert_false(kept);
+    assert_int_equal(removed, 1);
+    assert_int_equal(out_len, len);
+    assert_memory_equal(out, sig, len);
+    OPENSSL_free(out);
+    OPENSSL_free(sig_t);
+    OPENSSL_free(tok);
+    X509_STORE_free(rogue);
+    free(sig);
+}
+
 /* ---- the key and signature floor (keyfloor.h) on documents ---- */
 
 /* Time-stamp tokens: the TSA's key (RSA-1024: OpenSSL's security level on
@@ -1269,6 +1396,7 @@ int main(void)
         cmocka_unit_test(test_weak_signers),
         cmocka_unit_test(test_ess_hash_floor),
         cmocka_unit_test(test_tsa_anchor),
+        cmocka_unit_test(test_clean_unsigned),
         cmocka_unit_test(test_revoked_after_poe),
         cmocka_unit_test(test_revoked_poe_checks_the_rest),
         cmocka_unit_test(test_prepare_finish),
