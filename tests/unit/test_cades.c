@@ -415,41 +415,60 @@ static void test_future_signing_time(void **state)
     sk_X509_free(chain);
 }
 
-/* A CAdES-B by OpenSSL's own CMS code (ESS v2 for signer) with an ESS
- * signing-certificate (v1) attribute naming v1_names, signed with the
- * others. */
-static void sign_with_v1(X509 *v1_names, unsigned char **sig, size_t *len)
+/* The ESS signing-certificate attribute of a signer (v2 hashed with md,
+ * or v1 (SHA-1) when md is NULL) as a DER ASN1_STRING for
+ * CMS_signed_add1_attr_by_NID. */
+static ASN1_STRING *ess_attr(X509 *cert, const EVP_MD *md)
+{
+    ASN1_STRING *seq = ASN1_STRING_new();
+    unsigned char *der = NULL;
+    int n;
+
+    if (md) {
+        ESS_SIGNING_CERT_V2 *sc = OSSL_ESS_signing_cert_v2_new_init(md, cert, NULL, 0);
+        assert_non_null(sc);
+        n = i2d_ESS_SIGNING_CERT_V2(sc, &der);
+        ESS_SIGNING_CERT_V2_free(sc);
+    } else {
+        ESS_SIGNING_CERT *sc = OSSL_ESS_signing_cert_new_init(cert, NULL, 0);
+        assert_non_null(sc);
+        n = i2d_ESS_SIGNING_CERT(sc, &der);
+        ESS_SIGNING_CERT_free(sc);
+    }
+    assert_true(n > 0);
+    assert_int_equal(ASN1_STRING_set(seq, der, n), 1);
+    OPENSSL_free(der);
+    return seq;
+}
+
+/* A CAdES-B by OpenSSL's own CMS code with one more ESS attribute naming
+ * names: a signing-certificate-v2 hashed with md, or with md NULL a v1
+ * beside the v2 that CMS_CADES adds for the signer. */
+static void sign_with_ess(X509 *names, const EVP_MD *md, unsigned char **sig, size_t *len)
 {
     STACK_OF(X509) *chain = sk_X509_new_null();
     CMS_ContentInfo *cms;
     CMS_SignerInfo *si;
-    ESS_SIGNING_CERT *sc;
-    ASN1_STRING *seq = ASN1_STRING_new();
-    unsigned char *der = NULL;
+    ASN1_STRING *ess = ess_attr(names, md);
     BIO *in = BIO_new_mem_buf(DOC, (int)strlen(DOC));
     int n;
 
     sk_X509_push(chain, ca);
     cms = CMS_sign(signer, leaf_key, chain, NULL,
-                   CMS_PARTIAL | CMS_DETACHED | CMS_BINARY | CMS_CADES | CMS_NOSMIMECAP);
+                   CMS_PARTIAL | CMS_DETACHED | CMS_BINARY | CMS_NOSMIMECAP | (md ? 0 : CMS_CADES));
     assert_non_null(cms);
     si = sk_CMS_SignerInfo_value(CMS_get0_SignerInfos(cms), 0);
-    sc = OSSL_ESS_signing_cert_new_init(v1_names, NULL, 1);
-    assert_non_null(sc);
-    n = i2d_ESS_SIGNING_CERT(sc, &der);
-    assert_true(n > 0);
-    assert_int_equal(ASN1_STRING_set(seq, der, n), 1);
-    assert_int_equal(CMS_signed_add1_attr_by_NID(si, NID_id_smime_aa_signingCertificate,
-                                                 V_ASN1_SEQUENCE, seq, -1),
+    assert_int_equal(CMS_signed_add1_attr_by_NID(si,
+                                                 md ? NID_id_smime_aa_signingCertificateV2
+                                                    : NID_id_smime_aa_signingCertificate,
+                                                 V_ASN1_SEQUENCE, ess, -1),
                      1);
     assert_int_equal(CMS_final(cms, in, NULL, CMS_DETACHED | CMS_BINARY), 1);
     *sig = NULL;
     n = i2d_CMS_ContentInfo(cms, sig);
     assert_true(n > 0);
     *len = (size_t)n;
-    OPENSSL_free(der);
-    ASN1_STRING_free(seq);
-    ESS_SIGNING_CERT_free(sc);
+    ASN1_STRING_free(ess);
     BIO_free(in);
     CMS_ContentInfo_free(cms);
     sk_X509_free(chain);
@@ -488,12 +507,12 @@ static void test_ess_v1_beside_v2(void **state)
     struct dz_cades_verify_opts o = opts(trust_plain);
 
     (void)state;
-    sign_with_v1(signer, &sig, &len); /* the control: both name the signer */
+    sign_with_ess(signer, NULL, &sig, &len); /* the control: both name the signer */
     assert_int_equal(dz_cades_verify(DOC, strlen(DOC), sig, len, &o, &r), 0);
     assert_string_equal(r.indication, "TOTAL_PASSED");
     assert_true(openssl_verifies(sig, len));
     OPENSSL_free(sig);
-    sign_with_v1(stranger, &sig, &len);
+    sign_with_ess(stranger, NULL, &sig, &len);
     assert_false(openssl_verifies(sig, len));
     assert_int_equal(dz_cades_verify(DOC, strlen(DOC), sig, len, &o, &r), 0);
     assert_string_equal(r.indication, "INDETERMINATE");
@@ -634,32 +653,6 @@ static void make_token_with(X509 *cert, EVP_PKEY *key, const EVP_MD *md,
     BIO_free(in);
     TS_RESP_CTX_free(ctx);
     OPENSSL_free(req);
-}
-
-/* The ESS signing-certificate attribute of a signer (v2 hashed with md,
- * or v1 (SHA-1) when md is NULL) as a DER ASN1_STRING for
- * CMS_signed_add1_attr_by_NID. */
-static ASN1_STRING *ess_attr(X509 *cert, const EVP_MD *md)
-{
-    ASN1_STRING *seq = ASN1_STRING_new();
-    unsigned char *der = NULL;
-    int n;
-
-    if (md) {
-        ESS_SIGNING_CERT_V2 *sc = OSSL_ESS_signing_cert_v2_new_init(md, cert, NULL, 0);
-        assert_non_null(sc);
-        n = i2d_ESS_SIGNING_CERT_V2(sc, &der);
-        ESS_SIGNING_CERT_V2_free(sc);
-    } else {
-        ESS_SIGNING_CERT *sc = OSSL_ESS_signing_cert_new_init(cert, NULL, 0);
-        assert_non_null(sc);
-        n = i2d_ESS_SIGNING_CERT(sc, &der);
-        ESS_SIGNING_CERT_free(sc);
-    }
-    assert_true(n > 0);
-    assert_int_equal(ASN1_STRING_set(seq, der, n), 1);
-    OPENSSL_free(der);
-    return seq;
 }
 
 /*
@@ -990,37 +983,6 @@ static void test_weak_timestamps(void **state)
     EVP_PKEY_free(p224);
 }
 
-/* A CAdES-B by OpenSSL's CMS code whose ESS signing-certificate-v2 names
- * the signer with the hash md (OSSL_ESS_signing_cert_v2_new_init writes
- * the hashAlgorithm unless it is SHA-256, the DEFAULT). */
-static void sign_with_ess_v2(const EVP_MD *md, unsigned char **sig, size_t *len)
-{
-    STACK_OF(X509) *chain = sk_X509_new_null();
-    CMS_ContentInfo *cms;
-    CMS_SignerInfo *si;
-    ASN1_STRING *ess = ess_attr(signer, md);
-    BIO *in = BIO_new_mem_buf(DOC, (int)strlen(DOC));
-    int n;
-
-    sk_X509_push(chain, ca);
-    cms = CMS_sign(signer, leaf_key, chain, NULL,
-                   CMS_PARTIAL | CMS_DETACHED | CMS_BINARY | CMS_NOSMIMECAP);
-    assert_non_null(cms);
-    si = sk_CMS_SignerInfo_value(CMS_get0_SignerInfos(cms), 0);
-    assert_int_equal(CMS_signed_add1_attr_by_NID(si, NID_id_smime_aa_signingCertificateV2,
-                                                 V_ASN1_SEQUENCE, ess, -1),
-                     1);
-    assert_int_equal(CMS_final(cms, in, NULL, CMS_DETACHED | CMS_BINARY), 1);
-    *sig = NULL;
-    n = i2d_CMS_ContentInfo(cms, sig);
-    assert_true(n > 0);
-    *len = (size_t)n;
-    ASN1_STRING_free(ess);
-    BIO_free(in);
-    CMS_ContentInfo_free(cms);
-    sk_X509_free(chain);
-}
-
 /* What binds a signature, or a time-stamp token, to its certificate is an
  * ESSCertIDv2 hash: SHA-1 or MD5 there is a downgrade, refused; SHA-256
  * (the DEFAULT, left out) and an explicit SHA-384 pass.  A token naming its
@@ -1036,15 +998,15 @@ static void test_ess_hash_floor(void **state)
     char detail[160];
 
     (void)state;
-    sign_with_ess_v2(EVP_sha256(), &sig, &len);
+    sign_with_ess(signer, EVP_sha256(), &sig, &len);
     assert_int_equal(dz_cades_verify(DOC, strlen(DOC), sig, len, &o, &r), 0);
     assert_string_equal(r.indication, "TOTAL_PASSED");
     OPENSSL_free(sig);
-    sign_with_ess_v2(EVP_sha384(), &sig, &len);
+    sign_with_ess(signer, EVP_sha384(), &sig, &len);
     assert_int_equal(dz_cades_verify(DOC, strlen(DOC), sig, len, &o, &r), 0);
     assert_string_equal(r.indication, "TOTAL_PASSED");
     OPENSSL_free(sig);
-    sign_with_ess_v2(EVP_sha1(), &sig, &len);
+    sign_with_ess(signer, EVP_sha1(), &sig, &len);
     assert_int_equal(dz_cades_verify(DOC, strlen(DOC), sig, len, &o, &r), 0);
     assert_string_equal(r.indication, "INDETERMINATE");
     assert_string_equal(r.sub_indication, "CRYPTO_CONSTRAINTS_FAILURE_NO_POE");
