@@ -5,7 +5,9 @@
  * revoked certificate (CRL), a key without nonRepudiation, garbage input;
  * level T with an in-process TSA (TS_RESP_CTX), a token over something else,
  * a TSA certificate without the timeStamping EKU, and the ECDSA raw->DER
- * conversion. */
+ * conversion; ESSCertIDv2 hashes under the floor (signer and token), who may
+ * be a TSA (the TSA's issuing CA as the anchor, the EKU critical and alone),
+ * and the unsigned attributes the gateway removes before forwarding. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>

@@ -3,8 +3,9 @@
  * (TS_RESP_CTX) answering the real request of dz_tsp_request_der: a granted
  * answer gives the token and its info; another nonce, another digest, an
  * untrusted TSA, a rejection, a granted answer without a token, truncated,
- * trailing and oversized bytes, a genTime off our clock are refused with
- * the right code, no token, a cleared info and a reason.  (Level-T use of the token: test_cades.c;
+ * trailing and oversized bytes, a genTime off our clock, a TSA policy not
+ * accepted are refused with the right code, no token, a cleared info and a
+ * reason.  (Level-T use of the token: test_cades.c;
  * arbitrary answers: tests/fuzz/fuzz_tsp_response.c.) */
 #include <setjmp.h>
 #include <stdarg.h>
