@@ -4,12 +4,15 @@
 # certificate certs/tsa.pem) and the e-court (`darvaza-peer court`, h2 + TLS
 # on COURT_ADDR, the gateway's client certificate required; it checks
 # signatures against the e-signature and mobile chains and time-stamps
-# against the root, and reaches the registry with certs/court-client.pem).
+# against the TSA's issuing CA alone (the gateway CA, not the root: any CA
+# under the root could otherwise certify a TSA), and reaches the registry
+# with certs/court-client.pem).
 # The gateway's documents: section points at the TSA (demo/darvaza.yaml).
 #
 # Environment: DOCUMENTS=0 leaves both out.
 
 TSA_ADDR=127.0.0.1:9104
+TSA_POLICY=1.3.6.1.4.1.55555.3.1 # the demo TSA's (peers/tsa.c); the court accepts it alone
 COURT_ADDR=127.0.0.1:9102
 DOCUMENTS=${DOCUMENTS:-1}
 [ "$DOCUMENTS" = 0 ] || PROCS=(tsa court "${PROCS[@]}")
@@ -49,7 +52,8 @@ start_documents() {
         --tls-cert "$c/peer-tls.pem" --tls-key "$c/peer-tls.key" --client-ca "$c/gateway-ca.pem" \
         --jwks-url "$GW_URL/.well-known/jwks.json" --cacert "$c/root.pem" \
         --iss "$GW_ISS" --aud court \
-        --esign-ca "$c/esign-chain.pem" --mobile-ca "$c/mobile-chain.pem" --tsa-ca "$c/root.pem" \
+        --esign-ca "$c/esign-chain.pem" --mobile-ca "$c/mobile-chain.pem" --tsa-ca "$c/gateway-ca.pem" \
+        --tsa-policy "$TSA_POLICY" \
         --revocation "${COURT_REVOCATION:-ocsp}" \
         --registry-url "https://localhost:${REGISTRY_ADDR##*:}" \
         --registry-cert "$c/court-client.pem" --registry-key "$c/court-client.key"

@@ -540,10 +540,12 @@ static int usage(FILE *to)
 {
     fputs("usage: darvaza-peer court --db FILE --listen HOST:PORT --tls-cert F --tls-key F\n"
           "         [--client-ca F] --jwks-url URL [--cacert F] [--iss ISS] [--aud court]\n"
-          "         --esign-ca F [--mobile-ca F] --tsa-ca F [--revocation ocsp|crl|none]\n"
+          "         --esign-ca F [--mobile-ca F] --tsa-ca F --tsa-policy OID...\n"
+          "         [--revocation ocsp|crl|none]\n"
           "         --registry-url URL --registry-cert F --registry-key F\n"
           "  --esign-ca/--mobile-ca  anchors + CAs for signers' certificates (PEM bundles)\n"
           "  --tsa-ca                anchors for time-stamp tokens\n"
+          "  --tsa-policy            a TSA policy OID whose tokens are accepted (repeatable)\n"
           "  --registry-cert/-key    the court's TLS client certificate for the registry\n",
           to);
     return 2;
@@ -564,6 +566,7 @@ int dz_peer_court_main(int argc, char **argv)
                                          {"esign-ca", required_argument, NULL, 'E'},
                                          {"mobile-ca", required_argument, NULL, 'M'},
                                          {"tsa-ca", required_argument, NULL, 'T'},
+                                         {"tsa-policy", required_argument, NULL, 'P'},
                                          {"revocation", required_argument, NULL, 'R'},
                                          {"registry-url", required_argument, NULL, 'r'},
                                          {"registry-cert", required_argument, NULL, 'x'},
@@ -573,6 +576,8 @@ int dz_peer_court_main(int argc, char **argv)
     struct dz_peer_listen_opts lo = {0};
     const char *client_ca = NULL, *dbfile = NULL;
     const char *esign = NULL, *mobile = NULL, *tsa = NULL;
+    const char *tsa_pol[DZ_TSP_MAX_POLICIES];
+    size_t ntsa_pol = 0;
     struct dz_peer_auth_conf ac = {.iss = "darvaza-demo", .aud = "court"};
     struct court app = {0};
     struct dz_httpd_handlers h = {0};
@@ -604,6 +609,11 @@ int dz_peer_court_main(int argc, char **argv)
         case 'T':
             tsa = optarg;
             break;
+        case 'P':
+            if (ntsa_pol == DZ_TSP_MAX_POLICIES)
+                return usage(stderr);
+            tsa_pol[ntsa_pol++] = optarg;
+            break;
         case 'r':
             app.registry_url = optarg;
             break;
@@ -633,7 +643,7 @@ int dz_peer_court_main(int argc, char **argv)
         }
     }
     if (optind != argc || !lo.listen || !lo.cert || !lo.key || !dbfile || !ac.jwks_url || !esign ||
-        !tsa || !app.registry_url)
+        !tsa || ntsa_pol == 0 || !app.registry_url)
         return usage(stderr);
     if (dz_peer_parse_listen(lo.listen, host, sizeof(host), &port) != 0) {
         fprintf(stderr, "court: bad --listen '%s' (HOST:PORT)\n", lo.listen);
@@ -641,8 +651,9 @@ int dz_peer_court_main(int argc, char **argv)
     }
     if (load_trust(esign, &app.card_trust) != 0 ||
         (mobile && load_trust(mobile, &app.mobile_trust) != 0) ||
-        dz_tsp_trust_load(tsa, &app.tsa_trust) != 0) {
-        fprintf(stderr, "court: cannot load --esign-ca, --mobile-ca or --tsa-ca\n");
+        dz_tsp_trust_load(tsa, &app.tsa_trust) != 0 ||
+        dz_tsp_trust_set_policies(app.tsa_trust, tsa_pol, ntsa_pol) != 0) {
+        fprintf(stderr, "court: cannot load --esign-ca, --mobile-ca, --tsa-ca or --tsa-policy\n");
         goto out;
     }
     if (dz_courtdb_open(dbfile, &app.db) != 0 ||

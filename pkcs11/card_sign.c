@@ -256,10 +256,11 @@ out:
 
 int dz_card_cmd_verify(int argc, char **argv)
 {
-    static const char *const known[] = {"--ca", "--tsa-ca", "--revocation", NULL};
+    static const char *const known[] = {"--ca", "--tsa-ca", "--tsa-policy", "--revocation", NULL};
     const char *pos[2];
     const char *ca = opt(argc, argv, "--ca");
     const char *tsa = opt(argc, argv, "--tsa-ca");
+    const char *tsa_pol = opt(argc, argv, "--tsa-policy");
     const char *rev = opt(argc, argv, "--revocation");
     struct dz_x509_trust *t = NULL;
     struct dz_cades_verify_opts o;
@@ -272,8 +273,10 @@ int dz_card_cmd_verify(int argc, char **argv)
 
     memset(&o, 0, sizeof(o));
     if (!only_known(argc, argv, known) || positional(argc, argv, pos, 2) != 2 || !ca ||
+        !tsa != !tsa_pol ||
         (rev && strcmp(rev, "ocsp") && strcmp(rev, "crl") && strcmp(rev, "none"))) {
-        fputs("usage: darvaza-card verify FILE SIG --ca CHAIN.pem [--tsa-ca ROOT.pem]\n"
+        fputs("usage: darvaza-card verify FILE SIG --ca CHAIN.pem\n"
+              "                           [--tsa-ca TSA-CA.pem --tsa-policy OID]\n"
               "                           [--revocation ocsp|crl|none]\n"
               "  prints the validation report (JSON); exit 0 only for TOTAL_PASSED\n",
               stderr);
@@ -288,6 +291,10 @@ int dz_card_cmd_verify(int argc, char **argv)
     }
     if (tsa && dz_tsp_trust_load(tsa, &o.tsa_trust) != 0) {
         fprintf(stderr, "darvaza-card: cannot read the TSA CA file %s\n", tsa);
+        goto out;
+    }
+    if (tsa && dz_tsp_trust_set_policies(o.tsa_trust, &tsa_pol, 1) != 0) {
+        fprintf(stderr, "darvaza-card: --tsa-policy is not a numeric OID\n");
         goto out;
     }
     o.anchors[0].trust = t;

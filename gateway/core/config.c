@@ -30,6 +30,7 @@
 #include "base/yamltree.h"
 #include "http/tlstickets.h"
 #include "pki/keyfloor.h"
+#include "pki/tsp.h"
 
 #include "base/compat.h"
 
@@ -46,7 +47,8 @@ enum kw_type {
     T_ENUM,     /* an enum (int-sized) indexing aux (const char *const[]) */
     T_SECTION,  /* a nested mapping: aux is its struct table */
     T_LIST,     /* a list of mappings: aux is the element table */
-    T_PATHS     /* char **: a list of paths, each stored absolute; off2 the size_t count */
+    T_PATHS,    /* char **: a list of paths, each stored absolute; off2 the size_t count */
+    T_STRS      /* char **: a list of short texts (T_STR, 1..128); off2 the size_t count */
 };
 
 enum kw_flags {
@@ -494,13 +496,16 @@ static const struct table mobile_table = {mobile_kws, N(mobile_kws),
 static const struct kw documents_kws[] = {
     {"tsa_url", T_STR, F_STR(S, tsa_url), 0, 1, 1024, NULL, F_RELOADABLE | F_URL, NULL},
     {"tsa_ca", T_PATH, F_STR(S, tsa_ca), 0, 1, PATH_MAX, NULL, F_FILE | F_RELOADABLE, NULL},
+    {"tsa_policies", T_STRS, F_STRV(S, tsa_policies), F_SIZET(S, n_tsa_policies), 1,
+     DZ_TSP_MAX_POLICIES, NULL, F_RELOADABLE, NULL},
     {"tsa_timeout", T_DURATION, F_U64(S, tsa_timeout_ms), 0, 100, 30 * SEC, "5s", F_RELOADABLE,
      NULL},
     {"verify_rate", T_UINT, F_UINT(S, verify_rate), 0, 1, 100000, "60", F_RELOADABLE, NULL},
 };
 #undef S
+static int check_documents(struct ctx *, void *, const struct dz_yaml_node *, const char *);
 static const struct table documents_table = {documents_kws, N(documents_kws),
-                                             sizeof(struct dz_config_documents), NULL};
+                                             sizeof(struct dz_config_documents), check_documents};
 
 #define S struct dz_config_sms
 static const struct kw sms_kws[] = {
@@ -903,6 +908,7 @@ static int set_value(struct ctx *c, const struct kw *k, void *base, const char *
     case T_SECTION:
     case T_LIST:
     case T_PATHS:
+    case T_STRS:
         break;
     }
     return fail(c, line, key, "internal error: bad keyword type");
@@ -946,18 +952,20 @@ static int load_list(struct ctx *c, const struct kw *k, void *base, const struct
 
 /* A list of paths ("[a, b]" or one per line): each entry is read as a
  * T_PATH with the keyword's file flags, so it gets the same checks and
- * messages ("...ticket_keys[1]: cannot read ..."). */
+ * messages ("...ticket_keys[1]: cannot read ...").  A T_STRS list is read
+ * the same way, each entry as a T_STR. */
 static int load_paths(struct ctx *c, const struct kw *k, void *base, const struct dz_yaml_node *n,
                       const char *key)
 {
     struct kw one = *k;
     char ***arr = FIELDP(base, k->off, char **);
     size_t *count = FIELDP(base, k->off2, size_t);
+    const char *what = k->type == T_PATHS ? "path" : "value";
     size_t i = 0;
     int rc;
 
     if (n->kind != DZ_YAML_SEQ)
-        return fail(c, n->key_line, key, "expected a list of paths, got %s",
+        return fail(c, n->key_line, key, "expected a list of %ss, got %s", what,
                     dz_yaml_is_null(n) ? "an empty value" : dz_yaml_kind_name(n->kind));
     if (n->count < k->min || n->count > k->max)
         return fail(c, n->key_line, key, "must have %llu to %llu entries", k->min, k->max);
@@ -966,15 +974,15 @@ static int load_paths(struct ctx *c, const struct kw *k, void *base, const struc
         return fail(c, n->key_line, key, "out of memory");
     /* Count first: a partly loaded list must still be freed entirely. */
     *count = n->count;
-    one.type = T_PATH;
+    one.type = k->type == T_PATHS ? T_PATH : T_STR;
     one.off = 0;
     one.min = 1;
-    one.max = PATH_MAX;
+    one.max = k->type == T_PATHS ? PATH_MAX : 128;
     for (const struct dz_yaml_node *item = n->first; item; item = item->next, i++) {
         char ikey[KEY_LEN];
         index_key(ikey, sizeof(ikey), key, i);
         if (item->kind != DZ_YAML_SCALAR || dz_yaml_is_null(item))
-            return fail(c, item->line, ikey, "expected a path, got %s",
+            return fail(c, item->line, ikey, "expected a %s, got %s", what,
                         dz_yaml_is_null(item) ? "an empty value" : dz_yaml_kind_name(item->kind));
         rc = set_value(c, &one, &(*arr)[i], item->str, item->line, ikey);
         if (rc != 0)
@@ -1009,7 +1017,7 @@ static int load_kw(struct ctx *c, const struct kw *k, void *base, const struct d
         }
         return load_list(c, k, base, n, key);
     }
-    if (k->type == T_PATHS) {
+    if (k->type == T_PATHS || k->type == T_STRS) {
         if (!n) {
             if (k->flags & F_REQUIRED)
                 return fail(c, parent_line, key, "required list is missing");
@@ -1102,7 +1110,8 @@ static void free_table(const struct table *t, void *base)
             *count = 0;
             break;
         }
-        case T_PATHS: {
+        case T_PATHS:
+        case T_STRS: {
             char ***arr = FIELDP(base, k->off, char **);
             size_t *count = FIELDP(base, k->off2, size_t);
             for (size_t j = 0; *arr && j < *count; j++)
@@ -1258,6 +1267,68 @@ static int check_cards(struct ctx *c, void *base, const struct dz_yaml_node *map
                     "expected https://host[:port] with no path, not even a trailing /");
     if (!cc->ca)
         return fail(c, line_of(map, "tls_origin", 0), key, "needs cards.ca");
+    return 0;
+}
+
+/* A dotted numeric OID as X.660 writes it: a first arc 0..2, a second arc
+ * (under 40 below 0 and 1), no empty arc, no leading zero. */
+static bool numeric_oid(const char *s)
+{
+    unsigned arcs = 0;
+
+    for (const char *p = s;; p++) {
+        const char *start = p;
+        unsigned long v = 0;
+
+        for (; *p >= '0' && *p <= '9'; p++) {
+            if (v > 100000000UL)
+                return false;
+            v = v * 10 + (unsigned long)(*p - '0');
+        }
+        if (p == start || (*start == '0' && p - start > 1))
+            return false;
+        if ((arcs == 0 && v > 2) || (arcs == 1 && s[0] != '2' && v > 39))
+            return false;
+        arcs++;
+        if (*p == '\0')
+            return arcs >= 2;
+        if (*p != '.')
+            return false;
+    }
+}
+
+/* documents: a TSA comes with its anchors and the policies its tokens
+ * must name (tsp.h: a TSA may also issue tokens under a test policy or a
+ * lesser one; nothing else tells them apart).  No default: which of a
+ * TSA's policies a court relies on is the operator's decision, and a
+ * wrong guess either lets a test token through or stops every filing. */
+static int check_documents(struct ctx *c, void *base, const struct dz_yaml_node *map,
+                           const char *path)
+{
+    struct dz_config_documents *d = base;
+    const struct dz_yaml_node *list = dz_yaml_get(map, "tsa_policies");
+    const struct dz_yaml_node *item = list ? list->first : NULL;
+    char key[KEY_LEN], ikey[KEY_LEN];
+
+    join_key(key, sizeof(key), path, "tsa_policies");
+    if (d->tsa_url && !d->tsa_ca) {
+        join_key(ikey, sizeof(ikey), path, "tsa_ca");
+        return fail(c, line_of(map, "tsa_url", 0), ikey, "required with tsa_url");
+    }
+    if (d->tsa_url && d->n_tsa_policies == 0)
+        return fail(c, line_of(map, "tsa_url", 0), key,
+                    "required with tsa_url: the TSA policy OIDs whose tokens are accepted");
+    for (size_t i = 0; i < d->n_tsa_policies; i++, item = item ? item->next : NULL) {
+        unsigned line = item ? item->line : line_of(map, "tsa_policies", 0);
+        index_key(ikey, sizeof(ikey), key, i);
+        if (!numeric_oid(d->tsa_policies[i]))
+            return fail(c, line, ikey, "expected a dotted numeric OID, got \"%.64s\"",
+                        d->tsa_policies[i]);
+        for (size_t j = 0; j < i; j++) {
+            if (strcmp(d->tsa_policies[i], d->tsa_policies[j]) == 0)
+                return fail(c, line, ikey, "%s is listed twice", d->tsa_policies[i]);
+        }
+    }
     return 0;
 }
 
@@ -1730,13 +1801,14 @@ static bool format_value(const struct kw *k, const void *base, struct dz_buf *ou
         }
         return dz_buf_append_str(out, "?") == 0;
     }
-    case T_PATHS: {
+    case T_PATHS:
+    case T_STRS: {
         const char *const *arr = *CFIELDP(base, k->off, char **);
         size_t n = *CFIELDP(base, k->off2, size_t);
         struct kw one = *k;
         if (!arr || n == 0)
             return false;
-        one.type = T_PATH;
+        one.type = k->type == T_PATHS ? T_PATH : T_STR;
         one.off = 0;
         ok = dz_buf_append_str(out, "[") == 0;
         for (size_t i = 0; ok && i < n; i++) {

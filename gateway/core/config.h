@@ -279,6 +279,8 @@ struct dz_config_mobile {
 struct dz_config_documents {
     char *tsa_url;           /* RFC 3161 TSA (http only on loopback), or NULL */
     char *tsa_ca;            /* PEM: anchors for TSA certificates (required with tsa_url) */
+    char **tsa_policies;     /* TSTInfo policy OIDs accepted (required with tsa_url) */
+    size_t n_tsa_policies;   /* 0..DZ_TSP_MAX_POLICIES */
     uint64_t tsa_timeout_ms; /* each time-stamp request, 100ms..30s, default 5s */
     unsigned verify_rate;    /* /api/documents/verify calls per client address per minute */
 };

@@ -203,6 +203,13 @@ int dz_gen_load(const char *config_path, uint64_t number, struct dz_gen **out, c
                      dz_err_str(rc));
             goto out;
         }
+        if ((rc = dz_tsp_trust_set_policies(g->tsa_trust,
+                                            (const char *const *)cf->documents.tsa_policies,
+                                            cf->documents.n_tsa_policies)) != 0) {
+            snprintf(err, err_len, "%s: documents: tsa_policies cannot be used (%s)", cf->path,
+                     dz_err_str(rc));
+            goto out;
+        }
     }
     if (cf->gateway.web_root) {
         rc = dz_web_load(cf->gateway.web_root, &g->web, err, err_len);

@@ -2,7 +2,9 @@
  * signed_body.c - the require_signed_body step of the forwarder (see
  * signed_body.h): read the envelope, verify the CAdES signature on the pool
  * (chain, revocation: it may fetch), require the signer to be the session's
- * person, time-stamp the signature at the TSA (level T), build the
+ * person, remove the unsigned attributes nobody vouches for (all but a
+ * client's time-stamp that checks as ours would), time-stamp the signature
+ * at the TSA (level T) unless that one stayed, build the
  * envelope that is forwarded and, for a document about another person, the
  * onward assertion for the registry.  Every refusal is audited before it is
  * answered, and nothing is forwarded unless every step passed: a TSA that
@@ -14,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "base/b64.h"
 #include "base/err.h"
@@ -128,6 +131,10 @@ static void work(void *arg)
     struct dz_tsp_info info;
     struct dz_httpc_tls tls = {op->tsa_ca, NULL, NULL};
     bool https = strncmp(op->tsa_url, "https:", 6) == 0;
+    unsigned char *clean = NULL;
+    size_t clean_len = 0;
+    bool kept_ts = false;
+    unsigned removed = 0;
     int rc;
 
     op->outcome = OUT_INTERNAL;
@@ -156,8 +163,37 @@ static void work(void *arg)
         op->outcome = OUT_ROLE_MISMATCH;
         return;
     }
-    if (op->rep.level == 'T') {
-        /* Already time-stamped (and the token checked by verify). */
+    /* What goes on is only what was checked: the unsigned attributes are
+     * outside the signer's signature, so they are removed, but for a
+     * client's own time-stamp that checks as ours would (trusted TSA,
+     * policy, imprint over this signature value, genTime within the skew
+     * of now).  A stale one would be a proof of existence the gateway
+     * never saw made: it is replaced by ours. */
+    rc = dz_cades_clean_unsigned(op->sig, op->sig_len, op->opts.tsa_trust, (int64_t)time(NULL),
+                                 &clean, &clean_len, &kept_ts, &removed);
+    if (rc)
+        return;
+    free(op->sig);
+    op->sig = malloc(clean_len); /* op->sig is free()d, clean OPENSSL_free()d */
+    if (op->sig)
+        memcpy(op->sig, clean, clean_len);
+    OPENSSL_free(clean);
+    if (!op->sig)
+        return;
+    op->sig_len = clean_len;
+    if (op->rep.level == 'T' && !kept_ts) {
+        /* The verdict leant on the dropped time-stamp (a certificate
+         * revoked after it passes as proof of existence): judged again
+         * without it. */
+        rc = dz_cades_verify(op->doc, op->doc_len, op->sig, op->sig_len, &op->opts, &op->rep);
+        if (rc)
+            return;
+        if (strcmp(op->rep.indication, "TOTAL_PASSED") != 0) {
+            op->outcome = OUT_REJECTED;
+            return;
+        }
+    }
+    if (kept_ts) {
         op->sig_t = OPENSSL_memdup(op->sig, op->sig_len);
         op->sig_t_len = op->sig_len;
         op->outcome = op->sig_t ? OUT_OK : OUT_INTERNAL;

@@ -408,6 +408,160 @@ out:
     return rc;
 }
 
+/* The length of the DER header at p (within n bytes) and of its contents;
+ * false when it is not a definite-length element that fits. */
+static bool der_elem(const unsigned char *p, size_t n, size_t *hdr, size_t *clen)
+{
+    const unsigned char *q = p;
+    long l = 0;
+    int tag, cls;
+    int r = ASN1_get_object(&q, &l, &tag, &cls, (long)n);
+
+    ERR_clear_error();
+    if ((r & 0x80) || (r & 0x01) || l < 0)
+        return false;
+    *hdr = (size_t)(q - p);
+    *clen = (size_t)l;
+    return *hdr + *clen <= n;
+}
+
+/*
+ * OpenSSL encodes a SignerInfo whose unsigned attributes were all deleted
+ * with an empty [1] SET, which RFC 5652 forbids (SIZE (1..MAX)) and which
+ * is not the signature as the signer made it.  It is the last element of
+ * the SignerInfo, itself the last of the SignerInfos SET, the last of the
+ * SignedData, inside the last of the ContentInfo: drop its two bytes and
+ * shorten the five headers around it.  0, DZ_ERR_PARSE, DZ_ERR_NOMEM.
+ */
+static int drop_empty_unsigned(unsigned char *der, size_t len, unsigned char **out, size_t *out_len)
+{
+    enum { LEVELS = 5 }; /* ContentInfo, [0], SignedData, SignerInfos, SignerInfo */
+    size_t start[LEVELS], hdr[LEVELS], clen[LEVELS];
+    size_t pos = 0, end = len, o = 0;
+    unsigned char *buf;
+
+    for (int i = 0; i < LEVELS; i++) {
+        size_t child = pos, h, c;
+        if (i > 0) { /* the last child of the element above */
+            for (size_t q = pos; q < end; q += h + c) {
+                if (!der_elem(der + q, end - q, &h, &c))
+                    return DZ_ERR_PARSE;
+                child = q;
+            }
+        }
+        if (!der_elem(der + child, end - child, &hdr[i], &clen[i]) ||
+            child + hdr[i] + clen[i] != end)
+            return DZ_ERR_PARSE;
+        start[i] = child;
+        pos = child + hdr[i];
+        end = pos + clen[i];
+    }
+    if (clen[LEVELS - 1] < 2 || der[end - 2] != 0xa1 || der[end - 1] != 0x00)
+        return DZ_ERR_PARSE;
+    buf = OPENSSL_malloc(len);
+    if (!buf)
+        return DZ_ERR_NOMEM;
+    for (int i = 0; i < LEVELS; i++) {
+        size_t from = start[i] + hdr[i];
+        size_t upto = i + 1 < LEVELS ? start[i + 1] : end - 2;
+        unsigned char *p = buf + o;
+
+        /* The tag byte as it was, then the shorter length. */
+        ASN1_put_object(&p, der[start[i]] & V_ASN1_CONSTRUCTED ? 1 : 0, (int)(clen[i] - 2),
+                        der[start[i]] & 0x1f, der[start[i]] & 0xc0);
+        o = (size_t)(p - buf);
+        memcpy(buf + o, der + from, upto - from);
+        o += upto - from;
+    }
+    *out = buf;
+    *out_len = o;
+    return 0;
+}
+
+/* The one time-stamp token at unsigned attribute idx of si, checked as
+ * the gateway checks its own (see dz_cades_clean_unsigned). */
+static bool fresh_timestamp(CMS_SignerInfo *si, int idx, X509_STORE *tsa_trust, int64_t now)
+{
+    X509_ATTRIBUTE *at = CMS_unsigned_get_attr(si, idx);
+    ASN1_TYPE *ts = at && X509_ATTRIBUTE_count(at) == 1 ? X509_ATTRIBUTE_get0_type(at, 0) : NULL;
+    ASN1_OCTET_STRING *sv = CMS_SignerInfo_get0_signature(si);
+    struct dz_tsp_info info;
+    unsigned char d[32];
+
+    if (!tsa_trust || !ts || ts->type != V_ASN1_SEQUENCE || !sv)
+        return false;
+    dz_sha256(ASN1_STRING_get0_data(sv), (size_t)ASN1_STRING_length(sv), d);
+    if (dz_tsp_verify_token(ASN1_STRING_get0_data(ts->value.sequence),
+                            (size_t)ASN1_STRING_length(ts->value.sequence), d, NULL, tsa_trust,
+                            &info, NULL, 0) != 0)
+        return false;
+    return info.gen_time <= now + DZ_TSP_FRESH_SKEW_S && info.gen_time >= now - DZ_TSP_FRESH_SKEW_S;
+}
+
+int dz_cades_clean_unsigned(const unsigned char *cms_der, size_t len, X509_STORE *tsa_trust,
+                            int64_t now, unsigned char **out, size_t *out_len, bool *kept_ts,
+                            unsigned *removed)
+{
+    CMS_ContentInfo *cms = NULL;
+    CMS_SignerInfo *si = NULL;
+    int n, ts_count = 0;
+    int rc;
+
+    *out = NULL;
+    *out_len = 0;
+    *kept_ts = false;
+    *removed = 0;
+    rc = parse_one_signer(cms_der, len, &cms, &si);
+    if (rc)
+        goto out;
+    n = CMS_unsigned_get_attr_count(si);
+    for (int i = 0; i < n; i++) {
+        if (OBJ_obj2nid(X509_ATTRIBUTE_get0_object(CMS_unsigned_get_attr(si, i))) ==
+            NID_id_smime_aa_timeStampToken)
+            ts_count++;
+    }
+    /* From the end, so that the indexes still to visit do not move. */
+    for (int i = n - 1; i >= 0; i--) {
+        X509_ATTRIBUTE *at = CMS_unsigned_get_attr(si, i);
+        if (ts_count == 1 &&
+            OBJ_obj2nid(X509_ATTRIBUTE_get0_object(at)) == NID_id_smime_aa_timeStampToken &&
+            fresh_timestamp(si, i, tsa_trust, now)) {
+            *kept_ts = true;
+            continue;
+        }
+        X509_ATTRIBUTE_free(CMS_unsigned_delete_attr(si, i));
+        (*removed)++;
+    }
+    if (*removed == 0) {
+        *out = OPENSSL_memdup(cms_der, len);
+        *out_len = len;
+        rc = *out ? 0 : DZ_ERR_NOMEM;
+        goto out;
+    }
+    n = i2d_CMS_ContentInfo(cms, out);
+    if (n <= 0) {
+        *out = NULL;
+        rc = DZ_ERR_CRYPTO;
+        goto out;
+    }
+    *out_len = (size_t)n;
+    if (CMS_unsigned_get_attr_count(si) <= 0) {
+        unsigned char *full = *out;
+        rc = drop_empty_unsigned(full, *out_len, out, out_len);
+        OPENSSL_free(full);
+        if (rc)
+            *out = NULL;
+    }
+out:
+    if (rc) {
+        *kept_ts = false;
+        *removed = 0;
+    }
+    CMS_ContentInfo_free(cms);
+    ERR_clear_error();
+    return rc;
+}
+
 /* ------------------------------------------------------------- verify */
 
 static void add_check(struct dz_cades_report *r, const char *name, const char *result,
@@ -600,6 +754,7 @@ static void check_ess(CMS_SignerInfo *si, X509 *signer, struct dz_cades_report *
     ESS_SIGNING_CERT *sc1 = NULL;
     STACK_OF(X509) *one = sk_X509_new_null();
     const unsigned char *p;
+    char why[128];
     int ok = -1;
 
     if (!ess || ess->type != V_ASN1_SEQUENCE)
@@ -616,7 +771,15 @@ static void check_ess(CMS_SignerInfo *si, X509 *signer, struct dz_cades_report *
     }
     if (sc && one && sk_X509_push(one, signer) && !rep1 && (!ess1 || sc1))
         ok = OSSL_ESS_check_signing_certs(sc1, sc, one, 1);
-    if (ok > 0) {
+    /* The hash that binds the signature to its certificate is held to the
+     * floor: ESSCertIDv2 defaults to SHA-256, and an explicit SHA-1 or MD5
+     * is a downgrade (a certificate made to collide would be named too). */
+    if (ok > 0 &&
+        !dz_keyfloor_ess_v2_ok(NULL, ASN1_STRING_get0_data(ess->value.sequence),
+                               (size_t)ASN1_STRING_length(ess->value.sequence), why, sizeof(why))) {
+        add_check(out, "signing_certificate", "failed", "weak_signature: %s", why);
+        indet(v, "CRYPTO_CONSTRAINTS_FAILURE_NO_POE");
+    } else if (ok > 0) {
         add_check(out, "signing_certificate", "passed",
                   "ESS signing-certificate-v2 names the signer's certificate");
     } else {

@@ -101,6 +101,24 @@ int dz_cades_signature_digest(const unsigned char *cms, size_t len, unsigned cha
 int dz_cades_add_timestamp(const unsigned char *cms, size_t len, const unsigned char *token,
                            size_t token_len, unsigned char **out, size_t *out_len);
 
+/*
+ * The signature as the gateway passes it on, its unsigned attributes
+ * cleaned: they are not covered by the signer's signature, so anything
+ * there is unvouched.  Every unsigned attribute is removed (counter-
+ * signatures, revocation values, anything unknown) but one signature
+ * time-stamp, and that one too unless its token checks as the gateway's
+ * own would: dz_tsp_verify_token over the signature value against
+ * tsa_trust (chain, EKU, policy, floor), with a genTime within
+ * DZ_TSP_FRESH_SKEW_S of now (unix seconds).  *kept_ts says whether the
+ * time-stamp stayed; *removed counts the attributes removed.  *out is a
+ * new DER (OPENSSL_free; the input's bytes when nothing was removed).  0,
+ * DZ_ERR_PARSE (not one SignerInfo), DZ_ERR_TOOBIG, DZ_ERR_CRYPTO,
+ * DZ_ERR_NOMEM.  Pure; any thread.
+ */
+int dz_cades_clean_unsigned(const unsigned char *cms, size_t len, X509_STORE *tsa_trust,
+                            int64_t now, unsigned char **out, size_t *out_len, bool *kept_ts,
+                            unsigned *removed);
+
 /* Where signer certificates may chain: a trust and the certificate policy
  * its leaves must carry (card, mobile).  The anchor whose policy the signer
  * certificate carries is used; the first one when it carries none. */

@@ -217,6 +217,72 @@ void dz_keyfloor_param(const struct dz_keyfloor *f, X509_VERIFY_PARAM *p)
     X509_VERIFY_PARAM_set_auth_level(p, f->off ? 0 : DZ_KEYFLOOR_AUTH_LEVEL);
 }
 
+/* ---- ESS signing-certificate-v2 ---- */
+
+/* The header of the DER element at *p (before end): a universal tag of
+ * the given type (constructed for SEQUENCE); *p then points at its
+ * contents and *clen is their length.  false when anything else. */
+static bool der_header(const unsigned char **p, const unsigned char *end, int type, long *clen)
+{
+    int tag = 0, cls = 0;
+    int r;
+
+    if (*p >= end)
+        return false;
+    r = ASN1_get_object(p, clen, &tag, &cls, end - *p);
+    ERR_clear_error();
+    return !(r & 0x80) && r == (type == V_ASN1_SEQUENCE ? V_ASN1_CONSTRUCTED : 0) &&
+           cls == V_ASN1_UNIVERSAL && tag == type;
+}
+
+bool dz_keyfloor_ess_v2_ok(const struct dz_keyfloor *f, const unsigned char *der, size_t len,
+                           char *why, size_t why_len)
+{
+    const unsigned char *p = der, *end = der + len, *ids_end;
+    long clen = 0;
+    unsigned n = 0;
+
+    if (f == NULL)
+        f = &dz_keyfloor_default;
+    if (f->off)
+        return true;
+    /* SigningCertificateV2 ::= SEQUENCE { certs SEQUENCE OF ESSCertIDv2, policies ... } */
+    if (!der || len == 0 || len > 65536 || !der_header(&p, end, V_ASN1_SEQUENCE, &clen) ||
+        !der_header(&p, end, V_ASN1_SEQUENCE, &clen))
+        goto malformed;
+    ids_end = p + clen;
+    while (p < ids_end) {
+        const unsigned char *id_end, *q;
+        X509_ALGOR *alg;
+        int nid;
+
+        /* ESSCertIDv2 ::= SEQUENCE { hashAlgorithm AlgorithmIdentifier
+         *   DEFAULT {algorithm id-sha256}, certHash OCTET STRING, ... } */
+        if (!der_header(&p, ids_end, V_ASN1_SEQUENCE, &clen))
+            goto malformed;
+        id_end = p + clen;
+        n++;
+        if (p < id_end && *p == (V_ASN1_CONSTRUCTED | V_ASN1_SEQUENCE)) {
+            q = p;
+            alg = d2i_X509_ALGOR(NULL, &q, id_end - p);
+            nid = alg ? OBJ_obj2nid(alg->algorithm) : NID_undef;
+            X509_ALGOR_free(alg);
+            ERR_clear_error();
+            if (!dz_keyfloor_md_ok(f, nid)) {
+                dz_why(why, why_len, "ESSCertIDv2 %u hashed with %s", n,
+                       nid == NID_undef ? "an unknown algorithm" : OBJ_nid2sn(nid));
+                return false;
+            }
+        }
+        p = id_end;
+    }
+    if (n > 0 && p == ids_end)
+        return true;
+malformed:
+    dz_why(why, why_len, "ESS signing-certificate-v2 does not decode");
+    return false;
+}
+
 /* ---- the floor of a store (ex_data) ---- */
 
 static pthread_once_t idx_once = PTHREAD_ONCE_INIT;

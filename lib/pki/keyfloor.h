@@ -71,6 +71,17 @@ bool dz_keyfloor_sigalg_ok(const struct dz_keyfloor *f, const X509_ALGOR *alg, b
 bool dz_keyfloor_md_ok(const struct dz_keyfloor *f, int md_nid);
 
 /*
+ * Is every ESSCertIDv2 of a SigningCertificateV2 (RFC 5035; der[0..len) the
+ * attribute value's DER, as in a CMS signer's or a time-stamp token's
+ * signed attributes) hashed with a digest dz_keyfloor_md_ok allows?  An
+ * absent hashAlgorithm is SHA-256 (its DEFAULT); an explicit weaker one
+ * (SHA-1, MD5) is a downgrade of what binds the signature to its
+ * certificate.  false with why filled also when der does not decode.
+ */
+bool dz_keyfloor_ess_v2_ok(const struct dz_keyfloor *f, const unsigned char *der, size_t len,
+                           char *why, size_t why_len);
+
+/*
  * Judge a validated chain (leaf first, anchor last): every certificate's
  * key, and the signature of every certificate except a self-signed last
  * one.  NULL when all pass; else the reason, "weak_key" or

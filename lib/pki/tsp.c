@@ -5,6 +5,7 @@
  */
 #include "pki/tsp.h"
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -52,6 +53,11 @@ int dz_tsp_trust_load(const char *pem_path, X509_STORE **out)
     st = X509_STORE_new();
     if (!st || dz_keyfloor_store_set(st, &dz_keyfloor_default) != 0)
         goto out;
+    /* Every certificate of the bundle is an anchor, the TSA's issuing CA
+     * included: trusting only the root above it would also trust every
+     * other CA under that root (the card and mobile-signature CAs) to make
+     * time-stamping authorities. */
+    X509_STORE_set_flags(st, X509_V_FLAG_PARTIAL_CHAIN);
     while ((x = PEM_read_X509(f, NULL, NULL, NULL)) != NULL) {
         if (X509_STORE_add_cert(st, x) != 1) {
             rc = DZ_ERR_CRYPTO;
@@ -77,6 +83,92 @@ out:
     X509_STORE_free(st);
     fclose(f);
     return rc;
+}
+
+/* ---- the accepted TSA policies of a store (ex_data) ---- */
+
+struct tsa_policies {
+    size_t n;
+    ASN1_OBJECT *oid[DZ_TSP_MAX_POLICIES];
+};
+
+static pthread_once_t pol_once = PTHREAD_ONCE_INIT;
+static int pol_idx = -1;
+
+static void policies_free(struct tsa_policies *p)
+{
+    if (!p)
+        return;
+    for (size_t i = 0; i < p->n; i++)
+        ASN1_OBJECT_free(p->oid[i]);
+    free(p);
+}
+
+static void pol_free_cb(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl, void *argp)
+{
+    policies_free(ptr);
+}
+
+static void pol_idx_init(void)
+{
+    pol_idx = X509_STORE_get_ex_new_index(0, NULL, NULL, NULL, pol_free_cb);
+}
+
+int dz_tsp_trust_set_policies(X509_STORE *st, const char *const *oids, size_t n)
+{
+    struct tsa_policies *p;
+    void *old;
+
+    if (!st || !oids || n == 0 || n > DZ_TSP_MAX_POLICIES)
+        return DZ_ERR_INVAL;
+    pthread_once(&pol_once, pol_idx_init);
+    if (pol_idx < 0)
+        return DZ_ERR_NOMEM;
+    p = calloc(1, sizeof(*p));
+    if (!p)
+        return DZ_ERR_NOMEM;
+    for (; p->n < n; p->n++) {
+        /* Numeric only (no_name 1): a name would depend on OpenSSL's table. */
+        p->oid[p->n] = oids[p->n] ? OBJ_txt2obj(oids[p->n], 1) : NULL;
+        if (!p->oid[p->n]) {
+            ERR_clear_error();
+            policies_free(p);
+            return DZ_ERR_INVAL;
+        }
+    }
+    old = X509_STORE_get_ex_data(st, pol_idx);
+    if (X509_STORE_set_ex_data(st, pol_idx, p) != 1) {
+        ERR_clear_error();
+        policies_free(p);
+        return DZ_ERR_NOMEM;
+    }
+    policies_free(old);
+    return 0;
+}
+
+/* The token's TSTInfo.policy among those st accepts?  detail says why not. */
+static bool policy_ok(X509_STORE *st, TS_TST_INFO *tst, char *detail, size_t detail_len)
+{
+    const struct tsa_policies *p = NULL;
+    const ASN1_OBJECT *pol = TS_TST_INFO_get_policy_id(tst);
+    char txt[96];
+
+    pthread_once(&pol_once, pol_idx_init);
+    if (pol_idx >= 0)
+        p = X509_STORE_get_ex_data(st, pol_idx);
+    for (size_t i = 0; p && pol && i < p->n; i++) {
+        if (OBJ_cmp(p->oid[i], pol) == 0)
+            return true;
+    }
+    if (detail && detail_len) {
+        if (!p)
+            snprintf(detail, detail_len, "policy: no TSA policy is accepted (none configured)");
+        else if (!pol || OBJ_obj2txt(txt, sizeof(txt), pol, 1) <= 0)
+            snprintf(detail, detail_len, "policy: the token names no readable TSA policy");
+        else
+            snprintf(detail, detail_len, "policy: the token's TSA policy %s is not accepted", txt);
+    }
+    return false;
 }
 
 static TS_REQ *make_req(const unsigned char digest[32], unsigned char nonce[8])
@@ -171,7 +263,8 @@ static void fill_info(PKCS7 *tok, TS_TST_INFO *tst, X509_STORE *trust, struct dz
 
 /*
  * The floor (keyfloor.h) on a token that OpenSSL has verified: the token's
- * own signature (digest and signature algorithm of its one SignerInfo) and
+ * own signature (digest and signature algorithm of its one SignerInfo, the
+ * hashes of its ESS signing-certificate-v2) and
  * every certificate from the TSA's signer up to the anchor (key; signature
  * but the anchor's).  OpenSSL's security level on the store already
  * refused the grossest cases during TS_RESP_verify_token.  0 or
@@ -186,6 +279,7 @@ static int token_floor(PKCS7 *tok, X509_STORE *trust, char *detail, size_t detai
     X509_STORE_CTX *vc = NULL;
     STACK_OF(X509) *chain = NULL;
     X509 *signer = NULL;
+    ASN1_TYPE *ess;
     const char *weak;
     char why[160];
     int depth = 0;
@@ -199,6 +293,23 @@ static int token_floor(PKCS7 *tok, X509_STORE *trust, char *detail, size_t detai
         goto out;
     }
     if (!dz_keyfloor_sigalg_ok(f, si->digest_enc_alg, true, why, sizeof(why))) {
+        if (detail && detail_len)
+            snprintf(detail, detail_len, "weak_signature: time-stamp token: %s", why);
+        goto out;
+    }
+    /* What binds the token to its TSA's certificate (RFC 5816): a
+     * signing-certificate-v2 whose hashes are held to the floor.  A token
+     * with only the v1 attribute names its certificate by SHA-1 alone, so
+     * accepting it would leave the floor on v2 a door beside the wall. */
+    ess = PKCS7_get_signed_attribute(si, NID_id_smime_aa_signingCertificateV2);
+    if (!ess || ess->type != V_ASN1_SEQUENCE) {
+        set_detail(detail, detail_len,
+                   "weak_signature: the token names its TSA's certificate by SHA-1 only (no "
+                   "signing-certificate-v2)");
+        goto out;
+    }
+    if (!dz_keyfloor_ess_v2_ok(f, ASN1_STRING_get0_data(ess->value.sequence),
+                               (size_t)ASN1_STRING_length(ess->value.sequence), why, sizeof(why))) {
         if (detail && detail_len)
             snprintf(detail, detail_len, "weak_signature: time-stamp token: %s", why);
         goto out;
@@ -272,6 +383,10 @@ static int verify_with(TS_VERIFY_CTX *ctx, PKCS7 *tok, X509_STORE *trust, struct
     if (rc != 0)
         goto out;
     rc = DZ_ERR_DENIED;
+    /* After the signature: only a token the TSA truly made is judged by
+     * the promise it names. */
+    if (!policy_ok(trust, tst, detail, detail_len))
+        goto out;
     fill_info(tok, tst, trust, info);
     if (info->gen_time <= 0) {
         set_detail(detail, detail_len, "the token's genTime cannot be read");

@@ -6,7 +6,8 @@
  * chain to the given trust store with the timeStamping extended key usage
  * (critical, the only EKU: OpenSSL's X509_PURPOSE_TIMESTAMP_SIGN), the ESS
  * signing-certificate attribute, the version, that the imprint is SHA-256
- * over exactly our digest, and (for a fresh answer) our nonce.
+ * over exactly our digest, that the token was issued under a TSA policy the
+ * trust store accepts, and (for a fresh answer) our nonce.
  *
  * Used by lib/pki/cades.c (level T) and by the gateway's signed-body step.  It
  * never decides what a time-stamp means for a signature (cades.c does),
@@ -31,6 +32,7 @@
 #define DZ_TSP_MAX_RESPONSE (40 * 1024) /* one TimeStampResp */
 #define DZ_TSP_TIMEOUT_MS 5000u         /* default fetch limit */
 #define DZ_TSP_FRESH_SKEW_S 300         /* a fresh token's genTime this far from our clock */
+#define DZ_TSP_MAX_POLICIES 8           /* accepted TSA policies per trust store */
 
 struct dz_tsp_info {
     int64_t gen_time;             /* TSTInfo genTime, unix seconds */
@@ -44,14 +46,28 @@ struct dz_tsp_info {
 int64_t dz_tsp_time_unix(const ASN1_TIME *t);
 
 /*
- * Load a PEM bundle of trust anchors (and intermediates, which are added as
- * trusted too: give a TSA CA bundle, not a whole world) into a new store.
+ * Load a PEM bundle of trust anchors into a new store.  Every certificate
+ * in it is an anchor, an intermediate CA too (X509_V_FLAG_PARTIAL_CHAIN):
+ * give the TSA's own issuing CA, not a root that also issues other CAs
+ * (any CA under an anchor may certify a time-stamping authority).
  * *out is the caller's (X509_STORE_free).  The store carries the fixed
  * key and signature floor (keyfloor.h); raise it with
  * dz_keyfloor_store_set.  0, DZ_ERR_IO, DZ_ERR_PARSE (no certificate),
  * DZ_ERR_NOMEM.  Blocking file I/O: start-up or CLI.
  */
 int dz_tsp_trust_load(const char *pem_path, X509_STORE **out);
+
+/*
+ * The TSA policies (TSTInfo.policy, dotted numeric OIDs) whose tokens st
+ * accepts, attached to st (a copy, freed with st; replaces any earlier
+ * list).  A TSA may issue tokens under several policies (a test policy, a
+ * policy of lesser assurance): its certificate alone does not say which
+ * promise a token carries, so the policy is checked on every token, and a
+ * store without a list accepts no token at all.  0, DZ_ERR_INVAL (n is 0
+ * or over DZ_TSP_MAX_POLICIES, or an entry is not a numeric OID),
+ * DZ_ERR_NOMEM.  Build time only.
+ */
+int dz_tsp_trust_set_policies(X509_STORE *st, const char *const *oids, size_t n);
 
 /*
  * TimeStampReq (DER, malloc'd into *out) for a SHA-256 digest, certReq true
@@ -66,8 +82,9 @@ int dz_tsp_request_der(const unsigned char digest[32], unsigned char nonce[8], u
  * digest (SHA-256, 32 bytes) against trust (borrowed; not modified).
  * nonce NULL: no nonce check (a stored token).  *info is cleared on entry
  * and filled on success.  Returns 0 when the token is good, DZ_ERR_PARSE
- * (not a token), DZ_ERR_DENIED (signature, chain, EKU, imprint, algorithm
- * or nonce wrong, or the token's signature or a key or signature of the
+ * (not a token), DZ_ERR_DENIED (signature, chain, EKU, imprint, algorithm,
+ * nonce or TSA policy (dz_tsp_trust_set_policies; detail then starts with
+ * "policy") wrong, or the token's signature or a key or signature of the
  * TSA's path under trust's floor (keyfloor.h; detail then starts with
  * "weak_key" or "weak_signature"): detail says which), DZ_ERR_INVAL, DZ_ERR_NOMEM.  detail
  * (may be NULL) gets a short English reason.  Pure; any thread.

@@ -3,14 +3,20 @@
  * (dz_cades_verify over a fixed document, with an empty trust so that no
  * chain can ever be found) or, when the first byte is 0x01, as an RFC 3161
  * time-stamp token (dz_tsp_verify_token against an empty store) and as a
- * level-B signature to which a token is added.  Promises checked: a report
- * always has an indication; nothing is ever TOTAL_PASSED (no anchor exists);
- * a token is never accepted (no TSA is trusted); no crash, no leak.
+ * level-B signature to which a token is added.  A signature is also
+ * cleaned of its unsigned attributes as the gateway does before forwarding
+ * (dz_cades_clean_unsigned).  Promises checked: a report always has an
+ * indication; nothing is ever TOTAL_PASSED (no anchor exists); a token is
+ * never accepted (no TSA is trusted), so a cleaned signature keeps no
+ * time-stamp, parses again and has no unsigned attribute left; no crash,
+ * no leak.
  */
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/cms.h>
 #include <openssl/x509_vfy.h>
 
 #include "base/err.h"
@@ -50,6 +56,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     o.anchors[0].trust = trust;
     o.nanchors = 1;
     o.tsa_trust = store;
+    {
+        unsigned char *out = NULL;
+        size_t out_len = 0;
+        bool kept = false;
+        unsigned removed = 0;
+        if (dz_cades_clean_unsigned(data, size, store, 0, &out, &out_len, &kept, &removed) == 0) {
+            const unsigned char *p = out;
+            CMS_ContentInfo *cms = d2i_CMS_ContentInfo(NULL, &p, (long)out_len);
+            STACK_OF(CMS_SignerInfo) *sis = cms ? CMS_get0_SignerInfos(cms) : NULL;
+            if (kept || !cms || p != out + out_len || sk_CMS_SignerInfo_num(sis) != 1 ||
+                CMS_unsigned_get_attr_count(sk_CMS_SignerInfo_value(sis, 0)) > 0)
+                abort();
+            CMS_ContentInfo_free(cms);
+            OPENSSL_free(out);
+        }
+    }
     rc = dz_cades_verify(DOC, sizeof(DOC) - 1, data, size, &o, &r);
     if (rc == 0) {
         json_t *j;

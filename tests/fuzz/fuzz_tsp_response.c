@@ -83,6 +83,11 @@ static void init(void)
     if (!fx.trust || X509_STORE_add_cert(fx.trust, root) != 1)
         fail("no trust store");
     X509_free(root);
+    {
+        const char *pol = "1.3.6.1.4.1.55555.3.1"; /* the demo TSA's, as the e-court is given */
+        if (dz_tsp_trust_set_policies(fx.trust, &pol, 1) != 0)
+            fail("cannot set the TSA policy");
+    }
     /* Chains are judged at the seeds' time (the store's parameters are
      * what each verification context starts from). */
     X509_VERIFY_PARAM_set_time(X509_STORE_get0_param(fx.trust), (time_t)FX_NOW);

@@ -5,7 +5,9 @@
  * revoked certificate (CRL), a key without nonRepudiation, garbage input;
  * level T with an in-process TSA (TS_RESP_CTX), a token over something else,
  * a TSA certificate without the timeStamping EKU, and the ECDSA raw->DER
- * conversion. */
+ * conversion; ESSCertIDv2 hashes under the floor (signer and token), who may
+ * be a TSA (the TSA's issuing CA as the anchor, the EKU critical and alone),
+ * and the unsigned attributes the gateway removes before forwarding. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -48,6 +50,7 @@ static X509_STORE *tsa_store;
 #define POL_CARD "certificatePolicies=1.3.6.1.4.1.55555.1.1.1"
 #define SKID "subjectKeyIdentifier=hash"
 #define AKID "authorityKeyIdentifier=keyid:always"
+static const char *TSA_POLICY = "1.3.6.1.4.1.55555.3.1"; /* the test TSA's, accepted */
 
 /* Valid around T0; built by the harness's fake_pki_cert_at. */
 static X509 *mk(const char *subject, long serial, EVP_PKEY *key, X509 *issuer, EVP_PKEY *ikey,
@@ -157,6 +160,7 @@ static int setup(void **state)
     assert_int_equal(dz_x509_trust_add_crl_file(trust_crl, path("ca.crl")), 0);
     assert_int_equal(dz_x509_trust_add_crl_file(trust_crl, path("root.crl")), 0);
     assert_int_equal(dz_tsp_trust_load(path("root.pem"), &tsa_store), 0);
+    assert_int_equal(dz_tsp_trust_set_policies(tsa_store, &TSA_POLICY, 1), 0);
     return 0;
 }
 
@@ -378,41 +382,60 @@ static void test_future_signing_time(void **state)
     sk_X509_free(chain);
 }
 
-/* A CAdES-B by OpenSSL's own CMS code (ESS v2 for signer) with an ESS
- * signing-certificate (v1) attribute naming v1_names, signed with the
- * others. */
-static void sign_with_v1(X509 *v1_names, unsigned char **sig, size_t *len)
+/* The ESS signing-certificate attribute of a signer (v2 hashed with md,
+ * or v1 (SHA-1) when md is NULL) as a DER ASN1_STRING for
+ * CMS_signed_add1_attr_by_NID. */
+static ASN1_STRING *ess_attr(X509 *cert, const EVP_MD *md)
+{
+    ASN1_STRING *seq = ASN1_STRING_new();
+    unsigned char *der = NULL;
+    int n;
+
+    if (md) {
+        ESS_SIGNING_CERT_V2 *sc = OSSL_ESS_signing_cert_v2_new_init(md, cert, NULL, 0);
+        assert_non_null(sc);
+        n = i2d_ESS_SIGNING_CERT_V2(sc, &der);
+        ESS_SIGNING_CERT_V2_free(sc);
+    } else {
+        ESS_SIGNING_CERT *sc = OSSL_ESS_signing_cert_new_init(cert, NULL, 0);
+        assert_non_null(sc);
+        n = i2d_ESS_SIGNING_CERT(sc, &der);
+        ESS_SIGNING_CERT_free(sc);
+    }
+    assert_true(n > 0);
+    assert_int_equal(ASN1_STRING_set(seq, der, n), 1);
+    OPENSSL_free(der);
+    return seq;
+}
+
+/* A CAdES-B by OpenSSL's own CMS code with one more ESS attribute naming
+ * names: a signing-certificate-v2 hashed with md, or with md NULL a v1
+ * beside the v2 that CMS_CADES adds for the signer. */
+static void sign_with_ess(X509 *names, const EVP_MD *md, unsigned char **sig, size_t *len)
 {
     STACK_OF(X509) *chain = sk_X509_new_null();
     CMS_ContentInfo *cms;
     CMS_SignerInfo *si;
-    ESS_SIGNING_CERT *sc;
-    ASN1_STRING *seq = ASN1_STRING_new();
-    unsigned char *der = NULL;
+    ASN1_STRING *ess = ess_attr(names, md);
     BIO *in = BIO_new_mem_buf(DOC, (int)strlen(DOC));
     int n;
 
     sk_X509_push(chain, ca);
     cms = CMS_sign(signer, leaf_key, chain, NULL,
-                   CMS_PARTIAL | CMS_DETACHED | CMS_BINARY | CMS_CADES | CMS_NOSMIMECAP);
+                   CMS_PARTIAL | CMS_DETACHED | CMS_BINARY | CMS_NOSMIMECAP | (md ? 0 : CMS_CADES));
     assert_non_null(cms);
     si = sk_CMS_SignerInfo_value(CMS_get0_SignerInfos(cms), 0);
-    sc = OSSL_ESS_signing_cert_new_init(v1_names, NULL, 1);
-    assert_non_null(sc);
-    n = i2d_ESS_SIGNING_CERT(sc, &der);
-    assert_true(n > 0);
-    assert_int_equal(ASN1_STRING_set(seq, der, n), 1);
-    assert_int_equal(CMS_signed_add1_attr_by_NID(si, NID_id_smime_aa_signingCertificate,
-                                                 V_ASN1_SEQUENCE, seq, -1),
+    assert_int_equal(CMS_signed_add1_attr_by_NID(si,
+                                                 md ? NID_id_smime_aa_signingCertificateV2
+                                                    : NID_id_smime_aa_signingCertificate,
+                                                 V_ASN1_SEQUENCE, ess, -1),
                      1);
     assert_int_equal(CMS_final(cms, in, NULL, CMS_DETACHED | CMS_BINARY), 1);
     *sig = NULL;
     n = i2d_CMS_ContentInfo(cms, sig);
     assert_true(n > 0);
     *len = (size_t)n;
-    OPENSSL_free(der);
-    ASN1_STRING_free(seq);
-    ESS_SIGNING_CERT_free(sc);
+    ASN1_STRING_free(ess);
     BIO_free(in);
     CMS_ContentInfo_free(cms);
     sk_X509_free(chain);
@@ -451,12 +474,12 @@ static void test_ess_v1_beside_v2(void **state)
     struct dz_cades_verify_opts o = opts(trust_plain);
 
     (void)state;
-    sign_with_v1(signer, &sig, &len); /* the control: both name the signer */
+    sign_with_ess(signer, NULL, &sig, &len); /* the control: both name the signer */
     assert_int_equal(dz_cades_verify(DOC, strlen(DOC), sig, len, &o, &r), 0);
     assert_string_equal(r.indication, "TOTAL_PASSED");
     assert_true(openssl_verifies(sig, len));
     OPENSSL_free(sig);
-    sign_with_v1(stranger, &sig, &len);
+    sign_with_ess(stranger, NULL, &sig, &len);
     assert_false(openssl_verifies(sig, len));
     assert_int_equal(dz_cades_verify(DOC, strlen(DOC), sig, len, &o, &r), 0);
     assert_string_equal(r.indication, "INDETERMINATE");
@@ -599,6 +622,64 @@ static void make_token_with(X509 *cert, EVP_PKEY *key, const EVP_MD *md,
     OPENSSL_free(req);
 }
 
+/*
+ * A time-stamp token over digest with the TSTInfo of a genuine one (policy,
+ * genTime, imprint), signed by cert/key with OpenSSL's CMS code rather than
+ * TS_RESP_CTX (which refuses a certificate without the timeStamping EKU and
+ * writes the ESS attribute its own way): the signer named by an ESS
+ * signing-certificate-v2 hashed with ess_md, or by a v1 one (SHA-1) when
+ * ess_md is NULL; extra (may be NULL) is carried as a chain certificate.
+ */
+static void craft_token(X509 *cert, EVP_PKEY *key, X509 *extra, const EVP_MD *ess_md,
+                        const unsigned char digest[32], unsigned char **tok, size_t *tok_len)
+{
+    unsigned char *good = NULL, *tst_der = NULL;
+    size_t good_len = 0;
+    const unsigned char *p;
+    PKCS7 *p7;
+    TS_TST_INFO *tst;
+    CMS_ContentInfo *cms;
+    CMS_SignerInfo *si;
+    ASN1_STRING *ess;
+    BIO *in;
+    int n;
+
+    make_token(tsa, digest, &good, &good_len);
+    p = good;
+    p7 = d2i_PKCS7(NULL, &p, (long)good_len);
+    assert_non_null(p7);
+    tst = PKCS7_to_TS_TST_INFO(p7);
+    assert_non_null(tst);
+    n = i2d_TS_TST_INFO(tst, &tst_der);
+    assert_true(n > 0);
+    in = BIO_new_mem_buf(tst_der, n);
+    cms = CMS_sign(NULL, NULL, NULL, NULL, CMS_PARTIAL | CMS_BINARY);
+    assert_non_null(cms);
+    assert_int_equal(CMS_set1_eContentType(cms, OBJ_nid2obj(NID_id_smime_ct_TSTInfo)), 1);
+    si = CMS_add1_signer(cms, cert, key, EVP_sha256(), CMS_BINARY | CMS_NOSMIMECAP);
+    assert_non_null(si);
+    if (extra)
+        assert_int_equal(CMS_add1_cert(cms, extra), 1);
+    ess = ess_attr(cert, ess_md);
+    assert_int_equal(CMS_signed_add1_attr_by_NID(si,
+                                                 ess_md ? NID_id_smime_aa_signingCertificateV2
+                                                        : NID_id_smime_aa_signingCertificate,
+                                                 V_ASN1_SEQUENCE, ess, -1),
+                     1);
+    assert_int_equal(CMS_final(cms, in, NULL, CMS_BINARY), 1);
+    *tok = NULL;
+    n = i2d_CMS_ContentInfo(cms, tok);
+    assert_true(n > 0);
+    *tok_len = (size_t)n;
+    ASN1_STRING_free(ess);
+    CMS_ContentInfo_free(cms);
+    BIO_free(in);
+    OPENSSL_free(tst_der);
+    TS_TST_INFO_free(tst);
+    PKCS7_free(p7);
+    OPENSSL_free(good);
+}
+
 static void test_level_t(void **state)
 {
     unsigned char *sig = NULL, *sig_t = NULL, *tok = NULL, *tok2 = NULL;
@@ -674,6 +755,133 @@ static void test_level_t(void **state)
     free(sig);
 }
 
+/* sig (DER) with one more unsigned attribute: an unstructuredName, which
+ * nobody signed.  *out: OPENSSL_free. */
+static void add_unsigned(const unsigned char *sig, size_t len, unsigned char **out, size_t *out_len)
+{
+    const unsigned char *p = sig;
+    CMS_ContentInfo *cms = d2i_CMS_ContentInfo(NULL, &p, (long)len);
+    CMS_SignerInfo *si;
+    int n;
+
+    assert_non_null(cms);
+    si = sk_CMS_SignerInfo_value(CMS_get0_SignerInfos(cms), 0);
+    assert_int_equal(CMS_unsigned_add1_attr_by_NID(si, NID_pkcs9_unstructuredName, MBSTRING_UTF8,
+                                                   "unvouched", -1),
+                     1);
+    *out = NULL;
+    n = i2d_CMS_ContentInfo(cms, out);
+    assert_true(n > 0);
+    *out_len = (size_t)n;
+    CMS_ContentInfo_free(cms);
+}
+
+static int unsigned_count(const unsigned char *sig, size_t len)
+{
+    const unsigned char *p = sig;
+    CMS_ContentInfo *cms = d2i_CMS_ContentInfo(NULL, &p, (long)len);
+    int n;
+
+    assert_non_null(cms);
+    n = CMS_unsigned_get_attr_count(sk_CMS_SignerInfo_value(CMS_get0_SignerInfos(cms), 0));
+    CMS_ContentInfo_free(cms);
+    return n < 0 ? 0 : n;
+}
+
+/* What the gateway passes on (dz_cades_clean_unsigned): an unknown
+ * unsigned attribute is removed (the bytes are then the level-B signature
+ * as made, no empty unsignedAttrs left behind); a fresh, trusted
+ * time-stamp stays; a stale one (genTime an hour ago), one by a TSA the
+ * store does not trust and a second one are removed too. */
+static void test_clean_unsigned(void **state)
+{
+    unsigned char *sig = NULL, *extra = NULL, *out = NULL, *tok = NULL, *sig_t = NULL;
+    size_t len = 0, extra_len = 0, out_len = 0, tok_len = 0, len_t = 0;
+    unsigned char d[32];
+    bool kept = true;
+    unsigned removed = 0;
+    int64_t now = (int64_t)time(NULL);
+    X509_STORE *rogue = X509_STORE_new();
+
+    (void)state;
+    sign_doc(signer, DOC, strlen(DOC), &sig, &len);
+    add_unsigned(sig, len, &extra, &extra_len);
+    assert_int_equal(unsigned_count(extra, extra_len), 1);
+    assert_int_equal(
+        dz_cades_clean_unsigned(extra, extra_len, tsa_store, now, &out, &out_len, &kept, &removed),
+        0);
+    assert_false(kept);
+    assert_int_equal(removed, 1);
+    assert_int_equal(out_len, len);
+    assert_memory_equal(out, sig, len);
+    OPENSSL_free(out);
+    OPENSSL_free(extra);
+
+    /* A fresh token stays, the unknown attribute beside it goes. */
+    assert_int_equal(dz_cades_signature_digest(sig, len, d), 0);
+    make_token(tsa, d, &tok, &tok_len);
+    assert_int_equal(dz_cades_add_timestamp(sig, len, tok, tok_len, &sig_t, &len_t), 0);
+    add_unsigned(sig_t, len_t, &extra, &extra_len);
+    assert_int_equal(
+        dz_cades_clean_unsigned(extra, extra_len, tsa_store, now, &out, &out_len, &kept, &removed),
+        0);
+    assert_true(kept);
+    assert_int_equal(removed, 1);
+    assert_int_equal(unsigned_count(out, out_len), 1);
+    assert_int_equal(out_len, len_t);
+    assert_memory_equal(out, sig_t, len_t);
+    OPENSSL_free(out);
+    /* The same token by a TSA the store does not trust, and two of it. */
+    X509_STORE_add_cert(rogue, other_root);
+    assert_int_equal(dz_tsp_trust_set_policies(rogue, &TSA_POLICY, 1), 0);
+    assert_int_equal(
+        dz_cades_clean_unsigned(sig_t, len_t, rogue, now, &out, &out_len, &kept, &removed), 0);
+    assert_false(kept);
+    assert_int_equal(unsigned_count(out, out_len), 0);
+    OPENSSL_free(out);
+    OPENSSL_free(extra);
+    {
+        const unsigned char *p = sig_t;
+        CMS_ContentInfo *cms = d2i_CMS_ContentInfo(NULL, &p, (long)len_t);
+        CMS_SignerInfo *si = sk_CMS_SignerInfo_value(CMS_get0_SignerInfos(cms), 0);
+        int n;
+        assert_int_equal(CMS_unsigned_add1_attr_by_NID(si, NID_id_smime_aa_timeStampToken,
+                                                       V_ASN1_SEQUENCE, tok, (int)tok_len),
+                         1);
+        extra = NULL;
+        n = i2d_CMS_ContentInfo(cms, &extra);
+        assert_true(n > 0);
+        extra_len = (size_t)n;
+        CMS_ContentInfo_free(cms);
+    }
+    assert_int_equal(
+        dz_cades_clean_unsigned(extra, extra_len, tsa_store, now, &out, &out_len, &kept, &removed),
+        0);
+    assert_false(kept);
+    assert_int_equal(removed, 2);
+    OPENSSL_free(out);
+    OPENSSL_free(extra);
+    OPENSSL_free(sig_t);
+    OPENSSL_free(tok);
+
+    /* A token an hour old: true, but not a stamp the gateway saw made. */
+    token_time = (long)(now - 3600);
+    make_token(tsa, d, &tok, &tok_len);
+    token_time = 0;
+    assert_int_equal(dz_cades_add_timestamp(sig, len, tok, tok_len, &sig_t, &len_t), 0);
+    assert_int_equal(
+        dz_cades_clean_unsigned(sig_t, len_t, tsa_store, now, &out, &out_len, &kept, &removed), 0);
+    assert_false(kept);
+    assert_int_equal(removed, 1);
+    assert_int_equal(out_len, len);
+    assert_memory_equal(out, sig, len);
+    OPENSSL_free(out);
+    OPENSSL_free(sig_t);
+    OPENSSL_free(tok);
+    X509_STORE_free(rogue);
+    free(sig);
+}
+
 /* ---- the key and signature floor (keyfloor.h) on documents ---- */
 
 /* Time-stamp tokens: the TSA's key (RSA-1024: OpenSSL's security level on
@@ -726,6 +934,7 @@ static void test_weak_timestamps(void **state)
 
     /* A raised floor on the TSA store refuses the P-256 TSA. */
     assert_int_equal(dz_tsp_trust_load(path("root.pem"), &raised), 0);
+    assert_int_equal(dz_tsp_trust_set_policies(raised, &TSA_POLICY, 1), 0);
     assert_int_equal(dz_keyfloor_store_set(raised, &ec384), 0);
     make_token(tsa, d, &tok, &tok_len);
     assert_int_equal(
@@ -739,6 +948,137 @@ static void test_weak_timestamps(void **state)
     X509_free(tsa224);
     EVP_PKEY_free(k1024);
     EVP_PKEY_free(p224);
+}
+
+/* What binds a signature, or a time-stamp token, to its certificate is an
+ * ESSCertIDv2 hash: SHA-1 or MD5 there is a downgrade, refused; SHA-256
+ * (the DEFAULT, left out) and an explicit SHA-384 pass.  A token naming its
+ * TSA by a v1 ESSCertID alone (SHA-1 by definition) is refused too. */
+static void test_ess_hash_floor(void **state)
+{
+    unsigned char *sig = NULL, *tok = NULL;
+    size_t len = 0, tok_len = 0;
+    struct dz_cades_report r;
+    struct dz_cades_verify_opts o = opts(trust_plain);
+    struct dz_tsp_info info;
+    unsigned char d[32];
+    char detail[160];
+
+    (void)state;
+    sign_with_ess(signer, EVP_sha256(), &sig, &len);
+    assert_int_equal(dz_cades_verify(DOC, strlen(DOC), sig, len, &o, &r), 0);
+    assert_string_equal(r.indication, "TOTAL_PASSED");
+    OPENSSL_free(sig);
+    sign_with_ess(signer, EVP_sha384(), &sig, &len);
+    assert_int_equal(dz_cades_verify(DOC, strlen(DOC), sig, len, &o, &r), 0);
+    assert_string_equal(r.indication, "TOTAL_PASSED");
+    OPENSSL_free(sig);
+    sign_with_ess(signer, EVP_sha1(), &sig, &len);
+    assert_int_equal(dz_cades_verify(DOC, strlen(DOC), sig, len, &o, &r), 0);
+    assert_string_equal(r.indication, "INDETERMINATE");
+    assert_string_equal(r.sub_indication, "CRYPTO_CONSTRAINTS_FAILURE_NO_POE");
+    assert_string_equal(check_result(&r, "signing_certificate"), "failed");
+    assert_string_equal(check_result(&r, "signature"), "passed");
+    OPENSSL_free(sig);
+
+    memset(d, 0x3c, sizeof(d));
+    craft_token(tsa, tsa_key, NULL, EVP_sha256(), d, &tok, &tok_len); /* the control */
+    assert_int_equal(
+        dz_tsp_verify_token(tok, tok_len, d, NULL, tsa_store, &info, detail, sizeof(detail)), 0);
+    OPENSSL_free(tok);
+    craft_token(tsa, tsa_key, NULL, EVP_sha1(), d, &tok, &tok_len);
+    assert_int_equal(
+        dz_tsp_verify_token(tok, tok_len, d, NULL, tsa_store, &info, detail, sizeof(detail)),
+        DZ_ERR_DENIED);
+    assert_non_null(
+        strstr(detail, "weak_signature: time-stamp token: ESSCertIDv2 1 hashed with SHA1"));
+    OPENSSL_free(tok);
+    craft_token(tsa, tsa_key, NULL, NULL, d, &tok, &tok_len);
+    assert_int_equal(
+        dz_tsp_verify_token(tok, tok_len, d, NULL, tsa_store, &info, detail, sizeof(detail)),
+        DZ_ERR_DENIED);
+    assert_non_null(strstr(detail, "no signing-certificate-v2"));
+    OPENSSL_free(tok);
+}
+
+/* dz_tsp_verify_token against the root-anchored TSA store of a token
+ * crafted by cert/key (craft_token, ESS v2 with SHA-256). */
+static int crafted_verdict(X509 *cert, EVP_PKEY *key, X509 *extra, const unsigned char d[32])
+{
+    unsigned char *tok = NULL;
+    size_t tok_len = 0;
+    struct dz_tsp_info info;
+    int rc;
+
+    craft_token(cert, key, extra, EVP_sha256(), d, &tok, &tok_len);
+    rc = dz_tsp_verify_token(tok, tok_len, d, NULL, tsa_store, &info, NULL, 0);
+    OPENSSL_free(tok);
+    return rc;
+}
+
+/*
+ * Who may be a TSA.  The TSA trust is the TSA's own issuing CA, an anchor
+ * of its own (partial chain): a TSA under it passes, and a certificate with
+ * the timeStamping EKU from another CA under the same root (the card CA)
+ * does not, where a root anchor lets it through.  Whatever the anchor, the
+ * TSA certificate's EKU must be timeStamping, critical and alone (RFC 3161
+ * 2.3): a signer's certificate under the root, a non-critical EKU and a
+ * second EKU beside it are refused.
+ */
+static void test_tsa_anchor(void **state)
+{
+    static const char *const sub_ext[] = {"basicConstraints=critical,CA:true,pathlen:0",
+                                          "keyUsage=critical,keyCertSign,cRLSign", SKID, AKID,
+                                          NULL};
+    static const char *const tsa_ext[] = {"keyUsage=critical,digitalSignature",
+                                          "extendedKeyUsage=critical,timeStamping", SKID, AKID,
+                                          NULL};
+    static const char *const soft_ext[] = {"keyUsage=critical,digitalSignature",
+                                           "extendedKeyUsage=timeStamping", SKID, AKID, NULL};
+    static const char *const two_ext[] = {"keyUsage=critical,digitalSignature",
+                                          "extendedKeyUsage=critical,timeStamping,serverAuth", SKID,
+                                          AKID, NULL};
+    EVP_PKEY *tca_key = EVP_EC_gen("P-256");
+    X509 *tca = mk("CN=Test TSA CA", 50, tca_key, root, root_key, sub_ext);
+    X509 *narrow_tsa = mk("CN=Narrow TSA", 51, tsa_key, tca, tca_key, tsa_ext);
+    X509 *card_ca_tsa = mk("CN=Card CA TSA", 52, tsa_key, ca, ca_key, tsa_ext);
+    X509 *soft = mk("CN=Soft EKU TSA", 53, tsa_key, root, root_key, soft_ext);
+    X509 *two = mk("CN=Two EKU TSA", 54, tsa_key, root, root_key, two_ext);
+    X509_STORE *narrow = NULL;
+    struct dz_tsp_info info;
+    unsigned char d[32];
+    unsigned char *tok = NULL;
+    size_t tok_len = 0;
+
+    (void)state;
+    memset(d, 0x6b, sizeof(d));
+    write_pem("tsa-ca.pem", tca, NULL);
+    assert_int_equal(dz_tsp_trust_load(path("tsa-ca.pem"), &narrow), 0);
+    assert_int_equal(dz_tsp_trust_set_policies(narrow, &TSA_POLICY, 1), 0);
+
+    make_token(narrow_tsa, d, &tok, &tok_len);
+    assert_int_equal(dz_tsp_verify_token(tok, tok_len, d, NULL, narrow, &info, NULL, 0), 0);
+    assert_string_equal(info.tsa_name, "Narrow TSA");
+    OPENSSL_free(tok);
+
+    craft_token(card_ca_tsa, tsa_key, ca, EVP_sha256(), d, &tok, &tok_len);
+    assert_int_equal(dz_tsp_verify_token(tok, tok_len, d, NULL, tsa_store, &info, NULL, 0), 0);
+    assert_int_equal(dz_tsp_verify_token(tok, tok_len, d, NULL, narrow, &info, NULL, 0),
+                     DZ_ERR_DENIED);
+    OPENSSL_free(tok);
+
+    assert_int_equal(crafted_verdict(signer, leaf_key, ca, d), DZ_ERR_DENIED);
+    assert_int_equal(crafted_verdict(soft, tsa_key, NULL, d), DZ_ERR_DENIED);
+    assert_int_equal(crafted_verdict(two, tsa_key, NULL, d), DZ_ERR_DENIED);
+    /* The control of the crafted path: the real TSA passes it. */
+    assert_int_equal(crafted_verdict(tsa, tsa_key, NULL, d), 0);
+
+    unlink(path("tsa-ca.pem"));
+    X509_STORE_free(narrow);
+    X509 *xs[] = {tca, narrow_tsa, card_ca_tsa, soft, two};
+    for (size_t i = 0; i < sizeof(xs) / sizeof(xs[0]); i++)
+        X509_free(xs[i]);
+    EVP_PKEY_free(tca_key);
 }
 
 /* Signed documents: a signer with an RSA-1024 key, a cA=TRUE signer, and a
@@ -987,6 +1327,9 @@ int main(void)
         cmocka_unit_test(test_level_t),
         cmocka_unit_test(test_weak_timestamps),
         cmocka_unit_test(test_weak_signers),
+        cmocka_unit_test(test_ess_hash_floor),
+        cmocka_unit_test(test_tsa_anchor),
+        cmocka_unit_test(test_clean_unsigned),
         cmocka_unit_test(test_revoked_after_poe),
         cmocka_unit_test(test_revoked_poe_checks_the_rest),
         cmocka_unit_test(test_prepare_finish),

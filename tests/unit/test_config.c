@@ -454,6 +454,31 @@ static const struct bad_case bad_cases[] = {
      "documents.tsa_url", "must be https (http only for a loopback host)"},
     {27, 27, "  url: https://127.0.0.1:9101\ndocuments:\n  tsa_url: ftp://127.0.0.1/tsa", 29,
      "documents.tsa_url", "expected an http(s)://host"},
+    /* a TSA comes with its anchors and the policies its tokens must name */
+    {27, 27,
+     "  url: https://127.0.0.1:9101\ndocuments:\n  tsa_url: http://127.0.0.1:9104/\n"
+     "  tsa_policies: [1.3.6.1.4.1.55555.3.1]",
+     29, "documents.tsa_ca", "required with tsa_url"},
+    {27, 27,
+     "  url: https://127.0.0.1:9101\ndocuments:\n  tsa_url: http://127.0.0.1:9104/\n"
+     "  tsa_ca: @D@/ca.pem",
+     29, "documents.tsa_policies", "required with tsa_url"},
+    {27, 27,
+     "  url: https://127.0.0.1:9101\ndocuments:\n  tsa_url: http://127.0.0.1:9104/\n"
+     "  tsa_ca: @D@/ca.pem\n  tsa_policies:\n    - 1.3.6.1.4.1.55555.3.1\n    - 1.3.6.x",
+     33, "documents.tsa_policies[1]", "expected a dotted numeric OID, got \"1.3.6.x\""},
+    {27, 27,
+     "  url: https://127.0.0.1:9101\ndocuments:\n  tsa_url: http://127.0.0.1:9104/\n"
+     "  tsa_ca: @D@/ca.pem\n  tsa_policies: [1.3.6.1.4.1.55555.3.1, 1.3.6.1.4.1.55555.3.1]",
+     31, "documents.tsa_policies[1]", "listed twice"},
+    {27, 27,
+     "  url: https://127.0.0.1:9101\ndocuments:\n  tsa_url: http://127.0.0.1:9104/\n"
+     "  tsa_ca: @D@/ca.pem\n  tsa_policies: [3.1, 1.40.1, 1.03, 1, 1..2, .1.2, 1.2.]",
+     31, "documents.tsa_policies[0]", "dotted numeric OID"},
+    {27, 27,
+     "  url: https://127.0.0.1:9101\ndocuments:\n  tsa_url: http://127.0.0.1:9104/\n"
+     "  tsa_ca: @D@/ca.pem\n  tsa_policies: []",
+     31, "documents.tsa_policies", "must have 1 to 8 entries"},
     {39, 39, NULL, 36, "upstream_tls.key", "certificate and key go together"},
     {25, 25, "  argon2_memory: 64MiB\n  document_pattern: \"^(AZE[0-9]{8}$\"", 26,
      "accounts.document_pattern", "not a usable POSIX"},

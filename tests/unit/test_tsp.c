@@ -3,8 +3,9 @@
  * (TS_RESP_CTX) answering the real request of dz_tsp_request_der: a granted
  * answer gives the token and its info; another nonce, another digest, an
  * untrusted TSA, a rejection, a granted answer without a token, truncated,
- * trailing and oversized bytes, a genTime off our clock are refused with
- * the right code, no token, a cleared info and a reason.  (Level-T use of the token: test_cades.c;
+ * trailing and oversized bytes, a genTime off our clock, a TSA policy not
+ * accepted are refused with the right code, no token, a cleared info and a
+ * reason.  (Level-T use of the token: test_cades.c;
  * arbitrary answers: tests/fuzz/fuzz_tsp_response.c.) */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -27,11 +28,14 @@
 #include "harness/fake_pki.h"
 #include "pki/tsp.h"
 
-static int64_t T0;         /* our clock in the checks */
-static int64_t gen_offset; /* a token's genTime is T0 + gen_offset */
+static int64_t T0;             /* our clock in the checks */
+static int64_t gen_offset;     /* a token's genTime is T0 + gen_offset */
+static const char *tsa_policy; /* the policy the TSA issues under; NULL: TSA_POLICY */
 static EVP_PKEY *ca_key, *tsa_key;
 static X509 *ca, *tsa;
 static X509_STORE *trust, *other_trust;
+#define TSA_POLICY_LIT "1.3.6.1.4.1.55555.3.1"
+static const char *TSA_POLICY = TSA_POLICY_LIT; /* the in-process TSA's, accepted */
 
 /* A certificate CN=cn for key, valid around T0, signed by (issuer, ikey) or
  * self-signed, with extensions as openssl.cnf text ("name=value",
@@ -73,6 +77,8 @@ static int setup(void **state)
     other_trust = X509_STORE_new();
     assert_int_equal(X509_STORE_add_cert(trust, ca), 1);
     assert_int_equal(X509_STORE_add_cert(other_trust, other_ca), 1);
+    assert_int_equal(dz_tsp_trust_set_policies(trust, &TSA_POLICY, 1), 0);
+    assert_int_equal(dz_tsp_trust_set_policies(other_trust, &TSA_POLICY, 1), 0);
     X509_free(other_ca);
     EVP_PKEY_free(other_key);
     return 0;
@@ -113,7 +119,7 @@ static ASN1_INTEGER *serial_cb(TS_RESP_CTX *ctx, void *data)
 static unsigned char *tsa_answer(const unsigned char *req, size_t req_len, size_t *len)
 {
     TS_RESP_CTX *ctx = TS_RESP_CTX_new();
-    ASN1_OBJECT *pol = OBJ_txt2obj("1.3.6.1.4.1.55555.3.1", 1);
+    ASN1_OBJECT *pol = OBJ_txt2obj(tsa_policy ? tsa_policy : TSA_POLICY, 1);
     BIO *in = BIO_new_mem_buf(req, (int)req_len);
     TS_RESP *resp;
     unsigned char *der = NULL;
@@ -271,6 +277,44 @@ static void test_gen_time(void **state)
     gen_offset = 0;
 }
 
+/* The TSA's certificate does not say under which of its policies a token
+ * was issued: a trusted TSA's token under a test policy (or any other than
+ * the accepted ones) is refused; a store given two policies accepts
+ * either; a store given none accepts nothing; only numeric OIDs are taken. */
+static void test_policy(void **state)
+{
+    static const char *const two[] = {"1.3.6.1.4.1.55555.3.9", TSA_POLICY_LIT};
+    static const char *const bad[] = {"timeStamping"};
+    unsigned char d[32], nonce[8];
+    unsigned char *resp, *tok = NULL;
+    size_t len = 0, tok_len = 0;
+    struct dz_tsp_info info;
+    X509_STORE *st;
+
+    (void)state;
+    memset(d, 0x45, sizeof(d));
+    tsa_policy = "1.3.6.1.4.1.55555.3.99"; /* the same TSA's test policy */
+    resp = granted(d, nonce, &len);
+    refused(resp, len, d, nonce, trust, DZ_ERR_DENIED,
+            "policy: the token's TSA policy 1.3.6.1.4.1.55555.3.99 is not accepted");
+    OPENSSL_free(resp);
+    tsa_policy = NULL;
+
+    resp = granted(d, nonce, &len);
+    st = X509_STORE_new();
+    assert_non_null(st);
+    assert_int_equal(X509_STORE_add_cert(st, ca), 1);
+    refused(resp, len, d, nonce, st, DZ_ERR_DENIED, "policy: no TSA policy is accepted");
+    assert_int_equal(dz_tsp_trust_set_policies(st, two, 2), 0);
+    assert_int_equal(
+        dz_tsp_response_check(resp, len, d, nonce, st, T0, &tok, &tok_len, &info, NULL, 0), 0);
+    OPENSSL_free(tok);
+    assert_int_equal(dz_tsp_trust_set_policies(st, bad, 1), DZ_ERR_INVAL);
+    assert_int_equal(dz_tsp_trust_set_policies(st, two, 0), DZ_ERR_INVAL);
+    X509_STORE_free(st);
+    OPENSSL_free(resp);
+}
+
 static void test_not_granted(void **state)
 {
     static const unsigned char garbage[] = "not a TimeStampReq";
@@ -329,7 +373,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_granted),   cmocka_unit_test(test_not_ours),
         cmocka_unit_test(test_gen_time),  cmocka_unit_test(test_not_granted),
-        cmocka_unit_test(test_malformed),
+        cmocka_unit_test(test_malformed), cmocka_unit_test(test_policy),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -7,18 +7,24 @@
  * signature whose certificate lacks the role the route requires.  The
  * signatures are real CAdES-B (lib/pki/cades.c) by throwaway keys under a
  * test card CA; the TSA is a closed port, so a signature that passes every
- * check before the time-stamp ends as 503 timestamp_unavailable.
+ * check before the time-stamp ends as 503 timestamp_unavailable.  What a
+ * client's own level T carries beyond the signature: an unknown unsigned
+ * attribute is not forwarded; a stale time-stamp is not kept (the TSA is
+ * asked anew).
  */
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <cmocka.h>
 
+#include <openssl/cms.h>
 #include <openssl/ts.h>
 
 #include "base/b64.h"
@@ -31,6 +37,7 @@
 #include "pki/tsp.h"
 
 #define FIN "5ABC123"
+#define TSA_POLICY "1.3.6.1.4.1.55555.3.1" /* documents.tsa_policies */
 #define DOC "{\"case\":\"2-1234/2026\",\"party\":\"7XYZ987\",\"text\":\"Notice\"}"
 
 static const char policy[] = "service: court\n"
@@ -106,6 +113,7 @@ static int setup(void **state)
                         "documents:\n"
                         "  tsa_url: http://127.0.0.1:9/\n"
                         "  tsa_ca: @DIR@/esign-chain.pem\n"
+                        "  tsa_policies: [" TSA_POLICY "]\n"
                         "  tsa_timeout: 2s\n"
                         "  verify_rate: 2\n",
         .prepare = write_registry,
@@ -183,6 +191,21 @@ static void test_verify_rate_per_prefix(void **state)
 
 /* ------------------------------------------------ the signed body */
 
+/* The next stamp's genTime is now + stamp_offset (and the signing-time a
+ * minute before it); extra_attr: the level-T signature also carries an
+ * unsigned attribute nobody signed. */
+static long stamp_offset;
+static bool extra_attr;
+
+static int stamp_time(TS_RESP_CTX *ctx, void *data, long *sec, long *usec)
+{
+    (void)ctx;
+    (void)data;
+    *sec = (long)time(NULL) + stamp_offset;
+    *usec = 0;
+    return 1;
+}
+
 /* sig raised to level T by the test's TSA (an in-process TS_RESP_CTX
  * answering the gateway's own request form): *sig is replaced. */
 static void stamp(struct fx *f, unsigned char **sig, size_t *sig_len)
@@ -191,7 +214,7 @@ static void stamp(struct fx *f, unsigned char **sig, size_t *sig_len)
     unsigned char *req = NULL, *tok = NULL, *sig_t = NULL;
     size_t req_len = 0, sig_t_len = 0;
     TS_RESP_CTX *ctx = TS_RESP_CTX_new();
-    ASN1_OBJECT *pol = OBJ_txt2obj("1.3.6.1.4.1.55555.3.1", 1);
+    ASN1_OBJECT *pol = OBJ_txt2obj(TSA_POLICY, 1);
     BIO *in;
     TS_RESP *resp;
     int n;
@@ -204,6 +227,7 @@ static void stamp(struct fx *f, unsigned char **sig, size_t *sig_len)
     TS_RESP_CTX_set_ess_cert_id_digest(ctx, EVP_sha256());
     TS_RESP_CTX_set_def_policy(ctx, pol);
     TS_RESP_CTX_add_md(ctx, EVP_sha256());
+    TS_RESP_CTX_set_time_cb(ctx, stamp_time, NULL);
     in = BIO_new_mem_buf(req, (int)req_len);
     resp = TS_RESP_create_response(ctx, in);
     assert_non_null(resp);
@@ -214,6 +238,20 @@ static void stamp(struct fx *f, unsigned char **sig, size_t *sig_len)
     OPENSSL_free(*sig);
     *sig = sig_t;
     *sig_len = sig_t_len;
+    if (extra_attr) {
+        const unsigned char *p = sig_t;
+        CMS_ContentInfo *cms = d2i_CMS_ContentInfo(NULL, &p, (long)sig_t_len);
+        CMS_SignerInfo *si = sk_CMS_SignerInfo_value(CMS_get0_SignerInfos(cms), 0);
+        assert_int_equal(CMS_unsigned_add1_attr_by_NID(si, NID_pkcs9_unstructuredName,
+                                                       MBSTRING_UTF8, "unvouched", -1),
+                         1);
+        *sig = NULL;
+        n = i2d_CMS_ContentInfo(cms, sig);
+        assert_true(n > 0);
+        *sig_len = (size_t)n;
+        CMS_ContentInfo_free(cms);
+        OPENSSL_free(sig_t);
+    }
     OPENSSL_free(tok);
     TS_RESP_free(resp);
     BIO_free(in);
@@ -234,8 +272,9 @@ static char *envelope_for(struct fx *f, X509 *cert, bool level_t, const char *pa
 
     assert_non_null(chain);
     assert_true(sk_X509_push(chain, f->cards.ca) > 0);
-    assert_int_equal(dz_cades_sign(DOC, strlen(DOC), cert, chain, 0, dz_cades_sign_with_pkey,
-                                   f->key, &sig, &sig_len),
+    assert_int_equal(dz_cades_sign(DOC, strlen(DOC), cert, chain,
+                                   stamp_offset ? (int64_t)time(NULL) + stamp_offset - 60 : 0,
+                                   dz_cades_sign_with_pkey, f->key, &sig, &sig_len),
                      0);
     sk_X509_free(chain);
     if (level_t)
@@ -342,12 +381,80 @@ static void test_onward_needs_the_lookup_right(void **state)
     free(body);
 }
 
+/* The unsigned attributes of the signature the back end last received,
+ * NIDs into nids[0..] (at most 4): their count. */
+static int forwarded_unsigned(struct fx *f, int nids[4])
+{
+    const char *req = fake_upstream_last_request(f->g->up);
+    const char *body = req ? strstr(req, "\r\n\r\n") : NULL;
+    json_t *j = body ? json_loads(body + 4, 0, NULL) : NULL;
+    const char *b64 = json_string_value(json_object_get(j, "signature"));
+    unsigned char *der = NULL;
+    size_t len = 0;
+    const unsigned char *p;
+    CMS_ContentInfo *cms;
+    CMS_SignerInfo *si;
+    int n;
+
+    assert_non_null(b64);
+    assert_int_equal(dz_b64_decode(b64, strlen(b64), false, &der, &len), 0);
+    p = der;
+    cms = d2i_CMS_ContentInfo(NULL, &p, (long)len);
+    assert_non_null(cms);
+    si = sk_CMS_SignerInfo_value(CMS_get0_SignerInfos(cms), 0);
+    n = CMS_unsigned_get_attr_count(si);
+    for (int i = 0; i < n && i < 4; i++)
+        nids[i] = OBJ_obj2nid(X509_ATTRIBUTE_get0_object(CMS_unsigned_get_attr(si, i)));
+    CMS_ContentInfo_free(cms);
+    free(der);
+    json_decref(j);
+    return n < 0 ? 0 : n;
+}
+
+/* A client's own level T: only what the gateway checked goes on.  An
+ * unsigned attribute beside a fresh time-stamp is not forwarded (nobody
+ * signed it); a true time-stamp an hour old (over a signature signed just
+ * before it) is not kept: the gateway asks its TSA (here a closed port:
+ * 503) rather than forward a proof of existence it never saw made. */
+static void test_client_unsigned_attributes(void **state)
+{
+    struct fx *f = *state;
+    char judge[64];
+    char *body;
+    struct dz_req *r;
+    int nids[4] = {0};
+    size_t before;
+
+    fake_upstream_set_answer(f->g->up, 200, NULL, "ok");
+    fake_gw_session(f->g, FIN, "card", DZ_AMR_SC | DZ_AMR_PIN, "high", "judge", judge);
+    extra_attr = true;
+    body = envelope_for(f, f->judge, true, NULL);
+    extra_attr = false;
+    r = file_notice(f->g, judge, body);
+    assert_int_equal(fake_req_status(r), 200);
+    assert_int_equal(forwarded_unsigned(f, nids), 1);
+    assert_int_equal(nids[0], NID_id_smime_aa_timeStampToken);
+    fake_req_free(r);
+    free(body);
+
+    before = fake_upstream_requests(f->g->up);
+    stamp_offset = -3600;
+    body = envelope_for(f, f->judge, true, NULL);
+    stamp_offset = 0;
+    r = file_notice(f->g, judge, body);
+    assert_problem(r, 503, "timestamp_unavailable");
+    assert_int_equal(fake_upstream_requests(f->g->up), before);
+    fake_req_free(r);
+    free(body);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_verify_rate_per_prefix),
         cmocka_unit_test(test_signer_role),
         cmocka_unit_test(test_onward_needs_the_lookup_right),
+        cmocka_unit_test(test_client_unsigned_attributes),
     };
 
     return cmocka_run_group_tests(tests, setup, teardown);
