@@ -271,7 +271,7 @@ static void test_allowed_audited_first(void **state)
     fake_req_add_header(r, "proxy-authorization", "Basic eA==");
     fake_req_add_header(r, "forwarded", "for=10.0.0.3");
     fake_req_add_header(r, "expect", "100-continue");
-    fake_req_add_header(r, "x-forwarded-fox", "kept");
+    fake_req_add_header(r, "x-forwarder-for", "kept");
     fake_req_add_header(r, "hosts", "kept too");
     assert_true(fake_gw_roundtrip(g, r));
     assert_int_equal(fake_req_invalid_answers(r), 0);
@@ -299,7 +299,7 @@ static void test_allowed_audited_first(void **state)
     assert_null(fake_upstream_last_header(g->up, "proxy-authorization", buf, sizeof(buf)));
     assert_null(fake_upstream_last_header(g->up, "expect", buf, sizeof(buf)));
     assert_null(strstr(fake_upstream_last_request(g->up), "10.0.0.3"));
-    assert_string_equal(fake_upstream_last_header(g->up, "x-forwarded-fox", buf, sizeof(buf)),
+    assert_string_equal(fake_upstream_last_header(g->up, "x-forwarder-for", buf, sizeof(buf)),
                         "kept");
     assert_string_equal(fake_upstream_last_header(g->up, "hosts", buf, sizeof(buf)), "kept too");
     assert_string_equal(fake_upstream_last_header(g->up, "cookie", buf, sizeof(buf)), "other=1");
@@ -333,6 +333,45 @@ static void test_allowed_audited_first(void **state)
     json_decref(line);
     assert_int_equal(fake_req_refs(r), 1);
     fake_req_free(r);
+}
+
+/* Fields by which a framework behind a proxy takes another method or path
+ * than the request line's (method override, the "original" URL, a prefix)
+ * never reach the back end: it would act on a DELETE, or on another path,
+ * while the policy matched and the assertion signed this GET or POST.
+ * Matched whatever their case, with every X-Forwarded-* field (a proxy's
+ * word on the original request, never a client's). */
+static void test_override_fields_dropped(void **state)
+{
+    static const char *const names[] = {
+        "x-http-method-override", "X-HTTP-Method",      "x-method-override", "X-Original-URL",
+        "x-original-uri",         "x-rewrite-url",      "X-Original-Method", "x-forwarded-prefix",
+        "X-Forwarded-Uri",        "x-forwarded-method", "x-original-host",   "X-Forwarded-Port",
+    };
+    struct fake_gw *g = *state;
+    char tok[64];
+    char buf[256];
+    struct dz_req *r;
+
+    fake_gw_session(g, FIN_A, "password", DZ_AMR_PWD, "low", NULL, tok);
+    fake_upstream_set_answer(g->up, 200, NULL, "ok");
+    r = fake_gw_req(g, "POST", "/api/t/open");
+    fake_req_bearer(r, tok);
+    fake_req_set_json(r, "{}");
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        fake_req_add_header(r, names[i], i % 2 ? "/api/t/judge" : "DELETE");
+    fake_req_add_header(r, "x-method", "kept: not an override name");
+    assert_true(fake_gw_roundtrip(g, r));
+    assert_int_equal(fake_req_status(r), 200);
+    fake_req_free(r);
+    assert_int_equal(fake_upstream_requests(g->up), 1);
+    assert_non_null(strstr(fake_upstream_last_request(g->up), "POST /api/t/open HTTP/1.1"));
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        assert_null(fake_upstream_last_header(g->up, names[i], buf, sizeof(buf)));
+    assert_null(strstr(fake_upstream_last_request(g->up), "DELETE"));
+    assert_null(strstr(fake_upstream_last_request(g->up), "/api/t/judge"));
+    assert_string_equal(fake_upstream_last_header(g->up, "x-method", buf, sizeof(buf)),
+                        "kept: not an override name");
 }
 
 /* A public route answers a caller without a session: the request goes on
@@ -885,6 +924,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_after_policy, setup, teardown),
         cmocka_unit_test_setup_teardown(test_allowed_audited_first, setup, teardown),
         cmocka_unit_test_setup_teardown(test_too_many_fields, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_override_fields_dropped, setup, teardown),
         cmocka_unit_test_setup_teardown(test_forwarded_node, setup, teardown),
         cmocka_unit_test_setup_teardown(test_long_target, setup, teardown),
         cmocka_unit_test_setup_teardown(test_public_route, setup, teardown),
