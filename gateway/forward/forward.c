@@ -9,9 +9,9 @@
  * upstream.  The upstream never sees the client's Authorization, our cookie, hop-by-hop headers,
  * any Darvaza-* or X-Forwarded-* header, or a method/URL override field; it gets Forwarded,
  * Darvaza-Request-Id, Darvaza-Assertion and Darvaza-Release.  The answer is streamed back, except
- * on routes with a `release` list, whose JSON answers are buffered (bounded) and stripped of the
- * fields the policy does not release.  The audit line is durable before the first byte of the
- * answer leaves.
+ * on routes with a `release` list, whose answers (errors too: release.h) are buffered (bounded) and
+ * stripped of the fields the policy does not release.  The audit line is durable before the first
+ * byte of the answer leaves.
  */
 #include "forward/forward.h"
 
@@ -36,6 +36,7 @@
 #include "core/metrics.h"
 #include "core/problem.h"
 #include "forward/inflight.h"
+#include "forward/release.h"
 #include "http/httpc.h"
 #include "keys/assertion.h"
 #include "sign/signed_body.h"
@@ -334,62 +335,6 @@ static void finish(struct dz_rctx *c, struct fwd *f)
     dz_rctx_release(c);
 }
 
-static int filter_release(struct fwd *f, char **out, size_t *out_len)
-{
-    json_error_t err;
-    json_t *j;
-    json_t *items[1];
-    size_t count = 1;
-    json_t *arr = NULL;
-    int rc = DZ_ERR_PARSE;
-
-    memset(&err, 0, sizeof(err));
-    j = json_loadb(f->body.data ? f->body.data : "", f->body.len, 0, &err);
-    *out = NULL;
-    /* Our memory or the service's JSON, told apart for send_buffered.
-     * jansson (2.14) never reports json_error_out_of_memory from a parse:
-     * a failed allocation returns with no error set (the code stays zero,
-     * json_error_unknown), while every fault of the text sets a code.  A
-     * failed copy of a string token is the exception (told as an invalid
-     * token): that one is read as the service's, still a 502. */
-    if (!j)
-        return json_error_code(&err) == json_error_unknown ||
-                       json_error_code(&err) == json_error_out_of_memory
-                   ? DZ_ERR_NOMEM
-                   : DZ_ERR_PARSE;
-    items[0] = j;
-    if (json_is_array(j)) {
-        arr = j;
-        count = json_array_size(j);
-    } else if (!json_is_object(j)) {
-        goto out;
-    }
-    for (size_t i = 0; i < count; i++) {
-        json_t *o = arr ? json_array_get(arr, i) : items[0];
-        const char *key;
-        json_t *val;
-        void *tmp;
-
-        if (!json_is_object(o))
-            goto out;
-        json_object_foreach_safe(o, tmp, key, val)
-        {
-            if (!dz_policy_release_allows(f->route, key))
-                json_object_del(o, key);
-        }
-    }
-    *out = json_dumps(j, JSON_COMPACT);
-    if (*out) {
-        *out_len = strlen(*out);
-        rc = 0;
-    } else {
-        rc = DZ_ERR_NOMEM;
-    }
-out:
-    json_decref(j);
-    return rc;
-}
-
 /* The answer has a content coding other than identity. */
 static bool answer_coded(const struct fwd *f)
 {
@@ -439,6 +384,30 @@ static size_t answer_headers(struct dz_rctx *c, struct fwd *f, struct dz_hdr *h,
 
 static void upstream_failed(struct dz_rctx *c, struct fwd *f, int result);
 
+/* A release route's error answer whose content the filter cannot read
+ * (release.h): the back end's status, with the gateway's problem document
+ * in place of the content (and of the back end's fields: its content type
+ * no longer applies).  The client still learns "not found" from "conflict";
+ * not what the back end wrote. */
+static int withhold_error(struct dz_rctx *c, struct fwd *f)
+{
+    json_t *p = dz_problem_new("upstream_error_withheld", NULL);
+    char *text;
+    int rc;
+
+    if (p) {
+        json_object_set_new(p, "status", json_integer(f->status));
+        json_object_set_new(p, "instance", json_string(c->rid));
+    }
+    text = p ? json_dumps(p, JSON_COMPACT) : NULL;
+    json_decref(p);
+    if (!text)
+        return DZ_ERR_NOMEM;
+    rc = dz_rctx_respond(c, f->status, "application/problem+json", text, strlen(text), NULL, 0);
+    free(text);
+    return rc;
+}
+
 /* The whole answer at once (a buffered one).  Returns 0, or why the client
  * got a 502 instead (answered here: the outcome line tells it). */
 static int send_buffered(struct dz_rctx *c, struct fwd *f)
@@ -449,30 +418,36 @@ static int send_buffered(struct dz_rctx *c, struct fwd *f)
     size_t flen = 0;
     int rc;
 
-    /* An answer without content (to a HEAD, or a 204) has no field to
+    /* An answer without content (to a HEAD, a 204, a 304) has no field to
      * strip: nothing to filter, and no record to refuse (RFC 9110 9.3.2:
      * a HEAD gets the GET's answer without its content). */
-    bool bodiless =
-        f->body.len == 0 && (f->status == 204 || strcmp(dz_req_method(c->req), "HEAD") == 0);
+    bool bodiless = f->body.len == 0 && (f->status == 204 || f->status == 304 ||
+                                         strcmp(dz_req_method(c->req), "HEAD") == 0);
 
-    if (f->buffering && f->status >= 200 && f->status < 300 && !bodiless) {
-        /* A part (206) is no whole record, a coded body no JSON the filter
-         * reads: the gateway asks for neither on these routes
-         * (is_filter_ask), and passes neither on. */
-        rc = f->status == 206 || answer_coded(f) ? DZ_ERR_PARSE
-                                                 : filter_release(f, &filtered, &flen);
-        if (rc == DZ_ERR_NOMEM) {
+    if (f->buffering && !bodiless) {
+        switch (dz_release_filter(f->route, f->status, answer_coded(f), f->body.data, f->body.len,
+                                  &filtered, &flen)) {
+        case DZ_RELEASE_FILTERED:
+            break;
+        case DZ_RELEASE_WITHHELD:
+            rc = withhold_error(c, f);
+            if (rc != 0)
+                upstream_failed(c, f, rc);
+            return rc;
+        case DZ_RELEASE_NOMEM:
             /* Our failure, not the service's: said as such, and never
              * the answer unfiltered. */
-            upstream_failed(c, f, rc);
-            return rc;
-        }
-        if (rc != 0) {
-            /* A registry answer we cannot read is not passed on unfiltered. */
+            upstream_failed(c, f, DZ_ERR_NOMEM);
+            return DZ_ERR_NOMEM;
+        default:
+            /* An answer we cannot read is not passed on unfiltered. */
             dz_metrics_upstream_error(c->gw->metrics, f->svc->name, "bad_answer");
-            dz_rctx_problem(c, "upstream_unavailable", "the service answered malformed JSON");
+            dz_rctx_problem(c, "upstream_unavailable",
+                            f->status >= 300 && f->status < 400
+                                ? "the service redirected a route whose answers are filtered"
+                                : "the service answered malformed JSON");
             f->status = 502;
-            return rc;
+            return DZ_ERR_PARSE;
         }
     }
     if (!filtered)
@@ -797,9 +772,10 @@ static void on_head(void *arg, int status, const struct dz_hdr *h, size_t n)
         return;
     }
     /* Released fields are defined on JSON records: on such a route every
-     * successful answer is buffered and must parse, or it is refused
-     * (send_buffered) rather than passed on unchecked. */
-    f->buffering = (f->route->release != 0) && status >= 200 && status < 300;
+     * answer is buffered and read (release.h), an error's as a success's
+     * (it can echo the record as well), or refused rather than passed on
+     * unchecked. */
+    f->buffering = f->route->release != 0;
     dz_buf_init(&f->body, f->buffering ? RELEASE_BUFFER_MAX : PENDING_HIGH * 2);
     /* The request is on record already: the answer may stream at once. */
     if (!c->closed && !f->buffering) {

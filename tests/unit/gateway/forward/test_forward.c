@@ -669,6 +669,94 @@ static void test_release_filter(void **state)
     fake_req_free(r);
 }
 
+/* A release route's error answers are read as its successes are: a 409
+ * "conflict" or a 422 echoing the stored record would otherwise hand the
+ * client every unreleased field.  A JSON error keeps only what kind of error
+ * (RFC 9457 type, title, status) and the released fields; one the filter
+ * cannot read keeps its status, not its content; a redirect is refused. */
+static void test_release_errors(void **state)
+{
+    struct fake_gw *g = *state;
+    char tok[64];
+    struct dz_req *r;
+    json_t *j;
+
+    fake_gw_session(g, FIN_A, "password", DZ_AMR_PWD, "low", NULL, tok);
+    fake_upstream_set_answer(g->up, 409, "content-type: application/problem+json\r\n",
+                             "{\"type\":\"urn:reg:conflict\",\"title\":\"Conflict\","
+                             "\"status\":409,\"detail\":\"+994501234567 is on record\","
+                             "\"instance\":\"/persons/5ABC123/phones/+994501234567\","
+                             "\"fin\":\"5ABC123\",\"phones\":[\"+994501234567\"],"
+                             "\"record\":{\"address\":\"Baku\"}}");
+    r = fwd_get(g, "/api/t/record", tok);
+    assert_int_equal(fake_req_status(r), 409);
+    assert_null(strstr(fake_req_resp_body(r, NULL), "+994"));
+    assert_null(strstr(fake_req_resp_body(r, NULL), "Baku"));
+    j = fake_req_json(r);
+    assert_non_null(j);
+    assert_string_equal(json_string_value(json_object_get(j, "type")), "urn:reg:conflict");
+    assert_string_equal(json_string_value(json_object_get(j, "title")), "Conflict");
+    assert_int_equal(json_integer_value(json_object_get(j, "status")), 409);
+    assert_string_equal(json_string_value(json_object_get(j, "fin")), "5ABC123");
+    assert_int_equal(json_object_size(j), 4);
+    json_decref(j);
+    fake_req_free(r);
+
+    /* The kind's members only with their own types: a "title" that is the
+     * record goes. */
+    fake_upstream_set_answer(g->up, 422, "content-type: application/json\r\n",
+                             "{\"title\":{\"phones\":[\"+994501234567\"]},\"status\":\"x\"}");
+    r = fwd_get(g, "/api/t/record", tok);
+    assert_int_equal(fake_req_status(r), 422);
+    assert_string_equal(fake_req_resp_body(r, NULL), "{}");
+    fake_req_free(r);
+
+    /* Not one JSON object (a page, text, a list, a coded body): the status
+     * goes on, the content does not. */
+    static const struct {
+        int status;
+        const char *headers;
+        const char *body;
+    } unread[] = {
+        {404, "content-type: text/html\r\n", "<p>no phone +994501234567 here</p>"},
+        {500, "content-type: application/json\r\n", "[{\"phones\":[\"+994501234567\"]}]"},
+        {409, "content-type: application/json\r\ncontent-encoding: gzip\r\n",
+         "{\"phones\":[\"+994501234567\"]}"},
+    };
+    for (size_t i = 0; i < sizeof(unread) / sizeof(unread[0]); i++) {
+        fake_upstream_set_answer(g->up, unread[i].status, unread[i].headers, unread[i].body);
+        r = fwd_get(g, "/api/t/record", tok);
+        assert_problem(r, unread[i].status, "upstream_error_withheld");
+        assert_null(strstr(fake_req_resp_body(r, NULL), "+994"));
+        assert_string_equal(fake_req_resp_header(r, "content-type"), "application/problem+json");
+        assert_null(fake_req_resp_header(r, "content-encoding"));
+        fake_req_free(r);
+    }
+
+    /* An error without content has nothing to strip. */
+    fake_upstream_set_answer(g->up, 404, NULL, "");
+    r = fwd_get(g, "/api/t/record", tok);
+    assert_int_equal(fake_req_status(r), 404);
+    assert_string_equal(fake_req_resp_body(r, NULL), "");
+    fake_req_free(r);
+
+    /* A redirect's Location is the back end's text (here an unreleased
+     * field in its query): refused, not followed. */
+    fake_upstream_set_answer(g->up, 302, "location: /api/t/record?phone=%2B994501234567\r\n", "");
+    r = fwd_get(g, "/api/t/record", tok);
+    assert_problem(r, 502, "upstream_unavailable");
+    assert_null(fake_req_resp_header(r, "location"));
+    assert_null(strstr(fake_req_resp_body(r, NULL), "994"));
+    fake_req_free(r);
+
+    /* A route without a release list passes its errors on as they are. */
+    fake_upstream_set_answer(g->up, 409, "content-type: text/plain\r\n", "taken: +994501234567");
+    r = fwd_get(g, "/api/t/open", tok);
+    assert_int_equal(fake_req_status(r), 409);
+    assert_string_equal(fake_req_resp_body(r, NULL), "taken: +994501234567");
+    fake_req_free(r);
+}
+
 /* ------------------------------------------------- the client goes away */
 
 static bool upstream_closed(void *arg)
@@ -931,6 +1019,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_rate_key_long, setup_long_name, teardown),
         cmocka_unit_test_setup_teardown(test_upstream_down, setup, teardown),
         cmocka_unit_test_setup_teardown(test_release_filter, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_release_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reset_mid_transfer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_upstream_dies_mid_transfer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_outcome_lost_is_told, setup, teardown),
