@@ -1196,14 +1196,16 @@ static void refusal_sampled(void *arg, int rc, int64_t value, const void *data, 
  * A known person refused by the policy always gets a line (who was kept
  * from whose data matters to the person).  A flood cannot turn the log
  * into its echo: rate-limited refusals, refusals for a service's requests
- * in flight, and refusals of clients without a session, are sampled — the first per (subject or
+ * in flight, bodies over the limit, and refusals of clients without a session (or whose Origin
+ * says another site sent them), are sampled — the first per (subject or
  * address, service, code) and minute is written, marked "sampled":"first_in_minute", the rest are
  * answered alike and counted in metrics only.  The sample mark is a put NX
  * without waiting on the loop (a shared store answers later).
  */
 static void refuse(struct dz_rctx *c, struct fwd *f, const char *code, const char *rule)
 {
-    bool sampled = !c->has_session || strcmp(code, "rate_limited") == 0 || is_room_refusal(code);
+    bool sampled = !c->has_session || strcmp(code, "rate_limited") == 0 || is_room_refusal(code) ||
+                   strcmp(code, "payload_too_large") == 0;
     char key[160], tail[96];
     struct refusal *r;
     size_t n;
@@ -1410,15 +1412,22 @@ static void forward_authed(struct dz_rctx *c, int rc, void *arg)
                      json_pack("{s:s, s:s, s:s, s:s, s:s}", "method", method, "route",
                                f->route->path, "service", f->svc->name, "rule", rule ? rule : "",
                                "means", c->has_session ? c->session.method : ""));
+    /* Refusals after the policy said yes are on record as every other
+     * routed refusal is (sampled: refuse). */
     if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0 &&
-        strcmp(method, "OPTIONS") != 0 && !dz_rctx_origin_ok(c)) {
-        fwd_free(f);
+        strcmp(method, "OPTIONS") != 0 && !dz_rctx_origin_matches(c)) {
+        /* With the cookie, another site's page had the browser send it:
+         * not the person acting, so not a line under their name (as for
+         * Sec-Fetch-Site above: sampled by address, actor unknown).  A
+         * bearer token is only sent on purpose: its line names the person. */
+        if (c->via_cookie)
+            c->has_session = false;
+        refuse(c, f, "bad_origin", NULL);
         return;
     }
     (void)dz_req_body(c->req, &body_len);
     if (dz_req_body_overflow(c->req) || body_len > route_body_max(c, f->route)) {
-        dz_rctx_problem(c, "payload_too_large", NULL);
-        fwd_free(f);
+        refuse(c, f, "payload_too_large", NULL);
         return;
     }
     rate_check(c, f);

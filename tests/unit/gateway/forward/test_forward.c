@@ -204,14 +204,47 @@ static void test_after_policy(void **state)
     fake_req_set_json(r, "{}");
     assert_true(fake_gw_roundtrip(g, r));
     assert_problem(r, 403, "bad_origin");
+    /* Refused after the policy said yes, and on record all the same: as
+     * another site's doing (sampled by address, no person named). */
+    json_t *line = fake_gw_audit_find(g, fake_req_resp_header(r, "darvaza-request-id"), "forward");
+    assert_non_null(line);
+    assert_string_equal(json_string_value(json_object_get(line, "decision")), "deny");
+    assert_string_equal(json_string_value(json_object_get(line, "reason")), "bad_origin");
+    assert_int_equal(json_integer_value(json_object_get(line, "status")), 403);
+    assert_string_equal(json_string_value(json_object_get(line, "sampled")), "first_in_minute");
+    assert_null(json_object_get(line, "fin"));
+    json_decref(line);
     fake_req_free(r);
-    /* A body over the service's 1 KiB. */
+    /* A bearer token is sent only on purpose: the wrong Origin is refused
+     * alike, and its line names the person. */
+    r = fake_gw_req(g, "POST", "/api/t/open");
+    fake_req_bearer(r, low);
+    fake_req_add_header(r, "origin", "https://elsewhere.example");
+    fake_req_set_json(r, "{}");
+    assert_true(fake_gw_roundtrip(g, r));
+    assert_problem(r, 403, "bad_origin");
+    line = fake_gw_audit_find(g, fake_req_resp_header(r, "darvaza-request-id"), "forward");
+    assert_non_null(line);
+    assert_string_equal(json_string_value(json_object_get(line, "reason")), "bad_origin");
+    assert_string_equal(json_string_value(json_object_get(line, "fin")), FIN_A);
+    json_decref(line);
+    fake_req_free(r);
+    /* A body over the service's 1 KiB: on record too, under the person
+     * (sampled per person, service and code). */
     memset(big, 'x', sizeof(big));
     r = fake_gw_req(g, "POST", "/api/t/open");
     fake_req_bearer(r, low);
     fake_req_set_body(r, big, sizeof(big));
     assert_true(fake_gw_roundtrip(g, r));
     assert_problem(r, 413, "payload_too_large");
+    line = fake_gw_audit_find(g, fake_req_resp_header(r, "darvaza-request-id"), "forward");
+    assert_non_null(line);
+    assert_string_equal(json_string_value(json_object_get(line, "decision")), "deny");
+    assert_string_equal(json_string_value(json_object_get(line, "reason")), "payload_too_large");
+    assert_int_equal(json_integer_value(json_object_get(line, "status")), 413);
+    assert_string_equal(json_string_value(json_object_get(line, "sampled")), "first_in_minute");
+    assert_string_equal(json_string_value(json_object_get(line, "fin")), FIN_A);
+    json_decref(line);
     fake_req_free(r);
     /* Two an hour on /api/t/rated (a window the test never straddles in
      * practice): the third is refused. */
@@ -225,7 +258,7 @@ static void test_after_policy(void **state)
     assert_problem(r, 429, "rate_limited");
     assert_non_null(fake_req_resp_header(r, "retry-after"));
     /* The refusal is on record (sampled: the first of its minute)... */
-    json_t *line = fake_gw_audit_find(g, fake_req_resp_header(r, "darvaza-request-id"), "forward");
+    line = fake_gw_audit_find(g, fake_req_resp_header(r, "darvaza-request-id"), "forward");
     assert_non_null(line);
     assert_string_equal(json_string_value(json_object_get(line, "decision")), "deny");
     assert_string_equal(json_string_value(json_object_get(line, "reason")), "rate_limited");
