@@ -69,6 +69,9 @@ static const struct problem_kind kinds[] = {
     {"revocation_unavailable", 503, "The certificate's revocation status cannot be learned now"},
     {"timestamp_unavailable", 503, "The time-stamping authority cannot be reached now"},
     {"upstream_timeout", 504, "The service did not answer in time"},
+    /* The status is the back end's own 4xx/5xx (forward.c withhold_error);
+     * 502 only where a status must be named without one. */
+    {"upstream_error_withheld", 502, "The service refused or failed the request"},
 };
 
 static const struct problem_kind *find(const char *code)

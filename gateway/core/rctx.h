@@ -147,6 +147,9 @@ void dz_rctx_authenticate_async(struct dz_rctx *c,
  * must be our origin; a cookie-authenticated request must send one.
  * Answers 403 bad_origin itself and returns false when refused. */
 bool dz_rctx_origin_ok(struct dz_rctx *c);
+/* The same rule without an answer, for a caller that records the refusal
+ * before it answers (the forwarder's audit). */
+bool dz_rctx_origin_matches(const struct dz_rctx *c);
 
 /* Get a string member of a JSON object, bounded in length; NULL if absent,
  * not a string, or longer than max. */

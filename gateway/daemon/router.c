@@ -125,6 +125,32 @@ static bool route_table(struct dz_rctx *c, const struct endpoint *table, size_t 
     return false;
 }
 
+/* The back-end connections libcurl may hold open on one worker (HTTPS and
+ * HTTP/2 back ends, h2c, OCSP, TSA, MSSP, JWKS, back-channel logout):
+ * the worker's share of limits.connections.  Without a bound, a burst to
+ * an HTTP/1.1-over-TLS back end opened a connection per request in flight
+ * (the cache's CURLMOPT_MAXCONNECTS bounds only the idle ones), each a
+ * descriptor, up to the process's limit, and the back end took them all.
+ * With it, the gateway holds no more connections to its back ends than it
+ * accepts from clients (the descriptors an operator provisions for
+ * limits.connections cover both sides), and a request over the bound waits
+ * in libcurl's queue for one to end or be reused: queued, not refused.  A
+ * service's own bound is its policy's in_flight.  Read again at each
+ * reload. */
+#define UPSTREAM_CONNECTIONS_MIN 16
+static void bound_upstream_connections(struct dz_gw_worker *gww)
+{
+    const struct dz_config *cf = gww->gen->config;
+    unsigned workers = cf->gateway.workers ? cf->gateway.workers : 1;
+    unsigned share = (cf->limits.connections + workers - 1) / workers;
+
+    /* At least a few: the gateway's own calls (OCSP, TSA, MSSP, JWKS)
+     * need connections beside the forwards, and a small client cap (a
+     * test's, an operator's) must not queue them one behind another. */
+    (void)dz_httpc_set_max_connections(
+        gww->httpc, share > UPSTREAM_CONNECTIONS_MIN ? share : UPSTREAM_CONNECTIONS_MIN);
+}
+
 void *dz_router_worker_init(struct dz_worker *w, void *app)
 {
     struct dz_gw *gw = app;
@@ -144,6 +170,7 @@ void *dz_router_worker_init(struct dz_worker *w, void *app)
     /* The main thread holds gw->gen until every worker has its own. */
     gww->gen = gw->gen;
     dz_gen_ref(gww->gen);
+    bound_upstream_connections(gww);
     if (dz_worker_index(w) < sizeof(gw->workers) / sizeof(gw->workers[0]))
         gw->workers[dz_worker_index(w)] = gww;
     /* One sweeper per instance, for the back-channel logout of expired
@@ -172,6 +199,7 @@ void dz_router_set_gen(struct dz_gw_worker *gww, struct dz_gen *gen)
 
     gww->gen = gen; /* the caller's reference moves here */
     dz_gen_unref(old);
+    bound_upstream_connections(gww);
 }
 
 static void on_close(struct dz_req *req, void *arg)

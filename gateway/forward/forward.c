@@ -6,11 +6,12 @@
  * state-changing browser requests -> body limit -> rate per subject ->
  * a slot of the service's requests in flight (inflight.h) -> signed body (require_signed_body
  * routes: signed_body.c verifies, time-stamps and may replace the body) -> signed assertion ->
- * upstream.  The upstream never sees the client's Authorization, our cookie, hop-by-hop headers or
- * any Darvaza-* header; it gets Forwarded, Darvaza-Request-Id, Darvaza-Assertion and
- * Darvaza-Release.  The answer is streamed back, except on routes with a `release` list, whose JSON
- * answers are buffered (bounded) and stripped of the fields the policy does not release.  The audit
- * line is durable before the first byte of the answer leaves.
+ * upstream.  The upstream never sees the client's Authorization, our cookie, hop-by-hop headers,
+ * any Darvaza-* or X-Forwarded-* header, or a method/URL override field; it gets Forwarded,
+ * Darvaza-Request-Id, Darvaza-Assertion and Darvaza-Release.  The answer is streamed back, except
+ * on routes with a `release` list, whose answers (errors too: release.h) are buffered (bounded) and
+ * stripped of the fields the policy does not release.  The audit line is durable before the first
+ * byte of the answer leaves.
  */
 #include "forward/forward.h"
 
@@ -35,6 +36,7 @@
 #include "core/metrics.h"
 #include "core/problem.h"
 #include "forward/inflight.h"
+#include "forward/release.h"
 #include "http/httpc.h"
 #include "keys/assertion.h"
 #include "sign/signed_body.h"
@@ -162,7 +164,9 @@ static void release_list(const struct dz_policy_route *r, char *out, size_t out_
 
 /* Compared by length first: this runs for every header of every request
  * and answer, and a strcmp against each name of the list showed in the
- * profile (about 0.6 % of the gateway's CPU). */
+ * profile (about 0.6 % of the gateway's CPU).  Case-insensitive: HTTP/2
+ * names are lower case (nghttp2 refuses others), but a field dropped for
+ * what it makes a back end do must not pass by its spelling. */
 /* clang-format off */
 #define DROP(s) {(s), sizeof(s) - 1}
 /* clang-format on */
@@ -172,23 +176,50 @@ static bool is_hop_or_private(const char *name)
         const char *name;
         size_t len;
     } drop[] = {
-        DROP("connection"),       DROP("keep-alive"),
-        DROP("proxy-connection"), DROP("te"),
-        DROP("trailer"),          DROP("transfer-encoding"),
-        DROP("upgrade"),          DROP("host"),
-        DROP("authorization"),    DROP("content-length"),
-        DROP("forwarded"),        DROP("x-forwarded-for"),
-        DROP("x-forwarded-host"), DROP("x-forwarded-proto"),
-        DROP("x-real-ip"),        DROP("proxy-authorization"),
-        DROP("cookie"),           DROP("http2-settings"),
+        DROP("connection"),
+        DROP("keep-alive"),
+        DROP("proxy-connection"),
+        DROP("te"),
+        DROP("trailer"),
+        DROP("transfer-encoding"),
+        DROP("upgrade"),
+        DROP("host"),
+        DROP("authorization"),
+        DROP("content-length"),
+        DROP("forwarded"),
+        DROP("x-real-ip"),
+        DROP("proxy-authorization"),
+        DROP("cookie"),
+        DROP("http2-settings"),
         DROP("expect"),
+        /* Another method or target than the request line's, honoured by
+         * many frameworks behind a proxy (method override, the "original"
+         * URL of IIS/Symfony/Laminas): the back end would act on a DELETE
+         * or another path while the policy matched, the assertion's
+         * htm/htu signed and the audit line recorded this one.  Dropped,
+         * as proxies drop them, rather than refused: the request the
+         * client sent still goes, as the policy allowed it. */
+        DROP("x-http-method-override"),
+        DROP("x-http-method"),
+        DROP("x-method-override"),
+        DROP("x-original-method"),
+        DROP("x-original-url"),
+        DROP("x-original-uri"),
+        DROP("x-rewrite-url"),
+        DROP("x-original-host"),
     };
     size_t len = strlen(name);
 
-    if (len >= 8 && memcmp(name, "darvaza-", 8) == 0)
+    if (len >= 8 && strncasecmp(name, "darvaza-", 8) == 0)
+        return true;
+    /* Every X-Forwarded-* (for, host, proto, prefix, uri, method, port...)
+     * is a proxy's word on the original request: the gateway gives its own
+     * in Forwarded, and a client's would tell the back end another
+     * address, scheme, path prefix or method. */
+    if (len >= 12 && strncasecmp(name, "x-forwarded-", 12) == 0)
         return true;
     for (size_t i = 0; i < sizeof(drop) / sizeof(drop[0]); i++) {
-        if (drop[i].len == len && memcmp(name, drop[i].name, len) == 0)
+        if (drop[i].len == len && strncasecmp(name, drop[i].name, len) == 0)
             return true;
     }
     return false;
@@ -304,62 +335,6 @@ static void finish(struct dz_rctx *c, struct fwd *f)
     dz_rctx_release(c);
 }
 
-static int filter_release(struct fwd *f, char **out, size_t *out_len)
-{
-    json_error_t err;
-    json_t *j;
-    json_t *items[1];
-    size_t count = 1;
-    json_t *arr = NULL;
-    int rc = DZ_ERR_PARSE;
-
-    memset(&err, 0, sizeof(err));
-    j = json_loadb(f->body.data ? f->body.data : "", f->body.len, 0, &err);
-    *out = NULL;
-    /* Our memory or the service's JSON, told apart for send_buffered.
-     * jansson (2.14) never reports json_error_out_of_memory from a parse:
-     * a failed allocation returns with no error set (the code stays zero,
-     * json_error_unknown), while every fault of the text sets a code.  A
-     * failed copy of a string token is the exception (told as an invalid
-     * token): that one is read as the service's, still a 502. */
-    if (!j)
-        return json_error_code(&err) == json_error_unknown ||
-                       json_error_code(&err) == json_error_out_of_memory
-                   ? DZ_ERR_NOMEM
-                   : DZ_ERR_PARSE;
-    items[0] = j;
-    if (json_is_array(j)) {
-        arr = j;
-        count = json_array_size(j);
-    } else if (!json_is_object(j)) {
-        goto out;
-    }
-    for (size_t i = 0; i < count; i++) {
-        json_t *o = arr ? json_array_get(arr, i) : items[0];
-        const char *key;
-        json_t *val;
-        void *tmp;
-
-        if (!json_is_object(o))
-            goto out;
-        json_object_foreach_safe(o, tmp, key, val)
-        {
-            if (!dz_policy_release_allows(f->route, key))
-                json_object_del(o, key);
-        }
-    }
-    *out = json_dumps(j, JSON_COMPACT);
-    if (*out) {
-        *out_len = strlen(*out);
-        rc = 0;
-    } else {
-        rc = DZ_ERR_NOMEM;
-    }
-out:
-    json_decref(j);
-    return rc;
-}
-
 /* The answer has a content coding other than identity. */
 static bool answer_coded(const struct fwd *f)
 {
@@ -409,6 +384,30 @@ static size_t answer_headers(struct dz_rctx *c, struct fwd *f, struct dz_hdr *h,
 
 static void upstream_failed(struct dz_rctx *c, struct fwd *f, int result);
 
+/* A release route's error answer whose content the filter cannot read
+ * (release.h): the back end's status, with the gateway's problem document
+ * in place of the content (and of the back end's fields: its content type
+ * no longer applies).  The client still learns "not found" from "conflict";
+ * not what the back end wrote. */
+static int withhold_error(struct dz_rctx *c, struct fwd *f)
+{
+    json_t *p = dz_problem_new("upstream_error_withheld", NULL);
+    char *text;
+    int rc;
+
+    if (p) {
+        json_object_set_new(p, "status", json_integer(f->status));
+        json_object_set_new(p, "instance", json_string(c->rid));
+    }
+    text = p ? json_dumps(p, JSON_COMPACT) : NULL;
+    json_decref(p);
+    if (!text)
+        return DZ_ERR_NOMEM;
+    rc = dz_rctx_respond(c, f->status, "application/problem+json", text, strlen(text), NULL, 0);
+    free(text);
+    return rc;
+}
+
 /* The whole answer at once (a buffered one).  Returns 0, or why the client
  * got a 502 instead (answered here: the outcome line tells it). */
 static int send_buffered(struct dz_rctx *c, struct fwd *f)
@@ -419,30 +418,36 @@ static int send_buffered(struct dz_rctx *c, struct fwd *f)
     size_t flen = 0;
     int rc;
 
-    /* An answer without content (to a HEAD, or a 204) has no field to
+    /* An answer without content (to a HEAD, a 204, a 304) has no field to
      * strip: nothing to filter, and no record to refuse (RFC 9110 9.3.2:
      * a HEAD gets the GET's answer without its content). */
-    bool bodiless =
-        f->body.len == 0 && (f->status == 204 || strcmp(dz_req_method(c->req), "HEAD") == 0);
+    bool bodiless = f->body.len == 0 && (f->status == 204 || f->status == 304 ||
+                                         strcmp(dz_req_method(c->req), "HEAD") == 0);
 
-    if (f->buffering && f->status >= 200 && f->status < 300 && !bodiless) {
-        /* A part (206) is no whole record, a coded body no JSON the filter
-         * reads: the gateway asks for neither on these routes
-         * (is_filter_ask), and passes neither on. */
-        rc = f->status == 206 || answer_coded(f) ? DZ_ERR_PARSE
-                                                 : filter_release(f, &filtered, &flen);
-        if (rc == DZ_ERR_NOMEM) {
+    if (f->buffering && !bodiless) {
+        switch (dz_release_filter(f->route, f->status, answer_coded(f), f->body.data, f->body.len,
+                                  &filtered, &flen)) {
+        case DZ_RELEASE_FILTERED:
+            break;
+        case DZ_RELEASE_WITHHELD:
+            rc = withhold_error(c, f);
+            if (rc != 0)
+                upstream_failed(c, f, rc);
+            return rc;
+        case DZ_RELEASE_NOMEM:
             /* Our failure, not the service's: said as such, and never
              * the answer unfiltered. */
-            upstream_failed(c, f, rc);
-            return rc;
-        }
-        if (rc != 0) {
-            /* A registry answer we cannot read is not passed on unfiltered. */
+            upstream_failed(c, f, DZ_ERR_NOMEM);
+            return DZ_ERR_NOMEM;
+        default:
+            /* An answer we cannot read is not passed on unfiltered. */
             dz_metrics_upstream_error(c->gw->metrics, f->svc->name, "bad_answer");
-            dz_rctx_problem(c, "upstream_unavailable", "the service answered malformed JSON");
+            dz_rctx_problem(c, "upstream_unavailable",
+                            f->status >= 300 && f->status < 400
+                                ? "the service redirected a route whose answers are filtered"
+                                : "the service answered malformed JSON");
             f->status = 502;
-            return rc;
+            return DZ_ERR_PARSE;
         }
     }
     if (!filtered)
@@ -767,9 +772,10 @@ static void on_head(void *arg, int status, const struct dz_hdr *h, size_t n)
         return;
     }
     /* Released fields are defined on JSON records: on such a route every
-     * successful answer is buffered and must parse, or it is refused
-     * (send_buffered) rather than passed on unchecked. */
-    f->buffering = (f->route->release != 0) && status >= 200 && status < 300;
+     * answer is buffered and read (release.h), an error's as a success's
+     * (it can echo the record as well), or refused rather than passed on
+     * unchecked. */
+    f->buffering = f->route->release != 0;
     dz_buf_init(&f->body, f->buffering ? RELEASE_BUFFER_MAX : PENDING_HIGH * 2);
     /* The request is on record already: the answer may stream at once. */
     if (!c->closed && !f->buffering) {
@@ -1190,14 +1196,16 @@ static void refusal_sampled(void *arg, int rc, int64_t value, const void *data, 
  * A known person refused by the policy always gets a line (who was kept
  * from whose data matters to the person).  A flood cannot turn the log
  * into its echo: rate-limited refusals, refusals for a service's requests
- * in flight, and refusals of clients without a session, are sampled — the first per (subject or
+ * in flight, bodies over the limit, and refusals of clients without a session (or whose Origin
+ * says another site sent them), are sampled — the first per (subject or
  * address, service, code) and minute is written, marked "sampled":"first_in_minute", the rest are
  * answered alike and counted in metrics only.  The sample mark is a put NX
  * without waiting on the loop (a shared store answers later).
  */
 static void refuse(struct dz_rctx *c, struct fwd *f, const char *code, const char *rule)
 {
-    bool sampled = !c->has_session || strcmp(code, "rate_limited") == 0 || is_room_refusal(code);
+    bool sampled = !c->has_session || strcmp(code, "rate_limited") == 0 || is_room_refusal(code) ||
+                   strcmp(code, "payload_too_large") == 0;
     char key[160], tail[96];
     struct refusal *r;
     size_t n;
@@ -1404,15 +1412,22 @@ static void forward_authed(struct dz_rctx *c, int rc, void *arg)
                      json_pack("{s:s, s:s, s:s, s:s, s:s}", "method", method, "route",
                                f->route->path, "service", f->svc->name, "rule", rule ? rule : "",
                                "means", c->has_session ? c->session.method : ""));
+    /* Refusals after the policy said yes are on record as every other
+     * routed refusal is (sampled: refuse). */
     if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0 &&
-        strcmp(method, "OPTIONS") != 0 && !dz_rctx_origin_ok(c)) {
-        fwd_free(f);
+        strcmp(method, "OPTIONS") != 0 && !dz_rctx_origin_matches(c)) {
+        /* With the cookie, another site's page had the browser send it:
+         * not the person acting, so not a line under their name (as for
+         * Sec-Fetch-Site above: sampled by address, actor unknown).  A
+         * bearer token is only sent on purpose: its line names the person. */
+        if (c->via_cookie)
+            c->has_session = false;
+        refuse(c, f, "bad_origin", NULL);
         return;
     }
     (void)dz_req_body(c->req, &body_len);
     if (dz_req_body_overflow(c->req) || body_len > route_body_max(c, f->route)) {
-        dz_rctx_problem(c, "payload_too_large", NULL);
-        fwd_free(f);
+        refuse(c, f, "payload_too_large", NULL);
         return;
     }
     rate_check(c, f);

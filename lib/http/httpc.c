@@ -1061,6 +1061,15 @@ int dz_httpc_new(struct ev_loop *loop, struct dz_httpc **out)
     return 0;
 }
 
+int dz_httpc_set_max_connections(struct dz_httpc *c, unsigned total)
+{
+    if (!c)
+        return DZ_ERR_INVAL;
+    return curl_multi_setopt(c->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, (long)total) == CURLM_OK
+               ? 0
+               : DZ_ERR_INVAL;
+}
+
 static void free_queue(struct dz_httpc *c, struct xq *q, bool in_multi)
 {
     struct dz_httpc_xfer *x;

@@ -104,6 +104,16 @@ struct dz_httpc_callbacks {
  * Loop thread. */
 int dz_httpc_new(struct ev_loop *loop, struct dz_httpc **out);
 
+/* Bounds the connections libcurl holds open at once for this client, to
+ * every origin together (CURLMOPT_MAX_TOTAL_CONNECTIONS; CURLMOPT_MAXCONNECTS
+ * bounds only the idle cache).  A transfer over the bound is not failed:
+ * libcurl queues it until a connection ends or is free for reuse (an
+ * HTTP/2 one multiplexes it at once), its clock running from its start.
+ * Transfers lib/http/h1client.c carries (HTTP/1.1 to an IP address) are
+ * not libcurl's and not counted.  0: no bound.  Loop thread, any time
+ * (a lower bound lets the connections over it finish). */
+int dz_httpc_set_max_connections(struct dz_httpc *c, unsigned total);
+
 /* Cancel every transfer (no callback runs), close all connections, free.
  * NULL is a no-op.  Loop thread, not from inside a callback. */
 void dz_httpc_free(struct dz_httpc *c);

@@ -5,7 +5,7 @@
 # back end, and nghttp as a client.
 . "$(dirname "$0")/lib.sh"
 
-plan 67
+plan 71
 stack_start
 start_echo || bail "the echo peer did not start on $ECHO_ADDR"
 
@@ -176,6 +176,23 @@ ECLAIMS=$(jws_part "$(jq -r '.headers["darvaza-assertion"] // empty' <<<"${REQ:-
 is "$(jq -r '[.aud, .htm, .htu, .bdy, .acr] | join(" ")' <<<"${ECLAIMS:-null}" 2>/dev/null)" \
     "echo POST /api/echo/post?probe=$PROBE $(b64url_sha256 <"$WORK/small.txt") low" \
     "the echo back end's assertion: aud echo, htm POST, htu, bdy = base64url(SHA-256(body)), acr low"
+# A method/URL override field would make a framework act on another request
+# than the one the policy matched and the assertion signed: never passed on.
+PROBE="probe-$$-override"
+gw POST "/api/echo/post?probe=$PROBE" -H "$(bearer "$TOK_LOW")" -H "$(probe_hdr "$PROBE")" \
+    -H 'content-type: text/plain' --data-binary 'x' -H 'X-HTTP-Method-Override: DELETE' \
+    -H 'X-Original-URL: /api/echo/admin' -H 'X-Forwarded-Prefix: /admin' -H 'X-Method-Override: PUT'
+REQ=$(peer_request_with "$PROBE" echo)
+is "$STATUS $(jq -r '[.method, ([.headers | keys[] | select(test("override|original|^x-forwarded"))] | length)] | map(tostring) | join(" ")' <<<"${REQ:-null}" 2>/dev/null)" \
+    "200 POST 0" "method-override and original-URL fields never reach the back end"
+# A release route's errors are filtered as its records are (the echo peer's
+# answer is its view of the request: headers, path, assertion, none released).
+gw GET "/api/echo/record?status=409" -H "$(bearer "$TOK_LOW")"
+is "$STATUS $BODY" "409 {}" "a release route's JSON 409 keeps its status and only released fields"
+gw GET "/api/echo/record?status=404&size=64" -H "$(bearer "$TOK_LOW")"
+problem 404 upstream_error_withheld "... a 404 that is not JSON: its status, not its content"
+gw GET "/api/echo/record?status=302" -H "$(bearer "$TOK_LOW")"
+problem 502 upstream_unavailable "... a redirect there is refused (502)"
 PROBE="probe-$$-4"
 head -c 2048 /dev/urandom >"$WORK/big.bin"
 gw POST "/api/echo/post?probe=$PROBE" -H "$(bearer "$TOK_LOW")" -H "$(probe_hdr "$PROBE")" \

@@ -1034,6 +1034,164 @@ static void test_many_concurrent(void **state)
     free(r);
 }
 
+/* ---- the bound on open connections (dz_httpc_set_max_connections) */
+
+/* A back end that counts its open connections and the most at once.  It
+ * holds every answer until the first `gate` connections are open (so a
+ * client without a bound has opened one per transfer by then), then
+ * answers each request at once, keeping the connection alive. */
+struct countsrv {
+    int fd;
+    int port;
+    int gate;
+    int wake[2];
+    int open;     /* written by the server thread; read after the join */
+    int max_open; /* the most connections open at once */
+    int served;
+    pthread_t th;
+};
+
+#define COUNTSRV_MAX 64
+
+static void countsrv_answer(int fd)
+{
+    static const char ok[] = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+    ssize_t n = send(fd, ok, sizeof(ok) - 1, MSG_NOSIGNAL);
+
+    (void)n;
+}
+
+static void *countsrv_main(void *arg)
+{
+    struct countsrv *sv = arg;
+    struct pollfd pf[COUNTSRV_MAX + 2];
+    char got[COUNTSRV_MAX + 2][512];
+    size_t len[COUNTSRV_MAX + 2] = {0};
+    int waiting[COUNTSRV_MAX + 2] = {0}; /* whole requests not yet answered */
+    size_t n = 2;
+    bool gate_open = false;
+
+    pf[0] = (struct pollfd){.fd = sv->fd, .events = POLLIN};
+    pf[1] = (struct pollfd){.fd = sv->wake[0], .events = POLLIN};
+    for (;;) {
+        if (poll(pf, n, -1) < 0)
+            continue;
+        if (pf[1].revents)
+            break;
+        if ((pf[0].revents & POLLIN) && n < COUNTSRV_MAX + 2) {
+            int c = accept(sv->fd, NULL, NULL);
+
+            if (c >= 0) {
+                pf[n] = (struct pollfd){.fd = c, .events = POLLIN};
+                len[n] = 0;
+                waiting[n] = 0;
+                n++;
+                sv->open++;
+                if (sv->open > sv->max_open)
+                    sv->max_open = sv->open;
+                gate_open = gate_open || sv->open >= sv->gate;
+            }
+        }
+        for (size_t i = 2; i < n; i++) {
+            if (pf[i].revents & (POLLIN | POLLHUP | POLLERR)) {
+                ssize_t k = recv(pf[i].fd, got[i] + len[i], sizeof(got[i]) - 1 - len[i], 0);
+                char *end;
+
+                if (k <= 0) {
+                    close(pf[i].fd);
+                    sv->open--;
+                    pf[i] = pf[n - 1];
+                    memcpy(got[i], got[n - 1], len[n - 1]);
+                    len[i] = len[n - 1];
+                    waiting[i] = waiting[n - 1];
+                    n--;
+                    i--;
+                    continue;
+                }
+                len[i] += (size_t)k;
+                got[i][len[i]] = '\0';
+                while ((end = strstr(got[i], "\r\n\r\n")) != NULL) {
+                    size_t used = (size_t)(end + 4 - got[i]);
+
+                    waiting[i]++;
+                    memmove(got[i], got[i] + used, len[i] - used + 1);
+                    len[i] -= used;
+                }
+            }
+        }
+        for (size_t i = 2; gate_open && i < n; i++) {
+            for (; waiting[i] > 0; waiting[i]--) {
+                countsrv_answer(pf[i].fd);
+                sv->served++;
+            }
+        }
+    }
+    for (size_t i = 2; i < n; i++)
+        close(pf[i].fd);
+    return NULL;
+}
+
+static void countsrv_start(struct countsrv *sv, int gate)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t al = sizeof(a);
+
+    memset(sv, 0, sizeof(*sv));
+    sv->gate = gate;
+    assert_int_equal(pipe(sv->wake), 0);
+    sv->fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(sv->fd >= 0);
+    assert_int_equal(bind(sv->fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    assert_int_equal(listen(sv->fd, 128), 0);
+    assert_int_equal(getsockname(sv->fd, (struct sockaddr *)&a, &al), 0);
+    sv->port = ntohs(a.sin_port);
+    assert_int_equal(pthread_create(&sv->th, NULL, countsrv_main, sv), 0);
+}
+
+static void countsrv_stop(struct countsrv *sv)
+{
+    assert_int_equal(write(sv->wake[1], "x", 1), 1);
+    pthread_join(sv->th, NULL);
+    close(sv->fd);
+    close(sv->wake[0]);
+    close(sv->wake[1]);
+}
+
+/* A burst of HTTP/1.1 transfers through libcurl (a host name: not
+ * h1client's) over the client's bound: every one completes, queued for a
+ * connection rather than failed, and the back end never has more than the
+ * bound open at once. */
+static void test_max_connections_queues(void **state)
+{
+    enum { CAP = 3, N = 24 };
+    struct res r[N];
+    struct countsrv sv;
+    char u[96];
+    int i;
+
+    (void)state;
+    countsrv_start(&sv, CAP);
+    assert_int_equal(dz_httpc_set_max_connections(cli, CAP), 0);
+    snprintf(u, sizeof(u), "http://localhost:%d/burst", sv.port);
+    for (i = 0; i < N; i++) {
+        struct dz_httpc_request q = req(u, DZ_HTTPC_HTTP1);
+
+        r_init(&r[i]);
+        start_ok(&r[i], &q);
+    }
+    run(20000);
+    countsrv_stop(&sv);
+    for (i = 0; i < N; i++) {
+        assert_int_equal(r[i].result, 0);
+        assert_int_equal(r[i].status, 200);
+        assert_string_equal(dz_buf_cstr(&r[i].body), "ok");
+        dz_buf_cleanup(&r[i].body);
+    }
+    assert_int_equal(sv.served, N);
+    assert_true(sv.max_open >= 1);
+    assert_in_range(sv.max_open, 1, CAP);
+}
+
 static void test_h2_multiplexes_on_one_connection(void **state)
 {
     enum { N = 50 };
@@ -1613,6 +1771,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_cancel_from_loop_and_at_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cancel_lets_go_of_h2_stream, setup, teardown),
         cmocka_unit_test_setup_teardown(test_many_concurrent, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_max_connections_queues, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hostile_http1_answers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_http1_no_reuse_after_extra_bytes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_http1_answer_in_pieces, setup, teardown),

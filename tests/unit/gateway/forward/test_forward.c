@@ -204,14 +204,47 @@ static void test_after_policy(void **state)
     fake_req_set_json(r, "{}");
     assert_true(fake_gw_roundtrip(g, r));
     assert_problem(r, 403, "bad_origin");
+    /* Refused after the policy said yes, and on record all the same: as
+     * another site's doing (sampled by address, no person named). */
+    json_t *line = fake_gw_audit_find(g, fake_req_resp_header(r, "darvaza-request-id"), "forward");
+    assert_non_null(line);
+    assert_string_equal(json_string_value(json_object_get(line, "decision")), "deny");
+    assert_string_equal(json_string_value(json_object_get(line, "reason")), "bad_origin");
+    assert_int_equal(json_integer_value(json_object_get(line, "status")), 403);
+    assert_string_equal(json_string_value(json_object_get(line, "sampled")), "first_in_minute");
+    assert_null(json_object_get(line, "fin"));
+    json_decref(line);
     fake_req_free(r);
-    /* A body over the service's 1 KiB. */
+    /* A bearer token is sent only on purpose: the wrong Origin is refused
+     * alike, and its line names the person. */
+    r = fake_gw_req(g, "POST", "/api/t/open");
+    fake_req_bearer(r, low);
+    fake_req_add_header(r, "origin", "https://elsewhere.example");
+    fake_req_set_json(r, "{}");
+    assert_true(fake_gw_roundtrip(g, r));
+    assert_problem(r, 403, "bad_origin");
+    line = fake_gw_audit_find(g, fake_req_resp_header(r, "darvaza-request-id"), "forward");
+    assert_non_null(line);
+    assert_string_equal(json_string_value(json_object_get(line, "reason")), "bad_origin");
+    assert_string_equal(json_string_value(json_object_get(line, "fin")), FIN_A);
+    json_decref(line);
+    fake_req_free(r);
+    /* A body over the service's 1 KiB: on record too, under the person
+     * (sampled per person, service and code). */
     memset(big, 'x', sizeof(big));
     r = fake_gw_req(g, "POST", "/api/t/open");
     fake_req_bearer(r, low);
     fake_req_set_body(r, big, sizeof(big));
     assert_true(fake_gw_roundtrip(g, r));
     assert_problem(r, 413, "payload_too_large");
+    line = fake_gw_audit_find(g, fake_req_resp_header(r, "darvaza-request-id"), "forward");
+    assert_non_null(line);
+    assert_string_equal(json_string_value(json_object_get(line, "decision")), "deny");
+    assert_string_equal(json_string_value(json_object_get(line, "reason")), "payload_too_large");
+    assert_int_equal(json_integer_value(json_object_get(line, "status")), 413);
+    assert_string_equal(json_string_value(json_object_get(line, "sampled")), "first_in_minute");
+    assert_string_equal(json_string_value(json_object_get(line, "fin")), FIN_A);
+    json_decref(line);
     fake_req_free(r);
     /* Two an hour on /api/t/rated (a window the test never straddles in
      * practice): the third is refused. */
@@ -225,7 +258,7 @@ static void test_after_policy(void **state)
     assert_problem(r, 429, "rate_limited");
     assert_non_null(fake_req_resp_header(r, "retry-after"));
     /* The refusal is on record (sampled: the first of its minute)... */
-    json_t *line = fake_gw_audit_find(g, fake_req_resp_header(r, "darvaza-request-id"), "forward");
+    line = fake_gw_audit_find(g, fake_req_resp_header(r, "darvaza-request-id"), "forward");
     assert_non_null(line);
     assert_string_equal(json_string_value(json_object_get(line, "decision")), "deny");
     assert_string_equal(json_string_value(json_object_get(line, "reason")), "rate_limited");
@@ -271,7 +304,7 @@ static void test_allowed_audited_first(void **state)
     fake_req_add_header(r, "proxy-authorization", "Basic eA==");
     fake_req_add_header(r, "forwarded", "for=10.0.0.3");
     fake_req_add_header(r, "expect", "100-continue");
-    fake_req_add_header(r, "x-forwarded-fox", "kept");
+    fake_req_add_header(r, "x-forwarder-for", "kept");
     fake_req_add_header(r, "hosts", "kept too");
     assert_true(fake_gw_roundtrip(g, r));
     assert_int_equal(fake_req_invalid_answers(r), 0);
@@ -299,7 +332,7 @@ static void test_allowed_audited_first(void **state)
     assert_null(fake_upstream_last_header(g->up, "proxy-authorization", buf, sizeof(buf)));
     assert_null(fake_upstream_last_header(g->up, "expect", buf, sizeof(buf)));
     assert_null(strstr(fake_upstream_last_request(g->up), "10.0.0.3"));
-    assert_string_equal(fake_upstream_last_header(g->up, "x-forwarded-fox", buf, sizeof(buf)),
+    assert_string_equal(fake_upstream_last_header(g->up, "x-forwarder-for", buf, sizeof(buf)),
                         "kept");
     assert_string_equal(fake_upstream_last_header(g->up, "hosts", buf, sizeof(buf)), "kept too");
     assert_string_equal(fake_upstream_last_header(g->up, "cookie", buf, sizeof(buf)), "other=1");
@@ -333,6 +366,45 @@ static void test_allowed_audited_first(void **state)
     json_decref(line);
     assert_int_equal(fake_req_refs(r), 1);
     fake_req_free(r);
+}
+
+/* Fields by which a framework behind a proxy takes another method or path
+ * than the request line's (method override, the "original" URL, a prefix)
+ * never reach the back end: it would act on a DELETE, or on another path,
+ * while the policy matched and the assertion signed this GET or POST.
+ * Matched whatever their case, with every X-Forwarded-* field (a proxy's
+ * word on the original request, never a client's). */
+static void test_override_fields_dropped(void **state)
+{
+    static const char *const names[] = {
+        "x-http-method-override", "X-HTTP-Method",      "x-method-override", "X-Original-URL",
+        "x-original-uri",         "x-rewrite-url",      "X-Original-Method", "x-forwarded-prefix",
+        "X-Forwarded-Uri",        "x-forwarded-method", "x-original-host",   "X-Forwarded-Port",
+    };
+    struct fake_gw *g = *state;
+    char tok[64];
+    char buf[256];
+    struct dz_req *r;
+
+    fake_gw_session(g, FIN_A, "password", DZ_AMR_PWD, "low", NULL, tok);
+    fake_upstream_set_answer(g->up, 200, NULL, "ok");
+    r = fake_gw_req(g, "POST", "/api/t/open");
+    fake_req_bearer(r, tok);
+    fake_req_set_json(r, "{}");
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        fake_req_add_header(r, names[i], i % 2 ? "/api/t/judge" : "DELETE");
+    fake_req_add_header(r, "x-method", "kept: not an override name");
+    assert_true(fake_gw_roundtrip(g, r));
+    assert_int_equal(fake_req_status(r), 200);
+    fake_req_free(r);
+    assert_int_equal(fake_upstream_requests(g->up), 1);
+    assert_non_null(strstr(fake_upstream_last_request(g->up), "POST /api/t/open HTTP/1.1"));
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        assert_null(fake_upstream_last_header(g->up, names[i], buf, sizeof(buf)));
+    assert_null(strstr(fake_upstream_last_request(g->up), "DELETE"));
+    assert_null(strstr(fake_upstream_last_request(g->up), "/api/t/judge"));
+    assert_string_equal(fake_upstream_last_header(g->up, "x-method", buf, sizeof(buf)),
+                        "kept: not an override name");
 }
 
 /* A public route answers a caller without a session: the request goes on
@@ -630,6 +702,94 @@ static void test_release_filter(void **state)
     fake_req_free(r);
 }
 
+/* A release route's error answers are read as its successes are: a 409
+ * "conflict" or a 422 echoing the stored record would otherwise hand the
+ * client every unreleased field.  A JSON error keeps only what kind of error
+ * (RFC 9457 type, title, status) and the released fields; one the filter
+ * cannot read keeps its status, not its content; a redirect is refused. */
+static void test_release_errors(void **state)
+{
+    struct fake_gw *g = *state;
+    char tok[64];
+    struct dz_req *r;
+    json_t *j;
+
+    fake_gw_session(g, FIN_A, "password", DZ_AMR_PWD, "low", NULL, tok);
+    fake_upstream_set_answer(g->up, 409, "content-type: application/problem+json\r\n",
+                             "{\"type\":\"urn:reg:conflict\",\"title\":\"Conflict\","
+                             "\"status\":409,\"detail\":\"+994501234567 is on record\","
+                             "\"instance\":\"/persons/5ABC123/phones/+994501234567\","
+                             "\"fin\":\"5ABC123\",\"phones\":[\"+994501234567\"],"
+                             "\"record\":{\"address\":\"Baku\"}}");
+    r = fwd_get(g, "/api/t/record", tok);
+    assert_int_equal(fake_req_status(r), 409);
+    assert_null(strstr(fake_req_resp_body(r, NULL), "+994"));
+    assert_null(strstr(fake_req_resp_body(r, NULL), "Baku"));
+    j = fake_req_json(r);
+    assert_non_null(j);
+    assert_string_equal(json_string_value(json_object_get(j, "type")), "urn:reg:conflict");
+    assert_string_equal(json_string_value(json_object_get(j, "title")), "Conflict");
+    assert_int_equal(json_integer_value(json_object_get(j, "status")), 409);
+    assert_string_equal(json_string_value(json_object_get(j, "fin")), "5ABC123");
+    assert_int_equal(json_object_size(j), 4);
+    json_decref(j);
+    fake_req_free(r);
+
+    /* The kind's members only with their own types: a "title" that is the
+     * record goes. */
+    fake_upstream_set_answer(g->up, 422, "content-type: application/json\r\n",
+                             "{\"title\":{\"phones\":[\"+994501234567\"]},\"status\":\"x\"}");
+    r = fwd_get(g, "/api/t/record", tok);
+    assert_int_equal(fake_req_status(r), 422);
+    assert_string_equal(fake_req_resp_body(r, NULL), "{}");
+    fake_req_free(r);
+
+    /* Not one JSON object (a page, text, a list, a coded body): the status
+     * goes on, the content does not. */
+    static const struct {
+        int status;
+        const char *headers;
+        const char *body;
+    } unread[] = {
+        {404, "content-type: text/html\r\n", "<p>no phone +994501234567 here</p>"},
+        {500, "content-type: application/json\r\n", "[{\"phones\":[\"+994501234567\"]}]"},
+        {409, "content-type: application/json\r\ncontent-encoding: gzip\r\n",
+         "{\"phones\":[\"+994501234567\"]}"},
+    };
+    for (size_t i = 0; i < sizeof(unread) / sizeof(unread[0]); i++) {
+        fake_upstream_set_answer(g->up, unread[i].status, unread[i].headers, unread[i].body);
+        r = fwd_get(g, "/api/t/record", tok);
+        assert_problem(r, unread[i].status, "upstream_error_withheld");
+        assert_null(strstr(fake_req_resp_body(r, NULL), "+994"));
+        assert_string_equal(fake_req_resp_header(r, "content-type"), "application/problem+json");
+        assert_null(fake_req_resp_header(r, "content-encoding"));
+        fake_req_free(r);
+    }
+
+    /* An error without content has nothing to strip. */
+    fake_upstream_set_answer(g->up, 404, NULL, "");
+    r = fwd_get(g, "/api/t/record", tok);
+    assert_int_equal(fake_req_status(r), 404);
+    assert_string_equal(fake_req_resp_body(r, NULL), "");
+    fake_req_free(r);
+
+    /* A redirect's Location is the back end's text (here an unreleased
+     * field in its query): refused, not followed. */
+    fake_upstream_set_answer(g->up, 302, "location: /api/t/record?phone=%2B994501234567\r\n", "");
+    r = fwd_get(g, "/api/t/record", tok);
+    assert_problem(r, 502, "upstream_unavailable");
+    assert_null(fake_req_resp_header(r, "location"));
+    assert_null(strstr(fake_req_resp_body(r, NULL), "994"));
+    fake_req_free(r);
+
+    /* A route without a release list passes its errors on as they are. */
+    fake_upstream_set_answer(g->up, 409, "content-type: text/plain\r\n", "taken: +994501234567");
+    r = fwd_get(g, "/api/t/open", tok);
+    assert_int_equal(fake_req_status(r), 409);
+    assert_string_equal(fake_req_resp_body(r, NULL), "taken: +994501234567");
+    fake_req_free(r);
+}
+
 /* ------------------------------------------------- the client goes away */
 
 static bool upstream_closed(void *arg)
@@ -885,12 +1045,14 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_after_policy, setup, teardown),
         cmocka_unit_test_setup_teardown(test_allowed_audited_first, setup, teardown),
         cmocka_unit_test_setup_teardown(test_too_many_fields, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_override_fields_dropped, setup, teardown),
         cmocka_unit_test_setup_teardown(test_forwarded_node, setup, teardown),
         cmocka_unit_test_setup_teardown(test_long_target, setup, teardown),
         cmocka_unit_test_setup_teardown(test_public_route, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rate_key_long, setup_long_name, teardown),
         cmocka_unit_test_setup_teardown(test_upstream_down, setup, teardown),
         cmocka_unit_test_setup_teardown(test_release_filter, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_release_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reset_mid_transfer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_upstream_dies_mid_transfer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_outcome_lost_is_told, setup, teardown),
