@@ -163,29 +163,45 @@ static void status_drop(struct dz_rctx *c, void *owner)
     claim_answer(c, owner);
 }
 
-/* The MSSP's word on the request that holds the lock: ended (COMPLETE,
- * whatever its result: an approved request waiting to be collected no
- * longer needs the phone either, and its own poll still finishes it) frees
- * the phone; anything else, an error included,
- * leaves the lock and the answer request_pending (fail closed). */
+/* The MSSP's 200 on the request that holds the lock: ended only when it
+ * says COMPLETE (whatever its result: an approved request waiting to be
+ * collected no longer needs the phone either, and its own poll still
+ * finishes it).  Anything else (RUNNING, no state, an unknown one, not
+ * JSON) is not an end. */
+static bool status_complete(const unsigned char *body, size_t len)
+{
+    json_t *j = json_loadb((const char *)body, len, 0, NULL);
+    const char *state = dz_json_str(j, "state", 16);
+    bool ended = state && strcmp(state, "COMPLETE") == 0;
+
+    json_decref(j);
+    return ended;
+}
+
+/* The MSSP's word on the request that holds the lock frees the phone when
+ * that request has ended (status_complete), or when the MSSP answers 404:
+ * it no longer has the session (expired there, or forgotten by a restart),
+ * so nothing of it waits on the phone, and the MSSP is the one trusted to
+ * say so.  Anything else, an error or a timeout included, leaves the lock
+ * and the answer request_pending (fail closed). */
 static void status_answered(void *arg, int result, int status, const struct dz_hdr *h, size_t n,
                             const unsigned char *body, size_t len)
 {
     struct dz_rctx *c = arg;
     struct claim_op *op = dz_mssp_call_owner(c);
-    json_t *j = NULL;
-    const char *state;
+    bool ended = false;
 
-    if (dz_mssp_call_end(c, &op->call, result, status) && !c->closed) {
-        j = json_loadb((const char *)body, len, 0, NULL);
-        state = dz_json_str(j, "state", 16);
-        if (state && strcmp(state, "COMPLETE") == 0) {
-            /* A full pool answered 503 and called nothing. */
-            if (dz_gw_state(c, reclaim_work, reclaim_done, op) != 0)
-                claim_abandon(c, op);
-            op = NULL;
-        }
-        json_decref(j);
+    if (result == 0 && status == 404) {
+        dz_mssp_call_over(c, &op->call); /* an answer, not a failure of the MSSP */
+        ended = !c->closed;
+    } else if (dz_mssp_call_end(c, &op->call, result, status) && !c->closed) {
+        ended = status_complete(body, len);
+    }
+    if (ended) {
+        /* A full pool answered 503 and called nothing. */
+        if (dz_gw_state(c, reclaim_work, reclaim_done, op) != 0)
+            claim_abandon(c, op);
+        op = NULL;
     }
     if (op)
         claim_answer(c, op);

@@ -3,8 +3,9 @@
  * (gateway/mssp/mssp_phone.c, docs/mobile.md "One request per phone") on the
  * request-layer harness.  Someone else's request holds the phone, nobody
  * polls it: a start for the phone asks the MSSP (the harness's scripted
- * back end) whether that request has ended, and goes on only if it has;
- * and a late poll of an ended request frees only its own lock.
+ * back end) whether that request has ended (or is unknown to the MSSP),
+ * and goes on only if so; and a late poll of an ended request frees only
+ * its own lock.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -162,10 +163,10 @@ static void test_waiting_request_keeps_phone(void **state)
     assert_string_equal(lock_of(f, lock, sizeof(lock)), HELD);
 }
 
-/* The MSSP cannot say (an error, an unknown session): fail closed. */
+/* The MSSP cannot say (an error): fail closed. */
 static void test_mssp_error_keeps_phone(void **state)
 {
-    static const int statuses[] = {500, 404};
+    static const int statuses[] = {500, 502, 503};
     struct mobile_fx *f = *state;
     char lock[64];
     struct dz_req *r;
@@ -179,6 +180,28 @@ static void test_mssp_error_keeps_phone(void **state)
         assert_int_equal(fake_upstream_requests(f->g->up), i + 1);
         assert_string_equal(lock_of(f, lock, sizeof(lock)), HELD);
     }
+}
+
+/* The MSSP no longer has the held request (404: expired there, or
+ * forgotten by its restart): nothing of it waits on the phone, so the
+ * start frees the phone, takes it and goes on, as for an ended request. */
+static void test_forgotten_request_frees_phone(void **state)
+{
+    struct mobile_fx *f = *state;
+    char lock[64];
+    struct dz_req *r;
+
+    fake_upstream_set_answer(f->g->up, 200, "content-type: application/json\r\n",
+                             "{\"session_id\":\"mssp-new-2\"}");
+    fake_upstream_set_next_status(f->g->up, 404); /* the status query's */
+    r = start(f);
+    assert_int_equal(fake_req_status(r), 202);
+    fake_req_free(r);
+    assert_int_equal(fake_upstream_requests(f->g->up), 2);
+    assert_non_null(strstr(fake_upstream_last_request(f->g->up), "POST /mid/authentication"));
+    lock_of(f, lock, sizeof(lock));
+    assert_int_equal(strlen(lock), 22);
+    assert_string_not_equal(lock, HELD);
 }
 
 /* A lock whose session is not recorded (its start is still on the way),
@@ -232,6 +255,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_racing_starts_one_wins, setup, teardown),
         cmocka_unit_test_setup_teardown(test_waiting_request_keeps_phone, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mssp_error_keeps_phone, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_forgotten_request_frees_phone, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unknown_session_keeps_phone, setup, teardown),
         cmocka_unit_test_setup_teardown(test_late_poll_frees_only_its_lock, setup, teardown),
     };
