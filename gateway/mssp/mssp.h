@@ -56,10 +56,13 @@ struct dz_store;
 int dz_mssp_phone_started_in(struct dz_store *s, const char *phone, const char *lock,
                              const char *mssp_id, uint64_t ttl_ms);
 
-/* Drop phone's lock on a failure before the MSSP took the request, without
- * waiting on the loop (core/gwstorecall.h).  No start frees a lock whose
- * session is not yet recorded, so until then it is still this request's. */
-void dz_mssp_phone_release(struct dz_rctx *c, const char *phone);
+/* Drop phone's lock on a failed start (before or after the MSSP took the
+ * request), without waiting on the loop (core/gwasync.h dz_gw_state_try):
+ * only if it still holds lock, this start's value (a compare-and-delete,
+ * as dz_mssp_phone_release_in): a lock that expired during the start and
+ * was taken by another request stays that request's.  A full pool or no
+ * memory leaves the lock to its TTL.  c is not answered. */
+void dz_mssp_phone_release(struct dz_rctx *c, const char *phone, const char *lock);
 
 /* The request holding lock on phone ended: drop the lock if it is still
  * that value (a newer request's lock stays), waiting for the store: for

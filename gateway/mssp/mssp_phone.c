@@ -20,7 +20,6 @@
 #include "core/config.h"
 #include "core/gen.h"
 #include "core/gwasync.h"
-#include "core/gwstorecall.h"
 #include "state/store.h"
 
 #include "base/compat.h"
@@ -134,7 +133,7 @@ static void claim_answer(struct dz_rctx *c, struct claim_op *op)
     if (c->closed) {
         /* Nobody will use the lock: free the phone for its next request. */
         if (op->locked)
-            dz_mssp_phone_release(c, op->phone);
+            dz_mssp_phone_release(c, op->phone, op->token);
     } else if (op->rc != 0 && op->count == 0) {
         dz_rctx_state_unavailable(c, op->rc); /* the count could not be kept */
     } else if (op->count > (int64_t)op->rate) {
@@ -262,9 +261,43 @@ int dz_mssp_phone_started_in(struct dz_store *s, const char *phone, const char *
     return dz_store_put(s, SESS_NS, phone, strlen(phone), v, (size_t)n, ttl_ms, 0);
 }
 
-void dz_mssp_phone_release(struct dz_rctx *c, const char *phone)
+/* A failed start's own lock, dropped off the loop. */
+struct release_op {
+    struct dz_store *store;
+    char phone[24];
+    char lock[DZ_MSSP_LOCK_LEN + 1];
+};
+
+static void release_work(void *arg)
 {
-    dz_gw_store_del(c, PHONE_NS, phone, strlen(phone));
+    struct release_op *op = arg;
+
+    dz_mssp_phone_release_in(op->store, op->phone, op->lock);
+}
+
+static void release_done(struct dz_rctx *c, void *arg)
+{
+    free(arg);
+}
+
+void dz_mssp_phone_release(struct dz_rctx *c, const char *phone, const char *lock)
+{
+    struct release_op *op = calloc(1, sizeof(*op));
+
+    /* A compare-and-delete, never a plain delete: the lock may have
+     * expired during this start and another request taken the phone, and
+     * that request's lock must stay.  Out of memory or a full pool: the
+     * lock simply lasts its time (the phone stays held, never freed for
+     * another). */
+    if (!op || strlen(phone) >= sizeof(op->phone)) {
+        free(op);
+        return;
+    }
+    op->store = c->gw->store;
+    snprintf(op->phone, sizeof(op->phone), "%s", phone);
+    snprintf(op->lock, sizeof(op->lock), "%.*s", DZ_MSSP_LOCK_LEN, lock);
+    if (dz_gw_state_try(c, release_work, release_done, op) != 0)
+        free(op);
 }
 
 void dz_mssp_phone_release_in(struct dz_store *s, const char *phone, const char *lock)

@@ -19,6 +19,7 @@
 
 #include "base/buf.h"
 #include "harness/fake_gw.h"
+#include "harness/store_wrap.h"
 #include "mobile_case.h"
 #include "state/store.h"
 
@@ -248,6 +249,68 @@ static void test_late_poll_frees_only_its_lock(void **state)
     }
 }
 
+/* Set by the store wrapper's hook: the unwrapped store, and whether the
+ * next release of the phone's lock finds it taken by a newer request. */
+static struct dz_store *inner_store;
+static bool taken_meanwhile;
+
+static int before_release(struct store_wrap *w, const char *op, const char *ns)
+{
+    (void)w;
+    if (taken_meanwhile && strcmp(ns, "mobphone") == 0 &&
+        (strcmp(op, "del") == 0 || strcmp(op, "del_if") == 0)) {
+        /* This start's lock expired and another request took the phone. */
+        taken_meanwhile = false;
+        assert_int_equal(dz_store_put(inner_store, "mobphone", PHONE, strlen(PHONE), NEWER,
+                                      strlen(NEWER), 60000, 0),
+                         0);
+    }
+    return 0;
+}
+
+/* The phone free, the store wrapped (before_release). */
+static int setup_wrapped(void **state)
+{
+    struct mobile_fx *f = mobile_fx_new("@UPSTREAM@");
+    struct store_wrap *w;
+
+    inner_store = f->g->gw.store;
+    /* Requests read gw.store when they run: from now on the wrapper,
+     * which owns (and frees) the harness's store. */
+    assert_int_equal(store_wrap_new(f->g->gw.store, &w, &f->g->gw.store), 0);
+    w->before = before_release;
+    taken_meanwhile = false;
+    *state = f;
+    return 0;
+}
+
+/* A start fails after taking the phone (the MSSP refuses it, or answers
+ * without a session), and its lock expired meanwhile and went to a newer
+ * request: the failing start frees only its own lock, never the newer
+ * request's (which would let a third start push the phone alongside it). */
+static void test_failed_start_keeps_newer_lock(void **state)
+{
+    static const struct {
+        int status;
+        const char *body;
+    } fails[] = {{500, "{}"}, {200, "{\"result\":\"OK\"}"}};
+    struct mobile_fx *f = *state;
+    char lock[64];
+    struct dz_req *r;
+
+    for (size_t i = 0; i < sizeof(fails) / sizeof(fails[0]); i++) {
+        (void)dz_store_del(inner_store, "mobphone", PHONE, strlen(PHONE));
+        fake_upstream_set_answer(f->g->up, fails[i].status, "content-type: application/json\r\n",
+                                 fails[i].body);
+        taken_meanwhile = true;
+        r = start(f);
+        assert_int_equal(fake_req_status(r), 502);
+        fake_req_free(r);
+        assert_false(taken_meanwhile); /* the release ran */
+        assert_string_equal(lock_of(f, lock, sizeof(lock)), NEWER);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -258,6 +321,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_forgotten_request_frees_phone, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unknown_session_keeps_phone, setup, teardown),
         cmocka_unit_test_setup_teardown(test_late_poll_frees_only_its_lock, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_failed_start_keeps_newer_lock, setup_wrapped,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
