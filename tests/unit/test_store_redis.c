@@ -369,6 +369,50 @@ static void test_evicting_refused(void **state)
     ev_loop_destroy(loop);
 }
 
+/* A user the server lets do everything but INFO (an ACL written for the
+ * commands the store sends, forgetting that one): the store cannot tell
+ * whether the server may evict, so it is refused, blocking and
+ * asynchronous calls alike, with Redis's own word as the reason /readyz
+ * shows (rs_evicts; test_store_redis_evicts has the other odd answers). */
+static void test_info_denied_refused(void **state)
+{
+    struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+    struct dz_store_redis_config c;
+    struct dz_store_health h;
+    struct async_seen a;
+    redisContext *rc = raw();
+    redisReply *r;
+    struct dz_store *s = NULL;
+
+    (void)state;
+    assert_non_null(loop);
+    assert_non_null(rc);
+    r = redisCommand(rc, "ACL SETUSER noinfo on >pw-noinfo ~* &* +@all -info");
+    assert_non_null(r);
+    assert_int_equal(r->type, REDIS_REPLY_STATUS);
+    freeReplyObject(r);
+    flushall();
+    config(&c);
+    c.username = "noinfo";
+    c.password = "pw-noinfo";
+    assert_int_equal(dz_store_redis_new(&c, NULL, &s), 0);
+    assert_int_equal(dz_store_put(s, "qrused", "id", 2, "1", 1, 60000, DZ_STORE_NX),
+                     DZ_ERR_UNAVAILABLE);
+    dz_store_health(s, &h);
+    assert_false(h.up);
+    assert_non_null(strstr(h.why, "does not say the maxmemory-policy (NOPERM"));
+    memset(&a, 0, sizeof(a));
+    dz_store_get_async(s, loop, "sess", "sid", 3, async_cb, &a);
+    async_wait(loop, &a, 1);
+    assert_int_equal(a.rc, DZ_ERR_UNAVAILABLE);
+    dz_store_free(s);
+    r = redisCommand(rc, "ACL DELUSER noinfo");
+    assert_non_null(r);
+    freeReplyObject(r);
+    redisFree(rc);
+    ev_loop_destroy(loop);
+}
+
 /* What the hook of r_del_if does between its GET and its script. */
 static struct dz_store *between_store;
 
@@ -818,6 +862,7 @@ int main(void)
         cmocka_unit_test(test_async_wait_short),
         cmocka_unit_test(test_get_coalesced),
         cmocka_unit_test(test_evicting_refused),
+        cmocka_unit_test(test_info_denied_refused),
     };
 
     return cmocka_run_group_tests(tests, group_setup, group_teardown);

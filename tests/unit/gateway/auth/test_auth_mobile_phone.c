@@ -183,6 +183,43 @@ static void test_mssp_error_keeps_phone(void **state)
     }
 }
 
+/* The MSSP answers 200 but says no end: not JSON, no state, a state that
+ * is not text, an unknown state, or COMPLETE somewhere else than the
+ * state.  None of it reads as ended: 429 request_pending, the phone held. */
+static void test_malformed_status_keeps_phone(void **state)
+{
+    static const char *const bodies[] = {
+        "COMPLETE",
+        "{\"state\":\"COMPLETE\"",
+        "",
+        "{}",
+        "{\"result\":\"USER_CANCELLED\"}",
+        "{\"state\":null,\"result\":\"USER_CANCELLED\"}",
+        "{\"state\":7}",
+        "{\"state\":[\"COMPLETE\"]}",
+        "{\"state\":\"complete\"}",
+        "{\"state\":\"COMPLETED\"}",
+        "{\"state\":\"COMPLETE\\u0000x\"}",
+        "{\"session\":{\"state\":\"COMPLETE\"}}",
+        "[{\"state\":\"COMPLETE\"}]",
+    };
+    struct mobile_fx *f = *state;
+    char lock[64];
+    struct dz_req *r;
+
+    for (size_t i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++) {
+        /* More starts than mobile.phone_rate allows a minute. */
+        (void)dz_store_del(f->g->gw.store, "mobrate", PHONE, strlen(PHONE));
+        fake_upstream_set_answer(f->g->up, 200, "content-type: application/json\r\n", bodies[i]);
+        r = start(f);
+        assert_pending(r);
+        fake_req_free(r);
+        assert_int_equal(fake_upstream_requests(f->g->up), i + 1);
+        assert_non_null(strstr(fake_upstream_last_request(f->g->up), "GET /mid/session/"));
+        assert_string_equal(lock_of(f, lock, sizeof(lock)), HELD);
+    }
+}
+
 /* The MSSP no longer has the held request (404: expired there, or
  * forgotten by its restart): nothing of it waits on the phone, so the
  * start frees the phone, takes it and goes on, as for an ended request. */
@@ -318,6 +355,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_racing_starts_one_wins, setup, teardown),
         cmocka_unit_test_setup_teardown(test_waiting_request_keeps_phone, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mssp_error_keeps_phone, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_malformed_status_keeps_phone, setup, teardown),
         cmocka_unit_test_setup_teardown(test_forgotten_request_frees_phone, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unknown_session_keeps_phone, setup, teardown),
         cmocka_unit_test_setup_teardown(test_late_poll_frees_only_its_lock, setup, teardown),
