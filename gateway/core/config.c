@@ -11,6 +11,7 @@
 #include "core/config.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <grp.h>
 #include <limits.h>
@@ -46,7 +47,8 @@ enum kw_type {
     T_ENUM,     /* an enum (int-sized) indexing aux (const char *const[]) */
     T_SECTION,  /* a nested mapping: aux is its struct table */
     T_LIST,     /* a list of mappings: aux is the element table */
-    T_PATHS     /* char **: a list of paths, each stored absolute; off2 the size_t count */
+    T_PATHS,    /* char **: a list of paths, each stored absolute; off2 the size_t count */
+    T_STRS      /* char **: a list of texts, each as T_STR; off2 the size_t count */
 };
 
 enum kw_flags {
@@ -545,6 +547,8 @@ static const struct table access_log_table = {
 static const struct kw management_kws[] = {
     {"listen", T_STR, F_STR(S, listen), 0, 3, 64, NULL, F_REQUIRED, NULL},
     {"public_metrics", T_BOOL, F_BOOL(S, public_metrics), 0, 0, 0, "false", F_RELOADABLE, NULL},
+    {"hosts", T_STRS, F_STRV(S, hosts), F_SIZET(S, n_hosts), 1, DZ_CONFIG_MAX_MGMT_HOSTS, NULL, 0,
+     NULL},
 };
 #undef S
 static const struct table management_table = {
@@ -905,6 +909,7 @@ static int set_value(struct ctx *c, const struct kw *k, void *base, const char *
     case T_SECTION:
     case T_LIST:
     case T_PATHS:
+    case T_STRS:
         break;
     }
     return fail(c, line, key, "internal error: bad keyword type");
@@ -948,9 +953,10 @@ static int load_list(struct ctx *c, const struct kw *k, void *base, const struct
 
 /* A list of paths ("[a, b]" or one per line): each entry is read as a
  * T_PATH with the keyword's file flags, so it gets the same checks and
- * messages ("...ticket_keys[1]: cannot read ..."). */
-static int load_paths(struct ctx *c, const struct kw *k, void *base, const struct dz_yaml_node *n,
-                      const char *key)
+ * messages ("...ticket_keys[1]: cannot read ...").  A list of texts
+ * (T_STRS) the same way, each entry a T_STR of at most 255 bytes. */
+static int load_strv(struct ctx *c, const struct kw *k, void *base, const struct dz_yaml_node *n,
+                     const char *key)
 {
     struct kw one = *k;
     char ***arr = FIELDP(base, k->off, char **);
@@ -958,8 +964,10 @@ static int load_paths(struct ctx *c, const struct kw *k, void *base, const struc
     size_t i = 0;
     int rc;
 
+    const char *what = k->type == T_PATHS ? "path" : "value";
+
     if (n->kind != DZ_YAML_SEQ)
-        return fail(c, n->key_line, key, "expected a list of paths, got %s",
+        return fail(c, n->key_line, key, "expected a list of %ss, got %s", what,
                     dz_yaml_is_null(n) ? "an empty value" : dz_yaml_kind_name(n->kind));
     if (n->count < k->min || n->count > k->max)
         return fail(c, n->key_line, key, "must have %llu to %llu entries", k->min, k->max);
@@ -968,15 +976,15 @@ static int load_paths(struct ctx *c, const struct kw *k, void *base, const struc
         return fail(c, n->key_line, key, "out of memory");
     /* Count first: a partly loaded list must still be freed entirely. */
     *count = n->count;
-    one.type = T_PATH;
+    one.type = k->type == T_PATHS ? T_PATH : T_STR;
     one.off = 0;
     one.min = 1;
-    one.max = PATH_MAX;
+    one.max = k->type == T_PATHS ? PATH_MAX : 255;
     for (const struct dz_yaml_node *item = n->first; item; item = item->next, i++) {
         char ikey[KEY_LEN];
         index_key(ikey, sizeof(ikey), key, i);
         if (item->kind != DZ_YAML_SCALAR || dz_yaml_is_null(item))
-            return fail(c, item->line, ikey, "expected a path, got %s",
+            return fail(c, item->line, ikey, "expected a %s, got %s", what,
                         dz_yaml_is_null(item) ? "an empty value" : dz_yaml_kind_name(item->kind));
         rc = set_value(c, &one, &(*arr)[i], item->str, item->line, ikey);
         if (rc != 0)
@@ -1011,13 +1019,13 @@ static int load_kw(struct ctx *c, const struct kw *k, void *base, const struct d
         }
         return load_list(c, k, base, n, key);
     }
-    if (k->type == T_PATHS) {
+    if (k->type == T_PATHS || k->type == T_STRS) {
         if (!n) {
             if (k->flags & F_REQUIRED)
                 return fail(c, parent_line, key, "required list is missing");
             return 0;
         }
-        return load_paths(c, k, base, n, key);
+        return load_strv(c, k, base, n, key);
     }
     if (!n) {
         if (k->flags & F_REQUIRED)
@@ -1104,7 +1112,8 @@ static void free_table(const struct table *t, void *base)
             *count = 0;
             break;
         }
-        case T_PATHS: {
+        case T_PATHS:
+        case T_STRS: {
             char ***arr = FIELDP(base, k->off, char **);
             size_t *count = FIELDP(base, k->off2, size_t);
             for (size_t j = 0; *arr && j < *count; j++)
@@ -1616,7 +1625,36 @@ static int check_access_log(struct ctx *c, void *base, const struct dz_yaml_node
     return 0;
 }
 
-/* listen: "ADDRESS:PORT" with a numeric IPv4 address, or "[IPv6]:PORT". */
+/* A host name of management.hosts: letters, digits, '-' and '.', in
+ * labels of 1 to 63, a final dot allowed (no port; IP addresses are
+ * always answered). */
+static bool mgmt_host_name_ok(const char *h)
+{
+    size_t label = 0;
+    size_t len = strlen(h);
+
+    if (len > 1 && h[len - 1] == '.')
+        len--;
+    if (len == 0 || len > 253)
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        char ch = h[i];
+        if (ch == '.') {
+            if (label == 0)
+                return false;
+            label = 0;
+        } else if (isalnum((unsigned char)ch) || ch == '-') {
+            if (++label > 63)
+                return false;
+        } else {
+            return false;
+        }
+    }
+    return label > 0;
+}
+
+/* listen: "ADDRESS:PORT" with a numeric IPv4 address, or "[IPv6]:PORT";
+ * hosts: host names (mgmt_host_name_ok). */
 static int check_management(struct ctx *c, void *base, const struct dz_yaml_node *map,
                             const char *path)
 {
@@ -1644,6 +1682,21 @@ static int check_management(struct ctx *c, void *base, const struct dz_yaml_node
                     "expected ADDRESS:PORT with a numeric address (\"127.0.0.1:9180\", "
                     "\"[::1]:9180\"), got \"%.64s\"",
                     m->listen);
+    }
+    for (size_t i = 0; i < m->n_hosts; i++) {
+        const struct dz_yaml_node *list = dz_yaml_get(map, "hosts");
+        const struct dz_yaml_node *item = list ? list->first : NULL;
+        char hkey[KEY_LEN];
+
+        if (mgmt_host_name_ok(m->hosts[i]))
+            continue;
+        for (size_t j = 0; item && j < i; j++)
+            item = item->next;
+        join_key(key, sizeof(key), path, "hosts");
+        index_key(hkey, sizeof(hkey), key, i);
+        return fail(c, item ? item->line : line_of(map, "hosts", 0), hkey,
+                    "expected a host name (letters, digits, '-' and '.', no port), got \"%.64s\"",
+                    m->hosts[i]);
     }
     return 0;
 }
@@ -1732,13 +1785,14 @@ static bool format_value(const struct kw *k, const void *base, struct dz_buf *ou
         }
         return dz_buf_append_str(out, "?") == 0;
     }
-    case T_PATHS: {
+    case T_PATHS:
+    case T_STRS: {
         const char *const *arr = *CFIELDP(base, k->off, char **);
         size_t n = *CFIELDP(base, k->off2, size_t);
         struct kw one = *k;
         if (!arr || n == 0)
             return false;
-        one.type = T_PATH;
+        one.type = k->type == T_PATHS ? T_PATH : T_STR;
         one.off = 0;
         ok = dz_buf_append_str(out, "[") == 0;
         for (size_t i = 0; ok && i < n; i++) {
