@@ -85,28 +85,36 @@ static void assert_pending(struct dz_req *r)
     assert_string_equal(fake_req_problem_code(r, buf, sizeof(buf)), "request_pending");
 }
 
+/* A start that asks the MSSP about the held request, frees the phone
+ * and takes it: 202 after the status query and the new request; lock gets
+ * the phone's new lock value. */
+static void start_takes_phone(struct mobile_fx *f, char *lock, size_t lock_len)
+{
+    struct dz_req *r = start(f);
+
+    assert_int_equal(fake_req_status(r), 202);
+    fake_req_free(r);
+    assert_int_equal(fake_upstream_requests(f->g->up), 2);
+    assert_non_null(strstr(fake_upstream_last_request(f->g->up), "POST /mid/authentication"));
+    lock_of(f, lock, lock_len);
+    assert_int_equal(strlen(lock), 22);
+    assert_string_not_equal(lock, HELD);
+}
+
 /* The MSSP says the held request has ended (the phone refused it) and
  * takes the new one: the start frees the phone, takes it and goes on. */
 static void test_ended_request_frees_phone(void **state)
 {
     struct mobile_fx *f = *state;
     char lock[64];
-    struct dz_req *r;
     struct dz_buf b;
 
     /* One answer serves both calls: the status, then the new request. */
     fake_upstream_set_answer(f->g->up, 200, "content-type: application/json\r\n",
                              "{\"state\":\"COMPLETE\",\"result\":\"USER_CANCELLED\","
                              "\"session_id\":\"mssp-new-2\"}");
-    r = start(f);
-    assert_int_equal(fake_req_status(r), 202);
-    fake_req_free(r);
-    assert_int_equal(fake_upstream_requests(f->g->up), 2);
-    assert_non_null(strstr(fake_upstream_last_request(f->g->up), "POST /mid/authentication"));
+    start_takes_phone(f, lock, sizeof(lock));
     /* The phone is the new request's now, under its own session. */
-    lock_of(f, lock, sizeof(lock));
-    assert_int_equal(strlen(lock), 22);
-    assert_string_not_equal(lock, HELD);
     dz_buf_init(&b, 256);
     assert_int_equal(dz_store_get(f->g->gw.store, "mobphsess", PHONE, strlen(PHONE), &b), 0);
     assert_int_equal(b.len, 22 + strlen(" mssp-new-2"));
@@ -227,19 +235,11 @@ static void test_forgotten_request_frees_phone(void **state)
 {
     struct mobile_fx *f = *state;
     char lock[64];
-    struct dz_req *r;
 
     fake_upstream_set_answer(f->g->up, 200, "content-type: application/json\r\n",
                              "{\"session_id\":\"mssp-new-2\"}");
     fake_upstream_set_next_status(f->g->up, 404); /* the status query's */
-    r = start(f);
-    assert_int_equal(fake_req_status(r), 202);
-    fake_req_free(r);
-    assert_int_equal(fake_upstream_requests(f->g->up), 2);
-    assert_non_null(strstr(fake_upstream_last_request(f->g->up), "POST /mid/authentication"));
-    lock_of(f, lock, sizeof(lock));
-    assert_int_equal(strlen(lock), 22);
-    assert_string_not_equal(lock, HELD);
+    start_takes_phone(f, lock, sizeof(lock));
 }
 
 /* A lock whose session is not recorded (its start is still on the way),
