@@ -7,7 +7,7 @@
 # management listener that refuses junk without going down.
 . "$(dirname "$0")/lib.sh"
 
-plan 46
+plan 47
 # management.hosts lists one name besides IP addresses and localhost.
 mkdir -p "$WORK"
 cat >"$WORK/mgmt_hosts.sh" <<'SH'
@@ -78,10 +78,12 @@ MGMT_PORT=${MGMT_URL##*:}
 is "$(raw_mgmt "GET /metrics HTTP/1.1\\r\\nHost: evil.example:$MGMT_PORT\\r\\n\\r\\n")" \
     "HTTP/1.1 421 Misdirected Request" "management listener: Host evil.example (a rebound name) -> 421"
 curl --http1.1 -sS --max-time 10 -o "$RESP_BODY_FILE" -D "$HDRS" -H "Host: evil.example:$MGMT_PORT" \
-    "$MGMT_URL/readyz" >/dev/null 2>&1
+    "$MGMT_URL/metrics" >/dev/null 2>&1
 STATUS=$(head -n 1 "$HDRS" | awk '{print $2}')
-mgmt_problem 421 misdirected_request "the refusal is 421 misdirected_request (problem+json), /readyz too"
+mgmt_problem 421 misdirected_request "the refusal is 421 misdirected_request (problem+json)"
 unlike "$(cat "$RESP_BODY_FILE")" 'darvaza_' "and it carries no metric"
+is "$(raw_mgmt "GET /readyz HTTP/1.0\\r\\nHost: evil.example\\r\\n\\r\\n")" \
+    "HTTP/1.1 421 Misdirected Request" "/readyz for Host evil.example, over HTTP/1.0 too -> 421"
 is "$(raw_mgmt "GET /healthz HTTP/1.1\\r\\nHost: localhost:$MGMT_PORT\\r\\n\\r\\n")" \
     "HTTP/1.1 200 OK" "Host localhost -> 200"
 is "$(raw_mgmt "GET /healthz HTTP/1.1\\r\\nHost: METRICS.test:$MGMT_PORT\\r\\n\\r\\n")" \
