@@ -320,6 +320,7 @@ struct change_op {
     size_t pw_len;
     int rc;
     struct dz_auth_password_result check; /* the current password + code */
+    bool proven;                          /* a high session, or the current password and a code */
     char secret_b32[DZ_TOTP_B32_MAX];
     char *otpauth_uri;
     char *qr_svg;
@@ -380,6 +381,7 @@ static void change_work(void *arg)
         if (op->rc != 0 || op->check.decision != DZ_PWD_OK || !(op->check.amr & DZ_AMR_OTP))
             goto out;
     }
+    op->proven = true;
     if (!op->totp) {
         op->rc = dz_accounts_set_password(op->actx.accounts, op->fin, op->password, op->pw_len);
         if (op->rc == 0)
@@ -482,7 +484,10 @@ static void change_done(struct dz_rctx *c, void *arg)
 {
     struct change_op *op = arg;
     char retry[24];
-    bool ok = op->rc == 0 && (op->high || op->check.decision == DZ_PWD_OK);
+    /* Only what change_work did: a right password without a code (an
+     * account whose code was never used lets that sign in) changes
+     * nothing, and must not be answered, recorded or told as a change. */
+    bool ok = op->rc == 0 && op->proven;
 
     if (ok && op->end_failed)
         dz_rctx_log(c, DZ_LOG_WARN, "sessions_end", "not every other session was ended");

@@ -201,6 +201,7 @@ static void login_done(struct dz_rctx *c, void *arg)
     const char *result = pwd_result_name(op->rc, &op->res);
     json_t *rec = json_pack("{s:s, s:s, s:s}", "type", "login", "means", "password", "ip",
                             dz_req_peer_ip(c->req));
+    unsigned char tag[DZ_ACCOUNT_TAG_LEN];
 
     if (rec && op->rc == 0 && op->res.reason)
         json_object_set_new(rec, "reason", json_string(op->res.reason));
@@ -216,8 +217,10 @@ static void login_done(struct dz_rctx *c, void *arg)
         s.amr = op->res.amr;
         snprintf(s.acr, sizeof(s.acr), "%s", op->res.acr);
         s.auth_time = dz_unix_ms() / 1000;
+        memcpy(tag, op->res.cred_tag, sizeof(tag));
         login_free(op);
-        dz_login_complete(c, &s, "password", rec);
+        dz_login_complete_password(c, &s, rec, c->gw->accounts, tag);
+        dz_secret_wipe(tag, sizeof(tag));
         return;
     }
     dz_metrics_login(c->gw->metrics, "password", result);

@@ -332,6 +332,8 @@ int dz_auth_password(const struct dz_auth_password_ctx *ctx, const char *fin_raw
         out->acr = "substantial";
     }
 
+    memcpy(out->cred_tag, info.cred_tag, sizeof(out->cred_tag));
+
     /* Success forgets this FIN's failures.  The address's stay: one account
      * the attacker owns must not reset the count of guesses at others. */
     rc = del_quiet(ctx->store, NS_FAIL_FIN, out->fin, DZ_FIN_LEN);

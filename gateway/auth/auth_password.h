@@ -119,6 +119,10 @@ struct dz_auth_password_result {
                                * bad_password (wrong password or no account),
                                * otp_required, otp_wrong, otp_replayed,
                                * otp_not_enrolled, error */
+    /* OK: the password hash and TOTP seed this login proved itself against
+     * (dz_account_info.cred_tag), for dz_accounts_unchanged once its
+     * session is listed; else zeros. */
+    unsigned char cred_tag[DZ_ACCOUNT_TAG_LEN];
 };
 
 /*

@@ -37,6 +37,12 @@ struct complete_op {
     int forgive_rc;
     struct dz_session sess;
     char token[DZ_SESSION_TOKEN_LEN + 1];
+    /* A password login: the account is read again once the session is
+     * listed (dz_login_complete_password). */
+    struct dz_accounts *accounts;
+    unsigned char cred_tag[DZ_ACCOUNT_TAG_LEN];
+    int check_rc;
+    bool unchanged;
 };
 
 static void complete_free(struct complete_op *op)
@@ -116,19 +122,12 @@ static void create_work(void *arg)
     }
 }
 
-static void created(struct dz_rctx *c, void *arg)
+/* The session is made and listed: recorded, then answered. */
+static void made(struct dz_rctx *c, struct complete_op *op)
 {
-    struct complete_op *op = arg;
     json_t *record = op->record;
     char sid[64];
 
-    if (op->rc != 0) {
-        dz_metrics_login(c->gw->metrics, op->means, "error");
-        if (!c->closed)
-            dz_rctx_state_unavailable(c, op->rc);
-        complete_free(op);
-        return;
-    }
     /* Made: recorded even if the client went away meanwhile, as a login
      * whose answer was lost after the record. */
     op->record = NULL;
@@ -147,8 +146,81 @@ static void created(struct dz_rctx *c, void *arg)
     dz_gw_audit(c, record, complete_answer, op);
 }
 
+/* The session could not be made, listed or checked: no login (503). */
+static void failed(struct dz_rctx *c, struct complete_op *op, int rc)
+{
+    dz_metrics_login(c->gw->metrics, op->means, "error");
+    if (!c->closed)
+        dz_rctx_state_unavailable(c, rc);
+    complete_free(op);
+}
+
+/*
+ * A password change or TOTP reset updates the account first, then lists the
+ * person's sessions and ends them.  This login verified the account before
+ * its session was listed: if the change's list came first, it missed this
+ * session, but then the change's update came before this read, which sees
+ * it.  So one of the two always sees the other, and whoever knew only the
+ * old password or held only the old authenticator keeps no session.  On
+ * the pool (an account read blocks).
+ */
+static void recheck_work(void *arg)
+{
+    struct complete_op *op = arg;
+
+    op->check_rc = dz_accounts_unchanged(op->accounts, op->sess.fin, op->cred_tag, &op->unchanged);
+    if (op->check_rc == 0 && op->unchanged)
+        return;
+    /* The token was never sent; the session and its slot go all the same
+     * (best effort: unusable either way, and the change's list no longer
+     * shows it once its key is gone). */
+    dz_session_delete(op->store, op->token, strlen(op->token));
+    (void)dz_sessidx_end(op->store, op->sess.fin, op->sess.sid);
+}
+
+static void rechecked(struct dz_rctx *c, void *arg)
+{
+    struct complete_op *op = arg;
+
+    if (op->check_rc != 0) {
+        failed(c, op, op->check_rc);
+        return;
+    }
+    if (!op->unchanged) {
+        /* Answered like the wrong password it now is; not counted as a
+         * guess (the password was right when it was checked). */
+        json_object_set_new(op->record, "reason", json_string("credentials_changed"));
+        dz_login_refuse(c, op->means, op->record, "bad_credentials", NULL);
+        op->record = NULL;
+        complete_free(op);
+        return;
+    }
+    made(c, op);
+}
+
+static void created(struct dz_rctx *c, void *arg)
+{
+    struct complete_op *op = arg;
+
+    if (op->rc != 0) {
+        failed(c, op, op->rc);
+        return;
+    }
+    if (!op->accounts) {
+        made(c, op);
+        return;
+    }
+    /* A full pool answered 503 itself; the session stays until its TTL,
+     * unusable: its token is wiped and was never sent. */
+    if (dz_gw_blocking(c, recheck_work, rechecked, op) != 0) {
+        dz_metrics_login(c->gw->metrics, op->means, "error");
+        complete_free(op);
+    }
+}
+
 static void complete(struct dz_rctx *c, const struct dz_session *tmpl, const char *means,
-                     json_t *record, bool polled)
+                     json_t *record, bool polled, struct dz_accounts *accounts,
+                     const unsigned char *tag)
 {
     struct complete_op *op = calloc(1, sizeof(*op));
 
@@ -167,6 +239,9 @@ static void complete(struct dz_rctx *c, const struct dz_session *tmpl, const cha
     snprintf(op->peer, sizeof(op->peer), "%s", dz_req_peer_ip(c->req));
     op->now_ms = dz_unix_ms();
     op->sess = *tmpl;
+    op->accounts = accounts;
+    if (tag)
+        memcpy(op->cred_tag, tag, sizeof(op->cred_tag));
     if (dz_gw_state(c, create_work, created, op) != 0) {
         dz_metrics_login(c->gw->metrics, means, "error");
         complete_free(op);
@@ -176,13 +251,26 @@ static void complete(struct dz_rctx *c, const struct dz_session *tmpl, const cha
 void dz_login_complete(struct dz_rctx *c, const struct dz_session *tmpl, const char *means,
                        json_t *record)
 {
-    complete(c, tmpl, means, record, false);
+    complete(c, tmpl, means, record, false, NULL, NULL);
+}
+
+void dz_login_complete_password(struct dz_rctx *c, const struct dz_session *tmpl, json_t *record,
+                                struct dz_accounts *accounts,
+                                const unsigned char tag[DZ_ACCOUNT_TAG_LEN])
+{
+    if (!accounts || !tag) {
+        /* Nothing to read again would be a login nobody rechecked. */
+        json_decref(record);
+        dz_rctx_problem(c, "service_unavailable", NULL);
+        return;
+    }
+    complete(c, tmpl, "password", record, false, accounts, tag);
 }
 
 void dz_login_complete_polled(struct dz_rctx *c, const struct dz_session *tmpl, const char *means,
                               json_t *record)
 {
-    complete(c, tmpl, means, record, true);
+    complete(c, tmpl, means, record, true, NULL, NULL);
 }
 
 struct refuse_op {

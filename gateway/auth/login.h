@@ -11,6 +11,7 @@
 #include <jansson.h>
 
 #include "core/rctx.h"
+#include "state/accounts.h"
 #include "state/session.h"
 
 /* Open a session from tmpl (fin, method, amr, acr, role, auth_time, prf),
@@ -20,6 +21,18 @@
  * metrics under means. */
 void dz_login_complete(struct dz_rctx *c, const struct dz_session *tmpl, const char *means,
                        json_t *record);
+
+/* The password login's: as dz_login_complete, but once the session is made
+ * and listed, the account is read again (on the blocking pool): if a
+ * password change or a TOTP reset replaced what the login verified (tag,
+ * dz_auth_password_result.cred_tag) meanwhile, the session is ended again
+ * and the login refused as bad_credentials (reason credentials_changed on
+ * its audit line), for that change may have listed the person's sessions
+ * before this one was listed, and so not ended it.  A failed read: 503, no
+ * session. */
+void dz_login_complete_password(struct dz_rctx *c, const struct dz_session *tmpl, json_t *record,
+                                struct dz_accounts *accounts,
+                                const unsigned char tag[DZ_ACCOUNT_TAG_LEN]);
 
 /* The same for the long-polled means (mobile, QR): the answer also carries
  * "state":"complete". */

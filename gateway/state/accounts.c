@@ -19,11 +19,13 @@
 #include <time.h>
 
 #include <argon2.h>
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 
 #include "base/err.h"
 #include "base/log.h"
 #include "base/secret.h"
+#include "base/sha256.h"
 #include "state/totp.h"
 
 #include "base/compat.h"
@@ -292,6 +294,57 @@ out:
     return rc;
 }
 
+/* The credentials of rec as a tag: its password hash (NUL-terminated, so
+ * the two parts cannot be shifted into each other) and its sealed seed. */
+static int cred_tag(const struct dz_account_rec *rec, unsigned char tag[DZ_ACCOUNT_TAG_LEN])
+{
+    const struct dz_sha256_part parts[] = {
+        {rec->pwd_hash, strnlen(rec->pwd_hash, DZ_PWD_HASH_MAX - 1) + 1},
+        {rec->totp_seed, rec->totp_seed_len},
+    };
+
+    return dz_sha256_parts(parts, 2, tag);
+}
+
+/* Whether encoded was made with the configured cost: the same
+ * "$argon2id$v=..$m=..,t=..,p=..$" head as the dummy hash, which was, and
+ * the same length (salt and hash sizes).  Not secret: parameters only. */
+static bool has_current_cost(const struct dz_accounts *a, const char *encoded)
+{
+    const char *d = a->dummy_hash;
+    size_t head = 0;
+    int dollars = 0;
+
+    while (d[head] && dollars < 4)
+        if (d[head++] == '$')
+            dollars++;
+    return strlen(encoded) == strlen(d) && strncmp(encoded, d, head) == 0;
+}
+
+/* An account hashed with older, cheaper parameters answers a wrong password
+ * faster than the dummy hash answers an unknown FIN: that time would say
+ * which FINs have such accounts.  So a successful login stores the password
+ * hashed with the configured cost, with a compare-and-set on the hash it
+ * verified: a concurrent password change is never overwritten.  On success
+ * rec->pwd_hash becomes the new hash.  A failure is logged and leaves the
+ * old hash (tried again at the next login); it does not undo the login. */
+static void rehash(struct dz_accounts *a, struct dz_account_rec *rec, const char *password,
+                   size_t pw_len)
+{
+    char hash[DZ_PWD_HASH_MAX];
+    bool swapped = false;
+    int rc = hash_password(a, password, pw_len, hash);
+
+    if (rc == 0)
+        rc = a->ops->swap_password(a->impl, rec->fin, rec->pwd_hash, hash, (int64_t)time(NULL),
+                                   &swapped);
+    if (rc < 0)
+        dz_log(DZ_LOG_WARN, "accounts_rehash", "password hash not renewed: %s", dz_err_str(rc));
+    else if (swapped)
+        memcpy(rec->pwd_hash, hash, sizeof(hash));
+    dz_secret_wipe(hash, sizeof(hash));
+}
+
 int dz_accounts_verify_password(struct dz_accounts *a, const char *fin, const char *password,
                                 size_t pw_len, bool *ok, struct dz_account_info *info)
 {
@@ -331,6 +384,13 @@ int dz_accounts_verify_password(struct dz_accounts *a, const char *fin, const ch
     rc = verify_hash(rec.pwd_hash, password, pw_len, &match);
     if (rc < 0 || !match)
         goto out;
+    /* The tag is of the hash now stored: the new one if the swap won, else
+     * the one verified (so a change that won is seen by the login). */
+    if (!has_current_cost(a, rec.pwd_hash))
+        rehash(a, &rec, password, pw_len);
+    rc = cred_tag(&rec, info->cred_tag);
+    if (rc < 0)
+        goto out;
     *ok = true;
     memcpy(info->fin, rec.fin, sizeof(info->fin));
     info->has_totp = rec.totp_seed_len > 0;
@@ -342,6 +402,32 @@ out:
         memset(info, 0, sizeof(*info));
     }
     dz_secret_wipe(&rec, sizeof(rec));
+    return rc;
+}
+
+int dz_accounts_unchanged(struct dz_accounts *a, const char *fin,
+                          const unsigned char tag[DZ_ACCOUNT_TAG_LEN], bool *same)
+{
+    struct dz_account_rec rec;
+    unsigned char now_tag[DZ_ACCOUNT_TAG_LEN];
+    int rc;
+
+    *same = false;
+    memset(&rec, 0, sizeof(rec));
+    if (!a || !dz_fin_is_normal(fin) || !tag)
+        return DZ_ERR_INVAL;
+    rc = a->ops->get(a->impl, fin, &rec);
+    if (rc == DZ_ERR_NOTFOUND) {
+        rc = 0; /* deleted since: nothing to sign in to */
+        goto out;
+    }
+    if (rc == 0)
+        rc = cred_tag(&rec, now_tag);
+    if (rc == 0)
+        *same = CRYPTO_memcmp(now_tag, tag, DZ_ACCOUNT_TAG_LEN) == 0;
+out:
+    dz_secret_wipe(&rec, sizeof(rec));
+    dz_secret_wipe(now_tag, sizeof(now_tag));
     return rc;
 }
 

@@ -35,8 +35,9 @@ struct dz_accounts;
  * defaults, mirrored here: 64 MiB, 3 passes, 1 lane, the RFC 9106 §4 memory
  * figure).  Measured on the 2-core reference machine: 64 MiB/t=3 about
  * 320 ms per hash, OWASP's lighter 19 MiB/t=2 about 60 ms.  Memory in use is
- * at most pool_threads x m.  Hashes keep their own parameters, so a change
- * applies to new passwords only; old ones still verify. */
+ * at most pool_threads x m.  Hashes keep their own parameters, so old ones
+ * still verify after a change; each is hashed again with the configured
+ * ones at its next successful login (dz_accounts_verify_password). */
 struct dz_argon2_params {
     uint32_t m_cost_kib;  /* memory in KiB, 8 * parallelism .. 4 GiB */
     uint32_t t_cost;      /* passes, 1 .. 100 */
@@ -57,6 +58,8 @@ int dz_argon2_params_check(const struct dz_argon2_params *p);
 #define DZ_ACCOUNT_SEED_MAX 64 /* raw TOTP seed bytes */
 #define DZ_SEED_BLOB_MAX (1 + 12 + DZ_ACCOUNT_SEED_MAX + 16) /* ver|nonce|ct|tag */
 
+#define DZ_ACCOUNT_TAG_LEN 32
+
 /* What the logic layer may tell its caller about an account whose password
  * was just verified.  Never filled for a failed verification. */
 struct dz_account_info {
@@ -64,6 +67,11 @@ struct dz_account_info {
     bool has_totp;    /* a seed is enrolled */
     bool totp_active; /* a code has been accepted once: codes are now required */
     int64_t created_at;
+    /* SHA-256 of the password hash and sealed TOTP seed that were verified
+     * (dz_accounts_unchanged): what a password change or a TOTP reset
+     * replaces.  Not a secret anyone can log in with, but wiped all the
+     * same. */
+    unsigned char cred_tag[DZ_ACCOUNT_TAG_LEN];
 };
 
 /* ---- storage backends ------------------------------------------------- */
@@ -97,6 +105,9 @@ struct dz_account_rec {
  *   set_password: replace pwd_hash, updated_at = now; DZ_ERR_NOTFOUND when
  *                 no row.  The TOTP state is left alone (one statement, so a
  *                 concurrent login's advance_totp is never undone).
+ *   swap_password: the same, atomically, only if the stored pwd_hash is
+ *                 still old_hash; *swapped says whether that happened
+ *                 (false: a password change came first, or no row).
  *   set_totp:     replace the sealed seed (len 0: none), totp_last_step =
  *                 -1, updated_at = now, totp_active as it was;
  *                 DZ_ERR_NOTFOUND.
@@ -110,6 +121,8 @@ struct dz_accounts_ops {
                         size_t seed_len, int64_t now, bool *advanced);
     int (*remove)(void *impl, const char *fin);
     int (*set_password)(void *impl, const char *fin, const char *pwd_hash, int64_t now);
+    int (*swap_password)(void *impl, const char *fin, const char *old_hash, const char *new_hash,
+                         int64_t now, bool *swapped);
     int (*set_totp)(void *impl, const char *fin, const unsigned char *seed, size_t seed_len,
                     int64_t now);
     void (*free)(void *impl);
@@ -186,6 +199,12 @@ int dz_accounts_create(struct dz_accounts *a, const char *fin, const char *passw
  * is true and *info describes the account.  For a FIN without an account
  * argon2id still runs, against a fixed dummy hash made at open with the
  * same cost, so the time taken does not say whether the account exists.
+ * A match against a hash made with other parameters than the configured
+ * ones (an older, cheaper config) hashes the password again with these and
+ * stores it, only if the row still holds the hash just verified (a
+ * password change meanwhile wins); a failure there is logged and leaves
+ * the old hash, the login stands.  Until then such an account answers a
+ * wrong password in its old hash's time, not the dummy's.
  * A password over DZ_PASSWORD_MAX bytes is refused without hashing (no
  * account can have one, so that says nothing about the FIN).
  * 0 (see *ok), DZ_ERR_INVAL (FIN not normal), DZ_ERR_DB, DZ_ERR_PARSE (a
@@ -193,6 +212,19 @@ int dz_accounts_create(struct dz_accounts *a, const char *fin, const char *passw
  */
 int dz_accounts_verify_password(struct dz_accounts *a, const char *fin, const char *password,
                                 size_t pw_len, bool *ok, struct dz_account_info *info);
+
+/*
+ * Whether fin still has the password hash and TOTP seed that tag (a
+ * dz_account_info.cred_tag of a verification) was made from: *same false
+ * when a password change or a TOTP reset replaced either since, or the
+ * account is gone.  A login calls it once its session is listed, so that a
+ * change that listed the sessions before that entry is still seen
+ * (docs/internals/accounts.md "Password change, TOTP reset, recovery").
+ * *same false on entry.  0 (see *same), DZ_ERR_INVAL, DZ_ERR_DB,
+ * DZ_ERR_CRYPTO.  Any error is a deny.  Blocks (one read).
+ */
+int dz_accounts_unchanged(struct dz_accounts *a, const char *fin,
+                          const unsigned char tag[DZ_ACCOUNT_TAG_LEN], bool *same);
 
 /* Outcome of a one-time code.  0 is the deny, so a cleared value refuses. */
 enum dz_accounts_otp {

@@ -2,8 +2,8 @@
  * accounts_pg.c - the PostgreSQL backend of accounts (see accounts.h), for
  * several gateways sharing one account database.
  *
- * A bounded pool of connections (accounts.postgresql.pool), each with the
- * four statements prepared once when it connects.  A pool thread takes a
+ * A bounded pool of connections (accounts.postgresql.pool), each with its
+ * statements prepared once when it connects.  A pool thread takes a
  * free connection (waiting at most the statement timeout for one), runs one
  * statement, and gives it back.  Every wait is bounded: libpq's
  * connect_timeout for connecting, and our own deadline (poll on the socket)
@@ -48,10 +48,10 @@
  * instances starting at once (an advisory lock released at COMMIT). */
 #define SCHEMA_LOCK_SQL "SELECT pg_advisory_xact_lock(1684107894)"
 
-enum { ST_GET, ST_INSERT, ST_ADVANCE, ST_REMOVE, ST_SET_PWD, ST_SET_TOTP, ST_COUNT };
+enum { ST_GET, ST_INSERT, ST_ADVANCE, ST_REMOVE, ST_SET_PWD, ST_SWAP_PWD, ST_SET_TOTP, ST_COUNT };
 
-static const char *const stmt_name[ST_COUNT] = {"dz_get",    "dz_insert",  "dz_advance",
-                                                "dz_remove", "dz_set_pwd", "dz_set_totp"};
+static const char *const stmt_name[ST_COUNT] = {
+    "dz_get", "dz_insert", "dz_advance", "dz_remove", "dz_set_pwd", "dz_swap_pwd", "dz_set_totp"};
 static const char *const stmt_sql[ST_COUNT] = {
     [ST_GET] = "SELECT pwd_hash, totp_seed, totp_active, totp_last_step, created_at, updated_at"
                " FROM accounts WHERE fin = $1",
@@ -62,11 +62,17 @@ static const char *const stmt_sql[ST_COUNT] = {
                    " WHERE fin = $1 AND totp_last_step < $2 AND totp_seed = $4",
     [ST_REMOVE] = "DELETE FROM accounts WHERE fin = $1",
     [ST_SET_PWD] = "UPDATE accounts SET pwd_hash = $2, updated_at = $3 WHERE fin = $1",
+    /* A rehash at login, a compare-and-set like ST_ADVANCE: under READ
+     * COMMITTED an UPDATE waiting on a password change's row lock re-checks
+     * its WHERE against the committed row, so the change is never
+     * overwritten. */
+    [ST_SWAP_PWD] = "UPDATE accounts SET pwd_hash = $2, updated_at = $3"
+                    " WHERE fin = $1 AND pwd_hash = $4",
     /* totp_active is kept: see accounts_sqlite.c. */
     [ST_SET_TOTP] = "UPDATE accounts SET totp_seed = $2, totp_last_step = -1,"
                     " updated_at = $3 WHERE fin = $1",
 };
-static const int stmt_nparams[ST_COUNT] = {1, 7, 4, 1, 3, 3};
+static const int stmt_nparams[ST_COUNT] = {1, 7, 4, 1, 3, 4, 3};
 
 static const char schema_sql[] = "CREATE TABLE accounts("
                                  " fin text PRIMARY KEY CHECK (length(fin) = 7),"
@@ -417,31 +423,38 @@ static int pg_insert(void *impl, const struct dz_account_rec *rec)
     return rc;
 }
 
+/* Run the conditional UPDATE which (the compare-and-sets: advance_totp,
+ * swap_password): *changed when it changed the row. */
+static int pg_cas(struct pg *p, int which, const char *const *vals, const int *lens,
+                  const int *fmts, const char *what, bool *changed)
+{
+    PGresult *r = NULL;
+    int rc = run(p, which, vals, lens, fmts, 0, &r);
+
+    if (rc < 0)
+        return rc;
+    if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+        log_pg(what, NULL, r);
+        rc = DZ_ERR_DB;
+    } else {
+        *changed = strcmp(PQcmdTuples(r), "1") == 0;
+    }
+    PQclear(r);
+    return rc;
+}
+
 static int pg_advance(void *impl, const char *fin, int64_t step_no, const unsigned char *seed,
                       size_t seed_len, int64_t now, bool *advanced)
 {
-    struct pg *p = impl;
     char step[24], at[24];
     const char *vals[4] = {fin, step, at, (const char *)seed};
     int lens[4] = {0, 0, 0, (int)seed_len};
     int fmts[4] = {0, 0, 0, 1};
-    PGresult *r = NULL;
-    int rc;
 
     *advanced = false;
     snprintf(step, sizeof(step), "%lld", (long long)step_no);
     snprintf(at, sizeof(at), "%lld", (long long)now);
-    rc = run(p, ST_ADVANCE, vals, lens, fmts, 0, &r);
-    if (rc < 0)
-        return rc;
-    if (PQresultStatus(r) != PGRES_COMMAND_OK) {
-        log_pg("advance_totp", NULL, r);
-        rc = DZ_ERR_DB;
-    } else {
-        *advanced = strcmp(PQcmdTuples(r), "1") == 0;
-    }
-    PQclear(r);
-    return rc;
+    return pg_cas(impl, ST_ADVANCE, vals, lens, fmts, "advance_totp", advanced);
 }
 
 /* One UPDATE of a row by FIN ($2 text or bytea, $3 now); no row changed is
@@ -473,6 +486,17 @@ static int pg_update(struct pg *p, int which, const char *fin, const void *v, si
 static int pg_set_password(void *impl, const char *fin, const char *pwd_hash, int64_t now)
 {
     return pg_update(impl, ST_SET_PWD, fin, pwd_hash, strlen(pwd_hash), false, now, "set_password");
+}
+
+static int pg_swap_password(void *impl, const char *fin, const char *old_hash, const char *new_hash,
+                            int64_t now, bool *swapped)
+{
+    char at[24];
+    const char *vals[4] = {fin, new_hash, at, old_hash};
+
+    *swapped = false;
+    snprintf(at, sizeof(at), "%lld", (long long)now);
+    return pg_cas(impl, ST_SWAP_PWD, vals, NULL, NULL, "swap_password", swapped);
 }
 
 static int pg_set_totp(void *impl, const char *fin, const unsigned char *seed, size_t seed_len,
@@ -701,6 +725,7 @@ const struct dz_accounts_ops dz_accounts_pg_ops = {
     .insert = pg_insert,
     .advance_totp = pg_advance,
     .set_password = pg_set_password,
+    .swap_password = pg_swap_password,
     .set_totp = pg_set_totp,
     .remove = pg_remove,
     .free = pg_free,

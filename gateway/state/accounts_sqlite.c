@@ -41,7 +41,7 @@ static const char schema_sql[] = "CREATE TABLE IF NOT EXISTS accounts("
                                  ") WITHOUT ROWID;"
                                  "PRAGMA user_version = 1;";
 
-enum { ST_GET, ST_INSERT, ST_ADVANCE, ST_REMOVE, ST_SET_PWD, ST_SET_TOTP, ST_COUNT };
+enum { ST_GET, ST_INSERT, ST_ADVANCE, ST_REMOVE, ST_SET_PWD, ST_SWAP_PWD, ST_SET_TOTP, ST_COUNT };
 
 static const char *const stmt_sql[ST_COUNT] = {
     [ST_GET] = "SELECT pwd_hash, totp_seed, totp_active, totp_last_step, created_at, updated_at"
@@ -54,6 +54,10 @@ static const char *const stmt_sql[ST_COUNT] = {
                    " WHERE fin = ?1 AND totp_last_step < ?2 AND totp_seed = ?4",
     [ST_REMOVE] = "DELETE FROM accounts WHERE fin = ?1",
     [ST_SET_PWD] = "UPDATE accounts SET pwd_hash = ?2, updated_at = ?3 WHERE fin = ?1",
+    /* A rehash at login: a compare-and-set, so a password change made since
+     * the login read the row is never overwritten. */
+    [ST_SWAP_PWD] = "UPDATE accounts SET pwd_hash = ?2, updated_at = ?3"
+                    " WHERE fin = ?1 AND pwd_hash = ?4",
     /* totp_active is kept: a reset must not leave the password alone
      * enough to sign in (an active account needs the new code at once). */
     [ST_SET_TOTP] = "UPDATE accounts SET totp_seed = ?2, totp_last_step = -1,"
@@ -285,33 +289,39 @@ out:
     return rc;
 }
 
+/* Step the conditional UPDATE st, its parameters bound if bound: *changed
+ * when it changed the row (the compare-and-sets: advance_totp,
+ * swap_password).  Called with s->lock held; resets st and releases it. */
+static int cas_step(struct sq *s, sqlite3_stmt *st, bool bound, const char *what, bool *changed)
+{
+    int rc = 0;
+
+    if (!bound)
+        rc = db_fail(s, "bind");
+    else if (sqlite3_step(st) != SQLITE_DONE)
+        rc = db_fail(s, what);
+    else
+        *changed = sqlite3_changes(s->db) == 1;
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    pthread_mutex_unlock(&s->lock);
+    return rc;
+}
+
 static int sq_advance(void *impl, const char *fin, int64_t step_no, const unsigned char *seed,
                       size_t seed_len, int64_t now, bool *advanced)
 {
     struct sq *s = impl;
     sqlite3_stmt *st = s->st[ST_ADVANCE];
-    int rc;
 
     *advanced = false;
     pthread_mutex_lock(&s->lock);
-    if (sqlite3_bind_text(st, 1, fin, DZ_FIN_LEN, SQLITE_STATIC) != SQLITE_OK ||
-        sqlite3_bind_int64(st, 2, step_no) != SQLITE_OK ||
-        sqlite3_bind_int64(st, 3, now) != SQLITE_OK ||
-        sqlite3_bind_blob(st, 4, seed, (int)seed_len, SQLITE_STATIC) != SQLITE_OK) {
-        rc = db_fail(s, "bind");
-        goto out;
-    }
-    if (sqlite3_step(st) != SQLITE_DONE) {
-        rc = db_fail(s, "advance_totp");
-        goto out;
-    }
-    *advanced = sqlite3_changes(s->db) == 1;
-    rc = 0;
-out:
-    sqlite3_reset(st);
-    sqlite3_clear_bindings(st);
-    pthread_mutex_unlock(&s->lock);
-    return rc;
+    return cas_step(s, st,
+                    sqlite3_bind_text(st, 1, fin, DZ_FIN_LEN, SQLITE_STATIC) == SQLITE_OK &&
+                        sqlite3_bind_int64(st, 2, step_no) == SQLITE_OK &&
+                        sqlite3_bind_int64(st, 3, now) == SQLITE_OK &&
+                        sqlite3_bind_blob(st, 4, seed, (int)seed_len, SQLITE_STATIC) == SQLITE_OK,
+                    "advance_totp", advanced);
 }
 
 /* One UPDATE of a row by FIN: bind (?2 text or blob, ?3 now), step, and
@@ -345,6 +355,22 @@ out:
 static int sq_set_password(void *impl, const char *fin, const char *pwd_hash, int64_t now)
 {
     return sq_update(impl, ST_SET_PWD, fin, pwd_hash, strlen(pwd_hash), false, now, "set_password");
+}
+
+static int sq_swap_password(void *impl, const char *fin, const char *old_hash, const char *new_hash,
+                            int64_t now, bool *swapped)
+{
+    struct sq *s = impl;
+    sqlite3_stmt *st = s->st[ST_SWAP_PWD];
+
+    *swapped = false;
+    pthread_mutex_lock(&s->lock);
+    return cas_step(s, st,
+                    sqlite3_bind_text(st, 1, fin, DZ_FIN_LEN, SQLITE_STATIC) == SQLITE_OK &&
+                        sqlite3_bind_text(st, 2, new_hash, -1, SQLITE_STATIC) == SQLITE_OK &&
+                        sqlite3_bind_int64(st, 3, now) == SQLITE_OK &&
+                        sqlite3_bind_text(st, 4, old_hash, -1, SQLITE_STATIC) == SQLITE_OK,
+                    "swap_password", swapped);
 }
 
 static int sq_set_totp(void *impl, const char *fin, const unsigned char *seed, size_t seed_len,
@@ -382,6 +408,7 @@ const struct dz_accounts_ops dz_accounts_sqlite_ops = {
     .insert = sq_insert,
     .advance_totp = sq_advance,
     .set_password = sq_set_password,
+    .swap_password = sq_swap_password,
     .set_totp = sq_set_totp,
     .remove = sq_remove,
     .free = sq_free,

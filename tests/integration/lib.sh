@@ -17,6 +17,8 @@
 # TOTP: totp_at SECRET UNIXTIME, totp_fresh FIN SECRET (a code of a step not used yet).
 # JWS: jws_part TOKEN 0|1 (decoded header/payload), b64url_decode.
 # Peers: peer_requests (the registry's debug view), start_echo / stop_echo.
+# Phones: sim_holders JQ_COND, phone_of FIN, phone_ctl FIN METHOD PATH [JSON], phone_set_mode
+#      FIN MODE, phone_shown, mssp_idle; stranger_holds_phone (the mobile flows' shared checks).
 # Management listener: mgmt PATH [curl args...] (HTTP/1.1, sets STATUS/BODY/HDRS like gw);
 #      metric 'NAME{labels}' prints that sample's value from its /metrics (empty if absent).
 #
@@ -279,6 +281,42 @@ mssp_idle() {
     curl -sS --http2 --max-time 5 --cacert "$STATE_DIR/certs/root.pem" \
         "https://localhost:9103/_mssp/sessions?phone=%2B${1#+}" |
         jq -e 'length > 0 and all(.state == "COMPLETE")' >/dev/null
+}
+# sim_holders JQ_COND: the FINs of the SIM holders for whom JQ_COND holds.
+sim_holders() { people | jq -r "map(select(.sim == true and $1)) | .[].fin"; }
+phone_of() { person "$1" phone; }
+ctl_of() { person "$1" phone_control; }
+# phone_ctl FIN METHOD PATH [JSON]: the holder's phone control endpoint.
+phone_ctl() {
+    curl -sS --http2-prior-knowledge --max-time 10 -X "$2" ${4:+-H 'content-type: application/json' --data-binary "$4"} \
+        "http://127.0.0.1:$(ctl_of "$1")$3"
+}
+phone_set_mode() { phone_ctl "$1" POST /mode "{\"mode\":\"$2\"}" >/dev/null; }
+# stranger_holds_phone START ID_VAR FIN WHAT OWN DELAY_MS: a request nobody
+# polls holds the phone only while it waits (4 checks), for the login and
+# for signing.  Anyone who knows V's (FIN's) number and FIN can start a
+# request on V's phone (START PHONE FIN, which sets STATUS and, on 202, the
+# request's id in the variable ID_VAR) and never poll it.  While it waits on
+# the phone, V's own START is refused (one request per phone); once V has
+# refused it on the phone, V's START goes on although nobody polled the
+# stranger's.  V's phone then approves after DELAY_MS.  WHAT and OWN word
+# the checks: "a login for" and "start", "signing on" and "request".
+# STRANGER_ID: the stranger's request id; V's is left in ID_VAR.
+stranger_holds_phone() {
+    local start=$1 idvar=$2 v=$3 what=$4 own=$5 delay=$6 theirs="the stranger's request"
+    [ "$own" = request ] && theirs="the stranger's" # not "request" twice
+    phone_ctl "$v" POST /mode '{"mode":"refuse","delay_ms":8000}' >/dev/null
+    "$start" "$(phone_of "$v")" "$v"
+    STRANGER_ID=${!idvar}
+    is "$STATUS" 202 "a stranger starts $what V's phone (and never polls it) -> 202"
+    "$start" "$(phone_of "$v")" "$v"
+    problem 429 request_pending "while it waits on the phone, V's own $own -> 429 request_pending"
+    # The phone takes its mode when it shows a request: V's next one is approved.
+    wait_until 10 phone_shown "$v" 1
+    phone_ctl "$v" POST /mode "{\"mode\":\"auto\",\"delay_ms\":$delay}" >/dev/null
+    ok "V refuses the stranger's request on the phone" wait_until 30 mssp_idle "$(phone_of "$v")"
+    "$start" "$(phone_of "$v")" "$v"
+    is "$STATUS" 202 "then V's own $own -> 202, $theirs never polled"
 }
 
 totp_at() { oathtool --totp -b -N "@$2" "$1"; }

@@ -8,7 +8,7 @@
 . "$(dirname "$0")/lib.sh"
 . "$LIB_DIR/pg.sh"
 
-plan 44
+plan 49
 
 PG_PW="pg-$$-$RANDOM-secret"
 CONNINFO="$WORK/pg.conninfo"
@@ -71,6 +71,24 @@ pwlogin "$GW_URL" "$R1" "$(person "$R1" password)" "$CODE"
 is "$STATUS $(jb .acr)" "200 substantial" "password + TOTP login -> 200"
 pwlogin "$GW_URL" "$R1" "$(person "$R1" password)" "$CODE"
 problem 401 bad_credentials "the same code again on the same instance -> 401 bad_credentials"
+
+# ---- argon2id parameters: a correct password re-hashes the row ----------------------
+# A hash made with older parameters (t=1; the gateway's are t=3) answers a
+# wrong password in its own time, not the dummy hash's: a correct password
+# stores it again with the configured ones, by a compare-and-set on the hash
+# it verified.  The hash below: argon2id of OLD_PW, m=64MiB, a fixed salt.
+OLD_PW="Pg-old-params-pw"
+OLD_HASH='$argon2id$v=19$m=65536,t=1,p=1$cGctb2xkLXBhcmFtcy0xNg$Zw3r7mHrw6MAeEqaunjiSozoGSoAnLwl1WpcvPUTlN8'
+r1_hash() { pg_sql darvaza "SELECT pwd_hash FROM accounts WHERE fin = '$R1'"; }
+pg_sql darvaza "UPDATE accounts SET pwd_hash = '$OLD_HASH' WHERE fin = '$R1'" >/dev/null
+pwlogin "$GW_URL" "$R1" "wrong-password-$$"
+problem 401 bad_credentials "an old-parameter hash and a wrong password -> 401 bad_credentials"
+is "$(r1_hash)" "$OLD_HASH" "and the row is untouched"
+pwlogin "$GW_URL" "$R1" "$OLD_PW"
+problem 401 otp_required "an old-parameter hash and the right password -> 401 otp_required"
+like "$(r1_hash)" '^\$argon2id\$v=19\$m=65536,t=3,p=1\$' "and the row now has the configured parameters (t=3)"
+pwlogin "$GW_URL" "$R1" "$OLD_PW" "$(totp_fresh "$R1" "$(person "$R1" totp_secret)")"
+is "$STATUS $(jb .acr)" "200 substantial" "the same password and a code sign in against the new hash"
 
 # ---- a second gateway sharing the database -----------------------------------------
 "$ROOT/demo/stack.sh" renumber "$CFG" "$WORK/b/darvaza.yaml" "$WORK/b" - "$B_PORT" 8454 9190 8090 ||

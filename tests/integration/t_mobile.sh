@@ -22,16 +22,13 @@ stack_start MSSP_USER_TIMEOUT=$USER_TIMEOUT MSSP_DELIVERY_TIMEOUT=$DELIVERY_TIME
 MSSP=https://localhost:9103
 # SIM holders from people.json: A, B, C with phones, D's SIM is revoked (its
 # phone runs), E1..E4 hold SIMs but their phones are off.
-holders() { people | jq -r "map(select(.sim == true and $1)) | .[].fin"; }
-mapfile -t ON < <(holders '.phone_on and (.sim_revoked | not)')
-mapfile -t REV < <(holders '.sim_revoked')
-mapfile -t OFF < <(holders '(.phone_on | not)')
+mapfile -t ON < <(sim_holders '.phone_on and (.sim_revoked | not)')
+mapfile -t REV < <(sim_holders '.sim_revoked')
+mapfile -t OFF < <(sim_holders '(.phone_on | not)')
 [ ${#ON[@]} -ge 4 ] && [ ${#REV[@]} -ge 1 ] && [ ${#OFF[@]} -ge 4 ] ||
     bail "people.json lacks the SIM holders (4 with phones, 1 revoked, 4 with phones off)"
 A=${ON[0]} B=${ON[1]} C=${ON[2]} V=${ON[3]} D=${REV[0]}
 E1=${OFF[0]} E2=${OFF[1]} E3=${OFF[2]} E4=${OFF[3]}
-phone_of() { person "$1" phone; }
-ctl_of() { person "$1" phone_control; }
 phone_log() { echo "$STATE_DIR/logs/phone$(($(ctl_of "$1") - 9110)).log"; }   # phoneN: port 9110+N
 diag "phones on: A=$A B=$B C=$C V=$V; revoked: D=$D; phones off: $E1 $E2 $E3 $E4"
 
@@ -63,12 +60,6 @@ mob_wait() {
 }
 # outcome: "STATUS state result" of the last poll.
 outcome() { printf '%s %s %s' "$STATUS" "$(jb '.state // .code')" "$(jb '.result // empty')"; }
-# ctl FIN METHOD PATH [JSON]: the holder's phone control endpoint.
-ctl() {
-    curl -sS --http2-prior-knowledge --max-time 10 -X "$2" ${4:+-H 'content-type: application/json' --data-binary "$4"} \
-        "http://127.0.0.1:$(ctl_of "$1")$3"
-}
-mode() { ctl "$1" POST /mode "{\"mode\":\"$2\"}" >/dev/null; }
 # hook PATH JSON: an MSSP test hook (loopback only).
 hook() {
     curl -sS --http2 --max-time 10 --cacert "$STATE_DIR/certs/root.pem" -o /dev/null -w '%{http_code}' \
@@ -96,9 +87,9 @@ is "$(jb '[.fin, .acr, (.amr|join(",")), .method] | join(" ")')" "$A high mob,pi
     "session: the holder's FIN, acr high, amr [mob,pin], method mobile"
 TOKEN=$(jb '.token // empty')
 like "$(hdr set-cookie)" '^__Host-darvaza=[^;]+;.*Secure.*HttpOnly' "the session cookie is set"
-is "$(ctl "$A" GET /shown | jq -r .verification_code)" "$MCODE" \
+is "$(phone_ctl "$A" GET /shown | jq -r .verification_code)" "$MCODE" \
     "the phone showed the same verification code as the browser"
-like "$(ctl "$A" GET /shown | jq -r .display_text)" "Darvaza demo portal" "the phone showed the service's name"
+like "$(phone_ctl "$A" GET /shown | jq -r .display_text)" "Darvaza demo portal" "the phone showed the service's name"
 mob_poll "$MID" 1
 problem 404 not_found "a finished request completes once: the next poll is 404"
 gw GET /api/registry/me -H "$(bearer "$TOKEN")"
@@ -107,7 +98,7 @@ gw GET /auth/session -H "$(bearer "$TOKEN")"
 is "$(jb '.method + " " + .acr')" "mobile high" "GET /auth/session shows the mobile session"
 
 # ---- long waits, started now, collected later ------------------------------------
-mode "$C" ignore
+phone_set_mode "$C" ignore
 mob_start "$(phone_of "$C")" "$C"
 C_ID=$MID
 is "$STATUS" 202 "request to a phone whose user ignores it -> 202"
@@ -121,11 +112,11 @@ mob_poll "$C_ID" 1
 is "$(outcome)" "200 pending " "meanwhile the poll answers pending"
 
 # ---- refused, wrong PIN, wrong FIN -----------------------------------------------------
-mode "$B" refuse
+phone_set_mode "$B" refuse
 mob_start "$(phone_of "$B")" "$B"
 mob_wait "$MID"
 is "$(outcome)" "200 failed user_cancelled" "refused on the phone -> failed user_cancelled"
-mode "$B" wrong-pin
+phone_set_mode "$B" wrong-pin
 pin_wrong0=$(grep -c '"phone_pin_wrong"' "$(phone_log "$B")")
 mob_start "$(phone_of "$B")" "$B"
 mob_wait "$MID"
@@ -136,23 +127,10 @@ mob_wait "$MID"
 is "$(outcome)" "200 failed not_mobile_client" "FIN that does not hold that phone's SIM -> failed not_mobile_client"
 
 # ---- a request nobody polls holds the phone only while it waits ------------------------
-# Anyone who knows V's number and a FIN can start a login for V's phone and
-# never poll it.  While it waits on the phone, V's own start is refused (one
-# request per phone); once V has refused it on the phone, V's start goes on
-# although nobody polled the stranger's request.
-ctl "$V" POST /mode '{"mode":"refuse","delay_ms":8000}' >/dev/null
-mob_start "$(phone_of "$V")" "$V"
-X_ID=$MID
-is "$STATUS" 202 "a stranger starts a login for V's phone (and never polls it) -> 202"
-mob_start "$(phone_of "$V")" "$V"
-problem 429 request_pending "while it waits on the phone, V's own start -> 429 request_pending"
-# The phone takes its mode when it shows a request: V's next one is approved.
-wait_until 10 phone_shown "$V" 1
-ctl "$V" POST /mode '{"mode":"auto","delay_ms":6000}' >/dev/null
-ok "V refuses the stranger's request on the phone" wait_until 30 mssp_idle "$(phone_of "$V")"
-mob_start "$(phone_of "$V")" "$V"
-V_ID=$MID
-is "$STATUS" 202 "then V's own start -> 202, the stranger's request never polled"
+# (lib.sh stranger_holds_phone; V approves after 6 s, so V's request still
+# waits on the phone below.)
+stranger_holds_phone mob_start MID "$V" "a login for" start 6000
+X_ID=$STRANGER_ID V_ID=$MID
 # The stranger's request, polled at last, must not free V's waiting one.
 mob_poll "$X_ID" 1
 is "$(outcome)" "200 failed user_cancelled" "the stranger's request, polled late, ended refused"
@@ -160,7 +138,7 @@ mob_start "$(phone_of "$V")" "$V"
 problem 429 request_pending "and V's request still holds the phone -> 429 request_pending"
 mob_wait "$V_ID"
 is "$(outcome)" "200 complete " "V approves on the phone and is logged in"
-ctl "$V" POST /mode '{"delay_ms":400}' >/dev/null
+phone_ctl "$V" POST /mode '{"delay_ms":400}' >/dev/null
 
 # ---- the MSSP lies --------------------------------------------------------------------
 is "$(hook /_mssp/tamper "$(jq -nc --arg p "$(phone_of "$A")" '{phone:$p, mode:"signature"}')")" 200 "tamper hook: signature"
@@ -175,22 +153,22 @@ is "$(outcome)" "200 failed signature_invalid" "another holder's certificate -> 
 # A's SIM; the signature and certificate are good, but not B's.
 is "$(hook /_mssp/tamper "$(jq -nc --arg p "$(phone_of "$A")" --arg f "$B" '{phone:$p, mode:"holder", fin:$f}')")" 200 \
     "tamper hook: holder"
-shown0=$(ctl "$A" GET /shown | jq -r .count)
+shown0=$(phone_ctl "$A" GET /shown | jq -r .count)
 mob_start "$(phone_of "$A")" "$B"
 mob_wait "$MID"
 is "$(outcome)" "200 failed signature_invalid" "B's login signed on A's phone with A's certificate -> failed signature_invalid"
-is "$(($(ctl "$A" GET /shown | jq -r .count) - shown0))" 1 "A's phone really was asked (and signed)"
+is "$(($(phone_ctl "$A" GET /shown | jq -r .count) - shown0))" 1 "A's phone really was asked (and signed)"
 like "$(cat "$(gw_log)")" "certificate's FIN is not the FIN given" "the gateway refused on the FIN check, not before"
-mode "$B" auto
+phone_set_mode "$B" auto
 
 # ---- revoked SIM --------------------------------------------------------------------------
 mob_start "$(phone_of "$D")" "$D"
 mob_wait "$MID"
 is "$(outcome)" "200 failed certificate_revoked" "revoked SIM certificate (OCSP on 9107) -> failed certificate_revoked"
-is "$(ctl "$D" GET /mode | jq -r .counts.approved)" 1 "the revoked holder's phone did approve: the gateway refused"
+is "$(phone_ctl "$D" GET /mode | jq -r .counts.approved)" 1 "the revoked holder's phone did approve: the gateway refused"
 
 # ---- MSSP down ----------------------------------------------------------------------------
-mode "$D" refuse
+phone_set_mode "$D" refuse
 is "$(hook /_mssp/down '{"seconds":30}')" 200 "MSSP down hook"
 mob_start "$(phone_of "$D")" "$D"
 problem 502 upstream_unavailable "MSSP down -> 502 upstream_unavailable"
@@ -198,7 +176,7 @@ hook /_mssp/down '{"seconds":0}' >/dev/null
 mob_start "$(phone_of "$D")" "$D"
 is "$STATUS" 202 "MSSP back: the phone is not left locked by the failed request"
 mob_wait "$MID"
-mode "$D" auto
+phone_set_mode "$D" auto
 
 # ---- bad input ----------------------------------------------------------------------------
 mob_start "+99450123" "$A"
@@ -235,7 +213,7 @@ mob_wait "$E2_ID" 4
 is "$(outcome)" "200 failed phone_absent" "phone switched off -> failed phone_absent"
 
 # ---- 50 logins waiting at once; the loops stay responsive -----------------------------------
-for h in "$A" "$B" "$C" "$D"; do mode "$h" ignore; done
+for h in "$A" "$B" "$C" "$D"; do phone_set_mode "$h" ignore; done
 ids=()
 for h in "$A" "$B" "$C" "$D" "$E1" "$E2" "$E3" "$E4"; do
     mob_start "$(phone_of "$h")" "$h"

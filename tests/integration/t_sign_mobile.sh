@@ -12,17 +12,9 @@
 plan 41
 stack_start MSSP_USER_TIMEOUT=12 MSSP_DELIVERY_TIMEOUT=10 PHONE_DELAY_MS=400
 
-holders() { people | jq -r "map(select(.sim == true and $1)) | .[].fin"; }
-mapfile -t ON < <(holders '.phone_on and (.sim_revoked | not)')
+mapfile -t ON < <(sim_holders '.phone_on and (.sim_revoked | not)')
 [ ${#ON[@]} -ge 2 ] || bail "people.json lacks two SIM holders with phones on"
 A=${ON[0]} B=${ON[1]}
-phone_of() { person "$1" phone; }
-ctl_of() { person "$1" phone_control; }
-ctl() {
-    curl -sS --http2-prior-knowledge --max-time 10 -X "$2" ${4:+-H 'content-type: application/json' --data-binary "$4"} \
-        "http://127.0.0.1:$(ctl_of "$1")$3"
-}
-mode() { ctl "$1" POST /mode "{\"mode\":\"$2\"}" >/dev/null; }
 diag "signers: A=$A B=$B"
 
 DOC="$WORK/notice.txt"
@@ -51,7 +43,7 @@ outcome() { printf '%s %s %s' "$STATUS" "$(jb '.state // .code')" "$(jb '.result
 # ---- approved ------------------------------------------------------------------------
 # The phone approves after 3 s: the second request below comes while the
 # first still waits on it (a request that has ended no longer holds the phone).
-ctl "$A" POST /mode '{"mode":"auto","delay_ms":3000}' >/dev/null
+phone_ctl "$A" POST /mode '{"mode":"auto","delay_ms":3000}' >/dev/null
 sign_start "$(phone_of "$A")" "$A"
 is "$STATUS" 202 "POST /sign/mobile -> 202"
 like "$SCODE" '^[0-9]{4}$' "the answer carries a 4-digit verification code"
@@ -68,9 +60,9 @@ cp "$RESP_BODY_FILE" "$WORK/complete.json"
 jq -r .signature "$WORK/complete.json" | base64 -d >"$WORK/sig.p7s"
 is "$(jq -r '.report.indication + " " + .report.level + " " + .report.signer.fin' "$WORK/complete.json")" \
     "TOTAL_PASSED T $A" "the report: TOTAL_PASSED, level T, the holder's FIN"
-is "$(ctl "$A" GET /shown | jq -r .verification_code)" "$SCODE" \
+is "$(phone_ctl "$A" GET /shown | jq -r .verification_code)" "$SCODE" \
     "the phone showed the same verification code"
-is "$(ctl "$A" GET /shown | jq -r .kind)" "signature" "the phone was asked for a signature, not a login"
+is "$(phone_ctl "$A" GET /shown | jq -r .kind)" "signature" "the phone was asked for a signature, not a login"
 # Only the root is given: the signature itself must carry the mobile CA.
 if out=$(openssl cms -verify -binary -content "$DOC" -inform DER -in "$WORK/sig.p7s" \
     -CAfile "$STATE_DIR/certs/root.pem" -purpose any -out /dev/null 2>&1); then
@@ -98,12 +90,12 @@ is "$(printf '%s' "$SIGN_LINE" | jq -r '.means + " " + .decision + " " + .level'
     "the audit log has the sign line (mobile, allow, level T)"
 
 # ---- refused, wrong FIN, bad input ----------------------------------------------------
-mode "$B" refuse
+phone_set_mode "$B" refuse
 sign_start "$(phone_of "$B")" "$B"
 is "$STATUS" 202 "a request to B -> 202"
 sign_wait "$SID"
 is "$(outcome)" "200 failed user_cancelled" "refused on the phone -> failed user_cancelled"
-mode "$B" auto
+phone_set_mode "$B" auto
 sign_start "$(phone_of "$B")" "$A"
 problem 403 not_mobile_client "a FIN that does not hold that phone's SIM -> 403 not_mobile_client"
 sign_start "$(phone_of "$B")" "$B" 'not base64!'
@@ -126,26 +118,15 @@ is "$(curl -sS --http2 --max-time 10 --cacert "$STATE_DIR/certs/root.pem" -o /de
 ok "the signing part of the run is quick" test $(($(date +%s) - T0)) -lt 60
 
 # ---- a request nobody polls holds the phone only while it waits ------------------------
-# A stranger who knows V's number and FIN starts signing on V's phone and
-# never polls; V refuses it on the phone, and V's own request goes on.
+# (lib.sh stranger_holds_phone.)
 V=${ON[3]:-}
 [ -n "$V" ] || bail "people.json lacks a fourth SIM holder with a phone on"
-ctl "$V" POST /mode '{"mode":"refuse","delay_ms":8000}' >/dev/null
-sign_start "$(phone_of "$V")" "$V"
-is "$STATUS" 202 "a stranger starts signing on V's phone (and never polls it) -> 202"
-sign_start "$(phone_of "$V")" "$V"
-problem 429 request_pending "while it waits on the phone, V's own request -> 429 request_pending"
-# The phone takes its mode when it shows a request: V's next one is approved.
-wait_until 10 phone_shown "$V" 1
-ctl "$V" POST /mode '{"mode":"auto","delay_ms":400}' >/dev/null
-ok "V refuses the stranger's request on the phone" wait_until 30 mssp_idle "$(phone_of "$V")"
-sign_start "$(phone_of "$V")" "$V"
-is "$STATUS" 202 "then V's own request -> 202, the stranger's never polled"
+stranger_holds_phone sign_start SID "$V" "signing on" request 400
 sign_wait "$SID"
 is "$(outcome)" "200 complete " "V approves on the phone: the document is signed"
 
 # ---- revoked SIM, ignored on the phone, TSA down ----------------------------------------
-mapfile -t REV < <(holders '.phone_on and .sim_revoked')
+mapfile -t REV < <(sim_holders '.phone_on and .sim_revoked')
 C=${ON[2]:-}
 if [ ${#REV[@]} -ge 1 ]; then
     R=${REV[0]}
@@ -158,11 +139,11 @@ else
     fail "signed with a revoked SIM certificate" "people.json has none"
 fi
 [ -n "$C" ] || bail "people.json lacks a third SIM holder with a phone on"
-mode "$C" ignore
+phone_set_mode "$C" ignore
 sign_start "$(phone_of "$C")" "$C"
 sign_wait "$SID"
 is "$(outcome)" "200 failed timeout" "ignored on the phone -> failed timeout (the MSSP's user timeout)"
-mode "$C" auto
+phone_set_mode "$C" auto
 timeout 30 "$ROOT/demo/stack.sh" tsa-stop "$STATE_DIR" >>"$WORK/tsa.log" 2>&1
 sign_start "$(phone_of "$C")" "$C"
 is "$STATUS" 202 "with the TSA down a signing request still starts (the phone is asked first)"

@@ -501,6 +501,128 @@ static void test_set_password_and_totp(void **state)
     assert_int_equal(dz_accounts_set_password(f->a, "bad", "x", 1), DZ_ERR_INVAL);
 }
 
+/* The stored hash of fin (for the caller to free). */
+static char *stored_hash(const struct fx *f, const char *fin)
+{
+    sqlite3 *db;
+    sqlite3_stmt *st;
+    char *h;
+
+    assert_int_equal(sqlite3_open_v2(f->path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    assert_int_equal(
+        sqlite3_prepare_v2(db, "SELECT pwd_hash FROM accounts WHERE fin = ?1", -1, &st, NULL),
+        SQLITE_OK);
+    assert_int_equal(sqlite3_bind_text(st, 1, fin, -1, SQLITE_STATIC), SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    h = strdup((const char *)sqlite3_column_text(st, 0));
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    assert_non_null(h);
+    return h;
+}
+
+/* The configured cost, higher than the cheap one the accounts were made
+ * with (as after raising accounts.argon2_* in the config). */
+static const struct dz_argon2_params raised = {128, 2, 1};
+#define RAISED_HEAD "$argon2id$v=19$m=128,t=2,p=1$"
+#define CHEAP_HEAD "$argon2id$v=19$m=64,t=1,p=1$"
+
+/* A hash made with older parameters answers a wrong password in its own
+ * time, not the dummy hash's: the first successful login stores the
+ * password hashed with the configured parameters; a wrong one changes
+ * nothing. */
+static void test_rehash_old_parameters(void **state)
+{
+    struct fx *f = *state;
+    struct dz_account_info info;
+    struct dz_accounts *b = NULL;
+    bool ok, same;
+    char *h;
+
+    assert_int_equal(dz_accounts_create(f->a, "OLD0001", "old-pw", 6, rfc_key, 20), 0);
+    assert_int_equal(dz_accounts_open(f->path, f->key, &raised, &b), 0);
+
+    assert_int_equal(dz_accounts_verify_password(b, "OLD0001", "wrong", 5, &ok, &info), 0);
+    assert_false(ok);
+    h = stored_hash(f, "OLD0001");
+    assert_true(strncmp(h, CHEAP_HEAD, strlen(CHEAP_HEAD)) == 0);
+    free(h);
+
+    assert_int_equal(dz_accounts_verify_password(b, "OLD0001", "old-pw", 6, &ok, &info), 0);
+    assert_true(ok);
+    h = stored_hash(f, "OLD0001");
+    assert_true(strncmp(h, RAISED_HEAD, strlen(RAISED_HEAD)) == 0);
+    free(h);
+    /* The login's tag is of the hash now stored: its check after listing
+     * its session passes. */
+    assert_int_equal(dz_accounts_unchanged(b, "OLD0001", info.cred_tag, &same), 0);
+    assert_true(same);
+    /* The same password still signs in, on either instance, and a login
+     * with the configured parameters stores nothing new. */
+    h = stored_hash(f, "OLD0001");
+    assert_int_equal(dz_accounts_verify_password(b, "OLD0001", "old-pw", 6, &ok, &info), 0);
+    assert_true(ok);
+    {
+        char *h2 = stored_hash(f, "OLD0001");
+
+        assert_string_equal(h, h2);
+        free(h2);
+    }
+    free(h);
+    assert_int_equal(dz_accounts_verify_password(f->a, "OLD0001", "old-pw", 6, &ok, &info), 0);
+    assert_true(ok);
+    dz_accounts_close(b);
+}
+
+/* A password change lands between the login's read and its rehash: the
+ * rehash must not write the old password back over the new one, and the
+ * login's tag must tell its check after listing that the change won. */
+static struct dz_accounts *changer; /* another instance, on the same file */
+static int change_after_get(void *impl, const char *fin, struct dz_account_rec *out)
+{
+    int rc = real_ops->get(impl, fin, out);
+
+    if (rc == 0 && changer) {
+        rc = dz_accounts_set_password(changer, fin, "changed-pw", 10);
+        changer = NULL; /* once */
+    }
+    return rc;
+}
+
+static void test_rehash_loses_to_change(void **state)
+{
+    struct fx *f = *state;
+    struct dz_accounts_ops racing;
+    struct dz_account_info info;
+    struct dz_accounts *b = NULL;
+    void *impl = NULL;
+    bool ok, same = true;
+    char *h;
+
+    real_ops = &dz_accounts_sqlite_ops;
+    racing = dz_accounts_sqlite_ops;
+    racing.get = change_after_get;
+    assert_int_equal(dz_accounts_create(f->a, "OLD0002", "old-pw", 6, rfc_key, 20), 0);
+    assert_int_equal(dz_accounts_sqlite_open(f->path, &impl), 0);
+    assert_int_equal(dz_accounts_new(&racing, impl, f->key, &raised, &b), 0);
+    changer = f->a;
+    assert_int_equal(dz_accounts_verify_password(b, "OLD0002", "old-pw", 6, &ok, &info), 0);
+    assert_true(ok); /* it was the password when it was read */
+    assert_null(changer);
+    assert_int_equal(dz_accounts_unchanged(b, "OLD0002", info.cred_tag, &same), 0);
+    assert_false(same);
+    dz_accounts_close(b);
+
+    /* The change stands: made with the cheap instance, not rehashed. */
+    h = stored_hash(f, "OLD0002");
+    assert_true(strncmp(h, CHEAP_HEAD, strlen(CHEAP_HEAD)) == 0);
+    free(h);
+    assert_int_equal(dz_accounts_verify_password(f->a, "OLD0002", "old-pw", 6, &ok, &info), 0);
+    assert_false(ok);
+    assert_int_equal(dz_accounts_verify_password(f->a, "OLD0002", "changed-pw", 10, &ok, &info), 0);
+    assert_true(ok);
+}
+
 static void test_corrupt_rows(void **state)
 {
     struct fx *f = *state;
@@ -546,6 +668,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_conditional_update, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reset_between_read_and_update, setup, teardown),
         cmocka_unit_test_setup_teardown(test_set_password_and_totp, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rehash_old_parameters, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rehash_loses_to_change, setup, teardown),
         cmocka_unit_test_setup_teardown(test_corrupt_rows, setup, teardown),
     };
 

@@ -14,10 +14,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include <openssl/evp.h>
-#include <openssl/pem.h>
 
 #include "base/b64.h"
 #include "base/err.h"
@@ -26,42 +24,24 @@
 #include "keys/jws_batch.h"
 #include "keys/signer.h"
 
+#include "signer_case.h"
+
 #define NOW 1800000000
 
-static char tmpdir[64];
 static struct dz_signer *signer;
 static struct dz_jwks *jwks;
 
 static int setup(void **state)
 {
-    char path[128];
-    EVP_PKEY *k = EVP_EC_gen("P-256");
-    FILE *f;
-
     (void)state;
-    snprintf(tmpdir, sizeof(tmpdir), "/tmp/dz_asbt_XXXXXX");
-    if (!k || !mkdtemp(tmpdir))
-        return -1;
-    snprintf(path, sizeof(path), "%s/key.pem", tmpdir);
-    f = fopen(path, "w");
-    if (!f || PEM_write_PrivateKey(f, k, NULL, NULL, 0, NULL, NULL) != 1)
-        return -1;
-    fclose(f);
-    EVP_PKEY_free(k);
-    if (dz_signer_open(path, NULL, &signer) != 0)
-        return -1;
-    unlink(path);
-    if (dz_jwks_new(&jwks) != 0 || dz_jwks_add(jwks, "gw-1", dz_signer_public_key(signer)) != 0)
-        return -1;
-    return 0;
+    return signer_case_open("/tmp/dz_asbt_XXXXXX", &signer, &jwks);
 }
 
 static int teardown(void **state)
 {
     (void)state;
-    dz_jwks_free(jwks);
-    dz_signer_free(signer);
-    return rmdir(tmpdir);
+    signer_case_close(signer, jwks);
+    return 0;
 }
 
 #define MAXN 40

@@ -29,6 +29,7 @@
 
 #include "base/err.h"
 #include "base/secret.h"
+#include "harness/fake_pki.h"
 #include "pki/cades.h"
 #include "pki/certid.h"
 #include "pki/keyfloor.h"
@@ -48,48 +49,12 @@ static X509_STORE *tsa_store;
 #define SKID "subjectKeyIdentifier=hash"
 #define AKID "authorityKeyIdentifier=keyid:always"
 
+/* Valid around T0; built by the harness's fake_pki_cert_at. */
 static X509 *mk(const char *subject, long serial, EVP_PKEY *key, X509 *issuer, EVP_PKEY *ikey,
                 const char *const *exts)
 {
-    X509 *x = X509_new();
-    X509_NAME *n = X509_NAME_new();
-    CONF *conf = NCONF_new(NULL);
-    X509V3_CTX ctx;
-    char buf[256];
-    char *save = NULL;
-
-    assert_non_null(x);
-    X509_set_version(x, 2);
-    ASN1_INTEGER_set(X509_get_serialNumber(x), serial);
-    ASN1_TIME_set(X509_getm_notBefore(x), (time_t)(T0 - 86400));
-    ASN1_TIME_set(X509_getm_notAfter(x), (time_t)(T0 + 86400 * 30));
-    snprintf(buf, sizeof(buf), "%s", subject);
-    for (char *f = strtok_r(buf, "/", &save); f; f = strtok_r(NULL, "/", &save)) {
-        char *eq = strchr(f, '=');
-        assert_non_null(eq);
-        *eq = '\0';
-        assert_int_equal(
-            X509_NAME_add_entry_by_txt(n, f, MBSTRING_UTF8, (unsigned char *)eq + 1, -1, -1, 0), 1);
-    }
-    X509_set_subject_name(x, n);
-    X509_NAME_free(n);
-    X509_set_issuer_name(x, X509_get_subject_name(issuer ? issuer : x));
-    X509_set_pubkey(x, key);
-    X509V3_set_ctx(&ctx, issuer ? issuer : x, x, NULL, NULL, 0);
-    X509V3_set_nconf(&ctx, conf);
-    for (; exts && *exts; exts++) {
-        char name[64];
-        const char *eq = strchr(*exts, '=');
-        X509_EXTENSION *e;
-        snprintf(name, sizeof(name), "%.*s", (int)(eq - *exts), *exts);
-        e = X509V3_EXT_nconf(conf, &ctx, name, eq + 1);
-        assert_non_null(e);
-        X509_add_ext(x, e, -1);
-        X509_EXTENSION_free(e);
-    }
-    NCONF_free(conf);
-    assert_true(X509_sign(x, ikey ? ikey : key, EVP_sha256()) > 0);
-    return x;
+    return fake_pki_cert_at(subject, serial, key, issuer, ikey, T0 - 86400, T0 + 86400 * 30, NULL,
+                            exts);
 }
 
 static const char *path(const char *name)

@@ -436,13 +436,35 @@ static void easy_done(CURL *e, struct resp *out)
                 snprintf(out->subject, sizeof(out->subject), "%s", s->data);
 }
 
-static void get(const char *url, bool tls, struct resp *out)
+/* A GET with the request headers hl (NULL: none; freed here). */
+static void get_with(const char *url, bool tls, struct curl_slist *hl, struct resp *out)
 {
     CURL *e = easy_for(url, tls, out);
 
+    if (hl)
+        curl_easy_setopt(e, CURLOPT_HTTPHEADER, hl);
     out->rc = curl_easy_perform(e);
     easy_done(e, out);
     curl_easy_cleanup(e);
+    curl_slist_free_all(hl);
+}
+
+static void get(const char *url, bool tls, struct resp *out)
+{
+    get_with(url, tls, NULL, out);
+}
+
+/* n request headers "X-Many-<i>: v". */
+static struct curl_slist *many_headers(int n)
+{
+    struct curl_slist *hl = NULL;
+
+    for (int i = 0; i < n; i++) {
+        char h[32];
+        snprintf(h, sizeof(h), "X-Many-%d: v", i);
+        hl = curl_slist_append(hl, h);
+    }
+    return hl;
 }
 
 static void post(const char *url, const void *body, size_t len, bool send_length, struct resp *out)
@@ -491,15 +513,7 @@ static void test_get_and_info(void **state)
     dz_buf_cleanup(&r.body);
 
     url(u, sizeof(u), false, s.h2c_port, "/info");
-    {
-        CURL *e = easy_for(u, false, &r);
-        struct curl_slist *hl = curl_slist_append(NULL, "X-Test: value-1");
-        curl_easy_setopt(e, CURLOPT_HTTPHEADER, hl);
-        r.rc = curl_easy_perform(e);
-        easy_done(e, &r);
-        curl_easy_cleanup(e);
-        curl_slist_free_all(hl);
-    }
+    get_with(u, false, curl_slist_append(NULL, "X-Test: value-1"), &r);
     assert_int_equal(r.status, 200);
     {
         char want[128];
@@ -1013,26 +1027,13 @@ static void test_header_limits(void **state)
     struct resp r;
     char u[128];
     char *big = malloc(6000);
-    struct curl_slist *hl = NULL;
 
     (void)state;
     test_limits(&lim);
     srv_start(&s, &lim, NULL, 1);
     url(u, sizeof(u), false, s.h2c_port, "/info");
 
-    for (int i = 0; i < 40; i++) {
-        char h[32];
-        snprintf(h, sizeof(h), "X-Many-%d: v", i);
-        hl = curl_slist_append(hl, h);
-    }
-    {
-        CURL *e = easy_for(u, false, &r);
-        curl_easy_setopt(e, CURLOPT_HTTPHEADER, hl);
-        r.rc = curl_easy_perform(e);
-        easy_done(e, &r);
-        curl_easy_cleanup(e);
-    }
-    curl_slist_free_all(hl);
+    get_with(u, false, many_headers(40), &r);
     assert_int_equal(r.rc, CURLE_OK);
     assert_int_equal(r.status, 431);
     dz_buf_cleanup(&r.body);
@@ -1041,35 +1042,14 @@ static void test_header_limits(void **state)
     memcpy(big, "X-Big: ", 7);
     memset(big + 7, 'b', 5000);
     big[5007] = '\0';
-    hl = curl_slist_append(NULL, big);
-    {
-        CURL *e = easy_for(u, false, &r);
-        curl_easy_setopt(e, CURLOPT_HTTPHEADER, hl);
-        r.rc = curl_easy_perform(e);
-        easy_done(e, &r);
-        curl_easy_cleanup(e);
-    }
-    curl_slist_free_all(hl);
+    get_with(u, false, curl_slist_append(NULL, big), &r);
     free(big);
     assert_int_equal(r.rc, CURLE_OK);
     assert_int_equal(r.status, 431);
     dz_buf_cleanup(&r.body);
 
     /* Just under the count limit still works. */
-    hl = NULL;
-    for (int i = 0; i < 20; i++) {
-        char h[32];
-        snprintf(h, sizeof(h), "X-Many-%d: v", i);
-        hl = curl_slist_append(hl, h);
-    }
-    {
-        CURL *e = easy_for(u, false, &r);
-        curl_easy_setopt(e, CURLOPT_HTTPHEADER, hl);
-        r.rc = curl_easy_perform(e);
-        easy_done(e, &r);
-        curl_easy_cleanup(e);
-    }
-    curl_slist_free_all(hl);
+    get_with(u, false, many_headers(20), &r);
     assert_int_equal(r.status, 200);
     dz_buf_cleanup(&r.body);
     srv_stop(&s);

@@ -20,6 +20,7 @@
 
 #include "base/err.h"
 #include "base/secret.h"
+#include "harness/fake_pki.h"
 #include "pki/ocsp.h"
 
 static int64_t T0;          /* "now" of every check */
@@ -28,41 +29,16 @@ static const EVP_MD *mk_md; /* mk's signature hash; NULL: SHA-256 */
 static EVP_PKEY *ca_key, *leaf_key, *resp_key, *other_key;
 static X509 *ca, *leaf, *leaf2, *resp_ok, *resp_noeku, *resp_foreign, *resp_expired, *other_ca;
 
-/* A certificate for key, signed by (issuer, ikey) or self-signed, with
- * extensions as openssl.cnf text ("name=value" lines, NULL-terminated). */
+/* A certificate CN=cn for key, signed by (issuer, ikey) or self-signed,
+ * with extensions as openssl.cnf text ("name=value" lines, NULL-terminated);
+ * built by the harness's fake_pki_cert_at. */
 static X509 *mk(const char *cn, long serial, EVP_PKEY *key, X509 *issuer, EVP_PKEY *ikey,
                 int64_t nb, int64_t na, const char *const *exts)
 {
-    X509 *x = X509_new();
-    CONF *conf = NCONF_new(NULL);
-    X509V3_CTX ctx;
+    char subject[128];
 
-    assert_non_null(x);
-    assert_non_null(conf);
-    X509_set_version(x, 2);
-    ASN1_INTEGER_set(X509_get_serialNumber(x), serial);
-    ASN1_TIME_set(X509_getm_notBefore(x), (time_t)nb);
-    ASN1_TIME_set(X509_getm_notAfter(x), (time_t)na);
-    X509_NAME_add_entry_by_txt(X509_get_subject_name(x), "CN", MBSTRING_ASC,
-                               (const unsigned char *)cn, -1, -1, 0);
-    X509_set_issuer_name(x, X509_get_subject_name(issuer ? issuer : x));
-    X509_set_pubkey(x, key);
-    X509V3_set_ctx(&ctx, issuer ? issuer : x, x, NULL, NULL, 0);
-    X509V3_set_nconf(&ctx, conf);
-    for (; exts && *exts; exts++) {
-        char name[64];
-        const char *eq = strchr(*exts, '=');
-        X509_EXTENSION *e;
-        assert_non_null(eq);
-        snprintf(name, sizeof(name), "%.*s", (int)(eq - *exts), *exts);
-        e = X509V3_EXT_nconf(conf, &ctx, name, eq + 1);
-        assert_non_null(e);
-        X509_add_ext(x, e, -1);
-        X509_EXTENSION_free(e);
-    }
-    NCONF_free(conf);
-    assert_true(X509_sign(x, ikey ? ikey : key, mk_md ? mk_md : EVP_sha256()) > 0);
-    return x;
+    snprintf(subject, sizeof(subject), "CN=%s", cn);
+    return fake_pki_cert_at(subject, serial, key, issuer, ikey, nb, na, mk_md, exts);
 }
 
 static int setup(void **state)

@@ -24,6 +24,7 @@
 #include <openssl/x509v3.h>
 
 #include "base/err.h"
+#include "harness/fake_pki.h"
 #include "pki/tsp.h"
 
 static int64_t T0;         /* our clock in the checks */
@@ -32,41 +33,17 @@ static EVP_PKEY *ca_key, *tsa_key;
 static X509 *ca, *tsa;
 static X509_STORE *trust, *other_trust;
 
-/* A certificate for key, signed by (issuer, ikey) or self-signed, with
- * extensions as openssl.cnf text ("name=value", NULL-terminated). */
+/* A certificate CN=cn for key, valid around T0, signed by (issuer, ikey) or
+ * self-signed, with extensions as openssl.cnf text ("name=value",
+ * NULL-terminated); built by the harness's fake_pki_cert_at. */
 static X509 *mk(const char *cn, long serial, EVP_PKEY *key, X509 *issuer, EVP_PKEY *ikey,
                 const char *const *exts)
 {
-    X509 *x = X509_new();
-    CONF *conf = NCONF_new(NULL);
-    X509V3_CTX ctx;
+    char subject[128];
 
-    assert_non_null(x);
-    assert_non_null(conf);
-    X509_set_version(x, 2);
-    ASN1_INTEGER_set(X509_get_serialNumber(x), serial);
-    ASN1_TIME_set(X509_getm_notBefore(x), (time_t)(T0 - 86400));
-    ASN1_TIME_set(X509_getm_notAfter(x), (time_t)(T0 + 86400 * 30));
-    X509_NAME_add_entry_by_txt(X509_get_subject_name(x), "CN", MBSTRING_ASC,
-                               (const unsigned char *)cn, -1, -1, 0);
-    X509_set_issuer_name(x, X509_get_subject_name(issuer ? issuer : x));
-    X509_set_pubkey(x, key);
-    X509V3_set_ctx(&ctx, issuer ? issuer : x, x, NULL, NULL, 0);
-    X509V3_set_nconf(&ctx, conf);
-    for (; exts && *exts; exts++) {
-        char name[64];
-        const char *eq = strchr(*exts, '=');
-        X509_EXTENSION *e;
-        assert_non_null(eq);
-        snprintf(name, sizeof(name), "%.*s", (int)(eq - *exts), *exts);
-        e = X509V3_EXT_nconf(conf, &ctx, name, eq + 1);
-        assert_non_null(e);
-        X509_add_ext(x, e, -1);
-        X509_EXTENSION_free(e);
-    }
-    NCONF_free(conf);
-    assert_true(X509_sign(x, ikey ? ikey : key, EVP_sha256()) > 0);
-    return x;
+    snprintf(subject, sizeof(subject), "CN=%s", cn);
+    return fake_pki_cert_at(subject, serial, key, issuer, ikey, T0 - 86400, T0 + 86400 * 30, NULL,
+                            exts);
 }
 
 static int setup(void **state)

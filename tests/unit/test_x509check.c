@@ -37,6 +37,7 @@
 
 #include "base/err.h"
 #include "base/secret.h"
+#include "harness/fake_pki.h"
 #include "pki/certid.h"
 #include "pki/ocsp.h"
 #include "pki/x509check.h"
@@ -53,55 +54,12 @@ static X509 *root, *ca, *other_root;
 
 /* ---- a throwaway PKI ---- */
 
+/* subject "/CN=x/serialNumber=y/title=z"; built by the harness's
+ * fake_pki_cert_at. */
 static X509 *mk(const char *subject, long serial, EVP_PKEY *key, X509 *issuer, EVP_PKEY *ikey,
                 int64_t nb, int64_t na, const char *const *exts)
 {
-    X509 *x = X509_new();
-    X509_NAME *n = NULL;
-    CONF *conf = NCONF_new(NULL);
-    X509V3_CTX ctx;
-
-    assert_non_null(x);
-    assert_non_null(conf);
-    X509_set_version(x, 2);
-    ASN1_INTEGER_set(X509_get_serialNumber(x), serial);
-    ASN1_TIME_set(X509_getm_notBefore(x), (time_t)nb);
-    ASN1_TIME_set(X509_getm_notAfter(x), (time_t)na);
-    /* "/CN=x/serialNumber=y/title=z" */
-    n = X509_NAME_new();
-    {
-        char buf[256];
-        char *save = NULL;
-        snprintf(buf, sizeof(buf), "%s", subject);
-        for (char *f = strtok_r(buf, "/", &save); f; f = strtok_r(NULL, "/", &save)) {
-            char *eq = strchr(f, '=');
-            assert_non_null(eq);
-            *eq = '\0';
-            assert_int_equal(
-                X509_NAME_add_entry_by_txt(n, f, MBSTRING_UTF8, (unsigned char *)eq + 1, -1, -1, 0),
-                1);
-        }
-    }
-    X509_set_subject_name(x, n);
-    X509_NAME_free(n);
-    X509_set_issuer_name(x, X509_get_subject_name(issuer ? issuer : x));
-    X509_set_pubkey(x, key);
-    X509V3_set_ctx(&ctx, issuer ? issuer : x, x, NULL, NULL, 0);
-    X509V3_set_nconf(&ctx, conf);
-    for (; exts && *exts; exts++) {
-        char name[64];
-        const char *eq = strchr(*exts, '=');
-        X509_EXTENSION *e;
-        assert_non_null(eq);
-        snprintf(name, sizeof(name), "%.*s", (int)(eq - *exts), *exts);
-        e = X509V3_EXT_nconf(conf, &ctx, name, eq + 1);
-        assert_non_null(e);
-        X509_add_ext(x, e, -1);
-        X509_EXTENSION_free(e);
-    }
-    NCONF_free(conf);
-    assert_true(X509_sign(x, ikey ? ikey : key, mk_md ? mk_md : EVP_sha256()) > 0);
-    return x;
+    return fake_pki_cert_at(subject, serial, key, issuer, ikey, nb, na, mk_md, exts);
 }
 
 static const char *path(const char *name)

@@ -33,19 +33,28 @@ EVP_PKEY *fake_pki_key(void)
 X509 *fake_pki_cert(const char *subject, long serial, EVP_PKEY *key, X509 *issuer,
                     EVP_PKEY *issuer_key, const char *const *exts)
 {
+    int64_t now = (int64_t)time(NULL);
+
+    return fake_pki_cert_at(subject, serial, key, issuer, issuer_key, now - 3600, now + 86400, NULL,
+                            exts);
+}
+
+X509 *fake_pki_cert_at(const char *subject, long serial, EVP_PKEY *key, X509 *issuer,
+                       EVP_PKEY *issuer_key, int64_t not_before, int64_t not_after,
+                       const EVP_MD *md, const char *const *exts)
+{
     X509 *x = X509_new();
     X509_NAME *n = X509_NAME_new();
     CONF *conf = NCONF_new(NULL);
     X509V3_CTX ctx;
     char buf[512];
     char *save = NULL;
-    time_t now = time(NULL);
 
     need(x && n && conf, "X509_new");
     X509_set_version(x, 2);
     ASN1_INTEGER_set(X509_get_serialNumber(x), serial);
-    ASN1_TIME_set(X509_getm_notBefore(x), now - 3600);
-    ASN1_TIME_set(X509_getm_notAfter(x), now + 86400);
+    ASN1_TIME_set(X509_getm_notBefore(x), (time_t)not_before);
+    ASN1_TIME_set(X509_getm_notAfter(x), (time_t)not_after);
     snprintf(buf, sizeof(buf), "%s", subject);
     for (char *f = strtok_r(buf, "/", &save); f; f = strtok_r(NULL, "/", &save)) {
         char *eq = strchr(f, '=');
@@ -73,7 +82,7 @@ X509 *fake_pki_cert(const char *subject, long serial, EVP_PKEY *key, X509 *issue
         X509_EXTENSION_free(e);
     }
     NCONF_free(conf);
-    need(X509_sign(x, issuer_key ? issuer_key : key, EVP_sha256()) > 0, "X509_sign");
+    need(X509_sign(x, issuer_key ? issuer_key : key, md ? md : EVP_sha256()) > 0, "X509_sign");
     return x;
 }
 
@@ -194,4 +203,14 @@ X509 *fake_pki_person(const struct fake_pki_ca *ca, EVP_PKEY *key, const char *f
              "C=AZ/SN=Quliyeva/GN=Ayten/CN=Ayten Quliyeva%s/serialNumber=PNOAZ-%s",
              judge ? "/title=Judge" : "", fin);
     return fake_pki_cert(subject, serial, key, ca->ca, ca->ca_key, exts);
+}
+
+char *fake_pki_person_b64(const struct fake_pki_ca *ca, EVP_PKEY *key, const char *fin,
+                          const char *policy_oid, bool judge, long serial)
+{
+    X509 *x = fake_pki_person(ca, key, fin, policy_oid, judge, serial);
+    char *out = fake_pki_cert_b64(x);
+
+    X509_free(x);
+    return out;
 }

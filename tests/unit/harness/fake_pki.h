@@ -8,6 +8,7 @@
 #define DZ_TEST_FAKE_PKI_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include <openssl/evp.h>
 #include <openssl/x509.h>
@@ -19,6 +20,11 @@ EVP_PKEY *fake_pki_key(void);
  * NULL).  Valid from an hour ago for a day. */
 X509 *fake_pki_cert(const char *subject, long serial, EVP_PKEY *key, X509 *issuer,
                     EVP_PKEY *issuer_key, const char *const *exts);
+/* The same, valid from not_before to not_after (Unix seconds: a test that
+ * pins its clock) and signed with md (NULL: SHA-256). */
+X509 *fake_pki_cert_at(const char *subject, long serial, EVP_PKEY *key, X509 *issuer,
+                       EVP_PKEY *issuer_key, int64_t not_before, int64_t not_after,
+                       const EVP_MD *md, const char *const *exts);
 void fake_pki_write_key(const char *path, EVP_PKEY *key);
 void fake_pki_write_cert(const char *path, X509 *cert);
 /* The DER of cert, base64 (standard alphabet, padded); free() it. */
@@ -45,5 +51,9 @@ void fake_pki_ca_write(const struct fake_pki_ca *ca, const char *path);
  * tests' config, which are not about OCSP (test_x509check is). */
 X509 *fake_pki_person(const struct fake_pki_ca *ca, EVP_PKEY *key, const char *fin,
                       const char *policy_oid, bool judge, long serial);
+/* The same certificate as fake_pki_cert_b64 gives it (what a client sends);
+ * free() it. */
+char *fake_pki_person_b64(const struct fake_pki_ca *ca, EVP_PKEY *key, const char *fin,
+                          const char *policy_oid, bool judge, long serial);
 
 #endif

@@ -21,7 +21,7 @@
 
 #include "base/secret.h"
 #include "harness/fake_gw.h"
-#include "harness/fake_pki.h"
+#include "harness/fake_trust.h"
 #include "state/store.h"
 
 /* The record auth_mobile.c keeps of a pending login (its fixed layout). */
@@ -39,13 +39,8 @@ struct mobile_fx {
     struct fake_pki_ca mobile;
 };
 
-static inline void mobile_write_trust(const char *dir, void *arg)
+static inline void mobile_write_secret(const char *dir, void *arg)
 {
-    struct mobile_fx *f = arg;
-    char path[256];
-
-    snprintf(path, sizeof(path), "%s/mobile-chain.pem", dir);
-    fake_pki_ca_write(&f->mobile, path);
     assert_int_equal(fake_gw_write_file(dir, "mssp.secret", "test-rp-secret\n", 0600), 0);
 }
 
@@ -56,7 +51,7 @@ static inline struct mobile_fx *mobile_fx_new(const char *mssp_url)
     char extra[512];
     struct fake_gw_opts o = {
         .config_extra = extra,
-        .prepare = mobile_write_trust,
+        .prepare = mobile_write_secret,
     };
 
     assert_non_null(f);
@@ -67,18 +62,15 @@ static inline struct mobile_fx *mobile_fx_new(const char *mssp_url)
              "  ca: @DIR@/mobile-chain.pem\n"
              "  revocation: none\n",
              mssp_url);
-    fake_pki_ca_init(&f->mobile, "Test Mobile Signature");
-    o.prepare_arg = f;
-    assert_int_equal(fake_gw_new(&o, &f->g), 0);
+    fake_trust_new(&f->mobile, "Test Mobile Signature", "mobile-chain.pem", &o, &f->g);
     return f;
 }
 
 /* Tear down; fails the test if work was still in flight. */
 static inline void mobile_fx_free(struct mobile_fx *f)
 {
-    bool idle = fake_gw_free(f->g);
+    bool idle = fake_trust_free(f->g, &f->mobile);
 
-    fake_pki_ca_cleanup(&f->mobile);
     free(f);
     assert_true(idle);
 }

@@ -17,9 +17,10 @@
 #include <cmocka.h>
 #include <openssl/sha.h>
 
+#include "card_case.h"
 #include "harness/assert_problem.h"
 #include "harness/fake_gw.h"
-#include "harness/fake_pki.h"
+#include "harness/fake_trust.h"
 #include "pki/certid.h"
 
 #define FIN "5ABC123"
@@ -34,15 +35,6 @@ struct fx {
     char *mobile_b64; /* same key and FIN, mobile-signature policy */
 };
 
-static void write_trust(const char *dir, void *arg)
-{
-    struct fx *f = arg;
-    char path[256];
-
-    snprintf(path, sizeof(path), "%s/esign-chain.pem", dir);
-    fake_pki_ca_write(&f->cards, path);
-}
-
 static int setup(void **state)
 {
     struct fx *f = calloc(1, sizeof(*f));
@@ -50,25 +42,18 @@ static int setup(void **state)
         .config_extra = "cards:\n"
                         "  ca: @DIR@/esign-chain.pem\n"
                         "  revocation: none\n",
-        .prepare = write_trust,
     };
-    X509 *x;
 
     assert_non_null(f);
-    fake_pki_ca_init(&f->cards, "Test E-Signature");
+    fake_trust_new(&f->cards, "Test E-Signature", "esign-chain.pem", &o, &f->g);
     fake_pki_ca_init(&f->rogue, "Rogue");
     f->card_key = fake_pki_key();
-    x = fake_pki_person(&f->cards, f->card_key, FIN, DZ_CERTID_POLICY_CARD, false, 100);
-    f->card_b64 = fake_pki_cert_b64(x);
-    X509_free(x);
-    x = fake_pki_person(&f->rogue, f->card_key, FIN, DZ_CERTID_POLICY_CARD, false, 101);
-    f->rogue_b64 = fake_pki_cert_b64(x);
-    X509_free(x);
-    x = fake_pki_person(&f->cards, f->card_key, FIN, DZ_CERTID_POLICY_MOBILE, false, 102);
-    f->mobile_b64 = fake_pki_cert_b64(x);
-    X509_free(x);
-    o.prepare_arg = f;
-    assert_int_equal(fake_gw_new(&o, &f->g), 0);
+    f->card_b64 =
+        fake_pki_person_b64(&f->cards, f->card_key, FIN, DZ_CERTID_POLICY_CARD, false, 100);
+    f->rogue_b64 =
+        fake_pki_person_b64(&f->rogue, f->card_key, FIN, DZ_CERTID_POLICY_CARD, false, 101);
+    f->mobile_b64 =
+        fake_pki_person_b64(&f->cards, f->card_key, FIN, DZ_CERTID_POLICY_MOBILE, false, 102);
     *state = f;
     return 0;
 }
@@ -76,9 +61,8 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     struct fx *f = *state;
-    bool idle = fake_gw_free(f->g);
+    bool idle = fake_trust_free(f->g, &f->cards);
 
-    fake_pki_ca_cleanup(&f->cards);
     fake_pki_ca_cleanup(&f->rogue);
     EVP_PKEY_free(f->card_key);
     free(f->card_b64);
@@ -87,24 +71,6 @@ static int teardown(void **state)
     free(f);
     assert_true(idle);
     return 0;
-}
-
-/* POST /auth/card/challenge: the nonce, copied into nonce. */
-static void challenge(struct fake_gw *g, char nonce[128])
-{
-    struct dz_req *r = fake_gw_req(g, "POST", "/auth/card/challenge");
-    json_t *j;
-    const char *n;
-
-    assert_true(fake_gw_roundtrip(g, r));
-    assert_int_equal(fake_req_status(r), 200);
-    j = fake_req_json(r);
-    n = json_string_value(json_object_get(j, "nonce"));
-    assert_non_null(n);
-    assert_int_equal(json_integer_value(json_object_get(j, "expires_in")), 300);
-    snprintf(nonce, 128, "%s", n);
-    json_decref(j);
-    fake_req_free(r);
 }
 
 /* What the card signs: SHA-256(origin) || SHA-256(nonce) (docs/api.md). */
@@ -120,17 +86,8 @@ static char *card_sign(EVP_PKEY *key, const char *origin, const char *nonce)
 static struct dz_req *card_login(struct fake_gw *g, const char *cert_b64, const char *nonce,
                                  const char *sig_b64)
 {
-    struct dz_req *r = fake_gw_req(g, "POST", "/auth/card");
-    json_t *body = json_pack("{s:s, s:s, s:s, s:s}", "certificate", cert_b64, "algorithm", "ES256",
-                             "nonce", nonce, "signature", sig_b64);
-    char *text = json_dumps(body, JSON_COMPACT);
-
-    fake_req_set_json(r, text);
-    free(text);
-    json_decref(body);
-    assert_true(fake_gw_roundtrip(g, r));
-    assert_int_equal(fake_req_invalid_answers(r), 0);
-    return r;
+    return card_post(g, json_pack("{s:s, s:s, s:s, s:s}", "certificate", cert_b64, "algorithm",
+                                  "ES256", "nonce", nonce, "signature", sig_b64));
 }
 
 static void test_card_login(void **state)
@@ -143,7 +100,7 @@ static void test_card_login(void **state)
     json_t *line;
     const char *rid;
 
-    challenge(f->g, nonce);
+    card_challenge(f->g, nonce);
     sig = card_sign(f->card_key, FAKE_GW_ORIGIN, nonce);
     r = card_login(f->g, f->card_b64, nonce, sig);
     assert_int_equal(fake_req_status(r), 200);
@@ -182,7 +139,7 @@ static void test_wrong_signature(void **state)
     EVP_PKEY *other = fake_pki_key();
 
     /* Made for another origin (a look-alike site collected it). */
-    challenge(f->g, nonce);
+    card_challenge(f->g, nonce);
     sig = card_sign(f->card_key, "https://gw.test.evil", nonce);
     r = card_login(f->g, f->card_b64, nonce, sig);
     assert_problem(r, 401, "bad_signature");
@@ -197,7 +154,7 @@ static void test_wrong_signature(void **state)
     free(sig);
 
     /* Made with another key than the certificate's. */
-    challenge(f->g, nonce);
+    card_challenge(f->g, nonce);
     sig = card_sign(other, FAKE_GW_ORIGIN, nonce);
     r = card_login(f->g, f->card_b64, nonce, sig);
     assert_problem(r, 401, "bad_signature");
@@ -221,7 +178,7 @@ static void test_unknown_nonce_and_bad_certificates(void **state)
     free(sig);
 
     /* A good signature under a certificate nobody trusts. */
-    challenge(f->g, nonce);
+    card_challenge(f->g, nonce);
     sig = card_sign(f->card_key, FAKE_GW_ORIGIN, nonce);
     r = card_login(f->g, f->rogue_b64, nonce, sig);
     assert_problem(r, 401, "certificate_invalid");
@@ -229,7 +186,7 @@ static void test_unknown_nonce_and_bad_certificates(void **state)
     free(sig);
 
     /* A mobile-signature certificate never passes as a card. */
-    challenge(f->g, nonce);
+    card_challenge(f->g, nonce);
     sig = card_sign(f->card_key, FAKE_GW_ORIGIN, nonce);
     r = card_login(f->g, f->mobile_b64, nonce, sig);
     assert_problem(r, 401, "certificate_invalid");

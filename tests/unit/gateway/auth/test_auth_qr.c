@@ -20,7 +20,7 @@
 
 #include "harness/assert_problem.h"
 #include "harness/fake_gw.h"
-#include "harness/fake_pki.h"
+#include "harness/fake_trust.h"
 #include "pki/certid.h"
 
 #define FIN "5ABC123"
@@ -33,13 +33,8 @@ struct fx {
     char *card_b64;  /* same key and FIN under the card policy */
 };
 
-static void write_trust(const char *dir, void *arg)
+static void write_secret(const char *dir, void *arg)
 {
-    struct fx *f = arg;
-    char path[256];
-
-    snprintf(path, sizeof(path), "%s/mobile-chain.pem", dir);
-    fake_pki_ca_write(&f->mobile, path);
     /* The MSSP is not asked in a QR login, but mobile login is "on" only
      * with its URL and secret configured. */
     assert_int_equal(fake_gw_write_file(dir, "mssp.secret", "test-rp-secret\n", 0600), 0);
@@ -54,21 +49,16 @@ static int setup(void **state)
                         "  rp_secret_file: @DIR@/mssp.secret\n"
                         "  ca: @DIR@/mobile-chain.pem\n"
                         "  revocation: none\n",
-        .prepare = write_trust,
+        .prepare = write_secret,
     };
-    X509 *x;
 
     assert_non_null(f);
-    fake_pki_ca_init(&f->mobile, "Test Mobile Signature");
+    fake_trust_new(&f->mobile, "Test Mobile Signature", "mobile-chain.pem", &o, &f->g);
     f->phone_key = fake_pki_key();
-    x = fake_pki_person(&f->mobile, f->phone_key, FIN, DZ_CERTID_POLICY_MOBILE, false, 200);
-    f->phone_b64 = fake_pki_cert_b64(x);
-    X509_free(x);
-    x = fake_pki_person(&f->mobile, f->phone_key, FIN, DZ_CERTID_POLICY_CARD, false, 201);
-    f->card_b64 = fake_pki_cert_b64(x);
-    X509_free(x);
-    o.prepare_arg = f;
-    assert_int_equal(fake_gw_new(&o, &f->g), 0);
+    f->phone_b64 =
+        fake_pki_person_b64(&f->mobile, f->phone_key, FIN, DZ_CERTID_POLICY_MOBILE, false, 200);
+    f->card_b64 =
+        fake_pki_person_b64(&f->mobile, f->phone_key, FIN, DZ_CERTID_POLICY_CARD, false, 201);
     *state = f;
     return 0;
 }
@@ -76,9 +66,8 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     struct fx *f = *state;
-    bool idle = fake_gw_free(f->g);
+    bool idle = fake_trust_free(f->g, &f->mobile);
 
-    fake_pki_ca_cleanup(&f->mobile);
     EVP_PKEY_free(f->phone_key);
     free(f->phone_b64);
     free(f->card_b64);

@@ -25,9 +25,10 @@
 #include "auth/card_answer.h"
 #include "base/b64.h"
 #include "base/err.h"
+#include "card_case.h"
 #include "harness/assert_problem.h"
 #include "harness/fake_gw.h"
-#include "harness/fake_pki.h"
+#include "harness/fake_trust.h"
 #include "pki/certid.h"
 
 #define FIN "5WEB123"
@@ -42,15 +43,6 @@ struct fx {
     char *cert384_b64;
 };
 
-static void write_trust(const char *dir, void *arg)
-{
-    struct fx *f = arg;
-    char path[256];
-
-    snprintf(path, sizeof(path), "%s/esign-chain.pem", dir);
-    fake_pki_ca_write(&f->cards, path);
-}
-
 static int setup(void **state)
 {
     struct fx *f = calloc(1, sizeof(*f));
@@ -58,23 +50,17 @@ static int setup(void **state)
         .config_extra = "cards:\n"
                         "  ca: @DIR@/esign-chain.pem\n"
                         "  revocation: none\n",
-        .prepare = write_trust,
     };
-    X509 *x;
 
     assert_non_null(f);
-    fake_pki_ca_init(&f->cards, "Test E-Signature");
+    fake_trust_new(&f->cards, "Test E-Signature", "esign-chain.pem", &o, &f->g);
     f->p256 = fake_pki_key();
     f->p384 = EVP_EC_gen("P-384");
     assert_non_null(f->p384);
-    x = fake_pki_person(&f->cards, f->p256, FIN, DZ_CERTID_POLICY_CARD, false, 200);
-    f->cert256_b64 = fake_pki_cert_b64(x);
-    X509_free(x);
-    x = fake_pki_person(&f->cards, f->p384, FIN, DZ_CERTID_POLICY_CARD, false, 201);
-    f->cert384_b64 = fake_pki_cert_b64(x);
-    X509_free(x);
-    o.prepare_arg = f;
-    assert_int_equal(fake_gw_new(&o, &f->g), 0);
+    f->cert256_b64 =
+        fake_pki_person_b64(&f->cards, f->p256, FIN, DZ_CERTID_POLICY_CARD, false, 200);
+    f->cert384_b64 =
+        fake_pki_person_b64(&f->cards, f->p384, FIN, DZ_CERTID_POLICY_CARD, false, 201);
     *state = f;
     return 0;
 }
@@ -82,9 +68,8 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     struct fx *f = *state;
-    bool idle = fake_gw_free(f->g);
+    bool idle = fake_trust_free(f->g, &f->cards);
 
-    fake_pki_ca_cleanup(&f->cards);
     EVP_PKEY_free(f->p256);
     EVP_PKEY_free(f->p384);
     free(f->cert256_b64);
@@ -128,40 +113,11 @@ static char *webeid_sign(EVP_PKEY *key, const EVP_MD *md, const char *origin, co
     return out;
 }
 
-static void challenge(struct fake_gw *g, char nonce[128])
-{
-    struct dz_req *r = fake_gw_req(g, "POST", "/auth/card/challenge");
-    json_t *j;
-
-    assert_true(fake_gw_roundtrip(g, r));
-    assert_int_equal(fake_req_status(r), 200);
-    j = fake_req_json(r);
-    snprintf(nonce, 128, "%s", json_string_value(json_object_get(j, "nonce")));
-    /* Web eID refuses nonces under 44 characters (256 bits, base64). */
-    assert_true(strlen(nonce) >= 44);
-    json_decref(j);
-    fake_req_free(r);
-}
-
 /* The token as webeid.authenticate() resolves it. */
 static json_t *token(const char *cert_b64, const char *alg, const char *sig_b64)
 {
     return json_pack("{s:s, s:s, s:s, s:s, s:s}", "unverifiedCertificate", cert_b64, "algorithm",
                      alg, "signature", sig_b64, "format", "web-eid:1.0", "appVersion", APP);
-}
-
-/* POST /auth/card with body (consumed). */
-static struct dz_req *post(struct fake_gw *g, json_t *body)
-{
-    struct dz_req *r = fake_gw_req(g, "POST", "/auth/card");
-    char *text = json_dumps(body, JSON_COMPACT);
-
-    fake_req_set_json(r, text);
-    free(text);
-    json_decref(body);
-    assert_true(fake_gw_roundtrip(g, r));
-    assert_int_equal(fake_req_invalid_answers(r), 0);
-    return r;
 }
 
 static void assert_logged_in(struct fx *f, struct dz_req *r)
@@ -189,25 +145,25 @@ static void test_webeid_es256(void **state)
     struct dz_req *r;
 
     /* {nonce, authToken}: what a page posts after webeid.authenticate(). */
-    challenge(f->g, nonce);
+    card_challenge(f->g, nonce);
     sig = webeid_sign(f->p256, EVP_sha256(), FAKE_GW_ORIGIN, nonce);
-    r = post(f->g, json_pack("{s:s, s:o}", "nonce", nonce, "authToken",
-                             token(f->cert256_b64, "ES256", sig)));
+    r = card_post(f->g, json_pack("{s:s, s:o}", "nonce", nonce, "authToken",
+                                  token(f->cert256_b64, "ES256", sig)));
     assert_logged_in(f, r);
     fake_req_free(r);
     /* The same token again: the nonce is spent. */
-    r = post(f->g, json_pack("{s:s, s:o}", "nonce", nonce, "authToken",
-                             token(f->cert256_b64, "ES256", sig)));
+    r = card_post(f->g, json_pack("{s:s, s:o}", "nonce", nonce, "authToken",
+                                  token(f->cert256_b64, "ES256", sig)));
     assert_problem(r, 401, "invalid_nonce");
     fake_req_free(r);
     free(sig);
 
     /* The token's fields beside the nonce, unwrapped. */
-    challenge(f->g, nonce);
+    card_challenge(f->g, nonce);
     sig = webeid_sign(f->p256, EVP_sha256(), FAKE_GW_ORIGIN, nonce);
     json_t *flat = token(f->cert256_b64, "ES256", sig);
     json_object_set_new(flat, "nonce", json_string(nonce));
-    r = post(f->g, flat);
+    r = card_post(f->g, flat);
     assert_logged_in(f, r);
     fake_req_free(r);
     free(sig);
@@ -220,10 +176,10 @@ static void test_webeid_es384_hashes_with_sha384(void **state)
     char *sig;
     struct dz_req *r;
 
-    challenge(f->g, nonce);
+    card_challenge(f->g, nonce);
     sig = webeid_sign(f->p384, EVP_sha384(), FAKE_GW_ORIGIN, nonce);
-    r = post(f->g, json_pack("{s:s, s:o}", "nonce", nonce, "authToken",
-                             token(f->cert384_b64, "ES384", sig)));
+    r = card_post(f->g, json_pack("{s:s, s:o}", "nonce", nonce, "authToken",
+                                  token(f->cert384_b64, "ES384", sig)));
     assert_logged_in(f, r);
     fake_req_free(r);
     free(sig);
@@ -231,14 +187,14 @@ static void test_webeid_es384_hashes_with_sha384(void **state)
     /* The same card answering in darvaza-card's form signs SHA-256 hashes:
      * a Web eID signature (SHA-384 hashes) does not pass as one, nor the
      * other way round - the two formats cannot be swapped. */
-    challenge(f->g, nonce);
+    card_challenge(f->g, nonce);
     sig = webeid_sign(f->p384, EVP_sha384(), FAKE_GW_ORIGIN, nonce);
-    r = post(f->g, json_pack("{s:s, s:s, s:s, s:s}", "nonce", nonce, "certificate", f->cert384_b64,
-                             "algorithm", "ES384", "signature", sig));
+    r = card_post(f->g, json_pack("{s:s, s:s, s:s, s:s}", "nonce", nonce, "certificate",
+                                  f->cert384_b64, "algorithm", "ES384", "signature", sig));
     assert_problem(r, 401, "bad_signature");
     fake_req_free(r);
     free(sig);
-    challenge(f->g, nonce);
+    card_challenge(f->g, nonce);
     {
         /* darvaza-card's data: SHA-256(origin) || SHA-256(nonce), ES384. */
         unsigned char msg[64];
@@ -263,8 +219,8 @@ static void test_webeid_es384_hashes_with_sha384(void **state)
         ECDSA_SIG_free(es);
         assert_int_equal(dz_b64_encode(raw, sizeof(raw), false, &sig), 0);
     }
-    r = post(f->g, json_pack("{s:s, s:o}", "nonce", nonce, "authToken",
-                             token(f->cert384_b64, "ES384", sig)));
+    r = card_post(f->g, json_pack("{s:s, s:o}", "nonce", nonce, "authToken",
+                                  token(f->cert384_b64, "ES384", sig)));
     assert_problem(r, 401, "bad_signature");
     fake_req_free(r);
     free(sig);
@@ -279,52 +235,52 @@ static void test_webeid_refusals(void **state)
     json_t *t;
 
     /* Made for another origin (a look-alike site collected it). */
-    challenge(f->g, nonce);
+    card_challenge(f->g, nonce);
     sig = webeid_sign(f->p256, EVP_sha256(), "https://gw.test.evil", nonce);
-    r = post(f->g, json_pack("{s:s, s:o}", "nonce", nonce, "authToken",
-                             token(f->cert256_b64, "ES256", sig)));
+    r = card_post(f->g, json_pack("{s:s, s:o}", "nonce", nonce, "authToken",
+                                  token(f->cert256_b64, "ES256", sig)));
     assert_problem(r, 401, "bad_signature");
     fake_req_free(r);
     free(sig);
 
     /* A later major version, a missing format, a bad appVersion, a
      * certificate that is not base64: 400 before any nonce is spent. */
-    challenge(f->g, nonce);
+    card_challenge(f->g, nonce);
     sig = webeid_sign(f->p256, EVP_sha256(), FAKE_GW_ORIGIN, nonce);
     t = token(f->cert256_b64, "ES256", sig);
     json_object_set_new(t, "format", json_string("web-eid:2.0"));
-    r = post(f->g, json_pack("{s:s, s:o}", "nonce", nonce, "authToken", t));
+    r = card_post(f->g, json_pack("{s:s, s:o}", "nonce", nonce, "authToken", t));
     assert_problem(r, 400, "invalid_request");
     fake_req_free(r);
     t = token(f->cert256_b64, "ES256", sig);
     json_object_del(t, "format");
-    r = post(f->g, json_pack("{s:s, s:o}", "nonce", nonce, "authToken", t));
+    r = card_post(f->g, json_pack("{s:s, s:o}", "nonce", nonce, "authToken", t));
     assert_problem(r, 400, "invalid_request");
     fake_req_free(r);
     t = token(f->cert256_b64, "ES256", sig);
     json_object_set_new(t, "appVersion", json_string("app\n{\"forged\":1}"));
-    r = post(f->g, json_pack("{s:s, s:o}", "nonce", nonce, "authToken", t));
+    r = card_post(f->g, json_pack("{s:s, s:o}", "nonce", nonce, "authToken", t));
     assert_problem(r, 400, "invalid_request");
     fake_req_free(r);
     t = token("%%%", "ES256", sig);
-    r = post(f->g, json_pack("{s:s, s:o}", "nonce", nonce, "authToken", t));
+    r = card_post(f->g, json_pack("{s:s, s:o}", "nonce", nonce, "authToken", t));
     assert_problem(r, 400, "invalid_request");
     fake_req_free(r);
-    r = post(f->g, json_pack("{s:s, s:s}", "nonce", nonce, "authToken", "x"));
+    r = card_post(f->g, json_pack("{s:s, s:s}", "nonce", nonce, "authToken", "x"));
     assert_problem(r, 400, "invalid_request");
     fake_req_free(r);
     /* After all that the nonce is unused: the good token logs in. */
-    r = post(f->g, json_pack("{s:s, s:o}", "nonce", nonce, "authToken",
-                             token(f->cert256_b64, "ES256", sig)));
+    r = card_post(f->g, json_pack("{s:s, s:o}", "nonce", nonce, "authToken",
+                                  token(f->cert256_b64, "ES256", sig)));
     assert_logged_in(f, r);
     fake_req_free(r);
     free(sig);
 
     /* An algorithm that does not fit the key. */
-    challenge(f->g, nonce);
+    card_challenge(f->g, nonce);
     sig = webeid_sign(f->p256, EVP_sha256(), FAKE_GW_ORIGIN, nonce);
-    r = post(f->g, json_pack("{s:s, s:o}", "nonce", nonce, "authToken",
-                             token(f->cert256_b64, "RS256", sig)));
+    r = card_post(f->g, json_pack("{s:s, s:o}", "nonce", nonce, "authToken",
+                                  token(f->cert256_b64, "RS256", sig)));
     assert_problem(r, 401, "bad_signature");
     fake_req_free(r);
     free(sig);

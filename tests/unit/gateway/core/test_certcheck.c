@@ -24,7 +24,7 @@
 
 #include "core/certcheck.h"
 #include "harness/fake_gw.h"
-#include "harness/fake_pki.h"
+#include "harness/fake_trust.h"
 #include "pki/certid.h"
 #include "pki/ocsp.h"
 
@@ -34,15 +34,6 @@ struct fx {
     EVP_PKEY *card_key;
     X509 *good, *revoked, *unknown, *held;
 };
-
-static void write_trust(const char *dir, void *arg)
-{
-    struct fx *f = arg;
-    char path[256];
-
-    snprintf(path, sizeof(path), "%s/esign-chain.pem", dir);
-    fake_pki_ca_write(&f->cards, path);
-}
 
 static void cache_answer(struct fx *f, X509 *leaf, enum dz_ocsp_status status)
 {
@@ -67,11 +58,10 @@ static int setup(void **state)
         .config_extra = "cards:\n"
                         "  ca: @DIR@/esign-chain.pem\n"
                         "  revocation: ocsp\n",
-        .prepare = write_trust,
     };
 
     assert_non_null(f);
-    fake_pki_ca_init(&f->cards, "Test E-Signature");
+    fake_trust_new(&f->cards, "Test E-Signature", "esign-chain.pem", &o, &f->g);
     f->card_key = fake_pki_key();
     f->good = fake_pki_person(&f->cards, f->card_key, "5ABC123", DZ_CERTID_POLICY_CARD, false, 200);
     f->revoked =
@@ -79,8 +69,6 @@ static int setup(void **state)
     f->unknown =
         fake_pki_person(&f->cards, f->card_key, "5ABC125", DZ_CERTID_POLICY_CARD, false, 202);
     f->held = fake_pki_person(&f->cards, f->card_key, "5ABC126", DZ_CERTID_POLICY_CARD, false, 203);
-    o.prepare_arg = f;
-    assert_int_equal(fake_gw_new(&o, &f->g), 0);
     cache_answer(f, f->good, DZ_OCSP_GOOD);
     cache_answer(f, f->revoked, DZ_OCSP_REVOKED);
     cache_answer(f, f->held, DZ_OCSP_GOOD);
@@ -91,9 +79,8 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     struct fx *f = *state;
-    bool idle = fake_gw_free(f->g);
+    bool idle = fake_trust_free(f->g, &f->cards);
 
-    fake_pki_ca_cleanup(&f->cards);
     EVP_PKEY_free(f->card_key);
     X509_free(f->good);
     X509_free(f->revoked);

@@ -24,7 +24,7 @@
 #include "base/b64.h"
 #include "harness/assert_problem.h"
 #include "harness/fake_gw.h"
-#include "harness/fake_pki.h"
+#include "harness/fake_trust.h"
 #include "keys/assertion.h"
 #include "pki/cades.h"
 #include "pki/certid.h"
@@ -75,13 +75,8 @@ struct fx {
     X509 *tsa; /* a TSA under the card root (documents.tsa_ca is that chain) */
 };
 
-static void write_trust(const char *dir, void *arg)
+static void write_registry(const char *dir, void *arg)
 {
-    struct fx *f = arg;
-    char path[256];
-
-    snprintf(path, sizeof(path), "%s/esign-chain.pem", dir);
-    fake_pki_ca_write(&f->cards, path);
     assert_int_equal(fake_gw_write_file(dir, "policies/registry.yaml", registry_policy, 0600), 0);
 }
 
@@ -113,11 +108,11 @@ static int setup(void **state)
                         "  tsa_ca: @DIR@/esign-chain.pem\n"
                         "  tsa_timeout: 2s\n"
                         "  verify_rate: 2\n",
-        .prepare = write_trust,
+        .prepare = write_registry,
     };
 
     assert_non_null(f);
-    fake_pki_ca_init(&f->cards, "Test E-Signature");
+    fake_trust_new(&f->cards, "Test E-Signature", "esign-chain.pem", &o, &f->g);
     f->key = fake_pki_key();
     f->judge = signing_cert(f, true, 200);
     f->citizen = signing_cert(f, false, 201);
@@ -127,8 +122,6 @@ static int setup(void **state)
                                                  "extendedKeyUsage=critical,timeStamping",
                                                  "subjectKeyIdentifier=hash",
                                                  "authorityKeyIdentifier=keyid:always", NULL});
-    o.prepare_arg = f;
-    assert_int_equal(fake_gw_new(&o, &f->g), 0);
     *state = f;
     return 0;
 }
@@ -136,9 +129,8 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     struct fx *f = *state;
-    bool idle = fake_gw_free(f->g);
+    bool idle = fake_trust_free(f->g, &f->cards);
 
-    fake_pki_ca_cleanup(&f->cards);
     EVP_PKEY_free(f->key);
     X509_free(f->judge);
     X509_free(f->citizen);
