@@ -74,7 +74,7 @@ struct mssp_call {
 static void call_free(struct dz_rctx *c, struct mssp_call *op, bool failed)
 {
     if (failed && op->holds_phone)
-        dz_mssp_phone_release(c, op->rec.phone);
+        dz_mssp_phone_release(c, op->rec.phone, op->rec.lock);
     dz_secret_wipe(op, sizeof(*op));
     free(op);
 }

@@ -11,6 +11,7 @@
 #include "core/config.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <grp.h>
 #include <limits.h>
@@ -48,7 +49,7 @@ enum kw_type {
     T_SECTION,  /* a nested mapping: aux is its struct table */
     T_LIST,     /* a list of mappings: aux is the element table */
     T_PATHS,    /* char **: a list of paths, each stored absolute; off2 the size_t count */
-    T_STRS      /* char **: a list of short texts (T_STR, 1..128); off2 the size_t count */
+    T_STRS      /* char **: a list of texts, each as T_STR; off2 the size_t count */
 };
 
 enum kw_flags {
@@ -548,6 +549,8 @@ static const struct table access_log_table = {
 static const struct kw management_kws[] = {
     {"listen", T_STR, F_STR(S, listen), 0, 3, 64, NULL, F_REQUIRED, NULL},
     {"public_metrics", T_BOOL, F_BOOL(S, public_metrics), 0, 0, 0, "false", F_RELOADABLE, NULL},
+    {"hosts", T_STRS, F_STRV(S, hosts), F_SIZET(S, n_hosts), 1, DZ_CONFIG_MAX_MGMT_HOSTS, NULL, 0,
+     NULL},
 };
 #undef S
 static const struct table management_table = {
@@ -952,10 +955,10 @@ static int load_list(struct ctx *c, const struct kw *k, void *base, const struct
 
 /* A list of paths ("[a, b]" or one per line): each entry is read as a
  * T_PATH with the keyword's file flags, so it gets the same checks and
- * messages ("...ticket_keys[1]: cannot read ...").  A T_STRS list is read
- * the same way, each entry as a T_STR. */
-static int load_paths(struct ctx *c, const struct kw *k, void *base, const struct dz_yaml_node *n,
-                      const char *key)
+ * messages ("...ticket_keys[1]: cannot read ...").  A list of texts
+ * (T_STRS) the same way, each entry a T_STR of at most 255 bytes. */
+static int load_strv(struct ctx *c, const struct kw *k, void *base, const struct dz_yaml_node *n,
+                     const char *key)
 {
     struct kw one = *k;
     char ***arr = FIELDP(base, k->off, char **);
@@ -977,7 +980,7 @@ static int load_paths(struct ctx *c, const struct kw *k, void *base, const struc
     one.type = k->type == T_PATHS ? T_PATH : T_STR;
     one.off = 0;
     one.min = 1;
-    one.max = k->type == T_PATHS ? PATH_MAX : 128;
+    one.max = k->type == T_PATHS ? PATH_MAX : 255;
     for (const struct dz_yaml_node *item = n->first; item; item = item->next, i++) {
         char ikey[KEY_LEN];
         index_key(ikey, sizeof(ikey), key, i);
@@ -1023,7 +1026,7 @@ static int load_kw(struct ctx *c, const struct kw *k, void *base, const struct d
                 return fail(c, parent_line, key, "required list is missing");
             return 0;
         }
-        return load_paths(c, k, base, n, key);
+        return load_strv(c, k, base, n, key);
     }
     if (!n) {
         if (k->flags & F_REQUIRED)
@@ -1685,7 +1688,36 @@ static int check_access_log(struct ctx *c, void *base, const struct dz_yaml_node
     return 0;
 }
 
-/* listen: "ADDRESS:PORT" with a numeric IPv4 address, or "[IPv6]:PORT". */
+/* A host name of management.hosts: letters, digits, '-' and '.', in
+ * labels of 1 to 63, a final dot allowed (no port; IP addresses are
+ * always answered). */
+static bool mgmt_host_name_ok(const char *h)
+{
+    size_t label = 0;
+    size_t len = strlen(h);
+
+    if (len > 1 && h[len - 1] == '.')
+        len--;
+    if (len == 0 || len > 253)
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        char ch = h[i];
+        if (ch == '.') {
+            if (label == 0)
+                return false;
+            label = 0;
+        } else if (isalnum((unsigned char)ch) || ch == '-') {
+            if (++label > 63)
+                return false;
+        } else {
+            return false;
+        }
+    }
+    return label > 0;
+}
+
+/* listen: "ADDRESS:PORT" with a numeric IPv4 address, or "[IPv6]:PORT";
+ * hosts: host names (mgmt_host_name_ok). */
 static int check_management(struct ctx *c, void *base, const struct dz_yaml_node *map,
                             const char *path)
 {
@@ -1713,6 +1745,21 @@ static int check_management(struct ctx *c, void *base, const struct dz_yaml_node
                     "expected ADDRESS:PORT with a numeric address (\"127.0.0.1:9180\", "
                     "\"[::1]:9180\"), got \"%.64s\"",
                     m->listen);
+    }
+    for (size_t i = 0; i < m->n_hosts; i++) {
+        const struct dz_yaml_node *list = dz_yaml_get(map, "hosts");
+        const struct dz_yaml_node *item = list ? list->first : NULL;
+        char hkey[KEY_LEN];
+
+        if (mgmt_host_name_ok(m->hosts[i]))
+            continue;
+        for (size_t j = 0; item && j < i; j++)
+            item = item->next;
+        join_key(key, sizeof(key), path, "hosts");
+        index_key(hkey, sizeof(hkey), key, i);
+        return fail(c, item ? item->line : line_of(map, "hosts", 0), hkey,
+                    "expected a host name (letters, digits, '-' and '.', no port), got \"%.64s\"",
+                    m->hosts[i]);
     }
     return 0;
 }

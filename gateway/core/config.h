@@ -315,10 +315,13 @@ struct dz_config_access_log {
 
 /* management: (optional) the operator's plain HTTP/1.1 listener for
  * /metrics, /healthz and /readyz (gateway/ops/mgmt.c, docs/metrics.md) */
+#define DZ_CONFIG_MAX_MGMT_HOSTS 16
 struct dz_config_management {
     bool enabled;               /* the section is written */
     char *listen;               /* "127.0.0.1:9180", "[::1]:9180" (numeric; restart to change) */
     bool public_metrics;        /* also serve /metrics on the public listeners; default false */
+    char **hosts;               /* Host names answered besides IP addresses and localhost */
+    size_t n_hosts;             /* (restart to change) */
     struct sockaddr_storage sa; /* listen, ready for bind() */
     socklen_t sa_len;
 };

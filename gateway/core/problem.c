@@ -48,6 +48,7 @@ static const struct problem_kind kinds[] = {
     {"method_not_allowed", 405, "Method not allowed"},
     {"payload_too_large", 413, "The request body is too large"},
     {"uri_too_long", 414, "The request target is too long"},
+    {"misdirected_request", 421, "This server does not answer for that host name"},
     {"request_header_too_large", 431, "The request head is too large"},
     {"header_fields_too_large", 431, "The request's header fields are too large"},
     {"unsupported_media_type", 415, "The body must be application/json"},

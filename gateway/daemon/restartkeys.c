@@ -39,6 +39,17 @@ static bool listeners_differ(const struct dz_config *a, const struct dz_config *
     return false;
 }
 
+static bool strv_differ(char *const *a, size_t na, char *const *b, size_t nb)
+{
+    if (na != nb)
+        return true;
+    for (size_t i = 0; i < na; i++) {
+        if (!same_str(a[i], b[i]))
+            return true;
+    }
+    return false;
+}
+
 size_t dz_restartkeys_warn(const struct dz_config *old, const struct dz_config *new_cf)
 {
     size_t n = 0;
@@ -48,6 +59,9 @@ size_t dz_restartkeys_warn(const struct dz_config *old, const struct dz_config *
     if (old->management.enabled != new_cf->management.enabled ||
         !same_str(old->management.listen, new_cf->management.listen))
         n += warn("management.listen");
+    if (strv_differ(old->management.hosts, old->management.n_hosts, new_cf->management.hosts,
+                    new_cf->management.n_hosts))
+        n += warn("management.hosts");
     if (old->accounts.backend != new_cf->accounts.backend ||
         !same_str(old->accounts.database, new_cf->accounts.database) ||
         !same_str(old->accounts.pg_conninfo_file, new_cf->accounts.pg_conninfo_file))

@@ -5,8 +5,11 @@
 
 #include <stdatomic.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "base/log.h"
 
 #include "base/compat.h"
 
@@ -92,13 +95,38 @@ enum dz_inflight_take dz_inflight_take(const struct dz_policy_service *svc, cons
     e->count++;
     slot->svc = svc;
     slot->caller = e;
+    slot->table = buckets;
     return DZ_INFLIGHT_TAKEN;
+}
+
+/* A give on another thread than the take: the caller's entry belongs to
+ * the taking thread's table, and unlinking it here would race that thread
+ * (or walk this thread's table for it and crash).  Only the service's
+ * count, an atomic, is given back. */
+static void give_elsewhere(struct dz_inflight_slot *slot)
+{
+    atomic_fetch_sub_explicit(slot->svc->in_flight_now, 1, memory_order_relaxed);
+    dz_log(DZ_LOG_ERROR, "inflight_wrong_thread",
+           "a request-in-flight slot of service %s was given back on another thread than the one "
+           "that took it; its caller's count stays until restart",
+           slot->svc->name ? slot->svc->name : "?");
+    if (DZ_INFLIGHT_WRONG_THREAD_ABORTS) {
+        fprintf(stderr, "inflight: slot given on the wrong thread\n");
+        abort();
+    }
+    memset(slot, 0, sizeof(*slot));
 }
 
 void dz_inflight_give(struct dz_inflight_slot *slot)
 {
     if (!slot->svc)
         return;
+    /* One compare of two addresses (this thread's table is at a fixed
+     * offset from its thread pointer): nothing the hot path notices. */
+    if (slot->table != buckets) {
+        give_elsewhere(slot);
+        return;
+    }
     atomic_fetch_sub_explicit(slot->svc->in_flight_now, 1, memory_order_relaxed);
     if (--slot->caller->count == 0)
         caller_drop(slot->caller);

@@ -9,7 +9,9 @@
  * to in_flight_per_caller on each; the service's cap still holds for the
  * sum.  A slot is taken before anything is signed or audited as sent and
  * given back when the forward ends, whichever way: the forwarder gives it
- * in fwd_free, which every path runs exactly once.  Loop thread.
+ * in fwd_free, which every path runs exactly once.  Loop thread: a slot is
+ * given on the thread that took it (the slot remembers which; see
+ * dz_inflight_give).
  */
 #ifndef DZ_FORWARD_INFLIGHT_H
 #define DZ_FORWARD_INFLIGHT_H
@@ -25,7 +27,21 @@ struct dz_inflight_caller;
 struct dz_inflight_slot {
     const struct dz_policy_service *svc;
     struct dz_inflight_caller *caller;
+    const void *table; /* the taking thread's caller table */
 };
+
+/* A give on another thread than the take aborts in a sanitizer build (the
+ * tests find the bug at once); elsewhere it is refused as below. */
+#if defined(__SANITIZE_ADDRESS__)
+#define DZ_INFLIGHT_WRONG_THREAD_ABORTS 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define DZ_INFLIGHT_WRONG_THREAD_ABORTS 1
+#endif
+#endif
+#ifndef DZ_INFLIGHT_WRONG_THREAD_ABORTS
+#define DZ_INFLIGHT_WRONG_THREAD_ABORTS 0
+#endif
 
 enum dz_inflight_take {
     DZ_INFLIGHT_TAKEN = 0,
@@ -42,7 +58,12 @@ enum dz_inflight_take dz_inflight_take(const struct dz_policy_service *svc, cons
                                        size_t key_len, struct dz_inflight_slot *slot);
 
 /* Give the slot back and zero it; a zeroed slot is a no-op (so a second
- * give cannot count twice). */
+ * give cannot count twice).  On the thread that took it: the caller's
+ * count lives in that thread's table, which no other thread may touch.
+ * Given on another thread (a bug), the service's count is given back (an
+ * atomic), the caller's is left in its table (it counts against that
+ * caller until restart: fail closed, never a corrupt table), and it is
+ * logged as an error "inflight_wrong_thread"; a sanitizer build aborts. */
 void dz_inflight_give(struct dz_inflight_slot *slot);
 
 /* The service's requests in flight now, process-wide (0 for a service

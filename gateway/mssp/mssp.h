@@ -35,13 +35,16 @@ void dz_mssp_request_init(struct dz_rctx *c, struct dz_httpc_request *r, struct 
 /* Before a request to a phone (login or signing): at most
  * mobile.phone_rate a minute, and one waiting at a time (the lock lives
  * mobile.request_ttl_ms).  A lock found taken whose request the MSSP says
- * has ended (refused, cancelled, timed out, failed, or approved and not yet
- * collected: nobody polled it since) is freed and taken; one whose state is unknown (its start
- * still on the way, the MSSP not answering) stays.  Counted and locked without waiting on the loop;
- * then(c, ok, arg) once, possibly before returning.  ok true: lock (DZ_MSSP_LOCK_LEN + 1 bytes,
- * living until then runs) holds the lock's value.  ok false: c has been answered (429 rate_limited
- * or request_pending, 503 state_unavailable when the store cannot answer), or the client went away
- * (c->closed; a lock taken meanwhile is released): only free what arg owns. */
+ * has ended (refused, cancelled, timed out, failed, or approved and not
+ * yet collected: nobody polled it since), or no longer has (404), is
+ * freed and taken; one whose state is unknown (its start still on the
+ * way, the MSSP not answering or answering badly) stays.  Counted and
+ * locked without waiting on the loop; then(c, ok, arg) once, possibly
+ * before returning.  ok true: lock (DZ_MSSP_LOCK_LEN + 1 bytes, living
+ * until then runs) holds the lock's value.  ok false: c has been answered
+ * (429 rate_limited or request_pending, 503 state_unavailable when the
+ * store cannot answer), or the client went away (c->closed; a lock taken
+ * meanwhile is released): only free what arg owns. */
 void dz_mssp_phone_claim(struct dz_rctx *c, const char *phone, char *lock,
                          void (*then)(struct dz_rctx *c, bool ok, void *arg), void *arg);
 
@@ -53,10 +56,13 @@ struct dz_store;
 int dz_mssp_phone_started_in(struct dz_store *s, const char *phone, const char *lock,
                              const char *mssp_id, uint64_t ttl_ms);
 
-/* Drop phone's lock on a failure before the MSSP took the request, without
- * waiting on the loop (core/gwstorecall.h).  No start frees a lock whose
- * session is not yet recorded, so until then it is still this request's. */
-void dz_mssp_phone_release(struct dz_rctx *c, const char *phone);
+/* Drop phone's lock on a failed start (before or after the MSSP took the
+ * request), without waiting on the loop (core/gwasync.h dz_gw_state_try):
+ * only if it still holds lock, this start's value (a compare-and-delete,
+ * as dz_mssp_phone_release_in): a lock that expired during the start and
+ * was taken by another request stays that request's.  A full pool or no
+ * memory leaves the lock to its TTL.  c is not answered. */
+void dz_mssp_phone_release(struct dz_rctx *c, const char *phone, const char *lock);
 
 /* The request holding lock on phone ended: drop the lock if it is still
  * that value (a newer request's lock stays), waiting for the store: for
@@ -103,6 +109,11 @@ bool dz_mssp_call_done(struct dz_rctx *c, struct dz_mssp_call *call, int result,
 
 /* The same, answering nothing: the caller picks the answer. */
 bool dz_mssp_call_end(struct dz_rctx *c, struct dz_mssp_call *call, int result, int status);
+
+/* In cb, for an answer other than 200 that the caller reads as an answer,
+ * not a failure (a 404 for a session the MSSP no longer has): the call is
+ * over, nothing is counted or logged. */
+void dz_mssp_call_over(struct dz_rctx *c, struct dz_mssp_call *call);
 
 /* The owner of the call in flight for c (inside cb, before _done). */
 void *dz_mssp_call_owner(const struct dz_rctx *c);

@@ -83,11 +83,16 @@ void *dz_mssp_call_owner(const struct dz_rctx *c)
     return call ? call->owner : NULL;
 }
 
-bool dz_mssp_call_end(struct dz_rctx *c, struct dz_mssp_call *call, int result, int status)
+void dz_mssp_call_over(struct dz_rctx *c, struct dz_mssp_call *call)
 {
     call->xfer = NULL;
     c->op = NULL;
     c->cancel = NULL;
+}
+
+bool dz_mssp_call_end(struct dz_rctx *c, struct dz_mssp_call *call, int result, int status)
+{
+    dz_mssp_call_over(c, call);
     if (result == 0 && status == 200)
         return true;
     dz_metrics_upstream_error(c->gw->metrics, "mssp",

@@ -20,7 +20,6 @@
 #include "core/config.h"
 #include "core/gen.h"
 #include "core/gwasync.h"
-#include "core/gwstorecall.h"
 #include "state/store.h"
 
 #include "base/compat.h"
@@ -134,7 +133,7 @@ static void claim_answer(struct dz_rctx *c, struct claim_op *op)
     if (c->closed) {
         /* Nobody will use the lock: free the phone for its next request. */
         if (op->locked)
-            dz_mssp_phone_release(c, op->phone);
+            dz_mssp_phone_release(c, op->phone, op->token);
     } else if (op->rc != 0 && op->count == 0) {
         dz_rctx_state_unavailable(c, op->rc); /* the count could not be kept */
     } else if (op->count > (int64_t)op->rate) {
@@ -163,29 +162,45 @@ static void status_drop(struct dz_rctx *c, void *owner)
     claim_answer(c, owner);
 }
 
-/* The MSSP's word on the request that holds the lock: ended (COMPLETE,
- * whatever its result: an approved request waiting to be collected no
- * longer needs the phone either, and its own poll still finishes it) frees
- * the phone; anything else, an error included,
- * leaves the lock and the answer request_pending (fail closed). */
+/* The MSSP's 200 on the request that holds the lock: ended only when it
+ * says COMPLETE (whatever its result: an approved request waiting to be
+ * collected no longer needs the phone either, and its own poll still
+ * finishes it).  Anything else (RUNNING, no state, an unknown one, not
+ * JSON) is not an end. */
+static bool status_complete(const unsigned char *body, size_t len)
+{
+    json_t *j = json_loadb((const char *)body, len, 0, NULL);
+    const char *state = dz_json_str(j, "state", 16);
+    bool ended = state && strcmp(state, "COMPLETE") == 0;
+
+    json_decref(j);
+    return ended;
+}
+
+/* The MSSP's word on the request that holds the lock frees the phone when
+ * that request has ended (status_complete), or when the MSSP answers 404:
+ * it no longer has the session (expired there, or forgotten by a restart),
+ * so nothing of it waits on the phone, and the MSSP is the one trusted to
+ * say so.  Anything else, an error or a timeout included, leaves the lock
+ * and the answer request_pending (fail closed). */
 static void status_answered(void *arg, int result, int status, const struct dz_hdr *h, size_t n,
                             const unsigned char *body, size_t len)
 {
     struct dz_rctx *c = arg;
     struct claim_op *op = dz_mssp_call_owner(c);
-    json_t *j = NULL;
-    const char *state;
+    bool ended = false;
 
-    if (dz_mssp_call_end(c, &op->call, result, status) && !c->closed) {
-        j = json_loadb((const char *)body, len, 0, NULL);
-        state = dz_json_str(j, "state", 16);
-        if (state && strcmp(state, "COMPLETE") == 0) {
-            /* A full pool answered 503 and called nothing. */
-            if (dz_gw_state(c, reclaim_work, reclaim_done, op) != 0)
-                claim_abandon(c, op);
-            op = NULL;
-        }
-        json_decref(j);
+    if (result == 0 && status == 404) {
+        dz_mssp_call_over(c, &op->call); /* an answer, not a failure of the MSSP */
+        ended = !c->closed;
+    } else if (dz_mssp_call_end(c, &op->call, result, status) && !c->closed) {
+        ended = status_complete(body, len);
+    }
+    if (ended) {
+        /* A full pool answered 503 and called nothing. */
+        if (dz_gw_state(c, reclaim_work, reclaim_done, op) != 0)
+            claim_abandon(c, op);
+        op = NULL;
     }
     if (op)
         claim_answer(c, op);
@@ -246,9 +261,43 @@ int dz_mssp_phone_started_in(struct dz_store *s, const char *phone, const char *
     return dz_store_put(s, SESS_NS, phone, strlen(phone), v, (size_t)n, ttl_ms, 0);
 }
 
-void dz_mssp_phone_release(struct dz_rctx *c, const char *phone)
+/* A failed start's own lock, dropped off the loop. */
+struct release_op {
+    struct dz_store *store;
+    char phone[24];
+    char lock[DZ_MSSP_LOCK_LEN + 1];
+};
+
+static void release_work(void *arg)
 {
-    dz_gw_store_del(c, PHONE_NS, phone, strlen(phone));
+    struct release_op *op = arg;
+
+    dz_mssp_phone_release_in(op->store, op->phone, op->lock);
+}
+
+static void release_done(struct dz_rctx *c, void *arg)
+{
+    free(arg);
+}
+
+void dz_mssp_phone_release(struct dz_rctx *c, const char *phone, const char *lock)
+{
+    struct release_op *op = calloc(1, sizeof(*op));
+
+    /* A compare-and-delete, never a plain delete: the lock may have
+     * expired during this start and another request taken the phone, and
+     * that request's lock must stay.  Out of memory or a full pool: the
+     * lock simply lasts its time (the phone stays held, never freed for
+     * another). */
+    if (!op || strlen(phone) >= sizeof(op->phone)) {
+        free(op);
+        return;
+    }
+    op->store = c->gw->store;
+    snprintf(op->phone, sizeof(op->phone), "%s", phone);
+    snprintf(op->lock, sizeof(op->lock), "%.*s", DZ_MSSP_LOCK_LEN, lock);
+    if (dz_gw_state_try(c, release_work, release_done, op) != 0)
+        free(op);
 }
 
 void dz_mssp_phone_release_in(struct dz_store *s, const char *phone, const char *lock)

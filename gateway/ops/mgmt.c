@@ -25,6 +25,7 @@
 #include "core/metrics.h"
 #include "core/problem.h"
 #include "http/h1request.h"
+#include "ops/mgmthost.h"
 #include "state/store.h"
 
 #include "base/compat.h"
@@ -53,6 +54,8 @@ struct dz_mgmt {
     bool started;
     unsigned nconns;
     struct mconn *conns;
+    char **hosts; /* management.hosts, copied at start */
+    size_t n_hosts;
 };
 
 static void conn_close(struct mconn *k)
@@ -84,6 +87,8 @@ static const char *reason(int status)
         return "Not Found";
     case 405:
         return "Method Not Allowed";
+    case 421:
+        return "Misdirected Request";
     case 431:
         return "Request Header Fields Too Large";
     case 503:
@@ -244,7 +249,14 @@ static void io_cb(struct ev_loop *loop, ev_io *w, int revents)
     rc = dz_h1_parse_request(k->in, k->in_len, DZ_MGMT_HEAD_MAX, &r, &head_len);
     if (rc == DZ_H1_MORE)
         return;
-    if (rc == DZ_H1_OK)
+    if (rc == DZ_H1_OK && !dz_mgmt_host_allowed(r.host, r.host_len, k->m->hosts, k->m->n_hosts))
+        /* A browser led here by a rebound name (evil.example resolving to
+         * this address) sends that name: nothing is read for it. */
+        answer_problem(k, "misdirected_request",
+                       "the management listener answers an IP address, localhost or a name in "
+                       "management.hosts",
+                       NULL);
+    else if (rc == DZ_H1_OK)
         serve(k, &r);
     else if (rc == DZ_H1_TOOBIG)
         answer_problem(k, "request_header_too_large", NULL, NULL);
@@ -322,6 +334,17 @@ int dz_mgmt_start(const struct dz_config_management *conf, struct dz_gw *gw, str
     if (!m)
         goto out;
     m->gw = gw;
+    m->lfd = -1;
+    if (conf->n_hosts) {
+        m->hosts = calloc(conf->n_hosts, sizeof(char *));
+        if (!m->hosts)
+            goto out;
+        m->n_hosts = conf->n_hosts;
+        for (size_t i = 0; i < conf->n_hosts; i++) {
+            if (!(m->hosts[i] = strdup(conf->hosts[i])))
+                goto out;
+        }
+    }
     m->lfd = socket(conf->sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     rc = DZ_ERR_IO;
     if (m->lfd < 0 || setsockopt(m->lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
@@ -365,5 +388,8 @@ void dz_mgmt_stop(struct dz_mgmt *m)
         ev_loop_destroy(m->loop);
     if (m->lfd >= 0)
         close(m->lfd);
+    for (size_t i = 0; i < m->n_hosts; i++)
+        free(m->hosts[i]);
+    free(m->hosts);
     free(m);
 }

@@ -4,6 +4,8 @@
  * /readyz for Prometheus, curl and load-balancer health checks (which speak
  * HTTP/1.1, not the public listeners' HTTP/2).  docs/metrics.md describes
  * it.  It serves nothing else and reads no request data beyond the head.
+ * It answers only a Host that is an IP address, localhost or a name of
+ * management.hosts (mgmthost.h: no DNS rebinding); 421 otherwise.
  *
  * Bounded: DZ_MGMT_CONNS_MAX connections at once (more are closed at
  * accept), a DZ_MGMT_HEAD_MAX-byte request head, DZ_MGMT_TIMEOUT_MS for a

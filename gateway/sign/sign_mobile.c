@@ -78,7 +78,7 @@ static void call_free(struct dz_rctx *c, struct sign_call *op, bool failed)
     if (!op)
         return;
     if (failed && op->holds_phone)
-        dz_mssp_phone_release(c, op->rec.phone);
+        dz_mssp_phone_release(c, op->rec.phone, op->rec.lock);
     free(op->doc);
     OPENSSL_free(op->partial);
     free(op);

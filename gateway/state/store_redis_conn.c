@@ -389,7 +389,10 @@ bool rs_evicts(const redisReply *r, char *why, size_t why_cap)
                  (int)(n < 32 ? n : 32), p);
     else
         snprintf(why, why_cap, "INFO memory does not say the maxmemory-policy (%.60s)",
-                 r && r->type == REDIS_REPLY_ERROR ? r->str : "no answer");
+                 !r                              ? "no answer"
+                 : r->type == REDIS_REPLY_ERROR  ? r->str
+                 : r->type == REDIS_REPLY_STRING ? "no such field"
+                                                 : "not a text reply");
     return true;
 }
 

@@ -97,6 +97,8 @@ static enum dz_h1_rc parse_field(const char *p, const char *eol, struct dz_h1_re
         if (r->has_host)
             return DZ_H1_ERROR; /* two Host fields (§3.2) */
         r->has_host = true;
+        r->host = v;
+        r->host_len = (size_t)(ve - v);
     } else if (nlen == 17 && strncasecmp(p, "transfer-encoding", 17) == 0) {
         return DZ_H1_ERROR;
     } else if (nlen == 14 && strncasecmp(p, "content-length", 14) == 0) {

@@ -28,9 +28,11 @@ struct dz_h1_request {
     size_t method_len;
     const char *target; /* origin-form, with any query */
     size_t target_len;
-    int minor;      /* HTTP/1.minor: 0 or 1 */
-    size_t nfields; /* header fields seen */
-    bool has_host;  /* a Host field (HTTP/1.1 requires exactly one) */
+    int minor;        /* HTTP/1.minor: 0 or 1 */
+    size_t nfields;   /* header fields seen */
+    bool has_host;    /* a Host field (HTTP/1.1 requires exactly one) */
+    const char *host; /* its value without surrounding white space (NULL: none) */
+    size_t host_len;
 };
 
 /*

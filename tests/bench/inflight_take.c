@@ -5,7 +5,8 @@
  * for one that already has a request in flight (found in the table).
  * Not built by make; by hand:
  *   cc -std=c17 -D_GNU_SOURCE -O2 -Ilib -Igateway -Itests/bench \
- *      tests/bench/inflight_take.c build/libgateway.a -o build/inflight_take &&
+ *      tests/bench/inflight_take.c build/libgateway.a build/libdarvaza.a \
+ *      -lcrypto -ljansson -lpthread -o build/inflight_take &&
  *   build/inflight_take
  * Prints ns per take+give, the median of 7 rounds of 2,000,000.
  */

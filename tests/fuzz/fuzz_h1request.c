@@ -5,8 +5,8 @@
  * parses each time more bytes arrive).  Besides not crashing it checks the
  * promises: a parsed head ends inside the input and at an empty line, the
  * method and target point inside it, the target is origin-form, the minor
- * version is 0 or 1, and a prefix of a parsed head is never "parsed" with a
- * different length.
+ * version is 0 or 1, the Host value lies inside it, trimmed, and a prefix
+ * of a parsed head is never "parsed" with a different length.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -38,6 +38,15 @@ static void check(const char *buf, size_t len, enum dz_h1_rc rc, const struct dz
     if (r->minor != 0 && r->minor != 1)
         abort();
     if (r->nfields > DZ_H1_REQUEST_FIELDS_MAX || (r->minor == 1 && !r->has_host))
+        abort();
+    /* The Host value (what the management listener checks) lies inside the
+     * head, without white space at either end; none without a Host. */
+    if (r->has_host != (r->host != NULL))
+        abort();
+    if (r->host &&
+        (r->host < buf || r->host + r->host_len > buf + hl ||
+         (r->host_len && (r->host[0] == ' ' || r->host[0] == '\t' ||
+                          r->host[r->host_len - 1] == ' ' || r->host[r->host_len - 1] == '\t'))))
         abort();
 }
 

@@ -7,8 +7,15 @@
 # management listener that refuses junk without going down.
 . "$(dirname "$0")/lib.sh"
 
-plan 40
-stack_start
+plan 47
+# management.hosts lists one name besides IP addresses and localhost.
+mkdir -p "$WORK"
+cat >"$WORK/mgmt_hosts.sh" <<'SH'
+#!/bin/sh
+sed -i '/^management:/a\  hosts: [metrics.test]' "$1"
+SH
+chmod +x "$WORK/mgmt_hosts.sh"
+stack_start CONFIG_HOOK="$WORK/mgmt_hosts.sh"
 start_echo || bail "the echo peer did not start on $ECHO_ADDR"
 GW_PID=$(listener_pid 8443)
 POL="$STATE_DIR/policies"
@@ -63,6 +70,26 @@ is "$(hdr allow)" "GET" "with Allow: GET"
 # h2c is not spoken there: a prior-knowledge preface is a malformed HTTP/1.1 request.
 is "$(raw_mgmt 'PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n')" "HTTP/1.1 400 Bad Request" \
     "an HTTP/2 (h2c) preface gets an HTTP/1.1 400 (h2c is not served; docs/metrics.md)"
+
+# ---- which Host the management listener answers (DNS rebinding) ------------------------------
+# A page on evil.example, rebound to the listener's address, makes the
+# operator's browser send that name: refused before anything is read.
+MGMT_PORT=${MGMT_URL##*:}
+is "$(raw_mgmt "GET /metrics HTTP/1.1\\r\\nHost: evil.example:$MGMT_PORT\\r\\n\\r\\n")" \
+    "HTTP/1.1 421 Misdirected Request" "management listener: Host evil.example (a rebound name) -> 421"
+curl --http1.1 -sS --max-time 10 -o "$RESP_BODY_FILE" -D "$HDRS" -H "Host: evil.example:$MGMT_PORT" \
+    "$MGMT_URL/metrics" >/dev/null 2>&1
+STATUS=$(head -n 1 "$HDRS" | awk '{print $2}')
+mgmt_problem 421 misdirected_request "the refusal is 421 misdirected_request (problem+json)"
+unlike "$(cat "$RESP_BODY_FILE")" 'darvaza_' "and it carries no metric"
+is "$(raw_mgmt "GET /readyz HTTP/1.0\\r\\nHost: evil.example\\r\\n\\r\\n")" \
+    "HTTP/1.1 421 Misdirected Request" "/readyz for Host evil.example, over HTTP/1.0 too -> 421"
+is "$(raw_mgmt "GET /healthz HTTP/1.1\\r\\nHost: localhost:$MGMT_PORT\\r\\n\\r\\n")" \
+    "HTTP/1.1 200 OK" "Host localhost -> 200"
+is "$(raw_mgmt "GET /healthz HTTP/1.1\\r\\nHost: METRICS.test:$MGMT_PORT\\r\\n\\r\\n")" \
+    "HTTP/1.1 200 OK" "Host metrics.test (listed in management.hosts, any case) -> 200"
+is "$(raw_mgmt "GET /healthz HTTP/1.1\\r\\nHost: metrics.test.evil.example\\r\\n\\r\\n")" \
+    "HTTP/1.1 421 Misdirected Request" "Host metrics.test.evil.example (a listed name as a prefix) -> 421"
 
 # ---- junk on the management listener ----------------------------------------------------------
 is "$(raw_mgmt 'GET /metrics\r\n\r\n')" "HTTP/1.1 400 Bad Request" "a request line without a version -> 400"

@@ -532,6 +532,21 @@ static const struct bad_case bad_cases[] = {
      "must have 1 to 8 entries"},
     {12, 13, "      client_auth: none\n      ticket_keys: [{file: @D@/t1.key}]", 13,
      "listeners[0].tls.ticket_keys[0]", "expected a path, got a mapping"},
+    /* management.hosts: names only (an IP address or a port is no name) */
+    {42, 42,
+     "policies: @D@/policies\nmanagement:\n  listen: 127.0.0.1:9180\n"
+     "  hosts: [metrics.internal, \"evil.example:80\"]",
+     45, "management.hosts[1]", "expected a host name (letters, digits, '-' and '.', no port)"},
+    {42, 42,
+     "policies: @D@/policies\nmanagement:\n  listen: 127.0.0.1:9180\n  hosts:\n"
+     "    - metrics.internal\n    - bad_name",
+     47, "management.hosts[1]", "got \"bad_name\""},
+    {42, 42, "policies: @D@/policies\nmanagement:\n  listen: 127.0.0.1:9180\n  hosts:\n    - a..b",
+     46, "management.hosts[0]", "expected a host name"},
+    {42, 42, "policies: @D@/policies\nmanagement:\n  listen: 127.0.0.1:9180\n  hosts: a.example",
+     45, "management.hosts", "expected a list of values, got a value"},
+    {42, 42, "policies: @D@/policies\nmanagement:\n  listen: 127.0.0.1:9180\n  hosts: [[a]]", 45,
+     "management.hosts[0]", "expected a value, got a list"},
     /* YAML itself */
     {4, 4, "  workers: 3\n  workers: 4", 5, "", "duplicate key \"workers\" (first at line 4)"},
     {20, 20, "  idle: &i 30m", 20, "", "anchors"},
@@ -868,6 +883,32 @@ static void test_reload_check(void **state)
     dz_config_free(a);
 }
 
+/* management.hosts: the names the management listener answers besides
+ * IP addresses and localhost, kept as written. */
+static void test_management_hosts(void **state)
+{
+    struct dz_config *c = NULL;
+    char err[512] = "";
+
+    (void)state;
+    if (load_variant(42, 42,
+                     "policies: @D@/policies\nmanagement:\n  listen: 127.0.0.1:9180\n"
+                     "  hosts: [metrics.internal, GW-01.example.az.]",
+                     &c, err, sizeof(err)) != 0)
+        fail_msg("%s", err);
+    assert_int_equal(c->management.n_hosts, 2);
+    assert_string_equal(c->management.hosts[0], "metrics.internal");
+    assert_string_equal(c->management.hosts[1], "GW-01.example.az.");
+    dz_config_free(c);
+    assert_int_equal(load_variant(42, 42,
+                                  "policies: @D@/policies\nmanagement:\n  listen: 127.0.0.1:9180",
+                                  &c, err, sizeof(err)),
+                     0);
+    assert_int_equal(c->management.n_hosts, 0);
+    assert_null(c->management.hosts);
+    dz_config_free(c);
+}
+
 /* tls.ticket_keys on the portal's kind of listener: a list of paths, stored
  * absolute, dumped as a list that loads again, changed on a reload; the file's
  * owner must be root or the account darvazad runs as. */
@@ -975,6 +1016,7 @@ int main(void)
         cmocka_unit_test(test_dump_round_trip),
         cmocka_unit_test(test_sensitive_redaction),
         cmocka_unit_test(test_reload_check),
+        cmocka_unit_test(test_management_hosts),
         cmocka_unit_test(test_ticket_keys),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

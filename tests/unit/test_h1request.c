@@ -36,12 +36,18 @@ static void test_good(void **state)
     assert_int_equal(r.minor, 1);
     assert_int_equal(r.nfields, 4);
     assert_true(r.has_host);
+    assert_int_equal(r.host_len, 14);
+    assert_memory_equal(r.host, "127.0.0.1:9180", 14);
 
     /* HTTP/1.0 needs no Host (haproxy's default health check). */
     assert_int_equal(parse("OPTIONS / HTTP/1.0\r\n\r\n", &r, &hl), DZ_H1_OK);
     assert_int_equal(r.minor, 0);
+    assert_null(r.host);
     assert_int_equal(parse("GET /readyz?x=1 HTTP/1.1\r\nhOsT:\ta \t\r\n\r\n", &r, &hl), DZ_H1_OK);
     assert_int_equal(r.target_len, 11);
+    /* The Host's value, without the white space around it. */
+    assert_int_equal(r.host_len, 1);
+    assert_memory_equal(r.host, "a", 1);
 }
 
 static void test_bad(void **state)

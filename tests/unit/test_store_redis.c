@@ -328,6 +328,24 @@ static void config_set(const char *name, const char *value)
     redisFree(c);
 }
 
+/* s refuses blocking and asynchronous calls alike, and is down for
+ * /readyz with a reason that contains why. */
+static void assert_refused(struct dz_store *s, struct ev_loop *loop, const char *why)
+{
+    struct dz_store_health h;
+    struct async_seen a;
+
+    assert_int_equal(dz_store_put(s, "qrused", "id", 2, "1", 1, 60000, DZ_STORE_NX),
+                     DZ_ERR_UNAVAILABLE);
+    dz_store_health(s, &h);
+    assert_false(h.up);
+    assert_non_null(strstr(h.why, why));
+    memset(&a, 0, sizeof(a));
+    dz_store_get_async(s, loop, "sess", "sid", 3, async_cb, &a);
+    async_wait(loop, &a, 1);
+    assert_int_equal(a.rc, DZ_ERR_UNAVAILABLE);
+}
+
 /* A Redis that may evict keys is refused, blocking and asynchronous calls
  * alike: every entry has a TTL, so under memory pressure any policy but
  * noeviction (volatile-* included) could drop a used mark or a lock, and
@@ -337,26 +355,15 @@ static void test_evicting_refused(void **state)
 {
     static const char *const policies[] = {"allkeys-lru", "volatile-ttl"};
     struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
-    struct dz_store_health h;
     struct dz_store *s;
     int rc = -1;
 
     (void)state;
     assert_non_null(loop);
     for (size_t i = 0; i < sizeof(policies) / sizeof(policies[0]); i++) {
-        struct async_seen a;
-
         config_set("maxmemory-policy", policies[i]);
         s = mk();
-        assert_int_equal(dz_store_put(s, "qrused", "id", 2, "1", 1, 60000, DZ_STORE_NX),
-                         DZ_ERR_UNAVAILABLE);
-        dz_store_health(s, &h);
-        assert_false(h.up);
-        assert_non_null(strstr(h.why, "maxmemory-policy"));
-        memset(&a, 0, sizeof(a));
-        dz_store_get_async(s, loop, "sess", "sid", 3, async_cb, &a);
-        async_wait(loop, &a, 1);
-        assert_int_equal(a.rc, DZ_ERR_UNAVAILABLE);
+        assert_refused(s, loop, "maxmemory-policy");
         dz_store_free(s);
     }
     config_set("maxmemory-policy", "noeviction");
@@ -366,6 +373,40 @@ static void test_evicting_refused(void **state)
     assert_int_equal(rc, 0);
     assert_int_equal(dz_store_put(s, "qrused", "id", 2, "1", 1, 60000, DZ_STORE_NX), DZ_ERR_EXISTS);
     dz_store_free(s);
+    ev_loop_destroy(loop);
+}
+
+/* A user the server lets do everything but INFO (an ACL written for the
+ * commands the store sends, forgetting that one): the store cannot tell
+ * whether the server may evict, so it is refused, blocking and
+ * asynchronous calls alike, with Redis's own word as the reason /readyz
+ * shows (rs_evicts; test_store_redis_evicts has the other odd answers). */
+static void test_info_denied_refused(void **state)
+{
+    struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+    struct dz_store_redis_config c;
+    redisContext *rc = raw();
+    redisReply *r;
+    struct dz_store *s = NULL;
+
+    (void)state;
+    assert_non_null(loop);
+    assert_non_null(rc);
+    r = redisCommand(rc, "ACL SETUSER noinfo on >pw-noinfo ~* &* +@all -info");
+    assert_non_null(r);
+    assert_int_equal(r->type, REDIS_REPLY_STATUS);
+    freeReplyObject(r);
+    flushall();
+    config(&c);
+    c.username = "noinfo";
+    c.password = "pw-noinfo";
+    assert_int_equal(dz_store_redis_new(&c, NULL, &s), 0);
+    assert_refused(s, loop, "does not say the maxmemory-policy (NOPERM");
+    dz_store_free(s);
+    r = redisCommand(rc, "ACL DELUSER noinfo");
+    assert_non_null(r);
+    freeReplyObject(r);
+    redisFree(rc);
     ev_loop_destroy(loop);
 }
 
@@ -818,6 +859,7 @@ int main(void)
         cmocka_unit_test(test_async_wait_short),
         cmocka_unit_test(test_get_coalesced),
         cmocka_unit_test(test_evicting_refused),
+        cmocka_unit_test(test_info_denied_refused),
     };
 
     return cmocka_run_group_tests(tests, group_setup, group_teardown);

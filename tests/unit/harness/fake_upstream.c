@@ -35,6 +35,7 @@ struct fake_upstream {
     uint16_t port;
     enum fake_up_mode mode;
     int status;
+    int next_status; /* the next answer's only, then status again; 0: none */
     char *extra;
     char *body;
     struct up_conn *conns;
@@ -84,8 +85,9 @@ static void answer(struct up_conn *c)
     if (u->mode == FAKE_UP_HOLD)
         return;
     n = snprintf(head, sizeof(head),
-                 "HTTP/1.1 %d X\r\ncontent-length: %zu\r\nconnection: close\r\n%s\r\n", u->status,
-                 declared, u->extra ? u->extra : "");
+                 "HTTP/1.1 %d X\r\ncontent-length: %zu\r\nconnection: close\r\n%s\r\n",
+                 u->next_status ? u->next_status : u->status, declared, u->extra ? u->extra : "");
+    u->next_status = 0;
     if (n < 0 || (size_t)n >= sizeof(head))
         abort();
     /* A blocking send of a few bytes into a fresh socket buffer. */
@@ -236,6 +238,11 @@ void fake_upstream_set_answer(struct fake_upstream *u, int status, const char *e
     u->status = status;
     u->extra = extra_headers ? strdup(extra_headers) : NULL;
     u->body = body ? strdup(body) : NULL;
+}
+
+void fake_upstream_set_next_status(struct fake_upstream *u, int status)
+{
+    u->next_status = status;
 }
 
 size_t fake_upstream_requests(const struct fake_upstream *u)

@@ -44,6 +44,10 @@ void fake_upstream_set_mode(struct fake_upstream *u, enum fake_up_mode mode);
 /* The answer to send; extra_headers "name: value\r\n"... (may be NULL). */
 void fake_upstream_set_answer(struct fake_upstream *u, int status, const char *extra_headers,
                               const char *body);
+/* The next answer only has this status (its headers and body as set),
+ * the ones after it the answer's status again: a back end that answers
+ * a flow's first call otherwise than its second. */
+void fake_upstream_set_next_status(struct fake_upstream *u, int status);
 /* Complete requests received; the last one's head and body as received. */
 size_t fake_upstream_requests(const struct fake_upstream *u);
 const char *fake_upstream_last_request(const struct fake_upstream *u);

@@ -3,8 +3,9 @@
  * (gateway/mssp/mssp_phone.c, docs/mobile.md "One request per phone") on the
  * request-layer harness.  Someone else's request holds the phone, nobody
  * polls it: a start for the phone asks the MSSP (the harness's scripted
- * back end) whether that request has ended, and goes on only if it has;
- * and a late poll of an ended request frees only its own lock.
+ * back end) whether that request has ended (or is unknown to the MSSP),
+ * and goes on only if so; and a late poll of an ended request frees only
+ * its own lock.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -18,6 +19,7 @@
 
 #include "base/buf.h"
 #include "harness/fake_gw.h"
+#include "harness/store_wrap.h"
 #include "mobile_case.h"
 #include "state/store.h"
 
@@ -83,28 +85,36 @@ static void assert_pending(struct dz_req *r)
     assert_string_equal(fake_req_problem_code(r, buf, sizeof(buf)), "request_pending");
 }
 
+/* A start that asks the MSSP about the held request, frees the phone
+ * and takes it: 202 after the status query and the new request; lock gets
+ * the phone's new lock value. */
+static void start_takes_phone(struct mobile_fx *f, char *lock, size_t lock_len)
+{
+    struct dz_req *r = start(f);
+
+    assert_int_equal(fake_req_status(r), 202);
+    fake_req_free(r);
+    assert_int_equal(fake_upstream_requests(f->g->up), 2);
+    assert_non_null(strstr(fake_upstream_last_request(f->g->up), "POST /mid/authentication"));
+    lock_of(f, lock, lock_len);
+    assert_int_equal(strlen(lock), 22);
+    assert_string_not_equal(lock, HELD);
+}
+
 /* The MSSP says the held request has ended (the phone refused it) and
  * takes the new one: the start frees the phone, takes it and goes on. */
 static void test_ended_request_frees_phone(void **state)
 {
     struct mobile_fx *f = *state;
     char lock[64];
-    struct dz_req *r;
     struct dz_buf b;
 
     /* One answer serves both calls: the status, then the new request. */
     fake_upstream_set_answer(f->g->up, 200, "content-type: application/json\r\n",
                              "{\"state\":\"COMPLETE\",\"result\":\"USER_CANCELLED\","
                              "\"session_id\":\"mssp-new-2\"}");
-    r = start(f);
-    assert_int_equal(fake_req_status(r), 202);
-    fake_req_free(r);
-    assert_int_equal(fake_upstream_requests(f->g->up), 2);
-    assert_non_null(strstr(fake_upstream_last_request(f->g->up), "POST /mid/authentication"));
+    start_takes_phone(f, lock, sizeof(lock));
     /* The phone is the new request's now, under its own session. */
-    lock_of(f, lock, sizeof(lock));
-    assert_int_equal(strlen(lock), 22);
-    assert_string_not_equal(lock, HELD);
     dz_buf_init(&b, 256);
     assert_int_equal(dz_store_get(f->g->gw.store, "mobphsess", PHONE, strlen(PHONE), &b), 0);
     assert_int_equal(b.len, 22 + strlen(" mssp-new-2"));
@@ -162,10 +172,10 @@ static void test_waiting_request_keeps_phone(void **state)
     assert_string_equal(lock_of(f, lock, sizeof(lock)), HELD);
 }
 
-/* The MSSP cannot say (an error, an unknown session): fail closed. */
+/* The MSSP cannot say (an error): fail closed. */
 static void test_mssp_error_keeps_phone(void **state)
 {
-    static const int statuses[] = {500, 404};
+    static const int statuses[] = {500, 502, 503};
     struct mobile_fx *f = *state;
     char lock[64];
     struct dz_req *r;
@@ -179,6 +189,57 @@ static void test_mssp_error_keeps_phone(void **state)
         assert_int_equal(fake_upstream_requests(f->g->up), i + 1);
         assert_string_equal(lock_of(f, lock, sizeof(lock)), HELD);
     }
+}
+
+/* The MSSP answers 200 but says no end: not JSON, no state, a state that
+ * is not text, an unknown state, or COMPLETE somewhere else than the
+ * state.  None of it reads as ended: 429 request_pending, the phone held. */
+static void test_malformed_status_keeps_phone(void **state)
+{
+    static const char *const bodies[] = {
+        "COMPLETE",
+        "{\"state\":\"COMPLETE\"",
+        "",
+        "{}",
+        "{\"result\":\"USER_CANCELLED\"}",
+        "{\"state\":null,\"result\":\"USER_CANCELLED\"}",
+        "{\"state\":7}",
+        "{\"state\":[\"COMPLETE\"]}",
+        "{\"state\":\"complete\"}",
+        "{\"state\":\"COMPLETED\"}",
+        "{\"state\":\"COMPLETE\\u0000x\"}",
+        "{\"session\":{\"state\":\"COMPLETE\"}}",
+        "[{\"state\":\"COMPLETE\"}]",
+    };
+    struct mobile_fx *f = *state;
+    char lock[64];
+    struct dz_req *r;
+
+    for (size_t i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++) {
+        /* More starts than mobile.phone_rate allows a minute. */
+        (void)dz_store_del(f->g->gw.store, "mobrate", PHONE, strlen(PHONE));
+        fake_upstream_set_answer(f->g->up, 200, "content-type: application/json\r\n", bodies[i]);
+        r = start(f);
+        assert_pending(r);
+        fake_req_free(r);
+        assert_int_equal(fake_upstream_requests(f->g->up), i + 1);
+        assert_non_null(strstr(fake_upstream_last_request(f->g->up), "GET /mid/session/"));
+        assert_string_equal(lock_of(f, lock, sizeof(lock)), HELD);
+    }
+}
+
+/* The MSSP no longer has the held request (404: expired there, or
+ * forgotten by its restart): nothing of it waits on the phone, so the
+ * start frees the phone, takes it and goes on, as for an ended request. */
+static void test_forgotten_request_frees_phone(void **state)
+{
+    struct mobile_fx *f = *state;
+    char lock[64];
+
+    fake_upstream_set_answer(f->g->up, 200, "content-type: application/json\r\n",
+                             "{\"session_id\":\"mssp-new-2\"}");
+    fake_upstream_set_next_status(f->g->up, 404); /* the status query's */
+    start_takes_phone(f, lock, sizeof(lock));
 }
 
 /* A lock whose session is not recorded (its start is still on the way),
@@ -225,6 +286,68 @@ static void test_late_poll_frees_only_its_lock(void **state)
     }
 }
 
+/* Set by the store wrapper's hook: the unwrapped store, and whether the
+ * next release of the phone's lock finds it taken by a newer request. */
+static struct dz_store *inner_store;
+static bool taken_meanwhile;
+
+static int before_release(struct store_wrap *w, const char *op, const char *ns)
+{
+    (void)w;
+    if (taken_meanwhile && strcmp(ns, "mobphone") == 0 &&
+        (strcmp(op, "del") == 0 || strcmp(op, "del_if") == 0)) {
+        /* This start's lock expired and another request took the phone. */
+        taken_meanwhile = false;
+        assert_int_equal(dz_store_put(inner_store, "mobphone", PHONE, strlen(PHONE), NEWER,
+                                      strlen(NEWER), 60000, 0),
+                         0);
+    }
+    return 0;
+}
+
+/* The phone free, the store wrapped (before_release). */
+static int setup_wrapped(void **state)
+{
+    struct mobile_fx *f = mobile_fx_new("@UPSTREAM@");
+    struct store_wrap *w;
+
+    inner_store = f->g->gw.store;
+    /* Requests read gw.store when they run: from now on the wrapper,
+     * which owns (and frees) the harness's store. */
+    assert_int_equal(store_wrap_new(f->g->gw.store, &w, &f->g->gw.store), 0);
+    w->before = before_release;
+    taken_meanwhile = false;
+    *state = f;
+    return 0;
+}
+
+/* A start fails after taking the phone (the MSSP refuses it, or answers
+ * without a session), and its lock expired meanwhile and went to a newer
+ * request: the failing start frees only its own lock, never the newer
+ * request's (which would let a third start push the phone alongside it). */
+static void test_failed_start_keeps_newer_lock(void **state)
+{
+    static const struct {
+        int status;
+        const char *body;
+    } fails[] = {{500, "{}"}, {200, "{\"result\":\"OK\"}"}};
+    struct mobile_fx *f = *state;
+    char lock[64];
+    struct dz_req *r;
+
+    for (size_t i = 0; i < sizeof(fails) / sizeof(fails[0]); i++) {
+        (void)dz_store_del(inner_store, "mobphone", PHONE, strlen(PHONE));
+        fake_upstream_set_answer(f->g->up, fails[i].status, "content-type: application/json\r\n",
+                                 fails[i].body);
+        taken_meanwhile = true;
+        r = start(f);
+        assert_int_equal(fake_req_status(r), 502);
+        fake_req_free(r);
+        assert_false(taken_meanwhile); /* the release ran */
+        assert_string_equal(lock_of(f, lock, sizeof(lock)), NEWER);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -232,8 +355,12 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_racing_starts_one_wins, setup, teardown),
         cmocka_unit_test_setup_teardown(test_waiting_request_keeps_phone, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mssp_error_keeps_phone, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_malformed_status_keeps_phone, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_forgotten_request_frees_phone, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unknown_session_keeps_phone, setup, teardown),
         cmocka_unit_test_setup_teardown(test_late_poll_frees_only_its_lock, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_failed_start_keeps_newer_lock, setup_wrapped,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
