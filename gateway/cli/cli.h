@@ -10,6 +10,7 @@ int dz_cli_verify_assertion(int argc, char **argv); /* cli_assertion.c */
 int dz_cli_jwks(int argc, char **argv);             /* cli_assertion.c */
 int dz_cli_audit(int argc, char **argv);            /* cli_audit.c */
 int dz_cli_audit_tree(int argc, char **argv);       /* cli_transparency.c */
+int dz_cli_audit_restore(int argc, char **argv);    /* cli_restore.c */
 int dz_cli_cert(int argc, char **argv);             /* cli_cert.c */
 int dz_cli_accounts(int argc, char **argv);         /* cli_accounts.c */
 
