@@ -993,3 +993,110 @@ void dz_audit_tree_close(struct dz_audit_tree *t)
     free(t->dir);
     free(t);
 }
+
+/* ------------------------------------------------------ published heads --- */
+
+#define HEAD_LINE_MAX 4096 /* a head line is a few hundred bytes */
+
+/* The first line of heads.jsonl that starts at off or later: its start,
+ * the offset after its newline, and the head it holds.  DZ_ERR_NOTFOUND:
+ * none starts there; DZ_ERR_PARSE: not a head; DZ_ERR_IO. */
+static int head_line_at(int fd, off_t off, off_t *next, struct dz_audit_sth *h)
+{
+    char buf[HEAD_LINE_MAX];
+    off_t start = off;
+    ssize_t r;
+    char *nl;
+    json_t *o;
+    int rc;
+
+    if (off > 0) {
+        /* The line that holds byte off-1 ends somewhere; the next begins
+         * after its newline. */
+        r = pread(fd, buf, sizeof(buf), off - 1);
+        if (r < 0)
+            return DZ_ERR_IO;
+        nl = memchr(buf, '\n', (size_t)r);
+        if (!nl)
+            return r < (ssize_t)sizeof(buf) ? DZ_ERR_NOTFOUND : DZ_ERR_PARSE;
+        start = off - 1 + (nl - buf) + 1;
+    }
+    r = pread(fd, buf, sizeof(buf), start);
+    if (r < 0)
+        return DZ_ERR_IO;
+    nl = memchr(buf, '\n', (size_t)r);
+    if (r == 0 || !nl)
+        return r == 0 ? DZ_ERR_NOTFOUND : DZ_ERR_PARSE;
+    *next = start + (nl - buf) + 1;
+    o = json_loadb(buf, (size_t)(nl - buf), JSON_REJECT_DUPLICATES, NULL);
+    rc = o && dz_audit_sth_parse(o, h) == 0 ? 0 : DZ_ERR_PARSE;
+    json_decref(o);
+    return rc;
+}
+
+int dz_audit_tree_published(struct dz_audit_tree *t, uint64_t size, struct dz_audit_sth *out)
+{
+    struct dz_merkle_levels lv = levels_of(t);
+    char path[4096];
+    struct stat st;
+    off_t lo = 0;
+    off_t hi;
+    int fd;
+    int rc = DZ_ERR_NOTFOUND;
+
+    memset(out, 0, sizeof(*out));
+    if (size < 1 || size > dz_audit_tree_size(t))
+        return DZ_ERR_NOTFOUND;
+    snprintf(path, sizeof(path), "%s/" HEADS_NAME, t->dir);
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0 || fstat(fd, &st) != 0) {
+        if (fd >= 0)
+            close(fd);
+        return DZ_ERR_IO;
+    }
+    /* Heads are appended as the tree grows: their sizes only increase, so
+     * the one asked for is found by halving the file, not by reading it
+     * (it gains a line every audit.head_interval while lines arrive). */
+    hi = st.st_size;
+    while (lo < hi) {
+        off_t mid = lo + (hi - lo) / 2;
+        off_t next = 0;
+        struct dz_audit_sth h;
+        int lrc = head_line_at(fd, mid, &next, &h);
+        if (lrc == DZ_ERR_NOTFOUND) {
+            hi = mid;
+            continue;
+        }
+        if (lrc != 0) {
+            rc = lrc;
+            break;
+        }
+        if (h.tree_size == size) {
+            unsigned char root[32];
+            /* Only a head of this instance that this tree reproduces. */
+            if (strcmp(h.instance, t->instance) == 0 && dz_merkle_root(&lv, size, root) == 0 &&
+                memcmp(root, h.root, 32) == 0) {
+                *out = h;
+                rc = 0;
+            }
+            break;
+        }
+        if (h.tree_size < size)
+            lo = next;
+        else
+            hi = mid;
+    }
+    close(fd);
+    return rc;
+}
+
+int dz_audit_tree_consistency(struct dz_audit_tree *t, uint64_t m, uint64_t n,
+                              unsigned char path[][32], size_t *path_len)
+{
+    struct dz_merkle_levels lv = levels_of(t);
+
+    *path_len = 0;
+    if (m < 1 || m > n || n > dz_audit_tree_size(t))
+        return DZ_ERR_INVAL;
+    return dz_merkle_consistency(&lv, m, n, path, path_len);
+}

@@ -88,6 +88,18 @@ int dz_audit_tree_head(struct dz_audit_tree *t, struct dz_audit_sth *out);
 int dz_audit_tree_inclusion(struct dz_audit_tree *t, uint64_t seq, uint64_t tree_size,
                             unsigned char path[][32], size_t *path_len);
 
+/* The head of size size this tree published (heads.jsonl), of its
+ * instance and whose root it reproduces.  0, DZ_ERR_NOTFOUND (none),
+ * DZ_ERR_PARSE (heads.jsonl damaged where it was looked), DZ_ERR_IO.
+ * Blocking file I/O, O(log) reads; any thread. */
+int dz_audit_tree_published(struct dz_audit_tree *t, uint64_t size, struct dz_audit_sth *out);
+
+/* The RFC 9162 consistency proof from the tree of m leaves to that of n.
+ * 0, DZ_ERR_INVAL (not 1 <= m <= n <= the stored leaves), DZ_ERR_IO.
+ * Any thread. */
+int dz_audit_tree_consistency(struct dz_audit_tree *t, uint64_t m, uint64_t n,
+                              unsigned char path[][32], size_t *path_len);
+
 /* Close and free.  NULL is a no-op.  After the writer has stopped. */
 void dz_audit_tree_close(struct dz_audit_tree *t);
 
