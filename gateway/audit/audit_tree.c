@@ -527,9 +527,7 @@ static void load_head(struct dz_audit_tree *t)
     fclose(f);
 }
 
-/* The last head in heads.jsonl of instance (NULL: of any), whether or not
- * the tree reproduces it: what was signed is what the tree must still be. */
-static bool last_signed_head(const char *dir, const char *instance, struct dz_audit_sth *out)
+bool dz_audit_tree_last_head(const char *dir, const char *instance, struct dz_audit_sth *out)
 {
     char path[4096];
     FILE *f;
@@ -590,7 +588,7 @@ static int examine(struct dz_audit_tree *t, const char *instance, struct dz_audi
             return hrc;
         differ = hrc != 1 || !c.same;
     }
-    has_head = last_signed_head(t->dir, instance, &h);
+    has_head = dz_audit_tree_last_head(t->dir, instance, &h);
     if (!differ) {
         unsigned char root[32];
         if ((rc = catch_up(t)) != 0)
@@ -640,7 +638,7 @@ static int restore(struct dz_audit_tree *t, const char *instance, const struct d
     char bad[4200];
     const char *kept;
     struct dz_audit_sth h;
-    bool has_head = last_signed_head(t->dir, instance, &h);
+    bool has_head = dz_audit_tree_last_head(t->dir, instance, &h);
     time_t now = time(NULL);
     struct tm tm;
     int rc;

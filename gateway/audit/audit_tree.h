@@ -88,6 +88,11 @@ int dz_audit_tree_head(struct dz_audit_tree *t, struct dz_audit_sth *out);
 int dz_audit_tree_inclusion(struct dz_audit_tree *t, uint64_t seq, uint64_t tree_size,
                             unsigned char path[][32], size_t *path_len);
 
+/* The last head in DIR/heads.jsonl of instance (NULL: of any), whether or
+ * not the tree reproduces it (at open, what was signed is what the tree
+ * must still be).  false: none, or no such file.  Blocking file I/O. */
+bool dz_audit_tree_last_head(const char *dir, const char *instance, struct dz_audit_sth *out);
+
 /* The head of size size this tree published (heads.jsonl), of its
  * instance and whose root it reproduces.  0, DZ_ERR_NOTFOUND (none),
  * DZ_ERR_PARSE (heads.jsonl damaged where it was looked), DZ_ERR_IO.

@@ -38,8 +38,7 @@ static int usage(void)
     return 2;
 }
 
-/* A running gateway holds an exclusive flock on its log (audit.c). */
-static bool log_in_use(const char *log)
+bool dz_cli_log_in_use(const char *log)
 {
     int fd = open(log, O_RDONLY | O_CLOEXEC);
     bool busy = false;
@@ -72,7 +71,7 @@ int dz_cli_audit_restore(int argc, char **argv)
     }
     if (!log || !reason)
         return usage();
-    if (log_in_use(log)) {
+    if (dz_cli_log_in_use(log)) {
         fprintf(stderr, "darvaza audit: %s: a gateway is writing this log; stop it first\n", log);
         return 1;
     }

@@ -19,14 +19,10 @@
 #include "audit/audit_tree.h"
 #include "audit/merkle.h"
 #include "base/err.h"
-#include "core/addrkey.h"
+#include "core/addrrate.h"
 #include "core/gwasync.h"
-#include "state/store.h"
 
 #include "base/compat.h"
-
-#define CONS_RATE_NS "cons_rate"
-#define CONS_WINDOW_MS 60000
 
 struct cons_op {
     struct dz_audit_tree *tree;
@@ -147,48 +143,21 @@ static void cons_go(struct dz_rctx *c)
         free(op); /* answered 503 */
 }
 
-/* The count is known (or the store could not keep it: 503, fail closed). */
-static void cons_counted(void *arg, int rc, int64_t count, const void *data, size_t len)
+static int64_t cons_rate(const struct dz_rctx *c)
 {
-    struct dz_rctx *c = arg;
-
-    (void)data;
-    (void)len;
-    if (c->closed)
-        ; /* nobody to answer */
-    else if (rc != 0)
-        dz_rctx_state_unavailable(c, rc);
-    else if (count > DZ_CONSISTENCY_RATE)
-        dz_rctx_problem_h(c, "rate_limited", "too many consistency proofs asked from this address",
-                          &(struct dz_hdr){"retry-after", "60"}, 1);
-    else
-        cons_go(c);
-    dz_rctx_release(c);
+    (void)c;
+    return DZ_CONSISTENCY_RATE;
 }
 
 void dz_ep_audit_consistency(struct dz_rctx *c)
 {
-    struct dz_addr_key ak;
-    char key[32 + sizeof(ak.b)];
-    int n;
+    static const struct dz_addr_rate rate = {"cons_rate", 60000, cons_rate,
+                                             "too many consistency proofs asked from this address",
+                                             cons_go};
 
     if (!c->gw->audit_tree) {
         dz_rctx_problem(c, "service_unavailable", "no audit tree");
         return;
     }
-    /* Fixed one-minute windows per client address, as for
-     * /api/documents/verify: an IPv6 client counts by its /64. */
-    if (dz_addr_key(dz_req_peer_ip(c->req), &ak) != 0) {
-        dz_rctx_state_unavailable(c, DZ_ERR_UNAVAILABLE);
-        return;
-    }
-    n = snprintf(key, sizeof(key), "%lld|", (long long)(dz_unix_ms() / CONS_WINDOW_MS));
-    if (n < 0 || (size_t)n + ak.len > sizeof(key)) {
-        dz_rctx_state_unavailable(c, DZ_ERR_UNAVAILABLE);
-        return;
-    }
-    memcpy(key + n, ak.b, ak.len);
-    dz_rctx_hold(c);
-    dz_store_incr_async(c->gw->store, dz_worker_loop(c->gw_worker->worker), CONS_RATE_NS, key,
-                        (size_t)n + ak.len, CONS_WINDOW_MS, cons_counted, c);
+    dz_rctx_limit_address(c, &rate);
 }
