@@ -1,11 +1,11 @@
 /*
  * audit_tree.c - the on-disk Merkle tree of an audit history and its signed
  * heads (see audit_tree.h).  Everything here is derived from the log: it
- * never writes the log, never trusts its own files over the log (a
- * disagreement moves them aside), and never sees a private key (heads are
- * signed through the writer's callback).  A tree that disagrees with the
- * log stops the start (audit_restore.h): it is rebuilt only after the
- * operator acknowledged a restore, and the rebuild is recorded in the log.
+ * never writes the log, never trusts its own files over the log, and never
+ * sees a private key (heads are signed through the writer's callback).  A
+ * tree that disagrees with the log stops the start (audit_restore.h): it is
+ * moved aside and rebuilt only after the operator acknowledged a restore,
+ * and the rebuild is recorded in the log.
  */
 #include "audit/audit_tree.h"
 
@@ -654,9 +654,13 @@ static int restore(struct dz_audit_tree *t, const char *instance, const struct d
     if (rename(t->dir, bad) != 0 || mkdir(t->dir, 0700) != 0)
         return DZ_ERR_IO;
     dz_logj(DZ_LOG_WARN, "audit_tree_restore", json_deep_copy(t->restored));
-    if ((rc = load_levels(t)) != 0 || (rc = catch_up(t)) != 0)
+    /* The record first: from here on, a start that stops before the line is
+     * in the log finds it in the new tree and appends it then. */
+    if ((rc = dz_audit_pending_write(t->dir, t->restored)) != 0)
         return rc;
-    return dz_audit_pending_write(t->dir, t->restored);
+    if ((rc = load_levels(t)) != 0)
+        return rc;
+    return catch_up(t);
 }
 
 static void log_mismatch(const struct dz_audit_tree *t, const struct dz_audit_mismatch *m,
