@@ -131,6 +131,15 @@ int dz_transparency_setup_open(struct dz_gw *gw)
         return rc;
     }
     rc = open_index(&cf->accounts, &ops, &impl);
+    if (rc == 0 && dz_audit_tree_restore_pending(gw->audit_tree)) {
+        /* The index mirrors the log: rows of lines the restore cut would
+         * stand in for the lines written at their seqs from now on (and
+         * keep those out of the index), and its watermark would skip them. */
+        json_t *end = json_object_get(dz_audit_tree_restore_pending(gw->audit_tree), "log_end");
+        rc = json_is_integer(end) && json_integer_value(end) >= 0
+                 ? ops->rewind(impl, instance, (uint64_t)json_integer_value(end))
+                 : DZ_ERR_STATE;
+    }
     if (rc == 0)
         rc = dz_accesswatch_start(ops, impl, cf->audit.file, instance, &gw->accesswatch);
     if (rc != 0) {

@@ -289,5 +289,44 @@ static int pg_list(void *impl, const char *tgt, int64_t before, size_t limit,
     return rc;
 }
 
-const struct dz_accessidx_ops dz_accessidx_pg_ops = {"postgresql", pg_watermark, pg_add, pg_list,
-                                                     pg_free};
+static int pg_rewind(void *impl, const char *instance, uint64_t seq)
+{
+    static const char *const sql[2] = {
+        "DELETE FROM access_index WHERE instance = $1 AND seq > $2",
+        "UPDATE access_watermark SET seq = $2 WHERE instance = $1 AND seq > $2"};
+    struct pg *p = impl;
+    PGresult *r;
+    char s[24];
+    const char *v[2] = {instance, s};
+    int rc = DZ_ERR_DB;
+
+    snprintf(s, sizeof(s), "%" PRIu64, seq);
+    pthread_mutex_lock(&p->lock);
+    r = run(p, "BEGIN", 0, NULL, PGRES_COMMAND_OK, "begin");
+    if (!r)
+        goto out;
+    PQclear(r);
+    for (int i = 0; i < 2; i++) {
+        r = run(p, sql[i], 2, v, PGRES_COMMAND_OK, "rewind");
+        if (!r)
+            goto rollback;
+        PQclear(r);
+    }
+    r = run(p, "COMMIT", 0, NULL, PGRES_COMMAND_OK, "commit");
+    if (r) {
+        PQclear(r);
+        rc = 0;
+    }
+    goto out;
+rollback:
+    if (p->conn) {
+        r = PQexec(p->conn, "ROLLBACK");
+        PQclear(r);
+    }
+out:
+    pthread_mutex_unlock(&p->lock);
+    return rc;
+}
+
+const struct dz_accessidx_ops dz_accessidx_pg_ops = {"postgresql", pg_watermark, pg_add,
+                                                     pg_list,      pg_rewind,    pg_free};

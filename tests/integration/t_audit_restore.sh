@@ -10,7 +10,7 @@
 # the next signed head covers (proven with darvaza audit prove/check-proof).
 . "$(dirname "$0")/lib.sh"
 
-plan 26
+plan 28
 stack_start
 LOG="$STATE_DIR/audit.log"
 DZ="$BUILD_DIR/darvaza"
@@ -70,6 +70,10 @@ N2=$(last_seq "$LOG")
 ok "the history grew past the backup ($N1 -> $N2), the tree with it" \
     test "$N2" -gt "$N1" -a "$(($(stat -c %s "$LOG.tree/L00") / 32))" = "$N2"
 cp "$LOG" "$WORK/current.log"
+DB=$(awk '/^accounts:/{a=1} a && /database:/{print $2; exit}' "$STATE_DIR/darvaza.yaml")
+case "$DB" in /*) ;; *) DB="$ROOT/$DB" ;; esac
+ok "the access index holds the later refusals (seq > $N1)" \
+    test "$(sqlite3 "file:$DB?mode=ro" "SELECT count(*) FROM access_index WHERE seq > $N1")" -ge 1
 
 # ---- the log cut back to the backup: refused ----------------------------------------------------
 cp "$WORK/backup/audit.log" "$LOG"
@@ -130,6 +134,21 @@ covered() {
     [ "$STATUS" = 200 ] && [ "$(jb .tree_size)" -ge "$RSEQ" ]
 }
 ok "a signed head covers the restore line" wait_until 15 covered
+# The index mirrors the log again: no row of a cut line is left, and a
+# refusal written at a seq a cut line had is indexed with its own line.
+rows_match_log() {
+    local seq line
+    while IFS='|' read -r seq line; do
+        [ "$line" = "$(sed -n "${seq}p" "$LOG")" ] || return 1
+    done < <(sqlite3 "file:$DB?mode=ro" "SELECT seq, line FROM access_index WHERE seq > $N1")
+}
+login_person "$A"
+TOK=$LOGIN_TOKEN
+deny
+NS=$(jq -c 'select(.status == 403)' "$LOG" | tail -n 1 | jq .seq)
+indexed() { [ "$(sqlite3 "file:$DB?mode=ro" "SELECT count(*) FROM access_index WHERE seq = $NS")" = 1 ] && rows_match_log; }
+ok "the index was rewound with the log: the refusal at seq $NS is indexed, every row above $N1 is its log line" \
+    wait_until 20 indexed
 "$DZ" audit prove "$RSEQ" "$LOG" >"$WORK/restore-proof.json" 2>"$WORK/prove.err"
 is "$? $("$DZ" audit check-proof "$WORK/restore-proof.json" --jwks "$WORK/jwks.json" | cut -c1-6) $(jq -r .line "$WORK/restore-proof.json" | jq -r .type)" \
     "0 valid: audit_restore" "the inclusion proof of the restore line checks against the signed head"
