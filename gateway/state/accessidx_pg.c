@@ -174,6 +174,23 @@ static int pg_watermark(void *impl, const char *instance, uint64_t *seq)
     return rc;
 }
 
+/* COMMIT: 0 or DZ_ERR_DB.  p->lock held. */
+static int tx_commit(struct pg *p)
+{
+    PGresult *r = run(p, "COMMIT", 0, NULL, PGRES_COMMAND_OK, "commit");
+
+    PQclear(r);
+    return r ? 0 : DZ_ERR_DB;
+}
+
+/* ROLLBACK what a failed statement left open (run may have dropped the
+ * connection already).  p->lock held. */
+static void tx_rollback(struct pg *p)
+{
+    if (p->conn)
+        PQclear(PQexec(p->conn, "ROLLBACK"));
+}
+
 static int pg_add(void *impl, const char *instance, const struct dz_accessidx_add *rows, size_t n,
                   uint64_t upto)
 {
@@ -212,17 +229,10 @@ static int pg_add(void *impl, const char *instance, const struct dz_accessidx_ad
     if (!r)
         goto rollback;
     PQclear(r);
-    r = run(p, "COMMIT", 0, NULL, PGRES_COMMAND_OK, "commit");
-    if (r) {
-        PQclear(r);
-        rc = 0;
-    }
+    rc = tx_commit(p);
     goto out;
 rollback:
-    if (p->conn) {
-        r = PQexec(p->conn, "ROLLBACK");
-        PQclear(r);
-    }
+    tx_rollback(p);
 out:
     pthread_mutex_unlock(&p->lock);
     return rc;
@@ -312,17 +322,10 @@ static int pg_rewind(void *impl, const char *instance, uint64_t seq)
             goto rollback;
         PQclear(r);
     }
-    r = run(p, "COMMIT", 0, NULL, PGRES_COMMAND_OK, "commit");
-    if (r) {
-        PQclear(r);
-        rc = 0;
-    }
+    rc = tx_commit(p);
     goto out;
 rollback:
-    if (p->conn) {
-        r = PQexec(p->conn, "ROLLBACK");
-        PQclear(r);
-    }
+    tx_rollback(p);
 out:
     pthread_mutex_unlock(&p->lock);
     return rc;

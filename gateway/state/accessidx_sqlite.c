@@ -147,6 +147,17 @@ out:
     return rc;
 }
 
+/* End the transaction: COMMIT when rc is 0, else ROLLBACK.  rc, or the
+ * commit's failure.  s->lock held. */
+static int tx_end(struct sq *s, int rc)
+{
+    if (rc == 0 && sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+        rc = db_fail(s, "commit");
+    if (rc != 0)
+        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+    return rc;
+}
+
 static int sq_watermark(void *impl, const char *instance, uint64_t *seq)
 {
     struct sq *s = impl;
@@ -206,10 +217,7 @@ static int sq_add(void *impl, const char *instance, const struct dz_accessidx_ad
         sqlite3_reset(st);
         sqlite3_clear_bindings(st);
     }
-    if (rc == 0 && sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
-        rc = db_fail(s, "commit");
-    if (rc != 0)
-        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+    rc = tx_end(s, rc);
 out:
     pthread_mutex_unlock(&s->lock);
     return rc;
@@ -307,10 +315,7 @@ static int sq_rewind(void *impl, const char *instance, uint64_t seq)
             rc = db_fail(s, "rewind");
         sqlite3_finalize(st);
     }
-    if (rc == 0 && sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
-        rc = db_fail(s, "commit");
-    if (rc != 0)
-        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+    rc = tx_end(s, rc);
 out:
     pthread_mutex_unlock(&s->lock);
     return rc;
