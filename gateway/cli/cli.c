@@ -23,7 +23,8 @@ static const struct subcommand subcommands[] = {
     {"jwks", dz_cli_jwks, "print the JWK set of signing keys (PEM or pkcs11: URI)"},
     {"audit", dz_cli_audit,
      "verify FILE: check the audit log's hash chain and signed heads;\n"
-     "                     prove|check-proof|consistency: its Merkle proofs"},
+     "                     prove|check-proof|consistency: its Merkle proofs;\n"
+     "                     accept-restore LOG: acknowledge a log restored from a backup"},
     {"cert", dz_cli_cert, "check CERT: validate a certificate as logins do (path, OCSP/CRL)"},
     {"accounts", dz_cli_accounts,
      "backup|restore|migrate: copy the accounts database, create its schema"},

@@ -118,17 +118,7 @@ static int copy_db(sqlite3 *from, sqlite3 *to)
  * its audit log for its whole life (audit.c). */
 static bool gateway_runs(const struct dz_config *cf)
 {
-    int fd = open(cf->audit.file, O_RDONLY | O_CLOEXEC);
-    bool runs = false;
-
-    if (fd < 0)
-        return false;
-    if (flock(fd, LOCK_EX | LOCK_NB) != 0)
-        runs = errno == EWOULDBLOCK;
-    else
-        flock(fd, LOCK_UN);
-    close(fd);
-    return runs;
+    return dz_cli_log_in_use(cf->audit.file);
 }
 
 static int do_backup(const struct dz_config *cf, const char *out, bool force)

@@ -686,6 +686,8 @@ int dz_cli_audit(int argc, char **argv)
     if (argc >= 2 && (strcmp(argv[1], "prove") == 0 || strcmp(argv[1], "check-proof") == 0 ||
                       strcmp(argv[1], "consistency") == 0))
         return dz_cli_audit_tree(argc - 1, argv + 1);
+    if (argc >= 2 && strcmp(argv[1], "accept-restore") == 0)
+        return dz_cli_audit_restore(argc - 1, argv + 1);
     if (argc < 2 || strcmp(argv[1], "verify") != 0)
         return usage();
     return verify(argc - 1, argv + 1);

@@ -140,33 +140,14 @@ static int load_head(const char *path, struct dz_audit_sth *out)
 /* The latest head of LOG.tree/heads.jsonl. */
 static int latest_head(const char *log, struct dz_audit_sth *out)
 {
-    char path[4096];
-    FILE *f;
-    char *line = NULL;
-    size_t cap = 0;
-    ssize_t len;
-    int rc = DZ_ERR_NOTFOUND;
+    char dir[4096];
 
-    snprintf(path, sizeof(path), "%s.tree/heads.jsonl", log);
-    f = fopen(path, "re");
-    if (!f) {
-        fprintf(stderr, "darvaza audit: %s: %s (give --head)\n", path, strerror(errno));
-        return DZ_ERR_IO;
+    snprintf(dir, sizeof(dir), "%s.tree", log);
+    if (!dz_audit_tree_last_head(dir, NULL, out)) {
+        fprintf(stderr, "darvaza audit: %s/heads.jsonl: no signed tree head (give --head)\n", dir);
+        return DZ_ERR_NOTFOUND;
     }
-    while ((len = getline(&line, &cap, f)) > 0) {
-        json_t *o = json_loadb(line, (size_t)len, 0, NULL);
-        struct dz_audit_sth h;
-        if (dz_audit_sth_parse(o, &h) == 0) {
-            *out = h;
-            rc = 0;
-        }
-        json_decref(o);
-    }
-    free(line);
-    fclose(f);
-    if (rc != 0)
-        fprintf(stderr, "darvaza audit: %s: no signed tree head yet\n", path);
-    return rc;
+    return 0;
 }
 
 /* The tree of the first `upto` lines of the history, and one line's bytes. */

@@ -82,6 +82,7 @@ static const struct endpoint endpoints[] = {
     {"POST", "/sign/mobile", "sign_mobile", dz_ep_sign_mobile_start},
     {"GET", "/api/my/access", "my_access", dz_ep_my_access},
     {"GET", "/.well-known/audit-head", "audit_head", dz_ep_audit_head},
+    {"GET", "/api/transparency/consistency", "audit_consistency", dz_ep_audit_consistency},
 };
 
 /* The card listener (client_auth: required) serves these and nothing else:

@@ -16,11 +16,10 @@
 
 #include "base/b64.h"
 #include "base/err.h"
-#include "core/addrkey.h"
+#include "core/addrrate.h"
 #include "core/gwasync.h"
 #include "pki/cades.h"
 #include "sign/signed_body.h"
-#include "state/store.h"
 
 #include "base/compat.h"
 
@@ -76,53 +75,20 @@ out:
     op_free(op);
 }
 
-#define VERIFY_RATE_NS "verify_rate"
-#define VERIFY_WINDOW_MS 60000
-
 static void verify_go(struct dz_rctx *c);
 
-/* The count is known (or the store could not keep it: 503, fail closed). */
-static void verify_counted(void *arg, int rc, int64_t count, const void *data, size_t len)
+static int64_t verify_rate(const struct dz_rctx *c)
 {
-    struct dz_rctx *c = arg;
-
-    (void)data;
-    (void)len;
-    if (c->closed)
-        ; /* nobody to answer */
-    else if (rc != 0)
-        dz_rctx_state_unavailable(c, rc);
-    else if (count > (int64_t)c->gen->config->documents.verify_rate)
-        dz_rctx_problem_h(c, "rate_limited", "too many verification requests from this address",
-                          &(struct dz_hdr){"retry-after", "60"}, 1);
-    else
-        verify_go(c);
-    dz_rctx_release(c);
+    return (int64_t)c->gen->config->documents.verify_rate;
 }
 
 void dz_ep_documents_verify(struct dz_rctx *c)
 {
-    struct dz_addr_key ak;
-    char key[32 + sizeof(ak.b)];
-    int n;
+    static const struct dz_addr_rate rate = {"verify_rate", 60000, verify_rate,
+                                             "too many verification requests from this address",
+                                             verify_go};
 
-    /* Fixed one-minute windows per client address, counted without waiting
-     * on the loop (the count answers at once for the in-process store).
-     * An IPv6 client counts by its /64 (addrkey.h): one host holds a whole
-     * /64, and a budget per single address would be 2^64 budgets. */
-    if (dz_addr_key(dz_req_peer_ip(c->req), &ak) != 0) {
-        dz_rctx_state_unavailable(c, DZ_ERR_UNAVAILABLE);
-        return;
-    }
-    n = snprintf(key, sizeof(key), "%lld|", (long long)(dz_unix_ms() / VERIFY_WINDOW_MS));
-    if (n < 0 || (size_t)n + ak.len > sizeof(key)) {
-        dz_rctx_state_unavailable(c, DZ_ERR_UNAVAILABLE);
-        return;
-    }
-    memcpy(key + n, ak.b, ak.len);
-    dz_rctx_hold(c);
-    dz_store_incr_async(c->gw->store, dz_worker_loop(c->gw_worker->worker), VERIFY_RATE_NS, key,
-                        (size_t)n + ak.len, VERIFY_WINDOW_MS, verify_counted, c);
+    dz_rctx_limit_address(c, &rate);
 }
 
 static void verify_go(struct dz_rctx *c)

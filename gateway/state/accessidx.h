@@ -67,6 +67,11 @@ struct dz_accessidx_ops {
      * *n set to how many were written to out. */
     int (*list)(void *impl, const char *tgt, int64_t before, size_t limit,
                 struct dz_accessidx_row *out, size_t *n);
+    /* The audit log was restored to end at seq: instance's rows above it
+     * (lines the log no longer holds) go, and its watermark comes back to
+     * it, in one transaction, so the lines written at those seqs from now on
+     * are indexed.  Start-up, before the indexer runs. */
+    int (*rewind)(void *impl, const char *instance, uint64_t seq);
     void (*free)(void *impl);
 };
 

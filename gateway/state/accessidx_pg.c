@@ -174,6 +174,23 @@ static int pg_watermark(void *impl, const char *instance, uint64_t *seq)
     return rc;
 }
 
+/* COMMIT: 0 or DZ_ERR_DB.  p->lock held. */
+static int tx_commit(struct pg *p)
+{
+    PGresult *r = run(p, "COMMIT", 0, NULL, PGRES_COMMAND_OK, "commit");
+
+    PQclear(r);
+    return r ? 0 : DZ_ERR_DB;
+}
+
+/* ROLLBACK what a failed statement left open (run may have dropped the
+ * connection already).  p->lock held. */
+static void tx_rollback(struct pg *p)
+{
+    if (p->conn)
+        PQclear(PQexec(p->conn, "ROLLBACK"));
+}
+
 static int pg_add(void *impl, const char *instance, const struct dz_accessidx_add *rows, size_t n,
                   uint64_t upto)
 {
@@ -212,17 +229,10 @@ static int pg_add(void *impl, const char *instance, const struct dz_accessidx_ad
     if (!r)
         goto rollback;
     PQclear(r);
-    r = run(p, "COMMIT", 0, NULL, PGRES_COMMAND_OK, "commit");
-    if (r) {
-        PQclear(r);
-        rc = 0;
-    }
+    rc = tx_commit(p);
     goto out;
 rollback:
-    if (p->conn) {
-        r = PQexec(p->conn, "ROLLBACK");
-        PQclear(r);
-    }
+    tx_rollback(p);
 out:
     pthread_mutex_unlock(&p->lock);
     return rc;
@@ -289,5 +299,37 @@ static int pg_list(void *impl, const char *tgt, int64_t before, size_t limit,
     return rc;
 }
 
-const struct dz_accessidx_ops dz_accessidx_pg_ops = {"postgresql", pg_watermark, pg_add, pg_list,
-                                                     pg_free};
+static int pg_rewind(void *impl, const char *instance, uint64_t seq)
+{
+    static const char *const sql[2] = {
+        "DELETE FROM access_index WHERE instance = $1 AND seq > $2",
+        "UPDATE access_watermark SET seq = $2 WHERE instance = $1 AND seq > $2"};
+    struct pg *p = impl;
+    PGresult *r;
+    char s[24];
+    const char *v[2] = {instance, s};
+    int rc = DZ_ERR_DB;
+
+    snprintf(s, sizeof(s), "%" PRIu64, seq);
+    pthread_mutex_lock(&p->lock);
+    r = run(p, "BEGIN", 0, NULL, PGRES_COMMAND_OK, "begin");
+    if (!r)
+        goto out;
+    PQclear(r);
+    for (int i = 0; i < 2; i++) {
+        r = run(p, sql[i], 2, v, PGRES_COMMAND_OK, "rewind");
+        if (!r)
+            goto rollback;
+        PQclear(r);
+    }
+    rc = tx_commit(p);
+    goto out;
+rollback:
+    tx_rollback(p);
+out:
+    pthread_mutex_unlock(&p->lock);
+    return rc;
+}
+
+const struct dz_accessidx_ops dz_accessidx_pg_ops = {"postgresql", pg_watermark, pg_add,
+                                                     pg_list,      pg_rewind,    pg_free};

@@ -147,6 +147,17 @@ out:
     return rc;
 }
 
+/* End the transaction: COMMIT when rc is 0, else ROLLBACK.  rc, or the
+ * commit's failure.  s->lock held. */
+static int tx_end(struct sq *s, int rc)
+{
+    if (rc == 0 && sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+        rc = db_fail(s, "commit");
+    if (rc != 0)
+        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+    return rc;
+}
+
 static int sq_watermark(void *impl, const char *instance, uint64_t *seq)
 {
     struct sq *s = impl;
@@ -206,10 +217,7 @@ static int sq_add(void *impl, const char *instance, const struct dz_accessidx_ad
         sqlite3_reset(st);
         sqlite3_clear_bindings(st);
     }
-    if (rc == 0 && sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
-        rc = db_fail(s, "commit");
-    if (rc != 0)
-        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+    rc = tx_end(s, rc);
 out:
     pthread_mutex_unlock(&s->lock);
     return rc;
@@ -282,5 +290,36 @@ void dz_accessidx_rows_free(struct dz_accessidx_row *rows, size_t n)
     }
 }
 
-const struct dz_accessidx_ops dz_accessidx_sqlite_ops = {"sqlite", sq_watermark, sq_add, sq_list,
-                                                         sq_free};
+static int sq_rewind(void *impl, const char *instance, uint64_t seq)
+{
+    static const char *const sql[2] = {
+        "DELETE FROM access_index WHERE instance = ?1 AND seq > ?2",
+        "UPDATE access_watermark SET seq = ?2 WHERE instance = ?1 AND seq > ?2"};
+    struct sq *s = impl;
+    int rc = 0;
+
+    pthread_mutex_lock(&s->lock);
+    if (sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
+        rc = db_fail(s, "begin");
+        goto out;
+    }
+    for (int i = 0; i < 2 && rc == 0; i++) {
+        sqlite3_stmt *st = NULL;
+        if (sqlite3_prepare_v2(s->db, sql[i], -1, &st, NULL) != SQLITE_OK) {
+            rc = db_fail(s, "rewind");
+            break;
+        }
+        sqlite3_bind_text(st, 1, instance, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, (sqlite3_int64)seq);
+        if (sqlite3_step(st) != SQLITE_DONE)
+            rc = db_fail(s, "rewind");
+        sqlite3_finalize(st);
+    }
+    rc = tx_end(s, rc);
+out:
+    pthread_mutex_unlock(&s->lock);
+    return rc;
+}
+
+const struct dz_accessidx_ops dz_accessidx_sqlite_ops = {"sqlite", sq_watermark, sq_add,
+                                                         sq_list,  sq_rewind,    sq_free};

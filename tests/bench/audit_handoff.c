@@ -198,7 +198,7 @@ int main(int argc, char **argv)
         struct dz_audit_rotation rot = {0, 0, "bench"};
         snprintf(dir, sizeof(dir), "%s/bench-audit.tree.%d", argv[1], (int)getpid());
         if (dz_audit_set_rotation(audit, &rot) != 0 ||
-            dz_audit_tree_open(path, dir, "bench", &tree) != 0)
+            dz_audit_tree_open(path, dir, "bench", &tree, NULL) != 0)
             return 1;
         dz_audit_set_observer(audit, observe, tree);
     }

@@ -6,12 +6,14 @@
 # tools/check_audit_proof.py (hashlib + openssl CLI) accept; a changed line
 # or head fails both; `darvaza audit prove` rebuilds a proof from the log and
 # refuses a log whose line was changed; a consistency proof joins two
-# published heads; and a kill -9 between the audit write and the index write
+# published heads, from the CLI and from the public endpoint
+# GET /api/transparency/consistency (unknown sizes 404, bad ones 400, rate
+# limited per address); and a kill -9 between the audit write and the index write
 # (the index database locked) loses nothing: after the restart the index
 # catches up from the audit log.
 . "$(dirname "$0")/lib.sh"
 
-plan 54
+plan 61
 stack_start
 
 C="$STATE_DIR/certs"
@@ -204,6 +206,45 @@ is "$a $?" "1 1" "a forged old head (another root) fails both checkers"
 "$BUILD_DIR/darvaza" audit consistency "$WORK/head1.json" "$WORK/head2.json" "$WORK/copy/audit.log" \
     >/dev/null 2>&1
 is "$?" 1 "consistency refuses a log changed after the heads were published"
+
+# ---- the same proof for anyone: GET /api/transparency/consistency ---------------------
+# A citizen who kept head1 (e.g. inside a downloaded inclusion proof) asks
+# the gateway, without a session, for the proof that head2 extends it.
+S1=$(jq .tree_size "$WORK/head1.json")
+S2=$(jq .tree_size "$WORK/head2.json")
+gw GET "/api/transparency/consistency?first=$S1&second=$S2"
+cp "$RESP_BODY_FILE" "$WORK/cons-api.json"
+is "$STATUS $(jb .type) $(jb -c '[.old.root, .new.root] == [$a, $b]' --arg a "$(jq -r .root "$WORK/head1.json")" --arg b "$(jq -r .root "$WORK/head2.json")")" \
+    "200 darvaza-audit-consistency true" \
+    "GET /api/transparency/consistency?first=$S1&second=$S2: the proof between the two published heads, no session"
+is "$(python3 "$ROOT/tools/check_audit_proof.py" "$WORK/cons-api.json" "$WORK/k2.pem") $("$BUILD_DIR/darvaza" audit check-proof "$WORK/cons-api.json" --jwks "$WORK/jwks.json" | cut -c1-6) $(jq -c .path "$WORK/cons-api.json" | cmp -s - <(jq -c .path "$WORK/cons.json") && echo same)" \
+    "valid valid: same" "... checked by the Python script and check-proof, the path the operator's CLI proves from the log"
+# A size with no published head (inside the tree, and beyond it) is not
+# proven against a root the gateway never signed.
+UNSIGNED=$(jq -s --argjson n "$S2" '[range(1; $n + 1)] - map(.tree_size) | first // empty' "$LOG.tree/heads.jsonl")
+gw GET "/api/transparency/consistency?first=$UNSIGNED&second=$S2"
+problem 404 not_found "first=$UNSIGNED (no head of that size was published): 404 not_found"
+gw GET "/api/transparency/consistency?first=$S1&second=$((S2 + 1000000))"
+problem 404 not_found "second beyond the tree: 404 not_found"
+bad_q=0
+for q in "first=$S2&second=$S1" "first=0&second=$S2" "first=$S1" "first=1x&second=$S2" "first=$S1&first=$S1&second=$S2" \
+    "first=$S1&second=$S2&x=1" "first=-1&second=$S2" "first=%31&second=$S2" "first=1234567890123456789&second=$S2"; do
+    gw GET "/api/transparency/consistency?$q"
+    [ "$STATUS $(jb .code)" = "400 invalid_request" ] || { bad_q=1; diag "?$q: $STATUS $(jb .code)"; }
+done
+is "$bad_q" 0 "sizes out of order, zero, missing, not digits, twice, unknown parameters, too long: 400 invalid_request"
+# Counted per client address, 60 a minute (a second window at most in between).
+limited() {
+    local i
+    for i in $(seq 1 130); do
+        gw GET "/api/transparency/consistency?first=$S1&second=$S2"
+        [ "$STATUS" = 429 ] && return 0
+    done
+    return 1
+}
+limited
+problem 429 rate_limited "over 60 proofs a minute from one address: 429 rate_limited"
+is "$(hdr retry-after)" 60 "... with Retry-After: 60"
 
 # ---- a crash between the audit write and the index write ------------------------
 # A writer holds the accounts database's write lock: the index cannot commit.

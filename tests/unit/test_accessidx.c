@@ -170,6 +170,33 @@ static void test_sqlite_rows(void **state)
     assert_int_equal(ops->add(impl, "gw", NULL, 0, 5), 0);
     assert_int_equal(ops->watermark(impl, "gw", &wm), 0);
     assert_int_equal(wm, 9);
+
+    /* ... except when the audit log was restored to end at seq 5: this
+     * instance's rows above it go (another instance's stay), the watermark
+     * comes back to 5, and the new line at seq 7 is indexed with its own
+     * bytes (it was kept out before: an existing (instance, seq) wins). */
+    struct dz_accessidx_add other = row("AAAAAAA", 7, "2026-12-06T10:00:04.000Z", "{\"gw2\":7}");
+    struct dz_accessidx_add again = row("AAAAAAA", 7, "2026-12-06T10:00:05.000Z", "{\"new\":7}");
+    assert_int_equal(ops->add(impl, "gw2", &other, 1, 7), 0);
+    assert_int_equal(ops->add(impl, "gw", &again, 1, 9), 0);
+    assert_int_equal(ops->list(impl, "AAAAAAA", 0, 10, out, &n), 0);
+    assert_int_equal(n, 3);
+    assert_string_equal(out[1].line, "{\"seq\":7}");
+    dz_accessidx_rows_free(out, n);
+    assert_int_equal(ops->rewind(impl, "gw", 5), 0);
+    assert_int_equal(ops->watermark(impl, "gw", &wm), 0);
+    assert_int_equal(wm, 5);
+    assert_int_equal(ops->add(impl, "gw", &again, 1, 7), 0);
+    assert_int_equal(ops->list(impl, "AAAAAAA", 0, 10, out, &n), 0);
+    assert_int_equal(n, 3);
+    assert_string_equal(out[0].line, "{\"new\":7}");
+    assert_string_equal(out[1].line, "{\"gw2\":7}");
+    assert_int_equal(out[2].seq, 3);
+    dz_accessidx_rows_free(out, n);
+    /* A rewind past the watermark leaves it. */
+    assert_int_equal(ops->rewind(impl, "gw", 50), 0);
+    assert_int_equal(ops->watermark(impl, "gw", &wm), 0);
+    assert_int_equal(wm, 7);
     ops->free(impl);
 }
 

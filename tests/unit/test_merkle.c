@@ -585,11 +585,51 @@ static void expect_tree_matches_log(struct dz_audit_tree *t)
     dz_merkle_mem_cleanup(&m);
 }
 
+/* Is there an AUDIT.log.tree.bad-* beside the log? */
+static bool tree_aside(void)
+{
+    DIR *d = opendir(tmpdir);
+    struct dirent *e;
+    bool aside = false;
+
+    while (d && (e = readdir(d)) != NULL)
+        aside |= strstr(e->d_name, "audit.log.tree.bad-") != NULL;
+    if (d)
+        closedir(d);
+    return aside;
+}
+
+/* Change the last line of the live file (the first letter of its first
+ * key upper-cased), keeping its seq; returns that seq. */
+static uint64_t last_seq_and_edit(void)
+{
+    FILE *f = fopen(logpath, "r+");
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t len;
+    off_t at = 0;
+    off_t last = 0;
+    uint64_t seq = 0;
+
+    assert_non_null(f);
+    while ((len = getline(&line, &cap, f)) > 0) {
+        last = at;
+        at += len;
+        seq = strtoull(strstr(line, "\"seq\":") + 6, NULL, 10);
+    }
+    assert_int_equal(fseeko(f, last, SEEK_SET), 0);
+    assert_true(getline(&line, &cap, f) > 2 && line[2] >= 'a' && line[2] <= 'z');
+    assert_int_equal(fseeko(f, last + 2, SEEK_SET), 0);
+    assert_int_equal(fputc(line[2] - 'a' + 'A', f), line[2] - 'a' + 'A');
+    free(line);
+    fclose(f);
+    return seq;
+}
+
 static void test_tree_follows_log(void **state)
 {
     struct dz_audit_tree *t = NULL;
     char p[256];
-    struct stat st;
 
     (void)state;
     snprintf(tmpdir, sizeof(tmpdir), "/tmp/dz_merkle_XXXXXX");
@@ -597,7 +637,7 @@ static void test_tree_follows_log(void **state)
     snprintf(logpath, sizeof(logpath), "%s/audit.log", tmpdir);
 
     /* A tree attached from the first line, across a rotation. */
-    assert_int_equal(dz_audit_tree_open(logpath, NULL, "gw-1", &t), 0);
+    assert_int_equal(dz_audit_tree_open(logpath, NULL, "gw-1", &t, NULL), 0);
     done_n = 0;
     write_lines(t, 40, true);
     assert_int_equal(count_segments(), 1);
@@ -607,7 +647,7 @@ static void test_tree_follows_log(void **state)
     /* Lines written while no tree followed: caught up at open, from both
      * segments. */
     write_lines(NULL, 7, false);
-    assert_int_equal(dz_audit_tree_open(logpath, NULL, "gw-1", &t), 0);
+    assert_int_equal(dz_audit_tree_open(logpath, NULL, "gw-1", &t, NULL), 0);
     write_lines(t, 3, false);
     expect_tree_matches_log(t);
     /* Lines written while the open tree did not follow: the next batch
@@ -622,45 +662,113 @@ static void test_tree_follows_log(void **state)
     assert_int_equal(truncate(p, 32), 0);
     snprintf(p, sizeof(p), "%s.tree/L03", logpath);
     assert_int_equal(unlink(p), 0);
-    assert_int_equal(dz_audit_tree_open(logpath, NULL, "gw-1", &t), 0);
+    assert_int_equal(dz_audit_tree_open(logpath, NULL, "gw-1", &t, NULL), 0);
     expect_tree_matches_log(t);
     dz_audit_tree_close(t);
 
     /* The whole tree lost: rebuilt from the log. */
     snprintf(p, sizeof(p), "%s.tree", logpath);
     rm_rf(p);
-    assert_int_equal(dz_audit_tree_open(logpath, NULL, "gw-1", &t), 0);
+    assert_int_equal(dz_audit_tree_open(logpath, NULL, "gw-1", &t, NULL), 0);
     write_lines(t, 1, false);
     expect_tree_matches_log(t);
     dz_audit_tree_close(t);
 
-    /* The live file cut short: the tree disagrees, is kept aside, rebuilt. */
-    assert_int_equal(stat(logpath, &st), 0);
+    /* The live file cut short (restored from an older copy): the open
+     * refuses and says where, nothing is moved aside or signed; only an
+     * acknowledgement made for this very state lets a later open rebuild,
+     * and that open hands back the record of the restore to append. */
     {
+        uint64_t tree_n;
+        uint64_t header_seq;
+        struct dz_audit_mismatch m;
+        json_t *rec;
         FILE *f = fopen(logpath, "r");
         char *line = NULL;
         size_t cap = 0;
         off_t keep = 0;
+        char acc[256];
+
+        assert_int_equal(dz_audit_tree_open(logpath, NULL, "gw-1", &t, NULL), 0);
+        tree_n = dz_audit_tree_size(t);
+        dz_audit_tree_close(t);
         assert_non_null(f);
         assert_true(getline(&line, &cap, f) > 0); /* keep the header only */
         keep = ftello(f);
+        header_seq = strtoull(strstr(line, "\"seq\":") + 6, NULL, 10);
         free(line);
         fclose(f);
+        assert_true(header_seq < tree_n);
         assert_int_equal(truncate(logpath, keep), 0);
+
+        t = NULL;
+        assert_int_equal(dz_audit_tree_open(logpath, NULL, "gw-1", &t, &m), DZ_ERR_STATE);
+        assert_null(t);
+        assert_int_equal(m.seq, header_seq + 1);
+        assert_int_equal(m.log_end, header_seq);
+        assert_int_equal(m.tree_size, tree_n);
+        assert_non_null(strstr(m.what, "were cut"));
+        assert_false(tree_aside());
+
+        assert_int_equal(dz_audit_tree_accept_restore(logpath, NULL, "bad\nreason", &m),
+                         DZ_ERR_INVAL);
+        assert_int_equal(dz_audit_tree_accept_restore(logpath, NULL, "restored 12-06 backup", &m),
+                         0);
+        /* An acknowledgement for another state (here: another log end) is void. */
+        snprintf(acc, sizeof(acc), "%s.tree/%s", logpath, DZ_AUDIT_ACCEPT_NAME);
+        {
+            json_t *o = json_load_file(acc, 0, NULL);
+            json_t *o2 = json_deep_copy(o);
+            json_object_set_new(o2, "log_end", json_integer((json_int_t)header_seq + 1));
+            assert_int_equal(json_dump_file(o2, acc, 0), 0);
+            assert_int_equal(dz_audit_tree_open(logpath, NULL, "gw-1", &t, &m), DZ_ERR_STATE);
+            assert_false(tree_aside());
+            assert_int_equal(json_dump_file(o, acc, 0), 0);
+            json_decref(o);
+            json_decref(o2);
+        }
+        assert_int_equal(dz_audit_tree_open(logpath, NULL, "gw-1", &t, &m), 0);
+        assert_true(tree_aside());
+        assert_int_equal(dz_audit_tree_size(t), header_seq);
+        rec = dz_audit_tree_restore_pending(t);
+        assert_non_null(rec);
+        assert_string_equal(json_string_value(json_object_get(rec, "type")), "audit_restore");
+        assert_int_equal(json_integer_value(json_object_get(rec, "old_tree_size")), tree_n);
+        assert_int_equal(json_integer_value(json_object_get(rec, "differs_at")), header_seq + 1);
+        assert_int_equal(strlen(json_string_value(json_object_get(rec, "old_root"))), 64);
+        assert_string_equal(json_string_value(json_object_get(rec, "reason")),
+                            "restored 12-06 backup");
+        dz_audit_tree_close(t);
+        /* Not yet in the log: the next open still holds it. */
+        assert_int_equal(dz_audit_tree_open(logpath, NULL, "gw-1", &t, NULL), 0);
+        assert_non_null(dz_audit_tree_restore_pending(t));
+        assert_int_equal(dz_audit_tree_restore_done(t), 0);
+        assert_null(dz_audit_tree_restore_pending(t));
+        dz_audit_tree_close(t);
+        assert_int_equal(dz_audit_tree_open(logpath, NULL, "gw-1", &t, NULL), 0);
+        assert_null(dz_audit_tree_restore_pending(t));
+        write_lines(t, 2, false);
+        expect_tree_matches_log(t);
+        dz_audit_tree_close(t);
+        assert_int_equal(dz_audit_tree_accept_restore(logpath, NULL, "again", &m), DZ_ERR_NOTFOUND);
     }
-    assert_int_equal(dz_audit_tree_open(logpath, NULL, "gw-1", &t), 0);
+
+    /* The last line changed: refused at that seq. */
     {
-        DIR *d = opendir(tmpdir);
-        struct dirent *e;
-        bool aside = false;
-        while ((e = readdir(d)) != NULL)
-            aside |= strstr(e->d_name, "audit.log.tree.bad-") != NULL;
-        closedir(d);
-        assert_true(aside);
+        struct dz_audit_mismatch m;
+        uint64_t last = last_seq_and_edit();
+        assert_int_equal(dz_audit_tree_open(logpath, NULL, "gw-1", &t, &m), DZ_ERR_STATE);
+        assert_int_equal(m.seq, last);
+        assert_non_null(strstr(m.what, "was changed"));
+        /* The tree's levels deleted too (heads.jsonl kept): rebuilt from the
+         * changed log, it no longer reproduces the last signed head. */
+        for (int l = 0; l < 64; l++) {
+            snprintf(p, sizeof(p), "%s.tree/L%02d", logpath, l);
+            unlink(p);
+        }
+        assert_int_equal(dz_audit_tree_open(logpath, NULL, "gw-1", &t, &m), DZ_ERR_STATE);
+        assert_non_null(strstr(m.what, "holds a head signed"));
     }
-    write_lines(t, 2, false);
-    expect_tree_matches_log(t);
-    dz_audit_tree_close(t);
     rm_rf(tmpdir);
 }
 
@@ -684,7 +792,7 @@ static void test_tree_batches(void **state)
     snprintf(logpath, sizeof(logpath), "%s/audit.log", tmpdir);
     memset(&m, 0, sizeof(m));
     ref = dz_merkle_mem_levels(&m);
-    assert_int_equal(dz_audit_tree_open(logpath, NULL, "gw-1", &t), 0);
+    assert_int_equal(dz_audit_tree_open(logpath, NULL, "gw-1", &t, NULL), 0);
     for (size_t b = 0; b < sizeof(sizes) / sizeof(sizes[0]); b++) {
         struct dz_audit_batch batch = {0};
         size_t len = 0;
