@@ -265,9 +265,14 @@ static void end_all_work(void *arg)
     if (!w->keep_current)
         memcpy(w->sids[w->k++], w->current, 32);
     w->rc = dz_sessidx_end_all(w->store, w->fin, w->keep_current ? w->current : NULL, &w->ended);
-    /* The current session too unless kept, even if it was not listed. */
-    if (w->rc == 0 && !w->keep_current)
-        dz_store_del(w->store, DZ_SESSION_NS, w->current, sizeof(w->current));
+    /* The current session too unless kept, even if it was not listed; if
+     * that fails it still works: 503, and its clients are not told. */
+    if (w->rc == 0 && !w->keep_current) {
+        int rc = dz_store_del(w->store, DZ_SESSION_NS, w->current, sizeof(w->current));
+
+        if (rc != 0 && rc != DZ_ERR_NOTFOUND)
+            w->rc = rc;
+    }
 }
 
 static void end_all_done(struct dz_rctx *c, void *arg)

@@ -18,6 +18,7 @@
 #include "auth/api_common.h"
 #include "auth/auth_password.h"
 #include "auth/login.h"
+#include "auth/session_end.h"
 #include "base/b64.h"
 #include "base/err.h"
 #include "base/fin.h"
@@ -297,16 +298,24 @@ void dz_ep_session(struct dz_rctx *c)
     dz_rctx_authenticate_async(c, session_authed, NULL);
 }
 
-static void logout_answer(struct dz_rctx *c, int rc, void *arg)
+static void logout_answer(struct dz_rctx *c, void *arg)
 {
     static const struct dz_hdr clear = {"set-cookie",
                                         DZ_COOKIE_SESSION_EQ "; Max-Age=0" DZ_COOKIE_SESSION_ATTRS};
 
     if (c->closed)
         return;
-    /* The session is already gone; a failed audit line is logged by
-     * dz_gw_audit and does not resurrect it. */
     dz_rctx_respond(c, 204, NULL, NULL, 0, &clear, 1);
+}
+
+/* The session is gone and on record (a failed audit line is logged by
+ * dz_gw_audit and does not resurrect it): now, and only now, its OpenID
+ * Connect clients are told (back-channel logout, session_end.h). */
+static void logout_recorded(struct dz_rctx *c, int rc, void *arg)
+{
+    (void)rc;
+    dz_session_end_notify(c, (const unsigned char(*)[32])c->session.sid, 1, c->session.fin,
+                          logout_answer, NULL);
 }
 
 struct logout_op {
@@ -333,7 +342,8 @@ static void logout_deleted(struct dz_rctx *c, void *arg)
     free(op);
     if (dz_store_failed(rc)) {
         /* A logout that did not reach the store did not happen: say so
-         * rather than let the person believe the session is gone. */
+         * rather than let the person (or the session's clients: nobody is
+         * told) believe the session is gone; a retry tells them. */
         if (!c->closed)
             dz_rctx_state_unavailable(c, rc);
         return;
@@ -341,10 +351,10 @@ static void logout_deleted(struct dz_rctx *c, void *arg)
     /* Gone: recorded even if the client went away meanwhile. */
     rec = json_pack("{s:s, s:s, s:s}", "type", "logout", "fin", c->session.fin, "means",
                     c->session.method);
-    dz_gw_audit(c, rec, logout_answer, NULL);
+    dz_gw_audit(c, rec, logout_recorded, NULL);
 }
 
-bool dz_logout_allowed(struct dz_rctx *c, int rc)
+static bool logout_allowed(struct dz_rctx *c, int rc)
 {
     if (rc == DZ_ERR_UNAVAILABLE) {
         dz_rctx_state_unavailable(c, rc);
@@ -357,7 +367,7 @@ bool dz_logout_allowed(struct dz_rctx *c, int rc)
     return dz_rctx_origin_ok(c);
 }
 
-void dz_logout_end(struct dz_rctx *c)
+static void logout_end(struct dz_rctx *c)
 {
     struct logout_op *op;
     const char *tok;
@@ -389,8 +399,8 @@ void dz_logout_end(struct dz_rctx *c)
 
 static void logout_authed(struct dz_rctx *c, int rc, void *arg)
 {
-    if (!c->closed && dz_logout_allowed(c, rc))
-        dz_logout_end(c);
+    if (!c->closed && logout_allowed(c, rc))
+        logout_end(c);
 }
 
 void dz_ep_logout(struct dz_rctx *c)

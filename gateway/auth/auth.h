@@ -12,15 +12,10 @@
 void dz_ep_register(struct dz_rctx *c);
 void dz_ep_password(struct dz_rctx *c);
 void dz_ep_session(struct dz_rctx *c);
+/* POST /auth/logout: ends the request's session, then tells its OpenID
+ * Connect clients (session_end.h), then answers 204; a session the store
+ * could not delete is 503 state_unavailable and nobody is told. */
 void dz_ep_logout(struct dz_rctx *c);
-/* The two halves of dz_ep_logout, for a caller that does more in between
- * (the router tells the session's OpenID Connect clients first).
- * dz_logout_allowed: after dz_rctx_authenticate_async (its rc), answers
- * the logout's refusals itself (401, 503 state_unavailable, 403
- * bad_origin) and returns false when it did.  dz_logout_end: ends
- * c->session's session and answers (204, or 503 state_unavailable). */
-bool dz_logout_allowed(struct dz_rctx *c, int rc);
-void dz_logout_end(struct dz_rctx *c);
 
 /* api_account.c: the person's own account; rest is the path after
  * /api/account/ (with its query) */

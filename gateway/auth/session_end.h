@@ -1,9 +1,12 @@
 /*
- * session_end.h - the hook through which the account API tells the OpenID
- * Connect provider that sessions were ended from the account page ("end
- * this session", "sign out everywhere"), so that every client those
- * sessions signed in to gets its back-channel logout token, as after a
- * logout (docs/oidc.md "Logout").  auth/ may not call the provider (a
+ * session_end.h - the hook through which the portal's logout and the
+ * account API tell the OpenID Connect provider that sessions ended (a
+ * logout, "end this session", "sign out everywhere"), so that every client
+ * those sessions signed in to gets its back-channel logout token
+ * (docs/oidc.md "Logout").  Called only once the sessions are gone from
+ * the store: a client told of an end that did not happen would drop its
+ * own session while the person's still works, and a retry would not tell
+ * it again (its entry is taken once).  auth/ may not call the provider (a
  * folder of the same rank), so the daemon registers it at start-up, before
  * the workers start (daemon/consent_hook.c).  Without one, nothing is sent.
  */

@@ -29,32 +29,6 @@
 
 #include "base/compat.h"
 
-static void logout_after_clients(struct dz_rctx *c, void *arg)
-{
-    if (!c->closed && !c->answered)
-        dz_logout_end(c);
-}
-
-/* POST /auth/logout: the clients the session signed in to through the
- * OpenID Connect provider hear of it first (back-channel logout), then the
- * portal's logout ends the session.  Refusals are the logout's own.  The
- * session is looked up once: a lookup that failed is not retried from its
- * own callback. */
-static void logout_authed(struct dz_rctx *c, int rc, void *arg)
-{
-    char sid[DZ_SESSION_TOKEN_LEN + 1];
-
-    if (c->closed || !dz_logout_allowed(c, rc))
-        return;
-    dz_session_sid_b64(&c->session, sid);
-    dz_oidc_session_ended(c, sid, c->session.fin, logout_after_clients, NULL);
-}
-
-static void logout(struct dz_rctx *c)
-{
-    dz_rctx_authenticate_async(c, logout_authed, NULL);
-}
-
 struct endpoint {
     const char *method;
     const char *path;
@@ -70,7 +44,7 @@ static const struct endpoint endpoints[] = {
     {"POST", "/auth/register", "auth_register", dz_ep_register},
     {"POST", "/auth/password", "auth_password", dz_ep_password},
     {"GET", "/auth/session", "auth_session", dz_ep_session},
-    {"POST", "/auth/logout", "auth_logout", logout},
+    {"POST", "/auth/logout", "auth_logout", dz_ep_logout},
     {"POST", "/auth/card/challenge", "auth_card_challenge", dz_ep_card_challenge},
     {"POST", "/auth/card", "auth_card", dz_ep_card},
     {"POST", "/auth/card/tls", "auth_card_tls", dz_ep_card_tls},

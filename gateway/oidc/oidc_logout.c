@@ -37,6 +37,7 @@ struct logout_op {
     size_t token_len;
     json_t *claims; /* of the id_token_hint, or NULL */
     bool has_ruri;
+    char sid[DZ_SESSION_TOKEN_LEN + 1]; /* of the session that ends, for its clients */
     struct dz_store *st;
     int rc; /* of the session's deletion */
 };
@@ -70,37 +71,32 @@ static void delete_work(void *arg)
     op->rc = dz_session_delete(op->st, op->token, op->token_len);
 }
 
+static void notified(struct dz_rctx *c, void *arg)
+{
+    struct logout_op *op = arg;
+    json_t *rec = json_pack("{s:s, s:s, s:s}", "type", "oidc_logout", "fin", c->session.fin,
+                            "means", c->session.method);
+
+    dz_gw_audit(c, rec, recorded, op);
+}
+
 static void deleted(struct dz_rctx *c, void *arg)
 {
     struct logout_op *op = arg;
-    json_t *rec;
 
     if (dz_store_failed(op->rc)) {
         /* A logout that did not reach the store did not happen: the
-         * session still works, so neither send the person on as if it
-         * ended nor audit it (as the portal's logout, api_auth.c). */
+         * session still works, so neither tell its clients it ended (a
+         * retry tells them, once it succeeds), nor send the person on as
+         * if it ended, nor audit it (as the portal's logout, api_auth.c). */
         if (dz_oidc_can_answer(c))
             dz_rctx_state_unavailable(c, op->rc);
         op_free(op);
         return;
     }
-    rec = json_pack("{s:s, s:s, s:s}", "type", "oidc_logout", "fin", c->session.fin, "means",
-                    c->session.method);
-    dz_gw_audit(c, rec, recorded, op);
-}
-
-static void notified(struct dz_rctx *c, void *arg)
-{
-    struct logout_op *op = arg;
-
-    /* The session ends after the clients were told (their tokens name it),
-     * and before the person is sent on (off the loop: oidc_offloop.h). */
-    op->st = c->gw->store;
-    if (dz_gw_state_try(c, delete_work, deleted, op) != 0) {
-        if (dz_oidc_can_answer(c))
-            dz_rctx_problem(c, "service_unavailable", "the gateway is busy");
-        op_free(op);
-    }
+    /* Gone: now its clients are told (back-channel logout), before the
+     * person is sent on; told even if the person left meanwhile. */
+    dz_oidc_session_ended(c, op->sid, c->session.fin, notified, op);
 }
 
 /* The session is known (or the store could not say): a logout only when
@@ -139,7 +135,14 @@ static void authenticated(struct dz_rctx *c, int rc, void *arg)
         recorded(c, 0, op);
         return;
     }
-    dz_oidc_session_ended(c, sid, c->session.fin, notified, op);
+    /* The session ends first (off the loop: oidc_offloop.h), its clients
+     * are told only once it has: a logout that fails tells nobody. */
+    snprintf(op->sid, sizeof(op->sid), "%s", sid);
+    op->st = c->gw->store;
+    if (dz_gw_state_try(c, delete_work, deleted, op) != 0) {
+        dz_rctx_problem(c, "service_unavailable", "the gateway is busy");
+        op_free(op);
+    }
 }
 
 /* The claims of an ID token this gateway signed (expired ones too: a

@@ -1,11 +1,15 @@
 /*
- * test_oidc_logout.c - GET /logout (gateway/oidc/oidc_logout.c) on the
- * request-layer harness, with the store wrapped so that deleting the
- * session can fail as a shared store fails (DZ_ERR_UNAVAILABLE): the
- * logout then did not happen, so the person is told so (503
- * state_unavailable), nothing claims it did (no oidc_logout audit line),
- * and the session still works; with the store answering again the same
- * logout ends it.
+ * test_oidc_logout.c - the ends of a session that its OpenID Connect
+ * clients hear of (back-channel logout): GET /logout (gateway/oidc/
+ * oidc_logout.c), the portal's POST /auth/logout and "sign out everywhere"
+ * on the account page, on the request-layer harness, with the store
+ * wrapped so that deleting the session can fail as a shared store fails
+ * (DZ_ERR_UNAVAILABLE).  The logout then did not happen, so the person is
+ * told so (503 state_unavailable), nothing claims it did (no logout audit
+ * line), the session still works, and its client is not told it ended (no
+ * logout token, its entry still recorded); with the store answering again
+ * the same logout ends the session and the client gets its token, once.
+ * The client's back-channel URI is the harness's fake back end.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -19,6 +23,7 @@
 
 #include <jansson.h>
 
+#include "auth/session_end.h"
 #include "base/b64.h"
 #include "base/err.h"
 #include "base/secret.h"
@@ -26,11 +31,30 @@
 #include "harness/fake_gw.h"
 #include "harness/store_wrap.h"
 #include "keys/jws.h"
+#include "oidc/oidc.h"
 #include "oidc/oidc_jwt.h"
+#include "oidc/oidc_state.h"
 #include "state/session.h"
 #include "state/store.h"
 
 #define FIN "5ABC123"
+
+/* A client with a back-channel URI on the fake back end (plain http to a
+ * loopback host is allowed there). */
+static const char policy[] = "service: rp\n"
+                             "registered_as: \"DIS-7100\"\n"
+                             "oidc:\n"
+                             "  client_id: rp\n"
+                             "  token_endpoint_auth_method: private_key_jwt\n"
+                             "  jwks: '{\"keys\":[{\"kty\":\"EC\",\"crv\":\"P-256\",\"kid\":\"1\","
+                             "\"x\":\"MKBCTNIcKUSDii11ySs3526iDZ8AiTo7Tu6KPAqv7D4\","
+                             "\"y\":\"4Etl6SRW2YiLUrN5vfvVHuhp7x8PxltmWWlbbM4IFyM\"}]}'\n"
+                             "  redirect_uris: [https://rp.test/cb]\n"
+                             "  backchannel_logout_uri: @UPSTREAM@/bc\n"
+                             "  scopes: [openid]\n"
+                             "  release: [fin]\n"
+                             "  acr_default: low\n"
+                             "  consent: pre-approved\n";
 
 /* Deleting a session fails while fail_del is set (the store wrapper's hook). */
 static bool fail_del;
@@ -47,20 +71,94 @@ static int setup(void **state)
     struct fake_gw *g;
     struct store_wrap *w;
 
-    assert_int_equal(fake_gw_new(&(struct fake_gw_opts){0}, &g), 0);
+    assert_int_equal(fake_gw_new(&(struct fake_gw_opts){.policy_yaml = policy}, &g), 0);
     /* Requests read g->gw.store when they run: from now on they see the
      * wrapper, which owns (and frees) the harness's store. */
     assert_int_equal(store_wrap_new(g->gw.store, &w, &g->gw.store), 0);
     w->before = before;
     fail_del = false;
+    /* As the daemon does (daemon/consent_hook.c): the portal's logout and
+     * the account page tell the provider through this hook. */
+    dz_session_end_set_hook(dz_oidc_session_ended);
+    fake_upstream_set_answer(g->up, 200, NULL, "");
     *state = g;
     return 0;
 }
 
 static int teardown(void **state)
 {
+    dz_session_end_set_hook(NULL);
     assert_true(fake_gw_free(*state));
     return 0;
+}
+
+static void sid_of(const char *token, char sid[DZ_SESSION_TOKEN_LEN + 1])
+{
+    unsigned char h[32];
+
+    dz_sha256(token, strlen(token), h);
+    dz_b64_encode_to(h, sizeof(h), true, sid);
+}
+
+/* The session of token signed in to the client (as a code exchange
+ * records it), so that its end is owed to the client. */
+static void signed_in_to_rp(struct fake_gw *g, const char *token)
+{
+    char sid[DZ_SESSION_TOKEN_LEN + 1];
+
+    sid_of(token, sid);
+    assert_int_equal(dz_oidc_sid_add(g->gw.store, sid, "rp", 3600 * 1000), 0);
+}
+
+/* Whether the client is still owed the end of that session (its entry not
+ * taken, so no logout token was signed for it). */
+static bool rp_still_owed(struct fake_gw *g, const char *token)
+{
+    char sid[DZ_SESSION_TOKEN_LEN + 1];
+    char key[DZ_SESSION_TOKEN_LEN + 8];
+    unsigned char h[32];
+    uint64_t left = 0;
+
+    sid_of(token, sid);
+    snprintf(key, sizeof(key), "%s rp", sid);
+    dz_sha256(key, strlen(key), h);
+    return dz_store_ttl(g->gw.store, DZ_OIDC_NS_SID, h, sizeof(h), &left) == 0;
+}
+
+static bool got_one_post(void *arg)
+{
+    return fake_upstream_requests(arg) >= 1;
+}
+
+/* No logout token went out for the request answered r: no audit line of
+ * one, and the client's entry is still there to be taken. */
+static void assert_rp_not_told(struct fake_gw *g, struct dz_req *r, const char *token)
+{
+    json_t *line =
+        fake_gw_audit_find(g, fake_req_resp_header(r, "darvaza-request-id"), "oidc_logout_sent");
+
+    assert_null(line);
+    assert_true(rp_still_owed(g, token));
+}
+
+/* The request answered r sent the client its logout token: one audit line
+ * naming it once, its entry taken (never sent again), the POST received
+ * with the session's sid in the token. */
+static void assert_rp_told_once(struct fake_gw *g, struct dz_req *r, const char *token)
+{
+    json_t *line =
+        fake_gw_audit_find(g, fake_req_resp_header(r, "darvaza-request-id"), "oidc_logout_sent");
+    json_t *clients;
+
+    assert_non_null(line);
+    clients = json_object_get(line, "clients");
+    assert_int_equal(json_array_size(clients), 1);
+    assert_string_equal(json_string_value(json_array_get(clients, 0)), "rp");
+    json_decref(line);
+    assert_false(rp_still_owed(g, token));
+    assert_true(fake_spin(g->w, got_one_post, g->up, FAKE_GW_TIMEOUT_MS));
+    assert_int_equal(fake_upstream_requests(g->up), 1);
+    assert_non_null(strstr(fake_upstream_last_request(g->up), "logout_token="));
 }
 
 /* An ID token of this gateway for the session of token, as a client holds
@@ -122,6 +220,7 @@ static void test_delete_fails_no_logout(void **state)
     json_t *line;
 
     fake_gw_session(g, FIN, "password", DZ_AMR_PWD, "low", NULL, token);
+    signed_in_to_rp(g, token);
     hint = id_token_for(g, token);
     assert_int_equal(session_status(g, token), 200);
 
@@ -134,6 +233,7 @@ static void test_delete_fails_no_logout(void **state)
     assert_non_null(rid);
     line = fake_gw_audit_find(g, rid, "oidc_logout");
     assert_null(line); /* no record of a logout that did not happen */
+    assert_rp_not_told(g, r, token);
     fake_req_free(r);
     fail_del = false;
     assert_int_equal(session_status(g, token), 200); /* still signed in, as told */
@@ -145,15 +245,76 @@ static void test_delete_fails_no_logout(void **state)
     line = fake_gw_audit_find(g, fake_req_resp_header(r, "darvaza-request-id"), "oidc_logout");
     assert_non_null(line);
     json_decref(line);
+    assert_rp_told_once(g, r, token);
     fake_req_free(r);
     assert_int_equal(session_status(g, token), 401);
     free(hint);
+}
+
+static struct dz_req *send_bearer(struct fake_gw *g, const char *method, const char *path,
+                                  const char *token)
+{
+    struct dz_req *r = fake_gw_req(g, method, path);
+
+    fake_req_bearer(r, token);
+    assert_true(fake_gw_roundtrip(g, r));
+    assert_int_equal(fake_req_invalid_answers(r), 0);
+    return r;
+}
+
+/* A request that ends the session of its bearer (audit line type: the
+ * one it writes when it does), whose delete fails, then succeeds: first
+ * 503 and nobody told, the session still working; then 204, the client
+ * told once, the session gone. */
+static void end_fails_then_tells(struct fake_gw *g, const char *method, const char *path,
+                                 const char *type)
+{
+    char token[64];
+    char code[64];
+    struct dz_req *r;
+
+    fake_gw_session(g, FIN, "password", DZ_AMR_PWD, "low", NULL, token);
+    signed_in_to_rp(g, token);
+
+    fail_del = true;
+    r = send_bearer(g, method, path, token);
+    assert_int_equal(fake_req_status(r), 503);
+    assert_string_equal(fake_req_problem_code(r, code, sizeof(code)), "state_unavailable");
+    assert_null(fake_gw_audit_find(g, fake_req_resp_header(r, "darvaza-request-id"), type));
+    assert_rp_not_told(g, r, token);
+    fake_req_free(r);
+    fail_del = false;
+    assert_int_equal(session_status(g, token), 200);
+
+    r = send_bearer(g, method, path, token);
+    assert_int_equal(fake_req_status(r), 204);
+    assert_rp_told_once(g, r, token);
+    fake_req_free(r);
+    assert_int_equal(session_status(g, token), 401);
+}
+
+/* The portal's own logout: the same order. */
+static void test_portal_logout_delete_fails_no_backchannel(void **state)
+{
+    end_fails_then_tells(*state, "POST", "/auth/logout", "logout");
+}
+
+/* "Sign out everywhere" on the account page, whose own session's delete
+ * fails (it is not in the session list, so only the delete of the
+ * current session meets the failure). */
+static void test_sign_out_everywhere_delete_fails_no_backchannel(void **state)
+{
+    end_fails_then_tells(*state, "DELETE", "/api/account/sessions", "session_end");
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_delete_fails_no_logout, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_portal_logout_delete_fails_no_backchannel, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_sign_out_everywhere_delete_fails_no_backchannel, setup,
+                                        teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
