@@ -52,6 +52,7 @@ enum token_outcome {
     T_BAD_GRANT,    /* grant_type is not authorization_code */
     T_NO_CODE,      /* unknown or expired code */
     T_REPLAY,       /* the code was used: its first tokens are revoked */
+    T_REPLAY_OPEN,  /* the code was used, and the store could not revoke for good */
     T_RACED,        /* (code spent) used again meanwhile: this token is revoked */
     T_OTHER_CLIENT, /* (code spent) issued to another client */
     T_BAD_URI,      /* (code spent) redirect_uri differs */
@@ -72,7 +73,7 @@ struct token_op {
     /* out */
     enum token_outcome outcome;
     json_t *rec;        /* the code's record (T_ISSUED) */
-    char *replay_first; /* the client the replayed code went to (T_REPLAY) */
+    char *replay_first; /* the client the replayed code went to (T_REPLAY*) */
     char access_token[DZ_OIDC_SECRET_LEN + 1];
     char *id_token;
     json_t *claims;
@@ -249,11 +250,16 @@ static void exchange_work(void *arg)
      * finds it and revokes that token (oidc_code.h). */
     dz_sha256(op->access_token, strlen(op->access_token), h);
     dz_b64_encode_to(h, sizeof(h), true, at_key);
-    rc = dz_oidc_code_claim(op->st, op->code, at_key, op->client_id, &op->replay_first);
+    rc = dz_oidc_code_claim(op->st, op->code, at_key, op->client_id);
+    if (rc == DZ_ERR_EXISTS) {
+        /* A replay: the first exchange's token is revoked before anyone
+         * is told so, and for good (oidc_code.h), or the answer is 503. */
+        rc = dz_oidc_code_replayed(op->st, op->code, &op->replay_first);
+        op->outcome = rc == 0 ? T_REPLAY : T_REPLAY_OPEN;
+        return;
+    }
     if (rc != 0) {
-        op->outcome = rc == DZ_ERR_EXISTS                       ? T_REPLAY
-                      : rc == DZ_ERR_FULL || rc == DZ_ERR_NOMEM ? T_FULL
-                                                                : T_UNAVAILABLE;
+        op->outcome = rc == DZ_ERR_FULL || rc == DZ_ERR_NOMEM ? T_FULL : T_UNAVAILABLE;
         return;
     }
     rc = dz_oidc_state_get(op->st, DZ_OIDC_NS_CODE, op->code, true, &rec);
@@ -306,15 +312,22 @@ static void refuse(struct dz_rctx *c, struct token_op *op, bool basic)
         dz_oidc_error(c, 400, "invalid_grant", "unknown or expired code", NULL);
         break;
     case T_REPLAY:
-        r = json_pack("{s:s, s:s, s:s}", "type", "oidc_code_replay", "client", op->client_id,
-                      "first_client", op->replay_first ?: "");
-        dz_rctx_logj(c, DZ_LOG_WARN, "oidc_code_replay",
-                     json_pack("{s:s}", "client", op->client_id));
+    case T_REPLAY_OPEN:
+        r = json_pack("{s:s, s:s, s:s, s:b}", "type", "oidc_code_replay", "client", op->client_id,
+                      "first_client", op->replay_first ?: "", "revoked", op->outcome == T_REPLAY);
+        dz_rctx_logj(
+            c, DZ_LOG_WARN, "oidc_code_replay",
+            json_pack("{s:s, s:b}", "client", op->client_id, "revoked", op->outcome == T_REPLAY));
         /* The refusal does not wait for the record: a replay must not be
          * slowed by the audit, and nothing is issued. */
         dz_gw_audit(c, r, audit_noted, NULL);
-        dz_oidc_error(c, 400, "invalid_grant", "the code was already used; its tokens are revoked",
-                      NULL);
+        if (op->outcome == T_REPLAY)
+            dz_oidc_error(c, 400, "invalid_grant",
+                          "the code was already used; its tokens are revoked", NULL);
+        else
+            /* Not "revoked" while a failover could bring the token back:
+             * the store's answer; the same request again revokes again. */
+            dz_oidc_error(c, 503, "temporarily_unavailable", "state cannot be recorded now", NULL);
         break;
     case T_RACED:
         /* The second use audits the replay; this one only refuses. */

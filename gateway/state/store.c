@@ -236,6 +236,16 @@ int dz_store_del(struct dz_store *s, const char *ns, const void *key, size_t key
     return s->ops->del(s->impl, ns, key, key_len);
 }
 
+int dz_store_del_durable(struct dz_store *s, const char *ns, const void *key, size_t key_len)
+{
+    int rc = check_key(s, ns, key, key_len);
+
+    if (rc)
+        return rc;
+    return s->ops->del_durable ? s->ops->del_durable(s->impl, ns, key, key_len)
+                               : s->ops->del(s->impl, ns, key, key_len);
+}
+
 int dz_store_del_if(struct dz_store *s, const char *ns, const void *key, size_t key_len,
                     const void *val, size_t val_len)
 {

@@ -100,6 +100,9 @@ struct dz_store_ops {
     int (*del)(void *impl, const char *ns, const void *key, size_t key_len);
     int (*del_if)(void *impl, const char *ns, const void *key, size_t key_len, const void *val,
                   size_t val_len);
+    /* del that a failover must not undo (may be NULL: a backend without
+     * replicas, whose del is as durable as it gets). */
+    int (*del_durable)(void *impl, const char *ns, const void *key, size_t key_len);
     int (*incr)(void *impl, enum dz_store_kind kind, const char *ns, const void *key,
                 size_t key_len, uint64_t ttl_ms, int64_t *out_value);
     int (*ttl)(void *impl, const char *ns, const void *key, size_t key_len, uint64_t *out_ms);
@@ -163,6 +166,15 @@ int dz_store_take(struct dz_store *s, const char *ns, const void *key, size_t ke
 
 /* Delete; 0 or DZ_ERR_NOTFOUND. */
 int dz_store_del(struct dz_store *s, const char *ns, const void *key, size_t key_len);
+
+/* Delete, and make sure a failover cannot bring the entry back: on a
+ * shared backend with replicas the delete waits for them (store.redis.
+ * wait_replicas, as the delete of a session always does) and answers
+ * DZ_ERR_UNAVAILABLE when they do not acknowledge in time (the entry may
+ * or may not survive a failover: not known to be deleted).  For a delete
+ * that ends a right someone else holds (a revoked token, a withdrawn
+ * consent).  0, DZ_ERR_NOTFOUND, or the backend's error. */
+int dz_store_del_durable(struct dz_store *s, const char *ns, const void *key, size_t key_len);
 
 /* Delete (ns,key) only if its value is still exactly val (what a get of it
  * returned): a compare-and-delete, so that a value another caller wrote

@@ -250,8 +250,9 @@ static uint64_t clamp_ttl(uint64_t ttl_ms)
 /* Writes a failover must not lose wait for the replicas (store.redis.
  * wait_replicas): single-use marks and the lockout's counters and locks
  * (put, incr), every take (a consumed nonce, QR answer or mobile result
- * must not come back unused), and the delete of a session (a logout must
- * not come back).  Losing anything else costs a retry, not a guarantee. */
+ * must not come back unused), the delete of a session (a logout must
+ * not come back) and every durable delete (a revocation must not come
+ * back).  Losing anything else costs a retry, not a guarantee. */
 static bool must_wait(enum dz_store_kind kind)
 {
     return kind == DZ_STORE_CHALLENGES || kind == DZ_STORE_FAILURES;
@@ -485,9 +486,9 @@ out:
     return rc;
 }
 
-static int r_del(void *impl, const char *ns, const void *key, size_t key_len)
+/* DEL; with wait, WAIT for the replicas in the same round trip. */
+static int del_wait(struct rs_store *st, const char *ns, const void *key, size_t key_len, bool wait)
 {
-    struct rs_store *st = impl;
     struct keys k;
     redisReply *r = NULL;
     int rc;
@@ -501,8 +502,7 @@ static int r_del(void *impl, const char *ns, const void *key, size_t key_len)
 
         if (st->cache && is_sess(ns))
             rs_cache_drop(st->cache, k.entry.data, k.entry.len);
-        /* A logout lost in a failover would bring the session back. */
-        rc = eval(st, S_DEL, 2, 0, a, l, is_sess(ns), &r);
+        rc = eval(st, S_DEL, 2, 0, a, l, wait, &r);
     }
     if (rc)
         goto out;
@@ -512,6 +512,18 @@ out:
         freeReplyObject(r);
     keys_cleanup(&k);
     return rc;
+}
+
+static int r_del(void *impl, const char *ns, const void *key, size_t key_len)
+{
+    /* A logout lost in a failover would bring the session back. */
+    return del_wait(impl, ns, key, key_len, is_sess(ns));
+}
+
+/* A revocation lost in a failover would bring the right back. */
+static int r_del_durable(void *impl, const char *ns, const void *key, size_t key_len)
+{
+    return del_wait(impl, ns, key, key_len, true);
 }
 
 /* Between the GET and the script of a compare-and-delete: NULL, except in
@@ -1128,6 +1140,7 @@ static const struct dz_store_ops redis_ops = {
     .take = r_take,
     .del = r_del,
     .del_if = r_del_if,
+    .del_durable = r_del_durable,
     .incr = r_incr,
     .ttl = r_ttl,
     .touch = r_touch,

@@ -564,6 +564,35 @@ static void test_async_wait_short(void **state)
     ev_loop_destroy(loop);
 }
 
+/* A durable delete (a revoked token, a withdrawn consent) waits for the
+ * replicas as a session's delete does: with none to acknowledge it is
+ * unavailable (not known to be deleted), where a plain delete of the same
+ * namespace does not wait. */
+static void test_durable_delete_waits(void **state)
+{
+    struct dz_store_redis_config c;
+    struct dz_store *s = NULL;
+
+    (void)state;
+    flushall();
+    config(&c);
+    c.wait_replicas = 1;
+    c.command_timeout_ms = 400;
+    assert_int_equal(dz_store_redis_new(&c, NULL, &s), 0);
+    assert_int_equal(dz_store_put(s, "oidcconsent", "k", 1, "v", 1, 60000, 0), 0);
+    assert_int_equal(dz_store_del(s, "oidcconsent", "k", 1), 0);
+    assert_int_equal(dz_store_put(s, "oidcconsent", "k", 1, "v", 1, 60000, 0), 0);
+    assert_int_equal(dz_store_del_durable(s, "oidcconsent", "k", 1), DZ_ERR_UNAVAILABLE);
+    dz_store_free(s);
+
+    config(&c); /* wait_replicas 0: waits for nothing */
+    assert_int_equal(dz_store_redis_new(&c, NULL, &s), 0);
+    assert_int_equal(dz_store_put(s, "oidcconsent", "k", 1, "v", 1, 60000, 0), 0);
+    assert_int_equal(dz_store_del_durable(s, "oidcconsent", "k", 1), 0);
+    assert_int_equal(dz_store_del_durable(s, "oidcconsent", "k", 1), DZ_ERR_NOTFOUND);
+    dz_store_free(s);
+}
+
 struct wake_seen {
     atomic_int calls;
     char ns[16];
@@ -857,6 +886,7 @@ int main(void)
         cmocka_unit_test(test_down_and_back),
         cmocka_unit_test(test_async_paused),
         cmocka_unit_test(test_async_wait_short),
+        cmocka_unit_test(test_durable_delete_waits),
         cmocka_unit_test(test_get_coalesced),
         cmocka_unit_test(test_evicting_refused),
         cmocka_unit_test(test_info_denied_refused),

@@ -44,6 +44,12 @@ static int w_del(void *i, const char *ns, const void *k, size_t kl)
 
     return rc ? rc : dz_store_del(((struct wrap *)i)->inner, ns, k, kl);
 }
+static int w_del_durable(void *i, const char *ns, const void *k, size_t kl)
+{
+    int rc = ask(i, "del_durable", ns);
+
+    return rc ? rc : dz_store_del_durable(((struct wrap *)i)->inner, ns, k, kl);
+}
 static int w_del_if(void *i, const char *ns, const void *k, size_t kl, const void *v, size_t vl)
 {
     int rc = ask(i, "del_if", ns);
@@ -92,6 +98,7 @@ static const struct dz_store_ops wrap_ops = {
     .take = w_take,
     .del = w_del,
     .del_if = w_del_if,
+    .del_durable = w_del_durable,
     .incr = w_incr,
     .ttl = w_ttl,
     .touch = w_touch,

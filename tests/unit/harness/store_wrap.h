@@ -13,8 +13,9 @@ struct dz_store;
 
 struct store_wrap {
     /* Before each call: op is "put", "get", "take", "del", "del_if",
-     * "incr", "ttl", "touch" or "count", ns its namespace.  Return 0 to
-     * pass the call on, or the error to answer with.  NULL: pass all. */
+     * "del_durable", "incr", "ttl", "touch" or "count", ns its namespace.
+     * Return 0 to pass the call on, or the error to answer with.  NULL:
+     * pass all. */
     int (*before)(struct store_wrap *w, const char *op, const char *ns);
     void *arg; /* the test's */
 };

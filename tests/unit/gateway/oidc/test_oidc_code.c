@@ -73,13 +73,14 @@ static void test_replay_after_revokes(void **state)
     char *first = NULL;
 
     at_key_of("token-a", k);
-    assert_int_equal(dz_oidc_code_claim(st, CODE, k, "rp", NULL), 0);
+    assert_int_equal(dz_oidc_code_claim(st, CODE, k, "rp"), 0);
     store_token("token-a");
     assert_int_equal(dz_oidc_code_confirm(st, CODE), 0);
     assert_true(token_alive("token-a"));
 
     at_key_of("token-b", k);
-    assert_int_equal(dz_oidc_code_claim(st, CODE, k, "other", &first), DZ_ERR_EXISTS);
+    assert_int_equal(dz_oidc_code_claim(st, CODE, k, "other"), DZ_ERR_EXISTS);
+    assert_int_equal(dz_oidc_code_replayed(st, CODE, &first), 0);
     assert_string_equal(first, "rp");
     free(first);
     assert_false(token_alive("token-a"));
@@ -95,8 +96,9 @@ static void test_replay_between_claim_and_token_revokes(void **state)
 
     at_key_of("token-a", ka);
     at_key_of("token-b", kb);
-    assert_int_equal(dz_oidc_code_claim(st, CODE, ka, "rp", NULL), 0);
-    assert_int_equal(dz_oidc_code_claim(st, CODE, kb, "rp", NULL), DZ_ERR_EXISTS);
+    assert_int_equal(dz_oidc_code_claim(st, CODE, ka, "rp"), 0);
+    assert_int_equal(dz_oidc_code_claim(st, CODE, kb, "rp"), DZ_ERR_EXISTS);
+    assert_int_equal(dz_oidc_code_replayed(st, CODE, NULL), 0);
     store_token("token-a");
     assert_int_equal(dz_oidc_code_confirm(st, CODE), DZ_ERR_EXISTS);
 }
@@ -110,9 +112,10 @@ static void test_replay_between_token_and_confirm_revokes(void **state)
 
     at_key_of("token-a", ka);
     at_key_of("token-b", kb);
-    assert_int_equal(dz_oidc_code_claim(st, CODE, ka, "rp", NULL), 0);
+    assert_int_equal(dz_oidc_code_claim(st, CODE, ka, "rp"), 0);
     store_token("token-a");
-    assert_int_equal(dz_oidc_code_claim(st, CODE, kb, "rp", NULL), DZ_ERR_EXISTS);
+    assert_int_equal(dz_oidc_code_claim(st, CODE, kb, "rp"), DZ_ERR_EXISTS);
+    assert_int_equal(dz_oidc_code_replayed(st, CODE, NULL), 0);
     assert_false(token_alive("token-a"));
     assert_int_equal(dz_oidc_code_confirm(st, CODE), DZ_ERR_EXISTS);
 }
@@ -124,9 +127,9 @@ static void test_unclaimed_code_is_not_used(void **state)
     char k[DZ_OIDC_SECRET_LEN + 1];
 
     at_key_of("token-a", k);
-    assert_int_equal(dz_oidc_code_claim(st, CODE, k, "rp", NULL), 0);
+    assert_int_equal(dz_oidc_code_claim(st, CODE, k, "rp"), 0);
     dz_oidc_code_unclaim(st, CODE);
-    assert_int_equal(dz_oidc_code_claim(st, CODE, k, "rp", NULL), 0);
+    assert_int_equal(dz_oidc_code_claim(st, CODE, k, "rp"), 0);
 }
 
 /* A mark that is gone cannot vouch for the token: not confirmed. */
