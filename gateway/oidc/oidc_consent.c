@@ -402,8 +402,10 @@ int dz_oidc_consent_withdraw(struct dz_store *st, const char *fin, const char *c
 
     /* One delete of the client's own entry: nothing else is rewritten, so
      * an approval of another client meanwhile stays, and this withdrawal
-     * cannot be undone by one. */
-    return rc ? DZ_ERR_NOTFOUND : dz_oidc_state_del(st, DZ_OIDC_NS_CONSENT, key);
+     * cannot be undone by one.  Durable: a withdrawal lost in a failover
+     * would let the client sign the person in again without asking, after
+     * the person was told it was withdrawn. */
+    return rc ? DZ_ERR_NOTFOUND : dz_oidc_state_del_durable(st, DZ_OIDC_NS_CONSENT, key);
 }
 
 /* ------------------------------------------- GET/POST /oidc/consents */

@@ -80,6 +80,14 @@ int dz_oidc_state_del(struct dz_store *st, const char *ns, const char *key)
     return dz_store_del(st, ns, h, sizeof(h));
 }
 
+int dz_oidc_state_del_durable(struct dz_store *st, const char *ns, const char *key)
+{
+    unsigned char h[32];
+
+    dz_sha256(key, strlen(key), h);
+    return dz_store_del_durable(st, ns, h, sizeof(h));
+}
+
 int dz_oidc_session_alive(struct dz_store *st, const char *sid_b64)
 {
     unsigned char *sid = NULL;

@@ -50,6 +50,11 @@ int dz_oidc_state_get(struct dz_store *st, const char *ns, const char *key, bool
 /* Delete the entry under SHA-256 of key.  0 or DZ_ERR_NOTFOUND. */
 int dz_oidc_state_del(struct dz_store *st, const char *ns, const char *key);
 
+/* The same as a durable delete (dz_store_del_durable): for an entry whose
+ * return after a failover would give a right back (a withdrawn consent).
+ * 0, DZ_ERR_NOTFOUND, or the store's failure (not known to be deleted). */
+int dz_oidc_state_del_durable(struct dz_store *st, const char *ns, const char *key);
+
 /* Whether the session whose sid (base64url, as ID tokens carry it) is
  * sid_b64 is still alive: 0; DZ_ERR_NOTFOUND when it has ended (logout,
  * expiry, ended from the account page) or sid_b64 is no sid; or the

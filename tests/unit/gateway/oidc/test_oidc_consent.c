@@ -200,12 +200,44 @@ static void test_list_fails_closed(void **state)
     assert_false(given(&client_a));
 }
 
+static unsigned consent_dels;
+
+/* A delete of a consent that cannot be made durable (Redis: too few
+ * replicas acknowledged), and any plain delete counted. */
+static int fail_durable_dels(struct store_wrap *w, const char *op, const char *ns)
+{
+    (void)w;
+    if (strcmp(ns, DZ_OIDC_NS_CONSENT) != 0)
+        return 0;
+    if (strcmp(op, "del") == 0)
+        consent_dels++;
+    return strcmp(op, "del_durable") == 0 ? DZ_ERR_UNAVAILABLE : 0;
+}
+
+/* A withdrawal is a durable delete: one the store cannot make durable is
+ * the store's failure (the endpoints answer 503), never a plain delete
+ * that a failover could undo, giving the client its consent back. */
+static void test_withdrawal_is_durable(void **state)
+{
+    (void)state;
+    approve(&client_a);
+    consent_dels = 0;
+    hook->before = fail_durable_dels;
+    assert_int_equal(dz_oidc_consent_withdraw(st, FIN, "rp-a"), DZ_ERR_UNAVAILABLE);
+    assert_int_equal(consent_dels, 0);
+    hook->before = before;
+    assert_true(given(&client_a)); /* not withdrawn, as the 503 says */
+    withdraw_a();
+    assert_false(given(&client_a));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_approval_does_not_undo_withdrawal, setup, teardown),
         cmocka_unit_test_setup_teardown(test_withdrawal_does_not_lose_approval, setup, teardown),
         cmocka_unit_test_setup_teardown(test_list_and_withdraw, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_withdrawal_is_durable, setup, teardown),
         cmocka_unit_test_setup_teardown(test_list_fails_closed, setup, teardown),
     };
 
