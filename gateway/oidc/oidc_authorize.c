@@ -206,10 +206,17 @@ static void store_code(struct authz_flow *f)
     json_decref(rec);
     if (f->rc != 0)
         return;
-    /* For back-channel logout: this session has signed in to the client. */
+    /* For back-channel logout: this session has signed in to the client.
+     * Without that record the client would never hear of the session's
+     * end: no code then (fail closed), and the code nobody holds is
+     * dropped. */
     if (ar->client->backchannel_logout_uri) {
-        dz_oidc_sid_add(f->st, sid, ar->client->client_id,
-                        (uint64_t)(f->sess.expires_abs_ms - dz_unix_ms()) + 60000);
+        f->rc = dz_oidc_sid_add(f->st, sid, ar->client->client_id,
+                                (uint64_t)(f->sess.expires_abs_ms - dz_unix_ms()) + 60000);
+        if (f->rc != 0) {
+            dz_oidc_state_del(f->st, DZ_OIDC_NS_CODE, f->code);
+            return;
+        }
         /* ... and its clients hear of it when it expires, too. */
         if (dz_oidc_expiry_watch(f->st, f->sess.sid, f->sess.fin, f->sess.expires_abs_ms) != 0)
             f->unwatched = true;

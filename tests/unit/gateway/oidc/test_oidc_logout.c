@@ -56,14 +56,18 @@ static const char policy[] = "service: rp\n"
                              "  acr_default: low\n"
                              "  consent: pre-approved\n";
 
-/* Deleting a session fails while fail_del is set (the store wrapper's hook). */
-static bool fail_del;
+/* Deleting a session fails while fail_del is set, recording which clients
+ * a session signed in to while fail_sid is (the store wrapper's hook). */
+static bool fail_del, fail_sid;
 
 static int before(struct store_wrap *w, const char *op, const char *ns)
 {
     (void)w;
-    return fail_del && strcmp(op, "del") == 0 && strcmp(ns, DZ_SESSION_NS) == 0 ? DZ_ERR_UNAVAILABLE
-                                                                                : 0;
+    if (fail_del && strcmp(op, "del") == 0 && strcmp(ns, DZ_SESSION_NS) == 0)
+        return DZ_ERR_UNAVAILABLE;
+    if (fail_sid && strcmp(op, "put") == 0 && strcmp(ns, DZ_OIDC_NS_SID) == 0)
+        return DZ_ERR_UNAVAILABLE;
+    return 0;
 }
 
 static int setup(void **state)
@@ -76,7 +80,7 @@ static int setup(void **state)
      * wrapper, which owns (and frees) the harness's store. */
     assert_int_equal(store_wrap_new(g->gw.store, &w, &g->gw.store), 0);
     w->before = before;
-    fail_del = false;
+    fail_del = fail_sid = false;
     /* As the daemon does (daemon/consent_hook.c): the portal's logout and
      * the account page tell the provider through this hook. */
     dz_session_end_set_hook(dz_oidc_session_ended);
@@ -307,6 +311,48 @@ static void test_sign_out_everywhere_delete_fails_no_backchannel(void **state)
     end_fails_then_tells(*state, "DELETE", "/api/account/sessions", "session_end");
 }
 
+static struct dz_req *authorize(struct fake_gw *g, const char *token)
+{
+    return send_bearer(g, "GET",
+                       "/authorize?client_id=rp&redirect_uri=https%3A%2F%2Frp.test%2Fcb"
+                       "&response_type=code&scope=openid&state=s1&nonce=n1"
+                       "&code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+                       "&code_challenge_method=S256",
+                       token);
+}
+
+/* A code is issued only once the session's sign-in to the client is on
+ * record: without it, the client would never be told when the session
+ * ends.  The store failing there: 503, no code; then it answers: a code,
+ * and a logout tells the client. */
+static void test_no_code_without_backchannel_record(void **state)
+{
+    struct fake_gw *g = *state;
+    char token[64];
+    char code[64];
+    struct dz_req *r;
+
+    fake_gw_session(g, FIN, "password", DZ_AMR_PWD, "low", NULL, token);
+    fail_sid = true;
+    r = authorize(g, token);
+    assert_int_equal(fake_req_status(r), 503);
+    assert_string_equal(fake_req_problem_code(r, code, sizeof(code)), "state_unavailable");
+    assert_null(fake_req_resp_header(r, "location"));
+    fake_req_free(r);
+    assert_false(rp_still_owed(g, token));
+
+    fail_sid = false;
+    r = authorize(g, token);
+    assert_int_equal(fake_req_status(r), 302);
+    assert_non_null(strstr(fake_req_resp_header(r, "location"), "code="));
+    fake_req_free(r);
+    assert_true(rp_still_owed(g, token));
+    r = send_bearer(g, "POST", "/auth/logout", token);
+    assert_int_equal(fake_req_status(r), 204);
+    assert_rp_told_once(g, r, token);
+    fake_req_free(r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -315,6 +361,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_sign_out_everywhere_delete_fails_no_backchannel, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_no_code_without_backchannel_record, setup, teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
