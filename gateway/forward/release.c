@@ -10,13 +10,29 @@
 
 #include "base/compat.h"
 
-/* RFC 9457's members that say what kind of error, never which record:
- * kept on an error answer, each only with its own JSON type (a "title"
- * that is an object could be the record itself). */
+/* A problem code as the contract writes it (../shared/DESIGN.md: a
+ * stable snake_case token): too narrow a shape to carry a phone number,
+ * an address or a document number. */
+static bool is_code_token(const json_t *val)
+{
+    const char *s = json_string_value(val);
+    size_t n = s ? strlen(s) : 0;
+
+    if (n == 0 || n > 64 || s[0] < 'a' || s[0] > 'z')
+        return false;
+    return strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789_") == n;
+}
+
+/* The members that say what kind of error, never which record: RFC 9457's
+ * type, title and status, and the contract's code (the portal's pages tell
+ * "not_found" from others by it), each only with its own JSON type (a
+ * "title" that is an object could be the record itself). */
 static bool is_problem_kind(const char *key, const json_t *val)
 {
     if (strcmp(key, "type") == 0 || strcmp(key, "title") == 0)
         return json_is_string(val);
+    if (strcmp(key, "code") == 0)
+        return is_code_token(val);
     return strcmp(key, "status") == 0 && json_is_integer(val);
 }
 
@@ -32,6 +48,12 @@ static void strip(const struct dz_policy_route *r, json_t *o, bool is_error)
         if (!dz_policy_release_allows(r, key) && !(is_error && is_problem_kind(key, val)))
             json_object_del(o, key);
     }
+    /* The contract's problem document always has a detail; the back end's
+     * went (free text), so a problem keeps the shape clients read with its
+     * title in its place, as the gateway's own problems without a detail. */
+    val = is_error ? json_object_get(o, "title") : NULL;
+    if (json_is_string(val) && !json_object_get(o, "detail"))
+        json_object_set_new(o, "detail", json_string(json_string_value(val)));
 }
 
 enum dz_release_verdict dz_release_filter(const struct dz_policy_route *r, int status, bool coded,

@@ -705,7 +705,8 @@ static void test_release_filter(void **state)
 /* A release route's error answers are read as its successes are: a 409
  * "conflict" or a 422 echoing the stored record would otherwise hand the
  * client every unreleased field.  A JSON error keeps only what kind of error
- * (RFC 9457 type, title, status) and the released fields; one the filter
+ * (RFC 9457 type, title, status; the contract's snake_case code) and the
+ * released fields; one the filter
  * cannot read keeps its status, not its content; a redirect is refused. */
 static void test_release_errors(void **state)
 {
@@ -717,7 +718,8 @@ static void test_release_errors(void **state)
     fake_gw_session(g, FIN_A, "password", DZ_AMR_PWD, "low", NULL, tok);
     fake_upstream_set_answer(g->up, 409, "content-type: application/problem+json\r\n",
                              "{\"type\":\"urn:reg:conflict\",\"title\":\"Conflict\","
-                             "\"status\":409,\"detail\":\"+994501234567 is on record\","
+                             "\"status\":409,\"code\":\"phone_taken\","
+                             "\"detail\":\"+994501234567 is on record\","
                              "\"instance\":\"/persons/5ABC123/phones/+994501234567\","
                              "\"fin\":\"5ABC123\",\"phones\":[\"+994501234567\"],"
                              "\"record\":{\"address\":\"Baku\"}}");
@@ -730,15 +732,18 @@ static void test_release_errors(void **state)
     assert_string_equal(json_string_value(json_object_get(j, "type")), "urn:reg:conflict");
     assert_string_equal(json_string_value(json_object_get(j, "title")), "Conflict");
     assert_int_equal(json_integer_value(json_object_get(j, "status")), 409);
+    assert_string_equal(json_string_value(json_object_get(j, "code")), "phone_taken");
+    assert_string_equal(json_string_value(json_object_get(j, "detail")), "Conflict");
     assert_string_equal(json_string_value(json_object_get(j, "fin")), "5ABC123");
-    assert_int_equal(json_object_size(j), 4);
+    assert_int_equal(json_object_size(j), 6);
     json_decref(j);
     fake_req_free(r);
 
     /* The kind's members only with their own types: a "title" that is the
-     * record goes. */
+     * record goes, and so does a "code" that is not a snake_case token. */
     fake_upstream_set_answer(g->up, 422, "content-type: application/json\r\n",
-                             "{\"title\":{\"phones\":[\"+994501234567\"]},\"status\":\"x\"}");
+                             "{\"title\":{\"phones\":[\"+994501234567\"]},\"status\":\"x\","
+                             "\"code\":\"+994501234567\"}");
     r = fwd_get(g, "/api/t/record", tok);
     assert_int_equal(fake_req_status(r), 422);
     assert_string_equal(fake_req_resp_body(r, NULL), "{}");
