@@ -41,6 +41,20 @@ bool dz_mssp_az_phone_valid(const char *p)
     return true;
 }
 
+const char *dz_mssp_session_id(const json_t *j, size_t max)
+{
+    const char *id = dz_json_str(j, "session_id", max);
+
+    /* A "\u0000" inside would cut the C string short of what was sent. */
+    if (!id || !id[0] || strlen(id) != json_string_length(json_object_get(j, "session_id")))
+        return NULL;
+    for (const char *p = id; *p; p++) {
+        if (!isalnum((unsigned char)*p) && *p != '-' && *p != '_')
+            return NULL;
+    }
+    return id;
+}
+
 void dz_mssp_request_init(struct dz_rctx *c, struct dz_httpc_request *r, struct dz_hdr *h,
                           char *auth, size_t auth_len, struct dz_httpc_tls *tls)
 {
