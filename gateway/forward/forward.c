@@ -891,6 +891,15 @@ static void add_hdr(struct fwd *f, const char *name, const char *value)
         f->hdrs[f->nhdrs++] = (struct dz_hdr){name, value};
 }
 
+/* Nor test the record's validators: its ETag and Last-Modified are not
+ * passed on there (release.h), and a 304 or 412 against a guessed ETag, or
+ * If-Modified-Since moved by halves, would tell them all the same. */
+static bool is_validator_ask(const char *name)
+{
+    return strcmp(name, "if-none-match") == 0 || strcmp(name, "if-modified-since") == 0 ||
+           strcmp(name, "if-match") == 0 || strcmp(name, "if-unmodified-since") == 0;
+}
+
 /* On a route with a release list the answer must be one the filter can
  * read whole.  The client may not ask for a part of it: the filter strips
  * the top-level fields of a whole record, and a byte range of it chosen by
@@ -901,7 +910,7 @@ static void add_hdr(struct fwd *f, const char *name, const char *value)
 static bool is_filter_ask(const struct dz_policy_route *r, const char *name)
 {
     return r->release && (strcmp(name, "range") == 0 || strcmp(name, "if-range") == 0 ||
-                          strcmp(name, "accept-encoding") == 0);
+                          strcmp(name, "accept-encoding") == 0 || is_validator_ask(name));
 }
 
 static void signed_cb(struct dz_rctx *c, int rc, char *token, void *arg)

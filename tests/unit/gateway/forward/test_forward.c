@@ -897,6 +897,43 @@ static void test_release_header_fields(void **state)
     fake_req_free(r);
 }
 
+/* A release route's ETag and Last-Modified do not go to the client; nor
+ * may the client test them with its conditions: a 304 or 412 against a
+ * guessed ETag, or an If-Modified-Since moved by halves, would tell them. */
+static void test_release_conditions(void **state)
+{
+    static const char *const conds[][2] = {
+        {"if-none-match", "\"sha1-of-the-whole-record\""},
+        {"if-modified-since", "Tue, 01 Dec 2026 10:00:00 GMT"},
+        {"if-match", "\"sha1-of-the-whole-record\""},
+        {"if-unmodified-since", "Tue, 01 Dec 2026 10:00:00 GMT"},
+    };
+    struct fake_gw *g = *state;
+    char tok[64];
+    char buf[128];
+    struct dz_req *r;
+
+    fake_gw_session(g, FIN_A, "password", DZ_AMR_PWD, "low", NULL, tok);
+    fake_upstream_set_answer(g->up, 200, "content-type: application/json\r\n", "{}");
+    for (int plain = 0; plain < 2; plain++) {
+        r = fake_gw_req(g, "GET", plain ? "/api/t/open" : "/api/t/record");
+        fake_req_bearer(r, tok);
+        for (size_t i = 0; i < sizeof(conds) / sizeof(conds[0]); i++)
+            fake_req_add_header(r, conds[i][0], conds[i][1]);
+        assert_true(fake_gw_roundtrip(g, r));
+        assert_int_equal(fake_req_status(r), 200);
+        for (size_t i = 0; i < sizeof(conds) / sizeof(conds[0]); i++) {
+            const char *got = fake_upstream_last_header(g->up, conds[i][0], buf, sizeof(buf));
+
+            if (plain)
+                assert_string_equal(got, conds[i][1]);
+            else if (got)
+                fail_msg("%s reached the back end of a release route", conds[i][0]);
+        }
+        fake_req_free(r);
+    }
+}
+
 /* ------------------------------------------------- the client goes away */
 
 static bool upstream_closed(void *arg)
@@ -1161,6 +1198,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_release_filter, setup, teardown),
         cmocka_unit_test_setup_teardown(test_release_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_release_header_fields, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_release_conditions, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reset_mid_transfer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_upstream_dies_mid_transfer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_outcome_lost_is_told, setup, teardown),
