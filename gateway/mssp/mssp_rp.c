@@ -1,10 +1,10 @@
 /*
  * mssp_rp.c - darvaza as a relying party of the MSSP, the part every mobile
  * flow shares (login, document signing, QR's mobile fallback): whether the
- * MSSP is configured, the phone number's form, the request every call
- * carries, the long-poll wait and the mapping of the MSSP's end results to
- * the API's codes (the per-phone rate and lock: mssp_phone.c).  Loop
- * thread only.
+ * MSSP is configured, the phone number's and its session id's form, the
+ * request every call carries, the long-poll wait and the mapping of the
+ * MSSP's end results to the API's codes (the per-phone rate and lock:
+ * mssp_phone.c).  Loop thread only.
  */
 #include "mssp/mssp.h"
 
