@@ -8,7 +8,8 @@
  * client closes the stream (at most ECHO_HOLD_MAX_MS, then the rest): a
  * slow back end in the middle of its answer.  A streamed answer its client
  * closes before its end is logged (event echo_closed_unfinished, with the
- * Darvaza-Request-Id it came with).
+ * Darvaza-Request-Id it came with).  Its JSON answers carry a field of
+ * its own, x-echo-view: request.
  * Owns only those answers.  It never refuses a request for its assertion
  * (it reports the verdict), and never sleeps on the loop.
  */
@@ -142,8 +143,11 @@ static void pump(struct job *j)
 
 static void job_send(struct job *j)
 {
+    /* x-echo-view: a field of the back end's own beside its content (a
+     * release route passes none of those on). */
     static const struct dz_hdr json_hdr[] = {{"content-type", "application/json"},
-                                             {"cache-control", "no-store"}};
+                                             {"cache-control", "no-store"},
+                                             {"x-echo-view", "request"}};
     static const struct dz_hdr bin_hdr[] = {{"content-type", "application/octet-stream"},
                                             {"cache-control", "no-store"}};
 
@@ -155,7 +159,7 @@ static void job_send(struct job *j)
         if (no_body_status(j->status))
             dz_req_respond(j->r, j->status, json_hdr, 1, NULL, 0);
         else
-            dz_req_respond(j->r, j->status, json_hdr, 2, j->json, strlen(j->json));
+            dz_req_respond(j->r, j->status, json_hdr, 3, j->json, strlen(j->json));
         return;
     }
     if (!j->started) {

@@ -148,7 +148,7 @@ static void started(void *arg, int result, int status, const struct dz_hdr *h, s
         return;
     }
     j = json_loadb((const char *)body, len, 0, NULL);
-    sid = dz_json_str(j, "session_id", sizeof(op->rec.mssp_id) - 1);
+    sid = dz_mssp_session_id(j, sizeof(op->rec.mssp_id) - 1);
     if (!sid) {
         json_decref(j);
         dz_rctx_problem(c, "upstream_unavailable", "the mobile signature service answered badly");

@@ -354,12 +354,38 @@ static bool answer_coded(const struct fwd *f)
  * too (every policy a browser receives is enforced). */
 #define FORWARD_CSP "sandbox; default-src 'none'; frame-ancestors 'none'"
 
+/* A release route's answer: of the back end's fields only those that hold
+ * no record (release.h), the content type the gateway's own for the JSON
+ * it filtered (json: the answer has that content).  A 401 keeps the
+ * challenge RFC 9110 15.5.2 requires, the gateway's, not the back end's
+ * text. */
+static size_t released_headers(const struct fwd *f, struct dz_hdr *h, size_t n, size_t max,
+                               bool json)
+{
+    const char *ctype = NULL;
+
+    for (size_t i = 0; i < f->nrh && n + 2 < max; i++) {
+        if (strcmp(f->rh[i].name, "content-type") == 0)
+            ctype = f->rh[i].value;
+        else if (dz_release_field_allows(f->status, f->rh[i].name, f->rh[i].value))
+            h[n++] = f->rh[i];
+    }
+    if (json)
+        h[n++] = (struct dz_hdr){"content-type", dz_release_content_type(f->status, ctype)};
+    if (f->status == 401)
+        h[n++] = (struct dz_hdr){"www-authenticate", "Bearer realm=\"darvaza\""};
+    return n;
+}
+
+/* json: a release route's answer carries filtered JSON (released_headers). */
 static size_t answer_headers(struct dz_rctx *c, struct fwd *f, struct dz_hdr *h, size_t max,
-                             bool skip_length)
+                             bool skip_length, bool json)
 {
     size_t n = dz_rctx_common_headers(c, h);
 
     h[n++] = (struct dz_hdr){"content-security-policy", FORWARD_CSP};
+    if (f->route->release)
+        return released_headers(f, h, n, max, json);
     for (size_t i = 0; i < f->nrh && n < max; i++) {
         const char *name = f->rh[i].name;
         if (is_hop_or_private(name) || (skip_length && strcmp(name, "content-length") == 0))
@@ -452,7 +478,7 @@ static int send_buffered(struct dz_rctx *c, struct fwd *f)
     }
     if (!filtered)
         flen = f->body.len;
-    n = answer_headers(c, f, h, sizeof(h) / sizeof(h[0]), true);
+    n = answer_headers(c, f, h, sizeof(h) / sizeof(h[0]), true, filtered != NULL);
     rc = dz_req_respond(c->req, f->status, h, n, filtered ? filtered : f->body.data, flen);
     free(filtered);
     if (rc != 0) {
@@ -472,7 +498,7 @@ static int send_buffered(struct dz_rctx *c, struct fwd *f)
 static int start_streaming(struct dz_rctx *c, struct fwd *f)
 {
     struct dz_hdr h[MAX_FWD_HEADERS + 8];
-    size_t n = answer_headers(c, f, h, sizeof(h) / sizeof(h[0]), false);
+    size_t n = answer_headers(c, f, h, sizeof(h) / sizeof(h[0]), false, false);
     int rc = dz_req_start(c->req, f->status, h, n);
 
     if (rc != 0)
@@ -865,6 +891,15 @@ static void add_hdr(struct fwd *f, const char *name, const char *value)
         f->hdrs[f->nhdrs++] = (struct dz_hdr){name, value};
 }
 
+/* Nor test the record's validators: its ETag and Last-Modified are not
+ * passed on there (release.h), and a 304 or 412 against a guessed ETag, or
+ * If-Modified-Since moved by halves, would tell them all the same. */
+static bool is_validator_ask(const char *name)
+{
+    return strcmp(name, "if-none-match") == 0 || strcmp(name, "if-modified-since") == 0 ||
+           strcmp(name, "if-match") == 0 || strcmp(name, "if-unmodified-since") == 0;
+}
+
 /* On a route with a release list the answer must be one the filter can
  * read whole.  The client may not ask for a part of it: the filter strips
  * the top-level fields of a whole record, and a byte range of it chosen by
@@ -875,7 +910,7 @@ static void add_hdr(struct fwd *f, const char *name, const char *value)
 static bool is_filter_ask(const struct dz_policy_route *r, const char *name)
 {
     return r->release && (strcmp(name, "range") == 0 || strcmp(name, "if-range") == 0 ||
-                          strcmp(name, "accept-encoding") == 0);
+                          strcmp(name, "accept-encoding") == 0 || is_validator_ask(name));
 }
 
 static void signed_cb(struct dz_rctx *c, int rc, char *token, void *arg)

@@ -1,10 +1,12 @@
 /*
  * release.c - the release filter (release.h): the fields of a back end's
- * answer that a route releases, on every answer with content.
+ * answer that a route releases, on every answer with content, and the few
+ * header fields of that answer that may go with them.
  */
 #include "forward/release.h"
 
 #include <string.h>
+#include <strings.h>
 
 #include <jansson.h>
 
@@ -110,4 +112,63 @@ enum dz_release_verdict dz_release_filter(const struct dz_policy_route *r, int s
 out:
     json_decref(j);
     return v;
+}
+
+/* delay-seconds (RFC 9110 10.2.3), bounded: the HTTP-date form is the
+ * back end's text, which could be a date of the record. */
+static bool is_delay_seconds(const char *v)
+{
+    size_t n = strlen(v);
+
+    if (n == 0 || n > 10)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        if (v[i] < '0' || v[i] > '9')
+            return false;
+    }
+    return true;
+}
+
+/* An IMF-fixdate's shape ("Sun, 06 Nov 1994 08:49:37 GMT"): the back
+ * end's clock, never a free text. */
+static bool is_fixdate(const char *v)
+{
+    static const char shape[] = "Aaa, 00 Aaa 0000 00:00:00 GMT";
+
+    if (strlen(v) != sizeof(shape) - 1)
+        return false;
+    for (size_t i = 0; shape[i]; i++) {
+        bool ok;
+
+        if (shape[i] == 'A' || shape[i] == 'a')
+            ok = (v[i] >= 'A' && v[i] <= 'Z') || (v[i] >= 'a' && v[i] <= 'z');
+        else if (shape[i] == '0')
+            ok = v[i] >= '0' && v[i] <= '9';
+        else
+            ok = v[i] == shape[i];
+        if (!ok)
+            return false;
+    }
+    return true;
+}
+
+bool dz_release_field_allows(int status, const char *name, const char *value)
+{
+    if (strcasecmp(name, "date") == 0)
+        return is_fixdate(value);
+    if (strcasecmp(name, "retry-after") == 0)
+        return (status == 429 || status == 503) && is_delay_seconds(value);
+    return false;
+}
+
+const char *dz_release_content_type(int status, const char *backend_type)
+{
+    static const char problem[] = "application/problem+json";
+    size_t n = sizeof(problem) - 1;
+
+    /* Only the media type is read, never a parameter (a back end's text). */
+    if (status >= 400 && backend_type && strncasecmp(backend_type, problem, n) == 0 &&
+        (backend_type[n] == '\0' || backend_type[n] == ';' || backend_type[n] == ' '))
+        return problem;
+    return "application/json";
 }

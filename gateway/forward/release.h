@@ -48,4 +48,24 @@ enum dz_release_verdict dz_release_filter(const struct dz_policy_route *r, int s
                                           const void *body, size_t len, char **out,
                                           size_t *out_len);
 
+/*
+ * Whether a back end's header field (name, value) goes on with a release
+ * route's answer of this status.  The header section is the back end's
+ * text as much as the body is, and the filter cannot read it: a
+ * Content-Disposition naming the person, an ETag or Last-Modified of the
+ * whole record, a Location, a Link, a cookie, any X-* of its own would
+ * carry unreleased fields past the list.  So only fields that hold no
+ * record pass, each in a shape checked here: `date` (an IMF-fixdate) and,
+ * on a 429 or 503, `retry-after` (delay-seconds).  Everything else is
+ * dropped; the content type is the gateway's (below).
+ */
+bool dz_release_field_allows(int status, const char *name, const char *value);
+
+/*
+ * The content type of a filtered answer's JSON (backend_type: the back
+ * end's Content-Type, or NULL): application/problem+json for an error the
+ * back end typed so, else application/json; none of its parameters.
+ */
+const char *dz_release_content_type(int status, const char *backend_type);
+
 #endif

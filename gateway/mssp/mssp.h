@@ -21,6 +21,14 @@ bool dz_mssp_enabled(struct dz_rctx *c);
 /* "+994" and nine digits. */
 bool dz_mssp_az_phone_valid(const char *phone);
 
+/* The session id in the MSSP's answer j to a start (json "session_id"),
+ * or NULL when it has none, or one over max bytes or with anything but
+ * letters, digits, '-' and '_' (a UUID, base64url).  The id goes into the
+ * path of our later calls to the MSSP (status, poll), authenticated with
+ * our secret: a '/', '?', '#', '%', '.' or a space in it would send them
+ * to another of the MSSP's paths, so a start answered so has failed. */
+const char *dz_mssp_session_id(const json_t *j, size_t max);
+
 /* Fill r with what every MSSP call carries (bearer secret of the relying
  * party, TLS towards the MSSP, bounds); h needs 3 slots, auth 300 bytes,
  * and all of them must live until the call returns. */

@@ -1,10 +1,10 @@
 /*
  * mssp_rp.c - darvaza as a relying party of the MSSP, the part every mobile
  * flow shares (login, document signing, QR's mobile fallback): whether the
- * MSSP is configured, the phone number's form, the request every call
- * carries, the long-poll wait and the mapping of the MSSP's end results to
- * the API's codes (the per-phone rate and lock: mssp_phone.c).  Loop
- * thread only.
+ * MSSP is configured, the phone number's and its session id's form, the
+ * request every call carries, the long-poll wait and the mapping of the
+ * MSSP's end results to the API's codes (the per-phone rate and lock:
+ * mssp_phone.c).  Loop thread only.
  */
 #include "mssp/mssp.h"
 
@@ -39,6 +39,20 @@ bool dz_mssp_az_phone_valid(const char *p)
             return false;
     }
     return true;
+}
+
+const char *dz_mssp_session_id(const json_t *j, size_t max)
+{
+    const char *id = dz_json_str(j, "session_id", max);
+
+    /* A "\u0000" inside would cut the C string short of what was sent. */
+    if (!id || !id[0] || strlen(id) != json_string_length(json_object_get(j, "session_id")))
+        return NULL;
+    for (const char *p = id; *p; p++) {
+        if (!isalnum((unsigned char)*p) && *p != '-' && *p != '_')
+            return NULL;
+    }
+    return id;
 }
 
 void dz_mssp_request_init(struct dz_rctx *c, struct dz_httpc_request *r, struct dz_hdr *h,

@@ -148,7 +148,7 @@ static void started(void *arg, int result, int status, const struct dz_hdr *h, s
     if (!dz_mssp_call_done(c, &op->call, result, status))
         goto out;
     j = json_loadb((const char *)body, len, 0, NULL);
-    sid = dz_json_str(j, "session_id", sizeof(op->rec.mssp_id) - 1);
+    sid = dz_mssp_session_id(j, sizeof(op->rec.mssp_id) - 1);
     if (!sid) {
         dz_rctx_problem(c, "upstream_unavailable", "the mobile signature service answered badly");
         goto out;

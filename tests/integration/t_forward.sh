@@ -5,7 +5,7 @@
 # back end, and nghttp as a client.
 . "$(dirname "$0")/lib.sh"
 
-plan 71
+plan 75
 stack_start
 start_echo || bail "the echo peer did not start on $ECHO_ADDR"
 
@@ -185,10 +185,17 @@ gw POST "/api/echo/post?probe=$PROBE" -H "$(bearer "$TOK_LOW")" -H "$(probe_hdr 
 REQ=$(peer_request_with "$PROBE" echo)
 is "$STATUS $(jq -r '[.method, ([.headers | keys[] | select(test("override|original|^x-forwarded"))] | length)] | map(tostring) | join(" ")' <<<"${REQ:-null}" 2>/dev/null)" \
     "200 POST 0" "method-override and original-URL fields never reach the back end"
+is "$(hdr x-echo-view)" "request" "a route without a release list passes the back end's own fields on"
 # A release route's errors are filtered as its records are (the echo peer's
 # answer is its view of the request: headers, path, assertion, none released).
 gw GET "/api/echo/record?status=409" -H "$(bearer "$TOK_LOW")"
 is "$STATUS $BODY" "409 {}" "a release route's JSON 409 keeps its status and only released fields"
+is "$(hdr x-echo-view)|$(hdr content-type)" "|application/json" \
+    "... and none of the back end's own header fields (the gateway's content type)"
+gw GET "/api/echo/record" -H "$(bearer "$TOK_LOW")"
+is "$STATUS $BODY $(hdr x-echo-view)" "200 {} " "a release route's 200 carries no header field of the back end's"
+gw GET "/api/echo/record?status=429" -H "$(bearer "$TOK_LOW")"
+is "$STATUS $(hdr x-echo-view)" "429 " "... nor its 429"
 gw GET "/api/echo/record?status=404&size=64" -H "$(bearer "$TOK_LOW")"
 problem 404 upstream_error_withheld "... a 404 that is not JSON: its status, not its content"
 gw GET "/api/echo/record?status=302" -H "$(bearer "$TOK_LOW")"

@@ -348,6 +348,62 @@ static void test_failed_start_keeps_newer_lock(void **state)
     }
 }
 
+/* The MSSP's session id goes into the path of our later calls to it (the
+ * status a start asks, the polls), made with our secret: an id that is not
+ * a plain token (a path, a query, a fragment, dot segments, escapes,
+ * spaces, control characters, a NUL) would send them elsewhere on the
+ * MSSP.  Such a start has failed: 502, nothing recorded, the phone free. */
+static void test_bad_session_id_refused(void **state)
+{
+    static const char *const bad[] = {
+        "\"\"",
+        "\"../../admin\"",
+        "\"a/b\"",
+        "\"..\"",
+        "\"x?timeoutMs=0&y=\"",
+        "\"x#y\"",
+        "\"x%2F..%2Fy\"",
+        "\"x y\"",
+        "\"x\\r\\nHost: evil\"",
+        "\"x\\u0000/y\"",
+        "\"x\\u00e9\"",
+        "\"0123456789012345678901234567890123456789012345678901234567890123\"",
+        "42",
+    };
+    struct mobile_fx *f = *state;
+    char body[160];
+    char buf[64];
+    struct dz_buf b;
+    struct dz_req *r;
+
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        (void)dz_store_del(f->g->gw.store, "mobphone", PHONE, strlen(PHONE));
+        (void)dz_store_del(f->g->gw.store, "mobphsess", PHONE, strlen(PHONE));
+        (void)dz_store_del(f->g->gw.store, "mobrate", PHONE, strlen(PHONE)); /* phone_rate */
+        snprintf(body, sizeof(body), "{\"session_id\":%s}", bad[i]);
+        fake_upstream_set_answer(f->g->up, 200, "content-type: application/json\r\n", body);
+        r = start(f);
+        if (fake_req_status(r) != 502)
+            fail_msg("session_id %s: %d", bad[i], fake_req_status(r));
+        assert_string_equal(fake_req_problem_code(r, buf, sizeof(buf)), "upstream_unavailable");
+        fake_req_free(r);
+        assert_non_null(strstr(fake_upstream_last_request(f->g->up), "POST /mid/authentication"));
+        assert_string_equal(lock_of(f, buf, sizeof(buf)), "");
+        dz_buf_init(&b, 256);
+        assert_int_not_equal(dz_store_get(f->g->gw.store, "mobphsess", PHONE, strlen(PHONE), &b),
+                             0);
+        dz_buf_cleanup(&b);
+    }
+    /* A UUID, as MSSPs give, still starts. */
+    (void)dz_store_del(f->g->gw.store, "mobphone", PHONE, strlen(PHONE));
+    (void)dz_store_del(f->g->gw.store, "mobrate", PHONE, strlen(PHONE));
+    fake_upstream_set_answer(f->g->up, 200, "content-type: application/json\r\n",
+                             "{\"session_id\":\"0f1e2d3c-4b5a-4968-8776-a5b4c3d2e1f0\"}");
+    r = start(f);
+    assert_int_equal(fake_req_status(r), 202);
+    fake_req_free(r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -359,6 +415,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_forgotten_request_frees_phone, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unknown_session_keeps_phone, setup, teardown),
         cmocka_unit_test_setup_teardown(test_late_poll_frees_only_its_lock, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bad_session_id_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_failed_start_keeps_newer_lock, setup_wrapped,
                                         teardown),
     };

@@ -795,6 +795,150 @@ static void test_release_errors(void **state)
     fake_req_free(r);
 }
 
+/* The header section of a release route's answer is the back end's text
+ * as its body is: a field the filter cannot read (the person's name in a
+ * file name, a phone of its own, an ETag of the whole record, a cookie, a
+ * Location) would carry the record past the release list.  Only the
+ * gateway's content type and the few fields that hold no record go. */
+static void test_release_header_fields(void **state)
+{
+    static const char *const dropped[] = {
+        "x-record-phone", "content-disposition", "etag",         "last-modified",
+        "link",           "set-cookie",          "location",     "expires",
+        "vary",           "content-language",    "x-powered-by",
+    };
+    struct fake_gw *g = *state;
+    char tok[64];
+    struct dz_req *r;
+
+    fake_gw_session(g, FIN_A, "password", DZ_AMR_PWD, "low", NULL, tok);
+    fake_upstream_set_answer(g->up, 200,
+                             "content-type: text/html; name=\"Ayten Aliyeva\"\r\n"
+                             "x-record-phone: +994501234567\r\n"
+                             "content-disposition: attachment; filename=\"Ayten Aliyeva.json\"\r\n"
+                             "etag: \"sha1-of-the-whole-record\"\r\n"
+                             "last-modified: Tue, 01 Dec 2026 10:00:00 GMT\r\n"
+                             "link: </persons/5ABC123/relatives/7XYZ789>; rel=related\r\n"
+                             "set-cookie: last_phone=994501234567; Path=/\r\n"
+                             "location: /persons/5ABC123?phone=994501234567\r\n"
+                             "expires: Tue, 01 Dec 2036 00:00:00 GMT\r\n"
+                             "vary: x-phone-994501234567\r\n"
+                             "content-language: az\r\n"
+                             "x-powered-by: registry\r\n"
+                             "date: Tue, 08 Dec 2026 02:00:00 GMT\r\n"
+                             "retry-after: 120\r\n",
+                             "{\"fin\":\"5ABC123\",\"phones\":[\"+994501234567\"]}");
+    r = fwd_get(g, "/api/t/record", tok);
+    assert_int_equal(fake_req_status(r), 200);
+    assert_string_equal(fake_req_resp_body(r, NULL), "{\"fin\":\"5ABC123\"}");
+    for (size_t i = 0; i < sizeof(dropped) / sizeof(dropped[0]); i++) {
+        if (fake_req_resp_header(r, dropped[i]))
+            fail_msg("%s passed on a release route", dropped[i]);
+    }
+    assert_string_equal(fake_req_resp_header(r, "content-type"), "application/json");
+    assert_int_equal(fake_req_resp_header_count(r, "content-type"), 1);
+    assert_string_equal(fake_req_resp_header(r, "date"), "Tue, 08 Dec 2026 02:00:00 GMT");
+    /* Retry-After only where it means something. */
+    assert_null(fake_req_resp_header(r, "retry-after"));
+    assert_string_equal(fake_req_resp_header(r, "cache-control"), "no-store");
+    fake_req_free(r);
+
+    /* An error the back end typed as a problem keeps that type; a 503's
+     * delay goes, a date in its place (the back end's text) does not. */
+    fake_upstream_set_answer(g->up, 503,
+                             "content-type: application/problem+json; x=\"994501234567\"\r\n"
+                             "retry-after: 30\r\n"
+                             "x-record-phone: +994501234567\r\n",
+                             "{\"title\":\"Busy\",\"status\":503}");
+    r = fwd_get(g, "/api/t/record", tok);
+    assert_int_equal(fake_req_status(r), 503);
+    assert_string_equal(fake_req_resp_header(r, "content-type"), "application/problem+json");
+    assert_string_equal(fake_req_resp_header(r, "retry-after"), "30");
+    assert_null(fake_req_resp_header(r, "x-record-phone"));
+    fake_req_free(r);
+    fake_upstream_set_answer(g->up, 429,
+                             "retry-after: Tue, 01 Dec 2026 10:00:00 GMT\r\n"
+                             "date: 5ABC123 +994501234567\r\n",
+                             "");
+    r = fwd_get(g, "/api/t/record", tok);
+    assert_int_equal(fake_req_status(r), 429);
+    assert_null(fake_req_resp_header(r, "retry-after"));
+    assert_null(fake_req_resp_header(r, "date"));
+    assert_null(fake_req_resp_header(r, "content-type"));
+    fake_req_free(r);
+
+    /* A 401 keeps a challenge (RFC 9110 15.5.2): the gateway's. */
+    fake_upstream_set_answer(g->up, 401,
+                             "www-authenticate: Bearer error_description=\"5ABC123 has "
+                             "+994501234567\"\r\n",
+                             "");
+    r = fwd_get(g, "/api/t/record", tok);
+    assert_int_equal(fake_req_status(r), 401);
+    assert_string_equal(fake_req_resp_header(r, "www-authenticate"), "Bearer realm=\"darvaza\"");
+    assert_int_equal(fake_req_resp_header_count(r, "www-authenticate"), 1);
+    fake_req_free(r);
+
+    /* Bodiless answers: their fields are filtered all the same. */
+    fake_upstream_set_answer(g->up, 200,
+                             "content-type: application/json\r\n"
+                             "x-record-phone: +994501234567\r\n",
+                             "{}");
+    r = fake_gw_req(g, "HEAD", "/api/t/record");
+    fake_req_bearer(r, tok);
+    assert_true(fake_gw_roundtrip(g, r));
+    assert_int_equal(fake_req_status(r), 200);
+    assert_null(fake_req_resp_header(r, "x-record-phone"));
+    fake_req_free(r);
+
+    /* A route without a release list passes the back end's fields on. */
+    fake_upstream_set_answer(g->up, 200,
+                             "content-type: text/plain\r\n"
+                             "x-record-phone: +994501234567\r\n",
+                             "ok");
+    r = fwd_get(g, "/api/t/open", tok);
+    assert_int_equal(fake_req_status(r), 200);
+    assert_string_equal(fake_req_resp_header(r, "x-record-phone"), "+994501234567");
+    assert_string_equal(fake_req_resp_header(r, "content-type"), "text/plain");
+    fake_req_free(r);
+}
+
+/* A release route's ETag and Last-Modified do not go to the client; nor
+ * may the client test them with its conditions: a 304 or 412 against a
+ * guessed ETag, or an If-Modified-Since moved by halves, would tell them. */
+static void test_release_conditions(void **state)
+{
+    static const char *const conds[][2] = {
+        {"if-none-match", "\"sha1-of-the-whole-record\""},
+        {"if-modified-since", "Tue, 01 Dec 2026 10:00:00 GMT"},
+        {"if-match", "\"sha1-of-the-whole-record\""},
+        {"if-unmodified-since", "Tue, 01 Dec 2026 10:00:00 GMT"},
+    };
+    struct fake_gw *g = *state;
+    char tok[64];
+    char buf[128];
+    struct dz_req *r;
+
+    fake_gw_session(g, FIN_A, "password", DZ_AMR_PWD, "low", NULL, tok);
+    fake_upstream_set_answer(g->up, 200, "content-type: application/json\r\n", "{}");
+    for (int plain = 0; plain < 2; plain++) {
+        r = fake_gw_req(g, "GET", plain ? "/api/t/open" : "/api/t/record");
+        fake_req_bearer(r, tok);
+        for (size_t i = 0; i < sizeof(conds) / sizeof(conds[0]); i++)
+            fake_req_add_header(r, conds[i][0], conds[i][1]);
+        assert_true(fake_gw_roundtrip(g, r));
+        assert_int_equal(fake_req_status(r), 200);
+        for (size_t i = 0; i < sizeof(conds) / sizeof(conds[0]); i++) {
+            const char *got = fake_upstream_last_header(g->up, conds[i][0], buf, sizeof(buf));
+
+            if (plain)
+                assert_string_equal(got, conds[i][1]);
+            else if (got)
+                fail_msg("%s reached the back end of a release route", conds[i][0]);
+        }
+        fake_req_free(r);
+    }
+}
+
 /* ------------------------------------------------- the client goes away */
 
 static bool upstream_closed(void *arg)
@@ -1058,6 +1202,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_upstream_down, setup, teardown),
         cmocka_unit_test_setup_teardown(test_release_filter, setup, teardown),
         cmocka_unit_test_setup_teardown(test_release_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_release_header_fields, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_release_conditions, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reset_mid_transfer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_upstream_dies_mid_transfer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_outcome_lost_is_told, setup, teardown),
