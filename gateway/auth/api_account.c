@@ -457,13 +457,18 @@ static void change_notified(struct dz_rctx *c, int rc, void *arg)
 
     if (c->closed)
         goto out;
+    /* The change is made, so 200; but a session that could not be ended
+     * may be the thief's: the person is told so, to sign out everywhere
+     * again (which ends what is left), never left to believe it done. */
     if (op->totp)
-        body = json_pack("{s:{s:s, s:s, s:s}, s:I, s:b}", "totp", "secret", op->secret_b32,
+        body = json_pack("{s:{s:s, s:s, s:s}, s:I, s:b, s:b}", "totp", "secret", op->secret_b32,
                          "otpauth_uri", op->otpauth_uri, "qr_svg", op->qr_svg, "sessions_ended",
-                         (json_int_t)op->ended, "notice_sent", rc == 0);
+                         (json_int_t)op->ended, "sessions_end_failed", op->end_failed,
+                         "notice_sent", rc == 0);
     else
-        body = json_pack("{s:b, s:I, s:b}", "changed", true, "sessions_ended",
-                         (json_int_t)op->ended, "notice_sent", rc == 0);
+        body = json_pack("{s:b, s:I, s:b, s:b}", "changed", true, "sessions_ended",
+                         (json_int_t)op->ended, "sessions_end_failed", op->end_failed,
+                         "notice_sent", rc == 0);
     dz_rctx_json(c, 200, body, NULL, 0);
 out:
     change_free(op);
@@ -522,16 +527,18 @@ static void change_done(struct dz_rctx *c, void *arg)
      * account whose code was never used lets that sign in) changes
      * nothing, and must not be answered, recorded or told as a change. */
     bool ok = op->rc == 0 && op->proven;
+    json_t *line;
 
-    if (ok && op->end_failed)
-        dz_rctx_log(c, DZ_LOG_WARN, "sessions_end", "not every other session was ended");
     if (ok) {
-        dz_gw_audit(c,
-                    json_pack("{s:s, s:s, s:s, s:I}", "type",
-                              op->totp ? "account_totp_reset" : "account_password", "fin", op->fin,
-                              "means", op->high ? "high_session" : "password+otp", "sessions_ended",
-                              (json_int_t)op->ended),
-                    change_audited, op);
+        line = json_pack("{s:s, s:s, s:s, s:I}", "type",
+                         op->totp ? "account_totp_reset" : "account_password", "fin", op->fin,
+                         "means", op->high ? "high_session" : "password+otp", "sessions_ended",
+                         (json_int_t)op->ended);
+        if (op->end_failed) {
+            dz_rctx_log(c, DZ_LOG_WARN, "sessions_end", "not every other session was ended");
+            json_object_set_new(line, "sessions_end_failed", json_true());
+        }
+        dz_gw_audit(c, line, change_audited, op);
         return;
     }
     if (c->closed)

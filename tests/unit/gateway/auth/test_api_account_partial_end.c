@@ -223,6 +223,99 @@ static size_t one_survivor(struct fake_gw *g, char others[OTHERS][64])
     return alive;
 }
 
+/* "Sign out everywhere else" again, from the current session: the rest
+ * ends, and its client is told. */
+static void retry_ends_the_rest(struct fake_gw *g, const char *current, char others[OTHERS][64],
+                                size_t alive)
+{
+    struct dz_req *r =
+        send_bearer(g, "DELETE", "/api/account/sessions?except=current", current, NULL);
+
+    assert_int_equal(fake_req_status(r), 204);
+    fake_req_free(r);
+    assert_false(session_works(g, others[alive]));
+    assert_false(rp_still_owed(g, others[alive]));
+    assert_posts(g, OTHERS);
+    assert_true(session_works(g, current));
+}
+
+/* A change (POST path with body) from a high session while the second of
+ * the other sessions' deletes fails. */
+static void change_ends_partly(struct fake_gw *g, const char *path, const char *body,
+                               const char *type)
+{
+    char current[64], others[OTHERS][64];
+    struct dz_req *r;
+    json_t *j, *line;
+    size_t alive;
+
+    for (size_t i = 0; i < OTHERS; i++)
+        signed_in(g, "low", others[i]);
+    signed_in(g, "high", current);
+
+    fail_delete(2);
+    r = send_bearer(g, "POST", path, current, body);
+    fail_delete(0);
+    /* The change is made: 200, but not "all done". */
+    assert_int_equal(fake_req_status(r), 200);
+    j = fake_req_json(r);
+    assert_non_null(j);
+    assert_int_equal(json_integer_value(json_object_get(j, "sessions_ended")), OTHERS - 1);
+    assert_true(json_is_true(json_object_get(j, "sessions_end_failed")));
+    json_decref(j);
+    line = audit_of(g, r, type);
+    assert_int_equal(json_integer_value(json_object_get(line, "sessions_ended")), OTHERS - 1);
+    assert_true(json_is_true(json_object_get(line, "sessions_end_failed")));
+    json_decref(line);
+    fake_req_free(r);
+
+    alive = one_survivor(g, others);
+    assert_posts(g, OTHERS - 1);
+    assert_true(session_works(g, current));
+    retry_ends_the_rest(g, current, others, alive);
+}
+
+static void test_password_change_says_sessions_live_on(void **state)
+{
+    struct fake_gw *g = *state;
+    struct dz_account_info info;
+    bool ok = false;
+
+    change_ends_partly(g, "/api/account/password", "{\"password\":\"" NEW_PASSWORD "\"}",
+                       "account_password");
+    assert_int_equal(dz_accounts_verify_password(g->gw.accounts, FIN, NEW_PASSWORD,
+                                                 strlen(NEW_PASSWORD), &ok, &info),
+                     0);
+    assert_true(ok); /* the change itself did happen */
+}
+
+static void test_totp_reset_says_sessions_live_on(void **state)
+{
+    change_ends_partly(*state, "/api/account/totp", "{}", "account_totp_reset");
+}
+
+/* All went well: said so (false, not absent). */
+static void test_change_all_ended(void **state)
+{
+    struct fake_gw *g = *state;
+    char current[64], other[64];
+    struct dz_req *r;
+    json_t *j;
+
+    signed_in(g, "low", other);
+    signed_in(g, "high", current);
+    r = send_bearer(g, "POST", "/api/account/password", current,
+                    "{\"password\":\"" NEW_PASSWORD "\"}");
+    assert_int_equal(fake_req_status(r), 200);
+    j = fake_req_json(r);
+    assert_int_equal(json_integer_value(json_object_get(j, "sessions_ended")), 1);
+    assert_true(json_is_false(json_object_get(j, "sessions_end_failed")));
+    json_decref(j);
+    fake_req_free(r);
+    assert_false(session_works(g, other));
+    assert_posts(g, 1);
+}
+
 /* "Sign out everywhere" (this session too) whose first delete fails: the
  * others that could be ended are, recorded and told; this session is kept
  * so that the person can press the button again, and the answer says
@@ -300,6 +393,10 @@ static void test_slot_not_freed_still_ended(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_password_change_says_sessions_live_on, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_totp_reset_says_sessions_live_on, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_change_all_ended, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sign_out_everywhere_partly, setup, teardown),
         cmocka_unit_test_setup_teardown(test_slot_not_freed_still_ended, setup, teardown),
     };
