@@ -27,6 +27,7 @@
 #include "base/err.h"
 #include "base/secret.h"
 #include "core/rctx.h"
+#include "gateway/oidc/backchannel_case.h"
 #include "harness/fake_gw.h"
 #include "harness/store_wrap.h"
 #include "keys/assertion.h"
@@ -43,22 +44,6 @@
 #define OTHERS 3
 
 static const unsigned char seed[20] = "12345678901234567890";
-
-/* A client with a back-channel URI on the fake back end. */
-static const char policy[] = "service: rp\n"
-                             "registered_as: \"DIS-7100\"\n"
-                             "oidc:\n"
-                             "  client_id: rp\n"
-                             "  token_endpoint_auth_method: private_key_jwt\n"
-                             "  jwks: '{\"keys\":[{\"kty\":\"EC\",\"crv\":\"P-256\",\"kid\":\"1\","
-                             "\"x\":\"MKBCTNIcKUSDii11ySs3526iDZ8AiTo7Tu6KPAqv7D4\","
-                             "\"y\":\"4Etl6SRW2YiLUrN5vfvVHuhp7x8PxltmWWlbbM4IFyM\"}]}'\n"
-                             "  redirect_uris: [https://rp.test/cb]\n"
-                             "  backchannel_logout_uri: @UPSTREAM@/bc\n"
-                             "  scopes: [openid]\n"
-                             "  release: [fin]\n"
-                             "  acr_default: low\n"
-                             "  consent: pre-approved\n";
 
 /* The fail_nth-th session delete from now on fails (0: none); with
  * fail_slot, the next freeing of a session-list slot fails instead. */
@@ -111,43 +96,18 @@ static int teardown(void **state)
     return 0;
 }
 
-static void sid_of(const char *token, char sid[DZ_SESSION_TOKEN_LEN + 1])
-{
-    unsigned char h[32];
-
-    dz_sha256(token, strlen(token), h);
-    dz_b64_encode_to(h, sizeof(h), true, sid);
-}
-
 /* A session of FIN as a login makes it: in the person's list, and signed
  * in to the client (so its end is owed to the client). */
 static void signed_in(struct fake_gw *g, const char *acr, char token[64])
 {
     struct dz_session s;
-    char sid[DZ_SESSION_TOKEN_LEN + 1];
 
     fake_gw_session(g, FIN, acr[0] == 'h' ? "card" : "password",
                     acr[0] == 'h' ? DZ_AMR_SC | DZ_AMR_PIN : DZ_AMR_PWD, acr, NULL, token);
     assert_int_equal(
         dz_session_lookup(g->gw.store, &g->gw.gen->session_limits, token, strlen(token), &s), 0);
     assert_int_equal(dz_sessidx_add(g->gw.store, &s, "127.0.0.1", dz_unix_ms()), 0);
-    sid_of(token, sid);
-    assert_int_equal(dz_oidc_sid_add(g->gw.store, sid, "rp", 3600 * 1000), 0);
-}
-
-/* Whether the client is still owed the end of that session (its entry not
- * taken, so no logout token was signed for it). */
-static bool rp_still_owed(struct fake_gw *g, const char *token)
-{
-    char sid[DZ_SESSION_TOKEN_LEN + 1];
-    char key[DZ_SESSION_TOKEN_LEN + 8];
-    unsigned char h[32];
-    uint64_t left = 0;
-
-    sid_of(token, sid);
-    snprintf(key, sizeof(key), "%s rp", sid);
-    dz_sha256(key, strlen(key), h);
-    return dz_store_ttl(g->gw.store, DZ_OIDC_NS_SID, h, sizeof(h), &left) == 0;
+    signed_in_to_rp(g, token);
 }
 
 static bool session_works(struct fake_gw *g, const char *token)
@@ -239,6 +199,24 @@ static void retry_ends_the_rest(struct fake_gw *g, const char *current, char oth
     assert_true(session_works(g, current));
 }
 
+/* OTHERS sessions and then this one (current, of acr) signed in, each to
+ * the client; then method path (body) from this one while the nth session
+ * delete fails. */
+static struct dz_req *end_partly(struct fake_gw *g, const char *acr, unsigned nth,
+                                 const char *method, const char *path, const char *body,
+                                 char current[64], char others[OTHERS][64])
+{
+    struct dz_req *r;
+
+    for (size_t i = 0; i < OTHERS; i++)
+        signed_in(g, "low", others[i]);
+    signed_in(g, acr, current);
+    fail_delete(nth);
+    r = send_bearer(g, method, path, current, body);
+    fail_delete(0);
+    return r;
+}
+
 /* A change (POST path with body) from a high session while the second of
  * the other sessions' deletes fails. */
 static void change_ends_partly(struct fake_gw *g, const char *path, const char *body,
@@ -249,13 +227,7 @@ static void change_ends_partly(struct fake_gw *g, const char *path, const char *
     json_t *j, *line;
     size_t alive;
 
-    for (size_t i = 0; i < OTHERS; i++)
-        signed_in(g, "low", others[i]);
-    signed_in(g, "high", current);
-
-    fail_delete(2);
-    r = send_bearer(g, "POST", path, current, body);
-    fail_delete(0);
+    r = end_partly(g, "high", 2, "POST", path, body, current, others);
     /* The change is made: 200, but not "all done". */
     assert_int_equal(fake_req_status(r), 200);
     j = fake_req_json(r);
@@ -329,13 +301,7 @@ static void test_sign_out_everywhere_partly(void **state)
     json_t *j, *line;
     size_t alive;
 
-    for (size_t i = 0; i < OTHERS; i++)
-        signed_in(g, "low", others[i]);
-    signed_in(g, "low", current);
-
-    fail_delete(1);
-    r = send_bearer(g, "DELETE", "/api/account/sessions", current, NULL);
-    fail_delete(0);
+    r = end_partly(g, "low", 1, "DELETE", "/api/account/sessions", NULL, current, others);
     assert_int_equal(fake_req_status(r), 503);
     assert_string_equal(fake_req_problem_code(r, code, sizeof(code)), "state_unavailable");
     assert_null(fake_req_resp_header(r, "set-cookie"));
