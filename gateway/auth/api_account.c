@@ -139,10 +139,11 @@ static void ended_recorded(struct dz_rctx *c, int rc, void *arg)
 struct end_op {
     unsigned char sids[DZ_SESSIDX_SLOTS + 1][32];
     size_t n;
-    bool self; /* the current session is among them: clear its cookie */
+    bool self;    /* the current session is among them: clear its cookie */
+    bool partial; /* some could not be ended: say so, not 204 */
 };
 
-static struct end_op *end_op_new(const unsigned char (*sids)[32], size_t n, bool self)
+static struct end_op *end_op_new(const unsigned char (*sids)[32], size_t n, bool self, bool partial)
 {
     struct end_op *op = calloc(1, sizeof(*op));
 
@@ -150,15 +151,40 @@ static struct end_op *end_op_new(const unsigned char (*sids)[32], size_t n, bool
         op->n = n < DZ_SESSIDX_SLOTS + 1 ? n : DZ_SESSIDX_SLOTS + 1;
         memcpy(op->sids, sids, op->n * 32);
         op->self = self;
+        op->partial = partial;
     }
     return op;
+}
+
+/* "Sign out everywhere" that ended only some: those are gone and their
+ * clients told; this session was kept, so the same button ends the rest. */
+static void ended_partly(struct dz_rctx *c, const size_t *n)
+{
+    if (!c->closed)
+        dz_rctx_problem_x(c, "state_unavailable",
+                          "not every session could be ended: this one still works, sign out "
+                          "everywhere again",
+                          n ? json_pack("{s:I}", "sessions_ended", (json_int_t)*n) : NULL);
+}
+
+/* As ended_partly, without the list of the ended (no memory for it: they
+ * are ended all the same, but their clients are not told). */
+static void ended_partly_recorded(struct dz_rctx *c, int rc, void *arg)
+{
+    (void)rc;
+    (void)arg;
+    dz_rctx_log(c, DZ_LOG_WARN, "oidc_backchannel", "ended sessions' clients not told");
+    ended_partly(c, NULL);
 }
 
 static void ended_told(struct dz_rctx *c, void *arg)
 {
     struct end_op *op = arg;
 
-    ended_recorded(c, 0, op->self ? (void *)c : NULL);
+    if (op->partial)
+        ended_partly(c, &op->n);
+    else
+        ended_recorded(c, 0, op->self ? (void *)c : NULL);
     free(op);
 }
 
@@ -212,7 +238,7 @@ static void end_one_done(struct dz_rctx *c, void *arg)
          * once the end is on the audit record; recorded even if the
          * client went away meanwhile, for the session is gone. */
         struct end_op *op = end_op_new((const unsigned char(*)[32]) & w->sid, 1,
-                                       memcmp(w->sid, w->current, 32) == 0);
+                                       memcmp(w->sid, w->current, 32) == 0, false);
 
         dz_gw_audit(c,
                     json_pack("{s:s, s:s, s:s, s:s%}", "type", "session_end", "fin", w->fin,
@@ -253,43 +279,50 @@ static void session_end_one(struct dz_rctx *c, const char *id)
 static void end_all_work(void *arg)
 {
     struct end_work *w = arg;
-    struct dz_sessidx_entry e[DZ_SESSIDX_SLOTS];
-    size_t n = 0;
+    int rc;
 
-    /* Which sessions end, for their OIDC clients (back-channel logout). */
-    if (dz_sessidx_list(w->store, w->fin, e, &n) != 0)
-        n = 0;
-    for (size_t i = 0; i < n; i++)
-        if (memcmp(e[i].sid, w->current, 32) != 0)
-            memcpy(w->sids[w->k++], e[i].sid, 32);
-    if (!w->keep_current)
-        memcpy(w->sids[w->k++], w->current, 32);
-    w->rc = dz_sessidx_end_all(w->store, w->fin, w->keep_current ? w->current : NULL, &w->ended);
-    /* The current session too unless kept, even if it was not listed; if
-     * that fails it still works: 503, and its clients are not told. */
+    /* The others first, each one's id kept only if it really ended: only
+     * their OIDC clients are told (back-channel logout), and told even if
+     * a later one fails. */
+    w->rc = dz_sessidx_end_all(w->store, w->fin, w->current, w->sids, &w->k);
+    /* Then the current session unless kept, even if it was not listed;
+     * not if another could not be ended: the person stays signed in here
+     * to try again (a retry ends only what is left).  If its own delete
+     * fails it still works: 503, and its clients are not told. */
     if (w->rc == 0 && !w->keep_current) {
-        int rc = dz_store_del(w->store, DZ_SESSION_NS, w->current, sizeof(w->current));
-
-        if (rc != 0 && rc != DZ_ERR_NOTFOUND)
+        rc = dz_sessidx_end(w->store, w->fin, w->current);
+        if (rc == DZ_ERR_NOTFOUND)
+            rc = dz_store_del(w->store, DZ_SESSION_NS, w->current, sizeof(w->current));
+        if (rc == 0)
+            memcpy(w->sids[w->k++], w->current, 32);
+        else if (rc != DZ_ERR_NOTFOUND)
             w->rc = rc;
     }
+    w->ended = w->k;
 }
 
 static void end_all_done(struct dz_rctx *c, void *arg)
 {
     struct end_work *w = arg;
+    bool partial = w->rc != 0;
+    struct end_op *op;
+    json_t *line;
 
-    if (w->rc != 0) {
+    if (partial && w->k == 0) {
         if (!c->closed)
             dz_rctx_state_unavailable(c, w->rc);
         free(w);
         return;
     }
-    dz_gw_audit(c,
-                json_pack("{s:s, s:s, s:s, s:I}", "type", "session_end", "fin", w->fin, "scope",
-                          w->keep_current ? "others" : "all", "ended", (json_int_t)w->ended),
-                ended_notify,
-                end_op_new((const unsigned char(*)[32])w->sids, w->k, !w->keep_current));
+    line = json_pack("{s:s, s:s, s:s, s:I}", "type", "session_end", "fin", w->fin, "scope",
+                     w->keep_current ? "others" : "all", "ended", (json_int_t)w->ended);
+    op = end_op_new((const unsigned char(*)[32])w->sids, w->k, !w->keep_current && !partial,
+                    partial);
+    if (partial) {
+        dz_rctx_log(c, DZ_LOG_WARN, "sessions_end", "not every session was ended");
+        json_object_set_new(line, "sessions_end_failed", json_true());
+    }
+    dz_gw_audit(c, line, partial && !op ? ended_partly_recorded : ended_notify, op);
     free(w);
 }
 
@@ -360,15 +393,11 @@ static void change_drop(void *arg)
  * the clients they signed in to.  On the pool, with the change. */
 static void end_others(struct change_op *op)
 {
-    struct dz_sessidx_entry e[DZ_SESSIDX_SLOTS];
-    size_t n = 0;
-
-    if (dz_sessidx_list(op->actx.store, op->fin, e, &n) != 0)
-        n = 0;
-    for (size_t i = 0; i < n; i++)
-        if (memcmp(e[i].sid, op->sid, 32) != 0)
-            memcpy(op->ended_sids[op->n_ended_sids++], e[i].sid, 32);
-    op->end_failed = dz_sessidx_end_all(op->actx.store, op->fin, op->sid, &op->ended) != 0;
+    /* Only the sessions that did end are told to their clients; any that
+     * could not be is said in the answer and on the record. */
+    op->end_failed =
+        dz_sessidx_end_all(op->actx.store, op->fin, op->sid, op->ended_sids, &op->ended) != 0;
+    op->n_ended_sids = op->ended;
 }
 
 static void change_work(void *arg)
@@ -428,13 +457,18 @@ static void change_notified(struct dz_rctx *c, int rc, void *arg)
 
     if (c->closed)
         goto out;
+    /* The change is made, so 200; but a session that could not be ended
+     * may be the thief's: the person is told so, to sign out everywhere
+     * again (which ends what is left), never left to believe it done. */
     if (op->totp)
-        body = json_pack("{s:{s:s, s:s, s:s}, s:I, s:b}", "totp", "secret", op->secret_b32,
+        body = json_pack("{s:{s:s, s:s, s:s}, s:I, s:b, s:b}", "totp", "secret", op->secret_b32,
                          "otpauth_uri", op->otpauth_uri, "qr_svg", op->qr_svg, "sessions_ended",
-                         (json_int_t)op->ended, "notice_sent", rc == 0);
+                         (json_int_t)op->ended, "sessions_end_failed", op->end_failed,
+                         "notice_sent", rc == 0);
     else
-        body = json_pack("{s:b, s:I, s:b}", "changed", true, "sessions_ended",
-                         (json_int_t)op->ended, "notice_sent", rc == 0);
+        body = json_pack("{s:b, s:I, s:b, s:b}", "changed", true, "sessions_ended",
+                         (json_int_t)op->ended, "sessions_end_failed", op->end_failed,
+                         "notice_sent", rc == 0);
     dz_rctx_json(c, 200, body, NULL, 0);
 out:
     change_free(op);
@@ -493,16 +527,18 @@ static void change_done(struct dz_rctx *c, void *arg)
      * account whose code was never used lets that sign in) changes
      * nothing, and must not be answered, recorded or told as a change. */
     bool ok = op->rc == 0 && op->proven;
+    json_t *line;
 
-    if (ok && op->end_failed)
-        dz_rctx_log(c, DZ_LOG_WARN, "sessions_end", "not every other session was ended");
     if (ok) {
-        dz_gw_audit(c,
-                    json_pack("{s:s, s:s, s:s, s:I}", "type",
-                              op->totp ? "account_totp_reset" : "account_password", "fin", op->fin,
-                              "means", op->high ? "high_session" : "password+otp", "sessions_ended",
-                              (json_int_t)op->ended),
-                    change_audited, op);
+        line = json_pack("{s:s, s:s, s:s, s:I}", "type",
+                         op->totp ? "account_totp_reset" : "account_password", "fin", op->fin,
+                         "means", op->high ? "high_session" : "password+otp", "sessions_ended",
+                         (json_int_t)op->ended);
+        if (op->end_failed) {
+            dz_rctx_log(c, DZ_LOG_WARN, "sessions_end", "not every other session was ended");
+            json_object_set_new(line, "sessions_end_failed", json_true());
+        }
+        dz_gw_audit(c, line, change_audited, op);
         return;
     }
     if (c->closed)

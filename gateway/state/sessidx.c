@@ -115,14 +115,18 @@ static int read_slot(struct dz_store *st, const char *fin, unsigned slot, struct
 
 /* End the session of slot i as read (sl): the session first, by its id
  * (once it is gone it cannot be used, whatever happens to its slot), then
- * the slot if it still holds that entry.  0 or a store error. */
+ * the slot if it still holds that entry.  0 once the session is gone, or a
+ * store error: freeing the slot is best effort, for a slot whose session
+ * is gone reads as dead and is freed then; answering an error there would
+ * call an ended session live, and its clients would never be told. */
 static int end_slot(struct dz_store *st, const char *fin, unsigned i, const struct slot *sl)
 {
     int rc = dz_store_del(st, DZ_SESSION_NS, sl->e.sid, sizeof(sl->e.sid));
 
     if (rc != 0 && rc != DZ_ERR_NOTFOUND)
         return rc;
-    return free_slot(st, fin, i, sl->raw, SLOT_LEN);
+    (void)free_slot(st, fin, i, sl->raw, SLOT_LEN);
+    return 0;
 }
 
 /* Put v in slot i if it is free: 0 (taken), DZ_ERR_EXISTS, or an error. */
@@ -241,10 +245,10 @@ int dz_sessidx_end(struct dz_store *st, const char *fin, const unsigned char sid
 }
 
 int dz_sessidx_end_all(struct dz_store *st, const char *fin, const unsigned char *keep,
-                       size_t *ended)
+                       unsigned char (*sids)[32], size_t *ended)
 {
     struct dz_sessidx_entry list[DZ_SESSIDX_SLOTS];
-    size_t n = 0;
+    size_t n = 0, k = 0;
     int first = 0;
     int rc;
 
@@ -257,10 +261,15 @@ int dz_sessidx_end_all(struct dz_store *st, const char *fin, const unsigned char
         if (keep && memcmp(list[i].sid, keep, 32) == 0)
             continue;
         rc = dz_sessidx_end(st, fin, list[i].sid);
-        if (rc == 0 && ended)
-            (*ended)++;
-        else if (rc != 0 && rc != DZ_ERR_NOTFOUND && first == 0)
+        if (rc == 0) {
+            if (sids)
+                memcpy(sids[k], list[i].sid, 32);
+            k++;
+        } else if (rc != DZ_ERR_NOTFOUND && first == 0) {
             first = rc;
+        }
     }
+    if (ended)
+        *ended = k;
     return first;
 }

@@ -61,9 +61,13 @@ int dz_sessidx_list(struct dz_store *st, const char *fin, struct dz_sessidx_entr
  * store error. */
 int dz_sessidx_end(struct dz_store *st, const char *fin, const unsigned char sid[32]);
 
-/* End every session of fin except keep (NULL: all).  *ended counts them.
- * 0 or the first store error (the others are still tried). */
+/* End every session of fin except keep (NULL: all).  *ended counts the
+ * sessions this call ended, and sids (NULL: not wanted; else room for
+ * DZ_SESSIDX_SLOTS) gets their ids, so that only the clients of sessions
+ * that really ended are told, even when another one could not be.  0 or
+ * the first store error (the others are still tried): then some may live
+ * on, and a second call ends what the first could not. */
 int dz_sessidx_end_all(struct dz_store *st, const char *fin, const unsigned char *keep,
-                       size_t *ended);
+                       unsigned char (*sids)[32], size_t *ended);
 
 #endif

@@ -765,7 +765,15 @@ async function onEndAll() {
   try {
     await api("DELETE", "/api/account/sessions");
   } catch (x) {
-    showError($("acc-sessions-error"), x);
+    // Only some ended (the gateway kept this session so that the person can
+    // press again): say so and show what is left, not a bare error.
+    const n = x instanceof ApiError && x.problem ? x.problem.sessions_ended : undefined;
+    if (typeof n === "number") {
+      await loadSelfService();
+      setMsg($("acc-sessions-error"), "acc.sessions.partly", { n });
+    } else {
+      showError($("acc-sessions-error"), x);
+    }
     return;
   }
   session = null;
@@ -800,6 +808,13 @@ function renderServices(list) {
   }
 }
 
+// A change is made, but not every other session could be ended: one of them
+// may be whoever the change was meant to shut out, so the person is told, with
+// the action that ends the rest.
+function warnSessionsLeft(el, r) {
+  if (r && r.sessions_end_failed === true) setMsg(el, "acc.sessions.left");
+}
+
 async function onChangePassword(e) {
   e.preventDefault();
   const form = e.currentTarget;
@@ -823,6 +838,7 @@ async function onChangePassword(e) {
     form.reset();
     markInvalid(form, null);
     setMsg($("chpw-done"), "acc.pw.done", { n: r.sessions_ended || 0 });
+    warnSessionsLeft(err, r);
     loadSelfService();
   } catch (x) {
     showError(err, x);
@@ -842,6 +858,7 @@ async function onTotpReset() {
     $("totp-qr").src = svgData(r.totp.qr_svg);
     $("totp-secret").textContent = (r.totp.secret || "").replace(/(.{4})(?=.)/g, "$1 ");
     $("totp-done").hidden = false;
+    warnSessionsLeft($("totp-error"), r);
   } catch (x) {
     showError($("totp-error"), x);
   } finally {

@@ -457,6 +457,61 @@ test("the new account signs in with a code from the decoded TOTP secret", async 
   }
 });
 
+// A password change whose ending of the other sessions failed part-way, and
+// a "sign out everywhere" that ended only some: a store failing part-way
+// cannot be staged in the demo stack, so the gateway's answers for these
+// cases (docs/api.md "Account"; the gateway side is
+// tests/unit/gateway/auth/test_api_account_partial_end.c) are played to the
+// page, which must warn with the action to take, never say all is done.
+test("account page: sessions that could not be ended are a warning with what to do, not a success", async () => {
+  check(P.wrong, "people.json has a second registered person with a TOTP secret");
+  const { ctx, page } = await newPage();
+  try {
+    await open(page);
+    await page.fill("#pw-fin", P.wrong.fin);
+    await page.fill("#pw-password", P.wrong.password);
+    await page.fill("#pw-otp", totp(P.wrong.totp_secret));
+    await page.click("#pw-submit");
+    await visible(page, "#view-account");
+    await page.waitForFunction(() => document.querySelectorAll("#acc-sessions li").length > 0);
+    await page.click('.lang-btn[data-lang="en"]');
+    await page.route("**/api/account/password", (route) => route.fulfill({
+      status: 200, contentType: "application/json",
+      body: JSON.stringify({ changed: true, sessions_ended: 1, sessions_end_failed: true, notice_sent: true }),
+    }));
+    const newPw = "Dz-web-new-" + crypto.randomBytes(6).toString("hex");
+    await page.fill("#chpw-current", P.wrong.password);
+    await page.fill("#chpw-otp", "123456");
+    await page.fill("#chpw-new", newPw);
+    await page.fill("#chpw-new2", newPw);
+    await page.click("#chpw-submit");
+    await page.waitForFunction(() => document.getElementById("chpw-done").textContent !== "");
+    check((await text(page, "#chpw-done")).startsWith("Password changed"), "the change is reported", await text(page, "#chpw-done"));
+    check(await text(page, "#chpw-error") === EN["acc.sessions.left"], "with a warning that a session may live on, and what to do",
+      await text(page, "#chpw-error"));
+    await page.unroute("**/api/account/password");
+    await page.route("**/api/account/sessions", (route) => (route.request().method() !== "DELETE" ? route.continue()
+      : route.fulfill({
+        status: 503, contentType: "application/problem+json",
+        body: JSON.stringify({ type: "about:blank", title: "Service Unavailable", status: 503, code: "state_unavailable",
+          detail: "not every session could be ended", sessions_ended: 2 }),
+      })));
+    await page.click("#acc-end-all");
+    await page.waitForFunction((want) => document.getElementById("acc-sessions-error").textContent === want,
+      EN["acc.sessions.partly"].replace("{n}", "2"));
+    check(await page.isVisible("#view-account"), "still signed in here, to press again");
+    await shot(page, "account-sessions-partly-ended");
+    await page.unroute("**/api/account/sessions");
+    // Pressed again (the real gateway now): every session ends.
+    await page.click("#acc-end-all");
+    await visible(page, "#view-login");
+    const st = await page.evaluate(() => fetch("/auth/session").then((r) => r.status));
+    check(st === 401, "the second press signed out everywhere", st);
+  } finally {
+    await ctx.close();
+  }
+});
+
 // ---- mobile signature
 
 test("mobile signature: the page shows the verification code, the phone approves, the page signs in by itself", async () => {

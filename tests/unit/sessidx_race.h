@@ -127,7 +127,7 @@ static void sessidx_race(struct dz_store *s, const char *fin, unsigned rounds)
     assert_int_equal(failed, 0);
     assert_int_equal(dz_sessidx_list(s, fin, e, &n), 0);
     assert_true(n > 0);
-    assert_int_equal(dz_sessidx_end_all(s, fin, NULL, &ended), 0);
+    assert_int_equal(dz_sessidx_end_all(s, fin, NULL, NULL, &ended), 0);
     assert_int_equal(ended, n);
     assert_int_equal(dz_store_count(s, DZ_SESSION_NS), 0);
     assert_int_equal(dz_sessidx_list(s, fin, e, &n), 0);

@@ -248,7 +248,7 @@ static void test_sessions_listed_and_ended(void **state)
     assert_int_equal(dz_store_del(s, DZ_SESSION_NS, a.sid, 32), 0);
     assert_int_equal(dz_sessidx_list(s, FIN, e, &n), 0);
     assert_int_equal(n, 0);
-    assert_int_equal(dz_sessidx_end_all(s, "7XYZ987", NULL, &ended), 0);
+    assert_int_equal(dz_sessidx_end_all(s, "7XYZ987", NULL, NULL, &ended), 0);
     assert_int_equal(ended, 1);
     dz_store_free(s);
 }

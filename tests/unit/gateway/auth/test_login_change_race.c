@@ -62,7 +62,7 @@ static int before(struct store_wrap *w, const char *op, const char *ns)
     /* Then, as the account page does, every other session of the person
      * ends: the login's is made but not listed yet, so not among them. */
     if (race.rc == 0)
-        race.rc = dz_sessidx_end_all(g->gw.store, FIN, NULL, &race.ended);
+        race.rc = dz_sessidx_end_all(g->gw.store, FIN, NULL, NULL, &race.ended);
     race.what = NONE;
     race.busy = false;
     return 0;
