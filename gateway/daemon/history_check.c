@@ -1,0 +1,131 @@
+/*
+ * history_check.c - the log's signed heads checked before its tree is built
+ * anew (see history_check.h).
+ */
+#include "daemon/history_check.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "audit/audit.h"
+#include "audit/audit_keyarchive.h"
+#include "audit/audit_tree.h"
+#include "base/err.h"
+#include "base/log.h"
+#include "core/config.h"
+#include "core/gen.h"
+#include "keys/jws.h"
+
+#include "base/compat.h"
+
+struct keys {
+    struct dz_jwks *own;     /* the key set this gateway publishes */
+    struct dz_jwks *archive; /* retired keys (the archive beside the log) */
+    /* Heads are looked up in chain order: after a good history this says
+     * whether its last head's key came from the archive only. */
+    bool last_from_archive;
+    char last_kid[128];
+};
+
+static EVP_PKEY *find_key(void *arg, const char *kid)
+{
+    struct keys *k = arg;
+    EVP_PKEY *p = dz_jwks_find(k->own, kid);
+
+    snprintf(k->last_kid, sizeof(k->last_kid), "%s", kid);
+    k->last_from_archive = !p;
+    if (!p && k->archive)
+        p = dz_jwks_find(k->archive, kid);
+    return p;
+}
+
+/* The archive at path, or NULL in *out when there is none. */
+static int load_archive(const char *path, struct dz_jwks **out)
+{
+    FILE *f = fopen(path, "rb");
+    char *buf;
+    size_t n;
+    int rc;
+
+    *out = NULL;
+    if (!f)
+        return errno == ENOENT ? 0 : DZ_ERR_IO;
+    buf = malloc(DZ_JWKS_JSON_MAX + 1);
+    n = buf ? fread(buf, 1, DZ_JWKS_JSON_MAX + 1, f) : 0;
+    fclose(f);
+    if (!buf)
+        return DZ_ERR_NOMEM;
+    rc = n > DZ_JWKS_JSON_MAX ? DZ_ERR_TOOBIG : dz_jwks_parse(buf, n, out);
+    free(buf);
+    return rc;
+}
+
+static void refuse(const char *file, const char *why)
+{
+    fprintf(stderr,
+            "darvazad: %s: the audit tree is to be built anew from the log, but %s. Not started, "
+            "nothing signed: a history changed and its tree removed must not get new heads. If "
+            "the log is genuine (check it with `darvaza audit verify` and the JWKS that "
+            "published its keys), put the key that signed its last head back in the gateway's "
+            "key set and start again.\n",
+            file, why);
+    dz_logj(DZ_LOG_ERROR, "audit_history_refused",
+            json_pack("{s:s, s:s}", "log", file, "reason", why));
+}
+
+int dz_history_check(const struct dz_gen *g)
+{
+    const struct dz_config_audit *ca = &g->config->audit;
+    char *def = NULL;
+    struct keys k;
+    struct dz_audit_keys ak = {find_key, &k};
+    struct dz_audit_history_check *c = NULL;
+    char why[4600];
+    int rc;
+
+    if (!dz_audit_tree_builds_anew(ca->file, NULL))
+        return 0;
+    memset(&k, 0, sizeof(k));
+    rc = dz_jwks_parse(g->jwks_json, strlen(g->jwks_json), &k.own);
+    if (rc == 0 && !ca->key_archive && !(def = dz_audit_key_archive_default(ca->file)))
+        rc = DZ_ERR_NOMEM;
+    if (rc == 0 && (rc = load_archive(ca->key_archive ? ca->key_archive : def, &k.archive)) != 0)
+        fprintf(stderr, "darvazad: %s: the audit key archive cannot be read (%s)\n",
+                ca->key_archive ? ca->key_archive : def, dz_err_str(rc));
+    if (rc == 0 && !(c = malloc(sizeof(*c))))
+        rc = DZ_ERR_NOMEM;
+    if (rc == 0 && (rc = dz_audit_verify_history(ca->file, &ak, c)) != 0)
+        fprintf(stderr, "darvazad: %s: cannot read the audit history (%s)\n", c->path,
+                c->detail);
+    if (rc != 0)
+        goto out;
+    if (c->reason) {
+        snprintf(why, sizeof(why), "%s:%" PRIu64 ": %s: %s", c->path, c->line, c->reason,
+                 c->detail);
+        refuse(ca->file, why);
+        rc = DZ_ERR_STATE;
+    } else if (c->heads_verified > 0 && k.last_from_archive) {
+        snprintf(why, sizeof(why),
+                 "%s:%" PRIu64 ": untrusted_key: its last signed head (seq %" PRIu64
+                 ") is signed by kid \"%s\", a key this gateway does not publish, found only in "
+                 "the key archive, which whoever can write the log can write too",
+                 c->head_path, c->head_line, c->head_seq, k.last_kid);
+        refuse(ca->file, why);
+        rc = DZ_ERR_STATE;
+    } else {
+        dz_log(DZ_LOG_INFO, "audit_history",
+               "%s: %" PRIu64 " lines, %" PRIu64 " signed heads verified before the tree is built "
+               "anew; %" PRIu64 " line(s) after the last head are signed by nothing yet",
+               ca->file, c->lines, c->heads_verified, c->unsigned_tail);
+    }
+out:
+    free(c);
+    free(def);
+    dz_jwks_free(k.own);
+    dz_jwks_free(k.archive);
+    return rc;
+}
