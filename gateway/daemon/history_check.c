@@ -99,8 +99,8 @@ int dz_history_check(const struct dz_gen *g)
     if (rc == 0 && !(c = malloc(sizeof(*c))))
         rc = DZ_ERR_NOMEM;
     if (rc == 0 && (rc = dz_audit_verify_history(ca->file, &ak, c)) != 0)
-        fprintf(stderr, "darvazad: %s: cannot read the audit history (%s)\n", c->path,
-                c->detail);
+        fprintf(stderr, "darvazad: %s: cannot read the audit history (%s)\n",
+                c->path[0] ? c->path : ca->file, c->detail[0] ? c->detail : dz_err_str(rc));
     if (rc != 0)
         goto out;
     if (c->reason) {
