@@ -457,31 +457,40 @@ static bool verify_one(const char *path, const struct dz_audit_keys *keys,
     return true;
 }
 
-int dz_audit_verify_history(const char *audit_path, const struct dz_audit_keys *keys,
+int dz_audit_verify_history(const char *audit_path, uint64_t from, const struct dz_audit_keys *keys,
                             struct dz_audit_history_check *out)
 {
     struct seg *segs = NULL;
     size_t n = 0;
     struct dz_audit_chain chain;
     bool good = true;
+    bool started = false;
+    uint64_t live_first;
     int rc;
 
     memset(out, 0, sizeof(*out));
     memset(&chain, 0, sizeof(chain));
     if ((rc = list_segments(audit_path, &segs, &n)) != 0)
         return rc;
-    for (size_t i = 0; i < n && good; i++)
-        good = verify_one(segs[i].path, keys, &chain, i == 0, out);
+    live_first = first_seq(audit_path);
+    for (size_t i = 0; i < n && good; i++) {
+        uint64_t next = i + 1 < n ? segs[i + 1].first : live_first;
+        /* A file wholly before from is left unread. */
+        if (next != 0 && next <= from)
+            continue;
+        good = verify_one(segs[i].path, keys, &chain, !started, out);
+        started = true;
+    }
     /* No live file yet (a first start) holds no line to check. */
     if (good && access(audit_path, F_OK) == 0)
-        good = verify_one(audit_path, keys, &chain, n == 0, out);
+        good = verify_one(audit_path, keys, &chain, !started, out);
     for (size_t i = 0; i < n; i++)
         free(segs[i].path);
     free(segs);
     return out->reason && strcmp(out->reason, "unreadable") == 0 ? DZ_ERR_IO : 0;
 }
 
-bool dz_audit_tree_builds_anew(const char *audit_path, const char *dir)
+uint64_t dz_audit_tree_vouched(const char *audit_path, const char *dir)
 {
     char path[4200];
     struct stat st;
@@ -491,12 +500,12 @@ bool dz_audit_tree_builds_anew(const char *audit_path, const char *dir)
     else
         snprintf(path, sizeof(path), "%s.tree/%s", audit_path, DZ_AUDIT_ACCEPT_NAME);
     if (stat(path, &st) == 0)
-        return true;
+        return 0;
     if (dir)
         snprintf(path, sizeof(path), "%s/L00", dir);
     else
         snprintf(path, sizeof(path), "%s.tree/L00", audit_path);
-    return stat(path, &st) != 0 || st.st_size < 32;
+    return stat(path, &st) == 0 ? (uint64_t)st.st_size / 32 : 0;
 }
 
 /* --------------------------------------------------------------- tree --- */

@@ -122,14 +122,17 @@ int dz_audit_read_history(const char *audit_path, uint64_t from,
                           void *arg);
 
 /*
- * Whether the next dz_audit_tree_open builds the tree of audit_path anew
- * from the log (dir NULL: audit_path + ".tree"): no leaves are stored (the
- * directory, or its L00, is missing or empty), or an accept-restore is on
- * file (the tree is then moved aside and rebuilt).  Such a tree vouches for
- * nothing: only the log's own signed heads do (dz_audit_verify_history).
+ * The leaves the next dz_audit_tree_open of the log at audit_path (dir
+ * NULL: audit_path + ".tree") holds the log against: the whole hashes in
+ * its L00.  Up to them the tree vouches for the log (the open refuses a log
+ * whose line at that seq is not the leaf, and the chain ties every line
+ * before it to that line); lines after them are added from the log as they
+ * are, vouched for only by the log's own signed heads
+ * (dz_audit_verify_history).  0 when L00 is missing or empty, or an
+ * accept-restore is on file (the tree is then rebuilt from nothing).
  * Blocking file I/O.
  */
-bool dz_audit_tree_builds_anew(const char *audit_path, const char *dir);
+uint64_t dz_audit_tree_vouched(const char *audit_path, const char *dir);
 
 /* What dz_audit_verify_history found. */
 struct dz_audit_history_check {
@@ -146,17 +149,18 @@ struct dz_audit_history_check {
 };
 
 /*
- * Verify the whole history of the log at audit_path as `darvaza audit
- * verify` does: the closed segments in seq order, then the live file, each
- * continuing the chain of the one before (a history whose oldest segments
- * were moved away is taken from its first line on), every head line the
+ * Verify the history of the log at audit_path as `darvaza audit verify`
+ * does, from the file that holds seq from on (0: all of it): the closed
+ * segments in seq order, then the live file, each continuing the chain of
+ * the one before (the first file read is taken from its first line on,
+ * from zeros when that is seq 1), every head line the
  * hash of the line before it and signed by keys->find(kid) (keys must not
  * be NULL: it is called for each head in chain order, so after a good
  * history its last call was for the last head).  0: read through, verdict
  * in out (reason NULL: intact); DZ_ERR_IO (out->path, out->detail say
  * where), DZ_ERR_NOMEM.  Blocking file I/O.
  */
-int dz_audit_verify_history(const char *audit_path, const struct dz_audit_keys *keys,
+int dz_audit_verify_history(const char *audit_path, uint64_t from, const struct dz_audit_keys *keys,
                             struct dz_audit_history_check *out);
 
 #endif

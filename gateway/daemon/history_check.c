@@ -1,6 +1,6 @@
 /*
- * history_check.c - the log's signed heads checked before its tree is built
- * anew (see history_check.h).
+ * history_check.c - the log's signed heads checked before its tree takes
+ * lines it does not hold (see history_check.h).
  */
 #include "daemon/history_check.h"
 
@@ -64,20 +64,22 @@ static int load_archive(const char *path, struct dz_jwks **out)
     return rc;
 }
 
-static void refuse(const char *file, const char *why)
+static void refuse(const char *file, uint64_t from, uint64_t to, const char *why)
 {
     fprintf(stderr,
-            "darvazad: %s: the audit tree is to be built anew from the log, but %s. Not started, "
-            "nothing signed: a history changed and its tree removed must not get new heads. If "
-            "the log is genuine (check it with `darvaza audit verify` and the JWKS that "
-            "published its keys), put the key that signed its last head back in the gateway's "
-            "key set and start again.\n",
-            file, why);
+            "darvazad: %s: the audit tree is to take lines %" PRIu64 "..%" PRIu64
+            " from the log (it does not hold them: it was deleted, cut or is rebuilt), but "
+            "%s. Not started, nothing signed: a history changed and its tree removed must not "
+            "get new heads. If the log is genuine (check it with `darvaza audit verify` and the "
+            "JWKS that published its keys), put the key that signed its last head back in the "
+            "gateway's key set and start again.\n",
+            file, from, to, why);
     dz_logj(DZ_LOG_ERROR, "audit_history_refused",
-            json_pack("{s:s, s:s}", "log", file, "reason", why));
+            json_pack("{s:s, s:I, s:I, s:s}", "log", file, "from", (json_int_t)from, "to",
+                      (json_int_t)to, "reason", why));
 }
 
-int dz_history_check(const struct dz_gen *g)
+int dz_history_check(const struct dz_gen *g, const struct dz_audit *a)
 {
     const struct dz_config_audit *ca = &g->config->audit;
     char *def = NULL;
@@ -87,7 +89,11 @@ int dz_history_check(const struct dz_gen *g)
     char why[4600];
     int rc;
 
-    if (!dz_audit_tree_builds_anew(ca->file, NULL))
+    uint64_t vouched = dz_audit_tree_vouched(ca->file, NULL);
+
+    /* The tree holds every line (a clean stop): nothing to check.  A log
+     * shorter than the tree is refused by the tree's own open. */
+    if (dz_audit_last_seq(a) <= vouched)
         return 0;
     memset(&k, 0, sizeof(k));
     rc = dz_jwks_parse(g->jwks_json, strlen(g->jwks_json), &k.own);
@@ -98,7 +104,7 @@ int dz_history_check(const struct dz_gen *g)
                 ca->key_archive ? ca->key_archive : def, dz_err_str(rc));
     if (rc == 0 && !(c = malloc(sizeof(*c))))
         rc = DZ_ERR_NOMEM;
-    if (rc == 0 && (rc = dz_audit_verify_history(ca->file, &ak, c)) != 0)
+    if (rc == 0 && (rc = dz_audit_verify_history(ca->file, vouched, &ak, c)) != 0)
         fprintf(stderr, "darvazad: %s: cannot read the audit history (%s)\n",
                 c->path[0] ? c->path : ca->file, c->detail[0] ? c->detail : dz_err_str(rc));
     if (rc != 0)
@@ -106,21 +112,23 @@ int dz_history_check(const struct dz_gen *g)
     if (c->reason) {
         snprintf(why, sizeof(why), "%s:%" PRIu64 ": %s: %s", c->path, c->line, c->reason,
                  c->detail);
-        refuse(ca->file, why);
+        refuse(ca->file, vouched + 1, dz_audit_last_seq(a), why);
         rc = DZ_ERR_STATE;
-    } else if (c->heads_verified > 0 && k.last_from_archive) {
+    } else if (c->head_seq > vouched && k.last_from_archive) {
         snprintf(why, sizeof(why),
                  "%s:%" PRIu64 ": untrusted_key: its last signed head (seq %" PRIu64
                  ") is signed by kid \"%s\", a key this gateway does not publish, found only in "
                  "the key archive, which whoever can write the log can write too",
                  c->head_path, c->head_line, c->head_seq, k.last_kid);
-        refuse(ca->file, why);
+        refuse(ca->file, vouched + 1, dz_audit_last_seq(a), why);
         rc = DZ_ERR_STATE;
     } else {
         dz_log(DZ_LOG_INFO, "audit_history",
-               "%s: %" PRIu64 " lines, %" PRIu64 " signed heads verified before the tree is built "
-               "anew; %" PRIu64 " line(s) after the last head are signed by nothing yet",
-               ca->file, c->lines, c->heads_verified, c->unsigned_tail);
+               "%s: lines %" PRIu64 "..%" PRIu64 " not in the tree: %" PRIu64
+               " line(s) read, %" PRIu64 " signed heads verified, %" PRIu64
+               " line(s) after the last head signed by nothing yet",
+               ca->file, vouched + 1, dz_audit_last_seq(a), c->lines, c->heads_verified,
+               c->unsigned_tail);
     }
 out:
     free(c);

@@ -115,8 +115,8 @@ int dz_transparency_setup_open(struct dz_gw *gw)
 
     struct dz_audit_mismatch m;
 
-    /* A tree built anew proves nothing of its own: the log's heads must. */
-    if ((rc = dz_history_check(gw->gen)) != 0)
+    /* Lines the tree does not hold are vouched for by the log's heads only. */
+    if ((rc = dz_history_check(gw->gen, gw->audit)) != 0)
         return rc;
     rc = dz_audit_tree_open(cf->audit.file, NULL, instance, &gw->audit_tree, &m);
     if (rc == DZ_ERR_STATE) {
