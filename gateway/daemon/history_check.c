@@ -87,16 +87,16 @@ int dz_history_check(const struct dz_gen *g, const struct dz_audit *a)
     struct dz_audit_keys ak = {find_key, &k};
     struct dz_audit_history_check *c = NULL;
     char why[4600];
-    int rc;
-
     uint64_t vouched = dz_audit_tree_vouched(ca->file, NULL);
+    int rc;
 
     /* The tree holds every line (a clean stop): nothing to check.  A log
      * shorter than the tree is refused by the tree's own open. */
     if (dz_audit_last_seq(a) <= vouched)
         return 0;
     memset(&k, 0, sizeof(k));
-    rc = dz_jwks_parse(g->jwks_json, strlen(g->jwks_json), &k.own);
+    if ((rc = dz_jwks_parse(g->jwks_json, strlen(g->jwks_json), &k.own)) != 0)
+        fprintf(stderr, "darvazad: the published key set cannot be read (%s)\n", dz_err_str(rc));
     if (rc == 0 && !ca->key_archive && !(def = dz_audit_key_archive_default(ca->file)))
         rc = DZ_ERR_NOMEM;
     if (rc == 0 && (rc = load_archive(ca->key_archive ? ca->key_archive : def, &k.archive)) != 0)
