@@ -717,6 +717,11 @@ uint64_t dz_audit_handoffs(struct dz_audit *a)
     return counter(a, &a->handoffs);
 }
 
+uint64_t dz_audit_last_seq(const struct dz_audit *a)
+{
+    return a->seq;
+}
+
 uint64_t dz_audit_lingers(struct dz_audit *a)
 {
     return counter(a, &a->lingers);

@@ -405,6 +405,109 @@ int dz_audit_read_history(const char *audit_path, uint64_t from,
     return rc;
 }
 
+/* The seq of a file's first line; 0 when it has none that parses. */
+static uint64_t first_seq(const char *path)
+{
+    FILE *f = fopen(path, "re");
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t len;
+    struct dz_audit_line l;
+    uint64_t seq = 0;
+
+    if (!f)
+        return 0;
+    len = getline(&line, &cap, f);
+    if (len > 0 && line[len - 1] == '\n' && dz_audit_parse_line(line, (size_t)len - 1, &l) == 0)
+        seq = l.seq;
+    free(line);
+    fclose(f);
+    return seq;
+}
+
+/* One file of a history into the verdict; false once it holds a fault. */
+static bool verify_one(const char *path, const struct dz_audit_keys *keys,
+                       struct dz_audit_chain *chain, bool first, struct dz_audit_history_check *out)
+{
+    struct dz_audit_report r;
+    /* A history whose oldest segments were moved away starts where its
+     * first file does (its chain is taken as given there); one that starts
+     * at seq 1 must start from zeros. */
+    int rc = dz_audit_verify_segment(path, keys, first && first_seq(path) > 1 ? NULL : chain, &r);
+
+    if (rc != 0 || r.first_bad_line) {
+        snprintf(out->path, sizeof(out->path), "%s", path);
+        out->line = r.first_bad_line;
+        out->reason = rc != 0 ? "unreadable" : r.reason;
+        snprintf(out->detail, sizeof(out->detail), "%s", r.detail[0] ? r.detail : dz_err_str(rc));
+        return false;
+    }
+    if (r.lines == 0)
+        return true; /* a new live file before its first line adds nothing */
+    out->lines += r.lines;
+    out->heads_verified += r.heads_verified;
+    out->unsigned_tail = r.heads_seen > 0 ? r.unsigned_tail : out->unsigned_tail + r.lines;
+    if (r.heads_seen > 0) {
+        snprintf(out->head_path, sizeof(out->head_path), "%s", path);
+        out->head_line = r.last_head_seq - r.first_seq + 1;
+        out->head_seq = r.last_head_seq;
+    }
+    chain->seq = r.last_seq;
+    memcpy(chain->hash, r.last_hash, 32);
+    return true;
+}
+
+int dz_audit_verify_history(const char *audit_path, uint64_t from, const struct dz_audit_keys *keys,
+                            struct dz_audit_history_check *out)
+{
+    struct seg *segs = NULL;
+    size_t n = 0;
+    struct dz_audit_chain chain;
+    bool good = true;
+    bool started = false;
+    uint64_t live_first;
+    int rc;
+
+    memset(out, 0, sizeof(*out));
+    memset(&chain, 0, sizeof(chain));
+    if ((rc = list_segments(audit_path, &segs, &n)) != 0)
+        return rc;
+    live_first = first_seq(audit_path);
+    for (size_t i = 0; i < n && good; i++) {
+        uint64_t next = i + 1 < n ? segs[i + 1].first : live_first;
+        /* A file wholly before from is left unread. */
+        if (next != 0 && next <= from)
+            continue;
+        good = verify_one(segs[i].path, keys, &chain, !started, out);
+        started = true;
+    }
+    /* No live file yet (a first start) holds no line to check. */
+    if (good && access(audit_path, F_OK) == 0)
+        good = verify_one(audit_path, keys, &chain, !started, out);
+    for (size_t i = 0; i < n; i++)
+        free(segs[i].path);
+    free(segs);
+    return out->reason && strcmp(out->reason, "unreadable") == 0 ? DZ_ERR_IO : 0;
+}
+
+uint64_t dz_audit_tree_vouched(const char *audit_path, const char *dir)
+{
+    char path[4200];
+    struct stat st;
+
+    if (dir)
+        snprintf(path, sizeof(path), "%s/%s", dir, DZ_AUDIT_ACCEPT_NAME);
+    else
+        snprintf(path, sizeof(path), "%s.tree/%s", audit_path, DZ_AUDIT_ACCEPT_NAME);
+    if (stat(path, &st) == 0)
+        return 0;
+    if (dir)
+        snprintf(path, sizeof(path), "%s/L00", dir);
+    else
+        snprintf(path, sizeof(path), "%s.tree/L00", audit_path);
+    return stat(path, &st) == 0 ? (uint64_t)st.st_size / 32 : 0;
+}
+
 /* --------------------------------------------------------------- tree --- */
 
 static int add_leaf(void *arg, uint64_t seq, const char *line, size_t len)

@@ -121,4 +121,46 @@ int dz_audit_read_history(const char *audit_path, uint64_t from,
                           int (*fn)(void *arg, uint64_t seq, const char *line, size_t len),
                           void *arg);
 
+/*
+ * The leaves the next dz_audit_tree_open of the log at audit_path (dir
+ * NULL: audit_path + ".tree") holds the log against: the whole hashes in
+ * its L00.  Up to them the tree vouches for the log (the open refuses a log
+ * whose line at that seq is not the leaf, and the chain ties every line
+ * before it to that line); lines after them are added from the log as they
+ * are, vouched for only by the log's own signed heads
+ * (dz_audit_verify_history).  0 when L00 is missing or empty, or an
+ * accept-restore is on file (the tree is then rebuilt from nothing).
+ * Blocking file I/O.
+ */
+uint64_t dz_audit_tree_vouched(const char *audit_path, const char *dir);
+
+/* What dz_audit_verify_history found. */
+struct dz_audit_history_check {
+    char path[4096];    /* the file holding the first bad line ("": none) */
+    uint64_t line;      /* its line number in that file (1-based; 0: none) */
+    const char *reason; /* as struct dz_audit_report; NULL when good */
+    char detail[256];
+    uint64_t lines;          /* good lines read */
+    uint64_t heads_verified; /* head lines whose signatures verified */
+    uint64_t unsigned_tail;  /* good lines after the last head */
+    char head_path[4096];    /* the file holding the last head ("": none) */
+    uint64_t head_line;      /* its line number in that file */
+    uint64_t head_seq;       /* its seq */
+};
+
+/*
+ * Verify the history of the log at audit_path as `darvaza audit verify`
+ * does, from the file that holds seq from on (0: all of it): the closed
+ * segments in seq order, then the live file, each continuing the chain of
+ * the one before (the first file read is taken from its first line on,
+ * from zeros when that is seq 1), every head line the
+ * hash of the line before it and signed by keys->find(kid) (keys must not
+ * be NULL: it is called for each head in chain order, so after a good
+ * history its last call was for the last head).  0: read through, verdict
+ * in out (reason NULL: intact); DZ_ERR_IO (out->path, out->detail say
+ * where), DZ_ERR_NOMEM.  Blocking file I/O.
+ */
+int dz_audit_verify_history(const char *audit_path, uint64_t from, const struct dz_audit_keys *keys,
+                            struct dz_audit_history_check *out);
+
 #endif

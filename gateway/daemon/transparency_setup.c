@@ -21,6 +21,7 @@
 #include "core/config.h"
 #include "core/gen.h"
 #include "daemon/audit_setup.h"
+#include "daemon/history_check.h"
 #include "keys/signer.h"
 #include "state/accessidx.h"
 
@@ -114,6 +115,9 @@ int dz_transparency_setup_open(struct dz_gw *gw)
 
     struct dz_audit_mismatch m;
 
+    /* Lines the tree does not hold are vouched for by the log's heads only. */
+    if ((rc = dz_history_check(gw->gen, gw->audit)) != 0)
+        return rc;
     rc = dz_audit_tree_open(cf->audit.file, NULL, instance, &gw->audit_tree, &m);
     if (rc == DZ_ERR_STATE) {
         /* Rebuilding would sign new heads over a history that was cut or

@@ -10,7 +10,7 @@
 # the next signed head covers (proven with darvaza audit prove/check-proof).
 . "$(dirname "$0")/lib.sh"
 
-plan 28
+plan 36
 stack_start
 LOG="$STATE_DIR/audit.log"
 DZ="$BUILD_DIR/darvaza"
@@ -111,6 +111,53 @@ like "$RC|$(one_line "$OUT")" "^1\|.*at seq $N2: line $N2 is not the line the tr
     "the last line changed: refused at seq $N2"
 OUT=$("$DZ" audit accept-restore "$LOG" 2>&1)
 is "$?" 2 "accept-restore without --reason: usage"
+
+# ---- the forged history with its tree removed: the log's own signed heads refuse it --------------
+# Without its tree (and heads.jsonl) nothing beside the log remembers the
+# old roots: the heads in the log, signed over the chain, must.
+DENY_SEQ_HEAD=$(jq -c "select(.type == \"head\" and .seq > $DENY_SEQ)" "$WORK/forged/audit.log" | head -n 1 | jq .seq)
+cp "$WORK/forged/audit.log" "$LOG"
+mv "$LOG.tree" "$WORK/tree-kept"
+cp "$STATE_DIR/audit-keys.jwks" "$WORK/archive-kept.jwks"
+cp "$WORK/forged/audit-keys.jwks" "$STATE_DIR/audit-keys.jwks"
+LOGSUM=$(sha256sum <"$LOG")
+refused_start
+like "$RC|$(one_line "$OUT")" \
+    "^1\|.*darvazad: ${LOG//./\\.}: the audit tree is to take lines 1\\.\\.$N2 from the log \\(it does not hold them[^)]*\\), but ${LOG//./\\.}:[0-9]+: untrusted_key: its last signed head \(seq $N2\) is signed by kid \"insider\".*Not started, nothing signed" \
+    "forged, re-signed with a key added to the archive, tree deleted: the gateway does not start (exit 1), the untrusted last head named"
+is "$(sha256sum <"$LOG") $(find "$STATE_DIR" -maxdepth 1 -name 'audit.log.tree*' | wc -l)" "$LOGSUM 0" \
+    "... nothing written to the log, no tree built"
+cp "$WORK/archive-kept.jwks" "$STATE_DIR/audit-keys.jwks"
+refused_start
+like "$RC|$(one_line "$OUT")" \
+    "^1\|.*from the log \\(it does not hold them[^)]*\\), but ${LOG//./\\.}:$DENY_SEQ_HEAD: unknown_kid: no public key for kid \"insider\"" \
+    "... with the archive as the gateway wrote it: unknown_kid at the first re-signed head"
+# Heads that name the gateway's own kid but were not signed by it: refused.
+KID=$(jq -r 'select(.type == "head") | .kid' "$WORK/current.log" | head -n 1)
+sed "s/\"kid\":\"insider\"/\"kid\":\"$KID\"/" "$WORK/forged/audit.log" >"$LOG"
+refused_start
+like "$RC|$(one_line "$OUT")" \
+    "^1\|.*from the log \\(it does not hold them[^)]*\\), but ${LOG//./\\.}:$DENY_SEQ_HEAD: bad_head_signature: head signature does not verify with kid \"$KID\"" \
+    "... heads under the gateway's own kid: the first head after the change does not verify"
+# The tree cut to its first leaf and its heads.jsonl removed: lines 2..N
+# come from the log, and only its heads vouch for them.
+cp "$WORK/forged/audit.log" "$LOG"
+cp -r "$WORK/tree-kept" "$LOG.tree"
+truncate -s 32 "$LOG.tree/L00"
+rm "$LOG.tree/heads.jsonl"
+refused_start
+like "$RC|$(one_line "$OUT")" \
+    "^1\|.*the audit tree is to take lines 2\.\.$N2 from the log .*, but ${LOG//./\\.}:$DENY_SEQ_HEAD: unknown_kid: no public key for kid \"insider\"" \
+    "... the tree cut to one leaf, heads.jsonl removed: refused the same way"
+rm -rf "$LOG.tree"
+cp "$WORK/current.log" "$LOG"
+ok "the genuine history with its tree deleted: the gateway starts" start_gw
+ok "... the tree rebuilt from the log (at least $N2 leaves)" \
+    test "$(($(stat -c %s "$LOG.tree/L00") / 32))" -ge "$N2"
+ok "the gateway stops" stop_gw
+rm -rf "$LOG.tree"
+mv "$WORK/tree-kept" "$LOG.tree"
+cp "$WORK/current.log" "$LOG"
 
 # ---- the restore acknowledged -------------------------------------------------------------------
 cp "$WORK/backup/audit.log" "$LOG"

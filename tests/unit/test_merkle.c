@@ -516,8 +516,11 @@ static void wait_done(int n)
 static void write_lines(struct dz_audit_tree *t, int n, bool rotate_midway)
 {
     struct dz_audit *a = NULL;
+    struct dz_audit_rotation rot = {.instance = "gw-1"};
 
     assert_int_equal(dz_audit_open(logpath, &a), 0);
+    /* The instance the gateway names in every segment header. */
+    assert_int_equal(dz_audit_set_rotation(a, &rot), 0);
     if (t)
         dz_audit_set_observer(a, dz_audit_tree_observe, t);
     assert_int_equal(dz_audit_set_head_signer(a, sign_cb, key, "k1", 0), 0);
@@ -626,6 +629,15 @@ static uint64_t last_seq_and_edit(void)
     return seq;
 }
 
+static int count_line(void *arg, uint64_t seq, const char *line, size_t len)
+{
+    (void)seq;
+    (void)line;
+    (void)len;
+    ++*(uint64_t *)arg;
+    return 0;
+}
+
 static void test_tree_follows_log(void **state)
 {
     struct dz_audit_tree *t = NULL;
@@ -666,9 +678,34 @@ static void test_tree_follows_log(void **state)
     expect_tree_matches_log(t);
     dz_audit_tree_close(t);
 
-    /* The whole tree lost: rebuilt from the log. */
+    /* The whole tree lost: rebuilt from the log, whose own signed heads
+     * are all there is to check it by (across both segments). */
     snprintf(p, sizeof(p), "%s.tree", logpath);
+    assert_true(dz_audit_tree_vouched(logpath, NULL) > 0);
     rm_rf(p);
+    assert_int_equal(dz_audit_tree_vouched(logpath, NULL), 0);
+    {
+        struct dz_audit_history_check *c = malloc(sizeof(*c));
+        struct dz_audit_keys keys = {find_k1, key};
+        struct dz_audit_keys none = {find_k1, NULL};
+        uint64_t nlines = 0;
+        assert_non_null(c);
+        assert_int_equal(dz_audit_verify_history(logpath, 0, &keys, c), 0);
+        assert_null(c->reason);
+        assert_int_equal(dz_audit_read_history(logpath, 1, count_line, &nlines), 0);
+        assert_int_equal(c->lines, nlines);
+        assert_true(c->heads_verified >= 4);
+        assert_int_equal(c->unsigned_tail, 0);
+        assert_string_equal(c->head_path, logpath);
+        assert_int_equal(dz_audit_verify_history(logpath, 0, &none, c), 0);
+        assert_string_equal(c->reason, "unknown_kid");
+        assert_non_null(strstr(c->path, "/audit-"));
+        /* From a seq of the live file on, the closed segment is left unread. */
+        assert_int_equal(dz_audit_verify_history(logpath, nlines, &none, c), 0);
+        assert_string_equal(c->reason, "unknown_kid");
+        assert_string_equal(c->path, logpath);
+        free(c);
+    }
     assert_int_equal(dz_audit_tree_open(logpath, NULL, "gw-1", &t, NULL), 0);
     write_lines(t, 1, false);
     expect_tree_matches_log(t);
@@ -768,6 +805,40 @@ static void test_tree_follows_log(void **state)
         }
         assert_int_equal(dz_audit_tree_open(logpath, NULL, "gw-1", &t, &m), DZ_ERR_STATE);
         assert_non_null(strstr(m.what, "holds a head signed"));
+    }
+    /* A line of the closed segment changed: its history no longer verifies,
+     * and the file and line are named. */
+    {
+        struct dz_audit_history_check *c = malloc(sizeof(*c));
+        struct dz_audit_keys keys = {find_k1, key};
+        char seg[512] = "";
+        DIR *d = opendir(tmpdir);
+        struct dirent *e;
+        FILE *f;
+        char *buf = malloc(1 << 20);
+        size_t n;
+        char *at;
+
+        assert_non_null(c);
+        assert_non_null(buf);
+        while (d && (e = readdir(d)) != NULL)
+            if (strncmp(e->d_name, "audit-", 6) == 0)
+                snprintf(seg, sizeof(seg), "%s/%s", tmpdir, e->d_name);
+        if (d)
+            closedir(d);
+        assert_non_null(f = fopen(seg, "r+"));
+        n = fread(buf, 1, (1 << 20) - 1, f);
+        buf[n] = '\0';
+        assert_non_null(at = strstr(buf, "\"i\":3"));
+        assert_int_equal(fseeko(f, at - buf + 4, SEEK_SET), 0);
+        assert_int_equal(fputc('4', f), '4');
+        fclose(f);
+        assert_int_equal(dz_audit_verify_history(logpath, 0, &keys, c), 0);
+        assert_string_equal(c->reason, "chain_broken");
+        assert_string_equal(c->path, seg);
+        assert_int_equal(c->line, 6); /* the header, lines i=0..3, then the one after */
+        free(buf);
+        free(c);
     }
     rm_rf(tmpdir);
 }
