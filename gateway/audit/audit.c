@@ -91,6 +91,7 @@ struct dz_audit {
 
     /* Writer thread only (and open/close, before/after it runs). */
     uint64_t seq;           /* seq of the last line in the file, 0 if none */
+    uint64_t seq_at_open;   /* seq as the open found it: read by other threads */
     unsigned char prev[32]; /* hash of that line, zeros if none */
     off_t size;             /* bytes of whole lines in the file */
     bool dirty;             /* lines written since the last head */
@@ -328,6 +329,8 @@ int dz_audit_open(const char *path, struct dz_audit **out)
     mono_now(&a->next_head);
     mono_now(&a->seg_due);
 
+    /* Before the writer runs: from then on seq is the writer's alone. */
+    a->seq_at_open = a->seq;
     if (pthread_create(&a->thread, NULL, writer_main, a) != 0) {
         rc = DZ_ERR_NOMEM;
         goto out;
@@ -717,9 +720,9 @@ uint64_t dz_audit_handoffs(struct dz_audit *a)
     return counter(a, &a->handoffs);
 }
 
-uint64_t dz_audit_last_seq(const struct dz_audit *a)
+uint64_t dz_audit_seq_at_open(const struct dz_audit *a)
 {
-    return a->seq;
+    return a->seq_at_open;
 }
 
 uint64_t dz_audit_lingers(struct dz_audit *a)

@@ -267,9 +267,10 @@ uint64_t dz_audit_gauge_queued(void *audit);
  * outside a loop, one per loop turn's batch otherwise).  Any thread. */
 uint64_t dz_audit_handoffs(struct dz_audit *a);
 
-/* The seq of the log's last line as dz_audit_open found it (0: none).  Main
- * thread, before the first record is appended (the writer owns it then). */
-uint64_t dz_audit_last_seq(const struct dz_audit *a);
+/* The seq of the log's last line as dz_audit_open found it (0: none), kept
+ * apart from the writer's own count (which moves on its thread).  Any
+ * thread. */
+uint64_t dz_audit_seq_at_open(const struct dz_audit *a);
 
 /* How many times the writer began to wait out a linger (only patient lines
  * queued, dz_audit_set_linger); once it is seen to have grown, the writer

@@ -92,7 +92,7 @@ int dz_history_check(const struct dz_gen *g, const struct dz_audit *a)
 
     /* The tree holds every line (a clean stop): nothing to check.  A log
      * shorter than the tree is refused by the tree's own open. */
-    if (dz_audit_last_seq(a) <= vouched)
+    if (dz_audit_seq_at_open(a) <= vouched)
         return 0;
     memset(&k, 0, sizeof(k));
     if ((rc = dz_jwks_parse(g->jwks_json, strlen(g->jwks_json), &k.own)) != 0)
@@ -112,7 +112,7 @@ int dz_history_check(const struct dz_gen *g, const struct dz_audit *a)
     if (c->reason) {
         snprintf(why, sizeof(why), "%s:%" PRIu64 ": %s: %s", c->path, c->line, c->reason,
                  c->detail);
-        refuse(ca->file, vouched + 1, dz_audit_last_seq(a), why);
+        refuse(ca->file, vouched + 1, dz_audit_seq_at_open(a), why);
         rc = DZ_ERR_STATE;
     } else if (c->head_seq > vouched && k.last_from_archive) {
         snprintf(why, sizeof(why),
@@ -120,14 +120,14 @@ int dz_history_check(const struct dz_gen *g, const struct dz_audit *a)
                  ") is signed by kid \"%s\", a key this gateway does not publish, found only in "
                  "the key archive, which whoever can write the log can write too",
                  c->head_path, c->head_line, c->head_seq, k.last_kid);
-        refuse(ca->file, vouched + 1, dz_audit_last_seq(a), why);
+        refuse(ca->file, vouched + 1, dz_audit_seq_at_open(a), why);
         rc = DZ_ERR_STATE;
     } else {
         dz_log(DZ_LOG_INFO, "audit_history",
                "%s: lines %" PRIu64 "..%" PRIu64 " not in the tree: %" PRIu64
                " line(s) read, %" PRIu64 " signed heads verified, %" PRIu64
                " line(s) after the last head signed by nothing yet",
-               ca->file, vouched + 1, dz_audit_last_seq(a), c->lines, c->heads_verified,
+               ca->file, vouched + 1, dz_audit_seq_at_open(a), c->lines, c->heads_verified,
                c->unsigned_tail);
     }
 out:
