@@ -40,9 +40,10 @@ enum dz_release_verdict {
  *    query, or send the browser away from the portal's origin).
  *  - 4xx/5xx without content: filtered (nothing to strip, *out NULL).
  *    With content: a JSON object keeps RFC 9457's `type` (a string),
- *    `title` (a string) and `status` (an integer) and the released fields;
- *    `detail`, `instance` and every extension go (free text can hold the
- *    record).  Anything else is withheld.
+ *    `title` (a string) and `status` (an integer), the contract's `code`
+ *    when it is a snake_case token, and the released fields; `detail`,
+ *    `instance` and every other member go (free text can hold the record),
+ *    and a kept `title` is also its `detail`.  Anything else is withheld.
  */
 enum dz_release_verdict dz_release_filter(const struct dz_policy_route *r, int status, bool coded,
                                           const void *body, size_t len, char **out,
