@@ -91,31 +91,12 @@ static EVP_PKEY *find_key(void *arg, const char *kid)
 
 static int load_jwks(const char *path, struct dz_jwks **out)
 {
-    FILE *f = fopen(path, "rb");
-    char *buf = NULL;
-    size_t n = 0;
-    int rc;
+    int rc = dz_jwks_load_file(path, out);
 
-    *out = NULL;
-    if (!f) {
+    if (rc == DZ_ERR_IO)
         fprintf(stderr, "darvaza audit: %s: %s\n", path, strerror(errno));
-        return DZ_ERR_IO;
-    }
-    buf = malloc(DZ_JWKS_JSON_MAX + 1);
-    if (buf)
-        /* One byte over the limit, so a larger file is refused rather than
-         * parsed cut short. */
-        n = fread(buf, 1, DZ_JWKS_JSON_MAX + 1, f);
-    fclose(f);
-    if (!buf)
-        rc = DZ_ERR_NOMEM;
-    else if (n > DZ_JWKS_JSON_MAX)
-        rc = DZ_ERR_TOOBIG;
-    else
-        rc = dz_jwks_parse(buf, n, out);
-    if (rc != 0)
+    else if (rc != 0)
         fprintf(stderr, "darvaza audit: %s: not a usable JWK set (%s)\n", path, dz_err_str(rc));
-    free(buf);
     return rc;
 }
 

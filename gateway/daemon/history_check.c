@@ -46,22 +46,9 @@ static EVP_PKEY *find_key(void *arg, const char *kid)
 /* The archive at path, or NULL in *out when there is none. */
 static int load_archive(const char *path, struct dz_jwks **out)
 {
-    FILE *f = fopen(path, "rb");
-    char *buf;
-    size_t n;
-    int rc;
+    int rc = dz_jwks_load_file(path, out);
 
-    *out = NULL;
-    if (!f)
-        return errno == ENOENT ? 0 : DZ_ERR_IO;
-    buf = malloc(DZ_JWKS_JSON_MAX + 1);
-    n = buf ? fread(buf, 1, DZ_JWKS_JSON_MAX + 1, f) : 0;
-    fclose(f);
-    if (!buf)
-        return DZ_ERR_NOMEM;
-    rc = n > DZ_JWKS_JSON_MAX ? DZ_ERR_TOOBIG : dz_jwks_parse(buf, n, out);
-    free(buf);
-    return rc;
+    return rc == DZ_ERR_IO && errno == ENOENT ? 0 : rc;
 }
 
 static void refuse(const char *file, uint64_t from, uint64_t to, const char *why)

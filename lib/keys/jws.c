@@ -10,7 +10,9 @@
  */
 #include "keys/jws.h"
 
+#include <errno.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -418,6 +420,35 @@ int dz_jwks_parse(const char *json, size_t len, struct dz_jwks **out)
 out:
     dz_jwks_free(jwks);
     json_decref(root);
+    return rc;
+}
+
+int dz_jwks_load_file(const char *path, struct dz_jwks **out)
+{
+    FILE *f = fopen(path, "rb");
+    char *buf;
+    size_t n = 0;
+    int rc;
+    int err;
+
+    *out = NULL;
+    if (!f)
+        return DZ_ERR_IO;
+    buf = malloc(DZ_JWKS_JSON_MAX + 1);
+    if (buf)
+        /* One byte over the bound: a larger file is refused, not cut. */
+        n = fread(buf, 1, DZ_JWKS_JSON_MAX + 1, f);
+    err = ferror(f) ? errno : 0;
+    fclose(f);
+    if (!buf)
+        return DZ_ERR_NOMEM;
+    if (err) {
+        free(buf);
+        errno = err;
+        return DZ_ERR_IO;
+    }
+    rc = n > DZ_JWKS_JSON_MAX ? DZ_ERR_TOOBIG : dz_jwks_parse(buf, n, out);
+    free(buf);
     return rc;
 }
 

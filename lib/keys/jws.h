@@ -64,6 +64,12 @@ int dz_jwks_new(struct dz_jwks **out);
  * DZ_JWKS_KEYS_MAX keys, or too long), DZ_ERR_NOMEM.  *out NULL on error. */
 int dz_jwks_parse(const char *json, size_t len, struct dz_jwks **out);
 
+/* dz_jwks_parse of the file at path, read whole (a file over the parser's
+ * bound is DZ_ERR_TOOBIG, never parsed cut short).  Also DZ_ERR_IO (cannot
+ * be read; errno says why, ENOENT when there is none).  Blocks: not on an
+ * event loop. */
+int dz_jwks_load_file(const char *path, struct dz_jwks **out);
+
 /* Add pub (an EC P-256 public or private key; only the public part is kept)
  * under kid.  The set takes its own reference: the caller keeps pub.
  * Returns 0, DZ_ERR_INVAL (bad kid, not P-256), DZ_ERR_EXISTS (kid taken),

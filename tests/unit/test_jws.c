@@ -5,6 +5,7 @@
  * from many threads, and two checks against the openssl command line tool
  * (it verifies our signatures; we verify its signatures), so a signature
  * that is only self-consistent cannot pass. */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -735,6 +736,43 @@ static void test_we_verify_openssl(void **state)
     free(p);
 }
 
+/* A key set read from a file: whole, or refused (never parsed cut short),
+ * and a missing file told by errno. */
+static void test_jwks_load_file(void **state)
+{
+    char path[600];
+    char *json = NULL;
+    struct dz_jwks *got = NULL;
+    FILE *f;
+
+    (void)state;
+    snprintf(path, sizeof(path), "%s/none.jwks", tmpdir);
+    assert_int_equal(dz_jwks_load_file(path, &got), DZ_ERR_IO);
+    assert_int_equal(errno, ENOENT);
+    assert_null(got);
+
+    snprintf(path, sizeof(path), "%s/set.jwks", tmpdir);
+    assert_int_equal(dz_jwks_to_json(jwks, &json), 0);
+    f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(json, f);
+    fclose(f);
+    assert_int_equal(dz_jwks_load_file(path, &got), 0);
+    assert_non_null(dz_jwks_find(got, "k1"));
+    dz_jwks_free(got);
+    got = NULL;
+
+    /* The same set padded past the bound: refused, not cut to a valid set. */
+    f = fopen(path, "a");
+    assert_non_null(f);
+    for (size_t i = 0; i <= DZ_JWKS_JSON_MAX; i += 64)
+        fputs("                                                                ", f);
+    fclose(f);
+    assert_int_equal(dz_jwks_load_file(path, &got), DZ_ERR_TOOBIG);
+    assert_null(got);
+    free(json);
+}
+
 static void test_file_signer_errors(void **state)
 {
     char path[160], pass[160];
@@ -794,6 +832,7 @@ int main(void)
         cmocka_unit_test(test_jwks_round_trip),   cmocka_unit_test(test_jwks_bad_input),
         cmocka_unit_test(test_threads),           cmocka_unit_test(test_openssl_verifies_ours),
         cmocka_unit_test(test_we_verify_openssl), cmocka_unit_test(test_file_signer_errors),
+        cmocka_unit_test(test_jwks_load_file),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
